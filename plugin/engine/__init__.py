@@ -1,0 +1,1 @@
+"""Recommendation engine: plain numpy/scipy/scikit-learn estimators, no Flask, no SQLAlchemy."""
