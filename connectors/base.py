@@ -1,0 +1,140 @@
+"""The connector base class: class metadata describes a platform, an instance is one shop.
+
+Subclasses live in ``connectors/<key>/`` and register with ``connectors.register``. They
+raise only ``connectors.errors`` exceptions and return only ``connectors.records`` objects.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+
+import requests
+
+from connectors.errors import NotSupported
+from connectors.records import (
+    Customer,
+    DiscountRef,
+    DiscountSpec,
+    Order,
+    Page,
+    Product,
+    WebhookEvent,
+)
+
+__all__ = ["CAPABILITIES", "Connector", "ConnectorMeta", "Credentials", "header"]
+
+CAPABILITIES: frozenset[str] = frozenset({"webhooks", "backfill", "discounts", "install"})
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorMeta:
+    """What a platform is: key, display name, native webhook topics, scopes, capabilities."""
+
+    key: str
+    name: str
+    webhook_topics: tuple[str, ...]
+    scopes: tuple[str, ...]
+    capabilities: frozenset[str]
+
+    def __post_init__(self) -> None:
+        unknown = self.capabilities - CAPABILITIES
+        if unknown:
+            raise ValueError(f"unknown capabilities: {sorted(unknown)}")
+        if not self.key or self.key != self.key.lower():
+            raise ValueError("connector key must be a non-empty lowercase string")
+
+
+@dataclass(slots=True)
+class Credentials:
+    """One shop's secrets; the plugin stores these encrypted and never logs them."""
+
+    shop_domain: str
+    access_token: str | None = None
+    webhook_secret: str | None = None
+    api_url: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # Secrets must not leak through reprs in tracebacks or logs.
+        return f"Credentials(shop_domain={self.shop_domain!r}, api_url={self.api_url!r})"
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup for plain dicts and Werkzeug ``Headers`` alike."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, val in headers.items():
+        if key.lower() == lowered:
+            return val
+    return None
+
+
+class Connector(abc.ABC):
+    """One platform; an instance is one installed shop."""
+
+    meta: ClassVar[ConnectorMeta]
+
+    def __init__(
+        self, credentials: Credentials, *, session: requests.Session | None = None
+    ) -> None:
+        self.credentials = credentials
+        self._session = session
+
+    @property
+    def session(self) -> requests.Session:
+        """The retrying HTTP session, created lazily so pure webhook work needs no network."""
+        if self._session is None:
+            from connectors.http import make_session
+
+            self._session = make_session()
+        return self._session
+
+    # -- webhooks -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def verify_webhook(
+        self, headers: Mapping[str, str], raw_body: bytes, *, now: float | None = None
+    ) -> None:
+        """Raise ``SignatureInvalid`` unless the raw bytes carry a valid platform signature."""
+
+    @abc.abstractmethod
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
+        """Validate and normalize a delivery without any HTTP (raises ``InvalidPayload``)."""
+
+    def fetch_event_record(self, event: WebhookEvent) -> WebhookEvent:
+        """Fill in a thin webhook's record over the API; full webhooks pass through."""
+        return event
+
+    # -- install --------------------------------------------------------------------------
+    def install_url(self, shop_domain: str, state: str, redirect_uri: str) -> str:
+        """Where to send the merchant to grant access (platforms with an install flow)."""
+        raise NotSupported(f"{self.meta.key} has no install flow")
+
+    def complete_install(self, params: Mapping[str, str]) -> Credentials:
+        """Finish the install handshake from the callback parameters."""
+        raise NotSupported(f"{self.meta.key} has no install flow")
+
+    # -- backfill -------------------------------------------------------------------------
+    def iter_products(self, cursor: str | None = None) -> Iterator[Page[Product]]:
+        """Yield product pages; each page's cursor resumes after it."""
+        raise NotSupported(f"{self.meta.key} has no backfill API")
+
+    def iter_customers(self, cursor: str | None = None) -> Iterator[Page[Customer]]:
+        """Yield customer pages; each page's cursor resumes after it."""
+        raise NotSupported(f"{self.meta.key} has no backfill API")
+
+    def iter_orders(
+        self, since: datetime | None = None, cursor: str | None = None
+    ) -> Iterator[Page[Order]]:
+        """Yield order pages updated at/after ``since``; each page's cursor resumes after it."""
+        raise NotSupported(f"{self.meta.key} has no backfill API")
+
+    # -- discounts ------------------------------------------------------------------------
+    def create_discount(self, spec: DiscountSpec) -> DiscountRef:
+        """Create a real, platform-enforced discount for an offer."""
+        raise NotSupported(f"{self.meta.key} cannot create discounts")

@@ -1,0 +1,69 @@
+"""One error tree for every connector, so the plugin maps failures without knowing platforms.
+
+The plugin translates at the boundary: ``SignatureInvalid`` -> 401, ``InvalidPayload`` and
+``UnknownTopic`` -> 400, ``AuthFailed`` -> flag the shop for re-auth, ``RateLimited`` ->
+retry after ``retry_after`` seconds, ``TransientError`` -> retry later with back-off.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthFailed",
+    "ConnectorError",
+    "InvalidPayload",
+    "NotSupported",
+    "RateLimited",
+    "SignatureInvalid",
+    "TransientError",
+    "UnknownConnector",
+    "UnknownTopic",
+]
+
+
+class ConnectorError(Exception):
+    """Base of every error a connector raises; platform/library errors are wrapped in these."""
+
+
+class SignatureInvalid(ConnectorError):
+    """A webhook's signature, timestamp or signing key did not check out (answer 401)."""
+
+
+class InvalidPayload(ConnectorError):
+    """A webhook or API body failed validation; ``errors`` maps field -> messages (answer 400)."""
+
+    def __init__(self, message: str, errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors: dict[str, list[str]] = errors or {}
+
+
+class UnknownTopic(ConnectorError):
+    """The delivery names a topic this connector does not handle (answer 400)."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"unknown topic: {topic!r}")
+        self.topic = topic
+
+
+class AuthFailed(ConnectorError):
+    """The platform refused our credentials (401/403): the shop must re-authorize."""
+
+
+class RateLimited(ConnectorError):
+    """The platform kept throttling us after our retries; try again in ``retry_after`` s."""
+
+    def __init__(self, retry_after: float, message: str = "rate limited") -> None:
+        super().__init__(f"{message} (retry after {retry_after:g}s)")
+        self.retry_after = float(retry_after)
+
+
+class TransientError(ConnectorError):
+    """5xx, timeouts or connection failures that outlived our retries; safe to retry later."""
+
+
+class NotSupported(ConnectorError):
+    """The connector (platform) has no such capability, e.g. backfill for the generic one."""
+
+
+class UnknownConnector(KeyError):
+    """The registry has no connector under that key."""

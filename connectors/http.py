@@ -1,0 +1,145 @@
+"""A ``requests.Session`` that retries 429/5xx/timeouts with capped exponential back-off.
+
+urllib3's ``Retry`` is not used because it lives below the adapter, where neither our
+platform throttle hints (Shopify's GraphQL cost bucket answers 200) nor the ``responses``
+test double can reach it; the loop here is small and covers both. ``sleep`` is injectable
+so tests never wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+
+from connectors.errors import AuthFailed, RateLimited, TransientError
+
+__all__ = ["RETRY_STATUSES", "RetrySession", "make_session", "parse_retry_after"]
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+
+#: Returns seconds to wait before retrying an otherwise successful-looking response, or None.
+ThrottleHint = Callable[[requests.Response], float | None]
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class RetrySession(requests.Session):
+    """Session whose ``send`` retries throttling and server errors, then raises our errors."""
+
+    def __init__(
+        self,
+        *,
+        retries: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 60.0,
+        timeout: float | tuple[float, float] = (5.0, 30.0),
+        sleep: Callable[[float], Any] = time.sleep,
+        throttle_hint: ThrottleHint | None = None,
+    ) -> None:
+        super().__init__()
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.timeout = timeout
+        self.sleep = sleep
+        self.throttle_hint = throttle_hint
+
+    def _delay(self, attempt: int, hinted: float | None) -> float:
+        """The hint when the platform gave one, else ``backoff * 2**attempt``; both capped."""
+        delay = hinted if hinted is not None else self.backoff * (2**attempt)
+        return min(delay, self.max_backoff)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Send with retries; raise ``AuthFailed``/``RateLimited``/``TransientError`` at the end."""
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        # ``request.url`` may carry query strings but never our tokens (those go in headers).
+        target = f"{request.method} {request.url}"
+        attempt = 0
+        while True:
+            try:
+                response = super().send(request, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt >= self.retries:
+                    raise TransientError(f"{target}: {type(exc).__name__}") from exc
+                delay = self._delay(attempt, None)
+                log.warning(
+                    "connectors.http.retry",
+                    extra={"target": target, "reason": type(exc).__name__, "delay": delay},
+                )
+                self.sleep(delay)
+                attempt += 1
+                continue
+
+            status = response.status_code
+            if status in (401, 403):
+                raise AuthFailed(f"{target}: HTTP {status}")
+            hinted: float | None = None
+            if status in RETRY_STATUSES:
+                hinted = parse_retry_after(response.headers.get("Retry-After"))
+            elif self.throttle_hint is not None:
+                hinted = self.throttle_hint(response)
+                if hinted is None:
+                    return response
+                status = 429  # throttled in-band (e.g. GraphQL THROTTLED with HTTP 200)
+            else:
+                return response
+
+            delay = self._delay(attempt, hinted)
+            if attempt >= self.retries:
+                if status == 429:
+                    raise RateLimited(delay, f"{target}: still throttled")
+                raise TransientError(f"{target}: HTTP {status} after {attempt + 1} attempts")
+            log.warning(
+                "connectors.http.retry",
+                extra={"target": target, "status": status, "delay": delay},
+            )
+            response.close()
+            self.sleep(delay)
+            attempt += 1
+
+
+def make_session(
+    *,
+    retries: int = 5,
+    backoff: float = 0.5,
+    max_backoff: float = 60.0,
+    timeout: float | tuple[float, float] = (5.0, 30.0),
+    sleep: Callable[[float], Any] = time.sleep,
+    throttle_hint: ThrottleHint | None = None,
+) -> RetrySession:
+    """A retrying session; pass ``sleep=delays.append`` in tests to record instead of wait."""
+    session = RetrySession(
+        retries=retries,
+        backoff=backoff,
+        max_backoff=max_backoff,
+        timeout=timeout,
+        sleep=sleep,
+        throttle_hint=throttle_hint,
+    )
+    session.headers["User-Agent"] = "shopkeeper-connectors/0.1"
+    return session

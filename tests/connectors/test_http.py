@@ -1,0 +1,113 @@
+"""The retrying session: back-off, Retry-After, throttle hints and error translation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import requests
+import responses
+from responses.registries import OrderedRegistry
+
+from connectors.errors import AuthFailed, RateLimited, TransientError
+from connectors.http import make_session, parse_retry_after
+
+URL = "https://api.example.test/graphql"
+
+
+@pytest.fixture
+def delays() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def session(delays: list[float]) -> requests.Session:
+    return make_session(retries=3, backoff=0.5, max_backoff=30, sleep=delays.append)
+
+
+def test_parse_retry_after_seconds_and_http_date() -> None:
+    now = datetime(2015, 10, 21, 7, 27, 50, tzinfo=UTC)
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=now) == 10.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:20:00 GMT", now=now) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+@responses.activate(registry=OrderedRegistry)
+def test_429_then_200_waits_retry_after(session, delays) -> None:
+    responses.post(URL, status=429, headers={"Retry-After": "7"})
+    responses.post(URL, json={"ok": True})
+    assert session.post(URL, json={}).json() == {"ok": True}
+    assert delays == [7.0]
+
+
+@responses.activate(registry=OrderedRegistry)
+def test_5xx_backs_off_exponentially(session, delays) -> None:
+    responses.get(URL, status=503)
+    responses.get(URL, status=502)
+    responses.get(URL, status=500)
+    responses.get(URL, json={"ok": 1})
+    assert session.get(URL).status_code == 200
+    assert delays == [0.5, 1.0, 2.0]
+
+
+@responses.activate(registry=OrderedRegistry)
+def test_retry_after_is_capped(session, delays) -> None:
+    responses.get(URL, status=429, headers={"Retry-After": "3600"})
+    responses.get(URL, json={})
+    session.get(URL)
+    assert delays == [30]
+
+
+@responses.activate
+def test_429_exhausted_raises_rate_limited(session, delays) -> None:
+    responses.get(URL, status=429, headers={"Retry-After": "4"})
+    with pytest.raises(RateLimited) as info:
+        session.get(URL)
+    assert info.value.retry_after == 4.0
+    assert len(delays) == 3 and len(responses.calls) == 4
+
+
+@responses.activate
+def test_5xx_exhausted_raises_transient(session) -> None:
+    responses.get(URL, status=500)
+    with pytest.raises(TransientError):
+        session.get(URL)
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_failures_raise_without_retry(session, delays, status) -> None:
+    responses.get(URL, status=status)
+    with pytest.raises(AuthFailed):
+        session.get(URL)
+    assert delays == [] and len(responses.calls) == 1
+
+
+@responses.activate(registry=OrderedRegistry)
+def test_connection_error_retried_then_transient(session, delays) -> None:
+    for _ in range(4):
+        responses.get(URL, body=requests.ConnectionError("refused"))
+    with pytest.raises(TransientError):
+        session.get(URL)
+    assert delays == [0.5, 1.0, 2.0]
+
+
+@responses.activate
+def test_client_errors_are_returned_not_retried(session, delays) -> None:
+    responses.get(URL, status=404)
+    assert session.get(URL).status_code == 404
+    assert delays == []
+
+
+@responses.activate(registry=OrderedRegistry)
+def test_throttle_hint_retries_in_band_throttling(delays) -> None:
+    def hint(resp: requests.Response) -> float | None:
+        return 2.5 if resp.json().get("throttled") else None
+
+    session = make_session(sleep=delays.append, throttle_hint=hint)
+    responses.post(URL, json={"throttled": True})
+    responses.post(URL, json={"data": 1})
+    assert session.post(URL).json() == {"data": 1}
+    assert delays == [2.5]
