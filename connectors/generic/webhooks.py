@@ -1,0 +1,130 @@
+"""Generic protocol v1: HMAC-SHA256 signing of ``"<timestamp>.<raw body>"`` and parsing.
+
+See ``PROTOCOL.md`` beside this file for the text a store developer implements from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import ValidationError
+
+from connectors.base import header
+from connectors.errors import InvalidPayload, SignatureInvalid, UnknownTopic
+from connectors.generic.schemas import SCHEMAS, DeleteSchema
+from connectors.parsing import load_json_object, utc_from_timestamp
+from connectors.records import Deletion, WebhookEvent
+
+__all__ = [
+    "DELIVERY_ID_HEADER",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "TOLERANCE_SECONDS",
+    "TOPICS",
+    "TOPIC_HEADER",
+    "parse_delivery",
+    "sign_payload",
+    "verify_signature",
+]
+
+TOPIC_HEADER = "X-Shopkeeper-Topic"
+DELIVERY_ID_HEADER = "X-Shopkeeper-Delivery-Id"
+TIMESTAMP_HEADER = "X-Shopkeeper-Timestamp"
+SIGNATURE_HEADER = "X-Shopkeeper-Signature"
+TOLERANCE_SECONDS = 300
+TOPICS: tuple[str, ...] = (
+    "products/upsert",
+    "products/delete",
+    "customers/upsert",
+    "customers/delete",
+    "orders/upsert",
+    "carts/upsert",
+    "app/uninstalled",
+)
+_DELETES = {"products/delete": "product", "customers/delete": "customer"}
+_DELIVERY_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+
+
+def _digest(secret: str, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def sign_payload(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """The two signature headers for ``body``; the sender adds topic and delivery id."""
+    ts = str(int(time.time()) if timestamp is None else int(timestamp))
+    return {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: f"v1={_digest(secret, ts, body)}"}
+
+
+def verify_signature(
+    secret: str | None, headers: Mapping[str, str], raw_body: bytes, *, now: float | None = None
+) -> None:
+    """Raise ``SignatureInvalid`` unless a ``v1=`` signature matches and the clock is close."""
+    if not secret:
+        raise SignatureInvalid("no webhook secret configured for this shop")
+    timestamp = (header(headers, TIMESTAMP_HEADER) or "").strip()
+    if not _TIMESTAMP.match(timestamp):
+        raise SignatureInvalid("missing or malformed timestamp")
+    current = time.time() if now is None else now
+    if abs(current - int(timestamp)) > TOLERANCE_SECONDS:
+        raise SignatureInvalid("timestamp outside the 300 s window")
+    expected = "v1=" + _digest(secret, timestamp, raw_body)
+    # Several comma-separated signatures are allowed so a store can rotate its secret.
+    offered = [part.strip() for part in (header(headers, SIGNATURE_HEADER) or "").split(",")]
+    matched = False
+    for candidate in offered:
+        matched |= hmac.compare_digest(candidate.encode(), expected.encode())
+    if not matched:
+        raise SignatureInvalid("signature mismatch")
+
+
+def _errors(exc: ValidationError) -> dict[str, list[str]]:
+    """Flatten marshmallow's nested messages into ``{"lines.0.quantity": [...]}``."""
+    flat: dict[str, list[str]] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), sub)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            flat.setdefault(prefix or "_body", []).extend(value)
+        else:
+            flat.setdefault(prefix or "_body", []).append(str(value))
+
+    walk("", exc.messages)
+    return flat
+
+
+def parse_delivery(headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
+    """Validate topic, delivery id and body schema; return the normalized event."""
+    topic = (header(headers, TOPIC_HEADER) or "").strip()
+    if topic not in TOPICS:
+        raise UnknownTopic(topic)
+    delivery_id = header(headers, DELIVERY_ID_HEADER) or ""
+    if not _DELIVERY_ID.match(delivery_id):
+        raise InvalidPayload(
+            "bad delivery id", {DELIVERY_ID_HEADER: ["1-128 printable ASCII characters"]}
+        )
+    timestamp = header(headers, TIMESTAMP_HEADER) or ""
+    occurred = utc_from_timestamp(int(timestamp)) if _TIMESTAMP.match(timestamp) else None
+    data = load_json_object(raw_body)
+    try:
+        if topic == "app/uninstalled":
+            record = None
+        elif topic in _DELETES:
+            loaded = DeleteSchema().load(data)
+            record = Deletion(
+                kind=_DELETES[topic],  # type: ignore[arg-type]
+                external_id=loaded["id"],
+                deleted_at=loaded["deleted_at"] or occurred,
+            )
+        else:
+            record = SCHEMAS[topic]().load(data)
+    except ValidationError as exc:
+        raise InvalidPayload("body does not match the schema", _errors(exc)) from None
+    return WebhookEvent(topic=topic, delivery_id=delivery_id, record=record, occurred_at=occurred)

@@ -1,0 +1,56 @@
+"""Small, strict converters shared by connectors: JSON bodies, Decimal money, UTC datetimes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from connectors.errors import InvalidPayload
+
+__all__ = ["load_json_object", "parse_datetime", "to_decimal", "utc_from_timestamp"]
+
+
+def load_json_object(raw_body: bytes) -> dict[str, Any]:
+    """Decode a webhook body that must be a JSON object, else ``InvalidPayload``."""
+    try:
+        data = json.loads(raw_body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidPayload("body is not valid JSON", {"_body": [str(exc)]}) from None
+    if not isinstance(data, dict):
+        raise InvalidPayload("body must be a JSON object", {"_body": ["expected an object"]})
+    return data
+
+
+def to_decimal(value: Any, *, field: str = "amount") -> Decimal:
+    """Money from a decimal string or int (never via float, which loses cents)."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidPayload(f"{field} is not a number", {field: ["not a number"]})
+    try:
+        amount = Decimal(value if isinstance(value, str | int) else str(value))
+    except (InvalidOperation, ValueError):
+        raise InvalidPayload(f"{field} is not a number", {field: ["not a number"]}) from None
+    if not amount.is_finite():
+        raise InvalidPayload(f"{field} is not finite", {field: ["not a finite number"]})
+    return amount
+
+
+def parse_datetime(value: Any, *, field: str = "updated_at") -> datetime:
+    """ISO-8601 (with ``Z`` or offset; naive means UTC) to an aware UTC datetime."""
+    if not isinstance(value, str) or not value:
+        raise InvalidPayload(f"{field} is not a datetime", {field: ["not an ISO-8601 string"]})
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidPayload(
+            f"{field} is not a datetime", {field: ["not an ISO-8601 string"]}
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def utc_from_timestamp(seconds: float) -> datetime:
+    """An aware UTC datetime from unix seconds."""
+    return datetime.fromtimestamp(seconds, tz=UTC)
