@@ -1,0 +1,256 @@
+"""Offline evaluation: next-basket splits and full-catalogue ranking metrics.
+
+Every model is fitted on the same training split, asked for its top ``k`` over the whole
+catalogue for each test shopper (at the moment of the held-out basket), and scored against
+the distinct items of that basket. Definitions are written out in ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from plugin.engine.base import BaseRecommender
+from plugin.engine.data import Interactions
+
+if TYPE_CHECKING:  # the judge is the model engineer's RepurchaseModel
+    from plugin.engine.repurchase import RepurchaseModel
+
+__all__ = [
+    "METRICS",
+    "HeldOut",
+    "evaluate_model",
+    "last_basket_split",
+    "score_recommendations",
+    "split",
+    "temporal_split",
+]
+
+# Metric names as they appear in the JSON (k-suffixed ones also appear as e.g. "recall@10").
+METRICS = (
+    "recall@k",
+    "ndcg@k",
+    "hr@k",
+    "recall_repeat@k",
+    "recall_explore@k",
+    "coverage",
+    "durable_rerec_rate",
+    "fit_seconds",
+    "recommend_ms_p50",
+    "recommend_ms_p99",
+)
+
+
+class HeldOut(dict):
+    """Test set: ``user_id -> set of item ids``; ``at[user_id]`` is when that basket happened.
+
+    A plain dict to every caller; the extra ``at`` map lets the evaluation ask each model
+    "what would you show this shopper at that moment" (point-in-time context).
+    """
+
+    def __init__(self, items: dict[str, set[str]] | None = None,
+                 at: dict[str, float] | None = None) -> None:
+        super().__init__(items or {})
+        self.at: dict[str, float] = dict(at or {})
+
+
+# --------------------------------------------------------------------------- splits
+def _held_out(data: Interactions, test_mask: np.ndarray) -> HeldOut:
+    """Group the masked events by user: distinct item ids and the basket's first timestamp."""
+    held = HeldOut()
+    idx = np.flatnonzero(test_mask)
+    if not len(idx):
+        return held
+    users = data.user[idx]
+    cuts = np.flatnonzero(np.diff(users)) + 1
+    for group in np.split(idx, cuts):
+        uid = str(data.user_ids[data.user[group[0]]])
+        held[uid] = {str(data.item_ids[i]) for i in data.item[group]}
+        held.at[uid] = float(data.timestamp[group].min())
+    return held
+
+
+def _baskets_per_user(data: Interactions, mask: np.ndarray) -> np.ndarray:
+    """Number of distinct baskets each user has among the masked events."""
+    pairs = np.unique(np.stack([data.user[mask].astype(np.int64), data.basket[mask]]), axis=1)
+    return np.bincount(pairs[0], minlength=data.n_users)
+
+
+def last_basket_split(interactions: Interactions) -> tuple[Interactions, HeldOut]:
+    """Hold out the last basket of every customer with >= 2 baskets; train on the rest.
+
+    A customer's last basket is the basket of their latest event. Customers with a single
+    basket stay in training as history for others and are never test users.
+    """
+    data = interactions
+    if len(data) == 0:
+        return data, HeldOut()
+    n_baskets = _baskets_per_user(data, np.ones(len(data), bool))
+    ptr = data.user_ptr
+    last_basket = np.full(data.n_users, -1, np.int64)
+    has = ptr[1:] > ptr[:-1]
+    last_basket[has] = data.basket[ptr[1:][has] - 1]
+    test_mask = (n_baskets[data.user] >= 2) & (data.basket == last_basket[data.user])
+    return data.subset(~test_mask), _held_out(data, test_mask)
+
+
+def temporal_split(
+    interactions: Interactions, quantile: float = 0.9
+) -> tuple[Interactions, HeldOut]:
+    """Global cut at the ``quantile`` of event time: train is everything strictly before it.
+
+    Test users are customers with a purchase before the cut who buy again at or after it;
+    their test set is the next basket after the cut (the basket of their first later event).
+    """
+    if not 0 < quantile < 1:
+        raise ValueError("quantile must be in (0, 1)")
+    data = interactions
+    if len(data) == 0:
+        return data, HeldOut()
+    cut = float(np.quantile(data.timestamp, quantile))
+    before = data.timestamp < cut
+    has_history = np.zeros(data.n_users, bool)
+    has_history[data.user[before]] = True
+    after = np.flatnonzero(~before)
+    next_basket = np.full(data.n_users, -1, np.int64)
+    # events are sorted by (user, time): the first later event of each user comes first
+    users_after, first = np.unique(data.user[after], return_index=True)
+    next_basket[users_after] = data.basket[after[first]]
+    test_mask = ~before & has_history[data.user] & (data.basket == next_basket[data.user])
+    return data.subset(before), _held_out(data, test_mask)
+
+
+SPLITS: dict[str, Callable[[Interactions], tuple[Interactions, HeldOut]]] = {
+    "last-basket": last_basket_split,
+    "temporal": temporal_split,
+}
+
+
+def split(interactions: Interactions, name: str) -> tuple[Interactions, HeldOut]:
+    """Apply a split by its CLI name; unknown names raise ``ValueError``."""
+    try:
+        fn = SPLITS[name]
+    except KeyError:
+        raise ValueError(f"unknown split {name!r}; choose from {', '.join(SPLITS)}") from None
+    return fn(interactions)
+
+
+# --------------------------------------------------------------------------- metrics
+def _ndcg(ranked: list[str], relevant: set[str], k: int) -> float:
+    gains = [1.0 / np.log2(r + 2) for r, item in enumerate(ranked[:k]) if item in relevant]
+    ideal = sum(1.0 / np.log2(r + 2) for r in range(min(len(relevant), k)))
+    return float(sum(gains) / ideal) if ideal else 0.0
+
+
+def score_recommendations(
+    recommended: dict[str, list[str]],
+    test: dict[str, set[str]],
+    history: dict[str, set[str]],
+    n_items: int,
+    k: int = 10,
+    *,
+    is_durable: Callable[[list[str]], np.ndarray] | None = None,
+) -> dict[str, float]:
+    """Accuracy metrics of given top-k lists (pure; every figure defined in bench/README.md).
+
+    ``recommended`` maps each test user to a ranked list of item ids (duplicates after the
+    first occurrence are ignored, the list is cut at ``k``); ``history`` maps users to the
+    items they bought in training; ``is_durable`` (judge) maps item ids to booleans.
+    """
+    recall, ndcg, hr, rep, exp = [], [], [], [], []
+    shown: set[str] = set()
+    slots = rerec = 0
+    for uid, relevant in test.items():
+        ranked = list(dict.fromkeys(recommended.get(uid, [])))[:k]
+        shown.update(ranked)
+        hits = relevant.intersection(ranked)
+        recall.append(len(hits) / len(relevant))
+        ndcg.append(_ndcg(ranked, relevant, k))
+        hr.append(float(bool(hits)))
+        owned = history.get(uid, set())
+        repeat, explore = relevant & owned, relevant - owned
+        if repeat:
+            rep.append(len(hits & repeat) / len(repeat))
+        if explore:
+            exp.append(len(hits & explore) / len(explore))
+        slots += len(ranked)
+        again = [item for item in ranked if item in owned]
+        if again and is_durable is not None:
+            rerec += int(np.count_nonzero(is_durable(again)))
+
+    def mean(values: list[float]) -> float:
+        return float(np.mean(values)) if values else 0.0
+
+    return {
+        "recall@k": mean(recall),
+        "ndcg@k": mean(ndcg),
+        "hr@k": mean(hr),
+        "recall_repeat@k": mean(rep),
+        "recall_explore@k": mean(exp),
+        "coverage": len(shown) / n_items if n_items else 0.0,
+        "durable_rerec_rate": rerec / slots if slots else 0.0,
+    }
+
+
+def user_histories(train: Interactions, users: Iterable[str]) -> dict[str, set[str]]:
+    """Items each given user bought in the training split."""
+    out: dict[str, set[str]] = {}
+    for uid in users:
+        u = train.user_index(uid)
+        if u is None:
+            out[uid] = set()
+            continue
+        out[uid] = {str(train.item_ids[i]) for i in np.unique(train.item[train.events_of(u)])}
+    return out
+
+
+def durable_judge(judge: RepurchaseModel | None, train: Interactions):
+    """Wrap a fitted ``RepurchaseModel`` as ``item ids -> is durable`` (None: no judge)."""
+    if judge is None:
+        return None
+
+    def is_durable(items: list[str]) -> np.ndarray:
+        idx = np.array([train.item_index(i) for i in items], dtype=np.int64)
+        return np.asarray(judge.is_durable(idx), dtype=bool)
+
+    return is_durable
+
+
+def evaluate_model(
+    model: BaseRecommender,
+    train: Interactions,
+    test: dict[str, set[str]],
+    k: int = 10,
+    *,
+    judge: RepurchaseModel | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> dict[str, float]:
+    """Fit ``model`` on ``train``, recommend top-``k`` for every test user, score and time it.
+
+    ``judge`` is a ``RepurchaseModel`` already fitted on ``train``; the same judge is used
+    for every model so ``durable_rerec_rate`` compares like with like. Each user is asked at
+    the time of their held-out basket (``test.at``) when known.
+    """
+    started = time.perf_counter()
+    model.fit(train)
+    fit_seconds = time.perf_counter() - started
+    at = getattr(test, "at", {})
+    users = list(test)
+    timings = np.zeros(len(users))
+    recommended: dict[str, list[str]] = {}
+    for j, uid in enumerate(progress(users) if progress else users):
+        t0 = time.perf_counter()
+        recs = model.recommend(uid, n=k, at=at.get(uid))
+        timings[j] = time.perf_counter() - t0
+        recommended[uid] = [r.item for r in recs]
+    metrics = score_recommendations(
+        recommended, test, user_histories(train, users), train.n_items, k,
+        is_durable=durable_judge(judge, train),
+    )
+    metrics["fit_seconds"] = fit_seconds
+    metrics["recommend_ms_p50"] = float(np.percentile(timings, 50) * 1e3) if users else 0.0
+    metrics["recommend_ms_p99"] = float(np.percentile(timings, 99) * 1e3) if users else 0.0
+    return metrics
