@@ -1,0 +1,119 @@
+"""Vendure Admin API client: one GraphQL POST, authentication, and error translation.
+
+Vendure answers most failures with HTTP 200 and a GraphQL ``errors`` array; ``FORBIDDEN``
+means our session expired or lacks permissions. With a username/password we log in again once
+(the bearer token arrives in the ``vendure-auth-token`` response header); with a fixed token
+(session token or API key) the shop has to re-authorize, so ``AuthFailed`` is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+
+from connectors.errors import AuthFailed, InvalidPayload, TransientError
+from connectors.vendure import queries
+
+__all__ = ["AdminClient"]
+
+log = logging.getLogger(__name__)
+
+AUTH_TOKEN_HEADER = "vendure-auth-token"
+CHANNEL_TOKEN_HEADER = "vendure-token"
+API_KEY_HEADER = "vendure-api-key"
+_AUTH_CODES = frozenset({"FORBIDDEN", "UNAUTHORIZED"})
+
+
+class AdminClient:
+    """Calls ``<api_url>`` (the Admin API endpoint, e.g. ``https://host/admin-api``)."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        api_url: str,
+        *,
+        token: str | None = None,
+        api_key: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        channel_token: str | None = None,
+    ) -> None:
+        if not (token or api_key or (username and password)):
+            raise AuthFailed("Vendure needs an access token, an API key or a username/password")
+        self.session = session
+        self.api_url = api_url
+        self._token = token
+        self._api_key = api_key
+        self._login = (username, password) if username and password else None
+        self._channel_token = channel_token
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        if self._api_key:
+            headers[API_KEY_HEADER] = self._api_key
+        if self._channel_token:
+            headers[CHANNEL_TOKEN_HEADER] = self._channel_token
+        return headers
+
+    def _post(self, document: str, variables: dict[str, Any]) -> requests.Response:
+        response = self.session.post(
+            self.api_url, json={"query": document, "variables": variables}, headers=self._headers()
+        )
+        if response.status_code >= 500:
+            raise TransientError(f"Vendure Admin API: HTTP {response.status_code}")
+        token = response.headers.get(AUTH_TOKEN_HEADER)
+        if token:
+            self._token = token
+        return response
+
+    def _authenticate(self) -> None:
+        """Log in with the stored username/password; the token comes back in a header."""
+        assert self._login is not None
+        self._token = None
+        username, password = self._login
+        data = self._data(
+            self._post(queries.LOGIN, {"username": username, "password": password}), "login"
+        )
+        if "errorCode" in (data.get("login") or {}):
+            raise AuthFailed(f"Vendure login refused: {data['login']['errorCode']}")
+        if not self._token:
+            raise AuthFailed("Vendure login returned no token (is 'bearer' a tokenMethod?)")
+
+    @staticmethod
+    def _data(response: requests.Response, operation: str) -> dict[str, Any]:
+        """The ``data`` of a GraphQL response, or the matching connector error."""
+        if response.status_code in (401, 403):
+            raise AuthFailed(f"Vendure {operation}: HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise TransientError(f"Vendure {operation}: non-JSON answer") from None
+        errors = body.get("errors") or []
+        codes = {(e.get("extensions") or {}).get("code") for e in errors}
+        if codes & _AUTH_CODES:
+            raise AuthFailed(f"Vendure {operation}: {sorted(c for c in codes if c)}")
+        if errors or response.status_code >= 400:
+            messages = [str(e.get("message", e)) for e in errors] or [
+                f"HTTP {response.status_code}"
+            ]
+            raise InvalidPayload(f"Vendure {operation} failed", {operation: messages})
+        return body.get("data") or {}
+
+    def execute(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run one query or mutation; logs in first (and once more on expiry) if needed."""
+        variables = variables or {}
+        operation = document.split("(", 1)[0].split()[-1] if "(" in document else "query"
+        if self._login and not self._token:
+            self._authenticate()
+        try:
+            return self._data(self._post(document, variables), operation)
+        except AuthFailed:
+            if not self._login:
+                raise
+            log.info("connectors.vendure.relogin", extra={"operation": operation})
+            self._authenticate()
+            return self._data(self._post(document, variables), operation)

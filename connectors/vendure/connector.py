@@ -1,0 +1,227 @@
+"""``VendureConnector``: Vendure shops running the Shopkeeper Vendure plugin.
+
+Webhooks are signed with generic protocol v1 (the plugin shares the secret with the shop's
+``Credentials.webhook_secret``) and carry only ids; records are read back over the Admin API,
+which also serves the backfill and creates coupon promotions for offers.
+
+``Credentials``: ``api_url`` is the Admin API endpoint (default ``https://<shop_domain>/admin-api``);
+``access_token`` a bearer session token, or ``extra`` holds ``api_key`` (sent as
+``vendure-api-key``) or ``username``/``password`` (logs in, and again when the session expires).
+Optional ``extra``: ``channel_token``, ``product_url_template`` (``{slug}``/``{id}``),
+``brand_facet`` (default ``brand``), ``money_precision`` (default 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from connectors import register
+from connectors.base import Connector, ConnectorMeta, Credentials
+from connectors.errors import InvalidPayload, TransientError
+from connectors.generic.webhooks import verify_signature
+from connectors.records import (
+    Cart,
+    Customer,
+    Deletion,
+    DiscountRef,
+    DiscountSpec,
+    Order,
+    Page,
+    Product,
+    WebhookEvent,
+)
+from connectors.vendure import mapping, queries
+from connectors.vendure.client import AdminClient
+from connectors.vendure.discounts import promotion_input, validate_spec
+from connectors.vendure.paging import iter_pages
+from connectors.vendure.webhooks import TOPICS, parse_delivery
+
+__all__ = ["VendureConnector"]
+
+
+@register
+class VendureConnector(Connector):
+    """One Vendure channel; ``page_size`` may be lowered (tests) up to Vendure's 1000 limit."""
+
+    meta = ConnectorMeta(
+        key="vendure",
+        name="Vendure",
+        webhook_topics=TOPICS,
+        scopes=(
+            "ReadCatalog",
+            "ReadCustomer",
+            "ReadOrder",
+            "CreatePromotion",
+            "CreateCustomerGroup",
+        ),
+        capabilities=frozenset({"webhooks", "backfill", "discounts"}),
+    )
+    page_size: int = 100
+
+    def __init__(
+        self, credentials: Credentials, *, session: requests.Session | None = None
+    ) -> None:
+        super().__init__(credentials, session=session)
+        extra = credentials.extra
+        self.options = mapping.MappingOptions(
+            precision=int(extra.get("money_precision", 2)),
+            product_url_template=extra.get("product_url_template") or None,
+            brand_facet=extra.get("brand_facet", "brand"),
+        )
+        self._client: AdminClient | None = None
+
+    @property
+    def client(self) -> AdminClient:
+        """The Admin API client, built on first use so webhook checks need no credentials."""
+        if self._client is None:
+            creds, extra = self.credentials, self.credentials.extra
+            self._client = AdminClient(
+                self.session,
+                creds.api_url or f"https://{creds.shop_domain}/admin-api",
+                token=creds.access_token,
+                api_key=extra.get("api_key"),
+                username=extra.get("username"),
+                password=extra.get("password"),
+                channel_token=extra.get("channel_token"),
+            )
+        return self._client
+
+    # -- webhooks -------------------------------------------------------------------------
+    def verify_webhook(
+        self, headers: Mapping[str, str], raw_body: bytes, *, now: float | None = None
+    ) -> None:
+        """The plugin signs exactly like generic protocol v1, so its verifier is reused."""
+        verify_signature(self.credentials.webhook_secret, headers, raw_body, now=now)
+
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
+        """Map the plugin's native topic and thin body onto a normalized event."""
+        return parse_delivery(headers, raw_body)
+
+    def fetch_event_record(self, event: WebhookEvent) -> WebhookEvent:
+        """Replace a thin event's placeholder with the record as Vendure has it now."""
+        if not event.needs_fetch or event.record is None:
+            return event
+        record = event.record
+        ext_id = getattr(record, "external_id", None)
+        if isinstance(record, Product):
+            raw = self.client.execute(queries.PRODUCT, {"id": ext_id})["product"]
+            if raw is None:  # deleted (Vendure soft-deletes) after the event was sent
+                return replace(
+                    event,
+                    topic="products/delete",
+                    needs_fetch=False,
+                    record=Deletion("product", ext_id, event.occurred_at),
+                )
+            return replace(event, record=mapping.to_product(raw, self.options), needs_fetch=False)
+        if isinstance(record, Customer):
+            raw = self.client.execute(queries.CUSTOMER, {"id": ext_id})["customer"]
+            if raw is None:
+                return replace(
+                    event,
+                    topic="customers/delete",
+                    needs_fetch=False,
+                    record=Deletion("customer", ext_id, event.occurred_at),
+                )
+            return replace(event, record=mapping.to_customer(raw), needs_fetch=False)
+        if isinstance(record, Order | Cart):
+            raw = self.client.execute(queries.ORDER, {"id": ext_id})["order"]
+            if raw is None:
+                raise InvalidPayload("order no longer exists in Vendure", {"id": [str(ext_id)]})
+            # The fetched state wins over the state named in the (possibly late) delivery.
+            if raw["active"]:
+                return replace(
+                    event,
+                    topic="carts/upsert",
+                    needs_fetch=False,
+                    record=mapping.to_cart(raw, self.options),
+                )
+            return replace(
+                event,
+                topic="orders/upsert",
+                needs_fetch=False,
+                record=mapping.to_order(raw, self.options),
+            )
+        return event
+
+    # -- backfill -------------------------------------------------------------------------
+    def _lister(self, document: str, root: str) -> Any:
+        def fetch(options: dict[str, Any]) -> dict[str, Any]:
+            return self.client.execute(document, {"options": options})[root]
+
+        return fetch
+
+    def iter_products(self, cursor: str | None = None) -> Iterator[Page[Product]]:
+        """All products (with variants) in ``updatedAt`` order; soft-deleted ones are absent."""
+        return iter_pages(
+            self._lister(queries.PRODUCTS, "products"),
+            lambda raw: mapping.to_product(raw, self.options),
+            page_size=self.page_size,
+            cursor=cursor,
+        )
+
+    def iter_customers(self, cursor: str | None = None) -> Iterator[Page[Customer]]:
+        """All customers in ``updatedAt`` order."""
+        return iter_pages(
+            self._lister(queries.CUSTOMERS, "customers"),
+            mapping.to_customer,
+            page_size=self.page_size,
+            cursor=cursor,
+        )
+
+    def iter_orders(
+        self, since: datetime | None = None, cursor: str | None = None
+    ) -> Iterator[Page[Order]]:
+        """Placed orders (``active: false``; baskets are carts) updated at or after ``since``."""
+        return iter_pages(
+            self._lister(queries.ORDERS, "orders"),
+            lambda raw: mapping.to_order(raw, self.options),
+            page_size=self.page_size,
+            base_filter={"active": {"eq": False}},
+            since=since,
+            cursor=cursor,
+        )
+
+    # -- discounts ------------------------------------------------------------------------
+    def _variant_ids(self, product_ids: tuple[str, ...]) -> list[str]:
+        options = {"take": 1000, "filter": {"productId": {"in": list(product_ids)}}}
+        data = self.client.execute(queries.PRODUCT_VARIANT_IDS, {"options": options})
+        ids = [item["id"] for item in data["productVariants"]["items"]]
+        if not ids:
+            raise InvalidPayload("no variants for these products", {"product_ids": ["unknown"]})
+        return ids
+
+    def _customer_group(self, spec: DiscountSpec) -> str:
+        group = {"name": f"shopkeeper-offer-{spec.code}", "customerIds": [spec.customer_id]}
+        data = self.client.execute(queries.CREATE_CUSTOMER_GROUP, {"input": group})
+        return str(data["createCustomerGroup"]["id"])
+
+    def create_discount(self, spec: DiscountSpec) -> DiscountRef:
+        """A coupon promotion: usage-limited, per customer once, ending at ``expires_at``."""
+        if spec.expires_at <= datetime.now(UTC):
+            raise InvalidPayload("the offer has already expired", {"expires_at": ["in the past"]})
+        validate_spec(spec)
+        variant_ids = self._variant_ids(spec.product_ids) if spec.product_ids else None
+        group_id = self._customer_group(spec) if spec.customer_id else None
+        payload = promotion_input(
+            spec,
+            variant_ids=variant_ids,
+            customer_group_id=group_id,
+            precision=self.options.precision,
+        )
+        result = self.client.execute(queries.CREATE_PROMOTION, {"input": payload})
+        promotion = result["createPromotion"]
+        if "errorCode" in promotion:
+            raise InvalidPayload(
+                "Vendure refused the promotion",
+                {promotion["errorCode"]: [promotion.get("message", "")]},
+            )
+        if not promotion.get("id"):
+            raise TransientError("Vendure returned no promotion id")
+        return DiscountRef(
+            platform_id=str(promotion["id"]), code=spec.code, expires_at=spec.expires_at
+        )

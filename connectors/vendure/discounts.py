@@ -1,0 +1,104 @@
+"""``DiscountSpec`` -> Vendure ``CreatePromotionInput`` (a coupon-code promotion).
+
+Vendure enforces everything that matters for a one-off offer: the coupon code, the total and
+per-customer usage limits, the end date, a minimum order amount and, through a one-member
+customer group, who may use it. Amounts are integer minor units; arguments are strings
+(JSON for lists), as ``ConfigurableOperationInput`` requires.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from connectors.errors import InvalidPayload
+from connectors.records import DiscountSpec
+
+__all__ = ["promotion_input", "to_minor", "validate_spec"]
+
+
+def to_minor(amount: Decimal, precision: int = 2) -> int:
+    """Decimal major units -> integer minor units (half-up, as a till would)."""
+    return int(amount.scaleb(precision).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def validate_spec(spec: DiscountSpec) -> None:
+    """Reject what Vendure cannot express before anything is created there."""
+    if spec.value <= 0 and spec.kind != "free_shipping":
+        raise InvalidPayload("discount value must be positive", {"value": ["must be > 0"]})
+    if spec.kind == "percent" and spec.value > 100:
+        raise InvalidPayload("a percentage cannot exceed 100", {"value": ["must be <= 100"]})
+    if spec.kind != "percent" and spec.product_ids:
+        raise InvalidPayload(
+            "only percentage discounts can be limited to products on Vendure",
+            {"product_ids": [f"not supported with kind={spec.kind}"]},
+        )
+    if spec.usage_limit < 1:
+        raise InvalidPayload("usage limit must be at least 1", {"usage_limit": ["must be >= 1"]})
+    if not spec.code.strip():
+        raise InvalidPayload("a coupon code is required", {"code": ["empty"]})
+
+
+def _op(code: str, **arguments: Any) -> dict[str, Any]:
+    args = [
+        {"name": k, "value": v if isinstance(v, str) else json.dumps(v)}
+        for k, v in arguments.items()
+    ]
+    return {"code": code, "arguments": args}
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def promotion_input(
+    spec: DiscountSpec,
+    *,
+    variant_ids: list[str] | None = None,
+    customer_group_id: str | None = None,
+    precision: int = 2,
+) -> dict[str, Any]:
+    """The ``createPromotion`` input for ``spec`` (variant ids resolved by the caller).
+
+    ``startsAt`` is left out so the coupon works at once, whatever the clock skew.
+    """
+    validate_spec(spec)
+    if spec.kind == "percent" and variant_ids:
+        action = _op(
+            "products_percentage_discount", discount=str(spec.value), productVariantIds=variant_ids
+        )
+    elif spec.kind == "percent":
+        action = _op("order_percentage_discount", discount=str(spec.value))
+    elif spec.kind == "fixed":
+        action = _op("order_fixed_discount", discount=str(to_minor(spec.value, precision)))
+    else:
+        action = _op("free_shipping")
+    conditions = []
+    if spec.min_subtotal is not None:
+        conditions.append(
+            _op(
+                "minimum_order_amount",
+                amount=str(to_minor(spec.min_subtotal, precision)),
+                taxInclusive="true",
+            )
+        )
+    if customer_group_id is not None:
+        conditions.append(_op("customer_group", customerGroupId=customer_group_id))
+    return {
+        "enabled": True,
+        "endsAt": _iso(spec.expires_at),
+        "couponCode": spec.code,
+        "usageLimit": spec.usage_limit,
+        "perCustomerUsageLimit": 1,
+        "conditions": conditions,
+        "actions": [action],
+        "translations": [
+            {
+                "languageCode": "en",
+                "name": f"Shopkeeper offer {spec.code}",
+                "description": "Created by Shopkeeper for a personal cart offer.",
+            }
+        ],
+    }

@@ -1,0 +1,108 @@
+"""Admin API GraphQL documents, kept in one place so fixtures can be captured with the same text.
+
+Lists are sorted by ``updatedAt`` then ``id`` so skip/take pages are stable and a watermark
+cursor can resume after any page.
+"""
+
+from __future__ import annotations
+
+LOGIN = """
+mutation Login($username: String!, $password: String!) {
+  login(username: $username, password: $password) {
+    ... on CurrentUser { id }
+    ... on ErrorResult { errorCode message }
+  }
+}
+"""
+
+PRODUCT_FIELDS = """
+fragment ProductFields on Product {
+  id name slug description enabled createdAt updatedAt
+  featuredAsset { preview }
+  facetValues { code name facet { code } }
+  collections { slug name }
+  variants {
+    id name sku enabled currencyCode price priceWithTax updatedAt
+    stockLevel stockLevels { stockOnHand stockAllocated updatedAt }
+  }
+}
+"""
+
+PRODUCTS = (
+    PRODUCT_FIELDS
+    + """
+query Products($options: ProductListOptions) {
+  products(options: $options) { totalItems items { ...ProductFields } }
+}
+"""
+)
+
+PRODUCT = (
+    PRODUCT_FIELDS
+    + """
+query Product($id: ID!) { product(id: $id) { ...ProductFields } }
+"""
+)
+
+CUSTOMER_FIELDS = """
+fragment CustomerFields on Customer { id emailAddress createdAt updatedAt }
+"""
+
+CUSTOMERS = (
+    CUSTOMER_FIELDS
+    + """
+query Customers($options: CustomerListOptions) {
+  customers(options: $options) { totalItems items { ...CustomerFields } }
+}
+"""
+)
+
+CUSTOMER = (
+    CUSTOMER_FIELDS
+    + """
+query Customer($id: ID!) { customer(id: $id) { ...CustomerFields } }
+"""
+)
+
+ORDER_FIELDS = """
+fragment OrderFields on Order {
+  id code state active createdAt updatedAt orderPlacedAt currencyCode totalWithTax couponCodes
+  customer { id }
+  lines { id quantity proratedUnitPriceWithTax productVariant { id product { id } } }
+}
+"""
+
+ORDERS = (
+    ORDER_FIELDS
+    + """
+query Orders($options: OrderListOptions) {
+  orders(options: $options) { totalItems items { ...OrderFields } }
+}
+"""
+)
+
+ORDER = (
+    ORDER_FIELDS
+    + """
+query Order($id: ID!) { order(id: $id) { ...OrderFields } }
+"""
+)
+
+PRODUCT_VARIANT_IDS = """
+query VariantIds($options: ProductVariantListOptions) {
+  productVariants(options: $options) { items { id } }
+}
+"""
+
+CREATE_CUSTOMER_GROUP = """
+mutation Group($input: CreateCustomerGroupInput!) { createCustomerGroup(input: $input) { id } }
+"""
+
+CREATE_PROMOTION = """
+mutation Promotion($input: CreatePromotionInput!) {
+  createPromotion(input: $input) {
+    ... on Promotion { id couponCode endsAt enabled usageLimit perCustomerUsageLimit }
+    ... on ErrorResult { errorCode message }
+  }
+}
+"""

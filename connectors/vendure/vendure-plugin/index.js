@@ -1,0 +1,3 @@
+'use strict';
+/** Entry point for `require('.../vendure-plugin')`. */
+module.exports = require('./shopkeeper-plugin');
