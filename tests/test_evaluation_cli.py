@@ -1,0 +1,166 @@
+"""`shopkeeper evaluate` contract: bad input exits 2 with a clear message; JSON shape."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from plugin import evaluation_cli
+from plugin.engine.baselines import GlobalPopularity, PersonalTopFrequency
+from plugin.engine.evaluate import METRICS
+from plugin.evaluation_cli import MODEL_NAMES, evaluate, load_interactions
+
+HEADER = "customer_id,item_id,timestamp,basket_id,quantity,price\n"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _run(*args: str):
+    return CliRunner().invoke(evaluate, [str(a) for a in args])
+
+
+@pytest.fixture
+def shop_csv(tmp_path: Path) -> tuple[Path, Path]:
+    """A small generated shop: 40 customers, 2-5 baskets each, two taste groups, a catalog."""
+    rng = random.Random(7)
+    lines, items = [HEADER], [f"i{n:02d}" for n in range(30)]
+    for c in range(40):
+        own = items[:15] if c % 2 else items[15:]
+        for b in range(rng.randint(2, 5)):
+            day = 1 + b * 7 + rng.randint(0, 2)
+            for item in rng.sample(own, rng.randint(1, 4)):
+                lines.append(f"c{c},{item},2024-03-{day:02d}T10:00:00,o{c}-{b},1,2.5\n")
+    catalog = ["item_id,title,description,category,price\n"]
+    catalog += [f"{i},Item {i},nice thing,{'tea' if n < 15 else 'soap'},2.5\n"
+                for n, i in enumerate(items)]
+    return (_write(tmp_path / "shop.csv", "".join(lines)),
+            _write(tmp_path / "catalog.csv", "".join(catalog)))
+
+
+# --------------------------------------------------------------------------- bad input
+def test_missing_columns_exit_2_naming_them(tmp_path):
+    path = _write(tmp_path / "bad.csv", "customer_id,item_id\nc1,i1\n")
+    result = _run("--interactions", path)
+    assert result.exit_code == 2
+    assert "lacks required column(s): timestamp" in result.stderr
+
+
+def test_empty_file_exits_2(tmp_path):
+    result = _run("--interactions", _write(tmp_path / "empty.csv", ""))
+    assert result.exit_code == 2
+    assert "empty.csv is empty" in result.stderr
+
+
+def test_header_without_rows_exits_2(tmp_path):
+    result = _run("--interactions", _write(tmp_path / "h.csv", HEADER))
+    assert result.exit_code == 2
+    assert "has a header but no rows" in result.stderr
+
+
+def test_unparsable_timestamp_exits_2_with_line_number(tmp_path):
+    text = HEADER + "c1,i1,2024-01-01,o1,1,1\nc1,i2,last tuesday,o2,1,1\n"
+    result = _run("--interactions", _write(tmp_path / "t.csv", text))
+    assert result.exit_code == 2
+    assert "line 3: unparsable timestamp 'last tuesday'" in result.stderr
+
+
+def test_bad_quantity_exits_2(tmp_path):
+    text = HEADER + "c1,i1,2024-01-01,o1,lots,1\n"
+    result = _run("--interactions", _write(tmp_path / "q.csv", text))
+    assert result.exit_code == 2
+    assert "line 2" in result.stderr
+
+
+def test_unknown_split_exits_2(shop_csv):
+    result = _run("--interactions", shop_csv[0], "--split", "random")
+    assert result.exit_code == 2
+    assert "'random' is not one of" in result.stderr
+
+
+def test_catalog_without_item_id_exits_2(shop_csv, tmp_path):
+    catalog = _write(tmp_path / "cat.csv", "sku,title\n1,x\n")
+    result = _run("--interactions", shop_csv[0], "--catalog", catalog)
+    assert result.exit_code == 2
+    assert "--catalog" in result.stderr and "item_id" in result.stderr
+
+
+def test_nobody_with_two_baskets_exits_2(tmp_path):
+    text = HEADER + "c1,i1,2024-01-01,o1,1,1\nc2,i1,2024-01-02,o2,1,1\n"
+    result = _run("--interactions", _write(tmp_path / "one.csv", text))
+    assert result.exit_code == 2
+    assert "no test customers" in result.stderr
+
+
+# --------------------------------------------------------------------------- reading
+def test_rows_without_basket_id_group_by_customer_and_time(tmp_path):
+    text = ("customer_id,item_id,timestamp\n"
+            "c1,a,2024-01-01 10:00:00\nc1,b,2024-01-01 10:00:00\nc1,c,2024-01-02\n"
+            "c2,a,2024-01-01 10:00:00\n")
+    data = load_interactions(_write(tmp_path / "x.csv", text))
+    assert len(np.unique(data.basket)) == 3  # c1 twice, c2 once (same time, other customer)
+    assert data.quantity.tolist() == [1.0] * 4
+
+
+def test_gzip_and_optional_columns_are_read(tmp_path):
+    path = tmp_path / "x.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write(HEADER + "c1,a,2024-01-01,o1,3,1.5\nc1,b,2024-01-01,o1,,\n")
+    data = load_interactions(path)
+    assert data.quantity.tolist() == [3.0, 1.0]
+    assert data.price[0] == 1.5 and np.isnan(data.price[1])
+
+
+# --------------------------------------------------------------------------- happy path
+class _StandInJudge:
+    """Stands in for RepurchaseModel where only the CLI mechanics are under test."""
+
+    def fit(self, interactions, *, show_progress=False):
+        self.n_ = interactions.n_items
+        return self
+
+    def is_durable(self, idx):
+        return np.zeros(len(idx), bool)
+
+
+@pytest.fixture
+def stand_ins(monkeypatch):
+    """Baselines under every model name and a no-durables judge: CLI mechanics only."""
+    models = dict.fromkeys(MODEL_NAMES, PersonalTopFrequency) | {"g-pop": GlobalPopularity}
+    monkeypatch.setattr(evaluation_cli, "model_factories", lambda: models)
+    monkeypatch.setattr(evaluation_cli, "make_judge", _StandInJudge)
+
+
+@pytest.mark.usefixtures("stand_ins")
+def test_json_report_has_every_model_and_metric(shop_csv):
+    result = _run("--interactions", shop_csv[0], "--catalog", shop_csv[1], "--k", "5",
+                  "--json", "--dataset", "tiny")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)  # stdout is exactly one JSON object
+    assert report["dataset"] == "tiny" and report["split"] == "last-basket"
+    assert report["k"] == 5 and report["users"] == 40
+    assert list(report["models"]) == list(MODEL_NAMES)
+    for metrics in report["models"].values():
+        assert set(METRICS) <= set(metrics)
+        assert metrics["recall@5"] == metrics["recall@k"]
+        assert 0.0 <= metrics["recall@k"] <= 1.0
+    # personal history beats global popularity on this taste-split shop
+    assert report["models"]["p-topfreq"]["hr@k"] > report["models"]["g-pop"]["hr@k"]
+
+
+@pytest.mark.usefixtures("stand_ins")
+def test_temporal_split_and_table_output(shop_csv):
+    result = _run("--interactions", shop_csv[0], "--split", "temporal")
+    assert result.exit_code == 0, result.stderr
+    assert "split=temporal" in result.stdout
+    for name in MODEL_NAMES:
+        assert name in result.stdout
+    assert "ndcg@10" in result.stdout
