@@ -1,0 +1,51 @@
+"""Shopkeeper: a personalization plugin for headless storefronts (Flask app factory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify
+
+from plugin.config import Config
+
+__version__ = "0.1.0"
+
+
+def create_app(config: type | dict[str, Any] | None = None) -> Flask:
+    """Build an app: defaults, then ``SHOPKEEPER_*`` environment, then ``config`` overrides."""
+    from plugin import errors, logs, openapi
+    from plugin.extensions import db
+
+    app = Flask(__name__)
+    app.config.from_object(Config)
+    app.config.from_prefixed_env("SHOPKEEPER")
+    if isinstance(config, dict):
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["WEBHOOK_MAX_BYTES"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    app.instance_path = str(Path(app.config["INSTANCE_DIR"]).resolve())
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    logs.init_app(app)
+    db.init_app(app)
+    errors.init_app(app)
+    _register_blueprints(app)
+
+    @app.get("/healthz")
+    @openapi.doc(summary="Liveness: the process answers", tags=["meta"])
+    def healthz():
+        return jsonify(status="ok")
+
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from plugin import demo, openapi
+    from plugin.webhooks.views import bp as webhooks_bp
+
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(demo.bp)

@@ -1,0 +1,181 @@
+"""The ``shopkeeper`` command: shops, import, worker, demo, database and evaluation."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from plugin import create_app
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=True,
+             add_version_option=False)
+def main() -> None:
+    """Shopkeeper: personalization for headless storefronts."""
+
+
+# ---------------------------------------------------------------- database
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Create or migrate the database to the latest schema."""
+    from plugin import migrate
+
+    migrate.upgrade()
+    click.echo("database is at the latest revision")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True)
+@with_appcontext
+def db_revision(message: str) -> None:
+    """Autogenerate a migration from model changes (maintainers)."""
+    from plugin import migrate
+
+    migrate.revision(message)
+
+
+# ---------------------------------------------------------------- shops
+@main.group()
+def shops() -> None:
+    """Install, list and erase shops."""
+
+
+@shops.command("add")
+@click.option("--platform", required=True, help="Connector key, e.g. generic, shopify.")
+@click.option("--domain", required=True, help="The shop's domain, e.g. shop.example.")
+@with_appcontext
+def shops_add(platform: str, domain: str) -> None:
+    """Register a shop; prints its id, webhook URL and secret, and public widget key."""
+    from connectors.errors import UnknownConnector
+    from plugin import shops as shop_service
+    from plugin.errors import Conflict
+    from plugin.extensions import db as database
+
+    try:
+        shop = shop_service.create_shop(platform, domain)
+    except UnknownConnector:
+        raise click.BadParameter(f"unknown platform {platform!r}",
+                                param_hint="--platform") from None
+    except Conflict as err:
+        raise click.ClickException(err.message) from None
+    database.session.commit()
+    creds = shop_service.credentials_for(shop)
+    base = current_app.config["PUBLIC_URL"].rstrip("/")
+    click.echo(f"shop id:        {shop.id}")
+    click.echo(f"webhook url:    {base}/webhooks/{platform}/{shop.id}")
+    click.echo(f"webhook secret: {creds.webhook_secret}")
+    click.echo(f"widget key:     {shop.widget_key}")
+
+
+@shops.command("list")
+@with_appcontext
+def shops_list() -> None:
+    """One line per shop: id, platform, domain, status."""
+    from plugin.extensions import db as database
+    from plugin.models import Shop
+
+    for shop in database.session.scalars(sa.select(Shop).order_by(Shop.created_at)):
+        click.echo(f"{shop.id}\t{shop.platform}\t{shop.domain}\t{shop.status}")
+
+
+@shops.command("erase")
+@click.argument("shop_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def shops_erase(shop_id: str, yes: bool) -> None:
+    """Delete a shop and all its data now."""
+    from plugin import shops as shop_service
+    from plugin.errors import NotFound
+    from plugin.extensions import db as database
+
+    try:
+        shop_service.get_shop(shop_id)
+    except NotFound:
+        raise click.ClickException(f"unknown shop {shop_id}") from None
+    if not yes:
+        click.confirm(f"Erase shop {shop_id} and all its data?", abort=True)
+    shop_service.erase_shop(shop_id)
+    database.session.commit()
+    click.echo(f"erased {shop_id}")
+
+
+# ---------------------------------------------------------------- data
+@main.command("import")
+@click.option("--shop", "shop_id", required=True)
+@click.option("--orders", "orders_path", required=True, type=click.Path(exists=True,
+              dir_okay=False))
+@click.option("--catalog", "catalog_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--currency", default="GBP", show_default=True)
+@with_appcontext
+def import_cmd(shop_id: str, orders_path: str, catalog_path: str | None, currency: str) -> None:
+    """Load a purchase history CSV (and catalog CSV) as a shop's history."""
+    from plugin import shops as shop_service
+    from plugin.errors import NotFound
+    from plugin.ingestion.importer import ImportError_, import_history
+
+    try:
+        shop = shop_service.get_shop(shop_id)
+    except NotFound:
+        raise click.ClickException(f"unknown shop {shop_id}") from None
+    try:
+        stats = import_history(shop.id, orders_path, catalog_path, currency=currency,
+                               progress=True)
+    except ImportError_ as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    click.echo(f"imported {stats.products} products, {stats.customers} customers, "
+               f"{stats.orders} orders, {stats.lines} lines")
+
+
+# ---------------------------------------------------------------- processes
+@main.command("worker")
+@click.option("--once", is_flag=True, help="Drain the inbox once and exit.")
+@with_appcontext
+def worker(once: bool) -> None:
+    """Run the background jobs (the only process that runs the scheduler)."""
+    from plugin import jobs
+
+    if once:
+        result = jobs.drain_inbox()
+        click.echo(f"processed {result.total}: {result.done} done, {result.failed} failed, "
+                   f"{result.dead} dead")
+        return
+    jobs.run_worker(current_app._get_current_object())
+
+
+@main.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--no-serve", is_flag=True, help="Prepare the demo shop, then exit.")
+@with_appcontext
+def demo_cmd(host: str, port: int, no_serve: bool) -> None:
+    """Create the database, load the demo shop and serve the demo storefront."""
+    from plugin import demo_setup
+
+    shop = demo_setup.prepare_demo(progress=True)
+    click.echo(f"demo shop {shop.id} ready")
+    if no_serve:
+        return
+    click.echo(f"demo storefront: http://{host}:{port}/demo/")
+    demo_setup.serve(current_app._get_current_object(), host=host, port=port)
+
+
+def _attach_optional_commands() -> None:
+    try:
+        from plugin.evaluation_cli import evaluate
+    except ImportError:  # pragma: no cover - only while the module is absent
+        return
+    main.add_command(evaluate)
+
+
+_attach_optional_commands()

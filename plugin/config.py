@@ -1,0 +1,64 @@
+"""Settings with commented defaults; every one can be overridden by ``SHOPKEEPER_<NAME>``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_INSTANCE = Path(os.environ.get("SHOPKEEPER_INSTANCE_DIR", Path.cwd() / "instance"))
+
+
+class Config:
+    """Defaults for a local, single-machine install (SQLite in ``instance/``)."""
+
+    # Directory for the SQLite database, model artifacts and privacy exports.
+    INSTANCE_DIR = str(_INSTANCE)
+    # Database URL. SQLite by default; PostgreSQL in production, e.g.
+    # postgresql+psycopg://user:pass@host/shopkeeper
+    SQLALCHEMY_DATABASE_URI = f"sqlite:///{_INSTANCE / 'shopkeeper.db'}"
+    # Flask session/CSRF signing key. MUST be set in production.
+    SECRET_KEY = "dev-only-change-me"
+    # Fernet key (urlsafe base64, 32 bytes) encrypting platform credentials at rest.
+    # Empty: derived from SECRET_KEY (fine for the demo, set it explicitly in production).
+    CREDENTIALS_KEY = ""
+    # Public base URL of this server, used to print webhook URLs and install redirects.
+    PUBLIC_URL = "http://127.0.0.1:5000"
+    # Largest webhook body accepted, in bytes (larger answers 413).
+    WEBHOOK_MAX_BYTES = 1024 * 1024
+    # Inbox: rows claimed per worker batch.
+    INBOX_BATCH_SIZE = 100
+    # Inbox: attempts before a delivery is marked dead (its last error kept).
+    INBOX_MAX_ATTEMPTS = 8
+    # Inbox: first retry delay in seconds; doubles per attempt.
+    INBOX_RETRY_BASE_SECONDS = 5
+    # Inbox: a claimed row not finished after this many seconds is reclaimed (worker crash).
+    INBOX_CLAIM_TIMEOUT_SECONDS = 120
+    # Worker: seconds between inbox polls.
+    WORKER_POLL_SECONDS = 2
+    # Process the inbox in a background thread of the web process (demo only).
+    INBOX_INLINE = False
+    # Hours to keep an uninstalled shop's data before deleting it.
+    UNINSTALL_RETENTION_HOURS = 48
+    # Directory for trained model artifacts.
+    MODEL_DIR = str(_INSTANCE / "models")
+    # Saleor instances allowed to register this app (comma-separated hostnames; empty = any).
+    SALEOR_ALLOWED_DOMAINS = ""
+    # Shopify app credentials (from the Partner dashboard).
+    SHOPIFY_API_KEY = ""
+    SHOPIFY_API_SECRET = ""
+    # Log level for the "shopkeeper" loggers.
+    LOG_LEVEL = "INFO"
+
+
+class TestConfig(Config):
+    """Used by the test-suite; the database URL is set per backend by the fixtures."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret"
+    INBOX_RETRY_BASE_SECONDS = 1
+
+
+#: Settings that are secrets: never logged, never shown in diagnostics.
+SECRET_SETTINGS = frozenset(
+    {"SECRET_KEY", "CREDENTIALS_KEY", "SHOPIFY_API_SECRET", "SQLALCHEMY_DATABASE_URI"}
+)

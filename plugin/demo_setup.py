@@ -1,0 +1,57 @@
+"""`shopkeeper demo`: a ready-to-browse shop built from the bundled Online Retail sample."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask
+
+from plugin import migrate, shops
+from plugin.extensions import db
+from plugin.ingestion.importer import import_history
+from plugin.models import Order, Shop
+
+DEMO_DOMAIN = "demo.shopkeeper.local"
+DATA_DIR = Path(__file__).resolve().parent / "demo_data"
+ORDERS_FILE = DATA_DIR / "online_retail_sample_orders.csv.gz"
+CATALOG_FILE = DATA_DIR / "online_retail_sample_catalog.csv.gz"
+
+log = logging.getLogger("shopkeeper.demo")
+
+
+def prepare_demo(*, progress: bool = False) -> Shop:
+    """Migrate, create the demo shop once, import the sample once (re-runs are cheap)."""
+    migrate.upgrade()
+    shop = db.session.scalar(sa.select(Shop).filter_by(platform="generic", domain=DEMO_DOMAIN))
+    if shop is None:
+        shop = shops.create_shop("generic", DEMO_DOMAIN)
+        shop.settings = {"allowed_origins": ["http://127.0.0.1:5000", "http://localhost:5000"]}
+        db.session.commit()
+    has_orders = db.session.scalar(sa.select(sa.func.count()).select_from(Order)
+                                   .where(Order.shop_id == shop.id))
+    if not has_orders:
+        import_history(shop.id, ORDERS_FILE, CATALOG_FILE, currency="GBP", progress=progress)
+    _train_if_available(shop, progress)
+    return shop
+
+
+def _train_if_available(shop: Shop, progress: bool) -> None:
+    try:
+        from plugin.training import train_shop
+    except ImportError:
+        log.warning("demo.training_unavailable")
+        return
+    train_shop(shop.id, show_progress=progress)
+
+
+def serve(app: Flask, *, host: str, port: int) -> None:
+    """Development server plus the in-process inbox worker."""
+    from plugin.jobs import start_background
+
+    scheduler = start_background(app)
+    try:
+        app.run(host=host, port=port, use_reloader=False, threaded=True)
+    finally:
+        scheduler.shutdown(wait=False)

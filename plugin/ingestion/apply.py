@@ -1,0 +1,70 @@
+"""Turn a stored delivery into database changes (called by the inbox worker)."""
+
+from __future__ import annotations
+
+import logging
+
+import connectors
+from connectors.base import Credentials
+from connectors.records import WebhookEvent
+from plugin import privacy, shops
+from plugin.extensions import db
+from plugin.ingestion import mapping
+from plugin.models import Shop, WebhookDelivery
+
+log = logging.getLogger("shopkeeper.ingestion")
+
+
+def apply_delivery(delivery: WebhookDelivery) -> None:
+    """Parse the stored raw body again and apply it; raising makes the inbox retry."""
+    shop = db.session.get(Shop, delivery.shop_id)
+    if shop is None:
+        return  # shop erased since: nothing left to update
+    if shop.installation is not None and shop.installation.credentials_encrypted:
+        connector = shops.connector_for(shop)
+    else:
+        connector = connectors.get(shop.platform)(Credentials(shop_domain=shop.domain))
+    event = connector.parse_webhook(delivery.headers, delivery.body)
+    if event.needs_fetch:
+        event = connector.fetch_event_record(event)
+    apply_event(shop, event)
+
+
+def apply_event(shop: Shop, event: WebhookEvent) -> None:
+    """Dispatch one normalized event; topics we don't act on are accepted and ignored."""
+    handler = _HANDLERS.get(event.topic)
+    if handler is None:
+        log.info("ingestion.topic_ignored", extra={"shop_id": shop.id, "topic": event.topic})
+        return
+    handler(shop, event)
+
+
+def _uninstalled(shop: Shop, event: WebhookEvent) -> None:
+    shops.mark_uninstalled(shop, at=event.occurred_at)
+
+
+def _redact(shop: Shop, event: WebhookEvent) -> None:
+    rec = event.record
+    if rec is None:
+        return
+    if rec.kind == "shop_redact":
+        shops.erase_shop(shop.id)
+    elif rec.kind == "customer_redact" and rec.customer_id:
+        privacy.erase_customer(shop.id, rec.customer_id)
+    elif rec.kind == "customer_data_request" and rec.customer_id:
+        privacy.record_data_request(shop.id, rec.customer_id)
+
+
+_HANDLERS = {
+    "products/upsert": lambda shop, ev: mapping.upsert_product(shop.id, ev.record),
+    "products/delete": lambda shop, ev: mapping.delete_product(shop.id, ev.record),
+    "customers/upsert": lambda shop, ev: mapping.upsert_customer(shop.id, ev.record),
+    "customers/delete": lambda shop, ev: privacy.erase_customer(
+        shop.id, ev.record.external_id, deleted_at=ev.record.deleted_at),
+    "orders/upsert": lambda shop, ev: mapping.upsert_order(shop.id, ev.record),
+    "carts/upsert": lambda shop, ev: mapping.upsert_cart(shop.id, ev.record),
+    "app/uninstalled": _uninstalled,
+    "customers/redact": _redact,
+    "customers/data_request": _redact,
+    "shop/redact": _redact,
+}

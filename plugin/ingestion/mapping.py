@@ -1,0 +1,129 @@
+"""Normalized records -> rows. Monotonic: an older ``updated_at`` never overwrites a newer
+one, and a tombstone (``deleted_at``) stops a late, older upsert from resurrecting a row."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from connectors import records as rec
+from plugin.crypto import email_hash
+from plugin.extensions import db
+from plugin.models import Cart, Customer, Interaction, Order, OrderLine, Product, Variant
+from plugin.models.types import utcnow
+
+
+def _existing(model, shop_id: str, external_id: str):
+    return db.session.scalar(
+        sa.select(model).filter_by(shop_id=shop_id, external_id=external_id).with_for_update()
+    )
+
+
+def _is_stale(row, updated_at: datetime) -> bool:
+    return row is not None and row.source_updated_at >= updated_at
+
+
+def upsert_product(shop_id: str, p: rec.Product) -> bool:
+    """Insert or update a product and replace its variants; False when skipped as stale."""
+    row = _existing(Product, shop_id, p.external_id)
+    if _is_stale(row, p.updated_at):
+        return False
+    if row is None:
+        row = Product(shop_id=shop_id, external_id=p.external_id)
+        db.session.add(row)
+    row.title, row.description = p.title, p.description or ""
+    row.url, row.image_url, row.vendor = p.url, p.image_url, p.vendor
+    row.categories, row.tags = list(p.categories), list(p.tags)
+    row.price, row.currency, row.available = p.price, p.currency, p.available
+    row.source_updated_at, row.deleted_at = p.updated_at, None
+    db.session.flush()
+    db.session.execute(sa.delete(Variant).where(Variant.product_id == row.id))
+    for v in p.variants:
+        db.session.add(Variant(shop_id=shop_id, product_id=row.id, external_id=v.external_id,
+                               title=v.title, sku=v.sku, price=v.price, available=v.available,
+                               inventory_qty=v.inventory_qty))
+    return True
+
+
+def delete_product(shop_id: str, d: rec.Deletion) -> None:
+    """Tombstone the product (creating the tombstone if we never saw the product)."""
+    at = d.deleted_at or utcnow()
+    row = _existing(Product, shop_id, d.external_id)
+    if row is None:
+        db.session.add(Product(shop_id=shop_id, external_id=d.external_id, title="",
+                               source_updated_at=at, deleted_at=at, available=False))
+        return
+    if row.source_updated_at > at:
+        return  # re-created after this delete was issued
+    row.deleted_at, row.source_updated_at, row.available = at, at, False
+    db.session.execute(sa.delete(Variant).where(Variant.product_id == row.id))
+
+
+def upsert_customer(shop_id: str, c: rec.Customer) -> bool:
+    """Keep only a keyed email hash; False when stale or already erased."""
+    row = _existing(Customer, shop_id, c.external_id)
+    if _is_stale(row, c.updated_at):
+        return False
+    if row is None:
+        row = Customer(shop_id=shop_id, external_id=c.external_id)
+        db.session.add(row)
+    row.email_hash = email_hash(shop_id, c.email)
+    row.created_at, row.source_updated_at, row.deleted_at = c.created_at, c.updated_at, None
+    return True
+
+
+def upsert_order(shop_id: str, o: rec.Order) -> bool:
+    """Replace the order, its lines and its purchase interactions as one unit."""
+    row = _existing(Order, shop_id, o.external_id)
+    if _is_stale(row, o.updated_at):
+        return False
+    erased = o.customer_id and db.session.scalar(
+        sa.select(Customer.id).filter_by(shop_id=shop_id, external_id=o.customer_id)
+        .where(Customer.deleted_at.is_not(None)))
+    customer_id = None if erased else o.customer_id  # an erased customer stays erased
+    if row is None:
+        row = Order(shop_id=shop_id, external_id=o.external_id)
+        db.session.add(row)
+    else:
+        db.session.execute(sa.delete(OrderLine).where(OrderLine.order_id == row.id))
+    row.customer_external_id, row.currency, row.total = customer_id, o.currency, o.total
+    row.discount_codes, row.cancelled = list(o.discount_codes), o.cancelled
+    row.created_at, row.source_updated_at = o.created_at, o.updated_at
+    db.session.flush()
+    for line in o.lines:
+        db.session.add(OrderLine(order_id=row.id, product_external_id=line.product_id,
+                                 variant_external_id=line.variant_id, quantity=line.quantity,
+                                 price=line.price))
+    _replace_purchases(shop_id, o, customer_id)
+    return True
+
+
+def _replace_purchases(shop_id: str, o: rec.Order, customer_id: str | None) -> None:
+    db.session.execute(sa.delete(Interaction).where(
+        Interaction.shop_id == shop_id, Interaction.order_external_id == o.external_id,
+        Interaction.kind == "purchase"))
+    if o.cancelled:
+        return
+    shopper = customer_id or f"order:{o.external_id}"
+    for line in o.lines:
+        db.session.add(Interaction(
+            shop_id=shop_id, shopper_id=shopper, product_external_id=line.product_id,
+            kind="purchase", quantity=line.quantity, price=line.price,
+            order_external_id=o.external_id, occurred_at=o.created_at, context={}))
+
+
+def upsert_cart(shop_id: str, c: rec.Cart) -> bool:
+    """Latest cart contents, for offers and for not recommending what is already in it."""
+    row = _existing(Cart, shop_id, c.external_id)
+    if _is_stale(row, c.updated_at):
+        return False
+    if row is None:
+        row = Cart(shop_id=shop_id, external_id=c.external_id)
+        db.session.add(row)
+    row.customer_external_id, row.shopper_id, row.currency = c.customer_id, c.shopper_id, c.currency
+    row.lines = [{"product_id": ln.product_id, "variant_id": ln.variant_id,
+                  "quantity": ln.quantity, "price": str(ln.price)} for ln in c.lines]
+    row.source_updated_at = c.updated_at
+    return True
+

@@ -1,0 +1,34 @@
+"""Schema migrations (Alembic) driven from the app config; no alembic.ini needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from flask import current_app
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(url: str | None = None) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url",
+                        (url or current_app.config["SQLALCHEMY_DATABASE_URI"]).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(revision: str = "head") -> None:
+    """Bring the database to ``revision`` (creates it from scratch when empty)."""
+    from plugin.extensions import db
+
+    cfg = alembic_config()
+    with db.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+
+
+def revision(message: str) -> None:
+    """Autogenerate a new migration from the models (maintainers only)."""
+    command.revision(alembic_config(), message=message, autogenerate=True)

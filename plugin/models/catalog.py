@@ -1,0 +1,63 @@
+"""Catalog mirrored from the platform: products and their variants."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from plugin.extensions import db
+from plugin.models.types import Money, UTCDateTime
+
+
+class Product(db.Model):
+    """A product; ``deleted_at`` is a tombstone so a late, older upsert cannot resurrect it."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(500), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    image_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    vendor: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    available: Mapped[bool] = mapped_column(default=True)
+    source_updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    variants: Mapped[list[Variant]] = relationship(
+        back_populates="product", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (UniqueConstraint("shop_id", "external_id", name="uq_products_shop_ext"),)
+
+
+class Variant(db.Model):
+    """A purchasable variant of a product (size, colour, pack)."""
+
+    __tablename__ = "variants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(500), default="")
+    sku: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    available: Mapped[bool] = mapped_column(default=True)
+    inventory_qty: Mapped[int | None] = mapped_column(nullable=True)
+
+    product: Mapped[Product] = relationship(back_populates="variants")
+
+    __table_args__ = (
+        UniqueConstraint("shop_id", "external_id", name="uq_variants_shop_ext"),
+        Index("ix_variants_product", "product_id"),
+    )

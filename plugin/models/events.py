@@ -1,0 +1,86 @@
+"""What happened: raw webhook deliveries (the inbox) and shopper interactions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from plugin.extensions import db
+from plugin.models.types import Money, UTCDateTime, utcnow
+
+
+class WebhookDelivery(db.Model):
+    """A verified delivery stored before we answer 200; processed later by the worker.
+
+    Status moves pending -> processing -> done, or -> failed (retried with back-off)
+    -> dead after ``INBOX_MAX_ATTEMPTS``. ``(shop_id, delivery_id)`` is unique, so a
+    redelivery is stored once.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    connector: Mapped[str] = mapped_column(String(32))
+    topic: Mapped[str] = mapped_column(String(64))
+    delivery_id: Mapped[str] = mapped_column(String(255))
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("shop_id", "delivery_id", name="uq_deliveries_shop_delivery"),
+        Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+    )
+
+
+class Interaction(db.Model):
+    """One shopper event (purchase, view, add_to_cart, ...), the engine's training input.
+
+    ``shopper_id`` is the platform customer id or an anonymous first-party id;
+    ``subprofile_id`` marks purchases made for someone else.
+    """
+
+    __tablename__ = "interactions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    shopper_id: Mapped[str] = mapped_column(String(255))
+    subprofile_id: Mapped[int | None] = mapped_column(nullable=True)
+    product_external_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(24))
+    quantity: Mapped[int] = mapped_column(default=1)
+    price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    order_external_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (
+        Index("ix_interactions_shop_shopper", "shop_id", "shopper_id"),
+        Index("ix_interactions_shop_time", "shop_id", "occurred_at"),
+        Index("ix_interactions_shop_order", "shop_id", "order_external_id"),
+    )
+
+
+class AuditLog(db.Model):
+    """Who changed what in a shop (settings, erasures, key rotations); never holds PII."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+

@@ -1,0 +1,82 @@
+"""Data subject rights: export what we hold on a customer, or erase it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from plugin.extensions import db
+from plugin.models import Cart, Customer, Interaction, Order
+from plugin.models.types import utcnow
+from plugin.shops import audit
+
+log = logging.getLogger("shopkeeper.privacy")
+
+
+def export_customer(shop_id: str, customer_id: str) -> dict[str, Any]:
+    """Everything Shopkeeper stores about one customer of one shop, as plain JSON."""
+    customer = db.session.scalar(sa.select(Customer).filter_by(shop_id=shop_id,
+                                                               external_id=customer_id))
+    orders = db.session.scalars(sa.select(Order).filter_by(
+        shop_id=shop_id, customer_external_id=customer_id).order_by(Order.created_at))
+    interactions = db.session.scalars(sa.select(Interaction).filter_by(
+        shop_id=shop_id, shopper_id=customer_id).order_by(Interaction.occurred_at))
+    return {
+        "shop_id": shop_id,
+        "customer_id": customer_id,
+        "customer": None if customer is None else {
+            "created_at": _iso(customer.created_at),
+            "email_stored": "keyed hash only" if customer.email_hash else "none",
+        },
+        "orders": [{"id": o.external_id, "created_at": _iso(o.created_at),
+                    "currency": o.currency, "total": str(o.total) if o.total else None,
+                    "lines": [{"product_id": ln.product_external_id, "quantity": ln.quantity,
+                               "price": str(ln.price)} for ln in o.lines]} for o in orders],
+        "interactions": [{"kind": i.kind, "product_id": i.product_external_id,
+                          "subprofile_id": i.subprofile_id, "at": _iso(i.occurred_at)}
+                         for i in interactions],
+    }
+
+
+def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | None = None) -> None:
+    """Remove personal data and interactions; orders stay for the shop's totals, unlinked."""
+    at = deleted_at or utcnow()
+    row = db.session.scalar(sa.select(Customer).filter_by(shop_id=shop_id,
+                                                          external_id=customer_id))
+    if row is None:
+        row = Customer(shop_id=shop_id, external_id=customer_id, source_updated_at=at)
+        db.session.add(row)
+    row.email_hash, row.created_at, row.deleted_at = None, None, at
+    row.source_updated_at = max(row.source_updated_at, at)
+    db.session.execute(sa.delete(Interaction).where(Interaction.shop_id == shop_id,
+                                                    Interaction.shopper_id == customer_id))
+    db.session.execute(sa.update(Order).where(Order.shop_id == shop_id,
+                                              Order.customer_external_id == customer_id)
+                       .values(customer_external_id=None))
+    db.session.execute(sa.update(Cart).where(Cart.shop_id == shop_id,
+                                             Cart.customer_external_id == customer_id)
+                       .values(customer_external_id=None))
+    audit(shop_id, "privacy.customer_erased")
+    log.info("privacy.customer_erased", extra={"shop_id": shop_id})
+
+
+def record_data_request(shop_id: str, customer_id: str) -> Path:
+    """Write the export where the merchant can fetch it (admin page) and audit the request."""
+    out = Path(current_app.instance_path) / "exports" / shop_id
+    out.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(f"{shop_id}:{customer_id}".encode()).hexdigest()[:16]
+    path = out / f"customer-{digest}-{int(utcnow().timestamp())}.json"
+    path.write_text(json.dumps(export_customer(shop_id, customer_id), indent=2))
+    audit(shop_id, "privacy.data_request", file=path.name)
+    return path
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,129 @@
+"""Shop lifecycle: create, look up with credentials, uninstall, erase."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import requests
+import sqlalchemy as sa
+from flask import current_app
+
+import connectors
+from connectors.base import Connector, Credentials
+from plugin import crypto
+from plugin.errors import Conflict, NotFound
+from plugin.extensions import db
+from plugin.models import AuditLog, Installation, Shop
+from plugin.models.types import utcnow
+
+log = logging.getLogger("shopkeeper.shops")
+
+
+def create_shop(platform: str, domain: str, credentials: Credentials | None = None) -> Shop:
+    """Register an installed store; a webhook secret is generated when the platform has none."""
+    connectors.get(platform)  # unknown platform raises UnknownConnector
+    domain = domain.strip().lower()
+    if db.session.scalar(sa.select(Shop).filter_by(platform=platform, domain=domain)):
+        raise Conflict(f"A {platform} shop with domain {domain!r} already exists.")
+    shop = Shop(
+        id="shp_" + secrets.token_hex(6),
+        platform=platform,
+        domain=domain,
+        widget_key=crypto.new_token("pk", 18),
+        settings={},
+    )
+    credentials = credentials or Credentials(shop_domain=domain)
+    if not credentials.webhook_secret:
+        credentials = replace(credentials, webhook_secret=crypto.new_token("whsec", 24))
+    shop.installation = Installation(credentials_encrypted=crypto.encrypt_credentials(credentials))
+    db.session.add(shop)
+    db.session.flush()
+    audit(shop.id, "shop.created", platform=platform)
+    log.info("shop.created", extra={"shop_id": shop.id, "platform": platform})
+    return shop
+
+
+def get_shop(shop_id: str, *, active_only: bool = False) -> Shop:
+    """The shop or a 404: ids of other shops and unknown ids look the same."""
+    shop = db.session.get(Shop, shop_id)
+    if shop is None or (active_only and shop.status != "active"):
+        raise NotFound("Unknown shop.")
+    return shop
+
+
+def credentials_for(shop: Shop) -> Credentials:
+    """Decrypted credentials (an uninstalled shop has none left)."""
+    if shop.installation is None or shop.installation.credentials_encrypted is None:
+        raise NotFound("This shop has no active installation.")
+    return crypto.decrypt_credentials(shop.installation.credentials_encrypted)
+
+
+def save_credentials(shop: Shop, credentials: Credentials) -> None:
+    """Store new credentials (install callback, token refresh, secret rotation)."""
+    if shop.installation is None:
+        shop.installation = Installation()
+    shop.installation.credentials_encrypted = crypto.encrypt_credentials(credentials)
+    shop.installation.auth_failed = False
+    audit(shop.id, "credentials.saved")
+
+
+def connector_for(shop: Shop, *, session: requests.Session | None = None) -> Connector:
+    """An instance of the shop's platform connector bound to its credentials."""
+    return connectors.get(shop.platform)(credentials_for(shop), session=session)
+
+
+def mark_uninstalled(shop: Shop, *, at: datetime | None = None) -> None:
+    """Platform told us we're gone: wipe credentials now, data after the retention period."""
+    shop.status = "uninstalled"
+    shop.uninstalled_at = at or utcnow()
+    if shop.installation is not None:
+        shop.installation.credentials_encrypted = None
+    audit(shop.id, "shop.uninstalled")
+    log.info("shop.uninstalled", extra={"shop_id": shop.id})
+
+
+def erase_shop(shop_id: str) -> None:
+    """Delete every row of a shop (cascades through all shop-scoped tables)."""
+    from plugin.models import (
+        Cart,
+        Customer,
+        Interaction,
+        Order,
+        Product,
+        SyncState,
+        Variant,
+        WebhookDelivery,
+    )
+
+    # Explicit deletes first so this works on SQLite without foreign-key enforcement too.
+    for model in (Interaction, WebhookDelivery, Variant, Product, Cart, Customer, SyncState,
+                  AuditLog):
+        db.session.execute(sa.delete(model).where(model.shop_id == shop_id))
+    order_ids = sa.select(Order.id).where(Order.shop_id == shop_id)
+    from plugin.models import OrderLine
+    db.session.execute(sa.delete(OrderLine).where(OrderLine.order_id.in_(order_ids)))
+    db.session.execute(sa.delete(Order).where(Order.shop_id == shop_id))
+    db.session.execute(sa.delete(Installation).where(Installation.shop_id == shop_id))
+    db.session.execute(sa.delete(Shop).where(Shop.id == shop_id))
+    log.info("shop.erased", extra={"shop_id": shop_id})
+
+
+def purge_uninstalled(now: datetime | None = None) -> list[str]:
+    """Erase shops uninstalled longer ago than ``UNINSTALL_RETENTION_HOURS`` (a daily job)."""
+    hours = current_app.config["UNINSTALL_RETENTION_HOURS"]
+    cutoff = (now or utcnow()) - timedelta(hours=hours)
+    ids = list(db.session.scalars(
+        sa.select(Shop.id).where(Shop.status == "uninstalled", Shop.uninstalled_at <= cutoff)
+    ))
+    for shop_id in ids:
+        erase_shop(shop_id)
+    db.session.commit()
+    return ids
+
+
+def audit(shop_id: str, action: str, **detail: object) -> None:
+    """Append an audit entry (no PII: ids and setting names only)."""
+    db.session.add(AuditLog(shop_id=shop_id, action=action, detail=detail))

@@ -1,0 +1,155 @@
+"""The durable inbox: store each delivery once, claim work safely, retry with back-off."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from plugin.extensions import db
+from plugin.models import WebhookDelivery
+from plugin.models.types import utcnow
+
+log = logging.getLogger("shopkeeper.inbox")
+
+
+def store_delivery(
+    *, shop_id: str, connector: str, topic: str, delivery_id: str,
+    headers: dict[str, str], body: bytes,
+) -> bool:
+    """Insert unless ``(shop_id, delivery_id)`` exists; True when a new row was stored."""
+    values = dict(shop_id=shop_id, connector=connector, topic=topic, delivery_id=delivery_id,
+                  headers=headers, body=body, status="pending", attempts=0,
+                  next_attempt_at=utcnow(), received_at=utcnow())
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = (insert(WebhookDelivery).values(**values)
+            .on_conflict_do_nothing(index_elements=["shop_id", "delivery_id"])
+            .returning(WebhookDelivery.id))
+    return db.session.execute(stmt).scalar() is not None
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_batch(
+    limit: int | None = None, *, now: datetime | None = None, worker: str | None = None
+) -> list[int]:
+    """Claim due rows for this worker and commit the claim.
+
+    Due rows are pending, failed and past their back-off, or processing but claimed longer
+    ago than ``INBOX_CLAIM_TIMEOUT_SECONDS`` (their worker died). On PostgreSQL
+    ``FOR UPDATE SKIP LOCKED`` lets several workers claim disjoint batches.
+    """
+    now = now or utcnow()
+    cfg = current_app.config
+    limit = limit or cfg["INBOX_BATCH_SIZE"]
+    stale = now - timedelta(seconds=cfg["INBOX_CLAIM_TIMEOUT_SECONDS"])
+    W = WebhookDelivery
+    due = sa.or_(
+        sa.and_(W.status.in_(("pending", "failed")), W.next_attempt_at <= now),
+        sa.and_(W.status == "processing", W.claimed_at < stale),
+    )
+    ids = list(db.session.scalars(
+        sa.select(W.id).where(due).order_by(W.id).limit(limit)
+        .with_for_update(skip_locked=True)
+    ))
+    if ids:
+        db.session.execute(
+            sa.update(W).where(W.id.in_(ids))
+            .values(status="processing", claimed_at=now, claimed_by=worker or worker_name(),
+                    attempts=W.attempts + 1)
+        )
+    db.session.commit()
+    return ids
+
+
+@dataclass
+class BatchResult:
+    done: int = 0
+    failed: int = 0
+    dead: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.done + self.failed + self.dead
+
+
+def process_claimed(
+    ids: list[int], handler: Callable[[WebhookDelivery], None], *, now: datetime | None = None
+) -> BatchResult:
+    """Run ``handler`` on each claimed row in its own transaction and record the outcome."""
+    result = BatchResult()
+    cfg = current_app.config
+    for delivery_id in ids:
+        row = db.session.get(WebhookDelivery, delivery_id)
+        if row is None or row.status != "processing":
+            continue
+        try:
+            handler(row)
+            row.status, row.processed_at, row.last_error = "done", now or utcnow(), None
+            db.session.commit()
+            result.done += 1
+        except Exception as err:  # any failure is retried, never lost
+            db.session.rollback()
+            row = db.session.get(WebhookDelivery, delivery_id)
+            row.last_error = f"{type(err).__name__}: {err}"[:1000]
+            if row.attempts >= cfg["INBOX_MAX_ATTEMPTS"]:
+                row.status = "dead"
+                result.dead += 1
+            else:
+                delay = cfg["INBOX_RETRY_BASE_SECONDS"] * 2 ** max(row.attempts - 1, 0)
+                row.status = "failed"
+                row.next_attempt_at = (now or utcnow()) + timedelta(seconds=delay)
+                result.failed += 1
+            db.session.commit()
+            log.warning("inbox.delivery_failed",
+                        extra={"delivery_row": delivery_id, "shop_id": row.shop_id,
+                               "attempts": row.attempts, "status": row.status})
+    return result
+
+
+def process_inbox(*, now: datetime | None = None, max_batches: int = 50) -> BatchResult:
+    """Drain due deliveries (used by the worker job, the demo thread and tests)."""
+    from plugin.ingestion.apply import apply_delivery
+
+    total = BatchResult()
+    for _ in range(max_batches):
+        ids = claim_batch(now=now)
+        if not ids:
+            break
+        r = process_claimed(ids, apply_delivery, now=now)
+        total.done += r.done
+        total.failed += r.failed
+        total.dead += r.dead
+    return total
+
+
+def retry_dead(shop_id: str) -> int:
+    """Put a shop's dead deliveries back in the queue (admin "retry" button)."""
+    W = WebhookDelivery
+    res = db.session.execute(
+        sa.update(W).where(W.shop_id == shop_id, W.status == "dead")
+        .values(status="pending", attempts=0, next_attempt_at=utcnow())
+    )
+    db.session.commit()
+    return res.rowcount
+
+
+def inbox_counts(shop_id: str | None = None) -> dict[str, int]:
+    """Rows per status (for the admin page and metrics)."""
+    W = WebhookDelivery
+    q = sa.select(W.status, sa.func.count()).group_by(W.status)
+    if shop_id:
+        q = q.where(W.shop_id == shop_id)
+    return {status: n for status, n in db.session.execute(q)}

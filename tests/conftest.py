@@ -1,0 +1,97 @@
+"""Chained fixtures: ``app`` (one per database backend) -> ``client`` -> ``runner``.
+
+Backends come from ``SHOPKEEPER_TEST_DATABASES`` (default ``sqlite``; CI sets
+``sqlite,postgresql`` and ``SHOPKEEPER_TEST_POSTGRES_URL`` from ``.ci/postgres.sh``).
+Every test that uses ``app`` runs once per backend and is marked ``db``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import sqlalchemy as sa
+
+from plugin import create_app
+from plugin.config import TestConfig
+from plugin.extensions import db as _db
+
+PG_URL = os.environ.get("SHOPKEEPER_TEST_POSTGRES_URL", "")
+BACKENDS = [b.strip() for b in os.environ.get(
+    "SHOPKEEPER_TEST_DATABASES", "sqlite,postgresql" if PG_URL else "sqlite").split(",")
+    if b.strip()]
+_PG_READY: set[str] = set()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "postgresql" in BACKENDS and not PG_URL:
+        raise pytest.UsageError("postgresql backend requested but SHOPKEEPER_TEST_POSTGRES_URL "
+                                "is not set (see .ci/postgres.sh)")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"shopkeeper database backends: {', '.join(BACKENDS)}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "app" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "postgresql":
+        return PG_URL
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path):
+    """A fresh app and empty schema per test; PostgreSQL tables are truncated afterwards."""
+    settings = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
+    settings.update(SQLALCHEMY_DATABASE_URI=database_url, MODEL_DIR=str(tmp_path / "models"),
+                    INSTANCE_DIR=str(tmp_path / "instance"))
+    app = create_app(settings)
+    with app.app_context():
+        if database_url.startswith("postgresql"):
+            if database_url not in _PG_READY:  # once per process; tests truncate after
+                _db.drop_all()
+                _db.create_all()
+                _PG_READY.add(database_url)
+        else:
+            _db.create_all()
+        try:
+            yield app
+        finally:
+            _db.session.remove()
+            if database_url.startswith("postgresql"):
+                names = ", ".join(t.name for t in reversed(_db.metadata.sorted_tables))
+                with _db.engine.begin() as conn:
+                    conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            _db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def shop(app):
+    """An installed generic shop (its webhook secret via ``shop_secret``)."""
+    from tests.factories import make_shop
+
+    return make_shop()
+
+
+@pytest.fixture
+def shop_secret(shop) -> str:
+    from plugin.shops import credentials_for
+
+    return credentials_for(shop).webhook_secret

@@ -1,0 +1,51 @@
+"""Small builders for rows and signed deliveries used across tests."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.generic.webhooks import sign_payload
+from plugin import shops
+from plugin.extensions import db
+from plugin.models import Shop
+
+_seq = itertools.count(1)
+
+
+def make_shop(platform: str = "generic", domain: str | None = None) -> Shop:
+    shop = shops.create_shop(platform, domain or f"shop{next(_seq)}.example")
+    db.session.commit()
+    return shop
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def product_body(pid: str = "p1", *, title: str = "Tea", updated_at: str = "2026-01-01T10:00:00Z",
+                 **extra: Any) -> dict[str, Any]:
+    return {"id": pid, "title": title, "price": "12.50", "currency": "GBP",
+            "categories": ["Drinks"], "tags": ["organic"], "updated_at": updated_at, **extra}
+
+
+def order_body(oid: str = "o1", *, customer_id: str | None = "c1",
+               updated_at: str = "2026-01-02T10:00:00Z",
+               lines: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"id": oid, "customer_id": customer_id, "created_at": "2026-01-02T09:00:00Z",
+            "updated_at": updated_at, "currency": "GBP",
+            "lines": lines or [{"product_id": "p1", "quantity": 2, "price": "12.50"}], **extra}
+
+
+def post_webhook(client, shop_id: str, secret: str, topic: str, body: Any, *,
+                 delivery_id: str | None = None, timestamp: int | None = None,
+                 raw: bytes | None = None, connector: str = "generic"):
+    """POST a correctly signed generic-v1 delivery (tests tamper with it as needed)."""
+    data = raw if raw is not None else json.dumps(body).encode()
+    headers = sign_payload(secret, data, timestamp=timestamp)
+    headers.update({"X-Shopkeeper-Topic": topic,
+                    "X-Shopkeeper-Delivery-Id": delivery_id or f"d-{next(_seq)}",
+                    "Content-Type": "application/json"})
+    return client.post(f"/webhooks/{connector}/{shop_id}", data=data, headers=headers)

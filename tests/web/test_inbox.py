@@ -1,0 +1,194 @@
+"""The worker side of the inbox: idempotent, monotonic, crash-safe, retried, dead-lettered."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from plugin.extensions import db
+from plugin.models import Customer, Interaction, Order, Product, Shop, WebhookDelivery
+from plugin.models.types import utcnow
+from plugin.webhooks import inbox
+from tests.factories import order_body, post_webhook, product_body
+
+
+def _product(ext="p1") -> Product | None:
+    db.session.expire_all()
+    return db.session.scalar(sa.select(Product).filter_by(external_id=ext))
+
+
+def test_worker_applies_a_product_upsert(client, shop, shop_secret):
+    post_webhook(client, shop.id, shop_secret, "products/upsert",
+                 product_body(title="Green tea", tags=["organic", "loose"]))
+    result = inbox.process_inbox()
+    assert (result.done, result.failed, result.dead) == (1, 0, 0)
+    p = _product()
+    assert p.title == "Green tea" and p.tags == ["organic", "loose"]
+    assert str(p.price) == "12.5000" and p.currency == "GBP"
+    assert db.session.scalar(sa.select(WebhookDelivery)).status == "done"
+
+
+def test_duplicate_delivery_has_no_second_effect(client, shop, shop_secret):
+    post_webhook(client, shop.id, shop_secret, "orders/upsert", order_body(), delivery_id="x")
+    post_webhook(client, shop.id, shop_secret, "orders/upsert", order_body(), delivery_id="x")
+    inbox.process_inbox()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Interaction)) == 1
+
+
+def test_same_order_redelivered_under_new_id_replaces_not_duplicates(client, shop, shop_secret):
+    post_webhook(client, shop.id, shop_secret, "orders/upsert", order_body())
+    post_webhook(client, shop.id, shop_secret, "orders/upsert",
+                 order_body(updated_at="2026-01-03T10:00:00Z"))
+    inbox.process_inbox()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Interaction)) == 1
+
+
+def test_out_of_order_older_update_never_overwrites_newer(client, shop, shop_secret):
+    post_webhook(client, shop.id, shop_secret, "products/upsert",
+                 product_body(title="New", updated_at="2026-01-05T00:00:00Z"))
+    post_webhook(client, shop.id, shop_secret, "products/upsert",
+                 product_body(title="Old", updated_at="2026-01-01T00:00:00Z"))
+    inbox.process_inbox()
+    assert _product().title == "New"
+
+
+def test_older_update_processed_first_is_then_superseded(client, shop, shop_secret):
+    post_webhook(client, shop.id, shop_secret, "products/upsert",
+                 product_body(title="Old", updated_at="2026-01-01T00:00:00Z"))
+    inbox.process_inbox()
+    post_webhook(client, shop.id, shop_secret, "products/upsert",
+                 product_body(title="New", updated_at="2026-01-05T00:00:00Z"))
+    inbox.process_inbox()
+    assert _product().title == "New"
+
+
+def test_delete_then_stale_upsert_does_not_resurrect(client, shop, shop_secret):
+    post_webhook(client, shop.id, shop_secret, "products/upsert",
+                 product_body(updated_at="2026-01-01T00:00:00Z"))
+    inbox.process_inbox()
+    post_webhook(client, shop.id, shop_secret, "products/delete", {"id": "p1"})
+    inbox.process_inbox()
+    post_webhook(client, shop.id, shop_secret, "products/upsert",
+                 product_body(title="Zombie", updated_at="2026-01-02T00:00:00Z"))
+    inbox.process_inbox()
+    p = _product()
+    assert p.deleted_at is not None and p.title != "Zombie" and not p.available
+
+
+def test_delete_arriving_before_the_create_leaves_a_tombstone(client, shop, shop_secret):
+    post_webhook(client, shop.id, shop_secret, "products/delete", {"id": "p9"})
+    inbox.process_inbox()
+    post_webhook(client, shop.id, shop_secret, "products/upsert",
+                 product_body("p9", updated_at="2026-01-01T00:00:00Z"))
+    inbox.process_inbox()
+    assert _product("p9").deleted_at is not None
+
+
+def test_order_creates_purchase_interactions(client, shop, shop_secret):
+    lines = [{"product_id": "p1", "quantity": 2, "price": "12.50"},
+             {"product_id": "p2", "quantity": 1, "price": "3.00"}]
+    post_webhook(client, shop.id, shop_secret, "orders/upsert", order_body(lines=lines))
+    inbox.process_inbox()
+    rows = db.session.scalars(sa.select(Interaction).order_by(Interaction.product_external_id))
+    assert [(i.shopper_id, i.product_external_id, i.kind, i.quantity) for i in rows] == [
+        ("c1", "p1", "purchase", 2), ("c1", "p2", "purchase", 1)]
+
+
+def test_worker_crash_mid_batch_rows_are_reclaimed(app, client, shop, shop_secret):
+    for i in range(3):
+        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
+    claimed = inbox.claim_batch(worker="crashed-worker")
+    assert len(claimed) == 3
+    # The worker dies here. Nobody else may take the rows while the claim is fresh...
+    assert inbox.claim_batch(worker="other") == []
+    # ...but once the claim is older than the timeout they are picked up again.
+    later = utcnow() + timedelta(seconds=app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] + 1)
+    result = inbox.process_inbox(now=later)
+    assert result.done == 3
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Product)) == 3
+
+
+def test_failures_back_off_then_go_dead_with_error_kept(app, client, shop, shop_secret,
+                                                        monkeypatch):
+    from plugin.ingestion import mapping
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("database said no")
+
+    monkeypatch.setattr(mapping, "upsert_product", boom)
+    from plugin.ingestion import apply as apply_mod
+
+    monkeypatch.setitem(apply_mod._HANDLERS, "products/upsert",
+                        lambda shop, ev: mapping.upsert_product(shop.id, ev.record))
+    post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
+    now = utcnow()
+    result = inbox.process_inbox(now=now)
+    row = db.session.scalar(sa.select(WebhookDelivery))
+    assert result.failed == 1 and row.status == "failed" and row.attempts == 1
+    assert row.next_attempt_at > now  # backed off: not due yet
+    assert inbox.process_inbox(now=now).total == 0
+    max_attempts = app.config["INBOX_MAX_ATTEMPTS"]
+    for _ in range(max_attempts * 2):
+        now += timedelta(days=1)
+        inbox.process_inbox(now=now)
+    db.session.expire_all()
+    row = db.session.scalar(sa.select(WebhookDelivery))
+    assert row.status == "dead" and row.attempts == max_attempts
+    assert "database said no" in row.last_error
+    assert inbox.inbox_counts(shop.id) == {"dead": 1}
+    assert inbox.retry_dead(shop.id) == 1
+    monkeypatch.undo()
+    assert inbox.process_inbox().done == 1
+
+
+def test_uninstall_wipes_credentials_and_keeps_data_until_retention(app, client, shop,
+                                                                    shop_secret):
+    from plugin.shops import purge_uninstalled
+
+    shop_id = shop.id
+    post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
+    post_webhook(client, shop.id, shop_secret, "app/uninstalled", {})
+    inbox.process_inbox()
+    db.session.expire_all()
+    s = db.session.get(Shop, shop.id)
+    assert s.status == "uninstalled" and s.installation.credentials_encrypted is None
+    # webhooks for an uninstalled shop are no longer accepted
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body("p2"))
+    assert r.status_code == 404
+    assert purge_uninstalled() == []  # inside the retention period
+    later = utcnow() + timedelta(hours=app.config["UNINSTALL_RETENTION_HOURS"] + 1)
+    assert purge_uninstalled(now=later) == [shop_id]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Product)) == 0
+    assert db.session.get(Shop, shop_id) is None
+
+
+def test_customer_delete_removes_personal_data_and_interactions(client, shop, shop_secret):
+    post_webhook(client, shop.id, shop_secret, "customers/upsert",
+                 {"id": "c1", "email": "ada@example.com", "updated_at": "2026-01-01T00:00:00Z"})
+    post_webhook(client, shop.id, shop_secret, "orders/upsert", order_body())
+    inbox.process_inbox()
+    assert db.session.scalar(sa.select(Customer)).email_hash
+    post_webhook(client, shop.id, shop_secret, "customers/delete", {"id": "c1"})
+    inbox.process_inbox()
+    db.session.expire_all()
+    c = db.session.scalar(sa.select(Customer))
+    assert c.email_hash is None and c.deleted_at is not None
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Interaction)) == 0
+    assert db.session.scalar(sa.select(Order)).customer_external_id is None
+    # a late, older customer upsert does not bring the email back
+    post_webhook(client, shop.id, shop_secret, "customers/upsert",
+                 {"id": "c1", "email": "ada@example.com", "updated_at": "2026-01-01T00:00:00Z"})
+    inbox.process_inbox()
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(Customer)).email_hash is None
+
+
+def test_email_is_never_stored_in_clear(client, shop, shop_secret):
+    post_webhook(client, shop.id, shop_secret, "customers/upsert",
+                 {"id": "c1", "email": "ada@example.com", "updated_at": "2026-01-01T00:00:00Z"})
+    inbox.process_inbox()
+    c = db.session.scalar(sa.select(Customer))
+    assert "ada" not in (c.email_hash or "")
+    assert len(c.email_hash) == 64

@@ -1,0 +1,167 @@
+"""The webhook door: verify over raw bytes, store durably before 200, reject bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import sqlalchemy as sa
+
+from plugin.extensions import db
+from plugin.models import Product, WebhookDelivery
+from tests.factories import make_shop, post_webhook, product_body
+
+
+def _count() -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(WebhookDelivery))
+
+
+def test_valid_delivery_is_stored_before_200_and_not_processed(client, shop, shop_secret):
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
+    assert r.status_code == 200
+    assert r.json == {"status": "accepted"}
+    row = db.session.scalar(sa.select(WebhookDelivery))
+    assert row.status == "pending" and row.topic == "products/upsert"
+    assert json.loads(row.body)["id"] == "p1"
+    assert db.session.scalar(sa.select(Product)) is None  # processing happens in the worker
+
+
+def test_forged_signature_is_rejected_and_nothing_stored(client, shop, shop_secret):
+    body = json.dumps(product_body()).encode()
+    headers = {"X-Shopkeeper-Topic": "products/upsert", "X-Shopkeeper-Delivery-Id": "forged",
+               "X-Shopkeeper-Timestamp": str(int(time.time())),
+               "X-Shopkeeper-Signature": "v1=" + "0" * 64}
+    r = client.post(f"/webhooks/generic/{shop.id}", data=body, headers=headers)
+    assert r.status_code == 401
+    assert r.json["code"] == 401 and r.json["status"] == "Unauthorized"
+    assert db.session.scalar(sa.select(WebhookDelivery).filter_by(delivery_id="forged")) is None
+
+
+def test_missing_signature_is_rejected(client, shop):
+    r = client.post(f"/webhooks/generic/{shop.id}", data=b"{}",
+                    headers={"X-Shopkeeper-Topic": "products/upsert",
+                             "X-Shopkeeper-Delivery-Id": "x"})
+    assert r.status_code == 401
+    assert _count() == 0
+
+
+def test_body_changed_after_signing_is_rejected(client, shop, shop_secret):
+    from connectors.generic.webhooks import sign_payload
+
+    body = json.dumps(product_body()).encode()
+    headers = sign_payload(shop_secret, body)
+    headers.update({"X-Shopkeeper-Topic": "products/upsert", "X-Shopkeeper-Delivery-Id": "d"})
+    r = client.post(f"/webhooks/generic/{shop.id}", data=body.replace(b"Tea", b"Tee"),
+                    headers=headers)
+    assert r.status_code == 401
+    assert _count() == 0
+
+
+def test_another_shops_secret_is_rejected(client, shop):
+    other = make_shop()
+    from plugin.shops import credentials_for
+
+    r = post_webhook(client, shop.id, credentials_for(other).webhook_secret, "products/upsert",
+                     product_body())
+    assert r.status_code == 401
+    assert _count() == 0
+
+
+def test_stale_timestamp_is_rejected(client, shop, shop_secret):
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(),
+                     timestamp=int(time.time()) - 301)
+    assert r.status_code == 401
+    assert _count() == 0
+
+
+def test_future_timestamp_is_rejected(client, shop, shop_secret):
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(),
+                     timestamp=int(time.time()) + 301)
+    assert r.status_code == 401
+    assert _count() == 0
+
+
+def test_timestamp_inside_window_is_accepted(client, shop, shop_secret):
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(),
+                     timestamp=int(time.time()) - 250)
+    assert r.status_code == 200
+
+
+def test_replayed_delivery_id_is_a_duplicate_with_no_second_row(client, shop, shop_secret):
+    first = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(),
+                         delivery_id="same")
+    again = post_webhook(client, shop.id, shop_secret, "products/upsert",
+                         product_body(title="Changed"), delivery_id="same")
+    assert first.json == {"status": "accepted"}
+    assert again.status_code == 200 and again.json == {"status": "duplicate"}
+    assert _count() == 1
+
+
+def test_same_delivery_id_in_two_shops_is_two_deliveries(client, shop, shop_secret):
+    other = make_shop()
+    from plugin.shops import credentials_for
+
+    post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(),
+                 delivery_id="shared")
+    r = post_webhook(client, other.id, credentials_for(other).webhook_secret, "products/upsert",
+                     product_body(), delivery_id="shared")
+    assert r.json == {"status": "accepted"}
+    assert _count() == 2
+
+
+def test_oversized_body_gets_413(client, shop, shop_secret, app):
+    big = product_body(description="x" * (app.config["WEBHOOK_MAX_BYTES"] + 10))
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", big)
+    assert r.status_code == 413
+    assert r.json["code"] == 413
+    assert _count() == 0
+
+
+def test_malformed_json_gets_400(client, shop, shop_secret):
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", None, raw=b'{"id": ')
+    assert r.status_code == 400
+    assert r.json["code"] == 400
+    assert _count() == 0
+
+
+def test_schema_invalid_body_gets_400_with_field_errors(client, shop, shop_secret):
+    body = product_body()
+    del body["title"]
+    body["price"] = "not-a-price"
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", body)
+    assert r.status_code == 400
+    assert "title" in r.json["errors"] and "price" in r.json["errors"]
+    assert _count() == 0
+
+
+def test_order_line_with_zero_quantity_is_rejected(client, shop, shop_secret):
+    from tests.factories import order_body
+
+    body = order_body(lines=[{"product_id": "p1", "quantity": 0, "price": "1.00"}])
+    r = post_webhook(client, shop.id, shop_secret, "orders/upsert", body)
+    assert r.status_code == 400
+    assert any(k.startswith("lines") for k in r.json["errors"])
+
+
+def test_unknown_topic_gets_400(client, shop, shop_secret):
+    r = post_webhook(client, shop.id, shop_secret, "products/explode", product_body())
+    assert r.status_code == 400
+    assert _count() == 0
+
+
+def test_unknown_shop_gets_404(client, shop_secret):
+    r = post_webhook(client, "shp_doesnotexist", shop_secret, "products/upsert", product_body())
+    assert r.status_code == 404
+    assert r.json["message"]
+
+
+def test_unknown_connector_gets_404(client, shop, shop_secret):
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(),
+                     connector="nope")
+    assert r.status_code == 404
+
+
+def test_connector_that_is_not_the_shops_platform_gets_404(client, shop, shop_secret):
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(),
+                     connector="shopify")
+    assert r.status_code == 404
