@@ -49,3 +49,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(demo.bp)
+    if app.config.get("BENCH_BARE_ENDPOINT"):
+        from plugin.bench_bare import bp as bench_bp
+
+        app.register_blueprint(bench_bp)

@@ -46,6 +46,8 @@ class Config:
     # Shopify app credentials (from the Partner dashboard).
     SHOPIFY_API_KEY = ""
     SHOPIFY_API_SECRET = ""
+    # Expose /bench/bare, a do-nothing endpoint used by bench/*.py as the baseline.
+    BENCH_BARE_ENDPOINT = False
     # Log level for the "shopkeeper" loggers.
     LOG_LEVEL = "INFO"
 
