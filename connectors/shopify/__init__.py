@@ -1,0 +1,161 @@
+"""Shopify: OAuth install, HMAC webhooks, Admin GraphQL backfill and discount codes.
+
+Credentials: ``shop_domain`` (``x.myshopify.com``), ``access_token`` (offline token),
+``webhook_secret`` (the app's client secret, which signs webhooks), ``extra["api_key"]``
+(client id) and ``extra["currency"]`` (shop currency, set at install).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+
+import requests
+
+from connectors import register
+from connectors.base import Connector, ConnectorMeta, Credentials
+from connectors.errors import AuthFailed, ConnectorError
+from connectors.records import (
+    Customer,
+    DiscountRef,
+    DiscountSpec,
+    Order,
+    Page,
+    Product,
+    WebhookEvent,
+)
+from connectors.shopify import client as gql
+from connectors.shopify import discounts, install, mapping, webhooks
+
+__all__ = ["ShopifyConnector"]
+
+SCOPES = ("read_products", "read_customers", "read_orders", "write_discounts")
+
+
+@register
+class ShopifyConnector(Connector):
+    """One installed Shopify shop."""
+
+    meta = ConnectorMeta(
+        key="shopify",
+        name="Shopify",
+        webhook_topics=webhooks.TOPICS,
+        scopes=SCOPES,
+        capabilities=frozenset({"webhooks", "backfill", "discounts", "install"}),
+    )
+
+    @classmethod
+    def for_app(
+        cls, api_key: str, api_secret: str, *, session: requests.Session | None = None
+    ) -> ShopifyConnector:
+        """A connector holding only the app's keys, for the install flow."""
+        creds = Credentials(shop_domain="", webhook_secret=api_secret, extra={"api_key": api_key})
+        return cls(creds, session=session)
+
+    # -- webhooks -------------------------------------------------------------------------
+    def verify_webhook(
+        self, headers: Mapping[str, str], raw_body: bytes, *, now: float | None = None
+    ) -> None:
+        """Base64 HMAC-SHA256 of the raw body with the app secret, compared in constant time."""
+        webhooks.verify_hmac(self.credentials.webhook_secret, headers, raw_body)
+
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
+        """REST-shaped webhook body -> normalized event (no HTTP)."""
+        return webhooks.parse_delivery(
+            headers, raw_body, currency=self.credentials.extra.get("currency")
+        )
+
+    # -- install --------------------------------------------------------------------------
+    def _app_keys(self) -> tuple[str, str]:
+        api_key = self.credentials.extra.get("api_key")
+        secret = self.credentials.webhook_secret
+        if not api_key or not secret:
+            raise AuthFailed("Shopify api_key/api_secret are not configured")
+        return api_key, secret
+
+    def install_url(self, shop_domain: str, state: str, redirect_uri: str) -> str:
+        """The OAuth authorize URL for ``shop_domain`` with our scopes and ``state`` nonce."""
+        api_key, _ = self._app_keys()
+        return install.authorize_url(
+            shop_domain, api_key=api_key, scopes=SCOPES, redirect_uri=redirect_uri, state=state
+        )
+
+    def complete_install(
+        self, params: Mapping[str, str], *, expected_state: str | None = None
+    ) -> Credentials:
+        """Verify the callback (shop, hmac, state), exchange the code, read the currency."""
+        api_key, secret = self._app_keys()
+        shop = install.verify_oauth_callback(params, secret, expected_state=expected_state)
+        token = install.exchange_code(
+            self.session, shop, api_key=api_key, api_secret=secret, code=params.get("code", "")
+        )
+        client = gql.ShopifyGraphQL(self.session, shop, token["access_token"])
+        currency = (client.execute(gql.SHOP_QUERY).get("shop") or {}).get("currencyCode")
+        extra = {"api_key": api_key, "scope": token["scope"]}
+        if currency:
+            extra["currency"] = currency
+        return Credentials(
+            shop_domain=shop,
+            access_token=token["access_token"],
+            webhook_secret=secret,
+            api_url=client.url,
+            extra=extra,
+        )
+
+    # -- backfill -------------------------------------------------------------------------
+    def _client(self) -> gql.ShopifyGraphQL:
+        if not self.credentials.access_token:
+            raise AuthFailed("shop has no access token")
+        return gql.ShopifyGraphQL(
+            self.session, self.credentials.shop_domain, self.credentials.access_token
+        )
+
+    def iter_products(self, cursor: str | None = None) -> Iterator[Page[Product]]:
+        """Products by ``updated_at`` with the shop currency, 50 per page."""
+
+        def convert(node, data):
+            currency = (data.get("shop") or {}).get("currencyCode") or self.credentials.extra.get(
+                "currency"
+            )
+            return mapping.product_from_gql(node, currency=currency)
+
+        return self._client().pages(gql.PRODUCTS_QUERY, "products", convert, cursor=cursor)
+
+    def iter_customers(self, cursor: str | None = None) -> Iterator[Page[Customer]]:
+        """Customers, 100 per page."""
+        return self._client().pages(
+            gql.CUSTOMERS_QUERY,
+            "customers",
+            lambda node, _: mapping.customer_from_gql(node),
+            cursor=cursor,
+            first=100,
+        )
+
+    def iter_orders(
+        self, since: datetime | None = None, cursor: str | None = None
+    ) -> Iterator[Page[Order]]:
+        """Orders updated at/after ``since`` (incremental sync), 25 per page."""
+        return self._client().pages(
+            gql.ORDERS_QUERY,
+            "orders",
+            lambda node, _: mapping.order_from_gql(node),
+            cursor=cursor,
+            search=gql.updated_since(since),
+            first=25,
+        )
+
+    # -- discounts ------------------------------------------------------------------------
+    def create_discount(self, spec: DiscountSpec) -> DiscountRef:
+        """A single-code discount via ``discountCodeBasicCreate`` (or free shipping)."""
+        free = spec.kind == "free_shipping"
+        mutation = discounts.FREE_SHIPPING_MUTATION if free else discounts.BASIC_MUTATION
+        root = "discountCodeFreeShippingCreate" if free else "discountCodeBasicCreate"
+        data = self._client().execute(mutation, {"input": discounts.discount_input(spec)})
+        result = data.get(root) or {}
+        if result.get("userErrors"):
+            messages = [e.get("message", "") for e in result["userErrors"]]
+            raise ConnectorError(f"Shopify refused the discount: {messages}")
+        node = result.get("codeDiscountNode") or {}
+        if not node.get("id"):
+            raise ConnectorError("Shopify returned no discount id")
+        return DiscountRef(platform_id=node["id"], code=spec.code, expires_at=spec.expires_at)

@@ -1,0 +1,65 @@
+"""``DiscountSpec`` -> Shopify ``discountCodeBasicCreate`` / ``discountCodeFreeShippingCreate``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.errors import InvalidPayload
+from connectors.records import DiscountSpec
+from connectors.shopify.mapping import gid
+
+__all__ = ["BASIC_MUTATION", "FREE_SHIPPING_MUTATION", "discount_input"]
+
+BASIC_MUTATION = """
+mutation Create($input: DiscountCodeBasicInput!) {
+  discountCodeBasicCreate(basicCodeDiscount: $input) {
+    codeDiscountNode { id }
+    userErrors { field code message }
+  }
+}"""
+
+FREE_SHIPPING_MUTATION = """
+mutation Create($input: DiscountCodeFreeShippingInput!) {
+  discountCodeFreeShippingCreate(freeShippingCodeDiscount: $input) {
+    codeDiscountNode { id }
+    userErrors { field code message }
+  }
+}"""
+
+
+def discount_input(spec: DiscountSpec, *, now: datetime | None = None) -> dict[str, Any]:
+    """The mutation input: one code, limited uses, optional customer/product/minimum scope."""
+    data: dict[str, Any] = {
+        "title": f"Shopkeeper offer {spec.code}",
+        "code": spec.code,
+        "startsAt": (now or datetime.now(UTC)).isoformat(),
+        "endsAt": spec.expires_at.isoformat(),
+        "usageLimit": spec.usage_limit,
+        "appliesOncePerCustomer": True,
+        "context": (
+            {"customers": {"add": [gid("Customer", spec.customer_id)]}}
+            if spec.customer_id
+            else {"all": "ALL"}
+        ),
+    }
+    if spec.min_subtotal is not None:
+        data["minimumRequirement"] = {
+            "subtotal": {"greaterThanOrEqualToSubtotal": str(spec.min_subtotal)}
+        }
+    if spec.kind == "free_shipping":
+        data["destination"] = {"all": True}
+        return data
+    if spec.kind == "percent":
+        if not 0 < spec.value <= 100:
+            raise InvalidPayload("percent out of range", {"value": ["must be in (0, 100]"]})
+        value: dict[str, Any] = {"percentage": float(spec.value / 100)}
+    else:
+        value = {"discountAmount": {"amount": str(spec.value), "appliesOnEachItem": False}}
+    items: dict[str, Any] = (
+        {"products": {"productsToAdd": [gid("Product", p) for p in spec.product_ids]}}
+        if spec.product_ids
+        else {"all": True}
+    )
+    data["customerGets"] = {"value": value, "items": items}
+    return data

@@ -1,0 +1,103 @@
+"""Shopify webhooks: base64 HMAC-SHA256 of the raw body, topic -> normalized event."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from connectors.base import header
+from connectors.errors import InvalidPayload, SignatureInvalid, UnknownTopic
+from connectors.parsing import load_json_object, parse_datetime
+from connectors.records import WebhookEvent
+from connectors.shopify import mapping
+
+__all__ = ["TOPICS", "TOPIC_MAP", "parse_delivery", "sign_body", "verify_hmac"]
+
+HMAC_HEADER = "X-Shopify-Hmac-Sha256"
+TOPIC_HEADER = "X-Shopify-Topic"
+WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
+TRIGGERED_AT_HEADER = "X-Shopify-Triggered-At"
+
+#: Shopify topic -> normalized topic.
+TOPIC_MAP: dict[str, str] = {
+    "products/create": "products/upsert",
+    "products/update": "products/upsert",
+    "products/delete": "products/delete",
+    "customers/create": "customers/upsert",
+    "customers/update": "customers/upsert",
+    "customers/delete": "customers/delete",
+    "orders/create": "orders/upsert",
+    "orders/updated": "orders/upsert",
+    "orders/paid": "orders/upsert",
+    "orders/cancelled": "orders/upsert",
+    "carts/create": "carts/upsert",
+    "carts/update": "carts/upsert",
+    "checkouts/create": "carts/upsert",
+    "checkouts/update": "carts/upsert",
+    "app/uninstalled": "app/uninstalled",
+    "customers/data_request": "customers/data_request",
+    "customers/redact": "customers/redact",
+    "shop/redact": "shop/redact",
+}
+TOPICS: tuple[str, ...] = tuple(TOPIC_MAP)
+COMPLIANCE_TOPICS: tuple[str, ...] = ("customers/data_request", "customers/redact", "shop/redact")
+
+
+def sign_body(secret: str, raw_body: bytes) -> str:
+    """``base64(HMAC-SHA256(secret, raw body))`` as Shopify puts in the HMAC header."""
+    return base64.b64encode(hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()).decode()
+
+
+def verify_hmac(secret: str | None, headers: Mapping[str, str], raw_body: bytes) -> None:
+    """Raise ``SignatureInvalid`` unless the header matches; compliance topics rely on this."""
+    if not secret:
+        raise SignatureInvalid("no Shopify client secret configured")
+    offered = header(headers, HMAC_HEADER)
+    if not offered:
+        raise SignatureInvalid("missing X-Shopify-Hmac-Sha256")
+    if not hmac.compare_digest(offered.strip().encode(), sign_body(secret, raw_body).encode()):
+        raise SignatureInvalid("HMAC mismatch")
+
+
+def parse_delivery(
+    headers: Mapping[str, str], raw_body: bytes, *, currency: str | None
+) -> WebhookEvent:
+    """Normalize one delivery; ``currency`` is the shop's (REST product bodies lack it)."""
+    topic = (header(headers, TOPIC_HEADER) or "").strip()
+    normalized = TOPIC_MAP.get(topic)
+    if normalized is None:
+        raise UnknownTopic(topic)
+    delivery_id = (header(headers, WEBHOOK_ID_HEADER) or "").strip()
+    if not delivery_id:
+        raise InvalidPayload("missing webhook id", {WEBHOOK_ID_HEADER: ["required"]})
+    triggered = header(headers, TRIGGERED_AT_HEADER)
+    occurred = parse_datetime(triggered, field=TRIGGERED_AT_HEADER) if triggered else None
+    data = load_json_object(raw_body)
+    try:
+        record = _record(topic, normalized, data, currency=currency, occurred=occurred)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidPayload(f"unexpected {topic} payload", {"_body": [repr(exc)]}) from None
+    return WebhookEvent(
+        topic=normalized, delivery_id=delivery_id, record=record, occurred_at=occurred
+    )
+
+
+def _record(topic: str, normalized: str, data: dict[str, Any], *, currency, occurred):
+    if normalized == "app/uninstalled":
+        return None
+    if topic in COMPLIANCE_TOPICS:
+        return mapping.redaction_from_rest(topic, data)
+    if normalized.endswith("/delete"):
+        return mapping.deletion_from_rest(normalized.split("s/")[0], data, occurred)
+    if normalized == "products/upsert":
+        return mapping.product_from_rest(data, currency=currency, fallback_updated_at=occurred)
+    if normalized == "customers/upsert":
+        return mapping.customer_from_rest(data, fallback_updated_at=occurred)
+    if normalized == "orders/upsert":
+        return mapping.order_from_rest(data, fallback_updated_at=occurred)
+    return mapping.cart_from_rest(
+        data, checkout=topic.startswith("checkouts/"), fallback_updated_at=occurred
+    )

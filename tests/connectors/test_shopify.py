@@ -1,0 +1,518 @@
+"""Shopify: the contract plus OAuth, session tokens, app proxy, mapping and discounts."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+import responses
+
+from connectors.base import Credentials
+from connectors.errors import AuthFailed, InvalidPayload, RateLimited, SignatureInvalid
+from connectors.http import make_session
+from connectors.records import (
+    Cart,
+    Customer,
+    Deletion,
+    DiscountSpec,
+    Order,
+    Product,
+    Redaction,
+)
+from connectors.shopify import ShopifyConnector
+from connectors.shopify.client import API_VERSION
+from connectors.shopify.install import (
+    oauth_hmac,
+    verify_app_proxy,
+    verify_oauth_callback,
+    verify_session_token,
+)
+from connectors.shopify.webhooks import sign_body
+from tests.connectors.contract import ConnectorContract, WebhookSample
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "shopify"
+SHOP = "jsmith.myshopify.com"
+API_KEY = "4b0f3c2e9d1a7f6e5c4b3a2918273645"
+SECRET = "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"
+OTHER = "shpss_00000000000000000000000000000000"
+GRAPHQL = f"https://{SHOP}/admin/api/{API_VERSION}/graphql.json"
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def shopify_headers(topic: str, body: bytes, secret: str = SECRET) -> dict[str, str]:
+    return {
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": sign_body(secret, body),
+        "X-Shopify-Shop-Domain": SHOP,
+        "X-Shopify-API-Version": API_VERSION,
+        "X-Shopify-Webhook-Id": f"b54557e4-bdd9-4b37-8a5f-bf7d70bc{len(body):04d}",
+        "X-Shopify-Triggered-At": "2025-11-22T10:00:00.123Z",
+    }
+
+
+def product_node(pid: str) -> dict:
+    return {
+        "id": f"gid://shopify/Product/{pid}",
+        "title": f"Product {pid}",
+        "handle": f"product-{pid}",
+        "descriptionHtml": "<p>Nice</p>",
+        "onlineStoreUrl": None,
+        "vendor": "Acme",
+        "productType": "Shirts",
+        "tags": ["cotton"],
+        "status": "ACTIVE",
+        "updatedAt": "2025-11-20T08:00:00Z",
+        "featuredMedia": {"preview": {"image": {"url": "https://cdn.example/p.png"}}},
+        "variants": {
+            "nodes": [
+                {"id": f"gid://shopify/ProductVariant/{pid}1", "title": "S", "sku": "S-1",
+                 "price": "19.99", "availableForSale": True, "inventoryQuantity": 3},
+                {"id": f"gid://shopify/ProductVariant/{pid}2", "title": "M", "sku": "M-1",
+                 "price": "17.50", "availableForSale": False, "inventoryQuantity": 0},
+            ]
+        },
+    }
+
+
+def cursor_matcher(expected_after: str | None):
+    def match(request):
+        body = json.loads(request.body)
+        after = body["variables"].get("after")
+        return after == expected_after, f"after={after!r}, expected {expected_after!r}"
+
+    return match
+
+
+class TestShopifyConnector(ConnectorContract):
+    connector_cls = ShopifyConnector
+    SIGNATURE_HEADERS = ("X-Shopify-Hmac-Sha256",)
+
+    def make_connector(self, session=None, *, wrong_secret=False):
+        creds = Credentials(
+            SHOP,
+            access_token=self.ACCESS_TOKEN,
+            webhook_secret=OTHER if wrong_secret else SECRET,
+            extra={"api_key": API_KEY, "currency": "USD"},
+        )
+        return ShopifyConnector(creds, session=session)
+
+    def webhook_samples(self):
+        s = WebhookSample
+        return [
+            s("products/update", fixture("products_update.json"), "products/upsert", Product),
+            s("products/delete", fixture("products_delete.json"), "products/delete", Deletion),
+            s("customers/create", fixture("customers_create.json"), "customers/upsert", Customer),
+            s("customers/update", fixture("customers_create_legacy.json"),
+              "customers/upsert", Customer),
+            s("customers/delete", fixture("customers_delete.json"), "customers/delete", Deletion),
+            s("orders/create", fixture("orders_create.json"), "orders/upsert", Order),
+            s("orders/cancelled", fixture("orders_create.json"), "orders/upsert", Order),
+            s("carts/update", fixture("carts_update.json"), "carts/upsert", Cart),
+            s("checkouts/update", fixture("checkouts_update.json"), "carts/upsert", Cart),
+            s("app/uninstalled", fixture("app_uninstalled.json"), "app/uninstalled", None),
+            s("customers/data_request", fixture("customers_data_request.json"),
+              "customers/data_request", Redaction),
+            s("customers/redact", fixture("customers_redact.json"), "customers/redact", Redaction),
+            s("shop/redact", fixture("shop_redact.json"), "shop/redact", Redaction),
+        ]
+
+    def signed_delivery(self, topic, body, *, now, wrong_key=False):
+        return shopify_headers(topic, body, OTHER if wrong_key else SECRET)
+
+    def api_endpoint(self):
+        return "POST", GRAPHQL
+
+    def add_product_page(self, rsps, index, ids, last):
+        rsps.post(
+            GRAPHQL,
+            json={
+                "data": {
+                    "shop": {"currencyCode": "EUR"},
+                    "products": {
+                        "pageInfo": {"hasNextPage": not last,
+                                     "endCursor": None if last else f"cur{index + 1}"},
+                        "nodes": [product_node(pid) for pid in ids],
+                    },
+                },
+                "extensions": {"cost": {"requestedQueryCost": 112, "actualQueryCost": 60}},
+            },
+            match=[cursor_matcher(None if index == 0 else f"cur{index}")],
+        )
+
+    # -- webhooks ---------------------------------------------------------------------------
+    @pytest.mark.parametrize("topic", ["customers/data_request", "customers/redact",
+                                       "shop/redact"])
+    def test_compliance_topics_reject_bad_hmac(self, topic: str) -> None:
+        body = fixture(topic.replace("/", "_") + ".json")
+        headers = shopify_headers(topic, body, OTHER)
+        with pytest.raises(SignatureInvalid):
+            self.make_connector().verify_webhook(headers, body)
+
+    def test_hmac_is_over_raw_bytes_not_reserialized_json(self) -> None:
+        body = b'{"id":1,"url":"https:\\/\\/x.test\\/a\\u0026b"}'
+        headers = shopify_headers("products/delete", body)
+        self.make_connector().verify_webhook(headers, body)
+        reserialized = json.dumps(json.loads(body)).encode()
+        with pytest.raises(SignatureInvalid):
+            self.make_connector().verify_webhook(headers, reserialized)
+
+    def test_rest_product_mapping(self) -> None:
+        body = fixture("products_update.json")
+        product = self.make_connector().parse_webhook(
+            shopify_headers("products/update", body), body).record
+        assert product.external_id == "9554194432293"
+        assert product.tags == ("cotton", "comfortable")
+        assert product.categories == ("Shirts",)
+        assert product.price == Decimal("29.99") and product.currency == "USD"
+        assert product.updated_at == datetime(2025, 4, 22, 19, 30, tzinfo=UTC)
+        assert product.variants[0].sku == "TSHIRT-001"
+
+    def test_order_mapping_keeps_total_codes_and_cancellation(self) -> None:
+        body = fixture("orders_create.json")
+        order = self.make_connector().parse_webhook(
+            shopify_headers("orders/create", body), body).record
+        assert order.external_id == "820982911946154508"
+        assert order.customer_id == "115310627314723954"
+        assert order.total == Decimal("359.97") and order.currency == "USD"
+        assert order.cancelled is True
+        assert [(li.product_id, li.price) for li in order.lines] == [
+            ("788032119674292922", Decimal("89.99")),
+            ("788032119674292922", Decimal("159.99")),
+            ("788032119674292922", Decimal("119.99")),
+        ]
+
+    def test_null_timestamps_fall_back_to_triggered_at(self) -> None:
+        body = fixture("customers_create_legacy.json")
+        customer = self.make_connector().parse_webhook(
+            shopify_headers("customers/update", body), body).record
+        assert customer.updated_at == datetime(2025, 11, 22, 10, 0, 0, 123000, tzinfo=UTC)
+        assert customer.email == "bob@biller.com"
+
+    def test_checkout_is_keyed_by_its_cart_token(self) -> None:
+        cart_body, checkout_body = fixture("carts_update.json"), fixture("checkouts_update.json")
+        conn = self.make_connector()
+        cart = conn.parse_webhook(shopify_headers("carts/update", cart_body), cart_body).record
+        checkout = conn.parse_webhook(
+            shopify_headers("checkouts/update", checkout_body), checkout_body).record
+        assert cart.external_id == checkout.external_id == "eeafa272cebfd4b22385bc4b645e762c"
+        assert checkout.customer_id == "603851970716743426"
+        assert cart.lines[0].quantity == 3
+
+    def test_redaction_lists_customer_and_orders(self) -> None:
+        body = fixture("customers_redact.json")
+        record = self.make_connector().parse_webhook(
+            shopify_headers("customers/redact", body), body).record
+        assert record == Redaction("customer_redact", "191167", "john@example.com",
+                                   ("299938", "280263", "220458"))
+
+    def test_missing_webhook_id_is_invalid(self) -> None:
+        body = fixture("products_delete.json")
+        headers = shopify_headers("products/delete", body)
+        del headers["X-Shopify-Webhook-Id"]
+        with pytest.raises(InvalidPayload):
+            self.make_connector().parse_webhook(headers, body)
+
+    def test_order_without_currency_is_invalid(self) -> None:
+        data = json.loads(fixture("orders_create.json"))
+        del data["currency"]
+        body = json.dumps(data).encode()
+        with pytest.raises(InvalidPayload):
+            self.make_connector().parse_webhook(shopify_headers("orders/create", body), body)
+
+    # -- backfill specifics -----------------------------------------------------------------
+    def test_backfill_product_mapping_uses_shop_currency(self, delays) -> None:
+        with responses.RequestsMock() as rsps:
+            self.add_product_page(rsps, 0, ["7"], True)
+            page = next(self.make_connector(self._session(delays)).iter_products())
+            calls = list(rsps.calls)
+        product = page.items[0]
+        assert product.external_id == "7" and product.currency == "EUR"
+        assert product.price == Decimal("17.50")
+        assert product.image_url == "https://cdn.example/p.png"
+        assert [v.external_id for v in product.variants] == ["71", "72"]
+        sent = json.loads(calls[0].request.body)
+        assert calls[0].request.headers["X-Shopify-Access-Token"] == self.ACCESS_TOKEN
+        assert sent["variables"]["first"] == 50
+
+    def test_graphql_throttled_waits_for_bucket_refill(self, delays) -> None:
+        throttled = {
+            "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+            "extensions": {"cost": {"requestedQueryCost": 202, "actualQueryCost": None,
+                                    "throttleStatus": {"maximumAvailable": 2000.0,
+                                                       "currentlyAvailable": 2,
+                                                       "restoreRate": 100.0}}},
+        }
+        with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as rsps:
+            rsps.post(GRAPHQL, json=throttled)
+            self.add_product_page(rsps, 0, ["1"], True)
+            pages = list(self.make_connector(self._session(delays)).iter_products())
+        assert delays == [2.0]  # (202 - 2) / 100 points per second
+        assert pages[0].items[0].external_id == "1"
+
+    def test_graphql_throttled_forever_raises_rate_limited(self, delays) -> None:
+        throttled = {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]}
+        with responses.RequestsMock() as rsps:
+            rsps.post(GRAPHQL, json=throttled)
+            with pytest.raises(RateLimited):
+                next(self.make_connector(self._session(delays)).iter_products())
+
+    def test_access_denied_is_auth_failed(self, delays) -> None:
+        denied = {"errors": [{"message": "Access denied",
+                              "extensions": {"code": "ACCESS_DENIED"}}]}
+        with responses.RequestsMock() as rsps:
+            rsps.post(GRAPHQL, json=denied)
+            with pytest.raises(AuthFailed):
+                next(self.make_connector(self._session(delays)).iter_customers())
+
+    def test_orders_incremental_sync_filters_by_updated_at(self, delays) -> None:
+        order = {
+            "id": "gid://shopify/Order/5", "createdAt": "2025-11-01T10:00:00Z",
+            "updatedAt": "2025-11-02T10:00:00Z", "cancelledAt": None, "currencyCode": "CAD",
+            "discountCodes": ["SK-1"], "customer": {"id": "gid://shopify/Customer/9"},
+            "totalPriceSet": {"shopMoney": {"amount": "40.5", "currencyCode": "CAD"}},
+            "lineItems": {"nodes": [
+                {"quantity": 2, "product": {"id": "gid://shopify/Product/3"},
+                 "variant": {"id": "gid://shopify/ProductVariant/31"},
+                 "originalUnitPriceSet": {"shopMoney": {"amount": "20.25"}}},
+                {"quantity": 1, "product": None, "variant": None,
+                 "originalUnitPriceSet": {"shopMoney": {"amount": "5.00"}}},
+            ]},
+        }
+        page = {"data": {"orders": {"pageInfo": {"hasNextPage": False, "endCursor": "x"},
+                                    "nodes": [order]}}}
+        since = datetime(2025, 11, 1, tzinfo=UTC)
+        with responses.RequestsMock() as rsps:
+            rsps.post(GRAPHQL, json=page)
+            pages = list(self.make_connector(self._session(delays)).iter_orders(since=since))
+            calls = list(rsps.calls)
+        sent = json.loads(calls[0].request.body)["variables"]
+        assert sent["query"] == "updated_at:>='2025-11-01T00:00:00+00:00'"
+        got = pages[0].items[0]
+        assert pages[0].next_cursor is None
+        assert (got.external_id, got.customer_id, got.total, got.currency) == (
+            "5", "9", Decimal("40.5"), "CAD")
+        assert [(li.product_id, li.variant_id, li.quantity) for li in got.lines] == [
+            ("3", "31", 2)]
+
+    # -- discounts --------------------------------------------------------------------------
+    def _spec(self, **kw) -> DiscountSpec:
+        base = dict(code="SK-ABC123", kind="percent", value=Decimal("15"),
+                    expires_at=datetime(2025, 12, 1, tzinfo=UTC), customer_id="9",
+                    product_ids=("3",), min_subtotal=Decimal("30.00"))
+        return DiscountSpec(**{**base, **kw})
+
+    def test_create_discount_sends_basic_code_input(self, delays) -> None:
+        created = {"data": {"discountCodeBasicCreate": {
+            "codeDiscountNode": {"id": "gid://shopify/DiscountCodeNode/77"}, "userErrors": []}}}
+        with responses.RequestsMock() as rsps:
+            rsps.post(GRAPHQL, json=created)
+            ref = self.make_connector(self._session(delays)).create_discount(self._spec())
+            calls = list(rsps.calls)
+        sent = json.loads(calls[0].request.body)
+        assert "discountCodeBasicCreate" in sent["query"]
+        data = sent["variables"]["input"]
+        assert data["code"] == "SK-ABC123" and data["usageLimit"] == 1
+        assert data["customerGets"]["value"] == {"percentage": 0.15}
+        assert data["customerGets"]["items"] == {
+            "products": {"productsToAdd": ["gid://shopify/Product/3"]}}
+        assert data["context"] == {"customers": {"add": ["gid://shopify/Customer/9"]}}
+        assert data["minimumRequirement"]["subtotal"]["greaterThanOrEqualToSubtotal"] == "30.00"
+        assert data["endsAt"] == "2025-12-01T00:00:00+00:00"
+        assert ref.platform_id == "gid://shopify/DiscountCodeNode/77"
+
+    def test_create_discount_user_errors_raise(self, delays) -> None:
+        refused = {"data": {"discountCodeBasicCreate": {"codeDiscountNode": None, "userErrors": [
+            {"field": ["basicCodeDiscount", "code"], "code": "TAKEN",
+             "message": "Code must be unique."}]}}}
+        with responses.RequestsMock() as rsps:
+            rsps.post(GRAPHQL, json=refused)
+            with pytest.raises(Exception, match="unique") as info:
+                self.make_connector(self._session(delays)).create_discount(self._spec())
+        assert not isinstance(info.value, AssertionError)
+
+    def test_fixed_and_free_shipping_inputs(self, delays) -> None:
+        ok = {"codeDiscountNode": {"id": "gid://shopify/DiscountCodeNode/1"}, "userErrors": []}
+        with responses.RequestsMock() as rsps:
+            rsps.post(GRAPHQL, json={"data": {"discountCodeBasicCreate": ok}})
+            rsps.post(GRAPHQL, json={"data": {"discountCodeFreeShippingCreate": ok}})
+            conn = self.make_connector(self._session(delays))
+            conn.create_discount(self._spec(kind="fixed", value=Decimal("5.00"), product_ids=()))
+            conn.create_discount(self._spec(kind="free_shipping", customer_id=None))
+            calls = list(rsps.calls)
+        fixed = json.loads(calls[0].request.body)["variables"]["input"]
+        free = json.loads(calls[1].request.body)
+        assert fixed["customerGets"]["value"] == {
+            "discountAmount": {"amount": "5.00", "appliesOnEachItem": False}}
+        assert fixed["customerGets"]["items"] == {"all": True}
+        assert "discountCodeFreeShippingCreate" in free["query"]
+        assert free["variables"]["input"]["context"] == {"all": "ALL"}
+
+
+# -- install, session tokens, app proxy ------------------------------------------------------
+VECTOR_1 = {
+    "code": "0907a61c0c8d55e99db179b68161bc00",
+    "shop": "some-shop.myshopify.com",
+    "state": "0.6784241404160823",
+    "timestamp": "1337178173",
+    "hmac": "700e2dadb827fcc8609e9d5ce208b2e9cdaab9df07390d2cbca10d7c328fc4bf",
+}
+
+
+def test_oauth_callback_documented_vector() -> None:
+    assert oauth_hmac(VECTOR_1, "hush") == VECTOR_1["hmac"]
+    shop = verify_oauth_callback(VECTOR_1, "hush", expected_state="0.6784241404160823")
+    assert shop == "some-shop.myshopify.com"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"hmac": "0" * 64}, {"code": "tampered"}, {"state": "other"}, {"hmac": ""}],
+)
+def test_oauth_callback_rejects_tampering(change: dict) -> None:
+    with pytest.raises(SignatureInvalid):
+        verify_oauth_callback({**VECTOR_1, **change}, "hush", expected_state=VECTOR_1["state"])
+
+
+def test_oauth_callback_rejects_wrong_state_even_with_valid_hmac() -> None:
+    with pytest.raises(SignatureInvalid, match="state"):
+        verify_oauth_callback(VECTOR_1, "hush", expected_state="a-different-nonce")
+
+
+@pytest.mark.parametrize(
+    "shop", ["evil.com", "some-shop.myshopify.com.evil.com", "-x.myshopify.com",
+             "Some-Shop.myshopify.com", "a.b.myshopify.com", "", None],
+)
+def test_shop_domain_validation(shop) -> None:
+    conn = ShopifyConnector.for_app(API_KEY, SECRET)
+    with pytest.raises(InvalidPayload):
+        conn.install_url(shop, "nonce", "https://app.example/install/shopify/callback")
+
+
+def test_install_url_carries_scopes_state_and_redirect() -> None:
+    url = ShopifyConnector.for_app(API_KEY, SECRET).install_url(
+        "my-shop.myshopify.com", "n0nce", "https://app.example/cb")
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    assert parts.netloc == "my-shop.myshopify.com" and parts.path == "/admin/oauth/authorize"
+    assert query == {"client_id": [API_KEY], "state": ["n0nce"],
+                     "redirect_uri": ["https://app.example/cb"],
+                     "scope": ["read_products,read_customers,read_orders,write_discounts"]}
+
+
+def _signed_callback(shop: str = "my-shop.myshopify.com", state: str = "n0nce") -> dict:
+    params = {"code": "c0de", "shop": shop, "state": state, "timestamp": str(int(time.time()))}
+    return {**params, "hmac": oauth_hmac(params, SECRET)}
+
+
+def test_complete_install_exchanges_code_and_reads_currency() -> None:
+    conn = ShopifyConnector.for_app(API_KEY, SECRET, session=make_session(sleep=lambda s: None))
+    with responses.RequestsMock() as rsps:
+        rsps.post("https://my-shop.myshopify.com/admin/oauth/access_token",
+                  json={"access_token": "shpat_abc", "scope": "read_products,write_discounts"},
+                  match=[responses.matchers.json_params_matcher(
+                      {"client_id": API_KEY, "client_secret": SECRET, "code": "c0de"})])
+        rsps.post(f"https://my-shop.myshopify.com/admin/api/{API_VERSION}/graphql.json",
+                  json={"data": {"shop": {"currencyCode": "GBP"}}})
+        creds = conn.complete_install(_signed_callback(), expected_state="n0nce")
+    assert creds.shop_domain == "my-shop.myshopify.com"
+    assert creds.access_token == "shpat_abc" and creds.webhook_secret == SECRET
+    assert creds.extra == {"api_key": API_KEY, "scope": "read_products,write_discounts",
+                           "currency": "GBP"}
+
+
+def test_complete_install_refused_exchange_is_auth_failed() -> None:
+    conn = ShopifyConnector.for_app(API_KEY, SECRET, session=make_session(sleep=lambda s: None))
+    with responses.RequestsMock() as rsps:
+        rsps.post("https://my-shop.myshopify.com/admin/oauth/access_token", status=400,
+                  json={"error": "invalid_request"})
+        with pytest.raises(AuthFailed):
+            conn.complete_install(_signed_callback(), expected_state="n0nce")
+
+
+def test_complete_install_never_calls_out_on_bad_hmac() -> None:
+    conn = ShopifyConnector.for_app(API_KEY, SECRET)
+    params = {**_signed_callback(), "code": "swapped"}
+    with responses.RequestsMock(), pytest.raises(SignatureInvalid):
+        conn.complete_install(params, expected_state="n0nce")
+
+
+def _session_token(**overrides) -> str:
+    now = int(time.time())
+    claims = {"iss": "https://my-shop.myshopify.com/admin",
+              "dest": "https://my-shop.myshopify.com",
+              "aud": API_KEY, "sub": "42", "exp": now + 60, "nbf": now - 1, "iat": now - 1,
+              "jti": "f8912129-1af6-4cad-9ca3-76b0f7621087",
+              "sid": "aaea182f2732d44c23057c0fea584021"}
+    claims.update(overrides)
+    key = claims.pop("_key", SECRET)
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="HS256")
+
+
+def test_session_token_valid_returns_claims() -> None:
+    claims = verify_session_token(_session_token(), API_KEY, SECRET)
+    assert claims["dest"] == "https://my-shop.myshopify.com" and claims["sub"] == "42"
+
+
+def test_session_token_within_leeway_accepted() -> None:
+    verify_session_token(_session_token(exp=int(time.time()) - 5), API_KEY, SECRET)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"exp": int(time.time()) - 30},
+        {"nbf": int(time.time()) + 60},
+        {"aud": "another-app"},
+        {"_key": OTHER},
+        {"dest": "https://evil.example"},
+        {"iss": "https://other-shop.myshopify.com/admin"},
+        {"sub": None},
+    ],
+)
+def test_session_token_rejections(overrides: dict) -> None:
+    with pytest.raises(SignatureInvalid):
+        verify_session_token(_session_token(**overrides), API_KEY, SECRET)
+
+
+PROXY = ("extra=1&extra=2&shop=shop-name.myshopify.com&logged_in_customer_id={cid}"
+         "&path_prefix=%2Fapps%2Fawesome_reviews&timestamp=1317327555&signature={sig}")
+
+
+def test_app_proxy_documented_vectors() -> None:
+    logged_in = PROXY.format(
+        cid="1", sig="4c68c8624d737112c91818c11017d24d334b524cb5c2b8ba08daa056f7395ddb")
+    anonymous = PROXY.format(
+        cid="", sig="e072b6d7e6622d85912a5214b860d3100dc1e73d9bc29f43796ac8c9ff8093cb")
+    assert verify_app_proxy(logged_in, "hush")["extra"] == "1,2"
+    assert verify_app_proxy(anonymous, "hush")["logged_in_customer_id"] == ""
+
+
+@pytest.mark.parametrize("query", [
+    PROXY.format(cid="2", sig="4c68c8624d737112c91818c11017d24d334b524cb5c2b8ba08daa056f7395ddb"),
+    PROXY.format(cid="1", sig=""),
+    "shop=shop-name.myshopify.com&timestamp=1317327555",
+])
+def test_app_proxy_rejections(query: str) -> None:
+    with pytest.raises(SignatureInvalid):
+        verify_app_proxy(query, "hush")
+
+
+def test_expired_discount_dates_are_iso() -> None:
+    from connectors.shopify.discounts import discount_input
+
+    data = discount_input(DiscountSpec("C", "percent", Decimal("10"),
+                                       datetime(2030, 1, 1, tzinfo=UTC)),
+                          now=datetime(2029, 12, 31, tzinfo=UTC) - timedelta(hours=1))
+    assert data["startsAt"] == "2029-12-30T23:00:00+00:00"
+    with pytest.raises(InvalidPayload):
+        discount_input(DiscountSpec("C", "percent", Decimal("150"),
+                                    datetime(2030, 1, 1, tzinfo=UTC)))
