@@ -201,10 +201,18 @@ class VendureConnector(Connector):
         return str(data["createCustomerGroup"]["id"])
 
     def create_discount(self, spec: DiscountSpec) -> DiscountRef:
-        """A coupon promotion: usage-limited, per customer once, ending at ``expires_at``."""
+        """A coupon promotion: usage-limited, per customer once, ending at ``expires_at``.
+
+        Vendure accepts duplicate coupon codes, so an existing promotion with this code is
+        returned instead: a retried call after a timeout must not mint a second discount.
+        """
         if spec.expires_at <= datetime.now(UTC):
             raise InvalidPayload("the offer has already expired", {"expires_at": ["in the past"]})
         validate_spec(spec)
+        found = self.client.execute(queries.PROMOTIONS_BY_CODE, {"code": spec.code})
+        for existing in found["promotions"]["items"]:
+            if existing["couponCode"] == spec.code:
+                return DiscountRef(str(existing["id"]), spec.code, spec.expires_at)
         variant_ids = self._variant_ids(spec.product_ids) if spec.product_ids else None
         group_id = self._customer_group(spec) if spec.customer_id else None
         payload = promotion_input(

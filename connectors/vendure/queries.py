@@ -98,6 +98,14 @@ CREATE_CUSTOMER_GROUP = """
 mutation Group($input: CreateCustomerGroupInput!) { createCustomerGroup(input: $input) { id } }
 """
 
+PROMOTIONS_BY_CODE = """
+query PromotionsByCode($code: String!) {
+  promotions(options: { filter: { couponCode: { eq: $code } } }) {
+    items { id couponCode endsAt enabled }
+  }
+}
+"""
+
 CREATE_PROMOTION = """
 mutation Promotion($input: CreatePromotionInput!) {
   createPromotion(input: $input) {

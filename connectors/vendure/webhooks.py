@@ -35,6 +35,7 @@ TOPICS: tuple[str, ...] = (
     "customer.deleted",
     "order.placed",
     "order.state",
+    "app.uninstalled",  # sent by vendure-plugin/disconnect.js when the merchant leaves
 )
 _DELIVERY_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
 _ID = re.compile(r"^[\x21-\x7e]{1,64}$")
@@ -69,8 +70,10 @@ def parse_delivery(headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
             "bad delivery id", {DELIVERY_ID_HEADER: ["1-128 printable ASCII characters"]}
         )
     body = load_json_object(raw_body)
-    entity_id = _entity_id(body)
     at = _occurred(headers, body)
+    if topic == "app.uninstalled":
+        return WebhookEvent("app/uninstalled", delivery_id, None, at)
+    entity_id = _entity_id(body)
 
     def event(normalized: str, record: object, needs_fetch: bool = True) -> WebhookEvent:
         return WebhookEvent(normalized, delivery_id, record, at, needs_fetch)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@
  * Bursts for one entity (a product update fires Product, Variant and Stock events) are coalesced
  * for `debounceMs` into one delivery.
  */
-const crypto = require('crypto');
+const { deliver, sign } = require('./delivery');
 
 /** Use the host application's @vendure/core so `instanceof` and DI tokens match its instance. */
 function loadVendureCore() {
@@ -36,6 +36,10 @@ const {
 } = core;
 
 const LOG_CTX = 'ShopkeeperPlugin';
+const logger = {
+  error: msg => Logger.error(msg, LOG_CTX),
+  warn: msg => Logger.warn(msg, LOG_CTX),
+};
 const DEFAULTS = {
   url: process.env.SHOPKEEPER_WEBHOOK_URL,
   secret: process.env.SHOPKEEPER_WEBHOOK_SECRET,
@@ -53,28 +57,8 @@ const TOPICS = [
   'stock.movement',
   'customer.created', 'customer.updated', 'customer.deleted',
   'order.placed', 'order.state',
+  'app.uninstalled', // sent by disconnect.js, never by the event subscriptions
 ];
-
-/** Signature header value of generic protocol v1 for the exact bytes sent. */
-function sign(secret, timestamp, body) {
-  const mac = crypto.createHmac('sha256', secret);
-  mac.update(`${timestamp}.`);
-  mac.update(body);
-  return `v1=${mac.digest('hex')}`;
-}
-
-/** Seconds or HTTP date -> milliseconds to wait, or null when absent or unreadable. */
-function parseRetryAfter(value) {
-  if (!value) return null;
-  if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.round(parseFloat(value) * 1000);
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
-}
-
-/** 408/425/429 and 5xx may succeed later; other 4xx (bad secret, bad body) never will. */
-function isRetryable(status) {
-  return status === 408 || status === 425 || status === 429 || status >= 500;
-}
 
 function iso(date) {
   return (date instanceof Date ? date : new Date()).toISOString();
@@ -127,50 +111,6 @@ async function describe(event, connection) {
       { id: String(order.id), type: 'order', code: order.code, state: event.toState, occurred_at: at }]];
   }
   return [];
-}
-
-/** Sends one delivery with retries; the delivery id stays the same so Shopkeeper dedupes. */
-async function deliver(options, topic, payload) {
-  const body = Buffer.from(JSON.stringify(payload), 'utf8');
-  const deliveryId = crypto.randomUUID();
-  for (let attempt = 0; ; attempt += 1) {
-    const timestamp = String(Math.floor(Date.now() / 1000));
-    let waitMs = null;
-    let reason;
-    try {
-      const res = await fetch(options.url, {
-        method: 'POST',
-        body,
-        signal: AbortSignal.timeout(options.timeoutMs),
-        headers: {
-          'content-type': 'application/json',
-          'x-shopkeeper-topic': topic,
-          'x-shopkeeper-delivery-id': deliveryId,
-          'x-shopkeeper-timestamp': timestamp,
-          'x-shopkeeper-signature': sign(options.secret, timestamp, body),
-        },
-      });
-      if (res.ok) return { ok: true, status: res.status, attempts: attempt + 1, deliveryId };
-      reason = `HTTP ${res.status}`;
-      if (!isRetryable(res.status)) {
-        Logger.error(`shopkeeper.webhook_rejected ${topic} ${deliveryId}: ${reason}`, LOG_CTX);
-        return { ok: false, status: res.status, attempts: attempt + 1, deliveryId };
-      }
-      waitMs = parseRetryAfter(res.headers.get('retry-after'));
-    } catch (err) {
-      reason = err && err.name ? err.name : 'error';
-    }
-    if (attempt >= options.maxRetries) {
-      Logger.error(`shopkeeper.webhook_gave_up ${topic} ${deliveryId} after ${attempt + 1}: ${reason}`,
-        LOG_CTX);
-      return { ok: false, status: null, attempts: attempt + 1, deliveryId };
-    }
-    const backoff = options.baseDelayMs * 2 ** attempt * (1 + Math.random() * 0.2);
-    const delay = Math.min(options.maxDelayMs, waitMs != null ? waitMs : backoff);
-    Logger.warn(`shopkeeper.webhook_retry ${topic} ${deliveryId} in ${Math.round(delay)} ms: ${reason}`,
-      LOG_CTX);
-    await new Promise(resolve => setTimeout(resolve, delay));
-  }
 }
 
 class ShopkeeperPlugin {
@@ -230,7 +170,7 @@ class ShopkeeperPlugin {
     const batch = [...this.pending.values()];
     this.pending.clear();
     return Promise.all(batch.map(({ topic, payload }) =>
-      deliver(ShopkeeperPlugin.options, topic, payload).catch(err =>
+      deliver(ShopkeeperPlugin.options, topic, payload, logger).catch(err =>
         Logger.error(`shopkeeper.webhook_failed ${topic}: ${err}`, LOG_CTX))));
   }
 }
@@ -240,4 +180,4 @@ ShopkeeperPlugin.options = { ...DEFAULTS };
 Reflect.defineMetadata('design:paramtypes', [EventBus, TransactionalConnection], ShopkeeperPlugin);
 VendurePlugin({ imports: [PluginCommonModule], compatibility: '^3.0.0' })(ShopkeeperPlugin);
 
-module.exports = { ShopkeeperPlugin, TOPICS, sign, parseRetryAfter, isRetryable, describe, deliver };
+module.exports = { ShopkeeperPlugin, TOPICS, describe, deliver, sign };

@@ -1,0 +1,39 @@
+"""Session fixture: a real Vendure 3.7.3 server (tests/peer/vendure) wired to a webhook receiver.
+
+``.ci/vendure.sh`` installs the pinned packages and seeds ``seed.db`` (run here too when it
+has not been run yet). The session copies the seed, starts ``node index.js`` on a free port
+with ``WEBHOOK_URL``/``WEBHOOK_SECRET`` pointing at a ``Receiver``, waits for ``/health`` and
+stops the process by its pid. Without ``node`` every peer test is skipped, and says so loudly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.peer.receiver import Receiver
+from tests.peer.vendure_server import NO_NODE, NODE, VendurePeer, running_vendure
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return "vendure peer: node " + (NODE or "MISSING -> peer tests will be SKIPPED")
+
+
+@pytest.fixture(scope="session")
+def vendure_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VendurePeer]:
+    """The running Vendure server. State is shared across the session, so tests create
+    their own products and customers (unique names) instead of assuming an empty shop."""
+    if NODE is None:
+        print(f"\n{NO_NODE}\n")
+        pytest.skip(NO_NODE)
+    with running_vendure(tmp_path_factory.mktemp("vendure")) as peer:
+        yield peer
+
+
+@pytest.fixture
+def receiver(vendure_peer: VendurePeer) -> Iterator[Receiver]:
+    """The session receiver, emptied for each test."""
+    vendure_peer.receiver.clear()
+    yield vendure_peer.receiver
+    vendure_peer.receiver.clear()
