@@ -62,16 +62,16 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, newline="", encoding="utf-8-sig")  # closed by the caller
 
 
-def _read_csv(path: Path, required: tuple[str, ...], hint: str) -> tuple[list[str], list[list]]:
-    """Header and rows; missing file content or required columns is a usage error."""
+def _read_csv(path: Path, required: tuple[str, ...], hint: str) -> tuple[dict[str, int], list]:
+    """Column positions and ``(line number, row)`` pairs; bad structure is a usage error."""
     try:
         with _open_text(path) as fh:
             reader = csv.reader(fh)
             header = [h.strip() for h in next(reader, [])]
-            rows = [row for row in reader if row]
+            rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise click.BadParameter(f"cannot read {path.name}: {exc}", param_hint=hint) from None
-    if not header:
+    if not any(header):
         raise click.BadParameter(f"{path.name} is empty (no header)", param_hint=hint)
     missing = [c for c in required if c not in header]
     if missing:
@@ -80,57 +80,64 @@ def _read_csv(path: Path, required: tuple[str, ...], hint: str) -> tuple[list[st
             f"(header must include {','.join(required)})", param_hint=hint)
     if not rows:
         raise click.BadParameter(f"{path.name} has a header but no rows", param_hint=hint)
-    return header, rows
+    return {name: k for k, name in enumerate(header)}, rows
 
 
 def _parse_time(value: str, cache: dict[str, float]) -> float:
     """ISO-8601 date or datetime to unix seconds (naive values are UTC)."""
     if value not in cache:
-        cache[value] = to_timestamp(datetime.fromisoformat(value.strip()))  # type: ignore[arg-type]
+        try:
+            cache[value] = to_timestamp(datetime.fromisoformat(value.strip()))  # type: ignore
+        except ValueError:
+            raise ValueError(f"unparsable timestamp {value!r} (expected ISO-8601, "
+                             "e.g. 2024-05-01 or 2024-05-01T13:45:00)") from None
     return cache[value]
 
 
-def _number(value: str, default: float) -> float:
-    return default if value.strip() == "" else float(value)
+def _number(value: str, default: float, name: str) -> float:
+    try:
+        return default if value.strip() == "" else float(value)
+    except ValueError:
+        raise ValueError(f"{name} {value!r} is not a number") from None
 
 
-def load_interactions(path: Path, catalog_path: Path | None = None) -> Interactions:
-    """Read the contract's CSVs into ``Interactions``; raise ``click.BadParameter`` on bad input."""
-    hint = "'--interactions'"
-    header, rows = _read_csv(path, INTERACTION_COLUMNS, hint)
-    col = {name: header.index(name) for name in header}
-    users, items, times, cache = [], [], [], {}
-    optional = {name: [] for name in ("basket_id", "quantity", "price") if name in col}
-    for line, row in enumerate(rows, start=2):
+def _rows(path: Path, rows: list, hint: str, parse) -> list:
+    """Apply ``parse`` to every row, turning its errors into messages with the line number."""
+    out = []
+    for line, row in rows:
         try:
-            users.append(row[col["customer_id"]])
-            items.append(row[col["item_id"]])
-            raw_time = row[col["timestamp"]]
-            try:
-                times.append(_parse_time(raw_time, cache))
-            except ValueError:
-                raise click.BadParameter(
-                    f"{path.name} line {line}: unparsable timestamp {raw_time!r} "
-                    "(expected ISO-8601, e.g. 2024-05-01 or 2024-05-01T13:45:00)",
-                    param_hint=hint) from None
-            for name, values in optional.items():
-                cell = row[col[name]]
-                values.append(cell if name == "basket_id" else
-                              _number(cell, 1.0 if name == "quantity" else math.nan))
+            out.append(parse(row))
         except IndexError:
             raise click.BadParameter(f"{path.name} line {line}: too few fields",
                                      param_hint=hint) from None
         except ValueError as exc:
             raise click.BadParameter(f"{path.name} line {line}: {exc}", param_hint=hint) from None
-    if any(not u.strip() for u in users) or any(not i.strip() for i in items):
-        raise click.BadParameter(f"{path.name}: empty customer_id or item_id", param_hint=hint)
-    baskets = optional.get("basket_id")
-    if baskets is not None:  # basket ids are per customer; rows without one group by time
-        baskets = [f"{u}\x1f{b}" if b else f"{u}\x1f@{t!r}" for u, b, t in
-                   zip(users, baskets, times, strict=True)]
+    return out
+
+
+def load_interactions(path: Path, catalog_path: Path | None = None) -> Interactions:
+    """Read the contract's CSVs into ``Interactions``; raise ``click.BadParameter`` on bad input."""
+    hint = "'--interactions'"
+    col, rows = _read_csv(path, INTERACTION_COLUMNS, hint)
+    cu, it, ts = col["customer_id"], col["item_id"], col["timestamp"]
+    bk, qt, pr = col.get("basket_id"), col.get("quantity"), col.get("price")
+    cache: dict[str, float] = {}
+
+    def parse(row: list[str]) -> tuple:
+        user, item = row[cu].strip(), row[it].strip()
+        if not user or not item:
+            raise ValueError("empty customer_id or item_id")
+        when = _parse_time(row[ts], cache)
+        # basket ids are scoped to the customer; rows without one group by customer and time
+        basket = row[bk].strip() if bk is not None else ""
+        basket = f"{user}\x1f{basket}" if basket else f"{user}\x1f@{when!r}"
+        qty = _number(row[qt], 1.0, "quantity") if qt is not None else 1.0
+        price = _number(row[pr], math.nan, "price") if pr is not None else math.nan
+        return user, item, when, basket, qty, price
+
+    users, items, times, baskets, qty, prices = zip(*_rows(path, rows, hint, parse), strict=True)
     return Interactions.from_arrays(
-        users, items, times, baskets=baskets, quantities=optional.get("quantity"),
-        prices=optional.get("price"),
+        users, items, times, baskets=baskets, quantities=qty, prices=prices,
         catalog=load_catalog(catalog_path) if catalog_path else None,
     )
 
@@ -138,22 +145,16 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
 def load_catalog(path: Path) -> dict[str, dict]:
     """Catalog CSV (``item_id`` + optional ``title,description,category,price``) as a dict."""
     hint = "'--catalog'"
-    header, rows = _read_csv(path, CATALOG_COLUMNS, hint)
-    col = {name: header.index(name) for name in header}
-    out: dict[str, dict] = {}
-    for line, row in enumerate(rows, start=2):
-        try:
-            meta = {name: row[col[name]] for name in ("title", "description", "category")
-                    if name in col}
-            if "price" in col:
-                meta["price"] = _number(row[col["price"]], math.nan)
-            out[row[col["item_id"]]] = meta
-        except IndexError:
-            raise click.BadParameter(f"{path.name} line {line}: too few fields",
-                                     param_hint=hint) from None
-        except ValueError as exc:
-            raise click.BadParameter(f"{path.name} line {line}: {exc}", param_hint=hint) from None
-    return out
+    col, rows = _read_csv(path, CATALOG_COLUMNS, hint)
+    text = [name for name in ("title", "description", "category") if name in col]
+
+    def parse(row: list[str]) -> tuple[str, dict]:
+        meta: dict = {name: row[col[name]].strip() for name in text}
+        if "price" in col:
+            meta["price"] = _number(row[col["price"]], math.nan, "price")
+        return row[col["item_id"]].strip(), meta
+
+    return dict(_rows(path, rows, hint, parse))
 
 
 # --------------------------------------------------------------------------- run and report
