@@ -73,9 +73,9 @@ def _held_out(data: Interactions, test_mask: np.ndarray) -> HeldOut:
     return held
 
 
-def _baskets_per_user(data: Interactions, mask: np.ndarray) -> np.ndarray:
-    """Number of distinct baskets each user has among the masked events."""
-    pairs = np.unique(np.stack([data.user[mask].astype(np.int64), data.basket[mask]]), axis=1)
+def _baskets_per_user(data: Interactions) -> np.ndarray:
+    """Number of distinct baskets of each user."""
+    pairs = np.unique(np.stack([data.user.astype(np.int64), data.basket]), axis=1)
     return np.bincount(pairs[0], minlength=data.n_users)
 
 
@@ -88,7 +88,7 @@ def last_basket_split(interactions: Interactions) -> tuple[Interactions, HeldOut
     data = interactions
     if len(data) == 0:
         return data, HeldOut()
-    n_baskets = _baskets_per_user(data, np.ones(len(data), bool))
+    n_baskets = _baskets_per_user(data)
     ptr = data.user_ptr
     last_basket = np.full(data.n_users, -1, np.int64)
     has = ptr[1:] > ptr[:-1]
@@ -213,8 +213,12 @@ def durable_judge(judge: RepurchaseModel | None, train: Interactions):
         return None
 
     def is_durable(items: list[str]) -> np.ndarray:
-        idx = np.array([train.item_index(i) for i in items], dtype=np.int64)
-        return np.asarray(judge.is_durable(idx), dtype=bool)
+        idx = np.array([train.item_index(i) for i in items], dtype=object)
+        known = np.array([i is not None for i in idx], dtype=bool)
+        out = np.zeros(len(items), dtype=bool)  # an id the shop never sold is not "bought"
+        if known.any():
+            out[known] = np.asarray(judge.is_durable(idx[known].astype(np.int64)), dtype=bool)
+        return out
 
     return is_durable
 
