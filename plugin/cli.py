@@ -179,3 +179,7 @@ def _attach_optional_commands() -> None:
 
 
 _attach_optional_commands()
+
+
+if __name__ == "__main__":  # ``python -m plugin.cli`` (used by benchmarks)
+    main()

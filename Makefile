@@ -1,0 +1,45 @@
+# Shopkeeper: the two commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-dev
+
+.PHONY: demo test lint install evaluate bench bench-ingest bench-serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the demo: SQLite in instance/, the bundled Online Retail sample, http://127.0.0.1:5000/demo/
+demo: $(STAMP)
+	$(BIN)/shopkeeper demo
+
+## Run the whole test suite (set SHOPKEEPER_TEST_POSTGRES_URL to add PostgreSQL; .ci/run does)
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+## Offline evaluation on ../shared/data (results table in bench/README.md)
+evaluate: $(STAMP)
+	$(BIN)/python bench/evaluate_all.py
+
+## Webhook ingestion throughput against a throwaway PostgreSQL
+bench-ingest: $(STAMP)
+	bash -c 'source .ci/postgres.sh start && trap ".ci/postgres.sh stop" EXIT && \
+	  $(BIN)/python bench/ingest.py --database-url "$$SHOPKEEPER_TEST_POSTGRES_URL"'
+
+## Recommendation endpoint throughput and latency
+bench-serve: $(STAMP)
+	$(BIN)/python bench/serve.py
+
+bench: bench-ingest bench-serve evaluate
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info

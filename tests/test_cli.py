@@ -1,0 +1,109 @@
+"""The `shopkeeper` command: shops, import with progress, worker, erase."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import re
+
+import sqlalchemy as sa
+
+from plugin.cli import main
+from plugin.extensions import db
+from plugin.models import Interaction, Order, OrderLine, Product, Shop
+
+
+def _invoke(runner, *args):
+    return runner.invoke(main, list(args), catch_exceptions=False)
+
+
+def test_shops_add_prints_everything_a_developer_needs(runner):
+    r = _invoke(runner, "shops", "add", "--platform", "generic", "--domain", "Shop.Example")
+    assert r.exit_code == 0, r.output
+    shop_id = re.search(r"shop id:\s+(shp_\w+)", r.output).group(1)
+    assert f"/webhooks/generic/{shop_id}" in r.output
+    assert re.search(r"webhook secret:\s+whsec_\S{20,}", r.output)
+    assert re.search(r"widget key:\s+pk_\S+", r.output)
+    shop = db.session.get(Shop, shop_id)
+    assert shop.domain == "shop.example"
+    listing = _invoke(runner, "shops", "list")
+    assert shop_id in listing.output and "generic" in listing.output
+
+
+def test_shops_add_rejects_unknown_platform_and_duplicates(runner):
+    r = runner.invoke(main, ["shops", "add", "--platform", "nope", "--domain", "a.example"])
+    assert r.exit_code == 2 and "unknown platform" in r.output
+    _invoke(runner, "shops", "add", "--platform", "generic", "--domain", "a.example")
+    r = runner.invoke(main, ["shops", "add", "--platform", "generic", "--domain", "a.example"])
+    assert r.exit_code == 1 and "already exists" in r.output
+
+
+def _write(path, header, rows, gz=False):
+    opener = gzip.open if gz else open
+    with opener(path, "wt", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return str(path)
+
+
+def test_import_loads_history_and_is_idempotent(runner, shop, tmp_path):
+    orders = _write(tmp_path / "o.csv.gz", ["customer_id", "item_id", "timestamp", "basket_id",
+                                            "quantity", "price"],
+                    [["c1", "A", "2011-01-01T10:00:00", "b1", "2", "1.50"],
+                     ["c1", "B", "2011-01-01T10:00:00", "b1", "1", "3.00"],
+                     ["c2", "A", "2011-02-01", "b2", "1", "1.50"]], gz=True)
+    catalog = _write(tmp_path / "c.csv", ["item_id", "title", "category", "price"],
+                     [["A", "Mug", "Kitchen", "1.50"], ["B", "Bag", "Bags", "3.00"],
+                      ["C", "Lamp", "Home", "9.99"]])
+    r = _invoke(runner, "import", "--shop", shop.id, "--orders", orders, "--catalog", catalog)
+    assert r.exit_code == 0, r.output
+    assert "3 products, 2 customers, 2 orders, 3 lines" in r.output
+    again = _invoke(runner, "import", "--shop", shop.id, "--orders", orders)
+    assert "0 products, 0 customers, 0 orders, 0 lines" in again.output
+    count = lambda m: db.session.scalar(sa.select(sa.func.count()).select_from(m))  # noqa: E731
+    assert (count(Product), count(Order), count(OrderLine), count(Interaction)) == (3, 2, 3, 3)
+    b1 = db.session.scalar(sa.select(Order).filter_by(external_id="b1"))
+    assert str(b1.total) == "6.0000" and b1.customer_external_id == "c1"
+
+
+def test_import_bad_input_exits_2_with_a_clear_message(runner, shop, tmp_path):
+    missing = _write(tmp_path / "m.csv", ["customer_id", "timestamp"], [["c1", "2011-01-01"]])
+    r = runner.invoke(main, ["import", "--shop", shop.id, "--orders", missing])
+    assert r.exit_code == 2 and "missing columns: item_id" in r.output
+    bad_time = _write(tmp_path / "t.csv", ["customer_id", "item_id", "timestamp"],
+                      [["c1", "A", "yesterday"]])
+    r = runner.invoke(main, ["import", "--shop", shop.id, "--orders", bad_time])
+    assert r.exit_code == 2 and "row 2: unparsable timestamp" in r.output
+    empty = _write(tmp_path / "e.csv", ["customer_id", "item_id", "timestamp"], [])
+    r = runner.invoke(main, ["import", "--shop", shop.id, "--orders", empty])
+    assert r.exit_code == 2 and "no rows" in r.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
+
+
+def test_import_unknown_shop_fails(runner, tmp_path):
+    f = _write(tmp_path / "o.csv", ["customer_id", "item_id", "timestamp"], [["c", "i", "2011-01-01"]])
+    r = runner.invoke(main, ["import", "--shop", "shp_nope", "--orders", f])
+    assert r.exit_code == 1 and "unknown shop" in r.output
+
+
+def test_worker_once_drains_the_inbox(runner, client, shop, shop_secret):
+    from tests.factories import post_webhook, product_body
+
+    post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
+    r = _invoke(runner, "worker", "--once")
+    assert "processed 1: 1 done, 0 failed, 0 dead" in r.output
+    assert db.session.scalar(sa.select(Product)).title == "Tea"
+
+
+def test_shops_erase_deletes_everything(runner, shop, tmp_path):
+    shop_id = shop.id
+    orders = _write(tmp_path / "o.csv", ["customer_id", "item_id", "timestamp"],
+                    [["c1", "A", "2011-01-01"]])
+    _invoke(runner, "import", "--shop", shop_id, "--orders", orders)
+    r = _invoke(runner, "shops", "erase", shop_id, "--yes")
+    assert r.exit_code == 0
+    db.session.expire_all()
+    assert db.session.get(Shop, shop_id) is None
+    for model in (Product, Order, OrderLine, Interaction):
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(model)) == 0
