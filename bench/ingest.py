@@ -158,8 +158,8 @@ def main() -> int:
     print(f"database: {url.split('@')[-1] if '@' in url else url}   gunicorn workers: {args.w}"
           f"   client threads: {args.c}   deliveries: {args.n}")
     print(f"{'endpoint':<28}{'req/s':>10}{'status codes':>24}")
-    print(f"{'bare (reads body only)':<28}{args.n / bare_s:>10.0f}{str(bare_codes):>24}")
-    print(f"{'webhook (verify+store)':<28}{args.n / hook_s:>10.0f}{str(hook_codes):>24}")
+    print(f"{'bare (reads body only)':<28}{args.n / bare_s:>10.0f}{bare_codes!s:>24}")
+    print(f"{'webhook (verify+store)':<28}{args.n / hook_s:>10.0f}{hook_codes!s:>24}")
     print(f"ratio webhook/bare: {(args.n / hook_s) / (args.n / bare_s):.2f}")
     print(f"processed/s ({args.inbox_workers} inbox workers): {done / proc_s:.0f}"
           f"   inbox: {by_status}")

@@ -82,7 +82,8 @@ def test_import_bad_input_exits_2_with_a_clear_message(runner, shop, tmp_path):
 
 
 def test_import_unknown_shop_fails(runner, tmp_path):
-    f = _write(tmp_path / "o.csv", ["customer_id", "item_id", "timestamp"], [["c", "i", "2011-01-01"]])
+    f = _write(tmp_path / "o.csv", ["customer_id", "item_id", "timestamp"],
+               [["c", "i", "2011-01-01"]])
     r = runner.invoke(main, ["import", "--shop", "shp_nope", "--orders", f])
     assert r.exit_code == 1 and "unknown shop" in r.output
 
