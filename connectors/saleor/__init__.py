@@ -1,0 +1,146 @@
+"""Saleor: JWS/JWKS-verified webhooks, relay-cursor backfill, vouchers, app manifest.
+
+Credentials: ``shop_domain`` (the Saleor host), ``api_url`` (``https://host/graphql/``,
+also where the JWKS is found), ``access_token`` (the app token from ``/api/register``),
+``extra["channel"]`` (channel slug for prices) and ``extra["channel_id"]`` (for vouchers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from connectors import register
+from connectors.base import Connector, ConnectorMeta, header
+from connectors.errors import AuthFailed, InvalidPayload, NotSupported
+from connectors.records import (
+    Customer,
+    DiscountRef,
+    DiscountSpec,
+    Order,
+    Page,
+    Product,
+    WebhookEvent,
+)
+from connectors.saleor import discounts, jwks, mapping, queries, webhooks
+from connectors.saleor.client import SaleorGraphQL
+
+__all__ = ["SaleorConnector"]
+
+PERMISSIONS = ("MANAGE_PRODUCTS", "MANAGE_ORDERS", "MANAGE_USERS", "MANAGE_CHECKOUTS",
+               "MANAGE_DISCOUNTS")
+
+WEBHOOK_CREATE = """
+mutation WebhookCreate($input: WebhookCreateInput!) {
+  webhookCreate(input: $input) { webhook { id } errors { field code message } }
+}"""
+
+
+@register
+class SaleorConnector(Connector):
+    """One Saleor instance that installed the app."""
+
+    meta = ConnectorMeta(
+        key="saleor",
+        name="Saleor",
+        webhook_topics=webhooks.TOPICS,
+        scopes=PERMISSIONS,
+        capabilities=frozenset({"webhooks", "backfill", "discounts", "install"}),
+    )
+
+    jwks_cache: jwks.JWKSCache = jwks.DEFAULT_CACHE
+
+    def _api_url(self) -> str:
+        if not self.credentials.api_url:
+            raise AuthFailed("shop has no Saleor API URL")
+        return self.credentials.api_url
+
+    # -- webhooks -------------------------------------------------------------------------
+    def verify_webhook(
+        self, headers: Mapping[str, str], raw_body: bytes, *, now: float | None = None
+    ) -> None:
+        """RS256 detached JWS over the raw body, keyed by the *stored* instance's JWKS.
+
+        The request's ``Saleor-Api-Url`` header is never used to find keys: an attacker
+        would simply point it at their own JWKS.
+        """
+        jwks.verify_detached_jws(
+            header(headers, webhooks.SIGNATURE_HEADER),
+            raw_body,
+            api_url=self._api_url(),
+            session=self.session,
+            cache=self.jwks_cache,
+        )
+
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
+        """Subscription payload -> normalized event (no HTTP)."""
+        return webhooks.parse_delivery(
+            headers, raw_body, channel=self.credentials.extra.get("channel")
+        )
+
+    # -- install --------------------------------------------------------------------------
+    def complete_install(self, params: Mapping[str, str]) -> Any:
+        """Saleor installs through ``/api/register`` (see ``plugin/install``), not a callback."""
+        raise NotSupported("Saleor installs through the manifest and /api/register")
+
+    def subscribe_webhooks(self, definitions: list[dict[str, Any]]) -> list[str]:
+        """Create our webhooks with the app token (marketplace installs); returns their ids."""
+        client = self._client()
+        ids = []
+        for definition in definitions:
+            result = client.mutate(WEBHOOK_CREATE, {"input": definition}, "webhookCreate")
+            ids.append((result.get("webhook") or {}).get("id", ""))
+        return ids
+
+    # -- backfill -------------------------------------------------------------------------
+    def _client(self) -> SaleorGraphQL:
+        if not self.credentials.access_token:
+            raise AuthFailed("shop has no Saleor app token")
+        return SaleorGraphQL(self.session, self._api_url(), self.credentials.access_token)
+
+    def iter_products(self, cursor: str | None = None) -> Iterator[Page[Product]]:
+        """Products, 100 per relay page."""
+        channel = self.credentials.extra.get("channel")
+        return self._client().pages(
+            queries.PRODUCTS_QUERY,
+            "products",
+            lambda node: mapping.product_from_node(node, channel=channel),
+            cursor=cursor,
+        )
+
+    def iter_customers(self, cursor: str | None = None) -> Iterator[Page[Customer]]:
+        """Customers, 100 per relay page."""
+        return self._client().pages(
+            queries.CUSTOMERS_QUERY, "customers", mapping.customer_from_user, cursor=cursor
+        )
+
+    def iter_orders(
+        self, since: datetime | None = None, cursor: str | None = None
+    ) -> Iterator[Page[Order]]:
+        """Orders updated at/after ``since``, 100 per relay page."""
+        extra = {"filter": {"updatedAt": {"gte": since.isoformat()}}} if since else {}
+        return self._client().pages(
+            queries.ORDERS_QUERY, "orders", mapping.order_from_node, cursor=cursor, extra=extra
+        )
+
+    # -- discounts ------------------------------------------------------------------------
+    def create_discount(self, spec: DiscountSpec) -> DiscountRef:
+        """``voucherCreate`` with one code, then its value in our channel."""
+        channel_id = self.credentials.extra.get("channel_id")
+        if not channel_id:
+            raise InvalidPayload("no Saleor channel configured", {"channel_id": ["required"]})
+        client = self._client()
+        listing = discounts.channel_input(spec, channel_id)  # validates before creating
+        created = client.mutate(
+            queries.VOUCHER_CREATE_MUTATION, {"input": discounts.voucher_input(spec)},
+            "voucherCreate",
+        )
+        voucher_id = (created.get("voucher") or {}).get("id")
+        if not voucher_id:
+            raise InvalidPayload("Saleor returned no voucher", {"voucher": ["missing"]})
+        client.mutate(
+            queries.VOUCHER_CHANNEL_MUTATION, {"id": voucher_id, "input": listing},
+            "voucherChannelListingUpdate",
+        )
+        return DiscountRef(platform_id=voucher_id, code=spec.code, expires_at=spec.expires_at)

@@ -1,0 +1,86 @@
+"""Saleor GraphQL over the retrying session: relay cursor pages and voucher creation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import requests
+
+from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, TransientError
+from connectors.records import Page
+
+__all__ = ["PAGE_SIZE", "SaleorGraphQL"]
+
+PAGE_SIZE = 100  # Saleor's GRAPHQL_PAGINATION_LIMIT
+T = TypeVar("T")
+
+
+class SaleorGraphQL:
+    """One Saleor instance's API, authenticated with the app token."""
+
+    def __init__(self, session: requests.Session, api_url: str, token: str) -> None:
+        self.session = session
+        self.url = api_url
+        self._token = token
+
+    def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST a query; map HTTP, permission and GraphQL errors onto the error tree."""
+        response = self.session.post(
+            self.url,
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {self._token}"},
+        )
+        if response.status_code >= 400:
+            raise ConnectorError(f"Saleor GraphQL HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise TransientError("Saleor answered with a non-JSON body") from None
+        if not isinstance(body, dict):
+            raise TransientError("Saleor answered with an unexpected body")
+        errors = body.get("errors") or []
+        if errors:
+            codes = {
+                ((e.get("extensions") or {}).get("exception") or {}).get("code")
+                for e in errors
+                if isinstance(e, dict)
+            }
+            if codes & {"PermissionDenied", "InvalidTokenError", "ExpiredSignatureError"}:
+                raise AuthFailed("Saleor refused the app token or its permissions")
+            raise ConnectorError(f"Saleor GraphQL errors: {sorted(map(str, codes))}")
+        return body.get("data") or {}
+
+    def pages(
+        self,
+        query: str,
+        root: str,
+        convert: Callable[[dict[str, Any]], T],
+        *,
+        cursor: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Iterator[Page[T]]:
+        """Yield ``first: 100`` relay pages of ``data[root]`` resuming after ``cursor``."""
+        while True:
+            data = self.execute(query, {"first": PAGE_SIZE, "after": cursor, **(extra or {})})
+            try:
+                connection = data[root]
+                info = connection["pageInfo"]
+                items = [convert(edge["node"]) for edge in connection["edges"]]
+            except (KeyError, TypeError) as exc:
+                raise InvalidPayload(f"unexpected {root} page", {root: [repr(exc)]}) from None
+            cursor = info.get("endCursor") if info.get("hasNextPage") else None
+            yield Page(items=items, next_cursor=cursor)
+            if cursor is None:
+                return
+
+    def mutate(self, query: str, variables: dict[str, Any], root: str) -> dict[str, Any]:
+        """Run a mutation; its ``errors`` list becomes ``InvalidPayload`` with field errors."""
+        result = self.execute(query, variables).get(root) or {}
+        errors = result.get("errors") or []
+        if errors:
+            fields: dict[str, list[str]] = {}
+            for err in errors:
+                fields.setdefault(err.get("field") or "_", []).append(err.get("message") or "")
+            raise InvalidPayload(f"Saleor refused {root}", fields)
+        return result

@@ -1,0 +1,137 @@
+"""Saleor webhook signatures: RS256 detached JWS checked against the instance's JWKS.
+
+Keys are cached per JWKS URL (one Saleor instance). An unknown ``kid`` or a signature that
+fails against a cached key triggers one refetch (rate-limited), which handles rotation
+whether or not Saleor changes the ``kid``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+import requests
+
+from connectors.errors import SignatureInvalid, TransientError
+
+__all__ = ["JWKSCache", "jwks_url", "verify_detached_jws"]
+
+REFRESH_COOLDOWN = 10.0  # seconds between forced refetches, so forged kids can't hammer Saleor
+MAX_AGE = 3600.0  # a cached JWKS older than this is refetched before use
+
+
+def jwks_url(api_url: str) -> str:
+    """``https://host/graphql/`` -> ``https://host/.well-known/jwks.json``."""
+    parts = urlsplit(api_url)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise SignatureInvalid("shop has no valid Saleor API URL")
+    return f"{parts.scheme}://{parts.netloc}/.well-known/jwks.json"
+
+
+@dataclass
+class _Entry:
+    keys: dict[str, Any]
+    fetched_at: float
+
+
+class JWKSCache:
+    """Per-instance public keys, shared by all connector instances in the process."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def _fetch(self, session: requests.Session, url: str) -> _Entry:
+        try:
+            response = session.get(url)
+        except requests.RequestException as exc:  # pragma: no cover - sessions wrap these
+            raise TransientError(f"JWKS fetch failed: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise TransientError(f"JWKS fetch failed: HTTP {response.status_code}")
+        try:
+            keyset = jwt.PyJWKSet.from_dict(response.json())
+        except (ValueError, jwt.PyJWKError, jwt.PyJWKSetError, TypeError, AttributeError):
+            raise TransientError("JWKS document is not a usable key set") from None
+        keys = {k.key_id or "": k for k in keyset.keys}
+        entry = _Entry(keys=keys, fetched_at=self._clock())
+        with self._lock:
+            self._entries[url] = entry
+        return entry
+
+    def get(self, session: requests.Session, url: str) -> _Entry:
+        with self._lock:
+            entry = self._entries.get(url)
+        if entry is None or self._clock() - entry.fetched_at > MAX_AGE:
+            entry = self._fetch(session, url)
+        return entry
+
+    def refresh(self, session: requests.Session, url: str, entry: _Entry) -> _Entry | None:
+        """Refetch unless we just did; None means 'no newer keys to try'."""
+        if self._clock() - entry.fetched_at < REFRESH_COOLDOWN:
+            return None
+        return self._fetch(session, url)
+
+
+DEFAULT_CACHE = JWKSCache()
+
+
+def _header(signature: str) -> dict[str, Any]:
+    parts = signature.split(".")
+    if len(parts) != 3 or parts[1] != "":
+        raise SignatureInvalid("Saleor-Signature is not a detached compact JWS")
+    try:
+        header = jwt.get_unverified_header(signature)
+    except (jwt.PyJWTError, ValueError, json.JSONDecodeError):
+        raise SignatureInvalid("Saleor-Signature header is malformed") from None
+    if header.get("alg") != "RS256":
+        raise SignatureInvalid("Saleor-Signature must use RS256")
+    return header
+
+
+def _check(signature: str, key: Any, raw_body: bytes) -> bool:
+    try:
+        jwt.api_jws.decode_complete(
+            signature, key.key, algorithms=["RS256"], detached_payload=raw_body
+        )
+    except jwt.InvalidSignatureError:
+        return False
+    except (jwt.PyJWTError, ValueError, TypeError):
+        raise SignatureInvalid("Saleor-Signature could not be verified") from None
+    return True
+
+
+def verify_detached_jws(
+    signature: str | None,
+    raw_body: bytes,
+    *,
+    api_url: str,
+    session: requests.Session,
+    cache: JWKSCache = DEFAULT_CACHE,
+) -> None:
+    """Raise ``SignatureInvalid`` unless ``signature`` signs ``raw_body`` with a JWKS key."""
+    if not signature:
+        raise SignatureInvalid("missing Saleor-Signature")
+    header = _header(signature.strip())
+    url = jwks_url(api_url)
+    kid = str(header.get("kid", ""))
+    entry = cache.get(session, url)
+    for _ in range(2):
+        key = entry.keys.get(kid)
+        if key is not None and _check(signature.strip(), key, raw_body):
+            return
+        newer = cache.refresh(session, url, entry)
+        if newer is None:
+            break
+        entry = newer
+    raise SignatureInvalid("Saleor-Signature does not match the instance's keys")

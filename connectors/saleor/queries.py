@@ -1,0 +1,161 @@
+"""GraphQL documents for Saleor: shared fragments, subscriptions (webhooks) and backfill.
+
+The subscription queries are rendered into the app manifest, so webhook payloads have
+exactly the shape ``mapping.py`` reads.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CUSTOMERS_QUERY",
+    "FRAGMENTS",
+    "ORDERS_QUERY",
+    "PRODUCTS_QUERY",
+    "SUBSCRIPTIONS",
+    "VOUCHER_CHANNEL_MUTATION",
+    "VOUCHER_CREATE_MUTATION",
+]
+
+PRODUCT_FIELDS = """
+fragment ProductFields on Product {
+  id name description updatedAt
+  thumbnail { url }
+  category { name }
+  collections { name }
+  productType { name }
+  variants {
+    id name sku
+    stocks { quantity }
+    channelListings { channel { slug } price { amount currency } }
+  }
+}"""
+
+USER_FIELDS = """
+fragment UserFields on User { id email dateJoined updatedAt }"""
+
+LINE_FIELDS = """
+fragment VariantRef on ProductVariant { id product { id } }"""
+
+ORDER_FIELDS = """
+fragment OrderFields on Order {
+  id created updatedAt status voucherCode
+  user { id }
+  total { gross { amount currency } }
+  lines { quantity unitPrice { gross { amount currency } } variant { ...VariantRef } }
+}"""
+
+CHECKOUT_FIELDS = """
+fragment CheckoutFields on Checkout {
+  id token updatedAt
+  user { id }
+  totalPrice { gross { amount currency } }
+  lines { quantity unitPrice { gross { amount currency } } variant { ...VariantRef } }
+}"""
+
+FRAGMENTS = {
+    "product": PRODUCT_FIELDS,
+    "user": USER_FIELDS,
+    "order": LINE_FIELDS + ORDER_FIELDS,
+    "checkout": LINE_FIELDS + CHECKOUT_FIELDS,
+}
+
+
+def _subscription(name: str, cases: dict[str, str], fragment: str) -> str:
+    body = "\n".join(f"    ... on {event} {{ {selection} }}" for event, selection in cases.items())
+    query = f"subscription {name} {{\n  event {{\n{body}\n  }}\n}}\n{fragment.strip()}"
+    return query.strip() + "\n"
+
+
+#: Webhook name (as in manifest.yaml) -> subscription query; its events come from the manifest.
+SUBSCRIPTIONS: dict[str, str] = {
+    "shopkeeper-products": _subscription(
+        "ProductChanged",
+        {
+            "ProductCreated": "product { ...ProductFields }",
+            "ProductUpdated": "product { ...ProductFields }",
+            "ProductVariantCreated": "productVariant { product { ...ProductFields } }",
+            "ProductVariantUpdated": "productVariant { product { ...ProductFields } }",
+            "ProductVariantDeleted": "productVariant { product { ...ProductFields } }",
+        },
+        PRODUCT_FIELDS,
+    ),
+    "shopkeeper-product-deleted": _subscription(
+        "ProductDeleted", {"ProductDeleted": "product { id }"}, ""
+    ),
+    "shopkeeper-customers": _subscription(
+        "CustomerChanged",
+        {"CustomerCreated": "user { ...UserFields }", "CustomerUpdated": "user { ...UserFields }"},
+        USER_FIELDS,
+    ),
+    "shopkeeper-customer-deleted": _subscription(
+        "CustomerDeleted", {"CustomerDeleted": "user { id }"}, ""
+    ),
+    "shopkeeper-orders": _subscription(
+        "OrderChanged",
+        {
+            "OrderCreated": "order { ...OrderFields }",
+            "OrderUpdated": "order { ...OrderFields }",
+            "OrderFullyPaid": "order { ...OrderFields }",
+            "OrderCancelled": "order { ...OrderFields }",
+        },
+        FRAGMENTS["order"],
+    ),
+    "shopkeeper-checkouts": _subscription(
+        "CheckoutChanged",
+        {
+            "CheckoutCreated": "checkout { ...CheckoutFields }",
+            "CheckoutUpdated": "checkout { ...CheckoutFields }",
+        },
+        FRAGMENTS["checkout"],
+    ),
+    "shopkeeper-app-deleted": _subscription("AppDeleted", {"AppDeleted": "app { id }"}, ""),
+}
+
+PRODUCTS_QUERY = (
+    """
+query Products($first: Int!, $after: String) {
+  products(first: $first, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    edges { node { ...ProductFields } }
+  }
+}"""
+    + PRODUCT_FIELDS
+)
+
+CUSTOMERS_QUERY = (
+    """
+query Customers($first: Int!, $after: String) {
+  customers(first: $first, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    edges { node { ...UserFields } }
+  }
+}"""
+    + USER_FIELDS
+)
+
+ORDERS_QUERY = (
+    """
+query Orders($first: Int!, $after: String, $filter: OrderFilterInput) {
+  orders(first: $first, after: $after, filter: $filter) {
+    pageInfo { hasNextPage endCursor }
+    edges { node { ...OrderFields } }
+  }
+}"""
+    + FRAGMENTS["order"]
+)
+
+VOUCHER_CREATE_MUTATION = """
+mutation VoucherCreate($input: VoucherInput!) {
+  voucherCreate(input: $input) {
+    voucher { id }
+    errors { field code message }
+  }
+}"""
+
+VOUCHER_CHANNEL_MUTATION = """
+mutation VoucherChannels($id: ID!, $input: VoucherChannelListingInput!) {
+  voucherChannelListingUpdate(id: $id, input: $input) {
+    voucher { id }
+    errors { field code message }
+  }
+}"""

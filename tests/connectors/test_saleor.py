@@ -1,0 +1,336 @@
+"""Saleor: the contract plus JWS/JWKS rotation, payload mapping, vouchers and app manifest."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import jwt
+import pytest
+import responses
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from connectors.base import Credentials
+from connectors.errors import InvalidPayload, SignatureInvalid, TransientError
+from connectors.manifest import load_manifest
+from connectors.records import Cart, Customer, Deletion, DiscountSpec, Order, Product
+from connectors.saleor import SaleorConnector
+from connectors.saleor.app_manifest import render_app_manifest, webhook_definitions
+from connectors.saleor.jwks import JWKSCache
+from connectors.saleor.queries import SUBSCRIPTIONS
+from tests.connectors.contract import ConnectorContract, WebhookSample
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "saleor"
+API_URL = "https://demo.saleor.io/graphql/"
+JWKS_URL = "https://demo.saleor.io/.well-known/jwks.json"
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def jwk(key, kid: str = "1") -> dict:
+    data = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    return {**data, "kid": kid, "use": "sig", "alg": "RS256"}
+
+
+def sign(body: bytes, key=KEY, kid: str = "1") -> str:
+    """As saleor/core/jwt_manager.py does: RS256, detached, unencoded payload."""
+    return jwt.api_jws.encode(body, key, "RS256", headers={"kid": kid, "b64": False,
+                                                           "crit": ["b64"]},
+                              is_payload_detached=True)
+
+
+def saleor_headers(event: str, body: bytes, key=KEY, kid: str = "1") -> dict[str, str]:
+    return {
+        "Saleor-Event": event,
+        "Saleor-Domain": "demo.saleor.io",
+        "Saleor-Api-Url": API_URL,
+        "Saleor-Signature": sign(body, key, kid),
+    }
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestSaleorConnector(ConnectorContract):
+    connector_cls = SaleorConnector
+    SIGNATURE_HEADERS = ("Saleor-Signature",)
+
+    @pytest.fixture(autouse=True)
+    def _fresh_cache(self):
+        self.clock = Clock()
+        self.cache = JWKSCache(clock=self.clock)
+
+    def make_connector(self, session=None, *, wrong_secret=False):
+        creds = Credentials(
+            "demo.saleor.io", access_token=self.ACCESS_TOKEN, api_url=API_URL,
+            extra={"channel": "default-channel", "channel_id": "Q2hhbm5lbDox"},
+        )
+        conn = SaleorConnector(creds, session=session)
+        conn.jwks_cache = self.cache
+        return conn
+
+    def webhook_samples(self):
+        s = WebhookSample
+        return [
+            s("product_updated", fixture("product_updated.json"), "products/upsert", Product),
+            s("product_variant_updated", fixture("product_variant_updated.json"),
+              "products/upsert", Product),
+            s("product_deleted", fixture("product_deleted.json"), "products/delete", Deletion),
+            s("customer_created", fixture("customer_created.json"), "customers/upsert", Customer),
+            s("customer_deleted", fixture("customer_deleted.json"), "customers/delete", Deletion),
+            s("order_created", fixture("order_created.json"), "orders/upsert", Order),
+            s("order_cancelled", fixture("order_cancelled.json"), "orders/upsert", Order),
+            s("checkout_updated", fixture("checkout_updated.json"), "carts/upsert", Cart),
+            s("app_deleted", fixture("app_deleted.json"), "app/uninstalled", None),
+        ]
+
+    def signed_delivery(self, topic, body, *, now, wrong_key=False):
+        return saleor_headers(topic, body, OTHER_KEY if wrong_key else KEY)
+
+    def webhook_http(self, rsps):
+        rsps.get(JWKS_URL, json={"keys": [jwk(KEY)]})
+
+    def api_endpoint(self):
+        return "POST", API_URL
+
+    def add_product_page(self, rsps, index, ids, last):
+        node = json.loads(fixture("product_updated.json"))["product"]
+
+        def match(request):
+            after = json.loads(request.body)["variables"].get("after")
+            expected = None if index == 0 else f"YXJyYXljb25uZWN0aW9uOj{index}"
+            return after == expected, f"after={after!r}"
+
+        rsps.post(API_URL, json={"data": {"products": {
+            "pageInfo": {"hasNextPage": not last,
+                         "endCursor": None if last else f"YXJyYXljb25uZWN0aW9uOj{index + 1}"},
+            "edges": [{"node": {**node, "id": pid}} for pid in ids],
+        }}}, match=[match])
+
+    # -- signatures -------------------------------------------------------------------------
+    def _verify_with(self, jwks_keys: list[dict], headers, body, conn=None) -> int:
+        conn = conn or self.make_connector()
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            rsps.get(JWKS_URL, json={"keys": jwks_keys})
+            try:
+                conn.verify_webhook(headers, body)
+            finally:
+                fetches = len(rsps.calls)
+        return fetches
+
+    def test_jwks_is_cached_per_instance(self) -> None:
+        body = fixture("product_deleted.json")
+        conn = self.make_connector()
+        assert self._verify_with([jwk(KEY)], saleor_headers("product_deleted", body), body,
+                                 conn) == 1
+        assert self._verify_with([jwk(KEY)], saleor_headers("product_deleted", body), body,
+                                 conn) == 0
+
+    def test_rotation_to_new_kid_refetches_once(self) -> None:
+        body = fixture("product_deleted.json")
+        self._verify_with([jwk(KEY)], saleor_headers("product_deleted", body), body)
+        self.clock.now += 60
+        rotated = saleor_headers("product_deleted", body, OTHER_KEY, kid="2")
+        assert self._verify_with([jwk(KEY), jwk(OTHER_KEY, "2")], rotated, body) == 1
+
+    def test_rotation_keeping_the_same_kid_is_handled(self) -> None:
+        body = fixture("product_deleted.json")
+        self._verify_with([jwk(KEY)], saleor_headers("product_deleted", body), body)
+        self.clock.now += 60
+        rotated = saleor_headers("product_deleted", body, OTHER_KEY, kid="1")
+        assert self._verify_with([jwk(OTHER_KEY, "1")], rotated, body) == 1
+
+    def test_unknown_kid_refetch_is_rate_limited(self) -> None:
+        body = fixture("product_deleted.json")
+        self._verify_with([jwk(KEY)], saleor_headers("product_deleted", body), body)
+        forged = saleor_headers("product_deleted", body, OTHER_KEY, kid="nope")
+        with pytest.raises(SignatureInvalid):
+            self._verify_with([jwk(KEY)], forged, body)
+        self.clock.now += 5  # within the cooldown: no second fetch for a forged kid
+        with responses.RequestsMock() as rsps, pytest.raises(SignatureInvalid):
+            self.make_connector().verify_webhook(forged, body)
+        assert len(rsps.calls) == 0
+
+    @pytest.mark.parametrize(
+        "signature",
+        ["garbage", "a.b.c", "..", "eyJhbGciOiJSUzI1NiJ9..", "!!!..$$$",
+         "eyJhbGciOiJub25lIn0..", "e30..c2ln", ""],
+    )
+    def test_malformed_jws_is_signature_invalid(self, signature: str) -> None:
+        body = fixture("product_deleted.json")
+        headers = {**saleor_headers("product_deleted", body), "Saleor-Signature": signature}
+        with pytest.raises(SignatureInvalid):
+            self._verify_with([jwk(KEY)], headers, body)
+
+    def test_hs256_with_public_key_as_secret_is_rejected(self) -> None:
+        body = fixture("product_deleted.json")
+        pem = KEY.public_key().public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+        forged = jwt.api_jws.encode(body, pem.decode()[:64], "HS256", headers={"kid": "1"},
+                                    is_payload_detached=True)
+        headers = {**saleor_headers("product_deleted", body), "Saleor-Signature": forged}
+        with pytest.raises(SignatureInvalid):
+            self._verify_with([jwk(KEY)], headers, body)
+
+    def test_request_api_url_header_is_not_trusted(self) -> None:
+        body = fixture("product_deleted.json")
+        headers = {**saleor_headers("product_deleted", body, OTHER_KEY),
+                   "Saleor-Api-Url": "https://evil.example/graphql/"}
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            rsps.get(JWKS_URL, json={"keys": [jwk(KEY)]})
+            rsps.get("https://evil.example/.well-known/jwks.json",
+                     json={"keys": [jwk(OTHER_KEY)]})
+            with pytest.raises(SignatureInvalid):
+                self.make_connector().verify_webhook(headers, body)
+            assert [c.request.url for c in rsps.calls] == [JWKS_URL]
+
+    def test_unreachable_jwks_is_transient(self) -> None:
+        body = fixture("product_deleted.json")
+        from connectors.http import make_session
+
+        conn = self.make_connector(make_session(retries=0))
+        with responses.RequestsMock() as rsps:
+            rsps.get(JWKS_URL, status=404)
+            with pytest.raises(TransientError):
+                conn.verify_webhook(saleor_headers("product_deleted", body), body)
+
+    # -- parsing ----------------------------------------------------------------------------
+    def test_product_mapping_uses_configured_channel(self) -> None:
+        body = fixture("product_updated.json")
+        product = self.make_connector().parse_webhook(
+            saleor_headers("product_updated", body), body).record
+        assert product.title == "Apple Juice" and product.currency == "USD"
+        assert product.price == Decimal("3.0")
+        assert product.description.startswith("Fell straight from the tree")
+        assert product.categories == ("Juices", "Summer Picks") and product.tags == ("Juice",)
+        assert [(v.sku, v.inventory_qty, v.available) for v in product.variants] == [
+            ("43226647", 54, True), ("80884671", 0, False)]
+        assert product.updated_at == datetime(2025, 11, 20, 10, 15, 30, 123456, tzinfo=UTC)
+
+    def test_order_mapping(self) -> None:
+        body = fixture("order_created.json")
+        order = self.make_connector().parse_webhook(
+            saleor_headers("ORDER_CREATED", body), body).record
+        assert order.discount_codes == ("SK-7QX2",) and order.customer_id == "VXNlcjoyMg=="
+        assert order.total == Decimal("11.0") and not order.cancelled
+        assert [(li.quantity, li.price) for li in order.lines] == [
+            (2, Decimal("3.0")), (1, Decimal("5.0"))]  # the deleted variant's line is skipped
+        body = fixture("order_cancelled.json")
+        cancelled = self.make_connector().parse_webhook(
+            saleor_headers("order_cancelled", body), body).record
+        assert cancelled.cancelled and cancelled.customer_id is None
+
+    def test_null_object_with_errors_is_invalid_payload(self) -> None:
+        body = fixture("order_created_permission_error.json")
+        with pytest.raises(InvalidPayload) as info:
+            self.make_connector().parse_webhook(saleor_headers("order_created", body), body)
+        assert "MANAGE_ORDERS" in info.value.errors["order"][0]
+
+    def test_delivery_id_dedupes_retries_not_changes(self) -> None:
+        conn = self.make_connector()
+        a, b = fixture("order_created.json"), fixture("order_cancelled.json")
+        first = conn.parse_webhook(saleor_headers("order_created", a), a).delivery_id
+        retry = conn.parse_webhook(saleor_headers("order_created", a), a).delivery_id
+        other = conn.parse_webhook(saleor_headers("order_updated", a), a).delivery_id
+        change = conn.parse_webhook(saleor_headers("order_created", b), b).delivery_id
+        assert first == retry and len({first, other, change}) == 3
+
+    # -- backfill and discounts -------------------------------------------------------------
+    def test_orders_filter_and_bearer_token(self, delays) -> None:
+        node = json.loads(fixture("order_created.json"))["order"]
+        page = {"data": {"orders": {"pageInfo": {"hasNextPage": False, "endCursor": "x"},
+                                    "edges": [{"node": node}]}}}
+        with responses.RequestsMock() as rsps:
+            rsps.post(API_URL, json=page)
+            pages = list(self.make_connector(self._session(delays)).iter_orders(
+                since=datetime(2025, 11, 1, tzinfo=UTC)))
+            request = rsps.calls[0].request
+        sent = json.loads(request.body)["variables"]
+        assert request.headers["Authorization"] == f"Bearer {self.ACCESS_TOKEN}"
+        assert sent["first"] == 100
+        assert sent["filter"] == {"updatedAt": {"gte": "2025-11-01T00:00:00+00:00"}}
+        assert pages[0].items[0].external_id == node["id"]
+
+    def test_permission_denied_is_auth_failed(self, delays) -> None:
+        from connectors.errors import AuthFailed
+
+        denied = {"errors": [{"message": "You need one of the following permissions",
+                              "extensions": {"exception": {"code": "PermissionDenied"}}}]}
+        with responses.RequestsMock() as rsps:
+            rsps.post(API_URL, json=denied)
+            with pytest.raises(AuthFailed):
+                next(self.make_connector(self._session(delays)).iter_customers())
+
+    def test_create_discount_creates_voucher_then_channel_value(self, delays) -> None:
+        spec = DiscountSpec("SK-XYZ", "percent", Decimal("10"),
+                            datetime(2025, 12, 1, tzinfo=UTC), product_ids=("UHJvZHVjdDo3Mg==",),
+                            min_subtotal=Decimal("20"))
+        with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as rsps:
+            rsps.post(API_URL, json={"data": {"voucherCreate": {
+                "voucher": {"id": "Vm91Y2hlcjox"}, "errors": []}}})
+            rsps.post(API_URL, json={"data": {"voucherChannelListingUpdate": {
+                "voucher": {"id": "Vm91Y2hlcjox"}, "errors": []}}})
+            ref = self.make_connector(self._session(delays)).create_discount(spec)
+            created, listed = (json.loads(c.request.body) for c in rsps.calls)
+        assert ref.platform_id == "Vm91Y2hlcjox" and ref.code == "SK-XYZ"
+        voucher = created["variables"]["input"]
+        assert voucher["addCodes"] == ["SK-XYZ"] and voucher["type"] == "SPECIFIC_PRODUCT"
+        assert voucher["discountValueType"] == "PERCENTAGE" and voucher["usageLimit"] == 1
+        assert listed["variables"] == {"id": "Vm91Y2hlcjox", "input": {"addChannels": [
+            {"channelId": "Q2hhbm5lbDox", "discountValue": "10", "minAmountSpent": "20"}]}}
+
+    def test_voucher_errors_become_field_errors(self, delays) -> None:
+        spec = DiscountSpec("SK-XYZ", "fixed", Decimal("5"), datetime(2025, 12, 1, tzinfo=UTC))
+        with responses.RequestsMock() as rsps:
+            rsps.post(API_URL, json={"data": {"voucherCreate": {"voucher": None, "errors": [
+                {"field": "addCodes", "code": "ALREADY_EXISTS", "message": "Code exists."}]}}})
+            with pytest.raises(InvalidPayload) as info:
+                self.make_connector(self._session(delays)).create_discount(spec)
+        assert info.value.errors == {"addCodes": ["Code exists."]}
+
+    def test_subscribe_webhooks_sends_manifest_definitions(self, delays) -> None:
+        definitions = webhook_definitions(load_manifest(), "https://sk.example/webhooks/saleor/s1")
+        with responses.RequestsMock() as rsps:
+            rsps.post(API_URL, json={"data": {"webhookCreate": {"webhook": {"id": "V2ViaG9vazox"},
+                                                                "errors": []}}})
+            ids = self.make_connector(self._session(delays)).subscribe_webhooks(definitions)
+            sent = [json.loads(c.request.body)["variables"]["input"] for c in rsps.calls]
+        assert ids == ["V2ViaG9vazox"] * len(definitions)
+        assert [d["name"] for d in sent] == list(SUBSCRIPTIONS)
+
+
+# -- app manifest ---------------------------------------------------------------------------
+def test_app_manifest_renders_from_manifest_yaml() -> None:
+    manifest = load_manifest()
+    rendered = render_app_manifest(manifest, "https://sk.example/", shop_id="shp_abc")
+    assert rendered["name"] == manifest["app"]["name"] == "Shopkeeper"
+    assert rendered["tokenTargetUrl"] == "https://sk.example/api/register"
+    assert rendered["appUrl"] == "https://sk.example/admin/"
+    assert set(rendered["permissions"]) == set(SaleorConnector.meta.scopes)
+    assert rendered["extensions"][0]["url"] == "https://sk.example/admin/"
+    hooks = rendered["webhooks"]
+    assert {h["targetUrl"] for h in hooks} == {"https://sk.example/webhooks/saleor/shp_abc"}
+    for hook in hooks:
+        for event in hook["asyncEvents"]:
+            type_name = "".join(part.title() for part in event.split("_"))
+            assert f"... on {type_name} " in hook["query"], (hook["name"], event)
+    events = {e.lower() for h in hooks for e in h["asyncEvents"]}
+    assert events == set(SaleorConnector.meta.webhook_topics)
+
+
+def test_app_manifest_without_shop_lists_no_webhooks() -> None:
+    rendered = render_app_manifest(load_manifest(), "https://sk.example")
+    assert rendered["webhooks"] == []
+    assert rendered["dataPrivacyUrl"] == "https://sk.example/privacy"
