@@ -39,6 +39,7 @@ TOPICS: tuple[str, ...] = (
 )
 _DELIVERY_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
 _ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 def _occurred(headers: Mapping[str, str], body: dict[str, object]) -> datetime:
@@ -93,5 +94,10 @@ def parse_delivery(headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
         raise InvalidPayload("order deliveries carry the order state", {"state": ["required"]})
     if state in CART_STATES and topic != "order.placed":
         return event("carts/upsert", Cart(external_id=entity_id, updated_at=at, lines=()))
-    placeholder = Order(external_id=entity_id, created_at=at, updated_at=at, currency="", lines=())
+    currency = body.get("currency")
+    if not isinstance(currency, str) or not _CURRENCY.match(currency):
+        raise InvalidPayload("order deliveries carry the currency", {"currency": ["ISO 4217"]})
+    placeholder = Order(
+        external_id=entity_id, created_at=at, updated_at=at, currency=currency, lines=()
+    )
     return event("orders/upsert", placeholder)

@@ -1,9 +1,10 @@
 """A tiny webhook receiver for peer tests: records raw deliveries, can fail or relay them.
 
 Vendure is started once per session with ``WEBHOOK_URL`` pointing here. By default each
-delivery is recorded byte-for-byte and answered 200; ``fail_next`` answers 503 a number of
-times (to watch the plugin retry); ``relay_to`` forwards the exact bytes and signature headers
-to a Shopkeeper server and answers with its status, so the plugin sees Shopkeeper's verdict.
+delivery is recorded byte-for-byte and answered 200. ``fail_next`` answers 503 that many
+times (to watch the plugin retry); ``status_override`` answers one status every time;
+``relay_to`` forwards the exact bytes and signature headers to a Shopkeeper server and
+answers with its status, so the plugin sees Shopkeeper's verdict.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Receiver:
     def __init__(self) -> None:
         self.deliveries: list[Delivery] = []
         self.fail_next = 0
+        self.status_override: int | None = None
         self.relay_to: str | None = None
         self._lock = threading.Lock()
         receiver = self
@@ -70,8 +72,11 @@ class Receiver:
             if failing:
                 self.fail_next -= 1
             relay = self.relay_to
+            override = self.status_override
         if failing:
             status = 503
+        elif override is not None:
+            status = override
         elif relay:
             forwarded = {
                 k: v
@@ -97,6 +102,7 @@ class Receiver:
         with self._lock:
             self.deliveries.clear()
             self.fail_next = 0
+            self.status_override = None
             self.relay_to = None
 
     def snapshot(self) -> list[Delivery]:

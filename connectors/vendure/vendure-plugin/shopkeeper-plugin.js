@@ -108,7 +108,8 @@ async function describe(event, connection) {
   if (event instanceof OrderPlacedEvent || event instanceof OrderStateTransitionEvent) {
     const order = event.order;
     return [[`order:${order.id}`, event instanceof OrderPlacedEvent ? 'order.placed' : 'order.state',
-      { id: String(order.id), type: 'order', code: order.code, state: event.toState, occurred_at: at }]];
+      { id: String(order.id), type: 'order', code: order.code, state: event.toState,
+        currency: order.currencyCode, occurred_at: at }]];
   }
   return [];
 }

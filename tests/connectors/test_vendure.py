@@ -1,0 +1,423 @@
+"""Vendure connector: the shared contract plus Vendure specifics, on payloads captured from a
+real Vendure 3.7.3 server (tests/fixtures/vendure/SOURCES.md)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+
+from connectors.base import Credentials
+from connectors.errors import AuthFailed, InvalidPayload, UnknownTopic
+from connectors.generic import sign_payload
+from connectors.records import Cart, Customer, Deletion, DiscountSpec, Order, Product
+from connectors.vendure import VendureConnector
+from connectors.vendure.paging import decode_cursor, encode_cursor
+from tests.connectors.contract import ConnectorContract, WebhookSample
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "vendure"
+API_URL = "https://vendure.example/admin-api"
+SECRET = "whsec_vendure_0c5e1f2a9b7d4e3c"
+OTHER_SECRET = "whsec_other_shop_9d8c7b6a5f4e"
+EXPECTED = {
+    "product.created": ("products/upsert", Product),
+    "product.updated": ("products/upsert", Product),
+    "variant.created": ("products/upsert", Product),
+    "stock.movement": ("products/upsert", Product),
+    "product.deleted": ("products/delete", Deletion),
+    "customer.created": ("customers/upsert", Customer),
+    "customer.deleted": ("customers/delete", Deletion),
+    "order.placed": ("orders/upsert", Order),
+    "app.uninstalled": ("app/uninstalled", None),
+}
+
+
+def load(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def deliveries() -> list[dict[str, str]]:
+    return load("webhooks.json")
+
+
+def delivery(topic: str, predicate=lambda body: True) -> bytes:
+    """The first captured delivery body with ``topic`` (exact bytes as sent)."""
+    for item in deliveries():
+        if item["topic"] == topic and predicate(json.loads(item["body"])):
+            return item["body"].encode()
+    raise LookupError(topic)
+
+
+def headers_for(topic: str, body: bytes, *, now: float, secret: str = SECRET) -> dict[str, str]:
+    return {
+        "X-Shopkeeper-Topic": topic,
+        "X-Shopkeeper-Delivery-Id": f"dlv-{topic}",
+        **sign_payload(secret, body, int(now)),
+    }
+
+
+def gql(operation: str, check=None):
+    """responses matcher: the GraphQL operation by name, plus an optional variables check."""
+
+    def match(request) -> tuple[bool, str]:
+        payload = json.loads(request.body)
+        if f" {operation}(" not in payload["query"]:
+            return False, f"not {operation}"
+        if check is not None and not check(payload["variables"]):
+            return False, f"{operation} variables {payload['variables']}"
+        return True, ""
+
+    return match
+
+
+def connector(*, session=None, token: str | None = "tok", **extra: str) -> VendureConnector:
+    creds = Credentials(
+        "vendure.example",
+        access_token=token,
+        webhook_secret=SECRET,
+        api_url=API_URL,
+        extra=dict(extra),
+    )
+    return VendureConnector(creds, session=session)
+
+
+def parsed(topic: str, body: bytes):
+    return connector().parse_webhook(headers_for(topic, body, now=1e9), body)
+
+
+class TestVendureConnector(ConnectorContract):
+    connector_cls = VendureConnector
+    SIGNATURE_HEADERS = ("X-Shopkeeper-Signature",)
+
+    def make_connector(self, session=None, *, wrong_secret=False):
+        creds = Credentials(
+            "vendure.example",
+            access_token=self.ACCESS_TOKEN,
+            webhook_secret=OTHER_SECRET if wrong_secret else SECRET,
+            api_url=API_URL,
+        )
+        instance = VendureConnector(creds, session=session)
+        instance.page_size = 2  # the contract's pages hold two products
+        return instance
+
+    def webhook_samples(self):
+        samples = []
+        for item in deliveries():
+            if item["topic"] == "order.state":
+                continue  # cart or order depending on state; tested below
+            expected_topic, record_type = EXPECTED[item["topic"]]
+            samples.append(
+                WebhookSample(item["topic"], item["body"].encode(), expected_topic, record_type)
+            )
+        return samples
+
+    def signed_delivery(self, topic, body, *, now, wrong_key=False):
+        return headers_for(topic, body, now=now, secret=OTHER_SECRET if wrong_key else SECRET)
+
+    def api_endpoint(self):
+        return "POST", API_URL
+
+    def _page_item(self, pid: str) -> dict[str, Any]:
+        item = copy.deepcopy(load("admin_product.json")["data"]["product"])
+        minute = int(pid.removeprefix("p"))
+        item["id"] = pid
+        item["updatedAt"] = f"2026-01-01T00:{minute:02d}:00.000Z"
+        return item
+
+    def add_product_page(self, rsps, index, ids, last):
+        # Cursor after page k: watermark = updatedAt of its last item, skip 1 (one item there).
+        expected_after = {0: None, 1: "2026-01-01T00:01:59.999", 2: "2026-01-01T00:03:59.999"}
+
+        def check(variables: dict[str, Any]) -> bool:
+            options = variables["options"]
+            after = options["filter"].get("updatedAt", {}).get("after")
+            want = expected_after[index]
+            if want is None:
+                return after is None and options["skip"] == 0
+            return after is not None and after.startswith(want) and options["skip"] == 1
+
+        items = [self._page_item(pid) for pid in ids]
+        rsps.add(
+            "POST",
+            API_URL,
+            json={"data": {"products": {"totalItems": 5, "items": items}}},
+            match=[gql("Products", check)],
+        )
+
+    # -- webhooks ---------------------------------------------------------------------------
+    def test_order_state_in_basket_is_a_cart(self) -> None:
+        placed = json.loads(delivery("order.placed"))
+        body = json.dumps({**placed, "state": "AddingItems"}).encode()
+        event = parsed("order.state", body)
+        assert event.topic == "carts/upsert" and isinstance(event.record, Cart)
+        assert event.needs_fetch and event.record.external_id == json.loads(body)["id"]
+
+    def test_upserts_are_thin_and_deletions_are_final(self) -> None:
+        upsert = parsed("stock.movement", delivery("stock.movement"))
+        assert upsert.needs_fetch and upsert.record.title == ""
+        deletion = parsed("product.deleted", delivery("product.deleted"))
+        assert not deletion.needs_fetch
+        assert deletion.record == Deletion(
+            "product", json.loads(delivery("product.deleted"))["id"], deletion.occurred_at
+        )
+
+    @pytest.mark.parametrize(
+        ("topic", "body", "field"),
+        [
+            ("product.updated", b'{"type":"product"}', "id"),
+            ("product.updated", b'{"id":""}', "id"),
+            ("order.placed", b'{"id":"7"}', "state"),
+            ("order.placed", b'{"id":"7","state":"PaymentSettled"}', "currency"),
+        ],
+    )
+    def test_incomplete_body_rejected(self, topic: str, body: bytes, field: str) -> None:
+        with pytest.raises(InvalidPayload) as info:
+            parsed(topic, body)
+        assert field in info.value.errors
+
+    def test_generic_topic_names_are_not_vendure_topics(self) -> None:
+        with pytest.raises(UnknownTopic):
+            parsed("products/upsert", b'{"id":"1"}')
+
+    # -- fetch back -------------------------------------------------------------------------
+    @responses.activate
+    def test_fetch_product_maps_captured_payload(self) -> None:
+        raw = load("admin_product.json")
+        responses.add("POST", API_URL, json=raw, match=[gql("Product")])
+        event = connector().fetch_event_record(parsed("stock.movement", delivery("stock.movement")))
+        product, variant = event.record, raw["data"]["product"]["variants"][0]
+        assert not event.needs_fetch and isinstance(product, Product)
+        assert product.title == raw["data"]["product"]["name"]
+        assert product.price == Decimal(variant["priceWithTax"]) / 100
+        assert product.currency == variant["currencyCode"]
+        level = variant["stockLevels"][0]
+        assert product.variants[0].inventory_qty == level["stockOnHand"] - level["stockAllocated"]
+        # Stock moved after the product row was written: the newest timestamp wins.
+        assert product.updated_at == datetime.fromisoformat(level["updatedAt"])
+
+    @responses.activate
+    def test_fetch_of_deleted_product_becomes_deletion(self) -> None:
+        responses.add("POST", API_URL, json=load("admin_product_missing.json"))
+        event = connector().fetch_event_record(parsed("stock.movement", delivery("stock.movement")))
+        assert event.topic == "products/delete" and isinstance(event.record, Deletion)
+
+    @responses.activate
+    def test_fetch_order_has_lines_total_and_customer(self) -> None:
+        raw = load("admin_order.json")
+        responses.add("POST", API_URL, json=raw, match=[gql("Order")])
+        event = connector().fetch_event_record(parsed("order.placed", delivery("order.placed")))
+        order, src = event.record, raw["data"]["order"]
+        assert event.topic == "orders/upsert" and isinstance(order, Order)
+        assert order.total == Decimal(src["totalWithTax"]) / 100
+        assert order.customer_id == src["customer"]["id"]
+        assert [(li.product_id, li.quantity) for li in order.lines] == [
+            (line["productVariant"]["product"]["id"], line["quantity"]) for line in src["lines"]
+        ]
+        assert order.created_at == datetime.fromisoformat(src["orderPlacedAt"])
+
+    @responses.activate
+    def test_fetch_active_order_becomes_cart_whatever_the_delivery_said(self) -> None:
+        raw = load("admin_order.json")
+        raw["data"]["order"].update(active=True, state="AddingItems")
+        responses.add("POST", API_URL, json=raw)
+        event = connector().fetch_event_record(parsed("order.placed", delivery("order.placed")))
+        assert event.topic == "carts/upsert" and isinstance(event.record, Cart)
+
+    @responses.activate
+    def test_expired_session_logs_in_again_with_password(self) -> None:
+        responses.add("POST", API_URL, json=load("admin_forbidden.json"))
+        responses.add(
+            "POST",
+            API_URL,
+            json={"data": {"login": {"id": "1"}}},
+            headers={"vendure-auth-token": "fresh"},
+            match=[gql("Login")],
+        )
+        responses.add("POST", API_URL, json=load("admin_customer.json"), match=[gql("Customer")])
+        c = connector(token="stale", username="superadmin", password="pw")
+        event = c.fetch_event_record(parsed("customer.created", delivery("customer.created")))
+        assert event.record.email == load("admin_customer.json")["data"]["customer"]["emailAddress"]
+        assert responses.calls[-1].request.headers["Authorization"] == "Bearer fresh"
+
+    @responses.activate
+    def test_forbidden_with_fixed_token_is_auth_failed(self) -> None:
+        responses.add("POST", API_URL, json=load("admin_forbidden.json"))
+        with pytest.raises(AuthFailed):
+            connector().fetch_event_record(parsed("customer.created", delivery("customer.created")))
+
+    # -- backfill ---------------------------------------------------------------------------
+    @responses.activate
+    def test_orders_backfill_filters_placed_orders_since(self) -> None:
+        since = datetime(2026, 11, 1, tzinfo=UTC)
+
+        def check(variables: dict[str, Any]) -> bool:
+            flt = variables["options"]["filter"]
+            return flt["active"] == {"eq": False} and flt["updatedAt"]["after"].startswith(
+                "2026-10-31T23:59:59.999"
+            )
+
+        responses.add(
+            "POST", API_URL, json=load("admin_orders_page.json"), match=[gql("Orders", check)]
+        )
+        pages = list(connector().iter_orders(since=since))
+        assert pages[-1].next_cursor is None
+        assert [o.external_id for o in pages[0].items] == [
+            o["id"] for o in load("admin_orders_page.json")["data"]["orders"]["items"]
+        ]
+
+    def test_cursor_counts_items_sharing_the_watermark(self) -> None:
+        # Seeded catalogues share one updatedAt: the skip must grow across pages.
+        shared = "2026-11-23T05:45:53.000Z"
+        raw = load("admin_products_page.json")["data"]["products"]["items"]
+        calls: list[dict[str, Any]] = []
+
+        def fetch(options: dict[str, Any]) -> dict[str, Any]:
+            calls.append(options)
+            n = 2 if len(calls) < 3 else 1
+            return {
+                "items": [
+                    {**raw[0], "id": str(len(calls) * 10 + i), "updatedAt": shared}
+                    for i in range(n)
+                ]
+            }
+
+        c = connector()
+        c.page_size = 2
+        c._lister = lambda *args: fetch  # type: ignore[method-assign]
+        cursors = [page.next_cursor for page in c.iter_products()]
+        assert [o["skip"] for o in calls] == [0, 2, 4]
+        assert cursors[:2] == [
+            encode_cursor(datetime.fromisoformat(shared), 2),
+            encode_cursor(datetime.fromisoformat(shared), 4),
+        ]
+        assert cursors[2] is None
+
+    @pytest.mark.parametrize(
+        "bad", ["", "{", '{"after": null}', '{"after":"x","skip":1}', '{"after":null,"skip":-1}']
+    )
+    def test_damaged_cursor_rejected(self, bad: str) -> None:
+        with pytest.raises(InvalidPayload):
+            decode_cursor(bad)
+
+    # -- discounts --------------------------------------------------------------------------
+    def spec(self, **overrides: Any) -> DiscountSpec:
+        values = {
+            "code": "FIXTURE10",
+            "kind": "percent",
+            "value": Decimal("10"),
+            "expires_at": datetime.now(UTC) + timedelta(hours=2),
+        }
+        return DiscountSpec(**{**values, **overrides})
+
+    @responses.activate
+    def test_create_discount_sends_coupon_limits_and_expiry(self) -> None:
+        responses.add(
+            "POST",
+            API_URL,
+            json=load("admin_promotions_by_code_none.json"),
+            match=[gql("PromotionsByCode")],
+        )
+        responses.add(
+            "POST", API_URL, json=load("admin_create_promotion.json"), match=[gql("Promotion")]
+        )
+        spec = self.spec(kind="fixed", value=Decimal("5.25"), min_subtotal=Decimal("30"))
+        ref = connector().create_discount(spec)
+        created = load("admin_create_promotion.json")["data"]["createPromotion"]
+        assert (ref.platform_id, ref.code, ref.expires_at) == (
+            created["id"],
+            spec.code,
+            spec.expires_at,
+        )
+        sent = json.loads(responses.calls[-1].request.body)["variables"]["input"]
+        assert sent["couponCode"] == "FIXTURE10" and sent["usageLimit"] == 1
+        assert sent["perCustomerUsageLimit"] == 1
+        assert datetime.fromisoformat(sent["endsAt"]) == spec.expires_at
+        assert sent["actions"] == [
+            {"code": "order_fixed_discount", "arguments": [{"name": "discount", "value": "525"}]}
+        ]
+        assert sent["conditions"][0]["code"] == "minimum_order_amount"
+        assert {"name": "amount", "value": "3000"} in sent["conditions"][0]["arguments"]
+
+    @responses.activate
+    def test_create_discount_is_idempotent_per_code(self) -> None:
+        responses.add("POST", API_URL, json=load("admin_promotions_by_code.json"))
+        ref = connector().create_discount(self.spec())
+        assert (
+            ref.platform_id
+            == load("admin_promotions_by_code.json")["data"]["promotions"]["items"][0]["id"]
+        )
+        assert len(responses.calls) == 1  # no second promotion created
+
+    @responses.activate
+    def test_create_discount_for_customer_and_products(self) -> None:
+        responses.add(
+            "POST",
+            API_URL,
+            json=load("admin_promotions_by_code_none.json"),
+            match=[gql("PromotionsByCode")],
+        )
+        responses.add(
+            "POST", API_URL, json=load("admin_variant_ids.json"), match=[gql("VariantIds")]
+        )
+        responses.add(
+            "POST",
+            API_URL,
+            json=load("admin_create_customer_group.json"),
+            match=[gql("Group", lambda v: v["input"]["customerIds"] == ["1"])],
+        )
+        responses.add(
+            "POST", API_URL, json=load("admin_create_promotion.json"), match=[gql("Promotion")]
+        )
+        connector().create_discount(self.spec(customer_id="1", product_ids=("55",)))
+        sent = json.loads(responses.calls[-1].request.body)["variables"]["input"]
+        variant_ids = [
+            v["id"] for v in load("admin_variant_ids.json")["data"]["productVariants"]["items"]
+        ]
+        group_id = load("admin_create_customer_group.json")["data"]["createCustomerGroup"]["id"]
+        assert sent["actions"][0]["code"] == "products_percentage_discount"
+        assert {"name": "productVariantIds", "value": json.dumps(variant_ids)} in sent["actions"][
+            0
+        ]["arguments"]
+        assert sent["conditions"] == [
+            {
+                "code": "customer_group",
+                "arguments": [{"name": "customerGroupId", "value": group_id}],
+            }
+        ]
+
+    @pytest.mark.parametrize(
+        "overrides",
+        [
+            {"value": Decimal("150")},
+            {"kind": "fixed", "product_ids": ("55",)},
+            {"expires_at": datetime(2020, 1, 1, tzinfo=UTC)},
+            {"usage_limit": 0},
+        ],
+    )
+    @responses.activate
+    def test_create_discount_rejects_before_calling_vendure(self, overrides) -> None:
+        with pytest.raises(InvalidPayload):
+            connector().create_discount(self.spec(**overrides))
+        assert len(responses.calls) == 0
+
+    @responses.activate
+    def test_promotion_error_result_is_invalid_payload(self) -> None:
+        responses.add("POST", API_URL, json=load("admin_promotions_by_code_none.json"))
+        responses.add(
+            "POST",
+            API_URL,
+            json={
+                "data": {
+                    "createPromotion": {"errorCode": "MISSING_CONDITIONS_ERROR", "message": "no"}
+                }
+            },
+        )
+        with pytest.raises(InvalidPayload) as info:
+            connector().create_discount(self.spec())
+        assert "MISSING_CONDITIONS_ERROR" in info.value.errors
