@@ -3,6 +3,7 @@
 from plugin.models.catalog import Product, Variant
 from plugin.models.events import AuditLog, Interaction, WebhookDelivery
 from plugin.models.orders import Cart, Order, OrderLine
+from plugin.models.serving import Impression, ModelVersion, RecommendationCache, ShopperConsent
 from plugin.models.shoppers import Customer
 from plugin.models.tenancy import Installation, Shop, SyncState
 
@@ -10,12 +11,16 @@ __all__ = [
     "AuditLog",
     "Cart",
     "Customer",
+    "Impression",
     "Installation",
     "Interaction",
+    "ModelVersion",
     "Order",
     "OrderLine",
     "Product",
+    "RecommendationCache",
     "Shop",
+    "ShopperConsent",
     "SyncState",
     "Variant",
     "WebhookDelivery",

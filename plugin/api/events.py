@@ -1,0 +1,54 @@
+"""Widget events -> ``Interaction`` rows (views, clicks, carts) with click attribution."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from plugin.api.consent import has_consent
+from plugin.api.identity import ShopperIdentity
+from plugin.extensions import db
+from plugin.models import Impression, Interaction, Shop
+from plugin.models.types import utcnow
+
+#: A browser-reported purchase is a signal, not a sale: training learns only from verified
+#: orders (webhooks, imports), so it is stored under another kind.
+KINDS = {"purchase": "widget_purchase"}
+MAX_FUTURE = timedelta(minutes=5)
+
+
+def _known_rec_ids(shop_id: str, rec_ids: set[str]) -> set[str]:
+    """Rec ids that this shop really served (another shop's ids are dropped)."""
+    prefixes = {r.split(".", 1)[0] for r in rec_ids}
+    if not prefixes:
+        return set()
+    served = set(db.session.scalars(sa.select(Impression.rec_id).where(
+        Impression.shop_id == shop_id, Impression.rec_id.in_(prefixes))))
+    return {r for r in rec_ids if r.split(".", 1)[0] in served}
+
+
+def store_events(shop: Shop, identity: ShopperIdentity, events: list[dict[str, Any]]) -> int:
+    """Store a batch; returns how many were stored (0 without required consent)."""
+    if not identity.key or not has_consent(shop, identity):
+        return 0
+    now = utcnow()
+    known = _known_rec_ids(shop.id, {e["rec_id"] for e in events if e.get("rec_id")})
+    rows = []
+    for event in events:
+        at = event.get("at") or now
+        context: dict[str, Any] = {"via": "widget"}
+        if event.get("rec_id") in known:
+            context["rec_id"] = event["rec_id"]
+        if identity.customer_id and identity.anonymous_id:
+            context["anonymous_id"] = identity.anonymous_id  # stitches pre-login browsing
+        rows.append(dict(shop_id=shop.id, shopper_id=identity.key, subprofile_id=None,
+                         product_external_id=event.get("product_id") or "",
+                         kind=KINDS.get(event["type"], event["type"]),
+                         quantity=event.get("quantity") or 1, price=None,
+                         order_external_id=None, occurred_at=min(at, now + MAX_FUTURE),
+                         context=context))
+    db.session.execute(sa.insert(Interaction), rows)
+    db.session.commit()
+    return len(rows)

@@ -1,0 +1,65 @@
+"""Live filters applied to every answer, whatever source proposed the items.
+
+A cached top-N may be hours old: products deleted or out of stock since, merchant
+exclusions and what is already in the cart are removed here, at serving time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from plugin.engine.base import Recommendation
+from plugin.extensions import db
+from plugin.models import Product, Shop
+
+
+@dataclass(frozen=True)
+class Servable:
+    """A recommendation that passed the filters, with what the widget displays."""
+
+    product_id: str
+    title: str
+    url: str | None
+    image_url: str | None
+    price: Decimal | None
+    currency: str | None
+    reason: str
+    source: str
+
+
+def merchant_exclusions(shop: Shop) -> set[str]:
+    return {str(p) for p in (shop.settings or {}).get("exclude_products", [])}
+
+
+def apply_live_filters(shop: Shop, candidates: Sequence[Recommendation], n: int, *,
+                       exclude: Iterable[str] = ()) -> list[Servable]:
+    """First ``n`` candidates that exist, are live and available, and are not excluded."""
+    banned = merchant_exclusions(shop) | set(exclude)
+    wanted: list[Recommendation] = []
+    seen: set[str] = set()
+    for rec in candidates:
+        if rec.item not in banned and rec.item not in seen:
+            wanted.append(rec)
+            seen.add(rec.item)
+    if not wanted:
+        return []
+    products = {p.external_id: p for p in db.session.execute(
+        sa.select(Product.external_id, Product.title, Product.url, Product.image_url,
+                  Product.price, Product.currency)
+        .where(Product.shop_id == shop.id, Product.external_id.in_(list(seen)),
+               Product.deleted_at.is_(None), Product.available.is_(True)))}
+    out: list[Servable] = []
+    for rec in wanted:
+        p = products.get(rec.item)
+        if p is None:
+            continue
+        out.append(Servable(product_id=rec.item, title=p.title or rec.item, url=p.url,
+                            image_url=p.image_url, price=p.price, currency=p.currency,
+                            reason=rec.reason, source=rec.source))
+        if len(out) == n:
+            break
+    return out

@@ -1,0 +1,99 @@
+"""Who is asking: an anonymous first-party id, upgraded to a customer only by a signed token.
+
+The storefront's backend mints the customer token (HS256 JWT) with the shop's webhook
+secret, the same secret that signs the generic connector's webhooks::
+
+    import jwt, time
+    now = int(time.time())
+    token = jwt.encode({"sub": "<customer id>", "shop": "<shop id>", "iat": now,
+                        "exp": now + 3600}, WEBHOOK_SECRET, algorithm="HS256")
+
+Anything wrong with the token (missing, forged, expired, another shop's, lifetime over
+24 h) downgrades the request to the anonymous shopper: never an error, never another
+customer's data. The anonymous id itself can never name a customer, because it must match
+``anon_<22 urlsafe chars>`` and customer ids are only taken from verified tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import jwt
+
+from plugin.models import Shop
+from plugin.shops import credentials_for
+
+log = logging.getLogger("shopkeeper.api.identity")
+
+ANON_ID = re.compile(r"^anon_[A-Za-z0-9_-]{22}$")
+SHOPPER_HEADER = "X-Shopkeeper-Shopper"
+TOKEN_HEADER = "X-Shopkeeper-Customer-Token"
+MAX_TOKEN_LIFETIME = 24 * 3600
+LEEWAY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class ShopperIdentity:
+    """The anonymous browser id (if valid) and the verified customer id (if any)."""
+
+    anonymous_id: str | None = None
+    customer_id: str | None = None
+
+    @property
+    def key(self) -> str | None:
+        """The id events and recommendations are keyed by: the customer when verified."""
+        return self.customer_id or self.anonymous_id
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(i for i in (self.customer_id, self.anonymous_id) if i)
+
+
+class InvalidCustomerToken(Exception):
+    """The token does not prove a customer of this shop (reason in the message)."""
+
+
+def mint_customer_token(shop_id: str, secret: str, customer_id: str, *,
+                        ttl_seconds: int = 3600, now: int | None = None) -> str:
+    """What a storefront backend does (also used by tests and the demo)."""
+    issued = int(time.time()) if now is None else now
+    return jwt.encode({"sub": str(customer_id), "shop": shop_id, "iat": issued,
+                       "exp": issued + ttl_seconds}, secret, algorithm="HS256")
+
+
+def verify_customer_token(shop: Shop, token: str) -> str:
+    """The customer id the token proves for ``shop``; raises ``InvalidCustomerToken``."""
+    secret = credentials_for(shop).webhook_secret
+    if not secret:
+        raise InvalidCustomerToken("shop has no secret")
+    try:
+        claims = jwt.decode(token, secret, algorithms=["HS256"], leeway=LEEWAY_SECONDS,
+                            options={"require": ["sub", "shop", "exp", "iat"]})
+    except jwt.PyJWTError as err:
+        raise InvalidCustomerToken(type(err).__name__) from None
+    if claims["shop"] != shop.id:
+        raise InvalidCustomerToken("token for another shop")
+    if not isinstance(claims["sub"], str) or not claims["sub"]:
+        raise InvalidCustomerToken("bad subject")
+    if int(claims["exp"]) - int(claims["iat"]) > MAX_TOKEN_LIFETIME:
+        raise InvalidCustomerToken("lifetime over 24 h")
+    return claims["sub"]
+
+
+def resolve_identity(shop: Shop, headers: Mapping[str, str]) -> ShopperIdentity:
+    """Read the shopper headers; invalid parts are dropped, never trusted."""
+    anonymous = (headers.get(SHOPPER_HEADER) or "").strip()
+    anonymous_id = anonymous if ANON_ID.match(anonymous) else None
+    token = (headers.get(TOKEN_HEADER) or "").strip()
+    customer_id = None
+    if token:
+        try:
+            customer_id = verify_customer_token(shop, token)
+        except InvalidCustomerToken as err:
+            log.info("api.customer_token_rejected", extra={"shop_id": shop.id,
+                                                           "reason": str(err)})
+    return ShopperIdentity(anonymous_id=anonymous_id, customer_id=customer_id)

@@ -1,0 +1,127 @@
+"""The serving path: pick the arm, walk the source chain, filter live, log the impression."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from plugin.api import sources
+from plugin.api.consent import consent_required, has_consent
+from plugin.api.filters import Servable, apply_live_filters
+from plugin.api.identity import ShopperIdentity
+from plugin.engine.base import Recommendation
+from plugin.extensions import db
+from plugin.models import Impression, Product, Shop
+
+DEFAULT_HOLDOUT_SHARE = 0.1
+DEFAULT_STRINGS = {
+    "for_you_title": "Picked for you",
+    "product_title": "Frequently bought together",
+    "cart_title": "Complete your order",
+    "reorder_title": "The usual?",
+    "consent_prompt": "Allow personalised recommendations?",
+    "consent_accept": "Allow",
+    "consent_decline": "No thanks",
+}
+
+
+@dataclass
+class RecsQuery:
+    placement: str
+    n: int = 8
+    product_id: str | None = None
+    cart: list[str] = field(default_factory=list)
+
+
+def in_holdout(shop: Shop, shopper_key: str) -> bool:
+    """Deterministic arm per shopper: the same shopper always lands in the same arm."""
+    share = float((shop.settings or {}).get("holdout_share", DEFAULT_HOLDOUT_SHARE))
+    share = min(max(share, 0.0), 1.0)
+    digest = hashlib.sha256(f"{shop.id}:{shopper_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def recommend(shop: Shop, identity: ShopperIdentity, query: RecsQuery) -> dict[str, Any]:
+    """Answer one widget request (contract v1 ``GET /recommendations``)."""
+    consented = has_consent(shop, identity)
+    holdout = bool(consented and identity.key and in_holdout(shop, identity.key))
+    version = sources.active_version(shop.id)
+    exclude = set(query.cart)
+    if query.product_id:
+        exclude.add(query.product_id)
+    want = max(3 * query.n, query.n + len(exclude) + 10)
+    customer = identity.customer_id if consented else None
+
+    chain: list[Recommendation] = []
+    if not holdout:
+        chain = _personal_or_contextual(shop, version, customer, query, want, exclude)
+    if query.placement != "reorder":  # "the usual?" makes no sense with popular items
+        chain += sources.popular(shop.id, version)
+    items = apply_live_filters(shop, chain, query.n, exclude=exclude)
+    personalized = any(i.source not in sources.NON_PERSONAL for i in items)
+    rec_id = _log_impression(shop, identity.key if consented else None, query.placement,
+                             items, holdout=holdout, personalized=personalized,
+                             version_id=version.id if version else None)
+    return {"placement": query.placement, "holdout": holdout, "personalized": personalized,
+            "items": [_item(i, f"{rec_id}.{k}") for k, i in enumerate(items)]}
+
+
+def _personal_or_contextual(shop: Shop, version, customer: str | None, query: RecsQuery,
+                            want: int, exclude: set[str]) -> list[Recommendation]:
+    """The non-popular sources, in order, for the placement."""
+    if query.placement == "product":
+        return sources.neighbours(shop.id, version, [query.product_id or ""], want, exclude,
+                                  "product")
+    if query.placement == "cart":
+        return sources.neighbours(shop.id, version, query.cart, want, exclude, "cart")
+    if customer is None:
+        return []
+    if query.placement == "reorder":
+        return sources.reorder(shop.id, customer, want)
+    if version is None:
+        return []
+    recs = sources.cached(shop.id, customer, version)
+    if recs is None:
+        recs = sources.online(shop.id, customer, version, want, exclude)
+    return recs
+
+
+def _item(s: Servable, rec_id: str) -> dict[str, Any]:
+    return {"product_id": s.product_id, "title": s.title, "url": s.url,
+            "image_url": s.image_url, "price": s.price, "currency": s.currency,
+            "reason": s.reason, "source": s.source, "rec_id": rec_id}
+
+
+def _log_impression(shop: Shop, shopper_id: str | None, placement: str,
+                    items: list[Servable], *, holdout: bool, personalized: bool,
+                    version_id: int | None) -> str:
+    """One row per answer; item ``k`` is attributed as ``<rec_id>.<k>``."""
+    rec_id = "r" + secrets.token_urlsafe(12)
+    if not items:
+        return rec_id
+    db.session.add(Impression(shop_id=shop.id, rec_id=rec_id, shopper_id=shopper_id,
+                              placement=placement, items=[i.product_id for i in items],
+                              sources=[i.source for i in items], holdout=holdout,
+                              personalized=personalized, model_version_id=version_id))
+    db.session.commit()
+    return rec_id
+
+
+def shop_config(shop: Shop) -> dict[str, Any]:
+    """What the loader needs before rendering anything (contract v1 ``GET /config``)."""
+    settings = shop.settings or {}
+    currency = settings.get("currency") or db.session.scalar(
+        sa.select(Product.currency).where(Product.shop_id == shop.id,
+                                          Product.currency.is_not(None)).limit(1))
+    strings = {**DEFAULT_STRINGS, **{str(k): str(v)
+                                     for k, v in (settings.get("strings") or {}).items()}}
+    return {"shop_id": shop.id,
+            "widgets": {"for_you": True,
+                        "shopping_for": bool(settings.get("subprofiles_enabled", False)),
+                        "cart_offer": bool(settings.get("offers_enabled", False))},
+            "consent_required": consent_required(shop), "currency": currency,
+            "strings": strings}

@@ -1,0 +1,140 @@
+"""Candidate sources of the serving chain: cache, online model, neighbours, reorder, popular."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from plugin.api import model_store
+from plugin.engine.base import Recommendation
+from plugin.extensions import db
+from plugin.models import Interaction, ModelVersion, RecommendationCache
+from plugin.models.types import utcnow
+
+#: Cached rows older than this are stale and recomputed online (config key below).
+DEFAULT_CACHE_TTL_SECONDS = 36 * 3600
+POPULAR_REASON = "popular in this shop right now"
+#: Sources that say nothing about the shopper (for the ``personalized`` flag).
+NON_PERSONAL = frozenset({"popular", "trending", "g-pop", "itemknn-cart", "itemknn-product"})
+
+_popular_lock = threading.Lock()
+_popular_db: dict[str, tuple[float, list[Recommendation]]] = {}
+POPULAR_DB_TTL = 300.0
+POPULAR_DB_DAYS = 90
+
+
+def active_version(shop_id: str) -> ModelVersion | None:
+    """The newest ready version (the one served)."""
+    return db.session.scalar(
+        sa.select(ModelVersion).where(ModelVersion.shop_id == shop_id,
+                                      ModelVersion.status == "ready")
+        .order_by(ModelVersion.id.desc()).limit(1))
+
+
+def bought_since(shop_id: str, shopper_ids: Iterable[str],
+                 since: datetime | None) -> dict[str, set[str]]:
+    """Items each shopper bought after the model's data ends (it cannot know them yet)."""
+    ids = [str(s) for s in shopper_ids]
+    query = sa.select(Interaction.shopper_id, Interaction.product_external_id).where(
+        Interaction.shop_id == shop_id, Interaction.kind == "purchase",
+        Interaction.shopper_id.in_(ids))
+    if since is not None:
+        query = query.where(Interaction.occurred_at > since)
+    out: dict[str, set[str]] = {}
+    for shopper, item in db.session.execute(query):
+        out.setdefault(shopper, set()).add(item)
+    return out
+
+
+def _decode(rows: list[list]) -> list[Recommendation]:
+    return [Recommendation(str(i), float(s), str(src), str(reason)) for i, s, src, reason in rows]
+
+
+def cached(shop_id: str, shopper_id: str, version: ModelVersion) -> list[Recommendation] | None:
+    """The precomputed top-N when it belongs to the served version and is fresh."""
+    row = db.session.execute(
+        sa.select(RecommendationCache.items, RecommendationCache.model_version_id,
+                  RecommendationCache.computed_at)
+        .where(RecommendationCache.shop_id == shop_id,
+               RecommendationCache.shopper_id == shopper_id)).first()
+    if row is None or row.model_version_id != version.id:
+        return None
+    ttl = float(current_app.config.get("RECS_CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL_SECONDS))
+    if row.computed_at < utcnow() - timedelta(seconds=ttl):
+        return None
+    return _decode(row.items)
+
+
+def online(shop_id: str, customer_id: str, version: ModelVersion, n: int,
+           exclude: set[str]) -> list[Recommendation]:
+    """Ask the loaded model directly (cache miss or stale), minus purchases it cannot know."""
+    model = model_store.get_model(shop_id, version.id, version.artifact_dir)
+    if model is None or model.recommender is None:
+        return []
+    recent = bought_since(shop_id, [customer_id], version.trained_until).get(customer_id, set())
+    recs = model.recommender.recommend(customer_id, n, exclude=exclude | recent)
+    return [r for r in recs if r.source not in NON_PERSONAL]
+
+
+def neighbours(shop_id: str, version: ModelVersion | None, items: list[str], n: int,
+               exclude: set[str], placement: str) -> list[Recommendation]:
+    """Items bought with the product on the page or with the cart's contents."""
+    if version is None or not items:
+        return []
+    model = model_store.get_model(shop_id, version.id, version.artifact_dir)
+    if model is None:
+        return []
+    recs = model.similar(items, n, exclude=exclude)
+    return [Recommendation(r.item, r.score, f"itemknn-{placement}", r.reason) for r in recs]
+
+
+def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
+    """Items the customer bought in at least two orders: "the usual?"."""
+    orders = sa.func.count(sa.distinct(Interaction.order_external_id))
+    rows = db.session.execute(
+        sa.select(Interaction.product_external_id, orders.label("orders"),
+                  sa.func.max(Interaction.occurred_at).label("last"))
+        .where(Interaction.shop_id == shop_id, Interaction.shopper_id == customer_id,
+               Interaction.kind == "purchase", Interaction.subprofile_id.is_(None))
+        .group_by(Interaction.product_external_id)
+        .having(orders >= 2)
+        .order_by(orders.desc(), sa.func.max(Interaction.occurred_at).desc())
+        .limit(n)).all()
+    return [Recommendation(r.product_external_id, float(r.orders), "reorder",
+                           f"you have ordered this {r.orders} times") for r in rows]
+
+
+def popular(shop_id: str, version: ModelVersion | None) -> list[Recommendation]:
+    """The shop's popular list: from training, else a recent-sales count (cached briefly)."""
+    if version is not None and version.popular:
+        return [Recommendation(str(i), float(s), "popular", POPULAR_REASON)
+                for i, s in version.popular]
+    now = time.monotonic()
+    with _popular_lock:
+        hit = _popular_db.get(shop_id)
+    if hit is not None and now - hit[0] < POPULAR_DB_TTL:
+        return hit[1]
+    since = utcnow() - timedelta(days=POPULAR_DB_DAYS)
+    count = sa.func.count()
+    rows = db.session.execute(
+        sa.select(Interaction.product_external_id, count.label("n"))
+        .where(Interaction.shop_id == shop_id, Interaction.kind == "purchase",
+               Interaction.occurred_at >= since)
+        .group_by(Interaction.product_external_id)
+        .order_by(count.desc(), Interaction.product_external_id).limit(200)).all()
+    recs = [Recommendation(r.product_external_id, float(r.n), "popular", POPULAR_REASON)
+            for r in rows]
+    with _popular_lock:
+        _popular_db[shop_id] = (now, recs)
+    return recs
+
+
+def forget_popular() -> None:
+    """Drop the in-process popular lists (tests, after imports)."""
+    with _popular_lock:
+        _popular_db.clear()

@@ -1,0 +1,114 @@
+"""``/api/v1``: thin views over ``plugin.api`` domain code (contract v1, see README.md)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, jsonify, make_response, request
+
+from plugin.api import access, consent, events, service
+from plugin.api.identity import ShopperIdentity, resolve_identity
+from plugin.api.limits import limiter, per_client, per_key
+from plugin.api.schemas import (
+    ConfigSchema,
+    ConsentSchema,
+    EventsRequest,
+    KeyQuery,
+    RecommendationsQuery,
+    RecommendationsSchema,
+    StoredSchema,
+)
+from plugin.errors import BadRequest, Unprocessable
+from plugin.openapi import doc
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _init_limiter(state) -> None:
+    state.app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    limiter.init_app(state.app)
+
+
+bp.record_once(_init_limiter)
+
+_ERRORS = (400, 403, 404, 422, 429)
+
+
+@bp.before_request
+def _resolve_shop() -> Response | None:
+    """Every call names a shop by its public key; foreign browser origins are refused."""
+    g.api_shop = None
+    shop = access.shop_for_key(access.widget_key(request))
+    origin = request.headers.get("Origin")
+    access.enforce_origin(shop, origin)
+    g.api_shop = shop
+    if request.method == "OPTIONS":
+        return access.add_cors_headers(make_response("", 204), origin or "", preflight=True)
+    return None
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    origin = request.headers.get("Origin")
+    shop = g.get("api_shop")
+    if origin and shop is not None and access.origin_allowed(shop, origin) \
+            and "Access-Control-Allow-Origin" not in response.headers:
+        access.add_cors_headers(response, origin)
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _identity(*, required: bool = False) -> ShopperIdentity:
+    identity = resolve_identity(g.api_shop, request.headers)
+    if required and not identity.key:
+        raise Unprocessable("The request is invalid.", {"X-Shopkeeper-Shopper": [
+            "Send an anonymous id (anon_ + 22 urlsafe characters) or a customer token."]})
+    return identity
+
+
+def _json_body() -> object:
+    """JSON, also when ``sendBeacon`` sends it as ``text/plain`` (no preflight)."""
+    body = request.get_json(force=True, silent=True)
+    if body is None:
+        raise BadRequest("The body must be a JSON object.")
+    return body
+
+
+@bp.get("/config")
+@per_key
+@per_client
+@doc(summary="Widget configuration of a shop", tags=["shopper api"], query=KeyQuery,
+     response=ConfigSchema, errors=_ERRORS)
+def get_config():
+    return jsonify(ConfigSchema().dump(service.shop_config(g.api_shop)))
+
+
+@bp.get("/recommendations")
+@per_key
+@per_client
+@doc(summary="Recommendations for a placement", tags=["shopper api"],
+     query=RecommendationsQuery, response=RecommendationsSchema, errors=_ERRORS)
+def get_recommendations():
+    params = RecommendationsQuery().load(request.args)
+    answer = service.recommend(g.api_shop, _identity(), service.RecsQuery(**params))
+    return jsonify(RecommendationsSchema().dump(answer))
+
+
+@bp.post("/events")
+@per_key
+@per_client
+@doc(summary="Store a batch of widget events (max 50)", tags=["shopper api"], query=KeyQuery,
+     request=EventsRequest, response=StoredSchema, errors=_ERRORS)
+def post_events():
+    batch = EventsRequest().load(_json_body())
+    stored = events.store_events(g.api_shop, _identity(required=True), batch["events"])
+    return jsonify(StoredSchema().dump({"stored": stored})), 202
+
+
+@bp.post("/consent")
+@per_key
+@per_client
+@doc(summary="Record the shopper's consent answer", tags=["shopper api"], query=KeyQuery,
+     request=ConsentSchema, response=ConsentSchema, errors=_ERRORS)
+def post_consent():
+    answer = ConsentSchema().load(_json_body())
+    granted = consent.record_consent(g.api_shop, _identity(required=True), answer["granted"])
+    return jsonify(ConsentSchema().dump({"granted": granted}))

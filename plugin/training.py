@@ -1,0 +1,227 @@
+"""Per-shop training: database -> ``Interactions`` -> fitted model, artifacts and top-N cache.
+
+This is gorse's worker: fit offline, precompute every shopper's top-N into
+``recommendation_cache`` so the API mostly reads one row, keep artifacts on disk for the
+online path (cache miss or stale row) and a popular list for the fallback and holdout arm.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+from flask import current_app
+from tqdm import tqdm
+
+from plugin.api import model_store
+from plugin.api.sources import active_version, bought_since
+from plugin.engine.base import BaseRecommender, Recommendation
+from plugin.engine.baselines import ItemKNNBaseline
+from plugin.engine.data import Interactions
+from plugin.extensions import db
+from plugin.models import Interaction, ModelVersion, Product, RecommendationCache
+from plugin.models.types import utcnow
+
+log = logging.getLogger("shopkeeper.training")
+
+#: Items kept per shopper in the cache (config ``RECS_CACHE_SIZE``).
+DEFAULT_CACHE_SIZE = 50
+#: Neighbours kept per item for product-page and cart placements.
+NEIGHBOURS_PER_ITEM = 30
+#: Items kept in the popular list and its half-life in days.
+POPULAR_SIZE = 200
+POPULAR_HALF_LIFE_DAYS = 30.0
+CHUNK = 2000
+
+
+def new_recommender() -> BaseRecommender:
+    """The production model, or cosine ItemKNN while the engine's blend is not there."""
+    try:
+        from plugin.engine.blend import ShopkeeperRecommender
+    except ImportError:
+        return ItemKNNBaseline(n_neighbors=100)
+    return ShopkeeperRecommender()
+
+
+def load_interactions(shop_id: str) -> Interactions:
+    """Server-verified purchases of the main profiles plus the live catalog of one shop.
+
+    Sub-profile purchases (gifts, someone else's basket) are left out so they do not shape
+    the buyer's own recommendations; widget-reported events are not purchases.
+    """
+    rows = db.session.execute(
+        sa.select(Interaction.shopper_id, Interaction.product_external_id,
+                  Interaction.occurred_at, Interaction.order_external_id,
+                  Interaction.quantity, Interaction.price)
+        .where(Interaction.shop_id == shop_id, Interaction.kind == "purchase",
+               Interaction.subprofile_id.is_(None))
+    ).all()
+    products = db.session.execute(
+        sa.select(Product.external_id, Product.title, Product.description, Product.categories,
+                  Product.tags, Product.price, Product.available)
+        .where(Product.shop_id == shop_id, Product.deleted_at.is_(None))
+    ).all()
+    catalog = {p.external_id: {"title": p.title, "description": p.description,
+                               "categories": p.categories or [], "tags": p.tags or [],
+                               "price": None if p.price is None else float(p.price),
+                               "available": p.available} for p in products}
+    return Interactions.from_arrays(
+        [r.shopper_id for r in rows], [r.product_external_id for r in rows],
+        [r.occurred_at.timestamp() for r in rows],
+        baskets=[r.order_external_id or f"{r.shopper_id}@{r.occurred_at.isoformat()}"
+                 for r in rows],
+        quantities=[r.quantity for r in rows],
+        prices=[np.nan if r.price is None else float(r.price) for r in rows],
+        catalog=catalog,
+    )
+
+
+def popular_items(data: Interactions, size: int = POPULAR_SIZE,
+                  half_life_days: float = POPULAR_HALF_LIFE_DAYS) -> list[tuple[str, float]]:
+    """Time-decayed purchase counts (recent buying weighs more), best first."""
+    if not len(data):
+        return []
+    age_days = (data.timestamp.max() - data.timestamp) / 86400.0
+    weights = np.power(0.5, age_days / half_life_days)
+    scores = np.bincount(data.item, weights=weights, minlength=data.n_items)
+    top = np.argsort(-scores, kind="stable")[:size]
+    return [(str(data.item_ids[i]), round(float(scores[i]), 6)) for i in top if scores[i] > 0]
+
+
+def train_shop(shop_id: str, *, show_progress: bool = False) -> ModelVersion:
+    """Fit the shop's model, save artifacts, refresh every shopper's cached top-N."""
+    version = ModelVersion(shop_id=shop_id, status="training",
+                           version=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-")
+                           + secrets.token_hex(3))
+    db.session.add(version)
+    db.session.commit()
+    try:
+        _train(version, show_progress)
+    except Exception as err:
+        db.session.rollback()
+        version.status = "failed"
+        version.metrics = {**(version.metrics or {}), "error": type(err).__name__}
+        version.finished_at = utcnow()
+        db.session.commit()
+        log.exception("training.failed", extra={"shop_id": shop_id, "version": version.version})
+        raise
+    log.info("training.done", extra={"shop_id": shop_id, "version": version.version,
+                                     **version.metrics})
+    return version
+
+
+def _train(version: ModelVersion, show_progress: bool) -> None:
+    shop_id = version.shop_id
+    data = load_interactions(shop_id)
+    metrics: dict[str, float | int | str] = {
+        "purchases": len(data), "shoppers": data.n_users, "items": data.n_items}
+    recommender: BaseRecommender | None = None
+    neighbours = ItemKNNBaseline(n_neighbors=NEIGHBOURS_PER_ITEM)
+    if len(data):
+        started = time.perf_counter()
+        recommender = new_recommender().fit(data, show_progress=show_progress)
+        metrics["fit_seconds"] = round(time.perf_counter() - started, 3)
+        neighbours.fit(data)
+    similarity = neighbours.similarity_ if len(data) else _empty(data.n_items)
+    titles = {str(i): str(t) for i, t in zip(data.item_ids, data.catalog.title, strict=True) if t}
+    popular = popular_items(data)
+    directory = Path(current_app.config["MODEL_DIR"]) / shop_id / version.version
+    algorithm = type(recommender).__name__ if recommender is not None else "none"
+    problem = model_store.save_artifacts(
+        directory, neighbours=similarity, item_ids=list(data.item_ids), popular=popular,
+        titles=titles, meta={"algorithm": algorithm, "version": version.version},
+        recommender=recommender)
+    if problem:
+        metrics["recommender_artifact"] = problem
+    started = time.perf_counter()
+    rows = _write_cache(version, recommender, data.user_ids, show_progress)
+    metrics["cache_rows"] = rows
+    metrics["cache_seconds"] = round(time.perf_counter() - started, 3)
+    version.algorithm = algorithm
+    version.artifact_dir = str(directory)
+    version.popular = [[i, s] for i, s in popular]
+    version.trained_until = (datetime.fromtimestamp(float(data.timestamp.max()), UTC)
+                             if len(data) else None)
+    version.metrics = metrics
+    version.status = "ready"
+    version.finished_at = utcnow()
+    db.session.commit()
+    # This process already holds the fitted model: serve it without a disk round trip.
+    model_store.LOADED.put((shop_id, version.id), model_store.ShopModel(
+        version_id=version.id, item_ids=np.asarray(list(data.item_ids), dtype=object),
+        neighbours=similarity, popular=popular, titles=titles, recommender=recommender))
+
+
+def _empty(n: int):
+    import scipy.sparse as sp
+
+    return sp.csr_matrix((n, n), dtype=np.float32)
+
+
+def _cache_rows(version: ModelVersion, recommender: BaseRecommender,
+                shoppers: Iterable[str], size: int,
+                exclude: dict[str, set[str]] | None = None) -> list[dict]:
+    now = utcnow()
+    return [dict(shop_id=version.shop_id, shopper_id=str(s), model_version_id=version.id,
+                 computed_at=now,
+                 items=_encode(recommender.recommend(str(s), size,
+                                                     exclude=(exclude or {}).get(str(s)))))
+            for s in shoppers]
+
+
+def _encode(recs: list[Recommendation]) -> list[list]:
+    return [[r.item, round(float(r.score), 6), r.source, r.reason] for r in recs]
+
+
+def _write_cache(version: ModelVersion, recommender: BaseRecommender | None,
+                 shoppers: np.ndarray, show_progress: bool) -> int:
+    """Replace the shop's cache in one transaction (readers see old rows until commit)."""
+    size = cache_size()
+    db.session.execute(sa.delete(RecommendationCache)
+                       .where(RecommendationCache.shop_id == version.shop_id))
+    if recommender is None:
+        return 0
+    bar = tqdm(total=len(shoppers), desc="top-N cache", unit="shopper",
+               disable=not show_progress)
+    written = 0
+    for start in range(0, len(shoppers), CHUNK):
+        chunk = shoppers[start:start + CHUNK]
+        rows = _cache_rows(version, recommender, chunk, size)
+        db.session.execute(sa.insert(RecommendationCache), rows)
+        written += len(rows)
+        bar.update(len(chunk))
+    bar.close()
+    return written
+
+
+def cache_size() -> int:
+    return int(current_app.config.get("RECS_CACHE_SIZE", DEFAULT_CACHE_SIZE))
+
+
+def refresh_shoppers(shop_id: str, shopper_ids: Iterable[str]) -> int:
+    """Recompute the cached top-N of shoppers with new orders, without a refit.
+
+    The fitted model does not know the new purchases, so they are excluded explicitly:
+    nobody is offered what they bought a minute ago. Returns the rows written.
+    """
+    ids = sorted({str(s) for s in shopper_ids})
+    version = active_version(shop_id)
+    if version is None or not ids:
+        return 0
+    model = model_store.get_model(shop_id, version.id, version.artifact_dir)
+    db.session.execute(sa.delete(RecommendationCache).where(
+        RecommendationCache.shop_id == shop_id, RecommendationCache.shopper_id.in_(ids)))
+    if model is None or model.recommender is None:
+        db.session.commit()  # the API falls back to popular items for them
+        return 0
+    rows = _cache_rows(version, model.recommender, ids, cache_size(),
+                       exclude=bought_since(shop_id, ids, version.trained_until))
+    db.session.execute(sa.insert(RecommendationCache), rows)
+    db.session.commit()
+    return len(rows)
