@@ -35,16 +35,15 @@ class Config:
     INBOX_CLAIM_TIMEOUT_SECONDS = 120
     # Worker: seconds between inbox polls.
     WORKER_POLL_SECONDS = 2
-    # Process the inbox in a background thread of the web process (demo only).
-    INBOX_INLINE = False
     # Hours to keep an uninstalled shop's data before deleting it.
     UNINSTALL_RETENTION_HOURS = 48
     # Directory for trained model artifacts.
     MODEL_DIR = str(_INSTANCE / "models")
     # Saleor instances allowed to register this app (comma-separated hostnames; empty = any).
     SALEOR_ALLOWED_DOMAINS = ""
-    # Shopify app credentials (from the Partner dashboard).
+    # Shopify app client id (Partner dashboard).
     SHOPIFY_API_KEY = ""
+    # Shopify app client secret: verifies OAuth callbacks, webhooks and session tokens.
     SHOPIFY_API_SECRET = ""
     # Expose /bench/bare, a do-nothing endpoint used by bench/*.py as the baseline.
     BENCH_BARE_ENDPOINT = False
