@@ -19,8 +19,11 @@ def alembic_config(url: str | None = None) -> AlembicConfig:
     return cfg
 
 
-def upgrade(revision: str = "head") -> None:
-    """Bring the database to ``revision`` (creates it from scratch when empty)."""
+def upgrade(revision: str = "heads") -> None:
+    """Bring the database to ``revision`` (creates it from scratch when empty).
+
+    Features add their tables on their own branch off ``0001`` (``heads`` applies all).
+    """
     from plugin.extensions import db
 
     cfg = alembic_config()
