@@ -1,0 +1,168 @@
+"""A real HTTP server over the test database with a seeded, trained demo shop, and Chromium.
+
+The shop is a slice of the bundled Online Retail sample (whole histories of the first
+customers), imported with the production importer and trained with ``train_shop``, so the
+widgets render what the real API serves.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from plugin.demo_setup import CATALOG_FILE, ORDERS_FILE
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+#: Customers whose full histories make up the seeded shop (enough for co-purchase signal).
+SEED_CUSTOMERS = 150
+
+
+@dataclass
+class LiveServer:
+    """A werkzeug server on 127.0.0.1 in a thread; ``url`` has no trailing slash."""
+
+    server: BaseWSGIServer
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+        self.server.server_close()
+
+
+def start_server(wsgi_app) -> LiveServer:
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    return LiveServer(server, thread)
+
+
+def _seed_orders(path: Path) -> None:
+    """Every order line of the first ``SEED_CUSTOMERS`` customers in the sample."""
+    chosen: set[str] = set()
+    with gzip.open(ORDERS_FILE, "rt", newline="") as src, open(path, "w", newline="") as out:
+        reader = csv.DictReader(src)
+        writer = csv.DictWriter(out, fieldnames=reader.fieldnames or [])
+        writer.writeheader()
+        for row in reader:
+            if row["customer_id"] not in chosen and len(chosen) < SEED_CUSTOMERS:
+                chosen.add(row["customer_id"])
+            if row["customer_id"] in chosen:
+                writer.writerow(row)
+
+
+@pytest.fixture(scope="session")
+def seed_orders_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("seed") / "orders.csv"
+    _seed_orders(path)
+    return path
+
+
+@pytest.fixture
+def api_app(app):
+    """The app with the shopper API registered (until ``create_app`` registers it itself)."""
+    if "api" not in app.blueprints:
+        from plugin.api.views import bp
+
+        app.register_blueprint(bp)
+    return app
+
+
+@pytest.fixture
+def live(api_app) -> Iterator[LiveServer]:
+    server = start_server(api_app)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def demo_shop(api_app, live, seed_orders_csv):
+    """A trained generic shop, the one the demo pages show, allowing the live origin."""
+    from plugin import shops
+    from plugin.extensions import db
+    from plugin.ingestion.importer import import_history
+    from plugin.training import train_shop
+
+    shop = shops.create_shop("generic", "demo.widgets.test")
+    shop.settings = {"allowed_origins": [live.url]}
+    db.session.commit()
+    import_history(shop.id, seed_orders_csv, CATALOG_FILE, currency="GBP")
+    train_shop(shop.id)
+    api_app.config["DEMO_SHOP_ID"] = shop.id
+    return shop
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+#: Collects what must stay empty on a merchant page: uncaught errors and CSP violations.
+WATCH_SCRIPT = """
+window.__skViolations = [];
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.__skViolations.push(e.violatedDirective + ' ' + e.blockedURI);
+}, true);
+"""
+
+
+@dataclass
+class PageWatch:
+    """Console messages and uncaught page errors seen by one page."""
+
+    console: list
+    page_errors: list
+
+    def errors(self, *, ignore_network_to: str | None = None) -> list[str]:
+        """Console errors; optionally minus the browser's own report of a failed request
+        to ``ignore_network_to`` (Chromium logs those itself; no script can suppress them)."""
+        out = []
+        for msg in self.console:
+            if msg.type != "error":
+                continue
+            url = (msg.location or {}).get("url", "")
+            if ignore_network_to and url.startswith(ignore_network_to) and (
+                    "Failed to load resource" in msg.text or "net::ERR_" in msg.text):
+                continue
+            out.append(f"{msg.text} @ {url}")
+        return out
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.add_init_script(WATCH_SCRIPT)
+    watch = PageWatch(console=[], page_errors=[])
+    page.on("console", lambda msg: watch.console.append(msg))
+    page.on("pageerror", lambda err: watch.page_errors.append(err))
+    page.watch = watch
+    try:
+        yield page
+    finally:
+        context.close()

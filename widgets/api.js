@@ -1,0 +1,170 @@
+/*! Shopkeeper api.js: talks to /api/v1 for every widget. Never throws, never rejects:
+ * a failed, slow (timeout) or refused call resolves to null and the caller hides itself.
+ */
+(function (w) {
+  "use strict";
+  var sk = w.Shopkeeper;
+  if (!sk || sk.api) return;
+  var S = sk.settings;
+  var STORE = "shopkeeper:shopper";
+  var RECS = "shopkeeper:recs";
+  var ATTRIBUTION_MS = 30 * 60 * 1000; // an add-to-cart within 30 min of a click is attributed
+  var BATCH = 50;                       // the API's maximum events per request
+
+  function storage(kind) {
+    try { return w[kind] || null; } catch (e) { return null; } // disabled storage throws
+  }
+
+  /** anon_ + 22 url-safe characters (16 random bytes), kept in localStorage when allowed. */
+  function shopperId() {
+    var ls = storage("localStorage"), id = null;
+    try { id = ls && ls.getItem(STORE); } catch (e) { id = null; }
+    if (id && /^anon_[A-Za-z0-9_-]{22}$/.test(id)) return id;
+    var bytes = new Uint8Array(16);
+    w.crypto.getRandomValues(bytes);
+    id = "anon_" + w.btoa(String.fromCharCode.apply(null, bytes))
+      .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    try { if (ls) ls.setItem(STORE, id); } catch (e) { /* private mode: per-page id */ }
+    return id;
+  }
+  var shopper = shopperId();
+
+  /** The shop's public key: the script tag's data-key, else the first placeholder's. */
+  function shopKey() {
+    if (S.key) return S.key;
+    var el = w.document.querySelector("[data-shopkeeper][data-key]");
+    return el ? el.getAttribute("data-key") : "";
+  }
+
+  function url(path, key, params) {
+    var u = new URL(S.api + path);
+    u.searchParams.set("key", key);
+    for (var k in params || {}) {
+      var v = params[k];
+      if (v !== null && v !== undefined && v !== "") u.searchParams.set(k, String(v));
+    }
+    return u.toString();
+  }
+
+  function headers(json) {
+    var h = { "X-Shopkeeper-Shopper": shopper };
+    if (sk.customerToken) h["X-Shopkeeper-Customer-Token"] = sk.customerToken;
+    if (json) h["Content-Type"] = "application/json";
+    return h;
+  }
+
+  var pausedUntil = 0; // set from Retry-After on a 429
+
+  /** fetch with a timeout; resolves to the parsed JSON body, or null on any failure. */
+  function request(method, path, key, params, body) {
+    key = key || shopKey();
+    if (!key || !w.fetch || Date.now() < pausedUntil) return Promise.resolve(null);
+    var ctl = w.AbortController ? new w.AbortController() : null;
+    var timer = ctl ? w.setTimeout(function () { ctl.abort(); }, S.timeout) : 0;
+    var init = {
+      method: method, headers: headers(!!body), mode: "cors", credentials: "omit",
+      signal: ctl ? ctl.signal : undefined
+    };
+    if (body) { init.body = JSON.stringify(body); init.keepalive = true; }
+    var p;
+    try { p = w.fetch(url(path, key, params), init); } catch (e) { p = Promise.reject(e); }
+    return p.then(function (r) {
+      if (r.status === 429) {
+        pausedUntil = Date.now() + 1000 * (parseInt(r.headers.get("Retry-After"), 10) || 30);
+      }
+      return r.ok ? r.json() : null;
+    }).catch(function (e) {
+      sk.log("shopkeeper: request failed", path, e);
+      return null;
+    }).then(function (v) {
+      w.clearTimeout(timer);
+      return v && typeof v === "object" ? v : null;
+    });
+  }
+
+  var configs = {};
+  /** GET /config once per key and page. */
+  function config(key) {
+    key = key || shopKey();
+    if (!configs[key]) configs[key] = request("GET", "/config", key);
+    return configs[key];
+  }
+
+  function recommendations(key, params) {
+    return request("GET", "/recommendations", key, params).then(function (r) {
+      return r && Array.isArray(r.items) ? r : null;
+    });
+  }
+
+  // --- click attribution: remember which recommendation led to a product -------------
+  function recs() {
+    try { return JSON.parse(storage("sessionStorage").getItem(RECS)) || {}; } catch (e) { return {}; }
+  }
+  function remember(productId, recId) {
+    var all = recs(), now = Date.now();
+    all[productId] = { rec_id: recId, t: now };
+    for (var k in all) if (now - all[k].t > ATTRIBUTION_MS) delete all[k];
+    try { storage("sessionStorage").setItem(RECS, JSON.stringify(all)); } catch (e) { /* ok */ }
+  }
+  function attribute(e) {
+    if (e.rec_id || !e.product_id || e.type === "click") return e;
+    var hit = recs()[e.product_id];
+    if (hit && Date.now() - hit.t <= ATTRIBUTION_MS) e.rec_id = hit.rec_id;
+    return e;
+  }
+
+  // --- event batching ------------------------------------------------------------------
+  var timer = 0;
+  function schedule() {
+    if (sk.queue.length >= BATCH) return flush();
+    if (!timer) timer = w.setTimeout(flush, 1500);
+  }
+
+  /** Send queued events in batches of 50: fetch keepalive (carries the shopper headers and
+   * survives navigation); navigator.sendBeacon when fetch is unavailable or refuses. */
+  function flush() {
+    w.clearTimeout(timer);
+    timer = 0;
+    var key = shopKey();
+    if (!key || Date.now() < pausedUntil) return;
+    while (sk.queue.length) {
+      var batch = sk.queue.splice(0, BATCH).map(attribute);
+      if (!post(key, batch)) beacon(key, batch);
+    }
+  }
+
+  function post(key, batch) {
+    if (!w.fetch) return false;
+    try {
+      request("POST", "/events", key, null, { events: batch }).then(function (r) {
+        if (!r && Date.now() < pausedUntil) sk.queue.unshift.apply(sk.queue, batch); // 429
+      });
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function beacon(key, batch) {
+    try {
+      var body = new w.Blob([JSON.stringify({ events: batch })], { type: "text/plain" });
+      w.navigator.sendBeacon(url("/events", key, { shopper: shopper }), body);
+    } catch (e) { sk.log("shopkeeper: beacon failed", e); }
+  }
+
+  function consent(granted) {
+    return request("POST", "/consent", null, null, { granted: granted });
+  }
+
+  w.addEventListener("pagehide", sk.guard(flush));
+  w.document.addEventListener("visibilitychange", sk.guard(function () {
+    if (w.document.visibilityState === "hidden") flush();
+  }));
+
+  sk.shopper = shopper;
+  sk.api = {
+    request: request, config: config, recommendations: recommendations, consent: consent,
+    schedule: schedule, flush: flush, remember: remember, shopKey: shopKey
+  };
+  sk._apiReady();
+})(window);

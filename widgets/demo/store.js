@@ -1,0 +1,103 @@
+/* The demo storefront's own script (not part of Shopkeeper): a client-side basket and the
+ * calls a merchant makes into window.Shopkeeper. Uses the queue form so it works whether
+ * the async loader has run yet or not. */
+(function () {
+  "use strict";
+  var KEY = "demo:cart";
+  var d = document;
+
+  function shopkeeper(call) { (window.Shopkeeper = window.Shopkeeper || []).push(call); }
+
+  function load() {
+    try { return JSON.parse(localStorage.getItem(KEY)) || []; } catch (e) { return []; }
+  }
+  function save(lines) {
+    try { localStorage.setItem(KEY, JSON.stringify(lines)); } catch (e) { /* private mode */ }
+    render();
+  }
+  function say(text) { var s = d.getElementById("status"); if (s) s.textContent = text; }
+  function money(n) {
+    return new Intl.NumberFormat("en-GB", { style: "currency", currency: "GBP" }).format(n);
+  }
+
+  function add(id, title, price) {
+    var lines = load(), line = lines.filter(function (l) { return l.id === id; })[0];
+    if (line) line.qty += 1; else lines.push({ id: id, title: title, price: +price || 0, qty: 1 });
+    save(lines);
+    say("Added " + title + " to your basket.");
+  }
+
+  function render() {
+    var lines = load();
+    var count = lines.reduce(function (n, l) { return n + l.qty; }, 0);
+    var badge = d.getElementById("cart-count");
+    if (badge) badge.textContent = String(count);
+    var body = d.getElementById("cart-lines");
+    if (!body) return;
+    body.replaceChildren.apply(body, lines.map(function (l) {
+      var tr = d.createElement("tr");
+      var name = d.createElement("td"), a = d.createElement("a");
+      a.href = "/demo/product/" + encodeURIComponent(l.id);
+      a.textContent = l.title;
+      name.appendChild(a);
+      var qty = d.createElement("td"); qty.textContent = String(l.qty);
+      var price = d.createElement("td"); price.textContent = money(l.price * l.qty);
+      var rm = d.createElement("td"), btn = d.createElement("button");
+      btn.type = "button"; btn.className = "link"; btn.textContent = "Remove";
+      btn.setAttribute("data-remove-id", l.id);
+      btn.setAttribute("aria-label", "Remove " + l.title);
+      rm.appendChild(btn);
+      tr.append(name, qty, price, rm);
+      return tr;
+    }));
+    var total = lines.reduce(function (n, l) { return n + l.price * l.qty; }, 0);
+    d.getElementById("cart-total").textContent = money(total);
+    d.getElementById("cart-table").hidden = !lines.length;
+    d.getElementById("checkout").hidden = !lines.length;
+    d.getElementById("cart-empty").hidden = !!lines.length;
+    // The cart placement recommends complements of what is in the basket.
+    var slot = d.querySelector('[data-shopkeeper="for-you"][data-placement="cart"]');
+    if (slot) {
+      slot.setAttribute("data-cart", lines.map(function (l) { return l.id; }).join(","));
+      shopkeeper(["build"]);
+    }
+  }
+
+  d.addEventListener("click", function (e) {
+    var b = e.target.closest("[data-add-to-cart-id]");
+    if (b) {
+      var id = b.getAttribute("data-add-to-cart-id");
+      add(id, b.getAttribute("data-title"), b.getAttribute("data-price"));
+      shopkeeper(["track", "add_to_cart", { product_id: id, quantity: 1 }]);
+      return;
+    }
+    var r = e.target.closest("[data-remove-id]");
+    if (r) {
+      var rid = r.getAttribute("data-remove-id");
+      save(load().filter(function (l) { return l.id !== rid; }));
+      shopkeeper(["track", "remove_from_cart", { product_id: rid }]);
+      say("Removed from your basket.");
+      return;
+    }
+    if (e.target.id === "checkout") {
+      load().forEach(function (l) {
+        shopkeeper(["track", "purchase", { product_id: l.id, quantity: l.qty }]);
+      });
+      save([]);
+      say("Thank you! Your order is placed.");
+    }
+  });
+
+  // Add-to-basket buttons inside the recommendation carousel.
+  d.addEventListener("shopkeeper:add-to-cart", function (e) {
+    add(e.detail.product_id, e.detail.title, e.detail.price);
+  });
+
+  d.addEventListener("DOMContentLoaded", function () {
+    render();
+    var select = d.getElementById("shopper");
+    if (select) select.addEventListener("change", function () { select.form.submit(); });
+    var pid = d.body.getAttribute("data-product-id");
+    if (pid) shopkeeper(["track", "view", { product_id: pid }]);
+  });
+})();

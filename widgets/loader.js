@@ -1,0 +1,145 @@
+/*! Shopkeeper widget loader (Apache-2.0). Embed once, async:
+ *  <script async src="https://SHOPKEEPER/widgets/loader.js" data-key="pk_..."></script>
+ *  <div data-shopkeeper="for-you"><noscript>…</noscript></div>
+ * It finds placeholders, loads only the widget modules they need (versioned, cacheable URLs)
+ * and exposes window.Shopkeeper. Every step is guarded: a failure hides a widget, never the page.
+ */
+(function (w, d) {
+  "use strict";
+  var prior = w.Shopkeeper;
+  if (prior && prior.version) return; // loaded twice: keep the first instance
+
+  // Replaced by the server with a content hash (plugin/demo.py); left as is on static hosting.
+  var VERSION = "__SK_VERSION__";
+  var MODULES = {
+    "for-you": "for-you", "shopping-for": "who-for", "cart-offer": "cart-offer"
+  };
+  var script = d.currentScript || d.querySelector("script[src*='loader.js']");
+  var src = (script && script.src) || "";
+  var base = src.replace(/[?#].*$/, "").replace(/[^/]*$/, "");
+  var origin = src ? new URL(src, d.baseURI).origin : "";
+  var dataset = (script && script.dataset) || {};
+
+  var sk = {
+    version: VERSION,
+    settings: {
+      key: dataset.key || "",
+      api: (dataset.api || origin + "/api/v1").replace(/\/$/, ""),
+      timeout: +dataset.timeout || 3000,
+      debug: "debug" in dataset
+    },
+    customerToken: dataset.customerToken || null,
+    queue: [],         // events waiting for api.js to batch them
+    modules: {},       // name -> true once the module's script ran
+    elements: [],
+    build: build,
+    identify: identify,
+    track: track,
+    consent: function (granted) {
+      load("api");
+      ready(function () { sk.api.consent(!!granted); });
+    },
+    /** Snippet-style calls that work before and after the loader ran:
+     * (window.Shopkeeper = window.Shopkeeper || []).push(["track", "view", {...}]) */
+    push: function (call) {
+      if (call && typeof sk[call[0]] === "function" && call[0] !== "push") {
+        guard(sk[call[0]]).apply(sk, call.slice(1));
+      }
+    }
+  };
+  w.Shopkeeper = sk;
+
+  /** Debug-only logging: a broken widget must never add errors to the host's console. */
+  sk.log = function () {
+    if (sk.settings.debug && w.console) w.console.debug.apply(w.console, arguments);
+  };
+
+  /** Run fn now, or once api.js is there; exceptions are swallowed (logged in debug mode). */
+  var waiting = [];
+  function ready(fn) {
+    if (sk.api) guard(fn)(); else waiting.push(fn);
+  }
+  sk._apiReady = function () {
+    var list = waiting; waiting = [];
+    for (var i = 0; i < list.length; i++) guard(list[i])();
+  };
+
+  function guard(fn) {
+    return function () {
+      try { return fn.apply(this, arguments); } catch (e) { sk.log("shopkeeper", e); }
+    };
+  }
+  sk.guard = guard;
+
+  /** Where a module lives: a versioned, immutable URL when the server stamped VERSION. */
+  function moduleUrl(name) {
+    return VERSION.charAt(0) === "_" ? base + name + ".js" : base + "v/" + VERSION + "/" + name + ".js";
+  }
+
+  var requested = {};
+  function load(name) {
+    if (requested[name]) return;
+    requested[name] = true;
+    var s = d.createElement("script");
+    s.src = moduleUrl(name);
+    s.async = false; // download in parallel, execute in order (api.js before widgets)
+    s.onerror = function () { sk.log("shopkeeper: cannot load", name); };
+    (d.head || d.documentElement).appendChild(s);
+  }
+
+  /** Find placeholders (again, for single-page storefronts) and mount or refresh widgets. */
+  function build(root) {
+    var nodes = (root || d).querySelectorAll("[data-shopkeeper]");
+    var needed = [];
+    for (var i = 0; i < nodes.length; i++) {
+      var kind = nodes[i].getAttribute("data-shopkeeper");
+      var file = MODULES[kind];
+      if (!file || !w.customElements || !nodes[i].attachShadow) continue;
+      needed.push(file);
+      mount(nodes[i], kind);
+    }
+    if (needed.length) load("api");
+    for (var j = 0; j < needed.length; j++) load(needed[j]);
+  }
+
+  function mount(node, kind) {
+    var tag = "shopkeeper-" + kind;
+    var el = node.querySelector(tag);
+    if (!el) {
+      el = d.createElement(tag);
+      el.hidden = true; // shown by the widget only once it has something to show
+      node.appendChild(el);
+      sk.elements.push(el);
+    } else if (typeof el.refresh === "function") {
+      el.refresh(); // re-render if the placeholder's data-* changed (cart, product, token)
+    }
+  }
+
+  /** Log in a customer whose storefront backend minted a signed token (null logs out). */
+  function identify(token) {
+    sk.customerToken = token || null;
+    for (var i = 0; i < sk.elements.length; i++) {
+      if (sk.elements[i].refresh) guard(function (el) { el.refresh(true); })(sk.elements[i]);
+    }
+  }
+
+  /** Record a shopper event: track("add_to_cart", {product_id: "p1", quantity: 1}). */
+  function track(type, props) {
+    var e = { type: String(type), at: new Date().toISOString() };
+    props = props || {};
+    for (var k in props) if (Object.prototype.hasOwnProperty.call(props, k)) e[k] = props[k];
+    sk.queue.push(e);
+    load("api");
+    ready(function () { sk.api.schedule(); });
+  }
+
+  // Replay calls queued by a snippet that ran before us: window.Shopkeeper = [["track", ...]].
+  if (prior && prior.length) {
+    for (var i = 0; i < prior.length; i++) sk.push(prior[i]);
+  }
+
+  guard(function () {
+    if (d.readyState === "loading") d.addEventListener("DOMContentLoaded", guard(build));
+    else build();
+  })();
+})(window, document);
