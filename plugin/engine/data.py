@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,7 +18,7 @@ def to_timestamp(at: datetime | float | int | None) -> float | None:
         return None
     if isinstance(at, datetime):
         if at.tzinfo is None:
-            at = at.replace(tzinfo=timezone.utc)
+            at = at.replace(tzinfo=UTC)
         return at.timestamp()
     return float(at)
 
@@ -105,20 +105,19 @@ class Interactions:
             else timestamps,
             dtype=np.float64,
         )
-        user_ids, user = np.unique(users, return_inverse=True) if n else (np.array([], object), np.array([], int))
+        user_ids, user = _unique_inverse(users)
         extra = [str(k) for k in (catalog or {}) if str(k)]
         all_items = np.concatenate([items, np.asarray(extra, dtype=object)]) if extra else items
-        item_ids, item_all = (
-            np.unique(all_items, return_inverse=True) if len(all_items) else (np.array([], object), np.array([], int))
-        )
+        item_ids, item_all = _unique_inverse(all_items)
         item = item_all[:n]
         qty = np.ones(n, np.float32) if quantities is None else np.asarray(quantities, np.float32)
         price = np.full(n, np.nan) if prices is None else np.asarray(prices, np.float64)
         if baskets is None:
             key = np.stack([user.astype(np.float64), ts]) if n else np.zeros((2, 0))
-            _, basket = np.unique(key, axis=1, return_inverse=True) if n else (None, np.array([], int))
+            basket = (np.unique(key, axis=1, return_inverse=True)[1] if n
+                      else np.array([], int))
         else:
-            _, basket = np.unique(np.asarray([str(b) for b in baskets], dtype=object), return_inverse=True)
+            _, basket = _unique_inverse(np.asarray([str(b) for b in baskets], dtype=object))
         order = np.lexsort((basket, ts, user)) if n else np.array([], int)
         cat = _build_catalog(item_ids, catalog)
         return cls(
@@ -212,6 +211,13 @@ class Interactions:
                 )
                 m.sum_duplicates()
         return m
+
+
+def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(..., return_inverse=True)`` that also accepts an empty array."""
+    if len(values) == 0:
+        return np.array([], dtype=object), np.array([], dtype=int)
+    return np.unique(values, return_inverse=True)
 
 
 def _build_catalog(item_ids: np.ndarray, catalog: dict[str, dict] | None) -> Catalog:
