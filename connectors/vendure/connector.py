@@ -103,31 +103,36 @@ class VendureConnector(Connector):
         return parse_delivery(headers, raw_body)
 
     def fetch_event_record(self, event: WebhookEvent) -> WebhookEvent:
-        """Replace a thin event's placeholder with the record as Vendure has it now."""
+        """Replace a thin event's placeholder with the record as Vendure has it now.
+
+        The fetched record is stamped no older than the event (both times come from Vendure's
+        clock): Vendure does not bump ``updatedAt`` on every change (placing an order, stock)
+        and SQLite keeps whole seconds, so without this a real change could look stale.
+        """
         if not event.needs_fetch or event.record is None:
             return event
+        fetched = self._fetch(event)
+        record = fetched.record
+        at = event.occurred_at
+        if at is not None and isinstance(record, Product | Customer | Order | Cart):
+            record = replace(record, updated_at=max(record.updated_at, at))
+        return replace(fetched, record=record, needs_fetch=False)
+
+    def _fetch(self, event: WebhookEvent) -> WebhookEvent:
         record = event.record
         ext_id = getattr(record, "external_id", None)
         if isinstance(record, Product):
             raw = self.client.execute(queries.PRODUCT, {"id": ext_id})["product"]
             if raw is None:  # deleted (Vendure soft-deletes) after the event was sent
-                return replace(
-                    event,
-                    topic="products/delete",
-                    needs_fetch=False,
-                    record=Deletion("product", ext_id, event.occurred_at),
-                )
-            return replace(event, record=mapping.to_product(raw, self.options), needs_fetch=False)
+                gone = Deletion("product", ext_id, event.occurred_at)
+                return replace(event, topic="products/delete", record=gone)
+            return replace(event, record=mapping.to_product(raw, self.options))
         if isinstance(record, Customer):
             raw = self.client.execute(queries.CUSTOMER, {"id": ext_id})["customer"]
             if raw is None:
-                return replace(
-                    event,
-                    topic="customers/delete",
-                    needs_fetch=False,
-                    record=Deletion("customer", ext_id, event.occurred_at),
-                )
-            return replace(event, record=mapping.to_customer(raw), needs_fetch=False)
+                gone = Deletion("customer", ext_id, event.occurred_at)
+                return replace(event, topic="customers/delete", record=gone)
+            return replace(event, record=mapping.to_customer(raw))
         if isinstance(record, Order | Cart):
             raw = self.client.execute(queries.ORDER, {"id": ext_id})["order"]
             if raw is None:
@@ -135,17 +140,9 @@ class VendureConnector(Connector):
             # The fetched state wins over the state named in the (possibly late) delivery.
             if raw["active"]:
                 return replace(
-                    event,
-                    topic="carts/upsert",
-                    needs_fetch=False,
-                    record=mapping.to_cart(raw, self.options),
+                    event, topic="carts/upsert", record=mapping.to_cart(raw, self.options)
                 )
-            return replace(
-                event,
-                topic="orders/upsert",
-                needs_fetch=False,
-                record=mapping.to_order(raw, self.options),
-            )
+            return replace(event, topic="orders/upsert", record=mapping.to_order(raw, self.options))
         return event
 
     # -- backfill -------------------------------------------------------------------------

@@ -190,7 +190,8 @@ class TestVendureConnector(ConnectorContract):
     def test_fetch_product_maps_captured_payload(self) -> None:
         raw = load("admin_product.json")
         responses.add("POST", API_URL, json=raw, match=[gql("Product")])
-        event = connector().fetch_event_record(parsed("stock.movement", delivery("stock.movement")))
+        thin = parsed("stock.movement", delivery("stock.movement"))
+        event = connector().fetch_event_record(thin)
         product, variant = event.record, raw["data"]["product"]["variants"][0]
         assert not event.needs_fetch and isinstance(product, Product)
         assert product.title == raw["data"]["product"]["name"]
@@ -198,8 +199,10 @@ class TestVendureConnector(ConnectorContract):
         assert product.currency == variant["currencyCode"]
         level = variant["stockLevels"][0]
         assert product.variants[0].inventory_qty == level["stockOnHand"] - level["stockAllocated"]
-        # Stock moved after the product row was written: the newest timestamp wins.
-        assert product.updated_at == datetime.fromisoformat(level["updatedAt"])
+        # Stock moved after the product row was written, and the event after that: the newest
+        # of the row, variant, stock level and event times is the record's time.
+        newest = max(datetime.fromisoformat(level["updatedAt"]), thin.occurred_at)
+        assert product.updated_at == newest > datetime.fromisoformat(variant["updatedAt"])
 
     @responses.activate
     def test_fetch_of_deleted_product_becomes_deletion(self) -> None:
@@ -220,6 +223,9 @@ class TestVendureConnector(ConnectorContract):
             (line["productVariant"]["product"]["id"], line["quantity"]) for line in src["lines"]
         ]
         assert order.created_at == datetime.fromisoformat(src["orderPlacedAt"])
+        # Placing an order does not bump Vendure's updatedAt; the event time does.
+        assert order.updated_at >= datetime.fromisoformat(src["updatedAt"])
+        assert order.updated_at >= parsed("order.placed", delivery("order.placed")).occurred_at
 
     @responses.activate
     def test_fetch_active_order_becomes_cart_whatever_the_delivery_said(self) -> None:
