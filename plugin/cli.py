@@ -10,6 +10,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from plugin import create_app
+from plugin.training_cli import train as train_command
 
 
 @click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=True,
@@ -137,6 +138,38 @@ def import_cmd(shop_id: str, orders_path: str, catalog_path: str | None, currenc
                f"{stats.orders} orders, {stats.lines} lines")
 
 
+@main.command("sync")
+@click.option("--shop", "shop_id", required=True)
+@click.option("--resource", "resources", multiple=True,
+              type=click.Choice(["products", "customers", "orders"]),
+              help="Repeat to pick; default all three.")
+@with_appcontext
+def sync_cmd(shop_id: str, resources: tuple[str, ...]) -> None:
+    """Backfill from the platform's API, resuming from the stored cursor."""
+    from connectors.errors import NotSupported
+    from plugin.errors import NotFound
+    from plugin.ingestion.sync import run_sync
+
+    failed = False
+    for resource in resources or ("products", "customers", "orders"):
+        try:
+            result = run_sync(shop_id, resource, progress=True)
+        except NotFound:
+            raise click.ClickException(f"unknown or uninstalled shop {shop_id}") from None
+        except NotSupported as err:
+            click.echo(f"{resource}: skipped ({err})")
+            continue
+        if result.error:
+            failed = True
+            click.echo(f"{resource}: failed after {result.records} records: {result.error}",
+                       err=True)
+        else:
+            click.echo(f"{resource}: {result.records} records"
+                       f"{'' if result.finished else ' (paused, will resume)'}")
+    if failed:
+        sys.exit(1)
+
+
 # ---------------------------------------------------------------- processes
 @main.command("worker")
 @click.option("--once", is_flag=True, help="Drain the inbox once and exit.")
@@ -179,6 +212,7 @@ def _attach_optional_commands() -> None:
 
 
 _attach_optional_commands()
+main.add_command(train_command)
 
 
 if __name__ == "__main__":  # ``python -m plugin.cli`` (used by benchmarks)
