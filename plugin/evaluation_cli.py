@@ -189,13 +189,13 @@ def format_table(report: dict) -> str:
     """A readable fixed-width table of every model's metrics."""
     k = report["k"]
     columns = [name.replace("@k", f"@{k}") for name in METRICS]
-    width = max(len(c) for c in columns)
+    widths = [max(len(c), 7) + 2 for c in columns]
     lines = [f"dataset={report['dataset']} split={report['split']} k={k} "
              f"users={report['users']}",
-             "model".ljust(12) + "".join(c.rjust(width + 2) for c in columns)]
+             "model".ljust(12) + "".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
     for name, metrics in report["models"].items():
         lines.append(name.ljust(12) + "".join(
-            f"{metrics[c]:.4f}".rjust(width + 2) for c in columns))
+            f"{metrics[c]:.4f}".rjust(w) for c, w in zip(columns, widths, strict=True)))
     return "\n".join(lines)
 
 

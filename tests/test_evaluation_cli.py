@@ -156,6 +156,17 @@ def test_json_report_has_every_model_and_metric(shop_csv):
     assert report["models"]["p-topfreq"]["hr@k"] > report["models"]["g-pop"]["hr@k"]
 
 
+def test_real_models_produce_the_contract_json(shop_csv):
+    result = _run("--interactions", shop_csv[0], "--catalog", shop_csv[1], "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["dataset"] == "shop" and report["k"] == 10 and report["users"] == 40
+    assert list(report["models"]) == ["shopkeeper", "g-pop", "p-topfreq", "itemknn", "als"]
+    for metrics in report["models"].values():
+        assert set(METRICS) <= set(metrics)
+        assert all(isinstance(v, float) for v in metrics.values())
+
+
 @pytest.mark.usefixtures("stand_ins")
 def test_temporal_split_and_table_output(shop_csv):
     result = _run("--interactions", shop_csv[0], "--split", "temporal")
