@@ -1,0 +1,216 @@
+"""Candidate generation and features for next-basket ranking (TIFU-KNN style, vectorised).
+
+Candidates per shopper: their own items (repeat part) plus the items their nearest
+neighbour shoppers buy (explore part). ``NextBasketState`` holds what was learned from one
+slice of history; ``ShopkeeperRecommender`` scores its feature rows with learned weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+from plugin.engine.baskets import DAY, BasketPairs, basket_pairs, decayed_matrix
+from plugin.engine.data import Interactions
+from plugin.engine.pairs import FEATURES, PairStats, item_stats, pair_stats
+
+__all__ = ["TIME_FEATURES", "Candidates", "NextBasketState", "Personal", "refresh_time"]
+
+# columns that depend on "now" and are recomputed at serving time
+TIME_FEATURES = (FEATURES.index("log_days_since"), FEATURES.index("due_ratio"),
+                 FEATURES.index("log_days_since_visit"))
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Flat candidate rows: ``user[r]`` may get ``item[r]``; ``X[r]`` are its features.
+
+    ``last_time``/``interval`` (per row, nan when not a repeat) let ``refresh_time`` move
+    the time-dependent features to another "now" without recomputing the rest.
+    """
+
+    user: np.ndarray
+    item: np.ndarray
+    X: np.ndarray
+    last_time: np.ndarray
+    interval: np.ndarray
+
+    @classmethod
+    def concat(cls, parts: list[Candidates]) -> Candidates:
+        if not parts:
+            z = np.zeros(0)
+            return cls(z.astype(int), z.astype(int), np.zeros((0, len(FEATURES))), z, z)
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                     ("user", "item", "X", "last_time", "interval")))
+
+
+@dataclass(frozen=True)
+class Personal:
+    """Per-shopper statistics of one history slice (all users, or one shopper's past)."""
+
+    bp: BasketPairs
+    ps: PairStats
+    V: sp.csr_matrix  # decayed basket shares, users x items
+    user_repeat: np.ndarray
+    user_gap: np.ndarray  # typical days between baskets
+
+    @classmethod
+    def of(cls, x: Interactions, decay: float) -> Personal:
+        bp = basket_pairs(x)
+        ps = pair_stats(bp)
+        u_items = np.bincount(ps.key // bp.n_items, minlength=bp.n_users)
+        u_rows = np.bincount(bp.user, minlength=bp.n_users)
+        # share of a shopper's basket lines that repeat an earlier purchase
+        repeat = np.divide(u_rows - u_items, u_rows, out=np.zeros(bp.n_users), where=u_rows > 0)
+        first = np.full(bp.n_users, np.inf)
+        np.minimum.at(first, bp.user, bp.time)
+        span = np.where(bp.n_baskets > 1, bp.last_time - first, 0.0)
+        gap = np.where(bp.n_baskets > 1, span / DAY / np.maximum(bp.n_baskets - 1, 1), 7.0)
+        return cls(bp, ps, decayed_matrix(bp, decay), repeat, gap)
+
+
+def refresh_time(c: Candidates, u_last: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """Features of ``c`` with the time-dependent columns recomputed for ``now`` (per row)."""
+    X = c.X.copy()
+    rep = ~np.isnan(c.last_time)
+    days = np.where(rep, np.maximum(now - np.nan_to_num(c.last_time), 0) / DAY, 365.0)
+    X[:, TIME_FEATURES[0]] = np.log1p(days)
+    ok = rep & ~np.isnan(c.interval)
+    X[:, TIME_FEATURES[1]] = np.where(
+        ok, np.log1p(days) - np.log1p(np.nan_to_num(c.interval)), 0.0)
+    X[:, TIME_FEATURES[2]] = np.log1p(np.maximum(now - u_last, 0) / DAY)
+    return X
+
+
+class NextBasketState:
+    """Everything learned from one history slice to generate and featurise candidates."""
+
+    def __init__(
+        self,
+        x: Interactions,
+        *,
+        n_neighbors: int = 300,
+        neighbour_decay: float = 0.8,
+        max_history: int = 100,
+        n_explore: int = 30,
+        trending_half_life_days: float = 14.0,
+    ) -> None:
+        self.n_items = x.n_items
+        self.n_neighbors = n_neighbors
+        self.neighbour_decay = neighbour_decay
+        self.max_history = max_history
+        self.n_explore = n_explore
+        self.personal = Personal.of(x, neighbour_decay)
+        bp = self.personal.bp
+        self.items = item_stats(bp, self.personal.ps)
+        self.Vn = normalize(self.personal.V).tocsr()
+        self.VnT = self.Vn.T.tocsr()
+        end = float(np.nanmax(bp.last_time)) if len(bp.time) else 0.0
+        w = np.power(0.5, (end - bp.time) / DAY / trending_half_life_days)
+        self.trending = np.bincount(bp.item, weights=w, minlength=self.n_items)
+
+    def default_now(self, users: np.ndarray, personal: Personal | None = None) -> np.ndarray:
+        """The shopper's last basket plus their typical gap between baskets."""
+        p = personal or self.personal
+        return p.bp.last_time[users] + p.user_gap[users] * DAY
+
+    # ------------------------------------------------------------------ neighbours
+    def neighbour_scores(self, users: np.ndarray, personal: Personal | None = None) -> np.ndarray:
+        """Dense (len(users), n_items): weighted mean basket shares of the nearest shoppers.
+
+        The query vectors come from ``personal`` (e.g. one shopper's past only); the
+        neighbours are the fitted shoppers, never the shopper themself.
+        """
+        p = personal or self.personal
+        q = self.Vn[users] if p is self.personal else normalize(p.V[users])
+        sims = (q @ self.VnT).toarray()
+        sims[np.arange(len(users)), users] = 0.0
+        k = min(self.n_neighbors, sims.shape[1] - 1)
+        if k <= 0:
+            return np.zeros((len(users), self.n_items))
+        if k < sims.shape[1]:
+            thresh = -np.partition(-sims, k - 1, axis=1)[:, k - 1 : k]
+            sims[sims < thresh] = 0.0
+        sims = sims / np.maximum(sims.sum(axis=1, keepdims=True), 1e-12)
+        return (sp.csr_matrix(sims) @ self.personal.V).toarray()
+
+    # ------------------------------------------------------------------ candidates
+    def candidates(
+        self,
+        users: np.ndarray,
+        now: np.ndarray | None = None,
+        *,
+        personal: Personal | None = None,
+        batch: int = 256,
+    ) -> Candidates:
+        """Repeat and explore candidates with features for ``users`` (internal indices).
+
+        ``now`` (unix s per user) is when the list is shown; nan means one typical gap after
+        the shopper's last basket. ``personal`` replaces the fitted per-shopper statistics
+        (point-in-time queries); item statistics and neighbours stay the fitted ones.
+        """
+        p = personal or self.personal
+        users = np.asarray(users, np.int64)
+        default = self.default_now(users, p)
+        now = default if now is None else np.where(np.isnan(now), default, now)
+        return Candidates.concat([
+            self._batch(users[s : s + batch], now[s : s + batch], p)
+            for s in range(0, len(users), batch)
+        ])
+
+    def _batch(self, users: np.ndarray, now: np.ndarray, p: Personal) -> Candidates:
+        n_items = self.n_items
+        has_data = len(self.personal.bp.time) > 0
+        nbr = self.neighbour_scores(users, p) if has_data else np.zeros((len(users), n_items))
+        lo = np.searchsorted(p.ps.key, users * n_items)
+        hi = np.searchsorted(p.ps.key, (users + 1) * n_items)
+        ci = []
+        for row in range(len(users)):
+            rows = np.arange(lo[row], hi[row])
+            if len(rows) > self.max_history:
+                top = np.argpartition(-p.ps.decayed[rows, 1], self.max_history - 1)
+                rows = rows[np.sort(top[: self.max_history])]
+            own = p.ps.key[rows] % n_items
+            score = nbr[row].copy()
+            score[own] = -1.0
+            k = min(self.n_explore, n_items - len(own))
+            explore = np.argpartition(-score, k - 1)[:k] if k > 0 else np.zeros(0, np.int64)
+            explore = np.sort(explore[score[explore] > 0])
+            ci.append(np.concatenate([own, explore]).astype(np.int64))
+        local = np.repeat(np.arange(len(users)), [len(c) for c in ci])
+        items = np.concatenate(ci) if ci else np.zeros(0, np.int64)
+        return self.features(p, users[local], items, nbr[local, items], now[local])
+
+    def features(self, p: Personal, users: np.ndarray, items: np.ndarray,
+                 neighbour: np.ndarray, now: np.ndarray) -> Candidates:
+        """Candidate rows with features in ``FEATURES`` order for the given pairs."""
+        ps, it = p.ps, self.items
+        pos = ps.lookup(users, items)
+        rep = pos >= 0
+        q = np.where(rep, pos, 0)
+        nb = p.bp.n_baskets[users].astype(np.float64)
+        X = np.zeros((len(users), len(FEATURES)))
+        X[:, 0:3] = np.where(rep[:, None], ps.decayed[q] if len(ps.key) else 0.0, 0.0)
+        count = np.where(rep, ps.count[q] if len(ps.key) else 0.0, 0.0)
+        X[:, 3] = count / np.maximum(nb, 1)
+        X[:, 4] = np.log1p(count)
+        last_rank = ps.last_rank[q] if len(ps.key) else 0
+        X[:, 5] = np.log1p(np.where(rep, nb - 1 - last_rank, nb + 1))
+        last_time = np.where(rep, ps.last_time[q] if len(ps.key) else np.nan, np.nan)
+        first_time = np.where(rep, ps.first_time[q] if len(ps.key) else np.nan, np.nan)
+        own_iv = np.where(count > 1, (last_time - first_time) / DAY / np.maximum(count - 1, 1),
+                          np.nan)
+        interval = np.where(np.isnan(own_iv), it["interval"][items], own_iv)
+        X[:, 8] = np.log1p(it["pop"][items])
+        X[:, 9] = it["repeat"][items]
+        X[:, 10] = np.log1p(nb)
+        X[:, 11] = p.user_repeat[users]
+        X[:, 12] = rep
+        X[:, 13] = neighbour
+        X[:, 15] = np.log1p(self.trending[items])
+        c = Candidates(users, items, X, last_time, interval)
+        X[:] = refresh_time(c, p.bp.last_time[users], now)
+        return c

@@ -1,0 +1,163 @@
+"""Durable, consumable or variety: learned per item from repeat-purchase behaviour.
+
+A toilet seat bought once must never be recommended again to the same shopper; milk comes
+back when it is due. Items with few buyers borrow strength from their category, and the
+category from the whole shop (beta-binomial shrinkage), so the rule also holds for the
+long tail and for shops with no categories at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import numpy as np
+
+from plugin.engine.base import BaseRecommender, Recommendation, check_is_fitted
+from plugin.engine.baskets import DAY, basket_pairs
+from plugin.engine.data import Interactions, to_timestamp
+from plugin.engine.history import HistoryMixin
+from plugin.engine.pairs import pair_stats
+
+__all__ = ["KINDS", "RepurchaseModel"]
+
+KINDS = ("durable", "consumable", "variety", "unknown")
+
+
+class RepurchaseModel(HistoryMixin, BaseRecommender):
+    """Classify items by how often their buyers buy them again, and say what is due.
+
+    Parameters
+    ----------
+    durable_below : float
+        Items whose (shrunk) repeat rate is below this are durable, or variety-seeking
+        when their category is re-bought with other items.
+    consumable_above : float
+        Items whose repeat rate reaches this are consumable (come back when due).
+    variety_above : float
+        Share of category buyers who buy in the category again that makes a low-repeat
+        item "variety" (recommend siblings) rather than durable.
+    prior : float
+        Pseudo-buyers pulling an item's rate towards its category (and a category's
+        towards the shop).
+    due_fraction : float
+        A consumable is due once this fraction of its interval has elapsed.
+    """
+
+    source_name = "repurchase_due"
+
+    def __init__(self, durable_below: float = 0.04, consumable_above: float = 0.15,
+                 variety_above: float = 0.5, prior: float = 5.0,
+                 due_fraction: float = 0.8) -> None:
+        self.durable_below = durable_below
+        self.consumable_above = consumable_above
+        self.variety_above = variety_above
+        self.prior = prior
+        self.due_fraction = due_fraction
+
+    def fit(self, interactions: Interactions, *, show_progress: bool = False) -> RepurchaseModel:
+        """Learn per-item repeat rate, kind and typical interval."""
+        x = self.data_ = interactions
+        bp = basket_pairs(x)
+        ps = pair_stats(bp)
+        n = x.n_items
+        users, items = ps.key // n, ps.key % n
+        # only buyers who shopped again after their first purchase could have repeated
+        chance = bp.last_time[users] > ps.first_time if len(users) else np.zeros(0, bool)
+        buyers = np.bincount(items, weights=chance, minlength=n)
+        repeats = np.bincount(items, weights=chance & (ps.count > 1), minlength=n)
+        cats = np.array([x.catalog.primary_category(i) for i in range(n)], dtype=object)
+        cat_names, cat_of = np.unique(cats, return_inverse=True) if n else (np.array([]), [])
+        c_buy = np.bincount(cat_of, weights=buyers, minlength=len(cat_names))
+        c_rep = np.bincount(cat_of, weights=repeats, minlength=len(cat_names))
+        shop = repeats.sum() / buyers.sum() if buyers.sum() else 0.0
+        c_rate = (c_rep + self.prior * shop) / (c_buy + self.prior)
+        c_rate[cat_names == ""] = shop  # no category: fall back to the whole shop
+        base = c_rate[cat_of] if n else np.zeros(0)
+        self.repeat_rate_ = (repeats + self.prior * base) / (buyers + self.prior)
+        rebuy = _category_rebuy(x, bp, cat_of, len(cat_names))
+        rebuy[cat_names == ""] = 0.0
+        self.category_rebuy_ = rebuy[cat_of] if n else np.zeros(0)
+        kind = np.full(n, "variety", dtype=object)
+        kind[self.repeat_rate_ >= self.consumable_above] = "consumable"
+        low = self.repeat_rate_ < self.durable_below
+        kind[low] = np.where(self.category_rebuy_[low] >= self.variety_above, "variety", "durable")
+        kind[(buyers == 0) & (cats == "")] = "unknown"
+        self.kind_ = kind.astype(str)
+        self.interval_days_ = _median_interval(ps, n)
+        self.end_ = float(x.timestamp.max()) if len(x) else 0.0
+        return self
+
+    def is_durable(self, item_idx: np.ndarray) -> np.ndarray:
+        """Boolean per item index: bought once, never again (the toilet-seat rule)."""
+        check_is_fitted(self, "kind_")
+        return self.kind_[np.asarray(item_idx, dtype=np.int64)] == "durable"
+
+    def due(self, shopper: str, at: datetime | float | None = None) -> list[Recommendation]:
+        """Consumables the shopper buys regularly whose interval has (nearly) elapsed."""
+        check_is_fitted(self, "kind_")
+        now = to_timestamp(at)
+        now = self.end_ if now is None else now
+        ev = self._events(shopper, at)
+        if not len(ev):
+            return []
+        items = self.data_.item[ev]
+        times = self.data_.timestamp[ev]
+        owned, inv = np.unique(items, return_inverse=True)
+        last = np.full(len(owned), -np.inf)
+        np.maximum.at(last, inv, times)
+        first = np.full(len(owned), np.inf)
+        np.minimum.at(first, inv, times)
+        days = np.unique(np.stack([inv, np.floor(times / DAY)]), axis=1)[0]
+        count = np.bincount(days.astype(np.int64), minlength=len(owned))
+        own_iv = np.where(count > 1, (last - first) / DAY / np.maximum(count - 1, 1), np.nan)
+        interval = np.where(np.isnan(own_iv), self.interval_days_[owned], own_iv)
+        elapsed = (now - last) / DAY
+        ratio = elapsed / np.where(interval > 0, interval, np.nan)
+        ok = (self.kind_[owned] == "consumable") & (ratio >= self.due_fraction) & (ratio <= 3.0)
+        score = np.exp(-np.abs(np.log(np.where(ok, ratio, 1.0))))
+        out = []
+        for j in np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")]:
+            out.append(Recommendation(str(self.data_.item_ids[owned[j]]), float(score[j]),
+                                      self.source_name, _due_reason(interval[j])))
+        return out
+
+    def recommend(self, shopper: str, n: int = 10, *, exclude: Iterable[str] | None = None,
+                  at: datetime | float | None = None) -> list[Recommendation]:
+        """The shopper's due consumables (may be fewer than ``n``; blend for a full list)."""
+        banned = set(exclude or ())
+        return [r for r in self.due(shopper, at=at) if r.item not in banned][:n]
+
+
+def _due_reason(interval_days: float) -> str:
+    days = max(1, round(float(interval_days)))
+    return f"you usually reorder this every ~{days} days"
+
+
+def _category_rebuy(x: Interactions, bp, cat_of: np.ndarray, n_cats: int) -> np.ndarray:
+    """Per category: share of its shoppers who bought in it in two or more baskets."""
+    if not len(bp.user) or not n_cats:
+        return np.zeros(n_cats)
+    key = np.unique(np.stack([bp.user, np.asarray(cat_of)[bp.item], bp.rank]), axis=1)
+    uc, count = np.unique(key[0] * n_cats + key[1], return_counts=True)
+    shoppers = np.bincount(uc % n_cats, minlength=n_cats)
+    again = np.bincount(uc % n_cats, weights=count > 1, minlength=n_cats)
+    return np.divide(again, shoppers, out=np.zeros(n_cats), where=shoppers > 0)
+
+
+def _median_interval(ps, n_items: int) -> np.ndarray:
+    """Median over repeat buyers of their mean days between purchases (nan if none)."""
+    out = np.full(n_items, np.nan)
+    multi = ps.count > 1
+    if not multi.any():
+        return out
+    items = (ps.key % n_items)[multi]
+    gaps = (ps.last_time[multi] - ps.first_time[multi]) / DAY / (ps.count[multi] - 1)
+    order = np.lexsort((gaps, items))
+    items, gaps = items[order], gaps[order]
+    lo = np.searchsorted(items, np.arange(n_items))
+    hi = np.searchsorted(items, np.arange(n_items), side="right")
+    has = hi > lo
+    mid_lo, mid_hi = (lo + hi - 1) // 2, (lo + hi) // 2
+    out[has] = (gaps[mid_lo[has]] + gaps[mid_hi[has]]) / 2
+    return out

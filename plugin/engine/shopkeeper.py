@@ -1,0 +1,195 @@
+"""The production model: repeat-aware next-basket ranking with learned blending weights.
+
+Candidates are the shopper's own items (TIFU-style time-decayed frequency, due dates) and
+what their nearest shoppers buy; a gradient-boosted ranker fit on validation baskets inside
+the training data blends those signals. Durables already bought are never shown again,
+and segment/trending sources fill any remaining slots (gorse's fallback chain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import numpy as np
+
+from plugin.engine.base import BaseRecommender, Recommendation, check_is_fitted
+from plugin.engine.data import Interactions, to_timestamp
+from plugin.engine.diversity import co_purchase_vectors, mmr
+from plugin.engine.history import HistoryMixin
+from plugin.engine.nextbasket import Candidates, NextBasketState, Personal, refresh_time
+from plugin.engine.pairs import FEATURES
+from plugin.engine.ranker import TreeEnsemble, fit_ranker, validation_rows
+from plugin.engine.repurchase import RepurchaseModel
+from plugin.engine.sources import make_source
+
+__all__ = ["ShopkeeperRecommender"]
+
+_DEC, _NBR = FEATURES.index("dec_0.8"), FEATURES.index("neighbour")
+_CNT = FEATURES.index("log_count")
+
+
+class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
+    """Blend of repeat, due-date and neighbour signals with learned weights.
+
+    Parameters
+    ----------
+    n_neighbors, neighbour_decay : nearest shoppers and the per-basket decay of their
+        purchase vectors (TIFU-KNN).
+    max_history, n_explore : candidates per shopper from their own items and from their
+        neighbours.
+    validation_baskets : held-out baskets per shopper (last, then the one before, ...)
+        used to learn the blending weights.
+    max_validation_users : shoppers featurised per validation round (bounds fit time).
+    max_iter, learning_rate, max_leaf_nodes : the gradient-boosted ranker.
+    diversity : MMR knob in [0, 1]; 0 keeps the learned order.
+    excluded_items : merchant exclusions (external ids), never recommended.
+    fallback : sources filling remaining slots, in order.
+    random_state : seed for subsampling and the ranker.
+    """
+
+    source_name = "shopkeeper"
+
+    def __init__(self, n_neighbors: int = 300, neighbour_decay: float = 0.8,
+                 max_history: int = 100, n_explore: int = 30, validation_baskets: int = 3,
+                 max_validation_users: int = 3000, max_iter: int = 150,
+                 learning_rate: float = 0.08, max_leaf_nodes: int = 31, diversity: float = 0.0,
+                 excluded_items: tuple[str, ...] = (),
+                 fallback: tuple[str, ...] = ("segment", "trending"),
+                 random_state: int | None = 0) -> None:
+        self.n_neighbors = n_neighbors
+        self.neighbour_decay = neighbour_decay
+        self.max_history = max_history
+        self.n_explore = n_explore
+        self.validation_baskets = validation_baskets
+        self.max_validation_users = max_validation_users
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.diversity = diversity
+        self.excluded_items = excluded_items
+        self.fallback = fallback
+        self.random_state = random_state
+
+    def _state_params(self) -> dict:
+        return {"n_neighbors": self.n_neighbors, "neighbour_decay": self.neighbour_decay,
+                "max_history": self.max_history, "n_explore": self.n_explore}
+
+    def fit(self, interactions: Interactions, *,
+            show_progress: bool = False) -> ShopkeeperRecommender:
+        """Learn blending weights on validation baskets, then precompute every shopper's pool."""
+        self.fallback_ = [make_source(name) for name in self.fallback]  # ValueError if unknown
+        x = self.data_ = interactions
+        rng = np.random.default_rng(self.random_state)
+        X, y = validation_rows(x, self.validation_baskets, self._state_params(),
+                               max_users=self.max_validation_users, rng=rng)
+        model = fit_ranker(X, y, max_iter=self.max_iter, learning_rate=self.learning_rate,
+                           max_leaf_nodes=self.max_leaf_nodes, random_state=self.random_state)
+        self.ranker_ = TreeEnsemble.from_sklearn(model) if model is not None else None
+        self.repurchase_ = RepurchaseModel().fit(x)
+        self.state_ = NextBasketState(x, **self._state_params())
+        users = np.flatnonzero(self.state_.personal.bp.n_baskets > 0)
+        self.pool_ = self.state_.candidates(users)
+        self.pool_ptr_ = np.searchsorted(self.pool_.user, np.arange(x.n_users + 1))
+        self.user_last_ = self.state_.personal.bp.last_time
+        self.vectors_ = co_purchase_vectors(x)
+        for source in self.fallback_:
+            source.fit(x)
+        return self
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """Learned score of feature rows (a TIFU-like fixed blend when nothing was learned)."""
+        if self.ranker_ is None:
+            return X[:, _DEC] + 0.5 * X[:, _NBR]
+        return self.ranker_.predict(X)
+
+    def recommend(self, shopper: str, n: int = 10, *, exclude: Iterable[str] | None = None,
+                  at: datetime | float | None = None) -> list[Recommendation]:
+        """Top ``n`` for the shopper at ``at`` with a reason each; cold start falls back."""
+        check_is_fitted(self, "state_")
+        u = self.data_.user_index(shopper)
+        pool = self._pool(u, to_timestamp(at)) if u is not None else None
+        banned = set(self._excluded(exclude).tolist()) | set(self._excluded(self.excluded_items))
+        out: list[Recommendation] = []
+        owned = self._owned(shopper, at) if u is not None else np.zeros(0, np.int64)
+        banned |= set(owned[self.repurchase_.is_durable(owned)].tolist())  # toilet-seat rule
+        if pool is not None and len(pool[0].item):
+            c, X = pool
+            keep = self._allowed(c, banned)
+            c_items, X, last = c.item[keep], X[keep], c.last_time[keep]
+            scores = self.score(X)
+            order = np.argsort(-scores, kind="stable")[: max(3 * n, n)]
+            pick = order[mmr(scores[order], self.vectors_[c_items[order]], n, self.diversity)]
+            for j in pick:
+                out.append(self._explain(c_items[j], float(scores[j]), X[j], last[j], owned))
+        if len(out) < n:
+            out += self._fill(shopper, n - len(out), banned | {self.data_.item_index(r.item)
+                                                             for r in out}, at)
+        return out[:n]
+
+    # ------------------------------------------------------------------ helpers
+    def _pool(self, u: int, t: float | None) -> tuple[Candidates, np.ndarray] | None:
+        """The shopper's candidates and features as of ``t`` (only their past before it)."""
+        last = self.user_last_[u]
+        if np.isnan(last):
+            return None
+        if t is None or t > last:  # nothing of this shopper is hidden: use the fitted pool
+            s = slice(self.pool_ptr_[u], self.pool_ptr_[u + 1])
+            c = Candidates(*(getattr(self.pool_, f)[s] for f in
+                             ("user", "item", "X", "last_time", "interval")))
+            t = self.state_.default_now(np.array([u]))[0] if t is None else t
+            now = np.full(len(c.item), t)
+            return c, refresh_time(c, np.full(len(c.item), last), now)
+        past = self.data_.subset(self._mask_before(u, t))
+        if not len(past):
+            return None
+        personal = Personal.of(past, self.neighbour_decay)
+        c = self.state_.candidates(np.array([u]), np.array([t]), personal=personal)
+        return c, c.X
+
+    def _mask_before(self, u: int, t: float) -> np.ndarray:
+        mask = np.zeros(len(self.data_), bool)
+        s = self.data_.events_of(u)
+        mask[s] = self.data_.timestamp[s] < t
+        return mask
+
+    def _allowed(self, c: Candidates, banned: set[int]) -> np.ndarray:
+        """Drop excluded, unavailable and already-bought durable items."""
+        keep = self.data_.catalog.available[c.item].copy()
+        if banned:
+            keep &= ~np.isin(c.item, np.fromiter(banned, np.int64))
+        owned = ~np.isnan(c.last_time)
+        keep &= ~(owned & self.repurchase_.is_durable(c.item))
+        return keep
+
+    def _explain(self, i: int, score: float, x: np.ndarray, last: float,
+                 owned: np.ndarray) -> Recommendation:
+        item = str(self.data_.item_ids[i])
+        if not np.isnan(last):
+            interval = self.repurchase_.interval_days_[i]
+            if self.repurchase_.kind_[i] == "consumable" and interval > 0:
+                days = max(1, round(interval))
+                return Recommendation(item, score, "repurchase_due",
+                                      f"you usually reorder this every ~{days} days")
+            times = round(float(np.expm1(x[_CNT])))
+            return Recommendation(item, score, "repeat", "you bought this before" if times < 2
+                                  else f"you have bought this {times} times")
+        if len(owned):
+            sims = (self.vectors_[owned] @ self.vectors_[i].T).toarray().ravel()
+            if sims.max() > 0:
+                return Recommendation(item, score, "neighbours",
+                                      f"because you bought {self._title(owned[np.argmax(sims)])}")
+        return Recommendation(item, score, "neighbours", "popular with shoppers like you")
+
+    def _fill(self, shopper: str, n: int, banned: set[int], at) -> list[Recommendation]:
+        """Fallback chain: each source in order tops up what is still missing."""
+        out: list[Recommendation] = []
+        names = {str(self.data_.item_ids[i]) for i in banned if i is not None}
+        for source in self.fallback_:
+            if len(out) >= n:
+                break
+            for r in source.recommend(shopper, n, exclude=names, at=at):
+                if r.item not in names and len(out) < n:
+                    out.append(r)
+                    names.add(r.item)
+        return out
