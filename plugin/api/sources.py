@@ -25,7 +25,8 @@ NON_PERSONAL = frozenset({"popular", "trending", "g-pop", "itemknn-cart", "itemk
 _popular_lock = threading.Lock()
 _popular_db: dict[str, tuple[float, list[Recommendation]]] = {}
 POPULAR_DB_TTL = 300.0
-POPULAR_DB_DAYS = 90
+#: Untrained shops: popularity over their most recent purchase rows.
+POPULAR_DB_ROWS = 20_000
 
 
 def active_version(shop_id: str) -> ModelVersion | None:
@@ -119,14 +120,14 @@ def popular(shop_id: str, version: ModelVersion | None) -> list[Recommendation]:
         hit = _popular_db.get(shop_id)
     if hit is not None and now - hit[0] < POPULAR_DB_TTL:
         return hit[1]
-    since = utcnow() - timedelta(days=POPULAR_DB_DAYS)
+    recent = (sa.select(Interaction.product_external_id)
+              .where(Interaction.shop_id == shop_id, Interaction.kind == "purchase")
+              .order_by(Interaction.occurred_at.desc()).limit(POPULAR_DB_ROWS).subquery())
     count = sa.func.count()
     rows = db.session.execute(
-        sa.select(Interaction.product_external_id, count.label("n"))
-        .where(Interaction.shop_id == shop_id, Interaction.kind == "purchase",
-               Interaction.occurred_at >= since)
-        .group_by(Interaction.product_external_id)
-        .order_by(count.desc(), Interaction.product_external_id).limit(200)).all()
+        sa.select(recent.c.product_external_id, count.label("n"))
+        .group_by(recent.c.product_external_id)
+        .order_by(count.desc(), recent.c.product_external_id).limit(200)).all()
     recs = [Recommendation(r.product_external_id, float(r.n), "popular", POPULAR_REASON)
             for r in rows]
     with _popular_lock:

@@ -1,0 +1,133 @@
+"""Per-shop training: what it learns from, what it writes, incremental refresh, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plugin import training
+from plugin.api import model_store
+from plugin.extensions import db
+from plugin.models import ModelVersion, Product, RecommendationCache
+from plugin.models.types import utcnow
+from tests.api.conftest import ORDERS, PRODUCTS, T0, add_order, add_products, load_history
+
+
+@pytest.fixture
+def store(shop):
+    add_products(shop.id, PRODUCTS)
+    load_history(shop.id)
+    return shop
+
+
+def test_load_interactions_uses_verified_main_profile_purchases(app, store):
+    from plugin.models import Interaction
+
+    add_order(store.id, "c1", "gift-1", ["p10"], T0, subprofile_id=7)  # bought for someone else
+    db.session.add(Interaction(shop_id=store.id, shopper_id="c1", kind="widget_purchase",
+                               product_external_id="p8", occurred_at=T0, context={}))
+    db.session.add(Interaction(shop_id=store.id, shopper_id="c1", kind="view",
+                               product_external_id="p8", occurred_at=T0, context={}))
+    db.session.commit()
+    data = training.load_interactions(store.id)
+    expected = sum(len(b) for baskets in ORDERS.values() for b in baskets)
+    assert len(data) == expected
+    u = data.user_index("c1")
+    bought = {str(data.item_ids[i]) for i in data.item[data.events_of(u)]}
+    assert bought == {"p1", "p2", "p3", "p9"}
+    assert len(np.unique(data.basket[data.events_of(u)])) == 2  # one basket per order
+
+
+def test_load_interactions_catalog_is_live_products(app, store):
+    p10 = db.session.query(Product).filter_by(shop_id=store.id, external_id="p10").one()
+    p10.deleted_at = utcnow()
+    db.session.commit()
+    data = training.load_interactions(store.id)
+    assert data.item_index("p8") is not None  # never bought, still in the catalog
+    assert data.item_index("p10") is None  # deleted and never bought
+    assert data.catalog.title[data.item_index("p8")] == "Product p8"
+
+
+def test_train_shop_writes_version_artifacts_and_cache(app, store):
+    version = training.train_shop(store.id)
+    assert version.status == "ready"
+    assert version.metrics["purchases"] == len(training.load_interactions(store.id))
+    assert version.metrics["shoppers"] == len(ORDERS)
+    assert version.metrics["cache_rows"] == len(ORDERS)
+    assert version.popular[0][0] == "p9"
+    directory = Path(version.artifact_dir)
+    assert directory.parent.parent == Path(app.config["MODEL_DIR"])
+    with np.load(directory / "neighbours.npz", allow_pickle=False) as z:
+        assert set(z["item_ids"]) >= {"p1", "p9"}
+    rows = db.session.query(RecommendationCache).filter_by(shop_id=store.id).all()
+    assert {r.shopper_id for r in rows} == set(ORDERS)
+    assert all(r.model_version_id == version.id and r.items for r in rows)
+    assert all(len(item) == 4 and item[3] for r in rows for item in r.items)
+
+
+def test_artifacts_load_back_without_the_training_process(app, store):
+    version = training.train_shop(store.id)
+    model_store.LOADED.clear()
+    loaded = model_store.load_artifacts(Path(version.artifact_dir), version.id)
+    assert loaded.similar(["p4"], 2)[0].item == "p5"
+    assert loaded.popular[0][0] == "p9"
+
+
+def test_retraining_replaces_the_cache(app, store):
+    first = training.train_shop(store.id)
+    second = training.train_shop(store.id)
+    versions = {r.model_version_id for r in db.session.query(RecommendationCache)}
+    assert versions == {second.id}
+    assert second.id != first.id
+
+
+def test_refresh_shoppers_excludes_new_purchases(app, store):
+    version = training.train_shop(store.id)
+    row = db.session.query(RecommendationCache).filter_by(shopper_id="c3").one()
+    top = row.items[0][0]
+    add_order(store.id, "c3", "o-new", [top], version.trained_until.replace(year=2027))
+    assert training.refresh_shoppers(store.id, ["c3"]) == 1
+    db.session.expire_all()
+    row = db.session.query(RecommendationCache).filter_by(shopper_id="c3").one()
+    assert top not in [i[0] for i in row.items]
+    other = db.session.query(RecommendationCache).filter_by(shopper_id="c4").one()
+    assert other.computed_at <= row.computed_at
+
+
+def test_refresh_without_a_model_is_a_no_op(app, store):
+    assert training.refresh_shoppers(store.id, ["c1"]) == 0
+
+
+def test_empty_shop_trains_to_an_empty_ready_version(app, shop):
+    version = training.train_shop(shop.id)
+    assert version.status == "ready"
+    assert version.metrics["cache_rows"] == 0
+    assert version.popular == []
+
+
+def test_failed_training_is_recorded(app, store, monkeypatch):
+    class Broken:
+        def fit(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(training, "new_recommender", Broken)
+    with pytest.raises(RuntimeError):
+        training.train_shop(store.id)
+    version = db.session.query(ModelVersion).one()
+    assert version.status == "failed"
+    assert version.metrics["error"] == "RuntimeError"
+    assert training.active_version(store.id) is None
+
+
+def test_train_command(runner, store):
+    from plugin.cli import main
+    from plugin.training_cli import train
+
+    assert main.get_command(None, "train") is train
+    result = runner.invoke(train, ["--shop", store.id, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert f"{store.id}: version" in result.output
+    assert "5 shoppers" in result.output
+    assert runner.invoke(train, ["--shop", "shp_nope", "--quiet"]).exit_code == 1
