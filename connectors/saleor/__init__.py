@@ -31,6 +31,8 @@ __all__ = ["SaleorConnector"]
 PERMISSIONS = ("MANAGE_PRODUCTS", "MANAGE_ORDERS", "MANAGE_USERS", "MANAGE_CHECKOUTS",
                "MANAGE_DISCOUNTS")
 
+APP_INFO_QUERY = "query { app { id webhooks { name } } channels { id slug } }"
+
 WEBHOOK_CREATE = """
 mutation WebhookCreate($input: WebhookCreateInput!) {
   webhookCreate(input: $input) { webhook { id } errors { field code message } }
@@ -83,6 +85,10 @@ class SaleorConnector(Connector):
     def complete_install(self, params: Mapping[str, str]) -> Any:
         """Saleor installs through ``/api/register`` (see ``plugin/install``), not a callback."""
         raise NotSupported("Saleor installs through the manifest and /api/register")
+
+    def app_info(self) -> dict[str, Any]:
+        """Our app (id, webhook names) and the channels: also proves the token works."""
+        return self._client().execute(APP_INFO_QUERY)
 
     def subscribe_webhooks(self, definitions: list[dict[str, Any]]) -> list[str]:
         """Create our webhooks with the app token (marketplace installs); returns their ids."""

@@ -1,0 +1,1 @@
+"""Platform installs: Shopify OAuth, Saleor manifest + register handshake."""

@@ -1,0 +1,62 @@
+"""Install endpoints (thin): Shopify OAuth redirect/callback, Saleor manifest/register."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, redirect, request, session
+
+from plugin.install import saleor, shopify
+from plugin.install.schemas import (
+    ManifestQuery,
+    RegisterRequest,
+    RegisterResponse,
+    SaleorManifestSchema,
+    ShopifyCallbackQuery,
+    ShopifyInstallQuery,
+)
+from plugin.openapi import doc
+
+bp = Blueprint("install", __name__)
+
+_STATE_KEY = "shopify_oauth_state"
+
+
+@bp.get("/install/shopify")
+@doc(summary="Start a Shopify install (redirects to the shop's consent screen)",
+     tags=["install"], query=ShopifyInstallQuery, errors=(400, 404, 422))
+def shopify_install():
+    args = ShopifyInstallQuery().load(request.args)
+    url, state, shop = shopify.begin_install(args["shop"])
+    session[_STATE_KEY] = {"state": state, "shop": shop}
+    return redirect(url, code=302)
+
+
+@bp.get("/install/shopify/callback")
+@doc(summary="Finish a Shopify install (verifies hmac and state, exchanges the code)",
+     tags=["install"], query=ShopifyCallbackQuery, errors=(400, 401, 404, 422))
+def shopify_callback():
+    ShopifyCallbackQuery().load(request.args)
+    pending = session.pop(_STATE_KEY, None) or {}
+    params = request.args.to_dict(flat=True)
+    if pending.get("shop") not in (None, params.get("shop")):
+        pending = {}  # the nonce was issued for another shop
+    shop = shopify.finish_install(params, pending.get("state"))
+    api_key = current_app.config["SHOPIFY_API_KEY"]
+    return redirect(f"https://{shop.domain}/admin/apps/{api_key}", code=302)
+
+
+@bp.get("/api/manifest")
+@doc(summary="Saleor app manifest, rendered from manifest.yaml", tags=["install"],
+     query=ManifestQuery, response=SaleorManifestSchema, errors=(404, 422))
+def saleor_manifest():
+    args = ManifestQuery().load(request.args)
+    return jsonify(saleor.app_manifest(args["shop"]))
+
+
+@bp.post("/api/register")
+@doc(summary="Saleor app registration: stores the app token (domain allow-list)",
+     tags=["install"], request=RegisterRequest, response=RegisterResponse,
+     errors=(400, 401, 403, 422))
+def saleor_register():
+    body = RegisterRequest().load(request.get_json(silent=True) or {})
+    shop = saleor.register_app(request.headers.get("Saleor-Api-Url"), body["auth_token"])
+    return jsonify(RegisterResponse().dump({"status": "registered", "shop_id": shop.id}))

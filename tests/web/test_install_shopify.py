@@ -1,0 +1,126 @@
+"""Shopify install: redirect with a state nonce, verified callback, stored credentials."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+
+from connectors.shopify.client import API_VERSION
+from connectors.shopify.install import oauth_hmac
+from plugin import shops
+from plugin.extensions import db
+from tests.web.install_helpers import make_install_client
+
+SHOP = "my-shop.myshopify.com"
+SECRET = "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"
+TOKEN_URL = f"https://{SHOP}/admin/oauth/access_token"
+GRAPHQL = f"https://{SHOP}/admin/api/{API_VERSION}/graphql.json"
+
+
+
+@pytest.fixture
+def install_client(app):
+    return make_install_client(app)
+
+def start(client) -> str:
+    response = client.get(f"/install/shopify?shop={SHOP}")
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert location.netloc == SHOP and location.path == "/admin/oauth/authorize"
+    query = parse_qs(location.query)
+    assert query["redirect_uri"] == ["https://sk.example/install/shopify/callback"]
+    return query["state"][0]
+
+
+def callback_params(state: str, shop: str = SHOP, secret: str = SECRET) -> dict[str, str]:
+    params = {"code": "c0de", "shop": shop, "state": state, "timestamp": str(int(time.time()))}
+    return {**params, "hmac": oauth_hmac(params, secret)}
+
+
+def mock_exchange(rsps) -> None:
+    rsps.post(TOKEN_URL, json={"access_token": "shpat_live", "scope": "read_products"})
+    rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "EUR"}}})
+
+
+def test_install_creates_shop_with_credentials(install_client, app) -> None:
+    state = start(install_client)
+    with responses.RequestsMock() as rsps:
+        mock_exchange(rsps)
+        response = install_client.get("/install/shopify/callback",
+                                      query_string=callback_params(state))
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(f"https://{SHOP}/admin/apps/")
+    shop = db.session.scalar(db.select(shops.Shop).filter_by(platform="shopify", domain=SHOP))
+    creds = shops.credentials_for(shop)
+    assert creds.access_token == "shpat_live" and creds.webhook_secret == SECRET
+    assert creds.extra["currency"] == "EUR"
+
+
+def test_wrong_state_is_refused_before_any_http(install_client) -> None:
+    start(install_client)
+    with responses.RequestsMock():  # any outbound call would fail here
+        response = install_client.get("/install/shopify/callback",
+                                      query_string=callback_params("forged-state"))
+    assert response.status_code == 401
+    assert db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP)) is None
+
+
+def test_callback_without_install_session_is_refused(install_client) -> None:
+    with responses.RequestsMock():
+        response = install_client.get("/install/shopify/callback",
+                                      query_string=callback_params("any"))
+    assert response.status_code == 401
+    assert response.get_json()["code"] == 401
+
+
+def test_bad_hmac_is_refused(install_client) -> None:
+    state = start(install_client)
+    params = callback_params(state, secret="shpss_not_the_app_secret_0000000000")
+    with responses.RequestsMock():
+        response = install_client.get("/install/shopify/callback", query_string=params)
+    assert response.status_code == 401
+
+
+def test_state_is_single_use(install_client) -> None:
+    state = start(install_client)
+    with responses.RequestsMock() as rsps:
+        mock_exchange(rsps)
+        assert install_client.get("/install/shopify/callback",
+                                  query_string=callback_params(state)).status_code == 302
+    with responses.RequestsMock():
+        replay = install_client.get("/install/shopify/callback",
+                                    query_string=callback_params(state))
+    assert replay.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "shop", ["evil.example", "x.myshopify.com.evil.example", "-a.myshopify.com"])
+def test_invalid_shop_domain_is_400(install_client, shop: str) -> None:
+    response = install_client.get("/install/shopify", query_string={"shop": shop})
+    assert response.status_code == 400
+    assert "shop" in response.get_json()["errors"]
+
+
+def test_unconfigured_app_is_404(install_client, app) -> None:
+    app.config["SHOPIFY_API_KEY"] = ""
+    assert install_client.get(f"/install/shopify?shop={SHOP}").status_code == 404
+
+
+def test_reinstall_reactivates_the_same_shop(install_client) -> None:
+    state = start(install_client)
+    with responses.RequestsMock() as rsps:
+        mock_exchange(rsps)
+        install_client.get("/install/shopify/callback", query_string=callback_params(state))
+    shop = db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP))
+    shops.mark_uninstalled(shop)
+    db.session.commit()
+    state = start(install_client)
+    with responses.RequestsMock() as rsps:
+        mock_exchange(rsps)
+        install_client.get("/install/shopify/callback", query_string=callback_params(state))
+    again = db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP))
+    assert again.id == shop.id and again.status == "active"
+    assert shops.credentials_for(again).access_token == "shpat_live"
