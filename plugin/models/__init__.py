@@ -5,6 +5,7 @@ from plugin.models.events import AuditLog, Interaction, WebhookDelivery
 from plugin.models.orders import Cart, Order, OrderLine
 from plugin.models.serving import Impression, ModelVersion, RecommendationCache, ShopperConsent
 from plugin.models.shoppers import Customer
+from plugin.models.subprofiles import PromptState, SubProfile
 from plugin.models.tenancy import Installation, Shop, SyncState
 
 __all__ = [
@@ -18,9 +19,11 @@ __all__ = [
     "Order",
     "OrderLine",
     "Product",
+    "PromptState",
     "RecommendationCache",
     "Shop",
     "ShopperConsent",
+    "SubProfile",
     "SyncState",
     "Variant",
     "WebhookDelivery",
