@@ -14,6 +14,7 @@ from typing import Any
 from connectors import register
 from connectors.base import Connector, ConnectorMeta, header
 from connectors.errors import AuthFailed, InvalidPayload, NotSupported
+from connectors.http import make_session
 from connectors.records import (
     Customer,
     DiscountRef,
@@ -67,10 +68,12 @@ class SaleorConnector(Connector):
         The request's ``Saleor-Api-Url`` header is never used to find keys: an attacker
         would simply point it at their own JWKS.
         """
+        if self._session is None:  # answer Saleor within its 20 s limit: retry little
+            self._session = make_session(retries=1, backoff=0.2, timeout=(2.0, 5.0))
         jwks.verify_detached_jws(
             header(headers, webhooks.SIGNATURE_HEADER),
             raw_body,
-            api_url=self._api_url(),
+            api_url=self.credentials.api_url or "",
             session=self.session,
             cache=self.jwks_cache,
         )

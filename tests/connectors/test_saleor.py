@@ -334,3 +334,10 @@ def test_app_manifest_without_shop_lists_no_webhooks() -> None:
     rendered = render_app_manifest(load_manifest(), "https://sk.example")
     assert rendered["webhooks"] == []
     assert rendered["dataPrivacyUrl"] == "https://sk.example/privacy"
+
+
+def test_shop_without_api_url_rejects_webhooks() -> None:
+    body = fixture("product_deleted.json")
+    conn = SaleorConnector(Credentials("demo.saleor.io", access_token="t"))
+    with responses.RequestsMock(), pytest.raises(SignatureInvalid):
+        conn.verify_webhook(saleor_headers("product_deleted", body), body)
