@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.peer import vendure_api
 from tests.peer.receiver import Receiver
 from tests.peer.vendure_server import NO_NODE, NODE, VendurePeer, running_vendure
 
@@ -37,3 +38,9 @@ def receiver(vendure_peer: VendurePeer) -> Iterator[Receiver]:
     vendure_peer.receiver.clear()
     yield vendure_peer.receiver
     vendure_peer.receiver.clear()
+
+
+@pytest.fixture(scope="session")
+def vendure_admin(vendure_peer: VendurePeer) -> vendure_api.GraphQL:
+    """One logged-in superadmin Admin API client for the session (logins hash passwords)."""
+    return vendure_api.admin(vendure_peer.base_url)

@@ -37,8 +37,8 @@ def shop(vendure_peer) -> VendureConnector:
 
 
 @pytest.fixture
-def admin(vendure_peer) -> api.GraphQL:
-    return api.admin(vendure_peer.base_url)
+def admin(vendure_admin) -> api.GraphQL:
+    return vendure_admin
 
 
 def _events(shop: VendureConnector, deliveries: list[Delivery]):

@@ -79,7 +79,7 @@ def _row(model, shop: Shop, external_id: str):
 
 
 def test_backfill_then_webhooks_fill_shopkeeper(
-    vendure_peer, receiver, shopkeeper_url, vendure_shop, app
+    vendure_peer, vendure_admin, receiver, shopkeeper_url, vendure_shop, app
 ) -> None:
     connector = shops.connector_for(vendure_shop)
     # Backfill (plugin/ingestion has no sync module yet: upsert the pages directly).
@@ -97,9 +97,9 @@ def test_backfill_then_webhooks_fill_shopkeeper(
     assert laptop.vendor == "Apple" and laptop.currency == "USD" and len(laptop.variants) == 4
 
     receiver.relay_to = f"{shopkeeper_url}/webhooks/vendure/{vendure_shop.id}"
-    made = api.create_product(api.admin(vendure_peer.base_url), "Shopkeeper Teapot", 3100)
+    made = api.create_product(vendure_admin, "Shopkeeper Teapot", 3100)
     email = f"sk-{uuid.uuid4().hex[:8]}@example.com"
-    customer_id = api.register_customer(api.admin(vendure_peer.base_url), email)
+    customer_id = api.register_customer(vendure_admin, email)
     placed = api.place_order(vendure_peer.base_url, email, [(made["variant_id"], 3)])
     receiver.wait_for(
         lambda ds: (
@@ -142,7 +142,7 @@ def test_backfill_then_webhooks_fill_shopkeeper(
 
 
 def test_wrong_secret_is_refused_and_nothing_stored(
-    vendure_peer, receiver, shopkeeper_url, app
+    vendure_peer, vendure_admin, receiver, shopkeeper_url, app
 ) -> None:
     creds = Credentials(
         "127.0.0.1", webhook_secret="whsec_not_the_plugin_secret", api_url=vendure_peer.admin_url
@@ -150,7 +150,7 @@ def test_wrong_secret_is_refused_and_nothing_stored(
     shop = shops.create_shop("vendure", f"wrong-{uuid.uuid4().hex[:6]}.test", creds)
     db.session.commit()
     receiver.relay_to = f"{shopkeeper_url}/webhooks/vendure/{shop.id}"
-    made = api.create_product(api.admin(vendure_peer.base_url), "Refused Mug", 100)
+    made = api.create_product(vendure_admin, "Refused Mug", 100)
     seen = receiver.wait_for(
         lambda ds: any(json.loads(d.body)["id"] == made["product_id"] for d in ds)
     )
