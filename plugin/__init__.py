@@ -45,12 +45,14 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from plugin import demo, openapi
     from plugin.api.views import bp as api_bp
+    from plugin.offers.views import bp as offers_bp
     from plugin.webhooks.views import bp as webhooks_bp
 
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(demo.bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(offers_bp)
     if app.config.get("BENCH_BARE_ENDPOINT"):
         from plugin.bench_bare import bp as bench_bp
 

@@ -2,6 +2,15 @@
 
 from plugin.models.catalog import Product, Variant
 from plugin.models.events import AuditLog, Interaction, WebhookDelivery
+from plugin.models.offers import (
+    ClickAttribution,
+    Nudge,
+    Offer,
+    OfferKey,
+    OfferLedgerEntry,
+    Redemption,
+)
+from plugin.models.operations import JobRun, SchedulerLease
 from plugin.models.orders import Cart, Order, OrderLine
 from plugin.models.serving import Impression, ModelVersion, RecommendationCache, ShopperConsent
 from plugin.models.shoppers import Customer
@@ -11,16 +20,24 @@ from plugin.models.tenancy import Installation, Shop, SyncState
 __all__ = [
     "AuditLog",
     "Cart",
+    "ClickAttribution",
     "Customer",
     "Impression",
     "Installation",
     "Interaction",
+    "JobRun",
     "ModelVersion",
+    "Nudge",
+    "Offer",
+    "OfferKey",
+    "OfferLedgerEntry",
     "Order",
     "OrderLine",
     "Product",
     "PromptState",
     "RecommendationCache",
+    "Redemption",
+    "SchedulerLease",
     "Shop",
     "ShopperConsent",
     "SubProfile",

@@ -1,0 +1,1 @@
+"""Dynamic cart offers: funnel stage, uplift model, guardrailed policy, signed tokens."""

@@ -1,0 +1,206 @@
+"""Credit orders to offers and recommendations, settle quote outcomes, report the uplift.
+
+Rules (``window`` = ``attribution_window_days``, default 7):
+
+1. **Offer**: an order carrying an offer's discount code is that offer's redemption. The
+   code is unique and single-use, so this rule is exact.
+2. **Recommendation**: an order line is credited to the shopper's *last* click on a
+   recommendation (an event with a ``rec_id``) of that product within ``window`` before
+   the order. Lines without such a click are not credited.
+3. **Outcome of a quote** (treatment and control alike): converted when the shopper placed
+   an order within ``window`` after the quote, or redeemed the offer's code. Quotes whose
+   window is still open and have no order yet stay undecided.
+4. **Uplift**: a shopper's arm is the holdout flag of their quotes in the period (it is
+   deterministic per shopper). Conversion = share of quoted shoppers that converted;
+   revenue per visitor = their orders' totals inside the windows, divided by shoppers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from plugin.extensions import db
+from plugin.models import ClickAttribution, Interaction, Offer, Order, Redemption
+from plugin.models.types import utcnow
+from plugin.offers import budget
+from plugin.offers.service import CHECKOUT_GRACE
+from plugin.offers.settings import Guardrails
+from plugin.offers.stats import diff_means, diff_proportions
+
+
+def attribute(shop_id: str, rails: Guardrails, *, now: datetime | None = None) -> dict[str, int]:
+    """Run rules 1-3 and expire stale offers; idempotent, safe to run on a schedule."""
+    now = now or utcnow()
+    window = timedelta(days=rails.attribution_window_days)
+    since = now - window - timedelta(days=1)
+    orders = list(db.session.scalars(sa.select(Order).where(
+        Order.shop_id == shop_id, Order.created_at >= since, Order.cancelled.is_(False))))
+    counts = {"redemptions": _redemptions(shop_id, orders), "clicks": _clicks(shop_id, orders,
+                                                                             window)}
+    counts["settled"] = _settle(shop_id, window, now)
+    counts["expired"] = _expire(shop_id, now)
+    db.session.commit()
+    return counts
+
+
+def _redemptions(shop_id: str, orders: list[Order]) -> int:
+    coded = {c: o for o in orders for c in (o.discount_codes or [])}
+    if not coded:
+        return 0
+    made = 0
+    for offer in db.session.scalars(sa.select(Offer).where(Offer.shop_id == shop_id,
+                                                           Offer.code.in_(list(coded)))):
+        order = coded[offer.code or ""]
+        exists = db.session.scalar(sa.select(Redemption.id).where(
+            Redemption.shop_id == shop_id, Redemption.offer_id == offer.id))
+        if exists is None:
+            db.session.add(Redemption(shop_id=shop_id, offer_id=offer.id,
+                                      order_external_id=order.external_id, revenue=order.total,
+                                      redeemed_at=order.created_at))
+            made += 1
+        offer.status, offer.converted = "redeemed", True
+    return made
+
+
+def _clicks(shop_id: str, orders: list[Order], window: timedelta) -> int:
+    by_customer = defaultdict(list)
+    for o in orders:
+        if o.customer_external_id:
+            by_customer[o.customer_external_id].append(o)
+    if not by_customer:
+        return 0
+    clicks = db.session.scalars(sa.select(Interaction).where(
+        Interaction.shop_id == shop_id, Interaction.kind == "click",
+        Interaction.shopper_id.in_(list(by_customer))).order_by(Interaction.occurred_at))
+    last: dict[tuple[str, str], list[Interaction]] = defaultdict(list)
+    for c in clicks:
+        if (c.context or {}).get("rec_id"):
+            last[(c.shopper_id, c.product_external_id)].append(c)
+    done = {(r.order_external_id, r.product_external_id) for r in db.session.scalars(
+        sa.select(ClickAttribution).where(ClickAttribution.shop_id == shop_id))}
+    made = 0
+    for customer, cust_orders in by_customer.items():
+        for order in cust_orders:
+            for line in order.lines:
+                if (order.external_id, line.product_external_id) in done:
+                    continue
+                hits = [c for c in last.get((customer, line.product_external_id), [])
+                        if order.created_at - window <= c.occurred_at <= order.created_at]
+                if hits:
+                    db.session.add(ClickAttribution(
+                        shop_id=shop_id, order_external_id=order.external_id,
+                        product_external_id=line.product_external_id,
+                        rec_id=hits[-1].context["rec_id"], revenue=line.price * line.quantity,
+                        clicked_at=hits[-1].occurred_at))
+                    done.add((order.external_id, line.product_external_id))
+                    made += 1
+    return made
+
+
+def _settle(shop_id: str, window: timedelta, now: datetime) -> int:
+    open_quotes = list(db.session.scalars(sa.select(Offer).where(
+        Offer.shop_id == shop_id, Offer.converted.is_(None))))
+    if not open_quotes:
+        return 0
+    start = min(q.created_at for q in open_quotes)
+    times = defaultdict(list)
+    for customer, at in db.session.execute(sa.select(Order.customer_external_id,
+                                                     Order.created_at).where(
+            Order.shop_id == shop_id, Order.created_at >= start, Order.cancelled.is_(False),
+            Order.customer_external_id.in_({q.shopper_id for q in open_quotes}))):
+        times[customer].append(at)
+    settled = 0
+    for q in open_quotes:
+        if any(q.created_at <= t <= q.created_at + window for t in times.get(q.shopper_id, [])):
+            q.converted = True
+        elif q.created_at + window <= now:
+            q.converted = False
+        else:
+            continue
+        settled += 1
+    return settled
+
+
+def _expire(shop_id: str, now: datetime) -> int:
+    n = 0
+    for offer in db.session.scalars(sa.select(Offer).where(
+            Offer.shop_id == shop_id, Offer.status.in_(("offered", "accepted")),
+            Offer.expires_at <= now)):
+        if offer.status == "accepted":
+            if offer.expires_at + CHECKOUT_GRACE > now:
+                continue
+            budget.release(offer)
+        offer.status = "expired"
+        n += 1
+    return n
+
+
+def uplift_report(shop_id: str, rails: Guardrails, since: datetime, until: datetime
+                  ) -> dict[str, Any]:
+    """Rule 4: per-arm shoppers, conversion and revenue per visitor, differences with CIs."""
+    window = timedelta(days=rails.attribution_window_days)
+    quotes = db.session.execute(sa.select(Offer.shopper_id, Offer.holdout, Offer.created_at,
+                                          Offer.converted).where(
+        Offer.shop_id == shop_id, Offer.created_at >= since, Offer.created_at < until)).all()
+    shoppers: dict[str, dict[str, Any]] = {}
+    for sid, holdout, at, converted in quotes:
+        s = shoppers.setdefault(sid, {"holdout": bool(holdout), "first": at, "last": at,
+                                      "converted": False})
+        s["first"], s["last"] = min(s["first"], at), max(s["last"], at)
+        s["converted"] |= bool(converted)
+    revenue = _revenue(shop_id, shoppers, window)
+    arms: dict[str, dict[str, Any]] = {}
+    values: dict[str, list[float]] = {"treatment": [], "control": []}
+    for arm, flag in (("treatment", False), ("control", True)):
+        ids = [sid for sid, s in shoppers.items() if s["holdout"] is flag]
+        conv = sum(1 for sid in ids if shoppers[sid]["converted"])
+        values[arm] = [revenue.get(sid, 0.0) for sid in ids]
+        arms[arm] = {"shoppers": len(ids), "converted": conv,
+                     "conversion": conv / len(ids) if ids else None,
+                     "revenue_per_visitor": sum(values[arm]) / len(ids) if ids else None}
+    t, c = arms["treatment"], arms["control"]
+    conv_ci = diff_proportions(t["converted"], t["shoppers"], c["converted"], c["shoppers"])
+    rpv_ci = diff_means(values["treatment"], values["control"])
+    return {"since": since, "until": until, "arms": arms,
+            "conversion_uplift": None if conv_ci is None else vars(conv_ci),
+            "revenue_per_visitor_uplift": None if rpv_ci is None else vars(rpv_ci),
+            "method": "difference of proportions (Wald, 95%) and of means (Welch, 95%); "
+                      "unit = quoted shopper; arm = holdout by shopper hash",
+            "attributed": _attributed(shop_id, since, until)}
+
+
+def _revenue(shop_id: str, shoppers: dict[str, dict[str, Any]],
+             window: timedelta) -> dict[str, float]:
+    if not shoppers:
+        return {}
+    out: dict[str, float] = defaultdict(float)
+    rows = db.session.execute(sa.select(Order.customer_external_id, Order.created_at,
+                                        Order.total).where(
+        Order.shop_id == shop_id, Order.cancelled.is_(False),
+        Order.customer_external_id.in_(list(shoppers)))).all()
+    for sid, at, total in rows:
+        s = shoppers[sid]
+        if s["first"] <= at <= s["last"] + window:
+            out[sid] += float(total or Decimal(0))
+    return out
+
+
+def _attributed(shop_id: str, since: datetime, until: datetime) -> dict[str, Any]:
+    offer_rev = db.session.execute(sa.select(sa.func.count(Redemption.id),
+                                             sa.func.coalesce(sa.func.sum(Redemption.revenue),
+                                                              0)).where(
+        Redemption.shop_id == shop_id, Redemption.redeemed_at >= since,
+        Redemption.redeemed_at < until)).one()
+    rec_rev = db.session.execute(sa.select(sa.func.count(ClickAttribution.id),
+                                           sa.func.coalesce(sa.func.sum(
+                                               ClickAttribution.revenue), 0)).where(
+        ClickAttribution.shop_id == shop_id, ClickAttribution.clicked_at >= since,
+        ClickAttribution.clicked_at < until)).one()
+    return {"offer_orders": int(offer_rev[0]), "offer_revenue": Decimal(str(offer_rev[1])),
+            "recommendation_lines": int(rec_rev[0]),
+            "recommendation_revenue": Decimal(str(rec_rev[1]))}

@@ -1,0 +1,48 @@
+"""The discount budget ledger: reserve when a discount is created, release if never used.
+
+Spend in a period is the sum of entries dated in it; a release carries the date of its
+reservation, so freeing yesterday's unused discount does not inflate today's budget.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from plugin.extensions import db
+from plugin.models import Offer, OfferLedgerEntry
+from plugin.offers.settings import Guardrails
+
+
+def _spent_since(shop_id: str, since: datetime) -> Decimal:
+    total = db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(OfferLedgerEntry.amount),
+                                                         0)).where(
+        OfferLedgerEntry.shop_id == shop_id, OfferLedgerEntry.at >= since))
+    return Decimal(str(total or 0))
+
+
+def remaining(shop_id: str, rails: Guardrails, now: datetime) -> tuple[Decimal, Decimal]:
+    """Budget left today and this month (UTC), never below zero."""
+    now = now.astimezone(UTC)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    left_day = rails.daily_budget - _spent_since(shop_id, day)
+    left_month = rails.monthly_budget - _spent_since(shop_id, month)
+    return max(left_day, Decimal(0)), max(left_month, Decimal(0))
+
+
+def reserve(offer: Offer, at: datetime) -> None:
+    db.session.add(OfferLedgerEntry(shop_id=offer.shop_id, offer_id=offer.id, entry="reserve",
+                                    amount=offer.amount or Decimal(0), at=at))
+
+
+def release(offer: Offer) -> None:
+    """Give back an accepted offer's reservation (expired unused); idempotent."""
+    exists = db.session.scalar(sa.select(OfferLedgerEntry.id).where(
+        OfferLedgerEntry.offer_id == offer.id, OfferLedgerEntry.entry == "release"))
+    if exists is None and offer.accepted_at is not None:
+        db.session.add(OfferLedgerEntry(shop_id=offer.shop_id, offer_id=offer.id,
+                                        entry="release", amount=-(offer.amount or Decimal(0)),
+                                        at=offer.accepted_at))

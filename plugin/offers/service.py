@@ -1,0 +1,285 @@
+"""Quote -> sign -> accept -> a real single-use discount through the shop's connector.
+
+Quotes are stored (also the holdout and "no offer" answers, the control observations) and
+are idempotent per shopper and cart. Accepting checks the signed token, claims the offer
+row atomically (so a replay finds it used), re-checks the budget and only then asks the
+platform for a discount with a unique code, usage limit 1 and an expiry. The platform
+enforces the price, so a forged or altered token changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+
+from connectors.errors import ConnectorError
+from connectors.records import DiscountSpec
+from plugin.api.service import in_holdout
+from plugin.errors import Conflict, Forbidden, ShopkeeperError
+from plugin.extensions import db
+from plugin.models import Offer, Shop
+from plugin.models.types import utcnow
+from plugin.offers import budget, funnel, keys
+from plugin.offers.candidates import CENT, Line
+from plugin.offers.catalog import categories_of, complements_for
+from plugin.offers.learning import model_for
+from plugin.offers.policy import ConversionModel, Situation, choose
+from plugin.offers.settings import Guardrails, guardrails_from
+from plugin.offers.tokens import OfferClaims, OfferTokenInvalid, cart_hash, sign_offer, verify_offer
+from plugin.shops import connector_for
+
+log = logging.getLogger("shopkeeper.offers")
+
+#: After accepting, the shopper has this long beyond the countdown to finish checkout.
+CHECKOUT_GRACE = timedelta(minutes=30)
+LIVE = ("offered",)
+USED = ("accepting", "accepted", "redeemed")
+
+
+class DiscountUnavailable(ShopkeeperError):
+    """The platform could not create the discount; the offer stays open for a retry."""
+
+    code = 502
+
+
+@dataclass(frozen=True)
+class CartIn:
+    """The cart as the storefront reports it (validated by the API schema)."""
+
+    currency: str
+    lines: list[dict[str, Any]]
+    discount_codes: list[str] = field(default_factory=list)
+
+    @property
+    def hash(self) -> str:
+        return cart_hash(self.currency, self.lines)
+
+    @property
+    def subtotal(self) -> Decimal:
+        return sum((Decimal(str(ln["price"])) * int(ln["quantity"]) for ln in self.lines),
+                   Decimal(0))
+
+
+def guardrails_for(shop: Shop) -> Guardrails:
+    return guardrails_from((shop.settings or {}).get("offers"))
+
+
+def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = False,
+          now: datetime | None = None, model: ConversionModel | None = None,
+          cart_changed_at: datetime | None = None) -> dict[str, Any]:
+    """Answer ``POST /offers/quote``: the offer (with its token) or none, and why."""
+    now = now or utcnow()
+    rails = guardrails_for(shop)
+    progress = _free_shipping_progress(rails, cart)
+    if not (shop.settings or {}).get("offers_enabled"):
+        return _answer(None, "disabled", progress)
+    chash = cart.hash
+    recent = _recent_quote(shop.id, shopper_id, chash, now, rails)
+    if recent is not None:
+        return _answer(recent, recent.status, progress)
+    facts = funnel.gather(shop.id, shopper_id, has_cart=bool(cart.lines),
+                          cart_changed_at=cart_changed_at)
+    stage = funnel.classify(facts, rails, now)
+    features = {"stage": stage, "cart_value": float(cart.subtotal), "n_items": sum(
+        int(ln["quantity"]) for ln in cart.lines), "is_customer": is_customer,
+        "orders_before": facts.orders}
+    row = Offer(public_id="of_" + secrets.token_urlsafe(12), shop_id=shop.id,
+                shopper_id=shopper_id, cart_hash=chash, stage=stage, currency=cart.currency,
+                cart_value=cart.subtotal, features=features, created_at=now)
+    if in_holdout(shop, shopper_id):
+        row.status, row.holdout = "holdout", True
+        db.session.add(row)
+        db.session.commit()
+        return _answer(row, "holdout", progress)
+    _supersede_live(shop.id, shopper_id, now)
+    left_day, left_month = budget.remaining(shop.id, rails, now)
+    situation = Situation(
+        stage=stage, lines=_lines(shop.id, cart, rails), currency=cart.currency,
+        budget_left_day=left_day, budget_left_month=left_month,
+        capped=_capped(shop.id, shopper_id, rails, now),
+        stacking=bool(cart.discount_codes) or _has_unused_discount(shop.id, shopper_id, now),
+        complements=complements_for(shop.id, [ln["product_id"] for ln in cart.lines]),
+        features=features)
+    decision = choose(situation, rails, model or model_for(shop.id))
+    row.p_control, row.p_treated = decision.p_control, decision.p_treated
+    offer = decision.offer
+    if offer is None:
+        row.status, row.reason = "none", decision.why
+    else:
+        row.status, row.kind, row.discount_kind = "offered", offer.kind, offer.discount_kind
+        row.value = offer.amount if offer.discount_kind == "fixed" else Decimal(0)
+        row.amount, row.product_ids = offer.amount, list(offer.product_ids)
+        row.min_subtotal, row.reason = offer.min_subtotal, offer.reason
+        row.expires_at = now + timedelta(minutes=rails.offer_ttl_minutes)
+        row.features = {**features, "display_pct": None if offer.display_pct is None
+                        else str(offer.display_pct)}
+    db.session.add(row)
+    db.session.commit()
+    log.info("offers.quoted", extra={"shop_id": shop.id, "offer": row.public_id,
+                                     "status": row.status, "why": decision.why})
+    return _answer(row, decision.why, progress)
+
+
+def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
+           customer_id: str | None = None, now: datetime | None = None,
+           session: requests.Session | None = None) -> dict[str, Any]:
+    """Turn a valid, unused offer into a platform discount; every tamper case raises."""
+    now = now or utcnow()
+    offer = _verified_offer(shop, shopper_id, token, cart, now)
+    claimed = db.session.execute(sa.update(Offer).where(
+        Offer.id == offer.id, Offer.status == "offered").values(status="accepting"))
+    db.session.commit()
+    if claimed.rowcount != 1:
+        raise Conflict("This offer was already used or withdrawn.")
+    db.session.refresh(offer)
+    left_day, left_month = budget.remaining(shop.id, guardrails_for(shop), now)
+    if (offer.amount or 0) > min(left_day, left_month):
+        offer.status = "none"
+        offer.reason = "budget"
+        db.session.commit()
+        raise Conflict("The offer budget is used up; the offer was withdrawn.")
+    spec = discount_spec(offer, shop.platform, customer_id=customer_id)
+    try:
+        ref = connector_for(shop, session=session).create_discount(spec)
+    except ConnectorError as err:
+        offer.status = "offered"
+        db.session.commit()
+        log.warning("offers.discount_failed", extra={"shop_id": shop.id, "offer":
+                                                     offer.public_id, "error": type(err).__name__})
+        raise DiscountUnavailable("The shop could not create the discount; try again.") from None
+    offer.status, offer.code, offer.platform_ref = "accepted", spec.code, ref.platform_id
+    offer.accepted_at = now
+    budget.reserve(offer, now)
+    db.session.commit()
+    log.info("offers.accepted", extra={"shop_id": shop.id, "offer": offer.public_id})
+    return {"offer_id": offer.public_id, "code": spec.code, "expires_at": spec.expires_at,
+            "discount_token": ref.platform_id if shop.platform == "generic" else None}
+
+
+def dismiss(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
+            now: datetime | None = None) -> None:
+    """The shopper closed the banner: the offer stops standing (no discount exists)."""
+    offer = _verified_offer(shop, shopper_id, token, cart, now or utcnow())
+    db.session.execute(sa.update(Offer).where(Offer.id == offer.id, Offer.status == "offered")
+                       .values(status="dismissed"))
+    db.session.commit()
+
+
+def discount_spec(offer: Offer, platform: str, *, customer_id: str | None) -> DiscountSpec:
+    """The platform discount: fixed amount (or free shipping), unique code, one use.
+
+    A single product keeps its product scope; several products (a bundle) and every Vendure
+    offer (no product-scoped fixed amounts there) become an order discount with the offer's
+    minimum subtotal, which keeps the amount exact.
+    """
+    scoped = len(offer.product_ids) == 1 and platform != "vendure"
+    return DiscountSpec(
+        code="SK-" + secrets.token_hex(5).upper(),
+        kind="free_shipping" if offer.discount_kind == "free_shipping" else "fixed",
+        value=offer.value or Decimal(0),
+        expires_at=(offer.expires_at or utcnow()) + CHECKOUT_GRACE,
+        currency=offer.currency, usage_limit=1, customer_id=customer_id,
+        product_ids=tuple(offer.product_ids) if scoped else (),
+        min_subtotal=offer.min_subtotal)
+
+
+def _verified_offer(shop: Shop, shopper_id: str, token: str, cart: CartIn,
+                    now: datetime) -> Offer:
+    try:
+        claims: OfferClaims = verify_offer(token, keys.verification_keys(shop.id, now=now),
+                                           shop_id=shop.id, shopper_id=shopper_id,
+                                           cart=cart.hash, now=now)
+    except OfferTokenInvalid as err:
+        log.info("offers.token_rejected", extra={"shop_id": shop.id, "reason": str(err)})
+        raise Forbidden("This offer is not valid for this cart.") from None
+    offer = db.session.scalar(sa.select(Offer).where(Offer.shop_id == shop.id,
+                                                     Offer.public_id == claims.offer_id))
+    if offer is None or offer.shopper_id != shopper_id or offer.cart_hash != claims.cart_hash \
+            or offer.amount != claims.amount or offer.kind != claims.kind:
+        raise Forbidden("This offer is not valid for this cart.")
+    if offer.expires_at is None or offer.expires_at <= now:
+        raise Forbidden("This offer has expired.")
+    return offer
+
+
+def _answer(row: Offer | None, why: str, progress: dict[str, Any] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"offer": None, "reason_code": why, "free_shipping": progress,
+                            "holdout": bool(row is not None and row.holdout),
+                            "stage": row.stage if row is not None else None}
+    if row is not None and row.status == "offered" and row.expires_at is not None:
+        kid, key = keys.signing_key(row.shop_id)
+        row.kid = kid
+        db.session.commit()
+        token = sign_offer(OfferClaims(row.public_id, row.shop_id, row.shopper_id, row.cart_hash,
+                                       row.amount or Decimal(0), row.kind or "",
+                                       row.currency or "", row.expires_at), key, kid)
+        pct = (row.features or {}).get("display_pct")
+        body["offer"] = {"id": row.public_id, "kind": row.kind, "reason": row.reason,
+                         "amount": (row.amount or Decimal(0)).quantize(CENT),
+                         "currency": row.currency,
+                         "percent": Decimal(pct) if pct else None,
+                         "discount_kind": row.discount_kind, "product_ids": row.product_ids,
+                         "min_subtotal": None if row.min_subtotal is None
+                         else row.min_subtotal.quantize(CENT), "expires_at": row.expires_at,
+                         "token": token}
+    return body
+
+
+def _free_shipping_progress(rails: Guardrails, cart: CartIn) -> dict[str, Any] | None:
+    if rails.free_shipping_threshold is None:
+        return None
+    left = max(rails.free_shipping_threshold - cart.subtotal, Decimal(0))
+    return {"threshold": rails.free_shipping_threshold, "remaining": left,
+            "reached": left == 0}
+
+
+def _lines(shop_id: str, cart: CartIn, rails: Guardrails) -> tuple[Line, ...]:
+    cats = categories_of(shop_id, [str(ln["product_id"]) for ln in cart.lines])
+    return tuple(Line(product_id=str(ln["product_id"]), quantity=int(ln["quantity"]),
+                      unit_price=Decimal(str(ln["price"])),
+                      categories=cats.get(str(ln["product_id"]), ()),
+                      cost=rails.product_costs.get(str(ln["product_id"])))
+                 for ln in cart.lines)
+
+
+def _recent_quote(shop_id: str, shopper_id: str, chash: str, now: datetime,
+                  rails: Guardrails) -> Offer | None:
+    """The same cart asked again within the offer's lifetime gets the same answer."""
+    since = now - timedelta(minutes=rails.offer_ttl_minutes)
+    row = db.session.scalar(sa.select(Offer).where(
+        Offer.shop_id == shop_id, Offer.shopper_id == shopper_id, Offer.cart_hash == chash,
+        Offer.created_at > since).order_by(Offer.id.desc()).limit(1))
+    if row is None or row.status == "superseded":
+        return None
+    if row.status == "offered" and (row.expires_at is None or row.expires_at <= now):
+        return None
+    return row
+
+
+def _supersede_live(shop_id: str, shopper_id: str, now: datetime) -> None:
+    """A changed cart replaces the shopper's unaccepted offer (no two live offers)."""
+    db.session.execute(sa.update(Offer).where(
+        Offer.shop_id == shop_id, Offer.shopper_id == shopper_id, Offer.status.in_(LIVE))
+        .values(status="superseded"))
+
+
+def _capped(shop_id: str, shopper_id: str, rails: Guardrails, now: datetime) -> bool:
+    since = now - timedelta(days=rails.frequency_cap_days)
+    return db.session.scalar(sa.select(sa.func.count(Offer.id)).where(
+        Offer.shop_id == shop_id, Offer.shopper_id == shopper_id, Offer.status.in_(USED),
+        Offer.accepted_at > since)) > 0
+
+
+def _has_unused_discount(shop_id: str, shopper_id: str, now: datetime) -> bool:
+    """An accepted discount that is still valid: a second one would stack."""
+    return db.session.scalar(sa.select(sa.func.count(Offer.id)).where(
+        Offer.shop_id == shop_id, Offer.shopper_id == shopper_id,
+        Offer.status.in_(("accepting", "accepted")),
+        Offer.expires_at > now - CHECKOUT_GRACE)) > 0

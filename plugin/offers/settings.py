@@ -1,0 +1,108 @@
+"""Merchant guardrails from ``Shop.settings["offers"]``; every key states its default.
+
+Pure (no Flask, no database) so the policy and its property tests use the same object.
+Money is ``Decimal`` in the shop's currency; percentages are 0-100.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from typing import Any
+
+#: Which candidate offers each funnel stage may receive (override per shop: ``stages``).
+DEFAULT_STAGES: dict[str, tuple[str, ...]] = {
+    "new_visitor": ("free_shipping", "percent_cart"),
+    "browsing": ("cross_sell",),
+    "active_cart": ("free_shipping", "bundle", "cross_sell", "upsell"),
+    "idle_cart": ("percent_cart", "fixed_cart", "free_shipping"),
+    "wishlist_holder": ("percent_item",),
+    "returning_customer": ("bundle", "cross_sell", "upsell", "free_shipping"),
+    "lapsed_customer": ("percent_cart", "fixed_cart"),
+}
+
+
+@dataclass(frozen=True)
+class Guardrails:
+    """Hard limits no offer may break, plus the knobs of stages and timing."""
+
+    #: Largest discount as a share of the discounted goods (never exceeded).
+    max_discount_pct: Decimal = Decimal(15)
+    #: Gross margin that must remain after the discount, as % of discounted revenue.
+    margin_floor_pct: Decimal = Decimal(20)
+    #: Margin assumed for products without a known cost (``product_costs``).
+    default_margin_pct: Decimal = Decimal(40)
+    #: Discount money that may be committed per UTC day / calendar month.
+    daily_budget: Decimal = Decimal(100)
+    monthly_budget: Decimal = Decimal(1500)
+    #: Days after an accepted offer before the same shopper can get another.
+    frequency_cap_days: int = 7
+    #: No offer below this cart subtotal.
+    min_cart_value: Decimal = Decimal(20)
+    excluded_products: frozenset[str] = frozenset()
+    excluded_categories: frozenset[str] = frozenset()
+    #: Discount percentages the policy may choose from (capped by ``max_discount_pct``).
+    discount_levels_pct: tuple[Decimal, ...] = (Decimal(5), Decimal(10), Decimal(15))
+    #: How long a quoted offer stands (the widget's countdown).
+    offer_ttl_minutes: int = 30
+    #: Subtotal at which shipping becomes free (None: the shop has no threshold).
+    free_shipping_threshold: Decimal | None = None
+    #: What free shipping costs the merchant per order (budget and margin accounting).
+    shipping_cost: Decimal = Decimal("4.95")
+    #: Cart unchanged this long -> idle cart; no order this long -> lapsed customer.
+    idle_minutes: int = 30
+    lapsed_days: int = 90
+    #: At most one nudge per shopper per this many days; URL that receives them.
+    nudge_period_days: int = 7
+    nudge_webhook_url: str | None = None
+    #: Storefront cart URL; a nudge links ``<cart_url>?sk_offer=<token>`` when it has an offer.
+    cart_url: str | None = None
+    #: Orders within this many days of a quote / a recommendation click are attributed.
+    attribution_window_days: int = 7
+    #: Known unit costs ``{product_id: cost}``; others use ``default_margin_pct``.
+    product_costs: dict[str, Decimal] = field(default_factory=dict)
+    stages: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_STAGES))
+
+
+_DECIMALS = {"max_discount_pct", "margin_floor_pct", "default_margin_pct", "daily_budget",
+             "monthly_budget", "min_cart_value", "shipping_cost"}
+_INTS = {"frequency_cap_days", "offer_ttl_minutes", "idle_minutes", "lapsed_days",
+         "nudge_period_days", "attribution_window_days"}
+
+
+def guardrails_from(raw: dict[str, Any] | None) -> Guardrails:
+    """Parse the ``offers`` settings dict; unknown keys are ignored, bad values raise."""
+    raw = raw or {}
+    known = {f.name for f in fields(Guardrails)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known or (value is None and key != "free_shipping_threshold"):
+            continue
+        if key in _DECIMALS:
+            values[key] = Decimal(str(value))
+        elif key in _INTS:
+            values[key] = int(value)
+        elif key in ("excluded_products", "excluded_categories"):
+            values[key] = frozenset(str(v) for v in value)
+        elif key == "discount_levels_pct":
+            values[key] = tuple(sorted(Decimal(str(v)) for v in value))
+        elif key == "free_shipping_threshold":
+            values[key] = None if value is None else Decimal(str(value))
+        elif key == "product_costs":
+            values[key] = {str(k): Decimal(str(v)) for k, v in value.items()}
+        elif key == "stages":
+            values[key] = {**DEFAULT_STAGES, **{str(k): tuple(v) for k, v in value.items()}}
+        else:
+            values[key] = value
+    rails = Guardrails(**values)
+    _check(rails)
+    return rails
+
+
+def _check(rails: Guardrails) -> None:
+    if not 0 <= rails.max_discount_pct <= 100:
+        raise ValueError("max_discount_pct must be within 0..100")
+    if not 0 <= rails.margin_floor_pct < 100 or not 0 < rails.default_margin_pct <= 100:
+        raise ValueError("margin percentages must be within 0..100")
+    if rails.daily_budget < 0 or rails.monthly_budget < 0:
+        raise ValueError("budgets cannot be negative")
