@@ -1,0 +1,85 @@
+"""Each connector behind the real webhook endpoint: 200 when signed, 401 (never 500) when not."""
+
+from __future__ import annotations
+
+import pytest
+import responses
+
+from connectors.base import Credentials
+from connectors.generic import sign_payload
+from connectors.shopify.webhooks import sign_body
+from plugin import shops
+from plugin.extensions import db
+from tests.connectors.test_saleor import JWKS_URL, KEY, OTHER_KEY, jwk, saleor_headers
+from tests.connectors.test_saleor import fixture as saleor_fixture
+from tests.connectors.test_shopify import fixture as shopify_fixture
+from tests.connectors.test_shopify import shopify_headers
+
+SHOPIFY_SECRET = "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"
+
+
+@pytest.fixture
+def shopify_shop(app):
+    creds = Credentials("jsmith.myshopify.com", access_token="shpat_x",
+                        webhook_secret=SHOPIFY_SECRET, extra={"currency": "USD"})
+    shop = shops.create_shop("shopify", "jsmith.myshopify.com", creds)
+    db.session.commit()
+    return shop
+
+
+@pytest.fixture
+def saleor_shop(app):
+    from connectors.saleor import SaleorConnector
+
+    SaleorConnector.jwks_cache.clear()
+    creds = Credentials("demo.saleor.io", access_token="app-token",
+                        api_url="https://demo.saleor.io/graphql/")
+    shop = shops.create_shop("saleor", "demo.saleor.io", creds)
+    db.session.commit()
+    return shop
+
+
+@pytest.mark.parametrize("topic", ["orders/create", "customers/redact", "shop/redact"])
+def test_shopify_signed_delivery_is_accepted(client, shopify_shop, topic: str) -> None:
+    body = shopify_fixture(topic.replace("/", "_") + ".json")
+    response = client.post(f"/webhooks/shopify/{shopify_shop.id}", data=body,
+                           headers=shopify_headers(topic, body))
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["status"] == "accepted"
+
+
+@pytest.mark.parametrize("topic", ["customers/data_request", "customers/redact", "shop/redact"])
+def test_shopify_compliance_topics_answer_401_on_bad_hmac(client, shopify_shop, topic) -> None:
+    body = shopify_fixture(topic.replace("/", "_") + ".json")
+    headers = {**shopify_headers(topic, body),
+               "X-Shopify-Hmac-Sha256": sign_body("shpss_wrong_secret_00000000000000", body)}
+    response = client.post(f"/webhooks/shopify/{shopify_shop.id}", data=body, headers=headers)
+    assert response.status_code == 401
+
+
+def test_saleor_signed_delivery_is_accepted(client, saleor_shop) -> None:
+    body = saleor_fixture("order_created.json")
+    with responses.RequestsMock() as rsps:
+        rsps.get(JWKS_URL, json={"keys": [jwk(KEY)]})
+        response = client.post(f"/webhooks/saleor/{saleor_shop.id}", data=body,
+                               headers=saleor_headers("order_created", body))
+    assert response.status_code == 200, response.get_json()
+
+
+@pytest.mark.parametrize("signature", ["not-a-jws", "e30..", "a.b.c"])
+def test_saleor_malformed_jws_is_401_not_500(client, saleor_shop, signature: str) -> None:
+    body = saleor_fixture("order_created.json")
+    headers = {**saleor_headers("order_created", body), "Saleor-Signature": signature}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.get(JWKS_URL, json={"keys": [jwk(OTHER_KEY)]})
+        response = client.post(f"/webhooks/saleor/{saleor_shop.id}", data=body, headers=headers)
+    assert response.status_code == 401
+
+
+def test_generic_signed_delivery_is_accepted(client, shop, shop_secret) -> None:
+    body = b'{"id": "p1", "title": "Tea", "price": "1.00", "currency": "GBP",' \
+           b' "updated_at": "2025-11-22T10:00:00Z"}'
+    headers = {"X-Shopkeeper-Topic": "products/upsert", "X-Shopkeeper-Delivery-Id": "d-1",
+               **sign_payload(shop_secret, body)}
+    response = client.post(f"/webhooks/generic/{shop.id}", data=body, headers=headers)
+    assert response.status_code == 200
