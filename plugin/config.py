@@ -33,8 +33,11 @@ class Config:
     INBOX_RETRY_BASE_SECONDS = 5
     # Inbox: a claimed row not finished after this many seconds is reclaimed (worker crash).
     INBOX_CLAIM_TIMEOUT_SECONDS = 120
-    # Worker: seconds between inbox polls.
+    # Worker: seconds between inbox polls (and scheduler lease renewals).
     WORKER_POLL_SECONDS = 2
+    # Scheduler lease: a standby worker takes over this many seconds after the active one
+    # stops renewing (crash). Must be several times WORKER_POLL_SECONDS.
+    SCHEDULER_LEASE_SECONDS = 30
     # Hours to keep an uninstalled shop's data before deleting it.
     UNINSTALL_RETENTION_HOURS = 48
     # Directory for trained model artifacts.

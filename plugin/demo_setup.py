@@ -50,8 +50,8 @@ def serve(app: Flask, *, host: str, port: int) -> None:
     """Development server plus the in-process inbox worker."""
     from plugin.jobs import start_background
 
-    scheduler = start_background(app)
+    worker = start_background(app)
     try:
         app.run(host=host, port=port, use_reloader=False, threaded=True)
     finally:
-        scheduler.shutdown(wait=False)
+        worker.stop()

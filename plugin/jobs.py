@@ -1,21 +1,33 @@
-"""Background jobs. Only ``shopkeeper worker`` (or the demo server) starts a scheduler."""
+"""Background work. Every ``shopkeeper worker`` drains the inbox (SKIP LOCKED shares it);
+only the holder of the scheduler lease runs scheduled jobs, so exactly one scheduler is
+active and a standby takes over within ``SCHEDULER_LEASE_SECONDS`` if the holder dies."""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from plugin.webhooks.inbox import BatchResult, process_inbox
+from plugin import lease
+from plugin.extensions import db
+from plugin.models import JobRun
+from plugin.models.types import utcnow
+from plugin.webhooks.inbox import BatchResult, process_inbox, worker_name
 
 log = logging.getLogger("shopkeeper.jobs")
 
+LEASE_NAME = "scheduler"
 
-def drain_inbox() -> BatchResult:
-    """Process every due inbox row (idempotent; safe to run in several workers)."""
-    result = process_inbox()
+
+# ---------------------------------------------------------------- the jobs (thin, idempotent)
+def drain_inbox(should_stop: Callable[[], bool] | None = None) -> BatchResult:
+    """Process every due inbox row (safe to run in several workers at once)."""
+    result = process_inbox(should_stop=should_stop)
     if result.total:
         log.info("jobs.inbox_drained", extra={"done": result.done, "failed": result.failed,
                                               "dead": result.dead})
@@ -23,44 +35,156 @@ def drain_inbox() -> BatchResult:
 
 
 def purge_uninstalled_shops() -> list[str]:
+    """Erase shops whose post-uninstall retention period has passed."""
     from plugin.shops import purge_uninstalled
 
     return purge_uninstalled()
 
 
-def _in_context(app: Flask, fn):
-    def run():
-        with app.app_context():
-            try:
-                fn()
-            except Exception:  # a failing job must not kill the scheduler
-                log.exception("jobs.failed", extra={"job": fn.__name__})
-    run.__name__ = fn.__name__
-    return run
+def sync_all_shops() -> int:
+    """Incremental reconciliation for every installed shop whose platform has an API."""
+    import sqlalchemy as sa
+
+    import connectors
+    from plugin.ingestion.sync import RESOURCES, run_sync
+    from plugin.models import Shop
+
+    runs = 0
+    for shop in db.session.scalars(sa.select(Shop).where(Shop.status == "active")).all():
+        if "backfill" not in connectors.get(shop.platform).meta.capabilities:
+            continue
+        for resource in RESOURCES:
+            run_sync(shop.id, resource)
+            runs += 1
+    return runs
 
 
-def add_jobs(scheduler, app: Flask) -> None:
-    poll = app.config["WORKER_POLL_SECONDS"]
-    scheduler.add_job(_in_context(app, drain_inbox), "interval", seconds=poll,
-                      id="drain_inbox", max_instances=1, coalesce=True)
-    scheduler.add_job(_in_context(app, purge_uninstalled_shops), "interval", hours=1,
-                      id="purge_uninstalled", max_instances=1, coalesce=True)
+def retrain_due_shops() -> int:
+    """Retrain shops whose model is older than a day or has many new orders since."""
+    try:
+        from plugin.training import retrain_due
+    except ImportError:
+        return 0
+    return retrain_due()
+
+
+def heartbeat() -> None:
+    """Proves the active scheduler is alive (failover tests and the admin page read it)."""
+
+
+#: name -> (function, trigger kwargs). Leader-only jobs.
+SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], dict]] = {
+    "heartbeat": (heartbeat, {"seconds": 5}),
+    "purge_uninstalled": (purge_uninstalled_shops, {"hours": 1}),
+    "sync_all_shops": (sync_all_shops, {"minutes": 30}),
+    "retrain_due_shops": (retrain_due_shops, {"hours": 1}),
+}
+
+
+def run_recorded(app: Flask, name: str, fn: Callable[[], object]) -> None:
+    """Run one job inside an app context, recording a ``JobRun`` (never raising)."""
+    with app.app_context():
+        run = JobRun(job=name, worker=worker_name(), started_at=utcnow(), status="running")
+        db.session.add(run)
+        db.session.commit()
+        try:
+            fn()
+            run.status = "ok"
+        except Exception as err:  # a failing job must not kill the scheduler
+            db.session.rollback()
+            run = db.session.merge(run)
+            run.status, run.error = "failed", f"{type(err).__name__}: {err}"[:2000]
+            log.exception("jobs.failed", extra={"job": name})
+        run.finished_at = utcnow()
+        db.session.commit()
+        _observe_job(name, run)
+
+
+def _observe_job(name: str, run: JobRun) -> None:
+    try:
+        from plugin.metrics import observe_job
+    except ImportError:
+        return
+    observe_job(name, (run.finished_at - run.started_at).total_seconds(), run.status)
+
+
+def build_scheduler(app: Flask) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(timezone="UTC")
+    for name, (fn, trigger) in SCHEDULED_JOBS.items():
+        scheduler.add_job(run_recorded, "interval", args=(app, name, fn), id=name,
+                          max_instances=1, coalesce=True, **trigger)
+    return scheduler
+
+
+# ---------------------------------------------------------------- the worker process
+class Worker:
+    """Inbox consumer + standby/active scheduler in one process."""
+
+    def __init__(self, app: Flask, *, name: str | None = None) -> None:
+        self.app = app
+        self.name = name or worker_name()
+        self.stopping = threading.Event()
+        self.scheduler = build_scheduler(app)
+        self.leader = False
+
+    def stop(self, *_: object) -> None:
+        """Graceful shutdown: finish the row in hand, release claims and the lease."""
+        self.stopping.set()
+
+    def tick(self) -> BatchResult:
+        """One loop turn: renew or try the lease, then drain a batch of the inbox."""
+        cfg = self.app.config
+        with self.app.app_context():
+            leader = lease.acquire(LEASE_NAME, self.name, cfg["SCHEDULER_LEASE_SECONDS"])
+            if leader and not self.leader:
+                self.scheduler.resume()
+                log.info("worker.became_leader", extra={"worker": self.name})
+            elif not leader and self.leader:
+                self.scheduler.pause()
+                log.warning("worker.lost_leadership", extra={"worker": self.name})
+            self.leader = leader
+            return drain_inbox(should_stop=self.stopping.is_set)
+
+    def run(self) -> None:
+        """Block until SIGTERM/SIGINT."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        self.scheduler.start(paused=True)
+        log.info("worker.started", extra={"worker": self.name})
+        poll = self.app.config["WORKER_POLL_SECONDS"]
+        try:
+            while not self.stopping.is_set():
+                started = time.monotonic()
+                try:
+                    result = self.tick()
+                except Exception:
+                    log.exception("worker.tick_failed", extra={"worker": self.name})
+                    result = BatchResult()
+                if not result.total:
+                    self.stopping.wait(max(0.0, poll - (time.monotonic() - started)))
+        finally:
+            self.scheduler.shutdown(wait=True)  # lets a running job finish
+            with self.app.app_context():
+                if self.leader:
+                    lease.release(LEASE_NAME, self.name)
+            log.info("worker.stopped", extra={"worker": self.name})
 
 
 def run_worker(app: Flask) -> None:
-    """Block running the scheduler (``shopkeeper worker``)."""
-    scheduler = BlockingScheduler(timezone="UTC")
-    add_jobs(scheduler, app)
-    log.info("worker.started")
-    try:
-        scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        scheduler.shutdown(wait=True)
+    """``shopkeeper worker``."""
+    Worker(app).run()
 
 
-def start_background(app: Flask) -> BackgroundScheduler:
-    """The demo's in-process scheduler (single process, so still exactly one)."""
-    scheduler = BackgroundScheduler(timezone="UTC")
-    add_jobs(scheduler, app)
-    scheduler.start()
-    return scheduler
+def start_background(app: Flask) -> Worker:
+    """The demo's worker in a thread of the web process (still one scheduler: the lease)."""
+    worker = Worker(app, name=f"{worker_name()}:demo")
+    threading.Thread(target=worker.run, name="shopkeeper-worker", daemon=True).start()
+    return worker
+
+
+def current_leader() -> str | None:
+    return lease.holder_of(LEASE_NAME)
+
+
+__all__ = ["SCHEDULED_JOBS", "Worker", "drain_inbox", "run_worker"]

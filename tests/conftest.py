@@ -39,10 +39,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.db)
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A database of our own on the PostgreSQL server, so parallel runs never collide."""
+    name = f"shopkeeper_test_{os.getpid()}"
+    server = PG_URL.rsplit("/", 1)[0]
+    admin = sa.create_engine(server + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "postgresql":
-        return PG_URL
+        return request.getfixturevalue("postgres_url")
     return f"sqlite:///{tmp_path / 'test.db'}"
 
 

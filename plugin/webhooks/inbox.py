@@ -39,7 +39,8 @@ def store_delivery(
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``<SHOPKEEPER_WORKER_NAME or host>:<pid>``: unique per process, readable in admin."""
+    return f"{os.environ.get('SHOPKEEPER_WORKER_NAME') or socket.gethostname()}:{os.getpid()}"
 
 
 def claim_batch(
@@ -85,13 +86,31 @@ class BatchResult:
         return self.done + self.failed + self.dead
 
 
+def release_claims(ids: list[int]) -> None:
+    """Hand claimed-but-unstarted rows back (graceful shutdown): the attempt is not counted."""
+    if not ids:
+        return
+    W = WebhookDelivery
+    db.session.execute(sa.update(W).where(W.id.in_(ids), W.status == "processing")
+                       .values(status="pending", claimed_at=None, claimed_by=None,
+                               attempts=W.attempts - 1))
+    db.session.commit()
+
+
 def process_claimed(
-    ids: list[int], handler: Callable[[WebhookDelivery], None], *, now: datetime | None = None
+    ids: list[int], handler: Callable[[WebhookDelivery], None], *, now: datetime | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> BatchResult:
-    """Run ``handler`` on each claimed row in its own transaction and record the outcome."""
+    """Run ``handler`` on each claimed row in its own transaction and record the outcome.
+
+    When ``should_stop`` turns true the row in hand is finished and the rest released.
+    """
     result = BatchResult()
     cfg = current_app.config
-    for delivery_id in ids:
+    for position, delivery_id in enumerate(ids):
+        if should_stop is not None and should_stop():
+            release_claims(ids[position:])
+            break
         row = db.session.get(WebhookDelivery, delivery_id)
         if row is None or row.status != "processing":
             continue
@@ -119,16 +138,21 @@ def process_claimed(
     return result
 
 
-def process_inbox(*, now: datetime | None = None, max_batches: int = 50) -> BatchResult:
-    """Drain due deliveries (used by the worker job, the demo thread and tests)."""
+def process_inbox(
+    *, now: datetime | None = None, max_batches: int = 50,
+    should_stop: Callable[[], bool] | None = None,
+) -> BatchResult:
+    """Drain due deliveries (used by the worker, the demo thread and tests)."""
     from plugin.ingestion.apply import apply_delivery
 
     total = BatchResult()
     for _ in range(max_batches):
+        if should_stop is not None and should_stop():
+            break
         ids = claim_batch(now=now)
         if not ids:
             break
-        r = process_claimed(ids, apply_delivery, now=now)
+        r = process_claimed(ids, apply_delivery, now=now, should_stop=should_stop)
         total.done += r.done
         total.failed += r.failed
         total.dead += r.dead

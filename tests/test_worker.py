@@ -1,0 +1,148 @@
+"""One active scheduler via a database lease; failover after kill -9; graceful shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from plugin import lease
+from plugin.extensions import db
+from plugin.jobs import Worker
+from plugin.models import WebhookDelivery
+from plugin.models.types import utcnow
+from plugin.webhooks import inbox
+from tests.factories import post_webhook, product_body
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_lease_is_exclusive_until_it_expires(app):
+    t0 = utcnow()
+    assert lease.acquire("s", "a", 30, now=t0)
+    assert not lease.acquire("s", "b", 30, now=t0 + timedelta(seconds=10))
+    assert lease.acquire("s", "a", 30, now=t0 + timedelta(seconds=20))  # renewal
+    assert not lease.acquire("s", "b", 30, now=t0 + timedelta(seconds=49))
+    assert lease.acquire("s", "b", 30, now=t0 + timedelta(seconds=51))  # a stopped renewing
+    assert lease.holder_of("s", now=t0 + timedelta(seconds=52)) == "b"
+    assert not lease.acquire("s", "a", 30, now=t0 + timedelta(seconds=52))
+
+
+def test_released_lease_is_free_at_once(app):
+    assert lease.acquire("s", "a", 30)
+    lease.release("s", "a")
+    assert lease.acquire("s", "b", 30)
+
+
+def test_only_the_leader_resumes_its_scheduler(app):
+    first, second = Worker(app, name="w1"), Worker(app, name="w2")
+    for w in (first, second):
+        w.scheduler.start(paused=True)
+    try:
+        first.tick()
+        second.tick()
+        assert (first.leader, second.leader) == (True, False)
+    finally:
+        for w in (first, second):
+            w.scheduler.shutdown(wait=False)
+
+
+def test_graceful_stop_releases_unstarted_claims(app, client, shop, shop_secret):
+    for i in range(3):
+        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
+    ids = inbox.claim_batch()
+    seen = []
+
+    def handler(row):
+        seen.append(row.id)
+
+    stop_after_first = lambda: len(seen) >= 1  # noqa: E731  (SIGTERM arrives mid-batch)
+    result = inbox.process_claimed(ids, handler, should_stop=stop_after_first)
+    assert result.done == 1
+    rows = {r.id: r for r in db.session.scalars(sa.select(WebhookDelivery))}
+    assert rows[seen[0]].status == "done"
+    released = [r for r in rows.values() if r.id != seen[0]]
+    assert all(r.status == "pending" and r.attempts == 0 for r in released)
+    assert inbox.process_inbox().done == 2
+
+
+def _spawn_worker(env: dict[str, str], name: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "plugin.cli", "worker"], cwd=ROOT,
+                            env={**env, "SHOPKEEPER_WORKER_NAME": name},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+def test_standby_takes_over_after_kill_9(app, database_url, tmp_path):
+    """Two real worker processes; SIGKILL the active one; the standby runs the next job."""
+    from plugin import migrate
+
+    if database_url.startswith("postgresql"):
+        url = database_url
+    else:
+        url = f"sqlite:///{tmp_path / 'workers.db'}"
+        app.config["SQLALCHEMY_DATABASE_URI"] = url
+    env = {**os.environ, "SHOPKEEPER_SQLALCHEMY_DATABASE_URI": url,
+           "SHOPKEEPER_INSTANCE_DIR": str(tmp_path), "SHOPKEEPER_SCHEDULER_LEASE_SECONDS": "3",
+           "SHOPKEEPER_WORKER_POLL_SECONDS": "0.5", "SHOPKEEPER_LOG_LEVEL": "WARNING"}
+    engine = sa.create_engine(url)
+    if not database_url.startswith("postgresql"):
+        from plugin import create_app
+
+        with create_app({"SQLALCHEMY_DATABASE_URI": url,
+                         "INSTANCE_DIR": str(tmp_path)}).app_context():
+            migrate.upgrade()
+
+    def holder():
+        with engine.connect() as c:
+            return c.execute(sa.text("SELECT holder FROM scheduler_leases WHERE name='scheduler' "
+                                     "AND expires_at > :now"), {"now": utcnow().replace(
+                                         tzinfo=None)}).scalar()
+
+    def heartbeats_by(worker):
+        with engine.connect() as c:
+            return c.execute(sa.text("SELECT count(*) FROM job_runs WHERE job='heartbeat' "
+                                     "AND worker LIKE :w"), {"w": f"%{worker}%"}).scalar()
+
+    a = _spawn_worker(env, "worker-a")
+    b = None
+    try:
+        assert _wait(lambda: holder() is not None, 30), "no worker became leader"
+        b = _spawn_worker(env, "worker-b")
+        time.sleep(2)
+        first = holder()
+        active = a if "worker-a" in first else b
+        standby_name = "worker-b" if active is a else "worker-a"
+        assert _wait(lambda: heartbeats_by(first) >= 1, 15), "leader ran no job"
+        assert heartbeats_by(standby_name) == 0  # the standby runs no scheduled job
+        active.send_signal(signal.SIGKILL)
+        active.wait(5)
+        assert _wait(lambda: holder() and standby_name in holder(), 30), "no failover"
+        assert _wait(lambda: heartbeats_by(standby_name) >= 1, 15), "standby ran no job"
+        survivor = b if active is a else a
+        survivor.send_signal(signal.SIGTERM)  # graceful: gives the lease up at once
+        assert survivor.wait(20) == 0
+        assert holder() is None
+    finally:
+        for p in (a, b):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                p.wait(10)
+        engine.dispose()
+    assert all(p.returncode is not None for p in (a, b))
