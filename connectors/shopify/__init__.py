@@ -31,6 +31,14 @@ __all__ = ["ShopifyConnector"]
 
 SCOPES = ("read_products", "read_customers", "read_orders", "write_discounts")
 
+SUBSCRIBE_MUTATION = """
+mutation Subscribe($topic: WebhookSubscriptionTopic!, $sub: WebhookSubscriptionInput!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $sub) {
+    webhookSubscription { id }
+    userErrors { field message }
+  }
+}"""
+
 
 @register
 class ShopifyConnector(Connector):
@@ -101,6 +109,28 @@ class ShopifyConnector(Connector):
             api_url=client.url,
             extra=extra,
         )
+
+    def subscribe_webhooks(self, uri: str) -> list[str]:
+        """Shop-specific subscriptions to every non-compliance topic, delivered to ``uri``.
+
+        Compliance topics can only be set app-wide (``shopify.app.toml``), so they are not
+        subscribed here. A topic already subscribed to ``uri`` (a reinstall) is not an error.
+        """
+        client = self._client()
+        ids = []
+        for topic in self.meta.webhook_topics:
+            if topic in webhooks.COMPLIANCE_TOPICS:
+                continue
+            enum = topic.upper().replace("/", "_")
+            data = client.execute(
+                SUBSCRIBE_MUTATION, {"topic": enum, "sub": {"uri": uri, "format": "JSON"}}
+            )
+            result = data.get("webhookSubscriptionCreate") or {}
+            errors = [e.get("message", "") for e in result.get("userErrors") or ()]
+            if errors and not all("taken" in message for message in errors):
+                raise ConnectorError(f"Shopify refused the {topic} subscription: {errors}")
+            ids.append(((result.get("webhookSubscription") or {}).get("id")) or "")
+        return ids
 
     # -- backfill -------------------------------------------------------------------------
     def _client(self) -> gql.ShopifyGraphQL:

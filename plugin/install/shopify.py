@@ -8,17 +8,24 @@ from collections.abc import Mapping
 
 from flask import current_app
 
-from connectors.errors import AuthFailed, InvalidPayload, SignatureInvalid
+from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, SignatureInvalid
+from connectors.manifest import absolute_url, load_manifest
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.install import validate_shop_domain
-from plugin.errors import BadRequest, NotFound, Unauthorized
+from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized
 from plugin.extensions import db
 from plugin.install.records import upsert_installation
 from plugin.models import Shop
 
-__all__ = ["begin_install", "callback_url", "finish_install"]
+__all__ = ["UpstreamError", "begin_install", "callback_url", "finish_install"]
 
 log = logging.getLogger("shopkeeper.install")
+
+
+class UpstreamError(ShopkeeperError):
+    """The platform failed a step of the install (502)."""
+
+    code = 502
 
 
 def _connector() -> ShopifyConnector:
@@ -60,6 +67,14 @@ def finish_install(params: Mapping[str, str], expected_state: str | None) -> Sho
     except AuthFailed:
         raise Unauthorized("Shopify refused the authorization code.") from None
     shop, created = upsert_installation("shopify", credentials.shop_domain, credentials)
+    uri = absolute_url(current_app.config["PUBLIC_URL"], load_manifest()["urls"]["webhooks"],
+                       connector="shopify", shop_id=shop.id)
+    try:
+        ShopifyConnector(credentials, session=connector.session).subscribe_webhooks(uri)
+    except ConnectorError as err:
+        db.session.rollback()
+        log.warning("install.shopify.subscribe_failed", extra={"error": type(err).__name__})
+        raise UpstreamError("Shopify refused the webhook subscriptions.") from None
     db.session.commit()
     log.info("install.shopify.completed", extra={"shop_id": shop.id, "new_shop": created})
     return shop

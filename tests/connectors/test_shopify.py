@@ -516,3 +516,17 @@ def test_expired_discount_dates_are_iso() -> None:
     with pytest.raises(InvalidPayload):
         discount_input(DiscountSpec("C", "percent", Decimal("150"),
                                     datetime(2030, 1, 1, tzinfo=UTC)))
+
+
+def test_subscribe_webhooks_tolerates_existing_subscriptions() -> None:
+    creds = Credentials(SHOP, access_token="shpat_x", webhook_secret=SECRET)
+    conn = ShopifyConnector(creds, session=make_session(sleep=lambda s: None))
+    taken = {"data": {"webhookSubscriptionCreate": {"webhookSubscription": None, "userErrors": [
+        {"field": ["webhookSubscription", "callbackUrl"],
+         "message": "Address for this topic has already been taken"}]}}}
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, json=taken)
+        ids = conn.subscribe_webhooks("https://sk.example/webhooks/shopify/shp_1")
+        topics = [json.loads(c.request.body)["variables"]["topic"] for c in rsps.calls]
+    assert ids == [""] * len(topics)
+    assert len(topics) == len(ShopifyConnector.meta.webhook_topics) - 3

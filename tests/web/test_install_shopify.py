@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,9 +41,14 @@ def callback_params(state: str, shop: str = SHOP, secret: str = SECRET) -> dict[
     return {**params, "hmac": oauth_hmac(params, secret)}
 
 
+SUBSCRIBED = {"data": {"webhookSubscriptionCreate": {
+    "webhookSubscription": {"id": "gid://shopify/WebhookSubscription/1"}, "userErrors": []}}}
+
+
 def mock_exchange(rsps) -> None:
     rsps.post(TOKEN_URL, json={"access_token": "shpat_live", "scope": "read_products"})
     rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "EUR"}}})
+    rsps.post(GRAPHQL, json=SUBSCRIBED)  # one per topic, same answer
 
 
 def test_install_creates_shop_with_credentials(install_client, app) -> None:
@@ -51,12 +57,32 @@ def test_install_creates_shop_with_credentials(install_client, app) -> None:
         mock_exchange(rsps)
         response = install_client.get("/install/shopify/callback",
                                       query_string=callback_params(state))
+        subscriptions = [json.loads(c.request.body)["variables"] for c in rsps.calls[2:]]
     assert response.status_code == 302
     assert response.headers["Location"].startswith(f"https://{SHOP}/admin/apps/")
     shop = db.session.scalar(db.select(shops.Shop).filter_by(platform="shopify", domain=SHOP))
     creds = shops.credentials_for(shop)
     assert creds.access_token == "shpat_live" and creds.webhook_secret == SECRET
     assert creds.extra["currency"] == "EUR"
+    assert {v["sub"]["uri"] for v in subscriptions} == {
+        f"https://sk.example/webhooks/shopify/{shop.id}"}
+    topics = {v["topic"] for v in subscriptions}
+    assert {"ORDERS_CREATE", "PRODUCTS_UPDATE", "APP_UNINSTALLED", "CHECKOUTS_UPDATE"} <= topics
+    assert "CUSTOMERS_REDACT" not in topics  # compliance topics are app-wide (toml) only
+
+
+def test_refused_subscriptions_fail_the_install(install_client) -> None:
+    state = start(install_client)
+    refused = {"data": {"webhookSubscriptionCreate": {"webhookSubscription": None,
+                                                      "userErrors": [{"message": "Invalid"}]}}}
+    with responses.RequestsMock() as rsps:
+        rsps.post(TOKEN_URL, json={"access_token": "shpat_live", "scope": "read_products"})
+        rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "EUR"}}})
+        rsps.post(GRAPHQL, json=refused)
+        response = install_client.get("/install/shopify/callback",
+                                      query_string=callback_params(state))
+    assert response.status_code == 502
+    assert db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP)) is None
 
 
 def test_wrong_state_is_refused_before_any_http(install_client) -> None:
