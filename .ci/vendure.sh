@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare the real Vendure peer (tests/peer/vendure) for the `peer` tests. Idempotent:
 #   - `npm ci` only when package-lock.json changed since the last install (or nothing installed);
-#   - seeds the sample catalogue (54 products) once into seed.db; tests copy it per session.
+#   - seeds the sample catalogue (54 products) into seed.db once per version of the packages,
+#     vendure-config.js and populate.js; tests copy it per session.
 # Without node it only says so: the peer tests then skip themselves, loudly.
 set -euo pipefail
 cd "$(dirname "$0")/../tests/peer/vendure"
@@ -21,7 +22,8 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   echo "vendure.sh: npm ci done in $((SECONDS - start)) s" >&2
 fi
 
-if [ ! -f seed.db ]; then
+seed_key=$(cat package-lock.json vendure-config.js populate.js | sha256sum | cut -d' ' -f1)
+if [ ! -f seed.db ] || [ "$(cat seed.key 2>/dev/null)" != "$seed_key" ]; then
   seeded=$SECONDS
   rm -f seed.db.tmp
   if ! VENDURE_DB="$PWD/seed.db.tmp" node populate.js >populate.log 2>&1; then
@@ -30,6 +32,7 @@ if [ ! -f seed.db ]; then
     exit 1
   fi
   mv seed.db.tmp seed.db
+  echo "$seed_key" > seed.key
   echo "vendure.sh: seeded seed.db in $((SECONDS - seeded)) s" >&2
 fi
 echo "vendure.sh: Vendure peer ready ($((SECONDS - start)) s)" >&2
