@@ -57,3 +57,7 @@ class RegisterRequest(Schema):
 class RegisterResponse(Schema):
     status = fields.String(required=True)
     shop_id = fields.String(required=True)
+
+
+class AcceptedSchema(Schema):
+    status = fields.String(required=True, metadata={"description": "accepted | duplicate"})

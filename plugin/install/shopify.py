@@ -8,16 +8,26 @@ from collections.abc import Mapping
 
 from flask import current_app
 
+from connectors.base import header
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, SignatureInvalid
 from connectors.manifest import absolute_url, load_manifest
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.install import validate_shop_domain
+from connectors.shopify.webhooks import TOPIC_HEADER, verify_hmac
+from plugin import shops
 from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized
 from plugin.extensions import db
 from plugin.install.records import upsert_installation
 from plugin.models import Shop
+from plugin.webhooks.receive import receive_webhook
 
-__all__ = ["UpstreamError", "begin_install", "callback_url", "finish_install"]
+__all__ = [
+    "UpstreamError",
+    "begin_install",
+    "callback_url",
+    "finish_install",
+    "receive_app_webhook",
+]
 
 log = logging.getLogger("shopkeeper.install")
 
@@ -78,3 +88,31 @@ def finish_install(params: Mapping[str, str], expected_state: str | None) -> Sho
     db.session.commit()
     log.info("install.shopify.completed", extra={"shop_id": shop.id, "new_shop": created})
     return shop
+
+
+def receive_app_webhook(headers: Mapping[str, str], raw_body: bytes) -> str:
+    """App-wide Shopify webhooks (the compliance topics from ``shopify.app.toml``).
+
+    Shopify sends them to one URL for every shop, so the shop is found by the
+    ``X-Shopify-Shop-Domain`` header *after* the HMAC (app secret) checks out. A shop we no
+    longer hold (``shop/redact`` arrives 48 h after uninstall) is acknowledged; if it
+    still has rows they are erased now.
+    """
+    secret = current_app.config.get("SHOPIFY_API_SECRET")
+    if not secret:
+        raise NotFound("The Shopify app is not configured on this server.")
+    try:
+        verify_hmac(secret, headers, raw_body)
+    except SignatureInvalid:
+        log.warning("webhook.signature_invalid", extra={"connector": "shopify"})
+        raise Unauthorized("Webhook signature is missing or invalid.") from None
+    domain = (header(headers, "X-Shopify-Shop-Domain") or "").strip().lower()
+    topic = header(headers, TOPIC_HEADER)
+    shop = db.session.scalar(db.select(Shop).filter_by(platform="shopify", domain=domain))
+    if shop is not None and shop.status == "active":
+        return receive_webhook("shopify", shop.id, headers, raw_body)
+    if shop is not None and topic == "shop/redact":
+        shops.erase_shop(shop.id)
+        db.session.commit()
+    log.info("webhook.shopify.no_active_shop", extra={"topic": topic})
+    return "accepted"

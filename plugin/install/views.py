@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, jsonify, redirect, request, session
 
 from plugin.install import saleor, shopify
 from plugin.install.schemas import (
+    AcceptedSchema,
     ManifestQuery,
     RegisterRequest,
     RegisterResponse,
@@ -60,3 +61,13 @@ def saleor_register():
     body = RegisterRequest().load(request.get_json(silent=True) or {})
     shop = saleor.register_app(request.headers.get("Saleor-Api-Url"), body["auth_token"])
     return jsonify(RegisterResponse().dump({"status": "registered", "shop_id": shop.id}))
+
+
+@bp.post("/webhooks/shopify")
+@doc(summary="Shopify app-wide webhooks (compliance topics); shop found by its domain",
+     tags=["webhooks"], response=AcceptedSchema, errors=(400, 401, 404, 413),
+     body="raw Shopify webhook JSON")
+def shopify_app_webhook():
+    raw = request.get_data(cache=True)  # raw bytes first: the HMAC covers exactly these
+    status = shopify.receive_app_webhook(request.headers, raw)
+    return jsonify(AcceptedSchema().dump({"status": status}))

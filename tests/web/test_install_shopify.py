@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
+from connectors.base import Credentials
 from connectors.shopify.client import API_VERSION
 from connectors.shopify.install import oauth_hmac
 from plugin import shops
@@ -150,3 +151,51 @@ def test_reinstall_reactivates_the_same_shop(install_client) -> None:
     again = db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP))
     assert again.id == shop.id and again.status == "active"
     assert shops.credentials_for(again).access_token == "shpat_live"
+
+
+def post_app_webhook(client, topic: str, body: bytes, secret: str = SECRET):
+    from tests.connectors.test_shopify import shopify_headers
+
+    headers = {**shopify_headers(topic, body, secret), "X-Shopify-Shop-Domain": SHOP}
+    return client.post("/webhooks/shopify", data=body, headers=headers)
+
+
+def installed_shop():
+    creds = Credentials(SHOP, access_token="shpat_x", webhook_secret=SECRET)
+    shop = shops.create_shop("shopify", SHOP, creds)
+    db.session.commit()
+    return shop
+
+
+def test_app_wide_compliance_webhook_reaches_the_inbox(install_client) -> None:
+    from plugin.models import WebhookDelivery
+
+    shop = installed_shop()
+    body = b'{"shop_id":954889,"shop_domain":"my-shop.myshopify.com","customer":{"id":191167,' \
+           b'"email":"john@example.com"},"orders_to_redact":[299938]}'
+    response = post_app_webhook(install_client, "customers/redact", body)
+    assert response.status_code == 200 and response.get_json()["status"] == "accepted"
+    stored = db.session.scalar(db.select(WebhookDelivery).filter_by(shop_id=shop.id))
+    assert stored.topic == "customers/redact"
+
+
+@pytest.mark.parametrize("topic", ["customers/data_request", "customers/redact", "shop/redact"])
+def test_app_wide_webhook_bad_hmac_is_401(install_client, topic: str) -> None:
+    installed_shop()
+    response = post_app_webhook(install_client, topic, b'{"shop_id":1}',
+                                secret="shpss_wrong_secret_00000000000000")
+    assert response.status_code == 401
+
+
+def test_shop_redact_after_uninstall_erases_and_acknowledges(install_client) -> None:
+    shop = installed_shop()
+    shops.mark_uninstalled(shop)
+    db.session.commit()
+    response = post_app_webhook(install_client, "shop/redact", b'{"shop_id":954889}')
+    assert response.status_code == 200
+    assert db.session.get(shops.Shop, shop.id) is None
+
+
+def test_unknown_shop_is_acknowledged(install_client) -> None:
+    response = post_app_webhook(install_client, "customers/data_request", b'{"shop_id":2}')
+    assert response.status_code == 200
