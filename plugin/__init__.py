@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask
 
 from plugin.config import Config
 
@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     """Build an app: defaults, then ``SHOPKEEPER_*`` environment, then ``config`` overrides."""
-    from plugin import errors, logs, openapi
+    from plugin import errors, logs, metrics
     from plugin.extensions import db
 
     app = Flask(__name__)
@@ -32,27 +32,26 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     logs.init_app(app)
     db.init_app(app)
     errors.init_app(app)
+    metrics.init_app(app)
     _register_blueprints(app)
-
-    @app.get("/healthz")
-    @openapi.doc(summary="Liveness: the process answers", tags=["meta"])
-    def healthz():
-        return jsonify(status="ok")
 
     return app
 
 
 def _register_blueprints(app: Flask) -> None:
-    from plugin import demo, openapi
+    from plugin import demo, health, openapi
     from plugin.api.views import bp as api_bp
     from plugin.offers.views import bp as offers_bp
+    from plugin.subprofiles.views import bp as subprofiles_bp
     from plugin.webhooks.views import bp as webhooks_bp
 
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(health.bp)
     app.register_blueprint(demo.bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(offers_bp)
+    app.register_blueprint(subprofiles_bp)
     if app.config.get("BENCH_BARE_ENDPOINT"):
         from plugin.bench_bare import bp as bench_bp
 

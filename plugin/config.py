@@ -52,12 +52,15 @@ class Config:
     BENCH_BARE_ENDPOINT = False
     # Log level for the "shopkeeper" loggers.
     LOG_LEVEL = "INFO"
+    # "json": one JSON object per line on stderr (production); "plain": the host's logging.
+    LOG_FORMAT = "json"
 
 
 class TestConfig(Config):
     """Used by the test-suite; the database URL is set per backend by the fixtures."""
 
     TESTING = True
+    LOG_FORMAT = "plain"  # let pytest's caplog see records
     SECRET_KEY = "test-secret"
     INBOX_RETRY_BASE_SECONDS = 1
 

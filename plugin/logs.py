@@ -1,28 +1,72 @@
-"""Logging with dotted event names, ids in ``extra`` and an explicit redaction list."""
+"""Structured logs: one JSON object per line with dotted event names, the request id and
+shop id, and an explicit redaction list so no secret or personal data reaches a log."""
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
+import uuid
 
-from flask import Flask
+from flask import Flask, g, has_request_context, request
 
-#: Keys whose values never reach a log line (HA's diagnostics REDACT idea).
+#: Keys whose values never reach a log line (Home Assistant's diagnostics REDACT idea).
 REDACT = frozenset({"access_token", "webhook_secret", "secret", "password", "email",
-                    "authorization", "token", "credentials", "api_secret"})
+                    "authorization", "token", "credentials", "api_secret", "customer_token"})
+
+_STANDARD = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {
+    "message", "asctime"}
 
 
 class RedactingFilter(logging.Filter):
-    """Blank any redacted key passed through ``extra``."""
+    """Blank any redacted key passed through ``extra`` and attach the request id."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for key in REDACT:
             if key in record.__dict__:
                 record.__dict__[key] = "[redacted]"
+        if has_request_context() and not hasattr(record, "request_id"):
+            record.request_id = getattr(g, "request_id", None)
         return True
 
 
+class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "event", "request_id", "shop_id", ...extra}``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+                 "level": record.levelname.lower(), "logger": record.name,
+                 "event": record.getMessage()}
+        entry.update({k: v for k, v in record.__dict__.items()
+                      if k not in _STANDARD and not k.startswith("_")})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
 def init_app(app: Flask) -> None:
+    """Configure the ``shopkeeper`` loggers once per process and tag requests with an id."""
     logger = logging.getLogger("shopkeeper")
     logger.setLevel(app.config.get("LOG_LEVEL", "INFO"))
     if not any(isinstance(f, RedactingFilter) for f in logger.filters):
         logger.addFilter(RedactingFilter())
+    if app.config.get("LOG_FORMAT") == "json" and not any(
+            getattr(h, "_shopkeeper", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler.addFilter(RedactingFilter())
+        handler._shopkeeper = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+
+    @app.before_request
+    def _request_id():
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() \
+            else uuid.uuid4().hex
+
+    @app.after_request
+    def _echo_request_id(response):
+        if getattr(g, "request_id", None):
+            response.headers["X-Request-Id"] = g.request_id
+        return response

@@ -1,0 +1,132 @@
+"""Prometheus metrics: request latency from hooks; inbox, jobs, sync lag and model age read
+from the database at scrape time, so every process (web or worker) reports the same truth."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from plugin.extensions import db
+from plugin.models.types import utcnow
+from plugin.openapi import doc
+
+bp = Blueprint("metrics", __name__)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+REQUEST_LATENCY = Histogram(
+    "shopkeeper_request_seconds", "Request latency by endpoint", ["endpoint", "method", "status"],
+    registry=REGISTRY, buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+JOB_SECONDS = Histogram("shopkeeper_job_seconds", "Scheduled job durations", ["job"],
+                        registry=REGISTRY)
+JOB_FAILURES = Counter("shopkeeper_job_failures", "Scheduled job failures", ["job"],
+                       registry=REGISTRY)
+
+
+def observe_job(job: str, seconds: float, status: str) -> None:
+    """Called by the worker after each job run (worker-process view)."""
+    JOB_SECONDS.labels(job).observe(seconds)
+    if status != "ok":
+        JOB_FAILURES.labels(job).inc()
+
+
+def _age(ts: datetime | None, now: datetime) -> float:
+    return (now - ts).total_seconds() if ts else float("nan")
+
+
+class DatabaseCollector:
+    """Gauges computed from tables on each scrape."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def collect(self):
+        from plugin.models import JobRun, SyncState, WebhookDelivery
+
+        now = utcnow()
+        depth = GaugeMetricFamily("shopkeeper_inbox_deliveries", "Inbox rows by status",
+                                  labels=["status"])
+        age = GaugeMetricFamily("shopkeeper_inbox_oldest_pending_seconds",
+                                "Age of the oldest pending or failed delivery")
+        job_age = GaugeMetricFamily("shopkeeper_job_last_success_age_seconds",
+                                    "Seconds since each job last succeeded", labels=["job"])
+        job_fail = GaugeMetricFamily("shopkeeper_job_failures_24h",
+                                     "Failed runs per job in the last 24 h", labels=["job"])
+        lag = GaugeMetricFamily("shopkeeper_sync_lag_seconds",
+                                "Seconds since each shop's resource was last synced",
+                                labels=["shop", "resource"])
+        model_age = GaugeMetricFamily("shopkeeper_model_age_seconds",
+                                      "Age of each shop's active model", labels=["shop"])
+        with self.app.app_context():
+            W = WebhookDelivery
+            for status, n in db.session.execute(
+                    sa.select(W.status, sa.func.count()).group_by(W.status)):
+                depth.add_metric([status], n)
+            oldest = db.session.scalar(sa.select(sa.func.min(W.received_at))
+                                       .where(W.status.in_(("pending", "failed"))))
+            age.add_metric([], _age(oldest, now) if oldest else 0.0)
+            for job, last in db.session.execute(
+                    sa.select(JobRun.job, sa.func.max(JobRun.finished_at))
+                    .where(JobRun.status == "ok").group_by(JobRun.job)):
+                job_age.add_metric([job], _age(_aware(last), now))
+            since = now - timedelta(hours=24)
+            for job, n in db.session.execute(
+                    sa.select(JobRun.job, sa.func.count()).where(
+                        JobRun.status == "failed", JobRun.started_at >= since)
+                    .group_by(JobRun.job)):
+                job_fail.add_metric([job], n)
+            for s in db.session.scalars(sa.select(SyncState)):
+                lag.add_metric([s.shop_id, s.resource], _age(s.watermark, now))
+            for shop, created in _model_times():
+                model_age.add_metric([shop], _age(_aware(created), now))
+            db.session.remove()
+        yield from (depth, age, job_age, job_fail, lag, model_age)
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=utcnow().tzinfo)
+
+
+def _model_times():
+    from plugin.models import ModelVersion
+
+    return db.session.execute(
+        sa.select(ModelVersion.shop_id, sa.func.max(ModelVersion.finished_at))
+        .where(ModelVersion.status == "ready").group_by(ModelVersion.shop_id)).all()
+
+
+def init_app(app: Flask) -> None:
+    """Time every request; expose /metrics."""
+    collector = DatabaseCollector(app)
+    app.extensions["shopkeeper_metrics_collector"] = collector
+
+    @app.before_request
+    def _start_timer():
+        g._sk_started = time.perf_counter()
+
+    @app.after_request
+    def _record(response):
+        started = getattr(g, "_sk_started", None)
+        if started is not None:
+            REQUEST_LATENCY.labels(request.endpoint or "unmatched", request.method,
+                                   str(response.status_code)).observe(
+                time.perf_counter() - started)
+        return response
+
+    app.register_blueprint(bp)
+
+
+@bp.get("/metrics")
+@doc(summary="Prometheus metrics", tags=["meta"], content_type="text/plain")
+def metrics():
+    registry = CollectorRegistry()
+    registry.register(current_app.extensions["shopkeeper_metrics_collector"])
+    body = generate_latest(REGISTRY) + generate_latest(registry)
+    return Response(body, mimetype="text/plain; version=0.0.4")

@@ -1,0 +1,74 @@
+"""Health, readiness, metrics and structured logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import sqlalchemy as sa
+
+from plugin import migrate
+from plugin.extensions import db
+from plugin.logs import JsonFormatter, RedactingFilter
+from tests.factories import post_webhook, product_body
+
+
+def test_healthz_answers_without_the_database(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_readyz_fails_until_migrations_are_applied(app, client):
+    r = client.get("/readyz")  # tables exist (create_all) but no alembic revision recorded
+    assert r.status_code == 503 and "migrations" in r.get_json()["errors"]
+    with db.engine.begin() as conn:
+        db.metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade()
+    try:
+        r = client.get("/readyz")
+        assert r.status_code == 200 and r.get_json()["status"] == "ready"
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+
+
+def test_readyz_fails_when_the_database_is_down(app, client):
+    app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    from flask_sqlalchemy import SQLAlchemy  # noqa: F401 - engines are cached per app
+
+    engines = app.extensions["sqlalchemy"]._app_engines[app]
+    good = engines[None]
+    engines[None] = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none",
+                                     connect_args={"connect_timeout": 1})
+    try:
+        r = client.get("/readyz")
+        assert r.status_code == 503
+        assert r.get_json()["errors"] == {"database": ["OperationalError"]}
+    finally:
+        engines[None] = good
+
+
+def test_metrics_expose_latency_inbox_depth_and_age(client, shop, shop_secret):
+    post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
+    client.get("/healthz")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'shopkeeper_request_seconds_count{endpoint="health.healthz"' in text
+    assert 'shopkeeper_inbox_deliveries{status="pending"} 1.0' in text
+    assert "shopkeeper_inbox_oldest_pending_seconds" in text
+
+
+def test_request_id_is_echoed_or_generated(client):
+    assert client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers[
+        "X-Request-Id"] == "abc-123"
+    assert len(client.get("/healthz").headers["X-Request-Id"]) == 32
+
+
+def test_json_log_lines_carry_ids_and_no_secrets():
+    record = logging.LogRecord("shopkeeper.x", logging.INFO, __file__, 1, "webhook.stored",
+                               None, None)
+    record.shop_id, record.webhook_secret, record.request_id = "shp_1", "whsec_x", "r1"
+    RedactingFilter().filter(record)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["event"] == "webhook.stored" and line["shop_id"] == "shp_1"
+    assert line["request_id"] == "r1" and line["webhook_secret"] == "[redacted]"
+    assert "whsec_x" not in json.dumps(line)
