@@ -7,6 +7,7 @@ Credentials: ``shop_domain`` (``x.myshopify.com``), ``access_token`` (offline to
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 
@@ -24,8 +25,8 @@ from connectors.records import (
     Product,
     WebhookEvent,
 )
+from connectors.shopify import bulk, discounts, install, mapping, webhooks
 from connectors.shopify import client as gql
-from connectors.shopify import discounts, install, mapping, webhooks
 
 __all__ = ["ShopifyConnector"]
 
@@ -141,7 +142,20 @@ class ShopifyConnector(Connector):
         )
 
     def iter_products(self, cursor: str | None = None) -> Iterator[Page[Product]]:
-        """Products by ``updated_at`` with the shop currency, 50 per page."""
+        """Products with the shop currency: 50-item cursor pages, or a bulk export.
+
+        Shops with ``extra["backfill"] == "bulk"`` (large catalogues) use a bulk operation;
+        its cursors start with ``bulk:`` so a resumed backfill stays on the same export.
+        """
+        if (cursor or "").startswith("bulk:") or (
+            cursor is None and self.credentials.extra.get("backfill") == "bulk"
+        ):
+            return bulk.iter_bulk_products(
+                self._client(),
+                currency=self.credentials.extra.get("currency"),
+                cursor=cursor,
+                sleep=getattr(self.session, "sleep", time.sleep),
+            )
 
         def convert(node, data):
             currency = (data.get("shop") or {}).get("currencyCode") or self.credentials.extra.get(
