@@ -89,7 +89,8 @@
 
   /** Find placeholders (again, for single-page storefronts) and mount or refresh widgets. */
   function build(root) {
-    var nodes = (root || d).querySelectorAll("[data-shopkeeper]");
+    root = root && root.querySelectorAll ? root : d;
+    var nodes = root.querySelectorAll("[data-shopkeeper]");
     var needed = [];
     for (var i = 0; i < nodes.length; i++) {
       var kind = nodes[i].getAttribute("data-shopkeeper");
@@ -139,7 +140,9 @@
   }
 
   guard(function () {
-    if (d.readyState === "loading") d.addEventListener("DOMContentLoaded", guard(build));
-    else build();
+    // Cached, the async loader can run before the DOM is parsed: build once it is.
+    var first = guard(function () { build(); });
+    if (d.readyState === "loading") d.addEventListener("DOMContentLoaded", first);
+    else first();
   })();
 })(window, document);

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,11 +67,49 @@ def _seed_orders(path: Path) -> None:
                 writer.writerow(row)
 
 
+@dataclass(frozen=True)
+class SeedTemplate:
+    """A seeded, trained SQLite database built once; each test gets a copy of the file."""
+
+    db_file: Path
+    shop_id: str
+
+
 @pytest.fixture(scope="session")
-def seed_orders_csv(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("seed") / "orders.csv"
-    _seed_orders(path)
-    return path
+def seed_template(tmp_path_factory) -> SeedTemplate:
+    """Import and train once per session (training the real model takes tens of seconds)."""
+    from plugin import create_app, shops
+    from plugin.config import TestConfig
+    from plugin.extensions import db
+    from plugin.ingestion.importer import import_history
+    from plugin.training import train_shop
+
+    root = tmp_path_factory.mktemp("widget-seed")
+    orders = root / "orders.csv"
+    _seed_orders(orders)
+    settings = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
+    settings.update(SQLALCHEMY_DATABASE_URI=f"sqlite:///{root / 'seed.db'}",
+                    MODEL_DIR=str(root / "models"), INSTANCE_DIR=str(root / "instance"))
+    seed_app = create_app(settings)
+    with seed_app.app_context():
+        db.create_all()
+        shop = shops.create_shop("generic", "demo.widgets.test")
+        db.session.commit()
+        import_history(shop.id, orders, CATALOG_FILE, currency="GBP")
+        train_shop(shop.id)
+        shop_id = shop.id
+        db.session.remove()
+        db.engine.dispose()
+    return SeedTemplate(root / "seed.db", shop_id)
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request, tmp_path, seed_template: SeedTemplate) -> str:
+    """Browser tests run on a copy of the seeded SQLite file (the API's own tests cover both
+    database backends; re-importing and re-training per browser test would take minutes)."""
+    target = tmp_path / "test.db"
+    shutil.copyfile(seed_template.db_file, target)
+    return f"sqlite:///{target}"
 
 
 @pytest.fixture
@@ -93,18 +132,14 @@ def live(api_app) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def demo_shop(api_app, live, seed_orders_csv):
-    """A trained generic shop, the one the demo pages show, allowing the live origin."""
-    from plugin import shops
+def demo_shop(api_app, live, seed_template: SeedTemplate):
+    """The seeded shop, shown by the demo pages, allowing only the live server's origin."""
     from plugin.extensions import db
-    from plugin.ingestion.importer import import_history
-    from plugin.training import train_shop
+    from plugin.models import Shop
 
-    shop = shops.create_shop("generic", "demo.widgets.test")
-    shop.settings = {"allowed_origins": [live.url]}
+    shop = db.session.get(Shop, seed_template.shop_id)
+    shop.settings = {**(shop.settings or {}), "allowed_origins": [live.url]}
     db.session.commit()
-    import_history(shop.id, seed_orders_csv, CATALOG_FILE, currency="GBP")
-    train_shop(shop.id)
     api_app.config["DEMO_SHOP_ID"] = shop.id
     return shop
 

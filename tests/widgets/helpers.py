@@ -1,0 +1,72 @@
+"""Small helpers shared by the browser tests: DB polling and reading the carousel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from plugin.extensions import db
+from plugin.models import Interaction, Product
+
+API = "/api/v1/"
+FOR_YOU = "shopkeeper-for-you"
+
+
+def interactions(shop_id: str, **filters: Any) -> list[Interaction]:
+    """Rows as committed by the server thread; the read transaction ends at once so the
+    server's next write is never blocked by this test's SQLite read lock."""
+    try:
+        rows = list(db.session.scalars(sa.select(Interaction).filter_by(shop_id=shop_id,
+                                                                         **filters)
+                                       .order_by(Interaction.id)))
+        for row in rows:
+            db.session.expunge(row)
+        return rows
+    finally:
+        db.session.rollback()
+
+
+def product_titles(shop_id: str, ids: list[str]) -> dict[str, str]:
+    """Titles from the catalog table (read lock released at once, as above)."""
+    try:
+        return dict(db.session.execute(sa.select(Product.external_id, Product.title).where(
+            Product.shop_id == shop_id, Product.external_id.in_(ids))).all())
+    finally:
+        db.session.rollback()
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.1) -> Any:
+    """Poll ``check`` until it returns something truthy (the value) or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {check}")
+        time.sleep(interval)
+
+
+def cards(page) -> list[dict[str, str]]:
+    """What the first carousel shows: title, price, reason per card (through shadow DOM)."""
+    return page.eval_on_selector(FOR_YOU, """el => [...el.shadowRoot.querySelectorAll('.sk-card')]
+        .map(c => ({title: c.querySelector('.sk-title').textContent,
+                    price: c.querySelector('.sk-price').textContent,
+                    reason: (c.querySelector('.sk-reason') || {}).textContent || '',
+                    href: (c.querySelector('a.sk-link') || {}).href || ''}))""")
+
+
+def focused(page) -> dict[str, Any] | None:
+    """The element focused inside the carousel's shadow root (class, data-i, outline)."""
+    return page.evaluate("""() => {
+        const host = document.activeElement;
+        if (!host || host.tagName !== 'SHOPKEEPER-FOR-YOU') return null;
+        const el = host.shadowRoot.activeElement;
+        if (!el) return null;
+        const cs = getComputedStyle(el);
+        return {cls: el.className, i: el.getAttribute('data-i'),
+                outline: cs.outlineStyle, outlineWidth: cs.outlineWidth};
+    }""")

@@ -1,0 +1,305 @@
+"""The widgets in real headless Chromium against the real API, on the demo storefront."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.widgets.conftest import ARTIFACTS, start_server
+from tests.widgets.helpers import (
+    API,
+    FOR_YOU,
+    cards,
+    focused,
+    interactions,
+    product_titles,
+    wait_until,
+)
+
+pytestmark = pytest.mark.browser
+
+POPULAR_REASON = "popular in this shop right now"
+READY = '[data-shopkeeper="for-you"][data-shopkeeper-state="ready"]'
+FAILED = '[data-shopkeeper="for-you"][data-shopkeeper-state="error"]'
+
+
+def _open(page, url: str) -> dict:
+    """Load a page and return the recommendations answer the carousel rendered."""
+    with page.expect_response(lambda r: f"{API}recommendations" in r.url) as answer:
+        page.goto(url)
+    page.wait_for_selector(READY)
+    return answer.value.json()
+
+
+def _first_customer(page) -> str:
+    return page.eval_on_selector("#shopper option:nth-child(2)", "o => o.value")
+
+
+def _assert_clean(page, *, ignore_network_to: str | None = None) -> None:
+    assert page.watch.page_errors == []
+    assert page.watch.errors(ignore_network_to=ignore_network_to) == []
+    assert page.evaluate("window.__skViolations") == []
+
+
+def test_for_you_renders_real_recommendations_with_reasons(demo_shop, live, page):
+    anonymous = _open(page, live.url + "/demo/")
+    shown = cards(page)
+    assert len(shown) == len(anonymous["items"]) >= 4
+    catalog = product_titles(demo_shop.id, [i["product_id"] for i in anonymous["items"]])
+    for card, item in zip(shown, anonymous["items"], strict=True):
+        assert card["title"] == catalog[item["product_id"]] == item["title"]
+        assert card["reason"] == item["reason"] != ""
+        assert card["price"].startswith("£")
+        assert card["href"].endswith(f"/demo/product/{item['product_id']}")
+    assert anonymous["personalized"] is False
+    assert page.get_attribute(FOR_YOU, "data-personalized") == "false"
+
+    # Switch to a real customer with the storefront's switcher: the server renders a
+    # signed token into the placeholder and the carousel becomes personal.
+    customer = _first_customer(page)
+    with page.expect_response(lambda r: f"{API}recommendations" in r.url) as answer:
+        page.select_option("#shopper", customer)
+    page.wait_for_selector(READY)
+    personal = answer.value.json()
+    assert personal["personalized"] is True
+    assert page.get_attribute(FOR_YOU, "data-personalized") == "true"
+    reasons = [c["reason"] for c in cards(page)]
+    assert any(r != POPULAR_REASON for r in reasons), reasons
+    assert [i["product_id"] for i in personal["items"]] != \
+        [i["product_id"] for i in anonymous["items"]]
+    _assert_clean(page)
+
+
+def test_clicks_and_add_to_cart_are_stored_with_attribution(demo_shop, live, page):
+    answer = _open(page, live.url + "/demo/")
+    shopper = page.evaluate("localStorage.getItem('shopkeeper:shopper')")
+    assert shopper.startswith("anon_") and len(shopper) == 27
+    first, second = answer["items"][0], answer["items"][1]
+
+    # "Add to cart" inside the carousel: the host basket updates and the event is stored.
+    page.locator(f"{FOR_YOU} .sk-add").first.click()
+    page.wait_for_selector("#cart-count:text('1')")
+    added = wait_until(lambda: interactions(demo_shop.id, shopper_id=shopper,
+                                            kind="add_to_cart"))
+    assert added[0].product_external_id == first["product_id"]
+    assert added[0].context["rec_id"] == first["rec_id"]
+
+    # A click on a recommendation navigates; the click survives the navigation (keepalive)
+    # and the product page's own add-to-basket is attributed to that recommendation.
+    with page.expect_navigation():
+        page.locator(f"{FOR_YOU} a.sk-link").nth(1).click()
+    assert page.url.endswith(f"/demo/product/{second['product_id']}")
+    click = wait_until(lambda: interactions(demo_shop.id, shopper_id=shopper, kind="click"))
+    assert click[0].product_external_id == second["product_id"]
+    assert click[0].context["rec_id"] == second["rec_id"]
+    page.click("main .add.primary")
+    attributed = wait_until(lambda: [r for r in interactions(
+        demo_shop.id, shopper_id=shopper, kind="add_to_cart")
+        if r.product_external_id == second["product_id"]])
+    assert attributed[0].context["rec_id"] == second["rec_id"]
+    views = wait_until(lambda: interactions(demo_shop.id, shopper_id=shopper, kind="view"))
+    assert views[0].product_external_id == second["product_id"]
+    _assert_clean(page)
+
+
+def test_keyboard_reaches_and_moves_through_the_carousel(demo_shop, live, page):
+    answer = _open(page, live.url + "/demo/")
+    for _ in range(30):  # Tab from the top of the page until a product link has focus
+        page.keyboard.press("Tab")
+        now = focused(page)
+        if now and "sk-link" in now["cls"]:
+            break
+    else:
+        pytest.fail("Tab never reached a product in the carousel")
+    assert now["i"] == "0"
+    assert now["outline"] == "solid" and now["outlineWidth"] == "3px"  # focus is visible
+
+    page.keyboard.press("ArrowRight")
+    assert focused(page)["i"] == "1"
+    page.keyboard.press("End")
+    assert focused(page)["i"] == str(len(answer["items"]) - 1)
+    page.keyboard.press("Home")
+    assert focused(page)["i"] == "0"
+    page.keyboard.press("Tab")  # the card's own button comes next
+    assert "sk-add" in focused(page)["cls"]
+    page.keyboard.press("Shift+Tab")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url.endswith(f"/demo/product/{answer['items'][0]['product_id']}")
+    _assert_clean(page)
+
+
+def test_next_button_scrolls_without_animation_under_reduced_motion(demo_shop, live, browser):
+    context = browser.new_context(viewport={"width": 900, "height": 900},
+                                  reduced_motion="reduce")
+    page = context.new_page()
+    try:
+        page.goto(live.url + "/demo/")
+        page.wait_for_selector(READY)
+        assert page.eval_on_selector(FOR_YOU, "el => el.shadowRoot.querySelector('.sk-prev')"
+                                              ".disabled") is True
+        page.locator(f"{FOR_YOU} .sk-next").click()
+        # Instant scroll: no smooth animation to wait for.
+        left = page.eval_on_selector(FOR_YOU, "el => el.shadowRoot.querySelector('.sk-track')"
+                                              ".scrollLeft")
+        assert left > 0
+        assert page.eval_on_selector(FOR_YOU, "el => el.shadowRoot.querySelector('.sk-prev')"
+                                              ".disabled") is False
+    finally:
+        context.close()
+
+
+def _api_down(route):
+    route.abort("connectionrefused")
+
+
+def _api_error(route):
+    route.fulfill(status=500, content_type="application/json", body=json.dumps(
+        {"code": 500, "status": "Internal Server Error", "message": "x", "errors": {}}))
+
+
+def _api_hangs(route):
+    pass  # never answered: the widget's own timeout (3 s) must give up
+
+
+@pytest.mark.parametrize("failure", [_api_down, _api_error, _api_hangs],
+                         ids=["down", "erroring", "slow"])
+def test_page_keeps_working_when_the_api_fails(demo_shop, live, page, failure):
+    page.route(f"**{API}**", failure)
+    started = time.monotonic()
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(FAILED, state="attached", timeout=10_000)
+    assert time.monotonic() - started < 8
+    assert page.locator(FOR_YOU).is_hidden()
+    # The host page is untouched: its own basket still works, and tracking is harmless.
+    page.click(".grid .add >> nth=0")
+    page.wait_for_selector("#cart-count:text('1')")
+    page.evaluate("Shopkeeper.track('view', {product_id: 'x'}); Shopkeeper.api.flush()")
+    page.wait_for_timeout(300)
+    _assert_clean(page, ignore_network_to=live.url + API)
+
+
+def _foreign_page(live_url: str, key: str) -> bytes:
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Another site</title><link rel="icon" href="data:,">
+<script async src="{live_url}/widgets/loader.js" data-key="{key}"></script></head>
+<body><h1>Not the shop</h1><div data-shopkeeper="for-you"></div></body></html>""".encode()
+
+
+def test_cors_refuses_a_foreign_origin(demo_shop, live, page, api_app):
+    from plugin.extensions import db
+
+    def site(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [_foreign_page(live.url, demo_shop.widget_key)]
+
+    foreign = start_server(site)
+    try:
+        refused = []
+        page.on("requestfailed", lambda r: refused.append(r.url) if API in r.url else None)
+        page.goto(foreign.url + "/")
+        page.wait_for_selector(FAILED, state="attached", timeout=10_000)
+        assert page.locator(FOR_YOU).is_hidden()
+        assert any("/config" in u for u in refused)
+        before = len(interactions(demo_shop.id))
+        page.evaluate("Shopkeeper.track('view', {product_id: '22086'}); Shopkeeper.api.flush()")
+        page.wait_for_timeout(500)
+        assert len(interactions(demo_shop.id)) == before  # a foreign page writes nothing
+        assert page.watch.page_errors == []
+
+        # Control: the same page renders once the shop allows that origin.
+        demo_shop.settings = {**demo_shop.settings,
+                              "allowed_origins": [live.url, foreign.url]}
+        db.session.commit()
+        page.goto(foreign.url + "/")
+        page.wait_for_selector(READY)
+    finally:
+        foreign.stop()
+
+
+def test_strict_csp_pages_render_without_violations(demo_shop, live, page):
+    answer = _open(page, live.url + "/demo/")
+    csp = page.evaluate("fetch(location.href).then(r => r.headers.get('content-security-policy'))")
+    assert "script-src 'self'" in csp and "unsafe" not in csp
+    product = answer["items"][0]["product_id"]
+    _open(page, f"{live.url}/demo/product/{product}")
+    page.click("main .add.primary")
+    _open(page, live.url + "/demo/cart")
+    in_cart = page.get_attribute('[data-placement="cart"]', "data-cart")
+    assert in_cart == product
+    shown = page.eval_on_selector(FOR_YOU, "el => [...el.shadowRoot.querySelectorAll('a')]"
+                                           ".map(a => a.href)")
+    assert not any(h.endswith(f"/demo/product/{product}") for h in shown)  # not the cart's
+    _assert_clean(page)
+
+
+def test_shells_stay_hidden_until_their_features_exist(demo_shop, live, page):
+    _open(page, live.url + "/demo/")
+    slot = page.locator('[data-shopkeeper="shopping-for"]')
+    wait_until(lambda: slot.get_attribute("data-shopkeeper-state") == "off", timeout=5)
+    assert page.locator("shopkeeper-shopping-for").is_hidden()
+    page.goto(live.url + "/demo/cart")
+    offer = page.locator('[data-shopkeeper="cart-offer"]')
+    wait_until(lambda: offer.get_attribute("data-shopkeeper-state") == "off", timeout=5)
+    assert page.locator("shopkeeper-cart-offer").is_hidden()
+    _assert_clean(page)
+
+
+def test_lazy_until_scrolled_into_view(demo_shop, live, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 300})
+    page = context.new_page()
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "recommendations" in r.url else None)
+    try:
+        page.goto(live.url + "/demo/product/22086")
+        page.wait_for_function("window.Shopkeeper && window.Shopkeeper.api")
+        page.wait_for_timeout(500)
+        assert asked == []
+        page.locator('[data-shopkeeper="for-you"]').scroll_into_view_if_needed()
+        page.wait_for_selector(READY)
+        assert len(asked) == 1 and "placement=product" in asked[0]
+    finally:
+        context.close()
+
+
+def test_identify_and_build_for_single_page_storefronts(demo_shop, live, page):
+    from plugin.api.identity import mint_customer_token
+    from plugin.demo import demo_shoppers
+    from plugin.shops import credentials_for
+
+    _open(page, live.url + "/demo/")
+    assert page.get_attribute(FOR_YOU, "data-personalized") == "false"
+    customer = demo_shoppers(demo_shop.id)[0]["id"]
+    token = mint_customer_token(demo_shop.id, credentials_for(demo_shop).webhook_secret,
+                                customer)
+    with page.expect_response(lambda r: f"{API}recommendations" in r.url) as answer:
+        page.evaluate("t => Shopkeeper.identify(t)", token)
+    assert answer.value.json()["personalized"] is True
+    page.wait_for_selector(f'{FOR_YOU}[data-personalized="true"]')
+
+    # A client-side route change adds a placeholder; build() mounts it.
+    page.evaluate("""() => {
+        const div = document.createElement('div');
+        div.id = 'spa-slot';
+        div.dataset.shopkeeper = 'for-you';
+        div.dataset.placement = 'product';
+        div.dataset.productId = '22086';
+        document.querySelector('main').prepend(div);
+        Shopkeeper.build();
+    }""")
+    page.wait_for_selector('#spa-slot[data-shopkeeper-state="ready"]')
+    _assert_clean(page)
+
+
+def test_screenshot_of_the_demo_storefront(demo_shop, live, page):
+    _open(page, live.url + "/demo/")
+    page.select_option("#shopper", _first_customer(page))
+    page.wait_for_selector(f'{FOR_YOU}[data-personalized="true"]')
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = ARTIFACTS / "demo-storefront.png"
+    page.screenshot(path=str(target), full_page=False)
+    data = target.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    _assert_clean(page)
