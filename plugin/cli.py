@@ -186,6 +186,21 @@ def worker(once: bool) -> None:
     jobs.run_worker(current_app._get_current_object())
 
 
+@main.command("serve")
+@click.option("--bind", default=None, help="host:port (default $SHOPKEEPER_BIND or 0.0.0.0:8000)")
+@click.option("--workers", type=int, default=None, help="gunicorn workers (default 2*cores+1)")
+def serve_cmd(bind: str | None, workers: int | None) -> None:
+    """Production server: gunicorn with plugin/gunicorn_conf.py (run migrations first)."""
+    import os
+
+    args = [sys.executable, "-m", "gunicorn", "-c", "python:plugin.gunicorn_conf"]
+    if bind:
+        args += ["--bind", bind]
+    if workers:
+        args += ["--workers", str(workers)]
+    os.execvp(args[0], [*args, "plugin:create_app()"])
+
+
 @main.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)

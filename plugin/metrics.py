@@ -3,6 +3,7 @@ from the database at scrape time, so every process (web or worker) reports the s
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timedelta
 
@@ -46,46 +47,61 @@ class DatabaseCollector:
         self.app = app
 
     def collect(self):
+        now = utcnow()
+        families = {
+            "depth": GaugeMetricFamily("shopkeeper_inbox_deliveries", "Inbox rows by status",
+                                       labels=["status"]),
+            "age": GaugeMetricFamily("shopkeeper_inbox_oldest_pending_seconds",
+                                     "Age of the oldest pending or failed delivery"),
+            "job_age": GaugeMetricFamily("shopkeeper_job_last_success_age_seconds",
+                                         "Seconds since each job last succeeded",
+                                         labels=["job"]),
+            "job_fail": GaugeMetricFamily("shopkeeper_job_failures_24h",
+                                          "Failed runs per job in the last 24 h",
+                                          labels=["job"]),
+            "lag": GaugeMetricFamily("shopkeeper_sync_lag_seconds",
+                                     "Seconds since each shop's resource was last synced",
+                                     labels=["shop", "resource"]),
+            "model_age": GaugeMetricFamily("shopkeeper_model_age_seconds",
+                                           "Age of each shop's active model", labels=["shop"]),
+        }
+        up = GaugeMetricFamily("shopkeeper_database_up", "1 when the metrics queries succeed")
+        with self.app.app_context():
+            try:
+                self._read(now, **families)
+                up.add_metric([], 1)
+            except Exception:  # a scrape must answer even when the database is down
+                db.session.rollback()
+                up.add_metric([], 0)
+            finally:
+                db.session.remove()
+        yield up
+        yield from families.values()
+
+    @staticmethod
+    def _read(now, *, depth, age, job_age, job_fail, lag, model_age) -> None:
         from plugin.models import JobRun, SyncState, WebhookDelivery
 
-        now = utcnow()
-        depth = GaugeMetricFamily("shopkeeper_inbox_deliveries", "Inbox rows by status",
-                                  labels=["status"])
-        age = GaugeMetricFamily("shopkeeper_inbox_oldest_pending_seconds",
-                                "Age of the oldest pending or failed delivery")
-        job_age = GaugeMetricFamily("shopkeeper_job_last_success_age_seconds",
-                                    "Seconds since each job last succeeded", labels=["job"])
-        job_fail = GaugeMetricFamily("shopkeeper_job_failures_24h",
-                                     "Failed runs per job in the last 24 h", labels=["job"])
-        lag = GaugeMetricFamily("shopkeeper_sync_lag_seconds",
-                                "Seconds since each shop's resource was last synced",
-                                labels=["shop", "resource"])
-        model_age = GaugeMetricFamily("shopkeeper_model_age_seconds",
-                                      "Age of each shop's active model", labels=["shop"])
-        with self.app.app_context():
-            W = WebhookDelivery
-            for status, n in db.session.execute(
-                    sa.select(W.status, sa.func.count()).group_by(W.status)):
-                depth.add_metric([status], n)
-            oldest = db.session.scalar(sa.select(sa.func.min(W.received_at))
-                                       .where(W.status.in_(("pending", "failed"))))
-            age.add_metric([], _age(oldest, now) if oldest else 0.0)
-            for job, last in db.session.execute(
-                    sa.select(JobRun.job, sa.func.max(JobRun.finished_at))
-                    .where(JobRun.status == "ok").group_by(JobRun.job)):
-                job_age.add_metric([job], _age(_aware(last), now))
-            since = now - timedelta(hours=24)
-            for job, n in db.session.execute(
-                    sa.select(JobRun.job, sa.func.count()).where(
-                        JobRun.status == "failed", JobRun.started_at >= since)
-                    .group_by(JobRun.job)):
-                job_fail.add_metric([job], n)
-            for s in db.session.scalars(sa.select(SyncState)):
-                lag.add_metric([s.shop_id, s.resource], _age(s.watermark, now))
-            for shop, created in _model_times():
-                model_age.add_metric([shop], _age(_aware(created), now))
-            db.session.remove()
-        yield from (depth, age, job_age, job_fail, lag, model_age)
+        W = WebhookDelivery
+        for status, n in db.session.execute(
+                sa.select(W.status, sa.func.count()).group_by(W.status)):
+            depth.add_metric([status], n)
+        oldest = db.session.scalar(sa.select(sa.func.min(W.received_at))
+                                   .where(W.status.in_(("pending", "failed"))))
+        age.add_metric([], _age(oldest, now) if oldest else 0.0)
+        for job, last in db.session.execute(
+                sa.select(JobRun.job, sa.func.max(JobRun.finished_at))
+                .where(JobRun.status == "ok").group_by(JobRun.job)):
+            job_age.add_metric([job], _age(_aware(last), now))
+        for job, n in db.session.execute(
+                sa.select(JobRun.job, sa.func.count())
+                .where(JobRun.status == "failed", JobRun.started_at >= now - timedelta(hours=24))
+                .group_by(JobRun.job)):
+            job_fail.add_metric([job], n)
+        for s in db.session.scalars(sa.select(SyncState)):
+            lag.add_metric([s.shop_id, s.resource], _age(s.watermark, now))
+        for shop, finished in _model_times():
+            model_age.add_metric([shop], _age(_aware(finished), now))
 
 
 def _aware(ts: datetime | None) -> datetime | None:
@@ -128,5 +144,12 @@ def init_app(app: Flask) -> None:
 def metrics():
     registry = CollectorRegistry()
     registry.register(current_app.extensions["shopkeeper_metrics_collector"])
-    body = generate_latest(REGISTRY) + generate_latest(registry)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # gunicorn: aggregate all workers
+        from prometheus_client import multiprocess
+
+        process_registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(process_registry)
+    else:
+        process_registry = REGISTRY
+    body = generate_latest(process_registry) + generate_latest(registry)
     return Response(body, mimetype="text/plain; version=0.0.4")

@@ -33,9 +33,6 @@ def test_readyz_fails_until_migrations_are_applied(app, client):
 
 
 def test_readyz_fails_when_the_database_is_down(app, client):
-    app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://nobody@127.0.0.1:1/none"
-    from flask_sqlalchemy import SQLAlchemy  # noqa: F401 - engines are cached per app
-
     engines = app.extensions["sqlalchemy"]._app_engines[app]
     good = engines[None]
     engines[None] = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none",
@@ -72,3 +69,16 @@ def test_json_log_lines_carry_ids_and_no_secrets():
     assert line["event"] == "webhook.stored" and line["shop_id"] == "shp_1"
     assert line["request_id"] == "r1" and line["webhook_secret"] == "[redacted]"
     assert "whsec_x" not in json.dumps(line)
+
+
+def test_metrics_still_answer_when_the_database_is_down(app, client):
+    engines = app.extensions["sqlalchemy"]._app_engines[app]
+    good = engines[None]
+    engines[None] = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none",
+                                     connect_args={"connect_timeout": 1})
+    try:
+        r = client.get("/metrics")
+        assert r.status_code == 200
+        assert "shopkeeper_database_up 0.0" in r.get_data(as_text=True)
+    finally:
+        engines[None] = good

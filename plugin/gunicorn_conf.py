@@ -1,0 +1,36 @@
+"""Production gunicorn settings (``shopkeeper serve`` uses them; override with env vars).
+
+    gunicorn -c python:plugin.gunicorn_conf 'plugin:create_app()'
+"""
+
+import multiprocessing
+import os
+import tempfile
+
+bind = os.environ.get("SHOPKEEPER_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("SHOPKEEPER_WEB_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+threads = int(os.environ.get("SHOPKEEPER_WEB_THREADS", 2))  # gthread: I/O waits overlap
+worker_class = "gthread" if threads > 1 else "sync"
+timeout = 30  # webhook senders give up after 5-20 s; never hold a request longer
+graceful_timeout = 30
+keepalive = 5
+max_requests = 5000  # recycle workers to bound memory growth
+max_requests_jitter = 500
+accesslog = "-"
+access_log_format = (
+    '{"remote":"%(h)s","request":"%(r)s","status":%(s)s,"ms":%(M)s,'
+    '"request_id":"%({x-request-id}o)s"}'
+)
+forwarded_allow_ips = os.environ.get("SHOPKEEPER_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Prometheus in multi-process mode: every worker writes its samples to this directory and
+# /metrics aggregates them, so a scrape sees all workers, not a random one.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                      tempfile.mkdtemp(prefix="shopkeeper-prom-"))
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
