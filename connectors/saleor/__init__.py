@@ -78,6 +78,19 @@ class SaleorConnector(Connector):
             cache=self.jwks_cache,
         )
 
+    def verify_dashboard_token(
+        self, token: str | None, required_permissions: tuple[str, ...] = ("MANAGE_PRODUCTS",)
+    ) -> dict[str, Any]:
+        """Claims of the Dashboard user calling our settings page (raises ``SignatureInvalid``)."""
+        return jwks.verify_dashboard_token(
+            token,
+            api_url=self.credentials.api_url or "",
+            app_id=self.credentials.extra.get("app_id", ""),
+            session=self.session,
+            required_permissions=required_permissions,
+            cache=self.jwks_cache,
+        )
+
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
         """Subscription payload -> normalized event (no HTTP)."""
         return webhooks.parse_delivery(

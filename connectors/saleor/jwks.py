@@ -20,7 +20,7 @@ import requests
 
 from connectors.errors import SignatureInvalid, TransientError
 
-__all__ = ["JWKSCache", "jwks_url", "verify_detached_jws"]
+__all__ = ["JWKSCache", "jwks_url", "verify_dashboard_token", "verify_detached_jws"]
 
 REFRESH_COOLDOWN = 10.0  # seconds between forced refetches, so forged kids can't hammer Saleor
 MAX_AGE = 3600.0  # a cached JWKS older than this is refetched before use
@@ -111,6 +111,26 @@ def _check(signature: str, key: Any, raw_body: bytes) -> bool:
     return True
 
 
+def _with_keys(
+    kid: str, *, api_url: str, session: requests.Session, cache: JWKSCache,
+    check: Callable[[Any], Any],
+) -> Any:
+    """Try the instance key ``kid``; refetch the JWKS once (rate-limited) on a miss."""
+    url = jwks_url(api_url)
+    entry = cache.get(session, url)
+    for _ in range(2):
+        key = entry.keys.get(kid)
+        if key is not None:
+            result = check(key)
+            if result is not None:
+                return result
+        newer = cache.refresh(session, url, entry)
+        if newer is None:
+            break
+        entry = newer
+    raise SignatureInvalid("signature does not match the Saleor instance's keys")
+
+
 def verify_detached_jws(
     signature: str | None,
     raw_body: bytes,
@@ -122,16 +142,51 @@ def verify_detached_jws(
     """Raise ``SignatureInvalid`` unless ``signature`` signs ``raw_body`` with a JWKS key."""
     if not signature:
         raise SignatureInvalid("missing Saleor-Signature")
-    header = _header(signature.strip())
-    url = jwks_url(api_url)
-    kid = str(header.get("kid", ""))
-    entry = cache.get(session, url)
-    for _ in range(2):
-        key = entry.keys.get(kid)
-        if key is not None and _check(signature.strip(), key, raw_body):
-            return
-        newer = cache.refresh(session, url, entry)
-        if newer is None:
-            break
-        entry = newer
-    raise SignatureInvalid("Saleor-Signature does not match the instance's keys")
+    signature = signature.strip()
+    header = _header(signature)
+    _with_keys(
+        str(header.get("kid", "")), api_url=api_url, session=session, cache=cache,
+        check=lambda key: True if _check(signature, key, raw_body) else None,
+    )
+
+
+def verify_dashboard_token(
+    token: str | None,
+    *,
+    api_url: str,
+    app_id: str,
+    session: requests.Session,
+    required_permissions: tuple[str, ...] = (),
+    cache: JWKSCache = DEFAULT_CACHE,
+) -> dict[str, Any]:
+    """Check the App Bridge user token of the Dashboard iframe; return its claims.
+
+    As Saleor's app-sdk does: RS256 against the instance JWKS, not expired, issued for our
+    app (``app`` claim), and the user holds ``required_permissions``.
+    """
+    if not token or token.count(".") != 2:
+        raise SignatureInvalid("missing or malformed dashboard token")
+    try:
+        header = jwt.get_unverified_header(token)
+    except (jwt.PyJWTError, ValueError):
+        raise SignatureInvalid("dashboard token header is malformed") from None
+    if header.get("alg") != "RS256":
+        raise SignatureInvalid("dashboard token must use RS256")
+
+    def decode(key: Any) -> dict[str, Any] | None:
+        try:
+            return jwt.decode(token, key.key, algorithms=["RS256"],
+                              options={"require": ["exp"], "verify_aud": False})
+        except jwt.InvalidSignatureError:
+            return None
+        except jwt.PyJWTError as exc:
+            raise SignatureInvalid(f"dashboard token rejected: {type(exc).__name__}") from None
+
+    claims = _with_keys(str(header.get("kid", "")), api_url=api_url, session=session,
+                        cache=cache, check=decode)
+    if not app_id or claims.get("app") != app_id:
+        raise SignatureInvalid("dashboard token was issued for another app")
+    missing = set(required_permissions) - set(claims.get("user_permissions") or ())
+    if missing:
+        raise SignatureInvalid(f"user lacks permissions: {sorted(missing)}")
+    return claims

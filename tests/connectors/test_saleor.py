@@ -341,3 +341,51 @@ def test_shop_without_api_url_rejects_webhooks() -> None:
     conn = SaleorConnector(Credentials("demo.saleor.io", access_token="t"))
     with responses.RequestsMock(), pytest.raises(SignatureInvalid):
         conn.verify_webhook(saleor_headers("product_deleted", body), body)
+
+
+def _dashboard_token(key=KEY, **claims) -> str:
+    import time as _time
+
+    base = {"iat": int(_time.time()), "exp": int(_time.time()) + 300, "app": "QXBwOjE0",
+            "user_permissions": ["MANAGE_PRODUCTS", "MANAGE_ORDERS"], "type": "thirdparty",
+            "email": "staff@example.com"}
+    base.update(claims)
+    return jwt.encode({k: v for k, v in base.items() if v is not None}, key, "RS256",
+                      headers={"kid": "1"})
+
+
+def _dashboard_connector() -> SaleorConnector:
+    conn = SaleorConnector(Credentials("demo.saleor.io", access_token="t", api_url=API_URL,
+                                       extra={"app_id": "QXBwOjE0"}))
+    conn.jwks_cache = JWKSCache()
+    return conn
+
+
+def test_dashboard_token_valid() -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.get(JWKS_URL, json={"keys": [jwk(KEY)]})
+        claims = _dashboard_connector().verify_dashboard_token(_dashboard_token())
+    assert claims["app"] == "QXBwOjE0"
+
+
+@pytest.mark.parametrize(
+    ("key", "claims"),
+    [
+        (OTHER_KEY, {}),
+        (KEY, {"app": "QXBwOjk5"}),
+        (KEY, {"exp": 1_000_000}),
+        (KEY, {"exp": None}),
+        (KEY, {"user_permissions": ["MANAGE_ORDERS"]}),
+    ],
+)
+def test_dashboard_token_rejections(key, claims: dict) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.get(JWKS_URL, json={"keys": [jwk(KEY)]})
+        with pytest.raises(SignatureInvalid):
+            _dashboard_connector().verify_dashboard_token(_dashboard_token(key, **claims))
+
+
+@pytest.mark.parametrize("token", [None, "", "abc", "a.b", "e30.e30.c2ln"])
+def test_dashboard_token_malformed(token) -> None:
+    with responses.RequestsMock(), pytest.raises(SignatureInvalid):
+        _dashboard_connector().verify_dashboard_token(token)
