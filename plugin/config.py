@@ -48,6 +48,11 @@ class Config:
     SHOPIFY_API_KEY = ""
     # Shopify app client secret: verifies OAuth callbacks, webhooks and session tokens.
     SHOPIFY_API_SECRET = ""
+    # Optional Redis in front of precomputed recommendations, e.g. redis://localhost:6379/0.
+    # Empty: no Redis. When Redis fails, serving falls back to the database.
+    REDIS_URL = ""
+    # Seconds to skip Redis after it failed (circuit breaker).
+    REDIS_RETRY_SECONDS = 30
     # Expose /bench/bare, a do-nothing endpoint used by bench/*.py as the baseline.
     BENCH_BARE_ENDPOINT = False
     # Log level for the "shopkeeper" loggers.

@@ -1,0 +1,89 @@
+"""Optional Redis in front of the precomputed recommendations.
+
+Without ``REDIS_URL`` every call is a miss and nothing else changes. When Redis is down or
+slow, a call fails fast (short socket timeouts), the failure opens a breaker for
+``REDIS_RETRY_SECONDS`` so later requests skip Redis entirely, and serving falls back to the
+database: Redis can make serving faster, never make it fail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from flask import current_app
+
+log = logging.getLogger("shopkeeper.cache")
+
+_clients: dict[str, Any] = {}
+_open_until: dict[str, float] = {}
+_lock = threading.Lock()
+
+
+def _client():
+    url = current_app.config.get("REDIS_URL") or ""
+    if not url:
+        return None, url
+    if time.monotonic() < _open_until.get(url, 0.0):
+        return None, url  # breaker open: Redis failed recently
+    with _lock:
+        client = _clients.get(url)
+        if client is None:
+            import redis
+
+            client = redis.Redis.from_url(url, socket_timeout=0.05,
+                                          socket_connect_timeout=0.05)
+            _clients[url] = client
+    return client, url
+
+
+def _trip(url: str, err: Exception) -> None:
+    retry = float(current_app.config.get("REDIS_RETRY_SECONDS", 30))
+    first = time.monotonic() >= _open_until.get(url, 0.0)
+    _open_until[url] = time.monotonic() + retry
+    if first:
+        log.warning("cache.redis_unavailable", extra={"error_type": type(err).__name__})
+
+
+def get_json(key: str) -> Any | None:
+    """The cached value, or None on a miss, without Redis, or when Redis is failing."""
+    client, url = _client()
+    if client is None:
+        return None
+    try:
+        raw = client.get(key)
+    except Exception as err:  # redis.RedisError, OSError: degrade, never raise
+        _trip(url, err)
+        return None
+    return None if raw is None else json.loads(raw)
+
+
+def set_json(key: str, value: Any, ttl_seconds: int) -> None:
+    """Store ``value`` for ``ttl_seconds``; silently skipped when Redis is unavailable."""
+    client, url = _client()
+    if client is None:
+        return
+    try:
+        client.setex(key, ttl_seconds, json.dumps(value, default=str))
+    except Exception as err:
+        _trip(url, err)
+
+
+def delete(*keys: str) -> None:
+    """Invalidate keys (after retraining or a privacy erasure)."""
+    client, url = _client()
+    if client is None or not keys:
+        return
+    try:
+        client.delete(*keys)
+    except Exception as err:
+        _trip(url, err)
+
+
+def reset() -> None:
+    """Forget clients and breaker state (tests)."""
+    _clients.clear()
+    _open_until.clear()
