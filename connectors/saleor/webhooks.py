@@ -13,7 +13,7 @@ from typing import Any
 from connectors.base import header
 from connectors.errors import InvalidPayload, UnknownTopic
 from connectors.parsing import load_json_object
-from connectors.records import Deletion, WebhookEvent
+from connectors.records import Cart, Customer, Deletion, Order, Product, WebhookEvent
 from connectors.saleor import mapping
 
 __all__ = ["EVENT_HEADER", "SIGNATURE_HEADER", "TOPICS", "TOPIC_MAP", "parse_delivery"]
@@ -52,7 +52,9 @@ def _root(data: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _record(event: str, topic: str, data: dict[str, Any], channel: str | None):
+def _record(
+    event: str, topic: str, data: dict[str, Any], channel: str | None
+) -> Product | Customer | Order | Cart | Deletion | None:
     if topic == "app/uninstalled":
         return None
     if event == "product_deleted":

@@ -10,9 +10,11 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
+import requests
 
 from connectors.errors import AuthFailed, InvalidPayload, SignatureInvalid
 
@@ -82,7 +84,9 @@ def verify_oauth_callback(
     return shop
 
 
-def exchange_code(session, shop: str, *, api_key: str, api_secret: str, code: str) -> dict:
+def exchange_code(
+    session: requests.Session, shop: str, *, api_key: str, api_secret: str, code: str
+) -> dict[str, str]:
     """POST the authorization code for a permanent (offline) access token."""
     response = session.post(
         f"https://{validate_shop_domain(shop)}/admin/oauth/access_token",
@@ -98,7 +102,7 @@ def exchange_code(session, shop: str, *, api_key: str, api_secret: str, code: st
     return {"access_token": token, "scope": body.get("scope", "")}
 
 
-def verify_session_token(token: str, api_key: str, api_secret: str) -> dict:
+def verify_session_token(token: str, api_key: str, api_secret: str) -> dict[str, Any]:
     """Validate an App Bridge session token (HS256, aud = api key, 10 s leeway); return claims."""
     try:
         claims = jwt.decode(

@@ -6,12 +6,21 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from connectors.base import header
 from connectors.errors import InvalidPayload, SignatureInvalid, UnknownTopic
 from connectors.parsing import load_json_object, parse_datetime
-from connectors.records import WebhookEvent
+from connectors.records import (
+    Cart,
+    Customer,
+    Deletion,
+    Order,
+    Product,
+    Redaction,
+    WebhookEvent,
+)
 from connectors.shopify import mapping
 
 __all__ = ["TOPICS", "TOPIC_MAP", "parse_delivery", "sign_body", "verify_hmac"]
@@ -85,7 +94,14 @@ def parse_delivery(
     )
 
 
-def _record(topic: str, normalized: str, data: dict[str, Any], *, currency, occurred):
+def _record(
+    topic: str,
+    normalized: str,
+    data: dict[str, Any],
+    *,
+    currency: str | None,
+    occurred: datetime | None,
+) -> Product | Customer | Order | Cart | Deletion | Redaction | None:
     if normalized == "app/uninstalled":
         return None
     if topic in COMPLIANCE_TOPICS:
