@@ -99,3 +99,10 @@ def test_plain_http_needs_an_explicit_allow_list_entry(install_client, app) -> N
     with responses.RequestsMock():
         response = register(install_client, api_url="http://10.0.0.5/graphql/")
     assert response.status_code == 400
+
+
+def test_install_endpoints_are_in_openapi(install_client) -> None:
+    paths = install_client.get("/openapi.json").get_json()["paths"]
+    assert {"get"} <= set(paths["/install/shopify"]) and "get" in paths["/api/manifest"]
+    assert "get" in paths["/install/shopify/callback"]
+    assert "post" in paths["/api/register"] and "post" in paths["/webhooks/shopify"]
