@@ -194,12 +194,19 @@ class ShopifyConnector(Connector):
         free = spec.kind == "free_shipping"
         mutation = discounts.FREE_SHIPPING_MUTATION if free else discounts.BASIC_MUTATION
         root = "discountCodeFreeShippingCreate" if free else "discountCodeBasicCreate"
-        data = self._client().execute(mutation, {"input": discounts.discount_input(spec)})
+        client = self._client()
+        data = client.execute(mutation, {"input": discounts.discount_input(spec)})
         result = data.get(root) or {}
-        if result.get("userErrors"):
-            messages = [e.get("message", "") for e in result["userErrors"]]
+        errors = result.get("userErrors") or []
+        if errors and {e.get("code") for e in errors} == {"TAKEN"}:
+            # Our retried POST may have created it already: the code is ours, reuse it.
+            found = client.execute(discounts.BY_CODE_QUERY, {"code": spec.code})
+            node = found.get("codeDiscountNodeByCode") or {}
+        elif errors:
+            messages = [e.get("message", "") for e in errors]
             raise ConnectorError(f"Shopify refused the discount: {messages}")
-        node = result.get("codeDiscountNode") or {}
+        else:
+            node = result.get("codeDiscountNode") or {}
         if not node.get("id"):
             raise ConnectorError("Shopify returned no discount id")
         return DiscountRef(platform_id=node["id"], code=spec.code, expires_at=spec.expires_at)

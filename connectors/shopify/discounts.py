@@ -9,7 +9,7 @@ from connectors.errors import InvalidPayload
 from connectors.records import DiscountSpec
 from connectors.shopify.mapping import gid
 
-__all__ = ["BASIC_MUTATION", "FREE_SHIPPING_MUTATION", "discount_input"]
+__all__ = ["BASIC_MUTATION", "BY_CODE_QUERY", "FREE_SHIPPING_MUTATION", "discount_input"]
 
 BASIC_MUTATION = """
 mutation Create($input: DiscountCodeBasicInput!) {
@@ -26,6 +26,10 @@ mutation Create($input: DiscountCodeFreeShippingInput!) {
     userErrors { field code message }
   }
 }"""
+
+
+BY_CODE_QUERY = """
+query ByCode($code: String!) { codeDiscountNodeByCode(code: $code) { id } }"""
 
 
 def discount_input(spec: DiscountSpec, *, now: datetime | None = None) -> dict[str, Any]:
