@@ -18,11 +18,13 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+import requests
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from connectors.base import Credentials
 from plugin import shops
+from plugin.api.identity import TOKEN_HEADER, mint_customer_token
 from plugin.extensions import db
 from plugin.ingestion import mapping
 from plugin.models import Customer, Interaction, Order, OrderLine, Product, Shop, WebhookDelivery
@@ -101,9 +103,11 @@ def test_backfill_then_webhooks_fill_shopkeeper(
     email = f"sk-{uuid.uuid4().hex[:8]}@example.com"
     customer_id = api.register_customer(vendure_admin, email)
     placed = api.place_order(vendure_peer.base_url, email, [(made["variant_id"], 3)])
+    again = api.place_order(vendure_peer.base_url, email, [(made["variant_id"], 1)])
     receiver.wait_for(
         lambda ds: (
             _relayed("order.placed", placed["id"])(ds)
+            and _relayed("order.placed", again["id"])(ds)
             and _relayed("customer.created", customer_id)(ds)
             and any(json.loads(d.body)["id"] == made["product_id"] and d.status == 200 for d in ds)
         )
@@ -139,6 +143,22 @@ def test_backfill_then_webhooks_fill_shopkeeper(
         (customer_id, made["product_id"])
     ]
     assert _row(Customer, vendure_shop, customer_id).email_hash
+
+    # The customer's recommendations now reflect the two real orders ("the usual?").
+    shop = db.session.get(Shop, vendure_shop.id)
+    shop.settings = {**(shop.settings or {}), "holdout_share": 0}
+    db.session.commit()
+    token = mint_customer_token(shop.id, vendure_peer.webhook_secret, customer_id)
+    answer = requests.get(
+        f"{shopkeeper_url}/api/v1/recommendations",
+        params={"key": shop.widget_key, "placement": "reorder"},
+        headers={TOKEN_HEADER: token},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    first = answer.json()["items"][0]
+    assert (first["product_id"], first["title"]) == (made["product_id"], "Shopkeeper Teapot")
+    assert "2 times" in first["reason"]
 
 
 def test_wrong_secret_is_refused_and_nothing_stored(
