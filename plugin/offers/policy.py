@@ -81,10 +81,10 @@ def violations(c: Candidate, s: Situation, rails: Guardrails) -> list[str]:
 
 def choose(s: Situation, rails: Guardrails, model: ConversionModel) -> Decision:
     """Pick the best allowed candidate; ties go to the cheaper offer, then the kind name."""
-    if s.capped:
-        return Decision(None, "frequency_cap")
     if s.stacking:
         return Decision(None, "no_stacking")
+    if s.capped:
+        return Decision(None, "frequency_cap")
     if s.subtotal < rails.min_cart_value:
         return Decision(None, "below_min_cart_value")
     kinds = rails.stages.get(s.stage, ())

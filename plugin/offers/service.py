@@ -235,7 +235,7 @@ def _answer(row: Offer | None, why: str, progress: dict[str, Any] | None) -> dic
 def _free_shipping_progress(rails: Guardrails, cart: CartIn) -> dict[str, Any] | None:
     if rails.free_shipping_threshold is None:
         return None
-    left = max(rails.free_shipping_threshold - cart.subtotal, Decimal(0))
+    left = max(rails.free_shipping_threshold - cart.subtotal, Decimal(0)).quantize(CENT)
     return {"threshold": rails.free_shipping_threshold, "remaining": left,
             "reached": left == 0}
 

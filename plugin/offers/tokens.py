@@ -21,6 +21,7 @@ import jwt
 ISSUER = "shopkeeper"
 AUDIENCE = "shopkeeper-offer"
 ALGORITHM = "HS256"
+CLOCK_SKEW_SECONDS = 30
 
 
 class OfferTokenInvalid(Exception):
@@ -71,11 +72,14 @@ def verify_offer(token: str, keys: Mapping[str, bytes], *, shop_id: str, shopper
     current = now or datetime.now(UTC)
     try:
         data = jwt.decode(token, key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
-                          options={"require": ["exp", "iat", "jti", "sub"], "verify_exp": False})
+                          options={"require": ["exp", "iat", "jti", "sub"], "verify_exp": False,
+                                   "verify_iat": False})
     except jwt.PyJWTError as err:
         raise OfferTokenInvalid(type(err).__name__) from None
     if int(data["exp"]) <= current.timestamp():
         raise OfferTokenInvalid("expired")
+    if int(data["iat"]) > current.timestamp() + CLOCK_SKEW_SECONDS:
+        raise OfferTokenInvalid("issued in the future")
     if data.get("shop") != shop_id:
         raise OfferTokenInvalid("offer of another shop")
     if data.get("sub") != shopper_id:

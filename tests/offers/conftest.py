@@ -1,0 +1,65 @@
+"""Fixtures for offers: an offers-enabled shop, a shopper id and an idle cart."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from plugin.extensions import db
+from plugin.models import Interaction
+from plugin.models.types import utcnow
+
+SHOPPER = "anon_" + "A" * 22
+OTHER_SHOPPER = "anon_" + "B" * 22
+
+OFFER_SETTINGS: dict[str, Any] = {"max_discount_pct": 15, "margin_floor_pct": 20,
+                                  "default_margin_pct": 40, "daily_budget": 100,
+                                  "monthly_budget": 1000, "min_cart_value": 20}
+
+
+def cart_body(price: str = "50.00", quantity: int = 2, product: str = "p1",
+              **extra: Any) -> dict[str, Any]:
+    return {"currency": "GBP", "lines": [{"product_id": product, "quantity": quantity,
+                                          "price": price}], **extra}
+
+
+def make_idle(shop_id: str, shopper: str = SHOPPER, minutes: int = 120) -> None:
+    """A cart event long enough ago that the shopper's cart is idle."""
+    db.session.add(Interaction(shop_id=shop_id, shopper_id=shopper, product_external_id="p1",
+                               kind="add_to_cart", occurred_at=utcnow() - timedelta(
+                                   minutes=minutes), context={}))
+    db.session.commit()
+
+
+def configure(shop, **offers: Any) -> None:
+    shop.settings = {**(shop.settings or {}), "offers_enabled": True, "holdout_share": 0.0,
+                     "offers": {**OFFER_SETTINGS, **offers}}
+    db.session.commit()
+
+
+@pytest.fixture
+def offer_shop(shop):
+    configure(shop)
+    return shop
+
+
+def headers(shopper: str = SHOPPER) -> dict[str, str]:
+    return {"X-Shopkeeper-Shopper": shopper}
+
+
+def quote(client, shop, cart: dict[str, Any] | None = None, shopper: str = SHOPPER):
+    return client.post(f"/api/v1/offers/quote?key={shop.widget_key}",
+                       json={"cart": cart or cart_body()}, headers=headers(shopper))
+
+
+def accept(client, shop, token: str, cart: dict[str, Any] | None = None,
+           shopper: str = SHOPPER):
+    return client.post(f"/api/v1/offers/accept?key={shop.widget_key}",
+                       json={"token": token, "cart": cart or cart_body()},
+                       headers=headers(shopper))
+
+
+D = Decimal

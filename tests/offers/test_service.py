@@ -1,0 +1,225 @@
+"""Quote -> accept through the API and the service: tamper cases, expiry, caps and budgets."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from connectors.generic import verify_discount
+from plugin.api.service import in_holdout
+from plugin.extensions import db
+from plugin.models import Offer, OfferLedgerEntry
+from plugin.models.types import utcnow
+from plugin.offers import keys, service
+from tests.offers.conftest import (
+    OTHER_SHOPPER,
+    SHOPPER,
+    accept,
+    cart_body,
+    configure,
+    headers,
+    make_idle,
+    quote,
+)
+
+
+def _offer(client, shop, cart=None, shopper=SHOPPER) -> dict:
+    make_idle(shop.id, shopper)
+    body = quote(client, shop, cart, shopper).get_json()
+    assert body["offer"] is not None, body
+    return body["offer"]
+
+
+def _cart_in(cart=None) -> service.CartIn:
+    c = cart or cart_body()
+    return service.CartIn(currency=c["currency"], lines=c["lines"])
+
+
+def test_accept_creates_signed_single_use_discount(client, offer_shop, shop_secret):
+    offer = _offer(client, offer_shop)
+    assert offer["amount"] == "15.00" and offer["reason"]
+    res = accept(client, offer_shop, offer["token"])
+    assert res.status_code == 200
+    body = res.get_json()
+    spec = verify_discount(shop_secret, body["discount_token"])
+    assert spec.code == body["code"] and spec.code.startswith("SK-")
+    assert spec.value == Decimal("15") and spec.usage_limit == 1 and spec.kind == "fixed"
+    assert spec.min_subtotal == Decimal("100")
+    ledger = db.session.scalar(sa.select(sa.func.sum(OfferLedgerEntry.amount)))
+    assert Decimal(ledger) == Decimal("15")
+
+
+def test_replay_is_refused(client, offer_shop):
+    offer = _offer(client, offer_shop)
+    assert accept(client, offer_shop, offer["token"]).status_code == 200
+    again = accept(client, offer_shop, offer["token"])
+    assert again.status_code == 409
+    assert db.session.scalar(sa.select(sa.func.count(OfferLedgerEntry.id))) == 1
+
+
+def test_altered_amount_is_refused(client, offer_shop):
+    head, body, sig = _offer(client, offer_shop)["token"].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["amount"] = "50.00"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert accept(client, offer_shop, f"{head}.{forged}.{sig}").status_code == 403
+
+
+def test_other_shopper_cannot_use_the_offer(client, offer_shop):
+    offer = _offer(client, offer_shop)
+    assert accept(client, offer_shop, offer["token"], shopper=OTHER_SHOPPER).status_code == 403
+
+
+def test_other_cart_cannot_use_the_offer(client, offer_shop):
+    offer = _offer(client, offer_shop)
+    res = accept(client, offer_shop, offer["token"], cart=cart_body(quantity=3))
+    assert res.status_code == 403
+
+
+def test_expired_offer_is_refused(client, offer_shop):
+    offer = _offer(client, offer_shop)
+    later = utcnow() + timedelta(minutes=31)
+    try:
+        service.accept(offer_shop, SHOPPER, offer["token"], _cart_in(), now=later)
+    except service.Forbidden as err:
+        assert "not valid" in err.message or "expired" in err.message
+    else:
+        raise AssertionError("expired offer accepted")
+
+
+def test_rotated_key_verifies_until_grace_ends_and_revoked_key_never(client, offer_shop):
+    offer = _offer(client, offer_shop)
+    old_kid = keys.signing_key(offer_shop.id)[0]
+    new_kid = keys.rotate(offer_shop.id)
+    db.session.commit()
+    assert new_kid != old_kid and old_kid in keys.verification_keys(offer_shop.id)
+    assert old_kid not in keys.verification_keys(offer_shop.id,
+                                                 now=utcnow() + timedelta(days=2))
+    keys.revoke(offer_shop.id, old_kid)
+    db.session.commit()
+    assert accept(client, offer_shop, offer["token"]).status_code == 403
+
+
+def test_offer_signed_before_rotation_is_still_accepted(client, offer_shop):
+    offer = _offer(client, offer_shop)
+    keys.rotate(offer_shop.id)
+    db.session.commit()
+    assert accept(client, offer_shop, offer["token"]).status_code == 200
+
+
+def test_same_cart_gets_the_same_offer_and_a_new_cart_supersedes_it(client, offer_shop):
+    first = _offer(client, offer_shop)
+    assert quote(client, offer_shop).get_json()["offer"]["id"] == first["id"]
+    second = quote(client, offer_shop, cart_body(quantity=3)).get_json()["offer"]
+    assert second["id"] != first["id"]
+    assert accept(client, offer_shop, first["token"]).status_code == 409
+    assert accept(client, offer_shop, second["token"],
+                  cart=cart_body(quantity=3)).status_code == 200
+
+
+def test_dismissed_offer_cannot_be_accepted(client, offer_shop):
+    offer = _offer(client, offer_shop)
+    res = client.post(f"/api/v1/offers/dismiss?key={offer_shop.widget_key}",
+                      json={"token": offer["token"], "cart": cart_body()}, headers=headers())
+    assert res.status_code == 200
+    assert accept(client, offer_shop, offer["token"]).status_code == 409
+
+
+def test_no_stacking_then_frequency_cap(client, offer_shop):
+    offer = _offer(client, offer_shop)
+    assert accept(client, offer_shop, offer["token"]).status_code == 200
+    other = cart_body(quantity=4)
+    assert quote(client, offer_shop, other).get_json()["reason_code"] == "no_stacking"
+    in_two_hours = utcnow() + timedelta(hours=2)
+    answer = service.quote(offer_shop, SHOPPER, _cart_in(other), now=in_two_hours)
+    assert answer["offer"] is None and answer["reason_code"] == "frequency_cap"
+    in_eight_days = utcnow() + timedelta(days=8)
+    answer = service.quote(offer_shop, SHOPPER, _cart_in(cart_body(quantity=5)),
+                           now=in_eight_days)
+    assert answer["reason_code"] != "frequency_cap"
+
+
+def test_cart_discount_code_blocks_stacking(client, offer_shop):
+    make_idle(offer_shop.id)
+    body = quote(client, offer_shop, cart_body(discount_codes=["WELCOME10"])).get_json()
+    assert body["offer"] is None and body["reason_code"] == "no_stacking"
+
+
+def test_daily_budget_caps_offers_and_is_rechecked_on_accept(client, offer_shop):
+    configure(offer_shop, daily_budget=20)
+    first = _offer(client, offer_shop)
+    second = _offer(client, offer_shop, shopper=OTHER_SHOPPER)
+    assert Decimal(first["amount"]) <= 20 and Decimal(second["amount"]) <= 20
+    assert accept(client, offer_shop, first["token"]).status_code == 200
+    res = accept(client, offer_shop, second["token"], shopper=OTHER_SHOPPER)
+    assert res.status_code == 409 and "budget" in res.get_json()["message"]
+    third = quote(client, offer_shop, cart_body(quantity=3), shopper=OTHER_SHOPPER).get_json()
+    assert third["offer"] is None or Decimal(third["offer"]["amount"]) <= 5
+
+
+def test_below_minimum_cart_value_gets_nothing(client, offer_shop):
+    make_idle(offer_shop.id)
+    body = quote(client, offer_shop, cart_body(price="9.99", quantity=2)).get_json()
+    assert body["offer"] is None and body["reason_code"] == "below_min_cart_value"
+
+
+def test_holdout_is_deterministic_and_gets_no_offer(client, offer_shop):
+    shoppers = [f"anon_{i:022d}" for i in range(2000)]
+    offer_shop.settings = {**offer_shop.settings, "holdout_share": 0.1}
+    first = [in_holdout(offer_shop, s) for s in shoppers]
+    assert first == [in_holdout(offer_shop, s) for s in shoppers]
+    assert 0.08 < sum(first) / len(first) < 0.12
+    held = shoppers[first.index(True)]
+    db.session.commit()
+    make_idle(offer_shop.id, held)
+    body = quote(client, offer_shop, shopper=held).get_json()
+    assert body["holdout"] is True and body["offer"] is None
+    row = db.session.scalar(sa.select(Offer).where(Offer.shopper_id == held))
+    assert row.status == "holdout" and row.holdout
+
+
+def test_disabled_shop_offers_nothing_but_shows_free_shipping_progress(client, offer_shop):
+    configure(offer_shop, free_shipping_threshold=150)
+    offer_shop.settings = {**offer_shop.settings, "offers_enabled": False}
+    db.session.commit()
+    body = quote(client, offer_shop).get_json()
+    assert body["offer"] is None and body["reason_code"] == "disabled"
+    assert body["free_shipping"] == {"threshold": "150", "remaining": "50.00",
+                                     "reached": False}
+
+
+def test_connector_failure_keeps_offer_open(client, offer_shop, monkeypatch):
+    from connectors.errors import ConnectorError
+    from connectors.generic import GenericConnector
+
+    offer = _offer(client, offer_shop)
+
+    def boom(self, spec):
+        raise ConnectorError("down")
+
+    monkeypatch.setattr(GenericConnector, "create_discount", boom)
+    assert accept(client, offer_shop, offer["token"]).status_code == 502
+    monkeypatch.undo()
+    assert accept(client, offer_shop, offer["token"]).status_code == 200
+
+
+def test_requests_need_a_shopper_and_an_allowed_origin(client, offer_shop):
+    url = f"/api/v1/offers/quote?key={offer_shop.widget_key}"
+    assert client.post(url, json={"cart": cart_body()}).status_code == 422
+    res = client.post(url, json={"cart": cart_body()},
+                      headers={**headers(), "Origin": "https://evil.example"})
+    assert res.status_code == 403
+    assert client.post(url, json={"cart": {"currency": "GBP", "lines": []}},
+                       headers=headers()).status_code == 422
+
+
+def test_consent_required_without_consent_gets_no_offer(client, offer_shop):
+    offer_shop.settings = {**offer_shop.settings, "consent_required": True}
+    db.session.commit()
+    make_idle(offer_shop.id)
+    body = quote(client, offer_shop).get_json()
+    assert body["offer"] is None and body["reason_code"] == "no_consent"
