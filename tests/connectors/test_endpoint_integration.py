@@ -83,3 +83,41 @@ def test_generic_signed_delivery_is_accepted(client, shop, shop_secret) -> None:
                **sign_payload(shop_secret, body)}
     response = client.post(f"/webhooks/generic/{shop.id}", data=body, headers=headers)
     assert response.status_code == 200
+
+
+def test_shopify_order_and_product_reach_the_database(client, shopify_shop) -> None:
+    from decimal import Decimal
+
+    from plugin.models import Order, Product
+    from plugin.webhooks.inbox import process_inbox
+
+    for topic, name in (("products/update", "products_update"),
+                        ("orders/create", "orders_create")):
+        body = shopify_fixture(f"{name}.json")
+        assert client.post(f"/webhooks/shopify/{shopify_shop.id}", data=body,
+                           headers=shopify_headers(topic, body)).status_code == 200
+    result = process_inbox()
+    assert (result.done, result.failed) == (2, 0)
+    product = db.session.scalar(db.select(Product).filter_by(shop_id=shopify_shop.id))
+    order = db.session.scalar(db.select(Order).filter_by(shop_id=shopify_shop.id))
+    assert product.external_id == "9554194432293" and product.title == "T-Shirt"
+    assert order.external_id == "820982911946154508" and order.total == Decimal("359.97")
+    assert order.cancelled and sorted(line.price for line in order.lines) == [
+        Decimal("89.99"), Decimal("119.99"), Decimal("159.99")]
+
+
+def test_saleor_order_reaches_the_database(client, saleor_shop) -> None:
+    from decimal import Decimal
+
+    from plugin.models import Order
+    from plugin.webhooks.inbox import process_inbox
+
+    body = saleor_fixture("order_created.json")
+    with responses.RequestsMock() as rsps:
+        rsps.get(JWKS_URL, json={"keys": [jwk(KEY)]})
+        assert client.post(f"/webhooks/saleor/{saleor_shop.id}", data=body,
+                           headers=saleor_headers("order_created", body)).status_code == 200
+    assert process_inbox().done == 1
+    order = db.session.scalar(db.select(Order).filter_by(shop_id=saleor_shop.id))
+    assert order.discount_codes == ["SK-7QX2"] and order.total == Decimal("11.0")
+    assert sorted(line.quantity for line in order.lines) == [1, 2]
