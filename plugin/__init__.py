@@ -41,6 +41,7 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from plugin import demo, health, openapi
     from plugin.api.views import bp as api_bp
+    from plugin.install.views import bp as install_bp
     from plugin.offers.views import bp as offers_bp
     from plugin.subprofiles.views import bp as subprofiles_bp
     from plugin.webhooks.views import bp as webhooks_bp
@@ -52,6 +53,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(offers_bp)
     app.register_blueprint(subprofiles_bp)
+    app.register_blueprint(install_bp)
     if app.config.get("BENCH_BARE_ENDPOINT"):
         from plugin.bench_bare import bp as bench_bp
 
