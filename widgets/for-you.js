@@ -22,7 +22,7 @@
     ".sk-nav button:disabled{opacity:.4;cursor:default}",
     ".sk-track{display:grid;grid-auto-flow:column;grid-auto-columns:var(--sk-card-width,11rem);",
     "gap:var(--sk-gap,1rem);overflow-x:auto;scroll-snap-type:x mandatory;",
-    "scroll-behavior:smooth;padding:4px 4px 8px;scrollbar-width:thin}",
+    "scroll-behavior:smooth;padding:4px 4px 8px;scroll-padding-inline:4px;scrollbar-width:thin}",
     ".sk-card{scroll-snap-align:start;display:flex;flex-direction:column;gap:.35rem;",
     "background:var(--sk-card-bg,#fff);border:1px solid var(--sk-border,#e2e2e2);",
     "border-radius:var(--sk-radius,.5rem);padding:.75rem}",
@@ -161,7 +161,9 @@
       var items = recs.items, total = items.length, self = this;
       var cards = items.map(function (it, i) { return self._card(p, cfg, it, i, total); });
       var track = h("div", { "class": "sk-track", "aria-live": "off", tabindex: "-1" }, cards);
-      var prev = h("button", { type: "button", "class": "sk-prev", "aria-label": "Previous products" }, ["\u2039"]);
+      var prev = h("button", {
+        type: "button", "class": "sk-prev", "aria-label": "Previous products", disabled: ""
+      }, ["\u2039"]);
       var next = h("button", { type: "button", "class": "sk-next", "aria-label": "Next products" }, ["\u203a"]);
       var section = h("section", {
         "class": "sk", "aria-roledescription": "carousel", "aria-labelledby": this._id
@@ -217,7 +219,8 @@
         track.scrollBy({ left: track.clientWidth, behavior: behavior() });
       });
       track.addEventListener("scroll", edges, { passive: true });
-      w.setTimeout(edges, 0);
+      w.addEventListener("resize", edges, { passive: true });
+      w.requestAnimationFrame(edges); // after the host is shown and laid out
 
       // Arrow keys, Home and End move focus between products (Tab still walks every control).
       track.addEventListener("keydown", sk.guard(function (e) {

@@ -191,9 +191,11 @@ def _foreign_page(live_url: str, key: str) -> bytes:
 def test_cors_refuses_a_foreign_origin(demo_shop, live, page, api_app):
     from plugin.extensions import db
 
+    html = _foreign_page(live.url, demo_shop.widget_key)
+
     def site(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-        return [_foreign_page(live.url, demo_shop.widget_key)]
+        return [html]
 
     foreign = start_server(site)
     try:
