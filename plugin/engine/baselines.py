@@ -155,12 +155,14 @@ class ItemKNNBaseline(_HistoryMixin, BaseRecommender):
         rows = self.similarity_[owned]
         scores = np.asarray(rows.sum(axis=0)).ravel()
         banned = self._excluded(exclude)
-        top = [i for i in _top(scores, n, banned) if scores[i] > 0]
-        out = []
-        for i in top:
-            because = self._title(owned[int(np.argmax(rows[:, i].toarray().ravel()))])
-            out.append(Recommendation(str(self.data_.item_ids[i]), float(scores[i]),
-                                      self.source_name, f"because you bought {because}"))
+        top = np.array([i for i in _top(scores, n, banned) if scores[i] > 0], dtype=np.int64)
+        # the owned item contributing most to each recommendation names the reason
+        strongest = owned[np.asarray(rows[:, top].toarray().argmax(axis=0)).ravel()]
+        out = [
+            Recommendation(str(self.data_.item_ids[i]), float(scores[i]), self.source_name,
+                           f"because you bought {self._title(j)}")
+            for i, j in zip(top, strongest, strict=True)
+        ]
         if len(out) < n:
             taken = {r.item for r in out}
             fill = self.popular_.recommend(shopper, n + len(out), exclude=exclude)
