@@ -7,6 +7,7 @@ from datetime import datetime
 
 import numpy as np
 
+from plugin.engine.base import Recommendation
 from plugin.engine.data import Interactions, to_timestamp
 
 __all__ = ["HistoryMixin"]
@@ -22,8 +23,10 @@ class HistoryMixin:
         u = self.data_.user_index(shopper)
         if u is None:
             return np.zeros(0, np.int64)
-        s = self.data_.events_of(u)
-        idx = np.arange(s.start, s.stop)
+        ptr = self.__dict__.get("_ptr")
+        if ptr is None or len(ptr) != self.data_.n_users + 1:  # cached: searchsorted per call
+            ptr = self.__dict__["_ptr"] = self.data_.user_ptr  # would copy the event array
+        idx = np.arange(ptr[u], ptr[u + 1])
         t = to_timestamp(at)
         return idx if t is None else idx[self.data_.timestamp[idx] < t]
 
@@ -37,3 +40,14 @@ class HistoryMixin:
 
     def _title(self, i: int) -> str:
         return str(self.data_.catalog.title[i] or self.data_.item_ids[i])
+
+    def _fit_popularity(self) -> None:
+        """Baskets per item: the answer for shoppers a model knows nothing about."""
+        self.popularity_ = np.bincount(self.data_.item, minlength=self.data_.n_items).astype(float)
+
+    def _popular(self, n: int, banned: np.ndarray, source: str) -> list[Recommendation]:
+        from plugin.engine.trending import top_indices
+
+        scores = self.popularity_ * self.data_.catalog.available
+        return [Recommendation(str(self.data_.item_ids[i]), float(scores[i]), source,
+                               "popular with all shoppers") for i in top_indices(scores, n, banned)]

@@ -43,6 +43,10 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     max_validation_users : shoppers featurised per validation round (bounds fit time).
     max_iter, learning_rate, max_leaf_nodes : the gradient-boosted ranker.
     diversity : MMR knob in [0, 1]; 0 keeps the learned order.
+    explore_slots : at least this many items the shopper never bought, placed last (repeats
+        dominate the scores; without a reserved slot a list never helps discovery).
+    explore_boost : log-odds added to never-bought items: discovery where it is nearly as
+        likely as a repeat, without displacing a shopper's sure repeats.
     excluded_items : merchant exclusions (external ids), never recommended.
     fallback : sources filling remaining slots, in order.
     random_state : seed for subsampling and the ranker.
@@ -51,9 +55,10 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     source_name = "shopkeeper"
 
     def __init__(self, n_neighbors: int = 300, neighbour_decay: float = 0.8,
-                 max_history: int = 100, n_explore: int = 30, validation_baskets: int = 3,
-                 max_validation_users: int = 3000, max_iter: int = 150,
-                 learning_rate: float = 0.08, max_leaf_nodes: int = 31, diversity: float = 0.0,
+                 max_history: int = 60, n_explore: int = 20, validation_baskets: int = 4,
+                 max_validation_users: int = 3000, max_iter: int = 80,
+                 learning_rate: float = 0.12, max_leaf_nodes: int = 15, diversity: float = 0.0,
+                 explore_slots: int = 0, explore_boost: float = 1.0,
                  excluded_items: tuple[str, ...] = (),
                  fallback: tuple[str, ...] = ("segment", "trending"),
                  random_state: int | None = 0) -> None:
@@ -67,6 +72,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.diversity = diversity
+        self.explore_slots = explore_slots
+        self.explore_boost = explore_boost
         self.excluded_items = excluded_items
         self.fallback = fallback
         self.random_state = random_state
@@ -117,11 +124,13 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             c, X = pool
             keep = self._allowed(c, banned)
             c_items, X, last = c.item[keep], X[keep], c.last_time[keep]
-            scores = self.score(X)
-            order = np.argsort(-scores, kind="stable")[: max(3 * n, n)]
+            scores = self.score(X) + self.explore_boost * np.isnan(last)
+            order = _reserve_explore(np.argsort(-scores, kind="stable"), np.isnan(last), n,
+                                     self.explore_slots)
             pick = order[mmr(scores[order], self.vectors_[c_items[order]], n, self.diversity)]
-            for j in pick:
-                out.append(self._explain(c_items[j], float(scores[j]), X[j], last[j], owned))
+            because = self._because(c_items[pick], last[pick], owned)
+            for j, b in zip(pick, because, strict=True):
+                out.append(self._explain(c_items[j], float(scores[j]), X[j], last[j], b))
         if len(out) < n:
             out += self._fill(shopper, n - len(out), banned | {self.data_.item_index(r.item)
                                                              for r in out}, at)
@@ -162,8 +171,20 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         keep &= ~(owned & self.repurchase_.is_durable(c.item))
         return keep
 
+    def _because(self, items: np.ndarray, last: np.ndarray, owned: np.ndarray) -> list[int]:
+        """For new items: the owned item most often bought by the same people (-1: none)."""
+        out = [-1] * len(items)
+        new = np.flatnonzero(np.isnan(last))
+        if not len(new) or not len(owned):
+            return out
+        sims = (self.vectors_[items[new]] @ self.vectors_[owned].T).toarray()
+        for row, j in enumerate(new):
+            if sims[row].max() > 0:
+                out[j] = int(owned[np.argmax(sims[row])])
+        return out
+
     def _explain(self, i: int, score: float, x: np.ndarray, last: float,
-                 owned: np.ndarray) -> Recommendation:
+                 because: int) -> Recommendation:
         item = str(self.data_.item_ids[i])
         if not np.isnan(last):
             interval = self.repurchase_.interval_days_[i]
@@ -174,11 +195,9 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             times = round(float(np.expm1(x[_CNT])))
             return Recommendation(item, score, "repeat", "you bought this before" if times < 2
                                   else f"you have bought this {times} times")
-        if len(owned):
-            sims = (self.vectors_[owned] @ self.vectors_[i].T).toarray().ravel()
-            if sims.max() > 0:
-                return Recommendation(item, score, "neighbours",
-                                      f"because you bought {self._title(owned[np.argmax(sims)])}")
+        if because >= 0:
+            return Recommendation(item, score, "neighbours",
+                                  f"because you bought {self._title(because)}")
         return Recommendation(item, score, "neighbours", "popular with shoppers like you")
 
     def _fill(self, shopper: str, n: int, banned: set[int], at) -> list[Recommendation]:
@@ -193,3 +212,17 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                     out.append(r)
                     names.add(r.item)
         return out
+
+
+def _reserve_explore(order: np.ndarray, is_new: np.ndarray, n: int, slots: int) -> np.ndarray:
+    """``order`` cut to ``n`` with at least ``slots`` new items (the best ones, moved last)."""
+    top = order[:n]
+    missing = min(slots, n) - int(is_new[top].sum())
+    if missing <= 0:
+        return top
+    extra = [j for j in order[n:] if is_new[j]][:missing]
+    if not extra:
+        return top
+    drop = [j for j in top[::-1] if not is_new[j]][: len(extra)]
+    kept = [j for j in top if j not in set(drop)]
+    return np.asarray(kept + extra, np.int64)

@@ -64,7 +64,6 @@ class TrendingRecommender(HistoryMixin, BaseRecommender):
         self.cum_ = np.concatenate([[0.0], np.cumsum(w)])
         cats = [x.catalog.primary_category(i) for i in range(x.n_items)]
         self.categories_ = np.asarray(cats, dtype=object)
-        self._cache: OrderedDict[float, np.ndarray] = OrderedDict()
         self.scores_ = self.scores_at(None)
         return self
 
@@ -73,8 +72,9 @@ class TrendingRecommender(HistoryMixin, BaseRecommender):
         check_is_fitted(self, "keys_")
         t = to_timestamp(at)
         t = self.end_ + 1e-6 if t is None else min(t, self.end_ + 1e-6)
-        if t in self._cache:
-            return self._cache[t]
+        cache: OrderedDict[float, np.ndarray] = self.__dict__.setdefault("_cache", OrderedDict())
+        if t in cache:
+            return cache[t]
         n = self.data_.n_items
         base = np.arange(n, dtype=np.float64) * self.span_
         lo = np.searchsorted(self.keys_, base)
@@ -82,9 +82,9 @@ class TrendingRecommender(HistoryMixin, BaseRecommender):
         hi = np.maximum(hi, lo)
         scale = np.power(2.0, -(t - self.end_) / DAY / self.half_life_days)
         scores = (self.cum_[hi] - self.cum_[lo]) * scale
-        self._cache[t] = scores
-        if len(self._cache) > 16:
-            self._cache.popitem(last=False)
+        cache[t] = scores
+        if len(cache) > 16:  # evaluation asks at many moments; keep memory bounded
+            cache.popitem(last=False)
         return scores
 
     def recommend(self, shopper: str, n: int = 10, *, exclude: Iterable[str] | None = None,

@@ -1,0 +1,73 @@
+"""Collaborative filtering with EASE (Steck 2019), a closed-form linear item-item model.
+
+EASE needs an items x items inverse, so it is restricted to the ``max_items`` best-supported
+items (68k x 68k would not fit); the long tail is left to content and co-purchase sources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import numpy as np
+
+from plugin.engine.base import BaseRecommender, Recommendation, check_is_fitted
+from plugin.engine.data import Interactions
+from plugin.engine.history import HistoryMixin
+from plugin.engine.trending import top_indices
+
+__all__ = ["EASERecommender"]
+
+
+class EASERecommender(HistoryMixin, BaseRecommender):
+    """Embarrassingly shallow autoencoder on the binary shopper x item matrix.
+
+    Parameters
+    ----------
+    l2 : float
+        Ridge penalty on the item-item weights.
+    max_items : int
+        Most-supported items modelled (the inverse is ``max_items`` squared).
+    min_support : int
+        Shoppers an item needs to be modelled at all.
+    """
+
+    source_name = "collaborative"
+
+    def __init__(self, l2: float = 200.0, max_items: int = 3000, min_support: int = 3) -> None:
+        self.l2 = l2
+        self.max_items = max_items
+        self.min_support = min_support
+
+    def fit(self, interactions: Interactions, *, show_progress: bool = False) -> EASERecommender:
+        """Solve ``B = I - P / diag(P)`` with ``P = (X'X + l2 I)^-1`` on supported items."""
+        x = self.data_ = interactions
+        self._fit_popularity()
+        m = x.to_csr("binary")
+        support = np.asarray(m.sum(axis=0)).ravel()
+        cand = np.flatnonzero(support >= self.min_support)
+        self.items_ = np.sort(cand[np.argsort(-support[cand], kind="stable")[: self.max_items]])
+        sub = m[:, self.items_]
+        gram = (sub.T @ sub).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += self.l2
+        p = np.linalg.inv(gram) if len(gram) else gram
+        weights = -p / np.diag(p) if len(p) else p
+        np.fill_diagonal(weights, 0.0)
+        self.weights_ = weights
+        return self
+
+    def recommend(self, shopper: str, n: int = 10, *, exclude: Iterable[str] | None = None,
+                  at: datetime | float | None = None) -> list[Recommendation]:
+        """Unowned modelled items scored from the shopper's purchases before ``at``."""
+        check_is_fitted(self, "weights_")
+        owned = self._owned(shopper, at)
+        banned = np.concatenate([self._excluded(exclude), owned])
+        local = np.flatnonzero(np.isin(self.items_, owned))
+        if not len(local):
+            return self._popular(n, banned, self.source_name)
+        scores = np.zeros(self.data_.n_items)
+        scores[self.items_] = self.weights_[local].sum(axis=0)
+        scores *= self.data_.catalog.available
+        return [Recommendation(str(self.data_.item_ids[i]), float(scores[i]), self.source_name,
+                               "popular with shoppers like you")
+                for i in top_indices(scores, n, banned)]
