@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from plugin.extensions import db
-from plugin.models import Cart, Customer, Interaction, Order
+from plugin.models import Cart, Customer, Interaction, Order, PromptState, SubProfile
 from plugin.models.types import utcnow
 from plugin.shops import audit
 
@@ -42,6 +42,10 @@ def export_customer(shop_id: str, customer_id: str) -> dict[str, Any]:
         "interactions": [{"kind": i.kind, "product_id": i.product_external_id,
                           "subprofile_id": i.subprofile_id, "at": _iso(i.occurred_at)}
                          for i in interactions],
+        "subprofiles": [{"id": s.id, "name": s.name, "age_band": s.age_band, "kind": s.kind,
+                         "created_at": _iso(s.created_at)}
+                        for s in db.session.scalars(sa.select(SubProfile).filter_by(
+                            shop_id=shop_id, owner_id=customer_id).order_by(SubProfile.id))],
     }
 
 
@@ -57,6 +61,10 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
     row.source_updated_at = max(row.source_updated_at, at)
     db.session.execute(sa.delete(Interaction).where(Interaction.shop_id == shop_id,
                                                     Interaction.shopper_id == customer_id))
+    db.session.execute(sa.delete(PromptState).where(PromptState.shop_id == shop_id,
+                                                    PromptState.shopper_id == customer_id))
+    db.session.execute(sa.delete(SubProfile).where(SubProfile.shop_id == shop_id,
+                                                   SubProfile.owner_id == customer_id))
     db.session.execute(sa.update(Order).where(Order.shop_id == shop_id,
                                               Order.customer_external_id == customer_id)
                        .values(customer_external_id=None))

@@ -77,7 +77,7 @@ class OutOfProfileDetector(BaseEstimator):
     """
 
     def __init__(self, n_components: int = 24, smoothing: float = 5.0, min_history: int = 5,
-                 threshold: float = 0.5, calibration_shoppers: int = 2000,
+                 threshold: float = 0.6, calibration_shoppers: int = 2000,
                  random_state: int | None = 0) -> None:
         self.n_components = n_components
         self.smoothing = smoothing

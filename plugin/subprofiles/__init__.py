@@ -1,0 +1,1 @@
+""""Who are you shopping for?": sub-profiles, the prompt, and their recommendations."""

@@ -1,0 +1,78 @@
+""""For Maya": recommendations seeded only by one sub-profile's own purchases.
+
+The shop's item neighbours (trained on main-profile purchases) say what goes with what;
+which items to start from comes from the sub-profile alone, so neither the buyer's own
+history nor another sub-profile leaks in. Lists are cached per process for at most
+``TTL_SECONDS`` and dropped at once on delete or reassign, so a deleted sub-profile is
+gone from every process's cache within a minute.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import sqlalchemy as sa
+
+from plugin.api import model_store, sources
+from plugin.engine.base import Recommendation
+from plugin.extensions import db
+from plugin.models import Interaction
+
+TTL_SECONDS = 60.0
+SEED_KINDS = ("purchase", "add_to_cart", "widget_purchase")
+MAX_SEEDS = 50
+
+_lock = threading.Lock()
+_cache: dict[tuple[str, int], tuple[float, str, list[Recommendation]]] = {}
+
+
+def seeds(shop_id: str, subprofile_id: int) -> list[str]:
+    """The sub-profile's items, most recent first (its only personal input)."""
+    rows = db.session.execute(
+        sa.select(Interaction.product_external_id, sa.func.max(Interaction.occurred_at))
+        .where(Interaction.shop_id == shop_id, Interaction.subprofile_id == subprofile_id,
+               Interaction.kind.in_(SEED_KINDS))
+        .group_by(Interaction.product_external_id)
+        .order_by(sa.func.max(Interaction.occurred_at).desc()).limit(MAX_SEEDS)).all()
+    return [r[0] for r in rows]
+
+
+def recommend_for(shop_id: str, owner: str, subprofile_id: int, name: str,
+                  n: int) -> list[Recommendation]:
+    """Top ``n`` for one sub-profile: neighbours of its items, never its own items again."""
+    key = (shop_id, subprofile_id)
+    now = time.monotonic()
+    with _lock:
+        hit = _cache.get(key)
+    if hit is not None and now - hit[0] < TTL_SECONDS and len(hit[2]) >= n:
+        return hit[2][:n]
+    items = seeds(shop_id, subprofile_id)
+    version = sources.active_version(shop_id)
+    model = (model_store.get_model(shop_id, version.id, version.artifact_dir)
+             if version is not None and items else None)
+    found = [] if model is None else model.similar(items, max(n, 20), exclude=items)
+    out = [Recommendation(r.item, r.score, "subprofile", f"for {name}: {r.reason}")
+           for r in found]
+    with _lock:
+        _cache[key] = (now, owner, out)
+    return out[:n]
+
+
+def forget(shop_id: str, subprofile_id: int) -> None:
+    """Drop one sub-profile's cached list (delete, merge)."""
+    with _lock:
+        _cache.pop((shop_id, subprofile_id), None)
+
+
+def forget_owner(shop_id: str, owner: str) -> None:
+    """Drop every cached list of an owner's sub-profiles (purchases were reassigned)."""
+    with _lock:
+        for key in [k for k, v in _cache.items() if k[0] == shop_id and v[1] == owner]:
+            del _cache[key]
+
+
+def cached_keys() -> set[tuple[str, int]]:
+    """What is cached right now (tests check that deletion reaches the cache)."""
+    with _lock:
+        return set(_cache)

@@ -1,0 +1,220 @@
+"""Sub-profile domain logic: create, rename, delete, switch, reassign, merge on identify.
+
+Every function is scoped to ``(shop, owner)``: another shopper's sub-profile id answers
+404 exactly like a missing one. Names are a first name or relationship; an optional age
+band is the only other thing stored (no birthdays, sizes or health data).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from plugin.errors import NotFound, Unprocessable
+from plugin.extensions import db
+from plugin.models import Interaction, PromptState, Shop, SubProfile
+from plugin.models.types import utcnow
+from plugin.subprofiles import recs
+
+log = logging.getLogger("shopkeeper.subprofiles")
+
+AGE_BANDS = ("0-2", "3-5", "6-12", "13-17", "18+")
+KINDS = ("person", "gift")
+MAX_PER_OWNER = 20
+#: Reassigning by product id looks this far back (an order's lines, a cart's add-to-carts).
+REASSIGN_WINDOW = timedelta(days=30)
+#: Only names, not contact details: no e-mail addresses and no long digit runs.
+_NOT_A_NAME = re.compile(r"@|\d{5,}|https?:")
+
+
+def _clean_name(name: str) -> str:
+    value = " ".join((name or "").split())
+    if not value or len(value) > 40 or _NOT_A_NAME.search(value):
+        raise Unprocessable("The request is invalid.", {"name": [
+            "A first name or relationship of 1 to 40 characters, no contact details."]})
+    return value
+
+
+def _check_age_band(age_band: str | None) -> str | None:
+    if age_band in (None, ""):
+        return None
+    if age_band not in AGE_BANDS:
+        raise Unprocessable("The request is invalid.", {"age_band": [
+            f"One of {', '.join(AGE_BANDS)}."]})
+    return age_band
+
+
+def list_subprofiles(shop: Shop, owner: str) -> list[SubProfile]:
+    """The owner's people (one-off gift buckets are not listed)."""
+    return list(db.session.scalars(sa.select(SubProfile).where(
+        SubProfile.shop_id == shop.id, SubProfile.owner_id == owner,
+        SubProfile.kind == "person").order_by(SubProfile.id)))
+
+
+def get_subprofile(shop: Shop, owner: str, subprofile_id: int) -> SubProfile:
+    """The owner's sub-profile; anything else (other shop, other shopper) is 404."""
+    row = db.session.get(SubProfile, subprofile_id)
+    if row is None or row.shop_id != shop.id or row.owner_id != owner:
+        raise NotFound("No such sub-profile.")
+    return row
+
+
+def create_subprofile(shop: Shop, owner: str, name: str, age_band: str | None = None, *,
+                      kind: str = "person") -> SubProfile:
+    """Add a person (or return the existing one with that name: answers are idempotent)."""
+    clean = _clean_name(name)
+    band = _check_age_band(age_band)
+    existing = db.session.scalar(sa.select(SubProfile).filter_by(
+        shop_id=shop.id, owner_id=owner, name=clean))
+    if existing is not None:
+        return existing
+    count = db.session.scalar(sa.select(sa.func.count()).select_from(SubProfile).where(
+        SubProfile.shop_id == shop.id, SubProfile.owner_id == owner))
+    if count >= MAX_PER_OWNER:
+        raise Unprocessable("Too many sub-profiles.", {"name": [
+            f"At most {MAX_PER_OWNER} sub-profiles per shopper."]})
+    row = SubProfile(shop_id=shop.id, owner_id=owner, name=clean, age_band=band, kind=kind)
+    db.session.add(row)
+    db.session.commit()
+    log.info("subprofiles.created", extra={"shop_id": shop.id, "subprofile_id": row.id})
+    return row
+
+
+def gift_bucket(shop: Shop, owner: str) -> SubProfile:
+    """The owner's one-off gift sub-profile: its purchases never feed any profile."""
+    row = db.session.scalar(sa.select(SubProfile).filter_by(
+        shop_id=shop.id, owner_id=owner, kind="gift"))
+    return row or create_subprofile(shop, owner, "One-off gifts", kind="gift")
+
+
+def update_subprofile(shop: Shop, owner: str, subprofile_id: int, *,
+                      name: str | None = None, age_band: str | None = "") -> SubProfile:
+    """Rename and/or change the age band (``age_band=None`` clears it, ``""`` keeps it)."""
+    row = get_subprofile(shop, owner, subprofile_id)
+    if name is not None:
+        row.name = _clean_name(name)
+    if age_band != "":
+        row.age_band = _check_age_band(age_band)
+    db.session.commit()
+    return row
+
+
+def delete_subprofile(shop: Shop, owner: str, subprofile_id: int) -> int:
+    """Delete it with its interactions (out of training) and its cached recommendations."""
+    row = get_subprofile(shop, owner, subprofile_id)
+    removed = db.session.execute(sa.delete(Interaction).where(
+        Interaction.shop_id == shop.id, Interaction.subprofile_id == row.id)).rowcount
+    db.session.execute(sa.update(PromptState).where(
+        PromptState.shop_id == shop.id, PromptState.active_subprofile_id == row.id)
+        .values(active_subprofile_id=None))
+    db.session.delete(row)
+    db.session.commit()
+    recs.forget(shop.id, subprofile_id)
+    log.info("subprofiles.deleted", extra={"shop_id": shop.id, "subprofile_id": subprofile_id,
+                                           "interactions": removed})
+    return removed
+
+
+def prompt_state(shop: Shop, shopper_id: str, *, create: bool = False) -> PromptState | None:
+    """The shopper's prompt row (created on demand, not committed)."""
+    row = db.session.scalar(sa.select(PromptState).filter_by(shop_id=shop.id,
+                                                             shopper_id=shopper_id))
+    if row is None and create:
+        row = PromptState(shop_id=shop.id, shopper_id=shopper_id, never_ask=False, pending={})
+        db.session.add(row)
+    return row
+
+
+def set_active(shop: Shop, owner: str, subprofile_id: int | None) -> int | None:
+    """Switch who the shopper is buying for now (``None``: themselves)."""
+    if subprofile_id is not None:
+        get_subprofile(shop, owner, subprofile_id)
+    state = prompt_state(shop, owner, create=True)
+    state.active_subprofile_id = subprofile_id
+    db.session.commit()
+    return subprofile_id
+
+
+def reassign(shop: Shop, owner: str, subprofile_id: int | None, *,
+             order_id: str | None = None, product_ids: Iterable[str] = ()) -> int:
+    """Move past purchases (one order, or recent lines of these products) to a profile.
+
+    ``subprofile_id=None`` gives them back to the shopper. Returns the rows moved. The
+    shopper's own cached list is recomputed without them at once (``refresh``).
+    """
+    target = None if subprofile_id is None else get_subprofile(shop, owner, subprofile_id).id
+    products = [p for p in product_ids if p]
+    if not order_id and not products:
+        raise Unprocessable("The request is invalid.", {"order_id": [
+            "Send an order id or product ids."]})
+    where = [Interaction.shop_id == shop.id, Interaction.shopper_id == owner]
+    if order_id:
+        where.append(Interaction.order_external_id == order_id)
+    if products:
+        where += [Interaction.product_external_id.in_(products),
+                  Interaction.occurred_at >= utcnow() - REASSIGN_WINDOW]
+    moved = db.session.execute(sa.update(Interaction).where(*where)
+                               .values(subprofile_id=target)).rowcount
+    db.session.commit()
+    recs.forget_owner(shop.id, owner)
+    refresh_main(shop.id, owner)
+    return moved
+
+
+def refresh_main(shop_id: str, owner: str) -> None:
+    """Recompute the owner's cached top-N (training's refresh, when it is available)."""
+    try:
+        from plugin.training import refresh_shoppers
+    except ImportError:  # pragma: no cover - training is part of the app
+        return
+    refresh_shoppers(shop_id, [owner])
+
+
+def merge_identity(shop: Shop, anonymous_id: str, customer_id: str) -> int:
+    """On identify, the anonymous id's sub-profiles, prompt state and their purchases move
+    to the customer; a name both already have is merged into the customer's row."""
+    if not anonymous_id or anonymous_id == customer_id:
+        return 0
+    rows = db.session.scalars(sa.select(SubProfile).filter_by(
+        shop_id=shop.id, owner_id=anonymous_id)).all()
+    for row in rows:
+        twin = db.session.scalar(sa.select(SubProfile).filter_by(
+            shop_id=shop.id, owner_id=customer_id, name=row.name))
+        target = row.id if twin is None else twin.id
+        db.session.execute(sa.update(Interaction).where(
+            Interaction.shop_id == shop.id, Interaction.subprofile_id == row.id)
+            .values(subprofile_id=target, shopper_id=customer_id))
+        if twin is None:
+            row.owner_id = customer_id
+        else:
+            db.session.execute(sa.update(PromptState).where(
+                PromptState.active_subprofile_id == row.id).values(active_subprofile_id=target))
+            db.session.delete(row)
+            recs.forget(shop.id, row.id)
+    _merge_prompt_state(shop, anonymous_id, customer_id)
+    db.session.commit()
+    if rows:
+        log.info("subprofiles.merged", extra={"shop_id": shop.id, "count": len(rows)})
+    return len(rows)
+
+
+def _merge_prompt_state(shop: Shop, anonymous_id: str, customer_id: str) -> None:
+    anon = prompt_state(shop, anonymous_id)
+    if anon is None:
+        return
+    mine = prompt_state(shop, customer_id, create=True)
+    mine.never_ask = bool(mine.never_ask or anon.never_ask)
+    times = [t for t in (mine.last_asked_at, anon.last_asked_at) if t]
+    mine.last_asked_at = max(times) if times else None
+    mine.active_subprofile_id = mine.active_subprofile_id or anon.active_subprofile_id
+    mine.pending = mine.pending or anon.pending or {}
+    db.session.delete(anon)
+
+
+def describe(row: SubProfile) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "age_band": row.age_band, "kind": row.kind}

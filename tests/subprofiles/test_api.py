@@ -1,0 +1,105 @@
+"""Create, rename, delete, switch and reassign through ``/api/v1/subprofiles``."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from plugin.extensions import db
+from plugin.models import Interaction
+from tests.subprofiles.conftest import BABY, T0, add_order, anonymous, customer
+
+
+def test_create_list_rename_delete(host):
+    maya = host.create("Maya", "3-5")
+    listing = host.get().get_json()
+    assert listing["subprofiles"] == [{"id": maya, "name": "Maya", "age_band": "3-5",
+                                       "kind": "person"}]
+    assert listing["active_subprofile_id"] is None
+    renamed = host.patch(f"/{maya}", {"name": "My daughter", "age_band": None})
+    assert renamed.status_code == 200
+    assert renamed.get_json()["name"] == "My daughter"
+    assert renamed.get_json()["age_band"] is None
+    assert host.delete(f"/{maya}").status_code == 204
+    assert host.get().get_json()["subprofiles"] == []
+
+
+def test_creating_the_same_name_twice_returns_the_same_subprofile(host):
+    assert host.create("Maya") == host.create("Maya")
+
+
+def test_no_shopper_identity_is_401(client, store):
+    response = client.get("/api/v1/subprofiles", query_string={"key": store.widget_key})
+    assert response.status_code == 401
+    assert response.get_json()["code"] == 401
+
+
+def test_forged_token_falls_back_to_the_anonymous_owner(client, store):
+    """A bad token never names the customer: the call acts for the anonymous id only."""
+    owner = customer(client, store)
+    owner.create("Maya")
+    forged = anonymous(client, store)
+    forged.headers["X-Shopkeeper-Customer-Token"] = "not.a.token"
+    assert forged.get().get_json()["subprofiles"] == []
+
+
+def test_other_shoppers_subprofile_is_404(client, store, host):
+    maya = host.create("Maya")
+    other = customer(client, store, "c1")
+    assert other.patch(f"/{maya}", {"name": "Mine"}).status_code == 404
+    assert other.delete(f"/{maya}").status_code == 404
+    assert other.get(f"/{maya}/recommendations").status_code == 404
+    assert other.post("/active", {"subprofile_id": maya}).status_code == 404
+    assert host.get().get_json()["subprofiles"][0]["name"] == "Maya"
+
+
+def test_contact_details_and_unknown_fields_are_refused(host):
+    assert host.post("", {"name": "maya@example.com"}).status_code == 422
+    assert host.post("", {"name": "Maya", "age_band": "4"}).status_code == 422
+    response = host.post("", {"name": "Maya", "birthday": "2020-01-01"})
+    assert response.status_code == 422
+    assert "birthday" in response.get_json()["errors"]
+
+
+def test_switch_active_profile_and_back(host):
+    maya = host.create("Maya")
+    assert host.post("/active", {"subprofile_id": maya}).get_json() == {
+        "active_subprofile_id": maya}
+    assert host.get().get_json()["active_subprofile_id"] == maya
+    assert host.post("/active", {"subprofile_id": None}).get_json() == {
+        "active_subprofile_id": None}
+
+
+def test_reassign_an_order_and_give_it_back(host, store):
+    maya = host.create("Maya")
+    add_order(store.id, "host", "o-baby", BABY[:2], T0)
+    moved = host.post("/reassign", {"subprofile_id": maya, "order_id": "o-baby"})
+    assert moved.get_json() == {"moved": 2}
+    tagged = db.session.scalars(sa.select(Interaction.subprofile_id).where(
+        Interaction.order_external_id == "o-baby")).all()
+    assert tagged == [maya, maya]
+    assert host.post("/reassign", {"subprofile_id": None, "order_id": "o-baby"}).get_json() \
+        == {"moved": 2}
+    assert db.session.scalars(sa.select(Interaction.subprofile_id).where(
+        Interaction.order_external_id == "o-baby")).all() == [None, None]
+
+
+def test_reassign_needs_an_order_or_products(host):
+    maya = host.create("Maya")
+    assert host.post("/reassign", {"subprofile_id": maya}).status_code == 422
+
+
+def test_preflight_allows_patch_and_delete(client, store):
+    response = client.options("/api/v1/subprofiles/1", query_string={"key": store.widget_key},
+                              headers={"Origin": "https://store.example",
+                                       "Access-Control-Request-Method": "DELETE"})
+    assert response.status_code == 204
+    assert "DELETE" in response.headers["Access-Control-Allow-Methods"]
+    assert "PATCH" in response.headers["Access-Control-Allow-Methods"]
+    assert response.headers["Access-Control-Allow-Origin"] == "https://store.example"
+
+
+def test_foreign_origin_is_refused(client, store):
+    response = client.get("/api/v1/subprofiles", query_string={"key": store.widget_key},
+                          headers={"Origin": "https://evil.example",
+                                   "X-Shopkeeper-Shopper": "anon_" + "a" * 22})
+    assert response.status_code == 403

@@ -1,0 +1,124 @@
+"""When the prompt asks (score, cooldown, don't-ask-again, settings) and what answers do."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from plugin.extensions import db
+from plugin.models import Interaction, SubProfile
+from plugin.models.types import utcnow
+from plugin.subprofiles import prompt
+from tests.subprofiles.conftest import BABY, HOST, HOST_ITEMS, add_order, anonymous
+
+
+def _ask(host, items, **extra):
+    response = host.post("/prompt", {"product_ids": items, **extra})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_out_of_profile_cart_asks_and_own_cart_does_not(host):
+    own = _ask(host, HOST_ITEMS[:2])
+    assert own["ask"] is False
+    assert own["reason"] == "fits_profile"
+    foreign = _ask(host, BABY[:2])
+    assert foreign["ask"] is True
+    assert foreign["reason"] == "out_of_profile"
+    assert foreign["score"] > own["score"]
+
+
+def test_asked_once_then_cooldown_then_asks_again(store):
+    first = prompt.should_prompt(store, HOST, BABY[:2])
+    assert first["ask"] is True
+    again = prompt.should_prompt(store, HOST, BABY[:2])
+    assert (again["ask"], again["reason"]) == (False, "cooldown")
+    later = prompt.should_prompt(store, HOST, BABY[:2], now=utcnow() + timedelta(days=15))
+    assert later["ask"] is True
+
+
+def test_cooldown_follows_the_shop_setting(store):
+    store.settings = {**store.settings, "subprofiles": {"cooldown_days": 2}}
+    db.session.commit()
+    assert prompt.should_prompt(store, HOST, BABY[:2])["ask"] is True
+    assert prompt.should_prompt(store, HOST, BABY[:2],
+                                now=utcnow() + timedelta(days=1))["reason"] == "cooldown"
+    assert prompt.should_prompt(store, HOST, BABY[:2],
+                                now=utcnow() + timedelta(days=3))["ask"] is True
+
+
+def test_dont_ask_again_is_final(host, store):
+    assert _ask(host, BABY[:2])["ask"] is True
+    answer = host.post("/prompt/answer", {"choice": "dismiss", "dont_ask_again": True})
+    assert answer.get_json()["never_ask"] is True
+    later = prompt.should_prompt(store, HOST, BABY[:2], now=utcnow() + timedelta(days=400))
+    assert (later["ask"], later["reason"]) == (False, "never_ask")
+
+
+def test_shop_can_turn_the_prompt_off(host, store):
+    store.settings = {**store.settings, "subprofiles": {"prompt_enabled": False}}
+    db.session.commit()
+    assert _ask(host, BABY[:2]) == {"ask": False, "reason": "disabled", "score": None,
+                                    "suggested_subprofile_id": None}
+
+
+def test_shop_threshold_decides(host, store):
+    score = _ask(host, BABY[:1])["score"]
+    store.settings = {**store.settings, "subprofiles": {"threshold": min(score + 0.05, 1.0),
+                                                        "cooldown_days": 0}}
+    db.session.commit()
+    assert _ask(host, BABY[:1])["reason"] == "fits_profile"
+
+
+def test_no_consent_no_prompt(host, store):
+    store.settings = {**store.settings, "consent_required": True}
+    db.session.commit()
+    assert _ask(host, BABY[:2])["reason"] == "no_consent"
+
+
+def test_shopping_for_someone_already_means_no_question(host):
+    maya = host.create("Maya")
+    host.post("/active", {"subprofile_id": maya})
+    assert _ask(host, BABY[:2])["reason"] == "shopping_for_subprofile"
+
+
+def test_new_shopper_without_history_is_not_asked(client, store):
+    assert _ask(anonymous(client, store), BABY[:2])["reason"] == "fits_profile"
+
+
+def test_answer_new_subprofile_moves_the_order(host, store):
+    add_order(store.id, HOST, "o-baby", BABY[:2], utcnow())
+    assert _ask(host, BABY[:2], order_id="o-baby")["ask"] is True
+    answer = host.post("/prompt/answer", {"choice": "new", "name": "Maya", "age_band": "0-2",
+                                          "order_id": "o-baby"}).get_json()
+    assert answer["moved"] == 2
+    maya = db.session.get(SubProfile, answer["subprofile_id"])
+    assert (maya.name, maya.age_band, maya.owner_id) == ("Maya", "0-2", HOST)
+
+
+def test_existing_subprofile_is_suggested(host, store):
+    maya = host.create("Maya")
+    host.create("Rex")
+    add_order(store.id, HOST, "o-baby", BABY[:2], utcnow())
+    host.post("/reassign", {"subprofile_id": maya, "order_id": "o-baby"})
+    assert _ask(host, BABY[2:])["suggested_subprofile_id"] == maya
+
+
+def test_answer_at_add_to_cart_claims_the_order_that_arrives_later(host, store):
+    maya = host.create("Maya")
+    answer = host.post("/prompt/answer", {"choice": "existing", "subprofile_id": maya,
+                                          "product_ids": BABY[:2]}).get_json()
+    assert answer["subprofile_id"] == maya
+    add_order(store.id, HOST, "o-late", [*BABY[:2], HOST_ITEMS[0]], utcnow())  # webhook
+    assert prompt.apply_pending(store.id) == 2
+    rows = dict(db.session.execute(sa.select(Interaction.product_external_id,
+                                             Interaction.subprofile_id).where(
+        Interaction.order_external_id == "o-late")).all())
+    assert rows == {BABY[0]: maya, BABY[1]: maya, HOST_ITEMS[0]: None}
+
+
+def test_answer_existing_needs_an_id_and_new_needs_a_name(host):
+    assert host.post("/prompt/answer", {"choice": "existing"}).status_code == 422
+    assert host.post("/prompt/answer", {"choice": "new"}).status_code == 422
+    assert host.post("/prompt/answer", {"choice": "maybe"}).status_code == 422

@@ -1,0 +1,105 @@
+"""Sub-profile purchases never shape the buyer's own recommendations; "For Maya" uses
+only Maya's; one-off gifts feed nobody; deleting a sub-profile reaches training and caches."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from plugin.extensions import db
+from plugin.models import Interaction, RecommendationCache, SubProfile
+from plugin.models.types import utcnow
+from plugin.subprofiles import recs, service
+from plugin.training import load_interactions, train_shop
+from tests.api.conftest import token_for
+from tests.subprofiles.conftest import BABY, HOST, add_order
+
+
+def _main_recs(client, shop) -> list[tuple[str, str]]:
+    response = client.get("/api/v1/recommendations",
+                          query_string={"key": shop.widget_key, "placement": "for_you", "n": 8},
+                          headers={"X-Shopkeeper-Customer-Token": token_for(shop, HOST)})
+    assert response.status_code == 200
+    return [(i["product_id"], i["reason"]) for i in response.get_json()["items"]]
+
+
+def test_subprofile_purchase_never_changes_the_main_profile(client, trained, host):
+    before = _main_recs(client, trained)
+    maya = host.create("Maya")
+    add_order(trained.id, HOST, "o-maya", BABY[:3], utcnow(), subprofile_id=maya)
+    train_shop(trained.id)
+    assert _main_recs(client, trained) == before
+
+
+def test_the_same_purchase_without_a_subprofile_does_change_it(client, trained):
+    """Control for the test above: the purchase is big enough to matter."""
+    before = _main_recs(client, trained)
+    add_order(trained.id, HOST, "o-mine", BABY[:3], utcnow())
+    train_shop(trained.id)
+    assert _main_recs(client, trained) != before
+
+
+def test_recommendations_for_a_subprofile_come_from_its_own_purchases(trained, host):
+    maya = host.create("Maya")
+    add_order(trained.id, HOST, "o-maya", BABY[:2], utcnow(), subprofile_id=maya)
+    body = host.get(f"/{maya}/recommendations", n=5).get_json()
+    assert body["title"] == "For Maya"
+    items = [i["product_id"] for i in body["items"]]
+    assert items, body
+    assert not set(items) & set(BABY[:2])  # not what was just bought for her
+    assert set(items) & set(BABY[2:])      # what parents buy with it
+    assert all(i["reason"].startswith("for Maya: ") for i in body["items"])
+    assert all(i["source"] == "subprofile" for i in body["items"])
+
+
+def test_one_off_gift_feeds_no_profile(trained, host):
+    add_order(trained.id, HOST, "o-gift", BABY[:2], utcnow())
+    answer = host.post("/prompt/answer", {"choice": "gift", "order_id": "o-gift"}).get_json()
+    gift = db.session.get(SubProfile, answer["subprofile_id"])
+    assert gift.kind == "gift"
+    assert answer["moved"] == 2
+    assert host.get().get_json()["subprofiles"] == []  # not a person to shop for
+    assert host.get(f"/{gift.id}/recommendations").get_json()["items"] == []
+    data = load_interactions(trained.id)
+    hist = data.item[data.user == data.user_index(HOST)]
+    assert not {str(data.item_ids[i]) for i in hist} & set(BABY)
+
+
+def test_deleting_a_subprofile_reaches_interactions_and_caches(trained, host):
+    maya = host.create("Maya")
+    add_order(trained.id, HOST, "o-maya", BABY[:2], utcnow(), subprofile_id=maya)
+    assert host.get(f"/{maya}/recommendations").get_json()["items"]
+    assert (trained.id, maya) in recs.cached_keys()
+    assert host.delete(f"/{maya}").status_code == 204
+    assert (trained.id, maya) not in recs.cached_keys()
+    left = db.session.scalar(sa.select(sa.func.count()).select_from(Interaction).where(
+        Interaction.subprofile_id == maya))
+    assert left == 0
+    assert host.get(f"/{maya}/recommendations").status_code == 404
+
+
+def test_cached_subprofile_list_expires_within_a_minute(trained, host, monkeypatch):
+    """Another process deleting the sub-profile is seen here after the TTL at most."""
+    maya = host.create("Maya")
+    add_order(trained.id, HOST, "o-maya", BABY[:2], utcnow(), subprofile_id=maya)
+    first = recs.recommend_for(trained.id, HOST, maya, "Maya", 5)
+    db.session.execute(sa.delete(Interaction).where(Interaction.subprofile_id == maya))
+    db.session.commit()
+    assert recs.recommend_for(trained.id, HOST, maya, "Maya", 5) == first  # still cached
+    assert recs.TTL_SECONDS <= 60
+    clock = recs.time.monotonic() + recs.TTL_SECONDS + 1
+    monkeypatch.setattr(recs.time, "monotonic", lambda: clock)
+    assert recs.recommend_for(trained.id, HOST, maya, "Maya", 5) == []
+
+
+def _cached_at(shop_id: str):
+    return db.session.scalar(sa.select(RecommendationCache.computed_at).where(
+        RecommendationCache.shop_id == shop_id, RecommendationCache.shopper_id == HOST))
+
+
+def test_reassigning_recomputes_the_owners_cached_list(trained, host):
+    maya = host.create("Maya")
+    add_order(trained.id, HOST, "o-baby", BABY[:3], utcnow())
+    before = _cached_at(trained.id)
+    assert service.reassign(trained, HOST, maya, order_id="o-baby") == 3
+    db.session.expire_all()
+    assert _cached_at(trained.id) > before
