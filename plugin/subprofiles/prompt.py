@@ -54,7 +54,11 @@ def should_prompt(shop: Shop, owner: str, product_ids: list[str], *,
     if state is not None and state.never_ask:
         return {**answer, "reason": "never_ask"}
     if state is not None and state.active_subprofile_id is not None:
-        return {**answer, "reason": "shopping_for_subprofile"}
+        # The shopper said who they are buying for: these items go there, no question.
+        _claim(shop, owner, state, state.active_subprofile_id, product_ids, order_id, now)
+        db.session.commit()
+        return {**answer, "reason": "shopping_for_subprofile",
+                "suggested_subprofile_id": state.active_subprofile_id}
     if state is not None and state.last_asked_at is not None and \
             now - state.last_asked_at < timedelta(days=settings["cooldown_days"]):
         return {**answer, "reason": "cooldown"}
@@ -86,18 +90,25 @@ def answer_prompt(shop: Shop, owner: str, choice: str, *, product_ids: list[str]
         target = service.create_subprofile(shop, owner, name or "", age_band).id
     elif choice == "gift":
         target = service.gift_bucket(shop, owner).id
-    moved = 0
-    if target is not None and (order_id or product_ids):
-        moved = service.reassign(shop, owner, target, order_id=order_id, product_ids=product_ids)
     state = service.prompt_state(shop, owner, create=True)
+    moved = _claim(shop, owner, state, target, product_ids, order_id, now)
     state.never_ask = bool(state.never_ask or dont_ask_again)
     state.last_asked_at = state.last_asked_at or now
-    if target is not None and product_ids and not order_id:
+    db.session.commit()
+    return {"subprofile_id": target, "moved": moved, "never_ask": state.never_ask}
+
+
+def _claim(shop: Shop, owner: str, state: PromptState, target: int | None,
+           product_ids: list[str], order_id: str | None, now: datetime) -> int:
+    """Give the cart's or order's rows to ``target``; order lines still to come follow."""
+    if target is None or not (order_id or product_ids):
+        return 0
+    moved = service.reassign(shop, owner, target, order_id=order_id, product_ids=product_ids)
+    if product_ids and not order_id:
         state.pending = {"subprofile_id": target, "items": sorted(set(product_ids)),
                          "since": now.isoformat(),
                          "until": (now + timedelta(hours=PENDING_HOURS)).isoformat()}
-    db.session.commit()
-    return {"subprofile_id": target, "moved": moved, "never_ask": state.never_ask}
+    return moved
 
 
 def apply_pending(shop_id: str, shopper_id: str | None = None, *,

@@ -77,10 +77,14 @@ def test_no_consent_no_prompt(host, store):
     assert _ask(host, BABY[:2])["reason"] == "no_consent"
 
 
-def test_shopping_for_someone_already_means_no_question(host):
+def test_shopping_for_someone_already_means_no_question_and_the_items_go_there(host, store):
     maya = host.create("Maya")
     host.post("/active", {"subprofile_id": maya})
-    assert _ask(host, BABY[:2])["reason"] == "shopping_for_subprofile"
+    answer = _ask(host, BABY[:2])
+    assert (answer["ask"], answer["reason"]) == (False, "shopping_for_subprofile")
+    assert answer["suggested_subprofile_id"] == maya
+    add_order(store.id, HOST, "o-later", BABY[:2], utcnow())  # the order webhook
+    assert prompt.apply_pending(store.id) == 2
 
 
 def test_new_shopper_without_history_is_not_asked(client, store):
