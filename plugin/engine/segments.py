@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
 from sklearn.preprocessing import normalize
@@ -33,22 +34,29 @@ class SegmentRecommender(HistoryMixin, BaseRecommender):
         Number of KMeans clusters (capped by the number of shoppers).
     n_components : int
         SVD dimensions of a purchase profile.
+    min_buyers : int
+        Shoppers an item needs to shape profiles or be called popular (one shopper's
+        purchase is not "popular with shoppers like you", and cannot echo back to them).
     random_state : int or None
         Seed for SVD and KMeans.
     """
 
     source_name = "segment"
 
-    def __init__(self, n_segments: int = 8, n_components: int = 32,
+    def __init__(self, n_segments: int = 8, n_components: int = 32, min_buyers: int = 2,
                  random_state: int | None = 0) -> None:
         self.n_segments = n_segments
         self.n_components = n_components
+        self.min_buyers = min_buyers
         self.random_state = random_state
 
     def fit(self, interactions: Interactions, *, show_progress: bool = False) -> SegmentRecommender:
         """Cluster shoppers with purchases and count what each segment buys."""
         x = self.data_ = interactions
         m = x.to_csr("binary")
+        buyers = np.asarray(m.sum(axis=0)).ravel()
+        m = (m @ sp.diags((buyers >= self.min_buyers).astype(np.float32))).tocsr()
+        m.eliminate_zeros()
         active = np.flatnonzero(np.diff(m.indptr) > 0)
         k = max(1, min(self.n_components, x.n_items - 1, len(active) - 1))
         if len(active) >= 2 and x.n_items >= 2:

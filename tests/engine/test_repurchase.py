@@ -1,0 +1,77 @@
+"""RepurchaseModel: the toilet-seat rule and due dates on a hand-made history."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plugin.engine.repurchase import RepurchaseModel
+from tests.engine.contract import EstimatorContract
+from tests.engine.synthetic import DAY, T0, build
+
+
+class TestRepurchaseContract(EstimatorContract):
+    def make(self, random_state=0):
+        return RepurchaseModel()
+
+
+def _seat_and_milk():
+    """20 shoppers: a seat once each, milk every 7 days for 8 weeks."""
+    rows = []
+    for s in range(20):
+        rows.append((f"u{s}", "seat", T0 + s * 3600, f"u{s}-seat"))
+        for w in range(8):
+            rows.append((f"u{s}", "milk", T0 + (7 * w + 1) * DAY + s * 60, f"u{s}-{w}"))
+    return build(rows)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return RepurchaseModel().fit(_seat_and_milk())
+
+
+def test_items_bought_once_by_everyone_are_durable(model):
+    x = model.data_
+    seat, milk = x.item_index("seat"), x.item_index("milk")
+    assert model.kind_[seat] == "durable"
+    assert model.kind_[milk] == "consumable"
+    assert model.is_durable(np.array([seat, milk])).tolist() == [True, False]
+
+
+def test_weekly_item_has_a_seven_day_interval(model):
+    assert model.interval_days_[model.data_.item_index("milk")] == pytest.approx(7.0, abs=0.1)
+    assert np.isnan(model.interval_days_[model.data_.item_index("seat")])
+
+
+def test_weekly_consumable_is_due_after_about_seven_days(model):
+    last = T0 + (7 * 7 + 1) * DAY
+    due = model.due("u0", at=last + 7.2 * DAY)
+    assert [r.item for r in due] == ["milk"]
+    assert due[0].reason == "you usually reorder this every ~7 days"
+
+
+def test_consumable_is_not_due_two_days_after_buying(model):
+    last = T0 + (7 * 7 + 1) * DAY
+    assert model.due("u0", at=last + 2 * DAY) == []
+
+
+def test_durable_never_comes_back(model):
+    for days in (1, 7, 30, 365):
+        recs = model.recommend("u0", 10, at=T0 + 50 * DAY + days * DAY)
+        assert "seat" not in {r.item for r in recs}
+
+
+def test_rare_item_borrows_its_category_rate():
+    """An item with one buyer is judged by its category, not by its own single sale."""
+    rows = []
+    for s in range(15):
+        for w in range(4):  # every shopper re-buys a different tea: tea is consumable
+            rows.append((f"u{s}", f"tea-{s}", T0 + 7 * w * DAY, f"u{s}-{w}"))
+        rows.append((f"u{s}", "lamp", T0 + 1, f"u{s}-x"))
+    rows.append(("u0", "tea-rare", T0 + 2 * DAY, "u0-rare"))
+    cat = {f"tea-{s}": {"categories": ["tea"]} for s in range(15)}
+    cat |= {"tea-rare": {"categories": ["tea"]}, "lamp": {"categories": ["home"]}}
+    model = RepurchaseModel().fit(build(rows, cat))
+    x = model.data_
+    assert model.kind_[x.item_index("tea-rare")] != "durable"
+    assert model.kind_[x.item_index("lamp")] == "durable"
