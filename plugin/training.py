@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask import current_app
 from tqdm import tqdm
 
-from plugin.api import model_store
+from plugin.api import model_store, sources
 from plugin.api.sources import active_version, bought_since
 from plugin.engine.base import BaseRecommender, Recommendation
 from plugin.engine.baselines import ItemKNNBaseline
@@ -152,6 +152,7 @@ def _train(version: ModelVersion, show_progress: bool) -> None:
     version.status = "ready"
     version.finished_at = utcnow()
     db.session.commit()
+    sources.forget_versions(shop_id)
     # This process already holds the fitted model: serve it without a disk round trip.
     model_store.LOADED.put((shop_id, version.id), model_store.ShopModel(
         version_id=version.id, item_ids=np.asarray(list(data.item_ids), dtype=object),

@@ -1,19 +1,72 @@
-"""Which shop a request is for (public widget key) and which origins may call it (CORS)."""
+"""Which shop a request is for (public widget key) and which origins may call it (CORS).
+
+The shop is read once per ``API_SHOP_CACHE_SECONDS`` per process (default 10 s) as a small
+immutable ``ApiShop``: the hot path then costs no query, and a settings change (origins,
+consent, holdout) reaches every worker within that time.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
 import sqlalchemy as sa
-from flask import Request, Response
+from flask import Request, Response, current_app
 
 from plugin.errors import Forbidden, NotFound
 from plugin.extensions import db
 from plugin.models import Shop
+from plugin.shops import credentials_for
 
 KEY_PARAM = "key"
 KEY_HEADER = "X-Shopkeeper-Key"
 ALLOWED_HEADERS = ("Content-Type, X-Shopkeeper-Key, X-Shopkeeper-Shopper, "
                    "X-Shopkeeper-Customer-Token")
 PREFLIGHT_MAX_AGE = 600
+DEFAULT_SHOP_CACHE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ApiShop:
+    """What the shopper API needs of a shop, detached from any database session."""
+
+    id: str
+    platform: str
+    settings: dict[str, Any]
+    webhook_secret: str | None  # verifies customer tokens (never logged)
+
+    @classmethod
+    def of(cls, shop: Shop) -> ApiShop:
+        try:
+            secret = credentials_for(shop).webhook_secret
+        except NotFound:  # no installation left: no customer can be verified
+            secret = None
+        return cls(id=shop.id, platform=shop.platform, settings=dict(shop.settings or {}),
+                   webhook_secret=secret)
+
+
+#: Either form is accepted by the API helpers (other blueprints pass ORM shops).
+AnyShop = ApiShop | Shop
+
+
+def settings_of(shop: AnyShop) -> dict[str, Any]:
+    return shop.settings or {}
+
+
+def secret_of(shop: AnyShop) -> str | None:
+    """The shop's webhook secret, which also signs customer tokens."""
+    if isinstance(shop, ApiShop):
+        return shop.webhook_secret
+    try:
+        return credentials_for(shop).webhook_secret
+    except NotFound:
+        return None
+
+
+_lock = threading.Lock()
+_shops: dict[str, tuple[float, ApiShop]] = {}
 
 
 def widget_key(request: Request) -> str:
@@ -29,17 +82,42 @@ def shop_for_key(key: str) -> Shop:
     return shop
 
 
+def cached_shop_for_key(key: str) -> ApiShop:
+    """``shop_for_key`` for the hot path: a detached copy, re-read after the TTL."""
+    ttl = float(current_app.config.get("API_SHOP_CACHE_SECONDS", DEFAULT_SHOP_CACHE_SECONDS))
+    now = time.monotonic()
+    with _lock:
+        hit = _shops.get(key)
+    if hit is not None and now - hit[0] < ttl:
+        return hit[1]
+    try:
+        api_shop = ApiShop.of(shop_for_key(key))
+    except NotFound:
+        with _lock:  # misses are not cached: no memory spent on junk keys
+            _shops.pop(key, None)
+        raise
+    with _lock:
+        _shops[key] = (now, api_shop)
+    return api_shop
+
+
+def forget_shops() -> None:
+    """Drop the per-process shop cache (tests; after settings changes in this process)."""
+    with _lock:
+        _shops.clear()
+
+
 def _normalise(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
-def origin_allowed(shop: Shop, origin: str) -> bool:
+def origin_allowed(shop: AnyShop, origin: str) -> bool:
     """Exact match against ``Shop.settings["allowed_origins"]`` (scheme, host and port)."""
-    allowed = {_normalise(o) for o in (shop.settings or {}).get("allowed_origins", [])}
+    allowed = {_normalise(o) for o in settings_of(shop).get("allowed_origins", [])}
     return _normalise(origin) in allowed
 
 
-def enforce_origin(shop: Shop, origin: str | None) -> None:
+def enforce_origin(shop: AnyShop, origin: str | None) -> None:
     """A browser call from a foreign origin is refused outright, not only hidden by CORS.
 
     ``sendBeacon`` posts without a preflight, so CORS alone would not stop a foreign page

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from plugin.api.access import AnyShop, settings_of
 from plugin.api.identity import ShopperIdentity
 from plugin.extensions import db
-from plugin.models import Shop, ShopperConsent
+from plugin.models import ShopperConsent
 from plugin.models.types import utcnow
 
 
-def consent_required(shop: Shop) -> bool:
-    return bool((shop.settings or {}).get("consent_required", False))
+def consent_required(shop: AnyShop) -> bool:
+    return bool(settings_of(shop).get("consent_required", False))
 
 
-def has_consent(shop: Shop, identity: ShopperIdentity) -> bool:
+def has_consent(shop: AnyShop, identity: ShopperIdentity) -> bool:
     """True when the shop does not ask, else the shopper's latest answer (default: no)."""
     if not consent_required(shop):
         return True
@@ -27,7 +28,7 @@ def has_consent(shop: Shop, identity: ShopperIdentity) -> bool:
     return bool(latest)
 
 
-def record_consent(shop: Shop, identity: ShopperIdentity, granted: bool) -> bool:
+def record_consent(shop: AnyShop, identity: ShopperIdentity, granted: bool) -> bool:
     """Store the answer for the browser id and, when verified, the customer id."""
     now = utcnow()
     for shopper_id in identity.ids:

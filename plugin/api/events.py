@@ -7,10 +7,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from plugin.api.access import AnyShop
 from plugin.api.consent import has_consent
 from plugin.api.identity import ShopperIdentity
+from plugin.api.impressions import rec_id_valid
 from plugin.extensions import db
-from plugin.models import Impression, Interaction, Shop
+from plugin.models import Interaction
 from plugin.models.types import utcnow
 
 #: A browser-reported purchase is a signal, not a sale: training learns only from verified
@@ -19,27 +21,16 @@ KINDS = {"purchase": "widget_purchase"}
 MAX_FUTURE = timedelta(minutes=5)
 
 
-def _known_rec_ids(shop_id: str, rec_ids: set[str]) -> set[str]:
-    """Rec ids that this shop really served (another shop's ids are dropped)."""
-    prefixes = {r.split(".", 1)[0] for r in rec_ids}
-    if not prefixes:
-        return set()
-    served = set(db.session.scalars(sa.select(Impression.rec_id).where(
-        Impression.shop_id == shop_id, Impression.rec_id.in_(prefixes))))
-    return {r for r in rec_ids if r.split(".", 1)[0] in served}
-
-
-def store_events(shop: Shop, identity: ShopperIdentity, events: list[dict[str, Any]]) -> int:
+def store_events(shop: AnyShop, identity: ShopperIdentity, events: list[dict[str, Any]]) -> int:
     """Store a batch; returns how many were stored (0 without required consent)."""
     if not identity.key or not has_consent(shop, identity):
         return 0
     now = utcnow()
-    known = _known_rec_ids(shop.id, {e["rec_id"] for e in events if e.get("rec_id")})
     rows = []
     for event in events:
         at = event.get("at") or now
         context: dict[str, Any] = {"via": "widget"}
-        if event.get("rec_id") in known:
+        if event.get("rec_id") and rec_id_valid(shop.id, event["rec_id"]):
             context["rec_id"] = event["rec_id"]
         if identity.customer_id and identity.anonymous_id:
             context["anonymous_id"] = identity.anonymous_id  # stitches pre-login browsing

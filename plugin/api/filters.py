@@ -12,9 +12,10 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from plugin.api.access import AnyShop, settings_of
 from plugin.engine.base import Recommendation
 from plugin.extensions import db
-from plugin.models import Product, Shop
+from plugin.models import Product
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,11 @@ class Servable:
     source: str
 
 
-def merchant_exclusions(shop: Shop) -> set[str]:
-    return {str(p) for p in (shop.settings or {}).get("exclude_products", [])}
+def merchant_exclusions(shop: AnyShop) -> set[str]:
+    return {str(p) for p in settings_of(shop).get("exclude_products", [])}
 
 
-def apply_live_filters(shop: Shop, candidates: Sequence[Recommendation], n: int, *,
+def apply_live_filters(shop: AnyShop, candidates: Sequence[Recommendation], n: int, *,
                        exclude: Iterable[str] = ()) -> list[Servable]:
     """First ``n`` candidates that exist, are live and available, and are not excluded."""
     banned = merchant_exclusions(shop) | set(exclude)
@@ -45,21 +46,23 @@ def apply_live_filters(shop: Shop, candidates: Sequence[Recommendation], n: int,
         if rec.item not in banned and rec.item not in seen:
             wanted.append(rec)
             seen.add(rec.item)
-    if not wanted:
-        return []
-    products = {p.external_id: p for p in db.session.execute(
-        sa.select(Product.external_id, Product.title, Product.url, Product.image_url,
-                  Product.price, Product.currency)
-        .where(Product.shop_id == shop.id, Product.external_id.in_(list(seen)),
-               Product.deleted_at.is_(None), Product.available.is_(True)))}
     out: list[Servable] = []
-    for rec in wanted:
-        p = products.get(rec.item)
-        if p is None:
-            continue
-        out.append(Servable(product_id=rec.item, title=p.title or rec.item, url=p.url,
-                            image_url=p.image_url, price=p.price, currency=p.currency,
-                            reason=rec.reason, source=rec.source))
-        if len(out) == n:
-            break
+    step = max(2 * n, 16)  # usually one small query; more only when many are filtered out
+    for lo in range(0, len(wanted), step):
+        chunk = wanted[lo:lo + step]
+        products = {p.external_id: p for p in db.session.execute(
+            sa.select(Product.external_id, Product.title, Product.url, Product.image_url,
+                      Product.price, Product.currency)
+            .where(Product.shop_id == shop.id,
+                   Product.external_id.in_([r.item for r in chunk]),
+                   Product.deleted_at.is_(None), Product.available.is_(True)))}
+        for rec in chunk:
+            p = products.get(rec.item)
+            if p is None:
+                continue
+            out.append(Servable(product_id=rec.item, title=p.title or rec.item, url=p.url,
+                                image_url=p.image_url, price=p.price, currency=p.currency,
+                                reason=rec.reason, source=rec.source))
+            if len(out) == n:
+                return out
     return out

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from plugin.models import Shop
-from plugin.shops import credentials_for
+from plugin.api.access import AnyShop, secret_of
 
 log = logging.getLogger("shopkeeper.api.identity")
 
@@ -65,9 +64,9 @@ def mint_customer_token(shop_id: str, secret: str, customer_id: str, *,
                        "exp": issued + ttl_seconds}, secret, algorithm="HS256")
 
 
-def verify_customer_token(shop: Shop, token: str) -> str:
+def verify_customer_token(shop: AnyShop, token: str) -> str:
     """The customer id the token proves for ``shop``; raises ``InvalidCustomerToken``."""
-    secret = credentials_for(shop).webhook_secret
+    secret = secret_of(shop)
     if not secret:
         raise InvalidCustomerToken("shop has no secret")
     try:
@@ -84,7 +83,7 @@ def verify_customer_token(shop: Shop, token: str) -> str:
     return claims["sub"]
 
 
-def resolve_identity(shop: Shop, headers: Mapping[str, str]) -> ShopperIdentity:
+def resolve_identity(shop: AnyShop, headers: Mapping[str, str]) -> ShopperIdentity:
     """Read the shopper headers; invalid parts are dropped, never trusted."""
     anonymous = (headers.get(SHOPPER_HEADER) or "").strip()
     anonymous_id = anonymous if ANON_ID.match(anonymous) else None

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
-from plugin.api import sources
+from plugin.api import impressions, sources
+from plugin.api.access import AnyShop, settings_of
 from plugin.api.consent import consent_required, has_consent
 from plugin.api.filters import Servable, apply_live_filters
 from plugin.api.identity import ShopperIdentity
 from plugin.engine.base import Recommendation
 from plugin.extensions import db
-from plugin.models import Impression, Product, Shop
+from plugin.models import Product
 
 DEFAULT_HOLDOUT_SHARE = 0.1
 DEFAULT_STRINGS = {
@@ -37,19 +37,19 @@ class RecsQuery:
     cart: list[str] = field(default_factory=list)
 
 
-def in_holdout(shop: Shop, shopper_key: str) -> bool:
+def in_holdout(shop: AnyShop, shopper_key: str) -> bool:
     """Deterministic arm per shopper: the same shopper always lands in the same arm."""
-    share = float((shop.settings or {}).get("holdout_share", DEFAULT_HOLDOUT_SHARE))
+    share = float(settings_of(shop).get("holdout_share", DEFAULT_HOLDOUT_SHARE))
     share = min(max(share, 0.0), 1.0)
     digest = hashlib.sha256(f"{shop.id}:{shopper_key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
-def recommend(shop: Shop, identity: ShopperIdentity, query: RecsQuery) -> dict[str, Any]:
+def recommend(shop: AnyShop, identity: ShopperIdentity, query: RecsQuery) -> dict[str, Any]:
     """Answer one widget request (contract v1 ``GET /recommendations``)."""
     consented = has_consent(shop, identity)
     holdout = bool(consented and identity.key and in_holdout(shop, identity.key))
-    version = sources.active_version(shop.id)
+    version = sources.served_version(shop.id)
     exclude = set(query.cart)
     if query.product_id:
         exclude.add(query.product_id)
@@ -70,7 +70,7 @@ def recommend(shop: Shop, identity: ShopperIdentity, query: RecsQuery) -> dict[s
             "items": [_item(i, f"{rec_id}.{k}") for k, i in enumerate(items)]}
 
 
-def _personal_or_contextual(shop: Shop, version, customer: str | None, query: RecsQuery,
+def _personal_or_contextual(shop: AnyShop, version, customer: str | None, query: RecsQuery,
                             want: int, exclude: set[str]) -> list[Recommendation]:
     """The non-popular sources, in order, for the placement."""
     if query.placement == "product":
@@ -96,24 +96,22 @@ def _item(s: Servable, rec_id: str) -> dict[str, Any]:
             "reason": s.reason, "source": s.source, "rec_id": rec_id}
 
 
-def _log_impression(shop: Shop, shopper_id: str | None, placement: str,
+def _log_impression(shop: AnyShop, shopper_id: str | None, placement: str,
                     items: list[Servable], *, holdout: bool, personalized: bool,
                     version_id: int | None) -> str:
     """One row per answer; item ``k`` is attributed as ``<rec_id>.<k>``."""
-    rec_id = "r" + secrets.token_urlsafe(12)
-    if not items:
-        return rec_id
-    db.session.add(Impression(shop_id=shop.id, rec_id=rec_id, shopper_id=shopper_id,
-                              placement=placement, items=[i.product_id for i in items],
-                              sources=[i.source for i in items], holdout=holdout,
-                              personalized=personalized, model_version_id=version_id))
-    db.session.commit()
+    rec_id = impressions.new_rec_id(shop.id)
+    if items:
+        impressions.record_impression(
+            shop_id=shop.id, rec_id=rec_id, shopper_id=shopper_id, placement=placement,
+            items=[i.product_id for i in items], sources=[i.source for i in items],
+            holdout=holdout, personalized=personalized, model_version_id=version_id)
     return rec_id
 
 
-def shop_config(shop: Shop) -> dict[str, Any]:
+def shop_config(shop: AnyShop) -> dict[str, Any]:
     """What the loader needs before rendering anything (contract v1 ``GET /config``)."""
-    settings = shop.settings or {}
+    settings = settings_of(shop)
     currency = settings.get("currency") or db.session.scalar(
         sa.select(Product.currency).where(Product.shop_id == shop.id,
                                           Product.currency.is_not(None)).limit(1))

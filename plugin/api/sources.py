@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ NON_PERSONAL = frozenset({"popular", "trending", "g-pop", "itemknn-cart", "itemk
 _popular_lock = threading.Lock()
 _popular_db: dict[str, tuple[float, list[Recommendation]]] = {}
 POPULAR_DB_TTL = 300.0
+DEFAULT_VERSION_CACHE = 10.0
 #: Untrained shops: popularity over their most recent purchase rows.
 POPULAR_DB_ROWS = 20_000
 
@@ -52,11 +54,42 @@ def bought_since(shop_id: str, shopper_ids: Iterable[str],
     return out
 
 
+@dataclass(frozen=True)
+class ServedVersion:
+    """The served model version of a shop, detached from the session (cached per process)."""
+
+    id: int
+    artifact_dir: str
+    trained_until: datetime | None
+    popular: tuple[Recommendation, ...]
+
+
+_versions: dict[str, tuple[float, ServedVersion | None]] = {}
+
+
+def served_version(shop_id: str) -> ServedVersion | None:
+    """``active_version`` read at most once per ``API_VERSION_CACHE_SECONDS`` (default 10)."""
+    ttl = float(current_app.config.get("API_VERSION_CACHE_SECONDS", DEFAULT_VERSION_CACHE))
+    now = time.monotonic()
+    with _popular_lock:
+        hit = _versions.get(shop_id)
+    if hit is not None and now - hit[0] < ttl:
+        return hit[1]
+    row = active_version(shop_id)
+    served = None if row is None else ServedVersion(
+        id=row.id, artifact_dir=row.artifact_dir, trained_until=row.trained_until,
+        popular=tuple(Recommendation(str(i), float(s), "popular", POPULAR_REASON)
+                      for i, s in row.popular))
+    with _popular_lock:
+        _versions[shop_id] = (now, served)
+    return served
+
+
 def _decode(rows: list[list]) -> list[Recommendation]:
     return [Recommendation(str(i), float(s), str(src), str(reason)) for i, s, src, reason in rows]
 
 
-def cached(shop_id: str, shopper_id: str, version: ModelVersion) -> list[Recommendation] | None:
+def cached(shop_id: str, shopper_id: str, version: ServedVersion) -> list[Recommendation] | None:
     """The precomputed top-N when it belongs to the served version and is fresh."""
     row = db.session.execute(
         sa.select(RecommendationCache.items, RecommendationCache.model_version_id,
@@ -71,7 +104,7 @@ def cached(shop_id: str, shopper_id: str, version: ModelVersion) -> list[Recomme
     return _decode(row.items)
 
 
-def online(shop_id: str, customer_id: str, version: ModelVersion, n: int,
+def online(shop_id: str, customer_id: str, version: ServedVersion, n: int,
            exclude: set[str]) -> list[Recommendation]:
     """Ask the loaded model directly (cache miss or stale), minus purchases it cannot know."""
     model = model_store.get_model(shop_id, version.id, version.artifact_dir)
@@ -82,7 +115,7 @@ def online(shop_id: str, customer_id: str, version: ModelVersion, n: int,
     return [r for r in recs if r.source not in NON_PERSONAL]
 
 
-def neighbours(shop_id: str, version: ModelVersion | None, items: list[str], n: int,
+def neighbours(shop_id: str, version: ServedVersion | None, items: list[str], n: int,
                exclude: set[str], placement: str) -> list[Recommendation]:
     """Items bought with the product on the page or with the cart's contents."""
     if version is None or not items:
@@ -110,11 +143,10 @@ def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
                            f"you have ordered this {r.orders} times") for r in rows]
 
 
-def popular(shop_id: str, version: ModelVersion | None) -> list[Recommendation]:
+def popular(shop_id: str, version: ServedVersion | None) -> list[Recommendation]:
     """The shop's popular list: from training, else a recent-sales count (cached briefly)."""
     if version is not None and version.popular:
-        return [Recommendation(str(i), float(s), "popular", POPULAR_REASON)
-                for i, s in version.popular]
+        return list(version.popular)
     now = time.monotonic()
     with _popular_lock:
         hit = _popular_db.get(shop_id)
@@ -136,6 +168,15 @@ def popular(shop_id: str, version: ModelVersion | None) -> list[Recommendation]:
 
 
 def forget_popular() -> None:
-    """Drop the in-process popular lists (tests, after imports)."""
+    """Drop every cached version and popular list (kept for callers of the old name)."""
+    forget_versions()
+
+
+def forget_versions(shop_id: str | None = None) -> None:
+    """Drop cached versions and popular lists (after training in this process; tests)."""
     with _popular_lock:
-        _popular_db.clear()
+        for cache in (_versions, _popular_db):
+            if shop_id is None:
+                cache.clear()
+            else:
+                cache.pop(shop_id, None)

@@ -36,7 +36,7 @@ _ERRORS = (400, 403, 404, 422, 429)
 def _resolve_shop() -> Response | None:
     """Every call names a shop by its public key; foreign browser origins are refused."""
     g.api_shop = None
-    shop = access.shop_for_key(access.widget_key(request))
+    shop = access.cached_shop_for_key(access.widget_key(request))
     origin = request.headers.get("Origin")
     access.enforce_origin(shop, origin)
     g.api_shop = shop

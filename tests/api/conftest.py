@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from plugin.api import model_store, sources
+from plugin.api import access, model_store, sources
 from plugin.api.identity import mint_customer_token
 from plugin.extensions import db
 from plugin.models import Interaction, Product, Shop
@@ -60,10 +60,13 @@ def token_for(shop: Shop, customer: str, **kwargs) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_process_state():
-    """Loaded models and popular lists are per process: do not leak them between tests."""
+def _fresh_process_state(app):
+    """Per-process caches must not leak between tests; impressions are written at once
+    (``test_impressions.py`` covers the buffered mode)."""
+    app.config["API_IMPRESSION_FLUSH_SECONDS"] = 0
     model_store.LOADED.clear()
-    sources.forget_popular()
+    sources.forget_versions()
+    access.forget_shops()
     yield
     model_store.LOADED.clear()
 

@@ -1,0 +1,221 @@
+"""Recommendation endpoint under gunicorn versus a bare endpoint of the same server.
+
+    python bench/serve.py [--database-url postgresql+psycopg://...] [-n 4000] [-c 4] [-w 3]
+
+Loads the full Online Retail history (cleaned as ``bench/demo_sample.py`` does) into a fresh
+database, trains the shop, starts gunicorn on a free port of 127.0.0.1 and sends the same
+number of GET requests with concurrent client threads to ``/bench/bare`` and to
+``/api/v1/recommendations`` (signed customer tokens of real customers, For-you placement).
+Prints requests/s, p50 and p99 latency of both and the throughput ratio. Targets: ratio
+>= 0.7, p99 <= 25 ms. The client runs on the same machine and shares its cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SRC = ROOT.parent / "shared/data/online-retail/online_retail.csv.gz"
+PRODUCT_CODE = re.compile(r"^\d{5}")
+ORIGIN = "https://bench.example"
+
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fresh_database(url: str) -> str:
+    """A new, empty PostgreSQL database on the same server, so runs never share state."""
+    import sqlalchemy as sa
+
+    name = f"shopkeeper_bench_serve_{int(time.time())}"
+    admin = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def prepare_online_retail(src: Path, out: Path) -> tuple[Path, Path]:
+    """Full history in the import format: no cancellations, 5-digit codes, positive qty/price."""
+    titles: dict[str, Counter] = defaultdict(Counter)
+    prices: dict[str, Counter] = defaultdict(Counter)
+    orders, catalog = out / "orders.csv.gz", out / "catalog.csv.gz"
+    with gzip.open(src, "rt", newline="") as fh, gzip.open(orders, "wt", newline="") as oh:
+        w = csv.writer(oh)
+        w.writerow(["customer_id", "item_id", "timestamp", "basket_id", "quantity", "price"])
+        for r in csv.DictReader(fh):
+            if r["InvoiceNo"].startswith("C") or not PRODUCT_CODE.match(r["StockCode"]):
+                continue
+            if not r["CustomerID"] or int(r["Quantity"]) <= 0 or float(r["UnitPrice"]) <= 0:
+                continue
+            code = r["StockCode"].upper()
+            titles[code][r["Description"].strip()] += 1
+            prices[code][r["UnitPrice"]] += 1
+            w.writerow([r["CustomerID"].removesuffix(".0"), code,
+                        r["InvoiceDate"].replace(" ", "T"), r["InvoiceNo"], r["Quantity"],
+                        r["UnitPrice"]])
+    with gzip.open(catalog, "wt", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["item_id", "title", "description", "category", "price"])
+        for code in sorted(titles):
+            title = titles[code].most_common(1)[0][0].title() or code
+            words = re.findall(r"[A-Za-z]+", title)
+            w.writerow([code, title, title, words[-1].title() if words else "Other",
+                        prices[code].most_common(1)[0][0]])
+    return orders, catalog
+
+
+def load(get, n: int, concurrency: int) -> tuple[float, list[float], Counter]:
+    """``n`` calls of ``get(i)`` over ``concurrency`` threads: (seconds, latencies ms, codes)."""
+    local = threading.local()
+    latencies: list[float] = []
+    codes: Counter = Counter()
+
+    def one(i: int) -> tuple[float, int]:
+        if not hasattr(local, "s"):
+            local.s = requests.Session()
+        started = time.perf_counter()
+        code = get(local.s, i)
+        return (time.perf_counter() - started) * 1000.0, code
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for ms, code in pool.map(one, range(n)):
+            latencies.append(ms)
+            codes[code] += 1
+    return time.perf_counter() - started, latencies, codes
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100.0 * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--database-url", default=None, help="PostgreSQL server (default: SQLite)")
+    ap.add_argument("--source", type=Path, default=SRC)
+    ap.add_argument("-n", type=int, default=4000, help="requests per endpoint")
+    ap.add_argument("-c", type=int, default=4, help="concurrent client threads")
+    ap.add_argument("-w", type=int, default=3, help="gunicorn workers")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="sk-bench-serve-"))
+    url = fresh_database(args.database_url) if args.database_url else f"sqlite:///{tmp / 'b.db'}"
+    env = {**os.environ, "SHOPKEEPER_SQLALCHEMY_DATABASE_URI": url,
+           "SHOPKEEPER_INSTANCE_DIR": str(tmp), "SHOPKEEPER_MODEL_DIR": str(tmp / "models"),
+           "SHOPKEEPER_BENCH_BARE_ENDPOINT": "true", "SHOPKEEPER_LOG_LEVEL": "WARNING",
+           # the limiter runs on every request, with limits the load test cannot reach
+           "SHOPKEEPER_API_RATE_LIMIT_PER_KEY": "10000000 per minute",
+           "SHOPKEEPER_API_RATE_LIMIT_PER_CLIENT": "10000000 per minute"}
+    os.environ.update(env)
+
+    from plugin import create_app, migrate, shops
+    from plugin.api.identity import mint_customer_token
+    from plugin.extensions import db
+    from plugin.ingestion.importer import import_history
+    from plugin.training import train_shop
+
+    started = time.perf_counter()
+    orders, catalog = prepare_online_retail(args.source, tmp)
+    app = create_app()
+    with app.app_context():
+        migrate.upgrade()
+        shop = shops.create_shop("generic", f"bench-{int(time.time())}.example")
+        shop.settings = {"allowed_origins": [ORIGIN]}  # default 10 % holdout stays on
+        db.session.commit()
+        stats = import_history(shop.id, orders, catalog, progress=True)
+        version = train_shop(shop.id, show_progress=True)
+        secret = shops.credentials_for(shop).webhook_secret
+        customers = _customers(shop.id)
+        key, shop_id = shop.widget_key, shop.id
+    print(f"prepared in {time.perf_counter() - started:.0f} s: {stats.orders} orders, "
+          f"{stats.lines} lines, {stats.products} products, {len(customers)} customers; "
+          f"model {version.algorithm}, fit {version.metrics.get('fit_seconds')} s, "
+          f"cache {version.metrics.get('cache_seconds')} s", flush=True)
+    tokens = [mint_customer_token(shop_id, secret, c, ttl_seconds=3 * 3600)
+              for c in random.Random(7).sample(customers, min(len(customers), 1000))]
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", str(args.w), "-b", f"127.0.0.1:{port}",
+         "--log-level", "warning", "plugin:create_app()"], cwd=ROOT, env=env)
+    try:
+        _wait_ready(base)
+
+        def bare(s: requests.Session, i: int) -> int:
+            return s.get(base + "/bench/bare", headers={"Origin": ORIGIN}, timeout=30).status_code
+
+        def recs(s: requests.Session, i: int) -> int:
+            return s.get(base + "/api/v1/recommendations",
+                         params={"key": key, "placement": "for_you", "n": 8},
+                         headers={"Origin": ORIGIN,
+                                  "X-Shopkeeper-Customer-Token": tokens[i % len(tokens)]},
+                         timeout=30).status_code
+
+        results = {}
+        for name, get in (("bare", bare), ("recommendations", recs)):
+            load(get, 50 * args.w, args.c)  # warm-up: imports, connections, first queries
+            results[name] = load(get, args.n, args.c)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+    print(f"database: {url.split('@')[-1]}   gunicorn workers: {args.w}   "
+          f"client threads: {args.c}   requests per endpoint: {args.n}")
+    print(f"{'endpoint':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}   status codes")
+    for name, (seconds, latencies, codes) in results.items():
+        print(f"{name:<18}{args.n / seconds:>9.0f}{pct(latencies, 50):>9.2f}"
+              f"{pct(latencies, 99):>9.2f}   {dict(codes)}")
+    ratio = results["bare"][0] / results["recommendations"][0]
+    p99 = pct(results["recommendations"][1], 99)
+    print(f"throughput ratio recommendations/bare: {ratio:.2f} (target >= 0.70); "
+          f"recommendations p99 {p99:.1f} ms (target <= 25)")
+    ok = all(set(r[2]) == {200} for r in results.values())
+    return 0 if ok else 1
+
+
+def _customers(shop_id: str) -> list[str]:
+    import sqlalchemy as sa
+
+    from plugin.extensions import db
+    from plugin.models import RecommendationCache
+
+    return list(db.session.scalars(sa.select(RecommendationCache.shopper_id)
+                                   .where(RecommendationCache.shop_id == shop_id)))
+
+
+def _wait_ready(base: str) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if requests.get(base + "/healthz", timeout=5).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not start")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
