@@ -183,11 +183,11 @@ def discount_spec(offer: Offer, platform: str, *, customer_id: str | None) -> Di
     return DiscountSpec(
         code="SK-" + secrets.token_hex(5).upper(),
         kind="free_shipping" if offer.discount_kind == "free_shipping" else "fixed",
-        value=offer.value or Decimal(0),
+        value=(offer.value or Decimal(0)).quantize(CENT),
         expires_at=(offer.expires_at or utcnow()) + CHECKOUT_GRACE,
         currency=offer.currency, usage_limit=1, customer_id=customer_id,
         product_ids=tuple(offer.product_ids) if scoped else (),
-        min_subtotal=offer.min_subtotal)
+        min_subtotal=None if offer.min_subtotal is None else offer.min_subtotal.quantize(CENT))
 
 
 def _verified_offer(shop: Shop, shopper_id: str, token: str, cart: CartIn,

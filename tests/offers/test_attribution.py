@@ -1,0 +1,131 @@
+"""Attribution rules (code -> offer, click -> recommendation), outcomes and the uplift report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from plugin.extensions import db
+from plugin.models import ClickAttribution, Interaction, Offer, Order, OrderLine, Redemption
+from plugin.models.types import utcnow
+from plugin.offers import attribution
+from plugin.offers.admin_auth import mint_admin_token
+from plugin.offers.settings import Guardrails
+from plugin.offers.stats import diff_means, diff_proportions
+
+RAILS = Guardrails()
+
+
+def _order(shop_id, oid, customer, at, total="40", codes=(), lines=(("p1", 1, "40"),)):
+    o = Order(shop_id=shop_id, external_id=oid, customer_external_id=customer, currency="GBP",
+              total=Decimal(total), discount_codes=list(codes), created_at=at,
+              source_updated_at=at)
+    o.lines = [OrderLine(product_external_id=p, quantity=q, price=Decimal(pr))
+               for p, q, pr in lines]
+    db.session.add(o)
+    return o
+
+
+def _quote(shop_id, shopper, at, *, holdout=False, status="none", code=None, amount=None):
+    row = Offer(public_id=f"of_{shopper}_{at.timestamp()}", shop_id=shop_id, shopper_id=shopper,
+                cart_hash="h", stage="idle_cart", status="holdout" if holdout else status,
+                holdout=holdout, code=code, amount=amount, created_at=at, cart_value=Decimal(50),
+                expires_at=at + timedelta(minutes=30))
+    db.session.add(row)
+    return row
+
+
+def test_order_with_offer_code_is_a_redemption(app, shop):
+    now = utcnow()
+    offer = _quote(shop.id, "c1", now - timedelta(hours=1), status="accepted", code="SK-AB",
+                   amount=Decimal(5))
+    _order(shop.id, "o1", "c1", now - timedelta(minutes=10), codes=["SK-AB"])
+    _order(shop.id, "o2", "c2", now - timedelta(minutes=10), codes=["OTHER"])
+    db.session.commit()
+    assert attribution.attribute(shop.id, RAILS, now=now)["redemptions"] == 1
+    assert attribution.attribute(shop.id, RAILS, now=now)["redemptions"] == 0  # idempotent
+    red = db.session.scalar(sa.select(Redemption))
+    assert red.offer_id == offer.id and red.order_external_id == "o1"
+    assert offer.status == "redeemed" and offer.converted is True
+
+
+def test_last_click_within_window_gets_the_line(app, shop):
+    now = utcnow()
+    for days, rec in ((9, "rOld.0"), (3, "rA.1"), (1, "rB.2")):
+        db.session.add(Interaction(shop_id=shop.id, shopper_id="c1", product_external_id="p1",
+                                   kind="click", occurred_at=now - timedelta(days=days),
+                                   context={"rec_id": rec}))
+    db.session.add(Interaction(shop_id=shop.id, shopper_id="c1", product_external_id="p2",
+                               kind="click", occurred_at=now - timedelta(days=8),
+                               context={"rec_id": "rC.0"}))
+    _order(shop.id, "o1", "c1", now, lines=(("p1", 2, "10"), ("p2", 1, "5")))
+    db.session.commit()
+    attribution.attribute(shop.id, RAILS, now=now)
+    rows = db.session.scalars(sa.select(ClickAttribution)).all()
+    assert [(r.product_external_id, r.rec_id, r.revenue) for r in rows] == [
+        ("p1", "rB.2", Decimal("20"))]  # p2's click is outside the 7-day window
+
+
+def test_quote_outcomes_settle_when_window_closes(app, shop):
+    now = utcnow()
+    bought = _quote(shop.id, "c1", now - timedelta(days=2))
+    waiting = _quote(shop.id, "c2", now - timedelta(days=2))
+    lapsed = _quote(shop.id, "c3", now - timedelta(days=8))
+    _order(shop.id, "o1", "c1", now - timedelta(days=1))
+    db.session.commit()
+    attribution.attribute(shop.id, RAILS, now=now)
+    assert (bought.converted, waiting.converted, lapsed.converted) == (True, None, False)
+
+
+def test_unused_accepted_offer_expires_and_releases_budget(app, shop):
+    from plugin.offers import budget
+
+    now = utcnow()
+    offer = _quote(shop.id, "c1", now - timedelta(hours=3), status="accepted", code="SK-1",
+                   amount=Decimal(7))
+    offer.accepted_at = now - timedelta(hours=3)
+    db.session.flush()
+    budget.reserve(offer, offer.accepted_at)
+    db.session.commit()
+    assert budget.remaining(shop.id, RAILS, now)[1] == RAILS.monthly_budget - 7
+    attribution.attribute(shop.id, RAILS, now=now)
+    assert offer.status == "expired"
+    assert budget.remaining(shop.id, RAILS, now)[1] == RAILS.monthly_budget
+
+
+def test_diff_proportions_known_answer():
+    ci = diff_proportions(30, 100, 20, 100)
+    assert ci.estimate == pytest.approx(0.10)
+    se = (0.3 * 0.7 / 100 + 0.2 * 0.8 / 100) ** 0.5
+    assert ci.low == pytest.approx(0.10 - 1.959964 * se, abs=1e-6)
+    assert diff_proportions(1, 0, 1, 10) is None
+
+
+def test_diff_means_known_answer():
+    ci = diff_means([1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0])
+    assert ci.estimate == pytest.approx(1.0)
+    assert ci.high - ci.estimate == pytest.approx(1.959964 * (1.0 / 3) ** 0.5, abs=1e-6)
+
+
+def test_uplift_endpoint_needs_admin_token_and_reports_arms(client, shop, shop_secret):
+    now = datetime.now(UTC)
+    for i in range(6):
+        _quote(shop.id, f"t{i}", now - timedelta(days=1)).converted = i < 3
+        _quote(shop.id, f"h{i}", now - timedelta(days=1), holdout=True).converted = i < 1
+    _order(shop.id, "o1", "t0", now - timedelta(hours=20), total="60")
+    db.session.commit()
+    url = f"/api/v1/offers/uplift?key={shop.widget_key}&days=7"
+    assert client.get(url).status_code == 401
+    bad = mint_admin_token(shop.id, "not-the-secret")
+    assert client.get(url, headers={"Authorization": f"Bearer {bad}"}).status_code == 401
+    token = mint_admin_token(shop.id, shop_secret)
+    body = client.get(url, headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert body["arms"]["treatment"] == {"shoppers": 6, "converted": 3, "conversion": 0.5,
+                                         "revenue_per_visitor": 10.0}
+    assert body["arms"]["control"]["conversion"] == pytest.approx(1 / 6)
+    assert body["conversion_uplift"]["estimate"] == pytest.approx(0.5 - 1 / 6)
+    assert body["conversion_uplift"]["low"] < body["conversion_uplift"]["estimate"]
+    assert "Wald" in body["method"]

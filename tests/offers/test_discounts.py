@@ -1,0 +1,130 @@
+"""Accepting an offer calls each platform's discount API with a single-use, expiring code.
+
+The platform HTTP edge is mocked with ``responses``; the payload shapes are the connectors'
+own (Shopify ``discountCodeBasicCreate``, Saleor ``voucherCreate`` + channel listing,
+Vendure ``createPromotion``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import responses
+
+from connectors.base import Credentials
+from connectors.shopify.client import API_VERSION
+from plugin.extensions import db
+from plugin.models import Offer
+from plugin.offers import service
+from plugin.shops import save_credentials
+from tests.factories import make_shop
+from tests.offers.conftest import SHOPPER, accept, cart_body, configure, make_idle, quote
+
+VENDURE_FIXTURES = Path(__file__).parents[1] / "fixtures" / "vendure"
+
+
+def _shop(platform: str, domain: str, credentials: Credentials):
+    shop = make_shop(platform, domain)
+    save_credentials(shop, credentials)
+    configure(shop)
+    make_idle(shop.id)
+    return shop
+
+
+def _accept(client, shop) -> dict:
+    offer = quote(client, shop).get_json()["offer"]
+    assert offer is not None
+    res = accept(client, shop, offer["token"])
+    assert res.status_code == 200, res.get_json()
+    return {"offer": offer, **res.get_json()}
+
+
+@responses.activate
+def test_shopify_gets_basic_code_with_usage_limit_and_expiry(client, app):
+    domain = "offers.myshopify.com"
+    shop = _shop("shopify", domain, Credentials(domain, access_token="shpat_x",
+                                                webhook_secret="shpss_x"))
+    url = f"https://{domain}/admin/api/{API_VERSION}/graphql.json"
+    responses.post(url, json={"data": {"discountCodeBasicCreate": {
+        "codeDiscountNode": {"id": "gid://shopify/DiscountCodeNode/9"}, "userErrors": []}}})
+    out = _accept(client, shop)
+    sent = json.loads(responses.calls[-1].request.body)
+    data = sent["variables"]["input"]
+    assert "discountCodeBasicCreate" in sent["query"]
+    assert data["code"] == out["code"] and data["usageLimit"] == 1
+    assert data["customerGets"]["value"] == {"discountAmount": {
+        "amount": out["offer"]["amount"], "appliesOnEachItem": False}}
+    assert data["minimumRequirement"] == {"subtotal": {"greaterThanOrEqualToSubtotal": "100.00"}}
+    assert datetime.fromisoformat(data["endsAt"]) == datetime.fromisoformat(out["expires_at"])
+    assert out["discount_token"] is None
+    row = db.session.query(Offer).filter_by(public_id=out["offer_id"]).one()
+    assert row.platform_ref == "gid://shopify/DiscountCodeNode/9" and row.status == "accepted"
+
+
+@responses.activate
+def test_saleor_gets_voucher_then_channel_value(client, app):
+    api = "https://offers.saleor.cloud/graphql/"
+    shop = _shop("saleor", "offers.saleor.cloud", Credentials(
+        "offers.saleor.cloud", access_token="tok", api_url=api,
+        extra={"channel": "default-channel", "channel_id": "Q2hhbm5lbDox"}))
+    responses.post(api, json={"data": {"voucherCreate": {"voucher": {"id": "Vm91Y2hlcjox"},
+                                                         "errors": []}}})
+    responses.post(api, json={"data": {"voucherChannelListingUpdate": {
+        "voucher": {"id": "Vm91Y2hlcjox"}, "errors": []}}})
+    out = _accept(client, shop)
+    created, listed = (json.loads(c.request.body)["variables"] for c in responses.calls)
+    assert created["input"]["addCodes"] == [out["code"]]
+    assert created["input"]["usageLimit"] == 1 and created["input"]["type"] == "ENTIRE_ORDER"
+    assert created["input"]["discountValueType"] == "FIXED"
+    assert listed["input"]["addChannels"] == [{"channelId": "Q2hhbm5lbDox",
+                                               "discountValue": out["offer"]["amount"],
+                                               "minAmountSpent": "100.00"}]
+
+
+@responses.activate
+def test_vendure_gets_coupon_promotion(client, app):
+    api = "https://offers.vendure.example/admin-api"
+    shop = _shop("vendure", "offers.vendure.example", Credentials(
+        "offers.vendure.example", access_token="tok", webhook_secret="whsec_v", api_url=api))
+    none = json.loads((VENDURE_FIXTURES / "admin_promotions_by_code_none.json").read_text())
+    created = json.loads((VENDURE_FIXTURES / "admin_create_promotion.json").read_text())
+    responses.post(api, json=none)
+    responses.post(api, json=created)
+    out = _accept(client, shop)
+    sent = json.loads(responses.calls[-1].request.body)["variables"]["input"]
+    assert sent["couponCode"] == out["code"] and sent["usageLimit"] == 1
+    minor = str(int(Decimal(out["offer"]["amount"]) * 100))
+    assert sent["actions"] == [{"code": "order_fixed_discount",
+                                "arguments": [{"name": "discount", "value": minor}]}]
+    assert {"name": "amount", "value": "10000"} in sent["conditions"][0]["arguments"]
+
+
+def test_item_offers_keep_product_scope_except_on_vendure(app, shop):
+    row = Offer(product_ids=["p1"], value=Decimal("5"), discount_kind="fixed",
+                currency="GBP", min_subtotal=Decimal("40"), expires_at=service.utcnow())
+    assert service.discount_spec(row, "shopify", customer_id="7").product_ids == ("p1",)
+    assert service.discount_spec(row, "vendure", customer_id=None).product_ids == ()
+    bundle = Offer(product_ids=["p1", "p2"], value=Decimal("5"), discount_kind="fixed",
+                   currency="GBP", min_subtotal=Decimal("40"), expires_at=service.utcnow())
+    spec = service.discount_spec(bundle, "saleor", customer_id=None)
+    assert spec.product_ids == () and spec.min_subtotal == Decimal("40")
+    assert spec.usage_limit == 1 and spec.code != service.discount_spec(
+        bundle, "saleor", customer_id=None).code  # unique codes
+
+
+def test_generic_discount_token_is_bound_to_the_customer(client, offer_shop, shop_secret):
+    from connectors.generic import verify_discount
+    from plugin.api.identity import mint_customer_token
+
+    make_idle(offer_shop.id, "cust-42")
+    token = mint_customer_token(offer_shop.id, shop_secret, "cust-42")
+    hdrs = {"X-Shopkeeper-Customer-Token": token, "X-Shopkeeper-Shopper": SHOPPER}
+    url = f"/api/v1/offers/%s?key={offer_shop.widget_key}"
+    offer = client.post(url % "quote", json={"cart": cart_body()}, headers=hdrs).get_json()
+    res = client.post(url % "accept", json={"token": offer["offer"]["token"],
+                                            "cart": cart_body()}, headers=hdrs)
+    spec = verify_discount(shop_secret, res.get_json()["discount_token"])
+    assert spec.customer_id == "cust-42" and spec.usage_limit == 1
