@@ -38,8 +38,10 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
         Share of category buyers who buy in the category again that makes a low-repeat
         item "variety" (recommend siblings) rather than durable.
     prior : float
-        Pseudo-buyers pulling an item's rate towards its category (and a category's
-        towards the shop).
+        Pseudo-buyers pulling an item's rate towards its category's.
+    category_prior : float
+        Pseudo-buyers pulling a category's rate towards the whole shop's (small: staples
+        bought every week must not make a small durable category look consumable).
     due_fraction : float
         A consumable is due once this fraction of its interval has elapsed.
     """
@@ -47,12 +49,13 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
     source_name = "repurchase_due"
 
     def __init__(self, durable_below: float = 0.04, consumable_above: float = 0.15,
-                 variety_above: float = 0.5, prior: float = 5.0,
+                 variety_above: float = 0.5, prior: float = 5.0, category_prior: float = 1.0,
                  due_fraction: float = 0.8) -> None:
         self.durable_below = durable_below
         self.consumable_above = consumable_above
         self.variety_above = variety_above
         self.prior = prior
+        self.category_prior = category_prior
         self.due_fraction = due_fraction
 
     def fit(self, interactions: Interactions, *, show_progress: bool = False) -> RepurchaseModel:
@@ -71,7 +74,7 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
         c_buy = np.bincount(cat_of, weights=buyers, minlength=len(cat_names))
         c_rep = np.bincount(cat_of, weights=repeats, minlength=len(cat_names))
         shop = repeats.sum() / buyers.sum() if buyers.sum() else 0.0
-        c_rate = (c_rep + self.prior * shop) / (c_buy + self.prior)
+        c_rate = (c_rep + self.category_prior * shop) / (c_buy + self.category_prior)
         c_rate[cat_names == ""] = shop  # no category: fall back to the whole shop
         base = c_rate[cat_of] if n else np.zeros(0)
         self.repeat_rate_ = (repeats + self.prior * base) / (buyers + self.prior)

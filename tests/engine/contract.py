@@ -69,7 +69,7 @@ class EstimatorContract:
         last = max(t for s, _, t, _ in rows if s == SHOPPER)
         at = last - 0.5 * DAY
         catalog = {**CATALOG, "future-gadget": {"title": "Future gadget", "categories": ["z"]}}
-        with_future = rows + [(SHOPPER, "future-gadget", last, f"{SHOPPER}-w7")]
+        with_future = [*rows, (SHOPPER, "future-gadget", last, f"{SHOPPER}-w7")]
         seen = self.make().fit(build(with_future, catalog)).recommend(SHOPPER, 10, at=at)
         unseen = self.make().fit(build(rows, catalog)).recommend(SHOPPER, 10, at=at)
         assert "future-gadget" not in {r.item for r in seen}

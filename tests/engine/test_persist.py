@@ -1,0 +1,42 @@
+"""Persistence: versioned .npz + JSON, no pickle, same answers after a round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from plugin.engine.blend import Blender, ShopkeeperRecommender
+from plugin.engine.persist import load_model, save_model
+from plugin.engine.repurchase import RepurchaseModel
+from tests.engine.synthetic import DAY, T0, weekly_history
+
+
+@pytest.mark.parametrize("make", [ShopkeeperRecommender, Blender, RepurchaseModel])
+def test_round_trip_gives_identical_recommendations(tmp_path, make):
+    model = make().fit(weekly_history())
+    npz, js = save_model(model, tmp_path / "model")
+    assert npz.suffix == ".npz" and json.loads(js.read_text())["version"] == 1
+    loaded = load_model(tmp_path / "model")
+    assert loaded.get_params() == model.get_params()
+    for shopper in ("s00", "s05", "unknown"):
+        for at in (None, T0 + 20 * DAY):
+            assert loaded.recommend(shopper, 8, at=at) == model.recommend(shopper, 8, at=at)
+
+
+def test_artifact_naming_a_class_outside_the_engine_is_refused(tmp_path):
+    save_model(RepurchaseModel().fit(weekly_history()), tmp_path / "m")
+    meta = json.loads((tmp_path / "m.json").read_text())
+    meta["root"]["cls"] = "os:system"
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="outside the engine"):
+        load_model(tmp_path / "m")
+
+
+def test_other_format_versions_are_refused(tmp_path):
+    save_model(RepurchaseModel().fit(weekly_history()), tmp_path / "m")
+    meta = json.loads((tmp_path / "m.json").read_text())
+    meta["version"] = 99
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="unsupported"):
+        load_model(tmp_path / "m")

@@ -1,0 +1,89 @@
+"""ShopkeeperRecommender: learned blend, toilet-seat rule, reasons, fallback chain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plugin.engine.blend import ShopkeeperRecommender
+from plugin.engine.ranker import TreeEnsemble, fit_ranker
+from tests.engine.contract import EstimatorContract
+from tests.engine.synthetic import DAY, T0, weekly_history
+
+DURABLES = {"seat", "kettle", "lamp"}
+
+
+class TestShopkeeperContract(EstimatorContract):
+    def make(self, random_state=0):
+        return ShopkeeperRecommender(random_state=random_state)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return ShopkeeperRecommender().fit(weekly_history(seed=3))
+
+
+def test_weights_are_learned_from_validation_baskets(model):
+    assert model.ranker_ is not None
+    # the weekly staples outrank a snack bought once
+    recs = [r.item for r in model.recommend("s00", 10)]
+    assert recs[0] == "milk"
+
+
+def test_already_bought_durables_are_never_recommended(model):
+    x = model.data_
+    for shopper in x.user_ids:
+        owned = {x.item_ids[i] for i in x.item[x.events_of(x.user_index(shopper))]}
+        shown = {r.item for r in model.recommend(shopper, 15)}
+        assert not (shown & owned & DURABLES), shopper
+
+
+def test_every_recommendation_carries_a_readable_reason(model):
+    reasons = [r.reason for r in model.recommend("s01", 10)]
+    assert len(reasons) == 10 and all(reasons)
+    assert any(r.startswith("you usually reorder this every ~7") for r in reasons)
+
+
+def test_cart_items_and_merchant_exclusions_are_left_out():
+    model = ShopkeeperRecommender(excluded_items=("bread",)).fit(weekly_history(seed=3))
+    shown = {r.item for r in model.recommend("s00", 10, exclude=["milk"])}
+    assert not shown & {"milk", "bread"}
+
+
+def test_unknown_shopper_gets_the_fallback_chain(model):
+    recs = model.recommend("someone-new", 5)
+    assert len(recs) == 5
+    assert {r.source for r in recs} <= {"segment", "trending"}
+
+
+def test_unknown_fallback_source_raises():
+    with pytest.raises(ValueError, match="unknown source"):
+        ShopkeeperRecommender(fallback=("nope",)).fit(weekly_history(seed=3))
+
+
+def test_point_in_time_query_rebuilds_the_shoppers_past(model):
+    """Asked mid-history, only earlier baskets count (milk twice -> 'bought 2 times')."""
+    recs = model.recommend("s00", 10, at=T0 + 10 * DAY)
+    assert all("8 times" not in r.reason for r in recs)
+
+
+def test_explore_boost_brings_in_items_the_shopper_never_bought():
+    x = weekly_history(seed=3)
+    shy = ShopkeeperRecommender(explore_boost=0.0).fit(x)
+    bold = ShopkeeperRecommender(explore_boost=50.0).fit(x)
+
+    def new_items(m):
+        owned = set(x.item[x.events_of(x.user_index("s00"))])
+        return sum(x.item_index(r.item) not in owned for r in m.recommend("s00", 10))
+
+    assert new_items(bold) > new_items(shy)
+
+
+def test_flattened_trees_score_exactly_like_sklearn():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    y = X[:, 0] + np.nan_to_num(X[:, 1]) > 0
+    model = fit_ranker(X, y, max_iter=20, learning_rate=0.1, max_leaf_nodes=7, random_state=0)
+    ours = TreeEnsemble.from_sklearn(model).predict(X)
+    np.testing.assert_allclose(ours, model._raw_predict(X).ravel(), rtol=1e-10, atol=1e-10)
