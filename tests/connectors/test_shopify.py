@@ -471,6 +471,10 @@ def _session_token(**overrides) -> str:
               "aud": API_KEY, "sub": "42", "exp": now + 60, "nbf": now - 1, "iat": now - 1,
               "jti": "f8912129-1af6-4cad-9ca3-76b0f7621087",
               "sid": "aaea182f2732d44c23057c0fea584021"}
+    overrides = dict(overrides)
+    for name in ("exp", "nbf"):  # relative times are resolved now, not at collection
+        if f"{name}_in" in overrides:
+            overrides[name] = now + overrides.pop(f"{name}_in")
     claims.update(overrides)
     key = claims.pop("_key", SECRET)
     return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="HS256")
@@ -488,8 +492,8 @@ def test_session_token_within_leeway_accepted() -> None:
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"exp": int(time.time()) - 30},
-        {"nbf": int(time.time()) + 60},
+        {"exp_in": -30},
+        {"nbf_in": 60},
         {"aud": "another-app"},
         {"_key": OTHER},
         {"dest": "https://evil.example"},
