@@ -226,3 +226,59 @@ def refresh_shoppers(shop_id: str, shopper_ids: Iterable[str]) -> int:
     db.session.execute(sa.insert(RecommendationCache), rows)
     db.session.commit()
     return len(rows)
+
+
+#: ``retrain_due`` refits a shop whose model is older than this (config key of the same name).
+RETRAIN_MAX_AGE_HOURS = 24
+#: ... or that received at least this many orders since its data ends.
+RETRAIN_NEW_ORDERS = 200
+
+
+def retrain_due(now: datetime | None = None) -> int:
+    """Hourly job: refit shops that are due; in the others refresh shoppers with new orders.
+
+    Returns the number of shops refitted.
+    """
+    from plugin.models import Shop
+
+    now = now or utcnow()
+    refitted = 0
+    for shop_id in list(db.session.scalars(sa.select(Shop.id).where(Shop.status == "active"))):
+        version = active_version(shop_id)
+        if _due(shop_id, version, now):
+            train_shop(shop_id)
+            refitted += 1
+        elif version is not None:
+            refresh_shoppers(shop_id, _shoppers_with_new_orders(shop_id, version))
+    return refitted
+
+
+def _due(shop_id: str, version: ModelVersion | None, now: datetime) -> bool:
+    config = current_app.config
+    new = sa.select(sa.func.count(sa.distinct(Interaction.order_external_id))).where(
+        Interaction.shop_id == shop_id, Interaction.kind == "purchase")
+    if version is None:
+        return bool(db.session.scalar(new))
+    max_age = float(config.get("RETRAIN_MAX_AGE_HOURS", RETRAIN_MAX_AGE_HOURS))
+    if version.finished_at is None or (now - version.finished_at).total_seconds() > max_age * 3600:
+        return True
+    if version.trained_until is not None:
+        new = new.where(Interaction.occurred_at > version.trained_until)
+    return db.session.scalar(new) >= int(config.get("RETRAIN_NEW_ORDERS", RETRAIN_NEW_ORDERS))
+
+
+def _shoppers_with_new_orders(shop_id: str, version: ModelVersion) -> list[str]:
+    """Shoppers whose latest purchase is newer than their cached list."""
+    latest = (sa.select(Interaction.shopper_id, sa.func.max(Interaction.occurred_at).label("at"))
+              .where(Interaction.shop_id == shop_id, Interaction.kind == "purchase",
+                     Interaction.subprofile_id.is_(None))
+              .group_by(Interaction.shopper_id))
+    if version.trained_until is not None:
+        latest = latest.where(Interaction.occurred_at > version.trained_until)
+    latest = latest.subquery()
+    cache = RecommendationCache
+    rows = db.session.execute(
+        sa.select(latest.c.shopper_id, latest.c.at, cache.computed_at)
+        .outerjoin(cache, sa.and_(cache.shop_id == shop_id,
+                                  cache.shopper_id == latest.c.shopper_id))).all()
+    return [r.shopper_id for r in rows if r.computed_at is None or r.computed_at < r.at]

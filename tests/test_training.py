@@ -131,3 +131,38 @@ def test_train_command(runner, store):
     assert f"{store.id}: version" in result.output
     assert "5 shoppers" in result.output
     assert runner.invoke(train, ["--shop", "shp_nope", "--quiet"]).exit_code == 1
+
+
+def test_retrain_due_trains_untrained_shops_once(app, store):
+    assert training.retrain_due() == 1
+    assert training.active_version(store.id) is not None
+    assert training.retrain_due() == 0  # fresh model, no new orders
+
+
+def test_retrain_due_refits_old_models(app, store):
+    from datetime import timedelta
+
+    version = training.train_shop(store.id)
+    version.finished_at = utcnow() - timedelta(hours=30)
+    db.session.commit()
+    assert training.retrain_due() == 1
+    assert training.active_version(store.id).id != version.id
+
+
+def test_retrain_due_refreshes_shoppers_with_new_orders(app, store):
+    from datetime import timedelta
+
+    version = training.train_shop(store.id)
+    row = db.session.query(RecommendationCache).filter_by(shopper_id="c3").one()
+    top, before = row.items[0][0], row.computed_at
+    add_order(store.id, "c3", "o-late", [top], utcnow() + timedelta(minutes=1))
+    untouched = db.session.query(RecommendationCache).filter_by(shopper_id="c4").one()
+    c4_before = untouched.computed_at
+    assert training.retrain_due() == 0
+    db.session.expire_all()
+    row = db.session.query(RecommendationCache).filter_by(shopper_id="c3").one()
+    assert row.computed_at > before
+    assert top not in [i[0] for i in row.items]
+    assert db.session.query(RecommendationCache).filter_by(
+        shopper_id="c4").one().computed_at == c4_before
+    assert training.active_version(store.id).id == version.id
