@@ -32,10 +32,12 @@ function loadVendureCore() {
 const core = loadVendureCore();
 const {
   VendurePlugin, PluginCommonModule, EventBus, TransactionalConnection, Logger, ProductVariant,
-  ProductEvent, ProductVariantEvent, StockMovementEvent, CustomerEvent, OrderPlacedEvent, OrderStateTransitionEvent,
+  ProductEvent, ProductVariantEvent, StockMovementEvent, CustomerEvent, OrderPlacedEvent,
+  OrderStateTransitionEvent,
 } = core;
 
 const LOG_CTX = 'ShopkeeperPlugin';
+const SHUTDOWN_GRACE_MS = 5000;
 const logger = {
   error: msg => Logger.error(msg, LOG_CTX),
   warn: msg => Logger.warn(msg, LOG_CTX),
@@ -142,9 +144,12 @@ class ShopkeeperPlugin {
     }
   }
 
+  /** Send what is still queued, but never hold a shutdown for more than 5 s of retries. */
   onApplicationShutdown() {
     this.subscriptions.forEach(s => s.unsubscribe());
-    return this.flush();
+    let timer;
+    const cap = new Promise(resolve => { timer = setTimeout(resolve, SHUTDOWN_GRACE_MS); });
+    return Promise.race([this.flush(), cap]).finally(() => clearTimeout(timer));
   }
 
   async enqueue(event) {
