@@ -50,6 +50,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(demo.bp)
+    from plugin.admin.views import init_app as init_admin
+
+    init_admin(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(offers_bp)
     app.register_blueprint(subprofiles_bp)

@@ -89,6 +89,23 @@ def shops_list() -> None:
         click.echo(f"{shop.id}\t{shop.platform}\t{shop.domain}\t{shop.status}")
 
 
+@shops.command("admin-link")
+@click.argument("shop_id")
+@with_appcontext
+def shops_admin_link(shop_id: str) -> None:
+    """Print a sign-in link to the admin (valid 15 minutes) for stores without an embedding
+    platform admin."""
+    from plugin import shops as shop_service
+    from plugin.admin.auth import admin_link
+    from plugin.errors import NotFound
+
+    try:
+        shop = shop_service.get_shop(shop_id, active_only=True)
+    except NotFound:
+        raise click.ClickException(f"unknown shop {shop_id}") from None
+    click.echo(admin_link(shop))
+
+
 @shops.command("erase")
 @click.argument("shop_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -212,10 +229,18 @@ def demo_cmd(host: str, port: int, no_serve: bool) -> None:
 
     shop = demo_setup.prepare_demo(progress=True)
     click.echo(f"demo shop {shop.id} ready")
+    app = current_app._get_current_object()
+    app.config.update(SESSION_COOKIE_SECURE=False, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_PARTITIONED=False)  # local admin over plain http
     if no_serve:
         return
     click.echo(f"demo storefront: http://{host}:{port}/demo/")
-    demo_setup.serve(current_app._get_current_object(), host=host, port=port)
+    with app.test_request_context(base_url=f"http://{host}:{port}"):
+        from plugin.admin.auth import admin_link
+
+        app.config["PUBLIC_URL"] = f"http://{host}:{port}"
+        click.echo(f"admin (sign-in link, 15 min): {admin_link(shop)}")
+    demo_setup.serve(app, host=host, port=port)
 
 
 def _attach_optional_commands() -> None:

@@ -48,6 +48,9 @@ class Config:
     SHOPIFY_API_KEY = ""
     # Shopify app client secret: verifies OAuth callbacks, webhooks and session tokens.
     SHOPIFY_API_SECRET = ""
+    # The admin runs inside the platform admin's iframe: session cookie SameSite=None;
+    # Secure; Partitioned. Set false only for a local, non-embedded admin over plain http.
+    ADMIN_EMBEDDED = True
     # Optional Redis in front of precomputed recommendations, e.g. redis://localhost:6379/0.
     # Empty: no Redis. When Redis fails, serving falls back to the database.
     REDIS_URL = ""
@@ -66,6 +69,7 @@ class TestConfig(Config):
 
     TESTING = True
     LOG_FORMAT = "plain"  # let pytest's caplog see records
+    ADMIN_EMBEDDED = False
     SECRET_KEY = "test-secret"
     INBOX_RETRY_BASE_SECONDS = 1
 

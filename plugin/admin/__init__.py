@@ -1,0 +1,1 @@
+"""The admin settings page and dashboard embedded in the platform's admin."""

@@ -1,0 +1,161 @@
+"""Who is this admin? Each platform's own way, ending in a session bound to one shop.
+
+- Shopify: the App Bridge session token (HS256 JWT, app secret), on the ``id_token`` query
+  parameter of the embedded load or as ``Authorization: Bearer``.
+- Saleor: the Dashboard's App Bridge user token (RS256 against the instance JWKS), posted
+  by the page's bootstrap script with ``saleor-api-url``.
+- Generic and Vendure: a signed, expiring admin link (``shopkeeper shops admin-link``), or
+  the shop id plus its admin secret (the webhook secret) on the login form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from urllib.parse import urlencode, urlsplit
+
+import sqlalchemy as sa
+from flask import current_app, request, session
+
+from connectors.errors import SignatureInvalid
+from plugin import shops
+from plugin.errors import Forbidden, Unauthorized
+from plugin.extensions import db
+from plugin.models import Shop
+
+SESSION_KEY = "admin_shop"
+LINK_TTL_SECONDS = 15 * 60
+
+
+def current_shop() -> Shop:
+    """The shop of this admin session; 401 without one (ids never come from the request)."""
+    shop_id = session.get(SESSION_KEY)
+    if not shop_id:
+        raise Unauthorized("Sign in from your store's admin.")
+    shop = db.session.get(Shop, shop_id)
+    if shop is None or shop.status != "active":
+        session.clear()
+        raise Unauthorized("This shop is no longer installed.")
+    return shop
+
+
+def start_session(shop: Shop, via: str) -> None:
+    """Bind the session to exactly one shop (a new login replaces any previous one)."""
+    session.clear()
+    session[SESSION_KEY] = shop.id
+    session["admin_via"] = via
+    session.permanent = True
+    shops.audit(shop.id, "admin.login", via=via)
+    db.session.commit()
+
+
+# ---------------------------------------------------------------- signed admin links
+def _link_sig(secret: str, shop_id: str, exp: int) -> str:
+    return hmac.new(secret.encode(), f"admin:{shop_id}:{exp}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def admin_link(shop: Shop, *, ttl: int = LINK_TTL_SECONDS, now: float | None = None) -> str:
+    """A one-click sign-in URL for stores without a platform admin to embed in."""
+    exp = int((now or time.time()) + ttl)
+    secret = shops.credentials_for(shop).webhook_secret or ""
+    query = urlencode({"shop": shop.id, "exp": exp, "sig": _link_sig(secret, shop.id, exp)})
+    return f"{current_app.config['PUBLIC_URL'].rstrip('/')}/admin/login?{query}"
+
+
+def login_with_link(shop_id: str, exp: str, sig: str) -> Shop:
+    shop = _active_shop(shop_id)
+    try:
+        expires = int(exp)
+    except ValueError:
+        raise Unauthorized("Malformed sign-in link.") from None
+    if expires < time.time():
+        raise Unauthorized("This sign-in link has expired.")
+    secret = shops.credentials_for(shop).webhook_secret or ""
+    if not secret or not hmac.compare_digest(_link_sig(secret, shop.id, expires), sig or ""):
+        raise Unauthorized("Invalid sign-in link.")
+    start_session(shop, "link")
+    return shop
+
+
+def login_with_secret(shop_id: str, secret: str) -> Shop:
+    shop = _active_shop(shop_id)
+    expected = shops.credentials_for(shop).webhook_secret or ""
+    if not expected or not hmac.compare_digest(expected.encode(), (secret or "").encode()):
+        raise Unauthorized("Wrong shop id or admin secret.")
+    start_session(shop, "secret")
+    return shop
+
+
+# ---------------------------------------------------------------- Shopify
+def login_with_shopify_token(token: str) -> Shop:
+    from connectors.shopify.install import verify_session_token
+
+    cfg = current_app.config
+    if not cfg.get("SHOPIFY_API_KEY") or not cfg.get("SHOPIFY_API_SECRET"):
+        raise Unauthorized("Shopify is not configured on this server.")
+    try:
+        claims = verify_session_token(token, cfg["SHOPIFY_API_KEY"], cfg["SHOPIFY_API_SECRET"])
+    except SignatureInvalid as err:
+        raise Unauthorized(str(err)) from None
+    domain = urlsplit(str(claims["dest"])).hostname or ""
+    shop = db.session.scalar(sa.select(Shop).filter_by(platform="shopify", domain=domain))
+    if shop is None or shop.status != "active":
+        raise Unauthorized("This Shopify store has not installed Shopkeeper.")
+    start_session(shop, "shopify")
+    return shop
+
+
+# ---------------------------------------------------------------- Saleor
+def login_with_saleor_token(api_url: str, token: str) -> Shop:
+    from connectors.saleor.jwks import verify_dashboard_token
+
+    shop = db.session.scalar(sa.select(Shop).filter_by(platform="saleor", domain=_host(api_url)))
+    if shop is None or shop.status != "active":
+        raise Unauthorized("This Saleor instance has not installed Shopkeeper.")
+    creds = shops.credentials_for(shop)
+    connector = shops.connector_for(shop)
+    try:
+        verify_dashboard_token(token, api_url=creds.api_url or api_url,
+                               app_id=creds.extra.get("app_id", ""),
+                               session=connector.session,
+                               required_permissions=("MANAGE_APPS",))
+    except SignatureInvalid as err:
+        raise Unauthorized(str(err)) from None
+    start_session(shop, "saleor")
+    return shop
+
+
+# ---------------------------------------------------------------- framing
+def frame_ancestors(shop: Shop | None) -> str:
+    """Only the shop's own admin may frame these pages."""
+    if shop is None:
+        return "'none'"
+    origins = ["'self'"]
+    if shop.platform == "shopify":
+        origins += [f"https://{shop.domain}", "https://admin.shopify.com"]
+    admin_origin = (shop.settings or {}).get("admin_origin")
+    if admin_origin:
+        origins.append(admin_origin)
+    return " ".join(origins)
+
+
+def _active_shop(shop_id: str) -> Shop:
+    shop = db.session.get(Shop, shop_id or "")
+    if shop is None or shop.status != "active":
+        raise Unauthorized("Wrong shop id or admin secret.")
+    return shop
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def require_same_origin_post() -> None:
+    """Defence in depth beside the CSRF token: a cross-site POST carries a foreign Origin."""
+    origin = request.headers.get("Origin")
+    if origin and origin != request.host_url.rstrip("/"):
+        allowed = (session.get("admin_origin") or "")
+        if origin != allowed:
+            raise Forbidden("Cross-site form submission refused.")

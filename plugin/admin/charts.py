@@ -1,0 +1,110 @@
+"""Server-rendered SVG charts: no JavaScript, no CDN, readable without colour alone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from markupsafe import Markup
+
+PALETTE = ("#1f6feb", "#d97706", "#15803d", "#9333ea")
+DASHES = ("", "6 3", "2 2", "8 2 2 2")
+
+
+def _nice_max(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    magnitude = 10 ** (len(str(int(value))) - 1)
+    for step in (1, 2, 2.5, 5, 10):
+        if value <= step * magnitude:
+            return step * magnitude
+    return 10 * magnitude
+
+
+def line_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[float]], *,
+               width: int = 640, height: int = 220) -> Markup:
+    """Several series over the same x labels, with axis, gridlines and a legend."""
+    pad_l, pad_r, pad_t, pad_b = 48, 12, 28, 36
+    plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
+    top = _nice_max(max((max(v) if v else 0) for v in series.values()) if series else 0)
+    n = max(len(labels), 1)
+
+    def x(i: int) -> float:
+        return pad_l + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
+
+    def y(v: float) -> float:
+        return pad_t + plot_h - plot_h * (v / top)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="{escape(title)}" class="sk-chart">',
+             f"<title>{escape(title)}</title>",
+             f'<text x="{pad_l}" y="16" class="sk-chart-title">{escape(title)}</text>']
+    for k in range(5):
+        v = top * k / 4
+        parts.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                     f'class="sk-grid"/><text x="{pad_l - 6}" y="{y(v) + 4:.1f}" '
+                     f'text-anchor="end" class="sk-axis">{v:g}</text>')
+    step = max(1, n // 6)
+    for i in range(0, n, step):
+        parts.append(f'<text x="{x(i):.1f}" y="{height - pad_b + 16}" text-anchor="middle" '
+                     f'class="sk-axis">{escape(str(labels[i]))}</text>')
+    for k, (name, values) in enumerate(series.items()):
+        color, dash = PALETTE[k % len(PALETTE)], DASHES[k % len(DASHES)]
+        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" '
+                     f'stroke-dasharray="{dash}" points="{points}" class="sk-series">'
+                     f"<title>{escape(name)}: {sum(values):g} in total</title></polyline>")
+        lx = pad_l + 130 * k
+        parts.append(f'<line x1="{lx}" x2="{lx + 18}" y1="{height - 8}" y2="{height - 8}" '
+                     f'stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/>'
+                     f'<text x="{lx + 22}" y="{height - 4}" class="sk-legend">'
+                     f"{escape(name)}</text>")
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def interval_chart(title: str, rows: Sequence[tuple[str, float, float, float]], *,
+                   unit: str = "", width: int = 640, row_height: int = 34) -> Markup:
+    """Estimates with confidence intervals around a zero line (uplift treatment - control)."""
+    pad_l, pad_r, pad_t = 170, 20, 30
+    height = pad_t + row_height * max(len(rows), 1) + 20
+    lo = min([r[2] for r in rows] + [0.0])
+    hi = max([r[3] for r in rows] + [0.0])
+    span = (hi - lo) or 1.0
+    lo, hi = lo - span * 0.1, hi + span * 0.1
+
+    def x(v: float) -> float:
+        return pad_l + (width - pad_l - pad_r) * (v - lo) / (hi - lo)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="{escape(title)}" class="sk-chart">',
+             f"<title>{escape(title)}</title>",
+             f'<text x="8" y="16" class="sk-chart-title">{escape(title)}</text>',
+             f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{pad_t - 6}" y2="{height - 14}" '
+             f'class="sk-zero"/>']
+    if not rows:
+        parts.append(f'<text x="{pad_l}" y="{pad_t + 16}" class="sk-axis">'
+                     "not enough shoppers in both arms yet</text>")
+    for k, (label, est, low, high) in enumerate(rows):
+        cy = pad_t + row_height * k + row_height / 2
+        parts.append(
+            f'<text x="8" y="{cy + 4:.1f}" class="sk-legend">{escape(label)}</text>'
+            f'<line x1="{x(low):.1f}" x2="{x(high):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" '
+            f'stroke="{PALETTE[0]}" stroke-width="2"/>'
+            f'<circle cx="{x(est):.1f}" cy="{cy:.1f}" r="5" fill="{PALETTE[0]}">'
+            f"<title>{escape(label)}: {est:+.3g}{unit} (95% CI {low:+.3g} to "
+            f"{high:+.3g})</title></circle>"
+            f'<text x="{x(high) + 6:.1f}" y="{cy + 4:.1f}" class="sk-axis">'
+            f"{est:+.3g}{unit} [{low:+.3g}, {high:+.3g}]</text>")
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def progress_bar(label: str, done: int, total: int | None) -> Markup:
+    """A native <progress> (accessible, no inline style under a strict CSP); indeterminate
+    when the total is unknown."""
+    if total:
+        return Markup(f'<progress class="sk-progress" aria-label="{escape(label)}" '
+                      f'max="{total}" value="{min(done, total)}">{done}/{total}</progress>')
+    return Markup(f'<progress class="sk-progress" aria-label="{escape(label)}">'
+                  f"{done} so far</progress>")

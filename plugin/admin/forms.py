@@ -1,0 +1,116 @@
+"""HTML form fields <-> the settings document (``section.field`` names, one rule a line)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from plugin.admin.schemas import (
+    OffersSchema,
+    OriginsSchema,
+    PrivacySchema,
+    RecommendationsSchema,
+    SubprofilesSchema,
+    WidgetsSchema,
+)
+
+SECTIONS = {
+    "widgets": WidgetsSchema,
+    "recommendations": RecommendationsSchema,
+    "subprofiles": SubprofilesSchema,
+    "offers": OffersSchema,
+    "privacy": PrivacySchema,
+    "origins": OriginsSchema,
+}
+BOOLEANS = {"for_you_enabled", "subprofiles_enabled", "offers_enabled", "prompt_enabled",
+            "consent_required"}
+LIST_FIELDS = {"placements", "sources", "excluded_products", "excluded_categories",
+               "allowed_origins"}
+
+
+def _lines(text: str) -> list[str]:
+    return [ln.strip() for ln in (text or "").replace(",", "\n").splitlines() if ln.strip()]
+
+
+def parse_form(form: Mapping[str, str], getlist) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Form -> settings document plus parse errors (validation itself is the schema's).
+
+    Each fieldset posts a hidden ``_section`` marker; only marked sections are read, so an
+    unchecked box means "off" there and an absent section means "unchanged".
+    """
+    doc: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    present = set(getlist("_section"))
+    for section, schema in SECTIONS.items():
+        if section not in present:
+            continue
+        values: dict[str, Any] = {}
+        for name in schema().fields:
+            key = f"{section}.{name}"
+            if name in BOOLEANS:
+                values[name] = form.get(key) in ("on", "true", "1")
+            elif name in ("placements", "sources"):
+                values[name] = getlist(key)
+            elif name in LIST_FIELDS:
+                values[name] = _lines(form.get(key, ""))
+            elif key in form:
+                raw = form.get(key, "").strip()
+                values[name] = None if raw == "" and name in (
+                    "free_shipping_threshold", "admin_origin") else raw
+        doc[section] = values
+    if "merchandising" in form:
+        doc["merchandising"] = _rules(form.get("merchandising", ""), errors)
+    if "repurchase_overrides" in form:
+        doc["repurchase_overrides"] = _overrides(form.get("repurchase_overrides", ""), errors)
+    return doc, errors
+
+
+def _rules(text: str, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        words = line.split()
+        if not words:
+            continue
+        if len(words) < 3:
+            errors.setdefault("merchandising", []).append(
+                f"line {n}: write 'pin|boost|exclude product|tag|category|vendor VALUE [WEIGHT]'")
+            continue
+        rule = {"action": words[0], "field": words[1]}
+        if words[0] == "boost" and len(words) > 3:
+            rule["value"], rule["weight"] = " ".join(words[2:-1]), words[-1]
+        else:
+            rule["value"] = " ".join(words[2:])
+        rules.append(rule)
+    return rules
+
+
+def _overrides(text: str, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        words = line.split()
+        if not words:
+            continue
+        if len(words) < 3 or (words[-1] not in ("durable", "consumable") and len(words) < 4):
+            errors.setdefault("repurchase_overrides", []).append(
+                f"line {n}: write 'product|category VALUE durable' or "
+                "'product|category VALUE consumable DAYS'")
+            continue
+        if words[-2] == "consumable":
+            rows.append({"field": words[0], "kind": "consumable",
+                         "value": " ".join(words[1:-2]), "cycle_days": words[-1]})
+        else:
+            rows.append({"field": words[0], "kind": words[-1], "value": " ".join(words[1:-1])})
+    return rows
+
+
+def rules_text(rules: list[dict[str, Any]]) -> str:
+    out = []
+    for r in rules:
+        weight = f" {r['weight']:g}" if r["action"] == "boost" else ""
+        out.append(f"{r['action']} {r['field']} {r['value']}{weight}")
+    return "\n".join(out)
+
+
+def overrides_text(rows: list[dict[str, Any]]) -> str:
+    return "\n".join(f"{r['field']} {r['value']} {r['kind']}"
+                     + (f" {r['cycle_days']}" if r["kind"] == "consumable" else "") for r in rows)

@@ -1,0 +1,146 @@
+"""Settings validation: one marshmallow schema per section, clear field errors."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates,
+    validates_schema,
+)
+
+PLACEMENTS = ("for_you", "product", "cart", "reorder")
+SOURCES = ("repurchase", "personal", "itemknn", "collaborative", "content", "segments",
+           "trending")
+RULE_ACTIONS = ("pin", "boost", "exclude")
+RULE_FIELDS = ("product", "tag", "category", "vendor")
+
+
+class _Section(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class WidgetsSchema(_Section):
+    for_you_enabled = fields.Boolean(load_default=True)
+    subprofiles_enabled = fields.Boolean(load_default=False)
+    offers_enabled = fields.Boolean(load_default=False)
+    placements = fields.List(fields.String(validate=validate.OneOf(PLACEMENTS)),
+                             load_default=list(PLACEMENTS))
+
+
+class RecommendationsSchema(_Section):
+    sources = fields.List(fields.String(validate=validate.OneOf(SOURCES)),
+                          load_default=list(SOURCES), validate=validate.Length(min=1))
+    diversity = fields.Float(load_default=0.3, validate=validate.Range(0, 1))
+    holdout_share = fields.Float(load_default=0.1, validate=validate.Range(0, 0.5))
+
+
+class RuleSchema(_Section):
+    action = fields.String(required=True, validate=validate.OneOf(RULE_ACTIONS))
+    field = fields.String(required=True, validate=validate.OneOf(RULE_FIELDS))
+    value = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    weight = fields.Float(load_default=1.0, validate=validate.Range(0, 10))
+
+
+class RepurchaseOverrideSchema(_Section):
+    field = fields.String(required=True, validate=validate.OneOf(("product", "category")))
+    value = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    kind = fields.String(required=True, validate=validate.OneOf(("durable", "consumable")))
+    cycle_days = fields.Integer(load_default=None, allow_none=True,
+                                validate=validate.Range(1, 730))
+
+    @validates_schema
+    def _cycle(self, data, **kwargs):
+        if data["kind"] == "consumable" and not data.get("cycle_days"):
+            raise ValidationError("A consumable needs a repurchase cycle in days.",
+                                  "cycle_days")
+
+
+class SubprofilesSchema(_Section):
+    prompt_enabled = fields.Boolean(load_default=True)
+    threshold = fields.Float(load_default=0.7, validate=validate.Range(0.05, 0.99))
+    cooldown_days = fields.Integer(load_default=14, validate=validate.Range(0, 365))
+
+
+class OffersSchema(_Section):
+    max_discount_pct = fields.Decimal(load_default=15, places=2, as_string=True,
+                                      validate=validate.Range(0, 90))
+    margin_floor_pct = fields.Decimal(load_default=20, places=2, as_string=True,
+                                      validate=validate.Range(0, 95))
+    default_margin_pct = fields.Decimal(load_default=40, places=2, as_string=True,
+                                        validate=validate.Range(1, 100))
+    daily_budget = fields.Decimal(load_default=100, places=2, as_string=True,
+                                  validate=validate.Range(0, 10**7))
+    monthly_budget = fields.Decimal(load_default=1500, places=2, as_string=True,
+                                    validate=validate.Range(0, 10**8))
+    frequency_cap_days = fields.Integer(load_default=7, validate=validate.Range(0, 365))
+    min_cart_value = fields.Decimal(load_default=20, places=2, as_string=True,
+                                    validate=validate.Range(0, 10**6))
+    free_shipping_threshold = fields.Decimal(load_default=None, allow_none=True, places=2,
+                                             as_string=True, validate=validate.Range(0, 10**6))
+    excluded_products = fields.List(fields.String(validate=validate.Length(1, 255)),
+                                    load_default=list)
+    excluded_categories = fields.List(fields.String(validate=validate.Length(1, 255)),
+                                      load_default=list)
+
+    @validates_schema
+    def _budgets(self, data, **kwargs):
+        if data["monthly_budget"] < data["daily_budget"]:
+            raise ValidationError("The monthly budget cannot be below the daily budget.",
+                                  "monthly_budget")
+
+
+class PrivacySchema(_Section):
+    consent_required = fields.Boolean(load_default=False)
+    retention_days = fields.Integer(load_default=730, validate=validate.Range(30, 3650))
+
+
+def _origin(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+            or parts.query or parts.fragment:
+        raise ValidationError(f"{value!r} is not an origin like https://shop.example")
+    default = {"http": 80, "https": 443}[parts.scheme]
+    port = f":{parts.port}" if parts.port and parts.port != default else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+class OriginsSchema(_Section):
+    allowed_origins = fields.List(fields.String(), load_default=list)
+    admin_origin = fields.String(load_default=None, allow_none=True)
+
+    @validates("allowed_origins")
+    def _check_origins(self, value, **kwargs):
+        for v in value:
+            _origin(v)
+
+    @validates("admin_origin")
+    def _check_admin(self, value, **kwargs):
+        if value:
+            _origin(value)
+
+
+class SettingsSchema(_Section):
+    """The whole settings document stored in ``Shop.settings`` (section keys flattened
+    where serving code already reads them)."""
+
+    widgets = fields.Nested(WidgetsSchema, load_default=dict)
+    recommendations = fields.Nested(RecommendationsSchema, load_default=dict)
+    merchandising = fields.List(fields.Nested(RuleSchema), load_default=list,
+                                validate=validate.Length(max=500))
+    repurchase_overrides = fields.List(fields.Nested(RepurchaseOverrideSchema),
+                                       load_default=list, validate=validate.Length(max=500))
+    subprofiles = fields.Nested(SubprofilesSchema, load_default=dict)
+    offers = fields.Nested(OffersSchema, load_default=dict)
+    privacy = fields.Nested(PrivacySchema, load_default=dict)
+    origins = fields.Nested(OriginsSchema, load_default=dict)
+
+
+def normalise_origin(value: str) -> str:
+    return _origin(value)

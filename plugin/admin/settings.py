@@ -1,0 +1,114 @@
+"""Read, validate and save a shop's settings; every change is audit-logged (names only)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from marshmallow import ValidationError
+
+from plugin import crypto, shops
+from plugin.admin.schemas import SettingsSchema, normalise_origin
+from plugin.extensions import db
+from plugin.models import Shop
+
+#: Where each form section lives in ``Shop.settings`` (flat keys read by serving code).
+FLAT = {
+    "widgets": ("for_you_enabled", "subprofiles_enabled", "offers_enabled", "placements"),
+    "recommendations": ("sources", "diversity", "holdout_share"),
+    "privacy": ("consent_required", "retention_days"),
+    "origins": ("allowed_origins", "admin_origin"),
+}
+NESTED = ("subprofiles", "offers")
+LISTS = ("merchandising", "repurchase_overrides")
+
+
+def current(shop: Shop) -> dict[str, Any]:
+    """The settings as form sections, defaults filled in."""
+    stored = shop.settings or {}
+    raw: dict[str, Any] = {}
+    for section, keys in FLAT.items():
+        raw[section] = {k: stored[k] for k in keys if k in stored}
+    for section in NESTED:
+        raw[section] = dict(stored.get(section) or {})
+    for section in LISTS:
+        raw[section] = list(stored.get(section) or [])
+    return SettingsSchema().dump(SettingsSchema().load(_jsonable(raw)))
+
+
+def save(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate every section (raises ``ValidationError`` with dotted field names), then
+    store and audit. Sections not submitted stay as they are; keys of other features
+    inside a section (e.g. offer stages) are kept."""
+    merged = {**current(shop), **_jsonable(dict(submitted))}  # absent sections unchanged
+    try:
+        data = SettingsSchema().load(merged)
+    except ValidationError as err:
+        raise ValidationError(_flatten(err.messages)) from None
+    before = copy.deepcopy(shop.settings or {})
+    after = copy.deepcopy(before)
+    for section, keys in FLAT.items():
+        for k in keys:
+            after[k] = data[section][k]
+    after["allowed_origins"] = [normalise_origin(o) for o in after["allowed_origins"]]
+    if after.get("admin_origin"):
+        after["admin_origin"] = normalise_origin(after["admin_origin"])
+    for section in NESTED:
+        after[section] = {**(before.get(section) or {}), **_jsonable(data[section])}
+    for section in LISTS:
+        after[section] = _jsonable(data[section])
+    # Serving reads the product exclusions as a plain list.
+    after["exclude_products"] = sorted({r["value"] for r in after["merchandising"]
+                                        if r["action"] == "exclude" and r["field"] == "product"})
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    shop.settings = after
+    if changed:
+        shops.audit(shop.id, "settings.changed", keys=changed)
+    db.session.commit()
+    return current(shop)
+
+
+def rotate_widget_key(shop: Shop) -> str:
+    """A new public widget key; the old one stops working at once."""
+    shop.widget_key = crypto.new_token("pk", 18)
+    shops.audit(shop.id, "keys.widget_key_rotated")
+    db.session.commit()
+    return shop.widget_key
+
+
+def rotate_webhook_secret(shop: Shop) -> str:
+    """A new webhook secret. The storefront must switch to it (the generic protocol accepts
+    several signatures at once, so a store can send both during its own rollout)."""
+    creds = shops.credentials_for(shop)
+    secret = crypto.new_token("whsec", 24)
+    shops.save_credentials(shop, replace(creds, webhook_secret=secret))
+    shops.audit(shop.id, "keys.webhook_secret_rotated")
+    db.session.commit()
+    return secret
+
+
+def _jsonable(value: Any) -> Any:
+    """Decimals to strings so the JSON column and the schema agree."""
+    from decimal import Decimal
+
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, sub in messages.items():
+            out.update(_flatten(sub, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        out[prefix or "_schema"] = list(messages)
+    else:
+        out[prefix or "_schema"] = [str(messages)]
+    return out

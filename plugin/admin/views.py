@@ -1,0 +1,345 @@
+"""Admin pages (thin): authenticate, validate, call the domain modules, render."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from marshmallow import ValidationError
+
+from plugin import privacy, shops
+from plugin.admin import auth, charts, forms, stats
+from plugin.admin import settings as settings_service
+from plugin.errors import BadRequest, Unauthorized, error_response
+from plugin.extensions import db
+from plugin.openapi import doc
+from plugin.webhooks import inbox
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+HTML = "text/html"
+
+
+@bp.before_request
+def _protect() -> None:
+    """CSRF token on every form POST (the Saleor bootstrap POST carries a verified JWT)."""
+    if request.method == "POST" and request.endpoint != "admin.saleor_session":
+        try:
+            validate_csrf(request.form.get("csrf_token", ""))
+        except CSRFError:
+            raise
+        except Exception as err:  # wtforms ValidationError for missing/expired tokens
+            raise CSRFError(str(err)) from None
+        auth.require_same_origin_post()
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    shop = getattr(g, "admin_shop", None)
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"form-action 'self'; base-uri 'none'; frame-ancestors {auth.frame_ancestors(shop)}")
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_failed(err: CSRFError):
+    return _page_error(400, "The form expired or did not come from this page; reload it.")
+
+
+@bp.errorhandler(Unauthorized)
+def _unauthorized(err: Unauthorized):
+    if request.accept_mimetypes.best == "application/json" or request.path.endswith(".json") \
+            or request.endpoint == "admin.saleor_session":
+        return error_response(err.code, err.message, err.errors)
+    return render_template("admin/login.html", error=err.message,
+                           csrf_token=generate_csrf()), 401
+
+
+def _page_error(code: int, message: str):
+    return render_template("admin/error.html", message=message), code
+
+
+def _shop():
+    g.admin_shop = auth.current_shop()
+    return g.admin_shop
+
+
+def _render(template: str, **context: Any) -> str:
+    return render_template(template, shop=g.admin_shop, csrf_token=generate_csrf(),
+                           signed_in_via=session.get("admin_via"), **context)
+
+
+# ---------------------------------------------------------------- sign-in
+@bp.get("/")
+@doc(summary="Admin dashboard (signs in with a Shopify session token when given one)",
+     tags=["admin"], content_type=HTML, errors=(401,))
+def dashboard():
+    token = request.args.get("id_token") or _bearer()
+    if token:
+        auth.login_with_shopify_token(token)
+    shop = _shop()
+    series = stats.daily_series(shop.id)
+    labels = [d.strftime("%d %b") for d in series["days"]]
+    ab = stats.recommendations_ab(shop.id)
+    uplift_rows = []
+    if ab["uplift"]:
+        u = ab["uplift"]
+        uplift_rows.append(("Recommendations: conversion", u["estimate"] * 100,
+                            u["low"] * 100, u["high"] * 100))
+    offers = _offer_report(shop)
+    if offers and offers.get("conversion_uplift"):
+        u = offers["conversion_uplift"]
+        uplift_rows.append(("Offers: conversion", u["estimate"] * 100, u["low"] * 100,
+                            u["high"] * 100))
+    status = stats.connector_status(shop)
+    return _render(
+        "admin/dashboard.html",
+        totals=stats.totals(series), ab=ab, offers=offers,
+        offer_cost=stats.offer_cost(shop.id), model=stats.model_summary(shop.id),
+        engagement_chart=charts.line_chart(
+            "Impressions, clicks and add-to-carts per day", labels,
+            {"impressions": series["impressions"], "clicks": series["clicks"],
+             "add to cart": series["add_to_carts"]}),
+        revenue_chart=charts.line_chart("Orders and revenue per day", labels,
+                                        {"revenue": series["revenue"],
+                                         "orders": series["orders"]}),
+        uplift_chart=charts.interval_chart("Uplift, treatment minus control (95% CI)",
+                                           uplift_rows, unit=" pp"),
+        inbox=inbox.inbox_counts(shop.id), status=status,
+        progress=[(s, charts.progress_bar(f"sync {s['resource']}", s["done"], s["total"]))
+                  for s in status["syncs"]])
+
+
+def _offer_report(shop) -> dict[str, Any] | None:
+    from datetime import timedelta
+
+    from plugin.models.types import utcnow
+    from plugin.offers.attribution import uplift_report
+    from plugin.offers.settings import guardrails_from
+
+    now = utcnow()
+    try:
+        rails = guardrails_from((shop.settings or {}).get("offers"))
+    except ValueError:
+        return None
+    return uplift_report(shop.id, rails, now - timedelta(days=30), now)
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header[7:] if header.startswith("Bearer ") else None
+
+
+@bp.get("/login")
+@doc(summary="Sign in with a signed admin link (generic and Vendure stores)", tags=["admin"],
+     content_type=HTML, errors=(401,))
+def login_link():
+    if not request.args.get("sig"):
+        return render_template("admin/login.html", csrf_token=generate_csrf())
+    auth.login_with_link(request.args.get("shop", ""), request.args.get("exp", ""),
+                         request.args.get("sig", ""))
+    return redirect(url_for("admin.dashboard"))
+
+
+@bp.post("/login")
+@doc(summary="Sign in with the shop id and its admin secret", tags=["admin"],
+     content_type=HTML, errors=(400, 401))
+def login_secret():
+    auth.login_with_secret(request.form.get("shop_id", ""), request.form.get("secret", ""))
+    return redirect(url_for("admin.dashboard"))
+
+
+@bp.post("/session/saleor")
+@doc(summary="Exchange the Saleor Dashboard's App Bridge token for an admin session",
+     tags=["admin"], errors=(401,))
+def saleor_session():
+    api_url = request.headers.get("saleor-api-url", "")
+    token = request.headers.get("authorization-bearer", "") or (_bearer() or "")
+    auth.login_with_saleor_token(api_url, token)
+    return jsonify(status="ok", next=url_for("admin.dashboard"))
+
+
+@bp.post("/logout")
+@doc(summary="End the admin session", tags=["admin"], content_type=HTML, errors=(400,))
+def logout():
+    session.clear()
+    return redirect(url_for("admin.login_link"))
+
+
+# ---------------------------------------------------------------- settings
+@bp.get("/settings")
+@doc(summary="Settings page", tags=["admin"], content_type=HTML, errors=(401,))
+def settings_page():
+    shop = _shop()
+    return _settings_page(settings_service.current(shop), {})
+
+
+def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: int = 200,
+                   typed: dict[str, str] | None = None):
+    typed = typed or {}
+    body = _render("admin/settings.html", values=values, errors=errors,
+                   rules_text=typed.get("merchandising")
+                   or forms.rules_text(values.get("merchandising", [])),
+                   overrides_text=typed.get("repurchase_overrides")
+                   or forms.overrides_text(values.get("repurchase_overrides", [])))
+    return body, code
+
+
+@bp.post("/settings")
+@doc(summary="Save settings (validated; field errors answer 422)", tags=["admin"],
+     content_type=HTML, errors=(400, 401, 422))
+def settings_save():
+    shop = _shop()
+    submitted, parse_errors = forms.parse_form(request.form, request.form.getlist)
+    try:
+        if parse_errors:
+            raise ValidationError(parse_errors)
+        settings_service.save(shop, submitted)
+    except ValidationError as err:
+        db.session.rollback()
+        shown = settings_service.current(shop)
+        for section, values in submitted.items():  # keep what the admin typed
+            if isinstance(values, dict):
+                shown[section] = {**shown.get(section, {}), **values}
+        typed = {k: request.form[k] for k in ("merchandising", "repurchase_overrides")
+                 if k in request.form}
+        return _settings_page(shown, _per_line(err.messages), 422, typed)
+    flash("Settings saved.", "ok")
+    return redirect(url_for("admin.settings_page"))
+
+
+def _per_line(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``merchandising.0.action`` -> ``merchandising: line 1: action ...`` (one textarea)."""
+    out: dict[str, list[str]] = {}
+    for key, messages in errors.items():
+        head, _, rest = key.partition(".")
+        if head in ("merchandising", "repurchase_overrides") and rest:
+            index, _, field = rest.partition(".")
+            line = int(index) + 1 if index.isdigit() else index
+            out.setdefault(head, []).extend(f"line {line}: {field or 'rule'}: {m}"
+                                            for m in messages)
+        else:
+            out.setdefault(key, []).extend(messages)
+    return out
+
+
+@bp.post("/keys/<which>")
+@doc(summary="Rotate the public widget key or the webhook secret", tags=["admin"],
+     content_type=HTML, errors=(400, 401))
+def rotate_key(which: str):
+    shop = _shop()
+    if which == "widget":
+        settings_service.rotate_widget_key(shop)
+        flash("A new widget key is active; update the storefront snippet.", "ok")
+    elif which == "webhook":
+        secret = settings_service.rotate_webhook_secret(shop)
+        flash(f"New webhook secret (shown once): {secret}", "secret")
+    else:
+        raise BadRequest("Unknown key.")
+    return redirect(url_for("admin.settings_page"))
+
+
+# ---------------------------------------------------------------- operations
+@bp.post("/inbox/retry")
+@doc(summary="Requeue this shop's dead webhook deliveries", tags=["admin"], content_type=HTML,
+     errors=(400, 401))
+def inbox_retry():
+    shop = _shop()
+    n = inbox.retry_dead(shop.id)
+    shops.audit(shop.id, "inbox.retry_dead", count=n)
+    db.session.commit()
+    flash(f"{n} deliveries requeued.", "ok")
+    return redirect(url_for("admin.dashboard"))
+
+
+@bp.get("/progress.json")
+@doc(summary="Sync and training progress for the progress bars", tags=["admin"],
+     errors=(401,))
+def progress():
+    shop = _shop()
+    status = stats.connector_status(shop)
+    model = stats.model_summary(shop.id)
+    return jsonify(syncs=status["syncs"], auth_failing=status["auth_failing"],
+                   rate_limited=status["rate_limited"], inbox=inbox.inbox_counts(shop.id),
+                   model=None if model is None else {"version": model["version"],
+                                                     "age_hours": model["age_hours"]})
+
+
+# ---------------------------------------------------------------- privacy
+@bp.get("/privacy")
+@doc(summary="Privacy tools: look up a customer", tags=["admin"], content_type=HTML,
+     errors=(401,))
+def privacy_page():
+    shop = _shop()
+    customer = (request.args.get("customer") or "").strip()
+    found = privacy.export_customer(shop.id, customer) if customer else None
+    return _render("admin/privacy.html", customer=customer, found=found)
+
+
+@bp.get("/privacy/export")
+@doc(summary="Download everything stored about a customer (JSON)", tags=["admin"],
+     errors=(400, 401))
+def privacy_export():
+    shop = _shop()
+    customer = (request.args.get("customer") or "").strip()
+    if not customer:
+        raise BadRequest("Which customer?", {"customer": ["Missing."]})
+    shops.audit(shop.id, "privacy.exported")
+    db.session.commit()
+    body = json.dumps(privacy.export_customer(shop.id, customer), indent=2, default=str)
+    return Response(body, mimetype="application/json", headers={
+        "Content-Disposition": 'attachment; filename="customer-export.json"'})
+
+
+@bp.post("/privacy/erase")
+@doc(summary="Erase a customer's personal data and interactions", tags=["admin"],
+     content_type=HTML, errors=(400, 401))
+def privacy_erase():
+    shop = _shop()
+    customer = (request.form.get("customer") or "").strip()
+    if not customer:
+        raise BadRequest("Which customer?", {"customer": ["Missing."]})
+    privacy.erase_customer(shop.id, customer)
+    db.session.commit()
+    flash("The customer's data was erased.", "ok")
+    return redirect(url_for("admin.privacy_page"))
+
+
+@bp.post("/shop/erase")
+@doc(summary="Erase the whole shop (type the domain to confirm)", tags=["admin"],
+     content_type=HTML, errors=(400, 401))
+def shop_erase():
+    shop = _shop()
+    if (request.form.get("confirm") or "").strip().lower() != shop.domain:
+        flash("Type the shop's domain exactly to confirm.", "error")
+        return redirect(url_for("admin.privacy_page"))
+    shops.erase_shop(shop.id)
+    db.session.commit()
+    session.clear()
+    return render_template("admin/error.html", message="All of this shop's data was erased."), 200
+
+
+def init_app(app) -> None:
+    """Cookie settings for an admin that lives in the platform's iframe."""
+    if app.config.get("ADMIN_EMBEDDED", True):
+        app.config["SESSION_COOKIE_SAMESITE"] = "None"
+        app.config["SESSION_COOKIE_SECURE"] = True
+        app.config["SESSION_COOKIE_PARTITIONED"] = True
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 3600)
+    app.register_blueprint(bp)

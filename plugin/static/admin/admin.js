@@ -1,0 +1,44 @@
+// Shopkeeper admin: confirmations, live progress bars, and the Saleor App Bridge sign-in.
+// Loaded as a file (strict CSP: no inline script, no eval).
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
+  // Refresh the sync table while a sync is running.
+  var table = document.getElementById("sk-syncs");
+  if (table && /running|paused/.test(table.textContent)) {
+    setInterval(function () {
+      fetch("progress.json", { credentials: "same-origin" }).then(function (r) {
+        return r.ok ? r.json() : null;
+      }).then(function (data) {
+        if (!data) return;
+        var rows = table.tBodies[0].rows;
+        data.syncs.forEach(function (s, i) {
+          if (!rows[i]) return;
+          rows[i].cells[1].textContent = s.status;
+          var bar = rows[i].cells[2].querySelector("progress");
+          if (bar) { bar.value = s.done; if (s.total) bar.max = s.total; }
+        });
+      }).catch(function () {});
+    }, 3000);
+  }
+
+  // Saleor Dashboard: App Bridge posts {type: "handshake", payload: {token}}; exchange it
+  // for an admin session, then reload as a signed-in page.
+  var params = new URLSearchParams(window.location.search);
+  if (params.get("saleorApiUrl") || params.get("domain")) {
+    window.addEventListener("message", function (event) {
+      var msg = event.data || {};
+      if (msg.type !== "handshake" || !msg.payload || !msg.payload.token) return;
+      var apiUrl = params.get("saleorApiUrl") || ("https://" + params.get("domain") + "/graphql/");
+      fetch("session/saleor", { method: "POST", credentials: "same-origin",
+        headers: { "saleor-api-url": apiUrl, "authorization-bearer": msg.payload.token } })
+        .then(function (r) { if (r.ok) window.location.replace("./"); })
+        .catch(function () {});
+    });
+  }
+})();

@@ -1,0 +1,157 @@
+"""Every platform's sign-in, and a session can never reach another shop."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+import pytest
+import sqlalchemy as sa
+
+from connectors.base import Credentials
+from plugin import shops
+from plugin.admin import auth
+from plugin.extensions import db
+from plugin.models import AuditLog
+from tests.admin.conftest import csrf_of, sign_in
+
+API_KEY, API_SECRET = "shopify-client-id", "shopify-client-secret-0123456789abcdef"
+
+
+def test_without_a_session_the_admin_asks_to_sign_in(client):
+    r = client.get("/admin/")
+    assert r.status_code == 401 and b"Sign in" in r.data
+    assert client.get("/admin/progress.json", headers={"Accept": "application/json"}
+                      ).status_code == 401
+
+
+def test_signed_link_signs_in_and_is_audited(app, client, shop):
+    sign_in(app, client, shop)
+    assert client.get("/admin/").status_code == 200
+    actions = db.session.scalars(sa.select(AuditLog.action).filter_by(shop_id=shop.id)).all()
+    assert "admin.login" in actions
+
+
+def test_expired_link_is_refused(app, client, shop):
+    with app.test_request_context():
+        link = auth.admin_link(shop, now=time.time() - 3600)
+    r = client.get("/admin/login?" + link.split("?", 1)[1])
+    assert r.status_code == 401 and b"expired" in r.data
+
+
+def test_tampered_link_is_refused(app, client, shop, other_shop):
+    with app.test_request_context():
+        link = auth.admin_link(shop)
+    query = link.split("?", 1)[1].replace(shop.id, other_shop.id)  # same sig, other shop
+    assert client.get("/admin/login?" + query).status_code == 401
+    assert client.get("/admin/").status_code == 401
+
+
+def test_secret_login_and_wrong_secret(app, client, shop, shop_secret):
+    token = csrf_of(client.get("/admin/login"))
+    bad = client.post("/admin/login", data={"csrf_token": token, "shop_id": shop.id,
+                                            "secret": "whsec_wrong"})
+    assert bad.status_code == 401
+    ok = client.post("/admin/login", data={"csrf_token": token, "shop_id": shop.id,
+                                           "secret": shop_secret})
+    assert ok.status_code == 302 and client.get("/admin/").status_code == 200
+
+
+def _shopify_token(domain: str, *, secret: str = API_SECRET, exp_in: int = 60) -> str:
+    now = int(time.time())
+    return jwt.encode({"iss": f"https://{domain}/admin", "dest": f"https://{domain}",
+                       "aud": API_KEY, "sub": "42", "exp": now + exp_in, "nbf": now - 5,
+                       "iat": now - 5, "jti": "j1", "sid": "s1"}, secret, algorithm="HS256")
+
+
+@pytest.fixture
+def shopify_shop(app):
+    app.config.update(SHOPIFY_API_KEY=API_KEY, SHOPIFY_API_SECRET=API_SECRET)
+    shop = shops.create_shop("shopify", "demo-store.myshopify.com",
+                             Credentials(shop_domain="demo-store.myshopify.com",
+                                         access_token="shpat_x", webhook_secret=API_SECRET))
+    db.session.commit()
+    return shop
+
+
+def test_shopify_session_token_signs_in(client, shopify_shop):
+    r = client.get("/admin/?id_token=" + _shopify_token(shopify_shop.domain))
+    assert r.status_code == 200 and b"demo-store.myshopify.com" in r.data
+    csp = r.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'self' https://demo-store.myshopify.com https://admin.shopify.com" \
+        in csp
+
+
+def test_shopify_expired_token_is_refused(client, shopify_shop):
+    r = client.get("/admin/?id_token=" + _shopify_token(shopify_shop.domain, exp_in=-60))
+    assert r.status_code == 401
+
+
+def test_shopify_token_signed_with_wrong_secret_is_refused(client, shopify_shop):
+    r = client.get("/admin/?id_token=" + _shopify_token(shopify_shop.domain, secret="another-secret-0123456789abcdefghijkl"))
+    assert r.status_code == 401
+
+
+def test_shopify_token_for_a_store_that_did_not_install_is_refused(client, shopify_shop):
+    r = client.get("/admin/?id_token=" + _shopify_token("someone-else.myshopify.com"))
+    assert r.status_code == 401
+
+
+def test_saleor_dashboard_token_signs_in(app, client):
+    import json
+
+    import responses
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid="1", use="sig")
+    host = f"saleor-{uuid.uuid4().hex[:8]}.example"  # JWKS are cached per instance
+    api_url = f"https://{host}/graphql/"
+    shop = shops.create_shop("saleor", host,
+                             Credentials(shop_domain=host, access_token="app-token",
+                                         api_url=api_url, extra={"app_id": "QXBwOjE="}))
+    db.session.commit()
+
+    def token(app_id: str, perms: list[str]) -> str:
+        return jwt.encode({"app": app_id, "user_permissions": perms,
+                           "exp": int(time.time()) + 300}, key, algorithm="RS256",
+                          headers={"kid": "1"})
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(f"https://{host}/.well-known/jwks.json", json={"keys": [jwk]})
+        wrong_app = client.post("/admin/session/saleor", headers={
+            "saleor-api-url": api_url, "authorization-bearer": token("other", ["MANAGE_APPS"])})
+        assert wrong_app.status_code == 401
+        no_perm = client.post("/admin/session/saleor", headers={
+            "saleor-api-url": api_url, "authorization-bearer": token("QXBwOjE=", [])})
+        assert no_perm.status_code == 401
+        ok = client.post("/admin/session/saleor", headers={
+            "saleor-api-url": api_url,
+            "authorization-bearer": token("QXBwOjE=", ["MANAGE_APPS"])})
+    assert ok.status_code == 200, ok.get_json()
+    page = client.get("/admin/")
+    assert page.status_code == 200 and shop.domain.encode() in page.data
+
+
+def test_a_session_for_one_shop_cannot_touch_another(app, client, shop, other_shop):
+    token = sign_in(app, client, shop)
+    r = client.post("/admin/settings", data={"csrf_token": token, "_section": "privacy",
+                                             "privacy.retention_days": "90",
+                                             "shop_id": other_shop.id})
+    assert r.status_code == 302
+    db.session.expire_all()
+    assert shops.get_shop(shop.id).settings["retention_days"] == 90
+    assert "retention_days" not in (shops.get_shop(other_shop.id).settings or {})
+    # signing in to the other shop replaces the session instead of adding to it
+    sign_in(app, client, other_shop)
+    assert other_shop.domain.encode() in client.get("/admin/").data
+    assert shop.domain.encode() not in client.get("/admin/").data
+
+
+def test_uninstalled_shop_session_ends(app, client, shop):
+    sign_in(app, client, shop)
+    shops.mark_uninstalled(shop)
+    db.session.commit()
+    assert client.get("/admin/").status_code == 401

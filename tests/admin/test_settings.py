@@ -1,0 +1,162 @@
+"""Settings: CSRF, validation of every field, audit log, key rotation."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from plugin import shops
+from plugin.extensions import db
+from plugin.models import AuditLog
+from tests.admin.conftest import sign_in
+
+
+def _post(client, token, **fields):
+    return client.post("/admin/settings", data={"csrf_token": token, **fields})
+
+
+def test_post_without_csrf_token_is_refused(admin, shop):
+    client, _ = admin
+    r = client.post("/admin/settings", data={"_section": "privacy",
+                                             "privacy.retention_days": "90"})
+    assert r.status_code == 400
+    db.session.expire_all()
+    assert "retention_days" not in (shops.get_shop(shop.id).settings or {})
+
+
+def test_csrf_token_of_another_session_is_refused(app, shop):
+    first, second = app.test_client(), app.test_client()
+    token_a = sign_in(app, first, shop)
+    sign_in(app, second, shop)
+    r = _post(second, token_a, _section="privacy", **{"privacy.retention_days": "90"})
+    assert r.status_code == 400
+
+
+def test_cross_site_origin_is_refused_even_with_a_token(admin):
+    client, token = admin
+    r = client.post("/admin/settings", data={"csrf_token": token, "_section": "privacy",
+                                             "privacy.retention_days": "90"},
+                    headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+
+
+BAD_VALUES = [
+    ("offers", "max_discount_pct", "95"),
+    ("offers", "max_discount_pct", "ten"),
+    ("offers", "margin_floor_pct", "-1"),
+    ("offers", "default_margin_pct", "0"),
+    ("offers", "daily_budget", "-5"),
+    ("offers", "frequency_cap_days", "1.5"),
+    ("offers", "min_cart_value", "lots"),
+    ("offers", "free_shipping_threshold", "-1"),
+    ("recommendations", "diversity", "1.5"),
+    ("recommendations", "holdout_share", "0.9"),
+    ("subprofiles", "threshold", "0"),
+    ("subprofiles", "cooldown_days", "-3"),
+    ("privacy", "retention_days", "5"),
+    ("origins", "allowed_origins", "ftp://shop.example"),
+    ("origins", "allowed_origins", "https://shop.example/path"),
+    ("origins", "admin_origin", "not a url"),
+]
+
+
+@pytest.mark.parametrize(("section", "field", "value"), BAD_VALUES)
+def test_each_bad_value_gets_a_field_error_and_nothing_is_saved(admin, shop, section, field,
+                                                                  value):
+    client, token = admin
+    before = dict(shops.get_shop(shop.id).settings or {})
+    r = _post(client, token, _section=section, **{f"{section}.{field}": value})
+    assert r.status_code == 422
+    html = r.get_data(as_text=True)
+    assert f'id="err-{section}-{field}"' in html and 'aria-invalid="true"' in html
+    assert value.split("/")[0] in html  # what the admin typed is kept in the form
+    db.session.expire_all()
+    assert (shops.get_shop(shop.id).settings or {}) == before
+
+
+def test_cross_field_rule_monthly_budget_below_daily(admin):
+    client, token = admin
+    r = _post(client, token, _section="offers", **{"offers.daily_budget": "200",
+                                                   "offers.monthly_budget": "100"})
+    assert r.status_code == 422 and "err-offers-monthly_budget" in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("rule", ["pin product", "explode product p1", "boost colour red"])
+def test_bad_merchandising_rules_are_refused(admin, rule):
+    client, token = admin
+    r = _post(client, token, merchandising=rule)
+    assert r.status_code == 422 and "err-merchandising" in r.get_data(as_text=True)
+
+
+def test_consumable_override_needs_a_cycle(admin):
+    client, token = admin
+    r = _post(client, token, repurchase_overrides="category Tea consumable")
+    assert r.status_code == 422
+
+
+def test_valid_settings_are_saved_where_serving_reads_them_and_audited(admin, shop):
+    client, token = admin
+    r = _post(client, token, _section=["offers", "origins", "widgets", "privacy"],
+              **{"offers.max_discount_pct": "12.5", "offers.daily_budget": "50",
+                 "offers.monthly_budget": "900",
+                 "origins.allowed_origins": "https://Shop.example:443\nhttp://localhost:3000",
+                 "widgets.for_you_enabled": "on", "widgets.offers_enabled": "on",
+                 "widgets.placements": ["for_you", "cart"],
+                 "privacy.consent_required": "on", "privacy.retention_days": "365"},
+              merchandising="exclude product p9\npin tag gifts\nboost vendor Acme 2",
+              repurchase_overrides="category Tea consumable 14\nproduct p1 durable")
+    assert r.status_code == 302
+    db.session.expire_all()
+    s = shops.get_shop(shop.id).settings
+    assert s["offers"]["max_discount_pct"] == "12.50"
+    assert s["allowed_origins"] == ["https://shop.example", "http://localhost:3000"]
+    assert s["offers_enabled"] is True and s["subprofiles_enabled"] is False
+    assert s["placements"] == ["for_you", "cart"]
+    assert s["consent_required"] is True and s["retention_days"] == 365
+    assert s["exclude_products"] == ["p9"]
+    assert {"action": "boost", "field": "vendor", "value": "Acme", "weight": 2.0} in \
+        s["merchandising"]
+    assert {"field": "category", "value": "Tea", "kind": "consumable", "cycle_days": 14} in \
+        s["repurchase_overrides"]
+    entry = db.session.scalars(sa.select(AuditLog).filter_by(
+        shop_id=shop.id, action="settings.changed")).one()
+    assert {"offers", "allowed_origins", "consent_required", "merchandising"} <= set(
+        entry.detail["keys"])
+    page = client.get("/admin/settings").get_data(as_text=True)
+    assert "exclude product p9" in page and "category Tea consumable 14" in page
+
+
+def test_keys_of_other_features_inside_a_section_survive_a_save(admin, shop):
+    client, token = admin
+    shop.settings = {**(shop.settings or {}), "offers": {"stages": {"browsing": ["bundle"]}}}
+    db.session.commit()
+    _post(client, token, _section="offers", **{"offers.max_discount_pct": "10"})
+    db.session.expire_all()
+    offers = shops.get_shop(shop.id).settings["offers"]
+    assert offers["stages"] == {"browsing": ["bundle"]} and offers["max_discount_pct"] == "10.00"
+
+
+def test_rotating_the_widget_key_retires_the_old_one(admin, shop):
+    client, token = admin
+    old = shop.widget_key
+    assert client.post("/admin/keys/widget", data={"csrf_token": token}).status_code == 302
+    db.session.expire_all()
+    new = shops.get_shop(shop.id).widget_key
+    assert new != old
+    assert client.get(f"/api/v1/config?key={old}").status_code == 404
+    assert client.get(f"/api/v1/config?key={new}").status_code == 200
+
+
+def test_rotating_the_webhook_secret_changes_what_verifies(admin, shop, shop_secret):
+    from tests.factories import post_webhook, product_body
+
+    client, token = admin
+    r = client.post("/admin/keys/webhook", data={"csrf_token": token}, follow_redirects=True)
+    new = shops.credentials_for(shops.get_shop(shop.id)).webhook_secret
+    assert new != shop_secret and new in r.get_data(as_text=True)  # shown once
+    assert post_webhook(client, shop.id, shop_secret, "products/upsert",
+                        product_body()).status_code == 401
+    assert post_webhook(client, shop.id, new, "products/upsert",
+                        product_body()).status_code == 200
+    actions = set(db.session.scalars(sa.select(AuditLog.action).filter_by(shop_id=shop.id)))
+    assert "keys.webhook_secret_rotated" in actions
