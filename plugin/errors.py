@@ -54,6 +54,10 @@ class Unprocessable(ShopkeeperError):
     code = 422
 
 
+class ServiceUnavailable(ShopkeeperError):
+    code = 503
+
+
 def error_response(code: int, message: str, errors: dict[str, Any] | None = None) -> Response:
     """The single error shape: ``{code, status, message, errors}``."""
     body = {"code": code, "status": HTTPStatus(code).phrase, "message": message,

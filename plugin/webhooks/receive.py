@@ -6,9 +6,15 @@ import logging
 from collections.abc import Mapping
 
 import connectors
-from connectors.errors import InvalidPayload, SignatureInvalid, UnknownConnector, UnknownTopic
+from connectors.errors import (
+    InvalidPayload,
+    SignatureInvalid,
+    TransientError,
+    UnknownConnector,
+    UnknownTopic,
+)
 from plugin import shops
-from plugin.errors import BadRequest, NotFound, Unauthorized
+from plugin.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
 from plugin.extensions import db
 from plugin.webhooks.inbox import store_delivery
 
@@ -36,6 +42,9 @@ def receive_webhook(
     connector = shops.connector_for(shop)
     try:
         connector.verify_webhook(headers, raw_body)
+    except TransientError:  # e.g. Saleor's key set unreachable: the sender will retry
+        log.warning("webhook.verification_unavailable", extra={"shop_id": shop.id})
+        raise ServiceUnavailable("Cannot verify the signature right now; retry later.") from None
     except SignatureInvalid:
         log.warning("webhook.signature_invalid", extra={"shop_id": shop.id})
         raise Unauthorized("Webhook signature is missing or invalid.") from None

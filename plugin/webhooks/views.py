@@ -17,7 +17,7 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
     summary="Receive a signed platform webhook",
     tags=["webhooks"],
     response=WebhookAcceptedSchema,
-    errors=(400, 401, 404, 413),
+    errors=(400, 401, 404, 413, 503),
     body="raw signed JSON (see the connector's protocol)",
 )
 def receive(connector_key: str, shop_id: str):

@@ -165,3 +165,17 @@ def test_connector_that_is_not_the_shops_platform_gets_404(client, shop, shop_se
     r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(),
                      connector="shopify")
     assert r.status_code == 404
+
+
+def test_verification_backend_down_answers_503_and_stores_nothing(client, shop, shop_secret,
+                                                                  monkeypatch):
+    from connectors.errors import TransientError
+    from connectors.generic import GenericConnector
+
+    def unavailable(self, headers, raw_body, *, now=None):
+        raise TransientError("key set unreachable")
+
+    monkeypatch.setattr(GenericConnector, "verify_webhook", unavailable)
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
+    assert r.status_code == 503 and r.json["code"] == 503
+    assert _count() == 0
