@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, redirect, request, send_from_directory
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from plugin.api.service import in_holdout
 from plugin.demo_setup import DEMO_DOMAIN
 from plugin.extensions import db
 from plugin.models import Interaction, Order, Product, Shop
@@ -233,7 +234,13 @@ def demo_shoppers(shop_id: str, n: int = SHOPPERS_IN_SWITCHER) -> list[dict[str,
         .where(Order.shop_id == shop_id, Order.customer_external_id.is_not(None))
         .group_by(Order.customer_external_id).order_by(count.desc(), Order.customer_external_id)
         .limit(n))
-    return [{"id": cid, "label": f"Customer {cid} ({k} orders)"} for cid, k in rows]
+    shop = db.session.get(Shop, shop_id)
+    out = []
+    for cid, k in rows:
+        # The control group gets no personalization by design; say so instead of looking broken.
+        note = ", holdout group: not personalized" if shop and in_holdout(shop, cid) else ""
+        out.append({"id": cid, "label": f"Customer {cid} ({k} orders{note})"})
+    return out
 
 
 def customer_token(shop: Shop, customer_id: str) -> str:

@@ -33,6 +33,8 @@
     "border-radius:calc(var(--sk-radius,.5rem) * .75);background:var(--sk-img-bg,#f1ede6)}",
     ".sk-img img{width:100%;height:100%;object-fit:cover}",
     ".sk-ph{font-size:1.6rem;font-weight:700;color:var(--sk-muted,#595959)}",
+    ".sk-t1{background:#d6e4d3}.sk-t2{background:#d9dff0}.sk-t3{background:#f2e3b3}",
+    ".sk-t4{background:#e9d2dc}.sk-t5{background:#cfe6e6}",
     ".sk-title{font-weight:600;line-height:1.3}",
     ".sk-price{font-weight:600}",
     ".sk-reason{margin:0;font-size:.85em;color:var(--sk-muted,#595959)}",
@@ -80,6 +82,13 @@
     } catch (e) { return String(price) + (currency ? " " + currency : ""); }
   }
 
+  /** A stable placeholder tint per product when the API has no image. */
+  function tint(id) {
+    var n = 0;
+    for (var i = 0; i < String(id).length; i++) n = (n * 31 + String(id).charCodeAt(i)) % 997;
+    return n % 6;
+  }
+
   function reducedMotion() {
     return !!(w.matchMedia && w.matchMedia("(prefers-reduced-motion: reduce)").matches);
   }
@@ -107,7 +116,8 @@
         key: pick("key") || "", placement: pick("placement") || "for_you",
         product_id: pick("productId") || null, cart: pick("cart") || null,
         n: Math.min(parseInt(pick("n"), 10) || 8, 24), title: pick("title") || "",
-        token: pick("customerToken") || null, addToCart: pick("addToCart") !== undefined,
+        token: pick("customerToken") || null,
+        addToCart: pick("addToCart") === undefined ? null : pick("addToCart"),
         productUrl: pick("productUrl") || ""
       };
     }
@@ -191,13 +201,15 @@
           .split(/\s+/).filter(Boolean).slice(0, 2).map(function (s) { return s[0]; }).join("").toUpperCase()]);
       var link = h(href ? "a" : "span", {
         "class": "sk-link", href: href, "data-i": String(i), tabindex: href ? null : "0"
-      }, [h("span", { "class": "sk-img" }, [pic]), h("span", { "class": "sk-title" }, [title])]);
+      }, [h("span", { "class": "sk-img" + (img ? "" : " sk-t" + tint(it.product_id)) }, [pic]),
+        h("span", { "class": "sk-title" }, [title])]);
       var kids = [link, h("span", { "class": "sk-price" }, [money(it.price, it.currency || cfg.currency)])];
       if (it.reason) kids.push(h("p", { "class": "sk-reason" }, [String(it.reason)]));
-      if (p.addToCart) {
+      if (p.addToCart !== null) { // present, even empty, means "show the button"
+        var label = p.addToCart || (cfg.strings || {}).add_to_cart || "Add to cart";
         kids.push(h("button", {
-          type: "button", "class": "sk-add", "data-i": String(i), "aria-label": "Add " + title + " to cart"
-        }, ["Add to cart"]));
+          type: "button", "class": "sk-add", "data-i": String(i), "aria-label": label + ": " + title
+        }, [label]));
       }
       return h("div", {
         "class": "sk-card", role: "group", "aria-roledescription": "slide",

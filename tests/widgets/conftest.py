@@ -113,18 +113,8 @@ def database_url(request, tmp_path, seed_template: SeedTemplate) -> str:
 
 
 @pytest.fixture
-def api_app(app):
-    """The app with the shopper API registered (until ``create_app`` registers it itself)."""
-    if "api" not in app.blueprints:
-        from plugin.api.views import bp
-
-        app.register_blueprint(bp)
-    return app
-
-
-@pytest.fixture
-def live(api_app) -> Iterator[LiveServer]:
-    server = start_server(api_app)
+def live(app) -> Iterator[LiveServer]:
+    server = start_server(app)
     try:
         yield server
     finally:
@@ -132,15 +122,18 @@ def live(api_app) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def demo_shop(api_app, live, seed_template: SeedTemplate):
+def demo_shop(app, live, seed_template: SeedTemplate):
     """The seeded shop, shown by the demo pages, allowing only the live server's origin."""
+    from plugin.api.access import forget_shops
     from plugin.extensions import db
     from plugin.models import Shop
 
     shop = db.session.get(Shop, seed_template.shop_id)
-    shop.settings = {**(shop.settings or {}), "allowed_origins": [live.url]}
+    # No holdout arm here: these tests are about the widget showing what the API serves.
+    shop.settings = {**(shop.settings or {}), "allowed_origins": [live.url], "holdout_share": 0}
     db.session.commit()
-    api_app.config["DEMO_SHOP_ID"] = shop.id
+    forget_shops()  # the API caches shops per process for a few seconds
+    app.config["DEMO_SHOP_ID"] = shop.id
     return shop
 
 

@@ -126,11 +126,14 @@ def test_demo_pages_send_a_strict_csp_and_contain_nothing_inline(client, seeded,
 
 def test_switcher_lists_real_customers_and_pages_carry_their_token(client, seeded):
     from plugin.api.identity import verify_customer_token
+    from plugin.api.service import in_holdout
 
     shoppers = client.get("/demo/api/shoppers").get_json()["shoppers"]
     assert len(shoppers) == demo.SHOPPERS_IN_SWITCHER
-    counts = [int(re.search(r"\((\d+) orders\)", s["label"]).group(1)) for s in shoppers]
+    counts = [int(re.search(r"\((\d+) orders", s["label"]).group(1)) for s in shoppers]
     assert counts == sorted(counts, reverse=True) and counts[-1] >= 2
+    for s in shoppers:  # control-group customers are labelled, not passed off as broken
+        assert ("holdout group" in s["label"]) == in_holdout(seeded, s["id"])
     chosen = shoppers[0]["id"]
     switched = client.post("/demo/shopper", data={"customer": chosen, "next": "/demo/cart"})
     assert switched.status_code == 303 and switched.headers["Location"].endswith("/demo/cart")

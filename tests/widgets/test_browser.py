@@ -188,7 +188,8 @@ def _foreign_page(live_url: str, key: str) -> bytes:
 <body><h1>Not the shop</h1><div data-shopkeeper="for-you"></div></body></html>""".encode()
 
 
-def test_cors_refuses_a_foreign_origin(demo_shop, live, page, api_app):
+def test_cors_refuses_a_foreign_origin(demo_shop, live, page):
+    from plugin.api.access import forget_shops
     from plugin.extensions import db
 
     html = _foreign_page(live.url, demo_shop.widget_key)
@@ -215,6 +216,7 @@ def test_cors_refuses_a_foreign_origin(demo_shop, live, page, api_app):
         demo_shop.settings = {**demo_shop.settings,
                               "allowed_origins": [live.url, foreign.url]}
         db.session.commit()
+        forget_shops()
         page.goto(foreign.url + "/")
         page.wait_for_selector(READY)
     finally:
