@@ -13,6 +13,8 @@ from plugin.models import Interaction, Product
 
 API = "/api/v1/"
 FOR_YOU = "shopkeeper-for-you"
+READY = '[data-shopkeeper="for-you"][data-shopkeeper-state="ready"]'
+FAILED = '[data-shopkeeper="for-you"][data-shopkeeper-state="error"]'
 
 
 def interactions(shop_id: str, **filters: Any) -> list[Interaction]:
@@ -70,3 +72,18 @@ def focused(page) -> dict[str, Any] | None:
         return {cls: el.className, i: el.getAttribute('data-i'),
                 outline: cs.outlineStyle, outlineWidth: cs.outlineWidth};
     }""")
+
+
+def open_page(page, url: str) -> dict:
+    """Load a storefront page; return the recommendations answer the carousel rendered."""
+    with page.expect_response(lambda r: f"{API}recommendations" in r.url) as answer:
+        page.goto(url)
+    page.wait_for_selector(READY)
+    return answer.value.json()
+
+
+def assert_clean(page, *, ignore_network_to: str | None = None) -> None:
+    """No uncaught error, no console error, no CSP violation on the host page."""
+    assert page.watch.page_errors == []
+    assert page.watch.errors(ignore_network_to=ignore_network_to) == []
+    assert page.evaluate("window.__skViolations") == []

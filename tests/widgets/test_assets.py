@@ -122,6 +122,9 @@ def test_demo_pages_send_a_strict_csp_and_contain_nothing_inline(client, seeded,
     page = _parse(response)
     assert page.problems == []
     assert page.slots and all("data-customer-token" not in s for s in page.slots)
+    if path == "/demo/":  # a friendly placeholder for shoppers without JavaScript
+        assert re.search(r'data-placement="for_you"[^>]*>\s*<noscript><p class="noscript">'
+                         r"Turn on JavaScript", response.get_data(as_text=True))
 
 
 def test_switcher_lists_real_customers_and_pages_carry_their_token(client, seeded):

@@ -10,10 +10,14 @@ import pytest
 from tests.widgets.conftest import ARTIFACTS, start_server
 from tests.widgets.helpers import (
     API,
+    FAILED,
     FOR_YOU,
+    READY,
+    assert_clean,
     cards,
     focused,
     interactions,
+    open_page,
     product_titles,
     wait_until,
 )
@@ -21,30 +25,14 @@ from tests.widgets.helpers import (
 pytestmark = pytest.mark.browser
 
 POPULAR_REASON = "popular in this shop right now"
-READY = '[data-shopkeeper="for-you"][data-shopkeeper-state="ready"]'
-FAILED = '[data-shopkeeper="for-you"][data-shopkeeper-state="error"]'
-
-
-def _open(page, url: str) -> dict:
-    """Load a page and return the recommendations answer the carousel rendered."""
-    with page.expect_response(lambda r: f"{API}recommendations" in r.url) as answer:
-        page.goto(url)
-    page.wait_for_selector(READY)
-    return answer.value.json()
 
 
 def _first_customer(page) -> str:
     return page.eval_on_selector("#shopper option:nth-child(2)", "o => o.value")
 
 
-def _assert_clean(page, *, ignore_network_to: str | None = None) -> None:
-    assert page.watch.page_errors == []
-    assert page.watch.errors(ignore_network_to=ignore_network_to) == []
-    assert page.evaluate("window.__skViolations") == []
-
-
 def test_for_you_renders_real_recommendations_with_reasons(demo_shop, live, page):
-    anonymous = _open(page, live.url + "/demo/")
+    anonymous = open_page(page, live.url + "/demo/")
     shown = cards(page)
     assert len(shown) == len(anonymous["items"]) >= 4
     catalog = product_titles(demo_shop.id, [i["product_id"] for i in anonymous["items"]])
@@ -69,11 +57,11 @@ def test_for_you_renders_real_recommendations_with_reasons(demo_shop, live, page
     assert any(r != POPULAR_REASON for r in reasons), reasons
     assert [i["product_id"] for i in personal["items"]] != \
         [i["product_id"] for i in anonymous["items"]]
-    _assert_clean(page)
+    assert_clean(page)
 
 
 def test_clicks_and_add_to_cart_are_stored_with_attribution(demo_shop, live, page):
-    answer = _open(page, live.url + "/demo/")
+    answer = open_page(page, live.url + "/demo/")
     shopper = page.evaluate("localStorage.getItem('shopkeeper:shopper')")
     assert shopper.startswith("anon_") and len(shopper) == 27
     first, second = answer["items"][0], answer["items"][1]
@@ -101,11 +89,11 @@ def test_clicks_and_add_to_cart_are_stored_with_attribution(demo_shop, live, pag
     assert attributed[0].context["rec_id"] == second["rec_id"]
     views = wait_until(lambda: interactions(demo_shop.id, shopper_id=shopper, kind="view"))
     assert views[0].product_external_id == second["product_id"]
-    _assert_clean(page)
+    assert_clean(page)
 
 
 def test_keyboard_reaches_and_moves_through_the_carousel(demo_shop, live, page):
-    answer = _open(page, live.url + "/demo/")
+    answer = open_page(page, live.url + "/demo/")
     for _ in range(30):  # Tab from the top of the page until a product link has focus
         page.keyboard.press("Tab")
         now = focused(page)
@@ -128,7 +116,7 @@ def test_keyboard_reaches_and_moves_through_the_carousel(demo_shop, live, page):
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert page.url.endswith(f"/demo/product/{answer['items'][0]['product_id']}")
-    _assert_clean(page)
+    assert_clean(page)
 
 
 def test_next_button_scrolls_without_animation_under_reduced_motion(demo_shop, live, browser):
@@ -178,7 +166,7 @@ def test_page_keeps_working_when_the_api_fails(demo_shop, live, page, failure):
     page.wait_for_selector("#cart-count:text('1')")
     page.evaluate("Shopkeeper.track('view', {product_id: 'x'}); Shopkeeper.api.flush()")
     page.wait_for_timeout(300)
-    _assert_clean(page, ignore_network_to=live.url + API)
+    assert_clean(page, ignore_network_to=live.url + API)
 
 
 def _foreign_page(live_url: str, key: str) -> bytes:
@@ -224,23 +212,23 @@ def test_cors_refuses_a_foreign_origin(demo_shop, live, page):
 
 
 def test_strict_csp_pages_render_without_violations(demo_shop, live, page):
-    answer = _open(page, live.url + "/demo/")
+    answer = open_page(page, live.url + "/demo/")
     csp = page.evaluate("fetch(location.href).then(r => r.headers.get('content-security-policy'))")
     assert "script-src 'self'" in csp and "unsafe" not in csp
     product = answer["items"][0]["product_id"]
-    _open(page, f"{live.url}/demo/product/{product}")
+    open_page(page, f"{live.url}/demo/product/{product}")
     page.click("main .add.primary")
-    _open(page, live.url + "/demo/cart")
+    open_page(page, live.url + "/demo/cart")
     in_cart = page.get_attribute('[data-placement="cart"]', "data-cart")
     assert in_cart == product
     shown = page.eval_on_selector(FOR_YOU, "el => [...el.shadowRoot.querySelectorAll('a')]"
                                            ".map(a => a.href)")
     assert not any(h.endswith(f"/demo/product/{product}") for h in shown)  # not the cart's
-    _assert_clean(page)
+    assert_clean(page)
 
 
 def test_shells_stay_hidden_until_their_features_exist(demo_shop, live, page):
-    _open(page, live.url + "/demo/")
+    open_page(page, live.url + "/demo/")
     slot = page.locator('[data-shopkeeper="shopping-for"]')
     wait_until(lambda: slot.get_attribute("data-shopkeeper-state") == "off", timeout=5)
     assert page.locator("shopkeeper-shopping-for").is_hidden()
@@ -248,7 +236,7 @@ def test_shells_stay_hidden_until_their_features_exist(demo_shop, live, page):
     offer = page.locator('[data-shopkeeper="cart-offer"]')
     wait_until(lambda: offer.get_attribute("data-shopkeeper-state") == "off", timeout=5)
     assert page.locator("shopkeeper-cart-offer").is_hidden()
-    _assert_clean(page)
+    assert_clean(page)
 
 
 def test_lazy_until_scrolled_into_view(demo_shop, live, browser):
@@ -273,7 +261,7 @@ def test_identify_and_build_for_single_page_storefronts(demo_shop, live, page):
     from plugin.demo import demo_shoppers
     from plugin.shops import credentials_for
 
-    _open(page, live.url + "/demo/")
+    open_page(page, live.url + "/demo/")
     assert page.get_attribute(FOR_YOU, "data-personalized") == "false"
     customer = demo_shoppers(demo_shop.id)[0]["id"]
     token = mint_customer_token(demo_shop.id, credentials_for(demo_shop).webhook_secret,
@@ -294,11 +282,11 @@ def test_identify_and_build_for_single_page_storefronts(demo_shop, live, page):
         Shopkeeper.build();
     }""")
     page.wait_for_selector('#spa-slot[data-shopkeeper-state="ready"]')
-    _assert_clean(page)
+    assert_clean(page)
 
 
 def test_screenshot_of_the_demo_storefront(demo_shop, live, page):
-    _open(page, live.url + "/demo/")
+    open_page(page, live.url + "/demo/")
     page.select_option("#shopper", _first_customer(page))
     page.wait_for_selector(f'{FOR_YOU}[data-personalized="true"]')
     ARTIFACTS.mkdir(exist_ok=True)
@@ -306,4 +294,4 @@ def test_screenshot_of_the_demo_storefront(demo_shop, live, page):
     page.screenshot(path=str(target), full_page=False)
     data = target.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-    _assert_clean(page)
+    assert_clean(page)

@@ -1,0 +1,102 @@
+"""The widgets under the shop's policies: consent, rate limits, no JavaScript, nothing to show."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.widgets.helpers import (
+    API,
+    FOR_YOU,
+    assert_clean,
+    interactions,
+    open_page,
+)
+
+pytestmark = pytest.mark.browser
+
+
+def _settings(shop, **changes) -> None:
+    from plugin.api.access import forget_shops
+    from plugin.extensions import db
+
+    shop.settings = {**shop.settings, **changes}
+    db.session.commit()
+    forget_shops()
+
+
+def _add_from_carousel(page, nth: int = 0) -> None:
+    page.locator(f"{FOR_YOU} .sk-add").nth(nth).click()
+
+
+def test_events_wait_for_consent_when_the_shop_requires_it(demo_shop, live, page):
+    _settings(demo_shop, consent_required=True)
+    answer = open_page(page, live.url + "/demo/")
+    assert answer["personalized"] is False  # served, but nothing personal
+    shopper = page.evaluate("Shopkeeper.shopper")
+
+    with page.expect_response(lambda r: f"{API}events" in r.url) as refused:
+        _add_from_carousel(page, 0)
+    assert refused.value.status == 202 and refused.value.json() == {"stored": 0}
+    assert interactions(demo_shop.id, shopper_id=shopper) == []
+
+    with page.expect_response(lambda r: f"{API}consent" in r.url) as answered:
+        page.evaluate("Shopkeeper.consent(true)")
+    assert answered.value.json() == {"granted": True}
+    with page.expect_response(lambda r: f"{API}events" in r.url) as stored:
+        _add_from_carousel(page, 1)
+    assert stored.value.json() == {"stored": 1}
+    rows = interactions(demo_shop.id, shopper_id=shopper, kind="add_to_cart")
+    assert [r.product_external_id for r in rows] == [answer["items"][1]["product_id"]]
+    assert_clean(page)
+
+
+def test_a_429_pauses_sending_and_keeps_the_events(demo_shop, live, page, app):
+    app.config["API_RATE_LIMIT_PER_CLIENT"] = "2 per minute"  # per view: events get 2
+    open_page(page, live.url + "/demo/")
+    shopper = page.evaluate("Shopkeeper.shopper")
+    posted = []
+    page.on("response", lambda r: posted.append(r.status) if f"{API}events" in r.url else None)
+
+    for nth in range(3):  # each carousel add-to-cart is sent at once
+        with page.expect_response(lambda r: f"{API}events" in r.url):
+            _add_from_carousel(page, nth)
+    assert posted == [202, 202, 429]
+    _add_from_carousel(page, 3)  # paused by Retry-After: queued, not sent
+    page.wait_for_timeout(2500)
+    assert posted == [202, 202, 429]
+    assert page.evaluate("Shopkeeper.queue.length") == 2
+    assert len(interactions(demo_shop.id, shopper_id=shopper, kind="add_to_cart")) == 2
+    assert_clean(page, ignore_network_to=live.url + API)  # the browser logs the 429 itself
+
+
+def test_storefront_works_without_javascript(demo_shop, live, browser):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto(live.url + "/demo/")
+        assert page.locator(FOR_YOU).count() == 0
+        assert page.locator(".grid .card").count() > 0  # the catalog is server-rendered
+        with page.expect_navigation():  # the shopper switcher is a plain form
+            page.select_option("#shopper", index=1)
+            page.click(".switcher button")
+        assert page.locator('[data-shopkeeper="for-you"][data-customer-token]').count() == 1
+    finally:
+        context.close()
+
+
+def test_nothing_to_show_keeps_the_widget_hidden(demo_shop, live, page):
+    open_page(page, live.url + "/demo/")
+    # An anonymous shopper has no "the usual?" items: a valid, empty answer.
+    with page.expect_response(lambda r: "placement=reorder" in r.url) as answer:
+        page.evaluate("""() => {
+            const div = document.createElement('div');
+            div.id = 'reorder';
+            div.dataset.shopkeeper = 'for-you';
+            div.dataset.placement = 'reorder';
+            document.querySelector('main').prepend(div);
+            Shopkeeper.build();
+        }""")
+    assert answer.value.json()["items"] == []
+    page.wait_for_selector('#reorder[data-shopkeeper-state="empty"]', state="attached")
+    assert page.locator(f"#reorder {FOR_YOU}").is_hidden()
+    assert_clean(page)
