@@ -37,25 +37,40 @@ def daily_series(shop_id: str, days: int = 30, *, now: datetime | None = None
     now = now or utcnow()
     since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     Imp, X, Ord = Impression, Interaction, Order
+    end = now + timedelta(seconds=1)
     series = {
         "impressions": _daily(sa.select(sa.func.count(Imp.id)).where(
-            Imp.shop_id == shop_id, Imp.created_at >= since), Imp.created_at, since),
+            Imp.shop_id == shop_id, Imp.created_at >= since, Imp.created_at < end),
+            Imp.created_at, since),
         "clicks": _daily(sa.select(sa.func.count(X.id)).where(
-            X.shop_id == shop_id, X.kind == "click", X.occurred_at >= since),
-            X.occurred_at, since),
+            X.shop_id == shop_id, X.kind == "click", X.occurred_at >= since,
+            X.occurred_at < end), X.occurred_at, since),
         "add_to_carts": _daily(sa.select(sa.func.count(X.id)).where(
-            X.shop_id == shop_id, X.kind == "add_to_cart", X.occurred_at >= since),
-            X.occurred_at, since),
+            X.shop_id == shop_id, X.kind == "add_to_cart", X.occurred_at >= since,
+            X.occurred_at < end), X.occurred_at, since),
         "orders": _daily(sa.select(sa.func.count(Ord.id)).where(
-            Ord.shop_id == shop_id, Ord.cancelled.is_(False), Ord.created_at >= since),
-            Ord.created_at, since),
+            Ord.shop_id == shop_id, Ord.cancelled.is_(False), Ord.created_at >= since,
+            Ord.created_at < end), Ord.created_at, since),
         "revenue": _daily(sa.select(sa.func.coalesce(sa.func.sum(Ord.total), 0)).where(
-            Ord.shop_id == shop_id, Ord.cancelled.is_(False), Ord.created_at >= since),
-            Ord.created_at, since),
+            Ord.shop_id == shop_id, Ord.cancelled.is_(False), Ord.created_at >= since,
+            Ord.created_at < end), Ord.created_at, since),
     }
     days_list = [(since + timedelta(days=k)).date() for k in range(days)]
-    return {"days": days_list,
+    return {"days": days_list, "end": now,
             **{name: [values.get(d, 0.0) for d in days_list] for name, values in series.items()}}
+
+
+def activity_end(shop_id: str, *, now: datetime | None = None, days: int = 30) -> datetime:
+    """End of the dashboard window: now, or the latest order when the last ``days`` are
+    empty (an imported history, a quiet shop) so the charts show real activity."""
+    now = now or utcnow()
+    latest = db.session.scalar(sa.select(sa.func.max(Order.created_at))
+                               .where(Order.shop_id == shop_id))
+    if latest is None or latest >= now - timedelta(days=days):
+        return now
+    recent = db.session.scalar(sa.select(sa.func.count(Impression.id)).where(
+        Impression.shop_id == shop_id, Impression.created_at >= now - timedelta(days=days)))
+    return now if recent else latest
 
 
 def totals(series: dict[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def _headers(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         f"form-action 'self'; base-uri 'none'; frame-ancestors {auth.frame_ancestors(shop)}")
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes Origin: null
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
@@ -94,7 +94,8 @@ def dashboard():
     if token:
         auth.login_with_shopify_token(token)
     shop = _shop()
-    series = stats.daily_series(shop.id)
+    end = stats.activity_end(shop.id)
+    series = stats.daily_series(shop.id, now=end)
     labels = [d.strftime("%d %b") for d in series["days"]]
     ab = stats.recommendations_ab(shop.id)
     uplift_rows = []
@@ -110,15 +111,16 @@ def dashboard():
     status = stats.connector_status(shop)
     return _render(
         "admin/dashboard.html",
-        totals=stats.totals(series), ab=ab, offers=offers,
+        totals=stats.totals(series), ab=ab, window_end=end, offers=offers,
         offer_cost=stats.offer_cost(shop.id), model=stats.model_summary(shop.id),
         engagement_chart=charts.line_chart(
             "Impressions, clicks and add-to-carts per day", labels,
             {"impressions": series["impressions"], "clicks": series["clicks"],
              "add to cart": series["add_to_carts"]}),
-        revenue_chart=charts.line_chart("Orders and revenue per day", labels,
-                                        {"revenue": series["revenue"],
-                                         "orders": series["orders"]}),
+        orders_chart=charts.line_chart("Orders per day", labels,
+                                       {"orders": series["orders"]}, height=180),
+        revenue_chart=charts.line_chart("Revenue per day", labels,
+                                        {"revenue": series["revenue"]}, height=180),
         uplift_chart=charts.interval_chart("Uplift, treatment minus control (95% CI)",
                                            uplift_rows, unit=" pp"),
         inbox=inbox.inbox_counts(shop.id), status=status,

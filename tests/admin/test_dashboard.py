@@ -1,0 +1,125 @@
+"""Dashboard numbers and charts come from the shop's own data; privacy tools work."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from plugin.admin import charts, stats
+from plugin.extensions import db
+from plugin.models import Impression, Interaction, Order, WebhookDelivery
+from plugin.models.types import utcnow
+from tests.admin.conftest import sign_in
+
+
+def _seed(shop_id: str, *, days_ago: int = 1) -> None:
+    at = utcnow() - timedelta(days=days_ago)
+    db.session.add_all([
+        Order(shop_id=shop_id, external_id="o1", customer_external_id="c1", currency="GBP",
+              total=Decimal("30.00"), discount_codes=[], cancelled=False, created_at=at,
+              source_updated_at=at),
+        Order(shop_id=shop_id, external_id="o2", customer_external_id="c2", currency="GBP",
+              total=Decimal("12.50"), discount_codes=[], cancelled=False, created_at=at,
+              source_updated_at=at),
+        Impression(shop_id=shop_id, rec_id=f"r1-{shop_id}", shopper_id="c1", placement="for_you",
+                   items=["p1"], sources=["itemknn"], holdout=False, personalized=True,
+                   created_at=at - timedelta(hours=1)),
+        Impression(shop_id=shop_id, rec_id=f"r2-{shop_id}", shopper_id="c3", placement="for_you",
+                   items=["p1"], sources=["popular"], holdout=True, personalized=False,
+                   created_at=at - timedelta(hours=1)),
+        Interaction(shop_id=shop_id, shopper_id="c1", product_external_id="p1", kind="click",
+                    quantity=1, occurred_at=at, context={}),
+    ])
+    db.session.commit()
+
+
+def test_totals_and_series_count_only_this_shop(shop, other_shop):
+    _seed(shop.id)
+    _seed(other_shop.id)
+    series = stats.daily_series(shop.id)
+    t = stats.totals(series)
+    assert (t["impressions"], t["clicks"], t["orders"]) == (2, 1, 2)
+    assert t["revenue"] == Decimal("42.50") and t["ctr"] == 0.5
+    assert len(series["days"]) == 30 and sum(series["orders"]) == 2
+
+
+def test_ab_counts_converted_shoppers_per_arm(shop):
+    _seed(shop.id)
+    ab = stats.recommendations_ab(shop.id)
+    assert ab["treatment"] == {"shoppers": 1, "converted": 1}
+    assert ab["control"] == {"shoppers": 1, "converted": 0}
+    assert ab["uplift"]["estimate"] == 1.0
+
+
+def test_window_follows_an_imported_history(shop):
+    _seed(shop.id, days_ago=400)
+    end = stats.activity_end(shop.id)
+    assert utcnow() - end > timedelta(days=399)
+    assert sum(stats.daily_series(shop.id, now=end)["orders"]) == 2
+
+
+def test_dashboard_renders_charts_kpis_and_inbox_retry(app, client, shop):
+    _seed(shop.id)
+    db.session.add(WebhookDelivery(shop_id=shop.id, connector="generic", topic="orders/upsert",
+                                   delivery_id="d1", headers={}, body=b"{}", status="dead",
+                                   attempts=8, last_error="boom"))
+    db.session.commit()
+    token = sign_in(app, client, shop)
+    html = client.get("/admin/").get_data(as_text=True)
+    assert html.count("<svg") >= 4
+    assert 'data-kpi="orders">2<' in html and 'data-kpi="ctr">50.0%<' in html
+    assert "dead 1" in html and "Retry 1 dead deliveries" in html
+    r = client.post("/admin/inbox/retry", data={"csrf_token": token})
+    assert r.status_code == 302
+    assert db.session.scalar(sa.select(WebhookDelivery.status)) == "pending"
+
+
+def test_line_chart_scales_and_labels():
+    svg = str(charts.line_chart("t", ["a", "b", "c"], {"x": [0, 5, 10], "y": [1, 2, 3]}))
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2
+    assert 'aria-label="t"' in svg and ">10<" in svg  # top gridline label
+
+
+def test_interval_chart_without_data_says_so():
+    assert "not enough shoppers" in str(charts.interval_chart("u", []))
+
+
+def test_progress_bar_is_native_and_accessible():
+    assert 'max="10" value="4"' in str(charts.progress_bar("sync", 4, 10))
+    assert "value=" not in str(charts.progress_bar("sync", 4, None))  # indeterminate
+
+
+def test_privacy_export_and_erase(app, client, shop, other_shop):
+    _seed(shop.id)
+    _seed(other_shop.id)
+    token = sign_in(app, client, shop)
+    page = client.get("/admin/privacy?customer=c1").get_data(as_text=True)
+    assert "1 orders" in page
+    export = client.get("/admin/privacy/export?customer=c1")
+    assert export.headers["Content-Disposition"].startswith("attachment")
+    data = json.loads(export.data)
+    assert data["shop_id"] == shop.id and [o["id"] for o in data["orders"]] == ["o1"]
+    r = client.post("/admin/privacy/erase", data={"csrf_token": token, "customer": "c1"})
+    assert r.status_code == 302
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Interaction).where(
+        Interaction.shop_id == shop.id)) == 0
+    # the other shop's customer with the same id is untouched
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Interaction).where(
+        Interaction.shop_id == other_shop.id)) == 1
+
+
+def test_erasing_the_shop_needs_the_domain_typed(app, client, shop):
+    from plugin.models import Shop
+
+    shop_id, domain = shop.id, shop.domain
+    token = sign_in(app, client, shop)
+    client.post("/admin/shop/erase", data={"csrf_token": token, "confirm": "nope"})
+    assert db.session.get(Shop, shop_id) is not None
+    r = client.post("/admin/shop/erase", data={"csrf_token": token, "confirm": domain})
+    assert r.status_code == 200
+    db.session.expire_all()
+    assert db.session.get(Shop, shop_id) is None
+    assert client.get("/admin/").status_code == 401
