@@ -32,6 +32,15 @@ class Servable:
     source: str
 
 
+#: Built once: per-request statement construction costs more than the query itself.
+_LIVE_PRODUCTS = (
+    sa.select(Product.external_id, Product.title, Product.url, Product.image_url,
+              Product.price, Product.currency)
+    .where(Product.shop_id == sa.bindparam("shop"),
+           Product.external_id.in_(sa.bindparam("ids", expanding=True)),
+           Product.deleted_at.is_(None), Product.available.is_(True)))
+
+
 def merchant_exclusions(shop: AnyShop) -> set[str]:
     return {str(p) for p in settings_of(shop).get("exclude_products", [])}
 
@@ -51,11 +60,7 @@ def apply_live_filters(shop: AnyShop, candidates: Sequence[Recommendation], n: i
     for lo in range(0, len(wanted), step):
         chunk = wanted[lo:lo + step]
         products = {p.external_id: p for p in db.session.execute(
-            sa.select(Product.external_id, Product.title, Product.url, Product.image_url,
-                      Product.price, Product.currency)
-            .where(Product.shop_id == shop.id,
-                   Product.external_id.in_([r.item for r in chunk]),
-                   Product.deleted_at.is_(None), Product.available.is_(True)))}
+            _LIVE_PRODUCTS, {"shop": shop.id, "ids": [r.item for r in chunk]})}
         for rec in chunk:
             p = products.get(rec.item)
             if p is None:

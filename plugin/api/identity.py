@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -83,6 +85,39 @@ def verify_customer_token(shop: AnyShop, token: str) -> str:
     return claims["sub"]
 
 
+_verified_lock = threading.Lock()
+_verified: OrderedDict[tuple[str, str, str], tuple[str, float]] = OrderedDict()
+VERIFIED_CACHE_SIZE = 4096
+
+
+def _cached_customer(shop: AnyShop, token: str) -> str:
+    """``verify_customer_token`` remembered per process until the token's own expiry.
+
+    A storefront sends the same token on every call of a visit; only exact token strings
+    of this shop that verified before are remembered, so nothing weaker is ever accepted.
+    """
+    key = (shop.id, secret_of(shop) or "", token)  # a rotated secret misses the cache
+    now = time.time()
+    with _verified_lock:
+        hit = _verified.get(key)
+        if hit is not None and hit[1] > now:
+            _verified.move_to_end(key)
+            return hit[0]
+    customer_id = verify_customer_token(shop, token)
+    exp = float(jwt.decode(token, options={"verify_signature": False})["exp"])
+    with _verified_lock:
+        _verified[key] = (customer_id, exp)
+        while len(_verified) > VERIFIED_CACHE_SIZE:
+            _verified.popitem(last=False)
+    return customer_id
+
+
+def forget_verified_tokens() -> None:
+    """Forget remembered tokens (after rotating a shop's secret in this process; tests)."""
+    with _verified_lock:
+        _verified.clear()
+
+
 def resolve_identity(shop: AnyShop, headers: Mapping[str, str]) -> ShopperIdentity:
     """Read the shopper headers; invalid parts are dropped, never trusted."""
     anonymous = (headers.get(SHOPPER_HEADER) or "").strip()
@@ -91,7 +126,7 @@ def resolve_identity(shop: AnyShop, headers: Mapping[str, str]) -> ShopperIdenti
     customer_id = None
     if token:
         try:
-            customer_id = verify_customer_token(shop, token)
+            customer_id = _cached_customer(shop, token)
         except InvalidCustomerToken as err:
             log.info("api.customer_token_rejected", extra={"shop_id": shop.id,
                                                            "reason": str(err)})

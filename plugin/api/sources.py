@@ -89,13 +89,16 @@ def _decode(rows: list[list]) -> list[Recommendation]:
     return [Recommendation(str(i), float(s), str(src), str(reason)) for i, s, src, reason in rows]
 
 
+_CACHE_ROW = (
+    sa.select(RecommendationCache.items, RecommendationCache.model_version_id,
+              RecommendationCache.computed_at)
+    .where(RecommendationCache.shop_id == sa.bindparam("shop"),
+           RecommendationCache.shopper_id == sa.bindparam("shopper")))
+
+
 def cached(shop_id: str, shopper_id: str, version: ServedVersion) -> list[Recommendation] | None:
     """The precomputed top-N when it belongs to the served version and is fresh."""
-    row = db.session.execute(
-        sa.select(RecommendationCache.items, RecommendationCache.model_version_id,
-                  RecommendationCache.computed_at)
-        .where(RecommendationCache.shop_id == shop_id,
-               RecommendationCache.shopper_id == shopper_id)).first()
+    row = db.session.execute(_CACHE_ROW, {"shop": shop_id, "shopper": shopper_id}).first()
     if row is None or row.model_version_id != version.id:
         return None
     ttl = float(current_app.config.get("RECS_CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL_SECONDS))

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, g, jsonify, make_response, request
 
 from plugin.api import access, consent, events, service
 from plugin.api.identity import ShopperIdentity, resolve_identity
-from plugin.api.limits import limiter, per_client, per_key
+from plugin.api.limits import DEFAULT_STORAGE_URI, limiter, per_client, per_key
 from plugin.api.schemas import (
     ConfigSchema,
     ConsentSchema,
@@ -23,13 +23,16 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def _init_limiter(state) -> None:
-    state.app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    state.app.config.setdefault("RATELIMIT_STORAGE_URI", DEFAULT_STORAGE_URI)
     limiter.init_app(state.app)
 
 
 bp.record_once(_init_limiter)
 
 _ERRORS = (400, 403, 404, 422, 429)
+# Schemas hold no per-call state: build them once, not per request (measurable at load).
+_QUERY, _RECS, _CONFIG = RecommendationsQuery(), RecommendationsSchema(), ConfigSchema()
+_EVENTS, _STORED, _CONSENT = EventsRequest(), StoredSchema(), ConsentSchema()
 
 
 @bp.before_request
@@ -78,7 +81,7 @@ def _json_body() -> object:
 @doc(summary="Widget configuration of a shop", tags=["shopper api"], query=KeyQuery,
      response=ConfigSchema, errors=_ERRORS)
 def get_config():
-    return jsonify(ConfigSchema().dump(service.shop_config(g.api_shop)))
+    return jsonify(_CONFIG.dump(service.shop_config(g.api_shop)))
 
 
 @bp.get("/recommendations")
@@ -87,9 +90,9 @@ def get_config():
 @doc(summary="Recommendations for a placement", tags=["shopper api"],
      query=RecommendationsQuery, response=RecommendationsSchema, errors=_ERRORS)
 def get_recommendations():
-    params = RecommendationsQuery().load(request.args)
+    params = _QUERY.load(request.args)
     answer = service.recommend(g.api_shop, _identity(), service.RecsQuery(**params))
-    return jsonify(RecommendationsSchema().dump(answer))
+    return jsonify(_RECS.dump(answer))
 
 
 @bp.post("/events")
@@ -98,9 +101,9 @@ def get_recommendations():
 @doc(summary="Store a batch of widget events (max 50)", tags=["shopper api"], query=KeyQuery,
      request=EventsRequest, response=StoredSchema, errors=_ERRORS)
 def post_events():
-    batch = EventsRequest().load(_json_body())
+    batch = _EVENTS.load(_json_body())
     stored = events.store_events(g.api_shop, _identity(required=True), batch["events"])
-    return jsonify(StoredSchema().dump({"stored": stored})), 202
+    return jsonify(_STORED.dump({"stored": stored})), 202
 
 
 @bp.post("/consent")
@@ -109,6 +112,6 @@ def post_events():
 @doc(summary="Record the shopper's consent answer", tags=["shopper api"], query=KeyQuery,
      request=ConsentSchema, response=ConsentSchema, errors=_ERRORS)
 def post_consent():
-    answer = ConsentSchema().load(_json_body())
+    answer = _CONSENT.load(_json_body())
     granted = consent.record_consent(g.api_shop, _identity(required=True), answer["granted"])
-    return jsonify(ConsentSchema().dump({"granted": granted}))
+    return jsonify(_CONSENT.dump({"granted": granted}))

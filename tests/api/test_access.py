@@ -200,3 +200,16 @@ def test_openapi_documents_the_shopper_api(client, store):
     for path in ("/api/v1/config", "/api/v1/recommendations", "/api/v1/events",
                  "/api/v1/consent"):
         assert path in paths
+
+
+def test_default_rate_limit_store_does_not_start_a_thread_per_hit(app, api):
+    import threading
+
+    from plugin.api.limits import SweptMemoryStorage, limiter
+
+    assert isinstance(limiter.storage, SweptMemoryStorage)
+    api.recs()
+    before = threading.active_count()
+    for _ in range(20):
+        assert api.recs().status_code == 200
+    assert threading.active_count() <= before
