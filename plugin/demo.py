@@ -83,6 +83,7 @@ def versioned_module(version: str, name: str):
 
 @bp.get("/widgets/<path:filename>")
 def widget_file(filename: str):
+    """Any other file under ``widgets/`` (demo assets), briefly cached."""
     response = send_from_directory(WIDGETS_DIR, filename, max_age=LOADER_MAX_AGE)
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -91,6 +92,7 @@ def widget_file(filename: str):
 
 @bp.get("/")
 def index():
+    """The bare host name lands on the storefront."""
     return redirect("/demo/")
 
 
@@ -118,6 +120,7 @@ def _page(template: str, **context: Any) -> Response:
 
 @bp.get("/demo/")
 def storefront():
+    """Home: the For-you carousel above the best sellers."""
     shop = _demo_shop()
     products = popular_products(shop.id) if shop else []
     return _page("index.html", products=products)
@@ -125,6 +128,7 @@ def storefront():
 
 @bp.get("/demo/product/<product_id>")
 def product_page(product_id: str):
+    """A product with the "bought together" placement below it."""
     shop = _demo_shop()
     product = find_product(shop.id, product_id) if shop else None
     if product is None:
@@ -134,6 +138,7 @@ def product_page(product_id: str):
 
 @bp.get("/demo/cart")
 def cart_page():
+    """The client-side basket (``store.js``), the cart-offer slot and complements."""
     return _page("cart.html")
 
 
@@ -221,6 +226,7 @@ def popular_products(shop_id: str, n: int = PRODUCTS_ON_HOME) -> list[dict[str, 
 
 
 def find_product(shop_id: str, external_id: str) -> dict[str, Any] | None:
+    """One live product of the shop, ready for the product template."""
     p = db.session.scalar(sa.select(Product).filter_by(shop_id=shop_id, external_id=external_id,
                                                        deleted_at=None))
     return _product_view(p) if p else None

@@ -21,7 +21,9 @@
     try { id = ls && ls.getItem(STORE); } catch (e) { id = null; }
     if (id && /^anon_[A-Za-z0-9_-]{22}$/.test(id)) return id;
     var bytes = new Uint8Array(16);
-    w.crypto.getRandomValues(bytes);
+    try { w.crypto.getRandomValues(bytes); } catch (e) {
+      for (var i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+    }
     id = "anon_" + w.btoa(String.fromCharCode.apply(null, bytes))
       .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
     try { if (ls) ls.setItem(STORE, id); } catch (e) { /* private mode: per-page id */ }
@@ -120,31 +122,34 @@
     if (!timer) timer = w.setTimeout(flush, 1500);
   }
 
-  /** Send queued events in batches of 50: fetch keepalive (carries the shopper headers and
-   * survives navigation); navigator.sendBeacon when fetch is unavailable or refuses. */
-  function flush() {
+  // Browsers that ignore fetch's keepalive (e.g. Firefox before 133) drop a fetch started
+  // while the page unloads; for them the unload flush goes out as a beacon.
+  var KEEPALIVE = (function () {
+    try { return "keepalive" in new w.Request(w.location.href); } catch (e) { return false; }
+  })();
+
+  /** Send queued events in batches of 50 with fetch keepalive: it survives navigation like
+   * a beacon and, unlike a beacon, carries the X-Shopkeeper-* identity headers. */
+  function flush(e) {
     w.clearTimeout(timer);
     timer = 0;
     var key = shopKey();
     if (!key || Date.now() < pausedUntil) return;
+    var unloading = !!(e && (e.type === "pagehide" || e.type === "visibilitychange"));
     while (sk.queue.length) {
       var batch = sk.queue.splice(0, BATCH).map(attribute);
-      if (!post(key, batch)) beacon(key, batch);
+      if (w.fetch && (KEEPALIVE || !unloading)) post(key, batch); else beacon(key, batch);
     }
   }
 
   function post(key, batch) {
-    if (!w.fetch) return false;
-    try {
-      request("POST", "/events", key, null, { events: batch }).then(function (r) {
-        if (!r && Date.now() < pausedUntil) sk.queue.unshift.apply(sk.queue, batch); // 429
-      });
-      return true;
-    } catch (e) {
-      return false;
-    }
+    request("POST", "/events", key, null, { events: batch }).then(function (r) {
+      if (!r && Date.now() < pausedUntil) sk.queue.unshift.apply(sk.queue, batch); // 429
+    });
   }
 
+  /** Last resort (no keepalive, page unloading). A beacon cannot send headers, so the
+   * anonymous id travels in the query; the API must accept ?shopper= for these to count. */
   function beacon(key, batch) {
     try {
       var body = new w.Blob([JSON.stringify({ events: batch })], { type: "text/plain" });
@@ -157,8 +162,8 @@
   }
 
   w.addEventListener("pagehide", sk.guard(flush));
-  w.document.addEventListener("visibilitychange", sk.guard(function () {
-    if (w.document.visibilityState === "hidden") flush();
+  w.document.addEventListener("visibilitychange", sk.guard(function (e) {
+    if (w.document.visibilityState === "hidden") flush(e);
   }));
 
   sk.shopper = shopper;

@@ -237,8 +237,9 @@
       // Arrow keys, Home and End move focus between products (Tab still walks every control).
       track.addEventListener("keydown", sk.guard(function (e) {
         var links = Array.prototype.slice.call(track.querySelectorAll(".sk-link"));
-        var at = links.indexOf(self.shadowRoot.activeElement &&
-          self.shadowRoot.activeElement.closest(".sk-card").querySelector(".sk-link"));
+        var active = self.shadowRoot.activeElement;
+        var card = active && active.closest(".sk-card");
+        var at = card ? links.indexOf(card.querySelector(".sk-link")) : -1;
         var to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: links.length - 1 }[e.key];
         if (to === undefined || at < 0 || !links[to]) return;
         e.preventDefault();
