@@ -1,0 +1,185 @@
+"""Helpers shared by ``bench/scale.py`` and ``bench/run_all.py``.
+
+Kept free of Flask and the app so ``run_all.py`` can import it without side effects: free
+ports, throwaway databases, percentiles, a bounded load loop and a throwaway PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL_ENV = "SHOPKEEPER_TEST_POSTGRES_URL"
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100): a value that really occurred."""
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile {q} outside 0..100")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def sample_customers(lines_per_customer: Mapping[str, int], budget: int,
+                     seed: int = 0) -> set[str]:
+    """Whole customers, in a seeded random order, until ``budget`` lines are used.
+
+    Whole histories keep baskets and repeat purchases intact, which a row sample would not.
+    """
+    if budget <= 0:
+        raise ValueError("budget must be positive")
+    order = sorted(lines_per_customer)
+    random.Random(seed).shuffle(order)
+    chosen: set[str] = set()
+    used = 0
+    for customer in order:
+        n = lines_per_customer[customer]
+        if used + n <= budget:
+            chosen.add(customer)
+            used += n
+    return chosen
+
+
+def fresh_database(server_url: str, prefix: str) -> str:
+    """A new, empty PostgreSQL database on the same server, so runs never share state."""
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{int(time.time())}_{os.getpid()}"
+    base = server_url.rsplit("/", 1)[0]
+    admin = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{base}/{name}"
+
+
+def drop_database(url: str) -> None:
+    """Drop a database made by :func:`fresh_database` (disconnecting stragglers)."""
+    import sqlalchemy as sa
+
+    base, name = url.rsplit("/", 1)
+    admin = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def wait_healthy(base_url: str, timeout: float = 90.0) -> None:
+    """Block until ``/healthz`` answers 200; raises when the server never comes up."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(base_url + "/healthz", timeout=5).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{base_url} did not become healthy in {timeout:.0f} s")
+
+
+@dataclass
+class LoadResult:
+    """What one stream of requests saw: wall time, per-request latency, status codes."""
+
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    codes: Counter = field(default_factory=Counter)
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+    def p(self, q: float) -> float:
+        return percentile(self.latencies_ms, q)
+
+
+def run_load(call: Callable[[object, int], int], n: int, concurrency: int,
+             duration: float | None = None) -> LoadResult:
+    """``call(session, i)`` for i < n over ``concurrency`` threads, stopping at ``duration``.
+
+    Both bounds make a run stop by itself: the count for fast servers, the duration for
+    slow ones. ``call`` returns the HTTP status; an exception counts as status 0.
+    """
+    import requests
+
+    result = LoadResult()
+    lock = threading.Lock()
+    counter = iter(range(n))
+    started = time.perf_counter()
+    deadline = None if duration is None else started + duration
+
+    def worker() -> None:
+        session = requests.Session()
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None or (deadline is not None and time.perf_counter() > deadline):
+                return
+            t0 = time.perf_counter()
+            try:
+                code = call(session, i)
+            except requests.RequestException:
+                code = 0
+            ms = (time.perf_counter() - t0) * 1000.0
+            with lock:
+                result.latencies_ms.append(ms)
+                result.codes[code] += 1
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server URL: ``$SHOPKEEPER_TEST_POSTGRES_URL`` or a throwaway cluster.
+
+    The throwaway cluster comes from ``.ci/postgres.sh`` and is stopped (by its pid) on exit.
+    """
+    if os.environ.get(PG_URL_ENV):
+        yield os.environ[PG_URL_ENV]
+        return
+    script = ROOT / ".ci" / "postgres.sh"
+    out = subprocess.run(
+        ["bash", "-c", f'source "{script}" start >/dev/null && '
+                       f'printf "%s\\n%s\\n%s\\n" "${PG_URL_ENV}" "$PG_PID" "$PG_TMP"'],
+        cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"could not start PostgreSQL: {out.stderr.strip()[-500:]}")
+    url, pid, tmp = out.stdout.split()
+    try:
+        yield url
+    finally:
+        subprocess.run(["bash", str(script), "stop"], cwd=ROOT, check=False,
+                       env={**os.environ, "PG_PID": pid, "PG_TMP": tmp})

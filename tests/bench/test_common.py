@@ -1,0 +1,61 @@
+"""bench/common.py: percentiles, customer sampling and the bounded load loop."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+
+def test_percentile_is_nearest_rank(common):
+    values = [float(v) for v in range(100, 0, -1)]  # unsorted on purpose
+    assert common.percentile(values, 50) == 50.0
+    assert common.percentile(values, 99) == 99.0
+    assert common.percentile(values, 100) == 100.0
+    assert common.percentile(values, 0) == 1.0
+    assert common.percentile([7.0, 1.0, 3.0], 50) == 3.0
+
+
+@pytest.mark.parametrize("values,q", [([], 50), ([1.0], 101), ([1.0], -1)])
+def test_percentile_rejects_bad_input(common, values, q):
+    with pytest.raises(ValueError):
+        common.percentile(values, q)
+
+
+def test_sample_customers_keeps_whole_customers_within_budget(common):
+    lines = {f"c{i}": 1 + i % 7 for i in range(200)}
+    chosen = common.sample_customers(lines, 100, seed=3)
+    assert sum(lines[c] for c in chosen) <= 100
+    assert sum(lines[c] for c in chosen) >= 100 - 6  # only stops when nothing else fits
+    assert chosen == common.sample_customers(lines, 100, seed=3)
+    assert chosen != common.sample_customers(lines, 100, seed=4)
+
+
+def test_sample_customers_skips_a_customer_bigger_than_the_budget(common):
+    assert common.sample_customers({"big": 50, "small": 5}, 10) == {"small"}
+    with pytest.raises(ValueError):
+        common.sample_customers({"a": 1}, 0)
+
+
+def test_run_load_stops_at_the_count_and_counts_errors(common):
+    def call(session, i):
+        if i % 4 == 0:
+            raise requests.ConnectionError("refused")
+        return 200
+
+    result = common.run_load(call, 40, 3)
+    assert result.count == 40
+    assert result.codes == {200: 30, 0: 10}
+    assert result.rate > 0
+
+
+def test_run_load_stops_at_the_duration(common):
+    def call(session, i):
+        time.sleep(0.05)
+        return 200
+
+    started = time.perf_counter()
+    result = common.run_load(call, 10**6, 2, duration=0.3)
+    assert time.perf_counter() - started < 2.0
+    assert 2 <= result.count < 40
