@@ -26,6 +26,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 #: An answer given at add-to-cart time also claims the order lines arriving this long after.
 PENDING_HOURS = 24
 CHOICES = ("me", "existing", "new", "gift", "dismiss")
+#: Rows an answer claims when they arrive after it (webhook orders, batched widget events).
+CLAIMED_KINDS = ("purchase", "add_to_cart", "widget_purchase")
 
 
 def settings_for(shop: Shop) -> dict[str, Any]:
@@ -64,8 +66,9 @@ def should_prompt(shop: Shop, owner: str, product_ids: list[str], *,
         return {**answer, "reason": "cooldown"}
     detector = detection.detector_for(shop.id)
     history = detection.own_history(shop.id, owner, exclude_order=order_id)
-    score = round(detector.score(history, product_ids), 4)
-    if score < settings["threshold"]:
+    raw = detector.score(history, product_ids)
+    score = round(raw, 4)  # shown rounded, compared exactly
+    if raw < settings["threshold"]:
         return {**answer, "reason": "fits_profile", "score": score}
     people = service.list_subprofiles(shop, owner)
     suggestion = detector.suggest(product_ids, detection.subprofile_histories(
@@ -116,7 +119,8 @@ def apply_pending(shop_id: str, shopper_id: str | None = None, *,
     """Tag order lines that arrived after an add-to-cart answer; drop expired answers.
 
     Runs on every sub-profile request of the shopper and, for all shoppers, from the
-    worker (``apply_pending(shop_id)``), so webhook order lines follow the answer.
+    worker (``apply_pending(shop_id)``), so webhook order lines and widget events that
+    were still in the browser's batch follow the answer.
     """
     now = now or utcnow()
     query = sa.select(PromptState).where(PromptState.shop_id == shop_id)
@@ -133,7 +137,7 @@ def apply_pending(shop_id: str, shopper_id: str | None = None, *,
         since = datetime.fromisoformat(pending["since"])
         moved += db.session.execute(sa.update(Interaction).where(
             Interaction.shop_id == shop_id, Interaction.shopper_id == state.shopper_id,
-            Interaction.subprofile_id.is_(None), Interaction.kind == "purchase",
+            Interaction.subprofile_id.is_(None), Interaction.kind.in_(CLAIMED_KINDS),
             Interaction.product_external_id.in_(pending["items"]),
             Interaction.occurred_at >= since - timedelta(hours=1))
             .values(subprofile_id=pending["subprofile_id"])).rowcount

@@ -55,6 +55,7 @@ def _resolve() -> Response | None:
         raise Unauthorized("Send an anonymous id (X-Shopkeeper-Shopper) or a customer token.")
     if identity.customer_id and identity.anonymous_id:
         service.merge_identity(shop, identity.anonymous_id, identity.customer_id)
+    prompt.apply_pending(shop.id, identity.key)
     g.identity = identity
     g.owner = identity.key
     return None

@@ -1,0 +1,170 @@
+"""The "Who are you shopping for?" prompt in headless Chromium on the demo storefront."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from plugin.api import access
+from plugin.extensions import db
+from plugin.models import Interaction, PromptState, Shop, SubProfile
+from plugin.subprofiles import detection
+from tests.widgets.helpers import API, wait_until
+
+pytestmark = pytest.mark.browser
+
+SLOT = '[data-shopkeeper="shopping-for"]'
+DIALOG = "shopkeeper-shopping-for dialog"
+
+
+def _read(fn):
+    """Run a query against the live server's database and release the read lock at once."""
+    try:
+        return fn()
+    finally:
+        db.session.rollback()
+
+
+def _customer(page, nth: int) -> str:
+    return page.eval_on_selector(f"#shopper option:nth-child({nth + 1})", "o => o.value")
+
+
+def _foreign_product(shop: Shop, customer: str, on_page: list[str]) -> str:
+    """The product on the page that fits this customer least; the shop's threshold is set
+    just below its score so exactly such a basket asks (the rule itself is tested in
+    tests/subprofiles; this test is about the widget flow)."""
+    def pick():
+        detector = detection.detector_for(shop.id)
+        history = detection.own_history(shop.id, customer)
+        scores = {p: detector.score(history, [p]) for p in on_page}
+        best = max(scores, key=scores.get)
+        assert scores[best] > 0, "the demo customer needs a purchase history"
+        settings = dict(shop.settings or {})
+        settings["subprofiles_enabled"] = True
+        settings["subprofiles"] = {"threshold": scores[best] - 1e-6, "cooldown_days": 30}
+        shop.settings = settings
+        db.session.commit()
+        access.forget_shops()  # the shopper API caches shops for a few seconds
+        return best
+    return _read(pick)
+
+
+def _login(page, url: str, nth: int) -> str:
+    page.goto(url + "/demo/")
+    customer = _customer(page, nth)
+    page.select_option("#shopper", customer)
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="idle"]', state="attached")
+    return customer
+
+
+def _grid(page) -> list[str]:
+    return page.eval_on_selector_all("main .grid [data-add-to-cart-id]",
+                                     "bs => bs.map(b => b.dataset.addToCartId)")
+
+
+def _add(page, product: str) -> dict:
+    with page.expect_response(lambda r: f"{API}subprofiles/prompt" in r.url
+                              and r.request.method == "POST") as answer:
+        page.click(f'main .grid [data-add-to-cart-id="{product}"]')
+    return answer.value.json()
+
+
+def _clean(page) -> None:
+    assert page.watch.page_errors == []
+    assert page.watch.errors() == []
+    assert page.evaluate("window.__skViolations") == []
+
+
+def test_prompt_creates_a_subprofile_and_switches_to_it(demo_shop, live, page):
+    page.goto(live.url + "/demo/")
+    customer = _customer(page, 1)
+    product = _foreign_product(demo_shop, customer, _grid(page))
+    assert _login(page, live.url, 1) == customer
+
+    answer = _add(page, product)
+    assert answer["ask"] is True
+    dialog = page.locator(DIALOG)
+    dialog.wait_for(state="visible")
+    assert page.locator(f'{SLOT}[data-shopkeeper-state="asking"]').count() == 1
+    assert dialog.get_attribute("aria-labelledby")
+    heading = page.locator("shopkeeper-shopping-for h2")
+    assert heading.text_content() == "Who are you shopping for?"
+    assert page.evaluate("document.querySelector('shopkeeper-shopping-for').shadowRoot"
+                         ".activeElement.value") == "me"  # focus moved into the dialog
+
+    page.get_by_label("Someone new").check()
+    name = page.get_by_label("Name or relationship")
+    name.wait_for(state="visible")
+    page.get_by_role("button", name="Save").click()  # no name yet: told, not sent
+    assert page.get_by_role("alert").text_content() == "Please enter a name or relationship."
+    name.fill("Maya")
+    page.get_by_label("Age (optional)").select_option("3-5")
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/prompt/answer")) as done:
+        page.get_by_role("button", name="Save").click()
+    assert done.value.json()["subprofile_id"]
+    dialog.wait_for(state="hidden")
+    maya = _read(lambda: db.session.scalar(sa.select(SubProfile).filter_by(
+        shop_id=demo_shop.id, owner_id=customer)))
+    assert (maya.name, maya.age_band, maya.kind) == ("Maya", "3-5", "person")
+
+    # The switcher appears; picking Maya makes her the active profile.
+    switch = page.get_by_label("Shopping for")
+    switch.wait_for(state="visible")
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/active")):
+        switch.select_option(label="Maya")
+    state = _read(lambda: db.session.scalar(sa.select(PromptState).filter_by(
+        shop_id=demo_shop.id, shopper_id=customer)))
+    assert state.active_subprofile_id == maya.id
+
+    # The add-to-cart event (sent in the browser's batch) ends up as Maya's.
+    wait_until(lambda: _read(lambda: db.session.scalar(sa.select(Interaction.id).where(
+        Interaction.shop_id == demo_shop.id, Interaction.shopper_id == customer,
+        Interaction.kind == "add_to_cart", Interaction.product_external_id == product))))
+    page.reload()
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
+    tagged = _read(lambda: db.session.scalars(sa.select(Interaction.subprofile_id).where(
+        Interaction.shop_id == demo_shop.id, Interaction.shopper_id == customer,
+        Interaction.kind == "add_to_cart", Interaction.product_external_id == product)).all())
+    assert tagged and set(tagged) == {maya.id}
+
+    # Shopping for Maya now: another add-to-cart asks nothing and goes to her.
+    again = _add(page, product)
+    assert (again["ask"], again["reason"]) == (False, "shopping_for_subprofile")
+    assert page.locator(DIALOG).count() == 0
+    _clean(page)
+
+
+def test_dont_ask_again_and_escape(demo_shop, live, page):
+    page.goto(live.url + "/demo/")
+    customer = _customer(page, 2)
+    product = _foreign_product(demo_shop, customer, _grid(page))
+    _login(page, live.url, 2)
+
+    assert _add(page, product)["ask"] is True
+    page.locator(DIALOG).wait_for(state="visible")
+    page.keyboard.press("Escape")  # closes like "Not now"
+    page.locator(DIALOG).wait_for(state="hidden")
+
+    def forget_cooldown():
+        row = db.session.scalar(sa.select(PromptState).filter_by(shop_id=demo_shop.id,
+                                                                 shopper_id=customer))
+        row.last_asked_at = row.last_asked_at - timedelta(days=31)
+        db.session.commit()
+    _read(forget_cooldown)
+
+    second = _add(page, product)
+    assert second["ask"] is True, second
+    page.locator(DIALOG).wait_for(state="visible")
+    page.get_by_label("Don't ask me again").check()
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/prompt/answer")):
+        page.get_by_role("button", name="Not now").click()
+    page.locator(DIALOG).wait_for(state="hidden")
+    assert _read(lambda: db.session.scalar(sa.select(PromptState.never_ask).filter_by(
+        shop_id=demo_shop.id, shopper_id=customer))) is True
+    _read(forget_cooldown)
+    later = _add(page, product)
+    assert (later["ask"], later["reason"]) == (False, "never_ask")
+    assert not page.locator(DIALOG).is_visible()
+    _clean(page)
