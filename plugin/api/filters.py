@@ -1,7 +1,8 @@
 """Live filters applied to every answer, whatever source proposed the items.
 
-A cached top-N may be hours old: products deleted or out of stock since, merchant
-exclusions and what is already in the cart are removed here, at serving time.
+A cached top-N may be hours old: products deleted or out of stock since (see
+``catalog.py`` for how fresh "live" is), merchant exclusions and what is already in the
+cart are removed here, at serving time.
 """
 
 from __future__ import annotations
@@ -10,12 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-import sqlalchemy as sa
-
 from plugin.api.access import AnyShop, settings_of
+from plugin.api.catalog import live_products
 from plugin.engine.base import Recommendation
-from plugin.extensions import db
-from plugin.models import Product
 
 
 @dataclass(frozen=True)
@@ -30,15 +28,6 @@ class Servable:
     currency: str | None
     reason: str
     source: str
-
-
-#: Built once: per-request statement construction costs more than the query itself.
-_LIVE_PRODUCTS = (
-    sa.select(Product.external_id, Product.title, Product.url, Product.image_url,
-              Product.price, Product.currency)
-    .where(Product.shop_id == sa.bindparam("shop"),
-           Product.external_id.in_(sa.bindparam("ids", expanding=True)),
-           Product.deleted_at.is_(None), Product.available.is_(True)))
 
 
 def merchant_exclusions(shop: AnyShop) -> set[str]:
@@ -59,8 +48,7 @@ def apply_live_filters(shop: AnyShop, candidates: Sequence[Recommendation], n: i
     step = max(2 * n, 16)  # usually one small query; more only when many are filtered out
     for lo in range(0, len(wanted), step):
         chunk = wanted[lo:lo + step]
-        products = {p.external_id: p for p in db.session.execute(
-            _LIVE_PRODUCTS, {"shop": shop.id, "ids": [r.item for r in chunk]})}
+        products = live_products(shop.id, [r.item for r in chunk])
         for rec in chunk:
             p = products.get(rec.item)
             if p is None:

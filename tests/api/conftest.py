@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from plugin.api import access, model_store, sources
+from plugin.api import access, catalog, model_store, sources
 from plugin.api.identity import mint_customer_token
 from plugin.extensions import db
 from plugin.models import Interaction, Product, Shop
@@ -61,9 +61,11 @@ def token_for(shop: Shop, customer: str, **kwargs) -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state(app):
-    """Per-process caches must not leak between tests; impressions are written at once
-    (``test_impressions.py`` covers the buffered mode)."""
+    """Per-process caches must not leak between tests; impressions are written at once and
+    products read per request (the buffered and snapshot modes have their own tests)."""
     app.config["API_IMPRESSION_FLUSH_SECONDS"] = 0
+    app.config["API_CATALOG_CACHE_SECONDS"] = 0  # test_catalog.py covers the snapshot
+    catalog.forget_catalogs()
     model_store.LOADED.clear()
     sources.forget_versions()
     access.forget_shops()
