@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -37,7 +38,7 @@ from connectors.records import (
 )
 from connectors.vendure import mapping, queries
 from connectors.vendure.client import AdminClient
-from connectors.vendure.discounts import promotion_input, validate_spec
+from connectors.vendure.discounts import default_tax_rate, promotion_input, validate_spec
 from connectors.vendure.paging import iter_pages
 from connectors.vendure.webhooks import TOPICS, parse_delivery
 
@@ -212,11 +213,15 @@ class VendureConnector(Connector):
                 return DiscountRef(str(existing["id"]), spec.code, spec.expires_at)
         variant_ids = self._variant_ids(spec.product_ids) if spec.product_ids else None
         group_id = self._customer_group(spec) if spec.customer_id else None
+        tax_rate = Decimal(0)
+        if spec.kind == "fixed":
+            tax_rate = default_tax_rate(self.client.execute(queries.TAX_SETUP))
         payload = promotion_input(
             spec,
             variant_ids=variant_ids,
             customer_group_id=group_id,
             precision=self.options.precision,
+            tax_rate=tax_rate,
         )
         result = self.client.execute(queries.CREATE_PROMOTION, {"input": payload})
         promotion = result["createPromotion"]

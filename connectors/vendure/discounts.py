@@ -16,12 +16,28 @@ from typing import Any
 from connectors.errors import InvalidPayload
 from connectors.records import DiscountSpec
 
-__all__ = ["promotion_input", "to_minor", "validate_spec"]
+__all__ = ["default_tax_rate", "promotion_input", "to_minor", "validate_spec"]
 
 
 def to_minor(amount: Decimal, precision: int = 2) -> int:
     """Decimal major units -> integer minor units (half-up, as a till would)."""
     return int(amount.scaleb(precision).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def default_tax_rate(setup: dict[str, Any]) -> Decimal:
+    """Percent to take off a gross amount for an ``order_fixed_discount`` (``TAX_SETUP`` data).
+
+    Vendure applies that action to the *net* subtotal when the channel's prices exclude tax,
+    so the shopper would save amount x (1 + rate). The rate is the enabled one for the
+    channel's default tax zone and the default tax category: exact for single-rate shops.
+    """
+    channel = setup["activeChannel"]
+    zone = (channel.get("defaultTaxZone") or {}).get("id")
+    if channel["pricesIncludeTax"] or zone is None:
+        return Decimal(0)
+    rates = [r for r in setup["taxRates"]["items"] if r["enabled"] and r["zone"]["id"] == zone]
+    rates.sort(key=lambda r: not r["category"]["isDefault"])
+    return Decimal(str(rates[0]["value"])) if rates else Decimal(0)
 
 
 def validate_spec(spec: DiscountSpec) -> None:
@@ -59,10 +75,13 @@ def promotion_input(
     variant_ids: list[str] | None = None,
     customer_group_id: str | None = None,
     precision: int = 2,
+    tax_rate: Decimal = Decimal(0),
 ) -> dict[str, Any]:
     """The ``createPromotion`` input for ``spec`` (variant ids resolved by the caller).
 
-    ``startsAt`` is left out so the coupon works at once, whatever the clock skew.
+    ``startsAt`` is left out so the coupon works at once, whatever the clock skew. A fixed
+    amount is gross (what the shopper saves); ``tax_rate`` (percent) turns it into the net
+    amount Vendure expects when the channel's prices exclude tax.
     """
     validate_spec(spec)
     if spec.kind == "percent" and variant_ids:
@@ -72,7 +91,8 @@ def promotion_input(
     elif spec.kind == "percent":
         action = _op("order_percentage_discount", discount=str(spec.value))
     elif spec.kind == "fixed":
-        action = _op("order_fixed_discount", discount=str(to_minor(spec.value, precision)))
+        net = spec.value / (1 + tax_rate / 100)
+        action = _op("order_fixed_discount", discount=str(to_minor(net, precision)))
     else:
         action = _op("free_shipping")
     conditions = []

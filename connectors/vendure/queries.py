@@ -98,6 +98,15 @@ CREATE_CUSTOMER_GROUP = """
 mutation Group($input: CreateCustomerGroupInput!) { createCustomerGroup(input: $input) { id } }
 """
 
+TAX_SETUP = """
+query TaxSetup {
+  activeChannel { pricesIncludeTax defaultTaxZone { id } }
+  taxRates(options: { take: 1000 }) {
+    items { value enabled zone { id } category { id isDefault } }
+  }
+}
+"""
+
 PROMOTIONS_BY_CODE = """
 query PromotionsByCode($code: String!) {
   promotions(options: { filter: { couponCode: { eq: $code } } }) {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from connectors.errors import AuthFailed, InvalidPayload, UnknownTopic
 from connectors.generic import sign_payload
 from connectors.records import Cart, Customer, Deletion, DiscountSpec, Order, Product
 from connectors.vendure import VendureConnector
+from connectors.vendure.discounts import default_tax_rate
 from connectors.vendure.paging import decode_cursor, encode_cursor
 from tests.connectors.contract import ConnectorContract, WebhookSample
 
@@ -67,7 +69,7 @@ def gql(operation: str, check=None):
 
     def match(request) -> tuple[bool, str]:
         payload = json.loads(request.body)
-        if f" {operation}(" not in payload["query"]:
+        if not re.search(rf"\b(query|mutation) {operation}\b", payload["query"]):
             return False, f"not {operation}"
         if check is not None and not check(payload["variables"]):
             return False, f"{operation} variables {payload['variables']}"
@@ -329,6 +331,7 @@ class TestVendureConnector(ConnectorContract):
             json=load("admin_promotions_by_code_none.json"),
             match=[gql("PromotionsByCode")],
         )
+        responses.add("POST", API_URL, json=load("admin_tax_setup.json"), match=[gql("TaxSetup")])
         responses.add(
             "POST", API_URL, json=load("admin_create_promotion.json"), match=[gql("Promotion")]
         )
@@ -344,11 +347,19 @@ class TestVendureConnector(ConnectorContract):
         assert sent["couponCode"] == "FIXTURE10" and sent["usageLimit"] == 1
         assert sent["perCustomerUsageLimit"] == 1
         assert datetime.fromisoformat(sent["endsAt"]) == spec.expires_at
+        # The channel's prices exclude tax (20 % in its default zone): Vendure takes a fixed
+        # discount off the net subtotal, so the gross 5.25 goes over as 5.25 / 1.2 = 4.375.
         assert sent["actions"] == [
-            {"code": "order_fixed_discount", "arguments": [{"name": "discount", "value": "525"}]}
+            {"code": "order_fixed_discount", "arguments": [{"name": "discount", "value": "438"}]}
         ]
         assert sent["conditions"][0]["code"] == "minimum_order_amount"
         assert {"name": "amount", "value": "3000"} in sent["conditions"][0]["arguments"]
+
+    def test_tax_rate_only_when_prices_exclude_tax(self) -> None:
+        setup = load("admin_tax_setup.json")["data"]
+        assert default_tax_rate(setup) == Decimal(20)  # the sample data's standard rate
+        setup["activeChannel"]["pricesIncludeTax"] = True
+        assert default_tax_rate(setup) == 0
 
     @responses.activate
     def test_create_discount_is_idempotent_per_code(self) -> None:

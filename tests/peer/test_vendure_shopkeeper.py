@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 import requests
@@ -30,6 +30,7 @@ from plugin.extensions import db
 from plugin.ingestion import mapping
 from plugin.models import Customer, Interaction, Order, OrderLine, Product, Shop, WebhookDelivery
 from plugin.webhooks.inbox import process_inbox
+from tests.offers.conftest import SHOPPER, cart_body, configure, make_idle
 from tests.peer import vendure_api as api
 from tests.peer.receiver import Delivery
 from tests.peer.vendure_server import NODE, PEER_DIR
@@ -210,3 +211,48 @@ def test_disconnect_script_uninstalls_the_shop(
     shop = db.session.get(Shop, vendure_shop.id)
     assert shop.status == "uninstalled"
     assert shop.installation.credentials_encrypted is None
+
+
+def test_accepted_offer_is_a_real_vendure_coupon(
+    vendure_peer, vendure_admin, shopkeeper_url, vendure_shop, app
+) -> None:
+    configure(vendure_shop)  # offers on, no holdout, 15 % max discount, budgets
+    make_idle(vendure_shop.id, SHOPPER)  # an idle cart: the stage where offers are made
+    cart = cart_body(price="60.00", quantity=2, product="1", currency="USD")
+    url = f"{shopkeeper_url}/api/v1/offers"
+    params = {"key": vendure_shop.widget_key}
+    shopper = {"X-Shopkeeper-Shopper": SHOPPER}
+    quoted = requests.post(
+        f"{url}/quote", params=params, json={"cart": cart}, headers=shopper, timeout=30
+    )
+    offer = quoted.json()["offer"]
+    assert quoted.status_code == 200 and offer is not None, quoted.text
+    accepted = requests.post(
+        f"{url}/accept",
+        params=params,
+        json={"token": offer["token"], "cart": cart},
+        headers=shopper,
+        timeout=60,
+    )
+    assert accepted.status_code == 200, accepted.text
+    code = accepted.json()["code"]
+
+    promos = vendure_admin(
+        "query($c:String!){promotions(options:{filter:{couponCode:{eq:$c}}}){items{id enabled "
+        "usageLimit endsAt actions{code args{name value}} conditions{code args{name value}}}}}",
+        c=code,
+    )["promotions"]["items"]
+    assert len(promos) == 1 and promos[0]["enabled"] and promos[0]["usageLimit"] == 1
+    action = promos[0]["actions"][0]
+    minor = int(Decimal(offer["amount"]) * 100)
+    # Prices in this channel exclude tax (20 %): Vendure takes the discount off the net total.
+    net = (Decimal(minor) / Decimal("1.2")).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    assert (action["code"], action["args"][0]["value"]) == ("order_fixed_discount", str(net))
+
+    # The coupon works once in a real checkout, for exactly the offered amount.
+    email = f"offer-{uuid.uuid4().hex[:8]}@example.com"
+    api.register_customer(vendure_admin, email)
+    full = api.place_order(vendure_peer.base_url, email, [("2", 1)])
+    discounted = api.place_order(vendure_peer.base_url, email, [("2", 1)], coupon=code)
+    assert discounted["couponCodes"] == [code]
+    assert abs(full["totalWithTax"] - discounted["totalWithTax"] - minor) <= 1  # cent rounding
