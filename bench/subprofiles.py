@@ -10,13 +10,16 @@ No dataset says which purchases were for someone else, so we build that truth ho
    ``--graft-share`` of the host's basket count, at random times after the host's third
    basket). Grafted lines are the positives.
 3. The detector is fitted on the contaminated shop (as in production), then walks each
-   host's baskets in time order; a basket scoring over the threshold goes to a sub-profile
-   and no longer counts as the host's history.
+   host's baskets in time order; a basket scoring over the threshold is flagged and no
+   longer counts as the host's history.
 4. Precision / recall are over grafted purchase lines. "Recall (new to host)" leaves out
    grafted lines of items the host also buys themselves: those cannot be told apart and do
    not distort the host's profile.
-5. NDCG@10 on the held-out basket, fitting the recommender three times: clean history,
-   mixed history (no sub-profiles), mixed history minus the baskets moved to sub-profiles.
+5. NDCG@10 on the held-out basket, fitting the production recommender on: clean history;
+   mixed history (no sub-profiles); mixed minus every flagged basket ("detector only", no
+   question asked); and the production flow ("prompted"): a flagged basket is asked about
+   at most once per cooldown (shop default), a truthful shopper answers "me" for their own
+   baskets and "someone else" for grafted ones, unasked baskets stay in the profile.
    "Recovery" is with / clean; "gap closed" is (with - mixed) / (clean - mixed).
 
 Run: ``python bench/subprofiles.py`` (``make bench-subprofiles``); a few minutes.
@@ -42,6 +45,7 @@ import prepare_datasets  # noqa: E402
 
 from plugin.engine.data import Interactions, to_timestamp  # noqa: E402
 from plugin.engine.subprofiles import OutOfProfileDetector, audiences_of  # noqa: E402
+from plugin.subprofiles.prompt import DEFAULT_SETTINGS  # noqa: E402
 
 SOURCE = Path("/work/shared/data")
 TARGET_AUDIENCES = {"baby", "kids"}
@@ -122,7 +126,8 @@ def graft(users: dict, audience: set[str], with_kids: set[str], n_hosts: int,
 
 
 def detect(detector: OutOfProfileDetector, plan: dict, threshold: float) -> dict[str, set[str]]:
-    """Walk each host's baskets in time order; flagged baskets leave the host's history."""
+    """Detector alone: walk each host's baskets in time order; every flagged basket leaves
+    the host's history (no question asked, so the host's own odd baskets go too)."""
     moved: dict[str, set[str]] = {}
     for host, (mixed, _) in plan.items():
         history: list[str] = []
@@ -134,6 +139,29 @@ def detect(detector: OutOfProfileDetector, plan: dict, threshold: float) -> dict
                 history.extend(items)
         moved[host] = flagged
     return moved
+
+
+def prompted(detector: OutOfProfileDetector, plan: dict, threshold: float,
+             cooldown_days: float) -> tuple[dict[str, set[str]], int]:
+    """The production flow with a truthful shopper: a flagged basket is asked about when the
+    cooldown allows; "someone else" moves it, "me" keeps it; baskets not asked about stay.
+    Returns the moved baskets and the number of questions asked."""
+    moved: dict[str, set[str]] = {}
+    questions = 0
+    for host, (mixed, _) in plan.items():
+        history: list[str] = []
+        out: set[str] = set()
+        last = None
+        for t, basket, items, grafted in mixed:
+            can_ask = last is None or t - last >= cooldown_days * 86400
+            if can_ask and detector.score(history, items) >= threshold:
+                last, questions = t, questions + 1
+                if grafted:
+                    out.add(basket)
+                    continue
+            history.extend(items)
+        moved[host] = out
+    return moved, questions
 
 
 def scores(plan: dict, moved: dict[str, set[str]]) -> dict[str, float]:
@@ -155,16 +183,15 @@ def scores(plan: dict, moved: dict[str, set[str]]) -> dict[str, float]:
             "recall_new": tp_new / max(tp_new + fn_new, 1)}
 
 
-def interactions(users: dict, plan: dict, catalog: dict, mode: str,
-                 moved: dict[str, set[str]] | None = None) -> Interactions:
-    """The shop's training data: hosts' histories clean, mixed, or mixed minus moved."""
+def interactions(users: dict, plan: dict, catalog: dict,
+                 moved: dict[str, set[str]] | None = None, *, clean: bool = False
+                 ) -> Interactions:
+    """The shop's training data: hosts' histories clean, or mixed minus ``moved``."""
     u, i, t, b = [], [], [], []
     for user, seq in users.items():
         if user in plan:
-            mixed = plan[user][0]
-            keep = [(tm, bk, items) for tm, bk, items, g in mixed
-                    if (mode == "clean" and not g) or mode == "mixed"
-                    or (mode == "with" and bk not in moved[user])]
+            keep = [(tm, bk, items) for tm, bk, items, g in plan[user][0]
+                    if not (clean and g) and bk not in (moved or {}).get(user, ())]
         else:
             keep = seq
         for tm, bk, items in keep:
@@ -197,7 +224,8 @@ def new_model():
     return ShopkeeperRecommender(max_validation_users=1000, max_iter=80)
 
 
-def run(name: str, n_hosts: int, share: float, threshold: float, seed: int) -> dict:
+def run(name: str, n_hosts: int, share: float, threshold: float, cooldown_days: float,
+        seed: int) -> dict:
     started = time.perf_counter()
 
     def phase(label: str) -> None:
@@ -207,41 +235,52 @@ def run(name: str, n_hosts: int, share: float, threshold: float, seed: int) -> d
     rows, catalog, with_kids = load(name)
     users = baskets_by_user(rows)
     plan = graft(users, audience_items(catalog), with_kids, n_hosts, share, rng)
-    mixed = interactions(users, plan, catalog, "mixed")
+    mixed = interactions(users, plan, catalog)
     phase("data ready")
     detector = OutOfProfileDetector(random_state=seed).fit(mixed)
     phase("detector fitted")
     flagged = {th: detect(detector, plan, th) for th in sorted({*THRESHOLDS, threshold})}
     sweep = {th: scores(plan, flagged[th]) for th in THRESHOLDS}
-    moved = flagged[threshold]
+    asked, questions = prompted(detector, plan, threshold, cooldown_days)
     result = {"dataset": name, "hosts": len(plan), "threshold": threshold,
+              "cooldown_days": cooldown_days, "questions_per_host": questions / len(plan),
               "grafted_lines": sum(len(x[2]) for m, _ in plan.values() for x in m if x[3]),
-              **scores(plan, moved), "sweep": sweep}
+              **scores(plan, flagged[threshold]), "asked_recall": scores(plan, asked)["recall"],
+              "sweep": sweep}
     phase("detection scored")
-    for mode in ("clean", "mixed", "with"):
-        data = mixed if mode == "mixed" else interactions(users, plan, catalog, mode, moved)
+    variants = {"clean": interactions(users, plan, catalog, clean=True), "mixed": mixed,
+                "detector": interactions(users, plan, catalog, flagged[threshold]),
+                "prompted": interactions(users, plan, catalog, asked)}
+    for label, data in variants.items():
         model = new_model().fit(data)
-        result[f"ndcg_{mode}"] = ndcg_at_10(model, plan)
-        phase(f"NDCG {mode}")
+        result[f"ndcg_{label}"] = ndcg_at_10(model, plan)
+        phase(f"NDCG {label}")
     result["model"] = type(model).__name__
-    clean, dirty, fixed = result["ndcg_clean"], result["ndcg_mixed"], result["ndcg_with"]
-    result["recovery"] = fixed / max(clean, 1e-12)
-    result["gap_closed"] = (fixed - dirty) / (clean - dirty) if clean > dirty else float("nan")
+    clean, dirty = result["ndcg_clean"], result["ndcg_mixed"]
+    for label in ("detector", "prompted"):
+        fixed = result[f"ndcg_{label}"]
+        result[f"recovery_{label}"] = fixed / max(clean, 1e-12)
+        result[f"gap_{label}"] = (fixed - dirty) / (clean - dirty) if clean > dirty \
+            else float("nan")
     result["seconds"] = time.perf_counter() - started
     return result
 
 
 def table(results: list[dict]) -> str:
-    head = ("| dataset | hosts | grafted lines | threshold | precision | recall | recall (new "
-            "to host) | NDCG@10 clean | mixed, no sub-profiles | mixed, with sub-profiles | "
-            "recovery | gap closed | model |\n" + "|---" * 13 + "|")
-    lines = [head]
+    cols = ["dataset", "hosts", "grafted lines", "threshold", "precision", "recall",
+            "recall (new to host)", "NDCG@10 clean", "mixed, no sub-profiles",
+            "with sub-profiles: detector only", "with sub-profiles: prompted",
+            "recovery (detector / prompted)", "gap closed (detector / prompted)",
+            "questions per host", "model"]
+    lines = ["| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
     for r in results:
         lines.append(
             f"| {r['dataset']} | {r['hosts']} | {r['grafted_lines']} | {r['threshold']:.2f} | "
             f"{r['precision']:.3f} | {r['recall']:.3f} | {r['recall_new']:.3f} | "
-            f"{r['ndcg_clean']:.4f} | {r['ndcg_mixed']:.4f} | {r['ndcg_with']:.4f} | "
-            f"{100 * r['recovery']:.1f} % | {100 * r['gap_closed']:.0f} % | {r['model']} |")
+            f"{r['ndcg_clean']:.4f} | {r['ndcg_mixed']:.4f} | {r['ndcg_detector']:.4f} | "
+            f"{r['ndcg_prompted']:.4f} | {100 * r['recovery_detector']:.1f} % / "
+            f"{100 * r['recovery_prompted']:.1f} % | {100 * r['gap_detector']:.0f} % / "
+            f"{100 * r['gap_prompted']:.0f} % | {r['questions_per_host']:.1f} | {r['model']} |")
     return "\n".join(lines)
 
 
@@ -260,12 +299,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="dunnhumby-complete-journey,instacart-sample")
     parser.add_argument("--hosts", type=int, default=300)
     parser.add_argument("--graft-share", type=float, default=0.25)
-    parser.add_argument("--threshold", type=float, default=OutOfProfileDetector().threshold)
+    parser.add_argument("--threshold", type=float, default=DEFAULT_SETTINGS["threshold"])
+    parser.add_argument("--cooldown-days", type=float,
+                        default=DEFAULT_SETTINGS["cooldown_days"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     results = []
     for name in args.datasets.split(","):
-        r = run(name, args.hosts, args.graft_share, args.threshold, args.seed)
+        r = run(name, args.hosts, args.graft_share, args.threshold, args.cooldown_days,
+                args.seed)
         print(f"{name}: {r['seconds']:.0f} s", file=sys.stderr)
         results.append(r)
     print(table(results))
