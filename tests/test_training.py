@@ -166,3 +166,14 @@ def test_retrain_due_refreshes_shoppers_with_new_orders(app, store):
     assert db.session.query(RecommendationCache).filter_by(
         shopper_id="c4").one().computed_at == c4_before
     assert training.active_version(store.id).id == version.id
+
+
+def test_recommender_round_trips_through_persist(app, store):
+    version = training.train_shop(store.id)
+    assert "recommender_artifact" not in version.metrics
+    in_memory = model_store.LOADED.get((store.id, version.id)).recommender
+    model_store.LOADED.clear()  # a fresh worker reads the artifacts
+    loaded = model_store.get_model(store.id, version.id, version.artifact_dir)
+    assert loaded.recommender is not None
+    for shopper in ("c1", "c3", "nobody"):
+        assert loaded.recommender.recommend(shopper, 5) == in_memory.recommend(shopper, 5)

@@ -2,8 +2,8 @@
 
 Layout of one version: ``MODEL_DIR/<shop>/<version>/`` with ``meta.json`` (popular list,
 algorithm), ``neighbours.npz`` (item-item top-k similarities as CSR arrays, item ids as a
-unicode array: loadable with ``allow_pickle=False``) and ``recommender/`` written by the
-engine's ``persist`` module when it is available.
+unicode array: loadable with ``allow_pickle=False``) and ``recommender.npz/.json`` written by
+the engine's ``persist`` module (no pickle either).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from plugin.engine.base import BaseRecommender, Recommendation
 
 log = logging.getLogger("shopkeeper.api.models")
 
-RECOMMENDER_DIR = "recommender"
+RECOMMENDER = "recommender"  # persist writes recommender.npz + recommender.json
 
 
 @dataclass
@@ -85,7 +85,7 @@ def save_artifacts(directory: Path, *, neighbours: sp.csr_matrix, item_ids: Sequ
     except ImportError:
         return "plugin.engine.persist is not available"
     try:
-        persist.save(recommender, directory / RECOMMENDER_DIR)
+        persist.save_model(recommender, directory / RECOMMENDER)
     except Exception as err:  # the version stays servable from cache and neighbours
         log.warning("training.recommender_not_saved", extra={"error_type": type(err).__name__})
         return f"persist.save failed: {type(err).__name__}"
@@ -100,11 +100,11 @@ def load_artifacts(directory: Path, version_id: int) -> ShopModel:
         item_ids = z["item_ids"].astype(object)
     meta = json.loads((directory / "meta.json").read_text())
     recommender = None
-    if (directory / RECOMMENDER_DIR).exists():
+    if (directory / f"{RECOMMENDER}.json").exists():
         try:
             from plugin.engine import persist
 
-            recommender = persist.load(directory / RECOMMENDER_DIR)
+            recommender = persist.load_model(directory / RECOMMENDER)
         except Exception as err:
             log.warning("api.recommender_not_loaded", extra={"error_type": type(err).__name__})
     return ShopModel(version_id=version_id, item_ids=item_ids, neighbours=neighbours,

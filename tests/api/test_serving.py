@@ -206,3 +206,14 @@ def test_empty_answer_is_valid(client, shop):
     assert body["items"] == []
     assert body["placement"] == "for_you"
     assert body["personalized"] is False
+
+
+def test_online_path_in_a_fresh_worker_loads_the_model_from_disk(api, trained):
+    db.session.delete(_cache_row(trained.id, "c1"))
+    db.session.commit()
+    expected = _model_answer(trained.id, "c1", 3)
+    model_store.LOADED.clear()  # as in a gunicorn worker that did not train
+    body = api.recs(headers=customer_headers(trained, "c1"), n=3).get_json()
+    assert body["personalized"] is True
+    assert ids_of(body)[:len(expected)] == expected
+    assert model_store.LOADED.get((trained.id, active_version(trained.id).id)) is not None
