@@ -1,33 +1,228 @@
-/*! Shopkeeper <shopkeeper-cart-offer>: SHELL ONLY. The cart offer banner (countdown,
- * accept, dismiss, free-shipping bar) gets its logic and API with issue 7 (offers). Until
- * then this element checks the shop's config and stays hidden, so merchants can already
- * place the placeholder:
- *   <div data-shopkeeper="cart-offer"></div>
+/*! Shopkeeper <shopkeeper-cart-offer>: the cart page's offer banner (reason, countdown,
+ * accept, dismiss) and the free-shipping progress bar.
+ * Placeholder: <div data-shopkeeper="cart-offer" data-cart='{"currency":"GBP","lines":
+ *   [{"product_id":"p1","quantity":2,"price":"12.50"}]}'></div>
+ * The storefront keeps data-cart current and calls Shopkeeper.build() after each change.
+ * Accepting fires the bubbling "shopkeeper:offer-accepted" event with {code, amount,
+ * currency, expires_at, discount_token, offer_id}: the storefront applies the code (the
+ * platform discount enforces the price). The offer is signed for exactly this cart.
  */
-(function (w) {
+(function (w, d) {
   "use strict";
   var sk = w.Shopkeeper;
   if (!sk || !w.customElements || w.customElements.get("shopkeeper-cart-offer")) return;
+
+  var CSS = [
+    ":host{display:block;font-family:var(--sk-font,inherit);color:var(--sk-color,inherit)}",
+    ":host([hidden]){display:none}",
+    ".sk{margin:var(--sk-margin,1rem 0);display:grid;gap:.75rem}",
+    ".sk-offer{display:flex;flex-wrap:wrap;align-items:center;gap:.75rem;padding:.9rem 1rem;",
+    "border:2px solid var(--sk-accent,#1f4f46);border-radius:var(--sk-radius,.5rem);",
+    "background:var(--sk-offer-bg,#f3f8f6)}",
+    ".sk-text{flex:1 1 14rem;margin:0}",
+    ".sk-reason{display:block;font-weight:600}",
+    ".sk-ends{font-size:.9em;color:var(--sk-muted,#4a4a4a)}",
+    ".sk-clock{font-variant-numeric:tabular-nums;font-weight:600}",
+    "button{font:inherit;cursor:pointer;border-radius:var(--sk-radius,.5rem);padding:.5rem .9rem}",
+    ".sk-accept{border:0;background:var(--sk-accent,#1f4f46);color:var(--sk-accent-text,#fff)}",
+    ".sk-dismiss{border:1px solid var(--sk-border,#8a8a8a);background:transparent;color:inherit}",
+    "button:disabled{opacity:.6;cursor:default}",
+    ".sk-ship p{margin:0 0 .35rem}",
+    ".sk-bar{height:.6rem;border-radius:1rem;background:var(--sk-track,#e2e2e2);overflow:hidden}",
+    ".sk-fill{height:100%;width:0;background:var(--sk-accent,#1f4f46)}",
+    ".sk-note{margin:0;font-weight:600}",
+    ".sk-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);",
+    "white-space:nowrap}",
+    ":focus-visible{outline:3px solid var(--sk-focus,#1a5fd0);outline-offset:2px}",
+    "@media (prefers-reduced-motion:reduce){*{transition:none!important}}"
+  ].join("");
+  var sheet = null;
+  try { sheet = new w.CSSStyleSheet(); sheet.replaceSync(CSS); } catch (e) { sheet = null; }
+
+  function h(tag, attrs, kids) {
+    var el = d.createElement(tag);
+    for (var k in attrs || {}) {
+      if (attrs[k] !== null && attrs[k] !== undefined) el.setAttribute(k, attrs[k]);
+    }
+    (kids || []).forEach(function (c) {
+      if (c !== null && c !== undefined) el.appendChild(typeof c === "string" ? d.createTextNode(c) : c);
+    });
+    return el;
+  }
+
+  function money(amount, currency) {
+    var n = Number(amount);
+    if (amount === null || amount === undefined || isNaN(n)) return "";
+    try {
+      return new Intl.NumberFormat(d.documentElement.lang || undefined,
+        { style: "currency", currency: currency }).format(n);
+    } catch (e) { return n.toFixed(2) + (currency ? " " + currency : ""); }
+  }
+
+  function clock(ms) {
+    var s = Math.max(0, Math.ceil(ms / 1000)), m = Math.floor(s / 60);
+    return m + ":" + String(s % 60).padStart(2, "0");
+  }
+
+  /** The cart from data-cart; null when missing, malformed or empty. */
+  function readCart(raw) {
+    try {
+      var c = JSON.parse(raw || "null");
+      if (!c || typeof c.currency !== "string" || !Array.isArray(c.lines) || !c.lines.length) return null;
+      return {
+        currency: c.currency, lines: c.lines.map(function (l) {
+          return { product_id: String(l.product_id), quantity: +l.quantity, price: String(l.price) };
+        })
+      };
+    } catch (e) { return null; }
+  }
+
+  var uid = 0;
 
   class CartOffer extends HTMLElement {
     connectedCallback() {
       if (this._started) return;
       this._started = true;
+      this._id = "sk-co-" + (++uid);
       this.refresh();
     }
 
-    /** Nothing to render yet: record whether the shop enabled the feature, stay hidden. */
-    refresh() {
-      var self = this, ds = (this.parentElement && this.parentElement.dataset) || {};
-      sk.api.config(ds.key).then(sk.guard(function (cfg) {
-        self.hidden = true;
-        var on = !!(cfg && cfg.widgets && cfg.widgets.cart_offer);
-        if (self.parentElement) {
-          self.parentElement.setAttribute("data-shopkeeper-state", on ? "pending" : "off");
-        }
+    disconnectedCallback() { this._stop(); }
+
+    _slot() { return this.parentElement || this; }
+
+    _state(state) { this._slot().setAttribute("data-shopkeeper-state", state); }
+
+    /** Ask for an offer when the cart (or the shopper) changed since the last answer. */
+    refresh(force) {
+      var ds = this._slot().dataset || {};
+      var key = ds.key || "";
+      if (ds.customerToken && !sk.customerToken) sk.customerToken = ds.customerToken;
+      var cart = readCart(ds.cart);
+      var sig = JSON.stringify(cart) + "|" + (sk.customerToken || "");
+      if (!force && sig === this._sig) return;
+      this._sig = sig;
+      var self = this, seq = (this._seq = (this._seq || 0) + 1);
+      if (!cart) { this._stop(); this.hidden = true; }
+      sk.api.config(key).then(function (cfg) {
+        if (!cfg || !cfg.widgets || !cfg.widgets.cart_offer) return "off";
+        if (!cart) return "empty";
+        return sk.api.request("POST", "/offers/quote", key, null, { cart: cart });
+      }).then(sk.guard(function (answer) {
+        if (seq !== self._seq) return; // a newer cart won
+        if (answer === "off" || answer === "empty") { self.hidden = true; return self._state(answer); }
+        if (!answer) { self.hidden = true; return self._state("error"); }
+        self._render(key, cart, answer);
       }));
+    }
+
+    _render(key, cart, answer) {
+      this._stop();
+      var root = this.shadowRoot || this.attachShadow({ mode: "open" });
+      if (!sheet) { this.hidden = true; return this._state("unsupported"); }
+      root.adoptedStyleSheets = [sheet];
+      var parts = [];
+      var offer = answer.offer;
+      if (offer) parts.push(this._banner(key, cart, offer));
+      if (answer.free_shipping) parts.push(this._shipping(answer.free_shipping, cart.currency));
+      this._live = h("p", { "class": "sk-note", role: "status" });
+      parts.push(this._live);
+      root.replaceChildren(h("div", { "class": "sk" }, parts));
+      this.hidden = !offer && !answer.free_shipping;
+      this._state(offer ? "ready" : "empty");
+      if (offer) this._tick(offer);
+    }
+
+    _banner(key, cart, offer) {
+      var ends = new Date(offer.expires_at);
+      var time = ends.toLocaleTimeString(d.documentElement.lang || undefined,
+        { hour: "2-digit", minute: "2-digit" });
+      this._clock = h("span", { "class": "sk-clock", "aria-hidden": "true" });
+      var save = money(offer.amount, offer.currency);
+      var accept = h("button", { type: "button", "class": "sk-accept" },
+        ["Apply " + (offer.discount_kind === "free_shipping" ? "free shipping" : save + " off")]);
+      var dismiss = h("button", { type: "button", "class": "sk-dismiss",
+        "aria-label": "Dismiss this offer" }, ["No thanks"]);
+      var self = this;
+      accept.addEventListener("click", sk.guard(function () { self._accept(key, cart, offer, accept, dismiss); }));
+      dismiss.addEventListener("click", sk.guard(function () { self._dismiss(key, cart, offer); }));
+      this._offerEl = h("section", { "class": "sk-offer", "aria-labelledby": this._id }, [
+        h("p", { "class": "sk-text" }, [
+          h("span", { "class": "sk-reason", id: this._id }, [String(offer.reason || "A special offer")]),
+          h("span", { "class": "sk-ends" }, ["Ends in ", this._clock,
+            h("span", { "class": "sk-sr" }, ["Offer ends at " + time])])
+        ]),
+        accept, dismiss
+      ]);
+      return this._offerEl;
+    }
+
+    _shipping(fs, currency) {
+      var threshold = Number(fs.threshold), left = Number(fs.remaining);
+      var done = Math.max(0, Math.min(threshold, threshold - left));
+      var text = fs.reached ? "You get free shipping."
+        : "Add " + money(left, currency) + " more for free shipping.";
+      var fill = h("div", { "class": "sk-fill" });
+      fill.style.width = (threshold > 0 ? Math.round(100 * done / threshold) : 100) + "%";
+      return h("div", { "class": "sk-ship" }, [
+        h("p", { id: this._id + "-ship" }, [text]),
+        h("div", { "class": "sk-bar", role: "progressbar", "aria-labelledby": this._id + "-ship",
+          "aria-valuemin": "0", "aria-valuemax": String(threshold), "aria-valuenow": String(done),
+          "aria-valuetext": text }, [fill])
+      ]);
+    }
+
+    /** Update the visible countdown each second; at zero the offer is gone. */
+    _tick(offer) {
+      var self = this, until = new Date(offer.expires_at).getTime();
+      function step() {
+        var left = until - Date.now();
+        if (left <= 0) {
+          self._stop();
+          self._removeOffer("This offer has expired.", "expired");
+          return;
+        }
+        self._clock.textContent = clock(left);
+      }
+      step();
+      this._timer = w.setInterval(sk.guard(step), 1000);
+    }
+
+    _stop() { if (this._timer) { w.clearInterval(this._timer); this._timer = 0; } }
+
+    _removeOffer(message, state) {
+      if (this._offerEl) { this._offerEl.remove(); this._offerEl = null; }
+      if (this._live) this._live.textContent = message;
+      this._state(state);
+    }
+
+    _accept(key, cart, offer, accept, dismiss) {
+      var self = this;
+      accept.disabled = dismiss.disabled = true;
+      sk.api.request("POST", "/offers/accept", key, null, { token: offer.token, cart: cart })
+        .then(sk.guard(function (res) {
+          self._stop();
+          if (!res || !res.code) {
+            return self._removeOffer("Sorry, this offer is no longer available.", "error");
+          }
+          self._removeOffer("Discount " + res.code + " applied to your basket.", "accepted");
+          self.dispatchEvent(new w.CustomEvent("shopkeeper:offer-accepted", {
+            bubbles: true, composed: true,
+            detail: {
+              offer_id: res.offer_id, code: res.code, amount: offer.amount,
+              currency: offer.currency, kind: offer.discount_kind,
+              expires_at: res.expires_at, discount_token: res.discount_token
+            }
+          }));
+        }));
+    }
+
+    _dismiss(key, cart, offer) {
+      this._stop();
+      this._removeOffer("Offer dismissed.", "dismissed");
+      sk.api.request("POST", "/offers/dismiss", key, null, { token: offer.token, cart: cart });
     }
   }
 
   w.customElements.define("shopkeeper-cart-offer", CartOffer);
-})(window);
+})(window, document);

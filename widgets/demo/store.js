@@ -4,6 +4,7 @@
 (function () {
   "use strict";
   var KEY = "demo:cart";
+  var DISCOUNT = "demo:discount"; // an accepted Shopkeeper offer, valid for one exact basket
   var d = document;
 
   function shopkeeper(call) { (window.Shopkeeper = window.Shopkeeper || []).push(call); }
@@ -18,6 +19,19 @@
   function say(text) { var s = d.getElementById("status"); if (s) s.textContent = text; }
   function money(n) {
     return new Intl.NumberFormat("en-GB", { style: "currency", currency: "GBP" }).format(n);
+  }
+
+  /** What the basket is, as the cart-offer placeholder wants it (the offer is bound to it). */
+  function cartJson(lines) {
+    return JSON.stringify({ currency: "GBP", lines: lines.map(function (l) {
+      return { product_id: l.id, quantity: l.qty, price: (+l.price).toFixed(2) };
+    }) });
+  }
+  function discount(lines) {
+    try {
+      var dsc = JSON.parse(localStorage.getItem(DISCOUNT));
+      return dsc && dsc.cart === cartJson(lines) ? dsc : null; // the basket changed: void
+    } catch (e) { return null; }
   }
 
   function add(id, title, price) {
@@ -51,6 +65,15 @@
       return tr;
     }));
     var total = lines.reduce(function (n, l) { return n + l.price * l.qty; }, 0);
+    var dsc = discount(lines), row = d.getElementById("cart-discount");
+    if (row) {
+      row.hidden = !dsc;
+      if (dsc) {
+        d.getElementById("cart-discount-code").textContent = dsc.code;
+        d.getElementById("cart-discount-amount").textContent = "\u2212" + money(dsc.amount);
+        total = Math.max(0, total - dsc.amount);
+      }
+    }
     d.getElementById("cart-total").textContent = money(total);
     d.getElementById("cart-table").hidden = !lines.length;
     d.getElementById("checkout").hidden = !lines.length;
@@ -59,8 +82,10 @@
     var slot = d.querySelector('[data-shopkeeper="for-you"][data-placement="cart"]');
     if (slot) {
       slot.setAttribute("data-cart", lines.map(function (l) { return l.id; }).join(","));
-      shopkeeper(["build"]);
     }
+    var offer = d.querySelector('[data-shopkeeper="cart-offer"]');
+    if (offer) offer.setAttribute("data-cart", lines.length ? cartJson(lines) : "");
+    if (slot || offer) shopkeeper(["build"]);
   }
 
   d.addEventListener("click", function (e) {
@@ -86,6 +111,18 @@
       save([]);
       say("Thank you! Your order is placed.");
     }
+  });
+
+  // An accepted cart offer: the platform would apply this code at checkout; the demo shows it.
+  d.addEventListener("shopkeeper:offer-accepted", function (e) {
+    var amount = e.detail.kind === "free_shipping" ? 0 : +e.detail.amount || 0;
+    try {
+      localStorage.setItem(DISCOUNT, JSON.stringify({
+        code: e.detail.code, amount: amount, cart: cartJson(load())
+      }));
+    } catch (err) { /* private mode */ }
+    render();
+    say("Discount " + e.detail.code + " applied.");
   });
 
   // Add-to-basket buttons inside the recommendation carousel.
