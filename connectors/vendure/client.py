@@ -9,6 +9,7 @@ means our session expired or lacks permissions. With a username/password we log 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import requests
@@ -24,6 +25,7 @@ AUTH_TOKEN_HEADER = "vendure-auth-token"
 CHANNEL_TOKEN_HEADER = "vendure-token"
 API_KEY_HEADER = "vendure-api-key"
 _AUTH_CODES = frozenset({"FORBIDDEN", "UNAUTHORIZED"})
+_OPERATION = re.compile(r"\b(?:query|mutation)\s+(\w+)")
 
 
 class AdminClient:
@@ -106,7 +108,8 @@ class AdminClient:
     def execute(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one query or mutation; logs in first (and once more on expiry) if needed."""
         variables = variables or {}
-        operation = document.split("(", 1)[0].split()[-1] if "(" in document else "query"
+        named = _OPERATION.search(document)
+        operation = named.group(1) if named else "query"
         if self._login and not self._token:
             self._authenticate()
         try:
