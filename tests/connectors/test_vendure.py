@@ -259,6 +259,22 @@ class TestVendureConnector(ConnectorContract):
         with pytest.raises(AuthFailed):
             connector().fetch_event_record(parsed("customer.created", delivery("customer.created")))
 
+    @responses.activate
+    def test_graphql_error_is_invalid_payload_named_by_operation(self) -> None:
+        error = {
+            "errors": [
+                {
+                    "message": "Cannot query field",
+                    "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
+                }
+            ],
+            "data": None,
+        }
+        responses.add("POST", API_URL, json=error)
+        with pytest.raises(InvalidPayload) as info:
+            connector().fetch_event_record(parsed("customer.created", delivery("customer.created")))
+        assert info.value.errors == {"Customer": ["Cannot query field"]}
+
     # -- backfill ---------------------------------------------------------------------------
     @responses.activate
     def test_orders_backfill_filters_placed_orders_since(self) -> None:
