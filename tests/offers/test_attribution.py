@@ -129,3 +129,19 @@ def test_uplift_endpoint_needs_admin_token_and_reports_arms(client, shop, shop_s
     assert body["conversion_uplift"]["estimate"] == pytest.approx(0.5 - 1 / 6)
     assert body["conversion_uplift"]["low"] < body["conversion_uplift"]["estimate"]
     assert "Wald" in body["method"]
+
+
+def test_offer_jobs_run_only_for_shops_with_offers_on(app, shop):
+    from plugin.offers.jobs import run_offer_jobs
+    from tests.factories import make_shop
+    from tests.offers.conftest import configure
+
+    off = make_shop()
+    configure(shop)
+    _quote(shop.id, "c1", utcnow() - timedelta(days=8))
+    _quote(off.id, "c1", utcnow() - timedelta(days=8))
+    db.session.commit()
+    results = run_offer_jobs()
+    assert set(results) == {shop.id} and results[shop.id]["settled"] == 1
+    assert db.session.scalar(sa.select(sa.func.count(Offer.id)).where(
+        Offer.converted.is_(None))) == 1  # the other shop's quote is untouched

@@ -1,0 +1,35 @@
+"""Scheduled offer work, one thin idempotent function for ``plugin.jobs`` to call.
+
+Per active shop with offers enabled: attribute recent orders (codes, clicks), settle quote
+outcomes, expire stale offers (releasing unused budget) and send due nudges. A failing
+shop is logged and skipped so one bad installation cannot stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+
+from plugin.extensions import db
+from plugin.models import Shop
+from plugin.offers import attribution, nudges, service
+
+log = logging.getLogger("shopkeeper.offers.jobs")
+
+
+def run_offer_jobs() -> dict[str, dict[str, int]]:
+    """Run attribution and nudges for every shop that has offers on; returns counts."""
+    results: dict[str, dict[str, int]] = {}
+    shops = list(db.session.scalars(sa.select(Shop).where(Shop.status == "active")))
+    for shop in shops:
+        if not (shop.settings or {}).get("offers_enabled"):
+            continue
+        try:
+            counts = attribution.attribute(shop.id, service.guardrails_for(shop))
+            counts.update({f"nudges_{k}": v for k, v in nudges.run_nudges(shop).items()})
+            results[shop.id] = counts
+        except Exception:  # one shop's failure must not stop the rest
+            db.session.rollback()
+            log.exception("offers.job_failed", extra={"shop_id": shop.id})
+    return results
