@@ -10,6 +10,7 @@ import contextlib
 import math
 import os
 import random
+import signal
 import socket
 import subprocess
 import threading
@@ -119,6 +120,14 @@ class LoadResult:
     def p(self, q: float) -> float:
         return percentile(self.latencies_ms, q)
 
+    def summary(self) -> dict:
+        """The JSON form printed and stored by the benchmarks."""
+        return {"requests": self.count, "seconds": round(self.seconds, 2),
+                "req_per_s": round(self.rate, 1),
+                "p50_ms": round(self.p(50), 2) if self.count else None,
+                "p99_ms": round(self.p(99), 2) if self.count else None,
+                "codes": dict(self.codes)}
+
 
 def run_load(call: Callable[[object, int], int], n: int, concurrency: int,
              duration: float | None = None) -> LoadResult:
@@ -159,6 +168,26 @@ def run_load(call: Callable[[object, int], int], n: int, concurrency: int,
         t.join()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def spawn(cmd: list[str], env: Mapping[str, str], log: Path, cwd: Path = ROOT) -> subprocess.Popen:
+    """Start a long-running process with its output in ``log``."""
+    with open(log, "wb") as fh:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, cwd=cwd, env=dict(env), stdout=fh,
+                                stderr=subprocess.STDOUT)
+
+
+def stop_processes(procs: list[subprocess.Popen], grace: float = 40.0) -> None:
+    """SIGTERM (graceful: workers release claims and the lease), SIGKILL after ``grace``."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
 
 
 @contextlib.contextmanager

@@ -94,22 +94,38 @@ def parse_evaluation(report: dict) -> list[Row]:
                 models[best]["recall@k"])]
 
 
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def parse_subprofiles(text: str) -> list[Row]:
-    """``bench/subprofiles.py``: the first markdown table, one row per dataset."""
-    rows = []
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 13 or not re.fullmatch(r"\d+", cells[1]):
-            continue
-        name = cells[0]
-        precision, recall = float(cells[4]), float(cells[5])
-        clean, mixed, with_ = float(cells[7]), float(cells[8]), float(cells[9])
-        rows += [Row("subprofiles", f"{name}: NDCG@10 with sub-profiles", with_,
-                     "mixed, no sub-profiles", mixed),
-                 Row("subprofiles", f"{name}: NDCG@10 with sub-profiles", with_,
-                     "clean history (ceiling)", clean),
-                 Row("subprofiles", f"{name}: detector precision", precision),
-                 Row("subprofiles", f"{name}: detector recall", recall)]
+    """``bench/subprofiles.py``: its first markdown table, read by column name.
+
+    Every "with sub-profiles..." column is compared with "mixed, no sub-profiles" (same
+    recommender, same hosts, no sub-profiles); the last one also with the clean ceiling.
+    """
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines)
+                  if line.startswith("|") and "mixed, no sub-profiles" in line), None)
+    if start is None:
+        return [Row("subprofiles", "NDCG@10 with sub-profiles", None)]
+    head = _cells(lines[start])
+    rows: list[Row] = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cell = dict(zip(head, _cells(line), strict=False))
+        name, mixed = cell["dataset"], float(cell["mixed, no sub-profiles"])
+        withs = [h for h in head if h.startswith("with sub-profiles")]
+        for h in withs:
+            rows.append(Row("subprofiles", f"{name}: NDCG@10 {h}", float(cell[h]),
+                            "mixed, no sub-profiles", mixed))
+        if withs and "NDCG@10 clean" in cell:
+            rows.append(Row("subprofiles", f"{name}: NDCG@10 {withs[-1]}",
+                            float(cell[withs[-1]]), "clean history (ceiling)",
+                            float(cell["NDCG@10 clean"])))
+        rows += [Row("subprofiles", f"{name}: detector {k}", float(cell[k]))
+                 for k in ("precision", "recall") if k in cell]
     return rows or [Row("subprofiles", "NDCG@10 with sub-profiles", None)]
 
 
@@ -232,6 +248,25 @@ BENCHMARKS: dict[str, Callable[[Context], list[Row]]] = {
 }
 
 
+def run_benchmark(ctx: Context, name: str) -> list[Row]:
+    """One benchmark's rows; a run without any figure is retried once (both runs listed).
+
+    Load from other processes can make a run fail in its own bookkeeping (a shutdown that
+    takes longer than its script allows); one retry keeps the table useful and the status
+    line still shows the failed attempt.
+    """
+    rows: list[Row] = []
+    for _attempt in range(2):
+        try:
+            rows = BENCHMARKS[name](ctx)
+        except Exception as err:  # one broken benchmark must not hide the others
+            ctx.statuses.setdefault(name, []).append(f"failed: {type(err).__name__}: {err}")
+            rows = [Row(name, "(no figures)", None)]
+        if any(r.value is not None for r in rows):
+            break
+    return rows
+
+
 # ---------------------------------------------------------------- the table
 def fmt(value: float | None) -> str:
     """Readable numbers: whole above 100, 2 decimals above 1, 4 below."""
@@ -273,11 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     with postgres_server() as pg_url:
         ctx = Context(args.quick, pg_url, logs, statuses)
         for name in args.only:
-            try:
-                rows += BENCHMARKS[name](ctx)
-            except Exception as err:  # one broken benchmark must not hide the others
-                statuses.setdefault(name, []).append(f"failed: {type(err).__name__}: {err}")
-                rows.append(Row(name, "(no figures)", None))
+            rows += run_benchmark(ctx, name)
     total = time.perf_counter() - started
     print(f"\nShopkeeper benchmarks ({'quick' if args.quick else 'full'}), "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
@@ -288,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps([{**asdict(r), "ratio": r.ratio} for r in rows],
                                         indent=2) + "\n")
-    ok = all(" exit 0," in s for runs in statuses.values() for s in runs) and all(
+    ok = all(" exit 0," in runs[-1] for runs in statuses.values()) and all(
         r.value is not None for r in rows)
     return 0 if ok else 1
 

@@ -26,7 +26,6 @@ import json
 import os
 import random
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,8 @@ from common import (  # noqa: E402
     postgres_server,
     run_load,
     sample_customers,
+    spawn,
+    stop_processes,
     wait_healthy,
 )
 
@@ -246,37 +247,13 @@ def scheduler_report() -> dict:
     return {"lease_holder": jobs.current_leader(), "heartbeat_runners": len(runners)}
 
 
-def stream_summary(r: LoadResult) -> dict:
-    return {"requests": r.count, "seconds": round(r.seconds, 2), "req_per_s": round(r.rate, 1),
-            "p50_ms": round(r.p(50), 2) if r.count else None,
-            "p99_ms": round(r.p(99), 2) if r.count else None, "codes": dict(r.codes)}
-
-
-def _spawn(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as fh:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-
-
 def start_processes(args, env: dict, tmp: Path) -> list[subprocess.Popen]:
     """gunicorn with the production config, then M ``shopkeeper worker`` processes."""
-    procs = [_spawn([sys.executable, "-m", "gunicorn", "-c", "python:plugin.gunicorn_conf",
-                     "plugin:create_app()"], env, tmp / "gunicorn.log")]
-    procs += [_spawn([sys.executable, "-m", "plugin.cli", "worker"], env, tmp / f"worker-{k}.log")
-              for k in range(args.inbox_workers)]
+    procs = [spawn([sys.executable, "-m", "gunicorn", "-c", "python:plugin.gunicorn_conf",
+                    "plugin:create_app()"], env, tmp / "gunicorn.log", cwd=ROOT)]
+    procs += [spawn([sys.executable, "-m", "plugin.cli", "worker"], env, tmp / f"worker-{k}.log",
+                    cwd=ROOT) for k in range(args.inbox_workers)]
     return procs
-
-
-def stop_processes(procs: list[subprocess.Popen]) -> None:
-    """SIGTERM (graceful: workers release claims and the lease), SIGKILL after 40 s."""
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(40)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
 
 
 def mixed_traffic(args, hook_call, rec_call) -> dict[str, LoadResult]:
@@ -360,8 +337,8 @@ def run(args, server: str) -> dict:
             db.engine.dispose()
         if not args.keep_db:
             drop_database(url)
-    summary["bare"] = stream_summary(bare)
-    summary.update({name: stream_summary(r) for name, r in mixed.items()})
+    summary["bare"] = bare.summary()
+    summary.update({name: r.summary() for name, r in mixed.items()})
     wall = max(r.seconds for r in mixed.values())
     summary["mixed_req_per_s"] = round(sum(r.count for r in mixed.values()) / wall, 1)
     summary["ratio_mixed_vs_bare"] = round(summary["mixed_req_per_s"] / bare.rate, 3)

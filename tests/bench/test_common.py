@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import time
 
 import pytest
@@ -59,3 +62,32 @@ def test_run_load_stops_at_the_duration(common):
     result = common.run_load(call, 10**6, 2, duration=0.3)
     assert time.perf_counter() - started < 2.0
     assert 2 <= result.count < 40
+
+
+def test_load_result_summary_rounds_and_keeps_codes(common):
+    result = common.LoadResult(seconds=2.0, latencies_ms=[1.0, 2.0, 3.0, 40.0])
+    result.codes.update({200: 3, 503: 1})
+    assert result.summary() == {"requests": 4, "seconds": 2.0, "req_per_s": 2.0,
+                                "p50_ms": 2.0, "p99_ms": 40.0, "codes": {200: 3, 503: 1}}
+    assert common.LoadResult().summary()["p99_ms"] is None
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_stop_processes_is_graceful_then_forceful(common, tmp_path):
+    polite = common.spawn(_python("import time; print('up', flush=True); time.sleep(60)"),
+                          os.environ, tmp_path / "polite.log")
+    stubborn = common.spawn(_python(
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('up', flush=True); time.sleep(60)"), os.environ, tmp_path / "stubborn.log")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(
+            (tmp_path / f"{n}.log").read_text() for n in ("polite", "stubborn")):
+        time.sleep(0.05)
+    started = time.monotonic()
+    common.stop_processes([polite, stubborn], grace=1.0)
+    assert polite.returncode == -signal.SIGTERM
+    assert stubborn.returncode == -signal.SIGKILL
+    assert time.monotonic() - started < 15
