@@ -91,12 +91,15 @@ def test_vendure_gets_coupon_promotion(client, app):
         "offers.vendure.example", access_token="tok", webhook_secret="whsec_v", api_url=api))
     none = json.loads((VENDURE_FIXTURES / "admin_promotions_by_code_none.json").read_text())
     created = json.loads((VENDURE_FIXTURES / "admin_create_promotion.json").read_text())
+    tax = json.loads((VENDURE_FIXTURES / "admin_tax_setup.json").read_text())
     responses.post(api, json=none)
+    responses.post(api, json=tax)
     responses.post(api, json=created)
     out = _accept(client, shop)
     sent = json.loads(responses.calls[-1].request.body)["variables"]["input"]
     assert sent["couponCode"] == out["code"] and sent["usageLimit"] == 1
-    minor = str(int(Decimal(out["offer"]["amount"]) * 100))
+    # Vendure takes fixed discounts off the net total when prices exclude tax (20 % here).
+    minor = str((Decimal(out["offer"]["amount"]) * 100 / Decimal("1.2")).quantize(Decimal(1)))
     assert sent["actions"] == [{"code": "order_fixed_discount",
                                 "arguments": [{"name": "discount", "value": minor}]}]
     assert {"name": "amount", "value": "10000"} in sent["conditions"][0]["arguments"]
