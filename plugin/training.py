@@ -182,22 +182,32 @@ def _encode(recs: list[Recommendation]) -> list[list]:
 
 def _write_cache(version: ModelVersion, recommender: BaseRecommender | None,
                  shoppers: np.ndarray, show_progress: bool) -> int:
-    """Replace the shop's cache in one transaction (readers see old rows until commit)."""
+    """Replace the shop's cache chunk by chunk, committing each one.
+
+    Lists are computed outside any write transaction, so the database (one writer at a
+    time on SQLite) stays free for webhooks and impressions during a long refresh. Until
+    the version is marked ready the API keeps serving the old rows and treats new ones as
+    not yet current (online path); rows of shoppers gone from the data are removed last.
+    """
     size = cache_size()
-    db.session.execute(sa.delete(RecommendationCache)
-                       .where(RecommendationCache.shop_id == version.shop_id))
-    if recommender is None:
-        return 0
-    bar = tqdm(total=len(shoppers), desc="top-N cache", unit="shopper",
-               disable=not show_progress)
     written = 0
-    for start in range(0, len(shoppers), CHUNK):
-        chunk = shoppers[start:start + CHUNK]
-        rows = _cache_rows(version, recommender, chunk, size)
-        db.session.execute(sa.insert(RecommendationCache), rows)
-        written += len(rows)
-        bar.update(len(chunk))
-    bar.close()
+    if recommender is not None:
+        bar = tqdm(total=len(shoppers), desc="top-N cache", unit="shopper",
+                   disable=not show_progress)
+        for start in range(0, len(shoppers), CHUNK):
+            chunk = [str(s) for s in shoppers[start:start + CHUNK]]
+            rows = _cache_rows(version, recommender, chunk, size)
+            db.session.execute(sa.delete(RecommendationCache).where(
+                RecommendationCache.shop_id == version.shop_id,
+                RecommendationCache.shopper_id.in_(chunk)))
+            db.session.execute(sa.insert(RecommendationCache), rows)
+            db.session.commit()
+            written += len(rows)
+            bar.update(len(chunk))
+        bar.close()
+    db.session.execute(sa.delete(RecommendationCache).where(
+        RecommendationCache.shop_id == version.shop_id,
+        RecommendationCache.model_version_id != version.id))
     return written
 
 

@@ -44,7 +44,8 @@ def _resolve_shop() -> Response | None:
     access.enforce_origin(shop, origin)
     g.api_shop = shop
     if request.method == "OPTIONS":
-        return access.add_cors_headers(make_response("", 204), origin or "", preflight=True)
+        response = make_response("", 204)
+        return access.add_cors_headers(response, origin, preflight=True) if origin else response
     return None
 
 
