@@ -140,7 +140,7 @@
     refresh(force) {
       if (!this._visible && this._io) return;
       var p = this._params();
-      if (p.token && !sk.customerToken) sk.customerToken = p.token;
+      if (p.token && !sk.customerToken) sk.customerToken = p.token; // ignored after identify()
       var sig = JSON.stringify(p) + "|" + (sk.customerToken || "");
       if (!force && sig === this._sig) return;
       this._sig = sig;

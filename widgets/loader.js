@@ -28,7 +28,6 @@
       timeout: +dataset.timeout || 3000,
       debug: "debug" in dataset
     },
-    customerToken: dataset.customerToken || null,
     queue: [],         // events waiting for api.js to batch them
     modules: {},       // name -> true once the module's script ran
     elements: [],
@@ -48,6 +47,14 @@
     }
   };
   w.Shopkeeper = sk;
+
+  // The customer token: a placeholder's data-customer-token may seed it, but once the
+  // storefront called identify() (log in or out) only identify() changes it.
+  var token = dataset.customerToken || null, identified = false;
+  Object.defineProperty(sk, "customerToken", {
+    get: function () { return token; },
+    set: function (value) { if (!identified) token = value || null; }
+  });
 
   /** Debug-only logging: a broken widget must never add errors to the host's console. */
   sk.log = function () {
@@ -117,8 +124,9 @@
   }
 
   /** Log in a customer whose storefront backend minted a signed token (null logs out). */
-  function identify(token) {
-    sk.customerToken = token || null;
+  function identify(customerToken) {
+    identified = true;
+    token = customerToken || null;
     for (var i = 0; i < sk.elements.length; i++) {
       if (sk.elements[i].refresh) guard(function (el) { el.refresh(true); })(sk.elements[i]);
     }

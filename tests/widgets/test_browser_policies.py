@@ -100,3 +100,34 @@ def test_nothing_to_show_keeps_the_widget_hidden(demo_shop, live, page):
     page.wait_for_selector('#reorder[data-shopkeeper-state="empty"]', state="attached")
     assert page.locator(f"#reorder {FOR_YOU}").is_hidden()
     assert_clean(page)
+
+
+def test_tracked_events_are_batched_into_one_request(demo_shop, live, page):
+    open_page(page, live.url + "/demo/")
+    shopper = page.evaluate("Shopkeeper.shopper")
+    with page.expect_request(lambda r: f"{API}events" in r.url) as sent:
+        page.evaluate("""() => {
+            Shopkeeper.track('view', {product_id: '22086'});
+            Shopkeeper.track('wishlist', {product_id: '22086'});
+            Shopkeeper.track('view', {product_id: '85123A'});
+        }""")
+    batch = sent.value.post_data_json["events"]
+    assert [e["type"] for e in batch] == ["view", "wishlist", "view"]
+    assert sent.value.headers["x-shopkeeper-shopper"] == shopper
+    response = sent.value.response()
+    assert response.status == 202 and response.json() == {"stored": 3}
+    kinds = [r.kind for r in interactions(demo_shop.id, shopper_id=shopper)]
+    assert kinds == ["view", "wishlist", "view"]
+
+
+def test_logging_out_with_identify_null_ignores_the_page_token(demo_shop, live, page):
+    page.goto(live.url + "/demo/")
+    customer = page.eval_on_selector("#shopper option:nth-child(2)", "o => o.value")
+    with page.expect_response(lambda r: f"{API}recommendations" in r.url):
+        page.select_option("#shopper", customer)
+    page.wait_for_selector(f'{FOR_YOU}[data-personalized="true"]')
+    with page.expect_request(lambda r: f"{API}recommendations" in r.url) as asked:
+        page.evaluate("Shopkeeper.identify(null)")
+    assert "x-shopkeeper-customer-token" not in asked.value.headers
+    page.wait_for_selector(f'{FOR_YOU}[data-personalized="false"]')
+    assert_clean(page)
