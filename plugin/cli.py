@@ -89,6 +89,46 @@ def shops_list() -> None:
         click.echo(f"{shop.id}\t{shop.platform}\t{shop.domain}\t{shop.status}")
 
 
+@shops.command("credentials")
+@click.argument("shop_id")
+@click.option("--api-url", help="The platform API endpoint, e.g. https://shop/admin-api.")
+@click.option("--access-token", envvar="SHOPKEEPER_CRED_ACCESS_TOKEN",
+              help="API token (or set SHOPKEEPER_CRED_ACCESS_TOKEN to keep it out of ps).")
+@click.option("--extra", "extras", multiple=True, metavar="KEY=VALUE",
+              help="Platform-specific fields, e.g. username=..., api_key=..., channel_token=...")
+@click.option("--extra-secret", "secret_keys", multiple=True, metavar="KEY",
+              help="Prompt (hidden) for a secret platform field, e.g. password.")
+@with_appcontext
+def shops_credentials(shop_id: str, api_url: str | None, access_token: str | None,
+                      extras: tuple[str, ...], secret_keys: tuple[str, ...]) -> None:
+    """Store API credentials for a shop (encrypted at rest); unspecified fields are kept."""
+    from dataclasses import replace
+
+    from plugin import shops as shop_service
+    from plugin.errors import NotFound
+    from plugin.extensions import db as database
+
+    try:
+        shop = shop_service.get_shop(shop_id, active_only=True)
+    except NotFound:
+        raise click.ClickException(f"unknown shop {shop_id}") from None
+    creds = shop_service.credentials_for(shop)
+    extra = dict(creds.extra)
+    for item in extras:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--extra")
+        extra[key] = value
+    for key in secret_keys:
+        extra[key] = click.prompt(key, hide_input=True)
+    creds = replace(creds, api_url=api_url or creds.api_url,
+                    access_token=access_token or creds.access_token, extra=extra)
+    shop_service.save_credentials(shop, creds)
+    database.session.commit()
+    fields = ["api_url"] * bool(creds.api_url) + ["access_token"] * bool(creds.access_token)
+    click.echo(f"credentials saved for {shop.id}: {', '.join(fields + sorted(extra))}")
+
+
 @shops.command("admin-link")
 @click.argument("shop_id")
 @with_appcontext

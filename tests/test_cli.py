@@ -108,3 +108,19 @@ def test_shops_erase_deletes_everything(runner, shop, tmp_path):
     assert db.session.get(Shop, shop_id) is None
     for model in (Product, Order, OrderLine, Interaction):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(model)) == 0
+
+
+def test_shops_credentials_are_merged_and_encrypted(runner, shop):
+    from plugin.shops import credentials_for, get_shop
+
+    r = runner.invoke(main, ["shops", "credentials", shop.id, "--api-url",
+                             "https://shop.example/admin-api", "--extra", "username=admin",
+                             "--extra-secret", "password"], input="s3cret\n")
+    assert r.exit_code == 0, r.output
+    assert "s3cret" not in r.output
+    creds = credentials_for(get_shop(shop.id))
+    assert creds.api_url == "https://shop.example/admin-api"
+    assert creds.extra == {"username": "admin", "password": "s3cret"}
+    assert creds.webhook_secret  # kept
+    bad = runner.invoke(main, ["shops", "credentials", shop.id, "--extra", "novalue"])
+    assert bad.exit_code == 2
