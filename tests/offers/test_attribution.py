@@ -119,7 +119,7 @@ def test_uplift_endpoint_needs_admin_token_and_reports_arms(client, shop, shop_s
     db.session.commit()
     url = f"/api/v1/offers/uplift?key={shop.widget_key}&days=7"
     assert client.get(url).status_code == 401
-    bad = mint_admin_token(shop.id, "not-the-secret")
+    bad = mint_admin_token(shop.id, "whsec_not-the-secret-of-this-shop-at-all")
     assert client.get(url, headers={"Authorization": f"Bearer {bad}"}).status_code == 401
     token = mint_admin_token(shop.id, shop_secret)
     body = client.get(url, headers={"Authorization": f"Bearer {token}"}).get_json()

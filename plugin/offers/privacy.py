@@ -1,0 +1,57 @@
+"""Offers' part of data-subject requests and shop erasure (wired into ``plugin.privacy``).
+
+Erasing a shopper deletes their nudges and unlinks their quotes (shopper id replaced,
+features dropped): the rows stay only as anonymous counts for budgets and the uplift
+report, as orders stay unlinked for the shop's totals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from plugin.extensions import db
+from plugin.models import (
+    ClickAttribution,
+    Nudge,
+    Offer,
+    OfferKey,
+    OfferLedgerEntry,
+    Redemption,
+)
+
+ERASED = "erased"
+
+
+def export_shopper(shop_id: str, shopper_id: str) -> dict[str, Any]:
+    """The shopper's quotes and nudges as plain JSON."""
+    offers = db.session.scalars(sa.select(Offer).where(
+        Offer.shop_id == shop_id, Offer.shopper_id == shopper_id).order_by(Offer.id))
+    nudges = db.session.scalars(sa.select(Nudge).where(
+        Nudge.shop_id == shop_id, Nudge.shopper_id == shopper_id).order_by(Nudge.id))
+    return {
+        "offers": [{"id": o.public_id, "created_at": o.created_at.isoformat(),
+                    "stage": o.stage, "status": o.status, "kind": o.kind,
+                    "amount": None if o.amount is None else str(o.amount),
+                    "currency": o.currency, "code": o.code, "holdout": o.holdout}
+                   for o in offers],
+        "nudges": [{"stage": n.stage, "status": n.status, "created_at": n.created_at.isoformat()}
+                   for n in nudges],
+    }
+
+
+def erase_shopper(shop_id: str, shopper_id: str) -> None:
+    """Delete nudges, unlink quotes (the caller commits)."""
+    db.session.execute(sa.delete(Nudge).where(Nudge.shop_id == shop_id,
+                                              Nudge.shopper_id == shopper_id))
+    db.session.execute(sa.update(Offer).where(Offer.shop_id == shop_id,
+                                              Offer.shopper_id == shopper_id)
+                       .values(shopper_id=ERASED, features={}))
+
+
+def erase_shop(shop_id: str) -> None:
+    """Every offers row of a shop (explicit, for SQLite without foreign-key enforcement)."""
+    for model in (Redemption, OfferLedgerEntry, ClickAttribution, Nudge, OfferKey):
+        db.session.execute(sa.delete(model).where(model.shop_id == shop_id))
+    db.session.execute(sa.delete(Offer).where(Offer.shop_id == shop_id))
