@@ -267,7 +267,7 @@ def demo_cmd(host: str, port: int, no_serve: bool) -> None:
     """Create the database, load the demo shop and serve the demo storefront."""
     from plugin import demo_setup
 
-    shop = demo_setup.prepare_demo(progress=True)
+    shop = demo_setup.prepare_demo(progress=True, host=host, port=port)
     click.echo(f"demo shop {shop.id} ready")
     app = current_app._get_current_object()
     app.config.update(SESSION_COOKIE_SECURE=False, SESSION_COOKIE_SAMESITE="Lax",

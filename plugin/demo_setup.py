@@ -21,13 +21,21 @@ CATALOG_FILE = DATA_DIR / "online_retail_sample_catalog.csv.gz"
 log = logging.getLogger("shopkeeper.demo")
 
 
-def prepare_demo(*, progress: bool = False) -> Shop:
-    """Migrate, create the demo shop once, import the sample once (re-runs are cheap)."""
+def prepare_demo(*, progress: bool = False, host: str = "127.0.0.1", port: int = 5000) -> Shop:
+    """Migrate, create the demo shop once, import the sample once (re-runs are cheap).
+
+    The storefront's origin (``host:port``) is allowed for the widgets on every run, so
+    ``shopkeeper demo --port N`` works too.
+    """
     migrate.upgrade()
     shop = db.session.scalar(sa.select(Shop).filter_by(platform="generic", domain=DEMO_DOMAIN))
     if shop is None:
         shop = shops.create_shop("generic", DEMO_DOMAIN)
-        shop.settings = {"allowed_origins": ["http://127.0.0.1:5000", "http://localhost:5000"]}
+        db.session.commit()
+    origins = {f"http://{host}:{port}", f"http://localhost:{port}", f"http://127.0.0.1:{port}"}
+    allowed = set((shop.settings or {}).get("allowed_origins", []))
+    if not origins <= allowed:
+        shop.settings = {**(shop.settings or {}), "allowed_origins": sorted(allowed | origins)}
         db.session.commit()
     has_orders = db.session.scalar(sa.select(sa.func.count()).select_from(Order)
                                    .where(Order.shop_id == shop.id))
