@@ -137,7 +137,7 @@ def main() -> int:
         hook_s, hook_codes = blast(signed, payloads, args.c)
     finally:
         server.terminate()
-        server.wait(10)
+        server.wait(60)  # under load gunicorn needs > 10 s to stop its workers
 
     start = time.perf_counter()
     workers = [subprocess.Popen([sys.executable, "-m", "plugin.cli", "worker", "--once"],
