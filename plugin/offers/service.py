@@ -139,16 +139,19 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
     if claimed.rowcount != 1:
         raise Conflict("This offer was already used or withdrawn.")
     db.session.refresh(offer)
-    left_day, left_month = budget.remaining(shop.id, guardrails_for(shop), now)
-    if (offer.amount or 0) > min(left_day, left_month):
-        offer.status = "none"
-        offer.reason = "budget"
+    # Reserve first, then check: two concurrent accepts can both fail, never both overspend.
+    budget.reserve(offer, now)
+    db.session.commit()
+    if budget.overspent(shop.id, guardrails_for(shop), now):
+        budget.cancel(offer)
+        offer.status, offer.reason = "none", "budget"
         db.session.commit()
         raise Conflict("The offer budget is used up; the offer was withdrawn.")
     spec = discount_spec(offer, shop.platform, customer_id=customer_id)
     try:
         ref = connector_for(shop, session=session).create_discount(spec)
     except ConnectorError as err:
+        budget.cancel(offer)
         offer.status = "offered"
         db.session.commit()
         log.warning("offers.discount_failed", extra={"shop_id": shop.id, "offer":
@@ -156,7 +159,6 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
         raise DiscountUnavailable("The shop could not create the discount; try again.") from None
     offer.status, offer.code, offer.platform_ref = "accepted", spec.code, ref.platform_id
     offer.accepted_at = now
-    budget.reserve(offer, now)
     db.session.commit()
     log.info("offers.accepted", extra={"shop_id": shop.id, "offer": offer.public_id})
     return {"offer_id": offer.public_id, "code": spec.code, "expires_at": spec.expires_at,

@@ -157,6 +157,8 @@ def test_daily_budget_caps_offers_and_is_rechecked_on_accept(client, offer_shop)
     assert accept(client, offer_shop, first["token"]).status_code == 200
     res = accept(client, offer_shop, second["token"], shopper=OTHER_SHOPPER)
     assert res.status_code == 409 and "budget" in res.get_json()["message"]
+    spent = db.session.scalar(sa.select(sa.func.sum(OfferLedgerEntry.amount)))
+    assert Decimal(spent) == Decimal(first["amount"])  # the refused reservation is undone
     third = quote(client, offer_shop, cart_body(quantity=3), shopper=OTHER_SHOPPER).get_json()
     assert third["offer"] is None or Decimal(third["offer"]["amount"]) <= 5
 
