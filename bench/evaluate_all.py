@@ -102,6 +102,18 @@ def render(reports: dict[str, dict]) -> str:
     return "\n".join(out)
 
 
+def provenance() -> str:
+    """Commit of the evaluated code, flagging uncommitted engine changes (results must match)."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown commit"
+    dirty = git("status", "--porcelain", "--", "plugin/engine", "plugin/evaluation_cli.py")
+    return f"`{commit}`" + (" with uncommitted engine changes" if dirty else "")
+
+
 def write_readme(table: str, commands: list[str], total: float) -> None:
     """Replace the block between the result markers in bench/README.md."""
     text = README.read_text(encoding="utf-8")
@@ -111,7 +123,7 @@ def write_readme(table: str, commands: list[str], total: float) -> None:
     block = "\n".join([
         BEGIN,
         f"Generated {stamp} by `python bench/evaluate_all.py` on {os.cpu_count()} CPU cores "
-        f"in {total:.0f} s. Each dataset ran as:\n",
+        f"in {total:.0f} s, code at {provenance()}. Each dataset ran as:\n",
         "```",
         *commands,
         "```\n",
