@@ -114,7 +114,7 @@ def provenance() -> str:
     return f"`{commit}`" + (" with uncommitted engine changes" if dirty else "")
 
 
-def write_readme(table: str, commands: list[str], total: float) -> None:
+def write_readme(table: str, commands: list[str], total: float, code: str = "") -> None:
     """Replace the block between the result markers in bench/README.md."""
     text = README.read_text(encoding="utf-8")
     if BEGIN not in text or END not in text:
@@ -123,7 +123,7 @@ def write_readme(table: str, commands: list[str], total: float) -> None:
     block = "\n".join([
         BEGIN,
         f"Generated {stamp} by `python bench/evaluate_all.py` on {os.cpu_count()} CPU cores "
-        f"in {total:.0f} s, code at {provenance()}. Each dataset ran as:\n",
+        f"in {total:.0f} s, code at {code or provenance()}. Each dataset ran as:\n",
         "```",
         *commands,
         "```\n",
@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown dataset(s): {', '.join(unknown)}")
     RESULTS.mkdir(exist_ok=True)
+    code = provenance()  # before the run: what was evaluated
     seconds: dict[str, float] = {}
     for name in names:
         report, seconds[name] = run_one(name, args.data)
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     data = os.path.relpath(args.data, ROOT)
     commands = ["python " + " ".join(command_for(n, Path(data))) for n in reports]
     total = sum(r.get("wall_seconds", 0) for r in reports.values())
-    write_readme(render(reports), commands, total)
+    write_readme(render(reports), commands, total, code)
     return 0
 
 
