@@ -15,6 +15,7 @@ from sklearn.preprocessing import normalize
 
 from plugin.engine.baskets import DAY, BasketPairs, basket_pairs, decayed_matrix
 from plugin.engine.data import Interactions
+from plugin.engine.itemknn import top_k_per_row
 from plugin.engine.pairs import FEATURES, PairStats, item_stats, pair_stats
 
 __all__ = ["TIME_FEATURES", "Candidates", "NextBasketState", "Personal", "refresh_time"]
@@ -96,6 +97,7 @@ class NextBasketState:
         neighbour_decay: float = 0.8,
         max_history: int = 100,
         n_explore: int = 30,
+        max_explore_items: int = 5000,
         trending_half_life_days: float = 14.0,
     ) -> None:
         self.n_items = x.n_items
@@ -108,6 +110,15 @@ class NextBasketState:
         self.items = item_stats(bp, self.personal.ps)
         self.Vn = normalize(self.personal.V).tocsr()
         self.VnT = self.Vn.T.tocsr()
+        # neighbours vote only on the best-supported items: the long tail of a 68k-item
+        # catalogue costs most of the time and rarely wins an explore slot
+        support = self.items["buyers"]
+        keep = np.argsort(-support, kind="stable")[:max_explore_items]
+        self.vote_items = np.sort(keep[support[keep] > 0])
+        self.vote_pos = np.full(self.n_items, -1, np.int64)
+        self.vote_pos[self.vote_items] = np.arange(len(self.vote_items))
+        self.V_vote = self.personal.V[:, self.vote_items].tocsr()
+        self.item_sim = _co_purchase_similarity(self.personal.bp, self.vote_items)
         end = float(np.nanmax(bp.last_time)) if len(bp.time) else 0.0
         w = np.power(0.5, (end - bp.time) / DAY / trending_half_life_days)
         self.trending = np.bincount(bp.item, weights=w, minlength=self.n_items)
@@ -119,7 +130,8 @@ class NextBasketState:
 
     # ------------------------------------------------------------------ neighbours
     def neighbour_scores(self, users: np.ndarray, personal: Personal | None = None) -> np.ndarray:
-        """Dense (len(users), n_items): weighted mean basket shares of the nearest shoppers.
+        """Dense (len(users), len(vote_items)): weighted mean basket shares of the nearest
+        shoppers over the items they vote on (``vote_items``).
 
         The query vectors come from ``personal`` (e.g. one shopper's past only); the
         neighbours are the fitted shoppers, never the shopper themself.
@@ -130,12 +142,12 @@ class NextBasketState:
         sims[np.arange(len(users)), users] = 0.0
         k = min(self.n_neighbors, sims.shape[1] - 1)
         if k <= 0:
-            return np.zeros((len(users), self.n_items))
+            return np.zeros((len(users), len(self.vote_items)))
         if k < sims.shape[1]:
             thresh = -np.partition(-sims, k - 1, axis=1)[:, k - 1 : k]
             sims[sims < thresh] = 0.0
         sims = sims / np.maximum(sims.sum(axis=1, keepdims=True), 1e-12)
-        return (sp.csr_matrix(sims) @ self.personal.V).toarray()
+        return (sp.csr_matrix(sims) @ self.V_vote).toarray()
 
     # ------------------------------------------------------------------ candidates
     def candidates(
@@ -163,8 +175,11 @@ class NextBasketState:
 
     def _batch(self, users: np.ndarray, now: np.ndarray, p: Personal) -> Candidates:
         n_items = self.n_items
-        has_data = len(self.personal.bp.time) > 0
-        nbr = self.neighbour_scores(users, p) if has_data else np.zeros((len(users), n_items))
+        has_data = len(self.personal.bp.time) > 0 and len(self.vote_items) > 0
+        nbr = (self.neighbour_scores(users, p) if has_data
+               else np.zeros((len(users), len(self.vote_items))))
+        # "because you bought X": co-purchase neighbours of the shopper's recent items
+        knn = (p.V[users][:, self.vote_items] @ self.item_sim).toarray() if has_data else nbr
         lo = np.searchsorted(p.ps.key, users * n_items)
         hi = np.searchsorted(p.ps.key, (users + 1) * n_items)
         ci = []
@@ -175,14 +190,20 @@ class NextBasketState:
                 rows = rows[np.sort(top[: self.max_history])]
             own = p.ps.key[rows] % n_items
             score = nbr[row].copy()
-            score[own] = -1.0
-            k = min(self.n_explore, n_items - len(own))
-            explore = np.argpartition(-score, k - 1)[:k] if k > 0 else np.zeros(0, np.int64)
-            explore = np.sort(explore[score[explore] > 0])
-            ci.append(np.concatenate([own, explore]).astype(np.int64))
+            own_pos = self.vote_pos[own]
+            score[own_pos[own_pos >= 0]] = -1.0
+            explore = _top_positive(score, self.n_explore)
+            score = knn[row].copy()
+            score[own_pos[own_pos >= 0]] = -1.0
+            explore = np.union1d(explore, _top_positive(score, self.n_explore // 2))
+            ci.append(np.concatenate([own, self.vote_items[explore]]).astype(np.int64))
         local = np.repeat(np.arange(len(users)), [len(c) for c in ci])
         items = np.concatenate(ci) if ci else np.zeros(0, np.int64)
-        return self.features(p, users[local], items, nbr[local, items], now[local])
+        pos = self.vote_pos[items]
+        vote = np.where(pos >= 0, nbr[local, np.maximum(pos, 0)], 0.0)
+        c = self.features(p, users[local], items, vote, now[local])
+        c.X[:, FEATURES.index("itemknn")] = np.where(pos >= 0, knn[local, np.maximum(pos, 0)], 0.0)
+        return c
 
     def features(self, p: Personal, users: np.ndarray, items: np.ndarray,
                  neighbour: np.ndarray, now: np.ndarray) -> Candidates:
@@ -214,3 +235,33 @@ class NextBasketState:
         c = Candidates(users, items, X, last_time, interval)
         X[:] = refresh_time(c, p.bp.last_time[users], now)
         return c
+
+
+def _top_positive(score: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` largest positive scores (unordered)."""
+    k = min(k, len(score))
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    top = np.argpartition(-score, k - 1)[:k]
+    return top[score[top] > 0]
+
+
+def _co_purchase_similarity(bp: BasketPairs, items: np.ndarray, k: int = 50,
+                            shrink: float = 10.0) -> sp.csr_matrix:
+    """Items x items (within ``items``): shrunk cosine of shared baskets, top ``k`` per row."""
+    pos = np.full(bp.n_items, -1, np.int64)
+    pos[items] = np.arange(len(items))
+    keep = pos[bp.item] >= 0
+    if not keep.any():
+        return sp.csr_matrix((len(items), len(items)))
+    width = int(bp.rank.max()) + 1
+    _, basket = np.unique(bp.user[keep] * width + bp.rank[keep], return_inverse=True)
+    b = sp.csr_matrix((np.ones(int(keep.sum())), (basket, pos[bp.item[keep]])),
+                      shape=(int(basket.max()) + 1, len(items)))
+    support = np.asarray(b.sum(axis=0)).ravel()
+    co = (b.T @ b).tocsr()
+    co.setdiag(0)
+    co.eliminate_zeros()
+    co = co.tocoo()
+    sim = co.data / (np.sqrt(support[co.row] * support[co.col]) + shrink)
+    return top_k_per_row(sp.csr_matrix((sim, (co.row, co.col)), shape=co.shape), k)

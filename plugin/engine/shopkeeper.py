@@ -38,10 +38,13 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         purchase vectors (TIFU-KNN).
     max_history, n_explore : candidates per shopper from their own items and from their
         neighbours.
-    validation_baskets : held-out baskets per shopper (last, then the one before, ...)
-        used to learn the blending weights.
+    max_explore_items : best-supported items the neighbours vote on (bounds fit time).
+    validation_baskets : at most this many held-out baskets per shopper (last, then the
+        one before, ...) to learn the blending weights from...
+    validation_users : ...stopping once this many shopper-baskets were featurised.
     max_validation_users : shoppers featurised per validation round (bounds fit time).
-    max_iter, learning_rate, max_leaf_nodes : the gradient-boosted ranker.
+    max_iter, learning_rate, max_leaf_nodes, max_depth : the gradient-boosted ranker
+        (depth bounds the serving cost: every tree is walked ``max_depth`` steps).
     diversity : MMR knob in [0, 1]; 0 keeps the learned order.
     explore_slots : at least this many items the shopper never bought, placed last (repeats
         dominate the scores; without a reserved slot a list never helps discovery).
@@ -54,11 +57,13 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
 
     source_name = "shopkeeper"
 
-    def __init__(self, n_neighbors: int = 300, neighbour_decay: float = 0.8,
-                 max_history: int = 60, n_explore: int = 20, validation_baskets: int = 4,
-                 max_validation_users: int = 3000, max_iter: int = 80,
-                 learning_rate: float = 0.12, max_leaf_nodes: int = 15, diversity: float = 0.0,
-                 explore_slots: int = 0, explore_boost: float = 1.0,
+    def __init__(self, n_neighbors: int = 100, neighbour_decay: float = 0.8,
+                 max_history: int = 60, n_explore: int = 20, max_explore_items: int = 5000,
+                 validation_baskets: int = 8, validation_users: int = 4000,
+                 max_validation_users: int = 3000, max_iter: int = 200,
+                 learning_rate: float = 0.05, max_leaf_nodes: int = 31, max_depth: int = 8,
+                 diversity: float = 0.0,
+                 explore_slots: int = 0, explore_boost: float = 0.5,
                  excluded_items: tuple[str, ...] = (),
                  fallback: tuple[str, ...] = ("segment", "trending"),
                  random_state: int | None = 0) -> None:
@@ -66,11 +71,14 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         self.neighbour_decay = neighbour_decay
         self.max_history = max_history
         self.n_explore = n_explore
+        self.max_explore_items = max_explore_items
         self.validation_baskets = validation_baskets
+        self.validation_users = validation_users
         self.max_validation_users = max_validation_users
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
+        self.max_depth = max_depth
         self.diversity = diversity
         self.explore_slots = explore_slots
         self.explore_boost = explore_boost
@@ -80,7 +88,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
 
     def _state_params(self) -> dict:
         return {"n_neighbors": self.n_neighbors, "neighbour_decay": self.neighbour_decay,
-                "max_history": self.max_history, "n_explore": self.n_explore}
+                "max_history": self.max_history, "n_explore": self.n_explore,
+                "max_explore_items": self.max_explore_items}
 
     def fit(self, interactions: Interactions, *,
             show_progress: bool = False) -> ShopkeeperRecommender:
@@ -89,9 +98,11 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         x = self.data_ = interactions
         rng = np.random.default_rng(self.random_state)
         X, y = validation_rows(x, self.validation_baskets, self._state_params(),
-                               max_users=self.max_validation_users, rng=rng)
+                               max_users=self.max_validation_users,
+                               enough_users=self.validation_users, rng=rng)
         model = fit_ranker(X, y, max_iter=self.max_iter, learning_rate=self.learning_rate,
-                           max_leaf_nodes=self.max_leaf_nodes, random_state=self.random_state)
+                           max_leaf_nodes=self.max_leaf_nodes, max_depth=self.max_depth,
+                           random_state=self.random_state)
         self.ranker_ = TreeEnsemble.from_sklearn(model) if model is not None else None
         self.repurchase_ = RepurchaseModel().fit(x)
         self.state_ = NextBasketState(x, **self._state_params())
