@@ -1,6 +1,6 @@
 """Recommendation endpoint under gunicorn versus a bare endpoint of the same server.
 
-    python bench/serve.py [--database-url postgresql+psycopg://...] [-n 4000] [-c 4] [-w 3]
+    python bench/serve.py [--database-url postgresql+psycopg://...] [-n 4000] [-c 4] [-w 2]
 
 Loads the full Online Retail history (cleaned as ``bench/demo_sample.py`` does) into a fresh
 database, trains the shop, starts gunicorn on a free port of 127.0.0.1 and sends the same
@@ -117,8 +117,8 @@ def main() -> int:
     ap.add_argument("--database-url", default=None, help="PostgreSQL server (default: SQLite)")
     ap.add_argument("--source", type=Path, default=SRC)
     ap.add_argument("-n", type=int, default=4000, help="requests per endpoint")
-    ap.add_argument("-c", type=int, default=4, help="concurrent client threads")
-    ap.add_argument("-w", type=int, default=3, help="gunicorn workers")
+    ap.add_argument("-c", type=int, default=4, help="concurrent client threads (2 per worker)")
+    ap.add_argument("-w", type=int, default=2, help="gunicorn workers (one per core)")
     ap.add_argument("--reuse", type=Path, help="directory of an earlier SQLite run: skip "
                     "import and training (for iterating on the serving path)")
     args = ap.parse_args()
