@@ -141,8 +141,9 @@ def _category_rebuy(x: Interactions, bp, cat_of: np.ndarray, n_cats: int) -> np.
     """Per category: share of its shoppers who bought in it in two or more baskets."""
     if not len(bp.user) or not n_cats:
         return np.zeros(n_cats)
-    key = np.unique(np.stack([bp.user, np.asarray(cat_of)[bp.item], bp.rank]), axis=1)
-    uc, count = np.unique(key[0] * n_cats + key[1], return_counts=True)
+    uc_row = bp.user * n_cats + np.asarray(cat_of)[bp.item]
+    key = np.unique(uc_row * (bp.rank.max() + 1) + bp.rank)  # distinct (user, cat, basket)
+    uc, count = np.unique(key // (bp.rank.max() + 1), return_counts=True)
     shoppers = np.bincount(uc % n_cats, minlength=n_cats)
     again = np.bincount(uc % n_cats, weights=count > 1, minlength=n_cats)
     return np.divide(again, shoppers, out=np.zeros(n_cats), where=shoppers > 0)
