@@ -73,7 +73,7 @@ class Blender(HistoryMixin, BaseRecommender):
         names = [str(self.data_.item_ids[i]) for i in banned]
         pool: list[Recommendation] = []
         seen: set[str] = set()
-        for rank_group, name in enumerate(self.sources):
+        for name in self.sources:
             for r in self.estimators_[name].recommend(shopper, self.per_source, exclude=names,
                                                       at=at):
                 if r.item not in seen and self.data_.item_index(r.item) not in banned:
@@ -81,7 +81,6 @@ class Blender(HistoryMixin, BaseRecommender):
                     pool.append(r)
             if len(pool) >= 3 * n and self.diversity <= 0:
                 break
-            del rank_group
         if not pool:
             return []
         relevance = -np.arange(len(pool), dtype=np.float64)  # chain order is the relevance
