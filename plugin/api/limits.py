@@ -65,7 +65,17 @@ def _per_client_limit() -> str:
     return str(current_app.config.get("API_RATE_LIMIT_PER_CLIENT", DEFAULT_PER_CLIENT))
 
 
-limiter = Limiter(key_func=_client, headers_enabled=True, default_limits=[])
+# Headers are added by ``retry_after`` on 429 answers only (the library's would put a
+# ``Retry-After`` on every 200 too).
+limiter = Limiter(key_func=_client, headers_enabled=False, default_limits=[])
+
+
+def retry_after_seconds() -> int:
+    """Seconds until the breached limit's window resets (at least 1)."""
+    current = limiter.current_limit
+    if current is None:
+        return 1
+    return max(1, int(current.reset_at - time.time()) + 1)
 
 #: Decorators applied to every ``/api/v1`` view.
 per_key = limiter.limit(_per_key_limit, key_func=_key)

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, make_response, request
+from flask_limiter.errors import RateLimitExceeded
 
 from plugin.api import access, consent, events, service
 from plugin.api.identity import ShopperIdentity, resolve_identity
-from plugin.api.limits import DEFAULT_STORAGE_URI, limiter, per_client, per_key
+from plugin.api.limits import (
+    DEFAULT_STORAGE_URI,
+    limiter,
+    per_client,
+    per_key,
+    retry_after_seconds,
+)
 from plugin.api.schemas import (
     ConfigSchema,
     ConsentSchema,
@@ -16,15 +23,23 @@ from plugin.api.schemas import (
     RecommendationsSchema,
     StoredSchema,
 )
-from plugin.errors import BadRequest, Unprocessable
+from plugin.errors import BadRequest, Unprocessable, error_response
 from plugin.openapi import doc
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
+def _rate_limited(err: RateLimitExceeded) -> Response:
+    response = error_response(429, "Too many requests; retry later.")
+    response.headers["Retry-After"] = str(retry_after_seconds())
+    return response
+
+
 def _init_limiter(state) -> None:
     state.app.config.setdefault("RATELIMIT_STORAGE_URI", DEFAULT_STORAGE_URI)
     limiter.init_app(state.app)
+    # app-wide: other blueprints use the same limits (offers, sub-profiles)
+    state.app.register_error_handler(RateLimitExceeded, _rate_limited)
 
 
 bp.record_once(_init_limiter)
