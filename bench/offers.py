@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "dunnhumby-complete-journey"
 DAY0 = date(2017, 1, 1)
 TYPES = ("Type A", "Type B", "Type C")
+SWEEP = (0.15, 0.25, 0.35)
 
 ESTIMATOR = """\
 Estimator: regression adjustment on the treated (T-learner, cross-fitted over 5 household
@@ -255,9 +256,20 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(np.unique(pairs['campaign']))} campaigns, margin {args.margin:.0%}\n")
     print(table(rows))
     print("\n" + ESTIMATOR)
+    sweep = {m: evaluate(pairs, fit, m, args.seed) for m in SWEEP}
+    print("\nSensitivity: est. net margin (coupons given) at other gross margins; the "
+          "shopkeeper policy re-decides at each margin and random / most-likely-to-redeem "
+          "give as many coupons as it does\n")
+    print("| policy | " + " | ".join(f"{m:.0%}" for m in SWEEP) + " |\n|---|"
+          + "---|" * len(SWEEP))
+    for i, r in enumerate(rows):
+        print(f"| {r['policy']} | " + " | ".join(
+            f"{sweep[m][i]['net_margin']:,.0f} ({sweep[m][i]['coupons_given']:,})"
+            for m in SWEEP) + " |")
     print(f"\nruntime {time.perf_counter() - started:.1f} s")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "margin": args.margin,
+                                         "sweep": {str(m): v for m, v in sweep.items()},
                                          "estimator": ESTIMATOR}, indent=2))
     return 0
 
