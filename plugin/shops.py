@@ -86,28 +86,16 @@ def mark_uninstalled(shop: Shop, *, at: datetime | None = None) -> None:
 
 
 def erase_shop(shop_id: str) -> None:
-    """Delete every row of a shop (cascades through all shop-scoped tables)."""
-    from plugin.models import (
-        Cart,
-        Customer,
-        Interaction,
-        Order,
-        Product,
-        SyncState,
-        Variant,
-        WebhookDelivery,
-    )
+    """Delete every row of a shop: each table with a ``shop_id`` column (children first),
+    so tables added by later features are covered without being listed here."""
+    from plugin.models import Order, OrderLine
 
-    # Explicit deletes first so this works on SQLite without foreign-key enforcement too.
-    for model in (Interaction, WebhookDelivery, Variant, Product, Cart, Customer, SyncState,
-                  AuditLog):
-        db.session.execute(sa.delete(model).where(model.shop_id == shop_id))
     order_ids = sa.select(Order.id).where(Order.shop_id == shop_id)
-    from plugin.models import OrderLine
     db.session.execute(sa.delete(OrderLine).where(OrderLine.order_id.in_(order_ids)))
-    db.session.execute(sa.delete(Order).where(Order.shop_id == shop_id))
-    db.session.execute(sa.delete(Installation).where(Installation.shop_id == shop_id))
-    db.session.execute(sa.delete(Shop).where(Shop.id == shop_id))
+    for table in reversed(db.metadata.sorted_tables):
+        if "shop_id" in table.c and table.name != Shop.__tablename__:
+            db.session.execute(sa.delete(table).where(table.c.shop_id == shop_id))
+    db.session.execute(sa.delete(Shop.__table__).where(Shop.__table__.c.id == shop_id))
     log.info("shop.erased", extra={"shop_id": shop_id})
 
 

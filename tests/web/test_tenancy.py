@@ -54,3 +54,26 @@ def test_credentials_are_encrypted_at_rest(app):
 
     with pytest.raises(InvalidToken):
         credentials_for(shop)
+
+
+def test_erasing_a_shop_empties_every_shop_scoped_table(client):
+    from tests.factories import order_body
+
+    a, b = make_shop(), make_shop()
+    a_id = a.id
+    for shop in (a, b):
+        secret = credentials_for(shop).webhook_secret
+        post_webhook(client, shop.id, secret, "products/upsert", product_body())
+        post_webhook(client, shop.id, secret, "orders/upsert", order_body())
+    inbox.process_inbox()
+    erase_shop(a_id)
+    db.session.commit()
+    for table in db.metadata.sorted_tables:
+        column = table.c.get("shop_id") if "shop_id" in table.c else (
+            table.c.id if table.name == "shops" else None)
+        if column is None:
+            continue
+        left = db.session.scalar(sa.select(sa.func.count()).select_from(table)
+                                 .where(column == a_id))
+        assert left == 0, table.name
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Product)) == 1
