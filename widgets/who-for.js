@@ -4,8 +4,8 @@
  * whether this basket looks bought for someone else; if so it opens an accessible dialog:
  * me / an existing person / someone new (name or relationship, optional age band) / a
  * one-off gift, plus "don't ask again". When the shopper has people, it shows a
- * "Shopping for" switcher. Merchants can call el.reassign({order_id}, subprofileId) from an
- * order-history page. Theme with --sk-* custom properties; text only via textContent.
+ * "Shopping for" switcher and a "Past orders" list to say who each recent order was for
+ * (merchants can also call el.reassign({order_id}, subprofileId) from their own pages). Theme with --sk-* custom properties; text only via textContent.
  */
 (function (w, d) {
   "use strict";
@@ -36,6 +36,9 @@
     ".sk-new label{display:grid;gap:.2rem}",
     ".sk-actions{display:flex;justify-content:flex-end;gap:.5rem;margin-top:1rem}",
     ".sk-error{color:#a4161a;font-weight:600}",
+    "details{margin:.25rem 0 1rem}summary{cursor:pointer}",
+    ".sk-orders{list-style:none;margin:.5rem 0 0;padding:0;display:grid;gap:.5rem}",
+    ".sk-orders li{display:flex;flex-wrap:wrap;align-items:center;justify-content:space-between;gap:.5rem}",
     ".sk-live{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}",
     ":focus-visible{outline:3px solid var(--sk-focus,#1a5fd0);outline-offset:2px}"
   ].join("");
@@ -56,6 +59,8 @@
     who_for_later: "Not now",
     who_for_switch: "Shopping for",
     who_for_saved: "Saved.",
+    who_for_orders: "Past orders",
+    who_for_order_for: "Who was the order of {date} for?",
     who_for_name_needed: "Please enter a name or relationship."
   };
   var BATCH_MS = 300; // purchase lines tracked one by one form one question
@@ -175,6 +180,7 @@
         }));
         children.push(h("div", { "class": "sk-bar" }, [
           h("label", { "for": this._id + "-switch" }, [s.who_for_switch]), select]));
+        children.push(this._ordersPanel());
       }
       var dialog = this._dialog && this._dialog.open ? this._dialog : null;
       root.replaceChildren.apply(root, dialog ? children.concat([dialog]) : children);
@@ -184,6 +190,42 @@
     }
 
     _say(text) { if (this._live) this._live.textContent = text; }
+
+    /** "Past orders": say who each recent order was for (reassigns its purchases). */
+    _ordersPanel() {
+      var s = this._strings, self = this;
+      var list = h("ul", { "class": "sk-orders" });
+      var panel = h("details", { "class": "sk-past" }, [h("summary", {}, [s.who_for_orders]), list]);
+      panel.addEventListener("toggle", sk.guard(function () {
+        if (!panel.open || panel._loaded) return;
+        panel._loaded = true;
+        self._call("GET", "/orders").then(sk.guard(function (r) {
+          list.replaceChildren.apply(list, ((r && r.orders) || []).map(function (o) {
+            return self._orderRow(o);
+          }));
+        }));
+      }));
+      return panel;
+    }
+
+    _orderRow(order) {
+      var s = this._strings, self = this;
+      var date = new Date(order.at).toLocaleDateString(d.documentElement.lang || undefined);
+      var titles = order.items.slice(0, 3).map(function (i) { return i.title; }).join(", ");
+      if (order.items.length > 3) titles += " +" + (order.items.length - 3);
+      var select = h("select", {
+        "aria-label": s.who_for_order_for.replace("{date}", date), "data-order-id": order.order_id
+      }, [h("option", { value: "" }, [s.who_for_me])].concat(this._people.map(function (p) {
+        return h("option", { value: String(p.id), selected: p.id === order.subprofile_id ? "" : null }, [p.name]);
+      })));
+      select.addEventListener("change", sk.guard(function () {
+        var id = select.value ? parseInt(select.value, 10) : null;
+        self.reassign({ order_id: order.order_id }, id).then(sk.guard(function (r) {
+          if (r) self._say(s.who_for_saved);
+        }));
+      }));
+      return h("li", {}, [h("span", {}, [date + ": " + titles]), select]);
+    }
 
     /** An add-to-cart asks about that product; purchase lines are batched into one basket. */
     _onEvent(type, props) {

@@ -121,3 +121,20 @@ class SubRecsSchema(Schema):
     subprofile = fields.Nested(SubProfileSchema, required=True)
     title = fields.String(required=True)
     items = fields.List(fields.Nested(SubRecItemSchema), required=True)
+
+
+class OrderItemSchema(Schema):
+    product_id = fields.String(required=True)
+    title = fields.String(required=True)
+
+
+class OrderSchema(Schema):
+    order_id = fields.String(required=True)
+    at = fields.AwareDateTime(required=True)
+    items = fields.List(fields.Nested(OrderItemSchema), required=True)
+    subprofile_id = fields.Integer(allow_none=True)
+    mixed = fields.Boolean(required=True)
+
+
+class OrdersSchema(Schema):
+    orders = fields.List(fields.Nested(OrderSchema), required=True)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from plugin.errors import NotFound, Unprocessable
 from plugin.extensions import db
-from plugin.models import Interaction, PromptState, Shop, SubProfile
+from plugin.models import Interaction, Product, PromptState, Shop, SubProfile
 from plugin.models.types import utcnow
 from plugin.subprofiles import recs
 
@@ -214,6 +214,39 @@ def _merge_prompt_state(shop: Shop, anonymous_id: str, customer_id: str) -> None
     mine.active_subprofile_id = mine.active_subprofile_id or anon.active_subprofile_id
     mine.pending = mine.pending or anon.pending or {}
     db.session.delete(anon)
+
+
+def recent_orders(shop: Shop, owner: str, limit: int = 10) -> list[dict[str, Any]]:
+    """The owner's latest orders with who each line is for (to reassign past purchases)."""
+    latest = sa.func.max(Interaction.occurred_at)
+    orders = db.session.execute(
+        sa.select(Interaction.order_external_id, latest.label("at"))
+        .where(Interaction.shop_id == shop.id, Interaction.shopper_id == owner,
+               Interaction.kind == "purchase", Interaction.order_external_id.is_not(None))
+        .group_by(Interaction.order_external_id).order_by(latest.desc()).limit(limit)).all()
+    if not orders:
+        return []
+    ids = [o.order_external_id for o in orders]
+    lines = db.session.execute(
+        sa.select(Interaction.order_external_id, Interaction.product_external_id,
+                  Interaction.subprofile_id, Product.title)
+        .outerjoin(Product, sa.and_(Product.shop_id == Interaction.shop_id,
+                                    Product.external_id == Interaction.product_external_id))
+        .where(Interaction.shop_id == shop.id, Interaction.shopper_id == owner,
+               Interaction.kind == "purchase", Interaction.order_external_id.in_(ids))
+        .order_by(Interaction.id)).all()
+    out = {o.order_external_id: {"order_id": o.order_external_id, "at": o.at, "items": [],
+                                 "subprofile_ids": set()} for o in orders}
+    for line in lines:
+        entry = out[line.order_external_id]
+        entry["items"].append({"product_id": line.product_external_id,
+                               "title": line.title or line.product_external_id})
+        entry["subprofile_ids"].add(line.subprofile_id)
+    for entry in out.values():
+        subs = entry.pop("subprofile_ids")
+        entry["subprofile_id"] = next(iter(subs)) if len(subs) == 1 else None
+        entry["mixed"] = len(subs) > 1
+    return [out[i] for i in ids]
 
 
 def describe(row: SubProfile) -> dict[str, Any]:

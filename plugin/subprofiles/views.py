@@ -22,6 +22,7 @@ from plugin.subprofiles.schemas import (
     AnswerSchema,
     CreateRequest,
     MovedSchema,
+    OrdersSchema,
     PromptRequest,
     PromptSchema,
     ReassignRequest,
@@ -139,6 +140,15 @@ def set_active():
     data = ActiveRequest().load(_body())
     active = service.set_active(g.api_shop, g.owner, data["subprofile_id"])
     return jsonify(ActiveSchema().dump({"active_subprofile_id": active}))
+
+
+@bp.get("/orders")
+@per_key
+@per_client
+@doc(summary="The shopper's latest orders and who each is for (to reassign them)",
+     tags=_TAGS, response=OrdersSchema, errors=_ERRORS)
+def recent_orders():
+    return jsonify(OrdersSchema().dump({"orders": service.recent_orders(g.api_shop, g.owner)}))
 
 
 @bp.post("/reassign")

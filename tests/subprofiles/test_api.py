@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from plugin.extensions import db
 from plugin.models import Interaction
+from plugin.models.types import utcnow
 from tests.subprofiles.conftest import BABY, T0, add_order, anonymous, customer
 
 
@@ -103,3 +104,21 @@ def test_foreign_origin_is_refused(client, store):
                           headers={"Origin": "https://evil.example",
                                    "X-Shopkeeper-Shopper": "anon_" + "a" * 22})
     assert response.status_code == 403
+
+
+def test_recent_orders_list_who_each_is_for(host, store):
+    maya = host.create("Maya")
+    add_order(store.id, "host", "o-baby", BABY[:2], utcnow())
+    host.post("/reassign", {"subprofile_id": maya, "order_id": "o-baby"})
+    orders = host.get("/orders").get_json()["orders"]
+    assert [o["order_id"] for o in orders[:2]] == ["o-baby", "h-3"]
+    first = orders[0]
+    assert (first["subprofile_id"], first["mixed"]) == (maya, False)
+    assert [i["product_id"] for i in first["items"]] == BABY[:2]
+    assert first["items"][0]["title"] == f"Baby Foods {BABY[0]}"
+    assert orders[1]["subprofile_id"] is None
+    assert len(orders) == 5  # the host's four orders and this one
+
+
+def test_recent_orders_are_the_callers_only(client, store):
+    assert customer(client, store, "nobody").get("/orders").get_json() == {"orders": []}

@@ -133,6 +133,20 @@ def test_prompt_creates_a_subprofile_and_switches_to_it(demo_shop, live, page):
     again = _add(page, product)
     assert (again["ask"], again["reason"]) == (False, "shopping_for_subprofile")
     assert page.locator(DIALOG).count() == 0
+
+    # Past orders: say the latest real order was for Maya; its purchase lines move to her.
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/orders")) as listed:
+        page.locator("shopkeeper-shopping-for summary").click()
+    latest = listed.value.json()["orders"][0]
+    row = page.locator(f'shopkeeper-shopping-for select[data-order-id="{latest["order_id"]}"]')
+    assert row.get_attribute("aria-label").startswith("Who was the order of ")
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/reassign")) as moved:
+        row.select_option(label="Maya")
+    assert moved.value.json()["moved"] == len(latest["items"]) > 0
+    owners = _read(lambda: set(db.session.scalars(sa.select(Interaction.subprofile_id).where(
+        Interaction.shop_id == demo_shop.id, Interaction.shopper_id == customer,
+        Interaction.order_external_id == latest["order_id"]))))
+    assert owners == {maya.id}
     _clean(page)
 
 
