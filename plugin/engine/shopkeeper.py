@@ -63,7 +63,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                  max_validation_users: int = 3000, max_iter: int = 200,
                  learning_rate: float = 0.05, max_leaf_nodes: int = 31, max_depth: int = 8,
                  diversity: float = 0.0,
-                 explore_slots: int = 0, explore_boost: float = 0.5,
+                 explore_slots: int = 0, explore_boost: float = 0.25,
                  excluded_items: tuple[str, ...] = (),
                  fallback: tuple[str, ...] = ("segment", "trending"),
                  random_state: int | None = 0) -> None:
