@@ -68,6 +68,13 @@ def retrain_due_shops() -> int:
     return retrain_due()
 
 
+def run_offer_jobs() -> object:
+    """Attribution, outcome settlement, offer expiry, budget release and nudges."""
+    from plugin.offers.jobs import run_offer_jobs as run
+
+    return run()
+
+
 def heartbeat() -> None:
     """Proves the active scheduler is alive (failover tests and the admin page read it)."""
 
@@ -78,6 +85,7 @@ SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], dict]] = {
     "purge_uninstalled": (purge_uninstalled_shops, {"hours": 1}),
     "sync_all_shops": (sync_all_shops, {"minutes": 30}),
     "retrain_due_shops": (retrain_due_shops, {"hours": 1}),
+    "offers": (run_offer_jobs, {"minutes": 10}),
 }
 
 

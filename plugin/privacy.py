@@ -13,8 +13,19 @@ import sqlalchemy as sa
 from flask import current_app
 
 from plugin.extensions import db
-from plugin.models import Cart, Customer, Interaction, Order, PromptState, SubProfile
+from plugin.models import (
+    Cart,
+    Customer,
+    Impression,
+    Interaction,
+    Order,
+    PromptState,
+    RecommendationCache,
+    ShopperConsent,
+    SubProfile,
+)
 from plugin.models.types import utcnow
+from plugin.offers import privacy as offers_privacy
 from plugin.shops import audit
 
 log = logging.getLogger("shopkeeper.privacy")
@@ -46,6 +57,7 @@ def export_customer(shop_id: str, customer_id: str) -> dict[str, Any]:
                          "created_at": _iso(s.created_at)}
                         for s in db.session.scalars(sa.select(SubProfile).filter_by(
                             shop_id=shop_id, owner_id=customer_id).order_by(SubProfile.id))],
+        **offers_privacy.export_shopper(shop_id, customer_id),
     }
 
 
@@ -68,6 +80,14 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
     db.session.execute(sa.update(Order).where(Order.shop_id == shop_id,
                                               Order.customer_external_id == customer_id)
                        .values(customer_external_id=None))
+    # What serving kept about them: cached lists, consent choice, impressions' shopper link.
+    for model in (RecommendationCache, ShopperConsent):
+        db.session.execute(sa.delete(model).where(model.shop_id == shop_id,
+                                                  model.shopper_id == customer_id))
+    db.session.execute(sa.update(Impression).where(Impression.shop_id == shop_id,
+                                                   Impression.shopper_id == customer_id)
+                       .values(shopper_id=None))
+    offers_privacy.erase_shopper(shop_id, customer_id)
     db.session.execute(sa.update(Cart).where(Cart.shop_id == shop_id,
                                              Cart.customer_external_id == customer_id)
                        .values(customer_external_id=None))

@@ -77,3 +77,29 @@ def test_erasing_a_shop_empties_every_shop_scoped_table(client):
                                  .where(column == a_id))
         assert left == 0, table.name
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Product)) == 1
+
+
+def test_customer_erasure_reaches_serving_and_offers_rows(client, shop, shop_secret):
+    from plugin.models import Impression, Offer, RecommendationCache, ShopperConsent
+    from plugin.models.types import utcnow
+    from plugin.privacy import erase_customer, export_customer
+
+    db.session.add_all([
+        Impression(shop_id=shop.id, rec_id="r-erase", shopper_id="c1", placement="for_you",
+                   items=[], sources=[], holdout=False, personalized=True),
+        ShopperConsent(shop_id=shop.id, shopper_id="c1", granted=True),
+        Offer(shop_id=shop.id, public_id="of-erase", shopper_id="c1", cart_hash="h",
+              stage="idle_cart", status="quoted",
+              expires_at=utcnow(), features={"x": 1}),
+    ])
+    db.session.commit()
+    assert "offers" in export_customer(shop.id, "c1")
+    erase_customer(shop.id, "c1")
+    db.session.commit()
+    assert db.session.scalar(sa.select(Impression.shopper_id).filter_by(rec_id="r-erase")) \
+        is None
+    for model in (ShopperConsent, RecommendationCache):
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(model).where(
+            model.shopper_id == "c1")) == 0
+    offer = db.session.scalar(sa.select(Offer).filter_by(public_id="of-erase"))
+    assert offer.shopper_id != "c1" and offer.features == {}
