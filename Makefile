@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-dev
 
-.PHONY: demo test lint install evaluate bench bench-ingest bench-serve clean
+.PHONY: demo test lint install evaluate bench bench-ingest bench-serve bench-offers \
+        bench-subprofiles bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +40,21 @@ bench-ingest: $(STAMP)
 bench-serve: $(STAMP)
 	$(BIN)/python bench/serve.py
 
-bench: bench-ingest bench-serve evaluate
+## Cart-offer targeting vs "everyone" and random on Complete Journey coupons
+bench-offers: $(STAMP)
+	$(BIN)/python bench/offers.py
+
+## Sub-profile detection and recovery on grafted shoppers
+bench-subprofiles: $(STAMP)
+	$(BIN)/python bench/subprofiles.py
+
+## Several shops, web + inbox workers under concurrent traffic
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py
+
+## Every benchmark, one summary table
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info
