@@ -75,6 +75,20 @@ def run_offer_jobs() -> object:
     return run()
 
 
+def apply_subprofile_answers() -> int:
+    """Order lines that arrived after a shopper said who they were buying for follow it."""
+    import sqlalchemy as sa
+
+    from plugin.models import Shop
+    from plugin.subprofiles.prompt import apply_pending
+
+    moved = 0
+    for shop_id in db.session.scalars(sa.select(Shop.id).where(Shop.status == "active")).all():
+        moved += apply_pending(shop_id)
+        db.session.commit()
+    return moved
+
+
 def heartbeat() -> None:
     """Proves the active scheduler is alive (failover tests and the admin page read it)."""
 
@@ -86,6 +100,7 @@ SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], dict]] = {
     "sync_all_shops": (sync_all_shops, {"minutes": 30}),
     "retrain_due_shops": (retrain_due_shops, {"hours": 1}),
     "offers": (run_offer_jobs, {"minutes": 10}),
+    "subprofile_answers": (apply_subprofile_answers, {"minutes": 1}),
 }
 
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from plugin import lease
 from plugin.extensions import db
 from plugin.jobs import Worker
-from plugin.models import WebhookDelivery
+from plugin.models import JobRun, WebhookDelivery
 from plugin.models.types import utcnow
 from plugin.webhooks import inbox
 from tests.factories import post_webhook, product_body
@@ -146,3 +146,17 @@ def test_standby_takes_over_after_kill_9(app, database_url, tmp_path):
                 p.wait(10)
         engine.dispose()
     assert all(p.returncode is not None for p in (a, b))
+
+
+def test_every_scheduled_job_runs_and_is_recorded(app):
+    """Each leader job runs once against an empty shop without failing."""
+    from plugin.jobs import SCHEDULED_JOBS, run_recorded
+    from tests.factories import make_shop
+
+    make_shop()
+    for name, (fn, _trigger) in SCHEDULED_JOBS.items():
+        run_recorded(app, name, fn)
+    runs = {r.job: r for r in db.session.scalars(sa.select(JobRun))}
+    assert set(runs) == set(SCHEDULED_JOBS)
+    failed = {name: r.error for name, r in runs.items() if r.status != "ok"}
+    assert failed == {}
