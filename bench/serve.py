@@ -209,7 +209,11 @@ def main() -> int:
                                  cpu_total + _server_cpu(server.pid) - cpu)
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(60)  # under load gunicorn can take a while to stop its workers
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
     print(f"database: {url.split('@')[-1]}   gunicorn workers: {args.w}   "
           f"client threads: {args.c}   requests per endpoint: {args.n}")
