@@ -60,7 +60,8 @@ class SegmentRecommender(HistoryMixin, BaseRecommender):
         active = np.flatnonzero(np.diff(m.indptr) > 0)
         k = max(1, min(self.n_components, x.n_items - 1, len(active) - 1))
         if len(active) >= 2 and x.n_items >= 2:
-            svd = TruncatedSVD(k, random_state=self.random_state).fit(m[active])
+            with np.errstate(invalid="ignore"):  # explained-variance ratio of a rank-1 matrix
+                svd = TruncatedSVD(k, random_state=self.random_state).fit(m[active])
             self.components_ = svd.components_
         else:
             self.components_ = np.zeros((1, x.n_items))
