@@ -32,6 +32,11 @@ _CNT = FEATURES.index("log_count")
 class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     """Blend of repeat, due-date and neighbour signals with learned weights.
 
+    ``recommend(..., at=t)`` rebuilds the shopper's own past from purchases before ``t``
+    and measures due dates from ``t``; shop-wide state (item statistics, neighbours, the
+    ranker) is that of the fitted data, as in the baselines, so fit on data before ``t``
+    for a strict point-in-time answer (the offline evaluation does).
+
     Parameters
     ----------
     n_neighbors, neighbour_decay : nearest shoppers and the per-basket decay of their
