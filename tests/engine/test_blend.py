@@ -22,7 +22,8 @@ def test_unknown_source_name_raises():
 
 
 def test_sources_are_tried_in_order():
-    model = Blender(sources=("repurchase_due", "trending")).fit(weekly_history())
+    model = Blender(sources=("repurchase_due", "trending"), learn_weights=False).fit(
+        weekly_history())
     recs = model.recommend("s00", 10)
     sources = [r.source for r in recs]
     assert sources[0] == "repurchase_due"
@@ -58,3 +59,18 @@ def test_diversity_knob_diversifies_blended_lists():
                     for r in m.recommend("s02", 4)})
 
     assert categories(diverse) > categories(plain)
+
+
+def test_weights_are_learned_and_favour_the_informative_source():
+    """On weekly groceries "what is due" predicts the next basket; content look-alikes do not."""
+    model = Blender(sources=("repurchase_due", "content"), validation_users=24).fit(
+        weekly_history())
+    assert model.weights_ is not None
+    assert model.weights_[0] > model.weights_[1]
+
+
+def test_without_learned_weights_the_chain_order_decides():
+    model = Blender(sources=("trending", "repurchase_due"), learn_weights=False).fit(
+        weekly_history())
+    assert model.weights_ is None
+    assert model.recommend("s00", 3)[0].source == "trending"
