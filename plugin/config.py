@@ -48,6 +48,27 @@ class Config:
     SHOPIFY_API_KEY = ""
     # Shopify app client secret: verifies OAuth callbacks, webhooks and session tokens.
     SHOPIFY_API_SECRET = ""
+    # Shopper API rate limits (flask-limiter syntax): all calls of one widget key...
+    API_RATE_LIMIT_PER_KEY = "6000 per minute"
+    # ...and all calls of one client address.
+    API_RATE_LIMIT_PER_CLIENT = "300 per minute"
+    # Rate-limit counters: in-process by default; e.g. redis://host:6379 to share them.
+    RATELIMIT_STORAGE_URI = "sk-memory://"
+    # Items precomputed per shopper by training (the top-N cache).
+    RECS_CACHE_SIZE = 50
+    # Cached lists older than this (seconds) are recomputed online.
+    RECS_CACHE_TTL_SECONDS = 36 * 3600
+    # Seconds a web worker reuses a shop's settings/secret, the served model version and
+    # the live-product snapshot (0 for the snapshot: query every time).
+    API_SHOP_CACHE_SECONDS = 10
+    API_VERSION_CACHE_SECONDS = 10
+    API_CATALOG_CACHE_SECONDS = 5
+    # Impressions are written behind every N seconds (0: inside the request).
+    API_IMPRESSION_FLUSH_SECONDS = 1
+    # Retrain a shop when its model is older than this many hours...
+    RETRAIN_MAX_AGE_HOURS = 24
+    # ...or after this many new orders.
+    RETRAIN_NEW_ORDERS = 200
     # The admin runs inside the platform admin's iframe: session cookie SameSite=None;
     # Secure; Partitioned. Set false only for a local, non-embedded admin over plain http.
     ADMIN_EMBEDDED = True
