@@ -95,7 +95,7 @@ def erase_shop(shop_id: str) -> None:
     for table in reversed(db.metadata.sorted_tables):
         if "shop_id" in table.c and table.name != Shop.__tablename__:
             db.session.execute(sa.delete(table).where(table.c.shop_id == shop_id))
-    db.session.execute(sa.delete(Shop.__table__).where(Shop.__table__.c.id == shop_id))
+    db.session.execute(sa.delete(Shop).where(Shop.id == shop_id))  # ORM: syncs the session
     log.info("shop.erased", extra={"shop_id": shop_id})
 
 

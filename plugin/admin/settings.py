@@ -67,6 +67,7 @@ def save(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, Any]:
     if changed:
         shops.audit(shop.id, "settings.changed", keys=changed)
     db.session.commit()
+    _forget_api_caches()
     return current(shop)
 
 
@@ -75,6 +76,7 @@ def rotate_widget_key(shop: Shop) -> str:
     shop.widget_key = crypto.new_token("pk", 18)
     shops.audit(shop.id, "keys.widget_key_rotated")
     db.session.commit()
+    _forget_api_caches()
     return shop.widget_key
 
 
@@ -86,7 +88,18 @@ def rotate_webhook_secret(shop: Shop) -> str:
     shops.save_credentials(shop, replace(creds, webhook_secret=secret))
     shops.audit(shop.id, "keys.webhook_secret_rotated")
     db.session.commit()
+    _forget_api_caches()  # customer tokens signed with the old secret stop working here
     return secret
+
+
+def _forget_api_caches() -> None:
+    """This process forgets cached shops and verified tokens at once; other web workers
+    do within ``API_SHOP_CACHE_SECONDS``."""
+    from plugin.api.access import forget_shops
+    from plugin.api.identity import forget_verified_tokens
+
+    forget_shops()
+    forget_verified_tokens()
 
 
 def _jsonable(value: Any) -> Any:

@@ -129,3 +129,4 @@ class KeyQuery(Schema):
         unknown = EXCLUDE
 
     key = fields.String()
+    shopper = fields.String(metadata={"description": "anonymous id, for sendBeacon only"})

@@ -15,6 +15,7 @@ from plugin.api.filters import Servable, apply_live_filters
 from plugin.api.identity import ShopperIdentity
 from plugin.engine.base import Recommendation
 from plugin.extensions import db
+from plugin.merchandising import merchandise
 from plugin.models import Product
 
 DEFAULT_HOLDOUT_SHARE = 0.1
@@ -61,6 +62,7 @@ def recommend(shop: AnyShop, identity: ShopperIdentity, query: RecsQuery) -> dic
         chain = _personal_or_contextual(shop, version, customer, query, want, exclude)
     if query.placement != "reorder":  # "the usual?" makes no sense with popular items
         chain += sources.popular(shop.id, version)
+    chain = merchandise(shop.id, settings_of(shop), chain)  # merchant pin/boost/exclude
     items = apply_live_filters(shop, chain, query.n, exclude=exclude)
     personalized = any(i.source not in sources.NON_PERSONAL for i in items)
     rec_id = _log_impression(shop, identity.key if consented else None, query.placement,

@@ -6,11 +6,12 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app
 
+from plugin import cache as redis_cache
 from plugin.api import model_store
 from plugin.engine.base import Recommendation
 from plugin.extensions import db
@@ -45,6 +46,7 @@ def bought_since(shop_id: str, shopper_ids: Iterable[str],
     ids = [str(s) for s in shopper_ids]
     query = sa.select(Interaction.shopper_id, Interaction.product_external_id).where(
         Interaction.shop_id == shop_id, Interaction.kind == "purchase",
+        Interaction.subprofile_id.is_(None),  # bought for someone else: not theirs
         Interaction.shopper_id.in_(ids))
     if since is not None:
         query = query.where(Interaction.occurred_at > since)
@@ -96,14 +98,29 @@ _CACHE_ROW = (
            RecommendationCache.shopper_id == sa.bindparam("shopper")))
 
 
+def cache_key(shop_id: str, shopper_id: str) -> str:
+    """Redis key of a shopper's precomputed list (deleted when they order)."""
+    return f"sk:recs:{shop_id}:{shopper_id}"
+
+
 def cached(shop_id: str, shopper_id: str, version: ServedVersion) -> list[Recommendation] | None:
-    """The precomputed top-N when it belongs to the served version and is fresh."""
+    """The precomputed top-N when it belongs to the served version and is fresh.
+
+    Redis (when configured) answers first; the table is the source of truth.
+    """
+    key = cache_key(shop_id, shopper_id)
+    hit = redis_cache.get_json(key)
+    if hit is not None and hit.get("v") == version.id:
+        return _decode(hit["items"])
     row = db.session.execute(_CACHE_ROW, {"shop": shop_id, "shopper": shopper_id}).first()
     if row is None or row.model_version_id != version.id:
         return None
     ttl = float(current_app.config.get("RECS_CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL_SECONDS))
-    if row.computed_at < utcnow() - timedelta(seconds=ttl):
+    age = (utcnow() - row.computed_at).total_seconds()
+    if age > ttl:
         return None
+    redis_cache.set_json(key, {"v": version.id, "items": row.items},
+                         max(1, int(min(ttl - age, 3600))))
     return _decode(row.items)
 
 

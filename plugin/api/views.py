@@ -6,7 +6,7 @@ from flask import Blueprint, Response, g, jsonify, make_response, request
 from flask_limiter.errors import RateLimitExceeded
 
 from plugin.api import access, consent, events, service
-from plugin.api.identity import ShopperIdentity, resolve_identity
+from plugin.api.identity import SHOPPER_HEADER, ShopperIdentity, resolve_identity
 from plugin.api.limits import (
     DEFAULT_STORAGE_URI,
     limiter,
@@ -76,7 +76,12 @@ def _cors(response: Response) -> Response:
 
 
 def _identity(*, required: bool = False) -> ShopperIdentity:
-    identity = resolve_identity(g.api_shop, request.headers)
+    headers = request.headers
+    if SHOPPER_HEADER not in headers and request.args.get("shopper"):
+        # sendBeacon cannot set headers: the anonymous id may ride in the query (same
+        # trust as the header: a random id, never a customer identity).
+        headers = {**dict(headers), SHOPPER_HEADER: request.args["shopper"]}
+    identity = resolve_identity(g.api_shop, headers)
     if required and not identity.key:
         raise Unprocessable("The request is invalid.", {"X-Shopkeeper-Shopper": [
             "Send an anonymous id (anon_ + 22 urlsafe characters) or a customer token."]})

@@ -96,7 +96,21 @@ def upsert_order(shop_id: str, o: rec.Order) -> bool:
                                  variant_external_id=line.variant_id, quantity=line.quantity,
                                  price=line.price))
     _replace_purchases(shop_id, o, customer_id)
+    if customer_id:
+        forget_cached_recommendations(shop_id, customer_id)
     return True
+
+
+def forget_cached_recommendations(shop_id: str, shopper_id: str) -> None:
+    """A new order makes the precomputed list stale (it may hold what was just bought, a
+    durable that must never come back): drop it so serving recomputes it online."""
+    from plugin import cache
+    from plugin.api.sources import cache_key
+    from plugin.models import RecommendationCache
+
+    db.session.execute(sa.delete(RecommendationCache).where(
+        RecommendationCache.shop_id == shop_id, RecommendationCache.shopper_id == shopper_id))
+    cache.delete(cache_key(shop_id, shopper_id))
 
 
 def _replace_purchases(shop_id: str, o: rec.Order, customer_id: str | None) -> None:
