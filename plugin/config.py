@@ -91,6 +91,8 @@ class TestConfig(Config):
     TESTING = True
     LOG_FORMAT = "plain"  # let pytest's caplog see records
     ADMIN_EMBEDDED = False
+    # Impressions written inside the request: no background flush outliving a test's database.
+    API_IMPRESSION_FLUSH_SECONDS = 0
     SECRET_KEY = "test-secret"
     INBOX_RETRY_BASE_SECONDS = 1
 
