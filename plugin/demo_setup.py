@@ -58,8 +58,10 @@ def serve(app: Flask, *, host: str, port: int) -> None:
     """Development server plus the in-process inbox worker."""
     from plugin.jobs import start_background
 
+    from werkzeug.serving import run_simple
+
     worker = start_background(app)
-    try:
-        app.run(host=host, port=port, use_reloader=False, threaded=True)
+    try:  # not app.run(): Flask ignores it inside its own CLI
+        run_simple(host, port, app, threaded=True, use_reloader=False)
     finally:
         worker.stop()
