@@ -22,6 +22,8 @@ from plugin.webhooks.inbox import BatchResult, process_inbox, worker_name
 log = logging.getLogger("shopkeeper.jobs")
 
 LEASE_NAME = "scheduler"
+#: Matches the admin form's default (plugin/admin/schemas.py PrivacySchema).
+DEFAULT_RETENTION_DAYS = 730
 
 
 # ---------------------------------------------------------------- the jobs (thin, idempotent)
@@ -89,6 +91,21 @@ def apply_subprofile_answers() -> int:
     return moved
 
 
+def purge_expired_events() -> int:
+    """Each shop's retention setting (admin > Privacy), applied daily."""
+    import sqlalchemy as sa
+
+    from plugin.models import Shop
+    from plugin.privacy import purge_expired
+
+    purged = 0
+    for shop in db.session.scalars(sa.select(Shop).where(Shop.status == "active")).all():
+        days = int((shop.settings or {}).get("retention_days", DEFAULT_RETENTION_DAYS))
+        purged += purge_expired(shop.id, days)
+        db.session.commit()
+    return purged
+
+
 def heartbeat() -> None:
     """Proves the active scheduler is alive (failover tests and the admin page read it)."""
 
@@ -101,6 +118,7 @@ SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], dict]] = {
     "retrain_due_shops": (retrain_due_shops, {"hours": 1}),
     "offers": (run_offer_jobs, {"minutes": 10}),
     "subprofile_answers": (apply_subprofile_answers, {"minutes": 1}),
+    "retention_purge": (purge_expired_events, {"hours": 24}),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,21 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
                        .values(customer_external_id=None))
     audit(shop_id, "privacy.customer_erased")
     log.info("privacy.customer_erased", extra={"shop_id": shop_id})
+
+
+def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = None) -> int:
+    """Delete shopper events and impressions older than the shop's retention period.
+
+    Orders stay (they are the shop's business records, unlinked on erasure); the events
+    that profile a shopper do not outlive ``retention_days``.
+    """
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    n = db.session.execute(sa.delete(Interaction).where(
+        Interaction.shop_id == shop_id, Interaction.kind != "purchase",
+        Interaction.occurred_at < cutoff)).rowcount
+    n += db.session.execute(sa.delete(Impression).where(
+        Impression.shop_id == shop_id, Impression.created_at < cutoff)).rowcount
+    return n
 
 
 def record_data_request(shop_id: str, customer_id: str) -> Path:

@@ -160,3 +160,23 @@ def test_every_scheduled_job_runs_and_is_recorded(app):
     assert set(runs) == set(SCHEDULED_JOBS)
     failed = {name: r.error for name, r in runs.items() if r.status != "ok"}
     assert failed == {}
+
+
+def test_retention_purge_drops_old_events_but_keeps_purchases(app):
+    from plugin.jobs import purge_expired_events
+    from plugin.models import Impression, Interaction
+    from tests.factories import make_shop
+
+    shop = make_shop()
+    shop.settings = {"retention_days": 30}
+    old, new = utcnow() - timedelta(days=40), utcnow() - timedelta(days=5)
+    for kind, at in (("view", old), ("view", new), ("purchase", old)):
+        db.session.add(Interaction(shop_id=shop.id, shopper_id="c1", kind=kind,
+                                   product_external_id="p1", occurred_at=at, context={}))
+    db.session.add(Impression(shop_id=shop.id, rec_id="r-old", placement="for_you", items=[],
+                              sources=[], created_at=old))
+    db.session.commit()
+    assert purge_expired_events() == 2
+    kinds = sorted(i.kind for i in db.session.scalars(sa.select(Interaction)))
+    assert kinds == ["purchase", "view"]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Impression)) == 0
