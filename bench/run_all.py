@@ -7,8 +7,8 @@ against one throwaway PostgreSQL cluster from ``.ci/postgres.sh``, or
 ``$SHOPKEEPER_TEST_POSTGRES_URL``), its output is kept in a log directory, and its headline
 figures are read back (JSON where the script writes it, its printed table otherwise). Every
 row compares a figure with the baseline measured in the same run: value, baseline, ratio.
-``--quick`` uses smaller counts and one dataset where a benchmark allows it (about 8 min
-instead of about 25 on 2 idle cores).
+``--quick`` uses smaller counts and one dataset where a benchmark allows it (measured on
+2 cores: quick 3.8 min, full 9.5 min when quiet and 29 min under a load average of 14).
 """
 
 from __future__ import annotations
@@ -291,7 +291,7 @@ def render(rows: list[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="smaller runs (about 8 minutes)")
+    ap.add_argument("--quick", action="store_true", help="smaller runs (a few minutes)")
     ap.add_argument("--only", type=lambda v: v.split(","), default=list(BENCHMARKS),
                     help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     ap.add_argument("--logs", type=Path, default=None, help="where each run's output goes")
