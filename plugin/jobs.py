@@ -27,9 +27,10 @@ DEFAULT_RETENTION_DAYS = 730
 
 
 # ---------------------------------------------------------------- the jobs (thin, idempotent)
-def drain_inbox(should_stop: Callable[[], bool] | None = None) -> BatchResult:
-    """Process every due inbox row (safe to run in several workers at once)."""
-    result = process_inbox(should_stop=should_stop)
+def drain_inbox(should_stop: Callable[[], bool] | None = None,
+                max_batches: int = 50) -> BatchResult:
+    """Process due inbox rows (safe to run in several workers at once)."""
+    result = process_inbox(should_stop=should_stop, max_batches=max_batches)
     if result.total:
         log.info("jobs.inbox_drained", extra={"done": result.done, "failed": result.failed,
                                               "dead": result.dead})
@@ -122,9 +123,18 @@ SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], dict]] = {
 }
 
 
-def run_recorded(app: Flask, name: str, fn: Callable[[], object]) -> None:
-    """Run one job inside an app context, recording a ``JobRun`` (never raising)."""
+def run_recorded(app: Flask, name: str, fn: Callable[[], object],
+                 holder: str | None = None) -> None:
+    """Run one job inside an app context, recording a ``JobRun`` (never raising).
+
+    With ``holder``, the job runs only while that worker still holds the scheduler lease:
+    a worker that lost the lease between two loop turns never runs a job beside the new
+    leader.
+    """
     with app.app_context():
+        if holder is not None and lease.holder_of(LEASE_NAME) != holder:
+            log.warning("jobs.skipped_not_leader", extra={"job": name, "worker": holder})
+            return
         run = JobRun(job=name, worker=worker_name(), started_at=utcnow(), status="running")
         db.session.add(run)
         db.session.commit()
@@ -149,10 +159,10 @@ def _observe_job(name: str, run: JobRun) -> None:
     observe_job(name, (run.finished_at - run.started_at).total_seconds(), run.status)
 
 
-def build_scheduler(app: Flask) -> BackgroundScheduler:
+def build_scheduler(app: Flask, holder: str | None = None) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     for name, (fn, trigger) in SCHEDULED_JOBS.items():
-        scheduler.add_job(run_recorded, "interval", args=(app, name, fn), id=name,
+        scheduler.add_job(run_recorded, "interval", args=(app, name, fn, holder), id=name,
                           max_instances=1, coalesce=True, **trigger)
     return scheduler
 
@@ -165,7 +175,7 @@ class Worker:
         self.app = app
         self.name = name or worker_name()
         self.stopping = threading.Event()
-        self.scheduler = build_scheduler(app)
+        self.scheduler = build_scheduler(app, holder=self.name)
         self.leader = False
 
     def stop(self, *_: object) -> None:
@@ -173,7 +183,8 @@ class Worker:
         self.stopping.set()
 
     def tick(self) -> BatchResult:
-        """One loop turn: renew or try the lease, then drain a batch of the inbox."""
+        """One loop turn: renew or try the lease, then one inbox batch. Turns are short
+        (one batch) so the lease is renewed long before it can expire under a backlog."""
         cfg = self.app.config
         with self.app.app_context():
             leader = lease.acquire(LEASE_NAME, self.name, cfg["SCHEDULER_LEASE_SECONDS"])
@@ -184,7 +195,7 @@ class Worker:
                 self.scheduler.pause()
                 log.warning("worker.lost_leadership", extra={"worker": self.name})
             self.leader = leader
-            return drain_inbox(should_stop=self.stopping.is_set)
+            return drain_inbox(should_stop=self.stopping.is_set, max_batches=1)
 
     def run(self) -> None:
         """Block until SIGTERM/SIGINT."""

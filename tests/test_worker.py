@@ -180,3 +180,31 @@ def test_retention_purge_drops_old_events_but_keeps_purchases(app):
     kinds = sorted(i.kind for i in db.session.scalars(sa.select(Interaction)))
     assert kinds == ["purchase", "view"]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Impression)) == 0
+
+
+def test_a_worker_that_lost_the_lease_runs_no_scheduled_job(app):
+    from plugin.jobs import LEASE_NAME, run_recorded
+
+    calls = []
+    assert lease.acquire(LEASE_NAME, "new-leader", 30)
+    run_recorded(app, "heartbeat", lambda: calls.append("old"), holder="old-leader")
+    run_recorded(app, "heartbeat", lambda: calls.append("new"), holder="new-leader")
+    assert calls == ["new"]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(JobRun)) == 1
+
+
+def test_one_tick_processes_one_batch_so_the_lease_is_renewed_often(app, client, shop,
+                                                                    shop_secret):
+    app.config["INBOX_BATCH_SIZE"] = 2
+    for i in range(5):
+        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
+    worker = Worker(app, name="w1")
+    worker.scheduler.start(paused=True)
+    try:
+        assert worker.tick().done == 2  # one batch per turn, then the lease again
+        renewed = db.session.scalar(sa.select(sa.text("expires_at FROM scheduler_leases")))
+        assert worker.tick().done == 2
+        assert db.session.scalar(sa.select(sa.text("expires_at FROM scheduler_leases"))) \
+            >= renewed
+    finally:
+        worker.scheduler.shutdown(wait=False)
