@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-dev
 
 .PHONY: demo test lint install evaluate bench bench-ingest bench-serve bench-offers \
-        bench-subprofiles bench-scale clean
+        bench-subprofiles bench-scale bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,9 +52,12 @@ bench-subprofiles: $(STAMP)
 bench-scale: $(STAMP)
 	$(BIN)/python bench/scale.py
 
-## Every benchmark, one summary table
+## Every benchmark, one summary table (about 10 minutes on a quiet 2-core machine)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info
