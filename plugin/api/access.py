@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Request, Response, current_app
+from flask import Request, Response, current_app, g, make_response, request
 
 from plugin.errors import Forbidden, NotFound
 from plugin.extensions import db
@@ -137,4 +137,35 @@ def add_cors_headers(response: Response, origin: str, *, preflight: bool = False
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
         response.headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
+    return response
+
+
+def open_gate(*, cached: bool = True, methods: str | None = None) -> Response | None:
+    """``before_request`` of every shopper-facing blueprint: the shop by its public key,
+    foreign browser origins refused, preflights answered (``methods`` overrides the
+    allowed methods). ``cached`` reuses the per-process shop snapshot."""
+    g.api_shop = None
+    key = widget_key(request)
+    shop = cached_shop_for_key(key) if cached else shop_for_key(key)
+    origin = request.headers.get("Origin")
+    enforce_origin(shop, origin)
+    g.api_shop = shop
+    if request.method != "OPTIONS":
+        return None
+    response = make_response("", 204)
+    if origin:
+        add_cors_headers(response, origin, preflight=True)
+        if methods:
+            response.headers["Access-Control-Allow-Methods"] = methods
+    return response
+
+
+def close_gate(response: Response) -> Response:
+    """``after_request`` twin of ``open_gate``: CORS for allowed origins, never cached."""
+    origin = request.headers.get("Origin")
+    shop = g.get("api_shop")
+    if origin and shop is not None and origin_allowed(shop, origin) \
+            and "Access-Control-Allow-Origin" not in response.headers:
+        add_cors_headers(response, origin)
+    response.headers.setdefault("Cache-Control", "no-store")
     return response

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify, make_response, request
+from flask import Blueprint, Response, g, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
 
 from plugin.api import access, consent, events, service
@@ -53,26 +53,10 @@ _EVENTS, _STORED, _CONSENT = EventsRequest(), StoredSchema(), ConsentSchema()
 @bp.before_request
 def _resolve_shop() -> Response | None:
     """Every call names a shop by its public key; foreign browser origins are refused."""
-    g.api_shop = None
-    shop = access.cached_shop_for_key(access.widget_key(request))
-    origin = request.headers.get("Origin")
-    access.enforce_origin(shop, origin)
-    g.api_shop = shop
-    if request.method == "OPTIONS":
-        response = make_response("", 204)
-        return access.add_cors_headers(response, origin, preflight=True) if origin else response
-    return None
+    return access.open_gate()
 
 
-@bp.after_request
-def _cors(response: Response) -> Response:
-    origin = request.headers.get("Origin")
-    shop = g.get("api_shop")
-    if origin and shop is not None and access.origin_allowed(shop, origin) \
-            and "Access-Control-Allow-Origin" not in response.headers:
-        access.add_cors_headers(response, origin)
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+bp.after_request(access.close_gate)
 
 
 def _identity(*, required: bool = False) -> ShopperIdentity:

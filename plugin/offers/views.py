@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, Response, g, jsonify, make_response, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from plugin.api import access
 from plugin.api.consent import has_consent
@@ -32,25 +32,10 @@ _ERRORS = (400, 403, 404, 409, 422, 429)
 @bp.before_request
 def _resolve_shop() -> Response | None:
     """Same gate as the shopper API: public widget key, foreign browser origins refused."""
-    g.api_shop = None
-    shop = access.shop_for_key(access.widget_key(request))
-    origin = request.headers.get("Origin")
-    access.enforce_origin(shop, origin)
-    g.api_shop = shop
-    if request.method == "OPTIONS":
-        return access.add_cors_headers(make_response("", 204), origin or "", preflight=True)
-    return None
+    return access.open_gate(cached=False)
 
 
-@bp.after_request
-def _cors(response: Response) -> Response:
-    origin = request.headers.get("Origin")
-    shop = g.get("api_shop")
-    if origin and shop is not None and access.origin_allowed(shop, origin) \
-            and "Access-Control-Allow-Origin" not in response.headers:
-        access.add_cors_headers(response, origin)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+bp.after_request(access.close_gate)
 
 
 def _identity() -> ShopperIdentity:

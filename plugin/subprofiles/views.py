@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from flask import Blueprint, Response, g, jsonify, make_response, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from plugin.api import access
 from plugin.api.consent import has_consent
@@ -42,15 +42,10 @@ METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 @bp.before_request
 def _resolve() -> Response | None:
     """Shop by public key, foreign origins refused, then who is asking (merged on identify)."""
-    g.api_shop = None
-    shop = access.shop_for_key(access.widget_key(request))
-    origin = request.headers.get("Origin")
-    access.enforce_origin(shop, origin)
-    g.api_shop = shop
-    if request.method == "OPTIONS":
-        response = access.add_cors_headers(make_response("", 204), origin or "", preflight=True)
-        response.headers["Access-Control-Allow-Methods"] = METHODS
-        return response
+    preflight = access.open_gate(cached=False, methods=METHODS)
+    if preflight is not None:
+        return preflight
+    shop = g.api_shop
     identity = resolve_identity(shop, request.headers)
     if not identity.key:
         raise Unauthorized("Send an anonymous id (X-Shopkeeper-Shopper) or a customer token.")
@@ -62,15 +57,7 @@ def _resolve() -> Response | None:
     return None
 
 
-@bp.after_request
-def _cors(response: Response) -> Response:
-    origin = request.headers.get("Origin")
-    shop = g.get("api_shop")
-    if origin and shop is not None and access.origin_allowed(shop, origin) \
-            and "Access-Control-Allow-Origin" not in response.headers:
-        access.add_cors_headers(response, origin)
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+bp.after_request(access.close_gate)
 
 
 def _body() -> object:
