@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,24 +24,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fresh_database(url: str) -> str:
-    """A new, empty PostgreSQL database on the same server, so runs never share state."""
-    import sqlalchemy as sa
-
-    name = f"shopkeeper_bench_{int(time.time())}"
-    admin = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.rsplit("/", 1)[0] + "/" + name
+from common import free_port, fresh_database, wait_healthy  # noqa: E402
 
 
 def make_bodies(n: int) -> list[tuple[str, bytes]]:
@@ -90,7 +74,8 @@ def main() -> int:
     ap.add_argument("--inbox-workers", type=int, default=2)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sk-bench-"))
-    url = fresh_database(args.database_url) if args.database_url else f"sqlite:///{tmp / 'b.db'}"
+    url = (fresh_database(args.database_url, "shopkeeper_bench_ingest") if args.database_url
+           else f"sqlite:///{tmp / 'b.db'}")
     env = {**os.environ, "SHOPKEEPER_SQLALCHEMY_DATABASE_URI": url,
            "SHOPKEEPER_INSTANCE_DIR": str(tmp), "SHOPKEEPER_BENCH_BARE_ENDPOINT": "true",
            "SHOPKEEPER_LOG_LEVEL": "WARNING"}
@@ -114,13 +99,7 @@ def main() -> int:
         [sys.executable, "-m", "gunicorn", "-w", str(args.w), "-b", f"127.0.0.1:{port}",
          "--log-level", "warning", "plugin:create_app()"], cwd=ROOT, env=env)
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if requests.get(base + "/healthz", timeout=5).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
+        wait_healthy(base)
         payloads = make_bodies(args.n)
         bare_s, bare_codes = blast(
             lambda p: (base + "/bench/bare", p[1], {"Content-Type": "application/json"}),

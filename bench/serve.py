@@ -20,7 +20,6 @@ import gzip
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,28 +33,14 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import free_port, fresh_database, percentile, wait_healthy  # noqa: E402
+
 SRC = ROOT.parent / "shared/data/online-retail/online_retail.csv.gz"
 PRODUCT_CODE = re.compile(r"^\d{5}")
 ORIGIN = "https://bench.example"
 
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fresh_database(url: str) -> str:
-    """A new, empty PostgreSQL database on the same server, so runs never share state."""
-    import sqlalchemy as sa
-
-    name = f"shopkeeper_bench_serve_{int(time.time())}"
-    admin = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.rsplit("/", 1)[0] + "/" + name
 
 
 def prepare_online_retail(src: Path, out: Path) -> tuple[Path, Path]:
@@ -109,11 +94,6 @@ def load(get, n: int, concurrency: int) -> tuple[float, list[float], Counter]:
     return time.perf_counter() - started, latencies, codes
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100.0 * (len(ordered) - 1)))]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--database-url", default=None, help="PostgreSQL server (default: SQLite)")
@@ -128,7 +108,7 @@ def main() -> int:
     args = ap.parse_args()
     tmp = args.reuse or Path(tempfile.mkdtemp(prefix="sk-bench-serve-"))
     if args.database_url and not args.reuse:
-        url = fresh_database(args.database_url)
+        url = fresh_database(args.database_url, "shopkeeper_bench_serve")
     else:
         url = f"sqlite:///{tmp / 'b.db'}"
     env = {**os.environ, "SHOPKEEPER_SQLALCHEMY_DATABASE_URI": url,
@@ -181,7 +161,7 @@ def main() -> int:
         [sys.executable, "-m", "gunicorn", "-w", str(args.w), "-b", f"127.0.0.1:{port}",
          "--log-level", "warning", "plugin:create_app()"], cwd=ROOT, env=env)
     try:
-        _wait_ready(base)
+        wait_healthy(base)
 
         def bare(s: requests.Session, i: int) -> int:
             return s.get(base + "/bench/bare", headers={"Origin": ORIGIN}, timeout=30).status_code
@@ -220,11 +200,12 @@ def main() -> int:
     print(f"{'endpoint':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'server cpu ms/req':>19}"
           "   status codes")
     for name, (seconds, latencies, codes, cpu) in results.items():
-        print(f"{name:<18}{len(latencies) / seconds:>9.0f}{pct(latencies, 50):>9.2f}"
-              f"{pct(latencies, 99):>9.2f}{1000 * cpu / len(latencies):>19.2f}   {dict(codes)}")
+        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+        print(f"{name:<18}{len(latencies) / seconds:>9.0f}{p50:>9.2f}"
+              f"{p99:>9.2f}{1000 * cpu / len(latencies):>19.2f}   {dict(codes)}")
     ratio = ((len(results["recommendations"][1]) / results["recommendations"][0])
              / (len(results["bare"][1]) / results["bare"][0]))
-    p99 = pct(results["recommendations"][1], 99)
+    p99 = percentile(results["recommendations"][1], 99)
     print(f"throughput ratio recommendations/bare: {ratio:.2f} (target >= 0.70); "
           f"recommendations p99 {p99:.1f} ms (target <= 25)")
     time.sleep(0.5)
@@ -272,17 +253,6 @@ def _server_cpu(master: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
     return total
-
-
-def _wait_ready(base: str) -> None:
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if requests.get(base + "/healthz", timeout=5).ok:
-                return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise SystemExit("gunicorn did not start")
 
 
 if __name__ == "__main__":
