@@ -56,9 +56,9 @@ def _train_if_available(shop: Shop, progress: bool) -> None:
 
 def serve(app: Flask, *, host: str, port: int) -> None:
     """Development server plus the in-process inbox worker."""
-    from plugin.jobs import start_background
-
     from werkzeug.serving import run_simple
+
+    from plugin.jobs import start_background
 
     worker = start_background(app)
     try:  # not app.run(): Flask ignores it inside its own CLI
