@@ -9,7 +9,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
@@ -112,15 +114,18 @@ def heartbeat() -> None:
 
 
 #: name -> (function, trigger kwargs). Leader-only jobs.
-SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], dict]] = {
-    "heartbeat": (heartbeat, {"seconds": 5}),
-    "purge_uninstalled": (purge_uninstalled_shops, {"hours": 1}),
-    "sync_all_shops": (sync_all_shops, {"minutes": 30}),
-    "retrain_due_shops": (retrain_due_shops, {"hours": 1}),
-    "offers": (run_offer_jobs, {"minutes": 10}),
-    "subprofile_answers": (apply_subprofile_answers, {"minutes": 1}),
-    "retention_purge": (purge_expired_events, {"hours": 24}),
+#: name -> (function, interval in seconds). Leader-only jobs.
+SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], int]] = {
+    "heartbeat": (heartbeat, 5),
+    "purge_uninstalled": (purge_uninstalled_shops, 3600),
+    "sync_all_shops": (sync_all_shops, 1800),
+    "retrain_due_shops": (retrain_due_shops, 3600),
+    "offers": (run_offer_jobs, 600),
+    "subprofile_answers": (apply_subprofile_answers, 60),
+    "retention_purge": (purge_expired_events, 86400),
 }
+#: How often the active scheduler checks which jobs are due (seconds).
+CHECK_EVERY = 60
 
 
 def run_recorded(app: Flask, name: str, fn: Callable[[], object],
@@ -159,11 +164,35 @@ def _observe_job(name: str, run: JobRun) -> None:
     observe_job(name, (run.finished_at - run.started_at).total_seconds(), run.status)
 
 
+def job_is_due(name: str, interval: float, *, now: datetime | None = None) -> bool:
+    """Due when its last successful run (in ``job_runs``, shared by every worker) is older
+    than ``interval``: the schedule survives failovers and restarts, so a daily job neither
+    runs twice after a takeover nor never when workers restart more often than daily."""
+    last = db.session.scalar(sa.select(sa.func.max(JobRun.finished_at))
+                             .where(JobRun.job == name, JobRun.status == "ok"))
+    if last is None:
+        return True
+    return (now or utcnow()) - last >= timedelta(seconds=interval * 0.98)
+
+
+def run_if_due(app: Flask, name: str, fn: Callable[[], object], interval: float,
+               holder: str | None = None) -> None:
+    """The scheduler's entry point: skip when not due, else ``run_recorded``."""
+    with app.app_context():
+        due = job_is_due(name, interval)
+        db.session.remove()
+    if due:
+        run_recorded(app, name, fn, holder)
+
+
 def build_scheduler(app: Flask, holder: str | None = None) -> BackgroundScheduler:
+    """In-memory APScheduler whose state that matters (when each job last ran) lives in the
+    database, instead of APScheduler's SQLAlchemy job store, which pickles callables."""
     scheduler = BackgroundScheduler(timezone="UTC")
-    for name, (fn, trigger) in SCHEDULED_JOBS.items():
-        scheduler.add_job(run_recorded, "interval", args=(app, name, fn, holder), id=name,
-                          max_instances=1, coalesce=True, **trigger)
+    for name, (fn, interval) in SCHEDULED_JOBS.items():
+        scheduler.add_job(run_if_due, "interval", args=(app, name, fn, interval, holder),
+                          id=name, max_instances=1, coalesce=True,
+                          seconds=min(interval, CHECK_EVERY))
     return scheduler
 
 
