@@ -63,9 +63,35 @@ def test_redis_down_fails_fast_and_opens_the_breaker(app):
     assert cache._open_until  # breaker recorded
 
 
-def test_redis_down_still_serves_recommendations(app, client, shop):
+def test_redis_down_still_serves_the_cached_list(app, client, shop, shop_secret):
+    """The personal list is read through Redis; with Redis down it comes from the table."""
+    from decimal import Decimal
+
+    import jwt
+
+    from plugin.api.access import forget_shops
+    from plugin.extensions import db
+    from plugin.models import ModelVersion, Product, RecommendationCache
+    from plugin.models.types import utcnow
+
     app.config["REDIS_URL"] = f"redis://127.0.0.1:{_closed_port()}/0"
+    now = utcnow()
+    db.session.add(Product(shop_id=shop.id, external_id="p1", title="Tea", currency="GBP",
+                           price=Decimal("3.00"), available=True, source_updated_at=now))
+    version = ModelVersion(shop_id=shop.id, version="v1", status="ready", finished_at=now)
+    db.session.add(version)
+    db.session.flush()
+    db.session.add(RecommendationCache(shop_id=shop.id, shopper_id="c1",
+                                       model_version_id=version.id,
+                                       items=[["p1", 1.0, "itemknn", "because you bought X"]]))
+    shop.settings = {"holdout_share": 0}
+    db.session.commit()
+    forget_shops()
+    token = jwt.encode({"sub": "c1", "shop": shop.id, "iat": int(time.time()),
+                        "exp": int(time.time()) + 600}, shop_secret, algorithm="HS256")
     r = client.get(f"/api/v1/recommendations?key={shop.widget_key}&placement=for_you",
-                   headers={"X-Shopkeeper-Shopper": "anon_" + "a" * 22})
+                   headers={"X-Shopkeeper-Customer-Token": token})
     assert r.status_code == 200
-    assert "items" in r.get_json()
+    first = r.get_json()["items"][0]
+    assert first["product_id"] == "p1" and first["reason"] == "because you bought X"
+    assert cache._open_until  # Redis was tried, failed fast, breaker open
