@@ -66,7 +66,8 @@ class SegmentRecommender(HistoryMixin, BaseRecommender):
         else:
             self.components_ = np.zeros((1, x.n_items))
         profiles = self._profile(m[active])
-        n_seg = max(1, min(self.n_segments, len(active)))
+        distinct = len(np.unique(np.round(profiles, 8), axis=0)) if len(active) else 0
+        n_seg = max(1, min(self.n_segments, distinct))  # no more segments than profiles
         if len(active) >= n_seg > 0:
             with threadpool_limits(1, "openmp"):  # small data: threads only add contention
                 km = KMeans(n_seg, n_init=3, random_state=self.random_state).fit(profiles)
