@@ -20,18 +20,23 @@ def _existing(model, shop_id: str, external_id: str):
     )
 
 
-def _is_stale(row, updated_at: datetime) -> bool:
-    return row is not None and row.source_updated_at >= updated_at
+def _row_to_update(model, shop_id: str, external_id: str, updated_at: datetime):
+    """The row to write (existing, or new and added), or None when ours is as new or newer:
+    the one monotonic rule every upsert follows."""
+    row = _existing(model, shop_id, external_id)
+    if row is not None and row.source_updated_at >= updated_at:
+        return None
+    if row is None:
+        row = model(shop_id=shop_id, external_id=external_id)
+        db.session.add(row)
+    return row
 
 
 def upsert_product(shop_id: str, p: rec.Product) -> bool:
     """Insert or update a product and replace its variants; False when skipped as stale."""
-    row = _existing(Product, shop_id, p.external_id)
-    if _is_stale(row, p.updated_at):
-        return False
+    row = _row_to_update(Product, shop_id, p.external_id, p.updated_at)
     if row is None:
-        row = Product(shop_id=shop_id, external_id=p.external_id)
-        db.session.add(row)
+        return False
     row.title, row.description = p.title, p.description or ""
     row.url, row.image_url, row.vendor = p.url, p.image_url, p.vendor
     row.categories, row.tags = list(p.categories), list(p.tags)
@@ -62,12 +67,9 @@ def delete_product(shop_id: str, d: rec.Deletion) -> None:
 
 def upsert_customer(shop_id: str, c: rec.Customer) -> bool:
     """Keep only a keyed email hash; False when stale or already erased."""
-    row = _existing(Customer, shop_id, c.external_id)
-    if _is_stale(row, c.updated_at):
-        return False
+    row = _row_to_update(Customer, shop_id, c.external_id, c.updated_at)
     if row is None:
-        row = Customer(shop_id=shop_id, external_id=c.external_id)
-        db.session.add(row)
+        return False
     row.email_hash = email_hash(shop_id, c.email)
     row.created_at, row.source_updated_at, row.deleted_at = c.created_at, c.updated_at, None
     return True
@@ -75,17 +77,15 @@ def upsert_customer(shop_id: str, c: rec.Customer) -> bool:
 
 def upsert_order(shop_id: str, o: rec.Order) -> bool:
     """Replace the order, its lines and its purchase interactions as one unit."""
-    row = _existing(Order, shop_id, o.external_id)
-    if _is_stale(row, o.updated_at):
-        return False
+    # Before a new Order joins the session (a query would autoflush it half-filled).
     erased = o.customer_id and db.session.scalar(
         sa.select(Customer.id).filter_by(shop_id=shop_id, external_id=o.customer_id)
         .where(Customer.deleted_at.is_not(None)))
     customer_id = None if erased else o.customer_id  # an erased customer stays erased
+    row = _row_to_update(Order, shop_id, o.external_id, o.updated_at)
     if row is None:
-        row = Order(shop_id=shop_id, external_id=o.external_id)
-        db.session.add(row)
-    else:
+        return False
+    if row.id is not None:  # an existing order: its lines are replaced as a whole
         db.session.execute(sa.delete(OrderLine).where(OrderLine.order_id == row.id))
     row.customer_external_id, row.currency, row.total = customer_id, o.currency, o.total
     row.discount_codes, row.cancelled = list(o.discount_codes), o.cancelled
@@ -129,12 +129,9 @@ def _replace_purchases(shop_id: str, o: rec.Order, customer_id: str | None) -> N
 
 def upsert_cart(shop_id: str, c: rec.Cart) -> bool:
     """Latest cart contents, for offers and for not recommending what is already in it."""
-    row = _existing(Cart, shop_id, c.external_id)
-    if _is_stale(row, c.updated_at):
-        return False
+    row = _row_to_update(Cart, shop_id, c.external_id, c.updated_at)
     if row is None:
-        row = Cart(shop_id=shop_id, external_id=c.external_id)
-        db.session.add(row)
+        return False
     row.customer_external_id, row.shopper_id, row.currency = c.customer_id, c.shopper_id, c.currency
     row.lines = [{"product_id": ln.product_id, "variant_id": ln.variant_id,
                   "quantity": ln.quantity, "price": str(ln.price)} for ln in c.lines]
