@@ -12,7 +12,7 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from plugin import create_app
+from plugin import create_app, hot_reads
 from plugin.config import TestConfig
 from plugin.extensions import db as _db
 
@@ -82,6 +82,7 @@ def app(database_url: str, tmp_path):
             yield app
         finally:
             _db.session.remove()
+            hot_reads.dispose(app)
             if database_url.startswith("postgresql"):
                 names = ", ".join(t.name for t in reversed(_db.metadata.sorted_tables))
                 with _db.engine.begin() as conn:

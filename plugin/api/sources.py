@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from plugin import cache as redis_cache
+from plugin import hot_reads
 from plugin.api import model_store
 from plugin.engine.base import Recommendation
 from plugin.extensions import db
@@ -87,8 +88,9 @@ def served_version(shop_id: str) -> ServedVersion | None:
     return served
 
 
-def _decode(rows: list[list]) -> list[Recommendation]:
-    return [Recommendation(str(i), float(s), str(src), str(reason)) for i, s, src, reason in rows]
+def _decode(rows: list[list]) -> Iterator[Recommendation]:
+    """Lazily: the live filters usually stop after the first few of a 50-item list."""
+    return (Recommendation(str(i), float(s), str(src), str(reason)) for i, s, src, reason in rows)
 
 
 _CACHE_ROW = (
@@ -103,7 +105,8 @@ def cache_key(shop_id: str, shopper_id: str) -> str:
     return f"sk:recs:{shop_id}:{shopper_id}"
 
 
-def cached(shop_id: str, shopper_id: str, version: ServedVersion) -> list[Recommendation] | None:
+def cached(shop_id: str, shopper_id: str,
+           version: ServedVersion) -> Iterator[Recommendation] | None:
     """The precomputed top-N when it belongs to the served version and is fresh.
 
     Redis (when configured) answers first; the table is the source of truth.
@@ -112,7 +115,7 @@ def cached(shop_id: str, shopper_id: str, version: ServedVersion) -> list[Recomm
     hit = redis_cache.get_json(key)
     if hit is not None and hit.get("v") == version.id:
         return _decode(hit["items"])
-    row = db.session.execute(_CACHE_ROW, {"shop": shop_id, "shopper": shopper_id}).first()
+    row = hot_reads.first(_CACHE_ROW, {"shop": shop_id, "shopper": shopper_id})
     if row is None or row.model_version_id != version.id:
         return None
     ttl = float(current_app.config.get("RECS_CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL_SECONDS))
@@ -163,10 +166,13 @@ def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
                            f"you have ordered this {r.orders} times") for r in rows]
 
 
-def popular(shop_id: str, version: ServedVersion | None) -> list[Recommendation]:
-    """The shop's popular list: from training, else a recent-sales count (cached briefly)."""
+def popular(shop_id: str, version: ServedVersion | None) -> Sequence[Recommendation]:
+    """The shop's popular list: from training, else a recent-sales count (cached briefly).
+
+    Shared and read-only: callers copy it before changing anything.
+    """
     if version is not None and version.popular:
-        return list(version.popular)
+        return version.popular
     now = time.monotonic()
     with _popular_lock:
         hit = _popular_db.get(shop_id)
