@@ -48,7 +48,7 @@ class Config:
     SHOPIFY_API_KEY = ""
     # Shopify app client secret: verifies OAuth callbacks, webhooks and session tokens.
     SHOPIFY_API_SECRET = ""
-    # Shopper API rate limits (flask-limiter syntax): all calls of one widget key...
+    # Shopper API rate limits ("300 per minute" syntax): all calls of one widget key...
     API_RATE_LIMIT_PER_KEY = "6000 per minute"
     # ...and all calls of one client address.
     API_RATE_LIMIT_PER_CLIENT = "300 per minute"

@@ -1,9 +1,13 @@
-"""Rate limits per widget key and per client address (flask-limiter).
+"""Rate limits per widget key and per client address, counted per view (``limits`` library).
 
 Storage follows ``RATELIMIT_STORAGE_URI`` (default ``sk-memory://``, the in-process store
 below; counters are per process, so with several gunicorn workers use ``redis://...`` for
-exact limits). Behind a reverse
-proxy, wrap the app in ``ProxyFix`` so ``remote_addr`` is the shopper's address.
+exact limits). Behind a reverse proxy, wrap the app in ``ProxyFix`` so ``remote_addr`` is the
+shopper's address.
+
+The decorators call ``limits`` directly (fixed window, the same strategy flask-limiter
+uses by default): flask-limiter's per-request limit resolution, exemption scopes and
+context bookkeeping cost more than the counting itself, on the hottest endpoint we have.
 """
 
 from __future__ import annotations
@@ -11,19 +15,25 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
+from functools import lru_cache, wraps
+from typing import Any, TypeVar
 
-from flask import current_app, request
-from flask_limiter import Limiter
-from limits.storage import MemoryStorage
+from flask import Flask, Response, current_app, request
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 
 from plugin.api.access import widget_key
+from plugin.errors import error_response
 
-#: Defaults, overridable in the app config (flask-limiter syntax).
+#: Defaults, overridable in the app config (``limits`` syntax, e.g. "300 per minute").
 DEFAULT_PER_KEY = "6000 per minute"
 DEFAULT_PER_CLIENT = "300 per minute"
-
-
 DEFAULT_STORAGE_URI = "sk-memory://"
+_EXTENSION = "shopkeeper.ratelimit"
+
+View = TypeVar("View", bound=Callable[..., Any])
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -49,6 +59,61 @@ class SweptMemoryStorage(MemoryStorage):
             self._MemoryStorage__expire_events()
 
 
+class RateLimited(Exception):
+    """A limit of this view is used up; ``retry_after`` seconds until its window resets."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limited; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+def _rate_limited(err: RateLimited) -> Response:
+    response = error_response(429, "Too many requests; retry later.")
+    response.headers["Retry-After"] = str(err.retry_after)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """One counter store and strategy per app; 429 answers in the common error shape."""
+    if _EXTENSION in app.extensions:
+        return
+    app.config.setdefault("RATELIMIT_STORAGE_URI", DEFAULT_STORAGE_URI)
+    storage = storage_from_string(app.config["RATELIMIT_STORAGE_URI"])
+    app.extensions[_EXTENSION] = FixedWindowRateLimiter(storage)
+    app.register_error_handler(RateLimited, _rate_limited)
+
+
+def storage_of(app: Flask) -> Storage:
+    return app.extensions[_EXTENSION].storage
+
+
+@lru_cache(maxsize=64)
+def _parse(spec: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(spec))
+
+
+def check(spec: str, scope: str, key: str) -> None:
+    """Count one call of ``key`` in ``scope``; raise ``RateLimited`` when over ``spec``."""
+    strategy: FixedWindowRateLimiter = current_app.extensions[_EXTENSION]
+    for item in _parse(spec):
+        if not strategy.hit(item, scope, key):
+            reset = strategy.get_window_stats(item, scope, key).reset_time
+            raise RateLimited(max(1, int(reset - time.time()) + 1))
+
+
+def _limited(config_key: str, default: str, key_of: Callable[[], str]) -> Callable[[View], View]:
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            spec = str(current_app.config.get(config_key, default))
+            check(spec, request.endpoint or view.__name__, key_of())
+            return view(*args, **kwargs)
+
+        return limited  # type: ignore[return-value]
+
+    return decorator
+
+
 def _client() -> str:
     return "client:" + (request.remote_addr or "unknown")
 
@@ -57,26 +122,6 @@ def _key() -> str:
     return "key:" + (widget_key(request) or "-")
 
 
-def _per_key_limit() -> str:
-    return str(current_app.config.get("API_RATE_LIMIT_PER_KEY", DEFAULT_PER_KEY))
-
-
-def _per_client_limit() -> str:
-    return str(current_app.config.get("API_RATE_LIMIT_PER_CLIENT", DEFAULT_PER_CLIENT))
-
-
-# Headers are added by ``retry_after`` on 429 answers only (the library's would put a
-# ``Retry-After`` on every 200 too).
-limiter = Limiter(key_func=_client, headers_enabled=False, default_limits=[])
-
-
-def retry_after_seconds() -> int:
-    """Seconds until the breached limit's window resets (at least 1)."""
-    current = limiter.current_limit
-    if current is None:
-        return 1
-    return max(1, int(current.reset_at - time.time()) + 1)
-
-#: Decorators applied to every ``/api/v1`` view.
-per_key = limiter.limit(_per_key_limit, key_func=_key)
-per_client = limiter.limit(_per_client_limit, key_func=_client)
+#: Decorators applied to every shopper-facing view (each view counts separately).
+per_key = _limited("API_RATE_LIMIT_PER_KEY", DEFAULT_PER_KEY, _key)
+per_client = _limited("API_RATE_LIMIT_PER_CLIENT", DEFAULT_PER_CLIENT, _client)

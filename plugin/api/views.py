@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
-from flask_limiter.errors import RateLimitExceeded
 
-from plugin.api import access, consent, events, service
+from plugin.api import access, consent, events, limits, service
 from plugin.api.identity import SHOPPER_HEADER, ShopperIdentity, resolve_identity
-from plugin.api.limits import (
-    DEFAULT_STORAGE_URI,
-    limiter,
-    per_client,
-    per_key,
-    retry_after_seconds,
-)
+from plugin.api.limits import per_client, per_key
 from plugin.api.schemas import (
     ConfigSchema,
     ConsentSchema,
@@ -23,26 +16,14 @@ from plugin.api.schemas import (
     RecommendationsSchema,
     StoredSchema,
 )
-from plugin.errors import BadRequest, Unprocessable, error_response
+from plugin.errors import BadRequest, Unprocessable
 from plugin.openapi import doc
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def _rate_limited(err: RateLimitExceeded) -> Response:
-    response = error_response(429, "Too many requests; retry later.")
-    response.headers["Retry-After"] = str(retry_after_seconds())
-    return response
-
-
-def _init_limiter(state) -> None:
-    state.app.config.setdefault("RATELIMIT_STORAGE_URI", DEFAULT_STORAGE_URI)
-    limiter.init_app(state.app)
-    # app-wide: other blueprints use the same limits (offers, sub-profiles)
-    state.app.register_error_handler(RateLimitExceeded, _rate_limited)
-
-
-bp.record_once(_init_limiter)
+# app-wide: other blueprints use the same limits (offers, sub-profiles)
+bp.record_once(lambda state: limits.init_app(state.app))
 
 _ERRORS = (400, 403, 404, 422, 429)
 # Schemas hold no per-call state: build them once, not per request (measurable at load).

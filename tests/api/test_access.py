@@ -211,9 +211,9 @@ def test_openapi_documents_the_shopper_api(client, store):
 def test_default_rate_limit_store_does_not_start_a_thread_per_hit(app, api):
     import threading
 
-    from plugin.api.limits import SweptMemoryStorage, limiter
+    from plugin.api.limits import SweptMemoryStorage, storage_of
 
-    assert isinstance(limiter.storage, SweptMemoryStorage)
+    assert isinstance(storage_of(app), SweptMemoryStorage)
     api.recs()
     before = threading.active_count()
     for _ in range(20):
