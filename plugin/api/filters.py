@@ -7,7 +7,7 @@ cart are removed here, at serving time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -34,20 +34,28 @@ def merchant_exclusions(shop: AnyShop) -> set[str]:
     return {str(p) for p in settings_of(shop).get("exclude_products", [])}
 
 
-def apply_live_filters(shop: AnyShop, candidates: Sequence[Recommendation], n: int, *,
+def apply_live_filters(shop: AnyShop, candidates: Iterable[Recommendation], n: int, *,
                        exclude: Iterable[str] = ()) -> list[Servable]:
-    """First ``n`` candidates that exist, are live and available, and are not excluded."""
+    """First ``n`` candidates that exist, are live and available, and are not excluded.
+
+    ``candidates`` is consumed lazily, in chunks: the popular back-fill behind a personal
+    list is long and usually not reached.
+    """
     banned = merchant_exclusions(shop) | set(exclude)
-    wanted: list[Recommendation] = []
     seen: set[str] = set()
-    for rec in candidates:
-        if rec.item not in banned and rec.item not in seen:
-            wanted.append(rec)
-            seen.add(rec.item)
     out: list[Servable] = []
-    step = max(2 * n, 16)  # usually one small query; more only when many are filtered out
-    for lo in range(0, len(wanted), step):
-        chunk = wanted[lo:lo + step]
+    step = max(2 * n, 16)  # usually one small lookup; more only when many are filtered out
+    stream = iter(candidates)
+    while len(out) < n:
+        chunk: list[Recommendation] = []
+        for rec in stream:
+            if rec.item not in banned and rec.item not in seen:
+                chunk.append(rec)
+                seen.add(rec.item)
+                if len(chunk) == step:
+                    break
+        if not chunk:
+            return out
         products = live_products(shop.id, [r.item for r in chunk])
         for rec in chunk:
             p = products.get(rec.item)
@@ -57,5 +65,5 @@ def apply_live_filters(shop: AnyShop, candidates: Sequence[Recommendation], n: i
                                 image_url=p.image_url, price=p.price, currency=p.currency,
                                 reason=rec.reason, source=rec.source))
             if len(out) == n:
-                return out
+                break
     return out

@@ -68,6 +68,10 @@ def mint_customer_token(shop_id: str, secret: str, customer_id: str, *,
 
 def verify_customer_token(shop: AnyShop, token: str) -> str:
     """The customer id the token proves for ``shop``; raises ``InvalidCustomerToken``."""
+    return _verified_claims(shop, token)["sub"]
+
+
+def _verified_claims(shop: AnyShop, token: str) -> dict:
     secret = secret_of(shop)
     if not secret:
         raise InvalidCustomerToken("shop has no secret")
@@ -82,7 +86,7 @@ def verify_customer_token(shop: AnyShop, token: str) -> str:
         raise InvalidCustomerToken("bad subject")
     if int(claims["exp"]) - int(claims["iat"]) > MAX_TOKEN_LIFETIME:
         raise InvalidCustomerToken("lifetime over 24 h")
-    return claims["sub"]
+    return claims
 
 
 _verified_lock = threading.Lock()
@@ -103,8 +107,8 @@ def _cached_customer(shop: AnyShop, token: str) -> str:
         if hit is not None and hit[1] > now:
             _verified.move_to_end(key)
             return hit[0]
-    customer_id = verify_customer_token(shop, token)
-    exp = float(jwt.decode(token, options={"verify_signature": False})["exp"])
+    claims = _verified_claims(shop, token)
+    customer_id, exp = claims["sub"], float(claims["exp"])
     with _verified_lock:
         _verified[key] = (customer_id, exp)
         while len(_verified) > VERIFIED_CACHE_SIZE:

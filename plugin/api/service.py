@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,12 +59,13 @@ def recommend(shop: AnyShop, identity: ShopperIdentity, query: RecsQuery) -> dic
     want = max(3 * query.n, query.n + len(exclude) + 10)
     customer = identity.customer_id if consented else None
 
-    chain: list[Recommendation] = []
+    chain: Iterable[Recommendation] = []
     if not holdout:
         chain = _personal_or_contextual(shop, version, customer, query, want, exclude)
     if query.placement != "reorder":  # "the usual?" makes no sense with popular items
-        chain += sources.popular(shop.id, version)
-    chain = merchandise(shop.id, settings_of(shop), chain)  # merchant pin/boost/exclude
+        chain = itertools.chain(chain, sources.popular(shop.id, version))
+    if settings_of(shop).get("merchandising"):  # merchant pin/boost/exclude
+        chain = merchandise(shop.id, settings_of(shop), list(chain))
     items = apply_live_filters(shop, chain, query.n, exclude=exclude)
     personalized = any(i.source not in sources.NON_PERSONAL for i in items)
     rec_id = _log_impression(shop, identity.key if consented else None, query.placement,
@@ -73,7 +76,7 @@ def recommend(shop: AnyShop, identity: ShopperIdentity, query: RecsQuery) -> dic
 
 
 def _personal_or_contextual(shop: AnyShop, version, customer: str | None, query: RecsQuery,
-                            want: int, exclude: set[str]) -> list[Recommendation]:
+                            want: int, exclude: set[str]) -> Iterable[Recommendation]:
     """The non-popular sources, in order, for the placement."""
     if query.placement == "product":
         return sources.neighbours(shop.id, version, [query.product_id or ""], want, exclude,
