@@ -103,14 +103,18 @@ def main() -> int:
     ap.add_argument("-w", type=int, default=2, help="gunicorn workers (one per core)")
     ap.add_argument("--rounds", type=int, default=4,
                     help="alternating bare/recommendations blocks")
-    ap.add_argument("--reuse", type=Path, help="directory of an earlier SQLite run: skip "
+    ap.add_argument("--reuse", type=Path, help="directory of an earlier run (any database): skip "
                     "import and training (for iterating on the serving path)")
     args = ap.parse_args()
     tmp = args.reuse or Path(tempfile.mkdtemp(prefix="sk-bench-serve-"))
-    if args.database_url and not args.reuse:
+    saved = tmp / "database_url"
+    if args.reuse and saved.exists():
+        url = saved.read_text().strip()
+    elif args.database_url and not args.reuse:
         url = fresh_database(args.database_url, "shopkeeper_bench_serve")
     else:
         url = f"sqlite:///{tmp / 'b.db'}"
+    saved.write_text(url)
     env = {**os.environ, "SHOPKEEPER_SQLALCHEMY_DATABASE_URI": url,
            "SHOPKEEPER_INSTANCE_DIR": str(tmp), "SHOPKEEPER_MODEL_DIR": str(tmp / "models"),
            "SHOPKEEPER_BENCH_BARE_ENDPOINT": "true", "SHOPKEEPER_LOG_LEVEL": "WARNING",
@@ -177,16 +181,17 @@ def main() -> int:
         for get in endpoints.values():
             load(get, 50 * args.w, args.c)  # warm-up: imports, connections, first queries
         # Alternate blocks so that other load on the machine hits both endpoints alike.
-        results: dict[str, tuple[float, list[float], Counter, float]] = {
-            name: (0.0, [], Counter(), 0.0) for name in endpoints}
+        results: dict[str, tuple[float, list[float], Counter, float, float]] = {
+            name: (0.0, [], Counter(), 0.0, 0.0) for name in endpoints}
         block = max(1, args.n // args.rounds)
         for _ in range(args.rounds):
             for name, get in endpoints.items():
-                cpu = _server_cpu(server.pid)
+                cpu, db_cpu = _server_cpu(server.pid), _postgres_cpu()
                 seconds, latencies, codes = load(get, block, args.c)
-                total, lat, counts, cpu_total = results[name]
+                total, lat, counts, cpu_total, db_total = results[name]
                 results[name] = (total + seconds, lat + latencies, counts + codes,
-                                 cpu_total + _server_cpu(server.pid) - cpu)
+                                 cpu_total + _server_cpu(server.pid) - cpu,
+                                 db_total + _postgres_cpu() - db_cpu)
     finally:
         server.terminate()
         try:
@@ -198,11 +203,12 @@ def main() -> int:
     print(f"database: {url.split('@')[-1]}   gunicorn workers: {args.w}   "
           f"client threads: {args.c}   requests per endpoint: {args.n}")
     print(f"{'endpoint':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'server cpu ms/req':>19}"
-          "   status codes")
-    for name, (seconds, latencies, codes, cpu) in results.items():
+          f"{'db cpu ms/req':>15}   status codes")
+    for name, (seconds, latencies, codes, cpu, db_cpu) in results.items():
         p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
         print(f"{name:<18}{len(latencies) / seconds:>9.0f}{p50:>9.2f}"
-              f"{p99:>9.2f}{1000 * cpu / len(latencies):>19.2f}   {dict(codes)}")
+              f"{p99:>9.2f}{1000 * cpu / len(latencies):>19.2f}"
+              f"{1000 * db_cpu / len(latencies):>15.2f}   {dict(codes)}")
     ratio = ((len(results["recommendations"][1]) / results["recommendations"][0])
              / (len(results["bare"][1]) / results["bare"][0]))
     p99 = percentile(results["recommendations"][1], 99)
@@ -236,6 +242,24 @@ def _impressions(shop_id: str) -> int:
 
     return db.session.scalar(sa.select(sa.func.count()).select_from(Impression)
                              .where(Impression.shop_id == shop_id)) or 0
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds used so far by this machine's PostgreSQL processes (0 with SQLite).
+
+    Includes every local cluster, so run nothing else against PostgreSQL meanwhile.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if head.split("(", 1)[-1] == "postgres":
+            fields = tail.split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def _server_cpu(master: int) -> float:
