@@ -181,17 +181,19 @@ def main() -> int:
         for get in endpoints.values():
             load(get, 50 * args.w, args.c)  # warm-up: imports, connections, first queries
         # Alternate blocks so that other load on the machine hits both endpoints alike.
-        results: dict[str, tuple[float, list[float], Counter, float, float]] = {
-            name: (0.0, [], Counter(), 0.0, 0.0) for name in endpoints}
+        results: dict[str, tuple[float, list[float], Counter, float, float, float]] = {
+            name: (0.0, [], Counter(), 0.0, 0.0, 0.0) for name in endpoints}
         block = max(1, args.n // args.rounds)
         for _ in range(args.rounds):
             for name, get in endpoints.items():
                 cpu, db_cpu = _server_cpu(server.pid), _postgres_cpu()
+                client_cpu = time.process_time()
                 seconds, latencies, codes = load(get, block, args.c)
-                total, lat, counts, cpu_total, db_total = results[name]
+                total, lat, counts, cpu_total, db_total, client_total = results[name]
                 results[name] = (total + seconds, lat + latencies, counts + codes,
                                  cpu_total + _server_cpu(server.pid) - cpu,
-                                 db_total + _postgres_cpu() - db_cpu)
+                                 db_total + _postgres_cpu() - db_cpu,
+                                 client_total + time.process_time() - client_cpu)
     finally:
         server.terminate()
         try:
@@ -203,12 +205,12 @@ def main() -> int:
     print(f"database: {url.split('@')[-1]}   gunicorn workers: {args.w}   "
           f"client threads: {args.c}   requests per endpoint: {args.n}")
     print(f"{'endpoint':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'server cpu ms/req':>19}"
-          f"{'db cpu ms/req':>15}   status codes")
-    for name, (seconds, latencies, codes, cpu, db_cpu) in results.items():
+          f"{'db cpu':>8}{'client cpu':>12}   status codes")
+    for name, (seconds, latencies, codes, cpu, db_cpu, client_cpu) in results.items():
         p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-        print(f"{name:<18}{len(latencies) / seconds:>9.0f}{p50:>9.2f}"
-              f"{p99:>9.2f}{1000 * cpu / len(latencies):>19.2f}"
-              f"{1000 * db_cpu / len(latencies):>15.2f}   {dict(codes)}")
+        n = len(latencies)
+        print(f"{name:<18}{n / seconds:>9.0f}{p50:>9.2f}{p99:>9.2f}{1000 * cpu / n:>19.2f}"
+              f"{1000 * db_cpu / n:>8.2f}{1000 * client_cpu / n:>12.2f}   {dict(codes)}")
     ratio = ((len(results["recommendations"][1]) / results["recommendations"][0])
              / (len(results["bare"][1]) / results["bare"][0]))
     p99 = percentile(results["recommendations"][1], 99)

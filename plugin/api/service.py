@@ -49,7 +49,7 @@ def in_holdout(shop: AnyShop, shopper_key: str) -> bool:
 
 
 def recommend(shop: AnyShop, identity: ShopperIdentity, query: RecsQuery) -> dict[str, Any]:
-    """Answer one widget request (contract v1 ``GET /recommendations``)."""
+    """Answer one widget request (contract v1 ``GET /recommendations``), JSON-ready."""
     consented = has_consent(shop, identity)
     holdout = bool(consented and identity.key and in_holdout(shop, identity.key))
     version = sources.served_version(shop.id)
@@ -96,9 +96,12 @@ def _personal_or_contextual(shop: AnyShop, version, customer: str | None, query:
 
 
 def _item(s: Servable, rec_id: str) -> dict[str, Any]:
+    """Already in ``RecommendedItemSchema``'s dumped form (the view skips a dump; a test
+    proves the schema would produce the same)."""
     return {"product_id": s.product_id, "title": s.title, "url": s.url,
-            "image_url": s.image_url, "price": s.price, "currency": s.currency,
-            "reason": s.reason, "source": s.source, "rec_id": rec_id}
+            "image_url": s.image_url,
+            "price": None if s.price is None else format(s.price, "f"),
+            "currency": s.currency, "reason": s.reason, "source": s.source, "rec_id": rec_id}
 
 
 def _log_impression(shop: AnyShop, shopper_id: str | None, placement: str,

@@ -217,3 +217,23 @@ def test_online_path_in_a_fresh_worker_loads_the_model_from_disk(api, trained):
     assert body["personalized"] is True
     assert ids_of(body)[:len(expected)] == expected
     assert model_store.LOADED.get((trained.id, active_version(trained.id).id)) is not None
+
+
+@pytest.mark.parametrize("placement,params", [
+    ("for_you", {}), ("product", {"product_id": "p1"}), ("cart", {"cart": "p1,p2"}),
+    ("reorder", {}),
+])
+def test_answers_are_exactly_what_the_response_schema_dumps(api, trained, placement, params):
+    """The view sends the service's answer without a dump: it must already be one."""
+    from decimal import Decimal
+
+    from plugin.api.schemas import RecommendationsSchema
+
+    body = api.recs(placement, headers=customer_headers(trained, "c1"), n=4, **params
+                    ).get_json()
+    assert body["items"] and all(i["price"] is not None for i in body["items"])
+    as_served_before = {**body, "items": [{**i, "price": Decimal(i["price"])}
+                                          for i in body["items"]]}
+    assert RecommendationsSchema().dump(as_served_before) == body
+    assert RecommendationsSchema().load(body)["items"][0]["price"] == Decimal(
+        body["items"][0]["price"])
