@@ -36,9 +36,10 @@ bench-ingest: $(STAMP)
 	bash -c 'source .ci/postgres.sh start && trap ".ci/postgres.sh stop" EXIT && \
 	  $(BIN)/python bench/ingest.py --database-url "$$SHOPKEEPER_TEST_POSTGRES_URL"'
 
-## Recommendation endpoint throughput and latency
+## Recommendation endpoint throughput and latency (full Online Retail) on a throwaway PostgreSQL
 bench-serve: $(STAMP)
-	$(BIN)/python bench/serve.py
+	bash -c 'source .ci/postgres.sh start && trap ".ci/postgres.sh stop" EXIT && \
+	  $(BIN)/python bench/serve.py --database-url "$$SHOPKEEPER_TEST_POSTGRES_URL"'
 
 ## Cart-offer targeting vs "everyone" and random on Complete Journey coupons
 bench-offers: $(STAMP)
