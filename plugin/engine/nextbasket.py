@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from plugin.engine.baskets import DAY, BasketPairs, basket_pairs, decayed_matrix
+from plugin.engine.content import item_texts
 from plugin.engine.data import Interactions
 from plugin.engine.itemknn import top_k_per_row
 from plugin.engine.pairs import FEATURES, PairStats, item_stats, pair_stats
@@ -98,13 +100,18 @@ class NextBasketState:
         max_history: int = 100,
         n_explore: int = 30,
         max_explore_items: int = 5000,
+        n_popular: int = 0,
+        n_content: int = 0,
         trending_half_life_days: float = 14.0,
+        content: sp.csr_matrix | None = None,
     ) -> None:
         self.n_items = x.n_items
         self.n_neighbors = n_neighbors
         self.neighbour_decay = neighbour_decay
         self.max_history = max_history
         self.n_explore = n_explore
+        self.n_popular = n_popular
+        self.n_content = n_content
         self.personal = Personal.of(x, neighbour_decay)
         bp = self.personal.bp
         self.items = item_stats(bp, self.personal.ps)
@@ -122,6 +129,10 @@ class NextBasketState:
         end = float(np.nanmax(bp.last_time)) if len(bp.time) else 0.0
         w = np.power(0.5, (end - bp.time) / DAY / trending_half_life_days)
         self.trending = np.bincount(bp.item, weights=w, minlength=self.n_items)
+        self.vote_trending = self.trending[self.vote_items] + 1e-9  # > 0 for _top_positive
+        # the catalogue texts are the same for every history slice: callers may pass them
+        self.content = content_matrix(x) if content is None else content
+        self.vote_content_T = self.content[self.vote_items].T.tocsr()
 
     def default_now(self, users: np.ndarray, personal: Personal | None = None) -> np.ndarray:
         """The shopper's last basket plus their typical gap between baskets."""
@@ -180,6 +191,9 @@ class NextBasketState:
                else np.zeros((len(users), len(self.vote_items))))
         # "because you bought X": co-purchase neighbours of the shopper's recent items
         knn = (p.V[users][:, self.vote_items] @ self.item_sim).toarray() if has_data else nbr
+        # what the shopper's items read like (siblings: other colours, sizes, flavours)
+        profile = normalize(p.V[users] @ self.content).tocsr()
+        content = (profile @ self.vote_content_T).toarray()
         lo = np.searchsorted(p.ps.key, users * n_items)
         hi = np.searchsorted(p.ps.key, (users + 1) * n_items)
         ci = []
@@ -189,13 +203,18 @@ class NextBasketState:
                 top = np.argpartition(-p.ps.decayed[rows, 1], self.max_history - 1)
                 rows = rows[np.sort(top[: self.max_history])]
             own = p.ps.key[rows] % n_items
-            score = nbr[row].copy()
             own_pos = self.vote_pos[own]
-            score[own_pos[own_pos >= 0]] = -1.0
-            explore = _top_positive(score, self.n_explore)
-            score = knn[row].copy()
-            score[own_pos[own_pos >= 0]] = -1.0
-            explore = np.union1d(explore, _top_positive(score, self.n_explore // 2))
+            picked = np.zeros(len(self.vote_items), bool)
+            sources = [(nbr[row], self.n_explore), (knn[row], self.n_explore // 2),
+                       (self.vote_trending, self.n_popular), (content[row], self.n_content)]
+            # the shopper's nearest shoppers, co-purchases of their items, what everyone buys
+            # now (the commonest new item of a basket) and look-alikes of their items
+            for values, k in sources:
+                if k:
+                    score = values.copy()
+                    score[own_pos[own_pos >= 0]] = -1.0
+                    picked[_top_positive(score, k)] = True
+            explore = np.flatnonzero(picked)
             ci.append(np.concatenate([own, self.vote_items[explore]]).astype(np.int64))
         local = np.repeat(np.arange(len(users)), [len(c) for c in ci])
         items = np.concatenate(ci) if ci else np.zeros(0, np.int64)
@@ -203,6 +222,8 @@ class NextBasketState:
         vote = np.where(pos >= 0, nbr[local, np.maximum(pos, 0)], 0.0)
         c = self.features(p, users[local], items, vote, now[local])
         c.X[:, FEATURES.index("itemknn")] = np.where(pos >= 0, knn[local, np.maximum(pos, 0)], 0.0)
+        c.X[:, FEATURES.index("content")] = np.asarray(
+            self.content[items].multiply(profile[local]).sum(axis=1)).ravel()
         return c
 
     def features(self, p: Personal, users: np.ndarray, items: np.ndarray,
@@ -235,6 +256,15 @@ class NextBasketState:
         c = Candidates(users, items, X, last_time, interval)
         X[:] = refresh_time(c, p.bp.last_time[users], now)
         return c
+
+
+def content_matrix(x: Interactions) -> sp.csr_matrix:
+    """Items x terms, L2-normalised TF-IDF of the catalogue texts (empty without texts)."""
+    docs = item_texts(x)
+    if not any(docs):
+        return sp.csr_matrix((x.n_items, 1))
+    vec = TfidfVectorizer(max_features=50000, sublinear_tf=True, lowercase=True)
+    return vec.fit_transform(docs).tocsr()
 
 
 def _top_positive(score: np.ndarray, k: int) -> np.ndarray:

@@ -18,7 +18,7 @@ DECAYS = (0.5, 0.8, 0.95)
 FEATURES = (
     "dec_0.5", "dec_0.8", "dec_0.95", "freq", "log_count", "log_gap_baskets", "log_days_since",
     "due_ratio", "item_log_pop", "item_repeat", "user_log_baskets", "user_repeat_share",
-    "is_repeat", "neighbour", "log_days_since_visit", "trending", "itemknn",
+    "is_repeat", "neighbour", "log_days_since_visit", "trending", "itemknn", "content",
 )
 
 

@@ -7,29 +7,58 @@ gets weights that fit its own repeat behaviour (grocery vs gift-ware).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import scipy.sparse as sp
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from plugin.engine.baskets import hold_out_last_basket
 from plugin.engine.data import Interactions
 from plugin.engine.nextbasket import Candidates, NextBasketState
+from plugin.engine.pairs import FEATURES
 
-__all__ = ["fit_ranker", "validation_rows"]
+__all__ = ["ValidationSet", "fit_ranker", "itemknn_explore_hits", "list_metrics",
+           "validation_rows"]
+
+_REP = FEATURES.index("is_repeat")
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """Candidate rows of held-out validation baskets, grouped per shopper-basket.
+
+    ``group[r]`` is the basket of row ``r``; per basket: its shopper, its number of distinct
+    items, how many of them the shopper had never bought, and (for ``reference_users``) how
+    many of those new items a plain item-kNN top-k list finds.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    group: np.ndarray
+    user: np.ndarray
+    size: np.ndarray
+    new: np.ndarray
+    reference_hits: np.ndarray  # nan where not computed
 
 
 def validation_rows(
     x: Interactions, n_baskets: int, state_params: dict, *, max_users: int | None = None,
     enough_users: int | None = None, rng: np.random.Generator | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    reference_users: np.ndarray | None = None, k: int = 10,
+    content: sp.csr_matrix | None = None,
+) -> ValidationSet:
     """Feature rows and labels from up to ``n_baskets`` successive held-out last baskets.
 
     Each round predicts a basket from strictly earlier history, at that basket's time.
     ``max_users`` caps the shoppers featurised per round (a random subset) to bound time;
     rounds stop once ``enough_users`` shopper-baskets were featurised, so small shops dig
-    deeper into history and large ones stay fast.
+    deeper into history and large ones stay fast. For shoppers flagged in
+    ``reference_users`` (bool per user) the explore hits of item-kNN's top ``k`` are counted.
+    ``content`` is the catalogue's TF-IDF matrix (computed once by the caller).
     """
-    Xs, ys = [], []
+    parts: list[tuple] = []
     current = x
     done = 0
     for _ in range(n_baskets):
@@ -41,15 +70,90 @@ def validation_rows(
             break
         if max_users is not None and len(users) > max_users:
             users = np.sort((rng or np.random.default_rng(0)).choice(users, max_users, False))
-        state = NextBasketState(train, **state_params)
+        state = NextBasketState(train, content=content, **state_params)
         c: Candidates = state.candidates(users, at[users])
+        # per held-out basket: its size and how many of its items are new to the shopper
+        held_user = keys // x.n_items
+        owned = state.personal.ps.lookup(held_user, keys % x.n_items) >= 0
+        size = np.bincount(held_user, minlength=x.n_users)[users]
+        new = np.bincount(held_user, weights=~owned, minlength=x.n_users)[users]
+        ref = np.full(len(users), np.nan)
+        if reference_users is not None:
+            sel = np.flatnonzero(reference_users[users])
+            ref[sel] = itemknn_explore_hits(train, users[sel], keys, k)
+        group = done + np.searchsorted(users, c.user)
         done += len(users)
-        Xs.append(c.X)
-        ys.append(np.isin(c.user * x.n_items + c.item, keys))
+        parts.append((c.X, np.isin(c.user * x.n_items + c.item, keys), group, users, size,
+                      new, ref))
         current = train
-    if not Xs:
-        return np.zeros((0, 0)), np.zeros(0, bool)
-    return np.vstack(Xs), np.concatenate(ys)
+    if not parts:
+        z = np.zeros(0)
+        return ValidationSet(np.zeros((0, 0)), z.astype(bool), z.astype(np.int64),
+                             z.astype(np.int64), z, z, z)
+    X, y, group, user, size, new, ref = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return ValidationSet(X, y, group, user, size.astype(float), new.astype(float), ref)
+
+
+def itemknn_explore_hits(train: Interactions, users: np.ndarray, keys: np.ndarray,
+                         k: int, batch: int = 256) -> np.ndarray:
+    """New held-out items found by plain item-kNN's top ``k`` (cosine on shoppers x items).
+
+    The reference a discovery list has to beat: score = summed cosine similarity of an item
+    to everything the shopper bought (all neighbours, owned items included, ties by
+    popularity), as the ItemKNN baseline ranks the whole catalogue.
+    """
+    m = train.to_csr("binary").astype(np.float32)
+    pop = np.asarray(m.sum(axis=0)).ravel()
+    inv = np.divide(1.0, np.sqrt(pop), out=np.zeros_like(pop), where=pop > 0)
+    mn = (m @ sp.diags(inv)).tocsr()
+    mt = m.T.tocsr()
+    tie = 1e-6 * pop / max(float(pop.max(initial=0)), 1.0)
+    out = np.zeros(len(users))
+    for s in range(0, len(users), batch):
+        u = users[s : s + batch]
+        own = m[u]
+        dense = own.toarray()
+        score = ((own @ sp.diags(inv)) @ mt @ mn).toarray() - dense + tie
+        kk = min(k, score.shape[1])
+        top = np.argpartition(-score, kk - 1, axis=1)[:, :kk]
+        held = np.isin(u[:, None] * train.n_items + top, keys)
+        out[s : s + batch] = (held & (dense[np.arange(len(u))[:, None], top] == 0)).sum(1)
+    return out
+
+
+def list_metrics(v: ValidationSet, scores: np.ndarray, boost: float, k: int = 10,
+                 rows: np.ndarray | None = None) -> tuple[float, float]:
+    """Mean NDCG@k and explore recall@k of the lists ``scores`` (+ ``boost`` on new items) make.
+
+    The top ``k`` are chosen by the boosted score and shown in the order of the plain score,
+    as ``ShopkeeperRecommender.recommend`` does; groups are the baskets of ``rows``.
+    """
+    rows = np.arange(len(v.y)) if rows is None else rows
+    g, y = v.group[rows], v.y[rows]
+    new = v.X[rows, _REP] == 0
+    picked = _top_in_group(g, scores + boost * new, k)
+    g, y, new, s = g[picked], y[picked], new[picked], scores[picked]
+    pos = _rank_in_group(g, s)
+    groups = np.unique(v.group[rows])
+    gain = np.bincount(np.searchsorted(groups, g), weights=y / np.log2(pos + 2),
+                       minlength=len(groups))
+    ideal = np.cumsum(1 / np.log2(np.arange(k) + 2))[np.clip(v.size[groups], 1, k).astype(int) - 1]
+    hits_new = np.bincount(np.searchsorted(groups, g), weights=y & new, minlength=len(groups))
+    has_new = v.new[groups] > 0
+    explore = float(np.mean(hits_new[has_new] / v.new[groups][has_new])) if has_new.any() else 0.0
+    return float(np.mean(gain / ideal)), explore
+
+
+def _rank_in_group(g: np.ndarray, s: np.ndarray) -> np.ndarray:
+    order = np.lexsort((-s, g))
+    start = np.searchsorted(g[order], g[order])
+    rank = np.empty(len(g), np.int64)
+    rank[order] = np.arange(len(g)) - start
+    return rank
+
+
+def _top_in_group(g: np.ndarray, s: np.ndarray, k: int) -> np.ndarray:
+    return np.flatnonzero(_rank_in_group(g, s) < k)
 
 
 def fit_ranker(

@@ -17,9 +17,21 @@ from plugin.engine.base import BaseRecommender, Recommendation, check_is_fitted
 from plugin.engine.data import Interactions, to_timestamp
 from plugin.engine.diversity import co_purchase_vectors, mmr
 from plugin.engine.history import HistoryMixin
-from plugin.engine.nextbasket import Candidates, NextBasketState, Personal, refresh_time
+from plugin.engine.nextbasket import (
+    Candidates,
+    NextBasketState,
+    Personal,
+    content_matrix,
+    refresh_time,
+)
 from plugin.engine.pairs import FEATURES
-from plugin.engine.ranker import TreeEnsemble, fit_ranker, validation_rows
+from plugin.engine.ranker import (
+    TreeEnsemble,
+    ValidationSet,
+    fit_ranker,
+    list_metrics,
+    validation_rows,
+)
 from plugin.engine.repurchase import RepurchaseModel
 from plugin.engine.sources import make_source
 
@@ -27,6 +39,8 @@ __all__ = ["ShopkeeperRecommender"]
 
 _DEC, _NBR = FEATURES.index("dec_0.8"), FEATURES.index("neighbour")
 _CNT = FEATURES.index("log_count")
+_HOLD_OUT = 0.3  # share of shoppers whose validation baskets choose the explore boost
+_BOOSTS = tuple(np.round(np.arange(0.0, 3.01, 0.25), 2).tolist())
 
 
 class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
@@ -53,8 +67,17 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     diversity : MMR knob in [0, 1]; 0 keeps the learned order.
     explore_slots : at least this many items the shopper never bought, placed last (repeats
         dominate the scores; without a reserved slot a list never helps discovery).
-    explore_boost : log-odds added to never-bought items: discovery where it is nearly as
-        likely as a repeat, without displacing a shopper's sure repeats.
+    explore_boost : log-odds added to never-bought items when choosing the list (shown in
+        plain-score order, so new items sit below surer repeats); discovery where it is
+        nearly as likely as a repeat. ``None`` learns it (``explore_boost_``): on validation
+        baskets of held-out shoppers, the boost with the best NDCG among those whose recall
+        of new items beats plain item-kNN's by ``explore_margin`` (repeats dominate the
+        scores, so without a boost a list never helps discovery).
+    explore_margin : factor over item-kNN's validation recall of new items the learned
+        boost must reach...
+    max_explore_cost : ...unless that costs more than this share of validation NDCG; then
+        the boost with the most discovery within that cost (repeats are what most baskets
+        are made of).
     excluded_items : merchant exclusions (external ids), never recommended.
     fallback : sources filling remaining slots, in order.
     random_state : seed for subsampling and the ranker.
@@ -64,11 +87,13 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
 
     def __init__(self, n_neighbors: int = 100, neighbour_decay: float = 0.8,
                  max_history: int = 60, n_explore: int = 20, max_explore_items: int = 5000,
+                 n_popular: int = 10, n_content: int = 10,
                  validation_baskets: int = 8, validation_users: int = 4000,
                  max_validation_users: int = 3000, max_iter: int = 200,
                  learning_rate: float = 0.05, max_leaf_nodes: int = 31, max_depth: int = 8,
                  diversity: float = 0.0,
-                 explore_slots: int = 0, explore_boost: float = 0.25,
+                 explore_slots: int = 0, explore_boost: float | None = None,
+                 explore_margin: float = 1.1, max_explore_cost: float = 0.05,
                  excluded_items: tuple[str, ...] = (),
                  fallback: tuple[str, ...] = ("segment", "trending"),
                  random_state: int | None = 0) -> None:
@@ -77,6 +102,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         self.max_history = max_history
         self.n_explore = n_explore
         self.max_explore_items = max_explore_items
+        self.n_popular = n_popular
+        self.n_content = n_content
         self.validation_baskets = validation_baskets
         self.validation_users = validation_users
         self.max_validation_users = max_validation_users
@@ -87,6 +114,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         self.diversity = diversity
         self.explore_slots = explore_slots
         self.explore_boost = explore_boost
+        self.explore_margin = explore_margin
+        self.max_explore_cost = max_explore_cost
         self.excluded_items = excluded_items
         self.fallback = fallback
         self.random_state = random_state
@@ -94,7 +123,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     def _state_params(self) -> dict:
         return {"n_neighbors": self.n_neighbors, "neighbour_decay": self.neighbour_decay,
                 "max_history": self.max_history, "n_explore": self.n_explore,
-                "max_explore_items": self.max_explore_items}
+                "max_explore_items": self.max_explore_items, "n_popular": self.n_popular,
+                "n_content": self.n_content}
 
     def fit(self, interactions: Interactions, *,
             show_progress: bool = False) -> ShopkeeperRecommender:
@@ -102,15 +132,19 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         self.fallback_ = [make_source(name) for name in self.fallback]  # ValueError if unknown
         x = self.data_ = interactions
         rng = np.random.default_rng(self.random_state)
-        X, y = validation_rows(x, self.validation_baskets, self._state_params(),
-                               max_users=self.max_validation_users,
-                               enough_users=self.validation_users, rng=rng)
-        model = fit_ranker(X, y, max_iter=self.max_iter, learning_rate=self.learning_rate,
-                           max_leaf_nodes=self.max_leaf_nodes, max_depth=self.max_depth,
-                           random_state=self.random_state)
+        learn = self.explore_boost is None
+        held_out = rng.random(x.n_users) < _HOLD_OUT if learn else None
+        content = content_matrix(x)
+        v = validation_rows(x, self.validation_baskets, self._state_params(),
+                            max_users=self.max_validation_users,
+                            enough_users=self.validation_users, rng=rng,
+                            reference_users=held_out, content=content)
+        self.explore_boost_, self.explore_validation_ = (
+            self._learn_boost(v, held_out) if learn else (float(self.explore_boost), {}))
+        model = self._fit_ranker(v.X, v.y)
         self.ranker_ = TreeEnsemble.from_sklearn(model) if model is not None else None
         self.repurchase_ = RepurchaseModel().fit(x)
-        self.state_ = NextBasketState(x, **self._state_params())
+        self.state_ = NextBasketState(x, content=content, **self._state_params())
         users = np.flatnonzero(self.state_.personal.bp.n_baskets > 0)
         self.pool_ = self.state_.candidates(users)
         self.pool_ptr_ = np.searchsorted(self.pool_.user, np.arange(x.n_users + 1))
@@ -119,6 +153,33 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         for source in self.fallback_:
             source.fit(x)
         return self
+
+    def _fit_ranker(self, X: np.ndarray, y: np.ndarray):
+        return fit_ranker(X, y, max_iter=self.max_iter, learning_rate=self.learning_rate,
+                          max_leaf_nodes=self.max_leaf_nodes, max_depth=self.max_depth,
+                          random_state=self.random_state)
+
+    def _learn_boost(self, v: ValidationSet, held_out: np.ndarray) -> tuple[float, dict]:
+        """Boost for new items from validation baskets of shoppers the ranker did not see."""
+        rows = held_out[v.user[v.group]]
+        model = self._fit_ranker(v.X[~rows], v.y[~rows])
+        groups = np.unique(v.group[rows])
+        groups = groups[v.new[groups] > 0]
+        if model is None or not len(groups):
+            return 0.0, {}
+        scores = model.decision_function(v.X[rows])
+        reference = float(np.mean(v.reference_hits[groups] / v.new[groups]))
+        ndcg, explore = zip(*(list_metrics(v, scores, b, rows=np.flatnonzero(rows))
+                              for b in _BOOSTS), strict=True)
+        ndcg, explore = np.array(ndcg), np.array(explore)
+        within = ndcg >= (1 - self.max_explore_cost) * ndcg.max()
+        ok = within & (explore > self.explore_margin * reference)
+        if not ok.any():  # out of reach: the most discovery the accuracy budget allows
+            ok = within & (explore == explore[within].max())
+        best = int(np.flatnonzero(ok)[np.argmax(ndcg[ok])])
+        report = {"boosts": list(_BOOSTS), "ndcg": ndcg.tolist(), "explore": explore.tolist(),
+                  "itemknn_explore": reference, "baskets": len(np.unique(v.group[rows]))}
+        return float(_BOOSTS[best]), report
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """Learned score of feature rows (a TIFU-like fixed blend when nothing was learned)."""
@@ -140,9 +201,12 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             c, X = pool
             keep = self._allowed(c, banned)
             c_items, X, last = c.item[keep], X[keep], c.last_time[keep]
-            scores = self.score(X) + self.explore_boost * np.isnan(last)
-            order = _reserve_explore(np.argsort(-scores, kind="stable"), np.isnan(last), n,
+            scores = self.score(X)
+            boosted = scores + self.explore_boost_ * np.isnan(last)
+            order = _reserve_explore(np.argsort(-boosted, kind="stable"), np.isnan(last), n,
                                      self.explore_slots)
+            # shown by plain score: a boosted new item does not push sure repeats down
+            order = order[np.argsort(-scores[order], kind="stable")]
             pick = order[mmr(scores[order], self.vectors_[c_items[order]], n, self.diversity)]
             because = self._because(c_items[pick], last[pick], owned)
             for j, b in zip(pick, because, strict=True):
