@@ -40,6 +40,7 @@ __all__ = ["ShopkeeperRecommender"]
 _DEC, _NBR = FEATURES.index("dec_0.8"), FEATURES.index("neighbour")
 _CNT = FEATURES.index("log_count")
 _HOLD_OUT = 0.3  # share of shoppers whose validation baskets choose the explore boost
+_REFERENCE = 600  # of their baskets measure item-kNN's discovery (bounds fit time)
 _BOOSTS = tuple(np.round(np.arange(0.0, 3.01, 0.25), 2).tolist())
 
 
@@ -57,6 +58,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         purchase vectors (TIFU-KNN).
     max_history, n_explore : candidates per shopper from their own items and from their
         neighbours.
+    n_popular, n_content : new-item candidates from what everyone buys now and from
+        look-alikes (TF-IDF of catalogue texts) of the shopper's recent items.
     max_explore_items : best-supported items the neighbours vote on (bounds fit time).
     validation_baskets : at most this many held-out baskets per shopper (last, then the
         one before, ...) to learn the blending weights from...
@@ -138,7 +141,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         v = validation_rows(x, self.validation_baskets, self._state_params(),
                             max_users=self.max_validation_users,
                             enough_users=self.validation_users, rng=rng,
-                            reference_users=held_out, content=content)
+                            reference_users=held_out, reference_baskets=_REFERENCE,
+                            content=content)
         self.explore_boost_, self.explore_validation_ = (
             self._learn_boost(v, held_out) if learn else (float(self.explore_boost), {}))
         model = self._fit_ranker(v.X, v.y)
@@ -168,7 +172,9 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         if model is None or not len(groups):
             return 0.0, {}
         scores = model.decision_function(v.X[rows])
-        reference = float(np.mean(v.reference_hits[groups] / v.new[groups]))
+        measured = groups[~np.isnan(v.reference_hits[groups])]
+        reference = float(np.mean(v.reference_hits[measured] / v.new[measured])) if len(
+            measured) else 0.0
         ndcg, explore = zip(*(list_metrics(v, scores, b, rows=np.flatnonzero(rows))
                               for b in _BOOSTS), strict=True)
         ndcg, explore = np.array(ndcg), np.array(explore)
@@ -178,7 +184,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             ok = within & (explore == explore[within].max())
         best = int(np.flatnonzero(ok)[np.argmax(ndcg[ok])])
         report = {"boosts": list(_BOOSTS), "ndcg": ndcg.tolist(), "explore": explore.tolist(),
-                  "itemknn_explore": reference, "baskets": len(np.unique(v.group[rows]))}
+                  "itemknn_explore": reference, "baskets": len(np.unique(v.group[rows])),
+                  "itemknn_baskets": len(measured)}
         return float(_BOOSTS[best]), report
 
     def score(self, X: np.ndarray) -> np.ndarray:

@@ -5,8 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from plugin.engine.baselines import ItemKNNBaseline
+from plugin.engine.baskets import hold_out_last_basket
 from plugin.engine.blend import ShopkeeperRecommender
-from plugin.engine.ranker import TreeEnsemble, fit_ranker
+from plugin.engine.pairs import FEATURES
+from plugin.engine.ranker import (
+    TreeEnsemble,
+    ValidationSet,
+    fit_ranker,
+    itemknn_explore_hits,
+    list_metrics,
+)
 from tests.engine.contract import EstimatorContract
 from tests.engine.synthetic import DAY, T0, weekly_history
 
@@ -97,3 +106,64 @@ def test_explore_slots_guarantee_items_the_shopper_never_bought():
     new = [r for r in recs if x.item_index(r.item) not in owned]
     assert len(new) >= 2
     assert recs[-1] in new  # reserved slots go last: sure repeats keep the top ranks
+
+
+def _toy_validation() -> ValidationSet:
+    """Two held-out baskets. 0: {r1, n1} with candidates r1, r2 (repeats) and n1 (new);
+    1: one new item that is not among its candidates a (repeat) and b (new)."""
+    X = np.zeros((5, len(FEATURES)))
+    X[:, FEATURES.index("is_repeat")] = [1, 1, 0, 1, 0]
+    return ValidationSet(X=X, y=np.array([1, 0, 1, 0, 0], bool), group=np.array([0, 0, 0, 1, 1]),
+                         user=np.array([0, 1]), size=np.array([2.0, 1.0]),
+                         new=np.array([1.0, 1.0]), reference_hits=np.full(2, np.nan))
+
+
+def test_list_metrics_known_answer():
+    v, scores = _toy_validation(), np.array([2.0, 1.0, 0.5, 3.0, 0.1])
+    ndcg, explore = list_metrics(v, scores, boost=0.0, k=2)
+    # basket 0: r1 hit at rank 1 of an ideal of two hits; basket 1: nothing
+    assert ndcg == pytest.approx((1 / (1 + 1 / np.log2(3))) / 2)
+    assert explore == 0.0
+    ndcg, explore = list_metrics(v, scores, boost=1.0, k=2)
+    # n1 (0.5 + 1 > 1.0) replaces r2 and is shown after r1: basket 0 is perfect
+    assert ndcg == pytest.approx(0.5)
+    assert explore == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("neighbours", [200, 4])
+def test_itemknn_reference_counts_what_the_itemknn_baseline_finds(neighbours):
+    x = weekly_history(seed=3)
+    train, keys, at = hold_out_last_basket(x)
+    users = np.flatnonzero(~np.isnan(at))
+    ours = itemknn_explore_hits(train, users, keys, k=5, n_neighbors=neighbours)
+    knn = ItemKNNBaseline(n_neighbors=neighbours).fit(train)
+    expected = []
+    for u in users:
+        owned = set(train.item[train.events_of(u)].tolist())
+        shown = [train.item_index(r.item) for r in knn.recommend(str(x.user_ids[u]), 5)]
+        expected.append(sum(u * x.n_items + i in keys and i not in owned for i in shown))
+    np.testing.assert_array_equal(ours, expected)
+    assert sum(expected) > 0  # the check has something to compare
+
+
+def test_explore_boost_is_learned_within_the_accuracy_budget():
+    x = weekly_history(seed=3)
+    model = ShopkeeperRecommender(max_explore_cost=0.05).fit(x)
+    report = model.explore_validation_
+    assert model.explore_boost_ in report["boosts"]
+    ndcg = np.array(report["ndcg"])
+    chosen = report["boosts"].index(model.explore_boost_)
+    assert ndcg[chosen] >= 0.95 * ndcg.max()
+    strict = ShopkeeperRecommender(max_explore_cost=0.0).fit(x)
+    assert strict.explore_validation_["ndcg"][report["boosts"].index(strict.explore_boost_)] \
+        == pytest.approx(ndcg.max())
+    fixed = ShopkeeperRecommender(explore_boost=0.5).fit(x)
+    assert fixed.explore_boost_ == 0.5 and fixed.explore_validation_ == {}
+
+
+def test_boosted_new_items_are_shown_below_sure_repeats():
+    model = ShopkeeperRecommender(explore_boost=50.0).fit(weekly_history(seed=3))
+    recs = model.recommend("s00", 10)
+    scores = [r.score for r in recs if r.source not in ("segment", "trending")]
+    assert recs[0].item == "milk"
+    assert scores == sorted(scores, reverse=True)
