@@ -133,6 +133,10 @@ class NextBasketState:
         # the catalogue texts are the same for every history slice: callers may pass them
         self.content = content_matrix(x) if content is None else content
         self.vote_content_T = self.content[self.vote_items].T.tocsr()
+        cats = np.array([x.catalog.primary_category(i) for i in range(x.n_items)], dtype=object)
+        _, cat = np.unique(cats, return_inverse=True) if x.n_items else (None, np.zeros(0))
+        self.category = sp.csr_matrix((np.ones(x.n_items), (np.arange(x.n_items), cat)),
+                                      shape=(x.n_items, int(cat.max(initial=-1)) + 1))
 
     def default_now(self, users: np.ndarray, personal: Personal | None = None) -> np.ndarray:
         """The shopper's last basket plus their typical gap between baskets."""
@@ -222,6 +226,8 @@ class NextBasketState:
         vote = np.where(pos >= 0, nbr[local, np.maximum(pos, 0)], 0.0)
         c = self.features(p, users[local], items, vote, now[local])
         c.X[:, FEATURES.index("itemknn")] = np.where(pos >= 0, knn[local, np.maximum(pos, 0)], 0.0)
+        share = (p.V[users] @ self.category).toarray()
+        c.X[:, FEATURES.index("category_share")] = share[local, self.category.indices[items]]
         c.X[:, FEATURES.index("content")] = np.asarray(
             self.content[items].multiply(profile[local]).sum(axis=1)).ravel()
         return c

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from plugin.engine.baskets import hold_out_last_basket
@@ -19,8 +20,8 @@ from plugin.engine.data import Interactions
 from plugin.engine.nextbasket import Candidates, NextBasketState
 from plugin.engine.pairs import FEATURES
 
-__all__ = ["ValidationSet", "fit_ranker", "itemknn_explore_hits", "list_metrics",
-           "validation_rows"]
+__all__ = ["EXPLORE_FEATURES", "LinearScorer", "ValidationSet", "fit_ranker",
+           "itemknn_explore_hits", "list_metrics", "validation_rows"]
 
 _REP = FEATURES.index("is_repeat")
 
@@ -191,6 +192,47 @@ def fit_ranker(
     # one OpenMP thread: on a busy 2-core host the threaded fit was 5x slower (20 s vs 4 s)
     with threadpool_limits(1, "openmp"):
         return model.fit(X, y)
+
+
+# what says whether a shopper tries an item they never bought (repeat-only columns left out,
+# and the shrunk item repeat rate, whose shop-wide prior moves with every new purchase)
+EXPLORE_FEATURES = ("item_log_pop", "user_log_baskets", "user_repeat_share",
+                    "neighbour", "log_days_since_visit", "trending", "itemknn", "content",
+                    "category_share")
+
+
+class LinearScorer:
+    """Logistic regression on standardised columns, as plain arrays (saved without pickle).
+
+    New items are few positives among many rows: boosted trees overfit them and rank them
+    worse than popularity alone, a linear model on a few signals does not.
+    """
+
+    def __init__(self, columns: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+                 coef: np.ndarray, intercept: float) -> None:
+        self.columns = columns
+        self.mean = mean
+        self.scale = scale
+        self.coef = coef
+        self.intercept = float(intercept)
+
+    @classmethod
+    def fit(cls, X: np.ndarray, y: np.ndarray,
+            features: tuple[str, ...] = EXPLORE_FEATURES) -> LinearScorer | None:
+        """``None`` when there are no positives and negatives to learn from."""
+        if len(y) == 0 or y.all() or not y.any():
+            return None
+        columns = np.array([FEATURES.index(f) for f in features], np.int64)
+        Z = np.nan_to_num(X[:, columns])
+        mean, scale = Z.mean(axis=0), Z.std(axis=0)
+        scale[scale == 0] = 1.0
+        model = LogisticRegression(C=1.0, max_iter=1000).fit((Z - mean) / scale, y)
+        return cls(columns, mean, scale, model.coef_.ravel(), float(model.intercept_[0]))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Log-odds per row."""
+        Z = (np.nan_to_num(X[:, self.columns]) - self.mean) / self.scale
+        return Z @ self.coef + self.intercept
 
 
 class TreeEnsemble:

@@ -26,6 +26,7 @@ from plugin.engine.nextbasket import (
 )
 from plugin.engine.pairs import FEATURES
 from plugin.engine.ranker import (
+    LinearScorer,
     TreeEnsemble,
     ValidationSet,
     fit_ranker,
@@ -38,7 +39,7 @@ from plugin.engine.sources import make_source
 __all__ = ["ShopkeeperRecommender"]
 
 _DEC, _NBR = FEATURES.index("dec_0.8"), FEATURES.index("neighbour")
-_CNT = FEATURES.index("log_count")
+_CNT, _REP = FEATURES.index("log_count"), FEATURES.index("is_repeat")
 _HOLD_OUT = 0.3  # share of shoppers whose validation baskets choose the explore boost
 _REFERENCE = 600  # of their baskets measure item-kNN's discovery (bounds fit time)
 _BOOSTS = tuple(np.round(np.arange(0.0, 3.01, 0.25), 2).tolist())
@@ -147,6 +148,9 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             self._learn_boost(v, held_out) if learn else (float(self.explore_boost), {}))
         model = self._fit_ranker(v.X, v.y)
         self.ranker_ = TreeEnsemble.from_sklearn(model) if model is not None else None
+        # never-bought items get a linear model's odds (trees overfit their few positives)
+        new = v.X[:, _REP] == 0 if len(v.y) else np.zeros(0, bool)
+        self.explore_scorer_ = LinearScorer.fit(v.X[new], v.y[new])
         self.repurchase_ = RepurchaseModel().fit(x)
         self.state_ = NextBasketState(x, content=content, **self._state_params())
         users = np.flatnonzero(self.state_.personal.bp.n_baskets > 0)
@@ -172,6 +176,10 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         if model is None or not len(groups):
             return 0.0, {}
         scores = model.decision_function(v.X[rows])
+        new = v.X[:, _REP] == 0
+        linear = LinearScorer.fit(v.X[~rows & new], v.y[~rows & new])
+        if linear is not None:
+            scores[new[rows]] = linear.predict(v.X[rows & new])
         measured = groups[~np.isnan(v.reference_hits[groups])]
         reference = float(np.mean(v.reference_hits[measured] / v.new[measured])) if len(
             measured) else 0.0
@@ -192,7 +200,11 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         """Learned score of feature rows (a TIFU-like fixed blend when nothing was learned)."""
         if self.ranker_ is None:
             return X[:, _DEC] + 0.5 * X[:, _NBR]
-        return self.ranker_.predict(X)
+        scores = self.ranker_.predict(X)
+        if self.explore_scorer_ is not None:
+            new = X[:, _REP] == 0
+            scores[new] = self.explore_scorer_.predict(X[new])
+        return scores
 
     def recommend(self, shopper: str, n: int = 10, *, exclude: Iterable[str] | None = None,
                   at: datetime | float | None = None) -> list[Recommendation]:

@@ -10,6 +10,7 @@ from plugin.engine.baskets import hold_out_last_basket
 from plugin.engine.blend import ShopkeeperRecommender
 from plugin.engine.pairs import FEATURES
 from plugin.engine.ranker import (
+    LinearScorer,
     TreeEnsemble,
     ValidationSet,
     fit_ranker,
@@ -167,3 +168,17 @@ def test_boosted_new_items_are_shown_below_sure_repeats():
     scores = [r.score for r in recs if r.source not in ("segment", "trending")]
     assert recs[0].item == "milk"
     assert scores == sorted(scores, reverse=True)
+
+
+def test_linear_scorer_ranks_new_items_by_what_predicts_a_try():
+    rng = np.random.default_rng(0)
+    X = np.zeros((600, len(FEATURES)))
+    X[:, FEATURES.index("neighbour")] = rng.random(600)
+    X[:, FEATURES.index("item_log_pop")] = rng.random(600)  # noise
+    X[rng.random(600) < 0.05, FEATURES.index("content")] = np.nan  # missing reads as 0
+    y = X[:, FEATURES.index("neighbour")] + 0.2 * rng.normal(size=600) > 0.8
+    scorer = LinearScorer.fit(X, y)
+    odds = scorer.predict(X)
+    assert np.isfinite(odds).all()
+    assert np.corrcoef(odds, X[:, FEATURES.index("neighbour")])[0, 1] > 0.95
+    assert LinearScorer.fit(X, np.zeros(600, bool)) is None  # nothing to learn from
