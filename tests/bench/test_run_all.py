@@ -15,10 +15,10 @@ accepted: 3000   processed: 3000   lost: 0
 """
 
 SERVE_OUT = """\
-database: 127.0.0.1:5432/x   gunicorn workers: 3   client threads: 4   requests per endpoint: 4000
-endpoint              req/s   p50 ms   p99 ms   status codes
-bare                    900     3.10    12.50   {200: 4000}
-recommendations         450     6.20    30.00   {200: 4000}
+database: 127.0.0.1:5432/x   gunicorn workers: 2   client threads: 4   requests per endpoint: 4000
+endpoint              req/s   p50 ms   p99 ms  server cpu ms/req  db cpu  client cpu   status codes
+bare                    900     3.10    12.50               0.57    0.01        0.98   {200: 4000}
+recommendations         450     6.20    30.00               1.26    0.11        1.05   {200: 4000}
 throughput ratio recommendations/bare: 0.50 (target >= 0.70); recommendations p99 30.0 ms
 """
 
