@@ -42,7 +42,7 @@ _DEC, _NBR = FEATURES.index("dec_0.8"), FEATURES.index("neighbour")
 _CNT, _REP = FEATURES.index("log_count"), FEATURES.index("is_repeat")
 _HOLD_OUT = 0.3  # share of shoppers whose validation baskets choose the explore boost
 _REFERENCE = 600  # of their baskets measure item-kNN's discovery (bounds fit time)
-_BOOSTS = tuple(np.round(np.arange(0.0, 3.01, 0.25), 2).tolist())
+_BOOSTS = tuple(np.round(np.arange(0.0, 3.01, 0.1), 2).tolist())
 
 
 class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
@@ -180,12 +180,16 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         linear = LinearScorer.fit(v.X[~rows & new], v.y[~rows & new])
         if linear is not None:
             scores[new[rows]] = linear.predict(v.X[rows & new])
+        # discovery is compared with item-kNN's on the very baskets it was measured on
         measured = groups[~np.isnan(v.reference_hits[groups])]
-        reference = float(np.mean(v.reference_hits[measured] / v.new[measured])) if len(
-            measured) else 0.0
-        ndcg, explore = zip(*(list_metrics(v, scores, b, rows=np.flatnonzero(rows))
-                              for b in _BOOSTS), strict=True)
-        ndcg, explore = np.array(ndcg), np.array(explore)
+        if not len(measured):
+            return 0.0, {}
+        reference = float(np.mean(v.reference_hits[measured] / v.new[measured]))
+        paired = np.isin(v.group, measured)[rows]
+        held = np.flatnonzero(rows)
+        ndcg = np.array([list_metrics(v, scores, b, rows=held)[0] for b in _BOOSTS])
+        explore = np.array([list_metrics(v, scores[paired], b, rows=held[paired])[1]
+                            for b in _BOOSTS])
         within = ndcg >= (1 - self.max_explore_cost) * ndcg.max()
         ok = within & (explore > self.explore_margin * reference)
         if not ok.any():  # out of reach: the most discovery the accuracy budget allows
