@@ -148,6 +148,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             self._learn_boost(v, held_out) if learn else (float(self.explore_boost), {}))
         model = self._fit_ranker(v.X, v.y)
         self.ranker_ = TreeEnsemble.from_sklearn(model) if model is not None else None
+        if self.ranker_ is not None:  # flatten the trees now, not on the first request
+            self.ranker_.predict(np.zeros((1, len(FEATURES))))
         # never-bought items get a linear model's odds (trees overfit their few positives)
         new = v.X[:, _REP] == 0 if len(v.y) else np.zeros(0, bool)
         self.explore_scorer_ = LinearScorer.fit(v.X[new], v.y[new])
