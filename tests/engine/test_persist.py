@@ -40,3 +40,13 @@ def test_other_format_versions_are_refused(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="unsupported"):
         load_model(tmp_path / "m")
+
+
+def test_learned_discovery_survives_a_round_trip(tmp_path):
+    model = ShopkeeperRecommender().fit(weekly_history())
+    assert model.explore_scorer_ is not None  # there is something to save
+    save_model(model, tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    assert loaded.explore_boost_ == model.explore_boost_
+    assert loaded.explore_validation_ == model.explore_validation_
+    assert (loaded.explore_scorer_.coef == model.explore_scorer_.coef).all()
