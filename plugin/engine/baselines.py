@@ -142,7 +142,7 @@ class ItemKNNBaseline(_HistoryMixin, BaseRecommender):
         norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())
         inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
         xn = (x @ sp.diags(inv)).tocsc()
-        self.similarity_ = _pruned_gram(xn, self.n_neighbors)  # items x items, CSR
+        self.similarity_ = pruned_similarity(xn, self.n_neighbors)  # items x items, CSR
         self.popular_ = GlobalPopularity().fit(interactions)
         return self
 
@@ -170,32 +170,36 @@ class ItemKNNBaseline(_HistoryMixin, BaseRecommender):
         return out
 
 
-def _pruned_gram(xn: sp.csc_matrix, keep: int, chunk: int = 2048) -> sp.csr_matrix:
-    """``xn.T @ xn`` without its diagonal, keeping the ``keep`` largest entries per row.
+def pruned_similarity(xn: sp.spmatrix, keep: int, rows: np.ndarray | None = None,
+                      chunk: int = 2048) -> sp.csr_matrix:
+    """Rows ``rows`` (default: all items) of ``xn.T @ xn`` without self-similarity, keeping
+    the ``keep`` largest entries per row: ItemKNN's neighbour lists.
 
-    Computed in column chunks so the full item-item product is never held in memory.
+    Computed in row chunks so the full item-item product is never held in memory.
     """
     n = xn.shape[1]
+    rows = np.arange(n) if rows is None else np.asarray(rows)
     xt = xn.T.tocsr()
     indptr, indices, data = [0], [], []
-    for lo in range(0, n, chunk):
-        block = (xt[lo:lo + chunk] @ xn).tocsr()  # chunk x items
-        block.setdiag(0, k=lo)
-        block.eliminate_zeros()
+    for lo in range(0, len(rows), chunk):
+        block = (xt[rows[lo:lo + chunk]] @ xn).tocsr()  # chunk x items
         for r in range(block.shape[0]):
             s, e = block.indptr[r], block.indptr[r + 1]
             cols, vals = block.indices[s:e], block.data[s:e]
+            other = cols != rows[lo + r]
+            cols, vals = cols[other], vals[other]
             if len(vals) > keep:
                 best = np.argpartition(-vals, keep - 1)[:keep]
                 cols, vals = cols[best], vals[best]
             indices.append(cols)
             data.append(vals)
             indptr.append(indptr[-1] + len(cols))
+
     def cat(parts: list, dtype) -> np.ndarray:
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
     return sp.csr_matrix((cat(data, np.float32), cat(indices, np.int32), np.array(indptr)),
-                         shape=(n, n))
+                         shape=(len(rows), n))
 
 
 class ALSBaseline(_HistoryMixin, BaseRecommender):

@@ -15,6 +15,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from plugin.engine.baselines import pruned_similarity
 from plugin.engine.baskets import hold_out_last_basket
 from plugin.engine.data import Interactions
 from plugin.engine.nextbasket import Candidates, NextBasketState
@@ -112,26 +113,9 @@ def itemknn_explore_hits(train: Interactions, users: np.ndarray, keys: np.ndarra
     pop = np.asarray(m.sum(axis=0)).ravel()
     inv = np.divide(1.0, np.sqrt(pop), out=np.zeros_like(pop), where=pop > 0)
     mn = (m @ sp.diags(inv)).tocsr()
-    mt = mn.T.tocsr()
     own = m[users]
     items = np.unique(own.indices)
-    indptr, indices, data = [0], [], []
-    for lo in range(0, len(items), chunk):
-        block = (mt[items[lo : lo + chunk]] @ mn).tocsr()
-        for r in range(block.shape[0]):
-            s, e = block.indptr[r], block.indptr[r + 1]
-            cols, vals = block.indices[s:e], block.data[s:e]
-            other = cols != items[lo + r]
-            cols, vals = cols[other], vals[other]
-            if len(vals) > n_neighbors:
-                best = np.argpartition(-vals, n_neighbors - 1)[:n_neighbors]
-                cols, vals = cols[best], vals[best]
-            indices.append(cols)
-            data.append(vals)
-            indptr.append(indptr[-1] + len(cols))
-    sim = sp.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),
-                         np.concatenate(indices) if indices else np.zeros(0, np.int64),
-                         np.array(indptr)), shape=(len(items), train.n_items))
+    sim = pruned_similarity(mn, n_neighbors, items, chunk)
     own_rows = sp.csr_matrix((own.data, np.searchsorted(items, own.indices), own.indptr),
                              shape=(len(users), len(items)))
     tie = 1e-6 * pop / max(float(pop.max(initial=0)), 1.0)
