@@ -3,11 +3,13 @@
 ``.ci/vendure.sh`` installs the pinned packages and seeds ``seed.db`` (run here too when it
 has not been run yet). The session copies the seed, starts ``node index.js`` on a free port
 with ``WEBHOOK_URL``/``WEBHOOK_SECRET`` pointing at a ``Receiver``, waits for ``/health`` and
-stops the process by its pid. Without ``node`` every peer test is skipped, and says so loudly.
+stops the process by its pid. Without ``node`` every peer test is skipped, and says so
+loudly; under CI (``CI`` set, as ``.ci/run`` does) they fail instead.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -26,6 +28,8 @@ def vendure_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VendurePe
     """The running Vendure server. State is shared across the session, so tests create
     their own products and customers (unique names) instead of assuming an empty shop."""
     if NODE is None:
+        if os.environ.get("CI"):  # .ci/run installs Node: a missing one is a CI failure
+            pytest.fail(NO_NODE)
         print(f"\n{NO_NODE}\n")
         pytest.skip(NO_NODE)
     with running_vendure(tmp_path_factory.mktemp("vendure")) as peer:
