@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from plugin.engine.arrays import unique_values
 from plugin.engine.data import Interactions
 
 __all__ = ["BasketPairs", "basket_pairs", "decayed_matrix"]
@@ -66,7 +67,7 @@ def basket_pairs(x: Interactions) -> BasketPairs:
     last_time[n_baskets == 0] = np.nan
 
     key = b_inv.astype(np.int64) * n_items + x.item
-    key = np.unique(key)
+    key = unique_values(key)
     b = key // n_items
     return BasketPairs(
         user=b_user[b],
@@ -108,7 +109,7 @@ def hold_out_last_basket(x: Interactions) -> tuple[Interactions, np.ndarray, np.
     held = (bp.n_baskets[bp.user] >= 2) & (bp.rank == bp.n_baskets[bp.user] - 1)
     at = np.full(x.n_users, np.nan)
     at[bp.user[held]] = bp.time[held]
-    keys = np.unique(bp.user[held] * x.n_items + bp.item[held])
+    keys = unique_values(bp.user[held] * x.n_items + bp.item[held])
     cut = at[x.user]
     keep = np.isnan(cut) | (x.timestamp < cut)
     return x.subset(keep), keys, at

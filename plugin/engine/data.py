@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 import numpy as np
 import scipy.sparse as sp
 
+from plugin.engine.arrays import unique_pairs
+
 __all__ = ["Catalog", "Interactions", "to_timestamp"]
 
 
@@ -202,12 +204,12 @@ class Interactions:
             m.data[:] = 1.0
         elif weighting == "baskets":
             # duplicates of the same item inside one basket count once
-            key = np.unique(np.stack([self.basket, self.item.astype(np.int64)]), axis=1)
-            if key.size:
+            basket, item = unique_pairs(self.basket, self.item)
+            if len(basket):
                 bu = np.zeros(self.basket.max() + 1, np.int64)
                 bu[self.basket] = self.user
                 m = sp.csr_matrix(
-                    (np.ones(key.shape[1], np.float32), (bu[key[0]], key[1])), shape=shape
+                    (np.ones(len(basket), np.float32), (bu[basket], item)), shape=shape
                 )
                 m.sum_duplicates()
         return m

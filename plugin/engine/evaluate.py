@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from plugin.engine.arrays import unique_pairs
 from plugin.engine.base import BaseRecommender
 from plugin.engine.data import Interactions
 
@@ -76,8 +77,8 @@ def _held_out(data: Interactions, test_mask: np.ndarray) -> HeldOut:
 
 def _baskets_per_user(data: Interactions) -> np.ndarray:
     """Number of distinct baskets of each user."""
-    pairs = np.unique(np.stack([data.user.astype(np.int64), data.basket]), axis=1)
-    return np.bincount(pairs[0], minlength=data.n_users)
+    users, _ = unique_pairs(data.user, data.basket)
+    return np.bincount(users, minlength=data.n_users)
 
 
 def last_basket_split(interactions: Interactions) -> tuple[Interactions, HeldOut]:

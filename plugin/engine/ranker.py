@@ -15,6 +15,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from plugin.engine.arrays import unique_values
 from plugin.engine.baselines import pruned_similarity
 from plugin.engine.baskets import hold_out_last_basket
 from plugin.engine.data import Interactions
@@ -114,7 +115,7 @@ def itemknn_explore_hits(train: Interactions, users: np.ndarray, keys: np.ndarra
     inv = np.divide(1.0, np.sqrt(pop), out=np.zeros_like(pop), where=pop > 0)
     mn = (m @ sp.diags(inv)).tocsr()
     own = m[users]
-    items = np.unique(own.indices)
+    items = unique_values(own.indices)
     sim = pruned_similarity(mn, n_neighbors, items, chunk)
     own_rows = sp.csr_matrix((own.data, np.searchsorted(items, own.indices), own.indptr),
                              shape=(len(users), len(items)))

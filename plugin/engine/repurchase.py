@@ -13,6 +13,7 @@ from datetime import datetime
 
 import numpy as np
 
+from plugin.engine.arrays import unique_values
 from plugin.engine.base import BaseRecommender, Recommendation, check_is_fitted
 from plugin.engine.baskets import DAY, basket_pairs
 from plugin.engine.data import Interactions, to_timestamp
@@ -142,7 +143,7 @@ def _category_rebuy(x: Interactions, bp, cat_of: np.ndarray, n_cats: int) -> np.
     if not len(bp.user) or not n_cats:
         return np.zeros(n_cats)
     uc_row = bp.user * n_cats + np.asarray(cat_of)[bp.item]
-    key = np.unique(uc_row * (bp.rank.max() + 1) + bp.rank)  # distinct (user, cat, basket)
+    key = unique_values(uc_row * (bp.rank.max() + 1) + bp.rank)  # distinct (user, cat, basket)
     uc, count = np.unique(key // (bp.rank.max() + 1), return_counts=True)
     shoppers = np.bincount(uc % n_cats, minlength=n_cats)
     again = np.bincount(uc % n_cats, weights=count > 1, minlength=n_cats)

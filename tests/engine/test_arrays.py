@@ -1,0 +1,22 @@
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from plugin.engine.arrays import unique_pairs, unique_values
+
+ints = st.lists(st.integers(0, 10**12), max_size=200)
+
+
+@given(ints)
+def test_unique_values_matches_numpy(values):
+    a = np.asarray(values, np.int64)
+    assert np.array_equal(unique_values(a), np.unique(a))
+
+
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), max_size=200))
+def test_unique_pairs_matches_numpy_axis_unique(pairs):
+    a = np.asarray([p[0] for p in pairs], np.int64)
+    b = np.asarray([p[1] for p in pairs], np.int64)
+    got = unique_pairs(a, b)
+    want = np.unique(np.stack([a, b]), axis=1) if len(a) else np.zeros((2, 0), np.int64)
+    assert np.array_equal(np.stack(got), want)
