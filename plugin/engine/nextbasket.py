@@ -228,8 +228,13 @@ class NextBasketState:
         c.X[:, FEATURES.index("itemknn")] = np.where(pos >= 0, knn[local, np.maximum(pos, 0)], 0.0)
         share = (p.V[users] @ self.category).toarray()
         c.X[:, FEATURES.index("category_share")] = share[local, self.category.indices[items]]
-        c.X[:, FEATURES.index("content")] = np.asarray(
-            self.content[items].multiply(profile[local]).sum(axis=1)).ravel()
+        # look-alike score: read from the dense vote-item block, sparse rows only for the rest
+        look = np.where(pos >= 0, content[local, np.maximum(pos, 0)], 0.0)
+        rest = np.flatnonzero(pos < 0)
+        if len(rest):
+            look[rest] = np.asarray(self.content[items[rest]].multiply(
+                profile[local[rest]]).sum(axis=1)).ravel()
+        c.X[:, FEATURES.index("content")] = look
         return c
 
     def features(self, p: Personal, users: np.ndarray, items: np.ndarray,

@@ -7,6 +7,7 @@ gets weights that fit its own repeat behaviour (grocery vs gift-ware).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from plugin.engine.data import Interactions
 from plugin.engine.nextbasket import Candidates, NextBasketState
 from plugin.engine.pairs import FEATURES
 
-__all__ = ["EXPLORE_FEATURES", "LinearScorer", "ValidationSet", "fit_ranker",
+__all__ = ["EXPLORE_FEATURES", "BlendedRanker", "LinearScorer", "ValidationSet", "fit_ranker",
            "itemknn_explore_hits", "list_metrics", "validation_rows"]
 
 _REP = FEATURES.index("is_repeat")
@@ -128,27 +129,38 @@ def itemknn_explore_hits(train: Interactions, users: np.ndarray, keys: np.ndarra
     return (held & ~owned).sum(axis=1).astype(np.float64)
 
 
-def list_metrics(v: ValidationSet, scores: np.ndarray, boost: float, k: int = 10,
-                 rows: np.ndarray | None = None) -> tuple[float, float]:
+def list_metrics(v: ValidationSet, scores: np.ndarray, boost, k: int = 10,
+                 rows: np.ndarray | None = None):
     """Mean NDCG@k and explore recall@k of the lists ``scores`` (+ ``boost`` on new items) make.
 
     The top ``k`` are chosen by the boosted score and shown in the order of the plain score,
     as ``ShopkeeperRecommender.recommend`` does; groups are the baskets of ``rows``.
+    ``boost`` may be a sequence: then two arrays, one value per boost.
     """
     rows = np.arange(len(v.y)) if rows is None else rows
     g, y = v.group[rows], v.y[rows]
     new = v.X[rows, _REP] == 0
-    picked = _top_in_group(g, scores + boost * new, k)
-    g, y, new, s = g[picked], y[picked], new[picked], scores[picked]
-    pos = _rank_in_group(g, s)
+    # only the best k repeats and the best k new items of a basket can make its list:
+    # ranking just those once is exact and makes a grid of boosts cheap
+    head = _top_in_group(g * 2 + new, scores, k)
+    g, y, new, scores = g[head], y[head], new[head], scores[head]
     groups = np.unique(v.group[rows])
-    gain = np.bincount(np.searchsorted(groups, g), weights=y / np.log2(pos + 2),
-                       minlength=len(groups))
     ideal = np.cumsum(1 / np.log2(np.arange(k) + 2))[np.clip(v.size[groups], 1, k).astype(int) - 1]
-    hits_new = np.bincount(np.searchsorted(groups, g), weights=y & new, minlength=len(groups))
     has_new = v.new[groups] > 0
-    explore = float(np.mean(hits_new[has_new] / v.new[groups][has_new])) if has_new.any() else 0.0
-    return float(np.mean(gain / ideal)), explore
+    ndcg, explore = [], []
+    for b in np.atleast_1d(boost):
+        picked = _top_in_group(g, scores + b * new, k)
+        gp, yp, s = g[picked], y[picked], scores[picked]
+        at = np.searchsorted(groups, gp)
+        pos = _rank_in_group(gp, s)
+        gain = np.bincount(at, weights=yp / np.log2(pos + 2), minlength=len(groups))
+        hits_new = np.bincount(at, weights=yp & new[picked], minlength=len(groups))
+        ndcg.append(float(np.mean(gain / ideal)))
+        explore.append(float(np.mean(hits_new[has_new] / v.new[groups][has_new]))
+                       if has_new.any() else 0.0)
+    if np.ndim(boost) == 0:
+        return ndcg[0], explore[0]
+    return np.array(ndcg), np.array(explore)
 
 
 def _rank_in_group(g: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -163,20 +175,108 @@ def _top_in_group(g: np.ndarray, s: np.ndarray, k: int) -> np.ndarray:
     return np.flatnonzero(_rank_in_group(g, s) < k)
 
 
+class BlendedRanker:
+    """A pointwise and a listwise booster, averaged in log-odds.
+
+    The pointwise trees (sklearn, binary log-loss) give calibrated odds, which new items'
+    linear odds and the explore boost are compared with; LightGBM's LambdaRank trees
+    optimise the order of a basket's list directly and are mapped onto the same log-odds
+    scale by a one-feature logistic fit (Platt). Averaged they ranked better than either
+    alone on the inner validation of all three datasets (Complete Journey +2.5 %, Online
+    Retail +1.4 %, Instacart +0.3 % NDCG@10 over the pointwise trees).
+    """
+
+    def __init__(self, pointwise: HistGradientBoostingClassifier, listwise=None,
+                 scale: float = 1.0, offset: float = 0.0) -> None:
+        self.pointwise = pointwise
+        self.listwise = listwise  # lightgbm.Booster
+        self.scale = scale
+        self.offset = offset
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Log-odds per row (native predictors: fast on many rows)."""
+        odds = self.pointwise.decision_function(X)
+        if self.listwise is None:
+            return odds
+        listwise = self.scale * self.listwise.predict(X, raw_score=True) + self.offset
+        return 0.5 * (odds + listwise)
+
+    def flatten(self) -> TreeEnsemble:
+        """Both boosters as one ``TreeEnsemble`` (one walk per request, saved as arrays)."""
+        pointwise = TreeEnsemble.from_sklearn(self.pointwise)
+        if self.listwise is None:
+            return pointwise
+        listwise = TreeEnsemble.from_lightgbm(self.listwise)
+        return TreeEnsemble.blend([(pointwise, 0.5), (listwise, 0.5 * self.scale)],
+                                  offset=0.5 * self.offset)
+
+
 def fit_ranker(
     X: np.ndarray, y: np.ndarray, *, max_iter: int, learning_rate: float,
     max_leaf_nodes: int, random_state: int | None, max_depth: int | None = None,
-) -> HistGradientBoostingClassifier | None:
-    """Fit the ranker; ``None`` when validation has no positives and negatives to learn from."""
+    negatives: float = 1.0, group: np.ndarray | None = None,
+) -> BlendedRanker | None:
+    """Fit the ranker; ``None`` when validation has no positives and negatives to learn from.
+
+    ``negatives`` < 1 keeps that share of the negative rows, weighted up to keep the
+    log-odds calibrated: more validation baskets for the same fit time (positives are the
+    scarce rows, and half the negatives ranked as well on Complete Journey). With
+    ``group`` (the basket of each row, non-decreasing) a LambdaRank booster is fit
+    alongside, on the other core.
+    """
     if len(y) == 0 or y.all() or not y.any():
         return None
+    weight = np.ones(len(y))
+    if negatives < 1.0:
+        keep = y | (np.random.default_rng(random_state).random(len(y)) < negatives)
+        X, y = X[keep], y[keep]
+        group = None if group is None else group[keep]
+        weight = np.where(y, 1.0, 1.0 / negatives)
     model = HistGradientBoostingClassifier(
         max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
         max_depth=max_depth, early_stopping=False, random_state=random_state,
     )
-    # one OpenMP thread: on a busy 2-core host the threaded fit was 5x slower (20 s vs 4 s)
-    with threadpool_limits(1, "openmp"):
-        return model.fit(X, y)
+
+    def pointwise():
+        # one OpenMP thread: on a busy 2-core host the threaded fit was 5x slower
+        with threadpool_limits(1, "openmp"):
+            return model.fit(X, y, sample_weight=weight)
+
+    if group is None:
+        return BlendedRanker(pointwise())
+    with ThreadPoolExecutor(1) as pool:  # both release the GIL: two cores, one wall time
+        future = pool.submit(pointwise)
+        listwise = _fit_listwise(X, y, group, max_iter=max_iter, learning_rate=learning_rate,
+                                 max_leaf_nodes=max_leaf_nodes, max_depth=max_depth,
+                                 random_state=random_state)
+        model = future.result()
+    if listwise is None:
+        return BlendedRanker(model)
+    raw = listwise.predict(X, raw_score=True)
+    platt = LogisticRegression().fit(raw[:, None], y, sample_weight=weight)
+    return BlendedRanker(model, listwise, float(platt.coef_[0, 0]),
+                         float(platt.intercept_[0]))
+
+
+def _fit_listwise(X: np.ndarray, y: np.ndarray, group: np.ndarray, *, max_iter: int,
+                  learning_rate: float, max_leaf_nodes: int, max_depth: int | None,
+                  random_state: int | None):
+    """LambdaRank on the baskets that have a hit (others carry no pairwise signal)."""
+    import lightgbm  # imported late: only fitting needs it, serving reads flat arrays
+
+    hits = np.bincount(group, weights=y) > 0
+    keep = hits[group]
+    if not keep.any():
+        return None
+    _, sizes = np.unique(group[keep], return_counts=True)
+    params = {"objective": "lambdarank", "learning_rate": learning_rate,
+              "num_leaves": max_leaf_nodes, "max_depth": max_depth or -1,
+              "min_child_samples": 50, "lambdarank_truncation_level": 20,
+              "num_threads": 1, "seed": random_state or 0, "deterministic": True,
+              "verbose": -1}
+    data = lightgbm.Dataset(X[keep], y[keep].astype(np.int32), group=sizes,
+                            params={"verbose": -1})
+    return lightgbm.train(params, data, num_boost_round=max_iter)
 
 
 # what says whether a shopper tries an item they never bought (repeat-only columns left out,
@@ -252,6 +352,66 @@ class TreeEnsemble:
         arrays = {f: np.concatenate(v) for f, v in parts.items()}
         baseline = float(np.ravel(model._baseline_prediction)[0])
         return cls(arrays, np.asarray(roots, np.int64), baseline)
+
+    @classmethod
+    def from_lightgbm(cls, booster) -> TreeEnsemble:
+        """Flatten a LightGBM booster's numeric trees (``x <= threshold`` goes left)."""
+        parts: dict[str, list] = {f: [] for f in cls.FIELDS}
+        roots: list[int] = []
+        for info in booster.dump_model()["tree_info"]:
+            roots.append(len(parts["value"]))
+            stack = [(info["tree_structure"], None, "")]
+            while stack:
+                node, parent, side = stack.pop()
+                at = len(parts["value"])
+                if parent is not None:
+                    parts[side][parent] = at
+                leaf = "leaf_value" in node
+                if not leaf and (node.get("decision_type") != "<="
+                                 or node.get("missing_type") == "Zero"):
+                    raise ValueError("only numeric '<=' splits without zero-as-missing")
+                threshold = float(node.get("threshold", 0.0))
+                # LightGBM reads NaN as 0 unless the split learned a side for missing values
+                nan_left = (bool(node.get("default_left")) if node.get("missing_type") == "NaN"
+                            else threshold >= 0.0)
+                parts["feature"].append(0 if leaf else int(node["split_feature"]))
+                parts["threshold"].append(threshold)
+                parts["missing_left"].append(nan_left and not leaf)
+                parts["left"].append(-1)
+                parts["right"].append(-1)
+                parts["is_leaf"].append(leaf)
+                parts["value"].append(float(node["leaf_value"]) if leaf else 0.0)
+                if not leaf:
+                    stack.append((node["right_child"], at, "right"))
+                    stack.append((node["left_child"], at, "left"))
+        arrays = {"feature": np.asarray(parts["feature"], np.int64),
+                  "threshold": np.asarray(parts["threshold"], np.float64),
+                  "missing_left": np.asarray(parts["missing_left"], bool),
+                  "left": np.asarray(parts["left"], np.int64),
+                  "right": np.asarray(parts["right"], np.int64),
+                  "is_leaf": np.asarray(parts["is_leaf"], bool),
+                  "value": np.asarray(parts["value"], np.float64)}
+        return cls(arrays, np.asarray(roots, np.int64), 0.0)
+
+    @classmethod
+    def blend(cls, parts: list[tuple[TreeEnsemble, float]], offset: float = 0.0) -> TreeEnsemble:
+        """One ensemble scoring ``offset + sum(weight * part.predict(X))``: one walk to serve."""
+        arrays: dict[str, list[np.ndarray]] = {f: [] for f in cls.FIELDS}
+        roots, baseline, shift = [], offset, 0
+        for tree, weight in parts:
+            a = tree.arrays
+            for f in cls.FIELDS:
+                v = a[f]
+                if f in ("left", "right"):
+                    v = np.where(a["is_leaf"], v, v + shift)
+                elif f == "value":
+                    v = v * weight
+                arrays[f].append(v)
+            roots.append(tree.roots + shift)
+            baseline += weight * tree.baseline
+            shift += len(a["value"])
+        return cls({f: np.concatenate(v) for f, v in arrays.items()}, np.concatenate(roots),
+                   baseline)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Raw margin per row: baseline plus the leaf value of every tree.

@@ -26,8 +26,8 @@ from plugin.engine.nextbasket import (
 )
 from plugin.engine.pairs import FEATURES
 from plugin.engine.ranker import (
+    BlendedRanker,
     LinearScorer,
-    TreeEnsemble,
     ValidationSet,
     fit_ranker,
     list_metrics,
@@ -41,7 +41,7 @@ __all__ = ["ShopkeeperRecommender"]
 _DEC, _NBR = FEATURES.index("dec_0.8"), FEATURES.index("neighbour")
 _CNT, _REP = FEATURES.index("log_count"), FEATURES.index("is_repeat")
 _HOLD_OUT = 0.3  # share of shoppers whose validation baskets choose the explore boost
-_REFERENCE = 1000  # of their baskets measure item-kNN's discovery (bounds fit time)
+_REFERENCE = 400  # of their latest baskets measure item-kNN's discovery (bounds fit time)
 _BOOSTS = tuple(np.round(np.arange(0.0, 3.01, 0.1), 2).tolist())
 
 
@@ -66,6 +66,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         one before, ...) to learn the blending weights from...
     validation_users : ...stopping once this many shopper-baskets were featurised.
     max_validation_users : shoppers featurised per validation round (bounds fit time).
+    negatives : share of the negative validation rows the ranker is fit on (weighted up;
+        bounds fit time so more baskets can be learned from).
     max_iter, learning_rate, max_leaf_nodes, max_depth : the gradient-boosted ranker
         (depth bounds the serving cost: every tree is walked ``max_depth`` steps).
     diversity : MMR knob in [0, 1]; 0 keeps the learned order.
@@ -92,8 +94,9 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     def __init__(self, n_neighbors: int = 100, neighbour_decay: float = 0.8,
                  max_history: int = 60, n_explore: int = 20, max_explore_items: int = 5000,
                  n_popular: int = 10, n_content: int = 10,
-                 validation_baskets: int = 8, validation_users: int = 4000,
-                 max_validation_users: int = 3000, max_iter: int = 200,
+                 validation_baskets: int = 8, validation_users: int = 10000,
+                 max_validation_users: int = 3000, negatives: float = 0.5,
+                 max_iter: int = 200,
                  learning_rate: float = 0.05, max_leaf_nodes: int = 31, max_depth: int = 8,
                  diversity: float = 0.0,
                  explore_slots: int = 0, explore_boost: float | None = None,
@@ -111,6 +114,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         self.validation_baskets = validation_baskets
         self.validation_users = validation_users
         self.max_validation_users = max_validation_users
+        self.negatives = negatives
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -146,8 +150,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                             content=content)
         self.explore_boost_, self.explore_validation_ = (
             self._learn_boost(v, held_out) if learn else (float(self.explore_boost), {}))
-        model = self._fit_ranker(v.X, v.y)
-        self.ranker_ = TreeEnsemble.from_sklearn(model) if model is not None else None
+        model = self._fit_ranker(v.X, v.y, v.group)
+        self.ranker_ = model.flatten() if model is not None else None
         if self.ranker_ is not None:  # flatten the trees now, not on the first request
             self.ranker_.predict(np.zeros((1, len(FEATURES))))
         # never-bought items get a linear model's odds (trees overfit their few positives)
@@ -164,17 +168,19 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             source.fit(x)
         return self
 
-    def _fit_ranker(self, X: np.ndarray, y: np.ndarray, rounds: float = 1.0):
+    def _fit_ranker(self, X: np.ndarray, y: np.ndarray, group: np.ndarray,
+                    rounds: float = 1.0) -> BlendedRanker | None:
         """The ranker; ``rounds`` < 1 trades boosting rounds for a larger step (same reach)."""
         return fit_ranker(X, y, max_iter=max(1, round(self.max_iter * rounds)),
                           learning_rate=min(1.0, self.learning_rate / rounds),
                           max_leaf_nodes=self.max_leaf_nodes, max_depth=self.max_depth,
-                          random_state=self.random_state)
+                          random_state=self.random_state, negatives=self.negatives,
+                          group=group)
 
     def _learn_boost(self, v: ValidationSet, held_out: np.ndarray) -> tuple[float, dict]:
         """Boost for new items from validation baskets of shoppers the ranker did not see."""
         rows = held_out[v.user[v.group]]
-        model = self._fit_ranker(v.X[~rows], v.y[~rows], rounds=0.5)  # bounds fit time
+        model = self._fit_ranker(v.X[~rows], v.y[~rows], v.group[~rows], rounds=0.5)
         groups = np.unique(v.group[rows])
         groups = groups[v.new[groups] > 0]
         if model is None or not len(groups):
@@ -191,9 +197,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         reference = float(np.mean(v.reference_hits[measured] / v.new[measured]))
         paired = np.isin(v.group, measured)[rows]
         held = np.flatnonzero(rows)
-        ndcg = np.array([list_metrics(v, scores, b, rows=held)[0] for b in _BOOSTS])
-        explore = np.array([list_metrics(v, scores[paired], b, rows=held[paired])[1]
-                            for b in _BOOSTS])
+        ndcg = list_metrics(v, scores, _BOOSTS, rows=held)[0]
+        explore = list_metrics(v, scores[paired], _BOOSTS, rows=held[paired])[1]
         within = ndcg >= (1 - self.max_explore_cost) * ndcg.max()
         ok = within & (explore > self.explore_margin * reference)
         if not ok.any():  # out of reach: the most discovery the accuracy budget allows

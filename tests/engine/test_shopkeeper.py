@@ -95,8 +95,43 @@ def test_flattened_trees_score_exactly_like_sklearn():
     X[rng.random(X.shape) < 0.05] = np.nan
     y = X[:, 0] + np.nan_to_num(X[:, 1]) > 0
     model = fit_ranker(X, y, max_iter=20, learning_rate=0.1, max_leaf_nodes=7, random_state=0)
-    ours = TreeEnsemble.from_sklearn(model).predict(X)
-    np.testing.assert_allclose(ours, model._raw_predict(X).ravel(), rtol=1e-10, atol=1e-10)
+    ours = TreeEnsemble.from_sklearn(model.pointwise).predict(X)
+    np.testing.assert_allclose(ours, model.pointwise._raw_predict(X).ravel(), rtol=1e-10,
+                               atol=1e-10)
+    np.testing.assert_allclose(model.flatten().predict(X), ours, rtol=1e-10, atol=1e-10)
+
+
+def test_flattened_lightgbm_trees_score_exactly_like_lightgbm():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(600, 5))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    X[:, 4] = rng.integers(0, 3, 600)  # splits near 0, where LightGBM reads NaN as 0
+    y = X[:, 0] + np.nan_to_num(X[:, 1]) + 0.1 * X[:, 4] > 0.3
+    group = np.repeat(np.arange(60), 10)
+    model = fit_ranker(X, y, max_iter=25, learning_rate=0.1, max_leaf_nodes=7, max_depth=4,
+                       random_state=0, group=group)
+    assert model.listwise is not None
+    Xt = rng.normal(size=(300, 5))
+    Xt[rng.random(Xt.shape) < 0.2] = np.nan
+    Xt[:, 4] = rng.integers(0, 3, 300)
+    lgb = TreeEnsemble.from_lightgbm(model.listwise).predict(Xt)
+    np.testing.assert_allclose(lgb, model.listwise.predict(Xt, raw_score=True), atol=1e-10)
+    # one flat ensemble serves exactly what the two native boosters average to
+    np.testing.assert_allclose(model.flatten().predict(Xt), model.decision_function(Xt),
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_listwise_blend_ranks_within_baskets():
+    """The LambdaRank half learns the order inside a basket's list from the same rows."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(2000, 3))
+    group = np.repeat(np.arange(200), 10)
+    y = X[:, 0] + 0.3 * rng.normal(size=2000) > 1.0
+    model = fit_ranker(X, y, max_iter=30, learning_rate=0.1, max_leaf_nodes=7, max_depth=4,
+                       random_state=0, group=group)
+    listwise = model.listwise.predict(X, raw_score=True)
+    assert np.corrcoef(listwise, X[:, 0])[0, 1] > 0.8
+    assert model.scale > 0  # Platt keeps the order: higher listwise score, higher odds
 
 
 def test_explore_slots_guarantee_items_the_shopper_never_bought():
@@ -129,6 +164,37 @@ def test_list_metrics_known_answer():
     # n1 (0.5 + 1 > 1.0) replaces r2 and is shown after r1: basket 0 is perfect
     assert ndcg == pytest.approx(0.5)
     assert explore == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("boost", [0.0, 0.7, 2.5])
+def test_list_metrics_equal_a_plain_per_basket_computation(boost):
+    rng = np.random.default_rng(3)
+    n, k = 600, 5
+    group = np.sort(rng.integers(0, 40, n))
+    X = np.zeros((n, len(FEATURES)))
+    X[:, FEATURES.index("is_repeat")] = rng.random(n) < 0.6
+    y = rng.random(n) < 0.2
+    scores = rng.normal(size=n)
+    groups = np.unique(group)
+    size = np.array([y[group == b].sum() + 1.0 for b in groups])
+    new = np.array([(y & (X[:, FEATURES.index("is_repeat")] == 0))[group == b].sum() + 1.0
+                    for b in groups])
+    v = ValidationSet(X=X, y=y, group=np.searchsorted(groups, group), user=groups,
+                      size=size, new=new, reference_hits=np.full(len(groups), np.nan))
+    ndcgs, explores = [], []
+    for b in range(len(groups)):
+        rows = np.flatnonzero(v.group == b)
+        is_new = X[rows, FEATURES.index("is_repeat")] == 0
+        top = rows[np.argsort(-(scores[rows] + boost * is_new), kind="stable")[:k]]
+        shown = top[np.argsort(-scores[top], kind="stable")]
+        dcg = sum(y[r] / np.log2(i + 2) for i, r in enumerate(shown))
+        ideal = sum(1 / np.log2(i + 2) for i in range(int(min(size[b], k))))
+        ndcgs.append(dcg / ideal)
+        explores.append(sum(y[r] and X[r, FEATURES.index("is_repeat")] == 0 for r in shown)
+                        / new[b])
+    ndcg, explore = list_metrics(v, scores, boost, k=k)
+    assert ndcg == pytest.approx(np.mean(ndcgs))
+    assert explore == pytest.approx(np.mean(explores))
 
 
 @pytest.mark.parametrize("neighbours", [200, 4])
