@@ -121,12 +121,16 @@ def itemknn_explore_hits(train: Interactions, users: np.ndarray, keys: np.ndarra
     own_rows = sp.csr_matrix((own.data, np.searchsorted(items, own.indices), own.indptr),
                              shape=(len(users), len(items)))
     tie = 1e-6 * pop / max(float(pop.max(initial=0)), 1.0)
-    score = (own_rows @ sim).toarray() + tie
-    kk = min(k, score.shape[1])
-    top = np.argpartition(-score, kk - 1, axis=1)[:, :kk]
-    held = np.isin(users[:, None] * train.n_items + top, keys)
-    owned = own.toarray()[np.arange(len(users))[:, None], top] > 0
-    return (held & ~owned).sum(axis=1).astype(np.float64)
+    coo = own.tocoo()
+    owned_keys = unique_values(users[coo.row].astype(np.int64) * train.n_items + coo.col)
+    hits = np.zeros(len(users))
+    for s in range(0, len(users), 256):  # dense scores a few hundred shoppers at a time
+        score = (own_rows[s : s + 256] @ sim).toarray() + tie
+        kk = min(k, score.shape[1])
+        top = np.argpartition(-score, kk - 1, axis=1)[:, :kk]
+        key = users[s : s + 256, None].astype(np.int64) * train.n_items + top
+        hits[s : s + 256] = (np.isin(key, keys) & ~np.isin(key, owned_keys)).sum(axis=1)
+    return hits
 
 
 def list_metrics(v: ValidationSet, scores: np.ndarray, boost, k: int = 10,
