@@ -50,7 +50,8 @@ class ValidationSet:
 def validation_rows(
     x: Interactions, n_baskets: int, state_params: dict, *, max_users: int | None = None,
     enough_users: int | None = None, rng: np.random.Generator | None = None,
-    reference_users: np.ndarray | None = None, reference_baskets: int = 600, k: int = 10,
+    reference_users: np.ndarray | None = None, reference_baskets: int = 600,
+    reference_baskets_min: int = 1000, k: int = 10,
     content: sp.csr_matrix | None = None,
 ) -> ValidationSet:
     """Feature rows and labels from up to ``n_baskets`` successive held-out last baskets.
@@ -59,8 +60,9 @@ def validation_rows(
     ``max_users`` caps the shoppers featurised per round (a random subset) to bound time;
     rounds stop once ``enough_users`` shopper-baskets were featurised, so small shops dig
     deeper into history and large ones stay fast. For up to ``reference_baskets`` baskets of
-    shoppers flagged in ``reference_users`` (bool per user), latest rounds first, the new
-    items item-kNN's top ``k`` finds are counted.
+    shoppers flagged in ``reference_users`` (bool per user), from the latest round (and
+    older ones while fewer than ``reference_baskets_min`` are measured), the new items
+    item-kNN's top ``k`` finds are counted.
     ``content`` is the catalogue's TF-IDF matrix (computed once by the caller).
     """
     parts: list[tuple] = []
@@ -83,8 +85,13 @@ def validation_rows(
         size = np.bincount(held_user, minlength=x.n_users)[users]
         new = np.bincount(held_user, weights=~owned, minlength=x.n_users)[users]
         ref = np.full(len(users), np.nan)
-        wanted = reference_baskets - int(sum((~np.isnan(p[-1])).sum() for p in parts))
-        if reference_users is not None and wanted > 0:  # latest baskets first, then older
+        measured = int(sum((~np.isnan(p[-1])).sum() for p in parts))
+        wanted = reference_baskets - measured
+        # the latest round, then older ones only while too few were measured (each round
+        # costs one item-item similarity)
+        if parts and measured >= reference_baskets_min:
+            wanted = 0
+        if reference_users is not None and wanted > 0:
             sel = np.flatnonzero(reference_users[users])
             if len(sel) > wanted:
                 sel = np.sort((rng or np.random.default_rng(0)).choice(sel, wanted, False))

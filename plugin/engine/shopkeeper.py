@@ -40,10 +40,9 @@ __all__ = ["ShopkeeperRecommender"]
 
 _DEC, _NBR = FEATURES.index("dec_0.8"), FEATURES.index("neighbour")
 _CNT, _REP = FEATURES.index("log_count"), FEATURES.index("is_repeat")
-_HOLD_OUT = 0.3  # share of shoppers whose validation baskets choose the explore boost
 # latest validation baskets (any shopper's) on which item-kNN's discovery is measured: it
 # finds a new item in about one basket of a hundred, so fewer leave the bar to chance
-_REFERENCE = 1500
+_REFERENCE = 3000
 _BOOSTS = tuple(np.round(np.arange(0.0, 3.01, 0.1), 2).tolist())
 
 
@@ -78,9 +77,9 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     explore_boost : log-odds added to never-bought items when choosing the list (shown in
         plain-score order, so new items sit below surer repeats); discovery where it is
         nearly as likely as a repeat. ``None`` learns it (``explore_boost_``): on validation
-        baskets of held-out shoppers, the boost with the best NDCG among those whose recall
-        of new items beats plain item-kNN's by ``explore_margin`` (repeats dominate the
-        scores, so without a boost a list never helps discovery).
+        baskets (cross-fitted over two folds of shoppers), the boost with the best NDCG
+        among those whose recall of new items beats plain item-kNN's by ``explore_margin``
+        (repeats dominate the scores, so without a boost a list never helps discovery).
     explore_margin : factor over item-kNN's validation recall of new items the learned
         boost must reach...
     max_explore_cost : ...unless that costs more than this share of validation NDCG; then
@@ -96,7 +95,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     def __init__(self, n_neighbors: int = 100, neighbour_decay: float = 0.8,
                  max_history: int = 60, n_explore: int = 20, max_explore_items: int = 5000,
                  n_popular: int = 10, n_content: int = 10,
-                 validation_baskets: int = 8, validation_users: int = 10000,
+                 validation_baskets: int = 8, validation_users: int = 8000,
                  max_validation_users: int = 3000, negatives: float = 0.5,
                  max_iter: int = 200,
                  learning_rate: float = 0.05, max_leaf_nodes: int = 31, max_depth: int = 8,
@@ -143,7 +142,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         x = self.data_ = interactions
         rng = np.random.default_rng(self.random_state)
         learn = self.explore_boost is None
-        held_out = rng.random(x.n_users) < _HOLD_OUT if learn else None
+        # two folds of shoppers: each fold's lists come from rankers fit on the other fold
+        fold = rng.random(x.n_users) < 0.5 if learn else None
         content = content_matrix(x)
         v = validation_rows(x, self.validation_baskets, self._state_params(),
                             max_users=self.max_validation_users,
@@ -152,7 +152,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                             reference_baskets=_REFERENCE,
                             content=content)
         self.explore_boost_, self.explore_validation_ = (
-            self._learn_boost(v, held_out) if learn else (float(self.explore_boost), {}))
+            self._learn_boost(v, fold) if learn else (float(self.explore_boost), {}))
         model = self._fit_ranker(v.X, v.y, v.group)
         self.ranker_ = model.flatten() if model is not None else None
         if self.ranker_ is not None:  # flatten the trees now, not on the first request
@@ -180,38 +180,42 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                           random_state=self.random_state, negatives=self.negatives,
                           group=group)
 
-    def _learn_boost(self, v: ValidationSet, held_out: np.ndarray) -> tuple[float, dict]:
-        """Boost for new items from validation baskets of shoppers the ranker did not see."""
-        rows = held_out[v.user[v.group]]
-        model = self._fit_ranker(v.X[~rows], v.y[~rows], v.group[~rows], rounds=0.5)
-        groups = np.unique(v.group[rows])
-        groups = groups[v.new[groups] > 0]
-        if model is None or not len(groups):
-            return 0.0, {}
-        scores = model.decision_function(v.X[rows])
+    def _learn_boost(self, v: ValidationSet, fold: np.ndarray) -> tuple[float, dict]:
+        """Boost for new items, from cross-fitted lists of every validation basket.
+
+        Each fold of shoppers is scored by a ranker (and new-item model) fit on the other
+        fold, so every basket is judged by models that never saw it, and the model's
+        discovery is measured on the very baskets item-kNN's was: a new item turns up in
+        about one basket of a hundred, and a held-out third of them left the comparison
+        to a few dozen hits.
+        """
+        side = fold[v.user[v.group]]
         new = v.X[:, _REP] == 0
-        linear = LinearScorer.fit(v.X[~rows & new], v.y[~rows & new])
-        if linear is not None:
-            scores[new[rows]] = linear.predict(v.X[rows & new])
-        # discovery is compared with item-kNN's on the same rounds of baskets: the model's
-        # on held-out shoppers', item-kNN's (which needs no held-out ranker) on everyone's
-        every = np.flatnonzero(~np.isnan(v.reference_hits) & (v.new > 0))
-        measured = groups[~np.isnan(v.reference_hits[groups])]
+        scores = np.zeros(len(v.y))
+        for f in (True, False):
+            rows = side == f
+            model = self._fit_ranker(v.X[~rows], v.y[~rows], v.group[~rows], rounds=0.5)
+            if model is None or not rows.any():
+                return 0.0, {}
+            scores[rows] = model.decision_function(v.X[rows])
+            linear = LinearScorer.fit(v.X[~rows & new], v.y[~rows & new])
+            if linear is not None and (rows & new).any():
+                scores[rows & new] = linear.predict(v.X[rows & new])
+        measured = np.flatnonzero(~np.isnan(v.reference_hits) & (v.new > 0))
         if not len(measured):
             return 0.0, {}
-        reference = float(np.mean(v.reference_hits[every] / v.new[every]))
-        paired = np.isin(v.group, measured)[rows]
-        held = np.flatnonzero(rows)
-        ndcg = list_metrics(v, scores, _BOOSTS, rows=held)[0]
-        explore = list_metrics(v, scores[paired], _BOOSTS, rows=held[paired])[1]
+        reference = float(np.mean(v.reference_hits[measured] / v.new[measured]))
+        paired = np.flatnonzero(np.isin(v.group, measured))
+        ndcg = list_metrics(v, scores, _BOOSTS)[0]
+        explore = list_metrics(v, scores[paired], _BOOSTS, rows=paired)[1]
         within = ndcg >= (1 - self.max_explore_cost) * ndcg.max()
         ok = within & (explore > self.explore_margin * reference)
         if not ok.any():  # out of reach: the most discovery the accuracy budget allows
             ok = within & (explore == explore[within].max())
         best = int(np.flatnonzero(ok)[np.argmax(ndcg[ok])])
         report = {"boosts": list(_BOOSTS), "ndcg": ndcg.tolist(), "explore": explore.tolist(),
-                  "itemknn_explore": reference, "baskets": len(np.unique(v.group[rows])),
-                  "itemknn_baskets": len(every)}
+                  "itemknn_explore": reference, "baskets": len(np.unique(v.group)),
+                  "itemknn_baskets": len(measured)}
         return float(_BOOSTS[best]), report
 
     def score(self, X: np.ndarray) -> np.ndarray:
