@@ -40,8 +40,9 @@ __all__ = ["ShopkeeperRecommender"]
 
 _DEC, _NBR = FEATURES.index("dec_0.8"), FEATURES.index("neighbour")
 _CNT, _REP = FEATURES.index("log_count"), FEATURES.index("is_repeat")
-# latest validation baskets (any shopper's) on which item-kNN's discovery is measured: it
-# finds a new item in about one basket of a hundred, so fewer leave the bar to chance
+# latest validation baskets (any shopper's; older rounds too while fewer than 1,000) on
+# which item-kNN's discovery is measured: it finds a new item in about one basket of a
+# hundred, so fewer leave the bar to chance
 _REFERENCE = 3000
 _BOOSTS = tuple(np.round(np.arange(0.0, 3.01, 0.1), 2).tolist())
 
