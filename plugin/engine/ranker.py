@@ -34,7 +34,7 @@ class ValidationSet:
     """Candidate rows of held-out validation baskets, grouped per shopper-basket.
 
     ``group[r]`` is the basket of row ``r``; per basket: its shopper, its number of distinct
-    items, how many of them the shopper had never bought, and (for ``reference_users``) how
+    items, how many of them the shopper had never bought, and (where measured) how
     many of those new items a plain item-kNN top-k list finds.
     """
 
@@ -50,7 +50,7 @@ class ValidationSet:
 def validation_rows(
     x: Interactions, n_baskets: int, state_params: dict, *, max_users: int | None = None,
     enough_users: int | None = None, rng: np.random.Generator | None = None,
-    reference_users: np.ndarray | None = None, reference_baskets: int = 600,
+    reference_baskets: int = 0,
     reference_baskets_min: int = 1000, k: int = 10,
     content: sp.csr_matrix | None = None,
 ) -> ValidationSet:
@@ -59,10 +59,9 @@ def validation_rows(
     Each round predicts a basket from strictly earlier history, at that basket's time.
     ``max_users`` caps the shoppers featurised per round (a random subset) to bound time;
     rounds stop once ``enough_users`` shopper-baskets were featurised, so small shops dig
-    deeper into history and large ones stay fast. For up to ``reference_baskets`` baskets of
-    shoppers flagged in ``reference_users`` (bool per user), from the latest round (and
-    older ones while fewer than ``reference_baskets_min`` are measured), the new items
-    item-kNN's top ``k`` finds are counted.
+    deeper into history and large ones stay fast. For up to ``reference_baskets`` baskets,
+    from the latest round (and older ones while fewer than ``reference_baskets_min`` are
+    measured), the new items item-kNN's top ``k`` finds are counted.
     ``content`` is the catalogue's TF-IDF matrix (computed once by the caller).
     """
     parts: list[tuple] = []
@@ -91,8 +90,8 @@ def validation_rows(
         # costs one item-item similarity)
         if parts and measured >= reference_baskets_min:
             wanted = 0
-        if reference_users is not None and wanted > 0:
-            sel = np.flatnonzero(reference_users[users])
+        if wanted > 0:
+            sel = np.arange(len(users))
             if len(sel) > wanted:
                 sel = np.sort((rng or np.random.default_rng(0)).choice(sel, wanted, False))
             ref[sel] = itemknn_explore_hits(train, users[sel], keys, k)

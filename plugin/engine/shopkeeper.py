@@ -149,8 +149,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         v = validation_rows(x, self.validation_baskets, self._state_params(),
                             max_users=self.max_validation_users,
                             enough_users=self.validation_users, rng=rng,
-                            reference_users=np.ones(x.n_users, bool) if learn else None,
-                            reference_baskets=_REFERENCE,
+                            reference_baskets=_REFERENCE if learn else 0,
                             content=content)
         self.explore_boost_, self.explore_validation_ = (
             self._learn_boost(v, fold) if learn else (float(self.explore_boost), {}))
