@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["unique_pairs", "unique_values"]
+__all__ = ["isin", "unique_pairs", "unique_values"]
 
 
 def unique_values(a: np.ndarray) -> np.ndarray:
@@ -34,3 +34,16 @@ def unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     width = int(b.max()) + 1
     key = unique_values(a * width + b)
     return key // width, key % width
+
+
+def isin(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """``np.isin(values, keys)`` for integer arrays, by sorting ``keys`` and binary search.
+
+    ``np.isin`` deduplicates both sides with the slow hash-based ``np.unique``.
+    """
+    values = np.asarray(values)
+    k = unique_values(keys)
+    if not len(k):
+        return np.zeros(values.shape, bool)
+    pos = np.minimum(np.searchsorted(k, values), len(k) - 1)
+    return k[pos] == values

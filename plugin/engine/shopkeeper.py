@@ -13,6 +13,7 @@ from datetime import datetime
 
 import numpy as np
 
+from plugin.engine.arrays import isin
 from plugin.engine.base import BaseRecommender, Recommendation, check_is_fitted
 from plugin.engine.data import Interactions, to_timestamp
 from plugin.engine.diversity import co_purchase_vectors, mmr
@@ -40,9 +41,9 @@ __all__ = ["ShopkeeperRecommender"]
 
 _DEC, _NBR = FEATURES.index("dec_0.8"), FEATURES.index("neighbour")
 _CNT, _REP = FEATURES.index("log_count"), FEATURES.index("is_repeat")
-# latest validation baskets (any shopper's; older rounds too while fewer than 1,000) on
-# which item-kNN's discovery is measured: it finds a new item in about one basket of a
-# hundred, so fewer leave the bar to chance
+# validation baskets (up to 1,000 per round, latest round first) on which item-kNN's
+# discovery is measured: it finds a new item in about one basket of a hundred, so fewer
+# leave the bar to chance
 _REFERENCE = 3000
 _BOOSTS = tuple(np.round(np.arange(0.0, 3.01, 0.1), 2).tolist())
 
@@ -205,7 +206,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         if not len(measured):
             return 0.0, {}
         reference = float(np.mean(v.reference_hits[measured] / v.new[measured]))
-        paired = np.flatnonzero(np.isin(v.group, measured))
+        paired = np.flatnonzero(isin(v.group, measured))
         ndcg = list_metrics(v, scores, _BOOSTS)[0]
         explore = list_metrics(v, scores[paired], _BOOSTS, rows=paired)[1]
         within = ndcg >= (1 - self.max_explore_cost) * ndcg.max()

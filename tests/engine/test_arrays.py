@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugin.engine.arrays import unique_pairs, unique_values
+from plugin.engine.arrays import isin, unique_pairs, unique_values
 
 ints = st.lists(st.integers(0, 10**12), max_size=200)
 
@@ -20,3 +20,14 @@ def test_unique_pairs_matches_numpy_axis_unique(pairs):
     got = unique_pairs(a, b)
     want = np.unique(np.stack([a, b]), axis=1) if len(a) else np.zeros((2, 0), np.int64)
     assert np.array_equal(np.stack(got), want)
+
+
+@given(st.lists(st.integers(-50, 50), max_size=100), st.lists(st.integers(-50, 50), max_size=100))
+def test_isin_matches_numpy(values, keys):
+    v, k = np.asarray(values, np.int64), np.asarray(keys, np.int64)
+    assert np.array_equal(isin(v, k), np.isin(v, k))
+
+
+def test_isin_keeps_the_shape_of_values():
+    got = isin(np.array([[1, 2], [3, 4]]), np.array([4, 1]))
+    assert got.tolist() == [[True, False], [False, True]]

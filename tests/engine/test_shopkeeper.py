@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,7 @@ from plugin.engine.ranker import (
     fit_ranker,
     itemknn_explore_hits,
     list_metrics,
+    validation_rows,
 )
 from tests.engine.contract import EstimatorContract
 from tests.engine.synthetic import DAY, T0, weekly_history
@@ -211,6 +214,24 @@ def test_itemknn_reference_counts_what_the_itemknn_baseline_finds(neighbours):
         expected.append(sum(u * x.n_items + i in keys and i not in owned for i in shown))
     np.testing.assert_array_equal(ours, expected)
     assert sum(expected) > 0  # the check has something to compare
+
+
+def test_reference_is_spread_over_rounds_and_matches_a_direct_count():
+    x = weekly_history(seed=3)
+    params = ShopkeeperRecommender()._state_params()
+    v = validation_rows(x, 3, params, reference_baskets=10, reference_per_round=4,
+                        rng=np.random.default_rng(0))
+    # per-basket arrays, round after round; shoppers are sorted within a round
+    starts = np.r_[0, np.flatnonzero(np.diff(v.user) < 0) + 1, len(v.user)]
+    rounds = [slice(a, b) for a, b in pairwise(starts)]
+    measured = [int((~np.isnan(v.reference_hits[r])).sum()) for r in rounds]
+    assert measured == [4, 4, 2]  # at most 4 per round until the budget of 10 is spent
+    # the count made in the worker thread is item-kNN's count for those shoppers
+    train, keys, _ = hold_out_last_basket(x)
+    hits = v.reference_hits[rounds[0]]
+    users = v.user[rounds[0]][~np.isnan(hits)]
+    np.testing.assert_array_equal(hits[~np.isnan(hits)],
+                                  itemknn_explore_hits(train, users, keys, k=10))
 
 
 def test_explore_boost_is_learned_within_the_accuracy_budget():
