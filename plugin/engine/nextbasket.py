@@ -7,7 +7,7 @@ slice of history; ``ShopkeeperRecommender`` scores its feature rows with learned
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,19 +20,24 @@ from plugin.engine.data import Interactions
 from plugin.engine.itemknn import top_k_per_row
 from plugin.engine.pairs import FEATURES, PairStats, item_stats, pair_stats
 
-__all__ = ["TIME_FEATURES", "Candidates", "NextBasketState", "Personal", "refresh_time"]
+__all__ = ["TIME_FEATURES", "Candidates", "CategoryStats", "NextBasketState", "Personal",
+           "category_index", "refresh_time"]
 
 # columns that depend on "now" and are recomputed at serving time
 TIME_FEATURES = (FEATURES.index("log_days_since"), FEATURES.index("due_ratio"),
-                 FEATURES.index("log_days_since_visit"))
+                 FEATURES.index("log_days_since_visit"), FEATURES.index("cat_log_days_since"),
+                 FEATURES.index("cat_due_ratio"))
+_CAT_BASKETS = FEATURES.index("cat_log_baskets")
 
 
 @dataclass(frozen=True)
 class Candidates:
     """Flat candidate rows: ``user[r]`` may get ``item[r]``; ``X[r]`` are its features.
 
-    ``last_time``/``interval`` (per row, nan when not a repeat) let ``refresh_time`` move
-    the time-dependent features to another "now" without recomputing the rest.
+    ``last_time``/``interval`` (per row, nan when not a repeat) and ``cat_last``/``cat_gap``
+    (the shopper's last purchase in the item's category and their usual gap between them,
+    nan when unknown) let ``refresh_time`` move the time-dependent features to another
+    "now" without recomputing the rest.
     """
 
     user: np.ndarray
@@ -40,14 +45,20 @@ class Candidates:
     X: np.ndarray
     last_time: np.ndarray
     interval: np.ndarray
+    cat_last: np.ndarray
+    cat_gap: np.ndarray
 
     @classmethod
     def concat(cls, parts: list[Candidates]) -> Candidates:
         if not parts:
             z = np.zeros(0)
-            return cls(z.astype(int), z.astype(int), np.zeros((0, len(FEATURES))), z, z)
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                     ("user", "item", "X", "last_time", "interval")))
+            return cls(z.astype(int), z.astype(int), np.zeros((0, len(FEATURES))), z, z, z, z)
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts])
+                     for f in fields(cls)))
+
+    def rows(self, s: slice) -> Candidates:
+        """The candidate rows in ``s``."""
+        return Candidates(*(getattr(self, f.name)[s] for f in fields(self)))
 
 
 @dataclass(frozen=True)
@@ -59,9 +70,11 @@ class Personal:
     V: sp.csr_matrix  # decayed basket shares, users x items
     user_repeat: np.ndarray
     user_gap: np.ndarray  # typical days between baskets
+    cats: CategoryStats
 
     @classmethod
-    def of(cls, x: Interactions, decay: float) -> Personal:
+    def of(cls, x: Interactions, decay: float, category_of: np.ndarray) -> Personal:
+        """``category_of[item]`` is the item's category index (see ``category_index``)."""
         bp = basket_pairs(x)
         ps = pair_stats(bp)
         u_items = np.bincount(ps.key // bp.n_items, minlength=bp.n_users)
@@ -72,7 +85,52 @@ class Personal:
         np.minimum.at(first, bp.user, bp.time)
         span = np.where(bp.n_baskets > 1, bp.last_time - first, 0.0)
         gap = np.where(bp.n_baskets > 1, span / DAY / np.maximum(bp.n_baskets - 1, 1), 7.0)
-        return cls(bp, ps, decayed_matrix(bp, decay), repeat, gap)
+        return cls(bp, ps, decayed_matrix(bp, decay), repeat, gap,
+                   CategoryStats.of(bp, category_of))
+
+
+@dataclass(frozen=True)
+class CategoryStats:
+    """Per (shopper, category) bought at least once: baskets with it, first and last time.
+
+    Grocery shoppers rotate between variants (another yoghurt flavour, the other brand of
+    coffee): when a category is due, any of its items is likelier, bought before or not.
+    """
+
+    key: np.ndarray  # int64 user * n_categories + category, sorted
+    baskets: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    n_categories: int
+
+    @classmethod
+    def of(cls, bp: BasketPairs, category_of: np.ndarray) -> CategoryStats:
+        n_cat = int(category_of.max(initial=0)) + 1
+        width = int(bp.rank.max(initial=0)) + 1
+        # distinct (shopper, category, basket) rows, with the basket's time
+        k, row = np.unique((bp.user * n_cat + category_of[bp.item]) * width + bp.rank,
+                           return_index=True)
+        uc, times = k // width, bp.time[row]
+        key, start = np.unique(uc, return_index=True)
+        count = np.diff(np.r_[start, len(uc)]).astype(np.float64)
+        first = np.minimum.reduceat(times, start) if len(k) else np.zeros(0)
+        last = np.maximum.reduceat(times, start) if len(k) else np.zeros(0)
+        return cls(key, count, first, last, n_cat)
+
+    def lookup(self, users: np.ndarray, categories: np.ndarray) -> np.ndarray:
+        """Row of each (shopper, category), -1 when the shopper never bought in it."""
+        key = users.astype(np.int64) * self.n_categories + categories
+        if not len(self.key):
+            return np.full(len(key), -1, np.int64)
+        pos = np.minimum(np.searchsorted(self.key, key), len(self.key) - 1)
+        return np.where(self.key[pos] == key, pos, -1)
+
+
+def category_index(x: Interactions) -> np.ndarray:
+    """Per item, the index of its primary category (all 0 without categories)."""
+    cats = np.array([x.catalog.primary_category(i) for i in range(x.n_items)], dtype=object)
+    return np.unique(cats, return_inverse=True)[1].astype(np.int64) if x.n_items else \
+        np.zeros(0, np.int64)
 
 
 def refresh_time(c: Candidates, u_last: np.ndarray, now: np.ndarray) -> np.ndarray:
@@ -85,6 +143,12 @@ def refresh_time(c: Candidates, u_last: np.ndarray, now: np.ndarray) -> np.ndarr
     X[:, TIME_FEATURES[1]] = np.where(
         ok, np.log1p(days) - np.log1p(np.nan_to_num(c.interval)), 0.0)
     X[:, TIME_FEATURES[2]] = np.log1p(np.maximum(now - u_last, 0) / DAY)
+    seen = ~np.isnan(c.cat_last)
+    cat_days = np.where(seen, np.maximum(now - np.nan_to_num(c.cat_last), 0) / DAY, 365.0)
+    X[:, TIME_FEATURES[3]] = np.log1p(cat_days)
+    due = ~np.isnan(c.cat_gap)
+    X[:, TIME_FEATURES[4]] = np.where(
+        due, np.log1p(cat_days) - np.log1p(np.nan_to_num(c.cat_gap)), 0.0)
     return X
 
 
@@ -112,7 +176,10 @@ class NextBasketState:
         self.n_explore = n_explore
         self.n_popular = n_popular
         self.n_content = n_content
-        self.personal = Personal.of(x, neighbour_decay)
+        cat = category_index(x)
+        # one category is no category: its "due" would only repeat the visit features
+        self.category_of = cat if len(np.unique(cat)) > 1 else None
+        self.personal = self.personal_of(x)
         bp = self.personal.bp
         self.items = item_stats(bp, self.personal.ps)
         self.Vn = normalize(self.personal.V).tocsr()
@@ -133,10 +200,13 @@ class NextBasketState:
         # the catalogue texts are the same for every history slice: callers may pass them
         self.content = content_matrix(x) if content is None else content
         self.vote_content_T = self.content[self.vote_items].T.tocsr()
-        cats = np.array([x.catalog.primary_category(i) for i in range(x.n_items)], dtype=object)
-        _, cat = np.unique(cats, return_inverse=True) if x.n_items else (None, np.zeros(0))
         self.category = sp.csr_matrix((np.ones(x.n_items), (np.arange(x.n_items), cat)),
                                       shape=(x.n_items, int(cat.max(initial=-1)) + 1))
+
+    def personal_of(self, x: Interactions) -> Personal:
+        """Per-shopper statistics of ``x`` (e.g. one shopper's past before some time)."""
+        cat = self.category_of if self.category_of is not None else np.zeros(x.n_items, np.int64)
+        return Personal.of(x, self.neighbour_decay, cat)
 
     def default_now(self, users: np.ndarray, personal: Personal | None = None) -> np.ndarray:
         """The shopper's last basket plus their typical gap between baskets."""
@@ -264,7 +334,20 @@ class NextBasketState:
         X[:, 12] = rep
         X[:, 13] = neighbour
         X[:, 15] = np.log1p(self.trending[items])
-        c = Candidates(users, items, X, last_time, interval)
+        if self.category_of is not None:
+            cs = p.cats
+            crow = cs.lookup(users, self.category_of[items])
+            hit = crow >= 0
+            cq = np.where(hit, crow, 0)
+            n = np.where(hit, cs.baskets[cq] if len(cs.key) else 0.0, 0.0)
+            X[:, _CAT_BASKETS] = np.log1p(n)
+            cat_last = np.where(hit, cs.last[cq] if len(cs.key) else np.nan, np.nan)
+            cat_gap = np.where(n > 1, (cs.last[cq] - cs.first[cq]) / DAY / np.maximum(n - 1, 1)
+                               if len(cs.key) else np.nan, np.nan)
+        else:  # constant columns: nothing to learn from
+            cat_last = np.full(len(users), np.nan)
+            cat_gap = np.full(len(users), np.nan)
+        c = Candidates(users, items, X, last_time, interval, cat_last, cat_gap)
         X[:] = refresh_time(c, p.bp.last_time[users], now)
         return c
 

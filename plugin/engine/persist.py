@@ -21,7 +21,9 @@ from plugin.engine.base import BaseRecommender
 __all__ = ["FORMAT", "VERSION", "load_model", "save_model"]
 
 FORMAT = "shopkeeper-engine-model"
-VERSION = 1
+# bumped whenever fitted state changes meaning (2: category due-ness features), so an old
+# artifact is refused at load time instead of scoring rows of the wrong width
+VERSION = 2
 _ALLOWED_PREFIX = "plugin.engine."
 
 

@@ -21,7 +21,6 @@ from plugin.engine.history import HistoryMixin
 from plugin.engine.nextbasket import (
     Candidates,
     NextBasketState,
-    Personal,
     content_matrix,
     refresh_time,
 )
@@ -266,15 +265,14 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             return None
         if t is None or t > last:  # nothing of this shopper is hidden: use the fitted pool
             s = slice(self.pool_ptr_[u], self.pool_ptr_[u + 1])
-            c = Candidates(*(getattr(self.pool_, f)[s] for f in
-                             ("user", "item", "X", "last_time", "interval")))
+            c = self.pool_.rows(s)
             t = self.state_.default_now(np.array([u]))[0] if t is None else t
             now = np.full(len(c.item), t)
             return c, refresh_time(c, np.full(len(c.item), last), now)
         past = self.data_.subset(self._mask_before(u, t))
         if not len(past):
             return None
-        personal = Personal.of(past, self.neighbour_decay)
+        personal = self.state_.personal_of(past)
         c = self.state_.candidates(np.array([u]), np.array([t]), personal=personal)
         return c, c.X
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from plugin.engine.blend import Blender, ShopkeeperRecommender
-from plugin.engine.persist import load_model, save_model
+from plugin.engine.persist import VERSION, load_model, save_model
 from plugin.engine.repurchase import RepurchaseModel
 from tests.engine.synthetic import DAY, T0, weekly_history
 
@@ -16,7 +16,7 @@ from tests.engine.synthetic import DAY, T0, weekly_history
 def test_round_trip_gives_identical_recommendations(tmp_path, make):
     model = make().fit(weekly_history())
     npz, js = save_model(model, tmp_path / "model")
-    assert npz.suffix == ".npz" and json.loads(js.read_text())["version"] == 1
+    assert npz.suffix == ".npz" and json.loads(js.read_text())["version"] == VERSION
     loaded = load_model(tmp_path / "model")
     assert loaded.get_params() == model.get_params()
     for shopper in ("s00", "s05", "unknown"):

@@ -1,0 +1,69 @@
+"""Candidate features: category due-ness (variety seekers rotate items within a category)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plugin.engine.nextbasket import NextBasketState, refresh_time
+from plugin.engine.pairs import FEATURES
+from tests.engine.synthetic import CATALOG, DAY, T0, build
+
+DAYS, DUE, BASKETS = (FEATURES.index(f) for f in
+                      ("cat_log_days_since", "cat_due_ratio", "cat_log_baskets"))
+
+
+def _rotating_tea():
+    """Shopper ``v`` buys a different tea every week; ``w`` only milk."""
+    rows = []
+    for week, tea in enumerate(["tea-a", "tea-b", "tea-c"]):
+        t = T0 + 7 * week * DAY
+        rows += [("v", "milk", t, f"v{week}"), ("v", tea, t, f"v{week}"),
+                 ("w", "milk", t, f"w{week}")]
+    return build(rows)
+
+
+def _features(state, x, shopper, items, now):
+    u = x.user_index(shopper)
+    idx = np.array([x.item_index(i) for i in items])
+    users = np.full(len(idx), u)
+    return state.features(state.personal, users, idx, np.zeros(len(idx)), np.full(len(idx), now))
+
+
+def test_category_due_ness_known_answer():
+    x = _rotating_tea()
+    state = NextBasketState(x)
+    # a week after the last tea: the category is exactly due, for every tea bought or not
+    c = _features(state, x, "v", ["tea-a", "tea-c", "new-jam"], T0 + 21 * DAY)
+    assert c.X[:2, BASKETS] == pytest.approx([np.log1p(3)] * 2)
+    assert c.X[:2, DAYS] == pytest.approx([np.log1p(7)] * 2)
+    assert c.X[:2, DUE] == pytest.approx([0.0, 0.0])
+    # a category never bought: no baskets, a year since, nothing due
+    assert c.X[2, [BASKETS, DAYS, DUE]] == pytest.approx([0.0, np.log1p(365), 0.0])
+    # two weeks later the tea is overdue; the shopper who never bought tea is not
+    late = _features(state, x, "v", ["tea-b"], T0 + 28 * DAY)
+    assert late.X[0, DUE] == pytest.approx(np.log1p(14) - np.log1p(7))
+    other = _features(state, x, "w", ["tea-b"], T0 + 28 * DAY)
+    assert other.X[0, BASKETS] == 0.0 and other.X[0, DUE] == 0.0
+
+
+def test_refresh_time_moves_category_features_like_a_fresh_computation():
+    x = _rotating_tea()
+    state = NextBasketState(x)
+    items = ["tea-a", "milk", "new-jam"]
+    early = _features(state, x, "v", items, T0 + 15 * DAY)
+    later = _features(state, x, "v", items, T0 + 40 * DAY)
+    u_last = np.full(len(items), state.personal.bp.last_time[x.user_index("v")])
+    moved = refresh_time(early, u_last, np.full(len(items), T0 + 40 * DAY))
+    np.testing.assert_allclose(moved, later.X)
+
+
+def test_a_catalogue_without_categories_gives_constant_category_columns():
+    flat = {k: {**v, "categories": ["all"]} for k, v in CATALOG.items()}
+    x = build([(r[0], r[1], r[2], r[3]) for r in [
+        ("v", "tea-a", T0, "1"), ("v", "tea-b", T0 + 7 * DAY, "2"), ("v", "milk", T0, "1")]],
+        catalog=flat)
+    state = NextBasketState(x)
+    c = _features(state, x, "v", ["tea-a", "milk", "new-jam"], T0 + 14 * DAY)
+    for col in (DAYS, DUE, BASKETS):
+        assert len(set(c.X[:, col].tolist())) == 1
