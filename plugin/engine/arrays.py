@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["isin", "unique_pairs", "unique_values"]
+__all__ = ["isin", "lookup", "unique_pairs", "unique_values"]
 
 
 def unique_values(a: np.ndarray) -> np.ndarray:
@@ -36,14 +36,18 @@ def unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return key // width, key % width
 
 
+def lookup(sorted_keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value in ``sorted_keys`` (distinct, ascending); -1 where absent."""
+    values = np.asarray(values)
+    if not len(sorted_keys):
+        return np.full(values.shape, -1, np.int64)
+    pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return np.where(sorted_keys[pos] == values, pos, -1)
+
+
 def isin(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """``np.isin(values, keys)`` for integer arrays, by sorting ``keys`` and binary search.
 
     ``np.isin`` deduplicates both sides with the slow hash-based ``np.unique``.
     """
-    values = np.asarray(values)
-    k = unique_values(keys)
-    if not len(k):
-        return np.zeros(values.shape, bool)
-    pos = np.minimum(np.searchsorted(k, values), len(k) - 1)
-    return k[pos] == values
+    return lookup(unique_values(keys), values) >= 0

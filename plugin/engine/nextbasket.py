@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from plugin.engine.arrays import lookup
 from plugin.engine.baskets import DAY, BasketPairs, basket_pairs, decayed_matrix
 from plugin.engine.content import item_texts
 from plugin.engine.data import Interactions
@@ -119,11 +120,7 @@ class CategoryStats:
 
     def lookup(self, users: np.ndarray, categories: np.ndarray) -> np.ndarray:
         """Row of each (shopper, category), -1 when the shopper never bought in it."""
-        key = users.astype(np.int64) * self.n_categories + categories
-        if not len(self.key):
-            return np.full(len(key), -1, np.int64)
-        pos = np.minimum(np.searchsorted(self.key, key), len(self.key) - 1)
-        return np.where(self.key[pos] == key, pos, -1)
+        return lookup(self.key, users.astype(np.int64) * self.n_categories + categories)
 
 
 def category_index(x: Interactions) -> np.ndarray:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from plugin.engine.arrays import lookup
 from plugin.engine.baskets import DAY, BasketPairs
 
 __all__ = ["FEATURES", "PairStats", "item_stats", "pair_stats"]
@@ -37,12 +38,7 @@ class PairStats:
 
     def lookup(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Row index of each pair, -1 when the user never bought the item."""
-        key = users.astype(np.int64) * self.n_items + items
-        pos = np.searchsorted(self.key, key)
-        pos = np.minimum(pos, max(len(self.key) - 1, 0))
-        if not len(self.key):
-            return np.full(len(key), -1, np.int64)
-        return np.where(self.key[pos] == key, pos, -1)
+        return lookup(self.key, users.astype(np.int64) * self.n_items + items)
 
 
 def pair_stats(bp: BasketPairs) -> PairStats:

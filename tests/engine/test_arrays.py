@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugin.engine.arrays import isin, unique_pairs, unique_values
+from plugin.engine.arrays import isin, lookup, unique_pairs, unique_values
 
 ints = st.lists(st.integers(0, 10**12), max_size=200)
 
@@ -31,3 +31,12 @@ def test_isin_matches_numpy(values, keys):
 def test_isin_keeps_the_shape_of_values():
     got = isin(np.array([[1, 2], [3, 4]]), np.array([4, 1]))
     assert got.tolist() == [[True, False], [False, True]]
+
+
+@given(st.lists(st.integers(-50, 50), max_size=100), st.lists(st.integers(-50, 50), max_size=100))
+def test_lookup_finds_each_value_or_answers_minus_one(values, keys):
+    k = np.unique(np.asarray(keys, np.int64))
+    v = np.asarray(values, np.int64)
+    pos = lookup(k, v)
+    assert [int(k[p]) if p >= 0 else None for p in pos] == \
+        [x if x in set(k.tolist()) else None for x in values]
