@@ -40,6 +40,8 @@ __all__ = ["ShopkeeperRecommender"]
 
 _DEC, _NBR = FEATURES.index("dec_0.8"), FEATURES.index("neighbour")
 _CNT, _REP = FEATURES.index("log_count"), FEATURES.index("is_repeat")
+_CAT_DAYS, _CAT_DUE = FEATURES.index("cat_log_days_since"), FEATURES.index("cat_due_ratio")
+_CAT_BASKETS = FEATURES.index("cat_log_baskets")
 # validation baskets (up to 1,000 per round, latest round first) on which item-kNN's
 # discovery is measured: it finds a new item in about one basket of a hundred, so fewer
 # leave the bar to chance
@@ -315,6 +317,12 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             times = round(float(np.expm1(x[_CNT])))
             return Recommendation(item, score, "repeat", "you bought this before" if times < 2
                                   else f"you have bought this {times} times")
+        category = self.data_.catalog.primary_category(i)
+        # a category the shopper buys regularly and is due for: something new in it
+        if category and x[_CAT_BASKETS] >= np.log1p(3) and x[_CAT_DUE] >= 0:
+            gap = max(1, round(float(np.expm1(x[_CAT_DAYS] - x[_CAT_DUE]))))
+            return Recommendation(item, score, "variety", f"something new in {category}, "
+                                  f"which you buy about every ~{gap} days")
         if because >= 0:
             return Recommendation(item, score, "neighbours",
                                   f"because you bought {self._title(because)}")

@@ -51,6 +51,28 @@ def test_already_bought_durables_are_never_recommended(model):
         assert not (shown & owned & DURABLES), shopper
 
 
+def test_a_new_item_in_a_due_regular_category_says_so(model):
+    x = model.data_
+    row = np.zeros(len(FEATURES))
+    cat = {f: FEATURES.index(f) for f in ("cat_log_days_since", "cat_due_ratio",
+                                          "cat_log_baskets")}
+    # tea in 6 baskets, last bought 9 days ago, usually every 7 days: due
+    row[cat["cat_log_baskets"]] = np.log1p(6)
+    row[cat["cat_log_days_since"]] = np.log1p(9)
+    row[cat["cat_due_ratio"]] = np.log1p(9) - np.log1p(7)
+    tea = x.item_index("tea-b")
+    r = model._explain(tea, 0.5, row, np.nan, -1)
+    assert (r.source, r.reason) == ("variety", "something new in tea, which you buy about "
+                                               "every ~7 days")
+    # not due yet, or bought in only twice: the neighbours' reason instead
+    early = row.copy()
+    early[cat["cat_due_ratio"]] = np.log1p(3) - np.log1p(7)
+    rare = row.copy()
+    rare[cat["cat_log_baskets"]] = np.log1p(2)
+    assert model._explain(tea, 0.5, early, np.nan, -1).source == "neighbours"
+    assert model._explain(tea, 0.5, rare, np.nan, -1).source == "neighbours"
+
+
 def test_every_recommendation_carries_a_readable_reason(model):
     reasons = [r.reason for r in model.recommend("s01", 10)]
     assert len(reasons) == 10 and all(reasons)
