@@ -87,7 +87,9 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         boost must reach...
     max_explore_cost : ...unless that costs more than this share of validation NDCG; then
         the boost with the most discovery within that cost (repeats are what most baskets
-        are made of).
+        are made of). 10 %: the boost only spends what beating item-kNN needs, and gift-ware
+        shops (Online Retail) need about that much: their shoppers' new items are spread
+        over many candidates, so discovery there takes several slots from repeats.
     excluded_items : merchant exclusions (external ids), never recommended.
     fallback : sources filling remaining slots, in order.
     random_state : seed for subsampling and the ranker.
@@ -104,7 +106,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                  learning_rate: float = 0.05, max_leaf_nodes: int = 31, max_depth: int = 8,
                  diversity: float = 0.0,
                  explore_slots: int = 0, explore_boost: float | None = None,
-                 explore_margin: float = 1.1, max_explore_cost: float = 0.05,
+                 explore_margin: float = 1.1, max_explore_cost: float = 0.10,
                  excluded_items: tuple[str, ...] = (),
                  fallback: tuple[str, ...] = ("segment", "trending"),
                  random_state: int | None = 0) -> None:
