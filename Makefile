@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-dev
 
-.PHONY: demo test lint install evaluate bench bench-ingest bench-serve bench-offers \
+.PHONY: demo test lint install evaluate evaluate-variants bench bench-ingest bench-serve bench-offers \
         bench-subprofiles bench-scale bench-quick clean
 
 $(STAMP): pyproject.toml
@@ -30,6 +30,10 @@ lint: $(STAMP)
 ## Offline evaluation on ../shared/data (results table in bench/README.md)
 evaluate: $(STAMP)
 	$(BIN)/python bench/evaluate_all.py
+
+## The same CLI on reshaped data: customer-day baskets, short histories, temporal split
+evaluate-variants: $(STAMP)
+	$(BIN)/python bench/variants.py
 
 ## Webhook ingestion throughput against a throwaway PostgreSQL
 bench-ingest: $(STAMP)

@@ -34,3 +34,8 @@ def run_all():
 @pytest.fixture(scope="session")
 def scale():
     return load_script("scale")
+
+
+@pytest.fixture(scope="session")
+def variants():
+    return load_script("variants")
