@@ -434,22 +434,27 @@ class TreeEnsemble:
         """Raw margin per row: baseline plus the leaf value of every tree.
 
         Leaves point to themselves, so every path takes exactly ``depth`` steps of a few
-        vectorised gathers (no per-step masks); this keeps a 100-row query near 1 ms.
+        vectorised gathers (no per-step masks); both children sit side by side, so a step
+        is one gather at ``2 * node + went_right``, and the missing-value rule is applied
+        only when ``X`` holds NaN. This keeps a 100-row query of 400 trees near 1.3 ms.
         """
-        left, right, feature, threshold, missing_left, depth = self._walk()
+        child, feature, threshold, missing_left, depth = self._walk()
         n_rows, n_feat = X.shape
         flat = np.ascontiguousarray(X, np.float64).ravel()
         node = np.repeat(self.roots, n_rows)
         offset = np.tile(np.arange(n_rows) * n_feat, len(self.roots))
+        has_nan = bool(np.isnan(flat).any())
         for _ in range(depth):
             x = flat[offset + feature[node]]
-            go_left = (x <= threshold[node]) | (np.isnan(x) & missing_left[node])
-            node = np.where(go_left, left[node], right[node])
+            right = x > threshold[node]  # NaN compares False: left unless the split says
+            if has_nan:
+                right |= np.isnan(x) & ~missing_left[node]
+            node = child[2 * node + right]
         values = self.arrays["value"][node].reshape(len(self.roots), n_rows)
         return self.baseline + values.sum(axis=0)
 
     def _walk(self) -> tuple:
-        """Arrays where leaves loop to themselves, and the longest path (cached)."""
+        """Children side by side (leaves loop to themselves) and the longest path (cached)."""
         if "_walk_cache" not in self.__dict__:
             a = self.arrays
             leaf = a["is_leaf"]
@@ -459,8 +464,9 @@ class TreeEnsemble:
                 node = node[~leaf[node]]
                 node = np.concatenate([a["left"][node], a["right"][node]])
                 depth += 1 if len(node) else 0
+            child = np.stack([np.where(leaf, own, a["left"]), np.where(leaf, own, a["right"])],
+                             axis=1).ravel()
             self.__dict__["_walk_cache"] = (
-                np.where(leaf, own, a["left"]), np.where(leaf, own, a["right"]),
-                np.where(leaf, 0, a["feature"]), np.where(leaf, np.inf, a["threshold"]),
+                child, np.where(leaf, 0, a["feature"]), np.where(leaf, np.inf, a["threshold"]),
                 a["missing_left"] & ~leaf, depth)
         return self.__dict__["_walk_cache"]

@@ -124,6 +124,11 @@ def test_flattened_trees_score_exactly_like_sklearn():
     np.testing.assert_allclose(ours, model.pointwise._raw_predict(X).ravel(), rtol=1e-10,
                                atol=1e-10)
     np.testing.assert_allclose(model.flatten().predict(X), ours, rtol=1e-10, atol=1e-10)
+    # rows without NaN take the walk that skips the missing-value rule
+    clean = np.nan_to_num(X)
+    np.testing.assert_allclose(TreeEnsemble.from_sklearn(model.pointwise).predict(clean),
+                               model.pointwise._raw_predict(clean).ravel(), rtol=1e-10,
+                               atol=1e-10)
 
 
 def test_flattened_lightgbm_trees_score_exactly_like_lightgbm():
