@@ -159,6 +159,7 @@ class NextBasketState:
         n_neighbors: int = 300,
         neighbour_decay: float = 0.8,
         max_history: int = 100,
+        n_frequent: int = 0,
         n_explore: int = 30,
         max_explore_items: int = 5000,
         n_popular: int = 0,
@@ -170,6 +171,7 @@ class NextBasketState:
         self.n_neighbors = n_neighbors
         self.neighbour_decay = neighbour_decay
         self.max_history = max_history
+        self.n_frequent = n_frequent
         self.n_explore = n_explore
         self.n_popular = n_popular
         self.n_content = n_content
@@ -271,8 +273,13 @@ class NextBasketState:
         for row in range(len(users)):
             rows = np.arange(lo[row], hi[row])
             if len(rows) > self.max_history:
-                top = np.argpartition(-p.ps.decayed[rows, 1], self.max_history - 1)
-                rows = rows[np.sort(top[: self.max_history])]
+                # the most recent-and-frequent, plus the most frequent of all time: a staple
+                # skipped for a few weeks still tops a plain frequency list
+                recent = np.argpartition(-p.ps.decayed[rows, 1], self.max_history - 1)
+                n_often = min(self.n_frequent, len(rows))
+                often = np.argpartition(-p.ps.count[rows], n_often - 1) \
+                    if n_often else np.zeros(0, np.int64)
+                rows = rows[np.union1d(recent[: self.max_history], often[:n_often])]
             own = p.ps.key[rows] % n_items
             own_pos = self.vote_pos[own]
             picked = np.zeros(len(self.vote_items), bool)

@@ -67,3 +67,21 @@ def test_a_catalogue_without_categories_gives_constant_category_columns():
     c = _features(state, x, "v", ["tea-a", "milk", "new-jam"], T0 + 14 * DAY)
     for col in (DAYS, DUE, BASKETS):
         assert len(set(c.X[:, col].tolist())) == 1
+
+
+def test_a_staple_skipped_lately_stays_a_candidate():
+    """Beyond ``max_history`` items, the most recent ones plus the most frequent of all time."""
+    rows = [("s", "rice", T0 + b * DAY, f"b{b}") for b in range(6)]  # a staple, early on
+    for b in range(6, 16):  # then ten baskets of three one-off items each
+        rows += [("s", f"one-off-{b}-{j}", T0 + b * DAY, f"b{b}") for j in range(3)]
+    x = build(rows)
+    rice = x.item_index("rice")
+
+    def candidates(**kw):
+        state = NextBasketState(x, max_history=10, n_explore=0, **kw)
+        return set(state.candidates(np.array([x.user_index("s")])).item.tolist())
+
+    assert rice not in candidates(n_frequent=0)  # 30 newer items push it out
+    with_staple = candidates(n_frequent=1)
+    assert rice in with_staple
+    assert len(with_staple - {rice}) == 10
