@@ -296,3 +296,26 @@ def test_linear_scorer_ranks_new_items_by_what_predicts_a_try():
     assert np.isfinite(odds).all()
     assert np.corrcoef(odds, X[:, FEATURES.index("neighbour")])[0, 1] > 0.95
     assert LinearScorer.fit(X, np.zeros(600, bool)) is None  # nothing to learn from
+
+
+def test_the_two_cross_fitted_rankers_serve_averaged(monkeypatch):
+    """Learning the boost already fits a ranker per fold; their average is the ranker."""
+    import plugin.engine.shopkeeper as module
+
+    fitted = []
+
+    def spy(*args, **kwargs):
+        fitted.append(fit_ranker(*args, **kwargs))
+        return fitted[-1]
+
+    monkeypatch.setattr(module, "fit_ranker", spy)
+    x = weekly_history(seed=3)
+    model = ShopkeeperRecommender().fit(x)
+    assert len(fitted) == 2  # no third fit on all rows
+    X = model.pool_.X[:50]
+    np.testing.assert_allclose(model.ranker_.predict(X),
+                               np.mean([m.decision_function(X) for m in fitted], axis=0),
+                               rtol=1e-9, atol=1e-9)
+    fitted.clear()
+    ShopkeeperRecommender(explore_boost=0.5).fit(x)
+    assert len(fitted) == 1  # nothing cross-fitted: one ranker on all rows
