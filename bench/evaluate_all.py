@@ -92,9 +92,11 @@ def render(reports: dict[str, dict]) -> str:
             best = max(BASELINES, key=lambda m: models[m]["ndcg@k"])
             ratio = sk["ndcg@k"] / models[best]["ndcg@k"] if models[best]["ndcg@k"] else 0.0
             out.append("")
+            ci = report.get("comparison", {}).get("ratio_ci95")
+            interval = f" (95 % interval {ci[0]:.2f} to {ci[1]:.2f})" if ci else ""
             out.append(
-                f"Targets: NDCG@10 shopkeeper / best baseline ({best}) = **{ratio:.2f}x** "
-                f"(target >= 1.10); R_exp@10 shopkeeper {sk['recall_explore@k']:.4f} vs "
+                f"Targets: NDCG@10 shopkeeper / best baseline ({best}) = **{ratio:.2f}x**"
+                f"{interval} (target >= 1.10); R_exp@10 shopkeeper {sk['recall_explore@k']:.4f} vs "
                 f"itemknn {models['itemknn']['recall_explore@k']:.4f}; durable re-rec "
                 f"{100 * sk['durable_rerec_rate']:.2f} % (target <= 1 %); fit "
                 f"{sk['fit_seconds']:.1f} s; p99 {sk['recommend_ms_p99']:.2f} ms.")

@@ -122,7 +122,8 @@ def run(variant: str, work: Path) -> dict:
 
 def render(reports: dict[str, dict]) -> str:
     """One row per variant: shopkeeper against the best baseline and item-kNN's discovery."""
-    lines = ["| variant | split | test shoppers | shopkeeper NDCG@10 | best baseline | ratio | "
+    lines = ["| variant | split | test shoppers | shopkeeper NDCG@10 | best baseline | "
+             "ratio (95 % interval) | "
              "new-item recall (ItemKNN) | fit s | p99 ms |", "|---" * 9 + "|"]
     for name, r in reports.items():
         models = r["models"]
@@ -130,9 +131,11 @@ def render(reports: dict[str, dict]) -> str:
         best = max((m for m in models if m != "shopkeeper"), key=lambda m: models[m]["ndcg@k"])
         base = models[best]["ndcg@k"]
         ratio = sk["ndcg@k"] / base if base else 0.0
+        ci = r.get("comparison", {}).get("ratio_ci95")
+        interval = f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
         lines.append(
             f"| {name} | {r['split']} | {r['users']:,} | {sk['ndcg@k']:.4f} | {best} "
-            f"{base:.4f} | {ratio:.2f}x | {sk['recall_explore@k']:.4f} "
+            f"{base:.4f} | {ratio:.2f}x{interval} | {sk['recall_explore@k']:.4f} "
             f"({models['itemknn']['recall_explore@k']:.4f}) | {sk['fit_seconds']:.1f} | "
             f"{sk['recommend_ms_p99']:.2f} |")
     return "\n".join(lines)

@@ -18,10 +18,17 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+import numpy as np
 
 from plugin.engine.base import BaseRecommender
 from plugin.engine.data import Interactions, to_timestamp
-from plugin.engine.evaluate import METRICS, SPLITS, evaluate_model, split
+from plugin.engine.evaluate import (
+    METRICS,
+    SPLITS,
+    evaluate_model,
+    paired_ratio_interval,
+    split,
+)
 
 INTERACTION_COLUMNS = ("customer_id", "item_id", "timestamp")
 CATALOG_COLUMNS = ("item_id",)
@@ -169,13 +176,29 @@ def run_evaluation(data: Interactions, split_name: str, k: int, *, dataset: str,
                                "(need customers with purchases on both sides of the split)")
     judge = make_judge().fit(train)
     report = {"dataset": dataset, "split": split_name, "k": k, "users": len(test), "models": {}}
+    per_user: dict[str, dict[str, float]] = {}
     for name, factory in model_factories().items():
         def bar(users, name=name):
             return tqdm(users, desc=name, file=sys.stderr, disable=not progress, leave=False)
 
-        metrics = evaluate_model(factory(), train, test, k, judge=judge, progress=bar)
+        per_user[name] = {}
+        metrics = evaluate_model(factory(), train, test, k, judge=judge, progress=bar,
+                                 ndcg_per_user=per_user[name])
         report["models"][name] = _named(metrics, k)
+    report["comparison"] = compare(per_user, k)
     return report
+
+
+def compare(per_user: dict[str, dict[str, float]], k: int,
+            model: str = "shopkeeper") -> dict:
+    """``model`` against the best other model by NDCG@k, with a paired 95 % interval."""
+    users = sorted(per_user[model])
+    scores = {name: np.array([v[u] for u in users]) for name, v in per_user.items()}
+    best = max((n for n in scores if n != model), key=lambda n: scores[n].mean())
+    ratio, low, high = paired_ratio_interval(scores[model], scores[best])
+    return {"model": model, "baseline": best, "metric": f"ndcg@{k}",
+            "ratio": round(ratio, 4), "ratio_ci95": [round(low, 4), round(high, 4)],
+            "method": "paired bootstrap over test customers, 1000 resamples"}
 
 
 def _named(metrics: dict[str, float], k: int) -> dict[str, float]:
@@ -196,6 +219,10 @@ def format_table(report: dict) -> str:
     for name, metrics in report["models"].items():
         lines.append(name.ljust(12) + "".join(
             f"{metrics[c]:.4f}".rjust(w) for c, w in zip(columns, widths, strict=True)))
+    if "comparison" in report:
+        c = report["comparison"]
+        lines.append(f"{c['model']} / {c['baseline']} {c['metric']}: {c['ratio']:.3f}x "
+                     f"(95 % interval {c['ratio_ci95'][0]:.3f} to {c['ratio_ci95'][1]:.3f})")
     return "\n".join(lines)
 
 

@@ -154,6 +154,10 @@ def test_json_report_has_every_model_and_metric(shop_csv):
         assert 0.0 <= metrics["recall@k"] <= 1.0
     # personal history beats global popularity on this taste-split shop
     assert report["models"]["p-topfreq"]["hr@k"] > report["models"]["g-pop"]["hr@k"]
+    # "shopkeeper" is a P-TopFreq stand-in here: the same lists, so a ratio of exactly 1
+    comparison = report["comparison"]
+    assert comparison["baseline"] == "p-topfreq" and comparison["metric"] == "ndcg@5"
+    assert comparison["ratio"] == 1.0 and comparison["ratio_ci95"] == [1.0, 1.0]
 
 
 def test_real_models_produce_the_contract_json(shop_csv):
@@ -175,3 +179,5 @@ def test_temporal_split_and_table_output(shop_csv):
     for name in MODEL_NAMES:
         assert name in result.stdout
     assert "ndcg@10" in result.stdout
+    assert "shopkeeper / p-topfreq ndcg@10: 1.000x (95 % interval 1.000 to 1.000)" \
+        in result.stdout

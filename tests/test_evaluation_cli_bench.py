@@ -42,6 +42,8 @@ def test_render_states_the_ndcg_ratio_against_the_best_baseline(evaluate_all):
     assert "| shopkeeper | 0.5000 | 0.3300 |" in text
     assert "best baseline (p-topfreq) = **1.10x**" in text
     assert "durable re-rec 0.40 %" in text
+    report["comparison"] = {"ratio": 1.1, "ratio_ci95": [1.04, 1.17]}
+    assert "= **1.10x** (95 % interval 1.04 to 1.17) (target" in evaluate_all.render({"d": report})
 
 
 def test_write_readme_replaces_only_the_marked_block(evaluate_all, tmp_path, monkeypatch):

@@ -26,6 +26,7 @@ __all__ = [
     "HeldOut",
     "evaluate_model",
     "last_basket_split",
+    "paired_ratio_interval",
     "score_recommendations",
     "split",
     "temporal_split",
@@ -155,12 +156,14 @@ def score_recommendations(
     k: int = 10,
     *,
     is_durable: Callable[[list[str]], np.ndarray] | None = None,
+    ndcg_per_user: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Accuracy metrics of given top-k lists (pure; every figure defined in bench/README.md).
 
     ``recommended`` maps each test user to a ranked list of item ids (duplicates after the
     first occurrence are ignored, the list is cut at ``k``); ``history`` maps users to the
     items they bought in training; ``is_durable`` (judge) maps item ids to booleans.
+    ``ndcg_per_user``, when given, receives each test user's NDCG@k (for paired intervals).
     """
     recall, ndcg, hr, rep, exp = [], [], [], [], []
     shown: set[str] = set()
@@ -171,6 +174,8 @@ def score_recommendations(
         hits = relevant.intersection(ranked)
         recall.append(len(hits) / len(relevant))
         ndcg.append(_ndcg(ranked, relevant, k))
+        if ndcg_per_user is not None:
+            ndcg_per_user[uid] = ndcg[-1]
         hr.append(float(bool(hits)))
         owned = history.get(uid, set())
         repeat, explore = relevant & owned, relevant - owned
@@ -233,6 +238,7 @@ def evaluate_model(
     *,
     judge: RepurchaseModel | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
+    ndcg_per_user: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Fit ``model`` on ``train``, recommend top-``k`` for every test user, score and time it.
 
@@ -257,9 +263,31 @@ def evaluate_model(
             recommended[uid] = [r.item for r in recs]
     metrics = score_recommendations(
         recommended, test, user_histories(train, users), train.n_items, k,
-        is_durable=durable_judge(judge, train),
+        is_durable=durable_judge(judge, train), ndcg_per_user=ndcg_per_user,
     )
     metrics["fit_seconds"] = fit_seconds
     metrics["recommend_ms_p50"] = float(np.percentile(timings, 50) * 1e3) if users else 0.0
     metrics["recommend_ms_p99"] = float(np.percentile(timings, 99) * 1e3) if users else 0.0
     return metrics
+
+
+def paired_ratio_interval(model: np.ndarray, baseline: np.ndarray, *, level: float = 0.95,
+                          resamples: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """Ratio of mean per-user scores and its paired bootstrap percentile interval.
+
+    Users are resampled with replacement, the same draw for both models, so what the two
+    lists have in common (an easy shopper is easy for both) cancels out of the interval.
+    A few hundred test users leave a ratio uncertain in its second decimal.
+    """
+    model, baseline = np.asarray(model, float), np.asarray(baseline, float)
+    if model.shape != baseline.shape or not len(model):
+        raise ValueError("need the same non-empty set of users for both models")
+    ratio = float(model.mean() / baseline.mean()) if baseline.mean() else float("nan")
+    draws = np.random.default_rng(seed).integers(0, len(model), (resamples, len(model)))
+    base = baseline[draws].mean(axis=1)
+    ratios = np.divide(model[draws].mean(axis=1), base, out=np.full(resamples, np.nan),
+                       where=base > 0)
+    tail = (1 - level) / 2 * 100
+    low, high = np.nanpercentile(ratios, [tail, 100 - tail]) if np.isfinite(ratios).any() \
+        else (float("nan"), float("nan"))
+    return ratio, float(low), float(high)

@@ -50,4 +50,6 @@ def test_render_compares_with_the_best_baseline_and_itemknn_discovery(variants):
         "p-topfreq": model(0.3, 0.0), "itemknn": model(0.2, 0.01), "als": model(0.25, 0.0)}}
     row = variants.render({"v": report}).splitlines()[-1]
     assert row.startswith("| v | temporal | 1,234 | 0.3300 | p-topfreq 0.3000 | 1.10x |")
+    report["comparison"] = {"ratio_ci95": [1.02, 1.19]}
+    assert "| 1.10x (1.02-1.19) |" in variants.render({"v": report})
     assert "| 0.0200 (0.0100) |" in row

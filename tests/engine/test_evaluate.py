@@ -14,6 +14,7 @@ from plugin.engine.evaluate import (
     HeldOut,
     evaluate_model,
     last_basket_split,
+    paired_ratio_interval,
     score_recommendations,
     split,
     temporal_split,
@@ -79,9 +80,12 @@ def test_metrics_match_hand_computed_values():
     recommended = {"a": ["x", "q", "y"], "b": ["w", "w"]}  # k=2 cuts y; b repeats w
     history = {"a": {"x", "q"}, "b": {"w"}}
     durable = {"q", "w"}
+    per_user: dict[str, float] = {}
     m = score_recommendations(recommended, test, history, n_items=6, k=2,
-                              is_durable=lambda items: np.array([i in durable for i in items]))
+                              is_durable=lambda items: np.array([i in durable for i in items]),
+                              ndcg_per_user=per_user)
     ndcg_a = 1.0 / (1.0 + 1.0 / math.log2(3))  # hit at rank 1 of an ideal 2-hit list
+    assert per_user == pytest.approx({"a": ndcg_a, "b": 0.0})
     assert m["recall@k"] == pytest.approx((1 / 2 + 0) / 2)
     assert m["ndcg@k"] == pytest.approx(ndcg_a / 2)
     assert m["hr@k"] == pytest.approx(0.5)
@@ -146,3 +150,20 @@ def test_evaluate_model_fits_on_train_asks_at_basket_time_and_reports_all_metric
 def test_held_out_is_a_plain_dict_with_times():
     held = HeldOut({"u": {"i"}}, at={"u": 3.0})
     assert held == {"u": {"i"}} and held.at["u"] == 3.0
+
+
+def test_paired_ratio_interval_known_answers():
+    base = np.array([0.1, 0.5, 0.3, 0.0, 0.8])
+    # twice as good for every shopper: the ratio is 2 in every resample
+    assert paired_ratio_interval(2 * base, base) == pytest.approx((2.0, 2.0, 2.0))
+    rng = np.random.default_rng(0)
+    few = rng.random(50)
+    many = rng.random(5000)
+    r_few = paired_ratio_interval(few * 1.1 + rng.normal(0, 0.1, 50), few)
+    r_many = paired_ratio_interval(many * 1.1 + rng.normal(0, 0.1, 5000), many)
+    for ratio, low, high in (r_few, r_many):
+        assert low < ratio < high
+    assert r_many[2] - r_many[1] < (r_few[2] - r_few[1]) / 3  # more shoppers, surer ratio
+    assert r_many[1] < 1.1 < r_many[2]
+    with pytest.raises(ValueError):
+        paired_ratio_interval(base, base[:3])
