@@ -33,6 +33,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from evaluate_all import headline  # noqa: E402
+
 DATA = HERE / "data"
 OUT = HERE / "results" / "variants"
 README = HERE / "README.md"
@@ -128,10 +132,8 @@ def render(reports: dict[str, dict]) -> str:
     for name, r in reports.items():
         models = r["models"]
         sk = models["shopkeeper"]
-        best = max((m for m in models if m != "shopkeeper"), key=lambda m: models[m]["ndcg@k"])
+        best, ratio, ci = headline(r)
         base = models[best]["ndcg@k"]
-        ratio = sk["ndcg@k"] / base if base else 0.0
-        ci = r.get("comparison", {}).get("ratio_ci95")
         interval = f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
         lines.append(
             f"| {name} | {r['split']} | {r['users']:,} | {sk['ndcg@k']:.4f} | {best} "
