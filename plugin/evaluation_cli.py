@@ -195,9 +195,10 @@ def compare(per_user: dict[str, dict[str, float]], k: int,
     users = sorted(per_user[model])
     scores = {name: np.array([v[u] for u in users]) for name, v in per_user.items()}
     best = max((n for n in scores if n != model), key=lambda n: scores[n].mean())
-    ratio, low, high = paired_ratio_interval(scores[model], scores[best])
+    ratio, low, high = (round(v, 4) if math.isfinite(v) else None  # null, not NaN, in JSON
+                        for v in paired_ratio_interval(scores[model], scores[best]))
     return {"model": model, "baseline": best, "metric": f"ndcg@{k}",
-            "ratio": round(ratio, 4), "ratio_ci95": [round(low, 4), round(high, 4)],
+            "ratio": ratio, "ratio_ci95": [low, high],
             "method": "paired bootstrap over test customers, 1000 resamples"}
 
 
@@ -219,7 +220,7 @@ def format_table(report: dict) -> str:
     for name, metrics in report["models"].items():
         lines.append(name.ljust(12) + "".join(
             f"{metrics[c]:.4f}".rjust(w) for c, w in zip(columns, widths, strict=True)))
-    if "comparison" in report:
+    if report.get("comparison", {}).get("ratio") is not None:
         c = report["comparison"]
         lines.append(f"{c['model']} / {c['baseline']} {c['metric']}: {c['ratio']:.3f}x "
                      f"(95 % interval {c['ratio_ci95'][0]:.3f} to {c['ratio_ci95'][1]:.3f})")

@@ -181,3 +181,11 @@ def test_temporal_split_and_table_output(shop_csv):
     assert "ndcg@10" in result.stdout
     assert "shopkeeper / p-topfreq ndcg@10: 1.000x (95 % interval 1.000 to 1.000)" \
         in result.stdout
+
+
+def test_comparison_is_null_not_nan_when_every_baseline_scores_zero():
+    per_user = {"shopkeeper": {"a": 0.5, "b": 0.0}, "g-pop": {"a": 0.0, "b": 0.0}}
+    comparison = evaluation_cli.compare(per_user, 10)
+    assert comparison["baseline"] == "g-pop"
+    assert comparison["ratio"] is None and comparison["ratio_ci95"] == [None, None]
+    json.dumps(comparison, allow_nan=False)  # strict JSON
