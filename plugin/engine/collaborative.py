@@ -10,13 +10,27 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import numpy as np
+import scipy.sparse as sp
 
 from plugin.engine.base import BaseRecommender, Recommendation, check_is_fitted
 from plugin.engine.data import Interactions
 from plugin.engine.history import HistoryMixin
 from plugin.engine.trending import top_indices
 
-__all__ = ["EASERecommender"]
+__all__ = ["EASERecommender", "ease_weights"]
+
+
+def ease_weights(bought: sp.csr_matrix, l2: float) -> np.ndarray:
+    """Items x items EASE weights ``B = I - P / diag(P)``, ``P = (X'X + l2 I)^-1``, zero diagonal.
+
+    ``bought`` is the binary shoppers x items matrix of the modelled items.
+    """
+    gram = (bought.T @ bought).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += l2
+    p = np.linalg.inv(gram) if len(gram) else gram
+    weights = -p / np.diag(p) if len(p) else p
+    np.fill_diagonal(weights, 0.0)
+    return weights
 
 
 class EASERecommender(HistoryMixin, BaseRecommender):
@@ -47,13 +61,7 @@ class EASERecommender(HistoryMixin, BaseRecommender):
         support = np.asarray(m.sum(axis=0)).ravel()
         cand = np.flatnonzero(support >= self.min_support)
         self.items_ = np.sort(cand[np.argsort(-support[cand], kind="stable")[: self.max_items]])
-        sub = m[:, self.items_]
-        gram = (sub.T @ sub).toarray().astype(np.float64)
-        gram[np.diag_indices_from(gram)] += self.l2
-        p = np.linalg.inv(gram) if len(gram) else gram
-        weights = -p / np.diag(p) if len(p) else p
-        np.fill_diagonal(weights, 0.0)
-        self.weights_ = weights
+        self.weights_ = ease_weights(m[:, self.items_], self.l2)
         return self
 
     def recommend(self, shopper: str, n: int = 10, *, exclude: Iterable[str] | None = None,

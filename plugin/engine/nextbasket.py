@@ -16,6 +16,7 @@ from sklearn.preprocessing import normalize
 
 from plugin.engine.arrays import lookup
 from plugin.engine.baskets import DAY, BasketPairs, basket_pairs, decayed_matrix
+from plugin.engine.collaborative import ease_weights
 from plugin.engine.content import item_texts
 from plugin.engine.data import Interactions
 from plugin.engine.itemknn import top_k_per_row
@@ -164,6 +165,9 @@ class NextBasketState:
         max_explore_items: int = 5000,
         n_popular: int = 0,
         n_content: int = 0,
+        n_ease: int = 0,
+        ease_items: int = 3000,
+        ease_l2: float = 200.0,
         trending_half_life_days: float = 14.0,
         content: sp.csr_matrix | None = None,
     ) -> None:
@@ -175,6 +179,7 @@ class NextBasketState:
         self.n_explore = n_explore
         self.n_popular = n_popular
         self.n_content = n_content
+        self.n_ease = n_ease
         cat = category_index(x)
         # one category is no category: its "due" would only repeat the visit features
         self.category_of = cat if len(np.unique(cat)) > 1 else None
@@ -199,6 +204,18 @@ class NextBasketState:
         # the catalogue texts are the same for every history slice: callers may pass them
         self.content = content_matrix(x) if content is None else content
         self.vote_content_T = self.content[self.vote_items].T.tocsr()
+        # EASE on the best-supported items: which unowned items the shopper's whole basket
+        # history implies, with popularity regularised away (inner splits: more new items
+        # found for the same accuracy on all three datasets)
+        self.ease_items = np.zeros(0, np.int64)
+        self.ease_w = np.zeros((0, 0), np.float32)
+        if n_ease:
+            top = self.vote_items[np.argsort(-support[self.vote_items], kind="stable")]
+            top = top[:ease_items]
+            self.ease_items = np.sort(top[support[top] >= 3])
+            bought = x.to_csr("binary")[:, self.ease_items]
+            self.ease_w = ease_weights(bought, ease_l2).astype(np.float32)
+        self.ease_vote_pos = self.vote_pos[self.ease_items]
         self.category = sp.csr_matrix((np.ones(x.n_items), (np.arange(x.n_items), cat)),
                                       shape=(x.n_items, int(cat.max(initial=-1)) + 1))
 
@@ -266,6 +283,7 @@ class NextBasketState:
         knn = (p.V[users][:, self.vote_items] @ self.item_sim).toarray() if has_data else nbr
         # what the shopper's items read like (siblings: other colours, sizes, flavours)
         profile = normalize(p.V[users] @ self.content).tocsr()
+        ease = self.ease_scores(users, p)
         content = (profile @ self.vote_content_T).toarray()
         lo = np.searchsorted(p.ps.key, users * n_items)
         hi = np.searchsorted(p.ps.key, (users + 1) * n_items)
@@ -284,7 +302,8 @@ class NextBasketState:
             own_pos = self.vote_pos[own]
             picked = np.zeros(len(self.vote_items), bool)
             sources = [(nbr[row], self.n_explore), (knn[row], self.n_explore // 2),
-                       (self.vote_trending, self.n_popular), (content[row], self.n_content)]
+                       (self.vote_trending, self.n_popular), (content[row], self.n_content),
+                       (ease[row], self.n_ease)]
             # the shopper's nearest shoppers, co-purchases of their items, what everyone buys
             # now (the commonest new item of a basket) and look-alikes of their items
             for values, k in sources:
@@ -309,7 +328,17 @@ class NextBasketState:
             look[rest] = np.asarray(self.content[items[rest]].multiply(
                 profile[local[rest]]).sum(axis=1)).ravel()
         c.X[:, FEATURES.index("content")] = look
+        c.X[:, FEATURES.index("ease")] = np.where(pos >= 0, ease[local, np.maximum(pos, 0)], 0.0)
         return c
+
+    def ease_scores(self, users: np.ndarray, p: Personal) -> np.ndarray:
+        """Dense (len(users), len(vote_items)): EASE scores from everything each shopper bought."""
+        out = np.zeros((len(users), len(self.vote_items)), np.float32)
+        if len(self.ease_items):
+            bought = p.V[users][:, self.ease_items]
+            bought.data[:] = 1.0
+            out[:, self.ease_vote_pos] = bought @ self.ease_w
+        return out
 
     def features(self, p: Personal, users: np.ndarray, items: np.ndarray,
                  neighbour: np.ndarray, now: np.ndarray) -> Candidates:

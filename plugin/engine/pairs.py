@@ -20,7 +20,7 @@ FEATURES = (
     "dec_0.5", "dec_0.8", "dec_0.95", "freq", "log_count", "log_gap_baskets", "log_days_since",
     "due_ratio", "item_log_pop", "item_repeat", "user_log_baskets", "user_repeat_share",
     "is_repeat", "neighbour", "log_days_since_visit", "trending", "itemknn", "content",
-    "category_share", "cat_log_days_since", "cat_due_ratio", "cat_log_baskets",
+    "category_share", "cat_log_days_since", "cat_due_ratio", "cat_log_baskets", "ease",
 )
 
 

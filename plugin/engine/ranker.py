@@ -300,7 +300,7 @@ def _fit_listwise(X: np.ndarray, y: np.ndarray, group: np.ndarray, *, max_iter: 
 # and the shrunk item repeat rate, whose shop-wide prior moves with every new purchase)
 EXPLORE_FEATURES = ("item_log_pop", "user_log_baskets", "user_repeat_share",
                     "neighbour", "log_days_since_visit", "trending", "itemknn", "content",
-                    "category_share")
+                    "category_share", "ease")
 
 
 class LinearScorer:

@@ -67,8 +67,9 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     n_frequent : plus this many of their most frequent items of all time (a staple skipped
         for a few weeks: on Complete Journey 6 % of a plain frequency list's hits were
         outside the 60 most recent).
-    n_popular, n_content : new-item candidates from what everyone buys now and from
-        look-alikes (TF-IDF of catalogue texts) of the shopper's recent items.
+    n_popular, n_content, n_ease : new-item candidates from what everyone buys now, from
+        look-alikes (TF-IDF of catalogue texts) of the shopper's recent items and from EASE
+        (a linear item model of everything they bought; its score is a feature too).
     max_explore_items : best-supported items the neighbours vote on (bounds fit time).
     validation_baskets : at most this many held-out baskets per shopper (last, then the
         one before, ...) to learn the blending weights from...
@@ -104,6 +105,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     def __init__(self, n_neighbors: int = 100, neighbour_decay: float = 0.8,
                  max_history: int = 60, n_frequent: int = 20, n_explore: int = 20,
                  max_explore_items: int = 5000, n_popular: int = 10, n_content: int = 10,
+                 n_ease: int = 10,
                  validation_baskets: int = 8, validation_users: int = 8000,
                  max_validation_users: int = 3000, negatives: float = 0.5,
                  max_iter: int = 200,
@@ -122,6 +124,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         self.max_explore_items = max_explore_items
         self.n_popular = n_popular
         self.n_content = n_content
+        self.n_ease = n_ease
         self.validation_baskets = validation_baskets
         self.validation_users = validation_users
         self.max_validation_users = max_validation_users
@@ -144,7 +147,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                 "max_history": self.max_history, "n_explore": self.n_explore,
                 "n_frequent": self.n_frequent,
                 "max_explore_items": self.max_explore_items, "n_popular": self.n_popular,
-                "n_content": self.n_content}
+                "n_content": self.n_content, "n_ease": self.n_ease}
 
     def fit(self, interactions: Interactions, *,
             show_progress: bool = False) -> ShopkeeperRecommender:

@@ -85,3 +85,26 @@ def test_a_staple_skipped_lately_stays_a_candidate():
     with_staple = candidates(n_frequent=1)
     assert rice in with_staple
     assert len(with_staple - {rice}) == 10
+
+
+def test_ease_proposes_what_shoppers_with_the_same_basket_buy_and_scores_it():
+    """Ten shoppers buy pasta with sauce; one bought only pasta: sauce is an EASE candidate."""
+    rows = []
+    for s in range(10):
+        rows += [(f"p{s}", "pasta", T0, f"p{s}a"), (f"p{s}", "sauce", T0, f"p{s}a"),
+                 (f"p{s}", "pasta", T0 + 7 * DAY, f"p{s}b")]
+        rows += [(f"q{s}", "soap", T0, f"q{s}a"), (f"q{s}", "sponge", T0 + DAY, f"q{s}b")]
+    rows += [("new", "pasta", T0, "n1"), ("new", "pasta", T0 + 7 * DAY, "n2")]
+    x = build(rows)
+    shopper = np.array([x.user_index("new")])
+    ease = FEATURES.index("ease")
+
+    def pool(**kw):
+        c = NextBasketState(x, n_explore=0, **kw).candidates(shopper)
+        return {str(x.item_ids[i]): row for i, row in zip(c.item, c.X, strict=True)}
+
+    assert set(pool(n_ease=0)) == {"pasta"}  # no other source proposes anything
+    with_ease = pool(n_ease=1, ease_l2=1.0)
+    assert set(with_ease) == {"pasta", "sauce"}
+    assert with_ease["sauce"][ease] > 0.5  # nearly every pasta buyer took sauce
+    assert with_ease["pasta"][ease] == 0.0  # an item never explains itself (zero diagonal)
