@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from plugin.engine.collaborative import EASERecommender
+import numpy as np
+import scipy.sparse as sp
+
+from plugin.engine.collaborative import EASERecommender, ease_weights
 from tests.engine.contract import EstimatorContract
 from tests.engine.synthetic import T0, build
 
@@ -26,3 +29,13 @@ def test_only_the_best_supported_items_are_modelled():
     rows = [(f"u{k}", f"i{k % 5}", T0 + k, f"b{k}") for k in range(40)]
     model = EASERecommender(max_items=3, min_support=1).fit(build(rows))
     assert model.weights_.shape == (3, 3)
+
+
+def test_ease_weights_match_the_closed_form_with_a_plain_inverse():
+    rng = np.random.default_rng(0)
+    bought = sp.csr_matrix((rng.random((40, 12)) < 0.3).astype(float))
+    gram = (bought.T @ bought).toarray() + 5.0 * np.eye(12)
+    p = np.linalg.inv(gram)
+    expected = -p / np.diag(p)
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(ease_weights(bought, 5.0), expected, atol=1e-12)
