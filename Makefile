@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-dev
 
-.PHONY: demo test lint install evaluate evaluate-variants bench bench-ingest bench-serve bench-offers \
+.PHONY: demo test lint install evaluate evaluate-variants bench-collaborative bench bench-ingest \
+        bench-serve bench-offers \
         bench-subprofiles bench-scale bench-quick clean
 
 $(STAMP): pyproject.toml
@@ -34,6 +35,10 @@ evaluate: $(STAMP)
 ## The same CLI on reshaped data: customer-day baskets, short histories, temporal split
 evaluate-variants: $(STAMP)
 	$(BIN)/python bench/variants.py
+
+## EASE against implicit ALS as the collaborative (new-item) model (table in bench/README.md)
+bench-collaborative: $(STAMP)
+	$(BIN)/python bench/collaborative.py
 
 ## Webhook ingestion throughput against a throwaway PostgreSQL
 bench-ingest: $(STAMP)

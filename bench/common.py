@@ -212,3 +212,17 @@ def postgres_server() -> Iterator[str]:
     finally:
         subprocess.run(["bash", str(script), "stop"], cwd=ROOT, check=False,
                        env={**os.environ, "PG_PID": pid, "PG_TMP": tmp})
+
+
+def replace_marked(path: Path, begin: str, end: str, body: str) -> None:
+    """Replace what lies between the ``begin`` and ``end`` markers of ``path`` with ``body``.
+
+    Generated tables live between such markers in bench/README.md, so the prose around
+    them survives a re-run.
+    """
+    text = path.read_text(encoding="utf-8")
+    if begin not in text or end not in text:
+        raise SystemExit(f"{path} lacks the {begin} / {end} markers")
+    head, rest = text.split(begin, 1)
+    path.write_text(f"{head}{begin}\n{body.rstrip()}\n{end}{rest.split(end, 1)[1]}",
+                    encoding="utf-8")

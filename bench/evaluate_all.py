@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from common import replace_marked  # noqa: E402
 from prepare_datasets import DATASETS, DEFAULT_OUT, DEFAULT_SOURCE, prepare  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -124,22 +125,15 @@ def provenance() -> str:
 
 def write_readme(table: str, commands: list[str], total: float, code: str = "") -> None:
     """Replace the block between the result markers in bench/README.md."""
-    text = README.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{README} lacks the {BEGIN} / {END} markers")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    block = "\n".join([
-        BEGIN,
+    replace_marked(README, BEGIN, END, "\n".join([
         f"Generated {stamp} by `python bench/evaluate_all.py` on {os.cpu_count()} CPU cores "
         f"in {total:.0f} s, code at {code or provenance()}. Each dataset ran as:\n",
         "```",
         *commands,
         "```\n",
         table.rstrip(),
-        END,
-    ])
-    head, rest = text.split(BEGIN, 1)
-    README.write_text(head + block + rest.split(END, 1)[1], encoding="utf-8")
+    ]))
 
 
 def main(argv: list[str] | None = None) -> int:

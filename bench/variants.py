@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from common import replace_marked  # noqa: E402
 from evaluate_all import headline  # noqa: E402
 
 DATA = HERE / "data"
@@ -144,13 +145,9 @@ def render(reports: dict[str, dict]) -> str:
 
 
 def write_readme(table: str) -> None:
-    text = README.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{README} lacks the {BEGIN} / {END} markers")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    block = f"{BEGIN}\nGenerated {stamp} by `python bench/variants.py`.\n\n{table}\n{END}"
-    head, rest = text.split(BEGIN, 1)
-    README.write_text(head + block + rest.split(END, 1)[1], encoding="utf-8")
+    replace_marked(README, BEGIN, END,
+                   f"Generated {stamp} by `python bench/variants.py`.\n\n{table}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,3 +39,8 @@ def scale():
 @pytest.fixture(scope="session")
 def variants():
     return load_script("variants")
+
+
+@pytest.fixture(scope="session")
+def collaborative():
+    return load_script("collaborative")

@@ -1,0 +1,120 @@
+"""Pick the collaborative model by measurement: EASE against implicit matrix factorisation.
+
+Shopkeeper's collaborative model proposes items a shopper has *not* bought ("popular with
+shoppers like you"): it is the ``collaborative`` source of the blender and a new-item
+candidate source and feature of the shopkeeper ranker. So both candidates are judged in
+that role, on the last-basket split of each research dataset, with the shopper's own past
+purchases excluded from their lists: ``EASERecommender`` (closed-form linear item model)
+and ALS from the ``implicit`` package (Hu, Koren and Volinsky, as in the ALS baseline).
+The headline is new-item recall@10; plain ALS (owned items allowed, the evaluation
+baseline) is shown for reference.
+
+Run: ``python bench/collaborative.py [dataset ...]`` (``make bench-collaborative``); the
+table goes between the markers in bench/README.md, the figures to
+``bench/results/collaborative.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+from common import replace_marked  # noqa: E402
+from prepare_datasets import DATASETS, DEFAULT_OUT, DEFAULT_SOURCE, prepare  # noqa: E402
+
+from plugin.engine.base import Recommendation  # noqa: E402
+from plugin.engine.baselines import ALSBaseline  # noqa: E402
+from plugin.engine.collaborative import EASERecommender  # noqa: E402
+from plugin.engine.evaluate import evaluate_model, split  # noqa: E402
+from plugin.engine.repurchase import RepurchaseModel  # noqa: E402
+from plugin.evaluation_cli import load_interactions  # noqa: E402
+
+README = HERE / "README.md"
+RESULT = HERE / "results" / "collaborative.json"
+BEGIN, END = "<!-- collaborative:begin -->", "<!-- collaborative:end -->"
+COLUMNS = (("recall_explore@k", "new-item R@10"), ("recall@k", "R@10"), ("ndcg@k", "NDCG@10"),
+           ("coverage", "coverage"), ("fit_seconds", "fit s"), ("recommend_ms_p99", "p99 ms"))
+
+
+class DiscoveryALS(ALSBaseline):
+    """ALS in the collaborative role: the shopper's own past purchases are left out."""
+
+    source_name = "als-discovery"
+
+    def recommend(self, shopper: str, n: int = 10, *, exclude: Iterable[str] | None = None,
+                  at: datetime | float | None = None) -> list[Recommendation]:
+        owned = self.data_.item_ids[np.unique(self.data_.item[self._events(shopper, at)])]
+        return super().recommend(shopper, n, exclude=[*(exclude or ()), *map(str, owned)],
+                                 at=at)
+
+
+def models() -> dict[str, object]:
+    """The candidates, fresh per dataset, with their default hyperparameters."""
+    return {"ease": EASERecommender(), "als (owned excluded)": DiscoveryALS(),
+            "als (baseline)": ALSBaseline()}
+
+
+def run(name: str, data: Path) -> dict:
+    """Every candidate on one dataset's last-basket split."""
+    folder = data / name
+    if not (folder / "interactions.csv.gz").exists():
+        prepare(name, DEFAULT_SOURCE, data)
+    x = load_interactions(folder / "interactions.csv.gz", folder / "catalog.csv.gz")
+    train, test = split(x, "last-basket")
+    judge = RepurchaseModel().fit(train)
+    out = {"users": len(test), "models": {}}
+    for label, model in models().items():
+        out["models"][label] = evaluate_model(model, train, test, judge=judge)
+        print(f"{name} {label}: new-item R@10 "
+              f"{out['models'][label]['recall_explore@k']:.4f}", file=sys.stderr)
+    return out
+
+
+def render(results: dict[str, dict]) -> str:
+    """Markdown: one row per dataset and model."""
+    lines = ["| dataset | model | " + " | ".join(h for _, h in COLUMNS) + " |",
+             "|---|---|" + "---|" * len(COLUMNS)]
+    for name, result in results.items():
+        for label, m in result["models"].items():
+            cells = [f"{m[k]:.1f}" if k == "fit_seconds" else
+                     f"{m[k]:.2f}" if k.startswith("recommend_ms") else f"{m[k]:.4f}"
+                     for k, _ in COLUMNS]
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help=f"subset of {', '.join(DATASETS)}")
+    parser.add_argument("--data", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    names = args.names or list(DATASETS)
+    unknown = sorted(set(names) - set(DATASETS))
+    if unknown:
+        parser.error(f"unknown dataset(s): {', '.join(unknown)}")
+    results = json.loads(RESULT.read_text(encoding="utf-8")) if RESULT.exists() else {}
+    for name in names:
+        results[name] = run(name, args.data)
+    results = {n: results[n] for n in DATASETS if n in results}
+    RESULT.parent.mkdir(exist_ok=True)
+    RESULT.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    replace_marked(README, BEGIN, END,
+                   f"Generated {stamp} by `python bench/collaborative.py`.\n\n{render(results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
