@@ -1,7 +1,8 @@
 """The production model: repeat-aware next-basket ranking with learned blending weights.
 
 Candidates are the shopper's own items (TIFU-style time-decayed frequency, due dates) and
-what their nearest shoppers buy; a gradient-boosted ranker fit on validation baskets inside
+new ones: what their nearest shoppers buy, co-purchases, trending items, catalogue
+look-alikes and EASE's picks; a gradient-boosted ranker fit on validation baskets inside
 the training data blends those signals. Durables already bought are never shown again,
 and segment/trending sources fill any remaining slots (gorse's fallback chain).
 """
