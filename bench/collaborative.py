@@ -16,7 +16,6 @@ table goes between the markers in bench/README.md, the figures to
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -32,7 +31,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from common import replace_marked  # noqa: E402
-from prepare_datasets import DATASETS, DEFAULT_OUT, DEFAULT_SOURCE, prepare  # noqa: E402
+from prepare_datasets import DATASETS, DEFAULT_SOURCE, dataset_arguments, prepare  # noqa: E402
 
 from plugin.engine.base import Recommendation  # noqa: E402
 from plugin.engine.baselines import ALSBaseline  # noqa: E402
@@ -96,17 +95,10 @@ def render(results: dict[str, dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help=f"subset of {', '.join(DATASETS)}")
-    parser.add_argument("--data", type=Path, default=DEFAULT_OUT)
-    args = parser.parse_args(argv)
-    names = args.names or list(DATASETS)
-    unknown = sorted(set(names) - set(DATASETS))
-    if unknown:
-        parser.error(f"unknown dataset(s): {', '.join(unknown)}")
+    names, data = dataset_arguments(__doc__.splitlines()[0], argv)
     results = json.loads(RESULT.read_text(encoding="utf-8")) if RESULT.exists() else {}
     for name in names:
-        results[name] = run(name, args.data)
+        results[name] = run(name, data)
     results = {n: results[n] for n in DATASETS if n in results}
     RESULT.parent.mkdir(exist_ok=True)
     RESULT.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

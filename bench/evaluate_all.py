@@ -11,7 +11,6 @@ Run: ``python bench/evaluate_all.py [dataset ...]`` (``make evaluate``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -24,7 +23,12 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from common import replace_marked  # noqa: E402
-from prepare_datasets import DATASETS, DEFAULT_OUT, DEFAULT_SOURCE, prepare  # noqa: E402
+from prepare_datasets import (  # noqa: E402
+    DATASETS,
+    DEFAULT_SOURCE,
+    dataset_arguments,
+    prepare,
+)
 
 RESULTS = HERE / "results"
 README = HERE / "README.md"
@@ -137,19 +141,12 @@ def write_readme(table: str, commands: list[str], total: float, code: str = "") 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help=f"subset of {', '.join(DATASETS)}")
-    parser.add_argument("--data", type=Path, default=DEFAULT_OUT)
-    args = parser.parse_args(argv)
-    names = args.names or list(DATASETS)
-    unknown = sorted(set(names) - set(DATASETS))
-    if unknown:
-        parser.error(f"unknown dataset(s): {', '.join(unknown)}")
+    names, data_dir = dataset_arguments(__doc__.splitlines()[0], argv)
     RESULTS.mkdir(exist_ok=True)
     code = provenance()  # before the run: what was evaluated
     seconds: dict[str, float] = {}
     for name in names:
-        report, seconds[name] = run_one(name, args.data)
+        report, seconds[name] = run_one(name, data_dir)
         report["wall_seconds"] = round(seconds[name], 1)  # bench bookkeeping, not CLI output
         (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n",
                                               encoding="utf-8")
@@ -157,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     # the table always shows every dataset with a stored result, fresh or from earlier runs
     reports = {n: json.loads((RESULTS / f"{n}.json").read_text(encoding="utf-8"))
                for n in DATASETS if (RESULTS / f"{n}.json").exists()}
-    data = os.path.relpath(args.data, ROOT)
+    data = os.path.relpath(data_dir, ROOT)
     commands = ["python " + " ".join(command_for(n, Path(data))) for n in reports]
     total = sum(r.get("wall_seconds", 0) for r in reports.values())
     write_readme(render(reports), commands, total, code)

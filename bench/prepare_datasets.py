@@ -174,6 +174,18 @@ def prepare(name: str, source: Path, out: Path) -> Path:
     return folder
 
 
+def dataset_arguments(description: str, argv: list[str] | None) -> tuple[list[str], Path]:
+    """``[dataset ...] [--data DIR]`` of the bench scripts: the names (all by default)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("names", nargs="*", help=f"subset of {', '.join(DATASETS)}")
+    parser.add_argument("--data", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(DATASETS))
+    if unknown:
+        parser.error(f"unknown dataset(s): {', '.join(unknown)}")
+    return args.names or list(DATASETS), args.data
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
