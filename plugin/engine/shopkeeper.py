@@ -181,7 +181,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             self.ranker_ = model.flatten() if model is not None else None
         if self.ranker_ is not None:  # flatten the trees now, not on the first request
             self.ranker_.predict(np.zeros((1, len(FEATURES))))
-        # never-bought items get a linear model's odds (trees overfit their few positives)
+        # never-bought items get the mean of the trees' and a linear model's odds
         new = v.X[:, _REP] == 0 if len(v.y) else np.zeros(0, bool)
         self.explore_scorer_ = LinearScorer.fit(v.X[new], v.y[new])
         self.repurchase_ = RepurchaseModel().fit(x)
@@ -190,6 +190,10 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         self.pool_ = self.state_.candidates(users)
         self.pool_ptr_ = np.searchsorted(self.pool_.user, np.arange(x.n_users + 1))
         self.user_last_ = self.state_.personal.bp.last_time
+        # when anyone first bought each item: a list "as of" an earlier moment leaves out
+        # items nobody had bought yet (their trending and co-purchase signals are the future)
+        self.item_first_ = np.full(x.n_items, np.inf)
+        np.minimum.at(self.item_first_, x.item, x.timestamp)
         self.vectors_ = co_purchase_vectors(x)
         for source in self.fallback_:
             source.fit(x)
@@ -225,7 +229,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             scores[rows] = model.decision_function(v.X[rows])
             linear = LinearScorer.fit(v.X[~rows & new], v.y[~rows & new])
             if linear is not None and (rows & new).any():
-                scores[rows & new] = linear.predict(v.X[rows & new])
+                scores[rows & new] = _new_item_odds(scores[rows & new],
+                                                    linear.predict(v.X[rows & new]))
         return scores, models
 
     def _learn_boost(self, v: ValidationSet, scores: np.ndarray) -> tuple[float, dict]:
@@ -260,7 +265,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         scores = self.ranker_.predict(X)
         if self.explore_scorer_ is not None:
             new = X[:, _REP] == 0
-            scores[new] = self.explore_scorer_.predict(X[new])
+            scores[new] = _new_item_odds(scores[new], self.explore_scorer_.predict(X[new]))
         return scores
 
     def recommend(self, shopper: str, n: int = 10, *, exclude: Iterable[str] | None = None,
@@ -275,7 +280,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         banned |= set(owned[self.repurchase_.is_durable(owned)].tolist())  # toilet-seat rule
         if pool is not None and len(pool[0].item):
             c, X = pool
-            keep = self._allowed(c, banned)
+            keep = self._allowed(c, banned, to_timestamp(at))
             c_items, X, last = c.item[keep], X[keep], c.last_time[keep]
             scores = self.score(X)
             boosted = scores + self.explore_boost_ * np.isnan(last)
@@ -317,9 +322,12 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         mask[s] = self.data_.timestamp[s] < t
         return mask
 
-    def _allowed(self, c: Candidates, banned: set[int]) -> np.ndarray:
-        """Drop excluded, unavailable and already-bought durable items."""
+    def _allowed(self, c: Candidates, banned: set[int], t: float | None) -> np.ndarray:
+        """Drop excluded, unavailable, already-bought durable and (at ``t``) unsold items."""
         keep = self.data_.catalog.available[c.item].copy()
+        first = getattr(self, "item_first_", None)  # models saved before it existed lack it
+        if t is not None and first is not None:
+            keep &= first[c.item] < t
         if banned:
             keep &= ~np.isin(c.item, np.fromiter(banned, np.int64))
         owned = ~np.isnan(c.last_time)
@@ -373,6 +381,18 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                     out.append(r)
                     names.add(r.item)
         return out
+
+
+def _new_item_odds(trees: np.ndarray, linear: np.ndarray) -> np.ndarray:
+    """Log-odds of a never-bought item: the mean of the trees' and the linear model's.
+
+    Trees alone overfit new items' few positives and rank them below popularity, a linear
+    model alone misses interactions. With EASE among the signals, the mean found more new
+    items for the same accuracy than either on the inner splits (Complete Journey NDCG@10
+    0.1977 -> 0.1995 with new-item recall 0.0119 -> 0.0123, Online Retail 0.2810 -> 0.2836,
+    Instacart 0.4787 -> 0.4779 with 0.0092 -> 0.0117).
+    """
+    return 0.5 * (trees + linear)
 
 
 def _reserve_explore(order: np.ndarray, is_new: np.ndarray, n: int, slots: int) -> np.ndarray:
