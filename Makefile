@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-dev
 
-.PHONY: demo test lint install evaluate evaluate-variants bench-collaborative bench bench-ingest \
+.PHONY: demo test lint install evaluate evaluate-variants bench-collaborative bench-seeds bench bench-ingest \
         bench-serve bench-offers \
         bench-subprofiles bench-scale bench-quick clean
 
@@ -39,6 +39,10 @@ evaluate-variants: $(STAMP)
 ## EASE against implicit ALS as the collaborative (new-item) model (table in bench/README.md)
 bench-collaborative: $(STAMP)
 	$(BIN)/python bench/collaborative.py
+
+## The shopkeeper model refit with five seeds on the datasets nearest their target
+bench-seeds: $(STAMP)
+	$(BIN)/python bench/seeds.py instacart-sample dunnhumby-complete-journey
 
 ## Webhook ingestion throughput against a throwaway PostgreSQL
 bench-ingest: $(STAMP)

@@ -74,7 +74,10 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     max_explore_items : best-supported items the neighbours vote on (bounds fit time).
     validation_baskets : at most this many held-out baskets per shopper (last, then the
         one before, ...) to learn the blending weights from...
-    validation_users : ...stopping once this many shopper-baskets were featurised.
+    validation_users : ...stopping once this many shopper-baskets were featurised. A
+        large shop fills this budget in three rounds; a small one digs up to
+        ``validation_baskets`` deep to fill it too (Instacart's 593 shoppers: 8 rounds
+        gave 4,700 baskets, 20 give the full 8,000 and NDCG@10 +0.6 % on its inner splits).
     max_validation_users : shoppers featurised per validation round (bounds fit time).
     negatives : share of the negative validation rows the ranker is fit on (weighted up;
         bounds fit time so more baskets can be learned from).
@@ -107,7 +110,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                  max_history: int = 60, n_frequent: int = 20, n_explore: int = 20,
                  max_explore_items: int = 5000, n_popular: int = 10, n_content: int = 10,
                  n_ease: int = 10,
-                 validation_baskets: int = 8, validation_users: int = 8000,
+                 validation_baskets: int = 20, validation_users: int = 8000,
                  max_validation_users: int = 3000, negatives: float = 0.5,
                  max_iter: int = 200,
                  learning_rate: float = 0.05, max_leaf_nodes: int = 31, max_depth: int = 8,

@@ -44,3 +44,8 @@ def variants():
 @pytest.fixture(scope="session")
 def collaborative():
     return load_script("collaborative")
+
+
+@pytest.fixture(scope="session")
+def seeds():
+    return load_script("seeds")
