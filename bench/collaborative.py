@@ -16,9 +16,7 @@ table goes between the markers in bench/README.md, the figures to
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -30,19 +28,15 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from common import replace_marked  # noqa: E402
-from prepare_datasets import DATASETS, DEFAULT_SOURCE, dataset_arguments, prepare  # noqa: E402
+from common import publish  # noqa: E402
+from prepare_datasets import DATASETS, dataset_arguments, last_basket_split  # noqa: E402
 
 from plugin.engine.base import Recommendation  # noqa: E402
 from plugin.engine.baselines import ALSBaseline  # noqa: E402
 from plugin.engine.collaborative import EASERecommender  # noqa: E402
-from plugin.engine.evaluate import evaluate_model, split  # noqa: E402
+from plugin.engine.evaluate import evaluate_model  # noqa: E402
 from plugin.engine.repurchase import RepurchaseModel  # noqa: E402
-from plugin.evaluation_cli import load_interactions  # noqa: E402
 
-README = HERE / "README.md"
-RESULT = HERE / "results" / "collaborative.json"
-BEGIN, END = "<!-- collaborative:begin -->", "<!-- collaborative:end -->"
 COLUMNS = (("recall_explore@k", "new-item R@10"), ("recall@k", "R@10"), ("ndcg@k", "NDCG@10"),
            ("coverage", "coverage"), ("fit_seconds", "fit s"), ("recommend_ms_p99", "p99 ms"))
 
@@ -67,11 +61,7 @@ def models() -> dict[str, object]:
 
 def run(name: str, data: Path) -> dict:
     """Every candidate on one dataset's last-basket split."""
-    folder = data / name
-    if not (folder / "interactions.csv.gz").exists():
-        prepare(name, DEFAULT_SOURCE, data)
-    x = load_interactions(folder / "interactions.csv.gz", folder / "catalog.csv.gz")
-    train, test = split(x, "last-basket")
+    train, test = last_basket_split(name, data)
     judge = RepurchaseModel().fit(train)
     out = {"users": len(test), "models": {}}
     for label, model in models().items():
@@ -96,15 +86,7 @@ def render(results: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     names, data = dataset_arguments(__doc__.splitlines()[0], argv)
-    results = json.loads(RESULT.read_text(encoding="utf-8")) if RESULT.exists() else {}
-    for name in names:
-        results[name] = run(name, data)
-    results = {n: results[n] for n in DATASETS if n in results}
-    RESULT.parent.mkdir(exist_ok=True)
-    RESULT.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    replace_marked(README, BEGIN, END,
-                   f"Generated {stamp} by `python bench/collaborative.py`.\n\n{render(results)}")
+    publish("collaborative", {name: run(name, data) for name in names}, DATASETS, render)
     return 0
 
 

@@ -1,12 +1,14 @@
-"""Helpers shared by ``bench/scale.py`` and ``bench/run_all.py``.
+"""Helpers shared by the bench scripts.
 
 Kept free of Flask and the app so ``run_all.py`` can import it without side effects: free
-ports, throwaway databases, percentiles, a bounded load loop and a throwaway PostgreSQL.
+ports, throwaway databases, percentiles, a bounded load loop, a throwaway PostgreSQL, and
+results tables published into bench/README.md.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import random
@@ -16,7 +18,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,3 +228,24 @@ def replace_marked(path: Path, begin: str, end: str, body: str) -> None:
     head, rest = text.split(begin, 1)
     path.write_text(f"{head}{begin}\n{body.rstrip()}\n{end}{rest.split(end, 1)[1]}",
                     encoding="utf-8")
+
+
+def publish(name: str, update: dict, order: Iterable[str],
+            render: Callable[[dict], str]) -> dict:
+    """Merge ``update`` into ``bench/results/<name>.json`` and re-render its README table.
+
+    Results of datasets not re-run this time are kept, so one dataset can be refreshed
+    alone; the table goes between the ``<!-- name:begin -->`` / ``end`` markers of
+    bench/README.md, stamped with when and by which script it was made.
+    """
+    path = ROOT / "bench" / "results" / f"{name}.json"
+    results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    results.update(update)
+    results = {n: results[n] for n in order if n in results}
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    replace_marked(ROOT / "bench" / "README.md", f"<!-- {name}:begin -->",
+                   f"<!-- {name}:end -->",
+                   f"Generated {stamp} by `python bench/{name}.py`.\n\n{render(results)}")
+    return results

@@ -174,6 +174,18 @@ def prepare(name: str, source: Path, out: Path) -> Path:
     return folder
 
 
+def last_basket_split(name: str, data: Path = DEFAULT_OUT) -> tuple:
+    """``(train, test)`` of a dataset's last-basket split, preparing its files if missing."""
+    from plugin.engine.evaluate import split  # the app's loader and split: late, heavy
+    from plugin.evaluation_cli import load_interactions
+
+    folder = data / name
+    if not (folder / "interactions.csv.gz").exists():
+        prepare(name, DEFAULT_SOURCE, data)
+    x = load_interactions(folder / "interactions.csv.gz", folder / "catalog.csv.gz")
+    return split(x, "last-basket")
+
+
 def dataset_arguments(description: str, argv: list[str] | None) -> tuple[list[str], Path]:
     """``[dataset ...] [--data DIR]`` of the bench scripts: the names (all by default)."""
     parser = argparse.ArgumentParser(description=description)

@@ -14,9 +14,7 @@ Instacart); the table goes between the markers in bench/README.md, the figures t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +24,17 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from common import replace_marked  # noqa: E402
-from prepare_datasets import DATASETS, DEFAULT_OUT, DEFAULT_SOURCE, prepare  # noqa: E402
+from common import publish  # noqa: E402
+from prepare_datasets import DATASETS, DEFAULT_OUT, last_basket_split  # noqa: E402
 
 from plugin.engine.blend import ShopkeeperRecommender  # noqa: E402
-from plugin.engine.evaluate import evaluate_model, split  # noqa: E402
-from plugin.evaluation_cli import load_interactions, make_judge, model_factories  # noqa: E402
-
-README = HERE / "README.md"
-RESULT = HERE / "results" / "seeds.json"
-BEGIN, END = "<!-- seeds:begin -->", "<!-- seeds:end -->"
+from plugin.engine.evaluate import evaluate_model  # noqa: E402
+from plugin.evaluation_cli import make_judge, model_factories  # noqa: E402
 
 
 def run(name: str, data: Path, seeds: list[int]) -> dict:
     """The baselines once, then the shopkeeper model once per seed, on one split."""
-    folder = data / name
-    if not (folder / "interactions.csv.gz").exists():
-        prepare(name, DEFAULT_SOURCE, data)
-    x = load_interactions(folder / "interactions.csv.gz", folder / "catalog.csv.gz")
-    train, test = split(x, "last-basket")
+    train, test = last_basket_split(name, data)
     judge = make_judge().fit(train)
     baselines = {label: evaluate_model(factory(), train, test, judge=judge)["ndcg@k"]
                  for label, factory in model_factories().items() if label != "shopkeeper"}
@@ -85,15 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.names) - set(DATASETS))
     if unknown:
         parser.error(f"unknown dataset(s): {', '.join(unknown)}")
-    results = json.loads(RESULT.read_text(encoding="utf-8")) if RESULT.exists() else {}
-    for name in args.names or list(DATASETS):
-        results[name] = run(name, args.data, args.seeds)
-    results = {n: results[n] for n in DATASETS if n in results}
-    RESULT.parent.mkdir(exist_ok=True)
-    RESULT.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    replace_marked(README, BEGIN, END,
-                   f"Generated {stamp} by `python bench/seeds.py`.\n\n{render(results)}")
+    names = args.names or list(DATASETS)
+    publish("seeds", {name: run(name, args.data, args.seeds) for name in names}, DATASETS,
+            render)
     return 0
 
 

@@ -33,3 +33,17 @@ def test_replace_marked_keeps_the_prose_around_the_block(common, tmp_path):
     readme.write_text("intro\n<!-- a -->\nold\n<!-- b -->\noutro\n", encoding="utf-8")
     common.replace_marked(readme, "<!-- a -->", "<!-- b -->", "new table\n")
     assert readme.read_text(encoding="utf-8") == "intro\n<!-- a -->\nnew table\n<!-- b -->\noutro\n"
+
+
+def test_publish_keeps_datasets_not_rerun_and_orders_them(common, tmp_path, monkeypatch):
+    (tmp_path / "bench").mkdir()
+    readme = tmp_path / "bench" / "README.md"
+    readme.write_text("a\n<!-- demo:begin -->\nold\n<!-- demo:end -->\nb\n", encoding="utf-8")
+    monkeypatch.setattr(common, "ROOT", tmp_path)
+    common.publish("demo", {"second": 2}, ["first", "second"], lambda r: "table")
+    merged = common.publish("demo", {"first": 1}, ["first", "second"],
+                            lambda r: " ".join(r))
+    assert list(merged) == ["first", "second"] and merged["second"] == 2
+    text = readme.read_text(encoding="utf-8")
+    assert "by `python bench/demo.py`.\n\nfirst second\n<!-- demo:end -->\nb\n" in text
+    assert (tmp_path / "bench" / "results" / "demo.json").exists()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from plugin.engine.evaluate import split
 from tests.engine.synthetic import weekly_history
 
 
 def test_each_seed_is_a_refit_scored_against_the_best_baseline(seeds, tmp_path, monkeypatch):
-    folder = tmp_path / "instacart-sample"
-    folder.mkdir()
-    (folder / "interactions.csv.gz").touch()  # present: nothing is downloaded or prepared
-    monkeypatch.setattr(seeds, "load_interactions", lambda *_: weekly_history())
+    monkeypatch.setattr(seeds, "last_basket_split",
+                        lambda *_: split(weekly_history(), "last-basket"))
     r = seeds.run("instacart-sample", tmp_path, [0, 1])
     assert [d["seed"] for d in r["draws"]] == [0, 1]
     assert r["best_baseline"] in {"g-pop", "p-topfreq", "itemknn", "als"}
