@@ -77,7 +77,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     validation_users : ...stopping once this many shopper-baskets were featurised. A
         large shop fills this budget in three rounds; a small one digs up to
         ``validation_baskets`` deep to fill it too (Instacart's 593 shoppers: 8 rounds
-        gave 4,700 baskets, 20 give the full 8,000 and NDCG@10 +0.6 % on its inner splits).
+        gave 4,728 baskets, 20 give 8,036: NDCG@10 +0.6 % on its inner splits, level on its
+        test baskets).
     max_validation_users : shoppers featurised per validation round (bounds fit time).
     negatives : share of the negative validation rows the ranker is fit on (weighted up;
         bounds fit time so more baskets can be learned from).
