@@ -186,16 +186,29 @@ def last_basket_split(name: str, data: Path = DEFAULT_OUT) -> tuple:
     return split(x, "last-basket")
 
 
-def dataset_arguments(description: str, argv: list[str] | None) -> tuple[list[str], Path]:
-    """``[dataset ...] [--data DIR]`` of the bench scripts: the names (all by default)."""
+def dataset_parser(description: str) -> argparse.ArgumentParser:
+    """``[dataset ...] [--data DIR]``: the bench scripts' common options (add your own)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("names", nargs="*", help=f"subset of {', '.join(DATASETS)}")
     parser.add_argument("--data", type=Path, default=DEFAULT_OUT)
+    return parser
+
+
+def parse_datasets(parser: argparse.ArgumentParser,
+                   argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; unknown dataset names are a usage error, none means all."""
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(DATASETS))
     if unknown:
         parser.error(f"unknown dataset(s): {', '.join(unknown)}")
-    return args.names or list(DATASETS), args.data
+    args.names = args.names or list(DATASETS)
+    return args
+
+
+def dataset_arguments(description: str, argv: list[str] | None) -> tuple[list[str], Path]:
+    """``[dataset ...] [--data DIR]`` of the bench scripts: the names (all by default)."""
+    args = parse_datasets(dataset_parser(description), argv)
+    return args.names, args.data
 
 
 def main(argv: list[str] | None = None) -> int:

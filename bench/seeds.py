@@ -13,7 +13,6 @@ Instacart); the table goes between the markers in bench/README.md, the figures t
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,7 +24,12 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from common import publish  # noqa: E402
-from prepare_datasets import DATASETS, DEFAULT_OUT, last_basket_split  # noqa: E402
+from prepare_datasets import (  # noqa: E402
+    DATASETS,
+    dataset_parser,
+    last_basket_split,
+    parse_datasets,
+)
 
 from plugin.engine.blend import ShopkeeperRecommender  # noqa: E402
 from plugin.engine.evaluate import evaluate_model  # noqa: E402
@@ -67,17 +71,11 @@ def render(results: dict[str, dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help=f"subset of {', '.join(DATASETS)}")
-    parser.add_argument("--data", type=Path, default=DEFAULT_OUT)
+    parser = dataset_parser(__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.names) - set(DATASETS))
-    if unknown:
-        parser.error(f"unknown dataset(s): {', '.join(unknown)}")
-    names = args.names or list(DATASETS)
-    publish("seeds", {name: run(name, args.data, args.seeds) for name in names}, DATASETS,
-            render)
+    args = parse_datasets(parser, argv)
+    publish("seeds", {name: run(name, args.data, args.seeds) for name in args.names},
+            DATASETS, render)
     return 0
 
 

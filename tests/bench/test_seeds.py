@@ -28,3 +28,13 @@ def test_table_ends_each_dataset_with_the_spread(seeds):
     assert lines[2] == "| instacart-sample | 0 | 0.4400 | 1.100x | 0.0100 | 1.0 |"
     assert "mean 1.100x (min 1.050x, max 1.150x)" in lines[5]
     assert lines[6].startswith("| instacart-sample | p-topfreq | 0.4000 |")
+
+
+def test_seed_list_and_datasets_come_from_the_shared_parser(seeds):
+    parser = seeds.dataset_parser("x")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    args = seeds.parse_datasets(parser, ["instacart-sample", "--seeds", "3", "4"])
+    assert args.names == ["instacart-sample"] and args.seeds == [3, 4]
+    assert seeds.parse_datasets(parser, []).names == list(seeds.DATASETS)
+    with pytest.raises(SystemExit):
+        seeds.parse_datasets(parser, ["no-such-dataset"])
