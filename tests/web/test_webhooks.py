@@ -68,15 +68,17 @@ def test_another_shops_secret_is_rejected(client, shop):
 
 
 def test_stale_timestamp_is_rejected(client, shop, shop_secret):
+    # The exact 300/301 s edge is tested with a fixed clock in test_generic.py; a live clock
+    # ticks between signing and checking, so this end-to-end test stays clear of the edge.
     r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(),
-                     timestamp=int(time.time()) - 301)
+                     timestamp=int(time.time()) - 400)
     assert r.status_code == 401
     assert _count() == 0
 
 
 def test_future_timestamp_is_rejected(client, shop, shop_secret):
     r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(),
-                     timestamp=int(time.time()) + 301)
+                     timestamp=int(time.time()) + 400)
     assert r.status_code == 401
     assert _count() == 0
 
