@@ -13,7 +13,8 @@ import io
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -69,25 +70,42 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, newline="", encoding="utf-8-sig")  # closed by the caller
 
 
-def _read_csv(path: Path, required: tuple[str, ...], hint: str) -> tuple[dict[str, int], list]:
-    """Column positions and ``(line number, row)`` pairs; bad structure is a usage error."""
+@contextmanager
+def _read_csv(path: Path, required: tuple[str, ...],
+              hint: str) -> Iterator[tuple[dict[str, int], Iterator[tuple[int, list[str]]]]]:
+    """Column positions and a stream of ``(line number, row)``; bad structure is a usage error.
+
+    Rows are streamed, not held: a 6M-line file kept as lists of strings took 5.6 GB.
+    """
     try:
-        with _open_text(path) as fh:
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, [])]
-            rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        fh = _open_text(path)
+    except OSError as exc:
         raise click.BadParameter(f"cannot read {path.name}: {exc}", param_hint=hint) from None
-    if not any(header):
-        raise click.BadParameter(f"{path.name} is empty (no header)", param_hint=hint)
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise click.BadParameter(
-            f"{path.name} lacks required column(s): {', '.join(missing)} "
-            f"(header must include {','.join(required)})", param_hint=hint)
-    if not rows:
-        raise click.BadParameter(f"{path.name} has a header but no rows", param_hint=hint)
-    return {name: k for k, name in enumerate(header)}, rows
+    with fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader, [])]
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise click.BadParameter(f"cannot read {path.name}: {exc}", param_hint=hint) from None
+        if not any(header):
+            raise click.BadParameter(f"{path.name} is empty (no header)", param_hint=hint)
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise click.BadParameter(
+                f"{path.name} lacks required column(s): {', '.join(missing)} "
+                f"(header must include {','.join(required)})", param_hint=hint)
+
+        def rows() -> Iterator[tuple[int, list[str]]]:
+            try:
+                for row in reader:
+                    # blank lines (also ",,,") are skipped; the first field settles most rows
+                    if row and (row[0].strip() or any(map(str.strip, row))):
+                        yield reader.line_num, row
+            except (OSError, UnicodeDecodeError, csv.Error) as exc:
+                raise click.BadParameter(f"cannot read {path.name}: {exc}",
+                                         param_hint=hint) from None
+
+        yield {name: k for k, name in enumerate(header)}, rows()
 
 
 def _parse_time(value: str, cache: dict[str, float]) -> float:
@@ -108,43 +126,58 @@ def _number(value: str, default: float, name: str) -> float:
         raise ValueError(f"{name} {value!r} is not a number") from None
 
 
-def _rows(path: Path, rows: list, hint: str, parse) -> list:
-    """Apply ``parse`` to every row, turning its errors into messages with the line number."""
-    out = []
+def _rows(path: Path, rows: Iterable[tuple[int, list[str]]], hint: str,
+          parse: Callable[[list[str]], tuple]) -> Iterator[tuple]:
+    """``parse`` of every row; its errors become messages with the line number.
+
+    A file with a header and no rows is a usage error too.
+    """
+    seen = False
     for line, row in rows:
+        seen = True
         try:
-            out.append(parse(row))
+            yield parse(row)
         except IndexError:
             raise click.BadParameter(f"{path.name} line {line}: too few fields",
                                      param_hint=hint) from None
         except ValueError as exc:
             raise click.BadParameter(f"{path.name} line {line}: {exc}", param_hint=hint) from None
-    return out
+    if not seen:
+        raise click.BadParameter(f"{path.name} has a header but no rows", param_hint=hint)
 
 
 def load_interactions(path: Path, catalog_path: Path | None = None) -> Interactions:
     """Read the contract's CSVs into ``Interactions``; raise ``click.BadParameter`` on bad input."""
     hint = "'--interactions'"
-    col, rows = _read_csv(path, INTERACTION_COLUMNS, hint)
-    cu, it, ts = col["customer_id"], col["item_id"], col["timestamp"]
-    bk, qt, pr = col.get("basket_id"), col.get("quantity"), col.get("price")
-    cache: dict[str, float] = {}
+    times: dict[str, float] = {}
+    # one string object per distinct id, not per line (millions of lines repeat them)
+    names: dict[str, str] = {}
+    intern = names.setdefault
+    columns: tuple[list, ...] = ([], [], [], [], [], [])
+    with _read_csv(path, INTERACTION_COLUMNS, hint) as (col, rows):
+        cu, it, ts = col["customer_id"], col["item_id"], col["timestamp"]
+        bk, qt, pr = col.get("basket_id"), col.get("quantity"), col.get("price")
 
-    def parse(row: list[str]) -> tuple:
-        user, item = row[cu].strip(), row[it].strip()
-        if not user or not item:
-            raise ValueError("empty customer_id or item_id")
-        when = _parse_time(row[ts], cache)
-        # basket ids are scoped to the customer; rows without one group by customer and time
-        basket = row[bk].strip() if bk is not None else ""
-        basket = f"{user}\x1f{basket}" if basket else f"{user}\x1f@{when!r}"
-        qty = _number(row[qt], 1.0, "quantity") if qt is not None else 1.0
-        price = _number(row[pr], math.nan, "price") if pr is not None else math.nan
-        return user, item, when, basket, qty, price
+        def parse(row: list[str]) -> tuple:
+            user, item = row[cu].strip(), row[it].strip()
+            if not user or not item:
+                raise ValueError("empty customer_id or item_id")
+            when = _parse_time(row[ts], times)
+            # basket ids are scoped to the customer; rows without one group by customer and
+            # time
+            basket = row[bk].strip() if bk is not None else ""
+            basket = f"{user}\x1f{basket}" if basket else f"{user}\x1f@{when!r}"
+            qty = _number(row[qt], 1.0, "quantity") if qt is not None else 1.0
+            price = _number(row[pr], math.nan, "price") if pr is not None else math.nan
+            return intern(user, user), intern(item, item), when, intern(basket, basket), qty, price
 
-    users, items, times, baskets, qty, prices = zip(*_rows(path, rows, hint, parse), strict=True)
+        users, items, when, baskets, qty, prices = columns
+        add = (users.append, items.append, when.append, baskets.append, qty.append,
+               prices.append)
+        for u, i, w, b, q, p in _rows(path, rows, hint, parse):
+            add[0](u), add[1](i), add[2](w), add[3](b), add[4](q), add[5](p)
     return Interactions.from_arrays(
-        users, items, times, baskets=baskets, quantities=qty, prices=prices,
+        users, items, when, baskets=baskets, quantities=qty, prices=prices,
         catalog=load_catalog(catalog_path) if catalog_path else None,
     )
 
@@ -152,16 +185,16 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
 def load_catalog(path: Path) -> dict[str, dict]:
     """Catalog CSV (``item_id`` + optional ``title,description,category,price``) as a dict."""
     hint = "'--catalog'"
-    col, rows = _read_csv(path, CATALOG_COLUMNS, hint)
-    text = [name for name in ("title", "description", "category") if name in col]
+    with _read_csv(path, CATALOG_COLUMNS, hint) as (col, rows):
+        text = [name for name in ("title", "description", "category") if name in col]
 
-    def parse(row: list[str]) -> tuple[str, dict]:
-        meta: dict = {name: row[col[name]].strip() for name in text}
-        if "price" in col:
-            meta["price"] = _number(row[col["price"]], math.nan, "price")
-        return row[col["item_id"]].strip(), meta
+        def parse(row: list[str]) -> tuple[str, dict]:
+            meta: dict = {name: row[col[name]].strip() for name in text}
+            if "price" in col:
+                meta["price"] = _number(row[col["price"]], math.nan, "price")
+            return row[col["item_id"]].strip(), meta
 
-    return dict(_rows(path, rows, hint, parse))
+        return dict(_rows(path, rows, hint, parse))
 
 
 # --------------------------------------------------------------------------- run and report

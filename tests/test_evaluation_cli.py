@@ -100,6 +100,30 @@ def test_nobody_with_two_baskets_exits_2(tmp_path):
     assert "no test customers" in result.stderr
 
 
+def test_short_row_exits_2_with_line_number(tmp_path):
+    text = HEADER + "c1,i1,2024-01-01,o1,1,1\nc1,i2\n"
+    result = _run("--interactions", _write(tmp_path / "s.csv", text))
+    assert result.exit_code == 2
+    assert "line 3: too few fields" in result.stderr
+
+
+def test_undecodable_bytes_after_the_header_exit_2(tmp_path):
+    # the file is streamed, so a bad byte deep in it surfaces while rows are parsed
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(HEADER.encode() + b"c1,i1,2024-01-01,o1,1,1\n" * 5000
+                     + "c1,caf\u00e9,2024-01-02,o2,1,1\n".encode("latin-1"))
+    result = _run("--interactions", path)
+    assert result.exit_code == 2
+    assert "cannot read latin1.csv" in result.stderr
+
+
+def test_catalog_header_without_rows_exits_2(shop_csv, tmp_path):
+    catalog = _write(tmp_path / "cat.csv", "item_id,title\n\n")
+    result = _run("--interactions", shop_csv[0], "--catalog", catalog)
+    assert result.exit_code == 2
+    assert "cat.csv has a header but no rows" in result.stderr
+
+
 # --------------------------------------------------------------------------- reading
 def test_rows_without_basket_id_group_by_customer_and_time(tmp_path):
     text = ("customer_id,item_id,timestamp\n"
@@ -108,6 +132,25 @@ def test_rows_without_basket_id_group_by_customer_and_time(tmp_path):
     data = load_interactions(_write(tmp_path / "x.csv", text))
     assert len(np.unique(data.basket)) == 3  # c1 twice, c2 once (same time, other customer)
     assert data.quantity.tolist() == [1.0] * 4
+
+
+def test_blank_and_comma_only_lines_are_skipped(tmp_path):
+    text = HEADER + "\nc1,i1,2024-01-01,o1,1,1\n,,,,,\n  \nc1,i2,2024-01-02,o2,1,1\n"
+    data = load_interactions(_write(tmp_path / "b.csv", text))
+    assert sorted(data.item_ids) == ["i1", "i2"] and len(data) == 2
+
+
+def test_ids_are_indexed_in_sorted_order(tmp_path):
+    # models break ties by index, so the index must not depend on the order of the lines
+    rows = ["c2,b,2024-01-01,o1", "c10,a,2024-01-02,o2", "c1,c,2024-01-03,o3",
+            "c2,a,2024-01-04,o4"]
+    one = load_interactions(_write(tmp_path / "1.csv", "customer_id,item_id,timestamp,basket_id\n"
+                                   + "\n".join(rows) + "\n"))
+    two = load_interactions(_write(tmp_path / "2.csv", "customer_id,item_id,timestamp,basket_id\n"
+                                   + "\n".join(reversed(rows)) + "\n"))
+    assert one.user_ids.tolist() == two.user_ids.tolist() == ["c1", "c10", "c2"]
+    assert one.item_ids.tolist() == two.item_ids.tolist() == ["a", "b", "c"]
+    assert one.user.tolist() == two.user.tolist() and one.item.tolist() == two.item.tolist()
 
 
 def test_gzip_and_optional_columns_are_read(tmp_path):

@@ -215,11 +215,18 @@ class Interactions:
         return m
 
 
-def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(..., return_inverse=True)`` that also accepts an empty array."""
-    if len(values) == 0:
-        return np.array([], dtype=object), np.array([], dtype=int)
-    return np.unique(values, return_inverse=True)
+def _unique_inverse(values: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(..., return_inverse=True)`` of strings: sorted distinct values, codes.
+
+    Hashes first and sorts only the distinct values: sorting millions of Python strings
+    took 10 s a column on a 5.8M-line file, hashing them well under one.
+    """
+    distinct = sorted(dict.fromkeys(values))
+    position = {v: k for k, v in enumerate(distinct)}
+    codes = np.fromiter(map(position.__getitem__, values), np.int64, count=len(values))
+    out = np.empty(len(distinct), dtype=object)
+    out[:] = distinct
+    return out, codes
 
 
 def _build_catalog(item_ids: np.ndarray, catalog: dict[str, dict] | None) -> Catalog:
