@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-dev
 
-.PHONY: demo test lint install evaluate evaluate-variants bench-collaborative bench-seeds bench bench-ingest \
+.PHONY: demo test lint install evaluate evaluate-variants bench-collaborative bench-seeds bench-large bench bench-ingest \
         bench-serve bench-offers \
         bench-subprofiles bench-scale bench-quick clean
 
@@ -43,6 +43,10 @@ bench-collaborative: $(STAMP)
 ## The shopkeeper model refit with five seeds on the datasets nearest their target
 bench-seeds: $(STAMP)
 	$(BIN)/python bench/seeds.py instacart-sample dunnhumby-complete-journey
+
+## The evaluate CLI on Complete Journey copied 1x and 4x: time and peak memory
+bench-large: $(STAMP)
+	$(BIN)/python bench/large.py --copies 1 4
 
 ## Webhook ingestion throughput against a throwaway PostgreSQL
 bench-ingest: $(STAMP)

@@ -49,3 +49,8 @@ def collaborative():
 @pytest.fixture(scope="session")
 def seeds():
     return load_script("seeds")
+
+
+@pytest.fixture(scope="session")
+def large():
+    return load_script("large")
