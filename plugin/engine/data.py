@@ -163,10 +163,13 @@ class Interactions:
     @property
     def user_ptr(self) -> np.ndarray:
         """CSR-style offsets: events of user ``u`` are ``[ptr[u], ptr[u+1])``."""
-        return np.searchsorted(self.user, np.arange(self.n_users + 1))
+        return np.searchsorted(self.user, np.arange(self.n_users + 1, dtype=self.user.dtype))
 
     def events_of(self, u: int) -> slice:
-        lo, hi = np.searchsorted(self.user, [u, u + 1])
+        """Events of user ``u`` (a slice: events are sorted by user)."""
+        # the query takes the events' dtype: a Python int made numpy cast (copy) the whole
+        # int32 column on every call, 200 us instead of 1 us on Complete Journey
+        lo, hi = np.searchsorted(self.user, np.array([u, u + 1], dtype=self.user.dtype))
         return slice(int(lo), int(hi))
 
     # ------------------------------------------------------------------ slicing

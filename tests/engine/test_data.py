@@ -1,0 +1,34 @@
+"""Interactions: id indexing and per-user event slices."""
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from plugin.engine.data import Interactions
+
+ids = st.lists(st.tuples(st.sampled_from(["u1", "u10", "u2", "u3"]),
+                         st.sampled_from(["a", "b", "c", "d", "e"])), min_size=1, max_size=40)
+
+
+@given(ids)
+def test_ids_are_numpy_unique_codes(rows):
+    users, items = zip(*rows, strict=True)
+    x = Interactions.from_arrays(users, items, list(range(len(rows))))
+    assert x.user_ids.tolist() == np.unique(users).tolist()
+    assert x.item_ids.tolist() == np.unique(items).tolist()
+    # every event keeps its own customer and item
+    pairs = sorted(zip(x.user_ids[x.user], x.item_ids[x.item], strict=True))
+    assert pairs == sorted(rows)
+
+
+@given(ids, st.sampled_from(["u1", "u10", "u2", "u3"]))
+def test_events_of_agrees_with_user_ptr_also_for_users_left_without_events(rows, dropped):
+    users, items = zip(*rows, strict=True)
+    x = Interactions.from_arrays(users, items, list(range(len(rows))))
+    x = x.subset(x.user_ids[x.user] != dropped)  # id maps are kept: a user may have none
+    ptr = x.user_ptr
+    for u in range(x.n_users):
+        s = x.events_of(u)
+        assert (s.start, s.stop) == (ptr[u], ptr[u + 1])
+        assert (x.user[s] == u).all()
+        assert s.stop - s.start == int((x.user == u).sum())
