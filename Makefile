@@ -44,9 +44,10 @@ bench-collaborative: $(STAMP)
 bench-seeds: $(STAMP)
 	$(BIN)/python bench/seeds.py instacart-sample dunnhumby-complete-journey
 
-## The evaluate CLI on Complete Journey copied 1x and 4x: time and peak memory
+## The evaluate CLI on Complete Journey copied 1x and 4x and Instacart 1x and 40x: time and peak memory
 bench-large: $(STAMP)
 	$(BIN)/python bench/large.py --copies 1 4
+	$(BIN)/python bench/large.py --dataset instacart-sample --copies 1 40
 
 ## Webhook ingestion throughput against a throwaway PostgreSQL
 bench-ingest: $(STAMP)

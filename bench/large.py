@@ -1,14 +1,17 @@
-"""How `shopkeeper evaluate` grows with the file: Complete Journey copied N times.
+"""How `shopkeeper evaluate` grows with the file: a prepared dataset copied N times.
 
 The engine will be judged on a grocery file we do not have, of a size we do not know.
-Each copy of the prepared Complete Journey file renames its customers (basket ids are
-scoped to the customer), so N copies hold N times the lines and shoppers over the same
-items. Each size runs the CLI's own path (load, split, all five models, report) in a child
+Each copy of a prepared file renames its customers (basket ids are scoped to the
+customer), so N copies hold N times the lines and shoppers over the same items. Complete
+Journey has long histories over a large catalogue; Instacart's sample copied 40 times has
+about 24,000 shoppers, towards the hundreds of thousands of a full-size grocery file.
+Each size runs the CLI's own path (load, split, all five models, report) in a child
 process, so the peak memory reported is that run's alone. Quality is not the point here:
 copied shoppers are each other's nearest neighbours.
 
-Run: ``python bench/large.py [--copies 1 4]`` (``make bench-large``, about 7 minutes); the
-table goes between the markers in bench/README.md, the figures to
+Run: ``python bench/large.py [--dataset NAME] [--copies 1 4]`` (``make bench-large`` runs
+Complete Journey 1x and 4x, then Instacart 1x and 40x: about 10 minutes); the table goes
+between the markers in bench/README.md, the figures to
 ``bench/results/large.json``.
 """
 
@@ -32,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from common import publish  # noqa: E402
 from prepare_datasets import DEFAULT_OUT  # noqa: E402
 
-DATASET = "dunnhumby-complete-journey"
+DATASETS = ("dunnhumby-complete-journey", "instacart-sample")
 
 
 def replicate(source: Path, copies: int, out: Path) -> int:
@@ -67,26 +70,27 @@ def child(path: Path) -> dict:
             "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
 
 
-def measure(copies: int, data: Path, scratch: Path) -> dict:
+def measure(dataset: str, copies: int, data: Path, scratch: Path) -> dict:
     """Replicate, then evaluate in a fresh interpreter."""
-    path = scratch / f"cj-x{copies}.csv"
-    replicate(data / DATASET / "interactions.csv.gz", copies, path)
+    path = scratch / f"{dataset}-x{copies}.csv"
+    replicate(data / dataset / "interactions.csv.gz", copies, path)
     out = subprocess.run([sys.executable, __file__, "--child", str(path)], check=True,
                          capture_output=True, text=True)
     path.unlink()
-    return {"copies": copies, **json.loads(out.stdout)}
+    return {"dataset": dataset, "copies": copies, **json.loads(out.stdout)}
 
 
 def render(results: dict[str, dict]) -> str:
-    """Markdown: one row per size, time and memory against the smallest size."""
-    lines = ["| copies | lines | shoppers | load s | evaluate s | shopkeeper fit s | p99 ms "
-             "| peak GB | time per line vs first row | peak GB vs first row |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    base = next(iter(results.values()), None)
+    """Markdown: one row per dataset and size, time and memory against its smallest size."""
+    lines = ["| dataset | copies | lines | shoppers | load s | evaluate s | shopkeeper fit s "
+             "| p99 ms | peak GB | time per line vs first row | peak GB vs first row |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    first: dict[str, dict] = {}
     for r in results.values():
+        base = first.setdefault(r["dataset"], r)
         per_line = ((r["load_s"] + r["evaluate_s"]) / r["lines"]) / (
             (base["load_s"] + base["evaluate_s"]) / base["lines"])
-        lines.append(f"| {r['copies']} | {r['lines']:,} | {r['shoppers']:,} | "
+        lines.append(f"| {r['dataset']} | {r['copies']} | {r['lines']:,} | {r['shoppers']:,} | "
                      f"{r['load_s']:.1f} | {r['evaluate_s']:.0f} | {r['fit_s']:.1f} | "
                      f"{r['p99_ms']:.2f} | {r['peak_gb']:.2f} | {per_line:.2f}x | "
                      f"{r['peak_gb'] / base['peak_gb']:.2f}x |")
@@ -95,6 +99,7 @@ def render(results: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=DATASETS, default=DATASETS[0])
     parser.add_argument("--copies", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--data", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -102,16 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.child)))
         return 0
-    if not (args.data / DATASET / "interactions.csv.gz").exists():
-        parser.error(f"{args.data / DATASET} is missing: run bench/prepare_datasets.py")
+    if not (args.data / args.dataset / "interactions.csv.gz").exists():
+        parser.error(f"{args.data / args.dataset} is missing: run bench/prepare_datasets.py")
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         for copies in sorted(set(args.copies)):
-            r = results[f"{copies}x"] = measure(copies, args.data, Path(scratch))
-            print(f"{copies} copies: {r['lines']:,} lines, load {r['load_s']:.1f} s, "
-                  f"evaluate {r['evaluate_s']:.0f} s, peak {r['peak_gb']:.2f} GB",
-                  file=sys.stderr)
-    publish("large", results, [f"{c}x" for c in range(1, 1025)], render)
+            r = results[f"{args.dataset} {copies}x"] = measure(args.dataset, copies, args.data,
+                                                              Path(scratch))
+            print(f"{args.dataset} {copies} copies: {r['lines']:,} lines, load "
+                  f"{r['load_s']:.1f} s, evaluate {r['evaluate_s']:.0f} s, "
+                  f"peak {r['peak_gb']:.2f} GB", file=sys.stderr)
+    publish("large", results, [f"{d} {c}x" for d in DATASETS for c in range(1, 1025)], render)
     return 0
 
 

@@ -43,17 +43,30 @@ def test_child_runs_the_whole_evaluation_and_reports_its_phases(large, tmp_path)
     assert r["peak_gb"] > 0.05  # a Python process with numpy and sklearn loaded
 
 
-def test_table_compares_every_size_with_the_first(large):
-    base = {"copies": 1, "lines": 1000, "shoppers": 10, "load_s": 1.0, "evaluate_s": 9.0,
-            "fit_s": 5.0, "p99_ms": 2.0, "peak_gb": 1.0}
+def test_table_compares_every_size_with_the_first_of_its_dataset(large):
+    base = {"dataset": "a", "copies": 1, "lines": 1000, "shoppers": 10, "load_s": 1.0,
+            "evaluate_s": 9.0, "fit_s": 5.0, "p99_ms": 2.0, "peak_gb": 1.0}
     big = {**base, "copies": 4, "lines": 4000, "load_s": 4.0, "evaluate_s": 46.0,
            "peak_gb": 3.0}
-    lines = large.render({"1x": base, "4x": big}).splitlines()
+    other = {**base, "dataset": "b", "lines": 500, "load_s": 0.5, "evaluate_s": 1.5,
+             "peak_gb": 0.5}
+    other_big = {**other, "copies": 10, "lines": 5000, "load_s": 2.0, "evaluate_s": 38.0,
+                 "peak_gb": 2.0}
+    lines = large.render({"a 1x": base, "a 4x": big, "b 1x": other,
+                          "b 10x": other_big}).splitlines()
     assert lines[2].endswith("| 1.00x | 1.00x |")
-    assert lines[3].startswith("| 4 | 4,000 | 10 | 4.0 | 46 | 5.0 |")
+    assert lines[3].startswith("| a | 4 | 4,000 | 10 | 4.0 | 46 | 5.0 |")
     assert lines[3].endswith("| 1.25x | 3.00x |")
+    assert lines[4].startswith("| b | 1 |") and lines[4].endswith("| 1.00x | 1.00x |")
+    assert lines[5].endswith("| 2.00x | 4.00x |")  # against b's first row, not a's
 
 
-def test_missing_dataset_is_a_usage_error(large, tmp_path):
+@pytest.mark.parametrize("args", [[], ["--dataset", "instacart-sample"]])
+def test_missing_dataset_is_a_usage_error(large, tmp_path, args):
     with pytest.raises(SystemExit):
-        large.main(["--data", str(tmp_path)])
+        large.main(["--data", str(tmp_path), *args])
+
+
+def test_unknown_dataset_is_a_usage_error(large, tmp_path):
+    with pytest.raises(SystemExit):
+        large.main(["--data", str(tmp_path), "--dataset", "ta-feng"])
