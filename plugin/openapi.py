@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
 
@@ -15,6 +16,7 @@ from marshmallow import Schema, fields
 bp = Blueprint("openapi", __name__)
 
 _DOC_ATTR = "_shopkeeper_doc"
+HTML = "text/html"
 
 
 class ErrorSchema(Schema):
@@ -36,14 +38,20 @@ def doc(
     errors: Iterable[int] = (),
     body: str | None = None,
     content_type: str = "application/json",
+    status: int | tuple[int, ...] = 200,
 ) -> Callable:
-    """Attach OpenAPI metadata to a view; ``/openapi.json`` reads it."""
+    """Attach OpenAPI metadata to a view; ``/openapi.json`` reads it.
+
+    ``status``: the success code(s) the view answers (201 created, 202 accepted, 204 no
+    content, 302 for a form POST that redirects). A ``text/html`` view is a page: its
+    answers, errors included, are HTML, not the JSON error shape.
+    """
 
     def wrap(view: Callable) -> Callable:
         setattr(view, _DOC_ATTR, dict(summary=summary, tags=list(tags), query=query,
                                       request=request, response=response,
                                       errors=list(errors), body=body,
-                                      content_type=content_type))
+                                      content_type=content_type, status=status))
         return view
 
     return wrap
@@ -51,8 +59,10 @@ def doc(
 
 def build_spec(app: Flask) -> dict[str, Any]:
     """Walk the URL map; every documented rule becomes a path operation."""
+    marshmallow_plugin = MarshmallowPlugin()
     spec = APISpec(title="Shopkeeper", version="1", openapi_version="3.0.3",
-                   plugins=[MarshmallowPlugin()])
+                   plugins=[marshmallow_plugin])
+    marshmallow_plugin.converter.add_attribute_function(_numeric_bounds)
     spec.components.schema("Error", schema=ErrorSchema)
     paths: dict[str, dict[str, Any]] = {}
     for rule in app.url_map.iter_rules():
@@ -65,6 +75,19 @@ def build_spec(app: Flask) -> dict[str, Any]:
     for path, ops in sorted(paths.items()):
         spec.path(path=path, operations=ops)
     return spec.to_dict()
+
+
+def _numeric_bounds(self, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict:
+    """Bounds as JSON numbers: apispec passes a Decimal field's range through the field's
+    serialiser, and a ``Decimal`` becomes the string "1000000000.0000" in JSON, where
+    OpenAPI (and every client generator) wants a number."""
+    out: dict[str, Any] = {}
+    for key in ("minimum", "maximum"):
+        value = ret.get(key)
+        if isinstance(value, (str, Decimal)):
+            number = float(value)
+            out[key] = int(number) if number.is_integer() else number
+    return out
 
 
 def _operation(rule, meta: dict[str, Any]) -> dict[str, Any]:
@@ -82,15 +105,22 @@ def _operation(rule, meta: dict[str, Any]) -> dict[str, Any]:
     elif meta["body"]:
         op["requestBody"] = {"required": True, "description": meta["body"],
                              "content": {meta["content_type"]: {"schema": {"type": "object"}}}}
-    ok: dict[str, Any] = {"description": "OK"}
-    if meta["response"] is not None:
-        ok["content"] = {"application/json": {"schema": meta["response"]}}
-    op["responses"]["200"] = ok
+    page = {"text/html": {"schema": {"type": "string"}}} if meta["content_type"] == HTML \
+        else None
+    for code in (meta["status"] if isinstance(meta["status"], tuple) else (meta["status"],)):
+        ok: dict[str, Any] = {"description": HTTPStatus(code).phrase}
+        if meta["response"] is not None:
+            ok["content"] = {"application/json": {"schema": meta["response"]}}
+        elif code == 302:
+            ok["headers"] = {"Location": {"schema": {"type": "string"}}}
+        elif page and code != 204:
+            ok["content"] = page
+        op["responses"][str(code)] = ok
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for code in sorted(set(meta["errors"]) | {500}):
-        op["responses"][str(code)] = {
-            "description": HTTPStatus(code).phrase,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
+        # a page's own errors are pages; a crash is the JSON error everywhere
+        op["responses"][str(code)] = {"description": HTTPStatus(code).phrase,
+                                      "content": page if page and code != 500 else error}
     return op
 
 

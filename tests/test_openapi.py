@@ -40,3 +40,34 @@ def test_errors_share_one_shape(client):
         body = response.get_json()
         assert set(body) == {"code", "status", "message", "errors"}
         assert body["code"] == response.status_code
+
+
+def _walk(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def test_bounds_are_json_numbers(client):
+    """A Decimal field's range came out as the string "1000000000.0000", which OpenAPI
+    forbids (schemathesis refused the offers endpoints over it)."""
+    spec = client.get("/openapi.json").get_json()
+    bounds = [(k, node[k]) for node in _walk(spec) for k in ("minimum", "maximum")
+              if k in node]
+    assert ("maximum", 1_000_000_000) in bounds  # a cart line's price
+    assert all(isinstance(v, int | float) and not isinstance(v, bool) for _, v in bounds)
+
+
+def test_success_codes_and_page_errors_are_documented_as_answered(client):
+    paths = client.get("/openapi.json").get_json()["paths"]
+    assert "202" in paths["/api/v1/events"]["post"]["responses"]
+    assert "201" in paths["/api/v1/subprofiles"]["post"]["responses"]
+    assert "204" in paths["/api/v1/subprofiles/{subprofile_id}"]["delete"]["responses"]
+    save = paths["/admin/settings"]["post"]["responses"]
+    assert "Location" in save["302"]["headers"]
+    assert set(save["422"]["content"]) == {"text/html"}  # the page again, with field errors
+    assert set(save["500"]["content"]) == {"application/json"}

@@ -150,7 +150,7 @@ def _bearer() -> str | None:
 
 @bp.get("/login")
 @doc(summary="Sign in with a signed admin link (generic and Vendure stores)", tags=["admin"],
-     content_type=HTML, errors=(401,))
+     content_type=HTML, status=(200, 302), errors=(401,))
 def login_link():
     if not request.args.get("sig"):
         return render_template("admin/login.html", csrf_token=generate_csrf())
@@ -161,7 +161,7 @@ def login_link():
 
 @bp.post("/login")
 @doc(summary="Sign in with the shop id and its admin secret", tags=["admin"],
-     content_type=HTML, errors=(400, 401))
+     content_type=HTML, status=302, errors=(400, 401))
 def login_secret():
     auth.login_with_secret(request.form.get("shop_id", ""), request.form.get("secret", ""))
     return redirect(url_for("admin.dashboard"))
@@ -178,7 +178,7 @@ def saleor_session():
 
 
 @bp.post("/logout")
-@doc(summary="End the admin session", tags=["admin"], content_type=HTML, errors=(400,))
+@doc(summary="End the admin session", tags=["admin"], content_type=HTML, status=302, errors=(400,))
 def logout():
     session.clear()
     return redirect(url_for("admin.login_link"))
@@ -205,7 +205,7 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
 
 @bp.post("/settings")
 @doc(summary="Save settings (validated; field errors answer 422)", tags=["admin"],
-     content_type=HTML, errors=(400, 401, 422))
+     content_type=HTML, status=302, errors=(400, 401, 422))
 def settings_save():
     shop = _shop()
     submitted, parse_errors = forms.parse_form(request.form, request.form.getlist)
@@ -243,7 +243,7 @@ def _per_line(errors: dict[str, list[str]]) -> dict[str, list[str]]:
 
 @bp.post("/keys/<which>")
 @doc(summary="Rotate the public widget key or the webhook secret", tags=["admin"],
-     content_type=HTML, errors=(400, 401))
+     content_type=HTML, status=302, errors=(400, 401))
 def rotate_key(which: str):
     shop = _shop()
     if which == "widget":
@@ -260,7 +260,7 @@ def rotate_key(which: str):
 # ---------------------------------------------------------------- operations
 @bp.post("/inbox/retry")
 @doc(summary="Requeue this shop's dead webhook deliveries", tags=["admin"], content_type=HTML,
-     errors=(400, 401))
+     status=302, errors=(400, 401))
 def inbox_retry():
     shop = _shop()
     n = inbox.retry_dead(shop.id)
@@ -311,7 +311,7 @@ def privacy_export():
 
 @bp.post("/privacy/erase")
 @doc(summary="Erase a customer's personal data and interactions", tags=["admin"],
-     content_type=HTML, errors=(400, 401))
+     content_type=HTML, status=302, errors=(400, 401))
 def privacy_erase():
     shop = _shop()
     customer = (request.form.get("customer") or "").strip()
@@ -325,7 +325,7 @@ def privacy_erase():
 
 @bp.post("/shop/erase")
 @doc(summary="Erase the whole shop (type the domain to confirm)", tags=["admin"],
-     content_type=HTML, errors=(400, 401))
+     content_type=HTML, status=(200, 302), errors=(400, 401))
 def shop_erase():
     shop = _shop()
     if (request.form.get("confirm") or "").strip().lower() != shop.domain:

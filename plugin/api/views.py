@@ -85,7 +85,7 @@ def get_recommendations():
 @per_key
 @per_client
 @doc(summary="Store a batch of widget events (max 50)", tags=["shopper api"], query=KeyQuery,
-     request=EventsRequest, response=StoredSchema, errors=_ERRORS)
+     request=EventsRequest, response=StoredSchema, errors=_ERRORS, status=202)
 def post_events():
     batch = _EVENTS.load(_json_body())
     stored = events.store_events(g.api_shop, _identity(required=True), batch["events"])

@@ -7,6 +7,10 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime, Numeric
 from sqlalchemy.types import TypeDecorator
 
+#: The largest INTEGER primary key (PostgreSQL's is 32-bit): ids from outside are checked
+#: against it, so an oversized one is a 404/422, not a database error.
+MAX_ROW_ID = 2**31 - 1
+
 
 class UTCDateTime(TypeDecorator):
     """Stores naive UTC, returns aware UTC: SQLite drops offsets, so we never rely on them."""

@@ -6,12 +6,14 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from plugin.models.types import MAX_ROW_ID
 from plugin.subprofiles.prompt import CHOICES
 from plugin.subprofiles.service import AGE_BANDS
 
 _ID = validate.Length(min=1, max=255)
 _NAME = validate.Length(min=1, max=40)
 _AGE = validate.OneOf(AGE_BANDS)
+_ROW = validate.Range(min=1, max=MAX_ROW_ID)
 MAX_ITEMS = 100
 
 
@@ -44,7 +46,7 @@ class UpdateRequest(_Strict):
 
 
 class ActiveRequest(_Strict):
-    subprofile_id = fields.Integer(required=True, allow_none=True)
+    subprofile_id = fields.Integer(required=True, allow_none=True, validate=_ROW)
 
 
 class ActiveSchema(Schema):
@@ -52,7 +54,7 @@ class ActiveSchema(Schema):
 
 
 class ReassignRequest(_Strict):
-    subprofile_id = fields.Integer(required=True, allow_none=True)
+    subprofile_id = fields.Integer(required=True, allow_none=True, validate=_ROW)
     order_id = fields.String(validate=_ID)
     product_ids = fields.List(fields.String(validate=_ID), load_default=list,
                               validate=validate.Length(max=MAX_ITEMS))
@@ -80,7 +82,7 @@ class AnswerRequest(_Strict):
     product_ids = fields.List(fields.String(validate=_ID), load_default=list,
                               validate=validate.Length(max=MAX_ITEMS))
     order_id = fields.String(validate=_ID)
-    subprofile_id = fields.Integer()
+    subprofile_id = fields.Integer(validate=_ROW)
     name = fields.String(validate=_NAME)
     age_band = fields.String(allow_none=True, validate=_AGE)
     dont_ask_again = fields.Boolean(load_default=False)

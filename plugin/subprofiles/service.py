@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from plugin.errors import NotFound, Unprocessable
 from plugin.extensions import db
 from plugin.models import Interaction, Product, PromptState, Shop, SubProfile
-from plugin.models.types import utcnow
+from plugin.models.types import MAX_ROW_ID, utcnow
 from plugin.subprofiles import recs
 
 log = logging.getLogger("shopkeeper.subprofiles")
@@ -57,8 +57,10 @@ def list_subprofiles(shop: Shop, owner: str) -> list[SubProfile]:
 
 
 def get_subprofile(shop: Shop, owner: str, subprofile_id: int) -> SubProfile:
-    """The owner's sub-profile; anything else (other shop, other shopper) is 404."""
-    row = db.session.get(SubProfile, subprofile_id)
+    """The owner's sub-profile; anything else (other shop, other shopper, an id no row
+    can have) is 404."""
+    fits = 1 <= subprofile_id <= MAX_ROW_ID  # a larger one overflows the database driver
+    row = db.session.get(SubProfile, subprofile_id) if fits else None
     if row is None or row.shop_id != shop.id or row.owner_id != owner:
         raise NotFound("No such sub-profile.")
     return row

@@ -89,7 +89,7 @@ def list_subprofiles():
 @per_key
 @per_client
 @doc(summary="Create a sub-profile (name or relationship, optional age band)", tags=_TAGS,
-     request=CreateRequest, response=SubProfileSchema, errors=_ERRORS)
+     request=CreateRequest, response=SubProfileSchema, errors=_ERRORS, status=201)
 def create_subprofile():
     data = CreateRequest().load(_body())
     row = service.create_subprofile(g.api_shop, g.owner, data["name"], data.get("age_band"))
@@ -112,7 +112,7 @@ def update_subprofile(subprofile_id: int):
 @per_key
 @per_client
 @doc(summary="Delete a sub-profile and its purchases from training and caches", tags=_TAGS,
-     errors=_ERRORS)
+     errors=_ERRORS, status=204)
 def delete_subprofile(subprofile_id: int):
     service.delete_subprofile(g.api_shop, g.owner, subprofile_id)
     return "", 204

@@ -53,6 +53,24 @@ def test_other_shoppers_subprofile_is_404(client, store, host):
     assert host.get().get_json()["subprofiles"][0]["name"] == "Maya"
 
 
+def test_ids_no_row_can_have_are_404_or_422_not_a_database_error(host):
+    """Found by tests/test_api_fuzz.py: a 2**70 id overflowed the driver (500)."""
+    maya = host.create("Maya")
+    for bad in (2**31, 2**70, 0):
+        assert host.patch(f"/{bad}", {"name": "Mine"}).status_code == 404
+        assert host.delete(f"/{bad}").status_code == 404
+        assert host.get(f"/{bad}/recommendations").status_code == 404
+    for bad in (2**31, 2**70, 0, -1):
+        for path, body in (("/active", {"subprofile_id": bad}),
+                           ("/reassign", {"subprofile_id": bad, "order_id": "o1"}),
+                           ("/prompt/answer", {"choice": "existing", "subprofile_id": bad,
+                                               "product_ids": ["p1"]})):
+            response = host.post(path, body)
+            assert response.status_code == 422, (path, bad)
+            assert "subprofile_id" in response.get_json()["errors"]
+    assert host.post("/active", {"subprofile_id": maya}).status_code == 200
+
+
 def test_contact_details_and_unknown_fields_are_refused(host):
     assert host.post("", {"name": "maya@example.com"}).status_code == 422
     assert host.post("", {"name": "Maya", "age_band": "4"}).status_code == 422
