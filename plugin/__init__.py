@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     """Build an app: defaults, then ``SHOPKEEPER_*`` environment, then ``config`` overrides."""
-    from plugin import errors, logs, metrics
+    from plugin import errors, guards, logs, metrics
     from plugin.extensions import db
 
     app = Flask(__name__)
@@ -32,6 +32,7 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     logs.init_app(app)
     db.init_app(app)
     errors.init_app(app)
+    guards.init_app(app)
     metrics.init_app(app)
     _register_blueprints(app)
 

@@ -28,6 +28,12 @@ class ExternalId(fields.Field):
         return text
 
 
+#: the largest amount a store may send: the database's money columns hold ten times this,
+#: so order totals and offer values built from it stay in range
+MAX_AMOUNT = Decimal(10**9)
+MAX_QUANTITY = 1_000_000
+
+
 class DecimalString(fields.Field):
     """Money as a decimal string ("12.50"); floats are refused because they lose cents."""
 
@@ -40,6 +46,8 @@ class DecimalString(fields.Field):
             raise ValidationError("Not a valid decimal.") from None
         if not amount.is_finite() or amount < 0:
             raise ValidationError("Must be a finite, non-negative amount.")
+        if amount > MAX_AMOUNT:
+            raise ValidationError(f"Must be at most {MAX_AMOUNT}.")
         return amount
 
 
@@ -107,7 +115,8 @@ class CustomerSchema(_Base):
 class LineSchema(_Base):
     product_id = ExternalId(required=True)
     variant_id = ExternalId(load_default=None, allow_none=True)
-    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    quantity = fields.Integer(required=True, strict=True,
+                              validate=validate.Range(min=1, max=MAX_QUANTITY))
     price = DecimalString(required=True)
 
     @post_load

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import DateTime, Numeric
 from sqlalchemy.types import TypeDecorator
@@ -33,6 +34,9 @@ class UTCDateTime(TypeDecorator):
 
 #: Money: exact decimals, never floats.
 Money = Numeric(14, 4, asdecimal=True)
+#: The largest amount accepted from outside, a price or a whole cart: a tenth of what
+#: ``Money`` holds, so sums and offer values stay in range (PostgreSQL raises on overflow).
+MAX_AMOUNT = Decimal(10**9)
 
 
 def utcnow() -> datetime:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from plugin.models.types import MAX_AMOUNT
 
 MAX_LINES = 100
 _ID = validate.Length(min=1, max=255)
@@ -15,7 +19,8 @@ class CartLineSchema(Schema):
     product_id = fields.String(required=True, validate=_ID)
     variant_id = fields.String(validate=_ID, allow_none=True)
     quantity = fields.Integer(required=True, validate=validate.Range(min=1, max=10_000))
-    price = fields.Decimal(required=True, places=4, validate=validate.Range(min=0, max=10**9))
+    price = fields.Decimal(required=True, places=4,
+                           validate=validate.Range(min=0, max=MAX_AMOUNT))
 
 
 class CartSchema(Schema):
@@ -29,6 +34,12 @@ class CartSchema(Schema):
                         validate=validate.Length(min=1, max=MAX_LINES))
     discount_codes = fields.List(fields.String(validate=_ID), load_default=list,
                                  validate=validate.Length(max=20))
+
+    @validates_schema
+    def _total_in_range(self, data: dict[str, Any], **kwargs: Any) -> None:
+        total = sum(line["price"] * line["quantity"] for line in data.get("lines", ()))
+        if total > MAX_AMOUNT:
+            raise ValidationError(f"The cart's total must be at most {MAX_AMOUNT}.", "lines")
 
 
 class QuoteRequest(Schema):

@@ -187,6 +187,7 @@ class TestGenericConnector(ConnectorContract):
         [
             ({"price": 12.5}, "price"),
             ({"price": "twelve"}, "price"),
+            ({"price": "1000000000.01"}, "price"),  # beyond what the money columns hold
             ({"currency": "gbp"}, "currency"),
             ({"updated_at": "yesterday"}, "updated_at"),
             ({"title": None}, "title"),
@@ -201,6 +202,18 @@ class TestGenericConnector(ConnectorContract):
                 headers_for("products/upsert", body, now=self.NOW), body
             )
         assert list(info.value.errors) == [field]
+
+    def test_absurd_quantities_and_line_prices_are_refused(self) -> None:
+        """PostgreSQL raised on them when the delivery was applied (never-ending retries)."""
+        data = json.loads(fixture("orders_upsert.json"))
+        data["lines"][0]["quantity"] = 10**7
+        data["lines"][1]["price"] = "1e12"
+        body = json.dumps(data).encode()
+        with pytest.raises(InvalidPayload) as info:
+            self.make_connector().parse_webhook(
+                headers_for("orders/upsert", body, now=self.NOW), body
+            )
+        assert set(info.value.errors) == {"lines.0.quantity", "lines.1.price"}
 
     def test_nested_line_errors_are_flattened(self) -> None:
         data = json.loads(fixture("orders_upsert.json"))

@@ -1,0 +1,52 @@
+"""Refuse NUL characters at the edge.
+
+PostgreSQL text cannot hold U+0000: the driver raised on any id, name or query that
+carried one, and the request ended in a 500 (SQLite stored it silently). No id, name or
+cart of ours has a use for one, so every request that carries one is a 400 before any
+view runs. Webhook bodies are left alone here: they are verified and stored raw, and
+their fields are validated when the delivery is processed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, request
+
+from plugin.errors import BadRequest
+
+_NUL = "\x00"
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def holds_nul(value: Any) -> bool:
+    """True if any string in a parsed JSON value (keys included) holds a NUL."""
+    if isinstance(value, str):
+        return _NUL in value
+    if isinstance(value, dict):
+        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(v) for v in value)
+    return False
+
+
+def refuse_nul() -> None:
+    """``before_request``: a 400 naming where the NUL was (path, query, form or body)."""
+    where = []
+    if _NUL in request.path:
+        where.append("path")
+    if any(_NUL in k or _NUL in v for k, v in request.args.items(multi=True)):
+        where.append("query")
+    if request.blueprint != "webhooks" and request.method in ("POST", "PUT", "PATCH"):
+        if request.mimetype in _FORMS:
+            if any(_NUL in k or _NUL in v for k, v in request.form.items(multi=True)):
+                where.append("form")
+        elif holds_nul(request.get_json(force=True, silent=True)):
+            where.append("body")
+    if where:
+        raise BadRequest("The request holds a NUL character.",
+                         {part: ["NUL characters are not allowed."] for part in where})
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(refuse_nul)

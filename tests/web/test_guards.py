@@ -1,0 +1,75 @@
+"""NUL characters are refused at the edge (PostgreSQL text cannot hold them: it was a 500)."""
+
+from __future__ import annotations
+
+import pytest
+
+from plugin.guards import holds_nul
+from tests.admin.conftest import sign_in
+from tests.offers.conftest import SHOPPER, cart_body, configure, headers, quote
+
+
+def _refused(response, part: str) -> None:
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["code"] == 400 and part in body["errors"]
+
+
+def test_nul_in_a_query_is_400_on_both_databases(client, shop):
+    r = client.get("/api/v1/recommendations", headers=headers(),
+                   query_string={"key": shop.widget_key, "product_id": "p\x001"})
+    _refused(r, "query")
+
+
+@pytest.mark.parametrize("body", [
+    {"product_ids": ["p1\x00"]},
+    {"product_ids": ["p1"], "order_id": "o\x00"},
+    {"product_ids": ["p1"], "\x00": 1},  # keys too
+])
+def test_nul_anywhere_in_a_json_body_is_400(client, shop, body):
+    r = client.post(f"/api/v1/subprofiles/prompt?key={shop.widget_key}", json=body,
+                    headers=headers())
+    _refused(r, "body")
+
+
+def test_nul_in_a_beacon_body_sent_as_text_is_400(client, shop):
+    r = client.post(f"/api/v1/events?key={shop.widget_key}&shopper={SHOPPER}",
+                    data='{"events": [{"type": "view", "product_id": "p\\u0000"}]}',
+                    content_type="text/plain")
+    _refused(r, "body")
+
+
+def test_nul_in_an_admin_form_is_400(app, client, shop):
+    csrf = sign_in(app, client, shop)
+    r = client.post("/admin/privacy/erase", data={"csrf_token": csrf, "customer": "c\x001"})
+    _refused(r, "form")
+
+
+def test_nul_in_a_webhook_path_is_400_and_the_body_is_left_to_processing(client, shop):
+    _refused(client.post("/webhooks/generic/shp_\x00", data=b"{}"), "path")
+    # a body with an escaped NUL still reaches signature verification (401 unsigned)
+    r = client.post(f"/webhooks/generic/{shop.id}", data=b'{"id": "p\\u0000"}',
+                    content_type="application/json")
+    assert r.status_code == 401
+
+
+def test_clean_requests_pass(client, shop):
+    configure(shop)
+    assert quote(client, shop).status_code == 200
+
+
+def test_holds_nul_walks_nested_values():
+    assert holds_nul({"a": [1, {"b": "x\x00"}]})
+    assert holds_nul({"k\x00": None})
+    assert not holds_nul({"a": [1, 2.5, None, True, {"b": "x"}]})
+    assert not holds_nul(None)
+
+
+def test_a_cart_total_beyond_the_money_columns_is_422(client, shop):
+    """Each line in range, the sum not: PostgreSQL raised on storing the offer (a 500)."""
+    configure(shop)
+    lines = [{"product_id": f"p{i}", "quantity": 10_000, "price": "1000000000"}
+             for i in range(3)]
+    r = quote(client, shop, {**cart_body(), "lines": lines})
+    assert r.status_code == 422
+    assert "lines" in r.get_json()["errors"]["cart"]
