@@ -25,11 +25,10 @@ from plugin.admin import auth, charts, forms, stats
 from plugin.admin import settings as settings_service
 from plugin.errors import BadRequest, Unauthorized, error_response
 from plugin.extensions import db
-from plugin.openapi import doc
+from plugin.openapi import HTML, doc
 from plugin.webhooks import inbox
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-HTML = "text/html"
 
 
 @bp.before_request
