@@ -48,7 +48,10 @@ def parse_datetime(value: Any, *, field: str = "updated_at") -> datetime:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 at +01:00, year 9999 at -05:00: no UTC datetime exists
+        raise InvalidPayload(f"{field} is out of range", {field: ["out of range"]}) from None
 
 
 def utc_from_timestamp(seconds: float) -> datetime:

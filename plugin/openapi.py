@@ -12,6 +12,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app, jsonify
 from marshmallow import Schema, fields
+from werkzeug.routing import IntegerConverter
 
 bp = Blueprint("openapi", __name__)
 
@@ -92,7 +93,7 @@ def _numeric_bounds(self, field: fields.Field, ret: dict[str, Any], **kwargs: An
 
 def _operation(rule, meta: dict[str, Any]) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
-        {"in": "path", "name": arg, "required": True, "schema": {"type": "string"}}
+        {"in": "path", "name": arg, "required": True, "schema": _path_schema(rule, arg)}
         for arg in sorted(rule.arguments)
     ]
     if meta["query"] is not None:
@@ -117,11 +118,22 @@ def _operation(rule, meta: dict[str, Any]) -> dict[str, Any]:
             ok["content"] = page
         op["responses"][str(code)] = ok
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    for code in sorted(set(meta["errors"]) | {500}):
-        # a page's own errors are pages; a crash is the JSON error everywhere
+    # 400 everywhere: plugin.guards refuses a NUL in any path, query or body
+    for code in sorted(set(meta["errors"]) | {400, 500}):
+        # a page renders its own errors (a form that expired, a sign-in needed), and
+        # validation answers the JSON error there too; a crash is the JSON error everywhere
+        both = page is not None and code != 500
         op["responses"][str(code)] = {"description": HTTPStatus(code).phrase,
-                                      "content": page if page and code != 500 else error}
+                                      "content": {**page, **error} if both else error}
     return op
+
+
+def _path_schema(rule, arg: str) -> dict[str, Any]:
+    """An ``<int:...>`` argument is an integer (only digits route), anything else a string."""
+    converter = rule._converters.get(arg)
+    if isinstance(converter, IntegerConverter):
+        return {"type": "integer", "minimum": 0}
+    return {"type": "string"}
 
 
 @bp.get("/openapi.json")

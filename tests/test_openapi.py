@@ -69,5 +69,11 @@ def test_success_codes_and_page_errors_are_documented_as_answered(client):
     assert "204" in paths["/api/v1/subprofiles/{subprofile_id}"]["delete"]["responses"]
     save = paths["/admin/settings"]["post"]["responses"]
     assert "Location" in save["302"]["headers"]
-    assert set(save["422"]["content"]) == {"text/html"}  # the page again, with field errors
+    # the page again with field errors, or the JSON error (validation, a NUL refused)
+    assert set(save["422"]["content"]) == {"text/html", "application/json"}
     assert set(save["500"]["content"]) == {"application/json"}
+    assert all("400" in op["responses"] for ops in paths.values() for op in ops.values())
+    one = paths["/api/v1/subprofiles/{subprofile_id}"]["delete"]["parameters"]
+    assert one[0]["schema"]["type"] == "integer"
+    hook = paths["/webhooks/{connector_key}/{shop_id}"]["post"]["parameters"]
+    assert {p["schema"]["type"] for p in hook} == {"string"}

@@ -51,8 +51,20 @@ class DecimalString(fields.Field):
         return amount
 
 
+class _UtcDateTime(fields.AwareDateTime):
+    """An aware datetime in UTC; one with no UTC equivalent (year 1 at +01:00) is a field
+    error, not an ``OverflowError`` (that was a 500 at the webhook edge)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any):
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Out of range.") from None
+
+
 def _when(**kwargs: Any) -> fields.AwareDateTime:
-    return fields.AwareDateTime(default_timezone=UTC, **kwargs)
+    return _UtcDateTime(default_timezone=UTC, **kwargs)
 
 
 _currency = validate.Regexp(r"^[A-Z]{3}$", error="Must be an ISO-4217 code such as GBP.")

@@ -19,6 +19,9 @@ from plugin.models.types import utcnow
 #: orders (webhooks, imports), so it is stored under another kind.
 KINDS = {"purchase": "widget_purchase"}
 MAX_FUTURE = timedelta(minutes=5)
+#: a storefront may replay events it queued offline, but not rewrite history: an older
+#: ``at`` is stored at this bound (and year-1 times no longer overflow on the way to UTC)
+MAX_PAST = timedelta(days=30)
 
 
 def store_events(shop: AnyShop, identity: ShopperIdentity, events: list[dict[str, Any]]) -> int:
@@ -28,7 +31,7 @@ def store_events(shop: AnyShop, identity: ShopperIdentity, events: list[dict[str
     now = utcnow()
     rows = []
     for event in events:
-        at = event.get("at") or now
+        at = min(max(event.get("at") or now, now - MAX_PAST), now + MAX_FUTURE)
         context: dict[str, Any] = {"via": "widget"}
         if event.get("rec_id") and rec_id_valid(shop.id, event["rec_id"]):
             context["rec_id"] = event["rec_id"]
@@ -38,7 +41,7 @@ def store_events(shop: AnyShop, identity: ShopperIdentity, events: list[dict[str
                          product_external_id=event.get("product_id") or "",
                          kind=KINDS.get(event["type"], event["type"]),
                          quantity=event.get("quantity") or 1, price=None,
-                         order_external_id=None, occurred_at=min(at, now + MAX_FUTURE),
+                         order_external_id=None, occurred_at=at,
                          context=context))
     db.session.execute(sa.insert(Interaction), rows)
     db.session.commit()

@@ -35,6 +35,26 @@ def test_events_are_stored_for_the_shopper(api):
     assert {r.shopper_id for r in rows} == {shopper}
 
 
+def test_event_times_are_kept_within_a_window(api):
+    """Found by tests/test_api_fuzz.py: year 1 at +01:00 overflowed on the way to UTC."""
+    from datetime import UTC, datetime, timedelta
+
+    from plugin.api.events import MAX_FUTURE, MAX_PAST
+
+    recent = datetime.now(UTC) - timedelta(days=2)
+    events = [{"type": "view", "product_id": f"p{i}", "at": at} for i, at in enumerate([
+        recent.isoformat(), "0001-01-01T00:00:00+01:00", "1900-01-01T00:00:00Z",
+        "9999-12-31T23:59:59-05:00"])]
+    response = api.events(events, headers={"X-Shopkeeper-Shopper": anon_id()})
+    assert response.status_code == 202
+    when = {r.product_external_id: r.occurred_at for r in _widget_events(api.shop.id)}
+    now = datetime.now(UTC)
+    assert abs(when["p0"] - recent) < timedelta(seconds=1)  # replayed, kept as sent
+    for old in ("p1", "p2"):
+        assert abs(when[old] - (now - MAX_PAST)) < timedelta(minutes=1)
+    assert abs(when["p3"] - (now + MAX_FUTURE)) < timedelta(minutes=1)
+
+
 def test_widget_purchases_do_not_train_the_model(api):
     from plugin.training import load_interactions
 

@@ -190,6 +190,7 @@ class TestGenericConnector(ConnectorContract):
             ({"price": "1000000000.01"}, "price"),  # beyond what the money columns hold
             ({"currency": "gbp"}, "currency"),
             ({"updated_at": "yesterday"}, "updated_at"),
+            ({"updated_at": "0001-01-01T00:00:00+01:00"}, "updated_at"),  # no UTC time: 500
             ({"title": None}, "title"),
             ({"id": True}, "id"),
         ],

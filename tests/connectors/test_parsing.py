@@ -1,0 +1,45 @@
+"""connectors/parsing.py: the strict converters every platform mapping shares."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from connectors.errors import InvalidPayload
+from connectors.parsing import load_json_object, parse_datetime, to_decimal
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2026-03-01T10:00:00Z", datetime(2026, 3, 1, 10, tzinfo=UTC)),
+    ("2026-03-01T12:00:00+02:00", datetime(2026, 3, 1, 10, tzinfo=UTC)),
+    ("2026-03-01T10:00:00", datetime(2026, 3, 1, 10, tzinfo=UTC)),  # naive means UTC
+])
+def test_datetimes_come_out_aware_utc(value, expected):
+    parsed = parse_datetime(value)
+    assert parsed == expected and parsed.tzinfo == UTC
+
+
+@pytest.mark.parametrize("value", [
+    "0001-01-01T00:00:00+01:00",  # no UTC datetime exists: it was an OverflowError (a 500)
+    "9999-12-31T23:00:00-05:00",
+    "yesterday", "", None, 1700000000,
+])
+def test_bad_or_unrepresentable_datetimes_are_invalid_payloads(value):
+    with pytest.raises(InvalidPayload) as info:
+        parse_datetime(value, field="created_at")
+    assert list(info.value.errors) == ["created_at"]
+
+
+def test_money_is_exact_and_never_a_bool_or_infinite():
+    assert to_decimal("12.50") == Decimal("12.50") and to_decimal(3) == Decimal(3)
+    for bad in (True, None, "twelve", "NaN", "Infinity"):
+        with pytest.raises(InvalidPayload):
+            to_decimal(bad, field="price")
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"x"', b"{", b"\xff"])
+def test_a_body_must_be_a_json_object(body):
+    with pytest.raises(InvalidPayload):
+        load_json_object(body)
