@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from plugin.errors import NotFound, Unprocessable
+from plugin.errors import Conflict, NotFound, Unprocessable
 from plugin.extensions import db
 from plugin.models import Interaction, Product, PromptState, Shop, SubProfile
 from plugin.models.types import MAX_ROW_ID, utcnow
@@ -66,13 +66,17 @@ def get_subprofile(shop: Shop, owner: str, subprofile_id: int) -> SubProfile:
     return row
 
 
+def _named(shop: Shop, owner: str, name: str) -> SubProfile | None:
+    return db.session.scalar(sa.select(SubProfile).filter_by(
+        shop_id=shop.id, owner_id=owner, name=name))
+
+
 def create_subprofile(shop: Shop, owner: str, name: str, age_band: str | None = None, *,
                       kind: str = "person") -> SubProfile:
     """Add a person (or return the existing one with that name: answers are idempotent)."""
     clean = _clean_name(name)
     band = _check_age_band(age_band)
-    existing = db.session.scalar(sa.select(SubProfile).filter_by(
-        shop_id=shop.id, owner_id=owner, name=clean))
+    existing = _named(shop, owner, clean)
     if existing is not None:
         return existing
     count = db.session.scalar(sa.select(sa.func.count()).select_from(SubProfile).where(
@@ -82,7 +86,13 @@ def create_subprofile(shop: Shop, owner: str, name: str, age_band: str | None = 
             f"At most {MAX_PER_OWNER} sub-profiles per shopper."]})
     row = SubProfile(shop_id=shop.id, owner_id=owner, name=clean, age_band=band, kind=kind)
     db.session.add(row)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:  # the same answer twice at once: the other one won
+        db.session.rollback()
+        if (existing := _named(shop, owner, clean)) is None:
+            raise
+        return existing
     log.info("subprofiles.created", extra={"shop_id": shop.id, "subprofile_id": row.id})
     return row
 
@@ -99,7 +109,11 @@ def update_subprofile(shop: Shop, owner: str, subprofile_id: int, *,
     """Rename and/or change the age band (``age_band=None`` clears it, ``""`` keeps it)."""
     row = get_subprofile(shop, owner, subprofile_id)
     if name is not None:
-        row.name = _clean_name(name)
+        clean = _clean_name(name)
+        if clean != row.name and _named(shop, owner, clean) is not None:
+            raise Conflict("That name is taken.", {"name": [
+                f"You already have a sub-profile called {clean!r}."]})
+        row.name = clean
     if age_band != "":
         row.age_band = _check_age_band(age_band)
     db.session.commit()

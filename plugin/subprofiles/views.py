@@ -100,7 +100,7 @@ def create_subprofile():
 @per_key
 @per_client
 @doc(summary="Rename a sub-profile or change its age band", tags=_TAGS,
-     request=UpdateRequest, response=SubProfileSchema, errors=_ERRORS)
+     request=UpdateRequest, response=SubProfileSchema, errors=(*_ERRORS, 409))
 def update_subprofile(subprofile_id: int):
     data = UpdateRequest().load(_body())
     row = service.update_subprofile(g.api_shop, g.owner, subprofile_id, name=data.get("name"),

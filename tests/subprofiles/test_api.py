@@ -28,6 +28,16 @@ def test_creating_the_same_name_twice_returns_the_same_subprofile(host):
     assert host.create("Maya") == host.create("Maya")
 
 
+def test_renaming_onto_a_name_in_use_is_409_and_changes_nothing(host):
+    """Found by tests/test_api_fuzz.py: the unique name constraint raised (a 500)."""
+    maya, leo = host.create("Maya"), host.create("Leo")
+    response = host.patch(f"/{leo}", {"name": " Maya "})
+    assert response.status_code == 409
+    assert "name" in response.get_json()["errors"]
+    assert [p["name"] for p in host.get().get_json()["subprofiles"]] == ["Maya", "Leo"]
+    assert host.patch(f"/{maya}", {"name": "Maya", "age_band": "3-5"}).status_code == 200
+
+
 def test_no_shopper_identity_is_401(client, store):
     response = client.get("/api/v1/subprofiles", query_string={"key": store.widget_key})
     assert response.status_code == 401
@@ -140,3 +150,27 @@ def test_recent_orders_list_who_each_is_for(host, store):
 
 def test_recent_orders_are_the_callers_only(client, store):
     assert customer(client, store, "nobody").get("/orders").get_json() == {"orders": []}
+
+
+def test_the_same_name_created_twice_at_once_returns_the_winner(store, monkeypatch):
+    """Two answers racing: the loser's insert hits the unique name and returns the winner's
+    row (it was a 500)."""
+    from plugin.models import SubProfile
+    from plugin.subprofiles import service
+
+    winner = SubProfile(shop_id=store.id, owner_id="c9", name="Maya", kind="person")
+    looked = []
+
+    def late(shop, owner, name):  # the first lookup misses: the other request commits now
+        looked.append(name)
+        if len(looked) == 1:
+            db.session.add(winner)
+            db.session.commit()
+            return None
+        return db.session.scalar(sa.select(SubProfile).filter_by(
+            shop_id=shop.id, owner_id=owner, name=name))
+
+    monkeypatch.setattr(service, "_named", late)
+    row = service.create_subprofile(store, "c9", "Maya")
+    assert row.id == winner.id and looked == ["Maya", "Maya"]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SubProfile)) == 1
