@@ -9,7 +9,20 @@ from typing import Any
 
 from connectors.errors import InvalidPayload
 
-__all__ = ["load_json_object", "parse_datetime", "to_decimal", "utc_from_timestamp"]
+__all__ = ["holds_nul", "load_json_object", "parse_datetime", "to_decimal",
+           "utc_from_timestamp"]
+
+
+def holds_nul(value: Any) -> bool:
+    """True if any string in a decoded JSON value (keys included) holds U+0000, which
+    PostgreSQL text cannot store."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(v) for v in value)
+    return False
 
 
 def load_json_object(raw_body: bytes) -> dict[str, Any]:
@@ -20,6 +33,8 @@ def load_json_object(raw_body: bytes) -> dict[str, Any]:
         raise InvalidPayload("body is not valid JSON", {"_body": [str(exc)]}) from None
     if not isinstance(data, dict):
         raise InvalidPayload("body must be a JSON object", {"_body": ["expected an object"]})
+    if holds_nul(data):  # refused at receipt: applying it would fail on PostgreSQL forever
+        raise InvalidPayload("body holds a NUL character", {"_body": ["NUL is not allowed"]})
     return data
 
 

@@ -3,31 +3,19 @@
 PostgreSQL text cannot hold U+0000: the driver raised on any id, name or query that
 carried one, and the request ended in a 500 (SQLite stored it silently). No id, name or
 cart of ours has a use for one, so every request that carries one is a 400 before any
-view runs. Webhook bodies are left alone here: they are verified and stored raw, and
-their fields are validated when the delivery is processed.
+view runs. Webhook bodies are left alone here: they are verified over the raw bytes
+first, and ``connectors.parsing.load_json_object`` refuses them there.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask, request
 
+from connectors.parsing import holds_nul
 from plugin.errors import BadRequest
 
 _NUL = "\x00"
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def holds_nul(value: Any) -> bool:
-    """True if any string in a parsed JSON value (keys included) holds a NUL."""
-    if isinstance(value, str):
-        return _NUL in value
-    if isinstance(value, dict):
-        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(holds_nul(v) for v in value)
-    return False
 
 
 def refuse_nul() -> None:

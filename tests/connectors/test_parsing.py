@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from connectors.errors import InvalidPayload
-from connectors.parsing import load_json_object, parse_datetime, to_decimal
+from connectors.parsing import holds_nul, load_json_object, parse_datetime, to_decimal
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -39,7 +39,15 @@ def test_money_is_exact_and_never_a_bool_or_infinite():
             to_decimal(bad, field="price")
 
 
-@pytest.mark.parametrize("body", [b"[]", b'"x"', b"{", b"\xff"])
+@pytest.mark.parametrize("body", [b"[]", b'"x"', b"{", b"\xff", b'{"id": "p\\u0000"}',
+                                  b'{"lines": [{"\\u0000": 1}]}'])
 def test_a_body_must_be_a_json_object(body):
     with pytest.raises(InvalidPayload):
         load_json_object(body)
+
+
+def test_holds_nul_walks_nested_values_and_keys():
+    assert holds_nul({"a": [1, {"b": "x\x00"}]})
+    assert holds_nul({"k\x00": None})
+    assert not holds_nul({"a": [1, 2.5, None, True, {"b": "x"}]})
+    assert not holds_nul(None)
