@@ -9,8 +9,13 @@ from typing import Any
 
 from connectors.errors import InvalidPayload
 
-__all__ = ["holds_nul", "load_json_object", "parse_datetime", "to_decimal",
-           "utc_from_timestamp"]
+__all__ = ["MAX_AMOUNT", "check_amount", "holds_nul", "load_json_object", "parse_datetime",
+           "to_decimal", "utc_from_timestamp"]
+
+#: The largest amount a record may carry. The database's money columns (numeric(14,4))
+#: hold ten times this, so order totals built from such amounts stay in range; a larger
+#: one would be acknowledged and then fail on apply on PostgreSQL until dead.
+MAX_AMOUNT = Decimal(10**9)
 
 
 def holds_nul(value: Any) -> bool:
@@ -38,8 +43,18 @@ def load_json_object(raw_body: bytes) -> dict[str, Any]:
     return data
 
 
-def to_decimal(value: Any, *, field: str = "amount") -> Decimal:
-    """Money from a decimal string or int (never via float, which loses cents)."""
+def check_amount(amount: Decimal, field: str) -> Decimal:
+    """``amount`` if it is within ``MAX_AMOUNT`` either way, else ``InvalidPayload``."""
+    if abs(amount) > MAX_AMOUNT:
+        raise InvalidPayload(f"{field} is out of range", {field: [f"at most {MAX_AMOUNT}"]})
+    return amount
+
+
+def to_decimal(value: Any, *, field: str = "amount", bounded: bool = True) -> Decimal:
+    """Money from a decimal string or int (never via float, which loses cents).
+
+    ``bounded=False`` leaves the range check to the caller (minor units, scaled after).
+    """
     if isinstance(value, bool) or value is None:
         raise InvalidPayload(f"{field} is not a number", {field: ["not a number"]})
     try:
@@ -48,7 +63,7 @@ def to_decimal(value: Any, *, field: str = "amount") -> Decimal:
         raise InvalidPayload(f"{field} is not a number", {field: ["not a number"]}) from None
     if not amount.is_finite():
         raise InvalidPayload(f"{field} is not finite", {field: ["not a finite number"]})
-    return amount
+    return check_amount(amount, field) if bounded else amount
 
 
 def parse_datetime(value: Any, *, field: str = "updated_at") -> datetime:

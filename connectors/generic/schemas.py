@@ -11,6 +11,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
+from connectors.parsing import MAX_AMOUNT
 from connectors.records import Cart, Customer, LineItem, Order, Product
 
 __all__ = ["SCHEMAS", "CartSchema", "CustomerSchema", "OrderSchema", "ProductSchema"]
@@ -28,9 +29,6 @@ class ExternalId(fields.Field):
         return text
 
 
-#: the largest amount a store may send: the database's money columns hold ten times this,
-#: so order totals and offer values built from it stay in range
-MAX_AMOUNT = Decimal(10**9)
 MAX_QUANTITY = 1_000_000
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.errors import InvalidPayload
-from connectors.parsing import parse_datetime, to_decimal
+from connectors.parsing import check_amount, parse_datetime, to_decimal
 from connectors.records import Cart, Customer, LineItem, Order, Product, Variant
 
 __all__ = [
@@ -44,7 +44,8 @@ class MappingOptions:
         """Integer minor units -> Decimal major units (exact, never via float)."""
         if not isinstance(minor, int) or isinstance(minor, bool):
             raise InvalidPayload(f"{field} is not an integer", {field: ["expected minor units"]})
-        return to_decimal(minor, field=field).scaleb(-self.precision)
+        return check_amount(to_decimal(minor, field=field, bounded=False)
+                            .scaleb(-self.precision), field)
 
 
 def _latest(*values: str | None) -> datetime:

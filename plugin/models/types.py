@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from sqlalchemy import DateTime, Numeric
 from sqlalchemy.types import TypeDecorator
@@ -32,11 +31,9 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC)
 
 
-#: Money: exact decimals, never floats.
+#: Money: exact decimals, never floats. Amounts from outside are bounded by
+#: ``connectors.parsing.MAX_AMOUNT``, a tenth of what this holds, so sums stay in range.
 Money = Numeric(14, 4, asdecimal=True)
-#: The largest amount accepted from outside, a price or a whole cart: a tenth of what
-#: ``Money`` holds, so sums and offer values stay in range (PostgreSQL raises on overflow).
-MAX_AMOUNT = Decimal(10**9)
 
 
 def utcnow() -> datetime:

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from plugin.models.types import MAX_AMOUNT
+from connectors.parsing import MAX_AMOUNT
 
 MAX_LINES = 100
 _ID = validate.Length(min=1, max=255)

@@ -8,7 +8,13 @@ from decimal import Decimal
 import pytest
 
 from connectors.errors import InvalidPayload
-from connectors.parsing import holds_nul, load_json_object, parse_datetime, to_decimal
+from connectors.parsing import (
+    MAX_AMOUNT,
+    holds_nul,
+    load_json_object,
+    parse_datetime,
+    to_decimal,
+)
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -51,3 +57,22 @@ def test_holds_nul_walks_nested_values_and_keys():
     assert holds_nul({"k\x00": None})
     assert not holds_nul({"a": [1, 2.5, None, True, {"b": "x"}]})
     assert not holds_nul(None)
+
+
+def test_amounts_beyond_what_the_money_columns_hold_are_refused():
+    """Acknowledged, they failed on apply on PostgreSQL (numeric(14,4)) until dead."""
+    assert to_decimal("1000000000") == MAX_AMOUNT
+    for bad in ("1000000000.01", "1e12", -(10**10)):
+        with pytest.raises(InvalidPayload) as info:
+            to_decimal(bad, field="price")
+        assert "out of range" in str(info.value)
+    assert to_decimal("1e12", bounded=False) == Decimal("1e12")  # the caller scales first
+
+
+def test_vendure_minor_units_are_bounded_after_scaling():
+    from connectors.vendure.mapping import MappingOptions
+
+    money = MappingOptions().money
+    assert money(100_000_000_000) == MAX_AMOUNT  # 1e11 pence is 1e9 pounds: in range
+    with pytest.raises(InvalidPayload):
+        money(100_000_000_001)
