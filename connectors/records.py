@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
+
+from connectors.errors import InvalidPayload
+from connectors.parsing import check_amount
 
 __all__ = [
     "NORMALIZED_TOPICS",
@@ -47,6 +50,56 @@ NORMALIZED_TOPICS: frozenset[str] = frozenset(
 )
 
 
+#: what the database columns hold: an id longer than this is refused (cutting it would
+#: merge two ids), descriptive text is cut to its column instead (a long title must not
+#: lose the product)
+ID_MAX = 255
+INT_MAX = 2**31 - 1
+MAX_QUANTITY = 1_000_000
+
+
+def _id(record: Any, name: str, *, optional: bool = False) -> None:
+    value = getattr(record, name)
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not 0 < len(value) <= ID_MAX or "\x00" in value:
+        raise InvalidPayload(f"{name} is not a valid id",
+                             {name: [f"text of 1 to {ID_MAX} characters, no NUL"]})
+
+
+def _text(record: Any, name: str, limit: int | None, *, optional: bool = False) -> None:
+    """Text as the column holds it: NULs dropped, cut to ``limit``; a non-string refused."""
+    value = getattr(record, name)
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise InvalidPayload(f"{name} is not text", {name: ["expected text"]})
+    clean = value.replace("\x00", "")[:limit]
+    if clean != value:
+        object.__setattr__(record, name, clean)
+
+
+def _texts(record: Any, name: str) -> None:
+    values = getattr(record, name)
+    if not all(isinstance(v, str) for v in values):
+        raise InvalidPayload(f"{name} must be text", {name: ["expected a list of text"]})
+    object.__setattr__(record, name, tuple(v.replace("\x00", "")[:ID_MAX] for v in values))
+
+
+def _amount(record: Any, name: str) -> None:
+    value = getattr(record, name)
+    if value is not None:
+        check_amount(value, name)
+
+
+def _currency(record: Any, name: str = "currency", *, optional: bool = True) -> None:
+    value = getattr(record, name)
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or len(value) != 3:
+        raise InvalidPayload(f"{name} is not a currency code", {name: ["three letters"]})
+
+
 def _require_aware(**values: datetime | None) -> None:
     """Reject naive datetimes early: comparing them with aware ones fails much later."""
     for name, value in values.items():
@@ -62,6 +115,16 @@ class Variant:
     price: Decimal | None = None
     available: bool = True
     inventory_qty: int | None = None
+
+    def __post_init__(self) -> None:
+        _id(self, "external_id")
+        _text(self, "title", 500)
+        _text(self, "sku", ID_MAX, optional=True)
+        _amount(self, "price")
+        qty = self.inventory_qty  # informational: a count the column cannot hold is unknown
+        if qty is not None and (isinstance(qty, bool) or not isinstance(qty, int)
+                                or abs(qty) > INT_MAX):
+            object.__setattr__(self, "inventory_qty", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +145,16 @@ class Product:
 
     def __post_init__(self) -> None:
         _require_aware(updated_at=self.updated_at)
+        _id(self, "external_id")
+        _text(self, "title", 500)
+        _text(self, "description", None)
+        for name in ("url", "image_url"):
+            _text(self, name, 1000, optional=True)
+        _text(self, "vendor", ID_MAX, optional=True)
+        _texts(self, "categories")
+        _texts(self, "tags")
+        _amount(self, "price")
+        _currency(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +166,8 @@ class Customer:
 
     def __post_init__(self) -> None:
         _require_aware(updated_at=self.updated_at, created_at=self.created_at)
+        _id(self, "external_id")
+        _text(self, "email", None, optional=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +176,15 @@ class LineItem:
     quantity: int
     price: Decimal
     variant_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _id(self, "product_id")
+        _id(self, "variant_id", optional=True)
+        q = self.quantity
+        if isinstance(q, bool) or not isinstance(q, int) or not 0 < q <= MAX_QUANTITY:
+            raise InvalidPayload("quantity is out of range",
+                                 {"quantity": [f"a whole number from 1 to {MAX_QUANTITY}"]})
+        _amount(self, "price")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +201,11 @@ class Order:
 
     def __post_init__(self) -> None:
         _require_aware(created_at=self.created_at, updated_at=self.updated_at)
+        _id(self, "external_id")
+        _id(self, "customer_id", optional=True)
+        _currency(self, optional=False)
+        _texts(self, "discount_codes")
+        _amount(self, "total")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +219,10 @@ class Cart:
 
     def __post_init__(self) -> None:
         _require_aware(updated_at=self.updated_at)
+        _id(self, "external_id")
+        _id(self, "customer_id", optional=True)
+        _id(self, "shopper_id", optional=True)
+        _currency(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +233,7 @@ class Deletion:
 
     def __post_init__(self) -> None:
         _require_aware(deleted_at=self.deleted_at)
+        _id(self, "external_id")
 
 
 @dataclass(frozen=True, slots=True)

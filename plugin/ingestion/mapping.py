@@ -43,8 +43,12 @@ def upsert_product(shop_id: str, p: rec.Product) -> bool:
     row.price, row.currency, row.available = p.price, p.currency, p.available
     row.source_updated_at, row.deleted_at = p.updated_at, None
     db.session.flush()
-    db.session.execute(sa.delete(Variant).where(Variant.product_id == row.id))
-    for v in p.variants:
+    # one row per variant id: the latest product to list a variant owns it (a store that
+    # moved it, or listed it twice, must not fail this delivery on the unique key forever)
+    variants = {v.external_id: v for v in p.variants}
+    db.session.execute(sa.delete(Variant).where(Variant.shop_id == shop_id, sa.or_(
+        Variant.product_id == row.id, Variant.external_id.in_(list(variants)))))
+    for v in variants.values():
         db.session.add(Variant(shop_id=shop_id, product_id=row.id, external_id=v.external_id,
                                title=v.title, sku=v.sku, price=v.price, available=v.available,
                                inventory_qty=v.inventory_qty))

@@ -192,3 +192,23 @@ def test_email_is_never_stored_in_clear(client, shop, shop_secret):
     c = db.session.scalar(sa.select(Customer))
     assert "ada" not in (c.email_hash or "")
     assert len(c.email_hash) == 64
+
+
+def test_a_variant_listed_by_another_product_or_twice_moves_instead_of_failing(shop):
+    """Found by tests/web/test_platform_payload_fuzz.py: the unique variant key raised on
+    apply, so the delivery would have been retried until dead."""
+    from datetime import UTC, datetime
+
+    from connectors import records as rec
+    from plugin.ingestion import mapping
+    from plugin.models import Variant
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    mapping.upsert_product(shop.id, rec.Product("p1", "Tea", at, variants=(
+        rec.Variant("v1", "250g"), rec.Variant("v2", "500g"))))
+    mapping.upsert_product(shop.id, rec.Product("p2", "Tea tin", at, variants=(
+        rec.Variant("v1", "first"), rec.Variant("v1", "again"))))
+    db.session.commit()
+    rows = {v.external_id: (v.product_id, v.title) for v in db.session.scalars(sa.select(Variant))}
+    p1, p2 = _product("p1").id, _product("p2").id
+    assert rows == {"v1": (p2, "again"), "v2": (p1, "500g")}

@@ -1,0 +1,84 @@
+"""Platform payloads with hostile values: parsing refuses them, or applying them works.
+
+A delivery is acknowledged once parsed; if applying it then raised (a value the database
+cannot hold), the inbox would retry it until dead. So for Shopify's documented payloads,
+with any leaf anywhere replaced by a hostile value, ``parse_webhook`` either raises
+``InvalidPayload`` (a 400 at receipt) or gives an event that ``apply_event`` stores, on
+both databases. Derandomized: the same cases every run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import connectors
+from connectors.base import Credentials
+from connectors.errors import InvalidPayload
+from plugin.extensions import db
+from plugin.ingestion.apply import apply_event
+from tests.factories import make_shop
+from tests.web.test_webhook_fuzz import HOSTILE
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
+TOPICS = {"products/update": "products_update.json", "orders/create": "orders_create.json",
+          "customers/create": "customers_create.json"}
+EXAMPLES = int(os.environ.get("SHOPKEEPER_FUZZ_EXAMPLES", "150"))
+
+
+@st.composite
+def mutated(draw) -> tuple[str, dict[str, Any]]:
+    """A fixture with one to three leaves, at any depth, replaced by hostile values."""
+    topic = draw(st.sampled_from(sorted(TOPICS)))
+    body = json.loads((FIXTURES / TOPICS[topic]).read_text())
+    for _ in range(draw(st.integers(1, 3))):
+        node: Any = body
+        while True:
+            keys = sorted(node) if isinstance(node, dict) else range(len(node))
+            if not keys:
+                break
+            key = draw(st.sampled_from(list(keys)))
+            child = node[key]
+            if isinstance(child, dict | list) and child and draw(st.booleans()):
+                node = child
+                continue
+            node[key] = copy.deepcopy(draw(HOSTILE))
+            break
+    return topic, body
+
+
+def test_hostile_shopify_payloads_are_refused_or_stored(app):
+    shop = make_shop("shopify", "fuzz.myshopify.com")
+    connector = connectors.get("shopify")(Credentials(shop.domain, webhook_secret="s"))
+    outcomes = {"refused": 0, "stored": 0}
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(mutated())
+    def check(delivery: tuple[str, dict[str, Any]]) -> None:
+        topic, body = delivery
+        raw = json.dumps(body).encode()
+        headers = {"X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": shop.domain,
+                   "X-Shopify-Webhook-Id": "fuzz", "X-Shopify-API-Version": "2025-10",
+                   "X-Shopify-Triggered-At": "2025-11-22T10:00:00.123Z"}
+        try:
+            event = connector.parse_webhook(headers, raw)
+        except InvalidPayload:
+            outcomes["refused"] += 1
+            return
+        try:
+            apply_event(shop, event)
+            db.session.commit()
+        except Exception as exc:
+            db.session.rollback()
+            raise AssertionError(f"{topic} parsed but failed to apply: {exc!r}\n{body}") from None
+        outcomes["stored"] += 1
+
+    check()
+    assert outcomes["refused"] > 10 and outcomes["stored"] > 10, outcomes
