@@ -1,10 +1,11 @@
 """Platform payloads with hostile values: parsing refuses them, or applying them works.
 
 A delivery is acknowledged once parsed; if applying it then raised (a value the database
-cannot hold), the inbox would retry it until dead. So for Shopify's documented payloads,
-with any leaf anywhere replaced by a hostile value, ``parse_webhook`` either raises
-``InvalidPayload`` (a 400 at receipt) or gives an event that ``apply_event`` stores, on
-both databases. Derandomized: the same cases every run.
+cannot hold), the inbox would retry it until dead. So for Shopify's and Saleor's documented
+payloads, with any leaf anywhere replaced by a hostile value, ``parse_webhook`` either
+raises ``InvalidPayload`` (a 400 at receipt) or gives an event that ``apply_event``
+stores, on both databases. Signatures are not the point here (they have their own tests):
+parsing takes a verified body. Derandomized: the same cases every run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,17 +28,32 @@ from plugin.ingestion.apply import apply_event
 from tests.factories import make_shop
 from tests.web.test_webhook_fuzz import HOSTILE
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
-TOPICS = {"products/update": "products_update.json", "orders/create": "orders_create.json",
-          "customers/create": "customers_create.json"}
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+#: platform -> (event, fixture, headers that name the event)
+PAYLOADS = {
+    "shopify": [(topic, f"shopify/{name}", {
+        "X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": "fuzz.myshopify.com",
+        "X-Shopify-Webhook-Id": "fuzz", "X-Shopify-API-Version": "2025-10",
+        "X-Shopify-Triggered-At": "2025-11-22T10:00:00.123Z"})
+        for topic, name in (("products/update", "products_update.json"),
+                            ("orders/create", "orders_create.json"),
+                            ("customers/create", "customers_create.json"))],
+    "saleor": [(event, f"saleor/{name}", {
+        "Saleor-Event": event, "Saleor-Domain": "fuzz.saleor.cloud",
+        "Saleor-Api-Url": "https://fuzz.saleor.cloud/graphql/"})
+        for event, name in (("product_updated", "product_updated.json"),
+                            ("product_variant_updated", "product_variant_updated.json"),
+                            ("order_created", "order_created.json"),
+                            ("customer_created", "customer_created.json"))],
+}
 EXAMPLES = int(os.environ.get("SHOPKEEPER_FUZZ_EXAMPLES", "150"))
 
 
 @st.composite
-def mutated(draw) -> tuple[str, dict[str, Any]]:
+def mutated(draw, platform: str) -> tuple[str, dict[str, str], dict[str, Any]]:
     """A fixture with one to three leaves, at any depth, replaced by hostile values."""
-    topic = draw(st.sampled_from(sorted(TOPICS)))
-    body = json.loads((FIXTURES / TOPICS[topic]).read_text())
+    topic, name, headers = draw(st.sampled_from(PAYLOADS[platform]))
+    body = json.loads((FIXTURES / name).read_text())
     for _ in range(draw(st.integers(1, 3))):
         node: Any = body
         while True:
@@ -50,23 +67,21 @@ def mutated(draw) -> tuple[str, dict[str, Any]]:
                 continue
             node[key] = copy.deepcopy(draw(HOSTILE))
             break
-    return topic, body
+    return topic, headers, body
 
 
-def test_hostile_shopify_payloads_are_refused_or_stored(app):
-    shop = make_shop("shopify", "fuzz.myshopify.com")
-    connector = connectors.get("shopify")(Credentials(shop.domain, webhook_secret="s"))
+@pytest.mark.parametrize("platform", sorted(PAYLOADS))
+def test_hostile_platform_payloads_are_refused_or_stored(app, platform):
+    shop = make_shop(platform, f"fuzz.{platform}.example")
+    connector = connectors.get(platform)(Credentials(shop.domain, webhook_secret="s"))
     outcomes = {"refused": 0, "stored": 0}
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
-    @given(mutated())
-    def check(delivery: tuple[str, dict[str, Any]]) -> None:
-        topic, body = delivery
+    @given(mutated(platform))
+    def check(delivery: tuple[str, dict[str, str], dict[str, Any]]) -> None:
+        topic, headers, body = delivery
         raw = json.dumps(body).encode()
-        headers = {"X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": shop.domain,
-                   "X-Shopify-Webhook-Id": "fuzz", "X-Shopify-API-Version": "2025-10",
-                   "X-Shopify-Triggered-At": "2025-11-22T10:00:00.123Z"}
         try:
             event = connector.parse_webhook(headers, raw)
         except InvalidPayload:
@@ -81,4 +96,4 @@ def test_hostile_shopify_payloads_are_refused_or_stored(app):
         outcomes["stored"] += 1
 
     check()
-    assert outcomes["refused"] > 10 and outcomes["stored"] > 10, outcomes
+    assert outcomes["refused"] >= 5 and outcomes["stored"] >= 5, outcomes  # both branches ran
