@@ -12,7 +12,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from connectors.parsing import MAX_AMOUNT
-from connectors.records import Cart, Customer, LineItem, Order, Product
+from connectors.records import MAX_QUANTITY, Cart, Customer, LineItem, Order, Product
 
 __all__ = ["SCHEMAS", "CartSchema", "CustomerSchema", "OrderSchema", "ProductSchema"]
 
@@ -27,9 +27,6 @@ class ExternalId(fields.Field):
         if not 1 <= len(text) <= 255:
             raise ValidationError("Length must be between 1 and 255.")
         return text
-
-
-MAX_QUANTITY = 1_000_000
 
 
 class DecimalString(fields.Field):
