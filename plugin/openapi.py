@@ -12,7 +12,6 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app, jsonify
 from marshmallow import Schema, fields
-from werkzeug.routing import IntegerConverter
 
 bp = Blueprint("openapi", __name__)
 
@@ -130,8 +129,7 @@ def _operation(rule, meta: dict[str, Any]) -> dict[str, Any]:
 
 def _path_schema(rule, arg: str) -> dict[str, Any]:
     """An ``<int:...>`` argument is an integer (only digits route), anything else a string."""
-    converter = rule._converters.get(arg)
-    if isinstance(converter, IntegerConverter):
+    if re.search(rf"<int(?:\([^)]*\))?:{re.escape(arg)}>", rule.rule):
         return {"type": "integer", "minimum": 0}
     return {"type": "string"}
 
