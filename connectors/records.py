@@ -27,6 +27,7 @@ __all__ = [
     "Page",
     "Product",
     "Redaction",
+    "Rejected",
     "Variant",
     "WebhookEvent",
 ]
@@ -259,11 +260,24 @@ class WebhookEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Rejected:
+    """A backfill record that could not be read: its platform id (when it had one) and why."""
+
+    record_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """One page of a backfill; ``next_cursor`` resumes *after* it (None on the last page)."""
+    """One page of a backfill; ``next_cursor`` resumes *after* it (None on the last page).
+
+    ``rejected`` lists the page's records that failed to parse: one bad product must not
+    stop a shop's whole backfill, but it must not vanish silently either.
+    """
 
     items: list[T]
     next_cursor: str | None
+    rejected: tuple[Rejected, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

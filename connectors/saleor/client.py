@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import requests
 
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, TransientError
+from connectors.pages import convert_nodes
 from connectors.records import Page
 
 __all__ = ["PAGE_SIZE", "SaleorGraphQL"]
@@ -66,11 +67,12 @@ class SaleorGraphQL:
             try:
                 connection = data[root]
                 info = connection["pageInfo"]
-                items = [convert(edge["node"]) for edge in connection["edges"]]
-            except (KeyError, TypeError) as exc:
+                edges = connection["edges"]
+                cursor = info.get("endCursor") if info.get("hasNextPage") else None
+            except (KeyError, TypeError, AttributeError) as exc:
                 raise InvalidPayload(f"unexpected {root} page", {root: [repr(exc)]}) from None
-            cursor = info.get("endCursor") if info.get("hasNextPage") else None
-            yield Page(items=items, next_cursor=cursor)
+            items, rejected = convert_nodes(edges, lambda edge: convert(edge["node"]), what=root)
+            yield Page(items=items, next_cursor=cursor, rejected=rejected)
             if cursor is None:
                 return
 

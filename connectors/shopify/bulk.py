@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from connectors.errors import ConnectorError, InvalidPayload, TransientError
-from connectors.records import Page, Product
+from connectors.pages import convert_nodes
+from connectors.records import Page, Product, Rejected
 from connectors.shopify import mapping
 from connectors.shopify.client import ShopifyGraphQL
 
@@ -80,8 +81,11 @@ def _wait(client: ShopifyGraphQL, gid: str, sleep: Callable[[float], Any]) -> st
     raise TransientError("bulk operation did not finish in time")
 
 
-def _products(lines: Iterator[str], currency: str | None) -> list[Product]:
-    """Group the JSONL rows: products in file order, each with its variants."""
+def _products(
+    lines: Iterator[str], currency: str | None
+) -> tuple[list[Product], tuple[Rejected, ...]]:
+    """Group the JSONL rows: products in file order, each with its variants, and the
+    products that could not be read."""
     nodes: dict[str, dict[str, Any]] = {}
     for line in lines:
         if not line.strip():
@@ -93,7 +97,9 @@ def _products(lines: Iterator[str], currency: str | None) -> list[Product]:
             nodes[row["id"]] = row
         elif parent in nodes:
             nodes[parent]["variants"]["nodes"].append(row)
-    return [mapping.product_from_gql(node, currency=currency) for node in nodes.values()]
+    return convert_nodes(list(nodes.values()),
+                         lambda node: mapping.product_from_gql(node, currency=currency),
+                         what="products")
 
 
 def iter_bulk_products(
@@ -113,13 +119,16 @@ def iter_bulk_products(
     if response.status_code != 200:
         raise TransientError(f"bulk export download failed: HTTP {response.status_code}")
     try:
-        products = _products(iter(response.text.splitlines()), currency)
+        products, rejected = _products(iter(response.text.splitlines()), currency)
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidPayload("unreadable bulk export", {"jsonl": [repr(exc)]}) from None
     while True:
         page = products[done : done + PAGE]
         done += len(page)
         last = done >= len(products)
-        yield Page(items=page, next_cursor=None if last else f"bulk:{gid}:{done}")
+        # the export's rejections ride on its first page, so a resumed run does not
+        # count them twice
+        yield Page(items=page, next_cursor=None if last else f"bulk:{gid}:{done}",
+                   rejected=rejected if done == len(page) else ())
         if last:
             return

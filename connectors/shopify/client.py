@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import requests
 
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, TransientError
+from connectors.pages import convert_nodes
 from connectors.records import Page
 
 __all__ = ["API_VERSION", "ShopifyGraphQL", "throttle_delay"]
@@ -144,11 +145,14 @@ class ShopifyGraphQL:
             try:
                 connection = data[root]
                 info = connection["pageInfo"]
-                items = [convert(node, data) for node in connection["nodes"]]
-            except (KeyError, TypeError) as exc:
+                nodes = connection["nodes"]
+                cursor = info.get("endCursor") if info.get("hasNextPage") else None
+            except (KeyError, TypeError, AttributeError) as exc:
                 raise InvalidPayload(f"unexpected {root} page", {root: [repr(exc)]}) from None
-            cursor = info.get("endCursor") if info.get("hasNextPage") else None
-            yield Page(items=items, next_cursor=cursor)
+            items, rejected = convert_nodes(
+                nodes, lambda node, page=data: convert(node, page), what=root
+            )
+            yield Page(items=items, next_cursor=cursor, rejected=rejected)
             if cursor is None:
                 return
 

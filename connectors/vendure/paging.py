@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from connectors.errors import InvalidPayload
+from connectors.pages import convert_nodes
 from connectors.parsing import parse_datetime
 from connectors.records import Page
 
@@ -70,16 +71,27 @@ def iter_pages(
             "filter": filters,
         }
         raw_items = fetch(options)["items"]
-        items = [mapper(raw) for raw in raw_items]
+        items, rejected = convert_nodes(raw_items, mapper, what="items")
         if len(raw_items) < page_size:
-            yield Page(items=items, next_cursor=None)
+            yield Page(items=items, next_cursor=None, rejected=rejected)
             return
-        last = _ms(parse_datetime(raw_items[-1]["updatedAt"], field="updatedAt"))
-        same = sum(
-            1
-            for raw in raw_items
-            if _ms(parse_datetime(raw["updatedAt"], field="updatedAt")) == last
-        )
+        # the watermark comes from the last raw item (Vendure sorted by it); a rejected
+        # record elsewhere on the page only counts if its time can be read
+        last = _ms(parse_datetime(_field(raw_items[-1], "updatedAt"), field="updatedAt"))
+        same = sum(1 for raw in raw_items if _updated_or_none(raw) == last)
         skip = skip + same if after is not None and _ms(after) == last else same
         after = last
-        yield Page(items=items, next_cursor=encode_cursor(after, skip))
+        yield Page(items=items, next_cursor=encode_cursor(after, skip), rejected=rejected)
+
+
+def _field(raw: Any, name: str) -> Any:
+    if not isinstance(raw, dict):
+        raise InvalidPayload("unexpected page item", {name: ["expected an object"]})
+    return raw.get(name)
+
+
+def _updated_or_none(raw: Any) -> datetime | None:
+    try:
+        return _ms(parse_datetime(_field(raw, "updatedAt"), field="updatedAt"))
+    except InvalidPayload:
+        return None

@@ -3,12 +3,17 @@
 A page's rows and the cursor after it are committed together, so a process killed
 mid-backfill resumes after the last committed page on the next run: nothing is skipped
 and, because upserts are monotonic, nothing is applied twice.
+
+A record the connector cannot read (``Page.rejected``) is counted and named on the sync
+state, and the backfill goes on: one malformed product must not hold back the other
+9,999. A page on which nothing could be read still fails the sync (see
+``connectors.pages``), since that means the platform changed, not one bad record.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +22,7 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from connectors.errors import AuthFailed, ConnectorError, NotSupported, RateLimited
+from connectors.records import Rejected
 from plugin import shops
 from plugin.extensions import db
 from plugin.ingestion import mapping
@@ -33,6 +39,10 @@ RESOURCES: dict[str, tuple[str, Callable]] = {
 }
 
 
+#: How many rejected records a sync state names (the count covers them all).
+KEEP_REJECTED = 20
+
+
 @dataclass
 class SyncResult:
     resource: str
@@ -41,6 +51,7 @@ class SyncResult:
     finished: bool = False
     error: str | None = None
     retry_after: float | None = None
+    skipped: int = 0
 
 
 def sync_state(shop_id: str, resource: str) -> SyncState:
@@ -68,8 +79,8 @@ def run_sync(
     if "backfill" not in connector.meta.capabilities:
         raise NotSupported(f"{shop.platform} has no backfill API")
     state = sync_state(shop_id, resource)
-    if state.cursor is None:
-        state.done = 0  # a fresh pass (first backfill or an incremental run)
+    if state.cursor is None:  # a fresh pass (first backfill or an incremental run)
+        state.done, state.skipped, state.rejected = 0, 0, []
     state.status, state.last_error = "running", None
     db.session.commit()
     result = SyncResult(resource)
@@ -84,6 +95,12 @@ def run_sync(
                 updated = getattr(record, "updated_at", None)
                 if updated is not None and (newest is None or updated > newest):
                     newest = updated
+            if page.rejected:
+                _note_rejected(state, page.rejected)
+                result.skipped += len(page.rejected)
+                log.warning("sync.rejected", extra={
+                    "shop_id": shop_id, "resource": resource,
+                    "record_ids": [r.record_id for r in page.rejected][:KEEP_REJECTED]})
             state.cursor = page.next_cursor
             state.done += len(page.items)
             db.session.commit()  # rows + cursor together
@@ -124,9 +141,17 @@ def run_sync(
     return result
 
 
+def _note_rejected(state: SyncState, rejected: Sequence[Rejected]) -> None:
+    """Count a page's unreadable records and keep the latest ``KEEP_REJECTED`` named."""
+    state.skipped = (state.skipped or 0) + len(rejected)
+    named = [{"id": r.record_id, "reason": r.reason} for r in rejected]
+    state.rejected = ([*(state.rejected or []), *named])[-KEEP_REJECTED:]
+
+
 def sync_progress(shop_id: str) -> list[dict]:
     """Per-resource state for the admin page's progress bars."""
     rows = db.session.scalars(sa.select(SyncState).filter_by(shop_id=shop_id))
     return [{"resource": s.resource, "status": s.status, "done": s.done, "total": s.total,
              "last_error": s.last_error, "updated_at": s.updated_at,
-             "watermark": s.watermark} for s in rows]
+             "watermark": s.watermark, "skipped": s.skipped or 0,
+             "rejected": list(s.rejected or [])} for s in rows]

@@ -63,6 +63,10 @@ class SyncState(db.Model):
     done: Mapped[int] = mapped_column(default=0)
     total: Mapped[int | None] = mapped_column(nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # records of this pass the platform sent but no parser could read: counted, and the
+    # latest few named, so a merchant can fix them at the source
+    skipped: Mapped[int] = mapped_column(default=0, server_default="0")
+    rejected: Mapped[list[dict[str, str | None]] | None] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (UniqueConstraint("shop_id", "resource", name="uq_sync_shop_resource"),)

@@ -143,8 +143,11 @@ class ConnectorContract:
         raise NotImplementedError
 
     def add_product_page(
-        self, rsps: responses.RequestsMock, index: int, ids: list[str], last: bool
+        self, rsps: responses.RequestsMock, index: int, ids: list[str], last: bool,
+        broken: frozenset[str] = frozenset(),
     ) -> None:
+        """Queue page ``index`` of products ``ids``; those in ``broken`` carry an
+        unparsable ``updatedAt``."""
         raise NotImplementedError
 
     # -- helpers ----------------------------------------------------------------------------
@@ -322,6 +325,27 @@ class ConnectorContract:
         with responses.RequestsMock() as rsps:
             rsps.add(method, url, body="<html>oops</html>", status=200)
             with pytest.raises(ConnectorError):
+                next(iter(self.make_connector(self._session(delays)).iter_products()))
+
+    def test_contract_backfill_sets_an_unreadable_record_aside(self, delays) -> None:
+        if not self._has_backfill():
+            return self.test_contract_backfill_resumes_from_cursor(delays)
+        first, bad = PAGES[0][-1], PAGES[0][0]
+        with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+            self.add_product_page(rsps, 0, PAGES[0], False, broken=frozenset({bad}))
+            page = next(iter(self.make_connector(self._session(delays)).iter_products()))
+        assert [p.external_id for p in page.items] == [first]
+        [rejected] = page.rejected
+        assert rejected.record_id and bad in rejected.record_id
+        assert "updated" in rejected.reason.lower()
+        assert page.next_cursor  # the page still moves the backfill on
+
+    def test_contract_backfill_page_of_only_unreadable_records_fails(self, delays) -> None:
+        if not self._has_backfill():
+            return self.test_contract_backfill_resumes_from_cursor(delays)
+        with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+            self.add_product_page(rsps, 0, PAGES[0], False, broken=frozenset(PAGES[0]))
+            with pytest.raises(InvalidPayload):
                 next(iter(self.make_connector(self._session(delays)).iter_products()))
 
     def test_contract_no_tokens_in_logs(self, delays, caplog) -> None:

@@ -105,7 +105,7 @@ class TestSaleorConnector(ConnectorContract):
     def api_endpoint(self):
         return "POST", API_URL
 
-    def add_product_page(self, rsps, index, ids, last):
+    def add_product_page(self, rsps, index, ids, last, broken=frozenset()):
         node = json.loads(fixture("product_updated.json"))["product"]
 
         def match(request):
@@ -116,7 +116,9 @@ class TestSaleorConnector(ConnectorContract):
         rsps.post(API_URL, json={"data": {"products": {
             "pageInfo": {"hasNextPage": not last,
                          "endCursor": None if last else f"YXJyYXljb25uZWN0aW9uOj{index + 1}"},
-            "edges": [{"node": {**node, "id": pid}} for pid in ids],
+            "edges": [{"node": {**node, "id": pid,
+                                **({"updatedAt": "someday"} if pid in broken else {})}}
+                      for pid in ids],
         }}}, match=[match])
 
     # -- signatures -------------------------------------------------------------------------

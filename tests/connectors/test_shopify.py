@@ -137,7 +137,7 @@ class TestShopifyConnector(ConnectorContract):
     def api_endpoint(self):
         return "POST", GRAPHQL
 
-    def add_product_page(self, rsps, index, ids, last):
+    def add_product_page(self, rsps, index, ids, last, broken=frozenset()):
         rsps.post(
             GRAPHQL,
             json={
@@ -146,7 +146,9 @@ class TestShopifyConnector(ConnectorContract):
                     "products": {
                         "pageInfo": {"hasNextPage": not last,
                                      "endCursor": None if last else f"cur{index + 1}"},
-                        "nodes": [product_node(pid) for pid in ids],
+                        "nodes": [{**product_node(pid), **({"updatedAt": "someday"}
+                                                           if pid in broken else {})}
+                                  for pid in ids],
                     },
                 },
                 "extensions": {"cost": {"requestedQueryCost": 112, "actualQueryCost": 60}},

@@ -73,6 +73,24 @@ def test_bulk_export_is_stitched_paged_and_resumable() -> None:
     assert ids == [str(i) for i in range(1, 301)] and rest[-1].next_cursor is None
 
 
+def test_unreadable_products_are_named_once_across_a_resume() -> None:
+    rows = jsonl(300).splitlines()
+    bad = json.loads(rows[4])  # product 3 (every product is followed by its variant)
+    rows[4] = json.dumps({**bad, "updatedAt": "someday"})
+    body = "\n".join(rows) + "\n"
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=poll("COMPLETED", EXPORT))
+        rsps.get(EXPORT, body=body)
+        first = next(connector([]).iter_products(cursor=f"bulk:{OP}:0"))
+    assert [r.record_id for r in first.rejected] == ["gid://shopify/Product/3"]
+    assert "3" not in [p.external_id for p in first.items] and len(first.items) == 250
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=poll("COMPLETED", EXPORT))
+        rsps.get(EXPORT, body=body)
+        rest = list(connector([]).iter_products(cursor=first.next_cursor))
+    assert [len(p.items) for p in rest] == [49] and rest[0].rejected == ()
+
+
 def test_empty_shop_yields_one_empty_last_page() -> None:
     with responses.RequestsMock(registry=OrderedRegistry) as rsps:
         rsps.post(GRAPHQL, json=poll("COMPLETED", None))

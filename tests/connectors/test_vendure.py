@@ -132,7 +132,7 @@ class TestVendureConnector(ConnectorContract):
         item["updatedAt"] = f"2026-01-01T00:{minute:02d}:00.000Z"
         return item
 
-    def add_product_page(self, rsps, index, ids, last):
+    def add_product_page(self, rsps, index, ids, last, broken=frozenset()):
         # Cursor after page k: watermark = updatedAt of its last item, skip 1 (one item there).
         expected_after = {0: None, 1: "2026-01-01T00:01:59.999", 2: "2026-01-01T00:03:59.999"}
 
@@ -145,6 +145,9 @@ class TestVendureConnector(ConnectorContract):
             return after is not None and after.startswith(want) and options["skip"] == 1
 
         items = [self._page_item(pid) for pid in ids]
+        for item in items:
+            if item["id"] in broken:
+                item["updatedAt"] = "someday"
         rsps.add(
             "POST",
             API_URL,

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 import connectors
 from connectors.base import Connector, ConnectorMeta
 from connectors.errors import AuthFailed, NotSupported, RateLimited
-from connectors.records import LineItem, Order, Page, Product
+from connectors.records import LineItem, Order, Page, Product, Rejected
 from plugin import shops
 from plugin.extensions import db
-from plugin.ingestion.sync import run_sync, sync_progress
+from plugin.ingestion.sync import KEEP_REJECTED, run_sync, sync_progress
 from plugin.models import Interaction, SyncState
 from plugin.models import Product as ProductRow
 
@@ -31,6 +31,8 @@ class PagedFakeConnector(Connector):
     fail_after_pages: int | None = None
     fault: Exception | None = None
     calls: list[str | None] = []
+    #: page number -> records on it the "platform" sent but could not be read
+    rejected: dict[int, tuple[Rejected, ...]] = {}
 
     def verify_webhook(self, headers, raw_body, *, now=None):
         raise AssertionError("not used")
@@ -45,7 +47,8 @@ class PagedFakeConnector(Connector):
             if self.fail_after_pages is not None and pages >= self.fail_after_pages:
                 raise self.fault
             nxt = lo + 10
-            yield Page(items=CATALOG[lo:nxt], next_cursor=str(nxt) if nxt < len(CATALOG) else None)
+            yield Page(items=CATALOG[lo:nxt], next_cursor=str(nxt) if nxt < len(CATALOG) else None,
+                       rejected=self.rejected.get(lo // 10, ()))
 
     def iter_orders(self, since=None, cursor=None):
         orders = [Order(external_id=f"o{i}", created_at=T0 + timedelta(days=i),
@@ -62,6 +65,7 @@ def fake_shop(app, monkeypatch):
     monkeypatch.setitem(connectors._registry, "pagedfake", PagedFakeConnector)
     PagedFakeConnector.fail_after_pages, PagedFakeConnector.fault = None, None
     PagedFakeConnector.calls = []
+    PagedFakeConnector.rejected = {}
     shop = shops.create_shop("pagedfake", "fake.example")
     db.session.commit()
     return shop
@@ -131,3 +135,78 @@ def test_platform_without_backfill_is_not_supported(shop):
 def test_unknown_resource_is_rejected(fake_shop):
     with pytest.raises(ValueError):
         run_sync(fake_shop.id, "widgets")
+
+
+def _bad(n: int, start: int = 0) -> tuple[Rejected, ...]:
+    return tuple(Rejected(f"bad{i}", "price is not a number") for i in range(start, start + n))
+
+
+def test_unreadable_records_are_counted_named_and_do_not_stop_the_backfill(fake_shop):
+    PagedFakeConnector.rejected = {0: _bad(2), 2: _bad(1, start=2)}
+    result = run_sync(fake_shop.id, "products")
+    assert (result.records, result.skipped, result.finished) == (25, 3, True)
+    assert _count(ProductRow) == 25  # every readable record landed
+    [row] = sync_progress(fake_shop.id)
+    assert row["status"] == "idle" and row["skipped"] == 3
+    assert [r["id"] for r in row["rejected"]] == ["bad0", "bad1", "bad2"]
+    assert row["rejected"][0]["reason"] == "price is not a number"
+
+
+def test_rejections_survive_a_resume_and_reset_on_the_next_pass(fake_shop):
+    PagedFakeConnector.rejected = {0: _bad(1), 1: _bad(1, start=1)}
+    run_sync(fake_shop.id, "products", max_pages=1)  # the process "dies" here
+    run_sync(fake_shop.id, "products")  # resumes the same pass
+    [row] = sync_progress(fake_shop.id)
+    assert row["skipped"] == 2 and [r["id"] for r in row["rejected"]] == ["bad0", "bad1"]
+    PagedFakeConnector.rejected = {}  # fixed at the source: the next pass is clean
+    run_sync(fake_shop.id, "products")
+    [row] = sync_progress(fake_shop.id)
+    assert (row["skipped"], row["rejected"]) == (0, [])
+
+
+def test_only_the_latest_rejections_are_named_but_all_are_counted(fake_shop):
+    PagedFakeConnector.rejected = {0: _bad(15), 1: _bad(15, start=15)}
+    run_sync(fake_shop.id, "products")
+    [row] = sync_progress(fake_shop.id)
+    assert row["skipped"] == 30 and len(row["rejected"]) == KEEP_REJECTED
+    assert row["rejected"][-1]["id"] == "bad29" and row["rejected"][0]["id"] == "bad10"
+
+
+def test_dashboard_names_skipped_records(app, client, fake_shop):
+    from tests.admin.conftest import sign_in
+
+    PagedFakeConnector.rejected = {0: (Rejected("gid://x/Product/9", "price is not a number"),)}
+    run_sync(fake_shop.id, "products")
+    sign_in(app, client, fake_shop)
+    html = client.get("/admin/").get_data(as_text=True)
+    assert "1 record skipped" in html and "gid://x/Product/9" in html
+    data = client.get("/admin/progress.json").get_json()
+    assert data["syncs"][0]["skipped"] == 1
+
+
+def test_shopify_backfill_with_one_unreadable_product_stores_the_rest(app):
+    """Real connector, real mapping, real database: only Shopify's HTTP is mocked."""
+    import responses
+
+    from connectors.base import Credentials
+    from connectors.http import make_session
+    from connectors.shopify.client import API_VERSION
+    from tests.connectors.test_shopify import product_node
+
+    domain = "skipper.myshopify.com"
+    shop = shops.create_shop("shopify", domain, Credentials(
+        domain, access_token="shpat_test", extra={"currency": "GBP"}))
+    db.session.commit()
+    nodes = [product_node("1"), {**product_node("2"), "updatedAt": "someday"}, product_node("3")]
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"https://{domain}/admin/api/{API_VERSION}/graphql.json", json={"data": {
+            "shop": {"currencyCode": "GBP"},
+            "products": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": nodes}}})
+        result = run_sync(shop.id, "products", session=make_session(sleep=lambda s: None))
+    assert (result.records, result.skipped, result.finished) == (2, 1, True)
+    stored = db.session.scalars(sa.select(ProductRow.external_id).filter_by(shop_id=shop.id))
+    assert sorted(stored) == ["1", "3"]
+    [row] = sync_progress(shop.id)
+    assert row["rejected"] == [{"id": "gid://shopify/Product/2",
+                                "reason": "updatedAt is not a datetime "
+                                          "(updatedAt: not an ISO-8601 string)"}]
