@@ -57,6 +57,11 @@ def doc(
     return wrap
 
 
+def is_page(view: Callable | None) -> bool:
+    """True for a view documented as an HTML page (its errors are HTML too)."""
+    return (getattr(view, _DOC_ATTR, None) or {}).get("content_type") == HTML
+
+
 def build_spec(app: Flask) -> dict[str, Any]:
     """Walk the URL map; every documented rule becomes a path operation."""
     marshmallow_plugin = MarshmallowPlugin()

@@ -8,6 +8,7 @@ from typing import Any
 from flask import (
     Blueprint,
     Response,
+    current_app,
     flash,
     g,
     jsonify,
@@ -23,9 +24,9 @@ from marshmallow import ValidationError
 from plugin import privacy, shops
 from plugin.admin import auth, charts, forms, stats
 from plugin.admin import settings as settings_service
-from plugin.errors import BadRequest, Unauthorized, error_response
+from plugin.errors import BadRequest, ShopkeeperError, Unauthorized, error_response
 from plugin.extensions import db
-from plugin.openapi import HTML, doc
+from plugin.openapi import HTML, doc, is_page
 from plugin.webhooks import inbox
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -61,17 +62,30 @@ def _csrf_failed(err: CSRFError):
     return _page_error(400, "The form expired or did not come from this page; reload it.")
 
 
+def _wants_json() -> bool:
+    """JSON for API callers and for the views that answer JSON; pages get pages."""
+    return request.accept_mimetypes.best == "application/json" \
+        or not is_page(current_app.view_functions.get(request.endpoint or ""))
+
+
 @bp.errorhandler(Unauthorized)
 def _unauthorized(err: Unauthorized):
-    if request.accept_mimetypes.best == "application/json" or request.path.endswith(".json") \
-            or request.endpoint == "admin.saleor_session":
+    if _wants_json():
         return error_response(err.code, err.message, err.errors)
     return render_template("admin/login.html", error=err.message,
                            csrf_token=generate_csrf()), 401
 
 
-def _page_error(code: int, message: str):
-    return render_template("admin/error.html", message=message), code
+@bp.errorhandler(ShopkeeperError)
+def _failed(err: ShopkeeperError):
+    """A merchant who submits an empty form gets the page saying so, not a JSON body."""
+    if _wants_json():
+        return error_response(err.code, err.message, err.errors)
+    return _page_error(err.code, err.message, err.errors)
+
+
+def _page_error(code: int, message: str, errors: dict | None = None):
+    return render_template("admin/error.html", message=message, errors=errors or {}), code
 
 
 def _shop():

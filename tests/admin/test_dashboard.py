@@ -111,6 +111,18 @@ def test_privacy_export_and_erase(app, client, shop, other_shop):
         Interaction.shop_id == other_shop.id)) == 1
 
 
+def test_an_empty_privacy_form_answers_with_the_admin_page(app, client, shop):
+    token = sign_in(app, client, shop)
+    r = client.post("/admin/privacy/erase", data={"csrf_token": token, "customer": " "},
+                    headers={"Referer": "http://localhost/admin/privacy"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400 and r.mimetype == "text/html"
+    assert "Which customer?" in html and "<strong>customer</strong>: Missing." in html
+    assert 'href="http://localhost/admin/privacy"' in html  # back to where they were
+    api = client.get("/admin/privacy/export?customer=", headers={"Accept": "application/json"})
+    assert api.status_code == 400 and api.get_json()["errors"] == {"customer": ["Missing."]}
+
+
 def test_erasing_the_shop_needs_the_domain_typed(app, client, shop):
     from plugin.models import Shop
 

@@ -44,7 +44,11 @@ def test_nul_in_a_beacon_body_sent_as_text_is_400(client, shop):
 
 def test_nul_in_an_admin_form_is_400(app, client, shop):
     csrf = sign_in(app, client, shop)
-    r = client.post("/admin/privacy/erase", data={"csrf_token": csrf, "customer": "c\x001"})
+    form = {"csrf_token": csrf, "customer": "c\x001"}
+    page = client.post("/admin/privacy/erase", data=form)  # a browser: the admin page says so
+    assert page.status_code == 400 and page.mimetype == "text/html"
+    assert "NUL character" in page.get_data(as_text=True)
+    r = client.post("/admin/privacy/erase", data=form, headers={"Accept": "application/json"})
     _refused(r, "form")
 
 
