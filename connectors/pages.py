@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from connectors.errors import InvalidPayload
 from connectors.records import Rejected
 
-__all__ = ["MAX_REASON", "convert_nodes"]
+__all__ = ["MAX_REASON", "RECORD_ERRORS", "convert_nodes"]
 
 T = TypeVar("T")
 

@@ -25,6 +25,7 @@ from connectors import register
 from connectors.base import Connector, ConnectorMeta, Credentials
 from connectors.errors import InvalidPayload, TransientError
 from connectors.generic.webhooks import verify_signature
+from connectors.pages import RECORD_ERRORS
 from connectors.records import (
     Cart,
     Customer,
@@ -112,7 +113,16 @@ class VendureConnector(Connector):
         """
         if not event.needs_fetch or event.record is None:
             return event
-        fetched = self._fetch(event)
+        try:
+            fetched = self._fetch(event)
+        except RECORD_ERRORS as exc:
+            if isinstance(exc, InvalidPayload):
+                raise
+            # an answer of an unexpected shape: a connector error naming the record, not a
+            # bare TypeError, so the inbox keeps a reason the admin page can show
+            kind = type(event.record).__name__.lower()
+            raise InvalidPayload(f"unexpected {kind} from Vendure",
+                                 {kind: [f"{type(exc).__name__}: {exc}"[:200]]}) from None
         record = fetched.record
         at = event.occurred_at
         if at is not None and isinstance(record, Product | Customer | Order | Cart):

@@ -210,6 +210,16 @@ class TestVendureConnector(ConnectorContract):
         assert product.updated_at == newest > datetime.fromisoformat(variant["updatedAt"])
 
     @responses.activate
+    def test_fetch_answer_of_an_unexpected_shape_is_invalid_payload(self) -> None:
+        raw = load("admin_product.json")
+        raw["data"]["product"]["collections"] = ["Kitchen"]  # names, not {"name": ...}
+        responses.add("POST", API_URL, json=raw, match=[gql("Product")])
+        with pytest.raises(InvalidPayload) as err:
+            connector().fetch_event_record(parsed("stock.movement", delivery("stock.movement")))
+        assert err.value.message == "unexpected product from Vendure"
+        assert err.value.errors["product"][0].startswith("TypeError")
+
+    @responses.activate
     def test_fetch_of_deleted_product_becomes_deletion(self) -> None:
         responses.add("POST", API_URL, json=load("admin_product_missing.json"))
         event = connector().fetch_event_record(parsed("stock.movement", delivery("stock.movement")))

@@ -97,3 +97,80 @@ def test_hostile_platform_payloads_are_refused_or_stored(app, platform):
 
     check()
     assert outcomes["refused"] >= 5 and outcomes["stored"] >= 5, outcomes  # both branches ran
+
+
+#: Vendure's deliveries are thin (ids only): the record comes back from its Admin API, so
+#: that answer is what is fuzzed. (thin delivery topic, captured fetch answer, its root)
+VENDURE_FETCHES = [("product.updated", "admin_product.json", "product"),
+                   ("order.placed", "admin_order.json", "order"),
+                   ("customer.created", "admin_customer.json", "customer")]
+
+
+@st.composite
+def vendure_fetches(draw) -> tuple[str, dict[str, Any]]:
+    """A captured Admin API answer with one to three leaves of its record made hostile."""
+    topic, name, root = draw(st.sampled_from(VENDURE_FETCHES))
+    answer = json.loads((FIXTURES / "vendure" / name).read_text())
+    for _ in range(draw(st.integers(1, 3))):
+        node: Any = answer["data"][root]
+        while True:
+            keys = sorted(node) if isinstance(node, dict) else range(len(node))
+            if not keys:
+                break
+            key = draw(st.sampled_from(list(keys)))
+            child = node[key]
+            if isinstance(child, dict | list) and child and draw(st.booleans()):
+                node = child
+                continue
+            node[key] = copy.deepcopy(draw(HOSTILE))
+            break
+    return topic, answer
+
+
+def test_hostile_vendure_fetch_answers_are_refused_or_stored(app):
+    """A thin delivery whose fetched record is hostile: a connector error (the inbox retries
+    it, then keeps it as dead with the error, for the admin's retry button), or stored."""
+    import responses
+
+    from connectors.errors import ConnectorError
+    from connectors.generic import sign_payload
+
+    api = "https://fuzz.vendure.example/admin-api"
+    shop = make_shop("vendure", "fuzz.vendure.example")
+    connector = connectors.get("vendure")(Credentials(shop.domain, webhook_secret="s",
+                                                      access_token="tok", api_url=api))
+    deliveries = {d["topic"]: d["body"].encode()
+                  for d in json.loads((FIXTURES / "vendure" / "webhooks.json").read_text())}
+    outcomes = {"refused": 0, "stored": 0}
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(vendure_fetches())
+    def check(case: tuple[str, dict[str, Any]]) -> None:
+        topic, answer = case
+        body = deliveries[topic]
+        headers = {"X-Shopkeeper-Topic": topic, "X-Shopkeeper-Delivery-Id": "fuzz",
+                   **sign_payload("s", body, 1_800_000_000)}
+        thin = connector.parse_webhook(headers, body)
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            rsps.post(api, json=answer)
+            try:
+                event = connector.fetch_event_record(thin)
+            except ConnectorError:
+                outcomes["refused"] += 1
+                return
+            try:
+                apply_event(shop, event)
+                db.session.commit()
+            except ConnectorError:
+                db.session.rollback()
+                outcomes["refused"] += 1
+                return
+            except Exception as exc:
+                db.session.rollback()
+                raise AssertionError(f"{topic} fetched but failed to apply: {exc!r}\n"
+                                     f"{answer}") from None
+        outcomes["stored"] += 1
+
+    check()
+    assert outcomes["refused"] >= 5 and outcomes["stored"] >= 5, outcomes
