@@ -221,7 +221,9 @@ def sync_cmd(shop_id: str, resources: tuple[str, ...]) -> None:
             click.echo(f"{resource}: failed after {result.records} records: {result.error}",
                        err=True)
         else:
-            click.echo(f"{resource}: {result.records} records"
+            skipped = (f", {result.skipped} unreadable and skipped (see the dashboard)"
+                       if result.skipped else "")
+            click.echo(f"{resource}: {result.records} records{skipped}"
                        f"{'' if result.finished else ' (paused, will resume)'}")
     if failed:
         sys.exit(1)

@@ -210,3 +210,13 @@ def test_shopify_backfill_with_one_unreadable_product_stores_the_rest(app):
     assert row["rejected"] == [{"id": "gid://shopify/Product/2",
                                 "reason": "updatedAt is not a datetime "
                                           "(updatedAt: not an ISO-8601 string)"}]
+
+
+def test_sync_command_reports_skipped_records(runner, fake_shop):
+    from plugin.cli import main
+
+    PagedFakeConnector.rejected = {1: _bad(2)}
+    r = runner.invoke(main, ["sync", "--shop", fake_shop.id, "--resource", "products"],
+                      catch_exceptions=False)
+    assert r.exit_code == 0
+    assert "products: 25 records, 2 unreadable and skipped (see the dashboard)" in r.output
