@@ -31,6 +31,7 @@ from plugin.offers.candidates import CENT, Line
 from plugin.offers.catalog import categories_of, complements_for
 from plugin.offers.learning import model_for
 from plugin.offers.policy import ConversionModel, Situation, choose
+from plugin.offers.pricing import trusted_cart
 from plugin.offers.settings import Guardrails, guardrails_from
 from plugin.offers.tokens import OfferClaims, OfferTokenInvalid, cart_hash, sign_offer, verify_offer
 from plugin.shops import connector_for
@@ -84,6 +85,11 @@ def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = Fals
     recent = _recent_quote(shop.id, shopper_id, chash, now, rails)
     if recent is not None:
         return _answer(recent, recent.status, progress)
+    # the token binds the cart as reported; its value for the offer is capped by the catalogue
+    cart, refused = trusted_cart(shop.id, cart)
+    if refused is not None:
+        log.info("offers.cart_refused", extra={"shop_id": shop.id, "why": refused})
+        return _answer(None, refused, progress)
     facts = funnel.gather(shop.id, shopper_id, has_cart=bool(cart.lines),
                           cart_changed_at=cart_changed_at)
     stage = funnel.classify(facts, rails, now)

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from plugin.extensions import db
 from plugin.models import Interaction
@@ -34,10 +35,30 @@ def make_idle(shop_id: str, shopper: str = SHOPPER, minutes: int = 120) -> None:
     db.session.commit()
 
 
+#: Products the test carts name, listed above any price a test reports: offers value a
+#: line at the lower of the reported and the catalogue price (plugin/offers/pricing.py).
+LISTED = ("p1", "p2", "p3", "a", "b")
+
+
+def stock(shop_id: str, ids: tuple[str, ...] = LISTED, *, price: str = "10000.00",
+          currency: str = "GBP") -> None:
+    """Put ``ids`` in the shop's mirrored catalogue (skipping those already there)."""
+    from plugin.models import Product
+
+    known = set(db.session.scalars(sa.select(Product.external_id).where(
+        Product.shop_id == shop_id, Product.external_id.in_(ids))))
+    db.session.add_all(Product(shop_id=shop_id, external_id=pid, title=f"Product {pid}",
+                               price=Decimal(price), currency=currency, categories=[], tags=[],
+                               source_updated_at=utcnow())
+                       for pid in ids if pid not in known)
+    db.session.commit()
+
+
 def configure(shop, **offers: Any) -> None:
     shop.settings = {**(shop.settings or {}), "offers_enabled": True, "holdout_share": 0.0,
                      "offers": {**OFFER_SETTINGS, **offers}}
     db.session.commit()
+    stock(shop.id)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from connectors.base import Credentials
 from plugin import shops
 from plugin.api.identity import TOKEN_HEADER, mint_customer_token
 from plugin.extensions import db
-from plugin.ingestion import mapping
+from plugin.ingestion.sync import run_sync
 from plugin.models import Customer, Interaction, Order, OrderLine, Product, Shop, WebhookDelivery
 from plugin.webhooks.inbox import process_inbox
 from tests.offers.conftest import SHOPPER, cart_body, configure, make_idle
@@ -90,12 +90,8 @@ def _row(model, shop: Shop, external_id: str):
 def test_backfill_then_webhooks_fill_shopkeeper(
     vendure_peer, vendure_admin, receiver, shopkeeper_url, vendure_shop, app
 ) -> None:
-    connector = shops.connector_for(vendure_shop)
-    # Backfill (plugin/ingestion has no sync module yet: upsert the pages directly).
-    for page in connector.iter_products():
-        for product in page.items:
-            mapping.upsert_product(vendure_shop.id, product)
-        db.session.commit()
+    backfill = run_sync(vendure_shop.id, "products")  # the real resumable backfill
+    assert backfill.finished and backfill.error is None and backfill.skipped == 0
     count = db.session.scalar(
         sa.select(sa.func.count()).select_from(Product).filter_by(shop_id=vendure_shop.id)
     )
@@ -217,6 +213,8 @@ def test_accepted_offer_is_a_real_vendure_coupon(
     vendure_peer, vendure_admin, shopkeeper_url, vendure_shop, app
 ) -> None:
     configure(vendure_shop)  # offers on, no holdout, 15 % max discount, budgets
+    # offers value a cart by the mirrored catalogue (the laptop lists far above 60 USD)
+    assert run_sync(vendure_shop.id, "products").finished
     make_idle(vendure_shop.id, SHOPPER)  # an idle cart: the stage where offers are made
     cart = cart_body(price="60.00", quantity=2, product="1", currency="USD")
     url = f"{shopkeeper_url}/api/v1/offers"
