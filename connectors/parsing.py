@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.errors import InvalidPayload
 
-__all__ = ["MAX_AMOUNT", "check_amount", "holds_nul", "load_json_object", "parse_datetime",
-           "to_decimal", "utc_from_timestamp"]
+__all__ = ["MAX_AMOUNT", "MAX_JSON_DEPTH", "check_amount", "decode_json", "holds_nul",
+           "load_json_object", "parse_datetime", "to_decimal", "too_deep", "utc_from_timestamp"]
 
 #: The largest amount a record may carry. The database's money columns (numeric(14,4))
 #: hold ten times this, so order totals built from such amounts stay in range; a larger
@@ -18,22 +19,50 @@ __all__ = ["MAX_AMOUNT", "check_amount", "holds_nul", "load_json_object", "parse
 MAX_AMOUNT = Decimal(10**9)
 
 
+#: Deepest nesting a JSON body may have. Real payloads stay under ten levels; a body
+#: nested hundreds deep made the decoder (or a recursive walk) raise RecursionError: a 500.
+MAX_JSON_DEPTH = 64
+
+
+def _walk(value: Any) -> Iterator[tuple[Any, int]]:
+    """Every value in a decoded JSON document (keys included) with its depth, iteratively."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        yield node, depth
+        if isinstance(node, dict):
+            stack.extend((k, depth) for k in node)
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
 def holds_nul(value: Any) -> bool:
     """True if any string in a decoded JSON value (keys included) holds U+0000, which
     PostgreSQL text cannot store."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(holds_nul(v) for v in value)
-    return False
+    return any(isinstance(v, str) and "\x00" in v for v, _ in _walk(value))
+
+
+def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if containers in a decoded JSON value nest deeper than ``limit``."""
+    return any(depth > limit for v, depth in _walk(value) if isinstance(v, dict | list))
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """``json.loads`` that refuses, as ``ValueError``, what would otherwise recurse too deep."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if too_deep(data):
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
 
 
 def load_json_object(raw_body: bytes) -> dict[str, Any]:
     """Decode a webhook body that must be a JSON object, else ``InvalidPayload``."""
     try:
-        data = json.loads(raw_body)
+        data = decode_json(raw_body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidPayload("body is not valid JSON", {"_body": [str(exc)]}) from None
     if not isinstance(data, dict):

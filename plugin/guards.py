@@ -1,4 +1,4 @@
-"""Refuse NUL characters at the edge.
+"""Refuse NUL characters, and JSON nested too deeply to walk, at the edge.
 
 PostgreSQL text cannot hold U+0000: the driver raised on any id, name or query that
 carried one, and the request ended in a 500 (SQLite stored it silently). No id, name or
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from connectors.parsing import holds_nul
+from connectors.parsing import MAX_JSON_DEPTH, holds_nul, too_deep
 from plugin.errors import BadRequest
 
 _NUL = "\x00"
@@ -29,8 +29,19 @@ def refuse_nul() -> None:
         if request.mimetype in _FORMS:
             if any(_NUL in k or _NUL in v for k, v in request.form.items(multi=True)):
                 where.append("form")
-        elif holds_nul(request.get_json(force=True, silent=True)):
-            where.append("body")
+        else:
+            try:
+                body = request.get_json(force=True, silent=True)
+            except RecursionError:
+                body = None
+                deep = True
+            else:
+                deep = too_deep(body)
+            if deep:
+                raise BadRequest("The JSON body is nested too deeply.", {"_body": [
+                    f"At most {MAX_JSON_DEPTH} levels of arrays and objects."]})
+            if holds_nul(body):
+                where.append("body")
     if where:
         raise BadRequest("The request holds a NUL character.",
                          {part: ["NUL characters are not allowed."] for part in where})

@@ -6,13 +6,12 @@ so one mapping serves both webhooks and backfill. Ids stay Saleor's base64 globa
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from connectors.errors import InvalidPayload
-from connectors.parsing import parse_datetime, to_decimal
+from connectors.parsing import decode_json, parse_datetime, to_decimal
 from connectors.records import Cart, Customer, LineItem, Order, Product, Variant
 
 __all__ = [
@@ -29,7 +28,7 @@ def editorjs_text(description: Any) -> str:
     if not description:
         return ""
     try:
-        data = json.loads(description) if isinstance(description, str) else description
+        data = decode_json(description) if isinstance(description, str) else description
         blocks = data.get("blocks", [])
         return "\n".join(
             str(b.get("data", {}).get("text", "")) for b in blocks if isinstance(b, dict)

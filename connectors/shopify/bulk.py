@@ -7,13 +7,13 @@ from the same export while its URL is still valid (7 days).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from connectors.errors import ConnectorError, InvalidPayload, TransientError
 from connectors.pages import convert_nodes
+from connectors.parsing import decode_json
 from connectors.records import Page, Product, Rejected
 from connectors.shopify import mapping
 from connectors.shopify.client import ShopifyGraphQL
@@ -90,7 +90,7 @@ def _products(
     for line in lines:
         if not line.strip():
             continue
-        row = json.loads(line)
+        row = decode_json(line)
         parent = row.pop("__parentId", None)
         if parent is None:
             row["variants"] = {"nodes": []}

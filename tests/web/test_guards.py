@@ -80,3 +80,50 @@ def test_a_cart_total_beyond_the_money_columns_is_422(client, shop):
     r = quote(client, shop, {**cart_body(), "lines": lines})
     assert r.status_code == 422
     assert "lines" in r.get_json()["errors"]["cart"]
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/offers/quote", "/api/register",
+                                  "/demo/api/token"])
+@pytest.mark.parametrize("depth", [65, 600, 50_000])
+def test_json_nested_too_deep_is_400_not_500(client, shop, path, depth):
+    body = '{"events": ' + _nested(depth) + "}"
+    r = client.post(f"{path}?key={shop.widget_key}", data=body,
+                    content_type="application/json", headers=headers())
+    assert r.status_code == 400, r.get_data(as_text=True)[:200]
+    assert r.get_json()["message"] == "The JSON body is nested too deeply."
+
+
+def test_json_nested_to_the_limit_reaches_validation(client, shop):
+    from connectors.parsing import MAX_JSON_DEPTH
+
+    body = '{"events": ' + _nested(MAX_JSON_DEPTH - 1) + "}"
+    r = client.post(f"/api/v1/events?key={shop.widget_key}", data=body,
+                    content_type="application/json", headers=headers())
+    assert r.status_code == 422  # the schema speaks: not an event
+
+
+@pytest.mark.parametrize("depth", [600, 50_000])
+def test_a_signed_delivery_nested_too_deep_is_400_and_not_stored(client, shop, shop_secret,
+                                                                  depth):
+    raw = ('{"id": ' + _nested(depth) + ', "title": "x"}').encode()
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", None, raw=raw)
+    assert r.status_code == 400 and "nested deeper" in r.get_json()["errors"]["_body"][0]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(WebhookDelivery)) == 0
+
+
+def test_the_walks_are_iterative():
+    from connectors.parsing import decode_json, holds_nul, too_deep
+
+    deep: list = []
+    node = deep
+    for _ in range(100_000):  # far past the interpreter's recursion limit
+        node.append([])
+        node = node[0]
+    node.append("a\x00b")
+    assert holds_nul(deep) and too_deep(deep) and not too_deep([[["x"]]], limit=3)
+    with pytest.raises(ValueError, match="nested deeper"):
+        decode_json(_nested(100_000))
