@@ -144,9 +144,15 @@ class OrderSchema(_Base):
     currency = fields.String(required=True, validate=_currency)
     discount_codes = fields.List(fields.String(), load_default=list)
     lines = fields.List(fields.Nested(LineSchema), required=True)
+    # what the customer paid (after discounts, with tax and shipping); without it the
+    # lines' sum stands in, so a store's revenue is never zero for want of a field
+    total = DecimalString(load_default=None, allow_none=True)
 
     @post_load
     def make(self, data: dict[str, Any], **kwargs: Any) -> Order:
+        total = data["total"]
+        if total is None:
+            total = sum((ln.price * ln.quantity for ln in data["lines"]), Decimal(0))
         return Order(
             external_id=data["id"],
             created_at=data["created_at"].astimezone(UTC),
@@ -155,6 +161,7 @@ class OrderSchema(_Base):
             lines=tuple(data["lines"]),
             customer_id=data["customer_id"],
             discount_codes=tuple(data["discount_codes"]),
+            total=total,
         )
 
 

@@ -212,3 +212,24 @@ def test_a_variant_listed_by_another_product_or_twice_moves_instead_of_failing(s
     rows = {v.external_id: (v.product_id, v.title) for v in db.session.scalars(sa.select(Variant))}
     p1, p2 = _product("p1").id, _product("p2").id
     assert rows == {"v1": (p2, "again"), "v2": (p1, "500g")}
+
+
+def test_a_generic_order_without_a_total_is_worth_its_lines(client, shop, shop_secret):
+    """Revenue on the dashboard comes from Order.total: it was None for every generic order."""
+    from decimal import Decimal
+
+    lines = [{"product_id": "p1", "quantity": 2, "price": "12.50"},
+             {"product_id": "p2", "quantity": 1, "price": "3.25"}]
+    post_webhook(client, shop.id, shop_secret, "orders/upsert", order_body("o1", lines=lines))
+    post_webhook(client, shop.id, shop_secret, "orders/upsert",
+                 order_body("o2", lines=lines, total="25.00"))  # after a discount
+    inbox.process_inbox()
+    totals = dict(db.session.execute(sa.select(Order.external_id, Order.total)).all())
+    assert totals == {"o1": Decimal("28.25"), "o2": Decimal("25.00")}
+
+
+def test_a_generic_order_whose_lines_sum_beyond_the_money_columns_is_400(client, shop,
+                                                                         shop_secret):
+    lines = [{"product_id": "p1", "quantity": 1000, "price": "999999999"}]
+    r = post_webhook(client, shop.id, shop_secret, "orders/upsert", order_body(lines=lines))
+    assert r.status_code == 400 and "total" in r.get_json()["errors"]
