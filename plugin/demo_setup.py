@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from plugin import migrate, shops
 from plugin.extensions import db
 from plugin.ingestion.importer import import_history
 from plugin.models import Order, Shop
+from plugin.models.types import utcnow
 
 DEMO_DOMAIN = "demo.shopkeeper.local"
 DATA_DIR = Path(__file__).resolve().parent / "demo_data"
@@ -40,7 +42,10 @@ def prepare_demo(*, progress: bool = False, host: str = "127.0.0.1", port: int =
     has_orders = db.session.scalar(sa.select(sa.func.count()).select_from(Order)
                                    .where(Order.shop_id == shop.id))
     if not has_orders:
-        import_history(shop.id, ORDERS_FILE, CATALOG_FILE, currency="GBP", progress=progress)
+        # the 2011 sample, moved to end yesterday: recent enough for the dashboard's
+        # window and for "you usually reorder this every ~N days" to be due now
+        import_history(shop.id, ORDERS_FILE, CATALOG_FILE, currency="GBP", progress=progress,
+                       ends_at=utcnow() - timedelta(days=1))
     _train_if_available(shop, progress)
     return shop
 

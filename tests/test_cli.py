@@ -67,6 +67,23 @@ def test_import_loads_history_and_is_idempotent(runner, shop, tmp_path):
     assert str(b1.total) == "6.0000" and b1.customer_external_id == "c1"
 
 
+def test_import_can_move_a_history_to_end_at_a_given_time(shop, tmp_path):
+    """The demo reads its 2011 sample as recent trade; the gaps between orders are kept."""
+    from datetime import UTC, datetime, timedelta
+
+    from plugin.ingestion.importer import import_history
+
+    orders = _write(tmp_path / "o.csv", ["customer_id", "item_id", "timestamp", "basket_id"],
+                    [["c1", "A", "2011-01-01T10:00:00", "b1"], ["c1", "B", "2011-01-15", "b2"]])
+    end = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    import_history(shop.id, orders, ends_at=end)
+    when = dict(db.session.execute(sa.select(Order.external_id, Order.created_at)).all())
+    assert when["b2"] == end and when["b2"] - when["b1"] == timedelta(days=13, hours=14)
+    bought = db.session.scalars(sa.select(Interaction.occurred_at).order_by(
+        Interaction.occurred_at))
+    assert list(bought) == [when["b1"], end]
+
+
 def test_import_bad_input_exits_2_with_a_clear_message(runner, shop, tmp_path):
     missing = _write(tmp_path / "m.csv", ["customer_id", "timestamp"], [["c1", "2011-01-01"]])
     r = runner.invoke(main, ["import", "--shop", shop.id, "--orders", missing])

@@ -103,11 +103,21 @@ def read_baskets(path: str | Path) -> dict[str, dict]:
 
 
 def import_history(shop_id: str, orders_path: str | Path, catalog_path: str | Path | None = None,
-                   *, currency: str = "GBP", progress: bool = False) -> ImportStats:
-    """Insert products, customers, orders, lines and purchase interactions in bulk."""
+                   *, currency: str = "GBP", progress: bool = False,
+                   ends_at: datetime | None = None) -> ImportStats:
+    """Insert products, customers, orders, lines and purchase interactions in bulk.
+
+    ``ends_at`` moves the whole history, gaps kept, so its latest order falls then: a
+    sample from 2011 read as last month's trade, so "due again" and the dashboard's
+    last 30 days mean something in a demo.
+    """
     stats = ImportStats()
     catalog = read_catalog(catalog_path) if catalog_path else {}
     baskets = read_baskets(orders_path)
+    if ends_at is not None:
+        shift = ends_at - max(b["created_at"] for b in baskets.values())
+        for b in baskets.values():
+            b["created_at"] += shift
     for b in baskets.values():
         for item in b["lines"]:
             catalog.setdefault(item, {"title": item, "description": "", "categories": [],
