@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Run the demo: SQLite in instance/, the bundled Online Retail sample, http://127.0.0.1:5000/demo/
+## (another port: make demo PORT=5055)
+PORT ?= 5000
 demo: $(STAMP)
-	$(BIN)/shopkeeper demo
+	$(BIN)/shopkeeper demo --port $(PORT)
 
 ## Run the whole test suite (set SHOPKEEPER_TEST_POSTGRES_URL to add PostgreSQL; .ci/run does)
 test: $(STAMP)

@@ -132,7 +132,11 @@ def product_page(product_id: str):
     shop = _demo_shop()
     product = find_product(shop.id, product_id) if shop else None
     if product is None:
-        abort(404)
+        if shop is None:
+            abort(404)
+        page = _page("notfound.html")  # a shopper sees the shop, not a JSON error
+        page.status_code = 404
+        return page
     return _page("product.html", product=product)
 
 

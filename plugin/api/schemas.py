@@ -84,6 +84,12 @@ class EventSchema(Schema):
     quantity = fields.Integer(validate=validate.Range(min=1, max=10_000))
     at = fields.AwareDateTime(default_timezone=UTC)
 
+    @validates_schema
+    def _about_a_product(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """A view, click, cart or purchase event without its product teaches nothing."""
+        if data.get("type") not in (None, "impression") and not data.get("product_id"):
+            raise ValidationError(f"Required for a {data['type']} event.", "product_id")
+
 
 class EventsRequest(Schema):
     """``POST /api/v1/events`` body (JSON; ``text/plain`` accepted for ``sendBeacon``)."""
@@ -99,13 +105,22 @@ class StoredSchema(Schema):
     stored = fields.Integer(required=True)
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON ``true``/``false`` only: marshmallow's truthy sets also match 1 and 0."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class ConsentSchema(Schema):
     """``POST /api/v1/consent`` body and answer."""
 
     class Meta:
         unknown = RAISE
 
-    granted = fields.Boolean(required=True, truthy={True}, falsy={False})
+    granted = StrictBoolean(required=True)
 
 
 class WidgetsSchema(Schema):

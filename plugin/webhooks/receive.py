@@ -51,7 +51,7 @@ def receive_webhook(
     try:
         event = connector.parse_webhook(headers, raw_body)
     except UnknownTopic as err:
-        raise BadRequest(f"Unknown topic: {err}", {"topic": ["Unknown topic."]}) from None
+        raise BadRequest(f"Unknown topic {err.topic!r}.", {"topic": ["Unknown topic."]}) from None
     except InvalidPayload as err:
         raise BadRequest("The webhook body is invalid.", getattr(err, "errors", None)) from None
     kept = {k: v for k, v in headers.items() if k.lower() not in DROPPED_HEADERS}

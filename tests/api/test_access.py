@@ -159,9 +159,17 @@ def test_events_without_a_shopper_are_422(api):
     assert "X-Shopkeeper-Shopper" in body["errors"]
 
 
-def test_consent_must_be_a_real_boolean(api):
-    body = _error_shape(api.consent("yes", headers={"X-Shopkeeper-Shopper": anon_id()}), 422)
+@pytest.mark.parametrize("granted", ["yes", 1, 0, "true", None])
+def test_consent_must_be_a_real_boolean(api, granted):
+    body = _error_shape(api.consent(granted, headers={"X-Shopkeeper-Shopper": anon_id()}), 422)
     assert "granted" in body["errors"]
+
+
+@pytest.mark.parametrize("kind", ["view", "click", "add_to_cart", "purchase"])
+def test_product_events_need_their_product(api, kind):
+    body = _error_shape(api.events([{"type": kind}],
+                                   headers={"X-Shopkeeper-Shopper": anon_id()}), 422)
+    assert body["errors"]["events"]["0"]["product_id"] == [f"Required for a {kind} event."]
 
 
 # ------------------------------------------------------------------ rate limits

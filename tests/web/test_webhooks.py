@@ -148,6 +148,7 @@ def test_order_line_with_zero_quantity_is_rejected(client, shop, shop_secret):
 def test_unknown_topic_gets_400(client, shop, shop_secret):
     r = post_webhook(client, shop.id, shop_secret, "products/explode", product_body())
     assert r.status_code == 400
+    assert r.get_json()["message"] == "Unknown topic 'products/explode'."
     assert _count() == 0
 
 

@@ -172,3 +172,11 @@ def test_token_endpoint_mints_for_demo_customers_only(client, seeded):
 def test_demo_pages_404_without_a_demo_shop(client):
     assert client.get("/demo/").status_code == 404
     assert client.get("/demo/api/shoppers").status_code == 404
+
+
+def test_an_unknown_product_is_a_shop_page_not_a_json_error(client, seeded):
+    response = client.get("/demo/product/NOPE")
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert "We can't find that product" in html and 'href="/demo/"' in html
+    assert _parse(response).problems == []  # the same strict CSP as every demo page
