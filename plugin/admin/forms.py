@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
+
+from marshmallow import Schema
 
 from plugin.admin.schemas import (
     OffersSchema,
     OriginsSchema,
     PrivacySchema,
     RecommendationsSchema,
+    RepurchaseOverrideSchema,
+    RuleSchema,
     SubprofilesSchema,
     WidgetsSchema,
 )
@@ -65,7 +70,25 @@ def parse_form(form: Mapping[str, str], getlist) -> tuple[dict[str, Any], dict[s
     return doc, errors
 
 
+def _is_number(word: str) -> bool:
+    try:
+        return math.isfinite(float(word))
+    except ValueError:
+        return False
+
+
+def _check(schema: Schema, row: dict[str, Any], key: str, n: int,
+           errors: dict[str, list[str]]) -> None:
+    """Validate one line now, so every bad line is reported in one save (with its real line
+    number: blank lines are skipped, so list positions would not match the textarea)."""
+    for name, messages in sorted(schema.validate(row).items()):
+        label = "" if name == "_schema" else f"{name}: "
+        errors.setdefault(key, []).extend(f"line {n}: {label}{m}" for m in messages)
+
+
 def _rules(text: str, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """``ACTION FIELD VALUE [WEIGHT]``: the last word is a boost's weight only if it is a
+    number, so a multi-word value ("boost category Home Decor") is read whole."""
     rules: list[dict[str, Any]] = []
     for n, line in enumerate(text.splitlines(), start=1):
         words = line.split()
@@ -75,11 +98,10 @@ def _rules(text: str, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
             errors.setdefault("merchandising", []).append(
                 f"line {n}: write 'pin|boost|exclude product|tag|category|vendor VALUE [WEIGHT]'")
             continue
-        rule = {"action": words[0], "field": words[1]}
-        if words[0] == "boost" and len(words) > 3:
+        rule = {"action": words[0], "field": words[1], "value": " ".join(words[2:])}
+        if words[0] == "boost" and len(words) > 3 and _is_number(words[-1]):
             rule["value"], rule["weight"] = " ".join(words[2:-1]), words[-1]
-        else:
-            rule["value"] = " ".join(words[2:])
+        _check(RuleSchema(), rule, "merchandising", n, errors)
         rules.append(rule)
     return rules
 
@@ -96,10 +118,12 @@ def _overrides(text: str, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
                 "'product|category VALUE consumable DAYS'")
             continue
         if words[-2] == "consumable":
-            rows.append({"field": words[0], "kind": "consumable",
-                         "value": " ".join(words[1:-2]), "cycle_days": words[-1]})
+            row = {"field": words[0], "kind": "consumable",
+                   "value": " ".join(words[1:-2]), "cycle_days": words[-1]}
         else:
-            rows.append({"field": words[0], "kind": words[-1], "value": " ".join(words[1:-1])})
+            row = {"field": words[0], "kind": words[-1], "value": " ".join(words[1:-1])}
+        _check(RepurchaseOverrideSchema(), row, "repurchase_overrides", n, errors)
+        rows.append(row)
     return rows
 
 

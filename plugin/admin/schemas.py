@@ -14,11 +14,18 @@ from marshmallow import (
     validates_schema,
 )
 
+from plugin.fields import BoundedDecimal
+
 PLACEMENTS = ("for_you", "product", "cart", "reorder")
 SOURCES = ("repurchase", "personal", "itemknn", "collaborative", "content", "segments",
            "trending")
 RULE_ACTIONS = ("pin", "boost", "exclude")
 RULE_FIELDS = ("product", "tag", "category", "vendor")
+
+
+#: One free-text entry (a rule's value, an excluded id): not empty, fits the column.
+TEXT = [validate.Length(min=1, error="Empty."),
+        validate.Length(max=255, error="Longer than {max} characters.")]
 
 
 class _Section(Schema):
@@ -36,7 +43,8 @@ class WidgetsSchema(_Section):
 
 class RecommendationsSchema(_Section):
     sources = fields.List(fields.String(validate=validate.OneOf(SOURCES)),
-                          load_default=list(SOURCES), validate=validate.Length(min=1))
+                          load_default=list(SOURCES),
+                          validate=validate.Length(min=1, error="Pick at least one source."))
     diversity = fields.Float(load_default=0.3, validate=validate.Range(0, 1))
     holdout_share = fields.Float(load_default=0.1, validate=validate.Range(0, 0.5))
 
@@ -44,13 +52,13 @@ class RecommendationsSchema(_Section):
 class RuleSchema(_Section):
     action = fields.String(required=True, validate=validate.OneOf(RULE_ACTIONS))
     field = fields.String(required=True, validate=validate.OneOf(RULE_FIELDS))
-    value = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    value = fields.String(required=True, validate=TEXT)
     weight = fields.Float(load_default=1.0, validate=validate.Range(0, 10))
 
 
 class RepurchaseOverrideSchema(_Section):
     field = fields.String(required=True, validate=validate.OneOf(("product", "category")))
-    value = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    value = fields.String(required=True, validate=TEXT)
     kind = fields.String(required=True, validate=validate.OneOf(("durable", "consumable")))
     cycle_days = fields.Integer(load_default=None, allow_none=True,
                                 validate=validate.Range(1, 730))
@@ -69,26 +77,23 @@ class SubprofilesSchema(_Section):
     cooldown_days = fields.Integer(load_default=14, validate=validate.Range(0, 365))
 
 
+def _amount(default: int | None, low: int, high: int) -> BoundedDecimal:
+    """A money or percent field: two places, and "Must be between" even for 1e30."""
+    return BoundedDecimal(load_default=default, allow_none=default is None, places=2,
+                          as_string=True, minimum=low, maximum=high)
+
+
 class OffersSchema(_Section):
-    max_discount_pct = fields.Decimal(load_default=15, places=2, as_string=True,
-                                      validate=validate.Range(0, 90))
-    margin_floor_pct = fields.Decimal(load_default=20, places=2, as_string=True,
-                                      validate=validate.Range(0, 95))
-    default_margin_pct = fields.Decimal(load_default=40, places=2, as_string=True,
-                                        validate=validate.Range(1, 100))
-    daily_budget = fields.Decimal(load_default=100, places=2, as_string=True,
-                                  validate=validate.Range(0, 10**7))
-    monthly_budget = fields.Decimal(load_default=1500, places=2, as_string=True,
-                                    validate=validate.Range(0, 10**8))
+    max_discount_pct = _amount(15, 0, 90)
+    margin_floor_pct = _amount(20, 0, 95)
+    default_margin_pct = _amount(40, 1, 100)
+    daily_budget = _amount(100, 0, 10**7)
+    monthly_budget = _amount(1500, 0, 10**8)
     frequency_cap_days = fields.Integer(load_default=7, validate=validate.Range(0, 365))
-    min_cart_value = fields.Decimal(load_default=20, places=2, as_string=True,
-                                    validate=validate.Range(0, 10**6))
-    free_shipping_threshold = fields.Decimal(load_default=None, allow_none=True, places=2,
-                                             as_string=True, validate=validate.Range(0, 10**6))
-    excluded_products = fields.List(fields.String(validate=validate.Length(1, 255)),
-                                    load_default=list)
-    excluded_categories = fields.List(fields.String(validate=validate.Length(1, 255)),
-                                      load_default=list)
+    min_cart_value = _amount(20, 0, 10**6)
+    free_shipping_threshold = _amount(None, 0, 10**6)
+    excluded_products = fields.List(fields.String(validate=TEXT), load_default=list)
+    excluded_categories = fields.List(fields.String(validate=TEXT), load_default=list)
 
     @validates_schema
     def _budgets(self, data, **kwargs):
@@ -118,8 +123,15 @@ class OriginsSchema(_Section):
 
     @validates("allowed_origins")
     def _check_origins(self, value, **kwargs):
-        for v in value:
-            _origin(v)
+        """Every bad origin at once, keyed by position like other list-item errors."""
+        bad: dict[int, list[str]] = {}
+        for i, v in enumerate(value):
+            try:
+                _origin(v)
+            except ValidationError as err:
+                bad[i] = err.messages if isinstance(err.messages, list) else [str(err)]
+        if bad:
+            raise ValidationError(bad)
 
     @validates("admin_origin")
     def _check_admin(self, value, **kwargs):

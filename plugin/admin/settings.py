@@ -115,13 +115,22 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+def _flatten(messages: Any, prefix: str = "", where: str = "") -> dict[str, list[str]]:
+    """Dotted field names for the form; list positions fold onto their field as "line N: "
+    (and a rule's own fields as "weight: "), since one textarea holds the whole list."""
     out: dict[str, list[str]] = {}
     if isinstance(messages, dict):
         for key, sub in messages.items():
-            out.update(_flatten(sub, f"{prefix}.{key}" if prefix else str(key)))
+            if isinstance(key, int) or str(key).isdigit():
+                found = _flatten(sub, prefix, f"{where}line {int(key) + 1}: ")
+            elif where:
+                found = _flatten(sub, prefix, where if key == "_schema" else f"{where}{key}: ")
+            else:
+                found = _flatten(sub, f"{prefix}.{key}" if prefix else str(key))
+            for name, texts in found.items():
+                out.setdefault(name, []).extend(texts)
     elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        out[prefix or "_schema"] = list(messages)
+        out[prefix or "_schema"] = [where + m for m in messages]
     else:
-        out[prefix or "_schema"] = [str(messages)]
+        out[prefix or "_schema"] = [where + str(messages)]
     return out

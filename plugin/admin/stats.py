@@ -56,7 +56,7 @@ def daily_series(shop_id: str, days: int = 30, *, now: datetime | None = None
             Ord.created_at < end), Ord.created_at, since),
     }
     days_list = [(since + timedelta(days=k)).date() for k in range(days)]
-    return {"days": days_list, "end": now,
+    return {"days": days_list, "end": now, "currency": shop_currency(shop_id),
             **{name: [values.get(d, 0.0) for d in days_list] for name, values in series.items()}}
 
 
@@ -73,9 +73,24 @@ def activity_end(shop_id: str, *, now: datetime | None = None, days: int = 30) -
     return now if recent else latest
 
 
+def shop_currency(shop_id: str) -> str | None:
+    """The currency money figures are in: the shop's setting, else its orders' most common
+    one (mixed-currency shops sum them anyway), else None (unknown: show no code)."""
+    shop = db.session.get(Shop, shop_id)
+    configured = (shop.settings or {}).get("currency") if shop else None
+    if configured:
+        return str(configured).upper()
+    n = sa.func.count(Order.id)
+    return db.session.scalar(
+        sa.select(Order.currency).where(Order.shop_id == shop_id, Order.cancelled.is_(False),
+                                        Order.currency.is_not(None), Order.currency != "")
+        .group_by(Order.currency).order_by(n.desc(), Order.currency).limit(1))
+
+
 def totals(series: dict[str, Any]) -> dict[str, Any]:
+    """Window totals for the KPI cards; ``currency`` is None when unknown."""
     imp, clicks = sum(series["impressions"]), sum(series["clicks"])
-    return {"impressions": int(imp), "clicks": int(clicks),
+    return {"impressions": int(imp), "clicks": int(clicks), "currency": series.get("currency"),
             "ctr": clicks / imp if imp else None,
             "add_to_carts": int(sum(series["add_to_carts"])),
             "orders": int(sum(series["orders"])),
@@ -84,8 +99,9 @@ def totals(series: dict[str, Any]) -> dict[str, Any]:
 
 def recommendations_ab(shop_id: str, days: int = 30, *, now: datetime | None = None
                        ) -> dict[str, Any]:
-    """Shoppers shown recommendations, by arm: did they order within the window after?"""
-    from plugin.offers.stats import diff_proportions
+    """Shoppers shown recommendations, by arm: did they order within the window after?
+    ``uplift`` is None until both arms have ``min_arm`` shoppers (too few to say anything)."""
+    from plugin.offers.stats import MIN_ARM, diff_proportions
 
     now = now or utcnow()
     since = now - timedelta(days=days)
@@ -115,7 +131,7 @@ def recommendations_ab(shop_id: str, days: int = 30, *, now: datetime | None = N
                           arms["control"][1], arms["control"][0])
     return {"treatment": {"shoppers": arms["treatment"][0], "converted": arms["treatment"][1]},
             "control": {"shoppers": arms["control"][0], "converted": arms["control"][1]},
-            "uplift": None if ci is None else vars(ci)}
+            "uplift": None if ci is None else vars(ci), "min_arm": MIN_ARM}
 
 
 def offer_cost(shop_id: str, days: int = 30, *, now: datetime | None = None) -> Decimal:

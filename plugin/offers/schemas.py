@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from connectors.parsing import MAX_AMOUNT
+from plugin.fields import BoundedDecimal
 
 MAX_LINES = 100
 _ID = validate.Length(min=1, max=255)
@@ -19,8 +20,8 @@ class CartLineSchema(Schema):
     product_id = fields.String(required=True, validate=_ID)
     variant_id = fields.String(validate=_ID, allow_none=True)
     quantity = fields.Integer(required=True, validate=validate.Range(min=1, max=10_000))
-    price = fields.Decimal(required=True, places=4,
-                           validate=validate.Range(min=0, max=MAX_AMOUNT))
+    price = BoundedDecimal(required=True, places=4, maximum=MAX_AMOUNT,
+                           validate=validate.Range(min=0, max=MAX_AMOUNT))  # for the docs
 
 
 class CartSchema(Schema):

@@ -1,8 +1,11 @@
-"""Treatment-vs-control uplift with normal-approximation 95% confidence intervals (pure).
+"""Treatment-vs-control uplift with 95% confidence intervals (pure).
 
-Conversion: difference of two proportions with the unpooled (Wald) standard error.
-Revenue per visitor: difference of means with Welch's standard error. Both assume
-independent shoppers and enough of them for the normal approximation (the report says so).
+Conversion: difference of two proportions with Newcombe's hybrid score interval (method 10
+of Newcombe 1998, built from each arm's Wilson interval). Unlike the Wald interval it does
+not collapse to zero width when a rate is 0% or 100%, which is common on small shops.
+Below ``MIN_ARM`` shoppers in an arm there is no interval: too few to say anything.
+Revenue per visitor: difference of means with Welch's standard error (normal approximation).
+Both assume independent shoppers.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 Z95 = 1.959963984540054
+#: Fewest shoppers per arm before a conversion uplift is reported.
+MIN_ARM = 30
 
 
 @dataclass(frozen=True)
@@ -21,14 +26,25 @@ class Interval:
     high: float
 
 
-def diff_proportions(x1: int, n1: int, x0: int, n0: int, z: float = Z95) -> Interval | None:
-    """``x1/n1 - x0/n0`` with its CI; None when an arm is empty."""
-    if n1 <= 0 or n0 <= 0:
+def wilson(x: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of ``x/n``; stays inside [0, 1] and is not empty at 0 or n."""
+    z2 = z * z
+    centre = (x + z2 / 2) / (n + z2)
+    half = z * math.sqrt(x * (n - x) / n + z2 / 4) / (n + z2)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def diff_proportions(x1: int, n1: int, x0: int, n0: int, z: float = Z95, *,
+                     min_n: int = MIN_ARM) -> Interval | None:
+    """``x1/n1 - x0/n0`` with Newcombe's hybrid score CI; None when an arm has fewer than
+    ``min_n`` (at least 1) shoppers."""
+    if min(n1, n0) < max(min_n, 1):
         return None
     p1, p0 = x1 / n1, x0 / n0
-    se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
+    l1, u1 = wilson(x1, n1, z)
+    l0, u0 = wilson(x0, n0, z)
     d = p1 - p0
-    return Interval(d, d - z * se, d + z * se)
+    return Interval(d, d - math.hypot(p1 - l1, u0 - p0), d + math.hypot(u1 - p1, p0 - l0))
 
 
 def diff_means(a: Sequence[float], b: Sequence[float], z: float = Z95) -> Interval | None:

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 
 from plugin.admin import charts, stats
@@ -51,7 +52,49 @@ def test_ab_counts_converted_shoppers_per_arm(shop):
     ab = stats.recommendations_ab(shop.id)
     assert ab["treatment"] == {"shoppers": 1, "converted": 1}
     assert ab["control"] == {"shoppers": 1, "converted": 0}
-    assert ab["uplift"]["estimate"] == 1.0
+    assert ab["uplift"] is None  # one shopper an arm: too few to say anything
+
+
+def _shown_recommendations(shop_id: str, arm: str, n: int, *, ordered: int = 0) -> None:
+    at = utcnow() - timedelta(days=2)
+    for k in range(n):
+        shopper = f"{arm}{k}"
+        db.session.add(Impression(shop_id=shop_id, rec_id=f"r-{shop_id}-{shopper}",
+                                  shopper_id=shopper, placement="for_you", items=["p1"],
+                                  sources=["popular"], holdout=arm == "h", personalized=True,
+                                  created_at=at))
+        if k < ordered:
+            db.session.add(Order(shop_id=shop_id, external_id=f"o-{shopper}",
+                                 customer_external_id=shopper, currency="GBP",
+                                 total=Decimal("10"), discount_codes=[], cancelled=False,
+                                 created_at=at + timedelta(hours=1),
+                                 source_updated_at=at))
+    db.session.commit()
+
+
+def test_ab_uplift_is_a_newcombe_interval_once_both_arms_are_big_enough(shop):
+    _shown_recommendations(shop.id, "t", 40, ordered=10)
+    _shown_recommendations(shop.id, "h", 30, ordered=0)
+    u = stats.recommendations_ab(shop.id)["uplift"]
+    # Newcombe's hybrid score interval for 10/40 - 0/30 (Wald would say 0.116 to 0.384)
+    assert (u["estimate"], u["low"], u["high"]) == pytest.approx((0.25, 0.0932, 0.4019),
+                                                                 abs=5e-5)
+
+
+def test_tiny_arms_say_not_enough_shoppers_instead_of_a_zero_width_interval(app, client, shop):
+    from tests.offers.test_attribution import _quote
+
+    _shown_recommendations(shop.id, "t", 6)
+    _shown_recommendations(shop.id, "h", 1)
+    for k in range(6):  # the offers report: 0/6 treated, 0/1 in control
+        _quote(shop.id, f"t{k}", utcnow() - timedelta(days=1))
+    _quote(shop.id, "h0", utcnow() - timedelta(days=1), holdout=True)
+    db.session.commit()
+    sign_in(app, client, shop)
+    html = client.get("/admin/").get_data(as_text=True)
+    assert "0/6 treated shoppers ordered, 0/1 in control (not enough shoppers yet" in html
+    assert "0/6 quoted shoppers converted, 0/1 in control (not enough shoppers yet" in html
+    assert "[+0, +0]" not in html and "not enough shoppers in both arms yet" in html
 
 
 def test_window_follows_an_imported_history(shop):
@@ -90,6 +133,63 @@ def test_interval_chart_without_data_says_so():
 def test_progress_bar_is_native_and_accessible():
     assert 'max="10" value="4"' in str(charts.progress_bar("sync", 4, 10))
     assert "value=" not in str(charts.progress_bar("sync", 4, None))  # indeterminate
+
+
+def test_metrics_and_kpis_are_readable_numbers(app, client, shop):
+    from plugin.models import ModelVersion
+
+    db.session.add(ModelVersion(shop_id=shop.id, version="v1", status="ready",
+                                metrics={"purchases": 83470, "users": 1234567.0,
+                                         "ndcg@10": 0.285137, "loss": 1234.5678,
+                                         "tiny": 0.0000123, "split": "time"},
+                                finished_at=utcnow()))
+    db.session.commit()
+    sign_in(app, client, shop)
+    html = client.get("/admin/").get_data(as_text=True)
+    for name, shown in (("purchases", "83,470"), ("users", "1,234,567"), ("ndcg@10", "0.2851"),
+                        ("loss", "1,234.6"), ("tiny", "1.23e-05"), ("split", "time")):
+        assert f"<td>{name}</td><td>{shown}</td>" in html
+    assert "e+0" not in html
+
+
+def test_money_shows_the_shops_most_common_order_currency(app, client, shop):
+    _seed(shop.id)  # two GBP orders
+    at = utcnow() - timedelta(days=1)
+    db.session.add(Order(shop_id=shop.id, external_id="o3", customer_external_id="c9",
+                         currency="EUR", total=Decimal("1000.00"), discount_codes=[],
+                         cancelled=False, created_at=at, source_updated_at=at))
+    db.session.commit()
+    assert stats.shop_currency(shop.id) == "GBP"
+    sign_in(app, client, shop)
+    html = client.get("/admin/").get_data(as_text=True)
+    assert 'data-kpi="revenue">GBP 1,042.50<' in html
+    assert 'data-kpi="offer_cost">GBP 0.00<' in html
+
+
+def test_money_uses_the_configured_currency_and_no_code_when_unknown(app, client, shop,
+                                                                    other_shop):
+    assert stats.shop_currency(other_shop.id) is None
+    sign_in(app, client, shop)
+    assert 'data-kpi="revenue">0.00<' in client.get("/admin/").get_data(as_text=True)
+    shop.settings = {**(shop.settings or {}), "currency": "usd"}
+    db.session.commit()
+    assert 'data-kpi="revenue">USD 0.00<' in client.get("/admin/").get_data(as_text=True)
+
+
+def test_privacy_lookup_summary_has_no_stray_space(app, client, shop):
+    _seed(shop.id)
+    sign_in(app, client, shop)
+    page = client.get("/admin/privacy?customer=c1").get_data(as_text=True)
+    assert "1 interactions, 0 sub-profiles." in page and "Erase this customer" in page
+
+
+def test_privacy_lookup_of_an_unknown_customer_says_nothing_is_stored(app, client, shop):
+    _seed(shop.id)
+    sign_in(app, client, shop)
+    page = client.get("/admin/privacy?customer=nobody").get_data(as_text=True)
+    assert "No data stored for customer nobody." in page
+    assert "0 orders" not in page and "Erase this customer" not in page
+    assert "Download export" not in page
 
 
 def test_privacy_export_and_erase(app, client, shop, other_shop):

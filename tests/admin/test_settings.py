@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html as html_lib
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -160,3 +163,93 @@ def test_rotating_the_webhook_secret_changes_what_verifies(admin, shop, shop_sec
                         product_body()).status_code == 200
     actions = set(db.session.scalars(sa.select(AuditLog.action).filter_by(shop_id=shop.id)))
     assert "keys.webhook_secret_rotated" in actions
+
+
+# One bad value for every field the settings schema validates, and the message it must show.
+# Checkboxes (booleans) cannot fail: unchecked means False.
+EVERY_FIELD = {
+    ("widgets", "placements"): (["for_you", "sidebar"], "line 2: Must be one of"),
+    ("recommendations", "sources"): ([], "Pick at least one source."),
+    ("recommendations", "diversity"): ("2", "Must be greater than or equal to 0"),
+    ("recommendations", "holdout_share"): ("half", "Not a valid number."),
+    ("subprofiles", "threshold"): ("1", "Must be greater than or equal to 0.05"),
+    ("subprofiles", "cooldown_days"): ("999", "less than or equal to 365"),
+    ("offers", "max_discount_pct"): ("91", "Must be between 0 and 90."),
+    ("offers", "margin_floor_pct"): ("x", "Not a valid number."),
+    ("offers", "default_margin_pct"): ("101", "Must be between 1 and 100."),
+    ("offers", "daily_budget"): ("1e30", "Must be between 0 and 10000000."),
+    ("offers", "monthly_budget"): ("-1", "Must be between 0 and 100000000."),
+    ("offers", "frequency_cap_days"): ("week", "Not a valid integer."),
+    ("offers", "min_cart_value"): ("-2", "Must be between 0 and 1000000."),
+    ("offers", "free_shipping_threshold"): ("free", "Not a valid number."),
+    ("offers", "excluded_products"): ("p1\n" + "x" * 300, "line 2: Longer than 255 characters."),
+    ("offers", "excluded_categories"): ("y" * 300, "line 1: Longer than 255 characters."),
+    ("privacy", "retention_days"): ("1", "greater than or equal to 30"),
+    ("origins", "allowed_origins"): ("https://ok.example\nshop", "line 2: 'shop' is not an"),
+    ("origins", "admin_origin"): ("ftp://x.example", "is not an origin"),
+}
+
+
+@pytest.mark.parametrize(("section", "field"), sorted(EVERY_FIELD))
+def test_every_refused_field_has_its_message_next_to_it(admin, section, field):
+    from plugin.admin import forms
+
+    assert set(EVERY_FIELD) == {(s, name) for s, schema in forms.SECTIONS.items()
+                                for name in schema().fields if name not in forms.BOOLEANS}
+    client, token = admin
+    value, message = EVERY_FIELD[(section, field)]
+    r = _post(client, token, _section=section, **{f"{section}.{field}": value})
+    assert r.status_code == 422
+    html = r.get_data(as_text=True)
+    slot = re.search(rf'id="err-{section}-{field}" role="alert">([^<]*)<', html)
+    assert slot and message in html_lib.unescape(slot[1])
+    assert f'aria-describedby="err-{section}-{field}"' in html
+
+
+def test_every_bad_origin_is_reported(admin):
+    client, token = admin
+    r = _post(client, token, _section="origins",
+              **{"origins.allowed_origins": "ftp://a.example\nhttps://ok.example\nnope"})
+    html = r.get_data(as_text=True)
+    assert "line 1: &#39;ftp://a.example&#39; is not an origin" in html
+    assert "line 3: &#39;nope&#39; is not an origin" in html
+
+
+def test_unchecking_every_source_asks_for_one(admin):
+    client, token = admin
+    html = _post(client, token, _section="recommendations").get_data(as_text=True)
+    assert "Pick at least one source." in html and "Shorter than minimum length" not in html
+
+
+def test_a_boost_weight_is_optional_and_values_may_have_spaces(admin, shop):
+    client, token = admin
+    r = _post(client, token, merchandising="boost category Home Decor\n"
+                                           "boost tag Summer Sale 2.5\npin vendor Acme Co 2")
+    assert r.status_code == 302
+    db.session.expire_all()
+    rules = shops.get_shop(shop.id).settings["merchandising"]
+    assert rules == [
+        {"action": "boost", "field": "category", "value": "Home Decor", "weight": 1.0},
+        {"action": "boost", "field": "tag", "value": "Summer Sale", "weight": 2.5},
+        {"action": "pin", "field": "vendor", "value": "Acme Co 2", "weight": 1.0}]
+
+
+def test_every_bad_rule_line_is_reported_in_one_save(admin, shop):
+    client, token = admin
+    r = _post(client, token, merchandising="boost tag xmas 99\npin product\n\nfoo bar baz\n"
+                                           "exclude product p1",
+              repurchase_overrides="product p1 durable\ncategory Tea consumable 0\nshelf x durable")
+    assert r.status_code == 422
+    html = r.get_data(as_text=True)
+    merch = re.search(r'id="err-merchandising" role="alert">(.*?)</span>', html)[1]
+    assert merch.split("<br>") == [
+        "line 1: weight: Must be greater than or equal to 0 and less than or equal to 10.",
+        "line 2: write &#39;pin|boost|exclude product|tag|category|vendor VALUE [WEIGHT]&#39;",
+        "line 4: action: Must be one of: pin, boost, exclude.",
+        "line 4: field: Must be one of: product, tag, category, vendor."]
+    overrides = re.search(r'id="err-repurchase_overrides" role="alert">(.*?)</span>', html)[1]
+    assert "line 2: cycle_days:" in overrides and "line 3: field:" in overrides
+    assert "line 1" not in overrides
+    assert "boost tag xmas 99\npin product" in html  # what the admin typed is kept
+    db.session.expire_all()
+    assert "merchandising" not in (shops.get_shop(shop.id).settings or {})

@@ -97,10 +97,10 @@ def test_unused_accepted_offer_expires_and_releases_budget(app, shop):
 
 
 def test_diff_proportions_known_answer():
-    ci = diff_proportions(30, 100, 20, 100)
+    ci = diff_proportions(30, 100, 20, 100)  # Newcombe (1998) method 10
     assert ci.estimate == pytest.approx(0.10)
-    se = (0.3 * 0.7 / 100 + 0.2 * 0.8 / 100) ** 0.5
-    assert ci.low == pytest.approx(0.10 - 1.959964 * se, abs=1e-6)
+    assert (ci.low, ci.high) == (pytest.approx(-0.02025, abs=1e-5),
+                                 pytest.approx(0.21673, abs=1e-5))
     assert diff_proportions(1, 0, 1, 10) is None
 
 
@@ -112,9 +112,9 @@ def test_diff_means_known_answer():
 
 def test_uplift_endpoint_needs_admin_token_and_reports_arms(client, shop, shop_secret):
     now = datetime.now(UTC)
-    for i in range(6):
-        _quote(shop.id, f"t{i}", now - timedelta(days=1)).converted = i < 3
-        _quote(shop.id, f"h{i}", now - timedelta(days=1), holdout=True).converted = i < 1
+    for i in range(30):  # the uplift needs 30 shoppers in each arm
+        _quote(shop.id, f"t{i}", now - timedelta(days=1)).converted = i < 15
+        _quote(shop.id, f"h{i}", now - timedelta(days=1), holdout=True).converted = i < 5
     _order(shop.id, "o1", "t0", now - timedelta(hours=20), total="60")
     db.session.commit()
     url = f"/api/v1/offers/uplift?key={shop.widget_key}&days=7"
@@ -123,12 +123,12 @@ def test_uplift_endpoint_needs_admin_token_and_reports_arms(client, shop, shop_s
     assert client.get(url, headers={"Authorization": f"Bearer {bad}"}).status_code == 401
     token = mint_admin_token(shop.id, shop_secret)
     body = client.get(url, headers={"Authorization": f"Bearer {token}"}).get_json()
-    assert body["arms"]["treatment"] == {"shoppers": 6, "converted": 3, "conversion": 0.5,
-                                         "revenue_per_visitor": 10.0}
+    assert body["arms"]["treatment"] == {"shoppers": 30, "converted": 15, "conversion": 0.5,
+                                         "revenue_per_visitor": 2.0}
     assert body["arms"]["control"]["conversion"] == pytest.approx(1 / 6)
     assert body["conversion_uplift"]["estimate"] == pytest.approx(0.5 - 1 / 6)
     assert body["conversion_uplift"]["low"] < body["conversion_uplift"]["estimate"]
-    assert "Wald" in body["method"]
+    assert "Newcombe" in body["method"]
 
 
 def test_offer_jobs_run_only_for_shops_with_offers_on(app, shop):

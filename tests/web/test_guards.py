@@ -127,3 +127,12 @@ def test_the_walks_are_iterative():
     assert holds_nul(deep) and too_deep(deep) and not too_deep([[["x"]]], limit=3)
     with pytest.raises(ValueError, match="nested deeper"):
         decode_json(_nested(100_000))
+
+
+@pytest.mark.parametrize("price", ["1e30", "-1", "1000000000.01"])
+def test_a_cart_price_out_of_range_says_the_range(client, shop, price):
+    configure(shop)
+    r = quote(client, shop, cart_body(price=price))
+    assert r.status_code == 422
+    assert r.get_json()["errors"]["cart"]["lines"]["0"]["price"] == [
+        "Must be between 0 and 1000000000."]
