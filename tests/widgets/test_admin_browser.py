@@ -29,7 +29,7 @@ def test_admin_sign_in_change_guardrail_and_dashboard(app, demo_shop, live, page
     page.fill("[name='offers.max_discount_pct']", "95")
     page.click("button:has-text('Save settings')")
     error = page.wait_for_selector("#err-offers-max_discount_pct")
-    assert "less than or equal to 90" in error.inner_text()
+    assert "Must be between 0 and 90." in error.inner_text()
     assert page.get_attribute("[name='offers.max_discount_pct']", "aria-invalid") == "true"
     assert page.input_value("[name='offers.max_discount_pct']") == "95"  # kept as typed
 
