@@ -38,6 +38,16 @@ def current(shop: Shop) -> dict[str, Any]:
     return SettingsSchema().dump(SettingsSchema().load(_jsonable(raw)))
 
 
+def problems(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, list[str]]:
+    """What ``save`` would refuse, by dotted field name, without storing anything."""
+    merged = {**current(shop), **_jsonable(dict(submitted))}
+    try:
+        SettingsSchema().load(merged)
+    except ValidationError as err:
+        return _flatten(err.messages)
+    return {}
+
+
 def save(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, Any]:
     """Validate every section (raises ``ValidationError`` with dotted field names), then
     store and audit. Sections not submitted stay as they are; keys of other features

@@ -221,12 +221,18 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
      content_type=HTML, status=302, errors=(400, 401, 422))
 def settings_save():
     shop = _shop()
-    submitted, parse_errors = forms.parse_form(request.form, request.form.getlist)
-    try:
-        if parse_errors:
-            raise ValidationError(parse_errors)
-        settings_service.save(shop, submitted)
-    except ValidationError as err:
+    submitted, errors = forms.parse_form(request.form, request.form.getlist)
+    # every section's problems in one answer: the textareas' lines were checked as they
+    # were read (with their real line numbers), the rest by the schema
+    for key, messages in settings_service.problems(shop, submitted).items():
+        if key.partition(".")[0] not in errors:
+            errors.setdefault(key, []).extend(messages)
+    if not errors:
+        try:
+            settings_service.save(shop, submitted)
+        except ValidationError as err:  # a rule across sections (e.g. budgets)
+            errors = err.messages
+    if errors:
         db.session.rollback()
         shown = settings_service.current(shop)
         for section, values in submitted.items():  # keep what the admin typed
@@ -234,24 +240,9 @@ def settings_save():
                 shown[section] = {**shown.get(section, {}), **values}
         typed = {k: request.form[k] for k in ("merchandising", "repurchase_overrides")
                  if k in request.form}
-        return _settings_page(shown, _per_line(err.messages), 422, typed)
+        return _settings_page(shown, errors, 422, typed)
     flash("Settings saved.", "ok")
     return redirect(url_for("admin.settings_page"))
-
-
-def _per_line(errors: dict[str, list[str]]) -> dict[str, list[str]]:
-    """``merchandising.0.action`` -> ``merchandising: line 1: action ...`` (one textarea)."""
-    out: dict[str, list[str]] = {}
-    for key, messages in errors.items():
-        head, _, rest = key.partition(".")
-        if head in ("merchandising", "repurchase_overrides") and rest:
-            index, _, field = rest.partition(".")
-            line = int(index) + 1 if index.isdigit() else index
-            out.setdefault(head, []).extend(f"line {line}: {field or 'rule'}: {m}"
-                                            for m in messages)
-        else:
-            out.setdefault(key, []).extend(messages)
-    return out
 
 
 @bp.post("/keys/<which>")

@@ -253,3 +253,14 @@ def test_every_bad_rule_line_is_reported_in_one_save(admin, shop):
     assert "boost tag xmas 99\npin product" in html  # what the admin typed is kept
     db.session.expire_all()
     assert "merchandising" not in (shops.get_shop(shop.id).settings or {})
+
+
+def test_a_bad_rule_line_and_a_bad_section_field_are_reported_together(admin, shop):
+    client, token = admin
+    r = _post(client, token, merchandising="pin product", _section="offers",
+              **{"offers.max_discount_pct": "95"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422
+    assert re.search(r'id="err-merchandising" role="alert">line 1: write', html)
+    assert re.search(r'id="err-offers-max_discount_pct" role="alert">Must be between 0 and 90',
+                     html)
