@@ -297,3 +297,21 @@ def test_screenshot_of_the_demo_storefront(demo_shop, live, page):
     data = target.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     assert_clean(page)
+
+
+@pytest.mark.parametrize("width", [320, 360, 390])
+def test_the_storefront_fits_a_phone_without_sideways_scrolling(demo_shop, live, browser,
+                                                                width):
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    try:
+        phone = context.new_page()
+        for path in ("/demo/", "/demo/cart"):
+            phone.goto(live.url + path)
+            phone.wait_for_load_state("networkidle")
+            overflow = phone.evaluate(
+                "document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{path} is {overflow}px wider than a {width}px screen"
+            box = phone.locator(".switcher button").bounding_box()
+            assert box is not None and box["x"] + box["width"] <= width
+    finally:
+        context.close()
