@@ -169,8 +169,8 @@ def uplift_report(shop_id: str, rails: Guardrails, since: datetime, until: datet
     return {"since": since, "until": until, "arms": arms,
             "conversion_uplift": None if conv_ci is None else vars(conv_ci),
             "revenue_per_visitor_uplift": None if rpv_ci is None else vars(rpv_ci),
-            "method": "difference of proportions (Newcombe hybrid score, 95%; none until "
-                      "each arm has 30 shoppers) and of means (Welch, 95%); "
+            "method": "difference of proportions (Newcombe hybrid score, 95%) and of "
+                      "means (Welch, 95%), each none until both arms have 30 shoppers; "
                       "unit = quoted shopper; arm = holdout by shopper hash",
             "attributed": _attributed(shop_id, since, until)}
 

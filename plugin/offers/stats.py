@@ -47,9 +47,12 @@ def diff_proportions(x1: int, n1: int, x0: int, n0: int, z: float = Z95, *,
     return Interval(d, d - math.hypot(p1 - l1, u0 - p0), d + math.hypot(u1 - p1, p0 - l0))
 
 
-def diff_means(a: Sequence[float], b: Sequence[float], z: float = Z95) -> Interval | None:
-    """``mean(a) - mean(b)`` with Welch's standard error; None with fewer than 2 per arm."""
-    if len(a) < 2 or len(b) < 2:
+def diff_means(a: Sequence[float], b: Sequence[float], z: float = Z95, *,
+               min_n: int = MIN_ARM) -> Interval | None:
+    """``mean(a) - mean(b)`` with Welch's standard error; None with fewer than ``min_n``
+    (at least 2) per arm, as for conversion: six shoppers who all spent nothing would
+    otherwise show a zero-width interval."""
+    if min(len(a), len(b)) < max(min_n, 2):
         return None
     ma, mb = sum(a) / len(a), sum(b) / len(b)
     va = sum((x - ma) ** 2 for x in a) / (len(a) - 1)

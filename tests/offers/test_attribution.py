@@ -105,7 +105,8 @@ def test_diff_proportions_known_answer():
 
 
 def test_diff_means_known_answer():
-    ci = diff_means([1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0])
+    assert diff_means([0.0] * 6, [0.0] * 6) is None  # too few shoppers to say anything
+    ci = diff_means([1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0], min_n=2)
     assert ci.estimate == pytest.approx(1.0)
     assert ci.high - ci.estimate == pytest.approx(1.959964 * (1.0 / 3) ** 0.5, abs=1e-6)
 
