@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -87,6 +88,22 @@ def product_node(pid: str) -> dict:
             ]
         },
     }
+
+
+#: One node of the Admin GraphQL ``orders`` connection (the fields ORDERS_QUERY asks for).
+ORDER_NODE = {
+    "id": "gid://shopify/Order/5", "createdAt": "2025-11-01T10:00:00Z",
+    "updatedAt": "2025-11-02T10:00:00Z", "cancelledAt": None, "currencyCode": "CAD",
+    "discountCodes": ["SK-1"], "customer": {"id": "gid://shopify/Customer/9"},
+    "totalPriceSet": {"shopMoney": {"amount": "40.5", "currencyCode": "CAD"}},
+    "lineItems": {"nodes": [
+        {"quantity": 2, "product": {"id": "gid://shopify/Product/3"},
+         "variant": {"id": "gid://shopify/ProductVariant/31"},
+         "originalUnitPriceSet": {"shopMoney": {"amount": "20.25"}}},
+        {"quantity": 1, "product": None, "variant": None,
+         "originalUnitPriceSet": {"shopMoney": {"amount": "5.00"}}},
+    ]},
+}
 
 
 def cursor_matcher(expected_after: str | None):
@@ -282,19 +299,7 @@ class TestShopifyConnector(ConnectorContract):
                 next(self.make_connector(self._session(delays)).iter_customers())
 
     def test_orders_incremental_sync_filters_by_updated_at(self, delays) -> None:
-        order = {
-            "id": "gid://shopify/Order/5", "createdAt": "2025-11-01T10:00:00Z",
-            "updatedAt": "2025-11-02T10:00:00Z", "cancelledAt": None, "currencyCode": "CAD",
-            "discountCodes": ["SK-1"], "customer": {"id": "gid://shopify/Customer/9"},
-            "totalPriceSet": {"shopMoney": {"amount": "40.5", "currencyCode": "CAD"}},
-            "lineItems": {"nodes": [
-                {"quantity": 2, "product": {"id": "gid://shopify/Product/3"},
-                 "variant": {"id": "gid://shopify/ProductVariant/31"},
-                 "originalUnitPriceSet": {"shopMoney": {"amount": "20.25"}}},
-                {"quantity": 1, "product": None, "variant": None,
-                 "originalUnitPriceSet": {"shopMoney": {"amount": "5.00"}}},
-            ]},
-        }
+        order = copy.deepcopy(ORDER_NODE)
         page = {"data": {"orders": {"pageInfo": {"hasNextPage": False, "endCursor": "x"},
                                     "nodes": [order]}}}
         since = datetime(2025, 11, 1, tzinfo=UTC)

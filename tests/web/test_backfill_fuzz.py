@@ -33,8 +33,8 @@ from plugin.extensions import db
 from plugin.ingestion.sync import run_sync, sync_progress
 from plugin.models import Order as OrderRow
 from plugin.models import Product as ProductRow
-from tests.connectors.test_shopify import product_node
-from tests.web.test_webhook_fuzz import HOSTILE
+from tests.connectors.test_shopify import ORDER_NODE, product_node
+from tests.web.test_webhook_fuzz import HOSTILE, poison
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EXAMPLES = int(os.environ.get("SHOPKEEPER_FUZZ_EXAMPLES", "60"))
@@ -42,17 +42,6 @@ SAL_API = "https://fuzz.saleor.example/graphql/"
 VEN_API = "https://fuzz.vendure.example/admin-api"
 _domains = itertools.count()
 
-SHOPIFY_ORDER = {
-    "id": "gid://shopify/Order/5", "createdAt": "2025-11-01T10:00:00Z",
-    "updatedAt": "2025-11-02T10:00:00Z", "cancelledAt": None, "currencyCode": "CAD",
-    "discountCodes": ["SK-1"], "customer": {"id": "gid://shopify/Customer/9"},
-    "totalPriceSet": {"shopMoney": {"amount": "40.5", "currencyCode": "CAD"}},
-    "lineItems": {"nodes": [
-        {"quantity": 2, "product": {"id": "gid://shopify/Product/3"},
-         "variant": {"id": "gid://shopify/ProductVariant/31"},
-         "originalUnitPriceSet": {"shopMoney": {"amount": "20.25"}}},
-    ]},
-}
 
 
 def _load(name: str) -> Any:
@@ -62,7 +51,7 @@ def _load(name: str) -> Any:
 def _template(platform: str, resource: str) -> dict[str, Any]:
     """One documented record of ``resource`` as the platform's list query returns it."""
     if platform == "shopify":
-        return product_node("1") if resource == "products" else copy.deepcopy(SHOPIFY_ORDER)
+        return product_node("1") if resource == "products" else copy.deepcopy(ORDER_NODE)
     if platform == "saleor":
         return _load("saleor/product_updated.json")["product"] if resource == "products" \
             else _load("saleor/order_created.json")["order"]
@@ -112,18 +101,7 @@ def hostile_pages(draw, platform: str, resource: str) -> tuple[int, list[Any]]:
     nodes = [_with_id(platform, _template(platform, resource), n) for n in (101, 102, 103)]
     victim = draw(st.integers(0, 2))
     for _ in range(draw(st.integers(1, 3))):
-        node: Any = nodes[victim]
-        while True:
-            keys = sorted(node) if isinstance(node, dict) else range(len(node))
-            if not keys:
-                break
-            key = draw(st.sampled_from(list(keys)))
-            child = node[key]
-            if isinstance(child, dict | list) and child and draw(st.booleans()):
-                node = child
-                continue
-            node[key] = copy.deepcopy(draw(HOSTILE))
-            break
+        poison(draw, nodes[victim])
     if draw(st.integers(0, 9)) == 0:  # sometimes the record is no object at all
         nodes[victim] = copy.deepcopy(draw(HOSTILE))
     return victim, nodes

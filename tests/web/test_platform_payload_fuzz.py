@@ -10,7 +10,6 @@ parsing takes a verified body. Derandomized: the same cases every run.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
@@ -26,7 +25,7 @@ from connectors.errors import InvalidPayload
 from plugin.extensions import db
 from plugin.ingestion.apply import apply_event
 from tests.factories import make_shop
-from tests.web.test_webhook_fuzz import HOSTILE
+from tests.web.test_webhook_fuzz import poison
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 #: platform -> (event, fixture, headers that name the event)
@@ -55,18 +54,7 @@ def mutated(draw, platform: str) -> tuple[str, dict[str, str], dict[str, Any]]:
     topic, name, headers = draw(st.sampled_from(PAYLOADS[platform]))
     body = json.loads((FIXTURES / name).read_text())
     for _ in range(draw(st.integers(1, 3))):
-        node: Any = body
-        while True:
-            keys = sorted(node) if isinstance(node, dict) else range(len(node))
-            if not keys:
-                break
-            key = draw(st.sampled_from(list(keys)))
-            child = node[key]
-            if isinstance(child, dict | list) and child and draw(st.booleans()):
-                node = child
-                continue
-            node[key] = copy.deepcopy(draw(HOSTILE))
-            break
+        poison(draw, body)
     return topic, headers, body
 
 
@@ -112,18 +100,7 @@ def vendure_fetches(draw) -> tuple[str, dict[str, Any]]:
     topic, name, root = draw(st.sampled_from(VENDURE_FETCHES))
     answer = json.loads((FIXTURES / "vendure" / name).read_text())
     for _ in range(draw(st.integers(1, 3))):
-        node: Any = answer["data"][root]
-        while True:
-            keys = sorted(node) if isinstance(node, dict) else range(len(node))
-            if not keys:
-                break
-            key = draw(st.sampled_from(list(keys)))
-            child = node[key]
-            if isinstance(child, dict | list) and child and draw(st.booleans()):
-                node = child
-                continue
-            node[key] = copy.deepcopy(draw(HOSTILE))
-            break
+        poison(draw, answer["data"][root])
     return topic, answer
 
 

@@ -42,6 +42,22 @@ HOSTILE = st.one_of(
 )
 
 
+
+def poison(draw, root: Any) -> None:
+    """Replace one leaf of ``root``, at any depth, with a hostile value (in place)."""
+    node: Any = root
+    while True:
+        keys = sorted(node) if isinstance(node, dict) else range(len(node))
+        if not keys:
+            return
+        key = draw(st.sampled_from(list(keys)))
+        child = node[key]
+        if isinstance(child, dict | list) and child and draw(st.booleans()):
+            node = child
+            continue
+        node[key] = copy.deepcopy(draw(HOSTILE))
+        return
+
 def _fixture(topic: str) -> dict[str, Any]:
     return json.loads((FIXTURES / f"{topic.replace('/', '_')}.json").read_text())
 
