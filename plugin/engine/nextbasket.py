@@ -163,6 +163,7 @@ class NextBasketState:
         n_frequent: int = 0,
         n_explore: int = 30,
         max_explore_items: int = 5000,
+        max_neighbour_pool: int | None = None,
         n_popular: int = 0,
         n_content: int = 0,
         n_ease: int = 0,
@@ -187,7 +188,18 @@ class NextBasketState:
         bp = self.personal.bp
         self.items = item_stats(bp, self.personal.ps)
         self.Vn = normalize(self.personal.V).tocsr()
-        self.VnT = self.Vn.T.tocsr()
+        # neighbours come from at most ``max_neighbour_pool`` shoppers, the longest
+        # histories first: scoring every shopper against every other is quadratic
+        n_users = self.Vn.shape[0]
+        self.neighbour_pool: np.ndarray | None = None
+        self.pool_pos: np.ndarray | None = None
+        if max_neighbour_pool is not None and n_users > max_neighbour_pool:
+            ranked = np.argsort(-bp.n_baskets, kind="stable")[:max_neighbour_pool]
+            self.neighbour_pool = np.sort(ranked)
+            self.pool_pos = np.full(n_users, -1, np.int64)
+            self.pool_pos[self.neighbour_pool] = np.arange(max_neighbour_pool)
+        pool = self.neighbour_pool
+        self.VnT = (self.Vn if pool is None else self.Vn[pool]).T.tocsr()
         # neighbours vote only on the best-supported items: the long tail of a 68k-item
         # catalogue costs most of the time and rarely wins an explore slot
         support = self.items["buyers"]
@@ -195,7 +207,8 @@ class NextBasketState:
         self.vote_items = np.sort(keep[support[keep] > 0])
         self.vote_pos = np.full(self.n_items, -1, np.int64)
         self.vote_pos[self.vote_items] = np.arange(len(self.vote_items))
-        self.V_vote = self.personal.V[:, self.vote_items].tocsr()
+        voters = self.personal.V if pool is None else self.personal.V[pool]
+        self.V_vote = voters[:, self.vote_items].tocsr()
         self.item_sim = _co_purchase_similarity(self.personal.bp, self.vote_items)
         end = float(np.nanmax(bp.last_time)) if len(bp.time) else 0.0
         w = np.power(0.5, (end - bp.time) / DAY / trending_half_life_days)
@@ -236,12 +249,18 @@ class NextBasketState:
         shoppers over the items they vote on (``vote_items``).
 
         The query vectors come from ``personal`` (e.g. one shopper's past only); the
-        neighbours are the fitted shoppers, never the shopper themself.
+        neighbours are the fitted shoppers (the pool, when capped), never the shopper
+        themself.
         """
         p = personal or self.personal
         q = self.Vn[users] if p is self.personal else normalize(p.V[users])
         sims = (q @ self.VnT).toarray()
-        sims[np.arange(len(users)), users] = 0.0
+        if self.pool_pos is None:
+            sims[np.arange(len(users)), users] = 0.0
+        else:  # the shopper is only in the pool if their history is among the longest
+            at = self.pool_pos[users]
+            inside = np.flatnonzero(at >= 0)
+            sims[inside, at[inside]] = 0.0
         k = min(self.n_neighbors, sims.shape[1] - 1)
         if k <= 0:
             return np.zeros((len(users), len(self.vote_items)))

@@ -72,6 +72,10 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         look-alikes (TF-IDF of catalogue texts) of the shopper's recent items and from EASE
         (a linear item model of everything they bought; its score is a feature too).
     max_explore_items : best-supported items the neighbours vote on (bounds fit time).
+    max_neighbour_pool : shoppers eligible as neighbours, those with the most baskets
+        first. Every shopper's pool is precomputed at fit, and each looks for neighbours
+        among all the others: without a cap that is quadratic (Instacart's sample copied
+        200 times, 118,600 shoppers: a 455 s fit). Shops below the cap are unaffected.
     validation_baskets : at most this many held-out baskets per shopper (last, then the
         one before, ...) to learn the blending weights from...
     validation_users : ...stopping once this many shopper-baskets were featurised. A
@@ -110,7 +114,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     def __init__(self, n_neighbors: int = 100, neighbour_decay: float = 0.8,
                  max_history: int = 60, n_frequent: int = 20, n_explore: int = 20,
                  max_explore_items: int = 5000, n_popular: int = 10, n_content: int = 10,
-                 n_ease: int = 10,
+                 n_ease: int = 10, max_neighbour_pool: int = 30_000,
                  validation_baskets: int = 20, validation_users: int = 8000,
                  max_validation_users: int = 3000, negatives: float = 0.5,
                  max_iter: int = 200,
@@ -130,6 +134,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         self.n_popular = n_popular
         self.n_content = n_content
         self.n_ease = n_ease
+        self.max_neighbour_pool = max_neighbour_pool
         self.validation_baskets = validation_baskets
         self.validation_users = validation_users
         self.max_validation_users = max_validation_users
@@ -152,7 +157,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                 "max_history": self.max_history, "n_explore": self.n_explore,
                 "n_frequent": self.n_frequent,
                 "max_explore_items": self.max_explore_items, "n_popular": self.n_popular,
-                "n_content": self.n_content, "n_ease": self.n_ease}
+                "n_content": self.n_content, "n_ease": self.n_ease,
+                "max_neighbour_pool": self.max_neighbour_pool}
 
     def fit(self, interactions: Interactions, *,
             show_progress: bool = False) -> ShopkeeperRecommender:

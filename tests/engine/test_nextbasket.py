@@ -108,3 +108,38 @@ def test_ease_proposes_what_shoppers_with_the_same_basket_buy_and_scores_it():
     assert set(with_ease) == {"pasta", "sauce"}
     assert with_ease["sauce"][ease] > 0.5  # nearly every pasta buyer took sauce
     assert with_ease["pasta"][ease] == 0.0  # an item never explains itself (zero diagonal)
+
+
+def _neighbourhood():
+    """``u`` and ``near`` share milk and bread; only ``near`` (one basket) bought jam.
+    ``a``, ``b`` and ``c`` have long histories of other things."""
+    rows = [("u", "milk", T0, "u0"), ("u", "bread", T0, "u0"), ("u", "milk", T0 + DAY, "u1"),
+            ("near", "milk", T0, "n0"), ("near", "bread", T0, "n0"), ("near", "jam", T0, "n0")]
+    for who, item in (("a", "tea"), ("b", "coffee"), ("c", "milk")):
+        rows += [(who, item, T0 + k * DAY, f"{who}{k}") for k in range(4)]
+    return build(rows)
+
+
+def test_neighbours_come_from_the_pool_of_longest_histories():
+    x = _neighbourhood()
+    jam = np.flatnonzero(NextBasketState(x).vote_items == x.item_index("jam"))
+    u = np.array([x.user_index("u")])
+    full = NextBasketState(x, n_neighbors=2).neighbour_scores(u)
+    assert full[0, jam] > 0  # "near" is u's closest shopper and votes for jam
+    capped = NextBasketState(x, n_neighbors=2, max_neighbour_pool=4)
+    # "near" has the shortest history, so is the one left out of a pool of four
+    assert x.user_index("near") not in capped.neighbour_pool
+    assert capped.neighbour_scores(u)[0, jam] == 0.0
+    # a cap the shop does not reach changes nothing
+    roomy = NextBasketState(x, n_neighbors=2, max_neighbour_pool=5)
+    assert roomy.neighbour_pool is None
+    np.testing.assert_array_equal(roomy.neighbour_scores(u), full)
+
+
+def test_a_shopper_in_the_pool_is_never_their_own_neighbour():
+    x = _neighbourhood()
+    state = NextBasketState(x, n_neighbors=3, max_neighbour_pool=4)
+    a = x.user_index("a")
+    assert a in state.neighbour_pool
+    tea = np.flatnonzero(state.vote_items == x.item_index("tea"))
+    assert state.neighbour_scores(np.array([a]))[0, tea] == 0.0  # only a bought tea
