@@ -97,7 +97,7 @@ def _currency(record: Any, name: str = "currency", *, optional: bool = True) -> 
     value = getattr(record, name)
     if value is None and optional:
         return
-    if not isinstance(value, str) or len(value) != 3:
+    if not isinstance(value, str) or len(value) != 3 or not (value.isascii() and value.isalpha()):
         raise InvalidPayload(f"{name} is not a currency code", {name: ["three letters"]})
 
 

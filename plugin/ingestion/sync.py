@@ -127,6 +127,12 @@ def run_sync(
         log.warning("sync.failed", extra={"shop_id": shop_id, "resource": resource,
                                           "error_type": type(err).__name__})
         return result
+    except Exception as err:  # a bug or the database: say so on the state, then raise
+        db.session.rollback()
+        state = sync_state(shop_id, resource)
+        state.status, state.last_error = "failed", f"{type(err).__name__}: {err}"[:1000]
+        db.session.commit()
+        raise
     finally:
         bar.close()
     if result.finished:

@@ -50,7 +50,8 @@ def test_an_inventory_count_the_column_cannot_hold_is_unknown():
 def test_orders_need_a_currency_code_and_text_discount_codes():
     line = LineItem("p1", 1, Decimal("2.00"))
     assert Order("o1", AT, AT, "GBP", (line,), discount_codes=("SK-1",)).currency == "GBP"
-    for bad in ({"currency": None}, {"discount_codes": (7,)}, {"total": Decimal(-(10**10))}):
+    for bad in ({"currency": None}, {"currency": "A\x00B"}, {"currency": "£12"},
+                {"currency": "GBPS"}, {"discount_codes": (7,)}, {"total": Decimal(-(10**10))}):
         with pytest.raises(InvalidPayload):
             Order(**{"external_id": "o1", "created_at": AT, "updated_at": AT,
                      "currency": "GBP", "lines": (line,), **bad})

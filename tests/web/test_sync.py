@@ -220,3 +220,17 @@ def test_sync_command_reports_skipped_records(runner, fake_shop):
                       catch_exceptions=False)
     assert r.exit_code == 0
     assert "products: 25 records, 2 unreadable and skipped (see the dashboard)" in r.output
+
+
+def test_an_unexpected_error_marks_the_sync_failed_and_is_raised(fake_shop, monkeypatch):
+    """Not a connector error (a bug, the database): the state must not stay "running"."""
+    from plugin.ingestion import sync
+
+    def broken(shop_id, record):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(sync.RESOURCES, "products", ("iter_products", broken))
+    with pytest.raises(RuntimeError):
+        run_sync(fake_shop.id, "products")
+    [row] = sync_progress(fake_shop.id)
+    assert row["status"] == "failed" and row["last_error"] == "RuntimeError: boom"
