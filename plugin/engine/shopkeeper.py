@@ -177,7 +177,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                             content=content)
         self.explore_boost_, self.explore_validation_ = float(self.explore_boost or 0.0), {}
         models: list[BlendedRanker] = []
-        if learn:
+        if learn and len(v.y):  # a new shop (nobody has bought twice) has no validation
             scores, models = self._cross_fit(v, fold)
             if models:
                 self.explore_boost_, self.explore_validation_ = self._learn_boost(v, scores)

@@ -319,3 +319,17 @@ def test_the_two_cross_fitted_rankers_serve_averaged(monkeypatch):
     fitted.clear()
     ShopkeeperRecommender(explore_boost=0.5).fit(x)
     assert len(fitted) == 1  # nothing cross-fitted: one ranker on all rows
+
+
+def test_a_new_shop_where_nobody_bought_twice_still_gets_a_model():
+    """No shopper has a second basket, so there is nothing to validate on: the fit must
+    still give lists (it raised IndexError, and training failed for every new shop)."""
+    from plugin.engine.data import Interactions
+
+    users = [f"c{i}" for i in range(300) for _ in range(3)]
+    items = [f"i{(i * 7 + j) % 40}" for i in range(300) for j in range(3)]
+    times = [1_700_000_000 + i * 3600 for i in range(300) for _ in range(3)]
+    model = ShopkeeperRecommender().fit(Interactions.from_arrays(users, items, times))
+    recs = model.recommend("c1", 5)
+    assert len(recs) == 5 and all(r.reason for r in recs)
+    assert model.explore_validation_ == {}
