@@ -17,8 +17,10 @@ keepalive = 5
 max_requests = 5000  # recycle workers to bound memory growth
 max_requests_jitter = 500
 accesslog = "-"
+# method and path only: query strings carry credentials (signed admin links, Shopify's
+# id_token, OAuth codes) that anyone reading the log could replay
 access_log_format = (
-    '{"remote":"%(h)s","request":"%(r)s","status":%(s)s,"ms":%(M)s,'
+    '{"remote":"%(h)s","method":"%(m)s","path":"%(U)s","status":%(s)s,"ms":%(M)s,'
     '"request_id":"%({x-request-id}o)s"}'
 )
 forwarded_allow_ips = os.environ.get("SHOPKEEPER_FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -82,3 +82,30 @@ def test_metrics_still_answer_when_the_database_is_down(app, client):
         assert "shopkeeper_database_up 0.0" in r.get_data(as_text=True)
     finally:
         engines[None] = good
+
+
+def test_the_access_log_never_records_query_strings():
+    """Signed admin links, Shopify id_tokens and OAuth codes travel in query strings."""
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger, SafeAtoms
+
+    from plugin import gunicorn_conf
+
+    class Req:
+        method, path, query = "GET", "/admin/login", "shop=s&sig=SECRET"
+        uri = f"{path}?{query}"
+        version = (1, 1)
+        headers: list = []
+
+    class Resp:
+        status, headers, sent, response_length = "302 FOUND", [], 0, 0
+
+    cfg = Config()
+    cfg.set("access_log_format", gunicorn_conf.access_log_format)
+    import datetime as dt
+    environ = {"REMOTE_ADDR": "1.2.3.4", "REQUEST_METHOD": "GET", "RAW_URI": Req.uri,
+               "PATH_INFO": Req.path, "QUERY_STRING": Req.query, "SERVER_PROTOCOL": "HTTP/1.1"}
+    atoms = Logger(cfg).atoms(Resp(), Req(), environ,
+                              dt.timedelta(milliseconds=5))
+    line = gunicorn_conf.access_log_format % SafeAtoms(atoms)
+    assert "SECRET" not in line and '"path":"/admin/login"' in line
