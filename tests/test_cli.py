@@ -6,6 +6,7 @@ import csv
 import gzip
 import re
 
+import pytest
 import sqlalchemy as sa
 
 from plugin.cli import main
@@ -96,6 +97,38 @@ def test_import_bad_input_exits_2_with_a_clear_message(runner, shop, tmp_path):
     r = runner.invoke(main, ["import", "--shop", shop.id, "--orders", empty])
     assert r.exit_code == 2 and "no rows" in r.output
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
+
+
+HEADER = "customer_id,item_id,timestamp,basket_id,quantity,price\n"
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("q.csv", HEADER + "c1,A,2011-01-01,b1,abc,1.50\n", "row 2: quantity is not a whole"),
+    ("n.csv", HEADER + "c1,A,2011-01-01,b1,1,NaN\n", "row 2: price must be a number"),
+    ("h.csv", HEADER + "c1,A,2011-01-01,b1,1,1e20\n", "row 2: price must be a number"),
+    ("z.csv", HEADER + "c1,A\x001,2011-01-01,b1,1,1\n", "row 2: item_id must be 1 to 255"),
+    ("l.csv", HEADER + f"c1,{'x' * 300},2011-01-01,b1,1,1\n", "row 2: item_id must be"),
+    ("c.csv", HEADER + ",A,2011-01-01,b1,1,1\n", "row 2: customer_id must be"),
+    ("r.csv", HEADER + 'c1,"A,2011-01-01\n', "orders row 2: expected 6 fields"),
+    ("u.csv", b"customer_id,item_id,timestamp\n\xff\xfe,A,2011-01-01\n", "cannot be read"),
+    ("g.csv.gz", b"not gzip at all", "cannot be read: BadGzipFile"),
+    ("t.csv.gz", gzip.compress((HEADER + "c1,A,2011-01-01,b1,1,1\n").encode())[:30],
+     "cannot be read: EOFError"),
+])
+def test_import_refuses_what_it_cannot_store_with_exit_2(runner, shop, tmp_path, name,
+                                                         content, message):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    r = runner.invoke(main, ["import", "--shop", shop.id, "--orders", str(path)])
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
+
+
+def test_import_refuses_a_currency_that_is_not_a_code(runner, shop, tmp_path):
+    f = _write(tmp_path / "o.csv", ["customer_id", "item_id", "timestamp"],
+               [["c", "i", "2011-01-01"]])
+    r = runner.invoke(main, ["import", "--shop", shop.id, "--orders", f, "--currency", "POUNDS"])
+    assert r.exit_code == 2 and "three-letter code" in r.output
 
 
 def test_import_unknown_shop_fails(runner, tmp_path):

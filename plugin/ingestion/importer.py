@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -19,6 +20,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from connectors.parsing import MAX_AMOUNT
+from connectors.records import MAX_QUANTITY
 from plugin.extensions import db
 from plugin.models import Customer, Interaction, Order, OrderLine, Product
 
@@ -56,47 +59,92 @@ def _decimal(value: str | None, row: int, field: str) -> Decimal | None:
     if value in (None, ""):
         return None
     try:
-        return Decimal(value)
+        amount = Decimal(value)
     except InvalidOperation:
         raise ImportError_(f"row {row}: {field} is not a number: {value!r}") from None
+    if not amount.is_finite() or abs(amount) > MAX_AMOUNT:
+        raise ImportError_(f"row {row}: {field} must be a number up to {MAX_AMOUNT}: "
+                           f"{value!r}")
+    return amount
+
+
+def _id(value: str | None, row: int, field: str) -> str:
+    """The same rule as every connector's records: 1-255 characters, no NUL."""
+    text = (value or "").strip()
+    if not text or len(text) > 255 or "\x00" in text:
+        raise ImportError_(f"row {row}: {field} must be 1 to 255 characters without NUL: "
+                           f"{(value or '')[:40]!r}")
+    return text
+
+
+def _quantity(value: str | None, row: int) -> int:
+    try:
+        qty = int(value or 1)
+    except ValueError:
+        raise ImportError_(f"row {row}: quantity is not a whole number: {value!r}") from None
+    if qty > MAX_QUANTITY:
+        raise ImportError_(f"row {row}: quantity is over {MAX_QUANTITY}: {value!r}")
+    return qty
+
+
+def _rows(path: str | Path, what: str) -> Iterator[tuple[int, dict[str, str], list[str]]]:
+    """Numbered CSV rows; unreadable files (not UTF-8, a broken gzip) and ragged rows are
+    ``ImportError_`` naming the file or row, so the command exits 2 with a message."""
+    try:
+        with _open(path) as fh:
+            reader = csv.DictReader(fh)
+            fieldnames = list(reader.fieldnames or ())
+            for n, r in enumerate(reader, start=2):
+                if None in r or any(v is None for v in r.values()):
+                    raise ImportError_(f"{what} row {n}: expected {len(fieldnames)} fields")
+                yield n, r, fieldnames
+            if not fieldnames:
+                yield 0, {}, []
+    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
+        raise ImportError_(f"{what} file {Path(path).name} cannot be read: "
+                           f"{type(exc).__name__}: {exc}") from None
 
 
 def read_catalog(path: str | Path) -> dict[str, dict]:
-    with _open(path) as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or "item_id" not in reader.fieldnames:
+    out = {}
+    for n, r, fieldnames in _rows(path, "catalog"):
+        if "item_id" not in fieldnames:
             raise ImportError_("catalog CSV needs an item_id column")
-        out = {}
-        for n, r in enumerate(reader, start=2):
-            out[r["item_id"]] = {
-                "title": r.get("title") or r["item_id"],
-                "description": r.get("description") or "",
-                "categories": [c.strip() for c in (r.get("category") or "").split("|")
-                               if c.strip()],
-                "price": _decimal(r.get("price"), n, "price"),
-            }
+        if not n:
+            continue
+        item = _id(r["item_id"], n, "item_id")
+        out[item] = {
+            "title": (r.get("title") or item)[:500],
+            "description": r.get("description") or "",
+            "categories": [c.strip() for c in (r.get("category") or "").split("|")
+                           if c.strip()],
+            "price": _decimal(r.get("price"), n, "price"),
+        }
     return out
 
 
 def read_baskets(path: str | Path) -> dict[str, dict]:
     """Group order lines into baskets keyed by basket id (or customer + timestamp)."""
     baskets: dict[str, dict] = {}
-    with _open(path) as fh:
-        reader = csv.DictReader(fh)
-        missing = {"customer_id", "item_id", "timestamp"} - set(reader.fieldnames or ())
+    for n, r, fieldnames in _rows(path, "orders"):
+        missing = {"customer_id", "item_id", "timestamp"} - set(fieldnames)
         if missing:
             raise ImportError_(f"orders CSV is missing columns: {', '.join(sorted(missing))}")
-        for n, r in enumerate(reader, start=2):
-            ts = _parse_time(r["timestamp"], n)
-            key = r.get("basket_id") or f"{r['customer_id']}@{ts.isoformat()}"
-            qty = int(r.get("quantity") or 1)
-            if qty <= 0:
-                continue
-            b = baskets.setdefault(key, {"customer_id": r["customer_id"], "created_at": ts,
-                                         "lines": defaultdict(lambda: [0, None])})
-            line = b["lines"][r["item_id"]]
-            line[0] += qty
-            line[1] = _decimal(r.get("price"), n, "price") or line[1]
+        if not n:
+            continue
+        ts = _parse_time(r["timestamp"], n)
+        customer = _id(r["customer_id"], n, "customer_id")
+        item = _id(r["item_id"], n, "item_id")
+        key = _id(r["basket_id"], n, "basket_id") if r.get("basket_id") \
+            else f"{customer}@{ts.isoformat()}"
+        qty = _quantity(r.get("quantity"), n)
+        if qty <= 0:
+            continue
+        b = baskets.setdefault(key, {"customer_id": customer, "created_at": ts,
+                                     "lines": defaultdict(lambda: [0, None])})
+        line = b["lines"][item]
+        line[0] += qty
+        line[1] = _decimal(r.get("price"), n, "price") or line[1]
     if not baskets:
         raise ImportError_("orders CSV has no rows")
     return baskets
@@ -112,6 +160,9 @@ def import_history(shop_id: str, orders_path: str | Path, catalog_path: str | Pa
     last 30 days mean something in a demo.
     """
     stats = ImportStats()
+    if not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
+        raise ImportError_(f"currency must be a three-letter code, not {currency!r}")
+    currency = currency.upper()
     catalog = read_catalog(catalog_path) if catalog_path else {}
     baskets = read_baskets(orders_path)
     if ends_at is not None:
