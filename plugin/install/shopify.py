@@ -76,6 +76,10 @@ def finish_install(params: Mapping[str, str], expected_state: str | None) -> Sho
         raise Unauthorized("The install callback could not be verified.") from None
     except AuthFailed:
         raise Unauthorized("Shopify refused the authorization code.") from None
+    except ConnectorError as err:  # unreachable, 5xx, rate limited: retry the install
+        log.warning("install.shopify.exchange_failed", extra={"error": type(err).__name__})
+        raise UpstreamError("Shopify could not be reached to finish the install; "
+                            "try again.") from None
     shop, created = upsert_installation("shopify", credentials.shop_domain, credentials)
     uri = absolute_url(current_app.config["PUBLIC_URL"], load_manifest()["urls"]["webhooks"],
                        connector="shopify", shop_id=shop.id)

@@ -33,7 +33,7 @@ def shopify_install():
 
 @bp.get("/install/shopify/callback")
 @doc(summary="Finish a Shopify install (verifies hmac and state, exchanges the code)",
-     tags=["install"], query=ShopifyCallbackQuery, errors=(400, 401, 404, 422))
+     tags=["install"], query=ShopifyCallbackQuery, errors=(400, 401, 404, 422, 502))
 def shopify_callback():
     ShopifyCallbackQuery().load(request.args)
     pending = session.pop(_STATE_KEY, None) or {}

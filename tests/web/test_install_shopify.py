@@ -199,3 +199,25 @@ def test_shop_redact_after_uninstall_erases_and_acknowledges(install_client) -> 
 def test_unknown_shop_is_acknowledged(install_client) -> None:
     response = post_app_webhook(install_client, "customers/data_request", b'{"shop_id":2}')
     assert response.status_code == 200
+
+
+def test_an_unreachable_shopify_is_a_502_not_a_500(install_client, monkeypatch) -> None:
+    from connectors import http
+    from connectors.shopify import ShopifyConnector
+
+    real = ShopifyConnector.for_app.__func__
+
+    def no_wait(cls, *args, **kwargs):  # the retrying session, without its real sleeps
+        connector = real(cls, *args, **kwargs)
+        connector._session = http.make_session(sleep=lambda seconds: None)
+        return connector
+
+    monkeypatch.setattr(ShopifyConnector, "for_app", classmethod(no_wait))
+    state = start(install_client)
+    with responses.RequestsMock() as rsps:
+        rsps.post(TOKEN_URL, status=503)
+        response = install_client.get("/install/shopify/callback",
+                                      query_string=callback_params(state))
+    assert response.status_code == 502
+    assert "try again" in response.get_json()["message"]
+    assert db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP)) is None
