@@ -24,7 +24,9 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     elif config is not None:
         app.config.from_object(config)
-    app.config["MAX_CONTENT_LENGTH"] = app.config["WEBHOOK_MAX_BYTES"]
+    # one byte over the limit: a chunked body (no Content-Length) is cut at this length, and
+    # only a cut one byte past the limit lets the webhook view see it was too large (413)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["WEBHOOK_MAX_BYTES"] + 1
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     app.instance_path = str(Path(app.config["INSTANCE_DIR"]).resolve())
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)

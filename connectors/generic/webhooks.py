@@ -47,7 +47,8 @@ TOPICS: tuple[str, ...] = (
     "app/uninstalled",
 )
 _DELETES = {"products/delete": "product", "customers/delete": "customer"}
-_DELIVERY_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
+#: what a delivery id may be (it is the dedupe key): Shopify's use it too
+DELIVERY_ID_PATTERN = _DELIVERY_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from connectors.base import header
 from connectors.errors import InvalidPayload, SignatureInvalid, UnknownTopic
+from connectors.generic.webhooks import DELIVERY_ID_PATTERN as _DELIVERY_ID
 from connectors.parsing import load_json_object, parse_datetime
 from connectors.records import (
     Cart,
@@ -82,6 +83,9 @@ def parse_delivery(
     delivery_id = (header(headers, WEBHOOK_ID_HEADER) or "").strip()
     if not delivery_id:
         raise InvalidPayload("missing webhook id", {WEBHOOK_ID_HEADER: ["required"]})
+    if not _DELIVERY_ID.match(delivery_id):  # stored as the dedupe key (String(255))
+        raise InvalidPayload("invalid webhook id",
+                             {WEBHOOK_ID_HEADER: ["1 to 128 printable ASCII characters"]})
     triggered = header(headers, TRIGGERED_AT_HEADER)
     occurred = parse_datetime(triggered, field=TRIGGERED_AT_HEADER) if triggered else None
     data = load_json_object(raw_body)

@@ -246,6 +246,14 @@ class TestShopifyConnector(ConnectorContract):
         with pytest.raises(InvalidPayload):
             self.make_connector().parse_webhook(headers, body)
 
+    @pytest.mark.parametrize("webhook_id", ["x" * 129, "w\x01\x7f"])
+    def test_webhook_id_must_be_a_short_printable_key(self, webhook_id: str) -> None:
+        body = fixture("products_delete.json")
+        headers = {**shopify_headers("products/delete", body),
+                   "X-Shopify-Webhook-Id": webhook_id}
+        with pytest.raises(InvalidPayload):
+            self.make_connector().parse_webhook(headers, body)
+
     def test_order_without_currency_is_invalid(self) -> None:
         data = json.loads(fixture("orders_create.json"))
         del data["currency"]

@@ -182,3 +182,24 @@ def test_verification_backend_down_answers_503_and_stores_nothing(client, shop, 
     r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
     assert r.status_code == 503 and r.json["code"] == 503
     assert _count() == 0
+
+
+def test_an_oversized_chunked_body_gets_413_not_a_signature_error(client, shop, shop_secret,
+                                                                   app):
+    """Without a Content-Length, Werkzeug cuts the stream at MAX_CONTENT_LENGTH: the cut
+    body failed its signature (401, and a false "bad secret" warning) instead of 413."""
+    import io
+
+    from connectors.generic import sign_payload
+
+    limit = app.config["WEBHOOK_MAX_BYTES"]
+    body = b'{"id": "p1", "pad": "' + b"x" * (limit + 10) + b'"}'
+    headers = {**sign_payload(shop_secret, body), "X-Shopkeeper-Topic": "products/upsert",
+               "X-Shopkeeper-Delivery-Id": "big-1", "Content-Type": "application/json",
+               "Transfer-Encoding": "chunked"}
+    # as gunicorn hands it over: no Content-Length, the stream ends where the body does
+    r = client.post(f"/webhooks/generic/{shop.id}", input_stream=io.BytesIO(body),
+                    headers=headers, environ_overrides={"wsgi.input_terminated": True,
+                                                        "CONTENT_LENGTH": ""})
+    assert r.status_code == 413
+    assert _count() == 0
