@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,10 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_object(Config)
     app.config.from_prefixed_env("SHOPKEEPER")
+    for key in dir(Config):  # text settings stay text: a numeric-looking secret is no int
+        raw = os.environ.get(f"SHOPKEEPER_{key}")
+        if raw is not None and isinstance(getattr(Config, key), str):
+            app.config[key] = raw
     if isinstance(config, dict):
         app.config.update(config)
     elif config is not None:

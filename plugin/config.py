@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_INSTANCE = Path(os.environ.get("SHOPKEEPER_INSTANCE_DIR", Path.cwd() / "instance"))
+# absolute: Flask-SQLAlchemy reads a relative SQLite path against the instance folder, so a
+# relative SHOPKEEPER_INSTANCE_DIR put the database in <dir>/<dir>/
+_INSTANCE = Path(os.environ.get("SHOPKEEPER_INSTANCE_DIR", Path.cwd() / "instance")).resolve()
 
 
 class Config:
