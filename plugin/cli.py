@@ -13,7 +13,22 @@ from plugin import create_app
 from plugin.training_cli import train as train_command
 
 
-@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=True,
+class ShopkeeperGroup(FlaskGroup):
+    """Commands on a database that was never migrated say what to run, not a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as err:
+            text = str(err.orig).lower()
+            if "no such table" in text or "does not exist" in text:
+                raise click.ClickException(
+                    "the database has no Shopkeeper tables yet: run `shopkeeper db upgrade`"
+                ) from None
+            raise
+
+
+@click.group(cls=ShopkeeperGroup, create_app=create_app, add_default_commands=True,
              add_version_option=False)
 def main() -> None:
     """Shopkeeper: personalization for headless storefronts."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import re
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -174,3 +175,16 @@ def test_shops_credentials_are_merged_and_encrypted(runner, shop):
     assert creds.webhook_secret  # kept
     bad = runner.invoke(main, ["shops", "credentials", shop.id, "--extra", "novalue"])
     assert bad.exit_code == 2
+
+
+def test_a_command_on_an_unmigrated_database_says_to_upgrade(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "plugin.cli", "shops", "list"], cwd=tmp_path,
+                         capture_output=True, text=True,
+                         env={"SHOPKEEPER_INSTANCE_DIR": str(tmp_path / "fresh"),
+                              "PYTHONPATH": str(Path(__file__).parents[1]),
+                              "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "run `shopkeeper db upgrade`" in out.stderr
