@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, redirect, request, session
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session
 
+from connectors.manifest import load_manifest
 from plugin.install import saleor, shopify
 from plugin.install.schemas import (
     AcceptedSchema,
@@ -14,7 +15,7 @@ from plugin.install.schemas import (
     ShopifyCallbackQuery,
     ShopifyInstallQuery,
 )
-from plugin.openapi import doc
+from plugin.openapi import HTML, doc
 
 bp = Blueprint("install", __name__)
 
@@ -43,6 +44,15 @@ def shopify_callback():
     shop = shopify.finish_install(params, pending.get("state"))
     api_key = current_app.config["SHOPIFY_API_KEY"]
     return redirect(f"https://{shop.domain}/admin/apps/{api_key}", code=302)
+
+
+@bp.get("/privacy")
+@doc(summary="The app's data privacy policy (linked from the marketplace listings)",
+     tags=["install"], content_type=HTML)
+def privacy_policy():
+    manifest = load_manifest()
+    return render_template("public/privacy.html", app=manifest["app"],
+                           privacy=manifest["privacy"])
 
 
 @bp.get("/api/manifest")

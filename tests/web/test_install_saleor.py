@@ -106,3 +106,21 @@ def test_install_endpoints_are_in_openapi(install_client) -> None:
     assert {"get"} <= set(paths["/install/shopify"]) and "get" in paths["/api/manifest"]
     assert "get" in paths["/install/shopify/callback"]
     assert "post" in paths["/api/register"] and "post" in paths["/webhooks/shopify"]
+
+
+def test_every_link_the_manifest_advertises_is_served(install_client, app) -> None:
+    """Saleor shows the privacy policy, support link and logo in its app list."""
+    from urllib.parse import urlsplit
+
+    manifest = install_client.get("/api/manifest").get_json()
+    base = app.config["PUBLIC_URL"].rstrip("/")
+    links = {manifest["dataPrivacyUrl"], manifest["supportUrl"],
+             manifest["brand"]["logo"]["default"], manifest["homepageUrl"]}
+    for link in links:
+        assert link.startswith(base), link
+        r = install_client.get(urlsplit(link).path)
+        assert r.status_code in (200, 302), (link, r.status_code)
+    logo = install_client.get(urlsplit(manifest["brand"]["logo"]["default"]).path)
+    assert logo.mimetype == "image/png" and logo.data.startswith(b"\x89PNG")
+    policy = install_client.get("/privacy").get_data(as_text=True)
+    assert "48 hours later" in policy and "order history" in policy
