@@ -74,7 +74,7 @@ def shops_add(platform: str, domain: str) -> None:
     """Register a shop; prints its id, webhook URL and secret, and public widget key."""
     from connectors.errors import UnknownConnector
     from plugin import shops as shop_service
-    from plugin.errors import Conflict
+    from plugin.errors import BadRequest, Conflict
     from plugin.extensions import db as database
 
     try:
@@ -82,6 +82,8 @@ def shops_add(platform: str, domain: str) -> None:
     except UnknownConnector:
         raise click.BadParameter(f"unknown platform {platform!r}",
                                 param_hint="--platform") from None
+    except BadRequest as err:
+        raise click.BadParameter(err.message, param_hint="--domain") from None
     except Conflict as err:
         raise click.ClickException(err.message) from None
     database.session.commit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -14,11 +15,14 @@ from flask import current_app
 import connectors
 from connectors.base import Connector, Credentials
 from plugin import crypto
-from plugin.errors import Conflict, NotFound
+from plugin.errors import BadRequest, Conflict, NotFound
 from plugin.extensions import db
 from plugin.models import AuditLog, Installation, Shop
 from plugin.models.types import utcnow
 
+#: a shop's domain: host name labels (or an IPv4 address), optionally a port
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}"
+                   r"[a-z0-9])?)*(?::\d{1,5})?")
 log = logging.getLogger("shopkeeper.shops")
 
 
@@ -26,6 +30,9 @@ def create_shop(platform: str, domain: str, credentials: Credentials | None = No
     """Register an installed store; a webhook secret is generated when the platform has none."""
     connectors.get(platform)  # unknown platform raises UnknownConnector
     domain = domain.strip().lower()
+    if not _HOST.fullmatch(domain) or len(domain) > 253:
+        raise BadRequest(f"{domain!r} is not a host name (like shop.example or "
+                         "shop.example:8080).", {"domain": ["Not a host name."]})
     if db.session.scalar(sa.select(Shop).filter_by(platform=platform, domain=domain)):
         raise Conflict(f"A {platform} shop with domain {domain!r} already exists.")
     shop = Shop(

@@ -49,6 +49,13 @@ def _write(path, header, rows, gz=False):
     return str(path)
 
 
+@pytest.mark.parametrize("domain", ["", "not a domain/../x", "shop..example", "-x.example"])
+def test_shops_add_refuses_what_is_not_a_host_name(runner, domain):
+    r = runner.invoke(main, ["shops", "add", "--platform", "generic", "--domain", domain])
+    assert r.exit_code == 2 and "is not a host name" in r.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Shop)) == 0
+
+
 def test_import_loads_history_and_is_idempotent(runner, shop, tmp_path):
     orders = _write(tmp_path / "o.csv.gz", ["customer_id", "item_id", "timestamp", "basket_id",
                                             "quantity", "price"],
