@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 from connectors.errors import InvalidPayload
 
 __all__ = ["MAX_AMOUNT", "MAX_JSON_DEPTH", "check_amount", "decode_json", "holds_nul",
-           "load_json_object", "parse_datetime", "to_decimal", "too_deep", "utc_from_timestamp"]
+           "load_json_object", "parse_datetime", "scan_json", "to_decimal", "too_deep",
+           "utc_from_timestamp"]
 
 #: The largest amount a record may carry. The database's money columns (numeric(14,4))
 #: hold ten times this, so order totals built from such amounts stay in range; a larger
@@ -24,37 +24,48 @@ MAX_AMOUNT = Decimal(10**9)
 MAX_JSON_DEPTH = 64
 
 
-def _walk(value: Any) -> Iterator[tuple[Any, int]]:
-    """Every value in a decoded JSON document (keys included) with its depth, iteratively."""
+def scan_json(value: Any, limit: int = MAX_JSON_DEPTH) -> tuple[bool, bool]:
+    """(nested deeper than ``limit``, holds a NUL) for a decoded JSON value, in one
+    iterative walk (keys included): recursion is what made deep bodies a 500."""
+    deep = nul = False
     stack = [(value, 1)]
-    while stack:
+    while stack and not (deep and nul):
         node, depth = stack.pop()
-        yield node, depth
-        if isinstance(node, dict):
-            stack.extend((k, depth) for k in node)
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
+        if isinstance(node, str):
+            nul = nul or "\x00" in node
+        elif isinstance(node, dict | list):
+            deep = deep or depth > limit
+            if isinstance(node, dict):
+                stack.extend((k, depth) for k in node)
+            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict)
+                                                  else node))
+    return deep, nul
 
 
 def holds_nul(value: Any) -> bool:
     """True if any string in a decoded JSON value (keys included) holds U+0000, which
     PostgreSQL text cannot store."""
-    return any(isinstance(v, str) and "\x00" in v for v, _ in _walk(value))
+    return scan_json(value)[1]
 
 
 def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """True if containers in a decoded JSON value nest deeper than ``limit``."""
-    return any(depth > limit for v, depth in _walk(value) if isinstance(v, dict | list))
+    return scan_json(value, limit)[0]
+
+
+def _loads(raw: bytes | str) -> tuple[Any, bool, bool]:
+    """Decoded value, too deep, holds NUL (``ValueError`` for what is not JSON)."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        return None, True, False
+    return (data, *scan_json(data))
 
 
 def decode_json(raw: bytes | str) -> Any:
     """``json.loads`` that refuses, as ``ValueError``, what would otherwise recurse too deep."""
-    try:
-        data = json.loads(raw)
-    except RecursionError:
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
-    if too_deep(data):
+    data, deep, _ = _loads(raw)
+    if deep:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     return data
 
@@ -62,12 +73,14 @@ def decode_json(raw: bytes | str) -> Any:
 def load_json_object(raw_body: bytes) -> dict[str, Any]:
     """Decode a webhook body that must be a JSON object, else ``InvalidPayload``."""
     try:
-        data = decode_json(raw_body)
+        data, deep, nul = _loads(raw_body)
+        if deep:
+            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidPayload("body is not valid JSON", {"_body": [str(exc)]}) from None
     if not isinstance(data, dict):
         raise InvalidPayload("body must be a JSON object", {"_body": ["expected an object"]})
-    if holds_nul(data):  # refused at receipt: applying it would fail on PostgreSQL forever
+    if nul:  # refused at receipt: applying it would fail on PostgreSQL forever
         raise InvalidPayload("body holds a NUL character", {"_body": ["NUL is not allowed"]})
     return data
 

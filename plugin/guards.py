@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from connectors.parsing import MAX_JSON_DEPTH, holds_nul, too_deep
+from connectors.parsing import MAX_JSON_DEPTH, scan_json
 from plugin.errors import BadRequest
 
 _NUL = "\x00"
@@ -31,16 +31,13 @@ def refuse_nul() -> None:
                 where.append("form")
         else:
             try:
-                body = request.get_json(force=True, silent=True)
+                deep, nul = scan_json(request.get_json(force=True, silent=True))
             except RecursionError:
-                body = None
-                deep = True
-            else:
-                deep = too_deep(body)
+                deep, nul = True, False
             if deep:
                 raise BadRequest("The JSON body is nested too deeply.", {"_body": [
                     f"At most {MAX_JSON_DEPTH} levels of arrays and objects."]})
-            if holds_nul(body):
+            if nul:
                 where.append("body")
     if where:
         raise BadRequest("The request holds a NUL character.",

@@ -115,10 +115,7 @@ def run_sync(
         else:
             result.finished = True
     except ConnectorError as err:
-        db.session.rollback()
-        state = sync_state(shop_id, resource)
-        state.status, state.last_error = "failed", f"{type(err).__name__}: {err}"[:1000]
-        result.error = state.last_error
+        result.error = _failed(shop_id, resource, err).last_error
         if isinstance(err, RateLimited):
             result.retry_after = err.retry_after
         if isinstance(err, AuthFailed) and shop.installation is not None:
@@ -128,9 +125,7 @@ def run_sync(
                                           "error_type": type(err).__name__})
         return result
     except Exception as err:  # a bug or the database: say so on the state, then raise
-        db.session.rollback()
-        state = sync_state(shop_id, resource)
-        state.status, state.last_error = "failed", f"{type(err).__name__}: {err}"[:1000]
+        _failed(shop_id, resource, err)
         db.session.commit()
         raise
     finally:
@@ -145,6 +140,14 @@ def run_sync(
     log.info("sync.page_run", extra={"shop_id": shop_id, "resource": resource,
                                      "records": result.records, "finished": result.finished})
     return result
+
+
+def _failed(shop_id: str, resource: str, err: Exception) -> SyncState:
+    """Roll the page back and mark the state failed with the error (caller commits)."""
+    db.session.rollback()
+    state = sync_state(shop_id, resource)
+    state.status, state.last_error = "failed", f"{type(err).__name__}: {err}"[:1000]
+    return state
 
 
 def _note_rejected(state: SyncState, rejected: Sequence[Rejected]) -> None:
