@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from urllib.parse import urlencode
 
 import click
 import sqlalchemy as sa
@@ -67,7 +68,8 @@ def shops() -> None:
 
 
 @shops.command("add")
-@click.option("--platform", required=True, help="Connector key, e.g. generic, shopify.")
+@click.option("--platform", required=True,
+              help="Connector key, e.g. generic, vendure (Shopify installs through OAuth).")
 @click.option("--domain", required=True, help="The shop's domain, e.g. shop.example.")
 @with_appcontext
 def shops_add(platform: str, domain: str) -> None:
@@ -77,6 +79,13 @@ def shops_add(platform: str, domain: str) -> None:
     from plugin.errors import BadRequest, Conflict
     from plugin.extensions import db as database
 
+    base = current_app.config["PUBLIC_URL"].rstrip("/")
+    if platform == "shopify":  # Shopify signs webhooks with the app's secret, set by OAuth
+        url = f"{base}/install/shopify?{urlencode({'shop': domain})}"
+        raise click.BadParameter(
+            "Shopify stores install through Shopify's OAuth, which also sets the secret "
+            f"Shopify signs webhooks with: open {url} (or install from the Shopify App "
+            "Store).", param_hint="--platform")
     try:
         shop = shop_service.create_shop(platform, domain)
     except UnknownConnector:
@@ -88,7 +97,6 @@ def shops_add(platform: str, domain: str) -> None:
         raise click.ClickException(err.message) from None
     database.session.commit()
     creds = shop_service.credentials_for(shop)
-    base = current_app.config["PUBLIC_URL"].rstrip("/")
     click.echo(f"shop id:        {shop.id}")
     click.echo(f"webhook url:    {base}/webhooks/{platform}/{shop.id}")
     click.echo(f"webhook secret: {creds.webhook_secret}")

@@ -40,6 +40,15 @@ def test_shops_add_rejects_unknown_platform_and_duplicates(runner):
     assert r.exit_code == 1 and "already exists" in r.output
 
 
+def test_shops_add_sends_shopify_stores_to_oauth(runner):
+    """A CLI-made Shopify shop would get a webhook secret Shopify never signs with."""
+    r = runner.invoke(main, ["shops", "add", "--platform", "shopify",
+                             "--domain", "my-store.myshopify.com"])
+    assert r.exit_code == 2
+    assert "/install/shopify?shop=my-store.myshopify.com" in r.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Shop)) == 0
+
+
 def _write(path, header, rows, gz=False):
     opener = gzip.open if gz else open
     with opener(path, "wt", newline="") as fh:

@@ -27,6 +27,7 @@ __all__ = [
     "verify_app_proxy",
     "verify_oauth_callback",
     "verify_session_token",
+    "verify_signed_query",
 ]
 
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
@@ -69,14 +70,24 @@ def oauth_hmac(params: Mapping[str, str], secret: str) -> str:
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
+def verify_signed_query(params: Mapping[str, str], secret: str) -> str:
+    """Check a Shopify-signed query (App URL launch, OAuth callback); return the shop domain.
+
+    Shopify signs every request it sends a merchant's browser to: the install from the App
+    Store, an admin opening the app, the OAuth redirect.
+    """
+    shop = validate_shop_domain(params.get("shop"))
+    offered = params.get("hmac") or ""
+    if not hmac.compare_digest(offered.encode(), oauth_hmac(params, secret).encode()):
+        raise SignatureInvalid("Shopify request hmac mismatch")
+    return shop
+
+
 def verify_oauth_callback(
     params: Mapping[str, str], secret: str, *, expected_state: str | None = None
 ) -> str:
     """Check the callback's shop, ``hmac`` and ``state``; return the shop domain."""
-    shop = validate_shop_domain(params.get("shop"))
-    offered = params.get("hmac") or ""
-    if not hmac.compare_digest(offered.encode(), oauth_hmac(params, secret).encode()):
-        raise SignatureInvalid("OAuth callback hmac mismatch")
+    shop = verify_signed_query(params, secret)
     if expected_state is not None and not hmac.compare_digest(
         (params.get("state") or "").encode(), expected_state.encode()
     ):

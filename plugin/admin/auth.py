@@ -88,25 +88,6 @@ def login_with_secret(shop_id: str, secret: str) -> Shop:
     return shop
 
 
-# ---------------------------------------------------------------- Shopify
-def login_with_shopify_token(token: str) -> Shop:
-    from connectors.shopify.install import verify_session_token
-
-    cfg = current_app.config
-    if not cfg.get("SHOPIFY_API_KEY") or not cfg.get("SHOPIFY_API_SECRET"):
-        raise Unauthorized("Shopify is not configured on this server.")
-    try:
-        claims = verify_session_token(token, cfg["SHOPIFY_API_KEY"], cfg["SHOPIFY_API_SECRET"])
-    except SignatureInvalid as err:
-        raise Unauthorized(str(err)) from None
-    domain = urlsplit(str(claims["dest"])).hostname or ""
-    shop = db.session.scalar(sa.select(Shop).filter_by(platform="shopify", domain=domain))
-    if shop is None or shop.status != "active":
-        raise Unauthorized("This Shopify store has not installed Shopkeeper.")
-    start_session(shop, "shopify")
-    return shop
-
-
 # ---------------------------------------------------------------- Saleor
 def login_with_saleor_token(api_url: str, token: str) -> Shop:
     from connectors.saleor.jwks import verify_dashboard_token
@@ -134,11 +115,16 @@ def frame_ancestors(shop: Shop | None) -> str:
         return "'none'"
     origins = ["'self'"]
     if shop.platform == "shopify":
-        origins += [f"https://{shop.domain}", "https://admin.shopify.com"]
+        origins.append(shopify_frame_ancestors(shop.domain))
     admin_origin = (shop.settings or {}).get("admin_origin")
     if admin_origin:
         origins.append(admin_origin)
     return " ".join(origins)
+
+
+def shopify_frame_ancestors(domain: str) -> str:
+    """A Shopify store's admin: the new unified one and the store's own domain."""
+    return f"https://{domain} https://admin.shopify.com"
 
 
 def _active_shop(shop_id: str) -> Shop:

@@ -26,6 +26,7 @@ from plugin.admin import auth, charts, forms, stats
 from plugin.admin import settings as settings_service
 from plugin.errors import BadRequest, ShopkeeperError, Unauthorized, error_response
 from plugin.extensions import db
+from plugin.install import shopify as shopify_install
 from plugin.openapi import HTML, doc, is_page
 from plugin.webhooks import inbox
 
@@ -48,9 +49,12 @@ def _protect() -> None:
 @bp.after_request
 def _headers(response: Response) -> Response:
     shop = getattr(g, "admin_shop", None)
+    bridge = getattr(g, "shopify_frame", None)  # Shopify's App Bridge, for its own admin
+    scripts = "'self' https://cdn.shopify.com" if bridge else "'self'"
+    ancestors = auth.shopify_frame_ancestors(bridge) if bridge else auth.frame_ancestors(shop)
     response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"form-action 'self'; base-uri 'none'; frame-ancestors {auth.frame_ancestors(shop)}")
+        f"default-src 'self'; script-src {scripts}; style-src 'self'; img-src 'self' data:; "
+        f"form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}")
     response.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" makes Origin: null
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -103,9 +107,9 @@ def _render(template: str, **context: Any) -> str:
 @doc(summary="Admin dashboard (signs in with a Shopify session token when given one)",
      tags=["admin"], content_type=HTML, errors=(401,))
 def dashboard():
-    token = request.args.get("id_token") or _bearer()
-    if token:
-        auth.login_with_shopify_token(token)
+    answer = _shopify_launch()
+    if answer is not None:
+        return answer
     shop = _shop()
     end = stats.activity_end(shop.id)
     series = stats.daily_series(shop.id, now=end)
@@ -139,6 +143,44 @@ def dashboard():
         inbox=inbox.inbox_counts(shop.id), status=status,
         progress=[(s, charts.progress_bar(f"sync {s['resource']}", s["done"], s["total"]))
                   for s in status["syncs"]])
+
+
+def _shopify_launch() -> Response | str | None:
+    """Shopify opening the App URL: ask a new store for access, sign in an installed one.
+
+    None means "render the dashboard": a session token signed the merchant in, or this
+    browser already has a session for that store.
+    """
+    token = request.args.get("id_token") or _bearer()
+    params = request.args.to_dict(flat=True)
+    if not shopify_install.is_launch(params, token):
+        return None
+    launch = shopify_install.verify_launch(params, token)
+    if launch.shop is None:  # App Store "Install", or a reinstall: OAuth at the top level
+        target = _public(url_for("install.shopify_install", shop=launch.domain))
+        return _shopify_bridge(launch.domain, "exit", target) if launch.embedded \
+            else redirect(target)
+    if launch.via_token:
+        auth.start_session(launch.shop, "shopify")
+        return None
+    if session.get(auth.SESSION_KEY) == launch.shop.id:
+        return None
+    if launch.embedded:  # inside the admin without a token: App Bridge fetches one
+        return _shopify_bridge(launch.domain, "token", "")
+    return redirect(shopify_install.app_admin_url(launch.domain))
+
+
+def _public(path: str) -> str:
+    """An absolute URL of this app (App Bridge navigates the top window to it)."""
+    base = current_app.config.get("PUBLIC_URL") or request.host_url
+    return base.rstrip("/") + path
+
+
+def _shopify_bridge(domain: str, mode: str, target: str) -> str:
+    """A page for the Shopify admin's iframe that App Bridge moves on from."""
+    g.shopify_frame = domain
+    return render_template("admin/shopify_bridge.html", mode=mode, target=target,
+                           api_key=current_app.config["SHOPIFY_API_KEY"])
 
 
 def _offer_report(shop) -> dict[str, Any] | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import current_app
 
@@ -12,7 +14,11 @@ from connectors.base import header
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, SignatureInvalid
 from connectors.manifest import absolute_url, load_manifest
 from connectors.shopify import ShopifyConnector
-from connectors.shopify.install import validate_shop_domain
+from connectors.shopify.install import (
+    validate_shop_domain,
+    verify_session_token,
+    verify_signed_query,
+)
 from connectors.shopify.webhooks import TOPIC_HEADER, verify_hmac
 from plugin import shops
 from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized
@@ -22,11 +28,15 @@ from plugin.models import Shop
 from plugin.webhooks.receive import receive_webhook
 
 __all__ = [
+    "Launch",
     "UpstreamError",
+    "app_admin_url",
     "begin_install",
     "callback_url",
     "finish_install",
+    "is_launch",
     "receive_app_webhook",
+    "verify_launch",
 ]
 
 log = logging.getLogger("shopkeeper.install")
@@ -49,6 +59,51 @@ def _connector() -> ShopifyConnector:
 def callback_url() -> str:
     """Where Shopify redirects after consent (must be whitelisted in the app settings)."""
     return current_app.config["PUBLIC_URL"].rstrip("/") + "/install/shopify/callback"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Shopify opening the app for a store: from the App Store's "Install", or its admin.
+
+    ``shop`` is None when the store has not installed Shopkeeper (or uninstalled it): it
+    must be asked for access first. ``via_token`` says a session token vouched for the
+    merchant; a signed query only says which store, so it never signs anyone in.
+    """
+
+    domain: str
+    shop: Shop | None
+    embedded: bool
+    via_token: bool
+
+
+def is_launch(params: Mapping[str, str], token: str | None) -> bool:
+    """Shopify sends the App URL a signed query, and embedded apps a session token."""
+    return bool(token) or ("hmac" in params and "shop" in params)
+
+
+def verify_launch(params: Mapping[str, str], token: str | None) -> Launch:
+    """Check the session token, else the query's ``hmac``; 401 when neither is Shopify's."""
+    cfg = current_app.config
+    api_key, secret = cfg.get("SHOPIFY_API_KEY"), cfg.get("SHOPIFY_API_SECRET")
+    if not api_key or not secret:
+        raise Unauthorized("Shopify is not configured on this server.")
+    try:
+        if token:
+            domain = urlsplit(str(verify_session_token(token, api_key, secret)["dest"])).hostname
+        else:
+            domain = verify_signed_query(params, secret)
+    except (SignatureInvalid, InvalidPayload) as err:
+        log.warning("install.shopify.launch_invalid", extra={"error": type(err).__name__})
+        raise Unauthorized("This request did not come from Shopify; open Shopkeeper from "
+                           "your store's admin.") from None
+    shop = db.session.scalar(db.select(Shop).filter_by(platform="shopify", domain=domain))
+    installed = shop if shop is not None and shop.status == "active" else None
+    return Launch(str(domain), installed, params.get("embedded") == "1", bool(token))
+
+
+def app_admin_url(domain: str) -> str:
+    """The app inside the store's admin, where Shopify embeds it with a session token."""
+    return f"https://{validate_shop_domain(domain)}/admin/apps/{current_app.config['SHOPIFY_API_KEY']}"
 
 
 def begin_install(shop_domain: str | None) -> tuple[str, str, str]:

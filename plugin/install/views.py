@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session
+from flask import Blueprint, jsonify, redirect, render_template, request, session
 
 from connectors.manifest import load_manifest
 from plugin.install import saleor, shopify
@@ -42,8 +42,7 @@ def shopify_callback():
     if pending.get("shop") not in (None, params.get("shop")):
         pending = {}  # the nonce was issued for another shop
     shop = shopify.finish_install(params, pending.get("state"))
-    api_key = current_app.config["SHOPIFY_API_KEY"]
-    return redirect(f"https://{shop.domain}/admin/apps/{api_key}", code=302)
+    return redirect(shopify.app_admin_url(shop.domain), code=302)
 
 
 @bp.get("/privacy")

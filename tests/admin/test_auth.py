@@ -94,9 +94,12 @@ def test_shopify_token_signed_with_wrong_secret_is_refused(client, shopify_shop)
     assert r.status_code == 401
 
 
-def test_shopify_token_for_a_store_that_did_not_install_is_refused(client, shopify_shop):
+def test_shopify_token_for_a_store_that_did_not_install_is_asked_to_install(client,
+                                                                           shopify_shop):
     r = client.get("/admin/?id_token=" + _shopify_token("someone-else.myshopify.com"))
-    assert r.status_code == 401
+    assert r.status_code == 302  # to the grant, never into another store's dashboard
+    assert r.headers["Location"].endswith("/install/shopify?shop=someone-else.myshopify.com")
+    assert client.get("/admin/settings").status_code == 401
 
 
 def test_saleor_dashboard_token_signs_in(app, client):

@@ -1,4 +1,5 @@
-// Shopkeeper admin: confirmations, live progress bars, and the Saleor App Bridge sign-in.
+// Shopkeeper admin: confirmations, live progress bars, and the Shopify and Saleor App Bridge
+// sign-ins.
 // Loaded as a file (strict CSP: no inline script, no eval).
 (function () {
   "use strict";
@@ -25,6 +26,23 @@
         });
       }).catch(function () {});
     }, 3000);
+  }
+
+  // Shopify admin: App Bridge (loaded first, from Shopify's CDN) either leaves the iframe
+  // so a new store can approve the install at the top level, or hands over a session
+  // token for a store that installed Shopkeeper; the page then reloads with it.
+  var bridge = document.getElementById("sk-shopify-bridge");
+  var shopify = window.shopify;
+  if (bridge && shopify) {
+    if (bridge.getAttribute("data-mode") === "exit") {
+      window.open(bridge.getAttribute("data-target"), "_top");
+    } else if (typeof shopify.idToken === "function") {
+      shopify.idToken().then(function (token) {
+        var url = new URL(window.location.href);
+        url.searchParams.set("id_token", token);
+        window.location.replace(url.toString());
+      }).catch(function () {});
+    }
   }
 
   // Saleor Dashboard: App Bridge posts {type: "handshake", payload: {token}}; exchange it
