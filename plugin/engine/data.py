@@ -181,7 +181,7 @@ class Interactions:
         return self.subset(self.timestamp < t)
 
     def subset(self, mask: np.ndarray) -> Interactions:
-        """Events where ``mask`` is true, same id maps and catalog."""
+        """Events where ``mask`` is true (or at sorted indices), same id maps and catalog."""
         return replace(
             self,
             user=self.user[mask],

@@ -97,7 +97,24 @@ def last_basket_split(interactions: Interactions) -> tuple[Interactions, HeldOut
     has = ptr[1:] > ptr[:-1]
     last_basket[has] = data.basket[ptr[1:][has] - 1]
     test_mask = (n_baskets[data.user] >= 2) & (data.basket == last_basket[data.user])
-    return data.subset(~test_mask), _held_out(data, test_mask)
+    train, held = data.subset(~test_mask), _held_out(data, test_mask)
+    _after_training(train, held)
+    return train, held
+
+
+def _after_training(train: Interactions, held: HeldOut) -> None:
+    """Ask no earlier than just after the shopper's last training event.
+
+    With dates for timestamps, the held-out basket can share its time with the basket
+    before it. Asked "as of" that time, a model would rightly hide that earlier basket
+    (only what happened strictly before counts), though the split put it in training.
+    """
+    last = np.full(train.n_users, -np.inf)
+    np.maximum.at(last, train.user, train.timestamp)
+    for uid, t in held.at.items():
+        u = train.user_index(uid)
+        if u is not None and t <= last[u]:
+            held.at[uid] = float(np.nextafter(last[u], np.inf))
 
 
 def temporal_split(

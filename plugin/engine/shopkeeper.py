@@ -319,18 +319,18 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             t = self.state_.default_now(np.array([u]))[0] if t is None else t
             now = np.full(len(c.item), t)
             return c, refresh_time(c, np.full(len(c.item), last), now)
-        past = self.data_.subset(self._mask_before(u, t))
+        past = self.data_.subset(self._events_before(u, t))
         if not len(past):
             return None
         personal = self.state_.personal_of(past)
         c = self.state_.candidates(np.array([u]), np.array([t]), personal=personal)
         return c, c.X
 
-    def _mask_before(self, u: int, t: float) -> np.ndarray:
-        mask = np.zeros(len(self.data_), bool)
+    def _events_before(self, u: int, t: float) -> np.ndarray:
+        """Indices of the shopper's events before ``t`` (not a mask over every event: that
+        cost 8 ms a call on a 15M-line shop)."""
         s = self.data_.events_of(u)
-        mask[s] = self.data_.timestamp[s] < t
-        return mask
+        return s.start + np.flatnonzero(self.data_.timestamp[s] < t)
 
     def _allowed(self, c: Candidates, banned: set[int], t: float | None) -> np.ndarray:
         """Drop excluded, unavailable, already-bought durable and (at ``t``) unsold items."""

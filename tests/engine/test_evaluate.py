@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from plugin.engine.base import BaseRecommender, Recommendation
+from plugin.engine.baselines import PersonalTopFrequency
 from plugin.engine.data import Interactions
 from plugin.engine.evaluate import (
     METRICS,
@@ -53,6 +54,18 @@ def test_last_basket_holds_out_exactly_the_last_basket_of_multi_basket_users(his
     assert _pairs(train) == {("u1", "a", DAY), ("u1", "b", DAY), ("u1", "a", 5 * DAY),
                              ("u2", "a", 2 * DAY), ("u3", "b", 3 * DAY)}
     assert list(train.item_ids) == list(history.item_ids)  # id maps survive the split
+
+
+def test_a_held_out_basket_sharing_its_date_is_asked_after_the_one_before():
+    """Dates as timestamps: two baskets of one day. The earlier one is in training, so the
+    models are asked just after it, not "as of" the day (which would hide it)."""
+    data = _data([("u", "a", 1 * DAY, "b1"), ("u", "milk", 3 * DAY, "b2"),
+                  ("u", "bread", 3 * DAY, "b3")])
+    train, test = last_basket_split(data)
+    assert dict(test) == {"u": {"bread"}}
+    assert 3 * DAY < test.at["u"] < 3 * DAY + 1e-3
+    model = PersonalTopFrequency().fit(train)
+    assert "milk" in [r.item for r in model.recommend("u", 2, at=test.at["u"])]
 
 
 def test_temporal_split_cuts_at_the_90th_percentile_and_keeps_the_next_basket():
