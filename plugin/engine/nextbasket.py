@@ -7,7 +7,7 @@ slice of history; ``ShopkeeperRecommender`` scores its feature rows with learned
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -134,7 +134,7 @@ def category_index(x: Interactions) -> np.ndarray:
 
 def refresh_time(c: Candidates, u_last: np.ndarray, now: np.ndarray) -> np.ndarray:
     """Features of ``c`` with the time-dependent columns recomputed for ``now`` (per row)."""
-    X = c.X.copy()
+    X = c.X.astype(np.float64)  # a copy; the served pool is stored in float32
     rep = ~np.isnan(c.last_time)
     days = np.where(rep, np.maximum(now - np.nan_to_num(c.last_time), 0) / DAY, 365.0)
     X[:, TIME_FEATURES[0]] = np.log1p(days)
@@ -279,21 +279,25 @@ class NextBasketState:
         *,
         personal: Personal | None = None,
         batch: int = 256,
+        dtype: type = np.float64,
     ) -> Candidates:
         """Repeat and explore candidates with features for ``users`` (internal indices).
 
         ``now`` (unix s per user) is when the list is shown; nan means one typical gap after
         the shopper's last basket. ``personal`` replaces the fitted per-shopper statistics
         (point-in-time queries); item statistics and neighbours stay the fitted ones.
+        ``dtype`` of the features: the pool served to every shopper is kept in float32
+        (half the memory of a full-size shop's largest array), cast batch by batch.
         """
         p = personal or self.personal
         users = np.asarray(users, np.int64)
         default = self.default_now(users, p)
         now = default if now is None else np.where(np.isnan(now), default, now)
-        return Candidates.concat([
-            self._batch(users[s : s + batch], now[s : s + batch], p)
-            for s in range(0, len(users), batch)
-        ])
+        parts = []
+        for s in range(0, len(users), batch):
+            c = self._batch(users[s : s + batch], now[s : s + batch], p)
+            parts.append(c if dtype is np.float64 else replace(c, X=c.X.astype(dtype)))
+        return Candidates.concat(parts)
 
     def _batch(self, users: np.ndarray, now: np.ndarray, p: Personal) -> Candidates:
         n_items = self.n_items

@@ -197,7 +197,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         self.repurchase_ = RepurchaseModel().fit(x)
         self.state_ = NextBasketState(x, content=content, **self._state_params())
         users = np.flatnonzero(self.state_.personal.bp.n_baskets > 0)
-        self.pool_ = self.state_.candidates(users)
+        self.pool_ = self.state_.candidates(users, dtype=np.float32)
         self.pool_ptr_ = np.searchsorted(self.pool_.user, np.arange(x.n_users + 1))
         self.user_last_ = self.state_.personal.bp.last_time
         # when anyone first bought each item: a list "as of" an earlier moment leaves out
