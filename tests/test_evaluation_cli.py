@@ -205,3 +205,20 @@ def test_comparison_is_null_not_nan_when_every_baseline_scores_zero():
     assert comparison["baseline"] == "g-pop"
     assert comparison["ratio"] is None and comparison["ratio_ci95"] == [None, None]
     json.dumps(comparison, allow_nan=False)  # strict JSON
+
+
+@pytest.mark.parametrize("rows", [
+    # one customer: every candidate row of a tiny history can be a purchase
+    ["c1,milk,2024-01-01", "c1,bread,2024-01-01", "c1,milk,2024-01-08", "c1,eggs,2024-01-08",
+     "c1,milk,2024-01-15", "c1,butter,2024-01-15"],
+    # two customers who share no item: nothing for segments or neighbours to learn from
+    [f"c{c},{i}{c},2024-01-{d:02d}" for c in (0, 1) for d in (1 + c, 8 + c, 15 + c, 22 + c)
+     for i in ("milk", "bread")],
+])
+def test_tiny_files_are_scored_not_crashed(tmp_path, rows):
+    path = _write(tmp_path / "tiny.csv", "customer_id,item_id,timestamp\n" + "\n".join(rows))
+    result = _run("--interactions", path, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["users"] >= 1
+    assert 0.0 <= report["models"]["shopkeeper"]["ndcg@10"] <= 1.0

@@ -119,7 +119,12 @@ class Interactions:
             basket = (np.unique(key, axis=1, return_inverse=True)[1] if n
                       else np.array([], int))
         else:
-            _, basket = _unique_inverse(np.asarray([str(b) for b in baskets], dtype=object))
+            # codes in order of first appearance: a shopper's baskets at one timestamp (dates
+            # only) keep the file's order, not the text order of their ids ("10" < "9")
+            position: dict[str, int] = {}
+            code = position.setdefault
+            basket = np.fromiter((code(str(b), len(position)) for b in baskets), np.int64,
+                                 count=n)
         order = np.lexsort((basket, ts, user)) if n else np.array([], int)
         cat = _build_catalog(item_ids, catalog)
         return cls(

@@ -244,8 +244,8 @@ def fit_ranker(
     if len(y) == 0 or y.all() or not y.any():
         return None
     weight = np.ones(len(y))
-    if negatives < 1.0:
-        keep = y | (np.random.default_rng(random_state).random(len(y)) < negatives)
+    keep = y | (np.random.default_rng(random_state).random(len(y)) < negatives)
+    if negatives < 1.0 and not y[keep].all():  # a tiny shop could lose every negative
         X, y = X[keep], y[keep]
         group = None if group is None else group[keep]
         weight = np.where(y, 1.0, 1.0 / negatives)

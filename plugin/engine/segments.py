@@ -82,6 +82,8 @@ class SegmentRecommender(HistoryMixin, BaseRecommender):
         return self
 
     def _profile(self, rows) -> np.ndarray:
+        if rows.shape[0] == 0:  # nobody bought an item that two shoppers bought
+            return np.zeros((0, self.components_.shape[0]))
         return normalize(np.asarray(rows @ self.components_.T))
 
     def segment_of(self, shopper: str, at: datetime | float | None = None) -> int:

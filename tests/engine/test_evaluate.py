@@ -68,6 +68,15 @@ def test_a_held_out_basket_sharing_its_date_is_asked_after_the_one_before():
     assert "milk" in [r.item for r in model.recommend("u", 2, at=test.at["u"])]
 
 
+def test_baskets_of_one_date_keep_the_file_order_not_the_text_order_of_their_ids():
+    """Basket "10" comes after "9" in the file: it is the last basket, whatever its text."""
+    rows = [("c", "a", 1 * DAY, "1"), ("c", "bread", 5 * DAY, "9"), ("c", "cheese", 5 * DAY, "10"),
+            ("d", "a", 1 * DAY, "2"), ("d", "z", 3 * DAY, "3")]
+    assert dict(last_basket_split(_data(rows))[1])["c"] == {"cheese"}
+    swapped = [*rows[:1], rows[2], rows[1], *rows[3:]]  # the file says "10" first
+    assert dict(last_basket_split(_data(swapped))[1])["c"] == {"bread"}
+
+
 def test_temporal_split_cuts_at_the_90th_percentile_and_keeps_the_next_basket():
     # 12 events; np.quantile(..., 0.9) of the times is 10 days, so day 10 is the first test day
     rows = [("A", "a", 1, "A1"), ("A", "b", 5, "A2"), ("A", "c", 10, "A3"), ("A", "d", 12, "A4")]
