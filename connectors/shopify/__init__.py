@@ -71,7 +71,8 @@ class ShopifyConnector(Connector):
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
         """REST-shaped webhook body -> normalized event (no HTTP)."""
         return webhooks.parse_delivery(
-            headers, raw_body, currency=self.credentials.extra.get("currency")
+            headers, raw_body, currency=self.credentials.extra.get("currency"),
+            shop_domain=self.credentials.shop_domain or None,
         )
 
     # -- install --------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from connectors.records import (
 )
 from connectors.shopify import mapping
 
-__all__ = ["TOPICS", "TOPIC_MAP", "parse_delivery", "sign_body", "verify_hmac"]
+__all__ = ["TOPICS", "TOPIC_MAP", "named_shop", "parse_delivery", "sign_body", "verify_hmac"]
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 TOPIC_HEADER = "X-Shopify-Topic"
@@ -72,10 +72,28 @@ def verify_hmac(secret: str | None, headers: Mapping[str, str], raw_body: bytes)
         raise SignatureInvalid("HMAC mismatch")
 
 
+def named_shop(topic: str, data: Mapping[str, Any]) -> str | None:
+    """The shop a destructive delivery's body names (``None`` for other topics).
+
+    Shopify signs the body, not the topic header, with one secret for every shop: a body
+    signed for one shop, re-sent to another shop's URL as ``app/uninstalled`` or
+    ``shop/redact``, must not uninstall or erase that shop. These bodies name their shop.
+    """
+    if topic == "app/uninstalled":
+        return str(data.get("myshopify_domain") or "").strip().lower()
+    if topic in COMPLIANCE_TOPICS:
+        return str(data.get("shop_domain") or "").strip().lower()
+    return None
+
+
 def parse_delivery(
-    headers: Mapping[str, str], raw_body: bytes, *, currency: str | None
+    headers: Mapping[str, str], raw_body: bytes, *, currency: str | None,
+    shop_domain: str | None = None,
 ) -> WebhookEvent:
-    """Normalize one delivery; ``currency`` is the shop's (REST product bodies lack it)."""
+    """Normalize one delivery; ``currency`` is the shop's (REST product bodies lack it).
+
+    With ``shop_domain``, an uninstall or a compliance delivery must name that shop.
+    """
     topic = (header(headers, TOPIC_HEADER) or "").strip()
     normalized = TOPIC_MAP.get(topic)
     if normalized is None:
@@ -89,6 +107,10 @@ def parse_delivery(
     triggered = header(headers, TRIGGERED_AT_HEADER)
     occurred = parse_datetime(triggered, field=TRIGGERED_AT_HEADER) if triggered else None
     data = load_json_object(raw_body)
+    named = named_shop(topic, data)
+    if shop_domain is not None and named is not None and named != shop_domain.lower():
+        raise InvalidPayload(f"{topic} delivery names another shop",
+                             {"_body": ["the shop named in the body is not this shop"]})
     try:
         record = _record(topic, normalized, data, currency=currency, occurred=occurred)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

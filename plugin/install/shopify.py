@@ -13,13 +13,14 @@ from flask import current_app
 from connectors.base import header
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, SignatureInvalid
 from connectors.manifest import absolute_url, load_manifest
+from connectors.parsing import load_json_object
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.install import (
     validate_shop_domain,
     verify_session_token,
     verify_signed_query,
 )
-from connectors.shopify.webhooks import TOPIC_HEADER, verify_hmac
+from connectors.shopify.webhooks import TOPIC_HEADER, named_shop, verify_hmac
 from plugin import shops
 from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized
 from plugin.extensions import db
@@ -166,7 +167,14 @@ def receive_app_webhook(headers: Mapping[str, str], raw_body: bytes) -> str:
         log.warning("webhook.signature_invalid", extra={"connector": "shopify"})
         raise Unauthorized("Webhook signature is missing or invalid.") from None
     domain = (header(headers, "X-Shopify-Shop-Domain") or "").strip().lower()
-    topic = header(headers, TOPIC_HEADER)
+    topic = (header(headers, TOPIC_HEADER) or "").strip()
+    try:
+        named = named_shop(topic, load_json_object(raw_body))
+    except InvalidPayload as err:
+        raise BadRequest(err.message, err.errors) from None
+    if named is not None and named != domain:  # the header is not signed; the body is
+        log.warning("webhook.shopify.shop_mismatch", extra={"topic": topic})
+        raise BadRequest("The delivery's body names another shop than its header.")
     shop = db.session.scalar(db.select(Shop).filter_by(platform="shopify", domain=domain))
     if shop is not None and shop.status == "active":
         return receive_webhook("shopify", shop.id, headers, raw_body)

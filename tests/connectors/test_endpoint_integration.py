@@ -13,7 +13,7 @@ from plugin.extensions import db
 from tests.connectors.test_saleor import JWKS_URL, KEY, OTHER_KEY, jwk, saleor_headers
 from tests.connectors.test_saleor import fixture as saleor_fixture
 from tests.connectors.test_shopify import fixture as shopify_fixture
-from tests.connectors.test_shopify import shopify_headers
+from tests.connectors.test_shopify import for_shop, shopify_headers
 
 SHOPIFY_SECRET = "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"
 
@@ -41,7 +41,7 @@ def saleor_shop(app):
 
 @pytest.mark.parametrize("topic", ["orders/create", "customers/redact", "shop/redact"])
 def test_shopify_signed_delivery_is_accepted(client, shopify_shop, topic: str) -> None:
-    body = shopify_fixture(topic.replace("/", "_") + ".json")
+    body = for_shop(shopify_fixture(topic.replace("/", "_") + ".json"))
     response = client.post(f"/webhooks/shopify/{shopify_shop.id}", data=body,
                            headers=shopify_headers(topic, body))
     assert response.status_code == 200, response.get_json()
@@ -50,7 +50,7 @@ def test_shopify_signed_delivery_is_accepted(client, shopify_shop, topic: str) -
 
 @pytest.mark.parametrize("topic", ["customers/data_request", "customers/redact", "shop/redact"])
 def test_shopify_compliance_topics_answer_401_on_bad_hmac(client, shopify_shop, topic) -> None:
-    body = shopify_fixture(topic.replace("/", "_") + ".json")
+    body = for_shop(shopify_fixture(topic.replace("/", "_") + ".json"))
     headers = {**shopify_headers(topic, body),
                "X-Shopify-Hmac-Sha256": sign_body("shpss_wrong_secret_00000000000000", body)}
     response = client.post(f"/webhooks/shopify/{shopify_shop.id}", data=body, headers=headers)

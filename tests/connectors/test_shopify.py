@@ -115,6 +115,29 @@ def cursor_matcher(expected_after: str | None):
     return match
 
 
+def for_shop(body: bytes) -> bytes:
+    """Shopify's documented samples name a placeholder shop; a real delivery names ours."""
+    return body.replace(b"{shop}.myshopify.com", SHOP.encode()).replace(
+        b"example.myshopify.com", SHOP.encode())
+
+
+@pytest.mark.parametrize("topic,name", [
+    ("app/uninstalled", "app_uninstalled.json"), ("shop/redact", "shop_redact.json"),
+    ("customers/redact", "customers_redact.json"),
+    ("customers/data_request", "customers_data_request.json"),
+])
+def test_a_body_naming_another_shop_cannot_uninstall_or_redact_this_one(topic, name):
+    """One app secret signs every shop's deliveries, and the topic header is unsigned: a
+    signed body of another shop re-sent here as an uninstall or a redaction is refused."""
+    connector = ShopifyConnector(Credentials(SHOP, access_token="t", webhook_secret=SECRET))
+    body = fixture(name).replace(b"{shop}.myshopify.com", b"another-shop.myshopify.com")
+    headers = shopify_headers(topic, body, SECRET)
+    connector.verify_webhook(headers, body)  # Shopify did sign it...
+    with pytest.raises(InvalidPayload, match="names another shop"):
+        connector.parse_webhook(headers, body)  # ...but not for this shop
+    assert connector.parse_webhook(headers, for_shop(fixture(name))).topic == topic
+
+
 class TestShopifyConnector(ConnectorContract):
     connector_cls = ShopifyConnector
     SIGNATURE_HEADERS = ("X-Shopify-Hmac-Sha256",)
@@ -141,11 +164,13 @@ class TestShopifyConnector(ConnectorContract):
             s("orders/cancelled", fixture("orders_create.json"), "orders/upsert", Order),
             s("carts/update", fixture("carts_update.json"), "carts/upsert", Cart),
             s("checkouts/update", fixture("checkouts_update.json"), "carts/upsert", Cart),
-            s("app/uninstalled", fixture("app_uninstalled.json"), "app/uninstalled", None),
-            s("customers/data_request", fixture("customers_data_request.json"),
+            s("app/uninstalled", for_shop(fixture("app_uninstalled.json")), "app/uninstalled",
+              None),
+            s("customers/data_request", for_shop(fixture("customers_data_request.json")),
               "customers/data_request", Redaction),
-            s("customers/redact", fixture("customers_redact.json"), "customers/redact", Redaction),
-            s("shop/redact", fixture("shop_redact.json"), "shop/redact", Redaction),
+            s("customers/redact", for_shop(fixture("customers_redact.json")),
+              "customers/redact", Redaction),
+            s("shop/redact", for_shop(fixture("shop_redact.json")), "shop/redact", Redaction),
         ]
 
     def signed_delivery(self, topic, body, *, now, wrong_key=False):
@@ -233,7 +258,7 @@ class TestShopifyConnector(ConnectorContract):
         assert cart.lines[0].quantity == 3
 
     def test_redaction_lists_customer_and_orders(self) -> None:
-        body = fixture("customers_redact.json")
+        body = for_shop(fixture("customers_redact.json"))
         record = self.make_connector().parse_webhook(
             shopify_headers("customers/redact", body), body).record
         assert record == Redaction("customer_redact", "191167", "john@example.com",

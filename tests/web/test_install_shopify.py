@@ -191,13 +191,30 @@ def test_shop_redact_after_uninstall_erases_and_acknowledges(install_client) -> 
     shop = installed_shop()
     shops.mark_uninstalled(shop)
     db.session.commit()
-    response = post_app_webhook(install_client, "shop/redact", b'{"shop_id":954889}')
+    response = post_app_webhook(install_client, "shop/redact", REDACT_SHOP)
     assert response.status_code == 200
     assert db.session.get(shops.Shop, shop.id) is None
 
 
+#: Shopify's documented shop/redact body
+REDACT_SHOP = b'{"shop_id":954889,"shop_domain":"my-shop.myshopify.com"}'
+
+
+def test_a_body_signed_for_one_shop_cannot_redact_another(install_client) -> None:
+    """The shop header is not signed; a shop/redact Shopify signed for another shop (the
+    app secret is the same for every shop) must not erase this one."""
+    shop = installed_shop()
+    shops.mark_uninstalled(shop)
+    db.session.commit()
+    other = b'{"shop_id":1,"shop_domain":"someone-else.myshopify.com"}'
+    response = post_app_webhook(install_client, "shop/redact", other)
+    assert response.status_code == 400
+    assert db.session.get(shops.Shop, shop.id) is not None
+
+
 def test_unknown_shop_is_acknowledged(install_client) -> None:
-    response = post_app_webhook(install_client, "customers/data_request", b'{"shop_id":2}')
+    body = b'{"shop_id":2,"shop_domain":"my-shop.myshopify.com","customer":{"id":1}}'
+    response = post_app_webhook(install_client, "customers/data_request", body)
     assert response.status_code == 200
 
 
