@@ -94,7 +94,8 @@ class SaleorConnector(Connector):
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
         """Subscription payload -> normalized event (no HTTP)."""
         return webhooks.parse_delivery(
-            headers, raw_body, channel=self.credentials.extra.get("channel")
+            headers, raw_body, channel=self.credentials.extra.get("channel"),
+            app_id=self.credentials.extra.get("app_id") or None,
         )
 
     # -- install --------------------------------------------------------------------------

@@ -67,6 +67,8 @@ def _subscription(name: str, cases: dict[str, str], fragment: str) -> str:
 
 
 #: Webhook name (as in manifest.yaml) -> subscription query; its events come from the manifest.
+#: Deletions and the uninstall also ask for ``__typename``: the ``Saleor-Event`` header is
+#: not signed, so their signed body must say which event it is (see ``webhooks.py``).
 SUBSCRIPTIONS: dict[str, str] = {
     "shopkeeper-products": _subscription(
         "ProductChanged",
@@ -80,7 +82,7 @@ SUBSCRIPTIONS: dict[str, str] = {
         PRODUCT_FIELDS,
     ),
     "shopkeeper-product-deleted": _subscription(
-        "ProductDeleted", {"ProductDeleted": "product { id }"}, ""
+        "ProductDeleted", {"ProductDeleted": "__typename product { id }"}, ""
     ),
     "shopkeeper-customers": _subscription(
         "CustomerChanged",
@@ -88,7 +90,7 @@ SUBSCRIPTIONS: dict[str, str] = {
         USER_FIELDS,
     ),
     "shopkeeper-customer-deleted": _subscription(
-        "CustomerDeleted", {"CustomerDeleted": "user { id }"}, ""
+        "CustomerDeleted", {"CustomerDeleted": "__typename user { id }"}, ""
     ),
     "shopkeeper-orders": _subscription(
         "OrderChanged",
@@ -108,7 +110,7 @@ SUBSCRIPTIONS: dict[str, str] = {
         },
         FRAGMENTS["checkout"],
     ),
-    "shopkeeper-app-deleted": _subscription("AppDeleted", {"AppDeleted": "app { id }"}, ""),
+    "shopkeeper-app-deleted": _subscription("AppDeleted", {"AppDeleted": "__typename app { id }"}, ""),
 }
 
 PRODUCTS_QUERY = (

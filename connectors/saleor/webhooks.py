@@ -16,7 +16,8 @@ from connectors.parsing import load_json_object
 from connectors.records import Cart, Customer, Deletion, Order, Product, WebhookEvent
 from connectors.saleor import mapping
 
-__all__ = ["EVENT_HEADER", "SIGNATURE_HEADER", "TOPICS", "TOPIC_MAP", "parse_delivery"]
+__all__ = ["DESTRUCTIVE", "EVENT_HEADER", "SIGNATURE_HEADER", "TOPICS", "TOPIC_MAP",
+           "parse_delivery"]
 
 EVENT_HEADER = "Saleor-Event"
 SIGNATURE_HEADER = "Saleor-Signature"
@@ -41,6 +42,12 @@ TOPIC_MAP: dict[str, str] = {
     "app_deleted": "app/uninstalled",
 }
 TOPICS: tuple[str, ...] = tuple(TOPIC_MAP)
+#: Events that delete or uninstall -> the ``__typename`` their signed body must carry. The
+#: Saleor instance signs every app's deliveries with one key and does not sign the event
+#: header, so another app's signed body re-sent here as ``app_deleted`` must not count.
+DESTRUCTIVE: dict[str, str] = {"product_deleted": "ProductDeleted",
+                               "customer_deleted": "CustomerDeleted",
+                               "app_deleted": "AppDeleted"}
 
 
 def _root(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -74,14 +81,27 @@ def _record(
 
 
 def parse_delivery(
-    headers: Mapping[str, str], raw_body: bytes, *, channel: str | None = None
+    headers: Mapping[str, str], raw_body: bytes, *, channel: str | None = None,
+    app_id: str | None = None,
 ) -> WebhookEvent:
-    """Normalize one delivery (pure: no HTTP)."""
+    """Normalize one delivery (pure: no HTTP).
+
+    A deletion or uninstall must say so in its body; an uninstall must also name this app
+    (``app_id``, when known).
+    """
     event = (header(headers, EVENT_HEADER) or "").strip().lower()
     topic = TOPIC_MAP.get(event)
     if topic is None:
         raise UnknownTopic(event)
     data = load_json_object(raw_body)
+    expected = DESTRUCTIVE.get(event)
+    if expected is not None and data.get("__typename") != expected:
+        raise InvalidPayload(f"the body is not a {expected} event",
+                             {"__typename": [f"must be {expected}"]})
+    if event == "app_deleted" and app_id:
+        named = data.get("app") if isinstance(data.get("app"), dict) else {}
+        if named.get("id") != app_id:
+            raise InvalidPayload("the uninstall names another app", {"app.id": ["not this app"]})
     try:
         record = _record(event, topic, data, channel)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

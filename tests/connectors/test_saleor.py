@@ -391,3 +391,34 @@ def test_dashboard_token_rejections(key, claims: dict) -> None:
 def test_dashboard_token_malformed(token) -> None:
     with responses.RequestsMock(), pytest.raises(SignatureInvalid):
         _dashboard_connector().verify_dashboard_token(token)
+
+
+# ----------------------------------------------------------------- relabelled deliveries
+@pytest.mark.parametrize(("event", "body"), [
+    # another app's signed product body re-sent with an unsigned "app_deleted" header
+    ("app_deleted", fixture("product_updated.json")),
+    ("customer_deleted", fixture("customer_created.json")),
+    ("product_deleted", fixture("product_updated.json")),
+    # a deletion body of the right shape but without its type (an older subscription)
+    ("product_deleted", b'{"product": {"id": "UHJvZHVjdDo3Mg=="}}'),
+])
+def test_a_relabelled_body_cannot_delete_or_uninstall(event: str, body: bytes) -> None:
+    """The instance signs every app's deliveries with one key and leaves Saleor-Event
+    unsigned: a deletion or uninstall must be one in its signed body."""
+    with pytest.raises(InvalidPayload, match="is not a"):
+        _dashboard_connector().parse_webhook(saleor_headers(event, body), body)
+
+
+def test_an_uninstall_of_another_app_does_not_uninstall_this_one() -> None:
+    body = json.dumps({"__typename": "AppDeleted", "app": {"id": "QXBwOjk5"}}).encode()
+    with pytest.raises(InvalidPayload, match="names another app"):
+        _dashboard_connector().parse_webhook(saleor_headers("app_deleted", body), body)
+    ours = fixture("app_deleted.json")
+    event = _dashboard_connector().parse_webhook(saleor_headers("app_deleted", ours), ours)
+    assert event.topic == "app/uninstalled"
+
+
+def test_destructive_subscriptions_ask_for_the_event_type() -> None:
+    for name in ("shopkeeper-product-deleted", "shopkeeper-customer-deleted",
+                 "shopkeeper-app-deleted"):
+        assert "__typename" in SUBSCRIPTIONS[name]
