@@ -110,7 +110,9 @@ SUBSCRIPTIONS: dict[str, str] = {
         },
         FRAGMENTS["checkout"],
     ),
-    "shopkeeper-app-deleted": _subscription("AppDeleted", {"AppDeleted": "__typename app { id }"}, ""),
+    "shopkeeper-app-deleted": _subscription(
+        "AppDeleted", {"AppDeleted": "__typename app { id }"}, ""
+    ),
 }
 
 PRODUCTS_QUERY = (
