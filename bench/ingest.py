@@ -108,9 +108,8 @@ def main() -> int:
 
         def signed(p):
             topic, body = p
-            headers = sign_payload(secret, body)
-            headers.update({"X-Shopkeeper-Topic": topic, "Content-Type": "application/json",
-                            "X-Shopkeeper-Delivery-Id": f"bench-{next(ids)}"})
+            headers = sign_payload(secret, body, topic=topic, delivery_id=f"bench-{next(ids)}")
+            headers["Content-Type"] = "application/json"
             return base + f"/webhooks/generic/{shop_id}", body, headers
 
         hook_s, hook_codes = blast(signed, payloads, args.c)

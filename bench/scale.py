@@ -160,8 +160,8 @@ def webhook_caller(base: str, shop_list: list[ShopLoad], seed: int):
                     "lines": [{"product_id": p, "quantity": 1, "price": "2.00"} for p in picks]}
         raw = json.dumps(body).encode()
         delivery = f"scale-{i}"
-        headers = {**sign_payload(shop.secret, raw), "Content-Type": "application/json",
-                   "X-Shopkeeper-Topic": topic, "X-Shopkeeper-Delivery-Id": delivery}
+        headers = {**sign_payload(shop.secret, raw, topic=topic, delivery_id=delivery),
+                   "Content-Type": "application/json"}
         code = session.post(f"{base}/webhooks/generic/{shop.shop_id}", data=raw,
                             headers=headers, timeout=30).status_code
         if code == 200:

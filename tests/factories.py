@@ -42,10 +42,9 @@ def order_body(oid: str = "o1", *, customer_id: str | None = "c1",
 def post_webhook(client, shop_id: str, secret: str, topic: str, body: Any, *,
                  delivery_id: str | None = None, timestamp: int | None = None,
                  raw: bytes | None = None, connector: str = "generic"):
-    """POST a correctly signed generic-v1 delivery (tests tamper with it as needed)."""
+    """POST a correctly signed generic-v2 delivery (tests tamper with it as needed)."""
     data = raw if raw is not None else json.dumps(body).encode()
-    headers = sign_payload(secret, data, timestamp=timestamp)
-    headers.update({"X-Shopkeeper-Topic": topic,
-                    "X-Shopkeeper-Delivery-Id": delivery_id or f"d-{next(_seq)}",
-                    "Content-Type": "application/json"})
+    headers = sign_payload(secret, data, timestamp=timestamp, topic=topic,
+                           delivery_id=delivery_id or f"d-{next(_seq)}")
+    headers["Content-Type"] = "application/json"
     return client.post(f"/webhooks/{connector}/{shop_id}", data=data, headers=headers)

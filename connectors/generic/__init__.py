@@ -1,4 +1,4 @@
-"""The generic connector: our own signed-JSON protocol v1 for custom headless stores."""
+"""The generic connector: our own signed-JSON protocol v2 for custom headless stores."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class GenericConnector(Connector):
     def verify_webhook(
         self, headers: Mapping[str, str], raw_body: bytes, *, now: float | None = None
     ) -> None:
-        """Check the v1 HMAC over ``"<timestamp>.<raw body>"`` and the 300 s window."""
+        """Check the v2 HMAC (timestamp, topic, delivery id, raw body) and the 300 s window."""
         verify_signature(self.credentials.webhook_secret, headers, raw_body, now=now)
 
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:

@@ -1,4 +1,4 @@
-"""Marshmallow schemas for generic protocol v1 bodies; each loads straight into a record.
+"""Marshmallow schemas for generic protocol bodies; each loads straight into a record.
 
 Unknown fields are ignored (``EXCLUDE``) so stores can send richer objects than we need.
 """

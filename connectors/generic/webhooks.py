@@ -1,4 +1,8 @@
-"""Generic protocol v1: HMAC-SHA256 signing of ``"<timestamp>.<raw body>"`` and parsing.
+"""Generic protocol v2: HMAC-SHA256 over timestamp, topic, delivery id and raw body; parsing.
+
+v1 signed only ``"<timestamp>.<raw body>"``: the topic header was not covered, so any
+signed body (an upsert, or one of Shopkeeper's own outbound nudges) could be re-sent within
+the 300 s window as ``app/uninstalled``. v1 signatures are refused with a message saying so.
 
 See ``PROTOCOL.md`` beside this file for the text a store developer implements from.
 """
@@ -52,20 +56,25 @@ DELIVERY_ID_PATTERN = _DELIVERY_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 
 
-def _digest(secret: str, timestamp: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+def _digest(secret: str, timestamp: str, topic: str, delivery_id: str, body: bytes) -> str:
+    # newline-separated: none of the three header values may hold one, so no two different
+    # (topic, delivery id, body) triples sign the same message
+    message = f"{timestamp}\n{topic}\n{delivery_id}\n".encode() + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def sign_payload(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-    """The two signature headers for ``body``; the sender adds topic and delivery id."""
+def sign_payload(secret: str, body: bytes, timestamp: int | None = None, *, topic: str,
+                 delivery_id: str) -> dict[str, str]:
+    """All four headers of a delivery of ``body`` as ``topic`` with ``delivery_id``."""
     ts = str(int(time.time()) if timestamp is None else int(timestamp))
-    return {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: f"v1={_digest(secret, ts, body)}"}
+    return {TOPIC_HEADER: topic, DELIVERY_ID_HEADER: delivery_id, TIMESTAMP_HEADER: ts,
+            SIGNATURE_HEADER: f"v2={_digest(secret, ts, topic, delivery_id, body)}"}
 
 
 def verify_signature(
     secret: str | None, headers: Mapping[str, str], raw_body: bytes, *, now: float | None = None
 ) -> None:
-    """Raise ``SignatureInvalid`` unless a ``v1=`` signature matches and the clock is close."""
+    """Raise ``SignatureInvalid`` unless a ``v2=`` signature matches and the clock is close."""
     if not secret:
         raise SignatureInvalid("no webhook secret configured for this shop")
     timestamp = (header(headers, TIMESTAMP_HEADER) or "").strip()
@@ -74,13 +83,20 @@ def verify_signature(
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > TOLERANCE_SECONDS:
         raise SignatureInvalid("timestamp outside the 300 s window")
-    expected = "v1=" + _digest(secret, timestamp, raw_body)
+    topic = header(headers, TOPIC_HEADER) or ""
+    delivery_id = header(headers, DELIVERY_ID_HEADER) or ""
+    if "\n" in topic or "\n" in delivery_id:
+        raise SignatureInvalid("malformed topic or delivery id")
+    expected = "v2=" + _digest(secret, timestamp, topic, delivery_id, raw_body)
     # Several comma-separated signatures are allowed so a store can rotate its secret.
     offered = [part.strip() for part in (header(headers, SIGNATURE_HEADER) or "").split(",")]
     matched = False
     for candidate in offered:
         matched |= hmac.compare_digest(candidate.encode(), expected.encode())
     if not matched:
+        if offered and all(part.startswith("v1=") for part in offered):
+            raise SignatureInvalid("v1 signatures are no longer accepted: sign with v2 "
+                                   "(timestamp, topic, delivery id and body; see PROTOCOL.md)")
         raise SignatureInvalid("signature mismatch")
 
 

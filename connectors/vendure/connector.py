@@ -1,6 +1,6 @@
 """``VendureConnector``: Vendure shops running the Shopkeeper Vendure plugin.
 
-Webhooks are signed with generic protocol v1 (the plugin shares the secret with the shop's
+Webhooks are signed with generic protocol v2 (the plugin shares the secret with the shop's
 ``Credentials.webhook_secret``) and carry only ids; records are read back over the Admin API,
 which also serves the backfill and creates coupon promotions for offers.
 
@@ -97,7 +97,7 @@ class VendureConnector(Connector):
     def verify_webhook(
         self, headers: Mapping[str, str], raw_body: bytes, *, now: float | None = None
     ) -> None:
-        """The plugin signs exactly like generic protocol v1, so its verifier is reused."""
+        """The plugin signs exactly like generic protocol v2, so its verifier is reused."""
         verify_signature(self.credentials.webhook_secret, headers, raw_body, now=now)
 
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:

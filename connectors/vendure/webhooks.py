@@ -1,6 +1,6 @@
 """Deliveries from the Shopkeeper Vendure plugin: native topics -> Shopkeeper topics.
 
-The plugin (``vendure-plugin/shopkeeper-plugin.js``) signs with generic protocol v1 and sends
+The plugin (``vendure-plugin/shopkeeper-plugin.js``) signs with generic protocol v2 and sends
 thin bodies ``{"id", "type", "occurred_at", ...}``. Parsing is pure: an upsert becomes a
 placeholder record carrying only the id, flagged ``needs_fetch`` so the worker asks
 ``VendureConnector.fetch_event_record`` for the current state. Deletions need no fetch.

@@ -1,11 +1,13 @@
 """Nudges: idle carts and wishlist holders -> a signed webhook for the merchant's messaging.
 
-The POST uses the generic protocol v1 signature (``X-Shopkeeper-Timestamp`` and
-``X-Shopkeeper-Signature: v1=<hmac>`` keyed with the shop's webhook secret), topic
-``nudges/create`` and a unique delivery id. An idle cart also gets a quote; when the policy
-makes an offer, the payload carries it and a link ``<cart_url>?sk_offer=<token>``. At most
-one *sent* nudge per shopper per ``nudge_period_days``; holdout shoppers get none. Only
-known customers are nudged (anonymous ids cannot be messaged).
+The POST uses the generic protocol v2 signature (``X-Shopkeeper-Timestamp`` and
+``X-Shopkeeper-Signature: v2=<hmac>`` keyed with the shop's webhook secret), topic
+``nudges/create`` and a unique delivery id. The topic is signed, so a nudge re-sent to
+Shopkeeper cannot pass for one of the store's own deliveries. An idle cart also gets a
+quote; when the policy makes an offer, the payload carries it and a link
+``<cart_url>?sk_offer=<token>``. At most one *sent* nudge per shopper per
+``nudge_period_days``; holdout shoppers get none. Only known customers are nudged
+(anonymous ids cannot be messaged).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from urllib.parse import urlencode
 import requests
 import sqlalchemy as sa
 
-from connectors.generic.webhooks import DELIVERY_ID_HEADER, TOPIC_HEADER, sign_payload
+from connectors.generic.webhooks import sign_payload
 from plugin.api.identity import ANON_ID
 from plugin.api.service import in_holdout
 from plugin.extensions import db
@@ -93,8 +95,8 @@ def run_nudges(shop: Shop, *, now: datetime | None = None,
         nudge = Nudge(shop_id=shop.id, shopper_id=shopper, stage=target["stage"],
                       delivery_id="ndg_" + secrets.token_urlsafe(16), offer_id=offer_id,
                       created_at=now)
-        headers = {**sign_payload(secret, body), TOPIC_HEADER: TOPIC,
-                   DELIVERY_ID_HEADER: nudge.delivery_id, "Content-Type": "application/json"}
+        headers = {**sign_payload(secret, body, topic=TOPIC, delivery_id=nudge.delivery_id),
+                   "Content-Type": "application/json"}
         try:
             resp = http.post(rails.nudge_webhook_url, data=body, headers=headers,
                              timeout=TIMEOUT_SECONDS)

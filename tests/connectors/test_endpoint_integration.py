@@ -79,8 +79,7 @@ def test_saleor_malformed_jws_is_401_not_500(client, saleor_shop, signature: str
 def test_generic_signed_delivery_is_accepted(client, shop, shop_secret) -> None:
     body = b'{"id": "p1", "title": "Tea", "price": "1.00", "currency": "GBP",' \
            b' "updated_at": "2025-11-22T10:00:00Z"}'
-    headers = {"X-Shopkeeper-Topic": "products/upsert", "X-Shopkeeper-Delivery-Id": "d-1",
-               **sign_payload(shop_secret, body)}
+    headers = sign_payload(shop_secret, body, topic="products/upsert", delivery_id="d-1")
     response = client.post(f"/webhooks/generic/{shop.id}", data=body, headers=headers)
     assert response.status_code == 200
 

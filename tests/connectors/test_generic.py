@@ -1,4 +1,4 @@
-"""Generic protocol v1: the contract plus the protocol's own edge cases."""
+"""Generic protocol v2: the contract plus the protocol's own edge cases."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ VECTOR_BODY = (
     b'{"id":"42","title":"Tea","price":"12.50","currency":"GBP",'
     b'"updated_at":"2025-11-23T00:00:00Z"}'
 )
-VECTOR_SIG = "v1=231f0326446c216020b3aab3bac4b5969cd8cf188bb2b0a94ebdaa99356542a1"
+VECTOR_SIG = "v2=d67fcd3bb8babf92a8e90b961899869c442a063b65b796bf1238f5aece68ea2b"
 
 
 def fixture(name: str) -> bytes:
@@ -31,11 +31,7 @@ def fixture(name: str) -> bytes:
 
 
 def headers_for(topic: str, body: bytes, *, now: float, secret: str = SECRET) -> dict[str, str]:
-    return {
-        "X-Shopkeeper-Topic": topic,
-        "X-Shopkeeper-Delivery-Id": f"dlv-{topic}-1",
-        **sign_payload(secret, body, int(now)),
-    }
+    return sign_payload(secret, body, int(now), topic=topic, delivery_id=f"dlv-{topic}-1")
 
 
 class TestGenericConnector(ConnectorContract):
@@ -80,10 +76,35 @@ class TestGenericConnector(ConnectorContract):
 
     # -- protocol specifics -----------------------------------------------------------------
     def test_sign_payload_matches_protocol_vector(self) -> None:
-        assert sign_payload(SECRET, VECTOR_BODY, 1763856000) == {
+        assert sign_payload(SECRET, VECTOR_BODY, 1763856000, topic="products/upsert",
+                            delivery_id="vector-1") == {
+            "X-Shopkeeper-Topic": "products/upsert",
+            "X-Shopkeeper-Delivery-Id": "vector-1",
             "X-Shopkeeper-Timestamp": "1763856000",
             "X-Shopkeeper-Signature": VECTOR_SIG,
         }
+
+    @pytest.mark.parametrize("field,value", [
+        ("X-Shopkeeper-Topic", "app/uninstalled"),  # a signed upsert re-sent as an uninstall
+        ("X-Shopkeeper-Delivery-Id", "dlv-other"),
+    ])
+    def test_topic_and_delivery_id_are_signed(self, field: str, value: str) -> None:
+        headers = headers_for("products/upsert", VECTOR_BODY, now=self.NOW)
+        with pytest.raises(SignatureInvalid, match="mismatch"):
+            self.make_connector().verify_webhook({**headers, field: value}, VECTOR_BODY,
+                                                 now=self.NOW)
+
+    def test_version_1_signatures_are_refused_with_a_reason(self) -> None:
+        import hashlib
+        import hmac as hmac_
+
+        headers = headers_for("products/upsert", VECTOR_BODY, now=self.NOW)
+        ts = headers["X-Shopkeeper-Timestamp"]
+        v1 = hmac_.new(SECRET.encode(), ts.encode() + b"." + VECTOR_BODY,
+                       hashlib.sha256).hexdigest()
+        with pytest.raises(SignatureInvalid, match="v1 signatures are no longer accepted"):
+            self.make_connector().verify_webhook(
+                {**headers, "X-Shopkeeper-Signature": f"v1={v1}"}, VECTOR_BODY, now=self.NOW)
 
     @pytest.mark.parametrize("skew", [-301, 301, -10_000])
     def test_timestamp_outside_window_rejected(self, skew: int) -> None:
@@ -111,7 +132,7 @@ class TestGenericConnector(ConnectorContract):
 
     def test_uppercase_or_unversioned_signature_rejected(self) -> None:
         headers = headers_for("products/upsert", VECTOR_BODY, now=self.NOW)
-        digest = headers["X-Shopkeeper-Signature"].removeprefix("v1=")
+        digest = headers["X-Shopkeeper-Signature"].removeprefix("v2=")
         for bad in (digest, "v0=" + digest):
             with pytest.raises(SignatureInvalid):
                 self.make_connector().verify_webhook(

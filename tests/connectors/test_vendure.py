@@ -57,11 +57,7 @@ def delivery(topic: str, predicate=lambda body: True) -> bytes:
 
 
 def headers_for(topic: str, body: bytes, *, now: float, secret: str = SECRET) -> dict[str, str]:
-    return {
-        "X-Shopkeeper-Topic": topic,
-        "X-Shopkeeper-Delivery-Id": f"dlv-{topic}",
-        **sign_payload(secret, body, int(now)),
-    }
+    return sign_payload(secret, body, int(now), topic=topic, delivery_id=f"dlv-{topic}")
 
 
 def gql(operation: str, check=None):

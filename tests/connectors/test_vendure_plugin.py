@@ -1,7 +1,7 @@
 """The Vendure plugin's JS delivery code against the Python verifier (no Vendure needed).
 
 Runs ``connectors/vendure/vendure-plugin/delivery.js`` under node: its signature must match
-generic protocol v1 byte for byte, and its retries must keep the delivery id.
+generic protocol v2 byte for byte, and its retries must keep the delivery id.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ VECTOR_SECRET = "whsec_3a9bfc1e5d7240c68e0b2f4a61d8c7e9"
 VECTOR_BODY = (
     '{"id":"42","title":"Tea","price":"12.50","currency":"GBP","updated_at":"2025-11-23T00:00:00Z"}'
 )
-VECTOR_SIG = "v1=231f0326446c216020b3aab3bac4b5969cd8cf188bb2b0a94ebdaa99356542a1"
+VECTOR_SIG = "v2=d67fcd3bb8babf92a8e90b961899869c442a063b65b796bf1238f5aece68ea2b"
 
 
 def node(script: str, timeout: float = 30) -> str:
@@ -42,8 +42,8 @@ def node(script: str, timeout: float = 30) -> str:
 def test_js_signature_matches_protocol_vector() -> None:
     script = (
         "const {sign}=require('./delivery');"
-        f"process.stdout.write(sign({json.dumps(VECTOR_SECRET)},'1763856000',"
-        f"Buffer.from({json.dumps(VECTOR_BODY)})))"
+        f"process.stdout.write(sign({json.dumps(VECTOR_SECRET)},'1763856000','products/upsert',"
+        f"'vector-1',Buffer.from({json.dumps(VECTOR_BODY)})))"
     )
     assert node(script) == VECTOR_SIG
 

@@ -1,19 +1,20 @@
 'use strict';
 /**
- * Shopkeeper generic protocol v1 delivery, with no Vendure dependency (the plugin and the
- * `disconnect.js` script share it): sign "<timestamp>.<raw body>" with HMAC-SHA256, POST, and
+ * Shopkeeper generic protocol v2 delivery, with no Vendure dependency (the plugin and the
+ * `disconnect.js` script share it): sign "<timestamp>\n<topic>\n<delivery id>\n<raw body>"
+ * with HMAC-SHA256 (the topic is signed, so a body cannot be re-sent as another), POST, and
  * retry network errors, 408/425/429 and 5xx with exponential back-off (or Retry-After).
  * The delivery id is fixed before the first attempt so Shopkeeper dedupes retries; the
  * timestamp and signature are renewed per attempt so retries stay inside the 300 s window.
  */
 const crypto = require('crypto');
 
-/** Signature header value of generic protocol v1 for the exact bytes sent. */
-function sign(secret, timestamp, body) {
+/** Signature header value of generic protocol v2 for the exact bytes sent. */
+function sign(secret, timestamp, topic, deliveryId, body) {
   const mac = crypto.createHmac('sha256', secret);
-  mac.update(`${timestamp}.`);
+  mac.update(`${timestamp}\n${topic}\n${deliveryId}\n`);
   mac.update(body);
-  return `v1=${mac.digest('hex')}`;
+  return `v2=${mac.digest('hex')}`;
 }
 
 /** Seconds or HTTP date -> milliseconds to wait, or null when absent or unreadable. */
@@ -47,7 +48,7 @@ async function deliver(options, topic, payload, logger = console) {
           'x-shopkeeper-topic': topic,
           'x-shopkeeper-delivery-id': deliveryId,
           'x-shopkeeper-timestamp': timestamp,
-          'x-shopkeeper-signature': sign(options.secret, timestamp, body),
+          'x-shopkeeper-signature': sign(options.secret, timestamp, topic, deliveryId, body),
         },
       });
       if (res.ok) return { ok: true, status: res.status, attempts: attempt + 1, deliveryId };

@@ -4,10 +4,11 @@
  * no TypeScript build needed).
  *
  * It forwards product, variant, stock, customer and order events to Shopkeeper as webhooks
- * signed with Shopkeeper's generic protocol v1:
+ * signed with Shopkeeper's generic protocol v2:
  *   X-Shopkeeper-Topic, X-Shopkeeper-Delivery-Id (unique per delivery, stable across retries),
  *   X-Shopkeeper-Timestamp (unix seconds),
- *   X-Shopkeeper-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>.
+ *   X-Shopkeeper-Signature: v2=<hex HMAC-SHA256(secret,
+ *     "<timestamp>\n<topic>\n<delivery id>\n<raw body>")>.
  *
  * Payloads are thin ({id, ...}): Shopkeeper fetches the current record back over the Admin API.
  * That keeps one mapping (the same GraphQL the backfill uses), makes reordered or late deliveries
