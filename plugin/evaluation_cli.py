@@ -13,6 +13,7 @@ import io
 import json
 import math
 import sys
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -32,7 +33,11 @@ from plugin.engine.evaluate import (
 )
 
 INTERACTION_COLUMNS = ("customer_id", "item_id", "timestamp")
+INTERACTION_OPTIONAL = ("basket_id", "quantity", "price")
 CATALOG_COLUMNS = ("item_id",)
+CATALOG_OPTIONAL = ("title", "description", "category", "price")
+# what an optional number column may hold for "no value" (compared stripped, lower-case)
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
 # Column order of the JSON "models" object and of the table.
 MODEL_NAMES = ("shopkeeper", "g-pop", "p-topfreq", "itemknn", "als")
 
@@ -65,17 +70,38 @@ def make_judge():
 
 # --------------------------------------------------------------------------- CSV input
 def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
+    """The file as text; gzip is told by its magic bytes, not its suffix (``.GZ``, ``.csv``)."""
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    if gzipped:
         return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
     return open(path, newline="", encoding="utf-8-sig")  # closed by the caller
 
 
+def _unreadable(path: Path, exc: BaseException, hint: str) -> click.BadParameter:
+    if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)):
+        return click.BadParameter(
+            f"cannot read {path.name}: corrupt or truncated gzip file ({exc})", param_hint=hint)
+    return click.BadParameter(f"cannot read {path.name}: {exc}", param_hint=hint)
+
+
+# truncated gzip raises EOFError, a corrupt stream zlib.error (neither is an OSError)
+_READ_ERRORS = (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error)
+
+
+def _column_name(name: str) -> str:
+    """Header names match whatever their case and surrounding whitespace (or a stray BOM)."""
+    return name.strip().lstrip("\ufeff").strip().lower()
+
+
 @contextmanager
-def _read_csv(path: Path, required: tuple[str, ...],
+def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
               hint: str) -> Iterator[tuple[dict[str, int], Iterator[tuple[int, list[str]]]]]:
     """Column positions and a stream of ``(line number, row)``; bad structure is a usage error.
 
-    Rows are streamed, not held: a 6M-line file kept as lists of strings took 5.6 GB.
+    Rows are streamed, not held: a 6M-line file kept as lists of strings took 5.6 GB. A row
+    that stops early but holds every required column gets its missing trailing fields as
+    empty strings; one that lacks a required field stays short (``IndexError`` at parse).
     """
     try:
         fh = _open_text(path)
@@ -84,9 +110,9 @@ def _read_csv(path: Path, required: tuple[str, ...],
     with fh:
         reader = csv.reader(fh)
         try:
-            header = [h.strip() for h in next(reader, [])]
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise click.BadParameter(f"cannot read {path.name}: {exc}", param_hint=hint) from None
+            header = [_column_name(h) for h in next(reader, [])]
+        except _READ_ERRORS as exc:
+            raise _unreadable(path, exc, hint) from None
         if not any(header):
             raise click.BadParameter(f"{path.name} is empty (no header)", param_hint=hint)
         missing = [c for c in required if c not in header]
@@ -94,18 +120,28 @@ def _read_csv(path: Path, required: tuple[str, ...],
             raise click.BadParameter(
                 f"{path.name} lacks required column(s): {', '.join(missing)} "
                 f"(header must include {','.join(required)})", param_hint=hint)
+        # a column read twice is ambiguous; repeated columns the CLI ignores are harmless
+        twice = [c for c in (*required, *optional) if header.count(c) > 1]
+        if twice:
+            raise click.BadParameter(
+                f"{path.name} has duplicate column(s): {', '.join(twice)} "
+                "(header names are matched ignoring case and spaces)", param_hint=hint)
+        col = {name: k for k, name in enumerate(header) if name in (*required, *optional)}
+        width = max(col.values()) + 1  # fields the parsers index
+        need = max(col[c] for c in required) + 1
 
         def rows() -> Iterator[tuple[int, list[str]]]:
             try:
                 for row in reader:
                     # blank lines (also ",,,") are skipped; the first field settles most rows
                     if row and (row[0].strip() or any(map(str.strip, row))):
+                        if need <= len(row) < width:  # trailing empty fields left out
+                            row.extend([""] * (width - len(row)))
                         yield reader.line_num, row
-            except (OSError, UnicodeDecodeError, csv.Error) as exc:
-                raise click.BadParameter(f"cannot read {path.name}: {exc}",
-                                         param_hint=hint) from None
+            except _READ_ERRORS as exc:
+                raise _unreadable(path, exc, hint) from None
 
-        yield {name: k for k, name in enumerate(header)}, rows()
+        yield col, rows()
 
 
 def _parse_time(value: str, cache: dict[str, float]) -> float:
@@ -119,18 +155,46 @@ def _parse_time(value: str, cache: dict[str, float]) -> float:
     return cache[value]
 
 
-def _number(value: str, default: float, name: str) -> float:
+def _quantity(value: str) -> float:
+    """A quantity; empty or a missing marker (``NA``, ``null``, ``-``, ...) means 1."""
     try:
-        return default if value.strip() == "" else float(value)
+        q = float(value)
     except ValueError:
-        raise ValueError(f"{name} {value!r} is not a number") from None
+        if value.strip().lower() in MISSING:
+            return 1.0
+        raise ValueError(f"quantity {value!r} is not a number") from None
+    return 1.0 if math.isnan(q) else q
+
+
+class _Prices:
+    """Price parser: the evaluation never uses prices, so one that does not parse (``$1.99``,
+    ``1,99``) is unknown (NaN) instead of an error; such values are counted for one note."""
+
+    def __init__(self) -> None:
+        self.bad = 0
+        self.example = ""
+
+    def parse(self, value: str) -> float:
+        try:
+            return float(value)
+        except ValueError:
+            if value.strip().lower() not in MISSING:
+                self.bad += 1
+                self.example = self.example or value
+            return math.nan
+
+    def note(self, path: Path) -> None:
+        if self.bad:
+            click.echo(f"{path.name}: {self.bad:,} price value(s) are not numbers "
+                       f"(e.g. {self.example!r}) and are treated as unknown", err=True)
 
 
 def _rows(path: Path, rows: Iterable[tuple[int, list[str]]], hint: str,
           parse: Callable[[list[str]], tuple]) -> Iterator[tuple]:
     """``parse`` of every row; its errors become messages with the line number.
 
-    A file with a header and no rows is a usage error too.
+    A file with a header and no rows is a usage error too. ``parse`` may return ``None``
+    for a row it drops; that is passed on.
     """
     seen = False
     for line, row in rows:
@@ -160,49 +224,93 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
     baskets: list[str] = []
     qty: list[float] = []
     prices: list[float] = []
-    with _read_csv(path, INTERACTION_COLUMNS, hint) as (col, rows):
+    price_notes = _Prices()
+    price_of = price_notes.parse  # a bound method: called once per line
+    dropped = 0
+    with _read_csv(path, INTERACTION_COLUMNS, INTERACTION_OPTIONAL, hint) as (col, rows):
         cu, it, ts = col["customer_id"], col["item_id"], col["timestamp"]
         bk, qt, pr = col.get("basket_id"), col.get("quantity"), col.get("price")
 
-        def parse(row: list[str]) -> tuple:
-            user, item = row[cu].strip(), row[it].strip()
+        def parse(row: list[str]) -> tuple | None:
+            user, item, stamp = row[cu].strip(), row[it].strip(), row[ts]
+            qty = _quantity(row[qt]) if qt is not None else 1.0
+            if qty <= 0:  # returns and cancellations are not purchases
+                return None
             if not user or not item:
                 raise ValueError("empty customer_id or item_id")
-            when = _parse_time(row[ts], times)
+            when = _parse_time(stamp, times)
             # basket ids are scoped to the customer; rows without one group by customer
             # and time
             basket = row[bk].strip() if bk is not None else ""
             basket = f"{user}\x1f{basket}" if basket else f"{user}\x1f@{when!r}"
-            qty = _number(row[qt], 1.0, "quantity") if qt is not None else 1.0
-            price = _number(row[pr], math.nan, "price") if pr is not None else math.nan
+            price = price_of(row[pr]) if pr is not None else math.nan
             return intern(user, user), intern(item, item), when, intern(basket, basket), qty, price
 
-        for u, i, w, b, q, p in _rows(path, rows, hint, parse):
+        for parsed in _rows(path, rows, hint, parse):
+            if parsed is None:
+                dropped += 1
+                continue
+            u, i, w, b, q, p = parsed
             users.append(u)
             items.append(i)
             when.append(w)
             baskets.append(b)
             qty.append(q)
             prices.append(p)
+    if not users:
+        raise click.BadParameter(f"{path.name} has no purchases: all {dropped:,} rows have "
+                                 "quantity <= 0", param_hint=hint)
+    if dropped:
+        click.echo(f"{path.name}: dropped {dropped:,} row(s) with quantity <= 0 "
+                   "(returns or cancellations)", err=True)
+    price_notes.note(path)
+    catalog = load_catalog(catalog_path) if catalog_path else None
+    if catalog is not None and catalog_path is not None:
+        bought = set(items)
+        known = sum(1 for item in bought if item in catalog)
+        if 2 * known < len(bought):
+            click.echo(f"{catalog_path.name}: {known:,} of {len(bought):,} bought items are "
+                       "in the catalog; check that item_id values match", err=True)
     return Interactions.from_arrays(
-        users, items, when, baskets=baskets, quantities=qty, prices=prices,
-        catalog=load_catalog(catalog_path) if catalog_path else None,
-    )
+        users, items, when, baskets=baskets, quantities=qty, prices=prices, catalog=catalog)
 
 
 def load_catalog(path: Path) -> dict[str, dict]:
-    """Catalog CSV (``item_id`` + optional ``title,description,category,price``) as a dict."""
+    """Catalog CSV (``item_id`` + optional ``title,description,category,price``) as a dict.
+
+    An item listed twice is merged: per field, the first non-empty value wins.
+    """
     hint = "'--catalog'"
-    with _read_csv(path, CATALOG_COLUMNS, hint) as (col, rows):
+    prices = _Prices()
+    catalog: dict[str, dict] = {}
+    with _read_csv(path, CATALOG_COLUMNS, CATALOG_OPTIONAL, hint) as (col, rows):
         text = [name for name in ("title", "description", "category") if name in col]
 
         def parse(row: list[str]) -> tuple[str, dict]:
             meta: dict = {name: row[col[name]].strip() for name in text}
             if "price" in col:
-                meta["price"] = _number(row[col["price"]], math.nan, "price")
+                meta["price"] = prices.parse(row[col["price"]])
             return row[col["item_id"]].strip(), meta
 
-        return dict(_rows(path, rows, hint, parse))
+        for item, meta in _rows(path, rows, hint, parse):
+            earlier = catalog.setdefault(item, meta)
+            if earlier is not meta:
+                for name, value in meta.items():
+                    old = earlier[name]
+                    if old == "" or (isinstance(old, float) and math.isnan(old)):
+                        earlier[name] = value
+    prices.note(path)
+    return catalog
+
+
+def dataset_name(path: Path) -> str:
+    """The file name without ``.gz`` and then ``.csv`` (any case): ``grocery.v2.csv.gz`` ->
+    ``grocery.v2``."""
+    name = path.name
+    for suffix in (".gz", ".csv"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+    return name
 
 
 # --------------------------------------------------------------------------- run and report
@@ -280,12 +388,13 @@ def format_table(report: dict) -> str:
 @click.option("--k", type=click.IntRange(min=1), default=10, show_default=True,
               help="length of each recommendation list")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
-@click.option("--dataset", default=None, help="name for the report (default: file stem)")
+@click.option("--dataset", default=None,
+              help="name for the report (default: file name without .gz and .csv)")
 def evaluate(interactions_path: Path, catalog_path: Path | None, split_name: str, k: int,
              as_json: bool, dataset: str | None) -> None:
     """Evaluate shopkeeper and the baselines (G-Pop, P-TopFreq, ItemKNN, ALS) on one split."""
     data = load_interactions(interactions_path, catalog_path)
-    name = dataset or interactions_path.name.split(".")[0]
+    name = dataset or dataset_name(interactions_path)
     report = run_evaluation(data, split_name, k, dataset=name, progress=sys.stderr.isatty())
     click.echo(json.dumps(report) if as_json else format_table(report))
 

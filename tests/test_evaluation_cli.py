@@ -14,7 +14,13 @@ from click.testing import CliRunner
 from plugin import evaluation_cli
 from plugin.engine.baselines import GlobalPopularity, PersonalTopFrequency
 from plugin.engine.evaluate import METRICS
-from plugin.evaluation_cli import MODEL_NAMES, evaluate, load_interactions
+from plugin.evaluation_cli import (
+    MODEL_NAMES,
+    dataset_name,
+    evaluate,
+    load_catalog,
+    load_interactions,
+)
 
 HEADER = "customer_id,item_id,timestamp,basket_id,quantity,price\n"
 
@@ -60,6 +66,16 @@ def shop_csv(tmp_path: Path) -> tuple[Path, Path]:
                  id="short-row"),
     pytest.param(HEADER + "c1,i1,2024-01-01,o1,1,1\nc2,i1,2024-01-02,o2,1,1\n",
                  "no test customers", id="nobody-with-two-baskets"),
+    pytest.param("customer_id,item_id,timestamp,Basket_ID,basket_id\nc1,i1,2024-01-01,o1,o2\n",
+                 "bad.csv has duplicate column(s): basket_id", id="duplicate-column"),
+    pytest.param("customer_id,item_id,TimeStamp,timestamp \nc1,i1,2024-01-01,2024-01-02\n",
+                 "bad.csv has duplicate column(s): timestamp", id="duplicate-required-column"),
+    pytest.param(HEADER + "c1,i1,2024-01-01,o1,0,1\nc1,i2,2024-01-02,o2,-1,1\n",
+                 "bad.csv has no purchases: all 2 rows have quantity <= 0", id="only-returns"),
+    pytest.param(HEADER + "c1,i1,2024-01-01,o1,NA,1\nc1,i2,2024-01-02,o2,two,1\n",
+                 "line 3: quantity 'two' is not a number", id="garbage-quantity-after-marker"),
+    pytest.param("basket_id,customer_id,item_id,timestamp\no1,c1,i1,2024-01-01\no2,c1,i2\n",
+                 "line 3: too few fields", id="short-row-missing-a-required-field"),
 ])
 def test_bad_interactions_exit_2_with_a_clear_message(tmp_path, text, message):
     result = _run("--interactions", _write(tmp_path / "bad.csv", text))
@@ -97,6 +113,22 @@ def test_catalog_header_without_rows_exits_2(shop_csv, tmp_path):
     assert "cat.csv has a header but no rows" in result.stderr
 
 
+@pytest.mark.parametrize("blob", [
+    pytest.param(lambda data: data[:10] + b"\xff" * 30 + data[40:], id="corrupt"),
+    pytest.param(lambda data: data[:len(data) // 2], id="truncated-mid-file"),
+    pytest.param(lambda data: data[:15], id="truncated-in-header"),
+])
+def test_corrupt_or_truncated_gzip_exits_2_naming_the_file(tmp_path, blob):
+    rng = random.Random(3)  # varied ids: compressed, the file spans several read chunks
+    text = HEADER + "".join(f"c{rng.randrange(10**6)},i{rng.randrange(10**6)},2024-01-01,"
+                            f"o{rng.randrange(10**6)},1,1\n" for _ in range(20000))
+    path = tmp_path / "broken.csv.gz"
+    path.write_bytes(blob(gzip.compress(text.encode())))
+    result = _run("--interactions", path)
+    assert result.exit_code == 2, result.output
+    assert "cannot read broken.csv.gz: corrupt or truncated gzip file" in result.stderr
+
+
 # --------------------------------------------------------------------------- reading
 def test_rows_without_basket_id_group_by_customer_and_time(tmp_path):
     text = ("customer_id,item_id,timestamp\n"
@@ -124,6 +156,132 @@ def test_ids_are_indexed_in_sorted_order(tmp_path):
     assert one.user_ids.tolist() == two.user_ids.tolist() == ["c1", "c10", "c2"]
     assert one.item_ids.tolist() == two.item_ids.tolist() == ["a", "b", "c"]
     assert one.user.tolist() == two.user.tolist() and one.item.tolist() == two.item.tolist()
+
+
+def test_header_names_match_ignoring_case_spaces_and_bom(tmp_path):
+    # a stray second BOM too (utf-8-sig strips only the first)
+    text = ("\ufeff\ufeff Customer_ID ,ITEM_ID,TimeStamp,Basket_ID,Quantity,PRICE\n"
+            "c1,a,2024-01-01 10:00:00,o1,3,1.5\nc1,b,2024-01-01 10:00:07,o1,2,2.5\n"
+            "c1,c,2024-01-08 10:00:00,o2,1,\n")
+    path = tmp_path / "upper.csv"
+    path.write_text(text, encoding="utf-8-sig")
+    data = load_interactions(path)
+    assert len(np.unique(data.basket)) == 2  # Basket_ID is read, not one basket per line
+    assert data.quantity.tolist() == [3.0, 2.0, 1.0]
+    assert data.price[:2].tolist() == [1.5, 2.5] and np.isnan(data.price[2])
+    catalog = load_catalog(_write(tmp_path / "cat.csv", "Item_ID,Title,DESCRIPTION,Category,"
+                                  "Price\na,Apple,red,fruit,0.5\n"))
+    assert catalog == {"a": {"title": "Apple", "description": "red", "category": "fruit",
+                             "price": 0.5}}
+
+
+def test_repeated_columns_the_cli_does_not_read_are_accepted(tmp_path):
+    text = "customer_id,item_id,timestamp,note,Note,,\nc1,a,2024-01-01,x,y,,\n"
+    data = load_interactions(_write(tmp_path / "x.csv", text))
+    assert data.item_ids.tolist() == ["a"]
+
+
+def test_rows_with_quantity_zero_or_below_are_dropped(tmp_path):
+    text = (HEADER + "c1,milk,2024-01-01,o1,2,1\nc1,tv,2024-01-02,r1,0,0\n"
+            "c1,milk,2024-01-03,r2,-2,1\nc1,eggs,2024-01-04,o2,1,1\n")
+    data = load_interactions(_write(tmp_path / "x.csv", text))
+    assert data.quantity.tolist() == [2.0, 1.0]
+    assert sorted(data.item_ids) == ["eggs", "milk"]  # the returned tv is no item at all
+
+
+@pytest.mark.usefixtures("stand_ins")
+def test_dropped_rows_are_counted_on_stderr_and_stdout_stays_json(shop_csv, tmp_path):
+    result = _run("--interactions", shop_csv[0], "--json")
+    assert result.exit_code == 0 and "dropped" not in result.stderr
+    text = shop_csv[0].read_text() + "c1,i00,2024-04-01,r1,-1,2.5\nc2,i01,2024-04-01,r2,0,2.5\n"
+    result = _run("--interactions", _write(tmp_path / "returns.csv", text), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["users"] == 40
+    assert result.stderr.count("\n") == 1
+    assert "returns.csv: dropped 2 row(s) with quantity <= 0" in result.stderr
+
+
+def test_missing_markers_in_number_columns_mean_no_value(tmp_path, capsys):
+    markers = ["NA", "n/a", "NaN", "null", "None", " - ", ""]
+    rows = [f"c1,i{n},2024-01-0{n + 1},o{n},{m},{m}\n" for n, m in enumerate(markers)]
+    data = load_interactions(_write(tmp_path / "x.csv", HEADER + "".join(rows)))
+    assert data.quantity.tolist() == [1.0] * len(markers)
+    assert np.isnan(data.price).all()
+    assert capsys.readouterr().err == ""  # missing is not "unreadable"
+
+
+def test_unreadable_prices_are_unknown_with_one_note(tmp_path, capsys):
+    text = (HEADER + "c1,a,2024-01-01,o1,1,$1.99\nc1,b,2024-01-01,o1,1,\"1,99\"\n"
+            "c1,c,2024-01-02,o2,1,2.5\n")
+    data = load_interactions(_write(tmp_path / "x.csv", text))
+    assert np.isnan(data.price[:2]).all() and data.price[2] == 2.5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "x.csv: 2 price value(s) are not numbers (e.g. '$1.99')" in err
+    catalog = load_catalog(_write(tmp_path / "cat.csv", "item_id,price\na,NA\nb,€3\nc,4\n"))
+    assert np.isnan(catalog["a"]["price"]) and np.isnan(catalog["b"]["price"])
+    assert catalog["c"]["price"] == 4.0
+    assert "cat.csv: 1 price value(s) are not numbers" in capsys.readouterr().err
+
+
+def test_rows_leaving_out_trailing_empty_fields_are_read(tmp_path):
+    text = HEADER + "c1,a,2024-01-01,o1,3\nc1,b,2024-01-01,o1\nc1,c,2024-01-02\n"
+    data = load_interactions(_write(tmp_path / "x.csv", text))
+    assert data.quantity.tolist() == [3.0, 1.0, 1.0] and np.isnan(data.price).all()
+    assert len(np.unique(data.basket)) == 2  # o1, then c1 at 2024-01-02
+    catalog = load_catalog(_write(tmp_path / "cat.csv", "item_id,title,category,price\n"
+                                  "a,Apple\nb\n"))
+    assert catalog["a"]["title"] == "Apple" and catalog["a"]["category"] == ""
+    assert np.isnan(catalog["b"]["price"])
+
+
+def test_duplicate_catalog_items_merge_first_non_empty_value_wins(tmp_path):
+    text = ("item_id,title,description,category,price\n"
+            "milk,Whole milk 1L,,dairy,\nmilk,,fresh,,1.19\nmilk,Skimmed,stale,fridge,9\n"
+            "eggs,Eggs x6,,dairy,2\n")
+    catalog = load_catalog(_write(tmp_path / "cat.csv", text))
+    assert catalog["milk"] == {"title": "Whole milk 1L", "description": "fresh",
+                               "category": "dairy", "price": 1.19}
+    assert catalog["eggs"]["title"] == "Eggs x6"
+
+
+@pytest.mark.usefixtures("stand_ins")
+def test_catalog_matching_few_bought_items_is_warned_about(shop_csv, tmp_path):
+    result = _run("--interactions", shop_csv[0], "--catalog", shop_csv[1], "--json")
+    assert result.exit_code == 0 and result.stderr == ""
+    # 14 of the 30 bought ids present: under half
+    text = "item_id,title\n" + "".join(f"{i},x\n" for i in [f"i{n:02d}" for n in range(14)]
+                                         + ["sku-1", "sku-2"])
+    result = _run("--interactions", shop_csv[0], "--catalog", _write(tmp_path / "ids.csv", text),
+                  "--json")
+    assert result.exit_code == 0, result.stderr
+    json.loads(result.stdout)
+    assert result.stderr == ("ids.csv: 14 of 30 bought items are in the catalog; "
+                             "check that item_id values match\n")
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("grocery.v2.csv", "grocery.v2"), ("grocery.v2.csv.gz", "grocery.v2"),
+    ("Orders.CSV.GZ", "Orders"), ("orders.gz", "orders"), ("orders.tsv", "orders.tsv"),
+    ("orders", "orders"),
+])
+def test_default_dataset_name_strips_only_gz_and_csv(name, expected):
+    assert dataset_name(Path(name)) == expected
+
+
+@pytest.mark.usefixtures("stand_ins")
+def test_default_dataset_name_keeps_inner_dots(shop_csv, tmp_path):
+    path = _write(tmp_path / "grocery.v2.csv", shop_csv[0].read_text())
+    result = _run("--interactions", path, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["dataset"] == "grocery.v2"
+
+
+@pytest.mark.parametrize("name", ["gzipped.csv", "upper.CSV.GZ"])
+def test_gzip_is_recognised_by_its_bytes_not_its_name(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(gzip.compress((HEADER + "c1,a,2024-01-01,o1,2,1\n").encode()))
+    assert load_interactions(path).quantity.tolist() == [2.0]
 
 
 def test_gzip_and_optional_columns_are_read(tmp_path):
