@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
@@ -282,6 +284,9 @@ def run(args, server: str) -> dict:
     env = {**os.environ, "SHOPKEEPER_SQLALCHEMY_DATABASE_URI": url,
            "SHOPKEEPER_INSTANCE_DIR": str(tmp), "SHOPKEEPER_MODEL_DIR": str(tmp / "models"),
            "SHOPKEEPER_BENCH_BARE_ENDPOINT": "true", "SHOPKEEPER_LOG_LEVEL": "WARNING",
+           # gunicorn_conf refuses the development keys: throwaway ones for this run
+           "SHOPKEEPER_SECRET_KEY": secrets.token_urlsafe(48),
+           "SHOPKEEPER_CREDENTIALS_KEY": Fernet.generate_key().decode(),
            "SHOPKEEPER_BIND": f"127.0.0.1:{port}",
            "SHOPKEEPER_WEB_WORKERS": str(args.web_workers),
            "SHOPKEEPER_WEB_THREADS": str(args.threads),

@@ -20,6 +20,7 @@ import gzip
 import os
 import random
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -118,6 +120,9 @@ def main() -> int:
     env = {**os.environ, "SHOPKEEPER_SQLALCHEMY_DATABASE_URI": url,
            "SHOPKEEPER_INSTANCE_DIR": str(tmp), "SHOPKEEPER_MODEL_DIR": str(tmp / "models"),
            "SHOPKEEPER_BENCH_BARE_ENDPOINT": "true", "SHOPKEEPER_LOG_LEVEL": "WARNING",
+           # gunicorn_conf refuses the development keys: throwaway ones for this run
+           "SHOPKEEPER_SECRET_KEY": secrets.token_urlsafe(48),
+           "SHOPKEEPER_CREDENTIALS_KEY": Fernet.generate_key().decode(),
            # the limiter runs on every request, with limits the load test cannot reach
            "SHOPKEEPER_API_RATE_LIMIT_PER_KEY": "10000000 per minute",
            "SHOPKEEPER_API_RATE_LIMIT_PER_CLIENT": "10000000 per minute"}

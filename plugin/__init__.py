@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from plugin.config import Config
+from plugin.config import DEV_SECRET_KEY, Config
 
 __version__ = "0.1.0"
 
@@ -32,6 +32,8 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     # one byte over the limit: a chunked body (no Content-Length) is cut at this length, and
     # only a cut one byte past the limit lets the webhook view see it was too large (413)
     app.config["MAX_CONTENT_LENGTH"] = app.config["WEBHOOK_MAX_BYTES"] + 1
+    if app.config.get("REQUIRE_PRODUCTION_SECRETS") and not app.testing:
+        check_production_secrets(app.config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     app.instance_path = str(Path(app.config["INSTANCE_DIR"]).resolve())
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
@@ -44,6 +46,22 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     _register_blueprints(app)
 
     return app
+
+
+def check_production_secrets(config: dict[str, Any]) -> None:
+    """Raise unless the keys a production server signs and encrypts with were set."""
+    problems = []
+    secret = str(config.get("SECRET_KEY") or "")
+    if secret == DEV_SECRET_KEY or len(secret) < 32:
+        problems.append("SHOPKEEPER_SECRET_KEY (at least 32 random characters)")
+    if not config.get("CREDENTIALS_KEY"):
+        problems.append("SHOPKEEPER_CREDENTIALS_KEY (a Fernet key)")
+    if problems:
+        raise RuntimeError(
+            "refusing to serve with the public development keys: set "
+            + " and ".join(problems) + ", e.g. python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))' and python -c 'from cryptography.fernet "
+            "import Fernet; print(Fernet.generate_key().decode())'")
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -10,6 +10,10 @@ from pathlib import Path
 _INSTANCE = Path(os.environ.get("SHOPKEEPER_INSTANCE_DIR", Path.cwd() / "instance")).resolve()
 
 
+#: the public development key: a production server refuses it (REQUIRE_PRODUCTION_SECRETS)
+DEV_SECRET_KEY = "dev-only-change-me"
+
+
 class Config:
     """Defaults for a local, single-machine install (SQLite in ``instance/``)."""
 
@@ -19,7 +23,11 @@ class Config:
     # postgresql+psycopg://user:pass@host/shopkeeper
     SQLALCHEMY_DATABASE_URI = f"sqlite:///{_INSTANCE / 'shopkeeper.db'}"
     # Flask session/CSRF signing key. MUST be set in production.
-    SECRET_KEY = "dev-only-change-me"
+    SECRET_KEY = DEV_SECRET_KEY
+    # Refuse to start without real SECRET_KEY and CREDENTIALS_KEY (gunicorn_conf.py, i.e.
+    # `shopkeeper serve`, turns this on: the public default key would let anyone forge an
+    # admin session, offer tokens and decrypt platform credentials).
+    REQUIRE_PRODUCTION_SECRETS = False
     # Fernet key (urlsafe base64, 32 bytes) encrypting platform credentials at rest.
     # Empty: derived from SECRET_KEY (fine for the demo, set it explicitly in production).
     CREDENTIALS_KEY = ""

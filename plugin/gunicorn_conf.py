@@ -32,6 +32,12 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 
+def on_starting(server):
+    """A production server never starts on the public development keys (config.py): the
+    workers, forked after this, build the app with the check on."""
+    os.environ.setdefault("SHOPKEEPER_REQUIRE_PRODUCTION_SECRETS", "true")
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from plugin import migrate
@@ -109,3 +111,38 @@ def test_the_access_log_never_records_query_strings():
                               dt.timedelta(milliseconds=5))
     line = gunicorn_conf.access_log_format % SafeAtoms(atoms)
     assert "SECRET" not in line and '"path":"/admin/login"' in line
+
+
+def test_production_refuses_the_public_development_keys():
+    from cryptography.fernet import Fernet
+
+    from plugin import create_app
+
+    with pytest.raises(RuntimeError) as refused:
+        create_app({"REQUIRE_PRODUCTION_SECRETS": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    assert "SHOPKEEPER_SECRET_KEY" in str(refused.value)
+    assert "SHOPKEEPER_CREDENTIALS_KEY" in str(refused.value)
+    with pytest.raises(RuntimeError, match="SHOPKEEPER_SECRET_KEY"):  # too short to be random
+        create_app({"REQUIRE_PRODUCTION_SECRETS": True, "SECRET_KEY": "hunter2",
+                    "CREDENTIALS_KEY": Fernet.generate_key().decode()})
+    app = create_app({"REQUIRE_PRODUCTION_SECRETS": True, "SECRET_KEY": "k" * 48,
+                      "CREDENTIALS_KEY": Fernet.generate_key().decode(),
+                      "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    assert app.config["SECRET_KEY"] == "k" * 48
+
+
+def test_gunicorn_with_the_development_keys_does_not_start(tmp_path):
+    """`shopkeeper serve` is gunicorn with plugin/gunicorn_conf.py: it must exit, not serve."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SHOPKEEPER_SECRET_KEY", "SHOPKEEPER_CREDENTIALS_KEY")}
+    env.update(SHOPKEEPER_INSTANCE_DIR=str(tmp_path), SHOPKEEPER_BIND="127.0.0.1:0",
+               SHOPKEEPER_WEB_WORKERS="1", PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "python:plugin.gunicorn_conf",
+                           "plugin:create_app()"], env=env, capture_output=True, text=True,
+                          timeout=60, cwd=str(Path(__file__).resolve().parents[1]))
+    assert done.returncode != 0
+    assert "refusing to serve with the public development keys" in done.stderr
