@@ -24,6 +24,9 @@ class Config:
     SQLALCHEMY_DATABASE_URI = f"sqlite:///{_INSTANCE / 'shopkeeper.db'}"
     # Flask session/CSRF signing key. MUST be set in production.
     SECRET_KEY = DEV_SECRET_KEY
+    # Bearer token Prometheus must send to /metrics (its series name every shop). Empty:
+    # /metrics is open, so keep it off the public internet (proxy rule or internal bind).
+    METRICS_TOKEN = ""
     # Refuse to start without real SECRET_KEY and CREDENTIALS_KEY (gunicorn_conf.py, i.e.
     # `shopkeeper serve`, turns this on: the public default key would let anyone forge an
     # admin session, offer tokens and decrypt platform credentials).

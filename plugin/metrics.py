@@ -3,6 +3,7 @@ from the database at scrape time, so every process (web or worker) reports the s
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from plugin.errors import Unauthorized
 from plugin.extensions import db
 from plugin.models.types import utcnow
 from plugin.openapi import doc
@@ -140,8 +142,14 @@ def init_app(app: Flask) -> None:
 
 
 @bp.get("/metrics")
-@doc(summary="Prometheus metrics", tags=["meta"], content_type="text/plain")
+@doc(summary="Prometheus metrics (a bearer token when METRICS_TOKEN is set)", tags=["meta"],
+     content_type="text/plain", errors=(401,))
 def metrics():
+    token = current_app.config.get("METRICS_TOKEN") or ""
+    if token:  # the series name every shop and run aggregate queries: scrapers only
+        offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(offered.encode(), token.encode()):
+            raise Unauthorized("Metrics need the scrape token (Authorization: Bearer ...).")
     registry = CollectorRegistry()
     registry.register(current_app.extensions["shopkeeper_metrics_collector"])
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # gunicorn: aggregate all workers

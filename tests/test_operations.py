@@ -73,6 +73,15 @@ def test_json_log_lines_carry_ids_and_no_secrets():
     assert "whsec_x" not in json.dumps(line)
 
 
+def test_metrics_need_the_scrape_token_when_one_is_set(app, client):
+    app.config["METRICS_TOKEN"] = "scrape-token-0123456789"
+    assert client.get("/metrics").status_code == 401
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "scrape token" in wrong.get_json()["message"]
+    ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-token-0123456789"})
+    assert ok.status_code == 200 and b"shopkeeper_database_up" in ok.data
+
+
 def test_metrics_still_answer_when_the_database_is_down(app, client):
     engines = app.extensions["sqlalchemy"]._app_engines[app]
     good = engines[None]
