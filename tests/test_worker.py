@@ -73,6 +73,27 @@ def test_graceful_stop_releases_unstarted_claims(app, client, shop, shop_secret)
     assert inbox.process_inbox().done == 2
 
 
+def test_a_delivery_that_erases_its_own_row_ends_done(app, client, shop, shop_secret):
+    """shop/redact: erase_shop deletes every row of the shop, the delivery's own included.
+    Marking that row done raised StaleDataError and rolled the erasure back, every attempt."""
+    from plugin import shops
+    from plugin.models import Product, Shop
+
+    shop_id = shop.id
+    post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
+    assert inbox.process_inbox().done == 1
+    for pid in ("p2", "p3"):
+        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(pid))
+    ids = inbox.claim_batch()
+    # the rest of the batch went with the shop: skipped, not failed
+    result = inbox.process_claimed(ids, lambda row: shops.erase_shop(row.shop_id))
+    assert (result.done, result.failed, result.dead) == (1, 0, 0)
+    db.session.expire_all()
+    assert db.session.get(Shop, shop_id) is None  # the erasure committed
+    for model in (Product, WebhookDelivery):
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(model)) == 0
+
+
 def _spawn_worker(env: dict[str, str], name: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "plugin.cli", "worker"], cwd=ROOT,
                             env={**env, "SHOPKEEPER_WORKER_NAME": name},

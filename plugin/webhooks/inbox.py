@@ -116,12 +116,24 @@ def process_claimed(
             continue
         try:
             handler(row)
-            row.status, row.processed_at, row.last_error = "done", now or utcnow(), None
+            # A statement, not the ORM row: the handler may have deleted the row with its
+            # shop (shop/redact runs erase_shop), and then there is nothing left to mark;
+            # the erasure is the outcome and commits (updating the ORM row raised
+            # StaleDataError, rolling the erasure back on every attempt).
+            marked = db.session.execute(
+                sa.update(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+                .values(status="done", processed_at=now or utcnow(), last_error=None)
+            ).rowcount
             db.session.commit()
+            if not marked:
+                log.info("inbox.delivery_gone_with_its_shop",
+                         extra={"delivery_row": delivery_id})
             result.done += 1
         except Exception as err:  # any failure is retried, never lost
             db.session.rollback()
             row = db.session.get(WebhookDelivery, delivery_id)
+            if row is None:  # its shop was erased meanwhile (admin, another worker)
+                continue
             row.last_error = f"{type(err).__name__}: {err}"[:1000]
             if row.attempts >= cfg["INBOX_MAX_ATTEMPTS"]:
                 row.status = "dead"

@@ -238,3 +238,44 @@ def test_an_unreachable_shopify_is_a_502_not_a_500(install_client, monkeypatch) 
     assert response.status_code == 502
     assert "try again" in response.get_json()["message"]
     assert db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP)) is None
+
+
+def _shopify_delivery(client, shop, topic: str, body: dict, webhook_id: str, *,
+                      app_wide: bool = False):
+    from tests.connectors.test_shopify import shopify_headers
+
+    raw = json.dumps(body).encode()
+    headers = {**shopify_headers(topic, raw, SECRET), "X-Shopify-Webhook-Id": webhook_id,
+               "X-Shopify-Shop-Domain": SHOP}
+    url = "/webhooks/shopify" if app_wide else f"/webhooks/shopify/{shop.id}"
+    response = client.post(url, data=raw, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    return response
+
+
+def test_shop_redact_for_an_active_shop_is_erased_by_the_worker(install_client, app) -> None:
+    """app/uninstalled was lost, so shop/redact went through the inbox: erase_shop deleted
+    the row being processed, marking it done raised StaleDataError and rolled the erasure
+    back on every attempt until the delivery was dead."""
+    from plugin.models import Product, WebhookDelivery
+    from plugin.models.types import utcnow
+    from plugin.webhooks import inbox
+
+    shop = installed_shop()
+    db.session.add(Product(shop_id=shop.id, external_id="p1", title="Tea", categories=[],
+                           tags=[], source_updated_at=utcnow()))
+    db.session.commit()
+    _shopify_delivery(install_client, shop, "shop/redact",
+                      {"shop_id": 954889, "shop_domain": SHOP}, "redact-1", app_wide=True)
+    assert db.session.scalar(db.select(WebhookDelivery)).status == "pending"
+    result = inbox.process_inbox()
+    assert (result.done, result.failed, result.dead) == (1, 0, 0)
+    db.session.expire_all()
+    assert db.session.get(shops.Shop, shop.id) is None
+    for model in (Product, WebhookDelivery):
+        assert db.session.scalar(db.select(db.func.count()).select_from(model)) == 0
+    # Shopify sending it again finds nothing left to erase
+    _shopify_delivery(install_client, shop, "shop/redact",
+                      {"shop_id": 954889, "shop_domain": SHOP}, "redact-1", app_wide=True)
+    assert inbox.process_inbox().total == 0
+
