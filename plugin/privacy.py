@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from plugin.models import (
 from plugin.models.types import utcnow
 from plugin.offers import privacy as offers_privacy
 from plugin.shops import audit
+from plugin.webhooks import inbox
 
 log = logging.getLogger("shopkeeper.privacy")
 
@@ -61,8 +63,13 @@ def export_customer(shop_id: str, customer_id: str) -> dict[str, Any]:
     }
 
 
-def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | None = None) -> None:
-    """Remove personal data and interactions; orders stay for the shop's totals, unlinked."""
+def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | None = None,
+                   order_ids: Iterable[str] = ()) -> None:
+    """Remove personal data and interactions; orders stay for the shop's totals, unlinked.
+
+    Webhook bodies still kept about the customer (not yet applied, failed, dead) go too,
+    found by the customer id or ``order_ids`` (a platform redaction's orders).
+    """
     at = deleted_at or utcnow()
     row = db.session.scalar(sa.select(Customer).filter_by(shop_id=shop_id,
                                                           external_id=customer_id))
@@ -88,6 +95,7 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
                                                    Impression.shopper_id == customer_id)
                        .values(shopper_id=None))
     offers_privacy.erase_shopper(shop_id, customer_id)
+    inbox.forget_customer(shop_id, customer_id, order_ids=order_ids)
     db.session.execute(sa.update(Cart).where(Cart.shop_id == shop_id,
                                              Cart.customer_external_id == customer_id)
                        .values(customer_external_id=None))
@@ -99,7 +107,8 @@ def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = N
     """Delete shopper events and impressions older than the shop's retention period.
 
     Orders stay (they are the shop's business records, unlinked on erasure); the events
-    that profile a shopper do not outlive ``retention_days``.
+    that profile a shopper do not outlive ``retention_days``. Applied webhook deliveries
+    that still hold their body (applied before bodies were dropped on success) lose it.
     """
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     n = db.session.execute(sa.delete(Interaction).where(
@@ -107,6 +116,7 @@ def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = N
         Interaction.occurred_at < cutoff)).rowcount
     n += db.session.execute(sa.delete(Impression).where(
         Impression.shop_id == shop_id, Impression.created_at < cutoff)).rowcount
+    n += inbox.blank_done(shop_id)
     return n
 
 

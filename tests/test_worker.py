@@ -203,6 +203,26 @@ def test_retention_purge_drops_old_events_but_keeps_purchases(app):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Impression)) == 0
 
 
+def test_retention_purge_drops_payloads_of_deliveries_applied_before_the_fix(app):
+    """Rows applied before payloads were dropped on success still held emails/signatures."""
+    from plugin.jobs import purge_expired_events
+    from tests.factories import make_shop
+
+    shop = make_shop()
+    body = b'{"id": "c1", "email": "ada@example.com"}'
+    for delivery_id, status in (("applied", "done"), ("stuck", "dead")):
+        db.session.add(WebhookDelivery(
+            shop_id=shop.id, connector="generic", topic="customers/upsert",
+            delivery_id=delivery_id, headers={"X-Shopkeeper-Signature": "v1=..."},
+            body=body, status=status, processed_at=utcnow() - timedelta(days=2)))
+    db.session.commit()
+    assert purge_expired_events() == 1
+    rows = {r.delivery_id: r for r in db.session.scalars(sa.select(WebhookDelivery))}
+    assert (rows["applied"].status, rows["applied"].body, rows["applied"].headers) == (
+        "done", b"", {})
+    assert rows["stuck"].body == body  # kept for the admin's retry
+
+
 def test_a_worker_that_lost_the_lease_runs_no_scheduled_job(app):
     from plugin.jobs import LEASE_NAME, run_recorded
 

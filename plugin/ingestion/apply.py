@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import connectors
-from connectors.base import Credentials
+from connectors.base import Connector, Credentials
 from connectors.records import WebhookEvent
 from plugin import privacy, shops
 from plugin.extensions import db
@@ -20,14 +20,19 @@ def apply_delivery(delivery: WebhookDelivery) -> None:
     shop = db.session.get(Shop, delivery.shop_id)
     if shop is None:
         return  # shop erased since: nothing left to update
-    if shop.installation is not None and shop.installation.credentials_encrypted:
-        connector = shops.connector_for(shop)
-    else:
-        connector = connectors.get(shop.platform)(Credentials(shop_domain=shop.domain))
+    connector = delivery_connector(shop)
     event = connector.parse_webhook(delivery.headers, delivery.body)
     if event.needs_fetch:
         event = connector.fetch_event_record(event)
     apply_event(shop, event)
+
+
+def delivery_connector(shop: Shop) -> Connector:
+    """The connector that parses the shop's stored deliveries (bare once credentials are gone:
+    parsing needs no secret, only fetching does)."""
+    if shop.installation is not None and shop.installation.credentials_encrypted:
+        return shops.connector_for(shop)
+    return connectors.get(shop.platform)(Credentials(shop_domain=shop.domain))
 
 
 def apply_event(shop: Shop, event: WebhookEvent) -> None:
@@ -50,7 +55,7 @@ def _redact(shop: Shop, event: WebhookEvent) -> None:
     if rec.kind == "shop_redact":
         shops.erase_shop(shop.id)
     elif rec.kind == "customer_redact" and rec.customer_id:
-        privacy.erase_customer(shop.id, rec.customer_id)
+        privacy.erase_customer(shop.id, rec.customer_id, order_ids=rec.order_ids)
     elif rec.kind == "customer_data_request" and rec.customer_id:
         privacy.record_data_request(shop.id, rec.customer_id)
 

@@ -18,7 +18,10 @@ class WebhookDelivery(db.Model):
 
     Status moves pending -> processing -> done, or -> failed (retried with back-off)
     -> dead after ``INBOX_MAX_ATTEMPTS``. ``(shop_id, delivery_id)`` is unique, so a
-    redelivery is stored once.
+    redelivery is stored once. A done row keeps no ``body`` or ``headers`` (they hold
+    personal data and the signature), only its ids, topic, status and times: enough to
+    recognise a redelivery; failed and dead rows keep them for retries until the customer
+    they concern is erased.
     """
 
     __tablename__ = "webhook_deliveries"

@@ -1,22 +1,34 @@
-"""The durable inbox: store each delivery once, claim work safely, retry with back-off."""
+"""The durable inbox: store each delivery once, claim work safely, retry with back-off.
+
+A delivery's raw body and headers (emails, names, addresses; the signature) are kept only
+while they may still be needed: an applied ("done") row keeps its delivery id, topic,
+status and times but no payload, so a redelivery is still recognised as a duplicate;
+failed and dead rows keep theirs for the retries until the customer they concern is erased.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
 
+from connectors import records
+from connectors.base import Connector
 from plugin.extensions import db
-from plugin.models import WebhookDelivery
+from plugin.models import Shop, WebhookDelivery
 from plugin.models.types import utcnow
 
 log = logging.getLogger("shopkeeper.inbox")
+
+#: why an erased customer's unapplied delivery is closed without being applied
+ERASED_NOT_APPLIED = "not applied: the customer's data was erased"
 
 
 def store_delivery(
@@ -36,6 +48,11 @@ def store_delivery(
             .on_conflict_do_nothing(index_elements=["shop_id", "delivery_id"])
             .returning(WebhookDelivery.id))
     return db.session.execute(stmt).scalar() is not None
+
+
+def _no_payload() -> dict[str, object]:
+    """What a row keeps of its payload once applied, or once its customer is erased."""
+    return {"body": b"", "headers": {}}
 
 
 def worker_name() -> str:
@@ -122,7 +139,8 @@ def process_claimed(
             # StaleDataError, rolling the erasure back on every attempt).
             marked = db.session.execute(
                 sa.update(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
-                .values(status="done", processed_at=now or utcnow(), last_error=None)
+                .values(status="done", processed_at=now or utcnow(), last_error=None,
+                        **_no_payload())
             ).rowcount
             db.session.commit()
             if not marked:
@@ -180,6 +198,88 @@ def retry_dead(shop_id: str) -> int:
     )
     db.session.commit()
     return res.rowcount
+
+
+def blank_done(shop_id: str) -> int:
+    """Drop the payload of the shop's applied rows that still hold one (rows applied before
+    payloads were dropped on success); the rows stay, so redeliveries stay duplicates."""
+    W = WebhookDelivery
+    return db.session.execute(
+        sa.update(W).where(W.shop_id == shop_id, W.status == "done", sa.func.length(W.body) > 0)
+        .values(**_no_payload())
+    ).rowcount
+
+
+def forget_customer(shop_id: str, customer_id: str, *, order_ids: Iterable[str] = (),
+                    now: datetime | None = None) -> int:
+    """Drop every kept payload that concerns one customer (their erasure); return how many.
+
+    Applied rows keep no payload (those from before are blanked here too). A pending,
+    processing, failed or dead row is parsed again as the worker would (no fetch) and, when
+    its record names the customer (the customer, their order or cart, a deletion or
+    redaction) or one of ``order_ids`` (a redaction's orders), its payload is dropped and it
+    is closed as done without being applied: the row stays so a redelivery is a duplicate.
+    A body that no longer parses (it could never be applied) goes when it names the id
+    anywhere.
+    """
+    from plugin.ingestion.apply import delivery_connector
+
+    shop = db.session.get(Shop, shop_id)
+    if shop is None:
+        return 0
+    n = blank_done(shop_id)
+    connector = delivery_connector(shop)
+    orders = {str(o) for o in order_ids}
+    W = WebhookDelivery
+    kept = sa.select(W.id, W.headers, W.body).where(
+        W.shop_id == shop_id, W.status != "done", sa.func.length(W.body) > 0).order_by(W.id)
+    ids = [row_id for row_id, headers, body
+           in db.session.execute(kept.execution_options(yield_per=500))
+           if _concerns(connector, headers, bytes(body), customer_id, orders)]
+    for start in range(0, len(ids), 500):
+        n += db.session.execute(
+            sa.update(W).where(W.id.in_(ids[start:start + 500]))
+            .values(status="done", processed_at=now or utcnow(), last_error=ERASED_NOT_APPLIED,
+                    claimed_at=None, claimed_by=None, **_no_payload())
+        ).rowcount
+    return n
+
+
+def _concerns(connector: Connector, headers: dict[str, str], body: bytes, customer_id: str,
+              order_ids: set[str]) -> bool:
+    try:
+        record = connector.parse_webhook(headers, body).record
+    except Exception:  # unparseable now, so never applied: any mention of the id decides
+        return _mentions(body, {customer_id, *order_ids})
+    if isinstance(record, records.Customer):
+        return record.external_id == customer_id
+    if isinstance(record, records.Deletion):
+        return ((record.kind == "customer" and record.external_id == customer_id)
+                or (record.kind == "order" and record.external_id in order_ids))
+    if isinstance(record, records.Order):
+        return record.customer_id == customer_id or record.external_id in order_ids
+    if isinstance(record, records.Cart):
+        return customer_id in (record.customer_id, record.shopper_id)
+    if isinstance(record, records.Redaction):
+        return record.customer_id == customer_id
+    return False
+
+
+def _mentions(body: bytes, ids: set[str]) -> bool:
+    """Whether any JSON value in ``body`` (or, if it is not JSON, its bytes) is one of ids."""
+    try:
+        stack = [json.loads(body)]
+    except (ValueError, RecursionError):
+        return any(i.encode() in body for i in ids)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif not isinstance(value, bool) and isinstance(value, str | int) and str(value) in ids:
+            return True
+    return False
 
 
 def inbox_counts(shop_id: str | None = None) -> dict[str, int]:

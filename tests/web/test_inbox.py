@@ -143,6 +143,75 @@ def test_failures_back_off_then_go_dead_with_error_kept(app, client, shop, shop_
     assert inbox.process_inbox().done == 1
 
 
+def test_a_failed_delivery_keeps_its_payload_for_the_retry_and_drops_it_once_applied(
+        client, shop, shop_secret, monkeypatch):
+    from plugin.ingestion import apply as apply_mod
+
+    def boom(shop, event):
+        raise RuntimeError("database said no")
+
+    monkeypatch.setitem(apply_mod._HANDLERS, "customers/upsert", boom)
+    post_webhook(client, shop.id, shop_secret, "customers/upsert",
+                 {"id": "c1", "email": "ada@example.com", "updated_at": "2026-01-01T00:00:00Z"})
+    now = utcnow()
+    assert inbox.process_inbox(now=now).failed == 1
+    row = db.session.scalar(sa.select(WebhookDelivery))
+    assert row.status == "failed" and b"ada@example.com" in row.body
+    assert "X-Shopkeeper-Signature" in row.headers  # the retry parses it again
+    monkeypatch.undo()
+    assert inbox.process_inbox(now=now + timedelta(days=1)).done == 1
+    db.session.expire_all()
+    row = db.session.scalar(sa.select(WebhookDelivery))
+    assert (row.status, row.body, row.headers, row.attempts) == ("done", b"", {}, 2)
+    assert db.session.scalar(sa.select(Customer)).email_hash  # the retry applied it
+
+
+def test_customer_erasure_drops_their_unapplied_deliveries(client, shop, shop_secret):
+    from plugin.privacy import erase_customer
+
+    def deliver(topic, body, delivery_id):
+        post_webhook(client, shop.id, shop_secret, topic, body, delivery_id=delivery_id)
+
+    deliver("customers/upsert", {"id": "c1", "email": "ada@example.com",
+                                 "updated_at": "2026-01-01T00:00:00Z"}, "c1-upsert")
+    deliver("orders/upsert", order_body("o1", customer_id="c1"), "c1-order")
+    deliver("carts/upsert", {"id": "k1", "customer_id": "c1", "updated_at":
+                             "2026-01-01T00:00:00Z", "lines": []}, "c1-cart")
+    deliver("customers/upsert", {"id": "c2", "email": "bob@example.com",
+                                 "updated_at": "2026-01-01T00:00:00Z"}, "c2-upsert")
+    deliver("orders/upsert", order_body("o2", customer_id="c2"), "c2-order")
+    deliver("products/upsert", product_body(), "product")
+    # one of c1's that went dead, and one stored before a parser change made it unreadable
+    db.session.execute(sa.update(WebhookDelivery).where(
+        WebhookDelivery.delivery_id == "c1-order").values(status="dead", last_error="boom"))
+    db.session.add(WebhookDelivery(
+        shop_id=shop.id, connector="generic", topic="customers/upsert", delivery_id="c1-old",
+        headers={"X-Shopkeeper-Topic": "customers/upsert"}, status="failed",
+        body=b'{"id": "c1", "email": "ada@example.com"}'))
+    db.session.commit()
+
+    erase_customer(shop.id, "c1")
+    db.session.commit()
+    rows = {r.delivery_id: r for r in db.session.scalars(sa.select(WebhookDelivery))}
+    for gone in ("c1-upsert", "c1-order", "c1-cart", "c1-old"):
+        assert (rows[gone].status, rows[gone].body, rows[gone].headers) == ("done", b"", {})
+        assert rows[gone].last_error == inbox.ERASED_NOT_APPLIED
+    for kept in ("c2-upsert", "c2-order", "product"):
+        assert rows[kept].status == "pending" and rows[kept].body, kept
+    assert not any(b"ada@example.com" in r.body for r in rows.values())
+
+    assert inbox.process_inbox().done == 3  # c2's and the product; c1's are not applied
+    db.session.expire_all()
+    customers = {c.external_id: c for c in db.session.scalars(sa.select(Customer))}
+    assert customers["c1"].email_hash is None and customers["c2"].email_hash
+    assert {o.external_id for o in db.session.scalars(sa.select(Order))} == {"o2"}
+    # a redelivery of an erased delivery is still a duplicate: the email does not come back
+    again = post_webhook(client, shop.id, shop_secret, "customers/upsert",
+                         {"id": "c1", "email": "ada@example.com",
+                          "updated_at": "2026-01-01T00:00:00Z"}, delivery_id="c1-upsert")
+    assert again.json == {"status": "duplicate"}
+
+
 def test_uninstall_wipes_credentials_and_keeps_data_until_retention(app, client, shop,
                                                                     shop_secret):
     from plugin.shops import purge_uninstalled

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -20,6 +21,7 @@ SHOP = "my-shop.myshopify.com"
 SECRET = "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"
 TOKEN_URL = f"https://{SHOP}/admin/oauth/access_token"
 GRAPHQL = f"https://{SHOP}/admin/api/{API_VERSION}/graphql.json"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "shopify"
 
 
 
@@ -279,3 +281,37 @@ def test_shop_redact_for_an_active_shop_is_erased_by_the_worker(install_client, 
                       {"shop_id": 954889, "shop_domain": SHOP}, "redact-1", app_wide=True)
     assert inbox.process_inbox().total == 0
 
+
+def test_customers_redact_drops_the_customers_kept_deliveries(install_client) -> None:
+    """A failed delivery keeps its body for retries; the customer's redaction must take it,
+    whether it names the customer or is one of the orders to redact (a guest checkout)."""
+    from plugin.models import WebhookDelivery
+    from plugin.webhooks import inbox
+
+    shop = installed_shop()
+    order = json.loads((FIXTURES / "orders_create.json").read_text())
+    customer_id = str(order["customer"]["id"])
+    guest = {**order, "id": 4242, "customer": None, "email": "guest@example.com"}
+    other = {**order, "id": 4343, "customer": {**order["customer"], "id": 777},
+             "email": "other@example.com"}
+    for hook_id, body in (("o-mine", order), ("o-guest", guest), ("o-other", other)):
+        _shopify_delivery(install_client, shop, "orders/create", body, hook_id)
+    # they failed until dead (e.g. Shopify unreachable): their bodies are kept for a retry
+    db.session.execute(db.update(WebhookDelivery).values(status="dead", last_error="boom"))
+    db.session.commit()
+    redact = {"shop_id": 954889, "shop_domain": SHOP,
+              "customer": {"id": int(customer_id), "email": order["email"]},
+              "orders_to_redact": [4242]}
+    _shopify_delivery(install_client, shop, "customers/redact", redact, "redact-c",
+                      app_wide=True)
+    assert inbox.process_inbox().done == 1
+    db.session.expire_all()
+    rows = {r.delivery_id: r for r in db.session.scalars(db.select(WebhookDelivery))}
+    for hook_id in ("o-mine", "o-guest", "redact-c"):
+        assert (rows[hook_id].status, rows[hook_id].body, rows[hook_id].headers) == (
+            "done", b"", {}), hook_id
+    assert rows["o-mine"].last_error == inbox.ERASED_NOT_APPLIED
+    assert rows["o-other"].status == "dead" and b"other@example.com" in rows["o-other"].body
+    # a redelivery of an erased order is a duplicate: its personal data does not come back
+    response = _shopify_delivery(install_client, shop, "orders/create", order, "o-mine")
+    assert response.get_json()["status"] == "duplicate"

@@ -98,6 +98,25 @@ def test_replayed_delivery_id_is_a_duplicate_with_no_second_row(client, shop, sh
     assert _count() == 1
 
 
+def test_an_applied_delivery_keeps_no_payload_and_its_redelivery_is_still_a_duplicate(
+        client, shop, shop_secret):
+    from plugin.webhooks.inbox import process_inbox
+
+    body = {"id": "c1", "email": "ada@example.com", "updated_at": "2026-01-01T00:00:00Z"}
+    post_webhook(client, shop.id, shop_secret, "customers/upsert", body, delivery_id="once")
+    assert process_inbox().done == 1
+    row = db.session.scalar(sa.select(WebhookDelivery))
+    assert (row.status, row.delivery_id, row.topic) == ("done", "once", "customers/upsert")
+    assert row.body == b"" and row.headers == {}  # no email, no signature left to replay
+    assert row.received_at and row.processed_at
+    again = post_webhook(client, shop.id, shop_secret, "customers/upsert",
+                         {**body, "email": "changed@example.com"}, delivery_id="once")
+    assert again.status_code == 200 and again.json == {"status": "duplicate"}
+    assert _count() == 1 and process_inbox().total == 0
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(WebhookDelivery.body)) == b""
+
+
 def test_same_delivery_id_in_two_shops_is_two_deliveries(client, shop, shop_secret):
     other = make_shop()
     from plugin.shops import credentials_for
