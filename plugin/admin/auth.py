@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
@@ -119,7 +120,28 @@ def frame_ancestors(shop: Shop | None) -> str:
     admin_origin = (shop.settings or {}).get("admin_origin")
     if admin_origin:
         origins.append(admin_origin)
+    elif shop.platform == "saleor":  # a Dashboard can be hosted anywhere; its session
+        origins.append("https:")  # cookie is partitioned by the framing site anyway
     return " ".join(origins)
+
+
+def saleor_frame_ancestors(args: Mapping[str, str]) -> str | None:
+    """Who may frame the sign-in page the Saleor Dashboard opens before its handshake.
+
+    The Dashboard loads the app's page with ``saleorApiUrl`` (older: ``domain``) and only
+    then posts its token: the page must render inside it, signed in or not. Allowed for an
+    installed Saleor only: its configured admin origin, else any https origin (a Dashboard
+    can be hosted anywhere). None: not a Saleor Dashboard load.
+    """
+    domain = args.get("domain") or ""
+    host = _host(args.get("saleorApiUrl") or (f"https://{domain}/" if domain else ""))
+    if not host:
+        return None
+    shop = db.session.scalar(sa.select(Shop).filter_by(platform="saleor", domain=host))
+    if shop is None or shop.status != "active":
+        return None
+    origin = (shop.settings or {}).get("admin_origin")
+    return f"'self' {origin}" if origin else "'self' https:"
 
 
 def shopify_frame_ancestors(domain: str) -> str:

@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 
 from plugin import crypto, shops
 from plugin.admin.schemas import SettingsSchema, normalise_origin
+from plugin.errors import BadRequest
 from plugin.extensions import db
 from plugin.models import Shop
 
@@ -90,9 +91,21 @@ def rotate_widget_key(shop: Shop) -> str:
     return shop.widget_key
 
 
+def owns_webhook_secret(shop: Shop) -> bool:
+    """Whether Shopkeeper issued the shop's webhook secret (generic, Vendure). A platform
+    installed through its own handshake signs with its app secret (Shopify) or its keys
+    (Saleor): replacing the stored secret would only break every delivery."""
+    import connectors
+
+    return "install" not in connectors.get(shop.platform).meta.capabilities
+
+
 def rotate_webhook_secret(shop: Shop) -> str:
     """A new webhook secret. The storefront must switch to it (the generic protocol accepts
     several signatures at once, so a store can send both during its own rollout)."""
+    if not owns_webhook_secret(shop):
+        raise BadRequest(f"{shop.platform.capitalize()} signs its webhooks itself; there is "
+                         "no Shopkeeper secret to rotate.")
     creds = shops.credentials_for(shop)
     secret = crypto.new_token("whsec", 24)
     shops.save_credentials(shop, replace(creds, webhook_secret=secret))

@@ -52,6 +52,8 @@ def _headers(response: Response) -> Response:
     bridge = getattr(g, "shopify_frame", None)  # Shopify's App Bridge, for its own admin
     scripts = "'self' https://cdn.shopify.com" if bridge else "'self'"
     ancestors = auth.shopify_frame_ancestors(bridge) if bridge else auth.frame_ancestors(shop)
+    if shop is None and getattr(g, "saleor_frame", None):  # the Dashboard's first load
+        ancestors = g.saleor_frame
     response.headers["Content-Security-Policy"] = (
         f"default-src 'self'; script-src {scripts}; style-src 'self'; img-src 'self' data:; "
         f"form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}")
@@ -76,6 +78,7 @@ def _wants_json() -> bool:
 def _unauthorized(err: Unauthorized):
     if _wants_json():
         return error_response(err.code, err.message, err.errors)
+    g.saleor_frame = auth.saleor_frame_ancestors(request.args)
     return render_template("admin/login.html", error=err.message,
                            csrf_token=generate_csrf()), 401
 
@@ -254,7 +257,8 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
                    rules_text=typed.get("merchandising")
                    or forms.rules_text(values.get("merchandising", [])),
                    overrides_text=typed.get("repurchase_overrides")
-                   or forms.overrides_text(values.get("repurchase_overrides", [])))
+                   or forms.overrides_text(values.get("repurchase_overrides", [])),
+                   owns_webhook_secret=settings_service.owns_webhook_secret(g.admin_shop))
     return body, code
 
 

@@ -165,6 +165,24 @@ def test_rotating_the_webhook_secret_changes_what_verifies(admin, shop, shop_sec
     assert "keys.webhook_secret_rotated" in actions
 
 
+def test_a_shopify_shop_has_no_webhook_secret_of_ours_to_rotate(app, client):
+    """Shopify signs webhooks with the app's secret: replacing the stored one would only
+    make every delivery fail verification."""
+    from connectors.base import Credentials
+    from tests.admin.conftest import sign_in
+
+    shop = shops.create_shop("shopify", "rotate-me.myshopify.com", Credentials(
+        "rotate-me.myshopify.com", access_token="shpat_x", webhook_secret="app-secret"))
+    db.session.commit()
+    token = sign_in(app, client, shop)
+    page = client.get("/admin/settings").get_data(as_text=True)
+    assert "Rotate webhook secret" not in page and "signed by Shopify itself" in page
+    r = client.post("/admin/keys/webhook", data={"csrf_token": token},
+                    headers={"Accept": "application/json"})
+    assert r.status_code == 400 and "signs its webhooks itself" in r.get_json()["message"]
+    assert shops.credentials_for(shops.get_shop(shop.id)).webhook_secret == "app-secret"
+
+
 # One bad value for every field the settings schema validates, and the message it must show.
 # Checkboxes (booleans) cannot fail: unchecked means False.
 EVERY_FIELD = {

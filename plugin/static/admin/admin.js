@@ -50,6 +50,8 @@
   var params = new URLSearchParams(window.location.search);
   if (params.get("saleorApiUrl") || params.get("domain")) {
     window.addEventListener("message", function (event) {
+      // only the Saleor Dashboard framing this page: not another window or a popup opener
+      if (window.parent === window || event.source !== window.parent) return;
       var msg = event.data || {};
       if (msg.type !== "handshake" || !msg.payload || !msg.payload.token) return;
       var apiUrl = params.get("saleorApiUrl") || ("https://" + params.get("domain") + "/graphql/");

@@ -1,0 +1,106 @@
+"""The Saleor Dashboard handshake in real Chromium: framed by the Dashboard, not otherwise.
+
+The Dashboard is stood in for by a page a second local server serves at its own origin
+(Chromium will not let a page from nowhere frame the loopback): it frames the admin and
+posts App Bridge's ``handshake`` message. admin.js must
+then ask for a session with the token, and must ignore the same message from anyone
+but the framing Dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import quote
+
+import pytest
+
+from connectors.base import Credentials
+from plugin import shops
+from plugin.extensions import db
+
+pytestmark = pytest.mark.browser
+
+HOST = "bridge-test.saleor.example"
+API_URL = f"https://{HOST}/graphql/"
+HANDSHAKE = {"type": "handshake", "payload": {"token": "dashboard-jwt", "version": 1}}
+
+
+class _Dashboard:
+    """A one-page server on the loopback: the stand-in Saleor Dashboard."""
+
+    def __init__(self, page_html: str = "") -> None:
+        self.html = page_html
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = owner.html.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        # "localhost", not 127.0.0.1: another origin than the admin's
+        self.origin = f"http://localhost:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def dashboard():
+    board = _Dashboard()
+    try:
+        yield board
+    finally:
+        board.server.shutdown()
+        board.server.server_close()
+
+
+@pytest.fixture
+def saleor_shop(app, dashboard):
+    shop = shops.create_shop("saleor", HOST, Credentials(
+        shop_domain=HOST, access_token="app-token", api_url=API_URL,
+        extra={"app_id": "QXBwOjE="}))
+    shop.settings = {**(shop.settings or {}), "admin_origin": dashboard.origin}
+    db.session.commit()
+    return shop
+
+
+def _session_requests(page) -> list:
+    seen: list = []
+    page.on("request", lambda r: seen.append(r) if r.url.endswith("/admin/session/saleor")
+            else None)
+    return seen
+
+
+def test_the_framing_dashboards_handshake_asks_for_a_session(saleor_shop, dashboard, live,
+                                                             page):
+    admin = f"{live.url}/admin/?saleorApiUrl={quote(API_URL, safe='')}"
+    parent = (f'<!doctype html><iframe id="app" src="{admin}"></iframe><script>'
+              'document.getElementById("app").addEventListener("load", function () {'
+              f' this.contentWindow.postMessage({json.dumps(HANDSHAKE)}, "*"); }});'
+              "</script>")
+    dashboard.html = parent
+    seen = _session_requests(page)
+    page.goto(f"{dashboard.origin}/apps/shopkeeper")
+    frame = page.frame_locator("#app")
+    frame.locator("h1:has-text('Sign in to Shopkeeper')").wait_for()  # framing allowed
+    page.wait_for_timeout(500)
+    assert len(seen) == 1
+    assert seen[0].headers["authorization-bearer"] == "dashboard-jwt"
+    assert seen[0].headers["saleor-api-url"] == API_URL
+
+
+def test_the_same_message_from_anyone_else_is_ignored(saleor_shop, live, page):
+    seen = _session_requests(page)
+    page.goto(f"{live.url}/admin/?saleorApiUrl={quote(API_URL, safe='')}")
+    page.wait_for_selector("h1:has-text('Sign in to Shopkeeper')")
+    page.evaluate(f"window.postMessage({json.dumps(HANDSHAKE)}, '*')")  # not framed at all
+    page.wait_for_timeout(500)
+    assert seen == []
