@@ -108,7 +108,8 @@ def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = N
 
     Orders stay (they are the shop's business records, unlinked on erasure); the events
     that profile a shopper do not outlive ``retention_days``. Applied webhook deliveries
-    that still hold their body (applied before bodies were dropped on success) lose it.
+    that still hold their body (applied before bodies were dropped on success) lose it, and
+    so do dead ones received before the cutoff (closed, not applied).
     """
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     n = db.session.execute(sa.delete(Interaction).where(
@@ -117,6 +118,7 @@ def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = N
     n += db.session.execute(sa.delete(Impression).where(
         Impression.shop_id == shop_id, Impression.created_at < cutoff)).rowcount
     n += inbox.blank_done(shop_id)
+    n += inbox.expire_dead(shop_id, cutoff, now=now)
     return n
 
 

@@ -223,6 +223,28 @@ def test_retention_purge_drops_payloads_of_deliveries_applied_before_the_fix(app
     assert rows["stuck"].body == body  # kept for the admin's retry
 
 
+def test_a_dead_delivery_does_not_keep_its_payload_past_the_retention_period(app):
+    """Nobody retried it in time: the emails in it must not outlive the shop's period."""
+    from plugin.privacy import purge_expired
+    from tests.factories import make_shop
+
+    shop = make_shop()
+    body = b'{"id": "c1", "email": "ada@example.com"}'
+    now = utcnow()
+    for delivery_id, age in (("old", 40), ("recent", 5)):
+        db.session.add(WebhookDelivery(
+            shop_id=shop.id, connector="generic", topic="customers/upsert",
+            delivery_id=delivery_id, headers={"X-Shopkeeper-Signature": "v2=..."}, body=body,
+            status="dead", received_at=now - timedelta(days=age)))
+    db.session.commit()
+    purge_expired(shop.id, retention_days=30, now=now)
+    db.session.commit()
+    rows = {r.delivery_id: r for r in db.session.scalars(sa.select(WebhookDelivery))}
+    assert (rows["old"].status, rows["old"].body, rows["old"].headers) == ("done", b"", {})
+    assert "retention" in rows["old"].last_error
+    assert (rows["recent"].status, rows["recent"].body) == ("dead", body)  # still retryable
+
+
 def test_a_worker_that_lost_the_lease_runs_no_scheduled_job(app):
     from plugin.jobs import LEASE_NAME, run_recorded
 

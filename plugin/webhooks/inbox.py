@@ -29,6 +29,7 @@ log = logging.getLogger("shopkeeper.inbox")
 
 #: why an erased customer's unapplied delivery is closed without being applied
 ERASED_NOT_APPLIED = "not applied: the customer's data was erased"
+EXPIRED_NOT_APPLIED = "not applied: dead past the shop's retention period"
 
 
 def store_delivery(
@@ -207,6 +208,17 @@ def blank_done(shop_id: str) -> int:
     return db.session.execute(
         sa.update(W).where(W.shop_id == shop_id, W.status == "done", sa.func.length(W.body) > 0)
         .values(**_no_payload())
+    ).rowcount
+
+
+def expire_dead(shop_id: str, before: datetime, *, now: datetime | None = None) -> int:
+    """Close dead rows received before ``before`` (the shop's retention cutoff) without their
+    payload: nobody retried them in time, and personal data must not outlive the period."""
+    W = WebhookDelivery
+    return db.session.execute(
+        sa.update(W).where(W.shop_id == shop_id, W.status == "dead", W.received_at < before)
+        .values(status="done", processed_at=now or utcnow(), last_error=EXPIRED_NOT_APPLIED,
+                claimed_at=None, claimed_by=None, **_no_payload())
     ).rowcount
 
 
