@@ -65,6 +65,8 @@ class Config:
     API_RATE_LIMIT_PER_KEY = "6000 per minute"
     # ...and all calls of one client address.
     API_RATE_LIMIT_PER_CLIENT = "300 per minute"
+    # Offers one client address may accept (each creates a discount and spends budget).
+    OFFER_ACCEPTS_PER_CLIENT = "20 per hour"
     # Rate-limit counters: in-process by default; e.g. redis://host:6379 to share them.
     RATELIMIT_STORAGE_URI = "sk-memory://"
     # Items precomputed per shopper by training (the top-N cache).

@@ -125,3 +125,8 @@ def _key() -> str:
 #: Decorators applied to every shopper-facing view (each view counts separately).
 per_key = _limited("API_RATE_LIMIT_PER_KEY", DEFAULT_PER_KEY, _key)
 per_client = _limited("API_RATE_LIMIT_PER_CLIENT", DEFAULT_PER_CLIENT, _client)
+#: Accepting an offer creates a real discount and spends budget: anonymous ids cost nothing
+#: to invent, so one client address may only accept a few an hour.
+DEFAULT_OFFER_ACCEPTS = "20 per hour"
+offer_accepts = _limited("OFFER_ACCEPTS_PER_CLIENT", DEFAULT_OFFER_ACCEPTS,
+                         lambda: "accepts:" + _client())

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from plugin.api import access
 from plugin.api.consent import has_consent
 from plugin.api.identity import ShopperIdentity, resolve_identity
-from plugin.api.limits import per_client, per_key
+from plugin.api.limits import offer_accepts, per_client, per_key
 from plugin.errors import BadRequest, Unprocessable
 from plugin.models.types import utcnow
 from plugin.offers import attribution, service
@@ -80,6 +80,7 @@ def post_quote():
 @bp.post("/accept")
 @per_key
 @per_client
+@offer_accepts
 @doc(summary="Accept a signed offer: creates a single-use discount on the platform",
      tags=["offers"], request=TokenRequest, response=AcceptResponse,
      errors=(*_ERRORS, 502))

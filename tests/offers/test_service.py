@@ -225,3 +225,16 @@ def test_consent_required_without_consent_gets_no_offer(client, offer_shop):
     make_idle(offer_shop.id)
     body = quote(client, offer_shop).get_json()
     assert body["offer"] is None and body["reason_code"] == "no_consent"
+
+
+def test_one_client_address_may_accept_only_a_few_offers(app, client, offer_shop):
+    """Anonymous ids cost nothing to invent: without a cap per address, one client could
+    turn every invented id into a discount until the day's budget is gone."""
+    app.config["OFFER_ACCEPTS_PER_CLIENT"] = "2 per hour"
+    shoppers = ["anon_" + c * 22 for c in "CDE"]
+    answers = [accept(client, offer_shop, _offer(client, offer_shop, shopper=s)["token"],
+                      shopper=s) for s in shoppers]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2].headers["Retry-After"]) > 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Offer).where(
+        Offer.accepted_at.is_not(None))) == 2
