@@ -82,7 +82,7 @@ class RetrySession(requests.Session):
         attempt = 0
         while True:
             try:
-                response = super().send(request, **kwargs)
+                response = self._attempt(request, kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.retries:
                     raise TransientError(f"{target}: {type(exc).__name__}") from exc
@@ -91,7 +91,7 @@ class RetrySession(requests.Session):
                     "connectors.http.retry",
                     extra={"target": target, "reason": type(exc).__name__, "delay": delay},
                 )
-                self.sleep(delay)
+                self._wait(delay, kwargs)
                 attempt += 1
                 continue
 
@@ -119,8 +119,18 @@ class RetrySession(requests.Session):
                 extra={"target": target, "status": status, "delay": delay},
             )
             response.close()
-            self.sleep(delay)
+            self._wait(delay, kwargs)
             attempt += 1
+
+    def _attempt(
+        self, request: requests.PreparedRequest, kwargs: dict[str, Any]
+    ) -> requests.Response:
+        """One try (``GuardedSession`` bounds it); ``send`` decides about retries."""
+        return super().send(request, **kwargs)
+
+    def _wait(self, delay: float, kwargs: dict[str, Any]) -> None:
+        """Pause before the next try."""
+        self.sleep(delay)
 
 
 def make_session(

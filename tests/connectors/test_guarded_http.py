@@ -1,0 +1,319 @@
+"""The guarded session: no redirects, few tries, a total deadline, a body cap, public peers.
+
+The deadline tests talk to a real local server (plain and TLS) because the point is what
+sockets do when a server drips bytes: ``responses`` replaces the transport altogether.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+import responses
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from responses.registries import OrderedRegistry
+
+from connectors.errors import AuthFailed, TransientError
+from connectors.guarded_http import (
+    AddressRefused,
+    DeadlineExceeded,
+    ResponseTooLarge,
+    is_public_address,
+    make_guarded_session,
+    resolves_to_public_addresses,
+)
+
+URL = "https://saleor.example.test/graphql/"
+
+
+# ------------------------------------------------------------------ a real, hostile server
+Handler = Callable[[socket.socket, threading.Event], None]
+
+
+def _tls_context(tmp_path) -> tuple[ssl.SSLContext, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    crt, pem = tmp_path / "cert.pem", tmp_path / "key.pem"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(crt), str(pem))
+    return ctx, str(crt)
+
+
+class Server:
+    """Accepts connections on 127.0.0.1 and lets ``handler`` answer each request."""
+
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
+        self.handler, self.tls = handler, tls
+        self.requests = 0
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/graphql/"
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._one, args=(raw,), daemon=True).start()
+
+    def _one(self, raw: socket.socket) -> None:
+        try:
+            conn = self.tls.wrap_socket(raw, server_side=True) if self.tls else raw
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            self.requests += 1
+            self.handler(conn, self.stop)
+            conn.close()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def start(handler: Handler, tls: ssl.SSLContext | None = None) -> Server:
+        servers.append(Server(handler, tls))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def drip_headers(conn: socket.socket, stop: threading.Event) -> None:
+    """Never finishes its headers: one byte every 0.2 s (each read is 'on time')."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+    while not stop.wait(0.2):
+        conn.sendall(b"a")
+
+
+def drip_body(conn: socket.socket, stop: threading.Event) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100000\r\n\r\n")
+    while not stop.wait(0.2):
+        conn.sendall(b" ")
+
+
+def unavailable(conn: socket.socket, stop: threading.Event) -> None:
+    conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                 b"Connection: close\r\n\r\n")
+
+
+def ok(conn: socket.socket, stop: threading.Event) -> None:
+    body = b'{"ok": true}'
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+
+
+def huge_chunked(conn: socket.socket, stop: threading.Event) -> None:
+    """A chunked body with no length announced, far larger than the cap."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"x" * 65536
+    for _ in range(64):
+        if stop.is_set():
+            return
+        conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    conn.sendall(b"0\r\n\r\n")
+
+
+# ------------------------------------------------------------------ the deadline
+@pytest.mark.parametrize("handler", [drip_headers, drip_body], ids=["headers", "body"])
+def test_a_dripping_server_is_cut_off_at_the_deadline(serve, handler) -> None:
+    server = serve(handler)
+    session = make_guarded_session(deadline=1.5, timeout=(1.0, 1.0), sleep=lambda s: None)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        session.post(server.url, json={})
+    # each byte arrives well within the 1 s read timeout: only the deadline ends the call
+    assert 1.4 <= time.monotonic() - started < 3.0
+
+
+def test_the_deadline_also_holds_over_tls(serve, tmp_path, monkeypatch) -> None:
+    ctx, ca = _tls_context(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)
+    server = serve(drip_body, ctx)
+    session = make_guarded_session(deadline=1.5, timeout=(1.0, 1.0))
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        session.get(server.url)
+    assert time.monotonic() - started < 3.0
+
+
+def test_one_retry_only_and_no_sleeping_past_the_deadline(serve) -> None:
+    server = serve(unavailable)
+    waits: list[float] = []
+    session = make_guarded_session(retries=1, backoff=0.1, deadline=5, sleep=waits.append)
+    with pytest.raises(TransientError):
+        session.post(server.url, json={})
+    assert server.requests == 2 and waits == [0.1]
+    # a back-off that would end after the deadline is not slept at all
+    session = make_guarded_session(retries=1, backoff=10, deadline=2, sleep=waits.append)
+    with pytest.raises(DeadlineExceeded):
+        session.post(server.url, json={})
+    assert waits == [0.1]
+
+
+def test_a_session_budget_bounds_all_its_calls_together() -> None:
+    now = [100.0]
+    session = make_guarded_session(deadline=15, budget=15, clock=lambda: now[0])
+    with responses.RequestsMock() as rsps:
+        rsps.get(URL, json={})
+        session.get(URL)
+        now[0] += 16
+        with pytest.raises(DeadlineExceeded):
+            session.get(URL)
+        assert len(rsps.calls) == 1
+
+
+def test_timeouts_are_clamped_to_the_time_left() -> None:
+    now = [0.0]
+    session = make_guarded_session(timeout=(3.0, 10.0), deadline=15, budget=15,
+                                   clock=lambda: now[0])
+    with responses.RequestsMock() as rsps:
+        rsps.get(URL, json={})
+        session.get(URL)
+        now[0] = 9.0
+        session.get(URL)
+        sent = [c.request.req_kwargs for c in rsps.calls]
+    assert sent[0]["timeout"] == (3.0, 10.0) and sent[1]["timeout"] == (3.0, 6.0)
+    assert all(k["stream"] is True for k in sent)  # the body is read under the cap
+
+
+def test_a_healthy_server_still_answers(serve) -> None:
+    server = serve(ok)
+    assert make_guarded_session().get(server.url).json() == {"ok": True}
+
+
+# ------------------------------------------------------------------ redirects and size
+def test_redirects_are_not_followed() -> None:
+    session = make_guarded_session()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.post(URL, status=307, headers={"Location": "http://169.254.169.254/latest/"})
+        rsps.post("http://169.254.169.254/latest/", body="ami-id")
+        response = session.post(URL, json={})
+        assert [c.request.url for c in rsps.calls] == [URL]
+    assert response.status_code == 307
+
+
+@responses.activate(registry=OrderedRegistry)
+def test_body_over_the_cap_is_refused() -> None:
+    session = make_guarded_session(max_body=1000)
+    responses.get(URL, body=b"x" * 1001)
+    responses.get(URL, body=b"x" * 1000)
+    with pytest.raises(ResponseTooLarge):
+        session.get(URL)
+    assert len(session.get(URL).content) == 1000
+
+
+def test_an_unannounced_body_is_counted_while_reading(serve) -> None:
+    server = serve(huge_chunked)  # chunked: no Content-Length to refuse up front
+    started = time.monotonic()
+    with pytest.raises(ResponseTooLarge):
+        make_guarded_session(max_body=100_000).get(server.url)
+    assert time.monotonic() - started < 2
+
+
+def test_auth_failures_keep_their_meaning() -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(URL, status=401)
+        with pytest.raises(AuthFailed):
+            make_guarded_session().post(URL, json={})
+
+
+# ------------------------------------------------------------------ public addresses
+@pytest.mark.parametrize("address", [
+    "10.0.0.5", "172.16.3.4", "192.168.1.1", "127.0.0.1", "169.254.169.254", "0.0.0.0",
+    "100.64.0.1", "224.0.0.251", "239.1.2.3", "240.0.0.1", "255.255.255.255", "::1", "::",
+    "fe80::1%eth0", "fc00::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+    "64:ff9b::a9fe:a9fe", "2002:7f00:1::", "not-an-ip",
+])
+def test_non_public_addresses(address: str) -> None:
+    assert not is_public_address(address)
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111"])
+def test_public_addresses(address: str) -> None:
+    assert is_public_address(address)
+
+
+def _fake_dns(monkeypatch, *addresses: str) -> None:
+    def getaddrinfo(host, port, *args, **kwargs):
+        if not addresses:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
+                 (a, port)) for a in addresses]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_names_must_resolve_to_public_addresses_only(monkeypatch) -> None:
+    _fake_dns(monkeypatch, "93.184.215.14")
+    assert resolves_to_public_addresses("saleor.example", 443)
+    _fake_dns(monkeypatch, "93.184.215.14", "10.1.2.3")  # one private answer is enough
+    assert not resolves_to_public_addresses("saleor.example", 443)
+    _fake_dns(monkeypatch)
+    assert not resolves_to_public_addresses("nowhere.example", 443)
+    assert not resolves_to_public_addresses("93.184.215.14", 443)  # IP literals: never
+
+
+def test_public_only_checks_the_connected_peer(serve) -> None:
+    """What counts is where the socket went, so a DNS answer that changes cannot slip by."""
+    server = serve(ok)
+    with pytest.raises(AddressRefused):
+        make_guarded_session(public_only=True).get(server.url)
+    assert server.requests == 0
+    assert make_guarded_session(public_only=False).get(server.url).json() == {"ok": True}
+
+
+def test_the_shared_retrying_session_is_unchanged() -> None:
+    """Long syncs keep their session: 5 tries, (5, 30) s, redirects followed, no cap."""
+    from connectors.http import make_session
+
+    session = make_session(sleep=lambda s: None)
+    with responses.RequestsMock() as rsps:
+        rsps.get(URL, status=302, headers={"Location": URL + "next"})
+        rsps.get(URL + "next", body=b"x" * 2_000_000)
+        assert len(session.get(URL).content) == 2_000_000
+        assert rsps.calls[0].request.req_kwargs["timeout"] == (5.0, 30.0)
+    assert isinstance(session, requests.Session) and session.retries == 5
