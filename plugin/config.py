@@ -55,7 +55,8 @@ class Config:
     UNINSTALL_RETENTION_HOURS = 48
     # Directory for trained model artifacts.
     MODEL_DIR = str(_INSTANCE / "models")
-    # Saleor instances allowed to register this app (comma-separated hostnames; empty = any).
+    # Saleor instances allowed to register this app (comma-separated hostnames; empty =
+    # any host whose addresses are all public: no IP literals, no private networks).
     SALEOR_ALLOWED_DOMAINS = ""
     # Shopify app client id (Partner dashboard).
     SHOPIFY_API_KEY = ""

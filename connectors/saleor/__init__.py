@@ -11,10 +11,12 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+import requests
+
 from connectors import register
 from connectors.base import Connector, ConnectorMeta, header
 from connectors.errors import AuthFailed, InvalidPayload, NotSupported
-from connectors.http import make_session
+from connectors.guarded_http import make_guarded_session
 from connectors.records import (
     Customer,
     DiscountRef,
@@ -32,7 +34,15 @@ __all__ = ["SaleorConnector"]
 PERMISSIONS = ("MANAGE_PRODUCTS", "MANAGE_ORDERS", "MANAGE_USERS", "MANAGE_CHECKOUTS",
                "MANAGE_DISCOUNTS")
 
-APP_INFO_QUERY = "query { app { id webhooks { name } } channels { id slug } }"
+#: ``identifier`` is the manifest ``id`` the app was installed from (Saleor 3.19+): it tells
+#: our app's token from any other app's token on the same instance.
+APP_INFO_QUERY = "query { app { id identifier webhooks { name } } channels { id slug } }"
+APP_ID_QUERY = "query { app { id } }"
+
+#: JWKS fetches (webhook receipt, Dashboard sign-in) answer within Saleor's 20 s limit and
+#: never follow redirects or read more than a key set needs.
+JWKS_HTTP = {"retries": 1, "backoff": 0.2, "timeout": (2.0, 5.0), "deadline": 10.0,
+             "max_body": 256 * 1024}
 
 WEBHOOK_CREATE = """
 mutation WebhookCreate($input: WebhookCreateInput!) {
@@ -53,6 +63,13 @@ class SaleorConnector(Connector):
     )
 
     jwks_cache: jwks.JWKSCache = jwks.DEFAULT_CACHE
+    _jwks_session: requests.Session | None = None
+
+    def jwks_session(self) -> requests.Session:
+        """The bounded session for JWKS fetches (never the long-running sync session)."""
+        if self._jwks_session is None:
+            self._jwks_session = make_guarded_session(**JWKS_HTTP)
+        return self._jwks_session
 
     def _api_url(self) -> str:
         if not self.credentials.api_url:
@@ -68,13 +85,11 @@ class SaleorConnector(Connector):
         The request's ``Saleor-Api-Url`` header is never used to find keys: an attacker
         would simply point it at their own JWKS.
         """
-        if self._session is None:  # answer Saleor within its 20 s limit: retry little
-            self._session = make_session(retries=1, backoff=0.2, timeout=(2.0, 5.0))
         jwks.verify_detached_jws(
             header(headers, webhooks.SIGNATURE_HEADER),
             raw_body,
             api_url=self.credentials.api_url or "",
-            session=self.session,
+            session=self.jwks_session(),
             cache=self.jwks_cache,
         )
 
@@ -86,7 +101,7 @@ class SaleorConnector(Connector):
             token,
             api_url=self.credentials.api_url or "",
             app_id=self.credentials.extra.get("app_id", ""),
-            session=self.session,
+            session=self.jwks_session(),
             required_permissions=required_permissions,
             cache=self.jwks_cache,
         )
@@ -104,8 +119,19 @@ class SaleorConnector(Connector):
         raise NotSupported("Saleor installs through the manifest and /api/register")
 
     def app_info(self) -> dict[str, Any]:
-        """Our app (id, webhook names) and the channels: also proves the token works."""
+        """The token's app (id, manifest identifier, webhook names) and the channels.
+
+        Raises ``SchemaLacksField`` on a Saleor older than 3.19 (no ``App.identifier``).
+        """
         return self._client().execute(APP_INFO_QUERY)
+
+    def token_app_id(self) -> str | None:
+        """The id of the app the token belongs to; None when Saleor knows no such app.
+
+        ``AuthFailed`` too means the token is dead (a removed app's token).
+        """
+        app = self._client().execute(APP_ID_QUERY).get("app")
+        return str(app["id"]) if isinstance(app, dict) and app.get("id") else None
 
     def subscribe_webhooks(self, definitions: list[dict[str, Any]]) -> list[str]:
         """Create our webhooks with the app token (marketplace installs); returns their ids."""

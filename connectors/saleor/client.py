@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -11,10 +12,21 @@ from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, Transi
 from connectors.pages import convert_nodes
 from connectors.records import Page
 
-__all__ = ["PAGE_SIZE", "SaleorGraphQL"]
+__all__ = ["PAGE_SIZE", "SaleorGraphQL", "SchemaLacksField"]
 
 PAGE_SIZE = 100  # Saleor's GRAPHQL_PAGINATION_LIMIT
 T = TypeVar("T")
+#: graphql-core's validation message (double quotes in Saleor's graphql-core-legacy)
+_UNKNOWN_FIELD = re.compile(r"""Cannot query field ["'](\w+)["'] on type ["'](\w+)["']""")
+
+
+class SchemaLacksField(ConnectorError):
+    """The instance's schema has no such field: an older Saleor. ``fields``: (type, field)."""
+
+    def __init__(self, fields: set[tuple[str, str]]) -> None:
+        names = ", ".join(sorted(f"{kind}.{name}" for kind, name in fields))
+        super().__init__(f"Saleor's schema lacks {names}")
+        self.fields = fields
 
 
 class SaleorGraphQL:
@@ -32,16 +44,29 @@ class SaleorGraphQL:
             json={"query": query, "variables": variables or {}},
             headers={"Authorization": f"Bearer {self._token}"},
         )
-        if response.status_code >= 400:
-            raise ConnectorError(f"Saleor GraphQL HTTP {response.status_code}")
+        status = response.status_code
         try:
             body = response.json()
         except ValueError:
-            raise TransientError("Saleor answered with a non-JSON body") from None
+            body = None
+        # A query the schema rejects (e.g. a field this Saleor version lacks) is a 400 whose
+        # body still lists the errors: read them. Any other failure status is just that.
+        if status >= 400 and not (status == 400 and isinstance(body, dict)
+                                  and body.get("errors")):
+            raise ConnectorError(f"Saleor GraphQL HTTP {status}")
+        if body is None:
+            raise TransientError("Saleor answered with a non-JSON body")
         if not isinstance(body, dict):
             raise TransientError("Saleor answered with an unexpected body")
         errors = body.get("errors") or []
         if errors:
+            missing = {
+                (found.group(2), found.group(1))
+                for e in errors if isinstance(e, dict)
+                if (found := _UNKNOWN_FIELD.search(str(e.get("message") or "")))
+            }
+            if missing:
+                raise SchemaLacksField(missing)
             codes = {
                 ((e.get("extensions") or {}).get("exception") or {}).get("code")
                 for e in errors

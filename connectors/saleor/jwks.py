@@ -2,7 +2,8 @@
 
 Keys are cached per JWKS URL (one Saleor instance). An unknown ``kid`` or a signature that
 fails against a cached key triggers one refetch (rate-limited), which handles rotation
-whether or not Saleor changes the ``kid``.
+whether or not Saleor changes the ``kid``. Fetches never follow redirects; callers pass a
+bounded session (``connectors.guarded_http``): these fetches run inside web requests.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class JWKSCache:
 
     def _fetch(self, session: requests.Session, url: str) -> _Entry:
         try:
-            response = session.get(url)
+            # A redirect is not a key set (and could point anywhere): it fails the fetch.
+            response = session.get(url, allow_redirects=False)
         except requests.RequestException as exc:  # pragma: no cover - sessions wrap these
             raise TransientError(f"JWKS fetch failed: {type(exc).__name__}") from None
         if response.status_code != 200:

@@ -19,9 +19,9 @@ from urllib.parse import urlencode, urlsplit
 import sqlalchemy as sa
 from flask import current_app, request, session
 
-from connectors.errors import SignatureInvalid
+from connectors.errors import SignatureInvalid, TransientError
 from plugin import shops
-from plugin.errors import Forbidden, Unauthorized
+from plugin.errors import Forbidden, ServiceUnavailable, Unauthorized
 from plugin.extensions import db
 from plugin.models import Shop
 
@@ -91,20 +91,20 @@ def login_with_secret(shop_id: str, secret: str) -> Shop:
 
 # ---------------------------------------------------------------- Saleor
 def login_with_saleor_token(api_url: str, token: str) -> Shop:
-    from connectors.saleor.jwks import verify_dashboard_token
-
+    """The keys come from the *stored* API URL's JWKS (bounded fetch), never the request's."""
     shop = db.session.scalar(sa.select(Shop).filter_by(platform="saleor", domain=_host(api_url)))
     if shop is None or shop.status != "active":
         raise Unauthorized("This Saleor instance has not installed Shopkeeper.")
     creds = shops.credentials_for(shop)
+    if not creds.api_url or not creds.extra.get("app_id"):
+        raise Unauthorized("This Saleor instance has not finished installing Shopkeeper.")
     connector = shops.connector_for(shop)
     try:
-        verify_dashboard_token(token, api_url=creds.api_url or api_url,
-                               app_id=creds.extra.get("app_id", ""),
-                               session=connector.session,
-                               required_permissions=("MANAGE_APPS",))
+        connector.verify_dashboard_token(token, required_permissions=("MANAGE_APPS",))
     except SignatureInvalid as err:
         raise Unauthorized(str(err)) from None
+    except TransientError:
+        raise ServiceUnavailable("Cannot reach this Saleor instance's keys; retry later.") from None
     start_session(shop, "saleor")
     return shop
 

@@ -6,15 +6,19 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
+import sqlalchemy as sa
 from flask import current_app
 
 from connectors.base import Credentials
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload
+from connectors.guarded_http import make_guarded_session, resolves_to_public_addresses
 from connectors.manifest import absolute_url, load_manifest
 from connectors.saleor import SaleorConnector
 from connectors.saleor.app_manifest import render_app_manifest, webhook_definitions
+from connectors.saleor.client import SchemaLacksField
 from plugin import shops
-from plugin.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from plugin.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from plugin.extensions import db
 from plugin.install.records import upsert_installation
 from plugin.models import Shop
@@ -34,10 +38,29 @@ def app_manifest(shop_id: str | None) -> dict[str, Any]:
                                shop_id=shop_id)
 
 
-def _allowed_host(api_url: str | None) -> tuple[str, str]:
-    """(api_url, host) if the calling Saleor is on the allow-list; https unless listed."""
+#: Saleor waits 25 s for ``/api/register``; every call we make for it shares this budget.
+REGISTER_DEADLINE = 15.0
+REGISTER_HTTP = {"retries": 1, "timeout": (3.0, 10.0), "deadline": REGISTER_DEADLINE,
+                 "budget": REGISTER_DEADLINE, "max_body": 1_000_000}
+#: One answer for every way the check can fail before Saleor has vouched for the token
+#: (unreachable, refused, redirected, not JSON, not an app...): telling them apart would make
+#: this unauthenticated endpoint a probe of whatever the URL points at.
+NOT_CONFIRMED = "The Saleor API at Saleor-Api-Url did not confirm this app token."
+
+
+def _allowed_host(api_url: str | None) -> tuple[str, str, bool]:
+    """(api_url, host, listed) if the calling Saleor may install; https unless listed.
+
+    With an empty allow-list any *public* host may install: IP literals and names that
+    resolve to private, loopback, link-local, reserved or multicast addresses are refused
+    (and the connection itself is checked again, see ``connectors.guarded_http``).
+    """
     parts = urlsplit(api_url or "")
     host = (parts.hostname or "").lower()
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # not a port number
+        host, port = "", 0
     if not host or parts.scheme not in ("https", "http"):
         raise BadRequest("Missing or invalid Saleor-Api-Url header.",
                          {"Saleor-Api-Url": ["an absolute https URL is required"]})
@@ -48,31 +71,121 @@ def _allowed_host(api_url: str | None) -> tuple[str, str]:
         raise Forbidden("This Saleor instance may not install the app.")
     if parts.scheme != "https" and host not in allowed:
         raise BadRequest("Saleor-Api-Url must use https.", {"Saleor-Api-Url": ["https only"]})
-    return api_url or "", host
+    if not allowed and not resolves_to_public_addresses(host, port):
+        log.warning("install.saleor.address_refused", extra={"host": host})
+        raise BadRequest("Saleor-Api-Url must name a public host.",
+                         {"Saleor-Api-Url": ["a host name with public addresses is required "
+                                             "(or list the host in SALEOR_ALLOWED_DOMAINS)"]})
+    return api_url or "", host, bool(allowed)
+
+
+def _same_api(stored: str | None, given: str) -> bool:
+    """Both URLs name the same Saleor API (scheme, host, port, path; trailing '/' aside)."""
+    if not stored:
+        return True
+
+    def key(url: str) -> tuple[str, str, int | None, str]:
+        parts = urlsplit(url)
+        default = 443 if parts.scheme == "https" else 80
+        return (parts.scheme, (parts.hostname or "").lower(), parts.port or default,
+                parts.path.rstrip("/"))
+
+    try:
+        return key(stored) == key(given)
+    except ValueError:
+        return False
+
+
+def _confirmed_app(connector: SaleorConnector) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Our app's record from Saleor for the connector's token, or refuse the registration."""
+    manifest = load_manifest()
+    expected = manifest["app"]["id"]
+    try:
+        data = connector.app_info()
+    except SchemaLacksField as err:
+        if ("App", "identifier") in err.fields:  # "Canonical app ID", added in Saleor 3.19
+            required = manifest["platforms"]["saleor"]["required_saleor_version"]
+            raise BadRequest(
+                f"This Saleor is too old for Shopkeeper (it needs Saleor {required}): its "
+                "API cannot tell which app a token belongs to (App.identifier).",
+                {"Saleor-Api-Url": [f"Saleor {required} required"]}) from None
+        log.warning("install.saleor.not_confirmed", extra={"reason": str(err)})
+        raise Unauthorized(NOT_CONFIRMED) from None
+    except ConnectorError as err:
+        log.warning("install.saleor.not_confirmed",
+                    extra={"reason": f"{type(err).__name__}: {err}"})
+        raise Unauthorized(NOT_CONFIRMED) from None
+    app = data.get("app") if isinstance(data, dict) else None
+    if not isinstance(app, dict) or not isinstance(app.get("id"), str) or not app["id"]:
+        log.warning("install.saleor.not_confirmed", extra={"reason": "no app in the answer"})
+        raise Unauthorized(NOT_CONFIRMED)
+    if app.get("identifier") != expected:
+        log.warning("install.saleor.other_app", extra={"app_id": str(app["id"])[:64]})
+        raise Forbidden("This token belongs to another Saleor app, not Shopkeeper.",
+                        {"auth_token": [f"the token's app must be {expected!r}"]})
+    channels = [c for c in data.get("channels") or () if isinstance(c, dict)
+                and isinstance(c.get("id"), str) and isinstance(c.get("slug"), str)]
+    return app, channels
+
+
+def _still_installed(shop: Shop, session: requests.Session) -> bool:
+    """False only when Saleor refuses the stored token: that install was removed.
+
+    Lets a reinstall through when Saleor's APP_DELETED webhook never reached us.
+    """
+    stored = shops.credentials_for(shop)
+    try:
+        return SaleorConnector(stored, session=session).token_app_id() is not None
+    except AuthFailed:
+        return False
+    except ConnectorError:
+        return True  # unreachable or odd: keep the installation we know
+
+
+def _guard_active_installation(host: str, api_url: str, app_id: str,
+                               session: requests.Session) -> None:
+    """An active install of this Saleor may only be refreshed by the same app install.
+
+    Another app id (a second install of the app, or anyone else's) or another API URL on
+    the same host gets a 409, unless the stored token is dead.
+    """
+    shop = db.session.scalar(sa.select(Shop).filter_by(platform="saleor", domain=host))
+    if shop is None or shop.status != "active":
+        return  # first install, or a reinstall after an uninstall
+    try:
+        stored = shops.credentials_for(shop)
+    except NotFound:
+        return
+    stored_app = stored.extra.get("app_id")
+    if not stored_app:
+        return  # created with `shopkeeper shops add`, registering for the first time
+    if stored_app == app_id and _same_api(stored.api_url, api_url):
+        return
+    if not _still_installed(shop, session):
+        log.info("install.saleor.replacing_dead_install", extra={"shop_id": shop.id})
+        return
+    log.warning("install.saleor.already_installed",
+                extra={"shop_id": shop.id, "app_id": str(app_id)[:64]})
+    raise Conflict(
+        "Shopkeeper is already installed on this Saleor instance by another app install. "
+        "Remove that installation in the Saleor Dashboard (Apps) before installing again.",
+        {"auth_token": ["another app install is registered for this Saleor instance"]})
 
 
 def register_app(api_url: str | None, auth_token: str | None) -> Shop:
     """Check the domain and the token (by calling Saleor back), then store the install."""
-    api_url, host = _allowed_host(api_url)
+    api_url, host, listed = _allowed_host(api_url)
     if not auth_token:
         raise BadRequest("auth_token is required.", {"auth_token": ["required"]})
+    session = make_guarded_session(public_only=not listed, **REGISTER_HTTP)
     credentials = Credentials(shop_domain=host, access_token=auth_token, api_url=api_url)
-    connector = SaleorConnector(credentials)
-    try:
-        data = connector.app_info()
-    except AuthFailed:
-        raise Unauthorized("Saleor rejected the app token.") from None
-    except ConnectorError:
-        raise BadRequest("Could not reach the Saleor API with this token.") from None
-    app = data.get("app") or {}
-    if not app.get("id"):
-        raise Unauthorized("The token is not an app token.")
-    channels = data.get("channels") or []
+    app, channels = _confirmed_app(SaleorConnector(credentials, session=session))
+    _guard_active_installation(host, api_url, app["id"], session)
     if channels:
         credentials.extra.update(channel=channels[0]["slug"], channel_id=channels[0]["id"])
     credentials.extra["app_id"] = app["id"]
     shop, created = upsert_installation("saleor", host, credentials)
-    existing = {w.get("name") for w in app.get("webhooks") or ()}
+    existing = {w.get("name") for w in app.get("webhooks") or () if isinstance(w, dict)}
     wanted = webhook_definitions(
         load_manifest(),
         absolute_url(current_app.config["PUBLIC_URL"], load_manifest()["urls"]["webhooks"],
@@ -81,10 +194,15 @@ def register_app(api_url: str | None, auth_token: str | None) -> Shop:
     missing = [d for d in wanted if d["name"] not in existing]
     if missing:
         try:
-            SaleorConnector(credentials).subscribe_webhooks(missing)
+            SaleorConnector(credentials, session=session).subscribe_webhooks(missing)
         except InvalidPayload as err:
             db.session.rollback()
             raise BadRequest("Saleor refused our webhooks.", err.errors) from None
+        except ConnectorError as err:
+            db.session.rollback()
+            log.warning("install.saleor.webhooks_failed",
+                        extra={"reason": f"{type(err).__name__}: {err}"})
+            raise BadRequest("Could not create our webhooks on Saleor; install again.") from None
     db.session.commit()
     log.info("install.saleor.registered",
              extra={"shop_id": shop.id, "new_shop": created, "webhooks": len(missing)})

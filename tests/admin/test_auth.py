@@ -139,6 +139,45 @@ def test_saleor_dashboard_token_signs_in(app, client):
     assert page.status_code == 200 and shop.domain.encode() in page.data
 
 
+def test_saleor_sign_in_needs_a_finished_install(app, client):
+    """A shop added from the CLI has no stored API URL yet: no key is fetched from the
+    request's URL, whatever it says."""
+    import responses
+
+    host = f"saleor-{uuid.uuid4().hex[:8]}.example"
+    shops.create_shop("saleor", host)
+    db.session.commit()
+    with responses.RequestsMock():  # any fetch fails the test
+        r = client.post("/admin/session/saleor", headers={
+            "saleor-api-url": f"https://{host}:8443/evil/", "authorization-bearer": "a.b.c"})
+    assert r.status_code == 401 and "finished installing" in r.get_json()["message"]
+
+
+def test_saleor_sign_in_with_unreachable_keys_is_503(app, client, monkeypatch):
+    import responses
+
+    from connectors import saleor
+
+    monkeypatch.setitem(saleor.JWKS_HTTP, "sleep", lambda s: None)  # the one retry
+    host = f"saleor-{uuid.uuid4().hex[:8]}.example"
+    shops.create_shop("saleor", host, Credentials(shop_domain=host, access_token="t",
+                                                  api_url=f"https://{host}/graphql/",
+                                                  extra={"app_id": "QXBwOjE="}))
+    db.session.commit()
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode({"app": "QXBwOjE=", "user_permissions": ["MANAGE_APPS"],
+                        "exp": int(time.time()) + 300}, key, algorithm="RS256",
+                       headers={"kid": "1"})
+    with responses.RequestsMock() as mock:
+        mock.get(f"https://{host}/.well-known/jwks.json", status=502)
+        r = client.post("/admin/session/saleor", headers={
+            "saleor-api-url": f"https://{host}/graphql/", "authorization-bearer": token})
+        assert len(mock.calls) == 2  # one retry, bounded
+    assert r.status_code == 503
+
+
 def test_a_session_for_one_shop_cannot_touch_another(app, client, shop, other_shop):
     token = sign_in(app, client, shop)
     r = client.post("/admin/settings", data={"csrf_token": token, "_section": "privacy",

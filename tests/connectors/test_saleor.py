@@ -208,6 +208,43 @@ class TestSaleorConnector(ConnectorContract):
             with pytest.raises(TransientError):
                 conn.verify_webhook(saleor_headers("product_deleted", body), body)
 
+    def test_jwks_fetch_does_not_follow_redirects(self) -> None:
+        body = fixture("product_deleted.json")
+        evil = "https://evil.example/.well-known/jwks.json"
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            rsps.get(JWKS_URL, status=302, headers={"Location": evil})
+            rsps.get(evil, json={"keys": [jwk(KEY)]})
+            with pytest.raises(TransientError):
+                self.make_connector().verify_webhook(saleor_headers("product_deleted", body),
+                                                     body)
+            assert [c.request.url for c in rsps.calls] == [JWKS_URL]
+
+    def test_jwks_fetch_is_bounded_even_beside_a_sync_session(self) -> None:
+        """Webhook receipt fetches keys with short timeouts and a cap, not the sync session."""
+        from connectors.guarded_http import GuardedSession
+        from connectors.http import make_session
+
+        body = fixture("product_deleted.json")
+        conn = self.make_connector(make_session())  # the connector's long-running session
+        with responses.RequestsMock() as rsps:
+            rsps.get(JWKS_URL, json={"keys": [jwk(KEY)]})
+            conn.verify_webhook(saleor_headers("product_deleted", body), body)
+            sent = rsps.calls[0].request.req_kwargs
+        assert sent["timeout"] == (2.0, 5.0) and sent["stream"] is True
+        jwks_http = conn.jwks_session()
+        assert isinstance(jwks_http, GuardedSession) and jwks_http.retries == 1
+        assert jwks_http.deadline == 10.0 and jwks_http.max_body == 256 * 1024
+        assert conn.session.retries == 5  # syncs keep theirs
+
+    def test_oversized_jwks_is_transient(self) -> None:
+        body = fixture("product_deleted.json")
+        with responses.RequestsMock() as rsps:
+            padded = json.dumps({"keys": [jwk(KEY)]}) + " " * (256 * 1024)  # valid, but huge
+            rsps.get(JWKS_URL, body=padded, content_type="application/json")
+            with pytest.raises(TransientError):
+                self.make_connector().verify_webhook(saleor_headers("product_deleted", body),
+                                                     body)
+
     # -- parsing ----------------------------------------------------------------------------
     def test_product_mapping_uses_configured_channel(self) -> None:
         body = fixture("product_updated.json")
@@ -385,6 +422,39 @@ def test_dashboard_token_rejections(key, claims: dict) -> None:
         rsps.get(JWKS_URL, json={"keys": [jwk(KEY)]})
         with pytest.raises(SignatureInvalid):
             _dashboard_connector().verify_dashboard_token(_dashboard_token(key, **claims))
+
+
+def test_dashboard_token_keys_are_not_fetched_through_redirects() -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.get(JWKS_URL, status=301, headers={"Location": "http://10.0.0.1/jwks.json"})
+        rsps.get("http://10.0.0.1/jwks.json", json={"keys": [jwk(KEY)]})
+        with pytest.raises(TransientError):
+            _dashboard_connector().verify_dashboard_token(_dashboard_token())
+        assert [c.request.url for c in rsps.calls] == [JWKS_URL]
+        assert rsps.calls[0].request.req_kwargs["timeout"] == (2.0, 5.0)
+
+
+def test_app_info_asks_for_the_manifest_identifier() -> None:
+    conn = SaleorConnector(Credentials("demo.saleor.io", access_token="t", api_url=API_URL))
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json={"data": {"app": {"id": "QXBwOjE0",
+                                                  "identifier": "org.shopkeeper.personalization"}}})
+        assert conn.app_info()["app"]["identifier"] == "org.shopkeeper.personalization"
+        assert "identifier" in json.loads(rsps.calls[0].request.body)["query"]
+
+
+@pytest.mark.parametrize("status", [200, 400])
+def test_a_field_the_schema_lacks_is_reported_as_such(status: int) -> None:
+    from connectors.saleor.client import SchemaLacksField
+
+    conn = SaleorConnector(Credentials("demo.saleor.io", access_token="t", api_url=API_URL))
+    old = {"errors": [{"message": 'Cannot query field "identifier" on type "App". '
+                                  'Did you mean "id"?'}]}
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=old, status=status)
+        with pytest.raises(SchemaLacksField) as caught:
+            conn.app_info()
+    assert caught.value.fields == {("App", "identifier")}
 
 
 @pytest.mark.parametrize("token", [None, "", "abc", "a.b", "e30.e30.c2ln"])

@@ -14,7 +14,8 @@ from tests.factories import make_shop
 from tests.web.install_helpers import make_install_client
 
 API_URL = "https://demo.saleor.io/graphql/"
-APP_INFO = {"data": {"app": {"id": "QXBwOjE0", "webhooks": []},
+IDENTIFIER = "org.shopkeeper.personalization"  # manifest.yaml app.id
+APP_INFO = {"data": {"app": {"id": "QXBwOjE0", "identifier": IDENTIFIER, "webhooks": []},
                      "channels": [{"id": "Q2hhbm5lbDox", "slug": "default-channel"}]}}
 CREATED = {"data": {"webhookCreate": {"webhook": {"id": "V2ViaG9vazox"}, "errors": []}}}
 
@@ -124,3 +125,325 @@ def test_every_link_the_manifest_advertises_is_served(install_client, app) -> No
     assert logo.mimetype == "image/png" and logo.data.startswith(b"\x89PNG")
     policy = install_client.get("/privacy").get_data(as_text=True)
     assert "48 hours later" in policy and "order history" in policy
+
+
+# ---------------------------------------------------------------- whose token is it?
+OURS, THEIRS, OUR_REINSTALL = "QXBwOjE0", "QXBwOjk5", "QXBwOjE1"
+
+
+def app_info(app_id: str = OURS, identifier: str | None = IDENTIFIER) -> dict:
+    """Saleor's answer to our app query; every webhook already exists (no more calls)."""
+    info = json.loads(json.dumps(APP_INFO))
+    info["data"]["app"].update(id=app_id, identifier=identifier,
+                               webhooks=[{"name": n} for n in SUBSCRIPTIONS])
+    return info
+
+
+def bearer(token: str):
+    return responses.matchers.header_matcher({"Authorization": f"Bearer {token}"})
+
+
+def saleor_creds():
+    shop = db.session.scalar(db.select(shops.Shop).filter_by(platform="saleor"))
+    return shop, shops.credentials_for(shop)
+
+
+def install_ours(client) -> str:
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=app_info(OURS), match=[bearer("our-token")])
+        response = register(client, token="our-token")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["shop_id"]
+
+
+def test_another_apps_token_cannot_take_over_the_shop(install_client) -> None:
+    """Every app's token answers ``app { id }``; only ours carries our manifest id."""
+    install_ours(install_client)
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=app_info(THEIRS, identifier="com.example.other-app"),
+                  match=[bearer("their-token")])
+        response = register(install_client, token="their-token")
+    assert response.status_code == 403
+    assert "another Saleor app" in response.get_json()["message"]
+    _, creds = saleor_creds()
+    assert (creds.access_token, creds.extra["app_id"]) == ("our-token", OURS)
+
+
+@pytest.mark.parametrize("identifier", [None, "", "org.shopkeeper.personalization.evil"])
+def test_a_token_without_our_identifier_never_installs(install_client, identifier) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=app_info(THEIRS, identifier=identifier))
+        assert register(install_client).status_code == 403
+    assert db.session.scalar(db.select(shops.Shop).filter_by(platform="saleor")) is None
+
+
+def test_a_second_install_cannot_replace_an_active_one(install_client) -> None:
+    """Same manifest id, another app install (older Saleor allowed duplicates): 409."""
+    install_ours(install_client)
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=app_info(OUR_REINSTALL), match=[bearer("second-token")])
+        rsps.post(API_URL, json=app_info(OURS), match=[bearer("our-token")])  # still alive
+        response = register(install_client, token="second-token")
+    assert response.status_code == 409
+    body = response.get_json()
+    assert "already installed" in body["message"] and body["errors"]["auth_token"]
+    _, creds = saleor_creds()
+    assert (creds.access_token, creds.extra["app_id"]) == ("our-token", OURS)
+
+
+def test_another_api_url_on_the_same_host_cannot_replace_it(install_client) -> None:
+    install_ours(install_client)
+    other = "https://demo.saleor.io/tenant-b/graphql/"
+    with responses.RequestsMock() as rsps:
+        rsps.post(other, json=app_info(OURS), match=[bearer("tenant-b-token")])
+        rsps.post(API_URL, json=app_info(OURS), match=[bearer("our-token")])
+        response = register(install_client, token="tenant-b-token", api_url=other)
+    assert response.status_code == 409
+    _, creds = saleor_creds()
+    assert (creds.access_token, creds.api_url) == ("our-token", API_URL)
+
+
+def test_the_same_install_may_register_again(install_client) -> None:
+    shop_id = install_ours(install_client)
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=app_info(OURS), match=[bearer("rotated-token")])
+        response = register(install_client, token="rotated-token")
+    assert response.status_code == 200 and response.get_json()["shop_id"] == shop_id
+    assert saleor_creds()[1].access_token == "rotated-token"
+
+
+def test_a_reinstall_after_uninstall_replaces_the_install(install_client) -> None:
+    shop_id = install_ours(install_client)
+    shop, _ = saleor_creds()
+    shops.mark_uninstalled(shop)
+    db.session.commit()
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=app_info(OUR_REINSTALL), match=[bearer("new-token")])
+        response = register(install_client, token="new-token")
+    assert response.status_code == 200 and response.get_json()["shop_id"] == shop_id
+    shop, creds = saleor_creds()
+    assert shop.status == "active" and creds.extra["app_id"] == OUR_REINSTALL
+
+
+DENIED = {"errors": [{"message": "You need one of the following permissions",
+                      "extensions": {"exception": {"code": "PermissionDenied"}}}]}
+
+
+@pytest.mark.parametrize("old_token_answer", [{"status": 401},
+                                              {"json": {"data": {"app": None}}},
+                                              {"json": DENIED}],
+                         ids=["401", "no-app", "permission-denied"])
+def test_a_reinstall_whose_uninstall_webhook_was_lost_replaces_the_dead_install(
+        install_client, old_token_answer) -> None:
+    """APP_DELETED never arrived: the shop is still active but Saleor refuses its token."""
+    install_ours(install_client)
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=app_info(OUR_REINSTALL), match=[bearer("new-token")])
+        rsps.post(API_URL, **old_token_answer, match=[bearer("our-token")])
+        response = register(install_client, token="new-token")
+    assert response.status_code == 200
+    assert saleor_creds()[1].extra["app_id"] == OUR_REINSTALL
+
+
+def test_an_unreachable_stored_install_is_kept(install_client, monkeypatch) -> None:
+    """Only Saleor's own refusal of the old token frees the shop; silence does not."""
+    from plugin.install import saleor as saleor_install
+
+    monkeypatch.setitem(saleor_install.REGISTER_HTTP, "sleep", lambda s: None)
+    install_ours(install_client)
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=app_info(OUR_REINSTALL), match=[bearer("new-token")])
+        rsps.post(API_URL, status=503, match=[bearer("our-token")])
+        rsps.post(API_URL, status=503, match=[bearer("our-token")])
+        response = register(install_client, token="new-token")
+    assert response.status_code == 409
+    assert saleor_creds()[1].extra["app_id"] == OURS
+
+
+def test_a_shop_added_from_the_cli_is_filled_in_by_its_first_registration(
+        install_client) -> None:
+    shop = make_shop("saleor", "demo.saleor.io")
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=app_info(OURS))
+        response = register(install_client)
+    assert response.status_code == 200 and response.get_json()["shop_id"] == shop.id
+
+
+@pytest.mark.parametrize("status", [400, 200])
+def test_a_saleor_without_app_identifier_is_refused_clearly(install_client, status) -> None:
+    too_old = {"errors": [{"message": 'Cannot query field "identifier" on type "App".',
+                           "locations": [{"line": 1, "column": 20}]}]}
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=too_old, status=status)
+        response = register(install_client)
+    assert response.status_code == 400
+    message = response.get_json()["message"]
+    assert "too old" in message and ">=3.20 <4" in message and "App.identifier" in message
+    assert db.session.scalar(db.select(shops.Shop).filter_by(platform="saleor")) is None
+
+
+# ---------------------------------------------------------------- where we call, and how
+def fake_dns(monkeypatch, *addresses: str) -> list[str]:
+    """``socket.getaddrinfo`` answering ``addresses`` (none: the name does not resolve)."""
+    import socket
+
+    asked: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        asked.append(host)
+        if not addresses:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
+                 (a, port)) for a in addresses]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+@pytest.mark.parametrize("address", ["10.0.0.5", "127.0.0.1", "169.254.169.254", "::1",
+                                     "fe80::1", "fd12:3456::1", "224.0.0.1", "240.0.0.1",
+                                     "100.64.0.1", "::ffff:127.0.0.1"])
+def test_without_an_allow_list_names_resolving_to_internal_addresses_are_refused(
+        install_client, app, monkeypatch, address) -> None:
+    app.config["SALEOR_ALLOWED_DOMAINS"] = ""
+    asked = fake_dns(monkeypatch, "93.184.215.14", address)
+    with responses.RequestsMock():  # any call would fail the test
+        response = register(install_client, api_url="https://saleor.attacker.example/graphql/")
+    assert asked == ["saleor.attacker.example"]
+    assert response.status_code == 400
+    assert response.get_json()["message"] == "Saleor-Api-Url must name a public host."
+
+
+@pytest.mark.parametrize("api_url", ["https://10.0.0.5:8443/graphql/", "https://[::1]/graphql/",
+                                     "https://169.254.169.254/", "https://93.184.215.14/graphql/",
+                                     "https://2130706433/graphql/"])
+def test_without_an_allow_list_ip_literals_are_refused(install_client, app, monkeypatch,
+                                                       api_url) -> None:
+    app.config["SALEOR_ALLOWED_DOMAINS"] = ""
+    fake_dns(monkeypatch, "127.0.0.1")  # what 2130706433 resolves to
+    with responses.RequestsMock():
+        response = register(install_client, api_url=api_url)
+    assert response.status_code == 400
+    assert response.get_json()["message"] == "Saleor-Api-Url must name a public host."
+
+
+def test_without_an_allow_list_an_unresolvable_name_looks_like_a_private_one(
+        install_client, app, monkeypatch) -> None:
+    app.config["SALEOR_ALLOWED_DOMAINS"] = ""
+    fake_dns(monkeypatch)
+    with responses.RequestsMock():
+        unresolved = register(install_client, api_url="https://nowhere.example/graphql/")
+    fake_dns(monkeypatch, "10.1.1.1")
+    with responses.RequestsMock():
+        private = register(install_client, api_url="https://internal.example/graphql/")
+    assert unresolved.status_code == private.status_code == 400
+    assert unresolved.get_json() == private.get_json()
+    assert private.get_json()["message"] == "Saleor-Api-Url must name a public host."
+
+
+def test_without_an_allow_list_a_public_saleor_installs(install_client, app,
+                                                       monkeypatch) -> None:
+    app.config["SALEOR_ALLOWED_DOMAINS"] = ""
+    fake_dns(monkeypatch, "93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c")
+    api_url = "https://shop.saleor.cloud/graphql/"
+    with responses.RequestsMock() as rsps:
+        rsps.post(api_url, json=app_info())
+        assert register(install_client, api_url=api_url).status_code == 200
+
+
+def test_register_does_not_follow_redirects(install_client) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.post(API_URL, status=307,
+                  headers={"Location": "http://169.254.169.254/latest/meta-data/"})
+        rsps.post("http://169.254.169.254/latest/meta-data/", json=app_info())
+        response = register(install_client)
+        assert [c.request.url for c in rsps.calls] == [API_URL]
+    assert response.status_code == 401
+
+
+def _connection_refused():
+    import requests
+
+    return requests.ConnectionError("connection refused")
+
+
+@pytest.mark.parametrize("answer", [
+    {"status": 401}, {"status": 403}, {"status": 404}, {"status": 502},
+    {"status": 302, "headers": {"Location": "https://elsewhere.example/"}},
+    {"body": "<html>admin console</html>"}, {"json": {"data": {"app": None}}},
+    {"json": {"data": {"app": {"id": 5, "identifier": IDENTIFIER}}}},
+    {"json": ["not", "an", "object"]}, {"json": {"errors": [{"message": "boom"}]}},
+    {"body": b"x" * 1_000_001}, {"body": _connection_refused()},
+], ids=["401", "403", "404", "502", "302", "html", "null-app", "odd-id", "list", "errors",
+        "too-large", "unreachable"])
+def test_every_unconfirmed_answer_gets_the_same_refusal(install_client, monkeypatch,
+                                                        answer) -> None:
+    """A probe learns nothing from the answer: one status, one message."""
+    from plugin.install import saleor as saleor_install
+
+    monkeypatch.setitem(saleor_install.REGISTER_HTTP, "sleep", lambda s: None)  # 502's retry
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.post(API_URL, **answer)
+        response = register(install_client)
+    assert response.status_code == 401
+    assert response.get_json()["message"] == (
+        "The Saleor API at Saleor-Api-Url did not confirm this app token.")
+    assert response.get_json()["errors"] == {}
+
+
+def test_register_call_is_bounded(install_client) -> None:
+    """(3, 10) s timeouts, one retry, redirects off, the body read under a cap."""
+    from connectors.guarded_http import GuardedSession
+    from plugin.install import saleor as saleor_install
+
+    assert saleor_install.REGISTER_HTTP["deadline"] == saleor_install.REGISTER_DEADLINE == 15.0
+    assert saleor_install.REGISTER_HTTP["max_body"] == 1_000_000
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, status=503)
+        rsps.post(API_URL, status=503)
+        response = register(install_client)
+        sent = [c.request.req_kwargs for c in rsps.calls]
+    assert response.status_code == 401
+    assert len(sent) == 2  # one try and one retry, not six
+    assert all(k["timeout"] == (3.0, 10.0) and k["stream"] is True for k in sent)
+    assert issubclass(GuardedSession, type(saleor_install.make_guarded_session()))
+
+
+def test_a_slow_saleor_cannot_hold_the_request_past_the_deadline(install_client, app,
+                                                                  monkeypatch) -> None:
+    """A server that drips a byte every 0.2 s never trips a read timeout; the deadline ends it."""
+    import socket
+    import threading
+    import time
+
+    from plugin.install import saleor as saleor_install
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000\r\n\r\n")
+        for _ in range(60):  # at most 12 s, so the unfixed code fails instead of hanging
+            if stop.wait(0.2):
+                break
+            conn.sendall(b" ")
+        conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    app.config["SALEOR_ALLOWED_DOMAINS"] = "127.0.0.1"  # listed: plain http is allowed
+    monkeypatch.setitem(saleor_install.REGISTER_HTTP, "deadline", 1.5)
+    monkeypatch.setitem(saleor_install.REGISTER_HTTP, "budget", 1.5)
+    started = time.monotonic()
+    try:
+        response = register(install_client,
+                            api_url=f"http://127.0.0.1:{listener.getsockname()[1]}/graphql/")
+    finally:
+        stop.set()
+        listener.close()
+    assert time.monotonic() - started < 4
+    assert response.status_code == 401
