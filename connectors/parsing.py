@@ -7,11 +7,28 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from marshmallow import ValidationError, validate
+
 from connectors.errors import InvalidPayload
 
-__all__ = ["MAX_AMOUNT", "MAX_JSON_DEPTH", "check_amount", "decode_json", "holds_nul",
-           "load_json_object", "parse_datetime", "scan_json", "to_decimal", "too_deep",
-           "utc_from_timestamp"]
+__all__ = ["MAX_AMOUNT", "MAX_JSON_DEPTH", "FullMatch", "check_amount", "decode_json",
+           "holds_nul", "load_json_object", "parse_datetime", "scan_json", "to_decimal",
+           "too_deep", "utc_from_timestamp"]
+
+
+class FullMatch(validate.Regexp):
+    """``validate.Regexp`` that must match the whole value.
+
+    ``Regexp`` uses ``re.match``, where ``$`` also matches before a final newline, so
+    ``"GBP\\n"`` passed ``^[A-Z]{3}$``. The pattern is kept as written (``^...$``) because
+    the OpenAPI document publishes it, and JSON Schema patterns have no ``\\Z``.
+    """
+
+    def __call__(self, value: str | bytes) -> str | bytes:
+        if self.regex.fullmatch(value) is None:  # type: ignore[arg-type]
+            raise ValidationError(self._format_error(value))
+        return value
+
 
 #: The largest amount a record may carry. The database's money columns (numeric(14,4))
 #: hold ten times this, so order totals built from such amounts stay in range; a larger

@@ -11,7 +11,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from connectors.parsing import MAX_AMOUNT
+from connectors.parsing import MAX_AMOUNT, FullMatch
 from connectors.records import MAX_QUANTITY, Cart, Customer, LineItem, Order, Product
 
 __all__ = ["SCHEMAS", "CartSchema", "CustomerSchema", "OrderSchema", "ProductSchema"]
@@ -62,7 +62,7 @@ def _when(**kwargs: Any) -> fields.AwareDateTime:
     return _UtcDateTime(default_timezone=UTC, **kwargs)
 
 
-_currency = validate.Regexp(r"^[A-Z]{3}$", error="Must be an ISO-4217 code such as GBP.")
+_currency = FullMatch(r"^[A-Z]{3}$", error="Must be an ISO-4217 code such as GBP.")
 
 
 class _Base(Schema):

@@ -51,9 +51,10 @@ TOPICS: tuple[str, ...] = (
     "app/uninstalled",
 )
 _DELETES = {"products/delete": "product", "customers/delete": "customer"}
-#: what a delivery id may be (it is the dedupe key): Shopify's use it too
-DELIVERY_ID_PATTERN = _DELIVERY_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
-_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+#: what a delivery id may be (it is the dedupe key): Shopify's use it too. ``\Z``, not
+#: ``$`` (which also matches before a final newline); checked with fullmatch.
+DELIVERY_ID_PATTERN = _DELIVERY_ID = re.compile(r"[\x20-\x7e]{1,128}\Z")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}\Z")
 
 
 def _digest(secret: str, timestamp: str, topic: str, delivery_id: str, body: bytes) -> str:
@@ -78,7 +79,7 @@ def verify_signature(
     if not secret:
         raise SignatureInvalid("no webhook secret configured for this shop")
     timestamp = (header(headers, TIMESTAMP_HEADER) or "").strip()
-    if not _TIMESTAMP.match(timestamp):
+    if not _TIMESTAMP.fullmatch(timestamp):
         raise SignatureInvalid("missing or malformed timestamp")
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > TOLERANCE_SECONDS:
@@ -123,12 +124,12 @@ def parse_delivery(headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
     if topic not in TOPICS:
         raise UnknownTopic(topic)
     delivery_id = header(headers, DELIVERY_ID_HEADER) or ""
-    if not _DELIVERY_ID.match(delivery_id):
+    if not _DELIVERY_ID.fullmatch(delivery_id):
         raise InvalidPayload(
             "bad delivery id", {DELIVERY_ID_HEADER: ["1-128 printable ASCII characters"]}
         )
     timestamp = header(headers, TIMESTAMP_HEADER) or ""
-    occurred = utc_from_timestamp(int(timestamp)) if _TIMESTAMP.match(timestamp) else None
+    occurred = utc_from_timestamp(int(timestamp)) if _TIMESTAMP.fullmatch(timestamp) else None
     data = load_json_object(raw_body)
     try:
         if topic == "app/uninstalled":

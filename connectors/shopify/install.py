@@ -30,12 +30,13 @@ __all__ = [
     "verify_signed_query",
 ]
 
-SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+#: ``\Z``, not ``$`` (which also matches before a final newline); checked with fullmatch
+SHOP_DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com\Z")
 
 
 def validate_shop_domain(shop: str | None) -> str:
     """The shop domain, if it is a ``*.myshopify.com`` host (blocks open redirects/SSRF)."""
-    if not shop or not SHOP_DOMAIN.match(shop):
+    if not shop or not SHOP_DOMAIN.fullmatch(shop):
         raise InvalidPayload("invalid shop domain", {"shop": ["must be <name>.myshopify.com"]})
     return shop
 
@@ -128,7 +129,7 @@ def verify_session_token(token: str, api_key: str, api_secret: str) -> dict[str,
         raise SignatureInvalid(f"session token rejected: {type(exc).__name__}") from None
     dest_host = urlsplit(str(claims["dest"])).hostname or ""
     iss_host = urlsplit(str(claims["iss"])).hostname or ""
-    if not SHOP_DOMAIN.match(dest_host) or iss_host != dest_host:
+    if not SHOP_DOMAIN.fullmatch(dest_host) or iss_host != dest_host:
         raise SignatureInvalid("session token iss/dest do not name the same shop")
     return claims
 

@@ -101,7 +101,7 @@ def parse_delivery(
     delivery_id = (header(headers, WEBHOOK_ID_HEADER) or "").strip()
     if not delivery_id:
         raise InvalidPayload("missing webhook id", {WEBHOOK_ID_HEADER: ["required"]})
-    if not _DELIVERY_ID.match(delivery_id):  # stored as the dedupe key (String(255))
+    if not _DELIVERY_ID.fullmatch(delivery_id):  # stored as the dedupe key (String(255))
         raise InvalidPayload("invalid webhook id",
                              {WEBHOOK_ID_HEADER: ["1 to 128 printable ASCII characters"]})
     triggered = header(headers, TRIGGERED_AT_HEADER)

@@ -37,9 +37,10 @@ TOPICS: tuple[str, ...] = (
     "order.state",
     "app.uninstalled",  # sent by vendure-plugin/disconnect.js when the merchant leaves
 )
-_DELIVERY_ID = re.compile(r"^[\x20-\x7e]{1,128}$")
-_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+# ``\Z``, not ``$`` (which also matches before a final newline); checked with fullmatch.
+_DELIVERY_ID = re.compile(r"[\x20-\x7e]{1,128}\Z")
+_ID = re.compile(r"[\x21-\x7e]{1,64}\Z")
+_CURRENCY = re.compile(r"[A-Z]{3}\Z")
 
 
 def _occurred(headers: Mapping[str, str], body: dict[str, object]) -> datetime:
@@ -55,7 +56,7 @@ def _entity_id(body: dict[str, object]) -> str:
     value = body.get("id")
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise InvalidPayload("body needs the entity id", {"id": ["1-64 printable characters"]})
     return value
 
@@ -66,7 +67,7 @@ def parse_delivery(headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
     if topic not in TOPICS:
         raise UnknownTopic(topic)
     delivery_id = header(headers, DELIVERY_ID_HEADER) or ""
-    if not _DELIVERY_ID.match(delivery_id):
+    if not _DELIVERY_ID.fullmatch(delivery_id):
         raise InvalidPayload(
             "bad delivery id", {DELIVERY_ID_HEADER: ["1-128 printable ASCII characters"]}
         )
@@ -95,7 +96,7 @@ def parse_delivery(headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
     if state in CART_STATES and topic != "order.placed":
         return event("carts/upsert", Cart(external_id=entity_id, updated_at=at, lines=()))
     currency = body.get("currency")
-    if not isinstance(currency, str) or not _CURRENCY.match(currency):
+    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
         raise InvalidPayload("order deliveries carry the currency", {"currency": ["ISO 4217"]})
     placeholder = Order(
         external_id=entity_id, created_at=at, updated_at=at, currency=currency, lines=()

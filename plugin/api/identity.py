@@ -30,7 +30,7 @@ from plugin.api.access import AnyShop, secret_of
 
 log = logging.getLogger("shopkeeper.api.identity")
 
-ANON_ID = re.compile(r"^anon_[A-Za-z0-9_-]{22}$")
+ANON_ID = re.compile(r"anon_[A-Za-z0-9_-]{22}\Z")  # \Z: no final newline
 SHOPPER_HEADER = "X-Shopkeeper-Shopper"
 TOKEN_HEADER = "X-Shopkeeper-Customer-Token"
 MAX_TOKEN_LIFETIME = 24 * 3600
@@ -125,7 +125,7 @@ def forget_verified_tokens() -> None:
 def resolve_identity(shop: AnyShop, headers: Mapping[str, str]) -> ShopperIdentity:
     """Read the shopper headers; invalid parts are dropped, never trusted."""
     anonymous = (headers.get(SHOPPER_HEADER) or "").strip()
-    anonymous_id = anonymous if ANON_ID.match(anonymous) else None
+    anonymous_id = anonymous if ANON_ID.fullmatch(anonymous) else None
     token = (headers.get(TOKEN_HEADER) or "").strip()
     customer_id = None
     if token:

@@ -57,7 +57,7 @@ def due_targets(shop: Shop, now: datetime) -> list[dict[str, Any]]:
         Interaction.shop_id == shop.id, Interaction.kind == "wishlist",
         Interaction.occurred_at >= now - WISHLIST_MAX_AGE).group_by(Interaction.shopper_id))
     for shopper, last in wishes:
-        if not ANON_ID.match(shopper) and not _ordered_since(shop.id, shopper, last):
+        if not ANON_ID.fullmatch(shopper) and not _ordered_since(shop.id, shopper, last):
             out.setdefault(shopper, {"stage": "wishlist_holder", "cart": None})
     return [{"shopper_id": k, **v} for k, v in out.items()]
 

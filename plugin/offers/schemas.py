@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from connectors.parsing import MAX_AMOUNT
+from connectors.parsing import MAX_AMOUNT, FullMatch
 from plugin.fields import BoundedDecimal
 
 MAX_LINES = 100
@@ -30,7 +30,7 @@ class CartSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z]{3}$"))
+    currency = fields.String(required=True, validate=FullMatch(r"^[A-Za-z]{3}$"))
     lines = fields.List(fields.Nested(CartLineSchema), required=True,
                         validate=validate.Length(min=1, max=MAX_LINES))
     discount_codes = fields.List(fields.String(validate=_ID), load_default=list,

@@ -83,14 +83,14 @@ def assert_normalized(record: Any) -> None:
         _assert_utc(record.updated_at)
         if record.price is not None:
             assert isinstance(record.price, Decimal)
-            assert record.currency and _CURRENCY.match(record.currency)
+            assert record.currency and _CURRENCY.fullmatch(record.currency)
         for variant in record.variants:
             assert variant.price is None or isinstance(variant.price, Decimal)
     elif isinstance(record, Order | Cart):
         _assert_utc(record.updated_at)
         if isinstance(record, Order):
             _assert_utc(record.created_at)
-            assert _CURRENCY.match(record.currency)
+            assert _CURRENCY.fullmatch(record.currency)
             assert record.total is None or isinstance(record.total, Decimal)
         for line in record.lines:
             assert isinstance(line.price, Decimal) and line.quantity > 0

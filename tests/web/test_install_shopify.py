@@ -315,3 +315,22 @@ def test_customers_redact_drops_the_customers_kept_deliveries(install_client) ->
     # a redelivery of an erased order is a duplicate: its personal data does not come back
     response = _shopify_delivery(install_client, shop, "orders/create", order, "o-mine")
     assert response.get_json()["status"] == "duplicate"
+
+
+@pytest.mark.parametrize("shop", ["evil.myshopify.com%0A", "evil.myshopify.com%0D%0ALocation:x",
+                                  "%0Aevil.myshopify.com"])
+def test_shop_domain_with_a_line_break_is_400_not_500(install_client, app, shop) -> None:
+    """``$`` also matched before a final newline: Werkzeug then refused the Location (500)."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = install_client.get(f"/install/shopify?shop={shop}")
+    assert response.status_code == 400
+    assert response.get_json()["errors"] == {"shop": ["must be <name>.myshopify.com"]}
+
+
+def test_the_callback_refuses_a_line_break_in_the_shop_too(install_client, app) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    state = start(install_client)
+    params = callback_params(state, shop=SHOP + "\n")
+    with responses.RequestsMock():  # nothing is exchanged
+        response = install_client.get("/install/shopify/callback", query_string=params)
+    assert 400 <= response.status_code < 500
