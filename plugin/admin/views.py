@@ -48,12 +48,11 @@ def _protect() -> None:
 
 @bp.after_request
 def _headers(response: Response) -> Response:
-    shop = getattr(g, "admin_shop", None)
-    bridge = getattr(g, "shopify_frame", None)  # Shopify's App Bridge, for its own admin
-    scripts = "'self' https://cdn.shopify.com" if bridge else "'self'"
-    ancestors = auth.shopify_frame_ancestors(bridge) if bridge else auth.frame_ancestors(shop)
-    if shop is None and getattr(g, "saleor_frame", None):  # the Dashboard's first load
-        ancestors = g.saleor_frame
+    # who may frame the page: the signed-in shop's admin, unless a view said otherwise
+    # (the pages a platform's admin loads before anyone is signed in)
+    ancestors = getattr(g, "frame_ancestors", None) or auth.frame_ancestors(
+        getattr(g, "admin_shop", None))
+    scripts = getattr(g, "script_src", "'self'")
     response.headers["Content-Security-Policy"] = (
         f"default-src 'self'; script-src {scripts}; style-src 'self'; img-src 'self' data:; "
         f"form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}")
@@ -78,7 +77,7 @@ def _wants_json() -> bool:
 def _unauthorized(err: Unauthorized):
     if _wants_json():
         return error_response(err.code, err.message, err.errors)
-    g.saleor_frame = auth.saleor_frame_ancestors(request.args)
+    g.frame_ancestors = auth.saleor_frame_ancestors(request.args)  # the Dashboard's first load
     return render_template("admin/login.html", error=err.message,
                            csrf_token=generate_csrf()), 401
 
@@ -181,7 +180,8 @@ def _public(path: str) -> str:
 
 def _shopify_bridge(domain: str, mode: str, target: str) -> str:
     """A page for the Shopify admin's iframe that App Bridge moves on from."""
-    g.shopify_frame = domain
+    g.frame_ancestors = auth.shopify_frame_ancestors(domain)
+    g.script_src = "'self' https://cdn.shopify.com"  # App Bridge, from Shopify's CDN only
     return render_template("admin/shopify_bridge.html", mode=mode, target=target,
                            api_key=current_app.config["SHOPIFY_API_KEY"])
 
