@@ -30,7 +30,10 @@ TIME_FEATURES = (FEATURES.index("log_days_since"), FEATURES.index("due_ratio"),
                  FEATURES.index("log_days_since_visit"), FEATURES.index("cat_log_days_since"),
                  FEATURES.index("cat_due_ratio"))
 _CAT_BASKETS = FEATURES.index("cat_log_baskets")
-_FEW = 8  # shoppers per call below which EASE multiplies in float32 (fit batches are 256)
+#: shoppers per call up to which EASE multiplies in float32: one shopper served "as of" a
+#: time (a float64 product first copies the 3,000² weights: 8 ms a call). A fit's batches
+#: hold 256; a last batch this small also takes float32, a rounding difference only.
+_FEW = 8
 
 
 @dataclass(frozen=True)
