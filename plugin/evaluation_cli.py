@@ -16,14 +16,13 @@ import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 
 import click
 import numpy as np
 
 from plugin.engine.base import BaseRecommender
-from plugin.engine.data import Interactions, to_timestamp
+from plugin.engine.data import Interactions
 from plugin.engine.evaluate import (
     METRICS,
     SPLITS,
@@ -31,6 +30,7 @@ from plugin.engine.evaluate import (
     paired_ratio_interval,
     split,
 )
+from plugin.timestamps import TimestampColumn
 
 INTERACTION_COLUMNS = ("customer_id", "item_id", "timestamp")
 INTERACTION_OPTIONAL = ("basket_id", "quantity", "price")
@@ -144,17 +144,6 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
         yield col, rows()
 
 
-def _parse_time(value: str, cache: dict[str, float]) -> float:
-    """ISO-8601 date or datetime to unix seconds (naive values are UTC)."""
-    if value not in cache:
-        try:
-            cache[value] = to_timestamp(datetime.fromisoformat(value.strip()))  # type: ignore
-        except ValueError:
-            raise ValueError(f"unparsable timestamp {value!r} (expected ISO-8601, "
-                             "e.g. 2024-05-01 or 2024-05-01T13:45:00)") from None
-    return cache[value]
-
-
 def _quantity(value: str) -> float:
     """A quantity; empty or a missing marker (``NA``, ``null``, ``-``, ...) means 1."""
     try:
@@ -190,7 +179,7 @@ class _Prices:
 
 
 def _rows(path: Path, rows: Iterable[tuple[int, list[str]]], hint: str,
-          parse: Callable[[list[str]], tuple]) -> Iterator[tuple]:
+          parse: Callable[[list[str], int], tuple]) -> Iterator[tuple]:
     """``parse`` of every row; its errors become messages with the line number.
 
     A file with a header and no rows is a usage error too. ``parse`` may return ``None``
@@ -200,7 +189,7 @@ def _rows(path: Path, rows: Iterable[tuple[int, list[str]]], hint: str,
     for line, row in rows:
         seen = True
         try:
-            yield parse(row)
+            yield parse(row, line)
         except IndexError:
             raise click.BadParameter(f"{path.name} line {line}: too few fields",
                                      param_hint=hint) from None
@@ -213,7 +202,7 @@ def _rows(path: Path, rows: Iterable[tuple[int, list[str]]], hint: str,
 def load_interactions(path: Path, catalog_path: Path | None = None) -> Interactions:
     """Read the contract's CSVs into ``Interactions``; raise ``click.BadParameter`` on bad input."""
     hint = "'--interactions'"
-    times: dict[str, float] = {}
+    clock = TimestampColumn()
     # one string object per distinct id, not per line (millions of lines repeat them)
     names: dict[str, str] = {}
     intern = names.setdefault
@@ -231,18 +220,18 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
         cu, it, ts = col["customer_id"], col["item_id"], col["timestamp"]
         bk, qt, pr = col.get("basket_id"), col.get("quantity"), col.get("price")
 
-        def parse(row: list[str]) -> tuple | None:
+        def parse(row: list[str], line: int) -> tuple | None:
             user, item, stamp = row[cu].strip(), row[it].strip(), row[ts]
             qty = _quantity(row[qt]) if qt is not None else 1.0
             if qty <= 0:  # returns and cancellations are not purchases
                 return None
             if not user or not item:
                 raise ValueError("empty customer_id or item_id")
-            when = _parse_time(stamp, times)
+            when = clock.add(stamp, line)  # seconds, or a non-ISO string resolved below
             # basket ids are scoped to the customer; rows without one group by customer
-            # and time
+            # and time (keyed once the time is known)
             basket = row[bk].strip() if bk is not None else ""
-            basket = f"{user}\x1f{basket}" if basket else f"{user}\x1f@{when!r}"
+            basket = f"{user}\x1f{basket}" if basket else ""
             price = price_of(row[pr]) if pr is not None else math.nan
             return intern(user, user), intern(item, item), when, intern(basket, basket), qty, price
 
@@ -263,6 +252,7 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
     if dropped:
         click.echo(f"{path.name}: dropped {dropped:,} row(s) with quantity <= 0 "
                    "(returns or cancellations)", err=True)
+    _resolve_times(path, hint, clock, users, when, baskets)
     price_notes.note(path)
     catalog = load_catalog(catalog_path) if catalog_path else None
     if catalog is not None and catalog_path is not None:
@@ -273,6 +263,27 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
                        "in the catalog; check that item_id values match", err=True)
     return Interactions.from_arrays(
         users, items, when, baskets=baskets, quantities=qty, prices=prices, catalog=catalog)
+
+
+def _resolve_times(path: Path, hint: str, clock: TimestampColumn, users: list[str],
+                   when: list, baskets: list[str]) -> None:
+    """Turn deferred (non-ISO) timestamps into seconds and key baskets left without an id."""
+    try:
+        later = clock.resolve()
+    except ValueError as exc:
+        raise click.BadParameter(f"{path.name} line {getattr(exc, 'line', '?')}: {exc}",
+                                 param_hint=hint) from None
+    if clock.note:
+        click.echo(f"{path.name}: timestamps read as {clock.note}", err=True)
+    if not later and all(baskets):
+        return
+    keys: dict[str, str] = {}
+    for k, w in enumerate(when):
+        if w.__class__ is str:
+            when[k] = w = later[w]
+        if not baskets[k]:
+            key = f"{users[k]}\x1f@{w!r}"
+            baskets[k] = keys.setdefault(key, key)
 
 
 def load_catalog(path: Path) -> dict[str, dict]:
@@ -286,7 +297,7 @@ def load_catalog(path: Path) -> dict[str, dict]:
     with _read_csv(path, CATALOG_COLUMNS, CATALOG_OPTIONAL, hint) as (col, rows):
         text = [name for name in ("title", "description", "category") if name in col]
 
-        def parse(row: list[str]) -> tuple[str, dict]:
+        def parse(row: list[str], line: int) -> tuple[str, dict]:
             meta: dict = {name: row[col[name]].strip() for name in text}
             if "price" in col:
                 meta["price"] = prices.parse(row[col["price"]])

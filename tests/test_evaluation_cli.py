@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,12 @@ def shop_csv(tmp_path: Path) -> tuple[Path, Path]:
                  "line 3: quantity 'two' is not a number", id="garbage-quantity-after-marker"),
     pytest.param("basket_id,customer_id,item_id,timestamp\no1,c1,i1,2024-01-01\no2,c1,i2\n",
                  "line 3: too few fields", id="short-row-missing-a-required-field"),
+    pytest.param(HEADER + "c1,i1,01/02/2024,o1,1,1\nc1,i2,13/02/2024,o2,1,1\n"
+                 "c1,i3,14/02/2024,o3,1,1\nc1,i4,02/15/2024,o4,1,1\n",
+                 "line 5: unparsable timestamp '02/15/2024'",
+                 id="day-first-and-month-first-mixed"),
+    pytest.param(HEADER + "c1,i1,2024-01-01,o1,1,1\nc1,i2, ,o2,1,1\n",
+                 "line 3: empty timestamp", id="empty-timestamp"),
 ])
 def test_bad_interactions_exit_2_with_a_clear_message(tmp_path, text, message):
     result = _run("--interactions", _write(tmp_path / "bad.csv", text))
@@ -137,6 +144,73 @@ def test_rows_without_basket_id_group_by_customer_and_time(tmp_path):
     data = load_interactions(_write(tmp_path / "x.csv", text))
     assert len(np.unique(data.basket)) == 3  # c1 twice, c2 once (same time, other customer)
     assert data.quantity.tolist() == [1.0] * 4
+
+
+def _times(tmp_path, stamps: list[str], capsys=None) -> list[str]:
+    """ISO dates of one customer's baskets whose timestamps are ``stamps``, in file order."""
+    rows = "".join(f"c1,i{n},{s},o{n}\n" for n, s in enumerate(stamps))
+    data = load_interactions(_write(tmp_path / "t.csv",
+                                    "customer_id,item_id,timestamp,basket_id\n" + rows))
+    when = dict(zip(data.item.tolist(), data.timestamp.tolist(), strict=True))
+    return [datetime.fromtimestamp(when[data.item_index(f"i{n}")], UTC).isoformat()[:16]
+            for n in range(len(stamps))]
+
+
+@pytest.mark.parametrize(("stamps", "expected", "note"), [
+    pytest.param(["01-07-2015", "21-07-2015"], ["2015-07-01T00:00", "2015-07-21T00:00"],
+                 "dates in the form '%d-%m-%Y'", id="day-first-dashes"),
+    pytest.param(["12/1/2010 8:26", "12/13/2010 10:05"],
+                 ["2010-12-01T08:26", "2010-12-13T10:05"], "'%m/%d/%Y %H:%M'",
+                 id="month-first-slashes-with-time"),
+    pytest.param(["21.07.2015 13:45", "01.08.2015 08:00"],
+                 ["2015-07-21T13:45", "2015-08-01T08:00"], "'%d.%m.%Y %H:%M'", id="dots"),
+    pytest.param(["21 Jul 2015", "3 Aug 2015"], ["2015-07-21T00:00", "2015-08-03T00:00"],
+                 "'%d %b %Y'", id="month-names"),
+    pytest.param(["1493740800", "1493827200"], ["2017-05-02T16:00", "2017-05-03T16:00"],
+                 "unix epoch seconds", id="epoch-seconds"),
+    pytest.param(["1493740800000", "1493827200000"], ["2017-05-02T16:00", "2017-05-03T16:00"],
+                 "unix epoch milliseconds", id="epoch-milliseconds"),
+    pytest.param(["01/02/2015", "03/04/2015"], ["2015-01-02T00:00", "2015-03-04T00:00"],
+                 "could be '%d/%m/%Y'", id="ambiguous-read-month-first-and-said-so"),
+])
+def test_common_non_iso_timestamps_are_read_in_one_form_per_file(tmp_path, capsys, stamps,
+                                                                    expected, note):
+    assert _times(tmp_path, stamps) == expected
+    assert note in capsys.readouterr().err
+
+
+def test_the_file_not_the_value_settles_day_first(tmp_path):
+    # read alone, 01-07 would be January 7th; the file's 21-07 says the form is day-first
+    assert _times(tmp_path, ["01-07-2015", "02-07-2015", "21-07-2015"])[0] == "2015-07-01T00:00"
+
+
+def test_iso_file_gives_no_timestamp_note(tmp_path, capsys):
+    _times(tmp_path, ["2015-07-01", "2015-07-21T10:00:00+02:00"])
+    assert "timestamps read as" not in capsys.readouterr().err
+
+
+def test_non_iso_dates_score_like_the_same_file_in_iso(tmp_path):
+    """The same purchases with day-first dates and no basket ids: the same split and lists."""
+    rng = random.Random(3)
+    iso, dmy = ["customer_id,item_id,timestamp\n"], ["customer_id,item_id,timestamp\n"]
+    for c in range(30):
+        for b in range(rng.randint(2, 4)):
+            day = rng.randint(1, 28)
+            for item in rng.sample(range(12), 3):
+                iso.append(f"c{c},i{item},2024-{b + 1:02d}-{day:02d}\n")
+                dmy.append(f"c{c},i{item},{day:02d}-{b + 1:02d}-2024\n")
+    reports = []
+    for name, lines in (("iso.csv", iso), ("dmy.csv", dmy)):
+        result = _run("--interactions", _write(tmp_path / name, "".join(lines)), "--json",
+                      "--dataset", "same")
+        assert result.exit_code == 0, result.stderr
+        report = json.loads(result.stdout)
+        for metrics in report["models"].values():
+            for key in [k for k in metrics if "seconds" in k or "_ms_" in k]:
+                del metrics[key]
+        reports.append(report)
+    assert reports[0]["users"] == 30
+    assert reports[0] == reports[1]
 
 
 def test_blank_and_comma_only_lines_are_skipped(tmp_path):

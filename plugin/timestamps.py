@@ -1,0 +1,142 @@
+"""Timestamps of an input file: ISO-8601, and the other forms retail exports come in.
+
+A file's dates share one form, so a non-ISO form is inferred once per file (from all of its
+distinct values), never per value: read one by one, ``01-07-2015`` and ``21-07-2015``
+would come out month-first and day-first. Unix epoch numbers are read as seconds (or
+milliseconds, when too large for seconds).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from plugin.engine.data import to_timestamp
+
+__all__ = ["TimestampColumn"]
+
+_DATES = (
+    # month-first before day-first with slashes (US exports: Online Retail's "12/1/2010 8:26"),
+    # day-first before month-first with dashes and dots (European exports)
+    "%m/%d/%Y", "%d/%m/%Y", "%d-%m-%Y", "%m-%d-%Y", "%d.%m.%Y", "%Y/%m/%d", "%Y.%m.%d",
+    "%m/%d/%y", "%d/%m/%y", "%d-%m-%y", "%m-%d-%y", "%d.%m.%y",
+    "%d %b %Y", "%d-%b-%Y", "%d-%b-%y", "%b %d %Y", "%b %d, %Y", "%d %B %Y", "%B %d, %Y",
+)
+_TIMES = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p", "T%H:%M", "T%H:%M:%S")
+FORMATS = tuple(d + t for t in _TIMES for d in _DATES)
+_NUMBER = re.compile(r"[+-]?\d+(\.\d*)?\Z")
+#: epoch values above this are milliseconds (1e11 s is the year 5138)
+_MILLIS = 1e11
+_SAMPLE = 500
+
+
+class TimestampColumn:
+    """Collects one file's timestamp strings, then resolves them to unix seconds.
+
+    ISO-8601 values (naive = UTC) are parsed as they come; anything else waits for
+    ``resolve``, which infers the file's form from those values. ``note`` says how a
+    non-ISO column was read, for stderr.
+    """
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, float] = {}
+        self._pending: dict[str, int] = {}  # value -> first line it was seen on
+        self.note = ""
+
+    def add(self, value: str, line: int) -> float | str:
+        """Seconds for an ISO value; else the stripped value itself, to ``resolve`` later."""
+        got = self._seconds.get(value)
+        if got is not None:
+            return got
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            if not text:
+                raise ValueError("empty timestamp") from None
+            self._pending.setdefault(text, line)
+            return text
+        self._seconds[value] = _seconds(parsed)
+        return self._seconds[value]
+
+    def resolve(self) -> dict[str, float]:
+        """Seconds of every value ``add`` deferred; ``ValueError`` names the first bad line."""
+        values = list(self._pending)
+        if not values:
+            return {}
+        if all(_NUMBER.match(v) for v in values):
+            numbers = [float(v) for v in values]
+            millis = max(abs(n) for n in numbers) > _MILLIS
+            self.note = ("unix epoch milliseconds" if millis else "unix epoch seconds")
+            return {v: n / 1000.0 if millis else n for v, n in zip(values, numbers, strict=True)}
+        by_line = sorted(values, key=self._pending.__getitem__)
+        formats = _formats_of(by_line[:_SAMPLE] + _day_first_witnesses(values))
+        for fmt in formats:
+            out = _parse_all(values, fmt)
+            if out is not None:
+                self.note = f"dates in the form {fmt!r}"
+                if _swapped(fmt) in formats:
+                    self.note += (" (no day above 12: could be "
+                                  f"{_swapped(fmt)!r}; ISO-8601 dates say which)")
+                return out
+        bad = _first_bad(by_line)
+        raise _Unparsable(bad, self._pending[bad])
+
+
+class _Unparsable(ValueError):
+    def __init__(self, value: str, line: int) -> None:
+        super().__init__(f"unparsable timestamp {value!r} (expected ISO-8601, e.g. 2024-05-01 "
+                         "or 2024-05-01T13:45:00, or one date form throughout the file)")
+        self.line = line
+
+
+def _seconds(parsed: datetime) -> float:
+    return to_timestamp(parsed)  # type: ignore[return-value]  # naive = UTC
+
+
+def _swapped(fmt: str) -> str:
+    return fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+
+
+def _first_bad(by_line: list[str]) -> str:
+    """The value to blame: the first no form reads, else the first the likeliest form fails."""
+    for v in by_line[:10_000]:
+        if not any(_try(v, fmt) is not None for fmt in FORMATS):
+            return v
+    sample = by_line[:_SAMPLE]
+    likeliest = max(FORMATS, key=lambda f: sum(_try(v, f) is not None for v in sample))
+    return next((v for v in by_line if _try(v, likeliest) is None), by_line[0])
+
+
+def _try(value: str, fmt: str) -> float | None:
+    try:
+        return _seconds(datetime.strptime(value, fmt))
+    except ValueError:
+        return None
+
+
+def _day_first_witnesses(values: list[str]) -> list[str]:
+    """A few values whose first number exceeds 12: they settle day-first against month-first."""
+    out = []
+    for v in values:
+        head = re.match(r"\d+", v)
+        if head and 12 < int(head.group()) <= 31:
+            out.append(v)
+            if len(out) == 20:
+                break
+    return out
+
+
+def _formats_of(sample: list[str]) -> list[str]:
+    """Formats that parse every value of the sample, in ``FORMATS`` order."""
+    return [fmt for fmt in FORMATS if all(_try(v, fmt) is not None for v in sample)]
+
+
+def _parse_all(values: list[str], fmt: str) -> dict[str, float] | None:
+    out = {}
+    for v in values:
+        seconds = _try(v, fmt)
+        if seconds is None:
+            return None
+        out[v] = seconds
+    return out
