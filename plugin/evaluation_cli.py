@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import math
 import sys
@@ -94,6 +95,15 @@ def _column_name(name: str) -> str:
     return name.strip().lstrip("\ufeff").strip().lower()
 
 
+def _delimiter(header: str) -> str:
+    """``,``; or ``;`` / tab for a header that holds no comma (spreadsheet exports)."""
+    if "," not in header:
+        for other in ("\t", ";", "|"):
+            if other in header:
+                return other
+    return ","
+
+
 @contextmanager
 def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
               hint: str) -> Iterator[tuple[dict[str, int], Iterator[tuple[int, list[str]]]]]:
@@ -108,8 +118,9 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
     except OSError as exc:
         raise click.BadParameter(f"cannot read {path.name}: {exc}", param_hint=hint) from None
     with fh:
-        reader = csv.reader(fh)
         try:
+            first = fh.readline()
+            reader = csv.reader(itertools.chain([first], fh), delimiter=_delimiter(first))
             header = [_column_name(h) for h in next(reader, [])]
         except _READ_ERRORS as exc:
             raise _unreadable(path, exc, hint) from None

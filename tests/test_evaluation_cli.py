@@ -213,6 +213,15 @@ def test_non_iso_dates_score_like_the_same_file_in_iso(tmp_path):
     assert reports[0] == reports[1]
 
 
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_semicolon_tab_and_pipe_separated_files_are_read(tmp_path, sep):
+    text = "".join(sep.join(row) + "\n" for row in (
+        ("customer_id", "item_id", "timestamp", "price"), ("c1", "i1", "2024-01-01", "1,99"),
+        ("c1", "i2", "2024-01-02", "2,50")))
+    data = load_interactions(_write(tmp_path / "x.csv", text))
+    assert sorted(data.item_ids) == ["i1", "i2"] and len(np.unique(data.basket)) == 2
+
+
 def test_blank_and_comma_only_lines_are_skipped(tmp_path):
     text = HEADER + "\nc1,i1,2024-01-01,o1,1,1\n,,,,,\n  \nc1,i2,2024-01-02,o2,1,1\n"
     data = load_interactions(_write(tmp_path / "b.csv", text))
