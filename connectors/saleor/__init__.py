@@ -44,6 +44,11 @@ APP_ID_QUERY = "query { app { id } }"
 JWKS_HTTP = {"retries": 1, "backoff": 0.2, "timeout": (2.0, 5.0), "deadline": 10.0,
              "max_body": 256 * 1024}
 
+#: syncs of a public-only install: the retrying session's tries and timeouts, with a
+#: deadline per call that a slow page never reaches and a cap no page comes near
+SYNC_HTTP = {"retries": 5, "backoff": 0.5, "timeout": (5.0, 30.0), "deadline": 300.0,
+             "max_body": 64 * 1024 * 1024}
+
 WEBHOOK_CREATE = """
 mutation WebhookCreate($input: WebhookCreateInput!) {
   webhookCreate(input: $input) { webhook { id } errors { field code message } }
@@ -65,10 +70,27 @@ class SaleorConnector(Connector):
     jwks_cache: jwks.JWKSCache = jwks.DEFAULT_CACHE
     _jwks_session: requests.Session | None = None
 
+    @property
+    def public_only(self) -> bool:
+        """Registered without an allow-list, so only as a public host: every call stays so.
+
+        The check at registration alone would let the host's DNS later point inward, and
+        webhook receipt (JWKS) and syncs would then call internal addresses for whoever
+        controls that name. Each connection's peer is checked instead.
+        """
+        return bool(self.credentials.extra.get("public_only"))
+
+    @property
+    def session(self) -> requests.Session:
+        """The sync session; for a public-only install, one that connects to public peers only."""
+        if self._session is None and self.public_only:
+            self._session = make_guarded_session(public_only=True, **SYNC_HTTP)
+        return super().session
+
     def jwks_session(self) -> requests.Session:
         """The bounded session for JWKS fetches (never the long-running sync session)."""
         if self._jwks_session is None:
-            self._jwks_session = make_guarded_session(**JWKS_HTTP)
+            self._jwks_session = make_guarded_session(public_only=self.public_only, **JWKS_HTTP)
         return self._jwks_session
 
     def _api_url(self) -> str:

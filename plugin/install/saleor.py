@@ -184,6 +184,7 @@ def register_app(api_url: str | None, auth_token: str | None) -> Shop:
     if channels:
         credentials.extra.update(channel=channels[0]["slug"], channel_id=channels[0]["id"])
     credentials.extra["app_id"] = app["id"]
+    credentials.extra["public_only"] = not listed  # later calls check each peer too
     shop, created = upsert_installation("saleor", host, credentials)
     existing = {w.get("name") for w in app.get("webhooks") or () if isinstance(w, dict)}
     wanted = webhook_definitions(

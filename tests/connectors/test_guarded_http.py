@@ -306,6 +306,24 @@ def test_public_only_checks_the_connected_peer(serve) -> None:
     assert make_guarded_session(public_only=False).get(server.url).json() == {"ok": True}
 
 
+def test_a_public_only_saleor_install_never_syncs_from_an_inward_address(serve) -> None:
+    """Registered while its name was public; later its DNS points at a loopback server."""
+    from connectors.base import Credentials
+    from connectors.saleor import SaleorConnector
+
+    server = serve(ok)
+    creds = Credentials(shop_domain="localhost", access_token="t",
+                        api_url=server.url, extra={"public_only": True})
+    with pytest.raises(AddressRefused):
+        next(iter(SaleorConnector(creds).iter_products()))
+    with pytest.raises(AddressRefused):
+        SaleorConnector(creds).jwks_session().get(server.url)
+    assert server.requests == 0
+    listed = Credentials(shop_domain="localhost", access_token="t", api_url=server.url)
+    assert SaleorConnector(listed).jwks_session().get(server.url).json() == {"ok": True}
+    assert server.requests == 1
+
+
 def test_the_shared_retrying_session_is_unchanged() -> None:
     """Long syncs keep their session: 5 tries, (5, 30) s, redirects followed, no cap."""
     from connectors.http import make_session

@@ -61,6 +61,7 @@ def test_register_stores_token_and_subscribes_webhooks(install_client) -> None:
     assert (shop.platform, shop.domain) == ("saleor", "demo.saleor.io")
     assert creds.access_token == "app-token-1" and creds.api_url == API_URL
     assert creds.extra["channel"] == "default-channel"
+    assert creds.extra["public_only"] is False  # the allow-list names this host
     targets = {s["variables"]["input"]["targetUrl"] for s in sent[1:]}
     assert targets == {f"https://sk.example/webhooks/saleor/{shop.id}"}
 
@@ -348,7 +349,12 @@ def test_without_an_allow_list_a_public_saleor_installs(install_client, app,
     api_url = "https://shop.saleor.cloud/graphql/"
     with responses.RequestsMock() as rsps:
         rsps.post(api_url, json=app_info())
-        assert register(install_client, api_url=api_url).status_code == 200
+        response = register(install_client, api_url=api_url)
+        assert response.status_code == 200
+    # registered as a public host, so its later calls (syncs, JWKS) check every peer too
+    connector = shops.connector_for(shops.get_shop(response.get_json()["shop_id"]))
+    assert connector.public_only
+    assert connector.session.public_only and connector.jwks_session().public_only
 
 
 def test_register_does_not_follow_redirects(install_client) -> None:
