@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,7 +25,7 @@ log = logging.getLogger("shopkeeper.demo")
 
 
 def prepare_demo(*, progress: bool = False, host: str = "127.0.0.1", port: int = 5000) -> Shop:
-    """Migrate, create the demo shop once, import the sample once (re-runs are cheap).
+    """Migrate, create the demo shop once, import and train once (re-runs are cheap).
 
     The storefront's origin (``host:port``) is allowed for the widgets on every run, so
     ``shopkeeper demo --port N`` works too.
@@ -51,11 +52,19 @@ def prepare_demo(*, progress: bool = False, host: str = "127.0.0.1", port: int =
 
 
 def _train_if_available(shop: Shop, progress: bool) -> None:
+    """Train once; later runs serve the model kept in the instance directory (the demo's
+    in-process worker retrains it when it is due, like any shop's)."""
     try:
+        from plugin.api.sources import active_version
         from plugin.training import train_shop
     except ImportError:
         log.warning("demo.training_unavailable")
         return
+    if active_version(shop.id) is not None:
+        return
+    if progress:
+        print("training the demo shop's model (a minute or two on 2 cores)...",
+              file=sys.stderr, flush=True)
     train_shop(shop.id, show_progress=progress)
 
 

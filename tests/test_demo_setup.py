@@ -1,0 +1,34 @@
+"""`shopkeeper demo`'s preparation: the shop, the sample and the model are made once."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from plugin import demo_setup, migrate
+from plugin.extensions import db
+from plugin.models import ModelVersion, Order, Shop
+
+
+def test_a_second_demo_run_keeps_the_trained_model(app, tmp_path, monkeypatch):
+    """README: later runs start in seconds because the database and model are kept."""
+    orders = tmp_path / "orders.csv"
+    orders.write_text("customer_id,item_id,timestamp,basket_id\n"
+                      "c1,A,2011-01-01,b1\nc1,B,2011-01-01,b1\nc2,A,2011-01-02,b2\n"
+                      "c2,C,2011-01-09,b3\nc1,A,2011-01-20,b4\n")
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("item_id,title,category,price\nA,Red tea cup,Kitchen,2.50\n"
+                       "B,Blue tea pot,Kitchen,9.00\nC,Paper chain kit,Party,2.95\n")
+    monkeypatch.setattr(demo_setup, "ORDERS_FILE", orders)
+    monkeypatch.setattr(demo_setup, "CATALOG_FILE", catalog)
+    monkeypatch.setattr(migrate, "upgrade", lambda: None)  # the fixture made the schema
+
+    first = demo_setup.prepare_demo(port=5055)
+    again = demo_setup.prepare_demo(port=5056)
+
+    assert again.id == first.id
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Shop)) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 4
+    versions = db.session.scalars(sa.select(ModelVersion.status)).all()
+    assert versions == ["ready"]  # trained on the first run only
+    assert {"http://127.0.0.1:5055", "http://127.0.0.1:5056"} <= set(
+        again.settings["allowed_origins"])
