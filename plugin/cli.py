@@ -89,8 +89,11 @@ def shops_add(platform: str, domain: str) -> None:
     try:
         shop = shop_service.create_shop(platform, domain)
     except UnknownConnector:
-        raise click.BadParameter(f"unknown platform {platform!r}",
-                                param_hint="--platform") from None
+        import connectors
+
+        raise click.BadParameter(
+            f"unknown platform {platform!r} (one of: {', '.join(connectors.available())})",
+            param_hint="--platform") from None
     except BadRequest as err:
         raise click.BadParameter(err.message, param_hint="--domain") from None
     except Conflict as err:

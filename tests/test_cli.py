@@ -35,6 +35,7 @@ def test_shops_add_prints_everything_a_developer_needs(runner):
 def test_shops_add_rejects_unknown_platform_and_duplicates(runner):
     r = runner.invoke(main, ["shops", "add", "--platform", "nope", "--domain", "a.example"])
     assert r.exit_code == 2 and "unknown platform" in r.output
+    assert "one of: generic, saleor, shopify, vendure" in r.output  # what to type instead
     _invoke(runner, "shops", "add", "--platform", "generic", "--domain", "a.example")
     r = runner.invoke(main, ["shops", "add", "--platform", "generic", "--domain", "a.example"])
     assert r.exit_code == 1 and "already exists" in r.output
