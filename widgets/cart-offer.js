@@ -4,8 +4,10 @@
  *   [{"product_id":"p1","quantity":2,"price":"12.50"}]}'></div>
  * The storefront keeps data-cart current and calls Shopkeeper.build() after each change.
  * Accepting fires the bubbling "shopkeeper:offer-accepted" event with {code, amount,
- * currency, expires_at, discount_token, offer_id}: the storefront applies the code (the
- * platform discount enforces the price). The offer is signed for exactly this cart.
+ * currency, kind, min_subtotal, expires_at, discount_token, offer_id}: the storefront
+ * applies the code (the platform discount enforces the price, and refuses it while the
+ * cart is under min_subtotal: an add-on offer's code needs the suggested item added).
+ * The offer is signed for exactly this cart.
  */
 (function (w, d) {
   "use strict";
@@ -205,12 +207,18 @@
           if (!res || !res.code) {
             return self._removeOffer("Sorry, this offer is no longer available.", "error");
           }
-          self._removeOffer("Discount " + res.code + " applied to your basket.", "accepted");
+          var subtotal = cart.lines.reduce(function (n, l) { return n + l.quantity * +l.price; }, 0);
+          var short = offer.min_subtotal !== null && offer.min_subtotal !== undefined &&
+            subtotal + 0.005 < +offer.min_subtotal;
+          self._removeOffer("Discount " + res.code + (short
+            ? " saved: it applies once your basket reaches " + money(offer.min_subtotal, offer.currency) + "."
+            : " applied to your basket."), "accepted");
           self.dispatchEvent(new w.CustomEvent("shopkeeper:offer-accepted", {
             bubbles: true, composed: true,
             detail: {
               offer_id: res.offer_id, code: res.code, amount: offer.amount,
               currency: offer.currency, kind: offer.discount_kind,
+              min_subtotal: offer.min_subtotal === undefined ? null : offer.min_subtotal,
               expires_at: res.expires_at, discount_token: res.discount_token
             }
           }));

@@ -113,3 +113,67 @@ def test_countdown_runs_out_and_the_offer_disappears(offer_shop, live, page):
     page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="expired"]', state="attached")
     assert page.locator("shopkeeper-cart-offer section.sk-offer").count() == 0
     assert "expired" in page.locator("shopkeeper-cart-offer [role=status]").text_content()
+
+
+@pytest.fixture
+def bundle_shop(demo_shop):
+    """Only bundle offers ("Add X: N% off the pair"), in every funnel stage."""
+    from plugin.offers.settings import DEFAULT_STAGES
+
+    demo_shop.settings = {**demo_shop.settings, "offers_enabled": True,
+                          "offers": {"stages": {s: ["bundle"] for s in DEFAULT_STAGES}}}
+    db.session.commit()
+    forget_shops()
+    return demo_shop
+
+
+def test_a_bundle_discount_counts_once_the_suggested_item_is_in_the_basket(
+        bundle_shop, live, page):
+    """The code of an add-on offer is refused below its minimum subtotal (the pair): the
+    demo basket shows it only after the shopper follows the offer, and keeps it then."""
+    top = _read(lambda: db.session.execute(
+        sa.select(Product.external_id, Product.title, Product.price)
+        .join(Interaction, sa.and_(Interaction.shop_id == Product.shop_id,
+                                   Interaction.product_external_id == Product.external_id))
+        .where(Product.shop_id == bundle_shop.id, Interaction.kind == "purchase",
+               Product.price > 1)
+        .group_by(Product.external_id, Product.title, Product.price)
+        .order_by(sa.func.count().desc(), Product.external_id)).first())
+    qty = math.ceil(25 / float(top.price))  # over the default minimum cart value
+    page.goto(live.url + "/demo/")
+    page.evaluate("([id, title, price, qty]) => localStorage.setItem('demo:cart', "
+                  "JSON.stringify([{id, title, price, qty}]))",
+                  [top.external_id, top.title, float(top.price), qty])
+    detail = []
+    page.expose_function("skAccepted", lambda d: detail.append(d))
+    page.add_init_script("document.addEventListener('shopkeeper:offer-accepted', "
+                         "e => window.skAccepted(e.detail))")
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
+    reason = page.locator("shopkeeper-cart-offer .sk-reason").text_content()
+    assert re.fullmatch(r"Add .+: \d+% off the pair", reason)
+    page.get_by_role("button", name=re.compile(r"^Apply ")).click()
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="accepted"]', state="attached")
+    wait_until(lambda: detail)
+    minimum = float(detail[0]["min_subtotal"])
+    subtotal = _money(page.text_content("#cart-total"))
+    assert minimum > subtotal  # the pair needs the suggested item
+    announced = page.locator("shopkeeper-cart-offer [role=status]").text_content()
+    assert "applies once your basket reaches" in announced
+    assert page.locator("#cart-discount").is_hidden()  # not applied to the basket as it is
+    assert "applies once your basket reaches" in page.text_content("#status")
+
+    # follow the offer: the suggested product goes into the basket
+    quoted = _read(lambda: db.session.scalars(sa.select(Offer)).one())
+    added = next(p for p in quoted.product_ids if p != top.external_id)
+    product = _read(lambda: db.session.scalars(sa.select(Product).filter_by(
+        shop_id=bundle_shop.id, external_id=added)).one())
+    page.goto(f"{live.url}/demo/product/{added}")
+    page.click("button.add.primary")
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector("#cart-discount:not([hidden])")
+    amount = _money(page.text_content("#cart-discount-amount"))
+    assert amount == pytest.approx(float(detail[0]["amount"]), abs=0.001)
+    assert _money(page.text_content("#cart-total")) == pytest.approx(
+        subtotal + float(product.price) - amount, abs=0.01)
+    assert page.watch.errors() == [] and page.watch.page_errors == []

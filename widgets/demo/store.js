@@ -4,7 +4,10 @@
 (function () {
   "use strict";
   var KEY = "demo:cart";
-  var DISCOUNT = "demo:discount"; // an accepted Shopkeeper offer, valid for one exact basket
+  // An accepted Shopkeeper offer. Like a platform's discount code it counts while it has
+  // not expired and the basket reaches its minimum subtotal (an add-on offer's minimum
+  // includes the suggested item); without a minimum, only for the basket it was made for.
+  var DISCOUNT = "demo:discount";
   var d = document;
 
   function shopkeeper(call) { (window.Shopkeeper = window.Shopkeeper || []).push(call); }
@@ -27,10 +30,19 @@
       return { product_id: l.id, quantity: l.qty, price: (+l.price).toFixed(2) };
     }) });
   }
+  function subtotal(lines) {
+    return lines.reduce(function (n, l) { return n + l.price * l.qty; }, 0);
+  }
   function discount(lines) {
     try {
       var dsc = JSON.parse(localStorage.getItem(DISCOUNT));
-      return dsc && dsc.cart === cartJson(lines) ? dsc : null; // the basket changed: void
+      if (!dsc || !lines.length || (dsc.expires_at && Date.parse(dsc.expires_at) <= Date.now())) {
+        return null;
+      }
+      if (dsc.min_subtotal === null || dsc.min_subtotal === undefined) {
+        return dsc.cart === cartJson(lines) ? dsc : null; // the basket changed: void
+      }
+      return subtotal(lines) + 0.005 >= +dsc.min_subtotal ? dsc : null;
     } catch (e) { return null; }
   }
 
@@ -64,7 +76,7 @@
       tr.append(name, qty, price, rm);
       return tr;
     }));
-    var total = lines.reduce(function (n, l) { return n + l.price * l.qty; }, 0);
+    var total = subtotal(lines);
     var dsc = discount(lines), row = d.getElementById("cart-discount");
     if (row) {
       row.hidden = !dsc;
@@ -118,11 +130,14 @@
     var amount = e.detail.kind === "free_shipping" ? 0 : +e.detail.amount || 0;
     try {
       localStorage.setItem(DISCOUNT, JSON.stringify({
-        code: e.detail.code, amount: amount, cart: cartJson(load())
+        code: e.detail.code, amount: amount, cart: cartJson(load()),
+        min_subtotal: e.detail.min_subtotal, expires_at: e.detail.expires_at
       }));
     } catch (err) { /* private mode */ }
     render();
-    say("Discount " + e.detail.code + " applied.");
+    say(discount(load()) ? "Discount " + e.detail.code + " applied."
+      : "Discount " + e.detail.code + " saved: it applies once your basket reaches "
+        + money(+e.detail.min_subtotal) + ".");
   });
 
   // Add-to-basket buttons inside the recommendation carousel.
