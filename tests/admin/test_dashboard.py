@@ -146,10 +146,32 @@ def test_metrics_and_kpis_are_readable_numbers(app, client, shop):
     db.session.commit()
     sign_in(app, client, shop)
     html = client.get("/admin/").get_data(as_text=True)
-    for name, shown in (("purchases", "83,470"), ("users", "1,234,567"), ("ndcg@10", "0.2851"),
+    for name, shown in (("purchases learned from", "83,470"), ("users", "1,234,567"),
+                        ("ndcg@10", "0.2851"),
                         ("loss", "1,234.6"), ("tiny", "1.23e-05"), ("split", "time")):
         assert f"<td>{name}</td><td>{shown}</td>" in html
     assert "e+0" not in html
+
+
+def test_the_model_section_says_what_training_recorded_in_words(app, client, shop):
+    from datetime import UTC, datetime
+
+    from plugin.models import ModelVersion
+
+    db.session.add(ModelVersion(shop_id=shop.id, version="v1", status="ready",
+                                metrics={"purchases": 83471, "fit_seconds": 48.064,
+                                         "cache_rows": 600},
+                                trained_until=datetime(2026, 11, 23, 7, 21, 11, 788311,
+                                                       tzinfo=UTC),
+                                finished_at=utcnow()))
+    db.session.commit()
+    sign_in(app, client, shop)
+    html = client.get("/admin/").get_data(as_text=True)
+    assert "Recommendation model" in html and "Recommendation quality" not in html
+    assert "on data up to 23 Nov 2026 07:21 UTC." in html  # not a raw timestamp
+    for label, shown in (("purchases learned from", "83,471"), ("training time (s)", "48.06"),
+                         ("shoppers with a precomputed list", "600")):
+        assert f"<td>{label}</td><td>{shown}</td>" in html
 
 
 def test_money_shows_the_shops_most_common_order_currency(app, client, shop):
