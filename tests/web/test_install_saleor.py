@@ -126,6 +126,7 @@ def test_every_link_the_manifest_advertises_is_served(install_client, app) -> No
     assert logo.mimetype == "image/png" and logo.data.startswith(b"\x89PNG")
     policy = install_client.get("/privacy").get_data(as_text=True)
     assert "48 hours later" in policy and "order history" in policy
+    assert '<link rel="icon" href="/static/logo.png">' in policy  # no /favicon.ico 404
 
 
 # ---------------------------------------------------------------- whose token is it?
