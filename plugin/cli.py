@@ -197,11 +197,16 @@ def shops_erase(shop_id: str, yes: bool) -> None:
 
 # ---------------------------------------------------------------- data
 @main.command("import")
-@click.option("--shop", "shop_id", required=True)
+@click.option("--shop", "shop_id", required=True,
+              help="The shop's id (shp_...), as `shopkeeper shops list` shows it.")
 @click.option("--orders", "orders_path", required=True, type=click.Path(exists=True,
-              dir_okay=False))
-@click.option("--catalog", "catalog_path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--currency", default="GBP", show_default=True)
+              dir_okay=False),
+              help="Order lines CSV (or .csv.gz): customer_id,item_id,timestamp and optional "
+                   "basket_id,quantity,price, as for `shopkeeper evaluate`.")
+@click.option("--catalog", "catalog_path", type=click.Path(exists=True, dir_okay=False),
+              help="Catalog CSV: item_id and optional title,description,category,price.")
+@click.option("--currency", default="GBP", show_default=True,
+              help="ISO 4217 code of the prices in the orders file.")
 @with_appcontext
 def import_cmd(shop_id: str, orders_path: str, catalog_path: str | None, currency: str) -> None:
     """Load a purchase history CSV (and catalog CSV) as a shop's history."""

@@ -32,6 +32,13 @@ def test_shops_add_prints_everything_a_developer_needs(runner):
     assert shop_id in listing.output and "generic" in listing.output
 
 
+def test_import_help_says_what_each_option_takes(runner):
+    r = _invoke(runner, "import", "--help")
+    for words in ("shopkeeper shops list", "customer_id,item_id,timestamp",
+                  "item_id and optional title", "ISO 4217"):
+        assert words in " ".join(r.output.split()), words
+
+
 def test_shops_add_rejects_unknown_platform_and_duplicates(runner):
     r = runner.invoke(main, ["shops", "add", "--platform", "nope", "--domain", "a.example"])
     assert r.exit_code == 2 and "unknown platform" in r.output

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, redirect, render_template, request, session
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+)
 
 from connectors.manifest import load_manifest
 from plugin.install import saleor, shopify
@@ -52,6 +60,13 @@ def privacy_policy():
     manifest = load_manifest()
     return render_template("public/privacy.html", app=manifest["app"],
                            privacy=manifest["privacy"])
+
+
+@bp.get("/favicon.ico")
+@doc(summary="The app's icon (browsers ask for it on every page, JSON answers included)",
+     tags=["install"], content_type="image/png")
+def favicon():
+    return current_app.send_static_file("logo.png")
 
 
 @bp.get("/api/manifest")

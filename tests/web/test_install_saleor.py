@@ -124,6 +124,8 @@ def test_every_link_the_manifest_advertises_is_served(install_client, app) -> No
         assert r.status_code in (200, 302), (link, r.status_code)
     logo = install_client.get(urlsplit(manifest["brand"]["logo"]["default"]).path)
     assert logo.mimetype == "image/png" and logo.data.startswith(b"\x89PNG")
+    icon = install_client.get("/favicon.ico")  # asked for by browsers on any page
+    assert icon.status_code == 200 and icon.data.startswith(b"\x89PNG")
     policy = install_client.get("/privacy").get_data(as_text=True)
     assert "48 hours later" in policy and "order history" in policy
     assert '<link rel="icon" href="/static/logo.png">' in policy  # no /favicon.ico 404
