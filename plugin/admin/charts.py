@@ -21,6 +21,22 @@ def _nice_max(value: float) -> float:
     return 10 * magnitude
 
 
+def axis_label(value: float) -> str:
+    """Short tick text: 2,500 / 20k / 1.5M (``:g`` wrote 20000 and 1e+06)."""
+    size = abs(value)
+    if size >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if size >= 1e4:
+        return f"{value / 1e3:.3g}k"
+    return f"{value:,.4g}"
+
+
+def total_label(value: float) -> str:
+    """A total in full, with thousands separators and at most two decimals."""
+    text = f"{value:,.2f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def line_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[float]], *,
                width: int = 640, height: int = 220) -> Markup:
     """Several series over the same x labels, with axis, gridlines and a legend."""
@@ -43,7 +59,7 @@ def line_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[flo
         v = top * k / 4
         parts.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
                      f'class="sk-grid"/><text x="{pad_l - 6}" y="{y(v) + 4:.1f}" '
-                     f'text-anchor="end" class="sk-axis">{v:g}</text>')
+                     f'text-anchor="end" class="sk-axis">{axis_label(v)}</text>')
     step = max(1, n // 6)
     for i in range(0, n, step):
         parts.append(f'<text x="{x(i):.1f}" y="{height - pad_b + 16}" text-anchor="middle" '
@@ -53,7 +69,8 @@ def line_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[flo
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" '
                      f'stroke-dasharray="{dash}" points="{points}" class="sk-series">'
-                     f"<title>{escape(name)}: {sum(values):g} in total</title></polyline>")
+                     f"<title>{escape(name)}: {total_label(sum(values))} in total</title>"
+                     "</polyline>")
         lx = pad_l + 130 * k
         parts.append(f'<line x1="{lx}" x2="{lx + 18}" y1="{height - 8}" y2="{height - 8}" '
                      f'stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/>'

@@ -126,6 +126,14 @@ def test_line_chart_scales_and_labels():
     assert 'aria-label="t"' in svg and ">10<" in svg  # top gridline label
 
 
+def test_large_figures_read_as_people_write_them():
+    svg = str(charts.line_chart("Revenue per day", ["d1", "d2"],
+                                {"revenue": [612_345.5, 622_222.25]}))
+    assert ">1M<" in svg and ">750k<" in svg and ">250k<" in svg  # not 1e+06 or 750000
+    assert "revenue: 1,234,567.75 in total" in svg  # not 1.23457e+06
+    assert [charts.axis_label(v) for v in (0, 2500, 0.25)] == ["0", "2,500", "0.25"]
+
+
 def test_interval_chart_without_data_says_so():
     assert "not enough shoppers" in str(charts.interval_chart("u", []))
 
