@@ -33,6 +33,10 @@ def voucher_input(spec: DiscountSpec, *, now: datetime | None = None) -> dict[st
     }
     if spec.product_ids:
         data["products"] = list(spec.product_ids)
+        if spec.kind == "fixed":
+            # Saleor takes a FIXED product voucher off every unit of the product; once per
+            # order (the cheapest unit) keeps the saving at most the offer's amount.
+            data["applyOncePerOrder"] = True
     return data
 
 

@@ -330,6 +330,17 @@ class TestSaleorConnector(ConnectorContract):
         assert listed["variables"] == {"id": "Vm91Y2hlcjox", "input": {"addChannels": [
             {"channelId": "Q2hhbm5lbDox", "discountValue": "10", "minAmountSpent": "20"}]}}
 
+    def test_product_scoped_fixed_voucher_applies_once_not_per_unit(self) -> None:
+        """Saleor takes a FIXED SPECIFIC_PRODUCT value off *each unit* of the product unless
+        ``applyOncePerOrder`` is set: three units of a 15.00 offer would save 45.00."""
+        from connectors.saleor.discounts import voucher_input
+
+        scoped = DiscountSpec("SK-XYZ", "fixed", Decimal("15"), datetime(2025, 12, 1, tzinfo=UTC),
+                              product_ids=("UHJvZHVjdDo3Mg==",))
+        assert voucher_input(scoped)["applyOncePerOrder"] is True
+        whole = DiscountSpec("SK-XYZ", "fixed", Decimal("15"), datetime(2025, 12, 1, tzinfo=UTC))
+        assert voucher_input(whole).get("applyOncePerOrder", False) is False  # not cheapest item
+
     def test_voucher_errors_become_field_errors(self, delays) -> None:
         spec = DiscountSpec("SK-XYZ", "fixed", Decimal("5"), datetime(2025, 12, 1, tzinfo=UTC))
         with responses.RequestsMock() as rsps:
