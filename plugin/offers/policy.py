@@ -40,6 +40,9 @@ class Situation:
     stacking: bool = False  # a discount is already on the cart or a live offer exists
     complements: tuple[Complement, ...] = ()
     features: Mapping[str, Any] = field(default_factory=dict)
+    #: Most products the platform's discount can be limited to exactly (None: any); an
+    #: offer scoped to more becomes an order-wide code there.
+    scope_limit: int | None = None
 
     @property
     def subtotal(self) -> Decimal:
@@ -73,8 +76,9 @@ def violations(c: Candidate, s: Situation, rails: Guardrails) -> list[str]:
     cats.update({cp.product_id: cp.categories for cp in s.complements})
     if any(excluded(p, cats.get(p, ()), rails) for p in c.product_ids):
         out.append("excluded_product")
-    if not c.product_ids and any(excluded(ln.product_id, ln.categories, rails)
-                                 for ln in s.lines):
+    order_wide = not c.product_ids or (s.scope_limit is not None
+                                       and len(c.product_ids) > s.scope_limit)
+    if order_wide and any(excluded(ln.product_id, ln.categories, rails) for ln in s.lines):
         out.append("excluded_product")  # an order-wide code would discount excluded items
     return out
 

@@ -41,6 +41,10 @@ log = logging.getLogger("shopkeeper.offers")
 #: After accepting, the shopper has this long beyond the countdown to finish checkout.
 CHECKOUT_GRACE = timedelta(minutes=30)
 LIVE = ("offered",)
+#: Most products a fixed-amount code can be limited to, exactly, per platform (others: any).
+#: Saleor takes a product voucher once per order off one unit; Vendure has no product-scoped
+#: fixed amounts.
+SCOPE_LIMITS = {"saleor": 1, "vendure": 0}
 USED = ("accepting", "accepted", "redeemed")
 
 
@@ -112,7 +116,7 @@ def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = Fals
         capped=_capped(shop.id, shopper_id, rails, now),
         stacking=bool(cart.discount_codes) or _has_unused_discount(shop.id, shopper_id, now),
         complements=complements_for(shop.id, [ln["product_id"] for ln in cart.lines]),
-        features=features)
+        features=features, scope_limit=SCOPE_LIMITS.get(shop.platform))
     decision = choose(situation, rails, model or model_for(shop.id))
     row.p_control, row.p_treated = decision.p_control, decision.p_treated
     offer = decision.offer
@@ -183,11 +187,13 @@ def dismiss(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
 def discount_spec(offer: Offer, platform: str, *, customer_id: str | None) -> DiscountSpec:
     """The platform discount: fixed amount (or free shipping), unique code, one use.
 
-    A single product keeps its product scope; several products (a bundle) and every Vendure
-    offer (no product-scoped fixed amounts there) become an order discount with the offer's
-    minimum subtotal, which keeps the amount exact.
+    The offer's products stay its scope where the platform can limit a fixed amount to them
+    exactly (``SCOPE_LIMITS``); beyond that (a bundle on Saleor, every Vendure offer) it
+    becomes an order discount with the offer's minimum subtotal, which keeps the amount
+    exact. The policy refuses such offers on a cart with excluded items.
     """
-    scoped = len(offer.product_ids) == 1 and platform != "vendure"
+    limit = SCOPE_LIMITS.get(platform)
+    scoped = bool(offer.product_ids) and (limit is None or len(offer.product_ids) <= limit)
     return DiscountSpec(
         code="SK-" + secrets.token_hex(5).upper(),
         kind="free_shipping" if offer.discount_kind == "free_shipping" else "fixed",

@@ -140,3 +140,38 @@ def test_generic_discount_token_is_bound_to_the_customer(client, offer_shop, sho
                                             "cart": cart_body()}, headers=hdrs)
     spec = verify_discount(shop_secret, res.get_json()["discount_token"])
     assert spec.customer_id == "cust-42" and spec.usage_limit == 1
+
+
+def _excluded_cart() -> dict:
+    return {"currency": "GBP", "lines": [
+        {"product_id": "p1", "quantity": 1, "price": "100.00"},
+        {"product_id": "p2", "quantity": 1, "price": "50.00"},
+        {"product_id": "p3", "quantity": 1, "price": "50.00"}]}
+
+
+def test_offer_on_a_cart_with_an_excluded_item_keeps_its_product_scope(
+        client, offer_shop, shop_secret):
+    """An order-wide code with a minimum subtotal lets the shopper swap the eligible items
+    for excluded ones (p1 here) and still get the discount: the scope must reach the code."""
+    from connectors.generic import verify_discount
+
+    configure(offer_shop, excluded_products=["p1"])
+    make_idle(offer_shop.id)
+    offer = quote(client, offer_shop, _excluded_cart()).get_json()["offer"]
+    assert offer is not None and offer["product_ids"] == ["p2", "p3"]
+    res = accept(client, offer_shop, offer["token"], _excluded_cart())
+    assert res.status_code == 200, res.get_json()
+    spec = verify_discount(shop_secret, res.get_json()["discount_token"])
+    assert spec.product_ids == ("p2", "p3") and spec.value == Decimal(offer["amount"])
+
+
+def test_platform_without_product_scope_offers_nothing_order_wide_over_excluded_items(
+        client, app):
+    """Vendure (no product-scoped fixed amounts) and Saleor (one product at most) would turn
+    such an offer into an order-wide code, which the exclusion forbids."""
+    shop = _shop("vendure", "excl.vendure.example", Credentials(
+        "excl.vendure.example", access_token="tok", webhook_secret="whsec_v",
+        api_url="https://excl.vendure.example/admin-api"))
+    configure(shop, excluded_products=["p1"])
+    body = quote(client, shop, _excluded_cart()).get_json()
+    assert body["offer"] is None and body["reason_code"] == "no_allowed_candidate", body
