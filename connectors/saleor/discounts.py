@@ -13,6 +13,13 @@ __all__ = ["channel_input", "voucher_input"]
 _TYPES = {"percent": "PERCENTAGE", "fixed": "FIXED", "free_shipping": "PERCENTAGE"}
 
 
+def _value_type(spec: DiscountSpec) -> str:
+    # free shipping with a value: at most that much off shipping (Saleor has no price cap)
+    if spec.kind == "free_shipping" and spec.value > 0:
+        return "FIXED"
+    return _TYPES[spec.kind]
+
+
 def voucher_input(spec: DiscountSpec, *, now: datetime | None = None) -> dict[str, Any]:
     """A single-code voucher, once per customer, limited uses, optional product scope."""
     if spec.kind == "free_shipping":
@@ -25,7 +32,7 @@ def voucher_input(spec: DiscountSpec, *, now: datetime | None = None) -> dict[st
         "name": f"Shopkeeper offer {spec.code}",
         "addCodes": [spec.code],
         "type": voucher_type,
-        "discountValueType": _TYPES[spec.kind],
+        "discountValueType": _value_type(spec),
         "startDate": (now or datetime.now(UTC)).isoformat(),
         "endDate": spec.expires_at.isoformat(),
         "usageLimit": spec.usage_limit,
@@ -44,7 +51,7 @@ def channel_input(spec: DiscountSpec, channel_id: str) -> dict[str, Any]:
     """The voucher's value (and minimum spend) in our channel."""
     if spec.kind == "percent" and not 0 < spec.value <= 100:
         raise InvalidPayload("percent out of range", {"value": ["must be in (0, 100]"]})
-    value = "100" if spec.kind == "free_shipping" else str(spec.value)
+    value = "100" if spec.kind == "free_shipping" and spec.value <= 0 else str(spec.value)
     listing: dict[str, Any] = {"channelId": channel_id, "discountValue": value}
     if spec.min_subtotal is not None:
         listing["minAmountSpent"] = str(spec.min_subtotal)

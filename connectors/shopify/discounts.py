@@ -53,6 +53,8 @@ def discount_input(spec: DiscountSpec, *, now: datetime | None = None) -> dict[s
         }
     if spec.kind == "free_shipping":
         data["destination"] = {"all": True}
+        if spec.value > 0:  # only rates up to the cost the offer was budgeted for ship free
+            data["maximumShippingPrice"] = str(spec.value)
         return data
     if spec.kind == "percent":
         if not 0 < spec.value <= 100:

@@ -185,7 +185,7 @@ def dismiss(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
 
 
 def discount_spec(offer: Offer, platform: str, *, customer_id: str | None) -> DiscountSpec:
-    """The platform discount: fixed amount (or free shipping), unique code, one use.
+    """The platform discount: fixed amount (or free shipping up to its cost), unique code, one use.
 
     The offer's products stay its scope where the platform can limit a fixed amount to them
     exactly (``SCOPE_LIMITS``); beyond that (a bundle on Saleor, every Vendure offer) it
@@ -197,7 +197,9 @@ def discount_spec(offer: Offer, platform: str, *, customer_id: str | None) -> Di
     return DiscountSpec(
         code="SK-" + secrets.token_hex(5).upper(),
         kind="free_shipping" if offer.discount_kind == "free_shipping" else "fixed",
-        value=(offer.value or Decimal(0)).quantize(CENT),
+        # free shipping: the budgeted shipping cost caps what the platform may waive
+        value=((offer.amount if offer.discount_kind == "free_shipping" else offer.value)
+               or Decimal(0)).quantize(CENT),
         expires_at=(offer.expires_at or utcnow()) + CHECKOUT_GRACE,
         currency=offer.currency, usage_limit=1, customer_id=customer_id,
         product_ids=tuple(offer.product_ids) if scoped else (),

@@ -341,6 +341,19 @@ class TestSaleorConnector(ConnectorContract):
         whole = DiscountSpec("SK-XYZ", "fixed", Decimal("15"), datetime(2025, 12, 1, tzinfo=UTC))
         assert voucher_input(whole).get("applyOncePerOrder", False) is False  # not cheapest item
 
+    def test_free_shipping_voucher_saves_at_most_the_budgeted_shipping_cost(self) -> None:
+        from connectors.saleor.discounts import channel_input, voucher_input
+
+        spec = DiscountSpec("SK-XYZ", "free_shipping", Decimal("4.95"),
+                            datetime(2025, 12, 1, tzinfo=UTC))
+        assert voucher_input(spec)["type"] == "SHIPPING"
+        assert voucher_input(spec)["discountValueType"] == "FIXED"
+        assert channel_input(spec, "Q2hhbm5lbDox")["addChannels"][0]["discountValue"] == "4.95"
+        uncapped = DiscountSpec("SK-XYZ", "free_shipping", Decimal("0"),
+                                datetime(2025, 12, 1, tzinfo=UTC))
+        assert voucher_input(uncapped)["discountValueType"] == "PERCENTAGE"
+        assert channel_input(uncapped, "c")["addChannels"][0]["discountValue"] == "100"
+
     def test_voucher_errors_become_field_errors(self, delays) -> None:
         spec = DiscountSpec("SK-XYZ", "fixed", Decimal("5"), datetime(2025, 12, 1, tzinfo=UTC))
         with responses.RequestsMock() as rsps:

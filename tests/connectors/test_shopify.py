@@ -416,6 +416,16 @@ class TestShopifyConnector(ConnectorContract):
         assert free["variables"]["input"]["context"] == {"all": "ALL"}
 
 
+    def test_free_shipping_is_capped_at_the_budgeted_shipping_cost(self) -> None:
+        """Without ``maximumShippingPrice`` any rate (express, overseas) ships free while the
+        budget and margin were checked against the shop's ``shipping_cost``."""
+        from connectors.shopify.discounts import discount_input
+
+        capped = discount_input(self._spec(kind="free_shipping", value=Decimal("4.95")))
+        assert capped["maximumShippingPrice"] == "4.95"
+        assert "maximumShippingPrice" not in discount_input(
+            self._spec(kind="free_shipping", value=Decimal("0")))
+
 # -- install, session tokens, app proxy ------------------------------------------------------
 VECTOR_1 = {
     "code": "0907a61c0c8d55e99db179b68161bc00",

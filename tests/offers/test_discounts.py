@@ -175,3 +175,10 @@ def test_platform_without_product_scope_offers_nothing_order_wide_over_excluded_
     configure(shop, excluded_products=["p1"])
     body = quote(client, shop, _excluded_cart()).get_json()
     assert body["offer"] is None and body["reason_code"] == "no_allowed_candidate", body
+
+
+def test_free_shipping_spec_carries_its_budgeted_cost_as_the_cap(app, shop):
+    row = Offer(product_ids=[], value=Decimal(0), amount=Decimal("4.95"),
+                discount_kind="free_shipping", currency="GBP", expires_at=service.utcnow())
+    spec = service.discount_spec(row, "shopify", customer_id=None)
+    assert spec.kind == "free_shipping" and spec.value == Decimal("4.95")
