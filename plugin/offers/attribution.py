@@ -63,6 +63,8 @@ def _redemptions(shop_id: str, orders: list[Order]) -> int:
                                       order_external_id=order.external_id, revenue=order.total,
                                       redeemed_at=order.created_at))
             made += 1
+        if offer.status == "expired":
+            budget.unrelease(offer)  # released before its order arrived
         offer.status, offer.converted = "redeemed", True
     return made
 

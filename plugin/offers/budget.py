@@ -60,3 +60,9 @@ def release(offer: Offer) -> None:
         db.session.add(OfferLedgerEntry(shop_id=offer.shop_id, offer_id=offer.id,
                                         entry="release", amount=-(offer.amount or Decimal(0)),
                                         at=offer.accepted_at))
+
+
+def unrelease(offer: Offer) -> None:
+    """The released discount was used after all (its order synced late): spend it again."""
+    db.session.execute(sa.delete(OfferLedgerEntry).where(OfferLedgerEntry.offer_id == offer.id,
+                                                         OfferLedgerEntry.entry == "release"))

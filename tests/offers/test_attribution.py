@@ -146,3 +146,24 @@ def test_offer_jobs_run_only_for_shops_with_offers_on(app, shop):
     assert set(results) == {shop.id} and results[shop.id]["settled"] == 1
     assert db.session.scalar(sa.select(sa.func.count(Offer.id)).where(
         Offer.converted.is_(None))) == 1  # the other shop's quote is untouched
+
+
+def test_order_arriving_after_the_release_takes_the_budget_back(app, shop):
+    """The code stays valid on the platform until the job can release it, and orders sync
+    late: a redemption seen after the release must count against the budget again."""
+    from plugin.offers import budget
+
+    now = utcnow()
+    offer = _quote(shop.id, "c1", now - timedelta(hours=3), status="accepted", code="SK-2",
+                   amount=Decimal(7))
+    offer.accepted_at = now - timedelta(hours=3)
+    db.session.flush()
+    budget.reserve(offer, offer.accepted_at)
+    db.session.commit()
+    attribution.attribute(shop.id, RAILS, now=now)
+    assert offer.status == "expired"
+    _order(shop.id, "o9", "c1", now - timedelta(hours=2), codes=["SK-2"])  # synced late
+    db.session.commit()
+    assert attribution.attribute(shop.id, RAILS, now=now)["redemptions"] == 1
+    assert offer.status == "redeemed"
+    assert budget.remaining(shop.id, RAILS, now)[1] == RAILS.monthly_budget - 7
