@@ -160,10 +160,14 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
     spec = discount_spec(offer, shop.platform, customer_id=customer_id)
     try:
         ref = connector_for(shop, session=session).create_discount(spec)
-    except ConnectorError as err:
+    except Exception as err:  # an unexpected answer too: never leave it claimed and reserved
+        db.session.rollback()
         budget.cancel(offer)
         offer.status = "offered"
         db.session.commit()
+        if not isinstance(err, ConnectorError):
+            log.exception("offers.discount_crashed", extra={"shop_id": shop.id,
+                                                            "offer": offer.public_id})
         log.warning("offers.discount_failed", extra={"shop_id": shop.id, "offer":
                                                      offer.public_id, "error": type(err).__name__})
         raise DiscountUnavailable("The shop could not create the discount; try again.") from None

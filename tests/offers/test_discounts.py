@@ -182,3 +182,26 @@ def test_free_shipping_spec_carries_its_budgeted_cost_as_the_cap(app, shop):
                 discount_kind="free_shipping", currency="GBP", expires_at=service.utcnow())
     spec = service.discount_spec(row, "shopify", customer_id=None)
     assert spec.kind == "free_shipping" and spec.value == Decimal("4.95")
+
+
+@responses.activate
+def test_unexpected_platform_answer_leaves_no_reserved_budget_or_stuck_offer(client, app):
+    """A 200 answer without the expected data (a proxy's ``{}``) broke the connector with a
+    KeyError: a 500, the offer stuck in "accepting" and its budget reserved for good."""
+    import sqlalchemy as sa
+
+    from plugin.models import OfferLedgerEntry
+
+    api = "https://odd.vendure.example/admin-api"
+    shop = _shop("vendure", "odd.vendure.example", Credentials(
+        "odd.vendure.example", access_token="tok", webhook_secret="whsec_v", api_url=api))
+    offer = quote(client, shop).get_json()["offer"]
+    assert offer is not None
+    responses.post(api, json={"data": {}})
+    res = accept(client, shop, offer["token"])
+    assert res.status_code == 502, res.get_json()
+    row = db.session.query(Offer).filter_by(public_id=offer["id"]).one()
+    db.session.refresh(row)
+    assert row.status == "offered"
+    assert db.session.scalar(sa.select(sa.func.count(OfferLedgerEntry.id)).where(
+        OfferLedgerEntry.shop_id == shop.id)) == 0
