@@ -19,7 +19,8 @@ class CartLineSchema(Schema):
 
     product_id = fields.String(required=True, validate=_ID)
     variant_id = fields.String(validate=_ID, allow_none=True)
-    quantity = fields.Integer(required=True, validate=validate.Range(min=1, max=10_000))
+    quantity = fields.Integer(required=True, strict=True,
+                              validate=validate.Range(min=1, max=10_000))
     price = BoundedDecimal(required=True, places=4, maximum=MAX_AMOUNT,
                            validate=validate.Range(min=0, max=MAX_AMOUNT))  # for the docs
 

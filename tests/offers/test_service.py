@@ -238,3 +238,12 @@ def test_one_client_address_may_accept_only_a_few_offers(app, client, offer_shop
     assert int(answers[2].headers["Retry-After"]) > 0
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Offer).where(
         Offer.accepted_at.is_not(None))) == 2
+
+
+def test_fractional_quantity_is_refused_not_truncated(client, offer_shop):
+    """1.5 was read as 1: the offer was signed for a cart the storefront never reported."""
+    cart = cart_body()
+    cart["lines"][0]["quantity"] = 1.5
+    res = quote(client, offer_shop, cart)
+    assert res.status_code == 422
+    assert "quantity" in res.get_json()["errors"]["cart"]["lines"]["0"]
