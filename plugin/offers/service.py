@@ -143,6 +143,8 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
     """Turn a valid, unused offer into a platform discount; every tamper case raises."""
     now = now or utcnow()
     offer = _verified_offer(shop, shopper_id, token, cart, now)
+    if not (shop.settings or {}).get("offers_enabled"):
+        raise Conflict("Offers are switched off in this shop.")
     claimed = db.session.execute(sa.update(Offer).where(
         Offer.id == offer.id, Offer.status == "offered").values(status="accepting"))
     db.session.commit()

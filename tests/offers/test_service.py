@@ -247,3 +247,13 @@ def test_fractional_quantity_is_refused_not_truncated(client, offer_shop):
     res = quote(client, offer_shop, cart)
     assert res.status_code == 422
     assert "quantity" in res.get_json()["errors"]["cart"]["lines"]["0"]
+
+
+def test_switching_offers_off_stops_live_offers_being_accepted(client, offer_shop):
+    """The merchant's off switch must stop new discounts, not only new quotes."""
+    offer = _offer(client, offer_shop)
+    offer_shop.settings = {**offer_shop.settings, "offers_enabled": False}
+    db.session.commit()
+    res = accept(client, offer_shop, offer["token"])
+    assert res.status_code == 409, res.get_json()
+    assert db.session.scalar(sa.select(sa.func.count(OfferLedgerEntry.id))) == 0
