@@ -3,8 +3,7 @@
 A file's dates share one form, so a non-ISO form is inferred once per file (from all of its
 distinct values), never per value: read one by one, ``01-07-2015`` and ``21-07-2015``
 would come out month-first and day-first. Unix epoch numbers are read as seconds (or
-milliseconds, when too large for seconds); small numbers, which as seconds would all
-fall in January 1970, are day numbers.
+milliseconds, when too large for seconds).
 """
 
 from __future__ import annotations
@@ -28,9 +27,6 @@ FORMATS = tuple(d + t for t in _TIMES for d in _DATES)
 _NUMBER = re.compile(r"[+-]?\d+(\.\d*)?\Z")
 #: epoch values above this are milliseconds (1e11 s is the year 5138)
 _MILLIS = 1e11
-#: all values below this are day numbers (a day index, days since the first order): as
-#: epoch seconds they would all fall in the first 12 days of 1970
-_DAYS = 1e6
 _SAMPLE = 500
 
 
@@ -70,11 +66,9 @@ class TimestampColumn:
             return {}
         if all(_NUMBER.match(v) for v in values):
             numbers = [float(v) for v in values]
-            top = max(abs(n) for n in numbers)
-            unit, self.note = ((0.001, "unix epoch milliseconds") if top > _MILLIS
-                               else (86400.0, "day numbers (day 0 = 1970-01-01)") if top < _DAYS
-                               else (1.0, "unix epoch seconds"))
-            return {v: n * unit for v, n in zip(values, numbers, strict=True)}
+            millis = max(abs(n) for n in numbers) > _MILLIS
+            self.note = ("unix epoch milliseconds" if millis else "unix epoch seconds")
+            return {v: n / 1000.0 if millis else n for v, n in zip(values, numbers, strict=True)}
         by_line = sorted(values, key=self._pending.__getitem__)
         formats = _formats_of(by_line[:_SAMPLE] + _day_first_witnesses(values))
         for fmt in formats:

@@ -170,8 +170,6 @@ def _times(tmp_path, stamps: list[str], capsys=None) -> list[str]:
                  "unix epoch seconds", id="epoch-seconds"),
     pytest.param(["1493740800000", "1493827200000"], ["2017-05-02T16:00", "2017-05-03T16:00"],
                  "unix epoch milliseconds", id="epoch-milliseconds"),
-    pytest.param(["0", "7.5", "30"], ["1970-01-01T00:00", "1970-01-08T12:00", "1970-01-31T00:00"],
-                 "day numbers", id="day-numbers"),
     pytest.param(["01/02/2015", "03/04/2015"], ["2015-01-02T00:00", "2015-03-04T00:00"],
                  "could be '%d/%m/%Y'", id="ambiguous-read-month-first-and-said-so"),
 ])
