@@ -7,6 +7,7 @@ The CSV contract (issue 3, part 4) is implemented here at the boundary: bad inpu
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -70,13 +71,42 @@ def make_judge():
 
 
 # --------------------------------------------------------------------------- CSV input
+# bytes cp1252 leaves undefined; read as latin-1 (the same code point as the byte)
+_CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
+_not_utf8 = [0]  # bytes read by the fallback, for a note per file
+
+
+def _cp1252_fallback(exc: UnicodeError) -> tuple[str, int]:
+    """Decode error handler: a byte that is not UTF-8 is read as Windows-1252 (Excel on
+    Windows, latin-1 exports), so ``caf\xe9`` is ``café`` in every file that holds it."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start:exc.end]
+    _not_utf8[0] += len(bad)
+    return "".join(chr(b) if b in _CP1252_UNDEFINED else bytes([b]).decode("cp1252")
+                   for b in bad), exc.end
+
+
+codecs.register_error("shopkeeper-cp1252", _cp1252_fallback)
+
+
 def _open_text(path: Path) -> io.TextIOBase:
-    """The file as text; gzip is told by its magic bytes, not its suffix (``.GZ``, ``.csv``)."""
+    """The file as text; gzip is told by its magic bytes, not its suffix (``.GZ``, ``.csv``).
+
+    UTF-8 (with or without BOM), and UTF-16 with a BOM (Excel's "Unicode text"); bytes that
+    are not UTF-8 are read as Windows-1252 (see ``_cp1252_fallback``).
+    """
     with open(path, "rb") as fh:
         gzipped = fh.read(2) == b"\x1f\x8b"
-    if gzipped:
-        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
-    return open(path, newline="", encoding="utf-8-sig")  # closed by the caller
+    raw = gzip.open(path, "rb") if gzipped else open(path, "rb")  # noqa: SIM115
+    try:
+        head = raw.peek(2)[:2]
+    except _READ_ERRORS:
+        head = b""  # a corrupt gzip header surfaces on the first read, with its message
+    if head in (b"\xff\xfe", b"\xfe\xff"):
+        return io.TextIOWrapper(raw, encoding="utf-16", newline="")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="shopkeeper-cp1252",
+                            newline="")  # closed by the caller
 
 
 def _unreadable(path: Path, exc: BaseException, hint: str) -> click.BadParameter:
@@ -106,8 +136,9 @@ def _delimiter(header: str) -> str:
 
 @contextmanager
 def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
-              hint: str) -> Iterator[tuple[dict[str, int], Iterator[tuple[int, list[str]]]]]:
-    """Column positions and a stream of ``(line number, row)``; bad structure is a usage error.
+              hint: str) -> Iterator[tuple[dict[str, int], Iterator[tuple[int, list[str]]], str]]:
+    """Column positions, a stream of ``(line number, row)`` and the field separator; bad
+    structure is a usage error.
 
     Rows are streamed, not held: a 6M-line file kept as lists of strings took 5.6 GB. A row
     that stops early but holds every required column gets its missing trailing fields as
@@ -117,10 +148,12 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
         fh = _open_text(path)
     except OSError as exc:
         raise click.BadParameter(f"cannot read {path.name}: {exc}", param_hint=hint) from None
+    before = _not_utf8[0]
     with fh:
         try:
             first = fh.readline()
-            reader = csv.reader(itertools.chain([first], fh), delimiter=_delimiter(first))
+            delimiter = _delimiter(first)
+            reader = csv.reader(itertools.chain([first], fh), delimiter=delimiter)
             header = [_column_name(h) for h in next(reader, [])]
         except _READ_ERRORS as exc:
             raise _unreadable(path, exc, hint) from None
@@ -151,8 +184,11 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
                         yield reader.line_num, row
             except _READ_ERRORS as exc:
                 raise _unreadable(path, exc, hint) from None
+            if _not_utf8[0] > before:
+                click.echo(f"{path.name}: {_not_utf8[0] - before:,} byte(s) are not UTF-8 and "
+                           "were read as Windows-1252 (cp1252)", err=True)
 
-        yield col, rows()
+        yield col, rows(), delimiter
 
 
 def _quantity(value: str) -> float:
@@ -227,7 +263,7 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
     price_notes = _Prices()
     price_of = price_notes.parse  # a bound method: called once per line
     dropped = 0
-    with _read_csv(path, INTERACTION_COLUMNS, INTERACTION_OPTIONAL, hint) as (col, rows):
+    with _read_csv(path, INTERACTION_COLUMNS, INTERACTION_OPTIONAL, hint) as (col, rows, _):
         cu, it, ts = col["customer_id"], col["item_id"], col["timestamp"]
         bk, qt, pr = col.get("basket_id"), col.get("quantity"), col.get("price")
 
@@ -305,7 +341,7 @@ def load_catalog(path: Path) -> dict[str, dict]:
     hint = "'--catalog'"
     prices = _Prices()
     catalog: dict[str, dict] = {}
-    with _read_csv(path, CATALOG_COLUMNS, CATALOG_OPTIONAL, hint) as (col, rows):
+    with _read_csv(path, CATALOG_COLUMNS, CATALOG_OPTIONAL, hint) as (col, rows, _):
         text = [name for name in ("title", "description", "category") if name in col]
 
         def parse(row: list[str], line: int) -> tuple[str, dict]:

@@ -103,14 +103,32 @@ def test_catalog_without_item_id_exits_2(shop_csv, tmp_path):
     assert "--catalog" in result.stderr and "item_id" in result.stderr
 
 
-def test_undecodable_bytes_after_the_header_exit_2(tmp_path):
-    # the file is streamed, so a bad byte deep in it surfaces while rows are parsed
+def test_bytes_that_are_not_utf8_are_read_as_windows_1252_with_a_note(tmp_path):
+    # Excel on Windows writes cp1252; the file is streamed, so the byte may come late
     path = tmp_path / "latin1.csv"
     path.write_bytes(HEADER.encode() + b"c1,i1,2024-01-01,o1,1,1\n" * 5000
-                     + "c1,caf\u00e9,2024-01-02,o2,1,1\n".encode("latin-1"))
-    result = _run("--interactions", path)
-    assert result.exit_code == 2
-    assert "cannot read latin1.csv" in result.stderr
+                     + "c1,caf\u00e9 cr\u00e8me,2024-01-02,o2,1,1\n".encode("cp1252"))
+    catalog = tmp_path / "cat.csv"  # the same item in UTF-8: one item, with its title
+    catalog.write_bytes("item_id,title\ncaf\u00e9 cr\u00e8me,Caf\u00e9 \u20ac\n"
+                        .encode("utf-8"))
+    result = _run("--interactions", path, "--catalog", catalog, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ("latin1.csv: 2 byte(s) are not UTF-8 and were read as "
+                             "Windows-1252 (cp1252)\n")
+    data = load_interactions(path, catalog)
+    assert sorted(data.item_ids) == ["caf\u00e9 cr\u00e8me", "i1"]
+    assert data.catalog.title[data.item_index("caf\u00e9 cr\u00e8me")] == "Caf\u00e9 \u20ac"
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_utf16_with_a_bom_is_read(tmp_path, gz):
+    # Excel's "Unicode text" export: UTF-16 with a byte-order mark, tab-separated, CRLF
+    text = "customer_id\titem_id\ttimestamp\r\nc1\tcaf\u00e9\t2024-01-01\r\nc1\ti2\t2024-01-02\r\n"
+    blob = text.encode("utf-16")
+    path = tmp_path / "u16.txt"
+    path.write_bytes(gzip.compress(blob) if gz else blob)
+    data = load_interactions(path)
+    assert sorted(data.item_ids) == ["caf\u00e9", "i2"] and len(np.unique(data.basket)) == 2
 
 
 def test_catalog_header_without_rows_exits_2(shop_csv, tmp_path):
