@@ -3,7 +3,9 @@
 A file's dates share one form, so a non-ISO form is inferred once per file (from all of its
 distinct values), never per value: read one by one, ``01-07-2015`` and ``21-07-2015``
 would come out month-first and day-first. Unix epoch numbers are read as seconds (or
-milliseconds, when too large for seconds).
+milliseconds, when too large for seconds); numbers all below 100,000 are day numbers (a
+``DAY`` column, or Excel serial dates from 20,000 on), since as seconds they would all fall
+on 1970-01-01.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ FORMATS = tuple(d + t for t in _TIMES for d in _DATES)
 _NUMBER = re.compile(r"[+-]?\d+(\.\d*)?\Z")
 #: epoch values above this are milliseconds (1e11 s is the year 5138)
 _MILLIS = 1e11
+#: numbers all below this are day numbers, not seconds (1e5 s is 1970-01-02)
+_DAYS = 1e5
+#: day numbers from here on are Excel serial dates (20,000 is 1954-10-03)
+_EXCEL_FROM = 20_000
+_EXCEL_DAY_0 = -2_209_161_600.0  # 1899-12-30, Excel's day 0, in unix seconds
+_DAY = 86_400.0
 _SAMPLE = 500
 
 
@@ -66,6 +74,14 @@ class TimestampColumn:
             return {}
         if all(_NUMBER.match(v) for v in values):
             numbers = [float(v) for v in values]
+            if max(abs(n) for n in numbers) < _DAYS:
+                # seconds would all fall on 1970-01-01: day numbers (a "DAY" column,
+                # Excel serial dates when the formatting is lost)
+                excel = min(numbers) >= _EXCEL_FROM
+                self.note = ("day numbers: Excel serial dates (day 0 is 1899-12-30)" if excel
+                             else "day numbers (day 0 is 1970-01-01)")
+                origin = _EXCEL_DAY_0 if excel else 0.0
+                return {v: origin + n * _DAY for v, n in zip(values, numbers, strict=True)}
             millis = max(abs(n) for n in numbers) > _MILLIS
             self.note = ("unix epoch milliseconds" if millis else "unix epoch seconds")
             return {v: n / 1000.0 if millis else n for v, n in zip(values, numbers, strict=True)}

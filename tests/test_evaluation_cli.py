@@ -190,6 +190,10 @@ def _times(tmp_path, stamps: list[str], capsys=None) -> list[str]:
                  "unix epoch milliseconds", id="epoch-milliseconds"),
     pytest.param(["01/02/2015", "03/04/2015"], ["2015-01-02T00:00", "2015-03-04T00:00"],
                  "could be '%d/%m/%Y'", id="ambiguous-read-month-first-and-said-so"),
+    pytest.param(["1", "8", "711"], ["1970-01-02T00:00", "1970-01-09T00:00", "1971-12-13T00:00"],
+                 "day numbers (day 0 is 1970-01-01)", id="day-numbers-not-seconds"),
+    pytest.param(["45413", "45414.5"], ["2024-05-01T00:00", "2024-05-02T12:00"],
+                 "Excel serial dates", id="excel-serial-dates"),
 ])
 def test_common_non_iso_timestamps_are_read_in_one_form_per_file(tmp_path, capsys, stamps,
                                                                     expected, note):
