@@ -21,6 +21,8 @@ _DATES = (
     # month-first before day-first with slashes (US exports: Online Retail's "12/1/2010 8:26"),
     # day-first before month-first with dashes and dots (European exports)
     "%m/%d/%Y", "%d/%m/%Y", "%d-%m-%Y", "%m-%d-%Y", "%d.%m.%Y", "%Y/%m/%d", "%Y.%m.%d",
+    # ISO order without its zero padding (Excel's yyyy-m-d h:mm): 2015-7-1 8:05
+    "%Y-%m-%d",
     "%m/%d/%y", "%d/%m/%y", "%d-%m-%y", "%m-%d-%y", "%d.%m.%y",
     "%d %b %Y", "%d-%b-%Y", "%d-%b-%y", "%b %d %Y", "%b %d, %Y", "%d %B %Y", "%B %d, %Y",
 )
@@ -35,6 +37,8 @@ _DAYS = 1e5
 _EXCEL_FROM = 20_000
 _EXCEL_DAY_0 = -2_209_161_600.0  # 1899-12-30, Excel's day 0, in unix seconds
 _DAY = 86_400.0
+#: zone words some exports append to an ISO value (BigQuery: "2024-05-01 13:45:00 UTC")
+_UTC_WORDS = (" UTC", " GMT")
 _SAMPLE = 500
 
 
@@ -57,6 +61,8 @@ class TimestampColumn:
         if got is not None:
             return got
         text = value.strip()
+        if text[-4:].upper() in _UTC_WORDS:
+            text = text[:-4].rstrip()
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:

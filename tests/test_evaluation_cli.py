@@ -194,6 +194,10 @@ def _times(tmp_path, stamps: list[str], capsys=None) -> list[str]:
                  "day numbers (day 0 is 1970-01-01)", id="day-numbers-not-seconds"),
     pytest.param(["45413", "45414.5"], ["2024-05-01T00:00", "2024-05-02T12:00"],
                  "Excel serial dates", id="excel-serial-dates"),
+    pytest.param(["2015-7-1 8:05", "2015-7-21 13:45"], ["2015-07-01T08:05", "2015-07-21T13:45"],
+                 "'%Y-%m-%d %H:%M'", id="iso-order-without-zero-padding"),
+    pytest.param(["2024-05-01 13:45:00 UTC", "2024-05-02T08:00:00 GMT"],
+                 ["2024-05-01T13:45", "2024-05-02T08:00"], "", id="iso-with-a-utc-word"),
 ])
 def test_common_non_iso_timestamps_are_read_in_one_form_per_file(tmp_path, capsys, stamps,
                                                                     expected, note):
