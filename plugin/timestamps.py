@@ -92,7 +92,7 @@ class TimestampColumn:
             self.note = ("unix epoch milliseconds" if millis else "unix epoch seconds")
             return {v: n / 1000.0 if millis else n for v, n in zip(values, numbers, strict=True)}
         by_line = sorted(values, key=self._pending.__getitem__)
-        formats = _formats_of(by_line[:_SAMPLE] + _day_first_witnesses(values))
+        formats = _formats_of(by_line[:_SAMPLE] + _witnesses(values))
         for fmt in formats:
             out = _parse_all(values, fmt)
             if out is not None:
@@ -137,16 +137,18 @@ def _try(value: str, fmt: str) -> float | None:
         return None
 
 
-def _day_first_witnesses(values: list[str]) -> list[str]:
-    """A few values whose first number exceeds 12: they settle day-first against month-first."""
-    out = []
+def _witnesses(values: list[str]) -> list[str]:
+    """A few values whose first, and a few whose second, number is a day above 12: they
+    settle day-first against month-first (also when the file's first lines are all early
+    in a month)."""
+    out: list[list[str]] = [[], []]
     for v in values:
-        head = re.match(r"\d+", v)
-        if head and 12 < int(head.group()) <= 31:
-            out.append(v)
-            if len(out) == 20:
-                break
-    return out
+        for place, number in enumerate(re.findall(r"\d+", v)[:2]):
+            if 12 < int(number) <= 31 and len(out[place]) < 20:
+                out[place].append(v)
+        if len(out[0]) == len(out[1]) == 20:
+            break
+    return out[0] + out[1]
 
 
 def _formats_of(sample: list[str]) -> list[str]:

@@ -210,6 +210,15 @@ def test_the_file_not_the_value_settles_day_first(tmp_path):
     assert _times(tmp_path, ["01-07-2015", "02-07-2015", "21-07-2015"])[0] == "2015-07-01T00:00"
 
 
+def test_month_first_file_whose_first_lines_are_early_in_a_month_is_not_called_ambiguous(
+        tmp_path, capsys):
+    # 600 values of January 1st to 12th, then the 13th: the file is month-first, unambiguously
+    stamps = [f"1/{1 + n // 50}/2017 10:{n % 50:02d}" for n in range(600)] + ["1/13/2017 10:00"]
+    assert _times(tmp_path, stamps)[-1] == "2017-01-13T10:00"
+    err = capsys.readouterr().err
+    assert "'%m/%d/%Y %H:%M'" in err and "could be" not in err
+
+
 def test_iso_file_gives_no_timestamp_note(tmp_path, capsys):
     _times(tmp_path, ["2015-07-01", "2015-07-21T10:00:00+02:00"])
     assert "timestamps read as" not in capsys.readouterr().err
