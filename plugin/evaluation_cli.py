@@ -14,6 +14,7 @@ import io
 import itertools
 import json
 import math
+import re
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -304,12 +305,47 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
     catalog = load_catalog(catalog_path) if catalog_path else None
     if catalog is not None and catalog_path is not None:
         bought = set(items)
+        catalog = _match_numeric_ids(catalog_path, catalog, bought)
         known = sum(1 for item in bought if item in catalog)
         if 2 * known < len(bought):
             click.echo(f"{catalog_path.name}: {known:,} of {len(bought):,} bought items are "
                        "in the catalog; check that item_id values match", err=True)
     return Interactions.from_arrays(
         users, items, when, baskets=baskets, quantities=qty, prices=prices, catalog=catalog)
+
+
+# a whole number written with leading zeros or a zero fraction: 001234, 1234.0
+_WHOLE_NUMBER = re.compile(r"0*(\d+?)(?:\.0*)?")
+
+
+def _match_numeric_ids(path: Path, catalog: dict[str, dict], bought: set[str]) -> dict[str, dict]:
+    """``catalog`` with ids that name a bought item only as a number renamed to that item.
+
+    Spreadsheets and dataframes write one numeric id as ``1234`` in one file and ``1234.0``
+    or zero-padded ``001234`` in the other. A catalog id is renamed only when it is not
+    bought itself, its number is that of exactly one bought id missing from the catalog, and
+    that id is not claimed by another catalog row; a count goes to stderr.
+    """
+    missing: dict[str, str | None] = {}
+    for item in bought:
+        if item not in catalog and (m := _WHOLE_NUMBER.fullmatch(item)):
+            key = m.group(1)
+            missing[key] = None if key in missing else item  # two bought ids: ambiguous
+    if not missing:
+        return catalog
+    renamed: dict[str, str] = {}
+    for cid in catalog:
+        if cid not in bought and (m := _WHOLE_NUMBER.fullmatch(cid)):
+            target = missing.get(m.group(1))
+            if target is not None:
+                missing[m.group(1)] = None  # one catalog row per bought item
+                renamed[cid] = target
+    if not renamed:
+        return catalog
+    cid, target = next(iter(renamed.items()))
+    click.echo(f"{path.name}: {len(renamed):,} item_id value(s) match bought items only as "
+               f"numbers (e.g. {cid!r} for {target!r}) and were read as those items", err=True)
+    return {renamed.get(k, k): v for k, v in catalog.items()}
 
 
 def _resolve_times(path: Path, hint: str, clock: TimestampColumn, users: list[str],

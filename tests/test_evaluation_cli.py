@@ -378,6 +378,24 @@ def test_catalog_matching_few_bought_items_is_warned_about(shop_csv, tmp_path):
                              "check that item_id values match\n")
 
 
+def test_catalog_ids_that_match_bought_items_only_as_numbers_are_those_items(tmp_path):
+    # a dataframe wrote 101.0 in one file, a spreadsheet zero-padded the other
+    text = ("customer_id,item_id,timestamp\n1.0,101.0,2024-01-01\n1.0,102,2024-01-02\n"
+            "1.0,103,2024-01-03\n")
+    catalog = ("item_id,title\n101,Milk\n000102,Eggs\n103,Tea\n0103,Tea again\n"
+               "999.0,Never bought\n")
+    result = _run("--interactions", _write(tmp_path / "x.csv", text), "--catalog",
+                  _write(tmp_path / "cat.csv", catalog), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ("cat.csv: 2 item_id value(s) match bought items only as numbers "
+                             "(e.g. '101' for '101.0') and were read as those items\n")
+    data = load_interactions(tmp_path / "x.csv", tmp_path / "cat.csv")
+    # 103 is in the catalog as itself, so 0103 stays a catalog item of its own
+    assert sorted(data.item_ids) == ["0103", "101.0", "102", "103", "999.0"]
+    titles = {i: data.catalog.title[data.item_index(i)] for i in ("101.0", "102", "103")}
+    assert titles == {"101.0": "Milk", "102": "Eggs", "103": "Tea"}
+
+
 @pytest.mark.parametrize(("name", "expected"), [
     ("grocery.v2.csv", "grocery.v2"), ("grocery.v2.csv.gz", "grocery.v2"),
     ("Orders.CSV.GZ", "Orders"), ("orders.gz", "orders"), ("orders.tsv", "orders.tsv"),
