@@ -192,14 +192,23 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
         yield col, rows(), delimiter
 
 
-def _quantity(value: str) -> float:
-    """A quantity; empty or a missing marker (``NA``, ``null``, ``-``, ...) means 1."""
+def _quantity(value: str, decimal_comma: bool = False) -> float:
+    """A quantity; empty or a missing marker (``NA``, ``null``, ``-``, ...) means 1.
+
+    With ``decimal_comma`` (a file not separated by commas: a locale whose decimal mark is
+    the comma) ``1,5`` is 1.5.
+    """
     try:
         q = float(value)
     except ValueError:
         if value.strip().lower() in MISSING:
             return 1.0
-        raise ValueError(f"quantity {value!r} is not a number") from None
+        try:
+            if not (decimal_comma and value.count(",") == 1):
+                raise ValueError
+            q = float(value.replace(",", "."))
+        except ValueError:
+            raise ValueError(f"quantity {value!r} is not a number") from None
     return 1.0 if math.isnan(q) else q
 
 
@@ -264,13 +273,14 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
     price_notes = _Prices()
     price_of = price_notes.parse  # a bound method: called once per line
     dropped = 0
-    with _read_csv(path, INTERACTION_COLUMNS, INTERACTION_OPTIONAL, hint) as (col, rows, _):
+    with _read_csv(path, INTERACTION_COLUMNS, INTERACTION_OPTIONAL, hint) as (col, rows, sep):
         cu, it, ts = col["customer_id"], col["item_id"], col["timestamp"]
+        decimal_comma = sep != ","
         bk, qt, pr = col.get("basket_id"), col.get("quantity"), col.get("price")
 
         def parse(row: list[str], line: int) -> tuple | None:
             user, item, stamp = row[cu].strip(), row[it].strip(), row[ts]
-            qty = _quantity(row[qt]) if qt is not None else 1.0
+            qty = _quantity(row[qt], decimal_comma) if qt is not None else 1.0
             if qty <= 0:  # returns and cancellations are not purchases
                 return None
             if not user or not item:

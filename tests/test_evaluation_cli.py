@@ -257,6 +257,18 @@ def test_semicolon_tab_and_pipe_separated_files_are_read(tmp_path, sep):
     assert sorted(data.item_ids) == ["i1", "i2"] and len(np.unique(data.basket)) == 2
 
 
+def test_quantities_with_a_decimal_comma_are_read_in_files_not_separated_by_commas(tmp_path):
+    # a German Excel export: ';' between fields, ',' as the decimal mark
+    text = ("customer_id;item_id;timestamp;quantity\nc1;i1;21.07.2015;1,5\n"
+            "c1;i2;22.07.2015;0,0\nc1;i3;23.07.2015;2\n")
+    data = load_interactions(_write(tmp_path / "de.csv", text))
+    assert sorted(data.quantity.tolist()) == [1.5, 2.0]  # 0,0 is no purchase
+    # with commas between fields, "1,5" could be 1.5 or 15: still an error
+    result = _run("--interactions", _write(tmp_path / "us.csv", 'customer_id,item_id,timestamp,'
+                                           'quantity\nc1,i1,2024-01-01,"1,5"\n'))
+    assert result.exit_code == 2 and "quantity '1,5' is not a number" in result.stderr
+
+
 def test_blank_and_comma_only_lines_are_skipped(tmp_path):
     text = HEADER + "\nc1,i1,2024-01-01,o1,1,1\n,,,,,\n  \nc1,i2,2024-01-02,o2,1,1\n"
     data = load_interactions(_write(tmp_path / "b.csv", text))
