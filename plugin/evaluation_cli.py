@@ -312,6 +312,8 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
                    "(returns or cancellations)", err=True)
     _resolve_times(path, hint, clock, users, when, baskets)
     price_notes.note(path)
+    _warn_scientific_ids(path, names, {"customer_id": users, "item_id": items,
+                                       "basket_id": baskets})
     catalog = load_catalog(catalog_path) if catalog_path else None
     if catalog is not None and catalog_path is not None:
         bought = set(items)
@@ -322,6 +324,26 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
                        "in the catalog; check that item_id values match", err=True)
     return Interactions.from_arrays(
         users, items, when, baskets=baskets, quantities=qty, prices=prices, catalog=catalog)
+
+
+# what a spreadsheet shows for a long number (4.71009E+12); a basket key ends in one
+_SCIENTIFIC = re.compile(r"(?:^|\x1f)[+-]?\d(?:\.\d+)?[eE][+-]?\d+$")
+
+
+def _warn_scientific_ids(path: Path, names: dict[str, str], columns: dict[str, list]) -> None:
+    """Warn about ids in scientific notation: Excel writes a long numeric id (an EAN, an
+    11-digit basket id) as ``4.71009E+12``, so different ids have become one."""
+    odd = {k for k in names if ("E" in k or "e" in k) and _SCIENTIFIC.search(k)}
+    if not odd:
+        return
+    for column, values in columns.items():
+        found = odd.intersection(values)
+        if found:
+            example = min(found).rpartition("\x1f")[2]
+            click.echo(f"{path.name}: {len(found):,} {column} value(s) are numbers in "
+                       f"scientific notation (e.g. {example!r}): a spreadsheet rounded long "
+                       "ids, so different ids may have become one; export the column as text",
+                       err=True)
 
 
 # a whole number written with leading zeros or a zero fraction: 001234, 1234.0

@@ -269,6 +269,22 @@ def test_quantities_with_a_decimal_comma_are_read_in_files_not_separated_by_comm
     assert result.exit_code == 2 and "quantity '1,5' is not a number" in result.stderr
 
 
+def test_ids_in_scientific_notation_are_warned_about(shop_csv, tmp_path):
+    # Excel shows 13-digit EANs as 4.71009E+12 and writes that: distinct items became one
+    text = (HEADER + "c1,4.71009E+12,2024-01-01,o1,1,1\nc1,4.71009E+12,2024-01-02,o2,1,1\n"
+            "c1,4.71E+12,2024-01-02,o2,1,1\nc2,i1,2024-01-01,3.1E+10,1,1\n"
+            "c2,i2,2024-01-02,o4,1,1\n")
+    result = _run("--interactions", _write(tmp_path / "sci.csv", text), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"sci.csv: {n} {column} value(s) are numbers in scientific notation (e.g. {ex!r}): a "
+        "spreadsheet rounded long ids, so different ids may have become one; export the "
+        "column as text" for n, column, ex in ((2, "item_id", "4.71009E+12"),
+                                               (1, "basket_id", "3.1E+10"))]
+    result = _run("--interactions", shop_csv[0], "--json")  # ordinary ids: no warning
+    assert result.exit_code == 0 and result.stderr == ""
+
+
 def test_blank_and_comma_only_lines_are_skipped(tmp_path):
     text = HEADER + "\nc1,i1,2024-01-01,o1,1,1\n,,,,,\n  \nc1,i2,2024-01-02,o2,1,1\n"
     data = load_interactions(_write(tmp_path / "b.csv", text))
