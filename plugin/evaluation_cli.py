@@ -91,6 +91,15 @@ def _cp1252_fallback(exc: UnicodeError) -> tuple[str, int]:
 codecs.register_error("shopkeeper-cp1252", _cp1252_fallback)
 
 
+# binary files a CSV is exported from, by their first bytes (read as text, they would be
+# garbage with a misleading complaint about the header)
+_NOT_CSV = (
+    (b"PK\x03\x04", "a zip archive (an .xlsx workbook, or a zipped CSV to unzip)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls)"),
+    (b"PAR1", "a Parquet file"),
+)
+
+
 def _open_text(path: Path) -> io.TextIOBase:
     """The file as text; gzip is told by its magic bytes, not its suffix (``.GZ``, ``.csv``).
 
@@ -101,10 +110,14 @@ def _open_text(path: Path) -> io.TextIOBase:
         gzipped = fh.read(2) == b"\x1f\x8b"
     raw = gzip.open(path, "rb") if gzipped else open(path, "rb")  # noqa: SIM115
     try:
-        head = raw.peek(2)[:2]
+        head = raw.peek(8)[:8]
     except _READ_ERRORS:
         head = b""  # a corrupt gzip header surfaces on the first read, with its message
-    if head in (b"\xff\xfe", b"\xfe\xff"):
+    for magic, kind in _NOT_CSV:
+        if head.startswith(magic):
+            raw.close()
+            raise OSError(f"it is {kind}, not a CSV file; save or export it as CSV")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return io.TextIOWrapper(raw, encoding="utf-16", newline="")
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="shopkeeper-cp1252",
                             newline="")  # closed by the caller

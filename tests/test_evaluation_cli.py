@@ -131,6 +131,35 @@ def test_utf16_with_a_bom_is_read(tmp_path, gz):
     assert sorted(data.item_ids) == ["caf\u00e9", "i2"] and len(np.unique(data.basket)) == 2
 
 
+def _zipped(tmp_path: Path) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "z.zip", "w") as z:
+        z.writestr("orders.csv", HEADER + "c1,i1,2024-01-01,o1,1,1\n")
+    return (tmp_path / "z.zip").read_bytes()
+
+
+@pytest.mark.parametrize(("blob", "kind"), [
+    pytest.param(_zipped, "a zip archive (an .xlsx workbook, or a zipped CSV to unzip)",
+                 id="zip-or-xlsx"),
+    pytest.param(lambda _: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500),
+                 "an Excel 97-2003 workbook (.xls)", id="xls"),
+    pytest.param(lambda _: b"PAR1\x15\x04" + bytes(100), "a Parquet file", id="parquet"),
+])
+def test_workbooks_and_archives_exit_2_saying_what_they_are(tmp_path, blob, kind):
+    for name, data in (("orders.xlsx", blob(tmp_path)), ("orders.csv.gz",
+                                                          gzip.compress(blob(tmp_path)))):
+        result = _run("--interactions", _write_bytes(tmp_path / name, data))
+        assert result.exit_code == 2, result.output
+        assert (f"cannot read {name}: it is {kind}, not a CSV file; save or export it as CSV"
+                in result.stderr)
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
 def test_catalog_header_without_rows_exits_2(shop_csv, tmp_path):
     catalog = _write(tmp_path / "cat.csv", "item_id,title\n\n")
     result = _run("--interactions", shop_csv[0], "--catalog", catalog)
