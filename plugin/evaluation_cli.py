@@ -139,6 +139,9 @@ def _column_name(name: str) -> str:
     return name.strip().lstrip("\ufeff").strip().lower()
 
 
+_SEP_LINE = re.compile(r"sep=[,;\t|]", re.IGNORECASE)
+
+
 def _delimiter(header: str) -> str:
     """``,``; or ``;`` / tab for a header that holds no comma (spreadsheet exports)."""
     if "," not in header:
@@ -166,9 +169,14 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
     with fh:
         try:
             first = fh.readline()
-            delimiter = _delimiter(first)
+            skip = 0  # lines before the header
+            if _SEP_LINE.fullmatch(first.rstrip("\r\n")):  # Excel's "sep=;" line
+                delimiter, first, skip = first[4], fh.readline(), 1
+            else:
+                delimiter = _delimiter(first)
             reader = csv.reader(itertools.chain([first], fh), delimiter=delimiter)
-            header = [_column_name(h) for h in next(reader, [])]
+            names = next(reader, [])
+            header = [_column_name(h) for h in names]
         except _READ_ERRORS as exc:
             raise _unreadable(path, exc, hint) from None
         if not any(header):
@@ -188,16 +196,29 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
         width = max(col.values()) + 1  # fields the parsers index
         need = max(col[c] for c in required) + 1
 
+        # the header again further down: files joined with their headers (cat a.csv b.csv)
+        head_end = header[0]
+        tail = -len(head_end) if head_end else 0
+        repeated = 0
+
         def rows() -> Iterator[tuple[int, list[str]]]:
+            nonlocal repeated
             try:
                 for row in reader:
                     # blank lines (also ",,,") are skipped; the first field settles most rows
                     if row and (row[0].strip() or any(map(str.strip, row))):
+                        if (tail and row[0][tail:].lower() == head_end and len(row) == len(header)
+                                and [_column_name(h) for h in row] == header):
+                            repeated += 1
+                            continue
                         if need <= len(row) < width:  # trailing empty fields left out
                             row.extend([""] * (width - len(row)))
-                        yield reader.line_num, row
+                        yield reader.line_num + skip, row
             except _READ_ERRORS as exc:
                 raise _unreadable(path, exc, hint) from None
+            if repeated:
+                click.echo(f"{path.name}: skipped {repeated:,} repeated header line(s) "
+                           "(files joined with their headers)", err=True)
             if _not_utf8[0] > before:
                 click.echo(f"{path.name}: {_not_utf8[0] - before:,} byte(s) are not UTF-8 and "
                            "were read as Windows-1252 (cp1252)", err=True)

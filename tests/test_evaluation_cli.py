@@ -314,6 +314,26 @@ def test_ids_in_scientific_notation_are_warned_about(shop_csv, tmp_path):
     assert result.exit_code == 0 and result.stderr == ""
 
 
+def test_files_joined_with_their_headers_are_read_with_a_note(tmp_path):
+    part = "customer_id,item_id,timestamp\nc1,i1,2024-01-01\nc1,i2,2024-01-02\n"
+    path = tmp_path / "joined.csv"  # cat a.csv b.csv, the second one with a BOM
+    path.write_bytes(("\ufeff" + part + "\ufeff" + part.upper().replace("C1,I", "c2,i")
+                      ).encode())
+    result = _run("--interactions", path, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ("joined.csv: skipped 1 repeated header line(s) (files joined with "
+                             "their headers)\n")
+    assert json.loads(result.stdout)["users"] == 2
+
+
+def test_excel_sep_line_sets_the_separator_and_lines_keep_their_numbers(tmp_path):
+    text = "sep=;\ncustomer_id;item_id;timestamp\nc1;i1;2024-01-01\nc1;i2;2024-01-02\n"
+    data = load_interactions(_write(tmp_path / "sep.csv", text))
+    assert sorted(data.item_ids) == ["i1", "i2"]
+    result = _run("--interactions", _write(tmp_path / "bad.csv", text + "c1;i3;someday\n"))
+    assert result.exit_code == 2 and "bad.csv line 5: unparsable timestamp" in result.stderr
+
+
 def test_blank_and_comma_only_lines_are_skipped(tmp_path):
     text = HEADER + "\nc1,i1,2024-01-01,o1,1,1\n,,,,,\n  \nc1,i2,2024-01-02,o2,1,1\n"
     data = load_interactions(_write(tmp_path / "b.csv", text))
