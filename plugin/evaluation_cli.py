@@ -199,6 +199,7 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
         # the header again further down: files joined with their headers (cat a.csv b.csv)
         head_end = header[0]
         tail = -len(head_end) if head_end else 0
+        ends = frozenset({head_end[-1:], head_end[-1:].upper()} if head_end else ())
         repeated = 0
 
         def rows() -> Iterator[tuple[int, list[str]]]:
@@ -207,7 +208,7 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
                 for row in reader:
                     # blank lines (also ",,,") are skipped; the first field settles most rows
                     if row and (row[0].strip() or any(map(str.strip, row))):
-                        if (tail and row[0][tail:].lower() == head_end and len(row) == len(header)
+                        if (row[0][-1:] in ends and row[0][tail:].lower() == head_end
                                 and [_column_name(h) for h in row] == header):
                             repeated += 1
                             continue
