@@ -51,7 +51,7 @@ class TimestampColumn:
     """
 
     def __init__(self) -> None:
-        self._seconds: dict[str, float] = {}
+        self._seconds: dict[str, float | str] = {}  # value -> seconds, or its deferred text
         self._pending: dict[str, int] = {}  # value -> first line it was seen on
         self.note = ""
 
@@ -69,6 +69,8 @@ class TimestampColumn:
             if not text:
                 raise ValueError("empty timestamp") from None
             self._pending.setdefault(text, line)
+            # one string per distinct value, not per line, and no second parse attempt
+            self._seconds[value] = text
             return text
         self._seconds[value] = _seconds(parsed)
         return self._seconds[value]

@@ -248,6 +248,16 @@ def test_month_first_file_whose_first_lines_are_early_in_a_month_is_not_called_a
     assert "'%m/%d/%Y %H:%M'" in err and "could be" not in err
 
 
+def test_a_non_iso_value_is_held_once_not_once_per_line():
+    # a 30M-line file of "12/1/2010 8:26" values kept a string per line until resolved
+    from plugin.timestamps import TimestampColumn
+
+    clock, hour = TimestampColumn(), 8
+    first = clock.add(f"12/1/2010 {hour}:26", 2)
+    again = clock.add(f"12/1/2010 {hour}:26", 3)  # an equal string, not the same object
+    assert first == again and first is again
+
+
 def test_iso_file_gives_no_timestamp_note(tmp_path, capsys):
     _times(tmp_path, ["2015-07-01", "2015-07-21T10:00:00+02:00"])
     assert "timestamps read as" not in capsys.readouterr().err
