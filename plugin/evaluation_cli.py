@@ -307,19 +307,19 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
     prices: list[float] = []
     price_notes = _Prices()
     price_of = price_notes.parse  # a bound method: called once per line
-    dropped = 0
+    dropped = anonymous = 0
     with _read_csv(path, INTERACTION_COLUMNS, INTERACTION_OPTIONAL, hint) as (col, rows, sep):
         cu, it, ts = col["customer_id"], col["item_id"], col["timestamp"]
         decimal_comma = sep != ","
         bk, qt, pr = col.get("basket_id"), col.get("quantity"), col.get("price")
 
-        def parse(row: list[str], line: int) -> tuple | None:
+        def parse(row: list[str], line: int) -> tuple | bool | None:
             user, item, stamp = row[cu].strip(), row[it].strip(), row[ts]
             qty = _quantity(row[qt], decimal_comma) if qt is not None else 1.0
             if qty <= 0:  # returns and cancellations are not purchases
                 return None
-            if not user or not item:
-                raise ValueError("empty customer_id or item_id")
+            if not user or not item:  # a guest purchase, or an unknown product
+                return False
             when = clock.add(stamp, line)  # seconds, or a non-ISO string resolved below
             # basket ids are scoped to the customer; rows without one group by customer
             # and time (keyed once the time is known)
@@ -332,6 +332,9 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
             if parsed is None:
                 dropped += 1
                 continue
+            if parsed is False:
+                anonymous += 1
+                continue
             u, i, w, b, q, p = parsed
             users.append(u)
             items.append(i)
@@ -340,8 +343,14 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
             qty.append(q)
             prices.append(p)
     if not users:
-        raise click.BadParameter(f"{path.name} has no purchases: all {dropped:,} rows have "
-                                 "quantity <= 0", param_hint=hint)
+        why = ("have quantity <= 0" if not anonymous else "have an empty customer_id or "
+               "item_id" if not dropped else f"have quantity <= 0 ({dropped:,}) or an empty "
+               f"customer_id or item_id ({anonymous:,})")
+        raise click.BadParameter(f"{path.name} has no purchases: all {dropped + anonymous:,} "
+                                 f"rows {why}", param_hint=hint)
+    if anonymous:
+        click.echo(f"{path.name}: dropped {anonymous:,} row(s) with an empty customer_id or "
+                   "item_id", err=True)
     if dropped:
         click.echo(f"{path.name}: dropped {dropped:,} row(s) with quantity <= 0 "
                    "(returns or cancellations)", err=True)

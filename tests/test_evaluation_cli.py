@@ -395,6 +395,21 @@ def test_rows_with_quantity_zero_or_below_are_dropped(tmp_path):
 
 
 @pytest.mark.usefixtures("stand_ins")
+def test_rows_with_an_empty_customer_or_item_are_dropped_with_a_count(tmp_path):
+    # a dataframe writes a missing CustomerID (guest checkout) as an empty field
+    text = (HEADER + "c1,i1,2024-01-01,o1,1,1\n,i2,2024-01-01,o9,1,1\nc1, ,2024-01-02,o2,1,1\n"
+            "c1,i3,2024-01-02,o2,1,1\n")
+    result = _run("--interactions", _write(tmp_path / "x.csv", text), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == "x.csv: dropped 2 row(s) with an empty customer_id or item_id\n"
+    assert sorted(load_interactions(tmp_path / "x.csv").item_ids) == ["i1", "i3"]
+    result = _run("--interactions", _write(tmp_path / "none.csv", HEADER + ",i1,2024-01-01,o1,1,1\n"
+                                           "c1,i1,2024-01-01,o1,0,1\n"))
+    assert result.exit_code == 2
+    assert ("none.csv has no purchases: all 2 rows have quantity <= 0 (1) or an empty "
+            "customer_id or item_id (1)") in result.stderr
+
+
 def test_dropped_rows_are_counted_on_stderr_and_stdout_stays_json(shop_csv, tmp_path):
     result = _run("--interactions", shop_csv[0], "--json")
     assert result.exit_code == 0 and "dropped" not in result.stderr
