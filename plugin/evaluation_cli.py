@@ -139,6 +139,10 @@ def _column_name(name: str) -> str:
     return name.strip().lstrip("\ufeff").strip().lower()
 
 
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 _SEP_LINE = re.compile(r"sep=[,;\t|]", re.IGNORECASE)
 
 
@@ -185,7 +189,8 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
         if missing:
             raise click.BadParameter(
                 f"{path.name} lacks required column(s): {', '.join(missing)} "
-                f"(header must include {','.join(required)})", param_hint=hint)
+                f"(header must include {','.join(required)}; it has "
+                f"{_shorten(delimiter.join(names).strip())!r})", param_hint=hint)
         # a column read twice is ambiguous; repeated columns the CLI ignores are harmless
         twice = [c for c in (*required, *optional) if header.count(c) > 1]
         if twice:

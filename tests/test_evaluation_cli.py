@@ -96,6 +96,16 @@ def test_unknown_split_exits_2(shop_csv):
     assert "'random' is not one of" in result.stderr
 
 
+def test_missing_columns_message_shows_the_header_found(tmp_path):
+    # the Kaggle groceries file as downloaded: its columns are not yet renamed
+    text = "Member_number,Date,itemDescription\n1808,21-07-2015,tropical fruit\n"
+    result = _run("--interactions", _write(tmp_path / "Groceries_dataset.csv", text))
+    assert result.exit_code == 2
+    assert ("Groceries_dataset.csv lacks required column(s): customer_id, item_id, timestamp "
+            "(header must include customer_id,item_id,timestamp; it has "
+            "'Member_number,Date,itemDescription')") in result.stderr
+
+
 def test_catalog_without_item_id_exits_2(shop_csv, tmp_path):
     catalog = _write(tmp_path / "cat.csv", "sku,title\n1,x\n")
     result = _run("--interactions", shop_csv[0], "--catalog", catalog)
