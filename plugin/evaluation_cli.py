@@ -551,6 +551,13 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+class InputError(click.ClickException):
+    """Bad input data: exit code 2 with one line on stderr (``Error: ...``), without the
+    usage text click prints for a bad command line."""
+
+    exit_code = 2
+
+
 @click.command("evaluate")
 @click.option("--interactions", "interactions_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -568,9 +575,13 @@ def format_table(report: dict) -> str:
 def evaluate(interactions_path: Path, catalog_path: Path | None, split_name: str, k: int,
              as_json: bool, dataset: str | None) -> None:
     """Evaluate shopkeeper and the baselines (G-Pop, P-TopFreq, ItemKNN, ALS) on one split."""
-    data = load_interactions(interactions_path, catalog_path)
-    name = dataset or dataset_name(interactions_path)
-    report = run_evaluation(data, split_name, k, dataset=name, progress=sys.stderr.isatty())
+    try:
+        data = load_interactions(interactions_path, catalog_path)
+        name = dataset or dataset_name(interactions_path)
+        report = run_evaluation(data, split_name, k, dataset=name,
+                                progress=sys.stderr.isatty())
+    except click.UsageError as exc:  # bad data, not a bad command line: no usage text
+        raise InputError(exc.format_message()) from None
     click.echo(json.dumps(report) if as_json else format_table(report))
 
 

@@ -90,6 +90,16 @@ def test_bad_interactions_exit_2_with_a_clear_message(tmp_path, text, message):
     assert message in result.stderr
 
 
+@pytest.mark.parametrize("text", [
+    pytest.param("customer_id,item_id\nc1,i1\n", id="bad-file"),
+    pytest.param(HEADER + "c1,i1,2024-01-01,o1,1,1\n", id="no-test-customers"),
+])
+def test_bad_data_gives_one_line_on_stderr(tmp_path, text):
+    result = _run("--interactions", _write(tmp_path / "bad.csv", text))
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("Error: ")
+
+
 def test_unknown_split_exits_2(shop_csv):
     result = _run("--interactions", shop_csv[0], "--split", "random")
     assert result.exit_code == 2
