@@ -106,9 +106,13 @@ def _open_text(path: Path) -> io.TextIOBase:
     UTF-8 (with or without BOM), and UTF-16 with a BOM (Excel's "Unicode text"); bytes that
     are not UTF-8 are read as Windows-1252 (see ``_cp1252_fallback``).
     """
-    with open(path, "rb") as fh:
-        gzipped = fh.read(2) == b"\x1f\x8b"
-    raw = gzip.open(path, "rb") if gzipped else open(path, "rb")  # noqa: SIM115
+    # opened once and peeked at, not read twice: a pipe (--interactions <(zcat f.gz)) or
+    # FIFO would lose what the first look consumed
+    raw = open(path, "rb")  # noqa: SIM115  (closed with the text stream, by the caller)
+    if raw.peek(2)[:2] == b"\x1f\x8b":
+        gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        gz.myfileobj = raw  # closed with it, as gzip.open does for a file it opened
+        raw = gz  # type: ignore[assignment]
     try:
         head = raw.peek(8)[:8]
     except _READ_ERRORS:

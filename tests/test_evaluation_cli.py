@@ -542,6 +542,23 @@ def test_gzip_is_recognised_by_its_bytes_not_its_name(tmp_path, name):
     assert load_interactions(path).quantity.tolist() == [2.0]
 
 
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_pipe_is_read_from_its_first_byte(gz):
+    # --interactions <(zcat orders.csv.gz): looking for gzip's magic bytes must not eat them
+    import os
+
+    text = "customer_id,item_id,timestamp\nc1,i1,2024-01-01\nc1,i2,2024-01-02\n"
+    blob = gzip.compress(text.encode()) if gz else text.encode()
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, blob)
+        os.close(write_end)
+        data = load_interactions(Path(f"/dev/fd/{read_end}"))
+    finally:
+        os.close(read_end)
+    assert sorted(data.item_ids) == ["i1", "i2"]
+
+
 def test_gzip_and_optional_columns_are_read(tmp_path):
     path = tmp_path / "x.csv.gz"
     with gzip.open(path, "wt", encoding="utf-8") as fh:
