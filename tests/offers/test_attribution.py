@@ -80,16 +80,24 @@ def test_quote_outcomes_settle_when_window_closes(app, shop):
     assert (bought.converted, waiting.converted, lapsed.converted) == (True, None, False)
 
 
-def test_unused_accepted_offer_expires_and_releases_budget(app, shop):
+def _accepted_unused(shop_id: str, code: str, now):
+    """A 7.00 offer accepted three hours ago (its budget reserved) and not used since."""
     from plugin.offers import budget
 
-    now = utcnow()
-    offer = _quote(shop.id, "c1", now - timedelta(hours=3), status="accepted", code="SK-1",
+    offer = _quote(shop_id, "c1", now - timedelta(hours=3), status="accepted", code=code,
                    amount=Decimal(7))
     offer.accepted_at = now - timedelta(hours=3)
     db.session.flush()
     budget.reserve(offer, offer.accepted_at)
     db.session.commit()
+    return offer
+
+
+def test_unused_accepted_offer_expires_and_releases_budget(app, shop):
+    from plugin.offers import budget
+
+    now = utcnow()
+    offer = _accepted_unused(shop.id, "SK-1", now)
     assert budget.remaining(shop.id, RAILS, now)[1] == RAILS.monthly_budget - 7
     attribution.attribute(shop.id, RAILS, now=now)
     assert offer.status == "expired"
@@ -154,12 +162,7 @@ def test_order_arriving_after_the_release_takes_the_budget_back(app, shop):
     from plugin.offers import budget
 
     now = utcnow()
-    offer = _quote(shop.id, "c1", now - timedelta(hours=3), status="accepted", code="SK-2",
-                   amount=Decimal(7))
-    offer.accepted_at = now - timedelta(hours=3)
-    db.session.flush()
-    budget.reserve(offer, offer.accepted_at)
-    db.session.commit()
+    offer = _accepted_unused(shop.id, "SK-2", now)
     attribution.attribute(shop.id, RAILS, now=now)
     assert offer.status == "expired"
     _order(shop.id, "o9", "c1", now - timedelta(hours=2), codes=["SK-2"])  # synced late
