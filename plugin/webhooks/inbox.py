@@ -30,6 +30,8 @@ log = logging.getLogger("shopkeeper.inbox")
 #: why an erased customer's unapplied delivery is closed without being applied
 ERASED_NOT_APPLIED = "not applied: the customer's data was erased"
 EXPIRED_NOT_APPLIED = "not applied: dead past the shop's retention period"
+#: why a row is dead without an exception recorded on its last attempt
+WORKER_DIED = "its worker stopped while applying it, on its last attempt"
 
 
 def store_delivery(
@@ -67,7 +69,8 @@ def claim_batch(
     """Claim due rows for this worker and commit the claim.
 
     Due rows are pending, failed and past their back-off, or processing but claimed longer
-    ago than ``INBOX_CLAIM_TIMEOUT_SECONDS`` (their worker died). On PostgreSQL
+    ago than ``INBOX_CLAIM_TIMEOUT_SECONDS`` (their worker died) and with attempts left
+    (without, they go dead). On PostgreSQL
     ``FOR UPDATE SKIP LOCKED`` lets several workers claim disjoint batches.
     """
     now = now or utcnow()
@@ -75,9 +78,17 @@ def claim_batch(
     limit = limit or cfg["INBOX_BATCH_SIZE"]
     stale = now - timedelta(seconds=cfg["INBOX_CLAIM_TIMEOUT_SECONDS"])
     W = WebhookDelivery
+    abandoned = sa.and_(W.status == "processing", W.claimed_at < stale)
+    # A claim counts as an attempt. A row whose worker died with it on its last attempt is
+    # not claimed again: one that kills every worker (memory, a hang) would go round
+    # forever, and take the rows claimed after it in each batch down with it.
+    db.session.execute(
+        sa.update(W).where(abandoned, W.attempts >= cfg["INBOX_MAX_ATTEMPTS"])
+        .values(status="dead", last_error=WORKER_DIED)
+    )
     due = sa.or_(
         sa.and_(W.status.in_(("pending", "failed")), W.next_attempt_at <= now),
-        sa.and_(W.status == "processing", W.claimed_at < stale),
+        abandoned,
     )
     ids = list(db.session.scalars(
         sa.select(W.id).where(due).order_by(W.id).limit(limit)
