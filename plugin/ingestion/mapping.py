@@ -70,7 +70,13 @@ def delete_product(shop_id: str, d: rec.Deletion) -> None:
 
 
 def upsert_customer(shop_id: str, c: rec.Customer) -> bool:
-    """Keep only a keyed email hash; False when stale or already erased."""
+    """Keep only a keyed email hash; False when stale or already erased (an erased
+    customer stays erased, whatever a later update or backfill says)."""
+    erased = db.session.scalar(
+        sa.select(Customer.id).filter_by(shop_id=shop_id, external_id=c.external_id)
+        .where(Customer.deleted_at.is_not(None)))
+    if erased:
+        return False
     row = _row_to_update(Customer, shop_id, c.external_id, c.updated_at)
     if row is None:
         return False

@@ -1,0 +1,48 @@
+"""Defects found reviewing the ingestion path (each test failed before its fix)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from plugin.extensions import db
+from plugin.models import Customer, WebhookDelivery
+from plugin.models.types import utcnow
+from plugin.webhooks import inbox
+from tests.factories import post_webhook, product_body
+
+
+def test_a_delivery_that_kills_its_worker_every_time_goes_dead_not_round_forever(
+        app, client, shop, shop_secret):
+    """A claim is an attempt; a row whose worker died with it at the last attempt is not
+    claimed again (it would kill the next worker too, and the rows after it in its batch)."""
+    post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
+    max_attempts = app.config["INBOX_MAX_ATTEMPTS"]
+    timeout = timedelta(seconds=app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] + 1)
+    now = utcnow()
+    for _ in range(max_attempts * 2):
+        inbox.claim_batch(now=now, worker="dies-with-it")  # ...and the process dies
+        now += timeout
+    inbox.claim_batch(now=now, worker="dies-with-it")
+    db.session.expire_all()
+    row = db.session.scalar(sa.select(WebhookDelivery))
+    assert row.attempts <= max_attempts
+    assert row.status == "dead" and row.last_error
+
+
+def test_an_erased_customer_is_not_brought_back_by_a_later_update(client, shop, shop_secret):
+    from plugin.privacy import erase_customer
+
+    post_webhook(client, shop.id, shop_secret, "customers/upsert",
+                 {"id": "c1", "email": "ada@example.com", "updated_at": "2026-01-01T00:00:00Z"})
+    inbox.process_inbox()
+    erase_customer(shop.id, "c1")
+    db.session.commit()
+    later = (utcnow() + timedelta(days=1)).isoformat()
+    post_webhook(client, shop.id, shop_secret, "customers/upsert",
+                 {"id": "c1", "email": "ada@example.com", "updated_at": later})
+    assert inbox.process_inbox().done == 1
+    db.session.expire_all()
+    row = db.session.scalar(sa.select(Customer))
+    assert row.deleted_at is not None and row.email_hash is None
