@@ -55,12 +55,23 @@ def sync_all_shops() -> int:
     from plugin.models import Shop
 
     runs = 0
-    for shop in db.session.scalars(sa.select(Shop).where(Shop.status == "active")).all():
-        if "backfill" not in connectors.get(shop.platform).meta.capabilities:
+    failed: list[Exception] = []
+    for shop_id, platform in db.session.execute(
+            sa.select(Shop.id, Shop.platform).where(Shop.status == "active")).all():
+        if "backfill" not in connectors.get(platform).meta.capabilities:
             continue
         for resource in RESOURCES:
-            run_sync(shop.id, resource)
+            try:
+                run_sync(shop_id, resource)
+            except Exception as err:  # one shop's failure must not starve the others
+                db.session.rollback()
+                log.exception("jobs.sync_failed", extra={"shop_id": shop_id,
+                                                         "resource": resource})
+                failed.append(err)
+                continue
             runs += 1
+    if failed:  # the job is recorded as failed, with the first error
+        raise failed[0]
     return runs
 
 

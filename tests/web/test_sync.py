@@ -234,3 +234,25 @@ def test_an_unexpected_error_marks_the_sync_failed_and_is_raised(fake_shop, monk
         run_sync(fake_shop.id, "products")
     [row] = sync_progress(fake_shop.id)
     assert row["status"] == "failed" and row["last_error"] == "RuntimeError: boom"
+
+
+def test_one_shops_failing_sync_does_not_stop_the_other_shops(fake_shop, monkeypatch):
+    """The reconciliation job goes on past a shop whose sync raises, then reports it."""
+    from plugin import jobs
+    from plugin.ingestion import sync
+
+    second = shops.create_shop("pagedfake", "other.example")
+    db.session.commit()
+    real = sync.run_sync
+
+    def run(shop_id, resource, **kwargs):
+        if shop_id == fake_shop.id:
+            raise RuntimeError("this shop's bug")
+        return real(shop_id, resource, **kwargs)
+
+    monkeypatch.setattr(sync, "run_sync", run)
+    with pytest.raises(RuntimeError, match="this shop's bug"):
+        jobs.sync_all_shops()
+    synced = db.session.scalars(sa.select(SyncState.resource)
+                                .filter_by(shop_id=second.id, status="idle"))
+    assert sorted(synced) == ["orders", "products"]  # the fake has no customers API
