@@ -95,11 +95,14 @@ def claim_batch(
         .with_for_update(skip_locked=True)
     ))
     if ids:
-        db.session.execute(
-            sa.update(W).where(W.id.in_(ids))
+        # Still due: SQLite ignores FOR UPDATE, so another worker may have claimed some of
+        # these since the select; only the rows this statement took are ours.
+        ids = sorted(db.session.scalars(
+            sa.update(W).where(W.id.in_(ids), due)
             .values(status="processing", claimed_at=now, claimed_by=worker or worker_name(),
                     attempts=W.attempts + 1)
-        )
+            .returning(W.id)
+        ))
     db.session.commit()
     return ids
 

@@ -46,3 +46,28 @@ def test_an_erased_customer_is_not_brought_back_by_a_later_update(client, shop, 
     db.session.expire_all()
     row = db.session.scalar(sa.select(Customer))
     assert row.deleted_at is not None and row.email_hash is None
+
+
+def test_rows_another_worker_claimed_after_our_select_are_not_claimed_twice(
+        client, shop, shop_secret, monkeypatch):
+    """SQLite has no FOR UPDATE: two workers can select the same due rows. The claim
+    itself must only take rows that are still due, and return only those."""
+    for i in range(2):
+        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
+    real = db.session.scalars
+    W = WebhookDelivery
+
+    def select_then_lose_the_race(stmt, *args, **kwargs):
+        ids = list(real(stmt, *args, **kwargs))
+        monkeypatch.setattr(db.session, "scalars", real)
+        # worker b selected the same rows and committed its claim first
+        db.session.execute(sa.update(W).where(W.id.in_(ids)).values(
+            status="processing", claimed_at=utcnow(), claimed_by="b", attempts=W.attempts + 1))
+        db.session.commit()
+        return iter(ids)
+
+    monkeypatch.setattr(db.session, "scalars", select_then_lose_the_race)
+    assert inbox.claim_batch(worker="a") == []
+    db.session.expire_all()
+    rows = db.session.scalars(sa.select(W)).all()
+    assert [(r.claimed_by, r.attempts) for r in rows] == [("b", 1), ("b", 1)]
