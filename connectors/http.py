@@ -69,7 +69,8 @@ class RetrySession(requests.Session):
         self.throttle_hint = throttle_hint
 
     def _delay(self, attempt: int, hinted: float | None) -> float:
-        """The hint when the platform gave one, else ``backoff * 2**attempt``; both capped."""
+        """The hint when the platform gave one, else ``backoff * 2**attempt``; both capped
+        (``send`` gives up at once on a hint above the cap)."""
         delay = hinted if hinted is not None else self.backoff * (2**attempt)
         return min(delay, self.max_backoff)
 
@@ -110,6 +111,13 @@ class RetrySession(requests.Session):
                 return response
 
             delay = self._delay(attempt, hinted)
+            if hinted is not None and hinted > self.max_backoff:
+                # longer than we wait in-process: asking again after the cap would ignore
+                # the platform's Retry-After; the caller reschedules by ``hinted``
+                response.close()
+                if status == 429:
+                    raise RateLimited(hinted, f"{target}: throttled")
+                raise TransientError(f"{target}: HTTP {status}, retry after {hinted:g}s")
             if attempt >= self.retries:
                 if status == 429:
                     raise RateLimited(delay, f"{target}: still throttled")

@@ -53,11 +53,24 @@ def test_5xx_backs_off_exponentially(session, delays) -> None:
 
 
 @responses.activate(registry=OrderedRegistry)
-def test_retry_after_is_capped(session, delays) -> None:
+def test_a_retry_after_beyond_the_cap_is_not_retried_early(session, delays) -> None:
+    """Told to wait an hour, we neither sleep an hour nor ask again after the cap: the
+    caller gets the platform's wait to reschedule by."""
     responses.get(URL, status=429, headers={"Retry-After": "3600"})
     responses.get(URL, json={})
-    session.get(URL)
-    assert delays == [30]
+    with pytest.raises(RateLimited) as info:
+        session.get(URL)
+    assert info.value.retry_after == 3600.0
+    assert delays == [] and len(responses.calls) == 1
+
+
+@responses.activate(registry=OrderedRegistry)
+def test_a_503_asking_for_more_than_the_cap_is_not_retried_early(session, delays) -> None:
+    responses.get(URL, status=503, headers={"Retry-After": "600"})
+    responses.get(URL, json={})
+    with pytest.raises(TransientError):
+        session.get(URL)
+    assert delays == [] and len(responses.calls) == 1
 
 
 @responses.activate
