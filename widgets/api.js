@@ -15,21 +15,35 @@
     try { return w[kind] || null; } catch (e) { return null; } // disabled storage throws
   }
 
+  // When the shop requires consent, the id stays in memory and is neither stored nor sent
+  // until the shopper agrees. A stored id means they did (or the shop does not ask).
+  var stored = false, consentRequired = null; // null: no /config answer yet
+
   /** anon_ + 22 url-safe characters (16 random bytes), kept in localStorage when allowed. */
   function shopperId() {
     var ls = storage("localStorage"), id = null;
     try { id = ls && ls.getItem(STORE); } catch (e) { id = null; }
-    if (id && /^anon_[A-Za-z0-9_-]{22}$/.test(id)) return id;
+    if (id && /^anon_[A-Za-z0-9_-]{22}$/.test(id)) { stored = true; return id; }
     var bytes = new Uint8Array(16);
     try { w.crypto.getRandomValues(bytes); } catch (e) {
       for (var i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
     }
-    id = "anon_" + w.btoa(String.fromCharCode.apply(null, bytes))
+    return "anon_" + w.btoa(String.fromCharCode.apply(null, bytes))
       .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-    try { if (ls) ls.setItem(STORE, id); } catch (e) { /* private mode: per-page id */ }
-    return id;
   }
   var shopper = shopperId();
+
+  /** May the anonymous id be stored and sent (and events recorded)? */
+  function allowed() { return stored || consentRequired === false; }
+
+  function keep(yes) {
+    var ls = storage("localStorage");
+    stored = yes;
+    try {
+      if (yes) ls.setItem(STORE, shopper);
+      else { ls.removeItem(STORE); storage("sessionStorage").removeItem(RECS); }
+    } catch (e) { /* private mode: per-page id */ }
+  }
 
   /** The shop's public key: the script tag's data-key, else the first placeholder's. */
   function shopKey() {
@@ -48,8 +62,9 @@
     return u.toString();
   }
 
-  function headers(json) {
-    var h = { "X-Shopkeeper-Shopper": shopper };
+  function headers(json, identify) {
+    var h = {};
+    if (identify || allowed()) h["X-Shopkeeper-Shopper"] = shopper;
     if (sk.customerToken) h["X-Shopkeeper-Customer-Token"] = sk.customerToken;
     if (json) h["Content-Type"] = "application/json";
     return h;
@@ -58,13 +73,13 @@
   var pausedUntil = 0; // set from Retry-After on a 429
 
   /** fetch with a timeout; resolves to the parsed JSON body, or null on any failure. */
-  function request(method, path, key, params, body) {
+  function request(method, path, key, params, body, identify) {
     key = key || shopKey();
     if (!key || !w.fetch || Date.now() < pausedUntil) return Promise.resolve(null);
     var ctl = w.AbortController ? new w.AbortController() : null;
     var timer = ctl ? w.setTimeout(function () { ctl.abort(); }, S.timeout) : 0;
     var init = {
-      method: method, headers: headers(!!body), mode: "cors", credentials: "omit",
+      method: method, headers: headers(!!body, identify), mode: "cors", credentials: "omit",
       signal: ctl ? ctl.signal : undefined
     };
     if (body) { init.body = JSON.stringify(body); init.keepalive = true; }
@@ -88,7 +103,15 @@
   /** GET /config once per key and page. */
   function config(key) {
     key = key || shopKey();
-    if (!configs[key]) configs[key] = request("GET", "/config", key);
+    if (!configs[key]) {
+      configs[key] = request("GET", "/config", key).then(function (cfg) {
+        if (cfg) {
+          consentRequired = !!cfg.consent_required;
+          if (!consentRequired && !stored) keep(true);
+        }
+        return cfg;
+      });
+    }
     return configs[key];
   }
 
@@ -103,6 +126,7 @@
     try { return JSON.parse(storage("sessionStorage").getItem(RECS)) || {}; } catch (e) { return {}; }
   }
   function remember(productId, recId) {
+    if (!allowed()) return;
     var all = recs(), now = Date.now();
     all[productId] = { rec_id: recId, t: now };
     for (var k in all) if (now - all[k].t > ATTRIBUTION_MS) delete all[k];
@@ -135,6 +159,13 @@
     timer = 0;
     var key = shopKey();
     if (!key || Date.now() < pausedUntil) return;
+    if (!allowed()) {
+      // Without consent the events are dropped (the API would not store them either);
+      // before the shop's /config is known, wait for it.
+      if (consentRequired) sk.queue.length = 0;
+      else config(key).then(function (cfg) { if (cfg && sk.queue.length) schedule(); });
+      return;
+    }
     var unloading = !!(e && (e.type === "pagehide" || e.type === "visibilitychange"));
     while (sk.queue.length) {
       var batch = sk.queue.splice(0, BATCH).map(attribute);
@@ -157,8 +188,12 @@
     } catch (e) { sk.log("shopkeeper: beacon failed", e); }
   }
 
+  /** The shopper's answer: yes stores the id; no forgets it (the API records either). */
   function consent(granted) {
-    return request("POST", "/consent", null, null, { granted: granted });
+    var answer = request("POST", "/consent", null, null, { granted: granted }, true);
+    keep(!!granted);
+    if (!granted) sk.queue.length = 0;
+    return answer;
   }
 
   w.addEventListener("pagehide", sk.guard(flush));

@@ -28,25 +28,40 @@ def _add_from_carousel(page, nth: int = 0) -> None:
     page.locator(f"{FOR_YOU} .sk-add").nth(nth).click()
 
 
-def test_events_wait_for_consent_when_the_shop_requires_it(demo_shop, live, page):
+def test_nothing_personal_is_sent_or_stored_before_consent(demo_shop, live, page):
     _settings(demo_shop, consent_required=True)
+    sent = []
+    page.on("request", lambda r: sent.append(r) if API in r.url else None)
     answer = open_page(page, live.url + "/demo/")
     assert answer["personalized"] is False  # served, but nothing personal
     shopper = page.evaluate("Shopkeeper.shopper")
 
-    with page.expect_response(lambda r: f"{API}events" in r.url) as refused:
-        _add_from_carousel(page, 0)
-    assert refused.value.status == 202 and refused.value.json() == {"stored": 0}
-    assert interactions(demo_shop.id, shopper_id=shopper) == []
+    _add_from_carousel(page, 0)  # the shopper has not answered: the event is dropped
+    page.evaluate("Shopkeeper.api.flush()")
+    page.wait_for_timeout(300)
+    assert [r.url for r in sent if f"{API}events" in r.url] == []
+    assert all("x-shopkeeper-shopper" not in r.headers for r in sent)
+    assert page.evaluate("localStorage.getItem('shopkeeper:shopper')") is None
+    assert page.evaluate("sessionStorage.getItem('shopkeeper:recs')") is None
 
     with page.expect_response(lambda r: f"{API}consent" in r.url) as answered:
         page.evaluate("Shopkeeper.consent(true)")
     assert answered.value.json() == {"granted": True}
+    assert answered.value.request.headers["x-shopkeeper-shopper"] == shopper
+    assert page.evaluate("localStorage.getItem('shopkeeper:shopper')") == shopper
     with page.expect_response(lambda r: f"{API}events" in r.url) as stored:
         _add_from_carousel(page, 1)
     assert stored.value.json() == {"stored": 1}
     rows = interactions(demo_shop.id, shopper_id=shopper, kind="add_to_cart")
     assert [r.product_external_id for r in rows] == [answer["items"][1]["product_id"]]
+
+    # The next visit remembers the answer; declining forgets the id again.
+    open_page(page, live.url + "/demo/")
+    assert page.evaluate("Shopkeeper.shopper") == shopper
+    with page.expect_response(lambda r: f"{API}consent" in r.url) as declined:
+        page.evaluate("Shopkeeper.consent(false)")
+    assert declined.value.json() == {"granted": False}
+    assert page.evaluate("localStorage.getItem('shopkeeper:shopper')") is None
     assert_clean(page)
 
 
