@@ -199,12 +199,14 @@
       var pic = img ? h("img", { src: img, alt: "", loading: "lazy", decoding: "async" })
         : h("span", { "class": "sk-ph", "aria-hidden": "true" }, [title.replace(/[^A-Za-z0-9 ]/g, "")
           .split(/\s+/).filter(Boolean).slice(0, 2).map(function (s) { return s[0]; }).join("").toUpperCase()]);
+      var why = it.reason ? this._id + "-why-" + i : null; // read out when the link is focused
       var link = h(href ? "a" : "span", {
-        "class": "sk-link", href: href, "data-i": String(i), tabindex: href ? null : "0"
+        "class": "sk-link", href: href, "data-i": String(i), tabindex: href ? null : "0",
+        "aria-describedby": why
       }, [h("span", { "class": "sk-img" + (img ? "" : " sk-t" + tint(it.product_id)) }, [pic]),
         h("span", { "class": "sk-title" }, [title])]);
       var kids = [link, h("span", { "class": "sk-price" }, [money(it.price, it.currency || cfg.currency)])];
-      if (it.reason) kids.push(h("p", { "class": "sk-reason" }, [String(it.reason)]));
+      if (it.reason) kids.push(h("p", { "class": "sk-reason", id: why }, [String(it.reason)]));
       if (p.addToCart !== null) { // present, even empty, means "show the button"
         var label = p.addToCart || (cfg.strings || {}).add_to_cart || "Add to cart";
         kids.push(h("button", {

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.widgets.conftest import ARTIFACTS, start_server
 from tests.widgets.helpers import (
@@ -41,6 +42,10 @@ def test_for_you_renders_real_recommendations_with_reasons(demo_shop, live, page
         assert card["reason"] == item["reason"] != ""
         assert card["price"].startswith("£")
         assert card["href"].endswith(f"/demo/product/{item['product_id']}")
+    # Tabbing to a product announces why it is there (the reason describes the link).
+    for i, item in enumerate(anonymous["items"]):
+        expect(page.locator(f"{FOR_YOU} a.sk-link").nth(i)).to_have_accessible_description(
+            item["reason"])
     assert anonymous["personalized"] is False
     assert page.get_attribute(FOR_YOU, "data-personalized") == "false"
 
