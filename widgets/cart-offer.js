@@ -127,7 +127,7 @@
       var offer = answer.offer;
       if (offer) parts.push(this._banner(key, cart, offer));
       if (answer.free_shipping) parts.push(this._shipping(answer.free_shipping, cart.currency));
-      this._live = h("p", { "class": "sk-note", role: "status" });
+      this._live = h("p", { "class": "sk-note", role: "status", tabindex: "-1" });
       parts.push(this._live);
       root.replaceChildren(h("div", { "class": "sk" }, parts));
       this.hidden = !offer && !answer.free_shipping;
@@ -192,27 +192,38 @@
 
     _stop() { if (this._timer) { w.clearInterval(this._timer); this._timer = 0; } }
 
-    _removeOffer(message, state) {
+    /** Is keyboard focus on one of the offer's buttons? */
+    _hasFocus() {
+      var active = this.shadowRoot && this.shadowRoot.activeElement;
+      return !!(active && this._offerEl && this._offerEl.contains(active));
+    }
+
+    /** Replace the offer with a message; focus on its buttons moves to the message. */
+    _removeOffer(message, state, refocus) {
+      refocus = refocus || this._hasFocus();
       if (this._offerEl) { this._offerEl.remove(); this._offerEl = null; }
-      if (this._live) this._live.textContent = message;
+      if (this._live) {
+        this._live.textContent = message;
+        if (refocus) this._live.focus();
+      }
       this._state(state);
     }
 
     _accept(key, cart, offer, accept, dismiss) {
-      var self = this;
+      var self = this, refocus = this._hasFocus(); // disabling the buttons drops focus
       accept.disabled = dismiss.disabled = true;
       sk.api.request("POST", "/offers/accept", key, null, { token: offer.token, cart: cart })
         .then(sk.guard(function (res) {
           self._stop();
           if (!res || !res.code) {
-            return self._removeOffer("Sorry, this offer is no longer available.", "error");
+            return self._removeOffer("Sorry, this offer is no longer available.", "error", refocus);
           }
           var subtotal = cart.lines.reduce(function (n, l) { return n + l.quantity * +l.price; }, 0);
           var short = offer.min_subtotal !== null && offer.min_subtotal !== undefined &&
             subtotal + 0.005 < +offer.min_subtotal;
           self._removeOffer("Discount " + res.code + (short
             ? " saved: it applies once your basket reaches " + money(offer.min_subtotal, offer.currency) + "."
-            : " applied to your basket."), "accepted");
+            : " applied to your basket."), "accepted", refocus);
           self.dispatchEvent(new w.CustomEvent("shopkeeper:offer-accepted", {
             bubbles: true, composed: true,
             detail: {

@@ -87,6 +87,8 @@ def test_accept_applies_the_discount_in_the_cart(offer_shop, live, page):
     assert _money(page.text_content("#cart-total")) == pytest.approx(subtotal - amount, abs=0.01)
     announced = page.locator("shopkeeper-cart-offer [role=status]").text_content()
     assert code in announced  # screen readers hear the result
+    assert page.evaluate("document.activeElement.shadowRoot.activeElement.textContent") == \
+        announced  # keyboard focus did not fall back to the top of the page
     assert wait_until(lambda: ("accepted", code) in _offers())
     assert page.watch.errors() == [] and page.watch.page_errors == []
 
@@ -95,8 +97,13 @@ def test_dismiss_hides_the_offer_for_this_basket(offer_shop, live, page):
     _idle_basket(page, live, offer_shop)
     page.goto(live.url + "/demo/cart")
     page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
-    page.get_by_role("button", name="Dismiss this offer").click()
+    page.get_by_role("button", name="Dismiss this offer").focus()
+    page.keyboard.press("Enter")
     page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="dismissed"]', state="attached")
+    # The focused button is gone: focus moves to the message, not to the top of the page.
+    assert page.evaluate("document.activeElement.tagName") == "SHOPKEEPER-CART-OFFER"
+    assert page.evaluate("document.activeElement.shadowRoot.activeElement.textContent") == \
+        "Offer dismissed."
     assert wait_until(lambda: [s for s, _ in _offers()] == ["dismissed"])
     page.reload()
     page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="empty"]', state="attached")
