@@ -182,3 +182,17 @@ def test_dont_ask_again_and_escape(demo_shop, live, page):
     assert (later["ask"], later["reason"]) == (False, "never_ask")
     assert not page.locator(DIALOG).is_visible()
     _clean(page)
+
+
+def test_dialog_fits_a_phone(demo_shop, live, page):
+    page.goto(live.url + "/demo/")
+    customer = _customer(page, 1)
+    product = _foreign_product(demo_shop, customer, _grid(page))
+    _login(page, live.url, 1)
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert _add(page, product)["ask"] is True
+    dialog = page.locator(DIALOG)
+    dialog.wait_for(state="visible")
+    box = dialog.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    _clean(page)
