@@ -163,7 +163,8 @@
     _renderBar() {
       if (!sheet) { this.hidden = true; return this._state("unsupported"); }
       var root = this._root(), s = this._strings, self = this;
-      var live = h("p", { "class": "sk-live", role: "status", "aria-live": "polite" });
+      // One live region for the element's life: a replaced region announces nothing.
+      var live = this._live || h("p", { "class": "sk-live", role: "status", "aria-live": "polite" });
       var children = [live];
       if (this._people.length) {
         var select = h("select", { id: this._id + "-switch", "class": "sk-switch" },
@@ -189,7 +190,13 @@
       this._state(this._people.length ? "ready" : "idle");
     }
 
-    _say(text) { if (this._live) this._live.textContent = text; }
+    /** Announce text; cleared first so the same words ("Saved.") are announced again. */
+    _say(text) {
+      var live = this._live;
+      if (!live) return;
+      live.textContent = "";
+      w.setTimeout(function () { live.textContent = text; }, 100);
+    }
 
     /** "Past orders": say who each recent order was for (reassigns its purchases). */
     _ordersPanel() {
@@ -341,8 +348,9 @@
       var self = this;
       this._call("POST", "/prompt/answer", body).then(sk.guard(function (r) {
         close(body.choice);
-        if (r) self._say(self._strings.who_for_saved);
-        return self._load();
+        return self._load().then(function () { // said once the bar is shown again
+          if (r) self._say(self._strings.who_for_saved);
+        });
       }));
     }
 

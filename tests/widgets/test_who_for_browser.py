@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 from plugin.api import access
 from plugin.extensions import db
@@ -184,7 +185,7 @@ def test_dont_ask_again_and_escape(demo_shop, live, page):
     _clean(page)
 
 
-def test_dialog_fits_a_phone(demo_shop, live, page):
+def test_dialog_fits_a_phone_and_the_answer_is_announced(demo_shop, live, page):
     page.goto(live.url + "/demo/")
     customer = _customer(page, 1)
     product = _foreign_product(demo_shop, customer, _grid(page))
@@ -195,4 +196,19 @@ def test_dialog_fits_a_phone(demo_shop, live, page):
     dialog.wait_for(state="visible")
     box = dialog.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+
+    page.get_by_label("Someone new").check()
+    page.get_by_label("Name or relationship").fill("Maya")
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/prompt/answer")):
+        page.get_by_role("button", name="Save").click()
+    page.get_by_label("Shopping for").wait_for(state="visible")
+    status = page.locator("shopkeeper-shopping-for [role=status]")
+    expect(status).to_have_text("Saved.")
+    status.evaluate("""el => { window.__said = [];
+        new MutationObserver(() => window.__said.push(el.textContent))
+            .observe(el, {childList: true, characterData: true, subtree: true}); }""")
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/active")):
+        page.get_by_label("Shopping for").select_option(label="Me")
+    wait_until(lambda: "Saved." in page.evaluate("window.__said"))
+    assert page.evaluate("window.__said") == ["", "Saved."]  # the same words, said again
     _clean(page)
