@@ -97,6 +97,7 @@
 
   class ForYou extends HTMLElement {
     connectedCallback() {
+      if (this._onResize) w.addEventListener("resize", this._onResize, { passive: true }); // moved
       if (this._started) return;
       this._started = true;
       this._id = "sk-fy-" + (++uid);
@@ -105,6 +106,7 @@
 
     disconnectedCallback() {
       if (this._io) this._io.disconnect();
+      if (this._onResize) w.removeEventListener("resize", this._onResize);
     }
 
     /** Placeholder data-* (the div the merchant wrote) with the element's own as fallback. */
@@ -233,6 +235,9 @@
         track.scrollBy({ left: track.clientWidth, behavior: behavior() });
       });
       track.addEventListener("scroll", edges, { passive: true });
+      // One listener per element: a re-render replaces the last one (and its old DOM).
+      if (this._onResize) w.removeEventListener("resize", this._onResize);
+      this._onResize = edges;
       w.addEventListener("resize", edges, { passive: true });
       w.requestAnimationFrame(edges); // after the host is shown and laid out
 

@@ -320,3 +320,21 @@ def test_the_storefront_fits_a_phone_without_sideways_scrolling(demo_shop, live,
             assert box is not None and box["x"] + box["width"] <= width
     finally:
         context.close()
+
+
+def test_re_rendering_does_not_pile_up_window_listeners(demo_shop, live, page):
+    open_page(page, live.url + "/demo/")
+    cdp = page.context.new_cdp_session(page)
+
+    def resize_listeners() -> int:
+        window = cdp.send("Runtime.evaluate", {"expression": "window"})["result"]["objectId"]
+        found = cdp.send("DOMDebugger.getEventListeners", {"objectId": window})["listeners"]
+        return sum(1 for listener in found if listener["type"] == "resize")
+
+    before = resize_listeners()
+    for _ in range(3):  # a single-page storefront logging in and out re-renders the carousel
+        with page.expect_response(lambda r: f"{API}recommendations" in r.url):
+            page.evaluate("Shopkeeper.identify(null)")
+        page.wait_for_selector(READY)
+    assert resize_listeners() == before
+    assert_clean(page)
