@@ -100,7 +100,7 @@
   }
 
   var configs = {};
-  /** GET /config once per key and page. */
+  /** GET /config once per key and page (until it succeeds). */
   function config(key) {
     key = key || shopKey();
     if (!configs[key]) {
@@ -108,6 +108,8 @@
         if (cfg) {
           consentRequired = !!cfg.consent_required;
           if (!consentRequired && !stored) keep(true);
+        } else {
+          delete configs[key]; // a failure (timeout, 5xx, 429) is asked again next time
         }
         return cfg;
       });

@@ -338,3 +338,23 @@ def test_re_rendering_does_not_pile_up_window_listeners(demo_shop, live, page):
         page.wait_for_selector(READY)
     assert resize_listeners() == before
     assert_clean(page)
+
+
+def test_a_failed_config_is_asked_again_on_the_next_render(demo_shop, live, page):
+    failures = []
+
+    def first_config_fails(route):
+        if not failures:
+            failures.append(route.request.url)
+            return route.fulfill(status=503, content_type="application/json", body="{}")
+        return route.continue_()
+
+    page.route(f"**{API}config**", first_config_fails)
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(FAILED, state="attached")
+    # The API is back: a single-page storefront's next identify() or build() shows it.
+    with page.expect_response(lambda r: f"{API}recommendations" in r.url):
+        page.evaluate("Shopkeeper.identify(null)")
+    page.wait_for_selector(READY)
+    assert len(failures) == 1
+    assert_clean(page, ignore_network_to=live.url + API)
