@@ -62,7 +62,7 @@ def sync_all_shops() -> int:
             continue
         for resource in RESOURCES:
             try:
-                run_sync(shop_id, resource)
+                result = run_sync(shop_id, resource)
             except Exception as err:  # one shop's failure must not starve the others
                 db.session.rollback()
                 log.exception("jobs.sync_failed", extra={"shop_id": shop_id,
@@ -70,6 +70,8 @@ def sync_all_shops() -> int:
                 failed.append(err)
                 continue
             runs += 1
+            if result.retry_after is not None:  # rate-limited: its other resources would
+                break  # only be refused too; the next run resumes from the cursors
     if failed:  # the job is recorded as failed, with the first error
         raise failed[0]
     return runs

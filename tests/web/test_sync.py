@@ -256,3 +256,24 @@ def test_one_shops_failing_sync_does_not_stop_the_other_shops(fake_shop, monkeyp
     synced = db.session.scalars(sa.select(SyncState.resource)
                                 .filter_by(shop_id=second.id, status="idle"))
     assert sorted(synced) == ["orders", "products"]  # the fake has no customers API
+
+
+def test_a_rate_limited_shop_is_left_for_the_next_run(fake_shop, monkeypatch):
+    """Its other resources would only be refused too; the other shops still sync."""
+    from plugin import jobs
+    from plugin.ingestion import sync
+
+    second = shops.create_shop("pagedfake", "other.example")
+    db.session.commit()
+    real, asked = sync.run_sync, []
+
+    def run(shop_id, resource, **kwargs):
+        asked.append((shop_id, resource))
+        if shop_id == fake_shop.id:
+            return sync.SyncResult(resource, retry_after=120.0)
+        return real(shop_id, resource, **kwargs)
+
+    monkeypatch.setattr(sync, "run_sync", run)
+    jobs.sync_all_shops()
+    assert [r for s, r in asked if s == fake_shop.id] == [next(iter(sync.RESOURCES))]
+    assert len([r for s, r in asked if s == second.id]) == len(sync.RESOURCES)
