@@ -4,17 +4,25 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-dev
 
-.PHONY: demo test lint install evaluate evaluate-variants bench-collaborative bench-seeds bench-large bench bench-ingest \
+.PHONY: demo test lint install lock evaluate evaluate-variants bench-collaborative bench-seeds bench-large bench bench-ingest \
         bench-serve bench-offers \
         bench-subprofiles bench-scale bench-quick clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev]' -c constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## Re-resolve the newest versions pyproject.toml allows into constraints.txt (then run make test)
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; .lock-venv/bin/pip freeze --exclude-editable; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf .lock-venv
 
 ## Run the demo: SQLite in instance/, the bundled Online Retail sample, http://127.0.0.1:5000/demo/
 ## (another port: make demo PORT=5055)
