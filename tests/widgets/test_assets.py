@@ -180,3 +180,26 @@ def test_an_unknown_product_is_a_shop_page_not_a_json_error(client, seeded):
     html = response.get_data(as_text=True)
     assert "We can't find that product" in html and 'href="/demo/"' in html
     assert _parse(response).problems == []  # the same strict CSP as every demo page
+
+
+@pytest.mark.parametrize("path", ["/widgets/loader.js", "v/for-you.js"])
+def test_modules_are_gzipped_for_clients_that_accept_it(client, path):
+    if path.startswith("v/"):
+        path = f"/widgets/v/{demo.widget_version()}/{path[2:]}"
+    plain = client.get(path)
+    packed = client.get(path, headers={"Accept-Encoding": "gzip, deflate, br"})
+    refused = client.get(path, headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert "Content-Encoding" not in plain.headers and "Content-Encoding" not in refused.headers
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed.get_data()) == plain.get_data() == refused.get_data()
+    assert len(packed.get_data()) < len(plain.get_data()) / 2
+    for response in (plain, packed):
+        assert "Accept-Encoding" in response.headers["Vary"]
+    # the two forms are different bytes, so they carry different validators ...
+    assert packed.headers["ETag"] != plain.headers["ETag"]
+    # ... each stable (no gzip timestamp) and each honoured
+    again = client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert again.headers["ETag"] == packed.headers["ETag"]
+    cached = client.get(path, headers={"Accept-Encoding": "gzip",
+                                       "If-None-Match": packed.headers["ETag"]})
+    assert cached.status_code == 304
