@@ -14,6 +14,8 @@ from plugin.admin.schemas import SettingsSchema, normalise_origin
 from plugin.errors import BadRequest
 from plugin.extensions import db
 from plugin.models import Shop
+from plugin.offers.service import withdraw_unaccepted
+from plugin.offers.settings import guardrails_from
 
 #: Where each form section lives in ``Shop.settings`` (flat keys read by serving code).
 FLAT = {
@@ -77,9 +79,22 @@ def save(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, Any]:
     shop.settings = after
     if changed:
         shops.audit(shop.id, "settings.changed", keys=changed)
+    # offers quoted under other guardrails must not become discounts (compared as parsed,
+    # so a save that only writes the defaults out withdraws nothing)
+    if _guardrails_changed(before.get("offers"), after.get("offers")):
+        withdrawn = withdraw_unaccepted(shop.id)
+        if withdrawn:
+            shops.audit(shop.id, "offers.withdrawn", count=withdrawn, why="guardrails changed")
     db.session.commit()
     _forget_api_caches()
     return current(shop)
+
+
+def _guardrails_changed(before: Any, after: Any) -> bool:
+    try:
+        return guardrails_from(before) != guardrails_from(after)
+    except (TypeError, ValueError, ArithmeticError):  # an unreadable old value: it changed
+        return True
 
 
 def rotate_widget_key(shop: Shop) -> str:

@@ -285,6 +285,19 @@ def _recent_quote(shop_id: str, shopper_id: str, chash: str, now: datetime,
     return row
 
 
+def withdraw_unaccepted(shop_id: str) -> int:
+    """Withdraw every standing offer, e.g. because the merchant changed the guardrails.
+
+    An offer is checked against the guardrails when it is quoted; one quoted under a
+    higher max discount or a lower margin floor must not become a discount after the
+    merchant tightened them. Withdrawn offers read as superseded: accepting one is refused,
+    and the shopper's next quote is made under the new guardrails. Returns how many.
+    """
+    result = db.session.execute(sa.update(Offer).where(
+        Offer.shop_id == shop_id, Offer.status.in_(LIVE)).values(status="superseded"))
+    return result.rowcount or 0
+
+
 def _supersede_live(shop_id: str, shopper_id: str, now: datetime) -> None:
     """A changed cart replaces the shopper's unaccepted offer (no two live offers)."""
     db.session.execute(sa.update(Offer).where(

@@ -257,3 +257,46 @@ def test_switching_offers_off_stops_live_offers_being_accepted(client, offer_sho
     res = accept(client, offer_shop, offer["token"])
     assert res.status_code == 409, res.get_json()
     assert db.session.scalar(sa.select(sa.func.count(OfferLedgerEntry.id))) == 0
+
+
+def _save_offers(shop, **changes) -> None:
+    from plugin.admin import settings as settings_service
+
+    offers = {**settings_service.current(shop)["offers"], **changes}
+    settings_service.save(shop, {"offers": offers})
+
+
+def test_tightened_guardrails_withdraw_standing_offers(client, offer_shop):
+    """An offer quoted at 15 % must not become a discount after the cap fell to 5 %."""
+    offer = _offer(client, offer_shop)
+    assert offer["amount"] == "15.00"
+    _save_offers(offer_shop, max_discount_pct="5")
+    res = accept(client, offer_shop, offer["token"])
+    assert res.status_code == 409
+    assert db.session.scalar(sa.select(sa.func.count(OfferLedgerEntry.id))) == 0
+    # the same cart asked again is quoted afresh, inside the new cap
+    again = quote(client, offer_shop).get_json()["offer"]
+    assert again is None or Decimal(again["amount"]) <= Decimal("5.00")
+    if again is not None:
+        assert again["token"] != offer["token"]
+
+
+def test_saving_other_settings_leaves_standing_offers_alone(client, offer_shop):
+    from plugin.admin import settings as settings_service
+
+    offer = _offer(client, offer_shop)
+    settings_service.save(offer_shop, {"privacy": {"consent_required": False,
+                                                   "retention_days": 365}})
+    _save_offers(offer_shop)  # the same guardrails written out again
+    assert accept(client, offer_shop, offer["token"]).status_code == 200
+
+
+def test_another_shops_guardrails_do_not_touch_this_shops_offers(client, offer_shop):
+    from plugin import shops as shop_service
+    from tests.offers.conftest import configure
+
+    other = shop_service.create_shop("generic", "other.example")
+    configure(other)
+    offer = _offer(client, offer_shop)
+    _save_offers(other, max_discount_pct="5")
+    assert accept(client, offer_shop, offer["token"]).status_code == 200
