@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from plugin.extensions import db
+from plugin.ingestion.mapping import forget_cached_recommendations
 from plugin.models import (
     Cart,
     Customer,
@@ -21,7 +22,6 @@ from plugin.models import (
     Interaction,
     Order,
     PromptState,
-    RecommendationCache,
     ShopperConsent,
     SubProfile,
 )
@@ -87,10 +87,11 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
     db.session.execute(sa.update(Order).where(Order.shop_id == shop_id,
                                               Order.customer_external_id == customer_id)
                        .values(customer_external_id=None))
-    # What serving kept about them: cached lists, consent choice, impressions' shopper link.
-    for model in (RecommendationCache, ShopperConsent):
-        db.session.execute(sa.delete(model).where(model.shop_id == shop_id,
-                                                  model.shopper_id == customer_id))
+    # What serving kept about them: cached lists (the table and its Redis copy), consent
+    # choice, impressions' shopper link.
+    forget_cached_recommendations(shop_id, customer_id)
+    db.session.execute(sa.delete(ShopperConsent).where(ShopperConsent.shop_id == shop_id,
+                                                       ShopperConsent.shopper_id == customer_id))
     db.session.execute(sa.update(Impression).where(Impression.shop_id == shop_id,
                                                    Impression.shopper_id == customer_id)
                        .values(shopper_id=None))

@@ -1,0 +1,43 @@
+"""An erased customer is never served a list built from the history they had erased."""
+
+from __future__ import annotations
+
+from plugin import cache
+from plugin.api import sources
+from plugin.extensions import db
+from plugin.privacy import erase_customer
+from tests.api.conftest import customer_headers
+
+
+class FakeRedis:
+    def __init__(self):
+        self.data = {}
+
+    def get(self, key):
+        return self.data.get(key)
+
+    def setex(self, key, ttl, value):
+        self.data[key] = value.encode()
+
+    def delete(self, *keys):
+        for k in keys:
+            self.data.pop(k, None)
+
+
+def test_erasure_drops_the_redis_copy_of_the_cached_list(app, api, trained):
+    cache.reset()
+    app.config["REDIS_URL"] = "redis://fake"
+    fake = FakeRedis()
+    cache._clients["redis://fake"] = fake
+    try:
+        before = api.recs(headers=customer_headers(trained, "c1"), n=3).get_json()
+        assert before["personalized"] is True
+        assert sources.cache_key(trained.id, "c1") in fake.data  # filled from the table
+        erase_customer(trained.id, "c1")
+        db.session.commit()
+        assert sources.cache_key(trained.id, "c1") not in fake.data
+        version = sources.served_version(trained.id)
+        assert sources.cached(trained.id, "c1", version) is None
+    finally:
+        cache.reset()
+
