@@ -16,7 +16,7 @@ from plugin import hot_reads
 from plugin.api import model_store
 from plugin.engine.base import Recommendation
 from plugin.extensions import db
-from plugin.models import Interaction, ModelVersion, RecommendationCache
+from plugin.models import Customer, Interaction, ModelVersion, RecommendationCache
 from plugin.models.types import utcnow
 
 #: Cached rows older than this are stale and recomputed online (config key below).
@@ -129,13 +129,24 @@ def cached(shop_id: str, shopper_id: str,
 
 def online(shop_id: str, customer_id: str, version: ServedVersion, n: int,
            exclude: set[str]) -> list[Recommendation]:
-    """Ask the loaded model directly (cache miss or stale), minus purchases it cannot know."""
+    """Ask the loaded model directly (cache miss or stale), minus purchases it cannot know.
+
+    Not for an erased customer: the served model may have been fitted before the erasure
+    and still hold their purchases until the next refit.
+    """
     model = model_store.get_model(shop_id, version.id, version.artifact_dir)
-    if model is None or model.recommender is None:
+    if model is None or model.recommender is None or erased(shop_id, customer_id):
         return []
     recent = bought_since(shop_id, [customer_id], version.trained_until).get(customer_id, set())
     recs = model.recommender.recommend(customer_id, n, exclude=exclude | recent)
     return [r for r in recs if r.source not in NON_PERSONAL]
+
+
+def erased(shop_id: str, customer_id: str) -> bool:
+    """Whether the customer's data was erased (their ``Customer`` row is a tombstone)."""
+    return db.session.scalar(sa.select(Customer.id).where(
+        Customer.shop_id == shop_id, Customer.external_id == customer_id,
+        Customer.deleted_at.is_not(None)).limit(1)) is not None
 
 
 def neighbours(shop_id: str, version: ServedVersion | None, items: list[str], n: int,

@@ -41,3 +41,13 @@ def test_erasure_drops_the_redis_copy_of_the_cached_list(app, api, trained):
     finally:
         cache.reset()
 
+
+
+def test_erased_customer_is_not_recomputed_from_the_model_that_learned_them(api, trained):
+    # The served model was fitted on c1's purchases; after erasure its cached row is gone,
+    # and the online path must not ask that model about c1 until a refit forgets them.
+    erase_customer(trained.id, "c1")
+    db.session.commit()
+    body = api.recs(headers=customer_headers(trained, "c1"), n=3).get_json()
+    assert body["personalized"] is False
+    assert {i["source"] for i in body["items"]} <= sources.NON_PERSONAL
