@@ -97,6 +97,7 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
                        .values(shopper_id=None))
     offers_privacy.erase_shopper(shop_id, customer_id)
     inbox.forget_customer(shop_id, customer_id, order_ids=order_ids)
+    _forget_exports(shop_id, customer_id)
     db.session.execute(sa.update(Cart).where(Cart.shop_id == shop_id,
                                              Cart.customer_external_id == customer_id)
                        .values(customer_external_id=None))
@@ -125,13 +126,30 @@ def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = N
 
 def record_data_request(shop_id: str, customer_id: str) -> Path:
     """Write the export where the merchant can fetch it (admin page) and audit the request."""
-    out = Path(current_app.instance_path) / "exports" / shop_id
+    out = exports_dir(shop_id)
     out.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(f"{shop_id}:{customer_id}".encode()).hexdigest()[:16]
-    path = out / f"customer-{digest}-{int(utcnow().timestamp())}.json"
+    path = out / f"{_export_prefix(shop_id, customer_id)}{int(utcnow().timestamp())}.json"
     path.write_text(json.dumps(export_customer(shop_id, customer_id), indent=2))
     audit(shop_id, "privacy.data_request", file=path.name)
     return path
+
+
+def exports_dir(shop_id: str) -> Path:
+    """Where a shop's data-request exports are written (``instance/exports/<shop id>``)."""
+    return Path(current_app.instance_path) / "exports" / shop_id
+
+
+def _export_prefix(shop_id: str, customer_id: str) -> str:
+    digest = hashlib.sha256(f"{shop_id}:{customer_id}".encode()).hexdigest()[:16]
+    return f"customer-{digest}-"
+
+
+def _forget_exports(shop_id: str, customer_id: str) -> None:
+    """Delete the customer's data-request exports: copies of what erasure removes."""
+    directory = exports_dir(shop_id)
+    if directory.is_dir():
+        for path in directory.glob(f"{_export_prefix(shop_id, customer_id)}*.json"):
+            path.unlink(missing_ok=True)
 
 
 def _iso(value: datetime | None) -> str | None:
