@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import shutil
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import requests
 import sqlalchemy as sa
@@ -23,6 +25,8 @@ from plugin.models.types import utcnow
 #: a shop's domain: host name labels (or an IPv4 address), optionally a port
 _HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}"
                    r"[a-z0-9])?)*(?::\d{1,5})?")
+#: what a shop id may look like before it names a directory to delete
+_SHOP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 log = logging.getLogger("shopkeeper.shops")
 
 
@@ -103,7 +107,21 @@ def erase_shop(shop_id: str) -> None:
         if "shop_id" in table.c and table.name != Shop.__tablename__:
             db.session.execute(sa.delete(table).where(table.c.shop_id == shop_id))
     db.session.execute(sa.delete(Shop).where(Shop.id == shop_id))  # ORM: syncs the session
+    # Files hold shoppers' data too: model artifacts (their purchase histories) and
+    # data-request exports.
+    from plugin.privacy import exports_dir
+
+    for directory in (Path(current_app.config["MODEL_DIR"]) / shop_id, exports_dir(shop_id)):
+        _remove_shop_dir(directory, shop_id)
     log.info("shop.erased", extra={"shop_id": shop_id})
+
+
+def _remove_shop_dir(directory: Path, shop_id: str) -> None:
+    """Delete ``directory`` (``<base>/<shop id>``) when the id is a plain name in it."""
+    if not _SHOP_ID.fullmatch(shop_id) or directory.name != shop_id:
+        return
+    if directory.is_dir() and not directory.is_symlink():
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def purge_uninstalled(now: datetime | None = None) -> list[str]:
