@@ -22,6 +22,7 @@ from plugin.models import (
     Interaction,
     Order,
     PromptState,
+    RecommendationCache,
     ShopperConsent,
     SubProfile,
 )
@@ -59,7 +60,39 @@ def export_customer(shop_id: str, customer_id: str) -> dict[str, Any]:
                          "created_at": _iso(s.created_at)}
                         for s in db.session.scalars(sa.select(SubProfile).filter_by(
                             shop_id=shop_id, owner_id=customer_id).order_by(SubProfile.id))],
+        **_serving_export(shop_id, customer_id),
         **offers_privacy.export_shopper(shop_id, customer_id),
+    }
+
+
+def _serving_export(shop_id: str, customer_id: str) -> dict[str, Any]:
+    """What serving and the storefront keep about them: consent answer, prompt state, the
+    precomputed list (with its reasons), the lists they were shown, their carts."""
+    consent = db.session.scalar(sa.select(ShopperConsent).filter_by(
+        shop_id=shop_id, shopper_id=customer_id))
+    prompt = db.session.scalar(sa.select(PromptState).filter_by(
+        shop_id=shop_id, shopper_id=customer_id))
+    cached = db.session.scalar(sa.select(RecommendationCache).filter_by(
+        shop_id=shop_id, shopper_id=customer_id))
+    shown = db.session.scalars(sa.select(Impression).filter_by(
+        shop_id=shop_id, shopper_id=customer_id).order_by(Impression.created_at, Impression.id))
+    carts = db.session.scalars(sa.select(Cart).where(
+        Cart.shop_id == shop_id, sa.or_(Cart.customer_external_id == customer_id,
+                                        Cart.shopper_id == customer_id)).order_by(Cart.id))
+    return {
+        "consent": None if consent is None else {
+            "granted": consent.granted, "updated_at": _iso(consent.updated_at)},
+        "prompt": None if prompt is None else {
+            "never_ask": prompt.never_ask, "last_asked_at": _iso(prompt.last_asked_at),
+            "active_subprofile_id": prompt.active_subprofile_id},
+        "recommendations": [] if cached is None else [
+            {"product_id": item, "source": source, "reason": reason,
+             "computed_at": _iso(cached.computed_at)}
+            for item, _score, source, reason in cached.items],
+        "impressions": [{"placement": i.placement, "items": list(i.items),
+                         "holdout": i.holdout, "at": _iso(i.created_at)} for i in shown],
+        "carts": [{"id": c.external_id, "currency": c.currency, "lines": list(c.lines),
+                   "updated_at": _iso(c.source_updated_at)} for c in carts],
     }
 
 

@@ -41,3 +41,50 @@ def test_erasing_a_shop_deletes_its_exports_and_model_artifacts(app):
     assert not artifacts.exists() and not artifacts.parent.exists()
     export, artifacts = files[b.id]
     assert export.exists() and artifacts.exists()
+
+
+def test_export_holds_everything_kept_about_the_customer(app, shop):
+    """Consent answer, prompt state, cached list, shown lists and carts are theirs too."""
+    from plugin.models import (
+        Cart,
+        Impression,
+        ModelVersion,
+        PromptState,
+        RecommendationCache,
+        ShopperConsent,
+    )
+    from plugin.models.types import utcnow
+    from plugin.privacy import export_customer
+
+    now = utcnow()
+    version = ModelVersion(shop_id=shop.id, version="v1", status="ready")
+    db.session.add(version)
+    db.session.flush()
+    db.session.add_all([
+        ShopperConsent(shop_id=shop.id, shopper_id="c1", granted=True),
+        PromptState(shop_id=shop.id, shopper_id="c1", never_ask=True, pending={},
+                    last_asked_at=now),
+        RecommendationCache(shop_id=shop.id, shopper_id="c1", model_version_id=version.id,
+                            items=[["p1", 0.5, "itemknn", "because you bought p2"]]),
+        Impression(shop_id=shop.id, rec_id="r-export", shopper_id="c1", placement="for_you",
+                   items=["p1"], sources=["itemknn"], holdout=False, personalized=True),
+        Cart(shop_id=shop.id, external_id="cart1", customer_external_id="c1", currency="GBP",
+             lines=[{"product_id": "p1", "quantity": 1, "price": "2.00"}],
+             source_updated_at=now),
+        # another customer's rows stay out of c1's export
+        ShopperConsent(shop_id=shop.id, shopper_id="c2", granted=False),
+        Cart(shop_id=shop.id, external_id="cart2", customer_external_id="c2", lines=[],
+             source_updated_at=now),
+    ])
+    db.session.commit()
+    found = export_customer(shop.id, "c1")
+    assert found["consent"]["granted"] is True
+    assert found["prompt"]["never_ask"] is True
+    assert [r["product_id"] for r in found["recommendations"]] == ["p1"]
+    assert found["recommendations"][0]["reason"] == "because you bought p2"
+    assert [i["items"] for i in found["impressions"]] == [["p1"]]
+    assert [c["id"] for c in found["carts"]] == ["cart1"]
+    assert found["carts"][0]["lines"][0]["product_id"] == "p1"
+    empty = export_customer(shop.id, "nobody")
+    assert empty["consent"] is None and empty["prompt"] is None
+    assert empty["recommendations"] == empty["impressions"] == empty["carts"] == []
