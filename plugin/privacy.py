@@ -131,9 +131,9 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
     offers_privacy.erase_shopper(shop_id, customer_id)
     inbox.forget_customer(shop_id, customer_id, order_ids=order_ids)
     _forget_exports(shop_id, customer_id)
-    db.session.execute(sa.update(Cart).where(Cart.shop_id == shop_id,
-                                             Cart.customer_external_id == customer_id)
-                       .values(customer_external_id=None))
+    for column in (Cart.customer_external_id, Cart.shopper_id):
+        db.session.execute(sa.update(Cart).where(Cart.shop_id == shop_id, column == customer_id)
+                           .values({column: None}))
     audit(shop_id, "privacy.customer_erased")
     log.info("privacy.customer_erased", extra={"shop_id": shop_id})
 

@@ -88,3 +88,23 @@ def test_export_holds_everything_kept_about_the_customer(app, shop):
     empty = export_customer(shop.id, "nobody")
     assert empty["consent"] is None and empty["prompt"] is None
     assert empty["recommendations"] == empty["impressions"] == empty["carts"] == []
+
+
+def test_erasure_unlinks_carts_that_name_the_customer_as_shopper(app, shop):
+    import sqlalchemy as sa
+
+    from plugin.models import Cart
+    from plugin.models.types import utcnow
+
+    db.session.add_all([
+        Cart(shop_id=shop.id, external_id="cart1", shopper_id="c1", lines=[],
+             source_updated_at=utcnow()),
+        Cart(shop_id=shop.id, external_id="cart2", customer_external_id="c1", shopper_id="c1",
+             lines=[], source_updated_at=utcnow()),
+    ])
+    db.session.commit()
+    erase_customer(shop.id, "c1")
+    db.session.commit()
+    linked = db.session.scalar(sa.select(sa.func.count()).select_from(Cart).where(
+        sa.or_(Cart.shopper_id == "c1", Cart.customer_external_id == "c1")))
+    assert linked == 0
