@@ -193,17 +193,27 @@ def _revenue(shop_id: str, shoppers: dict[str, dict[str, Any]],
     return out
 
 
+def _not_cancelled(shop_id: str, order_external_id) -> sa.ColumnElement[bool]:
+    """The credited order has not been cancelled since (credit is given once, when the
+    order arrives; a later cancellation must take it back from the report)."""
+    return ~sa.exists().where(Order.shop_id == shop_id,
+                              Order.external_id == order_external_id,
+                              Order.cancelled.is_(True))
+
+
 def _attributed(shop_id: str, since: datetime, until: datetime) -> dict[str, Any]:
     offer_rev = db.session.execute(sa.select(sa.func.count(Redemption.id),
                                              sa.func.coalesce(sa.func.sum(Redemption.revenue),
                                                               0)).where(
         Redemption.shop_id == shop_id, Redemption.redeemed_at >= since,
-        Redemption.redeemed_at < until)).one()
+        Redemption.redeemed_at < until,
+        _not_cancelled(shop_id, Redemption.order_external_id))).one()
     rec_rev = db.session.execute(sa.select(sa.func.count(ClickAttribution.id),
                                            sa.func.coalesce(sa.func.sum(
                                                ClickAttribution.revenue), 0)).where(
         ClickAttribution.shop_id == shop_id, ClickAttribution.clicked_at >= since,
-        ClickAttribution.clicked_at < until)).one()
+        ClickAttribution.clicked_at < until,
+        _not_cancelled(shop_id, ClickAttribution.order_external_id))).one()
     return {"offer_orders": int(offer_rev[0]), "offer_revenue": Decimal(str(offer_rev[1])),
             "recommendation_lines": int(rec_rev[0]),
             "recommendation_revenue": Decimal(str(rec_rev[1]))}

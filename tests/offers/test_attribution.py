@@ -170,3 +170,25 @@ def test_order_arriving_after_the_release_takes_the_budget_back(app, shop):
     assert attribution.attribute(shop.id, RAILS, now=now)["redemptions"] == 1
     assert offer.status == "redeemed"
     assert budget.remaining(shop.id, RAILS, now)[1] == RAILS.monthly_budget - 7
+
+
+def test_an_order_cancelled_after_attribution_leaves_the_attributed_revenue(app, shop):
+    now = utcnow()
+    _quote(shop.id, "c1", now - timedelta(hours=2), status="accepted", code="SK-CX",
+           amount=Decimal(5))
+    db.session.add(Interaction(shop_id=shop.id, shopper_id="c1", product_external_id="p1",
+                               kind="click", occurred_at=now - timedelta(hours=1),
+                               context={"rec_id": "rA.0"}))
+    kept = _order(shop.id, "o1", "c1", now - timedelta(minutes=30), total="40", codes=["SK-CX"])
+    _order(shop.id, "o2", "c1", now - timedelta(minutes=20), total="40")
+    db.session.commit()
+    attribution.attribute(shop.id, RAILS, now=now)
+    before = attribution.uplift_report(shop.id, RAILS, now - timedelta(days=1), now)
+    assert before["attributed"]["offer_revenue"] == Decimal("40")
+    assert before["attributed"]["recommendation_revenue"] == Decimal("80")
+    kept.cancelled = True  # the platform cancels o1 after it was credited
+    db.session.commit()
+    attribution.attribute(shop.id, RAILS, now=now)
+    after = attribution.uplift_report(shop.id, RAILS, now - timedelta(days=1), now)["attributed"]
+    assert (after["offer_orders"], after["offer_revenue"]) == (0, Decimal("0"))
+    assert (after["recommendation_lines"], after["recommendation_revenue"]) == (1, Decimal("40"))
