@@ -100,7 +100,9 @@ def totals(series: dict[str, Any]) -> dict[str, Any]:
 def recommendations_ab(shop_id: str, days: int = 30, *, now: datetime | None = None
                        ) -> dict[str, Any]:
     """Shoppers shown recommendations, by arm: did they order within the window after?
-    ``uplift`` is None until both arms have ``min_arm`` shoppers (too few to say anything)."""
+    ``uplift`` is None until both arms have ``min_arm`` shoppers (too few to say anything).
+    A shopper seen in both arms (the holdout share changed) counts once, in the arm of
+    their first impression."""
     from plugin.offers.stats import MIN_ARM, diff_proportions
 
     now = now or utcnow()
@@ -112,7 +114,8 @@ def recommendations_ab(shop_id: str, days: int = 30, *, now: datetime | None = N
             .where(Impression.shop_id == shop_id, Impression.shopper_id.is_not(None),
                    Impression.created_at >= since)
             .group_by(Impression.shopper_id, Impression.holdout)):
-        first_seen[shopper] = (bool(holdout), at)
+        if shopper not in first_seen or at < first_seen[shopper][1]:
+            first_seen[shopper] = (bool(holdout), at)
     buyers: dict[str, datetime] = {}
     if first_seen:
         for customer, at in db.session.execute(

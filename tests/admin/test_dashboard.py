@@ -265,3 +265,22 @@ def test_erasing_the_shop_needs_the_domain_typed(app, client, shop):
     db.session.expire_all()
     assert db.session.get(Shop, shop_id) is None
     assert client.get("/admin/").status_code == 401
+
+
+def test_a_shopper_seen_in_both_arms_stays_in_the_arm_of_their_first_exposure(shop):
+    # The holdout share was raised mid-window: s1 saw personalised lists first, then the
+    # holdout's. They count once, in the arm they entered, and their later order with them.
+    first = utcnow() - timedelta(days=5)
+    for k, holdout in enumerate((False, True)):
+        db.session.add(Impression(shop_id=shop.id, rec_id=f"r-both-{k}", shopper_id="s1",
+                                  placement="for_you", items=["p1"], sources=["popular"],
+                                  holdout=holdout, personalized=not holdout,
+                                  created_at=first + timedelta(days=2 * k)))
+    db.session.add(Order(shop_id=shop.id, external_id="o-s1", customer_external_id="s1",
+                         currency="GBP", total=Decimal("10"), discount_codes=[],
+                         cancelled=False, created_at=first + timedelta(days=1),
+                         source_updated_at=first))
+    db.session.commit()
+    ab = stats.recommendations_ab(shop.id)
+    assert ab["treatment"] == {"shoppers": 1, "converted": 1}
+    assert ab["control"] == {"shoppers": 0, "converted": 0}
