@@ -6,7 +6,8 @@ The POST uses the generic protocol v2 signature (``X-Shopkeeper-Timestamp`` and
 Shopkeeper cannot pass for one of the store's own deliveries. An idle cart also gets a
 quote; when the policy makes an offer, the payload carries it and a link
 ``<cart_url>?sk_offer=<token>``. At most one *sent* nudge per shopper per
-``nudge_period_days``; holdout shoppers get none. Only known customers are nudged
+``nudge_period_days``; holdout shoppers get none, nor, when the shop requires consent,
+customers who have not given it. Only known customers are nudged
 (anonymous ids cannot be messaged).
 """
 
@@ -24,7 +25,8 @@ import requests
 import sqlalchemy as sa
 
 from connectors.generic.webhooks import sign_payload
-from plugin.api.identity import ANON_ID
+from plugin.api.consent import has_consent
+from plugin.api.identity import ANON_ID, ShopperIdentity
 from plugin.api.service import in_holdout
 from plugin.extensions import db
 from plugin.models import Cart, Interaction, Nudge, Offer, Order, Shop
@@ -87,7 +89,8 @@ def run_nudges(shop: Shop, *, now: datetime | None = None,
     period = timedelta(days=rails.nudge_period_days)
     for target in due_targets(shop, now):
         shopper = target["shopper_id"]
-        if in_holdout(shop, shopper) or _recently_nudged(shop.id, shopper, period, now):
+        if not has_consent(shop, ShopperIdentity(customer_id=shopper)) \
+                or in_holdout(shop, shopper) or _recently_nudged(shop.id, shopper, period, now):
             counts["skipped"] += 1
             continue
         payload, offer_id = _payload(shop, target, rails.cart_url, now)

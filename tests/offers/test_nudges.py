@@ -78,3 +78,25 @@ def test_no_webhook_url_sends_nothing(app, shop):
     configure(shop)
     _idle_cart(shop.id)
     assert run_nudges(shop) == {"sent": 0, "failed": 0, "skipped": 0}
+
+
+@responses.activate
+def test_a_shop_that_requires_consent_nudges_only_customers_who_gave_it(app, shop):
+    from sqlalchemy import func, select
+
+    from plugin.models import Offer, ShopperConsent
+
+    configure(shop, nudge_webhook_url=HOOK)
+    shop.settings = {**shop.settings, "consent_required": True}
+    db.session.add_all([ShopperConsent(shop_id=shop.id, shopper_id="c2", granted=True),
+                        ShopperConsent(shop_id=shop.id, shopper_id="c3", granted=False)])
+    db.session.commit()
+    for customer in ("c1", "c2", "c3"):  # c1 never answered, c3 said no
+        _idle_cart(shop.id, customer)
+    responses.post(HOOK, status=200)
+    assert run_nudges(shop) == {"sent": 1, "failed": 0, "skipped": 2}
+    assert [json.loads(c.request.body)["shopper_id"] for c in responses.calls] == ["c2"]
+    # nor is a quote (a profile of their cart) stored for those without consent
+    quoted = db.session.scalars(select(Offer.shopper_id)).all()
+    assert set(quoted) <= {"c2"}
+    assert db.session.scalar(select(func.count()).select_from(Nudge)) == 1
