@@ -28,6 +28,7 @@ from plugin.extensions import db
 from plugin.models import ClickAttribution, Interaction, Offer, Order, Redemption
 from plugin.models.types import utcnow
 from plugin.offers import budget
+from plugin.offers.privacy import ERASED
 from plugin.offers.service import CHECKOUT_GRACE
 from plugin.offers.settings import Guardrails
 from plugin.offers.stats import diff_means, diff_proportions
@@ -146,9 +147,12 @@ def uplift_report(shop_id: str, rails: Guardrails, since: datetime, until: datet
                   ) -> dict[str, Any]:
     """Rule 4: per-arm shoppers, conversion and revenue per visitor, differences with CIs."""
     window = timedelta(days=rails.attribution_window_days)
+    # Erased shoppers' quotes all carry the same placeholder id: pooled, they would count as
+    # one shopper in one arm. They cannot be linked to orders any more, so they are left out.
     quotes = db.session.execute(sa.select(Offer.shopper_id, Offer.holdout, Offer.created_at,
                                           Offer.converted).where(
-        Offer.shop_id == shop_id, Offer.created_at >= since, Offer.created_at < until)).all()
+        Offer.shop_id == shop_id, Offer.created_at >= since, Offer.created_at < until,
+        Offer.shopper_id != ERASED).order_by(Offer.created_at, Offer.id)).all()
     shoppers: dict[str, dict[str, Any]] = {}
     for sid, holdout, at, converted in quotes:
         s = shoppers.setdefault(sid, {"holdout": bool(holdout), "first": at, "last": at,

@@ -192,3 +192,20 @@ def test_an_order_cancelled_after_attribution_leaves_the_attributed_revenue(app,
     after = attribution.uplift_report(shop.id, RAILS, now - timedelta(days=1), now)["attributed"]
     assert (after["offer_orders"], after["offer_revenue"]) == (0, Decimal("0"))
     assert (after["recommendation_lines"], after["recommendation_revenue"]) == (1, Decimal("40"))
+
+
+def test_uplift_does_not_pool_erased_shoppers_into_one(app, shop):
+    from plugin.offers import privacy
+
+    now = utcnow()
+    for k in range(3):
+        _quote(shop.id, f"gone{k}", now - timedelta(days=1), holdout=k == 0).converted = k == 2
+        privacy.erase_shopper(shop.id, f"gone{k}")
+    _quote(shop.id, "kept", now - timedelta(days=1)).converted = True
+    db.session.commit()
+    arms = attribution.uplift_report(shop.id, RAILS, now - timedelta(days=7), now)["arms"]
+    # the erased quotes can no longer be told apart or linked to orders: they are left out,
+    # not counted as one control shopper who converted
+    assert arms["treatment"] == {"shoppers": 1, "converted": 1, "conversion": 1.0,
+                                 "revenue_per_visitor": 0.0}
+    assert arms["control"]["shoppers"] == 0
