@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import shutil
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -153,10 +154,32 @@ def _train(version: ModelVersion, show_progress: bool) -> None:
     version.finished_at = utcnow()
     db.session.commit()
     sources.forget_versions(shop_id)
+    _delete_older_artifacts(version)
     # This process already holds the fitted model: serve it without a disk round trip.
     model_store.LOADED.put((shop_id, version.id), model_store.ShopModel(
         version_id=version.id, item_ids=np.asarray(list(data.item_ids), dtype=object),
         neighbours=similarity, popular=popular, titles=titles, recommender=recommender))
+
+
+def _delete_older_artifacts(version: ModelVersion) -> None:
+    """Delete the shop's other artifact directories once a new version serves.
+
+    They are never served again (older versions, and failed ones that wrote some files),
+    and they hold every shopper's purchase history as it was when fitted: kept, a
+    customer's erasure could never reach them. A version still training (another
+    process) keeps its directory.
+    """
+    root = Path(current_app.config["MODEL_DIR"]) / version.shop_id
+    busy = set(db.session.scalars(sa.select(ModelVersion.version).where(
+        ModelVersion.shop_id == version.shop_id, ModelVersion.status == "training")))
+    for directory in root.iterdir() if root.is_dir() else ():
+        if directory.name != version.version and directory.name not in busy \
+                and directory.is_dir() and not directory.is_symlink():
+            shutil.rmtree(directory, ignore_errors=True)
+    db.session.execute(sa.update(ModelVersion).where(
+        ModelVersion.shop_id == version.shop_id, ModelVersion.id != version.id,
+        ModelVersion.status != "training").values(artifact_dir=""))
+    db.session.commit()
 
 
 def _empty(n: int):

@@ -51,3 +51,23 @@ def test_erased_customer_is_not_recomputed_from_the_model_that_learned_them(api,
     body = api.recs(headers=customer_headers(trained, "c1"), n=3).get_json()
     assert body["personalized"] is False
     assert {i["source"] for i in body["items"]} <= sources.NON_PERSONAL
+
+
+def test_a_refit_deletes_the_older_artifacts_that_still_hold_erased_histories(api, trained):
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from plugin.models import ModelVersion
+    from plugin.training import train_shop
+
+    old = Path(db.session.scalar(sa.select(ModelVersion.artifact_dir).where(
+        ModelVersion.shop_id == trained.id)))
+    assert old.is_dir()
+    erase_customer(trained.id, "c1")
+    db.session.commit()
+    new = Path(train_shop(trained.id).artifact_dir)
+    assert new.is_dir() and new != old
+    assert not old.exists()  # fitted on c1's purchases: gone with the refit that forgot them
+    body = api.recs(headers=customer_headers(trained, "c2"), n=3).get_json()
+    assert body["personalized"] is True  # the new version serves
