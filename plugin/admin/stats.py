@@ -102,7 +102,9 @@ def recommendations_ab(shop_id: str, days: int = 30, *, now: datetime | None = N
     """Shoppers shown recommendations, by arm: did they order within the window after?
     ``uplift`` is None until both arms have ``min_arm`` shoppers (too few to say anything).
     A shopper seen in both arms (the holdout share changed) counts once, in the arm of
-    their first impression."""
+    their first impression. "The usual?" (``reorder``) lists do not count as exposure: the
+    control arm is never shown one, so counting them would put repeat buyers, who order
+    more anyway, in the treatment arm only."""
     from plugin.offers.stats import MIN_ARM, diff_proportions
 
     now = now or utcnow()
@@ -112,7 +114,7 @@ def recommendations_ab(shop_id: str, days: int = 30, *, now: datetime | None = N
             sa.select(Impression.shopper_id, Impression.holdout,
                       sa.func.min(Impression.created_at))
             .where(Impression.shop_id == shop_id, Impression.shopper_id.is_not(None),
-                   Impression.created_at >= since)
+                   Impression.placement != "reorder", Impression.created_at >= since)
             .group_by(Impression.shopper_id, Impression.holdout)):
         if shopper not in first_seen or at < first_seen[shopper][1]:
             first_seen[shopper] = (bool(holdout), at)
