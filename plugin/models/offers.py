@@ -128,7 +128,7 @@ class Nudge(db.Model):
     stage: Mapped[str] = mapped_column(String(24))
     delivery_id: Mapped[str] = mapped_column(String(64), unique=True)
     offer_id: Mapped[int | None] = mapped_column(nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # sent | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # sent | failed | holdout
     response_code: Mapped[int | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

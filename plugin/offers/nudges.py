@@ -6,8 +6,9 @@ The POST uses the generic protocol v2 signature (``X-Shopkeeper-Timestamp`` and
 Shopkeeper cannot pass for one of the store's own deliveries. An idle cart also gets a
 quote; when the policy makes an offer, the payload carries it and a link
 ``<cart_url>?sk_offer=<token>``. At most one *sent* nudge per shopper per
-``nudge_period_days``; holdout shoppers get none, nor, when the shop requires consent,
-customers who have not given it. Only known customers are nudged
+``nudge_period_days``; holdout shoppers get none (their idle cart is quoted, which stores
+the control observation, and a ``holdout`` row keeps the same period), nor, when the
+shop requires consent, customers who have not given it. Only known customers are nudged
 (anonymous ids cannot be messaged).
 """
 
@@ -40,6 +41,8 @@ TOPIC = "nudges/create"
 CART_MAX_AGE = timedelta(days=2)
 WISHLIST_MAX_AGE = timedelta(days=30)
 TIMEOUT_SECONDS = 10
+#: status of the row that stands for a nudge not sent because the shopper is in the holdout
+HOLDOUT = "holdout"
 
 
 def due_targets(shop: Shop, now: datetime) -> list[dict[str, Any]]:
@@ -72,7 +75,8 @@ def _ordered_since(shop_id: str, customer: str, since: datetime) -> bool:
 
 def _recently_nudged(shop_id: str, shopper: str, period: timedelta, now: datetime) -> bool:
     return db.session.scalar(sa.select(sa.func.count(Nudge.id)).where(
-        Nudge.shop_id == shop_id, Nudge.shopper_id == shopper, Nudge.status == "sent",
+        Nudge.shop_id == shop_id, Nudge.shopper_id == shopper,
+        Nudge.status.in_(("sent", HOLDOUT)),
         Nudge.created_at > now - period)) > 0
 
 
@@ -90,7 +94,19 @@ def run_nudges(shop: Shop, *, now: datetime | None = None,
     for target in due_targets(shop, now):
         shopper = target["shopper_id"]
         if not has_consent(shop, ShopperIdentity(customer_id=shopper)) \
-                or in_holdout(shop, shopper) or _recently_nudged(shop.id, shopper, period, now):
+                or _recently_nudged(shop.id, shopper, period, now):
+            counts["skipped"] += 1
+            continue
+        if in_holdout(shop, shopper):
+            # No nudge, but the same observation a treated idle cart gives the uplift
+            # report: its quote (a holdout row), once per period like a sent nudge.
+            # Otherwise idle carts, nudged and quoted in treatment only, would enter the
+            # treatment arm alone.
+            _payload(shop, target, None, now)
+            db.session.add(Nudge(shop_id=shop.id, shopper_id=shopper, stage=target["stage"],
+                                 delivery_id="ndg_" + secrets.token_urlsafe(16),
+                                 status=HOLDOUT, created_at=now))
+            db.session.commit()
             counts["skipped"] += 1
             continue
         payload, offer_id = _payload(shop, target, rails.cart_url, now)

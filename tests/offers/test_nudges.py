@@ -100,3 +100,27 @@ def test_a_shop_that_requires_consent_nudges_only_customers_who_gave_it(app, sho
     quoted = db.session.scalars(select(Offer.shopper_id)).all()
     assert set(quoted) <= {"c2"}
     assert db.session.scalar(select(func.count()).select_from(Nudge)) == 1
+
+
+@responses.activate
+def test_idle_carts_in_the_holdout_are_quoted_as_control_observations(app, shop):
+    from plugin.api.service import in_holdout
+    from plugin.offers import attribution, service
+
+    configure(shop, nudge_webhook_url=HOOK)
+    shop.settings = {**shop.settings, "holdout_share": 0.5}
+    db.session.commit()
+    treated = next(f"t{k}" for k in range(1000) if not in_holdout(shop, f"t{k}"))
+    control = next(f"h{k}" for k in range(1000) if in_holdout(shop, f"h{k}"))
+    for customer in (treated, control):
+        _idle_cart(shop.id, customer)
+    responses.post(HOOK, status=200)
+    assert run_nudges(shop)["sent"] == 1
+    now = utcnow()
+    report = attribution.uplift_report(shop.id, service.guardrails_for(shop),
+                                       now - timedelta(days=1), now + timedelta(minutes=1))
+    # the treated idle cart was quoted (and nudged); its control twin must be observed too
+    assert (report["arms"]["treatment"]["shoppers"], report["arms"]["control"]["shoppers"]) \
+        == (1, 1)
+    assert run_nudges(shop)["sent"] == 0  # once per period, in both arms
+    assert db.session.query(Nudge).filter_by(shopper_id=control).count() == 1
