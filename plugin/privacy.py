@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,8 @@ def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = N
     Orders stay (they are the shop's business records, unlinked on erasure); the events
     that profile a shopper do not outlive ``retention_days``. Applied webhook deliveries
     that still hold their body (applied before bodies were dropped on success) lose it, and
-    so do dead ones received before the cutoff (closed, not applied).
+    so do dead ones received before the cutoff (closed, not applied). Data-request exports
+    go after ``EXPORT_KEEP_DAYS`` whatever the retention.
     """
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     n = db.session.execute(sa.delete(Interaction).where(
@@ -154,6 +156,7 @@ def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = N
         Impression.shop_id == shop_id, Impression.created_at < cutoff)).rowcount
     n += inbox.blank_done(shop_id)
     n += inbox.expire_dead(shop_id, cutoff, now=now)
+    n += purge_old_exports(shop_id, now=now)
     return n
 
 
@@ -165,6 +168,53 @@ def record_data_request(shop_id: str, customer_id: str) -> Path:
     path.write_text(json.dumps(export_customer(shop_id, customer_id), indent=2))
     audit(shop_id, "privacy.data_request", file=path.name)
     return path
+
+
+#: A platform data request's export waits this long for the merchant, then is deleted.
+EXPORT_KEEP_DAYS = 30
+_EXPORT_NAME = re.compile(r"customer-[0-9a-f]{16}-(\d{1,12})\.json")
+
+
+def data_requests(shop_id: str) -> list[dict[str, Any]]:
+    """The platform's data requests whose exports wait for the merchant, newest first.
+
+    The platform (e.g. Shopify's ``customers/data_request``) expects the merchant to hand
+    the data to the customer: the admin's privacy page lists these files to download.
+    """
+    directory = exports_dir(shop_id)
+    out = []
+    for path in directory.iterdir() if directory.is_dir() else ():
+        match = _EXPORT_NAME.fullmatch(path.name)
+        if match is None or not path.is_file():
+            continue
+        try:
+            customer = json.loads(path.read_text()).get("customer_id")
+        except (OSError, ValueError, AttributeError):
+            customer = None
+        at = datetime.fromtimestamp(int(match.group(1)), UTC)
+        out.append({"name": path.name, "customer_id": customer, "requested_at": at,
+                    "expires_at": at + timedelta(days=EXPORT_KEEP_DAYS)})
+    return sorted(out, key=lambda r: (r["requested_at"], r["name"]), reverse=True)
+
+
+def data_request_file(shop_id: str, name: str) -> Path | None:
+    """The export file ``name`` of this shop, or None (never a path outside its folder)."""
+    if _EXPORT_NAME.fullmatch(name) is None:
+        return None
+    path = exports_dir(shop_id) / name
+    return path if path.is_file() else None
+
+
+def purge_old_exports(shop_id: str, *, now: datetime | None = None) -> int:
+    """Delete data-request exports older than ``EXPORT_KEEP_DAYS``: copies of personal data
+    should not outlive the request they answer."""
+    cutoff = (now or utcnow()) - timedelta(days=EXPORT_KEEP_DAYS)
+    n = 0
+    for req in data_requests(shop_id):
+        if req["requested_at"] < cutoff:
+            (exports_dir(shop_id) / req["name"]).unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 def exports_dir(shop_id: str) -> Path:

@@ -24,7 +24,7 @@ from marshmallow import ValidationError
 from plugin import privacy, shops
 from plugin.admin import auth, charts, forms, stats
 from plugin.admin import settings as settings_service
-from plugin.errors import BadRequest, ShopkeeperError, Unauthorized, error_response
+from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized, error_response
 from plugin.extensions import db
 from plugin.install import shopify as shopify_install
 from plugin.openapi import HTML, doc, is_page
@@ -341,7 +341,25 @@ def privacy_page():
     shop = _shop()
     customer = (request.args.get("customer") or "").strip()
     found = privacy.export_customer(shop.id, customer) if customer else None
-    return _render("admin/privacy.html", customer=customer, found=found)
+    return _render("admin/privacy.html", customer=customer, found=found,
+                   requests=privacy.data_requests(shop.id),
+                   keep_days=privacy.EXPORT_KEEP_DAYS)
+
+
+@bp.get("/privacy/requests/<name>")
+@doc(summary="Download the export a platform data request produced (JSON)", tags=["admin"],
+     errors=(401, 404))
+def privacy_request_file(name: str):
+    shop = _shop()
+    path = privacy.data_request_file(shop.id, name)
+    if path is None:
+        raise NotFound("No such data request export (they are kept "
+                       f"{privacy.EXPORT_KEEP_DAYS} days).")
+    shops.audit(shop.id, "privacy.request_downloaded")
+    db.session.commit()
+    return Response(path.read_bytes(), mimetype="application/json", headers={
+        "Content-Disposition": f'attachment; filename="{path.name}"',
+        "Cache-Control": "no-store"})
 
 
 @bp.get("/privacy/export")

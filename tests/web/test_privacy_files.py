@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
@@ -108,3 +109,56 @@ def test_erasure_unlinks_carts_that_name_the_customer_as_shopper(app, shop):
     linked = db.session.scalar(sa.select(sa.func.count()).select_from(Cart).where(
         sa.or_(Cart.shopper_id == "c1", Cart.customer_external_id == "c1")))
     assert linked == 0
+
+
+def _age(path: Path, days: int) -> Path:
+    """The same export as if requested ``days`` ago (the request time is in its name)."""
+    import re
+
+    from plugin.models.types import utcnow
+
+    then = int((utcnow() - timedelta(days=days)).timestamp())
+    older = path.with_name(re.sub(r"-\d+\.json$", f"-{then}.json", path.name))
+    path.rename(older)
+    return older
+
+
+def test_data_request_exports_are_listed_and_downloadable_in_the_admin(app, client, shop):
+    from tests.admin.conftest import sign_in
+
+    path = record_data_request(shop.id, "cust-7")
+    db.session.commit()
+    sign_in(app, client, shop)
+    page = client.get("/admin/privacy").get_data(as_text=True)
+    assert "cust-7" in page and path.name in page
+    r = client.get(f"/admin/privacy/requests/{path.name}")
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+    assert r.get_json()["customer_id"] == "cust-7"
+    assert "attachment" in r.headers["Content-Disposition"]
+
+
+def test_a_shop_cannot_download_another_shops_export_or_escape_its_folder(app, client, shop):
+    other = make_shop()
+    theirs = record_data_request(other.id, "c9")
+    (Path(current_app.instance_path) / "exports" / "secret.json").write_text("{}")
+    db.session.commit()
+    from tests.admin.conftest import sign_in
+
+    sign_in(app, client, shop)
+    assert "c9" not in client.get("/admin/privacy").get_data(as_text=True)
+    for name in (theirs.name, "..%2Fsecret.json", "../secret.json", "secret.json",
+                 f"..%2F{other.id}%2F{theirs.name}"):
+        r = client.get(f"/admin/privacy/requests/{name}")
+        assert r.status_code == 404, name
+
+
+def test_exports_are_deleted_after_thirty_days_whatever_the_retention(app, shop):
+    from plugin.privacy import EXPORT_KEEP_DAYS, data_requests, purge_expired
+
+    old = _age(record_data_request(shop.id, "c1"), EXPORT_KEEP_DAYS + 1)
+    fresh = _age(record_data_request(shop.id, "c2"), EXPORT_KEEP_DAYS - 1)
+    db.session.commit()
+    assert [r["customer_id"] for r in data_requests(shop.id)] == ["c2", "c1"]
+    purge_expired(shop.id, retention_days=3650)
+    assert not old.exists() and fresh.exists()
+    assert [r["customer_id"] for r in data_requests(shop.id)] == ["c2"]
