@@ -2,7 +2,8 @@
 
 The export is linked by ``__parentId`` (variants point at their product). Pages are cut
 from the file in order, and the cursor ``bulk:<operation gid>:<products done>`` resumes
-from the same export while its URL is still valid (7 days).
+from the same export while its URL is still valid (7 days); a resume after that runs a
+new export.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ def _start(client: ShopifyGraphQL) -> str:
     return result["bulkOperation"]["id"]
 
 
+class _Expired(TransientError):
+    """The export's URL has expired (kept seven days): that export can never be read again."""
+
+
 def _wait(client: ShopifyGraphQL, gid: str, sleep: Callable[[float], Any]) -> str | None:
     """Poll until the export is done; its JSONL URL (None when the shop has no products)."""
     for _ in range(MAX_POLLS):
@@ -75,6 +80,8 @@ def _wait(client: ShopifyGraphQL, gid: str, sleep: Callable[[float], Any]) -> st
         status = node.get("status")
         if status == "COMPLETED":
             return node.get("url")
+        if status == "EXPIRED":
+            raise _Expired(f"bulk operation {status} ({node.get('errorCode')})")
         if status in ("FAILED", "CANCELED", "EXPIRED"):
             raise TransientError(f"bulk operation {status} ({node.get('errorCode')})")
         sleep(POLL_SECONDS)
@@ -111,7 +118,15 @@ def iter_bulk_products(
 ) -> Iterator[Page[Product]]:
     """Run (or resume) a products export and yield it in pages of 250."""
     gid, done = parse_cursor(cursor) if cursor else (_start(client), 0)
-    url = _wait(client, gid, sleep)
+    try:
+        url = _wait(client, gid, sleep)
+    except _Expired:
+        if not cursor:
+            raise
+        # resuming an export older than its URL: asking again would answer EXPIRED on
+        # every run, so export afresh and read it from the start (upserts are monotonic)
+        gid, done = _start(client), 0
+        url = _wait(client, gid, sleep)
     if url is None:
         yield Page(items=[], next_cursor=None)
         return

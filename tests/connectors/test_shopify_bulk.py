@@ -98,8 +98,9 @@ def test_empty_shop_yields_one_empty_last_page() -> None:
     assert len(pages) == 1 and pages[0].items == [] and pages[0].next_cursor is None
 
 
-@pytest.mark.parametrize("status", ["FAILED", "CANCELED", "EXPIRED"])
+@pytest.mark.parametrize("status", ["FAILED", "CANCELED"])
 def test_failed_export_is_transient(status: str) -> None:
+    # EXPIRED on a resume starts a new export (see the test below)
     with responses.RequestsMock() as rsps:
         rsps.post(GRAPHQL, json=poll(status))
         with pytest.raises(TransientError):
@@ -114,3 +115,25 @@ def test_refused_bulk_run_is_connector_error() -> None:
         rsps.post(GRAPHQL, json=refused)
         with pytest.raises(ConnectorError, match="already in progress"):
             next(connector([]).iter_products())
+
+
+def test_resuming_an_export_whose_url_expired_starts_a_new_export() -> None:
+    """``EXPIRED`` means the export's URL is gone for good (shopify.dev BulkOperationStatus:
+    "The bulk operation URL has expired"; url values expire after seven days). Asking about
+    the same operation again can only answer EXPIRED again, so a paused backfill resumed
+    after a week must run a new export rather than fail on every run forever."""
+    new_op = "gid://shopify/BulkOperation/720919"
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=poll("EXPIRED"))
+        rsps.post(GRAPHQL, json={"data": {"bulkOperationRunQuery": {
+            "bulkOperation": {"id": new_op, "status": "CREATED"}, "userErrors": []}}})
+        rsps.post(GRAPHQL, json={"data": {"node": {"id": new_op, "status": "COMPLETED",
+                                                   "errorCode": None, "objectCount": "600",
+                                                   "url": EXPORT}}})
+        rsps.get(EXPORT, body=jsonl(300))
+        pages = list(connector([]).iter_products(cursor=f"bulk:{OP}:250"))
+        polled = json.loads(rsps.calls[2].request.body)["variables"]["id"]
+    assert polled == new_op
+    # the new export is read from its start: products the old one had paged may have changed
+    assert [len(p.items) for p in pages] == [250, 50]
+    assert pages[0].next_cursor == f"bulk:{new_op}:250" and pages[-1].next_cursor is None
