@@ -69,15 +69,17 @@ def _subscription(name: str, cases: dict[str, str], fragment: str) -> str:
 #: Webhook name (as in manifest.yaml) -> subscription query; its events come from the manifest.
 #: Deletions and the uninstall also ask for ``__typename``: the ``Saleor-Event`` header is
 #: not signed, so their signed body must say which event it is (see ``webhooks.py``).
+#: Upserts ask for ``issuedAt`` (the event's time): a price or stock change leaves
+#: ``Product.updatedAt`` as it was, so the record is stamped no older than its event.
 SUBSCRIPTIONS: dict[str, str] = {
     "shopkeeper-products": _subscription(
         "ProductChanged",
         {
-            "ProductCreated": "product { ...ProductFields }",
-            "ProductUpdated": "product { ...ProductFields }",
-            "ProductVariantCreated": "productVariant { product { ...ProductFields } }",
-            "ProductVariantUpdated": "productVariant { product { ...ProductFields } }",
-            "ProductVariantDeleted": "productVariant { product { ...ProductFields } }",
+            "ProductCreated": "issuedAt product { ...ProductFields }",
+            "ProductUpdated": "issuedAt product { ...ProductFields }",
+            "ProductVariantCreated": "issuedAt productVariant { product { ...ProductFields } }",
+            "ProductVariantUpdated": "issuedAt productVariant { product { ...ProductFields } }",
+            "ProductVariantDeleted": "issuedAt productVariant { product { ...ProductFields } }",
         },
         PRODUCT_FIELDS,
     ),
@@ -86,7 +88,8 @@ SUBSCRIPTIONS: dict[str, str] = {
     ),
     "shopkeeper-customers": _subscription(
         "CustomerChanged",
-        {"CustomerCreated": "user { ...UserFields }", "CustomerUpdated": "user { ...UserFields }"},
+        {"CustomerCreated": "issuedAt user { ...UserFields }",
+         "CustomerUpdated": "issuedAt user { ...UserFields }"},
         USER_FIELDS,
     ),
     "shopkeeper-customer-deleted": _subscription(
@@ -95,18 +98,18 @@ SUBSCRIPTIONS: dict[str, str] = {
     "shopkeeper-orders": _subscription(
         "OrderChanged",
         {
-            "OrderCreated": "order { ...OrderFields }",
-            "OrderUpdated": "order { ...OrderFields }",
-            "OrderFullyPaid": "order { ...OrderFields }",
-            "OrderCancelled": "order { ...OrderFields }",
+            "OrderCreated": "issuedAt order { ...OrderFields }",
+            "OrderUpdated": "issuedAt order { ...OrderFields }",
+            "OrderFullyPaid": "issuedAt order { ...OrderFields }",
+            "OrderCancelled": "issuedAt order { ...OrderFields }",
         },
         FRAGMENTS["order"],
     ),
     "shopkeeper-checkouts": _subscription(
         "CheckoutChanged",
         {
-            "CheckoutCreated": "checkout { ...CheckoutFields }",
-            "CheckoutUpdated": "checkout { ...CheckoutFields }",
+            "CheckoutCreated": "issuedAt checkout { ...CheckoutFields }",
+            "CheckoutUpdated": "issuedAt checkout { ...CheckoutFields }",
         },
         FRAGMENTS["checkout"],
     ),

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from connectors.base import header
 from connectors.errors import InvalidPayload, UnknownTopic
-from connectors.parsing import load_json_object
+from connectors.parsing import load_json_object, parse_datetime
 from connectors.records import Cart, Customer, Deletion, Order, Product, WebhookEvent
 from connectors.saleor import mapping
 
@@ -106,5 +107,12 @@ def parse_delivery(
         record = _record(event, topic, data, channel)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidPayload(f"unexpected {event} payload", {"_body": [repr(exc)]}) from None
+    issued = data.get("issuedAt")
+    occurred = parse_datetime(issued, field="issuedAt") if issued else None
+    if occurred is not None and isinstance(record, Product | Customer | Order | Cart):
+        # Saleor does not bump Product.updatedAt on a price (channel listing) or stock
+        # change, so the record is no older than the event that carried it
+        record = replace(record, updated_at=max(record.updated_at, occurred))
     delivery_id = hashlib.sha256(event.encode() + b"\n" + raw_body).hexdigest()
-    return WebhookEvent(topic=topic, delivery_id=delivery_id, record=record)
+    return WebhookEvent(topic=topic, delivery_id=delivery_id, record=record,
+                        occurred_at=occurred)

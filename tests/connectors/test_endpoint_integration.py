@@ -120,3 +120,36 @@ def test_saleor_order_reaches_the_database(client, saleor_shop) -> None:
     order = db.session.scalar(db.select(Order).filter_by(shop_id=saleor_shop.id))
     assert order.discount_codes == ["SK-7QX2"] and order.total == Decimal("11.0")
     assert sorted(line.quantity for line in order.lines) == [1, 2]
+
+
+def test_saleor_price_change_reaches_the_database(client, saleor_shop) -> None:
+    """Saleor changes a price in the variant's channel listing and sends PRODUCT_VARIANT_UPDATED,
+    but neither that mutation nor a stock update touches ``Product.updatedAt`` (only a name,
+    SKU or attribute change of the variant does: saleor/saleor
+    graphql/product/mutations/product_variant/product_variant_update.py). Stamped with the
+    product's unchanged ``updatedAt``, the new price looked stale and was skipped; the event's
+    ``issuedAt`` ("Time of the event", docs.saleor.io Event interface) says it is newer."""
+    import json
+    from decimal import Decimal
+
+    from plugin.models import Product
+    from plugin.webhooks.inbox import process_inbox
+
+    first = json.loads(saleor_fixture("product_updated.json"))
+    first["issuedAt"] = "2025-11-20T10:15:31+00:00"
+    repriced = json.loads(saleor_fixture("product_variant_updated.json"))
+    variants = repriced["productVariant"]["product"]["variants"]
+    for variant in variants:
+        for listing in variant["channelListings"]:
+            listing["price"]["amount"] = 2.5 if listing["price"]["currency"] == "USD" else 10.0
+    repriced["issuedAt"] = "2025-11-21T08:00:00.500000+00:00"
+    for event, data in (("product_updated", first), ("product_variant_updated", repriced)):
+        body = json.dumps(data).encode()
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            rsps.get(JWKS_URL, json={"keys": [jwk(KEY)]})
+            assert client.post(f"/webhooks/saleor/{saleor_shop.id}", data=body,
+                               headers=saleor_headers(event, body)).status_code == 200
+        assert process_inbox().done == 1
+    db.session.expire_all()
+    product = db.session.scalar(db.select(Product).filter_by(shop_id=saleor_shop.id))
+    assert product.price == Decimal("2.5")

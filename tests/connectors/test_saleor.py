@@ -516,3 +516,26 @@ def test_destructive_subscriptions_ask_for_the_event_type() -> None:
     for name in ("shopkeeper-product-deleted", "shopkeeper-customer-deleted",
                  "shopkeeper-app-deleted"):
         assert "__typename" in SUBSCRIPTIONS[name]
+
+
+def test_upsert_events_are_stamped_no_older_than_their_issued_at() -> None:
+    """A price or stock change leaves Product.updatedAt as it was; the event's issuedAt
+    (docs.saleor.io Event interface: "Time of the event") is the record's floor."""
+    data = json.loads(fixture("product_variant_updated.json"))
+    data["issuedAt"] = "2025-11-21T08:00:00+00:00"
+    body = json.dumps(data).encode()
+    creds = Credentials("demo.saleor.io", access_token="t", api_url=API_URL,
+                        extra={"channel": "default-channel"})
+    event = SaleorConnector(creds).parse_webhook(saleor_headers("product_variant_updated", body),
+                                                 body)
+    assert event.record.updated_at == datetime(2025, 11, 21, 8, tzinfo=UTC)
+    assert event.occurred_at == datetime(2025, 11, 21, 8, tzinfo=UTC)
+    older = {**data, "issuedAt": "2025-11-01T00:00:00+00:00"}
+    body = json.dumps(older).encode()
+    event = SaleorConnector(creds).parse_webhook(saleor_headers("product_variant_updated", body),
+                                                 body)
+    assert event.record.updated_at == datetime(2025, 11, 20, 10, 15, 30, 123456, tzinfo=UTC)
+    for name in ("shopkeeper-products", "shopkeeper-customers", "shopkeeper-orders",
+                 "shopkeeper-checkouts"):
+        cases = [line for line in SUBSCRIPTIONS[name].splitlines() if "... on " in line]
+        assert cases and all("issuedAt" in line for line in cases), name
