@@ -72,6 +72,13 @@ def product_from_node(node: dict[str, Any], *, channel: str | None = None) -> Pr
             )
         )
     prices = [v.price for v in variants if v.price is not None]
+    available = any(v.available for v in variants)
+    if isinstance(node.get("channelListings"), list):  # absent from older subscriptions
+        # Saleor publishes per channel: unpublished, it is not in the storefront at all;
+        # not available for purchase, it shows but cannot be bought
+        listed = _listing(node["channelListings"], channel) or {}
+        available = available and bool(listed.get("isPublished")) \
+            and listed.get("isAvailableForPurchase") is not False
     categories = [c["name"] for c in [node.get("category") or {}] if c.get("name")]
     categories += [c["name"] for c in node.get("collections") or () if c.get("name")]
     product_type = (node.get("productType") or {}).get("name")
@@ -85,7 +92,7 @@ def product_from_node(node: dict[str, Any], *, channel: str | None = None) -> Pr
         tags=(product_type,) if product_type else (),
         price=min(prices) if prices else None,
         currency=currency if prices else None,
-        available=any(v.available for v in variants),
+        available=available,
         variants=tuple(variants),
     )
 

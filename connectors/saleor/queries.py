@@ -23,6 +23,7 @@ fragment ProductFields on Product {
   category { name }
   collections { name }
   productType { name }
+  channelListings { channel { slug } isPublished isAvailableForPurchase }
   variants {
     id name sku
     stocks { quantity }

@@ -539,3 +539,30 @@ def test_upsert_events_are_stamped_no_older_than_their_issued_at() -> None:
                  "shopkeeper-checkouts"):
         cases = [line for line in SUBSCRIPTIONS[name].splitlines() if "... on " in line]
         assert cases and all("issuedAt" in line for line in cases), name
+
+
+@pytest.mark.parametrize(("listing", "available"), [
+    ({"isPublished": True, "isAvailableForPurchase": True}, True),
+    ({"isPublished": False, "isAvailableForPurchase": True}, False),
+    ({"isPublished": True, "isAvailableForPurchase": False}, False),
+    (None, False),  # the product is not listed in our channel at all
+])
+def test_a_product_hidden_or_unbuyable_in_our_channel_is_unavailable(listing, available) -> None:
+    """Saleor publishes per channel: ProductChannelListing.isPublished "Indicates if the
+    product is published in the channel"; with isAvailableForPurchase false it "is still
+    visible to customers, but it cannot be purchased" (docs.saleor.io ProductChannelListing,
+    ProductChannelListingAddInput). Variant prices exist either way, so an unpublished
+    product looked available and would be recommended, linking shoppers to a missing page."""
+    data = json.loads(fixture("product_updated.json"))
+    other = {"channel": {"slug": "channel-pln"}, "isPublished": True,
+             "isAvailableForPurchase": True}
+    ours = [] if listing is None else [{"channel": {"slug": "default-channel"}, **listing}]
+    data["product"]["channelListings"] = [other, *ours]
+    body = json.dumps(data).encode()
+    creds = Credentials("demo.saleor.io", access_token="t", api_url=API_URL,
+                        extra={"channel": "default-channel"})
+    product = SaleorConnector(creds).parse_webhook(saleor_headers("product_updated", body),
+                                                   body).record
+    assert product.available is available
+    assert "channelListings { channel { slug } isPublished isAvailableForPurchase }" in " ".join(
+        SUBSCRIPTIONS["shopkeeper-products"].split())
