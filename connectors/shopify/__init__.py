@@ -158,13 +158,17 @@ class ShopifyConnector(Connector):
                 sleep=getattr(self.session, "sleep", time.sleep),
             )
 
+        client = self._client()
+
         def convert(node, data):
             currency = (data.get("shop") or {}).get("currencyCode") or self.credentials.extra.get(
                 "currency"
             )
-            return mapping.product_from_gql(node, currency=currency)
+            # a page holds 10 variants per product: the rest are read before mapping, or
+            # availability and the lowest price would come from the first 10 alone
+            return mapping.product_from_gql(client.all_variants(node), currency=currency)
 
-        return self._client().pages(gql.PRODUCTS_QUERY, "products", convert, cursor=cursor)
+        return client.pages(gql.PRODUCTS_QUERY, "products", convert, cursor=cursor)
 
     def iter_customers(self, cursor: str | None = None) -> Iterator[Page[Customer]]:
         """Customers, 100 per page."""

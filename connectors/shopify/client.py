@@ -32,8 +32,20 @@ query Products($first: Int!, $after: String, $query: String) {
       id title handle descriptionHtml onlineStoreUrl vendor productType tags status updatedAt
       featuredMedia { preview { image { url } } }
       variants(first: 10) {
+        pageInfo { hasNextPage endCursor }
         nodes { id title sku price availableForSale inventoryQuantity }
       }
+    }
+  }
+}"""
+
+#: The rest of one product's variants, when the products page holds only its first ten.
+PRODUCT_VARIANTS_QUERY = """
+query ProductVariants($id: ID!, $after: String) {
+  product(id: $id) {
+    variants(first: 250, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes { id title sku price availableForSale inventoryQuantity }
     }
   }
 }"""
@@ -128,6 +140,25 @@ class ShopifyGraphQL:
         cost = (body.get("extensions") or {}).get("cost") or {}
         log.debug("shopify.graphql.cost", extra={"cost": cost.get("actualQueryCost")})
         return body.get("data") or {}
+
+    def all_variants(self, node: dict[str, Any]) -> dict[str, Any]:
+        """``node`` with every variant: the rest of a connection its page cut short."""
+        variants = node.get("variants") or {}
+        info = variants.get("pageInfo") or {}
+        if not info.get("hasNextPage"):
+            return node
+        nodes, cursor = list(variants.get("nodes") or ()), info.get("endCursor")
+        while cursor:
+            data = self.execute(PRODUCT_VARIANTS_QUERY, {"id": node["id"], "after": cursor})
+            try:
+                more = data["product"]["variants"]
+                nodes.extend(more["nodes"])
+                info = more["pageInfo"]
+            except (KeyError, TypeError) as exc:
+                raise InvalidPayload("unexpected product variants page",
+                                     {"variants": [repr(exc)]}) from None
+            cursor = info.get("endCursor") if info.get("hasNextPage") else None
+        return {**node, "variants": {"nodes": nodes}}
 
     def pages(
         self,

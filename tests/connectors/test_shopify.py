@@ -603,3 +603,40 @@ def test_subscribe_webhooks_tolerates_existing_subscriptions() -> None:
         topics = [json.loads(c.request.body)["variables"]["topic"] for c in rsps.calls]
     assert ids == [""] * len(topics)
     assert len(topics) == len(ShopifyConnector.meta.webhook_topics) - 3
+
+
+def test_backfill_reads_every_variant_of_a_product_with_more_than_a_page() -> None:
+    """The products page asks for 10 variants per product; a product with more (sizes x
+    colours easily pass 10; Shopify allows 2,048) was stored with its first 10 only: when
+    those were sold out it looked unavailable, its price was the minimum of those 10, and
+    the webhook for the same product (REST, every variant) disagreed. The rest of the
+    connection is read with the product's own ``variants`` cursor (shopify.dev: connections
+    page with ``first``/``after`` and ``pageInfo``)."""
+    node = product_node("7")
+    node["variants"] = {
+        "pageInfo": {"hasNextPage": True, "endCursor": "v10"},
+        "nodes": [{"id": f"gid://shopify/ProductVariant/7{i:02d}", "title": f"S{i}",
+                   "sku": f"S{i}", "price": "30.00", "availableForSale": False,
+                   "inventoryQuantity": 0} for i in range(10)],
+    }
+    rest = {"data": {"product": {"variants": {
+        "pageInfo": {"hasNextPage": False, "endCursor": "v12"},
+        "nodes": [{"id": "gid://shopify/ProductVariant/710", "title": "XL", "sku": "XL",
+                   "price": "25.00", "availableForSale": True, "inventoryQuantity": 4},
+                  {"id": "gid://shopify/ProductVariant/711", "title": "XXL", "sku": "XXL",
+                   "price": "35.00", "availableForSale": False, "inventoryQuantity": 0}],
+    }}}}
+    page = {"data": {"shop": {"currencyCode": "EUR"}, "products": {
+        "pageInfo": {"hasNextPage": False, "endCursor": "c1"}, "nodes": [node]}}}
+    creds = Credentials("jsmith.myshopify.com", access_token="shpat_x", webhook_secret="s" * 32,
+                        extra={"currency": "EUR"})
+    with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=page)
+        rsps.post(GRAPHQL, json=rest)
+        pages = list(ShopifyConnector(creds, session=make_session(sleep=lambda s: None))
+                     .iter_products())
+        asked = json.loads(rsps.calls[1].request.body)["variables"]
+    assert asked["id"] == "gid://shopify/Product/7" and asked["after"] == "v10"
+    product = pages[0].items[0]
+    assert len(product.variants) == 12 and product.variants[-1].external_id == "711"
+    assert product.available and product.price == Decimal("25.00")
