@@ -166,7 +166,8 @@ class ShopifyConnector(Connector):
             )
             # a page holds 10 variants per product: the rest are read before mapping, or
             # availability and the lowest price would come from the first 10 alone
-            return mapping.product_from_gql(client.all_variants(node), currency=currency)
+            node = client.complete(node, "variants", gql.PRODUCT_VARIANTS_QUERY)
+            return mapping.product_from_gql(node, currency=currency)
 
         return client.pages(gql.PRODUCTS_QUERY, "products", convert, cursor=cursor)
 
@@ -183,11 +184,17 @@ class ShopifyConnector(Connector):
     def iter_orders(
         self, since: datetime | None = None, cursor: str | None = None
     ) -> Iterator[Page[Order]]:
-        """Orders updated at/after ``since`` (incremental sync), 25 per page."""
-        return self._client().pages(
+        """Orders updated at/after ``since`` (incremental sync), 25 per page.
+
+        A page holds 25 line items per order; a longer order's other lines are read
+        before it is mapped (ingestion replaces an order's lines with what it is given).
+        """
+        client = self._client()
+        return client.pages(
             gql.ORDERS_QUERY,
             "orders",
-            lambda node, _: mapping.order_from_gql(node),
+            lambda node, _: mapping.order_from_gql(
+                client.complete(node, "lineItems", gql.ORDER_LINES_QUERY)),
             cursor=cursor,
             search=gql.updated_since(since),
             first=25,

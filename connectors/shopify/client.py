@@ -42,10 +42,26 @@ query Products($first: Int!, $after: String, $query: String) {
 #: The rest of one product's variants, when the products page holds only its first ten.
 PRODUCT_VARIANTS_QUERY = """
 query ProductVariants($id: ID!, $after: String) {
-  product(id: $id) {
+  node: product(id: $id) {
     variants(first: 250, after: $after) {
       pageInfo { hasNextPage endCursor }
       nodes { id title sku price availableForSale inventoryQuantity }
+    }
+  }
+}"""
+
+#: The rest of one order's line items, when the orders page holds only its first 25.
+ORDER_LINES_QUERY = """
+query OrderLines($id: ID!, $after: String) {
+  node: order(id: $id) {
+    lineItems(first: 250, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        quantity
+        product { id }
+        variant { id }
+        originalUnitPriceSet { shopMoney { amount } }
+      }
     }
   }
 }"""
@@ -67,6 +83,7 @@ query Orders($first: Int!, $after: String, $query: String) {
       customer { id }
       totalPriceSet { shopMoney { amount currencyCode } }
       lineItems(first: 25) {
+        pageInfo { hasNextPage endCursor }
         nodes {
           quantity
           product { id }
@@ -141,24 +158,27 @@ class ShopifyGraphQL:
         log.debug("shopify.graphql.cost", extra={"cost": cost.get("actualQueryCost")})
         return body.get("data") or {}
 
-    def all_variants(self, node: dict[str, Any]) -> dict[str, Any]:
-        """``node`` with every variant: the rest of a connection its page cut short."""
-        variants = node.get("variants") or {}
-        info = variants.get("pageInfo") or {}
+    def complete(self, node: dict[str, Any], field: str, query: str) -> dict[str, Any]:
+        """``node`` with all of its ``field`` connection, when its page cut that short.
+
+        ``query`` reads the rest by the node's id and the connection's ``endCursor``
+        (``PRODUCT_VARIANTS_QUERY``, ``ORDER_LINES_QUERY``).
+        """
+        connection = node.get(field) or {}
+        info = connection.get("pageInfo") or {}
         if not info.get("hasNextPage"):
             return node
-        nodes, cursor = list(variants.get("nodes") or ()), info.get("endCursor")
+        nodes, cursor = list(connection.get("nodes") or ()), info.get("endCursor")
         while cursor:
-            data = self.execute(PRODUCT_VARIANTS_QUERY, {"id": node["id"], "after": cursor})
+            data = self.execute(query, {"id": node["id"], "after": cursor})
             try:
-                more = data["product"]["variants"]
+                more = data["node"][field]
                 nodes.extend(more["nodes"])
                 info = more["pageInfo"]
             except (KeyError, TypeError) as exc:
-                raise InvalidPayload("unexpected product variants page",
-                                     {"variants": [repr(exc)]}) from None
+                raise InvalidPayload(f"unexpected {field} page", {field: [repr(exc)]}) from None
             cursor = info.get("endCursor") if info.get("hasNextPage") else None
-        return {**node, "variants": {"nodes": nodes}}
+        return {**node, field: {"nodes": nodes}}
 
     def pages(
         self,

@@ -619,7 +619,7 @@ def test_backfill_reads_every_variant_of_a_product_with_more_than_a_page() -> No
                    "sku": f"S{i}", "price": "30.00", "availableForSale": False,
                    "inventoryQuantity": 0} for i in range(10)],
     }
-    rest = {"data": {"product": {"variants": {
+    rest = {"data": {"node": {"variants": {
         "pageInfo": {"hasNextPage": False, "endCursor": "v12"},
         "nodes": [{"id": "gid://shopify/ProductVariant/710", "title": "XL", "sku": "XL",
                    "price": "25.00", "availableForSale": True, "inventoryQuantity": 4},
@@ -640,3 +640,29 @@ def test_backfill_reads_every_variant_of_a_product_with_more_than_a_page() -> No
     product = pages[0].items[0]
     assert len(product.variants) == 12 and product.variants[-1].external_id == "711"
     assert product.available and product.price == Decimal("25.00")
+
+
+def test_backfill_reads_every_line_of_an_order_with_more_than_a_page() -> None:
+    """Orders come 25 line items each; ingestion replaces an order's lines with the
+    record's, so a 30-line order lost five purchases (and disagreed with its orders/*
+    webhook, which lists every line). The rest is read by the order's lineItems cursor."""
+    order = copy.deepcopy(ORDER_NODE)
+    line = order["lineItems"]["nodes"][0]
+    order["lineItems"] = {"pageInfo": {"hasNextPage": True, "endCursor": "l25"},
+                          "nodes": [line] * 25}
+    more = {"data": {"node": {"lineItems": {
+        "pageInfo": {"hasNextPage": False, "endCursor": "l30"},
+        "nodes": [{**line, "product": {"id": f"gid://shopify/Product/{40 + i}"}}
+                  for i in range(5)]}}}}
+    page = {"data": {"orders": {"pageInfo": {"hasNextPage": False, "endCursor": "x"},
+                                "nodes": [order]}}}
+    creds = Credentials("jsmith.myshopify.com", access_token="shpat_x", webhook_secret="s" * 32)
+    with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=page)
+        rsps.post(GRAPHQL, json=more)
+        pages = list(ShopifyConnector(creds, session=make_session(sleep=lambda s: None))
+                     .iter_orders())
+        got = pages[0].items[0]
+        asked = json.loads(rsps.calls[1].request.body)["variables"]
+    assert asked == {"id": "gid://shopify/Order/5", "after": "l25"}
+    assert len(got.lines) == 30 and got.lines[-1].product_id == "44"
