@@ -189,8 +189,15 @@ class SaleorConnector(Connector):
     def iter_orders(
         self, since: datetime | None = None, cursor: str | None = None
     ) -> Iterator[Page[Order]]:
-        """Orders updated at/after ``since``, 100 per relay page."""
-        extra = {"filter": {"updatedAt": {"gte": since.isoformat()}}} if since else {}
+        """Orders updated at/after ``since``, 100 per relay page, oldest change first.
+
+        In last-modified order an order changed during the run moves ahead of the cursor
+        and is read by this run, so the watermark it ends with (the newest ``updatedAt``
+        seen) never passes a change it missed.
+        """
+        extra: dict[str, Any] = {"sortBy": {"field": "LAST_MODIFIED_AT", "direction": "ASC"}}
+        if since:
+            extra["filter"] = {"updatedAt": {"gte": since.isoformat()}}
         return self._client().pages(
             queries.ORDERS_QUERY, "orders", mapping.order_from_node, cursor=cursor, extra=extra
         )

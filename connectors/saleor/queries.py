@@ -143,8 +143,9 @@ query Customers($first: Int!, $after: String) {
 
 ORDERS_QUERY = (
     """
-query Orders($first: Int!, $after: String, $filter: OrderFilterInput) {
-  orders(first: $first, after: $after, filter: $filter) {
+query Orders($first: Int!, $after: String, $filter: OrderFilterInput,
+             $sortBy: OrderSortingInput) {
+  orders(first: $first, after: $after, filter: $filter, sortBy: $sortBy) {
     pageInfo { hasNextPage endCursor }
     edges { node { ...OrderFields } }
   }

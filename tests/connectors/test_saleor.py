@@ -566,3 +566,22 @@ def test_a_product_hidden_or_unbuyable_in_our_channel_is_unavailable(listing, av
     assert product.available is available
     assert "channelListings { channel { slug } isPublished isAvailableForPurchase }" in " ".join(
         SUBSCRIPTIONS["shopkeeper-products"].split())
+
+
+def test_orders_are_paged_in_last_modified_order() -> None:
+    """The orders backfill ends by storing the newest updatedAt it saw as the watermark of
+    the next incremental run (updatedAt >= watermark). Paged in Saleor's default order, an
+    order modified mid-run behind the cursor is not seen, while a later-modified one ahead
+    of it is: the watermark passes the first change and no later run reads it. Paged by
+    LAST_MODIFIED_AT ascending (as Shopify's UPDATED_AT and Vendure's updatedAt pages are),
+    a change mid-run moves the order ahead of the cursor, where this run still reads it."""
+    node = json.loads(fixture("order_created.json"))["order"]
+    page = {"data": {"orders": {"pageInfo": {"hasNextPage": False, "endCursor": "x"},
+                                "edges": [{"node": node}]}}}
+    creds = Credentials("demo.saleor.io", access_token="t", api_url=API_URL)
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=page)
+        list(SaleorConnector(creds).iter_orders(since=datetime(2025, 11, 1, tzinfo=UTC)))
+        body = json.loads(rsps.calls[0].request.body)
+    assert body["variables"]["sortBy"] == {"field": "LAST_MODIFIED_AT", "direction": "ASC"}
+    assert "sortBy: $sortBy" in body["query"] and "$sortBy: OrderSortingInput" in body["query"]
