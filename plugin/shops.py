@@ -83,7 +83,13 @@ def save_credentials(shop: Shop, credentials: Credentials) -> None:
 
 def connector_for(shop: Shop, *, session: requests.Session | None = None) -> Connector:
     """An instance of the shop's platform connector bound to its credentials."""
-    return connectors.get(shop.platform)(credentials_for(shop), session=session)
+    credentials = credentials_for(shop)
+    app_secret = current_app.config.get("SHOPIFY_API_SECRET")
+    if shop.platform == "shopify" and app_secret:
+        # Shopify signs webhooks with the app's current client secret, not the copy stored
+        # at install: after a rotation that copy is the old one (see verify_webhook)
+        credentials.extra = {**credentials.extra, "app_secret": app_secret}
+    return connectors.get(shop.platform)(credentials, session=session)
 
 
 def mark_uninstalled(shop: Shop, *, at: datetime | None = None) -> None:

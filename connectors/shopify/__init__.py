@@ -15,7 +15,7 @@ import requests
 
 from connectors import register
 from connectors.base import Connector, ConnectorMeta, Credentials
-from connectors.errors import AuthFailed, ConnectorError
+from connectors.errors import AuthFailed, ConnectorError, SignatureInvalid
 from connectors.records import (
     Customer,
     DiscountRef,
@@ -65,8 +65,21 @@ class ShopifyConnector(Connector):
     def verify_webhook(
         self, headers: Mapping[str, str], raw_body: bytes, *, now: float | None = None
     ) -> None:
-        """Base64 HMAC-SHA256 of the raw body with the app secret, compared in constant time."""
-        webhooks.verify_hmac(self.credentials.webhook_secret, headers, raw_body)
+        """Base64 HMAC-SHA256 of the raw body with the app secret, compared in constant time.
+
+        Shopify signs with the app's client secret, one for every shop: the current one
+        (``extra["app_secret"]``, from the server's configuration) is tried first, then the
+        one stored at install, which after a rotation is the old secret Shopify's guide
+        says to keep accepting until it is revoked.
+        """
+        candidates = [self.credentials.extra.get("app_secret"), self.credentials.webhook_secret]
+        secrets = [s for s in dict.fromkeys(candidates) if s] or [None]
+        for secret in secrets[:-1]:
+            try:
+                return webhooks.verify_hmac(secret, headers, raw_body)
+            except SignatureInvalid:
+                continue
+        webhooks.verify_hmac(secrets[-1], headers, raw_body)
 
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEvent:
         """REST-shaped webhook body -> normalized event (no HTTP)."""

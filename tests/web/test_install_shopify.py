@@ -334,3 +334,33 @@ def test_the_callback_refuses_a_line_break_in_the_shop_too(install_client, app) 
     with responses.RequestsMock():  # nothing is exchanged
         response = install_client.get("/install/shopify/callback", query_string=params)
     assert 400 <= response.status_code < 500
+
+
+def test_webhooks_signed_with_a_rotated_client_secret_are_accepted(install_client, app) -> None:
+    """Shopify signs every webhook with the app's client secret, one for all shops. After
+    the operator rotates it (and sets the new one in SHOPIFY_API_SECRET) Shopify signs with
+    the new secret, but each shop was verified against the copy stored at its install: every
+    shop's webhooks, and the mandatory compliance ones, answered 401 until reinstalled.
+    Shopify's rotation guide: accept webhooks signed with the new and with the old secret
+    until the old one is revoked (shopify.dev, Rotate or revoke client credentials)."""
+    from plugin.models import WebhookDelivery
+    from tests.connectors.test_shopify import shopify_headers
+
+    shop = installed_shop()  # stored at install: the secret of the day
+    rotated = "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"
+    app.config["SHOPIFY_API_SECRET"] = rotated
+    product = (FIXTURES / "products_update.json").read_bytes()
+    for number, secret in enumerate((rotated, SECRET)):  # new, and old until revoked
+        headers = {**shopify_headers("products/update", product, secret),
+                   "X-Shopify-Webhook-Id": f"rotation-{number}"}
+        response = install_client.post(f"/webhooks/shopify/{shop.id}", data=product,
+                                       headers=headers)
+        assert response.status_code == 200, (secret, response.get_json())
+    redact = b'{"shop_id":954889,"shop_domain":"my-shop.myshopify.com","customer":{"id":1,' \
+             b'"email":"a@example.com"},"orders_to_redact":[]}'
+    assert post_app_webhook(install_client, "customers/redact", redact,
+                            secret=rotated).status_code == 200
+    assert post_app_webhook(install_client, "customers/redact", redact,
+                            secret="shpss_wrong_secret_00000000000000").status_code == 401
+    assert db.session.scalar(db.select(db.func.count()).select_from(WebhookDelivery)
+                             .filter_by(shop_id=shop.id)) == 3
