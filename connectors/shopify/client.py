@@ -54,7 +54,7 @@ query ProductVariants($id: ID!, $after: String) {
 ORDER_LINES_QUERY = """
 query OrderLines($id: ID!, $after: String) {
   node: order(id: $id) {
-    lineItems(first: 250, after: $after) {
+    lineItems(first: 100, after: $after) {
       pageInfo { hasNextPage endCursor }
       nodes {
         quantity
