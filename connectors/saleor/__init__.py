@@ -8,6 +8,7 @@ also where the JWKS is found), ``access_token`` (the app token from ``/api/regis
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +49,9 @@ JWKS_HTTP = {"retries": 1, "backoff": 0.2, "timeout": (2.0, 5.0), "deadline": 10
 #: deadline per call that a slow page never reaches and a cap no page comes near
 SYNC_HTTP = {"retries": 5, "backoff": 0.5, "timeout": (5.0, 30.0), "deadline": 300.0,
              "max_body": 64 * 1024 * 1024}
+
+#: Marks an orders cursor issued for the LAST_MODIFIED_AT order (see ``iter_orders``).
+ORDER_CURSOR = "lm:"
 
 WEBHOOK_CREATE = """
 mutation WebhookCreate($input: WebhookCreateInput!) {
@@ -198,9 +202,15 @@ class SaleorConnector(Connector):
         extra: dict[str, Any] = {"sortBy": {"field": "LAST_MODIFIED_AT", "direction": "ASC"}}
         if since:
             extra["filter"] = {"updatedAt": {"gte": since.isoformat()}}
-        return self._client().pages(
-            queries.ORDERS_QUERY, "orders", mapping.order_from_node, cursor=cursor, extra=extra
+        # Saleor refuses a cursor issued under another sort: one saved before this order
+        # (unmarked) starts the pass again instead of failing every run
+        after = cursor[len(ORDER_CURSOR):] if (cursor or "").startswith(ORDER_CURSOR) else None
+        pages = self._client().pages(
+            queries.ORDERS_QUERY, "orders", mapping.order_from_node, cursor=after, extra=extra
         )
+        for page in pages:
+            marked = None if page.next_cursor is None else ORDER_CURSOR + page.next_cursor
+            yield replace(page, next_cursor=marked)
 
     # -- discounts ------------------------------------------------------------------------
     def create_discount(self, spec: DiscountSpec) -> DiscountRef:
