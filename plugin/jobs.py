@@ -77,6 +77,32 @@ def sync_all_shops() -> int:
     return runs
 
 
+def refresh_saleor_webhooks() -> int:
+    """Each Saleor shop's webhooks brought up to this version's queries (see
+    ``plugin.install.saleor.refresh_webhooks``); returns the shops changed."""
+    import sqlalchemy as sa
+
+    from plugin.install.saleor import refresh_webhooks
+    from plugin.models import Shop
+
+    changed = 0
+    failed: list[Exception] = []
+    for shop in db.session.scalars(sa.select(Shop).where(Shop.status == "active",
+                                                          Shop.platform == "saleor")).all():
+        try:
+            done = refresh_webhooks(shop)
+        except Exception as err:  # one unreachable shop must not stop the others
+            db.session.rollback()
+            log.warning("jobs.webhook_refresh_failed", extra={
+                "shop_id": shop.id, "error": type(err).__name__})
+            failed.append(err)
+            continue
+        changed += bool(done["created"] or done["updated"])
+    if failed:
+        raise failed[0]
+    return changed
+
+
 def retrain_due_shops() -> int:
     """Retrain shops whose model is older than a day or has many new orders since."""
     try:
@@ -136,6 +162,7 @@ SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], int]] = {
     "offers": (run_offer_jobs, 600),
     "subprofile_answers": (apply_subprofile_answers, 60),
     "retention_purge": (purge_expired_events, 86400),
+    "saleor_webhooks": (refresh_saleor_webhooks, 86400),
 }
 #: How often the active scheduler checks which jobs are due (seconds).
 CHECK_EVERY = 60

@@ -53,6 +53,14 @@ SYNC_HTTP = {"retries": 5, "backoff": 0.5, "timeout": (5.0, 30.0), "deadline": 3
 #: Marks an orders cursor issued for the LAST_MODIFIED_AT order (see ``iter_orders``).
 ORDER_CURSOR = "lm:"
 
+APP_WEBHOOKS_QUERY = """
+query { app { webhooks { id name targetUrl subscriptionQuery asyncEvents { eventType } } } }"""
+
+WEBHOOK_UPDATE = """
+mutation WebhookUpdate($id: ID!, $input: WebhookUpdateInput!) {
+  webhookUpdate(id: $id, input: $input) { webhook { id } errors { field code message } }
+}"""
+
 WEBHOOK_CREATE = """
 mutation WebhookCreate($input: WebhookCreateInput!) {
   webhookCreate(input: $input) { webhook { id } errors { field code message } }
@@ -168,6 +176,31 @@ class SaleorConnector(Connector):
             ids.append((result.get("webhook") or {}).get("id", ""))
         return ids
 
+    def refresh_webhooks(self, definitions: list[dict[str, Any]]) -> dict[str, list[str]]:
+        """Bring our webhooks on Saleor up to ``definitions``: create the missing, update
+        those whose query, events or target differ.
+
+        Saleor keeps the subscription queries an app registered at install; a newer
+        Shopkeeper that asks for more (e.g. ``issuedAt``) reaches installed shops only by
+        ``webhookUpdate``. Returns the names ``created`` and ``updated``.
+        """
+        client = self._client()
+        app = client.execute(APP_WEBHOOKS_QUERY).get("app") or {}
+        current = {w.get("name"): w for w in app.get("webhooks") or () if isinstance(w, dict)}
+        done: dict[str, list[str]] = {"created": [], "updated": []}
+        for definition in definitions:
+            have = current.get(definition["name"])
+            if have is None:
+                client.mutate(WEBHOOK_CREATE, {"input": definition}, "webhookCreate")
+                done["created"].append(definition["name"])
+            elif _webhook_differs(have, definition):
+                update = {k: definition[k] for k in ("query", "asyncEvents", "targetUrl",
+                                                      "isActive") if k in definition}
+                client.mutate(WEBHOOK_UPDATE, {"id": have["id"], "input": update},
+                              "webhookUpdate")
+                done["updated"].append(definition["name"])
+        return done
+
     # -- backfill -------------------------------------------------------------------------
     def _client(self) -> SaleorGraphQL:
         if not self.credentials.access_token:
@@ -232,3 +265,15 @@ class SaleorConnector(Connector):
             "voucherChannelListingUpdate",
         )
         return DiscountRef(platform_id=voucher_id, code=spec.code, expires_at=spec.expires_at)
+
+
+def _webhook_differs(have: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether Saleor's webhook ``have`` is not the one ``wanted`` (queries compared
+    without whitespace, events as sets)."""
+    def squeeze(query: Any) -> str:
+        return "".join(str(query or "").split())
+
+    events = {e.get("eventType") for e in have.get("asyncEvents") or () if isinstance(e, dict)}
+    return (squeeze(have.get("subscriptionQuery")) != squeeze(wanted.get("query"))
+            or events != set(wanted.get("asyncEvents") or ())
+            or have.get("targetUrl") != wanted.get("targetUrl"))

@@ -172,6 +172,31 @@ def _guard_active_installation(host: str, api_url: str, app_id: str,
         {"auth_token": ["another app install is registered for this Saleor instance"]})
 
 
+def our_webhooks(shop_id: str) -> list[dict[str, Any]]:
+    """The webhooks this version of Shopkeeper wants on a Saleor shop (manifest order)."""
+    manifest = load_manifest()
+    return webhook_definitions(manifest, absolute_url(
+        current_app.config["PUBLIC_URL"], manifest["urls"]["webhooks"],
+        connector="saleor", shop_id=shop_id))
+
+
+def refresh_webhooks(shop: Shop, *, session: requests.Session | None = None
+                     ) -> dict[str, list[str]]:
+    """Create or update the shop's webhooks on Saleor to match this version (a daily job):
+    Saleor keeps the queries registered at install, so an upgrade reaches installed shops
+    only this way, and a webhook deleted in the Dashboard comes back."""
+    connector = shops.connector_for(shop, session=session)
+    assert isinstance(connector, SaleorConnector)
+    done = connector.refresh_webhooks(our_webhooks(shop.id))
+    if done["created"] or done["updated"]:
+        shops.audit(shop.id, "install.webhooks_refreshed", **done)
+        db.session.commit()
+        log.info("install.saleor.webhooks_refreshed", extra={
+            "shop_id": shop.id, "webhooks_created": done["created"],
+            "webhooks_updated": done["updated"]})
+    return done
+
+
 def register_app(api_url: str | None, auth_token: str | None) -> Shop:
     """Check the domain and the token (by calling Saleor back), then store the install."""
     api_url, host, listed = _allowed_host(api_url)
@@ -187,11 +212,7 @@ def register_app(api_url: str | None, auth_token: str | None) -> Shop:
     credentials.extra["public_only"] = not listed  # later calls check each peer too
     shop, created = upsert_installation("saleor", host, credentials)
     existing = {w.get("name") for w in app.get("webhooks") or () if isinstance(w, dict)}
-    wanted = webhook_definitions(
-        load_manifest(),
-        absolute_url(current_app.config["PUBLIC_URL"], load_manifest()["urls"]["webhooks"],
-                     connector="saleor", shop_id=shop.id),
-    )
+    wanted = our_webhooks(shop.id)
     missing = [d for d in wanted if d["name"] not in existing]
     if missing:
         try:

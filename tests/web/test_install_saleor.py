@@ -7,6 +7,7 @@ import json
 import pytest
 import responses
 
+from connectors.errors import ConnectorError
 from connectors.saleor.queries import SUBSCRIPTIONS
 from plugin import shops
 from plugin.extensions import db
@@ -456,3 +457,88 @@ def test_a_slow_saleor_cannot_hold_the_request_past_the_deadline(install_client,
         listener.close()
     assert time.monotonic() - started < 4
     assert response.status_code == 401
+
+
+def _installed_saleor_shop(install_client):
+    """A shop registered through /api/register with all webhooks created."""
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=APP_INFO)
+        for _ in SUBSCRIPTIONS:
+            rsps.post(API_URL, json=CREATED)
+        response = register(install_client)
+    assert response.status_code == 200
+    return shops.get_shop(response.get_json()["shop_id"])
+
+
+def _saleor_webhooks(shop, *, old_queries: set[str] = frozenset(), missing: set[str] = frozenset()):
+    """Saleor's answer to ``app { webhooks }``: ours as registered, some with an older query."""
+    from plugin.install.saleor import our_webhooks
+
+    hooks = []
+    for i, d in enumerate(our_webhooks(shop.id)):
+        if d["name"] in missing:
+            continue
+        query = d["query"].replace("issuedAt ", "") if d["name"] in old_queries else d["query"]
+        hooks.append({"id": f"V2ViaG9vazo{i}", "name": d["name"], "targetUrl": d["targetUrl"],
+                      # Saleor echoes the query with its own whitespace
+                      "subscriptionQuery": "\n  ".join(query.split()),
+                      "asyncEvents": [{"eventType": e} for e in d["asyncEvents"]]})
+    return {"data": {"app": {"webhooks": hooks}}}
+
+
+def test_refresh_updates_webhooks_registered_by_an_older_version(install_client) -> None:
+    """Saleor keeps the queries given at install: an upgrade reaches a shop by webhookUpdate."""
+    from plugin.install.saleor import refresh_webhooks
+    from plugin.models import AuditLog
+
+    shop = _installed_saleor_shop(install_client)
+    updated = {"data": {"webhookUpdate": {"webhook": {"id": "x"}, "errors": []}}}
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=_saleor_webhooks(shop, old_queries={"shopkeeper-products"},
+                                                missing={"shopkeeper-orders"}))
+        rsps.post(API_URL, json=updated)
+        rsps.post(API_URL, json=CREATED)
+        with install_client.application.test_request_context():
+            done = refresh_webhooks(shop)
+        sent = [json.loads(c.request.body) for c in rsps.calls]
+    assert done == {"created": ["shopkeeper-orders"], "updated": ["shopkeeper-products"]}
+    update = next(s for s in sent if "webhookUpdate" in s["query"])
+    assert update["variables"]["id"].startswith("V2ViaG9vaz")
+    assert "issuedAt" in update["variables"]["input"]["query"]
+    assert update["variables"]["input"]["query"] == SUBSCRIPTIONS["shopkeeper-products"]
+    create = next(s for s in sent if "webhookCreate" in s["query"])
+    assert create["variables"]["input"]["name"] == "shopkeeper-orders"
+    assert db.session.query(AuditLog).filter_by(
+        shop_id=shop.id, action="install.webhooks_refreshed").count() == 1
+
+
+def test_refresh_leaves_current_webhooks_alone(install_client) -> None:
+    from plugin.install.saleor import refresh_webhooks
+
+    shop = _installed_saleor_shop(install_client)
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=_saleor_webhooks(shop))
+        with install_client.application.test_request_context():
+            assert refresh_webhooks(shop) == {"created": [], "updated": []}
+        assert len(rsps.calls) == 1  # one read, no mutation
+
+
+def test_the_daily_job_refreshes_every_saleor_shop_even_if_one_fails(install_client) -> None:
+    from plugin.jobs import SCHEDULED_JOBS, refresh_saleor_webhooks
+
+    assert SCHEDULED_JOBS["saleor_webhooks"] == (refresh_saleor_webhooks, 86400)
+    shop = _installed_saleor_shop(install_client)
+    broken = make_shop("saleor", "down.saleor.example")
+    creds = shops.credentials_for(broken)
+    creds.api_url = "https://down.saleor.example/graphql/"
+    shops.save_credentials(broken, creds)
+    db.session.commit()
+    updated = {"data": {"webhookUpdate": {"webhook": {"id": "x"}, "errors": []}}}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.post("https://down.saleor.example/graphql/", status=401)
+        rsps.post(API_URL, json=_saleor_webhooks(shop, old_queries={"shopkeeper-orders"}))
+        rsps.post(API_URL, json=updated)
+        with install_client.application.app_context(), pytest.raises(ConnectorError):
+            refresh_saleor_webhooks()  # the failure is reported, after the others ran
+        assert any("webhookUpdate" in (c.request.body or b"").decode()
+                   for c in rsps.calls if c.request.url == API_URL)
