@@ -38,6 +38,10 @@ def daily_series(shop_id: str, days: int = 30, *, now: datetime | None = None
     since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     Imp, X, Ord = Impression, Interaction, Order
     end = now + timedelta(seconds=1)
+    currency = shop_currency(shop_id)
+    # money in another currency is not added to the shop's: it is reported beside it
+    same_money = sa.true() if currency is None else sa.or_(
+        Ord.currency.is_(None), Ord.currency == "", sa.func.upper(Ord.currency) == currency)
     series = {
         "impressions": _daily(sa.select(sa.func.count(Imp.id)).where(
             Imp.shop_id == shop_id, Imp.created_at >= since, Imp.created_at < end),
@@ -53,10 +57,17 @@ def daily_series(shop_id: str, days: int = 30, *, now: datetime | None = None
             Ord.created_at < end), Ord.created_at, since),
         "revenue": _daily(sa.select(sa.func.coalesce(sa.func.sum(Ord.total), 0)).where(
             Ord.shop_id == shop_id, Ord.cancelled.is_(False), Ord.created_at >= since,
-            Ord.created_at < end), Ord.created_at, since),
+            Ord.created_at < end, same_money), Ord.created_at, since),
     }
+    other = db.session.execute(
+        sa.select(sa.func.upper(Ord.currency), sa.func.sum(Ord.total)).where(
+            Ord.shop_id == shop_id, Ord.cancelled.is_(False), Ord.created_at >= since,
+            Ord.created_at < end, ~same_money)
+        .group_by(sa.func.upper(Ord.currency)).order_by(sa.func.upper(Ord.currency))).all()
     days_list = [(since + timedelta(days=k)).date() for k in range(days)]
-    return {"days": days_list, "end": now, "currency": shop_currency(shop_id),
+    return {"days": days_list, "end": now, "currency": currency,
+            "other_revenue": {code: Decimal(str(total or 0)).quantize(Decimal("0.01"))
+                              for code, total in other},
             **{name: [values.get(d, 0.0) for d in days_list] for name, values in series.items()}}
 
 
@@ -75,7 +86,8 @@ def activity_end(shop_id: str, *, now: datetime | None = None, days: int = 30) -
 
 def shop_currency(shop_id: str) -> str | None:
     """The currency money figures are in: the shop's setting, else its orders' most common
-    one (mixed-currency shops sum them anyway), else None (unknown: show no code)."""
+    one, else None (unknown: show no code). Orders in other currencies are totalled apart
+    (``other_revenue``), never added to it."""
     shop = db.session.get(Shop, shop_id)
     configured = (shop.settings or {}).get("currency") if shop else None
     if configured:
@@ -94,7 +106,8 @@ def totals(series: dict[str, Any]) -> dict[str, Any]:
             "ctr": clicks / imp if imp else None,
             "add_to_carts": int(sum(series["add_to_carts"])),
             "orders": int(sum(series["orders"])),
-            "revenue": Decimal(str(round(sum(series["revenue"]), 2)))}
+            "revenue": Decimal(str(round(sum(series["revenue"]), 2))),
+            "other_revenue": dict(series.get("other_revenue") or {})}
 
 
 def recommendations_ab(shop_id: str, days: int = 30, *, now: datetime | None = None

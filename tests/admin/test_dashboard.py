@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -192,7 +193,12 @@ def test_money_shows_the_shops_most_common_order_currency(app, client, shop):
     assert stats.shop_currency(shop.id) == "GBP"
     sign_in(app, client, shop)
     html = client.get("/admin/").get_data(as_text=True)
-    assert 'data-kpi="revenue">GBP 1,042.50<' in html
+    # the EUR order is not added to pounds: it is shown beside them
+    assert 'data-kpi="revenue">GBP 42.50<' in html
+    assert re.search(r'data-kpi="other_revenue">not included, in other currencies:\s*'
+                     r'EUR 1,000.00<', html)
+    assert stats.totals(stats.daily_series(shop.id))["other_revenue"] == {
+        "EUR": Decimal("1000.00")}
     assert 'data-kpi="offer_cost">GBP 0.00<' in html
 
 
