@@ -143,7 +143,8 @@ def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = N
     """Delete shopper events and impressions older than the shop's retention period.
 
     Orders stay (they are the shop's business records, unlinked on erasure); the events
-    that profile a shopper do not outlive ``retention_days``. Applied webhook deliveries
+    that profile a shopper do not outlive ``retention_days``, nor do carts last changed
+    before then, nudges, or the link from an offer quote to its shopper. Applied webhook deliveries
     that still hold their body (applied before bodies were dropped on success) lose it, and
     so do dead ones received before the cutoff (closed, not applied). Data-request exports
     go after ``EXPORT_KEEP_DAYS`` whatever the retention.
@@ -156,6 +157,10 @@ def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = N
         Impression.shop_id == shop_id, Impression.created_at < cutoff)).rowcount
     n += inbox.blank_done(shop_id)
     n += inbox.expire_dead(shop_id, cutoff, now=now)
+    # carts and offer quotes profile a shopper too: abandoned carts go, quotes are unlinked
+    n += db.session.execute(sa.delete(Cart).where(
+        Cart.shop_id == shop_id, Cart.source_updated_at < cutoff)).rowcount or 0
+    n += offers_privacy.purge_before(shop_id, cutoff)
     n += purge_old_exports(shop_id, now=now)
     return n
 

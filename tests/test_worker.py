@@ -283,3 +283,34 @@ def test_schedule_state_survives_a_new_leader(app):
     assert calls == [1]
     assert job_is_due("daily", 86400, now=utcnow() + timedelta(days=1))
     assert not job_is_due("daily", 86400, now=utcnow() + timedelta(hours=23))
+
+
+def test_retention_purge_drops_old_carts_and_nudges_and_unlinks_old_quotes(app):
+    from decimal import Decimal
+
+    from plugin.jobs import purge_expired_events
+    from plugin.models import Cart, Nudge, Offer
+    from plugin.offers.privacy import ERASED
+    from tests.factories import make_shop
+
+    shop = make_shop()
+    shop.settings = {"retention_days": 30}
+    old, new = utcnow() - timedelta(days=40), utcnow() - timedelta(days=5)
+    for i, at in enumerate((old, new)):
+        db.session.add(Cart(shop_id=shop.id, external_id=f"cart{i}", shopper_id="c1",
+                            currency="GBP", lines=[], source_updated_at=at))
+        db.session.add(Nudge(shop_id=shop.id, shopper_id="c1", stage="idle_cart",
+                             delivery_id=f"ndg_{i}", status="sent", created_at=at))
+        db.session.add(Offer(public_id=f"of_{i}", shop_id=shop.id, shopper_id="c1",
+                             cart_hash="h", stage="idle_cart", status="none",
+                             currency="GBP", cart_value=Decimal("50"),
+                             features={"orders_before": 3}, created_at=at))
+    db.session.commit()
+    assert purge_expired_events() == 3
+    assert [c.external_id for c in db.session.scalars(sa.select(Cart))] == ["cart1"]
+    assert [n.delivery_id for n in db.session.scalars(sa.select(Nudge))] == ["ndg_1"]
+    offers = {o.public_id: o for o in db.session.scalars(sa.select(Offer))}
+    # unlinked; its features, with no id, describe no one and keep the uplift model fed
+    assert (offers["of_0"].shopper_id, offers["of_0"].features) == (ERASED, {"orders_before": 3})
+    assert (offers["of_1"].shopper_id, offers["of_1"].features) == ("c1", {"orders_before": 3})
+    assert purge_expired_events() == 0  # an unlinked quote is not counted again

@@ -7,6 +7,7 @@ report, as orders stay unlinked for the shop's totals.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +49,20 @@ def erase_shopper(shop_id: str, shopper_id: str) -> None:
     db.session.execute(sa.update(Offer).where(Offer.shop_id == shop_id,
                                               Offer.shopper_id == shopper_id)
                        .values(shopper_id=ERASED, features={}))
+
+
+def purge_before(shop_id: str, cutoff: datetime) -> int:
+    """Retention: nudges older than ``cutoff`` go, older quotes lose their shopper id.
+
+    Unlike an erasure the quote keeps its features (cart value, stage, item count): with
+    no id they describe no one, and the uplift model keeps learning from them. Returns the
+    rows touched."""
+    n = db.session.execute(sa.delete(Nudge).where(
+        Nudge.shop_id == shop_id, Nudge.created_at < cutoff)).rowcount or 0
+    n += db.session.execute(sa.update(Offer).where(
+        Offer.shop_id == shop_id, Offer.created_at < cutoff, Offer.shopper_id != ERASED)
+        .values(shopper_id=ERASED)).rowcount or 0
+    return n
 
 
 def erase_shop(shop_id: str) -> None:
