@@ -138,3 +138,11 @@ class Connector(abc.ABC):
     def create_discount(self, spec: DiscountSpec) -> DiscountRef:
         """Create a real, platform-enforced discount for an offer."""
         raise NotSupported(f"{self.meta.key} cannot create discounts")
+
+    def delete_discount(self, ref: DiscountRef) -> None:
+        """Delete an expired, unused discount from the platform (gone already is fine).
+
+        Platforms that keep no discount object (the generic connector's signed token)
+        have nothing to delete; raises ``ConnectorError`` when the platform refuses.
+        """
+        return None

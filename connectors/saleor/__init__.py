@@ -266,6 +266,16 @@ class SaleorConnector(Connector):
         )
         return DiscountRef(platform_id=voucher_id, code=spec.code, expires_at=spec.expires_at)
 
+    def delete_discount(self, ref: DiscountRef) -> None:
+        """``voucherDelete``; a voucher deleted already (``NOT_FOUND``) counts as done."""
+        try:
+            self._client().mutate(queries.VOUCHER_DELETE_MUTATION, {"id": ref.platform_id},
+                                  "voucherDelete")
+        except InvalidPayload as err:
+            if not any("not found" in m.lower() or "couldn't resolve" in m.lower()
+                       for messages in err.errors.values() for m in messages):
+                raise
+
 
 def _webhook_differs(have: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     """Whether Saleor's webhook ``have`` is not the one ``wanted`` (queries compared

@@ -168,3 +168,8 @@ mutation VoucherChannels($id: ID!, $input: VoucherChannelListingInput!) {
     errors { field code message }
   }
 }"""
+
+VOUCHER_DELETE_MUTATION = """
+mutation VoucherDelete($id: ID!) {
+  voucherDelete(id: $id) { voucher { id } errors { field code message } }
+}"""

@@ -235,3 +235,12 @@ class ShopifyConnector(Connector):
         if not node.get("id"):
             raise ConnectorError("Shopify returned no discount id")
         return DiscountRef(platform_id=node["id"], code=spec.code, expires_at=spec.expires_at)
+
+    def delete_discount(self, ref: DiscountRef) -> None:
+        """``discountCodeDelete``; a discount the merchant deleted already counts as done."""
+        data = self._client().execute(discounts.DELETE_MUTATION, {"id": ref.platform_id})
+        errors = (data.get("discountCodeDelete") or {}).get("userErrors") or []
+        if errors and not all(gone in (e.get("message") or "").lower()
+                              for e in errors for gone in ("not exist",)):
+            raise ConnectorError(f"Shopify refused to delete the discount: "
+                                 f"{[e.get('message', '') for e in errors]}")

@@ -69,3 +69,8 @@ def discount_input(spec: DiscountSpec, *, now: datetime | None = None) -> dict[s
     )
     data["customerGets"] = {"value": value, "items": items}
     return data
+
+DELETE_MUTATION = """
+mutation DiscountCodeDelete($id: ID!) {
+  discountCodeDelete(id: $id) { deletedCodeDiscountId userErrors { field code message } }
+}"""

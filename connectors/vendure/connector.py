@@ -23,7 +23,7 @@ import requests
 
 from connectors import register
 from connectors.base import Connector, ConnectorMeta, Credentials
-from connectors.errors import InvalidPayload, TransientError
+from connectors.errors import ConnectorError, InvalidPayload, TransientError
 from connectors.generic.webhooks import verify_signature
 from connectors.pages import RECORD_ERRORS
 from connectors.records import (
@@ -203,8 +203,30 @@ class VendureConnector(Connector):
             raise InvalidPayload("no variants for these products", {"product_ids": ["unknown"]})
         return ids
 
+    def delete_discount(self, ref: DiscountRef) -> None:
+        """Delete the promotion and the one-customer group made for it.
+
+        Vendure weighs every promotion on every order change, so thousands of spent
+        offers would slow checkout. A promotion deleted already counts as done
+        (``deletePromotion`` soft-deletes; a second call is harmless).
+        """
+        try:
+            result = self.client.execute(queries.DELETE_PROMOTION, {"id": ref.platform_id})
+        except InvalidPayload as err:  # ENTITY_NOT_FOUND: deleted in the Dashboard already
+            if not any("could be found" in m or "not found" in m.lower()
+                       for messages in err.errors.values() for m in messages):
+                raise
+            result = {}
+        answer = result.get("deletePromotion") or {}
+        if answer.get("result") not in ("DELETED", None):
+            raise ConnectorError(f"Vendure kept the promotion: {answer.get('message')}")
+        groups = self.client.execute(queries.CUSTOMER_GROUPS_BY_NAME,
+                                     {"name": _group_name(ref.code)})
+        for group in (groups.get("customerGroups") or {}).get("items") or ():
+            self.client.execute(queries.DELETE_CUSTOMER_GROUP, {"id": group["id"]})
+
     def _customer_group(self, spec: DiscountSpec) -> str:
-        group = {"name": f"shopkeeper-offer-{spec.code}", "customerIds": [spec.customer_id]}
+        group = {"name": _group_name(spec.code), "customerIds": [spec.customer_id]}
         data = self.client.execute(queries.CREATE_CUSTOMER_GROUP, {"input": group})
         return str(data["createCustomerGroup"]["id"])
 
@@ -245,3 +267,8 @@ class VendureConnector(Connector):
         return DiscountRef(
             platform_id=str(promotion["id"]), code=spec.code, expires_at=spec.expires_at
         )
+
+
+def _group_name(code: str) -> str:
+    """The customer group that limits the offer with this code to its one customer."""
+    return f"shopkeeper-offer-{code}"

@@ -123,3 +123,17 @@ mutation Promotion($input: CreatePromotionInput!) {
   }
 }
 """
+
+DELETE_PROMOTION = """
+mutation DeletePromotion($id: ID!) { deletePromotion(id: $id) { result message } }
+"""
+
+CUSTOMER_GROUPS_BY_NAME = """
+query GroupsByName($name: String!) {
+  customerGroups(options: { filter: { name: { eq: $name } } }) { items { id name } }
+}
+"""
+
+DELETE_CUSTOMER_GROUP = """
+mutation DeleteGroup($id: ID!) { deleteCustomerGroup(id: $id) { result message } }
+"""

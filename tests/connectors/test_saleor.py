@@ -330,6 +330,28 @@ class TestSaleorConnector(ConnectorContract):
         assert listed["variables"] == {"id": "Vm91Y2hlcjox", "input": {"addChannels": [
             {"channelId": "Q2hhbm5lbDox", "discountValue": "10", "minAmountSpent": "20"}]}}
 
+    def test_delete_discount_deletes_the_voucher_and_tolerates_one_already_gone(self, delays
+                                                                                ) -> None:
+        from connectors.errors import InvalidPayload
+        from connectors.records import DiscountRef
+
+        ref = DiscountRef("Vm91Y2hlcjox", "SK-XYZ", datetime(2025, 12, 1, tzinfo=UTC))
+        with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as rsps:
+            rsps.post(API_URL, json={"data": {"voucherDelete": {
+                "voucher": {"id": "Vm91Y2hlcjox"}, "errors": []}}})
+            rsps.post(API_URL, json={"data": {"voucherDelete": {"voucher": None, "errors": [
+                {"field": "id", "code": "NOT_FOUND",
+                 "message": "Couldn't resolve id: Vm91Y2hlcjox."}]}}})
+            rsps.post(API_URL, json={"data": {"voucherDelete": {"voucher": None, "errors": [
+                {"field": "id", "code": "GRAPHQL_ERROR", "message": "Database busy"}]}}})
+            conn = self.make_connector(self._session(delays))
+            conn.delete_discount(ref)
+            conn.delete_discount(ref)
+            with pytest.raises(InvalidPayload):
+                conn.delete_discount(ref)
+            sent = json.loads(rsps.calls[0].request.body)
+        assert "voucherDelete" in sent["query"] and sent["variables"] == {"id": "Vm91Y2hlcjox"}
+
     def test_product_scoped_fixed_voucher_applies_once_not_per_unit(self) -> None:
         """Saleor takes a FIXED SPECIFIC_PRODUCT value off *each unit* of the product unless
         ``applyOncePerOrder`` is set: three units of a 15.00 offer would save 45.00."""

@@ -398,6 +398,30 @@ class TestShopifyConnector(ConnectorContract):
         assert ref.platform_id == "gid://shopify/DiscountCodeNode/77"
         assert lookup == {"code": "SK-ABC123"} and delays == [1.0]
 
+    def test_delete_discount_removes_the_code_and_tolerates_one_already_gone(self, delays
+                                                                             ) -> None:
+        from connectors.records import DiscountRef
+
+        ref = DiscountRef("gid://shopify/DiscountCodeNode/77", "SK-ABC123",
+                          datetime(2025, 12, 1, tzinfo=UTC))
+        deleted = {"data": {"discountCodeDelete": {
+            "deletedCodeDiscountId": ref.platform_id, "userErrors": []}}}
+        gone = {"data": {"discountCodeDelete": {"deletedCodeDiscountId": None, "userErrors": [
+            {"field": ["id"], "code": "INVALID", "message": "Discount does not exist"}]}}}
+        refused = {"data": {"discountCodeDelete": {"deletedCodeDiscountId": None, "userErrors": [
+            {"field": ["id"], "code": "INTERNAL_ERROR", "message": "Try again later"}]}}}
+        with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as rsps:
+            for answer in (deleted, gone, refused):
+                rsps.post(GRAPHQL, json=answer)
+            conn = self.make_connector(self._session(delays))
+            conn.delete_discount(ref)
+            conn.delete_discount(ref)
+            with pytest.raises(ConnectorError, match="Try again later"):
+                conn.delete_discount(ref)
+            sent = json.loads(rsps.calls[0].request.body)
+        assert "discountCodeDelete" in sent["query"]
+        assert sent["variables"] == {"id": "gid://shopify/DiscountCodeNode/77"}
+
     def test_fixed_and_free_shipping_inputs(self, delays) -> None:
         ok = {"codeDiscountNode": {"id": "gid://shopify/DiscountCodeNode/1"}, "userErrors": []}
         with responses.RequestsMock() as rsps:

@@ -205,3 +205,21 @@ def test_offer_discount_exists_and_works_once(vendure_peer, shop, admin) -> None
     assert discounted["totalWithTax"] < full["totalWithTax"]
     with pytest.raises(AssertionError, match="coupon refused"):  # usage limit 1: spent
         api.place_order(vendure_peer.base_url, first, [("2", 1)], coupon=code)
+
+
+def test_a_spent_offer_discount_is_deleted_with_its_customer_group(vendure_peer, shop, admin
+                                                                  ) -> None:
+    code = f"SK-{uuid.uuid4().hex[:10].upper()}"
+    customer_id = api.register_customer(admin, f"spent-{uuid.uuid4().hex[:8]}@example.com")
+    spec = DiscountSpec(code=code, kind="fixed", value=Decimal("5"),
+                        expires_at=datetime.now(UTC) + timedelta(hours=1), customer_id=customer_id)
+    ref = shop.create_discount(spec)
+    groups = "query($n:String!){customerGroups(options:{filter:{name:{eq:$n}}}){items{id}}}"
+    assert admin(groups, n=f"shopkeeper-offer-{code}")["customerGroups"]["items"]
+
+    shop.delete_discount(ref)
+    found = admin("query($c:String!){promotions(options:{filter:{couponCode:{eq:$c}}})"
+                  "{items{id}}}", c=code)["promotions"]["items"]
+    assert found == []
+    assert admin(groups, n=f"shopkeeper-offer-{code}")["customerGroups"]["items"] == []
+    shop.delete_discount(ref)  # deleted already (by us, or in the Dashboard): done, no error
