@@ -38,6 +38,11 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     app.instance_path = str(Path(app.config["INSTANCE_DIR"]).resolve())
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
+    hops = int(app.config.get("PROXY_HOPS") or 0)
+    if hops > 0:  # trust exactly this many proxies' X-Forwarded-For / -Proto, no more
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     logs.init_app(app)
     db.init_app(app)
     errors.init_app(app)

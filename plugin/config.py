@@ -66,6 +66,10 @@ class Config:
     API_RATE_LIMIT_PER_KEY = "6000 per minute"
     # ...and all calls of one client address.
     API_RATE_LIMIT_PER_CLIENT = "300 per minute"
+    # Reverse proxies (load balancers) in front of the app that append X-Forwarded-For and
+    # X-Forwarded-Proto; 0 = clients connect directly. Behind one balancer set 1: without
+    # it every shopper has the balancer's address and they all share one rate-limit bucket.
+    PROXY_HOPS = 0
     # Offers one client address may accept (each creates a discount and spends budget).
     OFFER_ACCEPTS_PER_CLIENT = "20 per hour"
     # Rate-limit counters: in-process by default; e.g. redis://host:6379 to share them.

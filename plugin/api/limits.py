@@ -2,8 +2,8 @@
 
 Storage follows ``RATELIMIT_STORAGE_URI`` (default ``sk-memory://``, the in-process store
 below; counters are per process, so with several gunicorn workers use ``redis://...`` for
-exact limits). Behind a reverse proxy, wrap the app in ``ProxyFix`` so ``remote_addr`` is the
-shopper's address.
+exact limits). Behind a reverse proxy set ``PROXY_HOPS`` (the app then applies werkzeug's
+``ProxyFix``), so ``remote_addr`` is the shopper's address, not the balancer's.
 
 The decorators call ``limits`` directly (fixed window, the same strategy flask-limiter
 uses by default): flask-limiter's per-request limit resolution, exemption scopes and

@@ -227,3 +227,30 @@ def test_default_rate_limit_store_does_not_start_a_thread_per_hit(app, api):
     for _ in range(20):
         assert api.recs().status_code == 200
     assert threading.active_count() <= before
+
+
+def test_behind_a_balancer_each_shopper_has_their_own_client_limit(app, api):
+    """With ``PROXY_HOPS`` the address comes from X-Forwarded-For; without it every shopper
+    behind the balancer would share the balancer's one bucket."""
+    from plugin import create_app, hot_reads
+
+    def hits(client, forwarded_for: str) -> int:
+        return client.get("/api/v1/config", query_string={"key": api.shop.widget_key},
+                          headers={"X-Forwarded-For": forwarded_for},
+                          environ_base={"REMOTE_ADDR": "10.0.0.5"}).status_code
+
+    app.config["API_RATE_LIMIT_PER_CLIENT"] = "2 per minute"
+    direct = [hits(api.client, f"203.0.113.{k}") for k in range(3)]
+    assert direct == [200, 200, 429]  # hops 0: the header is not believed
+
+    behind = create_app({k: v for k, v in app.config.items() if k.isupper()}
+                        | {"PROXY_HOPS": 1, "API_RATE_LIMIT_PER_CLIENT": "2 per minute"})
+    with behind.app_context():
+        client = behind.test_client()
+        assert [hits(client, "198.51.100.1") for _ in range(3)] == [200, 200, 429]
+        assert hits(client, "198.51.100.2") == 200  # another shopper, own bucket
+        # only the hop the balancer appended is trusted: a forged first entry is ignored
+        assert hits(client, "198.51.100.7, 198.51.100.1") == 429
+        hot_reads.dispose(behind)
+        db.session.remove()
+        db.engine.dispose()  # its pool must not outlive the test (PostgreSQL truncates)
