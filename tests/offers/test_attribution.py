@@ -17,6 +17,9 @@ from plugin.offers.settings import Guardrails
 from plugin.offers.stats import diff_means, diff_proportions
 
 RAILS = Guardrails()
+#: A fixed clock for the budget tests: an offer accepted three hours before ``utcnow()``
+#: belongs to last month's budget when the suite runs in the first three hours of a month.
+MID_MONTH = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
 
 
 def _order(shop_id, oid, customer, at, total="40", codes=(), lines=(("p1", 1, "40"),)):
@@ -96,7 +99,7 @@ def _accepted_unused(shop_id: str, code: str, now):
 def test_unused_accepted_offer_expires_and_releases_budget(app, shop):
     from plugin.offers import budget
 
-    now = utcnow()
+    now = MID_MONTH
     offer = _accepted_unused(shop.id, "SK-1", now)
     assert budget.remaining(shop.id, RAILS, now)[1] == RAILS.monthly_budget - 7
     attribution.attribute(shop.id, RAILS, now=now)
@@ -161,7 +164,7 @@ def test_order_arriving_after_the_release_takes_the_budget_back(app, shop):
     late: a redemption seen after the release must count against the budget again."""
     from plugin.offers import budget
 
-    now = utcnow()
+    now = MID_MONTH
     offer = _accepted_unused(shop.id, "SK-2", now)
     attribution.attribute(shop.id, RAILS, now=now)
     assert offer.status == "expired"
