@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from plugin.crypto import email_hash
 from plugin.extensions import db
 from plugin.ingestion.mapping import forget_cached_recommendations
 from plugin.models import (
@@ -95,6 +96,18 @@ def _serving_export(shop_id: str, customer_id: str) -> dict[str, Any]:
         "carts": [{"id": c.external_id, "currency": c.currency, "lines": list(c.lines),
                    "updated_at": _iso(c.source_updated_at)} for c in carts],
     }
+
+
+def find_customer(shop_id: str, text: str) -> str:
+    """The customer id ``text`` names: itself, or, for an email address, the id of the
+    customer whose keyed email hash matches (a customer asking by email rarely knows their
+    id). An unknown email is returned as given: nothing is stored under it."""
+    if "@" not in text:
+        return text
+    found = db.session.scalar(sa.select(Customer.external_id).where(
+        Customer.shop_id == shop_id, Customer.email_hash == email_hash(shop_id, text),
+        Customer.deleted_at.is_(None)).order_by(Customer.id).limit(1))
+    return found or text
 
 
 def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | None = None,

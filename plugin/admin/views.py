@@ -339,9 +339,10 @@ def progress():
      errors=(401,))
 def privacy_page():
     shop = _shop()
-    customer = (request.args.get("customer") or "").strip()
+    asked = (request.args.get("customer") or "").strip()
+    customer = privacy.find_customer(shop.id, asked) if asked else ""
     found = privacy.export_customer(shop.id, customer) if customer else None
-    return _render("admin/privacy.html", customer=customer, found=found,
+    return _render("admin/privacy.html", customer=customer, found=found, asked=asked,
                    requests=privacy.data_requests(shop.id),
                    keep_days=privacy.EXPORT_KEEP_DAYS)
 

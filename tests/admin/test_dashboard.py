@@ -290,3 +290,24 @@ def test_a_shopper_seen_in_both_arms_stays_in_the_arm_of_their_first_exposure(sh
     ab = stats.recommendations_ab(shop.id)
     assert ab["treatment"] == {"shoppers": 1, "converted": 1}
     assert ab["control"] == {"shoppers": 0, "converted": 0}
+
+
+def test_privacy_lookup_finds_a_customer_by_email_within_this_shop_only(app, client, shop,
+                                                                        other_shop):
+    from connectors.records import Customer as CustomerRecord
+    from plugin.ingestion import mapping
+
+    at = utcnow() - timedelta(days=1)
+    for s in (shop, other_shop):
+        _seed(s.id)
+        mapping.upsert_customer(s.id, CustomerRecord(
+            external_id="c1" if s is shop else "c9", updated_at=at, email="ada@example.com",
+            created_at=at))
+    db.session.commit()
+    sign_in(app, client, shop)
+    page = client.get("/admin/privacy?customer=%20ADA@Example.com%20").get_data(as_text=True)
+    assert "Customer c1" in page and "Found by the email address" in page
+    assert "1 orders" in page and "Erase this customer" in page
+    assert "c9" not in page  # the other shop's customer with that email is not found
+    missing = client.get("/admin/privacy?customer=bob@example.com").get_data(as_text=True)
+    assert "No data stored for customer bob@example.com." in missing
