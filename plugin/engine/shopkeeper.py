@@ -292,6 +292,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             c, X = pool
             keep = self._allowed(c, banned, to_timestamp(at))
             c_items, X, last = c.item[keep], X[keep], c.last_time[keep]
+            interval = c.interval[keep]
             scores = self.score(X)
             boosted = scores + self.explore_boost_ * np.isnan(last)
             order = _reserve_explore(np.argsort(-boosted, kind="stable"), np.isnan(last), n,
@@ -301,7 +302,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             pick = order[mmr(scores[order], self.vectors_[c_items[order]], n, self.diversity)]
             because = self._because(c_items[pick], last[pick], owned)
             for j, b in zip(pick, because, strict=True):
-                out.append(self._explain(c_items[j], float(scores[j]), X[j], last[j], b))
+                out.append(self._explain(c_items[j], float(scores[j]), X[j], last[j], b,
+                                         interval[j]))
         if len(out) < n:
             out += self._fill(shopper, n - len(out), banned | {self.data_.item_index(r.item)
                                                              for r in out}, at)
@@ -357,15 +359,16 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         return out
 
     def _explain(self, i: int, score: float, x: np.ndarray, last: float,
-                 because: int) -> Recommendation:
+                 because: int, interval: float = np.nan) -> Recommendation:
         item = str(self.data_.item_ids[i])
         if not np.isnan(last):
-            interval = self.repurchase_.interval_days_[i]
-            if self.repurchase_.kind_[i] == "consumable" and interval > 0:
-                days = max(1, round(interval))
+            times = round(float(np.expm1(x[_CNT])))
+            # the shopper's own rhythm (``interval`` is theirs once they bought it twice; the
+            # shop's median before that, which is not "you usually")
+            if self.repurchase_.kind_[i] == "consumable" and times >= 2 and interval >= 0.5:
+                days = max(1, round(float(interval)))
                 return Recommendation(item, score, "repurchase_due",
                                       f"you usually reorder this every ~{days} days")
-            times = round(float(np.expm1(x[_CNT])))
             return Recommendation(item, score, "repeat", "you bought this before" if times < 2
                                   else f"you have bought this {times} times")
         category = self.data_.catalog.primary_category(i)

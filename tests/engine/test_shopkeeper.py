@@ -21,7 +21,7 @@ from plugin.engine.ranker import (
     validation_rows,
 )
 from tests.engine.contract import EstimatorContract
-from tests.engine.synthetic import DAY, T0, weekly_history
+from tests.engine.synthetic import DAY, T0, build, weekly_history, weekly_rows
 
 DURABLES = {"seat", "kettle", "lamp"}
 
@@ -333,3 +333,19 @@ def test_a_new_shop_where_nobody_bought_twice_still_gets_a_model():
     recs = model.recommend("c1", 5)
     assert len(recs) == 5 and all(r.reason for r in recs)
     assert model.explore_validation_ == {}
+
+
+def test_reorder_reason_quotes_the_shoppers_own_rhythm():
+    """"You usually reorder this every ~N days" is only said of what this shopper reordered,
+    with their own N (not the shop's median), and never of something they bought once."""
+    rows = weekly_rows(seed=3)
+    for k in range(4):  # milk every three weeks, not weekly like everyone else
+        rows.append(("slow", "milk", T0 + 21 * k * DAY, f"slow-{k}"))
+        rows.append(("slow", "bread", T0 + 21 * k * DAY, f"slow-{k}"))
+    rows += [("once", "milk", T0 + 40 * DAY, "once-0"), ("once", "bread", T0 + 40 * DAY, "once-0"),
+             ("once", "snack-1", T0 + 50 * DAY, "once-1")]
+    model = ShopkeeperRecommender().fit(build(rows))
+    slow = {r.item: r.reason for r in model.recommend("slow", 10)}
+    assert slow["milk"] == "you usually reorder this every ~21 days"
+    for r in model.recommend("once", 10):
+        assert "usually reorder" not in r.reason, r
