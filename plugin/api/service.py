@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,12 +60,16 @@ def recommend(shop: AnyShop, identity: ShopperIdentity, query: RecsQuery) -> dic
     customer = identity.customer_id if consented else None
 
     chain: Iterable[Recommendation] = []
+    personal: set[str] = set()  # the model's own list already left owned durables out
     if not holdout:
-        chain = _personal_or_contextual(shop, version, customer, query, want, exclude)
+        chain = _remember(_personal_or_contextual(shop, version, customer, query, want,
+                                                  exclude), personal, query.placement)
     if query.placement != "reorder":  # "the usual?" makes no sense with popular items
         chain = itertools.chain(chain, sources.popular(shop.id, version))
     if settings_of(shop).get("merchandising"):  # merchant pin/boost/exclude
         chain = merchandise(shop.id, settings_of(shop), list(chain))
+    if customer is not None:
+        chain = _without_owned_durables(shop.id, version, customer, chain, personal)
     items = apply_live_filters(shop, chain, query.n, exclude=exclude)
     personalized = any(i.source not in sources.NON_PERSONAL for i in items)
     rec_id = _log_impression(shop, identity.key if consented else None, query.placement,
@@ -93,6 +97,31 @@ def _personal_or_contextual(shop: AnyShop, version, customer: str | None, query:
     if recs is None:
         recs = sources.online(shop.id, customer, version, want, exclude)
     return recs
+
+
+def _remember(recs: Iterable[Recommendation], seen: set[str],
+              placement: str) -> Iterator[Recommendation]:
+    """Pass ``recs`` through, noting the items of the shopper's own model list."""
+    for rec in recs:
+        if placement == "for_you":
+            seen.add(rec.item)
+        yield rec
+
+
+def _without_owned_durables(shop_id: str, version, customer: str,
+                            chain: Iterable[Recommendation],
+                            personal: set[str]) -> Iterator[Recommendation]:
+    """The toilet-seat rule on the items the model did not choose for this shopper
+    (neighbours, reorder, popular back-fill, pins). Their durables are looked up only when
+    such an item is reached, so a cached list answered from its first rows stays one read."""
+    owned: set[str] | None = None
+    for rec in chain:
+        if rec.item not in personal or rec.source == "merchandising":
+            if owned is None:
+                owned = sources.owned_durables(shop_id, version, customer)
+            if rec.item in owned:
+                continue
+        yield rec
 
 
 def _item(s: Servable, rec_id: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import sqlalchemy as sa
 from flask import current_app
 
@@ -159,6 +160,30 @@ def neighbours(shop_id: str, version: ServedVersion | None, items: list[str], n:
         return []
     recs = model.similar(items, n, exclude=exclude)
     return [Recommendation(r.item, r.score, f"itemknn-{placement}", r.reason) for r in recs]
+
+
+def owned_durables(shop_id: str, version: ServedVersion | None, customer_id: str) -> set[str]:
+    """Durables (as the served model classifies them) the customer already bought.
+
+    Every placement drops them, not only the model's own list: the product page's and the
+    cart's neighbours, the popular back-fill and a merchant's pin know nothing of the shopper.
+    """
+    if version is None:
+        return set()
+    model = model_store.get_model(shop_id, version.id, version.artifact_dir)
+    repurchase = getattr(model.recommender, "repurchase_", None) if model is not None else None
+    if repurchase is None:
+        return set()
+    bought = db.session.scalars(sa.select(Interaction.product_external_id).distinct().where(
+        Interaction.shop_id == shop_id, Interaction.shopper_id == customer_id,
+        Interaction.kind == "purchase")).all()
+    data = repurchase.data_
+    known = [(item, data.item_index(item)) for item in bought]
+    known = [(item, i) for item, i in known if i is not None]
+    if not known:
+        return set()
+    durable = repurchase.is_durable(np.array([i for _, i in known], np.int64))
+    return {item for (item, _), d in zip(known, durable, strict=True) if d}
 
 
 def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:

@@ -1,0 +1,75 @@
+"""The toilet-seat rule on every serving path, not only in the model's own list.
+
+Thirty shoppers buy the same staples weekly and a toilet seat once: the seat is durable,
+bought with the staples (so it is their neighbour on a product page and in a cart) and
+popular (so it is in the back-fill). A shopper who bought it must not be offered it again
+by any of those, nor by a merchant's pin; a shopper who never bought it still may be.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from plugin.api import model_store
+from plugin.api.sources import active_version
+from plugin.extensions import db
+from plugin.models import Product
+from tests.api.conftest import PRODUCTS, T0, add_order, add_products, customer_headers, ids
+
+
+@pytest.fixture
+def seat_shop(shop):
+    from plugin.training import train_shop
+
+    shop.settings = {"allowed_origins": ["https://store.example"], "holdout_share": 0}
+    db.session.commit()
+    add_products(shop.id, [*PRODUCTS, "seat"])
+    db.session.query(Product).filter_by(shop_id=shop.id, external_id="seat").update(
+        {"categories": ["bathroom"]})
+    db.session.commit()
+    for c in range(30):
+        for week in range(4):
+            items = ["p1", "p2", "p3" if week % 2 else "p4"] + (["seat"] if week == 1 else [])
+            add_order(shop.id, f"c{c:02d}", f"o{c}-{week}", items,
+                      T0 + timedelta(days=7 * week, hours=c))
+    add_order(shop.id, "fresh", "o-fresh", ["p5"], T0)  # never bought the seat
+    train_shop(shop.id)
+    version = active_version(shop.id)
+    model = model_store.get_model(shop.id, version.id, version.artifact_dir)
+    seat = model.recommender.data_.item_index("seat")
+    assert model.recommender.repurchase_.kind_[seat] == "durable"
+    return shop
+
+
+@pytest.fixture
+def seat_api(client, seat_shop):
+    from tests.api.conftest import Api
+
+    return Api(client, seat_shop)
+
+
+def test_product_page_and_cart_do_not_resell_an_owned_durable(seat_api, seat_shop):
+    anonymous = ids(seat_api.recs("product", product_id="p1", n=8))
+    assert "seat" in anonymous  # it is a neighbour of p1...
+    owner = customer_headers(seat_shop, "c00")
+    assert "seat" not in ids(seat_api.recs("product", product_id="p1", n=8, headers=owner))
+    assert "seat" not in ids(seat_api.recs("cart", cart="p1,p2", n=8, headers=owner))
+
+
+def test_popular_back_fill_does_not_resell_an_owned_durable(seat_api, seat_shop):
+    owner = customer_headers(seat_shop, "c00")
+    assert "seat" not in ids(seat_api.recs(n=11, headers=owner))
+    assert "seat" in ids(seat_api.recs(n=11, headers=customer_headers(seat_shop, "fresh")))
+
+
+def test_a_pin_does_not_resell_an_owned_durable(seat_api, seat_shop):
+    seat_shop.settings = {**seat_shop.settings, "merchandising": [
+        {"action": "pin", "field": "product", "value": "seat", "weight": 1.0}]}
+    db.session.commit()
+    from plugin.api import access
+
+    access.forget_shops()
+    assert ids(seat_api.recs(n=3, headers=customer_headers(seat_shop, "fresh")))[0] == "seat"
+    assert "seat" not in ids(seat_api.recs(n=3, headers=customer_headers(seat_shop, "c00")))
