@@ -23,6 +23,9 @@ from plugin.models.types import utcnow
 #: Cached rows older than this are stale and recomputed online (config key below).
 DEFAULT_CACHE_TTL_SECONDS = 36 * 3600
 POPULAR_REASON = "popular in this shop right now"
+#: Share of a customer's own reorder interval after which an item is due again ("the
+#: usual?"), as ``RepurchaseModel.due_fraction``.
+REORDER_DUE_FRACTION = 0.8
 #: Sources that say nothing about the shopper (for the ``personalized`` flag).
 NON_PERSONAL = frozenset({"popular", "trending", "g-pop", "itemknn-cart", "itemknn-product"})
 
@@ -187,19 +190,33 @@ def owned_durables(shop_id: str, version: ServedVersion | None, customer_id: str
 
 
 def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
-    """Items the customer bought in at least two orders: "the usual?"."""
+    """Items the customer bought in at least two orders and is due for: "the usual?".
+
+    An item is not due until ``REORDER_DUE_FRACTION`` of the customer's own interval
+    between its orders has passed since they last bought it (milk restocked yesterday is
+    not "time to stock up again"); orders less than a day apart tell no interval.
+    """
     orders = sa.func.count(sa.distinct(Interaction.order_external_id))
     rows = db.session.execute(
         sa.select(Interaction.product_external_id, orders.label("orders"),
+                  sa.func.min(Interaction.occurred_at).label("first"),
                   sa.func.max(Interaction.occurred_at).label("last"))
         .where(Interaction.shop_id == shop_id, Interaction.shopper_id == customer_id,
                Interaction.kind == "purchase", Interaction.subprofile_id.is_(None))
         .group_by(Interaction.product_external_id)
         .having(orders >= 2)
-        .order_by(orders.desc(), sa.func.max(Interaction.occurred_at).desc())
-        .limit(n)).all()
-    return [Recommendation(r.product_external_id, float(r.orders), "reorder",
-                           f"you have ordered this {r.orders} times") for r in rows]
+        .order_by(orders.desc(), sa.func.max(Interaction.occurred_at).desc())).all()
+    now = utcnow()
+    out = []
+    for r in rows:
+        interval = (r.last - r.first).total_seconds() / (r.orders - 1)
+        if interval >= 86400 and (now - r.last).total_seconds() < REORDER_DUE_FRACTION * interval:
+            continue
+        out.append(Recommendation(r.product_external_id, float(r.orders), "reorder",
+                                  f"you have ordered this {r.orders} times"))
+        if len(out) == n:
+            break
+    return out
 
 
 def popular(shop_id: str, version: ServedVersion | None) -> Sequence[Recommendation]:

@@ -161,6 +161,16 @@ def test_reorder_offers_what_the_customer_buys_again(api, trained):
         "items"] == []
 
 
+def test_reorder_does_not_offer_what_was_just_restocked(api, trained):
+    """"Time to stock up again?": milk bought weekly and yesterday is not due; tea bought
+    weekly, last a month ago, is."""
+    now = utcnow()
+    for k in range(4):
+        add_order(trained.id, "c7", f"c7-milk-{k}", ["p1"], now - timedelta(days=1 + 7 * k))
+        add_order(trained.id, "c7", f"c7-tea-{k}", ["p2"], now - timedelta(days=30 + 7 * k))
+    assert ids(api.recs("reorder", headers=customer_headers(trained, "c7"))) == ["p2"]
+
+
 def test_holdout_arm_gets_popular_items_and_is_flagged(api, trained):
     trained.settings = {**trained.settings, "holdout_share": 1.0}
     db.session.commit()
