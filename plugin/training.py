@@ -190,12 +190,14 @@ def _empty(n: int):
 
 def _cache_rows(version: ModelVersion, recommender: BaseRecommender,
                 shoppers: Iterable[str], size: int,
-                exclude: dict[str, set[str]] | None = None) -> list[dict]:
+                exclude: dict[str, set[str]] | None = None,
+                forget: dict[str, list[tuple[str, float]]] | None = None) -> list[dict]:
     now = utcnow()
     return [dict(shop_id=version.shop_id, shopper_id=str(s), model_version_id=version.id,
                  computed_at=now,
-                 items=_encode(recommender.recommend(str(s), size,
-                                                     exclude=(exclude or {}).get(str(s)))))
+                 items=_encode(sources.personal_list(recommender, str(s), size,
+                                                     (exclude or {}).get(str(s), set()),
+                                                     (forget or {}).get(str(s), []))))
             for s in shoppers]
 
 
@@ -242,7 +244,8 @@ def refresh_shoppers(shop_id: str, shopper_ids: Iterable[str]) -> int:
     """Recompute the cached top-N of shoppers with new orders, without a refit.
 
     The fitted model does not know the new purchases, so they are excluded explicitly:
-    nobody is offered what they bought a minute ago. Returns the rows written.
+    nobody is offered what they bought a minute ago; purchases moved to a sub-profile since
+    the fit are left out of the shopper's past. Returns the rows written.
     """
     ids = sorted({str(s) for s in shopper_ids})
     version = active_version(shop_id)
@@ -255,7 +258,8 @@ def refresh_shoppers(shop_id: str, shopper_ids: Iterable[str]) -> int:
         db.session.commit()  # the API falls back to popular items for them
         return 0
     rows = _cache_rows(version, model.recommender, ids, cache_size(),
-                       exclude=bought_since(shop_id, ids, version.trained_until))
+                       exclude=bought_since(shop_id, ids, version.trained_until),
+                       forget=sources.bought_for_others(shop_id, ids, version.trained_until))
     db.session.execute(sa.insert(RecommendationCache), rows)
     db.session.commit()
     return len(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -59,6 +60,34 @@ def bought_since(shop_id: str, shopper_ids: Iterable[str],
     for shopper, item in db.session.execute(query):
         out.setdefault(shopper, set()).add(item)
     return out
+
+
+def bought_for_others(shop_id: str, shopper_ids: Iterable[str],
+                      until: datetime | None) -> dict[str, list[tuple[str, float]]]:
+    """Purchases the model was fitted on as each shopper's own that have since been moved to
+    one of their sub-profiles ("that was for Maya"): ``(item, unix time)`` to forget."""
+    ids = [str(s) for s in shopper_ids]
+    query = sa.select(Interaction.shopper_id, Interaction.product_external_id,
+                      Interaction.occurred_at).where(
+        Interaction.shop_id == shop_id, Interaction.kind == "purchase",
+        Interaction.subprofile_id.is_not(None), Interaction.shopper_id.in_(ids))
+    if until is not None:
+        query = query.where(Interaction.occurred_at <= until)
+    out: dict[str, list[tuple[str, float]]] = {}
+    for shopper, item, at in db.session.execute(query):
+        out.setdefault(shopper, []).append((item, at.timestamp()))
+    return out
+
+
+def personal_list(recommender, shopper: str, n: int, exclude: set[str],
+                  forget: list[tuple[str, float]]) -> list[Recommendation]:
+    """``recommender.recommend`` without the purchases in ``forget``; a model that cannot
+    forget them at least leaves those items out."""
+    if not forget:
+        return recommender.recommend(shopper, n, exclude=exclude)
+    if "forget" in inspect.signature(recommender.recommend).parameters:
+        return recommender.recommend(shopper, n, exclude=exclude, forget=forget)
+    return recommender.recommend(shopper, n, exclude=exclude | {i for i, _ in forget})
 
 
 @dataclass(frozen=True)
@@ -142,7 +171,9 @@ def online(shop_id: str, customer_id: str, version: ServedVersion, n: int,
     if model is None or model.recommender is None or erased(shop_id, customer_id):
         return []
     recent = bought_since(shop_id, [customer_id], version.trained_until).get(customer_id, set())
-    recs = model.recommender.recommend(customer_id, n, exclude=exclude | recent)
+    others = bought_for_others(shop_id, [customer_id], version.trained_until)
+    recs = personal_list(model.recommender, customer_id, n, exclude | recent,
+                         others.get(customer_id, []))
     return [r for r in recs if r.source not in NON_PERSONAL]
 
 

@@ -279,14 +279,23 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         return scores
 
     def recommend(self, shopper: str, n: int = 10, *, exclude: Iterable[str] | None = None,
-                  at: datetime | float | None = None) -> list[Recommendation]:
-        """Top ``n`` for the shopper at ``at`` with a reason each; cold start falls back."""
+                  at: datetime | float | None = None,
+                  forget: Iterable[tuple[str, float]] | None = None) -> list[Recommendation]:
+        """Top ``n`` for the shopper at ``at`` with a reason each; cold start falls back.
+
+        ``forget``: ``(item, unix time)`` purchases of the shopper to leave out of their
+        past, e.g. ones they said since the fit were bought for someone else.
+        """
         check_is_fitted(self, "state_")
         u = self.data_.user_index(shopper)
-        pool = self._pool(u, to_timestamp(at)) if u is not None else None
+        hidden = self._forgotten(u, forget) if u is not None and forget else None
+        pool = self._pool(u, to_timestamp(at), hidden) if u is not None else None
         banned = set(self._excluded(exclude).tolist()) | set(self._excluded(self.excluded_items))
         out: list[Recommendation] = []
         owned = self._owned(shopper, at) if u is not None else np.zeros(0, np.int64)
+        if hidden is not None:
+            past = self._events(shopper, at)
+            owned = np.unique(self.data_.item[past[~np.isin(past, hidden)]])
         banned |= set(owned[self.repurchase_.is_durable(owned)].tolist())  # toilet-seat rule
         if pool is not None and len(pool[0].item):
             c, X = pool
@@ -310,11 +319,33 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         return out[:n]
 
     # ------------------------------------------------------------------ helpers
-    def _pool(self, u: int, t: float | None) -> tuple[Candidates, np.ndarray] | None:
-        """The shopper's candidates and features as of ``t`` (only their past before it)."""
+    def _forgotten(self, u: int, forget: Iterable[tuple[str, float]]) -> np.ndarray:
+        """Indices of the shopper's events matching ``(item, unix time)`` pairs."""
+        s = self.data_.events_of(u)
+        items, times = self.data_.item[s], self.data_.timestamp[s]
+        hit = np.zeros(len(items), bool)
+        for item, t in forget:
+            i = self.data_.item_index(str(item))
+            if i is not None:
+                hit |= (items == i) & (np.abs(times - float(t)) < 1.0)
+        return s.start + np.flatnonzero(hit)
+
+    def _pool(self, u: int, t: float | None,
+              hidden: np.ndarray | None = None) -> tuple[Candidates, np.ndarray] | None:
+        """The shopper's candidates and features as of ``t`` (only their past before it,
+        without the ``hidden`` events)."""
         last = self.user_last_[u]
         if np.isnan(last):
             return None
+        if hidden is not None and len(hidden):
+            kept = self._events_before(u, np.inf if t is None else t)
+            past = self.data_.subset(kept[~np.isin(kept, hidden)])
+            if not len(past):
+                return None
+            personal = self.state_.personal_of(past)
+            c = self.state_.candidates(np.array([u]), None if t is None else np.array([t]),
+                                       personal=personal)
+            return c, c.X
         if t is None or t > last:  # nothing of this shopper is hidden: use the fitted pool
             s = slice(self.pool_ptr_[u], self.pool_ptr_[u + 1])
             c = self.pool_.rows(s)

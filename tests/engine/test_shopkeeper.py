@@ -349,3 +349,17 @@ def test_reorder_reason_quotes_the_shoppers_own_rhythm():
     assert slow["milk"] == "you usually reorder this every ~21 days"
     for r in model.recommend("once", 10):
         assert "usually reorder" not in r.reason, r
+
+
+def test_forgotten_purchases_leave_the_shoppers_past(model):
+    """``forget``: purchases the shopper since said were for someone else are neither
+    repeats nor the 'because you bought' of anything."""
+    x = model.data_
+    s = x.events_of(x.user_index("s01"))
+    tea = [(str(x.item_ids[i]), float(t)) for i, t in zip(x.item[s], x.timestamp[s], strict=True)
+           if str(x.item_ids[i]).startswith("tea")]
+    assert any(r.item.startswith("tea") for r in model.recommend("s01", 10))
+    recs = model.recommend("s01", 10, forget=tea)
+    assert recs and not [r for r in recs if "tea" in r.reason.lower()]
+    assert not [r for r in recs if r.item.startswith("tea") and r.source in ("repeat",
+                                                                          "repurchase_due")]

@@ -103,3 +103,27 @@ def test_reassigning_recomputes_the_owners_cached_list(trained, host):
     assert service.reassign(trained, HOST, maya, order_id="o-baby") == 3
     db.session.expire_all()
     assert _cached_at(trained.id) > before
+
+
+def test_a_purchase_reassigned_after_training_leaves_the_owners_list(client, trained, host):
+    """"That was for Maya": the model was fitted while the order was the host's own, yet
+    neither the recomputed cache nor the online path may cite it ("because you bought Baby
+    Foods ...") or offer it back as the host's own repeat until the next refit."""
+    add_order(trained.id, HOST, "o-baby", BABY[:3], utcnow())
+    train_shop(trained.id)
+
+    def leaks(recs):
+        return [(i, r) for i, r in recs
+                if "Baby" in r or (i in BABY[:3] and ("bought this" in r or "reorder" in r))]
+
+    assert leaks(_main_recs(client, trained))  # control: the fit holds the order as the host's
+    maya = host.create("Maya")
+    service.reassign(trained, HOST, maya, order_id="o-baby")
+    cached = _main_recs(client, trained)
+    assert cached and not leaks(cached)
+    db.session.execute(sa.delete(RecommendationCache).where(
+        RecommendationCache.shop_id == trained.id, RecommendationCache.shopper_id == HOST))
+    db.session.commit()
+    online = _main_recs(client, trained)
+    assert online and not leaks(online)
+    assert online[0][1] == "you bought this before"  # the host's own coffee/wine/cheese lead
