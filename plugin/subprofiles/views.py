@@ -13,6 +13,7 @@ from plugin.api.filters import apply_live_filters
 from plugin.api.identity import resolve_identity
 from plugin.api.limits import per_client, per_key
 from plugin.errors import BadRequest, Unauthorized
+from plugin.merchandising import merchandise
 from plugin.openapi import doc
 from plugin.subprofiles import prompt, recs, service
 from plugin.subprofiles.schemas import (
@@ -185,6 +186,12 @@ def recommendations(subprofile_id: int):
     row = service.get_subprofile(g.api_shop, g.owner, subprofile_id)
     found = [] if row.kind != "person" else recs.recommend_for(
         g.api_shop.id, g.owner, row.id, row.name, 3 * n)
+    # the merchant's exclusions hold here too (their pins and boosts are for the shop's
+    # own lists, not for what suits one person)
+    rules = [r for r in access.settings_of(g.api_shop).get("merchandising") or []
+             if r.get("action") == "exclude"]
+    if rules:
+        found = merchandise(g.api_shop.id, {"merchandising": rules}, found)
     items = apply_live_filters(g.api_shop, found, n)
     return jsonify(SubRecsSchema().dump({
         "subprofile": service.describe(row), "title": f"For {row.name}",

@@ -127,3 +127,22 @@ def test_a_purchase_reassigned_after_training_leaves_the_owners_list(client, tra
     online = _main_recs(client, trained)
     assert online and not leaks(online)
     assert online[0][1] == "you bought this before"  # the host's own coffee/wine/cheese lead
+
+
+def test_merchants_exclusion_rules_reach_the_subprofile_list(trained, host):
+    """A merchandising "exclude" rule (here a category) hides products everywhere,
+    "For Maya" included."""
+    maya = host.create("Maya")
+    add_order(trained.id, HOST, "o-maya", BABY[:2], utcnow(), subprofile_id=maya)
+    shown = [i["product_id"] for i in host.get(f"/{maya}/recommendations", n=5).get_json()[
+        "items"]]
+    assert set(shown) & set(BABY[2:])
+    trained.settings = {**trained.settings, "merchandising": [
+        {"action": "exclude", "field": "category", "value": "Baby Foods", "weight": 1.0}]}
+    db.session.commit()
+    from plugin.api import access
+
+    access.forget_shops()
+    shown = [i["product_id"] for i in host.get(f"/{maya}/recommendations", n=5).get_json()[
+        "items"]]
+    assert not set(shown) & set(BABY)
