@@ -101,9 +101,12 @@ class SegmentRecommender(HistoryMixin, BaseRecommender):
         """What the shopper's segment buys most, minus exclusions and what they own."""
         seg = self.segment_of(shopper, at)
         scores = self.popularity_[seg] * self.data_.catalog.available
-        banned = np.concatenate([self._excluded(exclude), self._owned(shopper, at)])
+        owned = self._owned(shopper, at)
+        banned = np.concatenate([self._excluded(exclude), owned])
+        # with no purchases the segment is just the largest one: nothing is "like you"
+        reason = "popular with shoppers like you" if len(owned) else "popular with shoppers"
         return [
             Recommendation(str(self.data_.item_ids[i]), float(scores[i]), self.source_name,
-                           "popular with shoppers like you")
+                           reason)
             for i in top_indices(scores, n, banned)
         ]

@@ -29,3 +29,15 @@ def test_items_with_a_single_buyer_are_not_called_popular():
     rows += [("u0", "one-off", T0 + 9, "x")]
     model = SegmentRecommender(n_segments=1, n_components=1).fit(build(rows))
     assert "one-off" not in {r.item for r in model.recommend("u3", 5)}
+
+
+def test_a_shopper_without_history_is_not_told_shoppers_like_them():
+    """Nothing is known of them (a new customer, or one asked about before their first
+    purchase): the largest segment's favourites are just popular, not 'like you'."""
+    rows = []
+    for k in range(8):
+        rows += [(f"tea{k}", i, T0 + k, f"t{k}") for i in ("tea-a", "tea-b", "tea-c")]
+    model = SegmentRecommender(n_segments=2, n_components=2, random_state=0).fit(build(rows))
+    for shopper, at in (("stranger", None), ("tea0", T0 - 1)):
+        recs = model.recommend(shopper, 2, at=at)
+        assert recs and all("like you" not in r.reason for r in recs)
