@@ -123,7 +123,8 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
         out = []
         for j in np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")]:
             out.append(Recommendation(str(self.data_.item_ids[owned[j]]), float(score[j]),
-                                      self.source_name, _due_reason(interval[j])))
+                                      self.source_name,
+                                      _due_reason(interval[j], own=count[j] > 1)))
         return out
 
     def recommend(self, shopper: str, n: int = 10, *, exclude: Iterable[str] | None = None,
@@ -133,8 +134,11 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
         return [r for r in self.due(shopper, at=at) if r.item not in banned][:n]
 
 
-def _due_reason(interval_days: float) -> str:
+def _due_reason(interval_days: float, own: bool = True) -> str:
+    """The shopper's own rhythm, or (bought once) the usual one of everyone who reorders it."""
     days = max(1, round(float(interval_days)))
+    if not own:
+        return f"shoppers usually reorder this every ~{days} days"
     return f"you usually reorder this every ~{days} days"
 
 

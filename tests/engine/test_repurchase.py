@@ -75,3 +75,20 @@ def test_rare_item_borrows_its_category_rate():
     x = model.data_
     assert model.kind_[x.item_index("tea-rare")] != "durable"
     assert model.kind_[x.item_index("lamp")] == "durable"
+
+
+def test_a_single_purchase_is_not_called_the_shoppers_habit():
+    """Bought once: due by the shop's usual interval, but not 'you usually reorder'."""
+    rows = [*_seat_and_milk_rows(), ("once", "milk", T0 + 10 * DAY, "once-0"),
+            ("once", "seat", T0 + 11 * DAY, "once-1")]
+    model = RepurchaseModel().fit(build(rows))
+    due = model.due("once", at=T0 + 17.5 * DAY)
+    assert [r.item for r in due] == ["milk"]
+    assert "you usually" not in due[0].reason and "~7 days" in due[0].reason
+
+
+def _seat_and_milk_rows():
+    for s in range(20):
+        yield (f"u{s}", "seat", T0 + s * 3600, f"u{s}-seat")
+        for w in range(8):
+            yield (f"u{s}", "milk", T0 + (7 * w + 1) * DAY + s * 60, f"u{s}-{w}")
