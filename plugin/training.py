@@ -257,8 +257,11 @@ def refresh_shoppers(shop_id: str, shopper_ids: Iterable[str]) -> int:
     if model is None or model.recommender is None:
         db.session.commit()  # the API falls back to popular items for them
         return 0
-    rows = _cache_rows(version, model.recommender, ids, cache_size(),
-                       exclude=bought_since(shop_id, ids, version.trained_until),
+    exclude = bought_since(shop_id, ids, version.trained_until)
+    for shopper in ids:  # orders dated before the fit's end that arrived after it
+        exclude.setdefault(shopper, set()).update(
+            sources.owned_durables(shop_id, version, shopper))
+    rows = _cache_rows(version, model.recommender, ids, cache_size(), exclude=exclude,
                        forget=sources.bought_for_others(shop_id, ids, version.trained_until))
     db.session.execute(sa.insert(RecommendationCache), rows)
     db.session.commit()

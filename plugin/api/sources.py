@@ -171,6 +171,9 @@ def online(shop_id: str, customer_id: str, version: ServedVersion, n: int,
     if model is None or model.recommender is None or erased(shop_id, customer_id):
         return []
     recent = bought_since(shop_id, [customer_id], version.trained_until).get(customer_id, set())
+    # an order dated inside the fitted period may have arrived after the fit (a retried
+    # webhook, the reconcile sync): the model cannot know its durables
+    recent |= owned_durables(shop_id, version, customer_id)
     others = bought_for_others(shop_id, [customer_id], version.trained_until)
     recs = personal_list(model.recommender, customer_id, n, exclude | recent,
                          others.get(customer_id, []))
@@ -196,7 +199,8 @@ def neighbours(shop_id: str, version: ServedVersion | None, items: list[str], n:
     return [Recommendation(r.item, r.score, f"itemknn-{placement}", r.reason) for r in recs]
 
 
-def owned_durables(shop_id: str, version: ServedVersion | None, customer_id: str) -> set[str]:
+def owned_durables(shop_id: str, version: ServedVersion | ModelVersion | None,
+                   customer_id: str) -> set[str]:
     """Durables (as the served model classifies them) the customer already bought.
 
     Every placement drops them, not only the model's own list: the product page's and the

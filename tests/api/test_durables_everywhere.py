@@ -73,3 +73,27 @@ def test_a_pin_does_not_resell_an_owned_durable(seat_api, seat_shop):
     access.forget_shops()
     assert ids(seat_api.recs(n=3, headers=customer_headers(seat_shop, "fresh")))[0] == "seat"
     assert "seat" not in ids(seat_api.recs(n=3, headers=customer_headers(seat_shop, "c00")))
+
+
+def test_a_durable_in_an_order_that_arrived_after_the_fit_is_not_resold(seat_api, seat_shop):
+    """An order dated before the model's data ends but delivered after the fit (a webhook
+    retried, the 30-minute reconcile): the model does not know it, the purchase is not
+    'since training', and the online list and the refreshed cache must still leave the
+    durable out."""
+    from plugin.ingestion.mapping import forget_cached_recommendations
+    from plugin.training import refresh_shoppers
+
+    fresh = customer_headers(seat_shop, "fresh")
+    assert "seat" in ids(seat_api.recs(n=11, headers=fresh))  # control: offered before
+    add_order(seat_shop.id, "fresh", "o-late", ["seat"], T0 + timedelta(hours=1))
+    forget_cached_recommendations(seat_shop.id, "fresh")  # what ingesting the order does
+    db.session.commit()
+    assert "seat" not in ids(seat_api.recs(n=11, headers=fresh))  # online path
+    refresh_shoppers(seat_shop.id, ["fresh"])
+    version = active_version(seat_shop.id)
+    from plugin.models import RecommendationCache
+
+    row = db.session.query(RecommendationCache).filter_by(shop_id=seat_shop.id,
+                                                          shopper_id="fresh").one()
+    assert row.model_version_id == version.id
+    assert "seat" not in [i for i, *_ in row.items]
