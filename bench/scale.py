@@ -287,7 +287,7 @@ def run(args, server: str) -> dict:
            # gunicorn_conf refuses the development keys: throwaway ones for this run
            "SHOPKEEPER_SECRET_KEY": secrets.token_urlsafe(48),
            "SHOPKEEPER_CREDENTIALS_KEY": Fernet.generate_key().decode(),
-           "SHOPKEEPER_BIND": f"127.0.0.1:{port}",
+           "SHOPKEEPER_BIND": f"127.0.0.1:{port}", "SHOPKEEPER_PUBLIC_URL": base,
            "SHOPKEEPER_WEB_WORKERS": str(args.web_workers),
            "SHOPKEEPER_WEB_THREADS": str(args.threads),
            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),

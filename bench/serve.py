@@ -123,6 +123,7 @@ def main() -> int:
            # gunicorn_conf refuses the development keys: throwaway ones for this run
            "SHOPKEEPER_SECRET_KEY": secrets.token_urlsafe(48),
            "SHOPKEEPER_CREDENTIALS_KEY": Fernet.generate_key().decode(),
+           "SHOPKEEPER_PUBLIC_URL": "http://127.0.0.1",  # refused when unset; unused here
            # the limiter runs on every request, with limits the load test cannot reach
            "SHOPKEEPER_API_RATE_LIMIT_PER_KEY": "10000000 per minute",
            "SHOPKEEPER_API_RATE_LIMIT_PER_CLIENT": "10000000 per minute"}

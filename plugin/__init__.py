@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from plugin.config import DEV_SECRET_KEY, Config
+from plugin.config import DEV_PUBLIC_URL, DEV_SECRET_KEY, Config
 
 __version__ = "0.1.0"
 
@@ -54,16 +54,33 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
 
 
 def check_production_secrets(config: dict[str, Any]) -> None:
-    """Raise unless the keys a production server signs and encrypts with were set."""
+    """Raise unless the keys a production server signs and encrypts with were set, and the
+    public URL platforms are told to call (webhooks, install redirects) is this server's."""
+    from urllib.parse import urlsplit
+
+    from cryptography.fernet import Fernet
+
     problems = []
     secret = str(config.get("SECRET_KEY") or "")
     if secret == DEV_SECRET_KEY or len(secret) < 32:
         problems.append("SHOPKEEPER_SECRET_KEY (at least 32 random characters)")
     if not config.get("CREDENTIALS_KEY"):
         problems.append("SHOPKEEPER_CREDENTIALS_KEY (a Fernet key)")
+    else:
+        try:
+            Fernet(config["CREDENTIALS_KEY"])
+        except (ValueError, TypeError):  # never echo the value: it is a secret
+            problems.append("SHOPKEEPER_CREDENTIALS_KEY (the value set is not a Fernet key: "
+                            "32 url-safe base64-encoded bytes)")
+    public = str(config.get("PUBLIC_URL") or "")
+    parts = urlsplit(public)
+    if public == DEV_PUBLIC_URL or parts.scheme not in ("http", "https") or not parts.netloc:
+        problems.append("SHOPKEEPER_PUBLIC_URL (this server's public base URL, e.g. "
+                        "https://recs.example.com: webhook and install URLs sent to the "
+                        "platforms are built from it)")
     if problems:
         raise RuntimeError(
-            "refusing to serve with the public development keys: set "
+            "refusing to serve with the public development keys or settings: set "
             + " and ".join(problems) + ", e.g. python -c 'import secrets; "
             "print(secrets.token_urlsafe(48))' and python -c 'from cryptography.fernet "
             "import Fernet; print(Fernet.generate_key().decode())'")

@@ -12,6 +12,8 @@ _INSTANCE = Path(os.environ.get("SHOPKEEPER_INSTANCE_DIR", Path.cwd() / "instanc
 
 #: the public development key: a production server refuses it (REQUIRE_PRODUCTION_SECRETS)
 DEV_SECRET_KEY = "dev-only-change-me"
+#: the local default: a production server refuses it (platforms would be sent here)
+DEV_PUBLIC_URL = "http://127.0.0.1:5000"
 
 
 class Config:
@@ -35,7 +37,7 @@ class Config:
     # Empty: derived from SECRET_KEY (fine for the demo, set it explicitly in production).
     CREDENTIALS_KEY = ""
     # Public base URL of this server, used to print webhook URLs and install redirects.
-    PUBLIC_URL = "http://127.0.0.1:5000"
+    PUBLIC_URL = DEV_PUBLIC_URL
     # Largest webhook body accepted, in bytes (larger answers 413).
     WEBHOOK_MAX_BYTES = 1024 * 1024
     # Inbox: rows claimed per worker batch.

@@ -136,6 +136,7 @@ def test_production_refuses_the_public_development_keys():
                     "CREDENTIALS_KEY": Fernet.generate_key().decode()})
     app = create_app({"REQUIRE_PRODUCTION_SECRETS": True, "SECRET_KEY": "k" * 48,
                       "CREDENTIALS_KEY": Fernet.generate_key().decode(),
+                      "PUBLIC_URL": "https://recs.example.com",
                       "SQLALCHEMY_DATABASE_URI": "sqlite://"})
     assert app.config["SECRET_KEY"] == "k" * 48
 
@@ -155,3 +156,23 @@ def test_gunicorn_with_the_development_keys_does_not_start(tmp_path):
                           timeout=60, cwd=str(Path(__file__).resolve().parents[1]))
     assert done.returncode != 0
     assert "refusing to serve with the public development keys" in done.stderr
+
+
+def test_production_refuses_an_unset_public_url_and_a_malformed_credentials_key():
+    """Webhook URLs registered on platforms (and rewritten daily for Saleor by the worker)
+    are built from PUBLIC_URL: the default would point every shop at 127.0.0.1. A key that
+    is no Fernet key would only fail at the first install or sync."""
+    from cryptography.fernet import Fernet
+
+    from plugin import check_production_secrets
+
+    good = {"SECRET_KEY": "k" * 48, "CREDENTIALS_KEY": Fernet.generate_key().decode(),
+            "PUBLIC_URL": "https://recs.example.com"}
+    check_production_secrets(good)
+    with pytest.raises(RuntimeError, match="SHOPKEEPER_PUBLIC_URL"):
+        check_production_secrets({**good, "PUBLIC_URL": "http://127.0.0.1:5000"})  # default
+    with pytest.raises(RuntimeError, match="SHOPKEEPER_PUBLIC_URL"):
+        check_production_secrets({**good, "PUBLIC_URL": "recs.example.com"})  # no scheme
+    with pytest.raises(RuntimeError, match="SHOPKEEPER_CREDENTIALS_KEY") as refused:
+        check_production_secrets({**good, "CREDENTIALS_KEY": "not-a-fernet-key"})
+    assert "not-a-fernet-key" not in str(refused.value)  # the message never echoes a secret
