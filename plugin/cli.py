@@ -268,8 +268,19 @@ def sync_cmd(shop_id: str, resources: tuple[str, ...]) -> None:
 @with_appcontext
 def worker(once: bool) -> None:
     """Run the background jobs (the only process that runs the scheduler)."""
-    from plugin import jobs
+    import os
 
+    from plugin import check_production_secrets, jobs
+
+    # Like `shopkeeper serve` (gunicorn_conf.py): the worker hashes emails with SECRET_KEY,
+    # decrypts credentials and re-registers Saleor webhooks at PUBLIC_URL, so it never runs
+    # on the development defaults unless SHOPKEEPER_REQUIRE_PRODUCTION_SECRETS=false says so.
+    required = os.environ.get("SHOPKEEPER_REQUIRE_PRODUCTION_SECRETS", "true")
+    if not once and not current_app.testing and required.lower() not in ("false", "0", "no"):
+        try:
+            check_production_secrets(current_app.config)
+        except RuntimeError as err:
+            raise click.ClickException(str(err)) from None
     if once:
         result = jobs.drain_inbox()
         click.echo(f"processed {result.total}: {result.done} done, {result.failed} failed, "

@@ -176,3 +176,25 @@ def test_production_refuses_an_unset_public_url_and_a_malformed_credentials_key(
     with pytest.raises(RuntimeError, match="SHOPKEEPER_CREDENTIALS_KEY") as refused:
         check_production_secrets({**good, "CREDENTIALS_KEY": "not-a-fernet-key"})
     assert "not-a-fernet-key" not in str(refused.value)  # the message never echoes a secret
+
+
+def test_the_worker_does_not_start_on_the_development_settings(tmp_path):
+    """The worker applies deliveries (email hashes keyed by SECRET_KEY), decrypts platform
+    credentials and re-registers Saleor webhooks at PUBLIC_URL: started without the
+    production settings it must exit, like `shopkeeper serve`, not run on the public ones."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SHOPKEEPER_SECRET_KEY", "SHOPKEEPER_CREDENTIALS_KEY",
+                        "SHOPKEEPER_PUBLIC_URL", "SHOPKEEPER_REQUIRE_PRODUCTION_SECRETS")}
+    env.update(SHOPKEEPER_INSTANCE_DIR=str(tmp_path))
+    try:
+        done = subprocess.run([sys.executable, "-m", "plugin.cli", "worker"], env=env,
+                              capture_output=True, text=True, timeout=30,
+                              cwd=str(Path(__file__).resolve().parents[1]))
+    except subprocess.TimeoutExpired:
+        pytest.fail("the worker ran with the development keys")
+    assert done.returncode != 0
+    assert "SHOPKEEPER_SECRET_KEY" in done.stderr and "SHOPKEEPER_PUBLIC_URL" in done.stderr

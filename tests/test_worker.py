@@ -121,7 +121,10 @@ def test_standby_takes_over_after_kill_9(app, database_url, tmp_path):
         app.config["SQLALCHEMY_DATABASE_URI"] = url
     env = {**os.environ, "SHOPKEEPER_SQLALCHEMY_DATABASE_URI": url,
            "SHOPKEEPER_INSTANCE_DIR": str(tmp_path), "SHOPKEEPER_SCHEDULER_LEASE_SECONDS": "3",
-           "SHOPKEEPER_WORKER_POLL_SECONDS": "0.5", "SHOPKEEPER_LOG_LEVEL": "WARNING"}
+           "SHOPKEEPER_WORKER_POLL_SECONDS": "0.5", "SHOPKEEPER_LOG_LEVEL": "WARNING",
+           # the worker refuses the development keys, like `shopkeeper serve`
+           "SHOPKEEPER_SECRET_KEY": "k" * 48, "SHOPKEEPER_CREDENTIALS_KEY": "A" * 43 + "=",
+           "SHOPKEEPER_PUBLIC_URL": "https://recs.example.com"}
     engine = sa.create_engine(url)
     if not database_url.startswith("postgresql"):
         from plugin import create_app
