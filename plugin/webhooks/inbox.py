@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -118,33 +119,54 @@ class BatchResult:
         return self.done + self.failed + self.dead
 
 
-def release_claims(ids: list[int]) -> None:
-    """Hand claimed-but-unstarted rows back (graceful shutdown): the attempt is not counted."""
+def release_claims(ids: list[int], worker: str | None = None) -> None:
+    """Hand claimed-but-unstarted rows back (graceful shutdown): the attempt is not counted.
+    With ``worker``, only rows that worker still holds (not those another one took over)."""
     if not ids:
         return
     W = WebhookDelivery
-    db.session.execute(sa.update(W).where(W.id.in_(ids), W.status == "processing")
+    mine = [W.claimed_by == worker] if worker is not None else []
+    db.session.execute(sa.update(W).where(W.id.in_(ids), W.status == "processing", *mine)
                        .values(status="pending", claimed_at=None, claimed_by=None,
                                attempts=W.attempts - 1))
     db.session.commit()
 
 
+def _renew_claims(ids: list[int], worker: str) -> None:
+    """Keep the claim on the rows still queued in a live worker's batch fresh, so another
+    worker does not take them for abandoned while this one works through the batch."""
+    W = WebhookDelivery
+    db.session.execute(sa.update(W).where(W.id.in_(ids), W.status == "processing",
+                                          W.claimed_by == worker)
+                       .values(claimed_at=utcnow()))
+    db.session.commit()
+
+
 def process_claimed(
     ids: list[int], handler: Callable[[WebhookDelivery], None], *, now: datetime | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: Callable[[], bool] | None = None, worker: str | None = None,
 ) -> BatchResult:
     """Run ``handler`` on each claimed row in its own transaction and record the outcome.
 
     When ``should_stop`` turns true the row in hand is finished and the rest released.
+    ``worker`` (default: this process, as in ``claim_batch``) holds the claims: the claim
+    on the rest of the batch is renewed as the rows go by, and a row another worker has
+    taken over meanwhile is left to it, not applied twice.
     """
     result = BatchResult()
     cfg = current_app.config
+    me = worker or worker_name()
+    renew_every = cfg["INBOX_CLAIM_TIMEOUT_SECONDS"] / 4
+    renewed = time.monotonic()
     for position, delivery_id in enumerate(ids):
         if should_stop is not None and should_stop():
-            release_claims(ids[position:])
+            release_claims(ids[position:], me)
             break
+        if time.monotonic() - renewed >= renew_every:
+            _renew_claims(ids[position:], me)
+            renewed = time.monotonic()
         row = db.session.get(WebhookDelivery, delivery_id)
-        if row is None or row.status != "processing":
+        if row is None or row.status != "processing" or row.claimed_by != me:
             continue
         try:
             handler(row)

@@ -71,3 +71,42 @@ def test_rows_another_worker_claimed_after_our_select_are_not_claimed_twice(
     db.session.expire_all()
     rows = db.session.scalars(sa.select(W)).all()
     assert [(r.claimed_by, r.attempts) for r in rows] == [("b", 1), ("b", 1)]
+
+
+def test_rows_another_worker_took_over_are_not_applied_twice(app, client, shop, shop_secret):
+    """Rows still queued in a slow worker's batch were reclaimed by another after
+    INBOX_CLAIM_TIMEOUT_SECONDS; the first worker then applied them as well."""
+    for i in range(2):
+        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
+    now = utcnow()
+    ids = inbox.claim_batch(now=now, worker="slow")
+    later = now + timedelta(seconds=app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] + 1)
+    assert inbox.claim_batch(now=later, worker="other") == ids
+    applied = []
+    result = inbox.process_claimed(ids, lambda row: applied.append(row.id), worker="slow")
+    assert applied == [] and result.total == 0
+    db.session.expire_all()
+    rows = db.session.scalars(sa.select(WebhookDelivery)).all()
+    assert {(r.status, r.claimed_by) for r in rows} == {("processing", "other")}
+
+
+def test_a_live_worker_keeps_the_claim_on_the_rest_of_its_batch(app, client, shop,
+                                                                 shop_secret):
+    """A batch that takes longer than the claim timeout, row after row, is not handed to
+    another worker while its own worker is still making progress."""
+    import time
+
+    app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] = 1
+    for i in range(3):
+        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
+    ids = inbox.claim_batch(worker="busy")
+    stolen = []
+
+    def slow_handler(row):
+        time.sleep(0.45)
+        if row.id == ids[-1]:  # 1.35 s after the claim: another worker polls
+            stolen.extend(inbox.claim_batch(worker="other"))
+
+    result = inbox.process_claimed(ids, slow_handler, worker="busy")
+    assert stolen == []
+    assert result.done == 3
