@@ -148,11 +148,27 @@ def purge_expired_events() -> int:
     return purged
 
 
+#: Days of job history kept (metrics read the last 24 h; each job's last success is kept).
+JOB_RUNS_KEEP_DAYS = 2
+
+
+def purge_job_runs(*, now: datetime | None = None) -> int:
+    """Delete job runs older than ``JOB_RUNS_KEEP_DAYS``, except each job's last success
+    (its schedule and ``shopkeeper_job_last_success_age_seconds`` read it): the heartbeat
+    alone adds 17,280 rows a day, which every due check and scrape would read."""
+    cutoff = (now or utcnow()) - timedelta(days=JOB_RUNS_KEEP_DAYS)
+    last_ok = sa.select(sa.func.max(JobRun.id)).where(JobRun.status == "ok") \
+        .group_by(JobRun.job)
+    n = db.session.execute(sa.delete(JobRun).where(JobRun.started_at < cutoff,
+                                                   JobRun.id.not_in(last_ok))).rowcount
+    db.session.commit()
+    return n
+
+
 def heartbeat() -> None:
     """Proves the active scheduler is alive (failover tests and the admin page read it)."""
 
 
-#: name -> (function, trigger kwargs). Leader-only jobs.
 #: name -> (function, interval in seconds). Leader-only jobs.
 SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], int]] = {
     "heartbeat": (heartbeat, 5),
@@ -163,6 +179,7 @@ SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], int]] = {
     "subprofile_answers": (apply_subprofile_answers, 60),
     "retention_purge": (purge_expired_events, 86400),
     "saleor_webhooks": (refresh_saleor_webhooks, 86400),
+    "job_runs_purge": (purge_job_runs, 3600),
 }
 #: How often the active scheduler checks which jobs are due (seconds).
 CHECK_EVERY = 60

@@ -317,3 +317,30 @@ def test_retention_purge_drops_old_carts_and_nudges_and_unlinks_old_quotes(app):
     assert (offers["of_0"].shopper_id, offers["of_0"].features) == (ERASED, {"orders_before": 3})
     assert (offers["of_1"].shopper_id, offers["of_1"].features) == ("c1", {"orders_before": 3})
     assert purge_expired_events() == 0  # an unlinked quote is not counted again
+
+
+def test_old_job_runs_are_purged_but_each_jobs_last_success_is_kept(app):
+    """job_runs gained a row every 5 s (heartbeat) and was never purged: the due check and
+    every /metrics scrape read all of it (76 ms per heartbeat check after a month on
+    PostgreSQL, growing without bound)."""
+    from plugin.jobs import SCHEDULED_JOBS, job_is_due, purge_job_runs
+
+    assert "job_runs_purge" in SCHEDULED_JOBS
+    now = utcnow()
+    old = now - timedelta(days=30)
+    for minutes in range(3):  # a month-old heartbeat history
+        t = old + timedelta(minutes=minutes)
+        db.session.add(JobRun(job="heartbeat", worker="w", started_at=t, finished_at=t,
+                              status="ok"))
+    db.session.add(JobRun(job="retention_purge", worker="w", started_at=old, finished_at=old,
+                          status="ok"))  # its only success: must stay
+    db.session.add(JobRun(job="retention_purge", worker="w", started_at=old, finished_at=old,
+                          status="failed", error="boom"))
+    db.session.add(JobRun(job="heartbeat", worker="w", started_at=now, finished_at=now,
+                          status="ok"))
+    db.session.commit()
+    assert purge_job_runs(now=now) == 4  # 3 old heartbeats, the old failure
+    kept = sorted((r.job, r.status, r.finished_at == now)
+                  for r in db.session.scalars(sa.select(JobRun)))
+    assert kept == [("heartbeat", "ok", True), ("retention_purge", "ok", False)]
+    assert not job_is_due("heartbeat", 5, now=now)
