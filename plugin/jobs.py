@@ -263,25 +263,38 @@ class Worker:
         self.stopping = threading.Event()
         self.scheduler = build_scheduler(app, holder=self.name)
         self.leader = False
+        self._renewed = 0.0
 
     def stop(self, *_: object) -> None:
         """Graceful shutdown: finish the row in hand, release claims and the lease."""
         self.stopping.set()
 
+    def _renew(self) -> None:
+        """Take or renew the lease and pause or resume the scheduler to match (in an app
+        context, with nothing uncommitted in the session)."""
+        leader = lease.acquire(LEASE_NAME, self.name, self.app.config["SCHEDULER_LEASE_SECONDS"])
+        self._renewed = time.monotonic()
+        if leader and not self.leader:
+            self.scheduler.resume()
+            log.info("worker.became_leader", extra={"worker": self.name})
+        elif not leader and self.leader:
+            self.scheduler.pause()
+            log.warning("worker.lost_leadership", extra={"worker": self.name})
+        self.leader = leader
+
+    def _between_rows(self) -> bool:
+        """Called by the inbox before each row: renews the lease every poll interval, so a
+        batch of slow rows does not outlast it; True once SIGTERM asked us to stop."""
+        if time.monotonic() - self._renewed >= self.app.config["WORKER_POLL_SECONDS"]:
+            self._renew()
+        return self.stopping.is_set()
+
     def tick(self) -> BatchResult:
-        """One loop turn: renew or try the lease, then one inbox batch. Turns are short
-        (one batch) so the lease is renewed long before it can expire under a backlog."""
-        cfg = self.app.config
+        """One loop turn: renew or try the lease, then one inbox batch, renewing the lease
+        between its rows too, so it does not expire under a backlog or slow rows."""
         with self.app.app_context():
-            leader = lease.acquire(LEASE_NAME, self.name, cfg["SCHEDULER_LEASE_SECONDS"])
-            if leader and not self.leader:
-                self.scheduler.resume()
-                log.info("worker.became_leader", extra={"worker": self.name})
-            elif not leader and self.leader:
-                self.scheduler.pause()
-                log.warning("worker.lost_leadership", extra={"worker": self.name})
-            self.leader = leader
-            return drain_inbox(should_stop=self.stopping.is_set, max_batches=1)
+            self._renew()
+            return drain_inbox(should_stop=self._between_rows, max_batches=1)
 
     def run(self) -> None:
         """Block until SIGTERM/SIGINT."""

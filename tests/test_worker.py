@@ -344,3 +344,34 @@ def test_old_job_runs_are_purged_but_each_jobs_last_success_is_kept(app):
                   for r in db.session.scalars(sa.select(JobRun)))
     assert kept == [("heartbeat", "ok", True), ("retention_purge", "ok", False)]
     assert not job_is_due("heartbeat", 5, now=now)
+
+
+def test_the_leader_keeps_its_lease_through_a_batch_longer_than_the_lease(
+        app, client, shop, shop_secret, monkeypatch):
+    """The lease was renewed only between batches: a batch of slow rows (platform
+    fetch-backs) outlasted it, a standby took over, and the jobs already running here ran
+    beside the new leader's."""
+    import time as _time
+
+    from plugin.ingestion import apply as apply_mod
+    from plugin.jobs import LEASE_NAME
+
+    app.config.update(SCHEDULER_LEASE_SECONDS=1, WORKER_POLL_SECONDS=0.2,
+                      INBOX_BATCH_SIZE=4)
+    for i in range(4):
+        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
+    holders = []
+
+    def slow_apply(row):
+        _time.sleep(0.4)
+        holders.append(lease.holder_of(LEASE_NAME))
+
+    monkeypatch.setattr(apply_mod, "apply_delivery", slow_apply)
+    worker = Worker(app, name="w1")
+    worker.scheduler.start(paused=True)
+    try:
+        assert worker.tick().done == 4  # 1.6 s for one batch, lease 1 s
+    finally:
+        worker.scheduler.shutdown(wait=False)
+    assert holders == ["w1"] * 4
+    assert worker.leader
