@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import uuid
 
@@ -13,6 +14,11 @@ from flask import Flask, g, has_request_context, request
 #: Keys whose values never reach a log line (Home Assistant's diagnostics REDACT idea).
 REDACT = frozenset({"access_token", "webhook_secret", "secret", "password", "email",
                     "authorization", "token", "credentials", "api_secret", "customer_token"})
+
+#: An incoming X-Request-Id is kept only when it is this tame: gunicorn's JSON access log
+#: (gunicorn_conf.py) escapes quotes but not backslashes, so anything else could make a
+#: client's own log line unparseable.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:=;/+-]{1,64}")
 
 _STANDARD = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {
     "message", "asctime"}
@@ -62,8 +68,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _request_id():
         incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() \
-            else uuid.uuid4().hex
+        g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
     @app.after_request
     def _echo_request_id(response):

@@ -76,6 +76,18 @@ def test_request_id_is_echoed_or_generated(client):
     assert len(client.get("/healthz").headers["X-Request-Id"]) == 32
 
 
+def test_an_incoming_request_id_that_would_break_the_json_access_log_is_replaced(client):
+    """gunicorn's access log escapes a quote but not a backslash: a client sending
+    X-Request-Id: x\\ (or \\") made its own line invalid JSON, dropped by log shippers."""
+    for hostile in ('x\\', '\\",\\"status\\":200', "a b", "é"):
+        echoed = client.get("/healthz", headers={"X-Request-Id": hostile}).headers[
+            "X-Request-Id"]
+        assert echoed != hostile and len(echoed) == 32
+    for fine in ("abc-123", "0f8e.7a:b_c", "Root=1-67891233-abcdef012345678912345678"):
+        assert client.get("/healthz", headers={"X-Request-Id": fine}).headers[
+            "X-Request-Id"] == fine
+
+
 def test_json_log_lines_carry_ids_and_no_secrets():
     record = logging.LogRecord("shopkeeper.x", logging.INFO, __file__, 1, "webhook.stored",
                                None, None)
