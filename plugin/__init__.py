@@ -35,6 +35,9 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     if app.config.get("REQUIRE_PRODUCTION_SECRETS") and not app.testing:
         check_production_secrets(app.config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    if str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _postgres_timeouts(
+            app.config["SQLALCHEMY_ENGINE_OPTIONS"])
     app.instance_path = str(Path(app.config["INSTANCE_DIR"]).resolve())
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
@@ -51,6 +54,18 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     _register_blueprints(app)
 
     return app
+
+
+#: libpq defaults for every PostgreSQL connection unless the engine options set their own:
+#: without them a database host that black-holes packets (failover, network split) hangs
+#: each request, /readyz included, until the kernel gives the TCP connection up.
+POSTGRES_CONNECT_ARGS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 30,
+                         "keepalives_interval": 10, "keepalives_count": 3}
+
+
+def _postgres_timeouts(options: dict[str, Any]) -> dict[str, Any]:
+    connect_args = {**POSTGRES_CONNECT_ARGS, **(options.get("connect_args") or {})}
+    return {**options, "connect_args": connect_args}
 
 
 def check_production_secrets(config: dict[str, Any]) -> None:

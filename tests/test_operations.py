@@ -224,3 +224,37 @@ def test_the_worker_does_not_start_on_the_development_settings(tmp_path):
         pytest.fail("the worker ran with the development keys")
     assert done.returncode != 0
     assert "SHOPKEEPER_SECRET_KEY" in done.stderr and "SHOPKEEPER_PUBLIC_URL" in done.stderr
+
+
+def test_readyz_answers_503_soon_when_the_database_accepts_but_never_answers(tmp_path):
+    """A database host that black-holes connections (failover, network split) hung
+    /readyz, and every request that needed a connection, for as long as the kernel kept
+    the TCP connection alive: PostgreSQL connections had no connect timeout."""
+    import socket
+    import threading
+    import time
+
+    from plugin import create_app
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+    threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(8)],
+                     daemon=True).start()
+    app = create_app({"SQLALCHEMY_DATABASE_URI":
+                      f"postgresql+psycopg://u@127.0.0.1:{server.getsockname()[1]}/db",
+                      "INSTANCE_DIR": str(tmp_path), "LOG_FORMAT": "plain"})
+    answer = {}
+
+    def probe():
+        started = time.monotonic()
+        answer["status"] = app.test_client().get("/readyz").status_code
+        answer["seconds"] = time.monotonic() - started
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(30)
+    server.close()
+    assert answer.get("status") == 503, "readyz still hanging after 30 s"
+    assert answer["seconds"] < 15
