@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import current_app
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: PostgreSQL advisory lock held (for its transaction) by the one upgrade that runs
+UPGRADE_LOCK_KEY = 0x5348_4F50  # "SHOP"
 
 
 def alembic_config(url: str | None = None) -> AlembicConfig:
@@ -28,6 +31,10 @@ def upgrade(revision: str = "heads") -> None:
 
     cfg = alembic_config()
     with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # several nodes may run this at once: the others wait, then find it done
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": UPGRADE_LOCK_KEY})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 

@@ -27,3 +27,39 @@ def test_migrations_match_models(app):
         with db.engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
         db.metadata.create_all(db.engine)
+
+
+def test_concurrent_upgrades_on_postgresql_all_succeed(tmp_path):
+    """`shopkeeper db upgrade` run by every node or pod at once (an init container, a
+    deploy script): the losers failed with duplicate-table errors mid-release."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+    from pathlib import Path
+
+    import pytest
+
+    pg = os.environ.get("SHOPKEEPER_TEST_POSTGRES_URL", "")
+    if not pg:
+        pytest.skip("needs SHOPKEEPER_TEST_POSTGRES_URL")
+    server, name = pg.rsplit("/", 1)[0], f"shopkeeper_conc_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(server + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        env = {**os.environ, "SHOPKEEPER_SQLALCHEMY_DATABASE_URI": f"{server}/{name}",
+               "SHOPKEEPER_INSTANCE_DIR": str(tmp_path), "SHOPKEEPER_LOG_FORMAT": "plain"}
+        procs = [subprocess.Popen([sys.executable, "-m", "plugin.cli", "db", "upgrade"],
+                                  env=env, cwd=Path(__file__).resolve().parents[1],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+        outcomes = [(p.wait(120), p.stderr.read()[-300:]) for p in procs]
+        for p in procs:
+            p.stdout.close()
+            p.stderr.close()
+        assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
