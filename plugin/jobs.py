@@ -224,12 +224,23 @@ def _observe_job(name: str, run: JobRun) -> None:
 def job_is_due(name: str, interval: float, *, now: datetime | None = None) -> bool:
     """Due when its last successful run (in ``job_runs``, shared by every worker) is older
     than ``interval``: the schedule survives failovers and restarts, so a daily job neither
-    runs twice after a takeover nor never when workers restart more often than daily."""
-    last = db.session.scalar(sa.select(sa.func.max(JobRun.finished_at))
-                             .where(JobRun.job == name, JobRun.status == "ok"))
-    if last is None:
-        return True
-    return (now or utcnow()) - last >= timedelta(seconds=interval * 0.98)
+    runs twice after a takeover nor never when workers restart more often than daily.
+
+    A failure since then is retried after a quarter of the interval, not at the next
+    check: one shop whose platform keeps failing must not make a fleet-wide daily job run
+    every minute (its failures still show in metrics and ``job_runs``).
+    """
+    now = now or utcnow()
+    last = dict(db.session.execute(
+        sa.select(JobRun.status, sa.func.max(JobRun.finished_at))
+        .where(JobRun.job == name, JobRun.status.in_(("ok", "failed")))
+        .group_by(JobRun.status)).all())
+    ok, failed = last.get("ok"), last.get("failed")
+    if ok is not None and now - ok < timedelta(seconds=interval * 0.98):
+        return False
+    if failed is not None and (ok is None or failed > ok):
+        return now - failed >= timedelta(seconds=interval / 4 * 0.98)
+    return True
 
 
 def run_if_due(app: Flask, name: str, fn: Callable[[], object], interval: float,

@@ -375,3 +375,22 @@ def test_the_leader_keeps_its_lease_through_a_batch_longer_than_the_lease(
         worker.scheduler.shutdown(wait=False)
     assert holders == ["w1"] * 4
     assert worker.leader
+
+
+def test_a_failing_job_is_retried_at_a_quarter_of_its_interval_not_every_check(app):
+    """A job that fails (the daily Saleor webhook refresh when one shop's Saleor is down
+    or removed the app) was due again at the next 60 s check, since only successes
+    counted: the whole fleet's daily job then ran every minute, forever."""
+    from plugin.jobs import job_is_due, run_if_due
+
+    def boom():
+        raise RuntimeError("one Saleor shop answered 401")
+
+    calls = []
+    run_if_due(app, "daily", lambda: calls.append(1) or boom(), 86400)
+    run_if_due(app, "daily", lambda: calls.append(2), 86400)  # the next check, a minute on
+    assert calls == [1]
+    assert not job_is_due("daily", 86400, now=utcnow() + timedelta(hours=5))
+    assert job_is_due("daily", 86400, now=utcnow() + timedelta(hours=6))
+    run_if_due(app, "never-ran", lambda: calls.append(3), 86400)  # no history: due now
+    assert calls == [1, 3]
