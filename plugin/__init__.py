@@ -93,6 +93,10 @@ def check_production_secrets(config: dict[str, Any]) -> None:
         problems.append("SHOPKEEPER_PUBLIC_URL (this server's public base URL, e.g. "
                         "https://recs.example.com: webhook and install URLs sent to the "
                         "platforms are built from it)")
+    if config.get("SQLALCHEMY_DATABASE_URI") == Config.SQLALCHEMY_DATABASE_URI:
+        problems.append("SHOPKEEPER_SQLALCHEMY_DATABASE_URI (e.g. postgresql+psycopg://user:"
+                        "password@host/shopkeeper, the same on every node; an explicit "
+                        "sqlite:////path only for one process on one machine)")
     if problems:
         raise RuntimeError(
             "refusing to serve with the public development keys or settings: set "

@@ -258,3 +258,22 @@ def test_readyz_answers_503_soon_when_the_database_accepts_but_never_answers(tmp
     server.close()
     assert answer.get("status") == 503, "readyz still hanging after 30 s"
     assert answer["seconds"] < 15
+
+
+def test_production_refuses_the_default_sqlite_database():
+    """Without SHOPKEEPER_SQLALCHEMY_DATABASE_URI each node silently wrote to its own
+    instance/shopkeeper.db: the web nodes only answered 503 (schema not migrated) and the
+    workers ran the scheduler on an empty database."""
+    from cryptography.fernet import Fernet
+
+    from plugin import check_production_secrets
+    from plugin.config import Config
+
+    good = {"SECRET_KEY": "k" * 48, "CREDENTIALS_KEY": Fernet.generate_key().decode(),
+            "PUBLIC_URL": "https://recs.example.com",
+            "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://sk:pw@db.internal/sk"}
+    check_production_secrets(good)
+    check_production_secrets({**good, "SQLALCHEMY_DATABASE_URI": "sqlite:////srv/sk.db"})
+    with pytest.raises(RuntimeError, match="SHOPKEEPER_SQLALCHEMY_DATABASE_URI"):
+        check_production_secrets({**good,
+                                  "SQLALCHEMY_DATABASE_URI": Config.SQLALCHEMY_DATABASE_URI})
