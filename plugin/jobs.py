@@ -326,11 +326,28 @@ class Worker:
                 if not result.total:
                     self.stopping.wait(max(0.0, poll - (time.monotonic() - started)))
         finally:
-            self.scheduler.shutdown(wait=True)  # lets a running job finish
-            with self.app.app_context():
-                if self.leader:
-                    lease.release(LEASE_NAME, self.name)
+            self._finish_jobs()
             log.info("worker.stopped", extra={"worker": self.name})
+
+    def _finish_jobs(self) -> None:
+        """Let a running job finish, renewing the lease meanwhile (a standby must not start
+        the same job beside it), then give the lease up."""
+        stopper = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
+                                   name="scheduler-shutdown")
+        stopper.start()
+        cfg = self.app.config
+        with self.app.app_context():
+            while stopper.is_alive():
+                stopper.join(cfg["WORKER_POLL_SECONDS"])
+                if stopper.is_alive() and self.leader:
+                    try:
+                        self.leader = lease.acquire(LEASE_NAME, self.name,
+                                                    cfg["SCHEDULER_LEASE_SECONDS"])
+                    except Exception:
+                        db.session.rollback()
+                        log.exception("worker.lease_renewal_failed", extra={"worker": self.name})
+            if self.leader:
+                lease.release(LEASE_NAME, self.name)
 
 
 def run_worker(app: Flask) -> None:

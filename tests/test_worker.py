@@ -394,3 +394,39 @@ def test_a_failing_job_is_retried_at_a_quarter_of_its_interval_not_every_check(a
     assert job_is_due("daily", 86400, now=utcnow() + timedelta(hours=6))
     run_if_due(app, "never-ran", lambda: calls.append(3), 86400)  # no history: due now
     assert calls == [1, 3]
+
+
+def test_sigterm_during_a_job_keeps_the_lease_until_the_job_has_finished(app, monkeypatch):
+    """On SIGTERM the worker waits for the running job, but stopped renewing the lease
+    while it waited: a job longer than the lease then ran a second time in the standby
+    that took over."""
+    import threading
+
+    from plugin import jobs
+
+    app.config.update(SCHEDULER_LEASE_SECONDS=1, WORKER_POLL_SECONDS=0.2)
+    started, release = threading.Event(), threading.Event()
+
+    def slow_job():
+        started.set()
+        release.wait(10)
+
+    monkeypatch.setattr(jobs, "SCHEDULED_JOBS", {"slow": (slow_job, 1)})
+    worker = Worker(app, name="w1")
+    runner = threading.Thread(target=worker.run, daemon=True)
+    runner.start()
+    try:
+        assert started.wait(15), "the job never started"
+        worker.stop()  # SIGTERM while the job runs
+        holders = []
+        for _ in range(8):  # 2 s: twice the lease
+            time.sleep(0.25)
+            with app.app_context():
+                holders.append(lease.holder_of(jobs.LEASE_NAME))
+                db.session.remove()
+        assert holders == ["w1"] * 8
+    finally:
+        release.set()
+        runner.join(15)
+    with app.app_context():
+        assert lease.holder_of(jobs.LEASE_NAME) is None  # released once the job finished
