@@ -60,7 +60,9 @@ class SegmentRecommender(HistoryMixin, BaseRecommender):
         active = np.flatnonzero(np.diff(m.indptr) > 0)
         k = max(1, min(self.n_components, x.n_items - 1, len(active) - 1))
         if len(active) >= 2 and x.n_items >= 2:
-            with np.errstate(invalid="ignore"):  # explained-variance ratio of a rank-1 matrix
+            # sklearn's explained-variance ratio divides by the total variance, 0 when every
+            # active shopper bought the same items (a tiny or new shop): a diagnostic only
+            with np.errstate(invalid="ignore", divide="ignore"):
                 svd = TruncatedSVD(k, random_state=self.random_state).fit(m[active])
             self.components_ = svd.components_
         else:
