@@ -48,3 +48,21 @@ def post_webhook(client, shop_id: str, secret: str, topic: str, body: Any, *,
                            delivery_id=delivery_id or f"d-{next(_seq)}")
     headers["Content-Type"] = "application/json"
     return client.post(f"/webhooks/{connector}/{shop_id}", data=data, headers=headers)
+
+
+class FakeRedis:
+    """The three Redis calls ``plugin.cache`` makes, in memory; ``gets`` counts reads."""
+
+    def __init__(self):
+        self.data, self.gets = {}, 0
+
+    def get(self, key):
+        self.gets += 1
+        return self.data.get(key)
+
+    def setex(self, key, ttl, value):
+        self.data[key] = value.encode()
+
+    def delete(self, *keys):
+        for k in keys:
+            self.data.pop(k, None)

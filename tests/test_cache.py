@@ -8,6 +8,7 @@ import time
 import pytest
 
 from plugin import cache
+from tests.factories import FakeRedis
 
 
 @pytest.fixture(autouse=True)
@@ -16,20 +17,6 @@ def _fresh_cache():
     yield
     cache.reset()
 
-
-class FakeRedis:
-    def __init__(self):
-        self.data = {}
-
-    def get(self, key):
-        return self.data.get(key)
-
-    def setex(self, key, ttl, value):
-        self.data[key] = value.encode()
-
-    def delete(self, *keys):
-        for k in keys:
-            self.data.pop(k, None)
 
 
 def _closed_port() -> int:

@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 API_VERSION = "2025-10"
 T = TypeVar("T")
 
+#: What the backfill reads of a variant and of an order line (pages and follow-up pages).
+VARIANT_FIELDS = """
+fragment VariantFields on ProductVariant {
+  id title sku price availableForSale inventoryQuantity
+}"""
+LINE_FIELDS = """
+fragment LineFields on LineItem {
+  quantity product { id } variant { id } originalUnitPriceSet { shopMoney { amount } }
+}"""
+
 PRODUCTS_QUERY = """
 query Products($first: Int!, $after: String, $query: String) {
   shop { currencyCode }
@@ -33,11 +43,11 @@ query Products($first: Int!, $after: String, $query: String) {
       featuredMedia { preview { image { url } } }
       variants(first: 10) {
         pageInfo { hasNextPage endCursor }
-        nodes { id title sku price availableForSale inventoryQuantity }
+        nodes { ...VariantFields }
       }
     }
   }
-}"""
+}""" + VARIANT_FIELDS
 
 #: The rest of one product's variants, when the products page holds only its first ten.
 PRODUCT_VARIANTS_QUERY = """
@@ -45,10 +55,10 @@ query ProductVariants($id: ID!, $after: String) {
   node: product(id: $id) {
     variants(first: 250, after: $after) {
       pageInfo { hasNextPage endCursor }
-      nodes { id title sku price availableForSale inventoryQuantity }
+      nodes { ...VariantFields }
     }
   }
-}"""
+}""" + VARIANT_FIELDS
 
 #: The rest of one order's line items, when the orders page holds only its first 25.
 ORDER_LINES_QUERY = """
@@ -56,15 +66,10 @@ query OrderLines($id: ID!, $after: String) {
   node: order(id: $id) {
     lineItems(first: 100, after: $after) {
       pageInfo { hasNextPage endCursor }
-      nodes {
-        quantity
-        product { id }
-        variant { id }
-        originalUnitPriceSet { shopMoney { amount } }
-      }
+      nodes { ...LineFields }
     }
   }
-}"""
+}""" + LINE_FIELDS
 
 CUSTOMERS_QUERY = """
 query Customers($first: Int!, $after: String, $query: String) {
@@ -84,16 +89,11 @@ query Orders($first: Int!, $after: String, $query: String) {
       totalPriceSet { shopMoney { amount currencyCode } }
       lineItems(first: 25) {
         pageInfo { hasNextPage endCursor }
-        nodes {
-          quantity
-          product { id }
-          variant { id }
-          originalUnitPriceSet { shopMoney { amount } }
-        }
+        nodes { ...LineFields }
       }
     }
   }
-}"""
+}""" + LINE_FIELDS
 
 SHOP_QUERY = "query { shop { currencyCode } }"
 

@@ -7,21 +7,7 @@ from plugin.api import sources
 from plugin.extensions import db
 from plugin.privacy import erase_customer
 from tests.api.conftest import customer_headers
-
-
-class FakeRedis:
-    def __init__(self):
-        self.data = {}
-
-    def get(self, key):
-        return self.data.get(key)
-
-    def setex(self, key, ttl, value):
-        self.data[key] = value.encode()
-
-    def delete(self, *keys):
-        for k in keys:
-            self.data.pop(k, None)
+from tests.factories import FakeRedis
 
 
 def test_erasure_drops_the_redis_copy_of_the_cached_list(app, api, trained):

@@ -14,7 +14,7 @@ from plugin.extensions import db
 from plugin.models import Interaction, Product, RecommendationCache
 from plugin.models.types import utcnow
 from plugin.webhooks import inbox
-from tests.factories import order_body, post_webhook
+from tests.factories import FakeRedis, order_body, post_webhook
 
 ANON = "anon_" + "b" * 22
 
@@ -98,21 +98,6 @@ def test_sendbeacon_may_carry_the_anonymous_id_in_the_query(client, stocked):
                       content_type="text/plain")
     assert bad.status_code == 422  # a customer id is never an identity
 
-
-class FakeRedis:
-    def __init__(self):
-        self.data, self.gets = {}, 0
-
-    def get(self, key):
-        self.gets += 1
-        return self.data.get(key)
-
-    def setex(self, key, ttl, value):
-        self.data[key] = value.encode()
-
-    def delete(self, *keys):
-        for k in keys:
-            self.data.pop(k, None)
 
 
 def test_redis_serves_the_cached_list_and_is_invalidated_by_an_order(app):
