@@ -41,7 +41,8 @@ def daily_series(shop_id: str, days: int = 30, *, now: datetime | None = None
     currency = shop_currency(shop_id)
     # money in another currency is not added to the shop's: it is reported beside it
     same_money = sa.true() if currency is None else sa.or_(
-        Ord.currency.is_(None), Ord.currency == "", sa.func.upper(Ord.currency) == currency)
+        Ord.currency.is_(None), Ord.currency == "",
+        sa.func.upper(Ord.currency) == currency.upper())  # a code may be stored in lower case
     series = {
         "impressions": _daily(sa.select(sa.func.count(Imp.id)).where(
             Imp.shop_id == shop_id, Imp.created_at >= since, Imp.created_at < end),

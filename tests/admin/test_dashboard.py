@@ -311,3 +311,17 @@ def test_privacy_lookup_finds_a_customer_by_email_within_this_shop_only(app, cli
     assert "c9" not in page  # the other shop's customer with that email is not found
     missing = client.get("/admin/privacy?customer=bob@example.com").get_data(as_text=True)
     assert "No data stored for customer bob@example.com." in missing
+
+
+def test_revenue_in_the_shops_currency_counts_whatever_the_case_of_its_code(shop):
+    # currency codes arrive as the platform wrote them ("gbp" passes the three-letter check):
+    # orders in the shop's own currency are its revenue, not "other currencies"
+    at = utcnow() - timedelta(days=1)
+    for k, total in enumerate(("10.00", "5.50")):
+        db.session.add(Order(shop_id=shop.id, external_id=f"o-lc{k}", customer_external_id="c1",
+                             currency="gbp", total=Decimal(total), discount_codes=[],
+                             cancelled=False, created_at=at, source_updated_at=at))
+    db.session.commit()
+    totals = stats.totals(stats.daily_series(shop.id))
+    assert totals["revenue"] == Decimal("15.50")
+    assert totals["other_revenue"] == {}
