@@ -214,7 +214,8 @@ def owned_durables(shop_id: str, version: ServedVersion | ModelVersion | None,
         return set()
     bought = db.session.scalars(sa.select(Interaction.product_external_id).distinct().where(
         Interaction.shop_id == shop_id, Interaction.shopper_id == customer_id,
-        Interaction.kind == "purchase")).all()
+        Interaction.kind == "purchase",
+        Interaction.subprofile_id.is_(None))).all()  # bought for someone else: not theirs
     data = repurchase.data_
     known = [(item, data.item_index(item)) for item in bought]
     known = [(item, i) for item, i in known if i is not None]

@@ -97,3 +97,23 @@ def test_a_durable_in_an_order_that_arrived_after_the_fit_is_not_resold(seat_api
                                                           shopper_id="fresh").one()
     assert row.model_version_id == version.id
     assert "seat" not in [i for i, *_ in row.items]
+
+
+def test_a_durable_bought_for_a_subprofile_is_not_the_buyers_own(seat_api, seat_shop):
+    """A seat bought for Maya is Maya's: sub-profile purchases never shape the buyer's own
+    lists (training, reorder and 'bought since' all leave them out), so the toilet-seat
+    rule does not hide it from the buyer either."""
+    from plugin.ingestion.mapping import forget_cached_recommendations
+    from plugin.models import SubProfile
+
+    fresh = customer_headers(seat_shop, "fresh")
+    assert "seat" in ids(seat_api.recs(n=11, headers=fresh))  # control
+    maya = SubProfile(shop_id=seat_shop.id, owner_id="fresh", name="Maya")
+    db.session.add(maya)
+    db.session.commit()
+    add_order(seat_shop.id, "fresh", "o-maya", ["seat"], T0 + timedelta(days=40),
+              subprofile_id=maya.id)
+    forget_cached_recommendations(seat_shop.id, "fresh")
+    db.session.commit()
+    assert "seat" in ids(seat_api.recs(n=11, headers=fresh))
+    assert "seat" in ids(seat_api.recs("product", product_id="p1", n=8, headers=fresh))
