@@ -167,17 +167,19 @@ def _delete_older_artifacts(version: ModelVersion) -> None:
     They are never served again (older versions, and failed ones that wrote some files),
     and they hold every shopper's purchase history as it was when fitted: kept, a
     customer's erasure could never reach them. A version still training (another
-    process) keeps its directory.
+    process) keeps its directory, and so does a newer one (a fit that started later and
+    finished first: it is the one served).
     """
     root = Path(current_app.config["MODEL_DIR"]) / version.shop_id
     busy = set(db.session.scalars(sa.select(ModelVersion.version).where(
-        ModelVersion.shop_id == version.shop_id, ModelVersion.status == "training")))
+        ModelVersion.shop_id == version.shop_id, sa.or_(ModelVersion.status == "training",
+                                                        ModelVersion.id > version.id))))
     for directory in root.iterdir() if root.is_dir() else ():
         if directory.name != version.version and directory.name not in busy \
                 and directory.is_dir() and not directory.is_symlink():
             shutil.rmtree(directory, ignore_errors=True)
     db.session.execute(sa.update(ModelVersion).where(
-        ModelVersion.shop_id == version.shop_id, ModelVersion.id != version.id,
+        ModelVersion.shop_id == version.shop_id, ModelVersion.id < version.id,
         ModelVersion.status != "training").values(artifact_dir=""))
     db.session.commit()
 

@@ -57,3 +57,34 @@ def test_a_refit_deletes_the_older_artifacts_that_still_hold_erased_histories(ap
     assert not old.exists()  # fitted on c1's purchases: gone with the refit that forgot them
     body = api.recs(headers=customer_headers(trained, "c2"), n=3).get_json()
     assert body["personalized"] is True  # the new version serves
+
+
+def test_a_training_that_finishes_late_does_not_delete_the_newer_served_version(api, trained):
+    """Two fits overlap (the scheduled one and a CLI run): the older one finishing last must
+    not delete the directory of the newer version that serves."""
+    from pathlib import Path
+
+    from flask import current_app
+
+    from plugin.models import ModelVersion
+    from plugin.training import _delete_older_artifacts, train_shop
+
+    slow = ModelVersion(shop_id=trained.id, status="training", version="slow-fit")
+    db.session.add(slow)
+    db.session.commit()
+    slow_dir = Path(current_app.config["MODEL_DIR"]) / trained.id / "slow-fit"
+    slow_dir.mkdir(parents=True)
+    newer = train_shop(trained.id)  # starts later, finishes first
+    assert slow_dir.is_dir()  # still training: kept
+    slow.status, slow.artifact_dir = "ready", str(slow_dir)
+    db.session.commit()
+    _delete_older_artifacts(slow)
+    db.session.refresh(newer)
+    assert newer.artifact_dir == str(slow_dir.parent / newer.version)
+    assert Path(newer.artifact_dir).is_dir()
+    assert sources.active_version(trained.id).id == newer.id
+    from plugin.api import model_store
+
+    model_store.LOADED.clear()  # another worker process: it reads the artifacts from disk
+    body = api.recs(headers=customer_headers(trained, "c2"), n=3).get_json()
+    assert body["personalized"] is True
