@@ -356,21 +356,22 @@ def test_the_leader_keeps_its_lease_through_a_batch_longer_than_the_lease(
     from plugin.ingestion import apply as apply_mod
     from plugin.jobs import LEASE_NAME
 
-    app.config.update(SCHEDULER_LEASE_SECONDS=1, WORKER_POLL_SECONDS=0.2,
+    # a 3 s lease renewed every 0.2 s: a busy CI machine has 2.8 s of slack, not 0.8 s
+    app.config.update(SCHEDULER_LEASE_SECONDS=3, WORKER_POLL_SECONDS=0.2,
                       INBOX_BATCH_SIZE=4)
     for i in range(4):
         post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
     holders = []
 
     def slow_apply(row):
-        _time.sleep(0.4)
+        _time.sleep(1.0)
         holders.append(lease.holder_of(LEASE_NAME))
 
     monkeypatch.setattr(apply_mod, "apply_delivery", slow_apply)
     worker = Worker(app, name="w1")
     worker.scheduler.start(paused=True)
     try:
-        assert worker.tick().done == 4  # 1.6 s for one batch, lease 1 s
+        assert worker.tick().done == 4  # 4 s for one batch, lease 3 s
     finally:
         worker.scheduler.shutdown(wait=False)
     assert holders == ["w1"] * 4
@@ -404,7 +405,8 @@ def test_sigterm_during_a_job_keeps_the_lease_until_the_job_has_finished(app, mo
 
     from plugin import jobs
 
-    app.config.update(SCHEDULER_LEASE_SECONDS=1, WORKER_POLL_SECONDS=0.2)
+    # a 3 s lease renewed every 0.2 s: a busy CI machine has 2.8 s of slack, not 0.8 s
+    app.config.update(SCHEDULER_LEASE_SECONDS=3, WORKER_POLL_SECONDS=0.2)
     started, release = threading.Event(), threading.Event()
 
     def slow_job():
@@ -419,8 +421,8 @@ def test_sigterm_during_a_job_keeps_the_lease_until_the_job_has_finished(app, mo
         assert started.wait(15), "the job never started"
         worker.stop()  # SIGTERM while the job runs
         holders = []
-        for _ in range(8):  # 2 s: twice the lease
-            time.sleep(0.25)
+        for _ in range(8):  # 6 s: twice the lease
+            time.sleep(0.75)
             with app.app_context():
                 holders.append(lease.holder_of(jobs.LEASE_NAME))
                 db.session.remove()
