@@ -40,7 +40,10 @@ def delete_spent_discounts(shop: Shop, *, now: datetime | None = None,
     now = now or utcnow()
     offers = db.session.scalars(sa.select(Offer).where(
         Offer.shop_id == shop.id, Offer.status == "expired", Offer.platform_ref.is_not(None),
-        Offer.expires_at > now - GIVE_UP_AFTER).order_by(Offer.expires_at).limit(BATCH)).all()
+        Offer.expires_at > now - GIVE_UP_AFTER)
+        # newest first: discounts the platform keeps refusing sink to the back and cannot
+        # take every place in the batch from the ones that can still be deleted
+        .order_by(Offer.expires_at.desc(), Offer.id.desc()).limit(BATCH)).all()
     if not offers:
         return 0
     connector = connector_for(shop, session=session)

@@ -72,8 +72,10 @@ def test_a_refused_delete_is_retried_next_run_and_does_not_stop_the_others(app):
         rsps.post(GRAPHQL, json=refused)
         rsps.post(GRAPHQL, json=DELETED)
         assert delete_spent_discounts(shop) == 1
-    assert db.session.scalar(sa.select(Offer.platform_ref).where(
-        Offer.public_id == "of_1")) is not None
+    # newest first: of_2 was asked first (refused), of_1 second (deleted)
+    left = db.session.scalars(sa.select(Offer.public_id).where(
+        Offer.platform_ref.is_not(None))).all()
+    assert left == ["of_2"]
     with responses.RequestsMock() as rsps:
         rsps.post(GRAPHQL, json=DELETED)
         assert delete_spent_discounts(shop) == 1
@@ -88,3 +90,27 @@ def test_another_shops_discounts_are_not_touched(app):
     with responses.RequestsMock():
         assert delete_spent_discounts(shop) == 0
     assert db.session.scalar(sa.select(Offer.platform_ref)) is not None
+
+
+def test_discounts_the_platform_keeps_refusing_do_not_block_newer_ones(app, monkeypatch):
+    from plugin.offers import cleanup
+
+    monkeypatch.setattr(cleanup, "BATCH", 2)
+    shop = _shopify_shop()
+    for n in (1, 2):  # old ones Shopify refuses on every run
+        _offer(shop, n, "expired", expired_days=5 - n)
+    _offer(shop, 3, "expired", expired_days=1)
+    db.session.commit()
+    refused = {"data": {"discountCodeDelete": {"deletedCodeDiscountId": None, "userErrors": [
+        {"field": ["id"], "code": "INTERNAL_ERROR", "message": "Try again later"}]}}}
+
+    def answer(request):
+        gid = json.loads(request.body)["variables"]["id"]
+        body = DELETED if gid.endswith("/3") else refused
+        return 200, {}, json.dumps(body)
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add_callback(responses.POST, GRAPHQL, callback=answer)
+        assert delete_spent_discounts(shop) == 1
+    assert db.session.scalar(sa.select(Offer.platform_ref).where(
+        Offer.public_id == "of_3")) is None
