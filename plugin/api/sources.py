@@ -11,7 +11,7 @@ from datetime import datetime
 
 import numpy as np
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, g, has_request_context
 
 from plugin import cache as redis_cache
 from plugin import hot_reads
@@ -205,9 +205,19 @@ def owned_durables(shop_id: str, version: ServedVersion | ModelVersion | None,
 
     Every placement drops them, not only the model's own list: the product page's and the
     cart's neighbours, the popular back-fill and a merchant's pin know nothing of the shopper.
+    Read once per request (the online list and the back-fill filter both ask).
     """
     if version is None:
         return set()
+    memo = g.setdefault("owned_durables", {}) if has_request_context() else {}
+    key = (shop_id, version.id, customer_id)
+    if key not in memo:
+        memo[key] = _owned_durables(shop_id, version, customer_id)
+    return set(memo[key])
+
+
+def _owned_durables(shop_id: str, version: ServedVersion | ModelVersion,
+                    customer_id: str) -> set[str]:
     model = model_store.get_model(shop_id, version.id, version.artifact_dir)
     repurchase = getattr(model.recommender, "repurchase_", None) if model is not None else None
     if repurchase is None:
