@@ -524,21 +524,35 @@ def test_refresh_leaves_current_webhooks_alone(install_client) -> None:
 
 
 def test_the_daily_job_refreshes_every_saleor_shop_even_if_one_fails(install_client) -> None:
+    """One unreachable shop must not stop the others. Two shops are down (with a token, so
+    their Saleor is really called and answers 401) and every shop must be asked: the job's
+    query has no order, so with a single broken shop a job that stopped at the first
+    failure still passed whenever that shop came last, as it did on SQLite and PostgreSQL.
+    With two, whatever the order, stopping early leaves one shop unasked."""
     from plugin.jobs import SCHEDULED_JOBS, refresh_saleor_webhooks
 
     assert SCHEDULED_JOBS["saleor_webhooks"] == (refresh_saleor_webhooks, 86400)
+
+    def broken_shop(host: str) -> str:
+        broken = make_shop("saleor", host)
+        creds = shops.credentials_for(broken)
+        creds.api_url, creds.access_token = f"https://{host}/graphql/", "app-token"
+        shops.save_credentials(broken, creds)
+        db.session.commit()
+        return creds.api_url
+
+    down = [broken_shop("down1.saleor.example")]
     shop = _installed_saleor_shop(install_client)
-    broken = make_shop("saleor", "down.saleor.example")
-    creds = shops.credentials_for(broken)
-    creds.api_url = "https://down.saleor.example/graphql/"
-    shops.save_credentials(broken, creds)
-    db.session.commit()
+    down.append(broken_shop("down2.saleor.example"))
     updated = {"data": {"webhookUpdate": {"webhook": {"id": "x"}, "errors": []}}}
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rsps.post("https://down.saleor.example/graphql/", status=401)
+        for url in down:
+            rsps.post(url, status=401)
         rsps.post(API_URL, json=_saleor_webhooks(shop, old_queries={"shopkeeper-orders"}))
         rsps.post(API_URL, json=updated)
         with install_client.application.app_context(), pytest.raises(ConnectorError):
             refresh_saleor_webhooks()  # the failure is reported, after the others ran
+        asked = [c.request.url for c in rsps.calls]
         assert any("webhookUpdate" in (c.request.body or b"").decode()
                    for c in rsps.calls if c.request.url == API_URL)
+    assert all(url in asked for url in down), asked  # both failing shops were tried
