@@ -110,3 +110,22 @@ def test_a_live_worker_keeps_the_claim_on_the_rest_of_its_batch(app, client, sho
     result = inbox.process_claimed(ids, slow_handler, worker="busy")
     assert stolen == []
     assert result.done == 3
+
+
+def test_a_stopping_worker_releases_only_the_rows_it_still_holds(app, client, shop,
+                                                                  shop_secret):
+    """On SIGTERM the rest of a batch is handed back. Rows another worker took over
+    meanwhile are that worker's: resetting them to pending (one attempt less, no owner)
+    let a third worker claim them beside the one already applying them."""
+    for i in range(2):
+        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
+    now = utcnow()
+    ids = inbox.claim_batch(now=now, worker="stopping")
+    later = now + timedelta(seconds=app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] + 1)
+    assert inbox.claim_batch(now=later, worker="other") == ids
+    result = inbox.process_claimed(ids, lambda row: None, worker="stopping",
+                                   should_stop=lambda: True)
+    assert result.total == 0
+    db.session.expire_all()
+    rows = db.session.scalars(sa.select(WebhookDelivery)).all()
+    assert {(r.status, r.claimed_by, r.attempts) for r in rows} == {("processing", "other", 2)}
