@@ -523,6 +523,36 @@ def test_refresh_leaves_current_webhooks_alone(install_client) -> None:
         assert len(rsps.calls) == 1  # one read, no mutation
 
 
+def test_refresh_moves_webhooks_to_a_new_target_and_event_list(install_client) -> None:
+    """INSTALLING.md: a webhook whose target (e.g. an older SHOPKEEPER_PUBLIC_URL) or event
+    list differs from this version's is updated, not only one whose query differs."""
+    from plugin.install.saleor import our_webhooks, refresh_webhooks
+
+    shop = _installed_saleor_shop(install_client)
+    answer = _saleor_webhooks(shop)
+    hooks = {h["name"]: h for h in answer["data"]["app"]["webhooks"]}
+    hooks["shopkeeper-orders"]["targetUrl"] = "http://127.0.0.1:5000/webhooks/saleor/x"
+    hooks["shopkeeper-products"]["asyncEvents"] = hooks["shopkeeper-products"][
+        "asyncEvents"][:1]
+    updated = {"data": {"webhookUpdate": {"webhook": {"id": "x"}, "errors": []}}}
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=answer)
+        rsps.post(API_URL, json=updated)
+        rsps.post(API_URL, json=updated)
+        with install_client.application.test_request_context():
+            done = refresh_webhooks(shop)
+        sent = [json.loads(c.request.body) for c in rsps.calls[1:]]
+    assert sorted(done["updated"]) == ["shopkeeper-orders", "shopkeeper-products"]
+    assert done["created"] == []
+    wanted = {d["name"]: d for d in our_webhooks(shop.id)}
+    inputs = {h["id"]: s["variables"]["input"] for s in sent for h in hooks.values()
+              if h["id"] == s["variables"]["id"]}
+    assert inputs[hooks["shopkeeper-orders"]["id"]]["targetUrl"] == \
+        wanted["shopkeeper-orders"]["targetUrl"]
+    assert inputs[hooks["shopkeeper-products"]["id"]]["asyncEvents"] == \
+        wanted["shopkeeper-products"]["asyncEvents"]
+
+
 def test_the_daily_job_refreshes_every_saleor_shop_even_if_one_fails(install_client) -> None:
     """One unreachable shop must not stop the others. Two shops are down (with a token, so
     their Saleor is really called and answers 401) and every shop must be asked: the job's
