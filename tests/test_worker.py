@@ -432,3 +432,32 @@ def test_sigterm_during_a_job_keeps_the_lease_until_the_job_has_finished(app, mo
         runner.join(15)
     with app.app_context():
         assert lease.holder_of(jobs.LEASE_NAME) is None  # released once the job finished
+
+
+def test_sigterm_in_the_middle_of_a_batch_hands_the_rest_back(app, client, shop, shop_secret,
+                                                               monkeypatch):
+    """The worker's per-row hook renews the lease and must still say 'stop' once SIGTERM
+    came: the row in hand is finished, the rest of the batch goes back to pending with its
+    attempt uncounted, instead of the stopping worker working through the whole batch."""
+    from plugin.ingestion import apply as apply_mod
+
+    app.config.update(INBOX_BATCH_SIZE=4)
+    for i in range(4):
+        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
+    worker = Worker(app, name="w1")
+    applied = []
+
+    def apply_then_sigterm(row):
+        applied.append(row.id)
+        worker.stop()  # SIGTERM arrives while the first row is being applied
+
+    monkeypatch.setattr(apply_mod, "apply_delivery", apply_then_sigterm)
+    worker.scheduler.start(paused=True)
+    try:
+        assert worker.tick().done == 1
+    finally:
+        worker.scheduler.shutdown(wait=False)
+    assert len(applied) == 1
+    db.session.expire_all()
+    rows = db.session.scalars(sa.select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
+    assert [(r.status, r.attempts) for r in rows] == [("done", 1)] + [("pending", 0)] * 3
