@@ -277,3 +277,19 @@ def test_production_refuses_the_default_sqlite_database():
     with pytest.raises(RuntimeError, match="SHOPKEEPER_SQLALCHEMY_DATABASE_URI"):
         check_production_secrets({**good,
                                   "SQLALCHEMY_DATABASE_URI": Config.SQLALCHEMY_DATABASE_URI})
+
+
+def test_connect_args_the_operator_sets_win_over_the_postgres_defaults(tmp_path):
+    """b8c55ae: the libpq timeouts are merged *under* SHOPKEEPER_SQLALCHEMY_ENGINE_OPTIONS'
+    connect_args, so an operator's own connect_timeout (or options) is kept."""
+    from plugin import POSTGRES_CONNECT_ARGS, create_app
+
+    app = create_app({
+        "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://u@127.0.0.1:1/db",
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "connect_args": {
+            "connect_timeout": 2, "options": "-c statement_timeout=5000"}},
+        "INSTANCE_DIR": str(tmp_path), "LOG_FORMAT": "plain"})
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_pre_ping"] is True
+    assert options["connect_args"] == {**POSTGRES_CONNECT_ARGS, "connect_timeout": 2,
+                                       "options": "-c statement_timeout=5000"}
