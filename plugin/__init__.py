@@ -32,7 +32,7 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     # one byte over the limit: a chunked body (no Content-Length) is cut at this length, and
     # only a cut one byte past the limit lets the webhook view see it was too large (413)
     app.config["MAX_CONTENT_LENGTH"] = app.config["WEBHOOK_MAX_BYTES"] + 1
-    if app.config.get("REQUIRE_PRODUCTION_SECRETS") and not app.testing:
+    if is_on(app.config.get("REQUIRE_PRODUCTION_SECRETS")) and not app.testing:
         check_production_secrets(app.config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     if str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
@@ -45,7 +45,8 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     if hops > 0:  # trust exactly this many proxies' X-Forwarded-For / -Proto, no more
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(_plain_client_address(app.wsgi_app),  # type: ignore[method-assign]
+                                x_for=hops, x_proto=hops)
     logs.init_app(app)
     db.init_app(app)
     errors.init_app(app)
@@ -54,6 +55,14 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     _register_blueprints(app)
 
     return app
+
+
+def is_on(value: Any) -> bool:
+    """A switch from the environment: "false", "False", "0", "no", "off" and "" are off
+    (``from_prefixed_env`` parses only JSON's lower-case ``false``)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "0", "no", "off")
+    return bool(value)
 
 
 #: libpq defaults for every PostgreSQL connection unless the engine options set their own:
@@ -128,3 +137,19 @@ def _register_blueprints(app: Flask) -> None:
         from plugin.bench_bare import bp as bench_bp
 
         app.register_blueprint(bench_bp)
+
+
+def _plain_client_address(wsgi_app: Any) -> Any:
+    """Inside ``ProxyFix``: a forwarded client address that is not an IP address (a client
+    writing its own header when no proxy is in front) gives way to the connection's."""
+    import ipaddress
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            ipaddress.ip_address(str(environ.get("REMOTE_ADDR", "")))
+        except ValueError:
+            original = environ.get("werkzeug.proxy_fix.orig") or {}
+            environ["REMOTE_ADDR"] = original.get("REMOTE_ADDR")
+        return wsgi_app(environ, start_response)
+
+    return app

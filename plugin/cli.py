@@ -270,13 +270,13 @@ def worker(once: bool) -> None:
     """Run the background jobs (the only process that runs the scheduler)."""
     import os
 
-    from plugin import check_production_secrets, jobs
+    from plugin import check_production_secrets, is_on, jobs
 
     # Like `shopkeeper serve` (gunicorn_conf.py): the worker hashes emails with SECRET_KEY,
     # decrypts credentials and re-registers Saleor webhooks at PUBLIC_URL, so it never runs
     # on the development defaults unless SHOPKEEPER_REQUIRE_PRODUCTION_SECRETS=false says so.
     required = os.environ.get("SHOPKEEPER_REQUIRE_PRODUCTION_SECRETS", "true")
-    if not once and not current_app.testing and required.lower() not in ("false", "0", "no"):
+    if not once and not current_app.testing and is_on(required):
         try:
             check_production_secrets(current_app.config)
         except RuntimeError as err:

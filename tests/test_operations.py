@@ -167,6 +167,21 @@ def test_production_refuses_the_public_development_keys():
     assert app.config["SECRET_KEY"] == "k" * 48
 
 
+@pytest.mark.parametrize("spelled", ["false", "False", "0", "no", "OFF"])
+def test_the_production_check_is_switched_off_by_any_usual_spelling(spelled, tmp_path):
+    """``from_prefixed_env`` turns only JSON ``false`` into False: "False" stayed a truthy
+    string, so the app enforced the check that ``shopkeeper worker`` had skipped."""
+    from plugin import create_app, is_on
+
+    assert not is_on(spelled) and is_on("true") and is_on(True) and not is_on(None)
+    app = create_app({"REQUIRE_PRODUCTION_SECRETS": spelled, "SQLALCHEMY_DATABASE_URI":
+                      "sqlite://", "INSTANCE_DIR": str(tmp_path)})
+    assert app.config["SECRET_KEY"]  # started on the development settings, as asked
+    with pytest.raises(RuntimeError, match="SHOPKEEPER_SECRET_KEY"):
+        create_app({"REQUIRE_PRODUCTION_SECRETS": "True", "SQLALCHEMY_DATABASE_URI":
+                    "sqlite://", "INSTANCE_DIR": str(tmp_path)})
+
+
 def test_gunicorn_with_the_development_keys_does_not_start(tmp_path):
     """`shopkeeper serve` is gunicorn with plugin/gunicorn_conf.py: it must exit, not serve."""
     import os

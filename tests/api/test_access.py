@@ -251,6 +251,10 @@ def test_behind_a_balancer_each_shopper_has_their_own_client_limit(app, api):
         assert hits(client, "198.51.100.2") == 200  # another shopper, own bucket
         # only the hop the balancer appended is trusted: a forged first entry is ignored
         assert hits(client, "198.51.100.7, 198.51.100.1") == 429
+        # a forwarded value that is no IP address (a client writing the header itself,
+        # or log-breaking text) counts as the connection's address, the balancer's here
+        assert [hits(client, bad) for bad in ("x\\\"y", "unknown", "x\\\"y")] == [
+            200, 200, 429]
         hot_reads.dispose(behind)
         db.session.remove()
         db.engine.dispose()  # its pool must not outlive the test (PostgreSQL truncates)
