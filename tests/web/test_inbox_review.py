@@ -73,15 +73,22 @@ def test_rows_another_worker_claimed_after_our_select_are_not_claimed_twice(
     assert [(r.claimed_by, r.attempts) for r in rows] == [("b", 1), ("b", 1)]
 
 
-def test_rows_another_worker_took_over_are_not_applied_twice(app, client, shop, shop_secret):
-    """Rows still queued in a slow worker's batch were reclaimed by another after
-    INBOX_CLAIM_TIMEOUT_SECONDS; the first worker then applied them as well."""
+def _taken_over(app, client, shop, shop_secret, *, first: str) -> list[int]:
+    """Two deliveries claimed by ``first``, then reclaimed by "other" once the claim
+    timed out: the batch ``first`` still holds in hand."""
     for i in range(2):
         post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
     now = utcnow()
-    ids = inbox.claim_batch(now=now, worker="slow")
+    ids = inbox.claim_batch(now=now, worker=first)
     later = now + timedelta(seconds=app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] + 1)
     assert inbox.claim_batch(now=later, worker="other") == ids
+    return ids
+
+
+def test_rows_another_worker_took_over_are_not_applied_twice(app, client, shop, shop_secret):
+    """Rows still queued in a slow worker's batch were reclaimed by another after
+    INBOX_CLAIM_TIMEOUT_SECONDS; the first worker then applied them as well."""
+    ids = _taken_over(app, client, shop, shop_secret, first="slow")
     applied = []
     result = inbox.process_claimed(ids, lambda row: applied.append(row.id), worker="slow")
     assert applied == [] and result.total == 0
@@ -96,15 +103,15 @@ def test_a_live_worker_keeps_the_claim_on_the_rest_of_its_batch(app, client, sho
     another worker while its own worker is still making progress."""
     import time
 
-    app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] = 1
+    app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] = 3  # 1.8 s of slack per row on a busy CI
     for i in range(3):
         post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
     ids = inbox.claim_batch(worker="busy")
     stolen = []
 
     def slow_handler(row):
-        time.sleep(0.45)
-        if row.id == ids[-1]:  # 1.35 s after the claim: another worker polls
+        time.sleep(1.2)
+        if row.id == ids[-1]:  # 3.6 s after the claim: another worker polls
             stolen.extend(inbox.claim_batch(worker="other"))
 
     result = inbox.process_claimed(ids, slow_handler, worker="busy")
@@ -117,12 +124,7 @@ def test_a_stopping_worker_releases_only_the_rows_it_still_holds(app, client, sh
     """On SIGTERM the rest of a batch is handed back. Rows another worker took over
     meanwhile are that worker's: resetting them to pending (one attempt less, no owner)
     let a third worker claim them beside the one already applying them."""
-    for i in range(2):
-        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
-    now = utcnow()
-    ids = inbox.claim_batch(now=now, worker="stopping")
-    later = now + timedelta(seconds=app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] + 1)
-    assert inbox.claim_batch(now=later, worker="other") == ids
+    ids = _taken_over(app, client, shop, shop_secret, first="stopping")
     result = inbox.process_claimed(ids, lambda row: None, worker="stopping",
                                    should_stop=lambda: True)
     assert result.total == 0
