@@ -57,6 +57,12 @@ class Config:
     UNINSTALL_RETENTION_HOURS = 48
     # Directory for trained model artifacts.
     MODEL_DIR = str(_INSTANCE / "models")
+    # Loaded shop models kept per web worker process: at most this many...
+    MODEL_CACHE_MODELS = 8
+    # ...and at most this many megabytes by estimate (0: no byte bound). A large grocery
+    # shop's model can take a gigabyte, so a count alone could exhaust a worker's memory;
+    # the most recently used model always stays loaded, however big.
+    MODEL_CACHE_MB = 2048
     # Saleor instances allowed to register this app (comma-separated hostnames; empty =
     # any host whose addresses are all public: no IP literals, no private networks).
     SALEOR_ALLOWED_DOMAINS = ""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
+import types
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from flask import current_app, has_app_context
 
 from plugin.engine.base import BaseRecommender, Recommendation
 
@@ -41,6 +44,7 @@ class ShopModel:
 
     def __post_init__(self) -> None:
         self._index = {str(i): k for k, i in enumerate(self.item_ids)}
+        self.nbytes = deep_nbytes(self)
 
     def similar(self, items: Sequence[str], n: int, *, exclude: Iterable[str] = (),
                 verb: str = "bought") -> list[Recommendation]:
@@ -112,13 +116,71 @@ def load_artifacts(directory: Path, version_id: int) -> ShopModel:
                      titles=meta.get("titles", {}), recommender=recommender)
 
 
-class ModelLRU:
-    """Loaded ``ShopModel``s keyed by ``(shop_id, version_id)``; thread-safe, bounded."""
+#: not model data (and a module's globals must not be walked)
+_NOT_DATA = (bool, int, float, complex, type, types.ModuleType, types.FunctionType,
+             types.BuiltinFunctionType, types.MethodType)
 
-    def __init__(self, capacity: int = 8) -> None:
+
+def deep_nbytes(obj: Any, _seen: set[int] | None = None) -> int:
+    """Approximate memory held by ``obj``: arrays, sparse matrices, containers and attributes.
+
+    A count of models says nothing about memory: one grocery shop's served pool can be a
+    gigabyte and a boutique's a few megabytes, so the cache is bounded by this estimate.
+    Shared objects (a view's base, an array two attributes point at) count once.
+    """
+    seen = set() if _seen is None else _seen
+    stack, total = [obj], 0
+    while stack:
+        o = stack.pop()
+        if o is None or isinstance(o, _NOT_DATA) or id(o) in seen:
+            continue
+        seen.add(id(o))
+        if isinstance(o, np.ndarray):
+            base = o
+            while isinstance(base.base, np.ndarray):
+                base = base.base
+            if base is not o and id(base) in seen:
+                continue
+            seen.add(id(base))
+            total += base.nbytes
+            if base.dtype == object:
+                stack.extend(base.ravel().tolist())
+        elif sp.issparse(o):
+            stack.extend(getattr(o, name, None) for name in ("data", "indices", "indptr",
+                                                              "row", "col"))
+        elif isinstance(o, (str, bytes)):
+            total += sys.getsizeof(o)
+        elif isinstance(o, dict):
+            total += sys.getsizeof(o)
+            stack.extend(o.keys())
+            stack.extend(o.values())
+        elif isinstance(o, (list, tuple, set, frozenset)):
+            total += sys.getsizeof(o)
+            stack.extend(o)
+        else:
+            attrs = getattr(o, "__dict__", None)
+            if attrs is not None:
+                stack.append(attrs)
+            for name in getattr(type(o), "__slots__", ()):
+                stack.append(getattr(o, name, None))
+    return total
+
+
+class ModelLRU:
+    """Loaded ``ShopModel``s keyed by ``(shop_id, version_id)``; thread-safe, bounded by count
+    and by estimated bytes (``max_bytes``; the most recent model always stays, however big)."""
+
+    def __init__(self, capacity: int = 8, max_bytes: int | None = None) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self._items: OrderedDict[tuple[str, int], ShopModel] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        """Estimated bytes of the loaded models (for metrics and tests)."""
+        with self._lock:
+            return sum(getattr(m, "nbytes", 0) for m in self._items.values())
 
     def get(self, key: tuple[str, int]) -> ShopModel | None:
         with self._lock:
@@ -131,8 +193,13 @@ class ModelLRU:
         with self._lock:
             self._items[key] = model
             self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
+            while len(self._items) > max(self.capacity, 1):
                 self._items.popitem(last=False)
+            if self.max_bytes is not None:
+                held = sum(getattr(m, "nbytes", 0) for m in self._items.values())
+                while held > self.max_bytes and len(self._items) > 1:
+                    _, dropped = self._items.popitem(last=False)
+                    held -= getattr(dropped, "nbytes", 0)
 
     def clear(self) -> None:
         with self._lock:
@@ -145,12 +212,23 @@ LOADED = ModelLRU()
 _UNLOADABLE: set[tuple[str, int]] = set()
 
 
+def _configure(lru: ModelLRU) -> None:
+    """Take the cache bounds from the app's settings (read on every load: cheap, and a test
+    or an operator changing them is obeyed at once)."""
+    if not has_app_context():
+        return
+    lru.capacity = int(current_app.config.get("MODEL_CACHE_MODELS", lru.capacity))
+    mb = current_app.config.get("MODEL_CACHE_MB")
+    lru.max_bytes = None if mb in (None, "", 0, "0") else int(float(mb) * 1024 * 1024)
+
+
 def get_model(shop_id: str, version_id: int, artifact_dir: str) -> ShopModel | None:
     """The loaded model of a version, reading it from disk once per process."""
     key = (shop_id, version_id)
     model = LOADED.get(key)
     if model is not None or key in _UNLOADABLE:
         return model
+    _configure(LOADED)
     try:
         model = load_artifacts(Path(artifact_dir), version_id)
     except (OSError, ValueError, KeyError) as err:
