@@ -48,6 +48,11 @@ class Config:
     INBOX_RETRY_BASE_SECONDS = 5
     # Inbox: a claimed row not finished after this many seconds is reclaimed (worker crash).
     INBOX_CLAIM_TIMEOUT_SECONDS = 120
+    # Inbox: days an applied ("done") row is kept, only to answer a redelivery as a
+    # duplicate; then an hourly job deletes it. Keep it above the platforms' longest retry
+    # window (BigCommerce: about 48 h). Dead rows are not deleted: they wait for the admin's
+    # retry until the shop's privacy retention closes them.
+    INBOX_DONE_RETENTION_DAYS = 14
     # Worker: seconds between inbox polls (and scheduler lease renewals).
     WORKER_POLL_SECONDS = 2
     # Scheduler lease: a standby worker takes over this many seconds after the active one

@@ -165,6 +165,20 @@ def purge_job_runs(*, now: datetime | None = None) -> int:
     return n
 
 
+def purge_inbox(*, now: datetime | None = None) -> int:
+    """Delete applied inbox rows older than ``INBOX_DONE_RETENTION_DAYS`` (a big shop sends
+    tens of thousands of deliveries a day; each left a row forever)."""
+    from flask import current_app
+
+    from plugin.webhooks.purge import purge_done
+
+    days = current_app.config["INBOX_DONE_RETENTION_DAYS"]
+    n = purge_done((now or utcnow()) - timedelta(days=days))
+    if n:
+        log.info("jobs.inbox_purged", extra={"deleted": n})
+    return n
+
+
 def heartbeat() -> None:
     """Proves the active scheduler is alive (failover tests and the admin page read it)."""
 
@@ -180,6 +194,7 @@ SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], int]] = {
     "retention_purge": (purge_expired_events, 86400),
     "saleor_webhooks": (refresh_saleor_webhooks, 86400),
     "job_runs_purge": (purge_job_runs, 3600),
+    "inbox_purge": (purge_inbox, 3600),
 }
 #: How often the active scheduler checks which jobs are due (seconds).
 CHECK_EVERY = 60

@@ -51,7 +51,8 @@ class DatabaseCollector:
     def collect(self):
         now = utcnow()
         families = {
-            "depth": GaugeMetricFamily("shopkeeper_inbox_deliveries", "Inbox rows by status",
+            "depth": GaugeMetricFamily("shopkeeper_inbox_deliveries",
+                                       "Inbox rows by status (done ones until purged)",
                                        labels=["status"]),
             "age": GaugeMetricFamily("shopkeeper_inbox_oldest_pending_seconds",
                                      "Age of the oldest pending or failed delivery"),

@@ -20,8 +20,8 @@ class WebhookDelivery(db.Model):
     -> dead after ``INBOX_MAX_ATTEMPTS``. ``(shop_id, delivery_id)`` is unique, so a
     redelivery is stored once. A done row keeps no ``body`` or ``headers`` (they hold
     personal data and the signature), only its ids, topic, status and times: enough to
-    recognise a redelivery; failed and dead rows keep them for retries until the customer
-    they concern is erased.
+    recognise a redelivery until it is purged (``INBOX_DONE_RETENTION_DAYS``); failed and
+    dead rows keep them for retries until the customer they concern is erased.
     """
 
     __tablename__ = "webhook_deliveries"

@@ -2,8 +2,9 @@
 
 A delivery's raw body and headers (emails, names, addresses; the signature) are kept only
 while they may still be needed: an applied ("done") row keeps its delivery id, topic,
-status and times but no payload, so a redelivery is still recognised as a duplicate;
-failed and dead rows keep theirs for the retries until the customer they concern is erased.
+status and times but no payload, so a redelivery is still recognised as a duplicate
+(until ``plugin.webhooks.purge`` deletes it, ``INBOX_DONE_RETENTION_DAYS`` later); failed
+and dead rows keep theirs for the retries until the customer they concern is erased.
 """
 
 from __future__ import annotations

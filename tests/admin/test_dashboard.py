@@ -116,6 +116,7 @@ def test_dashboard_renders_charts_kpis_and_inbox_retry(app, client, shop):
     assert html.count("<svg") >= 4
     assert 'data-kpi="orders">2<' in html and 'data-kpi="ctr">50.0%<' in html
     assert "dead 1" in html and "Retry 1 dead deliveries" in html
+    assert "(applied rows are kept 14 days)" in html  # so "done" is not read as a total
     r = client.post("/admin/inbox/retry", data={"csrf_token": token})
     assert r.status_code == 302
     assert db.session.scalar(sa.select(WebhookDelivery.status)) == "pending"
