@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 
 import requests
 
 from connectors import register
 from connectors.base import Connector, ConnectorMeta, Credentials
-from connectors.errors import AuthFailed, ConnectorError, SignatureInvalid
+from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, SignatureInvalid
 from connectors.records import (
     Customer,
     DiscountRef,
@@ -30,7 +31,11 @@ from connectors.shopify import client as gql
 
 __all__ = ["ShopifyConnector"]
 
-SCOPES = ("read_products", "read_customers", "read_orders", "write_discounts")
+#: read_inventory: the ``inventory_levels/update`` subscription needs it.
+SCOPES = ("read_products", "read_customers", "read_orders", "read_inventory", "write_discounts")
+#: What an inventory change becomes when Shopify no longer knows its item (or the item
+#: stocks no variant): a topic ingestion does not act on, so the delivery is just done.
+UNKNOWN_ITEM_TOPIC = "inventory_levels/unknown_item"
 
 SUBSCRIBE_MUTATION = """
 mutation Subscribe($topic: WebhookSubscriptionTopic!, $sub: WebhookSubscriptionInput!) {
@@ -87,6 +92,32 @@ class ShopifyConnector(Connector):
             headers, raw_body, currency=self.credentials.extra.get("currency"),
             shop_domain=self.credentials.shop_domain or None,
         )
+
+    def fetch_event_record(self, event: WebhookEvent) -> WebhookEvent:
+        """An inventory change -> the product its item stocks, as Shopify has it now.
+
+        The product is stamped no older than the level's ``updated_at``: a stock change
+        need not move the product's own ``updatedAt``, and without the stamp the monotonic
+        upsert would drop it as stale. A delivery older than what is stored still loses.
+        """
+        placeholder = event.record
+        if not event.needs_fetch or not isinstance(placeholder, Product):
+            return event
+        client = self._client()
+        data = client.execute(gql.INVENTORY_ITEM_PRODUCT_QUERY, {"id": placeholder.external_id})
+        node = ((data.get("inventoryItem") or {}).get("variant") or {}).get("product")
+        if not node:
+            return replace(event, topic=UNKNOWN_ITEM_TOPIC, record=None, needs_fetch=False)
+        node = client.complete(node, "variants", gql.PRODUCT_VARIANTS_QUERY)
+        currency = (data.get("shop") or {}).get("currencyCode") or self.credentials.extra.get(
+            "currency")
+        try:
+            product = mapping.product_from_gql(node, currency=currency)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidPayload("unexpected product from Shopify",
+                                 {"product": [f"{type(exc).__name__}: {exc}"[:200]]}) from None
+        product = replace(product, updated_at=max(product.updated_at, placeholder.updated_at))
+        return replace(event, record=product, needs_fetch=False)
 
     # -- install --------------------------------------------------------------------------
     def _app_keys(self) -> tuple[str, str]:

@@ -33,21 +33,33 @@ fragment LineFields on LineItem {
   quantity product { id } variant { id } originalUnitPriceSet { shopMoney { amount } }
 }"""
 
+#: What the backfill and an inventory change read of a product (its first ten variants).
+PRODUCT_FIELDS = """
+fragment ProductFields on Product {
+  id title handle descriptionHtml onlineStoreUrl vendor productType tags status updatedAt
+  featuredMedia { preview { image { url } } }
+  variants(first: 10) {
+    pageInfo { hasNextPage endCursor }
+    nodes { ...VariantFields }
+  }
+}""" + VARIANT_FIELDS
+
 PRODUCTS_QUERY = """
 query Products($first: Int!, $after: String, $query: String) {
   shop { currencyCode }
   products(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
     pageInfo { hasNextPage endCursor }
-    nodes {
-      id title handle descriptionHtml onlineStoreUrl vendor productType tags status updatedAt
-      featuredMedia { preview { image { url } } }
-      variants(first: 10) {
-        pageInfo { hasNextPage endCursor }
-        nodes { ...VariantFields }
-      }
-    }
+    nodes { ...ProductFields }
   }
-}""" + VARIANT_FIELDS
+}""" + PRODUCT_FIELDS
+
+#: The product whose variant an inventory item stocks (``inventory_levels/update`` names
+#: only the item); ``inventoryItem`` is null for an item Shopify does not know (deleted).
+INVENTORY_ITEM_PRODUCT_QUERY = """
+query InventoryItemProduct($id: ID!) {
+  shop { currencyCode }
+  inventoryItem(id: $id) { variant { product { ...ProductFields } } }
+}""" + PRODUCT_FIELDS
 
 #: The rest of one product's variants, when the products page holds only its first ten.
 PRODUCT_VARIANTS_QUERY = """

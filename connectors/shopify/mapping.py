@@ -30,6 +30,7 @@ __all__ = [
     "customer_from_rest",
     "deletion_from_rest",
     "gid",
+    "inventory_item_from_rest",
     "legacy_id",
     "order_from_gql",
     "order_from_rest",
@@ -156,6 +157,19 @@ def product_from_gql(node: dict[str, Any], *, currency: str | None) -> Product:
         available=node.get("status", "ACTIVE") == "ACTIVE"
         and (not variants or any(v.available for v in variants)),
         variants=variants,
+    )
+
+
+def inventory_item_from_rest(
+    data: dict[str, Any], *, fallback_updated_at: datetime | None = None
+) -> Product:
+    """An ``inventory_levels/update`` body as a placeholder to fetch: the level names its
+    inventory item, not the product, so ``external_id`` holds the item's global id until
+    ``ShopifyConnector.fetch_event_record`` replaces it with the product it stocks."""
+    return Product(
+        external_id=gid("InventoryItem", legacy_id(data.get("inventory_item_id"))),
+        title="",
+        updated_at=_when(data.get("updated_at"), "updated_at", fallback_updated_at),
     )
 
 

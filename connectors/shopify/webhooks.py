@@ -36,6 +36,8 @@ TOPIC_MAP: dict[str, str] = {
     "products/create": "products/upsert",
     "products/update": "products/upsert",
     "products/delete": "products/delete",
+    # names only the inventory item: the worker re-reads its product (fetch_event_record)
+    "inventory_levels/update": "products/upsert",
     "customers/create": "customers/upsert",
     "customers/update": "customers/upsert",
     "customers/delete": "customers/delete",
@@ -54,6 +56,9 @@ TOPIC_MAP: dict[str, str] = {
 }
 TOPICS: tuple[str, ...] = tuple(TOPIC_MAP)
 COMPLIANCE_TOPICS: tuple[str, ...] = ("customers/data_request", "customers/redact", "shop/redact")
+#: Stock changes need not come with a ``products/update`` (Shopify documents no such link),
+#: so a sold-out product could stay recommendable without this topic.
+INVENTORY_TOPIC = "inventory_levels/update"
 
 
 def sign_body(secret: str, raw_body: bytes) -> str:
@@ -116,7 +121,8 @@ def parse_delivery(
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidPayload(f"unexpected {topic} payload", {"_body": [repr(exc)]}) from None
     return WebhookEvent(
-        topic=normalized, delivery_id=delivery_id, record=record, occurred_at=occurred
+        topic=normalized, delivery_id=delivery_id, record=record, occurred_at=occurred,
+        needs_fetch=topic == INVENTORY_TOPIC,
     )
 
 
@@ -132,6 +138,8 @@ def _record(
         return None
     if topic in COMPLIANCE_TOPICS:
         return mapping.redaction_from_rest(topic, data)
+    if topic == INVENTORY_TOPIC:
+        return mapping.inventory_item_from_rest(data, fallback_updated_at=occurred)
     if normalized.endswith("/delete"):
         return mapping.deletion_from_rest(normalized.split("s/")[0], data, occurred)
     if normalized == "products/upsert":

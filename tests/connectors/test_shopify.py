@@ -156,6 +156,8 @@ class TestShopifyConnector(ConnectorContract):
         return [
             s("products/update", fixture("products_update.json"), "products/upsert", Product),
             s("products/delete", fixture("products_delete.json"), "products/delete", Deletion),
+            s("inventory_levels/update", fixture("inventory_levels_update.json"),
+              "products/upsert", Product),
             s("customers/create", fixture("customers_create.json"), "customers/upsert", Customer),
             s("customers/update", fixture("customers_create_legacy.json"),
               "customers/upsert", Customer),
@@ -498,7 +500,8 @@ def test_install_url_carries_scopes_state_and_redirect() -> None:
     assert parts.netloc == "my-shop.myshopify.com" and parts.path == "/admin/oauth/authorize"
     assert query == {"client_id": [API_KEY], "state": ["n0nce"],
                      "redirect_uri": ["https://app.example/cb"],
-                     "scope": ["read_products,read_customers,read_orders,write_discounts"]}
+                     "scope": ["read_products,read_customers,read_orders,read_inventory,"
+                               "write_discounts"]}
 
 
 def _signed_callback(shop: str = "my-shop.myshopify.com", state: str = "n0nce") -> dict:
@@ -690,3 +693,77 @@ def test_backfill_reads_every_line_of_an_order_with_more_than_a_page() -> None:
         asked = json.loads(rsps.calls[1].request.body)["variables"]
     assert asked == {"id": "gid://shopify/Order/5", "after": "l25"}
     assert len(got.lines) == 30 and got.lines[-1].product_id == "44"
+
+
+# -- inventory levels ----------------------------------------------------------------------
+ITEM_GID = "gid://shopify/InventoryItem/271878346596884015"
+
+
+def test_an_inventory_level_is_a_placeholder_naming_its_item_for_the_worker_to_fetch() -> None:
+    body = fixture("inventory_levels_update.json")
+    conn = ShopifyConnector(Credentials(SHOP, access_token="shpat_x", webhook_secret=SECRET))
+    with responses.RequestsMock():  # parsing never calls Shopify
+        event = conn.parse_webhook(shopify_headers("inventory_levels/update", body), body)
+    assert (event.topic, event.needs_fetch) == ("products/upsert", True)
+    assert event.record.external_id == ITEM_GID
+    assert event.record.updated_at == datetime(2022, 1, 1, tzinfo=UTC)  # 19:00 at -05:00
+    bare = json.dumps({k: v for k, v in json.loads(body).items() if k != "updated_at"}).encode()
+    event = conn.parse_webhook(shopify_headers("inventory_levels/update", bare), bare)
+    assert event.record.updated_at == datetime(2025, 11, 22, 10, 0, 0, 123000, tzinfo=UTC)
+
+
+def _level_event(conn: ShopifyConnector):
+    body = fixture("inventory_levels_update.json")
+    return conn.parse_webhook(shopify_headers("inventory_levels/update", body), body)
+
+
+def test_fetching_an_inventory_level_reads_the_product_its_item_stocks() -> None:
+    conn = ShopifyConnector(Credentials(SHOP, access_token="shpat_x", webhook_secret=SECRET,
+                                        extra={"currency": "USD"}),
+                            session=make_session(sleep=lambda s: None))
+    node = product_node("7")  # updatedAt 2025-11-20, older than no level: kept
+    for variant in node["variants"]["nodes"]:
+        variant.update(availableForSale=False, inventoryQuantity=0)
+    answer = {"data": {"shop": {"currencyCode": "EUR"},
+                       "inventoryItem": {"variant": {"product": node}}}}
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, json=answer)
+        event = conn.fetch_event_record(_level_event(conn))
+        [call] = rsps.calls
+    sent = json.loads(call.request.body)
+    assert sent["variables"] == {"id": ITEM_GID}
+    assert "inventoryItem(id: $id)" in sent["query"]
+    assert call.request.headers["X-Shopify-Access-Token"] == "shpat_x"
+    product = event.record
+    assert (event.topic, event.needs_fetch) == ("products/upsert", False)
+    assert (product.external_id, product.available, product.currency) == ("7", False, "EUR")
+    assert product.updated_at == datetime(2025, 11, 20, 8, tzinfo=UTC)
+
+
+def test_a_stock_change_newer_than_the_product_stamps_the_product_with_its_time() -> None:
+    """A stock change need not move the product's updatedAt: unstamped, the monotonic upsert
+    would take the re-read product for the state it already holds and drop it."""
+    conn = ShopifyConnector(Credentials(SHOP, access_token="shpat_x", webhook_secret=SECRET),
+                            session=make_session(sleep=lambda s: None))
+    body = json.dumps({**json.loads(fixture("inventory_levels_update.json")),
+                       "updated_at": "2025-11-21T09:30:00Z"}).encode()
+    event = conn.parse_webhook(shopify_headers("inventory_levels/update", body), body)
+    answer = {"data": {"shop": {"currencyCode": "USD"},
+                       "inventoryItem": {"variant": {"product": product_node("7")}}}}
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, json=answer)
+        product = conn.fetch_event_record(event).record
+    assert product.updated_at == datetime(2025, 11, 21, 9, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("item", [None, {"variant": None}])
+def test_an_inventory_item_shopify_does_not_know_becomes_an_ignored_topic(item) -> None:
+    from connectors.shopify import UNKNOWN_ITEM_TOPIC
+
+    conn = ShopifyConnector(Credentials(SHOP, access_token="shpat_x", webhook_secret=SECRET),
+                            session=make_session(sleep=lambda s: None))
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "USD"},
+                                          "inventoryItem": item}})
+        event = conn.fetch_event_record(_level_event(conn))
+    assert (event.topic, event.record, event.needs_fetch) == (UNKNOWN_ITEM_TOPIC, None, False)
