@@ -158,7 +158,9 @@ def _shopify_launch() -> Response | str | None:
     if not shopify_install.is_launch(params, token):
         return None
     launch = shopify_install.verify_launch(params, token)
-    if launch.shop is None:  # App Store "Install", or a reinstall: OAuth at the top level
+    if launch.shop is None or shopify_install.missing_scopes(launch.shop):
+        # App Store "Install", a reinstall, or a release needing a new scope: OAuth at the
+        # top level (its callback subscribes webhooks again, so new topics arrive too)
         target = _public(url_for("install.shopify_install", shop=launch.domain))
         return _shopify_bridge(launch.domain, "exit", target) if launch.embedded \
             else redirect(target)

@@ -14,7 +14,7 @@ from connectors.base import header
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, SignatureInvalid
 from connectors.manifest import absolute_url, load_manifest
 from connectors.parsing import load_json_object
-from connectors.shopify import ShopifyConnector
+from connectors.shopify import SCOPES, ShopifyConnector
 from connectors.shopify.install import (
     validate_shop_domain,
     verify_session_token,
@@ -36,6 +36,7 @@ __all__ = [
     "callback_url",
     "finish_install",
     "is_launch",
+    "missing_scopes",
     "receive_app_webhook",
     "verify_launch",
 ]
@@ -100,6 +101,24 @@ def verify_launch(params: Mapping[str, str], token: str | None) -> Launch:
     shop = db.session.scalar(db.select(Shop).filter_by(platform="shopify", domain=domain))
     installed = shop if shop is not None and shop.status == "active" else None
     return Launch(str(domain), installed, params.get("embedded") == "1", bool(token))
+
+
+def missing_scopes(shop: Shop) -> list[str]:
+    """Scopes this version needs that the shop's token was not granted (a release added one,
+    e.g. ``read_inventory`` for stock webhooks). Shopify's ``write_x`` includes ``read_x``.
+
+    Shops installed before such a release keep working but miss what the new scope feeds,
+    until the merchant approves it: the next launch sends them through OAuth again.
+    """
+    try:
+        granted_text = shops.credentials_for(shop).extra.get("scope")
+    except NotFound:
+        return []
+    if granted_text is None:  # installed before scopes were recorded: nothing to compare
+        return []
+    granted = {s.strip() for s in str(granted_text).split(",") if s.strip()}
+    granted |= {"read_" + s[len("write_"):] for s in granted if s.startswith("write_")}
+    return [s for s in SCOPES if s not in granted]
 
 
 def app_admin_url(domain: str) -> str:
