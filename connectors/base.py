@@ -79,6 +79,11 @@ class Connector(abc.ABC):
     """One platform; an instance is one installed shop."""
 
     meta: ClassVar[ConnectorMeta]
+    #: Whether a ``free_shipping`` discount with a positive ``value`` saves at most that
+    #: much on the platform. Offers charge the merchant's budget with the shipping cost
+    #: they were quoted for, so a platform that can only waive the whole shipping price,
+    #: whatever it is, sets this False and is never asked for free shipping.
+    caps_free_shipping: ClassVar[bool] = True
 
     def __init__(
         self, credentials: Credentials, *, session: requests.Session | None = None

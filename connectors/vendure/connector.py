@@ -64,6 +64,9 @@ class VendureConnector(Connector):
         capabilities=frozenset({"webhooks", "backfill", "discounts"}),
     )
     page_size: int = 100
+    #: Vendure's built-in ``free_shipping`` action waives the shipping line whatever it
+    #: costs, and its default conditions cannot look at the shipping price.
+    caps_free_shipping = False
 
     def __init__(
         self, credentials: Credentials, *, session: requests.Session | None = None

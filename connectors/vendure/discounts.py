@@ -44,6 +44,13 @@ def validate_spec(spec: DiscountSpec) -> None:
     """Reject what Vendure cannot express before anything is created there."""
     if spec.value <= 0 and spec.kind != "free_shipping":
         raise InvalidPayload("discount value must be positive", {"value": ["must be > 0"]})
+    if spec.kind == "free_shipping" and spec.value > 0:
+        # the default promotion set has no capped shipping action: ``free_shipping`` would
+        # waive any shipping price, more than the ``value`` the offer was budgeted for
+        raise InvalidPayload(
+            "Vendure cannot cap a free-shipping discount",
+            {"value": ["a maximum shipping discount is not supported"]},
+        )
     if spec.kind == "percent" and spec.value > 100:
         raise InvalidPayload("a percentage cannot exceed 100", {"value": ["must be <= 100"]})
     if spec.kind != "percent" and spec.product_ids:

@@ -43,6 +43,10 @@ class Situation:
     #: Most products the platform's discount can be limited to exactly (None: any); an
     #: offer scoped to more becomes an order-wide code there.
     scope_limit: int | None = None
+    #: False when the platform's free-shipping discount waives any shipping price (Vendure):
+    #: the offer's cost would then not be the ``shipping_cost`` the guardrails were checked
+    #: and the budget charged with, so free shipping is not offered there at all.
+    free_shipping_capped: bool = True
 
     @property
     def subtotal(self) -> Decimal:
@@ -72,6 +76,8 @@ def violations(c: Candidate, s: Situation, rails: Guardrails) -> list[str]:
         out.append("margin_floor")
     if c.amount > s.budget_left_day or c.amount > s.budget_left_month:
         out.append("budget")
+    if c.discount_kind == "free_shipping" and not s.free_shipping_capped:
+        out.append("uncapped_shipping")
     cats = {ln.product_id: ln.categories for ln in s.lines}
     cats.update({cp.product_id: cp.categories for cp in s.complements})
     if any(excluded(p, cats.get(p, ()), rails) for p in c.product_ids):

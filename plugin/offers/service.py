@@ -19,6 +19,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
+import connectors
 from connectors.errors import ConnectorError
 from connectors.records import DiscountSpec
 from plugin.api.service import in_holdout
@@ -116,7 +117,8 @@ def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = Fals
         capped=_capped(shop.id, shopper_id, rails, now),
         stacking=bool(cart.discount_codes) or _has_unused_discount(shop.id, shopper_id, now),
         complements=complements_for(shop.id, [ln["product_id"] for ln in cart.lines]),
-        features=features, scope_limit=SCOPE_LIMITS.get(shop.platform))
+        features=features, scope_limit=SCOPE_LIMITS.get(shop.platform),
+        free_shipping_capped=_caps_free_shipping(shop))
     decision = choose(situation, rails, model or model_for(shop.id))
     row.p_control, row.p_treated = decision.p_control, decision.p_treated
     offer = decision.offer
@@ -145,6 +147,12 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
     offer = _verified_offer(shop, shopper_id, token, cart, now)
     if not (shop.settings or {}).get("offers_enabled"):
         raise Conflict("Offers are switched off in this shop.")
+    if offer.discount_kind == "free_shipping" and not _caps_free_shipping(shop):
+        # quoted before such platforms were excluded: its cost has no bound there
+        db.session.execute(sa.update(Offer).where(Offer.id == offer.id, Offer.status == "offered")
+                           .values(status="superseded"))
+        db.session.commit()
+        raise Conflict("This offer was withdrawn; ask for a new one.")
     claimed = db.session.execute(sa.update(Offer).where(
         Offer.id == offer.id, Offer.status == "offered").values(status="accepting"))
     db.session.commit()
@@ -210,6 +218,11 @@ def discount_spec(offer: Offer, platform: str, *, customer_id: str | None) -> Di
         currency=offer.currency, usage_limit=1, customer_id=customer_id,
         product_ids=tuple(offer.product_ids) if scoped else (),
         min_subtotal=None if offer.min_subtotal is None else offer.min_subtotal.quantize(CENT))
+
+
+def _caps_free_shipping(shop: Shop) -> bool:
+    """Whether the shop's platform keeps free shipping within the budgeted shipping cost."""
+    return connectors.get(shop.platform).caps_free_shipping
 
 
 def _verified_offer(shop: Shop, shopper_id: str, token: str, cart: CartIn,

@@ -47,7 +47,8 @@ class Guardrails:
     offer_ttl_minutes: int = 30
     #: Subtotal at which shipping becomes free (None: the shop has no threshold).
     free_shipping_threshold: Decimal | None = None
-    #: What free shipping costs the merchant per order (budget and margin accounting).
+    #: What free shipping costs the merchant per order (budget and margin accounting); the
+    #: platform discount saves at most this (no free shipping where it cannot: Vendure).
     shipping_cost: Decimal = Decimal("4.95")
     #: Cart unchanged this long -> idle cart; no order this long -> lapsed customer.
     idle_minutes: int = 30

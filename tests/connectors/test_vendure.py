@@ -19,7 +19,7 @@ from connectors.errors import AuthFailed, InvalidPayload, UnknownTopic
 from connectors.generic import sign_payload
 from connectors.records import Cart, Customer, Deletion, DiscountSpec, Order, Product
 from connectors.vendure import VendureConnector
-from connectors.vendure.discounts import default_tax_rate
+from connectors.vendure.discounts import default_tax_rate, promotion_input
 from connectors.vendure.paging import decode_cursor, encode_cursor
 from tests.connectors.contract import ConnectorContract, WebhookSample
 
@@ -440,6 +440,8 @@ class TestVendureConnector(ConnectorContract):
             {"kind": "fixed", "product_ids": ("55",)},
             {"expires_at": datetime(2020, 1, 1, tzinfo=UTC)},
             {"usage_limit": 0},
+            # free_shipping waives any shipping price: no cap can be promised
+            {"kind": "free_shipping", "value": Decimal("4.95")},
         ],
     )
     @responses.activate
@@ -447,6 +449,11 @@ class TestVendureConnector(ConnectorContract):
         with pytest.raises(InvalidPayload):
             connector().create_discount(self.spec(**overrides))
         assert len(responses.calls) == 0
+
+    def test_uncapped_free_shipping_is_the_free_shipping_action(self) -> None:
+        assert not VendureConnector.caps_free_shipping
+        sent = promotion_input(self.spec(kind="free_shipping", value=Decimal(0)))
+        assert sent["actions"] == [{"code": "free_shipping", "arguments": []}]
 
     @responses.activate
     def test_promotion_error_result_is_invalid_payload(self) -> None:
