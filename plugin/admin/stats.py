@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from plugin.currency import same_currency, shop_currency
 from plugin.extensions import db
 from plugin.models import (
     Impression,
@@ -19,6 +20,9 @@ from plugin.models import (
     Shop,
 )
 from plugin.models.types import utcnow
+
+__all__ = ["activity_end", "connector_status", "daily_series", "model_summary", "offer_cost",
+           "recommendations_ab", "shop_currency", "totals"]
 
 
 def _daily(query, column, since: datetime) -> dict[date, float]:
@@ -40,9 +44,7 @@ def daily_series(shop_id: str, days: int = 30, *, now: datetime | None = None
     end = now + timedelta(seconds=1)
     currency = shop_currency(shop_id)
     # money in another currency is not added to the shop's: it is reported beside it
-    same_money = sa.true() if currency is None else sa.or_(
-        Ord.currency.is_(None), Ord.currency == "",
-        sa.func.upper(Ord.currency) == currency.upper())  # a code may be stored in lower case
+    same_money = same_currency(Ord.currency, currency)
     series = {
         "impressions": _daily(sa.select(sa.func.count(Imp.id)).where(
             Imp.shop_id == shop_id, Imp.created_at >= since, Imp.created_at < end),
@@ -83,21 +85,6 @@ def activity_end(shop_id: str, *, now: datetime | None = None, days: int = 30) -
     recent = db.session.scalar(sa.select(sa.func.count(Impression.id)).where(
         Impression.shop_id == shop_id, Impression.created_at >= now - timedelta(days=days)))
     return now if recent else latest
-
-
-def shop_currency(shop_id: str) -> str | None:
-    """The currency money figures are in: the shop's setting, else its orders' most common
-    one, else None (unknown: show no code). Orders in other currencies are totalled apart
-    (``other_revenue``), never added to it."""
-    shop = db.session.get(Shop, shop_id)
-    configured = (shop.settings or {}).get("currency") if shop else None
-    if configured:
-        return str(configured).upper()
-    n = sa.func.count(Order.id)
-    return db.session.scalar(
-        sa.select(Order.currency).where(Order.shop_id == shop_id, Order.cancelled.is_(False),
-                                        Order.currency.is_not(None), Order.currency != "")
-        .group_by(Order.currency).order_by(n.desc(), Order.currency).limit(1))
 
 
 def totals(series: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,12 @@ Rules (``window`` = ``attribution_window_days``, default 7):
 4. **Uplift**: a shopper's arm is the holdout flag of their quotes in the period (it is
    deterministic per shopper). Conversion = share of quoted shoppers that converted;
    revenue per visitor = their orders' totals inside the windows, divided by shoppers.
+
+Money is the shop's currency (``plugin.currency``): orders in other currencies are not
+added to revenue per visitor or attributed revenue, and are reported beside them per code
+(``other_revenue``). A shopper who paid only in another currency still counts as a quoted
+shopper, with no revenue in the shop's currency; the arms are drawn by shopper hash, so such
+shoppers fall into both alike and the difference between the arms stays unbiased.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
+from plugin import currency as money
 from plugin.extensions import db
 from plugin.models import ClickAttribution, Interaction, Offer, Order, Redemption
 from plugin.models.types import utcnow
@@ -159,7 +167,8 @@ def uplift_report(shop_id: str, rails: Guardrails, since: datetime, until: datet
                                       "converted": False})
         s["first"], s["last"] = min(s["first"], at), max(s["last"], at)
         s["converted"] |= bool(converted)
-    revenue = _revenue(shop_id, shoppers, window)
+    code = money.shop_currency(shop_id)
+    revenue, other = _revenue(shop_id, shoppers, window, code)
     arms: dict[str, dict[str, Any]] = {}
     values: dict[str, list[float]] = {"treatment": [], "control": []}
     for arm, flag in (("treatment", False), ("control", True)):
@@ -168,33 +177,41 @@ def uplift_report(shop_id: str, rails: Guardrails, since: datetime, until: datet
         values[arm] = [revenue.get(sid, 0.0) for sid in ids]
         arms[arm] = {"shoppers": len(ids), "converted": conv,
                      "conversion": conv / len(ids) if ids else None,
-                     "revenue_per_visitor": sum(values[arm]) / len(ids) if ids else None}
+                     "revenue_per_visitor": sum(values[arm]) / len(ids) if ids else None,
+                     "other_revenue": money.split(
+                         ((c, v) for sid in ids for c, v in other.get(sid, ())), code)[1]}
     t, c = arms["treatment"], arms["control"]
     conv_ci = diff_proportions(t["converted"], t["shoppers"], c["converted"], c["shoppers"])
     rpv_ci = diff_means(values["treatment"], values["control"])
-    return {"since": since, "until": until, "arms": arms,
+    return {"since": since, "until": until, "currency": code, "arms": arms,
             "conversion_uplift": None if conv_ci is None else vars(conv_ci),
             "revenue_per_visitor_uplift": None if rpv_ci is None else vars(rpv_ci),
             "method": "difference of proportions (Newcombe hybrid score, 95%) and of "
                       "means (Welch, 95%), each none until both arms have 30 shoppers; "
                       "unit = quoted shopper; arm = holdout by shopper hash",
-            "attributed": _attributed(shop_id, since, until)}
+            "attributed": _attributed(shop_id, since, until, code)}
 
 
-def _revenue(shop_id: str, shoppers: dict[str, dict[str, Any]],
-             window: timedelta) -> dict[str, float]:
+def _revenue(shop_id: str, shoppers: dict[str, dict[str, Any]], window: timedelta,
+             code: str | None) -> tuple[dict[str, float], dict[str, list[tuple[str, Decimal]]]]:
+    """Each shopper's order totals inside their window: in the shop's currency (for the
+    means), and the ``(code, total)`` of their orders in other currencies."""
     if not shoppers:
-        return {}
+        return {}, {}
     out: dict[str, float] = defaultdict(float)
+    other: dict[str, list[tuple[str, Decimal]]] = defaultdict(list)
     rows = db.session.execute(sa.select(Order.customer_external_id, Order.created_at,
-                                        Order.total).where(
+                                        Order.total, Order.currency).where(
         Order.shop_id == shop_id, Order.cancelled.is_(False),
         Order.customer_external_id.in_(list(shoppers)))).all()
-    for sid, at, total in rows:
+    for sid, at, total, cur in rows:
         s = shoppers[sid]
         if s["first"] <= at <= s["last"] + window:
-            out[sid] += float(total or Decimal(0))
-    return out
+            if money.is_shop_currency(cur, code):
+                out[sid] += float(total or Decimal(0))
+            else:
+                other[sid].append((cur, total or Decimal(0)))
+    return out, other
 
 
 def _not_cancelled(shop_id: str, order_external_id) -> sa.ColumnElement[bool]:
@@ -205,19 +222,27 @@ def _not_cancelled(shop_id: str, order_external_id) -> sa.ColumnElement[bool]:
                               Order.cancelled.is_(True))
 
 
-def _attributed(shop_id: str, since: datetime, until: datetime) -> dict[str, Any]:
-    offer_rev = db.session.execute(sa.select(sa.func.count(Redemption.id),
-                                             sa.func.coalesce(sa.func.sum(Redemption.revenue),
-                                                              0)).where(
-        Redemption.shop_id == shop_id, Redemption.redeemed_at >= since,
-        Redemption.redeemed_at < until,
-        _not_cancelled(shop_id, Redemption.order_external_id))).one()
-    rec_rev = db.session.execute(sa.select(sa.func.count(ClickAttribution.id),
-                                           sa.func.coalesce(sa.func.sum(
-                                               ClickAttribution.revenue), 0)).where(
-        ClickAttribution.shop_id == shop_id, ClickAttribution.clicked_at >= since,
-        ClickAttribution.clicked_at < until,
-        _not_cancelled(shop_id, ClickAttribution.order_external_id))).one()
-    return {"offer_orders": int(offer_rev[0]), "offer_revenue": Decimal(str(offer_rev[1])),
-            "recommendation_lines": int(rec_rev[0]),
-            "recommendation_revenue": Decimal(str(rec_rev[1]))}
+def _attributed(shop_id: str, since: datetime, until: datetime,
+                code: str | None) -> dict[str, Any]:
+    """Orders and revenue credited to offers and recommendations in the period: revenue in
+    the shop's currency, other currencies beside it (the credited order's currency; a
+    credit whose order is gone counts as the shop's, like an order without a code)."""
+    def by_currency(model, revenue, at) -> tuple[int, Decimal, dict[str, Decimal]]:
+        credited = aliased(Order)  # not the Order that ``_not_cancelled`` correlates
+        order = sa.and_(credited.shop_id == model.shop_id,
+                        credited.external_id == model.order_external_id)
+        cur = sa.func.upper(credited.currency)
+        rows = db.session.execute(
+            sa.select(cur, sa.func.count(model.id), sa.func.coalesce(sa.func.sum(revenue), 0))
+            .select_from(model).outerjoin(credited, order).where(
+                model.shop_id == shop_id, at >= since, at < until,
+                _not_cancelled(shop_id, model.order_external_id))
+            .group_by(cur)).all()
+        main, other = money.split(((cur, total) for cur, _, total in rows), code)
+        return sum(int(n) for _, n, _ in rows), main, other
+
+    offers = by_currency(Redemption, Redemption.revenue, Redemption.redeemed_at)
+    recs = by_currency(ClickAttribution, ClickAttribution.revenue, ClickAttribution.clicked_at)
+    return {"currency": code, "offer_orders": offers[0], "offer_revenue": offers[1],
+            "offer_other_revenue": offers[2], "recommendation_lines": recs[0],
+            "recommendation_revenue": recs[1], "recommendation_other_revenue": recs[2]}

@@ -114,12 +114,17 @@ class ArmSchema(Schema):
     shoppers = fields.Integer(required=True)
     converted = fields.Integer(required=True)
     conversion = fields.Float(allow_none=True, required=True)
+    #: in the report's ``currency``; orders in other currencies are in ``other_revenue``
     revenue_per_visitor = fields.Float(allow_none=True, required=True)
+    other_revenue = fields.Dict(keys=fields.String(), values=fields.Decimal(as_string=True),
+                                required=True)
 
 
 class UpliftResponse(Schema):
     since = fields.AwareDateTime(required=True)
     until = fields.AwareDateTime(required=True)
+    #: the shop's currency (None: unknown); money in others is reported apart, per code
+    currency = fields.String(allow_none=True, required=True)
     arms = fields.Dict(keys=fields.String(), values=fields.Nested(ArmSchema), required=True)
     conversion_uplift = fields.Nested(IntervalSchema, allow_none=True, required=True)
     revenue_per_visitor_uplift = fields.Nested(IntervalSchema, allow_none=True, required=True)

@@ -136,7 +136,7 @@ def test_uplift_endpoint_needs_admin_token_and_reports_arms(client, shop, shop_s
     token = mint_admin_token(shop.id, shop_secret)
     body = client.get(url, headers={"Authorization": f"Bearer {token}"}).get_json()
     assert body["arms"]["treatment"] == {"shoppers": 30, "converted": 15, "conversion": 0.5,
-                                         "revenue_per_visitor": 2.0}
+                                         "revenue_per_visitor": 2.0, "other_revenue": {}}
     assert body["arms"]["control"]["conversion"] == pytest.approx(1 / 6)
     assert body["conversion_uplift"]["estimate"] == pytest.approx(0.5 - 1 / 6)
     assert body["conversion_uplift"]["low"] < body["conversion_uplift"]["estimate"]
@@ -210,5 +210,5 @@ def test_uplift_does_not_pool_erased_shoppers_into_one(app, shop):
     # the erased quotes can no longer be told apart or linked to orders: they are left out,
     # not counted as one control shopper who converted
     assert arms["treatment"] == {"shoppers": 1, "converted": 1, "conversion": 1.0,
-                                 "revenue_per_visitor": 0.0}
+                                 "revenue_per_visitor": 0.0, "other_revenue": {}}
     assert arms["control"]["shoppers"] == 0
