@@ -2,7 +2,8 @@
 
 Credentials: ``shop_domain`` (the Saleor host), ``api_url`` (``https://host/graphql/``,
 also where the JWKS is found), ``access_token`` (the app token from ``/api/register``),
-``extra["channel"]`` (channel slug for prices) and ``extra["channel_id"]`` (for vouchers).
+``extra["channel"]`` (the storefront channel's slug: prices, availability) and
+``extra["channel_id"]`` (the same channel's id: vouchers); see ``channels.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from connectors.records import (
     WebhookEvent,
 )
 from connectors.saleor import discounts, jwks, mapping, queries, webhooks
+from connectors.saleor.channels import CHANNELS_QUERY, Channel, parse_channels
 from connectors.saleor.client import SaleorGraphQL
 
 __all__ = ["SaleorConnector"]
@@ -37,7 +39,8 @@ PERMISSIONS = ("MANAGE_PRODUCTS", "MANAGE_ORDERS", "MANAGE_USERS", "MANAGE_CHECK
 
 #: ``identifier`` is the manifest ``id`` the app was installed from (Saleor 3.19+): it tells
 #: our app's token from any other app's token on the same instance.
-APP_INFO_QUERY = "query { app { id identifier webhooks { name } } channels { id slug } }"
+APP_INFO_QUERY = ("query { app { id identifier webhooks { name } } "
+                  "channels { id slug name currencyCode isActive } }")
 APP_ID_QUERY = "query { app { id } }"
 
 #: JWKS fetches (webhook receipt, Dashboard sign-in) answer within Saleor's 20 s limit and
@@ -158,6 +161,10 @@ class SaleorConnector(Connector):
         Raises ``SchemaLacksField`` on a Saleor older than 3.19 (no ``App.identifier``).
         """
         return self._client().execute(APP_INFO_QUERY)
+
+    def channels(self) -> list[Channel]:
+        """The shop's channels now (the merchant's choice is checked against them)."""
+        return parse_channels(self._client().execute(CHANNELS_QUERY).get("channels"))
 
     def token_app_id(self) -> str | None:
         """The id of the app the token belongs to; None when Saleor knows no such app.

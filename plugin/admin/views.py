@@ -22,7 +22,7 @@ from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from marshmallow import ValidationError
 
 from plugin import privacy, shops
-from plugin.admin import auth, charts, forms, stats
+from plugin.admin import auth, channel, charts, forms, stats
 from plugin.admin import settings as settings_service
 from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized, error_response
 from plugin.extensions import db
@@ -260,7 +260,8 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
                    or forms.rules_text(values.get("merchandising", [])),
                    overrides_text=typed.get("repurchase_overrides")
                    or forms.overrides_text(values.get("repurchase_overrides", [])),
-                   owns_webhook_secret=settings_service.owns_webhook_secret(g.admin_shop))
+                   owns_webhook_secret=settings_service.owns_webhook_secret(g.admin_shop),
+                   saleor_channel=channel.current_channel(g.admin_shop))
     return body, code
 
 
@@ -290,6 +291,25 @@ def settings_save():
                  if k in request.form}
         return _settings_page(shown, errors, 422, typed)
     flash("Settings saved.", "ok")
+    return redirect(url_for("admin.settings_page"))
+
+
+@bp.post("/settings/saleor-channel")
+@doc(summary="Choose the Saleor channel the storefront sells through (checked against the "
+     "shop's channels)", tags=["admin"], content_type=HTML, status=302,
+     errors=(400, 401, 422))
+def saleor_channel_save():
+    shop = _shop()
+    try:
+        chosen = channel.choose(shop, request.form.get("saleor_channel", ""))
+    except BadRequest as err:
+        db.session.rollback()
+        if shop.platform != "saleor":
+            raise
+        return _settings_page(settings_service.current(shop),
+                              err.errors or {"saleor_channel": [err.message]}, 422)
+    flash(f"Channel {chosen.name} ({chosen.slug}) chosen; products are read again from it "
+          "at the next sync.", "ok")
     return redirect(url_for("admin.settings_page"))
 
 

@@ -16,6 +16,7 @@ from connectors.guarded_http import make_guarded_session, resolves_to_public_add
 from connectors.manifest import absolute_url, load_manifest
 from connectors.saleor import SaleorConnector
 from connectors.saleor.app_manifest import render_app_manifest, webhook_definitions
+from connectors.saleor.channels import Channel, choose_channel, parse_channels
 from connectors.saleor.client import SchemaLacksField
 from plugin import shops
 from plugin.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
@@ -96,7 +97,7 @@ def _same_api(stored: str | None, given: str) -> bool:
         return False
 
 
-def _confirmed_app(connector: SaleorConnector) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _confirmed_app(connector: SaleorConnector) -> tuple[dict[str, Any], list[Channel]]:
     """Our app's record from Saleor for the connector's token, or refuse the registration."""
     manifest = load_manifest()
     expected = manifest["app"]["id"]
@@ -123,9 +124,22 @@ def _confirmed_app(connector: SaleorConnector) -> tuple[dict[str, Any], list[dic
         log.warning("install.saleor.other_app", extra={"app_id": str(app["id"])[:64]})
         raise Forbidden("This token belongs to another Saleor app, not Shopkeeper.",
                         {"auth_token": [f"the token's app must be {expected!r}"]})
-    channels = [c for c in data.get("channels") or () if isinstance(c, dict)
-                and isinstance(c.get("id"), str) and isinstance(c.get("slug"), str)]
-    return app, channels
+    return app, parse_channels(data.get("channels"))
+
+
+def _stored_channel(host: str) -> str | None:
+    """The channel slug a shop on this host uses already (chosen by the merchant, which
+    outlives an uninstall, or taken at an earlier install): a reinstall keeps it while
+    Saleor still has it."""
+    shop = db.session.scalar(sa.select(Shop).filter_by(platform="saleor", domain=host))
+    if shop is None:
+        return None
+    if (shop.settings or {}).get("saleor_channel"):
+        return str(shop.settings["saleor_channel"])
+    try:
+        return shops.credentials_for(shop).extra.get("channel") or None
+    except NotFound:
+        return None
 
 
 def _still_installed(shop: Shop, session: requests.Session) -> bool:
@@ -206,8 +220,9 @@ def register_app(api_url: str | None, auth_token: str | None) -> Shop:
     credentials = Credentials(shop_domain=host, access_token=auth_token, api_url=api_url)
     app, channels = _confirmed_app(SaleorConnector(credentials, session=session))
     _guard_active_installation(host, api_url, app["id"], session)
-    if channels:
-        credentials.extra.update(channel=channels[0]["slug"], channel_id=channels[0]["id"])
+    channel = choose_channel(channels, _stored_channel(host))
+    if channel is not None:
+        credentials.extra.update(channel=channel.slug, channel_id=channel.id)
     credentials.extra["app_id"] = app["id"]
     credentials.extra["public_only"] = not listed  # later calls check each peer too
     shop, created = upsert_installation("saleor", host, credentials)

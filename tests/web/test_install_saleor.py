@@ -586,3 +586,47 @@ def test_the_daily_job_refreshes_every_saleor_shop_even_if_one_fails(install_cli
         assert any("webhookUpdate" in (c.request.body or b"").decode()
                    for c in rsps.calls if c.request.url == API_URL)
     assert all(url in asked for url in down), asked  # both failing shops were tried
+
+
+# ---------------------------------------------------------------- which channel?
+def _channel(slug: str, n: int, *, active: bool = True, currency: str = "USD") -> dict:
+    return {"id": f"Q2hhbm5lbDo{n}", "slug": slug, "name": slug.title(),
+            "currencyCode": currency, "isActive": active}
+
+
+def _install_with_channels(client, channels: list[dict]):
+    info = app_info(OURS)
+    info["data"]["channels"] = channels
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=info)
+        assert register(client, token="our-token").status_code == 200
+    return saleor_creds()
+
+
+def test_install_prefers_saleors_default_channel_to_the_first_listed(install_client) -> None:
+    """Saleor lists channels by slug: the first is often a wholesale or regional one."""
+    _, creds = _install_with_channels(install_client, [
+        _channel("a-wholesale", 2, currency="EUR"), _channel("default-channel", 1)])
+    assert (creds.extra["channel"], creds.extra["channel_id"]) == (
+        "default-channel", "Q2hhbm5lbDo1")
+
+
+def test_install_skips_an_inactive_channel(install_client) -> None:
+    _, creds = _install_with_channels(install_client, [
+        _channel("default-channel", 1, active=False), _channel("b-shop", 2)])
+    assert (creds.extra["channel"], creds.extra["channel_id"]) == ("b-shop", "Q2hhbm5lbDo2")
+
+
+def test_a_reinstall_keeps_the_channel_the_merchant_chose(install_client) -> None:
+    shop_id = install_ours(install_client)
+    shop, _ = saleor_creds()
+    shop.settings = {**(shop.settings or {}), "saleor_channel": "channel-pln"}
+    shops.mark_uninstalled(shop)
+    db.session.commit()
+    info = app_info(OUR_REINSTALL)
+    info["data"]["channels"] = [_channel("default-channel", 1),
+                                _channel("channel-pln", 2, currency="PLN")]
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=info, match=[bearer("new-token")])
+        assert register(install_client, token="new-token").get_json()["shop_id"] == shop_id
+    assert saleor_creds()[1].extra["channel"] == "channel-pln"

@@ -1,0 +1,87 @@
+"""The Saleor channel a shop's storefront sells through, as the merchant chooses it.
+
+Install picks a default (``connectors.saleor.channels.choose_channel``); a shop with
+several channels may sell through another. The choice is checked against the channels
+Saleor lists now, kept in ``Shop.settings["saleor_channel"]`` (so a reinstall keeps it) and
+applied to the credentials the connector reads (``channel`` for prices and availability,
+``channel_id`` for vouchers), so every part of the connector uses the same channel.
+
+Prices and availability already mirrored are the old channel's: the shop's products are
+marked as never read and their sync starts over, so the next sync (the worker's within
+30 minutes, or ``shopkeeper sync --resource products``) writes every product again from
+the new channel. Offers quoted on the old prices are withdrawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from connectors.errors import ConnectorError
+from connectors.saleor import SaleorConnector
+from connectors.saleor.channels import Channel
+from plugin import shops
+from plugin.admin.settings import _forget_api_caches
+from plugin.errors import BadRequest, NotFound
+from plugin.extensions import db
+from plugin.ingestion.sync import sync_state
+from plugin.models import Product, Shop
+from plugin.offers.service import withdraw_unaccepted
+
+__all__ = ["choose", "current_channel"]
+
+#: ``source_updated_at`` for products to be read again: older than any real record, so
+#: the monotonic upsert lets the next sync overwrite them.
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def current_channel(shop: Shop) -> str | None:
+    """The channel slug the connector uses now (None: not a Saleor shop, or none set)."""
+    if shop.platform != "saleor":
+        return None
+    try:
+        return shops.credentials_for(shop).extra.get("channel") or None
+    except NotFound:  # an uninstalled shop has no credentials: nothing to show
+        return None
+
+
+def choose(shop: Shop, slug: str) -> Channel:
+    """Make ``slug`` the shop's channel (raises ``BadRequest`` naming the shop's channels)."""
+    if shop.platform != "saleor":
+        raise BadRequest("Only Saleor shops have channels.")
+    slug = (slug or "").strip()
+    connector = shops.connector_for(shop)
+    assert isinstance(connector, SaleorConnector)
+    try:
+        channels = connector.channels()
+    except ConnectorError:
+        raise BadRequest("Could not read the channels from Saleor; try again.",
+                         {"saleor_channel": ["Saleor did not answer"]}) from None
+    found = next((c for c in channels if c.slug == slug), None)
+    if found is None:
+        known = ", ".join(c.slug for c in channels) or "none"
+        raise BadRequest("That is not a channel of this Saleor shop.",
+                         {"saleor_channel": [f"not a channel here; Saleor has: {known}"]})
+    creds = connector.credentials
+    moved = (creds.extra.get("channel"), creds.extra.get("channel_id")) != (found.slug, found.id)
+    shop.settings = {**(shop.settings or {}), "saleor_channel": found.slug}
+    if moved:
+        shops.save_credentials(shop, replace(creds, extra={
+            **creds.extra, "channel": found.slug, "channel_id": found.id}))
+        _read_products_again(shop.id)
+        withdrawn = withdraw_unaccepted(shop.id)
+        shops.audit(shop.id, "settings.saleor_channel", channel=found.slug,
+                    offers_withdrawn=withdrawn)
+    db.session.commit()
+    _forget_api_caches()
+    return found
+
+
+def _read_products_again(shop_id: str) -> None:
+    """Let the next products sync overwrite every live product, from its first page."""
+    db.session.execute(sa.update(Product).where(
+        Product.shop_id == shop_id, Product.deleted_at.is_(None)).values(source_updated_at=NEVER))
+    state = sync_state(shop_id, "products")
+    state.cursor, state.status = None, "idle"

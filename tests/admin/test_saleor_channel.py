@@ -1,0 +1,121 @@
+"""The merchant chooses the Saleor channel; sync, prices, availability and vouchers follow it.
+
+Saleor's answers (``channels``, a ``products`` page built from the documented
+``product_updated`` fixture, ``voucherCreate``) are mocked at the HTTP edge.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import responses
+import sqlalchemy as sa
+
+from connectors.base import Credentials
+from connectors.records import DiscountSpec
+from plugin import shops
+from plugin.extensions import db
+from plugin.ingestion.sync import run_sync
+from plugin.models import AuditLog, Offer, Product, Variant
+from plugin.models.types import utcnow
+from tests.admin.conftest import sign_in
+from tests.factories import make_shop
+
+API = "https://multi.saleor.io/graphql/"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "saleor" / "product_updated.json"
+CHANNELS = {"data": {"channels": [
+    {"id": "Q2hhbm5lbDox", "slug": "default-channel", "name": "Default channel",
+     "currencyCode": "USD", "isActive": True},
+    {"id": "Q2hhbm5lbDoy", "slug": "channel-pln", "name": "Channel-PLN",
+     "currencyCode": "PLN", "isActive": True}]}}
+
+
+def _shop():
+    shop = make_shop("saleor", "multi.saleor.io")
+    shops.save_credentials(shop, Credentials(
+        "multi.saleor.io", access_token="app-token", api_url=API,
+        webhook_secret="whsec_only-for-the-signed-admin-link",
+        extra={"channel": "default-channel", "channel_id": "Q2hhbm5lbDox",
+               "app_id": "QXBwOjE0"}))
+    db.session.commit()
+    return shop
+
+
+def _sync_products(shop_id: str) -> Product:
+    """One products page: the fixture's product, listed in both channels, unchanged."""
+    node = json.loads(FIXTURE.read_text())["product"]
+    page = {"data": {"products": {"pageInfo": {"hasNextPage": False, "endCursor": None},
+                                  "edges": [{"node": node}]}}}
+    with responses.RequestsMock() as rsps:
+        rsps.post(API, json=page)
+        assert run_sync(shop_id, "products").finished
+    db.session.expire_all()
+    return db.session.scalar(sa.select(Product).where(Product.shop_id == shop_id))
+
+
+def _choose(client, csrf: str, slug: str):
+    with responses.RequestsMock() as rsps:
+        rsps.post(API, json=CHANNELS)
+        return client.post("/admin/settings/saleor-channel",
+                           data={"saleor_channel": slug, "csrf_token": csrf})
+
+
+def test_chosen_channel_drives_prices_availability_and_vouchers(app, client):
+    shop = _shop()
+    before = _sync_products(shop.id)
+    assert (before.price, before.currency) == (Decimal("3.00"), "USD")
+    live = Offer(public_id="of_live", shop_id=shop.id, shopper_id="s1", cart_hash="h",
+                 stage="idle_cart", status="offered", currency="USD", cart_value=Decimal(50),
+                 created_at=utcnow(), expires_at=utcnow() + timedelta(minutes=30))
+    db.session.add(live)
+    db.session.commit()
+    csrf = sign_in(app, client, shop)
+    assert _choose(client, csrf, "channel-pln").status_code == 302
+    db.session.expire_all()
+    creds = shops.credentials_for(shop)
+    assert (creds.extra["channel"], creds.extra["channel_id"]) == ("channel-pln",
+                                                                    "Q2hhbm5lbDoy")
+    assert shop.settings["saleor_channel"] == "channel-pln"
+    assert db.session.get(Offer, live.id).status == "superseded"  # quoted on USD prices
+    assert db.session.scalar(sa.select(AuditLog.id).where(
+        AuditLog.shop_id == shop.id, AuditLog.action == "settings.saleor_channel"))
+    # the same product, not changed on Saleor since: read again, priced in the new channel
+    after = _sync_products(shop.id)
+    assert (after.price, after.currency) == (Decimal("12.00"), "PLN")
+    variants = {v.title: v for v in db.session.scalars(sa.select(Variant).where(
+        Variant.product_id == after.id))}
+    assert variants["1l"].available and variants["2l"].price is None
+    assert not variants["2l"].available  # not listed in channel-pln: cannot be bought there
+    assert 'value="channel-pln"' in client.get("/admin/settings").get_data(as_text=True)
+    with responses.RequestsMock() as rsps:
+        rsps.post(API, json={"data": {"voucherCreate": {"voucher": {"id": "Vm91Y2hlcjox"},
+                                                        "errors": []}}})
+        rsps.post(API, json={"data": {"voucherChannelListingUpdate": {
+            "voucher": {"id": "Vm91Y2hlcjox"}, "errors": []}}})
+        shops.connector_for(shop).create_discount(DiscountSpec(
+            "SK-PLN", "fixed", Decimal("5"), datetime.now(UTC) + timedelta(hours=1)))
+        listing = json.loads(rsps.calls[-1].request.body)["variables"]["input"]
+    assert listing["addChannels"][0]["channelId"] == "Q2hhbm5lbDoy"
+
+
+def test_a_channel_the_shop_does_not_have_is_refused_with_the_ones_it_has(app, client):
+    shop = _shop()
+    csrf = sign_in(app, client, shop)
+    res = _choose(client, csrf, "channel-gbp")
+    assert res.status_code == 422
+    assert "Saleor has: default-channel, channel-pln" in res.get_data(as_text=True)
+    db.session.expire_all()
+    assert shops.credentials_for(shop).extra["channel"] == "default-channel"
+    assert "saleor_channel" not in (shop.settings or {})
+
+
+def test_other_platforms_have_no_channel_to_choose(app, client):
+    shop = make_shop("generic")
+    csrf = sign_in(app, client, shop)
+    assert "Saleor channel" not in client.get("/admin/settings").get_data(as_text=True)
+    res = client.post("/admin/settings/saleor-channel",
+                      data={"saleor_channel": "default-channel", "csrf_token": csrf})
+    assert res.status_code == 400
