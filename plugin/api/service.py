@@ -40,11 +40,25 @@ class RecsQuery:
     cart: list[str] = field(default_factory=list)
 
 
-def in_holdout(shop: AnyShop, shopper_key: str) -> bool:
-    """Deterministic arm per shopper: the same shopper always lands in the same arm."""
+#: experiments with an independent holdout each (the first keeps the original draw)
+EXPERIMENTS = ("recommendations", "offers")
+
+
+def in_holdout(shop: AnyShop, shopper_key: str, experiment: str = "recommendations") -> bool:
+    """Deterministic arm per shopper and experiment: the same shopper always lands in the
+    same arm of it.
+
+    Each experiment draws its own arm from its own hash (a 2x2 design). With one shared
+    draw, the recommendations control also got no offers and vice versa, so each feature's
+    uplift was the two features' joint effect; drawn independently, the other feature is
+    spread evenly over both arms and each uplift measures its own feature.
+    """
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}")
     share = float(settings_of(shop).get("holdout_share", DEFAULT_HOLDOUT_SHARE))
     share = min(max(share, 0.0), 1.0)
-    digest = hashlib.sha256(f"{shop.id}:{shopper_key}".encode()).digest()
+    salt = "" if experiment == "recommendations" else f"{experiment}:"
+    digest = hashlib.sha256(f"{shop.id}:{salt}{shopper_key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 

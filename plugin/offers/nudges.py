@@ -97,7 +97,7 @@ def run_nudges(shop: Shop, *, now: datetime | None = None,
                 or _recently_nudged(shop.id, shopper, period, now):
             counts["skipped"] += 1
             continue
-        if in_holdout(shop, shopper):
+        if in_holdout(shop, shopper, "offers"):
             # No nudge, but the same observation a treated idle cart gives the uplift
             # report: its quote (a holdout row), once per period like a sent nudge.
             # Otherwise idle carts, nudged and quoted in treatment only, would enter the

@@ -104,7 +104,7 @@ def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = Fals
     row = Offer(public_id="of_" + secrets.token_urlsafe(12), shop_id=shop.id,
                 shopper_id=shopper_id, cart_hash=chash, stage=stage, currency=cart.currency,
                 cart_value=cart.subtotal, features=features, created_at=now)
-    if in_holdout(shop, shopper_id):
+    if in_holdout(shop, shopper_id, "offers"):
         row.status, row.holdout = "holdout", True
         db.session.add(row)
         db.session.commit()

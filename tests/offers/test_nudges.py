@@ -110,8 +110,8 @@ def test_idle_carts_in_the_holdout_are_quoted_as_control_observations(app, shop)
     configure(shop, nudge_webhook_url=HOOK)
     shop.settings = {**shop.settings, "holdout_share": 0.5}
     db.session.commit()
-    treated = next(f"t{k}" for k in range(1000) if not in_holdout(shop, f"t{k}"))
-    control = next(f"h{k}" for k in range(1000) if in_holdout(shop, f"h{k}"))
+    treated = next(f"t{k}" for k in range(1000) if not in_holdout(shop, f"t{k}", "offers"))
+    control = next(f"h{k}" for k in range(1000) if in_holdout(shop, f"h{k}", "offers"))
     for customer in (treated, control):
         _idle_cart(shop.id, customer)
     responses.post(HOOK, status=200)

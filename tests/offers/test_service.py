@@ -7,6 +7,8 @@ import json
 from datetime import timedelta
 from decimal import Decimal
 
+import numpy as np
+import pytest
 import sqlalchemy as sa
 
 from connectors.generic import verify_discount
@@ -172,16 +174,43 @@ def test_below_minimum_cart_value_gets_nothing(client, offer_shop):
 def test_holdout_is_deterministic_and_gets_no_offer(client, offer_shop):
     shoppers = [f"anon_{i:022d}" for i in range(20000)]  # share within 0.02: 9 sd
     offer_shop.settings = {**offer_shop.settings, "holdout_share": 0.1}
-    first = [in_holdout(offer_shop, s) for s in shoppers]
-    assert first == [in_holdout(offer_shop, s) for s in shoppers]
+    first = [in_holdout(offer_shop, s, "offers") for s in shoppers]
+    assert first == [in_holdout(offer_shop, s, "offers") for s in shoppers]
     assert 0.08 < sum(first) / len(first) < 0.12
-    held = shoppers[first.index(True)]
+    # the offers' control group is its own: this shopper still gets recommendations
+    held = next(s for s, h in zip(shoppers, first, strict=True)
+                if h and not in_holdout(offer_shop, s))
     db.session.commit()
     make_idle(offer_shop.id, held)
     body = quote(client, offer_shop, shopper=held).get_json()
     assert body["holdout"] is True and body["offer"] is None
     row = db.session.scalar(sa.select(Offer).where(Offer.shopper_id == held))
     assert row.status == "holdout" and row.holdout
+
+
+def test_a_recommendations_control_shopper_can_still_get_offers(client, offer_shop):
+    """The two experiments draw their arms independently (2x2): a shopper held out of
+    recommendations is quoted like anyone in the offers' treatment arm."""
+    offer_shop.settings = {**offer_shop.settings, "holdout_share": 0.1}
+    db.session.commit()
+    shoppers = [f"anon_{i:022d}" for i in range(5000)]
+    shopper = next(s for s in shoppers
+                   if in_holdout(offer_shop, s) and not in_holdout(offer_shop, s, "offers"))
+    make_idle(offer_shop.id, shopper)
+    body = quote(client, offer_shop, shopper=shopper).get_json()
+    assert body["holdout"] is False and body["offer"] is not None
+
+
+def test_the_two_holdouts_are_drawn_independently(offer_shop):
+    offer_shop.settings = {**offer_shop.settings, "holdout_share": 0.5}
+    keys = [f"c{k}" for k in range(40000)]
+    recs = np.array([in_holdout(offer_shop, k) for k in keys])
+    offers = np.array([in_holdout(offer_shop, k, "offers") for k in keys])
+    # independent halves: a quarter in both (sd 0.0022 for 40,000 shoppers; bounds 9 sd)
+    assert 0.23 < float(np.mean(recs & offers)) < 0.27
+    assert 0.48 < float(np.mean(offers)) < 0.52
+    with pytest.raises(ValueError):
+        in_holdout(offer_shop, "c1", "emails")
 
 
 def test_disabled_shop_offers_nothing_but_shows_free_shipping_progress(client, offer_shop):
