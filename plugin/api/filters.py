@@ -3,6 +3,17 @@
 A cached top-N may be hours old: products deleted or out of stock since (see
 ``catalog.py`` for how fresh "live" is), merchant exclusions and what is already in the
 cart are removed here, at serving time.
+
+Near-duplicates go here too: grocery catalogues hold many ids under one title (the same
+milk from several suppliers), and two cards with the same title side by side read as a
+glitch to the shopper. A list therefore shows at most one item per normalised title (see
+``title_key``): the first, i.e. the higher-ranked one, with its own reason and source; the
+next candidates fill the freed places. The rule holds for the shopper's own repeat items
+too ("the usual?" when they bought both ids): the card identifies an item by its title,
+so two identical cards look broken whatever the history behind them, and the kept one is
+the id the source ranked first (for reorder: bought in more orders, then more recently).
+The product on the page and the cart's items take their titles as well: another id of the
+milk in the basket is no complement to it.
 """
 
 from __future__ import annotations
@@ -34,14 +45,25 @@ def merchant_exclusions(shop: AnyShop) -> set[str]:
     return {str(p) for p in settings_of(shop).get("exclude_products", [])}
 
 
+def title_key(title: str | None) -> str:
+    """What makes two titles "the same" to a shopper: case and spacing do not count."""
+    return " ".join((title or "").split()).casefold()
+
+
 def apply_live_filters(shop: AnyShop, candidates: Iterable[Recommendation], n: int, *,
                        exclude: Iterable[str] = ()) -> list[Servable]:
-    """First ``n`` candidates that exist, are live and available, and are not excluded.
+    """First ``n`` candidates that exist, are live and available, are not excluded and
+    repeat no title already in the list or among ``exclude`` (module docstring).
 
     ``candidates`` is consumed lazily, in chunks: the popular back-fill behind a personal
     list is long and usually not reached.
     """
-    banned = merchant_exclusions(shop) | set(exclude)
+    exclude = set(exclude)
+    banned = merchant_exclusions(shop) | exclude
+    # titles of the page's product and the cart (client-sent ids: only live ones count)
+    titles = {title_key(p.title) for p in live_products(shop.id, exclude).values()} \
+        if exclude else set()
+    titles.discard("")
     seen: set[str] = set()
     out: list[Servable] = []
     step = max(2 * n, 16)  # usually one small lookup; more only when many are filtered out
@@ -61,6 +83,11 @@ def apply_live_filters(shop: AnyShop, candidates: Iterable[Recommendation], n: i
             p = products.get(rec.item)
             if p is None:
                 continue
+            key = title_key(p.title)
+            if key:  # an untitled product is shown under its id: unique
+                if key in titles:
+                    continue
+                titles.add(key)
             out.append(Servable(product_id=rec.item, title=p.title or rec.item, url=p.url,
                                 image_url=p.image_url, price=p.price, currency=p.currency,
                                 reason=rec.reason, source=rec.source))

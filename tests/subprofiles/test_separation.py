@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from plugin.api import catalog
 from plugin.extensions import db
-from plugin.models import Interaction, RecommendationCache, SubProfile
+from plugin.models import Interaction, Product, RecommendationCache, SubProfile
 from plugin.models.types import utcnow
 from plugin.subprofiles import recs, service
 from plugin.training import load_interactions, train_shop
@@ -146,3 +147,22 @@ def test_merchants_exclusion_rules_reach_the_subprofile_list(trained, host):
     shown = [i["product_id"] for i in host.get(f"/{maya}/recommendations", n=5).get_json()[
         "items"]]
     assert not set(shown) & set(BABY)
+
+
+def test_subprofile_list_shows_one_item_per_title(trained, host):
+    maya = host.create("Maya")
+    add_order(trained.id, HOST, "o-maya", BABY[:2], utcnow(), subprofile_id=maya)
+    before = [i["product_id"] for i in host.get(f"/{maya}/recommendations", n=4)
+              .get_json()["items"]]
+    assert len(before) == 4
+    first = db.session.scalar(sa.select(Product).filter_by(shop_id=trained.id,
+                                                           external_id=before[0]))
+    twin = db.session.scalar(sa.select(Product).filter_by(shop_id=trained.id,
+                                                          external_id=before[1]))
+    twin.title = f" {first.title.upper()}"
+    db.session.commit()
+    catalog.forget_catalogs()
+    items = host.get(f"/{maya}/recommendations", n=4).get_json()["items"]
+    assert items[0]["product_id"] == before[0]
+    assert before[1] not in [i["product_id"] for i in items]
+    assert len(items) == 4 and all(i["reason"].startswith("for Maya: ") for i in items)
