@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from plugin.api import linking
 from plugin.crypto import email_hash
 from plugin.extensions import db
 from plugin.ingestion.mapping import forget_cached_recommendations
@@ -42,8 +43,12 @@ def export_customer(shop_id: str, customer_id: str) -> dict[str, Any]:
                                                                external_id=customer_id))
     orders = db.session.scalars(sa.select(Order).filter_by(
         shop_id=shop_id, customer_external_id=customer_id).order_by(Order.created_at))
-    interactions = db.session.scalars(sa.select(Interaction).filter_by(
-        shop_id=shop_id, shopper_id=customer_id).order_by(Interaction.occurred_at))
+    links = linking.anonymous_ids(shop_id, customer_id)
+    # events linked from their browser's anonymous ids: moved ones, and those still waiting
+    interactions = db.session.scalars(sa.select(Interaction).where(
+        Interaction.shop_id == shop_id,
+        Interaction.shopper_id.in_([customer_id, *(r.anonymous_id for r in links)]))
+        .order_by(Interaction.occurred_at, Interaction.id))
     return {
         "shop_id": shop_id,
         "customer_id": customer_id,
@@ -58,6 +63,8 @@ def export_customer(shop_id: str, customer_id: str) -> dict[str, Any]:
         "interactions": [{"kind": i.kind, "product_id": i.product_external_id,
                           "subprofile_id": i.subprofile_id, "at": _iso(i.occurred_at)}
                          for i in interactions],
+        "anonymous_ids": [{"id": r.anonymous_id, "linked_at": _iso(r.linked_at)}
+                          for r in links],
         "subprofiles": [{"id": s.id, "name": s.name, "age_band": s.age_band, "kind": s.kind,
                          "created_at": _iso(s.created_at)}
                         for s in db.session.scalars(sa.select(SubProfile).filter_by(
@@ -125,6 +132,7 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
         db.session.add(row)
     row.email_hash, row.created_at, row.deleted_at = None, None, at
     row.source_updated_at = max(row.source_updated_at, at)
+    linking.forget_customer(shop_id, customer_id)  # their browsers' anonymous events too
     db.session.execute(sa.delete(Interaction).where(Interaction.shop_id == shop_id,
                                                     Interaction.shopper_id == customer_id))
     db.session.execute(sa.delete(PromptState).where(PromptState.shop_id == shop_id,
@@ -153,7 +161,8 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
 
 
 def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = None) -> int:
-    """Delete shopper events and impressions older than the shop's retention period.
+    """Delete shopper events, impressions and anonymous-id links older than the shop's
+    retention period.
 
     Orders stay (they are the shop's business records, unlinked on erasure); the events
     that profile a shopper do not outlive ``retention_days``, nor do carts last changed
@@ -168,6 +177,7 @@ def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = N
         Interaction.occurred_at < cutoff)).rowcount
     n += db.session.execute(sa.delete(Impression).where(
         Impression.shop_id == shop_id, Impression.created_at < cutoff)).rowcount
+    n += linking.purge_links(shop_id, cutoff)
     n += inbox.blank_done(shop_id)
     n += inbox.expire_dead(shop_id, cutoff, now=now)
     # carts and offer quotes profile a shopper too: abandoned carts go, quotes are unlinked

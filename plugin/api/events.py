@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from plugin.api import linking
 from plugin.api.access import AnyShop
 from plugin.api.consent import has_consent
 from plugin.api.identity import ShopperIdentity
@@ -25,9 +26,14 @@ MAX_PAST = timedelta(days=30)
 
 
 def store_events(shop: AnyShop, identity: ShopperIdentity, events: list[dict[str, Any]]) -> int:
-    """Store a batch; returns how many were stored (0 without required consent)."""
+    """Store a batch; returns how many were stored (0 without required consent).
+
+    A signed-in batch that also names the browser's anonymous id first links that id's
+    earlier events to the customer (``linking``).
+    """
     if not identity.key or not has_consent(shop, identity):
         return 0
+    linking.link(shop, identity)
     now = utcnow()
     rows = []
     for event in events:
@@ -36,7 +42,7 @@ def store_events(shop: AnyShop, identity: ShopperIdentity, events: list[dict[str
         if event.get("rec_id") and rec_id_valid(shop.id, event["rec_id"]):
             context["rec_id"] = event["rec_id"]
         if identity.customer_id and identity.anonymous_id:
-            context["anonymous_id"] = identity.anonymous_id  # stitches pre-login browsing
+            context["anonymous_id"] = identity.anonymous_id  # the browser it came from
         rows.append(dict(shop_id=shop.id, shopper_id=identity.key, subprofile_id=None,
                          product_external_id=event.get("product_id") or "",
                          kind=KINDS.get(event["type"], event["type"]),

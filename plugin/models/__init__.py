@@ -13,11 +13,12 @@ from plugin.models.offers import (
 from plugin.models.operations import JobRun, SchedulerLease
 from plugin.models.orders import Cart, Order, OrderLine
 from plugin.models.serving import Impression, ModelVersion, RecommendationCache, ShopperConsent
-from plugin.models.shoppers import Customer
+from plugin.models.shoppers import AnonymousLink, Customer
 from plugin.models.subprofiles import PromptState, SubProfile
 from plugin.models.tenancy import Installation, Shop, SyncState
 
 __all__ = [
+    "AnonymousLink",
     "AuditLog",
     "Cart",
     "ClickAttribution",

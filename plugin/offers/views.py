@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from plugin.api import access
+from plugin.api import access, linking
 from plugin.api.consent import has_consent
 from plugin.api.identity import ShopperIdentity, resolve_identity
 from plugin.api.limits import offer_accepts, per_client, per_key
@@ -72,6 +72,7 @@ def post_quote():
         return jsonify(QuoteResponse().dump({"offer": None, "reason_code": "no_consent",
                                              "free_shipping": None, "holdout": False,
                                              "stage": None}))
+    linking.link(g.api_shop, identity)  # pre-login cart and wishlist events set the stage
     answer = service.quote(g.api_shop, identity.key or "", cart,
                            is_customer=identity.customer_id is not None)
     return jsonify(QuoteResponse().dump(answer))

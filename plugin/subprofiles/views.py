@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from plugin.api import access
+from plugin.api import access, linking
 from plugin.api.consent import has_consent
 from plugin.api.filters import apply_live_filters
 from plugin.api.identity import resolve_identity
@@ -50,7 +50,7 @@ def _resolve() -> Response | None:
     identity = resolve_identity(shop, request.headers)
     if not identity.key:
         raise Unauthorized("Send an anonymous id (X-Shopkeeper-Shopper) or a customer token.")
-    if identity.customer_id and identity.anonymous_id:
+    if identity.customer_id and identity.anonymous_id and linking.link(shop, identity):
         service.merge_identity(shop, identity.anonymous_id, identity.customer_id)
     prompt.apply_pending(shop.id, identity.key)
     g.identity = identity

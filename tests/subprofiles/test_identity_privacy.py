@@ -65,3 +65,17 @@ def test_erasure_removes_subprofiles_and_prompt_state(client, store):
     db.session.commit()
     assert db.session.scalars(sa.select(SubProfile).filter_by(owner_id=HOST)).all() == []
     assert db.session.scalars(sa.select(PromptState).filter_by(shopper_id=HOST)).all() == []
+
+
+def test_a_second_customer_on_the_browser_does_not_take_its_subprofiles(client, store):
+    """A shared computer (plugin/api/linking.py): the browser id belongs to the customer
+    who signed in with it first; a sub-profile created there signed out goes to nobody."""
+    anon = anon_id()
+    maya = anonymous(client, store, anon).create("Maya")
+    first = customer(client, store, HOST, anonymous=anon)
+    assert [s["id"] for s in first.get().get_json()["subprofiles"]] == [maya]
+    leo = anonymous(client, store, anon).create("Leo")
+    second = customer(client, store, "c1", anonymous=anon)
+    assert second.get().get_json()["subprofiles"] == []
+    assert [s["id"] for s in anonymous(client, store, anon).get().get_json()["subprofiles"]] \
+        == [leo]
