@@ -75,9 +75,11 @@ def recommend(shop: AnyShop, identity: ShopperIdentity, query: RecsQuery) -> dic
 
     chain: Iterable[Recommendation] = []
     personal: set[str] = set()  # the model's own list already left owned durables out
+    about_shopper = False  # did the list use the shopper's own data?
     if not holdout:
-        chain = _remember(_personal_or_contextual(shop, version, customer, query, want,
-                                                  exclude), personal, query.placement)
+        recs, about_shopper = _personal_or_contextual(shop, version, customer, query, want,
+                                                      exclude)
+        chain = _remember(recs, personal, query.placement)
     if query.placement != "reorder":  # "the usual?" makes no sense with popular items
         chain = itertools.chain(chain, sources.popular(shop.id, version))
     if settings_of(shop).get("merchandising"):  # merchant pin/boost/exclude
@@ -85,7 +87,8 @@ def recommend(shop: AnyShop, identity: ShopperIdentity, query: RecsQuery) -> dic
     if customer is not None:
         chain = _without_owned_durables(shop.id, version, customer, chain, personal)
     items = apply_live_filters(shop, chain, query.n, exclude=exclude)
-    personalized = any(i.source not in sources.NON_PERSONAL for i in items)
+    personalized = about_shopper and any(i.source not in sources.NON_PERSONAL
+                                         for i in items)
     rec_id = _log_impression(shop, identity.key if consented else None, query.placement,
                              items, holdout=holdout, personalized=personalized,
                              version_id=version.id if version else None)
@@ -94,23 +97,29 @@ def recommend(shop: AnyShop, identity: ShopperIdentity, query: RecsQuery) -> dic
 
 
 def _personal_or_contextual(shop: AnyShop, version, customer: str | None, query: RecsQuery,
-                            want: int, exclude: set[str]) -> Iterable[Recommendation]:
-    """The non-popular sources, in order, for the placement."""
+                            want: int, exclude: set[str],
+                            ) -> tuple[Iterable[Recommendation], bool]:
+    """The non-popular sources, in order, for the placement, and whether they used the
+    shopper's own data (only then is the answer ``personalized``).
+
+    A cached list was written for a shopper the model was fitted with, or who ordered
+    since (``training.refresh_shoppers``): it did.
+    """
     if query.placement == "product":
         return sources.neighbours(shop.id, version, [query.product_id or ""], want, exclude,
-                                  "product")
+                                  "product"), False
     if query.placement == "cart":
-        return sources.neighbours(shop.id, version, query.cart, want, exclude, "cart")
+        return sources.neighbours(shop.id, version, query.cart, want, exclude, "cart"), False
     if customer is None:
-        return []
+        return [], False
     if query.placement == "reorder":
-        return sources.reorder(shop.id, customer, want)
+        return sources.reorder(shop.id, customer, want), True
     if version is None:
-        return []
+        return [], False
     recs = sources.cached(shop.id, customer, version)
-    if recs is None:
-        recs = sources.online(shop.id, customer, version, want, exclude)
-    return recs
+    if recs is not None:
+        return recs, True
+    return sources.online(shop.id, customer, version, want, exclude)
 
 
 def _remember(recs: Iterable[Recommendation], seen: set[str],

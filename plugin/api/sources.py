@@ -27,8 +27,10 @@ POPULAR_REASON = "popular in this shop right now"
 #: Share of a customer's own reorder interval after which an item is due again ("the
 #: usual?"), as ``RepurchaseModel.due_fraction``.
 REORDER_DUE_FRACTION = 0.8
-#: Sources that say nothing about the shopper (for the ``personalized`` flag).
-NON_PERSONAL = frozenset({"popular", "trending", "g-pop", "itemknn-cart", "itemknn-product"})
+#: Sources that say nothing about the shopper (for the ``personalized`` flag); a
+#: merchant's pin is the same for everyone.
+NON_PERSONAL = frozenset({"popular", "trending", "g-pop", "itemknn-cart", "itemknn-product",
+                          "merchandising"})
 
 _popular_lock = threading.Lock()
 _popular_db: dict[str, tuple[float, list[Recommendation]]] = {}
@@ -161,23 +163,35 @@ def cached(shop_id: str, shopper_id: str,
 
 
 def online(shop_id: str, customer_id: str, version: ServedVersion, n: int,
-           exclude: set[str]) -> list[Recommendation]:
-    """Ask the loaded model directly (cache miss or stale), minus purchases it cannot know.
+           exclude: set[str]) -> tuple[list[Recommendation], bool]:
+    """Ask the loaded model directly (cache miss or stale), minus purchases it cannot know;
+    and whether the list used the shopper's own data.
 
+    It did when the model was fitted with their purchases or when purchases of theirs
+    were left out (as the refreshed cache rows of ``training.refresh_shoppers`` do). A
+    customer id the model never saw and who bought nothing gets the model's cold-start
+    fallback (the largest segment's favourites): popular items, not personalized.
     Not for an erased customer: the served model may have been fitted before the erasure
     and still hold their purchases until the next refit.
     """
     model = model_store.get_model(shop_id, version.id, version.artifact_dir)
     if model is None or model.recommender is None or erased(shop_id, customer_id):
-        return []
+        return [], False
     recent = bought_since(shop_id, [customer_id], version.trained_until).get(customer_id, set())
     # an order dated inside the fitted period may have arrived after the fit (a retried
     # webhook, the reconcile sync): the model cannot know its durables
     recent |= owned_durables(shop_id, version, customer_id)
     others = bought_for_others(shop_id, [customer_id], version.trained_until)
-    recs = personal_list(model.recommender, customer_id, n, exclude | recent,
-                         others.get(customer_id, []))
-    return [r for r in recs if r.source not in NON_PERSONAL]
+    forget = others.get(customer_id, [])
+    recs = personal_list(model.recommender, customer_id, n, exclude | recent, forget)
+    used = bool(recent or forget) or knows(model.recommender, customer_id)
+    return [r for r in recs if r.source not in NON_PERSONAL], used
+
+
+def knows(recommender, shopper: str) -> bool:
+    """Whether ``recommender`` was fitted with the shopper's purchases."""
+    data = getattr(recommender, "data_", None)
+    return data is not None and data.user_index(shopper) is not None
 
 
 def erased(shop_id: str, customer_id: str) -> bool:
