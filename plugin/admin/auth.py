@@ -21,11 +21,13 @@ from flask import current_app, request, session
 
 from connectors.errors import SignatureInvalid, TransientError
 from plugin import shops
-from plugin.errors import Forbidden, ServiceUnavailable, Unauthorized
+from plugin.errors import Forbidden, NotFound, ServiceUnavailable, Unauthorized
 from plugin.extensions import db
 from plugin.models import Shop
 
 SESSION_KEY = "admin_shop"
+#: Which credentials the session was opened under (a keyed digest, never the secret).
+CREDENTIALS_KEY = "admin_credentials"
 LINK_TTL_SECONDS = 15 * 60
 
 
@@ -38,13 +40,36 @@ def current_shop() -> Shop:
     if shop is None or shop.status != "active":
         session.clear()
         raise Unauthorized("This shop is no longer installed.")
+    if not hmac.compare_digest(session.get(CREDENTIALS_KEY) or "", credentials_digest(shop)):
+        # the admin secret was rotated since (e.g. after a leak): sign in again
+        session.clear()
+        raise Unauthorized("Your shop's admin secret changed; sign in again.")
     return shop
+
+
+def credentials_digest(shop: Shop) -> str:
+    """A keyed digest of the shop's admin secret: a session opened under an older secret
+    stops working when the secret is rotated."""
+    try:
+        secret = shops.credentials_for(shop).webhook_secret or ""
+    except NotFound:
+        secret = ""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"admin-session:{shop.id}:{secret}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def rebind_session(shop: Shop) -> None:
+    """Keep the current session (the admin who rotated the secret) under the new secret."""
+    if session.get(SESSION_KEY) == shop.id:
+        session[CREDENTIALS_KEY] = credentials_digest(shop)
 
 
 def start_session(shop: Shop, via: str) -> None:
     """Bind the session to exactly one shop (a new login replaces any previous one)."""
     session.clear()
     session[SESSION_KEY] = shop.id
+    session[CREDENTIALS_KEY] = credentials_digest(shop)
     session["admin_via"] = via
     session.permanent = True
     shops.audit(shop.id, "admin.login", via=via)

@@ -323,6 +323,7 @@ def rotate_key(which: str):
         flash("A new widget key is active; update the storefront snippet.", "ok")
     elif which == "webhook":
         secret = settings_service.rotate_webhook_secret(shop)
+        auth.rebind_session(shop)  # other sessions, opened under the old secret, end
         flash(f"New webhook secret (shown once): {secret}", "secret")
     else:
         raise BadRequest("Unknown key.")

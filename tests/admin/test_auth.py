@@ -8,6 +8,7 @@ import uuid
 import jwt
 import pytest
 import sqlalchemy as sa
+from flask import g
 
 from connectors.base import Credentials
 from plugin import shops
@@ -198,3 +199,22 @@ def test_uninstalled_shop_session_ends(app, client, shop):
     shops.mark_uninstalled(shop)
     db.session.commit()
     assert client.get("/admin/").status_code == 401
+
+
+def test_rotating_the_webhook_secret_ends_sessions_signed_in_with_the_old_one(app, shop,
+                                                                              shop_secret):
+    """A leaked admin secret is answered by rotating it: whoever signed in with the old one
+    must lose the admin (else they could rotate again and read the new secret), while the
+    merchant who rotated it stays signed in."""
+    attacker, merchant = app.test_client(), app.test_client()
+    token = csrf_of(attacker.get("/admin/login"))
+    assert attacker.post("/admin/login", data={"csrf_token": token, "shop_id": shop.id,
+                                               "secret": shop_secret}).status_code == 302
+    assert attacker.get("/admin/settings").status_code == 200
+    g.pop("csrf_token", None)  # the test's app context is shared: no token reuse across clients
+    merchant_token = sign_in(app, merchant, shop)
+    assert merchant.post("/admin/keys/webhook",
+                         data={"csrf_token": merchant_token}).status_code == 302
+    assert attacker.get("/admin/settings").status_code == 401
+    assert attacker.get("/admin/progress.json").status_code == 401
+    assert merchant.get("/admin/settings").status_code == 200
