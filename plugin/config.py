@@ -85,6 +85,9 @@ class Config:
     PROXY_HOPS = 0
     # Offers one client address may accept (each creates a discount and spends budget).
     OFFER_ACCEPTS_PER_CLIENT = "20 per hour"
+    # Saleor app registrations (/api/register) one client address may attempt: each makes
+    # this server call the Saleor-Api-Url it names and wait up to 15 s for the answer.
+    SALEOR_REGISTER_PER_CLIENT = "10 per minute"
     # Rate-limit counters: in-process by default; e.g. redis://host:6379 to share them.
     RATELIMIT_STORAGE_URI = "sk-memory://"
     # Items precomputed per shopper by training (the top-N cache).

@@ -130,3 +130,8 @@ per_client = _limited("API_RATE_LIMIT_PER_CLIENT", DEFAULT_PER_CLIENT, _client)
 DEFAULT_OFFER_ACCEPTS = "20 per hour"
 offer_accepts = _limited("OFFER_ACCEPTS_PER_CLIENT", DEFAULT_OFFER_ACCEPTS,
                          lambda: "accepts:" + _client())
+#: Saleor's /api/register is unauthenticated and calls out to the URL it is given (up to
+#: 15 s): one client address may not tie up the workers' threads with it.
+DEFAULT_SALEOR_REGISTER = "10 per minute"
+saleor_register = _limited("SALEOR_REGISTER_PER_CLIENT", DEFAULT_SALEOR_REGISTER,
+                           lambda: "register:" + _client())

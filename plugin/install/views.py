@@ -13,6 +13,7 @@ from flask import (
 )
 
 from connectors.manifest import load_manifest
+from plugin.api.limits import saleor_register
 from plugin.install import saleor, shopify
 from plugin.install.schemas import (
     AcceptedSchema,
@@ -78,9 +79,10 @@ def saleor_manifest():
 
 
 @bp.post("/api/register")
+@saleor_register
 @doc(summary="Saleor app registration: stores the app token (domain allow-list)",
      tags=["install"], request=RegisterRequest, response=RegisterResponse,
-     errors=(400, 401, 403, 422))
+     errors=(400, 401, 403, 422, 429))
 def saleor_register():
     body = RegisterRequest().load(request.get_json(silent=True) or {})
     shop = saleor.register_app(request.headers.get("Saleor-Api-Url"), body["auth_token"])

@@ -630,3 +630,28 @@ def test_a_reinstall_keeps_the_channel_the_merchant_chose(install_client) -> Non
         rsps.post(API_URL, json=info, match=[bearer("new-token")])
         assert register(install_client, token="new-token").get_json()["shop_id"] == shop_id
     assert saleor_creds()[1].extra["channel"] == "channel-pln"
+
+
+def test_register_is_rate_limited_per_client_before_calling_out(install_client, app) -> None:
+    """/api/register is unauthenticated and makes this server call (and wait up to 15 s on)
+    whatever Saleor-Api-Url names: one address cannot keep the workers' threads busy."""
+    app.config["SALEOR_REGISTER_PER_CLIENT"] = "3 per minute"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.post(API_URL, status=401)
+        answers = [register(install_client).status_code for _ in range(3)]
+        calls = len(rsps.calls)
+        refused = register(install_client)
+        assert len(rsps.calls) == calls  # refused before any outbound call
+    assert answers == [401, 401, 401]
+    assert refused.status_code == 429 and refused.headers["Retry-After"]
+    other = install_client.post("/api/register", json={"auth_token": "t"},
+                                headers={"Saleor-Api-Url": API_URL},
+                                environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert other.status_code != 429  # counted per client address
+
+
+def test_register_is_rate_limited_by_default(install_client) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.post(API_URL, status=401)
+        codes = [register(install_client).status_code for _ in range(30)]
+    assert 429 in codes
