@@ -124,15 +124,23 @@ def forget_cached_recommendations(shop_id: str, shopper_id: str) -> None:
 
 
 def _replace_purchases(shop_id: str, o: rec.Order, customer_id: str | None) -> None:
+    shopper = customer_id or f"order:{o.external_id}"
+    # Lines the shopper gave to a sub-profile ("that was for Maya") stay given: platforms
+    # update an order several times (paid, fulfilled, edited) and each update lands here.
+    given = dict(db.session.execute(sa.select(
+        Interaction.product_external_id, Interaction.subprofile_id).where(
+        Interaction.shop_id == shop_id, Interaction.order_external_id == o.external_id,
+        Interaction.kind == "purchase", Interaction.shopper_id == shopper,
+        Interaction.subprofile_id.is_not(None))).all())
     db.session.execute(sa.delete(Interaction).where(
         Interaction.shop_id == shop_id, Interaction.order_external_id == o.external_id,
         Interaction.kind == "purchase"))
     if o.cancelled:
         return
-    shopper = customer_id or f"order:{o.external_id}"
     for line in o.lines:
         db.session.add(Interaction(
             shop_id=shop_id, shopper_id=shopper, product_external_id=line.product_id,
+            subprofile_id=given.get(line.product_id),
             kind="purchase", quantity=line.quantity, price=line.price,
             order_external_id=o.external_id, occurred_at=o.created_at, context={}))
 
