@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import connectors
 from connectors.base import Connector, Credentials
@@ -22,9 +23,30 @@ def apply_delivery(delivery: WebhookDelivery) -> None:
         return  # shop erased since: nothing left to update
     connector = delivery_connector(shop)
     event = connector.parse_webhook(delivery.headers, delivery.body)
+    if event.topic == "app/uninstalled" and _before_current_install(shop, delivery, event):
+        log.info("ingestion.stale_uninstall_ignored", extra={"shop_id": shop.id})
+        return
     if event.needs_fetch:
         event = connector.fetch_event_record(event)
     apply_event(shop, event)
+
+
+#: How far a platform's clock may be behind ours before its uninstall time is believed to
+#: precede an install we recorded.
+CLOCK_SKEW = timedelta(seconds=60)
+
+
+def _before_current_install(shop: Shop, delivery: WebhookDelivery, event: WebhookEvent) -> bool:
+    """Whether an uninstall belongs to an earlier installation than the current one: the
+    merchant installed again after it was received (the worker was behind) or, by the
+    platform's clock, after it happened (the platform retried a delivery that failed here).
+    Applied, it would wipe the new installation's credentials and have the shop erased."""
+    started = shop.installation.installed_at if shop.installation is not None else None
+    if started is None:
+        return False
+    if delivery.received_at is not None and delivery.received_at < started:
+        return True
+    return event.occurred_at is not None and event.occurred_at < started - CLOCK_SKEW
 
 
 def delivery_connector(shop: Shop) -> Connector:

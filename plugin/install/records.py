@@ -8,6 +8,7 @@ from connectors.base import Credentials
 from plugin import shops
 from plugin.extensions import db
 from plugin.models import Shop
+from plugin.models.types import utcnow
 
 __all__ = ["upsert_installation"]
 
@@ -27,6 +28,8 @@ def upsert_installation(platform: str, domain: str, credentials: Credentials) ->
         if previous is not None:
             credentials.webhook_secret = shops.credentials_for(shop).webhook_secret
     shops.save_credentials(shop, credentials)
+    # this install starts now: an uninstall received or sent before it is an older one's
+    shop.installation.installed_at = utcnow()  # type: ignore[union-attr]
     shop.status = "active"
     shop.uninstalled_at = None
     shops.audit(shop.id, "shop.reinstalled", platform=platform)

@@ -364,3 +364,60 @@ def test_webhooks_signed_with_a_rotated_client_secret_are_accepted(install_clien
                             secret="shpss_wrong_secret_00000000000000").status_code == 401
     assert db.session.scalar(db.select(db.func.count()).select_from(WebhookDelivery)
                              .filter_by(shop_id=shop.id)) == 3
+
+
+def _uninstall_delivery(client, shop, webhook_id: str, triggered_at: str):
+    from tests.connectors.test_shopify import shopify_headers
+
+    body = json.loads((FIXTURES / "app_uninstalled.json").read_text())
+    raw = json.dumps({**body, "myshopify_domain": SHOP}).encode()
+    headers = {**shopify_headers("app/uninstalled", raw, SECRET), "X-Shopify-Webhook-Id":
+               webhook_id, "X-Shopify-Triggered-At": triggered_at}
+    response = client.post(f"/webhooks/shopify/{shop.id}", data=raw, headers=headers)
+    assert response.status_code == 200, response.get_json()
+
+
+def _install(client) -> None:
+    state = start(client)
+    with responses.RequestsMock() as rsps:
+        mock_exchange(rsps)
+        assert client.get("/install/shopify/callback",
+                          query_string=callback_params(state)).status_code == 302
+
+
+def _iso(at: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_an_uninstall_applied_after_a_reinstall_leaves_the_new_install_alone(
+        install_client) -> None:
+    """The merchant uninstalled and installed again before the worker reached the uninstall
+    (a backlog, a worker restart, or Shopify retrying a delivery our endpoint failed): the
+    stale uninstall must not wipe the new install's token and have the shop erased 48 h
+    later while Shopkeeper is installed."""
+    from plugin.webhooks import inbox
+
+    _install(install_client)
+    shop = db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP))
+    _uninstall_delivery(install_client, shop, "uninstall-1", _iso(time.time() - 1))
+    _install(install_client)  # the reinstall, before the worker ran
+    # Shopify retrying an uninstall from before the reinstall (its first try failed here)
+    _uninstall_delivery(install_client, shop, "uninstall-0", _iso(time.time() - 3600))
+    assert inbox.process_inbox().done == 2
+    db.session.expire_all()
+    again = shops.get_shop(shop.id)
+    assert again.status == "active" and again.uninstalled_at is None
+    assert shops.credentials_for(again).access_token == "shpat_live"
+
+
+def test_an_uninstall_after_the_install_still_uninstalls(install_client) -> None:
+    from plugin.webhooks import inbox
+
+    _install(install_client)
+    shop = db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP))
+    _uninstall_delivery(install_client, shop, "uninstall-2", _iso(time.time()))
+    assert inbox.process_inbox().done == 1
+    db.session.expire_all()
+    assert shops.get_shop(shop.id).status == "uninstalled"
