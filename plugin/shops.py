@@ -72,6 +72,18 @@ def credentials_for(shop: Shop) -> Credentials:
     return crypto.decrypt_credentials(shop.installation.credentials_encrypted)
 
 
+def auth_secret(shop: Shop) -> str | None:
+    """The secret that signs the shop's admin links and customer tokens (and is its admin
+    secret): the stored webhook secret. A Shopify shop's stored copy is the app's client
+    secret as it was at install, the same for every Shopify shop: the current one
+    (``SHOPIFY_API_SECRET``) is used, so an old one, once rotated, opens nothing here.
+    Raises ``NotFound`` for a shop without an installation."""
+    credentials = credentials_for(shop)
+    if shop.platform == "shopify" and current_app.config.get("SHOPIFY_API_SECRET"):
+        return current_app.config["SHOPIFY_API_SECRET"]
+    return credentials.webhook_secret
+
+
 def save_credentials(shop: Shop, credentials: Credentials) -> None:
     """Store new credentials (install callback, token refresh, secret rotation)."""
     if shop.installation is None:

@@ -51,7 +51,7 @@ def credentials_digest(shop: Shop) -> str:
     """A keyed digest of the shop's admin secret: a session opened under an older secret
     stops working when the secret is rotated."""
     try:
-        secret = shops.credentials_for(shop).webhook_secret or ""
+        secret = shops.auth_secret(shop) or ""
     except NotFound:
         secret = ""
     key = current_app.config["SECRET_KEY"].encode()
@@ -85,7 +85,7 @@ def _link_sig(secret: str, shop_id: str, exp: int) -> str:
 def admin_link(shop: Shop, *, ttl: int = LINK_TTL_SECONDS, now: float | None = None) -> str:
     """A one-click sign-in URL for stores without a platform admin to embed in."""
     exp = int((now or time.time()) + ttl)
-    secret = shops.credentials_for(shop).webhook_secret or ""
+    secret = shops.auth_secret(shop) or ""
     query = urlencode({"shop": shop.id, "exp": exp, "sig": _link_sig(secret, shop.id, exp)})
     return f"{current_app.config['PUBLIC_URL'].rstrip('/')}/admin/login?{query}"
 
@@ -98,7 +98,7 @@ def login_with_link(shop_id: str, exp: str, sig: str) -> Shop:
         raise Unauthorized("Malformed sign-in link.") from None
     if expires < time.time():
         raise Unauthorized("This sign-in link has expired.")
-    secret = shops.credentials_for(shop).webhook_secret or ""
+    secret = shops.auth_secret(shop) or ""
     if not secret or not hmac.compare_digest(_link_sig(secret, shop.id, expires), sig or ""):
         raise Unauthorized("Invalid sign-in link.")
     start_session(shop, "link")
@@ -107,7 +107,7 @@ def login_with_link(shop_id: str, exp: str, sig: str) -> Shop:
 
 def login_with_secret(shop_id: str, secret: str) -> Shop:
     shop = _active_shop(shop_id)
-    expected = shops.credentials_for(shop).webhook_secret or ""
+    expected = shops.auth_secret(shop) or ""
     if not expected or not hmac.compare_digest(expected.encode(), (secret or "").encode()):
         raise Unauthorized("Wrong shop id or admin secret.")
     start_session(shop, "secret")

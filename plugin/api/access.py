@@ -18,7 +18,7 @@ from flask import Request, Response, current_app, g, make_response, request
 from plugin.errors import Forbidden, NotFound
 from plugin.extensions import db
 from plugin.models import Shop
-from plugin.shops import credentials_for
+from plugin.shops import auth_secret
 
 KEY_PARAM = "key"
 KEY_HEADER = "X-Shopkeeper-Key"
@@ -40,7 +40,7 @@ class ApiShop:
     @classmethod
     def of(cls, shop: Shop) -> ApiShop:
         try:
-            secret = credentials_for(shop).webhook_secret
+            secret = auth_secret(shop)
         except NotFound:  # no installation left: no customer can be verified
             secret = None
         return cls(id=shop.id, platform=shop.platform, settings=dict(shop.settings or {}),
@@ -60,7 +60,7 @@ def secret_of(shop: AnyShop) -> str | None:
     if isinstance(shop, ApiShop):
         return shop.webhook_secret
     try:
-        return credentials_for(shop).webhook_secret
+        return auth_secret(shop)
     except NotFound:
         return None
 

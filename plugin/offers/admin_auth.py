@@ -15,7 +15,7 @@ import jwt
 
 from plugin.errors import Unauthorized
 from plugin.models import Shop
-from plugin.shops import credentials_for
+from plugin.shops import auth_secret
 
 AUDIENCE = "shopkeeper-admin"
 MAX_LIFETIME = 3600
@@ -31,7 +31,7 @@ def mint_admin_token(shop_id: str, secret: str, *, ttl_seconds: int = 300) -> st
 def require_admin(shop: Shop, authorization: str | None) -> None:
     """Raise ``Unauthorized`` unless the bearer token is a valid admin token of ``shop``."""
     scheme, _, token = (authorization or "").partition(" ")
-    secret = credentials_for(shop).webhook_secret
+    secret = auth_secret(shop)
     if scheme.lower() != "bearer" or not token or not secret:
         raise Unauthorized("An admin token is required.")
     try:

@@ -218,3 +218,31 @@ def test_rotating_the_webhook_secret_ends_sessions_signed_in_with_the_old_one(ap
     assert attacker.get("/admin/settings").status_code == 401
     assert attacker.get("/admin/progress.json").status_code == 401
     assert merchant.get("/admin/settings").status_code == 200
+
+
+def test_a_rotated_shopify_app_secret_no_longer_opens_any_shopify_shop(app, client):
+    """Every Shopify shop's stored "webhook secret" is a copy of the app's client secret
+    taken at install. After the operator rotates a leaked one (SHOPIFY_API_SECRET), the old
+    copy must stop signing in to those shops' admins and minting their customer tokens."""
+    from plugin.api.identity import mint_customer_token
+
+    leaked, rotated = "shpss_leaked_0000000000000000000000", "shpss_rotated_111111111111111111111"
+    app.config.update(SHOPIFY_API_KEY=API_KEY, SHOPIFY_API_SECRET=rotated)
+    shop = shops.create_shop("shopify", "rotated.myshopify.com", Credentials(
+        shop_domain="rotated.myshopify.com", access_token="shpat_x", webhook_secret=leaked))
+    shop.settings = {"subprofiles_enabled": True}
+    db.session.commit()
+    token = csrf_of(client.get("/admin/login"))
+    old = client.post("/admin/login", data={"csrf_token": token, "shop_id": shop.id,
+                                            "secret": leaked})
+    assert old.status_code == 401 and client.get("/admin/").status_code == 401
+    exp = int(time.time()) + 600
+    forged = f"/admin/login?shop={shop.id}&exp={exp}&sig={auth._link_sig(leaked, shop.id, exp)}"
+    assert client.get(forged).status_code == 401
+    customer = mint_customer_token(shop.id, leaked, "c1")
+    r = client.get(f"/api/v1/subprofiles?key={shop.widget_key}",
+                   headers={"X-Shopkeeper-Customer-Token": customer})
+    assert r.status_code == 401  # the token proves no one: no identity at all
+    fresh = mint_customer_token(shop.id, rotated, "c1")
+    assert client.get(f"/api/v1/subprofiles?key={shop.widget_key}",
+                      headers={"X-Shopkeeper-Customer-Token": fresh}).status_code == 200
