@@ -29,6 +29,7 @@ from plugin.models import (
     ShopperConsent,
     SubProfile,
 )
+from plugin.models.events import FORGOTTEN_SUBPROFILE
 from plugin.models.types import utcnow
 from plugin.offers import privacy as offers_privacy
 from plugin.shops import audit
@@ -61,7 +62,9 @@ def export_customer(shop_id: str, customer_id: str) -> dict[str, Any]:
                     "lines": [{"product_id": ln.product_external_id, "quantity": ln.quantity,
                                "price": str(ln.price)} for ln in o.lines]} for o in orders],
         "interactions": [{"kind": i.kind, "product_id": i.product_external_id,
-                          "subprofile_id": i.subprofile_id, "at": _iso(i.occurred_at)}
+                          # a deleted sub-profile's purchases: used for nobody any more
+                          "subprofile_id": "deleted" if i.subprofile_id == FORGOTTEN_SUBPROFILE
+                          else i.subprofile_id, "at": _iso(i.occurred_at)}
                          for i in interactions],
         "anonymous_ids": [{"id": r.anonymous_id, "linked_at": _iso(r.linked_at)}
                           for r in links],

@@ -48,6 +48,11 @@ class WebhookDelivery(db.Model):
     )
 
 
+#: ``Interaction.subprofile_id`` of purchases whose sub-profile was deleted: nobody's now
+#: (not the owner's, not any sub-profile's); real ids start at 1
+FORGOTTEN_SUBPROFILE = -1
+
+
 class Interaction(db.Model):
     """One shopper event (purchase, view, add_to_cart, ...), the engine's training input.
 

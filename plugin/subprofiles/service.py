@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from plugin.errors import Conflict, NotFound, Unprocessable
 from plugin.extensions import db
 from plugin.models import Interaction, Product, PromptState, Shop, SubProfile
+from plugin.models.events import FORGOTTEN_SUBPROFILE as FORGOTTEN
 from plugin.models.types import MAX_ROW_ID, utcnow
 from plugin.subprofiles import recs
 
@@ -120,11 +121,28 @@ def update_subprofile(shop: Shop, owner: str, subprofile_id: int, *,
     return row
 
 
+def _not_forgotten() -> sa.ColumnElement[bool]:
+    return sa.or_(Interaction.subprofile_id.is_(None), Interaction.subprofile_id != FORGOTTEN)
+
+
 def delete_subprofile(shop: Shop, owner: str, subprofile_id: int) -> int:
-    """Delete it with its interactions (out of training) and its cached recommendations."""
+    """Delete it and its cached recommendations; its purchases leave training for good.
+
+    The purchases are not deleted but marked ``FORGOTTEN``: they are lines of the shopper's
+    orders, and every order update (paid, fulfilled) rebuilds those lines, carrying over
+    whom each was for. Deleted, they would come back as the shopper's own at the next
+    update, with the kids' dresses in the parent's list again. Marked, they are nobody's:
+    out of the owner's history and of every sub-profile's, listed in the customer's export,
+    and erased with the customer.
+    """
     row = get_subprofile(shop, owner, subprofile_id)
+    # browsing done "as Maya" (events, not order lines) carries nothing worth keeping
     removed = db.session.execute(sa.delete(Interaction).where(
-        Interaction.shop_id == shop.id, Interaction.subprofile_id == row.id)).rowcount
+        Interaction.shop_id == shop.id, Interaction.subprofile_id == row.id,
+        Interaction.kind != "purchase")).rowcount
+    removed += db.session.execute(sa.update(Interaction).where(
+        Interaction.shop_id == shop.id, Interaction.subprofile_id == row.id)
+        .values(subprofile_id=FORGOTTEN)).rowcount
     db.session.execute(sa.update(PromptState).where(
         PromptState.shop_id == shop.id, PromptState.active_subprofile_id == row.id)
         .values(active_subprofile_id=None))
@@ -168,7 +186,8 @@ def reassign(shop: Shop, owner: str, subprofile_id: int | None, *,
     if not order_id and not products:
         raise Unprocessable("The request is invalid.", {"order_id": [
             "Send an order id or product ids."]})
-    where = [Interaction.shop_id == shop.id, Interaction.shopper_id == owner]
+    where = [Interaction.shop_id == shop.id, Interaction.shopper_id == owner,
+             _not_forgotten()]  # a deleted sub-profile's lines stay out of every profile
     if order_id:
         where.append(Interaction.order_external_id == order_id)
     if products:
@@ -238,7 +257,8 @@ def recent_orders(shop: Shop, owner: str, limit: int = 10) -> list[dict[str, Any
     orders = db.session.execute(
         sa.select(Interaction.order_external_id, latest.label("at"))
         .where(Interaction.shop_id == shop.id, Interaction.shopper_id == owner,
-               Interaction.kind == "purchase", Interaction.order_external_id.is_not(None))
+               Interaction.kind == "purchase", Interaction.order_external_id.is_not(None),
+               _not_forgotten())
         .group_by(Interaction.order_external_id).order_by(latest.desc()).limit(limit)).all()
     if not orders:
         return []
@@ -249,7 +269,8 @@ def recent_orders(shop: Shop, owner: str, limit: int = 10) -> list[dict[str, Any
         .outerjoin(Product, sa.and_(Product.shop_id == Interaction.shop_id,
                                     Product.external_id == Interaction.product_external_id))
         .where(Interaction.shop_id == shop.id, Interaction.shopper_id == owner,
-               Interaction.kind == "purchase", Interaction.order_external_id.in_(ids))
+               Interaction.kind == "purchase", Interaction.order_external_id.in_(ids),
+               _not_forgotten())
         .order_by(Interaction.id)).all()
     out = {o.order_external_id: {"order_id": o.order_external_id, "at": o.at, "items": [],
                                  "subprofile_ids": set()} for o in orders}

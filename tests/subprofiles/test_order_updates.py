@@ -62,3 +62,29 @@ def test_a_line_the_shopper_gave_away_stays_given_when_lines_change(client, shop
     assert order["mixed"] is True
     from plugin.subprofiles import recs
     assert recs.seeds(shop.id, maya) == ["baby1"]
+
+
+def test_a_deleted_subprofiles_purchases_do_not_come_back_with_an_order_update(client, shop):
+    """Deleting Maya takes her purchases out of every profile, and the next orders/updated
+    (fulfilment, days later) must not hand them back to the parent as their own."""
+    from plugin.privacy import export_customer
+    from plugin.subprofiles import detection
+
+    _order(client, shop, _at(47))
+    sub = customer(client, shop, "c9")
+    maya = sub.create("Maya")
+    sub.post("/reassign", {"subprofile_id": maya, "order_id": "o-77",
+                           "product_ids": ["baby1"]})
+    assert sub.delete(f"/{maya}").status_code == 204
+    assert detection.own_history(shop.id, "c9") == ["coffee1"]
+
+    _order(client, shop, _at(1))  # orders/fulfilled
+    assert detection.own_history(shop.id, "c9") == ["coffee1"]
+    # the order list offers the remaining line only, and reassigning the order to the
+    # shopper ("for me") cannot pull the forgotten line back either
+    assert [i["product_id"] for i in _for(sub)["items"]] == ["coffee1"]
+    sub.post("/reassign", {"subprofile_id": None, "order_id": "o-77"})
+    assert detection.own_history(shop.id, "c9") == ["coffee1"]
+    lines = {i["product_id"]: i["subprofile_id"]
+             for i in export_customer(shop.id, "c9")["interactions"] if i["kind"] == "purchase"}
+    assert lines == {"baby1": "deleted", "coffee1": None}
