@@ -90,7 +90,7 @@
     var s = d.createElement("script");
     s.src = moduleUrl(name);
     s.async = false; // download in parallel, execute in order (api.js before widgets)
-    s.onerror = function () { sk.log("shopkeeper: cannot load", name); };
+    s.onerror = function () { sk.log("shopkeeper: cannot load", name); broken(name); };
     (d.head || d.documentElement).appendChild(s);
   }
 
@@ -110,12 +110,27 @@
     for (var j = 0; j < needed.length; j++) load(needed[j]);
   }
 
+  /** A module that cannot load (blocked, offline): its placeholders stop waiting. */
+  var failed = {};
+  function broken(name) {
+    failed[name] = true;
+    for (var i = 0; i < sk.elements.length; i++) {
+      var el = sk.elements[i], file = MODULES[el.localName.slice(11)];
+      if ((name === "api" || file === name) && el.parentElement) {
+        el.parentElement.setAttribute("data-shopkeeper-state", "error");
+      }
+    }
+  }
+
   function mount(node, kind) {
     var tag = "shopkeeper-" + kind;
     var el = node.querySelector(tag);
     if (!el) {
       el = d.createElement(tag);
       el.hidden = true; // shown by the widget only once it has something to show
+      // "pending" until the widget answers, so the storefront can reserve its space.
+      node.setAttribute("data-shopkeeper-state",
+        failed.api || failed[MODULES[kind]] ? "error" : "pending");
       node.appendChild(el);
       sk.elements.push(el);
     } else if (typeof el.refresh === "function") {
