@@ -89,6 +89,12 @@
     return n % 6;
   }
 
+  /** An item the carousel can show: an object with a product id (junk is skipped). */
+  function product(it) {
+    return !!it && typeof it === "object" && !Array.isArray(it) &&
+      (typeof it.product_id === "string" || typeof it.product_id === "number") && it.product_id !== "";
+  }
+
   function reducedMotion() {
     return !!(w.matchMedia && w.matchMedia("(prefers-reduced-motion: reduce)").matches);
   }
@@ -148,14 +154,21 @@
       this._sig = sig;
       var self = this, seq = (this._seq = (this._seq || 0) + 1);
       sk.api.config(p.key).then(function (cfg) {
-        if (!cfg || !cfg.widgets || !cfg.widgets.for_you) return null;
+        if (cfg && !(cfg.widgets && cfg.widgets.for_you)) return "off";
+        if (!cfg) return null;
         return sk.api.recommendations(p.key, {
           placement: p.placement, n: p.n, product_id: p.product_id, cart: p.cart
         }).then(function (r) { return r && { cfg: cfg, recs: r }; });
       }).then(sk.guard(function (res) {
         if (seq !== self._seq) return; // a newer refresh won
-        if (!res || !res.recs.items.length) return self._hide(res ? "empty" : "error");
-        self._render(p, res.cfg, res.recs);
+        if (res === "off") return self._hide("off");
+        var items = res ? res.recs.items.filter(product) : [];
+        if (res && !res.recs.items.length) return self._hide("empty");
+        try {
+          if (items.length) return self._render(p, res.cfg, res.recs, items);
+        } catch (e) { sk.log("shopkeeper: cannot render", e); }
+        self._sig = null; // failed or malformed: the next build() or identify() asks again
+        self._hide("error");
       }));
     }
 
@@ -164,13 +177,13 @@
       if (this.parentElement) this.parentElement.setAttribute("data-shopkeeper-state", state);
     }
 
-    _render(p, cfg, recs) {
+    _render(p, cfg, recs, items) {
       var root = this.shadowRoot || this.attachShadow({ mode: "open" });
       if (!sheet) return this._hide("unsupported");
       root.adoptedStyleSheets = [sheet];
       var strings = cfg.strings || {};
       var title = p.title || strings[p.placement + "_title"] || TITLES[p.placement] || TITLES.for_you;
-      var items = recs.items, total = items.length, self = this;
+      var total = items.length, self = this;
       var cards = items.map(function (it, i) { return self._card(p, cfg, it, i, total); });
       var track = h("div", { "class": "sk-track", "aria-live": "off", tabindex: "-1" }, cards);
       var prev = h("button", {

@@ -3,11 +3,12 @@ bad answers, failed modules, retries and placeholders moved by a single-page sto
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
-from tests.widgets.helpers import API, FAILED, READY, assert_clean
+from tests.widgets.helpers import API, FAILED, FOR_YOU, READY, assert_clean, cards
 
 pytestmark = pytest.mark.browser
 
@@ -54,3 +55,67 @@ def test_a_module_that_cannot_load_leaves_no_pending_slot(demo_shop, live, page)
     page.wait_for_selector('[data-shopkeeper="shopping-for"][data-shopkeeper-state="off"]',
                            state="attached")
     assert_clean(page, ignore_network_to=live.url + "/widgets/")
+
+
+def test_a_failed_carousel_is_tried_again_on_the_next_build(demo_shop, live, page):
+    """A single-page storefront calls build() on each route change: a carousel that failed
+    (5xx, timeout, 429) asks again then, with the same placeholder, instead of staying gone."""
+    failures = []
+
+    def first_fails(route):
+        if not failures:
+            failures.append(route.request.url)
+            return route.fulfill(status=503, content_type="application/json", body="{}")
+        return route.continue_()
+
+    page.route(f"**{API}recommendations**", first_fails)
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(FAILED, state="attached")
+    with page.expect_response(lambda r: f"{API}recommendations" in r.url):
+        page.evaluate("Shopkeeper.build()")
+    page.wait_for_selector(READY)
+    assert len(failures) == 1 and len(cards(page)) >= 4
+    # A good answer is kept: the next build() with nothing changed asks nothing.
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "recommendations" in r.url else None)
+    page.evaluate("Shopkeeper.build()")
+    page.wait_for_timeout(300)
+    assert asked == []
+    assert_clean(page, ignore_network_to=live.url + API)
+
+
+def _answer(body: str):
+    def handler(route):
+        route.fulfill(status=200, content_type="application/json", body=body)
+    return handler
+
+
+GOOD = {"product_id": "22086", "rec_id": "r1", "title": "Paper chain kit", "price": "2.95",
+        "currency": "GBP", "reason": "popular"}
+
+
+@pytest.mark.parametrize("body", [
+    '{"items": [',                                         # cut off
+    "<html>gateway</html>",                                # not JSON at all
+    json.dumps({"items": [None, 7, "x", []]}),             # not products
+    json.dumps({"items": [{"title": "no id"}]}),
+], ids=["truncated", "html", "junk-items", "no-product-id"])
+def test_a_malformed_answer_hides_the_carousel_as_failed(demo_shop, live, page, body):
+    page.route(f"**{API}recommendations**", _answer(body))
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(FAILED, state="attached", timeout=5_000)
+    assert page.locator(FOR_YOU).is_hidden()
+    assert page.eval_on_selector(SLOT, "el => el.getBoundingClientRect().height") == 0
+    assert_clean(page)
+
+
+def test_junk_next_to_products_is_skipped(demo_shop, live, page):
+    body = json.dumps({"personalized": False, "items": [None, GOOD, {"title": "no id"}]})
+    page.route(f"**{API}recommendations**", _answer(body))
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(READY)
+    shown = cards(page)
+    assert [c["title"] for c in shown] == ["Paper chain kit"]
+    assert page.locator(f"{FOR_YOU} .sk-card").get_attribute("aria-label") == "1 of 1"
+    assert_clean(page)
+
