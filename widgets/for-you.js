@@ -104,7 +104,11 @@
   class ForYou extends HTMLElement {
     connectedCallback() {
       if (this._onResize) w.addEventListener("resize", this._onResize, { passive: true }); // moved
-      if (this._started) return;
+      if (this._started) {
+        // Moved (keyed list, portal) before it was seen: watch its new place.
+        if (this._io && !this._visible) this._io.observe(this.parentElement || this);
+        return;
+      }
       this._started = true;
       this._id = "sk-fy-" + (++uid);
       sk.guard(this._observe).call(this);

@@ -119,3 +119,25 @@ def test_junk_next_to_products_is_skipped(demo_shop, live, page):
     assert page.locator(f"{FOR_YOU} .sk-card").get_attribute("aria-label") == "1 of 1"
     assert_clean(page)
 
+
+def test_a_placeholder_moved_before_it_was_seen_still_loads(demo_shop, live, browser):
+    """Frameworks move DOM nodes (keyed lists, portals, layout swaps): a carousel moved
+    while still off-screen must load once it is scrolled into view."""
+    context = browser.new_context(viewport={"width": 1280, "height": 300})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(e))
+    try:
+        page.goto(live.url + "/demo/product/22086")
+        page.wait_for_function("window.Shopkeeper && window.Shopkeeper.api")
+        page.wait_for_function("!!customElements.get('shopkeeper-for-you')")
+        page.evaluate("""() => {
+            const slot = document.querySelector('[data-shopkeeper="for-you"]');
+            document.querySelector('footer').before(slot);
+        }""")
+        page.wait_for_timeout(300)
+        page.locator(SLOT).scroll_into_view_if_needed()
+        page.wait_for_selector(READY, timeout=5_000)
+        assert errors == []
+    finally:
+        context.close()
