@@ -19,7 +19,7 @@
     "button{font:inherit;cursor:pointer;border-radius:var(--sk-radius,.5rem)}",
     ".sk-nav button{width:2.25rem;height:2.25rem;border:1px solid var(--sk-border,#c8c8c8);",
     "background:var(--sk-card-bg,#fff);color:inherit;font-size:1.2rem;line-height:1}",
-    ".sk-nav button:disabled{opacity:.4;cursor:default}",
+    ".sk-nav button[aria-disabled=true]{opacity:.4;cursor:default}",
     ".sk-track{display:grid;grid-auto-flow:column;grid-auto-columns:var(--sk-card-width,11rem);",
     "gap:var(--sk-gap,1rem);overflow-x:auto;scroll-snap-type:x mandatory;",
     "scroll-behavior:smooth;padding:4px 4px 8px;scroll-padding-inline:4px;scrollbar-width:thin}",
@@ -191,7 +191,7 @@
       var cards = items.map(function (it, i) { return self._card(p, cfg, it, i, total); });
       var track = h("div", { "class": "sk-track", "aria-live": "off", tabindex: "-1" }, cards);
       var prev = h("button", {
-        type: "button", "class": "sk-prev", "aria-label": "Previous products", disabled: ""
+        type: "button", "class": "sk-prev", "aria-label": "Previous products", "aria-disabled": "true"
       }, ["\u2039"]);
       var next = h("button", { type: "button", "class": "sk-next", "aria-label": "Next products" }, ["\u203a"]);
       var section = h("section", {
@@ -241,16 +241,20 @@
     _wire(track, prev, next, items) {
       var self = this;
       function behavior() { return reducedMotion() ? "auto" : "smooth"; }
+      // aria-disabled, not disabled: a disabled button drops keyboard focus to the page.
       function edges() {
-        prev.disabled = track.scrollLeft <= 1;
-        next.disabled = track.scrollLeft + track.clientWidth >= track.scrollWidth - 1;
+        prev.setAttribute("aria-disabled", String(track.scrollLeft <= 1));
+        next.setAttribute("aria-disabled",
+          String(track.scrollLeft + track.clientWidth >= track.scrollWidth - 1));
       }
-      prev.addEventListener("click", function () {
-        track.scrollBy({ left: -track.clientWidth, behavior: behavior() });
-      });
-      next.addEventListener("click", function () {
-        track.scrollBy({ left: track.clientWidth, behavior: behavior() });
-      });
+      function pager(button, sign) {
+        button.addEventListener("click", function () {
+          if (button.getAttribute("aria-disabled") === "true") return;
+          track.scrollBy({ left: sign * track.clientWidth, behavior: behavior() });
+        });
+      }
+      pager(prev, -1);
+      pager(next, 1);
       track.addEventListener("scroll", edges, { passive: true });
       // One listener per element: a re-render replaces the last one (and its old DOM).
       if (this._onResize) w.removeEventListener("resize", this._onResize);

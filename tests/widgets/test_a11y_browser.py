@@ -1,0 +1,50 @@
+"""Keyboard and screen-reader use of the carousel beyond the basics in test_browser.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.widgets.helpers import FOR_YOU, READY
+
+pytestmark = pytest.mark.browser
+
+INNER_FOCUS = """() => { const host = document.activeElement;
+    const el = host && host.shadowRoot && host.shadowRoot.activeElement;
+    return el ? el.className : (host ? host.tagName : null); }"""
+
+
+def test_focus_stays_on_the_arrow_button_at_the_end_of_the_carousel(demo_shop, live, browser):
+    """Pressing "Next products" until the last page must not drop keyboard focus to the top
+    of the page: the button says it is unavailable (aria-disabled) and keeps focus."""
+    context = browser.new_context(viewport={"width": 700, "height": 900},
+                                  reduced_motion="reduce")
+    page = context.new_page()
+    try:
+        page.goto(live.url + "/demo/")
+        page.wait_for_selector(READY)
+        nxt = page.locator(f"{FOR_YOU} .sk-next")
+        prev = page.locator(f"{FOR_YOU} .sk-prev")
+        assert prev.get_attribute("aria-disabled") == "true"  # at the start
+        nxt.focus()
+        for _ in range(30):
+            if nxt.get_attribute("aria-disabled") == "true":
+                break
+            page.keyboard.press("Enter")
+            page.wait_for_timeout(100)
+        else:
+            pytest.fail("the carousel never reached its end")
+        assert page.evaluate(INNER_FOCUS) == "sk-next"
+        left = page.eval_on_selector(FOR_YOU, "el => el.shadowRoot.querySelector('.sk-track')"
+                                              ".scrollLeft")
+        page.keyboard.press("Enter")  # unavailable: nothing happens
+        page.wait_for_timeout(100)
+        assert page.eval_on_selector(FOR_YOU, "el => el.shadowRoot.querySelector('.sk-track')"
+                                              ".scrollLeft") == left
+        assert prev.get_attribute("aria-disabled") == "false"
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate(INNER_FOCUS) == "sk-prev"
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(100)
+        assert nxt.get_attribute("aria-disabled") == "false"
+    finally:
+        context.close()
