@@ -96,6 +96,7 @@
 
   /** Find placeholders (again, for single-page storefronts) and mount or refresh widgets. */
   function build(root) {
+    prune();
     root = root && root.querySelectorAll ? root : d;
     var nodes = root.querySelectorAll("[data-shopkeeper]");
     var needed = [];
@@ -133,8 +134,16 @@
         failed.api || failed[MODULES[kind]] ? "error" : "pending");
       node.appendChild(el);
       sk.elements.push(el);
-    } else if (typeof el.refresh === "function") {
-      el.refresh(); // re-render if the placeholder's data-* changed (cart, product, token)
+    } else {
+      if (sk.elements.indexOf(el) < 0) sk.elements.push(el); // back on the page
+      if (typeof el.refresh === "function") el.refresh(); // data-* changed (cart, product, token)
+    }
+  }
+
+  /** Forget widgets a single-page storefront removed: they are neither refreshed nor kept. */
+  function prune() {
+    for (var i = sk.elements.length - 1; i >= 0; i--) {
+      if (!sk.elements[i].isConnected) sk.elements.splice(i, 1);
     }
   }
 
@@ -142,6 +151,7 @@
   function identify(customerToken) {
     identified = true;
     token = customerToken || null;
+    prune();
     for (var i = 0; i < sk.elements.length; i++) {
       if (sk.elements[i].refresh) guard(function (el) { el.refresh(true); })(sk.elements[i]);
     }

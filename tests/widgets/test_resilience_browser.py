@@ -141,3 +141,37 @@ def test_a_placeholder_moved_before_it_was_seen_still_loads(demo_shop, live, bro
         assert errors == []
     finally:
         context.close()
+
+
+def _route_to_new_carousel(page, i: int) -> None:
+    """A client-side route change: the old page's placeholder goes, a new one comes."""
+    page.evaluate("""i => {
+        document.querySelectorAll('[data-shopkeeper="for-you"]').forEach(d => d.remove());
+        const div = document.createElement('div');
+        div.id = 'route-' + i;
+        div.dataset.shopkeeper = 'for-you';
+        div.dataset.placement = 'product';
+        div.dataset.productId = '22086';
+        document.querySelector('main').prepend(div);
+        Shopkeeper.build();
+    }""", i)
+    page.wait_for_selector(f'#route-{i}[data-shopkeeper-state="ready"]', state="attached")
+
+
+def test_carousels_of_pages_left_behind_are_not_refreshed(demo_shop, live, page):
+    """identify() after some route changes re-renders what is on the page, not every
+    carousel the single-page storefront ever showed (and does not keep those alive)."""
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(READY)
+    for i in range(3):
+        _route_to_new_carousel(page, i)
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "recommendations" in r.url else None)
+    with page.expect_response(lambda r: f"{API}recommendations" in r.url):
+        page.evaluate("Shopkeeper.identify(null)")
+    page.wait_for_timeout(500)
+    assert len(asked) == 1, asked
+    assert page.evaluate("Shopkeeper.elements.every(el => el.isConnected)")
+    assert page.evaluate("Shopkeeper.elements.length") == page.locator(
+        "[data-shopkeeper] > *").count()
+    assert_clean(page)
