@@ -83,12 +83,32 @@
     return VERSION.charAt(0) === "_" ? base + name + ".js" : base + "v/" + VERSION + "/" + name + ".js";
   }
 
+  /** Pages enforcing Trusted Types (require-trusted-types-for 'script') refuse a plain
+   * string as a script's src: the "shopkeeper" policy passes this loader's modules only. */
+  var policy;
+  function scriptUrl(url) {
+    if (policy === undefined) {
+      policy = null;
+      try {
+        if (w.trustedTypes && w.trustedTypes.createPolicy) {
+          policy = w.trustedTypes.createPolicy("shopkeeper", {
+            createScriptURL: function (u) {
+              if (u.indexOf(base) === 0 && /^(v\/\w+\/)?[a-z-]+\.js$/.test(u.slice(base.length))) return u;
+              throw new TypeError("shopkeeper: not a widget module: " + u);
+            }
+          });
+        }
+      } catch (e) { sk.log("shopkeeper: no Trusted Types policy", e); }
+    }
+    return policy ? policy.createScriptURL(url) : url;
+  }
+
   var requested = {};
   function load(name) {
     if (requested[name]) return;
     requested[name] = true;
     var s = d.createElement("script");
-    s.src = moduleUrl(name);
+    try { s.src = scriptUrl(moduleUrl(name)); } catch (e) { sk.log("shopkeeper:", e); return broken(name); }
     s.async = false; // download in parallel, execute in order (api.js before widgets)
     s.onerror = function () { sk.log("shopkeeper: cannot load", name); broken(name); };
     (d.head || d.documentElement).appendChild(s);

@@ -146,3 +146,20 @@ def test_logging_out_with_identify_null_ignores_the_page_token(demo_shop, live, 
     assert "x-shopkeeper-customer-token" not in asked.value.headers
     page.wait_for_selector(f'{FOR_YOU}[data-personalized="false"]')
     assert_clean(page)
+
+
+@pytest.mark.parametrize("names", ["", "; trusted-types shopkeeper"], ids=["any", "named"])
+def test_pages_that_enforce_trusted_types_still_load_the_widgets(demo_shop, live, page, names):
+    """A strict CSP may add require-trusted-types-for 'script': a plain string assigned to a
+    script's src is then refused, so the loader hands over its module URLs through its own
+    "shopkeeper" policy (which only passes its own modules)."""
+    def enforce(route):
+        response = route.fetch()
+        headers = dict(response.headers)
+        headers["content-security-policy"] += "; require-trusted-types-for 'script'" + names
+        route.fulfill(response=response, headers=headers)
+
+    page.route(f"{live.url}/demo/", enforce)
+    open_page(page, live.url + "/demo/")
+    assert page.evaluate("() => typeof trustedTypes") == "object"
+    assert_clean(page)  # no 'TrustedScriptURL' violation, the carousel rendered
