@@ -144,7 +144,7 @@
       var accept = h("button", { type: "button", "class": "sk-accept" },
         ["Apply " + (offer.discount_kind === "free_shipping" ? "free shipping" : save + " off")]);
       var dismiss = h("button", { type: "button", "class": "sk-dismiss",
-        "aria-label": "Dismiss this offer" }, ["No thanks"]);
+        "aria-label": "No thanks, dismiss this offer" }, ["No thanks"]); // starts as shown
       var self = this;
       accept.addEventListener("click", sk.guard(function () { self._accept(key, cart, offer, accept, dismiss); }));
       dismiss.addEventListener("click", sk.guard(function () { self._dismiss(key, cart, offer); }));

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 from plugin.api.access import forget_shops
 from plugin.extensions import db
@@ -97,7 +98,7 @@ def test_dismiss_hides_the_offer_for_this_basket(offer_shop, live, page):
     _idle_basket(page, live, offer_shop)
     page.goto(live.url + "/demo/cart")
     page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
-    page.get_by_role("button", name="Dismiss this offer").focus()
+    page.get_by_role("button", name="No thanks, dismiss this offer").focus()
     page.keyboard.press("Enter")
     page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="dismissed"]', state="attached")
     # The focused button is gone: focus moves to the message, not to the top of the page.
@@ -109,6 +110,19 @@ def test_dismiss_hides_the_offer_for_this_basket(offer_shop, live, page):
     page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="empty"]', state="attached")
     assert page.locator("shopkeeper-cart-offer section.sk-offer").count() == 0
     assert page.locator("#cart-discount").is_hidden()
+
+
+def test_banner_buttons_are_named_by_what_they_show(offer_shop, live, page):
+    """Label in name (WCAG 2.5.3): a voice-control user says what the button shows."""
+    _idle_basket(page, live, offer_shop)
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
+    buttons = page.locator("shopkeeper-cart-offer section.sk-offer button")
+    assert buttons.count() == 2
+    for i in range(2):
+        button = buttons.nth(i)
+        shown = button.text_content().strip()
+        expect(button).to_have_accessible_name(re.compile("^" + re.escape(shown)))
 
 
 def test_countdown_runs_out_and_the_offer_disappears(offer_shop, live, page):
