@@ -79,6 +79,19 @@
     } catch (e) { return null; }
   }
 
+  function number(v) {
+    return v !== null && v !== undefined && v !== "" && isFinite(Number(v));
+  }
+
+  /** A malformed answer shows no banner (no "NaN:NaN", no "Apply  off"). */
+  function usableOffer(o) {
+    return !!o && typeof o === "object" && typeof o.token === "string" && !!o.token &&
+      !isNaN(Date.parse(o.expires_at)) && (o.discount_kind === "free_shipping" || number(o.amount));
+  }
+  function usableShipping(fs) {
+    return !!fs && typeof fs === "object" && number(fs.threshold) && number(fs.remaining);
+  }
+
   var uid = 0;
 
   class CartOffer extends HTMLElement {
@@ -124,14 +137,16 @@
       if (!sheet) { this.hidden = true; return this._state("unsupported"); }
       root.adoptedStyleSheets = [sheet];
       var parts = [];
-      var offer = answer.offer;
+      var offer = usableOffer(answer.offer) ? answer.offer : null;
+      var ship = usableShipping(answer.free_shipping) ? answer.free_shipping : null;
       if (offer) parts.push(this._banner(key, cart, offer));
-      if (answer.free_shipping) parts.push(this._shipping(answer.free_shipping, cart.currency));
+      if (ship) parts.push(this._shipping(ship, cart.currency));
       this._live = h("p", { "class": "sk-note", role: "status", tabindex: "-1" });
       parts.push(this._live);
       root.replaceChildren(h("div", { "class": "sk" }, parts));
-      this.hidden = !offer && !answer.free_shipping;
-      this._state(offer ? "ready" : "empty");
+      this.hidden = !offer && !ship;
+      var malformed = (answer.offer && !offer) || (answer.free_shipping && !ship);
+      this._state(offer ? "ready" : malformed ? "error" : "empty");
       if (offer) this._tick(offer);
     }
 

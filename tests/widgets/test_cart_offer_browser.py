@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import timedelta
@@ -123,6 +124,24 @@ def test_banner_buttons_are_named_by_what_they_show(offer_shop, live, page):
         button = buttons.nth(i)
         shown = button.text_content().strip()
         expect(button).to_have_accessible_name(re.compile("^" + re.escape(shown)))
+
+
+@pytest.mark.parametrize("answer", [
+    {"offer": {"reason": "Today only", "expires_at": "soon", "amount": "lots"},
+     "free_shipping": {"threshold": "x", "remaining": None}},
+    {"offer": "yes", "free_shipping": None},
+    {"offer": {"token": "t", "expires_at": "2099-01-01T00:00:00Z", "amount": None,
+               "discount_kind": "percent"}},
+], ids=["bad-fields", "not-an-object", "no-amount"])
+def test_a_malformed_quote_shows_no_broken_banner(offer_shop, live, page, answer):
+    _idle_basket(page, live, offer_shop)
+    page.route("**/api/v1/offers/quote**", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(answer)))
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="error"]', state="attached")
+    assert page.locator("shopkeeper-cart-offer").is_hidden()
+    assert page.locator("shopkeeper-cart-offer section.sk-offer").count() == 0
+    assert page.watch.errors() == [] and page.watch.page_errors == []
 
 
 def test_countdown_runs_out_and_the_offer_disappears(offer_shop, live, page):
