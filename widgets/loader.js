@@ -111,6 +111,10 @@
     try { s.src = scriptUrl(moduleUrl(name)); } catch (e) { sk.log("shopkeeper:", e); return broken(name); }
     s.async = false; // download in parallel, execute in order (api.js before widgets)
     s.onerror = function () { sk.log("shopkeeper: cannot load", name); broken(name); };
+    // A module that hangs (slow CDN) must not keep its slots pending (and reserved) for
+    // minutes: they are marked error meanwhile; a late module still renders them.
+    var late = w.setTimeout(function () { broken(name); }, Math.max(3 * sk.settings.timeout, 5000));
+    s.onload = function () { w.clearTimeout(late); delete failed[name]; };
     (d.head || d.documentElement).appendChild(s);
   }
 

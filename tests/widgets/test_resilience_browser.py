@@ -175,3 +175,18 @@ def test_carousels_of_pages_left_behind_are_not_refreshed(demo_shop, live, page)
     assert page.evaluate("Shopkeeper.elements.length") == page.locator(
         "[data-shopkeeper] > *").count()
     assert_clean(page)
+
+
+def test_a_module_that_hangs_does_not_keep_the_slot_pending(demo_shop, live, page):
+    hung = []
+    page.route("**/for-you.js", lambda route: hung.append(route))  # never answered
+    started = time.monotonic()
+    page.goto(live.url + "/demo/", wait_until="domcontentloaded")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="pending"]', state="attached")
+    page.wait_for_selector(FAILED, state="attached", timeout=15_000)
+    assert time.monotonic() - started < 12
+    assert page.eval_on_selector(SLOT, "el => el.getBoundingClientRect().height") == 0
+    # The module arrives after all: the carousel still renders.
+    hung[0].continue_()
+    page.wait_for_selector(READY)
+    assert_clean(page)
