@@ -87,7 +87,9 @@
     sk.track = function (type, props) {
       var result = original.apply(sk, arguments);
       if ((type === "add_to_cart" || type === "purchase") && props && props.product_id) {
-        instances.forEach(function (el) { sk.guard(el._onEvent).call(el, type, props); });
+        // One question per basket however many switchers the page shows: the first asks.
+        var asker = instances.filter(function (el) { return el._on && el.isConnected; })[0];
+        if (asker) sk.guard(asker._onEvent).call(asker, type, props);
       }
       return result;
     };
@@ -348,6 +350,9 @@
       var self = this;
       this._call("POST", "/prompt/answer", body).then(sk.guard(function (r) {
         close(body.choice);
+        instances.forEach(function (el) { // other switchers show a new person too
+          if (el !== self && el._on) sk.guard(el._load).call(el);
+        });
         return self._load().then(function () { // said once the bar is shown again
           if (r) self._say(self._strings.who_for_saved);
         });

@@ -212,3 +212,35 @@ def test_dialog_fits_a_phone_and_the_answer_is_announced(demo_shop, live, page):
     wait_until(lambda: "Saved." in page.evaluate("window.__said"))
     assert page.evaluate("window.__said") == ["", "Saved."]  # the same words, said again
     _clean(page)
+
+
+def test_two_switchers_on_one_page_ask_once(demo_shop, live, page):
+    """A shop may show the switcher twice (header and account panel): one add-to-cart asks
+    one question in one dialog, and the answer shows in both switchers."""
+    page.goto(live.url + "/demo/")
+    customer = _customer(page, 1)
+    product = _foreign_product(demo_shop, customer, _grid(page))
+    _login(page, live.url, 1)
+    page.evaluate("""() => {
+        const div = document.createElement('div');
+        div.id = 'second';
+        div.dataset.shopkeeper = 'shopping-for';
+        document.querySelector('main').append(div);
+        Shopkeeper.build();
+    }""")
+    page.wait_for_selector('#second[data-shopkeeper-state="idle"]', state="attached")
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if r.method == "POST" and
+            r.url.split("?")[0].endswith("/subprofiles/prompt") else None)
+    assert _add(page, product)["ask"] is True
+    page.locator(DIALOG).first.wait_for(state="visible")
+    page.wait_for_timeout(500)
+    assert len(asked) == 1
+    assert page.locator(DIALOG).count() == 1
+    page.get_by_label("Someone new").check()
+    page.get_by_label("Name or relationship").fill("Maya")
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/prompt/answer")):
+        page.get_by_role("button", name="Save").click()
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"] >> nth=1', state="attached")
+    assert page.locator(f'{SLOT}[data-shopkeeper-state="ready"]').count() == 2
+    _clean(page)
