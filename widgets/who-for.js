@@ -332,10 +332,14 @@
         }
         self._answer(body, close);
       }));
-      later.addEventListener("click", sk.guard(function () {
+      function dismiss() {
         self._answer({ choice: "dismiss", product_ids: [], dont_ask_again: never.checked }, close);
+      }
+      later.addEventListener("click", sk.guard(dismiss));
+      dialog.addEventListener("cancel", sk.guard(function () { // Escape: like "Not now"
+        close("dismiss");
+        dismiss();
       }));
-      dialog.addEventListener("cancel", sk.guard(function () { close("dismiss"); }));
       this._dialog = dialog;
       var root = this._root();
       root.appendChild(dialog);

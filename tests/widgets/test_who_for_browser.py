@@ -159,7 +159,8 @@ def test_dont_ask_again_and_escape(demo_shop, live, page):
 
     assert _add(page, product)["ask"] is True
     page.locator(DIALOG).wait_for(state="visible")
-    page.keyboard.press("Escape")  # closes like "Not now"
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/prompt/answer")):
+        page.keyboard.press("Escape")  # closes like "Not now" (and says so)
     page.locator(DIALOG).wait_for(state="hidden")
 
     def forget_cooldown():
@@ -243,4 +244,24 @@ def test_two_switchers_on_one_page_ask_once(demo_shop, live, page):
         page.get_by_role("button", name="Save").click()
     page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"] >> nth=1', state="attached")
     assert page.locator(f'{SLOT}[data-shopkeeper-state="ready"]').count() == 2
+    _clean(page)
+
+
+def test_escape_answers_like_not_now(demo_shop, live, page):
+    """Escape closes the dialog like "Not now": the answer (and a ticked "Don't ask me
+    again") reaches the shop instead of being lost."""
+    page.goto(live.url + "/demo/")
+    customer = _customer(page, 2)
+    product = _foreign_product(demo_shop, customer, _grid(page))
+    _login(page, live.url, 2)
+    assert _add(page, product)["ask"] is True
+    page.locator(DIALOG).wait_for(state="visible")
+    page.get_by_label("Don't ask me again").check()
+    with page.expect_request(lambda r: r.url.split("?")[0].endswith("/prompt/answer")) as sent:
+        page.keyboard.press("Escape")
+    page.locator(DIALOG).wait_for(state="hidden")
+    assert sent.value.post_data_json == {"choice": "dismiss", "product_ids": [],
+                                         "dont_ask_again": True}
+    assert wait_until(lambda: _read(lambda: db.session.scalar(sa.select(
+        PromptState.never_ask).filter_by(shop_id=demo_shop.id, shopper_id=customer))))
     _clean(page)
