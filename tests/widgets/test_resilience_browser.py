@@ -190,3 +190,37 @@ def test_a_module_that_hangs_does_not_keep_the_slot_pending(demo_shop, live, pag
     hung[0].continue_()
     page.wait_for_selector(READY)
     assert_clean(page)
+
+
+def test_loader_included_twice_and_two_carousels_share_one_instance(demo_shop, live, page):
+    """A theme and an app block may both embed the loader: the second copy keeps the first
+    instance (no second set of modules, no duplicate carousels); two carousels of the same
+    kind on one page each render, with their own ids."""
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(READY)
+    page.evaluate("window.Shopkeeper.__first = true")
+    page.evaluate("""key => new Promise(done => {
+        const s = document.createElement('script');
+        s.src = '/widgets/loader.js';
+        s.dataset.key = key;
+        s.onload = done;
+        document.head.append(s);
+    })""", demo_shop.widget_key)
+    assert page.evaluate("window.Shopkeeper.__first") is True
+    page.evaluate("""() => {
+        const div = document.createElement('div');
+        div.id = 'second';
+        div.dataset.shopkeeper = 'for-you';
+        div.dataset.placement = 'product';
+        div.dataset.productId = '22086';
+        document.querySelector('main').append(div);
+        Shopkeeper.build();
+    }""")
+    page.locator("#second").scroll_into_view_if_needed()
+    page.wait_for_selector('#second[data-shopkeeper-state="ready"]', state="attached")
+    assert page.locator(FOR_YOU).count() == 2
+    assert page.evaluate("document.querySelectorAll('script[src*=\"for-you.js\"]').length") == 1
+    ids = page.eval_on_selector_all(FOR_YOU, "els => els.map(el => el.shadowRoot"
+                                             ".querySelector('h2').id)")
+    assert len(set(ids)) == 2
+    assert_clean(page)
