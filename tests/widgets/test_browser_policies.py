@@ -163,3 +163,20 @@ def test_pages_that_enforce_trusted_types_still_load_the_widgets(demo_shop, live
     open_page(page, live.url + "/demo/")
     assert page.evaluate("() => typeof trustedTypes") == "object"
     assert_clean(page)  # no 'TrustedScriptURL' violation, the carousel rendered
+
+
+def test_a_nonce_and_strict_dynamic_csp_loads_the_widgets(demo_shop, live, page):
+    """The other common strict CSP: only nonced scripts, and what they add (the modules)."""
+    def nonced(route):
+        response = route.fetch()
+        headers = dict(response.headers)
+        headers["content-security-policy"] = headers["content-security-policy"].replace(
+            "script-src 'self'", "script-src 'nonce-sk123' 'strict-dynamic'")
+        body = response.text().replace("<script ", '<script nonce="sk123" ')
+        route.fulfill(response=response, headers=headers, body=body)
+
+    page.route(f"{live.url}/demo/", nonced)
+    open_page(page, live.url + "/demo/")
+    assert "strict-dynamic" in page.evaluate(
+        "fetch(location.href).then(r => r.headers.get('content-security-policy'))")
+    assert_clean(page)
