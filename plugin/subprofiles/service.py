@@ -155,12 +155,22 @@ def delete_subprofile(shop: Shop, owner: str, subprofile_id: int) -> int:
 
 
 def prompt_state(shop: Shop, shopper_id: str, *, create: bool = False) -> PromptState | None:
-    """The shopper's prompt row (created on demand, not committed)."""
-    row = db.session.scalar(sa.select(PromptState).filter_by(shop_id=shop.id,
-                                                             shopper_id=shopper_id))
+    """The shopper's prompt row (created on demand, not committed).
+
+    Created by an INSERT that yields to a concurrent one (two widgets on a page, two tabs
+    asking at once): a plain add raised the unique key's error, a 500, in the later one.
+    """
+    query = sa.select(PromptState).filter_by(shop_id=shop.id, shopper_id=shopper_id)
+    row = db.session.scalar(query)
     if row is None and create:
-        row = PromptState(shop_id=shop.id, shopper_id=shopper_id, never_ask=False, pending={})
-        db.session.add(row)
+        if db.session.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        db.session.execute(insert(PromptState).values(
+            shop_id=shop.id, shopper_id=shopper_id, never_ask=False, pending={})
+            .on_conflict_do_nothing(index_elements=["shop_id", "shopper_id"]))
+        row = db.session.scalar(query)
     return row
 
 

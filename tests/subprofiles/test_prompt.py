@@ -126,3 +126,34 @@ def test_answer_existing_needs_an_id_and_new_needs_a_name(host):
     assert host.post("/prompt/answer", {"choice": "existing"}).status_code == 422
     assert host.post("/prompt/answer", {"choice": "new"}).status_code == 422
     assert host.post("/prompt/answer", {"choice": "maybe"}).status_code == 422
+
+
+def test_a_prompt_row_created_meanwhile_by_another_request_is_reused(store, monkeypatch):
+    """Two widgets (or tabs) asking at once: both read "no row yet", and the later insert
+    hit the unique key, a 500. Here the other request's row lands between our read and
+    our insert."""
+    import sqlalchemy as sa
+
+    from plugin.extensions import db
+    from plugin.models import PromptState
+    from plugin.subprofiles import service
+
+    real_scalar = db.session.scalar
+    raced = []
+
+    def stale_first_read(statement, *args, **kwargs):
+        if not raced:  # the other request commits its row just after our read
+            raced.append(True)
+            with db.engine.begin() as other:
+                other.execute(sa.insert(PromptState).values(
+                    shop_id=store.id, shopper_id="c-race", never_ask=True, pending={}))
+            return None
+        return real_scalar(statement, *args, **kwargs)
+
+    monkeypatch.setattr(db.session, "scalar", stale_first_read)
+    row = service.prompt_state(store, "c-race", create=True)
+    monkeypatch.undo()
+    db.session.commit()
+    assert row.never_ask is True  # the other request's row, not a clashing second one
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(PromptState)
+                             .where(PromptState.shopper_id == "c-race")) == 1
