@@ -10,6 +10,9 @@
   var RECS = "shopkeeper:recs";
   var ATTRIBUTION_MS = 30 * 60 * 1000; // an add-to-cart within 30 min of a click is attributed
   var BATCH = 50;                       // the API's maximum events per request
+  var MAX_RETRIES = 3;                  // event posts retried after a 5xx or refused connection
+  var RETRY_MS = 2000;                  // ...after 2, 4, 8 s
+  var MAX_QUEUE = 500;                  // events kept while the API is unreachable
 
   function storage(kind) {
     try { return w[kind] || null; } catch (e) { return null; } // disabled storage throws
@@ -72,31 +75,48 @@
 
   var pausedUntil = 0; // set from Retry-After on a 429
 
-  /** fetch with a timeout; resolves to the parsed JSON body, or null on any failure. */
-  function request(method, path, key, params, body, identify) {
+  /** Seconds from a Retry-After header: delay-seconds or an HTTP date (RFC 9110). */
+  function retryAfter(value) {
+    var secs = parseInt(value, 10);
+    if (!isNaN(secs) && /^\s*\d+\s*$/.test(value || "")) return secs;
+    var at = Date.parse(value || "");
+    return isNaN(at) ? 30 : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+  }
+
+  /** fetch with a timeout; resolves to ``{status, body}``: status 0 when nothing came back
+   * (``timedOut`` tells our own timeout from a refused connection), body null unless a
+   * 2xx JSON object. */
+  function call(method, path, key, params, body, identify) {
     key = key || shopKey();
-    if (!key || !w.fetch || Date.now() < pausedUntil) return Promise.resolve(null);
+    if (!key || !w.fetch || Date.now() < pausedUntil) {
+      return Promise.resolve({ status: -1, body: null, timedOut: false });
+    }
     var ctl = w.AbortController ? new w.AbortController() : null;
-    var timer = ctl ? w.setTimeout(function () { ctl.abort(); }, S.timeout) : 0;
+    var timedOut = false;
+    var timer = ctl ? w.setTimeout(function () { timedOut = true; ctl.abort(); }, S.timeout) : 0;
     var init = {
       method: method, headers: headers(!!body, identify), mode: "cors", credentials: "omit",
       signal: ctl ? ctl.signal : undefined
     };
     if (body) { init.body = JSON.stringify(body); init.keepalive = true; }
-    var p;
+    var p, status = 0;
     try { p = w.fetch(url(path, key, params), init); } catch (e) { p = Promise.reject(e); }
     return p.then(function (r) {
-      if (r.status === 429) {
-        pausedUntil = Date.now() + 1000 * (parseInt(r.headers.get("Retry-After"), 10) || 30);
-      }
+      status = r.status;
+      if (r.status === 429) pausedUntil = Date.now() + 1000 * retryAfter(r.headers.get("Retry-After"));
       return r.ok ? r.json() : null;
     }).catch(function (e) {
       sk.log("shopkeeper: request failed", path, e);
       return null;
     }).then(function (v) {
       w.clearTimeout(timer);
-      return v && typeof v === "object" ? v : null;
+      return { status: status, body: v && typeof v === "object" ? v : null, timedOut: timedOut };
     });
+  }
+
+  /** ``call`` for callers that only need the answer: the JSON body, or null on any failure. */
+  function request(method, path, key, params, body, identify) {
+    return call(method, path, key, params, body, identify).then(function (r) { return r.body; });
   }
 
   var configs = {};
@@ -175,10 +195,28 @@
     }
   }
 
+  var failures = 0; // consecutive event posts that failed without being stored
+
+  /** A batch the API surely did not store is queued again: a 429 (sent after Retry-After),
+   * a 5xx (the request rolled back) or a refused connection, the latter two at most
+   * MAX_RETRIES times in a row with a doubling delay. Not after our own timeout: the events
+   * may have been stored, and sending them again would count them twice. A 4xx is final. */
   function post(key, batch) {
-    request("POST", "/events", key, null, { events: batch }).then(function (r) {
-      if (!r && Date.now() < pausedUntil) sk.queue.unshift.apply(sk.queue, batch); // 429
+    call("POST", "/events", key, null, { events: batch }).then(function (r) {
+      if (r.body) { failures = 0; return; }
+      if (r.status === 429 || (r.status === -1 && Date.now() < pausedUntil)) {
+        requeue(batch);
+      } else if ((r.status >= 500 || (r.status === 0 && !r.timedOut)) && failures < MAX_RETRIES) {
+        failures += 1;
+        requeue(batch);
+        w.setTimeout(sk.guard(flush), RETRY_MS * Math.pow(2, failures - 1));
+      }
     });
+  }
+
+  function requeue(batch) {
+    sk.queue.unshift.apply(sk.queue, batch);
+    if (sk.queue.length > MAX_QUEUE) sk.queue.length = MAX_QUEUE; // newest go: bounded memory
   }
 
   /** Last resort (no keepalive, page unloading). A beacon cannot send headers, so the

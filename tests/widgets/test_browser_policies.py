@@ -180,3 +180,71 @@ def test_a_nonce_and_strict_dynamic_csp_loads_the_widgets(demo_shop, live, page)
     assert "strict-dynamic" in page.evaluate(
         "fetch(location.href).then(r => r.headers.get('content-security-policy'))")
     assert_clean(page)
+
+
+def _events_route(page, statuses: list[int]):
+    """Answer the next event posts with ``statuses`` (0: connection refused), then pass."""
+    seen = []
+
+    def handler(route):
+        seen.append(route.request.post_data_json["events"])
+        if len(seen) <= len(statuses):
+            status = statuses[len(seen) - 1]
+            if status == 0:
+                return route.abort("connectionrefused")
+            return route.fulfill(status=status, content_type="application/json",
+                                 body='{"error": "unavailable"}')
+        return route.continue_()
+
+    page.route(f"**{API}events**", handler)
+    return seen
+
+
+def test_events_the_api_did_not_store_are_sent_again(demo_shop, live, page):
+    """A 503 and a refused connection store nothing: the batch waits and is sent again
+    (2 s, then 4 s later) instead of being lost."""
+    open_page(page, live.url + "/demo/")
+    shopper = page.evaluate("Shopkeeper.shopper")
+    seen = _events_route(page, [503, 0])
+    with page.expect_response(lambda r: f"{API}events" in r.url and r.status == 202,
+                              timeout=15_000):
+        _add_from_carousel(page, 0)
+    assert len(seen) == 3 and seen[0] == seen[1] == seen[2]  # the same event, three times
+    rows = interactions(demo_shop.id, shopper_id=shopper, kind="add_to_cart")
+    assert len(rows) == 1  # stored once
+    assert page.evaluate("Shopkeeper.queue.length") == 0
+    assert_clean(page, ignore_network_to=live.url + API)
+
+
+def test_a_rejected_batch_is_not_retried_and_retries_are_bounded(demo_shop, live, page):
+    open_page(page, live.url + "/demo/")
+    seen = _events_route(page, [400])
+    _add_from_carousel(page, 0)
+    page.wait_for_timeout(2800)
+    assert len(seen) == 1  # a 4xx is the API's answer to that batch: final
+    page.unroute(f"**{API}events**")
+    seen = _events_route(page, [500] * 10)
+    _add_from_carousel(page, 1)
+    page.wait_for_timeout(2000 + 4000 + 8000 + 1500)
+    assert len(seen) == 4  # the first try and three retries, then it gives up
+    assert_clean(page, ignore_network_to=live.url + API)
+
+
+def test_retry_after_as_an_http_date_pauses_until_then(demo_shop, live, page):
+    """RFC 9110 allows an HTTP date; read as a number it was NaN, so every 429 paused the
+    widgets 30 s. A date already past pauses nothing."""
+    open_page(page, live.url + "/demo/")
+    asked = page.evaluate("""async () => {
+        const until = new Date(Date.now() - 5000).toUTCString();
+        const real = window.fetch;
+        window.fetch = () => Promise.resolve(new Response('{}', {status: 429,
+            headers: {'Retry-After': until, 'Content-Type': 'application/json'}}));
+        await Shopkeeper.api.request('GET', '/config', null, {cache: 'x'});
+        window.fetch = real;
+        let asked = 0;
+        window.fetch = (...a) => { asked += 1; return real(...a); };
+        await Shopkeeper.api.request('GET', '/config', null, {cache: 'y'});
+        window.fetch = real;
+        return asked;
+    }""")
+    assert asked == 1  # not paused: the date has passed (the old reading paused 30 s)
