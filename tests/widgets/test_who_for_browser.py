@@ -151,14 +151,20 @@ def test_prompt_creates_a_subprofile_and_switches_to_it(demo_shop, live, page):
     _clean(page)
 
 
-def test_dont_ask_again_and_escape(demo_shop, live, page):
+def _asked_about_a_foreign_product(demo_shop, live, page) -> tuple[str, str]:
+    """Customer 2 signed in, adding a product that does not fit their profile: the dialog
+    is open. Returns the customer and the product."""
     page.goto(live.url + "/demo/")
     customer = _customer(page, 2)
     product = _foreign_product(demo_shop, customer, _grid(page))
     _login(page, live.url, 2)
-
     assert _add(page, product)["ask"] is True
     page.locator(DIALOG).wait_for(state="visible")
+    return customer, product
+
+
+def test_dont_ask_again_and_escape(demo_shop, live, page):
+    customer, product = _asked_about_a_foreign_product(demo_shop, live, page)
     with page.expect_response(lambda r: r.url.split("?")[0].endswith("/prompt/answer")):
         page.keyboard.press("Escape")  # closes like "Not now" (and says so)
     page.locator(DIALOG).wait_for(state="hidden")
@@ -250,12 +256,7 @@ def test_two_switchers_on_one_page_ask_once(demo_shop, live, page):
 def test_escape_answers_like_not_now(demo_shop, live, page):
     """Escape closes the dialog like "Not now": the answer (and a ticked "Don't ask me
     again") reaches the shop instead of being lost."""
-    page.goto(live.url + "/demo/")
-    customer = _customer(page, 2)
-    product = _foreign_product(demo_shop, customer, _grid(page))
-    _login(page, live.url, 2)
-    assert _add(page, product)["ask"] is True
-    page.locator(DIALOG).wait_for(state="visible")
+    customer, _ = _asked_about_a_foreign_product(demo_shop, live, page)
     page.get_by_label("Don't ask me again").check()
     with page.expect_request(lambda r: r.url.split("?")[0].endswith("/prompt/answer")) as sent:
         page.keyboard.press("Escape")
