@@ -103,6 +103,7 @@ def shops_add(platform: str, domain: str) -> None:
     click.echo(f"shop id:        {shop.id}")
     click.echo(f"webhook url:    {base}/webhooks/{platform}/{shop.id}")
     click.echo(f"webhook secret: {creds.webhook_secret}")
+    click.echo(f"customer-token secret: {creds.extra[shop_service.CUSTOMER_TOKEN_SECRET]}")
     click.echo(f"widget key:     {shop.widget_key}")
 
 

@@ -274,9 +274,11 @@ def demo_shoppers(shop_id: str, n: int = SHOPPERS_IN_SWITCHER) -> list[dict[str,
 
 def customer_token(shop: Shop, customer_id: str) -> str:
     """Mint the signed customer token exactly as the API docs tell storefront backends to."""
-    from plugin.shops import credentials_for
+    from plugin.shops import ensure_customer_token_secret
 
-    secret = credentials_for(shop).webhook_secret
+    secret, created = ensure_customer_token_secret(shop)
+    if created:  # a demo shop set up before the secret existed
+        db.session.commit()
     try:
         from plugin.api.identity import mint_customer_token
     except ImportError:  # API package not there: same claims, same algorithm

@@ -22,6 +22,13 @@ from plugin.extensions import db
 from plugin.models import AuditLog, Installation, Shop
 from plugin.models.types import utcnow
 
+#: Where a shop's customer-token secret is kept: ``Credentials.extra`` (encrypted at rest).
+CUSTOMER_TOKEN_SECRET = "customer_token_secret"
+#: Platforms whose storefronts signed customer tokens with the webhook secret before the
+#: customer-token secret existed: still accepted there. Elsewhere the webhook secret is the
+#: platform's (Shopify: every shop's app secret) or was never shown to the merchant.
+WEBHOOK_SECRET_SIGNS_TOKENS = frozenset({"generic"})
+
 #: a shop's domain: host name labels (or an IPv4 address), optionally a port
 _HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}"
                    r"[a-z0-9])?)*(?::\d{1,5})?")
@@ -31,7 +38,8 @@ log = logging.getLogger("shopkeeper.shops")
 
 
 def create_shop(platform: str, domain: str, credentials: Credentials | None = None) -> Shop:
-    """Register an installed store; a webhook secret is generated when the platform has none."""
+    """Register an installed store; a webhook secret is generated when the platform has none,
+    and a customer-token secret always."""
     connectors.get(platform)  # unknown platform raises UnknownConnector
     domain = domain.strip().lower()
     if not _HOST.fullmatch(domain) or len(domain) > 253:
@@ -49,6 +57,9 @@ def create_shop(platform: str, domain: str, credentials: Credentials | None = No
     credentials = credentials or Credentials(shop_domain=domain)
     if not credentials.webhook_secret:
         credentials = replace(credentials, webhook_secret=crypto.new_token("whsec", 24))
+    if not credentials.extra.get(CUSTOMER_TOKEN_SECRET):
+        credentials = replace(credentials, extra={**credentials.extra,
+                                                  CUSTOMER_TOKEN_SECRET: new_token_secret()})
     shop.installation = Installation(credentials_encrypted=crypto.encrypt_credentials(credentials))
     db.session.add(shop)
     db.session.flush()
@@ -73,8 +84,9 @@ def credentials_for(shop: Shop) -> Credentials:
 
 
 def auth_secret(shop: Shop) -> str | None:
-    """The secret that signs the shop's admin links and customer tokens (and is its admin
-    secret): the stored webhook secret. A Shopify shop's stored copy is the app's client
+    """The secret that signs the shop's admin links and admin tokens (and is its admin
+    secret): the stored webhook secret. Customer tokens have their own secret (see
+    ``customer_token_secrets``). A Shopify shop's stored copy is the app's client
     secret as it was at install, the same for every Shopify shop: the current one
     (``SHOPIFY_API_SECRET``) is used, so an old one, once rotated, opens nothing here.
     Raises ``NotFound`` for a shop without an installation."""
@@ -84,10 +96,65 @@ def auth_secret(shop: Shop) -> str | None:
     return credentials.webhook_secret
 
 
+def new_token_secret() -> str:
+    """A fresh customer-token secret (256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def customer_token_secrets(shop: Shop) -> tuple[str, ...]:
+    """The secrets a customer token of ``shop`` may be signed with: its customer-token
+    secret (when it has one yet) and, for generic shops only, its webhook secret. Never
+    the Shopify app secret nor a platform's webhook secret. Empty without installation."""
+    try:
+        credentials = credentials_for(shop)
+    except NotFound:
+        return ()
+    found = [credentials.extra.get(CUSTOMER_TOKEN_SECRET)]
+    if shop.platform in WEBHOOK_SECRET_SIGNS_TOKENS:
+        found.append(credentials.webhook_secret)
+    return tuple(s for s in found if s)
+
+
+def ensure_customer_token_secret(shop: Shop) -> tuple[str, bool]:
+    """The shop's customer-token secret, created (and stored, encrypted) when it has none
+    yet: (secret, created). Two processes creating it at once agree on one: the row is
+    only updated while it still holds the credentials read here, else the winner's secret
+    is read back. The caller commits. Raises ``NotFound`` without an installation."""
+    for _ in range(3):
+        credentials = credentials_for(shop)
+        current = credentials.extra.get(CUSTOMER_TOKEN_SECRET)
+        if current:
+            return current, False
+        before = shop.installation.credentials_encrypted  # type: ignore[union-attr]
+        secret = new_token_secret()
+        credentials.extra = {**credentials.extra, CUSTOMER_TOKEN_SECRET: secret}
+        updated = db.session.execute(
+            sa.update(Installation)
+            .where(Installation.shop_id == shop.id,
+                   Installation.credentials_encrypted == before)
+            .values(credentials_encrypted=crypto.encrypt_credentials(credentials),
+                    updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.refresh(shop.installation)  # type: ignore[arg-type]
+        if updated:
+            audit(shop.id, "keys.customer_token_secret_created")
+            return secret, True
+    raise Conflict("The shop's credentials keep changing; retry.")
+
+
 def save_credentials(shop: Shop, credentials: Credentials) -> None:
-    """Store new credentials (install callback, token refresh, secret rotation)."""
+    """Store new credentials (install callback, token refresh, secret rotation). The
+    customer-token secret is kept when the new credentials carry none (a platform's
+    re-authorisation must not log every customer out)."""
     if shop.installation is None:
         shop.installation = Installation()
+    elif not credentials.extra.get(CUSTOMER_TOKEN_SECRET) \
+            and shop.installation.credentials_encrypted is not None:
+        kept = credentials_for(shop).extra.get(CUSTOMER_TOKEN_SECRET)
+        if kept:
+            credentials = replace(credentials, extra={**credentials.extra,
+                                                      CUSTOMER_TOKEN_SECRET: kept})
     shop.installation.credentials_encrypted = crypto.encrypt_credentials(credentials)
     shop.installation.auth_failed = False
     audit(shop.id, "credentials.saved")

@@ -27,6 +27,10 @@ def test_shops_add_prints_everything_a_developer_needs(runner):
     assert re.search(r"webhook secret:\s+whsec_\S{20,}", r.output)
     assert re.search(r"widget key:\s+pk_\S+", r.output)
     shop = db.session.get(Shop, shop_id)
+    from plugin.shops import CUSTOMER_TOKEN_SECRET, credentials_for
+
+    ct_secret = credentials_for(shop).extra[CUSTOMER_TOKEN_SECRET]
+    assert f"customer-token secret: {ct_secret}" in r.output
     assert shop.domain == "shop.example"
     listing = _invoke(runner, "shops", "list")
     assert shop_id in listing.output and "generic" in listing.output
@@ -195,8 +199,10 @@ def test_shops_credentials_are_merged_and_encrypted(runner, shop):
     assert "s3cret" not in r.output
     creds = credentials_for(get_shop(shop.id))
     assert creds.api_url == "https://shop.example/admin-api"
+    kept = creds.extra.pop("customer_token_secret")  # kept, and named only
     assert creds.extra == {"username": "admin", "password": "s3cret"}
     assert creds.webhook_secret  # kept
+    assert kept and kept not in r.output
     bad = runner.invoke(main, ["shops", "credentials", shop.id, "--extra", "novalue"])
     assert bad.exit_code == 2
 

@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 
 from plugin import crypto, shops
 from plugin.admin.schemas import SettingsSchema, normalise_origin
-from plugin.errors import BadRequest
+from plugin.errors import BadRequest, NotFound
 from plugin.extensions import db
 from plugin.models import Shop
 from plugin.offers.service import withdraw_unaccepted
@@ -127,6 +127,34 @@ def rotate_webhook_secret(shop: Shop) -> str:
     shops.audit(shop.id, "keys.webhook_secret_rotated")
     db.session.commit()
     _forget_api_caches()  # customer tokens signed with the old secret stop working here
+    return secret
+
+
+def customer_token_secret(shop: Shop) -> str | None:
+    """The secret the storefront signs customer tokens with; created (and audited) the
+    first time a shop installed before it existed needs it. None without installation."""
+    try:
+        secret, created = shops.ensure_customer_token_secret(shop)
+    except NotFound:
+        return None
+    if created:
+        db.session.commit()
+        _forget_api_caches()
+    return secret
+
+
+def rotate_customer_token_secret(shop: Shop) -> str:
+    """A new customer-token secret: every customer token signed with the old one is
+    treated as anonymous at once in this process, in other web workers within
+    ``API_SHOP_CACHE_SECONDS``. (A generic shop's webhook secret still verifies tokens
+    until it is rotated too.)"""
+    creds = shops.credentials_for(shop)
+    secret = shops.new_token_secret()
+    shops.save_credentials(shop, replace(creds, extra={
+        **creds.extra, shops.CUSTOMER_TOKEN_SECRET: secret}))
+    shops.audit(shop.id, "keys.customer_token_secret_rotated")
+    db.session.commit()
+    _forget_api_caches()
     return secret
 
 

@@ -261,6 +261,9 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
                    overrides_text=typed.get("repurchase_overrides")
                    or forms.overrides_text(values.get("repurchase_overrides", [])),
                    owns_webhook_secret=settings_service.owns_webhook_secret(g.admin_shop),
+                   customer_token_secret=settings_service.customer_token_secret(g.admin_shop),
+                   webhook_secret_signs_tokens=(
+                       g.admin_shop.platform in shops.WEBHOOK_SECRET_SIGNS_TOKENS),
                    saleor_channel=channel.current_channel(g.admin_shop))
     return body, code
 
@@ -314,7 +317,8 @@ def saleor_channel_save():
 
 
 @bp.post("/keys/<which>")
-@doc(summary="Rotate the public widget key or the webhook secret", tags=["admin"],
+@doc(summary="Rotate the public widget key, the webhook secret or the customer-token secret",
+     tags=["admin"],
      content_type=HTML, status=302, errors=(400, 401))
 def rotate_key(which: str):
     shop = _shop()
@@ -325,6 +329,10 @@ def rotate_key(which: str):
         secret = settings_service.rotate_webhook_secret(shop)
         auth.rebind_session(shop)  # other sessions, opened under the old secret, end
         flash(f"New webhook secret (shown once): {secret}", "secret")
+    elif which == "customer-token":
+        settings_service.rotate_customer_token_secret(shop)
+        flash("A new customer-token secret is active (below); customer tokens signed with "
+              "the old one are no longer accepted: update your storefront's backend.", "ok")
     else:
         raise BadRequest("Unknown key.")
     return redirect(url_for("admin.settings_page"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +18,7 @@ from flask import Request, Response, current_app, g, make_response, request
 from plugin.errors import Forbidden, NotFound
 from plugin.extensions import db
 from plugin.models import Shop
-from plugin.shops import auth_secret
+from plugin.shops import customer_token_secrets
 
 KEY_PARAM = "key"
 KEY_HEADER = "X-Shopkeeper-Key"
@@ -35,16 +35,14 @@ class ApiShop:
     id: str
     platform: str
     settings: dict[str, Any]
-    webhook_secret: str | None  # verifies customer tokens (never logged)
+    #: what customer tokens may be signed with (never logged; excluded from the repr)
+    token_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def of(cls, shop: Shop) -> ApiShop:
-        try:
-            secret = auth_secret(shop)
-        except NotFound:  # no installation left: no customer can be verified
-            secret = None
+        # no installation left: no secret, so no customer can be verified
         return cls(id=shop.id, platform=shop.platform, settings=dict(shop.settings or {}),
-                   webhook_secret=secret)
+                   token_secrets=customer_token_secrets(shop))
 
 
 #: Either form is accepted by the API helpers (other blueprints pass ORM shops).
@@ -55,14 +53,13 @@ def settings_of(shop: AnyShop) -> dict[str, Any]:
     return shop.settings or {}
 
 
-def secret_of(shop: AnyShop) -> str | None:
-    """The shop's webhook secret, which also signs customer tokens."""
+def token_secrets_of(shop: AnyShop) -> tuple[str, ...]:
+    """The secrets a customer token of the shop may be signed with: its customer-token
+    secret, and for generic shops also its webhook secret (see ``customer_token_secrets``).
+    """
     if isinstance(shop, ApiShop):
-        return shop.webhook_secret
-    try:
-        return auth_secret(shop)
-    except NotFound:
-        return None
+        return shop.token_secrets
+    return customer_token_secrets(shop)
 
 
 _lock = threading.Lock()

@@ -1,12 +1,17 @@
 """Who is asking: an anonymous first-party id, upgraded to a customer only by a signed token.
 
-The storefront's backend mints the customer token (HS256 JWT) with the shop's webhook
-secret, the same secret that signs the generic connector's webhooks::
+The storefront's backend mints the customer token (HS256 JWT) with the shop's
+customer-token secret (per shop, on every platform; shown on the admin settings page,
+where it can be rotated)::
 
     import jwt, time
     now = int(time.time())
     token = jwt.encode({"sub": "<customer id>", "shop": "<shop id>", "iat": now,
-                        "exp": now + 3600}, WEBHOOK_SECRET, algorithm="HS256")
+                        "exp": now + 3600}, CUSTOMER_TOKEN_SECRET, algorithm="HS256")
+
+A generic shop's webhook secret is accepted too (its storefronts signed with it before).
+No other platform's webhook secret is: a Shopify shop's is the app's client secret, the
+same for every Shopify shop.
 
 Anything wrong with the token (missing, forged, expired, another shop's, lifetime over
 24 h) downgrades the request to the anonymous shopper: never an error, never another
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from plugin.api.access import AnyShop, secret_of
+from plugin.api.access import AnyShop, token_secrets_of
 
 log = logging.getLogger("shopkeeper.api.identity")
 
@@ -72,14 +77,21 @@ def verify_customer_token(shop: AnyShop, token: str) -> str:
 
 
 def _verified_claims(shop: AnyShop, token: str) -> dict:
-    secret = secret_of(shop)
-    if not secret:
+    secrets = token_secrets_of(shop)
+    if not secrets:
         raise InvalidCustomerToken("shop has no secret")
-    try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], leeway=LEEWAY_SECONDS,
-                            options={"require": ["sub", "shop", "exp", "iat"]})
-    except jwt.PyJWTError as err:
-        raise InvalidCustomerToken(type(err).__name__) from None
+    claims: dict | None = None
+    for secret in secrets:  # the customer-token secret first; a bad signature tries the next
+        try:
+            claims = jwt.decode(token, secret, algorithms=["HS256"], leeway=LEEWAY_SECONDS,
+                                options={"require": ["sub", "shop", "exp", "iat"]})
+            break
+        except jwt.InvalidSignatureError as err:
+            failed: jwt.PyJWTError = err
+        except jwt.PyJWTError as err:
+            raise InvalidCustomerToken(type(err).__name__) from None
+    if claims is None:
+        raise InvalidCustomerToken(type(failed).__name__) from None
     if claims["shop"] != shop.id:
         raise InvalidCustomerToken("token for another shop")
     if not isinstance(claims["sub"], str) or not claims["sub"]:
@@ -100,7 +112,7 @@ def _cached_customer(shop: AnyShop, token: str) -> str:
     A storefront sends the same token on every call of a visit; only exact token strings
     of this shop that verified before are remembered, so nothing weaker is ever accepted.
     """
-    key = (shop.id, secret_of(shop) or "", token)  # a rotated secret misses the cache
+    key = (shop.id, "\0".join(token_secrets_of(shop)), token)  # rotated: a cache miss
     now = time.time()
     with _verified_lock:
         hit = _verified.get(key)

@@ -223,7 +223,8 @@ def test_rotating_the_webhook_secret_ends_sessions_signed_in_with_the_old_one(ap
 def test_a_rotated_shopify_app_secret_no_longer_opens_any_shopify_shop(app, client):
     """Every Shopify shop's stored "webhook secret" is a copy of the app's client secret
     taken at install. After the operator rotates a leaked one (SHOPIFY_API_SECRET), the old
-    copy must stop signing in to those shops' admins and minting their customer tokens."""
+    copy must stop signing in to those shops' admins and minting their customer tokens
+    (which no app secret mints any more)."""
     from plugin.api.identity import mint_customer_token
 
     leaked, rotated = "shpss_leaked_0000000000000000000000", "shpss_rotated_111111111111111111111"
@@ -243,6 +244,12 @@ def test_a_rotated_shopify_app_secret_no_longer_opens_any_shopify_shop(app, clie
     r = client.get(f"/api/v1/subprofiles?key={shop.widget_key}",
                    headers={"X-Shopkeeper-Customer-Token": customer})
     assert r.status_code == 401  # the token proves no one: no identity at all
-    fresh = mint_customer_token(shop.id, rotated, "c1")
+    # nor does the current app secret: it is every Shopify shop's, so customer tokens are
+    # signed with the shop's own customer-token secret
+    app_signed = mint_customer_token(shop.id, rotated, "c1")
+    assert client.get(f"/api/v1/subprofiles?key={shop.widget_key}",
+                      headers={"X-Shopkeeper-Customer-Token": app_signed}).status_code == 401
+    own = shops.credentials_for(shop).extra[shops.CUSTOMER_TOKEN_SECRET]
+    fresh = mint_customer_token(shop.id, own, "c1")
     assert client.get(f"/api/v1/subprofiles?key={shop.widget_key}",
                       headers={"X-Shopkeeper-Customer-Token": fresh}).status_code == 200

@@ -151,7 +151,8 @@ def test_backfill_then_webhooks_fill_shopkeeper(
     shop = db.session.get(Shop, vendure_shop.id)
     shop.settings = {**(shop.settings or {}), "holdout_share": 0}
     db.session.commit()
-    token = mint_customer_token(shop.id, vendure_peer.webhook_secret, customer_id)
+    secret = shops.credentials_for(shop).extra[shops.CUSTOMER_TOKEN_SECRET]
+    token = mint_customer_token(shop.id, secret, customer_id)
     answer = requests.get(
         f"{shopkeeper_url}/api/v1/recommendations",
         params={"key": shop.widget_key, "placement": "reorder"},
