@@ -27,7 +27,11 @@ CUSTOMER_TOKEN_SECRET = "customer_token_secret"
 #: Platforms whose storefronts signed customer tokens with the webhook secret before the
 #: customer-token secret existed: still accepted there. Elsewhere the webhook secret is the
 #: platform's (Shopify: every shop's app secret) or was never shown to the merchant.
-WEBHOOK_SECRET_SIGNS_TOKENS = frozenset({"generic"})
+#: platforms whose webhook secret is the shop's own and held by the merchant (printed by
+#: `shops add`, set in their store or Vendure plugin): it signed customer tokens before the
+#: customer-token secret existed, so it still verifies them. Shopify's is the app-wide client
+#: secret and Saleor's is never shown: never.
+WEBHOOK_SECRET_SIGNS_TOKENS = frozenset({"generic", "vendure"})
 
 #: a shop's domain: host name labels (or an IPv4 address), optionally a port
 _HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}"
@@ -103,8 +107,9 @@ def new_token_secret() -> str:
 
 def customer_token_secrets(shop: Shop) -> tuple[str, ...]:
     """The secrets a customer token of ``shop`` may be signed with: its customer-token
-    secret (when it has one yet) and, for generic shops only, its webhook secret. Never
-    the Shopify app secret nor a platform's webhook secret. Empty without installation."""
+    secret (when it has one yet) and, for generic and Vendure shops, their own webhook
+    secret. Never the Shopify app secret nor Saleor's generated webhook secret. Empty
+    without installation."""
     try:
         credentials = credentials_for(shop)
     except NotFound:
