@@ -102,7 +102,7 @@ def test_rotation_needs_the_csrf_token_and_a_session(app, client, shop):
 
 def test_an_existing_shop_gets_its_secret_when_the_page_first_shows_it(app, client, caplog):
     """Installed before the secret existed: created once, stored encrypted, audited."""
-    shop = make_shop("vendure", "before.example")
+    shop = make_shop("saleor", "before.example")  # its webhook secret signs webhooks only
     creds = shops.credentials_for(shop)
     extra = {k: v for k, v in creds.extra.items() if k != shops.CUSTOMER_TOKEN_SECRET}
     shop.installation.credentials_encrypted = crypto.encrypt_credentials(
