@@ -13,6 +13,17 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 
+def insert_or_ignore(model, keys: list[str], **values):
+    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` for the session's database (PostgreSQL
+    or SQLite): the unique key, not an earlier read, decides between concurrent writers.
+    Add ``.returning(...)`` to learn whether this statement inserted the row."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     """SQLite: WAL so readers don't block the writer, a busy timeout for several worker

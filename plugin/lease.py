@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from plugin.extensions import db
+from plugin.extensions import db, insert_or_ignore
 from plugin.models import SchedulerLease
 from plugin.models.types import utcnow
 
@@ -30,14 +30,9 @@ def acquire(name: str, holder: str, ttl_seconds: float, *, now: datetime | None 
     if res.rowcount == 1:
         db.session.commit()
         return True
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     got = db.session.execute(
-        insert(L).values(name=name, holder=holder, expires_at=expires, acquired_at=now)
-        .on_conflict_do_nothing(index_elements=["name"]).returning(L.name)
+        insert_or_ignore(L, ["name"], name=name, holder=holder, expires_at=expires,
+                         acquired_at=now).returning(L.name)
     ).scalar()
     db.session.commit()
     return got is not None

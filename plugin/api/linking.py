@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from plugin.api.access import AnyShop
 from plugin.api.consent import has_consent
 from plugin.api.identity import ShopperIdentity
-from plugin.extensions import db
+from plugin.extensions import db, insert_or_ignore
 from plugin.models import AnonymousLink, Interaction, ShopperConsent
 from plugin.models.types import utcnow
 
@@ -79,13 +79,9 @@ def _claim(shop_id: str, anonymous: str, customer: str, now: datetime) -> Anonym
     row = db.session.scalar(query)
     if row is not None:
         return row
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    db.session.execute(insert(AnonymousLink).values(
-        shop_id=shop_id, anonymous_id=anonymous, customer_id=customer, linked_at=now)
-        .on_conflict_do_nothing(index_elements=["shop_id", "anonymous_id"]))
+    db.session.execute(insert_or_ignore(
+        AnonymousLink, ["shop_id", "anonymous_id"], shop_id=shop_id, anonymous_id=anonymous,
+        customer_id=customer, linked_at=now))
     return db.session.scalars(query).one()
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from plugin.errors import Conflict, NotFound, Unprocessable
-from plugin.extensions import db
+from plugin.extensions import db, insert_or_ignore
 from plugin.models import Interaction, Product, PromptState, Shop, SubProfile
 from plugin.models.events import FORGOTTEN_SUBPROFILE as FORGOTTEN
 from plugin.models.types import MAX_ROW_ID, utcnow
@@ -163,13 +163,9 @@ def prompt_state(shop: Shop, shopper_id: str, *, create: bool = False) -> Prompt
     query = sa.select(PromptState).filter_by(shop_id=shop.id, shopper_id=shopper_id)
     row = db.session.scalar(query)
     if row is None and create:
-        if db.session.get_bind().dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        db.session.execute(insert(PromptState).values(
-            shop_id=shop.id, shopper_id=shopper_id, never_ask=False, pending={})
-            .on_conflict_do_nothing(index_elements=["shop_id", "shopper_id"]))
+        db.session.execute(insert_or_ignore(
+            PromptState, ["shop_id", "shopper_id"], shop_id=shop.id, shopper_id=shopper_id,
+            never_ask=False, pending={}))
         row = db.session.scalar(query)
     return row
 

@@ -23,7 +23,7 @@ from flask import current_app
 
 from connectors import records
 from connectors.base import Connector
-from plugin.extensions import db
+from plugin.extensions import db, insert_or_ignore
 from plugin.models import Shop, WebhookDelivery
 from plugin.models.types import utcnow
 
@@ -44,14 +44,8 @@ def store_delivery(
     values = dict(shop_id=shop_id, connector=connector, topic=topic, delivery_id=delivery_id,
                   headers=headers, body=body, status="pending", attempts=0,
                   next_attempt_at=utcnow(), received_at=utcnow())
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = (insert(WebhookDelivery).values(**values)
-            .on_conflict_do_nothing(index_elements=["shop_id", "delivery_id"])
-            .returning(WebhookDelivery.id))
+    stmt = insert_or_ignore(WebhookDelivery, ["shop_id", "delivery_id"], **values
+                            ).returning(WebhookDelivery.id)
     return db.session.execute(stmt).scalar() is not None
 
 
