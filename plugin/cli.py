@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 from urllib.parse import urlencode
 
 import click
@@ -17,7 +18,7 @@ from plugin.training_cli import train as train_command
 class ShopkeeperGroup(FlaskGroup):
     """Commands on a database that was never migrated say what to run, not a traceback."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as err:

@@ -17,6 +17,7 @@ from typing import Any
 import jwt
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, redirect, request, send_from_directory
+from flask.typing import ResponseReturnValue
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from plugin.api.service import in_holdout
@@ -83,7 +84,7 @@ def _script(body: bytes | str, cache_control: str) -> Response:
 
 
 @bp.get("/widgets/loader.js")
-def loader():
+def loader() -> ResponseReturnValue:
     """The embeddable loader, stamped with the current module version."""
     text = (WIDGETS_DIR / "loader.js").read_text(encoding="utf-8")
     body = text.replace(VERSION_PLACEHOLDER, widget_version(), 1)
@@ -91,7 +92,7 @@ def loader():
 
 
 @bp.get("/widgets/v/<version>/<name>.js")
-def versioned_module(version: str, name: str):
+def versioned_module(version: str, name: str) -> ResponseReturnValue:
     """A module at its content-hash URL; a stale hash gets today's file, briefly cached."""
     if name not in MODULES or name == "loader":
         abort(404)
@@ -101,7 +102,7 @@ def versioned_module(version: str, name: str):
 
 
 @bp.get("/widgets/<path:filename>")
-def widget_file(filename: str):
+def widget_file(filename: str) -> ResponseReturnValue:
     """Any other file under ``widgets/`` (demo assets), briefly cached."""
     response = send_from_directory(WIDGETS_DIR, filename, max_age=LOADER_MAX_AGE)
     response.headers["Access-Control-Allow-Origin"] = "*"
@@ -110,7 +111,7 @@ def widget_file(filename: str):
 
 
 @bp.get("/")
-def index():
+def index() -> ResponseReturnValue:
     """The bare host name lands on the storefront."""
     return redirect("/demo/")
 
@@ -138,7 +139,7 @@ def _page(template: str, **context: Any) -> Response:
 
 
 @bp.get("/demo/")
-def storefront():
+def storefront() -> ResponseReturnValue:
     """Home: the For-you carousel above the best sellers."""
     shop = _demo_shop()
     products = popular_products(shop.id) if shop else []
@@ -146,7 +147,7 @@ def storefront():
 
 
 @bp.get("/demo/product/<product_id>")
-def product_page(product_id: str):
+def product_page(product_id: str) -> ResponseReturnValue:
     """A product with the "bought together" placement below it."""
     shop = _demo_shop()
     product = find_product(shop.id, product_id) if shop else None
@@ -160,13 +161,13 @@ def product_page(product_id: str):
 
 
 @bp.get("/demo/cart")
-def cart_page():
+def cart_page() -> ResponseReturnValue:
     """The client-side basket (``store.js``), the cart-offer slot and complements."""
     return _page("cart.html")
 
 
 @bp.post("/demo/shopper")
-def switch_shopper():
+def switch_shopper() -> ResponseReturnValue:
     """The shopper switcher: remember the chosen demo customer (or anonymous) in a cookie."""
     target = request.form.get("next", "/demo/")
     if not target.startswith("/demo/"):
@@ -182,7 +183,7 @@ def switch_shopper():
 
 
 @bp.get("/demo/api/shoppers")
-def shoppers_json():
+def shoppers_json() -> ResponseReturnValue:
     """Demo only: a few real customers of the demo shop, for single-page switchers."""
     shop = _demo_shop()
     if shop is None:
@@ -191,7 +192,7 @@ def shoppers_json():
 
 
 @bp.post("/demo/api/token")
-def token_json():
+def token_json() -> ResponseReturnValue:
     """Demo only: what a storefront backend does after login (mint a customer token)."""
     shop = _demo_shop()
     customer = str((request.get_json(silent=True) or {}).get("customer", ""))

@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
@@ -34,6 +35,9 @@ from plugin.engine.evaluate import (
     split,
 )
 from plugin.timestamps import TimestampColumn
+
+if TYPE_CHECKING:
+    from plugin.engine.repurchase import RepurchaseModel
 
 INTERACTION_COLUMNS = ("customer_id", "item_id", "timestamp")
 INTERACTION_OPTIONAL = ("basket_id", "quantity", "price")
@@ -64,7 +68,7 @@ def model_factories() -> dict[str, Callable[[], BaseRecommender]]:
     }
 
 
-def make_judge():
+def make_judge() -> RepurchaseModel:
     """The durable-vs-consumable judge shared by every model (production RepurchaseModel)."""
     from plugin.engine.repurchase import RepurchaseModel
 
@@ -506,7 +510,7 @@ def run_evaluation(data: Interactions, split_name: str, k: int, *, dataset: str,
     report = {"dataset": dataset, "split": split_name, "k": k, "users": len(test), "models": {}}
     per_user: dict[str, dict[str, float]] = {}
     for name, factory in model_factories().items():
-        def bar(users, name=name):
+        def bar(users: Iterable[str], name: str = name) -> Iterable[str]:
             return tqdm(users, desc=name, file=sys.stderr, disable=not progress, leave=False)
 
         per_user[name] = {}

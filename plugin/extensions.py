@@ -1,9 +1,12 @@
 """Extension objects created once and bound to an app in ``create_app`` (init_app pattern)."""
 
+from typing import Any
+
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.dml import Insert
 
 
 class Base(DeclarativeBase):
@@ -13,7 +16,7 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 
-def insert_or_ignore(model, keys: list[str], **values):
+def insert_or_ignore(model: type[Base], keys: list[str], **values: Any) -> Insert:
     """``INSERT ... ON CONFLICT (keys) DO NOTHING`` for the session's database (PostgreSQL
     or SQLite): the unique key, not an earlier read, decides between concurrent writers.
     Add ``.returning(...)`` to learn whether this statement inserted the row."""
@@ -25,7 +28,7 @@ def insert_or_ignore(model, keys: list[str], **values):
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     """SQLite: WAL so readers don't block the writer, a busy timeout for several worker
     processes, FULL sync so a 200 still means the delivery is on disk, and foreign keys."""
     if type(dbapi_connection).__module__.split(".")[0] != "sqlite3":

@@ -6,6 +6,7 @@
 import multiprocessing
 import os
 import tempfile
+from typing import Any
 
 bind = os.environ.get("SHOPKEEPER_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("SHOPKEEPER_WEB_WORKERS", multiprocessing.cpu_count() * 2 + 1))
@@ -32,13 +33,13 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 
-def on_starting(server):
+def on_starting(server: Any) -> None:
     """A production server never starts on the public development keys (config.py): the
     workers, forked after this, build the app with the check on."""
     os.environ.setdefault("SHOPKEEPER_REQUIRE_PRODUCTION_SECRETS", "true")
 
 
-def child_exit(server, worker):
+def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)

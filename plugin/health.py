@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 
 from plugin.errors import error_response
 from plugin.extensions import db
@@ -19,7 +20,7 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 @doc(summary="Liveness: the process answers", tags=["meta"])
-def healthz():
+def healthz() -> ResponseReturnValue:
     return jsonify(status="ok")
 
 
@@ -33,7 +34,7 @@ def expected_heads() -> frozenset[str]:
 @bp.get("/readyz")
 @doc(summary="Readiness: database reachable and migrations current", tags=["meta"],
      errors=(503,))
-def readyz():
+def readyz() -> ResponseReturnValue:
     try:
         with db.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))

@@ -10,6 +10,7 @@ import sys
 import uuid
 
 from flask import Flask, g, has_request_context, request
+from flask.wrappers import Response
 
 #: Keys whose values never reach a log line (Home Assistant's diagnostics REDACT idea).
 REDACT = frozenset({"access_token", "webhook_secret", "secret", "password", "email",
@@ -72,7 +73,7 @@ def init_app(app: Flask) -> None:
         g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
     @app.after_request
-    def _echo_request_id(response):
+    def _echo_request_id(response: Response) -> Response:
         if getattr(g, "request_id", None):
             response.headers["X-Request-Id"] = g.request_id
         return response

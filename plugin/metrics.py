@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import os
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -48,7 +49,7 @@ class DatabaseCollector:
     def __init__(self, app: Flask) -> None:
         self.app = app
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         now = utcnow()
         families = {
             "depth": GaugeMetricFamily("shopkeeper_inbox_deliveries",
@@ -82,7 +83,9 @@ class DatabaseCollector:
         yield from families.values()
 
     @staticmethod
-    def _read(now, *, depth, age, job_age, job_fail, lag, model_age) -> None:
+    def _read(now: datetime, *, depth: GaugeMetricFamily, age: GaugeMetricFamily,
+              job_age: GaugeMetricFamily, job_fail: GaugeMetricFamily,
+              lag: GaugeMetricFamily, model_age: GaugeMetricFamily) -> None:
         from plugin.models import JobRun, SyncState, WebhookDelivery
 
         W = WebhookDelivery
@@ -131,7 +134,7 @@ def init_app(app: Flask) -> None:
         g._sk_started = time.perf_counter()
 
     @app.after_request
-    def _record(response):
+    def _record(response: Response) -> Response:
         started = getattr(g, "_sk_started", None)
         if started is not None:
             REQUEST_LATENCY.labels(request.endpoint or "unmatched", request.method,
@@ -145,7 +148,7 @@ def init_app(app: Flask) -> None:
 @bp.get("/metrics")
 @doc(summary="Prometheus metrics (a bearer token when METRICS_TOKEN is set)", tags=["meta"],
      content_type="text/plain", errors=(401,))
-def metrics():
+def metrics() -> Response:
     token = current_app.config.get("METRICS_TOKEN") or ""
     if token:  # the series name every shop and run aggregate queries: scrapers only
         offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()

@@ -11,7 +11,9 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app, jsonify
+from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
+from werkzeug.routing import Rule
 
 bp = Blueprint("openapi", __name__)
 
@@ -82,7 +84,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     return spec.to_dict()
 
 
-def _numeric_bounds(self, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict:
+def _numeric_bounds(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict:
     """Bounds as JSON numbers: apispec passes a Decimal field's range through the field's
     serialiser, and a ``Decimal`` becomes the string "1000000000.0000" in JSON, where
     OpenAPI (and every client generator) wants a number."""
@@ -95,7 +97,7 @@ def _numeric_bounds(self, field: fields.Field, ret: dict[str, Any], **kwargs: An
     return out
 
 
-def _operation(rule, meta: dict[str, Any]) -> dict[str, Any]:
+def _operation(rule: Rule, meta: dict[str, Any]) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {"in": "path", "name": arg, "required": True, "schema": _path_schema(rule, arg)}
         for arg in sorted(rule.arguments)
@@ -132,7 +134,7 @@ def _operation(rule, meta: dict[str, Any]) -> dict[str, Any]:
     return op
 
 
-def _path_schema(rule, arg: str) -> dict[str, Any]:
+def _path_schema(rule: Rule, arg: str) -> dict[str, Any]:
     """An ``<int:...>`` argument is an integer (only digits route), anything else a string."""
     if re.search(rf"<int(?:\([^)]*\))?:{re.escape(arg)}>", rule.rule):
         return {"type": "integer", "minimum": 0}
@@ -141,5 +143,5 @@ def _path_schema(rule, arg: str) -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 @doc(summary="This API's OpenAPI 3 document", tags=["meta"])
-def openapi_json():
+def openapi_json() -> ResponseReturnValue:
     return jsonify(build_spec(current_app))

@@ -204,7 +204,7 @@ class ShopifyConnector(Connector):
 
         client = self._client()
 
-        def convert(node, data):
+        def convert(node: dict, data: dict) -> Product:
             currency = (data.get("shop") or {}).get("currencyCode") or self.credentials.extra.get(
                 "currency"
             )

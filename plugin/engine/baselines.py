@@ -195,7 +195,7 @@ def pruned_similarity(xn: sp.spmatrix, keep: int, rows: np.ndarray | None = None
             data.append(vals)
             indptr.append(indptr[-1] + len(cols))
 
-    def cat(parts: list, dtype) -> np.ndarray:
+    def cat(parts: list, dtype: type) -> np.ndarray:
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
     return sp.csr_matrix((cat(data, np.float32), cat(indices, np.int32), np.array(indptr)),

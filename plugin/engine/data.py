@@ -257,7 +257,7 @@ def _build_catalog(item_ids: np.ndarray, catalog: dict[str, dict] | None) -> Cat
     return cat
 
 
-def _as_tuple(value) -> tuple[str, ...]:
+def _as_tuple(value: object) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
     if isinstance(value, str):

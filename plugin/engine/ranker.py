@@ -7,8 +7,10 @@ gets weights that fit its own repeat behaviour (grocery vs gift-ware).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -145,8 +147,9 @@ def itemknn_explore_hits(train: Interactions, users: np.ndarray, keys: np.ndarra
     return hits
 
 
-def list_metrics(v: ValidationSet, scores: np.ndarray, boost, k: int = 10,
-                 rows: np.ndarray | None = None):
+def list_metrics(v: ValidationSet, scores: np.ndarray, boost: float | Sequence[float],
+                 k: int = 10, rows: np.ndarray | None = None,
+                 ) -> tuple[float, float] | tuple[np.ndarray, np.ndarray]:
     """Mean NDCG@k and explore recall@k of the lists ``scores`` (+ ``boost`` on new items) make.
 
     The top ``k`` are chosen by the boosted score and shown in the order of the plain score,
@@ -203,7 +206,7 @@ class BlendedRanker:
     worst on the other two (-0.8 % each).
     """
 
-    def __init__(self, pointwise: HistGradientBoostingClassifier, listwise=None,
+    def __init__(self, pointwise: HistGradientBoostingClassifier, listwise: Any = None,
                  scale: float = 1.0, offset: float = 0.0) -> None:
         self.pointwise = pointwise
         self.listwise = listwise  # lightgbm.Booster
@@ -371,7 +374,7 @@ class TreeEnsemble:
         return cls(arrays, np.asarray(roots, np.int64), baseline)
 
     @classmethod
-    def from_lightgbm(cls, booster) -> TreeEnsemble:
+    def from_lightgbm(cls, booster: Any) -> TreeEnsemble:
         """Flatten a LightGBM booster's numeric trees (``x <= threshold`` goes left)."""
         parts: dict[str, list] = {f: [] for f in cls.FIELDS}
         roots: list[int] = []

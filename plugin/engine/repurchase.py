@@ -15,10 +15,10 @@ import numpy as np
 
 from plugin.engine.arrays import unique_values
 from plugin.engine.base import BaseRecommender, Recommendation, check_is_fitted
-from plugin.engine.baskets import DAY, basket_pairs
+from plugin.engine.baskets import DAY, BasketPairs, basket_pairs
 from plugin.engine.data import Interactions, to_timestamp
 from plugin.engine.history import HistoryMixin
-from plugin.engine.pairs import pair_stats
+from plugin.engine.pairs import PairStats, pair_stats
 
 __all__ = ["KINDS", "RepurchaseModel"]
 
@@ -142,7 +142,8 @@ def _due_reason(interval_days: float, own: bool = True) -> str:
     return f"you usually reorder this every ~{days} days"
 
 
-def _category_rebuy(x: Interactions, bp, cat_of: np.ndarray, n_cats: int) -> np.ndarray:
+def _category_rebuy(x: Interactions, bp: BasketPairs, cat_of: np.ndarray,
+                    n_cats: int) -> np.ndarray:
     """Per category: share of its shoppers who bought in it in two or more baskets."""
     if not len(bp.user) or not n_cats:
         return np.zeros(n_cats)
@@ -154,7 +155,7 @@ def _category_rebuy(x: Interactions, bp, cat_of: np.ndarray, n_cats: int) -> np.
     return np.divide(again, shoppers, out=np.zeros(n_cats), where=shoppers > 0)
 
 
-def _median_interval(ps, n_items: int) -> np.ndarray:
+def _median_interval(ps: PairStats, n_items: int) -> np.ndarray:
     """Median over repeat buyers of their mean days between purchases (nan if none)."""
     out = np.full(n_items, np.nan)
     multi = ps.count > 1

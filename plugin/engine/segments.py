@@ -83,7 +83,7 @@ class SegmentRecommender(HistoryMixin, BaseRecommender):
         self.sizes_ = np.bincount(labels, minlength=n_seg)
         return self
 
-    def _profile(self, rows) -> np.ndarray:
+    def _profile(self, rows: sp.csr_matrix) -> np.ndarray:
         if rows.shape[0] == 0:  # nobody bought an item that two shoppers bought
             return np.zeros((0, self.components_.shape[0]))
         return normalize(np.asarray(rows @ self.components_.T))

@@ -413,7 +413,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                                   f"because you bought {self._title(because)}")
         return Recommendation(item, score, "neighbours", "popular with shoppers like you")
 
-    def _fill(self, shopper: str, n: int, banned: set[int], at) -> list[Recommendation]:
+    def _fill(self, shopper: str, n: int, banned: set[int],
+              at: datetime | float | None) -> list[Recommendation]:
         """Fallback chain: each source in order tops up what is still missing."""
         out: list[Recommendation] = []
         names = {str(self.data_.item_ids[i]) for i in banned if i is not None}

@@ -4,6 +4,7 @@ one, and a tombstone (``deleted_at``) stops a late, older upsert from resurrecti
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -13,14 +14,17 @@ from plugin.extensions import db
 from plugin.models import Cart, Customer, Interaction, Order, OrderLine, Product, Variant
 from plugin.models.types import utcnow
 
+ModelT = TypeVar("ModelT", Cart, Customer, Order, Product, Variant)
 
-def _existing(model, shop_id: str, external_id: str):
+
+def _existing(model: type[ModelT], shop_id: str, external_id: str) -> ModelT | None:
     return db.session.scalar(
         sa.select(model).filter_by(shop_id=shop_id, external_id=external_id).with_for_update()
     )
 
 
-def _row_to_update(model, shop_id: str, external_id: str, updated_at: datetime):
+def _row_to_update(model: type[ModelT], shop_id: str, external_id: str,
+                   updated_at: datetime) -> ModelT | None:
     """The row to write (existing, or new and added), or None when ours is as new or newer:
     the one monotonic rule every upsert follows."""
     row = _existing(model, shop_id, external_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from plugin.errors import PayloadTooLarge
 from plugin.openapi import doc
@@ -20,7 +21,7 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
     errors=(400, 401, 404, 413, 503),
     body="raw signed JSON (see the connector's protocol)",
 )
-def receive(connector_key: str, shop_id: str):
+def receive(connector_key: str, shop_id: str) -> ResponseReturnValue:
     limit = current_app.config["WEBHOOK_MAX_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"Webhook bodies are limited to {limit} bytes.")
