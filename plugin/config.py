@@ -108,6 +108,9 @@ class Config:
     # The admin runs inside the platform admin's iframe: session cookie SameSite=None;
     # Secure; Partitioned. Set false only for a local, non-embedded admin over plain http.
     ADMIN_EMBEDDED = True
+    # Seconds an admin session lasts without a page view (Flask's own default, here
+    # explicitly: it is 31 days otherwise, and a setdefault cannot lower a key Flask sets).
+    PERMANENT_SESSION_LIFETIME = 3600
     # Optional Redis in front of precomputed recommendations, e.g. redis://localhost:6379/0.
     # Empty: no Redis. When Redis fails, serving falls back to the database.
     REDIS_URL = ""

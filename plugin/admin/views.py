@@ -443,5 +443,4 @@ def init_app(app) -> None:
         app.config["SESSION_COOKIE_SAMESITE"] = "None"
         app.config["SESSION_COOKIE_SECURE"] = True
         app.config["SESSION_COOKIE_PARTITIONED"] = True
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 3600)
     app.register_blueprint(bp)

@@ -253,3 +253,21 @@ def test_a_rotated_shopify_app_secret_no_longer_opens_any_shopify_shop(app, clie
     fresh = mint_customer_token(shop.id, own, "c1")
     assert client.get(f"/api/v1/subprofiles?key={shop.widget_key}",
                       headers={"X-Shopkeeper-Customer-Token": fresh}).status_code == 200
+
+
+def test_an_admin_session_cookie_lasts_an_hour_not_flasks_31_days(app, client, shop):
+    """``setdefault`` on PERMANENT_SESSION_LIFETIME was a no-op (Flask always sets it, to
+    31 days): a copied admin cookie kept working for a month."""
+    from datetime import UTC, datetime, timedelta
+
+    from plugin import create_app
+
+    assert create_app().permanent_session_lifetime == timedelta(hours=1)
+    with app.test_request_context():
+        link = auth.admin_link(shop)
+    r = client.get("/admin/login?" + link.split("?", 1)[1])
+    cookie = next(v for k, v in r.headers.items()
+                  if k == "Set-Cookie" and v.startswith("session="))
+    expires = datetime.strptime(cookie.split("Expires=", 1)[1].split(";")[0],
+                                "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
+    assert expires - datetime.now(UTC) < timedelta(hours=1, minutes=1)
