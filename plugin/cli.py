@@ -163,8 +163,8 @@ def shops_credentials(shop_id: str, api_url: str | None, access_token: str | Non
 @click.argument("shop_id")
 @with_appcontext
 def shops_admin_link(shop_id: str) -> None:
-    """Print a sign-in link to the admin (valid 15 minutes) for stores without an embedding
-    platform admin."""
+    """Print a single-use sign-in link to the admin (valid 15 minutes) for stores without
+    an embedding platform admin."""
     from plugin import shops as shop_service
     from plugin.admin.auth import admin_link
     from plugin.errors import NotFound
@@ -327,7 +327,7 @@ def demo_cmd(host: str, port: int, no_serve: bool) -> None:
         from plugin.admin.auth import admin_link
 
         app.config["PUBLIC_URL"] = f"http://{host}:{port}"
-        click.echo(f"admin (sign-in link, 15 min): {admin_link(shop)}")
+        click.echo(f"admin (single-use sign-in link, 15 min): {admin_link(shop)}")
     demo_setup.serve(app, host=host, port=port)
 
 

@@ -4,16 +4,21 @@
   parameter of the embedded load or as ``Authorization: Bearer``.
 - Saleor: the Dashboard's App Bridge user token (RS256 against the instance JWKS), posted
   by the page's bootstrap script with ``saleor-api-url``.
-- Generic and Vendure: a signed, expiring admin link (``shopkeeper shops admin-link``), or
-  the shop id plus its admin secret (the webhook secret) on the login form.
+- Generic and Vendure: a signed, expiring, single-use admin link (``shopkeeper shops
+  admin-link``), or the shop id plus its admin secret (the webhook secret) on the login form.
+
+Every sign-in opens a server-side session (``plugin.admin.sessions``) that sign-out ends.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import secrets
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
@@ -21,6 +26,7 @@ from flask import current_app, request, session
 
 from connectors.errors import SignatureInvalid, TransientError
 from plugin import shops
+from plugin.admin import sessions
 from plugin.errors import Forbidden, NotFound, ServiceUnavailable, Unauthorized
 from plugin.extensions import db
 from plugin.models import Shop
@@ -28,7 +34,11 @@ from plugin.models import Shop
 SESSION_KEY = "admin_shop"
 #: Which credentials the session was opened under (a keyed digest, never the secret).
 CREDENTIALS_KEY = "admin_credentials"
+#: The random handle naming this session's server-side row (``plugin.admin.sessions``).
+HANDLE_KEY = "admin_sid"
 LINK_TTL_SECONDS = 15 * 60
+#: what a sign-in link's nonce looks like (``secrets.token_urlsafe(16)``)
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def current_shop() -> Shop:
@@ -42,8 +52,12 @@ def current_shop() -> Shop:
         raise Unauthorized("This shop is no longer installed.")
     if not hmac.compare_digest(session.get(CREDENTIALS_KEY) or "", credentials_digest(shop)):
         # the admin secret was rotated since (e.g. after a leak): sign in again
-        session.clear()
+        end_session()
         raise Unauthorized("Your shop's admin secret changed; sign in again.")
+    if not sessions.is_live(session.get(HANDLE_KEY), shop.id):
+        # signed out (this or a copy of this cookie), or idle too long
+        session.clear()
+        raise Unauthorized("Your admin session has ended; sign in again.")
     return shop
 
 
@@ -66,8 +80,11 @@ def rebind_session(shop: Shop) -> None:
 
 
 def start_session(shop: Shop, via: str) -> None:
-    """Bind the session to exactly one shop (a new login replaces any previous one)."""
+    """Bind the session to exactly one shop (a new login replaces any previous one, and
+    ends it server-side)."""
+    sessions.close_session(session.get(HANDLE_KEY))
     session.clear()
+    session[HANDLE_KEY] = sessions.open_session(shop.id, via)
     session[SESSION_KEY] = shop.id
     session[CREDENTIALS_KEY] = credentials_digest(shop)
     session["admin_via"] = via
@@ -76,32 +93,50 @@ def start_session(shop: Shop, via: str) -> None:
     db.session.commit()
 
 
+def end_session() -> None:
+    """Sign out: the session ends on the server (a copied cookie stops working too)."""
+    sessions.close_session(session.get(HANDLE_KEY))
+    db.session.commit()
+    session.clear()
+
+
 # ---------------------------------------------------------------- signed admin links
-def _link_sig(secret: str, shop_id: str, exp: int) -> str:
-    return hmac.new(secret.encode(), f"admin:{shop_id}:{exp}".encode(),
+def _link_sig(secret: str, shop_id: str, exp: int, nonce: str) -> str:
+    return hmac.new(secret.encode(), f"admin:{shop_id}:{exp}:{nonce}".encode(),
                     hashlib.sha256).hexdigest()
 
 
 def admin_link(shop: Shop, *, ttl: int = LINK_TTL_SECONDS, now: float | None = None) -> str:
-    """A one-click sign-in URL for stores without a platform admin to embed in."""
+    """A one-click, single-use sign-in URL for stores without a platform admin to embed
+    in. The random nonce makes every link distinct and is what a use records."""
     exp = int((now or time.time()) + ttl)
+    nonce = secrets.token_urlsafe(16)
     secret = shops.auth_secret(shop) or ""
-    query = urlencode({"shop": shop.id, "exp": exp, "sig": _link_sig(secret, shop.id, exp)})
+    query = urlencode({"shop": shop.id, "exp": exp, "nonce": nonce,
+                       "sig": _link_sig(secret, shop.id, exp, nonce)})
     return f"{current_app.config['PUBLIC_URL'].rstrip('/')}/admin/login?{query}"
 
 
-def login_with_link(shop_id: str, exp: str, sig: str) -> Shop:
+def login_with_link(shop_id: str, exp: str, sig: str, nonce: str) -> Shop:
     shop = _active_shop(shop_id)
     try:
         expires = int(exp)
     except ValueError:
         raise Unauthorized("Malformed sign-in link.") from None
+    if not _NONCE.fullmatch(nonce or ""):
+        raise Unauthorized("Malformed sign-in link (links made before sign-in links became "
+                           "single-use no longer work): ask for a new one.")
     if expires < time.time():
         raise Unauthorized("This sign-in link has expired.")
     secret = shops.auth_secret(shop) or ""
-    if not secret or not hmac.compare_digest(_link_sig(secret, shop.id, expires), sig or ""):
+    if not secret or not hmac.compare_digest(_link_sig(secret, shop.id, expires, nonce),
+                                             sig or ""):
         raise Unauthorized("Invalid sign-in link.")
-    start_session(shop, "link")
+    if not sessions.claim_link(nonce, shop.id, datetime.fromtimestamp(expires, UTC)):
+        db.session.rollback()
+        raise Unauthorized("This sign-in link was already used; sign-in links work once. "
+                           "Ask for a new one (shopkeeper shops admin-link).")
+    start_session(shop, "link")  # commits the link's use with the new session
     return shop
 
 

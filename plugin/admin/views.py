@@ -215,7 +215,7 @@ def login_link():
     if not request.args.get("sig"):
         return render_template("admin/login.html", csrf_token=generate_csrf())
     auth.login_with_link(request.args.get("shop", ""), request.args.get("exp", ""),
-                         request.args.get("sig", ""))
+                         request.args.get("sig", ""), request.args.get("nonce", ""))
     return redirect(url_for("admin.dashboard"))
 
 
@@ -240,7 +240,7 @@ def saleor_session():
 @bp.post("/logout")
 @doc(summary="End the admin session", tags=["admin"], content_type=HTML, status=302, errors=(400,))
 def logout():
-    session.clear()
+    auth.end_session()
     return redirect(url_for("admin.login_link"))
 
 

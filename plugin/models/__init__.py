@@ -1,5 +1,6 @@
 """All tables; every row is scoped to a shop."""
 
+from plugin.models.admin_sessions import AdminLinkUse, AdminSession
 from plugin.models.catalog import Product, Variant
 from plugin.models.events import AuditLog, Interaction, WebhookDelivery
 from plugin.models.offers import (
@@ -18,6 +19,8 @@ from plugin.models.subprofiles import PromptState, SubProfile
 from plugin.models.tenancy import Installation, Shop, SyncState
 
 __all__ = [
+    "AdminLinkUse",
+    "AdminSession",
     "AnonymousLink",
     "AuditLog",
     "Cart",

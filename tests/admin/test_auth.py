@@ -238,7 +238,9 @@ def test_a_rotated_shopify_app_secret_no_longer_opens_any_shopify_shop(app, clie
                                             "secret": leaked})
     assert old.status_code == 401 and client.get("/admin/").status_code == 401
     exp = int(time.time()) + 600
-    forged = f"/admin/login?shop={shop.id}&exp={exp}&sig={auth._link_sig(leaked, shop.id, exp)}"
+    nonce = "n" * 22
+    forged = (f"/admin/login?shop={shop.id}&exp={exp}&nonce={nonce}"
+              f"&sig={auth._link_sig(leaked, shop.id, exp, nonce)}")
     assert client.get(forged).status_code == 401
     customer = mint_customer_token(shop.id, leaked, "c1")
     r = client.get(f"/api/v1/subprofiles?key={shop.widget_key}",
