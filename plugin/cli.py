@@ -176,6 +176,30 @@ def shops_admin_link(shop_id: str) -> None:
     click.echo(admin_link(shop))
 
 
+@shops.command("token-secret")
+@click.argument("shop_id")
+@with_appcontext
+def shops_token_secret(shop_id: str) -> None:
+    """Print the shop's current customer-token secret (what its storefront's backend signs
+    customer tokens with), e.g. after a rotation on the settings page."""
+    from plugin import shops as shop_service
+    from plugin.errors import NotFound
+    from plugin.extensions import db as database
+
+    try:
+        shop = shop_service.get_shop(shop_id, active_only=True)
+        secret, created = shop_service.ensure_customer_token_secret(shop)
+    except NotFound:
+        raise click.ClickException(f"unknown or uninstalled shop {shop_id}") from None
+    if created:  # installed before the secret existed
+        database.session.commit()
+    click.echo(secret)
+    previous = shop_service.previous_customer_token_secret(shop_service.credentials_for(shop))
+    if previous is not None:
+        click.echo(f"(the previous secret is still accepted until {previous[1]:%Y-%m-%d %H:%M} "
+                   "UTC)", err=True)
+
+
 @shops.command("erase")
 @click.argument("shop_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

@@ -58,6 +58,9 @@ class Config:
     # Scheduler lease: a standby worker takes over this many seconds after the active one
     # stops renewing (crash). Must be several times WORKER_POLL_SECONDS.
     SCHEDULER_LEASE_SECONDS = 30
+    # Hours a shop's previous customer-token secret still verifies customer tokens after
+    # the settings page rotated it (the storefront's backend switches over meanwhile).
+    CUSTOMER_TOKEN_SECRET_GRACE_HOURS = 24
     # Hours to keep an uninstalled shop's data before deleting it.
     UNINSTALL_RETENTION_HOURS = 48
     # Directory for trained model artifacts.

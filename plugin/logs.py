@@ -15,7 +15,7 @@ from flask.wrappers import Response
 #: Keys whose values never reach a log line (Home Assistant's diagnostics REDACT idea).
 REDACT = frozenset({"access_token", "webhook_secret", "secret", "password", "email",
                     "authorization", "token", "credentials", "api_secret", "customer_token",
-                    "customer_token_secret"})
+                    "customer_token_secret", "customer_token_secret_previous"})
 
 #: An incoming X-Request-Id is kept only when it is this tame: gunicorn's JSON access log
 #: (gunicorn_conf.py) escapes quotes but not backslashes, so anything else could make a

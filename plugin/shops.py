@@ -24,6 +24,13 @@ from plugin.models.types import utcnow
 
 #: Where a shop's customer-token secret is kept: ``Credentials.extra`` (encrypted at rest).
 CUSTOMER_TOKEN_SECRET = "customer_token_secret"
+#: The secret a rotation replaced, still accepted until ``..._UNTIL`` (ISO 8601, UTC): the
+#: storefront's backend keeps minting with it until it is updated, and its customers' tokens
+#: outlive the rotation by up to a day.
+PREVIOUS_CUSTOMER_TOKEN_SECRET = "customer_token_secret_previous"
+PREVIOUS_CUSTOMER_TOKEN_UNTIL = "customer_token_secret_previous_until"
+_TOKEN_SECRET_KEYS = (CUSTOMER_TOKEN_SECRET, PREVIOUS_CUSTOMER_TOKEN_SECRET,
+                      PREVIOUS_CUSTOMER_TOKEN_UNTIL)
 #: Platforms whose storefronts signed customer tokens with the webhook secret before the
 #: customer-token secret existed: still accepted there. Elsewhere the webhook secret is the
 #: platform's (Shopify: every shop's app secret) or was never shown to the merchant.
@@ -107,7 +114,8 @@ def new_token_secret() -> str:
 
 def customer_token_secrets(shop: Shop) -> tuple[str, ...]:
     """The secrets a customer token of ``shop`` may be signed with: its customer-token
-    secret (when it has one yet) and, for generic and Vendure shops, their own webhook
+    secret (when it has one yet), the one it replaced during the grace period after a
+    rotation, and, for generic and Vendure shops, their own webhook
     secret. Never the Shopify app secret nor Saleor's generated webhook secret. Empty
     without installation."""
     try:
@@ -115,9 +123,46 @@ def customer_token_secrets(shop: Shop) -> tuple[str, ...]:
     except NotFound:
         return ()
     found = [credentials.extra.get(CUSTOMER_TOKEN_SECRET)]
+    previous = previous_customer_token_secret(credentials)
+    if previous is not None:
+        found.append(previous[0])
     if shop.platform in WEBHOOK_SECRET_SIGNS_TOKENS:
         found.append(credentials.webhook_secret)
     return tuple(s for s in found if s)
+
+
+def previous_customer_token_secret(credentials: Credentials, *, now: datetime | None = None
+                                   ) -> tuple[str, datetime] | None:
+    """(secret, until) of the customer-token secret the last rotation replaced, while it is
+    still accepted; None once its grace period is over (or there is none)."""
+    secret = credentials.extra.get(PREVIOUS_CUSTOMER_TOKEN_SECRET)
+    try:
+        until = datetime.fromisoformat(credentials.extra.get(PREVIOUS_CUSTOMER_TOKEN_UNTIL, ""))
+    except ValueError:
+        return None
+    if not secret or until.tzinfo is None or until <= (now or utcnow()):
+        return None
+    return secret, until
+
+
+def with_new_customer_token_secret(credentials: Credentials, grace: timedelta, *,
+                                   now: datetime | None = None) -> Credentials:
+    """The credentials with a fresh customer-token secret; the current one keeps verifying
+    for ``grace`` (none when zero: after a leak). A secret two rotations old is dropped."""
+    extra = {k: v for k, v in credentials.extra.items() if k not in _TOKEN_SECRET_KEYS}
+    current = credentials.extra.get(CUSTOMER_TOKEN_SECRET)
+    if current and grace > timedelta(0):
+        extra[PREVIOUS_CUSTOMER_TOKEN_SECRET] = current
+        extra[PREVIOUS_CUSTOMER_TOKEN_UNTIL] = ((now or utcnow()) + grace).isoformat()
+    extra[CUSTOMER_TOKEN_SECRET] = new_token_secret()
+    return replace(credentials, extra=extra)
+
+
+def without_previous_customer_token_secret(credentials: Credentials) -> Credentials:
+    """The credentials with the grace period of the replaced secret ended now."""
+    return replace(credentials, extra={
+        k: v for k, v in credentials.extra.items()
+        if k not in (PREVIOUS_CUSTOMER_TOKEN_SECRET, PREVIOUS_CUSTOMER_TOKEN_UNTIL)})
 
 
 def ensure_customer_token_secret(shop: Shop) -> tuple[str, bool]:
@@ -150,16 +195,17 @@ def ensure_customer_token_secret(shop: Shop) -> tuple[str, bool]:
 
 def save_credentials(shop: Shop, credentials: Credentials) -> None:
     """Store new credentials (install callback, token refresh, secret rotation). The
-    customer-token secret is kept when the new credentials carry none (a platform's
-    re-authorisation must not log every customer out)."""
+    customer-token secret (and a replaced one still in its grace period) is kept when the
+    new credentials carry none (a platform's re-authorisation must not log every customer
+    out)."""
     if shop.installation is None:
         shop.installation = Installation()
     elif not credentials.extra.get(CUSTOMER_TOKEN_SECRET) \
             and shop.installation.credentials_encrypted is not None:
-        kept = credentials_for(shop).extra.get(CUSTOMER_TOKEN_SECRET)
+        stored = credentials_for(shop).extra
+        kept = {k: stored[k] for k in _TOKEN_SECRET_KEYS if stored.get(k)}
         if kept:
-            credentials = replace(credentials, extra={**credentials.extra,
-                                                      CUSTOMER_TOKEN_SECRET: kept})
+            credentials = replace(credentials, extra={**credentials.extra, **kept})
     shop.installation.credentials_encrypted = crypto.encrypt_credentials(credentials)
     shop.installation.auth_failed = False
     audit(shop.id, "credentials.saved")

@@ -218,3 +218,18 @@ def test_a_command_on_an_unmigrated_database_says_to_upgrade(tmp_path):
                               "PATH": "/usr/bin:/bin"})
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "run `shopkeeper db upgrade`" in out.stderr
+
+
+def test_shops_token_secret_prints_the_current_secret_after_a_rotation(runner, shop):
+    from plugin.admin.settings import rotate_customer_token_secret
+    from plugin.shops import CUSTOMER_TOKEN_SECRET, credentials_for
+
+    first = credentials_for(shop).extra[CUSTOMER_TOKEN_SECRET]
+    r = _invoke(runner, "shops", "token-secret", shop.id)
+    assert r.exit_code == 0 and r.stdout.strip() == first
+    new = rotate_customer_token_secret(shop)
+    r = _invoke(runner, "shops", "token-secret", shop.id)
+    assert r.stdout.strip() == new and first not in r.output
+    assert "previous secret is still accepted until" in r.stderr
+    missing = runner.invoke(main, ["shops", "token-secret", "shp_nope"])
+    assert missing.exit_code == 1 and "unknown or uninstalled shop shp_nope" in missing.output

@@ -157,3 +157,13 @@ class SettingsSchema(_Section):
 
 def normalise_origin(value: str) -> str:
     return _origin(value)
+
+
+class RotateCustomerTokenSchema(Schema):
+    """The customer-token rotation form: ``revoke_old`` (a leaked secret) skips the grace
+    period in which the old secret still verifies tokens."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    revoke_old = fields.Boolean(load_default=False)

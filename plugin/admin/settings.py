@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from marshmallow import ValidationError
 
 from plugin import crypto, shops
@@ -143,19 +145,41 @@ def customer_token_secret(shop: Shop) -> str | None:
     return secret
 
 
-def rotate_customer_token_secret(shop: Shop) -> str:
-    """A new customer-token secret: every customer token signed with the old one is
-    treated as anonymous at once in this process, in other web workers within
-    ``API_SHOP_CACHE_SECONDS``. (A generic shop's webhook secret still verifies tokens
-    until it is rotated too.)"""
-    creds = shops.credentials_for(shop)
-    secret = shops.new_token_secret()
-    shops.save_credentials(shop, replace(creds, extra={
-        **creds.extra, shops.CUSTOMER_TOKEN_SECRET: secret}))
-    shops.audit(shop.id, "keys.customer_token_secret_rotated")
+def rotate_customer_token_secret(shop: Shop, *, keep_previous: bool = True) -> str:
+    """A new customer-token secret. The old one keeps verifying tokens for
+    ``CUSTOMER_TOKEN_SECRET_GRACE_HOURS``, so customers stay recognised while the
+    storefront's backend switches over; ``keep_previous=False`` (a leaked secret) refuses it
+    at once in this process, in other web workers within ``API_SHOP_CACHE_SECONDS``. (A
+    generic shop's webhook secret still verifies tokens until it is rotated too.)"""
+    hours = float(current_app.config["CUSTOMER_TOKEN_SECRET_GRACE_HOURS"]) \
+        if keep_previous else 0.0
+    creds = shops.with_new_customer_token_secret(shops.credentials_for(shop),
+                                                 timedelta(hours=max(hours, 0.0)))
+    shops.save_credentials(shop, creds)
+    shops.audit(shop.id, "keys.customer_token_secret_rotated", grace_hours=max(hours, 0.0))
     db.session.commit()
     _forget_api_caches()
-    return secret
+    return creds.extra[shops.CUSTOMER_TOKEN_SECRET]
+
+
+def previous_customer_token_secret_until(shop: Shop) -> datetime | None:
+    """Until when the secret the last rotation replaced still verifies tokens (None: it
+    does not)."""
+    try:
+        previous = shops.previous_customer_token_secret(shops.credentials_for(shop))
+    except NotFound:
+        return None
+    return None if previous is None else previous[1]
+
+
+def end_customer_token_grace(shop: Shop) -> None:
+    """Stop accepting the replaced customer-token secret now (it leaked, or the storefront
+    has switched over)."""
+    shops.save_credentials(shop, shops.without_previous_customer_token_secret(
+        shops.credentials_for(shop)))
+    shops.audit(shop.id, "keys.customer_token_secret_grace_ended")
+    db.session.commit()
+    _forget_api_caches()
 
 
 def _forget_api_caches() -> None:

@@ -24,6 +24,7 @@ from marshmallow import ValidationError
 from plugin import privacy, shops
 from plugin.admin import auth, channel, charts, forms, stats
 from plugin.admin import settings as settings_service
+from plugin.admin.schemas import RotateCustomerTokenSchema
 from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized, error_response
 from plugin.extensions import db
 from plugin.install import shopify as shopify_install
@@ -262,6 +263,8 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
                    or forms.overrides_text(values.get("repurchase_overrides", [])),
                    owns_webhook_secret=settings_service.owns_webhook_secret(g.admin_shop),
                    customer_token_secret=settings_service.customer_token_secret(g.admin_shop),
+                   previous_token_secret_until=(
+                       settings_service.previous_customer_token_secret_until(g.admin_shop)),
                    webhook_secret_signs_tokens=(
                        g.admin_shop.platform in shops.WEBHOOK_SECRET_SIGNS_TOKENS),
                    saleor_channel=channel.current_channel(g.admin_shop))
@@ -317,7 +320,8 @@ def saleor_channel_save():
 
 
 @bp.post("/keys/<which>")
-@doc(summary="Rotate the public widget key, the webhook secret or the customer-token secret",
+@doc(summary="Rotate the public widget key, the webhook secret or the customer-token secret "
+     "(the old one still verifies for a grace period unless revoke_old), or end that grace",
      tags=["admin"],
      content_type=HTML, status=302, errors=(400, 401))
 def rotate_key(which: str):
@@ -330,9 +334,20 @@ def rotate_key(which: str):
         auth.rebind_session(shop)  # other sessions, opened under the old secret, end
         flash(f"New webhook secret (shown once): {secret}", "secret")
     elif which == "customer-token":
-        settings_service.rotate_customer_token_secret(shop)
-        flash("A new customer-token secret is active (below); customer tokens signed with "
-              "the old one are no longer accepted: update your storefront's backend.", "ok")
+        try:
+            form = RotateCustomerTokenSchema().load(request.form)
+        except ValidationError as err:
+            raise BadRequest("Invalid rotation form.", err.messages) from None
+        settings_service.rotate_customer_token_secret(shop, keep_previous=not form["revoke_old"])
+        until = settings_service.previous_customer_token_secret_until(shop)
+        flash("A new customer-token secret is active (below); " + (
+            f"tokens signed with the old one are accepted until {until:%Y-%m-%d %H:%M} UTC: "
+            "update your storefront's backend before then." if until else
+            "tokens signed with the old one are no longer accepted."), "ok")
+    elif which == "customer-token-grace":
+        settings_service.end_customer_token_grace(shop)
+        flash("Tokens signed with the previous customer-token secret are no longer "
+              "accepted.", "ok")
     else:
         raise BadRequest("Unknown key.")
     return redirect(url_for("admin.settings_page"))

@@ -63,15 +63,15 @@ def test_a_shopify_merchant_sees_its_own_secret_not_the_app_secret(app, client):
     assert "webhook secret are accepted too" not in page  # generic shops only
 
 
-def test_rotation_makes_old_tokens_anonymous_and_is_audited(app, client, shop, shop_secret,
-                                                            caplog):
+def test_rotation_of_a_leaked_secret_makes_old_tokens_anonymous_and_is_audited(
+        app, client, shop, shop_secret, caplog):
     csrf = sign_in(app, client, shop)
     old = own_secret(shop)
     before = mint_customer_token(shop.id, old, "c1")
     assert customer_of(shop, before) == "c1"
     with caplog.at_level(logging.DEBUG):
-        r = client.post("/admin/keys/customer-token", data={"csrf_token": csrf},
-                        follow_redirects=True)
+        r = client.post("/admin/keys/customer-token",
+                        data={"csrf_token": csrf, "revoke_old": "on"}, follow_redirects=True)
         assert r.status_code == 200
         new = own_secret(shop)
         assert new != old and new in r.get_data(as_text=True)
