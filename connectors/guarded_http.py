@@ -40,6 +40,7 @@ __all__ = [
     "AddressRefused",
     "DeadlineExceeded",
     "GuardedSession",
+    "ResolutionTimedOut",
     "ResponseTooLarge",
     "is_public_address",
     "make_guarded_session",
@@ -79,8 +80,47 @@ def is_public_address(address: str) -> bool:
                                  or ip.is_multicast or ip.is_reserved or ip.is_unspecified)
 
 
-def resolves_to_public_addresses(host: str, port: int) -> bool:
-    """True when ``host`` is a name (not an IP literal) whose every address is public."""
+class ResolutionTimedOut(TransientError):
+    """A name did not resolve within the time allowed (or too many lookups are stuck)."""
+
+
+#: Name lookups in flight at once (each on its own thread, see ``_getaddrinfo``).
+MAX_LOOKUPS = 8
+_lookup_slots = threading.BoundedSemaphore(MAX_LOOKUPS)
+
+
+def _getaddrinfo(host: str, port: int, timeout: float) -> list[Any]:
+    """``socket.getaddrinfo`` with a time limit. The resolver cannot be interrupted, so the
+    lookup runs on a daemon thread the caller stops waiting for: a slow DNS answer for a
+    name an unauthenticated request chose ties up that thread, not a web worker, and at
+    most ``MAX_LOOKUPS`` such threads exist (more lookups fail at once)."""
+    started = time.monotonic()
+    if not _lookup_slots.acquire(timeout=timeout):
+        raise ResolutionTimedOut("too many name lookups in progress")
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def lookup() -> None:
+        try:
+            outcome["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BaseException as err:  # handed to the caller below
+            outcome["error"] = err
+        finally:
+            _lookup_slots.release()
+            done.set()
+
+    threading.Thread(target=lookup, name="guarded-resolve", daemon=True).start()
+    if not done.wait(max(timeout - (time.monotonic() - started), 0.0)):
+        raise ResolutionTimedOut(f"{host} did not resolve within {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["infos"]
+
+
+def resolves_to_public_addresses(host: str, port: int, *, timeout: float = 5.0) -> bool:
+    """True when ``host`` is a name (not an IP literal) whose every address is public.
+
+    Raises ``ResolutionTimedOut`` when the name does not resolve within ``timeout``."""
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -88,7 +128,7 @@ def resolves_to_public_addresses(host: str, port: int) -> bool:
     else:
         return False
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _getaddrinfo(host, port, timeout)
     except (OSError, UnicodeError):
         return False
     addresses = {info[4][0] for info in infos}

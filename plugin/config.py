@@ -74,6 +74,9 @@ class Config:
     # Saleor instances allowed to register this app (comma-separated hostnames; empty =
     # any host whose addresses are all public: no IP literals, no private networks).
     SALEOR_ALLOWED_DOMAINS = ""
+    # Seconds /api/register waits for the Saleor-Api-Url host name to resolve (the public-
+    # address check, without an allow-list) before answering 503.
+    SALEOR_REGISTER_DNS_TIMEOUT_SECONDS = 3
     # Shopify app client id (Partner dashboard).
     SHOPIFY_API_KEY = ""
     # Shopify app client secret: verifies OAuth callbacks, webhooks and session tokens.

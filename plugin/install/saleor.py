@@ -12,14 +12,25 @@ from flask import current_app
 
 from connectors.base import Credentials
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload
-from connectors.guarded_http import make_guarded_session, resolves_to_public_addresses
+from connectors.guarded_http import (
+    ResolutionTimedOut,
+    make_guarded_session,
+    resolves_to_public_addresses,
+)
 from connectors.manifest import absolute_url, load_manifest
 from connectors.saleor import SaleorConnector
 from connectors.saleor.app_manifest import render_app_manifest, webhook_definitions
 from connectors.saleor.channels import Channel, choose_channel, parse_channels
 from connectors.saleor.client import SchemaLacksField
 from plugin import shops
-from plugin.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from plugin.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from plugin.extensions import db
 from plugin.install.records import upsert_installation
 from plugin.models import Shop
@@ -72,12 +83,25 @@ def _allowed_host(api_url: str | None) -> tuple[str, str, bool]:
         raise Forbidden("This Saleor instance may not install the app.")
     if parts.scheme != "https" and host not in allowed:
         raise BadRequest("Saleor-Api-Url must use https.", {"Saleor-Api-Url": ["https only"]})
-    if not allowed and not resolves_to_public_addresses(host, port):
+    if not allowed and not _public_host(host, port):
         log.warning("install.saleor.address_refused", extra={"host": host})
         raise BadRequest("Saleor-Api-Url must name a public host.",
                          {"Saleor-Api-Url": ["a host name with public addresses is required "
                                              "(or list the host in SALEOR_ALLOWED_DOMAINS)"]})
     return api_url or "", host, bool(allowed)
+
+
+def _public_host(host: str, port: int) -> bool:
+    """The DNS pre-check, bounded by ``SALEOR_REGISTER_DNS_TIMEOUT_SECONDS``: a name whose
+    resolver answers slowly (anyone can make one) must not hold a web worker."""
+    timeout = float(current_app.config["SALEOR_REGISTER_DNS_TIMEOUT_SECONDS"])
+    try:
+        return resolves_to_public_addresses(host, port, timeout=timeout)
+    except ResolutionTimedOut:
+        log.warning("install.saleor.dns_timeout", extra={"host": host})
+        raise ServiceUnavailable(
+            f"The Saleor-Api-Url host did not resolve within {timeout:g} s; retry later.",
+            {"Saleor-Api-Url": ["the host name did not resolve in time"]}) from None
 
 
 def _same_api(stored: str | None, given: str) -> bool:

@@ -82,7 +82,7 @@ def saleor_manifest():
 @saleor_register
 @doc(summary="Saleor app registration: stores the app token (domain allow-list)",
      tags=["install"], request=RegisterRequest, response=RegisterResponse,
-     errors=(400, 401, 403, 422, 429))
+     errors=(400, 401, 403, 409, 422, 429, 503))
 def saleor_register():
     body = RegisterRequest().load(request.get_json(silent=True) or {})
     shop = saleor.register_app(request.headers.get("Saleor-Api-Url"), body["auth_token"])

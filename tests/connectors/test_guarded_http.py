@@ -335,3 +335,28 @@ def test_the_shared_retrying_session_is_unchanged() -> None:
         assert len(session.get(URL).content) == 2_000_000
         assert rsps.calls[0].request.req_kwargs["timeout"] == (5.0, 30.0)
     assert isinstance(session, requests.Session) and session.retries == 5
+
+
+def test_a_slow_lookup_times_out_and_lookups_in_flight_are_bounded(monkeypatch) -> None:
+    from connectors import guarded_http
+
+    answer = threading.Event()
+
+    def slow_getaddrinfo(host, port, *args, **kwargs):
+        answer.wait(5)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+    monkeypatch.setattr(guarded_http, "_lookup_slots", threading.BoundedSemaphore(1))
+    try:
+        started = time.monotonic()
+        with pytest.raises(guarded_http.ResolutionTimedOut, match=r"within 0\.2 s"):
+            resolves_to_public_addresses("slow.example", 443, timeout=0.2)
+        # the first lookup still holds the only slot: the next one fails without a thread
+        with pytest.raises(guarded_http.ResolutionTimedOut, match="in progress"):
+            resolves_to_public_addresses("slow.example", 443, timeout=0.2)
+        assert time.monotonic() - started < 2
+    finally:
+        answer.set()
+    # the first lookup returns and frees its slot (waited for, up to the timeout)
+    assert resolves_to_public_addresses("slow.example", 443, timeout=1)

@@ -655,3 +655,35 @@ def test_register_is_rate_limited_by_default(install_client) -> None:
         rsps.post(API_URL, status=401)
         codes = [register(install_client).status_code for _ in range(30)]
     assert 429 in codes
+
+
+def test_a_slow_dns_answer_is_a_503_and_does_not_hold_the_worker(install_client, app,
+                                                                 monkeypatch) -> None:
+    """Anyone can point Saleor-Api-Url at a name whose resolver answers slowly: the
+    pre-check gives up after SALEOR_REGISTER_DNS_TIMEOUT_SECONDS."""
+    import socket
+    import threading
+    import time
+
+    app.config.update(SALEOR_ALLOWED_DOMAINS="", SALEOR_REGISTER_DNS_TIMEOUT_SECONDS=0.3)
+    answer = threading.Event()
+
+    def slow_getaddrinfo(host, port, *args, **kwargs):
+        answer.wait(3)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+    started = time.monotonic()
+    try:
+        with responses.RequestsMock():  # nothing is called
+            response = register(install_client, api_url="https://slow.example/graphql/")
+        elapsed = time.monotonic() - started
+    finally:
+        answer.set()
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["message"] == ("The Saleor-Api-Url host did not resolve within 0.3 s; "
+                               "retry later.")
+    assert "Saleor-Api-Url" in body["errors"]
+    assert elapsed < 2
+    assert db.session.scalar(db.select(shops.Shop).filter_by(platform="saleor")) is None
