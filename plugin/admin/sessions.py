@@ -48,15 +48,19 @@ def is_live(handle: str | None, shop_id: str, *, now: datetime | None = None) ->
     if not handle:
         return False
     now = now or utcnow()
-    row = db.session.get(AdminSession, _key(handle))
+    key = _key(handle)
+    row = db.session.execute(sa.select(AdminSession.shop_id, AdminSession.last_seen_at)
+                             .where(AdminSession.id == key)).first()
     if row is None or row.shop_id != shop_id:
         return False
+    # statements, not ORM flushes: a sign-out deleting the row meanwhile is no error
     if row.last_seen_at < now - _idle_limit():
-        db.session.delete(row)
+        db.session.execute(sa.delete(AdminSession).where(AdminSession.id == key))
         db.session.commit()
         return False
     if now - row.last_seen_at >= TOUCH_EVERY:
-        row.last_seen_at = now
+        db.session.execute(sa.update(AdminSession).where(AdminSession.id == key)
+                           .values(last_seen_at=now))
         db.session.commit()
     return True
 

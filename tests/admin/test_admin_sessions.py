@@ -93,3 +93,15 @@ def test_a_secret_sign_in_gets_a_server_side_session_too(app, client, shop, shop
     token = csrf_of(client.get("/admin/settings"))
     assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 302
     assert thief.get("/admin/").status_code == 401
+
+
+def test_a_visit_is_recorded_at_most_once_a_minute(app, client, shop):
+    sign_in(app, client, shop)
+    earlier = utcnow() - timedelta(minutes=5)
+    db.session.execute(sa.update(AdminSession).values(last_seen_at=earlier))
+    db.session.commit()
+    assert client.get("/admin/").status_code == 200
+    seen = db.session.scalar(sa.select(AdminSession.last_seen_at))
+    assert seen > earlier + timedelta(minutes=4)
+    assert client.get("/admin/").status_code == 200
+    assert db.session.scalar(sa.select(AdminSession.last_seen_at)) == seen
