@@ -119,7 +119,11 @@
   }
 
   /** Find placeholders (again, for single-page storefronts) and mount or refresh widgets. */
-  function build(root) {
+  function build(root) { place(root, false); }
+
+  /** Mount placeholders under root; with onlyNew, leave those whose widget is already
+   * mounted alone (the page observer must not refresh or re-render them). */
+  function place(root, onlyNew) {
     prune();
     root = root && root.querySelectorAll ? root : d;
     var nodes = root.querySelectorAll("[data-shopkeeper]");
@@ -128,6 +132,7 @@
       var kind = nodes[i].getAttribute("data-shopkeeper");
       var file = MODULES[kind];
       if (!file || !w.customElements || !nodes[i].attachShadow) continue;
+      if (onlyNew && sk.elements.indexOf(nodes[i].querySelector("shopkeeper-" + kind)) >= 0) continue;
       needed.push(file);
       mount(nodes[i], kind);
     }
@@ -171,6 +176,34 @@
     }
   }
 
+  /** Single-page storefronts insert placeholders after load (client-side routes): one
+   * MutationObserver mounts them. Mutations are coalesced into one scan per burst, and the
+   * scan only mounts new or re-inserted placeholders; removed ones are pruned. */
+  var OBSERVE_DELAY = 50, scan = null, observer = null;
+  function observe() {
+    if (!w.MutationObserver || observer) return;
+    observer = new w.MutationObserver(function (records) {
+      if (scan !== null || !records.some(relevant)) return;
+      scan = w.setTimeout(guard(function () { scan = null; place(d, true); }), OBSERVE_DELAY);
+    });
+    observer.observe(d.documentElement, {
+      childList: true, subtree: true, attributes: true, attributeFilter: ["data-shopkeeper"]
+    });
+  }
+
+  /** A record that adds or removes a placeholder (busy pages mutate all the time). */
+  function relevant(r) {
+    if (r.type === "attributes") return true;
+    return [r.addedNodes, r.removedNodes].some(function (list) {
+      for (var i = 0; i < list.length; i++) {
+        var n = list[i];
+        if (n.nodeType === 1 && (n.hasAttribute("data-shopkeeper") ||
+            n.querySelector("[data-shopkeeper]"))) return true;
+      }
+      return false;
+    });
+  }
+
   /** Log in a customer whose storefront backend minted a signed token (null logs out). */
   function identify(customerToken) {
     identified = true;
@@ -198,7 +231,7 @@
 
   guard(function () {
     // Cached, the async loader can run before the DOM is parsed: build once it is.
-    var first = guard(function () { build(); });
+    var first = guard(function () { build(); observe(); });
     if (d.readyState === "loading") d.addEventListener("DOMContentLoaded", first);
     else first();
   })();
