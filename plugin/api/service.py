@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from plugin.api import impressions, sources
 from plugin.api.access import AnyShop, settings_of
 from plugin.api.consent import consent_required, has_consent
+from plugin.api.due import only_due
 from plugin.api.filters import Servable, apply_live_filters
 from plugin.api.identity import ShopperIdentity
 from plugin.engine.base import Recommendation
@@ -81,7 +82,10 @@ def recommend(shop: AnyShop, identity: ShopperIdentity, query: RecsQuery) -> dic
                                                       exclude)
         chain = _remember(recs, personal, query.placement)
     if query.placement != "reorder":  # "the usual?" makes no sense with popular items
-        chain = itertools.chain(chain, sources.popular(shop.id, version))
+        fill: Iterable[Recommendation] = sources.popular(shop.id, version)
+        if customer is not None:  # the personal list's rule: a consumable only when due
+            fill = only_due(shop.id, version, customer, fill)
+        chain = itertools.chain(chain, fill)
     if settings_of(shop).get("merchandising"):  # merchant pin/boost/exclude
         chain = merchandise(shop.id, settings_of(shop), list(chain))
     if customer is not None:

@@ -1,0 +1,97 @@
+"""The repurchase rule for the popular back-fill: nothing the shopper bought that is not due.
+
+The model's personal list only brings a consumable back once it is due; the popular list
+behind it knows nothing of the shopper and would re-offer the milk bought yesterday. An
+item the shopper bought is held back from the back-fill until ``due_fraction`` of its
+interval has elapsed since their last purchase: their own interval once they bought it on
+two or more days, else the shop's typical one (the served repurchase model's median over
+repeat buyers), as ``RepurchaseModel.due`` measures it. An item with no known interval
+(nobody buys it again) is left to the durable rule (``sources.owned_durables``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import g, has_request_context
+
+from plugin.api import model_store
+from plugin.api.sources import ServedVersion
+from plugin.engine.base import Recommendation
+from plugin.extensions import db
+from plugin.models import Interaction
+from plugin.models.types import utcnow
+
+DAY = 86400.0
+#: Without a served repurchase model: the share of the shopper's own interval to wait.
+DEFAULT_DUE_FRACTION = 0.8
+
+
+def only_due(shop_id: str, version: ServedVersion | None, customer_id: str,
+             recs: Iterable[Recommendation]) -> Iterator[Recommendation]:
+    """``recs`` minus the customer's items that are not due; the history is read only
+    once an item is reached (the back-fill behind a full personal list is not)."""
+    held: set[str] | None = None
+    for rec in recs:
+        if held is None:
+            held = not_due(shop_id, version, customer_id)
+        if rec.item not in held:
+            yield rec
+
+
+def not_due(shop_id: str, version: ServedVersion | None, customer_id: str, *,
+            now: datetime | None = None) -> set[str]:
+    """Items the customer bought (for themselves) whose repurchase interval has not yet
+    (nearly) elapsed; read once per request."""
+    memo = g.setdefault("not_due", {}) if has_request_context() and now is None else {}
+    key = (shop_id, version.id if version else None, customer_id)
+    if key not in memo:
+        memo[key] = _not_due(shop_id, version, customer_id, (now or utcnow()).timestamp())
+    return set(memo[key])
+
+
+def _not_due(shop_id: str, version: ServedVersion | None, customer_id: str,
+             now: float) -> set[str]:
+    rows = db.session.execute(sa.select(Interaction.product_external_id,
+                                        Interaction.occurred_at).where(
+        Interaction.shop_id == shop_id, Interaction.shopper_id == customer_id,
+        Interaction.kind == "purchase",
+        Interaction.subprofile_id.is_(None))).all()  # bought for someone else: not theirs
+    if not rows:
+        return set()
+    times: dict[str, list[float]] = {}
+    for item, at in rows:
+        times.setdefault(item, []).append(at.timestamp())
+    repurchase = _repurchase_model(shop_id, version)
+    fraction = getattr(repurchase, "due_fraction", DEFAULT_DUE_FRACTION)
+    held = set()
+    for item, stamps in times.items():
+        interval = _interval(stamps, repurchase, item)
+        if interval > 0 and (now - max(stamps)) / DAY < fraction * interval:
+            held.add(item)
+    return held
+
+
+def _interval(stamps: list[float], repurchase, item: str) -> float:
+    """Days between purchases: the shopper's own over distinct days, else the shop's
+    median (nan when unknown)."""
+    days = len({int(s // DAY) for s in stamps})
+    if days > 1:
+        return (max(stamps) - min(stamps)) / DAY / (days - 1)
+    if repurchase is None:
+        return float("nan")
+    i = repurchase.data_.item_index(item)
+    return float("nan") if i is None else float(repurchase.interval_days_[i])
+
+
+def _repurchase_model(shop_id: str, version: ServedVersion | None):
+    """The served model's ``RepurchaseModel`` (None: untrained, or a model without one)."""
+    if version is None:
+        return None
+    model = model_store.get_model(shop_id, version.id, version.artifact_dir)
+    repurchase = getattr(model.recommender, "repurchase_", None) if model is not None else None
+    return repurchase if repurchase is not None and hasattr(repurchase, "interval_days_") \
+        else None
+

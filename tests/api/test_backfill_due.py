@@ -1,0 +1,77 @@
+"""The popular back-fill follows the personal list's repurchase rule.
+
+Thirty shoppers buy milk (``p1``) and bread (``p2``) every week, so both top the popular
+list and milk's typical interval is seven days. A shopper whose own list is empty (their
+purchases came after the fit) gets the back-fill: milk bought yesterday is not offered
+again, milk bought a month ago is; their own rhythm counts once they have one.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from plugin.api import model_store
+from plugin.api.sources import active_version
+from plugin.extensions import db
+from plugin.models.types import utcnow
+from tests.api.conftest import PRODUCTS, T0, add_order, add_products, customer_headers, ids
+
+
+@pytest.fixture
+def milk_shop(shop):
+    from plugin.training import train_shop
+
+    shop.settings = {"allowed_origins": ["https://store.example"], "holdout_share": 0}
+    db.session.commit()
+    add_products(shop.id, PRODUCTS)
+    for c in range(30):
+        for week in range(4):
+            items = ["p1", "p2", "p3" if week % 2 else "p4"]
+            add_order(shop.id, f"c{c:02d}", f"o{c}-{week}", items,
+                      T0 + timedelta(days=7 * week, hours=c))
+    train_shop(shop.id)
+    version = active_version(shop.id)
+    repurchase = model_store.get_model(shop.id, version.id,
+                                       version.artifact_dir).recommender.repurchase_
+    milk = repurchase.data_.item_index("p1")
+    assert repurchase.kind_[milk] == "consumable"
+    assert repurchase.interval_days_[milk] == pytest.approx(7, abs=0.1)
+    return shop
+
+
+@pytest.fixture
+def milk_api(client, milk_shop):
+    from tests.api.conftest import Api
+
+    return Api(client, milk_shop)
+
+
+def _bought(shop, customer: str, *days_ago: float) -> None:
+    for k, days in enumerate(days_ago):
+        add_order(shop.id, customer, f"{customer}-{k}", ["p1"], utcnow() - timedelta(days=days))
+
+
+def _shown(api, shop, customer: str) -> list[str]:
+    return ids(api.recs(n=6, headers=customer_headers(shop, customer)))
+
+
+def test_milk_bought_yesterday_is_not_back_filled(milk_api, milk_shop):
+    _bought(milk_shop, "yesterday", 1)
+    _bought(milk_shop, "last-month", 30)
+    assert "p1" in _shown(milk_api, milk_shop, "stranger")  # control: it is popular
+    assert "p1" in _shown(milk_api, milk_shop, "last-month")
+    shown = _shown(milk_api, milk_shop, "yesterday")
+    assert "p1" not in shown and "p2" in shown
+
+
+def test_the_shoppers_own_rhythm_decides_once_they_have_one(milk_api, milk_shop):
+    _bought(milk_shop, "fortnightly", 29, 15, 6)  # every 14 days: 6 days is too soon
+    _bought(milk_shop, "every-other-day", 6, 4, 2)  # every 2 days: due again
+    assert "p1" not in _shown(milk_api, milk_shop, "fortnightly")
+    assert "p1" in _shown(milk_api, milk_shop, "every-other-day")
+
+
+def test_an_anonymous_shopper_still_gets_the_whole_back_fill(milk_api):
+    assert "p1" in ids(milk_api.recs(n=3))
