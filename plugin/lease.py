@@ -1,38 +1,50 @@
 """A database lease so exactly one worker runs the scheduler; a standby takes over when the
-holder stops renewing (crash, kill -9, network split) within the lease time."""
+holder stops renewing (crash, kill -9, network split) within the lease time.
+
+Expiry is set and compared on the database's clock (``db_clock``): with each worker's own,
+one whose clock runs ahead saw a live lease as expired and took it, and two ran the jobs.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
 
+from plugin.db_clock import db_utcnow
 from plugin.extensions import db, insert_or_ignore
 from plugin.models import SchedulerLease
-from plugin.models.types import utcnow
+from plugin.models.types import UTCDateTime
+
+
+def _clock(now: datetime | None, offset_seconds: float = 0.0) -> ColumnElement:
+    """The database's clock, or a fixed ``now`` (tests replaying a timeline)."""
+    if now is None:
+        return db_utcnow(offset_seconds)
+    return sa.literal(now + timedelta(seconds=offset_seconds), UTCDateTime())
 
 
 def acquire(name: str, holder: str, ttl_seconds: float, *, now: datetime | None = None) -> bool:
-    """Take or renew the lease; True when ``holder`` holds it until ``now + ttl``.
+    """Take or renew the lease; True when ``holder`` holds it for ``ttl_seconds`` more.
 
     One conditional UPDATE (free or already ours), else an INSERT that loses quietly to a
     concurrent winner: atomic on SQLite and PostgreSQL without advisory locks.
     """
-    now = now or utcnow()
-    expires = now + timedelta(seconds=ttl_seconds)
     L = SchedulerLease
     res = db.session.execute(
         sa.update(L)
-        .where(L.name == name, sa.or_(L.holder == holder, L.expires_at < now))
-        .values(acquired_at=sa.case((L.holder == holder, L.acquired_at), else_=now),
-                holder=holder, expires_at=expires)
+        .where(L.name == name, sa.or_(L.holder == holder, L.expires_at < _clock(now)))
+        .values(acquired_at=sa.case((L.holder == holder, L.acquired_at), else_=_clock(now)),
+                holder=holder, expires_at=_clock(now, ttl_seconds))
     )
     if res.rowcount == 1:
         db.session.commit()
         return True
     got = db.session.execute(
-        insert_or_ignore(L, ["name"], name=name, holder=holder, expires_at=expires,
-                         acquired_at=now).returning(L.name)
+        insert_or_ignore(L, ["name"], name=name, holder=holder,
+                         expires_at=_clock(now, ttl_seconds), acquired_at=_clock(now))
+        .returning(L.name)
     ).scalar()
     db.session.commit()
     return got is not None
@@ -42,13 +54,12 @@ def release(name: str, holder: str) -> None:
     """Give the lease up now (graceful shutdown), so a standby need not wait for expiry."""
     L = SchedulerLease
     db.session.execute(sa.update(L).where(L.name == name, L.holder == holder)
-                       .values(expires_at=utcnow() - timedelta(seconds=1)))
+                       .values(expires_at=_clock(None, -1)))
     db.session.commit()
 
 
 def holder_of(name: str, *, now: datetime | None = None) -> str | None:
     """The current, unexpired holder (for /readyz, metrics and the admin page)."""
-    row = db.session.get(SchedulerLease, name)
-    if row is None or row.expires_at < (now or utcnow()):
-        return None
-    return row.holder
+    L = SchedulerLease
+    return db.session.scalar(sa.select(L.holder).where(L.name == name,
+                                                       L.expires_at >= _clock(now)))
