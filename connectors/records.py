@@ -272,12 +272,15 @@ class Page(Generic[T]):
     """One page of a backfill; ``next_cursor`` resumes *after* it (None on the last page).
 
     ``rejected`` lists the page's records that failed to parse: one bad product must not
-    stop a shop's whole backfill, but it must not vanish silently either.
+    stop a shop's whole backfill, but it must not vanish silently either. ``ignored``
+    counts records read and left out as none of the shop's business (e.g. a Saleor order
+    of another channel).
     """
 
     items: list[T]
     next_cursor: str | None
     rejected: tuple[Rejected, ...] = ()
+    ignored: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,20 +237,32 @@ class SaleorConnector(Connector):
 
         In last-modified order an order changed during the run moves ahead of the cursor
         and is read by this run, so the watermark it ends with (the newest ``updatedAt``
-        seen) never passes a change it missed.
+        seen) never passes a change it missed. Only the shop's channel's orders: Saleor
+        filters by its id, and any other channel's order still listed is left out.
         """
         extra: dict[str, Any] = {"sortBy": {"field": "LAST_MODIFIED_AT", "direction": "ASC"}}
+        filters: dict[str, Any] = {}
         if since:
-            extra["filter"] = {"updatedAt": {"gte": since.isoformat()}}
+            filters["updatedAt"] = {"gte": since.isoformat()}
+        if self.credentials.extra.get("channel_id"):
+            filters["channels"] = [self.credentials.extra["channel_id"]]
+        if filters:
+            extra["filter"] = filters
+        channel = self.credentials.extra.get("channel")
         # Saleor refuses a cursor issued under another sort: one saved before this order
         # (unmarked) starts the pass again instead of failing every run
         after = cursor[len(ORDER_CURSOR):] if (cursor or "").startswith(ORDER_CURSOR) else None
         pages = self._client().pages(
-            queries.ORDERS_QUERY, "orders", mapping.order_from_node, cursor=after, extra=extra
+            queries.ORDERS_QUERY, "orders",
+            lambda node: mapping.order_from_node(node) if mapping.in_channel(node, channel)
+            else None,
+            cursor=after, extra=extra,
         )
         for page in pages:
             marked = None if page.next_cursor is None else ORDER_CURSOR + page.next_cursor
-            yield replace(page, next_cursor=marked)
+            ours = [o for o in page.items if o is not None]
+            yield replace(page, items=ours, ignored=len(page.items) - len(ours),
+                          next_cursor=marked)
 
     # -- discounts ------------------------------------------------------------------------
     def create_discount(self, spec: DiscountSpec) -> DiscountRef:

@@ -127,6 +127,17 @@ def _lines(lines: Any) -> tuple[LineItem, ...]:
     return tuple(out)
 
 
+def in_channel(node: dict[str, Any], channel: str | None) -> bool:
+    """Whether an ``Order`` was placed in the shop's channel (its currency and catalogue).
+
+    Unknown when no channel is configured or the payload predates ``channel { slug }`` in
+    our subscription (updated by ``refresh_webhooks``): then it counts as ours, as before.
+    """
+    named = node.get("channel")
+    slug = named.get("slug") if isinstance(named, dict) else None
+    return not channel or not isinstance(slug, str) or not slug or slug == channel
+
+
 def order_from_node(node: dict[str, Any]) -> Order:
     """An ``Order``; voucher codes become discount codes."""
     total, currency = _money((node.get("total") or {}).get("gross"), "total")

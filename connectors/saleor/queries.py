@@ -40,6 +40,7 @@ fragment VariantRef on ProductVariant { id product { id } }"""
 ORDER_FIELDS = """
 fragment OrderFields on Order {
   id created updatedAt status voucherCode
+  channel { slug }
   user { id }
   total { gross { amount currency } }
   lines { quantity unitPrice { gross { amount currency } } variant { ...VariantRef } }

@@ -77,7 +77,9 @@ def _record(
     if topic == "customers/upsert":
         return mapping.customer_from_user(_root(data, "user"))
     if topic == "orders/upsert":
-        return mapping.order_from_node(_root(data, "order"))
+        order = _root(data, "order")
+        # another channel's order: acknowledged, nothing to apply (see ``mapping.in_channel``)
+        return mapping.order_from_node(order) if mapping.in_channel(order, channel) else None
     return mapping.cart_from_checkout(_root(data, "checkout"))
 
 

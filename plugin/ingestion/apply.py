@@ -70,6 +70,13 @@ def _uninstalled(shop: Shop, event: WebhookEvent) -> None:
     shops.mark_uninstalled(shop, at=event.occurred_at)
 
 
+def _order(shop: Shop, event: WebhookEvent) -> None:
+    if event.record is None:  # e.g. a Saleor order of another channel than the shop's
+        log.info("ingestion.order_ignored", extra={"shop_id": shop.id})
+        return
+    mapping.upsert_order(shop.id, event.record)
+
+
 def _redact(shop: Shop, event: WebhookEvent) -> None:
     rec = event.record
     if rec is None:
@@ -88,7 +95,7 @@ _HANDLERS = {
     "customers/upsert": lambda shop, ev: mapping.upsert_customer(shop.id, ev.record),
     "customers/delete": lambda shop, ev: privacy.erase_customer(
         shop.id, ev.record.external_id, deleted_at=ev.record.deleted_at),
-    "orders/upsert": lambda shop, ev: mapping.upsert_order(shop.id, ev.record),
+    "orders/upsert": _order,
     "carts/upsert": lambda shop, ev: mapping.upsert_cart(shop.id, ev.record),
     "app/uninstalled": _uninstalled,
     "customers/redact": _redact,

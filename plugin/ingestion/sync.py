@@ -52,6 +52,7 @@ class SyncResult:
     error: str | None = None
     retry_after: float | None = None
     skipped: int = 0
+    ignored: int = 0  # read and left out: none of the shop's business (``Page.ignored``)
 
 
 def sync_state(shop_id: str, resource: str) -> SyncState:
@@ -101,6 +102,7 @@ def run_sync(
                 log.warning("sync.rejected", extra={
                     "shop_id": shop_id, "resource": resource,
                     "record_ids": [r.record_id for r in page.rejected][:KEEP_REJECTED]})
+            result.ignored += page.ignored
             state.cursor = page.next_cursor
             state.done += len(page.items)
             db.session.commit()  # rows + cursor together
@@ -138,7 +140,8 @@ def run_sync(
         state.status = "paused"
     db.session.commit()
     log.info("sync.page_run", extra={"shop_id": shop_id, "resource": resource,
-                                     "records": result.records, "finished": result.finished})
+                                     "records": result.records, "ignored": result.ignored,
+                                     "finished": result.finished})
     return result
 
 

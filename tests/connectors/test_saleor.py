@@ -299,7 +299,8 @@ class TestSaleorConnector(ConnectorContract):
         sent = json.loads(request.body)["variables"]
         assert request.headers["Authorization"] == f"Bearer {self.ACCESS_TOKEN}"
         assert sent["first"] == 100
-        assert sent["filter"] == {"updatedAt": {"gte": "2025-11-01T00:00:00+00:00"}}
+        assert sent["filter"] == {"updatedAt": {"gte": "2025-11-01T00:00:00+00:00"},
+                                  "channels": ["Q2hhbm5lbDox"]}  # the shop's channel only
         assert pages[0].items[0].external_id == node["id"]
 
     def test_permission_denied_is_auth_failed(self, delays) -> None:

@@ -133,7 +133,8 @@ def test_hostile_backfill_pages_are_stored_set_aside_or_refused(app, platform, r
             outcomes["refused"] += 1
             return
         assert result.finished and state["status"] == "idle"
-        assert result.records + result.skipped == 3, (result, nodes)
+        # ignored: a poisoned Saleor channel slug names another channel (left out, counted)
+        assert result.records + result.skipped + result.ignored == 3, (result, nodes)
         assert untouched <= stored, (stored, nodes)
         assert state["skipped"] == result.skipped == len(state["rejected"])
         outcomes["skipped" if result.skipped else "clean"] += 1

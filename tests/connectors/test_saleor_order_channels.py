@@ -1,0 +1,117 @@
+"""Only the shop's Saleor channel's orders are mirrored.
+
+The install picks one channel (prices, availability, vouchers); Saleor sends every
+channel's orders to the app and lists them all. Another channel's order (another currency
+and catalogue) is acknowledged and not ingested, by webhook and by sync alike. The payloads
+are ``order_created.json`` (``default-channel``) and the same order placed in
+``channel-pln``, the second channel of Saleor's demo catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import responses
+
+from connectors.base import Credentials
+from connectors.records import Order
+from connectors.saleor import SaleorConnector
+from plugin import shops
+from plugin.extensions import db
+from tests.connectors.test_saleor import API_URL, JWKS_URL, KEY, fixture, jwk, saleor_headers
+
+OURS = {"channel": "default-channel", "channel_id": "Q2hhbm5lbDox"}
+
+
+def _order(slug: str | None, order_id: str = "T3JkZXI6MQ==") -> dict:
+    node = json.loads(fixture("order_created.json"))["order"]
+    node["id"] = order_id
+    if slug is None:
+        del node["channel"]  # a subscription registered before it asked for the channel
+    else:
+        node["channel"] = {"slug": slug}
+    return node
+
+
+def _body(node: dict) -> bytes:
+    return json.dumps({"order": node}).encode()
+
+
+def _parse(node: dict, extra: dict | None = OURS):
+    creds = Credentials("demo.saleor.io", access_token="t", api_url=API_URL, extra=extra or {})
+    body = _body(node)
+    return SaleorConnector(creds).parse_webhook(saleor_headers("order_created", body), body)
+
+
+def test_another_channels_order_webhook_is_parsed_to_nothing_to_ingest():
+    ignored = _parse(_order("channel-pln"))
+    assert ignored.topic == "orders/upsert" and ignored.record is None and ignored.delivery_id
+    assert isinstance(_parse(_order("default-channel")).record, Order)
+
+
+@pytest.mark.parametrize(("slug", "extra"), [(None, OURS), ("channel-pln", None)])
+def test_an_order_is_ours_when_the_channel_cannot_be_told(slug, extra):
+    """No channel in the payload (old subscription) or none chosen: mirrored as before."""
+    assert isinstance(_parse(_order(slug), extra).record, Order)
+
+
+def _orders_page(*nodes: dict) -> dict:
+    return {"data": {"orders": {"pageInfo": {"hasNextPage": False, "endCursor": "x"},
+                                "edges": [{"node": n} for n in nodes]}}}
+
+
+def test_the_orders_sync_asks_for_and_keeps_only_the_shops_channel():
+    creds = Credentials("demo.saleor.io", access_token="t", api_url=API_URL, extra=OURS)
+    page = _orders_page(_order("default-channel", "T3JkZXI6MQ=="),
+                        _order("channel-pln", "T3JkZXI6Mg=="))
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=page)
+        pages = list(SaleorConnector(creds).iter_orders())
+        sent = json.loads(rsps.calls[0].request.body)["variables"]
+    assert sent["filter"] == {"channels": ["Q2hhbm5lbDox"]}
+    assert [o.external_id for p in pages for o in p.items] == ["T3JkZXI6MQ=="]
+    assert sum(p.ignored for p in pages) == 1
+
+
+@pytest.fixture
+def saleor_shop(app):
+    SaleorConnector.jwks_cache.clear()
+    creds = Credentials("demo.saleor.io", access_token="app-token", api_url=API_URL,
+                        extra=OURS)
+    shop = shops.create_shop("saleor", "demo.saleor.io", creds)
+    db.session.commit()
+    return shop
+
+
+def _stored_orders(shop_id: str) -> list[str]:
+    from plugin.models import Order as OrderRow
+
+    return sorted(db.session.scalars(db.select(OrderRow.external_id).filter_by(shop_id=shop_id)))
+
+
+def test_another_channels_order_webhook_is_acknowledged_not_ingested(client, saleor_shop):
+    from plugin.webhooks.inbox import process_inbox
+
+    with responses.RequestsMock() as rsps:
+        rsps.get(JWKS_URL, json={"keys": [jwk(KEY)]})
+        for node in (_order("channel-pln", "T3JkZXI6Mg=="), _order("default-channel")):
+            body = _body(node)
+            response = client.post(f"/webhooks/saleor/{saleor_shop.id}", data=body,
+                                   headers=saleor_headers("order_created", body))
+            assert response.status_code == 200, response.get_json()
+    result = process_inbox()
+    assert (result.done, result.failed) == (2, 0)
+    assert _stored_orders(saleor_shop.id) == ["T3JkZXI6MQ=="]
+
+
+def test_the_orders_sync_stores_only_the_shops_channel(saleor_shop):
+    from plugin.ingestion.sync import run_sync
+
+    page = _orders_page(_order("channel-pln", "T3JkZXI6Mg=="), _order("default-channel"))
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=page)
+        result = run_sync(saleor_shop.id, "orders")
+    assert result.finished and result.error is None
+    assert (result.records, result.ignored) == (1, 1)
+    assert _stored_orders(saleor_shop.id) == ["T3JkZXI6MQ=="]
