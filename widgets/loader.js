@@ -182,10 +182,10 @@
   var OBSERVE_DELAY = 50, scan = null, observer = null;
   function observe() {
     if (!w.MutationObserver || observer) return;
-    observer = new w.MutationObserver(function (records) {
+    observer = new w.MutationObserver(guard(function (records) {
       if (scan !== null || !records.some(relevant)) return;
       scan = w.setTimeout(guard(function () { scan = null; place(d, true); }), OBSERVE_DELAY);
-    });
+    }));
     observer.observe(d.documentElement, {
       childList: true, subtree: true, attributes: true, attributeFilter: ["data-shopkeeper"]
     });
