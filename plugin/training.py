@@ -279,20 +279,36 @@ RETRAIN_NEW_ORDERS = 200
 def retrain_due(now: datetime | None = None) -> int:
     """Hourly job: refit shops that are due; in the others refresh shoppers with new orders.
 
-    Returns the number of shops refitted.
+    Returns the number of shops refitted; one shop's failure does not starve the others
+    (the job is still recorded as failed, with the first error).
     """
     from plugin.models import Shop
 
     now = now or utcnow()
     refitted = 0
+    failed: list[Exception] = []
     for shop_id in list(db.session.scalars(sa.select(Shop.id).where(Shop.status == "active"))):
-        version = active_version(shop_id)
-        if _due(shop_id, version, now):
-            train_shop(shop_id)
-            refitted += 1
-        elif version is not None:
-            refresh_shoppers(shop_id, _shoppers_with_new_orders(shop_id, version))
+        try:
+            refitted += _retrain_or_refresh(shop_id, now)
+        except Exception as err:
+            db.session.rollback()
+            log.warning("training.shop_failed", extra={"shop_id": shop_id,
+                                                       "error_type": type(err).__name__})
+            failed.append(err)
+    if failed:
+        raise failed[0]
     return refitted
+
+
+def _retrain_or_refresh(shop_id: str, now: datetime) -> int:
+    """Refit the shop when due (returns 1), else refresh its shoppers with new orders."""
+    version = active_version(shop_id)
+    if _due(shop_id, version, now):
+        train_shop(shop_id)
+        return 1
+    if version is not None:
+        refresh_shoppers(shop_id, _shoppers_with_new_orders(shop_id, version))
+    return 0
 
 
 def _due(shop_id: str, version: ModelVersion | None, now: datetime) -> bool:

@@ -177,3 +177,24 @@ def test_recommender_round_trips_through_persist(app, store):
     assert loaded.recommender is not None
     for shopper in ("c1", "c3", "nobody"):
         assert loaded.recommender.recommend(shopper, 5) == in_memory.recommend(shopper, 5)
+
+
+def test_one_shop_failing_to_train_does_not_stop_the_others(app, store, monkeypatch):
+    from tests.factories import make_shop
+
+    other = make_shop()
+    add_products(other.id, PRODUCTS)
+    load_history(other.id)
+    real, failed = training.load_interactions, []
+
+    def first_fails(shop_id: str):
+        if not failed:
+            failed.append(shop_id)
+            raise RuntimeError("boom")
+        return real(shop_id)
+
+    monkeypatch.setattr(training, "load_interactions", first_fails)
+    with pytest.raises(RuntimeError):  # the job is still recorded as failed
+        training.retrain_due()
+    (healthy,) = {store.id, other.id} - set(failed)
+    assert training.active_version(healthy) is not None
