@@ -109,6 +109,9 @@ def train_shop(shop_id: str, *, show_progress: bool = False) -> ModelVersion:
         version.status = "failed"
         version.metrics = {**(version.metrics or {}), "error": type(err).__name__}
         version.finished_at = utcnow()
+        # rows it had already written replaced the served version's: never served
+        db.session.execute(sa.delete(RecommendationCache).where(
+            RecommendationCache.model_version_id == version.id))
         db.session.commit()
         log.exception("training.failed", extra={"shop_id": shop_id, "version": version.version})
         raise
@@ -223,19 +226,42 @@ def _write_cache(version: ModelVersion, recommender: BaseRecommender | None,
                    disable=not show_progress)
         for start in range(0, len(shoppers), CHUNK):
             chunk = [str(s) for s in shoppers[start:start + CHUNK]]
+            chunk = _without_newer_rows(version, chunk)
             rows = _cache_rows(version, recommender, chunk, size)
             db.session.execute(sa.delete(RecommendationCache).where(
                 RecommendationCache.shop_id == version.shop_id,
                 RecommendationCache.shopper_id.in_(chunk)))
-            db.session.execute(sa.insert(RecommendationCache), rows)
+            if rows:
+                db.session.execute(sa.insert(RecommendationCache), rows)
             db.session.commit()
             written += len(rows)
-            bar.update(len(chunk))
+            bar.update(min(CHUNK, len(shoppers) - start))
         bar.close()
     db.session.execute(sa.delete(RecommendationCache).where(
         RecommendationCache.shop_id == version.shop_id,
-        RecommendationCache.model_version_id != version.id))
+        RecommendationCache.model_version_id != version.id,
+        RecommendationCache.model_version_id.not_in(_newer_versions(version))))
     return written
+
+
+def _newer_versions(version: ModelVersion) -> sa.Select:
+    """Ids of the shop's fits started after ``version`` and not failed.
+
+    Fits overlap (the hourly job and a CLI run): one that started earlier and finishes
+    later must leave the lists of the newer one, which is served, alone.
+    """
+    return sa.select(ModelVersion.id).where(ModelVersion.shop_id == version.shop_id,
+                                            ModelVersion.id > version.id,
+                                            ModelVersion.status != "failed")
+
+
+def _without_newer_rows(version: ModelVersion, shoppers: list[str]) -> list[str]:
+    """``shoppers`` minus those whose cached list a newer fit already wrote."""
+    newer = set(db.session.scalars(sa.select(RecommendationCache.shopper_id).where(
+        RecommendationCache.shop_id == version.shop_id,
+        RecommendationCache.shopper_id.in_(shoppers),
+        RecommendationCache.model_version_id.in_(_newer_versions(version)))))
+    return [s for s in shoppers if s not in newer]
 
 
 def cache_size() -> int:

@@ -198,3 +198,25 @@ def test_one_shop_failing_to_train_does_not_stop_the_others(app, store, monkeypa
         training.retrain_due()
     (healthy,) = {store.id, other.id} - set(failed)
     assert training.active_version(healthy) is not None
+
+
+def test_an_older_fit_finishing_last_keeps_the_served_versions_cache(app, store, monkeypatch):
+    """Two fits of one shop overlap (the hourly job and a CLI run): the one that started
+    first and finishes last must not replace the cached lists of the newer version served."""
+    real = training.new_recommender
+    newer = []
+
+    class OverlappedFit:  # while this fit runs, a second one starts and finishes
+        def fit(self, data, **kwargs):
+            monkeypatch.setattr(training, "new_recommender", real)
+            newer.append(training.train_shop(store.id))
+            return real().fit(data, **kwargs)
+
+    monkeypatch.setattr(training, "new_recommender", OverlappedFit)
+    older = training.train_shop(store.id)
+    assert older.status == "ready" and older.id < newer[0].id
+    assert training.active_version(store.id).id == newer[0].id
+    db.session.expire_all()
+    rows = db.session.query(RecommendationCache).filter_by(shop_id=store.id).all()
+    assert {r.shopper_id for r in rows} == set(ORDERS)
+    assert {r.model_version_id for r in rows} == {newer[0].id}  # served from the cache
