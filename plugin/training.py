@@ -157,11 +157,24 @@ def _train(version: ModelVersion, show_progress: bool) -> None:
     version.finished_at = utcnow()
     db.session.commit()
     sources.forget_versions(shop_id)
-    _delete_older_artifacts(version)
     # This process already holds the fitted model: serve it without a disk round trip.
     model_store.LOADED.put((shop_id, version.id), model_store.ShopModel(
         version_id=version.id, item_ids=np.asarray(list(data.item_ids), dtype=object),
         neighbours=similarity, popular=popular, titles=titles, recommender=recommender))
+    if version.trained_until is not None:
+        refresh_shoppers(shop_id, _ordered_since(shop_id, version.trained_until))
+    _delete_older_artifacts(version)
+
+
+def _ordered_since(shop_id: str, since: datetime) -> list[str]:
+    """Shoppers with purchases after ``since``: during a fit, orders the fit cannot know.
+
+    Their webhook dropped the cached list, but the fit wrote it again afterwards, dated
+    later than the order, so the hourly refresh would never recompute it.
+    """
+    return list(db.session.scalars(sa.select(Interaction.shopper_id).distinct().where(
+        Interaction.shop_id == shop_id, Interaction.kind == "purchase",
+        Interaction.subprofile_id.is_(None), Interaction.occurred_at > since)))
 
 
 def _delete_older_artifacts(version: ModelVersion) -> None:

@@ -220,3 +220,29 @@ def test_an_older_fit_finishing_last_keeps_the_served_versions_cache(app, store,
     rows = db.session.query(RecommendationCache).filter_by(shop_id=store.id).all()
     assert {r.shopper_id for r in rows} == set(ORDERS)
     assert {r.model_version_id for r in rows} == {newer[0].id}  # served from the cache
+
+
+def test_an_order_that_arrives_during_the_fit_is_not_served_back(app, store, monkeypatch):
+    """The webhook drops the shopper's cached list, but the fit, which cannot know the
+    order, wrote it again afterwards: that list must not offer what was just bought."""
+    from plugin.api import sources
+    from plugin.ingestion.mapping import forget_cached_recommendations
+
+    training.train_shop(store.id)
+    top = db.session.query(RecommendationCache).filter_by(shopper_id="c3").one().items[0][0]
+    real = training.new_recommender
+
+    class OrderDuringFit:
+        def fit(self, data, **kwargs):
+            model = real().fit(data, **kwargs)
+            add_order(store.id, "c3", "o-during-fit", [top], utcnow())
+            forget_cached_recommendations(store.id, "c3")  # what the order webhook does
+            db.session.commit()
+            return model
+
+    monkeypatch.setattr(training, "new_recommender", OrderDuringFit)
+    training.train_shop(store.id)
+    training.retrain_due()  # the hourly refresh of shoppers with new orders
+    sources.forget_versions()
+    served = sources.cached(store.id, "c3", sources.served_version(store.id))
+    assert served is None or top not in [r.item for r in served]
