@@ -20,8 +20,9 @@ import sqlalchemy as sa
 from flask import current_app
 from tqdm import tqdm
 
+from plugin import cache as redis_cache
 from plugin.api import model_store, sources
-from plugin.api.sources import active_version, bought_since
+from plugin.api.sources import active_version, bought_since, cache_key
 from plugin.engine.base import BaseRecommender, Recommendation
 from plugin.engine.baselines import ItemKNNBaseline
 from plugin.engine.data import Interactions
@@ -295,6 +296,7 @@ def refresh_shoppers(shop_id: str, shopper_ids: Iterable[str]) -> int:
     model = model_store.get_model(shop_id, version.id, version.artifact_dir)
     db.session.execute(sa.delete(RecommendationCache).where(
         RecommendationCache.shop_id == shop_id, RecommendationCache.shopper_id.in_(ids)))
+    redis_cache.delete(*(cache_key(shop_id, s) for s in ids))  # else it serves the old list
     if model is None or model.recommender is None:
         db.session.commit()  # the API falls back to popular items for them
         return 0

@@ -246,3 +246,22 @@ def test_an_order_that_arrives_during_the_fit_is_not_served_back(app, store, mon
     sources.forget_versions()
     served = sources.cached(store.id, "c3", sources.served_version(store.id))
     assert served is None or top not in [r.item for r in served]
+
+
+def test_a_refresh_replaces_the_redis_copy_of_the_list(app, store):
+    from plugin import cache
+    from plugin.api import sources
+    from tests.factories import FakeRedis
+
+    cache.reset()
+    app.config["REDIS_URL"] = "redis://fake"
+    cache._clients["redis://fake"] = FakeRedis()
+    try:
+        version = training.train_shop(store.id)
+        served = sources.served_version(store.id)
+        top = next(sources.cached(store.id, "c3", served)).item  # table, then Redis
+        add_order(store.id, "c3", "o-new", [top], version.trained_until.replace(year=2027))
+        assert training.refresh_shoppers(store.id, ["c3"]) == 1
+        assert top not in [r.item for r in sources.cached(store.id, "c3", served)]
+    finally:
+        cache.reset()
