@@ -111,6 +111,9 @@ class Config:
     RETRAIN_MAX_AGE_HOURS = 24
     # ...or after this many new orders.
     RETRAIN_NEW_ORDERS = 200
+    # A fit still running after this many hours was killed (OOM, kill -9): the next fit of
+    # the shop marks it failed and deletes its files.
+    TRAINING_TIMEOUT_HOURS = 24
     # The admin runs inside the platform admin's iframe: session cookie SameSite=None;
     # Secure; Partitioned. Set false only for a local, non-embedded admin over plain http.
     ADMIN_EMBEDDED = True

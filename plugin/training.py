@@ -12,7 +12,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +98,7 @@ def popular_items(data: Interactions, size: int = POPULAR_SIZE,
 
 def train_shop(shop_id: str, *, show_progress: bool = False) -> ModelVersion:
     """Fit the shop's model, save artifacts, refresh every shopper's cached top-N."""
+    _give_up_abandoned(shop_id)
     version = ModelVersion(shop_id=shop_id, status="training",
                            version=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-")
                            + secrets.token_hex(3))
@@ -119,6 +120,26 @@ def train_shop(shop_id: str, *, show_progress: bool = False) -> ModelVersion:
     log.info("training.done", extra={"shop_id": shop_id, "version": version.version,
                                      **version.metrics})
     return version
+
+
+#: A version still ``training`` this many hours after it started was killed mid-fit
+#: (config key of the same name).
+TRAINING_TIMEOUT_HOURS = 24
+
+
+def _give_up_abandoned(shop_id: str) -> None:
+    """Mark the shop's fits that never recorded their end (OOM, kill -9, a deploy) failed.
+
+    Left ``training``, a version would show so forever and keep its directory from every
+    later cleanup, and with it purchase histories that an erasure must reach.
+    """
+    hours = float(current_app.config.get("TRAINING_TIMEOUT_HOURS", TRAINING_TIMEOUT_HOURS))
+    for stale in db.session.scalars(sa.select(ModelVersion).where(
+            ModelVersion.shop_id == shop_id, ModelVersion.status == "training",
+            ModelVersion.created_at < utcnow() - timedelta(hours=hours))):
+        stale.status, stale.finished_at = "failed", utcnow()
+        stale.metrics = {**(stale.metrics or {}), "error": "abandoned"}
+    db.session.commit()
 
 
 def _train(version: ModelVersion, show_progress: bool) -> None:
@@ -148,6 +169,9 @@ def _train(version: ModelVersion, show_progress: bool) -> None:
     rows = _write_cache(version, recommender, data.user_ids, show_progress)
     metrics["cache_rows"] = rows
     metrics["cache_seconds"] = round(time.perf_counter() - started, 3)
+    if db.session.scalar(sa.select(ModelVersion.status).where(
+            ModelVersion.id == version.id)) != "training":
+        raise RuntimeError("given up as abandoned while fitting")  # its files may be gone
     version.algorithm = algorithm
     version.artifact_dir = str(directory)
     version.popular = [[i, s] for i, s in popular]

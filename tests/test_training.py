@@ -265,3 +265,22 @@ def test_a_refresh_replaces_the_redis_copy_of_the_list(app, store):
         assert top not in [r.item for r in sources.cached(store.id, "c3", served)]
     finally:
         cache.reset()
+
+
+def test_a_killed_training_does_not_stay_training_forever(app, store):
+    """A fit killed (OOM, kill -9, deploy) never recorded its end: the next fit gives it
+    up, and its files, which hold shoppers' purchase histories, are deleted."""
+    from datetime import timedelta
+
+    killed = ModelVersion(shop_id=store.id, status="training", version="killed-fit",
+                          created_at=utcnow() - timedelta(days=3))
+    db.session.add(killed)
+    db.session.commit()
+    directory = Path(app.config["MODEL_DIR"]) / store.id / "killed-fit"
+    directory.mkdir(parents=True)
+    (directory / "meta.json").write_text("{}")
+    training.train_shop(store.id)
+    db.session.refresh(killed)
+    assert killed.status == "failed"
+    assert killed.metrics["error"] == "abandoned"
+    assert not directory.exists()
