@@ -183,7 +183,7 @@ def _train(version: ModelVersion, show_progress: bool) -> None:
     db.session.commit()
     sources.forget_versions(shop_id)
     # This process already holds the fitted model: serve it without a disk round trip.
-    model_store.LOADED.put((shop_id, version.id), model_store.ShopModel(
+    model_store.remember(shop_id, version.id, model_store.ShopModel(
         version_id=version.id, item_ids=np.asarray(list(data.item_ids), dtype=object),
         neighbours=similarity, popular=popular, titles=titles, recommender=recommender))
     if version.trained_until is not None:

@@ -284,3 +284,19 @@ def test_a_killed_training_does_not_stay_training_forever(app, store):
     assert killed.status == "failed"
     assert killed.metrics["error"] == "abandoned"
     assert not directory.exists()
+
+
+def test_models_kept_by_training_obey_the_cache_budget(app, store, monkeypatch):
+    """A worker refits shop after shop: the models it keeps are bounded by
+    ``MODEL_CACHE_MB`` like those it loads, not only by their count."""
+    from tests.factories import make_shop
+
+    lru = model_store.ModelLRU()  # a fresh worker: no model loaded from disk yet
+    monkeypatch.setattr(model_store, "LOADED", lru)
+    app.config.update(MODEL_CACHE_MODELS=8, MODEL_CACHE_MB=0.001)
+    other = make_shop()
+    add_products(other.id, PRODUCTS)
+    load_history(other.id)
+    first, second = training.train_shop(store.id), training.train_shop(other.id)
+    assert lru.get((store.id, first.id)) is None  # over budget: dropped
+    assert lru.get((other.id, second.id)) is not None  # the latest always stays

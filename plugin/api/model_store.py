@@ -222,6 +222,16 @@ def _configure(lru: ModelLRU) -> None:
     lru.max_bytes = None if mb in (None, "", 0, "0") else int(float(mb) * 1024 * 1024)
 
 
+def remember(shop_id: str, version_id: int, model: ShopModel) -> None:
+    """Keep a model this process built (training) within the configured cache bounds.
+
+    A worker that trains shop after shop would otherwise keep up to ``capacity`` of them,
+    however big, until its first load from disk applied ``MODEL_CACHE_MB``.
+    """
+    _configure(LOADED)
+    LOADED.put((shop_id, version_id), model)
+
+
 def get_model(shop_id: str, version_id: int, artifact_dir: str) -> ShopModel | None:
     """The loaded model of a version, reading it from disk once per process."""
     key = (shop_id, version_id)
