@@ -24,13 +24,22 @@ def train(shop_ids: tuple[str, ...], all_shops: bool, quiet: bool) -> None:
         shop_ids = tuple(db.session.scalars(sa.select(Shop.id).where(Shop.status == "active")))
     if not shop_ids:
         raise click.UsageError("give --shop ID or --all")
-    for shop_id in shop_ids:
+    for shop_id in shop_ids:  # a typo in the last id must not wait for hours of fits
         try:
             get_shop(shop_id, active_only=True)
         except NotFound:
             raise click.ClickException(f"unknown shop {shop_id}") from None
-        version = train_shop(shop_id, show_progress=not quiet)
+    failed: list[str] = []
+    for shop_id in shop_ids:
+        try:
+            version = train_shop(shop_id, show_progress=not quiet)
+        except Exception as err:  # recorded as a failed version and logged; the others go on
+            click.echo(f"{shop_id}: training failed ({type(err).__name__}: {err})", err=True)
+            failed.append(shop_id)
+            continue
         m = version.metrics
         click.echo(f"{shop_id}: version {version.version} ({version.algorithm}), "
                    f"{m.get('purchases', 0)} purchases, {m.get('shoppers', 0)} shoppers, "
                    f"{m.get('cache_rows', 0)} cached, fit {m.get('fit_seconds', 0)} s")
+    if failed:
+        raise click.ClickException(f"training failed for {', '.join(failed)}")

@@ -300,3 +300,27 @@ def test_models_kept_by_training_obey_the_cache_budget(app, store, monkeypatch):
     first, second = training.train_shop(store.id), training.train_shop(other.id)
     assert lru.get((store.id, first.id)) is None  # over budget: dropped
     assert lru.get((other.id, second.id)) is not None  # the latest always stays
+
+
+def test_train_all_goes_on_past_a_failing_shop(runner, store, monkeypatch):
+    from plugin.training_cli import train
+    from tests.factories import make_shop
+
+    other = make_shop()
+    add_products(other.id, PRODUCTS)
+    load_history(other.id)
+    real, failed = training.load_interactions, []
+
+    def first_fails(shop_id: str):
+        if not failed:
+            failed.append(shop_id)
+            raise RuntimeError("boom")
+        return real(shop_id)
+
+    monkeypatch.setattr(training, "load_interactions", first_fails)
+    result = runner.invoke(train, ["--all", "--quiet"])
+    assert result.exit_code == 1
+    assert f"training failed for {failed[0]}" in result.output
+    (healthy,) = {store.id, other.id} - set(failed)
+    assert f"{healthy}: version" in result.output
+    assert training.active_version(healthy) is not None
