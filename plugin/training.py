@@ -108,18 +108,23 @@ def train_shop(shop_id: str, *, show_progress: bool = False) -> ModelVersion:
         _train(version, show_progress)
     except Exception as err:
         db.session.rollback()
-        version.status = "failed"
-        version.metrics = {**(version.metrics or {}), "error": type(err).__name__}
-        version.finished_at = utcnow()
-        # rows it had already written replaced the served version's: never served
-        db.session.execute(sa.delete(RecommendationCache).where(
-            RecommendationCache.model_version_id == version.id))
-        db.session.commit()
+        if version.status != "ready":  # a step after it serves (cleanup) does not unserve it
+            _record_failure(version, err)
         log.exception("training.failed", extra={"shop_id": shop_id, "version": version.version})
         raise
     log.info("training.done", extra={"shop_id": shop_id, "version": version.version,
                                      **version.metrics})
     return version
+
+
+def _record_failure(version: ModelVersion, err: Exception) -> None:
+    version.status = "failed"
+    version.metrics = {**(version.metrics or {}), "error": type(err).__name__}
+    version.finished_at = utcnow()
+    # rows it had already written replaced the served version's: never served
+    db.session.execute(sa.delete(RecommendationCache).where(
+        RecommendationCache.model_version_id == version.id))
+    db.session.commit()
 
 
 #: A version still ``training`` this many hours after it started was killed mid-fit

@@ -324,3 +324,18 @@ def test_train_all_goes_on_past_a_failing_shop(runner, store, monkeypatch):
     (healthy,) = {store.id, other.id} - set(failed)
     assert f"{healthy}: version" in result.output
     assert training.active_version(healthy) is not None
+
+
+def test_a_failure_after_the_version_serves_does_not_unserve_it(app, store, monkeypatch):
+    """The cleanup after a fit (older artifacts, late orders) failing leaves the new
+    version ready and its cached lists in place, rather than 'failed' while it served."""
+    def broken(version):
+        raise OSError("disk")
+
+    monkeypatch.setattr(training, "_delete_older_artifacts", broken)
+    with pytest.raises(OSError):
+        training.train_shop(store.id)
+    version = db.session.query(ModelVersion).one()
+    assert version.status == "ready"
+    assert training.active_version(store.id).id == version.id
+    assert db.session.query(RecommendationCache).filter_by(model_version_id=version.id).count()
