@@ -144,6 +144,15 @@ class Connector(abc.ABC):
         """Create a real, platform-enforced discount for an offer."""
         raise NotSupported(f"{self.meta.key} cannot create discounts")
 
+    def find_discount(self, code: str) -> str | None:
+        """The platform id of our discount with this code, or None.
+
+        A create whose answer was lost may still have made the discount; finding it by its
+        code lets a retry adopt it and the reconciliation job delete it. Platforms that keep
+        no discount object (the generic connector's signed token) have nothing to find.
+        """
+        return None
+
     def delete_discount(self, ref: DiscountRef) -> None:
         """Delete an expired, unused discount from the platform (gone already is fine).
 

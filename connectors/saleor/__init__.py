@@ -30,7 +30,7 @@ from connectors.records import (
 )
 from connectors.saleor import discounts, jwks, mapping, queries, webhooks
 from connectors.saleor.channels import CHANNELS_QUERY, Channel, parse_channels
-from connectors.saleor.client import SaleorGraphQL
+from connectors.saleor.client import SaleorGraphQL, refused
 
 __all__ = ["SaleorConnector"]
 
@@ -55,6 +55,8 @@ SYNC_HTTP = {"retries": 5, "backoff": 0.5, "timeout": (5.0, 30.0), "deadline": 3
 
 #: Marks an orders cursor issued for the LAST_MODIFIED_AT order (see ``iter_orders``).
 ORDER_CURSOR = "lm:"
+#: ``voucherCreate`` error codes for a code that exists already (``DiscountErrorCode``).
+CODE_TAKEN = frozenset({"ALREADY_EXISTS", "UNIQUE"})
 
 APP_WEBHOOKS_QUERY = """
 query { app { webhooks { id name targetUrl subscriptionQuery asyncEvents { eventType } } } }"""
@@ -272,11 +274,19 @@ class SaleorConnector(Connector):
             raise InvalidPayload("no Saleor channel configured", {"channel_id": ["required"]})
         client = self._client()
         listing = discounts.channel_input(spec, channel_id)  # validates before creating
-        created = client.mutate(
+        created = client.execute(
             queries.VOUCHER_CREATE_MUTATION, {"input": discounts.voucher_input(spec)},
-            "voucherCreate",
-        )
+        ).get("voucherCreate") or {}
+        errors = created.get("errors") or []
         voucher_id = (created.get("voucher") or {}).get("id")
+        if errors and {e.get("code") for e in errors} <= CODE_TAKEN:
+            # An earlier attempt whose answer was lost made it: the code is ours, reuse it
+            # (and set its value below, in case that attempt got no further).
+            voucher_id = self.find_discount(spec.code)
+            if not voucher_id:
+                raise refused("voucherCreate", errors)
+        elif errors:
+            raise refused("voucherCreate", errors)
         if not voucher_id:
             raise InvalidPayload("Saleor returned no voucher", {"voucher": ["missing"]})
         client.mutate(
@@ -284,6 +294,16 @@ class SaleorConnector(Connector):
             "voucherChannelListingUpdate",
         )
         return DiscountRef(platform_id=voucher_id, code=spec.code, expires_at=spec.expires_at)
+
+    def find_discount(self, code: str) -> str | None:
+        """The id of the voucher with this code (``vouchers`` searched by it), or None."""
+        found = self._client().execute(queries.VOUCHERS_BY_CODE, {"code": code})
+        for edge in ((found.get("vouchers") or {}).get("edges") or ()):
+            node = edge.get("node") or {}
+            codes = ((node.get("codes") or {}).get("edges") or ())
+            if any((c.get("node") or {}).get("code") == code for c in codes):
+                return node.get("id")
+        return None
 
     def delete_discount(self, ref: DiscountRef) -> None:
         """``voucherDelete``; a voucher deleted already (``NOT_FOUND``) counts as done."""

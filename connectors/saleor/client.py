@@ -12,7 +12,7 @@ from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, Transi
 from connectors.pages import convert_nodes
 from connectors.records import Page
 
-__all__ = ["PAGE_SIZE", "SaleorGraphQL", "SchemaLacksField"]
+__all__ = ["PAGE_SIZE", "SaleorGraphQL", "SchemaLacksField", "refused"]
 
 PAGE_SIZE = 100  # Saleor's GRAPHQL_PAGINATION_LIMIT
 T = TypeVar("T")
@@ -106,8 +106,13 @@ class SaleorGraphQL:
         result = self.execute(query, variables).get(root) or {}
         errors = result.get("errors") or []
         if errors:
-            fields: dict[str, list[str]] = {}
-            for err in errors:
-                fields.setdefault(err.get("field") or "_", []).append(err.get("message") or "")
-            raise InvalidPayload(f"Saleor refused {root}", fields)
+            raise refused(root, errors)
         return result
+
+
+def refused(root: str, errors: list[dict[str, Any]]) -> InvalidPayload:
+    """A mutation's ``errors`` list as ``InvalidPayload`` with field errors."""
+    fields: dict[str, list[str]] = {}
+    for err in errors:
+        fields.setdefault(err.get("field") or "_", []).append(err.get("message") or "")
+    return InvalidPayload(f"Saleor refused {root}", fields)

@@ -12,6 +12,7 @@ __all__ = [
     "ORDERS_QUERY",
     "PRODUCTS_QUERY",
     "SUBSCRIPTIONS",
+    "VOUCHERS_BY_CODE",
     "VOUCHER_CHANNEL_MUTATION",
     "VOUCHER_CREATE_MUTATION",
 ]
@@ -167,6 +168,13 @@ mutation VoucherChannels($id: ID!, $input: VoucherChannelListingInput!) {
   voucherChannelListingUpdate(id: $id, input: $input) {
     voucher { id }
     errors { field code message }
+  }
+}"""
+
+VOUCHERS_BY_CODE = """
+query VouchersByCode($code: String!) {
+  vouchers(first: 10, filter: { search: $code }) {
+    edges { node { id codes(first: 10) { edges { node { code } } } } }
   }
 }"""
 

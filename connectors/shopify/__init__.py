@@ -255,9 +255,8 @@ class ShopifyConnector(Connector):
         result = data.get(root) or {}
         errors = result.get("userErrors") or []
         if errors and {e.get("code") for e in errors} == {"TAKEN"}:
-            # Our retried POST may have created it already: the code is ours, reuse it.
-            found = client.execute(discounts.BY_CODE_QUERY, {"code": spec.code})
-            node = found.get("codeDiscountNodeByCode") or {}
+            # An earlier attempt whose answer was lost made it: the code is ours, reuse it.
+            node = {"id": self.find_discount(spec.code)}
         elif errors:
             messages = [e.get("message", "") for e in errors]
             raise ConnectorError(f"Shopify refused the discount: {messages}")
@@ -266,6 +265,11 @@ class ShopifyConnector(Connector):
         if not node.get("id"):
             raise ConnectorError("Shopify returned no discount id")
         return DiscountRef(platform_id=node["id"], code=spec.code, expires_at=spec.expires_at)
+
+    def find_discount(self, code: str) -> str | None:
+        """``codeDiscountNodeByCode``: the code discount's id, or None."""
+        found = self._client().execute(discounts.BY_CODE_QUERY, {"code": code})
+        return (found.get("codeDiscountNodeByCode") or {}).get("id")
 
     def delete_discount(self, ref: DiscountRef) -> None:
         """``discountCodeDelete``; a discount the merchant deleted already counts as done."""

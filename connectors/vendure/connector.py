@@ -233,6 +233,14 @@ class VendureConnector(Connector):
         data = self.client.execute(queries.CREATE_CUSTOMER_GROUP, {"input": group})
         return str(data["createCustomerGroup"]["id"])
 
+    def find_discount(self, code: str) -> str | None:
+        """The id of the promotion with this coupon code, or None."""
+        found = self.client.execute(queries.PROMOTIONS_BY_CODE, {"code": code})
+        for existing in found["promotions"]["items"]:
+            if existing["couponCode"] == code:
+                return str(existing["id"])
+        return None
+
     def create_discount(self, spec: DiscountSpec) -> DiscountRef:
         """A coupon promotion: usage-limited, per customer once, ending at ``expires_at``.
 
@@ -242,10 +250,9 @@ class VendureConnector(Connector):
         if spec.expires_at <= datetime.now(UTC):
             raise InvalidPayload("the offer has already expired", {"expires_at": ["in the past"]})
         validate_spec(spec)
-        found = self.client.execute(queries.PROMOTIONS_BY_CODE, {"code": spec.code})
-        for existing in found["promotions"]["items"]:
-            if existing["couponCode"] == spec.code:
-                return DiscountRef(str(existing["id"]), spec.code, spec.expires_at)
+        existing = self.find_discount(spec.code)
+        if existing is not None:
+            return DiscountRef(existing, spec.code, spec.expires_at)
         variant_ids = self._variant_ids(spec.product_ids) if spec.product_ids else None
         group_id = self._customer_group(spec) if spec.customer_id else None
         tax_rate = Decimal(0)

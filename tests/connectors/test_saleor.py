@@ -331,6 +331,35 @@ class TestSaleorConnector(ConnectorContract):
         assert listed["variables"] == {"id": "Vm91Y2hlcjox", "input": {"addChannels": [
             {"channelId": "Q2hhbm5lbDox", "discountValue": "10", "minAmountSpent": "20"}]}}
 
+    def test_create_discount_adopts_the_voucher_an_unanswered_attempt_made(self, delays
+                                                                          ) -> None:
+        """Our first voucherCreate committed but its answer was lost: the retried call
+        finds the code taken, adopts that voucher and still sets its channel value."""
+        spec = DiscountSpec("SK-XYZ", "fixed", Decimal("5"), datetime(2025, 12, 1, tzinfo=UTC))
+        found = {"data": {"vouchers": {"edges": [
+            {"node": {"id": "Vm91Y2hlcjoy", "codes": {"edges": [{"node": {"code": "SK-XYZ-2"}}]}}},
+            {"node": {"id": "Vm91Y2hlcjox", "codes": {"edges": [{"node": {"code": "SK-XYZ"}}]}}},
+        ]}}}
+        with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as rsps:
+            rsps.post(API_URL, json={"data": {"voucherCreate": {"voucher": None, "errors": [
+                {"field": "addCodes", "code": "ALREADY_EXISTS", "message": "Code exists."}]}}})
+            rsps.post(API_URL, json=found)
+            rsps.post(API_URL, json={"data": {"voucherChannelListingUpdate": {
+                "voucher": {"id": "Vm91Y2hlcjox"}, "errors": []}}})
+            ref = self.make_connector(self._session(delays)).create_discount(spec)
+            sent = [json.loads(c.request.body) for c in rsps.calls]
+        assert ref.platform_id == "Vm91Y2hlcjox"
+        assert "vouchers(" in sent[1]["query"] and sent[1]["variables"] == {"code": "SK-XYZ"}
+        assert sent[2]["variables"]["id"] == "Vm91Y2hlcjox"
+
+    def test_find_discount_matches_the_exact_code(self, delays) -> None:
+        near = {"data": {"vouchers": {"edges": [
+            {"node": {"id": "Vm91Y2hlcjoy", "codes": {"edges": [{"node": {"code": "SK-XYZ-2"}}]}}},
+        ]}}}
+        with responses.RequestsMock() as rsps:
+            rsps.post(API_URL, json=near)
+            assert self.make_connector(self._session(delays)).find_discount("SK-XYZ") is None
+
     def test_delete_discount_deletes_the_voucher_and_tolerates_one_already_gone(self, delays
                                                                                 ) -> None:
         from connectors.errors import InvalidPayload

@@ -400,6 +400,17 @@ class TestShopifyConnector(ConnectorContract):
         assert ref.platform_id == "gid://shopify/DiscountCodeNode/77"
         assert lookup == {"code": "SK-ABC123"} and delays == [1.0]
 
+    def test_find_discount_by_code(self, delays) -> None:
+        with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as rsps:
+            rsps.post(GRAPHQL, json={"data": {"codeDiscountNodeByCode": {
+                "id": "gid://shopify/DiscountCodeNode/77"}}})
+            rsps.post(GRAPHQL, json={"data": {"codeDiscountNodeByCode": None}})
+            conn = self.make_connector(self._session(delays))
+            assert conn.find_discount("SK-ABC123") == "gid://shopify/DiscountCodeNode/77"
+            assert conn.find_discount("SK-OTHER") is None
+            sent = json.loads(rsps.calls[0].request.body)["variables"]
+        assert sent == {"code": "SK-ABC123"}
+
     def test_delete_discount_removes_the_code_and_tolerates_one_already_gone(self, delays
                                                                              ) -> None:
         from connectors.records import DiscountRef
