@@ -23,6 +23,8 @@ class Offer(db.Model):
     ``status``: ``offered`` -> ``accepting`` -> ``accepted`` -> ``redeemed``; or ``expired``,
     ``dismissed``, ``superseded``; ``none`` (policy chose nothing) and ``holdout`` (control
     arm) never carry a discount. ``cart_hash`` binds the offer to the exact cart contents.
+    ``creating_since``: a platform discount was asked for and its answer is not recorded yet
+    (in flight, or lost): ``plugin.offers.reconcile`` settles it if no retry does.
     """
 
     __tablename__ = "offers"
@@ -54,11 +56,13 @@ class Offer(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    creating_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         Index("ix_offers_shop_shopper", "shop_id", "shopper_id"),
         Index("ix_offers_shop_time", "shop_id", "created_at"),
         Index("ix_offers_shop_code", "shop_id", "code"),
+        Index("ix_offers_shop_creating", "shop_id", "creating_since"),
     )
 
 

@@ -1,8 +1,9 @@
 """Scheduled offer work, one thin idempotent function for ``plugin.jobs`` to call.
 
 Per active shop with offers enabled: attribute recent orders (codes, clicks), settle quote
-outcomes, expire stale offers (releasing unused budget), send due nudges and delete the
-platform discounts of offers that expired unused. A failing
+outcomes, expire stale offers (releasing unused budget), send due nudges, settle discount
+creations whose answer was lost and delete the platform discounts of offers that expired
+unused. A failing
 shop is logged and skipped so one bad installation cannot stop the others.
 """
 
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 
 from plugin.extensions import db
 from plugin.models import Shop
-from plugin.offers import attribution, cleanup, nudges, service
+from plugin.offers import attribution, cleanup, nudges, reconcile, service
 
 log = logging.getLogger("shopkeeper.offers.jobs")
 
@@ -29,6 +30,7 @@ def run_offer_jobs() -> dict[str, dict[str, int]]:
         try:
             counts = attribution.attribute(shop.id, service.guardrails_for(shop))
             counts.update({f"nudges_{k}": v for k, v in nudges.run_nudges(shop).items()})
+            counts["discounts_settled"] = reconcile.settle_creations(shop)
             counts["discounts_deleted"] = cleanup.delete_spent_discounts(shop)
             results[shop.id] = counts
         except Exception:  # one shop's failure must not stop the rest

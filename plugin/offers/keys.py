@@ -3,7 +3,8 @@
 A key is ``HMAC(SECRET_KEY, shop:kid:salt)``: the table holds only the random salt, so a
 database dump alone cannot forge offers. Rotation makes a new active key and retires the
 old one, which still verifies for ``RETIRED_GRACE`` (longer than any offer stands) and is
-then rotated out. ``revoke`` drops a key at once (a suspected leak).
+then rotated out. ``revoke`` drops a key at once (a suspected leak). Offers' discount codes
+are derived the same way (``discount_code``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from plugin.extensions import db
-from plugin.models import OfferKey
+from plugin.models import Offer, OfferKey
 from plugin.models.types import utcnow
 from plugin.shops import audit
 
@@ -28,6 +29,18 @@ def _derive(shop_id: str, row: OfferKey) -> bytes:
     secret = current_app.config["SECRET_KEY"].encode()
     return hmac.new(secret, f"offer-key:{shop_id}:{row.kid}:{row.salt}".encode(),
                     hashlib.sha256).digest()
+
+
+def discount_code(offer: Offer) -> str:
+    """The offer's platform discount code: the same on every attempt, guessable by no one.
+
+    A create whose answer was lost may have made the discount; asking again with the same
+    code lets the platform (or our lookup by code) hand back that one instead of a second.
+    """
+    secret = current_app.config["SECRET_KEY"].encode()
+    digest = hmac.new(secret, f"offer-code:{offer.shop_id}:{offer.public_id}".encode(),
+                      hashlib.sha256).hexdigest()
+    return "SK-" + digest[:10].upper()
 
 
 def _new_key(shop_id: str) -> OfferKey:

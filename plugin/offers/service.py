@@ -3,8 +3,8 @@
 Quotes are stored (also the holdout and "no offer" answers, the control observations) and
 are idempotent per shopper and cart. Accepting checks the signed token, claims the offer
 row atomically (so a replay finds it used), re-checks the budget and only then asks the
-platform for a discount with a unique code, usage limit 1 and an expiry. The platform
-enforces the price, so a forged or altered token changes nothing.
+platform for a discount with the offer's own unique code, usage limit 1 and an expiry. The
+platform enforces the price, so a forged or altered token changes nothing.
 """
 
 from __future__ import annotations
@@ -154,7 +154,8 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
         db.session.commit()
         raise Conflict("This offer was withdrawn; ask for a new one.")
     claimed = db.session.execute(sa.update(Offer).where(
-        Offer.id == offer.id, Offer.status == "offered").values(status="accepting"))
+        Offer.id == offer.id, Offer.status == "offered").values(
+        status="accepting", creating_since=now))
     db.session.commit()
     if claimed.rowcount != 1:
         raise Conflict("This offer was already used or withdrawn.")
@@ -173,6 +174,8 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
     except Exception as err:  # an unexpected answer too: never leave it claimed and reserved
         db.session.rollback()
         budget.cancel(offer)
+        # ``creating_since`` stays: the platform may have made the discount all the same. A
+        # retry asks for the same code and adopts it; else plugin.offers.reconcile deletes it.
         offer.status = "offered"
         db.session.commit()
         if not isinstance(err, ConnectorError):
@@ -182,7 +185,7 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
                                                      offer.public_id, "error": type(err).__name__})
         raise DiscountUnavailable("The shop could not create the discount; try again.") from None
     offer.status, offer.code, offer.platform_ref = "accepted", spec.code, ref.platform_id
-    offer.accepted_at = now
+    offer.accepted_at, offer.creating_since = now, None
     db.session.commit()
     log.info("offers.accepted", extra={"shop_id": shop.id, "offer": offer.public_id})
     return {"offer_id": offer.public_id, "code": spec.code, "expires_at": spec.expires_at,
@@ -201,6 +204,9 @@ def dismiss(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
 def discount_spec(offer: Offer, platform: str, *, customer_id: str | None) -> DiscountSpec:
     """The platform discount: fixed amount (or free shipping up to its cost), unique code, one use.
 
+    The code is the offer's own (``keys.discount_code``), so a retried create finds the
+    discount an unanswered attempt made instead of making a second one.
+
     The offer's products stay its scope where the platform can limit a fixed amount to them
     exactly (``SCOPE_LIMITS``); beyond that (a bundle on Saleor, every Vendure offer) it
     becomes an order discount with the offer's minimum subtotal, which keeps the amount
@@ -209,7 +215,7 @@ def discount_spec(offer: Offer, platform: str, *, customer_id: str | None) -> Di
     limit = SCOPE_LIMITS.get(platform)
     scoped = bool(offer.product_ids) and (limit is None or len(offer.product_ids) <= limit)
     return DiscountSpec(
-        code="SK-" + secrets.token_hex(5).upper(),
+        code=keys.discount_code(offer),
         kind="free_shipping" if offer.discount_kind == "free_shipping" else "fixed",
         # free shipping: the budgeted shipping cost caps what the platform may waive
         value=((offer.amount if offer.discount_kind == "free_shipping" else offer.value)

@@ -1,0 +1,210 @@
+"""A discount create whose answer is lost must not leave a second, unaccounted code live.
+
+The platforms are stateful fakes behind ``responses`` (payload shapes as in the connector
+tests): a create is committed on the platform, then the connection resets and stays down
+for the rest of that accept, so the shopper gets a 502. Retrying the accept asks for the
+offer's same code and adopts the discount; without a retry, the reconciliation job finds
+the code and deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import requests
+import responses
+import sqlalchemy as sa
+
+from connectors.base import Credentials
+from connectors.http import make_session
+from connectors.shopify.client import API_VERSION
+from plugin.extensions import db
+from plugin.models import Offer, OfferLedgerEntry
+from plugin.offers import budget, keys, reconcile, service
+from tests.offers.conftest import SHOPPER, cart_body
+from tests.offers.test_discounts import _shop
+
+
+class Platform:
+    """Discounts by code; ``lose_next`` drops the next create's answer and every later call."""
+
+    def __init__(self) -> None:
+        self.discounts: dict[str, dict] = {}
+        self.lose_next = False
+        self.down = False
+        self.creates = 0
+
+    def __call__(self, request: requests.PreparedRequest):
+        if self.down:
+            raise requests.ConnectionError("connection reset by peer")
+        body = json.loads(request.body)
+        return 200, {}, json.dumps({"data": self.answer(body["query"], body["variables"])})
+
+    def created(self, code: str, **extra) -> str:
+        """Record a new discount; raise (the answer lost) if asked to."""
+        self.creates += 1
+        ident = self.ID.format(n=self.creates)
+        self.discounts[code] = {"id": ident, **extra}
+        if self.lose_next:
+            self.lose_next, self.down = False, True
+            raise requests.ConnectionError("connection reset after commit")
+        return ident
+
+    def by_id(self, ident: str) -> str | None:
+        return next((c for c, d in self.discounts.items() if d["id"] == ident), None)
+
+
+class Shopify(Platform):
+    ID = "gid://shopify/DiscountCodeNode/{n}"
+    DOMAIN = "lost.myshopify.com"
+    URL = f"https://{DOMAIN}/admin/api/{API_VERSION}/graphql.json"
+    CREDENTIALS = Credentials(DOMAIN, access_token="shpat_x", webhook_secret="shpss_x")
+
+    def answer(self, query: str, variables: dict) -> dict:
+        if "discountCodeBasicCreate" in query:
+            code = variables["input"]["code"]
+            if code in self.discounts:
+                return {"discountCodeBasicCreate": {"codeDiscountNode": None, "userErrors": [
+                    {"field": ["basicCodeDiscount", "code"], "code": "TAKEN",
+                     "message": "Code must be unique. Please try a different code."}]}}
+            return {"discountCodeBasicCreate": {"codeDiscountNode": {
+                "id": self.created(code)}, "userErrors": []}}
+        if "codeDiscountNodeByCode" in query:
+            found = self.discounts.get(variables["code"])
+            return {"codeDiscountNodeByCode": found and {"id": found["id"]}}
+        if "discountCodeDelete" in query:
+            code = self.by_id(variables["id"])
+            self.discounts.pop(code, None)
+            return {"discountCodeDelete": {"deletedCodeDiscountId": variables["id"],
+                                           "userErrors": []}}
+        raise AssertionError(query)
+
+
+class Saleor(Platform):
+    ID = "Vm91Y2hlcjo{n}"
+    DOMAIN = "lost.saleor.cloud"
+    URL = f"https://{DOMAIN}/graphql/"
+    CREDENTIALS = Credentials(DOMAIN, access_token="tok", api_url=URL, extra={
+        "channel": "default-channel", "channel_id": "Q2hhbm5lbDox"})
+
+    def answer(self, query: str, variables: dict) -> dict:
+        if "voucherCreate" in query:
+            code = variables["input"]["addCodes"][0]
+            if code in self.discounts:
+                return {"voucherCreate": {"voucher": None, "errors": [
+                    {"field": "addCodes", "code": "ALREADY_EXISTS",
+                     "message": "Voucher with this code already exists."}]}}
+            return {"voucherCreate": {"voucher": {"id": self.created(code, listed=False)},
+                                      "errors": []}}
+        if "voucherChannelListingUpdate" in query:
+            self.discounts[self.by_id(variables["id"])]["listed"] = True
+            return {"voucherChannelListingUpdate": {"voucher": {"id": variables["id"]},
+                                                    "errors": []}}
+        if "vouchers(" in query:
+            edges = [{"node": {"id": d["id"], "codes": {"edges": [{"node": {"code": c}}]}}}
+                     for c, d in self.discounts.items() if variables["code"] in c]
+            return {"vouchers": {"edges": edges}}
+        if "voucherDelete" in query:
+            self.discounts.pop(self.by_id(variables["id"]), None)
+            return {"voucherDelete": {"voucher": {"id": variables["id"]}, "errors": []}}
+        raise AssertionError(query)
+
+
+PLATFORMS = {"shopify": Shopify, "saleor": Saleor}
+
+
+@pytest.fixture(params=list(PLATFORMS))
+def platform(request, app):
+    """(shop, fake platform) with the fake answering every GraphQL POST."""
+    fake = PLATFORMS[request.param]()
+    shop = _shop(request.param, fake.DOMAIN, fake.CREDENTIALS)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add_callback(responses.POST, fake.URL, callback=fake)
+        yield shop, fake
+
+
+def _session() -> requests.Session:
+    return make_session(retries=2, sleep=lambda _: None)
+
+
+def _cart() -> service.CartIn:
+    c = cart_body()
+    return service.CartIn(currency=c["currency"], lines=c["lines"])
+
+
+def _quoted(shop) -> dict:
+    offer = service.quote(shop, SHOPPER, _cart())["offer"]
+    assert offer is not None
+    return offer
+
+
+def _row(offer: dict) -> Offer:
+    row = db.session.scalar(sa.select(Offer).where(Offer.public_id == offer["id"]))
+    db.session.refresh(row)
+    return row
+
+
+def _reserved() -> Decimal:
+    return Decimal(str(db.session.scalar(sa.select(
+        sa.func.coalesce(sa.func.sum(OfferLedgerEntry.amount), 0)))))
+
+
+def test_a_retry_after_a_lost_answer_adopts_the_discount_instead_of_a_second(platform):
+    shop, fake = platform
+    offer = _quoted(shop)
+    fake.lose_next = True
+    with pytest.raises(service.DiscountUnavailable):
+        service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
+    assert len(fake.discounts) == 1 and _row(offer).status == "offered"
+    fake.down = False  # the platform answers again; the shopper retries
+    out = service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
+    assert list(fake.discounts) == [out["code"]]  # exactly one live code, the one handed out
+    live = fake.discounts[out["code"]]
+    row = _row(offer)
+    assert (row.status, row.code, row.platform_ref) == ("accepted", out["code"], live["id"])
+    assert row.creating_since is None
+    assert live.get("listed", True)  # Saleor: the adopted voucher got its value too
+    assert _reserved() == Decimal(offer["amount"])
+
+
+def test_a_lost_answer_nobody_retries_is_found_and_deleted(platform):
+    shop, fake = platform
+    offer = _quoted(shop)
+    fake.lose_next = True
+    with pytest.raises(service.DiscountUnavailable):
+        service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
+    fake.down = False
+    row = _row(offer)
+    assert row.creating_since is not None and _reserved() == 0
+    # while the offer stands the shopper may still retry (and adopt): it is left alone
+    assert reconcile.settle_creations(shop, now=row.creating_since + reconcile.SETTLE,
+                                      session=_session()) == 0
+    assert len(fake.discounts) == 1
+    later = row.expires_at + timedelta(minutes=1)
+    assert reconcile.settle_creations(shop, now=later, session=_session()) == 1
+    assert fake.discounts == {} and _row(offer).creating_since is None
+    assert reconcile.settle_creations(shop, now=later, session=_session()) == 0
+
+
+def test_an_accept_that_died_mid_call_is_undone_and_a_retry_adopts_its_discount(platform):
+    shop, fake = platform
+    offer = _quoted(shop)
+    row = _row(offer)
+    started = service.utcnow()
+    # what a worker killed between the platform's commit and ours leaves behind
+    row.status, row.creating_since = "accepting", started
+    budget.reserve(row, started)
+    db.session.commit()
+    fake.discounts[keys.discount_code(row)] = {"id": fake.ID.format(n=99), "listed": True}
+    assert reconcile.settle_creations(shop, now=started + reconcile.SETTLE,
+                                      session=_session()) == 0
+    row = _row(offer)
+    assert row.status == "offered" and _reserved() == 0  # claim and reservation undone
+    assert len(fake.discounts) == 1  # kept: the offer stands, a retry adopts it
+    out = service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
+    assert list(fake.discounts) == [out["code"]]
+    assert _row(offer).platform_ref == fake.ID.format(n=99)
+    assert _reserved() == Decimal(offer["amount"])
