@@ -33,14 +33,6 @@ def remaining(shop_id: str, rails: Guardrails, now: datetime) -> tuple[Decimal, 
     return max(left_day, Decimal(0)), max(left_month, Decimal(0))
 
 
-def overspent(shop_id: str, rails: Guardrails, now: datetime) -> bool:
-    """True when the ledger (reservations included) is over either budget."""
-    now = now.astimezone(UTC)
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return (_spent_since(shop_id, day) > rails.daily_budget
-            or _spent_since(shop_id, day.replace(day=1)) > rails.monthly_budget)
-
-
 def reserve(offer: Offer, at: datetime) -> None:
     db.session.add(OfferLedgerEntry(shop_id=offer.shop_id, offer_id=offer.id, entry="reserve",
                                     amount=offer.amount or Decimal(0), at=at))

@@ -2,9 +2,11 @@
 
 Quotes are stored (also the holdout and "no offer" answers, the control observations) and
 are idempotent per shopper and cart. Accepting checks the signed token, claims the offer
-row atomically (so a replay finds it used), re-checks the budget and only then asks the
-platform for a discount with the offer's own unique code, usage limit 1 and an expiry. The
-platform enforces the price, so a forged or altered token changes nothing.
+row and reserves its budget in one locked transaction (so a replay finds it used, and
+concurrent accepts cannot pass the budget or the shopper's caps together: ``reservation``),
+and only then asks the platform for a discount with the offer's own unique code, usage
+limit 1 and an expiry. The platform enforces the price, so a forged or altered token
+changes nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from plugin.errors import Conflict, Forbidden, ShopkeeperError
 from plugin.extensions import db
 from plugin.models import Offer, Shop
 from plugin.models.types import utcnow
-from plugin.offers import budget, funnel, keys
+from plugin.offers import budget, funnel, keys, reservation
 from plugin.offers.candidates import CENT, Line
 from plugin.offers.catalog import categories_of, complements_for
 from plugin.offers.learning import model_for
@@ -47,6 +49,12 @@ LIVE = ("offered",)
 #: fixed amounts.
 SCOPE_LIMITS = {"saleor": 1, "vendure": 0}
 USED = ("accepting", "accepted", "redeemed")
+#: Why an accept was refused after the offer was quoted (``reservation.claim``).
+REFUSALS = {
+    "budget": "The offer budget is used up; the offer was withdrawn.",
+    "no_stacking": "You already have a discount from an offer; this one was withdrawn.",
+    "frequency_cap": "You had a discount from an offer recently; this one was withdrawn.",
+}
 
 
 class DiscountUnavailable(ShopkeeperError):
@@ -153,21 +161,14 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
                            .values(status="superseded"))
         db.session.commit()
         raise Conflict("This offer was withdrawn; ask for a new one.")
-    claimed = db.session.execute(sa.update(Offer).where(
-        Offer.id == offer.id, Offer.status == "offered").values(
-        status="accepting", creating_since=now))
-    db.session.commit()
-    if claimed.rowcount != 1:
+    why = reservation.claim(offer, guardrails_for(shop), now, grace=CHECKOUT_GRACE)
+    if why == "used":
         raise Conflict("This offer was already used or withdrawn.")
-    db.session.refresh(offer)
-    # Reserve first, then check: two concurrent accepts can both fail, never both overspend.
-    budget.reserve(offer, now)
-    db.session.commit()
-    if budget.overspent(shop.id, guardrails_for(shop), now):
-        budget.cancel(offer)
-        offer.status, offer.reason = "none", "budget"
+    if why is not None:
+        db.session.execute(sa.update(Offer).where(Offer.id == offer.id, Offer.status == "offered")
+                           .values(status="none", reason=why))
         db.session.commit()
-        raise Conflict("The offer budget is used up; the offer was withdrawn.")
+        raise Conflict(REFUSALS[why])
     spec = discount_spec(offer, shop.platform, customer_id=customer_id)
     try:
         ref = connector_for(shop, session=session).create_discount(spec)
