@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from marshmallow import Schema
@@ -37,7 +37,8 @@ def _lines(text: str) -> list[str]:
     return [ln.strip() for ln in (text or "").replace(",", "\n").splitlines() if ln.strip()]
 
 
-def parse_form(form: Mapping[str, str], getlist) -> tuple[dict[str, Any], dict[str, list[str]]]:
+def parse_form(form: Mapping[str, str], getlist: Callable[[str], list[str]],
+               ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Form -> settings document plus parse errors (validation itself is the schema's).
 
     Each fieldset posts a hidden ``_section`` marker; only marked sections are read, so an

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from marshmallow import (
@@ -64,7 +65,7 @@ class RepurchaseOverrideSchema(_Section):
                                 validate=validate.Range(1, 730))
 
     @validates_schema
-    def _cycle(self, data, **kwargs):
+    def _cycle(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data["kind"] == "consumable" and not data.get("cycle_days"):
             raise ValidationError("A consumable needs a repurchase cycle in days.",
                                   "cycle_days")
@@ -96,7 +97,7 @@ class OffersSchema(_Section):
     excluded_categories = fields.List(fields.String(validate=TEXT), load_default=list)
 
     @validates_schema
-    def _budgets(self, data, **kwargs):
+    def _budgets(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data["monthly_budget"] < data["daily_budget"]:
             raise ValidationError("The monthly budget cannot be below the daily budget.",
                                   "monthly_budget")
@@ -122,7 +123,7 @@ class OriginsSchema(_Section):
     admin_origin = fields.String(load_default=None, allow_none=True)
 
     @validates("allowed_origins")
-    def _check_origins(self, value, **kwargs):
+    def _check_origins(self, value: list[str], **kwargs: Any) -> None:
         """Every bad origin at once, keyed by position like other list-item errors."""
         bad: dict[int, list[str]] = {}
         for i, v in enumerate(value):
@@ -134,7 +135,7 @@ class OriginsSchema(_Section):
             raise ValidationError(bad)
 
     @validates("admin_origin")
-    def _check_admin(self, value, **kwargs):
+    def _check_admin(self, value: str | None, **kwargs: Any) -> None:
         if value:
             _origin(value)
 

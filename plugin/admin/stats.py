@@ -25,7 +25,7 @@ __all__ = ["activity_end", "connector_status", "daily_series", "model_summary", 
            "recommendations_ab", "shop_currency", "totals"]
 
 
-def _daily(query, column, since: datetime) -> dict[date, float]:
+def _daily(query: sa.Select, column: Any, since: datetime) -> dict[date, float]:
     day = sa.func.date(column)
     rows = db.session.execute(query.add_columns(day).group_by(day))
     out: dict[date, float] = {}

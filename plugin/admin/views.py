@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     current_app,
     flash,
@@ -18,6 +19,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from marshmallow import ValidationError
 
@@ -28,6 +30,7 @@ from plugin.admin.schemas import RotateCustomerTokenSchema
 from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized, error_response
 from plugin.extensions import db
 from plugin.install import shopify as shopify_install
+from plugin.models import Shop
 from plugin.openapi import HTML, doc, is_page
 from plugin.webhooks import inbox
 
@@ -109,7 +112,7 @@ def _render(template: str, **context: Any) -> str:
 @bp.get("/")
 @doc(summary="Admin dashboard (signs in with a Shopify session token when given one)",
      tags=["admin"], content_type=HTML, errors=(401,))
-def dashboard():
+def dashboard() -> ResponseReturnValue:
     answer = _shopify_launch()
     if answer is not None:
         return answer
@@ -189,7 +192,7 @@ def _shopify_bridge(domain: str, mode: str, target: str) -> str:
                            api_key=current_app.config["SHOPIFY_API_KEY"])
 
 
-def _offer_report(shop) -> dict[str, Any] | None:
+def _offer_report(shop: Shop) -> dict[str, Any] | None:
     from datetime import timedelta
 
     from plugin.models.types import utcnow
@@ -212,7 +215,7 @@ def _bearer() -> str | None:
 @bp.get("/login")
 @doc(summary="Sign in with a signed admin link (generic and Vendure stores)", tags=["admin"],
      content_type=HTML, status=(200, 302), errors=(401,))
-def login_link():
+def login_link() -> ResponseReturnValue:
     if not request.args.get("sig"):
         return render_template("admin/login.html", csrf_token=generate_csrf())
     auth.login_with_link(request.args.get("shop", ""), request.args.get("exp", ""),
@@ -223,7 +226,7 @@ def login_link():
 @bp.post("/login")
 @doc(summary="Sign in with the shop id and its admin secret", tags=["admin"],
      content_type=HTML, status=302, errors=(400, 401))
-def login_secret():
+def login_secret() -> ResponseReturnValue:
     auth.login_with_secret(request.form.get("shop_id", ""), request.form.get("secret", ""))
     return redirect(url_for("admin.dashboard"))
 
@@ -231,7 +234,7 @@ def login_secret():
 @bp.post("/session/saleor")
 @doc(summary="Exchange the Saleor Dashboard's App Bridge token for an admin session",
      tags=["admin"], errors=(401,))
-def saleor_session():
+def saleor_session() -> ResponseReturnValue:
     api_url = request.headers.get("saleor-api-url", "")
     token = request.headers.get("authorization-bearer", "") or (_bearer() or "")
     auth.login_with_saleor_token(api_url, token)
@@ -240,7 +243,7 @@ def saleor_session():
 
 @bp.post("/logout")
 @doc(summary="End the admin session", tags=["admin"], content_type=HTML, status=302, errors=(400,))
-def logout():
+def logout() -> ResponseReturnValue:
     auth.end_session()
     return redirect(url_for("admin.login_link"))
 
@@ -248,7 +251,7 @@ def logout():
 # ---------------------------------------------------------------- settings
 @bp.get("/settings")
 @doc(summary="Settings page", tags=["admin"], content_type=HTML, errors=(401,))
-def settings_page():
+def settings_page() -> ResponseReturnValue:
     shop = _shop()
     return _settings_page(settings_service.current(shop), {})
 
@@ -274,7 +277,7 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
 @bp.post("/settings")
 @doc(summary="Save settings (validated; field errors answer 422)", tags=["admin"],
      content_type=HTML, status=302, errors=(400, 401, 422))
-def settings_save():
+def settings_save() -> ResponseReturnValue:
     shop = _shop()
     submitted, errors = forms.parse_form(request.form, request.form.getlist)
     # every section's problems in one answer: the textareas' lines were checked as they
@@ -304,7 +307,7 @@ def settings_save():
 @doc(summary="Choose the Saleor channel the storefront sells through (checked against the "
      "shop's channels)", tags=["admin"], content_type=HTML, status=302,
      errors=(400, 401, 422))
-def saleor_channel_save():
+def saleor_channel_save() -> ResponseReturnValue:
     shop = _shop()
     try:
         chosen = channel.choose(shop, request.form.get("saleor_channel", ""))
@@ -324,7 +327,7 @@ def saleor_channel_save():
      "(the old one still verifies for a grace period unless revoke_old), or end that grace",
      tags=["admin"],
      content_type=HTML, status=302, errors=(400, 401))
-def rotate_key(which: str):
+def rotate_key(which: str) -> ResponseReturnValue:
     shop = _shop()
     if which == "widget":
         settings_service.rotate_widget_key(shop)
@@ -357,7 +360,7 @@ def rotate_key(which: str):
 @bp.post("/inbox/retry")
 @doc(summary="Requeue this shop's dead webhook deliveries", tags=["admin"], content_type=HTML,
      status=302, errors=(400, 401))
-def inbox_retry():
+def inbox_retry() -> ResponseReturnValue:
     shop = _shop()
     n = inbox.retry_dead(shop.id)
     shops.audit(shop.id, "inbox.retry_dead", count=n)
@@ -369,7 +372,7 @@ def inbox_retry():
 @bp.get("/progress.json")
 @doc(summary="Sync and training progress for the progress bars", tags=["admin"],
      errors=(401,))
-def progress():
+def progress() -> ResponseReturnValue:
     shop = _shop()
     status = stats.connector_status(shop)
     model = stats.model_summary(shop.id)
@@ -383,7 +386,7 @@ def progress():
 @bp.get("/privacy")
 @doc(summary="Privacy tools: look up a customer", tags=["admin"], content_type=HTML,
      errors=(401,))
-def privacy_page():
+def privacy_page() -> ResponseReturnValue:
     shop = _shop()
     asked = (request.args.get("customer") or "").strip()
     customer = privacy.find_customer(shop.id, asked) if asked else ""
@@ -396,7 +399,7 @@ def privacy_page():
 @bp.get("/privacy/requests/<name>")
 @doc(summary="Download the export a platform data request produced (JSON)", tags=["admin"],
      errors=(401, 404))
-def privacy_request_file(name: str):
+def privacy_request_file(name: str) -> ResponseReturnValue:
     shop = _shop()
     path = privacy.data_request_file(shop.id, name)
     if path is None:
@@ -412,7 +415,7 @@ def privacy_request_file(name: str):
 @bp.get("/privacy/export")
 @doc(summary="Download everything stored about a customer (JSON)", tags=["admin"],
      errors=(400, 401))
-def privacy_export():
+def privacy_export() -> ResponseReturnValue:
     shop = _shop()
     customer = (request.args.get("customer") or "").strip()
     if not customer:
@@ -427,7 +430,7 @@ def privacy_export():
 @bp.post("/privacy/erase")
 @doc(summary="Erase a customer's personal data and interactions", tags=["admin"],
      content_type=HTML, status=302, errors=(400, 401))
-def privacy_erase():
+def privacy_erase() -> ResponseReturnValue:
     shop = _shop()
     customer = (request.form.get("customer") or "").strip()
     if not customer:
@@ -441,7 +444,7 @@ def privacy_erase():
 @bp.post("/shop/erase")
 @doc(summary="Erase the whole shop (type the domain to confirm)", tags=["admin"],
      content_type=HTML, status=(200, 302), errors=(400, 401))
-def shop_erase():
+def shop_erase() -> ResponseReturnValue:
     shop = _shop()
     if (request.form.get("confirm") or "").strip().lower() != shop.domain:
         flash("Type the shop's domain exactly to confirm.", "error")
@@ -452,7 +455,7 @@ def shop_erase():
     return render_template("admin/error.html", message="All of this shop's data was erased."), 200
 
 
-def init_app(app) -> None:
+def init_app(app: Flask) -> None:
     """Cookie settings for an admin that lives in the platform's iframe."""
     if app.config.get("ADMIN_EMBEDDED", True):
         app.config["SESSION_COOKIE_SAMESITE"] = "None"

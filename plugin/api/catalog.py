@@ -47,7 +47,8 @@ _lock = threading.Lock()
 _snapshots: dict[str, tuple[float, dict[str, LiveProduct] | None]] = {}
 
 
-def _rows(statement, params) -> dict[str, LiveProduct]:
+def _rows(statement: sa.TextClause | sa.Select,
+          params: dict[str, object]) -> dict[str, LiveProduct]:
     return {r.external_id: LiveProduct(r.title, r.url, r.image_url, r.price, r.currency)
             for r in db.session.execute(statement, params)}
 

@@ -20,6 +20,7 @@ from flask import g, has_request_context
 from plugin.api import model_store
 from plugin.api.sources import ServedVersion
 from plugin.engine.base import Recommendation
+from plugin.engine.repurchase import RepurchaseModel
 from plugin.extensions import db
 from plugin.models import Interaction
 from plugin.models.types import utcnow
@@ -74,7 +75,7 @@ def _not_due(shop_id: str, version: ServedVersion | None, customer_id: str,
     return held
 
 
-def _interval(stamps: list[float], repurchase, item: str) -> float:
+def _interval(stamps: list[float], repurchase: RepurchaseModel | None, item: str) -> float:
     """Days between purchases: the shopper's own over distinct days, else the shop's
     median (nan when unknown)."""
     days = len({int(s // DAY) for s in stamps})

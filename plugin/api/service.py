@@ -100,7 +100,8 @@ def recommend(shop: AnyShop, identity: ShopperIdentity, query: RecsQuery) -> dic
             "items": [_item(i, f"{rec_id}.{k}") for k, i in enumerate(items)]}
 
 
-def _personal_or_contextual(shop: AnyShop, version, customer: str | None, query: RecsQuery,
+def _personal_or_contextual(shop: AnyShop, version: sources.ServedVersion | None,
+                            customer: str | None, query: RecsQuery,
                             want: int, exclude: set[str],
                             ) -> tuple[Iterable[Recommendation], bool]:
     """The non-popular sources, in order, for the placement, and whether they used the
@@ -135,7 +136,7 @@ def _remember(recs: Iterable[Recommendation], seen: set[str],
         yield rec
 
 
-def _without_owned_durables(shop_id: str, version, customer: str,
+def _without_owned_durables(shop_id: str, version: sources.ServedVersion | None, customer: str,
                             chain: Iterable[Recommendation],
                             personal: set[str]) -> Iterator[Recommendation]:
     """The toilet-seat rule on the items the model did not choose for this shopper

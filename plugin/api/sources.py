@@ -16,7 +16,7 @@ from flask import current_app, g, has_request_context
 from plugin import cache as redis_cache
 from plugin import hot_reads
 from plugin.api import model_store
-from plugin.engine.base import Recommendation
+from plugin.engine.base import BaseRecommender, Recommendation
 from plugin.extensions import db
 from plugin.models import Customer, Interaction, ModelVersion, RecommendationCache
 from plugin.models.types import utcnow
@@ -81,7 +81,7 @@ def bought_for_others(shop_id: str, shopper_ids: Iterable[str],
     return out
 
 
-def personal_list(recommender, shopper: str, n: int, exclude: set[str],
+def personal_list(recommender: BaseRecommender, shopper: str, n: int, exclude: set[str],
                   forget: list[tuple[str, float]]) -> list[Recommendation]:
     """``recommender.recommend`` without the purchases in ``forget``; a model that cannot
     forget them at least leaves those items out."""
@@ -188,7 +188,7 @@ def online(shop_id: str, customer_id: str, version: ServedVersion, n: int,
     return [r for r in recs if r.source not in NON_PERSONAL], used
 
 
-def knows(recommender, shopper: str) -> bool:
+def knows(recommender: BaseRecommender, shopper: str) -> bool:
     """Whether ``recommender`` was fitted with the shopper's purchases."""
     data = getattr(recommender, "data_", None)
     return data is not None and data.user_index(shopper) is not None

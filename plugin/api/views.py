@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from plugin.api import access, consent, events, limits, service
 from plugin.api.identity import SHOPPER_HEADER, ShopperIdentity, resolve_identity
@@ -66,7 +67,7 @@ def _json_body() -> object:
 @per_client
 @doc(summary="Widget configuration of a shop", tags=["shopper api"], query=KeyQuery,
      response=ConfigSchema, errors=_ERRORS)
-def get_config():
+def get_config() -> ResponseReturnValue:
     return jsonify(_CONFIG.dump(service.shop_config(g.api_shop)))
 
 
@@ -75,7 +76,7 @@ def get_config():
 @per_client
 @doc(summary="Recommendations for a placement", tags=["shopper api"],
      query=RecommendationsQuery, response=RecommendationsSchema, errors=_ERRORS)
-def get_recommendations():
+def get_recommendations() -> ResponseReturnValue:
     params = _QUERY.load(request.args)
     answer = service.recommend(g.api_shop, _identity(), service.RecsQuery(**params))
     return jsonify(answer)  # built in the schema's dumped form: the hottest path skips a dump
@@ -86,7 +87,7 @@ def get_recommendations():
 @per_client
 @doc(summary="Store a batch of widget events (max 50)", tags=["shopper api"], query=KeyQuery,
      request=EventsRequest, response=StoredSchema, errors=_ERRORS, status=202)
-def post_events():
+def post_events() -> ResponseReturnValue:
     batch = _EVENTS.load(_json_body())
     stored = events.store_events(g.api_shop, _identity(required=True), batch["events"])
     return jsonify(_STORED.dump({"stored": stored})), 202
@@ -97,7 +98,7 @@ def post_events():
 @per_client
 @doc(summary="Record the shopper's consent answer", tags=["shopper api"], query=KeyQuery,
      request=ConsentSchema, response=ConsentSchema, errors=_ERRORS)
-def post_consent():
+def post_consent() -> ResponseReturnValue:
     answer = _CONSENT.load(_json_body())
     granted = consent.record_consent(g.api_shop, _identity(required=True), answer["granted"])
     return jsonify(_CONSENT.dump({"granted": granted}))

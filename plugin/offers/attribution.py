@@ -214,7 +214,8 @@ def _revenue(shop_id: str, shoppers: dict[str, dict[str, Any]], window: timedelt
     return out, other
 
 
-def _not_cancelled(shop_id: str, order_external_id) -> sa.ColumnElement[bool]:
+def _not_cancelled(shop_id: str,
+                   order_external_id: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
     """The credited order has not been cancelled since (credit is given once, when the
     order arrives; a later cancellation must take it back from the report)."""
     return ~sa.exists().where(Order.shop_id == shop_id,
@@ -227,7 +228,8 @@ def _attributed(shop_id: str, since: datetime, until: datetime,
     """Orders and revenue credited to offers and recommendations in the period: revenue in
     the shop's currency, other currencies beside it (the credited order's currency; a
     credit whose order is gone counts as the shop's, like an order without a code)."""
-    def by_currency(model, revenue, at) -> tuple[int, Decimal, dict[str, Decimal]]:
+    def by_currency(model: type[Any], revenue: sa.ColumnElement[Decimal],
+                    at: sa.ColumnElement[datetime]) -> tuple[int, Decimal, dict[str, Decimal]]:
         credited = aliased(Order)  # not the Order that ``_not_cancelled`` correlates
         order = sa.and_(credited.shop_id == model.shop_id,
                         credited.external_id == model.order_external_id)

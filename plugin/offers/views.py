@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, Response, g, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from plugin.api import access, linking
 from plugin.api.consent import has_consent
@@ -64,7 +65,7 @@ def _cart(data: dict) -> service.CartIn:
 @per_client
 @doc(summary="The offer for this cart, or none (with the free-shipping progress)",
      tags=["offers"], request=QuoteRequest, response=QuoteResponse, errors=_ERRORS)
-def post_quote():
+def post_quote() -> ResponseReturnValue:
     data = QuoteRequest().load(_body())
     identity = _identity()
     cart = _cart(data)
@@ -85,7 +86,7 @@ def post_quote():
 @doc(summary="Accept a signed offer: creates a single-use discount on the platform",
      tags=["offers"], request=TokenRequest, response=AcceptResponse,
      errors=(*_ERRORS, 502))
-def post_accept():
+def post_accept() -> ResponseReturnValue:
     data = TokenRequest().load(_body())
     identity = _identity()
     answer = service.accept(g.api_shop, identity.key or "", data["token"], _cart(data),
@@ -98,7 +99,7 @@ def post_accept():
 @per_client
 @doc(summary="Dismiss a signed offer (it stops standing)", tags=["offers"],
      request=TokenRequest, errors=_ERRORS)
-def post_dismiss():
+def post_dismiss() -> ResponseReturnValue:
     data = TokenRequest().load(_body())
     service.dismiss(g.api_shop, _identity().key or "", data["token"], _cart(data))
     return jsonify({"dismissed": True})
@@ -109,7 +110,7 @@ def post_dismiss():
 @doc(summary="Treatment vs holdout: conversion and revenue per visitor with 95% CIs "
      "(admin token)", tags=["offers"], query=UpliftQuery, response=UpliftResponse,
      errors=(401, 404, 422, 429))
-def get_uplift():
+def get_uplift() -> ResponseReturnValue:
     params = UpliftQuery().load(request.args)
     require_admin(g.api_shop, request.headers.get("Authorization"))
     until = utcnow()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from flask import Blueprint, Response, g, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from plugin.api import access, linking
 from plugin.api.consent import has_consent
@@ -82,7 +83,7 @@ def _listing() -> Response:
 @per_client
 @doc(summary="The shopper's sub-profiles and the active one", tags=_TAGS,
      response=SubProfileListSchema, errors=_ERRORS)
-def list_subprofiles():
+def list_subprofiles() -> ResponseReturnValue:
     return _listing()
 
 
@@ -91,7 +92,7 @@ def list_subprofiles():
 @per_client
 @doc(summary="Create a sub-profile (name or relationship, optional age band)", tags=_TAGS,
      request=CreateRequest, response=SubProfileSchema, errors=_ERRORS, status=201)
-def create_subprofile():
+def create_subprofile() -> ResponseReturnValue:
     data = CreateRequest().load(_body())
     row = service.create_subprofile(g.api_shop, g.owner, data["name"], data.get("age_band"))
     return jsonify(SubProfileSchema().dump(service.describe(row))), 201
@@ -102,7 +103,7 @@ def create_subprofile():
 @per_client
 @doc(summary="Rename a sub-profile or change its age band", tags=_TAGS,
      request=UpdateRequest, response=SubProfileSchema, errors=(*_ERRORS, 409))
-def update_subprofile(subprofile_id: int):
+def update_subprofile(subprofile_id: int) -> ResponseReturnValue:
     data = UpdateRequest().load(_body())
     row = service.update_subprofile(g.api_shop, g.owner, subprofile_id, name=data.get("name"),
                                     age_band=data.get("age_band", ""))
@@ -114,7 +115,7 @@ def update_subprofile(subprofile_id: int):
 @per_client
 @doc(summary="Delete a sub-profile and its purchases from training and caches", tags=_TAGS,
      errors=_ERRORS, status=204)
-def delete_subprofile(subprofile_id: int):
+def delete_subprofile(subprofile_id: int) -> ResponseReturnValue:
     service.delete_subprofile(g.api_shop, g.owner, subprofile_id)
     return "", 204
 
@@ -124,7 +125,7 @@ def delete_subprofile(subprofile_id: int):
 @per_client
 @doc(summary="Switch who the shopper is buying for (null: themselves)", tags=_TAGS,
      request=ActiveRequest, response=ActiveSchema, errors=_ERRORS)
-def set_active():
+def set_active() -> ResponseReturnValue:
     data = ActiveRequest().load(_body())
     active = service.set_active(g.api_shop, g.owner, data["subprofile_id"])
     return jsonify(ActiveSchema().dump({"active_subprofile_id": active}))
@@ -135,7 +136,7 @@ def set_active():
 @per_client
 @doc(summary="The shopper's latest orders and who each is for (to reassign them)",
      tags=_TAGS, response=OrdersSchema, errors=_ERRORS)
-def recent_orders():
+def recent_orders() -> ResponseReturnValue:
     return jsonify(OrdersSchema().dump({"orders": service.recent_orders(g.api_shop, g.owner)}))
 
 
@@ -144,7 +145,7 @@ def recent_orders():
 @per_client
 @doc(summary="Move past purchases (an order or products) to a sub-profile or back",
      tags=_TAGS, request=ReassignRequest, response=MovedSchema, errors=_ERRORS)
-def reassign():
+def reassign() -> ResponseReturnValue:
     data = ReassignRequest().load(_body())
     moved = service.reassign(g.api_shop, g.owner, data["subprofile_id"],
                              order_id=data.get("order_id"), product_ids=data["product_ids"])
@@ -156,7 +157,7 @@ def reassign():
 @per_client
 @doc(summary="Should the widget ask \"Who are you shopping for?\" now?", tags=_TAGS,
      request=PromptRequest, response=PromptSchema, errors=_ERRORS)
-def should_prompt():
+def should_prompt() -> ResponseReturnValue:
     data = PromptRequest().load(_body())
     answer = prompt.should_prompt(g.api_shop, g.owner, data["product_ids"],
                                   order_id=data.get("order_id"),
@@ -169,7 +170,7 @@ def should_prompt():
 @per_client
 @doc(summary="Answer the prompt: me, an existing or new sub-profile, a one-off gift",
      tags=_TAGS, request=AnswerRequest, response=AnswerSchema, errors=_ERRORS)
-def answer_prompt():
+def answer_prompt() -> ResponseReturnValue:
     data = AnswerRequest().load(_body())
     choice = data.pop("choice")
     answer = prompt.answer_prompt(g.api_shop, g.owner, choice, **data)
@@ -181,7 +182,7 @@ def answer_prompt():
 @per_client
 @doc(summary="Recommendations for one sub-profile (\"For Maya\")", tags=_TAGS,
      query=RecsQuery, response=SubRecsSchema, errors=_ERRORS)
-def recommendations(subprofile_id: int):
+def recommendations(subprofile_id: int) -> ResponseReturnValue:
     n = RecsQuery().load(request.args)["n"]
     row = service.get_subprofile(g.api_shop, g.owner, subprofile_id)
     found = [] if row.kind != "person" else recs.recommend_for(
