@@ -27,6 +27,7 @@ from plugin.engine.base import BaseRecommender, Recommendation
 from plugin.engine.baselines import ItemKNNBaseline
 from plugin.engine.data import Interactions
 from plugin.extensions import db
+from plugin.ingestion.sync import HISTORY_RESET, orders_backfilled
 from plugin.models import Interaction, ModelVersion, Product, RecommendationCache
 from plugin.models.types import utcnow
 
@@ -373,12 +374,36 @@ def retrain_due(now: datetime | None = None) -> int:
 def _retrain_or_refresh(shop_id: str, now: datetime) -> int:
     """Refit the shop when due (returns 1), else refresh its shoppers with new orders."""
     version = active_version(shop_id)
-    if _due(shop_id, version, now):
+    replaced = _history_replaced(shop_id)
+    if replaced is not None or _due(shop_id, version, now):
         train_shop(shop_id)
+        if replaced is not None:
+            _forget_history_reset(shop_id, replaced)
         return 1
     if version is not None:
         refresh_shoppers(shop_id, _shoppers_with_new_orders(shop_id, version))
     return 0
+
+
+def _history_replaced(shop_id: str) -> str | None:
+    """The mark of an order history replaced (a new Saleor channel) once its backfill has
+    landed: the served model still knows the old history, and the backfilled orders are
+    dated in the past, so ``_due`` alone would not count them as new."""
+    from plugin.models import Shop
+
+    settings = db.session.scalar(sa.select(Shop.settings).where(Shop.id == shop_id)) or {}
+    marked = settings.get(HISTORY_RESET)
+    return str(marked) if marked and orders_backfilled(shop_id) else None
+
+
+def _forget_history_reset(shop_id: str, marked: str) -> None:
+    """Clear the mark the fit answered (a newer one, set meanwhile, stays)."""
+    from plugin.models import Shop
+
+    shop = db.session.get(Shop, shop_id)
+    if shop is not None and (shop.settings or {}).get(HISTORY_RESET) == marked:
+        shop.settings = {k: v for k, v in shop.settings.items() if k != HISTORY_RESET}
+        db.session.commit()
 
 
 def _due(shop_id: str, version: ModelVersion | None, now: datetime) -> bool:

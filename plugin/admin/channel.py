@@ -10,6 +10,16 @@ Prices and availability already mirrored are the old channel's: the shop's produ
 marked as never read and their sync starts over, so the next sync (the worker's within
 30 minutes, or ``shopkeeper sync --resource products``) writes every product again from
 the new channel. Offers quoted on the old prices are withdrawn.
+
+Orders are mirrored from the shop's channel only, and the orders sync reads only changes
+since its watermark, so the new channel's order history would never arrive: the orders
+sync starts over from the first order (a full backfill at the next sync), and the stored
+orders stop feeding recommendations. They stay for the dashboard and offer attribution
+(a redemption, a click, a budget), but their purchase interactions are deleted and they
+are marked as never read, so the backfill writes again (interactions included) every
+one that belongs to the new channel. The shop is marked for a refit once that backfill
+has finished (``plugin.ingestion.sync.HISTORY_RESET``, read by the hourly retrain job);
+until then the model fitted before the switch keeps serving.
 """
 
 from __future__ import annotations
@@ -26,8 +36,9 @@ from plugin import shops
 from plugin.admin.settings import _forget_api_caches
 from plugin.errors import BadRequest, NotFound
 from plugin.extensions import db
-from plugin.ingestion.sync import sync_state
-from plugin.models import Product, Shop
+from plugin.ingestion.sync import HISTORY_RESET, sync_state
+from plugin.models import Interaction, Order, Product, Shop
+from plugin.models.types import utcnow
 from plugin.offers.service import withdraw_unaccepted
 
 __all__ = ["choose", "current_channel"]
@@ -71,9 +82,10 @@ def choose(shop: Shop, slug: str) -> Channel:
         shops.save_credentials(shop, replace(creds, extra={
             **creds.extra, "channel": found.slug, "channel_id": found.id}))
         _read_products_again(shop.id)
+        dropped = _read_orders_again(shop)
         withdrawn = withdraw_unaccepted(shop.id)
         shops.audit(shop.id, "settings.saleor_channel", channel=found.slug,
-                    offers_withdrawn=withdrawn)
+                    offers_withdrawn=withdrawn, purchases_dropped=dropped)
     db.session.commit()
     _forget_api_caches()
     return found
@@ -85,3 +97,18 @@ def _read_products_again(shop_id: str) -> None:
         Product.shop_id == shop_id, Product.deleted_at.is_(None)).values(source_updated_at=NEVER))
     state = sync_state(shop_id, "products")
     state.cursor, state.status = None, "idle"
+
+
+def _read_orders_again(shop: Shop) -> int:
+    """Backfill the orders from the first one and stop the stored ones feeding
+    recommendations (see the module docstring); returns the purchase interactions deleted."""
+    orders = sa.select(Order.external_id).where(Order.shop_id == shop.id)
+    dropped = db.session.execute(sa.delete(Interaction).where(
+        Interaction.shop_id == shop.id, Interaction.kind == "purchase",
+        Interaction.order_external_id.in_(orders))).rowcount or 0
+    db.session.execute(sa.update(Order).where(Order.shop_id == shop.id)
+                       .values(source_updated_at=NEVER))
+    state = sync_state(shop.id, "orders")
+    state.cursor, state.watermark, state.status = None, None, "idle"
+    shop.settings = {**(shop.settings or {}), HISTORY_RESET: utcnow().isoformat()}
+    return dropped

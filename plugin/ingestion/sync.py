@@ -39,6 +39,19 @@ RESOURCES: dict[str, tuple[str, Callable]] = {
 }
 
 
+#: ``Shop.settings`` key set when the shop's order history was replaced (a new Saleor
+#: channel, ``plugin.admin.channel``) and its orders backfill started over: the first fit
+#: after that backfill has finished clears it (``plugin.training.retrain_due``).
+HISTORY_RESET = "orders_history_reset_at"
+
+
+def orders_backfilled(shop_id: str) -> bool:
+    """Whether the shop's orders sync has finished a full pass and is between passes."""
+    state = db.session.scalar(sa.select(SyncState).filter_by(shop_id=shop_id,
+                                                             resource="orders"))
+    return state is not None and state.cursor is None and state.watermark is not None
+
+
 #: How many rejected records a sync state names (the count covers them all).
 KEEP_REJECTED = 20
 

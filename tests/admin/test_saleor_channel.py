@@ -119,3 +119,90 @@ def test_other_platforms_have_no_channel_to_choose(app, client):
     res = client.post("/admin/settings/saleor-channel",
                       data={"saleor_channel": "default-channel", "csrf_token": csrf})
     assert res.status_code == 400
+
+
+# -- orders follow the channel: the new one's history is backfilled, the old one's dropped
+def _order_node(order_id: str, slug: str | None, created: str) -> dict:
+    """``order_created.json`` (documented payload) as an order of ``slug`` (None: a payload
+    from a subscription registered before it asked for the channel)."""
+    node = json.loads((FIXTURE.parent / "order_created.json").read_text())["order"]
+    node.update(id=order_id, created=created, updatedAt=created)
+    if slug is None:
+        del node["channel"]
+    else:
+        node["channel"] = {"slug": slug}
+    return node
+
+
+def _sync_orders(shop_id: str, *nodes: dict) -> dict:
+    """One orders page from Saleor; returns the variables the sync sent."""
+    page = {"data": {"orders": {"pageInfo": {"hasNextPage": False, "endCursor": None},
+                                "edges": [{"node": n} for n in nodes]}}}
+    with responses.RequestsMock() as rsps:
+        rsps.post(API, json=page)
+        result = run_sync(shop_id, "orders")
+        sent = json.loads(rsps.calls[0].request.body)["variables"]
+    assert result.finished and result.error is None
+    db.session.expire_all()
+    return sent
+
+
+def _purchased_orders(shop_id: str) -> set[str]:
+    from plugin.models import Interaction
+
+    return set(db.session.scalars(sa.select(Interaction.order_external_id).where(
+        Interaction.shop_id == shop_id, Interaction.kind == "purchase")))
+
+
+def _stored_orders(shop_id: str) -> set[str]:
+    from plugin.models import Order
+
+    return set(db.session.scalars(sa.select(Order.external_id).where(Order.shop_id == shop_id)))
+
+
+def test_a_new_channel_backfills_its_orders_and_drops_the_old_ones_purchases(app, client):
+    from plugin.ingestion.sync import HISTORY_RESET, sync_state
+
+    shop = _shop()
+    # USD1: the old channel's; PLN1: the new channel's, mirrored before orders were
+    # filtered by channel (its payload names none); PLN0, older, was never read.
+    _sync_orders(shop.id, _order_node("USD1", "default-channel", "2025-11-20T11:00:00+00:00"),
+                 _order_node("PLN1", None, "2025-11-21T11:00:00+00:00"))
+    assert _purchased_orders(shop.id) == {"USD1", "PLN1"}
+    assert sync_state(shop.id, "orders").watermark is not None  # incremental from now on
+    csrf = sign_in(app, client, shop)
+    assert _choose(client, csrf, "channel-pln").status_code == 302
+    db.session.expire_all()
+    assert _purchased_orders(shop.id) == set()  # the old channel's no longer teach the model
+    assert _stored_orders(shop.id) == {"USD1", "PLN1"}  # kept for the dashboard
+    assert shop.settings[HISTORY_RESET]
+    # the next sync reads the new channel's whole history, not the changes since the
+    # old channel's watermark
+    sent = _sync_orders(shop.id, _order_node("PLN0", "channel-pln", "2024-03-01T09:00:00+00:00"),
+                        _order_node("PLN1", "channel-pln", "2025-11-21T11:00:00+00:00"))
+    assert sent["filter"] == {"channels": ["Q2hhbm5lbDoy"]}
+    assert _purchased_orders(shop.id) == {"PLN0", "PLN1"}
+    assert _stored_orders(shop.id) == {"USD1", "PLN1", "PLN0"}
+
+
+def test_the_model_is_refit_once_the_new_channels_orders_have_landed(app, client, monkeypatch):
+    from plugin import training
+    from plugin.ingestion.sync import HISTORY_RESET
+    from plugin.models import ModelVersion
+
+    shop = _shop()
+    _sync_orders(shop.id, _order_node("USD1", "default-channel", "2025-11-20T11:00:00+00:00"))
+    # a fresh model, fitted just now: not due by age, and the backfilled orders are older
+    db.session.add(ModelVersion(shop_id=shop.id, version="v1", status="ready",
+                                finished_at=utcnow(), trained_until=utcnow()))
+    db.session.commit()
+    fits: list[str] = []
+    monkeypatch.setattr(training, "train_shop", lambda shop_id, **kw: fits.append(shop_id))
+    csrf = sign_in(app, client, shop)
+    assert _choose(client, csrf, "channel-pln").status_code == 302
+    assert training.retrain_due() == 0 and fits == []  # not before the backfill has landed
+    _sync_orders(shop.id, _order_node("PLN0", "channel-pln", "2024-03-01T09:00:00+00:00"))
+    assert training.retrain_due() == 1 and fits == [shop.id]
+    db.session.expire_all()
+    assert HISTORY_RESET not in shop.settings
+    assert training.retrain_due() == 0 and fits == [shop.id]  # once
