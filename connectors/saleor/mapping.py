@@ -128,7 +128,8 @@ def _lines(lines: Any) -> tuple[LineItem, ...]:
 
 
 def in_channel(node: dict[str, Any], channel: str | None) -> bool:
-    """Whether an ``Order`` was placed in the shop's channel (its currency and catalogue).
+    """Whether an ``Order`` or ``Checkout`` is in the shop's channel (its currency and
+    catalogue).
 
     Unknown when no channel is configured or the payload predates ``channel { slug }`` in
     our subscription (updated by ``refresh_webhooks``): then it counts as ours, as before.

@@ -50,6 +50,7 @@ fragment OrderFields on Order {
 CHECKOUT_FIELDS = """
 fragment CheckoutFields on Checkout {
   id token updatedAt
+  channel { slug }
   user { id }
   totalPrice { gross { amount currency } }
   lines { quantity unitPrice { gross { amount currency } } variant { ...VariantRef } }

@@ -80,7 +80,9 @@ def _record(
         order = _root(data, "order")
         # another channel's order: acknowledged, nothing to apply (see ``mapping.in_channel``)
         return mapping.order_from_node(order) if mapping.in_channel(order, channel) else None
-    return mapping.cart_from_checkout(_root(data, "checkout"))
+    checkout = _root(data, "checkout")
+    # another channel's checkout: acknowledged, nothing to apply, as for orders
+    return mapping.cart_from_checkout(checkout) if mapping.in_channel(checkout, channel) else None
 
 
 def parse_delivery(

@@ -77,6 +77,13 @@ def _order(shop: Shop, event: WebhookEvent) -> None:
     mapping.upsert_order(shop.id, event.record)
 
 
+def _cart(shop: Shop, event: WebhookEvent) -> None:
+    if event.record is None:  # e.g. a Saleor checkout of another channel than the shop's
+        log.info("ingestion.cart_ignored", extra={"shop_id": shop.id})
+        return
+    mapping.upsert_cart(shop.id, event.record)
+
+
 def _redact(shop: Shop, event: WebhookEvent) -> None:
     rec = event.record
     if rec is None:
@@ -96,7 +103,7 @@ _HANDLERS = {
     "customers/delete": lambda shop, ev: privacy.erase_customer(
         shop.id, ev.record.external_id, deleted_at=ev.record.deleted_at),
     "orders/upsert": _order,
-    "carts/upsert": lambda shop, ev: mapping.upsert_cart(shop.id, ev.record),
+    "carts/upsert": _cart,
     "app/uninstalled": _uninstalled,
     "customers/redact": _redact,
     "customers/data_request": _redact,

@@ -15,7 +15,7 @@ import pytest
 import responses
 
 from connectors.base import Credentials
-from connectors.records import Order
+from connectors.records import Cart, Order
 from connectors.saleor import SaleorConnector
 from plugin import shops
 from plugin.extensions import db
@@ -115,3 +115,55 @@ def test_the_orders_sync_stores_only_the_shops_channel(saleor_shop):
     assert result.finished and result.error is None
     assert (result.records, result.ignored) == (1, 1)
     assert _stored_orders(saleor_shop.id) == ["T3JkZXI6MQ=="]
+
+
+# -- checkouts follow the same rule: the payload is ``checkout_updated.json``
+def _checkout(slug: str | None, token: str = "b470e2c3-364f-4f34-a969-73f894eb274c") -> dict:
+    node = json.loads(fixture("checkout_updated.json"))["checkout"]
+    node["token"] = token
+    if slug is None:
+        del node["channel"]  # a subscription registered before it asked for the channel
+    else:
+        node["channel"] = {"slug": slug}
+    return node
+
+
+def _parse_checkout(node: dict, extra: dict | None = OURS):
+    creds = Credentials("demo.saleor.io", access_token="t", api_url=API_URL, extra=extra or {})
+    body = json.dumps({"checkout": node}).encode()
+    return SaleorConnector(creds).parse_webhook(saleor_headers("checkout_updated", body), body)
+
+
+def test_another_channels_checkout_webhook_is_parsed_to_nothing_to_ingest():
+    ignored = _parse_checkout(_checkout("channel-pln"))
+    assert ignored.topic == "carts/upsert" and ignored.record is None and ignored.delivery_id
+    assert isinstance(_parse_checkout(_checkout("default-channel")).record, Cart)
+
+
+@pytest.mark.parametrize(("slug", "extra"), [(None, OURS), ("channel-pln", None)])
+def test_a_checkout_is_ours_when_the_channel_cannot_be_told(slug, extra):
+    assert isinstance(_parse_checkout(_checkout(slug), extra).record, Cart)
+
+
+def test_the_checkout_subscription_asks_for_the_channel():
+    from connectors.saleor.queries import SUBSCRIPTIONS
+
+    assert "channel { slug }" in SUBSCRIPTIONS["shopkeeper-checkouts"]
+
+
+def test_another_channels_checkout_webhook_is_acknowledged_not_ingested(client, saleor_shop):
+    from plugin.models import Cart as CartRow
+    from plugin.webhooks.inbox import process_inbox
+
+    with responses.RequestsMock() as rsps:
+        rsps.get(JWKS_URL, json={"keys": [jwk(KEY)]})
+        for node in (_checkout("channel-pln", "pln-token"), _checkout("default-channel")):
+            body = json.dumps({"checkout": node}).encode()
+            response = client.post(f"/webhooks/saleor/{saleor_shop.id}", data=body,
+                                   headers=saleor_headers("checkout_updated", body))
+            assert response.status_code == 200, response.get_json()
+    result = process_inbox()
+    assert (result.done, result.failed) == (2, 0)
+    stored = db.session.scalars(db.select(CartRow.external_id).filter_by(
+        shop_id=saleor_shop.id)).all()
+    assert stored == ["b470e2c3-364f-4f34-a969-73f894eb274c"]
