@@ -90,6 +90,10 @@ class Connector(abc.ABC):
     ) -> None:
         self.credentials = credentials
         self._session = session
+        #: ``Credentials.extra`` entries the connector looked up for itself during a call
+        #: (e.g. the Saleor channel id of a shop stored with its slug only): the caller
+        #: stores them so the next instance need not look them up again.
+        self.learned: dict[str, str] = {}
 
     @property
     def session(self) -> requests.Session:

@@ -246,8 +246,9 @@ class SaleorConnector(Connector):
         filters: dict[str, Any] = {}
         if since:
             filters["updatedAt"] = {"gte": since.isoformat()}
-        if self.credentials.extra.get("channel_id"):
-            filters["channels"] = [self.credentials.extra["channel_id"]]
+        channel_id = self._channel_id()
+        if channel_id:
+            filters["channels"] = [channel_id]
         if filters:
             extra["filter"] = filters
         channel = self.credentials.extra.get("channel")
@@ -265,6 +266,21 @@ class SaleorConnector(Connector):
             ours = [o for o in page.items if o is not None]
             yield replace(page, items=ours, ignored=len(page.items) - len(ours),
                           next_cursor=marked)
+
+    def _channel_id(self) -> str | None:
+        """The shop's channel's id. A shop stored with the slug only (installed before the
+        id was kept, or added with ``shops add``) would have every channel's orders listed
+        and filtered here on each run: the id is looked up by slug (``channels``) and put
+        in ``learned`` for the caller to store. None while Saleor has no such channel."""
+        extra = self.credentials.extra
+        if extra.get("channel_id") or not extra.get("channel"):
+            return extra.get("channel_id") or None
+        found = next((c for c in self.channels() if c.slug == extra["channel"]), None)
+        if found is None:
+            return None
+        self.credentials = replace(self.credentials, extra={**extra, "channel_id": found.id})
+        self.learned["channel_id"] = found.id
+        return found.id
 
     # -- discounts ------------------------------------------------------------------------
     def create_discount(self, spec: DiscountSpec) -> DiscountRef:

@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import requests
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from connectors.base import Connector
 from connectors.errors import AuthFailed, ConnectorError, NotSupported, RateLimited
 from connectors.records import Rejected
 from plugin import shops
 from plugin.extensions import db
 from plugin.ingestion import mapping
-from plugin.models import SyncState
+from plugin.models import Shop, SyncState
 from plugin.models.types import utcnow
 
 log = logging.getLogger("shopkeeper.sync")
@@ -116,6 +117,7 @@ def run_sync(
                     "shop_id": shop_id, "resource": resource,
                     "record_ids": [r.record_id for r in page.rejected][:KEEP_REJECTED]})
             result.ignored += page.ignored
+            _store_learned(shop, connector)
             state.cursor = page.next_cursor
             state.done += len(page.items)
             db.session.commit()  # rows + cursor together
@@ -156,6 +158,18 @@ def run_sync(
                                      "records": result.records, "ignored": result.ignored,
                                      "finished": result.finished})
     return result
+
+
+def _store_learned(shop: Shop, connector: Connector) -> None:
+    """Keep what the connector looked up for itself (``Connector.learned``, e.g. a Saleor
+    channel id) with the shop's credentials, committed with the page."""
+    if not connector.learned:
+        return
+    stored = shops.credentials_for(shop)
+    shops.save_credentials(shop, replace(stored, extra={**stored.extra, **connector.learned}))
+    log.info("sync.credentials_learned", extra={"shop_id": shop.id,
+                                                "keys": sorted(connector.learned)})
+    connector.learned.clear()
 
 
 def _failed(shop_id: str, resource: str, err: Exception) -> SyncState:

@@ -167,3 +167,51 @@ def test_another_channels_checkout_webhook_is_acknowledged_not_ingested(client, 
     stored = db.session.scalars(db.select(CartRow.external_id).filter_by(
         shop_id=saleor_shop.id)).all()
     assert stored == ["b470e2c3-364f-4f34-a969-73f894eb274c"]
+
+
+# -- a shop stored with the channel's slug only gets its id looked up once, then stored
+CHANNELS = {"data": {"channels": [
+    {"id": "Q2hhbm5lbDoy", "slug": "channel-pln", "name": "Channel-PLN",
+     "currencyCode": "PLN", "isActive": True},
+    {"id": "Q2hhbm5lbDox", "slug": "default-channel", "name": "Default channel",
+     "currencyCode": "USD", "isActive": True}]}}
+
+
+def test_a_channel_known_by_slug_only_has_its_id_resolved_and_stored_once(app):
+    from plugin.ingestion.sync import run_sync
+
+    SaleorConnector.jwks_cache.clear()
+    shop = shops.create_shop("saleor", "demo.saleor.io", Credentials(
+        "demo.saleor.io", access_token="app-token", api_url=API_URL,
+        extra={"channel": "default-channel"}))
+    db.session.commit()
+    sent = []
+    for answers in ([CHANNELS, _orders_page(_order("default-channel"))],  # the first run
+                    [_orders_page(_order("default-channel"))]):  # an incremental one
+        with responses.RequestsMock() as rsps:
+            for answer in answers:
+                rsps.post(API_URL, json=answer)
+            result = run_sync(shop.id, "orders")
+            sent.append([json.loads(c.request.body) for c in rsps.calls])
+        assert result.finished and result.error is None and result.ignored == 0
+    first, second = sent
+    assert "channels" in first[0]["query"]
+    assert first[1]["variables"]["filter"] == {"channels": ["Q2hhbm5lbDox"]}
+    db.session.expire_all()
+    assert shops.credentials_for(shop).extra["channel_id"] == "Q2hhbm5lbDox"
+    assert len(second) == 1  # no second channels lookup
+    assert second[0]["variables"]["filter"]["channels"] == ["Q2hhbm5lbDox"]
+    assert "updatedAt" in second[0]["variables"]["filter"]
+
+
+def test_a_slug_saleor_no_longer_has_filters_locally_as_before():
+    creds = Credentials("demo.saleor.io", access_token="t", api_url=API_URL,
+                        extra={"channel": "channel-gone"})
+    connector = SaleorConnector(creds)
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=CHANNELS)
+        rsps.post(API_URL, json=_orders_page(_order("default-channel")))
+        pages = list(connector.iter_orders())
+        sent = json.loads(rsps.calls[1].request.body)["variables"]
+    assert "channels" not in sent.get("filter", {}) and connector.learned == {}
+    assert sum(p.ignored for p in pages) == 1
