@@ -97,7 +97,12 @@
 
   class ShoppingFor extends HTMLElement {
     connectedCallback() {
-      if (this._started) return;
+      // Re-inserted (a single-page route away and back): it keeps its state, as the
+      // other widgets do; it only answers add-to-cart events again.
+      if (this._started) {
+        if (instances.indexOf(this) < 0) instances.push(this);
+        return;
+      }
       this._started = true;
       this._id = "sk-wf-" + (++uid);
       this._pending = [];
@@ -106,10 +111,10 @@
       this.refresh(true);
     }
 
+    /** Off the page it answers no events and is not held by ``instances``. */
     disconnectedCallback() {
       var i = instances.indexOf(this);
       if (i >= 0) instances.splice(i, 1);
-      this._started = false;
     }
 
     _params() {

@@ -266,3 +266,41 @@ def test_escape_answers_like_not_now(demo_shop, live, page):
     assert wait_until(lambda: _read(lambda: db.session.scalar(sa.select(
         PromptState.never_ask).filter_by(shop_id=demo_shop.id, shopper_id=customer))))
     _clean(page)
+
+
+def test_a_re_inserted_switcher_keeps_its_state(demo_shop, live, page):
+    """A single-page route away and back re-inserts the placeholder: the switcher, like
+    the other widgets, neither asks the API again nor re-renders, and still asks about
+    the next add-to-cart."""
+    page.goto(live.url + "/demo/")
+    customer = _customer(page, 1)
+    product = _foreign_product(demo_shop, customer, _grid(page))
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(f"{r.method} {r.url}")
+            if f"{API}subprofiles" in r.url else None)
+    assert _login(page, live.url, 1) == customer
+    wait_until(lambda: asked, timeout=5)
+    page.wait_for_timeout(500)  # the login's loads (a page load, then identify) are done
+    loaded = list(asked)
+    page.evaluate(f"""() => {{
+        window.__slot = document.querySelector('{SLOT}');
+        window.__el = window.__slot.querySelector('shopkeeper-shopping-for');
+        window.__slot.remove();
+    }}""")
+    wait_until(lambda: page.evaluate("!Shopkeeper.elements.includes(window.__el)"), timeout=5)
+    page.evaluate("""() => {
+        window.__renders = 0;
+        new MutationObserver(() => window.__renders++)
+            .observe(window.__el.shadowRoot, {childList: true, subtree: true});
+        document.querySelector('main').prepend(window.__slot);
+    }""")
+    wait_until(lambda: page.evaluate("Shopkeeper.elements.includes(window.__el)"), timeout=5)
+    page.wait_for_timeout(500)
+    assert asked == loaded, asked  # no new request
+    assert page.evaluate("window.__renders") == 0
+    assert page.get_attribute(SLOT, "data-shopkeeper-state") == "idle"
+    assert page.locator("shopkeeper-shopping-for").count() == 1
+    # still the page's switcher: the next add-to-cart is asked about
+    assert _add(page, product)["ask"] is True
+    page.locator(DIALOG).wait_for(state="visible")
+    _clean(page)
