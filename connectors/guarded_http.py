@@ -11,7 +11,11 @@
 - with ``public_only``, connects only to public addresses. The check runs on the connected
   socket's peer, so a DNS answer that changes between a pre-check and the connection
   cannot slip through; connections through a configured proxy are not checked (the proxy
-  resolves the name).
+  resolves the name);
+- with ``pinned`` (host name -> addresses, e.g. from ``public_addresses``), connects to
+  those addresses instead of resolving the name again: a pre-check bounded in time is not
+  followed by an unbounded lookup in ``create_connection``. TLS still verifies the
+  certificate for (and sends SNI with) the host name; proxied connections are not pinned.
 
 Every failure is a ``TransientError`` (or a subclass), as for the retrying session.
 """
@@ -24,14 +28,15 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util import connection as urllib3_connection
 
 from connectors.errors import TransientError
 from connectors.http import RetrySession
@@ -44,6 +49,7 @@ __all__ = [
     "ResponseTooLarge",
     "is_public_address",
     "make_guarded_session",
+    "public_addresses",
     "resolves_to_public_addresses",
 ]
 
@@ -117,8 +123,9 @@ def _getaddrinfo(host: str, port: int, timeout: float) -> list[Any]:
     return outcome["infos"]
 
 
-def resolves_to_public_addresses(host: str, port: int, *, timeout: float = 5.0) -> bool:
-    """True when ``host`` is a name (not an IP literal) whose every address is public.
+def public_addresses(host: str, port: int, *, timeout: float = 5.0) -> list[str]:
+    """The addresses ``host`` resolves to (resolver order, no repeats) when it is a name
+    (not an IP literal) whose every address is public; else an empty list.
 
     Raises ``ResolutionTimedOut`` when the name does not resolve within ``timeout``."""
     try:
@@ -126,21 +133,30 @@ def resolves_to_public_addresses(host: str, port: int, *, timeout: float = 5.0) 
     except ValueError:
         pass
     else:
-        return False
+        return []
     try:
         infos = _getaddrinfo(host, port, timeout)
     except (OSError, UnicodeError):
-        return False
-    addresses = {info[4][0] for info in infos}
-    return bool(addresses) and all(is_public_address(str(a)) for a in addresses)
+        return []
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    return addresses if addresses and all(is_public_address(a) for a in addresses) else []
+
+
+def resolves_to_public_addresses(host: str, port: int, *, timeout: float = 5.0) -> bool:
+    """True when ``host`` is a name (not an IP literal) whose every address is public.
+
+    Raises ``ResolutionTimedOut`` when the name does not resolve within ``timeout``."""
+    return bool(public_addresses(host, port, timeout=timeout))
 
 
 class _Call:
     """One guarded call: its deadline, its policy and the sockets its watchdog may shut."""
 
-    def __init__(self, deadline: float, public_only: bool) -> None:
+    def __init__(self, deadline: float, public_only: bool,
+                 pinned: Mapping[str, Sequence[str]] | None = None) -> None:
         self.deadline = deadline
         self.public_only = public_only
+        self.pinned = pinned or {}
         self.expired = False
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -191,11 +207,14 @@ class _GuardedConnectionMixin:
     """Checks the peer (``public_only``) and hands the socket to the call's watchdog."""
 
     def _new_conn(self) -> socket.socket:
-        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
         call = _CALL.get()
+        proxied = getattr(self, "proxy", None) is not None or getattr(self, "_tunnel_host", None)
+        host = str(getattr(self, "host", "")).lower()
+        pinned = call.pinned.get(host) if call is not None and not proxied else None
+        sock: socket.socket = (self._pinned_conn(pinned) if pinned
+                               else super()._new_conn())  # type: ignore[misc]
         if call is None:
             return sock
-        proxied = getattr(self, "proxy", None) is not None or getattr(self, "_tunnel_host", None)
         if call.public_only and not proxied:
             peer = str(sock.getpeername()[0])
             if not is_public_address(peer):
@@ -203,6 +222,22 @@ class _GuardedConnectionMixin:
                 raise _RefusedConnection(self, "refused: not a public address")  # type: ignore[arg-type]
         call.watch(sock)
         return sock
+
+    def _pinned_conn(self, addresses: Sequence[str]) -> socket.socket:
+        """``HTTPConnection._new_conn`` to the pinned addresses, in order (no name lookup)."""
+        conn: Any = self
+        error: OSError | None = None
+        for address in addresses:
+            try:
+                return urllib3_connection.create_connection(
+                    (address, conn.port), conn.timeout, source_address=conn.source_address,
+                    socket_options=conn.socket_options)
+            except TimeoutError as err:
+                raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out. "
+                                                f"(connect timeout={conn.timeout})") from err
+            except OSError as err:
+                error = err
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {error}")
 
 
 class _GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
@@ -259,6 +294,7 @@ class GuardedSession(RetrySession):
         max_body: int,
         public_only: bool = False,
         budget: float | None = None,
+        pinned: Mapping[str, Sequence[str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         **retry: Any,
     ) -> None:
@@ -266,6 +302,7 @@ class GuardedSession(RetrySession):
         self.deadline = deadline
         self.max_body = max_body
         self.public_only = public_only
+        self.pinned = {h.lower(): tuple(a) for h, a in (pinned or {}).items() if a}
         self.clock = clock
         self.expires_at = None if budget is None else clock() + budget
         adapter = _GuardedAdapter()
@@ -277,7 +314,7 @@ class GuardedSession(RetrySession):
         deadline = self.clock() + self.deadline
         if self.expires_at is not None:
             deadline = min(deadline, self.expires_at)
-        call = _Call(deadline, self.public_only)
+        call = _Call(deadline, self.public_only, self.pinned)
         seconds = deadline - self.clock()
         if seconds <= 0:
             raise DeadlineExceeded(f"{request.method} {request.url}: no time left")
@@ -356,14 +393,16 @@ def make_guarded_session(
     budget: float | None = None,
     max_body: int = 1_000_000,
     public_only: bool = False,
+    pinned: Mapping[str, Sequence[str]] | None = None,
     sleep: Callable[[float], Any] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> GuardedSession:
-    """A guarded session; ``budget`` (seconds from now) also bounds all its calls together."""
+    """A guarded session; ``budget`` (seconds from now) also bounds all its calls together;
+    ``pinned`` maps host names to the addresses to connect to instead of resolving them."""
     session = GuardedSession(
         deadline=deadline, max_body=max_body, public_only=public_only, budget=budget,
-        clock=clock, retries=retries, backoff=backoff, max_backoff=deadline, timeout=timeout,
-        sleep=sleep,
+        pinned=pinned, clock=clock, retries=retries, backoff=backoff, max_backoff=deadline,
+        timeout=timeout, sleep=sleep,
     )
     session.headers["User-Agent"] = "shopkeeper-connectors/0.1"
     return session

@@ -15,7 +15,7 @@ from connectors.errors import AuthFailed, ConnectorError, InvalidPayload
 from connectors.guarded_http import (
     ResolutionTimedOut,
     make_guarded_session,
-    resolves_to_public_addresses,
+    public_addresses,
 )
 from connectors.manifest import absolute_url, load_manifest
 from connectors.saleor import SaleorConnector
@@ -60,12 +60,15 @@ REGISTER_HTTP = {"retries": 1, "timeout": (3.0, 10.0), "deadline": REGISTER_DEAD
 NOT_CONFIRMED = "The Saleor API at Saleor-Api-Url did not confirm this app token."
 
 
-def _allowed_host(api_url: str | None) -> tuple[str, str, bool]:
-    """(api_url, host, listed) if the calling Saleor may install; https unless listed.
+def _allowed_host(api_url: str | None) -> tuple[str, str, bool, list[str]]:
+    """(api_url, host, listed, addresses) if the calling Saleor may install; https unless
+    listed.
 
     With an empty allow-list any *public* host may install: IP literals and names that
     resolve to private, loopback, link-local, reserved or multicast addresses are refused
     (and the connection itself is checked again, see ``connectors.guarded_http``).
+    ``addresses`` are what the pre-check resolved (none for a listed host): the calls
+    for this registration connect to them rather than resolve the name again.
     """
     parts = urlsplit(api_url or "")
     host = (parts.hostname or "").lower()
@@ -83,20 +86,21 @@ def _allowed_host(api_url: str | None) -> tuple[str, str, bool]:
         raise Forbidden("This Saleor instance may not install the app.")
     if parts.scheme != "https" and host not in allowed:
         raise BadRequest("Saleor-Api-Url must use https.", {"Saleor-Api-Url": ["https only"]})
-    if not allowed and not _public_host(host, port):
+    addresses = [] if allowed else _public_host(host, port)
+    if not allowed and not addresses:
         log.warning("install.saleor.address_refused", extra={"host": host})
         raise BadRequest("Saleor-Api-Url must name a public host.",
                          {"Saleor-Api-Url": ["a host name with public addresses is required "
                                              "(or list the host in SALEOR_ALLOWED_DOMAINS)"]})
-    return api_url or "", host, bool(allowed)
+    return api_url or "", host, bool(allowed), addresses
 
 
-def _public_host(host: str, port: int) -> bool:
+def _public_host(host: str, port: int) -> list[str]:
     """The DNS pre-check, bounded by ``SALEOR_REGISTER_DNS_TIMEOUT_SECONDS``: a name whose
     resolver answers slowly (anyone can make one) must not hold a web worker."""
     timeout = float(current_app.config["SALEOR_REGISTER_DNS_TIMEOUT_SECONDS"])
     try:
-        return resolves_to_public_addresses(host, port, timeout=timeout)
+        return public_addresses(host, port, timeout=timeout)
     except ResolutionTimedOut:
         log.warning("install.saleor.dns_timeout", extra={"host": host})
         raise ServiceUnavailable(
@@ -237,10 +241,13 @@ def refresh_webhooks(shop: Shop, *, session: requests.Session | None = None
 
 def register_app(api_url: str | None, auth_token: str | None) -> Shop:
     """Check the domain and the token (by calling Saleor back), then store the install."""
-    api_url, host, listed = _allowed_host(api_url)
+    api_url, host, listed, addresses = _allowed_host(api_url)
     if not auth_token:
         raise BadRequest("auth_token is required.", {"auth_token": ["required"]})
-    session = make_guarded_session(public_only=not listed, **REGISTER_HTTP)
+    # the pre-checked addresses: the connection must not resolve the name again, with no
+    # time limit (and, for a name whose answers change, to other addresses)
+    session = make_guarded_session(public_only=not listed, pinned={host: addresses},
+                                   **REGISTER_HTTP)
     credentials = Credentials(shop_domain=host, access_token=auth_token, api_url=api_url)
     app, channels = _confirmed_app(SaleorConnector(credentials, session=session))
     _guard_active_installation(host, api_url, app["id"], session)

@@ -13,6 +13,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -360,3 +361,43 @@ def test_a_slow_lookup_times_out_and_lookups_in_flight_are_bounded(monkeypatch) 
         answer.set()
     # the first lookup returns and frees its slot (waited for, up to the timeout)
     assert resolves_to_public_addresses("slow.example", 443, timeout=1)
+
+
+def test_a_pinned_host_is_connected_to_without_resolving_its_name(serve, monkeypatch) -> None:
+    """The addresses a bounded pre-check found are used: no second, unbounded lookup."""
+    server = serve(ok)
+    port = urlsplit(server.url).port
+    real = socket.getaddrinfo
+    looked_up: list[str] = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        looked_up.append(host)
+        if host == "saleor.example":  # the name no longer answers (or answers slowly)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    url = f"http://saleor.example:{port}/graphql/"
+    pinned = make_guarded_session(pinned={"Saleor.Example": ["192.0.2.1", "127.0.0.1"]},
+                                  timeout=(0.5, 5.0))
+    assert pinned.get(url).json() == {"ok": True}  # the second address, after the first
+    assert "saleor.example" not in looked_up and server.requests == 1
+    # a public-only session still checks where the pinned connection went
+    with pytest.raises(AddressRefused):
+        make_guarded_session(public_only=True, pinned={"saleor.example": ["127.0.0.1"]}
+                             ).get(url)
+    assert "saleor.example" not in looked_up and server.requests == 1
+
+
+def test_a_pinned_https_connection_still_verifies_the_host_name(serve, tmp_path,
+                                                                monkeypatch) -> None:
+    """Pinning changes where the socket goes, not whom TLS must prove it is: a certificate
+    valid for the pinned address but not for the name is refused."""
+    ctx, ca = _tls_context(tmp_path)  # a certificate for 127.0.0.1 only
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)
+    server = serve(ok, ctx)
+    port = urlsplit(server.url).port
+    session = make_guarded_session(pinned={"saleor.example": ["127.0.0.1"]}, retries=0)
+    with pytest.raises(TransientError):
+        session.get(f"https://saleor.example:{port}/graphql/")
+    assert session.get(server.url).json() == {"ok": True}  # the same CA, the right name

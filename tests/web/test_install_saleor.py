@@ -687,3 +687,25 @@ def test_a_slow_dns_answer_is_a_503_and_does_not_hold_the_worker(install_client,
     assert "Saleor-Api-Url" in body["errors"]
     assert elapsed < 2
     assert db.session.scalar(db.select(shops.Shop).filter_by(platform="saleor")) is None
+
+
+def test_the_registration_connects_to_the_pre_checked_addresses(install_client, app,
+                                                                 monkeypatch) -> None:
+    """The pre-check's lookup is bounded; the connection uses its answer instead of
+    resolving the name again without a time limit (or to another address)."""
+    from urllib3.util import connection as urllib3_connection
+
+    app.config["SALEOR_ALLOWED_DOMAINS"] = ""
+    asked = fake_dns(monkeypatch, "93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c")
+    connected: list[tuple[str, int]] = []
+
+    def create_connection(address, *args, **kwargs):
+        connected.append(address)
+        raise ConnectionRefusedError(111, "Connection refused")  # no network in tests
+
+    monkeypatch.setattr(urllib3_connection, "create_connection", create_connection)
+    response = register(install_client, api_url="https://shop.saleor.cloud/graphql/")
+    assert response.status_code == 401  # unreachable: not confirmed
+    assert asked == ["shop.saleor.cloud"]  # the pre-check only
+    assert connected and set(connected) == {("93.184.215.14", 443),
+                                            ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", 443)}
