@@ -40,6 +40,12 @@ mutation Run($query: String!) {
   }
 }"""
 
+#: The app's running export, when a run is refused because one is "already in progress".
+CURRENT_QUERY = """
+query Current {
+  currentBulkOperation(type: QUERY) { id status query }
+}"""
+
 POLL_QUERY = """
 query Poll($id: ID!) {
   node(id: $id) { ... on BulkOperation { id status errorCode objectCount url } }
@@ -61,12 +67,37 @@ def parse_cursor(cursor: str) -> tuple[str, int]:
 
 
 def _start(client: ShopifyGraphQL) -> str:
+    """Start the products export, or adopt ours that is still running.
+
+    Shopify runs one bulk query per app and shop. An export whose run was cut short (the
+    worker killed while polling, or the hour of polls used up) keeps running, but its id
+    was never saved, since the cursor is saved with the first page: refusing would fail
+    every sync until it ends, and a catalogue that takes over an hour would never finish.
+    """
     result = client.execute(RUN_MUTATION, {"query": BULK_PRODUCTS}).get(
         "bulkOperationRunQuery") or {}
     if result.get("userErrors"):
+        running = _running_export(client)
+        if running is not None:
+            return running
         messages = [e.get("message", "") for e in result["userErrors"]]
         raise ConnectorError(f"Shopify refused the bulk operation: {messages}")
     return result["bulkOperation"]["id"]
+
+
+def _running_export(client: ShopifyGraphQL) -> str | None:
+    """The id of the app's current bulk query when it is our products export, not done."""
+    current = client.execute(CURRENT_QUERY).get("currentBulkOperation") or {}
+    if current.get("status") not in ("CREATED", "RUNNING") or not current.get("id"):
+        return None
+    if current.get("query") is not None and _squeeze(current["query"]) != _squeeze(
+            BULK_PRODUCTS):
+        return None  # an export of something else: not ours to read
+    return current["id"]
+
+
+def _squeeze(query: str) -> str:
+    return " ".join(query.split())
 
 
 class _Expired(TransientError):

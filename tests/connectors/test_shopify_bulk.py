@@ -107,14 +107,41 @@ def test_failed_export_is_transient(status: str) -> None:
             next(connector([]).iter_products(cursor=f"bulk:{OP}:0"))
 
 
-def test_refused_bulk_run_is_connector_error() -> None:
-    refused = {"data": {"bulkOperationRunQuery": {"bulkOperation": None, "userErrors": [
-        {"field": None, "message": "A bulk query operation for this app and shop is already "
-                                   "in progress"}]}}}
-    with responses.RequestsMock() as rsps:
-        rsps.post(GRAPHQL, json=refused)
+REFUSED = {"data": {"bulkOperationRunQuery": {"bulkOperation": None, "userErrors": [
+    {"field": None, "message": "A bulk query operation for this app and shop is already "
+                               "in progress"}]}}}
+
+
+def current(status: str, query: str = bulk.BULK_PRODUCTS) -> dict:
+    return {"data": {"currentBulkOperation": {"id": OP, "status": status, "query": query}}}
+
+
+@pytest.mark.parametrize("answer", [
+    current("COMPLETED"), current("RUNNING", "{ orders { edges { node { id } } } }"),
+    {"data": {"currentBulkOperation": None}}])
+def test_refused_bulk_run_is_connector_error(answer: dict) -> None:
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=REFUSED)
+        rsps.post(GRAPHQL, json=answer)
         with pytest.raises(ConnectorError, match="already in progress"):
             next(connector([]).iter_products())
+
+
+def test_a_run_refused_for_our_own_running_export_waits_for_that_export() -> None:
+    """A sync killed while polling (or out of polls) leaves its export running with its id
+    unsaved; the next sync must read that export, not fail until it ends (and, for a
+    catalogue exporting for over an hour, start one that also outlives its polls)."""
+    delays: list[float] = []
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=REFUSED)
+        rsps.post(GRAPHQL, json=current("RUNNING"))
+        rsps.post(GRAPHQL, json=poll("RUNNING"))
+        rsps.post(GRAPHQL, json=poll("COMPLETED", EXPORT))
+        rsps.get(EXPORT, body=jsonl(300))
+        first = next(connector(delays).iter_products())
+        polled = json.loads(rsps.calls[2].request.body)["variables"]["id"]
+    assert polled == OP and delays == [bulk.POLL_SECONDS]
+    assert len(first.items) == 250 and first.next_cursor == f"bulk:{OP}:250"
 
 
 def test_resuming_an_export_whose_url_expired_starts_a_new_export() -> None:
