@@ -73,6 +73,25 @@ def delete_product(shop_id: str, d: rec.Deletion) -> None:
     db.session.execute(sa.delete(Variant).where(Variant.product_id == row.id))
 
 
+def tombstone_unlisted_products(shop_id: str, listed: set[str], started: datetime) -> int:
+    """Tombstone live products a complete listing begun at ``started`` did not include.
+
+    Rows written since ``started`` (a webhook during the pass) are left alone. The row's
+    ``source_updated_at`` is kept, so a later, newer update of the product (listed again)
+    revives it, while a late delivery of an older change does not.
+    """
+    gone = [pid for pid, ext in db.session.execute(
+        sa.select(Product.id, Product.external_id).where(
+            Product.shop_id == shop_id, Product.deleted_at.is_(None),
+            Product.source_updated_at < started)).all() if ext not in listed]
+    for start in range(0, len(gone), 500):
+        ids = gone[start:start + 500]
+        db.session.execute(sa.update(Product).where(Product.id.in_(ids))
+                           .values(deleted_at=started, available=False))
+        db.session.execute(sa.delete(Variant).where(Variant.product_id.in_(ids)))
+    return len(gone)
+
+
 def upsert_customer(shop_id: str, c: rec.Customer) -> bool:
     """Keep only a keyed email hash; False when stale or already erased (an erased
     customer stays erased, whatever a later update or backfill says)."""

@@ -4,6 +4,11 @@ A page's rows and the cursor after it are committed together, so a process kille
 mid-backfill resumes after the last committed page on the next run: nothing is skipped
 and, because upserts are monotonic, nothing is applied twice.
 
+A products pass read from its start to its end in one run is the platform's whole
+catalogue: a product we hold that it did not list, and that was not written since the pass
+began, was deleted while no webhook reached us (an outage, a missed delivery, Vendure's
+soft delete) and is tombstoned, so it stops being recommended.
+
 A record the connector cannot read (``Page.rejected``) is counted and named on the sync
 state, and the backfill goes on: one malformed product must not hold back the other
 9,999. A page on which nothing could be read still fails the sync (see
@@ -67,6 +72,7 @@ class SyncResult:
     retry_after: float | None = None
     skipped: int = 0
     ignored: int = 0  # read and left out: none of the shop's business (``Page.ignored``)
+    tombstoned: int = 0  # products the platform no longer lists (deleted while unheard)
 
 
 def sync_state(shop_id: str, resource: str) -> SyncState:
@@ -94,6 +100,9 @@ def run_sync(
     if "backfill" not in connector.meta.capabilities:
         raise NotSupported(f"{shop.platform} has no backfill API")
     state = sync_state(shop_id, resource)
+    # only a pass listed from its start in this run knows every id the platform still has
+    listing: set[str] | None = set() if resource == "products" and state.cursor is None \
+        else None
     if state.cursor is None:  # a fresh pass (first backfill or an incremental run)
         state.done, state.skipped, state.rejected = 0, 0, []
     state.status, state.last_error = "running", None
@@ -105,6 +114,10 @@ def run_sync(
     bar = tqdm(desc=f"sync {resource}", unit="rec", disable=not progress, initial=state.done)
     try:
         for page in getattr(connector, method)(cursor=state.cursor, **kwargs):
+            if listing is not None:
+                listing.update(record.external_id for record in page.items)
+                if page.rejected or page.ignored:  # present but unread: cannot tell gone
+                    listing = None
             for record in page.items:
                 upsert(shop_id, record)
                 updated = getattr(record, "updated_at", None)
@@ -148,6 +161,8 @@ def run_sync(
     finally:
         bar.close()
     if result.finished:
+        if listing:  # an empty listing is more likely a fault than an emptied shop
+            result.tombstoned = mapping.tombstone_unlisted_products(shop_id, listing, started)
         state.cursor = None
         state.watermark = newest or started
         state.status = "idle"
@@ -156,6 +171,7 @@ def run_sync(
     db.session.commit()
     log.info("sync.page_run", extra={"shop_id": shop_id, "resource": resource,
                                      "records": result.records, "ignored": result.ignored,
+                                     "tombstoned": result.tombstoned,
                                      "finished": result.finished})
     return result
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -125,6 +127,41 @@ def test_progress_is_reported_per_resource(fake_shop):
     run_sync(fake_shop.id, "products", max_pages=2)
     [row] = sync_progress(fake_shop.id)
     assert row["resource"] == "products" and row["done"] == 20 and row["status"] == "paused"
+
+
+def _live() -> list[str]:
+    db.session.expire_all()
+    return sorted(db.session.scalars(sa.select(ProductRow.external_id).where(
+        ProductRow.deleted_at.is_(None))), key=lambda e: int(e[1:]))
+
+
+def test_products_deleted_while_unheard_are_tombstoned_by_the_next_full_pass(
+        fake_shop, monkeypatch):
+    """A product deleted on the platform while its webhook never reached us (an outage;
+    Vendure's soft delete) is no longer listed: a complete pass must stop it being sold."""
+    full = CATALOG
+    run_sync(fake_shop.id, "products")
+    monkeypatch.setattr(sys.modules[__name__], "CATALOG", full[:20])
+    result = run_sync(fake_shop.id, "products")
+    assert result.tombstoned == 5
+    assert _live() == [f"p{i}" for i in range(20)]
+    gone = db.session.scalar(sa.select(ProductRow).filter_by(external_id="p24"))
+    assert gone.available is False and gone.deleted_at is not None
+    # listed again with a newer change (re-published): it is back
+    back = replace(full[24], updated_at=full[24].updated_at + timedelta(days=1))
+    monkeypatch.setattr(sys.modules[__name__], "CATALOG", [*full[:20], back])
+    run_sync(fake_shop.id, "products")
+    assert _live() == [*(f"p{i}" for i in range(20)), "p24"]
+
+
+def test_a_resumed_or_partly_unread_pass_tombstones_nothing(fake_shop, monkeypatch):
+    run_sync(fake_shop.id, "products")
+    monkeypatch.setattr(sys.modules[__name__], "CATALOG", CATALOG[:20])
+    run_sync(fake_shop.id, "products", max_pages=1)  # this run did not list the first pages
+    assert run_sync(fake_shop.id, "products").tombstoned == 0
+    PagedFakeConnector.rejected = {1: _bad(1)}  # listed but unreadable: maybe one of ours
+    assert run_sync(fake_shop.id, "products").tombstoned == 0
+    assert len(_live()) == 25
 
 
 def test_platform_without_backfill_is_not_supported(shop):
