@@ -18,6 +18,7 @@ state, and the backfill goes on: one malformed product must not hold back the ot
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,11 +30,12 @@ from tqdm import tqdm
 from connectors.base import Connector
 from connectors.errors import AuthFailed, ConnectorError, NotSupported, RateLimited
 from connectors.records import Rejected
-from plugin import shops
+from plugin import lease, shops
 from plugin.extensions import db
 from plugin.ingestion import mapping
 from plugin.models import Shop, SyncState
 from plugin.models.types import utcnow
+from plugin.webhooks.inbox import worker_name
 
 log = logging.getLogger("shopkeeper.sync")
 
@@ -60,6 +62,12 @@ def orders_backfilled(shop_id: str) -> bool:
 
 #: How many rejected records a sync state names (the count covers them all).
 KEEP_REJECTED = 20
+#: How long a sync's lease outlives its last page: a second run of the same shop and
+#: resource (the CLI beside the scheduled job) waits meanwhile, instead of reading the
+#: same pages, doubling the progress counts and colliding on the same new rows. Longer
+#: than a Shopify bulk export's hour of polls before its first page; a killed run's lease
+#: lapses after it.
+LEASE_SECONDS = 2 * 3600
 
 
 @dataclass
@@ -94,11 +102,36 @@ def run_sync(
     """
     if resource not in RESOURCES:
         raise ValueError(f"unknown resource {resource!r}; one of {sorted(RESOURCES)}")
-    method, upsert = RESOURCES[resource]
     shop = shops.get_shop(shop_id, active_only=True)
     connector = shops.connector_for(shop, session=session)
     if "backfill" not in connector.meta.capabilities:
         raise NotSupported(f"{shop.platform} has no backfill API")
+    name, holder = lease_name(shop_id, resource), f"{worker_name()}:{uuid.uuid4().hex[:8]}"
+    if not lease.acquire(name, holder, LEASE_SECONDS):
+        log.info("sync.already_running", extra={"shop_id": shop_id, "resource": resource})
+        return SyncResult(resource, error=f"another sync of {resource} is running "
+                                          f"({lease.holder_of(name)})")
+    try:
+        return _run_pass(shop, connector, resource, progress=progress, max_pages=max_pages,
+                         renew=lambda: lease.acquire(name, holder, LEASE_SECONDS))
+    finally:
+        try:
+            lease.release(name, holder)
+        except Exception:  # the database is down: the lease expires on its own
+            db.session.rollback()
+            log.exception("sync.lease_release_failed", extra={"shop_id": shop_id})
+
+
+def lease_name(shop_id: str, resource: str) -> str:
+    """The lease one shop's sync of one resource holds while it runs."""
+    return f"sync:{shop_id}:{resource}"
+
+
+def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool,
+              max_pages: int | None, renew: Callable[[], bool]) -> SyncResult:
+    """Page from the stored cursor, committing rows and cursor together (lease held)."""
+    shop_id = shop.id
+    method, upsert = RESOURCES[resource]
     state = sync_state(shop_id, resource)
     # only a pass listed from its start in this run knows every id the platform still has
     listing: set[str] | None = set() if resource == "products" and state.cursor is None \
@@ -142,6 +175,9 @@ def run_sync(
                 break
             if max_pages is not None and result.pages >= max_pages:
                 break
+            if not renew():  # expired while a page took too long, and another run took
+                result.error = "lost the sync lease to another run"  # over: leave it be
+                return result
         else:
             result.finished = True
     except ConnectorError as err:

@@ -164,6 +164,34 @@ def test_a_resumed_or_partly_unread_pass_tombstones_nothing(fake_shop, monkeypat
     assert len(_live()) == 25
 
 
+def test_a_second_sync_of_the_same_shop_and_resource_waits_for_the_first(fake_shop):
+    """The CLI run beside the scheduled job read the same pages twice, doubled the
+    progress count and, on PostgreSQL, collided inserting the same new rows."""
+    from plugin import lease
+    from plugin.ingestion.sync import LEASE_SECONDS, lease_name
+
+    name = lease_name(fake_shop.id, "products")
+    assert lease.acquire(name, "worker-a:1", LEASE_SECONDS)  # a sync is running there
+    result = run_sync(fake_shop.id, "products")
+    assert "another sync of products is running (worker-a:1)" in result.error
+    assert PagedFakeConnector.calls == [] and result.records == 0
+    assert sync_progress(fake_shop.id) == []  # its state is left to the running sync
+    assert run_sync(fake_shop.id, "orders").records == 5  # other resources are free
+    lease.release(name, "worker-a:1")
+    assert run_sync(fake_shop.id, "products").records == 25
+    assert run_sync(fake_shop.id, "products").records == 25  # released after each run
+
+
+def test_a_killed_syncs_lease_lapses(fake_shop):
+    from plugin import lease
+    from plugin.ingestion.sync import LEASE_SECONDS, lease_name
+
+    long_ago = datetime.now(UTC) - timedelta(seconds=LEASE_SECONDS + 60)
+    assert lease.acquire(lease_name(fake_shop.id, "products"), "dead:1", LEASE_SECONDS,
+                         now=long_ago)
+    assert run_sync(fake_shop.id, "products").records == 25
+
+
 def test_platform_without_backfill_is_not_supported(shop):
     with pytest.raises(NotSupported):
         run_sync(shop.id, "products")
