@@ -137,7 +137,7 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
     listing: set[str] | None = set() if resource == "products" and state.cursor is None \
         else None
     if state.cursor is None:  # a fresh pass (first backfill or an incremental run)
-        state.done, state.skipped, state.rejected = 0, 0, []
+        state.done, state.skipped, state.rejected, state.total = 0, 0, [], None
     state.status, state.last_error = "running", None
     db.session.commit()
     result = SyncResult(resource)
@@ -200,6 +200,9 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
         if listing:  # an empty listing is more likely a fault than an emptied shop
             result.tombstoned = mapping.tombstone_unlisted_products(shop_id, listing, started)
         state.cursor = None
+        # platforms give no count up front, so the bar is indeterminate while a pass runs;
+        # finished, its count is the whole and the bar is full (it never was, before)
+        state.total = state.done
         state.watermark = newest or started
         state.status = "idle"
     else:

@@ -192,6 +192,22 @@ def test_a_killed_syncs_lease_lapses(fake_shop):
     assert run_sync(fake_shop.id, "products").records == 25
 
 
+def test_a_finished_pass_shows_a_full_progress_bar(app, client, fake_shop):
+    from tests.admin.conftest import sign_in
+
+    run_sync(fake_shop.id, "products", max_pages=1)
+    [row] = sync_progress(fake_shop.id)
+    assert (row["done"], row["total"]) == (10, None)  # unknown while it runs
+    run_sync(fake_shop.id, "products")
+    [row] = sync_progress(fake_shop.id)
+    assert (row["status"], row["done"], row["total"]) == ("idle", 25, 25)
+    sign_in(app, client, fake_shop)
+    html = client.get("/admin/").get_data(as_text=True)
+    assert 'max="25" value="25"' in html
+    run_sync(fake_shop.id, "products", max_pages=1)  # the next pass: unknown again
+    assert sync_progress(fake_shop.id)[0]["total"] is None
+
+
 def test_platform_without_backfill_is_not_supported(shop):
     with pytest.raises(NotSupported):
         run_sync(shop.id, "products")
