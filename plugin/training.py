@@ -28,7 +28,7 @@ from plugin.engine.baselines import ItemKNNBaseline
 from plugin.engine.data import Interactions
 from plugin.extensions import db
 from plugin.ingestion.sync import HISTORY_RESET, orders_backfilled
-from plugin.models import Interaction, ModelVersion, Product, RecommendationCache
+from plugin.models import Customer, Interaction, ModelVersion, Product, RecommendationCache
 from plugin.models.types import utcnow
 
 log = logging.getLogger("shopkeeper.training")
@@ -270,7 +270,7 @@ def _write_cache(version: ModelVersion, recommender: BaseRecommender | None,
                    disable=not show_progress)
         for start in range(0, len(shoppers), CHUNK):
             chunk = [str(s) for s in shoppers[start:start + CHUNK]]
-            chunk = _without_newer_rows(version, chunk)
+            chunk = _without_erased(version.shop_id, _without_newer_rows(version, chunk))
             rows = _cache_rows(version, recommender, chunk, size)
             db.session.execute(sa.delete(RecommendationCache).where(
                 RecommendationCache.shop_id == version.shop_id,
@@ -285,6 +285,10 @@ def _write_cache(version: ModelVersion, recommender: BaseRecommender | None,
         RecommendationCache.shop_id == version.shop_id,
         RecommendationCache.model_version_id != version.id,
         RecommendationCache.model_version_id.not_in(_newer_versions(version))))
+    # an erasure that committed while a chunk was computed deleted no row of it yet
+    db.session.execute(sa.delete(RecommendationCache).where(
+        RecommendationCache.model_version_id == version.id,
+        RecommendationCache.shopper_id.in_(_erased_customers(version.shop_id))))
     return written
 
 
@@ -308,6 +312,23 @@ def _without_newer_rows(version: ModelVersion, shoppers: list[str]) -> list[str]
     return [s for s in shoppers if s not in newer]
 
 
+def _erased_customers(shop_id: str) -> sa.Select:
+    """Ids of the shop's erased customers (their ``Customer`` row is a tombstone)."""
+    return sa.select(Customer.external_id).where(Customer.shop_id == shop_id,
+                                                 Customer.deleted_at.is_not(None))
+
+
+def _without_erased(shop_id: str, shoppers: list[str]) -> list[str]:
+    """``shoppers`` minus erased customers: the model may have been fitted (or its data
+    read) before their erasure, so a list from it would rebuild the erased history, and a
+    cached list is served without the online path's ``erased`` check."""
+    if not shoppers:
+        return shoppers
+    gone = set(db.session.scalars(_erased_customers(shop_id).where(
+        Customer.external_id.in_(shoppers))))
+    return [s for s in shoppers if s not in gone]
+
+
 def cache_size() -> int:
     return int(current_app.config.get("RECS_CACHE_SIZE", DEFAULT_CACHE_SIZE))
 
@@ -319,7 +340,7 @@ def refresh_shoppers(shop_id: str, shopper_ids: Iterable[str]) -> int:
     nobody is offered what they bought a minute ago; purchases moved to a sub-profile since
     the fit are left out of the shopper's past. Returns the rows written.
     """
-    ids = sorted({str(s) for s in shopper_ids})
+    ids = _without_erased(shop_id, sorted({str(s) for s in shopper_ids}))
     version = active_version(shop_id)
     if version is None or not ids:
         return 0

@@ -88,3 +88,30 @@ def test_a_training_that_finishes_late_does_not_delete_the_newer_served_version(
     model_store.LOADED.clear()  # another worker process: it reads the artifacts from disk
     body = api.recs(headers=customer_headers(trained, "c2"), n=3).get_json()
     assert body["personalized"] is True
+
+
+def test_a_customer_erased_during_a_fit_gets_no_cached_list_from_it(monkeypatch, api, store):
+    """The fit read c1's purchases before the erasure committed: the lists it writes after
+    must not bring back a personal list (served from the cache, no ``erased`` check there)
+    built from the history that was erased."""
+    import sqlalchemy as sa
+
+    from plugin import training
+    from plugin.models import RecommendationCache
+
+    read = training.load_interactions
+
+    def read_then_erase(shop_id: str):
+        data = read(shop_id)
+        erase_customer(shop_id, "c1")  # a customers/redact applied meanwhile
+        db.session.commit()
+        return data
+
+    monkeypatch.setattr(training, "load_interactions", read_then_erase)
+    training.train_shop(store.id)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(RecommendationCache).where(
+        RecommendationCache.shop_id == store.id, RecommendationCache.shopper_id == "c1")) == 0
+    assert sources.cached(store.id, "c1", sources.served_version(store.id)) is None
+    body = api.recs(headers=customer_headers(store, "c1"), n=3).get_json()
+    assert body["personalized"] is False
+    assert api.recs(headers=customer_headers(store, "c2"), n=3).get_json()["personalized"]
