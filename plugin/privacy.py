@@ -45,10 +45,11 @@ def export_customer(shop_id: str, customer_id: str) -> dict[str, Any]:
     orders = db.session.scalars(sa.select(Order).filter_by(
         shop_id=shop_id, customer_external_id=customer_id).order_by(Order.created_at))
     links = linking.anonymous_ids(shop_id, customer_id)
-    # events linked from their browser's anonymous ids: moved ones, and those still waiting
+    # what is kept under their browsers' anonymous ids is theirs too (events moved and
+    # still waiting, shown lists, carts, quotes): the ids erasure reaches
+    ids = [customer_id, *(r.anonymous_id for r in links)]
     interactions = db.session.scalars(sa.select(Interaction).where(
-        Interaction.shop_id == shop_id,
-        Interaction.shopper_id.in_([customer_id, *(r.anonymous_id for r in links)]))
+        Interaction.shop_id == shop_id, Interaction.shopper_id.in_(ids))
         .order_by(Interaction.occurred_at, Interaction.id))
     return {
         "shop_id": shop_id,
@@ -66,34 +67,54 @@ def export_customer(shop_id: str, customer_id: str) -> dict[str, Any]:
                           "subprofile_id": "deleted" if i.subprofile_id == FORGOTTEN_SUBPROFILE
                           else i.subprofile_id, "at": _iso(i.occurred_at)}
                          for i in interactions],
-        "anonymous_ids": [{"id": r.anonymous_id, "linked_at": _iso(r.linked_at)}
+        "anonymous_ids": [{"id": r.anonymous_id, "linked_at": _iso(r.linked_at),
+                           "consent": _consent_export(shop_id, r.anonymous_id)}
                           for r in links],
         "subprofiles": [{"id": s.id, "name": s.name, "age_band": s.age_band, "kind": s.kind,
                          "created_at": _iso(s.created_at)}
-                        for s in db.session.scalars(sa.select(SubProfile).filter_by(
-                            shop_id=shop_id, owner_id=customer_id).order_by(SubProfile.id))],
-        **_serving_export(shop_id, customer_id),
-        **offers_privacy.export_shopper(shop_id, customer_id),
+                        for s in db.session.scalars(sa.select(SubProfile).where(
+                            SubProfile.shop_id == shop_id, SubProfile.owner_id.in_(ids))
+                            .order_by(SubProfile.id))],
+        **_serving_export(shop_id, ids),
+        **_offers_export(shop_id, ids),
     }
 
 
-def _serving_export(shop_id: str, customer_id: str) -> dict[str, Any]:
-    """What serving and the storefront keep about them: consent answer, prompt state, the
-    precomputed list (with its reasons), the lists they were shown, their carts."""
+def _offers_export(shop_id: str, ids: list[str]) -> dict[str, Any]:
+    """Quotes and nudges of every id of the customer, in one list each."""
+    out: dict[str, list[Any]] = {}
+    for shopper_id in ids:
+        for key, rows in offers_privacy.export_shopper(shop_id, shopper_id).items():
+            out.setdefault(key, []).extend(rows)
+    return out
+
+
+def _consent_export(shop_id: str, shopper_id: str) -> dict[str, Any] | None:
     consent = db.session.scalar(sa.select(ShopperConsent).filter_by(
-        shop_id=shop_id, shopper_id=customer_id))
+        shop_id=shop_id, shopper_id=shopper_id))
+    return None if consent is None else {
+        "granted": consent.granted, "updated_at": _iso(consent.updated_at)}
+
+
+def _serving_export(shop_id: str, ids: list[str]) -> dict[str, Any]:
+    """What serving and the storefront keep about them: consent answer, prompt state, the
+    precomputed list (with its reasons), the lists they were shown, their carts.
+
+    ``ids`` is the customer id, then their linked anonymous ids (shown lists and carts
+    kept under those are theirs too)."""
+    customer_id = ids[0]
     prompt = db.session.scalar(sa.select(PromptState).filter_by(
         shop_id=shop_id, shopper_id=customer_id))
     cached = db.session.scalar(sa.select(RecommendationCache).filter_by(
         shop_id=shop_id, shopper_id=customer_id))
-    shown = db.session.scalars(sa.select(Impression).filter_by(
-        shop_id=shop_id, shopper_id=customer_id).order_by(Impression.created_at, Impression.id))
+    shown = db.session.scalars(sa.select(Impression).where(
+        Impression.shop_id == shop_id, Impression.shopper_id.in_(ids))
+        .order_by(Impression.created_at, Impression.id))
     carts = db.session.scalars(sa.select(Cart).where(
         Cart.shop_id == shop_id, sa.or_(Cart.customer_external_id == customer_id,
-                                        Cart.shopper_id == customer_id)).order_by(Cart.id))
+                                        Cart.shopper_id.in_(ids))).order_by(Cart.id))
     return {
-        "consent": None if consent is None else {
-            "granted": consent.granted, "updated_at": _iso(consent.updated_at)},
+        "consent": _consent_export(shop_id, customer_id),
         "prompt": None if prompt is None else {
             "never_ask": prompt.never_ask, "last_asked_at": _iso(prompt.last_asked_at),
             "active_subprofile_id": prompt.active_subprofile_id},
@@ -135,32 +156,43 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
         db.session.add(row)
     row.email_hash, row.created_at, row.deleted_at = None, None, at
     row.source_updated_at = max(row.source_updated_at, at)
-    linking.forget_customer(shop_id, customer_id)  # their browsers' anonymous events too
-    db.session.execute(sa.delete(Interaction).where(Interaction.shop_id == shop_id,
-                                                    Interaction.shopper_id == customer_id))
-    db.session.execute(sa.delete(PromptState).where(PromptState.shop_id == shop_id,
-                                                    PromptState.shopper_id == customer_id))
-    db.session.execute(sa.delete(SubProfile).where(SubProfile.shop_id == shop_id,
-                                                   SubProfile.owner_id == customer_id))
+    # their browsers' anonymous ids: read before the links go with their waiting events
+    anonymous = [r.anonymous_id for r in linking.anonymous_ids(shop_id, customer_id)]
+    linking.forget_customer(shop_id, customer_id)
+    for shopper_id in (customer_id, *anonymous):
+        _forget_shopper(shop_id, shopper_id)
     db.session.execute(sa.update(Order).where(Order.shop_id == shop_id,
                                               Order.customer_external_id == customer_id)
                        .values(customer_external_id=None))
-    # What serving kept about them: cached lists (the table and its Redis copy), consent
-    # choice, impressions' shopper link.
-    forget_cached_recommendations(shop_id, customer_id)
-    db.session.execute(sa.delete(ShopperConsent).where(ShopperConsent.shop_id == shop_id,
-                                                       ShopperConsent.shopper_id == customer_id))
-    db.session.execute(sa.update(Impression).where(Impression.shop_id == shop_id,
-                                                   Impression.shopper_id == customer_id)
-                       .values(shopper_id=None))
-    offers_privacy.erase_shopper(shop_id, customer_id)
+    db.session.execute(sa.update(Cart).where(Cart.shop_id == shop_id,
+                                             Cart.customer_external_id == customer_id)
+                       .values(customer_external_id=None))
     inbox.forget_customer(shop_id, customer_id, order_ids=order_ids)
     _forget_exports(shop_id, customer_id)
-    for column in (Cart.customer_external_id, Cart.shopper_id):
-        db.session.execute(sa.update(Cart).where(Cart.shop_id == shop_id, column == customer_id)
-                           .values({column: None}))
     audit(shop_id, "privacy.customer_erased")
     log.info("privacy.customer_erased", extra={"shop_id": shop_id})
+
+
+def _forget_shopper(shop_id: str, shopper_id: str) -> None:
+    """Everything kept under one of the customer's shopper ids (their customer id or a
+    linked browser id): events, sub-profiles and prompt state, what serving kept (cached
+    list and its Redis copy, consent answer, impressions' link), quotes, nudges, carts."""
+    db.session.execute(sa.delete(Interaction).where(Interaction.shop_id == shop_id,
+                                                    Interaction.shopper_id == shopper_id))
+    db.session.execute(sa.delete(PromptState).where(PromptState.shop_id == shop_id,
+                                                    PromptState.shopper_id == shopper_id))
+    db.session.execute(sa.delete(SubProfile).where(SubProfile.shop_id == shop_id,
+                                                   SubProfile.owner_id == shopper_id))
+    forget_cached_recommendations(shop_id, shopper_id)
+    db.session.execute(sa.delete(ShopperConsent).where(ShopperConsent.shop_id == shop_id,
+                                                       ShopperConsent.shopper_id == shopper_id))
+    db.session.execute(sa.update(Impression).where(Impression.shop_id == shop_id,
+                                                   Impression.shopper_id == shopper_id)
+                       .values(shopper_id=None))
+    offers_privacy.erase_shopper(shop_id, shopper_id)
+    db.session.execute(sa.update(Cart).where(Cart.shop_id == shop_id,
+                                             Cart.shopper_id == shopper_id)
+                       .values(shopper_id=None))
 
 
 def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = None) -> int:

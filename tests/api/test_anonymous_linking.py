@@ -175,3 +175,44 @@ def test_click_before_sign_in_is_credited_with_the_customers_order(api, trained)
     assert attribution.attribute(trained.id, Guardrails(), now=now)["clicks"] == 1
     row = db.session.scalar(sa.select(ClickAttribution))
     assert (row.order_external_id, row.rec_id) == ("o-c9", item["rec_id"])
+
+
+def test_export_and_erasure_cover_what_is_kept_under_linked_anonymous_ids(api, store):
+    """Consent answer, shown lists, carts, quotes and nudges kept under a browser id that
+    is the customer's are the customer's too: exported with them, erased with them."""
+    from plugin.models import Cart, Impression, Nudge, Offer, ShopperConsent
+
+    anon, stranger = anon_id(), anon_id()
+    store.settings = {**store.settings, "consent_required": True}
+    db.session.commit()
+    for who in (anon, stranger):
+        assert api.consent(True, headers=_anon(who)).status_code == 200
+        assert api.recs(headers=_anon(who), n=2).status_code == 200  # an impression
+    _browse(api, anon, "p1")
+    api.events([{"type": "view", "product_id": "p2"}], headers=_signed_in(store, "c9", anon))
+    now = utcnow()
+    for n, who in enumerate((anon, stranger)):
+        db.session.add_all([
+            Cart(shop_id=store.id, external_id=f"cart-{n}", shopper_id=who, lines=[],
+                 source_updated_at=now),
+            Offer(shop_id=store.id, public_id=f"of-{n}", shopper_id=who, cart_hash="h",
+                  stage="idle_cart", status="none", features={"x": 1}),
+            Nudge(shop_id=store.id, shopper_id=who, stage="idle_cart", delivery_id=f"nd-{n}",
+                  status="sent"),
+        ])
+    db.session.commit()
+
+    found = export_customer(store.id, "c9")
+    assert [(a["id"], a["consent"]["granted"]) for a in found["anonymous_ids"]] == [(anon, True)]
+    assert len(found["impressions"]) == 1
+    assert [c["id"] for c in found["carts"]] == ["cart-0"]
+    assert [o["id"] for o in found["offers"]] == ["of-0"]
+    assert len(found["nudges"]) == 1
+
+    erase_customer(store.id, "c9")
+    db.session.commit()
+    for model, column in ((ShopperConsent, ShopperConsent.shopper_id),
+                          (Impression, Impression.shopper_id), (Cart, Cart.shopper_id),
+                          (Offer, Offer.shopper_id), (Nudge, Nudge.shopper_id)):
+        assert db.session.scalars(sa.select(column).where(column.in_([anon, stranger]))).all() \
+            == [stranger], model.__name__
