@@ -17,7 +17,7 @@ from flask import current_app
 from plugin.api import linking
 from plugin.crypto import email_hash
 from plugin.extensions import db
-from plugin.ingestion.mapping import forget_cached_recommendations
+from plugin.ingestion.mapping import forget_cached_recommendations, guest_shopper
 from plugin.models import (
     Cart,
     Customer,
@@ -146,9 +146,11 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
     """Remove personal data and interactions; orders stay for the shop's totals, unlinked.
 
     Webhook bodies still kept about the customer (not yet applied, failed, dead) go too,
-    found by the customer id or ``order_ids`` (a platform redaction's orders).
+    found by the customer id or ``order_ids`` (a platform redaction's orders), and so do
+    the purchases of those orders placed as a guest (kept under the order, not the id).
     """
     at = deleted_at or utcnow()
+    order_ids = tuple(sorted({str(o) for o in order_ids}))
     row = db.session.scalar(sa.select(Customer).filter_by(shop_id=shop_id,
                                                           external_id=customer_id))
     if row is None:
@@ -159,7 +161,7 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
     # their browsers' anonymous ids: read before the links go with their waiting events
     anonymous = [r.anonymous_id for r in linking.anonymous_ids(shop_id, customer_id)]
     linking.forget_customer(shop_id, customer_id)
-    for shopper_id in (customer_id, *anonymous):
+    for shopper_id in (customer_id, *anonymous, *map(guest_shopper, order_ids)):
         _forget_shopper(shop_id, shopper_id)
     db.session.execute(sa.update(Order).where(Order.shop_id == shop_id,
                                               Order.customer_external_id == customer_id)

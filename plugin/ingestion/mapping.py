@@ -146,8 +146,13 @@ def forget_cached_recommendations(shop_id: str, shopper_id: str) -> None:
     cache.delete(cache_key(shop_id, shopper_id))
 
 
+def guest_shopper(order_id: str) -> str:
+    """The shopper id a guest order's purchases are kept under (no customer to name)."""
+    return f"order:{order_id}"
+
+
 def _replace_purchases(shop_id: str, o: rec.Order, customer_id: str | None) -> None:
-    shopper = customer_id or f"order:{o.external_id}"
+    shopper = customer_id or guest_shopper(o.external_id)
     # Lines the shopper gave to a sub-profile ("that was for Maya") stay given: platforms
     # update an order several times (paid, fulfilled, edited) and each update lands here.
     given = dict(db.session.execute(sa.select(

@@ -162,3 +162,26 @@ def test_exports_are_deleted_after_thirty_days_whatever_the_retention(app, shop)
     purge_expired(shop.id, retention_days=3650)
     assert not old.exists() and fresh.exists()
     assert [r["customer_id"] for r in data_requests(shop.id)] == ["c2"]
+
+
+def test_a_redactions_guest_orders_lose_their_purchases(client, shop, shop_secret):
+    """A guest order's lines are purchases of shopper ``order:<id>``; a redaction naming
+    the order (Shopify's ``orders_to_redact``) erases them, another guest's stay."""
+    import sqlalchemy as sa
+
+    from plugin.models import Interaction, Order
+    from plugin.webhooks import inbox
+    from tests.factories import order_body, post_webhook
+
+    for oid in ("o-guest", "o-other"):
+        post_webhook(client, shop.id, shop_secret, "orders/upsert",
+                     order_body(oid, customer_id=None))
+    inbox.process_inbox()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Interaction).where(
+        Interaction.shopper_id == "order:o-guest")) == 1
+    erase_customer(shop.id, "c1", order_ids=["o-guest"])
+    db.session.commit()
+    left = db.session.scalars(sa.select(Interaction.shopper_id).where(
+        Interaction.shop_id == shop.id)).all()
+    assert left == ["order:o-other"]
+    assert sorted(db.session.scalars(sa.select(Order.external_id))) == ["o-guest", "o-other"]
