@@ -83,6 +83,26 @@ def delete(*keys: str) -> None:
         _trip(url, err)
 
 
+def delete_prefix(prefix: str) -> None:
+    """Delete every key starting with ``prefix`` (an erased shop's cached lists, keyed by
+    shoppers no table names any more); skipped, like every call, without Redis."""
+    client, url = _client()
+    if client is None or not prefix:
+        return
+    escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in prefix)
+    try:
+        batch: list[Any] = []
+        for key in client.scan_iter(match=escaped + "*", count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                client.delete(*batch)
+                batch.clear()
+        if batch:
+            client.delete(*batch)
+    except Exception as err:
+        _trip(url, err)
+
+
 def reset() -> None:
     """Forget clients and breaker state (tests)."""
     _clients.clear()

@@ -249,7 +249,17 @@ def erase_shop(shop_id: str) -> None:
 
     for directory in (Path(current_app.config["MODEL_DIR"]) / shop_id, exports_dir(shop_id)):
         _remove_shop_dir(directory, shop_id)
+    _forget_cached_lists(shop_id)
     log.info("shop.erased", extra={"shop_id": shop_id})
+
+
+def _forget_cached_lists(shop_id: str) -> None:
+    """Delete the Redis copies of the shop's cached lists: each outlived its table row by
+    up to its TTL (an hour), personal lists of a shop that is gone."""
+    from plugin import cache
+    from plugin.api.sources import cache_key
+
+    cache.delete_prefix(cache_key(shop_id, ""))
 
 
 def _remove_shop_dir(directory: Path, shop_id: str) -> None:

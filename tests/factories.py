@@ -51,7 +51,7 @@ def post_webhook(client, shop_id: str, secret: str, topic: str, body: Any, *,
 
 
 class FakeRedis:
-    """The three Redis calls ``plugin.cache`` makes, in memory; ``gets`` counts reads."""
+    """The Redis calls ``plugin.cache`` makes, in memory; ``gets`` counts reads."""
 
     def __init__(self):
         self.data, self.gets = {}, 0
@@ -66,3 +66,8 @@ class FakeRedis:
     def delete(self, *keys):
         for k in keys:
             self.data.pop(k, None)
+
+    def scan_iter(self, match="*", count=None):
+        import fnmatch
+
+        return iter([k for k in self.data if fnmatch.fnmatchcase(k, match)])
