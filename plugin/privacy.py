@@ -28,6 +28,7 @@ from plugin.models import (
     RecommendationCache,
     ShopperConsent,
     SubProfile,
+    WebhookDelivery,
 )
 from plugin.models.events import FORGOTTEN_SUBPROFILE
 from plugin.models.types import utcnow
@@ -77,7 +78,26 @@ def export_customer(shop_id: str, customer_id: str) -> dict[str, Any]:
                             .order_by(SubProfile.id))],
         **_serving_export(shop_id, ids),
         **_offers_export(shop_id, ids),
+        "webhook_deliveries": _deliveries_export(shop_id, customer_id),
     }
+
+
+def _deliveries_export(shop_id: str, customer_id: str) -> list[dict[str, Any]]:
+    """Platform deliveries about them still kept whole (waiting, failed, dead): the most
+    personal copy held (names, addresses in an order's body) until applied or erased."""
+    ids = inbox.kept_about(shop_id, customer_id)
+    rows = db.session.scalars(sa.select(WebhookDelivery).where(
+        WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id)) if ids else ()
+    return [{"topic": r.topic, "status": r.status, "received_at": _iso(r.received_at),
+             "body": _payload(bytes(r.body))} for r in rows]
+
+
+def _payload(body: bytes) -> Any:
+    """A delivery's body as JSON when it is JSON, else as text."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace")
 
 
 def _offers_export(shop_id: str, ids: list[str]) -> dict[str, Any]:

@@ -265,20 +265,11 @@ def forget_customer(shop_id: str, customer_id: str, *, order_ids: Iterable[str] 
     A body that no longer parses (it could never be applied) goes when it names the id
     anywhere.
     """
-    from plugin.ingestion.apply import delivery_connector
-
-    shop = db.session.get(Shop, shop_id)
-    if shop is None:
+    if db.session.get(Shop, shop_id) is None:
         return 0
     n = blank_done(shop_id)
-    connector = delivery_connector(shop)
-    orders = {str(o) for o in order_ids}
     W = WebhookDelivery
-    kept = sa.select(W.id, W.headers, W.body).where(
-        W.shop_id == shop_id, W.status != "done", sa.func.length(W.body) > 0).order_by(W.id)
-    ids = [row_id for row_id, headers, body
-           in db.session.execute(kept.execution_options(yield_per=500))
-           if _concerns(connector, headers, bytes(body), customer_id, orders)]
+    ids = kept_about(shop_id, customer_id, order_ids=order_ids)
     for start in range(0, len(ids), 500):
         n += db.session.execute(
             sa.update(W).where(W.id.in_(ids[start:start + 500]))
@@ -286,6 +277,25 @@ def forget_customer(shop_id: str, customer_id: str, *, order_ids: Iterable[str] 
                     claimed_at=None, claimed_by=None, **_no_payload())
         ).rowcount
     return n
+
+
+def kept_about(shop_id: str, customer_id: str, *, order_ids: Iterable[str] = ()) -> list[int]:
+    """Ids of the shop's rows still holding a payload (not applied, failed, dead) that
+    concerns the customer or one of ``order_ids`` (``forget_customer`` says how), oldest
+    first: what their export shows and their erasure drops."""
+    from plugin.ingestion.apply import delivery_connector
+
+    shop = db.session.get(Shop, shop_id)
+    if shop is None:
+        return []
+    connector = delivery_connector(shop)
+    orders = {str(o) for o in order_ids}
+    W = WebhookDelivery
+    kept = sa.select(W.id, W.headers, W.body).where(
+        W.shop_id == shop_id, W.status != "done", sa.func.length(W.body) > 0).order_by(W.id)
+    return [row_id for row_id, headers, body
+            in db.session.execute(kept.execution_options(yield_per=500))
+            if _concerns(connector, headers, bytes(body), customer_id, orders)]
 
 
 def _concerns(connector: Connector, headers: dict[str, str], body: bytes, customer_id: str,

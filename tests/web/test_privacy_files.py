@@ -185,3 +185,23 @@ def test_a_redactions_guest_orders_lose_their_purchases(client, shop, shop_secre
         Interaction.shop_id == shop.id)).all()
     assert left == ["order:o-other"]
     assert sorted(db.session.scalars(sa.select(Order.external_id))) == ["o-guest", "o-other"]
+
+
+def test_export_shows_the_webhook_bodies_still_kept_about_the_customer(client, shop,
+                                                                       shop_secret):
+    """A delivery not applied yet (or failed, dead) keeps the platform's whole body, the
+    most personal copy held: the export shows it, not another customer's."""
+    from plugin.privacy import export_customer
+    from tests.factories import order_body, post_webhook
+
+    post_webhook(client, shop.id, shop_secret, "orders/upsert",
+                 order_body("o1", customer_id="c1", shipping_name="Jane Doe"))
+    post_webhook(client, shop.id, shop_secret, "orders/upsert",
+                 order_body("o2", customer_id="c2", shipping_name="John Roe"))
+    kept = export_customer(shop.id, "c1")["webhook_deliveries"]
+    assert [(d["topic"], d["status"], d["body"]["shipping_name"]) for d in kept] == [
+        ("orders/upsert", "pending", "Jane Doe")]
+    erase_customer(shop.id, "c1")
+    db.session.commit()
+    assert export_customer(shop.id, "c1")["webhook_deliveries"] == []
+    assert len(export_customer(shop.id, "c2")["webhook_deliveries"]) == 1
