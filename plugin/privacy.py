@@ -34,6 +34,7 @@ from plugin.models.events import FORGOTTEN_SUBPROFILE
 from plugin.models.types import utcnow
 from plugin.offers import privacy as offers_privacy
 from plugin.shops import audit
+from plugin.subprofiles import recs as subprofile_recs
 from plugin.webhooks import inbox
 
 log = logging.getLogger("shopkeeper.privacy")
@@ -205,6 +206,8 @@ def _forget_shopper(shop_id: str, shopper_id: str) -> None:
                                                     PromptState.shopper_id == shopper_id))
     db.session.execute(sa.delete(SubProfile).where(SubProfile.shop_id == shop_id,
                                                    SubProfile.owner_id == shopper_id))
+    # their lists' reasons name the sub-profile; a deleted id may be reused (SQLite)
+    subprofile_recs.forget_owner(shop_id, shopper_id)
     forget_cached_recommendations(shop_id, shopper_id)
     db.session.execute(sa.delete(ShopperConsent).where(ShopperConsent.shop_id == shop_id,
                                                        ShopperConsent.shopper_id == shopper_id))

@@ -166,3 +166,17 @@ def test_subprofile_list_shows_one_item_per_title(trained, host):
     assert items[0]["product_id"] == before[0]
     assert before[1] not in [i["product_id"] for i in items]
     assert len(items) == 4 and all(i["reason"].startswith("for Maya: ") for i in items)
+
+
+def test_erasing_the_owner_drops_their_subprofiles_cached_lists(trained, host):
+    """The list's reasons name the sub-profile ("for Maya: ..."); on SQLite a deleted
+    row's id can come back for someone else's new sub-profile within the cache's minute."""
+    from plugin.privacy import erase_customer
+
+    maya = host.create("Maya")
+    add_order(trained.id, HOST, "o-maya", BABY[:2], utcnow(), subprofile_id=maya)
+    assert host.get(f"/{maya}/recommendations").get_json()["items"]
+    assert (trained.id, maya) in recs.cached_keys()
+    erase_customer(trained.id, HOST)
+    db.session.commit()
+    assert (trained.id, maya) not in recs.cached_keys()
