@@ -197,9 +197,10 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
 
 
 def _forget_shopper(shop_id: str, shopper_id: str) -> None:
-    """Everything kept under one of the customer's shopper ids (their customer id or a
-    linked browser id): events, sub-profiles and prompt state, what serving kept (cached
-    list and its Redis copy, consent answer, impressions' link), quotes, nudges, carts."""
+    """Everything kept under one of the customer's shopper ids (their customer id, a
+    linked browser id, a redacted guest order's): events, sub-profiles and prompt state,
+    what serving kept (cached list and its Redis copy, consent answer, impressions' link),
+    quotes, nudges, carts."""
     db.session.execute(sa.delete(Interaction).where(Interaction.shop_id == shop_id,
                                                     Interaction.shopper_id == shopper_id))
     db.session.execute(sa.delete(PromptState).where(PromptState.shop_id == shop_id,
