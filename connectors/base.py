@@ -128,6 +128,15 @@ class Connector(abc.ABC):
         """Finish the install handshake from the callback parameters."""
         raise NotSupported(f"{self.meta.key} has no install flow")
 
+    def still_installed(self) -> bool | None:
+        """Whether the platform still honours our credentials (None: cannot tell).
+
+        A shop's erasure request arrives some time after its uninstall (Shopify's
+        ``shop/redact``: 48 h); if the merchant has installed the app again since, the
+        data is theirs again and must not be wiped.
+        """
+        return None
+
     # -- backfill -------------------------------------------------------------------------
     def iter_products(self, cursor: str | None = None) -> Iterator[Page[Product]]:
         """Yield product pages; each page's cursor resumes after it."""

@@ -179,6 +179,15 @@ class ShopifyConnector(Connector):
         return ids
 
     # -- backfill -------------------------------------------------------------------------
+    def still_installed(self) -> bool:
+        """One cheap query: an uninstall revokes the access token at once (401), a
+        reinstall grants a working one. Other failures raise, so the caller retries."""
+        try:
+            self._client().execute("{ shop { id } }")
+        except AuthFailed:
+            return False
+        return True
+
     def _client(self) -> gql.ShopifyGraphQL:
         if not self.credentials.access_token:
             raise AuthFailed("shop has no access token")

@@ -9,6 +9,7 @@ import connectors
 from connectors.base import Connector, Credentials
 from connectors.records import WebhookEvent
 from plugin import privacy, shops
+from plugin.errors import NotFound
 from plugin.extensions import db
 from plugin.ingestion import mapping
 from plugin.models import Shop, WebhookDelivery
@@ -89,11 +90,27 @@ def _redact(shop: Shop, event: WebhookEvent) -> None:
     if rec is None:
         return
     if rec.kind == "shop_redact":
+        if _installed_again(shop):
+            log.info("ingestion.shop_redact_ignored", extra={"shop_id": shop.id})
+            return
         shops.erase_shop(shop.id)
     elif rec.kind == "customer_redact" and rec.customer_id:
         privacy.erase_customer(shop.id, rec.customer_id, order_ids=rec.order_ids)
     elif rec.kind == "customer_data_request" and rec.customer_id:
         privacy.record_data_request(shop.id, rec.customer_id)
+
+
+def _installed_again(shop: Shop) -> bool:
+    """An active shop receiving its erasure request: either its uninstall notice was lost
+    (the grant is revoked: erase) or the merchant installed the app again before the
+    request came (the grant works: the data belongs to the new installation)."""
+    if shop.status != "active":
+        return False
+    try:
+        connector = shops.connector_for(shop)
+    except NotFound:  # no credentials left: nothing was granted again
+        return False
+    return connector.still_installed() is True
 
 
 _HANDLERS = {

@@ -270,7 +270,11 @@ def test_shop_redact_for_an_active_shop_is_erased_by_the_worker(install_client, 
     _shopify_delivery(install_client, shop, "shop/redact",
                       {"shop_id": 954889, "shop_domain": SHOP}, "redact-1", app_wide=True)
     assert db.session.scalar(db.select(WebhookDelivery)).status == "pending"
-    result = inbox.process_inbox()
+    with responses.RequestsMock() as rsps:  # the uninstall revoked the token
+        rsps.post(GRAPHQL, status=401, json={"errors": "[API] Invalid API key or access "
+                                                      "token (unrecognized login or wrong "
+                                                      "password)"})
+        result = inbox.process_inbox()
     assert (result.done, result.failed, result.dead) == (1, 0, 0)
     db.session.expire_all()
     assert db.session.get(shops.Shop, shop.id) is None
@@ -280,6 +284,52 @@ def test_shop_redact_for_an_active_shop_is_erased_by_the_worker(install_client, 
     _shopify_delivery(install_client, shop, "shop/redact",
                       {"shop_id": 954889, "shop_domain": SHOP}, "redact-1", app_wide=True)
     assert inbox.process_inbox().total == 0
+
+
+def test_shop_redact_after_a_reinstall_keeps_the_shop(install_client) -> None:
+    """shop/redact comes 48 h after an uninstall. A merchant who installed the app again
+    meanwhile has a working grant: the request is about the old installation, and wiping
+    the live shop would erase what the new one is using."""
+    from plugin.models import Product, WebhookDelivery
+    from plugin.models.types import utcnow
+    from plugin.webhooks import inbox
+
+    shop = installed_shop()
+    db.session.add(Product(shop_id=shop.id, external_id="p1", title="Tea", categories=[],
+                           tags=[], source_updated_at=utcnow()))
+    db.session.commit()
+    _shopify_delivery(install_client, shop, "shop/redact",
+                      {"shop_id": 954889, "shop_domain": SHOP}, "redact-2", app_wide=True)
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, json={"data": {"shop": {"id": "gid://shopify/Shop/954889"}}})
+        result = inbox.process_inbox()
+        assert b"shop" in rsps.calls[0].request.body
+    assert (result.done, result.failed, result.dead) == (1, 0, 0)
+    db.session.expire_all()
+    assert db.session.get(shops.Shop, shop.id).status == "active"
+    assert db.session.scalar(db.select(db.func.count()).select_from(Product)) == 1
+    assert db.session.scalar(db.select(WebhookDelivery.status)) == "done"
+
+
+def test_shop_redact_is_retried_when_shopify_cannot_say(install_client, monkeypatch) -> None:
+    """Neither erased nor dropped on a Shopify outage: the delivery waits for a retry."""
+    from connectors import http
+    from plugin.models import WebhookDelivery
+    from plugin.webhooks import inbox
+
+    real = shops.connector_for
+    monkeypatch.setattr(shops, "connector_for", lambda shop, session=None: real(
+        shop, session=http.make_session(sleep=lambda seconds: None)))  # no real backoff
+    shop = installed_shop()
+    _shopify_delivery(install_client, shop, "shop/redact",
+                      {"shop_id": 954889, "shop_domain": SHOP}, "redact-3", app_wide=True)
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, status=503)
+        result = inbox.process_inbox()
+    assert result.done == 0
+    db.session.expire_all()
+    assert db.session.get(shops.Shop, shop.id) is not None
+    assert db.session.scalar(db.select(WebhookDelivery.status)) in ("pending", "failed")
 
 
 def test_customers_redact_drops_the_customers_kept_deliveries(install_client) -> None:
