@@ -223,7 +223,7 @@ def _forget_shopper(shop_id: str, shopper_id: str) -> None:
 
 def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = None) -> int:
     """Delete shopper events, impressions and anonymous-id links older than the shop's
-    retention period.
+    retention period, and what idle anonymous browsers left (sub-profiles, consent).
 
     Orders stay (they are the shop's business records, unlinked on erasure); the events
     that profile a shopper do not outlive ``retention_days``, nor do carts last changed
@@ -246,6 +246,31 @@ def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = N
         Cart.shop_id == shop_id, Cart.source_updated_at < cutoff)).rowcount or 0
     n += offers_privacy.purge_before(shop_id, cutoff)
     n += purge_old_exports(shop_id, now=now)
+    n += _purge_idle_browsers(shop_id, cutoff)
+    return n
+
+
+def _purge_idle_browsers(shop_id: str, cutoff: datetime) -> int:
+    """What a browser that never signed in left behind (its sub-profiles, prompt state
+    and consent answer), once none of it changed within the retention period.
+
+    A customer's rows go with the customer (erasure); an anonymous id has no such event,
+    so without this its "Maya, 4-6" would be kept for good. A browser with an event left
+    (older ones are gone by now) or any of these rows changed since the cutoff is still in
+    use, and keeps all of them.
+    """
+    anonymous = "anon\\_%"
+    kept = ((PromptState, PromptState.shopper_id), (ShopperConsent, ShopperConsent.shopper_id),
+            (SubProfile, SubProfile.owner_id))
+    in_use = sa.union(
+        sa.select(Interaction.shopper_id).where(Interaction.shop_id == shop_id),
+        *(sa.select(column).where(model.shop_id == shop_id, model.updated_at >= cutoff)
+          for model, column in kept))
+    n = 0
+    for model, column in kept:  # prompt state first: it points at a sub-profile
+        n += db.session.execute(sa.delete(model).where(
+            model.shop_id == shop_id, column.like(anonymous, escape="\\"),
+            column.not_in(sa.select(in_use.subquery().c[0])))).rowcount or 0
     return n
 
 

@@ -205,3 +205,37 @@ def test_export_shows_the_webhook_bodies_still_kept_about_the_customer(client, s
     db.session.commit()
     assert export_customer(shop.id, "c1")["webhook_deliveries"] == []
     assert len(export_customer(shop.id, "c2")["webhook_deliveries"]) == 1
+
+
+def test_what_an_idle_anonymous_browser_left_expires_with_the_retention(app, shop):
+    """A browser that never signed in has no erasure event: its sub-profile ("Maya, 4-6"),
+    prompt state and consent answer go once none of it changed within the retention
+    period. A browser still in use keeps everything, and so does a customer."""
+    import sqlalchemy as sa
+
+    from plugin.models import Interaction, PromptState, ShopperConsent, SubProfile
+    from plugin.models.types import utcnow
+    from plugin.privacy import purge_expired
+
+    idle, busy, fresh = ("anon_" + c * 22 for c in "abc")
+    old, now = utcnow() - timedelta(days=400), utcnow()
+    for shopper in (idle, busy, fresh, "c1"):
+        changed = now if shopper == fresh else old
+        profile = SubProfile(shop_id=shop.id, owner_id=shopper, name="Maya", age_band="4-6",
+                             kind="person", created_at=old, updated_at=changed)
+        db.session.add(profile)
+        db.session.flush()
+        db.session.add_all([
+            PromptState(shop_id=shop.id, shopper_id=shopper, active_subprofile_id=profile.id,
+                        updated_at=old),
+            ShopperConsent(shop_id=shop.id, shopper_id=shopper, granted=True, updated_at=old)])
+    db.session.add(Interaction(shop_id=shop.id, shopper_id=busy, kind="view",
+                               product_external_id="p1", occurred_at=now - timedelta(days=2)))
+    db.session.commit()
+    purge_expired(shop.id, retention_days=365)
+    db.session.commit()
+    for model, column in ((SubProfile, SubProfile.owner_id),
+                          (PromptState, PromptState.shopper_id),
+                          (ShopperConsent, ShopperConsent.shopper_id)):
+        left = set(db.session.scalars(sa.select(column).where(model.shop_id == shop.id)))
+        assert left == {busy, fresh, "c1"}, model.__name__
