@@ -103,10 +103,15 @@ def answer_prompt(shop: Shop, owner: str, choice: str, *, product_ids: list[str]
 
 def _claim(shop: Shop, owner: str, state: PromptState, target: int | None,
            product_ids: list[str], order_id: str | None, now: datetime) -> int:
-    """Give the cart's or order's rows to ``target``; order lines still to come follow."""
+    """Give the cart's or order's rows to ``target``; order lines still to come follow.
+
+    A cart (products, no order) claims only the shopper's own rows, like ``apply_pending``:
+    lines of those products already given to someone else stay theirs.
+    """
     if target is None or not (order_id or product_ids):
         return 0
-    moved = service.reassign(shop, owner, target, order_id=order_id, product_ids=product_ids)
+    moved = service.reassign(shop, owner, target, order_id=order_id, product_ids=product_ids,
+                             own_only=not order_id)
     if product_ids and not order_id:
         state.pending = {"subprofile_id": target, "items": sorted(set(product_ids)),
                          "since": now.isoformat(),

@@ -181,11 +181,14 @@ def set_active(shop: Shop, owner: str, subprofile_id: int | None) -> int | None:
 
 
 def reassign(shop: Shop, owner: str, subprofile_id: int | None, *,
-             order_id: str | None = None, product_ids: Iterable[str] = ()) -> int:
+             order_id: str | None = None, product_ids: Iterable[str] = (),
+             own_only: bool = False) -> int:
     """Move past purchases (one order, or recent lines of these products) to a profile.
 
-    ``subprofile_id=None`` gives them back to the shopper. Returns the rows moved. The
-    shopper's own cached list is recomputed without them at once (``refresh``).
+    ``subprofile_id=None`` gives them back to the shopper. ``own_only`` takes only rows
+    that are still the shopper's own: a cart answer names products, and the same product
+    bought last week for another sub-profile (or as a one-off gift) stays theirs. Returns
+    the rows moved. The shopper's own cached list is recomputed without them at once.
     """
     target = None if subprofile_id is None else get_subprofile(shop, owner, subprofile_id).id
     products = [p for p in product_ids if p]
@@ -199,6 +202,8 @@ def reassign(shop: Shop, owner: str, subprofile_id: int | None, *,
     if products:
         where += [Interaction.product_external_id.in_(products),
                   Interaction.occurred_at >= utcnow() - REASSIGN_WINDOW]
+    if own_only:
+        where.append(Interaction.subprofile_id.is_(None))
     moved = db.session.execute(sa.update(Interaction).where(*where)
                                .values(subprofile_id=target)).rowcount
     db.session.commit()
