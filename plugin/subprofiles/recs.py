@@ -46,17 +46,22 @@ def recommend_for(shop_id: str, owner: str, subprofile_id: int, name: str,
     with _lock:
         hit = _cache.get(key)
     if hit is not None and now - hit[0] < TTL_SECONDS and len(hit[2]) >= n:
-        return hit[2][:n]
+        return _named(hit[2][:n], name)
     items = seeds(shop_id, subprofile_id)
     version = sources.active_version(shop_id)
     model = (model_store.get_model(shop_id, version.id, version.artifact_dir)
              if version is not None and items else None)
     found = [] if model is None else model.similar(items, max(n, 20), exclude=items)
-    out = [Recommendation(r.item, r.score, "subprofile", f"for {name}: {r.reason}")
-           for r in found]
     with _lock:
-        _cache[key] = (now, owner, out)
-    return out[:n]
+        _cache[key] = (now, owner, found)
+    return _named(found[:n], name)
+
+
+def _named(found: list[Recommendation], name: str) -> list[Recommendation]:
+    """Say whom each item is for. Done on every read, not cached: a renamed sub-profile's
+    list says its new name at once, in every process."""
+    return [Recommendation(r.item, r.score, "subprofile", f"for {name}: {r.reason}")
+            for r in found]
 
 
 def forget(shop_id: str, subprofile_id: int) -> None:

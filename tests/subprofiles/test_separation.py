@@ -180,3 +180,15 @@ def test_erasing_the_owner_drops_their_subprofiles_cached_lists(trained, host):
     erase_customer(trained.id, HOST)
     db.session.commit()
     assert (trained.id, maya) not in recs.cached_keys()
+
+
+def test_renaming_a_subprofile_renames_its_recommendations_at_once(trained, host):
+    maya = host.create("Maya")
+    add_order(trained.id, HOST, "o-maya", BABY[:2], utcnow(), subprofile_id=maya)
+    before = host.get(f"/{maya}/recommendations", n=3).get_json()
+    assert before["items"] and all(i["reason"].startswith("for Maya: ")
+                                   for i in before["items"])
+    assert host.patch(f"/{maya}", {"name": "Mia"}).status_code == 200
+    after = host.get(f"/{maya}/recommendations", n=3).get_json()
+    assert after["title"] == "For Mia"
+    assert all(i["reason"].startswith("for Mia: ") for i in after["items"]), after["items"]
