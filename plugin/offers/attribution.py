@@ -157,16 +157,18 @@ def uplift_report(shop_id: str, rails: Guardrails, since: datetime, until: datet
     window = timedelta(days=rails.attribution_window_days)
     # Erased shoppers' quotes all carry the same placeholder id: pooled, they would count as
     # one shopper in one arm. They cannot be linked to orders any more, so they are left out.
-    quotes = db.session.execute(sa.select(Offer.shopper_id, Offer.holdout, Offer.created_at,
-                                          Offer.converted).where(
+    quotes = db.session.execute(sa.select(Offer.id, Offer.shopper_id, Offer.holdout,
+                                          Offer.created_at, Offer.converted).where(
         Offer.shop_id == shop_id, Offer.created_at >= since, Offer.created_at < until,
         Offer.shopper_id != ERASED).order_by(Offer.created_at, Offer.id)).all()
+    undone = _cancelled_conversions(shop_id, [(q, sid, at) for q, sid, _, at, converted
+                                              in quotes if converted], window)
     shoppers: dict[str, dict[str, Any]] = {}
-    for sid, holdout, at, converted in quotes:
+    for oid, sid, holdout, at, converted in quotes:
         s = shoppers.setdefault(sid, {"holdout": bool(holdout), "first": at, "last": at,
                                       "converted": False})
         s["first"], s["last"] = min(s["first"], at), max(s["last"], at)
-        s["converted"] |= bool(converted)
+        s["converted"] |= bool(converted) and oid not in undone
     code = money.shop_currency(shop_id)
     revenue, other = _revenue(shop_id, shoppers, window, code)
     arms: dict[str, dict[str, Any]] = {}
@@ -190,6 +192,34 @@ def uplift_report(shop_id: str, rails: Guardrails, since: datetime, until: datet
                       "means (Welch, 95%), each none until both arms have 30 shoppers; "
                       "unit = quoted shopper; arm = holdout by shopper hash",
             "attributed": _attributed(shop_id, since, until, code)}
+
+
+def _cancelled_conversions(shop_id: str, converted: list[tuple[int, str, datetime]],
+                           window: timedelta) -> set[int]:
+    """Converted quotes whose every order (the shopper's inside the window, the redeemed
+    code's) has been cancelled since: the outcome was settled once, when the order came, and
+    a later cancellation must take the conversion back, as it takes back the revenue."""
+    if not converted:
+        return set()
+    orders: dict[str, list[tuple[datetime, bool]]] = defaultdict(list)
+    for sid, at, cancelled in db.session.execute(sa.select(
+            Order.customer_external_id, Order.created_at, Order.cancelled).where(
+            Order.shop_id == shop_id,
+            Order.customer_external_id.in_({sid for _, sid, _ in converted}))):
+        orders[sid].append((at, bool(cancelled)))
+    redeemed = dict(db.session.execute(sa.select(Redemption.offer_id, Order.cancelled).join(
+        Order, sa.and_(Order.shop_id == Redemption.shop_id,
+                       Order.external_id == Redemption.order_external_id)).where(
+        Redemption.shop_id == shop_id,
+        Redemption.offer_id.in_([q for q, _, _ in converted]))).all())
+    undone = set()
+    for q, sid, at in converted:
+        evidence = [c for t, c in orders.get(sid, ()) if at <= t <= at + window]
+        if q in redeemed:
+            evidence.append(bool(redeemed[q]))
+        if evidence and all(evidence):
+            undone.add(q)
+    return undone
 
 
 def _revenue(shop_id: str, shoppers: dict[str, dict[str, Any]], window: timedelta,

@@ -212,3 +212,24 @@ def test_uplift_does_not_pool_erased_shoppers_into_one(app, shop):
     assert arms["treatment"] == {"shoppers": 1, "converted": 1, "conversion": 1.0,
                                  "revenue_per_visitor": 0.0, "other_revenue": {}}
     assert arms["control"]["shoppers"] == 0
+
+
+def test_a_conversion_whose_order_was_cancelled_leaves_the_conversion_uplift(app, shop):
+    now = utcnow()
+    for arm, holdout in (("t", False), ("h", True)):
+        for i in range(30):
+            _quote(shop.id, f"{arm}{i}", now - timedelta(days=10), holdout=holdout)
+    bought = _order(shop.id, "o1", "t0", now - timedelta(days=9))
+    _order(shop.id, "o2", "h0", now - timedelta(days=9))
+    db.session.commit()
+    attribution.attribute(shop.id, RAILS, now=now)
+    before = attribution.uplift_report(shop.id, RAILS, now - timedelta(days=30), now)
+    assert before["arms"]["treatment"]["converted"] == 1
+    bought.cancelled = True  # the platform cancels o1 after the quote was settled
+    db.session.commit()
+    attribution.attribute(shop.id, RAILS, now=now)
+    after = attribution.uplift_report(shop.id, RAILS, now - timedelta(days=30), now)
+    treated = after["arms"]["treatment"]
+    # no revenue and no conversion: a cancelled order is not a sale, in either figure
+    assert (treated["converted"], treated["revenue_per_visitor"]) == (0, 0.0)
+    assert after["conversion_uplift"]["estimate"] == pytest.approx(-1 / 30)
