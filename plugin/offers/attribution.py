@@ -97,20 +97,30 @@ def _clicks(shop_id: str, orders: list[Order], window: timedelta) -> int:
     made = 0
     for customer, cust_orders in by_customer.items():
         for order in cust_orders:
-            for line in order.lines:
-                if (order.external_id, line.product_external_id) in done:
+            for product, revenue in _revenue_by_product(order).items():
+                if (order.external_id, product) in done:
                     continue
-                hits = [c for c in last.get((customer, line.product_external_id), [])
+                hits = [c for c in last.get((customer, product), [])
                         if order.created_at - window <= c.occurred_at <= order.created_at]
                 if hits:
                     db.session.add(ClickAttribution(
                         shop_id=shop_id, order_external_id=order.external_id,
-                        product_external_id=line.product_external_id,
-                        rec_id=hits[-1].context["rec_id"], revenue=line.price * line.quantity,
-                        clicked_at=hits[-1].occurred_at))
-                    done.add((order.external_id, line.product_external_id))
+                        product_external_id=product, rec_id=hits[-1].context["rec_id"],
+                        revenue=revenue, clicked_at=hits[-1].occurred_at))
+                    done.add((order.external_id, product))
                     made += 1
     return made
+
+
+def _revenue_by_product(order: Order) -> dict[str, Decimal]:
+    """Each product's revenue in the order, summed over its lines: one product can be
+    several lines (two sizes, two variants), and a credit is one row per order and product,
+    so crediting line by line kept the first line's revenue and dropped the others."""
+    out: dict[str, Decimal] = {}
+    for line in order.lines:
+        key = line.product_external_id
+        out[key] = out.get(key, Decimal(0)) + line.price * line.quantity
+    return out
 
 
 def _settle(shop_id: str, window: timedelta, now: datetime) -> int:

@@ -233,3 +233,17 @@ def test_a_conversion_whose_order_was_cancelled_leaves_the_conversion_uplift(app
     # no revenue and no conversion: a cancelled order is not a sale, in either figure
     assert (treated["converted"], treated["revenue_per_visitor"]) == (0, 0.0)
     assert after["conversion_uplift"]["estimate"] == pytest.approx(-1 / 30)
+
+
+def test_a_clicked_product_on_two_lines_is_credited_with_both(app, shop):
+    """The dress in two sizes is two lines of one product: the click earned both."""
+    now = utcnow()
+    db.session.add(Interaction(shop_id=shop.id, shopper_id="c1", product_external_id="p1",
+                               kind="click", occurred_at=now - timedelta(hours=1),
+                               context={"rec_id": "rA.0"}))
+    _order(shop.id, "o1", "c1", now - timedelta(minutes=5), total="35",
+           lines=(("p1", 1, "10"), ("p2", 1, "5"), ("p1", 2, "10")))
+    db.session.commit()
+    assert attribution.attribute(shop.id, RAILS, now=now)["clicks"] == 1
+    got = attribution.uplift_report(shop.id, RAILS, now - timedelta(days=1), now)["attributed"]
+    assert (got["recommendation_lines"], got["recommendation_revenue"]) == (1, Decimal("30"))
