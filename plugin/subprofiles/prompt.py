@@ -3,6 +3,8 @@
 Ask only when the shop has the prompt on, the shopper has not said "don't ask again",
 the cooldown since the last question has passed, and the detector's calibrated score for
 the cart or order reaches the shop's threshold. Asking counts as asked, answered or not.
+A shopper who picked whom they are shopping for is not asked: the items go to that person,
+whatever the prompt settings and "don't ask again" say (they silence the question only).
 """
 
 from __future__ import annotations
@@ -49,18 +51,19 @@ def should_prompt(shop: Shop, owner: str, product_ids: list[str], *,
     state = service.prompt_state(shop, owner)
     answer: dict[str, Any] = {"ask": False, "reason": "", "score": None,
                               "suggested_subprofile_id": None}
-    if not settings["prompt_enabled"]:
-        return {**answer, "reason": "disabled"}
     if not consented:  # the score reads the shopper's history: personal processing
         return {**answer, "reason": "no_consent"}
-    if state is not None and state.never_ask:
-        return {**answer, "reason": "never_ask"}
     if state is not None and state.active_subprofile_id is not None:
         # The shopper said who they are buying for: these items go there, no question.
+        # Before "disabled" and "never ask": those silence the question, not this choice.
         _claim(shop, owner, state, state.active_subprofile_id, product_ids, order_id, now)
         db.session.commit()
         return {**answer, "reason": "shopping_for_subprofile",
                 "suggested_subprofile_id": state.active_subprofile_id}
+    if not settings["prompt_enabled"]:
+        return {**answer, "reason": "disabled"}
+    if state is not None and state.never_ask:
+        return {**answer, "reason": "never_ask"}
     if state is not None and state.last_asked_at is not None and \
             now - state.last_asked_at < timedelta(days=settings["cooldown_days"]):
         return {**answer, "reason": "cooldown"}

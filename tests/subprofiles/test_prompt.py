@@ -157,3 +157,26 @@ def test_a_prompt_row_created_meanwhile_by_another_request_is_reused(store, monk
     assert row.never_ask is True  # the other request's row, not a clashing second one
     assert db.session.scalar(sa.select(sa.func.count()).select_from(PromptState)
                              .where(PromptState.shopper_id == "c-race")) == 1
+
+
+def test_dont_ask_again_still_sends_the_items_to_the_person_being_shopped_for(host, store):
+    """"Don't ask again" is about the question; choosing "shopping for Maya" in the bar
+    afterwards still gives her the cart (else her items land in the shopper's own list)."""
+    assert _ask(host, BABY[:2])["ask"] is True
+    host.post("/prompt/answer", {"choice": "dismiss", "dont_ask_again": True})
+    maya = host.create("Maya")
+    host.post("/active", {"subprofile_id": maya})
+    answer = _ask(host, BABY[:2])
+    assert (answer["ask"], answer["reason"]) == (False, "shopping_for_subprofile")
+    add_order(store.id, HOST, "o-later", BABY[:2], utcnow())  # the order webhook
+    assert prompt.apply_pending(store.id) == 2
+
+
+def test_a_shop_without_the_prompt_still_honours_the_person_being_shopped_for(host, store):
+    store.settings = {**store.settings, "subprofiles": {"prompt_enabled": False}}
+    db.session.commit()
+    maya = host.create("Maya")
+    host.post("/active", {"subprofile_id": maya})
+    assert _ask(host, BABY[:2])["ask"] is False
+    add_order(store.id, HOST, "o-later", BABY[:2], utcnow())
+    assert prompt.apply_pending(store.id) == 2
