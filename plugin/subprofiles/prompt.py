@@ -139,7 +139,10 @@ def apply_pending(shop_id: str, shopper_id: str | None = None, *,
         pending = state.pending or {}
         if not pending.get("items"):
             continue
-        if db.session.get(SubProfile, pending["subprofile_id"]) is None:  # deleted since
+        target = db.session.get(SubProfile, pending["subprofile_id"])
+        # deleted since; or its id came back for somebody else's new sub-profile (SQLite
+        # reuses the highest id): their purchases must never land in another's profile
+        if target is None or (target.shop_id, target.owner_id) != (shop_id, state.shopper_id):
             state.pending = {}
             continue
         since = datetime.fromisoformat(pending["since"])

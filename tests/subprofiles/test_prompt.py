@@ -122,6 +122,26 @@ def test_answer_at_add_to_cart_claims_the_order_that_arrives_later(host, store):
     assert rows == {BABY[0]: maya, BABY[1]: maya, HOST_ITEMS[0]: None}
 
 
+def test_a_pending_answer_never_tags_another_shoppers_subprofile(host, store):
+    """Maya is deleted after the add-to-cart answer and her id comes back for another
+    shopper's new sub-profile (SQLite reuses the highest id): the order that arrives must
+    not be filed under that stranger's profile."""
+    maya = host.create("Maya")
+    host.post("/prompt/answer", {"choice": "existing", "subprofile_id": maya,
+                                 "product_ids": BABY[:2]})
+    db.session.execute(sa.update(Interaction).where(Interaction.subprofile_id == maya)
+                       .values(subprofile_id=None))
+    db.session.delete(db.session.get(SubProfile, maya))
+    db.session.flush()
+    db.session.add(SubProfile(id=maya, shop_id=store.id, owner_id="someone-else", name="Kim",
+                              kind="person"))
+    db.session.commit()
+    add_order(store.id, HOST, "o-late", BABY[:2], utcnow())
+    assert prompt.apply_pending(store.id) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Interaction).where(
+        Interaction.subprofile_id == maya)) == 0
+
+
 def test_answer_existing_needs_an_id_and_new_needs_a_name(host):
     assert host.post("/prompt/answer", {"choice": "existing"}).status_code == 422
     assert host.post("/prompt/answer", {"choice": "new"}).status_code == 422
