@@ -71,6 +71,10 @@ class Config:
     # shop's model can take a gigabyte, so a count alone could exhaust a worker's memory;
     # the most recently used model always stays loaded, however big.
     MODEL_CACHE_MB = 2048
+    # Seconds before a web worker reads a model version again after its files could not
+    # be read (serving popular items meanwhile); doubles per failure up to the maximum.
+    MODEL_LOAD_RETRY_SECONDS = 30
+    MODEL_LOAD_RETRY_MAX_SECONDS = 1800
     # Saleor instances allowed to register this app (comma-separated hostnames; empty =
     # any host whose addresses are all public: no IP literals, no private networks).
     SALEOR_ALLOWED_DOMAINS = ""

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import threading
+import time
 import types
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -208,8 +209,16 @@ class ModelLRU:
 
 #: One LRU per process (gunicorn workers each hold their own).
 LOADED = ModelLRU()
-#: Versions whose artifacts could not be read, so a broken directory is not retried per request.
-_UNLOADABLE: set[tuple[str, int]] = set()
+#: Versions whose artifacts could not be read -> (monotonic time of the next try, its delay):
+#: a broken directory is not read again on every request, but a transient error (too many
+#: open files, a storage hiccup) does not keep the worker on popular items for the whole
+#: life of the version either.
+_UNLOADABLE: dict[tuple[str, int], tuple[float, float]] = {}
+_unloadable_lock = threading.Lock()
+#: First retry delay after a failed load (doubles per failure up to the cap); config keys
+#: ``MODEL_LOAD_RETRY_SECONDS`` and ``MODEL_LOAD_RETRY_MAX_SECONDS``.
+LOAD_RETRY_SECONDS = 30.0
+LOAD_RETRY_MAX_SECONDS = 1800.0
 
 
 def _configure(lru: ModelLRU) -> None:
@@ -233,18 +242,46 @@ def remember(shop_id: str, version_id: int, model: ShopModel) -> None:
 
 
 def get_model(shop_id: str, version_id: int, artifact_dir: str) -> ShopModel | None:
-    """The loaded model of a version, reading it from disk once per process."""
+    """The loaded model of a version, reading it from disk once per process.
+
+    After a failed read the version is not tried again before a backoff (30 s, doubling,
+    capped); meanwhile callers get ``None`` (the API serves popular items).
+    """
     key = (shop_id, version_id)
     model = LOADED.get(key)
-    if model is not None or key in _UNLOADABLE:
+    if model is not None:
         return model
+    now = time.monotonic()
+    with _unloadable_lock:
+        blocked = _UNLOADABLE.get(key)
+    if blocked is not None and now < blocked[0]:
+        return None
     _configure(LOADED)
     try:
         model = load_artifacts(Path(artifact_dir), version_id)
     except (OSError, ValueError, KeyError) as err:
-        log.warning("api.model_not_loaded", extra={"shop_id": shop_id, "version_id": version_id,
-                                                   "error_type": type(err).__name__})
-        _UNLOADABLE.add(key)
+        first, cap = _retry_bounds()
+        delay = first if blocked is None else min(blocked[1] * 2, cap)
+        with _unloadable_lock:
+            _UNLOADABLE[key] = (time.monotonic() + delay, delay)
+        log.warning("api.model_not_loaded", extra={
+            "shop_id": shop_id, "version_id": version_id, "error_type": type(err).__name__,
+            "error": str(err)[:300], "retry_in_seconds": delay})
         return None
+    with _unloadable_lock:
+        _UNLOADABLE.pop(key, None)
+    if blocked is not None:
+        log.info("api.model_loaded_after_retry", extra={"shop_id": shop_id,
+                                                        "version_id": version_id})
     LOADED.put(key, model)
     return model
+
+
+def _retry_bounds() -> tuple[float, float]:
+    """(first delay, cap) in seconds for reading a version again after a failed load."""
+    if not has_app_context():
+        return LOAD_RETRY_SECONDS, LOAD_RETRY_MAX_SECONDS
+    cfg = current_app.config
+    first = float(cfg.get("MODEL_LOAD_RETRY_SECONDS", LOAD_RETRY_SECONDS))
+    return first, max(first, float(cfg.get("MODEL_LOAD_RETRY_MAX_SECONDS",
+                                            LOAD_RETRY_MAX_SECONDS)))

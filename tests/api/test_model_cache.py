@@ -71,3 +71,35 @@ def test_settings_bound_the_process_cache(app, monkeypatch, tmp_path):
     with app.app_context():
         model_store.get_model("s", 0, str(tmp_path))
     assert lru.max_bytes is None and lru.get(("s", 2)) is None
+
+
+def test_a_failed_load_is_retried_after_a_doubling_backoff(app, monkeypatch, tmp_path):
+    """One transient read error (too many open files, a storage hiccup) must not keep the
+    worker on popular items for the life of the version: it reads again after 30 s, 60 s..."""
+    monkeypatch.setattr(model_store, "LOADED", ModelLRU())
+    model_store._UNLOADABLE.clear()
+    clock = [1000.0]
+    monkeypatch.setattr(model_store.time, "monotonic", lambda: clock[0])
+    calls, good = [], _model(1, 10)
+
+    def flaky(directory, version_id):
+        calls.append(clock[0])
+        if len(calls) <= 2:
+            raise OSError(24, "Too many open files")
+        return good
+
+    monkeypatch.setattr(model_store, "load_artifacts", flaky)
+    app.config.update(MODEL_LOAD_RETRY_SECONDS=30, MODEL_LOAD_RETRY_MAX_SECONDS=45)
+    with app.app_context():
+        assert model_store.get_model("s", 1, str(tmp_path)) is None
+        clock[0] += 29
+        assert model_store.get_model("s", 1, str(tmp_path)) is None  # not read: backing off
+        assert len(calls) == 1
+        clock[0] += 1
+        assert model_store.get_model("s", 1, str(tmp_path)) is None  # read again, fails again
+        assert len(calls) == 2
+        clock[0] += 44  # the next wait doubled, capped at 45 s
+        assert model_store.get_model("s", 1, str(tmp_path)) is None and len(calls) == 2
+        clock[0] += 1
+        assert model_store.get_model("s", 1, str(tmp_path)) is good
+    assert len(calls) == 3 and ("s", 1) not in model_store._UNLOADABLE
