@@ -179,7 +179,7 @@ def _train(version: ModelVersion, show_progress: bool) -> None:
             ModelVersion.id == version.id)) != "training":
         raise RuntimeError("given up as abandoned while fitting")  # its files may be gone
     version.algorithm = algorithm
-    version.artifact_dir = str(directory)
+    version.artifact_dir = model_store.relative_artifact_dir(shop_id, version.version)
     version.popular = [[i, s] for i, s in popular]
     version.trained_until = (datetime.fromtimestamp(float(data.timestamp.max()), UTC)
                              if len(data) else None)

@@ -57,8 +57,9 @@ def test_train_shop_writes_version_artifacts_and_cache(app, store):
     assert version.metrics["shoppers"] == len(ORDERS)
     assert version.metrics["cache_rows"] == len(ORDERS)
     assert version.popular[0][0] == "p9"
-    directory = Path(version.artifact_dir)
-    assert directory.parent.parent == Path(app.config["MODEL_DIR"])
+    assert version.artifact_dir == f"{store.id}/{version.version}"  # relative to MODEL_DIR
+    directory = model_store.artifact_path(version.artifact_dir)
+    assert directory == Path(app.config["MODEL_DIR"]) / store.id / version.version
     with np.load(directory / "neighbours.npz", allow_pickle=False) as z:
         assert set(z["item_ids"]) >= {"p1", "p9"}
     rows = db.session.query(RecommendationCache).filter_by(shop_id=store.id).all()
@@ -70,7 +71,8 @@ def test_train_shop_writes_version_artifacts_and_cache(app, store):
 def test_artifacts_load_back_without_the_training_process(app, store):
     version = training.train_shop(store.id)
     model_store.LOADED.clear()
-    loaded = model_store.load_artifacts(Path(version.artifact_dir), version.id)
+    loaded = model_store.load_artifacts(model_store.artifact_path(version.artifact_dir),
+                                        version.id)
     assert loaded.similar(["p4"], 2)[0].item == "p5"
     assert loaded.popular[0][0] == "p9"
 
@@ -339,3 +341,21 @@ def test_a_failure_after_the_version_serves_does_not_unserve_it(app, store, monk
     assert version.status == "ready"
     assert training.active_version(store.id).id == version.id
     assert db.session.query(RecommendationCache).filter_by(model_version_id=version.id).count()
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_versions_stay_loadable_when_model_dir_moves(app, store, tmp_path, legacy):
+    """MODEL_DIR on a new volume or at another container path: the served version still
+    loads, both as stored now (relative) and as older rows stored it (absolute path)."""
+    version = training.train_shop(store.id)
+    old_root = Path(app.config["MODEL_DIR"])
+    if legacy:  # a row written before paths were relative
+        version.artifact_dir = str(old_root / store.id / version.version)
+        db.session.commit()
+    new_root = tmp_path / "volume" / "models"
+    new_root.parent.mkdir()
+    old_root.rename(new_root)
+    app.config["MODEL_DIR"] = str(new_root)
+    model_store.LOADED.clear()  # a worker started after the move
+    model = model_store.get_model(store.id, version.id, version.artifact_dir)
+    assert model is not None and model.similar(["p4"], 2)[0].item == "p5"

@@ -97,6 +97,32 @@ def save_artifacts(directory: Path, *, neighbours: sp.csr_matrix, item_ids: Sequ
     return None
 
 
+def relative_artifact_dir(shop_id: str, version: str) -> str:
+    """What ``ModelVersion.artifact_dir`` stores: ``<shop>/<version>`` under ``MODEL_DIR``.
+
+    Relative, so moving ``MODEL_DIR`` (a new volume, another container path) leaves every
+    version loadable; an absolute path in the database broke them all until a refit.
+    """
+    return f"{shop_id}/{version}"
+
+
+def artifact_path(stored: str) -> Path:
+    """Where a version's files are: ``stored`` (``ModelVersion.artifact_dir``) resolved.
+
+    Relative values are under the current ``MODEL_DIR``. Rows written before paths were
+    relative hold an absolute path: used when it exists, else its last two parts
+    (``<shop>/<version>``) are looked up under the current ``MODEL_DIR`` (it moved).
+    An empty value (files deleted by a later version) stays empty.
+    """
+    path = Path(stored)
+    if not stored or not has_app_context() or (path.is_absolute() and path.exists()):
+        return path
+    root = Path(current_app.config["MODEL_DIR"])
+    if not path.is_absolute():
+        return root / path
+    return root.joinpath(*path.parts[-2:]) if len(path.parts) >= 3 else path
+
+
 def load_artifacts(directory: Path, version_id: int) -> ShopModel:
     """Read one version back (no pickle); a missing recommender leaves ``recommender=None``."""
     with np.load(directory / "neighbours.npz", allow_pickle=False) as z:
@@ -258,7 +284,7 @@ def get_model(shop_id: str, version_id: int, artifact_dir: str) -> ShopModel | N
         return None
     _configure(LOADED)
     try:
-        model = load_artifacts(Path(artifact_dir), version_id)
+        model = load_artifacts(artifact_path(artifact_dir), version_id)
     except (OSError, ValueError, KeyError) as err:
         first, cap = _retry_bounds()
         delay = first if blocked is None else min(blocked[1] * 2, cap)

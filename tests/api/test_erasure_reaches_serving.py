@@ -40,19 +40,19 @@ def test_erased_customer_is_not_recomputed_from_the_model_that_learned_them(api,
 
 
 def test_a_refit_deletes_the_older_artifacts_that_still_hold_erased_histories(api, trained):
-    from pathlib import Path
 
     import sqlalchemy as sa
 
+    from plugin.api.model_store import artifact_path
     from plugin.models import ModelVersion
     from plugin.training import train_shop
 
-    old = Path(db.session.scalar(sa.select(ModelVersion.artifact_dir).where(
+    old = artifact_path(db.session.scalar(sa.select(ModelVersion.artifact_dir).where(
         ModelVersion.shop_id == trained.id)))
     assert old.is_dir()
     erase_customer(trained.id, "c1")
     db.session.commit()
-    new = Path(train_shop(trained.id).artifact_dir)
+    new = artifact_path(train_shop(trained.id).artifact_dir)
     assert new.is_dir() and new != old
     assert not old.exists()  # fitted on c1's purchases: gone with the refit that forgot them
     body = api.recs(headers=customer_headers(trained, "c2"), n=3).get_json()
@@ -76,12 +76,12 @@ def test_a_training_that_finishes_late_does_not_delete_the_newer_served_version(
     slow_dir.mkdir(parents=True)
     newer = train_shop(trained.id)  # starts later, finishes first
     assert slow_dir.is_dir()  # still training: kept
-    slow.status, slow.artifact_dir = "ready", str(slow_dir)
+    slow.status, slow.artifact_dir = "ready", f"{trained.id}/slow-fit"
     db.session.commit()
     _delete_older_artifacts(slow)
     db.session.refresh(newer)
-    assert newer.artifact_dir == str(slow_dir.parent / newer.version)
-    assert Path(newer.artifact_dir).is_dir()
+    assert newer.artifact_dir == f"{trained.id}/{newer.version}"
+    assert (slow_dir.parent / newer.version).is_dir()
     assert sources.active_version(trained.id).id == newer.id
     from plugin.api import model_store
 

@@ -96,7 +96,7 @@ def test_unloadable_model_falls_back_to_popular(api, trained):
     db.session.delete(_cache_row(trained.id, "c1"))
     db.session.commit()
     model_store.LOADED.clear()
-    shutil.rmtree(version.artifact_dir)
+    shutil.rmtree(model_store.artifact_path(version.artifact_dir))
     body = api.recs(headers=customer_headers(trained, "c1"), n=3).get_json()
     assert body["personalized"] is False
     assert body["items"] and {i["source"] for i in body["items"]} == {"popular"}
