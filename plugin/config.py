@@ -118,6 +118,9 @@ class Config:
     # A fit still running after this many hours was killed (OOM, kill -9): the next fit of
     # the shop marks it failed and deletes its files.
     TRAINING_TIMEOUT_HOURS = 24
+    # One fit per shop at a time: a fit holds the shop's lease for this many seconds,
+    # renewing it every third of that; a fit killed mid-way frees the shop after it.
+    TRAINING_LEASE_SECONDS = 300
     # The admin runs inside the platform admin's iframe: session cookie SameSite=None;
     # Secure; Partitioned. Set false only for a local, non-embedded admin over plain http.
     ADMIN_EMBEDDED = True

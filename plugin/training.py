@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from flask import current_app
 from tqdm import tqdm
 
 from plugin import cache as redis_cache
+from plugin import lease
 from plugin.api import model_store, sources
 from plugin.api.sources import active_version, bought_since, cache_key
 from plugin.engine.base import BaseRecommender, Recommendation
@@ -97,8 +99,89 @@ def popular_items(data: Interactions, size: int = POPULAR_SIZE,
     return [(str(data.item_ids[i]), round(float(scores[i]), 6)) for i in top if scores[i] > 0]
 
 
-def train_shop(shop_id: str, *, show_progress: bool = False) -> ModelVersion:
-    """Fit the shop's model, save artifacts, refresh every shopper's cached top-N."""
+#: Seconds a fit's per-shop lease lasts unless renewed (config ``TRAINING_LEASE_SECONDS``):
+#: a fit renews it every third of that; one killed mid-way frees its shop after it.
+TRAINING_LEASE_SECONDS = 300
+#: Seconds between tries of ``train_shop(wait=True)`` while another fit holds the shop.
+WAIT_POLL_SECONDS = 10.0
+
+
+class FitInProgress(RuntimeError):
+    """Another fit of the shop (the hourly job, a ``shopkeeper train`` run) holds its lease."""
+
+    def __init__(self, shop_id: str, holder: str | None) -> None:
+        super().__init__(f"another fit of shop {shop_id} is running"
+                         + (f" ({holder})" if holder else ""))
+        self.shop_id, self.holder = shop_id, holder
+
+
+def fit_lease_name(shop_id: str) -> str:
+    """The lease a fit of ``shop_id`` holds (``scheduler_leases``, the database's clock)."""
+    return f"train:{shop_id}"
+
+
+def train_shop(shop_id: str, *, show_progress: bool = False, wait: bool = False) -> ModelVersion:
+    """Fit the shop's model, save artifacts, refresh every shopper's cached top-N.
+
+    One fit per shop at a time: the shop's lease is taken first. When another process
+    holds it, raises ``FitInProgress``, or with ``wait`` tries again until it is free.
+    """
+    from plugin.webhooks.inbox import worker_name
+
+    name = fit_lease_name(shop_id)
+    holder = f"{worker_name()}:{secrets.token_hex(4)}"[-128:]
+    ttl = float(current_app.config.get("TRAINING_LEASE_SECONDS", TRAINING_LEASE_SECONDS))
+    while not lease.acquire(name, holder, ttl):
+        if not wait:
+            raise FitInProgress(shop_id, lease.holder_of(name))
+        time.sleep(WAIT_POLL_SECONDS)
+    keeper = _LeaseKeeper(current_app._get_current_object(), name, holder, ttl)
+    keeper.start()
+    try:
+        return _fit(shop_id, show_progress)
+    finally:
+        keeper.stop()
+        try:
+            db.session.rollback()  # nothing is pending after a fit; after a failure, its rest
+            lease.release(name, holder)
+        except Exception:  # it expires by itself
+            db.session.rollback()
+            log.exception("training.lease_not_released", extra={"shop_id": shop_id})
+
+
+class _LeaseKeeper:
+    """Renews a fit's lease from a thread (with its own app context and session) every
+    third of its time, however long the fit's steps take."""
+
+    def __init__(self, app: object, name: str, holder: str, ttl: float) -> None:
+        self.app, self.name, self.holder, self.ttl = app, name, holder, ttl
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            try:
+                while not self._stop.wait(self.ttl / 3):
+                    try:
+                        if not lease.acquire(self.name, self.holder, self.ttl):
+                            log.warning("training.lease_lost", extra={"lease": self.name,
+                                                                      "holder": self.holder})
+                    except Exception:
+                        db.session.rollback()
+                        log.exception("training.lease_renewal_failed",
+                                      extra={"lease": self.name})
+            finally:
+                db.session.remove()
+
+
+def _fit(shop_id: str, show_progress: bool) -> ModelVersion:
     _give_up_abandoned(shop_id)
     version = ModelVersion(shop_id=shop_id, status="training",
                            version=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-")
@@ -397,7 +480,12 @@ def _retrain_or_refresh(shop_id: str, now: datetime) -> int:
     version = active_version(shop_id)
     replaced = _history_replaced(shop_id)
     if replaced is not None or _due(shop_id, version, now):
-        train_shop(shop_id)
+        try:
+            train_shop(shop_id)
+        except FitInProgress as busy:  # a CLI run (or a lost scheduler lease): not twice
+            log.info("training.skipped_fit_in_progress", extra={"shop_id": shop_id,
+                                                                "holder": busy.holder})
+            return 0
         if replaced is not None:
             _forget_history_reset(shop_id, replaced)
         return 1

@@ -11,14 +11,21 @@ from flask.cli import with_appcontext
 @click.option("--shop", "shop_ids", multiple=True, help="Shop id (repeatable).")
 @click.option("--all", "all_shops", is_flag=True, help="Every active shop.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--wait", is_flag=True,
+              help="When another fit of a shop is running, wait for it (default: skip the "
+                   "shop and exit 1).")
 @with_appcontext
-def train(shop_ids: tuple[str, ...], all_shops: bool, quiet: bool) -> None:
-    """Fit the recommender, save artifacts and refresh the top-N cache."""
+def train(shop_ids: tuple[str, ...], all_shops: bool, quiet: bool, wait: bool) -> None:
+    """Fit the recommender, save artifacts and refresh the top-N cache.
+
+    One fit per shop at a time: a shop another fit (the hourly job, another run) is
+    fitting is skipped, and the command exits 1, unless ``--wait``.
+    """
     from plugin.errors import NotFound
     from plugin.extensions import db
     from plugin.models import Shop
     from plugin.shops import get_shop
-    from plugin.training import train_shop
+    from plugin.training import FitInProgress, train_shop
 
     if all_shops:
         shop_ids = tuple(db.session.scalars(sa.select(Shop.id).where(Shop.status == "active")))
@@ -30,9 +37,14 @@ def train(shop_ids: tuple[str, ...], all_shops: bool, quiet: bool) -> None:
         except NotFound:
             raise click.ClickException(f"unknown shop {shop_id}") from None
     failed: list[str] = []
+    busy: list[str] = []
     for shop_id in shop_ids:
         try:
-            version = train_shop(shop_id, show_progress=not quiet)
+            version = train_shop(shop_id, show_progress=not quiet, wait=wait)
+        except FitInProgress as err:
+            click.echo(f"{shop_id}: not trained: {err}; rerun with --wait to wait for it", err=True)
+            busy.append(shop_id)
+            continue
         except Exception as err:  # recorded as a failed version and logged; the others go on
             click.echo(f"{shop_id}: training failed ({type(err).__name__}: {err})", err=True)
             failed.append(shop_id)
@@ -41,5 +53,7 @@ def train(shop_ids: tuple[str, ...], all_shops: bool, quiet: bool) -> None:
         click.echo(f"{shop_id}: version {version.version} ({version.algorithm}), "
                    f"{m.get('purchases', 0)} purchases, {m.get('shoppers', 0)} shoppers, "
                    f"{m.get('cache_rows', 0)} cached, fit {m.get('fit_seconds', 0)} s")
-    if failed:
-        raise click.ClickException(f"training failed for {', '.join(failed)}")
+    problems = ([f"training failed for {', '.join(failed)}"] if failed else []) + (
+        [f"another fit was running for {', '.join(busy)}"] if busy else [])
+    if problems:
+        raise click.ClickException("; ".join(problems))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plugin import training
+from plugin import lease, training
 from plugin.api import model_store
 from plugin.extensions import db
 from plugin.models import ModelVersion, Product, RecommendationCache
@@ -211,6 +211,8 @@ def test_an_older_fit_finishing_last_keeps_the_served_versions_cache(app, store,
     class OverlappedFit:  # while this fit runs, a second one starts and finishes
         def fit(self, data, **kwargs):
             monkeypatch.setattr(training, "new_recommender", real)
+            name = training.fit_lease_name(store.id)  # its lease expired (a stalled renewal)
+            lease.release(name, lease.holder_of(name))
             newer.append(training.train_shop(store.id))
             return real().fit(data, **kwargs)
 
@@ -359,3 +361,58 @@ def test_versions_stay_loadable_when_model_dir_moves(app, store, tmp_path, legac
     model_store.LOADED.clear()  # a worker started after the move
     model = model_store.get_model(store.id, version.id, version.artifact_dir)
     assert model is not None and model.similar(["p4"], 2)[0].item == "p5"
+
+
+def test_a_second_fit_of_a_shop_does_not_run_beside_the_first(app, store):
+    """The hourly job and a CLI run: the shop's lease lets one fit at a time."""
+    name = training.fit_lease_name(store.id)
+    assert lease.acquire(name, "other-worker:42:abcd", 300)  # a fit elsewhere holds it
+    with pytest.raises(training.FitInProgress, match="other-worker:42"):
+        training.train_shop(store.id)
+    assert db.session.query(ModelVersion).count() == 0
+    assert training.retrain_due() == 0  # the job skips the shop this hour, without failing
+    assert db.session.query(ModelVersion).count() == 0
+    lease.release(name, "other-worker:42:abcd")
+    assert training.train_shop(store.id).status == "ready"
+    assert lease.holder_of(name) is None  # released when done
+
+
+def test_train_command_skips_a_shop_another_fit_holds_unless_waiting(runner, store, monkeypatch):
+    from plugin.training_cli import train
+
+    name = training.fit_lease_name(store.id)
+    assert lease.acquire(name, "worker-1:7:beef", 300)
+    result = runner.invoke(train, ["--shop", store.id, "--quiet"])
+    assert result.exit_code == 1
+    assert f"{store.id}: not trained: another fit of shop {store.id} is running" in result.output
+    assert "another fit was running for" in result.output
+    assert db.session.query(ModelVersion).count() == 0
+    waited = []
+
+    def other_fit_ends(seconds):
+        waited.append(seconds)
+        lease.release(name, "worker-1:7:beef")
+
+    monkeypatch.setattr(training.time, "sleep", other_fit_ends)
+    result = runner.invoke(train, ["--shop", store.id, "--quiet", "--wait"])
+    assert result.exit_code == 0, result.output
+    assert waited and f"{store.id}: version" in result.output
+
+
+def test_a_long_fit_keeps_renewing_its_shop_lease(app, store, monkeypatch):
+    """A fit longer than the lease time keeps its shop: a thread renews the lease."""
+    import time
+
+    app.config["TRAINING_LEASE_SECONDS"] = 0.6
+    name, real, seen = training.fit_lease_name(store.id), training.new_recommender, []
+
+    class SlowFit:
+        def fit(self, data, **kwargs):
+            db.session.commit()  # nothing held open while "fitting"
+            time.sleep(1.5)  # well past the lease time
+            seen.append(lease.holder_of(name))
+            return real().fit(data, **kwargs)
+
+    monkeypatch.setattr(training, "new_recommender", SlowFit)
+    training.train_shop(store.id)
+    assert seen[0] is not None  # still held: a second fit would have been refused
