@@ -121,6 +121,11 @@ class Config:
     # One fit per shop at a time: a fit holds the shop's lease for this many seconds,
     # renewing it every third of that; a fit killed mid-way frees the shop after it.
     TRAINING_LEASE_SECONDS = 300
+    # A shop whose last fits failed or were abandoned (killed mid-fit: OOM) is refitted by
+    # the hourly job this many hours after the latest, doubling per failure up to the
+    # maximum, and after the other shops.
+    RETRAIN_BACKOFF_HOURS = 1
+    RETRAIN_BACKOFF_MAX_HOURS = 24
     # The admin runs inside the platform admin's iframe: session cookie SameSite=None;
     # Secure; Partitioned. Set false only for a local, non-embedded admin over plain http.
     ADMIN_EMBEDDED = True

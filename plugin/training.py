@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -451,20 +452,85 @@ RETRAIN_MAX_AGE_HOURS = 24
 RETRAIN_NEW_ORDERS = 200
 
 
+#: A shop whose last fits failed or were abandoned (killed: OOM, kill -9) is refitted by the
+#: job only this many hours after the latest, doubling per failure up to the maximum
+#: (config keys of the same names), and after the healthy shops.
+RETRAIN_BACKOFF_HOURS = 1.0
+RETRAIN_BACKOFF_MAX_HOURS = 24.0
+#: Versions looked at to count a shop's consecutive failures.
+FAILURES_LOOKED_AT = 10
+
+
+@dataclass(frozen=True)
+class FitFailures:
+    """A shop's fits that failed or were abandoned since its last successful one."""
+
+    count: int
+    last_at: datetime
+    last_error: str
+    retry_at: datetime  # the job does not fit the shop before this
+
+
+def fit_failures(shop_id: str) -> FitFailures | None:
+    """The shop's consecutive failed or abandoned fits (the newest first), or ``None``.
+
+    A version still ``training`` while nobody holds the shop's fit lease was killed before
+    it recorded its end (the process ran out of memory): it counts as abandoned at once,
+    not only after ``TRAINING_TIMEOUT_HOURS``.
+    """
+    rows = db.session.execute(
+        sa.select(ModelVersion.status, ModelVersion.created_at, ModelVersion.finished_at,
+                  ModelVersion.metrics)
+        .where(ModelVersion.shop_id == shop_id)
+        .order_by(ModelVersion.id.desc()).limit(FAILURES_LOOKED_AT)).all()
+    count, last_at, last_error, fitting = 0, None, "", None
+    for row in rows:
+        if row.status == "ready":
+            break
+        if row.status == "training":
+            if fitting is None:
+                fitting = lease.holder_of(fit_lease_name(shop_id)) is not None
+            if fitting:
+                continue  # running now
+            at, error = row.created_at, "abandoned"
+        else:
+            at, error = row.finished_at or row.created_at, str((row.metrics or {}).get(
+                "error", "failed"))
+        count += 1
+        if last_at is None:
+            last_at, last_error = at, error
+    if not count or last_at is None:
+        return None
+    config = current_app.config
+    hours = min(float(config.get("RETRAIN_BACKOFF_HOURS", RETRAIN_BACKOFF_HOURS))
+                * 2 ** (count - 1),
+                float(config.get("RETRAIN_BACKOFF_MAX_HOURS", RETRAIN_BACKOFF_MAX_HOURS)))
+    return FitFailures(count, last_at, last_error, last_at + timedelta(hours=hours))
+
+
 def retrain_due(now: datetime | None = None) -> int:
     """Hourly job: refit shops that are due; in the others refresh shoppers with new orders.
 
     Returns the number of shops refitted; one shop's failure does not starve the others
-    (the job is still recorded as failed, with the first error).
+    (the job is still recorded as failed, with the first error). Shops whose last fits
+    failed or were abandoned come last and are not refitted before their backoff ends
+    (``fit_failures``): a shop too big for the worker's memory kills it mid-fit, and was
+    otherwise refitted first on every run, so the shops after it were never reached.
     """
     from plugin.models import Shop
 
     now = now or utcnow()
     refitted = 0
     failed: list[Exception] = []
-    for shop_id in list(db.session.scalars(sa.select(Shop.id).where(Shop.status == "active"))):
+    shops = list(db.session.scalars(sa.select(Shop.id).where(Shop.status == "active")
+                                    .order_by(Shop.id)))
+    failures = {shop_id: fit_failures(shop_id) for shop_id in shops}
+    shops.sort(key=lambda s: failures[s].count if failures[s] else 0)  # stable: healthy first
+    for shop_id in shops:
+        failing = failures[shop_id]
+        may_fit = failing is None or now >= failing.retry_at
         try:
-            refitted += _retrain_or_refresh(shop_id, now)
+            refitted += _retrain_or_refresh(shop_id, now, may_fit=may_fit, failing=failing)
         except Exception as err:
             db.session.rollback()
             log.warning("training.shop_failed", extra={"shop_id": shop_id,
@@ -475,20 +541,26 @@ def retrain_due(now: datetime | None = None) -> int:
     return refitted
 
 
-def _retrain_or_refresh(shop_id: str, now: datetime) -> int:
+def _retrain_or_refresh(shop_id: str, now: datetime, *, may_fit: bool = True,
+                        failing: FitFailures | None = None) -> int:
     """Refit the shop when due (returns 1), else refresh its shoppers with new orders."""
     version = active_version(shop_id)
     replaced = _history_replaced(shop_id)
     if replaced is not None or _due(shop_id, version, now):
-        try:
-            train_shop(shop_id)
-        except FitInProgress as busy:  # a CLI run (or a lost scheduler lease): not twice
-            log.info("training.skipped_fit_in_progress", extra={"shop_id": shop_id,
-                                                                "holder": busy.holder})
-            return 0
-        if replaced is not None:
-            _forget_history_reset(shop_id, replaced)
-        return 1
+        if not may_fit and failing is not None:
+            log.warning("training.backing_off", extra={
+                "shop_id": shop_id, "failures": failing.count,
+                "last_error": failing.last_error, "retry_at": failing.retry_at.isoformat()})
+        else:
+            try:
+                train_shop(shop_id)
+            except FitInProgress as busy:  # a CLI run (or a lost scheduler lease): not twice
+                log.info("training.skipped_fit_in_progress", extra={"shop_id": shop_id,
+                                                                    "holder": busy.holder})
+                return 0
+            if replaced is not None:
+                _forget_history_reset(shop_id, replaced)
+            return 1
     if version is not None:
         refresh_shoppers(shop_id, _shoppers_with_new_orders(shop_id, version))
     return 0

@@ -416,3 +416,65 @@ def test_a_long_fit_keeps_renewing_its_shop_lease(app, store, monkeypatch):
     monkeypatch.setattr(training, "new_recommender", SlowFit)
     training.train_shop(store.id)
     assert seen[0] is not None  # still held: a second fit would have been refused
+
+
+def _failed_fits(shop_id: str, n: int, *, hours_ago: float, error: str = "MemoryError"):
+    from datetime import timedelta
+
+    for k in range(n):
+        at = utcnow() - timedelta(hours=hours_ago + n - k)
+        db.session.add(ModelVersion(shop_id=shop_id, status="failed",
+                                    version=f"bad-{k}-{utcnow().timestamp()}",
+                                    created_at=at, finished_at=at, metrics={"error": error}))
+    db.session.commit()
+
+
+def test_a_shop_whose_fits_keep_failing_backs_off_and_comes_last(app, store, monkeypatch):
+    """A shop too big for the worker dies mid-fit (OOM) on every run: it must not be
+    refitted first, every hour, while the shops after it are never reached."""
+    from datetime import timedelta
+
+    from tests.factories import make_shop
+
+    other = make_shop()
+    add_products(other.id, PRODUCTS)
+    load_history(other.id)
+    _failed_fits(store.id, 2, hours_ago=0.5)
+    killed = ModelVersion(shop_id=store.id, status="training", version="oom-killed",
+                          created_at=utcnow() - timedelta(minutes=20))  # no lease: dead
+    db.session.add(killed)
+    db.session.commit()
+    failing = training.fit_failures(store.id)
+    assert failing.count == 3 and failing.last_error == "abandoned"
+    assert failing.retry_at == killed.created_at + timedelta(hours=4)  # 1 h, doubled twice
+    fitted, real = [], training.train_shop
+    monkeypatch.setattr(training, "train_shop", lambda s, **k: fitted.append(s) or real(s, **k))
+    assert training.retrain_due() == 1
+    assert fitted == [other.id]  # backing off: not fitted this hour
+    assert training.retrain_due(utcnow() + timedelta(hours=5)) == 1  # the backoff is over
+    assert fitted == [other.id, store.id]
+    assert training.fit_failures(store.id) is None  # it succeeded
+    # a shop that failed before but is past its backoff is fitted after the healthy ones
+    first, second = sorted([store.id, other.id])  # the job's order otherwise
+    _failed_fits(first, 1, hours_ago=3)
+    fitted.clear()
+    assert training.retrain_due(utcnow() + timedelta(days=2)) == 2
+    assert fitted == [second, first]
+
+
+def test_a_fit_running_elsewhere_is_not_counted_as_abandoned(app, store):
+    db.session.add(ModelVersion(shop_id=store.id, status="training", version="running"))
+    db.session.commit()
+    assert training.fit_failures(store.id).last_error == "abandoned"
+    assert lease.acquire(training.fit_lease_name(store.id), "w:1:aa", 300)
+    assert training.fit_failures(store.id) is None
+
+
+def test_the_dashboard_says_the_shops_fits_keep_failing(app, client, store):
+    from tests.admin.conftest import sign_in
+
+    _failed_fits(store.id, 2, hours_ago=0.5, error="MemoryError")
+    sign_in(app, client, store)
+    html = client.get("/admin/").get_data(as_text=True)
+    assert "The last 2 fits of this shop failed" in html
+    assert "MemoryError" in html and "the next automatic fit waits until" in html

@@ -136,6 +136,7 @@ def dashboard() -> ResponseReturnValue:
         "admin/dashboard.html",
         totals=stats.totals(series), ab=ab, window_end=end, offers=offers,
         offer_cost=stats.offer_cost(shop.id), model=stats.model_summary(shop.id),
+        fit_failures=_fit_failures(shop.id),
         engagement_chart=charts.line_chart(
             "Impressions, clicks and add-to-carts per day", labels,
             {"impressions": series["impressions"], "clicks": series["clicks"],
@@ -462,3 +463,13 @@ def init_app(app: Flask) -> None:
         app.config["SESSION_COOKIE_SECURE"] = True
         app.config["SESSION_COOKIE_PARTITIONED"] = True
     app.register_blueprint(bp)
+
+
+def _fit_failures(shop_id: str) -> Any:
+    """The shop's failed or abandoned fits since its last good one (``None`` when there are
+    none, or training is not installed)."""
+    try:
+        from plugin.training import fit_failures
+    except ImportError:
+        return None
+    return fit_failures(shop_id)
