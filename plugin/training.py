@@ -116,6 +116,16 @@ class FitInProgress(RuntimeError):
         self.shop_id, self.holder = shop_id, holder
 
 
+class CleanupFailed(RuntimeError):
+    """The new version serves, but a step after that (deleting older artifacts, refreshing
+    the lists of shoppers who ordered during the fit) failed: ``__cause__`` says why."""
+
+    def __init__(self, version: ModelVersion, error: Exception) -> None:
+        super().__init__(f"version {version.version} serves; cleanup failed: "
+                         f"{type(error).__name__}: {error}")
+        self.version, self.error = version, error
+
+
 def fit_lease_name(shop_id: str) -> str:
     """The lease a fit of ``shop_id`` holds (``scheduler_leases``, the database's clock)."""
     return f"train:{shop_id}"
@@ -193,8 +203,11 @@ def _fit(shop_id: str, show_progress: bool) -> ModelVersion:
         _train(version, show_progress)
     except Exception as err:
         db.session.rollback()
-        if version.status != "ready":  # a step after it serves (cleanup) does not unserve it
-            _record_failure(version, err)
+        if version.status == "ready":  # a step after it serves (cleanup) does not unserve it
+            log.exception("training.cleanup_failed", extra={"shop_id": shop_id,
+                                                            "version": version.version})
+            raise CleanupFailed(version, err) from err
+        _record_failure(version, err)
         log.exception("training.failed", extra={"shop_id": shop_id, "version": version.version})
         raise
     log.info("training.done", extra={"shop_id": shop_id, "version": version.version,

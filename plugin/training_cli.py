@@ -25,7 +25,7 @@ def train(shop_ids: tuple[str, ...], all_shops: bool, quiet: bool, wait: bool) -
     from plugin.extensions import db
     from plugin.models import Shop
     from plugin.shops import get_shop
-    from plugin.training import FitInProgress, train_shop
+    from plugin.training import CleanupFailed, FitInProgress, train_shop
 
     if all_shops:
         shop_ids = tuple(db.session.scalars(sa.select(Shop.id).where(Shop.status == "active")))
@@ -38,12 +38,19 @@ def train(shop_ids: tuple[str, ...], all_shops: bool, quiet: bool, wait: bool) -
             raise click.ClickException(f"unknown shop {shop_id}") from None
     failed: list[str] = []
     busy: list[str] = []
+    unclean: list[str] = []
     for shop_id in shop_ids:
         try:
             version = train_shop(shop_id, show_progress=not quiet, wait=wait)
         except FitInProgress as err:
             click.echo(f"{shop_id}: not trained: {err}; rerun with --wait to wait for it", err=True)
             busy.append(shop_id)
+            continue
+        except CleanupFailed as err:  # trained and served: only a step after it failed
+            click.echo(f"{shop_id}: version {err.version.version} ({err.version.algorithm}) "
+                       f"serves; cleanup failed: {type(err.error).__name__}: {err.error}",
+                       err=True)
+            unclean.append(shop_id)
             continue
         except Exception as err:  # recorded as a failed version and logged; the others go on
             click.echo(f"{shop_id}: training failed ({type(err).__name__}: {err})", err=True)
@@ -54,6 +61,8 @@ def train(shop_ids: tuple[str, ...], all_shops: bool, quiet: bool, wait: bool) -
                    f"{m.get('purchases', 0)} purchases, {m.get('shoppers', 0)} shoppers, "
                    f"{m.get('cache_rows', 0)} cached, fit {m.get('fit_seconds', 0)} s")
     problems = ([f"training failed for {', '.join(failed)}"] if failed else []) + (
-        [f"another fit was running for {', '.join(busy)}"] if busy else [])
+        [f"another fit was running for {', '.join(busy)}"] if busy else []) + (
+        [f"cleanup failed after the new version went live for {', '.join(unclean)}"]
+        if unclean else [])
     if problems:
         raise click.ClickException("; ".join(problems))

@@ -337,8 +337,9 @@ def test_a_failure_after_the_version_serves_does_not_unserve_it(app, store, monk
         raise OSError("disk")
 
     monkeypatch.setattr(training, "_delete_older_artifacts", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(training.CleanupFailed) as raised:
         training.train_shop(store.id)
+    assert isinstance(raised.value.__cause__, OSError)
     version = db.session.query(ModelVersion).one()
     assert version.status == "ready"
     assert training.active_version(store.id).id == version.id
@@ -478,3 +479,20 @@ def test_the_dashboard_says_the_shops_fits_keep_failing(app, client, store):
     html = client.get("/admin/").get_data(as_text=True)
     assert "The last 2 fits of this shop failed" in html
     assert "MemoryError" in html and "the next automatic fit waits until" in html
+
+
+def test_train_command_says_the_new_version_serves_when_only_cleanup_failed(runner, store,
+                                                                           monkeypatch):
+    from plugin.training_cli import train
+
+    def broken(version):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(training, "_delete_older_artifacts", broken)
+    result = runner.invoke(train, ["--shop", store.id, "--quiet"])
+    version = training.active_version(store.id)
+    assert result.exit_code == 1
+    assert (f"{store.id}: version {version.version} ({version.algorithm}) serves; "
+            "cleanup failed: OSError: disk full") in result.output
+    assert "training failed" not in result.output
+    assert f"cleanup failed after the new version went live for {store.id}" in result.output
