@@ -449,9 +449,9 @@ def refresh_shoppers(shop_id: str, shopper_ids: Iterable[str]) -> int:
         db.session.commit()  # the API falls back to popular items for them
         return 0
     exclude = bought_since(shop_id, ids, version.trained_until)
-    for shopper in ids:  # orders dated before the fit's end that arrived after it
-        exclude.setdefault(shopper, set()).update(
-            sources.owned_durables(shop_id, version, shopper))
+    # orders dated before the fit's end that arrived after it: one query, not one per shopper
+    for shopper, durables in sources.owned_durables_of(shop_id, version, ids).items():
+        exclude.setdefault(shopper, set()).update(durables)
     rows = _cache_rows(version, model.recommender, ids, cache_size(), exclude=exclude,
                        forget=sources.bought_for_others(shop_id, ids, version.trained_until))
     db.session.execute(sa.insert(RecommendationCache), rows)

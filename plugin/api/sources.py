@@ -232,21 +232,40 @@ def owned_durables(shop_id: str, version: ServedVersion | ModelVersion | None,
 
 def _owned_durables(shop_id: str, version: ServedVersion | ModelVersion,
                     customer_id: str) -> set[str]:
+    return owned_durables_of(shop_id, version, [customer_id]).get(customer_id, set())
+
+
+#: Shoppers per query of ``owned_durables_of`` (bound parameters stay well under limits).
+DURABLES_CHUNK = 1000
+
+
+def owned_durables_of(shop_id: str, version: ServedVersion | ModelVersion,
+                      customer_ids: Iterable[str]) -> dict[str, set[str]]:
+    """``owned_durables`` of many customers in one query per ``DURABLES_CHUNK`` of them
+    (the refresh of shoppers with new orders ran one query per shopper)."""
     model = model_store.get_model(shop_id, version.id, version.artifact_dir)
     repurchase = getattr(model.recommender, "repurchase_", None) if model is not None else None
-    if repurchase is None:
-        return set()
-    bought = db.session.scalars(sa.select(Interaction.product_external_id).distinct().where(
-        Interaction.shop_id == shop_id, Interaction.shopper_id == customer_id,
-        Interaction.kind == "purchase",
-        Interaction.subprofile_id.is_(None))).all()  # bought for someone else: not theirs
+    ids = sorted({str(c) for c in customer_ids})
+    if repurchase is None or not ids:
+        return {}
     data = repurchase.data_
-    known = [(item, data.item_index(item)) for item in bought]
-    known = [(item, i) for item, i in known if i is not None]
-    if not known:
-        return set()
-    durable = repurchase.is_durable(np.array([i for _, i in known], np.int64))
-    return {item for (item, _), d in zip(known, durable, strict=True) if d}
+    out: dict[str, set[str]] = {}
+    for start in range(0, len(ids), DURABLES_CHUNK):
+        rows = db.session.execute(
+            sa.select(Interaction.shopper_id, Interaction.product_external_id).distinct()
+            .where(Interaction.shop_id == shop_id,
+                   Interaction.shopper_id.in_(ids[start:start + DURABLES_CHUNK]),
+                   Interaction.kind == "purchase",
+                   Interaction.subprofile_id.is_(None))).all()  # bought for someone else
+        known = [(shopper, item, data.item_index(item)) for shopper, item in rows]
+        known = [(shopper, item, i) for shopper, item, i in known if i is not None]
+        if not known:
+            continue
+        durable = repurchase.is_durable(np.array([i for _, _, i in known], np.int64))
+        for (shopper, item, _), d in zip(known, durable, strict=True):
+            if d:
+                out.setdefault(shopper, set()).add(item)
+    return out
 
 
 def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:

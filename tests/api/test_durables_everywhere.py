@@ -117,3 +117,36 @@ def test_a_durable_bought_for_a_subprofile_is_not_the_buyers_own(seat_api, seat_
     db.session.commit()
     assert "seat" in ids(seat_api.recs(n=11, headers=fresh))
     assert "seat" in ids(seat_api.recs("product", product_id="p1", n=8, headers=fresh))
+
+
+def test_refreshing_many_shoppers_reads_their_durables_in_one_query(seat_api, seat_shop):
+    """The hourly refresh of shoppers with new orders ran one durables query per shopper."""
+    import sqlalchemy as sa
+
+    from plugin.models import RecommendationCache
+    from plugin.training import refresh_shoppers
+
+    add_order(seat_shop.id, "fresh", "o-late", ["seat"], T0 + timedelta(hours=1))
+    db.session.commit()
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    def run(shoppers: list[str]) -> int:
+        statements.clear()
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            refresh_shoppers(seat_shop.id, shoppers)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+        return len(statements)
+
+    few = run(["fresh", "c00"])
+    many = run(["fresh", *(f"c{c:02d}" for c in range(20))])
+    assert many == few  # not one more query per shopper
+    rows = dict(db.session.execute(sa.select(RecommendationCache.shopper_id,
+                                             RecommendationCache.items).where(
+        RecommendationCache.shop_id == seat_shop.id)).all())
+    assert "seat" not in [i for i, *_ in rows["fresh"]]  # the late durable, still left out
+    assert all("seat" not in [i for i, *_ in rows[f"c{c:02d}"]] for c in range(20))
