@@ -55,19 +55,49 @@ def new_recommender() -> BaseRecommender:
     return ShopkeeperRecommender()
 
 
+#: Purchase rows fetched per round trip by ``load_interactions``.
+LOAD_BATCH = 50_000
+
+
 def load_interactions(shop_id: str) -> Interactions:
     """Server-verified purchases of the main profiles plus the live catalog of one shop.
 
     Sub-profile purchases (gifts, someone else's basket) are left out so they do not shape
     the buyer's own recommendations; widget-reported events are not purchases.
+
+    Rows are streamed ``LOAD_BATCH`` at a time into numpy columns, and each id's text is
+    kept once however many rows repeat it: all rows as Python tuples plus a Python list
+    per column took about twice the memory of the fit itself on a large shop.
     """
-    rows = db.session.execute(
+    result = db.session.execute(
         sa.select(Interaction.shopper_id, Interaction.product_external_id,
                   Interaction.occurred_at, Interaction.order_external_id,
                   Interaction.quantity, Interaction.price)
         .where(Interaction.shop_id == shop_id, Interaction.kind == "purchase",
                Interaction.subprofile_id.is_(None))
-    ).all()
+        .execution_options(yield_per=LOAD_BATCH))
+    texts: dict[str, str] = {}
+    one = texts.setdefault  # one str object per distinct id, not one per row
+    columns: list[list[np.ndarray]] = [[], [], [], [], [], []]
+    for part in result.partitions():
+        n = len(part)
+        users = [one(r[0], r[0]) for r in part]
+        times = [r[2] for r in part]
+        for column, values in zip(columns, (
+                users, [one(r[1], r[1]) for r in part],
+                np.fromiter((t.timestamp() for t in times), np.float64, count=n),
+                [one(b, b) for b in (r[3] or f"{u}@{t.isoformat()}"
+                                     for r, u, t in zip(part, users, times, strict=True))],
+                np.fromiter((r[4] for r in part), np.float32, count=n),
+                np.fromiter((np.nan if r[5] is None else float(r[5]) for r in part),
+                            np.float64, count=n)), strict=True):
+            column.append(values if isinstance(values, np.ndarray)
+                          else np.asarray(values, dtype=object))
+        del part, users, times
+    users, items, timestamps, baskets, quantities, prices = (
+        np.concatenate(c) if c else np.empty(0, dtype=object if k in (0, 1, 3) else np.float64)
+        for k, c in enumerate(columns))
+    del columns, texts
     products = db.session.execute(
         sa.select(Product.external_id, Product.title, Product.description, Product.categories,
                   Product.tags, Product.price, Product.available)
@@ -77,15 +107,8 @@ def load_interactions(shop_id: str) -> Interactions:
                                "categories": p.categories or [], "tags": p.tags or [],
                                "price": None if p.price is None else float(p.price),
                                "available": p.available} for p in products}
-    return Interactions.from_arrays(
-        [r.shopper_id for r in rows], [r.product_external_id for r in rows],
-        [r.occurred_at.timestamp() for r in rows],
-        baskets=[r.order_external_id or f"{r.shopper_id}@{r.occurred_at.isoformat()}"
-                 for r in rows],
-        quantities=[r.quantity for r in rows],
-        prices=[np.nan if r.price is None else float(r.price) for r in rows],
-        catalog=catalog,
-    )
+    return Interactions.from_arrays(users, items, timestamps, baskets=baskets,
+                                    quantities=quantities, prices=prices, catalog=catalog)
 
 
 def popular_items(data: Interactions, size: int = POPULAR_SIZE,
