@@ -12,14 +12,14 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, current_app
 from tqdm import tqdm
 
 from plugin import cache as redis_cache
@@ -154,20 +154,27 @@ def fit_lease_name(shop_id: str) -> str:
     return f"train:{shop_id}"
 
 
-def train_shop(shop_id: str, *, show_progress: bool = False, wait: bool = False) -> ModelVersion:
+def train_shop(shop_id: str, *, show_progress: bool = False, wait: bool = False,
+               on_wait: Callable[[FitInProgress], None] | None = None) -> ModelVersion:
     """Fit the shop's model, save artifacts, refresh every shopper's cached top-N.
 
     One fit per shop at a time: the shop's lease is taken first. When another process
-    holds it, raises ``FitInProgress``, or with ``wait`` tries again until it is free.
+    holds it, raises ``FitInProgress``, or with ``wait`` tries again until it is free
+    (calling ``on_wait`` once, before the first wait).
     """
     from plugin.webhooks.inbox import worker_name
 
     name = fit_lease_name(shop_id)
     holder = f"{worker_name()}:{secrets.token_hex(4)}"[-128:]
     ttl = float(current_app.config.get("TRAINING_LEASE_SECONDS", TRAINING_LEASE_SECONDS))
+    waited = False
     while not lease.acquire(name, holder, ttl):
+        busy = FitInProgress(shop_id, lease.holder_of(name))
         if not wait:
-            raise FitInProgress(shop_id, lease.holder_of(name))
+            raise busy
+        if not waited and on_wait is not None:
+            on_wait(busy)
+        waited = True
         time.sleep(WAIT_POLL_SECONDS)
     keeper = _LeaseKeeper(current_app._get_current_object(), name, holder, ttl)
     keeper.start()
@@ -187,7 +194,7 @@ class _LeaseKeeper:
     """Renews a fit's lease from a thread (with its own app context and session) every
     third of its time, however long the fit's steps take."""
 
-    def __init__(self, app: object, name: str, holder: str, ttl: float) -> None:
+    def __init__(self, app: Flask, name: str, holder: str, ttl: float) -> None:
         self.app, self.name, self.holder, self.ttl = app, name, holder, ttl
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{name}", daemon=True)

@@ -41,7 +41,8 @@ def train(shop_ids: tuple[str, ...], all_shops: bool, quiet: bool, wait: bool) -
     unclean: list[str] = []
     for shop_id in shop_ids:
         try:
-            version = train_shop(shop_id, show_progress=not quiet, wait=wait)
+            version = train_shop(shop_id, show_progress=not quiet, wait=wait,
+                                 on_wait=_say_waiting)
         except FitInProgress as err:
             click.echo(f"{shop_id}: not trained: {err}; rerun with --wait to wait for it", err=True)
             busy.append(shop_id)
@@ -66,3 +67,8 @@ def train(shop_ids: tuple[str, ...], all_shops: bool, quiet: bool, wait: bool) -
         if unclean else [])
     if problems:
         raise click.ClickException("; ".join(problems))
+
+
+def _say_waiting(busy: Exception) -> None:
+    """``--wait``: say once that the shop is busy, so a silent pause is not a hang."""
+    click.echo(f"{getattr(busy, 'shop_id', '?')}: {busy}; waiting for it to end", err=True)

@@ -398,6 +398,8 @@ def test_train_command_skips_a_shop_another_fit_holds_unless_waiting(runner, sto
     result = runner.invoke(train, ["--shop", store.id, "--quiet", "--wait"])
     assert result.exit_code == 0, result.output
     assert waited and f"{store.id}: version" in result.output
+    assert f"{store.id}: another fit of shop {store.id} is running (worker-1:7:beef); " \
+        "waiting for it to end" in result.output
 
 
 def test_a_long_fit_keeps_renewing_its_shop_lease(app, store, monkeypatch):
