@@ -2,7 +2,8 @@
 
 Credentials: ``shop_domain`` (``x.myshopify.com``), ``access_token`` (offline token),
 ``webhook_secret`` (the app's client secret, which signs webhooks), ``extra["api_key"]``
-(client id) and ``extra["currency"]`` (shop currency, set at install).
+(client id), ``extra["currency"]`` (shop currency) and ``extra["timezone"]`` (the shop's
+IANA time zone, ``shop.ianaTimezone``), both read at install.
 """
 
 from __future__ import annotations
@@ -137,17 +138,19 @@ class ShopifyConnector(Connector):
     def complete_install(
         self, params: Mapping[str, str], *, expected_state: str | None = None
     ) -> Credentials:
-        """Verify the callback (shop, hmac, state), exchange the code, read the currency."""
+        """Verify the callback (shop, hmac, state), exchange the code, read the currency and
+        time zone (one query)."""
         api_key, secret = self._app_keys()
         shop = install.verify_oauth_callback(params, secret, expected_state=expected_state)
         token = install.exchange_code(
             self.session, shop, api_key=api_key, api_secret=secret, code=params.get("code", "")
         )
         client = gql.ShopifyGraphQL(self.session, shop, token["access_token"])
-        currency = (client.execute(gql.SHOP_QUERY).get("shop") or {}).get("currencyCode")
+        about = client.execute(gql.SHOP_QUERY).get("shop") or {}
         extra = {"api_key": api_key, "scope": token["scope"]}
-        if currency:
-            extra["currency"] = currency
+        for key, field in (("currency", "currencyCode"), ("timezone", "ianaTimezone")):
+            if isinstance(about.get(field), str) and about[field]:
+                extra[key] = about[field]
         return Credentials(
             shop_domain=shop,
             access_token=token["access_token"],

@@ -107,7 +107,7 @@ query Orders($first: Int!, $after: String, $query: String) {
   }
 }""" + LINE_FIELDS
 
-SHOP_QUERY = "query { shop { currencyCode } }"
+SHOP_QUERY = "query { shop { currencyCode ianaTimezone } }"
 
 
 def throttle_delay(response: requests.Response) -> float | None:

@@ -15,6 +15,7 @@ from plugin.admin.schemas import (
     RecommendationsSchema,
     RepurchaseOverrideSchema,
     RuleSchema,
+    ShopSchema,
     SubprofilesSchema,
     WidgetsSchema,
 )
@@ -26,6 +27,7 @@ SECTIONS = {
     "offers": OffersSchema,
     "privacy": PrivacySchema,
     "origins": OriginsSchema,
+    "shop": ShopSchema,
 }
 BOOLEANS = {"for_you_enabled", "subprofiles_enabled", "offers_enabled", "prompt_enabled",
             "consent_required"}

@@ -16,6 +16,7 @@ from marshmallow import (
 )
 
 from plugin.fields import BoundedDecimal
+from plugin.localtime import DEFAULT_TIMEZONE, zone_named
 
 PLACEMENTS = ("for_you", "product", "cart", "reorder")
 SOURCES = ("repurchase", "personal", "itemknn", "collaborative", "content", "segments",
@@ -140,6 +141,20 @@ class OriginsSchema(_Section):
             _origin(value)
 
 
+class ShopSchema(_Section):
+    """The shop itself: its time zone cuts the dashboard's days at local midnight."""
+
+    timezone = fields.String(load_default=DEFAULT_TIMEZONE,
+                             validate=validate.Length(max=64, error="Longer than {max} "
+                                                                     "characters."))
+
+    @validates("timezone")
+    def _check_timezone(self, value: str, **kwargs: Any) -> None:
+        if zone_named(value) is None:
+            raise ValidationError(f"{value!r} is not a time zone name; use an IANA name such "
+                                  "as America/Los_Angeles, Europe/Paris or UTC.")
+
+
 class SettingsSchema(_Section):
     """The whole settings document stored in ``Shop.settings`` (section keys flattened
     where serving code already reads them)."""
@@ -154,6 +169,7 @@ class SettingsSchema(_Section):
     offers = fields.Nested(OffersSchema, load_default=dict)
     privacy = fields.Nested(PrivacySchema, load_default=dict)
     origins = fields.Nested(OriginsSchema, load_default=dict)
+    shop = fields.Nested(ShopSchema, load_default=dict)
 
 
 def normalise_origin(value: str) -> str:

@@ -15,6 +15,7 @@ from plugin import crypto, shops
 from plugin.admin.schemas import SettingsSchema, normalise_origin
 from plugin.errors import BadRequest, NotFound
 from plugin.extensions import db
+from plugin.localtime import DEFAULT_TIMEZONE
 from plugin.models import Shop
 from plugin.offers.service import withdraw_unaccepted
 from plugin.offers.settings import guardrails_from
@@ -25,6 +26,7 @@ FLAT = {
     "recommendations": ("sources", "diversity", "holdout_share"),
     "privacy": ("consent_required", "retention_days"),
     "origins": ("allowed_origins", "admin_origin"),
+    "shop": ("timezone",),
 }
 NESTED = ("subprofiles", "offers")
 LISTS = ("merchandising", "repurchase_overrides")
@@ -70,6 +72,7 @@ def save(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, Any]:
     after["allowed_origins"] = [normalise_origin(o) for o in after["allowed_origins"]]
     if after.get("admin_origin"):
         after["admin_origin"] = normalise_origin(after["admin_origin"])
+    _keep_zone_unchosen(before, after)
     for section in NESTED:
         after[section] = {**(before.get(section) or {}), **_jsonable(data[section])}
     for section in LISTS:
@@ -90,6 +93,13 @@ def save(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, Any]:
     db.session.commit()
     _forget_api_caches()
     return current(shop)
+
+
+def _keep_zone_unchosen(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Saving the form with the default zone shown is not choosing it: leave it unset so
+    an install can still fill in the platform's zone (Shopify's ``ianaTimezone``)."""
+    if "timezone" not in before and after.get("timezone") == DEFAULT_TIMEZONE:
+        after.pop("timezone", None)
 
 
 def _guardrails_changed(before: Any, after: Any) -> bool:

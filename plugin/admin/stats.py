@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from plugin.currency import same_currency, shop_currency
 from plugin.extensions import db
+from plugin.localtime import day_start, shop_zone
 from plugin.models import (
     Impression,
     Installation,
@@ -21,25 +24,60 @@ from plugin.models import (
 )
 from plugin.models.types import utcnow
 
-__all__ = ["activity_end", "connector_status", "daily_series", "model_summary", "offer_cost",
-           "recommendations_ab", "shop_currency", "totals"]
+__all__ = ["activity_end", "connector_status", "daily_series", "local_window", "model_summary",
+           "offer_cost", "recommendations_ab", "shop_currency", "totals"]
 
 
-def _daily(query: sa.Select, column: Any, since: datetime) -> dict[date, float]:
-    day = sa.func.date(column)
-    rows = db.session.execute(query.add_columns(day).group_by(day))
-    out: dict[date, float] = {}
-    for value, d in rows:
-        key = d if isinstance(d, date) else date.fromisoformat(str(d))
-        out[key] = float(value or 0)
+#: Rows are summed per quarter hour of UTC in SQL, then each quarter hour is put on its
+#: local day in Python. Every zone's offset is a whole number of quarter hours (+5:45,
+#: -3:30 ...), so no quarter hour straddles a local midnight, DST days included.
+SLOT_SECONDS = 900
+
+
+def _slot(column: Any) -> sa.ColumnElement[Any]:
+    """The quarter hour a naive-UTC timestamp falls in: its start on PostgreSQL (``date_bin``,
+    14+, as cheap as ``date()``), its number (epoch seconds // 900) on SQLite, which divides
+    integers as integers. Literal SQL throughout, so PostgreSQL sees one expression in
+    SELECT and GROUP BY."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return sa.func.date_bin(sa.literal_column("interval '15 minutes'"), column,
+                                sa.literal_column("timestamp '2000-01-01'"))
+    seconds = sa.cast(sa.func.strftime(sa.literal_column("'%s'"), column), sa.Integer)
+    return seconds.op("/")(sa.literal_column(str(SLOT_SECONDS)))
+
+
+def _slot_start(value: datetime | int) -> datetime:
+    """Aware UTC start of a quarter hour as ``_slot`` returns it."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(int(value) * SLOT_SECONDS, UTC)
+
+
+def _daily(query: sa.Select, column: Any, zone: ZoneInfo) -> dict[date, float]:
+    """``query``'s aggregate per local day of ``column``: at most 96 rows a day leave the
+    database however many rows the window holds."""
+    slot = _slot(column)
+    out: dict[date, float] = defaultdict(float)
+    for value, start in db.session.execute(query.add_columns(slot).group_by(slot)):
+        out[_slot_start(start).astimezone(zone).date()] += float(value or 0)
     return out
+
+
+def local_window(now: datetime, days: int, zone: ZoneInfo) -> tuple[list[date], datetime]:
+    """The last ``days`` local days up to the one ``now`` falls on, and the instant the
+    first begins (aware UTC): "today" starts at the shop's midnight, not UTC's."""
+    today = now.astimezone(zone).date()
+    days_list = [today - timedelta(days=days - 1 - k) for k in range(days)]
+    return days_list, day_start(days_list[0], zone)
 
 
 def daily_series(shop_id: str, days: int = 30, *, now: datetime | None = None
                  ) -> dict[str, Any]:
-    """Per-day impressions, clicks, add-to-carts, orders and revenue for the charts."""
+    """Per local day (the shop's time zone): impressions, clicks, add-to-carts, orders and
+    revenue for the charts."""
     now = now or utcnow()
-    since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    zone = shop_zone(shop_id)
+    days_list, since = local_window(now, days, zone)
     Imp, X, Ord = Impression, Interaction, Order
     end = now + timedelta(seconds=1)
     currency = shop_currency(shop_id)
@@ -48,27 +86,27 @@ def daily_series(shop_id: str, days: int = 30, *, now: datetime | None = None
     series = {
         "impressions": _daily(sa.select(sa.func.count(Imp.id)).where(
             Imp.shop_id == shop_id, Imp.created_at >= since, Imp.created_at < end),
-            Imp.created_at, since),
+            Imp.created_at, zone),
         "clicks": _daily(sa.select(sa.func.count(X.id)).where(
             X.shop_id == shop_id, X.kind == "click", X.occurred_at >= since,
-            X.occurred_at < end), X.occurred_at, since),
+            X.occurred_at < end), X.occurred_at, zone),
         "add_to_carts": _daily(sa.select(sa.func.count(X.id)).where(
             X.shop_id == shop_id, X.kind == "add_to_cart", X.occurred_at >= since,
-            X.occurred_at < end), X.occurred_at, since),
+            X.occurred_at < end), X.occurred_at, zone),
         "orders": _daily(sa.select(sa.func.count(Ord.id)).where(
             Ord.shop_id == shop_id, Ord.cancelled.is_(False), Ord.created_at >= since,
-            Ord.created_at < end), Ord.created_at, since),
+            Ord.created_at < end), Ord.created_at, zone),
         "revenue": _daily(sa.select(sa.func.coalesce(sa.func.sum(Ord.total), 0)).where(
             Ord.shop_id == shop_id, Ord.cancelled.is_(False), Ord.created_at >= since,
-            Ord.created_at < end, same_money), Ord.created_at, since),
+            Ord.created_at < end, same_money), Ord.created_at, zone),
     }
     other = db.session.execute(
         sa.select(sa.func.upper(Ord.currency), sa.func.sum(Ord.total)).where(
             Ord.shop_id == shop_id, Ord.cancelled.is_(False), Ord.created_at >= since,
             Ord.created_at < end, ~same_money)
         .group_by(sa.func.upper(Ord.currency)).order_by(sa.func.upper(Ord.currency))).all()
-    days_list = [(since + timedelta(days=k)).date() for k in range(days)]
-    return {"days": days_list, "end": now, "currency": currency,
+    return {"days": days_list, "end": now.astimezone(zone), "timezone": zone.key,
+            "currency": currency,
             "other_revenue": {code: Decimal(str(total or 0)).quantize(Decimal("0.01"))
                               for code, total in other},
             **{name: [values.get(d, 0.0) for d in days_list] for name, values in series.items()}}

@@ -134,7 +134,8 @@ def dashboard() -> ResponseReturnValue:
     status = stats.connector_status(shop)
     return _render(
         "admin/dashboard.html",
-        totals=stats.totals(series), ab=ab, window_end=end, offers=offers,
+        totals=stats.totals(series), ab=ab, window_end=series["end"],
+        timezone=series["timezone"], offers=offers,
         offer_cost=stats.offer_cost(shop.id), model=stats.model_summary(shop.id),
         fit_failures=_fit_failures(shop.id),
         engagement_chart=charts.line_chart(

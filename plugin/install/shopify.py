@@ -25,6 +25,7 @@ from plugin import shops
 from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized
 from plugin.extensions import db
 from plugin.install.records import upsert_installation
+from plugin.localtime import adopt_platform_zone
 from plugin.models import Shop
 from plugin.webhooks.receive import receive_webhook
 
@@ -156,6 +157,7 @@ def finish_install(params: Mapping[str, str], expected_state: str | None) -> Sho
         raise UpstreamError("Shopify could not be reached to finish the install; "
                             "try again.") from None
     shop, created = upsert_installation("shopify", credentials.shop_domain, credentials)
+    adopt_platform_zone(shop, credentials.extra.get("timezone"))  # unless the merchant chose
     uri = absolute_url(current_app.config["PUBLIC_URL"], load_manifest()["urls"]["webhooks"],
                        connector="shopify", shop_id=shop.id)
     try:

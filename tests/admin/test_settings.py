@@ -205,6 +205,7 @@ EVERY_FIELD = {
     ("privacy", "retention_days"): ("1", "greater than or equal to 30"),
     ("origins", "allowed_origins"): ("https://ok.example\nshop", "line 2: 'shop' is not an"),
     ("origins", "admin_origin"): ("ftp://x.example", "is not an origin"),
+    ("shop", "timezone"): ("America/Los Angeles", "is not a time zone name; use an IANA"),
 }
 
 

@@ -528,12 +528,13 @@ def test_complete_install_exchanges_code_and_reads_currency() -> None:
                   match=[responses.matchers.json_params_matcher(
                       {"client_id": API_KEY, "client_secret": SECRET, "code": "c0de"})])
         rsps.post(f"https://my-shop.myshopify.com/admin/api/{API_VERSION}/graphql.json",
-                  json={"data": {"shop": {"currencyCode": "GBP"}}})
+                  json={"data": {"shop": {"currencyCode": "GBP",
+                                          "ianaTimezone": "Europe/London"}}})
         creds = conn.complete_install(_signed_callback(), expected_state="n0nce")
     assert creds.shop_domain == "my-shop.myshopify.com"
     assert creds.access_token == "shpat_abc" and creds.webhook_secret == SECRET
     assert creds.extra == {"api_key": API_KEY, "scope": "read_products,write_discounts",
-                           "currency": "GBP"}
+                           "currency": "GBP", "timezone": "Europe/London"}
 
 
 def test_complete_install_refused_exchange_is_auth_failed() -> None:

@@ -48,9 +48,10 @@ SUBSCRIBED = {"data": {"webhookSubscriptionCreate": {
     "webhookSubscription": {"id": "gid://shopify/WebhookSubscription/1"}, "userErrors": []}}}
 
 
-def mock_exchange(rsps) -> None:
+def mock_exchange(rsps, zone: str = "America/Los_Angeles") -> None:
     rsps.post(TOKEN_URL, json={"access_token": "shpat_live", "scope": "read_products"})
-    rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "EUR"}}})
+    # Shop.currencyCode (CurrencyCode!) and Shop.ianaTimezone (String!), as documented
+    rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "EUR", "ianaTimezone": zone}}})
     rsps.post(GRAPHQL, json=SUBSCRIBED)  # one per topic, same answer
 
 
@@ -61,12 +62,15 @@ def test_install_creates_shop_with_credentials(install_client, app) -> None:
         response = install_client.get("/install/shopify/callback",
                                       query_string=callback_params(state))
         subscriptions = [json.loads(c.request.body)["variables"] for c in rsps.calls[2:]]
+        shop_query = json.loads(rsps.calls[1].request.body)["query"]
     assert response.status_code == 302
     assert response.headers["Location"].startswith(f"https://{SHOP}/admin/apps/")
     shop = db.session.scalar(db.select(shops.Shop).filter_by(platform="shopify", domain=SHOP))
     creds = shops.credentials_for(shop)
     assert creds.access_token == "shpat_live" and creds.webhook_secret == SECRET
     assert creds.extra["currency"] == "EUR"
+    assert shop.settings["timezone"] == "America/Los_Angeles"  # the dashboard's days
+    assert "currencyCode" in shop_query and "ianaTimezone" in shop_query  # one query
     assert {v["sub"]["uri"] for v in subscriptions} == {
         f"https://sk.example/webhooks/shopify/{shop.id}"}
     topics = {v["topic"] for v in subscriptions}
@@ -80,7 +84,8 @@ def test_refused_subscriptions_fail_the_install(install_client) -> None:
                                                       "userErrors": [{"message": "Invalid"}]}}}
     with responses.RequestsMock() as rsps:
         rsps.post(TOKEN_URL, json={"access_token": "shpat_live", "scope": "read_products"})
-        rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "EUR"}}})
+        rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "EUR",
+                                                   "ianaTimezone": "Europe/Berlin"}}})
         rsps.post(GRAPHQL, json=refused)
         response = install_client.get("/install/shopify/callback",
                                       query_string=callback_params(state))
@@ -153,6 +158,31 @@ def test_reinstall_reactivates_the_same_shop(install_client) -> None:
     again = db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP))
     assert again.id == shop.id and again.status == "active"
     assert shops.credentials_for(again).access_token == "shpat_live"
+
+
+def test_reinstall_keeps_the_time_zone_the_merchant_chose(install_client) -> None:
+    _install(install_client)
+    shop = db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP))
+    assert shop.settings["timezone"] == "America/Los_Angeles"
+    shop.settings = {**shop.settings, "timezone": "Europe/Paris"}  # the merchant's choice
+    shops.mark_uninstalled(shop)
+    db.session.commit()
+    _install(install_client)
+    db.session.expire_all()
+    assert shops.get_shop(shop.id).settings["timezone"] == "Europe/Paris"
+
+
+def test_a_time_zone_zoneinfo_does_not_know_is_not_stored(install_client) -> None:
+    state = start(install_client)
+    with responses.RequestsMock() as rsps:
+        mock_exchange(rsps, zone="Pacific/Atlantis")
+        assert install_client.get("/install/shopify/callback",
+                                  query_string=callback_params(state)).status_code == 302
+    shop = db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP))
+    assert "timezone" not in (shop.settings or {})  # the dashboard stays on UTC
+    _install(install_client)  # a reinstall that reads a known zone fills it in
+    db.session.expire_all()
+    assert shops.get_shop(shop.id).settings["timezone"] == "America/Los_Angeles"
 
 
 def post_app_webhook(client, topic: str, body: bytes, secret: str = SECRET):

@@ -1,0 +1,52 @@
+"""The shop's time zone: "per day" means the merchant's day, not UTC's.
+
+Timestamps stay naive UTC in the database; only what is shown per day (the dashboard's
+figures and charts, its window) is cut at the shop's local midnight. The zone is the
+``timezone`` setting (an IANA name), "UTC" until the merchant or the platform sets one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from plugin.extensions import db
+from plugin.models import Shop
+
+DEFAULT_TIMEZONE = "UTC"
+
+
+def zone_named(name: object) -> ZoneInfo | None:
+    """The zone for an IANA name, or None for anything zoneinfo does not know (a typo,
+    "PST", a path, an empty string)."""
+    if not isinstance(name, str) or not name.strip():
+        return None
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def shop_zone(shop_id: str) -> ZoneInfo:
+    """The shop's zone; UTC when none is set or the stored name is no longer known (a
+    tzdata without it), so a dashboard always renders."""
+    shop = db.session.get(Shop, shop_id)
+    name = (shop.settings or {}).get("timezone") if shop else None
+    return zone_named(name) or ZoneInfo(DEFAULT_TIMEZONE)
+
+
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The first instant (aware UTC) of ``day`` in ``zone``. A midnight that a DST change
+    skips resolves to the moment the day begins; a repeated one to its first occurrence."""
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def adopt_platform_zone(shop: Shop, name: str | None) -> bool:
+    """Store the zone the platform reports unless the merchant chose one (or the name is
+    not one zoneinfo knows). True when it was stored."""
+    settings = dict(shop.settings or {})
+    if settings.get("timezone") or zone_named(name) is None:
+        return False
+    settings["timezone"] = str(name).strip()
+    shop.settings = settings
+    return True
