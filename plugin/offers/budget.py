@@ -6,12 +6,13 @@ reservation, so freeing yesterday's unused discount does not inflate today's bud
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
 
 from plugin.extensions import db
+from plugin.localtime import day_start, shop_zone
 from plugin.models import Offer, OfferLedgerEntry
 from plugin.offers.settings import Guardrails
 
@@ -24,10 +25,16 @@ def _spent_since(shop_id: str, since: datetime) -> Decimal:
 
 
 def remaining(shop_id: str, rails: Guardrails, now: datetime) -> tuple[Decimal, Decimal]:
-    """Budget left today and this month (UTC), never below zero."""
-    now = now.astimezone(UTC)
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    month = day.replace(day=1)
+    """Budget left today and this month, never below zero.
+
+    Days and months are the shop's (its ``timezone`` setting), as on the dashboard: a
+    merchant in Los Angeles who sets a daily budget means their day, which UTC would
+    restart at 4 or 5 pm.
+    """
+    zone = shop_zone(shop_id)
+    today = now.astimezone(zone).date()
+    day = day_start(today, zone)
+    month = day_start(today.replace(day=1), zone)
     left_day = rails.daily_budget - _spent_since(shop_id, day)
     left_month = rails.monthly_budget - _spent_since(shop_id, month)
     return max(left_day, Decimal(0)), max(left_month, Decimal(0))

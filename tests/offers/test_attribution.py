@@ -247,3 +247,23 @@ def test_a_clicked_product_on_two_lines_is_credited_with_both(app, shop):
     assert attribution.attribute(shop.id, RAILS, now=now)["clicks"] == 1
     got = attribution.uplift_report(shop.id, RAILS, now - timedelta(days=1), now)["attributed"]
     assert (got["recommendation_lines"], got["recommendation_revenue"]) == (1, Decimal("30"))
+
+
+def test_the_daily_budget_is_the_shops_day(app, shop):
+    """A Los Angeles shop's day runs from 07:00 to 07:00 UTC in summer: a discount
+    reserved at 4 pm there (23:00 UTC) still counts against the same evening's budget,
+    which a UTC day would have restarted at 5 pm."""
+    from plugin.models import OfferLedgerEntry
+    from plugin.offers import budget
+
+    shop.settings = {**(shop.settings or {}), "timezone": "America/Los_Angeles"}
+    offer = _quote(shop.id, "c1", datetime(2026, 6, 10, 23, 0, tzinfo=UTC), amount=Decimal(7))
+    db.session.flush()
+    db.session.add(OfferLedgerEntry(shop_id=shop.id, offer_id=offer.id, entry="reserve",
+                                    amount=Decimal(7),
+                                    at=datetime(2026, 6, 10, 23, 0, tzinfo=UTC)))
+    db.session.commit()
+    evening = datetime(2026, 6, 11, 5, 0, tzinfo=UTC)  # 10 pm on the 10th in Los Angeles
+    assert budget.remaining(shop.id, RAILS, evening)[0] == RAILS.daily_budget - 7
+    next_morning = datetime(2026, 6, 11, 8, 0, tzinfo=UTC)  # 1 am on the 11th there
+    assert budget.remaining(shop.id, RAILS, next_morning)[0] == RAILS.daily_budget
