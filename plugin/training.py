@@ -128,6 +128,7 @@ def popular_items(data: Interactions, size: int = POPULAR_SIZE,
 TRAINING_LEASE_SECONDS = 300
 #: Seconds between tries of ``train_shop(wait=True)`` while another fit holds the shop.
 WAIT_POLL_SECONDS = 10.0
+_sleep = time.sleep  # how --wait waits (tests replace this, not every thread's sleep)
 
 
 class FitInProgress(RuntimeError):
@@ -175,7 +176,7 @@ def train_shop(shop_id: str, *, show_progress: bool = False, wait: bool = False,
         if not waited and on_wait is not None:
             on_wait(busy)
         waited = True
-        time.sleep(WAIT_POLL_SECONDS)
+        _sleep(WAIT_POLL_SECONDS)
     keeper = _LeaseKeeper(current_app._get_current_object(), name, holder, ttl)
     keeper.start()
     try:

@@ -394,7 +394,7 @@ def test_train_command_skips_a_shop_another_fit_holds_unless_waiting(runner, sto
         waited.append(seconds)
         lease.release(name, "worker-1:7:beef")
 
-    monkeypatch.setattr(training.time, "sleep", other_fit_ends)
+    monkeypatch.setattr(training, "_sleep", other_fit_ends)
     result = runner.invoke(train, ["--shop", store.id, "--quiet", "--wait"])
     assert result.exit_code == 0, result.output
     assert waited and f"{store.id}: version" in result.output
