@@ -181,7 +181,9 @@ def test_recommender_round_trips_through_persist(app, store):
         assert loaded.recommender.recommend(shopper, 5) == in_memory.recommend(shopper, 5)
 
 
-def test_one_shop_failing_to_train_does_not_stop_the_others(app, store, monkeypatch):
+def _second_shop_and_a_first_fit_that_fails(monkeypatch) -> tuple[str, list[str]]:
+    """Another shop with history; the first shop whose data is read fails (its id goes in
+    the returned list), every later read works."""
     from tests.factories import make_shop
 
     other = make_shop()
@@ -196,9 +198,14 @@ def test_one_shop_failing_to_train_does_not_stop_the_others(app, store, monkeypa
         return real(shop_id)
 
     monkeypatch.setattr(training, "load_interactions", first_fails)
+    return other.id, failed
+
+
+def test_one_shop_failing_to_train_does_not_stop_the_others(app, store, monkeypatch):
+    other, failed = _second_shop_and_a_first_fit_that_fails(monkeypatch)
     with pytest.raises(RuntimeError):  # the job is still recorded as failed
         training.retrain_due()
-    (healthy,) = {store.id, other.id} - set(failed)
+    (healthy,) = {store.id, other} - set(failed)
     assert training.active_version(healthy) is not None
 
 
@@ -308,24 +315,12 @@ def test_models_kept_by_training_obey_the_cache_budget(app, store, monkeypatch):
 
 def test_train_all_goes_on_past_a_failing_shop(runner, store, monkeypatch):
     from plugin.training_cli import train
-    from tests.factories import make_shop
 
-    other = make_shop()
-    add_products(other.id, PRODUCTS)
-    load_history(other.id)
-    real, failed = training.load_interactions, []
-
-    def first_fails(shop_id: str):
-        if not failed:
-            failed.append(shop_id)
-            raise RuntimeError("boom")
-        return real(shop_id)
-
-    monkeypatch.setattr(training, "load_interactions", first_fails)
+    other, failed = _second_shop_and_a_first_fit_that_fails(monkeypatch)
     result = runner.invoke(train, ["--all", "--quiet"])
     assert result.exit_code == 1
     assert f"training failed for {failed[0]}" in result.output
-    (healthy,) = {store.id, other.id} - set(failed)
+    (healthy,) = {store.id, other} - set(failed)
     assert f"{healthy}: version" in result.output
     assert training.active_version(healthy) is not None
 
