@@ -171,7 +171,7 @@ def uplift_report(shop_id: str, rails: Guardrails, since: datetime, until: datet
                                           Offer.created_at, Offer.converted).where(
         Offer.shop_id == shop_id, Offer.created_at >= since, Offer.created_at < until,
         Offer.shopper_id != ERASED).order_by(Offer.created_at, Offer.id)).all()
-    undone = _cancelled_conversions(shop_id, [(q, sid, at) for q, sid, _, at, converted
+    undone = cancelled_conversions(shop_id, [(q, sid, at) for q, sid, _, at, converted
                                               in quotes if converted], window)
     shoppers: dict[str, dict[str, Any]] = {}
     for oid, sid, holdout, at, converted in quotes:
@@ -204,7 +204,7 @@ def uplift_report(shop_id: str, rails: Guardrails, since: datetime, until: datet
             "attributed": _attributed(shop_id, since, until, code)}
 
 
-def _cancelled_conversions(shop_id: str, converted: list[tuple[int, str, datetime]],
+def cancelled_conversions(shop_id: str, converted: list[tuple[int, str, datetime]],
                            window: timedelta) -> set[int]:
     """Converted quotes whose every order (the shopper's inside the window, the redeemed
     code's) has been cancelled since: the outcome was settled once, when the order came, and

@@ -235,6 +235,25 @@ def test_a_conversion_whose_order_was_cancelled_leaves_the_conversion_uplift(app
     assert after["conversion_uplift"]["estimate"] == pytest.approx(-1 / 30)
 
 
+def test_offer_learning_does_not_count_a_cancelled_conversion(app, shop):
+    """The uplift model learns from settled quotes; an order cancelled after its quote was
+    settled is no sale there either, or the model learns the discount "worked"."""
+    from plugin.offers.learning import training_rows
+
+    now = utcnow()
+    for shopper in ("c1", "c2"):
+        _quote(shop.id, shopper, now - timedelta(days=10), status="offered",
+               amount=Decimal(5))
+    cancelled = _order(shop.id, "o1", "c1", now - timedelta(days=9))
+    _order(shop.id, "o2", "c2", now - timedelta(days=9))
+    db.session.commit()
+    attribution.attribute(shop.id, RAILS, now=now)
+    assert sorted(training_rows(shop.id)[2]) == [True, True]
+    cancelled.cancelled = True
+    db.session.commit()
+    assert sorted(training_rows(shop.id)[2]) == [False, True]
+
+
 def test_a_clicked_product_on_two_lines_is_credited_with_both(app, shop):
     """The dress in two sizes is two lines of one product: the click earned both."""
     now = utcnow()
