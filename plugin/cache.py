@@ -83,6 +83,33 @@ def delete(*keys: str) -> None:
         _trip(url, err)
 
 
+def delete_after_commit(*keys: str) -> None:
+    """Invalidate keys now and again once the session's transaction commits.
+
+    Until the commit, another request still reads the rows being deleted (an erased
+    customer's cached list, a list a new order made stale) and may put them back in Redis,
+    where they would be served for their whole TTL. Deleting again after the commit closes
+    that window; a rollback leaves the keys for the next commit, which does no harm.
+    """
+    delete(*keys)
+    from sqlalchemy import event
+
+    from plugin.extensions import db
+
+    session = db.session()
+    pending: set[str] = session.info.setdefault(_PENDING, set())
+    if not pending:
+        event.listen(session, "after_commit", _delete_pending, once=True)
+    pending.update(keys)
+
+
+_PENDING = "shopkeeper_cache_delete_after_commit"
+
+
+def _delete_pending(session: Any) -> None:
+    delete(*session.info.pop(_PENDING, set()))
+
+
 def delete_prefix(prefix: str) -> None:
     """Delete every key starting with ``prefix`` (an erased shop's cached lists, keyed by
     shoppers no table names any more); skipped, like every call, without Redis."""

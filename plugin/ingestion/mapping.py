@@ -143,7 +143,7 @@ def forget_cached_recommendations(shop_id: str, shopper_id: str) -> None:
 
     db.session.execute(sa.delete(RecommendationCache).where(
         RecommendationCache.shop_id == shop_id, RecommendationCache.shopper_id == shopper_id))
-    cache.delete(cache_key(shop_id, shopper_id))
+    cache.delete_after_commit(cache_key(shop_id, shopper_id))
 
 
 def guest_shopper(order_id: str) -> str:

@@ -29,6 +29,23 @@ def test_erasure_drops_the_redis_copy_of_the_cached_list(app, api, trained):
 
 
 
+def test_a_list_put_back_in_redis_before_the_erasure_commits_is_dropped(app, api, trained):
+    """Until the erasure commits, a concurrent request still reads the customer's cached
+    row and may put it back in Redis, where it would be served for an hour."""
+    cache.reset()
+    app.config["REDIS_URL"] = "redis://fake"
+    fake = FakeRedis()
+    cache._clients["redis://fake"] = fake
+    key = sources.cache_key(trained.id, "c1")
+    try:
+        erase_customer(trained.id, "c1")
+        fake.data[key] = '{"refilled": "by a request that read the old row"}'
+        db.session.commit()
+        assert key not in fake.data
+    finally:
+        cache.reset()
+
+
 def test_erased_customer_is_not_recomputed_from_the_model_that_learned_them(api, trained):
     # The served model was fitted on c1's purchases; after erasure its cached row is gone,
     # and the online path must not ask that model about c1 until a refit forgets them.
