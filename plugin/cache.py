@@ -15,6 +15,9 @@ import time
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import event
+
+from plugin.extensions import db
 
 log = logging.getLogger("shopkeeper.cache")
 
@@ -83,6 +86,10 @@ def delete(*keys: str) -> None:
         _trip(url, err)
 
 
+#: Keys ``delete_after_commit`` deletes again when the session commits (``Session.info``).
+_PENDING = "shopkeeper_cache_delete_after_commit"
+
+
 def delete_after_commit(*keys: str) -> None:
     """Invalidate keys now and again once the session's transaction commits.
 
@@ -92,18 +99,11 @@ def delete_after_commit(*keys: str) -> None:
     that window; a rollback leaves the keys for the next commit, which does no harm.
     """
     delete(*keys)
-    from sqlalchemy import event
-
-    from plugin.extensions import db
-
     session = db.session()
     pending: set[str] = session.info.setdefault(_PENDING, set())
     if not pending:
         event.listen(session, "after_commit", _delete_pending, once=True)
     pending.update(keys)
-
-
-_PENDING = "shopkeeper_cache_delete_after_commit"
 
 
 def _delete_pending(session: Any) -> None:
