@@ -302,8 +302,8 @@ def test_privacy_lookup_finds_a_customer_by_email_within_this_shop_only(app, cli
     for s in (shop, other_shop):
         _seed(s.id)
         mapping.upsert_customer(s.id, CustomerRecord(
-            external_id="c1" if s is shop else "other-shops-customer", updated_at=at, email="ada@example.com",
-            created_at=at))
+            external_id="c1" if s is shop else "other-shops-customer", updated_at=at,
+            email="ada@example.com", created_at=at))
     db.session.commit()
     sign_in(app, client, shop)
     page = client.get("/admin/privacy?customer=%20ADA@Example.com%20").get_data(as_text=True)
