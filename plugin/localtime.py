@@ -41,6 +41,15 @@ def day_start(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
 
 
+def wall_clock(moment: datetime, zone: ZoneInfo, fmt: str = "%d %b %Y %H:%M") -> str:
+    """A stored moment (naive means UTC) as the merchant reads a clock, with the zone's
+    abbreviation ("23 Nov 2026 23:21 PST"): a merchant in California should not have to
+    convert "07:21 UTC" in their head."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    local = aware.astimezone(zone)
+    return f"{local.strftime(fmt)} {local.tzname()}"
+
+
 def adopt_platform_zone(shop: Shop, name: str | None) -> bool:
     """Store the zone the platform reports unless the merchant chose one (or the name is
     not one zoneinfo knows). True when it was stored."""

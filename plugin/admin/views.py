@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from flask import (
@@ -23,7 +24,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from marshmallow import ValidationError
 
-from plugin import privacy, shops
+from plugin import localtime, privacy, shops
 from plugin.admin import auth, channel, charts, forms, stats
 from plugin.admin import settings as settings_service
 from plugin.admin.schemas import RotateCustomerTokenSchema
@@ -104,8 +105,10 @@ def _shop():
 
 
 def _render(template: str, **context: Any) -> str:
+    zone = localtime.shop_zone(g.admin_shop.id)
     return render_template(template, shop=g.admin_shop, csrf_token=generate_csrf(),
-                           signed_in_via=session.get("admin_via"), **context)
+                           signed_in_via=session.get("admin_via"),
+                           local_time=partial(localtime.wall_clock, zone=zone), **context)
 
 
 # ---------------------------------------------------------------- sign-in

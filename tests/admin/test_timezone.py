@@ -155,3 +155,27 @@ def test_an_unknown_stored_zone_falls_back_to_utc(shop):
     db.session.commit()
     series = stats.daily_series(shop.id, now=datetime(2026, 6, 12, tzinfo=UTC))
     assert series["timezone"] == "UTC" and _on(series, date(2026, 6, 10)) == 1
+
+
+def test_the_dashboard_shows_when_the_model_was_trained_on_the_shops_clock(app, client, shop):
+    """07:21 UTC on 23 Nov is 23:21 the evening before in Los Angeles (PST, UTC-8)."""
+    from plugin.models import ModelVersion
+
+    _set_zone(shop, "America/Los_Angeles")
+    db.session.add(ModelVersion(shop_id=shop.id, version="v1", status="ready", metrics={},
+                                trained_until=datetime(2026, 11, 23, 7, 21, tzinfo=UTC),
+                                finished_at=datetime(2026, 11, 23, 8, 0)))
+    db.session.commit()
+    sign_in(app, client, shop)
+    html = client.get("/admin/").get_data(as_text=True)
+    assert "on data up to 22 Nov 2026 23:21 PST." in html
+    assert "07:21" not in html
+
+
+def test_wall_clock_reads_naive_moments_as_utc_and_names_the_zone():
+    from plugin.localtime import wall_clock
+
+    summer = datetime(2026, 6, 11, 19, 5)  # naive: stored UTC
+    assert wall_clock(summer, LA) == "11 Jun 2026 12:05 PDT"
+    assert wall_clock(summer.replace(tzinfo=UTC), ZoneInfo("UTC")) == "11 Jun 2026 19:05 UTC"
+    assert wall_clock(summer, ZoneInfo("Asia/Kolkata"), "%Y-%m-%d %H:%M") == "2026-06-12 00:35 IST"
