@@ -303,6 +303,12 @@ def get_model(shop_id: str, version_id: int, artifact_dir: str) -> ShopModel | N
     return model
 
 
+def unloadable(shop_id: str, version_id: int) -> bool:
+    """Whether the last read of this version's artifacts failed (it waits for its retry)."""
+    with _unloadable_lock:
+        return (shop_id, version_id) in _UNLOADABLE
+
+
 def _retry_bounds() -> tuple[float, float]:
     """(first delay, cap) in seconds for reading a version again after a failed load."""
     if not has_app_context():

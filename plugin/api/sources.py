@@ -36,6 +36,8 @@ _popular_lock = threading.Lock()
 _popular_db: dict[str, tuple[float, list[Recommendation]]] = {}
 POPULAR_DB_TTL = 300.0
 DEFAULT_VERSION_CACHE = 10.0
+#: How soon a cached version whose model could not be loaded is looked up again.
+UNLOADABLE_VERSION_RECHECK_SECONDS = 1.0
 #: Untrained shops: popularity over their most recent purchase rows.
 POPULAR_DB_ROWS = 20_000
 
@@ -106,11 +108,18 @@ _versions: dict[str, tuple[float, ServedVersion | None]] = {}
 
 
 def served_version(shop_id: str) -> ServedVersion | None:
-    """``active_version`` read at most once per ``API_VERSION_CACHE_SECONDS`` (default 10)."""
+    """``active_version`` read at most once per ``API_VERSION_CACHE_SECONDS`` (default 10).
+
+    A cached version whose artifacts failed to load is read again after a second: a newer
+    fit deletes the older version's folder as soon as it serves, and a worker that had not
+    loaded the old one yet would otherwise serve popular items for the rest of the TTL.
+    """
     ttl = float(current_app.config.get("API_VERSION_CACHE_SECONDS", DEFAULT_VERSION_CACHE))
     now = time.monotonic()
     with _popular_lock:
         hit = _versions.get(shop_id)
+    if hit is not None and hit[1] is not None and model_store.unloadable(shop_id, hit[1].id):
+        ttl = min(ttl, UNLOADABLE_VERSION_RECHECK_SECONDS)
     if hit is not None and now - hit[0] < ttl:
         return hit[1]
     row = active_version(shop_id)

@@ -103,3 +103,46 @@ def test_a_failed_load_is_retried_after_a_doubling_backoff(app, monkeypatch, tmp
         clock[0] += 1
         assert model_store.get_model("s", 1, str(tmp_path)) is good
     assert len(calls) == 3 and ("s", 1) not in model_store._UNLOADABLE
+
+
+def test_a_version_whose_folder_is_gone_is_looked_up_again_within_a_second(app, monkeypatch,
+                                                                           tmp_path):
+    """A newer fit deletes the old version's folder as soon as it serves. A worker that
+    cached the old version but never loaded it used to serve popular items until its
+    10 s version cache ran out; it now asks for the served version again after a second."""
+    from types import SimpleNamespace
+
+    from plugin.api import sources
+
+    monkeypatch.setattr(model_store, "LOADED", ModelLRU())
+    model_store._UNLOADABLE.clear()
+    sources.forget_versions()
+    clock = [500.0]
+    monkeypatch.setattr(sources.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(model_store.time, "monotonic", lambda: clock[0])
+    rows = {"now": SimpleNamespace(id=1, artifact_dir="gone", trained_until=None, popular=[])}
+    monkeypatch.setattr(sources, "active_version", lambda shop_id: rows["now"])
+    new = _model(2, 10)
+
+    def load(directory, version_id):
+        if version_id == 1:
+            raise FileNotFoundError(2, "No such file or directory", str(directory))
+        return new
+
+    monkeypatch.setattr(model_store, "load_artifacts", load)
+    app.config.update(API_VERSION_CACHE_SECONDS=10)
+    with app.app_context():
+        old = sources.served_version("s")
+        rows["now"] = SimpleNamespace(id=2, artifact_dir="v2", trained_until=None, popular=[])
+        clock[0] += 0.5
+        assert sources.served_version("s").id == 1  # loaded fine so far: the TTL holds
+        assert model_store.get_model("s", old.id, old.artifact_dir) is None
+        clock[0] += 0.6
+        served = sources.served_version("s")
+        assert served.id == 2
+        assert model_store.get_model("s", served.id, served.artifact_dir) is new
+        clock[0] += 0.6  # a version that loads keeps the full TTL
+        rows["now"] = SimpleNamespace(id=3, artifact_dir="v3", trained_until=None, popular=[])
+        assert sources.served_version("s").id == 2
+    sources.forget_versions()
+    model_store._UNLOADABLE.clear()
