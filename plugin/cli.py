@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import click
 import sqlalchemy as sa
 from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
 from plugin import create_app
 from plugin.training_cli import train as train_command
@@ -24,9 +24,15 @@ class ShopkeeperGroup(FlaskGroup):
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as err:
             text = str(err.orig).lower()
             if "no such table" in text or "does not exist" in text:
+                # name the database: run from another directory, the default SQLite file
+                # is a new, empty ./instance/shopkeeper.db, and upgrading that is no fix
+                uri = ctx.ensure_object(ScriptInfo).load_app().config["SQLALCHEMY_DATABASE_URI"]
+                shown = sa.engine.make_url(uri).render_as_string(hide_password=True)
                 raise click.ClickException(
-                    "the database has no Shopkeeper tables yet: run `shopkeeper db upgrade`"
-                ) from None
+                    f"the database {shown} has no Shopkeeper tables yet: run `shopkeeper db "
+                    "upgrade`, or, if your shops are in another database, run this from the "
+                    "directory that holds its instance/ or set "
+                    "SHOPKEEPER_SQLALCHEMY_DATABASE_URI") from None
             raise
 
 

@@ -218,6 +218,10 @@ def test_a_command_on_an_unmigrated_database_says_to_upgrade(tmp_path):
                               "PATH": "/usr/bin:/bin"})
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "run `shopkeeper db upgrade`" in out.stderr
+    # run from the wrong directory, the default is a new, empty database: name it
+    message = " ".join(out.stderr.split())
+    assert f"sqlite:///{tmp_path / 'fresh' / 'shopkeeper.db'}" in message
+    assert "SHOPKEEPER_SQLALCHEMY_DATABASE_URI" in message
 
 
 def test_shops_token_secret_prints_the_current_secret_after_a_rotation(runner, shop):
