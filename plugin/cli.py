@@ -312,7 +312,10 @@ def worker(once: bool) -> None:
         try:
             check_production_secrets(current_app.config)
         except RuntimeError as err:
-            raise click.ClickException(str(err)) from None
+            raise click.ClickException(
+                f"{err}. For a local trial on the development defaults, set "
+                "SHOPKEEPER_REQUIRE_PRODUCTION_SECRETS=false (`make demo` runs its own "
+                "worker).") from None
     if once:
         result = jobs.drain_inbox()
         click.echo(f"processed {result.total}: {result.done} done, {result.failed} failed, "

@@ -29,9 +29,10 @@ class Config:
     # Bearer token Prometheus must send to /metrics (its series name every shop). Empty:
     # /metrics is open, so keep it off the public internet (proxy rule or internal bind).
     METRICS_TOKEN = ""
-    # Refuse to start without real SECRET_KEY and CREDENTIALS_KEY (gunicorn_conf.py, i.e.
-    # `shopkeeper serve`, turns this on: the public default key would let anyone forge an
-    # admin session, offer tokens and decrypt platform credentials).
+    # Refuse to start without real SECRET_KEY, CREDENTIALS_KEY and PUBLIC_URL, or on the
+    # default SQLite database (gunicorn_conf.py, i.e. `shopkeeper serve`, and `shopkeeper
+    # worker` turn this on: the public default key would let anyone forge an admin
+    # session, offer tokens and decrypt platform credentials).
     REQUIRE_PRODUCTION_SECRETS = False
     # Fernet key (urlsafe base64, 32 bytes) encrypting platform credentials at rest.
     # Empty: derived from SECRET_KEY (fine for the demo, set it explicitly in production).

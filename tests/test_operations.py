@@ -239,6 +239,8 @@ def test_the_worker_does_not_start_on_the_development_settings(tmp_path):
         pytest.fail("the worker ran with the development keys")
     assert done.returncode != 0
     assert "SHOPKEEPER_SECRET_KEY" in done.stderr and "SHOPKEEPER_PUBLIC_URL" in done.stderr
+    # and a developer trying it locally learns the documented switch
+    assert "SHOPKEEPER_REQUIRE_PRODUCTION_SECRETS=false" in done.stderr
 
 
 def test_readyz_answers_503_soon_when_the_database_accepts_but_never_answers(tmp_path):
