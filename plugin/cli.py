@@ -261,7 +261,8 @@ def import_cmd(shop_id: str, orders_path: str, catalog_path: str | None, currenc
 
 
 @main.command("sync")
-@click.option("--shop", "shop_id", required=True)
+@click.option("--shop", "shop_id", required=True,
+              help="The shop's id (shp_...), as `shopkeeper shops list` shows it.")
 @click.option("--resource", "resources", multiple=True,
               type=click.Choice(["products", "customers", "orders"]),
               help="Repeat to pick; default all three.")
