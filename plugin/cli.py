@@ -23,17 +23,34 @@ class ShopkeeperGroup(FlaskGroup):
             return super().invoke(ctx)
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as err:
             text = str(err.orig).lower()
+            if ("database" in text and "does not exist" in text) or _unreachable(text):
+                # the server answered "no such database" or did not answer at all: a
+                # migration cannot help, and the traceback hides the one line that can
+                first = str(err.orig).strip().splitlines()[0] if str(err.orig).strip() else ""
+                raise click.ClickException(
+                    f"cannot use the database {_shown_uri(ctx)}: {first}. Check that the "
+                    "server runs and SHOPKEEPER_SQLALCHEMY_DATABASE_URI names it") from None
             if "no such table" in text or "does not exist" in text:
                 # name the database: run from another directory, the default SQLite file
                 # is a new, empty ./instance/shopkeeper.db, and upgrading that is no fix
-                uri = ctx.ensure_object(ScriptInfo).load_app().config["SQLALCHEMY_DATABASE_URI"]
-                shown = sa.engine.make_url(uri).render_as_string(hide_password=True)
                 raise click.ClickException(
-                    f"the database {shown} has no Shopkeeper tables yet: run `shopkeeper db "
-                    "upgrade`, or, if your shops are in another database, run this from the "
-                    "directory that holds its instance/ or set "
+                    f"the database {_shown_uri(ctx)} has no Shopkeeper tables yet: run "
+                    "`shopkeeper db upgrade`, or, if your shops are in another database, run "
+                    "this from the directory that holds its instance/ or set "
                     "SHOPKEEPER_SQLALCHEMY_DATABASE_URI") from None
             raise
+
+
+def _shown_uri(ctx: click.Context) -> str:
+    uri = ctx.ensure_object(ScriptInfo).load_app().config["SQLALCHEMY_DATABASE_URI"]
+    return sa.engine.make_url(uri).render_as_string(hide_password=True)
+
+
+def _unreachable(text: str) -> bool:
+    """A connection that failed before any SQL ran (server down, wrong host or port)."""
+    return any(s in text for s in ("connection refused", "could not connect",
+                                   "connection failed", "could not translate host name",
+                                   "unable to open database file", "timeout expired"))
 
 
 @click.group(cls=ShopkeeperGroup, create_app=create_app, add_default_commands=True,
@@ -71,7 +88,7 @@ def db_revision(message: str) -> None:
 # ---------------------------------------------------------------- shops
 @main.group()
 def shops() -> None:
-    """Install, list and erase shops."""
+    """Install, list and erase shops; their credentials, admin links and token secrets."""
 
 
 @shops.command("add")
@@ -147,7 +164,8 @@ def shops_credentials(shop_id: str, api_url: str | None, access_token: str | Non
     try:
         shop = shop_service.get_shop(shop_id, active_only=True)
     except NotFound:
-        raise click.ClickException(f"unknown shop {shop_id}") from None
+        raise click.ClickException(
+            f"unknown shop {shop_id} (`shopkeeper shops list` shows the ids)") from None
     creds = shop_service.credentials_for(shop)
     extra = dict(creds.extra)
     for item in extras:
@@ -178,7 +196,8 @@ def shops_admin_link(shop_id: str) -> None:
     try:
         shop = shop_service.get_shop(shop_id, active_only=True)
     except NotFound:
-        raise click.ClickException(f"unknown shop {shop_id}") from None
+        raise click.ClickException(
+            f"unknown shop {shop_id} (`shopkeeper shops list` shows the ids)") from None
     click.echo(admin_link(shop))
 
 
@@ -219,7 +238,8 @@ def shops_erase(shop_id: str, yes: bool) -> None:
     try:
         shop_service.get_shop(shop_id)
     except NotFound:
-        raise click.ClickException(f"unknown shop {shop_id}") from None
+        raise click.ClickException(
+            f"unknown shop {shop_id} (`shopkeeper shops list` shows the ids)") from None
     if not yes:
         click.confirm(f"Erase shop {shop_id} and all its data?", abort=True)
     shop_service.erase_shop(shop_id)
@@ -249,7 +269,8 @@ def import_cmd(shop_id: str, orders_path: str, catalog_path: str | None, currenc
     try:
         shop = shop_service.get_shop(shop_id)
     except NotFound:
-        raise click.ClickException(f"unknown shop {shop_id}") from None
+        raise click.ClickException(
+            f"unknown shop {shop_id} (`shopkeeper shops list` shows the ids)") from None
     try:
         stats = import_history(shop.id, orders_path, catalog_path, currency=currency,
                                progress=True)

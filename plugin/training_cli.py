@@ -35,7 +35,8 @@ def train(shop_ids: tuple[str, ...], all_shops: bool, quiet: bool, wait: bool) -
         try:
             get_shop(shop_id, active_only=True)
         except NotFound:
-            raise click.ClickException(f"unknown shop {shop_id}") from None
+            raise click.ClickException(
+                f"unknown shop {shop_id} (`shopkeeper shops list` shows the ids)") from None
     failed: list[str] = []
     busy: list[str] = []
     unclean: list[str] = []

@@ -224,6 +224,27 @@ def test_a_command_on_an_unmigrated_database_says_to_upgrade(tmp_path):
     assert "SHOPKEEPER_SQLALCHEMY_DATABASE_URI" in message
 
 
+@pytest.mark.parametrize("uri, says", [
+    ("postgresql+psycopg://shopkeeper:s3cret@127.0.0.1:1/shopkeeper", "connection"),
+    ("sqlite:////nonexistent-dir/shopkeeper.db", "unable to open database file"),
+])
+def test_a_database_that_cannot_be_reached_is_one_line_not_a_traceback(tmp_path, uri, says):
+    """A stopped server or a wrong path: no migration helps, so do not suggest one, and
+    do not bury the cause under a 165-line traceback (nor show the password)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "plugin.cli", "shops", "list"], cwd=tmp_path,
+                         capture_output=True, text=True,
+                         env={"SHOPKEEPER_SQLALCHEMY_DATABASE_URI": uri,
+                              "PYTHONPATH": str(Path(__file__).parents[1]),
+                              "PATH": "/usr/bin:/bin"})
+    message = " ".join(out.stderr.split())
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-500:]
+    assert "cannot use the database" in message and says in message.lower()
+    assert "db upgrade" not in message and "s3cret" not in message
+
+
 def test_shops_token_secret_prints_the_current_secret_after_a_rotation(runner, shop):
     from plugin.admin.settings import rotate_customer_token_secret
     from plugin.shops import CUSTOMER_TOKEN_SECRET, credentials_for
