@@ -1,10 +1,15 @@
-"""Resumable skip/take paging over Vendure list queries, ordered by ``updatedAt`` then ``id``.
+"""Resumable skip/take paging over Vendure list queries, ordered by ``updatedAt``.
 
 The cursor is a watermark plus an offset: ``{"after": <updatedAt of the last item seen>,
 "skip": <items already seen with exactly that updatedAt>}``. Each query asks for
 ``updatedAt >= after`` (as ``after - 1 ms``, Vendure's ``after`` being strict) and skips the
 seen ones. Unlike a plain offset, a record edited mid-backfill cannot shift the unseen rows
 past us: it moves behind the watermark's group and is simply read again later.
+
+The sort names ``updatedAt`` alone. Vendure orders by the sort keys in the order its
+``*SortParameter`` type declares them (graphql-js rebuilds input objects in schema order),
+and ``id`` comes first there: ``{updatedAt, id}`` meant ``ORDER BY id, updatedAt``, so a
+watermark taken from a recently edited record skipped every older one after it.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ def iter_pages(
         options = {
             "skip": skip,
             "take": page_size,
-            "sort": {"updatedAt": "ASC", "id": "ASC"},
+            "sort": {"updatedAt": "ASC"},  # not ``id``: see the module docstring
             "filter": filters,
         }
         raw_items = fetch(options)["items"]

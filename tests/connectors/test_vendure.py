@@ -331,6 +331,37 @@ class TestVendureConnector(ConnectorContract):
         ]
         assert cursors[2] is None
 
+    @responses.activate
+    def test_backfill_reads_every_product_when_ids_and_edits_disagree(self) -> None:
+        # Vendure applies sort keys in its SortParameter's field order (id, createdAt,
+        # updatedAt, ...), whatever order the query names them in. Product 2 was edited
+        # last: a page ending on it must not hide the older products 3 and 4.
+        stamps = {"1": "00:01", "2": "00:05", "3": "00:02", "4": "00:03"}
+        catalogue = []
+        for pid, hhmm in stamps.items():
+            item = copy.deepcopy(load("admin_product.json")["data"]["product"])
+            item.update(id=pid, updatedAt=f"2026-01-01T{hhmm}:00.000Z", variants=[])
+            catalogue.append(item)
+
+        def vendure(request) -> tuple[int, dict[str, str], str]:
+            options = json.loads(request.body)["variables"]["options"]
+            after = (options["filter"].get("updatedAt") or {}).get("after")
+            rows = [p for p in catalogue
+                    if after is None or datetime.fromisoformat(p["updatedAt"])
+                    > datetime.fromisoformat(after)]
+            for key in reversed([k for k in ("id", "createdAt", "updatedAt")
+                                 if k in options["sort"]]):
+                rows.sort(key=lambda p: int(p["id"]) if key == "id" else p[key])
+            page = rows[options["skip"]:options["skip"] + options["take"]]
+            return 200, {}, json.dumps({"data": {"products": {"totalItems": len(rows),
+                                                              "items": page}}})
+
+        responses.add_callback("POST", API_URL, callback=vendure)
+        c = connector()
+        c.page_size = 2
+        seen = {p.external_id for page in c.iter_products() for p in page.items}
+        assert seen == set(stamps)
+
     @pytest.mark.parametrize(
         "bad", ["", "{", '{"after": null}', '{"after":"x","skip":1}', '{"after":null,"skip":-1}']
     )
