@@ -233,13 +233,27 @@ class VendureConnector(Connector):
         data = self.client.execute(queries.CREATE_CUSTOMER_GROUP, {"input": group})
         return str(data["createCustomerGroup"]["id"])
 
+    def _promotion_ids(self, code: str) -> list[str]:
+        found = self.client.execute(queries.PROMOTIONS_BY_CODE, {"code": code})
+        return [str(p["id"]) for p in found["promotions"]["items"] if p["couponCode"] == code]
+
     def find_discount(self, code: str) -> str | None:
         """The id of the promotion with this coupon code, or None."""
-        found = self.client.execute(queries.PROMOTIONS_BY_CODE, {"code": code})
-        for existing in found["promotions"]["items"]:
-            if existing["couponCode"] == code:
-                return str(existing["id"])
-        return None
+        return next(iter(self._promotion_ids(code)), None)
+
+    def _only_promotion(self, code: str, keep: str | None = None) -> str | None:
+        """The promotion with ``code`` to use (``keep``, else the first), its twins deleted.
+
+        The retrying session sends ``createPromotion`` again after a timeout or a 5xx that
+        Vendure may have acted on. Vendure accepts the duplicate code and applies *every*
+        promotion whose code is on the order, so a twin would double the discount.
+        """
+        ids = self._promotion_ids(code)
+        keep = keep or next(iter(ids), None)
+        for twin in ids:
+            if twin != keep:  # only the promotion: the customer group is shared
+                self.client.execute(queries.DELETE_PROMOTION, {"id": twin})
+        return keep
 
     def create_discount(self, spec: DiscountSpec) -> DiscountRef:
         """A coupon promotion: usage-limited, per customer once, ending at ``expires_at``.
@@ -250,7 +264,7 @@ class VendureConnector(Connector):
         if spec.expires_at <= datetime.now(UTC):
             raise InvalidPayload("the offer has already expired", {"expires_at": ["in the past"]})
         validate_spec(spec)
-        existing = self.find_discount(spec.code)
+        existing = self._only_promotion(spec.code)
         if existing is not None:
             return DiscountRef(existing, spec.code, spec.expires_at)
         variant_ids = self._variant_ids(spec.product_ids) if spec.product_ids else None
@@ -274,6 +288,7 @@ class VendureConnector(Connector):
             )
         if not promotion.get("id"):
             raise TransientError("Vendure returned no promotion id")
+        self._only_promotion(spec.code, keep=str(promotion["id"]))
         return DiscountRef(
             platform_id=str(promotion["id"]), code=spec.code, expires_at=spec.expires_at
         )

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import responses
 
 from connectors.base import Credentials
 from connectors.errors import AuthFailed, InvalidPayload, UnknownTopic
 from connectors.generic import sign_payload
+from connectors.http import make_session
 from connectors.records import Cart, Customer, Deletion, DiscountSpec, Order, Product
 from connectors.vendure import VendureConnector
 from connectors.vendure.discounts import default_tax_rate, promotion_input
@@ -72,6 +74,14 @@ def gql(operation: str, check=None):
         return True, ""
 
     return match
+
+
+def sent_input(operation: str) -> dict[str, Any]:
+    """The ``input`` variable of the last recorded call of ``operation``."""
+    for call in reversed(responses.calls):
+        if gql(operation)(call.request)[0]:
+            return json.loads(call.request.body)["variables"]["input"]
+    raise LookupError(operation)
 
 
 def connector(*, session=None, token: str | None = "tok", **extra: str) -> VendureConnector:
@@ -399,7 +409,7 @@ class TestVendureConnector(ConnectorContract):
             spec.code,
             spec.expires_at,
         )
-        sent = json.loads(responses.calls[-1].request.body)["variables"]["input"]
+        sent = sent_input("Promotion")
         assert sent["couponCode"] == "FIXTURE10" and sent["usageLimit"] == 1
         assert sent["perCustomerUsageLimit"] == 1
         assert datetime.fromisoformat(sent["endsAt"]) == spec.expires_at
@@ -428,6 +438,38 @@ class TestVendureConnector(ConnectorContract):
         assert len(responses.calls) == 1  # no second promotion created
 
     @responses.activate
+    def test_create_resent_after_a_timeout_leaves_one_promotion(self) -> None:
+        # The first createPromotion reached Vendure but its answer timed out; the session
+        # sent it again. Vendure keeps both and would apply both to an order with the code.
+        made = load("admin_create_promotion.json")
+        twin = {**load("admin_promotions_by_code.json")["data"]["promotions"]["items"][0],
+                "id": "7"}
+        listed = iter([[], [twin, {**twin, "id": made["data"]["createPromotion"]["id"]}]])
+        responses.add_callback(
+            "POST", API_URL, match=[gql("PromotionsByCode")],
+            callback=lambda request: (200, {}, json.dumps(
+                {"data": {"promotions": {"items": next(listed)}}})))
+        responses.add("POST", API_URL, body=requests.ReadTimeout(), match=[gql("Promotion")])
+        responses.add("POST", API_URL, json=made, match=[gql("Promotion")])
+        responses.add("POST", API_URL, json={"data": {"deletePromotion": {
+            "result": "DELETED", "message": None}}}, match=[gql("DeletePromotion")])
+        ref = connector(session=make_session(sleep=lambda s: None)).create_discount(self.spec())
+        assert ref.platform_id == made["data"]["createPromotion"]["id"]
+        deleted = [json.loads(c.request.body)["variables"]["id"] for c in responses.calls
+                   if gql("DeletePromotion")(c.request)[0]]
+        assert deleted == ["7"]
+
+    @responses.activate
+    def test_adopting_a_lost_create_drops_its_twins(self) -> None:
+        found = load("admin_promotions_by_code.json")["data"]["promotions"]["items"][0]
+        responses.add("POST", API_URL, match=[gql("PromotionsByCode")], json={
+            "data": {"promotions": {"items": [found, {**found, "id": "9"}]}}})
+        responses.add("POST", API_URL, json={"data": {"deletePromotion": {
+            "result": "DELETED", "message": None}}}, match=[gql("DeletePromotion")])
+        assert connector().create_discount(self.spec()).platform_id == found["id"]
+        assert json.loads(responses.calls[-1].request.body)["variables"] == {"id": "9"}
+
+    @responses.activate
     def test_create_discount_for_customer_and_products(self) -> None:
         responses.add(
             "POST",
@@ -448,7 +490,7 @@ class TestVendureConnector(ConnectorContract):
             "POST", API_URL, json=load("admin_create_promotion.json"), match=[gql("Promotion")]
         )
         connector().create_discount(self.spec(customer_id="1", product_ids=("55",)))
-        sent = json.loads(responses.calls[-1].request.body)["variables"]["input"]
+        sent = sent_input("Promotion")
         variant_ids = [
             v["id"] for v in load("admin_variant_ids.json")["data"]["productVariants"]["items"]
         ]
