@@ -302,6 +302,14 @@ class TestGenericConnector(ConnectorContract):
         with pytest.raises(SignatureInvalid):
             verify_discount(SECRET, forged)
 
+    def test_protocol_tells_storefronts_to_check_every_limiting_claim(self) -> None:
+        # a storefront implements from PROTOCOL.md: an unchecked claim is an unenforced limit
+        text = (Path(__file__).parents[2] / "connectors/generic/PROTOCOL.md").read_text()
+        steps = text.split("Before you apply a code", 1)[1]
+        for claim in ("aud", "iss", "exp", "code", "currency", "customer_id", "product_ids",
+                      "min_subtotal", "usage_limit"):
+            assert f"`{claim}`" in steps or f"`{claim} ==" in steps, claim
+
 
 def _fields(spec: DiscountSpec) -> dict:
     return {name: getattr(spec, name) for name in spec.__dataclass_fields__}
