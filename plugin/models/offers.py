@@ -25,6 +25,8 @@ class Offer(db.Model):
     arm) never carry a discount. ``cart_hash`` binds the offer to the exact cart contents.
     ``creating_since``: a platform discount was asked for and its answer is not recorded yet
     (in flight, or lost): ``plugin.offers.reconcile`` settles it if no retry does.
+    ``code``: the discount code, stored when it is first asked for (handed out only once
+    ``accepted_at`` is set).
     """
 
     __tablename__ = "offers"

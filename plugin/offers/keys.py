@@ -36,6 +36,8 @@ def discount_code(offer: Offer) -> str:
 
     A create whose answer was lost may have made the discount; asking again with the same
     code lets the platform (or our lookup by code) hand back that one instead of a second.
+    Derived once, at the offer's first claim, and stored on it (``Offer.code``): a rotated
+    ``SECRET_KEY`` derives another code.
     """
     secret = current_app.config["SECRET_KEY"].encode()
     digest = hmac.new(secret, f"offer-code:{offer.shop_id}:{offer.public_id}".encode(),

@@ -35,7 +35,9 @@ def export_shopper(shop_id: str, shopper_id: str) -> dict[str, Any]:
         "offers": [{"id": o.public_id, "created_at": o.created_at.isoformat(),
                     "stage": o.stage, "status": o.status, "kind": o.kind,
                     "amount": None if o.amount is None else str(o.amount),
-                    "currency": o.currency, "code": o.code, "holdout": o.holdout}
+                    "currency": o.currency, "holdout": o.holdout,
+                    # stored at the first attempt; the shopper's only once handed out
+                    "code": o.code if o.accepted_at else None}
                    for o in offers],
         "nudges": [{"stage": n.stage, "status": n.status, "created_at": n.created_at.isoformat()}
                    for n in nudges],

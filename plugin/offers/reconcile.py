@@ -73,7 +73,7 @@ def settle_creations(shop: Shop, *, now: datetime | None = None,
 
 def _delete(connector: Connector, offer: Offer, now: datetime) -> None:
     """Delete the discount an unanswered create may have made for ``offer``."""
-    code = keys.discount_code(offer)
+    code = offer.code or keys.discount_code(offer)  # derived: claimed before codes were stored
     found = connector.find_discount(code)
     if found is not None:
         connector.delete_discount(DiscountRef(found, code, offer.expires_at or now))

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from plugin.extensions import db
 from plugin.models import Offer, Shop
-from plugin.offers import budget
+from plugin.offers import budget, keys
 from plugin.offers.settings import Guardrails
 
 #: Offer statuses that carry (or are getting) a discount.
@@ -31,12 +31,16 @@ def claim(offer: Offer, rails: Guardrails, now: datetime, *, grace: timedelta) -
     ``offered`` any more), ``no_stacking`` / ``frequency_cap`` (the shopper got another
     discount meanwhile) or ``budget``. ``grace``: how long an accepted code stays usable
     after its offer's expiry. ``creating_since`` marks that a discount is being asked for.
+    The discount code is stored at the first claim and kept: derived again after a
+    ``SECRET_KEY`` rotation it would differ, and a retry (or the reconcile job) would then
+    miss the discount an earlier attempt may have made, leaving a second live code.
     """
     db.session.execute(sa.select(Shop.id).where(Shop.id == offer.shop_id)
                        .with_for_update(key_share=True))  # no-op on SQLite
     claimed = db.session.execute(sa.update(Offer).where(
         Offer.id == offer.id, Offer.status == "offered").values(
-        status="accepting", creating_since=now))
+        status="accepting", creating_since=now,
+        code=sa.func.coalesce(Offer.code, keys.discount_code(offer))))
     why = None
     if claimed.rowcount != 1:
         why = "used"

@@ -205,8 +205,9 @@ def dismiss(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
 def discount_spec(offer: Offer, platform: str, *, customer_id: str | None) -> DiscountSpec:
     """The platform discount: fixed amount (or free shipping up to its cost), unique code, one use.
 
-    The code is the offer's own (``keys.discount_code``), so a retried create finds the
-    discount an unanswered attempt made instead of making a second one.
+    The code is the offer's own, stored at its first claim (``reservation.claim``), so a
+    retried create finds the discount an unanswered attempt made instead of making a second
+    one, even after a ``SECRET_KEY`` rotation.
 
     The offer's products stay its scope where the platform can limit a fixed amount to them
     exactly (``SCOPE_LIMITS``); beyond that (a bundle on Saleor, every Vendure offer) it
@@ -216,7 +217,7 @@ def discount_spec(offer: Offer, platform: str, *, customer_id: str | None) -> Di
     limit = SCOPE_LIMITS.get(platform)
     scoped = bool(offer.product_ids) and (limit is None or len(offer.product_ids) <= limit)
     return DiscountSpec(
-        code=keys.discount_code(offer),
+        code=offer.code or keys.discount_code(offer),
         kind="free_shipping" if offer.discount_kind == "free_shipping" else "fixed",
         # free shipping: the budgeted shipping cost caps what the platform may waive
         value=((offer.amount if offer.discount_kind == "free_shipping" else offer.value)

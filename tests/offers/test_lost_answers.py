@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from connectors.base import Credentials
 from connectors.http import make_session
 from connectors.shopify.client import API_VERSION
+from plugin import crypto
 from plugin.extensions import db
 from plugin.models import Offer, OfferLedgerEntry
 from plugin.offers import budget, keys, reconcile, service
@@ -208,3 +209,24 @@ def test_an_accept_that_died_mid_call_is_undone_and_a_retry_adopts_its_discount(
     assert list(fake.discounts) == [out["code"]]
     assert _row(offer).platform_ref == fake.ID.format(n=99)
     assert _reserved() == Decimal(offer["amount"])
+
+
+def test_a_secret_key_rotation_cannot_change_the_code_a_lost_answer_left(app, platform,
+                                                                         monkeypatch):
+    shop, fake = platform
+    offer = _quoted(shop)
+    fake.lose_next = True
+    with pytest.raises(service.DiscountUnavailable):
+        service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
+    fake.down = False
+    [first] = fake.discounts
+    # the test's credentials key is derived from SECRET_KEY; production sets its own
+    fernet = crypto._fernet()
+    monkeypatch.setattr(crypto, "_fernet", lambda: fernet)
+    app.config["SECRET_KEY"] = "rotated-" + app.config["SECRET_KEY"]
+    row = _row(offer)
+    assert row.code == first  # stored at the first attempt, not derived again
+    assert service.discount_spec(row, shop.platform, customer_id=None).code == first
+    later = row.expires_at + timedelta(minutes=1)
+    assert reconcile.settle_creations(shop, now=later, session=_session()) == 1
+    assert fake.discounts == {}  # found under the stored code, not left live
