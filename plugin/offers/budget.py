@@ -45,8 +45,14 @@ def reserve(offer: Offer, at: datetime) -> None:
                                     amount=offer.amount or Decimal(0), at=at))
 
 
+def reserved(offer: Offer) -> bool:
+    """Whether ``offer`` holds a reservation (kept by a failed create until it is settled)."""
+    return db.session.scalar(sa.select(OfferLedgerEntry.id).where(
+        OfferLedgerEntry.offer_id == offer.id, OfferLedgerEntry.entry == "reserve")) is not None
+
+
 def cancel(offer: Offer) -> None:
-    """Undo a reservation whose discount was never created."""
+    """Undo a reservation whose discount was never created (or deleted unused)."""
     db.session.execute(sa.delete(OfferLedgerEntry).where(OfferLedgerEntry.offer_id == offer.id,
                                                          OfferLedgerEntry.entry == "reserve"))
 

@@ -7,6 +7,12 @@ committed) and the shopper did not retry, or the process died mid-call and left 
 ``accepting`` with its budget reserved. Once no call can still be running (``SETTLE``),
 the offer's code is looked up on the platform and what is found is deleted, unless the
 offer can still be accepted: then a retry adopts that discount (same code) instead.
+
+The offer's budget reservation is held until then, since the discount may exist and be
+used: it stands if a retry adopted the discount (or an order redeemed it), and is released
+once the discount is deleted or was never made. A creation the platform cannot settle
+within ``GIVE_UP_AFTER`` (lookups failing throughout) is released all the same: its
+discount expired on the platform long before, and its code was never handed out.
 """
 
 from __future__ import annotations
@@ -32,14 +38,16 @@ log = logging.getLogger("shopkeeper.offers.reconcile")
 SETTLE = timedelta(minutes=15)
 #: Offers settled per shop per run (the job runs every few minutes).
 BATCH = 50
+#: An unanswered creation still unsettled after this long releases its reservation.
+GIVE_UP_AFTER = timedelta(days=7)
 
 
 def settle_creations(shop: Shop, *, now: datetime | None = None,
                      session: requests.Session | None = None) -> int:
     """Settle the shop's unanswered discount creations; returns how many were settled.
 
-    One the platform cannot look up or delete now stays for the next run; a rate limit
-    ends this run.
+    One the platform cannot look up or delete now stays for the next run, up to
+    ``GIVE_UP_AFTER``; a rate limit ends this run.
     """
     now = now or utcnow()
     offers = db.session.scalars(sa.select(Offer).where(
@@ -52,19 +60,24 @@ def settle_creations(shop: Shop, *, now: datetime | None = None,
     settled = 0
     for offer in offers:
         if offer.status == "accepting":  # its accept died mid-call: undo the claim
-            budget.cancel(offer)
             offer.status = "offered"
             if offer.expires_at is not None and offer.expires_at > now:
                 continue  # the shopper may still accept it; a retry adopts the discount
-        if offer.status not in ("accepted", "redeemed"):  # else the answer was recorded
+        if offer.status not in ("accepted", "redeemed"):  # else the reservation stands
             try:
                 _delete(connector, offer, now)
             except RateLimited:
                 break
-            except ConnectorError as err:
+            except Exception as err:  # an unexpected answer too: retried, then given up
+                if not isinstance(err, ConnectorError):
+                    log.exception("offers.discount_settle_crashed", extra={
+                        "shop_id": shop.id, "offer": offer.public_id})
                 log.warning("offers.discount_settle_failed", extra={
                     "shop_id": shop.id, "offer": offer.public_id, "error": type(err).__name__})
-                continue
+                if offer.creating_since is not None \
+                        and offer.creating_since > now - GIVE_UP_AFTER:
+                    continue
+            budget.cancel(offer)
         offer.creating_since = None
         settled += 1
     db.session.commit()

@@ -41,6 +41,8 @@ def claim(offer: Offer, rails: Guardrails, now: datetime, *, grace: timedelta) -
         Offer.id == offer.id, Offer.status == "offered").values(
         status="accepting", creating_since=now,
         code=sa.func.coalesce(Offer.code, keys.discount_code(offer))))
+    # a retry after a create whose outcome is unknown already holds its reservation
+    held = claimed.rowcount == 1 and budget.reserved(offer)
     why = None
     if claimed.rowcount != 1:
         why = "used"
@@ -48,12 +50,13 @@ def claim(offer: Offer, rails: Guardrails, now: datetime, *, grace: timedelta) -
         why = "no_stacking"
     elif _capped(offer, rails, now):
         why = "frequency_cap"
-    elif not _fits(offer, rails, now):
+    elif not held and not _fits(offer, rails, now):
         why = "budget"
     if why is not None:
         db.session.rollback()
         return why
-    budget.reserve(offer, now)
+    if not held:
+        budget.reserve(offer, now)
     db.session.commit()
     db.session.refresh(offer)
     return None

@@ -172,11 +172,12 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
     spec = discount_spec(offer, shop.platform, customer_id=customer_id)
     try:
         ref = connector_for(shop, session=session).create_discount(spec)
-    except Exception as err:  # an unexpected answer too: never leave it claimed and reserved
+    except Exception as err:  # an unexpected answer too: never leave it claimed
         db.session.rollback()
-        budget.cancel(offer)
-        # ``creating_since`` stays: the platform may have made the discount all the same. A
-        # retry asks for the same code and adopts it; else plugin.offers.reconcile deletes it.
+        # ``creating_since`` and the reservation stay: the platform may have made the
+        # discount all the same (a timeout, a reset after sending, a multi-step create that
+        # failed late), and it could be used. A retry asks for the same code, adopts it and
+        # keeps the reservation; else plugin.offers.reconcile deletes it and releases that.
         offer.status = "offered"
         db.session.commit()
         if not isinstance(err, ConnectorError):

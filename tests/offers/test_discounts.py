@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -197,12 +197,15 @@ def test_free_shipping_spec_carries_its_budgeted_cost_as_the_cap(app, shop):
 
 
 @responses.activate
-def test_unexpected_platform_answer_leaves_no_reserved_budget_or_stuck_offer(client, app):
+def test_unexpected_platform_answer_leaves_no_stuck_offer_or_reservation(client, app):
     """A 200 answer without the expected data (a proxy's ``{}``) broke the connector with a
-    KeyError: a 500, the offer stuck in "accepting" and its budget reserved for good."""
+    KeyError: a 500, the offer stuck in "accepting" and its budget reserved for good. The
+    reservation now stays only until the reconcile job settles the creation, which gives
+    up after its horizon if the platform keeps answering oddly."""
     import sqlalchemy as sa
 
     from plugin.models import OfferLedgerEntry
+    from plugin.offers import reconcile
 
     api = "https://odd.vendure.example/admin-api"
     shop = _shop("vendure", "odd.vendure.example", Credentials(
@@ -215,5 +218,13 @@ def test_unexpected_platform_answer_leaves_no_reserved_budget_or_stuck_offer(cli
     row = db.session.query(Offer).filter_by(public_id=offer["id"]).one()
     db.session.refresh(row)
     assert row.status == "offered"
-    assert db.session.scalar(sa.select(sa.func.count(OfferLedgerEntry.id)).where(
-        OfferLedgerEntry.shop_id == shop.id)) == 0
+
+    def reservations() -> int:
+        return db.session.scalar(sa.select(sa.func.count(OfferLedgerEntry.id)).where(
+            OfferLedgerEntry.shop_id == shop.id))
+
+    assert reservations() == 1  # the discount may exist
+    later = row.expires_at + timedelta(minutes=1)
+    assert reconcile.settle_creations(shop, now=later) == 0 and reservations() == 1
+    horizon = row.creating_since + reconcile.GIVE_UP_AFTER
+    assert reconcile.settle_creations(shop, now=horizon) == 1 and reservations() == 0

@@ -4,7 +4,8 @@ The platforms are stateful fakes behind ``responses`` (payload shapes as in the 
 tests): a create is committed on the platform, then the connection resets and stays down
 for the rest of that accept, so the shopper gets a 502. Retrying the accept asks for the
 offer's same code and adopts the discount; without a retry, the reconciliation job finds
-the code and deletes it.
+the code and deletes it. Until then the offer's budget stays reserved: the discount may
+exist and be used.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from connectors.base import Credentials
 from connectors.http import make_session
 from connectors.shopify.client import API_VERSION
 from plugin import crypto
+from plugin.errors import Conflict
 from plugin.extensions import db
 from plugin.models import Offer, OfferLedgerEntry
 from plugin.offers import budget, keys, reconcile, service
-from tests.offers.conftest import SHOPPER, cart_body
+from tests.offers.conftest import OTHER_SHOPPER, SHOPPER, cart_body, configure, make_idle
 from tests.offers.test_discounts import _shop
 
 
@@ -179,14 +181,16 @@ def test_a_lost_answer_nobody_retries_is_found_and_deleted(platform):
         service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
     fake.down = False
     row = _row(offer)
-    assert row.creating_since is not None and _reserved() == 0
+    # the discount may exist: its budget stays reserved while the outcome is unknown
+    assert row.creating_since is not None and _reserved() == Decimal(offer["amount"])
     # while the offer stands the shopper may still retry (and adopt): it is left alone
     assert reconcile.settle_creations(shop, now=row.creating_since + reconcile.SETTLE,
                                       session=_session()) == 0
-    assert len(fake.discounts) == 1
+    assert len(fake.discounts) == 1 and _reserved() == Decimal(offer["amount"])
     later = row.expires_at + timedelta(minutes=1)
     assert reconcile.settle_creations(shop, now=later, session=_session()) == 1
     assert fake.discounts == {} and _row(offer).creating_since is None
+    assert _reserved() == 0  # deleted unused: the reservation is released
     assert reconcile.settle_creations(shop, now=later, session=_session()) == 0
 
 
@@ -203,7 +207,8 @@ def test_an_accept_that_died_mid_call_is_undone_and_a_retry_adopts_its_discount(
     assert reconcile.settle_creations(shop, now=started + reconcile.SETTLE,
                                       session=_session()) == 0
     row = _row(offer)
-    assert row.status == "offered" and _reserved() == 0  # claim and reservation undone
+    assert row.status == "offered"  # the claim is undone; the reservation is held
+    assert _reserved() == Decimal(offer["amount"])
     assert len(fake.discounts) == 1  # kept: the offer stands, a retry adopts it
     out = service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
     assert list(fake.discounts) == [out["code"]]
@@ -230,3 +235,36 @@ def test_a_secret_key_rotation_cannot_change_the_code_a_lost_answer_left(app, pl
     later = row.expires_at + timedelta(minutes=1)
     assert reconcile.settle_creations(shop, now=later, session=_session()) == 1
     assert fake.discounts == {}  # found under the stored code, not left live
+
+
+def test_a_lost_answers_reservation_counts_against_others_but_not_its_own_retry(platform):
+    shop, fake = platform
+    first = _quoted(shop)
+    configure(shop, daily_budget=float(first["amount"]))  # room for one discount only
+    make_idle(shop.id, OTHER_SHOPPER)
+    other = service.quote(shop, OTHER_SHOPPER, _cart())["offer"]
+    assert other is not None  # quoted before the budget was claimed
+    fake.lose_next = True
+    with pytest.raises(service.DiscountUnavailable):
+        service.accept(shop, SHOPPER, first["token"], _cart(), session=_session())
+    fake.down = False
+    with pytest.raises(Conflict):  # the first discount may exist: no room for a second
+        service.accept(shop, OTHER_SHOPPER, other["token"], _cart(), session=_session())
+    out = service.accept(shop, SHOPPER, first["token"], _cart(), session=_session())
+    assert list(fake.discounts) == [out["code"]]
+    assert _reserved() == Decimal(first["amount"])
+
+
+def test_a_creation_the_platform_never_settles_is_released_after_the_horizon(platform):
+    shop, fake = platform
+    offer = _quoted(shop)
+    fake.lose_next = True
+    with pytest.raises(service.DiscountUnavailable):
+        service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
+    row = _row(offer)  # the platform stays down: no lookup ever answers
+    later = row.expires_at + timedelta(minutes=1)
+    assert reconcile.settle_creations(shop, now=later, session=_session()) == 0
+    assert _reserved() == Decimal(offer["amount"])
+    horizon = row.creating_since + reconcile.GIVE_UP_AFTER
+    assert reconcile.settle_creations(shop, now=horizon, session=_session()) == 1
+    assert _reserved() == 0 and _row(offer).creating_since is None
