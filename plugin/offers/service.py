@@ -150,8 +150,20 @@ def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = Fals
 def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
            customer_id: str | None = None, now: datetime | None = None,
            session: requests.Session | None = None) -> dict[str, Any]:
-    """Turn a valid, unused offer into a platform discount; every tamper case raises."""
+    """Turn a valid, unused offer into a platform discount; every tamper case raises.
+
+    A retry adopts the discount an earlier attempt may have made, with that attempt's
+    customer scope; harmless, since every attempt has the same one. The signed token and
+    the row bind the offer to ``shopper_id``, which is the verified customer id when there
+    is one (``ShopperIdentity.key``): a customer's offer is accepted only with that
+    customer's token, so ``customer_id == shopper_id``; an anonymous offer only without a
+    verified customer, so ``customer_id`` is None. Another shopper is refused before the
+    platform is asked, and never sees the code. (The API always passes the customer as
+    ``shopper_id`` too; the check below keeps that true for any other caller.)
+    """
     now = now or utcnow()
+    if customer_id is not None and customer_id != shopper_id:
+        raise Forbidden("This offer is not valid for this cart.")
     offer = _verified_offer(shop, shopper_id, token, cart, now)
     if not (shop.settings or {}).get("offers_enabled"):
         raise Conflict("Offers are switched off in this shop.")

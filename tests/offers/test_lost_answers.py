@@ -23,7 +23,7 @@ from connectors.base import Credentials
 from connectors.http import make_session
 from connectors.shopify.client import API_VERSION
 from plugin import crypto
-from plugin.errors import Conflict
+from plugin.errors import Conflict, Forbidden
 from plugin.extensions import db
 from plugin.models import Offer, OfferLedgerEntry
 from plugin.offers import budget, keys, reconcile, service
@@ -268,3 +268,21 @@ def test_a_creation_the_platform_never_settles_is_released_after_the_horizon(pla
     horizon = row.creating_since + reconcile.GIVE_UP_AFTER
     assert reconcile.settle_creations(shop, now=horizon, session=_session()) == 1
     assert _reserved() == 0 and _row(offer).creating_since is None
+
+
+def test_a_retry_by_another_identity_is_refused_before_the_platform_is_asked(platform):
+    """Pins why adopting the first attempt's customer scope is harmless (``accept``)."""
+    shop, fake = platform
+    offer = _quoted(shop)
+    fake.lose_next = True
+    with pytest.raises(service.DiscountUnavailable):
+        service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
+    fake.down, creates = False, fake.creates
+    # another anonymous shopper; the same browser signed in as a customer (its key is then
+    # the customer id); a customer claiming the anonymous shopper's id
+    for shopper, customer in ((OTHER_SHOPPER, None), ("cust-42", "cust-42"),
+                              (SHOPPER, "cust-42")):
+        with pytest.raises(Forbidden):
+            service.accept(shop, shopper, offer["token"], _cart(), customer_id=customer,
+                           session=_session())
+    assert fake.creates == creates and _row(offer).status == "offered"
