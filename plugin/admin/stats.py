@@ -25,7 +25,7 @@ from plugin.models import (
 from plugin.models.types import utcnow
 
 __all__ = ["activity_end", "connector_status", "daily_series", "local_window", "model_summary",
-           "offer_cost", "recommendations_ab", "shop_currency", "totals"]
+           "offer_cost", "recommendations_ab", "shop_currency", "totals", "window_start"]
 
 
 #: Rows are summed per quarter hour of UTC in SQL, then each quarter hour is put on its
@@ -178,8 +178,15 @@ def recommendations_ab(shop_id: str, days: int = 30, *, now: datetime | None = N
             "uplift": None if ci is None else vars(ci), "min_arm": MIN_ARM}
 
 
+def window_start(shop_id: str, days: int = 30, *, now: datetime | None = None) -> datetime:
+    """When the last ``days`` local days (the shop's, as on the charts) begin, aware UTC:
+    rolling figures then cover whole days of the merchant's, not ``24 * days`` hours."""
+    return local_window(now or utcnow(), days, shop_zone(shop_id))[1]
+
+
 def offer_cost(shop_id: str, days: int = 30, *, now: datetime | None = None) -> Decimal:
-    since = (now or utcnow()) - timedelta(days=days)
+    """Offer discounts reserved (less those released) over the last ``days`` local days."""
+    since = window_start(shop_id, days, now=now)
     value = db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(OfferLedgerEntry.amount), 0))
                               .where(OfferLedgerEntry.shop_id == shop_id,
                                      OfferLedgerEntry.at >= since))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -197,19 +198,18 @@ def _shopify_bridge(domain: str, mode: str, target: str) -> str:
                            api_key=current_app.config["SHOPIFY_API_KEY"])
 
 
-def _offer_report(shop: Shop) -> dict[str, Any] | None:
-    from datetime import timedelta
-
+def _offer_report(shop: Shop, *, now: datetime | None = None) -> dict[str, Any] | None:
+    """The offers report over the last 30 of the shop's local days (as the charts)."""
     from plugin.models.types import utcnow
     from plugin.offers.attribution import uplift_report
     from plugin.offers.settings import guardrails_from
 
-    now = utcnow()
+    now = now or utcnow()
     try:
         rails = guardrails_from((shop.settings or {}).get("offers"))
     except ValueError:
         return None
-    return uplift_report(shop.id, rails, now - timedelta(days=30), now)
+    return uplift_report(shop.id, rails, stats.window_start(shop.id, 30, now=now), now)
 
 
 def _bearer() -> str | None:

@@ -179,3 +179,27 @@ def test_wall_clock_reads_naive_moments_as_utc_and_names_the_zone():
     assert wall_clock(summer, LA) == "11 Jun 2026 12:05 PDT"
     assert wall_clock(summer.replace(tzinfo=UTC), ZoneInfo("UTC")) == "11 Jun 2026 19:05 UTC"
     assert wall_clock(summer, ZoneInfo("Asia/Kolkata"), "%Y-%m-%d %H:%M") == "2026-06-12 00:35 IST"
+
+
+def test_the_30_day_offer_figures_are_local_days_not_720_hours(shop):
+    """Offer cost and the offers report cover the same 30 local days as the charts: at
+    03:00 on 31 March in Los Angeles they start at local midnight on 2 March (08:00 UTC),
+    not 720 hours back (1 March, 10:00 UTC)."""
+    from plugin.admin import views
+    from plugin.models import Offer, OfferLedgerEntry
+
+    _set_zone(shop, "America/Los_Angeles")
+    now = datetime(2026, 3, 31, 10, 0, tzinfo=UTC)
+    for n, at in enumerate((datetime(2026, 3, 1, 12, 0, tzinfo=LA),  # 1 March, local
+                            datetime(2026, 3, 2, 1, 0, tzinfo=LA))):
+        offer = Offer(public_id=f"of_{n}", shop_id=shop.id, shopper_id=f"s{n}",
+                      cart_hash="h", stage="idle_cart", status="accepted", created_at=at)
+        db.session.add(offer)
+        db.session.flush()
+        db.session.add(OfferLedgerEntry(shop_id=shop.id, offer_id=offer.id, entry="reserve",
+                                        amount=Decimal("5.00"), at=at))
+    db.session.commit()
+    assert stats.offer_cost(shop.id, now=now) == Decimal("5.00")
+    report = views._offer_report(shop, now=now)
+    assert report is not None and report["since"] == datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    assert report["arms"]["treatment"]["shoppers"] == 1
