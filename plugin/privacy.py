@@ -182,8 +182,9 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
     # their browsers' anonymous ids: read before the links go with their waiting events
     anonymous = [r.anonymous_id for r in linking.anonymous_ids(shop_id, customer_id)]
     linking.forget_customer(shop_id, customer_id)
-    for shopper_id in (customer_id, *anonymous, *map(guest_shopper, order_ids)):
+    for shopper_id in (customer_id, *anonymous):
         _forget_shopper(shop_id, shopper_id)
+    _forget_orders(shop_id, order_ids)
     db.session.execute(sa.update(Order).where(Order.shop_id == shop_id,
                                               Order.customer_external_id == customer_id)
                        .values(customer_external_id=None))
@@ -194,6 +195,33 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
     _forget_exports(shop_id, customer_id)
     audit(shop_id, "privacy.customer_erased")
     log.info("privacy.customer_erased", extra={"shop_id": shop_id})
+
+
+def redact_orders(shop_id: str, order_ids: Iterable[str]) -> None:
+    """Erase what is kept about orders a redaction names without a customer to erase
+    (Shopify's ``customers/redact`` of a guest checkout has no customer id): without this
+    the guest's purchases and kept order bodies stayed. The orders stay, unlinked."""
+    order_ids = tuple(sorted({str(o) for o in order_ids}))
+    if not order_ids:
+        return
+    _forget_orders(shop_id, order_ids)
+    inbox.forget_customer(shop_id, None, order_ids=order_ids)
+    audit(shop_id, "privacy.orders_redacted", orders=len(order_ids))
+    log.info("privacy.orders_redacted", extra={"shop_id": shop_id})
+
+
+def _forget_orders(shop_id: str, order_ids: tuple[str, ...]) -> None:
+    """A redaction's orders: their purchases (whoever they were filed under), all kept
+    under a guest order's shopper id, and the order's link to a customer."""
+    for order_id in order_ids:
+        _forget_shopper(shop_id, guest_shopper(order_id))
+    for start in range(0, len(order_ids), 500):
+        chunk = order_ids[start:start + 500]
+        db.session.execute(sa.delete(Interaction).where(
+            Interaction.shop_id == shop_id, Interaction.order_external_id.in_(chunk)))
+        db.session.execute(sa.update(Order).where(Order.shop_id == shop_id,
+                                                  Order.external_id.in_(chunk))
+                           .values(customer_external_id=None))
 
 
 def _forget_shopper(shop_id: str, shopper_id: str) -> None:

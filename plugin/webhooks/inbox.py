@@ -253,9 +253,10 @@ def expire_dead(shop_id: str, before: datetime, *, now: datetime | None = None) 
     ).rowcount
 
 
-def forget_customer(shop_id: str, customer_id: str, *, order_ids: Iterable[str] = (),
+def forget_customer(shop_id: str, customer_id: str | None, *, order_ids: Iterable[str] = (),
                     now: datetime | None = None) -> int:
-    """Drop every kept payload that concerns one customer (their erasure); return how many.
+    """Drop every kept payload that concerns one customer (their erasure), or with
+    ``customer_id`` None only ``order_ids`` (a guest's redaction); return how many.
 
     Applied rows keep no payload (those from before are blanked here too). A pending,
     processing, failed or dead row is parsed again as the worker would (no fetch) and, when
@@ -279,7 +280,8 @@ def forget_customer(shop_id: str, customer_id: str, *, order_ids: Iterable[str] 
     return n
 
 
-def kept_about(shop_id: str, customer_id: str, *, order_ids: Iterable[str] = ()) -> list[int]:
+def kept_about(shop_id: str, customer_id: str | None, *,
+               order_ids: Iterable[str] = ()) -> list[int]:
     """Ids of the shop's rows still holding a payload (not applied, failed, dead) that
     concerns the customer or one of ``order_ids`` (``forget_customer`` says how), oldest
     first: what their export shows and their erasure drops."""
@@ -298,23 +300,27 @@ def kept_about(shop_id: str, customer_id: str, *, order_ids: Iterable[str] = ())
             if _concerns(connector, headers, bytes(body), customer_id, orders)]
 
 
-def _concerns(connector: Connector, headers: dict[str, str], body: bytes, customer_id: str,
-              order_ids: set[str]) -> bool:
+def _concerns(connector: Connector, headers: dict[str, str], body: bytes,
+              customer_id: str | None, order_ids: set[str]) -> bool:
     try:
         record = connector.parse_webhook(headers, body).record
     except Exception:  # unparseable now, so never applied: any mention of the id decides
-        return _mentions(body, {customer_id, *order_ids})
+        return _mentions(body, {i for i in (customer_id, *order_ids) if i})
+
+    def theirs(value: str | None) -> bool:  # without a customer id, no guest's None matches
+        return customer_id is not None and value == customer_id
+
     if isinstance(record, records.Customer):
-        return record.external_id == customer_id
+        return theirs(record.external_id)
     if isinstance(record, records.Deletion):
-        return ((record.kind == "customer" and record.external_id == customer_id)
+        return ((record.kind == "customer" and theirs(record.external_id))
                 or (record.kind == "order" and record.external_id in order_ids))
     if isinstance(record, records.Order):
-        return record.customer_id == customer_id or record.external_id in order_ids
+        return theirs(record.customer_id) or record.external_id in order_ids
     if isinstance(record, records.Cart):
-        return customer_id in (record.customer_id, record.shopper_id)
+        return theirs(record.customer_id) or theirs(record.shopper_id)
     if isinstance(record, records.Redaction):
-        return record.customer_id == customer_id
+        return theirs(record.customer_id)
     return False
 
 

@@ -1,0 +1,99 @@
+"""Shopify compliance requests about orders: a redaction naming orders but no customer we
+know, a data request listing guest orders. Each reaches that shop's orders only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.base import Credentials
+from connectors.shopify.mapping import order_from_rest
+from plugin import shops
+from plugin.extensions import db
+from plugin.ingestion import mapping
+from plugin.models import Interaction, Order, WebhookDelivery
+from plugin.webhooks import inbox
+from tests.connectors.test_shopify import shopify_headers
+from tests.factories import make_shop
+from tests.web.install_helpers import make_install_client
+
+SHOP = "my-shop.myshopify.com"
+SECRET = "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"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "shopify" / "orders_create.json"
+
+
+@pytest.fixture
+def shopify(app):
+    """A test client and an installed Shopify shop."""
+    client = make_install_client(app)
+    shop = shops.create_shop("shopify", SHOP, Credentials(SHOP, access_token="shpat_x",
+                                                           webhook_secret=SECRET))
+    db.session.commit()
+    return client, shop
+
+
+def order(order_id: int, customer_id: int | None = None, **changes) -> dict:
+    """Shopify's documented order body, not cancelled, as a guest's unless ``customer_id``."""
+    body = {**json.loads(FIXTURE.read_text()), "id": order_id, "cancelled_at": None,
+            "email": f"buyer-{order_id}@example.com", **changes}
+    body["customer"] = None if customer_id is None else {**body["customer"], "id": customer_id}
+    return body
+
+
+def deliver(client, shop, topic: str, body: dict, webhook_id: str) -> None:
+    raw = json.dumps(body).encode()
+    headers = {**shopify_headers(topic, raw, SECRET), "X-Shopify-Webhook-Id": webhook_id,
+               "X-Shopify-Shop-Domain": SHOP}
+    url = "/webhooks/shopify" if topic.startswith(("customers/", "shop/")) \
+        else f"/webhooks/shopify/{shop.id}"
+    response = client.post(url, data=raw, headers=headers)
+    assert response.status_code == 200, response.get_json()
+
+
+def purchases(shop_id: str) -> dict[str, str]:
+    """Order id -> shopper id of the shop's purchases."""
+    return dict(db.session.execute(sa.select(Interaction.order_external_id,
+                                             Interaction.shopper_id)
+                                   .where(Interaction.shop_id == shop_id)).all())
+
+
+def other_shop_with_guest_order(order_id: int) -> str:
+    """Another shop holding a guest order with the same id (ids are per platform shop)."""
+    other = make_shop()
+    mapping.upsert_order(other.id, order_from_rest(order(order_id)))
+    db.session.commit()
+    return other.id
+
+
+@pytest.mark.parametrize("customer", [None, {"id": 987654321}], ids=["no-customer", "unseen"])
+def test_a_redaction_of_orders_without_a_known_customer_still_redacts_them(shopify, customer):
+    """Shopify's customers/redact for a guest checkout names the orders, not a customer we
+    saw: the orders' purchases and the kept deliveries about them go, in this shop only."""
+    client, shop = shopify
+    other_id = other_shop_with_guest_order(4242)
+    deliver(client, shop, "orders/create", order(4242), "o-4242")
+    deliver(client, shop, "orders/create", order(4343), "o-4343")
+    assert inbox.process_inbox().done == 2
+    # a later update that failed until dead keeps the order's body (names, addresses)
+    deliver(client, shop, "orders/updated", order(4242, note="ring twice"), "o-4242-upd")
+    db.session.execute(sa.update(WebhookDelivery).where(
+        WebhookDelivery.delivery_id == "o-4242-upd").values(status="dead", last_error="boom"))
+    db.session.commit()
+    assert purchases(shop.id) == {"4242": "order:4242", "4343": "order:4343"}
+
+    redact = {"shop_id": 954889, "shop_domain": SHOP, "customer": customer,
+              "orders_to_redact": [4242]}
+    deliver(client, shop, "customers/redact", redact, "redact-guest")
+    assert inbox.process_inbox().done == 1
+    db.session.expire_all()
+
+    assert purchases(shop.id) == {"4343": "order:4343"}
+    kept = db.session.scalar(sa.select(WebhookDelivery).filter_by(delivery_id="o-4242-upd"))
+    assert (kept.status, kept.body, kept.last_error) == ("done", b"", inbox.ERASED_NOT_APPLIED)
+    # the order stays for the shop's totals; another shop's order 4242 keeps everything
+    assert sorted(db.session.scalars(sa.select(Order.external_id).filter_by(
+        shop_id=shop.id))) == ["4242", "4343"]
+    assert purchases(other_id) == {"4242": "order:4242"}
