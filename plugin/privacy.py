@@ -40,18 +40,28 @@ from plugin.webhooks import inbox
 log = logging.getLogger("shopkeeper.privacy")
 
 
-def export_customer(shop_id: str, customer_id: str) -> dict[str, Any]:
-    """Everything Shopkeeper stores about one customer of one shop, as plain JSON."""
+def export_customer(shop_id: str, customer_id: str, *,
+                    order_ids: Iterable[str] = ()) -> dict[str, Any]:
+    """Everything Shopkeeper stores about one customer of one shop, as plain JSON.
+
+    ``order_ids`` are orders the request names as theirs (Shopify's ``orders_requested``):
+    those placed as a guest carry no customer id, so only the list finds them and their
+    purchases (kept under the order), as a redaction's list does."""
+    order_ids = sorted({str(o) for o in order_ids})
     customer = db.session.scalar(sa.select(Customer).filter_by(shop_id=shop_id,
                                                                external_id=customer_id))
-    orders = db.session.scalars(sa.select(Order).filter_by(
-        shop_id=shop_id, customer_external_id=customer_id).order_by(Order.created_at))
+    guest_orders = sa.and_(Order.customer_external_id.is_(None),
+                           Order.external_id.in_(order_ids))
+    orders = db.session.scalars(sa.select(Order).where(Order.shop_id == shop_id, sa.or_(
+        Order.customer_external_id == customer_id, guest_orders))
+        .order_by(Order.created_at, Order.id))
     links = linking.anonymous_ids(shop_id, customer_id)
     # what is kept under their browsers' anonymous ids is theirs too (events moved and
     # still waiting, shown lists, carts, quotes): the ids erasure reaches
     ids = [customer_id, *(r.anonymous_id for r in links)]
     interactions = db.session.scalars(sa.select(Interaction).where(
-        Interaction.shop_id == shop_id, Interaction.shopper_id.in_(ids))
+        Interaction.shop_id == shop_id,
+        Interaction.shopper_id.in_([*ids, *map(guest_shopper, order_ids)]))
         .order_by(Interaction.occurred_at, Interaction.id))
     return {
         "shop_id": shop_id,
@@ -79,14 +89,16 @@ def export_customer(shop_id: str, customer_id: str) -> dict[str, Any]:
                             .order_by(SubProfile.id))],
         **_serving_export(shop_id, ids),
         **_offers_export(shop_id, ids),
-        "webhook_deliveries": _deliveries_export(shop_id, customer_id),
+        "webhook_deliveries": _deliveries_export(shop_id, customer_id, order_ids),
     }
 
 
-def _deliveries_export(shop_id: str, customer_id: str) -> list[dict[str, Any]]:
-    """Platform deliveries about them still kept whole (waiting, failed, dead): the most
-    personal copy held (names, addresses in an order's body) until applied or erased."""
-    ids = inbox.kept_about(shop_id, customer_id)
+def _deliveries_export(shop_id: str, customer_id: str,
+                       order_ids: list[str]) -> list[dict[str, Any]]:
+    """Platform deliveries about them or their orders still kept whole (waiting, failed,
+    dead): the most personal copy held (names, addresses in an order's body) until
+    applied or erased."""
+    ids = inbox.kept_about(shop_id, customer_id, order_ids=order_ids)
     rows = db.session.scalars(sa.select(WebhookDelivery).where(
         WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id)) if ids else ()
     return [{"topic": r.topic, "status": r.status, "received_at": _iso(r.received_at),
@@ -302,12 +314,15 @@ def _purge_idle_browsers(shop_id: str, cutoff: datetime) -> int:
     return n
 
 
-def record_data_request(shop_id: str, customer_id: str) -> Path:
-    """Write the export where the merchant can fetch it (admin page) and audit the request."""
+def record_data_request(shop_id: str, customer_id: str, *,
+                        order_ids: Iterable[str] = ()) -> Path:
+    """Write the export (with the request's ``order_ids``: ``export_customer``) where the
+    merchant can fetch it (admin page) and audit the request."""
     out = exports_dir(shop_id)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{_export_prefix(shop_id, customer_id)}{int(utcnow().timestamp())}.json"
-    path.write_text(json.dumps(export_customer(shop_id, customer_id), indent=2))
+    export = export_customer(shop_id, customer_id, order_ids=order_ids)
+    path.write_text(json.dumps(export, indent=2))
     audit(shop_id, "privacy.data_request", file=path.name)
     return path
 

@@ -99,7 +99,7 @@ def _redact(shop: Shop, event: WebhookEvent) -> None:
     elif rec.kind == "customer_redact":  # a guest checkout: no customer, only its orders
         privacy.redact_orders(shop.id, rec.order_ids)
     elif rec.kind == "customer_data_request" and rec.customer_id:
-        privacy.record_data_request(shop.id, rec.customer_id)
+        privacy.record_data_request(shop.id, rec.customer_id, order_ids=rec.order_ids)
 
 
 def _installed_again(shop: Shop) -> bool:

@@ -4,6 +4,7 @@ know, a data request listing guest orders. Each reaches that shop's orders only.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ def purchases(shop_id: str) -> dict[str, str]:
 def other_shop_with_guest_order(order_id: int) -> str:
     """Another shop holding a guest order with the same id (ids are per platform shop)."""
     other = make_shop()
-    mapping.upsert_order(other.id, order_from_rest(order(order_id)))
+    mapping.upsert_order(other.id, order_from_rest(order(order_id, total_price="1.00")))
     db.session.commit()
     return other.id
 
@@ -97,3 +98,39 @@ def test_a_redaction_of_orders_without_a_known_customer_still_redacts_them(shopi
     assert sorted(db.session.scalars(sa.select(Order.external_id).filter_by(
         shop_id=shop.id))) == ["4242", "4343"]
     assert purchases(other_id) == {"4242": "order:4242"}
+
+
+def test_a_data_request_exports_the_customers_guest_orders(shopify):
+    """Orders the customer placed as a guest (no customer id on them) that the request
+    lists are theirs: the export holds them, their purchases and the kept bodies about
+    them, from this shop only; a guest order the request does not list stays out."""
+    from plugin import privacy
+
+    client, shop = shopify
+    other_shop_with_guest_order(4242)
+    deliver(client, shop, "orders/create", order(1001, customer_id=5151), "o-1001")
+    for guest in (4242, 4343):
+        deliver(client, shop, "orders/create", order(guest), f"o-{guest}")
+    assert inbox.process_inbox().done == 3
+    for guest in (4242, 4343):  # failed until dead: their bodies are kept
+        deliver(client, shop, "orders/updated", order(guest, note="ring twice"),
+                f"o-{guest}-upd")
+    db.session.execute(sa.update(WebhookDelivery).where(
+        WebhookDelivery.delivery_id.like("o-%-upd")).values(status="dead", last_error="boom"))
+    db.session.commit()
+
+    request = {"shop_id": 954889, "shop_domain": SHOP, "orders_requested": [4242, 1001],
+               "customer": {"id": 5151, "email": "jon@example.com", "phone": "555-625-1199"},
+               "data_request": {"id": 9999}}
+    deliver(client, shop, "customers/data_request", request, "request-1")
+    assert inbox.process_inbox().done == 1
+
+    [made] = privacy.data_requests(shop.id)
+    export = json.loads(privacy.data_request_file(shop.id, made["name"]).read_text())
+    assert export["customer_id"] == "5151"
+    assert sorted(o["id"] for o in export["orders"]) == ["1001", "4242"]
+    assert {Decimal(o["total"]) for o in export["orders"]} == {Decimal("359.97")}  # not 1.00
+    assert len(export["interactions"]) == 6  # three lines in each of the two orders
+    kept = [d["body"]["id"] for d in export["webhook_deliveries"]
+            if d["topic"] == "orders/upsert"]
+    assert kept == [4242]
