@@ -16,7 +16,7 @@ from flask import current_app
 
 from plugin.api import linking
 from plugin.crypto import email_hash
-from plugin.extensions import db
+from plugin.extensions import db, insert_or_ignore
 from plugin.ingestion.mapping import forget_cached_recommendations, guest_shopper
 from plugin.models import (
     Cart,
@@ -26,6 +26,7 @@ from plugin.models import (
     Order,
     PromptState,
     RecommendationCache,
+    RedactedOrder,
     ShopperConsent,
     SubProfile,
     WebhookDelivery,
@@ -224,9 +225,13 @@ def redact_orders(shop_id: str, order_ids: Iterable[str]) -> None:
 
 def _forget_orders(shop_id: str, order_ids: tuple[str, ...]) -> None:
     """A redaction's orders: their purchases (whoever they were filed under), all kept
-    under a guest order's shopper id, and the order's link to a customer."""
+    under a guest order's shopper id, and the order's link to a customer. Their ids are
+    kept (``RedactedOrder``) so a later delivery of them is ignored, not applied again."""
     for order_id in order_ids:
         _forget_shopper(shop_id, guest_shopper(order_id))
+        db.session.execute(insert_or_ignore(
+            RedactedOrder, ["shop_id", "order_external_id"], shop_id=shop_id,
+            order_external_id=order_id, redacted_at=utcnow()))
     for start in range(0, len(order_ids), 500):
         chunk = order_ids[start:start + 500]
         db.session.execute(sa.delete(Interaction).where(

@@ -11,7 +11,16 @@ import sqlalchemy as sa
 from connectors import records as rec
 from plugin.crypto import email_hash
 from plugin.extensions import db
-from plugin.models import Cart, Customer, Interaction, Order, OrderLine, Product, Variant
+from plugin.models import (
+    Cart,
+    Customer,
+    Interaction,
+    Order,
+    OrderLine,
+    Product,
+    RedactedOrder,
+    Variant,
+)
 from plugin.models.types import utcnow
 
 ModelT = TypeVar("ModelT", Cart, Customer, Order, Product, Variant)
@@ -109,8 +118,12 @@ def upsert_customer(shop_id: str, c: rec.Customer) -> bool:
 
 
 def upsert_order(shop_id: str, o: rec.Order) -> bool:
-    """Replace the order, its lines and its purchase interactions as one unit."""
+    """Replace the order, its lines and its purchase interactions as one unit; False when
+    stale or redacted (a redacted order stays redacted, whatever a later update says)."""
     # Before a new Order joins the session (a query would autoflush it half-filled).
+    if db.session.scalar(sa.select(RedactedOrder.id).filter_by(
+            shop_id=shop_id, order_external_id=o.external_id)):
+        return False
     erased = o.customer_id and db.session.scalar(
         sa.select(Customer.id).filter_by(shop_id=shop_id, external_id=o.customer_id)
         .where(Customer.deleted_at.is_not(None)))

@@ -12,7 +12,7 @@ from plugin.models.offers import (
     Redemption,
 )
 from plugin.models.operations import JobRun, SchedulerLease
-from plugin.models.orders import Cart, Order, OrderLine
+from plugin.models.orders import Cart, Order, OrderLine, RedactedOrder
 from plugin.models.serving import Impression, ModelVersion, RecommendationCache, ShopperConsent
 from plugin.models.shoppers import AnonymousLink, Customer
 from plugin.models.subprofiles import PromptState, SubProfile
@@ -40,6 +40,7 @@ __all__ = [
     "Product",
     "PromptState",
     "RecommendationCache",
+    "RedactedOrder",
     "Redemption",
     "SchedulerLease",
     "Shop",

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from plugin.extensions import db
-from plugin.models.types import Money, UTCDateTime
+from plugin.models.types import Money, UTCDateTime, utcnow
 
 
 class Order(db.Model):
@@ -37,6 +37,22 @@ class Order(db.Model):
         UniqueConstraint("shop_id", "external_id", name="uq_orders_shop_ext"),
         Index("ix_orders_shop_customer", "shop_id", "customer_external_id"),
     )
+
+
+class RedactedOrder(db.Model):
+    """An order a privacy redaction erased (a tombstone, no personal data): a later
+    delivery of it (an update sent after the redaction, a redelivery, a backfill) is
+    ignored, or it would file the order's purchases again."""
+
+    __tablename__ = "redacted_orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    order_external_id: Mapped[str] = mapped_column(String(255))
+    redacted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("shop_id", "order_external_id",
+                                       name="uq_redacted_orders_shop_order"),)
 
 
 class OrderLine(db.Model):

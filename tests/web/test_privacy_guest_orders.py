@@ -134,3 +134,33 @@ def test_a_data_request_exports_the_customers_guest_orders(shopify):
     kept = [d["body"]["id"] for d in export["webhook_deliveries"]
             if d["topic"] == "orders/upsert"]
     assert kept == [4242]
+
+
+@pytest.mark.parametrize("customer", [None, {"id": 5151}], ids=["guest", "customer"])
+def test_a_late_update_of_a_redacted_order_does_not_bring_it_back(shopify, customer):
+    """orders/updated sent after the redaction (or a redelivery under a new id once the
+    first was purged) would file the order's purchases again: the shop's redacted order ids
+    are kept (no personal data) and later deliveries of them ignored, in that shop only."""
+    from plugin.models import RedactedOrder
+
+    client, shop = shopify
+    other_id = other_shop_with_guest_order(4242)
+    deliver(client, shop, "orders/create", order(4242), "o-4242")
+    assert inbox.process_inbox().done == 1
+    redact = {"shop_id": 954889, "shop_domain": SHOP, "customer": customer,
+              "orders_to_redact": [4242]}
+    deliver(client, shop, "customers/redact", redact, "redact-1")
+    assert inbox.process_inbox().done == 1
+    assert purchases(shop.id) == {}
+
+    late = order(4242, updated_at="2022-01-05T10:00:00Z", financial_status="paid")
+    deliver(client, shop, "orders/updated", late, "o-4242-late")
+    assert inbox.process_inbox().done == 1
+    db.session.expire_all()
+    assert purchases(shop.id) == {}
+    [kept] = db.session.scalars(sa.select(RedactedOrder))
+    assert (kept.shop_id, kept.order_external_id) == (shop.id, "4242")
+    # another shop's order 4242 is not redacted
+    assert mapping.upsert_order(other_id, order_from_rest(late))
+    db.session.commit()
+    assert purchases(other_id) == {"4242": "order:4242"}
