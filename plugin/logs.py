@@ -3,6 +3,7 @@ shop id, and an explicit redaction list so no secret or personal data reaches a 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -24,6 +25,20 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:=;/+-]{1,64}")
 
 _STANDARD = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {
     "message", "asctime"}
+
+
+def anonymize_ip(address: str) -> str:
+    """``address`` cut to its network, IPv4 /24 and IPv6 /48 (``203.0.113.0``,
+    ``2001:db8:abcd::``), for the access log: a whole address identifies a shopper, its
+    network is enough to spot abuse. Anything that is not an address logs as ``-``."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return "-"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:203.0.113.77 is an IPv4 client
+    dropped = ip.max_prefixlen - (24 if ip.version == 4 else 48)
+    return str(type(ip)(int(ip) >> dropped << dropped))
 
 
 class RedactingFilter(logging.Filter):

@@ -148,6 +148,37 @@ def test_the_access_log_never_records_query_strings():
     assert "SECRET" not in line and '"path":"/admin/login"' in line
 
 
+@pytest.mark.parametrize(("client", "logged"), [
+    ("203.0.113.77", "203.0.113.0"), ("2001:db8:abcd:12:34::1", "2001:db8:abcd::"),
+    ("::ffff:203.0.113.77", "203.0.113.0"), ("not-an-address", "-")])
+def test_the_access_log_keeps_only_the_clients_network(client, logged):
+    """A client's IP address is personal data and the access log is kept and shipped
+    whole: gunicorn, configured from gunicorn_conf.py, logs its /24 (IPv4) or /48 (IPv6)."""
+    import datetime as dt
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import SafeAtoms
+
+    from plugin import gunicorn_conf
+
+    cfg = Config()
+    for name, value in vars(gunicorn_conf).items():  # as gunicorn -c python:... does
+        if name in cfg.settings:
+            cfg.set(name, value)
+
+    class Req:
+        headers: list = []
+
+    class Resp:
+        status, headers, sent = "200 OK", [], 0
+
+    environ = {"REMOTE_ADDR": client, "REQUEST_METHOD": "GET", "RAW_URI": "/healthz",
+               "PATH_INFO": "/healthz", "SERVER_PROTOCOL": "HTTP/1.1"}
+    atoms = cfg.logger_class(cfg).atoms(Resp(), Req(), environ, dt.timedelta(milliseconds=5))
+    line = json.loads(cfg.access_log_format % SafeAtoms(atoms))
+    assert line["remote"] == logged
+
+
 def test_production_refuses_the_public_development_keys():
     from cryptography.fernet import Fernet
 
