@@ -36,6 +36,10 @@ log = logging.getLogger("shopkeeper.offers.reconcile")
 
 #: Longer than any create call can take with its retries (then its answer is lost for good).
 SETTLE = timedelta(minutes=15)
+#: How long after its expiry an offer is left to its retries: an accept checks the expiry on
+#: its own clock when it begins, so a retry that began just in time may claim a moment
+#: later, and the job must not delete the discount that retry is adopting.
+CLAIM_MARGIN = timedelta(minutes=5)
 #: Offers settled per shop per run (the job runs every few minutes).
 BATCH = 50
 #: An unanswered creation still unsettled after this long releases its reservation.
@@ -52,7 +56,7 @@ def settle_creations(shop: Shop, *, now: datetime | None = None,
     now = now or utcnow()
     offers = db.session.scalars(sa.select(Offer).where(
         Offer.shop_id == shop.id, Offer.creating_since <= now - SETTLE,
-        sa.not_(sa.and_(Offer.status == "offered", Offer.expires_at > now)))
+        sa.not_(sa.and_(Offer.status == "offered", Offer.expires_at > now - CLAIM_MARGIN)))
         .order_by(Offer.creating_since, Offer.id).limit(BATCH)).all()
     if not offers:
         return 0
@@ -61,7 +65,7 @@ def settle_creations(shop: Shop, *, now: datetime | None = None,
     for offer in offers:
         if offer.status == "accepting":  # its accept died mid-call: undo the claim
             offer.status = "offered"
-            if offer.expires_at is not None and offer.expires_at > now:
+            if offer.expires_at is not None and offer.expires_at > now - CLAIM_MARGIN:
                 continue  # the shopper may still accept it; a retry adopts the discount
         if offer.status not in ("accepted", "redeemed"):  # else the reservation stands
             try:

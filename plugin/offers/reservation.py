@@ -37,8 +37,10 @@ def claim(offer: Offer, rails: Guardrails, now: datetime, *, grace: timedelta) -
     """
     db.session.execute(sa.select(Shop.id).where(Shop.id == offer.shop_id)
                        .with_for_update(key_share=True))  # no-op on SQLite
+    # still unexpired as the claim lands, not only when the request began: the reconcile
+    # job settles an expired offer's lost create (deleting its discount) after a margin
     claimed = db.session.execute(sa.update(Offer).where(
-        Offer.id == offer.id, Offer.status == "offered").values(
+        Offer.id == offer.id, Offer.status == "offered", Offer.expires_at > now).values(
         status="accepting", creating_since=now,
         code=sa.func.coalesce(Offer.code, keys.discount_code(offer))))
     # a retry after a create whose outcome is unknown already holds its reservation

@@ -224,7 +224,7 @@ def test_unexpected_platform_answer_leaves_no_stuck_offer_or_reservation(client,
             OfferLedgerEntry.shop_id == shop.id))
 
     assert reservations() == 1  # the discount may exist
-    later = row.expires_at + timedelta(minutes=1)
+    later = row.expires_at + reconcile.CLAIM_MARGIN
     assert reconcile.settle_creations(shop, now=later) == 0 and reservations() == 1
     horizon = row.creating_since + reconcile.GIVE_UP_AFTER
     assert reconcile.settle_creations(shop, now=horizon) == 1 and reservations() == 0

@@ -187,7 +187,7 @@ def test_a_lost_answer_nobody_retries_is_found_and_deleted(platform):
     assert reconcile.settle_creations(shop, now=row.creating_since + reconcile.SETTLE,
                                       session=_session()) == 0
     assert len(fake.discounts) == 1 and _reserved() == Decimal(offer["amount"])
-    later = row.expires_at + timedelta(minutes=1)
+    later = row.expires_at + reconcile.CLAIM_MARGIN
     assert reconcile.settle_creations(shop, now=later, session=_session()) == 1
     assert fake.discounts == {} and _row(offer).creating_since is None
     assert _reserved() == 0  # deleted unused: the reservation is released
@@ -232,7 +232,7 @@ def test_a_secret_key_rotation_cannot_change_the_code_a_lost_answer_left(app, pl
     row = _row(offer)
     assert row.code == first  # stored at the first attempt, not derived again
     assert service.discount_spec(row, shop.platform, customer_id=None).code == first
-    later = row.expires_at + timedelta(minutes=1)
+    later = row.expires_at + reconcile.CLAIM_MARGIN
     assert reconcile.settle_creations(shop, now=later, session=_session()) == 1
     assert fake.discounts == {}  # found under the stored code, not left live
 
@@ -262,7 +262,7 @@ def test_a_creation_the_platform_never_settles_is_released_after_the_horizon(pla
     with pytest.raises(service.DiscountUnavailable):
         service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
     row = _row(offer)  # the platform stays down: no lookup ever answers
-    later = row.expires_at + timedelta(minutes=1)
+    later = row.expires_at + reconcile.CLAIM_MARGIN
     assert reconcile.settle_creations(shop, now=later, session=_session()) == 0
     assert _reserved() == Decimal(offer["amount"])
     horizon = row.creating_since + reconcile.GIVE_UP_AFTER
@@ -286,3 +286,38 @@ def test_a_retry_by_another_identity_is_refused_before_the_platform_is_asked(pla
             service.accept(shop, shopper, offer["token"], _cart(), customer_id=customer,
                            session=_session())
     assert fake.creates == creates and _row(offer).status == "offered"
+
+
+def test_a_retry_that_began_before_expiry_keeps_the_discount_it_adopts(platform):
+    """The job leaves an expired offer's lost create alone for ``CLAIM_MARGIN``: a retry
+    that passed the expiry check a moment before still claims after it, and deleting
+    the discount then would hand the shopper a code that no longer exists."""
+    shop, fake = platform
+    offer = _quoted(shop)
+    fake.lose_next = True
+    with pytest.raises(service.DiscountUnavailable):
+        service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
+    fake.down = False
+    row = _row(offer)
+    expired = row.expires_at
+    just_after = expired + timedelta(minutes=1)
+    assert reconcile.settle_creations(shop, now=just_after, session=_session()) == 0
+    assert len(fake.discounts) == 1 and _reserved() == Decimal(offer["amount"])
+    out = service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session(),
+                         now=expired - timedelta(seconds=1))
+    assert list(fake.discounts) == [out["code"]] and fake.creates == 1  # adopted
+    assert reconcile.settle_creations(shop, now=expired + reconcile.CLAIM_MARGIN,
+                                      session=_session()) == 0
+    assert list(fake.discounts) == [out["code"]] and _reserved() == Decimal(offer["amount"])
+
+
+def test_a_claim_landing_after_expiry_is_refused(platform):
+    """The claim itself checks the expiry, not only the request's start."""
+    from plugin.offers import reservation
+
+    shop, _fake = platform
+    offer = _quoted(shop)
+    row = _row(offer)
+    assert reservation.claim(row, service.guardrails_for(shop), row.expires_at,
+                             grace=service.CHECKOUT_GRACE) == "used"
+    assert _row(offer).status == "offered" and _reserved() == 0
