@@ -17,7 +17,9 @@ sync starts over from the first order (a full backfill at the next sync), and th
 orders stop feeding recommendations. They stay for the dashboard and offer attribution
 (a redemption, a click, a budget), but their purchase interactions are deleted and they
 are marked as never read, so the backfill writes again (interactions included) every
-one that belongs to the new channel. The shop is marked for a refit once that backfill
+one that belongs to the new channel. Orders imported from a history CSV
+(``Order.imported``) belong to no channel and no backfill could restore them: they stay
+as they are, purchases included. The shop is marked for a refit once that backfill
 has finished (``plugin.ingestion.sync.HISTORY_RESET``, read by the hourly retrain job);
 until then the model fitted before the switch keeps serving.
 """
@@ -102,12 +104,12 @@ def _read_products_again(shop_id: str) -> None:
 def _read_orders_again(shop: Shop) -> int:
     """Backfill the orders from the first one and stop the stored ones feeding
     recommendations (see the module docstring); returns the purchase interactions deleted."""
-    orders = sa.select(Order.external_id).where(Order.shop_id == shop.id)
+    mirrored = (Order.shop_id == shop.id, Order.imported.is_(False))  # not the CSV history
+    orders = sa.select(Order.external_id).where(*mirrored)
     dropped = db.session.execute(sa.delete(Interaction).where(
         Interaction.shop_id == shop.id, Interaction.kind == "purchase",
         Interaction.order_external_id.in_(orders))).rowcount or 0
-    db.session.execute(sa.update(Order).where(Order.shop_id == shop.id)
-                       .values(source_updated_at=NEVER))
+    db.session.execute(sa.update(Order).where(*mirrored).values(source_updated_at=NEVER))
     state = sync_state(shop.id, "orders")
     state.cursor, state.watermark, state.status = None, None, "idle"
     shop.settings = {**(shop.settings or {}), HISTORY_RESET: utcnow().isoformat()}

@@ -218,7 +218,7 @@ def _insert_missing_customers(shop_id: str, ids: set[str]) -> int:
 def _insert_orders(shop_id: str, chunk: list[tuple[str, dict]], currency: str) -> tuple[int, int]:
     db.session.execute(sa.insert(Order), [
         dict(shop_id=shop_id, external_id=k, customer_external_id=b["customer_id"],
-             currency=currency, discount_codes=[], cancelled=False,
+             currency=currency, discount_codes=[], cancelled=False, imported=True,
              total=sum((q * (p or 0) for q, p in b["lines"].values()), Decimal(0)),
              created_at=b["created_at"], source_updated_at=b["created_at"])
         for k, b in chunk])

@@ -135,6 +135,7 @@ def upsert_order(shop_id: str, o: rec.Order) -> bool:
         db.session.execute(sa.delete(OrderLine).where(OrderLine.order_id == row.id))
     row.customer_external_id, row.currency, row.total = customer_id, o.currency, o.total
     row.discount_codes, row.cancelled = list(o.discount_codes), o.cancelled
+    row.imported = False  # an imported order the platform lists too is the platform's now
     row.created_at, row.source_updated_at = o.created_at, o.updated_at
     db.session.flush()
     for line in o.lines:

@@ -206,3 +206,23 @@ def test_the_model_is_refit_once_the_new_channels_orders_have_landed(app, client
     db.session.expire_all()
     assert HISTORY_RESET not in shop.settings
     assert training.retrain_due() == 0 and fits == [shop.id]  # once
+
+
+def test_a_new_channel_keeps_the_purchases_imported_from_csv(app, client, tmp_path):
+    """The merchant's historic import came from no channel: the new channel's backfill
+    can never bring it back, so it keeps teaching the model."""
+    from plugin.ingestion.importer import import_history
+
+    shop = _shop()
+    history = tmp_path / "orders.csv"
+    history.write_text("basket_id,customer_id,item_id,timestamp\n"
+                       "old-1,c1,p1,2023-05-01T10:00:00Z\nold-1,c1,p2,2023-05-01T10:00:00Z\n")
+    import_history(shop.id, history)
+    _sync_orders(shop.id, _order_node("USD1", "default-channel", "2025-11-20T11:00:00+00:00"))
+    assert _purchased_orders(shop.id) == {"old-1", "USD1"}
+    csrf = sign_in(app, client, shop)
+    assert _choose(client, csrf, "channel-pln").status_code == 302
+    db.session.expire_all()
+    assert _purchased_orders(shop.id) == {"old-1"}  # only the old channel's are dropped
+    _sync_orders(shop.id, _order_node("PLN1", "channel-pln", "2025-11-21T11:00:00+00:00"))
+    assert _purchased_orders(shop.id) == {"old-1", "PLN1"}
