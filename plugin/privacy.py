@@ -31,7 +31,7 @@ from plugin.models import (
     SubProfile,
     WebhookDelivery,
 )
-from plugin.models.events import FORGOTTEN_SUBPROFILE
+from plugin.models.events import FORGOTTEN_SUBPROFILE, SET_ASIDE
 from plugin.models.types import utcnow
 from plugin.offers import privacy as offers_privacy
 from plugin.shops import audit
@@ -279,7 +279,7 @@ def purge_expired(shop_id: str, retention_days: int, *, now: datetime | None = N
     """
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     n = db.session.execute(sa.delete(Interaction).where(
-        Interaction.shop_id == shop_id, Interaction.kind != "purchase",
+        Interaction.shop_id == shop_id, Interaction.kind.not_in(("purchase", SET_ASIDE)),
         Interaction.occurred_at < cutoff)).rowcount
     n += db.session.execute(sa.delete(Impression).where(
         Impression.shop_id == shop_id, Impression.created_at < cutoff)).rowcount

@@ -22,6 +22,12 @@ one that belongs to the new channel. Orders imported from a history CSV
 as they are, purchases included. The shop is marked for a refit once that backfill
 has finished (``plugin.ingestion.sync.HISTORY_RESET``, read by the hourly retrain job);
 until then the model fitted before the switch keeps serving.
+
+A purchase the shopper gave to a sub-profile ("that was for Maya") is set aside rather
+than deleted (``SET_ASIDE``: out of training and serving): when the backfill writes its
+order again (same order id), the line is for Maya again. An order the new channel does
+not have never comes back; its set-aside lines stay, out of everything, until the
+customer is erased, so a switch back to the old channel finds them too.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from plugin.errors import BadRequest, NotFound
 from plugin.extensions import db
 from plugin.ingestion.sync import HISTORY_RESET, sync_state
 from plugin.models import Interaction, Order, Product, Shop
+from plugin.models.events import SET_ASIDE
 from plugin.models.types import utcnow
 from plugin.offers.service import withdraw_unaccepted
 
@@ -106,9 +113,11 @@ def _read_orders_again(shop: Shop) -> int:
     recommendations (see the module docstring); returns the purchase interactions deleted."""
     mirrored = (Order.shop_id == shop.id, Order.imported.is_(False))  # not the CSV history
     orders = sa.select(Order.external_id).where(*mirrored)
-    dropped = db.session.execute(sa.delete(Interaction).where(
-        Interaction.shop_id == shop.id, Interaction.kind == "purchase",
-        Interaction.order_external_id.in_(orders))).rowcount or 0
+    purchases = (Interaction.shop_id == shop.id, Interaction.kind == "purchase",
+                 Interaction.order_external_id.in_(orders))
+    dropped = db.session.execute(sa.update(Interaction).where(
+        *purchases, Interaction.subprofile_id.is_not(None)).values(kind=SET_ASIDE)).rowcount or 0
+    dropped += db.session.execute(sa.delete(Interaction).where(*purchases)).rowcount or 0
     db.session.execute(sa.update(Order).where(*mirrored).values(source_updated_at=NEVER))
     state = sync_state(shop.id, "orders")
     state.cursor, state.watermark, state.status = None, None, "idle"

@@ -21,6 +21,7 @@ from plugin.models import (
     RedactedOrder,
     Variant,
 )
+from plugin.models.events import SET_ASIDE
 from plugin.models.types import utcnow
 
 ModelT = TypeVar("ModelT", Cart, Customer, Order, Product, Variant)
@@ -168,15 +169,16 @@ def guest_shopper(order_id: str) -> str:
 def _replace_purchases(shop_id: str, o: rec.Order, customer_id: str | None) -> None:
     shopper = customer_id or guest_shopper(o.external_id)
     # Lines the shopper gave to a sub-profile ("that was for Maya") stay given: platforms
-    # update an order several times (paid, fulfilled, edited) and each update lands here.
+    # update an order several times (paid, fulfilled, edited) and each update lands here,
+    # and an order set aside by a channel switch comes back here from the backfill.
+    kinds = Interaction.kind.in_(("purchase", SET_ASIDE))
     given = dict(db.session.execute(sa.select(
         Interaction.product_external_id, Interaction.subprofile_id).where(
         Interaction.shop_id == shop_id, Interaction.order_external_id == o.external_id,
-        Interaction.kind == "purchase", Interaction.shopper_id == shopper,
+        kinds, Interaction.shopper_id == shopper,
         Interaction.subprofile_id.is_not(None))).all())
     db.session.execute(sa.delete(Interaction).where(
-        Interaction.shop_id == shop_id, Interaction.order_external_id == o.external_id,
-        Interaction.kind == "purchase"))
+        Interaction.shop_id == shop_id, Interaction.order_external_id == o.external_id, kinds))
     if o.cancelled:
         return
     for line in o.lines:

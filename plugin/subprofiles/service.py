@@ -19,6 +19,7 @@ from plugin.errors import Conflict, NotFound, Unprocessable
 from plugin.extensions import db, insert_or_ignore
 from plugin.models import Interaction, Product, PromptState, Shop, SubProfile
 from plugin.models.events import FORGOTTEN_SUBPROFILE as FORGOTTEN
+from plugin.models.events import SET_ASIDE
 from plugin.models.types import MAX_ROW_ID, utcnow
 from plugin.subprofiles import recs
 
@@ -139,7 +140,7 @@ def delete_subprofile(shop: Shop, owner: str, subprofile_id: int) -> int:
     # browsing done "as Maya" (events, not order lines) carries nothing worth keeping
     removed = db.session.execute(sa.delete(Interaction).where(
         Interaction.shop_id == shop.id, Interaction.subprofile_id == row.id,
-        Interaction.kind != "purchase")).rowcount
+        Interaction.kind.not_in(("purchase", SET_ASIDE)))).rowcount
     removed += db.session.execute(sa.update(Interaction).where(
         Interaction.shop_id == shop.id, Interaction.subprofile_id == row.id)
         .values(subprofile_id=FORGOTTEN)).rowcount

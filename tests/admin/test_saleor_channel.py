@@ -226,3 +226,48 @@ def test_a_new_channel_keeps_the_purchases_imported_from_csv(app, client, tmp_pa
     assert _purchased_orders(shop.id) == {"old-1"}  # only the old channel's are dropped
     _sync_orders(shop.id, _order_node("PLN1", "channel-pln", "2025-11-21T11:00:00+00:00"))
     assert _purchased_orders(shop.id) == {"old-1", "PLN1"}
+
+
+def _given(shop_id: str, order_id: str) -> set[int | None]:
+    """Whom the order's purchase lines are for (None: the shopper)."""
+    from plugin.models import Interaction
+
+    return set(db.session.scalars(sa.select(Interaction.subprofile_id).where(
+        Interaction.shop_id == shop_id, Interaction.kind == "purchase",
+        Interaction.order_external_id == order_id)))
+
+
+def test_an_order_the_new_channel_reads_again_is_still_for_whom_it_was(app, client):
+    """"That was for Maya" on an order the backfill writes again (same order id) stays."""
+    from plugin.subprofiles import service
+
+    shop = _shop()
+    _sync_orders(shop.id, _order_node("PLN1", None, "2025-11-21T11:00:00+00:00"),
+                 _order_node("PLN2", None, "2025-11-22T11:00:00+00:00"))
+    owner = "VXNlcjoyMg=="  # the fixture order's user
+    maya = service.create_subprofile(shop, owner, "Maya")
+    assert service.reassign(shop, owner, maya.id, order_id="PLN1")
+    csrf = sign_in(app, client, shop)
+    assert _choose(client, csrf, "channel-pln").status_code == 302
+    db.session.expire_all()
+    assert _purchased_orders(shop.id) == set()  # nothing of it feeds anything meanwhile
+    _sync_orders(shop.id, _order_node("PLN1", "channel-pln", "2025-11-21T11:00:00+00:00"),
+                 _order_node("PLN2", "channel-pln", "2025-11-22T11:00:00+00:00"))
+    assert _given(shop.id, "PLN1") == {maya.id}
+    assert _given(shop.id, "PLN2") == {None}
+
+
+def test_a_sub_profile_deleted_while_its_order_was_set_aside_stays_forgotten(app, client):
+    from plugin.models.events import FORGOTTEN_SUBPROFILE
+    from plugin.subprofiles import service
+
+    shop = _shop()
+    _sync_orders(shop.id, _order_node("PLN1", None, "2025-11-21T11:00:00+00:00"))
+    owner = "VXNlcjoyMg=="
+    maya = service.create_subprofile(shop, owner, "Maya")
+    assert service.reassign(shop, owner, maya.id, order_id="PLN1")
+    csrf = sign_in(app, client, shop)
+    assert _choose(client, csrf, "channel-pln").status_code == 302
+    service.delete_subprofile(shop, owner, maya.id)
+    _sync_orders(shop.id, _order_node("PLN1", "channel-pln", "2025-11-21T11:00:00+00:00"))
+    assert _given(shop.id, "PLN1") == {FORGOTTEN_SUBPROFILE}  # not back in the owner's own
