@@ -44,7 +44,7 @@ from plugin import shops
 from plugin.admin.settings import _forget_api_caches
 from plugin.errors import BadRequest, NotFound
 from plugin.extensions import db
-from plugin.ingestion.sync import HISTORY_RESET, sync_state
+from plugin.ingestion.sync import HISTORY_RESET, restart_sync
 from plugin.models import Interaction, Order, Product, Shop
 from plugin.models.events import SET_ASIDE
 from plugin.models.types import utcnow
@@ -88,10 +88,12 @@ def choose(shop: Shop, slug: str) -> Channel:
     moved = (creds.extra.get("channel"), creds.extra.get("channel_id")) != (found.slug, found.id)
     shop.settings = {**(shop.settings or {}), "saleor_channel": found.slug}
     if moved:
-        shops.save_credentials(shop, replace(creds, extra={
-            **creds.extra, "channel": found.slug, "channel_id": found.id}))
+        # the syncs restart first: a sync's page locks its state before it may store what
+        # its connector learned with the credentials, so this order cannot deadlock
         _read_products_again(shop.id)
         dropped = _read_orders_again(shop)
+        shops.save_credentials(shop, replace(creds, extra={
+            **creds.extra, "channel": found.slug, "channel_id": found.id}))
         withdrawn = withdraw_unaccepted(shop.id)
         shops.audit(shop.id, "settings.saleor_channel", channel=found.slug,
                     offers_withdrawn=withdrawn, purchases_dropped=dropped)
@@ -102,15 +104,15 @@ def choose(shop: Shop, slug: str) -> Channel:
 
 def _read_products_again(shop_id: str) -> None:
     """Let the next products sync overwrite every live product, from its first page."""
+    restart_sync(shop_id, "products")  # first: a run under way saves nothing after this
     db.session.execute(sa.update(Product).where(
         Product.shop_id == shop_id, Product.deleted_at.is_(None)).values(source_updated_at=NEVER))
-    state = sync_state(shop_id, "products")
-    state.cursor, state.status = None, "idle"
 
 
 def _read_orders_again(shop: Shop) -> int:
     """Backfill the orders from the first one and stop the stored ones feeding
     recommendations (see the module docstring); returns the purchase interactions deleted."""
+    restart_sync(shop.id, "orders").watermark = None  # first, as for products
     mirrored = (Order.shop_id == shop.id, Order.imported.is_(False))  # not the CSV history
     orders = sa.select(Order.external_id).where(*mirrored)
     purchases = (Interaction.shop_id == shop.id, Interaction.kind == "purchase",
@@ -119,7 +121,5 @@ def _read_orders_again(shop: Shop) -> int:
         *purchases, Interaction.subprofile_id.is_not(None)).values(kind=SET_ASIDE)).rowcount or 0
     dropped += db.session.execute(sa.delete(Interaction).where(*purchases)).rowcount or 0
     db.session.execute(sa.update(Order).where(*mirrored).values(source_updated_at=NEVER))
-    state = sync_state(shop.id, "orders")
-    state.cursor, state.watermark, state.status = None, None, "idle"
     shop.settings = {**(shop.settings or {}), HISTORY_RESET: utcnow().isoformat()}
     return dropped

@@ -9,6 +9,10 @@ catalogue: a product we hold that it did not list, and that was not written sinc
 began, was deleted while no webhook reached us (an outage, a missed delivery, Vendure's
 soft delete) and is tombstoned, so it stops being recommended.
 
+A sync made to start over while a run is under way (``restart_sync``: a new Saleor
+channel) bumps the state's ``epoch``; a run checks it, locking the state, before writing
+each page, and stops there: its cursor and watermark would carry on from the old source.
+
 A record the connector cannot read (``Page.rejected``) is counted and named on the sync
 state, and the backfill goes on: one malformed product must not hold back the other
 9,999. A page on which nothing could be read still fails the sync (see
@@ -92,6 +96,16 @@ def sync_state(shop_id: str, resource: str) -> SyncState:
     return state
 
 
+def restart_sync(shop_id: str, resource: str) -> SyncState:
+    """Make the resource's next sync start from its first page; a run under way stops at
+    its next page without saving it (the caller commits). Call it before changing the
+    rows that run writes: its row lock makes a run's page land wholly before or after."""
+    state = db.session.scalar(sa.select(SyncState).filter_by(
+        shop_id=shop_id, resource=resource).with_for_update()) or sync_state(shop_id, resource)
+    state.cursor, state.status, state.epoch = None, "idle", state.epoch + 1
+    return state
+
+
 def run_sync(
     shop_id: str, resource: str, *, progress: bool = False, max_pages: int | None = None,
     session: requests.Session | None = None,
@@ -133,6 +147,7 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
     shop_id = shop.id
     method, upsert = RESOURCES[resource]
     state = sync_state(shop_id, resource)
+    epoch = state.epoch
     # only a pass listed from its start in this run knows every id the platform still has
     listing: set[str] | None = set() if resource == "products" and state.cursor is None \
         else None
@@ -147,6 +162,8 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
     bar = tqdm(desc=f"sync {resource}", unit="rec", disable=not progress, initial=state.done)
     try:
         for page in getattr(connector, method)(cursor=state.cursor, **kwargs):
+            if not _still_current(state, epoch):  # restarted: the page is the old source's
+                return _restarted(result, shop_id, resource)
             if listing is not None:
                 listing.update(record.external_id for record in page.items)
                 if page.rejected or page.ignored:  # present but unread: cannot tell gone
@@ -196,6 +213,8 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
         raise
     finally:
         bar.close()
+    if not _still_current(state, epoch):
+        return _restarted(result, shop_id, resource)
     if result.finished:
         if listing:  # an empty listing is more likely a fault than an emptied shop
             result.tombstoned = mapping.tombstone_unlisted_products(shop_id, listing, started)
@@ -212,6 +231,25 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
                                      "records": result.records, "ignored": result.ignored,
                                      "tombstoned": result.tombstoned,
                                      "finished": result.finished})
+    return result
+
+
+def _still_current(state: SyncState, epoch: int) -> bool:
+    """Lock the sync's state for the writes about to be made and check that it was not
+    restarted since this run read ``epoch``. The lock (the row's on PostgreSQL, the
+    database's write lock on SQLite) holds until they commit, so a restart lands wholly
+    before them (they are not made) or after them (it undoes them)."""
+    return db.session.execute(sa.update(SyncState).where(
+        SyncState.id == state.id, SyncState.epoch == epoch).values(epoch=epoch),
+        execution_options={"synchronize_session": False}).rowcount == 1
+
+
+def _restarted(result: SyncResult, shop_id: str, resource: str) -> SyncResult:
+    """End a run whose sync was restarted under it, saving nothing more."""
+    db.session.rollback()
+    log.info("sync.restarted_while_running", extra={"shop_id": shop_id, "resource": resource})
+    result.finished = False
+    result.error = f"the {resource} sync was reset while it ran; the next run starts over"
     return result
 
 

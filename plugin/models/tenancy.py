@@ -67,6 +67,9 @@ class SyncState(db.Model):
     # latest few named, so a merchant can fix them at the source
     skipped: Mapped[int] = mapped_column(default=0, server_default="0")
     rejected: Mapped[list[dict[str, str | None]] | None] = mapped_column(JSON, default=list)
+    # bumped when the sync is made to start over (``plugin.ingestion.sync.restart_sync``):
+    # a run under way then saves neither its page nor its place over the restart
+    epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (UniqueConstraint("shop_id", "resource", name="uq_sync_shop_resource"),)

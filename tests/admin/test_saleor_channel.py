@@ -271,3 +271,53 @@ def test_a_sub_profile_deleted_while_its_order_was_set_aside_stays_forgotten(app
     service.delete_subprofile(shop, owner, maya.id)
     _sync_orders(shop.id, _order_node("PLN1", "channel-pln", "2025-11-21T11:00:00+00:00"))
     assert _given(shop.id, "PLN1") == {FORGOTTEN_SUBPROFILE}  # not back in the owner's own
+
+
+def test_a_sync_of_the_old_channel_running_through_the_switch_saves_nothing_over_it(
+        app, client):
+    """The switch resets the orders sync while a run of the old channel is between pages.
+    Saving its place over the reset would make the new channel's backfill skip: resume
+    mid-way, or read only the changes since the old channel's newest order."""
+    import threading
+
+    from plugin.ingestion.sync import sync_state
+
+    shop = _shop()
+    csrf = sign_in(app, client, shop)
+    switched: list[int] = []
+
+    def switch() -> None:
+        with app.app_context():  # its own database session, as the admin's request has
+            switched.append(client.post("/admin/settings/saleor-channel", data={
+                "saleor_channel": "channel-pln", "csrf_token": csrf}).status_code)
+
+    def page(node: dict, end: str | None) -> dict:
+        return {"data": {"orders": {"pageInfo": {"hasNextPage": end is not None,
+                                                 "endCursor": end},
+                                    "edges": [{"node": node}]}}}
+
+    def saleor(request):
+        body = json.loads(request.body)
+        if "channels" in body["query"]:
+            return 200, {}, json.dumps(CHANNELS)
+        if body["variables"]["after"] is None:
+            first = _order_node("USD1", "default-channel", "2025-11-20T11:00:00+00:00")
+            return 200, {}, json.dumps(page(first, "YXJyYXljb25uZWN0aW9uOjA="))
+        merchant = threading.Thread(target=switch)  # between the old channel's two pages
+        merchant.start()
+        merchant.join()
+        return 200, {}, json.dumps(page(_order_node(
+            "USD2", "default-channel", "2025-11-21T11:00:00+00:00"), None))
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, API, callback=saleor)
+        result = run_sync(shop.id, "orders")
+    assert switched == [302]
+    assert not result.finished and "reset" in result.error
+    db.session.expire_all()
+    state = sync_state(shop.id, "orders")
+    assert (state.cursor, state.watermark) == (None, None)  # as the switch left it
+    assert _purchased_orders(shop.id) == set()  # USD2, read after the switch, not kept
+    sent = _sync_orders(shop.id, _order_node("PLN0", "channel-pln", "2024-03-01T09:00:00+00:00"))
+    assert sent["filter"] == {"channels": ["Q2hhbm5lbDoy"]}  # the whole history, from the start
+    assert _purchased_orders(shop.id) == {"PLN0"}
