@@ -104,6 +104,11 @@ class Connector(abc.ABC):
             self._session = make_session()
         return self._session
 
+    def shop_timezone(self) -> str | None:
+        """The shop's IANA time zone as the platform reports it now; None (the default)
+        when the platform has none to read."""
+        return None
+
     # -- webhooks -------------------------------------------------------------------------
     @abc.abstractmethod
     def verify_webhook(

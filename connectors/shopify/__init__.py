@@ -3,7 +3,8 @@
 Credentials: ``shop_domain`` (``x.myshopify.com``), ``access_token`` (offline token),
 ``webhook_secret`` (the app's client secret, which signs webhooks), ``extra["api_key"]``
 (client id), ``extra["currency"]`` (shop currency) and ``extra["timezone"]`` (the shop's
-IANA time zone, ``shop.ianaTimezone``), both read at install.
+IANA time zone, ``shop.ianaTimezone``), both read at install (the zone of a shop installed
+before it was read there is read at its next sync, ``shop_timezone``).
 """
 
 from __future__ import annotations
@@ -146,11 +147,7 @@ class ShopifyConnector(Connector):
             self.session, shop, api_key=api_key, api_secret=secret, code=params.get("code", "")
         )
         client = gql.ShopifyGraphQL(self.session, shop, token["access_token"])
-        about = client.execute(gql.SHOP_QUERY).get("shop") or {}
-        extra = {"api_key": api_key, "scope": token["scope"]}
-        for key, field in (("currency", "currencyCode"), ("timezone", "ianaTimezone")):
-            if isinstance(about.get(field), str) and about[field]:
-                extra[key] = about[field]
+        extra = {"api_key": api_key, "scope": token["scope"], **self._about_shop(client)}
         return Credentials(
             shop_domain=shop,
             access_token=token["access_token"],
@@ -158,6 +155,14 @@ class ShopifyConnector(Connector):
             api_url=client.url,
             extra=extra,
         )
+
+    @staticmethod
+    def _about_shop(client: gql.ShopifyGraphQL) -> dict[str, str]:
+        """The shop's currency and time zone as ``Credentials.extra`` entries (one query)."""
+        about = client.execute(gql.SHOP_QUERY).get("shop") or {}
+        return {key: about[field]
+                for key, field in (("currency", "currencyCode"), ("timezone", "ianaTimezone"))
+                if isinstance(about.get(field), str) and about[field]}
 
     def subscribe_webhooks(self, uri: str) -> list[str]:
         """Shop-specific subscriptions to every non-compliance topic, delivered to ``uri``.
@@ -197,6 +202,10 @@ class ShopifyConnector(Connector):
         return gql.ShopifyGraphQL(
             self.session, self.credentials.shop_domain, self.credentials.access_token
         )
+
+    def shop_timezone(self) -> str | None:
+        """``shop.ianaTimezone``, for a shop installed before install read it."""
+        return self._about_shop(self._client()).get("timezone")
 
     def iter_products(self, cursor: str | None = None) -> Iterator[Page[Product]]:
         """Products with the shop currency: 50-item cursor pages, or a bulk export.

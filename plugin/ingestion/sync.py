@@ -37,6 +37,7 @@ from connectors.records import Rejected
 from plugin import lease, shops
 from plugin.extensions import db
 from plugin.ingestion import mapping
+from plugin.localtime import adopt_platform_zone
 from plugin.models import Shop, SyncState
 from plugin.models.types import utcnow
 from plugin.webhooks.inbox import worker_name
@@ -126,6 +127,7 @@ def run_sync(
         return SyncResult(resource, error=f"another sync of {resource} is running "
                                           f"({lease.holder_of(name)})")
     try:
+        _read_shop_zone(shop, connector)
         return _run_pass(shop, connector, resource, progress=progress, max_pages=max_pages,
                          renew=lambda: lease.acquire(name, holder, LEASE_SECONDS))
     finally:
@@ -134,6 +136,25 @@ def run_sync(
         except Exception:  # the database is down: the lease expires on its own
             db.session.rollback()
             log.exception("sync.lease_release_failed", extra={"shop_id": shop_id})
+
+
+def _read_shop_zone(shop: Shop, connector: Connector) -> None:
+    """Read the platform's time zone for a shop that has none: a Shopify shop installed
+    before install read it would otherwise get it only from a reinstall. Kept with the
+    credentials, as install keeps it, so it is read once; the merchant's choice stays."""
+    if (shop.settings or {}).get("timezone") or "timezone" in connector.credentials.extra:
+        return
+    try:
+        zone = connector.shop_timezone()
+    except ConnectorError:  # the pages will say what is wrong; the zone waits a run
+        db.session.rollback()
+        return
+    if zone:
+        stored = shops.credentials_for(shop)
+        shops.save_credentials(shop, replace(stored, extra={**stored.extra, "timezone": zone}))
+        adopt_platform_zone(shop, zone)
+        db.session.commit()
+        log.info("sync.shop_zone_read", extra={"shop_id": shop.id})
 
 
 def lease_name(shop_id: str, resource: str) -> str:

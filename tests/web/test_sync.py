@@ -358,3 +358,56 @@ def test_a_rate_limited_shop_is_left_for_the_next_run(fake_shop, monkeypatch):
     jobs.sync_all_shops()
     assert [r for s, r in asked if s == fake_shop.id] == [next(iter(sync.RESOURCES))]
     assert len([r for s, r in asked if s == second.id]) == len(sync.RESOURCES)
+
+
+# -- a Shopify shop installed before its time zone was read at install gets it at a sync
+def _zoneless_shopify_shop(settings: dict | None = None):
+    from connectors.base import Credentials
+
+    domain = "zoneless.myshopify.com"
+    shop = shops.create_shop("shopify", domain, Credentials(  # no extra["timezone"]
+        domain, access_token="shpat_test", extra={"currency": "GBP"}))
+    shop.settings = settings or {}
+    db.session.commit()
+    return shop
+
+
+def _sync_shopify_customers(shop_id: str) -> list[str]:
+    """One empty customers page from Shopify; returns the queries the sync sent."""
+    import json
+
+    import responses
+
+    from connectors.http import make_session
+    from connectors.shopify.client import API_VERSION
+
+    def shopify(request):
+        query = json.loads(request.body)["query"]
+        if "customers" not in query:  # Shop.ianaTimezone (String!), as documented
+            return 200, {}, json.dumps({"data": {"shop": {
+                "currencyCode": "GBP", "ianaTimezone": "Europe/Berlin"}}})
+        return 200, {}, json.dumps({"data": {"customers": {
+            "pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": []}}})
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, "https://zoneless.myshopify.com/admin/api/"
+                          f"{API_VERSION}/graphql.json", callback=shopify)
+        assert run_sync(shop_id, "customers", session=make_session(sleep=lambda s: None)
+                        ).finished
+        sent = [json.loads(call.request.body)["query"] for call in rsps.calls]
+    db.session.expire_all()
+    return sent
+
+
+def test_a_shopify_shop_installed_before_time_zones_gets_its_zone_at_the_next_sync(app):
+    shop = _zoneless_shopify_shop()
+    assert any("ianaTimezone" in q for q in _sync_shopify_customers(shop.id))
+    assert shops.get_shop(shop.id).settings["timezone"] == "Europe/Berlin"  # dashboard's days
+    assert shops.credentials_for(shop).extra["timezone"] == "Europe/Berlin"
+    assert not any("ianaTimezone" in q for q in _sync_shopify_customers(shop.id))  # once
+
+
+def test_a_sync_does_not_override_the_time_zone_the_merchant_chose(app):
+    shop = _zoneless_shopify_shop({"timezone": "Europe/Paris"})
+    assert not any("ianaTimezone" in q for q in _sync_shopify_customers(shop.id))  # not asked
+    assert shops.get_shop(shop.id).settings["timezone"] == "Europe/Paris"
