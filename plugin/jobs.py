@@ -8,7 +8,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
 from plugin import lease
+from plugin.db_clock import db_utcnow
 from plugin.extensions import db
 from plugin.models import JobRun
 from plugin.models.types import utcnow
@@ -198,6 +200,11 @@ SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], int]] = {
 }
 #: How often the active scheduler checks which jobs are due (seconds).
 CHECK_EVERY = 60
+#: A running job's record renews its heartbeat this often (seconds)...
+RUN_HEARTBEAT_SECONDS = 30
+#: ...and one whose heartbeat is older than this lost its worker (kill -9, OOM, a lost
+#: host): the job's next check records it as abandoned instead of "running" forever.
+RUN_ABANDONED_SECONDS = 300
 
 
 def run_recorded(app: Flask, name: str, fn: Callable[[], object],
@@ -212,11 +219,13 @@ def run_recorded(app: Flask, name: str, fn: Callable[[], object],
         if holder is not None and lease.holder_of(LEASE_NAME) != holder:
             log.warning("jobs.skipped_not_leader", extra={"job": name, "worker": holder})
             return
-        run = JobRun(job=name, worker=worker_name(), started_at=utcnow(), status="running")
+        run = JobRun(job=name, worker=worker_name(), started_at=utcnow(), status="running",
+                     heartbeat_at=db_utcnow())
         db.session.add(run)
         db.session.commit()
         try:
-            fn()
+            with _heartbeat(app, run.id):
+                fn()
             run.status = "ok"
         except Exception as err:  # a failing job must not kill the scheduler
             db.session.rollback()
@@ -226,6 +235,53 @@ def run_recorded(app: Flask, name: str, fn: Callable[[], object],
         run.finished_at = utcnow()
         db.session.commit()
         _observe_job(name, run)
+
+
+@contextmanager
+def _heartbeat(app: Flask, run_id: int) -> Iterator[None]:
+    """Renew the run's heartbeat from a thread (its own session) while the job runs, so a
+    long job is told apart from one whose worker died."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        with app.app_context():
+            try:
+                while not stop.wait(RUN_HEARTBEAT_SECONDS):
+                    try:
+                        db.session.execute(sa.update(JobRun).where(
+                            JobRun.id == run_id, JobRun.status == "running")
+                            .values(heartbeat_at=db_utcnow()))
+                        db.session.commit()
+                    except Exception:  # the next beat tries again; the job goes on
+                        db.session.rollback()
+                        log.exception("jobs.heartbeat_failed", extra={"run_id": run_id})
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=beat, name=f"job-heartbeat-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def mark_abandoned_runs(name: str) -> int:
+    """Record the job's "running" runs whose heartbeat stopped as abandoned (finished at
+    their last heartbeat): their worker is gone and they would show as running forever."""
+    last_alive = sa.func.coalesce(JobRun.heartbeat_at, JobRun.started_at)
+    n = db.session.execute(
+        sa.update(JobRun)
+        .where(JobRun.job == name, JobRun.status == "running",
+               last_alive < db_utcnow(-RUN_ABANDONED_SECONDS))
+        .values(status="abandoned", finished_at=last_alive,
+                error=f"no heartbeat for {RUN_ABANDONED_SECONDS} s: its worker stopped")
+    ).rowcount
+    db.session.commit()
+    if n:
+        log.warning("jobs.runs_abandoned", extra={"job": name, "runs": n})
+    return n
 
 
 def _observe_job(name: str, run: JobRun) -> None:
@@ -260,8 +316,10 @@ def job_is_due(name: str, interval: float, *, now: datetime | None = None) -> bo
 
 def run_if_due(app: Flask, name: str, fn: Callable[[], object], interval: float,
                holder: str | None = None) -> None:
-    """The scheduler's entry point: skip when not due, else ``run_recorded``."""
+    """The scheduler's entry point: record the job's dead runs as abandoned, then skip
+    when not due, else ``run_recorded``."""
     with app.app_context():
+        mark_abandoned_runs(name)
         due = job_is_due(name, interval)
         db.session.remove()
     if due:

@@ -397,6 +397,55 @@ def test_a_failing_job_is_retried_at_a_quarter_of_its_interval_not_every_check(a
     assert calls == [1, 3]
 
 
+def test_a_killed_jobs_run_is_recorded_as_abandoned_at_the_jobs_next_check(app):
+    """A run whose worker was killed mid-job (kill -9, OOM) stayed "running" forever."""
+    from plugin.db_clock import db_utcnow
+    from plugin.jobs import RUN_ABANDONED_SECONDS, run_if_due
+
+    started = utcnow() - timedelta(hours=1)
+    runs = {
+        "dead": JobRun(job="offers", worker="w-gone", started_at=started, status="running",
+                       heartbeat_at=db_utcnow(-RUN_ABANDONED_SECONDS - 60)),
+        "alive": JobRun(job="offers", worker="w-busy", started_at=started, status="running",
+                        heartbeat_at=db_utcnow(-5)),  # a long run still beating elsewhere
+        "older": JobRun(job="offers", worker="w-old", started_at=started, status="running"),
+        "other": JobRun(job="heartbeat", worker="w-gone", started_at=started, status="running",
+                        heartbeat_at=db_utcnow(-RUN_ABANDONED_SECONDS - 60)),
+    }
+    db.session.add_all(runs.values())
+    db.session.commit()
+    ids = {key: run.id for key, run in runs.items()}
+    calls = []
+    run_if_due(app, "offers", lambda: calls.append(1), 600)
+    db.session.expire_all()
+    got = {key: db.session.get(JobRun, i) for key, i in ids.items()}
+    assert {key: r.status for key, r in got.items()} == {
+        "dead": "abandoned", "alive": "running", "older": "abandoned", "other": "running"}
+    assert got["dead"].finished_at == got["dead"].heartbeat_at  # when it was last alive
+    assert got["older"].finished_at == started  # from before heartbeats: its start
+    assert "no heartbeat" in got["dead"].error
+    assert calls == [1]  # and the job itself still ran, recorded as usual
+    assert db.session.scalar(sa.select(JobRun.status).where(JobRun.job == "offers")
+                             .order_by(JobRun.id.desc()).limit(1)) == "ok"
+
+
+def test_a_long_jobs_heartbeat_keeps_it_from_being_taken_for_abandoned(app, monkeypatch):
+    from plugin import jobs
+
+    monkeypatch.setattr(jobs, "RUN_HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(jobs, "RUN_ABANDONED_SECONDS", 0.6)
+    swept = []
+
+    def long_job():
+        time.sleep(1.5)  # outlives the threshold more than twice
+        swept.append(jobs.mark_abandoned_runs("long"))  # the next check, meanwhile
+
+    jobs.run_recorded(app, "long", long_job)
+    assert swept == [0]
+    run = db.session.scalar(sa.select(JobRun).where(JobRun.job == "long"))
+    assert run.status == "ok" and run.heartbeat_at > run.started_at + timedelta(seconds=1)
+
+
 def test_sigterm_during_a_job_keeps_the_lease_until_the_job_has_finished(app, monkeypatch):
     """On SIGTERM the worker waits for the running job, but stopped renewing the lease
     while it waited: a job longer than the lease then ran a second time in the standby
