@@ -7,7 +7,7 @@ raise only ``connectors.errors`` exceptions and return only ``connectors.records
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
@@ -94,6 +94,9 @@ class Connector(abc.ABC):
         #: (e.g. the Saleor channel id of a shop stored with its slug only): the caller
         #: stores them so the next instance need not look them up again.
         self.learned: dict[str, str] = {}
+        #: Called during long waits that yield no page (a bulk export's polls), so the
+        #: caller can renew what it holds meanwhile (the sync's lease); it may raise to stop.
+        self.keep_alive: Callable[[], object] = lambda: None
 
     @property
     def session(self) -> requests.Session:

@@ -221,6 +221,7 @@ class ShopifyConnector(Connector):
                 currency=self.credentials.extra.get("currency"),
                 cursor=cursor,
                 sleep=getattr(self.session, "sleep", time.sleep),
+                keep_alive=self.keep_alive,
             )
 
         client = self._client()

@@ -104,9 +104,12 @@ class _Expired(TransientError):
     """The export's URL has expired (kept seven days): that export can never be read again."""
 
 
-def _wait(client: ShopifyGraphQL, gid: str, sleep: Callable[[float], Any]) -> str | None:
-    """Poll until the export is done; its JSONL URL (None when the shop has no products)."""
+def _wait(client: ShopifyGraphQL, gid: str, sleep: Callable[[float], Any],
+          keep_alive: Callable[[], object]) -> str | None:
+    """Poll until the export is done; its JSONL URL (None when the shop has no products).
+    ``keep_alive`` runs before each poll: the hour of polls yields no page to renew on."""
     for _ in range(MAX_POLLS):
+        keep_alive()
         node = client.execute(POLL_QUERY, {"id": gid}).get("node") or {}
         status = node.get("status")
         if status == "COMPLETED":
@@ -146,18 +149,19 @@ def iter_bulk_products(
     currency: str | None,
     cursor: str | None = None,
     sleep: Callable[[float], Any] = time.sleep,
+    keep_alive: Callable[[], object] = lambda: None,
 ) -> Iterator[Page[Product]]:
     """Run (or resume) a products export and yield it in pages of 250."""
     gid, done = parse_cursor(cursor) if cursor else (_start(client), 0)
     try:
-        url = _wait(client, gid, sleep)
+        url = _wait(client, gid, sleep, keep_alive)
     except _Expired:
         if not cursor:
             raise
         # resuming an export older than its URL: asking again would answer EXPIRED on
         # every run, so export afresh and read it from the start (upserts are monotonic)
         gid, done = _start(client), 0
-        url = _wait(client, gid, sleep)
+        url = _wait(client, gid, sleep, keep_alive)
     if url is None:
         yield Page(items=[], next_cursor=None)
         return

@@ -67,12 +67,16 @@ def orders_backfilled(shop_id: str) -> bool:
 
 #: How many rejected records a sync state names (the count covers them all).
 KEEP_REJECTED = 20
-#: How long a sync's lease outlives its last page: a second run of the same shop and
+#: How long a sync's lease outlives its last renewal: a second run of the same shop and
 #: resource (the CLI beside the scheduled job) waits meanwhile, instead of reading the
-#: same pages, doubling the progress counts and colliding on the same new rows. Longer
-#: than a Shopify bulk export's hour of polls before its first page; a killed run's lease
-#: lapses after it.
-LEASE_SECONDS = 2 * 3600
+#: same pages, doubling the progress counts and colliding on the same new rows. A run
+#: renews it before writing each page and at each poll of a Shopify bulk export (an hour
+#: of polls before its first page), so a crashed run frees its shop within minutes.
+LEASE_SECONDS = 5 * 60
+
+
+class _LeaseLost(Exception):
+    """Another run took the lease while this one stalled past it: stop, write nothing."""
 
 
 @dataclass
@@ -126,10 +130,16 @@ def run_sync(
         log.info("sync.already_running", extra={"shop_id": shop_id, "resource": resource})
         return SyncResult(resource, error=f"another sync of {resource} is running "
                                           f"({lease.holder_of(name)})")
+
+    def renew() -> None:
+        if not lease.acquire(name, holder, LEASE_SECONDS):
+            raise _LeaseLost(name)
+
+    connector.keep_alive = renew
     try:
         _read_shop_zone(shop, connector)
         return _run_pass(shop, connector, resource, progress=progress, max_pages=max_pages,
-                         renew=lambda: lease.acquire(name, holder, LEASE_SECONDS))
+                         renew=renew)
     finally:
         try:
             lease.release(name, holder)
@@ -163,8 +173,9 @@ def lease_name(shop_id: str, resource: str) -> str:
 
 
 def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool,
-              max_pages: int | None, renew: Callable[[], bool]) -> SyncResult:
-    """Page from the stored cursor, committing rows and cursor together (lease held)."""
+              max_pages: int | None, renew: Callable[[], None]) -> SyncResult:
+    """Page from the stored cursor, committing rows and cursor together (lease held:
+    ``renew`` raises ``_LeaseLost`` once another run has it)."""
     shop_id = shop.id
     method, upsert = RESOURCES[resource]
     state = sync_state(shop_id, resource)
@@ -183,6 +194,9 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
     bar = tqdm(desc=f"sync {resource}", unit="rec", disable=not progress, initial=state.done)
     try:
         for page in getattr(connector, method)(cursor=state.cursor, **kwargs):
+            renew()  # before writing: a run that stalled past its lease writes nothing
+            # then the epoch, which locks the state row until the page commits (renewing
+            # after it could commit and let a channel switch in between)
             if not _still_current(state, epoch):  # restarted: the page is the old source's
                 return _restarted(result, shop_id, resource)
             if listing is not None:
@@ -213,11 +227,13 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
                 break
             if max_pages is not None and result.pages >= max_pages:
                 break
-            if not renew():  # expired while a page took too long, and another run took
-                result.error = "lost the sync lease to another run"  # over: leave it be
-                return result
         else:
             result.finished = True
+    except _LeaseLost:  # the run that took over owns the state now: leave it be
+        db.session.rollback()
+        result.error = "lost the sync lease to another run"
+        log.warning("sync.lease_lost", extra={"shop_id": shop_id, "resource": resource})
+        return result
     except ConnectorError as err:
         result.error = _failed(shop_id, resource, err).last_error
         if isinstance(err, RateLimited):

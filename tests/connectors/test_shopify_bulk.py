@@ -73,6 +73,22 @@ def test_bulk_export_is_stitched_paged_and_resumable() -> None:
     assert ids == [str(i) for i in range(1, 301)] and rest[-1].next_cursor is None
 
 
+def test_the_hour_of_polls_before_the_first_page_keeps_the_caller_alive() -> None:
+    """The sync renews its (short) lease on pages; an export yields none while it runs."""
+    beats: list[int] = []
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json={"data": {"bulkOperationRunQuery": {
+            "bulkOperation": {"id": OP, "status": "CREATED"}, "userErrors": []}}})
+        for _ in range(3):
+            rsps.post(GRAPHQL, json=poll("RUNNING"))
+        rsps.post(GRAPHQL, json=poll("COMPLETED", EXPORT))
+        rsps.get(EXPORT, body=jsonl(3))
+        shop = connector([])
+        shop.keep_alive = lambda: beats.append(len(rsps.calls))
+        assert len(next(shop.iter_products()).items) == 3
+    assert beats == [1, 2, 3, 4]  # before each poll
+
+
 def test_unreadable_products_are_named_once_across_a_resume() -> None:
     rows = jsonl(300).splitlines()
     bad = json.loads(rows[4])  # product 3 (every product is followed by its variant)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -35,6 +37,8 @@ class PagedFakeConnector(Connector):
     calls: list[str | None] = []
     #: page number -> records on it the "platform" sent but could not be read
     rejected: dict[int, tuple[Rejected, ...]] = {}
+    #: called with each page's number before it is sent (slow pages, a takeover meanwhile)
+    before_page: Callable[[int], None] | None = None
 
     def verify_webhook(self, headers, raw_body, *, now=None):
         raise AssertionError("not used")
@@ -49,6 +53,8 @@ class PagedFakeConnector(Connector):
             if self.fail_after_pages is not None and pages >= self.fail_after_pages:
                 raise self.fault
             nxt = lo + 10
+            if self.before_page is not None:
+                type(self).before_page(lo // 10)
             yield Page(items=CATALOG[lo:nxt], next_cursor=str(nxt) if nxt < len(CATALOG) else None,
                        rejected=self.rejected.get(lo // 10, ()))
 
@@ -68,6 +74,7 @@ def fake_shop(app, monkeypatch):
     PagedFakeConnector.fail_after_pages, PagedFakeConnector.fault = None, None
     PagedFakeConnector.calls = []
     PagedFakeConnector.rejected = {}
+    PagedFakeConnector.before_page = None
     shop = shops.create_shop("pagedfake", "fake.example")
     db.session.commit()
     return shop
@@ -190,6 +197,58 @@ def test_a_killed_syncs_lease_lapses(fake_shop):
     assert lease.acquire(lease_name(fake_shop.id, "products"), "dead:1", LEASE_SECONDS,
                          now=long_ago)
     assert run_sync(fake_shop.id, "products").records == 25
+
+
+def test_a_crashed_syncs_lease_lapses_within_minutes(fake_shop, monkeypatch):
+    """The lease lasted 2 h: a sync killed mid-way blocked its shop and resource that long."""
+    from plugin import lease
+    from plugin.ingestion import sync
+    from plugin.models import SchedulerLease
+
+    monkeypatch.setattr(sync.lease, "release", lambda name, holder: None)  # kill -9
+    PagedFakeConnector.fail_after_pages, PagedFakeConnector.fault = 1, RuntimeError("killed")
+    with pytest.raises(RuntimeError):
+        run_sync(fake_shop.id, "products")
+    monkeypatch.undo()
+    row = db.session.get(SchedulerLease, sync.lease_name(fake_shop.id, "products"))
+    assert row.expires_at <= datetime.now(UTC) + timedelta(minutes=10)
+    assert lease.acquire(row.name, "next:1", 60, now=datetime.now(UTC) + timedelta(minutes=10))
+
+
+def test_a_long_sync_renews_its_short_lease_with_each_page(fake_shop, monkeypatch):
+    from plugin import lease
+    from plugin.ingestion import sync
+
+    monkeypatch.setattr(sync, "LEASE_SECONDS", 0.8)
+    name, others = sync.lease_name(fake_shop.id, "products"), []
+
+    def slow_page(n: int) -> None:
+        time.sleep(0.4)  # three pages: 1.2 s, longer than the lease
+        others.append(lease.acquire(name, "other:1", 60))
+
+    PagedFakeConnector.before_page = slow_page
+    assert run_sync(fake_shop.id, "products").finished
+    assert others == [False, False, False]
+
+
+def test_a_sync_that_lost_its_lease_writes_no_further_page(fake_shop):
+    """A page that took longer than the lease (a slow platform) while another run took the
+    lease over was still written beside that run's pages."""
+    from plugin.ingestion.sync import lease_name
+    from plugin.models import SchedulerLease
+
+    def taken_over(n: int) -> None:
+        if n == 1:  # while this run fetched page 1, its lease lapsed and another took it
+            db.session.execute(sa.update(SchedulerLease).where(
+                SchedulerLease.name == lease_name(fake_shop.id, "products")).values(
+                holder="other:1", expires_at=datetime.now(UTC) + timedelta(minutes=5)))
+            db.session.commit()
+
+    PagedFakeConnector.before_page = taken_over
+    result = run_sync(fake_shop.id, "products")
+    assert result.error == "lost the sync lease to another run" and result.records == 10
+    assert _count(ProductRow) == 10
+    assert db.session.scalar(sa.select(SyncState)).cursor == "10"  # left to the other run
 
 
 def test_a_finished_pass_shows_a_full_progress_bar(app, client, fake_shop):
