@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from connectors import records as rec
 from plugin.crypto import email_hash
+from plugin.db_clock import db_utcnow
 from plugin.extensions import db
 from plugin.models import (
     Cart,
@@ -83,17 +84,28 @@ def delete_product(shop_id: str, d: rec.Deletion) -> None:
     db.session.execute(sa.delete(Variant).where(Variant.product_id == row.id))
 
 
-def tombstone_unlisted_products(shop_id: str, listed: set[str], started: datetime) -> int:
-    """Tombstone live products a complete listing begun at ``started`` did not include.
+def mark_listed(shop_id: str, external_ids: list[str]) -> None:
+    """Stamp products a sync pass has just listed (after their upserts), so the pass's
+    sweep spares them however many runs it took."""
+    for start in range(0, len(external_ids), 500):
+        db.session.execute(sa.update(Product).where(
+            Product.shop_id == shop_id,
+            Product.external_id.in_(external_ids[start:start + 500]))
+            .values(listed_at=db_utcnow()).execution_options(synchronize_session=False))
+
+
+def tombstone_unlisted_products(shop_id: str, started: datetime) -> int:
+    """Tombstone live products a complete listing begun at ``started`` did not include
+    (not ``mark_listed`` since then).
 
     Rows written since ``started`` (a webhook during the pass) are left alone. The row's
     ``source_updated_at`` is kept, so a later, newer update of the product (listed again)
     revives it, while a late delivery of an older change does not.
     """
-    gone = [pid for pid, ext in db.session.execute(
-        sa.select(Product.id, Product.external_id).where(
-            Product.shop_id == shop_id, Product.deleted_at.is_(None),
-            Product.source_updated_at < started)).all() if ext not in listed]
+    gone = list(db.session.scalars(sa.select(Product.id).where(
+        Product.shop_id == shop_id, Product.deleted_at.is_(None),
+        Product.source_updated_at < started,
+        sa.or_(Product.listed_at.is_(None), Product.listed_at < started))))
     for start in range(0, len(gone), 500):
         ids = gone[start:start + 500]
         db.session.execute(sa.update(Product).where(Product.id.in_(ids))

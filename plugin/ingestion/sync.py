@@ -4,10 +4,13 @@ A page's rows and the cursor after it are committed together, so a process kille
 mid-backfill resumes after the last committed page on the next run: nothing is skipped
 and, because upserts are monotonic, nothing is applied twice.
 
-A products pass read from its start to its end in one run is the platform's whole
-catalogue: a product we hold that it did not list, and that was not written since the pass
-began, was deleted while no webhook reached us (an outage, a missed delivery, Vendure's
-soft delete) and is tombstoned, so it stops being recommended.
+A products pass read from its start to its end, in one run or resumed over several, is
+the platform's whole catalogue: a product we hold that it did not list, and that was not
+written since the pass began, was deleted while no webhook reached us (an outage, a missed
+delivery, Vendure's soft delete) and is tombstoned, so it stops being recommended. The
+pass's start (``SyncState.pass_started_at``) and each listed product's ``listed_at`` are
+stored, on the database's clock, so a pass always cut off by its time or page budget
+still sweeps when it completes.
 
 A sync made to start over while a run is under way (``restart_sync``: a new Saleor
 channel) bumps the state's ``epoch``; a run checks it, locking the state, before writing
@@ -35,6 +38,7 @@ from connectors.base import Connector
 from connectors.errors import AuthFailed, ConnectorError, NotSupported, RateLimited
 from connectors.records import Rejected
 from plugin import lease, shops
+from plugin.db_clock import db_utcnow
 from plugin.extensions import db
 from plugin.ingestion import mapping
 from plugin.localtime import adopt_platform_zone
@@ -180,11 +184,10 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
     method, upsert = RESOURCES[resource]
     state = sync_state(shop_id, resource)
     epoch = state.epoch
-    # only a pass listed from its start in this run knows every id the platform still has
-    listing: set[str] | None = set() if resource == "products" and state.cursor is None \
-        else None
+    sweeps = resource == "products"
     if state.cursor is None:  # a fresh pass (first backfill or an incremental run)
         state.done, state.skipped, state.rejected, state.total = 0, 0, [], None
+        state.pass_started_at = db_utcnow() if sweeps else None
     state.status, state.last_error = "running", None
     db.session.commit()
     result = SyncResult(resource)
@@ -199,15 +202,15 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
             # after it could commit and let a channel switch in between)
             if not _still_current(state, epoch):  # restarted: the page is the old source's
                 return _restarted(result, shop_id, resource)
-            if listing is not None:
-                listing.update(record.external_id for record in page.items)
-                if page.rejected or page.ignored:  # present but unread: cannot tell gone
-                    listing = None
             for record in page.items:
                 upsert(shop_id, record)
                 updated = getattr(record, "updated_at", None)
                 if updated is not None and (newest is None or updated > newest):
                     newest = updated
+            if sweeps:
+                mapping.mark_listed(shop_id, [record.external_id for record in page.items])
+                if page.rejected or page.ignored:  # present but unread: cannot tell gone
+                    state.pass_started_at = None
             if page.rejected:
                 _note_rejected(state, page.rejected)
                 result.skipped += len(page.rejected)
@@ -253,8 +256,10 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
     if not _still_current(state, epoch):
         return _restarted(result, shop_id, resource)
     if result.finished:
-        if listing:  # an empty listing is more likely a fault than an emptied shop
-            result.tombstoned = mapping.tombstone_unlisted_products(shop_id, listing, started)
+        # an empty listing is more likely a fault than an emptied shop
+        if state.pass_started_at is not None and state.done:
+            result.tombstoned = mapping.tombstone_unlisted_products(
+                shop_id, state.pass_started_at)
         state.cursor = None
         # platforms give no count up front, so the bar is indeterminate while a pass runs;
         # finished, its count is the whole and the bar is full (it never was, before)

@@ -32,6 +32,9 @@ class Product(db.Model):
     available: Mapped[bool] = mapped_column(default=True)
     source_updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # when a products sync pass last listed it (the database's clock): a pass resumed
+    # over several runs knows what it saw (``SyncState.pass_started_at``)
+    listed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     variants: Mapped[list[Variant]] = relationship(
         back_populates="product", cascade="all, delete-orphan", passive_deletes=True

@@ -70,6 +70,9 @@ class SyncState(db.Model):
     # bumped when the sync is made to start over (``plugin.ingestion.sync.restart_sync``):
     # a run under way then saves neither its page nor its place over the restart
     epoch: Mapped[int] = mapped_column(default=0, server_default="0")
+    # when this products pass began (the database's clock), kept while it is resumed: at
+    # its end, products not listed since are gone. None: it cannot tell (unread records)
+    pass_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (UniqueConstraint("shop_id", "resource", name="uq_sync_shop_resource"),)

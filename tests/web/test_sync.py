@@ -161,13 +161,37 @@ def test_products_deleted_while_unheard_are_tombstoned_by_the_next_full_pass(
     assert _live() == [*(f"p{i}" for i in range(20)), "p24"]
 
 
-def test_a_resumed_or_partly_unread_pass_tombstones_nothing(fake_shop, monkeypatch):
+def test_a_pass_cut_off_every_run_still_tombstones_when_it_completes(fake_shop, monkeypatch):
+    """The sweep ran only after a pass listed from its start in one run: a big catalogue
+    whose pass is always cut off by its budget and resumed never tombstoned anything."""
+    from plugin.ingestion.mapping import upsert_product
+
+    run_sync(fake_shop.id, "products")
+    gone = {"p5", "p24"}  # deleted on the platform, one from each end of the pass
+    monkeypatch.setattr(sys.modules[__name__], "CATALOG",
+                        [p for p in CATALOG if p.external_id not in gone])
+    results = [run_sync(fake_shop.id, "products", max_pages=1)]
+    # a webhook creates a product mid-pass, on a page the pass has already read
+    upsert_product(fake_shop.id, replace(CATALOG[0], external_id="p99",
+                                         updated_at=datetime.now(UTC)))
+    db.session.commit()
+    while not results[-1].finished:
+        results.append(run_sync(fake_shop.id, "products", max_pages=1))
+    assert [r.tombstoned for r in results] == [0, 0, 1 + 1]
+    assert PagedFakeConnector.calls[-3:] == [None, "10", "20"]  # resumed, not restarted
+    # p0-p4 and p6-p10 were listed only by the first run; p99 only by its webhook
+    assert _live() == [f"p{i}" for i in range(24) if f"p{i}" not in gone] + ["p99"]
+
+
+def test_a_partly_unread_pass_tombstones_nothing_even_when_resumed(fake_shop, monkeypatch):
     run_sync(fake_shop.id, "products")
     monkeypatch.setattr(sys.modules[__name__], "CATALOG", CATALOG[:20])
-    run_sync(fake_shop.id, "products", max_pages=1)  # this run did not list the first pages
-    assert run_sync(fake_shop.id, "products").tombstoned == 0
-    PagedFakeConnector.rejected = {1: _bad(1)}  # listed but unreadable: maybe one of ours
-    assert run_sync(fake_shop.id, "products").tombstoned == 0
+    PagedFakeConnector.rejected = {0: _bad(1)}  # listed but unreadable: maybe one of ours
+    assert not run_sync(fake_shop.id, "products", max_pages=1).finished
+    PagedFakeConnector.rejected = {}
+    assert run_sync(fake_shop.id, "products").tombstoned == 0  # the rest of that pass
+    PagedFakeConnector.rejected = {1: _bad(1)}
+    assert run_sync(fake_shop.id, "products").tombstoned == 0  # in one run
     assert len(_live()) == 25
 
 
