@@ -300,13 +300,18 @@ def job_is_due(name: str, interval: float, *, now: datetime | None = None) -> bo
     A failure since then is retried after a quarter of the interval, not at the next
     check: one shop whose platform keeps failing must not make a fleet-wide daily job run
     every minute (its failures still show in metrics and ``job_runs``).
+
+    An abandoned run (its worker died: out of memory, killed) backs off like a failure:
+    rerun at once after a failover, a job that kills its worker would crash-loop the fleet.
     """
     now = now or utcnow()
     last = dict(db.session.execute(
         sa.select(JobRun.status, sa.func.max(JobRun.finished_at))
-        .where(JobRun.job == name, JobRun.status.in_(("ok", "failed")))
+        .where(JobRun.job == name, JobRun.status.in_(("ok", "failed", "abandoned")))
         .group_by(JobRun.status)).all())
-    ok, failed = last.get("ok"), last.get("failed")
+    ok = last.get("ok")
+    failed = max((t for t in (last.get("failed"), last.get("abandoned")) if t is not None),
+                 default=None)
     if ok is not None and now - ok < timedelta(seconds=interval * 0.98):
         return False
     if failed is not None and (ok is None or failed > ok):

@@ -61,7 +61,7 @@ class DatabaseCollector:
                                          "Seconds since each job last succeeded",
                                          labels=["job"]),
             "job_fail": GaugeMetricFamily("shopkeeper_job_failures_24h",
-                                          "Failed runs per job in the last 24 h",
+                                          "Failed or abandoned (worker died) runs per job in the last 24 h",
                                           labels=["job"]),
             "lag": GaugeMetricFamily("shopkeeper_sync_lag_seconds",
                                      "Seconds since each shop's resource was last synced",
@@ -101,7 +101,8 @@ class DatabaseCollector:
             job_age.add_metric([job], _age(_aware(last), now))
         for job, n in db.session.execute(
                 sa.select(JobRun.job, sa.func.count())
-                .where(JobRun.status == "failed", JobRun.started_at >= now - timedelta(hours=24))
+                .where(JobRun.status.in_(("failed", "abandoned")),
+                       JobRun.started_at >= now - timedelta(hours=24))
                 .group_by(JobRun.job)):
             job_fail.add_metric([job], n)
         for s in db.session.scalars(sa.select(SyncState)):

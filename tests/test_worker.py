@@ -429,6 +429,31 @@ def test_a_killed_jobs_run_is_recorded_as_abandoned_at_the_jobs_next_check(app):
                              .order_by(JobRun.id.desc()).limit(1)) == "ok"
 
 
+def test_a_job_whose_worker_died_backs_off_like_a_failure(app):
+    """A daily job that kills its worker (out of memory) was due again at the next check
+    of the worker that took over, and killed that one too: a crash loop over the fleet.
+    Its abandoned run now counts as a failure, for the retry back-off and the metric."""
+    from plugin.db_clock import db_utcnow
+    from plugin.jobs import RUN_ABANDONED_SECONDS, job_is_due, run_if_due
+    from plugin.metrics import DatabaseCollector
+
+    db.session.add(JobRun(job="daily", worker="w-oom", started_at=utcnow() - timedelta(
+        minutes=20), status="running", heartbeat_at=db_utcnow(-RUN_ABANDONED_SECONDS - 60)))
+    db.session.commit()
+    calls = []
+    run_if_due(app, "daily", lambda: calls.append(1), 86400)  # the takeover's first check
+    assert calls == []
+    assert db.session.scalar(sa.select(JobRun.status).where(JobRun.job == "daily")) \
+        == "abandoned"
+    assert not job_is_due("daily", 86400, now=utcnow() + timedelta(hours=5))
+    assert job_is_due("daily", 86400, now=utcnow() + timedelta(hours=6))
+    with app.app_context():
+        families = {f.name: f for f in DatabaseCollector(app).collect()}
+    samples = {s.labels.get("job"): s.value
+               for s in families["shopkeeper_job_failures_24h"].samples}
+    assert samples.get("daily") == 1
+
+
 def test_a_long_jobs_heartbeat_keeps_it_from_being_taken_for_abandoned(app, monkeypatch):
     from plugin import jobs
 
