@@ -61,7 +61,7 @@ class DatabaseCollector:
                                          "Seconds since each job last succeeded",
                                          labels=["job"]),
             "job_fail": GaugeMetricFamily("shopkeeper_job_failures_24h",
-                                          "Failed or abandoned (worker died) runs per job in the last 24 h",
+                                          "Failed or abandoned runs per job in the last 24 h",
                                           labels=["job"]),
             "lag": GaugeMetricFamily("shopkeeper_sync_lag_seconds",
                                      "Seconds since each shop's resource was last synced",
