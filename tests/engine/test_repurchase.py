@@ -92,3 +92,18 @@ def _seat_and_milk_rows():
         yield (f"u{s}", "seat", T0 + s * 3600, f"u{s}-seat")
         for w in range(8):
             yield (f"u{s}", "milk", T0 + (7 * w + 1) * DAY + s * 60, f"u{s}-{w}")
+
+
+def test_a_second_order_on_the_same_day_does_not_shorten_the_interval():
+    """Weekly milk bought in two orders an hour apart is still a 7-day item, and a shopper
+    who bought it once is told so (not "every ~3 days", which made it due too soon)."""
+    rows = []
+    for s in range(10):
+        for w in range(6):
+            rows.append((f"u{s}", "milk", T0 + 7 * w * DAY + s * 60, f"u{s}-{w}"))
+            rows.append((f"u{s}", "milk", T0 + 7 * w * DAY + s * 60 + 3600, f"u{s}-{w}b"))
+    rows.append(("once", "milk", T0 + 10 * DAY, "once-0"))
+    model = RepurchaseModel().fit(build(rows))
+    assert model.interval_days_[model.data_.item_index("milk")] == pytest.approx(7.0, abs=0.1)
+    assert model.due("once", at=T0 + 13 * DAY) == []
+    assert "~7 days" in model.due("once", at=T0 + 17 * DAY)[0].reason
