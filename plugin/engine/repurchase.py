@@ -20,7 +20,7 @@ from plugin.engine.data import Interactions, to_timestamp
 from plugin.engine.history import HistoryMixin
 from plugin.engine.pairs import PairStats, pair_stats
 
-__all__ = ["KINDS", "RepurchaseModel"]
+__all__ = ["KINDS", "RepurchaseModel", "every"]
 
 KINDS = ("durable", "consumable", "variety", "unknown")
 
@@ -136,10 +136,15 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
 
 def _due_reason(interval_days: float, own: bool = True) -> str:
     """The shopper's own rhythm, or (bought once) the usual one of everyone who reorders it."""
-    days = max(1, round(float(interval_days)))
     if not own:
-        return f"shoppers usually reorder this every ~{days} days"
-    return f"you usually reorder this every ~{days} days"
+        return f"shoppers usually reorder this {every(interval_days)}"
+    return f"you usually reorder this {every(interval_days)}"
+
+
+def every(days: float) -> str:
+    """A rhythm for a reason: "every ~N days", or "every day" (never "every ~1 days")."""
+    n = max(1, round(float(days)))
+    return "every day" if n == 1 else f"every ~{n} days"
 
 
 def _category_rebuy(x: Interactions, bp: BasketPairs, cat_of: np.ndarray,

@@ -35,7 +35,7 @@ from plugin.engine.ranker import (
     list_metrics,
     validation_rows,
 )
-from plugin.engine.repurchase import RepurchaseModel
+from plugin.engine.repurchase import RepurchaseModel, every
 from plugin.engine.sources import make_source
 
 __all__ = ["ShopkeeperRecommender"]
@@ -397,17 +397,16 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             # the shopper's own rhythm (``interval`` is theirs once they bought it twice; the
             # shop's median before that, which is not "you usually")
             if self.repurchase_.kind_[i] == "consumable" and times >= 2 and interval >= 0.5:
-                days = max(1, round(float(interval)))
                 return Recommendation(item, score, "repurchase_due",
-                                      f"you usually reorder this every ~{days} days")
+                                      f"you usually reorder this {every(interval)}")
             return Recommendation(item, score, "repeat", "you bought this before" if times < 2
                                   else f"you have bought this {times} times")
         category = self.data_.catalog.primary_category(i)
         # a category the shopper buys regularly and is due for: something new in it
         if category and x[_CAT_BASKETS] >= np.log1p(3) and x[_CAT_DUE] >= 0:
-            gap = max(1, round(float(np.expm1(x[_CAT_DAYS] - x[_CAT_DUE]))))
+            gap = float(np.expm1(x[_CAT_DAYS] - x[_CAT_DUE]))
             return Recommendation(item, score, "variety", f"something new in {category}, "
-                                  f"which you buy about every ~{gap} days")
+                                  f"which you buy about {every(gap)}")
         if because >= 0:
             return Recommendation(item, score, "neighbours",
                                   f"because you bought {self._title(because)}")

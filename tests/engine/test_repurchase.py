@@ -107,3 +107,11 @@ def test_a_second_order_on_the_same_day_does_not_shorten_the_interval():
     assert model.interval_days_[model.data_.item_index("milk")] == pytest.approx(7.0, abs=0.1)
     assert model.due("once", at=T0 + 13 * DAY) == []
     assert "~7 days" in model.due("once", at=T0 + 17 * DAY)[0].reason
+
+
+def test_a_daily_rhythm_reads_every_day():
+    rows = [(f"u{s}", "milk", T0 + d * DAY + s * 60, f"u{s}-{d}")
+            for s in range(10) for d in range(10)]
+    model = RepurchaseModel().fit(build(rows))
+    due = model.due("u0", at=T0 + 10 * DAY)
+    assert [r.reason for r in due] == ["you usually reorder this every day"]

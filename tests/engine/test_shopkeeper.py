@@ -73,6 +73,22 @@ def test_a_new_item_in_a_due_regular_category_says_so(model):
     assert model._explain(tea, 0.5, rare, np.nan, -1).source == "neighbours"
 
 
+def test_a_daily_rhythm_reads_every_day(model):
+    """Never "every ~1 days": a reorder or category rhythm of one day is "every day"."""
+    x = model.data_
+    row = np.zeros(len(FEATURES))
+    row[FEATURES.index("log_count")] = np.log1p(5)
+    milk = x.item_index("milk")
+    assert model._explain(milk, 0.5, row, T0, -1, 1.2).reason == \
+        "you usually reorder this every day"
+    new = np.zeros(len(FEATURES))
+    new[FEATURES.index("cat_log_baskets")] = np.log1p(6)
+    new[FEATURES.index("cat_log_days_since")] = np.log1p(2)
+    new[FEATURES.index("cat_due_ratio")] = np.log1p(2) - np.log1p(1)
+    assert model._explain(x.item_index("tea-b"), 0.5, new, np.nan, -1).reason == \
+        "something new in tea, which you buy about every day"
+
+
 def test_every_recommendation_carries_a_readable_reason(model):
     reasons = [r.reason for r in model.recommend("s01", 10)]
     assert len(reasons) == 10 and all(reasons)
