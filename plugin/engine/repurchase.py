@@ -20,7 +20,7 @@ from plugin.engine.data import Interactions, to_timestamp
 from plugin.engine.history import HistoryMixin
 from plugin.engine.pairs import PairStats, pair_stats
 
-__all__ = ["KINDS", "RepurchaseModel", "every"]
+__all__ = ["KINDS", "RepurchaseModel", "every", "own_rhythm"]
 
 KINDS = ("durable", "consumable", "variety", "unknown")
 
@@ -105,16 +105,7 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
         ev = self._events(shopper, at)
         if not len(ev):
             return []
-        items = self.data_.item[ev]
-        times = self.data_.timestamp[ev]
-        owned, inv = np.unique(items, return_inverse=True)
-        last = np.full(len(owned), -np.inf)
-        np.maximum.at(last, inv, times)
-        first = np.full(len(owned), np.inf)
-        np.minimum.at(first, inv, times)
-        days = np.unique(np.stack([inv, np.floor(times / DAY)]), axis=1)[0]
-        count = np.bincount(days.astype(np.int64), minlength=len(owned))
-        own_iv = np.where(count > 1, (last - first) / DAY / np.maximum(count - 1, 1), np.nan)
+        owned, count, last, own_iv = own_rhythm(self.data_.item[ev], self.data_.timestamp[ev])
         interval = np.where(np.isnan(own_iv), self.interval_days_[owned], own_iv)
         elapsed = (now - last) / DAY
         ratio = elapsed / np.where(interval > 0, interval, np.nan)
@@ -132,6 +123,20 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
         """The shopper's due consumables (may be fewer than ``n``; blend for a full list)."""
         banned = set(exclude or ())
         return [r for r in self.due(shopper, at=at) if r.item not in banned][:n]
+
+
+def own_rhythm(items: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A shopper's purchases per item: distinct items, distinct days bought, last time and
+    mean days between the first and last purchase (nan when bought on one day only)."""
+    owned, inv = np.unique(items, return_inverse=True)
+    last = np.full(len(owned), -np.inf)
+    np.maximum.at(last, inv, times)
+    first = np.full(len(owned), np.inf)
+    np.minimum.at(first, inv, times)
+    days = np.unique(np.stack([inv, np.floor(times / DAY)]), axis=1)[0]
+    count = np.bincount(days.astype(np.int64), minlength=len(owned))
+    interval = np.where(count > 1, (last - first) / DAY / np.maximum(count - 1, 1), np.nan)
+    return owned, count, last, interval
 
 
 def _due_reason(interval_days: float, own: bool = True) -> str:

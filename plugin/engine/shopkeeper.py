@@ -35,7 +35,7 @@ from plugin.engine.ranker import (
     list_metrics,
     validation_rows,
 )
-from plugin.engine.repurchase import RepurchaseModel, every
+from plugin.engine.repurchase import RepurchaseModel, every, own_rhythm
 from plugin.engine.sources import make_source
 
 __all__ = ["ShopkeeperRecommender"]
@@ -292,16 +292,17 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         pool = self._pool(u, to_timestamp(at), hidden) if u is not None else None
         banned = set(self._excluded(exclude).tolist()) | set(self._excluded(self.excluded_items))
         out: list[Recommendation] = []
-        owned = self._owned(shopper, at) if u is not None else np.zeros(0, np.int64)
+        past = self._events(shopper, at)
         if hidden is not None:
-            past = self._events(shopper, at)
-            owned = np.unique(self.data_.item[past[~np.isin(past, hidden)]])
+            past = past[~np.isin(past, hidden)]
+        # the shopper's own rhythm over distinct days, for the reason (two orders on one
+        # day are no "every ~N days"); ``c.interval`` counts orders, as the ranker learned
+        owned, _, _, rhythm = own_rhythm(self.data_.item[past], self.data_.timestamp[past])
         banned |= set(owned[self.repurchase_.is_durable(owned)].tolist())  # toilet-seat rule
         if pool is not None and len(pool[0].item):
             c, X = pool
             keep = self._allowed(c, banned, to_timestamp(at))
             c_items, X, last = c.item[keep], X[keep], c.last_time[keep]
-            interval = c.interval[keep]
             scores = self.score(X)
             boosted = scores + self.explore_boost_ * np.isnan(last)
             order = _reserve_explore(np.argsort(-boosted, kind="stable"), np.isnan(last), n,
@@ -310,9 +311,10 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             order = order[np.argsort(-scores[order], kind="stable")]
             pick = order[mmr(scores[order], self.vectors_[c_items[order]], n, self.diversity)]
             because = self._because(c_items[pick], last[pick], owned)
+            interval = dict(zip(owned.tolist(), rhythm.tolist(), strict=True))
             for j, b in zip(pick, because, strict=True):
                 out.append(self._explain(c_items[j], float(scores[j]), X[j], last[j], b,
-                                         interval[j]))
+                                         interval.get(int(c_items[j]), np.nan)))
         if len(out) < n:
             out += self._fill(shopper, n - len(out), banned | {self.data_.item_index(r.item)
                                                              for r in out}, at)
@@ -394,8 +396,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         item = str(self.data_.item_ids[i])
         if not np.isnan(last):
             times = round(float(np.expm1(x[_CNT])))
-            # the shopper's own rhythm (``interval`` is theirs once they bought it twice; the
-            # shop's median before that, which is not "you usually")
+            # the shopper's own rhythm (``interval``: their days between purchases on
+            # distinct days, nan when bought on one day only: no "you usually" then)
             if self.repurchase_.kind_[i] == "consumable" and times >= 2 and interval >= 0.5:
                 return Recommendation(item, score, "repurchase_due",
                                       f"you usually reorder this {every(interval)}")

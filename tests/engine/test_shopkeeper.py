@@ -379,3 +379,17 @@ def test_forgotten_purchases_leave_the_shoppers_past(model):
     assert recs and not [r for r in recs if "tea" in r.reason.lower()]
     assert not [r for r in recs if r.item.startswith("tea") and r.source in ("repeat",
                                                                           "repurchase_due")]
+
+
+def test_reorder_reason_counts_days_not_orders():
+    """Milk bought in two orders on the same day, twice two weeks apart, is reordered
+    "every ~14 days": not every ~5 (three gaps between four orders), and two orders on
+    one day alone make no rhythm at all."""
+    rows = weekly_rows(seed=3)
+    for t in (T0 + DAY, T0 + DAY + 3600, T0 + 15 * DAY, T0 + 15 * DAY + 1800):
+        rows.append(("split", "milk", t, f"split-{t}"))
+    model = ShopkeeperRecommender().fit(build(rows))
+    reasons = {r.item: r.reason for r in model.recommend("split", 10)}
+    assert reasons["milk"] == "you usually reorder this every ~14 days"
+    early = {r.item: r.reason for r in model.recommend("split", 10, at=T0 + 2 * DAY)}
+    assert "usually" not in early.get("milk", "")
