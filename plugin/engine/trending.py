@@ -61,7 +61,11 @@ class TrendingRecommender(HistoryMixin, BaseRecommender):
         times = x.timestamp[order] - self.t0_
         self.keys_ = x.item[order].astype(np.float64) * self.span_ + times
         w = np.power(2.0, (times - (self.end_ - self.t0_)) / DAY / self.half_life_days)
-        self.cum_ = np.concatenate([[0.0], np.cumsum(w)])
+        # running sums per item, not over the whole array: an old sale's weight is tiny
+        # (2 ** -52 two years before the end) and vanished in the difference of two
+        # shop-wide sums, so a query long before the end found nothing trending
+        parts = np.split(w, np.flatnonzero(np.diff(x.item[order])) + 1) if len(w) else []
+        self.item_cum_ = np.concatenate([[0.0], *map(np.cumsum, parts)])
         cats = [x.catalog.primary_category(i) for i in range(x.n_items)]
         self.categories_ = np.asarray(cats, dtype=object)
         self.scores_ = self.scores_at(None)
@@ -81,7 +85,10 @@ class TrendingRecommender(HistoryMixin, BaseRecommender):
         hi = np.searchsorted(self.keys_, base + (t - self.t0_), side="left")
         hi = np.maximum(hi, lo)
         scale = np.power(2.0, -(t - self.end_) / DAY / self.half_life_days)
-        scores = (self.cum_[hi] - self.cum_[lo]) * scale
+        if hasattr(self, "item_cum_"):  # position k + 1: the item's sales up to k
+            scores = np.where(hi > lo, self.item_cum_[hi], 0.0) * scale
+        else:  # a model saved before item_cum_ existed
+            scores = (self.cum_[hi] - self.cum_[lo]) * scale
         cache[t] = scores
         if len(cache) > 16:  # evaluation asks at many moments; keep memory bounded
             cache.popitem(last=False)
