@@ -126,8 +126,13 @@ def _products(
     lines: Iterator[str], currency: str | None
 ) -> tuple[list[Product], tuple[Rejected, ...]]:
     """Group the JSONL rows: products in file order, each with its variants, and the
-    products that could not be read."""
+    products that could not be read.
+
+    A variant may come before its product: exports are ungrouped by default from API
+    2026-01 (``groupObjects``), and Shopify says not to rely on line order at all.
+    """
     nodes: dict[str, dict[str, Any]] = {}
+    children: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         if not line.strip():
             continue
@@ -136,8 +141,11 @@ def _products(
         if parent is None:
             row["variants"] = {"nodes": []}
             nodes[row["id"]] = row
-        elif parent in nodes:
-            nodes[parent]["variants"]["nodes"].append(row)
+        else:
+            children.setdefault(parent, []).append(row)
+    for parent, rows in children.items():
+        if parent in nodes:
+            nodes[parent]["variants"]["nodes"].extend(rows)
     return convert_nodes(list(nodes.values()),
                          lambda node: mapping.product_from_gql(node, currency=currency),
                          what="products")

@@ -180,3 +180,22 @@ def test_resuming_an_export_whose_url_expired_starts_a_new_export() -> None:
     # the new export is read from its start: products the old one had paged may have changed
     assert [len(p.items) for p in pages] == [250, 50]
     assert pages[0].next_cursor == f"bulk:{new_op}:250" and pages[-1].next_cursor is None
+
+
+def test_variants_listed_before_their_product_are_kept() -> None:
+    """From API 2026-01 an export is not grouped by default (``groupObjects: false``), and
+    Shopify says not to rely on line order: a variant may precede its product. Dropping it
+    left the product without price or stock (a sold-out one recommended as available)."""
+    rows = [json.loads(r) for r in jsonl(2).splitlines()]
+    rows.append({**rows[1], "id": "gid://shopify/ProductVariant/11", "sku": "S1-OUT",
+                 "availableForSale": False})
+    ungrouped = [rows[3], rows[1], rows[0], rows[2], rows[4]]  # variants first, mixed
+    body = "\n".join(json.dumps(r) for r in ungrouped) + "\n"
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=poll("COMPLETED", EXPORT))
+        rsps.get(EXPORT, body=body)
+        page = next(connector([]).iter_products(cursor=f"bulk:{OP}:0"))
+    products = {p.external_id: p for p in page.items}
+    assert [v.sku for v in products["1"].variants] == ["S1", "S1-OUT"]
+    assert [v.sku for v in products["2"].variants] == ["S2"]
+    assert products["2"].price == Decimal("9.50")
