@@ -96,20 +96,30 @@ class ShopifyConnector(Connector):
         )
 
     def fetch_event_record(self, event: WebhookEvent) -> WebhookEvent:
-        """An inventory change -> the product its item stocks, as Shopify has it now.
+        """An inventory change -> the product its item stocks, as Shopify has it now; a
+        product body that cannot say whether it is in stock -> that product read back.
 
         The product is stamped no older than the level's ``updated_at``: a stock change
         need not move the product's own ``updatedAt``, and without the stamp the monotonic
         upsert would drop it as stale. A delivery older than what is stored still loses.
+        A product Shopify no longer has keeps its body (a later delete tombstones it).
         """
         placeholder = event.record
         if not event.needs_fetch or not isinstance(placeholder, Product):
             return event
         client = self._client()
-        data = client.execute(gql.INVENTORY_ITEM_PRODUCT_QUERY, {"id": placeholder.external_id})
-        node = ((data.get("inventoryItem") or {}).get("variant") or {}).get("product")
-        if not node:
-            return replace(event, topic=UNKNOWN_ITEM_TOPIC, record=None, needs_fetch=False)
+        if placeholder.external_id.startswith("gid://shopify/InventoryItem/"):
+            data = client.execute(gql.INVENTORY_ITEM_PRODUCT_QUERY,
+                                  {"id": placeholder.external_id})
+            node = ((data.get("inventoryItem") or {}).get("variant") or {}).get("product")
+            if not node:
+                return replace(event, topic=UNKNOWN_ITEM_TOPIC, record=None, needs_fetch=False)
+        else:
+            data = client.execute(gql.PRODUCT_QUERY,
+                                  {"id": mapping.gid("Product", placeholder.external_id)})
+            node = data.get("product")
+            if not node:
+                return replace(event, needs_fetch=False)
         node = client.complete(node, "variants", gql.PRODUCT_VARIANTS_QUERY)
         currency = (data.get("shop") or {}).get("currencyCode") or self.credentials.extra.get(
             "currency")

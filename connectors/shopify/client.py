@@ -61,6 +61,14 @@ query InventoryItemProduct($id: ID!) {
   inventoryItem(id: $id) { variant { product { ...ProductFields } } }
 }""" + PRODUCT_FIELDS
 
+#: A product as Shopify has it now, for a ``products/create|update`` body that cannot say
+#: whether it is in stock (``fetch_event_record``).
+PRODUCT_QUERY = """
+query Product($id: ID!) {
+  shop { currencyCode }
+  product(id: $id) { ...ProductFields }
+}""" + PRODUCT_FIELDS
+
 #: The rest of one product's variants, when the products page holds only its first ten.
 PRODUCT_VARIANTS_QUERY = """
 query ProductVariants($id: ID!, $after: String) {

@@ -59,6 +59,16 @@ COMPLIANCE_TOPICS: tuple[str, ...] = ("customers/data_request", "customers/redac
 #: Stock changes need not come with a ``products/update`` (Shopify documents no such link),
 #: so a sold-out product could stay recommendable without this topic.
 INVENTORY_TOPIC = "inventory_levels/update"
+PRODUCT_TOPICS = ("products/create", "products/update")
+
+
+def _stock_untold(topic: str, data: Mapping[str, Any]) -> bool:
+    """Whether a product body cannot say if its variants are in stock: ``inventory_management``
+    (is stock tracked?) left the product payload in API 2024-07, and without it a sold-out
+    variant that denies overselling reads as available. The worker reads the product back."""
+    variants = data.get("variants") if topic in PRODUCT_TOPICS else None
+    return isinstance(variants, list) and any(
+        isinstance(v, dict) and "inventory_management" not in v for v in variants)
 
 
 def sign_body(secret: str, raw_body: bytes) -> str:
@@ -122,7 +132,7 @@ def parse_delivery(
         raise InvalidPayload(f"unexpected {topic} payload", {"_body": [repr(exc)]}) from None
     return WebhookEvent(
         topic=normalized, delivery_id=delivery_id, record=record, occurred_at=occurred,
-        needs_fetch=topic == INVENTORY_TOPIC,
+        needs_fetch=topic == INVENTORY_TOPIC or _stock_untold(topic, data),
     )
 
 

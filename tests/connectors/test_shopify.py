@@ -779,3 +779,53 @@ def test_an_inventory_item_shopify_does_not_know_becomes_an_ignored_topic(item) 
                                           "inventoryItem": item}})
         event = conn.fetch_event_record(_level_event(conn))
     assert (event.topic, event.record, event.needs_fetch) == (UNKNOWN_ITEM_TOPIC, None, False)
+
+
+def _sold_out_shirt(**overrides) -> dict:
+    """The documented products/update body (API 2024-07 on: no ``inventory_management``)
+    for a variant sold out with overselling denied."""
+    body = json.loads(fixture("products_update.json"))
+    body["variants"][0].update(inventory_policy="deny", inventory_quantity=0, **overrides)
+    return body
+
+
+def test_a_product_body_that_cannot_say_its_stock_is_read_back_from_shopify() -> None:
+    """Without ``inventory_management`` a sold-out variant read as in stock: every product
+    edit made a sold-out product recommendable again (and wiped its storefront URL, which
+    the REST body lacks). The worker reads the product back, as the backfill does."""
+    conn = ShopifyConnector(Credentials(SHOP, access_token="shpat_x", webhook_secret=SECRET,
+                                        extra={"currency": "USD"}),
+                            session=make_session(sleep=lambda s: None))
+    body = json.dumps(_sold_out_shirt()).encode()
+    event = conn.parse_webhook(shopify_headers("products/update", body), body)
+    assert (event.topic, event.needs_fetch) == ("products/upsert", True)
+    node = {**product_node("9554194432293"), "updatedAt": "2025-04-22T19:30:00Z",
+            "onlineStoreUrl": "https://shirts.example/products/t-shirt"}
+    for variant in node["variants"]["nodes"]:
+        variant.update(availableForSale=False, inventoryQuantity=0)
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "USD"}, "product": node}})
+        fetched = conn.fetch_event_record(event)
+        sent = json.loads(rsps.calls[0].request.body)
+    assert sent["variables"] == {"id": "gid://shopify/Product/9554194432293"}
+    product = fetched.record
+    assert (fetched.topic, fetched.needs_fetch, product.available) == (
+        "products/upsert", False, False)
+    assert product.url == "https://shirts.example/products/t-shirt"
+    assert product.updated_at == datetime(2025, 4, 22, 19, 30, tzinfo=UTC)
+
+
+def test_a_product_body_that_says_its_stock_is_used_as_is_and_a_gone_one_keeps_its_body(
+) -> None:
+    conn = ShopifyConnector(Credentials(SHOP, access_token="shpat_x", webhook_secret=SECRET),
+                            session=make_session(sleep=lambda s: None))
+    told = json.dumps(_sold_out_shirt(inventory_management="shopify")).encode()
+    event = conn.parse_webhook(shopify_headers("products/update", told), told)
+    assert not event.needs_fetch and event.record.available is False
+    body = json.dumps(_sold_out_shirt()).encode()
+    event = conn.parse_webhook(shopify_headers("products/create", body), body)
+    with responses.RequestsMock() as rsps:  # deleted since: a products/delete follows
+        rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "USD"}, "product": None}})
+        kept = conn.fetch_event_record(event)
+    assert (kept.topic, kept.record, kept.needs_fetch) == ("products/upsert", event.record,
+                                                           False)

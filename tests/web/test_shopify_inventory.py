@@ -148,3 +148,18 @@ def test_an_unknown_inventory_item_is_acknowledged_and_ignored(client, shop):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Product)) == 0
     row = db.session.scalar(sa.select(WebhookDelivery))
     assert (row.topic, row.status, row.last_error) == ("products/upsert", "done", None)
+
+
+def test_editing_a_sold_out_product_does_not_make_it_recommendable(client, shop):
+    """Product bodies lost ``inventory_management`` in API 2024-07: read alone, the sold-out
+    shirt below counted as in stock, so any edit of it put it back in recommendations."""
+    body = json.loads(fixture("products_update.json"))  # verbatim: no inventory_management
+    body["variants"][0].update(inventory_policy="deny", inventory_quantity=0)
+    assert deliver(client, shop, "products/update", body).status_code == 200
+    answer = item_answer(0)["data"]["inventoryItem"]["variant"]["product"]
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "USD"}, "product": answer}})
+        result = process_inbox()
+    assert (result.done, result.failed, result.dead) == (1, 0, 0)
+    assert stored() is not None and not stored().available
+    assert not recommendable(shop)
