@@ -40,10 +40,13 @@ mutation Run($query: String!) {
   }
 }"""
 
-#: The app's running export, when a run is refused because one is "already in progress".
-CURRENT_QUERY = """
-query Current {
-  currentBulkOperation(type: QUERY) { id status query }
+#: The app's unfinished bulk operations (``currentBulkOperation`` is deprecated from API
+#: 2026-01, which runs up to five bulk queries per shop at once: it names only the latest).
+RUNNING_QUERY = """
+query Running {
+  bulkOperations(first: 10, query: "status:created OR status:running") {
+    nodes { id status type query createdAt }
+  }
 }"""
 
 POLL_QUERY = """
@@ -67,17 +70,21 @@ def parse_cursor(cursor: str) -> tuple[str, int]:
 
 
 def _start(client: ShopifyGraphQL) -> str:
-    """Start the products export, or adopt ours that is still running.
+    """Adopt our products export that is still running, else start one.
 
-    Shopify runs one bulk query per app and shop. An export whose run was cut short (the
-    worker killed while polling, or the hour of polls used up) keeps running, but its id
-    was never saved, since the cursor is saved with the first page: refusing would fail
-    every sync until it ends, and a catalogue that takes over an hour would never finish.
+    An export whose run was cut short (the worker killed while polling, or the hour of
+    polls used up) keeps running, but its id was never saved, since the cursor is saved
+    with the first page. Shopify (API 2026-01 on) runs up to five bulk queries per shop
+    and no longer refuses a second one, so starting anew would leave each cut-short export
+    running beside a new one until all five slots are taken and every run is refused.
     """
+    running = _running_export(client)
+    if running is not None:
+        return running
     result = client.execute(RUN_MUTATION, {"query": BULK_PRODUCTS}).get(
         "bulkOperationRunQuery") or {}
     if result.get("userErrors"):
-        running = _running_export(client)
+        running = _running_export(client)  # another run may have started ours meanwhile
         if running is not None:
             return running
         messages = [e.get("message", "") for e in result["userErrors"]]
@@ -86,14 +93,14 @@ def _start(client: ShopifyGraphQL) -> str:
 
 
 def _running_export(client: ShopifyGraphQL) -> str | None:
-    """The id of the app's current bulk query when it is our products export, not done."""
-    current = client.execute(CURRENT_QUERY).get("currentBulkOperation") or {}
-    if current.get("status") not in ("CREATED", "RUNNING") or not current.get("id"):
-        return None
-    if current.get("query") is not None and _squeeze(current["query"]) != _squeeze(
-            BULK_PRODUCTS):
-        return None  # an export of something else: not ours to read
-    return current["id"]
+    """The id of the app's oldest unfinished products export (the first to finish)."""
+    found = (client.execute(RUNNING_QUERY).get("bulkOperations") or {}).get("nodes") or ()
+    ours = [op for op in found if isinstance(op, dict) and op.get("id")
+            and op.get("type", "QUERY") == "QUERY"
+            and op.get("status") in ("CREATED", "RUNNING")
+            # an export of something else is not ours to read
+            and _squeeze(op.get("query") or "") == _squeeze(BULK_PRODUCTS)]
+    return min(ours, key=lambda op: op.get("createdAt") or "")["id"] if ours else None
 
 
 def _squeeze(query: str) -> str:

@@ -46,9 +46,20 @@ def poll(status: str, url: str | None = None) -> dict:
                               "objectCount": "0", "url": url}}}
 
 
+def running(*ops: dict) -> dict:
+    """A ``bulkOperations`` page (API 2026-01 on) of the app's unfinished operations."""
+    return {"data": {"bulkOperations": {"nodes": list(ops)}}}
+
+
+def op(gid: str, status: str = "RUNNING", query: str = bulk.BULK_PRODUCTS,
+       created: str = "2026-11-24T08:00:00Z") -> dict:
+    return {"id": gid, "status": status, "type": "QUERY", "query": query, "createdAt": created}
+
+
 def test_bulk_export_is_stitched_paged_and_resumable() -> None:
     delays: list[float] = []
     with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=running())
         rsps.post(GRAPHQL, json={"data": {"bulkOperationRunQuery": {
             "bulkOperation": {"id": OP, "status": "CREATED"}, "userErrors": []}}})
         rsps.post(GRAPHQL, json=poll("RUNNING"))
@@ -56,9 +67,9 @@ def test_bulk_export_is_stitched_paged_and_resumable() -> None:
         rsps.get(EXPORT, body=jsonl(300))
         pages = connector(delays).iter_products()
         first = next(pages)
-        run = json.loads(rsps.calls[0].request.body)["variables"]["query"]
+        run = json.loads(rsps.calls[1].request.body)["variables"]["query"]
         assert "__parentId" not in run and "products" in run
-        assert "X-Shopify-Access-Token" not in rsps.calls[3].request.headers
+        assert "X-Shopify-Access-Token" not in rsps.calls[4].request.headers
     assert delays == [bulk.POLL_SECONDS]
     assert len(first.items) == 250 and first.next_cursor == f"bulk:{OP}:250"
     product = first.items[0]
@@ -77,6 +88,7 @@ def test_the_hour_of_polls_before_the_first_page_keeps_the_caller_alive() -> Non
     """The sync renews its (short) lease on pages; an export yields none while it runs."""
     beats: list[int] = []
     with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=running())
         rsps.post(GRAPHQL, json={"data": {"bulkOperationRunQuery": {
             "bulkOperation": {"id": OP, "status": "CREATED"}, "userErrors": []}}})
         for _ in range(3):
@@ -86,7 +98,7 @@ def test_the_hour_of_polls_before_the_first_page_keeps_the_caller_alive() -> Non
         shop = connector([])
         shop.keep_alive = lambda: beats.append(len(rsps.calls))
         assert len(next(shop.iter_products()).items) == 3
-    assert beats == [1, 2, 3, 4]  # before each poll
+    assert beats == [2, 3, 4, 5]  # before each poll
 
 
 def test_unreadable_products_are_named_once_across_a_resume() -> None:
@@ -124,40 +136,55 @@ def test_failed_export_is_transient(status: str) -> None:
 
 
 REFUSED = {"data": {"bulkOperationRunQuery": {"bulkOperation": None, "userErrors": [
-    {"field": None, "message": "A bulk query operation for this app and shop is already "
-                               "in progress"}]}}}
-
-
-def current(status: str, query: str = bulk.BULK_PRODUCTS) -> dict:
-    return {"data": {"currentBulkOperation": {"id": OP, "status": status, "query": query}}}
+    {"field": None, "message": "Bulk operations limit reached. Please try again later.",
+     "code": "LIMIT_REACHED"}]}}}
 
 
 @pytest.mark.parametrize("answer", [
-    current("COMPLETED"), current("RUNNING", "{ orders { edges { node { id } } } }"),
-    {"data": {"currentBulkOperation": None}}])
+    running(), running(op(OP, query="{ orders { edges { node { id } } } }"))])
 def test_refused_bulk_run_is_connector_error(answer: dict) -> None:
+    """Five exports of something else fill the shop's slots: nothing of ours to read."""
     with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=answer)
         rsps.post(GRAPHQL, json=REFUSED)
         rsps.post(GRAPHQL, json=answer)
-        with pytest.raises(ConnectorError, match="already in progress"):
+        with pytest.raises(ConnectorError, match="limit reached"):
             next(connector([]).iter_products())
 
 
-def test_a_run_refused_for_our_own_running_export_waits_for_that_export() -> None:
+def test_our_export_still_running_is_read_not_started_again() -> None:
     """A sync killed while polling (or out of polls) leaves its export running with its id
-    unsaved; the next sync must read that export, not fail until it ends (and, for a
-    catalogue exporting for over an hour, start one that also outlives its polls)."""
+    unsaved. From API 2026-01 Shopify runs up to five bulk queries per shop and no longer
+    refuses a second one (``currentBulkOperation``, deprecated, names only the latest): the
+    next sync must find that export among the app's running operations and read it, not
+    start another beside it (five such and every run is refused)."""
     delays: list[float] = []
+    older = "gid://shopify/BulkOperation/720917"
     with responses.RequestsMock(registry=OrderedRegistry) as rsps:
-        rsps.post(GRAPHQL, json=REFUSED)
-        rsps.post(GRAPHQL, json=current("RUNNING"))
+        rsps.post(GRAPHQL, json=running(
+            op(OP, created="2026-11-24T09:00:00Z"),
+            op("gid://shopify/BulkOperation/1", query="{ orders { edges { node { id } } } }",
+               created="2026-11-24T07:00:00Z"),
+            op(older, created="2026-11-24T08:00:00Z")))
         rsps.post(GRAPHQL, json=poll("RUNNING"))
         rsps.post(GRAPHQL, json=poll("COMPLETED", EXPORT))
         rsps.get(EXPORT, body=jsonl(300))
         first = next(connector(delays).iter_products())
-        polled = json.loads(rsps.calls[2].request.body)["variables"]["id"]
-    assert polled == OP and delays == [bulk.POLL_SECONDS]
-    assert len(first.items) == 250 and first.next_cursor == f"bulk:{OP}:250"
+        asked = json.loads(rsps.calls[0].request.body)["query"]
+        polled = json.loads(rsps.calls[1].request.body)["variables"]["id"]
+    assert "bulkOperations" in asked and "currentBulkOperation" not in asked
+    assert polled == older and delays == [bulk.POLL_SECONDS]  # ours, started first
+    assert len(first.items) == 250 and first.next_cursor == f"bulk:{older}:250"
+
+
+def test_a_refused_run_reads_our_export_started_meanwhile() -> None:
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=running())
+        rsps.post(GRAPHQL, json=REFUSED)
+        rsps.post(GRAPHQL, json=running(op(OP, status="CREATED")))
+        rsps.post(GRAPHQL, json=poll("COMPLETED", EXPORT))
+        rsps.get(EXPORT, body=jsonl(3))
+        assert len(next(connector([]).iter_products()).items) == 3
 
 
 def test_resuming_an_export_whose_url_expired_starts_a_new_export() -> None:
@@ -168,6 +195,7 @@ def test_resuming_an_export_whose_url_expired_starts_a_new_export() -> None:
     new_op = "gid://shopify/BulkOperation/720919"
     with responses.RequestsMock(registry=OrderedRegistry) as rsps:
         rsps.post(GRAPHQL, json=poll("EXPIRED"))
+        rsps.post(GRAPHQL, json=running())
         rsps.post(GRAPHQL, json={"data": {"bulkOperationRunQuery": {
             "bulkOperation": {"id": new_op, "status": "CREATED"}, "userErrors": []}}})
         rsps.post(GRAPHQL, json={"data": {"node": {"id": new_op, "status": "COMPLETED",
@@ -175,7 +203,7 @@ def test_resuming_an_export_whose_url_expired_starts_a_new_export() -> None:
                                                    "url": EXPORT}}})
         rsps.get(EXPORT, body=jsonl(300))
         pages = list(connector([]).iter_products(cursor=f"bulk:{OP}:250"))
-        polled = json.loads(rsps.calls[2].request.body)["variables"]["id"]
+        polled = json.loads(rsps.calls[3].request.body)["variables"]["id"]
     assert polled == new_op
     # the new export is read from its start: products the old one had paged may have changed
     assert [len(p.items) for p in pages] == [250, 50]
