@@ -20,7 +20,11 @@ __all__ = ["API_VERSION", "ShopifyGraphQL", "throttle_delay"]
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "2025-10"
+#: The Admin API version every call names, and the one ``shopify.app.toml`` must give for
+#: webhook payloads (connectors/INSTALLING.md). Shopify supports a version for a year and
+#: then serves its calls as the oldest supported one: 2026-10 is supported until at least
+#: 2027-10-01, so move to 2027-07 (released 2027-07-01) before then.
+API_VERSION = "2026-10"
 T = TypeVar("T")
 
 #: What the backfill reads of a variant and of an order line (pages and follow-up pages).

@@ -829,3 +829,14 @@ def test_a_product_body_that_says_its_stock_is_used_as_is_and_a_gone_one_keeps_i
         kept = conn.fetch_event_record(event)
     assert (kept.topic, kept.record, kept.needs_fetch) == ("products/upsert", event.record,
                                                            False)
+
+
+def test_the_pinned_api_version_is_supported_and_is_the_apps_webhook_version() -> None:
+    """2025-10 lost support on 2026-10-01 and Shopify served its calls as 2026-01, itself
+    supported only until 2027-01-01. 2026-10 is supported until at least 2027-10-01
+    (shopify.dev/changelog/release-notes/2026-10). Shop webhooks inherit the app's version
+    (``shopify.app.toml``), so INSTALLING.md must ask for the version the parsers read."""
+    assert API_VERSION == "2026-10"
+    installing = Path(__file__).resolve().parents[2] / "connectors" / "INSTALLING.md"
+    assert f'api_version = "{API_VERSION}"' in installing.read_text()
+    assert "2025-10" not in installing.read_text()
