@@ -9,6 +9,7 @@ before it was read there is read at its next sync, ``shop_timezone``).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -32,6 +33,8 @@ from connectors.shopify import bulk, discounts, install, mapping, webhooks
 from connectors.shopify import client as gql
 
 __all__ = ["ShopifyConnector"]
+
+log = logging.getLogger(__name__)
 
 #: read_inventory: the ``inventory_levels/update`` subscription needs it.
 SCOPES = ("read_products", "read_customers", "read_orders", "read_inventory", "write_discounts")
@@ -226,14 +229,26 @@ class ShopifyConnector(Connector):
         if (cursor or "").startswith("bulk:") or (
             cursor is None and self.credentials.extra.get("backfill") == "bulk"
         ):
-            return bulk.iter_bulk_products(
+            return self._bulk_products(cursor)
+        return self._paged_products(cursor)
+
+    def _bulk_products(self, cursor: str | None) -> Iterator[Page[Product]]:
+        """The bulk export, or cursor pages from the start when the app may not run bulk
+        queries (a Partner Dashboard setting, not the shop's token: the sync goes on)."""
+        try:
+            yield from bulk.iter_bulk_products(
                 self._client(),
                 currency=self.credentials.extra.get("currency"),
                 cursor=cursor,
                 sleep=getattr(self.session, "sleep", time.sleep),
                 keep_alive=self.keep_alive,
             )
+        except bulk.BulkNotEnabled as err:  # raised before any page: nothing yielded twice
+            log.warning("shopify.bulk_not_enabled", extra={
+                "shop": self.credentials.shop_domain, "error": str(err)})
+            yield from self._paged_products(None)
 
+    def _paged_products(self, cursor: str | None) -> Iterator[Page[Product]]:
         client = self._client()
 
         def convert(node: dict, data: dict) -> Product:

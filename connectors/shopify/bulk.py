@@ -17,9 +17,9 @@ from connectors.pages import convert_nodes
 from connectors.parsing import decode_json
 from connectors.records import Page, Product, Rejected
 from connectors.shopify import mapping
-from connectors.shopify.client import ShopifyGraphQL
+from connectors.shopify.client import AccessDenied, ShopifyGraphQL
 
-__all__ = ["BULK_PRODUCTS", "iter_bulk_products", "parse_cursor"]
+__all__ = ["BULK_PRODUCTS", "BulkNotEnabled", "iter_bulk_products", "parse_cursor"]
 
 BULK_PRODUCTS = """
 {
@@ -69,8 +69,15 @@ def parse_cursor(cursor: str) -> tuple[str, int]:
         raise InvalidPayload("bad bulk cursor", {"cursor": [cursor]}) from None
 
 
+class BulkNotEnabled(ConnectorError):
+    """Shopify denied the app bulk queries: from 2026-11-06 a partner app must allow them in
+    the Partner Dashboard (API access requests, "Allow bulk queries") and loses that after
+    31 days without a bulk query. The shop's token is fine, so this is no ``AuthFailed``."""
+
+
 def _start(client: ShopifyGraphQL) -> str:
-    """Adopt our products export that is still running, else start one.
+    """Adopt our products export that is still running, else start one (``BulkNotEnabled``
+    when the app may not run bulk queries).
 
     An export whose run was cut short (the worker killed while polling, or the hour of
     polls used up) keeps running, but its id was never saved, since the cursor is saved
@@ -78,11 +85,17 @@ def _start(client: ShopifyGraphQL) -> str:
     and no longer refuses a second one, so starting anew would leave each cut-short export
     running beside a new one until all five slots are taken and every run is refused.
     """
-    running = _running_export(client)
-    if running is not None:
-        return running
-    result = client.execute(RUN_MUTATION, {"query": BULK_PRODUCTS}).get(
-        "bulkOperationRunQuery") or {}
+    try:
+        running = _running_export(client)
+        if running is not None:
+            return running
+        result = client.execute(RUN_MUTATION, {"query": BULK_PRODUCTS}).get(
+            "bulkOperationRunQuery") or {}
+    except AccessDenied:
+        # neither call reads shop data (a scope the export's query needs fails the export
+        # itself, errorCode ACCESS_DENIED): denied here, the app lacks bulk access
+        raise BulkNotEnabled("Shopify denied the app bulk queries: allow them in the "
+                             "Partner Dashboard (API access requests)") from None
     if result.get("userErrors"):
         running = _running_export(client)  # another run may have started ours meanwhile
         if running is not None:

@@ -16,7 +16,7 @@ from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, Transi
 from connectors.pages import convert_nodes
 from connectors.records import Page
 
-__all__ = ["API_VERSION", "ShopifyGraphQL", "throttle_delay"]
+__all__ = ["API_VERSION", "AccessDenied", "ShopifyGraphQL", "throttle_delay"]
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,12 @@ query Orders($first: Int!, $after: String, $query: String) {
 SHOP_QUERY = "query { shop { currencyCode ianaTimezone } }"
 
 
+class AccessDenied(AuthFailed):
+    """GraphQL ``ACCESS_DENIED``: the token may not run this query (a scope the merchant did
+    not grant), or the app may not (bulk operations not allowed in the Partner Dashboard,
+    which ``bulk`` tells apart)."""
+
+
 def throttle_delay(response: requests.Response) -> float | None:
     """Seconds until the cost bucket refills enough, when a 200 carries ``THROTTLED``."""
     try:
@@ -174,7 +180,7 @@ class ShopifyGraphQL:
         if errors:
             codes = {(e.get("extensions") or {}).get("code") for e in errors if isinstance(e, dict)}
             if "ACCESS_DENIED" in codes:
-                raise AuthFailed("missing access scope for this query")
+                raise AccessDenied("access denied for this query (ACCESS_DENIED)")
             if "THROTTLED" in codes:
                 raise TransientError("still throttled")
             raise ConnectorError(f"Shopify GraphQL errors: {sorted(map(str, codes))}")

@@ -10,7 +10,7 @@ import responses
 from responses.registries import OrderedRegistry
 
 from connectors.base import Credentials
-from connectors.errors import ConnectorError, TransientError
+from connectors.errors import AuthFailed, ConnectorError, TransientError
 from connectors.http import make_session
 from connectors.shopify import ShopifyConnector, bulk
 from connectors.shopify.client import API_VERSION
@@ -227,3 +227,49 @@ def test_variants_listed_before_their_product_are_kept() -> None:
     assert [v.sku for v in products["1"].variants] == ["S1", "S1-OUT"]
     assert [v.sku for v in products["2"].variants] == ["S2"]
     assert products["2"].price == Decimal("9.50")
+
+
+#: GraphQL's access-denied answer (HTTP 200), here for a partner app whose bulk queries are
+#: not allowed in the Partner Dashboard (required from 2026-11-06, shopify.dev/changelog/
+#: partner-apps-must-enable-bulk-operations-before-use: "the request returns an access
+#: denied error").
+DENIED = {"data": {"bulkOperationRunQuery": None}, "errors": [{
+    "message": "Access denied for bulkOperationRunQuery field.",
+    "locations": [{"line": 3, "column": 3}], "path": ["bulkOperationRunQuery"],
+    "extensions": {"code": "ACCESS_DENIED",
+                   "documentation": "https://shopify.dev/api/usage/access-scopes"}}]}
+
+
+@pytest.mark.parametrize("cursor", [None, f"bulk:{OP}:250"])
+def test_bulk_queries_not_allowed_for_the_app_fall_back_to_pages(cursor: str | None) -> None:
+    """The shop's token is fine: AuthFailed would flag the installation for re-auth (the
+    merchant can do nothing about a Partner Dashboard setting) and stop its syncs. The
+    products are read in cursor pages instead, from the start on a resume."""
+    page = {"data": {"shop": {"currencyCode": "USD"}, "products": {
+        "pageInfo": {"hasNextPage": False, "endCursor": "c1"},
+        "nodes": [{"id": "gid://shopify/Product/1", "title": "P1", "status": "ACTIVE",
+                   "updatedAt": "2026-11-20T08:00:00Z",
+                   "variants": {"pageInfo": {"hasNextPage": False, "endCursor": None},
+                                "nodes": [{"id": "gid://shopify/ProductVariant/10",
+                                           "price": "9.50", "availableForSale": True}]}}]}}}
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        if cursor:
+            rsps.post(GRAPHQL, json=poll("EXPIRED"))
+        rsps.post(GRAPHQL, json=running())
+        rsps.post(GRAPHQL, json=DENIED)
+        rsps.post(GRAPHQL, json=page)
+        pages = list(connector([]).iter_products(cursor=cursor))
+        paged = json.loads(rsps.calls[-1].request.body)
+    assert "products(first: $first" in paged["query"] and paged["variables"]["after"] is None
+    assert [[p.external_id for p in pg.items] for pg in pages] == [["1"]]
+    assert pages[0].items[0].price == Decimal("9.50") and pages[-1].next_cursor is None
+
+
+def test_bulk_not_enabled_is_a_connector_error_not_auth_failed() -> None:
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=running())
+        rsps.post(GRAPHQL, json=DENIED)
+        client = connector([])._client()
+        with pytest.raises(bulk.BulkNotEnabled, match="Partner Dashboard") as raised:
+            next(bulk.iter_bulk_products(client, currency="USD"))
+    assert not isinstance(raised.value, AuthFailed)
