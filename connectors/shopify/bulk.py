@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from connectors.errors import ConnectorError, InvalidPayload, TransientError
+from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, TransientError
 from connectors.pages import convert_nodes
 from connectors.parsing import decode_json
 from connectors.records import Page, Product, Rejected
@@ -121,7 +121,8 @@ def _squeeze(query: str) -> str:
 
 
 class _Expired(TransientError):
-    """The export's URL has expired (kept seven days): that export can never be read again."""
+    """The export's URL has expired (kept seven days), or its storage refuses it: that
+    export can never be read again."""
 
 
 def _wait(client: ShopifyGraphQL, gid: str, sleep: Callable[[float], Any],
@@ -171,6 +172,25 @@ def _products(
                          what="products")
 
 
+def _read(client: ShopifyGraphQL, gid: str, sleep: Callable[[float], Any],
+          keep_alive: Callable[[], object]) -> str | None:
+    """The export's JSONL once it is done (None when the shop has no products).
+
+    The URL is signed storage, sent no shop token: a 401/403 from it means its signature
+    is no longer good (``_Expired``), not that the shop revoked us (``AuthFailed``).
+    """
+    url = _wait(client, gid, sleep, keep_alive)
+    if url is None:
+        return None
+    try:
+        response = client.session.get(url)
+    except AuthFailed as exc:
+        raise _Expired(f"bulk export URL refused ({exc})") from None
+    if response.status_code != 200:
+        raise TransientError(f"bulk export download failed: HTTP {response.status_code}")
+    return response.text
+
+
 def iter_bulk_products(
     client: ShopifyGraphQL,
     *,
@@ -182,22 +202,19 @@ def iter_bulk_products(
     """Run (or resume) a products export and yield it in pages of 250."""
     gid, done = parse_cursor(cursor) if cursor else (_start(client), 0)
     try:
-        url = _wait(client, gid, sleep, keep_alive)
+        text = _read(client, gid, sleep, keep_alive)
     except _Expired:
         if not cursor:
-            raise
+            raise  # a fresh export refused: retried later (a new export), never AuthFailed
         # resuming an export older than its URL: asking again would answer EXPIRED on
         # every run, so export afresh and read it from the start (upserts are monotonic)
         gid, done = _start(client), 0
-        url = _wait(client, gid, sleep, keep_alive)
-    if url is None:
+        text = _read(client, gid, sleep, keep_alive)
+    if text is None:
         yield Page(items=[], next_cursor=None)
         return
-    response = client.session.get(url)  # a signed storage URL: no shop token is sent
-    if response.status_code != 200:
-        raise TransientError(f"bulk export download failed: HTTP {response.status_code}")
     try:
-        products, rejected = _products(iter(response.text.splitlines()), currency)
+        products, rejected = _products(iter(text.splitlines()), currency)
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidPayload("unreadable bulk export", {"jsonl": [repr(exc)]}) from None
     while True:

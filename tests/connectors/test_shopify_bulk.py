@@ -273,3 +273,37 @@ def test_bulk_not_enabled_is_a_connector_error_not_auth_failed() -> None:
         with pytest.raises(bulk.BulkNotEnabled, match="Partner Dashboard") as raised:
             next(bulk.iter_bulk_products(client, currency="USD"))
     assert not isinstance(raised.value, AuthFailed)
+
+
+#: What signed Cloud Storage answers for a URL whose signature it no longer accepts.
+STORAGE_403 = ("<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
+               "<Message>Access denied.</Message></Error>")
+
+
+def test_a_refused_export_url_is_retryable_not_auth_failed() -> None:
+    """The download URL is signed storage, sent no shop token: its 403 says nothing about
+    the shop's token, so it must not flag the installation for re-auth."""
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=running(op(OP)))
+        rsps.post(GRAPHQL, json=poll("COMPLETED", EXPORT))
+        rsps.get(EXPORT, status=403, body=STORAGE_403, content_type="application/xml")
+        with pytest.raises(TransientError) as raised:
+            next(connector([]).iter_products())
+    assert not isinstance(raised.value, AuthFailed)
+
+
+def test_resuming_an_export_whose_url_is_refused_starts_a_new_export() -> None:
+    new_op, new_export = "gid://shopify/BulkOperation/720919", EXPORT + "?fresh"
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:
+        rsps.post(GRAPHQL, json=poll("COMPLETED", EXPORT))
+        rsps.get(EXPORT, status=403, body=STORAGE_403, content_type="application/xml")
+        rsps.post(GRAPHQL, json=running())
+        rsps.post(GRAPHQL, json={"data": {"bulkOperationRunQuery": {
+            "bulkOperation": {"id": new_op, "status": "CREATED"}, "userErrors": []}}})
+        rsps.post(GRAPHQL, json={"data": {"node": {"id": new_op, "status": "COMPLETED",
+                                                   "errorCode": None, "objectCount": "600",
+                                                   "url": new_export}}})
+        rsps.get(new_export, body=jsonl(300))
+        pages = list(connector([]).iter_products(cursor=f"bulk:{OP}:250"))
+    assert [len(p.items) for p in pages] == [250, 50]
+    assert pages[0].next_cursor == f"bulk:{new_op}:250"
