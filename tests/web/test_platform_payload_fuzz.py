@@ -32,7 +32,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PAYLOADS = {
     "shopify": [(topic, f"shopify/{name}", {
         "X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": "fuzz.myshopify.com",
-        "X-Shopify-Webhook-Id": "fuzz", "X-Shopify-API-Version": "2025-10",
+        "X-Shopify-Webhook-Id": "fuzz", "X-Shopify-API-Version": "2026-10",
         "X-Shopify-Triggered-At": "2025-11-22T10:00:00.123Z"})
         for topic, name in (("products/update", "products_update.json"),
                             ("orders/create", "orders_create.json"),
