@@ -1,4 +1,5 @@
-"""Data subject rights: export what we hold on a customer, or erase it."""
+"""Data subject rights: export what we hold on a customer (``plugin.privacy_export``), or
+erase it."""
 
 from __future__ import annotations
 
@@ -25,142 +26,19 @@ from plugin.models import (
     Interaction,
     Order,
     PromptState,
-    RecommendationCache,
     RedactedOrder,
     ShopperConsent,
     SubProfile,
-    WebhookDelivery,
 )
-from plugin.models.events import FORGOTTEN_SUBPROFILE, SET_ASIDE
+from plugin.models.events import SET_ASIDE
 from plugin.models.types import utcnow
 from plugin.offers import privacy as offers_privacy
+from plugin.privacy_export import export_customer, export_guest_orders
 from plugin.shops import audit
 from plugin.subprofiles import recs as subprofile_recs
 from plugin.webhooks import inbox
 
 log = logging.getLogger("shopkeeper.privacy")
-
-
-def export_customer(shop_id: str, customer_id: str, *,
-                    order_ids: Iterable[str] = ()) -> dict[str, Any]:
-    """Everything Shopkeeper stores about one customer of one shop, as plain JSON.
-
-    ``order_ids`` are orders the request names as theirs (Shopify's ``orders_requested``):
-    those placed as a guest carry no customer id, so only the list finds them and their
-    purchases (kept under the order), as a redaction's list does."""
-    order_ids = sorted({str(o) for o in order_ids})
-    customer = db.session.scalar(sa.select(Customer).filter_by(shop_id=shop_id,
-                                                               external_id=customer_id))
-    guest_orders = sa.and_(Order.customer_external_id.is_(None),
-                           Order.external_id.in_(order_ids))
-    orders = db.session.scalars(sa.select(Order).where(Order.shop_id == shop_id, sa.or_(
-        Order.customer_external_id == customer_id, guest_orders))
-        .order_by(Order.created_at, Order.id))
-    links = linking.anonymous_ids(shop_id, customer_id)
-    # what is kept under their browsers' anonymous ids is theirs too (events moved and
-    # still waiting, shown lists, carts, quotes): the ids erasure reaches
-    ids = [customer_id, *(r.anonymous_id for r in links)]
-    interactions = db.session.scalars(sa.select(Interaction).where(
-        Interaction.shop_id == shop_id,
-        Interaction.shopper_id.in_([*ids, *map(guest_shopper, order_ids)]))
-        .order_by(Interaction.occurred_at, Interaction.id))
-    return {
-        "shop_id": shop_id,
-        "customer_id": customer_id,
-        "customer": None if customer is None else {
-            "created_at": _iso(customer.created_at),
-            "email_stored": "keyed hash only" if customer.email_hash else "none",
-        },
-        "orders": [{"id": o.external_id, "created_at": _iso(o.created_at),
-                    "currency": o.currency, "total": str(o.total) if o.total else None,
-                    "lines": [{"product_id": ln.product_external_id, "quantity": ln.quantity,
-                               "price": str(ln.price)} for ln in o.lines]} for o in orders],
-        "interactions": [{"kind": i.kind, "product_id": i.product_external_id,
-                          # a deleted sub-profile's purchases: used for nobody any more
-                          "subprofile_id": "deleted" if i.subprofile_id == FORGOTTEN_SUBPROFILE
-                          else i.subprofile_id, "at": _iso(i.occurred_at)}
-                         for i in interactions],
-        "anonymous_ids": [{"id": r.anonymous_id, "linked_at": _iso(r.linked_at),
-                           "consent": _consent_export(shop_id, r.anonymous_id)}
-                          for r in links],
-        "subprofiles": [{"id": s.id, "name": s.name, "age_band": s.age_band, "kind": s.kind,
-                         "created_at": _iso(s.created_at)}
-                        for s in db.session.scalars(sa.select(SubProfile).where(
-                            SubProfile.shop_id == shop_id, SubProfile.owner_id.in_(ids))
-                            .order_by(SubProfile.id))],
-        **_serving_export(shop_id, ids),
-        **_offers_export(shop_id, ids),
-        "webhook_deliveries": _deliveries_export(shop_id, customer_id, order_ids),
-    }
-
-
-def _deliveries_export(shop_id: str, customer_id: str,
-                       order_ids: list[str]) -> list[dict[str, Any]]:
-    """Platform deliveries about them or their orders still kept whole (waiting, failed,
-    dead): the most personal copy held (names, addresses in an order's body) until
-    applied or erased."""
-    ids = inbox.kept_about(shop_id, customer_id, order_ids=order_ids)
-    rows = db.session.scalars(sa.select(WebhookDelivery).where(
-        WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id)) if ids else ()
-    return [{"topic": r.topic, "status": r.status, "received_at": _iso(r.received_at),
-             "body": _payload(bytes(r.body))} for r in rows]
-
-
-def _payload(body: bytes) -> Any:
-    """A delivery's body as JSON when it is JSON, else as text."""
-    try:
-        return json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", "replace")
-
-
-def _offers_export(shop_id: str, ids: list[str]) -> dict[str, Any]:
-    """Quotes and nudges of every id of the customer, in one list each."""
-    out: dict[str, list[Any]] = {}
-    for shopper_id in ids:
-        for key, rows in offers_privacy.export_shopper(shop_id, shopper_id).items():
-            out.setdefault(key, []).extend(rows)
-    return out
-
-
-def _consent_export(shop_id: str, shopper_id: str) -> dict[str, Any] | None:
-    consent = db.session.scalar(sa.select(ShopperConsent).filter_by(
-        shop_id=shop_id, shopper_id=shopper_id))
-    return None if consent is None else {
-        "granted": consent.granted, "updated_at": _iso(consent.updated_at)}
-
-
-def _serving_export(shop_id: str, ids: list[str]) -> dict[str, Any]:
-    """What serving and the storefront keep about them: consent answer, prompt state, the
-    precomputed list (with its reasons), the lists they were shown, their carts.
-
-    ``ids`` is the customer id, then their linked anonymous ids (shown lists and carts
-    kept under those are theirs too)."""
-    customer_id = ids[0]
-    prompt = db.session.scalar(sa.select(PromptState).filter_by(
-        shop_id=shop_id, shopper_id=customer_id))
-    cached = db.session.scalar(sa.select(RecommendationCache).filter_by(
-        shop_id=shop_id, shopper_id=customer_id))
-    shown = db.session.scalars(sa.select(Impression).where(
-        Impression.shop_id == shop_id, Impression.shopper_id.in_(ids))
-        .order_by(Impression.created_at, Impression.id))
-    carts = db.session.scalars(sa.select(Cart).where(
-        Cart.shop_id == shop_id, sa.or_(Cart.customer_external_id == customer_id,
-                                        Cart.shopper_id.in_(ids))).order_by(Cart.id))
-    return {
-        "consent": _consent_export(shop_id, customer_id),
-        "prompt": None if prompt is None else {
-            "never_ask": prompt.never_ask, "last_asked_at": _iso(prompt.last_asked_at),
-            "active_subprofile_id": prompt.active_subprofile_id},
-        "recommendations": [] if cached is None else [
-            {"product_id": item, "source": source, "reason": reason,
-             "computed_at": _iso(cached.computed_at)}
-            for item, _score, source, reason in cached.items],
-        "impressions": [{"placement": i.placement, "items": list(i.items),
-                         "holdout": i.holdout, "at": _iso(i.created_at)} for i in shown],
-        "carts": [{"id": c.external_id, "currency": c.currency, "lines": list(c.lines),
-                   "updated_at": _iso(c.source_updated_at)} for c in carts],
-    }
 
 
 def find_customer(shop_id: str, text: str) -> str:
@@ -319,14 +197,18 @@ def _purge_idle_browsers(shop_id: str, cutoff: datetime) -> int:
     return n
 
 
-def record_data_request(shop_id: str, customer_id: str, *,
+def record_data_request(shop_id: str, customer_id: str | None, *,
                         order_ids: Iterable[str] = ()) -> Path:
-    """Write the export (with the request's ``order_ids``: ``export_customer``) where the
-    merchant can fetch it (admin page) and audit the request."""
+    """Write the export (with the request's ``order_ids``: ``export_customer``; without a
+    customer, those guest orders: ``export_guest_orders``) where the merchant can fetch it
+    (admin page) and audit the request."""
     out = exports_dir(shop_id)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{_export_prefix(shop_id, customer_id)}{int(utcnow().timestamp())}.json"
-    export = export_customer(shop_id, customer_id, order_ids=order_ids)
+    order_ids = sorted({str(o) for o in order_ids})
+    key = customer_id if customer_id is not None else "orders:" + ",".join(order_ids)
+    path = out / f"{_export_prefix(shop_id, key)}{int(utcnow().timestamp())}.json"
+    export = (export_guest_orders(shop_id, order_ids) if customer_id is None
+              else export_customer(shop_id, customer_id, order_ids=order_ids))
     path.write_text(json.dumps(export, indent=2))
     audit(shop_id, "privacy.data_request", file=path.name)
     return path
@@ -395,7 +277,3 @@ def _forget_exports(shop_id: str, customer_id: str) -> None:
     if directory.is_dir():
         for path in directory.glob(f"{_export_prefix(shop_id, customer_id)}*.json"):
             path.unlink(missing_ok=True)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

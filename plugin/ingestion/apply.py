@@ -98,7 +98,8 @@ def _redact(shop: Shop, event: WebhookEvent) -> None:
         privacy.erase_customer(shop.id, rec.customer_id, order_ids=rec.order_ids)
     elif rec.kind == "customer_redact":  # a guest checkout: no customer, only its orders
         privacy.redact_orders(shop.id, rec.order_ids)
-    elif rec.kind == "customer_data_request" and rec.customer_id:
+    elif rec.kind == "customer_data_request" and (rec.customer_id or rec.order_ids):
+        # a guest checkout's request names only its orders: those are exported
         privacy.record_data_request(shop.id, rec.customer_id, order_ids=rec.order_ids)
 
 

@@ -164,3 +164,35 @@ def test_a_late_update_of_a_redacted_order_does_not_bring_it_back(shopify, custo
     assert mapping.upsert_order(other_id, order_from_rest(late))
     db.session.commit()
     assert purchases(other_id) == {"4242": "order:4242"}
+
+
+def test_a_data_request_of_guest_orders_without_a_customer_exports_them(shopify):
+    """A guest checkout's customers/data_request names its orders, no customer: those
+    orders, their purchases and the kept bodies about them are exported (this shop's only)
+    and the request is listed for the merchant like the others."""
+    from plugin import privacy
+
+    client, shop = shopify
+    other_shop_with_guest_order(4242)
+    for guest in (4242, 4343):
+        deliver(client, shop, "orders/create", order(guest), f"o-{guest}")
+    deliver(client, shop, "orders/create", order(1001, customer_id=5151), "o-1001")
+    assert inbox.process_inbox().done == 3
+    deliver(client, shop, "orders/updated", order(4242, note="ring twice"), "o-4242-upd")
+    db.session.execute(sa.update(WebhookDelivery).where(
+        WebhookDelivery.delivery_id == "o-4242-upd").values(status="dead", last_error="boom"))
+    db.session.commit()
+
+    request = {"shop_id": 954889, "shop_domain": SHOP, "customer": None,
+               "orders_requested": [4242, 1001], "data_request": {"id": 9999}}
+    deliver(client, shop, "customers/data_request", request, "request-guest")
+    assert inbox.process_inbox().done == 1
+
+    [made] = privacy.data_requests(shop.id)
+    assert made["customer_id"] is None
+    export = json.loads(privacy.data_request_file(shop.id, made["name"]).read_text())
+    # 1001 is a customer's order: a request naming no customer does not reach it
+    assert [o["id"] for o in export["orders"]] == ["4242"]
+    assert {Decimal(o["total"]) for o in export["orders"]} == {Decimal("359.97")}  # not 1.00
+    assert len(export["interactions"]) == 3
+    assert [d["body"]["id"] for d in export["webhook_deliveries"]] == [4242]
