@@ -132,7 +132,10 @@ def upsert_customer(shop_id: str, c: rec.Customer) -> bool:
 
 def upsert_order(shop_id: str, o: rec.Order) -> bool:
     """Replace the order, its lines and its purchase interactions as one unit; False when
-    stale or redacted (a redacted order stays redacted, whatever a later update says)."""
+    stale or redacted (a redacted order stays redacted, whatever a later update says).
+
+    An erased customer's order is kept unlinked and without purchases: filed under the
+    guest id ``order:<id>`` instead, their purchases came back with every later update."""
     # Before a new Order joins the session (a query would autoflush it half-filled).
     if db.session.scalar(sa.select(RedactedOrder.id).filter_by(
             shop_id=shop_id, order_external_id=o.external_id)):
@@ -155,7 +158,7 @@ def upsert_order(shop_id: str, o: rec.Order) -> bool:
         db.session.add(OrderLine(order_id=row.id, product_external_id=line.product_id,
                                  variant_external_id=line.variant_id, quantity=line.quantity,
                                  price=line.price))
-    _replace_purchases(shop_id, o, customer_id)
+    _replace_purchases(shop_id, o, customer_id, erased=bool(erased))
     if customer_id:
         forget_cached_recommendations(shop_id, customer_id)
     return True
@@ -178,7 +181,8 @@ def guest_shopper(order_id: str) -> str:
     return f"order:{order_id}"
 
 
-def _replace_purchases(shop_id: str, o: rec.Order, customer_id: str | None) -> None:
+def _replace_purchases(shop_id: str, o: rec.Order, customer_id: str | None, *,
+                       erased: bool = False) -> None:
     shopper = customer_id or guest_shopper(o.external_id)
     # Lines the shopper gave to a sub-profile ("that was for Maya") stay given: platforms
     # update an order several times (paid, fulfilled, edited) and each update lands here,
@@ -191,7 +195,7 @@ def _replace_purchases(shop_id: str, o: rec.Order, customer_id: str | None) -> N
         Interaction.subprofile_id.is_not(None))).all())
     db.session.execute(sa.delete(Interaction).where(
         Interaction.shop_id == shop_id, Interaction.order_external_id == o.external_id, kinds))
-    if o.cancelled:
+    if o.cancelled or erased:
         return
     for line in o.lines:
         db.session.add(Interaction(

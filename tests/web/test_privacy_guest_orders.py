@@ -196,3 +196,30 @@ def test_a_data_request_of_guest_orders_without_a_customer_exports_them(shopify)
     assert {Decimal(o["total"]) for o in export["orders"]} == {Decimal("359.97")}  # not 1.00
     assert len(export["interactions"]) == 3
     assert [d["body"]["id"] for d in export["webhook_deliveries"]] == [4242]
+
+
+def test_a_later_update_of_an_erased_customers_other_order_files_no_purchases(shopify):
+    """The redaction lists one of the customer's orders; a later update of another of their
+    orders (or a redelivery) still names the erased customer: its purchases must not come
+    back, neither under the customer nor as a guest's (``order:<id>``). The order itself
+    stays, unlinked, for the shop's totals."""
+    client, shop = shopify
+    for order_id in (1001, 1002):
+        deliver(client, shop, "orders/create", order(order_id, customer_id=5151),
+                f"o-{order_id}")
+    assert inbox.process_inbox().done == 2
+    redact = {"shop_id": 954889, "shop_domain": SHOP, "customer": {"id": 5151},
+              "orders_to_redact": [1001]}
+    deliver(client, shop, "customers/redact", redact, "redact-5151")
+    assert inbox.process_inbox().done == 1
+    assert purchases(shop.id) == {}
+
+    late = order(1002, customer_id=5151, updated_at="2022-01-05T10:00:00Z",
+                 financial_status="paid")
+    deliver(client, shop, "orders/updated", late, "o-1002-late")
+    assert inbox.process_inbox().done == 1
+    db.session.expire_all()
+    assert purchases(shop.id) == {}
+    kept = db.session.scalar(sa.select(Order).filter_by(shop_id=shop.id, external_id="1002"))
+    assert kept.customer_external_id is None
+    assert kept.source_updated_at.day == 5  # the update itself was applied
