@@ -18,7 +18,11 @@ from flask import current_app
 from plugin.api import linking
 from plugin.crypto import email_hash
 from plugin.extensions import db, insert_or_ignore
-from plugin.ingestion.mapping import forget_cached_recommendations, guest_shopper
+from plugin.ingestion.mapping import (
+    erasure_lock,
+    forget_cached_recommendations,
+    guest_shopper,
+)
 from plugin.models import (
     Cart,
     Customer,
@@ -61,6 +65,7 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
     found by the customer id or ``order_ids`` (a platform redaction's orders), and so do
     the purchases of those orders placed as a guest (kept under the order, not the id).
     """
+    erasure_lock(shop_id, erasing=True)  # first: order writes under way commit before
     at = deleted_at or utcnow()
     order_ids = tuple(sorted({str(o) for o in order_ids}))
     row = db.session.scalar(sa.select(Customer).filter_by(shop_id=shop_id,
@@ -95,6 +100,7 @@ def redact_orders(shop_id: str, order_ids: Iterable[str]) -> None:
     order_ids = tuple(sorted({str(o) for o in order_ids}))
     if not order_ids:
         return
+    erasure_lock(shop_id, erasing=True)  # first: order writes under way commit before
     _forget_orders(shop_id, order_ids)
     inbox.forget_customer(shop_id, None, order_ids=order_ids)
     audit(shop_id, "privacy.orders_redacted", orders=len(order_ids))

@@ -3,6 +3,7 @@ one, and a tombstone (``deleted_at``) stops a late, older upsert from resurrecti
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import TypeVar
 
@@ -26,6 +27,26 @@ from plugin.models.events import SET_ASIDE
 from plugin.models.types import utcnow
 
 ModelT = TypeVar("ModelT", Cart, Customer, Order, Product, Variant)
+#: First key of the PostgreSQL advisory lock an erasure and order writes of a shop share
+#: (the second is the shop's); pairs of keys never meet the one-key locks (migrations).
+ERASURE_LOCK_SPACE = 0x5348_4B45  # "SHKE"
+
+
+def erasure_lock(shop_id: str, *, erasing: bool = False) -> None:
+    """Order writes of a shop share this lock; its erasures (``erasing``) take it alone,
+    first thing, until they commit (PostgreSQL; SQLite has one writer at a time anyway).
+
+    A write then checks for a redacted order or an erased customer only once no erasure
+    is under way, and an erasure starts only once the writes under way have committed, so
+    it sees and deletes their purchases. Row locks could not do it: an order or customer
+    seen for the first time has no row to lock yet. One lock per shop, taken before any
+    other, cannot deadlock with the order rows a sync page locks."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(shop_id.encode()).digest()[:4], "big", signed=True)
+    fn = "pg_advisory_xact_lock" if erasing else "pg_advisory_xact_lock_shared"
+    db.session.execute(sa.text(f"SELECT {fn}(:space, :key)"),
+                       {"space": ERASURE_LOCK_SPACE, "key": key})
 
 
 def _existing(model: type[ModelT], shop_id: str, external_id: str) -> ModelT | None:
@@ -136,7 +157,9 @@ def upsert_order(shop_id: str, o: rec.Order) -> bool:
 
     An erased customer's order is kept unlinked and without purchases: filed under the
     guest id ``order:<id>`` instead, their purchases came back with every later update."""
-    # Before a new Order joins the session (a query would autoflush it half-filled).
+    # Before a new Order joins the session (a query would autoflush it half-filled), and
+    # after an erasure under way has committed (its tombstones are seen then).
+    erasure_lock(shop_id)
     if db.session.scalar(sa.select(RedactedOrder.id).filter_by(
             shop_id=shop_id, order_external_id=o.external_id)):
         return False

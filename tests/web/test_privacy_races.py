@@ -1,0 +1,98 @@
+"""A redaction and an order update of the same shop at once (PostgreSQL: SQLite lets one
+writer in at a time). Whichever runs first, the redacted order or erased customer's
+purchases must not be left behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.shopify.mapping import order_from_rest
+from plugin import privacy
+from plugin.extensions import db
+from plugin.ingestion import mapping
+from plugin.models import Interaction, Order
+from tests.factories import make_shop
+from tests.web.test_privacy_guest_orders import order
+
+
+def _waiting_on_a_lock(timeout: float = 10.0) -> bool:
+    """True once some session of this database waits for a lock (the order update)."""
+    with db.engine.connect() as conn:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE "
+                                    "wait_event_type = 'Lock' AND "
+                                    "datname = current_database()")).scalar():
+                return True
+            conn.rollback()
+            time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("first", ["redaction", "update"])
+@pytest.mark.parametrize("case", ["redacted-order", "erased-customer"])
+def test_an_order_update_and_a_redaction_at_once_leave_no_purchases(app, case, first):
+    """One transaction has done its part but not committed when the other starts. A
+    redaction first: the update checked before it committed, found the order live, and
+    wrote it after it committed (its purchases back as a guest's, or linked to the erased
+    customer again). An update first: the redaction did not see the purchases the update
+    filed meanwhile, and left them. ``redacted-order``: a guest order the redaction lists;
+    ``erased-customer``: an order of the erased customer that the redaction does not list."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL: SQLite lets one writer in at a time")
+    shop_id = make_shop().id
+    customer = None if case == "redacted-order" else 5151
+    mapping.upsert_order(shop_id, order_from_rest(order(1001, customer)))
+    mapping.upsert_order(shop_id, order_from_rest(order(1002, customer)))
+    db.session.commit()
+    late = order_from_rest(order(1002, customer, updated_at="2022-01-05T10:00:00Z"))
+
+    def redaction() -> None:
+        if customer is None:
+            privacy.redact_orders(shop_id, ["1002"])
+        else:
+            privacy.erase_customer(shop_id, str(customer), order_ids=["1001"])
+
+    def update() -> None:
+        mapping.upsert_order(shop_id, late)
+
+    jobs = {"redaction": redaction, "update": update}
+    started, go, failures = threading.Event(), threading.Event(), []
+
+    def run(job, holds: bool) -> None:
+        with app.app_context():  # a session of its own
+            try:
+                if not holds:
+                    started.wait(30)
+                job()
+                db.session.flush()
+                if holds:  # done, not committed: the other runs now
+                    started.set()
+                    go.wait(30)
+                db.session.commit()
+            except Exception as err:  # the test reports what went wrong
+                failures.append(err)
+            finally:
+                started.set()
+                db.session.remove()
+
+    second = "update" if first == "redaction" else "redaction"
+    threads = [threading.Thread(target=run, args=(jobs[first], True)),
+               threading.Thread(target=run, args=(jobs[second], False))]
+    for t in threads:
+        t.start()
+    started.wait(30)
+    assert _waiting_on_a_lock()  # the second waits for the first's transaction
+    go.set()
+    for t in threads:
+        t.join(60)
+    assert failures == []
+    db.session.expire_all()
+    assert db.session.scalars(sa.select(Interaction.shopper_id).filter_by(
+        shop_id=shop_id, order_external_id="1002")).all() == []
+    assert db.session.scalar(sa.select(Order.customer_external_id).filter_by(
+        shop_id=shop_id, external_id="1002")) is None
