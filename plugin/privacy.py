@@ -109,7 +109,8 @@ def redact_orders(shop_id: str, order_ids: Iterable[str]) -> None:
 
 def _forget_orders(shop_id: str, order_ids: tuple[str, ...]) -> None:
     """A redaction's orders: their purchases (whoever they were filed under), all kept
-    under a guest order's shopper id, and the order's link to a customer. Their ids are
+    under a guest order's shopper id, the order's link to a customer and the links to it
+    from offer and recommendation credits. Their ids are
     kept (``RedactedOrder``) so a later delivery of them is ignored, not applied again."""
     for order_id in order_ids:
         _forget_shopper(shop_id, guest_shopper(order_id))
@@ -123,6 +124,7 @@ def _forget_orders(shop_id: str, order_ids: tuple[str, ...]) -> None:
         db.session.execute(sa.update(Order).where(Order.shop_id == shop_id,
                                                   Order.external_id.in_(chunk))
                            .values(customer_external_id=None))
+        offers_privacy.unlink_orders(shop_id, chunk)
 
 
 def _forget_shopper(shop_id: str, shopper_id: str) -> None:

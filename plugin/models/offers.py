@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plugin.extensions import db
@@ -69,14 +69,19 @@ class Offer(db.Model):
 
 
 class Redemption(db.Model):
-    """An order that used an offer's discount code (attribution rule 1)."""
+    """An order that used an offer's discount code (attribution rule 1).
+
+    A redaction of the order unlinks it (``order_external_id`` None) and keeps what the
+    report read through the link: the order's currency and whether it was cancelled."""
 
     __tablename__ = "offer_redemptions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
-    order_external_id: Mapped[str] = mapped_column(String(255))
+    order_external_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    order_currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    order_cancelled: Mapped[bool] = mapped_column(default=False, server_default=false())
     revenue: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     redeemed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -142,13 +147,16 @@ class Nudge(db.Model):
 
 
 class ClickAttribution(db.Model):
-    """An order line credited to a recommendation click (attribution rule 2)."""
+    """An order line credited to a recommendation click (attribution rule 2); unlinked by
+    a redaction of the order as a ``Redemption`` is."""
 
     __tablename__ = "click_attributions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
-    order_external_id: Mapped[str] = mapped_column(String(255))
+    order_external_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    order_currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    order_cancelled: Mapped[bool] = mapped_column(default=False, server_default=false())
     product_external_id: Mapped[str] = mapped_column(String(255))
     rec_id: Mapped[str] = mapped_column(String(48))
     revenue: Mapped[Decimal] = mapped_column(Money)

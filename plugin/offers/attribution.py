@@ -217,11 +217,13 @@ def cancelled_conversions(shop_id: str, converted: list[tuple[int, str, datetime
             Order.shop_id == shop_id,
             Order.customer_external_id.in_({sid for _, sid, _ in converted}))):
         orders[sid].append((at, bool(cancelled)))
-    redeemed = dict(db.session.execute(sa.select(Redemption.offer_id, Order.cancelled).join(
-        Order, sa.and_(Order.shop_id == Redemption.shop_id,
-                       Order.external_id == Redemption.order_external_id)).where(
-        Redemption.shop_id == shop_id,
-        Redemption.offer_id.in_([q for q, _, _ in converted]))).all())
+    # a redaction unlinked its order: the redemption kept whether it was cancelled
+    redeemed = dict(db.session.execute(sa.select(
+        Redemption.offer_id, sa.func.coalesce(Order.cancelled, Redemption.order_cancelled))
+        .outerjoin(Order, sa.and_(Order.shop_id == Redemption.shop_id,
+                                  Order.external_id == Redemption.order_external_id)).where(
+        Redemption.shop_id == shop_id, Redemption.offer_id.in_([q for q, _, _ in converted]),
+        sa.or_(Order.id.is_not(None), Redemption.order_external_id.is_(None)))).all())
     undone = set()
     for q, sid, at in converted:
         evidence = [c for t, c in orders.get(sid, ()) if at <= t <= at + window]
@@ -267,17 +269,19 @@ def _attributed(shop_id: str, since: datetime, until: datetime,
                 code: str | None) -> dict[str, Any]:
     """Orders and revenue credited to offers and recommendations in the period: revenue in
     the shop's currency, other currencies beside it (the credited order's currency; a
-    credit whose order is gone counts as the shop's, like an order without a code)."""
+    credit whose order is gone counts as the shop's, like an order without a code; one a
+    redaction unlinked from its order kept the order's currency and cancellation)."""
     def by_currency(model: type[Any], revenue: sa.ColumnElement[Decimal],
                     at: sa.ColumnElement[datetime]) -> tuple[int, Decimal, dict[str, Decimal]]:
         credited = aliased(Order)  # not the Order that ``_not_cancelled`` correlates
         order = sa.and_(credited.shop_id == model.shop_id,
                         credited.external_id == model.order_external_id)
-        cur = sa.func.upper(credited.currency)
+        cur = sa.func.upper(sa.func.coalesce(credited.currency, model.order_currency))
         rows = db.session.execute(
             sa.select(cur, sa.func.count(model.id), sa.func.coalesce(sa.func.sum(revenue), 0))
             .select_from(model).outerjoin(credited, order).where(
                 model.shop_id == shop_id, at >= since, at < until,
+                model.order_cancelled.is_(False),
                 _not_cancelled(shop_id, model.order_external_id))
             .group_by(cur)).all()
         main, other = money.split(((cur, total) for cur, _, total in rows), code)

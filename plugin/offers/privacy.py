@@ -7,6 +7,7 @@ report, as orders stay unlinked for the shop's totals.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from plugin.models import (
     Offer,
     OfferKey,
     OfferLedgerEntry,
+    Order,
     Redemption,
 )
 
@@ -51,6 +53,23 @@ def erase_shopper(shop_id: str, shopper_id: str) -> None:
     db.session.execute(sa.update(Offer).where(Offer.shop_id == shop_id,
                                               Offer.shopper_id == shopper_id)
                        .values(shopper_id=ERASED, features={}))
+
+
+def unlink_orders(shop_id: str, order_ids: Sequence[str]) -> None:
+    """A redaction's orders: their redemptions and click credits lose the order id (it tied
+    the order to a quote's shopper and to a click) and keep what the report read through
+    it, the order's currency and whether it was cancelled; amounts and counts stay."""
+    for model in (Redemption, ClickAttribution):
+        order = sa.select(Order).where(Order.shop_id == shop_id,
+                                       Order.external_id == model.order_external_id)
+        db.session.execute(
+            sa.update(model).where(model.shop_id == shop_id,
+                                   model.order_external_id.in_(order_ids))
+            .values(order_currency=order.with_only_columns(Order.currency).scalar_subquery(),
+                    order_cancelled=sa.func.coalesce(order.with_only_columns(
+                        Order.cancelled).scalar_subquery(), False),
+                    order_external_id=None),  # the SET reads the row as it was
+            execution_options={"synchronize_session": False})
 
 
 def purge_before(shop_id: str, cutoff: datetime) -> int:

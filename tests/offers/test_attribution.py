@@ -286,3 +286,54 @@ def test_the_daily_budget_is_the_shops_day(app, shop):
     assert budget.remaining(shop.id, RAILS, evening)[0] == RAILS.daily_budget - 7
     next_morning = datetime(2026, 6, 11, 8, 0, tzinfo=UTC)  # 1 am on the 11th there
     assert budget.remaining(shop.id, RAILS, next_morning)[0] == RAILS.daily_budget
+
+
+def test_a_redaction_unlinks_its_orders_credits_and_keeps_the_reported_figures(app, shop):
+    """Redemptions and click credits name their order: a redaction of the order drops that
+    link (it tied the order to a quote's shopper and a click), while what the report reads
+    through it stays: each credit's amount and count, its order's currency, and whether
+    the order was cancelled (a cancelled order's credit still counts for nothing)."""
+    from plugin import privacy
+
+    now = utcnow()
+    quotes = [_quote(shop.id, "c1", now - timedelta(hours=hours), status="accepted",
+                     code=code, amount=Decimal(5)) for hours, code in ((2, "SK-R1"),
+                                                                         (3, "SK-R3"))]
+    db.session.add(Interaction(shop_id=shop.id, shopper_id="c1", product_external_id="p1",
+                               kind="click", occurred_at=now - timedelta(hours=1),
+                               context={"rec_id": "rA.0"}))
+    _order(shop.id, "o1", "c1", now - timedelta(minutes=40), codes=["SK-R1"])
+    _order(shop.id, "o2", "c1", now - timedelta(minutes=30), total="30",
+           lines=(("p1", 1, "30"),)).currency = "EUR"
+    cancelled = _order(shop.id, "o3", "c1", now - timedelta(minutes=20), total="20",
+                       codes=["SK-R3"], lines=(("p1", 1, "20"),))
+    _order(shop.id, "o4", "c1", now - timedelta(minutes=10), total="10",
+           lines=(("p1", 1, "10"),))
+    db.session.commit()
+    attribution.attribute(shop.id, RAILS, now=now)
+    cancelled.cancelled = True
+    db.session.commit()
+
+    def report() -> dict:
+        return attribution.uplift_report(shop.id, RAILS, now - timedelta(days=1),
+                                         now)["attributed"]
+
+    def undone() -> set[int]:  # by their redeemed orders alone (a shopper with no orders)
+        return attribution.cancelled_conversions(
+            shop.id, [(q.id, "nobody", q.created_at) for q in quotes], timedelta(days=7))
+
+    before = report()
+    assert (before["offer_orders"], before["offer_revenue"]) == (1, Decimal("40"))
+    assert (before["recommendation_lines"], before["recommendation_revenue"],
+            before["recommendation_other_revenue"]) == (3, Decimal("50"), {"EUR": Decimal("30")})
+    assert undone() == {quotes[1].id}
+    privacy.redact_orders(shop.id, ["o1", "o2", "o3"])
+    db.session.commit()
+    assert sorted(db.session.scalars(sa.select(Redemption.order_external_id)),
+                  key=str) == [None, None]
+    assert sorted(db.session.scalars(sa.select(ClickAttribution.order_external_id)),
+                  key=str) == [None, None, None, "o4"]
+    assert report() == before
+    assert undone() == {quotes[1].id}
+    attribution.attribute(shop.id, RAILS, now=now)  # nothing credited twice
+    assert report() == before
