@@ -203,9 +203,15 @@
         ]),
         track
       ]);
+      var had = root.activeElement; // a re-render (cart changed, log in) under keyboard focus
       root.replaceChildren(section);
       this._wire(track, prev, next, items);
       this.hidden = false;
+      if (had) { // ...keeps it on the same control, at the same place in the new list
+        var at = Math.min(+had.getAttribute("data-i") || 0, total - 1);
+        var same = "." + had.classList[0] + (had.hasAttribute("data-i") ? "[data-i='" + at + "']" : "");
+        (root.querySelector(same) || track).focus();
+      }
       if (this.parentElement) this.parentElement.setAttribute("data-shopkeeper-state", "ready");
       this.setAttribute("data-personalized", recs.personalized ? "true" : "false");
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.widgets.helpers import FOR_YOU, READY
+from tests.widgets.helpers import API, FOR_YOU, READY, focused
 
 pytestmark = pytest.mark.browser
 
@@ -48,3 +48,25 @@ def test_focus_stays_on_the_arrow_button_at_the_end_of_the_carousel(demo_shop, l
         assert nxt.get_attribute("aria-disabled") == "false"
     finally:
         context.close()
+
+
+def test_a_re_render_keeps_keyboard_focus_in_the_carousel(demo_shop, live, page):
+    """On the basket page the carousel's "Add to basket" changes the basket, and the
+    carousel re-renders without that product: focus stays on the button at the same place
+    (the next product's) instead of falling back to the top of the page."""
+    page.goto(live.url + "/demo/")
+    page.click(".grid .add >> nth=0")
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector(READY)
+    page.eval_on_selector(FOR_YOU, "el => { window.__old = el.shadowRoot.firstChild; }")
+    page.locator(f"{FOR_YOU} .sk-add").nth(1).focus()
+    with page.expect_response(lambda r: f"{API}recommendations" in r.url):
+        page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelector('{FOR_YOU}').shadowRoot.firstChild "
+                           "!== window.__old")
+    page.wait_for_selector(READY)
+    assert page.text_content("#cart-count") == "2"
+    now = focused(page)
+    assert now is not None, page.evaluate("document.activeElement.tagName")
+    assert (now["cls"], now["i"]) == ("sk-add", "1")
+    assert now["outline"] == "solid"
