@@ -154,7 +154,7 @@
       var ends = new Date(offer.expires_at);
       var time = ends.toLocaleTimeString(d.documentElement.lang || undefined,
         { hour: "2-digit", minute: "2-digit" });
-      this._clock = h("span", { "class": "sk-clock", "aria-hidden": "true" });
+      this._clock = h("span", { "class": "sk-clock" });
       var save = money(offer.amount, offer.currency);
       var accept = h("button", { type: "button", "class": "sk-accept" },
         ["Apply " + (offer.discount_kind === "free_shipping" ? "free shipping" : save + " off")]);
@@ -166,7 +166,8 @@
       this._offerEl = h("section", { "class": "sk-offer", "aria-labelledby": this._id }, [
         h("p", { "class": "sk-text" }, [
           h("span", { "class": "sk-reason", id: this._id }, [String(offer.reason || "A special offer")]),
-          h("span", { "class": "sk-ends" }, ["Ends in ", this._clock,
+          // The ticking clock is for the eyes; a screen reader reads the end time once.
+          h("span", { "class": "sk-ends" }, [h("span", { "aria-hidden": "true" }, ["Ends in ", this._clock]),
             h("span", { "class": "sk-sr" }, ["Offer ends at " + time])])
         ]),
         accept, dismiss

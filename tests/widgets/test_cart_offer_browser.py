@@ -126,6 +126,20 @@ def test_banner_buttons_are_named_by_what_they_show(offer_shop, live, page):
         expect(button).to_have_accessible_name(re.compile("^" + re.escape(shown)))
 
 
+def test_screen_readers_hear_when_the_offer_ends_once(offer_shop, live, page):
+    """The seconds tick for the eyes only (no live region around them); a screen reader
+    reads the end time, as one sentence (not "Ends in Offer ends at 14:30")."""
+    _idle_basket(page, live, offer_shop)
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
+    tree = page.locator("shopkeeper-cart-offer section.sk-offer").aria_snapshot()
+    reason = page.locator("shopkeeper-cart-offer .sk-reason").text_content()
+    text = re.search(r"- paragraph: (.*)", tree).group(1)
+    assert re.fullmatch(re.escape(reason) + r" Offer ends at \d\d:\d\d", text), tree
+    assert page.locator("shopkeeper-cart-offer .sk-clock").evaluate(
+        "el => !el.closest('[aria-live], [role=status], [role=alert], [role=timer]')")
+
+
 @pytest.mark.parametrize("answer", [
     {"offer": {"reason": "Today only", "expires_at": "soon", "amount": "lots"},
      "free_shipping": {"threshold": "x", "remaining": None}},
