@@ -61,9 +61,10 @@
     } catch (e) { return n.toFixed(2) + (currency ? " " + currency : ""); }
   }
 
-  function clock(ms) {
+  /** "m:ss"; whole minutes ("12 min") for shoppers who asked for less motion. */
+  function clock(ms, calm) {
     var s = Math.max(0, Math.ceil(ms / 1000)), m = Math.floor(s / 60);
-    return m + ":" + String(s % 60).padStart(2, "0");
+    return calm ? Math.ceil(s / 60) + " min" : m + ":" + String(s % 60).padStart(2, "0");
   }
 
   /** The cart from data-cart; null when missing, malformed or empty. */
@@ -190,9 +191,11 @@
       ]);
     }
 
-    /** Update the visible countdown each second; at zero the offer is gone. */
+    /** Update the visible countdown each second (each minute under prefers-reduced-motion);
+     * at zero the offer is gone. */
     _tick(offer) {
       var self = this, until = new Date(offer.expires_at).getTime();
+      var calm = !!(w.matchMedia && w.matchMedia("(prefers-reduced-motion: reduce)").matches);
       function step() {
         var left = until - Date.now();
         if (left <= 0) {
@@ -200,7 +203,8 @@
           self._removeOffer("This offer has expired.", "expired");
           return;
         }
-        self._clock.textContent = clock(left);
+        var text = clock(left, calm);
+        if (self._clock.textContent !== text) self._clock.textContent = text;
       }
       step();
       this._timer = w.setInterval(sk.guard(step), 1000);

@@ -169,6 +169,25 @@ def test_countdown_runs_out_and_the_offer_disappears(offer_shop, live, page):
     assert "expired" in page.locator("shopkeeper-cart-offer [role=status]").text_content()
 
 
+def test_countdown_ticks_once_a_minute_under_reduced_motion(offer_shop, live, page):
+    """Seconds ticking next to the basket are the kind of motion a shopper who asked for
+    less does not want: the clock shows whole minutes, and changes once a minute."""
+    _idle_basket(page, live, offer_shop)
+    page.emulate_media(reduced_motion="reduce")
+    page.clock.install()
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
+    clock = page.locator("shopkeeper-cart-offer .sk-clock")
+    assert re.fullmatch(r"\d+ min", clock.text_content())
+    clock.evaluate("""el => { window.__ticks = 0;
+        new MutationObserver(() => window.__ticks++)
+            .observe(el, {childList: true, characterData: true, subtree: true}); }""")
+    page.clock.run_for("00:10")
+    assert page.evaluate("window.__ticks") <= 1  # a minute may turn over, not ten seconds
+    page.clock.fast_forward("31:00")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="expired"]', state="attached")
+
+
 @pytest.fixture
 def bundle_shop(demo_shop):
     """Only bundle offers ("Add X: N% off the pair"), in every funnel stage."""
