@@ -9,18 +9,20 @@
   var sk = w.Shopkeeper;
   if (!sk || !w.customElements || w.customElements.get("shopkeeper-for-you")) return;
 
+  // Sizes that go with the text are in em (the text the widget inherits), not rem: a host
+  // page's html{font-size:62.5%} reset would shrink them below the text and the buttons.
   var CSS = [
     ":host{display:block;font-family:var(--sk-font,inherit);color:var(--sk-color,inherit)}",
     ":host([hidden]){display:none}",
     ".sk{margin:var(--sk-margin,1.5rem 0)}",
     ".sk-head{display:flex;align-items:center;justify-content:space-between;gap:.5rem}",
-    "h2{font-size:var(--sk-title-size,1.25rem);margin:0 0 .75rem}",
+    "h2{font-size:var(--sk-title-size,1.25em);margin:0 0 .75rem}",
     ".sk-nav{display:flex;gap:.4rem}",
     "button{font:inherit;cursor:pointer;border-radius:var(--sk-radius,.5rem)}",
-    ".sk-nav button{width:2.25rem;height:2.25rem;border:1px solid var(--sk-border,#c8c8c8);",
-    "background:var(--sk-card-bg,#fff);color:inherit;font-size:1.2rem;line-height:1}",
+    ".sk-nav button{width:1.875em;height:1.875em;border:1px solid var(--sk-border,#c8c8c8);",
+    "background:var(--sk-card-bg,#fff);color:inherit;font-size:1.2em;line-height:1}",
     ".sk-nav button[aria-disabled=true]{opacity:.4;cursor:default}",
-    ".sk-track{display:grid;grid-auto-flow:column;grid-auto-columns:var(--sk-card-width,11rem);",
+    ".sk-track{display:grid;grid-auto-flow:column;grid-auto-columns:var(--sk-card-width,11em);",
     "gap:var(--sk-gap,1rem);overflow-x:auto;scroll-snap-type:x mandatory;",
     "scroll-behavior:smooth;padding:4px 4px 8px;scroll-padding-inline:4px;scrollbar-width:thin}",
     ".sk-card{scroll-snap-align:start;display:flex;flex-direction:column;gap:.35rem;",

@@ -70,3 +70,20 @@ def test_a_re_render_keeps_keyboard_focus_in_the_carousel(demo_shop, live, page)
     assert now is not None, page.evaluate("document.activeElement.tagName")
     assert (now["cls"], now["i"]) == ("sk-add", "1")
     assert now["outline"] == "solid"
+
+
+def test_a_host_pages_root_font_size_reset_does_not_shrink_the_carousel(demo_shop, live,
+                                                                         page):
+    """Many storefronts set html{font-size:62.5%} and body{font-size:1.6rem}: the heading
+    stays larger than the product text, and the arrow buttons at least 24 px (WCAG 2.5.8)."""
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(READY)
+    page.evaluate("""() => { document.documentElement.style.fontSize = '62.5%';
+                             document.body.style.fontSize = '1.6rem'; }""")
+    sizes = page.eval_on_selector(FOR_YOU, """el => {
+        const px = s => parseFloat(getComputedStyle(el.shadowRoot.querySelector(s)).fontSize);
+        const box = el.shadowRoot.querySelector('.sk-next').getBoundingClientRect();
+        return {heading: px('h2'), text: px('.sk-title'), w: box.width, h: box.height}; }""")
+    assert sizes["text"] == 16
+    assert sizes["heading"] > sizes["text"], sizes
+    assert sizes["w"] >= 24 and sizes["h"] >= 24, sizes
