@@ -9,7 +9,7 @@ long tail and for shops with no categories at all.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -115,7 +115,8 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
         for j in np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")]:
             out.append(Recommendation(str(self.data_.item_ids[owned[j]]), float(score[j]),
                                       self.source_name,
-                                      _due_reason(interval[j], own=count[j] > 1)))
+                                      _due_reason(interval[j], own=count[j] > 1,
+                                                  last=float(last[j]))))
         return out
 
     def recommend(self, shopper: str, n: int = 10, *, exclude: Iterable[str] | None = None,
@@ -139,11 +140,20 @@ def own_rhythm(items: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, ...]:
     return owned, count, last, interval
 
 
-def _due_reason(interval_days: float, own: bool = True) -> str:
-    """The shopper's own rhythm, or (bought once) the usual one of everyone who reorders it."""
-    if not own:
-        return f"shoppers usually reorder this {every(interval_days)}"
-    return f"you usually reorder this {every(interval_days)}"
+def _due_reason(interval_days: float, own: bool = True, last: float | None = None) -> str:
+    """The shopper's own rhythm, or (bought once) the usual one of everyone who reorders it,
+    with the date it comes due (``last`` purchase, unix s, plus the interval)."""
+    who = "you" if own else "shoppers"
+    reason = f"{who} usually reorder this {every(interval_days)}"
+    return reason if last is None else f"{reason}, due about {due_date(last, interval_days)}"
+
+
+def due_date(last: float, interval_days: float) -> str:
+    """When a reorder comes due, as a shopper reads it on a card ("26 Nov"): a date, not
+    "in 2 days", because precomputed lists are shown for hours after they were made.
+    UTC's calendar day; "about" covers a shop a few hours away from it."""
+    day = datetime.fromtimestamp(float(last) + float(interval_days) * DAY, UTC)
+    return f"{day.day} {day:%b}"
 
 
 def every(days: float) -> str:

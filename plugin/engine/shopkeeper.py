@@ -35,7 +35,7 @@ from plugin.engine.ranker import (
     list_metrics,
     validation_rows,
 )
-from plugin.engine.repurchase import RepurchaseModel, every, own_rhythm
+from plugin.engine.repurchase import RepurchaseModel, due_date, every, own_rhythm
 from plugin.engine.sources import make_source
 
 __all__ = ["ShopkeeperRecommender"]
@@ -400,7 +400,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             # distinct days, nan when bought on one day only: no "you usually" then)
             if self.repurchase_.kind_[i] == "consumable" and times >= 2 and interval >= 0.5:
                 return Recommendation(item, score, "repurchase_due",
-                                      f"you usually reorder this {every(interval)}")
+                                      f"you usually reorder this {every(interval)}, "
+                                      f"due about {due_date(last, interval)}")
             return Recommendation(item, score, "repeat", "you bought this before" if times < 2
                                   else f"you have bought this {times} times")
         category = self.data_.catalog.primary_category(i)

@@ -47,7 +47,8 @@ def test_weekly_consumable_is_due_after_about_seven_days(model):
     last = T0 + (7 * 7 + 1) * DAY
     due = model.due("u0", at=last + 7.2 * DAY)
     assert [r.item for r in due] == ["milk"]
-    assert due[0].reason == "you usually reorder this every ~7 days"
+    # the last milk was on 3 Jan 2024 (T0 is 14 Nov 2023, plus 50 days): due a week on
+    assert due[0].reason == "you usually reorder this every ~7 days, due about 10 Jan"
 
 
 def test_consumable_is_not_due_two_days_after_buying(model):
@@ -114,4 +115,4 @@ def test_a_daily_rhythm_reads_every_day():
             for s in range(10) for d in range(10)]
     model = RepurchaseModel().fit(build(rows))
     due = model.due("u0", at=T0 + 10 * DAY)
-    assert [r.reason for r in due] == ["you usually reorder this every day"]
+    assert [r.reason for r in due] == ["you usually reorder this every day, due about 24 Nov"]

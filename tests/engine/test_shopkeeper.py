@@ -79,8 +79,9 @@ def test_a_daily_rhythm_reads_every_day(model):
     row = np.zeros(len(FEATURES))
     row[FEATURES.index("log_count")] = np.log1p(5)
     milk = x.item_index("milk")
+    # last bought at T0 (14 Nov 2023, 22:13 UTC), every 1.2 days: due on the 16th
     assert model._explain(milk, 0.5, row, T0, -1, 1.2).reason == \
-        "you usually reorder this every day"
+        "you usually reorder this every day, due about 16 Nov"
     new = np.zeros(len(FEATURES))
     new[FEATURES.index("cat_log_baskets")] = np.log1p(6)
     new[FEATURES.index("cat_log_days_since")] = np.log1p(2)
@@ -362,7 +363,8 @@ def test_reorder_reason_quotes_the_shoppers_own_rhythm():
              ("once", "snack-1", T0 + 50 * DAY, "once-1")]
     model = ShopkeeperRecommender().fit(build(rows))
     slow = {r.item: r.reason for r in model.recommend("slow", 10)}
-    assert slow["milk"] == "you usually reorder this every ~21 days"
+    # last bought on 16 Jan 2024 (T0 + 63 days): three weeks on is 6 Feb
+    assert slow["milk"] == "you usually reorder this every ~21 days, due about 6 Feb"
     for r in model.recommend("once", 10):
         assert "usually reorder" not in r.reason, r
 
@@ -390,6 +392,7 @@ def test_reorder_reason_counts_days_not_orders():
         rows.append(("split", "milk", t, f"split-{t}"))
     model = ShopkeeperRecommender().fit(build(rows))
     reasons = {r.item: r.reason for r in model.recommend("split", 10)}
-    assert reasons["milk"] == "you usually reorder this every ~14 days"
+    # last bought on 29 Nov 2023 (T0 + 15 days): two weeks on is 13 Dec
+    assert reasons["milk"] == "you usually reorder this every ~14 days, due about 13 Dec"
     early = {r.item: r.reason for r in model.recommend("split", 10, at=T0 + 2 * DAY)}
     assert "usually" not in early.get("milk", "")
