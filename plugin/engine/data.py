@@ -247,8 +247,9 @@ def _build_catalog(item_ids: np.ndarray, catalog: dict[str, dict] | None) -> Cat
         meta = norm.get(item_id)
         if not meta:
             continue
-        cat.title[k] = str(meta.get("title") or "")
-        cat.description[k] = str(meta.get("description") or "")
+        # stripped: a blank title reads as none (the id stands in), not "similar to  "
+        cat.title[k] = str(meta.get("title") or "").strip()
+        cat.description[k] = str(meta.get("description") or "").strip()
         cat.categories[k] = _as_tuple(meta.get("categories", meta.get("category")))
         cat.tags[k] = _as_tuple(meta.get("tags"))
         price = meta.get("price")
@@ -258,8 +259,9 @@ def _build_catalog(item_ids: np.ndarray, catalog: dict[str, dict] | None) -> Cat
 
 
 def _as_tuple(value: object) -> tuple[str, ...]:
-    if value is None or value == "":
+    """Categories or tags as a tuple of non-blank, stripped names ("trending in  " reads
+    as nothing; the reason then falls back as if there were no category)."""
+    if value is None:
         return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(str(v) for v in value if v not in (None, ""))
+    values = (value,) if isinstance(value, str) else value
+    return tuple(t for t in (str(v).strip() for v in values if v is not None) if t)

@@ -409,7 +409,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         if category and x[_CAT_BASKETS] >= np.log1p(3) and x[_CAT_DUE] >= 0:
             gap = float(np.expm1(x[_CAT_DAYS] - x[_CAT_DUE]))
             return Recommendation(item, score, "variety", f"something new in {category}, "
-                                  f"which you buy about {every(gap)}")
+                                  f"which you buy {every(gap)}")
         if because >= 0:
             return Recommendation(item, score, "neighbours",
                                   f"because you bought {self._title(because)}")

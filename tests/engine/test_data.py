@@ -36,3 +36,16 @@ def test_events_of_agrees_with_user_ptr_also_for_users_left_without_events(rows,
         assert (s.start, s.stop) == (ptr[u], ptr[u + 1])
         assert (x.user[s] == u).all()
         assert s.stop - s.start == int((x.user == u).sum())
+
+
+def test_blank_titles_and_categories_read_as_none():
+    """A title or category of spaces would make reasons like "similar to  " or "trending
+    in  "; stripped, a blank one is none, and the item's id or a plainer reason stands in."""
+    x = Interactions.from_arrays(
+        ["u1", "u1", "u2"], ["a", "b", "a"], [0, 1, 2],
+        catalog={"a": {"title": "  ", "category": " ", "tags": ["", " x "]},
+                 "b": {"title": " Tea ", "categories": [" ", "Drinks "]}})
+    a, b = x.item_index("a"), x.item_index("b")
+    assert x.catalog.title[a] == "" and x.catalog.title[b] == "Tea"
+    assert x.catalog.categories[a] == () and x.catalog.primary_category(b) == "Drinks"
+    assert x.catalog.tags[a] == ("x",)

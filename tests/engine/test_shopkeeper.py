@@ -62,7 +62,7 @@ def test_a_new_item_in_a_due_regular_category_says_so(model):
     row[cat["cat_due_ratio"]] = np.log1p(9) - np.log1p(7)
     tea = x.item_index("tea-b")
     r = model._explain(tea, 0.5, row, np.nan, -1)
-    assert (r.source, r.reason) == ("variety", "something new in tea, which you buy about "
+    assert (r.source, r.reason) == ("variety", "something new in tea, which you buy "
                                                "every ~7 days")
     # not due yet, or bought in only twice: the neighbours' reason instead
     early = row.copy()
@@ -87,7 +87,7 @@ def test_a_daily_rhythm_reads_every_day(model):
     new[FEATURES.index("cat_log_days_since")] = np.log1p(2)
     new[FEATURES.index("cat_due_ratio")] = np.log1p(2) - np.log1p(1)
     assert model._explain(x.item_index("tea-b"), 0.5, new, np.nan, -1).reason == \
-        "something new in tea, which you buy about every day"
+        "something new in tea, which you buy every day"
 
 
 def test_every_recommendation_carries_a_readable_reason(model):
