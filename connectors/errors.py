@@ -46,7 +46,15 @@ class UnknownTopic(ConnectorError):
 
 
 class AuthFailed(ConnectorError):
-    """The platform refused our credentials (401/403): the shop must re-authorize."""
+    """The platform refused our credentials (401/403): the shop must re-authorize.
+
+    ``status`` is the HTTP status when there was one: a 401 to an expiring access token
+    may only mean it expired (renew it and ask again), a 403 never does.
+    """
+
+    def __init__(self, message: str = "", *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RateLimited(ConnectorError):

@@ -105,6 +105,14 @@ def refresh_saleor_webhooks() -> int:
     return changed
 
 
+def migrate_shopify_tokens() -> int:
+    """Shopify shops' non-expiring offline tokens traded for expiring ones (Shopify rejects
+    the former from 2027-01-01); see ``plugin.shopify_tokens``. Returns the shops migrated."""
+    from plugin.shopify_tokens import migrate_legacy_tokens
+
+    return migrate_legacy_tokens()
+
+
 def retrain_due_shops() -> int:
     """Retrain shops whose model is older than a day or has many new orders since."""
     try:
@@ -195,6 +203,7 @@ SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], int]] = {
     "subprofile_answers": (apply_subprofile_answers, 60),
     "retention_purge": (purge_expired_events, 86400),
     "saleor_webhooks": (refresh_saleor_webhooks, 86400),
+    "shopify_token_migration": (migrate_shopify_tokens, 3600),
     "job_runs_purge": (purge_job_runs, 3600),
     "inbox_purge": (purge_inbox, 3600),
 }

@@ -219,7 +219,12 @@ def connector_for(shop: Shop, *, session: requests.Session | None = None) -> Con
         # Shopify signs webhooks with the app's current client secret, not the copy stored
         # at install: after a rotation that copy is the old one (see verify_webhook)
         credentials.extra = {**credentials.extra, "app_secret": app_secret}
-    return connectors.get(shop.platform)(credentials, session=session)
+    connector = connectors.get(shop.platform)(credentials, session=session)
+    if shop.platform == "shopify":  # its access token expires hourly: renewed and stored
+        from plugin import shopify_tokens
+
+        shopify_tokens.attach(shop, connector)  # type: ignore[arg-type]
+    return connector
 
 
 def mark_uninstalled(shop: Shop, *, at: datetime | None = None) -> None:

@@ -1,6 +1,7 @@
 """Shopify: OAuth install, HMAC webhooks, Admin GraphQL backfill and discount codes.
 
-Credentials: ``shop_domain`` (``x.myshopify.com``), ``access_token`` (offline token),
+Credentials: ``shop_domain`` (``x.myshopify.com``), ``access_token`` (expiring offline token,
+one hour; its refresh token and both expiries are in ``extra``, see ``install.REFRESH_TOKEN``),
 ``webhook_secret`` (the app's client secret, which signs webhooks), ``extra["api_key"]``
 (client id), ``extra["currency"]`` (shop currency) and ``extra["timezone"]`` (the shop's
 IANA time zone, ``shop.ianaTimezone``), both read at install (the zone of a shop installed
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import requests
 
@@ -32,12 +33,18 @@ from connectors.records import (
 from connectors.shopify import bulk, discounts, install, mapping, webhooks
 from connectors.shopify import client as gql
 
-__all__ = ["ShopifyConnector"]
+__all__ = ["MIGRATION_REFUSED_AT", "ShopifyConnector", "migration_due"]
 
 log = logging.getLogger(__name__)
 
 #: read_inventory: the ``inventory_levels/update`` subscription needs it.
 SCOPES = ("read_products", "read_customers", "read_orders", "read_inventory", "write_discounts")
+#: How long after Shopify refused to migrate a shop's non-expiring token to ask again.
+MIGRATION_RETRY = timedelta(days=1)
+#: ``Credentials.extra``: when that refusal was (ISO 8601, UTC).
+MIGRATION_REFUSED_AT = "token_migration_refused_at"
+#: ``Credentials.extra`` entries this process adds and nothing stores (``connector_for``).
+_TRANSIENT_EXTRA = ("app_secret",)
 #: What an inventory change becomes when Shopify no longer knows its item (or the item
 #: stocks no variant): a topic ingestion does not act on, so the delivery is just done.
 UNKNOWN_ITEM_TOPIC = "inventory_levels/unknown_item"
@@ -51,6 +58,16 @@ mutation Subscribe($topic: WebhookSubscriptionTopic!, $sub: WebhookSubscriptionI
 }"""
 
 
+def migration_due(credentials: Credentials, *, now: datetime | None = None) -> bool:
+    """A non-expiring token that Shopify did not refuse to migrate within
+    ``MIGRATION_RETRY`` (it does not for custom apps, which may keep theirs)."""
+    extra = credentials.extra
+    if extra.get(install.REFRESH_TOKEN) or not credentials.access_token:
+        return False
+    refused = install.expires_at(extra, MIGRATION_REFUSED_AT)
+    return refused is None or refused + MIGRATION_RETRY <= (now or datetime.now(UTC))
+
+
 @register
 class ShopifyConnector(Connector):
     """One installed Shopify shop."""
@@ -62,6 +79,16 @@ class ShopifyConnector(Connector):
         scopes=SCOPES,
         capabilities=frozenset({"webhooks", "backfill", "discounts", "install"}),
     )
+
+    def __init__(self, credentials: Credentials, *,
+                 session: requests.Session | None = None) -> None:
+        super().__init__(credentials, session=session)
+        #: Set by the plugin, which stores credentials (``connectors`` keeps no database):
+        #: ``renew_credentials(held, force)`` returns the shop's credentials with an access
+        #: token good for a while yet, refreshed (or migrated from a non-expiring one) and
+        #: stored under a lock, so a single-use refresh token is spent once. ``force``: a
+        #: 401 answered the token held. Without it the token held is used as it is.
+        self.renew_credentials: Callable[[Credentials, bool], Credentials] | None = None
 
     @classmethod
     def for_app(
@@ -160,7 +187,9 @@ class ShopifyConnector(Connector):
             self.session, shop, api_key=api_key, api_secret=secret, code=params.get("code", "")
         )
         client = gql.ShopifyGraphQL(self.session, shop, token["access_token"])
-        extra = {"api_key": api_key, "scope": token["scope"], **self._about_shop(client)}
+        expiring = {k: v for k, v in token.items() if k not in ("access_token", "scope")}
+        extra = {"api_key": api_key, "scope": token["scope"], **expiring,
+                 **self._about_shop(client)}
         return Credentials(
             shop_domain=shop,
             access_token=token["access_token"],
@@ -210,11 +239,57 @@ class ShopifyConnector(Connector):
         return True
 
     def _client(self) -> gql.ShopifyGraphQL:
+        return gql.ShopifyGraphQL(self.session, self.credentials.shop_domain, self._token(),
+                                  renew=self._token if self.renew_credentials else None)
+
+    def _token(self, after_401: bool = False) -> str | None:
+        """The access token to send, renewed through ``renew_credentials`` when it is about
+        to expire; after a 401, a renewed one or None (a non-expiring token that was refused
+        is not renewed: it was revoked; those are migrated by a job, not here)."""
+        held = self.credentials
+        if self.renew_credentials is not None and (
+                (after_401 and held.extra.get(install.REFRESH_TOKEN))
+                or install.token_due(held.extra)):
+            fresh = self.renew_credentials(held, after_401)
+            self.credentials = replace(fresh, extra={
+                **fresh.extra, **{k: held.extra[k] for k in _TRANSIENT_EXTRA if k in held.extra}})
+        elif after_401:
+            return None
         if not self.credentials.access_token:
             raise AuthFailed("shop has no access token")
-        return gql.ShopifyGraphQL(
-            self.session, self.credentials.shop_domain, self.credentials.access_token
-        )
+        if after_401 and self.credentials.access_token == held.access_token:
+            return None  # nothing newer to try
+        return self.credentials.access_token
+
+    def migration_due(self) -> bool:
+        """Whether the token held is a non-expiring one to migrate now."""
+        return migration_due(self.credentials)
+
+    def renewed_credentials(self, credentials: Credentials) -> Credentials:
+        """``credentials`` with a new expiring access token: refreshed with their refresh
+        token, or a non-expiring token migrated by token exchange. Raises ``AuthFailed``
+        when Shopify refuses (the refresh token expired or was revoked: OAuth again)."""
+        api_key = credentials.extra.get("api_key") or self.credentials.extra.get("api_key")
+        secret = self.credentials.extra.get("app_secret") or credentials.webhook_secret
+        if not api_key or not secret or not credentials.access_token:
+            raise AuthFailed("Shopify api_key/api_secret or access token missing")
+        refresh = credentials.extra.get(install.REFRESH_TOKEN)
+        if refresh:
+            until = install.expires_at(credentials.extra, install.REFRESH_TOKEN_EXPIRES_AT)
+            if until is not None and until <= datetime.now(UTC):
+                raise AuthFailed("the refresh token expired")
+            token = install.refresh_access_token(self.session, credentials.shop_domain,
+                                                 api_key=api_key, api_secret=secret,
+                                                 refresh_token=refresh)
+        else:
+            token = install.migrate_to_expiring_token(
+                self.session, credentials.shop_domain, api_key=api_key, api_secret=secret,
+                access_token=credentials.access_token)
+        extra = {k: v for k, v in credentials.extra.items() if k not in (
+            install.REFRESH_TOKEN, install.ACCESS_EXPIRES_AT, install.REFRESH_TOKEN_EXPIRES_AT,
+            MIGRATION_REFUSED_AT)}
+        extra.update({k: v for k, v in token.items() if k != "access_token" and v})
+        return replace(credentials, access_token=token["access_token"], extra=extra)
 
     def shop_timezone(self) -> str | None:
         """``shop.ianaTimezone``, for a shop installed before install read it."""

@@ -152,20 +152,34 @@ def throttle_delay(response: requests.Response) -> float | None:
 class ShopifyGraphQL:
     """One shop's Admin GraphQL endpoint over a retrying session."""
 
-    def __init__(self, session: requests.Session, shop_domain: str, access_token: str) -> None:
+    def __init__(self, session: requests.Session, shop_domain: str, access_token: str, *,
+                 renew: Callable[[bool], str | None] | None = None) -> None:
+        """``renew(False)`` returns the token to send now (renewed when about to expire: a
+        backfill outlives the hour an expiring token lasts); ``renew(True)`` one to retry a
+        401 with, or None when renewing cannot help."""
         self.session = session
         self.url = f"https://{shop_domain}/admin/api/{API_VERSION}/graphql.json"
         self._token = access_token
+        self._renew = renew
         if getattr(session, "throttle_hint", "absent") is None:
             session.throttle_hint = throttle_delay  # type: ignore[attr-defined]
 
     def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """POST a query; translate transport and GraphQL errors into the connector tree."""
-        response = self.session.post(
-            self.url,
-            json={"query": query, "variables": variables or {}},
-            headers={"X-Shopify-Access-Token": self._token},
-        )
+        """POST a query; translate transport and GraphQL errors into the connector tree.
+
+        A 401 is asked again once with a renewed token: an expiring token may have run out
+        between the check and the call (or another worker's refresh replaced it).
+        """
+        if self._renew is not None:
+            self._token = self._renew(False) or self._token
+        try:
+            response = self._post(query, variables)
+        except AuthFailed as err:
+            fresh = self._renew(True) if self._renew is not None and err.status == 401 else None
+            if fresh is None:
+                raise
+            self._token = fresh
+            response = self._post(query, variables)
         if response.status_code == 402:  # shop frozen / unpaid
             raise AuthFailed("shop is not accessible (HTTP 402)")
         if response.status_code >= 400:
@@ -187,6 +201,13 @@ class ShopifyGraphQL:
         cost = (body.get("extensions") or {}).get("cost") or {}
         log.debug("shopify.graphql.cost", extra={"cost": cost.get("actualQueryCost")})
         return body.get("data") or {}
+
+    def _post(self, query: str, variables: dict[str, Any] | None) -> requests.Response:
+        return self.session.post(
+            self.url,
+            json={"query": query, "variables": variables or {}},
+            headers={"X-Shopify-Access-Token": self._token},
+        )
 
     def complete(self, node: dict[str, Any], field: str, query: str) -> dict[str, Any]:
         """``node`` with all of its ``field`` connection, when its page cut that short.

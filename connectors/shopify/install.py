@@ -1,4 +1,5 @@
-"""Shopify install and request authentication: OAuth code grant, session tokens, app proxy.
+"""Shopify install and request authentication: OAuth code grant, session tokens, app proxy,
+and the expiring offline access token's refresh and migration.
 
 Every check raises ``SignatureInvalid`` (or ``InvalidPayload`` for a malformed shop
 domain); none returns False.
@@ -10,6 +11,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -19,10 +21,18 @@ import requests
 from connectors.errors import AuthFailed, InvalidPayload, SignatureInvalid
 
 __all__ = [
+    "ACCESS_EXPIRES_AT",
+    "REFRESH_MARGIN",
+    "REFRESH_TOKEN",
+    "REFRESH_TOKEN_EXPIRES_AT",
     "SHOP_DOMAIN",
     "authorize_url",
     "exchange_code",
+    "expires_at",
+    "migrate_to_expiring_token",
     "oauth_hmac",
+    "refresh_access_token",
+    "token_due",
     "validate_shop_domain",
     "verify_app_proxy",
     "verify_oauth_callback",
@@ -96,22 +106,107 @@ def verify_oauth_callback(
     return shop
 
 
+#: ``Credentials.extra`` keys of an expiring offline token (times ISO 8601, UTC). A shop
+#: without ``REFRESH_TOKEN`` holds a non-expiring token from before they existed.
+ACCESS_EXPIRES_AT = "access_token_expires_at"
+REFRESH_TOKEN = "refresh_token"
+REFRESH_TOKEN_EXPIRES_AT = "refresh_token_expires_at"
+#: Renew this long before the access token expires (Shopify: "a few minutes before").
+REFRESH_MARGIN = timedelta(minutes=5)
+#: The access token's documented lifetime, assumed when an answer leaves ``expires_in`` out
+#: (a token stored without an expiry would pass for a non-expiring one).
+DEFAULT_ACCESS_TTL = 3600
+#: RFC 8693 token exchange as Shopify names its parts: a non-expiring offline token is
+#: traded for an expiring one with itself as the subject.
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+OFFLINE_ACCESS_TOKEN = "urn:shopify:params:oauth:token-type:offline-access-token"
+
+
 def exchange_code(
-    session: requests.Session, shop: str, *, api_key: str, api_secret: str, code: str
+    session: requests.Session, shop: str, *, api_key: str, api_secret: str, code: str,
+    now: datetime | None = None,
 ) -> dict[str, str]:
-    """POST the authorization code for a permanent (offline) access token."""
+    """POST the authorization code for an expiring offline access token (``expiring=1``):
+    public apps must use those from 2027-01-01. Returns ``access_token``, ``scope`` and the
+    refresh token and expiries under the ``Credentials.extra`` keys above."""
+    return _token_request(session, shop, {
+        "client_id": api_key, "client_secret": api_secret, "code": code, "expiring": "1",
+    }, what="token exchange", now=now)
+
+
+def refresh_access_token(
+    session: requests.Session, shop: str, *, api_key: str, api_secret: str,
+    refresh_token: str, now: datetime | None = None,
+) -> dict[str, str]:
+    """A new access token for the refresh token. Shopify answers with a new refresh token
+    too and retires the one sent once the new one is used: store both together."""
+    return _token_request(session, shop, {
+        "client_id": api_key, "client_secret": api_secret,
+        "grant_type": "refresh_token", "refresh_token": refresh_token,
+    }, what="token refresh", now=now)
+
+
+def migrate_to_expiring_token(
+    session: requests.Session, shop: str, *, api_key: str, api_secret: str,
+    access_token: str, now: datetime | None = None,
+) -> dict[str, str]:
+    """Trade a non-expiring offline token for an expiring one (token exchange, no merchant
+    needed). One-way: the old token stops working, so store the answer at once."""
+    return _token_request(session, shop, {
+        "client_id": api_key, "client_secret": api_secret, "grant_type": TOKEN_EXCHANGE_GRANT,
+        "subject_token": access_token, "subject_token_type": OFFLINE_ACCESS_TOKEN,
+        "requested_token_type": OFFLINE_ACCESS_TOKEN, "expiring": "1",
+    }, what="token migration", now=now)
+
+
+def _token_request(session: requests.Session, shop: str, body: dict[str, str], *, what: str,
+                   now: datetime | None) -> dict[str, str]:
+    """POST to the shop's token endpoint; a refusal (4xx) is ``AuthFailed``."""
     response = session.post(
-        f"https://{validate_shop_domain(shop)}/admin/oauth/access_token",
-        json={"client_id": api_key, "client_secret": api_secret, "code": code},
-    )
+        f"https://{validate_shop_domain(shop)}/admin/oauth/access_token", json=body)
     if response.status_code >= 400:
-        raise AuthFailed(f"token exchange refused (HTTP {response.status_code})")
+        raise AuthFailed(f"{what} refused (HTTP {response.status_code})",
+                         status=response.status_code)
     try:
-        body = response.json()
-        token = body["access_token"]
+        answer = response.json()
+        token = answer["access_token"]
     except (ValueError, KeyError, TypeError):
-        raise AuthFailed("token exchange answered without an access_token") from None
-    return {"access_token": token, "scope": body.get("scope", "")}
+        raise AuthFailed(f"{what} answered without an access_token") from None
+    tokens = {"access_token": str(token), "scope": str(answer.get("scope") or "")}
+    if answer.get("refresh_token"):  # else a non-expiring token (``expiring`` ignored)
+        now = now or datetime.now(UTC)
+        tokens[REFRESH_TOKEN] = str(answer["refresh_token"])
+        tokens[ACCESS_EXPIRES_AT] = _after(now, answer.get("expires_in"), DEFAULT_ACCESS_TTL)
+        if answer.get("refresh_token_expires_in"):
+            tokens[REFRESH_TOKEN_EXPIRES_AT] = _after(
+                now, answer["refresh_token_expires_in"], 0)
+    return tokens
+
+
+def _after(now: datetime, seconds: object, default: int) -> str:
+    try:
+        delta = int(seconds)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        delta = default
+    return (now + timedelta(seconds=delta)).isoformat()
+
+
+def expires_at(extra: Mapping[str, str], key: str) -> datetime | None:
+    """A stored expiry (``ACCESS_EXPIRES_AT``, ``REFRESH_TOKEN_EXPIRES_AT``), or None."""
+    try:
+        when = datetime.fromisoformat(extra.get(key) or "")
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def token_due(extra: Mapping[str, str], *, now: datetime | None = None) -> bool:
+    """Whether an expiring access token is within ``REFRESH_MARGIN`` of its expiry (False
+    for a non-expiring token: that one is migrated, not refreshed)."""
+    if not extra.get(REFRESH_TOKEN):
+        return False
+    expiry = expires_at(extra, ACCESS_EXPIRES_AT)
+    return expiry is None or expiry - REFRESH_MARGIN <= (now or datetime.now(UTC))
 
 
 def verify_session_token(token: str, api_key: str, api_secret: str) -> dict[str, Any]:

@@ -168,9 +168,10 @@ def _shopify_launch() -> Response | str | None:
     if not shopify_install.is_launch(params, token):
         return None
     launch = shopify_install.verify_launch(params, token)
-    if launch.shop is None or shopify_install.missing_scopes(launch.shop):
-        # App Store "Install", a reinstall, or a release needing a new scope: OAuth at the
-        # top level (its callback subscribes webhooks again, so new topics arrive too)
+    if launch.shop is None or shopify_install.needs_oauth(launch.shop):
+        # App Store "Install", a reinstall, a release needing a new scope, or credentials
+        # Shopify refused (an expired refresh token): OAuth at the top level (its callback
+        # stores new tokens and subscribes webhooks again, so new topics arrive too)
         target = _public(url_for("install.shopify_install", shop=launch.domain))
         return _shopify_bridge(launch.domain, "exit", target) if launch.embedded \
             else redirect(target)

@@ -38,6 +38,7 @@ __all__ = [
     "finish_install",
     "is_launch",
     "missing_scopes",
+    "needs_oauth",
     "receive_app_webhook",
     "verify_launch",
 ]
@@ -102,6 +103,14 @@ def verify_launch(params: Mapping[str, str], token: str | None) -> Launch:
     shop = db.session.scalar(db.select(Shop).filter_by(platform="shopify", domain=domain))
     installed = shop if shop is not None and shop.status == "active" else None
     return Launch(str(domain), installed, params.get("embedded") == "1", bool(token))
+
+
+def needs_oauth(shop: Shop) -> bool:
+    """Whether the merchant's launch must go through OAuth again: Shopify refused the
+    shop's credentials (a refresh token expired or was revoked) or a scope is missing."""
+    if shop.installation is not None and shop.installation.auth_failed:
+        return True
+    return bool(missing_scopes(shop))
 
 
 def missing_scopes(shop: Shop) -> list[str]:

@@ -180,3 +180,14 @@ def test_a_store_with_every_scope_opens_as_before(client, installed, scope) -> N
     r = client.get("/admin/", query_string={"id_token": session_token(INSTALLED),
                                             "embedded": "1"})
     assert r.status_code == 200 and b"Dashboard" in r.data
+
+
+def test_a_store_whose_refresh_shopify_refused_is_asked_again(client, installed) -> None:
+    """Shopify refused the refresh token (expired after 90 days unused, or revoked): the
+    installation is marked ``auth_failed`` and the next launch goes through OAuth, whose
+    callback stores a new token pair."""
+    _granted(installed, "read_products,read_customers,read_orders,read_inventory,"
+                        "write_discounts")
+    installed.installation.auth_failed = True
+    db.session.commit()
+    _assert_sent_to_the_grant(client)

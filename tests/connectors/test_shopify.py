@@ -523,17 +523,27 @@ def _signed_callback(shop: str = "my-shop.myshopify.com", state: str = "n0nce") 
 def test_complete_install_exchanges_code_and_reads_currency() -> None:
     conn = ShopifyConnector.for_app(API_KEY, SECRET, session=make_session(sleep=lambda s: None))
     with responses.RequestsMock() as rsps:
+        # an expiring offline token (``expiring=1``), answered as Shopify documents it
         rsps.post("https://my-shop.myshopify.com/admin/oauth/access_token",
-                  json={"access_token": "shpat_abc", "scope": "read_products,write_discounts"},
+                  json={"access_token": "shpat_abc", "scope": "read_products,write_discounts",
+                        "expires_in": 3600, "refresh_token": "shprt_abc",
+                        "refresh_token_expires_in": 7776000},
                   match=[responses.matchers.json_params_matcher(
-                      {"client_id": API_KEY, "client_secret": SECRET, "code": "c0de"})])
+                      {"client_id": API_KEY, "client_secret": SECRET, "code": "c0de",
+                       "expiring": "1"})])
         rsps.post(f"https://my-shop.myshopify.com/admin/api/{API_VERSION}/graphql.json",
                   json={"data": {"shop": {"currencyCode": "GBP",
                                           "ianaTimezone": "Europe/London"}}})
+        before = datetime.now(UTC)
         creds = conn.complete_install(_signed_callback(), expected_state="n0nce")
     assert creds.shop_domain == "my-shop.myshopify.com"
     assert creds.access_token == "shpat_abc" and creds.webhook_secret == SECRET
+    expires = datetime.fromisoformat(creds.extra.pop("access_token_expires_at"))
+    refresh_expires = datetime.fromisoformat(creds.extra.pop("refresh_token_expires_at"))
+    assert timedelta(seconds=3599) <= expires - before <= timedelta(seconds=3660)
+    assert timedelta(days=89) < refresh_expires - before <= timedelta(days=90, minutes=1)
     assert creds.extra == {"api_key": API_KEY, "scope": "read_products,write_discounts",
+                           "refresh_token": "shprt_abc",
                            "currency": "GBP", "timezone": "Europe/London"}
 
 

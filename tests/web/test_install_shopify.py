@@ -49,7 +49,10 @@ SUBSCRIBED = {"data": {"webhookSubscriptionCreate": {
 
 
 def mock_exchange(rsps, zone: str = "America/Los_Angeles") -> None:
-    rsps.post(TOKEN_URL, json={"access_token": "shpat_live", "scope": "read_products"})
+    # an expiring offline token, as documented: an hour, with a 90-day refresh token
+    rsps.post(TOKEN_URL, json={"access_token": "shpat_live", "scope": "read_products",
+                               "expires_in": 3600, "refresh_token": "shprt_live",
+                               "refresh_token_expires_in": 7776000})
     # Shop.currencyCode (CurrencyCode!) and Shop.ianaTimezone (String!), as documented
     rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "EUR", "ianaTimezone": zone}}})
     rsps.post(GRAPHQL, json=SUBSCRIBED)  # one per topic, same answer
@@ -63,11 +66,15 @@ def test_install_creates_shop_with_credentials(install_client, app) -> None:
                                       query_string=callback_params(state))
         subscriptions = [json.loads(c.request.body)["variables"] for c in rsps.calls[2:]]
         shop_query = json.loads(rsps.calls[1].request.body)["query"]
+        exchange = json.loads(rsps.calls[0].request.body)
     assert response.status_code == 302
     assert response.headers["Location"].startswith(f"https://{SHOP}/admin/apps/")
     shop = db.session.scalar(db.select(shops.Shop).filter_by(platform="shopify", domain=SHOP))
     creds = shops.credentials_for(shop)
     assert creds.access_token == "shpat_live" and creds.webhook_secret == SECRET
+    assert exchange["expiring"] == "1"  # an expiring offline token
+    assert creds.extra["refresh_token"] == "shprt_live"
+    assert {"access_token_expires_at", "refresh_token_expires_at"} <= set(creds.extra)
     assert creds.extra["currency"] == "EUR"
     assert shop.settings["timezone"] == "America/Los_Angeles"  # the dashboard's days
     assert "currencyCode" in shop_query and "ianaTimezone" in shop_query  # one query
