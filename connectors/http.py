@@ -67,6 +67,9 @@ class RetrySession(requests.Session):
         self.timeout = timeout
         self.sleep = sleep
         self.throttle_hint = throttle_hint
+        #: Called before each wait between tries: a request retried for minutes must not
+        #: outlive what its caller holds meanwhile (the sync's lease); it may raise to stop.
+        self.on_wait: Callable[[], object] | None = None
 
     def _delay(self, attempt: int, hinted: float | None) -> float:
         """The hint when the platform gave one, else ``backoff * 2**attempt``; both capped
@@ -138,6 +141,8 @@ class RetrySession(requests.Session):
 
     def _wait(self, delay: float, kwargs: dict[str, Any]) -> None:
         """Pause before the next try."""
+        if self.on_wait is not None:
+            self.on_wait()
         self.sleep(delay)
 
 

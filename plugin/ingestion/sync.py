@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from connectors.base import Connector
 from connectors.errors import AuthFailed, ConnectorError, NotSupported, RateLimited
+from connectors.http import RetrySession
 from connectors.records import Rejected
 from plugin import lease, shops
 from plugin.db_clock import db_utcnow
@@ -140,11 +141,18 @@ def run_sync(
             raise _LeaseLost(name)
 
     connector.keep_alive = renew
+    http = connector.session
+    retrying = isinstance(http, RetrySession)
+    waited = http.on_wait if retrying else None
+    if retrying:  # a page retried for minutes (429s, 5xx) renews the lease as it waits
+        http.on_wait = renew
     try:
         _read_shop_zone(shop, connector)
         return _run_pass(shop, connector, resource, progress=progress, max_pages=max_pages,
                          renew=renew)
     finally:
+        if retrying:
+            http.on_wait = waited
         try:
             lease.release(name, holder)
         except Exception:  # the database is down: the lease expires on its own

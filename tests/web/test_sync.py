@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import responses
 import sqlalchemy as sa
 
 import connectors
@@ -253,6 +254,43 @@ def test_a_long_sync_renews_its_short_lease_with_each_page(fake_shop, monkeypatc
     PagedFakeConnector.before_page = slow_page
     assert run_sync(fake_shop.id, "products").finished
     assert others == [False, False, False]
+
+
+class RetriedPageConnector(PagedFakeConnector):
+    """One page behind an HTTP call the platform answers 503, 503, then 200."""
+
+    meta = ConnectorMeta(key="retriedfake", name="Retried fake", webhook_topics=(),
+                         scopes=(), capabilities=frozenset({"backfill"}))
+
+    def iter_products(self, cursor=None):
+        self.session.get("https://platform.example/products").raise_for_status()
+        yield Page(items=CATALOG[:10], next_cursor=None)
+
+
+@responses.activate
+def test_a_page_retried_for_longer_than_the_lease_keeps_it(app, monkeypatch):
+    """Retries of one request (429s, 5xx: minutes with their back-off) yield no page, so the
+    lease lapsed meanwhile and another run could take the shop's sync over."""
+    from connectors.http import make_session
+    from plugin import lease
+    from plugin.ingestion import sync
+
+    connectors.available()
+    monkeypatch.setitem(connectors._registry, "retriedfake", RetriedPageConnector)
+    shop = shops.create_shop("retriedfake", "retried.example")
+    db.session.commit()
+    for status in (503, 503, 200):
+        responses.add(responses.GET, "https://platform.example/products", status=status)
+    monkeypatch.setattr(sync, "LEASE_SECONDS", 2)
+    name, others = sync.lease_name(shop.id, "products"), []
+
+    def wait(delay: float) -> None:  # the back-off, then another run tries its luck
+        time.sleep(1.2)
+        others.append(lease.acquire(name, "other:1", 60))
+
+    result = run_sync(shop.id, "products", session=make_session(sleep=wait))
+    assert result.finished and result.records == 10
+    assert others == [False, False]  # 2.4 s of waits against a 2 s lease
 
 
 def test_a_sync_that_lost_its_lease_writes_no_further_page(fake_shop):
