@@ -24,10 +24,11 @@ from connectors.shopify.webhooks import TOPIC_HEADER, named_shop, verify_hmac
 from plugin import shops
 from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized
 from plugin.extensions import db
+from plugin.ingestion.apply import delivery_connector
 from plugin.install.records import upsert_installation
 from plugin.localtime import adopt_platform_zone
 from plugin.models import Shop
-from plugin.webhooks.receive import receive_webhook
+from plugin.webhooks.receive import receive_webhook, store_verified
 
 __all__ = [
     "Launch",
@@ -44,6 +45,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("shopkeeper.install")
+
+#: Compliance topics about one customer: applied to an uninstalled shop's kept data too.
+CUSTOMER_PRIVACY_TOPICS = ("customers/redact", "customers/data_request")
 
 
 class UpstreamError(ShopkeeperError):
@@ -186,7 +190,8 @@ def receive_app_webhook(headers: Mapping[str, str], raw_body: bytes) -> str:
     Shopify sends them to one URL for every shop, so the shop is found by the
     ``X-Shopify-Shop-Domain`` header *after* the HMAC (app secret) checks out. A shop we no
     longer hold (``shop/redact`` arrives 48 h after uninstall) is acknowledged; if it
-    still has rows they are erased now.
+    still has rows they are erased now. A customer's redaction or data request for an
+    uninstalled shop whose rows are still kept is stored and applied like an active one's.
     """
     secret = current_app.config.get("SHOPIFY_API_SECRET")
     if not secret:
@@ -208,6 +213,11 @@ def receive_app_webhook(headers: Mapping[str, str], raw_body: bytes) -> str:
     shop = db.session.scalar(db.select(Shop).filter_by(platform="shopify", domain=domain))
     if shop is not None and shop.status == "active":
         return receive_webhook("shopify", shop.id, headers, raw_body)
+    if shop is not None and topic in CUSTOMER_PRIVACY_TOPICS:
+        # uninstalled but not yet erased: the customer's data is still held, and a
+        # reinstall within the grace period would keep it; the worker applies the request
+        # without the (revoked) token, as the app secret verified it
+        return store_verified(shop, delivery_connector(shop), headers, raw_body)
     if shop is not None and topic == "shop/redact":
         shops.erase_shop(shop.id)
         db.session.commit()

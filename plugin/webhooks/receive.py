@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 import connectors
+from connectors.base import Connector
 from connectors.errors import (
     InvalidPayload,
     SignatureInvalid,
@@ -16,6 +17,7 @@ from connectors.errors import (
 from plugin import shops
 from plugin.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
 from plugin.extensions import db
+from plugin.models import Shop
 from plugin.webhooks.inbox import store_delivery
 
 log = logging.getLogger("shopkeeper.webhooks")
@@ -48,6 +50,15 @@ def receive_webhook(
     except SignatureInvalid:
         log.warning("webhook.signature_invalid", extra={"shop_id": shop.id})
         raise Unauthorized("Webhook signature is missing or invalid.") from None
+    return store_verified(shop, connector, headers, raw_body)
+
+
+def store_verified(shop: Shop, connector: Connector, headers: Mapping[str, str],
+                   raw_body: bytes) -> str:
+    """Validate and store a delivery whose signature the caller has checked:
+    ``"accepted"`` or ``"duplicate"``. ``connector`` only parses (Shopify's app-wide
+    webhooks are verified with the app secret, so an uninstalled shop's bare connector will
+    do)."""
     try:
         event = connector.parse_webhook(headers, raw_body)
     except UnknownTopic as err:
@@ -57,7 +68,7 @@ def receive_webhook(
     kept = {k: v for k, v in headers.items() if k.lower() not in DROPPED_HEADERS}
     created = store_delivery(
         shop_id=shop.id,
-        connector=connector_key,
+        connector=shop.platform,
         topic=event.topic,
         delivery_id=event.delivery_id,
         headers=kept,

@@ -508,3 +508,50 @@ def test_an_uninstall_after_the_install_still_uninstalls(install_client) -> None
     assert inbox.process_inbox().done == 1
     db.session.expire_all()
     assert shops.get_shop(shop.id).status == "uninstalled"
+
+
+def test_a_customer_redacted_while_uninstalled_is_gone_after_a_reinstall(install_client,
+                                                                         app) -> None:
+    """Uninstalled shops keep their rows for the grace period (UNINSTALL_RETENTION_HOURS),
+    and a reinstall within it keeps them: a customers/redact acknowledged but not applied
+    meanwhile left that customer's data with the reinstalled shop. It is verified with the
+    app secret, so the revoked token does not matter; a data request is recorded too."""
+    from plugin import privacy
+    from plugin.models import Customer, Interaction, Order
+    from plugin.webhooks import inbox
+
+    _install(install_client)
+    shop = db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP))
+    order = {**json.loads((FIXTURES / "orders_create.json").read_text()),
+             "cancelled_at": None, "cancel_reason": None}  # the sample is a cancelled one
+    customer_id = str(order["customer"]["id"])
+    _shopify_delivery(install_client, shop, "orders/create", order, "order-1")
+    _uninstall_delivery(install_client, shop, "uninstall-3", _iso(time.time()))
+    assert inbox.process_inbox().done == 2
+    db.session.expire_all()
+    assert shops.get_shop(shop.id).status == "uninstalled"
+    assert db.session.scalar(db.select(Interaction).filter_by(shopper_id=customer_id))
+    # Shopify's documented bodies (shopify.dev, privacy law compliance)
+    asked = {"shop_id": 954889, "shop_domain": SHOP, "orders_requested": [order["id"]],
+             "customer": {"id": int(customer_id), "email": order["email"]},
+             "data_request": {"id": 9999}}
+    redact = {"shop_id": 954889, "shop_domain": SHOP,
+              "customer": {"id": int(customer_id), "email": order["email"]},
+              "orders_to_redact": [order["id"]]}
+    _shopify_delivery(install_client, shop, "customers/data_request", asked, "asked-1",
+                      app_wide=True)
+    assert inbox.process_inbox().done == 1
+    assert [r["customer_id"] for r in privacy.data_requests(shop.id)] == [customer_id]
+    _shopify_delivery(install_client, shop, "customers/redact", redact, "redact-u",
+                      app_wide=True)
+    with responses.RequestsMock():  # no token, no call to Shopify
+        assert inbox.process_inbox().done == 1
+    _install(install_client)  # within the grace period: the shop and its rows come back
+    db.session.expire_all()
+    assert shops.get_shop(shop.id).status == "active"
+    assert db.session.scalar(db.select(Interaction).filter_by(shopper_id=customer_id)) is None
+    customer = db.session.scalar(db.select(Customer).filter_by(external_id=customer_id))
+    assert customer.deleted_at is not None and customer.email_hash is None
+    kept = db.session.scalar(db.select(Order).filter_by(external_id=str(order["id"])))
+    assert kept.customer_external_id is None
+    assert privacy.data_requests(shop.id) == []  # the export went with the erasure
