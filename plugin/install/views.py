@@ -26,6 +26,7 @@ from plugin.install.schemas import (
     ShopifyInstallQuery,
 )
 from plugin.openapi import HTML, doc
+from plugin.webhooks.views import raw_webhook_body
 
 bp = Blueprint("install", __name__)
 
@@ -95,6 +96,6 @@ def saleor_register() -> ResponseReturnValue:
      tags=["webhooks"], response=AcceptedSchema, errors=(400, 401, 404, 413),
      body="raw Shopify webhook JSON")
 def shopify_app_webhook() -> ResponseReturnValue:
-    raw = request.get_data(cache=True)  # raw bytes first: the HMAC covers exactly these
+    raw = raw_webhook_body()  # raw bytes first (413 when too large): the HMAC covers these
     status = shopify.receive_app_webhook(request.headers, raw)
     return jsonify(AcceptedSchema().dump({"status": status}))

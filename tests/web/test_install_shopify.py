@@ -555,3 +555,31 @@ def test_a_customer_redacted_while_uninstalled_is_gone_after_a_reinstall(install
     kept = db.session.scalar(db.select(Order).filter_by(external_id=str(order["id"])))
     assert kept.customer_external_id is None
     assert privacy.data_requests(shop.id) == []  # the export went with the erasure
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_oversized_app_wide_webhook_gets_413(install_client, app, chunked) -> None:
+    """The app-wide endpoint read any body whole; a chunked one (no Content-Length) was
+    cut at MAX_CONTENT_LENGTH and failed its HMAC: 401 instead of the 413 every other
+    webhook endpoint answers."""
+    import io
+
+    from plugin.models import WebhookDelivery
+    from tests.connectors.test_shopify import shopify_headers
+
+    installed_shop()
+    limit = app.config["WEBHOOK_MAX_BYTES"]
+    body = (b'{"shop_id":954889,"shop_domain":"my-shop.myshopify.com","customer":{"id":1,'
+            b'"email":"' + b"x" * (limit + 10) + b'@example.com"},"orders_to_redact":[]}')
+    headers = {**shopify_headers("customers/redact", body, SECRET),
+               "X-Shopify-Shop-Domain": SHOP, "Content-Type": "application/json"}
+    if chunked:  # as gunicorn hands it over: no Content-Length, the stream ends with the body
+        response = install_client.post(
+            "/webhooks/shopify", input_stream=io.BytesIO(body),
+            headers={**headers, "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+    else:
+        response = install_client.post("/webhooks/shopify", data=body, headers=headers)
+    assert response.status_code == 413, response.get_json()
+    assert response.get_json()["code"] == 413
+    assert db.session.scalar(db.select(db.func.count()).select_from(WebhookDelivery)) == 0
