@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.errors import InvalidPayload
@@ -31,13 +31,18 @@ mutation Create($input: DiscountCodeFreeShippingInput!) {
 BY_CODE_QUERY = """
 query ByCode($code: String!) { codeDiscountNodeByCode(code: $code) { id } }"""
 
+#: How far back a discount's ``startsAt`` is set: Shopify's clock may be seconds behind
+#: ours, and a code handed out at once would then be refused as not yet active. Only the
+#: start moves: the end (``spec.expires_at``) and the use limits do not depend on it.
+START_LEEWAY = timedelta(minutes=1)
+
 
 def discount_input(spec: DiscountSpec, *, now: datetime | None = None) -> dict[str, Any]:
     """The mutation input: one code, limited uses, optional customer/product/minimum scope."""
     data: dict[str, Any] = {
         "title": f"Shopkeeper offer {spec.code}",
         "code": spec.code,
-        "startsAt": (now or datetime.now(UTC)).isoformat(),
+        "startsAt": ((now or datetime.now(UTC)) - START_LEEWAY).isoformat(),
         "endsAt": spec.expires_at.isoformat(),
         "usageLimit": spec.usage_limit,
         "appliesOncePerCustomer": True,

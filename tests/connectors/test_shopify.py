@@ -634,7 +634,8 @@ def test_expired_discount_dates_are_iso() -> None:
     data = discount_input(DiscountSpec("C", "percent", Decimal("10"),
                                        datetime(2030, 1, 1, tzinfo=UTC)),
                           now=datetime(2029, 12, 31, tzinfo=UTC) - timedelta(hours=1))
-    assert data["startsAt"] == "2029-12-30T23:00:00+00:00"
+    assert data["startsAt"] == "2029-12-30T22:59:00+00:00"  # START_LEEWAY before now
+    assert data["endsAt"] == "2030-01-01T00:00:00+00:00"
     with pytest.raises(InvalidPayload):
         discount_input(DiscountSpec("C", "percent", Decimal("150"),
                                     datetime(2030, 1, 1, tzinfo=UTC)))

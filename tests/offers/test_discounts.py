@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -63,6 +63,28 @@ def test_shopify_gets_basic_code_with_usage_limit_and_expiry(client, app):
     assert out["discount_token"] is None
     row = db.session.query(Offer).filter_by(public_id=out["offer_id"]).one()
     assert row.platform_ref == "gid://shopify/DiscountCodeNode/9" and row.status == "accepted"
+
+
+@responses.activate
+def test_shopify_code_starts_a_minute_early_and_ends_when_the_offer_does(client, app):
+    """``startsAt`` was our ``now``: a Shopify clock a few seconds behind ours refused the
+    code just handed out as not yet active. It starts a minute early; the end, use limit
+    and customer are what the offer says, whatever the start."""
+    domain = "offers.myshopify.com"
+    shop = _shop("shopify", domain, Credentials(domain, access_token="shpat_x",
+                                                webhook_secret="shpss_x"))
+    url = f"https://{domain}/admin/api/{API_VERSION}/graphql.json"
+    responses.post(url, json={"data": {"discountCodeBasicCreate": {
+        "codeDiscountNode": {"id": "gid://shopify/DiscountCodeNode/9"}, "userErrors": []}}})
+    before = datetime.now(UTC)
+    out = _accept(client, shop)
+    after = datetime.now(UTC)
+    data = json.loads(responses.calls[-1].request.body)["variables"]["input"]
+    starts = datetime.fromisoformat(data["startsAt"])
+    assert before - timedelta(seconds=61) <= starts <= after - timedelta(seconds=59)
+    assert datetime.fromisoformat(data["endsAt"]) == datetime.fromisoformat(out["expires_at"])
+    assert datetime.fromisoformat(out["expires_at"]) > after + service.CHECKOUT_GRACE
+    assert data["usageLimit"] == 1 and data["appliesOncePerCustomer"] is True
 
 
 @responses.activate
