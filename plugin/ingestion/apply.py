@@ -27,6 +27,12 @@ def apply_delivery(delivery: WebhookDelivery) -> None:
     if event.topic == "app/uninstalled" and _before_current_install(shop, delivery, event):
         log.info("ingestion.stale_uninstall_ignored", extra={"shop_id": shop.id})
         return
+    if event.needs_fetch and shop.status != "active":
+        # the read-back needs the token the uninstall revoked: retrying could only end
+        # dead; the rows go with the shop's erasure, and a reinstall backfills
+        log.info("ingestion.fetch_skipped_uninstalled",
+                 extra={"shop_id": shop.id, "topic": event.topic})
+        return
     if event.needs_fetch:
         event = connector.fetch_event_record(event)
     apply_event(shop, event)

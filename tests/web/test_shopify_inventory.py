@@ -43,13 +43,14 @@ def shop(app):
     return shop
 
 
-def deliver(client, shop, topic: str, body: dict[str, Any]):
+def deliver(client, shop, topic: str, body: dict[str, Any], *,
+            triggered_at: str = "2025-04-25T00:00:00Z"):
     raw = json.dumps(body).encode()
     return client.post(f"/webhooks/shopify/{shop.id}", data=raw, headers={
         "Content-Type": "application/json", "X-Shopify-Topic": topic,
         "X-Shopify-Hmac-Sha256": sign_body(SECRET, raw), "X-Shopify-Shop-Domain": DOMAIN,
         "X-Shopify-API-Version": API_VERSION, "X-Shopify-Webhook-Id": f"wh-{next(_ids)}",
-        "X-Shopify-Triggered-At": "2025-04-25T00:00:00Z"})
+        "X-Shopify-Triggered-At": triggered_at})
 
 
 def level(updated_at: str, available: int) -> dict[str, Any]:
@@ -163,3 +164,43 @@ def test_editing_a_sold_out_product_does_not_make_it_recommendable(client, shop)
     assert (result.done, result.failed, result.dead) == (1, 0, 0)
     assert stored() is not None and not stored().available
     assert not recommendable(shop)
+
+
+def _uninstall(client, shop) -> None:
+    from plugin.models.types import utcnow
+
+    body = {**json.loads(fixture("app_uninstalled.json")), "myshopify_domain": DOMAIN}
+    now = utcnow().isoformat()  # after the install, or it is taken for an older install's
+    assert deliver(client, shop, "app/uninstalled", body, triggered_at=now).status_code == 200
+
+
+@pytest.mark.parametrize("topic", ["products/update", "inventory_levels/update"])
+def test_a_read_back_for_an_uninstalled_shop_is_dropped_not_retried_to_death(
+        client, shop, app, topic):
+    """A stock change or a product body that cannot say stock is read back with the shop's
+    token; one queued when the merchant uninstalled failed on the revoked token and was
+    retried until dead. Once the uninstall is applied it is acknowledged and dropped: the
+    shop's rows are erased after the grace period, and a reinstall backfills."""
+    from datetime import timedelta
+
+    from plugin.models.types import utcnow
+
+    body = (json.loads(fixture("products_update.json")) if topic == "products/update"
+            else level("2025-04-23T10:00:00-05:00", 0))  # verbatim: both need a read-back
+    assert deliver(client, shop, topic, body).status_code == 200
+    _uninstall(client, shop)  # received after it, applied after it
+    with responses.RequestsMock() as rsps:  # the uninstall revoked the token
+        rsps.post(GRAPHQL, status=401, json={"errors": "[API] Invalid API key or access "
+                                                      "token (unrecognized login or wrong "
+                                                      "password)"})
+        first = process_inbox()
+    assert (first.done, first.failed) == (1, 1)  # the uninstall is applied, the read failed
+    db.session.expire_all()
+    assert shops.get_shop(shop.id).status == "uninstalled"
+    later = utcnow() + timedelta(seconds=app.config["INBOX_RETRY_BASE_SECONDS"] * 2)
+    with responses.RequestsMock():  # no call to Shopify: there is no token to call it with
+        retried = process_inbox(now=later)
+    assert (retried.done, retried.failed, retried.dead) == (1, 0, 0)
+    statuses = {row.topic: row.status for row in db.session.scalars(sa.select(WebhookDelivery))}
+    assert statuses == {"products/upsert": "done", "app/uninstalled": "done"}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Product)) == 0
