@@ -3,6 +3,7 @@
 Orders CSV: ``customer_id,item_id,timestamp`` plus optional ``basket_id,quantity,price``
 (the same format as ``shopkeeper evaluate``). Catalog CSV: ``item_id`` plus optional
 ``title,description,category,price``. Re-running an import skips what is already there.
+Redacted orders and erased customers' orders follow ``upsert_order``'s rules.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tqdm import tqdm
 from connectors.parsing import MAX_AMOUNT
 from connectors.records import MAX_QUANTITY
 from plugin.extensions import db
+from plugin.ingestion.mapping import erased_customers, erasure_lock, redacted_orders
 from plugin.models import Customer, Interaction, Order, OrderLine, Product
 
 CHUNK = 2000
@@ -216,8 +218,18 @@ def _insert_missing_customers(shop_id: str, ids: set[str]) -> int:
 
 
 def _insert_orders(shop_id: str, chunk: list[tuple[str, dict]], currency: str) -> tuple[int, int]:
+    """Insert a chunk's orders by ``upsert_order``'s rules: a redacted order is skipped,
+    an erased customer's is kept unlinked and files no purchases (else an import filed
+    them again under the customer's id)."""
+    erasure_lock(shop_id)  # as upsert_order: check once no erasure is under way
+    redacted = redacted_orders(shop_id, [k for k, _ in chunk])
+    chunk = [(k, b) for k, b in chunk if k not in redacted]
+    if not chunk:
+        return 0, 0
+    erased = erased_customers(shop_id, {b["customer_id"] for _, b in chunk})
     db.session.execute(sa.insert(Order), [
-        dict(shop_id=shop_id, external_id=k, customer_external_id=b["customer_id"],
+        dict(shop_id=shop_id, external_id=k,
+             customer_external_id=None if b["customer_id"] in erased else b["customer_id"],
              currency=currency, discount_codes=[], cancelled=False, imported=True,
              total=sum((q * (p or 0) for q, p in b["lines"].values()), Decimal(0)),
              created_at=b["created_at"], source_updated_at=b["created_at"])
@@ -229,11 +241,13 @@ def _insert_orders(shop_id: str, chunk: list[tuple[str, dict]], currency: str) -
         for item, (qty, price) in b["lines"].items():
             lines.append(dict(order_id=ids[k], product_external_id=item, quantity=qty,
                               price=price or Decimal(0), variant_external_id=None))
-            interactions.append(dict(shop_id=shop_id, shopper_id=b["customer_id"],
-                                     product_external_id=item, kind="purchase", quantity=qty,
-                                     price=price, order_external_id=k,
-                                     occurred_at=b["created_at"], context={},
-                                     subprofile_id=None))
+            if b["customer_id"] not in erased:
+                interactions.append(dict(shop_id=shop_id, shopper_id=b["customer_id"],
+                                         product_external_id=item, kind="purchase",
+                                         quantity=qty, price=price, order_external_id=k,
+                                         occurred_at=b["created_at"], context={},
+                                         subprofile_id=None))
     db.session.execute(sa.insert(OrderLine), lines)
-    db.session.execute(sa.insert(Interaction), interactions)
+    if interactions:
+        db.session.execute(sa.insert(Interaction), interactions)
     return len(chunk), len(lines)

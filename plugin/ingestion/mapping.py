@@ -4,6 +4,7 @@ one, and a tombstone (``deleted_at``) stops a late, older upsert from resurrecti
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from datetime import datetime
 from typing import TypeVar
 
@@ -47,6 +48,22 @@ def erasure_lock(shop_id: str, *, erasing: bool = False) -> None:
     fn = "pg_advisory_xact_lock" if erasing else "pg_advisory_xact_lock_shared"
     db.session.execute(sa.text(f"SELECT {fn}(:space, :key)"),
                        {"space": ERASURE_LOCK_SPACE, "key": key})
+
+
+def redacted_orders(shop_id: str, order_ids: Collection[str]) -> set[str]:
+    """Which of ``order_ids`` a redaction named: they stay redacted, whatever a later
+    update, redelivery or history import says (take ``erasure_lock`` first)."""
+    return set(db.session.scalars(sa.select(RedactedOrder.order_external_id).where(
+        RedactedOrder.shop_id == shop_id,
+        RedactedOrder.order_external_id.in_(list(order_ids)))))
+
+
+def erased_customers(shop_id: str, customer_ids: Collection[str]) -> set[str]:
+    """Which of ``customer_ids`` were erased: they stay erased, and an order of theirs is
+    kept unlinked and files no purchases (take ``erasure_lock`` first)."""
+    return set(db.session.scalars(sa.select(Customer.external_id).where(
+        Customer.shop_id == shop_id, Customer.external_id.in_(list(customer_ids)),
+        Customer.deleted_at.is_not(None))))
 
 
 def _existing(model: type[ModelT], shop_id: str, external_id: str) -> ModelT | None:
@@ -160,12 +177,9 @@ def upsert_order(shop_id: str, o: rec.Order) -> bool:
     # Before a new Order joins the session (a query would autoflush it half-filled), and
     # after an erasure under way has committed (its tombstones are seen then).
     erasure_lock(shop_id)
-    if db.session.scalar(sa.select(RedactedOrder.id).filter_by(
-            shop_id=shop_id, order_external_id=o.external_id)):
+    if redacted_orders(shop_id, [o.external_id]):
         return False
-    erased = o.customer_id and db.session.scalar(
-        sa.select(Customer.id).filter_by(shop_id=shop_id, external_id=o.customer_id)
-        .where(Customer.deleted_at.is_not(None)))
+    erased = o.customer_id and erased_customers(shop_id, [o.customer_id])
     customer_id = None if erased else o.customer_id  # an erased customer stays erased
     row = _row_to_update(Order, shop_id, o.external_id, o.updated_at)
     if row is None:

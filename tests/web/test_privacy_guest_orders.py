@@ -223,3 +223,26 @@ def test_a_later_update_of_an_erased_customers_other_order_files_no_purchases(sh
     kept = db.session.scalar(sa.select(Order).filter_by(shop_id=shop.id, external_id="1002"))
     assert kept.customer_external_id is None
     assert kept.source_updated_at.day == 5  # the update itself was applied
+
+
+def test_a_history_import_obeys_redactions_and_erasures(app, shop, tmp_path):
+    """A CSV history names orders and customers the shop's redactions reached: a redacted
+    order is not imported, an erased customer's order is kept unlinked with no purchases
+    (as ``upsert_order`` does), and the other rows are imported as before."""
+    from plugin import privacy
+    from plugin.ingestion.importer import import_history
+
+    privacy.redact_orders(shop.id, ["b1"])  # a guest order redacted before any import
+    privacy.erase_customer(shop.id, "c9")
+    db.session.commit()
+    csv = tmp_path / "orders.csv"
+    csv.write_text("customer_id,item_id,timestamp,basket_id\n"
+                   "c1,A,2024-01-01T10:00:00,b1\n"
+                   "c9,B,2024-01-02T10:00:00,b2\n"
+                   "c1,C,2024-01-03T10:00:00,b3\n")
+    stats = import_history(shop.id, csv)
+    assert stats.orders == 2
+    assert purchases(shop.id) == {"b3": "c1"}
+    kept = dict(db.session.execute(sa.select(Order.external_id, Order.customer_external_id)
+                                   .where(Order.shop_id == shop.id)).all())
+    assert kept == {"b2": None, "b3": "c1"}
