@@ -28,20 +28,22 @@ from plugin.models.events import SET_ASIDE
 from plugin.models.types import utcnow
 
 ModelT = TypeVar("ModelT", Cart, Customer, Order, Product, Variant)
-#: First key of the PostgreSQL advisory lock an erasure and order writes of a shop share
-#: (the second is the shop's); pairs of keys never meet the one-key locks (migrations).
+#: First key of the PostgreSQL advisory lock an erasure and the order and customer writes
+#: of a shop share (the second is the shop's); pairs of keys never meet the one-key locks
+#: (migrations).
 ERASURE_LOCK_SPACE = 0x5348_4B45  # "SHKE"
 
 
 def erasure_lock(shop_id: str, *, erasing: bool = False) -> None:
-    """Order writes of a shop share this lock; its erasures (``erasing``) take it alone,
-    first thing, until they commit (PostgreSQL; SQLite has one writer at a time anyway).
+    """Order and customer writes of a shop share this lock; its erasures (``erasing``)
+    take it alone, first thing, until they commit (PostgreSQL; SQLite has one writer at a
+    time anyway).
 
     A write then checks for a redacted order or an erased customer only once no erasure
     is under way, and an erasure starts only once the writes under way have committed, so
     it sees and deletes their purchases. Row locks could not do it: an order or customer
     seen for the first time has no row to lock yet. One lock per shop, taken before any
-    other, cannot deadlock with the order rows a sync page locks."""
+    other, cannot deadlock with the order or customer rows a sync page locks."""
     if db.session.get_bind().dialect.name != "postgresql":
         return
     key = int.from_bytes(hashlib.sha256(shop_id.encode()).digest()[:4], "big", signed=True)
@@ -155,10 +157,10 @@ def tombstone_unlisted_products(shop_id: str, started: datetime) -> int:
 def upsert_customer(shop_id: str, c: rec.Customer) -> bool:
     """Keep only a keyed email hash; False when stale or already erased (an erased
     customer stays erased, whatever a later update or backfill says)."""
-    erased = db.session.scalar(
-        sa.select(Customer.id).filter_by(shop_id=shop_id, external_id=c.external_id)
-        .where(Customer.deleted_at.is_not(None)))
-    if erased:
+    # as upsert_order: before the check and the row lock, so an erasure under way has
+    # committed (else the update waited on its row, then wrote the email hash back)
+    erasure_lock(shop_id)
+    if erased_customers(shop_id, [c.external_id]):
         return False
     row = _row_to_update(Customer, shop_id, c.external_id, c.updated_at)
     if row is None:

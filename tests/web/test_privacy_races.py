@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
+from connectors import records as rec
 from connectors.shopify.mapping import order_from_rest
 from plugin import privacy
 from plugin.extensions import db
 from plugin.ingestion import mapping
-from plugin.models import Interaction, Order
+from plugin.models import Customer, Interaction, Order
 from tests.factories import make_shop
 from tests.web.test_privacy_guest_orders import order
 
@@ -31,6 +34,40 @@ def _waiting_on_a_lock(timeout: float = 10.0) -> bool:
             conn.rollback()
             time.sleep(0.05)
     return False
+
+
+def _race(app, first: Callable[[], None], second: Callable[[], None]) -> list[Exception]:
+    """Run ``first`` in a session of its own up to its flush, then ``second`` in another;
+    once ``second`` waits on a lock, commit ``first``. Returns what either raised."""
+    started, go, failures = threading.Event(), threading.Event(), []
+
+    def run(job: Callable[[], None], holds: bool) -> None:
+        with app.app_context():  # a session of its own
+            try:
+                if not holds:
+                    started.wait(30)
+                job()
+                db.session.flush()
+                if holds:  # done, not committed: the other runs now
+                    started.set()
+                    go.wait(30)
+                db.session.commit()
+            except Exception as err:  # the test reports what went wrong
+                failures.append(err)
+            finally:
+                started.set()
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(first, True)),
+               threading.Thread(target=run, args=(second, False))]
+    for t in threads:
+        t.start()
+    started.wait(30)
+    assert _waiting_on_a_lock()  # the second waits for the first's transaction
+    go.set()
+    for t in threads:
+        t.join(60)
+    return failures
 
 
 @pytest.mark.parametrize("first", ["redaction", "update"])
@@ -61,38 +98,40 @@ def test_an_order_update_and_a_redaction_at_once_leave_no_purchases(app, case, f
         mapping.upsert_order(shop_id, late)
 
     jobs = {"redaction": redaction, "update": update}
-    started, go, failures = threading.Event(), threading.Event(), []
-
-    def run(job, holds: bool) -> None:
-        with app.app_context():  # a session of its own
-            try:
-                if not holds:
-                    started.wait(30)
-                job()
-                db.session.flush()
-                if holds:  # done, not committed: the other runs now
-                    started.set()
-                    go.wait(30)
-                db.session.commit()
-            except Exception as err:  # the test reports what went wrong
-                failures.append(err)
-            finally:
-                started.set()
-                db.session.remove()
-
     second = "update" if first == "redaction" else "redaction"
-    threads = [threading.Thread(target=run, args=(jobs[first], True)),
-               threading.Thread(target=run, args=(jobs[second], False))]
-    for t in threads:
-        t.start()
-    started.wait(30)
-    assert _waiting_on_a_lock()  # the second waits for the first's transaction
-    go.set()
-    for t in threads:
-        t.join(60)
-    assert failures == []
+    assert _race(app, jobs[first], jobs[second]) == []
     db.session.expire_all()
     assert db.session.scalars(sa.select(Interaction.shopper_id).filter_by(
         shop_id=shop_id, order_external_id="1002")).all() == []
     assert db.session.scalar(sa.select(Order.customer_external_id).filter_by(
         shop_id=shop_id, external_id="1002")) is None
+
+
+@pytest.mark.parametrize("first", ["erasure", "update"])
+@pytest.mark.parametrize("case", ["known", "unseen"])
+def test_a_customer_update_and_their_erasure_at_once_leave_them_erased(app, case, first):
+    """As for orders: an erasure first, the update checked before it committed, found the
+    customer live, waited on the row and wrote the email hash back over the tombstone
+    (``known``), or failed on the tombstone it had not seen (``unseen``); an update
+    first of a customer never seen, the erasure failed on the row it had not seen."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL: SQLite lets one writer in at a time")
+    shop_id = make_shop().id
+    if case == "known":
+        mapping.upsert_customer(shop_id, rec.Customer(
+            "5151", datetime(2022, 1, 1, tzinfo=UTC), email="a@example.com"))
+        db.session.commit()
+    late = rec.Customer("5151", datetime(2022, 1, 5, tzinfo=UTC), email="b@example.com")
+
+    def erasure() -> None:  # deleted on the platform before the update's time
+        privacy.erase_customer(shop_id, "5151", deleted_at=datetime(2022, 1, 3, tzinfo=UTC))
+
+    def update() -> None:
+        mapping.upsert_customer(shop_id, late)
+
+    jobs = {"erasure": erasure, "update": update}
+    second = "update" if first == "erasure" else "erasure"
+    assert _race(app, jobs[first], jobs[second]) == []
+    db.session.expire_all()
+    [row] = db.session.scalars(sa.select(Customer).filter_by(shop_id=shop_id))
+    assert row.deleted_at is not None and row.email_hash is None
