@@ -110,7 +110,7 @@ def redact_orders(shop_id: str, order_ids: Iterable[str]) -> None:
 def _forget_orders(shop_id: str, order_ids: tuple[str, ...]) -> None:
     """A redaction's orders: their purchases (whoever they were filed under), all kept
     under a guest order's shopper id, the order's link to a customer and the links to it
-    from offer and recommendation credits. Their ids are
+    from offer and recommendation credits and its discount codes. Their ids are
     kept (``RedactedOrder``) so a later delivery of them is ignored, not applied again."""
     for order_id in order_ids:
         _forget_shopper(shop_id, guest_shopper(order_id))

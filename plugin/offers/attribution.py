@@ -24,6 +24,7 @@ shoppers fall into both alike and the difference between the arms stays unbiased
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -55,6 +56,16 @@ def attribute(shop_id: str, rails: Guardrails, *, now: datetime | None = None) -
     counts["expired"] = _expire(shop_id, now)
     db.session.commit()
     return counts
+
+
+def credit_codes(shop_id: str, order_ids: Sequence[str]) -> int:
+    """Rule 1 for these orders now, as ``attribute`` would on its next run: a redaction
+    clears their discount codes, after which no run could find the redemption (its offer
+    would expire and release its budget, and the dashboard lose the order)."""
+    orders = list(db.session.scalars(sa.select(Order).where(
+        Order.shop_id == shop_id, Order.external_id.in_(order_ids),
+        Order.cancelled.is_(False))))
+    return _redemptions(shop_id, orders)
 
 
 def _redemptions(shop_id: str, orders: list[Order]) -> int:

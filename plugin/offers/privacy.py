@@ -58,7 +58,14 @@ def erase_shopper(shop_id: str, shopper_id: str) -> None:
 def unlink_orders(shop_id: str, order_ids: Sequence[str]) -> None:
     """A redaction's orders: their redemptions and click credits lose the order id (it tied
     the order to a quote's shopper and to a click) and keep what the report read through
-    it, the order's currency and whether it was cancelled; amounts and counts stay."""
+    it, the order's currency and whether it was cancelled; amounts and counts stay.
+
+    The orders lose their discount codes too (a code names its offer, so the quote's
+    shopper): a code not credited yet is credited first, and the credit unlinked."""
+    from plugin.offers.attribution import credit_codes  # it imports this module
+
+    credit_codes(shop_id, order_ids)
+    db.session.flush()
     for model in (Redemption, ClickAttribution):
         order = sa.select(Order).where(Order.shop_id == shop_id,
                                        Order.external_id == model.order_external_id)
@@ -70,6 +77,9 @@ def unlink_orders(shop_id: str, order_ids: Sequence[str]) -> None:
                         Order.cancelled).scalar_subquery(), False),
                     order_external_id=None),  # the SET reads the row as it was
             execution_options={"synchronize_session": False})
+    db.session.execute(sa.update(Order).where(Order.shop_id == shop_id,
+                                              Order.external_id.in_(order_ids))
+                       .values(discount_codes=[]))
 
 
 def purge_before(shop_id: str, cutoff: datetime) -> int:

@@ -292,8 +292,11 @@ def test_a_redaction_unlinks_its_orders_credits_and_keeps_the_reported_figures(a
     """Redemptions and click credits name their order: a redaction of the order drops that
     link (it tied the order to a quote's shopper and a click), while what the report reads
     through it stays: each credit's amount and count, its order's currency, and whether
-    the order was cancelled (a cancelled order's credit still counts for nothing)."""
+    the order was cancelled (a cancelled order's credit still counts for nothing). The
+    orders' discount codes go too: each names its quote, so the quote's shopper."""
     from plugin import privacy
+    from plugin.admin import stats
+    from plugin.offers import budget
 
     now = utcnow()
     quotes = [_quote(shop.id, "c1", now - timedelta(hours=hours), status="accepted",
@@ -314,9 +317,10 @@ def test_a_redaction_unlinks_its_orders_credits_and_keeps_the_reported_figures(a
     cancelled.cancelled = True
     db.session.commit()
 
-    def report() -> dict:
-        return attribution.uplift_report(shop.id, RAILS, now - timedelta(days=1),
-                                         now)["attributed"]
+    def report() -> dict:  # the dashboard's offer figures
+        return {**attribution.uplift_report(shop.id, RAILS, now - timedelta(days=1),
+                                            now)["attributed"],
+                "offer_cost": stats.offer_cost(shop.id, now=now)}
 
     def undone() -> set[int]:  # by their redeemed orders alone (a shopper with no orders)
         return attribution.cancelled_conversions(
@@ -337,3 +341,25 @@ def test_a_redaction_unlinks_its_orders_credits_and_keeps_the_reported_figures(a
     assert undone() == {quotes[1].id}
     attribution.attribute(shop.id, RAILS, now=now)  # nothing credited twice
     assert report() == before
+    assert db.session.scalars(sa.select(Order.discount_codes).where(
+        Order.external_id.in_(["o1", "o3"]))).all() == [[], []]  # they named the quotes
+
+    # an order redacted before the job credited its code: credited by the redaction (the
+    # job finds no code after it), so its offer is not expired and its budget not released
+    late = _quote(shop.id, "anon_guest", now - timedelta(hours=2), status="accepted",
+                  code="SK-R5", amount=Decimal(5))
+    late.accepted_at = late.created_at
+    _order(shop.id, "o5", None, now - timedelta(minutes=5), total="15", codes=["SK-R5"])
+    db.session.flush()
+    budget.reserve(late, late.created_at)
+    db.session.commit()
+    privacy.redact_orders(shop.id, ["o5"])
+    db.session.commit()
+    attribution.attribute(shop.id, RAILS, now=now)
+    assert report() == {**before, "offer_orders": 2, "offer_revenue": Decimal("55"),
+                        "offer_cost": before["offer_cost"] + 5}
+    assert (late.status, late.converted) == ("redeemed", True)
+    assert db.session.scalars(sa.select(Order.discount_codes).filter_by(
+        external_id="o5")).all() == [[]]
+    assert db.session.scalars(sa.select(Redemption.order_external_id).filter_by(
+        offer_id=late.id)).all() == [None]
