@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from plugin.api import linking
 from plugin.crypto import email_hash
@@ -37,7 +36,12 @@ from plugin.models import (
 from plugin.models.events import SET_ASIDE
 from plugin.models.types import utcnow
 from plugin.offers import privacy as offers_privacy
-from plugin.privacy_export import export_customer, export_guest_orders
+from plugin.privacy_export import (
+    export_customer,
+    export_guest_orders,
+    exports_dir,
+    forget_order_exports,
+)
 from plugin.shops import audit
 from plugin.subprofiles import recs as subprofile_recs
 from plugin.webhooks import inbox
@@ -110,8 +114,9 @@ def redact_orders(shop_id: str, order_ids: Iterable[str]) -> None:
 def _forget_orders(shop_id: str, order_ids: tuple[str, ...]) -> None:
     """A redaction's orders: their purchases (whoever they were filed under), all kept
     under a guest order's shopper id, the order's link to a customer and the links to it
-    from offer and recommendation credits and its discount codes. Their ids are
-    kept (``RedactedOrder``) so a later delivery of them is ignored, not applied again."""
+    from offer and recommendation credits, its discount codes and the data-request
+    exports holding it. Their ids are kept (``RedactedOrder``) so a later delivery of them
+    is ignored, not applied again."""
     for order_id in order_ids:
         _forget_shopper(shop_id, guest_shopper(order_id))
         db.session.execute(insert_or_ignore(
@@ -125,6 +130,7 @@ def _forget_orders(shop_id: str, order_ids: tuple[str, ...]) -> None:
                                                   Order.external_id.in_(chunk))
                            .values(customer_external_id=None))
         offers_privacy.unlink_orders(shop_id, chunk)
+    forget_order_exports(shop_id, order_ids)
 
 
 def _forget_shopper(shop_id: str, shopper_id: str) -> None:
@@ -267,11 +273,6 @@ def purge_old_exports(shop_id: str, *, now: datetime | None = None) -> int:
             (exports_dir(shop_id) / req["name"]).unlink(missing_ok=True)
             n += 1
     return n
-
-
-def exports_dir(shop_id: str) -> Path:
-    """Where a shop's data-request exports are written (``instance/exports/<shop id>``)."""
-    return Path(current_app.instance_path) / "exports" / shop_id
 
 
 def _export_prefix(shop_id: str, customer_id: str) -> str:

@@ -4,11 +4,13 @@ placed), as plain JSON (``plugin.privacy`` writes it for the platform's data req
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 
 from plugin.api import linking
 from plugin.extensions import db
@@ -73,6 +75,27 @@ def export_guest_orders(shop_id: str, order_ids: Iterable[str]) -> dict[str, Any
     return {"shop_id": shop_id, "customer_id": None, "order_ids": order_ids,
             **_orders_export(shop_id, order_ids),
             "webhook_deliveries": _deliveries_export(shop_id, None, order_ids)}
+
+
+def exports_dir(shop_id: str) -> Path:
+    """Where a shop's data-request exports are written (``instance/exports/<shop id>``)."""
+    return Path(current_app.instance_path) / "exports" / shop_id
+
+
+def forget_order_exports(shop_id: str, order_ids: Collection[str]) -> None:
+    """Delete the data-request exports holding any of a redaction's orders (a guest
+    checkout's export names them, a customer's may list them): copies of what the
+    redaction removes, as a customer's exports go with the customer."""
+    redacted = set(order_ids)
+    directory = exports_dir(shop_id)
+    for path in directory.glob("customer-*.json") if directory.is_dir() else ():
+        try:
+            export = json.loads(path.read_text())
+            held = {*export.get("order_ids", ()), *(o["id"] for o in export.get("orders", ()))}
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            continue  # not an export this module wrote
+        if held & redacted:
+            path.unlink(missing_ok=True)
 
 
 def _orders_export(shop_id: str, order_ids: list[str], *, customer_id: str | None = None,

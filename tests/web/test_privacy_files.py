@@ -240,3 +240,29 @@ def test_what_an_idle_anonymous_browser_left_expires_with_the_retention(app, sho
                           (ShopperConsent, ShopperConsent.shopper_id)):
         left = set(db.session.scalars(sa.select(column).where(model.shop_id == shop.id)))
         assert left == {busy, fresh, "c1"}, model.__name__
+
+
+def test_redacting_orders_deletes_the_data_request_exports_holding_them(app, shop):
+    """A guest checkout's export names its orders, and a customer's export may list a
+    guest order the request named: a redaction of the order deletes both, as an erasure
+    deletes the customer's exports. Exports not holding the order stay."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from plugin.models import Order
+    from plugin.privacy import redact_orders
+
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    db.session.add(Order(shop_id=shop.id, external_id="4343", currency="GBP",
+                         total=Decimal(5), created_at=at, source_updated_at=at))
+    db.session.commit()
+    guest = record_data_request(shop.id, None, order_ids=["4242", "4343"])
+    listed = record_data_request(shop.id, "c1", order_ids=["4343"])
+    others = [record_data_request(shop.id, None, order_ids=["5555"]),
+              record_data_request(shop.id, "c2")]
+    db.session.commit()
+    assert guest.exists() and listed.exists()
+    redact_orders(shop.id, ["4343"])
+    db.session.commit()
+    assert not guest.exists() and not listed.exists()
+    assert all(path.exists() for path in others)
