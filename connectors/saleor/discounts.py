@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.errors import InvalidPayload
@@ -11,6 +11,11 @@ from connectors.records import DiscountSpec
 __all__ = ["channel_input", "voucher_input"]
 
 _TYPES = {"percent": "PERCENTAGE", "fixed": "FIXED", "free_shipping": "PERCENTAGE"}
+
+#: How far back a voucher's ``startDate`` is set: Saleor only applies a voucher whose start
+#: is at or before *its* clock (``start_date__lte=now``), so a code handed out at once was
+#: refused as not yet active while Saleor's clock lagged ours. Only the start moves.
+START_LEEWAY = timedelta(minutes=1)
 
 
 def _value_type(spec: DiscountSpec) -> str:
@@ -33,7 +38,7 @@ def voucher_input(spec: DiscountSpec, *, now: datetime | None = None) -> dict[st
         "addCodes": [spec.code],
         "type": voucher_type,
         "discountValueType": _value_type(spec),
-        "startDate": (now or datetime.now(UTC)).isoformat(),
+        "startDate": ((now or datetime.now(UTC)) - START_LEEWAY).isoformat(),
         "endDate": spec.expires_at.isoformat(),
         "usageLimit": spec.usage_limit,
         "applyOncePerCustomer": True,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -330,6 +330,24 @@ class TestSaleorConnector(ConnectorContract):
         assert voucher["discountValueType"] == "PERCENTAGE" and voucher["usageLimit"] == 1
         assert listed["variables"] == {"id": "Vm91Y2hlcjox", "input": {"addChannels": [
             {"channelId": "Q2hhbm5lbDox", "discountValue": "10", "minAmountSpent": "20"}]}}
+
+    def test_voucher_starts_a_minute_early_and_ends_when_the_offer_does(self, delays) -> None:
+        """``startDate`` was our ``now``: Saleor applies a voucher only once its start is
+        at or before Saleor's clock, so a code handed out at once was refused as not yet
+        active while that clock lagged ours. The end and the use limit are the offer's."""
+        spec = DiscountSpec("SK-XYZ", "percent", Decimal("10"), datetime(2030, 1, 1, tzinfo=UTC))
+        before = datetime.now(UTC)
+        with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as rsps:
+            rsps.post(API_URL, json={"data": {"voucherCreate": {
+                "voucher": {"id": "Vm91Y2hlcjox"}, "errors": []}}})
+            rsps.post(API_URL, json={"data": {"voucherChannelListingUpdate": {
+                "voucher": {"id": "Vm91Y2hlcjox"}, "errors": []}}})
+            self.make_connector(self._session(delays)).create_discount(spec)
+            voucher = json.loads(rsps.calls[0].request.body)["variables"]["input"]
+        starts = datetime.fromisoformat(voucher["startDate"])
+        assert before - starts >= timedelta(seconds=59)  # not "now": Saleor may lag behind
+        assert before - starts <= timedelta(minutes=2)  # nor long before the offer
+        assert voucher["endDate"] == "2030-01-01T00:00:00+00:00" and voucher["usageLimit"] == 1
 
     def test_create_discount_adopts_the_voucher_an_unanswered_attempt_made(self, delays
                                                                           ) -> None:
