@@ -61,13 +61,16 @@ def product_from_node(node: dict[str, Any], *, channel: str | None = None) -> Pr
         currency = currency or cur
         stocks = v.get("stocks")
         qty = sum(int(s.get("quantity") or 0) for s in stocks) if stocks else None
+        # Saleor sells an untracked variant (``trackInventory: false``: made to order,
+        # digital) whatever its stock says; absent from older subscriptions: tracked
+        untracked = v.get("trackInventory") is False
         variants.append(
             Variant(
                 external_id=str(v["id"]),
                 title=v.get("name") or "",
                 sku=v.get("sku") or None,
                 price=price,
-                available=bool(listing) and (qty is None or qty > 0),
+                available=bool(listing) and (untracked or qty is None or qty > 0),
                 inventory_qty=qty,
             )
         )

@@ -26,7 +26,7 @@ fragment ProductFields on Product {
   productType { name }
   channelListings { channel { slug } isPublished isAvailableForPurchase }
   variants {
-    id name sku
+    id name sku trackInventory
     stocks { quantity }
     channelListings { channel { slug } price { amount currency } }
   }

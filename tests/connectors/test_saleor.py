@@ -680,3 +680,25 @@ def test_an_orders_cursor_saved_before_the_sort_change_restarts_the_pass() -> No
         rest = list(SaleorConnector(creds).iter_orders(cursor=first.next_cursor))
         assert json.loads(rsps.calls[0].request.body)["variables"]["after"] == "YWJj"
     assert rest[-1].next_cursor is None
+
+
+@pytest.mark.parametrize(("track", "available"), [(False, True), (True, False), (None, False)])
+def test_an_untracked_variant_out_of_stock_is_still_available(track, available) -> None:
+    """ProductVariant.trackInventory false: "the quantity won't change when customers buy
+    this item" (docs.saleor.io ProductVariantInput), and Saleor sells it with no stock (made
+    to order, digital goods). Such a product was marked sold out and never recommended.
+    A payload without the field (a subscription from before it was asked for) counts as
+    tracked, as before."""
+    data = json.loads(fixture("product_updated.json"))
+    variant = {**data["product"]["variants"][1], "stocks": [{"quantity": 0}]}
+    if track is not None:
+        variant["trackInventory"] = track
+    data["product"]["variants"] = [variant]
+    body = json.dumps(data).encode()
+    creds = Credentials("demo.saleor.io", access_token="t", api_url=API_URL,
+                        extra={"channel": "default-channel"})
+    product = SaleorConnector(creds).parse_webhook(saleor_headers("product_updated", body),
+                                                   body).record
+    assert product.variants[0].available is available and product.available is available
+    assert product.variants[0].inventory_qty == 0
+    assert "id name sku trackInventory" in " ".join(SUBSCRIPTIONS["shopkeeper-products"].split())
