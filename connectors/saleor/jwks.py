@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import jwt
 import requests
 
-from connectors.errors import SignatureInvalid, TransientError
+from connectors.errors import ConnectorError, SignatureInvalid, TransientError
 
 __all__ = ["JWKSCache", "jwks_url", "verify_dashboard_token", "verify_detached_jws"]
 
@@ -57,7 +57,12 @@ class JWKSCache:
         try:
             # A redirect is not a key set (and could point anywhere): it fails the fetch.
             response = session.get(url, allow_redirects=False)
-        except requests.RequestException as exc:  # pragma: no cover - sessions wrap these
+        except TransientError:
+            raise
+        except (requests.RequestException, ConnectorError) as exc:
+            # the retrying session raises AuthFailed on 401/403 and RateLimited on 429: for
+            # a public key set (a WAF or rate limit in front of Saleor) either means "cannot
+            # verify now", which callers answer with 503, not an unhandled 500
             raise TransientError(f"JWKS fetch failed: {type(exc).__name__}") from None
         if response.status_code != 200:
             raise TransientError(f"JWKS fetch failed: HTTP {response.status_code}")

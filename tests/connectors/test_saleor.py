@@ -208,6 +208,18 @@ class TestSaleorConnector(ConnectorContract):
             with pytest.raises(TransientError):
                 conn.verify_webhook(saleor_headers("product_deleted", body), body)
 
+    @pytest.mark.parametrize("status", [401, 403, 429])
+    def test_a_refused_or_throttled_jwks_fetch_is_transient(self, status: int) -> None:
+        """The retrying session raises AuthFailed (401/403) and RateLimited (429), which
+        neither webhook receipt nor Dashboard sign-in catch: a WAF or rate limit in front
+        of Saleor's public key set answered 500 with a logged crash instead of 503."""
+        body = fixture("product_deleted.json")
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            rsps.get(JWKS_URL, status=status, headers={"Retry-After": "0"})
+            with pytest.raises(TransientError):
+                self.make_connector().verify_webhook(saleor_headers("product_deleted", body),
+                                                     body)
+
     def test_jwks_fetch_does_not_follow_redirects(self) -> None:
         body = fixture("product_deleted.json")
         evil = "https://evil.example/.well-known/jwks.json"
