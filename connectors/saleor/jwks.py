@@ -9,6 +9,7 @@ bounded session (``connectors.guarded_http``): these fetches run inside web requ
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,10 +22,13 @@ import requests
 
 from connectors.errors import ConnectorError, SignatureInvalid, TransientError
 
+log = logging.getLogger(__name__)
+
 __all__ = ["JWKSCache", "jwks_url", "verify_dashboard_token", "verify_detached_jws"]
 
 REFRESH_COOLDOWN = 10.0  # seconds between forced refetches, so forged kids can't hammer Saleor
 MAX_AGE = 3600.0  # a cached JWKS older than this is refetched before use
+STALE_IF_ERROR = 86400.0  # ...but used while refetches fail, up to this age
 
 
 def jwks_url(api_url: str) -> str:
@@ -39,6 +43,7 @@ def jwks_url(api_url: str) -> str:
 class _Entry:
     keys: dict[str, Any]
     fetched_at: float
+    failed_at: float | None = None  # last failed refetch while stale: not retried at once
 
 
 class JWKSCache:
@@ -77,10 +82,29 @@ class JWKSCache:
         return entry
 
     def get(self, session: requests.Session, url: str) -> _Entry:
+        """The instance's keys, fetched again after ``MAX_AGE``. When that refetch fails
+        the keys held are used for up to ``STALE_IF_ERROR``: an outage of the key set
+        longer than Saleor's few minutes of retries would otherwise lose every delivery,
+        and keys that verified an hour ago are no less the instance's now."""
         with self._lock:
             entry = self._entries.get(url)
-        if entry is None or self._clock() - entry.fetched_at > MAX_AGE:
-            entry = self._fetch(session, url)
+        if entry is None:
+            return self._fetch(session, url)
+        now = self._clock()
+        age = now - entry.fetched_at
+        if age <= MAX_AGE:
+            return entry
+        if age <= STALE_IF_ERROR and entry.failed_at is not None \
+                and now - entry.failed_at < REFRESH_COOLDOWN:
+            return entry  # the key set just failed: no fetch per delivery meanwhile
+        try:
+            return self._fetch(session, url)
+        except TransientError:
+            if age > STALE_IF_ERROR:
+                raise
+            entry.failed_at = now
+            log.warning("saleor.jwks_stale_keys_used", extra={"url": url,
+                                                              "age_seconds": round(age)})
         return entry
 
     def refresh(self, session: requests.Session, url: str, entry: _Entry) -> _Entry | None:

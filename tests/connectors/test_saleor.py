@@ -208,6 +208,35 @@ class TestSaleorConnector(ConnectorContract):
             with pytest.raises(TransientError):
                 conn.verify_webhook(saleor_headers("product_deleted", body), body)
 
+    def test_keys_held_are_used_while_the_hourly_refetch_fails(self) -> None:
+        """The key set down for longer than Saleor retries (minutes) lost every delivery
+        once the hour's keys aged out; they are used for up to a day while refetches fail,
+        with one refetch per cooldown rather than one per delivery."""
+        from connectors.http import make_session
+        from connectors.saleor import jwks
+
+        body = fixture("product_deleted.json")
+        headers = saleor_headers("product_deleted", body)
+        conn = self.make_connector(make_session(retries=0))
+        conn._jwks_session = make_session(retries=0)
+        assert self._verify_with([jwk(KEY)], headers, body, conn) == 1
+        self.clock.now += jwks.MAX_AGE + 1
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            rsps.get(JWKS_URL, status=503)
+            conn.verify_webhook(headers, body)  # the held keys, after one failed refetch
+            conn.verify_webhook(headers, body)  # within the cooldown: no second fetch
+            assert len(rsps.calls) == 1
+            self.clock.now += jwks.STALE_IF_ERROR
+            with pytest.raises(TransientError):  # a day on, stale keys are not trusted
+                conn.verify_webhook(headers, body)
+        # a forged signature still fails against the held keys
+        self.clock.now -= jwks.STALE_IF_ERROR
+        forged = saleor_headers("product_deleted", body, OTHER_KEY)
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            rsps.get(JWKS_URL, status=503)
+            with pytest.raises((SignatureInvalid, TransientError)):
+                conn.verify_webhook(forged, body)
+
     @pytest.mark.parametrize("status", [401, 403, 429])
     def test_a_refused_or_throttled_jwks_fetch_is_transient(self, status: int) -> None:
         """The retrying session raises AuthFailed (401/403) and RateLimited (429), which
