@@ -24,7 +24,17 @@ from connectors.errors import ConnectorError, SignatureInvalid, TransientError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JWKSCache", "jwks_url", "verify_dashboard_token", "verify_detached_jws"]
+__all__ = ["JWKSCache", "MissingPermissions", "jwks_url", "verify_dashboard_token",
+           "verify_detached_jws"]
+
+
+class MissingPermissions(SignatureInvalid):
+    """A genuine Dashboard user without the permissions asked for: who they are is known,
+    so the answer can say what they lack instead of "not signed in"."""
+
+    def __init__(self, missing: set[str]) -> None:
+        self.missing = tuple(sorted(missing))
+        super().__init__(f"user lacks permissions: {list(self.missing)}")
 
 REFRESH_COOLDOWN = 10.0  # seconds between forced refetches, so forged kids can't hammer Saleor
 MAX_AGE = 3600.0  # a cached JWKS older than this is refetched before use
@@ -219,5 +229,5 @@ def verify_dashboard_token(
         raise SignatureInvalid("dashboard token was issued for another app")
     missing = set(required_permissions) - set(claims.get("user_permissions") or ())
     if missing:
-        raise SignatureInvalid(f"user lacks permissions: {sorted(missing)}")
+        raise MissingPermissions(missing)
     return claims

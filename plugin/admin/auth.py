@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from flask import current_app, request, session
 
 from connectors.errors import SignatureInvalid, TransientError
+from connectors.saleor.jwks import MissingPermissions
 from plugin import shops
 from plugin.admin import sessions
 from plugin.errors import Forbidden, NotFound, ServiceUnavailable, Unauthorized
@@ -161,6 +162,11 @@ def login_with_saleor_token(api_url: str, token: str) -> Shop:
     connector = shops.connector_for(shop)
     try:
         connector.verify_dashboard_token(token, required_permissions=("MANAGE_APPS",))
+    except MissingPermissions:
+        # its settings spend money (offer budgets) and reach customer data (export, erase)
+        raise Forbidden("Shopkeeper's settings need the Saleor permission \"Manage apps\" "
+                        "(they set offer budgets and export or erase customer data). Ask a "
+                        "staff member who has it, or an owner to grant it to you.") from None
     except SignatureInvalid as err:
         raise Unauthorized(str(err)) from None
     except TransientError:

@@ -131,7 +131,9 @@ def test_saleor_dashboard_token_signs_in(app, client):
         assert wrong_app.status_code == 401
         no_perm = client.post("/admin/session/saleor", headers={
             "saleor-api-url": api_url, "authorization-bearer": token("QXBwOjE=", [])})
-        assert no_perm.status_code == 401
+        # a real staff member without the permission: told what they lack, not "sign in"
+        assert no_perm.status_code == 403
+        assert '"Manage apps"' in no_perm.get_json()["message"]
         ok = client.post("/admin/session/saleor", headers={
             "saleor-api-url": api_url,
             "authorization-bearer": token("QXBwOjE=", ["MANAGE_APPS"])})

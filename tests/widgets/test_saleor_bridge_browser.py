@@ -104,3 +104,22 @@ def test_the_same_message_from_anyone_else_is_ignored(saleor_shop, live, page):
     page.evaluate(f"window.postMessage({json.dumps(HANDSHAKE)}, '*')")  # not framed at all
     page.wait_for_timeout(500)
     assert seen == []
+
+
+def test_a_refused_session_says_why_in_the_frame(saleor_shop, dashboard, live, page):
+    """A staff member without "Manage apps" was left on a bare sign-in form with no word
+    of why; the frame now shows the server's reason."""
+    reason = 'Shopkeeper\'s settings need the Saleor permission "Manage apps".'
+    page.route("**/admin/session/saleor", lambda route: route.fulfill(
+        status=403, content_type="application/json",
+        body=json.dumps({"code": 403, "status": "Forbidden", "message": reason,
+                         "errors": {}})))
+    admin = f"{live.url}/admin/?saleorApiUrl={quote(API_URL, safe='')}"
+    dashboard.html = (f'<!doctype html><iframe id="app" src="{admin}"></iframe><script>'
+                      'document.getElementById("app").addEventListener("load", function () {'
+                      f' this.contentWindow.postMessage({json.dumps(HANDSHAKE)}, "*"); }});'
+                      "</script>")
+    page.goto(f"{dashboard.origin}/apps/shopkeeper")
+    alert = page.frame_locator("#app").locator("#sk-saleor-refused[role=alert]")
+    alert.wait_for()
+    assert alert.inner_text() == reason

@@ -57,8 +57,24 @@
       var apiUrl = params.get("saleorApiUrl") || ("https://" + params.get("domain") + "/graphql/");
       fetch("session/saleor", { method: "POST", credentials: "same-origin",
         headers: { "saleor-api-url": apiUrl, "authorization-bearer": msg.payload.token } })
-        .then(function (r) { if (r.ok) window.location.replace("./"); })
-        .catch(function () {});
+        .then(function (r) {
+          if (r.ok) { window.location.replace("./"); return; }
+          // refused (no "Manage apps", an unfinished install): say why, not a bare form
+          return r.json().then(function (body) { refused(body && body.message); },
+                               function () { refused(); });
+        })
+        .catch(function () { refused(); });
     });
+  }
+
+  function refused(message) {
+    var heading = document.querySelector("main h1");
+    if (!heading || document.getElementById("sk-saleor-refused")) return;
+    var note = document.createElement("p");
+    note.id = "sk-saleor-refused";
+    note.className = "sk-error";
+    note.setAttribute("role", "alert");
+    note.textContent = message || "Signing in from the Saleor Dashboard failed; reload to try again.";
+    heading.insertAdjacentElement("afterend", note);
   }
 })();
