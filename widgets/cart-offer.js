@@ -20,7 +20,7 @@
     ".sk{margin:var(--sk-margin,1rem 0);display:grid;gap:.75rem}",
     ".sk-offer{display:flex;flex-wrap:wrap;align-items:center;gap:.75rem;padding:.9rem 1rem;",
     "border:2px solid var(--sk-accent,#1f4f46);border-radius:var(--sk-radius,.5rem);",
-    "background:var(--sk-offer-bg,#f3f8f6)}",
+    "background:var(--sk-offer-bg,#f3f8f6);color:var(--sk-color,#1a1a1a)}", // light: dark text
     ".sk-text{flex:1 1 14rem;margin:0}",
     ".sk-reason{display:block;font-weight:600}",
     ".sk-ends{font-size:.9em;color:var(--sk-muted,#4a4a4a)}",

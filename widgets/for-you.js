@@ -9,6 +9,9 @@
   var sk = w.Shopkeeper;
   if (!sk || !w.customElements || w.customElements.get("shopkeeper-for-you")) return;
 
+  // What sits on the card background (white by default) gets a dark text colour by default:
+  // inheriting a dark theme's light text onto it would be unreadable. Text on the host's
+  // own background (the heading) inherits the host's colour.
   // Sizes that go with the text are in em (the text the widget inherits), not rem: a host
   // page's html{font-size:62.5%} reset would shrink them below the text and the buttons.
   var CSS = [
@@ -20,13 +23,15 @@
     ".sk-nav{display:flex;gap:.4rem}",
     "button{font:inherit;cursor:pointer;border-radius:var(--sk-radius,.5rem)}",
     ".sk-nav button{width:1.875em;height:1.875em;border:1px solid var(--sk-border,#c8c8c8);",
-    "background:var(--sk-card-bg,#fff);color:inherit;font-size:1.2em;line-height:1}",
+    "background:var(--sk-card-bg,#fff);color:var(--sk-color,#1a1a1a);",
+    "font-size:1.2em;line-height:1}",
     ".sk-nav button[aria-disabled=true]{opacity:.4;cursor:default}",
     ".sk-track{display:grid;grid-auto-flow:column;grid-auto-columns:var(--sk-card-width,11em);",
     "gap:var(--sk-gap,1rem);overflow-x:auto;scroll-snap-type:x mandatory;",
     "scroll-behavior:smooth;padding:4px 4px 8px;scroll-padding-inline:4px;scrollbar-width:thin}",
     ".sk-card{scroll-snap-align:start;display:flex;flex-direction:column;gap:.35rem;",
-    "background:var(--sk-card-bg,#fff);border:1px solid var(--sk-border,#e2e2e2);",
+    "background:var(--sk-card-bg,#fff);color:var(--sk-color,#1a1a1a);",
+    "border:1px solid var(--sk-border,#e2e2e2);",
     "border-radius:var(--sk-radius,.5rem);padding:.75rem}",
     ".sk-link{color:inherit;text-decoration:none;display:flex;flex-direction:column;gap:.5rem;",
     "border-radius:calc(var(--sk-radius,.5rem) * .75)}",

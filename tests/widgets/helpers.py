@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -87,3 +88,36 @@ def assert_clean(page, *, ignore_network_to: str | None = None) -> None:
     assert page.watch.page_errors == []
     assert page.watch.errors(ignore_network_to=ignore_network_to) == []
     assert page.evaluate("window.__skViolations") == []
+
+
+#: For each selector inside ``el``'s shadow root: [selector, text colour, the colour of the
+#: first non-transparent background behind it (walking out of the shadow root to the page)].
+COLOURS = """(el, sels) => sels.map(s => {
+    const t = el.shadowRoot.querySelector(s);
+    let b = t;
+    while (b && getComputedStyle(b).backgroundColor.replace(/ /g, '') === 'rgba(0,0,0,0)') {
+        b = b.parentElement || (b.getRootNode() && b.getRootNode().host) || null;
+    }
+    return [s, getComputedStyle(t).color,
+            b ? getComputedStyle(b).backgroundColor : 'rgb(255, 255, 255)'];
+})"""
+
+#: A dark theme on the host page (the CSSOM, which the demo pages' strict CSP allows).
+DARK_PAGE = """() => { document.documentElement.style.background = '#121212';
+    document.body.style.background = '#121212'; document.body.style.color = '#eeeeee'; }"""
+
+
+def contrast(fg: str, bg: str) -> float:
+    """WCAG contrast ratio of two opaque ``rgb(...)`` colours as getComputedStyle gives them."""
+    def luminance(css: str) -> float:
+        r, g, b = (float(v) / 255 for v in re.findall(r"[\d.]+", css)[:3])
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    hi, lo = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def unreadable(page, host: str, selectors: list[str]) -> list:
+    """The selectors whose text has under 4.5:1 contrast with what is behind it."""
+    return [c for c in page.eval_on_selector(host, COLOURS, selectors)
+            if contrast(c[1], c[2]) < 4.5]

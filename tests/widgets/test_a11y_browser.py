@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.widgets.helpers import API, FOR_YOU, READY, focused
+from tests.widgets.helpers import (
+    API,
+    DARK_PAGE,
+    FOR_YOU,
+    READY,
+    focused,
+    unreadable,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -87,3 +94,13 @@ def test_a_host_pages_root_font_size_reset_does_not_shrink_the_carousel(demo_sho
     assert sizes["text"] == 16
     assert sizes["heading"] > sizes["text"], sizes
     assert sizes["w"] >= 24 and sizes["h"] >= 24, sizes
+
+
+def test_the_carousel_stays_readable_on_a_dark_host_page(demo_shop, live, page):
+    """On a dark theme the white cards and arrow buttons must not inherit the page's light
+    text; the heading, on the page's own background, still does."""
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(READY)
+    page.evaluate(DARK_PAGE)
+    assert unreadable(page, FOR_YOU, ["h2", ".sk-next", ".sk-title", ".sk-price",
+                                      ".sk-add"]) == []

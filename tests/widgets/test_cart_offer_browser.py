@@ -15,7 +15,7 @@ from plugin.api.access import forget_shops
 from plugin.extensions import db
 from plugin.models import Interaction, Offer, Product
 from plugin.models.types import utcnow
-from tests.widgets.helpers import wait_until
+from tests.widgets.helpers import DARK_PAGE, unreadable, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -250,3 +250,14 @@ def test_a_bundle_discount_counts_once_the_suggested_item_is_in_the_basket(
     assert _money(page.text_content("#cart-total")) == pytest.approx(
         subtotal + float(product.price) - amount, abs=0.01)
     assert page.watch.errors() == [] and page.watch.page_errors == []
+
+
+def test_the_offer_stays_readable_on_a_dark_host_page(offer_shop, live, page):
+    """The banner's light background comes with a dark default text colour; the shipping
+    note, on the page's own background, keeps the page's text colour."""
+    _idle_basket(page, live, offer_shop)
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
+    page.evaluate(DARK_PAGE)
+    assert unreadable(page, "shopkeeper-cart-offer",
+                      [".sk-reason", ".sk-ends", ".sk-dismiss", ".sk-accept", ".sk-ship p"]) == []

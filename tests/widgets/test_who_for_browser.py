@@ -12,7 +12,7 @@ from plugin.api import access
 from plugin.extensions import db
 from plugin.models import Interaction, PromptState, Shop, SubProfile
 from plugin.subprofiles import detection
-from tests.widgets.helpers import API, wait_until
+from tests.widgets.helpers import API, DARK_PAGE, unreadable, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -304,3 +304,11 @@ def test_a_re_inserted_switcher_keeps_its_state(demo_shop, live, page):
     assert _add(page, product)["ask"] is True
     page.locator(DIALOG).wait_for(state="visible")
     _clean(page)
+
+
+def test_the_dialog_stays_readable_on_a_dark_host_page(demo_shop, live, page):
+    """The dialog's white background comes with a dark default text colour."""
+    _asked_about_a_foreign_product(demo_shop, live, page)
+    page.evaluate(DARK_PAGE)
+    assert unreadable(page, "shopkeeper-shopping-for",
+                      ["dialog h2", "dialog label", "dialog .sk-later", "dialog select"]) == []
