@@ -8,6 +8,7 @@
  * applies the code (the platform discount enforces the price, and refuses it while the
  * cart is under min_subtotal: an add-on offer's code needs the suggested item added).
  * The offer is signed for exactly this cart.
+ * Texts: data-apply, data-dismiss, data-ends-in, ... on the placeholder (see TEXTS).
  */
 (function (w, d) {
   "use strict";
@@ -41,6 +42,20 @@
   var sheet = null;
   try { sheet = new w.CSSStyleSheet(); sheet.replaceSync(CSS); } catch (e) { sheet = null; }
 
+  // Each text can be replaced with a data-* attribute on the placeholder: data-apply,
+  // data-apply-free-shipping, data-dismiss, data-dismiss-label, ... (these keys in dataset
+  // form). {amount}, {time}, {code} and {n} stand for the values put in.
+  var TEXTS = {
+    reason: "A special offer", apply: "Apply {amount} off", applyFreeShipping: "Apply free shipping",
+    dismiss: "No thanks", dismissLabel: "No thanks, dismiss this offer",
+    endsIn: "Ends in {time}", endsAt: "Offer ends at {time}", minutes: "{n} min",
+    applied: "Discount {code} applied to your basket.",
+    appliesLater: "Discount {code} saved: it applies once your basket reaches {amount}.",
+    unavailable: "Sorry, this offer is no longer available.", expired: "This offer has expired.",
+    dismissed: "Offer dismissed.", shippingReached: "You get free shipping.",
+    shippingMore: "Add {amount} more for free shipping."
+  };
+
   function h(tag, attrs, kids) {
     var el = d.createElement(tag);
     for (var k in attrs || {}) {
@@ -61,10 +76,10 @@
     } catch (e) { return n.toFixed(2) + (currency ? " " + currency : ""); }
   }
 
-  /** "m:ss"; whole minutes ("12 min") for shoppers who asked for less motion. */
-  function clock(ms, calm) {
+  /** "m:ss"; whole minutes ("12 min", the minutes text) for shoppers who asked for less motion. */
+  function clock(ms, minutes) {
     var s = Math.max(0, Math.ceil(ms / 1000)), m = Math.floor(s / 60);
-    return calm ? Math.ceil(s / 60) + " min" : m + ":" + String(s % 60).padStart(2, "0");
+    return minutes ? minutes.replace("{n}", Math.ceil(s / 60)) : m + ":" + String(s % 60).padStart(2, "0");
   }
 
   /** The cart from data-cart; null when missing, malformed or empty. */
@@ -108,6 +123,13 @@
     _slot() { return this.parentElement || this; }
 
     _state(state) { this._slot().setAttribute("data-shopkeeper-state", state); }
+
+    /** The placeholder's text (or the default) with its {placeholders} filled in. */
+    _t(name, values) {
+      return ((this._slot().dataset || {})[name] || TEXTS[name]).replace(/\{(\w+)\}/g, function (m, k) {
+        return values && Object.prototype.hasOwnProperty.call(values, k) ? String(values[k]) : m;
+      });
+    }
 
     /** Ask for an offer when the cart (or the shopper) changed since the last answer. */
     refresh(force) {
@@ -157,19 +179,23 @@
         { hour: "2-digit", minute: "2-digit" });
       this._clock = h("span", { "class": "sk-clock" });
       var save = money(offer.amount, offer.currency);
-      var accept = h("button", { type: "button", "class": "sk-accept" },
-        ["Apply " + (offer.discount_kind === "free_shipping" ? "free shipping" : save + " off")]);
+      var accept = h("button", { type: "button", "class": "sk-accept" }, [offer.discount_kind ===
+        "free_shipping" ? this._t("applyFreeShipping") : this._t("apply", { amount: save })]);
+      // The label starts as shown; a replaced "No thanks" without a replaced label has none.
+      var ds = this._slot().dataset || {};
       var dismiss = h("button", { type: "button", "class": "sk-dismiss",
-        "aria-label": "No thanks, dismiss this offer" }, ["No thanks"]); // starts as shown
+        "aria-label": ds.dismiss && !ds.dismissLabel ? null : this._t("dismissLabel") }, [this._t("dismiss")]);
+      var endsIn = this._t("endsIn").split("{time}"); // the clock goes in place of {time}
       var self = this;
       accept.addEventListener("click", sk.guard(function () { self._accept(key, cart, offer, accept, dismiss); }));
       dismiss.addEventListener("click", sk.guard(function () { self._dismiss(key, cart, offer); }));
       this._offerEl = h("section", { "class": "sk-offer", "aria-labelledby": this._id }, [
         h("p", { "class": "sk-text" }, [
-          h("span", { "class": "sk-reason", id: this._id }, [String(offer.reason || "A special offer")]),
+          h("span", { "class": "sk-reason", id: this._id }, [String(offer.reason || this._t("reason"))]),
           // The ticking clock is for the eyes; a screen reader reads the end time once.
-          h("span", { "class": "sk-ends" }, [h("span", { "aria-hidden": "true" }, ["Ends in ", this._clock]),
-            h("span", { "class": "sk-sr" }, ["Offer ends at " + time])])
+          h("span", { "class": "sk-ends" }, [
+            h("span", { "aria-hidden": "true" }, [endsIn[0], this._clock, endsIn.slice(1).join("")]),
+            h("span", { "class": "sk-sr" }, [this._t("endsAt", { time: time })])])
         ]),
         accept, dismiss
       ]);
@@ -179,8 +205,8 @@
     _shipping(fs, currency) {
       var threshold = Number(fs.threshold), left = Number(fs.remaining);
       var done = Math.max(0, Math.min(threshold, threshold - left));
-      var text = fs.reached ? "You get free shipping."
-        : "Add " + money(left, currency) + " more for free shipping.";
+      var text = fs.reached ? this._t("shippingReached")
+        : this._t("shippingMore", { amount: money(left, currency) });
       var fill = h("div", { "class": "sk-fill" });
       fill.style.width = (threshold > 0 ? Math.round(100 * done / threshold) : 100) + "%";
       return h("div", { "class": "sk-ship" }, [
@@ -195,15 +221,16 @@
      * at zero the offer is gone. */
     _tick(offer) {
       var self = this, until = new Date(offer.expires_at).getTime();
-      var calm = !!(w.matchMedia && w.matchMedia("(prefers-reduced-motion: reduce)").matches);
+      var minutes = !!(w.matchMedia && w.matchMedia("(prefers-reduced-motion: reduce)").matches) &&
+        this._t("minutes");
       function step() {
         var left = until - Date.now();
         if (left <= 0) {
           self._stop();
-          self._removeOffer("This offer has expired.", "expired");
+          self._removeOffer(self._t("expired"), "expired");
           return;
         }
-        var text = clock(left, calm);
+        var text = clock(left, minutes);
         if (self._clock.textContent !== text) self._clock.textContent = text;
       }
       step();
@@ -236,14 +263,13 @@
         .then(sk.guard(function (res) {
           self._stop();
           if (!res || !res.code) {
-            return self._removeOffer("Sorry, this offer is no longer available.", "error", refocus);
+            return self._removeOffer(self._t("unavailable"), "error", refocus);
           }
           var subtotal = cart.lines.reduce(function (n, l) { return n + l.quantity * +l.price; }, 0);
           var short = offer.min_subtotal !== null && offer.min_subtotal !== undefined &&
             subtotal + 0.005 < +offer.min_subtotal;
-          self._removeOffer("Discount " + res.code + (short
-            ? " saved: it applies once your basket reaches " + money(offer.min_subtotal, offer.currency) + "."
-            : " applied to your basket."), "accepted", refocus);
+          self._removeOffer(self._t(short ? "appliesLater" : "applied",
+            { code: res.code, amount: money(offer.min_subtotal, offer.currency) }), "accepted", refocus);
           self.dispatchEvent(new w.CustomEvent("shopkeeper:offer-accepted", {
             bubbles: true, composed: true,
             detail: {
@@ -258,7 +284,7 @@
 
     _dismiss(key, cart, offer) {
       this._stop();
-      this._removeOffer("Offer dismissed.", "dismissed");
+      this._removeOffer(this._t("dismissed"), "dismissed");
       sk.api.request("POST", "/offers/dismiss", key, null, { token: offer.token, cart: cart });
     }
   }

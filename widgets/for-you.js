@@ -2,7 +2,8 @@
  * Placeholder attributes: data-key, data-placement (for_you|product|cart|reorder),
  * data-product-id, data-cart ("p1,p2"), data-n, data-title, data-customer-token,
  * data-add-to-cart (show buttons that fire the bubbling "shopkeeper:add-to-cart" event),
- * data-product-url ("/p/{id}" when the API has no url). Theme with --sk-* custom properties.
+ * data-product-url ("/p/{id}" when the API has no url), data-prev-label, data-next-label,
+ * data-slide-label ("{n} of {total}"). Theme with --sk-* custom properties.
  */
 (function (w, d) {
   "use strict";
@@ -137,7 +138,9 @@
         n: Math.min(parseInt(pick("n"), 10) || 8, 24), title: pick("title") || "",
         token: pick("customerToken") || null,
         addToCart: pick("addToCart") === undefined ? null : pick("addToCart"),
-        productUrl: pick("productUrl") || ""
+        productUrl: pick("productUrl") || "",
+        prev: pick("prevLabel") || "Previous products", next: pick("nextLabel") || "Next products",
+        slide: pick("slideLabel") || "{n} of {total}"
       };
     }
 
@@ -198,9 +201,9 @@
       var cards = items.map(function (it, i) { return self._card(p, cfg, it, i, total); });
       var track = h("div", { "class": "sk-track", "aria-live": "off", tabindex: "-1" }, cards);
       var prev = h("button", {
-        type: "button", "class": "sk-prev", "aria-label": "Previous products", "aria-disabled": "true"
+        type: "button", "class": "sk-prev", "aria-label": p.prev, "aria-disabled": "true"
       }, ["\u2039"]);
-      var next = h("button", { type: "button", "class": "sk-next", "aria-label": "Next products" }, ["\u203a"]);
+      var next = h("button", { type: "button", "class": "sk-next", "aria-label": p.next }, ["\u203a"]);
       var section = h("section", {
         "class": "sk", "aria-roledescription": "carousel", "aria-labelledby": this._id
       }, [
@@ -247,7 +250,7 @@
       }
       return h("div", {
         "class": "sk-card", role: "group", "aria-roledescription": "slide",
-        "aria-label": (i + 1) + " of " + total
+        "aria-label": p.slide.replace("{n}", i + 1).replace("{total}", total)
       }, kids);
     }
 

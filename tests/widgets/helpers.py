@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Callable
@@ -121,3 +122,16 @@ def unreadable(page, host: str, selectors: list[str]) -> list:
     """The selectors whose text has under 4.5:1 contrast with what is behind it."""
     return [c for c in page.eval_on_selector(host, COLOURS, selectors)
             if contrast(c[1], c[2]) < 4.5]
+
+
+def with_attributes(page, path: str, kind: str, attrs: dict[str, str]) -> None:
+    """Serve ``path`` with extra attributes on its first ``data-shopkeeper=kind``
+    placeholder, as a merchant writes them in the page (headers, so the CSP, kept)."""
+    extra = "".join(f' data-{k}="{html.escape(v, quote=True)}"' for k, v in attrs.items())
+
+    def handler(route):
+        response = route.fetch()
+        body = response.text().replace(f'data-shopkeeper="{kind}"',
+                                       f'data-shopkeeper="{kind}"{extra}', 1)
+        route.fulfill(response=response, body=body)
+    page.route(f"**{path}", handler)

@@ -10,7 +10,9 @@ from tests.widgets.helpers import (
     FOR_YOU,
     READY,
     focused,
+    open_page,
     unreadable,
+    with_attributes,
 )
 
 pytestmark = pytest.mark.browser
@@ -104,3 +106,19 @@ def test_the_carousel_stays_readable_on_a_dark_host_page(demo_shop, live, page):
     page.evaluate(DARK_PAGE)
     assert unreadable(page, FOR_YOU, ["h2", ".sk-next", ".sk-title", ".sk-price",
                                       ".sk-add"]) == []
+
+
+def test_the_carousels_labels_can_be_replaced(demo_shop, live, page):
+    """Like data-title and data-add-to-cart: the arrow buttons' and slides' labels, with
+    {n} and {total} in the slide's."""
+    with_attributes(page, "/demo/", "for-you", {
+        "prev-label": "Produits pr\u00e9c\u00e9dents", "next-label": "Produits suivants",
+        "slide-label": "Produit {n} sur {total}"})
+    answer = open_page(page, live.url + "/demo/")
+    prev = page.get_attribute(f"{FOR_YOU} .sk-prev", "aria-label")
+    assert prev == "Produits pr\u00e9c\u00e9dents"
+    assert page.get_attribute(f"{FOR_YOU} .sk-next", "aria-label") == "Produits suivants"
+    total = len(answer["items"])
+    assert page.eval_on_selector(FOR_YOU, "el => [...el.shadowRoot.querySelectorAll('.sk-card')]"
+                                          ".map(c => c.getAttribute('aria-label'))") == \
+        [f"Produit {n} sur {total}" for n in range(1, total + 1)]

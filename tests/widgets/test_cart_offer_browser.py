@@ -15,7 +15,7 @@ from plugin.api.access import forget_shops
 from plugin.extensions import db
 from plugin.models import Interaction, Offer, Product
 from plugin.models.types import utcnow
-from tests.widgets.helpers import DARK_PAGE, unreadable, wait_until
+from tests.widgets.helpers import DARK_PAGE, unreadable, wait_until, with_attributes
 
 pytestmark = pytest.mark.browser
 
@@ -261,3 +261,32 @@ def test_the_offer_stays_readable_on_a_dark_host_page(offer_shop, live, page):
     page.evaluate(DARK_PAGE)
     assert unreadable(page, "shopkeeper-cart-offer",
                       [".sk-reason", ".sk-ends", ".sk-dismiss", ".sk-accept", ".sk-ship p"]) == []
+
+
+def test_the_offers_texts_can_be_replaced(offer_shop, live, page):
+    """A shop in another language sets every text on the placeholder, with {amount},
+    {time} and {code} where a value goes; the defaults are tested above."""
+    _idle_basket(page, live, offer_shop)
+    with_attributes(page, "/demo/cart", "cart-offer", {
+        "apply": "Appliquer {amount} de remise", "dismiss": "Non merci",
+        "dismiss-label": "Non merci, ignorer l'offre", "ends-in": "Fin dans {time}",
+        "ends-at": "L'offre se termine \u00e0 {time}", "applied": "Code {code} appliqu\u00e9.",
+        "shipping-more": "Encore {amount} pour la livraison offerte."})
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
+    accept = page.locator("shopkeeper-cart-offer .sk-accept")
+    assert re.fullmatch(r"Appliquer \S.* de remise", accept.text_content())
+    dismiss = page.locator("shopkeeper-cart-offer .sk-dismiss")
+    assert dismiss.text_content() == "Non merci"
+    expect(dismiss).to_have_accessible_name("Non merci, ignorer l'offre")
+    shown = page.locator("shopkeeper-cart-offer .sk-ends [aria-hidden=true]").text_content()
+    assert re.fullmatch(r"Fin dans \d+:\d\d", shown)
+    said = page.locator("shopkeeper-cart-offer .sk-ends .sk-sr").text_content()
+    assert re.fullmatch(r"L'offre se termine \u00e0 \d\d:\d\d", said)
+    assert re.fullmatch(r"Encore \S.* pour la livraison offerte\.",
+                        page.get_by_role("progressbar").get_attribute("aria-valuetext"))
+    accept.click()
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="accepted"]', state="attached")
+    announced = page.locator("shopkeeper-cart-offer [role=status]").text_content()
+    assert re.fullmatch(r"Code SK-[0-9A-F]{10} appliqu\u00e9\.", announced)
+    assert page.watch.errors() == [] and page.watch.page_errors == []
