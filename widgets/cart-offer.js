@@ -124,6 +124,24 @@
 
     _state(state) { this._slot().setAttribute("data-shopkeeper-state", state); }
 
+    _hide() {
+      var had = this.shadowRoot && this.shadowRoot.activeElement;
+      this.hidden = true;
+      if (had) this._focusSlot();
+    }
+
+    /** Focus the placeholder: a hidden widget cannot keep keyboard focus, and dropped it would
+     * fall to the top of the page. tabindex=-1 while it has focus (a Tab goes on from here). */
+    _focusSlot() {
+      var slot = this.parentElement;
+      if (!slot) return;
+      if (!slot.hasAttribute("tabindex")) {
+        slot.setAttribute("tabindex", "-1");
+        slot.addEventListener("blur", function () { slot.removeAttribute("tabindex"); }, { once: true });
+      }
+      slot.focus({ preventScroll: true });
+    }
+
     /** The placeholder's text (or the default) with its {placeholders} filled in. */
     _t(name, values) {
       return ((this._slot().dataset || {})[name] || TEXTS[name]).replace(/\{(\w+)\}/g, function (m, k) {
@@ -141,15 +159,15 @@
       if (!force && sig === this._sig) return;
       this._sig = sig;
       var self = this, seq = (this._seq = (this._seq || 0) + 1);
-      if (!cart) { this._stop(); this.hidden = true; }
+      if (!cart) { this._stop(); this._hide(); }
       sk.api.config(key).then(function (cfg) {
         if (!cfg || !cfg.widgets || !cfg.widgets.cart_offer) return "off";
         if (!cart) return "empty";
         return sk.api.request("POST", "/offers/quote", key, null, { cart: cart });
       }).then(sk.guard(function (answer) {
         if (seq !== self._seq) return; // a newer cart won
-        if (answer === "off" || answer === "empty") { self.hidden = true; return self._state(answer); }
-        if (!answer) { self.hidden = true; return self._state("error"); }
+        if (answer === "off" || answer === "empty") { self._hide(); return self._state(answer); }
+        if (!answer) { self._hide(); return self._state("error"); }
         self._render(key, cart, answer);
       }));
     }
@@ -166,8 +184,13 @@
       if (ship) parts.push(this._shipping(ship, cart.currency));
       this._live = h("p", { "class": "sk-note", role: "status", tabindex: "-1" });
       parts.push(this._live);
+      var had = root.activeElement; // a re-render (the basket changed) under keyboard focus
       root.replaceChildren(h("div", { "class": "sk" }, parts));
       this.hidden = !offer && !ship;
+      if (had) { // ...keeps it on the same button, or gives it to the placeholder
+        var same = !this.hidden && root.querySelector("." + had.classList[0]);
+        if (same) same.focus(); else this._focusSlot();
+      }
       var malformed = (answer.offer && !offer) || (answer.free_shipping && !ship);
       this._state(offer ? "ready" : malformed ? "error" : "empty");
       if (offer) this._tick(offer);

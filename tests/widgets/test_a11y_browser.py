@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.widgets.helpers import (
@@ -122,3 +124,29 @@ def test_the_carousels_labels_can_be_replaced(demo_shop, live, page):
     assert page.eval_on_selector(FOR_YOU, "el => [...el.shadowRoot.querySelectorAll('.sk-card')]"
                                           ".map(c => c.getAttribute('aria-label'))") == \
         [f"Produit {n} sur {total}" for n in range(1, total + 1)]
+
+
+def test_focus_in_a_carousel_a_re_render_hides_goes_to_its_placeholder(demo_shop, live,
+                                                                       page):
+    """The carousel's "Add to basket" changes the basket and the new basket gets nothing
+    to recommend: the hidden carousel cannot keep focus, so its placeholder takes it
+    instead of the top of the page."""
+    page.goto(live.url + "/demo/")
+    page.click(".grid .add >> nth=0")
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector(READY)
+    page.route(f"**{API}recommendations**", lambda route: route.fulfill(
+        status=200, content_type="application/json",
+        body=json.dumps({"personalized": False, "items": []})))
+    page.locator(f"{FOR_YOU} .sk-add").nth(1).focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector('[data-shopkeeper="for-you"][data-shopkeeper-state="empty"]',
+                           state="attached")
+    assert page.evaluate("document.activeElement.dataset.shopkeeper") == "for-you"
+    assert page.evaluate("document.activeElement.dataset.placement") == "cart"
+    page.keyboard.press("Shift+Tab")  # the page's own controls go on from there
+    slot = page.locator('[data-shopkeeper="for-you"][data-placement="cart"]')
+    assert slot.get_attribute("tabindex") is None  # lent only while it had focus
+    assert slot.evaluate("el => document.activeElement !== document.body && !!("
+                         "el.compareDocumentPosition(document.activeElement) & "
+                         "Node.DOCUMENT_POSITION_PRECEDING)")

@@ -290,3 +290,51 @@ def test_the_offers_texts_can_be_replaced(offer_shop, live, page):
     announced = page.locator("shopkeeper-cart-offer [role=status]").text_content()
     assert re.fullmatch(r"Code SK-[0-9A-F]{10} appliqu\u00e9\.", announced)
     assert page.watch.errors() == [] and page.watch.page_errors == []
+
+
+#: The storefront changes the basket (one more of its first line) and calls build().
+MORE_OF_THE_FIRST_LINE = """() => {
+    const slot = document.querySelector('[data-shopkeeper="cart-offer"]');
+    const cart = JSON.parse(slot.dataset.cart);
+    cart.lines[0].quantity += 1;
+    slot.dataset.cart = JSON.stringify(cart);
+    window.__old = document.querySelector('shopkeeper-cart-offer').shadowRoot.firstChild;
+    Shopkeeper.build();
+}"""
+RE_RENDERED = ("document.querySelector('shopkeeper-cart-offer').shadowRoot.firstChild "
+               "!== window.__old")
+INNER_FOCUS = """() => { const host = document.activeElement;
+    const el = host && host.shadowRoot && host.shadowRoot.activeElement;
+    return el ? el.className : (host ? host.tagName : null); }"""
+
+
+@pytest.mark.parametrize("button", ["sk-accept", "sk-dismiss"])
+def test_a_re_render_keeps_keyboard_focus_on_the_offers_button(offer_shop, live, page,
+                                                              button):
+    """The basket changes (build()) while a keyboard user is on the offer: the new banner
+    replaces the old, and focus stays on the same button instead of falling to the page."""
+    _idle_basket(page, live, offer_shop)
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
+    page.locator(f"shopkeeper-cart-offer .{button}").focus()
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/offers/quote")):
+        page.evaluate(MORE_OF_THE_FIRST_LINE)
+    page.wait_for_function(RE_RENDERED)
+    assert page.get_attribute(SLOT, "data-shopkeeper-state") == "ready"
+    assert page.evaluate(INNER_FOCUS) == button
+
+
+def test_focus_on_an_offer_a_re_render_hides_goes_to_its_placeholder(offer_shop, live,
+                                                                     page):
+    """Nothing to show for the new basket: the hidden widget cannot keep focus, so its
+    placeholder takes it (the next Tab goes on from there, not from the top)."""
+    _idle_basket(page, live, offer_shop)
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
+    page.route("**/api/v1/offers/quote**", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({})))
+    page.locator("shopkeeper-cart-offer .sk-dismiss").focus()
+    page.evaluate(MORE_OF_THE_FIRST_LINE)
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="empty"]', state="attached")
+    assert page.locator("shopkeeper-cart-offer").is_hidden()
+    assert page.evaluate("document.activeElement.dataset.shopkeeper") == "cart-offer"
