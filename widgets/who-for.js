@@ -193,7 +193,10 @@
       var dialog = this._dialog && this._dialog.open ? this._dialog : null;
       root.replaceChildren.apply(root, dialog ? children.concat([dialog]) : children);
       this._live = live;
-      this.hidden = !this._people.length && !dialog;
+      // Shown even with nothing else to show (it then takes no space): a live region inside a
+      // hidden element announces nothing, and "Saved." follows answers from shoppers who
+      // have nobody saved ("Me", a gift).
+      this.hidden = false;
       this._state(this._people.length ? "ready" : "idle");
     }
 
@@ -309,7 +312,6 @@
         if (dialog.open) dialog.close();
         dialog.remove();
         self._dialog = null;
-        self.hidden = !self._people.length;
         self._state(self._people.length ? "ready" : "idle");
         if (opener && opener.focus) { try { opener.focus(); } catch (e) { /* gone */ } }
         return choice;

@@ -312,3 +312,25 @@ def test_the_dialog_stays_readable_on_a_dark_host_page(demo_shop, live, page):
     page.evaluate(DARK_PAGE)
     assert unreadable(page, "shopkeeper-shopping-for",
                       ["dialog h2", "dialog label", "dialog .sk-later", "dialog select"]) == []
+
+
+@pytest.mark.parametrize("choice", ["Me", "A one-off gift"])
+def test_saved_is_announced_to_a_shopper_with_no_people(demo_shop, live, page, choice):
+    """With nobody saved there is no switcher to show, but the live region must still be
+    in the page (not inside a hidden widget) when "Saved." is written into it."""
+    _asked_about_a_foreign_product(demo_shop, live, page)
+    page.locator("shopkeeper-shopping-for [role=status]").evaluate("""el => {
+        window.__said = [];
+        new MutationObserver(() => window.__said.push([el.textContent, el.checkVisibility()]))
+            .observe(el, {childList: true, characterData: true, subtree: true}); }""")
+    page.get_by_label(choice, exact=True).check()
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/prompt/answer")):
+        page.get_by_role("button", name="Save").click()
+    page.locator(DIALOG).wait_for(state="hidden")
+    said = wait_until(lambda: [s for s in page.evaluate("window.__said") if s[0] == "Saved."])
+    assert said == [["Saved.", True]]
+    expect(page.locator("shopkeeper-shopping-for").get_by_role("status")).to_have_text("Saved.")
+    assert page.get_attribute(SLOT, "data-shopkeeper-state") == "idle"
+    assert page.eval_on_selector("shopkeeper-shopping-for",  # shown, yet takes no space
+                                 "el => el.getBoundingClientRect().height") == 0
+    _clean(page)
