@@ -249,9 +249,8 @@
         : h("span", { "class": "sk-ph", "aria-hidden": "true" }, [title.replace(/[^A-Za-z0-9 ]/g, "")
           .split(/\s+/).filter(Boolean).slice(0, 2).map(function (s) { return s[0]; }).join("").toUpperCase()]);
       var why = it.reason ? this._id + "-why-" + i : null; // read out when the link is focused
-      var link = h(href ? "a" : "span", {
-        "class": "sk-link", href: href, "data-i": String(i), tabindex: href ? null : "0",
-        "aria-describedby": why
+      var link = h(href ? "a" : "span", { // no page: text, not a focusable dead end
+        "class": "sk-link", href: href, "data-i": String(i), "aria-describedby": why
       }, [h("span", { "class": "sk-img" + (img ? "" : " sk-t" + tint(it.product_id)) }, [pic]),
         h("span", { "class": "sk-title" }, [title])]);
       var kids = [link, h("span", { "class": "sk-price" }, [money(it.price, it.currency || cfg.currency)])];
@@ -292,12 +291,16 @@
       w.addEventListener("resize", edges, { passive: true });
       w.requestAnimationFrame(edges); // after the host is shown and laid out
 
-      // Arrow keys, Home and End move focus between products (Tab still walks every control).
+      // Arrow keys, Home and End move focus between products (Tab still walks every control):
+      // to each card's link, or its button when the product has no page.
+      var STOP = "a.sk-link,.sk-add";
       track.addEventListener("keydown", sk.guard(function (e) {
-        var links = Array.prototype.slice.call(track.querySelectorAll(".sk-link"));
+        var links = Array.prototype.map.call(track.querySelectorAll(".sk-card"), function (c) {
+          return c.querySelector(STOP);
+        }).filter(Boolean);
         var active = self.shadowRoot.activeElement;
         var card = active && active.closest(".sk-card");
-        var at = card ? links.indexOf(card.querySelector(".sk-link")) : -1;
+        var at = card ? links.indexOf(card.querySelector(STOP)) : -1;
         var to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: links.length - 1 }[e.key];
         if (to === undefined || at < 0 || !links[to]) return;
         e.preventDefault();

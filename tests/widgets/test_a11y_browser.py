@@ -150,3 +150,32 @@ def test_focus_in_a_carousel_a_re_render_hides_goes_to_its_placeholder(demo_shop
     assert slot.evaluate("el => document.activeElement !== document.body && !!("
                          "el.compareDocumentPosition(document.activeElement) & "
                          "Node.DOCUMENT_POSITION_PRECEDING)")
+
+
+def test_a_product_without_a_url_is_not_a_tab_stop(demo_shop, live, page):
+    """A product the shop gives no page for is text, not a focusable dead end: Tab goes
+    from one card's button to the next card's, and the arrow keys land on that button."""
+    def one_without_url(route):
+        response = route.fetch()
+        answer = response.json()
+        for i, it in enumerate(answer["items"]):
+            it["url"] = None if i == 1 else f"/demo/product/{it['product_id']}"
+        route.fulfill(response=response, json=answer)
+    page.route(f"**{API}recommendations**", one_without_url)
+    page.route("**/demo/", lambda route: route.fulfill(
+        response=(r := route.fetch()),
+        body=r.text().replace(' data-product-url="/demo/product/{id}"', "")))
+    open_page(page, live.url + "/demo/")
+    plain = page.locator(f"{FOR_YOU} .sk-link[data-i='1']")
+    assert plain.evaluate("el => [el.tagName, el.tabIndex]") == ["SPAN", -1]
+    page.locator(f"{FOR_YOU} .sk-link[data-i='0']").focus()
+    page.keyboard.press("Tab")
+    assert (focused(page)["cls"], focused(page)["i"]) == ("sk-add", "0")
+    page.keyboard.press("Tab")
+    assert (focused(page)["cls"], focused(page)["i"]) == ("sk-add", "1")
+    page.keyboard.press("ArrowRight")
+    assert (focused(page)["cls"], focused(page)["i"]) == ("sk-link", "2")
+    page.keyboard.press("ArrowLeft")
+    assert (focused(page)["cls"], focused(page)["i"]) == ("sk-add", "1")
+    page.keyboard.press("ArrowLeft")
+    assert (focused(page)["cls"], focused(page)["i"]) == ("sk-link", "0")
