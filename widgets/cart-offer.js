@@ -127,19 +127,7 @@
     _hide() {
       var had = this.shadowRoot && this.shadowRoot.activeElement;
       this.hidden = true;
-      if (had) this._focusSlot();
-    }
-
-    /** Focus the placeholder: a hidden widget cannot keep keyboard focus, and dropped it would
-     * fall to the top of the page. tabindex=-1 while it has focus (a Tab goes on from here). */
-    _focusSlot() {
-      var slot = this.parentElement;
-      if (!slot) return;
-      if (!slot.hasAttribute("tabindex")) {
-        slot.setAttribute("tabindex", "-1");
-        slot.addEventListener("blur", function () { slot.removeAttribute("tabindex"); }, { once: true });
-      }
-      slot.focus({ preventScroll: true });
+      if (had) sk.focusSlot(this);
     }
 
     /** The placeholder's text (or the default) with its {placeholders} filled in. */
@@ -189,7 +177,7 @@
       this.hidden = !offer && !ship;
       if (had) { // ...keeps it on the same button, or gives it to the placeholder
         var same = !this.hidden && root.querySelector("." + had.classList[0]);
-        if (same) same.focus(); else this._focusSlot();
+        if (same) same.focus(); else sk.focusSlot(this);
       }
       var malformed = (answer.offer && !offer) || (answer.free_shipping && !ship);
       this._state(offer ? "ready" : malformed ? "error" : "empty");

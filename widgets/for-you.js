@@ -189,20 +189,8 @@
     _hide(state) {
       var had = this.shadowRoot && this.shadowRoot.activeElement;
       this.hidden = true;
-      if (had) this._focusSlot();
+      if (had) sk.focusSlot(this);
       if (this.parentElement) this.parentElement.setAttribute("data-shopkeeper-state", state);
-    }
-
-    /** Focus the placeholder: a hidden widget cannot keep keyboard focus, and dropped it would
-     * fall to the top of the page. tabindex=-1 while it has focus (a Tab goes on from here). */
-    _focusSlot() {
-      var slot = this.parentElement;
-      if (!slot) return;
-      if (!slot.hasAttribute("tabindex")) {
-        slot.setAttribute("tabindex", "-1");
-        slot.addEventListener("blur", function () { slot.removeAttribute("tabindex"); }, { once: true });
-      }
-      slot.focus({ preventScroll: true });
     }
 
     _render(p, cfg, recs, items) {

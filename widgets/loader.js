@@ -78,6 +78,19 @@
   }
   sk.guard = guard;
 
+  /** Focus a widget's placeholder: a hidden widget cannot keep keyboard focus, and dropped
+   * it would fall to the top of the page. tabindex=-1 while it has focus (Tab goes on from
+   * here); a tabindex the merchant set is kept. */
+  sk.focusSlot = function (widget) {
+    var slot = widget.parentElement;
+    if (!slot) return;
+    if (!slot.hasAttribute("tabindex")) {
+      slot.setAttribute("tabindex", "-1");
+      slot.addEventListener("blur", function () { slot.removeAttribute("tabindex"); }, { once: true });
+    }
+    slot.focus({ preventScroll: true });
+  };
+
   /** Where a module lives: a versioned, immutable URL when the server stamped VERSION. */
   function moduleUrl(name) {
     return VERSION.charAt(0) === "_" ? base + name + ".js" : base + "v/" + VERSION + "/" + name + ".js";
