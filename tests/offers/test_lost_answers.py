@@ -144,6 +144,17 @@ def _quoted(shop) -> dict:
     return offer
 
 
+def _lost_create(shop, fake: Platform) -> dict:
+    """A quoted offer whose accept made the discount on the platform and lost the answer
+    (the shopper got a 502); the platform answers again afterwards."""
+    offer = _quoted(shop)
+    fake.lose_next = True
+    with pytest.raises(service.DiscountUnavailable):
+        service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
+    fake.down = False
+    return offer
+
+
 def _row(offer: dict) -> Offer:
     row = db.session.scalar(sa.select(Offer).where(Offer.public_id == offer["id"]))
     db.session.refresh(row)
@@ -175,11 +186,7 @@ def test_a_retry_after_a_lost_answer_adopts_the_discount_instead_of_a_second(pla
 
 def test_a_lost_answer_nobody_retries_is_found_and_deleted(platform):
     shop, fake = platform
-    offer = _quoted(shop)
-    fake.lose_next = True
-    with pytest.raises(service.DiscountUnavailable):
-        service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
-    fake.down = False
+    offer = _lost_create(shop, fake)
     row = _row(offer)
     # the discount may exist: its budget stays reserved while the outcome is unknown
     assert row.creating_since is not None and _reserved() == Decimal(offer["amount"])
@@ -219,11 +226,7 @@ def test_an_accept_that_died_mid_call_is_undone_and_a_retry_adopts_its_discount(
 def test_a_secret_key_rotation_cannot_change_the_code_a_lost_answer_left(app, platform,
                                                                          monkeypatch):
     shop, fake = platform
-    offer = _quoted(shop)
-    fake.lose_next = True
-    with pytest.raises(service.DiscountUnavailable):
-        service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
-    fake.down = False
+    offer = _lost_create(shop, fake)
     [first] = fake.discounts
     # the test's credentials key is derived from SECRET_KEY; production sets its own
     fernet = crypto._fernet()
@@ -293,11 +296,7 @@ def test_a_retry_that_began_before_expiry_keeps_the_discount_it_adopts(platform)
     that passed the expiry check a moment before still claims after it, and deleting
     the discount then would hand the shopper a code that no longer exists."""
     shop, fake = platform
-    offer = _quoted(shop)
-    fake.lose_next = True
-    with pytest.raises(service.DiscountUnavailable):
-        service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
-    fake.down = False
+    offer = _lost_create(shop, fake)
     row = _row(offer)
     expired = row.expires_at
     just_after = expired + timedelta(minutes=1)
