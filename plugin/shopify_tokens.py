@@ -103,7 +103,7 @@ def _renew_locked(shop_id: str, connector: ShopifyConnector, held: Credentials,
         db.session.commit()
         return stored
     try:
-        fresh = connector.renewed_credentials(stored)
+        fresh = _renewed_unwaited(connector, stored)
     except AuthFailed as err:
         if expiring:
             installation.auth_failed = True
@@ -125,6 +125,21 @@ def _renew_locked(shop_id: str, connector: ShopifyConnector, held: Credentials,
     log.info("shopify.token_renewed", extra={"shop_id": shop_id,
                                              "migrated": not expiring, "after_401": force})
     return fresh
+
+
+def _renewed_unwaited(connector: ShopifyConnector, stored: Credentials) -> Credentials:
+    """``connector.renewed_credentials`` without the session's ``on_wait``: a sync renews
+    its lease there, which commits, and a retried token request would then commit this
+    transaction and free the row while the single-use refresh token is being spent."""
+    http = connector.session
+    waited = getattr(http, "on_wait", None)
+    if waited is None:
+        return connector.renewed_credentials(stored)
+    http.on_wait = None
+    try:
+        return connector.renewed_credentials(stored)
+    finally:
+        http.on_wait = waited
 
 
 def migrate_legacy_tokens() -> int:

@@ -200,3 +200,51 @@ def test_a_refused_migration_keeps_the_old_token_and_waits_a_day(app) -> None:
     assert shops.get_shop(shop.id).installation.auth_failed is False
     with responses.RequestsMock():  # asked again only after a day
         assert jobs.migrate_shopify_tokens() == 0
+
+
+def _row_is_free(shop_id: str) -> bool:
+    """Whether another connection can write the shop's installations row right now."""
+    import sqlalchemy as sa
+
+    from plugin.models import Installation
+
+    with db.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SET lock_timeout = '300ms'"))
+        else:
+            conn.exec_driver_sql("PRAGMA busy_timeout = 300")
+        try:
+            conn.execute(sa.update(Installation).where(Installation.shop_id == shop_id)
+                         .values(updated_at=Installation.updated_at))
+        except sa.exc.DBAPIError:
+            return False
+        finally:
+            conn.rollback()
+        return True
+
+
+def test_a_sync_renewing_its_lease_while_a_refresh_is_retried_keeps_the_row_locked(app):
+    """A sync renews its lease at each retry wait (``RetrySession.on_wait``), and the
+    renewal commits: run for a retried token refresh, it committed the refresh's own
+    transaction, freeing the installations row while the refresh token was being spent,
+    so a second worker could refresh with it too."""
+    from connectors.http import make_session
+    from plugin.ingestion.sync import run_sync
+
+    shop = make_shop(app, expires_in=timedelta(minutes=-1))
+    free_while_waiting: list[bool] = []
+
+    def wait(delay: float) -> None:
+        free_while_waiting.append(_row_is_free(shop.id))
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.post(TOKEN_URL, status=503)
+        rsps.post(TOKEN_URL, json=refreshed(), match=refresh_request())
+        rsps.post(GRAPHQL, json={"data": {
+            "shop": {"ianaTimezone": "Europe/Paris"},
+            "products": {"pageInfo": {"hasNextPage": False, "endCursor": None},
+                         "nodes": []}}})
+        run_sync(shop.id, "products", session=make_session(sleep=wait))
+    assert free_while_waiting == [False]
+    creds = stored(shop)
+    assert (creds.access_token, creds.extra["refresh_token"]) == ("shpat_new", "shprt_new")
