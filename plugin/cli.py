@@ -168,6 +168,12 @@ def shops_credentials(shop_id: str, api_url: str | None, access_token: str | Non
             f"unknown shop {shop_id} (`shopkeeper shops list` shows the ids)") from None
     creds = shop_service.credentials_for(shop)
     extra = dict(creds.extra)
+    if access_token:  # not the expiring token its refresh token renews (Shopify): drop those
+        from connectors.shopify import install
+
+        for key in (install.REFRESH_TOKEN, install.ACCESS_EXPIRES_AT,
+                    install.REFRESH_TOKEN_EXPIRES_AT):
+            extra.pop(key, None)
     for item in extras:
         key, sep, value = item.partition("=")
         if not sep or not key:

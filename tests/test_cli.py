@@ -258,3 +258,28 @@ def test_shops_token_secret_prints_the_current_secret_after_a_rotation(runner, s
     assert "previous secret is still accepted until" in r.stderr
     missing = runner.invoke(main, ["shops", "token-secret", "shp_nope"])
     assert missing.exit_code == 1 and "unknown or uninstalled shop shp_nope" in missing.output
+
+
+def test_an_access_token_set_by_hand_drops_the_expiring_tokens_refresh(runner, app):
+    """A Shopify shop's expiring token came with a refresh token and expiry: kept beside a
+    token set by hand, they made it pass for that expiring one, and its next call refreshed
+    with the old refresh token, replacing the token just set (or, refused, asked the
+    merchant for OAuth again)."""
+    from connectors.base import Credentials
+    from connectors.shopify import install
+    from plugin import shops
+
+    shop = shops.create_shop("shopify", "handset.myshopify.com", Credentials(
+        "handset.myshopify.com", access_token="shpat_old", webhook_secret="s", extra={
+            "api_key": "k", install.REFRESH_TOKEN: "shprt_old",
+            install.ACCESS_EXPIRES_AT: "2026-01-01T00:00:00+00:00",
+            install.REFRESH_TOKEN_EXPIRES_AT: "2026-03-01T00:00:00+00:00"}))
+    db.session.commit()
+    r = runner.invoke(main, ["shops", "credentials", shop.id, "--access-token", "shpat_set"])
+    assert r.exit_code == 0, r.output
+    db.session.expire_all()
+    creds = shops.credentials_for(shops.get_shop(shop.id))
+    assert creds.access_token == "shpat_set"
+    assert not {install.REFRESH_TOKEN, install.ACCESS_EXPIRES_AT,
+                install.REFRESH_TOKEN_EXPIRES_AT} & set(creds.extra)
+    assert creds.extra["api_key"] == "k"
