@@ -7,7 +7,7 @@ import re
 import secrets
 import shutil
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -200,15 +200,54 @@ def save_credentials(shop: Shop, credentials: Credentials) -> None:
     out)."""
     if shop.installation is None:
         shop.installation = Installation()
-    elif not credentials.extra.get(CUSTOMER_TOKEN_SECRET) \
-            and shop.installation.credentials_encrypted is not None:
-        stored = credentials_for(shop).extra
-        kept = {k: stored[k] for k in _TOKEN_SECRET_KEYS if stored.get(k)}
-        if kept:
-            credentials = replace(credentials, extra={**credentials.extra, **kept})
+    else:
+        credentials = _newer_token_kept(shop, credentials)
+        if not credentials.extra.get(CUSTOMER_TOKEN_SECRET) \
+                and shop.installation.credentials_encrypted is not None:
+            stored = credentials_for(shop).extra
+            kept = {k: stored[k] for k in _TOKEN_SECRET_KEYS if stored.get(k)}
+            if kept:
+                credentials = replace(credentials, extra={**credentials.extra, **kept})
     shop.installation.credentials_encrypted = crypto.encrypt_credentials(credentials)
     shop.installation.auth_failed = False
     audit(shop.id, "credentials.saved")
+
+
+def _newer_token_kept(shop: Shop, credentials: Credentials) -> Credentials:
+    """Keep a Shopify token pair rotated since the caller read its credentials.
+
+    Callers read, change and save them (a secret rotation, the zone or channel id a sync
+    learns); a token refresh in another worker meanwhile rotated the pair, and Shopify
+    retires a refresh token once its successor is used. So the stored pair wins when its
+    access token expires later than the one being saved. The install and a hand-set token
+    bring a newer token, or none that refreshes, and win. The row is locked until commit.
+    """
+    from connectors.shopify.install import (
+        ACCESS_EXPIRES_AT,
+        REFRESH_TOKEN,
+        REFRESH_TOKEN_EXPIRES_AT,
+    )
+
+    encrypted = db.session.scalar(sa.select(Installation.credentials_encrypted).where(
+        Installation.shop_id == shop.id).with_for_update())
+    if encrypted is None or not credentials.extra.get(REFRESH_TOKEN):
+        return credentials
+    stored = crypto.decrypt_credentials(encrypted)
+    if not stored.extra.get(REFRESH_TOKEN) or _expiry(stored.extra, ACCESS_EXPIRES_AT) \
+            <= _expiry(credentials.extra, ACCESS_EXPIRES_AT):
+        return credentials
+    pair = (ACCESS_EXPIRES_AT, REFRESH_TOKEN, REFRESH_TOKEN_EXPIRES_AT)
+    return replace(credentials, access_token=stored.access_token,
+                   extra={**credentials.extra, **{k: stored.extra[k] for k in pair
+                                                  if k in stored.extra}})
+
+
+def _expiry(extra: dict, key: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(str(extra.get(key)))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def connector_for(shop: Shop, *, session: requests.Session | None = None) -> Connector:

@@ -248,3 +248,28 @@ def test_a_sync_renewing_its_lease_while_a_refresh_is_retried_keeps_the_row_lock
     assert free_while_waiting == [False]
     creds = stored(shop)
     assert (creds.access_token, creds.extra["refresh_token"]) == ("shpat_new", "shprt_new")
+
+
+def test_a_stale_credentials_write_keeps_the_pair_rotated_meanwhile(app) -> None:
+    """A writer that read the credentials before another worker's refresh (a secret
+    rotation, the zone a sync reads) saved the old pair back over the rotated one."""
+    from dataclasses import replace
+
+    shop = make_shop(app, expires_in=timedelta(minutes=2))
+    read_before = stored(shop)
+    with responses.RequestsMock() as rsps:
+        rsps.post(TOKEN_URL, json=refreshed(), match=refresh_request())
+        rsps.post(GRAPHQL, json=SHOP_ANSWER, match=with_token("shpat_new"))
+        assert shops.connector_for(shops.get_shop(shop.id)).still_installed() is True
+    shop = shops.get_shop(shop.id)
+    shops.save_credentials(shop, replace(read_before, webhook_secret="rotated-secret"))
+    db.session.commit()
+    now = stored(shop)
+    assert now.webhook_secret == "rotated-secret"  # the writer's change is kept...
+    assert (now.access_token, now.extra["refresh_token"]) == ("shpat_new", "shprt_new")
+    # ...and a newer token (a reinstall) still replaces the stored one
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    shops.save_credentials(shop, replace(now, access_token="shpat_reinstall", extra={
+        **now.extra, "refresh_token": "shprt_reinstall", "access_token_expires_at": later}))
+    db.session.commit()
+    assert stored(shop).access_token == "shpat_reinstall"
