@@ -37,8 +37,9 @@ def claim(offer: Offer, rails: Guardrails, now: datetime, *, grace: timedelta) -
     """
     db.session.execute(sa.select(Shop.id).where(Shop.id == offer.shop_id)
                        .with_for_update(key_share=True))  # no-op on SQLite
-    # still unexpired as the claim lands, not only when the request began: the reconcile
-    # job settles an expired offer's lost create (deleting its discount) after a margin
+    # unexpired at ``now`` (the request's time) in the same statement that claims it: the
+    # reconcile job deletes an expired offer's lost discount only ``CLAIM_MARGIN`` after
+    # the expiry, which covers a request that took that long to reach this point
     claimed = db.session.execute(sa.update(Offer).where(
         Offer.id == offer.id, Offer.status == "offered", Offer.expires_at > now).values(
         status="accepting", creating_since=now,
