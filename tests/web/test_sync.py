@@ -244,11 +244,13 @@ def test_a_long_sync_renews_its_short_lease_with_each_page(fake_shop, monkeypatc
     from plugin import lease
     from plugin.ingestion import sync
 
-    monkeypatch.setattr(sync, "LEASE_SECONDS", 0.8)
+    # wide margins: the lease runs on the database's clock, and a loaded CI machine took
+    # more than 0.4 s between taking a 0.8 s lease and reaching the first page
+    monkeypatch.setattr(sync, "LEASE_SECONDS", 3)
     name, others = sync.lease_name(fake_shop.id, "products"), []
 
     def slow_page(n: int) -> None:
-        time.sleep(0.4)  # three pages: 1.2 s, longer than the lease
+        time.sleep(1.2)  # three pages: 3.6 s, longer than the lease
         others.append(lease.acquire(name, "other:1", 60))
 
     PagedFakeConnector.before_page = slow_page
@@ -281,16 +283,16 @@ def test_a_page_retried_for_longer_than_the_lease_keeps_it(app, monkeypatch):
     db.session.commit()
     for status in (503, 503, 200):
         responses.add(responses.GET, "https://platform.example/products", status=status)
-    monkeypatch.setattr(sync, "LEASE_SECONDS", 2)
+    monkeypatch.setattr(sync, "LEASE_SECONDS", 3)
     name, others = sync.lease_name(shop.id, "products"), []
 
     def wait(delay: float) -> None:  # the back-off, then another run tries its luck
-        time.sleep(1.2)
+        time.sleep(1.6)
         others.append(lease.acquire(name, "other:1", 60))
 
     result = run_sync(shop.id, "products", session=make_session(sleep=wait))
     assert result.finished and result.records == 10
-    assert others == [False, False]  # 2.4 s of waits against a 2 s lease
+    assert others == [False, False]  # 3.2 s of waits against a 3 s lease
 
 
 def test_a_sync_that_lost_its_lease_writes_no_further_page(fake_shop):
