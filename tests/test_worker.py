@@ -457,12 +457,12 @@ def test_a_job_whose_worker_died_backs_off_like_a_failure(app):
 def test_a_long_jobs_heartbeat_keeps_it_from_being_taken_for_abandoned(app, monkeypatch):
     from plugin import jobs
 
-    monkeypatch.setattr(jobs, "RUN_HEARTBEAT_SECONDS", 0.1)
-    monkeypatch.setattr(jobs, "RUN_ABANDONED_SECONDS", 0.6)
+    monkeypatch.setattr(jobs, "RUN_HEARTBEAT_SECONDS", 0.2)
+    monkeypatch.setattr(jobs, "RUN_ABANDONED_SECONDS", 1.5)  # wide: a loaded CI machine
     swept = []
 
     def long_job():
-        time.sleep(1.5)  # outlives the threshold more than twice
+        time.sleep(3.2)  # outlives the threshold more than twice
         swept.append(jobs.mark_abandoned_runs("long"))  # the next check, meanwhile
 
     jobs.run_recorded(app, "long", long_job)
