@@ -246,6 +246,13 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
         log.warning("sync.lease_lost", extra={"shop_id": shop_id, "resource": resource})
         return result
     except ConnectorError as err:
+        db.session.rollback()
+        try:
+            renew()  # the state is the run's that holds the lease now, if another does
+        except _LeaseLost:
+            result.error = "lost the sync lease to another run"
+            log.warning("sync.lease_lost", extra={"shop_id": shop_id, "resource": resource})
+            return result
         result.error = _failed(shop_id, resource, err).last_error
         if isinstance(err, RateLimited):
             result.retry_after = err.retry_after

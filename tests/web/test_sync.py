@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 import connectors
 from connectors.base import Connector, ConnectorMeta
-from connectors.errors import AuthFailed, NotSupported, RateLimited
+from connectors.errors import AuthFailed, NotSupported, RateLimited, TransientError
 from connectors.records import LineItem, Order, Page, Product, Rejected
 from plugin import shops
 from plugin.extensions import db
@@ -313,6 +313,40 @@ def test_a_sync_that_lost_its_lease_writes_no_further_page(fake_shop):
     assert result.error == "lost the sync lease to another run" and result.records == 10
     assert _count(ProductRow) == 10
     assert db.session.scalar(sa.select(SyncState)).cursor == "10"  # left to the other run
+
+
+class TakenOverConnector(PagedFakeConnector):
+    """One page, then another run takes the lease over, then the platform fails."""
+
+    meta = ConnectorMeta(key="takenover", name="Taken over", webhook_topics=(), scopes=(),
+                         capabilities=frozenset({"backfill"}))
+
+    def iter_products(self, cursor=None):
+        from plugin.ingestion.sync import lease_name
+        from plugin.models import SchedulerLease
+
+        yield Page(items=CATALOG[:10], next_cursor="10")
+        shop_id = db.session.scalar(sa.select(SyncState.shop_id))
+        db.session.execute(sa.update(SchedulerLease).where(
+            SchedulerLease.name == lease_name(shop_id, "products")).values(
+            holder="other:1", expires_at=datetime.now(UTC) + timedelta(minutes=5)))
+        db.session.commit()
+        raise TransientError("HTTP 503 after 6 attempts")
+
+
+def test_a_failure_after_the_lease_was_lost_leaves_the_other_runs_state(app, monkeypatch):
+    """A run that lost its lease and then met a platform error marked the sync failed,
+    over the state of the run that holds the lease now."""
+    connectors.available()
+    monkeypatch.setitem(connectors._registry, "takenover", TakenOverConnector)
+    shop = shops.create_shop("takenover", "takenover.example")
+    db.session.commit()
+    result = run_sync(shop.id, "products")
+    assert result.error == "lost the sync lease to another run"
+    db.session.expire_all()
+    state = db.session.scalar(sa.select(SyncState))
+    assert state.status == "running" and state.last_error is None  # the other run's
+    assert state.cursor == "10" and _count(ProductRow) == 10  # the page before stays
 
 
 def test_a_finished_pass_shows_a_full_progress_bar(app, client, fake_shop):
