@@ -35,6 +35,17 @@ def _shop(platform: str, domain: str, credentials: Credentials):
     return shop
 
 
+def _shopify_shop_creating_discounts():
+    """A Shopify shop whose ``discountCodeBasicCreate`` answers with discount node 9."""
+    domain = "offers.myshopify.com"
+    shop = _shop("shopify", domain, Credentials(domain, access_token="shpat_x",
+                                                webhook_secret="shpss_x"))
+    url = f"https://{domain}/admin/api/{API_VERSION}/graphql.json"
+    responses.post(url, json={"data": {"discountCodeBasicCreate": {
+        "codeDiscountNode": {"id": "gid://shopify/DiscountCodeNode/9"}, "userErrors": []}}})
+    return shop
+
+
 def _accept(client, shop) -> dict:
     offer = quote(client, shop).get_json()["offer"]
     assert offer is not None
@@ -45,12 +56,7 @@ def _accept(client, shop) -> dict:
 
 @responses.activate
 def test_shopify_gets_basic_code_with_usage_limit_and_expiry(client, app):
-    domain = "offers.myshopify.com"
-    shop = _shop("shopify", domain, Credentials(domain, access_token="shpat_x",
-                                                webhook_secret="shpss_x"))
-    url = f"https://{domain}/admin/api/{API_VERSION}/graphql.json"
-    responses.post(url, json={"data": {"discountCodeBasicCreate": {
-        "codeDiscountNode": {"id": "gid://shopify/DiscountCodeNode/9"}, "userErrors": []}}})
+    shop = _shopify_shop_creating_discounts()
     out = _accept(client, shop)
     sent = json.loads(responses.calls[-1].request.body)
     data = sent["variables"]["input"]
@@ -70,12 +76,7 @@ def test_shopify_code_starts_a_minute_early_and_ends_when_the_offer_does(client,
     """``startsAt`` was our ``now``: a Shopify clock a few seconds behind ours refused the
     code just handed out as not yet active. It starts a minute early; the end, use limit
     and customer are what the offer says, whatever the start."""
-    domain = "offers.myshopify.com"
-    shop = _shop("shopify", domain, Credentials(domain, access_token="shpat_x",
-                                                webhook_secret="shpss_x"))
-    url = f"https://{domain}/admin/api/{API_VERSION}/graphql.json"
-    responses.post(url, json={"data": {"discountCodeBasicCreate": {
-        "codeDiscountNode": {"id": "gid://shopify/DiscountCodeNode/9"}, "userErrors": []}}})
+    shop = _shopify_shop_creating_discounts()
     before = datetime.now(UTC)
     out = _accept(client, shop)
     after = datetime.now(UTC)
