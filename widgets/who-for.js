@@ -35,7 +35,7 @@
     ".sk-new[hidden]{display:none}",
     ".sk-new label{display:grid;gap:.2rem}",
     ".sk-actions{display:flex;justify-content:flex-end;gap:.5rem;margin-top:1rem}",
-    ".sk-error{color:#a4161a;font-weight:600}",
+    ".sk-error{color:var(--sk-error,#a4161a);font-weight:600}",
     "details{margin:.25rem 0 1rem}summary{cursor:pointer}",
     ".sk-orders{list-style:none;margin:.5rem 0 0;padding:0;display:grid;gap:.5rem}",
     ".sk-orders li{display:flex;flex-wrap:wrap;align-items:center;justify-content:space-between;gap:.5rem}",

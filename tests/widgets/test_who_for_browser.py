@@ -314,6 +314,22 @@ def test_the_dialog_stays_readable_on_a_dark_host_page(demo_shop, live, page):
                       ["dialog h2", "dialog label", "dialog .sk-later", "dialog select"]) == []
 
 
+def test_the_error_follows_a_dark_theme(demo_shop, live, page):
+    """A merchant's dark theme (README's example) darkens the dialog; the "enter a name"
+    error must take the theme's colour, not stay dark red on dark grey."""
+    _asked_about_a_foreign_product(demo_shop, live, page)
+    page.evaluate("""() => { const s = document.documentElement.style;
+        for (const [k, v] of [['--sk-card-bg', '#1e1e1e'], ['--sk-color', '#eeeeee'],
+                              ['--sk-muted', '#bbbbbb'], ['--sk-error', '#ff8a80']])
+            s.setProperty(k, v); }""")
+    page.get_by_label("Someone new").check()
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("alert").wait_for(state="visible")
+    assert unreadable(page, "shopkeeper-shopping-for",
+                      ["dialog .sk-error", "dialog h2", "dialog label"]) == []
+    _clean(page)
+
+
 @pytest.mark.parametrize("choice", ["Me", "A one-off gift"])
 def test_saved_is_announced_to_a_shopper_with_no_people(demo_shop, live, page, choice):
     """With nobody saved there is no switcher to show, but the live region must still be
