@@ -8,10 +8,13 @@ The expression yields naive UTC in the form ``UTCDateTime`` stores, on SQLite (t
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from plugin.extensions import db
+from plugin.models.types import UTCDateTime
 
 
 def db_utcnow(offset_seconds: float = 0.0) -> ColumnElement:
@@ -25,3 +28,9 @@ def db_utcnow(offset_seconds: float = 0.0) -> ColumnElement:
     # so text comparisons with stored values order correctly
     return sa.func.strftime("%Y-%m-%d %H:%M:%f", "now",
                             f"{float(offset_seconds):+.6f} seconds").concat("000")
+
+
+def db_now() -> datetime:
+    """The database's current UTC time, read now (aware): for "how long ago" questions
+    about times written with ``db_utcnow``."""
+    return db.session.scalar(sa.select(sa.type_coerce(db_utcnow(), UTCDateTime())))

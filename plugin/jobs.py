@@ -17,7 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
 from plugin import lease
-from plugin.db_clock import db_utcnow
+from plugin.db_clock import db_now, db_utcnow
 from plugin.extensions import db
 from plugin.models import JobRun
 from plugin.models.types import utcnow
@@ -228,8 +228,11 @@ def run_recorded(app: Flask, name: str, fn: Callable[[], object],
         if holder is not None and lease.holder_of(LEASE_NAME) != holder:
             log.warning("jobs.skipped_not_leader", extra={"job": name, "worker": holder})
             return
-        run = JobRun(job=name, worker=worker_name(), started_at=utcnow(), status="running",
-                     heartbeat_at=db_utcnow())
+        # on the database's clock, like the heartbeat: workers' clocks drift, and one
+        # running fast would take a job that ran a minute ago for overdue
+        run = JobRun(job=name, worker=worker_name(), started_at=db_utcnow(),
+                     status="running", heartbeat_at=db_utcnow())
+        began = time.perf_counter()
         db.session.add(run)
         db.session.commit()
         try:
@@ -241,9 +244,9 @@ def run_recorded(app: Flask, name: str, fn: Callable[[], object],
             run = db.session.merge(run)
             run.status, run.error = "failed", f"{type(err).__name__}: {err}"[:2000]
             log.exception("jobs.failed", extra={"job": name})
-        run.finished_at = utcnow()
+        run.finished_at = db_utcnow()
         db.session.commit()
-        _observe_job(name, run)
+        _observe_job(name, run.status, time.perf_counter() - began)
 
 
 @contextmanager
@@ -293,12 +296,12 @@ def mark_abandoned_runs(name: str) -> int:
     return n
 
 
-def _observe_job(name: str, run: JobRun) -> None:
+def _observe_job(name: str, status: str, seconds: float) -> None:
     try:
         from plugin.metrics import observe_job
     except ImportError:
         return
-    observe_job(name, (run.finished_at - run.started_at).total_seconds(), run.status)
+    observe_job(name, seconds, status)
 
 
 def job_is_due(name: str, interval: float, *, now: datetime | None = None) -> bool:
@@ -313,7 +316,7 @@ def job_is_due(name: str, interval: float, *, now: datetime | None = None) -> bo
     An abandoned run (its worker died: out of memory, killed) backs off like a failure:
     rerun at once after a failover, a job that kills its worker would crash-loop the fleet.
     """
-    now = now or utcnow()
+    now = now or db_now()  # run times are on the database's clock
     last = dict(db.session.execute(
         sa.select(JobRun.status, sa.func.max(JobRun.finished_at))
         .where(JobRun.job == name, JobRun.status.in_(("ok", "failed", "abandoned")))

@@ -288,6 +288,22 @@ def test_schedule_state_survives_a_new_leader(app):
     assert not job_is_due("daily", 86400, now=utcnow() + timedelta(hours=23))
 
 
+def test_a_worker_whose_clock_runs_fast_does_not_rerun_a_job_that_just_ran(app, monkeypatch):
+    """Run times were stamped with the worker's clock and judged against it: a worker two
+    hours fast took an hourly job another worker had just run for overdue, and a slow
+    one's runs looked like the future. Both now use the database's clock."""
+    from plugin import jobs
+
+    calls = []
+    jobs.run_if_due(app, "hourly", lambda: calls.append("leader"), 3600)
+    monkeypatch.setattr(jobs, "utcnow", lambda: utcnow() + timedelta(hours=2))
+    jobs.run_if_due(app, "hourly", lambda: calls.append("fast clock"), 3600)
+    assert calls == ["leader"]
+    run = db.session.scalar(sa.select(JobRun).where(JobRun.job == "hourly"))
+    assert abs(run.started_at - utcnow()) < timedelta(minutes=1)
+    assert timedelta(0) <= run.finished_at - run.started_at < timedelta(minutes=1)
+
+
 def test_retention_purge_drops_old_carts_and_nudges_and_unlinks_old_quotes(app):
     from decimal import Decimal
 
