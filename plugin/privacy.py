@@ -37,10 +37,13 @@ from plugin.models.events import SET_ASIDE
 from plugin.models.types import utcnow
 from plugin.offers import privacy as offers_privacy
 from plugin.privacy_export import (
+    erase_export,
+    erased_export_names,
     export_customer,
     export_guest_orders,
     exports_dir,
     forget_order_exports,
+    sweep_erased_exports,
 )
 from plugin.shops import audit
 from plugin.subprofiles import recs as subprofile_recs
@@ -240,10 +243,11 @@ def data_requests(shop_id: str) -> list[dict[str, Any]]:
     the data to the customer: the admin's privacy page lists these files to download.
     """
     directory = exports_dir(shop_id)
+    erased = erased_export_names(shop_id) if directory.is_dir() else set()
     out = []
     for path in directory.iterdir() if directory.is_dir() else ():
         match = _EXPORT_NAME.fullmatch(path.name)
-        if match is None or not path.is_file():
+        if match is None or not path.is_file() or path.name in erased:
             continue
         try:
             customer = json.loads(path.read_text()).get("customer_id")
@@ -256,8 +260,9 @@ def data_requests(shop_id: str) -> list[dict[str, Any]]:
 
 
 def data_request_file(shop_id: str, name: str) -> Path | None:
-    """The export file ``name`` of this shop, or None (never a path outside its folder)."""
-    if _EXPORT_NAME.fullmatch(name) is None:
+    """The export file ``name`` of this shop, or None (never a path outside its folder,
+    nor an export an erasure deleted whose file is still there)."""
+    if _EXPORT_NAME.fullmatch(name) is None or name in erased_export_names(shop_id):
         return None
     path = exports_dir(shop_id) / name
     return path if path.is_file() else None
@@ -265,9 +270,10 @@ def data_request_file(shop_id: str, name: str) -> Path | None:
 
 def purge_old_exports(shop_id: str, *, now: datetime | None = None) -> int:
     """Delete data-request exports older than ``EXPORT_KEEP_DAYS``: copies of personal data
-    should not outlive the request they answer."""
+    should not outlive the request they answer. Erased exports' files still on disk go too
+    (``sweep_erased_exports``)."""
     cutoff = (now or utcnow()) - timedelta(days=EXPORT_KEEP_DAYS)
-    n = 0
+    n = sweep_erased_exports(shop_id)
     for req in data_requests(shop_id):
         if req["requested_at"] < cutoff:
             (exports_dir(shop_id) / req["name"]).unlink(missing_ok=True)
@@ -281,8 +287,9 @@ def _export_prefix(shop_id: str, customer_id: str) -> str:
 
 
 def _forget_exports(shop_id: str, customer_id: str) -> None:
-    """Delete the customer's data-request exports: copies of what erasure removes."""
+    """Delete the customer's data-request exports (once the erasure commits: ``erase_export``):
+    copies of what erasure removes."""
     directory = exports_dir(shop_id)
     if directory.is_dir():
         for path in directory.glob(f"{_export_prefix(shop_id, customer_id)}*.json"):
-            path.unlink(missing_ok=True)
+            erase_export(shop_id, path)

@@ -11,13 +11,16 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from plugin.api import linking
-from plugin.extensions import db
+from plugin.extensions import db, insert_or_ignore
 from plugin.ingestion.mapping import guest_shopper
 from plugin.models import (
     Cart,
     Customer,
+    ErasedExport,
     Impression,
     Interaction,
     Order,
@@ -28,6 +31,7 @@ from plugin.models import (
     WebhookDelivery,
 )
 from plugin.models.events import FORGOTTEN_SUBPROFILE
+from plugin.models.types import utcnow
 from plugin.offers import privacy as offers_privacy
 from plugin.webhooks import inbox
 
@@ -95,7 +99,56 @@ def forget_order_exports(shop_id: str, order_ids: Collection[str]) -> None:
         except (OSError, ValueError, AttributeError, KeyError, TypeError):
             continue  # not an export this module wrote
         if held & redacted:
+            erase_export(shop_id, path)
+
+
+#: Export files ``erase_export`` deletes once the session's transaction commits.
+_PENDING = "shopkeeper_exports_erased"
+_LISTENING = "shopkeeper_exports_listening"
+
+
+def erase_export(shop_id: str, path: Path) -> None:
+    """Delete the export ``path`` once the erasure's transaction commits, not now: an
+    erasure that rolls back (a failed delivery, retried later) must leave the shopper's
+    export. It is flagged erased in the same transaction, so if the process dies between
+    the commit and the delete the file is neither listed nor served, and the retention
+    sweep (``sweep_erased_exports``) deletes it."""
+    db.session.execute(insert_or_ignore(ErasedExport, ["shop_id", "name"], shop_id=shop_id,
+                                        name=path.name, erased_at=utcnow()))
+    session = db.session()
+    if not session.info.get(_LISTENING):
+        event.listen(session, "after_commit", _delete_pending)
+        event.listen(session, "after_soft_rollback", _drop_pending)
+        session.info[_LISTENING] = True
+    session.info.setdefault(_PENDING, []).append(path)
+
+
+def _delete_pending(session: Session) -> None:
+    for path in session.info.pop(_PENDING, ()):
+        path.unlink(missing_ok=True)
+
+
+def _drop_pending(session: Session, previous_transaction: Any) -> None:
+    session.info.pop(_PENDING, None)  # rolled back: the files stay, as the rows do
+
+
+def erased_export_names(shop_id: str) -> set[str]:
+    """Names of the shop's exports an erasure deleted (committed), whose file may remain."""
+    return set(db.session.scalars(sa.select(ErasedExport.name).where(
+        ErasedExport.shop_id == shop_id)))
+
+
+def sweep_erased_exports(shop_id: str) -> int:
+    """Delete the files of erased exports still on disk (their erasure's process stopped
+    between its commit and the delete), then forget the names; returns the files deleted."""
+    directory, n = exports_dir(shop_id), 0
+    for name in erased_export_names(shop_id):
+        path = directory / name
+        if path.is_file():
             path.unlink(missing_ok=True)
+            n += 1
+    db.session.execute(sa.delete(ErasedExport).where(ErasedExport.shop_id == shop_id))
+    return n
 
 
 def _orders_export(shop_id: str, order_ids: list[str], *, customer_id: str | None = None,

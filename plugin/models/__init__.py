@@ -14,7 +14,7 @@ from plugin.models.offers import (
 from plugin.models.operations import JobRun, SchedulerLease
 from plugin.models.orders import Cart, Order, OrderLine, RedactedOrder
 from plugin.models.serving import Impression, ModelVersion, RecommendationCache, ShopperConsent
-from plugin.models.shoppers import AnonymousLink, Customer
+from plugin.models.shoppers import AnonymousLink, Customer, ErasedExport
 from plugin.models.subprofiles import PromptState, SubProfile
 from plugin.models.tenancy import Installation, Shop, SyncState
 
@@ -26,6 +26,7 @@ __all__ = [
     "Cart",
     "ClickAttribution",
     "Customer",
+    "ErasedExport",
     "Impression",
     "Installation",
     "Interaction",

@@ -48,3 +48,19 @@ class AnonymousLink(db.Model):
         UniqueConstraint("shop_id", "anonymous_id", name="uq_anonymous_links_shop_anon"),
         Index("ix_anonymous_links_shop_customer", "shop_id", "customer_id"),
     )
+
+
+class ErasedExport(db.Model):
+    """A data-request export an erasure or redaction deleted (its file name, no personal
+    data), recorded in the erasure's transaction. The file itself goes only once that
+    commits; until it is gone (a crash between the commit and the delete) the admin
+    neither lists nor serves it, and the retention sweep deletes it."""
+
+    __tablename__ = "erased_exports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("shop_id", "name", name="uq_erased_exports_shop_name"),)

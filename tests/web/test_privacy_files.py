@@ -24,6 +24,53 @@ def test_erasing_a_customer_deletes_their_data_request_exports(app, shop):
     assert other.exists()  # another customer's export is not touched
 
 
+
+def test_an_erasure_that_rolls_back_keeps_the_customers_exports(app, shop):
+    """The files go when the erasure commits, not before: a rolled-back erasure (a
+    delivery that failed and will be retried) leaves the export listed and downloadable,
+    and a later, unrelated commit of the same session does not delete it either."""
+    from plugin.privacy import data_request_file, data_requests, redact_orders
+
+    mine = record_data_request(shop.id, "c1", order_ids=["4242"])
+    db.session.commit()
+    erase_customer(shop.id, "c1")
+    redact_orders(shop.id, ["4242"])
+    db.session.rollback()
+    assert mine.exists()
+    record_data_request(shop.id, "c2")
+    db.session.commit()
+    assert mine.exists()
+    assert [r["customer_id"] for r in data_requests(shop.id)].count("c1") == 1
+    assert data_request_file(shop.id, mine.name) == mine
+    erase_customer(shop.id, "c1")
+    db.session.commit()
+    assert not mine.exists()
+
+
+def test_an_export_its_erasures_commit_outlived_is_hidden_then_swept(app, shop,
+                                                                       monkeypatch):
+    """The process stops between the erasure's commit and the file's delete: the export
+    is flagged erased in the erasure's transaction, so the admin neither lists nor serves
+    it, and the retention sweep deletes the file."""
+    from plugin import privacy_export
+    from plugin.privacy import data_request_file, data_requests, purge_expired
+
+    shop_id = shop.id
+    mine = record_data_request(shop_id, "c1")
+    db.session.commit()
+    monkeypatch.setattr(privacy_export, "_delete_pending",
+                        lambda session: session.info.pop(privacy_export._PENDING, None))
+    db.session.remove()  # a fresh session: its listener is the crashing one
+    erase_customer(shop_id, "c1")
+    db.session.commit()
+    assert mine.exists()  # the crash: committed, the file still there
+    assert data_requests(shop_id) == []
+    assert data_request_file(shop_id, mine.name) is None
+    purge_expired(shop_id, retention_days=3650)
+    db.session.commit()
+    assert not mine.exists()
+    assert privacy_export.erased_export_names(shop_id) == set()
+
 def test_erasing_a_shop_deletes_its_exports_and_model_artifacts(app):
     a, b = make_shop(), make_shop()
     files = {}
