@@ -44,6 +44,7 @@ from plugin import shops
 from plugin.admin.settings import _forget_api_caches
 from plugin.errors import BadRequest, NotFound
 from plugin.extensions import db
+from plugin.ingestion.mapping import erasure_lock
 from plugin.ingestion.sync import HISTORY_RESET, restart_sync
 from plugin.models import Interaction, Order, Product, Shop
 from plugin.models.events import SET_ASIDE
@@ -113,6 +114,11 @@ def _read_orders_again(shop: Shop) -> int:
     """Backfill the orders from the first one and stop the stored ones feeding
     recommendations (see the module docstring); returns the purchase interactions deleted."""
     restart_sync(shop.id, "orders").watermark = None  # first, as for products
+    # then the erasure lock, as every order write does (a sync page: its state first):
+    # an erasure under way commits before, a later one starts after; between two
+    # statements of an erasure, this bulk delete held a guest order's purchase the
+    # erasure was about to delete while waiting on its customer's, and they deadlocked
+    erasure_lock(shop.id)
     mirrored = (Order.shop_id == shop.id, Order.imported.is_(False))  # not the CSV history
     orders = sa.select(Order.external_id).where(*mirrored)
     purchases = (Interaction.shop_id == shop.id, Interaction.kind == "purchase",

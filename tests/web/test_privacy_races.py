@@ -145,3 +145,75 @@ def test_a_customer_update_and_their_erasure_at_once_leave_them_erased(app, case
     db.session.expire_all()
     [row] = db.session.scalars(sa.select(Customer).filter_by(shop_id=shop_id))
     assert row.deleted_at is not None and row.email_hash is None
+
+
+@pytest.mark.parametrize("first", ["erasure", "switch"])
+def test_a_saleor_channel_switch_and_an_erasure_at_once_both_finish(app, first):
+    """Both change the shop's purchases in bulk. The erasure deletes its customer's
+    purchases, then a guest order's it names; the switch deletes every mirrored purchase
+    in one statement. Without a shared lock, an erasure between the two found the switch
+    holding the guest order's purchase while waiting on the customer's: a deadlock, and
+    one of the two failed (the merchant's switch, or a redaction that must be retried)."""
+    import responses
+
+    from plugin.admin import channel
+    from plugin.models import Shop
+    from tests.admin.test_saleor_channel import API, CHANNELS
+    from tests.admin.test_saleor_channel import _shop as saleor_shop
+
+    shop_id = saleor_shop().id
+    # the guest order's purchase first: a scan of the table meets it before the customer's
+    mapping.upsert_order(shop_id, order_from_rest(order(1001)))
+    mapping.upsert_order(shop_id, order_from_rest(order(1002, 5151)))
+    db.session.commit()
+    paused, go, failures = threading.Event(), threading.Event(), []
+
+    def pause(fn: Callable) -> Callable:
+        def paused_then(*args, **kwargs):  # holding its locks, not committed
+            paused.set()
+            go.wait(30)
+            return fn(*args, **kwargs)
+        return paused_then
+
+    def erasure() -> None:
+        privacy.erase_customer(shop_id, "5151", order_ids=["1001"])
+        db.session.commit()
+
+    def switch() -> None:
+        channel.choose(db.session.get(Shop, shop_id), "channel-pln")
+
+    def run(job: Callable[[], None]) -> None:
+        with app.app_context():  # a session of its own
+            try:
+                job()
+            except Exception as err:  # the test reports what went wrong
+                failures.append(err)
+            finally:
+                paused.set()
+                db.session.remove()
+
+    # the erasure pauses with its customer's purchases deleted, before the guest order's;
+    # the switch with every purchase deleted and orders marked, before its commit
+    held = (privacy, "_forget_orders") if first == "erasure" else (channel, "withdraw_unaccepted")
+    original = getattr(*held)
+    jobs = {"erasure": erasure, "switch": switch}
+    second = "switch" if first == "erasure" else "erasure"
+    with pytest.MonkeyPatch.context() as mp, responses.RequestsMock() as rsps:
+        mp.setattr(*held, pause(original))
+        rsps.add(responses.POST, API, json=CHANNELS)
+        threads = [threading.Thread(target=run, args=(jobs[first],))]
+        threads[0].start()
+        assert paused.wait(30)
+        threads.append(threading.Thread(target=run, args=(jobs[second],)))
+        threads[1].start()
+        assert _waiting_on_a_lock()  # the second waits for the first's transaction
+        go.set()
+        for t in threads:
+            t.join(60)
+    assert failures == []
+    db.session.expire_all()
+    assert db.session.scalars(sa.select(Interaction.order_external_id).filter_by(
+        shop_id=shop_id)).all() == []
+    assert db.session.scalar(sa.select(Order.customer_external_id).filter_by(
+        shop_id=shop_id, external_id="1002")) is None
+    assert db.session.get(Shop, shop_id).settings["saleor_channel"] == "channel-pln"
