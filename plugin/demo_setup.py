@@ -9,10 +9,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask
+from werkzeug.serving import WSGIRequestHandler
 
 from plugin import migrate, shops
 from plugin.extensions import db
 from plugin.ingestion.importer import import_history
+from plugin.logs import anonymize_ip
 from plugin.models import Order, Shop
 from plugin.models.types import utcnow
 
@@ -68,6 +70,27 @@ def _train_if_available(shop: Shop, progress: bool) -> None:
     train_shop(shop.id, show_progress=progress)
 
 
+class RequestHandler(WSGIRequestHandler):
+    """The development server's request log written as gunicorn's access log is
+    (``plugin.gunicorn_conf``): the client's network (``anonymize_ip``), not its address,
+    which identifies a shopper; the path without its query string, which may carry a
+    credential (a signed admin link, an OAuth code)."""
+
+    def address_string(self) -> str:
+        return anonymize_ip(super().address_string())
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        full = getattr(self, "path", None)
+        if full is None:  # a bad request line: werkzeug would log it whole
+            self.log("info", '"-" %s %s', code, size)
+            return
+        self.path = full.partition("?")[0]
+        try:
+            super().log_request(code, size)
+        finally:
+            self.path = full
+
+
 def serve(app: Flask, *, host: str, port: int) -> None:
     """Development server plus the in-process inbox worker."""
     from werkzeug.serving import run_simple
@@ -76,6 +99,7 @@ def serve(app: Flask, *, host: str, port: int) -> None:
 
     worker = start_background(app)
     try:  # not app.run(): Flask ignores it inside its own CLI
-        run_simple(host, port, app, threaded=True, use_reloader=False)
+        run_simple(host, port, app, threaded=True, use_reloader=False,
+                   request_handler=RequestHandler)
     finally:
         worker.stop()

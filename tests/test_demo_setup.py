@@ -32,3 +32,40 @@ def test_a_second_demo_run_keeps_the_trained_model(app, tmp_path, monkeypatch):
     assert versions == ["ready"]  # trained on the first run only
     assert {"http://127.0.0.1:5055", "http://127.0.0.1:5056"} <= set(
         again.settings["allowed_origins"])
+
+
+def test_the_demo_servers_request_log_holds_networks_not_addresses(app, monkeypatch, caplog):
+    """As gunicorn's access log: a shopper's address is cut to its network, and the query
+    string (a signed admin link's token) is left out."""
+    import http.client
+    import logging
+    import threading
+
+    import werkzeug.serving
+
+    from plugin import jobs
+
+    started: dict = {}
+    monkeypatch.setattr(werkzeug.serving, "run_simple",
+                        lambda host, port, wsgi, **options: started.update(options))
+    monkeypatch.setattr(jobs, "start_background", lambda app: type(
+        "Worker", (), {"stop": lambda self: None})())
+    demo_setup.serve(app, host="127.0.0.1", port=5057)
+    server = werkzeug.serving.make_server(
+        "127.0.0.1", 0, app, request_handler=started.get("request_handler"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="werkzeug"):
+            conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+            conn.request("GET", "/healthz?token=s3cret-admin-link")
+            assert conn.getresponse().status in (200, 503)
+            conn.close()
+            server.shutdown()
+            thread.join(10)
+    finally:
+        server.server_close()
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "werkzeug")
+    assert "GET /healthz " in logged
+    assert "127.0.0.0 " in logged and "127.0.0.1" not in logged
+    assert "s3cret" not in logged
