@@ -44,6 +44,7 @@ from plugin.privacy_export import (
     exports_dir,
     forget_order_exports,
     sweep_erased_exports,
+    write_export_after_commit,
 )
 from plugin.shops import audit
 from plugin.subprofiles import recs as subprofile_recs
@@ -87,7 +88,7 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
     linking.forget_customer(shop_id, customer_id)
     for shopper_id in (customer_id, *anonymous):
         _forget_shopper(shop_id, shopper_id)
-    _forget_orders(shop_id, order_ids)
+    held = _forget_orders(shop_id, order_ids)
     db.session.execute(sa.update(Order).where(Order.shop_id == shop_id,
                                               Order.customer_external_id == customer_id)
                        .values(customer_external_id=None))
@@ -96,6 +97,8 @@ def erase_customer(shop_id: str, customer_id: str, *, deleted_at: datetime | Non
                        .values(customer_external_id=None))
     inbox.forget_customer(shop_id, customer_id, order_ids=order_ids)
     _forget_exports(shop_id, customer_id)
+    _renew_exports(shop_id, [e for e in held if e.get("customer_id") != customer_id],
+                   order_ids)
     audit(shop_id, "privacy.customer_erased")
     log.info("privacy.customer_erased", extra={"shop_id": shop_id})
 
@@ -108,18 +111,19 @@ def redact_orders(shop_id: str, order_ids: Iterable[str]) -> None:
     if not order_ids:
         return
     erasure_lock(shop_id, erasing=True)  # first: order writes under way commit before
-    _forget_orders(shop_id, order_ids)
+    held = _forget_orders(shop_id, order_ids)
     inbox.forget_customer(shop_id, None, order_ids=order_ids)
+    _renew_exports(shop_id, held, order_ids)
     audit(shop_id, "privacy.orders_redacted", orders=len(order_ids))
     log.info("privacy.orders_redacted", extra={"shop_id": shop_id})
 
 
-def _forget_orders(shop_id: str, order_ids: tuple[str, ...]) -> None:
+def _forget_orders(shop_id: str, order_ids: tuple[str, ...]) -> list[dict[str, Any]]:
     """A redaction's orders: their purchases (whoever they were filed under), all kept
     under a guest order's shopper id, the order's link to a customer and the links to it
     from offer and recommendation credits, its discount codes and the data-request
-    exports holding it. Their ids are kept (``RedactedOrder``) so a later delivery of them
-    is ignored, not applied again."""
+    exports holding it (returned, for ``_renew_exports``). Their ids are kept
+    (``RedactedOrder``) so a later delivery of them is ignored, not applied again."""
     for order_id in order_ids:
         _forget_shopper(shop_id, guest_shopper(order_id))
         db.session.execute(insert_or_ignore(
@@ -133,7 +137,33 @@ def _forget_orders(shop_id: str, order_ids: tuple[str, ...]) -> None:
                                                   Order.external_id.in_(chunk))
                            .values(customer_external_id=None))
         offers_privacy.unlink_orders(shop_id, chunk)
-    forget_order_exports(shop_id, order_ids)
+    return forget_order_exports(shop_id, order_ids)
+
+
+def _renew_exports(shop_id: str, held: list[dict[str, Any]], redacted: tuple[str, ...]) -> None:
+    """Write again, without the redacted orders, the exports a redaction deleted (once it
+    commits): deleted whole, a customer's export listing a guest order of the redaction
+    vanished from the merchant's list and the data request it answered went unanswered.
+    Called last, once everything the redaction removes is gone; a guest export left with
+    no order is not written again. The new file's name carries the time it was written."""
+    for export in held:
+        customer = export.get("customer_id")
+        remaining = sorted(set(export["order_ids"]) - set(redacted))
+        if customer is None and not remaining:
+            continue
+        key = customer if customer is not None else "orders:" + ",".join(remaining)
+        content = (export_guest_orders(shop_id, remaining) if customer is None
+                   else export_customer(shop_id, customer, order_ids=remaining))
+        path = exports_dir(shop_id) / f"{_export_prefix(shop_id, key)}{_renewed_at(export)}.json"
+        write_export_after_commit(path, json.dumps(content, indent=2))
+        audit(shop_id, "privacy.data_request_renewed", file=path.name)
+
+
+def _renewed_at(export: dict[str, Any]) -> int:
+    """Now, as the name of a renewed export: after the one it replaces (flagged erased
+    under its own name), even within the same second."""
+    match = _EXPORT_NAME.fullmatch(export["file"])
+    return max(int(utcnow().timestamp()), int(match.group(1)) + 1 if match else 0)
 
 
 def _forget_shopper(shop_id: str, shopper_id: str) -> None:

@@ -86,23 +86,28 @@ def exports_dir(shop_id: str) -> Path:
     return Path(current_app.instance_path) / "exports" / shop_id
 
 
-def forget_order_exports(shop_id: str, order_ids: Collection[str]) -> None:
+def forget_order_exports(shop_id: str, order_ids: Collection[str]) -> list[dict[str, Any]]:
     """Delete the data-request exports holding any of a redaction's orders (a guest
     checkout's export names them, a customer's may list them): copies of what the
-    redaction removes, as a customer's exports go with the customer."""
-    redacted = set(order_ids)
+    redaction removes, as a customer's exports go with the customer. Returns what they
+    held, for ``plugin.privacy`` to write each again without those orders."""
+    redacted, held = set(order_ids), []
     directory = exports_dir(shop_id)
     for path in directory.glob("customer-*.json") if directory.is_dir() else ():
         try:
             export = json.loads(path.read_text())
-            held = {*export.get("order_ids", ()), *(o["id"] for o in export.get("orders", ()))}
+            export["order_ids"] = {*export.get("order_ids", ()),
+                                   *(o["id"] for o in export.get("orders", ()))}
         except (OSError, ValueError, AttributeError, KeyError, TypeError):
             continue  # not an export this module wrote
-        if held & redacted:
+        if export["order_ids"] & redacted:
             erase_export(shop_id, path)
+            held.append({**export, "file": path.name})
+    return held
 
 
-#: Export files ``erase_export`` deletes once the session's transaction commits.
+#: Export files ``erase_export`` deletes (and ``write_export_after_commit`` writes) once
+#: the session's transaction commits: (path, text), None to delete.
 _PENDING = "shopkeeper_exports_erased"
 _LISTENING = "shopkeeper_exports_listening"
 
@@ -115,17 +120,31 @@ def erase_export(shop_id: str, path: Path) -> None:
     sweep (``sweep_erased_exports``) deletes it."""
     db.session.execute(insert_or_ignore(ErasedExport, ["shop_id", "name"], shop_id=shop_id,
                                         name=path.name, erased_at=utcnow()))
+    _after_commit(path, None)
+
+
+def write_export_after_commit(path: Path, text: str) -> None:
+    """Write an export computed in an erasure's transaction once that commits (a rolled
+    back erasure leaves the export it replaces, so writes none)."""
+    _after_commit(path, text)
+
+
+def _after_commit(path: Path, text: str | None) -> None:
     session = db.session()
     if not session.info.get(_LISTENING):
-        event.listen(session, "after_commit", _delete_pending)
+        event.listen(session, "after_commit", _apply_pending)
         event.listen(session, "after_soft_rollback", _drop_pending)
         session.info[_LISTENING] = True
-    session.info.setdefault(_PENDING, []).append(path)
+    session.info.setdefault(_PENDING, []).append((path, text))
 
 
-def _delete_pending(session: Session) -> None:
-    for path in session.info.pop(_PENDING, ()):
-        path.unlink(missing_ok=True)
+def _apply_pending(session: Session) -> None:
+    for path, text in session.info.pop(_PENDING, ()):
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
 
 
 def _drop_pending(session: Session, previous_transaction: Any) -> None:

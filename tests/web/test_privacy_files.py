@@ -27,19 +27,21 @@ def test_erasing_a_customer_deletes_their_data_request_exports(app, shop):
 
 def test_an_erasure_that_rolls_back_keeps_the_customers_exports(app, shop):
     """The files go when the erasure commits, not before: a rolled-back erasure (a
-    delivery that failed and will be retried) leaves the export listed and downloadable,
-    and a later, unrelated commit of the same session does not delete it either."""
+    delivery that failed and will be retried) leaves the exports listed and downloadable,
+    and a later, unrelated commit of the same session does not delete them either."""
     from plugin.privacy import data_request_file, data_requests, redact_orders
 
     mine = record_data_request(shop.id, "c1", order_ids=["4242"])
+    guest = record_data_request(shop.id, None, order_ids=["4242", "4343"])
     db.session.commit()
     erase_customer(shop.id, "c1")
     redact_orders(shop.id, ["4242"])
     db.session.rollback()
-    assert mine.exists()
-    record_data_request(shop.id, "c2")
+    assert mine.exists() and guest.exists()
+    theirs = record_data_request(shop.id, "c2")
     db.session.commit()
-    assert mine.exists()
+    # nor is the guest export written again without the order: nothing was redacted
+    assert sorted(mine.parent.iterdir()) == sorted([mine, guest, theirs])
     assert [r["customer_id"] for r in data_requests(shop.id)].count("c1") == 1
     assert data_request_file(shop.id, mine.name) == mine
     erase_customer(shop.id, "c1")
@@ -58,7 +60,7 @@ def test_an_export_its_erasures_commit_outlived_is_hidden_then_swept(app, shop,
     shop_id = shop.id
     mine = record_data_request(shop_id, "c1")
     db.session.commit()
-    monkeypatch.setattr(privacy_export, "_delete_pending",
+    monkeypatch.setattr(privacy_export, "_apply_pending",
                         lambda session: session.info.pop(privacy_export._PENDING, None))
     db.session.remove()  # a fresh session: its listener is the crashing one
     erase_customer(shop_id, "c1")
@@ -289,27 +291,39 @@ def test_what_an_idle_anonymous_browser_left_expires_with_the_retention(app, sho
         assert left == {busy, fresh, "c1"}, model.__name__
 
 
-def test_redacting_orders_deletes_the_data_request_exports_holding_them(app, shop):
+def test_redacting_orders_renews_the_data_request_exports_holding_them(app, shop):
     """A guest checkout's export names its orders, and a customer's export may list a
     guest order the request named: a redaction of the order deletes both, as an erasure
-    deletes the customer's exports. Exports not holding the order stay."""
+    deletes the customer's exports, and writes each again without the redacted order
+    (deleted whole, the customer's request went unanswered; a guest export left with no
+    order is not written again). Exports not holding the order stay as they are."""
+    import json
     from datetime import UTC, datetime
     from decimal import Decimal
 
     from plugin.models import Order
-    from plugin.privacy import redact_orders
+    from plugin.privacy import data_request_file, data_requests, redact_orders
 
     at = datetime(2024, 1, 1, tzinfo=UTC)
-    db.session.add(Order(shop_id=shop.id, external_id="4343", currency="GBP",
-                         total=Decimal(5), created_at=at, source_updated_at=at))
+    for oid in ("4242", "4343", "4444"):
+        db.session.add(Order(shop_id=shop.id, external_id=oid, currency="GBP",
+                             total=Decimal(5), created_at=at, source_updated_at=at))
     db.session.commit()
     guest = record_data_request(shop.id, None, order_ids=["4242", "4343"])
-    listed = record_data_request(shop.id, "c1", order_ids=["4343"])
+    listed = record_data_request(shop.id, "c1", order_ids=["4343", "4444"])
+    alone = record_data_request(shop.id, None, order_ids=["4343"])
     others = [record_data_request(shop.id, None, order_ids=["5555"]),
               record_data_request(shop.id, "c2")]
     db.session.commit()
-    assert guest.exists() and listed.exists()
     redact_orders(shop.id, ["4343"])
     db.session.commit()
-    assert not guest.exists() and not listed.exists()
+    assert not guest.exists() and not listed.exists() and not alone.exists()
     assert all(path.exists() for path in others)
+    renewed = {}
+    for request in data_requests(shop.id):
+        path = data_request_file(shop.id, request["name"])
+        if path not in others:
+            export = json.loads(path.read_text())
+            renewed[export["customer_id"]] = sorted(o["id"] for o in export["orders"])
+            assert "4343" not in path.read_text()
+    assert renewed == {"c1": ["4444"], None: ["4242"]}
