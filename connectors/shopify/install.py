@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from connectors.errors import AuthFailed, InvalidPayload, SignatureInvalid
 
 __all__ = [
     "ACCESS_EXPIRES_AT",
+    "QUERY_MAX_AGE_SECONDS",
     "REFRESH_MARGIN",
     "REFRESH_TOKEN",
     "REFRESH_TOKEN_EXPIRES_AT",
@@ -81,24 +83,42 @@ def oauth_hmac(params: Mapping[str, str], secret: str) -> str:
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def verify_signed_query(params: Mapping[str, str], secret: str) -> str:
+#: How far a signed query's ``timestamp`` may be from our clock, either way. The ``hmac``
+#: never expires on its own, so without this a URL copied from a log, a proxy or the
+#: browser's history would verify forever. Shopify's own library allows 90 s; a day keeps
+#: a server with a drifting clock working while still retiring old URLs.
+QUERY_MAX_AGE_SECONDS = 24 * 3600
+_TIMESTAMP = re.compile(r"[0-9]{1,12}\Z")
+
+
+def verify_signed_query(
+    params: Mapping[str, str], secret: str, *, now: float | None = None
+) -> str:
     """Check a Shopify-signed query (App URL launch, OAuth callback); return the shop domain.
 
     Shopify signs every request it sends a merchant's browser to: the install from the App
-    Store, an admin opening the app, the OAuth redirect.
+    Store, an admin opening the app, the OAuth redirect. A valid ``hmac`` on a query whose
+    ``timestamp`` is missing or outside ``QUERY_MAX_AGE_SECONDS`` is refused too (replay).
     """
     shop = validate_shop_domain(params.get("shop"))
     offered = params.get("hmac") or ""
     if not hmac.compare_digest(offered.encode(), oauth_hmac(params, secret).encode()):
         raise SignatureInvalid("Shopify request hmac mismatch")
+    timestamp = params.get("timestamp") or ""
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise SignatureInvalid("Shopify request without a timestamp")
+    current = time.time() if now is None else now
+    if abs(current - int(timestamp)) > QUERY_MAX_AGE_SECONDS:
+        raise SignatureInvalid("Shopify request timestamp outside the accepted window")
     return shop
 
 
 def verify_oauth_callback(
-    params: Mapping[str, str], secret: str, *, expected_state: str | None = None
+    params: Mapping[str, str], secret: str, *, expected_state: str | None = None,
+    now: float | None = None,
 ) -> str:
-    """Check the callback's shop, ``hmac`` and ``state``; return the shop domain."""
-    shop = verify_signed_query(params, secret)
+    """Check the callback's shop, ``hmac``, ``timestamp`` and ``state``; return the shop."""
+    shop = verify_signed_query(params, secret, now=now)
     if expected_state is not None and not hmac.compare_digest(
         (params.get("state") or "").encode(), expected_state.encode()
     ):

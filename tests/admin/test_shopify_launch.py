@@ -41,8 +41,9 @@ def installed(configured):
     return shop
 
 
-def signed(shop: str, *, secret: str = API_SECRET, **extra: str) -> dict[str, str]:
-    params = {"shop": shop, "timestamp": str(int(time.time())),
+def signed(shop: str, *, secret: str = API_SECRET, at: float | None = None,
+           **extra: str) -> dict[str, str]:
+    params = {"shop": shop, "timestamp": str(int(time.time() if at is None else at)),
               "host": "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUvZGVtbw", **extra}
     return {**params, "hmac": oauth_hmac(params, secret)}
 
@@ -91,6 +92,8 @@ def test_forged_or_tampered_launch_is_refused(client, configured, installed) -> 
     assert "did not come from Shopify" in r.get_data(as_text=True)
     bad_domain = signed("evil.example.com")
     assert client.get("/admin/", query_string=bad_domain).status_code == 401
+    stale = signed(INSTALLED, at=time.time() - 2 * 86400)  # a launch URL from days ago
+    assert client.get("/admin/", query_string=stale).status_code == 401
 
 
 def test_a_launch_alone_never_signs_anyone_in(client, installed) -> None:

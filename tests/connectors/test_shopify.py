@@ -35,10 +35,12 @@ from connectors.records import (
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.client import API_VERSION
 from connectors.shopify.install import (
+    QUERY_MAX_AGE_SECONDS,
     oauth_hmac,
     verify_app_proxy,
     verify_oauth_callback,
     verify_session_token,
+    verify_signed_query,
 )
 from connectors.shopify.webhooks import sign_body
 from tests.connectors.contract import ConnectorContract, WebhookSample
@@ -473,10 +475,35 @@ VECTOR_1 = {
 }
 
 
+#: when the documented vector was made (its own ``timestamp``)
+VECTOR_1_AT = 1337178173.0
+
+
 def test_oauth_callback_documented_vector() -> None:
     assert oauth_hmac(VECTOR_1, "hush") == VECTOR_1["hmac"]
-    shop = verify_oauth_callback(VECTOR_1, "hush", expected_state="0.6784241404160823")
+    shop = verify_oauth_callback(VECTOR_1, "hush", expected_state="0.6784241404160823",
+                                 now=VECTOR_1_AT)
     assert shop == "some-shop.myshopify.com"
+
+
+@pytest.mark.parametrize("age", [QUERY_MAX_AGE_SECONDS + 1, -QUERY_MAX_AGE_SECONDS - 1])
+def test_a_signed_query_outside_the_time_window_is_refused(age: int) -> None:
+    """The hmac never expires by itself: an old callback or launch URL (from a log, a proxy,
+    the browser's history) must not verify for ever."""
+    with pytest.raises(SignatureInvalid, match="timestamp"):
+        verify_oauth_callback(VECTOR_1, "hush", expected_state=VECTOR_1["state"],
+                              now=VECTOR_1_AT + age)
+    assert verify_signed_query(VECTOR_1, "hush", now=VECTOR_1_AT + 3600) == VECTOR_1["shop"]
+
+
+@pytest.mark.parametrize("timestamp", [None, "", "soon", "1337178173.5"])
+def test_a_signed_query_without_a_usable_timestamp_is_refused(timestamp) -> None:
+    params = {k: v for k, v in VECTOR_1.items() if k not in ("hmac", "timestamp")}
+    if timestamp is not None:
+        params["timestamp"] = timestamp
+    params["hmac"] = oauth_hmac(params, "hush")
+    with pytest.raises(SignatureInvalid, match="timestamp"):
+        verify_signed_query(params, "hush", now=VECTOR_1_AT)
 
 
 @pytest.mark.parametrize(
@@ -485,12 +512,14 @@ def test_oauth_callback_documented_vector() -> None:
 )
 def test_oauth_callback_rejects_tampering(change: dict) -> None:
     with pytest.raises(SignatureInvalid):
-        verify_oauth_callback({**VECTOR_1, **change}, "hush", expected_state=VECTOR_1["state"])
+        verify_oauth_callback({**VECTOR_1, **change}, "hush", expected_state=VECTOR_1["state"],
+                              now=VECTOR_1_AT)
 
 
 def test_oauth_callback_rejects_wrong_state_even_with_valid_hmac() -> None:
     with pytest.raises(SignatureInvalid, match="state"):
-        verify_oauth_callback(VECTOR_1, "hush", expected_state="a-different-nonce")
+        verify_oauth_callback(VECTOR_1, "hush", expected_state="a-different-nonce",
+                              now=VECTOR_1_AT)
 
 
 @pytest.mark.parametrize(

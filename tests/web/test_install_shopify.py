@@ -39,8 +39,10 @@ def start(client) -> str:
     return query["state"][0]
 
 
-def callback_params(state: str, shop: str = SHOP, secret: str = SECRET) -> dict[str, str]:
-    params = {"code": "c0de", "shop": shop, "state": state, "timestamp": str(int(time.time()))}
+def callback_params(state: str, shop: str = SHOP, secret: str = SECRET,
+                    at: float | None = None) -> dict[str, str]:
+    params = {"code": "c0de", "shop": shop, "state": state,
+              "timestamp": str(int(time.time() if at is None else at))}
     return {**params, "hmac": oauth_hmac(params, secret)}
 
 
@@ -123,6 +125,16 @@ def test_bad_hmac_is_refused(install_client) -> None:
     with responses.RequestsMock():
         response = install_client.get("/install/shopify/callback", query_string=params)
     assert response.status_code == 401
+
+
+def test_a_callback_signed_days_ago_is_refused_before_any_http(install_client) -> None:
+    """Its hmac still matches, but Shopify redirected the merchant two days ago."""
+    state = start(install_client)
+    params = callback_params(state, at=time.time() - 2 * 86400)
+    with responses.RequestsMock():  # any outbound call would fail here
+        response = install_client.get("/install/shopify/callback", query_string=params)
+    assert response.status_code == 401
+    assert db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP)) is None
 
 
 def test_state_is_single_use(install_client) -> None:
