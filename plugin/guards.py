@@ -16,6 +16,9 @@ from plugin.errors import BadRequest
 
 _NUL = "\x00"
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+#: Signed webhook endpoints outside the ``webhooks`` blueprint (Shopify's app-wide one):
+#: their bodies are judged after the signature too, so an unsigned one gets its 401.
+RAW_BODY_ENDPOINTS = frozenset({"install.shopify_app_webhook"})
 
 
 def refuse_nul() -> None:
@@ -25,7 +28,8 @@ def refuse_nul() -> None:
         where.append("path")
     if any(_NUL in k or _NUL in v for k, v in request.args.items(multi=True)):
         where.append("query")
-    if request.blueprint != "webhooks" and request.method in ("POST", "PUT", "PATCH"):
+    signed_body = request.blueprint == "webhooks" or request.endpoint in RAW_BODY_ENDPOINTS
+    if not signed_body and request.method in ("POST", "PUT", "PATCH"):
         if request.mimetype in _FORMS:
             if any(_NUL in k or _NUL in v for k, v in request.form.items(multi=True)):
                 where.append("form")

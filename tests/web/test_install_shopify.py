@@ -238,6 +238,21 @@ def test_app_wide_webhook_bad_hmac_is_401(install_client, topic: str) -> None:
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize("body", [
+    b'{"shop_domain":"my-shop.myshopify.com","customer":{"email":"a\\u0000@b.c"}}',
+    b'{"a":' * 100 + b"1" + b"}" * 100,
+], ids=["nul", "deep"])
+def test_app_wide_webhook_bad_hmac_is_401_whatever_the_body(install_client, body) -> None:
+    """The body is judged after the signature, as on the per-shop endpoint: Shopify
+    requires a 401 for every delivery it did not sign (not a 400 about its contents)."""
+    installed_shop()
+    response = post_app_webhook(install_client, "customers/redact", body,
+                                secret="shpss_wrong_secret_00000000000000")
+    assert response.status_code == 401
+    signed = post_app_webhook(install_client, "customers/redact", body)
+    assert signed.status_code == 400  # signed but unusable: refused before it is stored
+
+
 def test_shop_redact_after_uninstall_erases_and_acknowledges(install_client) -> None:
     shop = installed_shop()
     shops.mark_uninstalled(shop)
