@@ -39,7 +39,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
 from connectors.errors import TransientError
-from connectors.http import RetrySession
+from connectors.http import RetrySession, describe_request
 
 __all__ = [
     "AddressRefused",
@@ -354,7 +354,7 @@ class GuardedSession(RetrySession):
                 raise AddressRefused(f"{request.method} {request.url}: not a public "
                                      "address") from None
             raise
-        self._read_body(response, f"{request.method} {request.url}")
+        self._read_body(response, describe_request(request))
         if call.expired:  # a socket shut mid-answer can look like a short, complete one
             raise DeadlineExceeded(f"{request.method} {request.url}: deadline passed")
         return response

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from connectors.errors import AuthFailed, RateLimited, TransientError
 
-__all__ = ["RETRY_STATUSES", "RetrySession", "make_session", "parse_retry_after"]
+__all__ = ["RETRY_STATUSES", "RetrySession", "describe_request", "make_session",
+           "parse_retry_after"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,17 @@ RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 
 #: Returns seconds to wait before retrying an otherwise successful-looking response, or None.
 ThrottleHint = Callable[[requests.Response], float | None]
+
+
+def describe_request(request: requests.PreparedRequest) -> str:
+    """``METHOD scheme://host/path`` for logs and error messages, without the query,
+    fragment or user info: a pre-signed URL (Shopify's bulk export on cloud storage)
+    carries its credential in the query, and these texts reach logs and the admin page
+    (a sync's ``last_error``)."""
+    parts = urlsplit(str(request.url or ""))
+    host = parts.netloc.rpartition("@")[2]
+    shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return f"{request.method} {shown}" + ("?…" if parts.query else "")
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -81,8 +94,8 @@ class RetrySession(requests.Session):
         """Send with retries; raise ``AuthFailed``/``RateLimited``/``TransientError`` at the end."""
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        # ``request.url`` may carry query strings but never our tokens (those go in headers).
-        target = f"{request.method} {request.url}"
+        # our tokens go in headers, but a pre-signed URL's is in its query: never shown
+        target = describe_request(request)
         attempt = 0
         while True:
             try:

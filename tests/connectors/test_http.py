@@ -124,3 +124,26 @@ def test_throttle_hint_retries_in_band_throttling(delays) -> None:
     responses.post(URL, json={"data": 1})
     assert session.post(URL).json() == {"data": 1}
     assert delays == [2.5]
+
+
+SIGNED = ("https://user:pw@storage.googleapis.com/shopify-tiers-assets-prod-us-east1/"
+          "export.jsonl?GoogleAccessId=sa%40shopify&Expires=1900000000&Signature=s3cr3tSig#frag")
+
+
+@pytest.mark.parametrize("answer", [requests.ConnectionError("refused"), 503, 403])
+@responses.activate
+def test_a_pre_signed_url_never_reaches_logs_or_errors(session, caplog, answer) -> None:
+    """Shopify's bulk export is a pre-signed cloud-storage URL: its query is a credential
+    (a week long), and these messages reach logs and a sync's ``last_error`` in the admin."""
+    bare = SIGNED.split("?")[0].replace("user:pw@", "")
+    if isinstance(answer, int):
+        responses.get(bare, status=answer)
+    else:
+        responses.get(bare, body=answer)
+    with caplog.at_level("WARNING", logger="connectors.http"), \
+            pytest.raises((TransientError, AuthFailed)) as failed:
+        session.get(SIGNED)
+    shown = [str(failed.value)] + [str(getattr(r, "target", "")) for r in caplog.records]
+    for text in shown:
+        assert "s3cr3tSig" not in text and "GoogleAccessId" not in text and "pw@" not in text
+    assert f"GET {bare}?…" in str(failed.value)  # still says which request failed
