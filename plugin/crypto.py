@@ -36,6 +36,20 @@ def decrypt_credentials(token: bytes) -> Credentials:
     return Credentials(**data)
 
 
+def seal(text: str) -> str:
+    """``text`` encrypted (and timestamped) under the credentials key, for a client-side
+    cookie: Flask's session is signed, not encrypted, so anything put there is readable."""
+    return _fernet().encrypt(text.encode()).decode()
+
+
+def unseal(token: str, *, ttl: int) -> str | None:
+    """Inverse of ``seal``; None when it is not ours or older than ``ttl`` seconds."""
+    try:
+        return _fernet().decrypt(token.encode(), ttl=ttl).decode()
+    except (InvalidToken, ValueError):
+        return None
+
+
 def email_hash(shop_id: str, email: str | None) -> str | None:
     """Keyed, shop-scoped hash of a normalised email: findable for privacy requests only."""
     if not email:

@@ -25,7 +25,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from marshmallow import ValidationError
 
-from plugin import localtime, privacy, shops
+from plugin import crypto, localtime, privacy, shops
 from plugin.admin import auth, channel, charts, forms, stats
 from plugin.admin import settings as settings_service
 from plugin.admin.schemas import RotateCustomerTokenSchema
@@ -37,6 +37,11 @@ from plugin.openapi import HTML, doc, is_page
 from plugin.webhooks import inbox
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+#: Session key of a rotated webhook secret waiting to be shown once, sealed: the session
+#: cookie is only signed, and this secret is also the shop's admin secret.
+REVEAL_KEY = "admin_new_webhook_secret"
+REVEAL_TTL_SECONDS = 10 * 60
 
 
 @bp.before_request
@@ -259,13 +264,20 @@ def logout() -> ResponseReturnValue:
 @doc(summary="Settings page", tags=["admin"], content_type=HTML, errors=(401,))
 def settings_page() -> ResponseReturnValue:
     shop = _shop()
-    return _settings_page(settings_service.current(shop), {})
+    return _settings_page(settings_service.current(shop), {}, revealed=_revealed_secret())
+
+
+def _revealed_secret() -> str | None:
+    """The webhook secret the last rotation made, once (sealed in the session meanwhile)."""
+    sealed = session.pop(REVEAL_KEY, None)
+    return crypto.unseal(sealed, ttl=REVEAL_TTL_SECONDS) if isinstance(sealed, str) else None
 
 
 def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: int = 200,
-                   typed: dict[str, str] | None = None):
+                   typed: dict[str, str] | None = None, revealed: str | None = None):
     typed = typed or {}
     body = _render("admin/settings.html", values=values, errors=errors,
+                   new_webhook_secret=revealed,
                    rules_text=typed.get("merchandising")
                    or forms.rules_text(values.get("merchandising", [])),
                    overrides_text=typed.get("repurchase_overrides")
@@ -341,7 +353,9 @@ def rotate_key(which: str) -> ResponseReturnValue:
     elif which == "webhook":
         secret = settings_service.rotate_webhook_secret(shop)
         auth.rebind_session(shop)  # other sessions, opened under the old secret, end
-        flash(f"New webhook secret (shown once): {secret}", "secret")
+        # never the secret itself in a flash: the session cookie is readable, and a copy
+        # of it would keep the new admin secret after sign-out ended the session
+        session[REVEAL_KEY] = crypto.seal(secret)
     elif which == "customer-token":
         try:
             form = RotateCustomerTokenSchema().load(request.form)

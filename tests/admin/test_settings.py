@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html as html_lib
+import json
 import re
 
 import pytest
@@ -163,6 +164,21 @@ def test_rotating_the_webhook_secret_changes_what_verifies(admin, shop, shop_sec
                         product_body()).status_code == 200
     actions = set(db.session.scalars(sa.select(AuditLog.action).filter_by(shop_id=shop.id)))
     assert "keys.webhook_secret_rotated" in actions
+
+
+def test_a_rotated_webhook_secret_never_sits_readable_in_the_session_cookie(app, admin, shop):
+    """Flask's session cookie is signed, not encrypted, and the webhook secret is also the
+    shop's admin secret: a copy of the cookie must not keep it after sign-out."""
+    client, token = admin
+    r = client.post("/admin/keys/webhook", data={"csrf_token": token})
+    assert r.status_code == 302
+    new = shops.credentials_for(shops.get_shop(shop.id)).webhook_secret
+    cookie = client.get_cookie(app.config.get("SESSION_COOKIE_NAME", "session")).value
+    readable = json.dumps(app.session_interface.get_signing_serializer(app).loads(cookie))
+    assert new not in readable and new not in cookie
+    page = client.get("/admin/settings").get_data(as_text=True)
+    assert new in page  # shown once, on the page the rotation leads to
+    assert new not in client.get("/admin/settings").get_data(as_text=True)
 
 
 def test_a_shopify_shop_has_no_webhook_secret_of_ours_to_rotate(app, client):
