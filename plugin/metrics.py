@@ -68,6 +68,10 @@ class DatabaseCollector:
                                      labels=["shop", "resource"]),
             "model_age": GaugeMetricFamily("shopkeeper_model_age_seconds",
                                            "Age of each shop's active model", labels=["shop"]),
+            "reactivated": GaugeMetricFamily(
+                "shopkeeper_saleor_webhooks_reactivated_24h",
+                "Refreshes in the last 24 h that found a shop's Saleor webhooks deactivated "
+                "(events lost meanwhile: resync)", labels=["shop"]),
         }
         up = GaugeMetricFamily("shopkeeper_database_up", "1 when the metrics queries succeed")
         with self.app.app_context():
@@ -85,8 +89,9 @@ class DatabaseCollector:
     @staticmethod
     def _read(now: datetime, *, depth: GaugeMetricFamily, age: GaugeMetricFamily,
               job_age: GaugeMetricFamily, job_fail: GaugeMetricFamily,
-              lag: GaugeMetricFamily, model_age: GaugeMetricFamily) -> None:
-        from plugin.models import JobRun, SyncState, WebhookDelivery
+              lag: GaugeMetricFamily, model_age: GaugeMetricFamily,
+              reactivated: GaugeMetricFamily) -> None:
+        from plugin.models import AuditLog, JobRun, SyncState, WebhookDelivery
 
         W = WebhookDelivery
         for status, n in db.session.execute(
@@ -109,6 +114,12 @@ class DatabaseCollector:
             lag.add_metric([s.shop_id, s.resource], _age(s.watermark, now))
         for shop, finished in _model_times():
             model_age.add_metric([shop], _age(_aware(finished), now))
+        for shop, n in db.session.execute(
+                sa.select(AuditLog.shop_id, sa.func.count())
+                .where(AuditLog.action == "install.webhooks_reactivated",
+                       AuditLog.at >= now - timedelta(hours=24))
+                .group_by(AuditLog.shop_id)):
+            reactivated.add_metric([shop], n)
 
 
 def _aware(ts: datetime | None) -> datetime | None:

@@ -59,7 +59,8 @@ ORDER_CURSOR = "lm:"
 CODE_TAKEN = frozenset({"ALREADY_EXISTS", "UNIQUE"})
 
 APP_WEBHOOKS_QUERY = """
-query { app { webhooks { id name targetUrl subscriptionQuery asyncEvents { eventType } } } }"""
+query { app { webhooks {
+  id name targetUrl isActive subscriptionQuery asyncEvents { eventType } } } }"""
 
 WEBHOOK_UPDATE = """
 mutation WebhookUpdate($id: ID!, $input: WebhookUpdateInput!) {
@@ -187,16 +188,19 @@ class SaleorConnector(Connector):
 
     def refresh_webhooks(self, definitions: list[dict[str, Any]]) -> dict[str, list[str]]:
         """Bring our webhooks on Saleor up to ``definitions``: create the missing, update
-        those whose query, events or target differ.
+        those whose query, events or target differ, and re-enable those switched off.
 
         Saleor keeps the subscription queries an app registered at install; a newer
         Shopkeeper that asks for more (e.g. ``issuedAt``) reaches installed shops only by
-        ``webhookUpdate``. Returns the names ``created`` and ``updated``.
+        ``webhookUpdate``. A webhook deactivated (in the Dashboard or through the API)
+        stays so and its events are lost, so it is switched back on with the same
+        ``webhookUpdate``. Returns the names ``created``, ``updated`` and, among the
+        updated, ``reactivated``.
         """
         client = self._client()
         app = client.execute(APP_WEBHOOKS_QUERY).get("app") or {}
         current = {w.get("name"): w for w in app.get("webhooks") or () if isinstance(w, dict)}
-        done: dict[str, list[str]] = {"created": [], "updated": []}
+        done: dict[str, list[str]] = {"created": [], "updated": [], "reactivated": []}
         for definition in definitions:
             have = current.get(definition["name"])
             if have is None:
@@ -208,6 +212,8 @@ class SaleorConnector(Connector):
                 client.mutate(WEBHOOK_UPDATE, {"id": have["id"], "input": update},
                               "webhookUpdate")
                 done["updated"].append(definition["name"])
+                if _deactivated(have) and update.get("isActive"):
+                    done["reactivated"].append(definition["name"])
         return done
 
     # -- backfill -------------------------------------------------------------------------
@@ -332,13 +338,20 @@ class SaleorConnector(Connector):
                 raise
 
 
+def _deactivated(have: Mapping[str, Any]) -> bool:
+    """Whether Saleor says the webhook is switched off (an answer without ``isActive``
+    says nothing, and counts as on)."""
+    return have.get("isActive") is False
+
+
 def _webhook_differs(have: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     """Whether Saleor's webhook ``have`` is not the one ``wanted`` (queries compared
-    without whitespace, events as sets)."""
+    without whitespace, events as sets, and a deactivated one where we want it active)."""
     def squeeze(query: Any) -> str:
         return "".join(str(query or "").split())
 
     events = {e.get("eventType") for e in have.get("asyncEvents") or () if isinstance(e, dict)}
     return (squeeze(have.get("subscriptionQuery")) != squeeze(wanted.get("query"))
             or events != set(wanted.get("asyncEvents") or ())
-            or have.get("targetUrl") != wanted.get("targetUrl"))
+            or have.get("targetUrl") != wanted.get("targetUrl")
+            or (_deactivated(have) and wanted.get("isActive") is not False))

@@ -39,6 +39,9 @@ __all__ = ["app_manifest", "register_app"]
 
 log = logging.getLogger("shopkeeper.install")
 
+#: The audit action of a refresh that found our webhooks deactivated (see ``plugin.metrics``).
+REACTIVATED = "install.webhooks_reactivated"
+
 
 def app_manifest(shop_id: str | None) -> dict[str, Any]:
     """The manifest Saleor fetches; with ``shop_id`` it also lists our webhooks."""
@@ -226,17 +229,28 @@ def refresh_webhooks(shop: Shop, *, session: requests.Session | None = None
                      ) -> dict[str, list[str]]:
     """Create or update the shop's webhooks on Saleor to match this version (a daily job):
     Saleor keeps the queries registered at install, so an upgrade reaches installed shops
-    only this way, and a webhook deleted in the Dashboard comes back."""
+    only this way, and a webhook deleted or deactivated in the Dashboard comes back."""
     connector = shops.connector_for(shop, session=session)
     assert isinstance(connector, SaleorConnector)
     done = connector.refresh_webhooks(our_webhooks(shop.id))
     if done["created"] or done["updated"]:
         shops.audit(shop.id, "install.webhooks_refreshed", **done)
+        if done["reactivated"]:
+            _report_reactivated(shop.id, done["reactivated"])
         db.session.commit()
         log.info("install.saleor.webhooks_refreshed", extra={
             "shop_id": shop.id, "webhooks_created": done["created"],
             "webhooks_updated": done["updated"]})
     return done
+
+
+def _report_reactivated(shop_id: str, names: list[str]) -> None:
+    """A deactivated webhook means events were lost until now: a warning, and an audit
+    entry that ``/metrics`` counts (``shopkeeper_saleor_webhooks_reactivated_24h``), so
+    an operator sees it (and resyncs) rather than finds the gap in the data later."""
+    shops.audit(shop_id, REACTIVATED, webhooks=names)
+    log.warning("install.saleor.webhooks_reactivated",
+                extra={"shop_id": shop_id, "webhooks": names})
 
 
 def register_app(api_url: str | None, auth_token: str | None) -> Shop:

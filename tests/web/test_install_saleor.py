@@ -470,8 +470,10 @@ def _installed_saleor_shop(install_client):
     return shops.get_shop(response.get_json()["shop_id"])
 
 
-def _saleor_webhooks(shop, *, old_queries: set[str] = frozenset(), missing: set[str] = frozenset()):
-    """Saleor's answer to ``app { webhooks }``: ours as registered, some with an older query."""
+def _saleor_webhooks(shop, *, old_queries: set[str] = frozenset(), missing: set[str] = frozenset(),
+                     inactive: set[str] = frozenset()):
+    """Saleor's answer to ``app { webhooks }``: ours as registered, some with an older query,
+    some deactivated."""
     from plugin.install.saleor import our_webhooks
 
     hooks = []
@@ -480,6 +482,7 @@ def _saleor_webhooks(shop, *, old_queries: set[str] = frozenset(), missing: set[
             continue
         query = d["query"].replace("issuedAt ", "") if d["name"] in old_queries else d["query"]
         hooks.append({"id": f"V2ViaG9vazo{i}", "name": d["name"], "targetUrl": d["targetUrl"],
+                      "isActive": d["name"] not in inactive,
                       # Saleor echoes the query with its own whitespace
                       "subscriptionQuery": "\n  ".join(query.split()),
                       "asyncEvents": [{"eventType": e} for e in d["asyncEvents"]]})
@@ -501,7 +504,8 @@ def test_refresh_updates_webhooks_registered_by_an_older_version(install_client)
         with install_client.application.test_request_context():
             done = refresh_webhooks(shop)
         sent = [json.loads(c.request.body) for c in rsps.calls]
-    assert done == {"created": ["shopkeeper-orders"], "updated": ["shopkeeper-products"]}
+    assert done == {"created": ["shopkeeper-orders"], "updated": ["shopkeeper-products"],
+                    "reactivated": []}
     update = next(s for s in sent if "webhookUpdate" in s["query"])
     assert update["variables"]["id"].startswith("V2ViaG9vaz")
     assert "issuedAt" in update["variables"]["input"]["query"]
@@ -519,8 +523,36 @@ def test_refresh_leaves_current_webhooks_alone(install_client) -> None:
     with responses.RequestsMock() as rsps:
         rsps.post(API_URL, json=_saleor_webhooks(shop))
         with install_client.application.test_request_context():
-            assert refresh_webhooks(shop) == {"created": [], "updated": []}
+            assert refresh_webhooks(shop) == {"created": [], "updated": [], "reactivated": []}
         assert len(rsps.calls) == 1  # one read, no mutation
+
+
+def test_refresh_reactivates_a_webhook_deactivated_in_the_dashboard(install_client,
+                                                                     caplog) -> None:
+    """A webhook switched off in the Dashboard is otherwise unchanged, so only its
+    ``isActive`` tells: it is switched back on (events are lost while it is off), with a
+    warning, an audit entry and a gauge on /metrics."""
+    from plugin.install.saleor import refresh_webhooks
+
+    shop = _installed_saleor_shop(install_client)
+    answer = _saleor_webhooks(shop, inactive={"shopkeeper-orders"})
+    hook_id = next(h["id"] for h in answer["data"]["app"]["webhooks"]
+                   if h["name"] == "shopkeeper-orders")
+    updated = {"data": {"webhookUpdate": {"webhook": {"id": hook_id}, "errors": []}}}
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=answer)
+        rsps.post(API_URL, json=updated)
+        with install_client.application.test_request_context():
+            done = refresh_webhooks(shop)
+        sent = [json.loads(c.request.body) for c in rsps.calls]
+    assert "isActive" in sent[0]["query"]  # asked, or a deactivated one looks current
+    assert done == {"created": [], "updated": ["shopkeeper-orders"],
+                    "reactivated": ["shopkeeper-orders"]}
+    assert sent[1]["variables"]["id"] == hook_id
+    assert sent[1]["variables"]["input"]["isActive"] is True
+    assert any(r.message == "install.saleor.webhooks_reactivated" for r in caplog.records)
+    text = install_client.get("/metrics").get_data(as_text=True)
+    assert f'shopkeeper_saleor_webhooks_reactivated_24h{{shop="{shop.id}"}} 1.0' in text
 
 
 def test_refresh_moves_webhooks_to_a_new_target_and_event_list(install_client) -> None:
