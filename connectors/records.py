@@ -143,9 +143,12 @@ class Product:
     currency: str | None = None
     available: bool = True
     variants: tuple[Variant, ...] = ()
+    #: not available before this time (a scheduled launch), whatever ``available`` says:
+    #: the platform sends nothing when the time comes, so readers compare it with now
+    available_from: datetime | None = None
 
     def __post_init__(self) -> None:
-        _require_aware(updated_at=self.updated_at)
+        _require_aware(updated_at=self.updated_at, available_from=self.available_from)
         _id(self, "external_id")
         _text(self, "title", 500)
         _text(self, "description", None)

@@ -32,6 +32,7 @@ from plugin.engine.data import Interactions
 from plugin.extensions import db
 from plugin.ingestion.sync import HISTORY_RESET, orders_backfilled
 from plugin.models import Customer, Interaction, ModelVersion, Product, RecommendationCache
+from plugin.models.catalog import on_sale
 from plugin.models.types import utcnow
 
 log = logging.getLogger("shopkeeper.training")
@@ -98,15 +99,17 @@ def load_interactions(shop_id: str) -> Interactions:
         np.concatenate(c) if c else np.empty(0, dtype=object if k in (0, 1, 3) else np.float64)
         for k, c in enumerate(columns))
     del columns, texts
+    # availability as of this fit: a product launched later is left out until the next
+    # one (serving's live filter checks the launch time on every answer)
     products = db.session.execute(
         sa.select(Product.external_id, Product.title, Product.description, Product.categories,
-                  Product.tags, Product.price, Product.available)
+                  Product.tags, Product.price, on_sale(utcnow()).label("available"))
         .where(Product.shop_id == shop_id, Product.deleted_at.is_(None))
     ).all()
     catalog = {p.external_id: {"title": p.title, "description": p.description,
                                "categories": p.categories or [], "tags": p.tags or [],
                                "price": None if p.price is None else float(p.price),
-                               "available": p.available} for p in products}
+                               "available": bool(p.available)} for p in products}
     return Interactions.from_arrays(users, items, timestamps, baskets=baskets,
                                     quantities=quantities, prices=prices, catalog=catalog)
 

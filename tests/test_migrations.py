@@ -65,3 +65,40 @@ def test_concurrent_upgrades_on_postgresql_all_succeed(tmp_path):
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_saleor_products_stored_before_launch_times_are_read_again(app):
+    """Their launch time (``available_from``) was never read: 0016 makes the live ones older
+    than any record, so the next products pass overwrites them; other platforms' are kept."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+
+    from plugin.models import Product
+    from tests.factories import make_shop
+
+    with db.engine.begin() as conn:
+        db.metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    try:
+        migrate.upgrade()
+        saleor, generic = make_shop("saleor"), make_shop("generic")
+        at = datetime(2026, 5, 1, tzinfo=UTC)
+        for shop, pid, deleted in ((saleor, "s1", None), (saleor, "s2", at),
+                                   (generic, "g1", None)):
+            db.session.add(Product(shop_id=shop.id, external_id=pid, source_updated_at=at,
+                                   deleted_at=deleted))
+        db.session.commit()
+        db.session.remove()
+        cfg = migrate.alembic_config()
+        command.downgrade(cfg, "0014_sync_pass_generation")  # as stored before 0016
+        migrate.upgrade()
+        stamps = dict(db.session.execute(sa.select(Product.external_id,
+                                                   Product.source_updated_at)).all())
+        assert stamps == {"s1": datetime(1970, 1, 1, tzinfo=UTC), "s2": at, "g1": at}
+    finally:
+        db.session.remove()
+        with db.engine.begin() as conn:
+            db.metadata.drop_all(conn)
+            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        db.metadata.create_all(db.engine)

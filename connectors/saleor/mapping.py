@@ -51,6 +51,29 @@ def _listing(listings: list[dict[str, Any]], channel: str | None) -> dict[str, A
     return None if channel else next(iter(listings), None)
 
 
+def _purchasable(listing: dict[str, Any]) -> bool:
+    """Whether the channel listing sells the product at some time (``_launch`` says when).
+
+    Saleor computes ``isAvailableForPurchase`` at query time from ``availableForPurchaseAt``
+    (false before it) and sends nothing when that time comes, so a date, past or future,
+    means purchasable from then on. Without the date field (older subscriptions) the flag
+    is all there is, and only an explicit false refuses.
+    """
+    if "availableForPurchaseAt" in listing:
+        return bool(listing.get("availableForPurchaseAt")) \
+            or listing.get("isAvailableForPurchase") is True
+    return listing.get("isAvailableForPurchase") is not False
+
+
+def _launch(listing: dict[str, Any]) -> datetime | None:
+    """The latest of the listing's publication and purchase dates: the product is neither
+    shown nor sold before it (Saleor hides a product published with a future
+    ``publishedAt``, though ``isPublished`` is already true)."""
+    dates = [parse_datetime(listing[f], field=f"channelListings.{f}")
+             for f in ("publishedAt", "availableForPurchaseAt") if listing.get(f)]
+    return max(dates, default=None)
+
+
 def product_from_node(node: dict[str, Any], *, channel: str | None = None) -> Product:
     """A ``Product`` (webhook ``product`` or backfill node)."""
     variants = []
@@ -76,12 +99,13 @@ def product_from_node(node: dict[str, Any], *, channel: str | None = None) -> Pr
         )
     prices = [v.price for v in variants if v.price is not None]
     available = any(v.available for v in variants)
+    available_from = None
     if isinstance(node.get("channelListings"), list):  # absent from older subscriptions
         # Saleor publishes per channel: unpublished, it is not in the storefront at all;
         # not available for purchase, it shows but cannot be bought
         listed = _listing(node["channelListings"], channel) or {}
-        available = available and bool(listed.get("isPublished")) \
-            and listed.get("isAvailableForPurchase") is not False
+        available = available and bool(listed.get("isPublished")) and _purchasable(listed)
+        available_from = _launch(listed)
     categories = [c["name"] for c in [node.get("category") or {}] if c.get("name")]
     categories += [c["name"] for c in node.get("collections") or () if c.get("name")]
     product_type = (node.get("productType") or {}).get("name")
@@ -97,6 +121,7 @@ def product_from_node(node: dict[str, Any], *, channel: str | None = None) -> Pr
         currency=currency if prices else None,
         available=available,
         variants=tuple(variants),
+        available_from=available_from,
     )
 
 

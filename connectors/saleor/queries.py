@@ -24,7 +24,9 @@ fragment ProductFields on Product {
   category { name }
   collections { name }
   productType { name }
-  channelListings { channel { slug } isPublished isAvailableForPurchase }
+  channelListings {
+    channel { slug } isPublished publishedAt isAvailableForPurchase availableForPurchaseAt
+  }
   variants {
     id name sku trackInventory
     stocks { quantity }

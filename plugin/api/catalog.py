@@ -20,6 +20,8 @@ from flask import current_app
 
 from plugin.extensions import db
 from plugin.models import Product
+from plugin.models.catalog import on_sale
+from plugin.models.types import utcnow
 
 DEFAULT_CACHE_SECONDS = 5.0
 MAX_SNAPSHOT = 50_000
@@ -37,7 +39,7 @@ class LiveProduct:
 _COLUMNS = (Product.external_id, Product.title, Product.url, Product.image_url, Product.price,
             Product.currency)
 _LIVE = (Product.shop_id == sa.bindparam("shop"), Product.deleted_at.is_(None),
-         Product.available.is_(True))
+         on_sale(sa.bindparam("now")))
 #: Built once: per-request statement construction costs more than the query itself.
 _SOME = sa.select(*_COLUMNS).where(*_LIVE, Product.external_id.in_(
     sa.bindparam("ids", expanding=True)))
@@ -50,7 +52,7 @@ _snapshots: dict[str, tuple[float, dict[str, LiveProduct] | None]] = {}
 def _rows(statement: sa.TextClause | sa.Select,
           params: dict[str, object]) -> dict[str, LiveProduct]:
     return {r.external_id: LiveProduct(r.title, r.url, r.image_url, r.price, r.currency)
-            for r in db.session.execute(statement, params)}
+            for r in db.session.execute(statement, {**params, "now": utcnow()})}
 
 
 def _snapshot(shop_id: str, ttl: float) -> dict[str, LiveProduct] | None:
@@ -69,7 +71,7 @@ def _snapshot(shop_id: str, ttl: float) -> dict[str, LiveProduct] | None:
 
 
 def live_products(shop_id: str, ids: Iterable[str]) -> dict[str, LiveProduct]:
-    """The subset of ``ids`` that exists, is not deleted and is available."""
+    """The subset of ``ids`` that exists, is not deleted and is available (launched)."""
     ids = list(ids)
     ttl = float(current_app.config.get("API_CATALOG_CACHE_SECONDS", DEFAULT_CACHE_SECONDS))
     snapshot = _snapshot(shop_id, ttl) if ttl > 0 else None

@@ -96,6 +96,7 @@ def upsert_product(shop_id: str, p: rec.Product) -> bool:
     row.url, row.image_url, row.vendor = p.url, p.image_url, p.vendor
     row.categories, row.tags = list(p.categories), list(p.tags)
     row.price, row.currency, row.available = p.price, p.currency, p.available
+    row.available_from = p.available_from
     row.source_updated_at, row.deleted_at = p.updated_at, None
     db.session.flush()
     # one row per variant id: the latest product to list a variant owns it (a store that

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -30,6 +31,9 @@ class Product(db.Model):
     price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
     available: Mapped[bool] = mapped_column(default=True)
+    # a scheduled launch: not available before it whatever ``available`` says (the
+    # platform sends nothing when it passes), so every reader compares it with now
+    available_from: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     source_updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # when a products sync pass last listed it (the database's clock): a pass resumed
@@ -41,6 +45,12 @@ class Product(db.Model):
     )
 
     __table_args__ = (UniqueConstraint("shop_id", "external_id", name="uq_products_shop_ext"),)
+
+
+def on_sale(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[bool]:
+    """Products available at ``now``: flagged available and launched by then."""
+    return sa.and_(Product.available.is_(True),
+                   sa.or_(Product.available_from.is_(None), Product.available_from <= now))
 
 
 class Variant(db.Model):

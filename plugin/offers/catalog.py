@@ -13,6 +13,8 @@ import sqlalchemy as sa
 
 from plugin.extensions import db
 from plugin.models import Interaction, Product
+from plugin.models.catalog import on_sale
+from plugin.models.types import utcnow
 from plugin.offers.candidates import Complement
 
 MAX_ANCHORS = 3
@@ -29,7 +31,7 @@ def _products(shop_id: str, ids: list[str]) -> dict[str, Product]:
     if not ids:
         return {}
     rows = db.session.scalars(sa.select(Product).where(
-        Product.shop_id == shop_id, Product.external_id.in_(ids), Product.available.is_(True),
+        Product.shop_id == shop_id, Product.external_id.in_(ids), on_sale(utcnow()),
         Product.deleted_at.is_(None), Product.price.is_not(None)))
     return {p.external_id: p for p in rows}
 
@@ -69,7 +71,7 @@ def complements_for(shop_id: str, cart_ids: list[str]) -> tuple[Complement, ...]
             continue
         upgrades = db.session.scalars(sa.select(Product).where(
             Product.shop_id == shop_id, Product.external_id.not_in(in_cart),
-            Product.available.is_(True), Product.deleted_at.is_(None),
+            on_sale(utcnow()), Product.deleted_at.is_(None),
             Product.price > base.price * Decimal("1.1"), Product.price <= base.price * 2)
             .order_by(Product.price, Product.external_id).limit(50))
         upgrade = next((u for u in upgrades

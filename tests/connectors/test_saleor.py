@@ -675,8 +675,27 @@ def test_a_product_hidden_or_unbuyable_in_our_channel_is_unavailable(listing, av
     product = SaleorConnector(creds).parse_webhook(saleor_headers("product_updated", body),
                                                    body).record
     assert product.available is available
-    assert "channelListings { channel { slug } isPublished isAvailableForPurchase }" in " ".join(
-        SUBSCRIPTIONS["shopkeeper-products"].split())
+    assert product.available_from is None
+    assert ("channelListings { channel { slug } isPublished publishedAt isAvailableForPurchase "
+            "availableForPurchaseAt }") in " ".join(SUBSCRIPTIONS["shopkeeper-products"].split())
+
+
+def test_a_saleor_product_scheduled_for_later_carries_its_launch_time() -> None:
+    """ProductChannelListing.publishedAt / availableForPurchaseAt (docs.saleor.io): a
+    product published (or sold) from a future date is not on sale before it, though
+    isPublished is true; the later of the two dates is its launch."""
+    data = json.loads(fixture("product_updated.json"))
+    data["product"]["channelListings"] = [{
+        "channel": {"slug": "default-channel"}, "isPublished": True,
+        "publishedAt": "2031-05-01T09:00:00+02:00", "isAvailableForPurchase": False,
+        "availableForPurchaseAt": "2031-05-01T08:00:00+00:00"}]
+    body = json.dumps(data).encode()
+    creds = Credentials("demo.saleor.io", access_token="t", api_url=API_URL,
+                        extra={"channel": "default-channel"})
+    product = SaleorConnector(creds).parse_webhook(saleor_headers("product_updated", body),
+                                                   body).record
+    assert product.available is True  # from the launch on: no webhook comes then
+    assert product.available_from == datetime(2031, 5, 1, 8, tzinfo=UTC)
 
 
 def test_orders_are_paged_in_last_modified_order() -> None:
