@@ -78,6 +78,8 @@ class Config:
     MODEL_LOAD_RETRY_MAX_SECONDS = 1800
     # Saleor instances allowed to register this app (comma-separated hostnames; empty =
     # any host whose addresses are all public: no IP literals, no private networks).
+    # Installs stored before the public-only flag was kept may reach private addresses
+    # only when their host is listed here.
     SALEOR_ALLOWED_DOMAINS = ""
     # Seconds /api/register waits for the Saleor-Api-Url host name to resolve (the public-
     # address check, without an allow-list) before answering 503.

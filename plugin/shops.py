@@ -9,6 +9,7 @@ import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 import sqlalchemy as sa
@@ -258,12 +259,30 @@ def connector_for(shop: Shop, *, session: requests.Session | None = None) -> Con
         # Shopify signs webhooks with the app's current client secret, not the copy stored
         # at install: after a rotation that copy is the old one (see verify_webhook)
         credentials.extra = {**credentials.extra, "app_secret": app_secret}
+    if shop.platform == "saleor" and "public_only" not in credentials.extra:
+        credentials.extra = {**credentials.extra,
+                             "public_only": not _saleor_host_listed(credentials, shop)}
     connector = connectors.get(shop.platform)(credentials, session=session)
     if shop.platform == "shopify":  # its access token expires hourly: renewed and stored
         from plugin import shopify_tokens
 
         shopify_tokens.attach(shop, connector)  # type: ignore[arg-type]
     return connector
+
+
+def saleor_allowed_hosts() -> set[str]:
+    """``SALEOR_ALLOWED_DOMAINS``: the Saleor hosts the operator lets install, private
+    addresses included (empty: public hosts only)."""
+    return {d.strip().lower() for d in
+            current_app.config.get("SALEOR_ALLOWED_DOMAINS", "").split(",") if d.strip()}
+
+
+def _saleor_host_listed(credentials: Credentials, shop: Shop) -> bool:
+    """Whether an install stored without ``public_only`` (registered before it was kept,
+    or added with ``shops add``) names a host the operator allowed: only then may it
+    reach private addresses; otherwise it is held to public ones, as a new install is."""
+    host = urlsplit(credentials.api_url or "").hostname or shop.domain or ""
+    return host.lower() in saleor_allowed_hosts()
 
 
 def mark_uninstalled(shop: Shop, *, at: datetime | None = None) -> None:

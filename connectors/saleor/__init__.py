@@ -95,8 +95,12 @@ class SaleorConnector(Connector):
         The check at registration alone would let the host's DNS later point inward, and
         webhook receipt (JWKS) and syncs would then call internal addresses for whoever
         controls that name. Each connection's peer is checked instead.
+
+        Only an explicit ``False`` lifts it: an install stored before the flag existed
+        (or with a value that is not a boolean) is public-only, unless the caller, who
+        knows the operator's allow-list, says otherwise (``plugin.shops.connector_for``).
         """
-        return bool(self.credentials.extra.get("public_only"))
+        return self.credentials.extra.get("public_only", True) is not False
 
     @property
     def session(self) -> requests.Session:

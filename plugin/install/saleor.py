@@ -82,8 +82,7 @@ def _allowed_host(api_url: str | None) -> tuple[str, str, bool, list[str]]:
     if not host or parts.scheme not in ("https", "http"):
         raise BadRequest("Missing or invalid Saleor-Api-Url header.",
                          {"Saleor-Api-Url": ["an absolute https URL is required"]})
-    allowed = {d.strip().lower() for d in
-               current_app.config.get("SALEOR_ALLOWED_DOMAINS", "").split(",") if d.strip()}
+    allowed = shops.saleor_allowed_hosts()
     if allowed and host not in allowed:
         log.warning("install.saleor.domain_refused", extra={"host": host})
         raise Forbidden("This Saleor instance may not install the app.")

@@ -321,8 +321,44 @@ def test_a_public_only_saleor_install_never_syncs_from_an_inward_address(serve) 
     with pytest.raises(AddressRefused):
         SaleorConnector(creds).jwks_session().get(server.url)
     assert server.requests == 0
-    listed = Credentials(shop_domain="localhost", access_token="t", api_url=server.url)
+    # stored before the flag was kept: public-only too (plugin.shops lifts it for a host
+    # the operator lists in SALEOR_ALLOWED_DOMAINS)
+    legacy = Credentials(shop_domain="localhost", access_token="t", api_url=server.url)
+    with pytest.raises(AddressRefused):
+        SaleorConnector(legacy).jwks_session().get(server.url)
+    assert server.requests == 0
+    listed = Credentials(shop_domain="localhost", access_token="t", api_url=server.url,
+                         extra={"public_only": False})
     assert SaleorConnector(listed).jwks_session().get(server.url).json() == {"ok": True}
+    assert server.requests == 1
+
+
+def test_a_saleor_install_stored_before_public_only_is_held_to_public_addresses(
+        app, serve) -> None:
+    """Installs registered before ``public_only`` was stored have no flag: they read as
+    public-only (as a new install without an allow-list is), unless the operator lists
+    their host in SALEOR_ALLOWED_DOMAINS, which lets a new install reach private ones."""
+    from plugin import shops
+    from plugin.extensions import db
+    from tests.factories import make_shop
+
+    server = serve(ok)
+    shop = make_shop("saleor", "127.0.0.1")
+    creds = shops.credentials_for(shop)
+    creds.api_url, creds.access_token = server.url, "app-token"
+    assert "public_only" not in creds.extra
+    shops.save_credentials(shop, creds)
+    db.session.commit()
+    app.config["SALEOR_ALLOWED_DOMAINS"] = ""
+    connector = shops.connector_for(shop)
+    assert connector.public_only
+    with pytest.raises(AddressRefused):
+        connector.jwks_session().get(server.url)
+    with pytest.raises(AddressRefused):
+        connector.session.get(server.url)
+    assert server.requests == 0
+    app.config["SALEOR_ALLOWED_DOMAINS"] = "other.example, 127.0.0.1"
+    assert shops.connector_for(shop).jwks_session().get(server.url).json() == {"ok": True}
     assert server.requests == 1
 
 
