@@ -1,21 +1,34 @@
-"""Resumable skip/take paging over Vendure list queries, ordered by ``updatedAt``.
+"""Resumable paging over Vendure list queries, ordered by ``updatedAt``.
 
-The cursor is a watermark plus an offset: ``{"after": <updatedAt of the last item seen>,
-"skip": <items already seen with exactly that updatedAt>}``. Each query asks for
-``updatedAt >= after`` (as ``after - 1 ms``, Vendure's ``after`` being strict) and skips the
-seen ones. Unlike a plain offset, a record edited mid-backfill cannot shift the unseen rows
-past us: it moves behind the watermark's group and is simply read again later.
+Vendure cannot break ``updatedAt`` ties: it applies sort keys in the order its
+``*SortParameter`` type declares them (graphql-js rebuilds input objects in schema order) and
+``id`` comes first there, so ``{updatedAt, id}`` means ``ORDER BY id, updatedAt``. Rows
+sharing one ``updatedAt`` come back in any order, different on every query, so an offset into
+them can skip rows. SQLite (the stock setup) keeps whole seconds: such runs are common.
 
-The sort names ``updatedAt`` alone. Vendure orders by the sort keys in the order its
-``*SortParameter`` type declares them (graphql-js rebuilds input objects in schema order),
-and ``id`` comes first there: ``{updatedAt, id}`` meant ``ORDER BY id, updatedAt``, so a
-watermark taken from a recently edited record skipped every older one after it.
+So the cursor names the rows read in a tie instead of counting them:
+
+- *list*, ``{"after": T, "seen": [ids]}``: every row shown before ``T`` is read, and of those
+  shown at ``T`` the listed ids. The next page asks for ``updatedAt >= T`` minus those ids.
+- *scan*, ``{"after": T, "scan": [last id, position]}``: a run at ``T`` too long to list within
+  ``CURSOR_LIMIT`` is read alone, sorted by ``id`` only (a total order), resuming after the
+  last id read. The position is a hint for ``skip``, checked against the id it should land on.
+
+A cursor of the old ``{"after", "skip"}`` form resumes as a list with nothing seen at ``T``:
+that run is read again, which upserts make harmless.
+
+Clocks: the API shows milliseconds, SQLite stores whole seconds as text (``"..:53"`` sorts
+before the ``"..:53.000"`` Vendure compares it with) and PostgreSQL microseconds. "At ``T``"
+means "shown as ``T``", asked as ``after T - 1ms`` (and ``before T + 1ms`` for a run). On a
+finer clock that also lets in rows shown just before ``T``: they are dropped here, and when a
+whole page is made of them ``between T and _FAR`` (exact on such a clock) is asked instead.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -24,33 +37,57 @@ from connectors.pages import convert_nodes
 from connectors.parsing import parse_datetime
 from connectors.records import Page
 
-__all__ = ["decode_cursor", "encode_cursor", "iter_pages"]
+__all__ = ["CURSOR_LIMIT", "Cursor", "decode_cursor", "encode_cursor", "iter_pages"]
 
 T = TypeVar("T")
 Execute = Callable[[dict[str, Any]], dict[str, Any]]
 
+#: Longest cursor written: ``SyncState.cursor`` is a ``String(512)``.
+CURSOR_LIMIT = 512
+_MS = timedelta(milliseconds=1)
+_FAR = "9999-12-31T23:59:59.999Z"
 
-def encode_cursor(after: datetime | None, skip: int) -> str:
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a backfill stands; ``scan`` is ``(last id read or None, skip hint)``."""
+
+    after: datetime | None
+    seen: tuple[str, ...] = ()
+    scan: tuple[str | None, int] | None = None
+
+
+def encode_cursor(cursor: Cursor) -> str:
     """Opaque to callers, but plain JSON so an operator can read a stored cursor."""
-    stamp = None if after is None else after.isoformat(timespec="milliseconds")
-    return json.dumps({"after": stamp, "skip": skip}, separators=(",", ":"))
+    stamp = None if cursor.after is None else _iso(cursor.after)
+    data: dict[str, Any] = {"after": stamp}
+    if cursor.scan is not None:
+        data["scan"] = list(cursor.scan)
+    else:
+        data["seen"] = list(cursor.seen)
+    return json.dumps(data, separators=(",", ":"))
 
 
-def decode_cursor(cursor: str) -> tuple[datetime | None, int]:
-    """Inverse of ``encode_cursor``; a damaged cursor is an ``InvalidPayload``."""
+def decode_cursor(cursor: str) -> Cursor:
+    """Inverse of ``encode_cursor`` (old ``skip`` cursors too); damage is ``InvalidPayload``."""
     try:
         data = json.loads(cursor)
-        after = None if data["after"] is None else parse_datetime(data["after"], field="cursor")
-        skip = int(data["skip"])
+        stamp = data["after"]
+        after = None if stamp is None else _ms(parse_datetime(stamp, field="cursor"))
+        if "scan" in data:
+            last, pos = data["scan"]
+            if after is None or not (last is None or isinstance(last, str)) or int(pos) < 0:
+                raise ValueError
+            return Cursor(after, scan=(last, int(pos)))
+        if "seen" in data:
+            if not all(isinstance(i, str) for i in data["seen"]):
+                raise ValueError
+            return Cursor(after, tuple(data["seen"]))
+        if int(data["skip"]) < 0:
+            raise ValueError
+        return Cursor(after)  # written before ids were kept: re-read the run at ``after``
     except (ValueError, KeyError, TypeError, InvalidPayload):
         raise InvalidPayload("unreadable backfill cursor", {"cursor": [cursor[:80]]}) from None
-    if skip < 0:
-        raise InvalidPayload("unreadable backfill cursor", {"cursor": ["negative skip"]})
-    return after, skip
-
-
-def _ms(value: datetime) -> datetime:
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def iter_pages(
@@ -62,31 +99,93 @@ def iter_pages(
     since: datetime | None = None,
     cursor: str | None = None,
 ) -> Iterator[Page[T]]:
-    """Yield pages until a short one; ``fetch(options)`` returns ``{"items": [...]}``."""
-    after, skip = decode_cursor(cursor) if cursor else (since, 0)
+    """Yield pages until the last; ``fetch(options)`` returns ``{"items": [...]}``.
+
+    A page may be empty (a run re-read in id order); ``page_size`` must be at least 2, as a
+    scan reads its last id again to check where it stands.
+    """
+    if page_size < 2:
+        raise ValueError("page_size must be at least 2")
+    state = decode_cursor(cursor) if cursor else Cursor(None if since is None else _ms(since))
+    base = dict(base_filter or {})
     while True:
-        filters = dict(base_filter or {})
-        if after is not None:
-            floor = _ms(after) - timedelta(milliseconds=1)
-            filters["updatedAt"] = {"after": floor.isoformat(timespec="milliseconds")}
-        options = {
-            "skip": skip,
-            "take": page_size,
-            "sort": {"updatedAt": "ASC"},  # not ``id``: see the module docstring
-            "filter": filters,
-        }
-        raw_items = fetch(options)["items"]
-        items, rejected = convert_nodes(raw_items, mapper, what="items")
-        if len(raw_items) < page_size:
-            yield Page(items=items, next_cursor=None, rejected=rejected)
+        if state.scan is None:
+            raw, nxt = _list_page(fetch, state, page_size, base)
+        else:
+            raw, nxt = _scan_page(fetch, state, page_size, base)
+        items, rejected = convert_nodes(raw, mapper, what="items")
+        yield Page(items=items, next_cursor=None if nxt is None else encode_cursor(nxt),
+                   rejected=rejected)
+        if nxt is None:
             return
-        # the watermark comes from the last raw item (Vendure sorted by it); a rejected
-        # record elsewhere on the page only counts if its time can be read
-        last = _ms(parse_datetime(_field(raw_items[-1], "updatedAt"), field="updatedAt"))
-        same = sum(1 for raw in raw_items if _updated_or_none(raw) == last)
-        skip = skip + same if after is not None and _ms(after) == last else same
-        after = last
-        yield Page(items=items, next_cursor=encode_cursor(after, skip), rejected=rejected)
+        state = nxt
+
+
+def _list_page(
+    fetch: Execute, state: Cursor, size: int, base: dict[str, Any]
+) -> tuple[list[Any], Cursor | None]:
+    """Rows from ``state.after`` on in ``updatedAt`` order, minus the ids seen at it."""
+    at, filters = state.after, dict(base)
+    if at is not None:
+        filters["updatedAt"] = {"after": _iso(at - _MS)}
+        if state.seen:
+            filters["id"] = {"notIn": list(state.seen)}
+    raw = _query(fetch, filters, {"updatedAt": "ASC"}, 0, size)
+    if at is not None and len(raw) == size and all(_before(item, at) for item in raw):
+        filters["updatedAt"] = {"between": {"start": _iso(at), "end": _FAR}}
+        raw = _query(fetch, filters, {"updatedAt": "ASC"}, 0, size)
+    fresh = [item for item in raw if at is None or not _before(item, at)]
+    if len(raw) < size:
+        return fresh, None
+    last = _shown(raw[-1])
+    if at is not None and last < at:
+        raise InvalidPayload("Vendure ignored the updatedAt filter", {"updatedAt": [_iso(last)]})
+    run = [_id(item) for item in raw if _shown_or_none(item) == last]
+    seen = tuple(dict.fromkeys((state.seen if last == at else ()) + tuple(run)))
+    nxt = Cursor(last, seen)
+    if len(encode_cursor(nxt)) <= CURSOR_LIMIT:
+        return fresh, nxt
+    # too many ties to name: the run at ``last`` is read on its own, in id order
+    return [item for item in fresh if _shown_or_none(item) != last], Cursor(last, scan=(None, 0))
+
+
+def _scan_page(
+    fetch: Execute, state: Cursor, size: int, base: dict[str, Any]
+) -> tuple[list[Any], Cursor | None]:
+    """The next rows of the run at ``state.after`` in id order, after the last id read."""
+    at = state.after
+    assert at is not None and state.scan is not None
+    last, pos = state.scan
+    filters = {**base, "updatedAt": {"after": _iso(at - _MS), "before": _iso(at + _MS)}}
+    skip = pos - 1 if last is not None and pos > 0 else 0
+    raw = _query(fetch, filters, {"id": "ASC"}, skip, size)
+    if skip and last is not None and (not raw or _key(_id(raw[0])) > _key(last)):
+        skip = 0  # rows before the hint left the run (edited): start it over
+        raw = _query(fetch, filters, {"id": "ASC"}, 0, size)
+    fresh = [item for item in raw if _shown_or_none(item) in (at, None) and _after_id(item, last)]
+    if len(raw) < size:
+        return fresh, Cursor(at + _MS)  # the run is read: on to everything shown after it
+    top = _id(raw[-1])
+    if last is not None and _key(top) < _key(last):
+        top = last
+    return fresh, Cursor(at, scan=(top, skip + len(raw)))
+
+
+def _query(
+    fetch: Execute, filters: dict[str, Any], sort: dict[str, str], skip: int, take: int
+) -> list[Any]:
+    items = fetch({"skip": skip, "take": take, "sort": sort, "filter": filters})["items"]
+    if not isinstance(items, list):
+        raise InvalidPayload("unexpected items page", {"items": ["expected a list of records"]})
+    return items
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="milliseconds")
+
+
+def _ms(value: datetime) -> datetime:
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def _field(raw: Any, name: str) -> Any:
@@ -95,8 +194,39 @@ def _field(raw: Any, name: str) -> Any:
     return raw.get(name)
 
 
-def _updated_or_none(raw: Any) -> datetime | None:
+def _shown(raw: Any) -> datetime:
+    """The ``updatedAt`` the API shows (milliseconds)."""
+    return _ms(parse_datetime(_field(raw, "updatedAt"), field="updatedAt"))
+
+
+def _shown_or_none(raw: Any) -> datetime | None:
     try:
-        return _ms(parse_datetime(_field(raw, "updatedAt"), field="updatedAt"))
+        return _shown(raw)
     except InvalidPayload:
         return None
+
+
+def _before(raw: Any, at: datetime) -> bool:
+    shown = _shown_or_none(raw)
+    return shown is not None and shown < at
+
+
+def _id(raw: Any) -> str:
+    value = _field(raw, "id")
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
+        raise InvalidPayload("unexpected page item", {"id": ["expected an id"]})
+    return str(value)
+
+
+def _key(value: str) -> tuple[int, int | str]:
+    """Vendure's id order: numbers (the default id strategy) numerically, others as text."""
+    return (0, int(value)) if value.isascii() and value.isdigit() else (1, value)
+
+
+def _after_id(raw: Any, last: str | None) -> bool:
+    if last is None:
+        return True
+    try:
+        return _key(_id(raw)) > _key(last)
+    except InvalidPayload:
+        return True  # unreadable: let the mapper reject it

@@ -1,7 +1,7 @@
 """Admin API GraphQL documents, kept in one place so fixtures can be captured with the same text.
 
-Lists are sorted by ``updatedAt`` (``paging.iter_pages``) so a watermark cursor can resume
-after any page.
+Lists are sorted by ``updatedAt`` (or ``id`` within one tie: ``paging.iter_pages``) so a
+watermark cursor can resume after any page.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from connectors.http import make_session
 from connectors.records import Cart, Customer, Deletion, DiscountSpec, Order, Product
 from connectors.vendure import VendureConnector
 from connectors.vendure.discounts import default_tax_rate, promotion_input
-from connectors.vendure.paging import decode_cursor, encode_cursor
+from connectors.vendure.paging import Cursor, decode_cursor, encode_cursor
 from tests.connectors.contract import ConnectorContract, WebhookSample
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "vendure"
@@ -139,16 +139,19 @@ class TestVendureConnector(ConnectorContract):
         return item
 
     def add_product_page(self, rsps, index, ids, last, broken=frozenset()):
-        # Cursor after page k: watermark = updatedAt of its last item, skip 1 (one item there).
-        expected_after = {0: None, 1: "2026-01-01T00:01:59.999", 2: "2026-01-01T00:03:59.999"}
+        # Cursor after page k: watermark = updatedAt of its last item, whose id is excluded.
+        expected = {0: None, 1: ("2026-01-01T00:01:59.999", "p2"),
+                    2: ("2026-01-01T00:03:59.999", "p4")}
 
         def check(variables: dict[str, Any]) -> bool:
             options = variables["options"]
             after = options["filter"].get("updatedAt", {}).get("after")
-            want = expected_after[index]
-            if want is None:
-                return after is None and options["skip"] == 0
-            return after is not None and after.startswith(want) and options["skip"] == 1
+            not_in = options["filter"].get("id", {}).get("notIn")
+            if expected[index] is None:
+                return after is None and not_in is None and options["skip"] == 0
+            want, seen = expected[index]
+            return (after is not None and after.startswith(want) and not_in == [seen]
+                    and options["skip"] == 0)
 
         items = [self._page_item(pid) for pid in ids]
         for item in items:
@@ -314,8 +317,8 @@ class TestVendureConnector(ConnectorContract):
             o["id"] for o in load("admin_orders_page.json")["data"]["orders"]["items"]
         ]
 
-    def test_cursor_counts_items_sharing_the_watermark(self) -> None:
-        # Seeded catalogues share one updatedAt: the skip must grow across pages.
+    def test_cursor_names_the_items_sharing_the_watermark(self) -> None:
+        # Seeded catalogues share one updatedAt: the ids read at it are excluded, not skipped.
         shared = "2026-11-23T05:45:53.000Z"
         raw = load("admin_products_page.json")["data"]["products"]["items"]
         calls: list[dict[str, Any]] = []
@@ -334,10 +337,13 @@ class TestVendureConnector(ConnectorContract):
         c.page_size = 2
         c._lister = lambda *args: fetch  # type: ignore[method-assign]
         cursors = [page.next_cursor for page in c.iter_products()]
-        assert [o["skip"] for o in calls] == [0, 2, 4]
+        assert [o["skip"] for o in calls] == [0, 0, 0]
+        assert [o["filter"].get("id") for o in calls] == [
+            None, {"notIn": ["10", "11"]}, {"notIn": ["10", "11", "20", "21"]}]
+        at = datetime.fromisoformat(shared)
         assert cursors[:2] == [
-            encode_cursor(datetime.fromisoformat(shared), 2),
-            encode_cursor(datetime.fromisoformat(shared), 4),
+            encode_cursor(Cursor(at, ("10", "11"))),
+            encode_cursor(Cursor(at, ("10", "11", "20", "21"))),
         ]
         assert cursors[2] is None
 

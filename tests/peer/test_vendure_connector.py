@@ -16,7 +16,8 @@ import pytest
 from connectors.base import Credentials
 from connectors.errors import SignatureInvalid
 from connectors.records import Customer, Deletion, DiscountSpec, Order, Product
-from connectors.vendure import VendureConnector
+from connectors.vendure import VendureConnector, paging
+from connectors.vendure.paging import CURSOR_LIMIT
 from tests.peer import vendure_api as api
 from tests.peer.receiver import Delivery
 
@@ -79,6 +80,27 @@ def test_backfill_reads_the_sample_catalogue_and_resumes(shop: VendureConnector)
         for p in page.items
     ]
     assert [p.external_id for p in pages[0].items] + resumed == ids
+
+
+@pytest.mark.parametrize("limit", [CURSOR_LIMIT, 60])
+def test_backfill_in_small_pages_splits_ties_and_loses_nothing(
+    shop: VendureConnector, monkeypatch, limit: int
+) -> None:
+    # The seed stamps 3-12 products per whole second: pages of 3 end inside those runs.
+    # A 60-character limit makes most runs too long to name, so they are read in id order.
+    monkeypatch.setattr(paging, "CURSOR_LIMIT", limit)
+    shop.page_size = 3
+    cursor, ids, modes = None, [], set()
+    for _ in range(200):  # one page per run, as if the process died after each
+        page = next(iter(shop.iter_products(cursor=cursor)))
+        ids += [p.external_id for p in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+        modes.add("scan" if "scan" in json.loads(cursor) else "seen")
+    assert cursor is None
+    assert {str(i) for i in range(1, SEEDED_PRODUCTS + 1)} <= set(ids)
+    assert modes == ({"seen"} if limit == CURSOR_LIMIT else {"seen", "scan"})
 
 
 def test_new_product_and_real_order_arrive_as_signed_webhooks(
