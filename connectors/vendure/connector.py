@@ -39,7 +39,12 @@ from connectors.records import (
 )
 from connectors.vendure import mapping, queries
 from connectors.vendure.client import AdminClient
-from connectors.vendure.discounts import default_tax_rate, promotion_input, validate_spec
+from connectors.vendure.discounts import (
+    check_currency,
+    default_tax_rate,
+    promotion_input,
+    validate_spec,
+)
 from connectors.vendure.paging import iter_pages
 from connectors.vendure.webhooks import TOPICS, parse_delivery
 
@@ -267,11 +272,15 @@ class VendureConnector(Connector):
         existing = self._only_promotion(spec.code)
         if existing is not None:
             return DiscountRef(existing, spec.code, spec.expires_at)
+        setup = None
+        if spec.kind == "fixed" or spec.min_subtotal is not None:  # an amount: one currency
+            setup = self.client.execute(queries.TAX_SETUP)
+            check_currency(spec, setup)
         variant_ids = self._variant_ids(spec.product_ids) if spec.product_ids else None
         group_id = self._customer_group(spec) if spec.customer_id else None
         tax_rate = Decimal(0)
-        if spec.kind == "fixed":
-            tax_rate = default_tax_rate(self.client.execute(queries.TAX_SETUP))
+        if spec.kind == "fixed" and setup is not None:
+            tax_rate = default_tax_rate(setup)
         payload = promotion_input(
             spec,
             variant_ids=variant_ids,

@@ -16,7 +16,7 @@ from typing import Any
 from connectors.errors import InvalidPayload
 from connectors.records import DiscountSpec
 
-__all__ = ["default_tax_rate", "promotion_input", "to_minor", "validate_spec"]
+__all__ = ["check_currency", "default_tax_rate", "promotion_input", "to_minor", "validate_spec"]
 
 
 def to_minor(amount: Decimal, precision: int = 2) -> int:
@@ -38,6 +38,25 @@ def default_tax_rate(setup: dict[str, Any]) -> Decimal:
     rates = [r for r in setup["taxRates"]["items"] if r["enabled"] and r["zone"]["id"] == zone]
     rates.sort(key=lambda r: not r["category"]["isDefault"])
     return Decimal(str(rates[0]["value"])) if rates else Decimal(0)
+
+
+def check_currency(spec: DiscountSpec, setup: dict[str, Any]) -> None:
+    """Refuse an amount Vendure could take in a currency other than the offer's.
+
+    ``order_fixed_discount`` and ``minimum_order_amount`` hold bare minor units and apply them
+    to an order in whatever currency it is in, and an order follows the shopper's currency
+    even after the coupon is on it (``OrderService`` re-prices it). So an amount is only
+    exact in a channel that sells in the offer's currency alone (``TAX_SETUP`` data).
+    """
+    channel = setup["activeChannel"]
+    sold = set(channel.get("availableCurrencyCodes") or ())
+    sold |= {channel["defaultCurrencyCode"]} if channel.get("defaultCurrencyCode") else set()
+    offered = {spec.currency.upper()} if spec.currency else sold
+    if len(sold) > 1 or (sold and offered != sold):
+        raise InvalidPayload(
+            "Vendure would apply this amount in another currency",
+            {"currency": [f"offer in {spec.currency or '?'}, channel sells {sorted(sold)}"]},
+        )
 
 
 def validate_spec(spec: DiscountSpec) -> None:

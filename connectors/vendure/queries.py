@@ -100,7 +100,9 @@ mutation Group($input: CreateCustomerGroupInput!) { createCustomerGroup(input: $
 
 TAX_SETUP = """
 query TaxSetup {
-  activeChannel { pricesIncludeTax defaultTaxZone { id } }
+  activeChannel {
+    pricesIncludeTax defaultTaxZone { id } defaultCurrencyCode availableCurrencyCodes
+  }
   taxRates(options: { take: 1000 }) {
     items { value enabled zone { id } category { id isDefault } }
   }

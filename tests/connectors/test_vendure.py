@@ -427,6 +427,37 @@ class TestVendureConnector(ConnectorContract):
         assert sent["conditions"][0]["code"] == "minimum_order_amount"
         assert {"name": "amount", "value": "3000"} in sent["conditions"][0]["arguments"]
 
+    @pytest.mark.parametrize("channel, spec", [
+        # a second currency: the order can switch to it with the coupon on
+        ({"availableCurrencyCodes": ["USD", "EUR"]}, {"kind": "fixed", "currency": "USD"}),
+        ({"availableCurrencyCodes": ["USD", "EUR"]}, {"min_subtotal": Decimal("30")}),
+        # a one-currency channel selling another currency than the offer's
+        ({}, {"kind": "fixed", "currency": "GBP"}),
+    ])
+    @responses.activate
+    def test_amount_refused_where_vendure_could_apply_it_in_another_currency(
+        self, channel, spec
+    ) -> None:
+        setup = load("admin_tax_setup.json")
+        setup["data"]["activeChannel"].update(channel)
+        responses.add("POST", API_URL, json=load("admin_promotions_by_code_none.json"),
+                      match=[gql("PromotionsByCode")])
+        responses.add("POST", API_URL, json=setup, match=[gql("TaxSetup")])
+        with pytest.raises(InvalidPayload) as info:
+            connector().create_discount(self.spec(customer_id="1", **spec))
+        assert "currency" in info.value.errors
+        assert not any(gql("Group")(c.request)[0] or gql("Promotion")(c.request)[0]
+                       for c in responses.calls)  # nothing left behind in Vendure
+
+    @responses.activate
+    def test_percentage_without_amounts_is_fine_in_a_multi_currency_channel(self) -> None:
+        responses.add("POST", API_URL, json=load("admin_promotions_by_code_none.json"),
+                      match=[gql("PromotionsByCode")])
+        responses.add("POST", API_URL, json=load("admin_create_promotion.json"),
+                      match=[gql("Promotion")])
+        connector().create_discount(self.spec(currency="EUR"))  # no TaxSetup asked
+        assert sent_input("Promotion")["actions"][0]["code"] == "order_percentage_discount"
+
     def test_tax_rate_only_when_prices_exclude_tax(self) -> None:
         setup = load("admin_tax_setup.json")["data"]
         assert default_tax_rate(setup) == Decimal(20)  # the sample data's standard rate

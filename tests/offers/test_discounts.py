@@ -122,6 +122,8 @@ def test_vendure_gets_coupon_promotion(client, app):
         return lambda req: (bool(pattern.search(json.loads(req.body)["query"])), name)
 
     tax = fixture("admin_tax_setup.json")
+    tax["data"]["activeChannel"] |= {"defaultCurrencyCode": "GBP",  # the carts' currency
+                                     "availableCurrencyCodes": ["GBP"]}
     responses.post(api, json=fixture("admin_promotions_by_code_none.json"),
                    match=[op("PromotionsByCode")])
     responses.post(api, json=tax, match=[op("TaxSetup")])
