@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 
+#: Failures of the connection, before or during the answer: retried like a 5xx. A body cut
+#: mid-read (the peer reset or closed the connection: ``ChunkedEncodingError``, also for a
+#: short ``Content-Length`` body) is no more final than a refused connection.
+CONNECTION_FAILURES: tuple[type[Exception], ...] = (
+    requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
 #: Returns seconds to wait before retrying an otherwise successful-looking response, or None.
 ThrottleHint = Callable[[requests.Response], float | None]
 
@@ -100,7 +106,7 @@ class RetrySession(requests.Session):
         while True:
             try:
                 response = self._attempt(request, kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except CONNECTION_FAILURES as exc:
                 if attempt >= self.retries:
                     raise TransientError(f"{target}: {type(exc).__name__}") from exc
                 delay = self._delay(attempt, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -147,3 +149,43 @@ def test_a_pre_signed_url_never_reaches_logs_or_errors(session, caplog, answer) 
     for text in shown:
         assert "s3cr3tSig" not in text and "GoogleAccessId" not in text and "pw@" not in text
     assert f"GET {bare}?…" in str(failed.value)  # still says which request failed
+
+
+def _serve(answers: list[bytes]) -> tuple[str, list[int]]:
+    """A local server answering each connection with the next raw answer, then closing it:
+    what a reset mid-body looks like to ``requests`` (``responses`` fails before the body)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(len(answers))
+    served: list[int] = []
+
+    def serve() -> None:
+        with listener:
+            for answer in answers:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    served.append(1)
+                    conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/graphql", served
+
+
+_CUT = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        b'{"data": {"produ')
+_WHOLE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n"
+          b'Connection: close\r\n\r\n{"ok": true}')
+
+
+def test_a_connection_broken_mid_body_is_retried(session, delays) -> None:
+    url, served = _serve([_CUT, _WHOLE])
+    assert session.get(url).json() == {"ok": True}
+    assert delays == [0.5] and len(served) == 2
+
+
+def test_a_body_broken_on_every_try_ends_transient(session, delays) -> None:
+    url, _ = _serve([_CUT] * 4)
+    with pytest.raises(TransientError, match="ChunkedEncodingError"):
+        session.get(url)
+    assert delays == [0.5, 1.0, 2.0]
