@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from plugin.api.service import in_holdout
 from plugin.demo_setup import DEMO_DOMAIN
+from plugin.errors import BadRequest
 from plugin.extensions import db
 from plugin.models import Interaction, Order, Product, Shop
 
@@ -195,8 +196,13 @@ def shoppers_json() -> ResponseReturnValue:
 def token_json() -> ResponseReturnValue:
     """Demo only: what a storefront backend does after login (mint a customer token)."""
     shop = _demo_shop()
-    customer = str((request.get_json(silent=True) or {}).get("customer", ""))
-    if shop is None or customer not in {s["id"] for s in demo_shoppers(shop.id)}:
+    if shop is None:
+        abort(404)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):  # a list or number has no "customer" (was a 500)
+        raise BadRequest("The body must be a JSON object.")
+    customer = str(body.get("customer", ""))
+    if customer not in {s["id"] for s in demo_shoppers(shop.id)}:
         abort(404)
     return {"token": customer_token(shop, customer)}
 

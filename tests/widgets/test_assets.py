@@ -169,6 +169,18 @@ def test_token_endpoint_mints_for_demo_customers_only(client, seeded):
     assert verify_customer_token(seeded, token) == customer
 
 
+@pytest.mark.parametrize("body", [b"[1, 2]", b"12", b"\"customer\"", b"{not json"])
+def test_the_token_endpoint_answers_a_body_that_is_no_object_with_a_json_400(
+        client, seeded, body):
+    r = client.post("/demo/api/token", data=body, content_type="application/json")
+    assert r.status_code == 400 and r.get_json()["message"] == "The body must be a JSON object."
+
+
+def test_the_token_endpoint_without_a_demo_shop_is_404_whatever_the_body(client):
+    r = client.post("/demo/api/token", data=b"[1]", content_type="application/json")
+    assert r.status_code == 404 and r.get_json()["code"] == 404
+
+
 def test_demo_pages_404_without_a_demo_shop(client):
     assert client.get("/demo/").status_code == 404
     assert client.get("/demo/api/shoppers").status_code == 404
