@@ -34,7 +34,10 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["WEBHOOK_MAX_BYTES"] + 1
     if is_on(app.config.get("REQUIRE_PRODUCTION_SECRETS")) and not app.testing:
         check_production_secrets(app.config)
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    # merged under the operator's options (pool sizes, say): replaced, the pre-ping went,
+    # and each process failed a request on a dead pooled connection after a database restart
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "pool_pre_ping": True, **(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})}
     if str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _postgres_timeouts(
             app.config["SQLALCHEMY_ENGINE_OPTIONS"])

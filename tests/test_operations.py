@@ -341,3 +341,38 @@ def test_connect_args_the_operator_sets_win_over_the_postgres_defaults(tmp_path)
     assert options["pool_pre_ping"] is True
     assert options["connect_args"] == {**POSTGRES_CONNECT_ARGS, "connect_timeout": 2,
                                        "options": "-c statement_timeout=5000"}
+
+
+def test_engine_options_the_operator_sets_keep_the_pre_ping(database_url, tmp_path):
+    """SHOPKEEPER_SQLALCHEMY_ENGINE_OPTIONS set for pool sizes only used to replace the
+    default, pre-ping included: after a database restart each process then failed a
+    request (a webhook answered 500, a worker burnt an attempt) on a dead pooled
+    connection. PostgreSQL: the server ends that connection, the next query still works."""
+    from plugin import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "INSTANCE_DIR": str(tmp_path),
+                      "LOG_FORMAT": "plain",
+                      "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 2, "max_overflow": 0}})
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
+    with app.app_context():
+        try:
+            if db.engine.dialect.name == "postgresql":
+                with db.engine.connect() as conn:  # the pool's idle connection: to be killed
+                    pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+                killer = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+                with killer.connect() as conn:
+                    assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"),
+                                        {"p": pid}).scalar()
+                killer.dispose()
+            assert db.session.execute(sa.text("SELECT 2")).scalar() == 2
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_an_operator_may_still_turn_the_pre_ping_off(tmp_path):
+    from plugin import create_app
+
+    app = create_app({"INSTANCE_DIR": str(tmp_path), "LOG_FORMAT": "plain",
+                      "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": False}})
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is False
