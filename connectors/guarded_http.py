@@ -39,7 +39,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
 from connectors.errors import TransientError
-from connectors.http import RetrySession, describe_request
+from connectors.http import CONNECTION_FAILURES, RetrySession, describe_request
 
 __all__ = [
     "AddressRefused",
@@ -370,6 +370,8 @@ class GuardedSession(RetrySession):
                 body += chunk
                 if len(body) > self.max_body:
                     raise ResponseTooLarge(f"{target}: body over {self.max_body} bytes")
+        except CONNECTION_FAILURES:
+            raise  # broken off mid-answer (reset, read timeout): ``send`` tries again
         except requests.RequestException as exc:
             raise TransientError(f"{target}: {type(exc).__name__} while reading") from None
         finally:

@@ -221,6 +221,36 @@ def test_timeouts_are_clamped_to_the_time_left() -> None:
     assert all(k["stream"] is True for k in sent)  # the body is read under the cap
 
 
+def test_an_answer_broken_off_mid_body_is_tried_again(serve) -> None:
+    """A Saleor sync page cut by a reset was never retried (the body is read under the cap,
+    after the retry loop had let the answer through), whatever the session's tries."""
+    answered: list[int] = []
+
+    def cut_once(conn: socket.socket, stop: threading.Event) -> None:
+        answered.append(1)
+        if len(answered) > 1:
+            return ok(conn, stop)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b'Content-Length: 1000\r\n\r\n{"data": {"prod')
+
+    server = serve(cut_once)
+    waits: list[float] = []
+    session = make_guarded_session(retries=2, backoff=0.1, deadline=5, sleep=waits.append)
+    assert session.get(server.url).json() == {"ok": True}
+    assert server.requests == 2 and waits == [0.1]
+
+
+def test_a_body_broken_off_on_every_try_is_transient(serve) -> None:
+    def always_cut(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{")
+
+    server = serve(always_cut)
+    session = make_guarded_session(retries=2, backoff=0.1, deadline=5, sleep=lambda s: None)
+    with pytest.raises(TransientError) as caught:
+        session.get(server.url)
+    assert server.requests == 3 and not isinstance(caught.value, DeadlineExceeded)
+
+
 def test_a_healthy_server_still_answers(serve) -> None:
     server = serve(ok)
     assert make_guarded_session().get(server.url).json() == {"ok": True}
