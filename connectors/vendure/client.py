@@ -94,8 +94,14 @@ class AdminClient:
             body = response.json()
         except ValueError:
             raise TransientError(f"Vendure {operation}: non-JSON answer") from None
+        if not isinstance(body, dict):  # a proxy's or a broken server's answer
+            raise TransientError(f"Vendure {operation}: unexpected answer")
         errors = body.get("errors") or []
-        codes = {(e.get("extensions") or {}).get("code") for e in errors}
+        if not isinstance(errors, list):
+            errors = [errors]
+        errors = [e if isinstance(e, dict) else {"message": str(e)} for e in errors]
+        codes = {ext.get("code") for e in errors
+                 if isinstance(ext := e.get("extensions"), dict)}
         if codes & _AUTH_CODES:
             raise AuthFailed(f"Vendure {operation}: {sorted(c for c in codes if c)}")
         if errors or response.status_code >= 400:

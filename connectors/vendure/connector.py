@@ -167,7 +167,12 @@ class VendureConnector(Connector):
     # -- backfill -------------------------------------------------------------------------
     def _lister(self, document: str, root: str) -> Any:
         def fetch(options: dict[str, Any]) -> dict[str, Any]:
-            return self.client.execute(document, {"options": options})[root]
+            data = self.client.execute(document, {"options": options})
+            listing = data.get(root) if isinstance(data, dict) else None
+            if not isinstance(listing, dict) or not isinstance(listing.get("items"), list):
+                # a page of another shape: the platform's fault, the cursor kept for a rerun
+                raise InvalidPayload(f"unexpected {root} page", {root: ["no list of items"]})
+            return listing
 
         return fetch
 

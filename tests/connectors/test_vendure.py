@@ -16,7 +16,7 @@ import requests
 import responses
 
 from connectors.base import Credentials
-from connectors.errors import AuthFailed, InvalidPayload, UnknownTopic
+from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, UnknownTopic
 from connectors.generic import sign_payload
 from connectors.http import make_session
 from connectors.records import Cart, Customer, Deletion, DiscountSpec, Order, Product
@@ -296,6 +296,21 @@ class TestVendureConnector(ConnectorContract):
         with pytest.raises(InvalidPayload) as info:
             connector().fetch_event_record(parsed("customer.created", delivery("customer.created")))
         assert info.value.errors == {"Customer": ["Cannot query field"]}
+
+    @pytest.mark.parametrize("body", [
+        None, [], "down for maintenance", {"errors": "boom"}, {"errors": ["boom"]},
+        {"errors": [None]}, {"errors": [{"extensions": "x"}]}, {"data": []}, {"data": {}},
+        {"data": {"products": "x"}}, {"data": {"products": {"items": "x"}}}],
+        ids=["null", "list", "text", "errors-text", "error-text", "error-null",
+             "extensions-text", "data-list", "data-empty", "listing-text", "items-text"])
+    @responses.activate
+    def test_a_page_answer_of_an_unexpected_shape_is_a_connector_error(self, body) -> None:
+        """A proxy's or a broken server's JSON raised AttributeError from a backfill page,
+        not a connector error: the sync was marked failed as a crash and the job raised,
+        where a platform fault leaves the cursor for the next run."""
+        responses.add("POST", API_URL, json=body)
+        with pytest.raises(ConnectorError):
+            list(connector().iter_products(cursor=None))
 
     # -- backfill ---------------------------------------------------------------------------
     @responses.activate
