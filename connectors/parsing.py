@@ -13,7 +13,7 @@ from connectors.errors import InvalidPayload
 
 __all__ = ["MAX_AMOUNT", "MAX_JSON_DEPTH", "FullMatch", "check_amount", "decode_json",
            "holds_nul", "load_json_object", "parse_datetime", "scan_json", "to_decimal",
-           "too_deep", "utc_from_timestamp"]
+           "too_deep", "unstorable", "utc_from_timestamp"]
 
 
 class FullMatch(validate.Regexp):
@@ -41,15 +41,30 @@ MAX_AMOUNT = Decimal(10**9)
 MAX_JSON_DEPTH = 64
 
 
+def unstorable(text: str) -> bool:
+    """NUL, which PostgreSQL text cannot hold, or a lone surrogate (JSON's ``"\\ud800"``
+    decodes to one), which no UTF-8 encodes: every database write of it raised."""
+    if "\x00" in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def scan_json(value: Any, limit: int = MAX_JSON_DEPTH) -> tuple[bool, bool]:
-    """(nested deeper than ``limit``, holds a NUL) for a decoded JSON value, in one
-    iterative walk (keys included): recursion is what made deep bodies a 500."""
+    """(nested deeper than ``limit``, holds a NUL or a lone surrogate) for a decoded JSON
+    value, in one iterative walk (keys included): recursion is what made deep bodies a
+    500."""
     deep = nul = False
     stack = [(value, 1)]
     while stack and not (deep and nul):
         node, depth = stack.pop()
         if isinstance(node, str):
-            nul = nul or "\x00" in node
+            nul = nul or unstorable(node)
         elif isinstance(node, dict | list):
             deep = deep or depth > limit
             if isinstance(node, dict):
@@ -61,7 +76,7 @@ def scan_json(value: Any, limit: int = MAX_JSON_DEPTH) -> tuple[bool, bool]:
 
 def holds_nul(value: Any) -> bool:
     """True if any string in a decoded JSON value (keys included) holds U+0000, which
-    PostgreSQL text cannot store."""
+    PostgreSQL text cannot store, or a lone surrogate, which no database can."""
     return scan_json(value)[1]
 
 
@@ -71,7 +86,8 @@ def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 def _loads(raw: bytes | str) -> tuple[Any, bool, bool]:
-    """Decoded value, too deep, holds NUL (``ValueError`` for what is not JSON)."""
+    """Decoded value, too deep, holds NUL or a lone surrogate (``ValueError`` for what is
+    not JSON)."""
     try:
         data = json.loads(raw)
     except RecursionError:
@@ -97,8 +113,10 @@ def load_json_object(raw_body: bytes) -> dict[str, Any]:
         raise InvalidPayload("body is not valid JSON", {"_body": [str(exc)]}) from None
     if not isinstance(data, dict):
         raise InvalidPayload("body must be a JSON object", {"_body": ["expected an object"]})
-    if nul:  # refused at receipt: applying it would fail on PostgreSQL forever
-        raise InvalidPayload("body holds a NUL character", {"_body": ["NUL is not allowed"]})
+    if nul:  # refused at receipt: applying it would fail (on PostgreSQL, or on both) forever
+        raise InvalidPayload("body holds a NUL character or a lone surrogate",
+                             {"_body": ["NUL and lone surrogates (\\ud800-\\udfff) are not "
+                                        "allowed"]})
     return data
 
 

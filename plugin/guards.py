@@ -3,8 +3,10 @@
 PostgreSQL text cannot hold U+0000: the driver raised on any id, name or query that
 carried one, and the request ended in a 500 (SQLite stored it silently). No id, name or
 cart of ours has a use for one, so every request that carries one is a 400 before any
-view runs. Webhook bodies are left alone here: they are verified over the raw bytes
-first, and ``connectors.parsing.load_json_object`` refuses them there.
+view runs. A JSON body's lone surrogate (``"\\ud800"``) goes the same way: no UTF-8
+encodes it, so every database write of it raised, on both databases. Webhook bodies are
+left alone here: they are verified over the raw bytes first, and
+``connectors.parsing.load_json_object`` refuses them there.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 #: Signed webhook endpoints outside the ``webhooks`` blueprint (Shopify's app-wide one):
 #: their bodies are judged after the signature too, so an unsigned one gets its 401.
 RAW_BODY_ENDPOINTS = frozenset({"install.shopify_app_webhook"})
+_BODY_REFUSAL = "NUL characters and lone surrogates (\\ud800-\\udfff unpaired) are not allowed."
 
 
 def refuse_nul() -> None:
-    """``before_request``: a 400 naming where the NUL was (path, query, form or body)."""
+    """``before_request``: a 400 naming where the NUL (or, in a JSON body, the lone
+    surrogate) was: path, query, form or body."""
     where = []
     if _NUL in request.path:
         where.append("path")
@@ -44,8 +48,11 @@ def refuse_nul() -> None:
             if nul:
                 where.append("body")
     if where:
-        raise BadRequest("The request holds a NUL character.",
-                         {part: ["NUL characters are not allowed."] for part in where})
+        body = "body" in where  # a JSON body may also hold a lone surrogate ("\\ud800")
+        raise BadRequest(
+            "The request holds a NUL character" + (" or a lone surrogate." if body else "."),
+            {part: [_BODY_REFUSAL if part == "body" else "NUL characters are not allowed."]
+             for part in where})
 
 
 def init_app(app: Flask) -> None:

@@ -59,6 +59,14 @@ def test_holds_nul_walks_nested_values_and_keys():
     assert not holds_nul(None)
 
 
+def test_holds_nul_also_finds_lone_surrogates_which_no_database_can_store():
+    assert holds_nul({"a": ["x\ud800"]}) and holds_nul({"\udfff": 1})
+    assert not holds_nul({"a": "ünïcødé ✓ 😀"})  # a proper pair decodes to one character
+    with pytest.raises(InvalidPayload, match="lone surrogate"):
+        load_json_object(b'{"id": "\\ud83d"}')  # half of a pair
+    assert load_json_object(b'{"id": "\\ud83d\\ude00"}') == {"id": "\U0001f600"}
+
+
 def test_amounts_beyond_what_the_money_columns_hold_are_refused():
     """Acknowledged, they failed on apply on PostgreSQL (numeric(14,4)) until dead."""
     assert to_decimal("1000000000") == MAX_AMOUNT

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
 
@@ -65,6 +67,29 @@ def test_a_signed_delivery_with_a_nul_is_refused_before_it_is_stored(client, sho
     r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body("p\x001"))
     assert r.status_code == 400 and "_body" in r.get_json()["errors"]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(WebhookDelivery)) == 0
+
+
+@pytest.mark.parametrize("field", ["id", "title", "vendor", "url"])
+def test_a_signed_delivery_with_a_lone_surrogate_is_refused_before_it_is_stored(
+        client, shop, shop_secret, field):
+    """JSON's "\\ud800" decodes to a str no UTF-8 encodes: acknowledged, the delivery failed
+    on apply on both databases until dead (UnicodeEncodeError)."""
+    raw = b'{"%s": "x\\ud800", ' % field.encode() + \
+        json.dumps({k: v for k, v in product_body().items() if k != field}).encode()[1:]
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", None, raw=raw)
+    assert r.status_code == 400 and "_body" in r.get_json()["errors"]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(WebhookDelivery)) == 0
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/api/v1/events", '{"events": [{"type": "view", "product_id": "p\\ud800"}]}'),
+    ("/api/v1/subprofiles/prompt", '{"product_ids": ["p1"], "order_id": "o\\udfff"}'),
+    ("/api/v1/subprofiles/prompt", '{"product_ids": ["p1"], "\\udc80": 1}'),
+])
+def test_a_lone_surrogate_in_a_json_body_is_400_not_500(client, shop, path, body):
+    r = client.post(f"{path}?key={shop.widget_key}&shopper={SHOPPER}", data=body,
+                    content_type="application/json", headers=headers())
+    _refused(r, "body")
 
 
 def test_clean_requests_pass(client, shop):
