@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from connectors.errors import InvalidPayload
-from connectors.records import Rejected
+from connectors.records import Rejected, storable_text
 
 __all__ = ["MAX_REASON", "RECORD_ERRORS", "convert_nodes"]
 
@@ -55,7 +55,7 @@ def _node_id(node: Any) -> str | None:
     value = node.get("id") if isinstance(node, dict) else None
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
-    text = str(value).replace("\x00", "")
+    text = storable_text(str(value))
     return text[:255] or None
 
 
@@ -65,4 +65,4 @@ def _reason(exc: Exception) -> str:
         text = f"{exc.message} ({fields})" if fields else exc.message
     else:
         text = f"{type(exc).__name__}: {exc}"
-    return text.replace("\x00", "")[:MAX_REASON]
+    return storable_text(text)[:MAX_REASON]

@@ -7,6 +7,7 @@ on its way to the database.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +31,7 @@ __all__ = [
     "Rejected",
     "Variant",
     "WebhookEvent",
+    "storable_text",
 ]
 
 T = TypeVar("T")
@@ -59,23 +61,34 @@ INT_MAX = 2**31 - 1
 MAX_QUANTITY = 1_000_000
 
 
+#: what no text column stores: NUL (PostgreSQL) and lone surrogates, which JSON's "\\ud83d"
+#: decodes to (half an emoji cut by a JavaScript slice) and no UTF-8 encodes (both)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` without what no text column stores (NUL, lone surrogates)."""
+    return _UNSTORABLE.sub("", text)
+
+
 def _id(record: Any, name: str, *, optional: bool = False) -> None:
     value = getattr(record, name)
     if value is None and optional:
         return
-    if not isinstance(value, str) or not 0 < len(value) <= ID_MAX or "\x00" in value:
-        raise InvalidPayload(f"{name} is not a valid id",
-                             {name: [f"text of 1 to {ID_MAX} characters, no NUL"]})
+    if not isinstance(value, str) or not 0 < len(value) <= ID_MAX or _UNSTORABLE.search(value):
+        raise InvalidPayload(f"{name} is not a valid id", {name: [
+            f"text of 1 to {ID_MAX} characters, no NUL or lone surrogate"]})
 
 
 def _text(record: Any, name: str, limit: int | None, *, optional: bool = False) -> None:
-    """Text as the column holds it: NULs dropped, cut to ``limit``; a non-string refused."""
+    """Text as the column holds it: NULs and lone surrogates dropped, cut to ``limit``; a
+    non-string refused."""
     value = getattr(record, name)
     if value is None and optional:
         return
     if not isinstance(value, str):
         raise InvalidPayload(f"{name} is not text", {name: ["expected text"]})
-    clean = value.replace("\x00", "")[:limit]
+    clean = storable_text(value)[:limit]
     if clean != value:
         object.__setattr__(record, name, clean)
 
@@ -84,7 +97,7 @@ def _texts(record: Any, name: str) -> None:
     values = getattr(record, name)
     if not all(isinstance(v, str) for v in values):
         raise InvalidPayload(f"{name} must be text", {name: ["expected a list of text"]})
-    object.__setattr__(record, name, tuple(v.replace("\x00", "")[:ID_MAX] for v in values))
+    object.__setattr__(record, name, tuple(storable_text(v)[:ID_MAX] for v in values))
 
 
 def _amount(record: Any, name: str) -> None:

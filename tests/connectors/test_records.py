@@ -20,9 +20,17 @@ def test_descriptive_text_is_cut_to_its_column_and_loses_nul():
     assert len(p.vendor) == ID_MAX and p.tags == ("ok", "nul", "t" * ID_MAX)
 
 
+def test_descriptive_text_loses_lone_surrogates_but_keeps_whole_characters():
+    p = Product("p1", "Tea \ud83d", AT, description="\U0001f375 hot\udc00",
+                tags=("green\ud800",), vendor="\udfffLeaf")
+    assert (p.title, p.description, p.tags, p.vendor) == ("Tea ", "\U0001f375 hot",
+                                                          ("green",), "Leaf")
+
+
 @pytest.mark.parametrize("change", [
     {"external_id": "x" * (ID_MAX + 1)},  # cutting an id would merge two products
     {"external_id": "p\x001"},
+    {"external_id": "p\ud83d"},
     {"external_id": ""},
     {"title": ["a list"]},
     {"tags": ("ok", 5)},

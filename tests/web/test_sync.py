@@ -450,6 +450,37 @@ def test_shopify_backfill_with_one_unreadable_product_stores_the_rest(app):
                                           "(updatedAt: not an ISO-8601 string)"}]
 
 
+def test_a_backfill_page_with_lone_surrogates_stores_its_products(app):
+    """A platform's JSON may carry "\\ud83d" (half an emoji cut by a JavaScript slice): no
+    UTF-8 encodes it, so the page's upsert raised and the sync failed at that page on every
+    run. Text loses the half character; an id holding one is the record's rejection."""
+    import responses
+
+    from connectors.base import Credentials
+    from connectors.http import make_session
+    from connectors.shopify.client import API_VERSION
+    from tests.connectors.test_shopify import product_node
+
+    domain = "halves.myshopify.com"
+    shop = shops.create_shop("shopify", domain, Credentials(
+        domain, access_token="shpat_test", extra={"currency": "GBP"}))
+    db.session.commit()
+    nodes = [{**product_node("1"), "title": "Tea \ud83d", "vendor": "\udc00Leaf",
+              "tags": ["green\ud83d"]}, product_node("2\ud800")]
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"https://{domain}/admin/api/{API_VERSION}/graphql.json", json={"data": {
+            "shop": {"currencyCode": "GBP"},
+            "products": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": nodes}}})
+        result = run_sync(shop.id, "products", session=make_session(sleep=lambda s: None))
+    assert (result.records, result.skipped, result.finished) == (1, 1, True)
+    db.session.expire_all()
+    [row] = db.session.scalars(sa.select(ProductRow).filter_by(shop_id=shop.id))
+    assert (row.external_id, row.title, row.vendor, row.tags) == ("1", "Tea ", "Leaf", ["green"])
+    [state] = sync_progress(shop.id)
+    assert state["status"] == "idle"
+    assert state["rejected"][0]["id"] == "gid://shopify/Product/2"  # shown on the dashboard
+
+
 def test_sync_command_reports_skipped_records(runner, fake_shop):
     from plugin.cli import main
 
