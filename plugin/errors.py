@@ -6,6 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, Response, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -67,8 +68,20 @@ def error_response(code: int, message: str, errors: dict[str, Any] | None = None
     return response
 
 
+#: Seconds a client is asked to wait when the database is unreachable (a restart, a
+#: failover): webhook senders and the widgets retry any 5xx, this says it is worth it.
+DATABASE_RETRY_AFTER = 5
+
+
+def database_unavailable(err: sa.exc.DBAPIError) -> bool:
+    """Whether the database failed us (gone, restarting, refusing, timed out, locked), not
+    the statement: an ``OperationalError`` or a connection SQLAlchemy had to drop."""
+    return isinstance(err, sa.exc.OperationalError) or err.connection_invalidated
+
+
 def init_app(app: Flask) -> None:
-    """Answer every error as JSON; a 500 rolls the session back and logs no request data."""
+    """Answer every error as JSON; a 500 rolls the session back and logs no request data,
+    and a database that cannot be reached is a 503 with ``Retry-After``, not a 500."""
 
     @app.errorhandler(ShopkeeperError)
     def _shopkeeper(err: ShopkeeperError):
@@ -85,6 +98,17 @@ def init_app(app: Flask) -> None:
         for key, value in (err.get_headers() or []):
             if key.lower() not in ("content-type", "content-length"):
                 response.headers[key] = value
+        return response
+
+    @app.errorhandler(sa.exc.DBAPIError)
+    def _database(err: sa.exc.DBAPIError):
+        if not database_unavailable(err):
+            return _unexpected(err)
+        db.session.rollback()
+        log.exception("request.database_unavailable",
+                      extra={"error_type": type(err.orig).__name__})
+        response = error_response(503, "The database is unavailable; retry later.")
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
         return response
 
     @app.errorhandler(Exception)

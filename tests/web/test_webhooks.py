@@ -220,3 +220,57 @@ def test_an_oversized_chunked_body_gets_413_not_a_signature_error(client, shop, 
                                                         "CONTENT_LENGTH": ""})
     assert r.status_code == 413
     assert _count() == 0
+
+
+def _lose_the_database() -> None:
+    """The database goes away under the request: PostgreSQL ends this session's backend (a
+    restart, a failover); SQLite, which has no server to lose, is made to fail as a locked
+    or unreadable file does."""
+    if db.engine.dialect.name == "postgresql":
+        pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        killer = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+        with killer.connect() as conn:
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+        killer.dispose()
+        return
+    import sqlite3
+
+    raise sa.exc.OperationalError("INSERT INTO webhook_deliveries ...", {},
+                                  sqlite3.OperationalError("database is locked"))
+
+
+def test_the_database_lost_mid_store_answers_503_and_the_redelivery_is_stored(
+        client, shop, shop_secret, monkeypatch):
+    """Not a 200 without the row (the platform would not send it again), and not a bare
+    500: a 503 with Retry-After says the sender's retry will do; it then lands."""
+    from plugin.webhooks import receive
+
+    stored = receive.store_delivery
+
+    def dying(**values):
+        _lose_the_database()
+        return stored(**values)
+
+    shop_id = shop.id
+    monkeypatch.setattr(receive, "store_delivery", dying)
+    body = product_body()
+    r = post_webhook(client, shop_id, shop_secret, "products/upsert", body, delivery_id="d1")
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert r.get_json()["message"] == "The database is unavailable; retry later."
+    monkeypatch.undo()
+    db.session.remove()
+    assert _count() == 0
+    r = post_webhook(client, shop_id, shop_secret, "products/upsert", body, delivery_id="d1")
+    assert r.status_code == 200 and r.get_json()["status"] == "accepted" and _count() == 1
+
+
+def test_a_failing_statement_is_still_a_500(client, shop, shop_secret, monkeypatch):
+    """Only the database being unreachable is a 503: a statement it refuses is our bug."""
+    from plugin.webhooks import receive
+
+    def refused(**values):
+        raise sa.exc.IntegrityError("INSERT ...", {}, Exception("violates a constraint"))
+
+    monkeypatch.setattr(receive, "store_delivery", refused)
+    r = post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
+    assert r.status_code == 500 and "Retry-After" not in r.headers
