@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+import requests
 import responses
 
 from connectors.base import Credentials
@@ -253,3 +255,30 @@ def test_unexpected_platform_answer_leaves_no_stuck_offer_or_reservation(client,
     assert reconcile.settle_creations(shop, now=later) == 0 and reservations() == 1
     horizon = row.creating_since + reconcile.GIVE_UP_AFTER
     assert reconcile.settle_creations(shop, now=horizon) == 1 and reservations() == 0
+
+
+@pytest.mark.parametrize("answer", [
+    {"status": 503},
+    {"status": 429, "headers": {"Retry-After": "30"}},
+    {"body": requests.ConnectionError("connection reset by peer")},
+], ids=["5xx", "429", "reset"])
+@responses.activate
+def test_an_accept_waits_seconds_on_a_failing_platform_not_minutes(client, app, monkeypatch,
+                                                                   answer):
+    """The shopper waits on the accept, holding one of the web server's few threads: it
+    used the sync's session (six tries, Retry-After up to a minute, 30 s reads), so a
+    platform outage held each accept for minutes and could take every web thread."""
+    from connectors.http import RetrySession
+
+    domain = "outage.myshopify.com"
+    shop = _shop("shopify", domain, Credentials(domain, access_token="shpat_x",
+                                                webhook_secret="shpss_x"))
+    responses.post(f"https://{domain}/admin/api/{API_VERSION}/graphql.json", **answer)
+    waits: list[float] = []
+    monkeypatch.setattr(RetrySession, "_wait", lambda self, delay, kwargs: waits.append(delay))
+    offer = quote(client, shop).get_json()["offer"]
+    res = accept(client, shop, offer["token"])
+    assert res.status_code == 502 and res.get_json()["code"] == 502
+    assert len(responses.calls) <= 2 and sum(waits) <= 2
+    timeouts = {call.request.req_kwargs["timeout"] for call in responses.calls}
+    assert all(connect + read <= 15 for connect, read in timeouts), timeouts
