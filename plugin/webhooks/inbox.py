@@ -23,6 +23,7 @@ from flask import current_app
 
 from connectors import records
 from connectors.base import Connector
+from connectors.errors import RateLimited
 from plugin.extensions import db, insert_or_ignore
 from plugin.models import Shop, WebhookDelivery
 from plugin.models.types import utcnow
@@ -32,6 +33,8 @@ log = logging.getLogger("shopkeeper.inbox")
 #: why an erased customer's unapplied delivery is closed without being applied
 ERASED_NOT_APPLIED = "not applied: the customer's data was erased"
 EXPIRED_NOT_APPLIED = "not applied: dead past the shop's retention period"
+#: longest a platform's Retry-After defers a failed row
+MAX_RETRY_AFTER_SECONDS = 24 * 3600
 #: why a row is dead without an exception recorded on its last attempt
 WORKER_DIED = "its worker stopped while applying it, on its last attempt"
 
@@ -189,7 +192,7 @@ def process_claimed(
                 row.status = "dead"
                 result.dead += 1
             else:
-                delay = cfg["INBOX_RETRY_BASE_SECONDS"] * 2 ** max(row.attempts - 1, 0)
+                delay = _retry_delay(err, row.attempts, cfg["INBOX_RETRY_BASE_SECONDS"])
                 row.status = "failed"
                 row.next_attempt_at = (now or utcnow()) + timedelta(seconds=delay)
                 result.failed += 1
@@ -198,6 +201,15 @@ def process_claimed(
                         extra={"delivery_row": delivery_id, "shop_id": row.shop_id,
                                "attempts": row.attempts, "status": row.status})
     return result
+
+
+def _retry_delay(err: Exception, attempts: int, base: float) -> float:
+    """Seconds until a failed row is due: its back-off, or the platform's Retry-After when
+    that is longer (asked again while throttled, a backlog burnt its attempts in minutes)."""
+    delay = base * 2 ** max(attempts - 1, 0)
+    if isinstance(err, RateLimited):  # a day at most: "inf" or 1e300 overflow a timedelta
+        delay = max(delay, min(err.retry_after, MAX_RETRY_AFTER_SECONDS))
+    return delay
 
 
 def process_inbox(

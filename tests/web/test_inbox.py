@@ -146,6 +146,44 @@ def test_failures_back_off_then_go_dead_with_error_kept(app, client, shop, shop_
     assert inbox.process_inbox().done == 1
 
 
+def test_a_rate_limited_delivery_waits_for_the_platforms_retry_after(
+        app, client, shop, shop_secret, monkeypatch):
+    """A fetch the platform throttles for ten minutes (RateLimited, past the session's own
+    waits) was retried on the inbox's 5 s, 10 s, 20 s... back-off: asking again while
+    throttled, every delivery of a backlog burnt its eight attempts within 21 minutes and
+    went dead. It now waits as long as the platform said, at least its back-off."""
+    from connectors.errors import RateLimited
+    from plugin.ingestion import apply as apply_mod
+
+    def throttled(seconds: float):
+        def handler(shop, event):
+            raise RateLimited(seconds, "Vendure Admin API: throttled")
+        return handler
+
+    monkeypatch.setitem(apply_mod._HANDLERS, "products/upsert", throttled(600))
+    post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
+    now = utcnow()
+    assert inbox.process_inbox(now=now).failed == 1
+    row = db.session.scalar(sa.select(WebhookDelivery))
+    assert row.status == "failed" and row.next_attempt_at >= now + timedelta(seconds=600)
+    assert inbox.process_inbox(now=now + timedelta(seconds=599)).total == 0
+    # a hint shorter than the back-off does not shorten it
+    monkeypatch.setitem(apply_mod._HANDLERS, "products/upsert", throttled(0.1))
+    later = now + timedelta(seconds=601)
+    assert inbox.process_inbox(now=later).failed == 1
+    db.session.expire_all()
+    row = db.session.scalar(sa.select(WebhookDelivery))
+    base = app.config["INBOX_RETRY_BASE_SECONDS"]
+    assert row.attempts == 2 and row.next_attempt_at == later + timedelta(seconds=base * 2)
+    # a hint of "inf" (Retry-After: inf) waits a day, and does not break the failure path
+    monkeypatch.setitem(apply_mod._HANDLERS, "products/upsert", throttled(float("inf")))
+    later += timedelta(days=1)
+    assert inbox.process_inbox(now=later).failed == 1
+    db.session.expire_all()
+    row = db.session.scalar(sa.select(WebhookDelivery))
+    assert row.attempts == 3 and row.next_attempt_at == later + timedelta(days=1)
+
+
 def test_a_failed_delivery_keeps_its_payload_for_the_retry_and_drops_it_once_applied(
         client, shop, shop_secret, monkeypatch):
     from plugin.ingestion import apply as apply_mod
