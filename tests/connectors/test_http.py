@@ -33,6 +33,10 @@ def test_parse_retry_after_seconds_and_http_date() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=now) == 10.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:20:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon") is None
+    # floats that are no number of seconds: "inf" was an endless wait handed to the caller
+    # (the inbox's back-off overflowed on it), "nan" no wait at all
+    for value in ("inf", "-Infinity", "nan", "1e400"):
+        assert parse_retry_after(value) is None
     assert parse_retry_after(None) is None
 
 
