@@ -11,10 +11,10 @@ left alone here: they are verified over the raw bytes first, and
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 
 from connectors.parsing import MAX_JSON_DEPTH, scan_json
-from plugin.errors import BadRequest
+from plugin.errors import BadRequest, PayloadTooLarge
 
 _NUL = "\x00"
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -55,5 +55,21 @@ def refuse_nul() -> None:
              for part in where})
 
 
+def refuse_cut_body() -> None:
+    """``before_request``: 413 for a body sent without a Content-Length (chunked) past the
+    limit. Werkzeug cuts such a stream one byte past it (``MAX_CONTENT_LENGTH``), and the
+    cut JSON was answered as "not a JSON object" or a missing field: the client was told
+    to fix a body it only had to shorten. (A declared length over it is a 413 already;
+    the webhook view reads its own raw body and checks it alike.)"""
+    if request.blueprint == "webhooks" or request.method not in ("POST", "PUT", "PATCH"):
+        return
+    if request.content_length is not None or request.mimetype in _FORMS:
+        return
+    limit = current_app.config["WEBHOOK_MAX_BYTES"]
+    if len(request.get_data(cache=True)) > limit:
+        raise PayloadTooLarge(f"Request bodies are limited to {limit} bytes.")
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(refuse_cut_body)
     app.before_request(refuse_nul)

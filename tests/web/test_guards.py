@@ -92,6 +92,35 @@ def test_a_lone_surrogate_in_a_json_body_is_400_not_500(client, shop, path, body
     _refused(r, "body")
 
 
+@pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/offers/quote", "/api/register",
+                                  "/api/v1/subprofiles/prompt"])
+def test_a_chunked_json_body_past_the_limit_is_413_not_a_malformed_body(app, client, shop,
+                                                                          path):
+    """Cut one byte past the limit, it was a 400 "must be a JSON object" (a 422 "auth_token
+    missing" on /api/register): the client was told to fix what it only had to shorten."""
+    import io
+
+    limit = app.config["WEBHOOK_MAX_BYTES"]
+    body = b'{"events": [{"type": "view", "product_id": "' + b"x" * limit + b'"}]}'
+    r = client.post(f"{path}?key={shop.widget_key}&shopper={SHOPPER}",
+                    input_stream=io.BytesIO(body), content_type="application/json",
+                    headers={**headers(), "Transfer-Encoding": "chunked"},
+                    environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+    assert r.status_code == 413
+    assert r.get_json()["message"] == f"Request bodies are limited to {limit} bytes."
+
+
+def test_a_chunked_json_body_within_the_limit_is_read_whole(client, shop):
+    import io
+
+    body = b'{"events": [{"type": "view", "product_id": "p1"}]}'
+    r = client.post(f"/api/v1/events?key={shop.widget_key}&shopper={SHOPPER}",
+                    input_stream=io.BytesIO(body), content_type="application/json",
+                    headers={**headers(), "Transfer-Encoding": "chunked"},
+                    environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+    assert r.status_code < 300, r.get_json()
+
+
 def test_clean_requests_pass(client, shop):
     configure(shop)
     assert quote(client, shop).status_code == 200
