@@ -322,6 +322,17 @@ def _store_learned(shop: Shop, connector: Connector) -> None:
     connector.learned.clear()
 
 
+def _shown_status(state: SyncState) -> str:
+    """``interrupted`` for a "running" state whose run no longer holds the sync's lease: its
+    process died (killed, or the database went away before the failure could be written)
+    and the state said "running" until the next run, half an hour or more later. The next
+    run resumes from the cursor."""
+    if state.status == "running" and lease.holder_of(
+            lease_name(state.shop_id, state.resource)) is None:
+        return "interrupted"
+    return state.status
+
+
 def _failed(shop_id: str, resource: str, err: Exception) -> SyncState:
     """Roll the page back and mark the state failed with the error (caller commits)."""
     db.session.rollback()
@@ -339,8 +350,9 @@ def _note_rejected(state: SyncState, rejected: Sequence[Rejected]) -> None:
 
 def sync_progress(shop_id: str) -> list[dict]:
     """Per-resource state for the admin page's progress bars."""
-    rows = db.session.scalars(sa.select(SyncState).filter_by(shop_id=shop_id))
-    return [{"resource": s.resource, "status": s.status, "done": s.done, "total": s.total,
+    rows = db.session.scalars(sa.select(SyncState).filter_by(shop_id=shop_id)).all()
+    return [{"resource": s.resource, "status": _shown_status(s), "done": s.done,
+             "total": s.total,
              "last_error": s.last_error, "updated_at": s.updated_at,
              "watermark": s.watermark, "skipped": s.skipped or 0,
              "rejected": list(s.rejected or [])} for s in rows]

@@ -240,6 +240,33 @@ def test_a_crashed_syncs_lease_lapses_within_minutes(fake_shop, monkeypatch):
     assert lease.acquire(row.name, "next:1", 60, now=datetime.now(UTC) + timedelta(minutes=10))
 
 
+def test_a_sync_whose_process_died_shows_interrupted_not_running(fake_shop, monkeypatch):
+    """Killed mid-run (or the database gone before the failure was written), the state said
+    "running" on the dashboard until the next run; once its lease has lapsed it says so."""
+    from plugin import lease
+    from plugin.ingestion import sync
+
+    seen: list[str] = []
+    PagedFakeConnector.before_page = lambda n: seen.append(sync_progress(fake_shop.id)[0][
+        "status"])
+    release = sync.lease.release
+    monkeypatch.setattr(sync.lease, "release", lambda name, holder: None)  # kill -9 ...
+    PagedFakeConnector.fail_after_pages, PagedFakeConnector.fault = 1, SystemExit(9)
+    with pytest.raises(SystemExit):  # ... between pages: nothing written after
+        run_sync(fake_shop.id, "products")
+    monkeypatch.setattr(sync.lease, "release", release)
+    PagedFakeConnector.fail_after_pages, PagedFakeConnector.before_page = None, None
+    assert seen == ["running"]  # while it ran
+    assert sync_progress(fake_shop.id)[0]["status"] == "running"  # lease still live
+    name = sync.lease_name(fake_shop.id, "products")
+    db.session.execute(sa.update(lease.SchedulerLease).where(lease.SchedulerLease.name == name)
+                       .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    db.session.commit()
+    assert sync_progress(fake_shop.id)[0]["status"] == "interrupted"
+    assert run_sync(fake_shop.id, "products").records == 15  # resumed from the cursor
+    assert sync_progress(fake_shop.id)[0]["status"] == "idle"
+
+
 def test_a_long_sync_renews_its_short_lease_with_each_page(fake_shop, monkeypatch):
     from plugin import lease
     from plugin.ingestion import sync
