@@ -84,6 +84,11 @@ class Connector(abc.ABC):
     #: they were quoted for, so a platform that can only waive the whole shipping price,
     #: whatever it is, sets this False and is never asked for free shipping.
     caps_free_shipping: ClassVar[bool] = True
+    #: Whether a discount's amounts (a ``fixed`` value, a ``min_subtotal``) are taken in the
+    #: offer's currency whatever else the shop sells. A platform that keeps them as bare
+    #: numbers applied in the order's currency sets this False: an amount is then only
+    #: exact in a shop selling one currency, which offers read from ``sold_currencies``.
+    amounts_keep_currency: ClassVar[bool] = True
 
     def __init__(
         self, credentials: Credentials, *, session: requests.Session | None = None
@@ -110,6 +115,11 @@ class Connector(abc.ABC):
     def shop_timezone(self) -> str | None:
         """The shop's IANA time zone as the platform reports it now; None (the default)
         when the platform has none to read."""
+        return None
+
+    def sold_currencies(self) -> frozenset[str] | None:
+        """The currencies the shop sells in, as the platform reports now (upper-case ISO
+        4217); None (the default) when the platform has none to read."""
         return None
 
     # -- webhooks -------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from connectors.vendure.discounts import (
     check_currency,
     default_tax_rate,
     promotion_input,
+    sold_currencies,
     validate_spec,
 )
 from connectors.vendure.paging import iter_pages
@@ -72,6 +73,9 @@ class VendureConnector(Connector):
     #: Vendure's built-in ``free_shipping`` action waives the shipping line whatever it
     #: costs, and its default conditions cannot look at the shipping price.
     caps_free_shipping = False
+    #: ``order_fixed_discount`` and ``minimum_order_amount`` hold bare minor units, taken in
+    #: the order's currency: exact only in a channel selling one currency (``check_currency``).
+    amounts_keep_currency = False
 
     def __init__(
         self, credentials: Credentials, *, session: requests.Session | None = None
@@ -100,6 +104,13 @@ class VendureConnector(Connector):
                 channel_token=extra.get("channel_token"),
             )
         return self._client
+
+    def sold_currencies(self) -> frozenset[str]:
+        """The channel's default and available currencies (one small Admin API query)."""
+        channel = self.client.execute(queries.CHANNEL_CURRENCIES).get("activeChannel")
+        if not isinstance(channel, dict):
+            raise InvalidPayload("Vendure named no active channel", {"activeChannel": ["null"]})
+        return sold_currencies(channel)
 
     # -- webhooks -------------------------------------------------------------------------
     def verify_webhook(

@@ -16,7 +16,14 @@ from typing import Any
 from connectors.errors import InvalidPayload
 from connectors.records import DiscountSpec
 
-__all__ = ["check_currency", "default_tax_rate", "promotion_input", "to_minor", "validate_spec"]
+__all__ = [
+    "check_currency",
+    "default_tax_rate",
+    "promotion_input",
+    "sold_currencies",
+    "to_minor",
+    "validate_spec",
+]
 
 
 def to_minor(amount: Decimal, precision: int = 2) -> int:
@@ -40,19 +47,26 @@ def default_tax_rate(setup: dict[str, Any]) -> Decimal:
     return Decimal(str(rates[0]["value"])) if rates else Decimal(0)
 
 
+def sold_currencies(channel: dict[str, Any]) -> frozenset[str]:
+    """The currencies an ``activeChannel`` sells in: its default and available ones."""
+    sold = {str(c).upper() for c in channel.get("availableCurrencyCodes") or ()}
+    if channel.get("defaultCurrencyCode"):
+        sold.add(str(channel["defaultCurrencyCode"]).upper())
+    return frozenset(sold)
+
+
 def check_currency(spec: DiscountSpec, setup: dict[str, Any]) -> None:
     """Refuse an amount Vendure could take in a currency other than the offer's.
 
     ``order_fixed_discount`` and ``minimum_order_amount`` hold bare minor units and apply them
     to an order in whatever currency it is in, and an order follows the shopper's currency
     even after the coupon is on it (``OrderService`` re-prices it). So an amount is only
-    exact in a channel that sells in the offer's currency alone (``TAX_SETUP`` data).
+    exact in a channel that sells in the offer's currency alone (``TAX_SETUP`` data); a
+    channel naming no currency is refused too, as the offers engine does not quote there.
     """
-    channel = setup["activeChannel"]
-    sold = set(channel.get("availableCurrencyCodes") or ())
-    sold |= {channel["defaultCurrencyCode"]} if channel.get("defaultCurrencyCode") else set()
+    sold = sold_currencies(setup["activeChannel"])
     offered = {spec.currency.upper()} if spec.currency else sold
-    if len(sold) > 1 or (sold and offered != sold):
+    if len(sold) != 1 or offered != sold:
         raise InvalidPayload(
             "Vendure would apply this amount in another currency",
             {"currency": [f"offer in {spec.currency or '?'}, channel sells {sorted(sold)}"]},

@@ -109,6 +109,10 @@ query TaxSetup {
 }
 """
 
+CHANNEL_CURRENCIES = """
+query ChannelCurrencies { activeChannel { defaultCurrencyCode availableCurrencyCodes } }
+"""
+
 PROMOTIONS_BY_CODE = """
 query PromotionsByCode($code: String!) {
   promotions(options: { filter: { couponCode: { eq: $code } } }) {

@@ -448,6 +448,9 @@ class TestVendureConnector(ConnectorContract):
         ({"availableCurrencyCodes": ["USD", "EUR"]}, {"min_subtotal": Decimal("30")}),
         # a one-currency channel selling another currency than the offer's
         ({}, {"kind": "fixed", "currency": "GBP"}),
+        # a channel naming no currency: nothing says where the amount would apply
+        ({"defaultCurrencyCode": None, "availableCurrencyCodes": []},
+         {"kind": "fixed", "currency": "USD"}),
     ])
     @responses.activate
     def test_amount_refused_where_vendure_could_apply_it_in_another_currency(
@@ -463,6 +466,14 @@ class TestVendureConnector(ConnectorContract):
         assert "currency" in info.value.errors
         assert not any(gql("Group")(c.request)[0] or gql("Promotion")(c.request)[0]
                        for c in responses.calls)  # nothing left behind in Vendure
+
+    @responses.activate
+    def test_sold_currencies_are_the_channels_default_and_available_ones(self) -> None:
+        responses.add("POST", API_URL, match=[gql("ChannelCurrencies")], json={"data": {
+            "activeChannel": {"defaultCurrencyCode": "USD",
+                              "availableCurrencyCodes": ["eur", "USD"]}}})
+        assert connector().sold_currencies() == frozenset({"USD", "EUR"})
+        assert not connector().amounts_keep_currency
 
     @responses.activate
     def test_percentage_without_amounts_is_fine_in_a_multi_currency_channel(self) -> None:
