@@ -33,6 +33,7 @@ from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized, e
 from plugin.extensions import db
 from plugin.install import shopify as shopify_install
 from plugin.models import Shop
+from plugin.offers import platform as offer_platform
 from plugin.openapi import HTML, doc, is_page
 from plugin.webhooks import inbox
 
@@ -288,7 +289,8 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
                        settings_service.previous_customer_token_secret_until(g.admin_shop)),
                    webhook_secret_signs_tokens=(
                        g.admin_shop.platform in shops.WEBHOOK_SECRET_SIGNS_TOKENS),
-                   saleor_channel=channel.current_channel(g.admin_shop))
+                   saleor_channel=channel.current_channel(g.admin_shop),
+                   offer_amounts_note=offer_platform.note(g.admin_shop))
     return body, code
 
 

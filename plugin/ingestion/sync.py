@@ -45,6 +45,7 @@ from plugin.ingestion import mapping
 from plugin.localtime import adopt_platform_zone
 from plugin.models import Shop, SyncState
 from plugin.models.types import utcnow
+from plugin.offers import platform as offer_platform
 from plugin.webhooks.inbox import worker_name
 
 log = logging.getLogger("shopkeeper.sync")
@@ -148,6 +149,8 @@ def run_sync(
         http.on_wait = renew
     try:
         _read_shop_zone(shop, connector)
+        if offer_platform.refresh(shop, connector):
+            db.session.commit()
         return _run_pass(shop, connector, resource, progress=progress, max_pages=max_pages,
                          renew=renew)
     finally:

@@ -47,6 +47,10 @@ class Situation:
     #: the offer's cost would then not be the ``shipping_cost`` the guardrails were checked
     #: and the budget charged with, so free shipping is not offered there at all.
     free_shipping_capped: bool = True
+    #: The currencies the platform takes an offer's amounts in as meant (None: any). Every
+    #: candidate is amounts there (a value or shipping cap, and the subtotal as minimum),
+    #: so a cart in another currency is offered nothing (``plugin.offers.platform``).
+    amount_currencies: frozenset[str] | None = None
 
     @property
     def subtotal(self) -> Decimal:
@@ -78,6 +82,8 @@ def violations(c: Candidate, s: Situation, rails: Guardrails) -> list[str]:
         out.append("budget")
     if c.discount_kind == "free_shipping" and not s.free_shipping_capped:
         out.append("uncapped_shipping")
+    if s.amount_currencies is not None and s.currency.upper() not in s.amount_currencies:
+        out.append("amount_currency")
     cats = {ln.product_id: ln.categories for ln in s.lines}
     cats.update({cp.product_id: cp.categories for cp in s.complements})
     if any(excluded(p, cats.get(p, ()), rails) for p in c.product_ids):

@@ -30,7 +30,7 @@ from plugin.errors import Conflict, Forbidden, ShopkeeperError
 from plugin.extensions import db
 from plugin.models import Offer, Shop
 from plugin.models.types import utcnow
-from plugin.offers import budget, funnel, keys, reservation
+from plugin.offers import budget, funnel, keys, platform, reservation
 from plugin.offers.candidates import CENT, Line
 from plugin.offers.catalog import categories_of, complements_for
 from plugin.offers.learning import model_for
@@ -133,7 +133,8 @@ def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = Fals
         stacking=bool(cart.discount_codes) or _has_unused_discount(shop.id, shopper_id, now),
         complements=complements_for(shop.id, [ln["product_id"] for ln in cart.lines]),
         features=features, scope_limit=SCOPE_LIMITS.get(shop.platform),
-        free_shipping_capped=_caps_free_shipping(shop))
+        free_shipping_capped=_caps_free_shipping(shop),
+        amount_currencies=platform.amount_currencies(shop))
     decision = choose(situation, rails, model or model_for(shop.id))
     row.p_control, row.p_treated = decision.p_control, decision.p_treated
     offer = decision.offer
@@ -176,9 +177,12 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
         raise Conflict("Offers are switched off in this shop.")
     if offer.discount_kind == "free_shipping" and not _caps_free_shipping(shop):
         # quoted before such platforms were excluded: its cost has no bound there
-        db.session.execute(sa.update(Offer).where(Offer.id == offer.id, Offer.status == "offered")
-                           .values(status="superseded"))
-        db.session.commit()
+        _withdraw(offer)
+        raise Conflict("This offer was withdrawn; ask for a new one.")
+    if platform.amounts_exact(shop, offer.currency or "") is False:
+        # quoted before the shop's currencies were read as they are now; when they were
+        # never read, the connector checks them as it creates the discount
+        _withdraw(offer)
         raise Conflict("This offer was withdrawn; ask for a new one.")
     why = reservation.claim(offer, guardrails_for(shop), now, grace=CHECKOUT_GRACE)
     if why == "used":
@@ -253,6 +257,13 @@ def discount_spec(offer: Offer, platform: str, *, customer_id: str | None) -> Di
         currency=offer.currency, usage_limit=1, customer_id=customer_id,
         product_ids=tuple(offer.product_ids) if scoped else (),
         min_subtotal=None if offer.min_subtotal is None else offer.min_subtotal.quantize(CENT))
+
+
+def _withdraw(offer: Offer) -> None:
+    """An offer the platform cannot honour as quoted stops standing; nothing was reserved."""
+    db.session.execute(sa.update(Offer).where(Offer.id == offer.id, Offer.status == "offered")
+                       .values(status="superseded"))
+    db.session.commit()
 
 
 def _caps_free_shipping(shop: Shop) -> bool:

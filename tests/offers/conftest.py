@@ -61,6 +61,16 @@ def configure(shop, **offers: Any) -> None:
     stock(shop.id)
 
 
+def sells(shop, *currencies: str) -> None:
+    """The shop's platform was just read selling ``currencies`` (``plugin.offers.platform``):
+    where its amounts follow the order's currency (Vendure), offers need one."""
+    from plugin.offers import platform
+
+    shop.settings = {**(shop.settings or {}), platform.KEY: {
+        "sold": list(currencies), "read_at": utcnow().isoformat()}}
+    db.session.commit()
+
+
 @pytest.fixture
 def offer_shop(shop):
     configure(shop)

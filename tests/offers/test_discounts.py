@@ -24,7 +24,7 @@ from plugin.models import Offer
 from plugin.offers import service
 from plugin.shops import save_credentials
 from tests.factories import make_shop
-from tests.offers.conftest import SHOPPER, accept, cart_body, configure, make_idle, quote
+from tests.offers.conftest import SHOPPER, accept, cart_body, configure, make_idle, quote, sells
 
 VENDURE_FIXTURES = Path(__file__).parents[1] / "fixtures" / "vendure"
 
@@ -33,6 +33,7 @@ def _shop(platform: str, domain: str, credentials: Credentials):
     shop = make_shop(platform, domain)
     save_credentials(shop, credentials)
     configure(shop)
+    sells(shop, "GBP")  # the carts' currency alone: Vendure's amounts are exact
     make_idle(shop.id)
     return shop
 

@@ -19,7 +19,7 @@ from plugin.extensions import db
 from plugin.models import Offer
 from plugin.shops import save_credentials
 from tests.factories import make_shop
-from tests.offers.conftest import accept, configure, make_idle, quote
+from tests.offers.conftest import accept, configure, make_idle, quote, sells
 
 ONLY_FREE_SHIPPING = {"stages": {"idle_cart": ["free_shipping"]}, "shipping_cost": "6.50"}
 
@@ -28,6 +28,7 @@ def _shop(platform: str, domain: str, credentials: Credentials):
     shop = make_shop(platform, domain)
     save_credentials(shop, credentials)
     configure(shop, **ONLY_FREE_SHIPPING)
+    sells(shop, "GBP")  # amounts are exact: only free shipping is held back on Vendure
     make_idle(shop.id)
     return shop
 

@@ -165,3 +165,15 @@ def test_default_stages_cover_every_funnel_stage():
     from plugin.offers.uplift import STAGES
 
     assert set(DEFAULT_STAGES) == set(STAGES)
+
+
+def test_no_offer_where_the_platform_cannot_hold_its_amounts_in_the_carts_currency():
+    """Every candidate is amounts on the platform (a value or cap, and a minimum subtotal)."""
+    rails = Guardrails()
+    assert choose(situation(amount_currencies=frozenset({"GBP"})), rails, PRIOR).offer
+    assert choose(situation(amount_currencies=None), rails, PRIOR).offer
+    for exact in (frozenset(), frozenset({"EUR"})):
+        s = situation(amount_currencies=exact)
+        assert choose(s, rails, PRIOR).why == "no_allowed_candidate"
+        assert all("amount_currency" in violations(c, s, rails)
+                   for c in build(ALL_KINDS, s.lines, s.complements, rails, s.currency))

@@ -29,6 +29,7 @@ from plugin.api.identity import TOKEN_HEADER, mint_customer_token
 from plugin.extensions import db
 from plugin.ingestion.sync import run_sync
 from plugin.models import Customer, Interaction, Order, OrderLine, Product, Shop, WebhookDelivery
+from plugin.offers import platform as offer_platform
 from plugin.webhooks.inbox import process_inbox
 from tests.offers.conftest import SHOPPER, cart_body, configure, make_idle
 from tests.peer import vendure_api as api
@@ -216,6 +217,9 @@ def test_accepted_offer_is_a_real_vendure_coupon(
     configure(vendure_shop)  # offers on, no holdout, 15 % max discount, budgets
     # offers value a cart by the mirrored catalogue (the laptop lists far above 60 USD)
     assert run_sync(vendure_shop.id, "products").finished
+    # the sync read what the channel sells: dollars alone, so amounts in USD are exact
+    db.session.refresh(vendure_shop)
+    assert vendure_shop.settings[offer_platform.KEY]["sold"] == ["USD"]
     make_idle(vendure_shop.id, SHOPPER)  # an idle cart: the stage where offers are made
     cart = cart_body(price="60.00", quantity=2, product="1", currency="USD")
     url = f"{shopkeeper_url}/api/v1/offers"

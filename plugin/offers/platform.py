@@ -1,0 +1,102 @@
+"""Which offer amounts the shop's platform can honour, known without asking it at quote time.
+
+Every offer becomes amounts on the platform (a fixed value or a shipping cap, and the cart's
+subtotal as the minimum: ``service.discount_spec``). Most platforms take them in the offer's
+currency; one that keeps bare numbers applied in the order's currency (Vendure:
+``Connector.amounts_keep_currency`` False) gives the amount in any currency the shop sells,
+so it is exact only where the shop sells the offer's currency alone. What the shop sells is
+read from the platform at each sync (at most every ``MAX_AGE``) and kept in
+``Shop.settings[KEY]``; until it was read, such a shop is quoted nothing (unknown is unsafe).
+The connector checks again when the discount is created, so a stale reading only costs a
+refused accept.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import connectors
+from connectors.base import Connector
+from connectors.errors import ConnectorError
+from plugin.models import Shop
+from plugin.models.types import utcnow
+
+log = logging.getLogger("shopkeeper.offers")
+
+#: ``Shop.settings`` key: ``{"sold": [currencies], "read_at": ISO 8601 UTC}``.
+KEY = "sold_currencies"
+#: A reading older than this is read again by the next sync (every 30 min).
+MAX_AGE = timedelta(hours=1)
+
+
+def amount_currencies(shop: Shop) -> frozenset[str] | None:
+    """The currencies an offer's amounts are exact in on the shop's platform.
+
+    None: any (the platform keeps the offer's currency). Otherwise the shop's one sold
+    currency, or nothing when it sells several or was not read yet.
+    """
+    if connectors.get(shop.platform).amounts_keep_currency:
+        return None
+    sold = _stored(shop)
+    return frozenset(sold) if sold is not None and len(sold) == 1 else frozenset()
+
+
+def amounts_exact(shop: Shop, currency: str) -> bool | None:
+    """Whether amounts in ``currency`` are exact there (None: not read yet, cannot tell)."""
+    if connectors.get(shop.platform).amounts_keep_currency:
+        return True
+    if _stored(shop) is None:
+        return None
+    return currency.upper() in (amount_currencies(shop) or ())
+
+
+def refresh(shop: Shop, connector: Connector, *, now: datetime | None = None) -> bool:
+    """Read what the shop sells when the stored reading is missing or old (the caller
+    commits). A platform error keeps the old reading; True when a new one was stored."""
+    if connector.amounts_keep_currency:
+        return False
+    now = now or utcnow()
+    stored = (shop.settings or {}).get(KEY) or {}
+    try:
+        if now - datetime.fromisoformat(stored["read_at"]) < MAX_AGE:
+            return False
+    except (KeyError, TypeError, ValueError):
+        pass  # never read, or unreadable: read it now
+    try:
+        sold = connector.sold_currencies()
+    except ConnectorError as err:  # the sync's pages will say what is wrong
+        log.warning("offers.currencies_unread", extra={"shop_id": shop.id,
+                                                       "error": type(err).__name__})
+        return False
+    if sold is None:
+        return False
+    shop.settings = {**(shop.settings or {}),
+                     KEY: {"sold": sorted(sold), "read_at": now.isoformat()}}
+    return True
+
+
+def note(shop: Shop) -> str | None:
+    """What the admin's guardrails section should say about it, when offers are held back."""
+    if connectors.get(shop.platform).amounts_keep_currency:
+        return None
+    name = connectors.get(shop.platform).meta.name
+    sold = _stored(shop)
+    if sold is None:
+        return (f"Offers wait for the first sync: {name} takes a discount's amount in the "
+                "order's currency, and the currencies this channel sells were not read yet.")
+    if len(sold) == 1:
+        return None
+    if not sold:
+        return f"Offers are off: {name} named no currency this channel sells."
+    return (f"Offers are off: this channel sells several currencies ({', '.join(sold)}), and "
+            f"{name} would take an offer's fixed amount and minimum order in whichever "
+            "the order is in. Sell one currency in this channel to make offers.")
+
+
+def _stored(shop: Shop) -> list[str] | None:
+    """The sold currencies as last read (None: never read)."""
+    stored = (shop.settings or {}).get(KEY)
+    if not isinstance(stored, dict) or not isinstance(stored.get("sold"), list):
+        return None
+    return sorted({str(c).upper() for c in stored["sold"]})

@@ -1,0 +1,178 @@
+"""A shop is quoted only offers its platform can honour in the cart's currency.
+
+Vendure's ``order_fixed_discount`` and ``minimum_order_amount`` hold bare minor units taken
+in whatever currency the order is in, so a channel selling several currencies cannot honour
+any offer (each is a fixed amount with a minimum subtotal). The sync reads what the channel
+sells (``plugin.offers.platform``); quotes use that reading and ask the platform nothing;
+the connector's own check at accept stays the backstop for a stale reading.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import responses
+
+from connectors.base import Credentials
+from plugin.extensions import db
+from plugin.ingestion.sync import run_sync
+from plugin.models import Offer
+from plugin.models.types import utcnow
+from plugin.offers import platform
+from plugin.shops import connector_for, save_credentials
+from tests.admin.conftest import sign_in
+from tests.factories import make_shop
+from tests.offers.conftest import accept, configure, make_idle, quote, sells
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "vendure"
+
+
+def _vendure(domain: str = "cur.vendure.example"):
+    shop = make_shop("vendure", domain)
+    save_credentials(shop, Credentials(domain, access_token="tok", webhook_secret="whsec_v",
+                                       api_url=f"https://{domain}/admin-api"))
+    configure(shop)
+    make_idle(shop.id)
+    return shop
+
+
+def _api(shop) -> str:
+    return f"https://{shop.domain}/admin-api"
+
+
+def _op(name: str):
+    """Match one GraphQL operation by name."""
+    pattern = re.compile(rf"\b(query|mutation)\s+{name}\b")
+    return lambda req: (bool(pattern.search(json.loads(req.body)["query"])), name)
+
+
+def _channel_sells(shop, currencies: list[str]) -> None:
+    responses.post(_api(shop), match=[_op("ChannelCurrencies")], json={"data": {
+        "activeChannel": {"defaultCurrencyCode": currencies[0],
+                          "availableCurrencyCodes": currencies}}})
+
+
+@pytest.mark.parametrize("sold, quoted", [
+    (["GBP"], True),  # the carts' currency alone: amounts are exact
+    (["GBP", "EUR"], False),  # an order can switch to euros with the coupon on
+    (["EUR"], False),  # one currency, not the cart's
+])
+@responses.activate
+def test_vendure_shop_is_quoted_only_in_a_currency_its_amounts_are_exact_in(
+        client, app, sold, quoted):
+    shop = _vendure()
+    _channel_sells(shop, sold)
+    assert platform.refresh(shop, connector_for(shop))
+    db.session.commit()
+    asked = len(responses.calls)
+    body = quote(client, shop).get_json()
+    assert len(responses.calls) == asked  # the quote asks the platform nothing
+    assert (body["offer"] is not None) is quoted, body
+    if not quoted:
+        assert body["reason_code"] == "no_allowed_candidate"
+
+
+@responses.activate
+def test_vendure_shop_never_read_is_quoted_nothing_and_asked_nothing(client, app):
+    shop = _vendure()
+    body = quote(client, shop).get_json()
+    assert body["offer"] is None and body["reason_code"] == "no_allowed_candidate", body
+    assert len(responses.calls) == 0
+
+
+def test_other_platforms_need_no_reading(client, app):
+    """Shopify, Saleor and generic stores keep an amount in the offer's currency."""
+    shop = make_shop("generic")
+    configure(shop)
+    make_idle(shop.id)
+    assert platform.amount_currencies(shop) is None
+    assert quote(client, shop).get_json()["offer"] is not None
+
+
+@responses.activate
+def test_a_sync_reads_the_currencies_again_only_once_the_reading_is_old(client, app):
+    shop = _vendure()
+    _channel_sells(shop, ["GBP"])
+    products = json.loads((FIXTURES / "admin_products_page.json").read_text())
+    responses.post(_api(shop), match=[_op("Products")], json=products)
+    assert run_sync(shop.id, "products").finished
+    db.session.refresh(shop)
+    assert shop.settings[platform.KEY]["sold"] == ["GBP"]
+    assert platform.amount_currencies(shop) == frozenset({"GBP"})
+    read_at = shop.settings[platform.KEY]["read_at"]
+    assert not platform.refresh(shop, connector_for(shop))  # fresh: not asked again
+    assert shop.settings[platform.KEY]["read_at"] == read_at
+    later = utcnow() + platform.MAX_AGE
+    responses.replace("POST", _api(shop), match=[_op("ChannelCurrencies")], json={"data": {
+        "activeChannel": {"defaultCurrencyCode": "GBP",
+                          "availableCurrencyCodes": ["GBP", "EUR"]}}})
+    assert platform.refresh(shop, connector_for(shop), now=later)
+    assert platform.amount_currencies(shop) == frozenset()
+
+
+@responses.activate
+def test_an_unreadable_channel_keeps_the_last_reading(client, app):
+    shop = _vendure()
+    sells(shop, "GBP")
+    forbidden = json.loads((FIXTURES / "admin_forbidden.json").read_text())
+    responses.post(_api(shop), json=forbidden)  # an expired token: AuthFailed
+    stale = utcnow() + platform.MAX_AGE + timedelta(minutes=1)
+    assert not platform.refresh(shop, connector_for(shop), now=stale)
+    assert len(responses.calls) >= 1
+    assert platform.amount_currencies(shop) == frozenset({"GBP"})
+
+
+@responses.activate
+def test_offer_quoted_before_a_second_currency_was_read_is_withdrawn_at_accept(client, app):
+    shop = _vendure()
+    sells(shop, "GBP")
+    offer = quote(client, shop).get_json()["offer"]
+    assert offer is not None
+    sells(shop, "GBP", "EUR")
+    res = accept(client, shop, offer["token"])
+    assert res.status_code == 409, res.get_json()
+    assert len(responses.calls) == 0  # nothing asked of Vendure, nothing reserved
+    row = db.session.query(Offer).filter_by(public_id=offer["id"]).one()
+    assert row.status == "superseded" and row.code is None
+
+
+@responses.activate
+def test_accept_still_refuses_when_the_reading_is_stale(client, app):
+    """The channel added euros since the last sync: the connector's own check refuses the
+    amount before it creates the customer group or the promotion."""
+    shop = _vendure()
+    sells(shop, "GBP")
+    offer = quote(client, shop).get_json()["offer"]
+    assert offer is not None
+    tax = json.loads((FIXTURES / "admin_tax_setup.json").read_text())
+    tax["data"]["activeChannel"] |= {"defaultCurrencyCode": "GBP",
+                                     "availableCurrencyCodes": ["GBP", "EUR"]}
+    responses.post(_api(shop), json=json.loads(
+        (FIXTURES / "admin_promotions_by_code_none.json").read_text()),
+        match=[_op("PromotionsByCode")])
+    responses.post(_api(shop), json=tax, match=[_op("TaxSetup")])
+    res = accept(client, shop, offer["token"])
+    assert res.status_code == 502, res.get_json()
+    sent = [json.loads(c.request.body)["query"] for c in responses.calls]
+    assert not any("createPromotion" in q or "createCustomerGroup" in q for q in sent)
+
+
+@pytest.mark.parametrize("sold, shown", [
+    (None, "Offers wait for the first sync"),
+    (["EUR", "GBP"], "this channel sells several currencies (EUR, GBP)"),
+    (["GBP"], None),
+])
+def test_settings_page_says_why_offers_are_held_back(app, client, sold, shown):
+    shop = _vendure()
+    if sold is not None:
+        sells(shop, *sold)
+    sign_in(app, client, shop)
+    html = client.get("/admin/settings").get_data(as_text=True)
+    if shown is None:
+        assert 'id="offer-amounts-note"' not in html
+    else:
+        assert 'id="offer-amounts-note"' in html and shown in html
