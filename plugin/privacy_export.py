@@ -81,9 +81,14 @@ def export_guest_orders(shop_id: str, order_ids: Iterable[str]) -> dict[str, Any
             "webhook_deliveries": _deliveries_export(shop_id, None, order_ids)}
 
 
+def exports_root() -> Path:
+    """The folder holding each shop's folder of exports (``instance/exports``)."""
+    return Path(current_app.instance_path) / "exports"
+
+
 def exports_dir(shop_id: str) -> Path:
     """Where a shop's data-request exports are written (``instance/exports/<shop id>``)."""
-    return Path(current_app.instance_path) / "exports" / shop_id
+    return exports_root() / shop_id
 
 
 def forget_order_exports(shop_id: str, order_ids: Collection[str]) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import logging
 import re
 import secrets
 import shutil
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,8 @@ from urllib.parse import urlsplit
 import requests
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 import connectors
 from connectors.base import Connector, Credentials
@@ -307,13 +310,68 @@ def erase_shop(shop_id: str) -> None:
             db.session.execute(sa.delete(table).where(table.c.shop_id == shop_id))
     db.session.execute(sa.delete(Shop).where(Shop.id == shop_id))  # ORM: syncs the session
     # Files hold shoppers' data too: model artifacts (their purchase histories) and
-    # data-request exports.
-    from plugin.privacy import exports_dir
-
-    for directory in (Path(current_app.config["MODEL_DIR"]) / shop_id, exports_dir(shop_id)):
-        _remove_shop_dir(directory, shop_id)
+    # data-request exports. They go once the rows' delete commits: a rolled-back erasure
+    # (a failed delivery, retried later) keeps a shop whose files must still be there.
+    _remove_after_commit([base / shop_id for base in _shop_file_roots()], shop_id)
     _forget_cached_lists(shop_id)
     log.info("shop.erased", extra={"shop_id": shop_id})
+
+
+def _shop_file_roots() -> tuple[Path, Path]:
+    """The folders holding a ``<shop id>`` folder of files per shop: model artifacts and
+    data-request exports."""
+    from plugin.privacy_export import exports_root
+
+    return Path(current_app.config["MODEL_DIR"]), exports_root()
+
+
+#: Shop folders ``erase_shop`` deletes once the session's transaction commits.
+_DIRS_PENDING = "shopkeeper_shop_dirs_erased"
+_DIRS_LISTENING = "shopkeeper_shop_dirs_listening"
+
+
+def _remove_after_commit(directories: list[Path], shop_id: str) -> None:
+    """Delete the shop's folders when the session commits; forget them if it rolls back.
+    A process stopping between the two leaves them to ``sweep_erased_shop_files``."""
+    session = db.session()
+    if not session.info.get(_DIRS_LISTENING):
+        event.listen(session, "after_commit", _remove_pending_dirs)
+        event.listen(session, "after_soft_rollback", _drop_pending_dirs)
+        session.info[_DIRS_LISTENING] = True
+    session.info.setdefault(_DIRS_PENDING, []).extend((d, shop_id) for d in directories)
+
+
+def _remove_pending_dirs(session: Session) -> None:
+    for directory, shop_id in session.info.pop(_DIRS_PENDING, ()):
+        _remove_shop_dir(directory, shop_id)
+
+
+def _drop_pending_dirs(session: Session, previous_transaction: object) -> None:
+    session.info.pop(_DIRS_PENDING, None)  # rolled back: the shop and its files stay
+
+
+#: A folder of no shop is left this long (seconds) before it is swept: a shop being
+#: created writes nothing before it commits, but a clock or a slow commit may lag.
+ORPHAN_DIR_GRACE = 3600
+
+
+def sweep_erased_shop_files(*, now: float | None = None) -> int:
+    """Delete the model and export folders of shops that no longer exist: an erasure's
+    process stopped between its commit and the files' delete, or a fit still running for
+    a shop erased meanwhile wrote its artifacts afterwards. Returns the folders deleted."""
+    shops = set(db.session.scalars(sa.select(Shop.id)))
+    cutoff, n = (time.time() if now is None else now) - ORPHAN_DIR_GRACE, 0
+    for root in _shop_file_roots():
+        for directory in root.iterdir() if root.is_dir() else ():
+            if directory.name in shops or not _SHOP_ID.fullmatch(directory.name) \
+                    or not directory.is_dir() or directory.is_symlink() \
+                    or directory.stat().st_mtime > cutoff:
+                continue
+            _remove_shop_dir(directory, directory.name)
+            n += 1
+    if n:
+        log.info("shop.files_swept", extra={"folders": n})
+    return n
 
 
 def _forget_cached_lists(shop_id: str) -> None:
@@ -334,7 +392,8 @@ def _remove_shop_dir(directory: Path, shop_id: str) -> None:
 
 
 def purge_uninstalled(now: datetime | None = None) -> list[str]:
-    """Erase shops uninstalled longer ago than ``UNINSTALL_RETENTION_HOURS`` (a daily job)."""
+    """Erase shops uninstalled longer ago than ``UNINSTALL_RETENTION_HOURS`` (an hourly
+    job), then sweep the folders erased shops left behind (``sweep_erased_shop_files``)."""
     hours = current_app.config["UNINSTALL_RETENTION_HOURS"]
     cutoff = (now or utcnow()) - timedelta(hours=hours)
     ids = list(db.session.scalars(
@@ -343,6 +402,7 @@ def purge_uninstalled(now: datetime | None = None) -> list[str]:
     for shop_id in ids:
         erase_shop(shop_id)
     db.session.commit()
+    sweep_erased_shop_files()
     return ids
 
 

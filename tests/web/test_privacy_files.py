@@ -93,6 +93,58 @@ def test_erasing_a_shop_deletes_its_exports_and_model_artifacts(app):
     assert export.exists() and artifacts.exists()
 
 
+def test_a_shop_erasure_that_rolls_back_keeps_its_files(app, shop):
+    """The folders go when the erasure commits: a rolled-back one (a shop/redact delivery
+    that failed and will be retried) leaves a shop whose exports and models are still
+    there, and a later commit of the same session does not delete them either."""
+    export = record_data_request(shop.id, "c1")
+    artifacts = Path(current_app.config["MODEL_DIR"]) / shop.id / "v1"
+    artifacts.mkdir(parents=True)
+    db.session.commit()
+    shop_id = shop.id
+    erase_shop(shop_id)
+    db.session.rollback()
+    assert export.exists() and artifacts.exists()
+    record_data_request(shop_id, "c2")
+    db.session.commit()
+    assert export.exists() and artifacts.exists()
+    erase_shop(shop_id)
+    db.session.commit()
+    assert not export.exists() and not artifacts.exists()
+
+
+def test_the_folders_of_a_shop_its_erasures_commit_outlived_are_swept(app):
+    """The process stopped between the shop erasure's commit and the folders' delete (or
+    a fit still running wrote its artifacts after it): the hourly purge deletes the
+    folders of shops that no longer exist, once they are an hour old; other shops' stay."""
+    import os
+    import time
+
+    from plugin.shops import purge_uninstalled
+
+    gone, kept = make_shop(), make_shop()
+    db.session.commit()
+    gone_id, kept_id = gone.id, kept.id
+    erase_shop(gone_id)
+    db.session.commit()
+    folders = {}
+    for shop_id in (gone_id, kept_id):  # what the erasure's commit outlived, and a shop's
+        export = Path(current_app.instance_path) / "exports" / shop_id / "customer-0-1.json"
+        artifacts = Path(current_app.config["MODEL_DIR"]) / shop_id / "v1" / "model.npz"
+        for path in (export, artifacts):
+            path.parent.mkdir(parents=True)
+            path.write_text("per-shopper data")
+        folders[shop_id] = (export.parent, artifacts.parent.parent)
+    purge_uninstalled()
+    assert all(folder.exists() for folder in folders[gone_id])  # new: a shop being created?
+    old = time.time() - 86400  # a day: more than the grace
+    for folder in (*folders[gone_id], *folders[kept_id]):
+        os.utime(folder, (old, old))
+    purge_uninstalled()
+    assert not any(folder.exists() for folder in folders[gone_id])
+    assert all(folder.exists() for folder in folders[kept_id])
+
+
 def test_export_holds_everything_kept_about_the_customer(app, shop):
     """Consent answer, prompt state, cached list, shown lists and carts are theirs too."""
     from plugin.models import (
