@@ -23,6 +23,7 @@ from plugin.ingestion.mapping import (
     guest_shopper,
 )
 from plugin.models import (
+    AuditLog,
     Cart,
     Customer,
     Impression,
@@ -256,6 +257,8 @@ def record_data_request(shop_id: str, customer_id: str | None, *,
     path = out / f"{_export_prefix(shop_id, key)}{int(utcnow().timestamp())}.json"
     export = (export_guest_orders(shop_id, order_ids) if customer_id is None
               else export_customer(shop_id, customer_id, order_ids=order_ids))
+    # written now, under its final name, so an erasure in the same transaction finds it;
+    # listed only once the audit entry naming it commits (``_listed_exports``)
     path.write_text(json.dumps(export, indent=2))
     audit(shop_id, "privacy.data_request", file=path.name)
     return path
@@ -264,6 +267,21 @@ def record_data_request(shop_id: str, customer_id: str | None, *,
 #: A platform data request's export waits this long for the merchant, then is deleted.
 EXPORT_KEEP_DAYS = 30
 _EXPORT_NAME = re.compile(r"customer-[0-9a-f]{16}-(\d{1,12})\.json")
+#: Audit entries naming (``file``) the export they wrote: a data request's and a renewal's.
+_EXPORT_AUDITS = ("privacy.data_request", "privacy.data_request_renewed")
+#: An export file no committed audit entry names is left this long (its request may be
+#: committing still), then swept: its request rolled back.
+UNRECORDED_EXPORT_GRACE = timedelta(hours=1)
+
+
+def _listed_exports(shop_id: str) -> set[str]:
+    """Names of the shop's exports whose audit entry committed, less those an erasure
+    deleted: a data request that rolled back (a failed delivery, retried later) leaves a
+    file that must be neither listed nor served (no audit entry says it was made)."""
+    details = db.session.scalars(sa.select(AuditLog.detail).where(
+        AuditLog.shop_id == shop_id, AuditLog.action.in_(_EXPORT_AUDITS)))
+    recorded = {str(d.get("file")) for d in details if isinstance(d, dict)}
+    return recorded - erased_export_names(shop_id)
 
 
 def data_requests(shop_id: str) -> list[dict[str, Any]]:
@@ -273,11 +291,11 @@ def data_requests(shop_id: str) -> list[dict[str, Any]]:
     the data to the customer: the admin's privacy page lists these files to download.
     """
     directory = exports_dir(shop_id)
-    erased = erased_export_names(shop_id) if directory.is_dir() else set()
+    listed = _listed_exports(shop_id) if directory.is_dir() else set()
     out = []
     for path in directory.iterdir() if directory.is_dir() else ():
         match = _EXPORT_NAME.fullmatch(path.name)
-        if match is None or not path.is_file() or path.name in erased:
+        if match is None or not path.is_file() or path.name not in listed:
             continue
         try:
             customer = json.loads(path.read_text()).get("customer_id")
@@ -291,8 +309,9 @@ def data_requests(shop_id: str) -> list[dict[str, Any]]:
 
 def data_request_file(shop_id: str, name: str) -> Path | None:
     """The export file ``name`` of this shop, or None (never a path outside its folder,
-    nor an export an erasure deleted whose file is still there)."""
-    if _EXPORT_NAME.fullmatch(name) is None or name in erased_export_names(shop_id):
+    nor an export an erasure deleted whose file is still there, nor one of a data request
+    that rolled back)."""
+    if _EXPORT_NAME.fullmatch(name) is None or name not in _listed_exports(shop_id):
         return None
     path = exports_dir(shop_id) / name
     return path if path.is_file() else None
@@ -301,12 +320,20 @@ def data_request_file(shop_id: str, name: str) -> Path | None:
 def purge_old_exports(shop_id: str, *, now: datetime | None = None) -> int:
     """Delete data-request exports older than ``EXPORT_KEEP_DAYS``: copies of personal data
     should not outlive the request they answer. Erased exports' files still on disk go too
-    (``sweep_erased_exports``)."""
-    cutoff = (now or utcnow()) - timedelta(days=EXPORT_KEEP_DAYS)
+    (``sweep_erased_exports``), and so do those of data requests that rolled back (no
+    audit entry names them) after ``UNRECORDED_EXPORT_GRACE``."""
+    now = now or utcnow()
     n = sweep_erased_exports(shop_id)
-    for req in data_requests(shop_id):
-        if req["requested_at"] < cutoff:
-            (exports_dir(shop_id) / req["name"]).unlink(missing_ok=True)
+    directory = exports_dir(shop_id)
+    listed = _listed_exports(shop_id) if directory.is_dir() else set()
+    for path in directory.iterdir() if directory.is_dir() else ():
+        match = _EXPORT_NAME.fullmatch(path.name)
+        if match is None or not path.is_file():
+            continue
+        keep = timedelta(days=EXPORT_KEEP_DAYS) if path.name in listed \
+            else UNRECORDED_EXPORT_GRACE
+        if datetime.fromtimestamp(int(match.group(1)), UTC) < now - keep:
+            path.unlink(missing_ok=True)
             n += 1
     return n
 

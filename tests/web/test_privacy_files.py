@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import current_app
 
 from plugin.extensions import db
+from plugin.models.types import utcnow
 from plugin.privacy import erase_customer, record_data_request
 from plugin.shops import erase_shop
 from tests.factories import make_shop
@@ -91,6 +92,28 @@ def test_erasing_a_shop_deletes_its_exports_and_model_artifacts(app):
     assert not artifacts.exists() and not artifacts.parent.exists()
     export, artifacts = files[b.id]
     assert export.exists() and artifacts.exists()
+
+
+def test_a_data_request_that_rolls_back_leaves_no_listed_export(app, shop):
+    """Its file is written before the commit (an erasure in the same transaction must find
+    it), but no audit entry says it was made: neither listed nor served, and the retention
+    purge deletes it once it is an hour old. A committed one stays listed."""
+    from plugin.privacy import data_request_file, data_requests, purge_expired
+
+    shop_id = shop.id
+    lost = record_data_request(shop_id, "c1")
+    db.session.rollback()
+    kept = record_data_request(shop_id, "c2")
+    db.session.commit()
+    assert lost.exists()
+    assert [r["name"] for r in data_requests(shop_id)] == [kept.name]
+    assert data_request_file(shop_id, lost.name) is None
+    assert data_request_file(shop_id, kept.name) == kept
+    purge_expired(shop_id, retention_days=3650)
+    assert lost.exists()  # its request may still be committing
+    purge_expired(shop_id, retention_days=3650, now=utcnow() + timedelta(hours=2))
+    db.session.commit()
+    assert not lost.exists() and kept.exists()
 
 
 def test_a_shop_erasure_that_rolls_back_keeps_its_files(app, shop):
@@ -213,14 +236,22 @@ def test_erasure_unlinks_carts_that_name_the_customer_as_shopper(app, shop):
 
 
 def _age(path: Path, days: int) -> Path:
-    """The same export as if requested ``days`` ago (the request time is in its name)."""
+    """The same export as if requested ``days`` ago (the request time is in its name, as
+    in the audit entry that lists it)."""
     import re
 
+    import sqlalchemy as sa
+
+    from plugin.models import AuditLog
     from plugin.models.types import utcnow
 
     then = int((utcnow() - timedelta(days=days)).timestamp())
     older = path.with_name(re.sub(r"-\d+\.json$", f"-{then}.json", path.name))
     path.rename(older)
+    for entry in db.session.scalars(sa.select(AuditLog).where(
+            AuditLog.action == "privacy.data_request")):
+        if entry.detail.get("file") == path.name:
+            entry.detail = {**entry.detail, "file": older.name}
     return older
 
 
