@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from plugin.errors import Conflict, NotFound, Unprocessable
 from plugin.extensions import db, insert_or_ignore
+from plugin.ingestion.mapping import erasure_lock
 from plugin.models import Interaction, Product, PromptState, Shop, SubProfile
 from plugin.models.events import FORGOTTEN_SUBPROFILE as FORGOTTEN
 from plugin.models.events import SET_ASIDE
@@ -136,6 +137,10 @@ def delete_subprofile(shop: Shop, owner: str, subprofile_id: int) -> int:
     out of the owner's history and of every sub-profile's, listed in the customer's export,
     and erased with the customer.
     """
+    # first, as the shop's other writers of purchases: an erasure of the owner between
+    # the two statements below deadlocked with them (PostgreSQL); and read after it, an
+    # erasure that committed meanwhile leaves no sub-profile to delete (404)
+    erasure_lock(shop.id)
     row = get_subprofile(shop, owner, subprofile_id)
     # browsing done "as Maya" (events, not order lines) carries nothing worth keeping
     removed = db.session.execute(sa.delete(Interaction).where(

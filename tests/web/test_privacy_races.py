@@ -217,3 +217,67 @@ def test_a_saleor_channel_switch_and_an_erasure_at_once_both_finish(app, first):
     assert db.session.scalar(sa.select(Order.customer_external_id).filter_by(
         shop_id=shop_id, external_id="1002")) is None
     assert db.session.get(Shop, shop_id).settings["saleor_channel"] == "channel-pln"
+
+
+def test_a_subprofile_deletion_and_its_owners_erasure_at_once_both_finish(app):
+    """The deletion deletes the sub-profile's browsing events, then marks its purchases;
+    the erasure deletes all of the owner's events in one statement. Without the shared
+    lock, an erasure between the two locked the purchase and waited on a browsing event
+    the deletion had deleted, while the deletion waited on the purchase: a deadlock, and
+    one of the two failed (the shopper's deletion, or a redaction that must be retried)."""
+    from sqlalchemy import event
+
+    from plugin.models import Shop, SubProfile
+    from plugin.subprofiles import service
+
+    shop_id = make_shop().id
+    sub = service.create_subprofile(db.session.get(Shop, shop_id), "5151", "Maya")
+    at = datetime(2022, 1, 1, tzinfo=UTC)
+    for kind in ("purchase", "view"):  # the purchase first: the erasure's scan meets it first
+        db.session.add(Interaction(shop_id=shop_id, shopper_id="5151", subprofile_id=sub.id,
+                                   product_external_id="p1", kind=kind, occurred_at=at,
+                                   context={}))
+    db.session.commit()
+    sub_id, paused, go, failures = sub.id, threading.Event(), threading.Event(), []
+    deleting: list[threading.Thread] = []
+
+    def pause(conn, cursor, statement, *args) -> None:  # browsing deleted, purchases next
+        if threading.current_thread() in deleting and statement.startswith(
+                "UPDATE interactions"):
+            paused.set()
+            go.wait(30)
+
+    def deletion() -> None:
+        service.delete_subprofile(db.session.get(Shop, shop_id), "5151", sub_id)
+
+    def erasure() -> None:
+        privacy.erase_customer(shop_id, "5151")
+        db.session.commit()
+
+    def run(job: Callable[[], None]) -> None:
+        with app.app_context():  # a session of its own
+            try:
+                job()
+            except Exception as err:  # the test reports what went wrong
+                failures.append(err)
+            finally:
+                paused.set()
+                db.session.remove()
+
+    event.listen(db.engine, "before_cursor_execute", pause)
+    try:
+        deleting.append(threading.Thread(target=run, args=(deletion,)))
+        threads = [deleting[0], threading.Thread(target=run, args=(erasure,))]
+        threads[0].start()
+        assert paused.wait(30)
+        threads[1].start()
+        assert _waiting_on_a_lock()  # the erasure waits for the deletion's transaction
+        go.set()
+        for t in threads:
+            t.join(60)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", pause)
+    assert failures == []
+    db.session.expire_all()
+    assert db.session.scalars(sa.select(Interaction.id).filter_by(shop_id=shop_id)).all() == []
+    assert db.session.get(SubProfile, sub_id) is None
