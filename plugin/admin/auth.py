@@ -28,6 +28,7 @@ from connectors.errors import SignatureInvalid, TransientError
 from connectors.saleor.jwks import MissingPermissions
 from plugin import shops
 from plugin.admin import sessions
+from plugin.admin.schemas import safe_origin
 from plugin.errors import Forbidden, NotFound, ServiceUnavailable, Unauthorized
 from plugin.extensions import db
 from plugin.models import Shop
@@ -183,7 +184,7 @@ def frame_ancestors(shop: Shop | None) -> str:
     origins = ["'self'"]
     if shop.platform == "shopify":
         origins.append(shopify_frame_ancestors(shop.domain))
-    admin_origin = (shop.settings or {}).get("admin_origin")
+    admin_origin = safe_origin((shop.settings or {}).get("admin_origin"))
     if admin_origin:
         origins.append(admin_origin)
     elif shop.platform == "saleor":  # a Dashboard can be hosted anywhere; its session
@@ -206,7 +207,7 @@ def saleor_frame_ancestors(args: Mapping[str, str]) -> str | None:
     shop = db.session.scalar(sa.select(Shop).filter_by(platform="saleor", domain=host))
     if shop is None or shop.status != "active":
         return None
-    origin = (shop.settings or {}).get("admin_origin")
+    origin = safe_origin((shop.settings or {}).get("admin_origin"))
     return f"'self' {origin}" if origin else "'self' https:"
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from marshmallow import (
     EXCLUDE,
@@ -109,14 +110,55 @@ class PrivacySchema(_Section):
     retention_days = fields.Integer(load_default=730, validate=validate.Range(30, 3650))
 
 
+#: An origin as typed: scheme, host (a name, an IPv4 address or a bracketed IPv6 one) and
+#: an optional port, then at most a "/"; nothing else (no user, path, query, spaces).
+_ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\[\]/:@?#\s]+)"
+                     r"(?::(?P<port>\d{1,5}))?/?", re.IGNORECASE)
+#: A host name once in ASCII (IDNA): letters, digits and inner hyphens per label.
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
 def _origin(value: str) -> str:
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
-            or parts.query or parts.fragment:
-        raise ValidationError(f"{value!r} is not an origin like https://shop.example")
-    default = {"http": 80, "https": 443}[parts.scheme]
-    port = f":{parts.port}" if parts.port and parts.port != default else ""
-    return f"{parts.scheme}://{parts.hostname}{port}"
+    """``value`` as a normalised origin (lower case, IDNA host, no default port).
+
+    Strict: it ends up in the admin's Content-Security-Policy header (``admin_origin``)
+    and in CORS answers, so a host with ``;`` or a space (another CSP directive) or
+    anything beyond scheme, host and port is refused."""
+    match = _ORIGIN.fullmatch(value.strip())
+    host = _host(match["host"]) if match else None
+    port = int(match["port"]) if match and match["port"] else None
+    if match is None or host is None or port == 0 or (port or 0) > 65535:
+        raise ValidationError(f"{value!r} is not an origin like https://shop.example "
+                              "(scheme, host and an optional port, nothing else)")
+    scheme = match["scheme"].lower()
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def _host(host: str) -> str | None:
+    """The host in ASCII, lower case, or None when it is not a host name or address."""
+    if host.startswith("["):
+        try:
+            return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        except ValueError:
+            return None
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+    labels = ascii_host.removesuffix(".").split(".")
+    if len(ascii_host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return None
+    return ascii_host
+
+
+def safe_origin(value: object) -> str | None:
+    """A stored origin fit for a header, or None (one saved before origins were checked
+    strictly)."""
+    try:
+        return _origin(value) if isinstance(value, str) else None
+    except ValidationError:
+        return None
 
 
 class OriginsSchema(_Section):

@@ -40,6 +40,18 @@ def test_a_configured_dashboard_origin_is_the_only_one(client, saleor_shop):
     assert _ancestors(r) == "'self' https://dashboard.shop.example"
 
 
+def test_a_dashboard_origin_stored_before_strict_checks_is_not_framed_in(client,
+                                                                         saleor_shop):
+    """An origin saved before origins were checked strictly: a ";" in it would have
+    added a directive to the header; it is ignored, as if none were set."""
+    saleor_shop.settings = {**(saleor_shop.settings or {}),
+                            "admin_origin": "https://dashboard.example; script-src *"}
+    db.session.commit()
+    r = client.get("/admin/", query_string={"saleorApiUrl": API_URL})
+    assert _ancestors(r) == "'self' https:"
+    assert "script-src *" not in r.headers["Content-Security-Policy"]
+
+
 @pytest.mark.parametrize("args", [
     {},  # an ordinary visit
     {"saleorApiUrl": "https://not-installed.example/graphql/"},

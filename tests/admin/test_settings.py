@@ -61,6 +61,14 @@ BAD_VALUES = [
     ("origins", "allowed_origins", "ftp://shop.example"),
     ("origins", "allowed_origins", "https://shop.example/path"),
     ("origins", "admin_origin", "not a url"),
+    # the admin origin goes into a CSP header: a ";" or a space starts another directive
+    ("origins", "admin_origin", "https://admin.example; script-src *"),
+    ("origins", "admin_origin", "https://admin.example;report-uri"),
+    ("origins", "admin_origin", "https://admin example"),
+    ("origins", "admin_origin", "https://user@admin.example"),
+    ("origins", "allowed_origins", "https://shop.example:abc"),
+    ("origins", "allowed_origins", "https://shop.example:99999"),
+    ("origins", "allowed_origins", "https://shop_example"),
 ]
 
 
@@ -239,6 +247,18 @@ def test_every_refused_field_has_its_message_next_to_it(admin, section, field):
     slot = re.search(rf'id="err-{section}-{field}" role="alert">([^<]*)<', html)
     assert slot and message in html_lib.unescape(slot[1])
     assert f'aria-describedby="err-{section}-{field}"' in html
+
+
+def test_origins_are_stored_normalised_with_an_idna_host(admin, shop):
+    client, token = admin
+    r = _post(client, token, _section="origins", **{
+        "origins.allowed_origins": "https://Bücher.example:443/\nhttp://[::1]:3000",
+        "origins.admin_origin": "HTTPS://Admin.Bücher.example:8443"})
+    assert r.status_code == 302
+    db.session.expire_all()
+    settings = shops.get_shop(shop.id).settings
+    assert settings["allowed_origins"] == ["https://xn--bcher-kva.example", "http://[::1]:3000"]
+    assert settings["admin_origin"] == "https://admin.xn--bcher-kva.example:8443"
 
 
 def test_every_bad_origin_is_reported(admin):
