@@ -317,7 +317,7 @@ class GuardedSession(RetrySession):
         call = _Call(deadline, self.public_only, self.pinned)
         seconds = deadline - self.clock()
         if seconds <= 0:
-            raise DeadlineExceeded(f"{request.method} {request.url}: no time left")
+            raise DeadlineExceeded(f"{describe_request(request)}: no time left")
         kwargs["allow_redirects"] = False
         kwargs["stream"] = True
         token = _CALL.set(call)
@@ -328,7 +328,7 @@ class GuardedSession(RetrySession):
             return super().send(request, **kwargs)
         except TransientError as exc:
             if call.expired and not isinstance(exc, DeadlineExceeded):
-                raise DeadlineExceeded(f"{request.method} {request.url}: no answer within "
+                raise DeadlineExceeded(f"{describe_request(request)}: no answer within "
                                        f"{self.deadline:g} s") from None
             raise
         finally:
@@ -343,7 +343,7 @@ class GuardedSession(RetrySession):
         assert call is not None  # set by send
         left = call.deadline - self.clock()
         if left <= 0 or call.expired:
-            raise DeadlineExceeded(f"{request.method} {request.url}: deadline passed")
+            raise DeadlineExceeded(f"{describe_request(request)}: deadline passed")
         timeout = kwargs.get("timeout") or self.timeout
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         kwargs = {**kwargs, "timeout": (min(connect, left), min(read, left))}
@@ -351,12 +351,12 @@ class GuardedSession(RetrySession):
             response = super()._attempt(request, kwargs)
         except requests.ConnectionError as exc:
             if _refused(exc):
-                raise AddressRefused(f"{request.method} {request.url}: not a public "
+                raise AddressRefused(f"{describe_request(request)}: not a public "
                                      "address") from None
             raise
         self._read_body(response, describe_request(request))
         if call.expired:  # a socket shut mid-answer can look like a short, complete one
-            raise DeadlineExceeded(f"{request.method} {request.url}: deadline passed")
+            raise DeadlineExceeded(f"{describe_request(request)}: deadline passed")
         return response
 
     def _read_body(self, response: requests.Response, target: str) -> None:

@@ -21,8 +21,8 @@ import requests
 
 from connectors.errors import AuthFailed, RateLimited, TransientError
 
-__all__ = ["RETRY_STATUSES", "RetrySession", "describe_request", "make_session",
-           "parse_retry_after"]
+__all__ = ["RETRY_STATUSES", "RetrySession", "describe_request", "failure_reason",
+           "make_session", "parse_retry_after"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,16 @@ def describe_request(request: requests.PreparedRequest) -> str:
     host = parts.netloc.rpartition("@")[2]
     shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
     return f"{request.method} {shown}" + ("?…" if parts.query else "")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The type of a failed request's error and of what caused it in urllib3
+    (``ConnectionError (NewConnectionError)``), without their messages: those name the
+    URL with its query."""
+    reason = exc.args[0] if exc.args else None
+    inner = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    name = type(exc).__name__
+    return f"{name} ({type(inner).__name__})" if isinstance(inner, BaseException) else name
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -111,7 +121,9 @@ class RetrySession(requests.Session):
                 response = self._attempt(request, kwargs)
             except CONNECTION_FAILURES as exc:
                 if attempt >= self.retries:
-                    raise TransientError(f"{target}: {type(exc).__name__}") from exc
+                    # not chained: urllib3's message names the URL, query included, and
+                    # a logged traceback would print it; the reasons' types are kept
+                    raise TransientError(f"{target}: {failure_reason(exc)}") from None
                 delay = self._delay(attempt, None)
                 log.warning(
                     "connectors.http.retry",

@@ -468,3 +468,20 @@ def test_a_pinned_https_connection_still_verifies_the_host_name(serve, tmp_path,
     with pytest.raises(TransientError):
         session.get(f"https://saleor.example:{port}/graphql/")
     assert session.get(server.url).json() == {"ok": True}  # the same CA, the right name
+
+
+def test_refusals_and_deadlines_keep_the_query_out(serve) -> None:
+    """A query may be a credential (a pre-signed URL): these errors reach logs and a
+    sync's ``last_error`` in the admin."""
+    server = serve(ok)
+    signed = server.url + "?Signature=s3cr3tSig"
+    with pytest.raises(AddressRefused) as refused:
+        make_guarded_session(public_only=True).get(signed)
+    now = [100.0]
+    spent = make_guarded_session(deadline=15, budget=15, clock=lambda: now[0])
+    now[0] += 16
+    with pytest.raises(DeadlineExceeded) as late:
+        spent.get(signed)
+    for failed in (refused, late):
+        assert "s3cr3tSig" not in str(failed.value)
+        assert f"GET {server.url}?…" in str(failed.value)  # still says which request

@@ -193,3 +193,26 @@ def test_a_body_broken_on_every_try_ends_transient(session, delays) -> None:
     with pytest.raises(TransientError, match="ChunkedEncodingError"):
         session.get(url)
     assert delays == [0.5, 1.0, 2.0]
+
+
+def test_a_connection_failures_logged_traceback_keeps_the_query_out(caplog) -> None:
+    """urllib3's own message names the URL with its query ("Max retries exceeded with
+    url: /export.jsonl?...Signature=..."): chained to our error, a ``log.exception`` of it
+    printed the credential in the cause's traceback. What failed and why stays said."""
+    import logging
+    import socket
+
+    with socket.socket() as probe:  # a local port nobody listens on: refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/export.jsonl?GoogleAccessId=sa&Signature=s3cr3tSig"
+    session = make_session(retries=1, sleep=lambda s: None, timeout=2)
+    with caplog.at_level("WARNING"):
+        try:
+            session.get(url)
+        except TransientError:
+            logging.getLogger("shopkeeper.sync").exception("sync.failed")
+    assert "sync.failed" in caplog.text and "Traceback" in caplog.text
+    assert "s3cr3tSig" not in caplog.text and "GoogleAccessId" not in caplog.text
+    assert (f"GET http://127.0.0.1:{port}/export.jsonl?…: ConnectionError "
+            "(NewConnectionError)") in caplog.text
