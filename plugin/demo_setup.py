@@ -90,6 +90,19 @@ class RequestHandler(WSGIRequestHandler):
         finally:
             self.path = full
 
+    def log(self, type: str, message: str, *args: object) -> None:
+        """Every line, errors too: ``log_error`` quotes a bad request line whole ("Bad
+        request syntax ('GET /admin?token=... x HTTP/1.1')"); a text with a query is cut
+        at its "?" (the query may hold spaces, so where it ends is unknown)."""
+        super().log(type, message, *(_without_query(a) for a in args))
+
+
+def _without_query(arg: object) -> object:
+    """``arg`` (a number for ``%d`` stays one), its text cut at a "?"."""
+    if isinstance(arg, int | float) or "?" not in (text := str(arg)):
+        return arg
+    return text.partition("?")[0] + "?…"
+
 
 def serve(app: Flask, *, host: str, port: int) -> None:
     """Development server plus the in-process inbox worker."""

@@ -39,6 +39,7 @@ def test_the_demo_servers_request_log_holds_networks_not_addresses(app, monkeypa
     string (a signed admin link's token) is left out."""
     import http.client
     import logging
+    import socket
     import threading
 
     import werkzeug.serving
@@ -61,6 +62,11 @@ def test_the_demo_servers_request_log_holds_networks_not_addresses(app, monkeypa
             conn.request("GET", "/healthz?token=s3cret-admin-link")
             assert conn.getresponse().status in (200, 503)
             conn.close()
+            # a bad request line (an unencoded space in the query): werkzeug's error log
+            # ("Bad request syntax (...)") quoted it whole
+            with socket.create_connection(("127.0.0.1", server.server_port), 10) as raw:
+                raw.sendall(b"GET /admin?next=a b&token=s3cret-link-2 HTTP/1.1\r\n\r\n")
+                assert raw.recv(64).startswith(b"HTTP/1.0 400")
             server.shutdown()
             thread.join(10)
     finally:
@@ -69,3 +75,4 @@ def test_the_demo_servers_request_log_holds_networks_not_addresses(app, monkeypa
     assert "GET /healthz " in logged
     assert "127.0.0.0 " in logged and "127.0.0.1" not in logged
     assert "s3cret" not in logged
+    assert "Bad request syntax ('GET /admin?…" in logged and '"-" 400' in logged
