@@ -146,8 +146,12 @@ def _renew_exports(shop_id: str, held: list[dict[str, Any]], redacted: tuple[str
     commits): deleted whole, a customer's export listing a guest order of the redaction
     vanished from the merchant's list and the data request it answered went unanswered.
     Called last, once everything the redaction removes is gone; a guest export left with
-    no order is not written again. The new file's name carries the time it was written."""
+    no order is not written again, nor is the file of a data request that rolled back
+    (never listed). The new file's name carries the time it was written."""
+    recorded = _recorded_exports(shop_id) if held else set()
     for export in held:
+        if export["file"] not in recorded:
+            continue
         customer = export.get("customer_id")
         remaining = sorted(set(export["order_ids"]) - set(redacted))
         if customer is None and not remaining:
@@ -274,14 +278,18 @@ _EXPORT_AUDITS = ("privacy.data_request", "privacy.data_request_renewed")
 UNRECORDED_EXPORT_GRACE = timedelta(hours=1)
 
 
-def _listed_exports(shop_id: str) -> set[str]:
-    """Names of the shop's exports whose audit entry committed, less those an erasure
-    deleted: a data request that rolled back (a failed delivery, retried later) leaves a
-    file that must be neither listed nor served (no audit entry says it was made)."""
+def _recorded_exports(shop_id: str) -> set[str]:
+    """Names of the shop's exports whose audit entry committed (or is in this
+    transaction): a data request that rolled back (a failed delivery, retried later)
+    leaves a file no entry names."""
     details = db.session.scalars(sa.select(AuditLog.detail).where(
         AuditLog.shop_id == shop_id, AuditLog.action.in_(_EXPORT_AUDITS)))
-    recorded = {str(d.get("file")) for d in details if isinstance(d, dict)}
-    return recorded - erased_export_names(shop_id)
+    return {str(d.get("file")) for d in details if isinstance(d, dict)}
+
+
+def _listed_exports(shop_id: str) -> set[str]:
+    """The exports the merchant may see: recorded, and not deleted by an erasure."""
+    return _recorded_exports(shop_id) - erased_export_names(shop_id)
 
 
 def data_requests(shop_id: str) -> list[dict[str, Any]]:

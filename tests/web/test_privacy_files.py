@@ -98,7 +98,7 @@ def test_a_data_request_that_rolls_back_leaves_no_listed_export(app, shop):
     """Its file is written before the commit (an erasure in the same transaction must find
     it), but no audit entry says it was made: neither listed nor served, and the retention
     purge deletes it once it is an hour old. A committed one stays listed."""
-    from plugin.privacy import data_request_file, data_requests, purge_expired
+    from plugin.privacy import data_request_file, data_requests, purge_expired, redact_orders
 
     shop_id = shop.id
     lost = record_data_request(shop_id, "c1")
@@ -111,6 +111,12 @@ def test_a_data_request_that_rolls_back_leaves_no_listed_export(app, shop):
     assert data_request_file(shop_id, kept.name) == kept
     purge_expired(shop_id, retention_days=3650)
     assert lost.exists()  # its request may still be committing
+    guest = record_data_request(shop_id, None, order_ids=["4242", "4243"])
+    db.session.rollback()
+    redact_orders(shop_id, ["4242"])  # deletes it, and writes no listed copy of it again
+    db.session.commit()
+    assert not guest.exists()
+    assert [r["name"] for r in data_requests(shop_id)] == [kept.name]
     purge_expired(shop_id, retention_days=3650, now=utcnow() + timedelta(hours=2))
     db.session.commit()
     assert not lost.exists() and kept.exists()
