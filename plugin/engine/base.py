@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,6 +36,13 @@ class BaseRecommender(BaseEstimator):
 
     source_name: str = "base"
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Every ``recommend`` a subclass defines gets the shared ``n`` check, so no
+        estimator can forget it (a negative ``n`` sliced lists from the end)."""
+        super().__init_subclass__(**kwargs)
+        if "recommend" in cls.__dict__:
+            cls.recommend = _checked_n(cls.__dict__["recommend"])
+
     def fit(self, interactions: Interactions, *, show_progress: bool = False) -> BaseRecommender:
         raise NotImplementedError
 
@@ -47,3 +55,22 @@ class BaseRecommender(BaseEstimator):
         at: datetime | float | None = None,
     ) -> list[Recommendation]:
         raise NotImplementedError
+
+
+_Recommend = Callable[..., list[Recommendation]]
+
+
+def _checked_n(recommend: _Recommend) -> _Recommend:
+    """``recommend`` refusing a negative ``n`` and never answering more than ``n`` items."""
+    if getattr(recommend, "_checks_n", False):
+        return recommend
+
+    @functools.wraps(recommend)
+    def checked(self: BaseRecommender, shopper: str, n: int = 10, *args,
+                **kwargs) -> list[Recommendation]:
+        if n < 0:
+            raise ValueError(f"n must be 0 or more, got {n}")
+        return recommend(self, shopper, n, *args, **kwargs)[:n]
+
+    checked._checks_n = True  # type: ignore[attr-defined]
+    return checked

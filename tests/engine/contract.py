@@ -84,3 +84,14 @@ class EstimatorContract:
         model = self.make().fit(history)
         early = model.recommend(SHOPPER, 5, at=T0 - DAY)
         assert not any(r.reason.startswith("you ") for r in early)
+
+    def test_negative_n_is_refused(self, fitted):
+        """The API allows 1 to 50; a negative count is a caller's bug, not a short list."""
+        with pytest.raises(ValueError, match="n must be"):
+            fitted.recommend(SHOPPER, -1)
+        with pytest.raises(ValueError, match="n must be"):
+            fitted.recommend("never-seen", n=-3)
+
+    def test_zero_n_gives_an_empty_list(self, fitted):
+        assert fitted.recommend(SHOPPER, 0) == []
+        assert fitted.recommend("never-seen", 0) == []
