@@ -24,10 +24,12 @@ has finished (``plugin.ingestion.sync.HISTORY_RESET``, read by the hourly retrai
 until then the model fitted before the switch keeps serving.
 
 A purchase the shopper gave to a sub-profile ("that was for Maya") is set aside rather
-than deleted (``SET_ASIDE``: out of training and serving): when the backfill writes its
-order again (same order id), the line is for Maya again. An order the new channel does
-not have never comes back; its set-aside lines stay, out of everything, until the
-customer is erased, so a switch back to the old channel finds them too.
+than deleted (``SET_ASIDE``: out of training and recommendations): when the backfill
+writes its order again (same order id), the line is for Maya again. An order the new
+channel does not have never comes back; its set-aside lines stay until the customer is
+erased, so a switch back to the old channel finds them too. Meanwhile they feed one thing
+only: which sub-profile the "who are you shopping for?" prompt suggests, since the shopper
+did buy them for Maya whatever channel the shop sells through now.
 """
 
 from __future__ import annotations

@@ -53,8 +53,9 @@ class WebhookDelivery(db.Model):
 FORGOTTEN_SUBPROFILE = -1
 #: ``Interaction.kind`` of a purchase given to a sub-profile whose order left the shop's
 #: history (a new Saleor channel, ``plugin.admin.channel``): out of training and serving,
-#: kept only so that whom its line was for comes back with the order if a sync reads it
-#: again (``plugin.ingestion.mapping``)
+#: kept so that whom its line was for comes back with the order if a sync reads it again
+#: (``plugin.ingestion.mapping``) and, meanwhile, still evidence of whom the shopper buys
+#: such things for when the prompt suggests a sub-profile (``subprofile_histories``)
 SET_ASIDE = "purchase_set_aside"
 
 

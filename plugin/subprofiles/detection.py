@@ -64,7 +64,13 @@ def own_history(shop_id: str, shopper_id: str, *, exclude_order: str | None = No
 
 
 def subprofile_histories(shop_id: str, subprofile_ids: list[int]) -> dict[int, list[str]]:
-    """Items bought for each sub-profile (to suggest the right one)."""
+    """Items bought for each sub-profile (to suggest the right one).
+
+    Every row given to the sub-profile counts, purchases a Saleor channel switch set aside
+    (``SET_ASIDE``) included: they left training and recommendations because the old
+    channel's orders no longer teach the model, but they were still bought for that
+    person, and "who is this for?" is about the person, not the channel.
+    """
     if not subprofile_ids:
         return {}
     out: dict[int, list[str]] = {i: [] for i in subprofile_ids}

@@ -109,6 +109,31 @@ def test_existing_subprofile_is_suggested(host, store):
     assert _ask(host, BABY[2:])["suggested_subprofile_id"] == maya
 
 
+def test_lines_set_aside_by_a_channel_switch_still_say_whom_they_were_for(host, store):
+    """A Saleor channel switch sets aside the order lines the shopper gave to Maya: out of
+    training and of Maya's recommendations (the old channel's orders teach nothing now),
+    but still bought for her, so a baby basket afterwards suggests her, as before."""
+    from plugin.admin.channel import _read_orders_again
+    from plugin.models import Order
+    from plugin.models.events import SET_ASIDE
+    from plugin.subprofiles import recs
+
+    maya = host.create("Maya")
+    host.create("Rex")
+    add_order(store.id, HOST, "o-baby", BABY[:2], utcnow())
+    db.session.add(Order(shop_id=store.id, external_id="o-baby", customer_external_id=HOST,
+                         currency="GBP", created_at=utcnow(), source_updated_at=utcnow()))
+    db.session.commit()
+    host.post("/reassign", {"subprofile_id": maya, "order_id": "o-baby"})
+    assert _read_orders_again(store) == 2  # the switch: o-baby is the old channel's
+    db.session.commit()
+    kinds = set(db.session.scalars(sa.select(Interaction.kind).where(
+        Interaction.order_external_id == "o-baby")))
+    assert kinds == {SET_ASIDE}
+    assert recs.seeds(store.id, maya) == []  # not for recommendations
+    assert _ask(host, BABY[2:])["suggested_subprofile_id"] == maya  # but for who-for
+
+
 def test_answer_at_add_to_cart_claims_the_order_that_arrives_later(host, store):
     maya = host.create("Maya")
     answer = host.post("/prompt/answer", {"choice": "existing", "subprofile_id": maya,
