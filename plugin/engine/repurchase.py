@@ -66,10 +66,13 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
         ps = pair_stats(bp)
         n = x.n_items
         users, items = ps.key // n, ps.key % n
-        # only buyers who shopped again after their first purchase could have repeated
-        chance = bp.last_time[users] > ps.first_time if len(users) else np.zeros(0, bool)
+        # a repeat is a purchase on another day: two orders on one day (a forgotten item,
+        # a split basket) say nothing about the item coming back; so only buyers who
+        # shopped again on a later day than their first purchase could have repeated
+        chance = (_day(bp.last_time[users]) > _day(ps.first_time) if len(users)
+                  else np.zeros(0, bool))
         buyers = np.bincount(items, weights=chance, minlength=n)
-        repeats = np.bincount(items, weights=chance & (ps.count > 1), minlength=n)
+        repeats = np.bincount(items, weights=chance & (_days_bought(bp, ps) > 1), minlength=n)
         cats = np.array([x.catalog.primary_category(i) for i in range(n)], dtype=object)
         cat_names, cat_of = np.unique(cats, return_inverse=True) if n else (np.array([]), [])
         c_buy = np.bincount(cat_of, weights=buyers, minlength=len(cat_names))
@@ -175,6 +178,20 @@ def _category_rebuy(x: Interactions, bp: BasketPairs, cat_of: np.ndarray,
     return np.divide(again, shoppers, out=np.zeros(n_cats), where=shoppers > 0)
 
 
+def _day(times: np.ndarray) -> np.ndarray:
+    """Calendar day (UTC) of unix times, as ``own_rhythm`` counts them."""
+    return np.floor(np.asarray(times, np.float64) / DAY)
+
+
+def _days_bought(bp: BasketPairs, ps: PairStats) -> np.ndarray:
+    """Per (shopper, item) pair of ``ps``: on how many distinct days it was bought."""
+    if not len(ps.key):
+        return np.zeros(0, np.int64)
+    day = _day(bp.time).astype(np.int64)
+    pairs, _ = unique_pairs(bp.user * ps.n_items + bp.item, day - day.min())
+    return np.bincount(lookup(ps.key, pairs), minlength=len(ps.key))
+
+
 def _median_interval(bp: BasketPairs, ps: PairStats, n_items: int) -> np.ndarray:
     """Median over repeat buyers of their mean days between purchases (nan if none).
 
@@ -185,9 +202,7 @@ def _median_interval(bp: BasketPairs, ps: PairStats, n_items: int) -> np.ndarray
     out = np.full(n_items, np.nan)
     if not len(ps.key):
         return out
-    day = np.floor(bp.time / DAY).astype(np.int64)
-    pairs, _ = unique_pairs(bp.user * n_items + bp.item, day - day.min())
-    days = np.bincount(lookup(ps.key, pairs), minlength=len(ps.key))
+    days = _days_bought(bp, ps)
     multi = days > 1
     if not multi.any():
         return out

@@ -116,3 +116,37 @@ def test_a_daily_rhythm_reads_every_day():
     model = RepurchaseModel().fit(build(rows))
     due = model.due("u0", at=T0 + 10 * DAY)
     assert [r.reason for r in due] == ["you usually reorder this every day, due about 24 Nov"]
+
+
+def test_an_item_bought_twice_on_one_day_is_not_consumable():
+    """Two orders on one day (a split basket, a forgotten second one) are no repurchase: a
+    charger every shopper bought twice on their first day and never again is not called
+    consumable, while their weekly milk is."""
+    rows = []
+    for s in range(20):
+        rows.append((f"u{s}", "charger", T0 + s * 60, f"u{s}-a"))
+        rows.append((f"u{s}", "charger", T0 + s * 60 + 1800, f"u{s}-b"))  # same day
+        for w in range(1, 6):
+            rows.append((f"u{s}", "milk", T0 + 7 * w * DAY + s * 60, f"u{s}-{w}"))
+    cat = {"charger": {"categories": ["electronics"]}, "milk": {"categories": ["dairy"]}}
+    model = RepurchaseModel().fit(build(rows, cat))
+    x = model.data_
+    assert model.repeat_rate_[x.item_index("charger")] < model.durable_below
+    assert model.kind_[x.item_index("charger")] != "consumable"
+    assert model.kind_[x.item_index("milk")] == "consumable"
+
+
+def test_buyers_who_never_shopped_on_another_day_say_nothing_about_repeats():
+    """Shoppers whose only day held both their orders could not have bought again on a
+    later one: a new snack only they bought takes its category's (consumable) rate instead
+    of looking one-off."""
+    rows = []
+    for s in range(20):  # regulars re-buy crisps every week: snacks are consumable
+        for w in range(5):
+            rows.append((f"r{s}", "crisps", T0 + 7 * w * DAY + s * 60, f"r{s}-{w}"))
+    for s in range(40):  # one day each, two orders, never back
+        rows.append((f"d{s}", "nuts", T0 + 3 * DAY + s * 60, f"d{s}-a"))
+        rows.append((f"d{s}", "nuts", T0 + 3 * DAY + s * 60 + 1800, f"d{s}-b"))
+    cat = {"crisps": {"categories": ["snacks"]}, "nuts": {"categories": ["snacks"]}}
+    model = RepurchaseModel().fit(build(rows, cat))
+    assert model.kind_[model.data_.item_index("nuts")] == "consumable"
