@@ -167,12 +167,16 @@ def every(days: float) -> str:
 
 def _category_rebuy(x: Interactions, bp: BasketPairs, cat_of: np.ndarray,
                     n_cats: int) -> np.ndarray:
-    """Per category: share of its shoppers who bought in it in two or more baskets."""
+    """Per category: share of its shoppers who bought in it on two or more days (two
+    orders on one day are one visit to the category, as for an item's repeats)."""
     if not len(bp.user) or not n_cats:
         return np.zeros(n_cats)
     uc_row = bp.user * n_cats + np.asarray(cat_of)[bp.item]
-    key = unique_values(uc_row * (bp.rank.max() + 1) + bp.rank)  # distinct (user, cat, basket)
-    uc, count = np.unique(key // (bp.rank.max() + 1), return_counts=True)
+    day = _day(bp.time).astype(np.int64)
+    day -= day.min()
+    width = int(day.max()) + 1
+    key = unique_values(uc_row * width + day)  # distinct (user, category, day)
+    uc, count = np.unique(key // width, return_counts=True)
     shoppers = np.bincount(uc % n_cats, minlength=n_cats)
     again = np.bincount(uc % n_cats, weights=count > 1, minlength=n_cats)
     return np.divide(again, shoppers, out=np.zeros(n_cats), where=shoppers > 0)

@@ -118,10 +118,8 @@ def test_a_daily_rhythm_reads_every_day():
     assert [r.reason for r in due] == ["you usually reorder this every day, due about 24 Nov"]
 
 
-def test_an_item_bought_twice_on_one_day_is_not_consumable():
-    """Two orders on one day (a split basket, a forgotten second one) are no repurchase: a
-    charger every shopper bought twice on their first day and never again is not called
-    consumable, while their weekly milk is."""
+def _charger_twice_on_day_one():
+    """20 shoppers: a charger in two orders on their first day, then milk every week."""
     rows = []
     for s in range(20):
         rows.append((f"u{s}", "charger", T0 + s * 60, f"u{s}-a"))
@@ -129,11 +127,27 @@ def test_an_item_bought_twice_on_one_day_is_not_consumable():
         for w in range(1, 6):
             rows.append((f"u{s}", "milk", T0 + 7 * w * DAY + s * 60, f"u{s}-{w}"))
     cat = {"charger": {"categories": ["electronics"]}, "milk": {"categories": ["dairy"]}}
-    model = RepurchaseModel().fit(build(rows, cat))
+    return RepurchaseModel().fit(build(rows, cat))
+
+
+def test_an_item_bought_twice_on_one_day_is_not_consumable():
+    """Two orders on one day (a split basket, a forgotten second one) are no repurchase: a
+    charger every shopper bought twice on their first day and never again is not called
+    consumable, while their weekly milk is."""
+    model = _charger_twice_on_day_one()
     x = model.data_
     assert model.repeat_rate_[x.item_index("charger")] < model.durable_below
     assert model.kind_[x.item_index("charger")] != "consumable"
     assert model.kind_[x.item_index("milk")] == "consumable"
+
+
+def test_a_category_bought_in_two_orders_on_one_day_is_not_variety():
+    """Nor is it a return to the category: the charger is durable (never shown again to
+    its buyers), not "variety" whose siblings and itself stay recommendable."""
+    model = _charger_twice_on_day_one()
+    charger = model.data_.item_index("charger")
+    assert model.category_rebuy_[charger] == 0.0
+    assert model.kind_[charger] == "durable"
 
 
 def test_buyers_who_never_shopped_on_another_day_say_nothing_about_repeats():
