@@ -29,6 +29,10 @@ _DATES = (
 _TIMES = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p", "T%H:%M", "T%H:%M:%S")
 FORMATS = tuple(d + t for t in _TIMES for d in _DATES)
 _NUMBER = re.compile(r"[+-]?\d+(\.\d*)?\Z")
+#: digits only: an epoch number, never handed to ``fromisoformat``, which reads the first
+#: 8 of 11, 13, 15... digits as a date and the rest as a time (epoch milliseconds
+#: 1485082800000 came out as 1485-08-28, about one value in thirty)
+_DIGITS = re.compile(r"[0-9]+")
 #: epoch values above this are milliseconds (1e11 s is the year 5138)
 _MILLIS = 1e11
 #: numbers all below this are day numbers, not seconds (1e5 s is 1970-01-02)
@@ -64,6 +68,8 @@ class TimestampColumn:
         if text[-4:].upper() in _UTC_WORDS:
             text = text[:-4].rstrip()
         try:
+            if _DIGITS.fullmatch(text) and len(text) != 8:  # 8 digits: ISO's 20240501
+                raise ValueError("a number, not an ISO date")  # see _DIGITS
             parsed = datetime.fromisoformat(text)
         except ValueError:
             if not text:

@@ -254,6 +254,20 @@ def test_common_non_iso_timestamps_are_read_in_one_form_per_file(tmp_path, capsy
     assert note in capsys.readouterr().err
 
 
+def test_epoch_milliseconds_that_look_like_compact_iso_are_still_epoch(tmp_path, capsys):
+    # fromisoformat reads 1485082800000 as 1485-08-28 00:00 (8 digits of date, a separator,
+    # a time): such values were dated 500 years early among correctly read neighbours
+    stamps = ["1485082800000", "1485100800000", "1493740800000"]
+    assert _times(tmp_path, stamps) == ["2017-01-22T11:00", "2017-01-22T16:00",
+                                        "2017-05-02T16:00"]
+    assert "unix epoch milliseconds" in capsys.readouterr().err
+
+
+def test_eight_digit_compact_iso_dates_are_still_dates(tmp_path):
+    assert _times(tmp_path, ["20240501", "20240502"]) == ["2024-05-01T00:00",
+                                                          "2024-05-02T00:00"]
+
+
 def test_the_file_not_the_value_settles_day_first(tmp_path):
     # read alone, 01-07 would be January 7th; the file's 21-07 says the form is day-first
     assert _times(tmp_path, ["01-07-2015", "02-07-2015", "21-07-2015"])[0] == "2015-07-01T00:00"
