@@ -33,6 +33,8 @@ _NUMBER = re.compile(r"[+-]?\d+(\.\d*)?\Z")
 #: 8 of 11, 13, 15... digits as a date and the rest as a time (epoch milliseconds
 #: 1485082800000 came out as 1485-08-28, about one value in thirty)
 _DIGITS = re.compile(r"[0-9]+")
+#: date and time as one number (SAP and mainframe exports), by its number of digits
+_COMPACT = {14: "%Y%m%d%H%M%S", 12: "%Y%m%d%H%M"}
 #: epoch values above this are milliseconds (1e11 s is the year 5138)
 _MILLIS = 1e11
 #: numbers all below this are day numbers, not seconds (1e5 s is 1970-01-02)
@@ -86,6 +88,9 @@ class TimestampColumn:
         values = list(self._pending)
         if not values:
             return {}
+        compact = self._compact(values)
+        if compact is not None:
+            return compact
         if all(_NUMBER.match(v) for v in values):
             numbers = [float(v) for v in values]
             if max(abs(n) for n in numbers) < _DAYS:
@@ -111,6 +116,23 @@ class TimestampColumn:
                 return out
         bad = _first_bad(by_line)
         raise _Unparsable(bad, self._pending[bad])
+
+
+    def _compact(self, values: list[str]) -> dict[str, float] | None:
+        """Seconds of a column of ``yyyymmddHHMMSS`` (or ``yyyymmddHHMM``) numbers, else None.
+
+        Read as epoch milliseconds such numbers fall in the 27th century, with a day 1,000
+        seconds long; every value must read as a date of 1900-2099 in one of these forms.
+        """
+        width = len(values[0])
+        fmt = _COMPACT.get(width)
+        if fmt is None or not all(len(v) == width and _DIGITS.fullmatch(v)
+                                  and v[:2] in ("19", "20") for v in values):
+            return None
+        out = _parse_all(values, fmt)
+        if out is not None:
+            self.note = f"dates in the form {fmt!r}"
+        return out
 
 
 class _Unparsable(ValueError):

@@ -268,6 +268,17 @@ def test_eight_digit_compact_iso_dates_are_still_dates(tmp_path):
                                                           "2024-05-02T00:00"]
 
 
+@pytest.mark.parametrize(("stamps", "expected"), [
+    (["20240501134500", "20240502080000"], ["2024-05-01T13:45", "2024-05-02T08:00"]),
+    (["202405011345", "202405020800"], ["2024-05-01T13:45", "2024-05-02T08:00"]),
+])
+def test_date_and_time_as_one_number_is_a_date_not_epoch_milliseconds(tmp_path, capsys,
+                                                                       stamps, expected):
+    # read as milliseconds, 20240501134500 was the year 2611 and a day 1,000 seconds long
+    assert _times(tmp_path, stamps) == expected
+    assert "dates in the form '%Y%m%d%H%M" in capsys.readouterr().err
+
+
 def test_the_file_not_the_value_settles_day_first(tmp_path):
     # read alone, 01-07 would be January 7th; the file's 21-07 says the form is day-first
     assert _times(tmp_path, ["01-07-2015", "02-07-2015", "21-07-2015"])[0] == "2015-07-01T00:00"
