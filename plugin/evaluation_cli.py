@@ -497,6 +497,14 @@ def dataset_name(path: Path) -> str:
 
 
 # --------------------------------------------------------------------------- run and report
+# why a split can leave nobody to test, in the file's terms
+_NO_TEST = {
+    "last-basket": "no customer has 2 or more baskets; rows without a basket_id form one "
+                   "basket per customer and timestamp",
+    "temporal": "need customers with purchases on both sides of the split",
+}
+
+
 def run_evaluation(data: Interactions, split_name: str, k: int, *, dataset: str,
                    progress: bool = False) -> dict:
     """Split once, fit the judge once, evaluate every model on the same split."""
@@ -505,7 +513,7 @@ def run_evaluation(data: Interactions, split_name: str, k: int, *, dataset: str,
     train, test = split(data, split_name)
     if not test:
         raise click.UsageError(f"the {split_name} split leaves no test customers "
-                               "(need customers with purchases on both sides of the split)")
+                               f"({_NO_TEST.get(split_name, _NO_TEST['temporal'])})")
     judge = make_judge().fit(train)
     report = {"dataset": dataset, "split": split_name, "k": k, "users": len(test), "models": {}}
     per_user: dict[str, dict[str, float]] = {}

@@ -66,7 +66,11 @@ def shop_csv(tmp_path: Path) -> tuple[Path, Path]:
     pytest.param(HEADER + "c1,i1,2024-01-01,o1,1,1\nc1,i2\n", "line 3: too few fields",
                  id="short-row"),
     pytest.param(HEADER + "c1,i1,2024-01-01,o1,1,1\nc2,i1,2024-01-02,o2,1,1\n",
-                 "no test customers", id="nobody-with-two-baskets"),
+                 "leaves no test customers (no customer has 2 or more baskets",
+                 id="nobody-with-two-baskets"),
+    pytest.param("customer_id,item_id,timestamp\nc1,i1,2024-01-01\nc1,i2,2024-01-01\n",
+                 "no customer has 2 or more baskets; rows without a basket_id form one "
+                 "basket per customer and timestamp", id="one-basket-a-day-without-basket-ids"),
     pytest.param("customer_id,item_id,timestamp,Basket_ID,basket_id\nc1,i1,2024-01-01,o1,o2\n",
                  "bad.csv has duplicate column(s): basket_id", id="duplicate-column"),
     pytest.param("customer_id,item_id,TimeStamp,timestamp \nc1,i1,2024-01-01,2024-01-02\n",
