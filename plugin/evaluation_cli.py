@@ -140,6 +140,25 @@ def _unreadable(path: Path, exc: BaseException, hint: str) -> click.BadParameter
 
 # truncated gzip raises EOFError, a corrupt stream zlib.error (neither is an OSError)
 _READ_ERRORS = (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error)
+#: longest field read: a catalog's HTML description can pass csv's default of 128 KiB;
+#: a longer one is a quote opened and never closed, swallowing the lines after it
+FIELD_LIMIT = 1 << 24
+
+
+@contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    """csv's field size limit (process-wide) raised to ``limit`` while a file is read."""
+    before = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
+def _runaway_field(path: Path, line: int, hint: str) -> click.BadParameter:
+    return click.BadParameter(
+        f"{path.name} line {line}: a field runs on for more than {FIELD_LIMIT:,} characters "
+        '(a quote " opened and never closed?)', param_hint=hint)
 
 
 def _column_name(name: str) -> str:
@@ -178,7 +197,7 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
     except OSError as exc:
         raise click.BadParameter(f"cannot read {path.name}: {exc}", param_hint=hint) from None
     before = _not_utf8[0]
-    with fh:
+    with fh, _field_limit(FIELD_LIMIT):
         try:
             first = fh.readline()
             skip = 0  # lines before the header
@@ -217,8 +236,12 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
 
         def rows() -> Iterator[tuple[int, list[str]]]:
             nonlocal repeated
+            read = reader.line_num  # lines read before the row being read
             try:
                 for row in reader:
+                    # a row's line is where it starts: a quoted field may span lines, and
+                    # one whose quote is never closed swallows the lines after it
+                    start, read = read + 1, reader.line_num
                     # blank lines (also ",,,") are skipped; the first field settles most rows
                     if row and (row[0].strip() or any(map(str.strip, row))):
                         if (row[0][-1:] in ends and row[0][tail:].lower() == head_end
@@ -227,7 +250,11 @@ def _read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...],
                             continue
                         if need <= len(row) < width:  # trailing empty fields left out
                             row.extend([""] * (width - len(row)))
-                        yield reader.line_num + skip, row
+                        yield start + skip, row
+            except csv.Error as exc:
+                if "field limit" not in str(exc):
+                    raise _unreadable(path, exc, hint) from None
+                raise _runaway_field(path, read + 1 + skip, hint) from None
             except _READ_ERRORS as exc:
                 raise _unreadable(path, exc, hint) from None
             if repeated:

@@ -393,6 +393,27 @@ def test_excel_sep_line_sets_the_separator_and_lines_keep_their_numbers(tmp_path
     assert result.exit_code == 2 and "bad.csv line 5: unparsable timestamp" in result.stderr
 
 
+def test_catalog_fields_longer_than_csvs_default_limit_are_read(shop_csv, tmp_path):
+    # csv stops at 128 KiB per field; an HTML description can be longer
+    long = "<p>" + "organic " * 20_000 + "</p>"
+    catalog = _write(tmp_path / "long.csv", f"item_id,title,description\ni01,Tea,{long}\n")
+    assert load_catalog(catalog)["i01"]["description"] == long
+
+
+def test_an_unclosed_quote_is_blamed_on_the_line_where_it_opened(tmp_path, monkeypatch):
+    rows = "".join(f"c{n},i{n},2024-01-0{1 + n % 9}\n" for n in range(200))
+    text = "customer_id,item_id,timestamp\nc1,i1,2024-01-01\nc1,\"i2,2024-01-02\n" + rows
+    result = _run("--interactions", _write(tmp_path / "q.csv", text))
+    assert result.exit_code == 2 and "q.csv line 3: too few fields" in result.stderr
+    # a quote left open in a large file runs into the field limit
+    monkeypatch.setattr(evaluation_cli, "FIELD_LIMIT", 1_000)
+    result = _run("--interactions", _write(tmp_path / "q.csv", text))
+    assert result.exit_code == 2
+    assert ("q.csv line 3: a field runs on for more than 1,000 characters "
+            '(a quote " opened and never closed?)') in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_blank_and_comma_only_lines_are_skipped(tmp_path):
     text = HEADER + "\nc1,i1,2024-01-01,o1,1,1\n,,,,,\n  \nc1,i2,2024-01-02,o2,1,1\n"
     data = load_interactions(_write(tmp_path / "b.csv", text))
