@@ -406,8 +406,33 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
         if 2 * known < len(bought):
             click.echo(f"{catalog_path.name}: {known:,} of {len(bought):,} bought items are "
                        "in the catalog; check that item_id values match", err=True)
-    return Interactions.from_arrays(
+    data = Interactions.from_arrays(
         users, items, when, baskets=baskets, quantities=qty, prices=prices, catalog=catalog)
+    if bk is not None:
+        _warn_long_baskets(path, data)
+    return data
+
+
+#: purchases of one basket further apart than this are probably two orders
+_BASKET_SPAN = 86_400.0
+
+
+def _warn_long_baskets(path: Path, data: Interactions) -> None:
+    """Warn when a basket_id holds purchases days apart: an id reused across orders (a
+    receipt number restarting daily, an order counter mod something) merges them, and the
+    split then holds out several orders as one basket."""
+    if not len(data):
+        return
+    n = int(data.basket.max()) + 1
+    first = np.full(n, np.inf)
+    last = np.full(n, -np.inf)
+    np.minimum.at(first, data.basket, data.timestamp)
+    np.maximum.at(last, data.basket, data.timestamp)
+    long = int(np.count_nonzero(last - first > _BASKET_SPAN))
+    if long:
+        click.echo(f"{path.name}: {long:,} of {len(np.unique(data.basket)):,} baskets hold "
+                   "purchases more than a day apart; if basket_id values are reused across "
+                   "orders, each still counts as one basket", err=True)
 
 
 # what a spreadsheet shows for a long number (4.71009E+12); a basket key ends in one

@@ -217,6 +217,18 @@ def test_rows_without_basket_id_group_by_customer_and_time(tmp_path):
     assert data.quantity.tolist() == [1.0] * 4
 
 
+def test_basket_ids_reused_across_days_are_warned_about(tmp_path, capsys):
+    # an order counter per customer that restarts: o1 on the 1st and again on the 20th
+    text = ("customer_id,item_id,timestamp,basket_id\n"
+            "c1,a,2024-01-01 10:00,o1\nc1,b,2024-01-01 10:05,o1\nc1,c,2024-01-08,o2\n"
+            "c1,d,2024-01-20,o1\nc2,a,2024-01-02 09:00,o1\nc2,b,2024-01-02 21:00,o1\n")
+    load_interactions(_write(tmp_path / "r.csv", text))
+    assert ("r.csv: 1 of 3 baskets hold purchases more than a day apart"
+            in capsys.readouterr().err)
+    load_interactions(_write(tmp_path / "r.csv", text.replace("2024-01-20", "2024-01-01")))
+    assert "more than a day apart" not in capsys.readouterr().err
+
+
 def _times(tmp_path, stamps: list[str], capsys=None) -> list[str]:
     """ISO dates of one customer's baskets whose timestamps are ``stamps``, in file order."""
     rows = "".join(f"c1,i{n},{s},o{n}\n" for n, s in enumerate(stamps))
