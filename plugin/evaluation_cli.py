@@ -45,6 +45,9 @@ CATALOG_COLUMNS = ("item_id",)
 CATALOG_OPTIONAL = ("title", "description", "category", "price")
 # what an optional number column may hold for "no value" (compared stripped, lower-case)
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
+# an id that is no id (compared lower-case): what SQL exports (NULL, MySQL's \N) and
+# dataframes turned to text (nan, None, pandas' <NA>) write for a guest's missing one
+MISSING_ID = frozenset({"na", "n/a", "nan", "null", "none", "\\n", "<na>"})
 # Column order of the JSON "models" object and of the table.
 MODEL_NAMES = ("shopkeeper", "g-pop", "p-topfreq", "itemknn", "als")
 
@@ -331,6 +334,9 @@ def _rows(path: Path, rows: Iterable[tuple[int, list[str]]], hint: str,
         raise click.BadParameter(f"{path.name} has a header but no rows", param_hint=hint)
 
 
+_NO_ID = "an empty or missing (NULL, NaN, None, N/A) customer_id or item_id"
+
+
 def load_interactions(path: Path, catalog_path: Path | None = None) -> Interactions:
     """Read the contract's CSVs into ``Interactions``; raise ``click.BadParameter`` on bad input."""
     hint = "'--interactions'"
@@ -358,7 +364,9 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
             qty = _quantity(row[qt], decimal_comma) if qt is not None else 1.0
             if qty <= 0:  # returns and cancellations are not purchases
                 return None
-            if not user or not item:  # a guest purchase, or an unknown product
+            if (not user or not item  # a guest purchase, or an unknown product
+                    or (len(user) < 5 and user.lower() in MISSING_ID)
+                    or (len(item) < 5 and item.lower() in MISSING_ID)):
                 return False
             when = clock.add(stamp, line)  # seconds, or a non-ISO string resolved below
             # basket ids are scoped to the customer; rows without one group by customer
@@ -383,14 +391,12 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
             qty.append(q)
             prices.append(p)
     if not users:
-        why = ("have quantity <= 0" if not anonymous else "have an empty customer_id or "
-               "item_id" if not dropped else f"have quantity <= 0 ({dropped:,}) or an empty "
-               f"customer_id or item_id ({anonymous:,})")
+        why = ("have quantity <= 0" if not anonymous else f"have {_NO_ID}" if not dropped
+               else f"have quantity <= 0 ({dropped:,}) or {_NO_ID} ({anonymous:,})")
         raise click.BadParameter(f"{path.name} has no purchases: all {dropped + anonymous:,} "
                                  f"rows {why}", param_hint=hint)
     if anonymous:
-        click.echo(f"{path.name}: dropped {anonymous:,} row(s) with an empty customer_id or "
-                   "item_id", err=True)
+        click.echo(f"{path.name}: dropped {anonymous:,} row(s) with {_NO_ID}", err=True)
     if dropped:
         click.echo(f"{path.name}: dropped {dropped:,} row(s) with quantity <= 0 "
                    "(returns or cancellations)", err=True)

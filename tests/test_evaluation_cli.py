@@ -483,13 +483,25 @@ def test_rows_with_an_empty_customer_or_item_are_dropped_with_a_count(tmp_path):
             "c1,i3,2024-01-02,o2,1,1\n")
     result = _run("--interactions", _write(tmp_path / "x.csv", text), "--json")
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == "x.csv: dropped 2 row(s) with an empty customer_id or item_id\n"
+    assert result.stderr == ("x.csv: dropped 2 row(s) with an empty or missing (NULL, NaN, "
+                             "None, N/A) customer_id or item_id\n")
     assert sorted(load_interactions(tmp_path / "x.csv").item_ids) == ["i1", "i3"]
     result = _run("--interactions", _write(tmp_path / "none.csv", HEADER + ",i1,2024-01-01,o1,1,1\n"
                                            "c1,i1,2024-01-01,o1,0,1\n"))
     assert result.exit_code == 2
-    assert ("none.csv has no purchases: all 2 rows have quantity <= 0 (1) or an empty "
-            "customer_id or item_id (1)") in result.stderr
+    assert ("none.csv has no purchases: all 2 rows have quantity <= 0 (1) or an empty or "
+            "missing (NULL, NaN, None, N/A) customer_id or item_id (1)") in result.stderr
+
+
+def test_ids_written_as_missing_markers_are_dropped_like_empty_ones(tmp_path):
+    # SQL exports write NULL or \N, dataframes turned to text nan, None or <NA>: a guest,
+    # not one shopper with every guest's baskets (nor an item everybody bought)
+    text = (HEADER + "c1,i1,2024-01-01,o1,1,1\nNULL,i2,2024-01-01,o9,1,1\n"
+            "\\N,i2,2024-01-03,o8,1,1\nnan,i2,2024-01-01,o7,1,1\n<NA>,i2,2024-01-01,o6,1,1\n"
+            "c1,None,2024-01-02,o2,1,1\nc1,i3,2024-01-02,o2,1,1\nNONE,i1,2024-01-02,o5,1,1\n"
+            "Nana,i4,2024-01-02,o4,1,1\n")
+    data = load_interactions(_write(tmp_path / "x.csv", text))
+    assert sorted(data.user_ids) == ["Nana", "c1"] and sorted(data.item_ids) == ["i1", "i3", "i4"]
 
 
 def test_dropped_rows_are_counted_on_stderr_and_stdout_stays_json(shop_csv, tmp_path):
