@@ -78,9 +78,10 @@ def claim_batch(
     stale = now - timedelta(seconds=cfg["INBOX_CLAIM_TIMEOUT_SECONDS"])
     W = WebhookDelivery
     abandoned = sa.and_(W.status == "processing", W.claimed_at < stale)
-    # A claim counts as an attempt. A row whose worker died with it on its last attempt is
-    # not claimed again: one that kills every worker (memory, a hang) would go round
-    # forever, and take the rows claimed after it in each batch down with it.
+    # A claim is no attempt: starting the row is (``_start``), so rows a worker claimed
+    # but never reached (it died, the database went mid-batch) lose none. A row whose
+    # worker died with it on its last attempt is not claimed again: one that kills every
+    # worker (memory, a hang) would go round forever.
     db.session.execute(
         sa.update(W).where(abandoned, W.attempts >= cfg["INBOX_MAX_ATTEMPTS"])
         .values(status="dead", last_error=WORKER_DIED)
@@ -98,8 +99,7 @@ def claim_batch(
         # these since the select; only the rows this statement took are ours.
         ids = sorted(db.session.scalars(
             sa.update(W).where(W.id.in_(ids), due)
-            .values(status="processing", claimed_at=now, claimed_by=worker or worker_name(),
-                    attempts=W.attempts + 1)
+            .values(status="processing", claimed_at=now, claimed_by=worker or worker_name())
             .returning(W.id)
         ))
     db.session.commit()
@@ -118,16 +118,39 @@ class BatchResult:
 
 
 def release_claims(ids: list[int], worker: str | None = None) -> None:
-    """Hand claimed-but-unstarted rows back (graceful shutdown): the attempt is not counted.
-    With ``worker``, only rows that worker still holds (not those another one took over)."""
+    """Hand claimed-but-unstarted rows back (graceful shutdown, an aborted batch); a claim
+    counts no attempt, so there is none to give back. With ``worker``, only rows that
+    worker still holds (not those another one took over)."""
     if not ids:
         return
     W = WebhookDelivery
     mine = [W.claimed_by == worker] if worker is not None else []
     db.session.execute(sa.update(W).where(W.id.in_(ids), W.status == "processing", *mine)
-                       .values(status="pending", claimed_at=None, claimed_by=None,
-                               attempts=W.attempts - 1))
+                       .values(status="pending", claimed_at=None, claimed_by=None))
     db.session.commit()
+
+
+def _start(delivery_id: int, worker: str) -> int | None:
+    """Count the attempt on a row this worker still holds, committed before its handler
+    runs (a worker dying in it has used the attempt); its attempt number, or None when
+    the row is gone or another worker took it over."""
+    W = WebhookDelivery
+    attempt = db.session.scalar(
+        sa.update(W).where(W.id == delivery_id, W.status == "processing", W.claimed_by == worker)
+        .values(attempts=W.attempts + 1).returning(W.attempts))
+    db.session.commit()
+    return attempt
+
+
+def _release_rest(ids: list[int], worker: str) -> None:
+    """Best effort, as a batch aborts (the database went): hand its unstarted rows back at
+    once instead of after the claim timeout; when that fails too, the timeout does it."""
+    try:
+        db.session.rollback()
+        release_claims(ids, worker)
+    except Exception:
+        db.session.rollback()
+        log.warning("inbox.release_failed", extra={"rows": len(ids)})
 
 
 def _renew_claims(ids: list[int], worker: str) -> None:
@@ -160,47 +183,61 @@ def process_claimed(
         if should_stop is not None and should_stop():
             release_claims(ids[position:], me)
             break
-        if time.monotonic() - renewed >= renew_every:
-            _renew_claims(ids[position:], me)
-            renewed = time.monotonic()
-        row = db.session.get(WebhookDelivery, delivery_id)
-        if row is None or row.status != "processing" or row.claimed_by != me:
-            continue
         try:
-            handler(row)
-            # A statement, not the ORM row: the handler may have deleted the row with its
-            # shop (shop/redact runs erase_shop), and then there is nothing left to mark;
-            # the erasure is the outcome and commits (updating the ORM row raised
-            # StaleDataError, rolling the erasure back on every attempt).
-            marked = db.session.execute(
-                sa.update(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
-                .values(status="done", processed_at=now or utcnow(), last_error=None,
-                        **_no_payload())
-            ).rowcount
-            db.session.commit()
-            if not marked:
-                log.info("inbox.delivery_gone_with_its_shop",
-                         extra={"delivery_row": delivery_id})
-            result.done += 1
-        except Exception as err:  # any failure is retried, never lost
-            db.session.rollback()
-            row = db.session.get(WebhookDelivery, delivery_id)
-            if row is None:  # its shop was erased meanwhile (admin, another worker)
-                continue
-            row.last_error = f"{type(err).__name__}: {err}"[:1000]
-            if row.attempts >= cfg["INBOX_MAX_ATTEMPTS"]:
-                row.status = "dead"
-                result.dead += 1
-            else:
-                delay = _retry_delay(err, row.attempts, cfg["INBOX_RETRY_BASE_SECONDS"])
-                row.status = "failed"
-                row.next_attempt_at = (now or utcnow()) + timedelta(seconds=delay)
-                result.failed += 1
-            db.session.commit()
-            log.warning("inbox.delivery_failed",
-                        extra={"delivery_row": delivery_id, "shop_id": row.shop_id,
-                               "attempts": row.attempts, "status": row.status})
+            if time.monotonic() - renewed >= renew_every:
+                _renew_claims(ids[position:], me)
+                renewed = time.monotonic()
+            _handle(delivery_id, handler, me, result, now)
+        except BaseException:  # the database went (or the process is told to stop)
+            _release_rest(ids[position + 1:], me)
+            raise
     return result
+
+
+def _handle(delivery_id: int, handler: Callable[[WebhookDelivery], None], me: str,
+            result: BatchResult, now: datetime | None) -> None:
+    """Start one claimed row, run ``handler`` on it in its own transaction and record the
+    outcome in the row and ``result``."""
+    cfg = current_app.config
+    if _start(delivery_id, me) is None:
+        return
+    row = db.session.get(WebhookDelivery, delivery_id)
+    if row is None:
+        return
+    try:
+        handler(row)
+        # A statement, not the ORM row: the handler may have deleted the row with its
+        # shop (shop/redact runs erase_shop), and then there is nothing left to mark;
+        # the erasure is the outcome and commits (updating the ORM row raised
+        # StaleDataError, rolling the erasure back on every attempt).
+        marked = db.session.execute(
+            sa.update(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+            .values(status="done", processed_at=now or utcnow(), last_error=None,
+                    **_no_payload())
+        ).rowcount
+        db.session.commit()
+        if not marked:
+            log.info("inbox.delivery_gone_with_its_shop",
+                     extra={"delivery_row": delivery_id})
+        result.done += 1
+    except Exception as err:  # any failure is retried, never lost
+        db.session.rollback()
+        row = db.session.get(WebhookDelivery, delivery_id)
+        if row is None:  # its shop was erased meanwhile (admin, another worker)
+            return
+        row.last_error = f"{type(err).__name__}: {err}"[:1000]
+        if row.attempts >= cfg["INBOX_MAX_ATTEMPTS"]:
+            row.status = "dead"
+            result.dead += 1
+        else:
+            delay = _retry_delay(err, row.attempts, cfg["INBOX_RETRY_BASE_SECONDS"])
+            row.status = "failed"
+            row.next_attempt_at = (now or utcnow()) + timedelta(seconds=delay)
+            result.failed += 1
+        db.session.commit()
+        log.warning("inbox.delivery_failed",
+                    extra={"delivery_row": delivery_id, "shop_id": row.shop_id,
+                           "attempts": row.attempts, "status": row.status})
 
 
 def _retry_delay(err: Exception, attempts: int, base: float) -> float:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from plugin.extensions import db
@@ -13,16 +15,26 @@ from plugin.webhooks import inbox
 from tests.factories import post_webhook, product_body
 
 
+class _Killed(BaseException):
+    """The worker's process dies in the handler (no ``except Exception`` sees it)."""
+
+
+def _dies(row):
+    raise _Killed
+
+
 def test_a_delivery_that_kills_its_worker_every_time_goes_dead_not_round_forever(
         app, client, shop, shop_secret):
-    """A claim is an attempt; a row whose worker died with it at the last attempt is not
-    claimed again (it would kill the next worker too, and the rows after it in its batch)."""
+    """Starting a row is an attempt; a row whose worker died with it at the last attempt
+    is not claimed again (it would kill the next worker too)."""
     post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
     max_attempts = app.config["INBOX_MAX_ATTEMPTS"]
     timeout = timedelta(seconds=app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] + 1)
     now = utcnow()
     for _ in range(max_attempts * 2):
-        inbox.claim_batch(now=now, worker="dies-with-it")  # ...and the process dies
+        ids = inbox.claim_batch(now=now, worker="dies-with-it")
+        with contextlib.suppress(_Killed):  # ...and the process dies
+            inbox.process_claimed(ids, _dies, worker="dies-with-it")
         now += timeout
     inbox.claim_batch(now=now, worker="dies-with-it")
     db.session.expire_all()
@@ -130,4 +142,49 @@ def test_a_stopping_worker_releases_only_the_rows_it_still_holds(app, client, sh
     assert result.total == 0
     db.session.expire_all()
     rows = db.session.scalars(sa.select(WebhookDelivery)).all()
-    assert {(r.status, r.claimed_by, r.attempts) for r in rows} == {("processing", "other", 2)}
+    assert {(r.status, r.claimed_by, r.attempts) for r in rows} == {("processing", "other", 0)}
+
+
+def test_a_claimed_row_never_started_loses_no_attempt(app, client, shop, shop_secret):
+    """A worker claims a batch and dies (or loses the database) before reaching a row on
+    its last attempt: counted at the claim, that row went dead as "worker died" without
+    ever having been tried."""
+    post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
+    last = app.config["INBOX_MAX_ATTEMPTS"] - 1
+    db.session.execute(sa.update(WebhookDelivery).values(status="failed", attempts=last))
+    db.session.commit()
+    now = utcnow()
+    ids = inbox.claim_batch(now=now, worker="gone")  # ...and it never starts the row
+    later = now + timedelta(seconds=app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] + 1)
+    assert inbox.claim_batch(now=later, worker="next") == ids
+    assert inbox.process_claimed(ids, lambda row: None, worker="next").done == 1
+    db.session.expire_all()
+    row = db.session.scalar(sa.select(WebhookDelivery))
+    assert (row.status, row.attempts) == ("done", last + 1)
+
+
+def test_a_batch_the_database_aborts_hands_its_unstarted_rows_back(
+        app, client, shop, shop_secret, monkeypatch):
+    """The database goes while the first row of a batch is being marked done: the rows
+    not yet started are released at once (no attempt used), not left claimed."""
+    for i in range(3):
+        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
+    ids = inbox.claim_batch(worker="w")
+    real_commit = db.session.commit
+    down = []
+
+    def outage():  # the row's outcome and then its failure fail to commit
+        down.append(1)
+        if len(down) == 2:
+            monkeypatch.setattr(db.session, "commit", real_commit)  # back for the release
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    def handler(row):
+        monkeypatch.setattr(db.session, "commit", outage)
+
+    with pytest.raises(sa.exc.OperationalError):
+        inbox.process_claimed(ids, handler, worker="w")
+    db.session.expire_all()
+    rows = db.session.scalars(sa.select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
+    assert [(r.status, r.attempts, r.claimed_by) for r in rows] == [
+        ("processing", 1, "w"), ("pending", 0, None), ("pending", 0, None)]
