@@ -13,8 +13,9 @@ import json
 import logging
 import os
 import socket
-import time
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -154,13 +155,55 @@ def _release_rest(ids: list[int], worker: str) -> None:
 
 
 def _renew_claims(ids: list[int], worker: str) -> None:
-    """Keep the claim on the rows still queued in a live worker's batch fresh, so another
-    worker does not take them for abandoned while this one works through the batch."""
+    """Keep this worker's claim on the rows of its batch not yet finished fresh, so another
+    worker does not take them for abandoned while this one is still at them. Rows a
+    transaction holds (the row in hand, its handler erasing a customer or shop) are
+    skipped: waiting for them could deadlock with that transaction."""
     W = WebhookDelivery
-    db.session.execute(sa.update(W).where(W.id.in_(ids), W.status == "processing",
-                                          W.claimed_by == worker)
-                       .values(claimed_at=utcnow()))
+    held = (sa.select(W.id).where(W.id.in_(ids), W.status == "processing",
+                                  W.claimed_by == worker)
+            .with_for_update(skip_locked=True))
+    db.session.execute(sa.update(W).where(W.id.in_(held)).values(claimed_at=utcnow()))
     db.session.commit()
+
+
+@contextmanager
+def _keeping_claims(ids: list[int], worker: str) -> Iterator[None]:
+    """Renew the batch's claims from a thread (its own session) every quarter of the claim
+    timeout while its rows are handled: renewed only between rows, one slow row (a
+    platform fetch with its retries takes minutes) outlasted the claim, and a second
+    worker applied it beside the first."""
+    app = current_app._get_current_object()
+    every = app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] / 4
+    stop = threading.Event()
+
+    def beat() -> None:
+        with app.app_context():
+            try:
+                while not stop.wait(every):
+                    try:
+                        _renew_claims(ids, worker)
+                    except Exception as err:  # the next beat tries again; the rows go on
+                        db.session.rollback()
+                        log.warning("inbox.claim_renewal_failed",
+                                    extra={"worker": worker, "error": type(err).__name__})
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=beat, name="inbox-claims", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _held_by(worker: str, attempt: int) -> sa.ColumnElement[bool]:
+    """The row is still this worker's, at the attempt it started: another worker that took
+    it over (the claim lapsed) owns it, and a start of its own counts another attempt."""
+    W = WebhookDelivery
+    return sa.and_(W.claimed_by == worker, W.attempts == attempt)
 
 
 def process_claimed(
@@ -170,27 +213,23 @@ def process_claimed(
     """Run ``handler`` on each claimed row in its own transaction and record the outcome.
 
     When ``should_stop`` turns true the row in hand is finished and the rest released.
-    ``worker`` (default: this process, as in ``claim_batch``) holds the claims: the claim
-    on the rest of the batch is renewed as the rows go by, and a row another worker has
-    taken over meanwhile is left to it, not applied twice.
+    ``worker`` (default: this process, as in ``claim_batch``) holds the claims: they are
+    renewed from a thread while the batch is handled, a row another worker has taken
+    over meanwhile is left to it, not applied twice, and a row taken over while in hand
+    keeps the new owner's outcome (this worker's is rolled back).
     """
     result = BatchResult()
-    cfg = current_app.config
     me = worker or worker_name()
-    renew_every = cfg["INBOX_CLAIM_TIMEOUT_SECONDS"] / 4
-    renewed = time.monotonic()
-    for position, delivery_id in enumerate(ids):
-        if should_stop is not None and should_stop():
-            release_claims(ids[position:], me)
-            break
-        try:
-            if time.monotonic() - renewed >= renew_every:
-                _renew_claims(ids[position:], me)
-                renewed = time.monotonic()
-            _handle(delivery_id, handler, me, result, now)
-        except BaseException:  # the database went (or the process is told to stop)
-            _release_rest(ids[position + 1:], me)
-            raise
+    with _keeping_claims(ids, me):
+        for position, delivery_id in enumerate(ids):
+            if should_stop is not None and should_stop():
+                release_claims(ids[position:], me)
+                break
+            try:
+                _handle(delivery_id, handler, me, result, now)
+            except BaseException:  # the database went (or the process is told to stop)
+                _release_rest(ids[position + 1:], me)
+                raise
     return result
 
 
@@ -198,23 +237,31 @@ def _handle(delivery_id: int, handler: Callable[[WebhookDelivery], None], me: st
             result: BatchResult, now: datetime | None) -> None:
     """Start one claimed row, run ``handler`` on it in its own transaction and record the
     outcome in the row and ``result``."""
-    cfg = current_app.config
-    if _start(delivery_id, me) is None:
+    attempt = _start(delivery_id, me)
+    if attempt is None:
         return
     row = db.session.get(WebhookDelivery, delivery_id)
     if row is None:
         return
+    W = WebhookDelivery
     try:
         handler(row)
         # A statement, not the ORM row: the handler may have deleted the row with its
         # shop (shop/redact runs erase_shop), and then there is nothing left to mark;
         # the erasure is the outcome and commits (updating the ORM row raised
-        # StaleDataError, rolling the erasure back on every attempt).
+        # StaleDataError, rolling the erasure back on every attempt). A row the handler
+        # closed itself (its customer's erasure) has no owner left.
         marked = db.session.execute(
-            sa.update(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+            sa.update(W).where(W.id == delivery_id,
+                               sa.or_(W.claimed_by.is_(None), _held_by(me, attempt)))
             .values(status="done", processed_at=now or utcnow(), last_error=None,
                     **_no_payload())
         ).rowcount
+        if not marked and db.session.scalar(sa.select(W.id).where(W.id == delivery_id)):
+            db.session.rollback()  # taken over: the new owner's outcome stands
+            log.warning("inbox.claim_lost", extra={"delivery_row": delivery_id,
+                                                   "worker": me})
+            return
         db.session.commit()
         if not marked:
             log.info("inbox.delivery_gone_with_its_shop",
@@ -222,22 +269,34 @@ def _handle(delivery_id: int, handler: Callable[[WebhookDelivery], None], me: st
         result.done += 1
     except Exception as err:  # any failure is retried, never lost
         db.session.rollback()
-        row = db.session.get(WebhookDelivery, delivery_id)
-        if row is None:  # its shop was erased meanwhile (admin, another worker)
-            return
-        row.last_error = f"{type(err).__name__}: {err}"[:1000]
-        if row.attempts >= cfg["INBOX_MAX_ATTEMPTS"]:
-            row.status = "dead"
-            result.dead += 1
-        else:
-            delay = _retry_delay(err, row.attempts, cfg["INBOX_RETRY_BASE_SECONDS"])
-            row.status = "failed"
-            row.next_attempt_at = (now or utcnow()) + timedelta(seconds=delay)
-            result.failed += 1
-        db.session.commit()
-        log.warning("inbox.delivery_failed",
-                    extra={"delivery_row": delivery_id, "shop_id": row.shop_id,
-                           "attempts": row.attempts, "status": row.status})
+        _record_failure(delivery_id, attempt, me, err, result, now)
+
+
+def _record_failure(delivery_id: int, attempt: int, me: str, err: Exception,
+                    result: BatchResult, now: datetime | None) -> None:
+    """Mark the row failed (due again after its back-off) or, on its last attempt, dead;
+    unless it is gone (its shop erased) or another worker owns it now."""
+    cfg = current_app.config
+    W = WebhookDelivery
+    values: dict[str, object] = {"last_error": f"{type(err).__name__}: {err}"[:1000]}
+    if attempt >= cfg["INBOX_MAX_ATTEMPTS"]:
+        values["status"] = "dead"
+    else:
+        delay = _retry_delay(err, attempt, cfg["INBOX_RETRY_BASE_SECONDS"])
+        values.update(status="failed",
+                      next_attempt_at=(now or utcnow()) + timedelta(seconds=delay))
+    shop_id = db.session.scalar(sa.update(W).where(W.id == delivery_id, _held_by(me, attempt))
+                                .values(**values).returning(W.shop_id))
+    db.session.commit()
+    if shop_id is None:
+        return
+    if values["status"] == "dead":
+        result.dead += 1
+    else:
+        result.failed += 1
+    log.warning("inbox.delivery_failed",
+                extra={"delivery_row": delivery_id, "shop_id": shop_id,
+                       "attempts": attempt, "status": values["status"]})
 
 
 def _retry_delay(err: Exception, attempts: int, base: float) -> float:

@@ -188,3 +188,46 @@ def test_a_batch_the_database_aborts_hands_its_unstarted_rows_back(
     rows = db.session.scalars(sa.select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
     assert [(r.status, r.attempts, r.claimed_by) for r in rows] == [
         ("processing", 1, "w"), ("pending", 0, None), ("pending", 0, None)]
+
+
+def test_a_slow_row_keeps_its_claim_while_it_is_handled(app, client, shop, shop_secret):
+    """One delivery slower than the claim timeout (a platform fetch and its retries take
+    minutes): renewed only between rows, its claim lapsed and a second worker took the
+    row and applied it beside the first."""
+    import time
+
+    app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] = 2
+    post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
+    ids = inbox.claim_batch(worker="slow")
+    stolen = []
+
+    def slow_handler(row):
+        time.sleep(3)
+        stolen.extend(inbox.claim_batch(worker="other"))
+
+    assert inbox.process_claimed(ids, slow_handler, worker="slow").done == 1
+    assert stolen == []
+
+
+@pytest.mark.parametrize("outcome", ["done", "failed"])
+def test_a_worker_that_lost_its_claim_leaves_the_new_owners_outcome(
+        app, client, shop, shop_secret, outcome):
+    """The claim lapsed while the row was in hand and another worker took it over and
+    recorded its own outcome: the first worker's late done (or failed) overwrote it."""
+    post_webhook(client, shop.id, shop_secret, "products/upsert", product_body())
+    ids = inbox.claim_batch(worker="late")
+    W = WebhookDelivery
+
+    def taken_over_meanwhile(row):
+        with db.engine.begin() as conn:  # the other worker, in its own transaction
+            conn.execute(sa.update(W).values(claimed_by="other", attempts=W.attempts + 1,
+                                             status="failed", last_error="theirs"))
+        if outcome == "failed":
+            raise RuntimeError("ours")
+
+    result = inbox.process_claimed(ids, taken_over_meanwhile, worker="late")
+    assert result.total == 0
+    db.session.expire_all()
+    row = db.session.scalar(sa.select(W))
+    assert (row.status, row.claimed_by, row.attempts, row.last_error) == (
+        "failed", "other", 2, "theirs")
