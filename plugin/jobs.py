@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -222,31 +222,43 @@ def run_recorded(app: Flask, name: str, fn: Callable[[], object],
 
     With ``holder``, the job runs only while that worker still holds the scheduler lease:
     a worker that lost the lease between two loop turns never runs a job beside the new
-    leader.
+    leader. When the run cannot be recorded (the database went), that is logged once: a
+    run whose start was not recorded did not run, and one whose end was not is recorded
+    as abandoned by the job's next check, once its heartbeat has stopped.
     """
     with app.app_context():
-        if holder is not None and lease.holder_of(LEASE_NAME) != holder:
-            log.warning("jobs.skipped_not_leader", extra={"job": name, "worker": holder})
-            return
-        # on the database's clock, like the heartbeat: workers' clocks drift, and one
-        # running fast would take a job that ran a minute ago for overdue
-        run = JobRun(job=name, worker=worker_name(), started_at=db_utcnow(),
-                     status="running", heartbeat_at=db_utcnow())
-        began = time.perf_counter()
-        db.session.add(run)
-        db.session.commit()
         try:
-            with _heartbeat(app, run.id):
-                fn()
-            run.status = "ok"
-        except Exception as err:  # a failing job must not kill the scheduler
-            db.session.rollback()
-            run = db.session.merge(run)
-            run.status, run.error = "failed", f"{type(err).__name__}: {err}"[:2000]
-            log.exception("jobs.failed", extra={"job": name})
-        run.finished_at = db_utcnow()
-        db.session.commit()
-        _observe_job(name, run.status, time.perf_counter() - began)
+            _run_recorded(app, name, fn, holder)
+        except Exception:
+            with suppress(Exception):  # the connection may be gone with the database
+                db.session.rollback()
+            log.exception("jobs.record_failed", extra={"job": name})
+
+
+def _run_recorded(app: Flask, name: str, fn: Callable[[], object],
+                  holder: str | None) -> None:
+    if holder is not None and lease.holder_of(LEASE_NAME) != holder:
+        log.warning("jobs.skipped_not_leader", extra={"job": name, "worker": holder})
+        return
+    # on the database's clock, like the heartbeat: workers' clocks drift, and one
+    # running fast would take a job that ran a minute ago for overdue
+    run = JobRun(job=name, worker=worker_name(), started_at=db_utcnow(),
+                 status="running", heartbeat_at=db_utcnow())
+    began = time.perf_counter()
+    db.session.add(run)
+    db.session.commit()
+    try:
+        with _heartbeat(app, run.id):
+            fn()
+        run.status = "ok"
+    except Exception as err:  # a failing job must not kill the scheduler
+        db.session.rollback()
+        run = db.session.merge(run)
+        run.status, run.error = "failed", f"{type(err).__name__}: {err}"[:2000]
+        log.exception("jobs.failed", extra={"job": name})
+    run.finished_at = db_utcnow()
+    db.session.commit()
+    _observe_job(name, run.status, time.perf_counter() - began)
 
 
 @contextmanager

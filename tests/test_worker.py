@@ -551,3 +551,30 @@ def test_sigterm_in_the_middle_of_a_batch_hands_the_rest_back(app, client, shop,
     db.session.expire_all()
     rows = db.session.scalars(sa.select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
     assert [(r.status, r.attempts) for r in rows] == [("done", 1)] + [("pending", 0)] * 3
+
+
+@pytest.mark.parametrize("fails_at", ["start", "end"])
+def test_a_run_the_database_cannot_record_does_not_raise(app, monkeypatch, caplog, fails_at):
+    """run_recorded is the scheduler's "never raising" entry point, but the database gone
+    as it recorded a run's start or end raised out of it (the job's end then stays
+    "running" until the abandoned-run sweep)."""
+    from plugin import jobs
+
+    real = jobs.db_utcnow
+    calls = []
+
+    def clock(*args):
+        calls.append(1)  # the start reads it twice, the end once
+        if (fails_at == "start") == (len(calls) <= 2):
+            raise sa.exc.OperationalError("SELECT now()", {}, Exception("connection refused"))
+        return real(*args)
+
+    monkeypatch.setattr(jobs, "db_utcnow", clock)
+    ran = []
+    jobs.run_recorded(app, "flaky_db", lambda: ran.append(1))
+    assert ran == ([] if fails_at == "start" else [1])
+    assert [r.message for r in caplog.records if r.levelname == "ERROR"] == [
+        "jobs.record_failed"]
+    monkeypatch.undo()
+    runs = db.session.scalars(sa.select(JobRun).where(JobRun.job == "flaky_db")).all()
+    assert [r.status for r in runs] == ([] if fails_at == "start" else ["running"])
