@@ -377,6 +377,8 @@ class Worker:
         self.scheduler = build_scheduler(app, holder=self.name)
         self.leader = False
         self._renewed = 0.0
+        self._failures = 0  # ticks failed in a row (the database down)
+        self._failing_since = 0.0
 
     def stop(self, *_: object) -> None:
         """Graceful shutdown: finish the row in hand, release claims and the lease."""
@@ -422,14 +424,36 @@ class Worker:
                 started = time.monotonic()
                 try:
                     result = self.tick()
-                except Exception:
-                    log.exception("worker.tick_failed", extra={"worker": self.name})
+                except Exception as err:
+                    self._tick_failed(err)
                     result = BatchResult()
+                else:
+                    self._tick_ok()
                 if not result.total:
                     self.stopping.wait(max(0.0, poll - (time.monotonic() - started)))
         finally:
             self._finish_jobs()
             log.info("worker.stopped", extra={"worker": self.name})
+
+    def _tick_failed(self, err: Exception) -> None:
+        """The first failure in a row is logged with its traceback, the next ones (every
+        poll of a database outage) as one line with their count."""
+        self._failures += 1
+        if self._failures == 1:
+            self._failing_since = time.monotonic()
+            log.exception("worker.tick_failed", extra={"worker": self.name})
+        else:
+            log.warning("worker.tick_still_failing", extra={
+                "worker": self.name, "failures": self._failures, "error": type(err).__name__,
+                "seconds": round(time.monotonic() - self._failing_since)})
+
+    def _tick_ok(self) -> None:
+        """Say once that the failures stopped, and after how long."""
+        if self._failures:
+            seconds = round(time.monotonic() - self._failing_since)
+            log.info("worker.recovered", extra={"worker": self.name, "failures": self._failures,
+                                                "seconds": seconds})
+            self._failures = 0
 
     def _finish_jobs(self) -> None:
         """Let a running job finish, renewing the lease meanwhile (a standby must not start

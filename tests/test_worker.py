@@ -578,3 +578,38 @@ def test_a_run_the_database_cannot_record_does_not_raise(app, monkeypatch, caplo
     monkeypatch.undo()
     runs = db.session.scalars(sa.select(JobRun).where(JobRun.job == "flaky_db")).all()
     assert [r.status for r in runs] == ([] if fails_at == "start" else ["running"])
+
+
+def test_a_database_outage_logs_one_traceback_then_a_line_per_poll_then_recovery(
+        app, monkeypatch, caplog):
+    """Every poll of a long outage logged a whole traceback: the first failure keeps it,
+    the next ones are one line with their count, and the recovery says after how long."""
+    import logging
+    import threading
+
+    from plugin.webhooks.inbox import BatchResult
+
+    app.config["WORKER_POLL_SECONDS"] = 0.01
+    worker = Worker(app, name="w1")
+    ticks = []
+
+    def tick():
+        ticks.append(1)
+        if len(ticks) <= 3:
+            raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+        if len(ticks) == 5:
+            worker.stop()
+        return BatchResult()
+
+    monkeypatch.setattr(worker, "tick", tick)
+    caplog.set_level(logging.INFO, logger="shopkeeper.jobs")
+    thread = threading.Thread(target=worker.run)  # not the main thread: no signal handlers
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    logged = [(r.message, r.exc_info is not None, getattr(r, "failures", None))
+              for r in caplog.records if r.message.startswith(("worker.tick", "worker.rec"))]
+    assert logged == [("worker.tick_failed", True, None),
+                      ("worker.tick_still_failing", False, 2),
+                      ("worker.tick_still_failing", False, 3),
+                      ("worker.recovered", False, 3)]
