@@ -11,9 +11,9 @@ from marshmallow import ValidationError, validate
 
 from connectors.errors import InvalidPayload
 
-__all__ = ["MAX_AMOUNT", "MAX_JSON_DEPTH", "FullMatch", "check_amount", "decode_json",
-           "holds_nul", "load_json_object", "parse_datetime", "scan_json", "to_decimal",
-           "too_deep", "unstorable", "utc_from_timestamp"]
+__all__ = ["MAX_AMOUNT", "MAX_JSON_DEPTH", "FullMatch", "as_object", "check_amount",
+           "decode_json", "holds_nul", "load_json_object", "parse_datetime", "scan_json",
+           "to_decimal", "too_deep", "unstorable", "utc_from_timestamp"]
 
 
 class FullMatch(validate.Regexp):
@@ -28,6 +28,13 @@ class FullMatch(validate.Regexp):
         if self.regex.fullmatch(value) is None:  # type: ignore[arg-type]
             raise ValidationError(self._format_error(value))
         return value
+
+
+def as_object(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: for the parts of an answer no
+    schema shapes (a GraphQL answer's ``errors`` entries and ``extensions``), which a proxy
+    or a broken server may fill with anything."""
+    return value if isinstance(value, dict) else {}
 
 
 #: The largest amount a record may carry. The database's money columns (numeric(14,4))

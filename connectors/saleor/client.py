@@ -10,6 +10,7 @@ import requests
 
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, TransientError
 from connectors.pages import convert_nodes
+from connectors.parsing import as_object
 from connectors.records import Page
 
 __all__ = ["PAGE_SIZE", "SaleorGraphQL", "SchemaLacksField", "refused"]
@@ -27,6 +28,17 @@ class SchemaLacksField(ConnectorError):
         names = ", ".join(sorted(f"{kind}.{name}" for kind, name in fields))
         super().__init__(f"Saleor's schema lacks {names}")
         self.fields = fields
+
+
+def error_codes(errors: Any) -> set[str | None]:
+    """The ``extensions.exception.code`` of each entry of a GraphQL ``errors`` list, None
+    for one without (an entry, its extensions or its code of another shape raised
+    AttributeError or TypeError, a crash instead of a connector error)."""
+    entries = errors if isinstance(errors, list) else [errors]
+    return {code if isinstance(
+                code := as_object(as_object(as_object(e).get("extensions")).get("exception"))
+                .get("code"), str) else None
+            for e in entries}
 
 
 class SaleorGraphQL:
@@ -67,15 +79,14 @@ class SaleorGraphQL:
             }
             if missing:
                 raise SchemaLacksField(missing)
-            codes = {
-                ((e.get("extensions") or {}).get("exception") or {}).get("code")
-                for e in errors
-                if isinstance(e, dict)
-            }
+            codes = error_codes(errors)
             if codes & {"PermissionDenied", "InvalidTokenError", "ExpiredSignatureError"}:
                 raise AuthFailed("Saleor refused the app token or its permissions")
             raise ConnectorError(f"Saleor GraphQL errors: {sorted(map(str, codes))}")
-        return body.get("data") or {}
+        data = body.get("data") or {}
+        if not isinstance(data, dict):
+            raise TransientError("Saleor answered with an unexpected body")
+        return data
 
     def pages(
         self,
@@ -104,15 +115,20 @@ class SaleorGraphQL:
     def mutate(self, query: str, variables: dict[str, Any], root: str) -> dict[str, Any]:
         """Run a mutation; its ``errors`` list becomes ``InvalidPayload`` with field errors."""
         result = self.execute(query, variables).get(root) or {}
+        if not isinstance(result, dict):
+            raise InvalidPayload(f"unexpected {root} answer", {root: ["not an object"]})
         errors = result.get("errors") or []
         if errors:
             raise refused(root, errors)
         return result
 
 
-def refused(root: str, errors: list[dict[str, Any]]) -> InvalidPayload:
-    """A mutation's ``errors`` list as ``InvalidPayload`` with field errors."""
+def refused(root: str, errors: Any) -> InvalidPayload:
+    """A mutation's ``errors`` list as ``InvalidPayload`` with field errors (an entry that
+    is no object counts as its message)."""
     fields: dict[str, list[str]] = {}
-    for err in errors:
-        fields.setdefault(err.get("field") or "_", []).append(err.get("message") or "")
+    for err in errors if isinstance(errors, list) else [errors]:
+        entry = err if isinstance(err, dict) else {"message": str(err)}
+        fields.setdefault(str(entry.get("field") or "_"), []).append(
+            str(entry.get("message") or ""))
     return InvalidPayload(f"Saleor refused {root}", fields)

@@ -14,6 +14,7 @@ import requests
 
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, TransientError
 from connectors.pages import convert_nodes
+from connectors.parsing import as_object
 from connectors.records import Page
 
 __all__ = ["API_VERSION", "AccessDenied", "ShopifyGraphQL", "throttle_delay"]
@@ -137,16 +138,25 @@ def throttle_delay(response: requests.Response) -> float | None:
     errors = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(errors, list):
         return None
-    codes = {(e.get("extensions") or {}).get("code") for e in errors if isinstance(e, dict)}
-    if "THROTTLED" not in codes:
+    if "THROTTLED" not in error_codes(errors):
         return None
-    cost = (body.get("extensions") or {}).get("cost") or {}
-    status = cost.get("throttleStatus") or {}
+    cost = as_object(as_object(body.get("extensions")).get("cost"))
+    status = as_object(cost.get("throttleStatus"))
     try:
         missing = float(cost["requestedQueryCost"]) - float(status["currentlyAvailable"])
         return max(missing, 0.0) / float(status["restoreRate"]) or 1.0
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return 1.0
+
+
+def error_codes(errors: Any) -> set[str | None]:
+    """The ``extensions.code`` of each entry of a GraphQL ``errors`` list, None for one
+    without (an entry, its extensions or its code of another shape raised AttributeError
+    or TypeError, a crash instead of a connector error)."""
+    entries = errors if isinstance(errors, list) else [errors]
+    return {code if isinstance(code := as_object(as_object(e).get("extensions")).get("code"),
+                                str) else None
+            for e in entries}
 
 
 class ShopifyGraphQL:
@@ -192,15 +202,18 @@ class ShopifyGraphQL:
             raise TransientError("Shopify answered with an unexpected body")
         errors = body.get("errors")
         if errors:
-            codes = {(e.get("extensions") or {}).get("code") for e in errors if isinstance(e, dict)}
+            codes = error_codes(errors)
             if "ACCESS_DENIED" in codes:
                 raise AccessDenied("access denied for this query (ACCESS_DENIED)")
             if "THROTTLED" in codes:
                 raise TransientError("still throttled")
             raise ConnectorError(f"Shopify GraphQL errors: {sorted(map(str, codes))}")
-        cost = (body.get("extensions") or {}).get("cost") or {}
+        cost = as_object(as_object(body.get("extensions")).get("cost"))
         log.debug("shopify.graphql.cost", extra={"cost": cost.get("actualQueryCost")})
-        return body.get("data") or {}
+        data = body.get("data") or {}
+        if not isinstance(data, dict):
+            raise TransientError("Shopify answered with an unexpected body")
+        return data
 
     def _post(self, query: str, variables: dict[str, Any] | None) -> requests.Response:
         return self.session.post(
