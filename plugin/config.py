@@ -47,7 +47,8 @@ class Config:
     INBOX_MAX_ATTEMPTS = 8
     # Inbox: first retry delay in seconds; doubles per attempt.
     INBOX_RETRY_BASE_SECONDS = 5
-    # Inbox: a claimed row not finished after this many seconds is reclaimed (worker crash).
+    # Inbox: a claimed row whose worker stopped renewing its claim (every quarter of this)
+    # this many seconds ago is reclaimed (worker crash).
     INBOX_CLAIM_TIMEOUT_SECONDS = 120
     # Inbox: days an applied ("done") row is kept, only to answer a redelivery as a
     # duplicate; then an hourly job deletes it. Keep it above the platforms' longest retry
