@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from plugin.extensions import db
+from plugin.ingestion.mapping import erasure_lock
 from plugin.models import Interaction, PromptState, Shop, SubProfile
 from plugin.models.types import utcnow
 from plugin.subprofiles import detection, recs, service
@@ -131,6 +132,11 @@ def apply_pending(shop_id: str, shopper_id: str | None = None, *,
     were still in the browser's batch follow the answer.
     """
     now = now or utcnow()
+    # first, as the shop's other writers of purchases: an erasure under way commits
+    # before the answers are read (read before, those it deleted failed the commit), and
+    # one waits for this pass (it held a linked browser's rows the pass went on to: a
+    # deadlock on PostgreSQL)
+    erasure_lock(shop_id)
     query = sa.select(PromptState).where(PromptState.shop_id == shop_id)
     if shopper_id is not None:
         query = query.where(PromptState.shopper_id == shopper_id)

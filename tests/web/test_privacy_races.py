@@ -281,3 +281,144 @@ def test_a_subprofile_deletion_and_its_owners_erasure_at_once_both_finish(app):
     db.session.expire_all()
     assert db.session.scalars(sa.select(Interaction.id).filter_by(shop_id=shop_id)).all() == []
     assert db.session.get(SubProfile, sub_id) is None
+
+
+class _Hold:
+    """Where the first job stops (its hook calls this), holding what it did uncommitted,
+    until the second waits on a lock or is done."""
+
+    def __init__(self) -> None:
+        self.reached, self.go = threading.Event(), threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def __call__(self) -> None:
+        if threading.current_thread() is self.thread and not self.go.is_set():
+            self.reached.set()
+            self.go.wait(30)
+
+
+def _race_held(app, first: Callable[[], None], second: Callable[[], None],
+               hold: _Hold) -> list[Exception]:
+    """Run ``first`` in a session of its own up to ``hold``, then ``second`` in another;
+    ``first`` goes on once ``second`` waits on a lock or has finished (without a shared
+    lock it may not wait at all). Returns what either raised."""
+    failures: list[Exception] = []
+
+    def run(job: Callable[[], None]) -> None:
+        with app.app_context():  # a session of its own
+            try:
+                job()
+                db.session.commit()
+            except Exception as err:  # the test reports what went wrong
+                failures.append(err)
+            finally:
+                hold.reached.set()
+                db.session.remove()
+
+    hold.thread = threading.Thread(target=run, args=(first,))
+    hold.thread.start()
+    assert hold.reached.wait(30)
+    later = threading.Thread(target=run, args=(second,))
+    later.start()
+    deadline = time.monotonic() + 10
+    while later.is_alive() and time.monotonic() < deadline:
+        if _waiting_on_a_lock(timeout=0.2):
+            break
+    hold.go.set()
+    for t in (hold.thread, later):
+        t.join(60)
+    return failures
+
+
+def _on_statement(hold: _Hold, prefix: str, nth: int = 1):
+    """An engine hook calling ``hold`` before the first job's ``nth`` statement starting
+    with ``prefix``."""
+    seen = [0]
+
+    def hook(conn, cursor, statement, *args) -> None:
+        if threading.current_thread() is hold.thread and statement.startswith(prefix):
+            seen[0] += 1
+            if seen[0] == nth:
+                hold()
+    return hook
+
+
+def _held_race(app, first, second, hold: _Hold, prefix: str, nth: int = 1) -> list[Exception]:
+    from sqlalchemy import event
+
+    hook = _on_statement(hold, prefix, nth)
+    event.listen(db.engine, "before_cursor_execute", hook)
+    try:
+        return _race_held(app, first, second, hold)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", hook)
+
+
+def _left_of(shop_id: str, *shopper_ids: str) -> dict[str, list]:
+    """What is kept under these shopper ids after the race (nothing, for an erased one)."""
+    from plugin.models import AnonymousLink, PromptState, SubProfile
+
+    db.session.expire_all()
+    return {
+        "events": db.session.scalars(sa.select(Interaction.product_external_id).where(
+            Interaction.shop_id == shop_id, Interaction.shopper_id.in_(shopper_ids))).all(),
+        "links": db.session.scalars(sa.select(AnonymousLink.anonymous_id).where(
+            AnonymousLink.shop_id == shop_id,
+            AnonymousLink.customer_id.in_(shopper_ids))).all(),
+        "subprofiles": db.session.scalars(sa.select(SubProfile.name).where(
+            SubProfile.shop_id == shop_id, SubProfile.owner_id.in_(shopper_ids))).all(),
+        "prompt_states": db.session.scalars(sa.select(PromptState.shopper_id).where(
+            PromptState.shop_id == shop_id, PromptState.shopper_id.in_(shopper_ids))).all(),
+    }
+
+
+_NOTHING = {"events": [], "links": [], "subprofiles": [], "prompt_states": []}
+
+
+def _event(shop_id: str, shopper_id: str, product: str, kind: str = "view",
+           subprofile_id: int | None = None) -> None:
+    from plugin.models.types import utcnow
+
+    db.session.add(Interaction(shop_id=shop_id, shopper_id=shopper_id, kind=kind,
+                               subprofile_id=subprofile_id, product_external_id=product,
+                               occurred_at=utcnow(), context={}))
+
+
+@pytest.mark.parametrize("first", ["erasure", "apply"])
+def test_tagging_pending_purchases_and_an_erasure_at_once_both_finish(app, first):
+    """``apply_pending`` tags each shopper's new purchases to the sub-profile their
+    answer named, one shopper after another. Without the shared lock: an erasure first
+    deleted the answers the tagging had read, which then failed dropping an expired one;
+    the tagging first (the worker's pass over the shop) held the customer's purchases
+    while the erasure, waiting on them, held those of the customer's linked browser that
+    the tagging went on to: a deadlock, and one of the two failed."""
+    from datetime import timedelta
+
+    from plugin.models import AnonymousLink, PromptState, Shop
+    from plugin.models.types import utcnow
+    from plugin.subprofiles import prompt, service
+
+    shop_id, anon, now = make_shop().id, "anon_race0000000000000003", utcnow()
+    pending = {"since": (now - timedelta(hours=2)).isoformat(),
+               "until": (now - timedelta(minutes=1)).isoformat(), "items": ["p1"]}
+    for owner in ("5151", anon):  # the customer's answer first: the pass meets it first
+        sub = service.create_subprofile(db.session.get(Shop, shop_id), owner, "Maya")
+        db.session.add(PromptState(shop_id=shop_id, shopper_id=owner, never_ask=False,
+                                   pending={**pending, "subprofile_id": sub.id}))
+        _event(shop_id, owner, "p1", kind="add_to_cart")
+    db.session.add(AnonymousLink(shop_id=shop_id, anonymous_id=anon, customer_id="5151",
+                                 linked_at=now))
+    db.session.commit()
+
+    def tagging() -> None:
+        prompt.apply_pending(shop_id, now=now)
+
+    def erasure() -> None:
+        privacy.erase_customer(shop_id, "5151")
+
+    if first == "apply":  # stops before tagging the browser's purchases
+        failures = _held_race(app, tagging, erasure, _Hold(), "UPDATE interactions", nth=2)
+    else:  # stops with everything deleted, not committed
+        failures = _held_race(app, erasure, tagging, _Hold(), "INSERT INTO audit_log")
+    assert failures == []
+    assert _left_of(shop_id, "5151", anon) == _NOTHING
