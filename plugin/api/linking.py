@@ -34,6 +34,7 @@ from plugin.api.access import AnyShop
 from plugin.api.consent import has_consent
 from plugin.api.identity import ShopperIdentity
 from plugin.extensions import db, insert_or_ignore
+from plugin.ingestion.mapping import erasure_lock
 from plugin.models import AnonymousLink, Interaction, ShopperConsent
 from plugin.models.types import utcnow
 
@@ -47,6 +48,9 @@ def link(shop: AnyShop, identity: ShopperIdentity, *, now: datetime | None = Non
     if not customer or not anonymous or not _may_link(shop, identity):
         return False
     now = now or utcnow()
+    # first, as the shop's other writers of events: an erasure of the customer between
+    # the link and the move saw neither, and the browsing moved to them once erased
+    erasure_lock(shop.id)
     row = _claim(shop.id, anonymous, customer, now)
     if row.customer_id != customer:
         if row.customer_id is not None:  # a second customer on this browser: stop here

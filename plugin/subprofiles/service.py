@@ -232,6 +232,9 @@ def merge_identity(shop: Shop, anonymous_id: str, customer_id: str) -> int:
     to the customer; a name both already have is merged into the customer's row."""
     if not anonymous_id or anonymous_id == customer_id:
         return 0
+    # first: an erasure of the customer between the read of the browser's sub-profiles
+    # and their move deleted them, and the merge failed on rows gone
+    erasure_lock(shop.id)
     rows = db.session.scalars(sa.select(SubProfile).filter_by(
         shop_id=shop.id, owner_id=anonymous_id)).all()
     for row in rows:

@@ -384,6 +384,58 @@ def _event(shop_id: str, shopper_id: str, product: str, kind: str = "view",
                                occurred_at=utcnow(), context={}))
 
 
+def test_a_sign_in_linking_browsing_and_the_customers_erasure_at_once_leave_nothing(app):
+    """The sign-in links the browser's id to the customer and moves its anonymous events
+    to them. Without the shared lock, an erasure between the two did not see the link
+    (not committed) and committed first: the events then moved to the erased customer,
+    linked to them for good."""
+    from plugin.api import linking
+    from plugin.api.identity import ShopperIdentity
+    from plugin.models import Shop
+
+    shop_id, anon = make_shop().id, "anon_race0000000000000001"
+    _event(shop_id, anon, "p1")
+    db.session.commit()
+
+    def sign_in() -> None:
+        assert linking.link(db.session.get(Shop, shop_id),
+                            ShopperIdentity(anonymous_id=anon, customer_id="5151"))
+
+    def erasure() -> None:
+        privacy.erase_customer(shop_id, "5151")
+
+    # the sign-in stops with the link written, before it moves the events
+    assert _held_race(app, sign_in, erasure, _Hold(), "UPDATE interactions") == []
+    assert _left_of(shop_id, "5151", anon) == _NOTHING
+
+
+def test_a_merge_on_identify_and_the_customers_erasure_at_once_both_finish(app):
+    """On identify the browser's sub-profiles (and their events) move to the customer.
+    Without the shared lock, an erasure between the merge's read of them and its writes
+    deleted them, and the merge failed on rows gone (the customer's request: a 500)."""
+    from plugin.api import linking
+    from plugin.api.identity import ShopperIdentity
+    from plugin.models import Shop
+    from plugin.subprofiles import service
+
+    shop_id, anon = make_shop().id, "anon_race0000000000000002"
+    sub = service.create_subprofile(db.session.get(Shop, shop_id), anon, "Maya")
+    _event(shop_id, anon, "p1", subprofile_id=sub.id)
+    db.session.commit()
+    assert linking.link(db.session.get(Shop, shop_id),
+                        ShopperIdentity(anonymous_id=anon, customer_id="5151"))
+
+    def merge() -> None:
+        assert service.merge_identity(db.session.get(Shop, shop_id), anon, "5151") == 1
+
+    def erasure() -> None:
+        privacy.erase_customer(shop_id, "5151")
+
+    # the merge stops having read the browser's sub-profiles, before it moves them
+    assert _held_race(app, merge, erasure, _Hold(), "UPDATE interactions") == []
+    assert _left_of(shop_id, "5151", anon) == _NOTHING
+
+
 @pytest.mark.parametrize("first", ["erasure", "apply"])
 def test_tagging_pending_purchases_and_an_erasure_at_once_both_finish(app, first):
     """``apply_pending`` tags each shopper's new purchases to the sub-profile their
