@@ -254,6 +254,10 @@ def record_data_request(shop_id: str, customer_id: str | None, *,
     """Write the export (with the request's ``order_ids``: ``export_customer``; without a
     customer, those guest orders: ``export_guest_orders``) where the merchant can fetch it
     (admin page) and audit the request."""
+    # first, shared: an erasure under way commits before the export reads (else it held
+    # what the erasure deleted), and one starting waits until the file is written (else
+    # it looked for the customer's exports too early, and this one stayed listed)
+    erasure_lock(shop_id)
     out = exports_dir(shop_id)
     out.mkdir(parents=True, exist_ok=True)
     order_ids = sorted({str(o) for o in order_ids})

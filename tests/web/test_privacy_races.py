@@ -474,3 +474,42 @@ def test_tagging_pending_purchases_and_an_erasure_at_once_both_finish(app, first
         failures = _held_race(app, erasure, tagging, _Hold(), "INSERT INTO audit_log")
     assert failures == []
     assert _left_of(shop_id, "5151", anon) == _NOTHING
+
+
+@pytest.mark.parametrize("first", ["erasure", "export"])
+def test_a_data_request_and_the_customers_erasure_at_once_list_nothing_erased(app, first):
+    """A data request reads what is kept on the customer, then writes the export. Without
+    the shared lock: the export first, the erasure looked for the customer's exports
+    before the file was written, and the merchant was then offered it, with the erased
+    data; the erasure first, the export read what the erasure was deleting (not yet
+    committed) and was listed after it."""
+    import json
+
+    shop_id = make_shop().id
+    _event(shop_id, "5151", "p1")
+    db.session.commit()
+    hold = _Hold()
+
+    def export() -> None:
+        privacy.record_data_request(shop_id, "5151")
+
+    def erasure() -> None:
+        privacy.erase_customer(shop_id, "5151")
+
+    with pytest.MonkeyPatch.context() as mp:
+        if first == "export":  # stops with the customer's data read, the file not written
+            original = privacy.export_customer
+
+            def read_then_hold(*args, **kwargs):
+                found = original(*args, **kwargs)
+                hold()
+                return found
+            mp.setattr(privacy, "export_customer", read_then_hold)
+            failures = _race_held(app, export, erasure, hold)
+        else:  # stops with everything deleted, not committed
+            failures = _held_race(app, erasure, export, hold, "INSERT INTO audit_log")
+    assert failures == []
+    db.session.expire_all()
+    listed = [json.loads(privacy.data_request_file(shop_id, r["name"]).read_text())
+              for r in privacy.data_requests(shop_id)]
+    assert [e["interactions"] for e in listed] == ([[]] if first == "erasure" else [])
