@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
+from plugin.after_commit import after_commit
 from plugin.api import linking
 from plugin.extensions import db, insert_or_ignore
 from plugin.ingestion.mapping import guest_shopper
@@ -111,12 +111,6 @@ def forget_order_exports(shop_id: str, order_ids: Collection[str]) -> list[dict[
     return held
 
 
-#: Export files ``erase_export`` deletes (and ``write_export_after_commit`` writes) once
-#: the session's transaction commits: (path, text), None to delete.
-_PENDING = "shopkeeper_exports_erased"
-_LISTENING = "shopkeeper_exports_listening"
-
-
 def erase_export(shop_id: str, path: Path) -> None:
     """Delete the export ``path`` once the erasure's transaction commits, not now: an
     erasure that rolls back (a failed delivery, retried later) must leave the shopper's
@@ -125,35 +119,18 @@ def erase_export(shop_id: str, path: Path) -> None:
     sweep (``sweep_erased_exports``) deletes it."""
     db.session.execute(insert_or_ignore(ErasedExport, ["shop_id", "name"], shop_id=shop_id,
                                         name=path.name, erased_at=utcnow()))
-    _after_commit(path, None)
+    after_commit(partial(path.unlink, missing_ok=True))
 
 
 def write_export_after_commit(path: Path, text: str) -> None:
     """Write an export computed in an erasure's transaction once that commits (a rolled
     back erasure leaves the export it replaces, so writes none)."""
-    _after_commit(path, text)
+    after_commit(partial(_write, path, text))
 
 
-def _after_commit(path: Path, text: str | None) -> None:
-    session = db.session()
-    if not session.info.get(_LISTENING):
-        event.listen(session, "after_commit", _apply_pending)
-        event.listen(session, "after_soft_rollback", _drop_pending)
-        session.info[_LISTENING] = True
-    session.info.setdefault(_PENDING, []).append((path, text))
-
-
-def _apply_pending(session: Session) -> None:
-    for path, text in session.info.pop(_PENDING, ()):
-        if text is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-
-
-def _drop_pending(session: Session, previous_transaction: Any) -> None:
-    session.info.pop(_PENDING, None)  # rolled back: the files stay, as the rows do
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
 
 
 def erased_export_names(shop_id: str) -> set[str]:

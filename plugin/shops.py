@@ -9,18 +9,18 @@ import shutil
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 import connectors
 from connectors.base import Connector, Credentials
 from plugin import crypto
+from plugin.after_commit import after_commit
 from plugin.errors import BadRequest, Conflict, NotFound
 from plugin.extensions import db
 from plugin.models import AuditLog, Installation, Shop
@@ -325,29 +325,11 @@ def _shop_file_roots() -> tuple[Path, Path]:
     return Path(current_app.config["MODEL_DIR"]), exports_root()
 
 
-#: Shop folders ``erase_shop`` deletes once the session's transaction commits.
-_DIRS_PENDING = "shopkeeper_shop_dirs_erased"
-_DIRS_LISTENING = "shopkeeper_shop_dirs_listening"
-
-
 def _remove_after_commit(directories: list[Path], shop_id: str) -> None:
     """Delete the shop's folders when the session commits; forget them if it rolls back.
     A process stopping between the two leaves them to ``sweep_erased_shop_files``."""
-    session = db.session()
-    if not session.info.get(_DIRS_LISTENING):
-        event.listen(session, "after_commit", _remove_pending_dirs)
-        event.listen(session, "after_soft_rollback", _drop_pending_dirs)
-        session.info[_DIRS_LISTENING] = True
-    session.info.setdefault(_DIRS_PENDING, []).extend((d, shop_id) for d in directories)
-
-
-def _remove_pending_dirs(session: Session) -> None:
-    for directory, shop_id in session.info.pop(_DIRS_PENDING, ()):
-        _remove_shop_dir(directory, shop_id)
-
-
-def _drop_pending_dirs(session: Session, previous_transaction: object) -> None:
-    session.info.pop(_DIRS_PENDING, None)  # rolled back: the shop and its files stay
+    for directory in directories:
+        after_commit(partial(_remove_shop_dir, directory, shop_id))
 
 
 #: A folder of no shop is left this long (seconds) before it is swept: a shop being

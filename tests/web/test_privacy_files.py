@@ -55,14 +55,14 @@ def test_an_export_its_erasures_commit_outlived_is_hidden_then_swept(app, shop,
     """The process stops between the erasure's commit and the file's delete: the export
     is flagged erased in the erasure's transaction, so the admin neither lists nor serves
     it, and the retention sweep deletes the file."""
-    from plugin import privacy_export
+    from plugin import after_commit, privacy_export
     from plugin.privacy import data_request_file, data_requests, purge_expired
 
     shop_id = shop.id
     mine = record_data_request(shop_id, "c1")
     db.session.commit()
-    monkeypatch.setattr(privacy_export, "_apply_pending",
-                        lambda session: session.info.pop(privacy_export._PENDING, None))
+    monkeypatch.setattr(after_commit, "_run_pending",
+                        lambda session: session.info.pop(after_commit._PENDING, None))
     db.session.remove()  # a fresh session: its listener is the crashing one
     erase_customer(shop_id, "c1")
     db.session.commit()
