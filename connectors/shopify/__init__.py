@@ -379,9 +379,13 @@ class ShopifyConnector(Connector):
         if errors and {e.get("code") for e in errors} == {"TAKEN"}:
             # An earlier attempt whose answer was lost made it: the code is ours, reuse it.
             node = {"id": self.find_discount(spec.code)}
-        elif errors:
+        elif errors:  # the platform's own refusal (an invalid field): asked again, the same
             messages = [e.get("message", "") for e in errors]
-            raise ConnectorError(f"Shopify refused the discount: {messages}")
+            fields: dict[str, list[str]] = {}
+            for e in errors:
+                field = ".".join(map(str, e.get("field") or ())) or "_"
+                fields.setdefault(field, []).append(e.get("message") or "")
+            raise InvalidPayload(f"Shopify refused the discount: {messages}", fields)
         else:
             node = result.get("codeDiscountNode") or {}
         if not node.get("id"):

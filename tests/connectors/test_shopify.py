@@ -385,8 +385,11 @@ class TestShopifyConnector(ConnectorContract):
              "message": "Ends at needs to be after starts_at"}]}}}
         with responses.RequestsMock() as rsps:
             rsps.post(GRAPHQL, json=refused)
-            with pytest.raises(ConnectorError, match="Ends at"):
+            # a refusal, not a failure: the offer is withdrawn instead of left to retries
+            with pytest.raises(InvalidPayload, match="Ends at") as refusal:
                 self.make_connector(self._session(delays)).create_discount(self._spec())
+        assert refusal.value.errors == {"basicCodeDiscount.endsAt": [
+            "Ends at needs to be after starts_at"]}
 
     def test_create_discount_after_retried_post_reuses_the_code(self, delays) -> None:
         taken = {"data": {"discountCodeBasicCreate": {"codeDiscountNode": None, "userErrors": [
