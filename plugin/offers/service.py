@@ -22,7 +22,7 @@ import requests
 import sqlalchemy as sa
 
 import connectors
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, InvalidPayload, NotSupported
 from connectors.guarded_http import make_guarded_session
 from connectors.records import DiscountSpec
 from plugin.api.service import in_holdout
@@ -56,6 +56,9 @@ LIVE = ("offered",)
 #: fixed amounts.
 SCOPE_LIMITS = {"saleor": 1, "vendure": 0}
 USED = ("accepting", "accepted", "redeemed")
+#: A connector's refusal of the discount itself (invalid there, a currency its channel does
+#: not sell, a capability it lacks): not worth a retry, unlike a timeout or an outage.
+REFUSED = (InvalidPayload, NotSupported)
 #: Why an accept was refused after the offer was quoted (``reservation.claim``).
 REFUSALS = {
     "budget": "The offer budget is used up; the offer was withdrawn.",
@@ -195,6 +198,12 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
     spec = discount_spec(offer, shop.platform, customer_id=customer_id)
     try:
         ref = connector_for(shop, session=session or shopper_session(shop)).create_discount(spec)
+    except REFUSED as err:  # asked again, the platform would say the same
+        db.session.rollback()
+        _withdraw_refused(offer)
+        log.warning("offers.discount_refused", extra={"shop_id": shop.id, "offer":
+                                                      offer.public_id, "error": str(err)})
+        raise Conflict("This offer was withdrawn; ask for a new one.") from None
     except Exception as err:  # an unexpected answer too: never leave it claimed
         db.session.rollback()
         # ``creating_since`` and the reservation stay: the platform may have made the
@@ -263,6 +272,17 @@ def _withdraw(offer: Offer) -> None:
     """An offer the platform cannot honour as quoted stops standing; nothing was reserved."""
     db.session.execute(sa.update(Offer).where(Offer.id == offer.id, Offer.status == "offered")
                        .values(status="superseded"))
+    db.session.commit()
+
+
+def _withdraw_refused(offer: Offer) -> None:
+    """The platform refused the discount for good: the offer stops standing and its
+    reservation goes now (left offered, it held the budget until the reconcile job ran,
+    and every retry was refused the same way). ``creating_since`` stays, so the job still
+    deletes what a create of several steps may have left (a Saleor voucher without its
+    value); its code was never handed out."""
+    offer.status = "superseded"
+    budget.cancel(offer)
     db.session.commit()
 
 

@@ -39,6 +39,7 @@ class Platform:
         self.lose_next = False
         self.down = False
         self.creates = 0
+        self.refuse = False  # the platform refuses the discount itself (an invalid field)
 
     def __call__(self, request: requests.PreparedRequest):
         if self.down:
@@ -73,6 +74,10 @@ class Shopify(Platform):
                 return {"discountCodeBasicCreate": {"codeDiscountNode": None, "userErrors": [
                     {"field": ["basicCodeDiscount", "code"], "code": "TAKEN",
                      "message": "Code must be unique. Please try a different code."}]}}
+            if self.refuse:
+                return {"discountCodeBasicCreate": {"codeDiscountNode": None, "userErrors": [
+                    {"field": ["basicCodeDiscount", "customerGets", "value"],
+                     "code": "INVALID", "message": "Value is invalid"}]}}
             return {"discountCodeBasicCreate": {"codeDiscountNode": {
                 "id": self.created(code)}, "userErrors": []}}
         if "codeDiscountNodeByCode" in query:
@@ -103,6 +108,10 @@ class Saleor(Platform):
             return {"voucherCreate": {"voucher": {"id": self.created(code, listed=False)},
                                       "errors": []}}
         if "voucherChannelListingUpdate" in query:
+            if self.refuse:  # the second step: the voucher exists, without its value
+                return {"voucherChannelListingUpdate": {"voucher": None, "errors": [
+                    {"field": "addChannels", "code": "INVALID",
+                     "message": "Currency is not sold in this channel."}]}}
             self.discounts[self.by_id(variables["id"])]["listed"] = True
             return {"voucherChannelListingUpdate": {"voucher": {"id": variables["id"]},
                                                     "errors": []}}
@@ -320,3 +329,24 @@ def test_a_claim_landing_after_expiry_is_refused(platform):
     assert reservation.claim(row, service.guardrails_for(shop), row.expires_at,
                              grace=service.CHECKOUT_GRACE) == "used"
     assert _row(offer).status == "offered" and _reserved() == 0
+
+
+def test_a_discount_the_platform_refuses_withdraws_the_offer_and_releases_its_budget(
+        platform):
+    """A refusal is the platform's answer, not a lost one: asked again, it says the same.
+    Left offered, the offer held its budget until the job settled it, and every retry was
+    refused again; withdrawn, the budget is free at once. What a create of several steps
+    left (Saleor: the voucher, refused its value) is still deleted by the job."""
+    shop, fake = platform
+    offer = _quoted(shop)
+    fake.refuse = True
+    with pytest.raises(Conflict, match="withdrawn"):
+        service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
+    row = _row(offer)
+    assert row.status == "superseded" and _reserved() == 0
+    fake.refuse = False
+    with pytest.raises(Conflict, match="already used or withdrawn"):  # not retried
+        service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
+    assert reconcile.settle_creations(shop, now=row.creating_since + reconcile.SETTLE,
+                                      session=_session()) == 1
+    assert fake.discounts == {} and _reserved() == 0

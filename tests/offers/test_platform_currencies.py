@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import responses
+import sqlalchemy as sa
 
 from connectors.base import Credentials
 from plugin.extensions import db
 from plugin.ingestion.sync import run_sync
-from plugin.models import Offer
+from plugin.models import Offer, OfferLedgerEntry
 from plugin.models.types import utcnow
 from plugin.offers import platform
 from plugin.shops import connector_for, save_credentials
@@ -143,7 +144,8 @@ def test_offer_quoted_before_a_second_currency_was_read_is_withdrawn_at_accept(c
 @responses.activate
 def test_accept_still_refuses_when_the_reading_is_stale(client, app):
     """The channel added euros since the last sync: the connector's own check refuses the
-    amount before it creates the customer group or the promotion."""
+    amount before it creates the customer group or the promotion, and the offer is
+    withdrawn with its reservation (asked again, the platform would refuse again)."""
     shop = _vendure()
     sells(shop, "GBP")
     offer = quote(client, shop).get_json()["offer"]
@@ -156,9 +158,13 @@ def test_accept_still_refuses_when_the_reading_is_stale(client, app):
         match=[_op("PromotionsByCode")])
     responses.post(_api(shop), json=tax, match=[_op("TaxSetup")])
     res = accept(client, shop, offer["token"])
-    assert res.status_code == 502, res.get_json()
+    assert res.status_code == 409, res.get_json()
     sent = [json.loads(c.request.body)["query"] for c in responses.calls]
     assert not any("createPromotion" in q or "createCustomerGroup" in q for q in sent)
+    row = db.session.scalar(sa.select(Offer).where(Offer.public_id == offer["id"]))
+    db.session.refresh(row)
+    assert row.status == "superseded"
+    assert db.session.scalar(sa.select(sa.func.count(OfferLedgerEntry.id))) == 0
 
 
 @pytest.mark.parametrize("sold, shown", [

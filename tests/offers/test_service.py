@@ -238,6 +238,37 @@ def test_connector_failure_keeps_offer_open(client, offer_shop, monkeypatch):
     assert accept(client, offer_shop, offer["token"]).status_code == 200
 
 
+@pytest.mark.parametrize("error", ["invalid", "not_supported", "transient", "rate_limited",
+                                   "unknown", "auth"])
+def test_a_refused_discount_withdraws_the_offer_a_failed_one_stays_open(
+        client, offer_shop, monkeypatch, error):
+    """A platform's refusal (invalid there, not supported) withdraws the offer and frees
+    its budget at once; any other failure keeps both for a retry (the discount may exist)."""
+    from connectors import errors
+    from connectors.generic import GenericConnector
+
+    raised = {"invalid": errors.InvalidPayload("refused", {"currency": ["not sold"]}),
+              "not_supported": errors.NotSupported("no discounts here"),
+              "transient": errors.TransientError("timed out"),
+              "rate_limited": errors.RateLimited(5), "unknown": errors.ConnectorError("?"),
+              "auth": errors.AuthFailed("token revoked", status=401)}[error]
+    refused = error in ("invalid", "not_supported")
+    offer = _offer(client, offer_shop)
+
+    def boom(self, spec):
+        raise raised
+
+    monkeypatch.setattr(GenericConnector, "create_discount", boom)
+    assert accept(client, offer_shop, offer["token"]).status_code == (409 if refused else 502)
+    row = db.session.scalar(sa.select(Offer).where(Offer.public_id == offer["id"]))
+    db.session.refresh(row)
+    reserved = db.session.scalar(sa.select(sa.func.sum(OfferLedgerEntry.amount)))
+    assert row.status == ("superseded" if refused else "offered")
+    assert Decimal(reserved or 0) == (0 if refused else Decimal(offer["amount"]))
+    monkeypatch.undo()
+    assert accept(client, offer_shop, offer["token"]).status_code == (409 if refused else 200)
+
+
 def test_requests_need_a_shopper_and_an_allowed_origin(client, offer_shop):
     url = f"/api/v1/offers/quote?key={offer_shop.widget_key}"
     assert client.post(url, json={"cart": cart_body()}).status_code == 422
