@@ -25,6 +25,9 @@ AUTH_TOKEN_HEADER = "vendure-auth-token"
 CHANNEL_TOKEN_HEADER = "vendure-token"
 API_KEY_HEADER = "vendure-api-key"
 _AUTH_CODES = frozenset({"FORBIDDEN", "UNAUTHORIZED"})
+#: the server failed, not our request: worth another try (an accept that met one must not
+#: withdraw its offer as refused, nor a webhook go dead on its first try)
+_SERVER_CODES = frozenset({"INTERNAL_SERVER_ERROR"})
 _OPERATION = re.compile(r"\b(?:query|mutation)\s+(\w+)")
 
 
@@ -104,6 +107,8 @@ class AdminClient:
                  if isinstance(ext := e.get("extensions"), dict)}
         if codes & _AUTH_CODES:
             raise AuthFailed(f"Vendure {operation}: {sorted(c for c in codes if c)}")
+        if codes & _SERVER_CODES:
+            raise TransientError(f"Vendure {operation}: internal server error")
         if errors or response.status_code >= 400:
             messages = [str(e.get("message", e)) for e in errors] or [
                 f"HTTP {response.status_code}"

@@ -16,7 +16,13 @@ import requests
 import responses
 
 from connectors.base import Credentials
-from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, UnknownTopic
+from connectors.errors import (
+    AuthFailed,
+    ConnectorError,
+    InvalidPayload,
+    TransientError,
+    UnknownTopic,
+)
 from connectors.generic import sign_payload
 from connectors.http import make_session
 from connectors.records import Cart, Customer, Deletion, DiscountSpec, Order, Product
@@ -227,6 +233,16 @@ class TestVendureConnector(ConnectorContract):
             connector().fetch_event_record(parsed("stock.movement", delivery("stock.movement")))
         assert err.value.message == "unexpected product from Vendure"
         assert err.value.errors["product"][0].startswith("TypeError")
+
+    @responses.activate
+    def test_an_internal_server_error_is_transient_not_a_refusal(self) -> None:
+        """Vendure answers a resolver's crash as a GraphQL error; read as InvalidPayload it
+        withdrew an offer being accepted as refused, and sent a delivery to dead at once."""
+        responses.add("POST", API_URL, json={"data": None, "errors": [{
+            "message": "error.internal-server-error",
+            "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}, match=[gql("Product")])
+        with pytest.raises(TransientError, match="internal server error"):
+            connector().fetch_event_record(parsed("stock.movement", delivery("stock.movement")))
 
     @responses.activate
     def test_fetch_of_deleted_product_becomes_deletion(self) -> None:
