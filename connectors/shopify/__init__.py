@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import requests
@@ -33,18 +33,24 @@ from connectors.records import (
 from connectors.shopify import bulk, discounts, install, mapping, webhooks
 from connectors.shopify import client as gql
 
-__all__ = ["MIGRATION_REFUSED_AT", "ShopifyConnector", "migration_due"]
+__all__ = ["MIGRATION_REFUSED_AT", "STOREFRONT_PUBLICATION", "Publication", "ShopifyConnector",
+           "migration_due", "publications_granted"]
 
 log = logging.getLogger(__name__)
 
-#: read_inventory: the ``inventory_levels/update`` subscription needs it.
-SCOPES = ("read_products", "read_customers", "read_orders", "read_inventory", "write_discounts")
+#: read_inventory: the ``inventory_levels/update`` subscription needs it. read_publications:
+#: whether a product is published on the storefront's publication (``publishedOnPublication``).
+SCOPES = ("read_products", "read_customers", "read_orders", "read_inventory", "write_discounts",
+          "read_publications")
+#: ``Credentials.extra``: the publication the shop's storefront sells through (a global id,
+#: from the merchant's setting, added by the plugin and never stored with the credentials).
+STOREFRONT_PUBLICATION = "storefront_publication"
 #: How long after Shopify refused to migrate a shop's non-expiring token to ask again.
 MIGRATION_RETRY = timedelta(days=1)
 #: ``Credentials.extra``: when that refusal was (ISO 8601, UTC).
 MIGRATION_REFUSED_AT = "token_migration_refused_at"
 #: ``Credentials.extra`` entries this process adds and nothing stores (``connector_for``).
-_TRANSIENT_EXTRA = ("app_secret",)
+_TRANSIENT_EXTRA = ("app_secret", STOREFRONT_PUBLICATION)
 #: What an inventory change becomes when Shopify no longer knows its item (or the item
 #: stocks no variant): a topic ingestion does not act on, so the delivery is just done.
 UNKNOWN_ITEM_TOPIC = "inventory_levels/unknown_item"
@@ -56,6 +62,23 @@ mutation Subscribe($topic: WebhookSubscriptionTopic!, $sub: WebhookSubscriptionI
     userErrors { field message }
   }
 }"""
+
+
+def publications_granted(extra: Mapping[str, object]) -> bool:
+    """Whether the token was granted ``read_publications`` (``write_`` includes ``read_``).
+    A shop installed before it was asked for (or before scopes were recorded) was not:
+    its products are read as before, without the publication."""
+    granted = {s.strip() for s in str(extra.get("scope") or "").split(",")}
+    return bool(granted & {"read_publications", "write_publications"})
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One of the shop's publications (a sales channel; each Headless storefront has its
+    own), as the merchant picks the storefront's."""
+
+    id: str
+    name: str
 
 
 def migration_due(credentials: Credentials, *, now: datetime | None = None) -> bool:
@@ -123,7 +146,33 @@ class ShopifyConnector(Connector):
         return webhooks.parse_delivery(
             headers, raw_body, currency=self.credentials.extra.get("currency"),
             shop_domain=self.credentials.shop_domain or None,
+            read_products_back=self.storefront_publication() is not None,
         )
+
+    def storefront_publication(self) -> str | None:
+        """The publication the storefront sells through, when the merchant set one and the
+        token may read it; None: availability is status and stock alone, as before."""
+        chosen = self.credentials.extra.get(STOREFRONT_PUBLICATION)
+        if not isinstance(chosen, str) or not chosen:
+            return None
+        return chosen if publications_granted(self.credentials.extra) else None
+
+    def _publication_vars(self) -> dict[str, str]:
+        chosen = self.storefront_publication()
+        return {"publication": chosen} if chosen else {}
+
+    def publications(self) -> list[Publication]:
+        """The shop's publications, for the merchant to pick the storefront's (raises
+        ``client.AccessDenied`` when the token lacks ``read_publications``)."""
+        found: list[Publication] = []
+        for page in self._client().pages(
+                gql.PUBLICATIONS_QUERY, "publications",
+                lambda node, _: Publication(
+                    id=str(node["id"]),
+                    name=str((node.get("catalog") or {}).get("title") or node["id"])),
+                first=100):
+            found.extend(page.items)
+        return found
 
     def fetch_event_record(self, event: WebhookEvent) -> WebhookEvent:
         """An inventory change -> the product its item stocks, as Shopify has it now; a
@@ -138,15 +187,17 @@ class ShopifyConnector(Connector):
         if not event.needs_fetch or not isinstance(placeholder, Product):
             return event
         client = self._client()
+        published = self._publication_vars()
         if placeholder.external_id.startswith("gid://shopify/InventoryItem/"):
-            data = client.execute(gql.INVENTORY_ITEM_PRODUCT_QUERY,
-                                  {"id": placeholder.external_id})
+            data = client.execute(gql.inventory_item_product_query(bool(published)),
+                                  {"id": placeholder.external_id, **published})
             node = ((data.get("inventoryItem") or {}).get("variant") or {}).get("product")
             if not node:
                 return replace(event, topic=UNKNOWN_ITEM_TOPIC, record=None, needs_fetch=False)
         else:
-            data = client.execute(gql.PRODUCT_QUERY,
-                                  {"id": mapping.gid("Product", placeholder.external_id)})
+            data = client.execute(gql.product_query(bool(published)),
+                                  {"id": mapping.gid("Product", placeholder.external_id),
+                                   **published})
             node = data.get("product")
             if not node:
                 return replace(event, needs_fetch=False)
@@ -317,6 +368,7 @@ class ShopifyConnector(Connector):
                 cursor=cursor,
                 sleep=getattr(self.session, "sleep", time.sleep),
                 keep_alive=self.keep_alive,
+                publication=self.storefront_publication(),
             )
         except bulk.BulkNotEnabled as err:  # raised before any page: nothing yielded twice
             log.warning("shopify.bulk_not_enabled", extra={
@@ -335,7 +387,9 @@ class ShopifyConnector(Connector):
             node = client.complete(node, "variants", gql.PRODUCT_VARIANTS_QUERY)
             return mapping.product_from_gql(node, currency=currency)
 
-        return client.pages(gql.PRODUCTS_QUERY, "products", convert, cursor=cursor)
+        published = self._publication_vars()
+        return client.pages(gql.products_query(bool(published)), "products", convert,
+                            cursor=cursor, variables=published)
 
     def iter_customers(self, cursor: str | None = None) -> Iterator[Page[Customer]]:
         """Customers, 100 per page."""

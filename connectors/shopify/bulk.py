@@ -8,6 +8,7 @@ new export.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,18 +20,35 @@ from connectors.records import Page, Product, Rejected
 from connectors.shopify import mapping
 from connectors.shopify.client import AccessDenied, ShopifyGraphQL
 
-__all__ = ["BULK_PRODUCTS", "BulkNotEnabled", "iter_bulk_products", "parse_cursor"]
+__all__ = ["BULK_PRODUCTS", "BulkNotEnabled", "bulk_products_query", "iter_bulk_products",
+           "parse_cursor"]
 
-BULK_PRODUCTS = """
-{
-  products {
-    edges { node {
-      id title handle descriptionHtml onlineStoreUrl vendor productType tags status updatedAt
-      featuredMedia { preview { image { url } } }
-      variants { edges { node { id title sku price availableForSale inventoryQuantity } } }
-    } }
-  }
-}"""
+#: A publication's global id, the only text a bulk query takes from outside (a bulk query
+#: has no variables, so the id is written into it).
+PUBLICATION_GID = re.compile(r"gid://shopify/Publication/[0-9]+")
+
+
+def bulk_products_query(publication: str | None = None) -> str:
+    """The products export; with ``publication``, whether each is published there."""
+    published = ""
+    if publication is not None:
+        if not PUBLICATION_GID.fullmatch(publication):
+            raise InvalidPayload("bad publication id", {"publication": [publication[:100]]})
+        published = f'\n      publishedOnPublication(publicationId: "{publication}")'
+    return f"""
+{{
+  products {{
+    edges {{ node {{
+      id title handle descriptionHtml onlineStoreUrl vendor productType tags status
+      updatedAt{published}
+      featuredMedia {{ preview {{ image {{ url }} }} }}
+      variants {{ edges {{ node {{ id title sku price availableForSale inventoryQuantity }} }} }}
+    }} }}
+  }}
+}}"""
+
+
+BULK_PRODUCTS = bulk_products_query()
 
 RUN_MUTATION = """
 mutation Run($query: String!) {
@@ -75,7 +93,7 @@ class BulkNotEnabled(ConnectorError):
     31 days without a bulk query. The shop's token is fine, so this is no ``AuthFailed``."""
 
 
-def _start(client: ShopifyGraphQL) -> str:
+def _start(client: ShopifyGraphQL, query: str = BULK_PRODUCTS) -> str:
     """Adopt our products export that is still running, else start one (``BulkNotEnabled``
     when the app may not run bulk queries).
 
@@ -86,10 +104,10 @@ def _start(client: ShopifyGraphQL) -> str:
     running beside a new one until all five slots are taken and every run is refused.
     """
     try:
-        running = _running_export(client)
+        running = _running_export(client, query)
         if running is not None:
             return running
-        result = client.execute(RUN_MUTATION, {"query": BULK_PRODUCTS}).get(
+        result = client.execute(RUN_MUTATION, {"query": query}).get(
             "bulkOperationRunQuery") or {}
     except AccessDenied:
         # neither call reads shop data (a scope the export's query needs fails the export
@@ -97,7 +115,7 @@ def _start(client: ShopifyGraphQL) -> str:
         raise BulkNotEnabled("Shopify denied the app bulk queries: allow them in the "
                              "Partner Dashboard (API access requests)") from None
     if result.get("userErrors"):
-        running = _running_export(client)  # another run may have started ours meanwhile
+        running = _running_export(client, query)  # another run may have started ours
         if running is not None:
             return running
         messages = [e.get("message", "") for e in result["userErrors"]]
@@ -105,14 +123,14 @@ def _start(client: ShopifyGraphQL) -> str:
     return result["bulkOperation"]["id"]
 
 
-def _running_export(client: ShopifyGraphQL) -> str | None:
-    """The id of the app's oldest unfinished products export (the first to finish)."""
+def _running_export(client: ShopifyGraphQL, query: str) -> str | None:
+    """The id of the app's oldest unfinished export of ``query`` (the first to finish)."""
     found = (client.execute(RUNNING_QUERY).get("bulkOperations") or {}).get("nodes") or ()
     ours = [op for op in found if isinstance(op, dict) and op.get("id")
             and op.get("type", "QUERY") == "QUERY"
             and op.get("status") in ("CREATED", "RUNNING")
             # an export of something else is not ours to read
-            and _squeeze(op.get("query") or "") == _squeeze(BULK_PRODUCTS)]
+            and _squeeze(op.get("query") or "") == _squeeze(query)]
     return min(ours, key=lambda op: op.get("createdAt") or "")["id"] if ours else None
 
 
@@ -198,9 +216,12 @@ def iter_bulk_products(
     cursor: str | None = None,
     sleep: Callable[[float], Any] = time.sleep,
     keep_alive: Callable[[], object] = lambda: None,
+    publication: str | None = None,
 ) -> Iterator[Page[Product]]:
-    """Run (or resume) a products export and yield it in pages of 250."""
-    gid, done = parse_cursor(cursor) if cursor else (_start(client), 0)
+    """Run (or resume) a products export and yield it in pages of 250; with
+    ``publication``, the export says whether each product is published there."""
+    query = bulk_products_query(publication)
+    gid, done = parse_cursor(cursor) if cursor else (_start(client, query), 0)
     try:
         text = _read(client, gid, sleep, keep_alive)
     except _Expired:
@@ -208,7 +229,7 @@ def iter_bulk_products(
             raise  # a fresh export refused: retried later (a new export), never AuthFailed
         # resuming an export older than its URL: asking again would answer EXPIRED on
         # every run, so export afresh and read it from the start (upserts are monotonic)
-        gid, done = _start(client), 0
+        gid, done = _start(client, query), 0
         text = _read(client, gid, sleep, keep_alive)
     if text is None:
         yield Page(items=[], next_cursor=None)

@@ -38,41 +38,76 @@ fragment LineFields on LineItem {
   quantity product { id } variant { id } originalUnitPriceSet { shopMoney { amount } }
 }"""
 
-#: What the backfill and an inventory change read of a product (its first ten variants).
-PRODUCT_FIELDS = """
-fragment ProductFields on Product {
-  id title handle descriptionHtml onlineStoreUrl vendor productType tags status updatedAt
-  featuredMedia { preview { image { url } } }
-  variants(first: 10) {
+#: Whether a product is published on the storefront's publication (``$publication``): the
+#: Storefront API sells only what is published there. Needs ``read_publications``.
+PUBLISHED_FIELD = "publishedOnPublication(publicationId: $publication)"
+
+
+def product_fields(published: bool) -> str:
+    """What the backfill and an inventory change read of a product (its first ten
+    variants), and whether it is published on ``$publication`` when ``published``."""
+    extra = f" {PUBLISHED_FIELD}" if published else ""
+    return f"""
+fragment ProductFields on Product {{
+  id title handle descriptionHtml onlineStoreUrl vendor productType tags status updatedAt{extra}
+  featuredMedia {{ preview {{ image {{ url }} }} }}
+  variants(first: 10) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{ ...VariantFields }}
+  }}
+}}""" + VARIANT_FIELDS
+
+
+def _publication_var(published: bool) -> str:
+    return ", $publication: ID!" if published else ""
+
+
+def products_query(published: bool) -> str:
+    """A page of products, newest change last (``PRODUCTS_QUERY`` unless ``published``)."""
+    return f"""
+query Products($first: Int!, $after: String, $query: String{_publication_var(published)}) {{
+  shop {{ currencyCode }}
+  products(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{ ...ProductFields }}
+  }}
+}}""" + product_fields(published)
+
+
+def inventory_item_product_query(published: bool) -> str:
+    """The product whose variant an inventory item stocks (``inventory_levels/update``
+    names only the item); ``inventoryItem`` is null for an item Shopify does not know."""
+    return f"""
+query InventoryItemProduct($id: ID!{_publication_var(published)}) {{
+  shop {{ currencyCode }}
+  inventoryItem(id: $id) {{ variant {{ product {{ ...ProductFields }} }} }}
+}}""" + product_fields(published)
+
+
+def product_query(published: bool) -> str:
+    """A product as Shopify has it now, for a ``products/create|update`` body that cannot
+    say whether it is in stock or published (``fetch_event_record``)."""
+    return f"""
+query Product($id: ID!{_publication_var(published)}) {{
+  shop {{ currencyCode }}
+  product(id: $id) {{ ...ProductFields }}
+}}""" + product_fields(published)
+
+
+PRODUCT_FIELDS = product_fields(False)
+PRODUCTS_QUERY = products_query(False)
+INVENTORY_ITEM_PRODUCT_QUERY = inventory_item_product_query(False)
+PRODUCT_QUERY = product_query(False)
+
+#: The shop's publications (sales channels, each Headless storefront its own), named by
+#: their catalog's title (``Publication.name`` is deprecated). Needs ``read_publications``.
+PUBLICATIONS_QUERY = """
+query Publications($after: String) {
+  publications(first: 100, after: $after) {
     pageInfo { hasNextPage endCursor }
-    nodes { ...VariantFields }
+    nodes { id catalog { title } }
   }
-}""" + VARIANT_FIELDS
-
-PRODUCTS_QUERY = """
-query Products($first: Int!, $after: String, $query: String) {
-  shop { currencyCode }
-  products(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
-    pageInfo { hasNextPage endCursor }
-    nodes { ...ProductFields }
-  }
-}""" + PRODUCT_FIELDS
-
-#: The product whose variant an inventory item stocks (``inventory_levels/update`` names
-#: only the item); ``inventoryItem`` is null for an item Shopify does not know (deleted).
-INVENTORY_ITEM_PRODUCT_QUERY = """
-query InventoryItemProduct($id: ID!) {
-  shop { currencyCode }
-  inventoryItem(id: $id) { variant { product { ...ProductFields } } }
-}""" + PRODUCT_FIELDS
-
-#: A product as Shopify has it now, for a ``products/create|update`` body that cannot say
-#: whether it is in stock (``fetch_event_record``).
-PRODUCT_QUERY = """
-query Product($id: ID!) {
-  shop { currencyCode }
-  product(id: $id) { ...ProductFields }
-}""" + PRODUCT_FIELDS
+}"""
 
 #: The rest of one product's variants, when the products page holds only its first ten.
 PRODUCT_VARIANTS_QUERY = """
@@ -253,10 +288,13 @@ class ShopifyGraphQL:
         cursor: str | None = None,
         search: str | None = None,
         first: int = 50,
+        variables: dict[str, Any] | None = None,
     ) -> Iterator[Page[T]]:
-        """Yield converted pages of ``data[root]``; ``next_cursor`` is its ``endCursor``."""
+        """Yield converted pages of ``data[root]``; ``next_cursor`` is its ``endCursor``.
+        ``variables``: more the query declares (e.g. ``publication``)."""
         while True:
-            data = self.execute(query, {"first": first, "after": cursor, "query": search})
+            data = self.execute(query, {**(variables or {}), "first": first, "after": cursor,
+                                        "query": search})
             try:
                 connection = data[root]
                 info = connection["pageInfo"]

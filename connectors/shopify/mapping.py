@@ -128,7 +128,8 @@ def product_from_rest(
 
 
 def product_from_gql(node: dict[str, Any], *, currency: str | None) -> Product:
-    """A ``Product`` node from the Admin GraphQL backfill query."""
+    """A ``Product`` node from the Admin GraphQL backfill query: available when active,
+    in stock and not unpublished from the storefront's publication."""
     variants = tuple(
         Variant(
             external_id=legacy_id(v.get("id")),
@@ -154,7 +155,10 @@ def product_from_gql(node: dict[str, Any], *, currency: str | None) -> Product:
         vendor=node.get("vendor") or None,
         price=price,
         currency=currency if price is not None else None,
+        # publishedOnPublication is asked only for a storefront publication the shop set
+        # (absent: not known, as before); unpublished there, the storefront cannot sell it
         available=node.get("status", "ACTIVE") == "ACTIVE"
+        and node.get("publishedOnPublication") is not False
         and (not variants or any(v.available for v in variants)),
         variants=variants,
     )

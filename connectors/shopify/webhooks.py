@@ -103,11 +103,13 @@ def named_shop(topic: str, data: Mapping[str, Any]) -> str | None:
 
 def parse_delivery(
     headers: Mapping[str, str], raw_body: bytes, *, currency: str | None,
-    shop_domain: str | None = None,
+    shop_domain: str | None = None, read_products_back: bool = False,
 ) -> WebhookEvent:
     """Normalize one delivery; ``currency`` is the shop's (REST product bodies lack it).
 
     With ``shop_domain``, an uninstall or a compliance delivery must name that shop.
+    ``read_products_back``: a product body is read back from Shopify (the shop's storefront
+    sells through a publication, and the REST body does not say what is published where).
     """
     topic = (header(headers, TOPIC_HEADER) or "").strip()
     normalized = TOPIC_MAP.get(topic)
@@ -132,7 +134,8 @@ def parse_delivery(
         raise InvalidPayload(f"unexpected {topic} payload", {"_body": [repr(exc)]}) from None
     return WebhookEvent(
         topic=normalized, delivery_id=delivery_id, record=record, occurred_at=occurred,
-        needs_fetch=topic == INVENTORY_TOPIC or _stock_untold(topic, data),
+        needs_fetch=topic == INVENTORY_TOPIC or _stock_untold(topic, data)
+        or (read_products_back and topic in PRODUCT_TOPICS),
     )
 
 
