@@ -262,6 +262,10 @@ def connector_for(shop: Shop, *, session: requests.Session | None = None) -> Con
         # Shopify signs webhooks with the app's current client secret, not the copy stored
         # at install: after a rotation that copy is the old one (see verify_webhook)
         credentials.extra = {**credentials.extra, "app_secret": app_secret}
+    if shop.platform == "shopify" and (shop.settings or {}).get("shopify_publication"):
+        # the storefront's publication, as the merchant chose it (plugin.admin.publication)
+        credentials.extra = {**credentials.extra,
+                             "storefront_publication": shop.settings["shopify_publication"]}
     if shop.platform == "saleor" and "public_only" not in credentials.extra:
         credentials.extra = {**credentials.extra,
                              "public_only": not _saleor_host_listed(credentials, shop)}

@@ -53,7 +53,7 @@ from plugin.models.events import SET_ASIDE
 from plugin.models.types import utcnow
 from plugin.offers.service import withdraw_unaccepted
 
-__all__ = ["choose", "current_channel"]
+__all__ = ["choose", "current_channel", "read_products_again"]
 
 #: ``source_updated_at`` for products to be read again: older than any real record, so
 #: the monotonic upsert lets the next sync overwrite them.
@@ -93,7 +93,7 @@ def choose(shop: Shop, slug: str) -> Channel:
     if moved:
         # the syncs restart first: a sync's page locks its state before it may store what
         # its connector learned with the credentials, so this order cannot deadlock
-        _read_products_again(shop.id)
+        read_products_again(shop.id)
         dropped = _read_orders_again(shop)
         shops.save_credentials(shop, replace(creds, extra={
             **creds.extra, "channel": found.slug, "channel_id": found.id}))
@@ -105,7 +105,7 @@ def choose(shop: Shop, slug: str) -> Channel:
     return found
 
 
-def _read_products_again(shop_id: str) -> None:
+def read_products_again(shop_id: str) -> None:
     """Let the next products sync overwrite every live product, from its first page."""
     restart_sync(shop_id, "products")  # first: a run under way saves nothing after this
     db.session.execute(sa.update(Product).where(

@@ -26,7 +26,7 @@ from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from marshmallow import ValidationError
 
 from plugin import crypto, localtime, privacy, shops
-from plugin.admin import auth, channel, charts, forms, stats
+from plugin.admin import auth, channel, charts, forms, publication, stats
 from plugin.admin import settings as settings_service
 from plugin.admin.schemas import RotateCustomerTokenSchema
 from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized, error_response
@@ -290,6 +290,7 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
                    webhook_secret_signs_tokens=(
                        g.admin_shop.platform in shops.WEBHOOK_SECRET_SIGNS_TOKENS),
                    saleor_channel=channel.current_channel(g.admin_shop),
+                   shopify_publication=publication.choice(g.admin_shop),
                    offer_amounts_note=offer_platform.note(g.admin_shop))
     return body, code
 
@@ -339,6 +340,26 @@ def saleor_channel_save() -> ResponseReturnValue:
                               err.errors or {"saleor_channel": [err.message]}, 422)
     flash(f"Channel {chosen.name} ({chosen.slug}) chosen; products are read again from it "
           "at the next sync.", "ok")
+    return redirect(url_for("admin.settings_page"))
+
+
+@bp.post("/settings/shopify-publication")
+@doc(summary="Choose the Shopify publication the headless storefront sells through (checked "
+     "against the shop's publications)", tags=["admin"], content_type=HTML, status=302,
+     errors=(400, 401, 422))
+def shopify_publication_save() -> ResponseReturnValue:
+    shop = _shop()
+    try:
+        chosen = publication.choose(shop, request.form.get(publication.SETTING, ""))
+    except BadRequest as err:
+        db.session.rollback()
+        if shop.platform != "shopify":
+            raise
+        return _settings_page(settings_service.current(shop),
+                              err.errors or {publication.SETTING: [err.message]}, 422)
+    flash(f"Publication {chosen.name} chosen: products not published to it are no longer "
+          "recommended once the next sync has read them." if chosen else
+          "No publication chosen: every active product in stock may be recommended.", "ok")
     return redirect(url_for("admin.settings_page"))
 
 
