@@ -69,9 +69,13 @@ def choice(shop: Shop) -> PublicationChoice | None:
     except ConnectorError:
         return PublicationChoice(chosen, None, "Could not read your publications from "
                                                "Shopify; reload the page to try again.")
-    hint = None if chosen else (
-        "Choose the publication of your headless storefront: until then, products not "
-        "published to it may be recommended.")
+    hint = None
+    if not chosen:
+        hint = ("Choose the publication of your headless storefront: until then, products "
+                "not published to it may be recommended.")
+    elif all(p.id != chosen for p in found):  # Shopify refuses to read a deleted one
+        hint = ("The chosen publication is no longer in your Shopify store, so products "
+                "cannot be read: choose another.")
     return PublicationChoice(chosen, found, hint)
 
 

@@ -162,3 +162,14 @@ def test_a_product_unpublished_from_the_storefront_stops_being_recommended(app, 
     assert not web.recommendable(shop)
     read_back(True)
     assert web.recommendable(shop)
+
+
+def test_a_chosen_publication_shopify_no_longer_has_is_pointed_out(app, client):
+    shop = _shop()
+    shop.settings = {**(shop.settings or {}), "shopify_publication": "gid://shopify/Publication/3"}
+    db.session.commit()
+    _signed_in(app, client, shop)
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, json=PUBLICATIONS)
+        page = client.get("/admin/settings").get_data(as_text=True)
+    assert "no longer in your Shopify store" in page
