@@ -376,7 +376,7 @@ class Worker:
         self.stopping = threading.Event()
         self.scheduler = build_scheduler(app, holder=self.name)
         self.leader = False
-        self._renewed = 0.0
+        self._lease_lock = threading.Lock()  # the loop and the lease thread change leader
         self._failures = 0  # ticks failed in a row (the database down)
         self._failing_since = 0.0
 
@@ -387,8 +387,12 @@ class Worker:
     def _renew(self) -> None:
         """Take or renew the lease and pause or resume the scheduler to match (in an app
         context, with nothing uncommitted in the session)."""
-        leader = lease.acquire(LEASE_NAME, self.name, self.app.config["SCHEDULER_LEASE_SECONDS"])
-        self._renewed = time.monotonic()
+        with self._lease_lock:
+            leader = lease.acquire(LEASE_NAME, self.name,
+                                   self.app.config["SCHEDULER_LEASE_SECONDS"])
+            self._set_leader(leader)
+
+    def _set_leader(self, leader: bool) -> None:
         if leader and not self.leader:
             self.scheduler.resume()
             log.info("worker.became_leader", extra={"worker": self.name})
@@ -397,19 +401,57 @@ class Worker:
             log.warning("worker.lost_leadership", extra={"worker": self.name})
         self.leader = leader
 
+    def _keep_lease(self) -> bool:
+        """Renew the lease this worker holds; False (the scheduler paused) once it is lost:
+        it lapsed or a standby took it, and renewing on would hold it over the new leader."""
+        with self._lease_lock:
+            if not self.leader:
+                return False
+            held = lease.renew(LEASE_NAME, self.name, self.app.config["SCHEDULER_LEASE_SECONDS"])
+            self._set_leader(held)
+            return held
+
+    @contextmanager
+    def _keeping_lease(self) -> Iterator[None]:
+        """Renew the lease from a thread (its own session) every poll interval while a
+        batch runs, and with it the jobs this worker's scheduler runs meanwhile: renewed
+        only between rows, one row slower than the lease (a platform fetch with its
+        retries) let it lapse, and a standby took leadership over."""
+        app, stop = self.app, threading.Event()
+
+        def beat() -> None:
+            with app.app_context():
+                try:
+                    while not stop.wait(app.config["WORKER_POLL_SECONDS"]):
+                        try:
+                            if not self._keep_lease():
+                                return  # the next loop turn tries for it again
+                        except Exception as err:  # the next beat tries again
+                            db.session.rollback()
+                            log.warning("worker.lease_renewal_failed", extra={
+                                "worker": self.name, "error": type(err).__name__})
+                finally:
+                    db.session.remove()
+
+        thread = threading.Thread(target=beat, name="scheduler-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     def _between_rows(self) -> bool:
-        """Called by the inbox before each row: renews the lease every poll interval, so a
-        batch of slow rows does not outlast it; True once SIGTERM asked us to stop."""
-        if time.monotonic() - self._renewed >= self.app.config["WORKER_POLL_SECONDS"]:
-            self._renew()
+        """Called by the inbox before each row: True once SIGTERM asked us to stop."""
         return self.stopping.is_set()
 
     def tick(self) -> BatchResult:
-        """One loop turn: renew or try the lease, then one inbox batch, renewing the lease
-        between its rows too, so it does not expire under a backlog or slow rows."""
+        """One loop turn: renew or try the lease, then one inbox batch while a thread
+        keeps the lease renewed, so it does not expire under a backlog or slow rows."""
         with self.app.app_context():
             self._renew()
-            return drain_inbox(should_stop=self._between_rows, max_batches=1)
+            with self._keeping_lease():
+                return drain_inbox(should_stop=self._between_rows, max_batches=1)
 
     def run(self) -> None:
         """Block until SIGTERM/SIGINT."""

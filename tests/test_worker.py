@@ -613,3 +613,74 @@ def test_a_database_outage_logs_one_traceback_then_a_line_per_poll_then_recovery
                       ("worker.tick_still_failing", False, 2),
                       ("worker.tick_still_failing", False, 3),
                       ("worker.recovered", False, 3)]
+
+
+def test_the_leader_keeps_its_lease_through_one_row_longer_than_the_lease(
+        app, client, shop, shop_secret, monkeypatch):
+    """The lease was renewed only between rows: one row slower than the lease (a platform
+    fetch with its retries takes minutes) let it lapse, and a standby took leadership over
+    while the leader's jobs still ran."""
+    from plugin.ingestion import apply as apply_mod
+    from plugin.jobs import LEASE_NAME
+
+    # a 2 s lease renewed every 0.2 s, one row of 3.5 s
+    app.config.update(SCHEDULER_LEASE_SECONDS=2, WORKER_POLL_SECONDS=0.2)
+    post_webhook(client, shop.id, shop_secret, "products/upsert", product_body("p1"))
+    standby_took_it = []
+
+    def slow_apply(row):
+        time.sleep(3.5)
+        with app.app_context():  # a standby's turn, as the row ends
+            standby_took_it.append(lease.acquire(LEASE_NAME, "standby", 2))
+            db.session.remove()
+
+    monkeypatch.setattr(apply_mod, "apply_delivery", slow_apply)
+    worker = Worker(app, name="w1")
+    worker.scheduler.start(paused=True)
+    try:
+        assert worker.tick().done == 1
+    finally:
+        worker.scheduler.shutdown(wait=False)
+    assert standby_took_it == [False]
+    assert lease.holder_of(LEASE_NAME) == "w1" and worker.leader
+
+
+def test_a_leader_that_lost_the_lease_mid_row_does_not_renew_it_over_the_new_one(
+        app, client, shop, shop_secret, monkeypatch):
+    """Renewing from a thread must stop once the lease is lost (it lapsed, the database
+    was slow, and a standby took it): the old leader pauses its scheduler instead of
+    holding the lease over the new leader's."""
+    from apscheduler.schedulers.base import STATE_PAUSED
+
+    from plugin.ingestion import apply as apply_mod
+    from plugin.jobs import LEASE_NAME
+    from plugin.models import SchedulerLease
+
+    app.config.update(SCHEDULER_LEASE_SECONDS=2, WORKER_POLL_SECONDS=0.2)
+    holders = []
+
+    def slow_apply(row):
+        with app.app_context():  # the lease lapses, a standby takes it
+            db.session.execute(sa.update(SchedulerLease).values(
+                expires_at=utcnow() - timedelta(seconds=1)))
+            db.session.commit()
+            assert lease.acquire(LEASE_NAME, "standby", 2)
+            for _ in range(4):  # the standby renews it; the old leader must not
+                time.sleep(0.5)
+                holders.append(lease.holder_of(LEASE_NAME))
+                assert lease.acquire(LEASE_NAME, "standby", 2)
+            db.session.remove()
+
+    monkeypatch.setattr(apply_mod, "apply_delivery", slow_apply)
+    worker = Worker(app, name="w1")
+    worker.scheduler.start(paused=True)
+    try:
+        worker.tick()  # the leader, with nothing to do yet
+        assert worker.leader and worker.scheduler.state != STATE_PAUSED
+        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body("p1"))
+        assert worker.tick().done == 1
+        assert (worker.leader, worker.scheduler.state) == (False, STATE_PAUSED)
+    finally:
+        worker.scheduler.shutdown(wait=False)
+    assert holders == ["standby"] * 4
+    assert lease.holder_of(LEASE_NAME) == "standby"
