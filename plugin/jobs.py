@@ -216,6 +216,41 @@ RUN_HEARTBEAT_SECONDS = 30
 RUN_ABANDONED_SECONDS = 300
 
 
+class FailureStreak:
+    """Logs failures in a row (a database outage, at every poll or check) as the first
+    one's traceback, then one line each with their count and how long, then once that
+    they stopped: each logged a whole traceback, a screenful a minute per job."""
+
+    def __init__(self, failed: str, still_failing: str, recovered: str,
+                 **extra: object) -> None:
+        self.events = (failed, still_failing, recovered)
+        self.extra = extra
+        self.failures = 0
+        self.since = 0.0
+        self._lock = threading.Lock()  # a scheduler's checks run in its thread pool
+
+    def failed(self, err: Exception) -> None:
+        """Log ``err`` (from an ``except`` block) as the streak's first or its next."""
+        with self._lock:
+            self.failures += 1
+            if self.failures == 1:
+                self.since = time.monotonic()
+                log.exception(self.events[0], extra=self.extra)
+            else:
+                log.warning(self.events[1], extra={
+                    **self.extra, "failures": self.failures, "error": type(err).__name__,
+                    "seconds": round(time.monotonic() - self.since)})
+
+    def ok(self) -> None:
+        """Say once that the failures stopped, and after how long."""
+        with self._lock:
+            if self.failures:
+                log.info(self.events[2], extra={
+                    **self.extra, "failures": self.failures,
+                    "seconds": round(time.monotonic() - self.since)})
+                self.failures = 0
+
+
 def run_recorded(app: Flask, name: str, fn: Callable[[], object],
                  holder: str | None = None) -> None:
     """Run one job inside an app context, recording a ``JobRun`` (never raising).
@@ -343,14 +378,38 @@ def job_is_due(name: str, interval: float, *, now: datetime | None = None) -> bo
     return True
 
 
+#: (scheduler holder, job) -> its due checks' failures in a row
+_CHECK_FAILURES: dict[tuple[str | None, str], FailureStreak] = {}
+
+
+def _check_failures(holder: str | None, name: str) -> FailureStreak:
+    key = (holder, name)
+    if key not in _CHECK_FAILURES:
+        _CHECK_FAILURES.setdefault(key, FailureStreak(
+            "jobs.check_failed", "jobs.check_still_failing", "jobs.check_recovered",
+            job=name, worker=holder))
+    return _CHECK_FAILURES[key]
+
+
 def run_if_due(app: Flask, name: str, fn: Callable[[], object], interval: float,
                holder: str | None = None) -> None:
-    """The scheduler's entry point: record the job's dead runs as abandoned, then skip
-    when not due, else ``run_recorded``."""
+    """The scheduler's entry point (never raising): record the job's dead runs as
+    abandoned, then skip when not due, else ``run_recorded``. A check the database fails
+    is logged like the worker's polls: raised into APScheduler, every job's check logged
+    a traceback every minute through an outage."""
+    failures = _check_failures(holder, name)
     with app.app_context():
-        mark_abandoned_runs(name)
-        due = job_is_due(name, interval)
-        db.session.remove()
+        try:
+            mark_abandoned_runs(name)
+            due = job_is_due(name, interval)
+        except Exception as err:
+            with suppress(Exception):  # the connection may be gone with the database
+                db.session.rollback()
+            failures.failed(err)
+            return
+        finally:
+            db.session.remove()
+    failures.ok()
     if due:
         run_recorded(app, name, fn, holder)
 
@@ -377,8 +436,8 @@ class Worker:
         self.scheduler = build_scheduler(app, holder=self.name)
         self.leader = False
         self._lease_lock = threading.Lock()  # the loop and the lease thread change leader
-        self._failures = 0  # ticks failed in a row (the database down)
-        self._failing_since = 0.0
+        self._tick_failures = FailureStreak("worker.tick_failed", "worker.tick_still_failing",
+                                            "worker.recovered", worker=self.name)
 
     def stop(self, *_: object) -> None:
         """Graceful shutdown: finish the row in hand, release claims and the lease."""
@@ -467,35 +526,15 @@ class Worker:
                 try:
                     result = self.tick()
                 except Exception as err:
-                    self._tick_failed(err)
+                    self._tick_failures.failed(err)
                     result = BatchResult()
                 else:
-                    self._tick_ok()
+                    self._tick_failures.ok()
                 if not result.total:
                     self.stopping.wait(max(0.0, poll - (time.monotonic() - started)))
         finally:
             self._finish_jobs()
             log.info("worker.stopped", extra={"worker": self.name})
-
-    def _tick_failed(self, err: Exception) -> None:
-        """The first failure in a row is logged with its traceback, the next ones (every
-        poll of a database outage) as one line with their count."""
-        self._failures += 1
-        if self._failures == 1:
-            self._failing_since = time.monotonic()
-            log.exception("worker.tick_failed", extra={"worker": self.name})
-        else:
-            log.warning("worker.tick_still_failing", extra={
-                "worker": self.name, "failures": self._failures, "error": type(err).__name__,
-                "seconds": round(time.monotonic() - self._failing_since)})
-
-    def _tick_ok(self) -> None:
-        """Say once that the failures stopped, and after how long."""
-        if self._failures:
-            seconds = round(time.monotonic() - self._failing_since)
-            log.info("worker.recovered", extra={"worker": self.name, "failures": self._failures,
-                                                "seconds": seconds})
-            self._failures = 0
 
     def _finish_jobs(self) -> None:
         """Let a running job finish, renewing the lease meanwhile (a standby must not start

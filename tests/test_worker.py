@@ -684,3 +684,39 @@ def test_a_leader_that_lost_the_lease_mid_row_does_not_renew_it_over_the_new_one
         worker.scheduler.shutdown(wait=False)
     assert holders == ["standby"] * 4
     assert lease.holder_of(LEASE_NAME) == "standby"
+
+
+@pytest.mark.parametrize("clock", ["db_utcnow", "db_now"])  # the sweep, the due check
+def test_a_database_outage_in_a_jobs_check_logs_like_the_worker_and_does_not_raise(
+        app, monkeypatch, caplog, clock):
+    """run_if_due swept abandoned runs and checked the schedule outside run_recorded's
+    protection: an outage raised into APScheduler, which logged a traceback every minute
+    for every job. It logs like the worker's polls now, and the job runs once it is due."""
+    import logging
+
+    from plugin import jobs
+
+    monkeypatch.setattr(jobs, "_CHECK_FAILURES", {}, raising=False)  # fresh streaks
+    assert lease.acquire(jobs.LEASE_NAME, "w1", 60)
+    real, checks = getattr(jobs, clock), []
+
+    def outage(*args):
+        if len(checks) <= 3:
+            raise sa.exc.OperationalError("SELECT now()", {}, Exception("connection refused"))
+        return real(*args)
+
+    monkeypatch.setattr(jobs, clock, outage)
+    caplog.set_level(logging.INFO, logger="shopkeeper.jobs")
+    ran = []
+    for _ in range(5):
+        checks.append(1)
+        jobs.run_if_due(app, "hourly", lambda: ran.append(1), 3600, "w1")
+    assert ran == [1]  # at the first check the database answered
+    logged = [(r.message, r.exc_info is not None, getattr(r, "failures", None))
+              for r in caplog.records if r.message.startswith("jobs.check")]
+    assert logged == [("jobs.check_failed", True, None),
+                      ("jobs.check_still_failing", False, 2),
+                      ("jobs.check_still_failing", False, 3),
+                      ("jobs.check_recovered", False, 3)]
+    assert {getattr(r, "job", None) for r in caplog.records
+            if r.message.startswith("jobs.check")} == {"hourly"}
