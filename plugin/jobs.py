@@ -31,10 +31,11 @@ DEFAULT_RETENTION_DAYS = 730
 
 
 # ---------------------------------------------------------------- the jobs (thin, idempotent)
-def drain_inbox(should_stop: Callable[[], bool] | None = None,
-                max_batches: int = 50) -> BatchResult:
-    """Process due inbox rows (safe to run in several workers at once)."""
-    result = process_inbox(should_stop=should_stop, max_batches=max_batches)
+def drain_inbox(should_stop: Callable[[], bool] | None = None, max_batches: int = 50,
+                worker: str | None = None) -> BatchResult:
+    """Process due inbox rows (safe to run in several workers at once), claimed as
+    ``worker`` (default: this process)."""
+    result = process_inbox(should_stop=should_stop, max_batches=max_batches, worker=worker)
     if result.total:
         log.info("jobs.inbox_drained", extra={"done": result.done, "failed": result.failed,
                                               "dead": result.dead})
@@ -510,7 +511,8 @@ class Worker:
         with self.app.app_context():
             self._renew()
             with self._keeping_lease():
-                return drain_inbox(should_stop=self._between_rows, max_batches=1)
+                return drain_inbox(should_stop=self._between_rows, max_batches=1,
+                                   worker=self.name)
 
     def run(self) -> None:
         """Block until SIGTERM/SIGINT."""

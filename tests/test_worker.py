@@ -720,3 +720,55 @@ def test_a_database_outage_in_a_jobs_check_logs_like_the_worker_and_does_not_rai
                       ("jobs.check_recovered", False, 3)]
     assert {getattr(r, "job", None) for r in caplog.records
             if r.message.startswith("jobs.check")} == {"hourly"}
+
+
+def test_two_workers_of_one_process_do_not_take_each_others_claims(
+        app, client, shop, shop_secret, monkeypatch):
+    """Claims were made in the process's name (host:pid), not the worker's: with two
+    workers in one process (the demo's thread and a CLI worker), a row the second took
+    over from the first (its claim lapsed) still looked like the first's own, and the
+    first applied it too while the second was at it."""
+    import threading
+
+    from plugin.ingestion import apply as apply_mod
+
+    app.config.update(INBOX_BATCH_SIZE=2)
+    for i in range(2):
+        post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
+    first, second = Worker(app, name="w1"), Worker(app, name="w2")
+    applied, second_at_it, release = [], threading.Event(), threading.Event()
+    results = []
+    loop = threading.Thread(target=lambda: results.append(second.tick()), name="w2-loop")
+
+    def apply(row):
+        if threading.current_thread() is loop:  # the second worker, still at the row
+            applied.append(("w2", row.id))
+            second_at_it.set()
+            release.wait(15)
+            return
+        applied.append(("w1", row.id))
+        if len(applied) == 1:  # slow: its claim on the next row lapses, and the other
+            with app.app_context():  # worker takes that row over
+                db.session.execute(sa.update(WebhookDelivery).where(
+                    WebhookDelivery.id != row.id).values(claimed_at=utcnow() - timedelta(
+                        seconds=app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] + 1)))
+                db.session.commit()
+                db.session.remove()
+            loop.start()
+            assert second_at_it.wait(15)
+
+    monkeypatch.setattr(apply_mod, "apply_delivery", apply)
+    for w in (first, second):
+        w.scheduler.start(paused=True)
+    try:
+        assert first.tick().done == 1  # the row taken over is the other's now
+    finally:
+        release.set()
+        loop.join(15)
+        for w in (first, second):
+            w.scheduler.shutdown(wait=False)
+    db.session.expire_all()
+    rows = db.session.scalars(sa.select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
+    assert applied == [("w1", rows[0].id), ("w2", rows[1].id)] and results[0].done == 1
+    assert [(r.status, r.attempts, r.claimed_by) for r in rows] == [
+        ("done", 1, "w1"), ("done", 1, "w2")]

@@ -310,19 +310,23 @@ def _retry_delay(err: Exception, attempts: int, base: float) -> float:
 
 def process_inbox(
     *, now: datetime | None = None, max_batches: int = 50,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: Callable[[], bool] | None = None, worker: str | None = None,
 ) -> BatchResult:
-    """Drain due deliveries (used by the worker, the demo thread and tests)."""
+    """Drain due deliveries (used by the worker, the demo thread and tests), claiming them
+    as ``worker`` (default: this process): two workers of one process (the demo's thread
+    and a CLI worker, tests) need names of their own, or each takes the other's claims
+    for its own."""
     from plugin.ingestion.apply import apply_delivery
 
     total = BatchResult()
     for _ in range(max_batches):
         if should_stop is not None and should_stop():
             break
-        ids = claim_batch(now=now)
+        ids = claim_batch(now=now, worker=worker)
         if not ids:
             break
-        r = process_claimed(ids, apply_delivery, now=now, should_stop=should_stop)
+        r = process_claimed(ids, apply_delivery, now=now, should_stop=should_stop,
+                            worker=worker)
         total.done += r.done
         total.failed += r.failed
         total.dead += r.dead
