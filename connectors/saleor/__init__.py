@@ -19,6 +19,7 @@ from connectors import register
 from connectors.base import Connector, ConnectorMeta, header
 from connectors.errors import AuthFailed, InvalidPayload, NotSupported
 from connectors.guarded_http import make_guarded_session
+from connectors.parsing import as_object
 from connectors.records import (
     Customer,
     DiscountRef,
@@ -303,9 +304,12 @@ class SaleorConnector(Connector):
         created = client.execute(
             queries.VOUCHER_CREATE_MUTATION, {"input": discounts.voucher_input(spec)},
         ).get("voucherCreate") or {}
+        if not isinstance(created, dict):
+            raise InvalidPayload("unexpected voucherCreate answer",
+                                 {"voucherCreate": ["not an object"]})
         errors = created.get("errors") or []
-        voucher_id = (created.get("voucher") or {}).get("id")
-        if errors and {e.get("code") for e in errors} <= CODE_TAKEN:
+        voucher_id = as_object(created.get("voucher")).get("id")
+        if errors and _error_codes(errors) <= CODE_TAKEN:
             # An earlier attempt whose answer was lost made it: the code is ours, reuse it
             # (and set its value below, in case that attempt got no further).
             voucher_id = self.find_discount(spec.code)
@@ -313,7 +317,7 @@ class SaleorConnector(Connector):
                 raise refused("voucherCreate", errors)
         elif errors:
             raise refused("voucherCreate", errors)
-        if not voucher_id:
+        if not voucher_id or not isinstance(voucher_id, str):
             raise InvalidPayload("Saleor returned no voucher", {"voucher": ["missing"]})
         client.mutate(
             queries.VOUCHER_CHANNEL_MUTATION, {"id": voucher_id, "input": listing},
@@ -324,11 +328,12 @@ class SaleorConnector(Connector):
     def find_discount(self, code: str) -> str | None:
         """The id of the voucher with this code (``vouchers`` searched by it), or None."""
         found = self._client().execute(queries.VOUCHERS_BY_CODE, {"code": code})
-        for edge in ((found.get("vouchers") or {}).get("edges") or ()):
-            node = edge.get("node") or {}
-            codes = ((node.get("codes") or {}).get("edges") or ())
-            if any((c.get("node") or {}).get("code") == code for c in codes):
-                return node.get("id")
+        for edge in _list(as_object(found.get("vouchers")).get("edges")):
+            node = as_object(as_object(edge).get("node"))
+            codes = _list(as_object(node.get("codes")).get("edges"))
+            if any(as_object(as_object(c).get("node")).get("code") == code for c in codes):
+                found_id = node.get("id")
+                return found_id if isinstance(found_id, str) and found_id else None
         return None
 
     def delete_discount(self, ref: DiscountRef) -> None:
@@ -340,6 +345,18 @@ class SaleorConnector(Connector):
             if not any("not found" in m.lower() or "couldn't resolve" in m.lower()
                        for messages in err.errors.values() for m in messages):
                 raise
+
+
+def _error_codes(errors: Any) -> set[str | None]:
+    """The ``code`` of each entry of a mutation's ``errors``, None for an entry that is no
+    object or a code that is no string (they raised AttributeError or TypeError)."""
+    return {code if isinstance(code := as_object(e).get("code"), str) else None
+            for e in _list(errors)}
+
+
+def _list(value: Any) -> list[Any]:
+    """``value`` when it is a list, a lone value as a list of it, nothing as none."""
+    return value if isinstance(value, list) else [value] if value else []
 
 
 def _deactivated(have: Mapping[str, Any]) -> bool:

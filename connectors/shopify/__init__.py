@@ -21,6 +21,7 @@ import requests
 from connectors import register
 from connectors.base import Connector, ConnectorMeta, Credentials
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, SignatureInvalid
+from connectors.parsing import as_object
 from connectors.records import (
     Customer,
     DiscountRef,
@@ -272,11 +273,12 @@ class ShopifyConnector(Connector):
             data = client.execute(
                 SUBSCRIBE_MUTATION, {"topic": enum, "sub": {"uri": uri, "format": "JSON"}}
             )
-            result = data.get("webhookSubscriptionCreate") or {}
-            errors = [e.get("message", "") for e in result.get("userErrors") or ()]
+            result = as_object(data.get("webhookSubscriptionCreate"))
+            errors = [e.message for e in gql.user_errors(result)]
             if errors and not all("taken" in message for message in errors):
                 raise ConnectorError(f"Shopify refused the {topic} subscription: {errors}")
-            ids.append(((result.get("webhookSubscription") or {}).get("id")) or "")
+            sub_id = as_object(result.get("webhookSubscription")).get("id")
+            ids.append(sub_id if isinstance(sub_id, str) else "")
         return ids
 
     # -- backfill -------------------------------------------------------------------------
@@ -428,34 +430,34 @@ class ShopifyConnector(Connector):
         root = "discountCodeFreeShippingCreate" if free else "discountCodeBasicCreate"
         client = self._client()
         data = client.execute(mutation, {"input": discounts.discount_input(spec)})
-        result = data.get(root) or {}
-        errors = result.get("userErrors") or []
-        if errors and {e.get("code") for e in errors} == {"TAKEN"}:
+        result = as_object(data.get(root))
+        errors = gql.user_errors(result)
+        if errors and {e.code for e in errors} == {"TAKEN"}:
             # An earlier attempt whose answer was lost made it: the code is ours, reuse it.
             node = {"id": self.find_discount(spec.code)}
         elif errors:  # the platform's own refusal (an invalid field): asked again, the same
-            messages = [e.get("message", "") for e in errors]
             fields: dict[str, list[str]] = {}
             for e in errors:
-                field = ".".join(map(str, e.get("field") or ())) or "_"
-                fields.setdefault(field, []).append(e.get("message") or "")
-            raise InvalidPayload(f"Shopify refused the discount: {messages}", fields)
+                fields.setdefault(e.field, []).append(e.message)
+            raise InvalidPayload(f"Shopify refused the discount: {[e.message for e in errors]}",
+                                 fields)
         else:
-            node = result.get("codeDiscountNode") or {}
-        if not node.get("id"):
+            node = as_object(result.get("codeDiscountNode"))
+        if not node.get("id") or not isinstance(node["id"], str):
             raise ConnectorError("Shopify returned no discount id")
         return DiscountRef(platform_id=node["id"], code=spec.code, expires_at=spec.expires_at)
 
     def find_discount(self, code: str) -> str | None:
         """``codeDiscountNodeByCode``: the code discount's id, or None."""
         found = self._client().execute(discounts.BY_CODE_QUERY, {"code": code})
-        return (found.get("codeDiscountNodeByCode") or {}).get("id")
+        found_id = as_object(found.get("codeDiscountNodeByCode")).get("id")
+        return found_id if isinstance(found_id, str) and found_id else None
 
     def delete_discount(self, ref: DiscountRef) -> None:
         """``discountCodeDelete``; a discount the merchant deleted already counts as done."""
         data = self._client().execute(discounts.DELETE_MUTATION, {"id": ref.platform_id})
-        errors = (data.get("discountCodeDelete") or {}).get("userErrors") or []
-        if errors and not all(gone in (e.get("message") or "").lower()
+        errors = gql.user_errors(data.get("discountCodeDelete"))
+        if errors and not all(gone in e.message.lower()
                               for e in errors for gone in ("not exist",)):
             raise ConnectorError(f"Shopify refused to delete the discount: "
-                                 f"{[e.get('message', '') for e in errors]}")
+                                 f"{[e.message for e in errors]}")

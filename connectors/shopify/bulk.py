@@ -15,10 +15,10 @@ from typing import Any
 
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, TransientError
 from connectors.pages import convert_nodes
-from connectors.parsing import decode_json
+from connectors.parsing import as_object, decode_json
 from connectors.records import Page, Product, Rejected
 from connectors.shopify import mapping
-from connectors.shopify.client import AccessDenied, ShopifyGraphQL
+from connectors.shopify.client import AccessDenied, ShopifyGraphQL, user_errors
 
 __all__ = ["BULK_PRODUCTS", "BulkNotEnabled", "bulk_products_query", "iter_bulk_products",
            "parse_cursor"]
@@ -108,19 +108,22 @@ def _start(client: ShopifyGraphQL, query: str = BULK_PRODUCTS) -> str:
         if running is not None:
             return running
         result = client.execute(RUN_MUTATION, {"query": query}).get(
-            "bulkOperationRunQuery") or {}
+            "bulkOperationRunQuery")
     except AccessDenied:
         # neither call reads shop data (a scope the export's query needs fails the export
         # itself, errorCode ACCESS_DENIED): denied here, the app lacks bulk access
         raise BulkNotEnabled("Shopify denied the app bulk queries: allow them in the "
                              "Partner Dashboard (API access requests)") from None
-    if result.get("userErrors"):
-        running = _running_export(client, query)  # another run may have started ours
+    errors = user_errors(result)
+    if errors:
+        running = _running_export(client, query)  # another run may have started ours meanwhile
         if running is not None:
             return running
-        messages = [e.get("message", "") for e in result["userErrors"]]
-        raise ConnectorError(f"Shopify refused the bulk operation: {messages}")
-    return result["bulkOperation"]["id"]
+        raise ConnectorError(f"Shopify refused the bulk operation: {[e.message for e in errors]}")
+    op_id = as_object(as_object(result).get("bulkOperation")).get("id")
+    if not op_id or not isinstance(op_id, str):
+        raise ConnectorError("Shopify started no bulk operation")
+    return op_id
 
 
 def _running_export(client: ShopifyGraphQL, query: str) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import requests
 
@@ -17,7 +17,8 @@ from connectors.pages import convert_nodes
 from connectors.parsing import as_object
 from connectors.records import Page
 
-__all__ = ["API_VERSION", "AccessDenied", "ShopifyGraphQL", "throttle_delay"]
+__all__ = ["API_VERSION", "AccessDenied", "ShopifyGraphQL", "UserError", "throttle_delay",
+           "user_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,31 @@ def error_codes(errors: Any) -> set[str | None]:
     return {code if isinstance(code := as_object(as_object(e).get("extensions")).get("code"),
                                 str) else None
             for e in entries}
+
+
+class UserError(NamedTuple):
+    """One ``userErrors`` entry of a mutation's answer."""
+
+    message: str
+    field: str  # its path joined with dots, "_" for none
+    code: str | None
+
+
+def user_errors(result: Any) -> list[UserError]:
+    """A mutation answer's ``userErrors``, read whatever their shape: an answer, a list or
+    an entry that was no object (or a code that was a list) raised AttributeError or
+    TypeError, a crash instead of the platform's refusal. An entry that is no object
+    counts as its message."""
+    errors = as_object(result).get("userErrors") or []
+    read = []
+    for error in errors if isinstance(errors, list) else [errors]:
+        entry = error if isinstance(error, dict) else {"message": error}
+        message, path, code = entry.get("message"), entry.get("field"), entry.get("code")
+        path = path if isinstance(path, list) else [path] if path else []
+        read.append(UserError("" if message is None else str(message),
+                              ".".join(map(str, path)) or "_",
+                              code if isinstance(code, str) else None))
+    return read
 
 
 class ShopifyGraphQL:

@@ -83,3 +83,155 @@ def test_a_saleor_mutation_answer_of_an_unexpected_shape_is_invalid_payload(resu
                            "https://saleor.example/graphql/", "token")
     with pytest.raises(InvalidPayload):
         client.mutate("mutation { voucherDelete }", {}, "voucherDelete")
+
+
+# -- mutation answers: Shopify's userErrors, Saleor's voucherCreate errors ----------------
+class _Answers(_Session):
+    """Answers in order, one per request."""
+
+    def __init__(self, *bodies: Any) -> None:
+        self.bodies = list(bodies)
+
+    def post(self, *args: Any, **kwargs: Any) -> requests.Response:
+        return _answer(self.bodies.pop(0))
+
+
+def _shopify(*bodies: Any):
+    from connectors.base import Credentials
+    from connectors.shopify import ShopifyConnector
+
+    return ShopifyConnector(Credentials("x.myshopify.com", access_token="token"),
+                            session=_Answers(*bodies))
+
+
+def _saleor(*bodies: Any):
+    from connectors.base import Credentials
+    from connectors.saleor import SaleorConnector
+
+    return SaleorConnector(Credentials("saleor.example", access_token="token",
+                                       api_url="https://saleor.example/graphql/",
+                                       extra={"channel_id": "Q2hhbm5lbDox"}),
+                           session=_Answers(*bodies))
+
+
+def _spec():
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from connectors.records import DiscountSpec
+
+    return DiscountSpec("SK-XYZ", "percent", Decimal("10"), datetime(2030, 1, 1, tzinfo=UTC))
+
+
+ODD_USER_ERRORS = [
+    ["Code is invalid"],
+    "Code is invalid",
+    {"message": "Code is invalid"},
+    [{"message": "Code is invalid", "field": "code", "code": ["INVALID"]}],
+    [None],
+]
+
+
+@pytest.mark.parametrize("user_errors", ODD_USER_ERRORS)
+def test_a_shopify_discount_refusal_of_an_unexpected_shape_is_invalid_payload(
+        user_errors) -> None:
+    """userErrors entries that were no objects (or a code that was a list) raised
+    AttributeError or TypeError: a crash, not the platform's refusal of the discount."""
+    shop = _shopify({"data": {"discountCodeBasicCreate": {
+        "codeDiscountNode": None, "userErrors": user_errors}}})
+    with pytest.raises(InvalidPayload, match="Shopify refused the discount"):
+        shop.create_discount(_spec())
+
+
+@pytest.mark.parametrize("answers", [
+    [{"data": {"discountCodeBasicCreate": ["created"]}}],
+    [{"data": {"discountCodeBasicCreate": {"codeDiscountNode": "gid://x", "userErrors": []}}}],
+    [{"data": {"discountCodeBasicCreate": {"codeDiscountNode": {"id": ["gid://x"]}}}}],
+    [{"data": {"discountCodeBasicCreate": {"userErrors": [{"code": "TAKEN"}]}}},
+     {"data": {"codeDiscountNodeByCode": "gid://x"}}],
+])
+def test_a_shopify_discount_answer_of_an_unexpected_shape_is_a_connector_error(
+        answers) -> None:
+    with pytest.raises(ConnectorError, match="no discount id"):
+        _shopify(*answers).create_discount(_spec())
+
+
+def test_shopify_discount_deletion_reads_user_errors_of_any_shape() -> None:
+    from datetime import UTC, datetime
+
+    from connectors.records import DiscountRef
+
+    ref = DiscountRef("gid://shopify/DiscountCodeNode/77", "SK-XYZ",
+                      datetime(2030, 1, 1, tzinfo=UTC))
+    gone = {"data": {"discountCodeDelete": {"userErrors": ["Discount does not exist"]}}}
+    refused = {"data": {"discountCodeDelete": {"userErrors": [3, {"message": None}]}}}
+    shop = _shopify(gone, refused, {"data": {"discountCodeDelete": "deleted"}})
+    shop.delete_discount(ref)  # gone already: done
+    with pytest.raises(ConnectorError, match="refused to delete"):
+        shop.delete_discount(ref)
+    shop.delete_discount(ref)  # no userErrors to read
+
+
+@pytest.mark.parametrize("user_errors, refused", [
+    (["Address for this topic has already been taken"], False),
+    ("Address for this topic has already been taken", False),
+    ([{"message": 3}], True),
+    ([["Invalid address"]], True),
+])
+def test_shopify_webhook_subscription_reads_user_errors_of_any_shape(
+        user_errors, refused) -> None:
+    from connectors.shopify import ShopifyConnector
+
+    answer = {"data": {"webhookSubscriptionCreate": {"webhookSubscription": "gid://x",
+                                                     "userErrors": user_errors}}}
+    shop = _shopify(*[answer] * len(ShopifyConnector.meta.webhook_topics))
+    if refused:
+        with pytest.raises(ConnectorError, match="Shopify refused the"):
+            shop.subscribe_webhooks("https://sk.example/webhooks/shopify/shp_1")
+    else:
+        assert set(shop.subscribe_webhooks("https://sk.example/webhooks/shopify/shp_1")) \
+            == {""}
+
+
+@pytest.mark.parametrize("run", [
+    {"bulkOperation": None, "userErrors": "Bulk operations limit reached"},
+    {"bulkOperation": None, "userErrors": []},
+    {"bulkOperation": {"id": ["gid://x"]}},
+    ["started"],
+])
+def test_a_shopify_bulk_run_answer_of_an_unexpected_shape_is_a_connector_error(run) -> None:
+    from connectors.shopify import bulk
+
+    none_running = {"data": {"bulkOperations": {"nodes": []}}}
+    client = ShopifyGraphQL(_Answers(none_running, {"data": {"bulkOperationRunQuery": run}},
+                                     none_running), "x.myshopify.com", "token")
+    with pytest.raises(ConnectorError, match="bulk operation"):
+        bulk._start(client)
+
+
+@pytest.mark.parametrize("errors", [
+    ["Code exists."],
+    "Code exists.",
+    [{"code": ["ALREADY_EXISTS"], "field": "addCodes", "message": "Code exists."}],
+    [{"code": "ALREADY_EXISTS"}, None],
+])
+def test_a_saleor_voucher_refusal_of_an_unexpected_shape_is_invalid_payload(errors) -> None:
+    """create_discount read each errors entry's code with .get and put it in a set: an
+    entry that was no object, or a code that was a list, raised AttributeError or
+    TypeError instead of the platform's refusal."""
+    saleor = _saleor({"data": {"voucherCreate": {"voucher": None, "errors": errors}}})
+    with pytest.raises(InvalidPayload, match="Saleor refused voucherCreate"):
+        saleor.create_discount(_spec())
+
+
+@pytest.mark.parametrize("answers", [
+    [{"data": {"voucherCreate": "created"}}],
+    [{"data": {"voucherCreate": {"voucher": "Vm91Y2hlcjox", "errors": []}}}],
+    [{"data": {"voucherCreate": {"voucher": {"id": ["Vm91Y2hlcjox"]}, "errors": []}}}],
+    [{"data": {"voucherCreate": {"errors": [{"code": "ALREADY_EXISTS"}]}}},
+     {"data": {"vouchers": {"edges": ["x", {"node": "y"}, {"node": {
+         "id": ["Vm91Y2hlcjox"], "codes": {"edges": [{"node": {"code": "SK-XYZ"}}]}}}]}}}],
+])
+def test_a_saleor_voucher_answer_of_an_unexpected_shape_is_invalid_payload(answers) -> None:
+    with pytest.raises(InvalidPayload):
+        _saleor(*answers).create_discount(_spec())
