@@ -2,9 +2,11 @@
 
 The shop's item neighbours (trained on main-profile purchases) say what goes with what;
 which items to start from comes from the sub-profile alone, so neither the buyer's own
-history nor another sub-profile leaks in. Lists are cached per process for at most
-``TTL_SECONDS`` and dropped at once on delete or reassign, so a deleted sub-profile is
-gone from every process's cache within a minute.
+history nor another sub-profile leaks in. Purchases a Saleor channel switch set aside
+(``SET_ASIDE``) seed nothing, as they teach the model nothing, but they were bought for
+that person all the same: they are never recommended to them again either. Lists are
+cached per process for at most ``TTL_SECONDS`` and dropped at once on delete or reassign,
+so a deleted sub-profile is gone from every process's cache within a minute.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from plugin.api import model_store, sources
 from plugin.engine.base import Recommendation
 from plugin.extensions import db
 from plugin.models import Interaction
+from plugin.models.events import SET_ASIDE
 
 TTL_SECONDS = 60.0
 SEED_KINDS = ("purchase", "add_to_cart", "widget_purchase")
@@ -38,6 +41,14 @@ def seeds(shop_id: str, subprofile_id: int) -> list[str]:
     return [r[0] for r in rows]
 
 
+def bought_before(shop_id: str, subprofile_id: int) -> set[str]:
+    """Items bought for the sub-profile that a channel switch set aside: not seeds, but
+    theirs already (a durable bought on the old channel must not come back)."""
+    return set(db.session.scalars(sa.select(Interaction.product_external_id).distinct().where(
+        Interaction.shop_id == shop_id, Interaction.subprofile_id == subprofile_id,
+        Interaction.kind == SET_ASIDE)))
+
+
 def recommend_for(shop_id: str, owner: str, subprofile_id: int, name: str,
                   n: int) -> list[Recommendation]:
     """Top ``n`` for one sub-profile: neighbours of its items, never its own items again."""
@@ -51,7 +62,8 @@ def recommend_for(shop_id: str, owner: str, subprofile_id: int, name: str,
     version = sources.active_version(shop_id)
     model = (model_store.get_model(shop_id, version.id, version.artifact_dir)
              if version is not None and items else None)
-    found = [] if model is None else model.similar(items, max(n, 20), exclude=items)
+    found = [] if model is None else model.similar(
+        items, max(n, 20), exclude=set(items) | bought_before(shop_id, subprofile_id))
     with _lock:
         _cache[key] = (now, owner, found)
     return _named(found[:n], name)

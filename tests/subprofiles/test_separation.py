@@ -192,3 +192,25 @@ def test_renaming_a_subprofile_renames_its_recommendations_at_once(trained, host
     after = host.get(f"/{maya}/recommendations", n=3).get_json()
     assert after["title"] == "For Mia"
     assert all(i["reason"].startswith("for Mia: ") for i in after["items"]), after["items"]
+
+
+def test_what_a_channel_switch_set_aside_for_a_subprofile_is_not_recommended_to_her_again(
+        trained, host):
+    """Bought for Maya on the old Saleor channel (set aside by the switch), bought all the
+    same: her list, seeded by what she has now, never offers it again."""
+    from plugin.admin.channel import _read_orders_again
+    from plugin.models import Order
+
+    maya = host.create("Maya")
+    add_order(trained.id, HOST, "o-old", BABY[2:], utcnow(), subprofile_id=maya)
+    db.session.add(Order(shop_id=trained.id, external_id="o-old", customer_external_id=HOST,
+                         currency="GBP", created_at=utcnow(), source_updated_at=utcnow()))
+    db.session.commit()
+    _read_orders_again(trained)  # the switch: o-old is the old channel's
+    db.session.commit()
+    add_order(trained.id, HOST, "o-new", BABY[:2], utcnow(), subprofile_id=maya)
+    assert set(recs.seeds(trained.id, maya)) == set(BABY[:2])  # set-aside lines seed nothing
+    body = host.get(f"/{maya}/recommendations", n=5).get_json()
+    items = [i["product_id"] for i in body["items"]]
+    assert items, body
+    assert not set(items) & set(BABY)
