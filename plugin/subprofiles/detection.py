@@ -16,9 +16,12 @@ from plugin.api.sources import active_version
 from plugin.engine.subprofiles import OutOfProfileDetector
 from plugin.extensions import db
 from plugin.models import Interaction
+from plugin.models.events import SET_ASIDE
 
 REFIT_SECONDS = 6 * 3600.0
 HISTORY_LIMIT = 500
+#: Rows that say an item was for a sub-profile: bought (on any channel) or put in the cart.
+EVIDENCE_KINDS = ("purchase", SET_ASIDE, "widget_purchase", "add_to_cart")
 
 _lock = threading.Lock()
 _fitted: dict[str, tuple[float, int | None, OutOfProfileDetector]] = {}
@@ -66,17 +69,20 @@ def own_history(shop_id: str, shopper_id: str, *, exclude_order: str | None = No
 def subprofile_histories(shop_id: str, subprofile_ids: list[int]) -> dict[int, list[str]]:
     """Items bought for each sub-profile (to suggest the right one).
 
-    Every row given to the sub-profile counts, purchases a Saleor channel switch set aside
-    (``SET_ASIDE``) included: they left training and recommendations because the old
-    channel's orders no longer teach the model, but they were still bought for that
-    person, and "who is this for?" is about the person, not the channel.
+    What was bought or put in the cart for the person counts (``EVIDENCE_KINDS``), purchases
+    a Saleor channel switch set aside (``SET_ASIDE``) included: they left training and
+    recommendations because the old channel's orders no longer teach the model, but they
+    were still bought for that person, and "who is this for?" is about the person, not the
+    channel. Other rows a reassign moved along (views, wishlist, clicks, removals from the
+    cart) do not: a removal says the item was not wanted, and a view says little.
     """
     if not subprofile_ids:
         return {}
     out: dict[int, list[str]] = {i: [] for i in subprofile_ids}
     rows = db.session.execute(sa.select(Interaction.subprofile_id,
                                         Interaction.product_external_id).where(
-        Interaction.shop_id == shop_id, Interaction.subprofile_id.in_(subprofile_ids)))
+        Interaction.shop_id == shop_id, Interaction.subprofile_id.in_(subprofile_ids),
+        Interaction.kind.in_(EVIDENCE_KINDS)))
     for sub, item in rows:
         out[sub].append(item)
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from plugin.extensions import db
@@ -225,3 +226,24 @@ def test_a_shop_without_the_prompt_still_honours_the_person_being_shopped_for(ho
     assert _ask(host, BABY[:2])["ask"] is False
     add_order(store.id, HOST, "o-later", BABY[:2], utcnow())
     assert prompt.apply_pending(store.id) == 2
+
+
+
+@pytest.mark.parametrize("kind", ["remove_from_cart", "add_to_cart"])
+def test_items_removed_from_a_subprofiles_cart_do_not_pull_the_suggestion(host, store, kind):
+    """A cart answered "for Rex" and then emptied of its baby food: the removals went to
+    Rex with the rest of the cart, but they say he did not want it. A baby basket later
+    does not suggest Rex, whose only purchase is dog food; had the baby food stayed in
+    his cart (the control), it would."""
+    from tests.subprofiles.conftest import items_of
+
+    rex = host.create("Rex")
+    add_order(store.id, HOST, "o-dog", items_of("Dog Foods")[:2], utcnow(), subprofile_id=rex)
+    for item in BABY[:2]:
+        db.session.add(Interaction(shop_id=store.id, shopper_id=HOST, subprofile_id=rex,
+                                   product_external_id=item, kind=kind,
+                                   occurred_at=utcnow(), context={}))
+    db.session.commit()
+    answer = _ask(host, BABY[2:])
+    assert answer["ask"] is True
+    assert answer["suggested_subprofile_id"] == (None if kind == "remove_from_cart" else rex)
