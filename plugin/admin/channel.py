@@ -15,21 +15,22 @@ Orders are mirrored from the shop's channel only, and the orders sync reads only
 since its watermark, so the new channel's order history would never arrive: the orders
 sync starts over from the first order (a full backfill at the next sync), and the stored
 orders stop feeding recommendations. They stay for the dashboard and offer attribution
-(a redemption, a click, a budget), but their purchase interactions are deleted and they
-are marked as never read, so the backfill writes again (interactions included) every
-one that belongs to the new channel. Orders imported from a history CSV
+(a redemption, a click, a budget), their purchase interactions are set aside
+(``SET_ASIDE``: out of training and of every model input) and they are marked as never
+read, so the backfill writes again (interactions included) every one that belongs to the
+new channel. Orders imported from a history CSV
 (``Order.imported``) belong to no channel and no backfill could restore them: they stay
 as they are, purchases included. The shop is marked for a refit once that backfill
 has finished (``plugin.ingestion.sync.HISTORY_RESET``, read by the hourly retrain job);
 until then the model fitted before the switch keeps serving.
 
-A purchase the shopper gave to a sub-profile ("that was for Maya") is set aside rather
-than deleted (``SET_ASIDE``: out of training and recommendations): when the backfill
-writes its order again (same order id), the line is for Maya again. An order the new
+Set aside, not deleted: when the backfill writes an order again (same order id), a line
+the shopper gave to a sub-profile ("that was for Maya") is for Maya again. An order the new
 channel does not have never comes back; its set-aside lines stay until the customer is
-erased, so a switch back to the old channel finds them too. Meanwhile they feed one thing
-only: which sub-profile the "who are you shopping for?" prompt suggests, since the shopper
-did buy them for Maya whatever channel the shop sells through now.
+erased, so a switch back to the old channel finds them too. Meanwhile they say only what
+the person already has, whatever channel the shop sells through now: a durable bought on
+the old channel is not offered again (the toilet-seat rule, the owner's and a
+sub-profile's), and whom a basket is for is judged against everything they bought.
 """
 
 from __future__ import annotations
@@ -114,20 +115,19 @@ def read_products_again(shop_id: str) -> None:
 
 def _read_orders_again(shop: Shop) -> int:
     """Backfill the orders from the first one and stop the stored ones feeding
-    recommendations (see the module docstring); returns the purchase interactions deleted."""
+    recommendations (see the module docstring); returns the purchase interactions set
+    aside."""
     restart_sync(shop.id, "orders").watermark = None  # first, as for products
     # then the erasure lock, as every order write does (a sync page: its state first):
     # an erasure under way commits before, a later one starts after; between two
-    # statements of an erasure, this bulk delete held a guest order's purchase the
+    # statements of an erasure, this bulk write held a guest order's purchase the
     # erasure was about to delete while waiting on its customer's, and they deadlocked
     erasure_lock(shop.id)
     mirrored = (Order.shop_id == shop.id, Order.imported.is_(False))  # not the CSV history
     orders = sa.select(Order.external_id).where(*mirrored)
-    purchases = (Interaction.shop_id == shop.id, Interaction.kind == "purchase",
-                 Interaction.order_external_id.in_(orders))
     dropped = db.session.execute(sa.update(Interaction).where(
-        *purchases, Interaction.subprofile_id.is_not(None)).values(kind=SET_ASIDE)).rowcount or 0
-    dropped += db.session.execute(sa.delete(Interaction).where(*purchases)).rowcount or 0
+        Interaction.shop_id == shop.id, Interaction.kind == "purchase",
+        Interaction.order_external_id.in_(orders)).values(kind=SET_ASIDE)).rowcount or 0
     db.session.execute(sa.update(Order).where(*mirrored).values(source_updated_at=NEVER))
     shop.settings = {**(shop.settings or {}), HISTORY_RESET: utcnow().isoformat()}
     return dropped

@@ -19,6 +19,7 @@ from plugin.api import model_store
 from plugin.engine.base import BaseRecommender, Recommendation
 from plugin.extensions import db
 from plugin.models import Customer, Interaction, ModelVersion, RecommendationCache
+from plugin.models.events import SET_ASIDE
 from plugin.models.types import utcnow
 
 #: Cached rows older than this are stale and recomputed online (config key below).
@@ -246,6 +247,8 @@ def _owned_durables(shop_id: str, version: ServedVersion | ModelVersion,
 
 #: Shoppers per query of ``owned_durables_of`` (bound parameters stay well under limits).
 DURABLES_CHUNK = 1000
+#: What a shopper owns: their purchases, and those a Saleor channel switch set aside.
+OWNED_KINDS = ("purchase", SET_ASIDE)
 
 
 def owned_durables_of(shop_id: str, version: ServedVersion | ModelVersion,
@@ -264,7 +267,7 @@ def owned_durables_of(shop_id: str, version: ServedVersion | ModelVersion,
             sa.select(Interaction.shopper_id, Interaction.product_external_id).distinct()
             .where(Interaction.shop_id == shop_id,
                    Interaction.shopper_id.in_(ids[start:start + DURABLES_CHUNK]),
-                   Interaction.kind == "purchase",
+                   Interaction.kind.in_(OWNED_KINDS),  # the old channel's durable too
                    Interaction.subprofile_id.is_(None))).all()  # bought for someone else
         known = [(shopper, item, data.item_index(item)) for shopper, item in rows]
         known = [(shopper, item, i) for shopper, item, i in known if i is not None]

@@ -51,11 +51,11 @@ class WebhookDelivery(db.Model):
 #: ``Interaction.subprofile_id`` of purchases whose sub-profile was deleted: nobody's now
 #: (not the owner's, not any sub-profile's); real ids start at 1
 FORGOTTEN_SUBPROFILE = -1
-#: ``Interaction.kind`` of a purchase given to a sub-profile whose order left the shop's
-#: history (a new Saleor channel, ``plugin.admin.channel``): out of training and serving,
-#: kept so that whom its line was for comes back with the order if a sync reads it again
-#: (``plugin.ingestion.mapping``) and, meanwhile, still evidence of whom the shopper buys
-#: such things for when the prompt suggests a sub-profile (``subprofile_histories``)
+#: ``Interaction.kind`` of a purchase whose order left the shop's history (a new Saleor
+#: channel, ``plugin.admin.channel``): out of training and of every model input, kept so
+#: that whom its line was for comes back with the order if a sync reads it again
+#: (``plugin.ingestion.mapping``) and, meanwhile, still what its person has: the toilet-seat
+#: rule leaves its durable out, and whom a basket is for is judged against it
 SET_ASIDE = "purchase_set_aside"
 
 

@@ -321,3 +321,31 @@ def test_a_sync_of_the_old_channel_running_through_the_switch_saves_nothing_over
     sent = _sync_orders(shop.id, _order_node("PLN0", "channel-pln", "2024-03-01T09:00:00+00:00"))
     assert sent["filter"] == {"channels": ["Q2hhbm5lbDoy"]}  # the whole history, from the start
     assert _purchased_orders(shop.id) == {"PLN0"}
+
+
+def test_the_old_channels_purchases_are_set_aside_until_the_backfill_writes_them_again(
+        app, client):
+    """The shopper's own lines as well as a sub-profile's: an order the new channel has
+    comes back as purchases (once, not beside its set-aside copy); one it does not have
+    stays set aside, still what the shopper owns."""
+    from plugin.models import Interaction
+    from plugin.models.events import SET_ASIDE
+
+    shop = _shop()
+    _sync_orders(shop.id, _order_node("USD1", "default-channel", "2025-11-20T11:00:00+00:00"),
+                 _order_node("PLN1", None, "2025-11-21T11:00:00+00:00"))
+
+    def lines() -> list[tuple[str, str]]:
+        return sorted((order, kind) for order, kind in db.session.execute(sa.select(
+            Interaction.order_external_id, Interaction.kind).where(
+            Interaction.shop_id == shop.id)))
+
+    before = lines()
+    assert {kind for _, kind in before} == {"purchase"}
+    csrf = sign_in(app, client, shop)
+    assert _choose(client, csrf, "channel-pln").status_code == 302
+    db.session.expire_all()
+    assert lines() == [(order, SET_ASIDE) for order, _ in before]
+    _sync_orders(shop.id, _order_node("PLN1", "channel-pln", "2025-11-21T11:00:00+00:00"))
+    assert lines() == sorted((order, "purchase" if order == "PLN1" else SET_ASIDE)
+                             for order, _ in before)

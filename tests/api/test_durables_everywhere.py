@@ -150,3 +150,29 @@ def test_refreshing_many_shoppers_reads_their_durables_in_one_query(seat_api, se
         RecommendationCache.shop_id == seat_shop.id)).all())
     assert "seat" not in [i for i, *_ in rows["fresh"]]  # the late durable, still left out
     assert all("seat" not in [i for i, *_ in rows[f"c{c:02d}"]] for c in range(20))
+
+
+def test_a_durable_bought_before_a_channel_switch_is_not_resold(seat_api, seat_shop):
+    """A Saleor shop moved to another channel: c00's orders were the old channel's and
+    the new one does not have them, so they teach the refitted model nothing, but c00 has
+    the seat all the same and is not offered it again."""
+    from plugin.admin.channel import _read_orders_again
+    from plugin.models import Order
+    from plugin.training import train_shop
+
+    for week in range(4):
+        db.session.add(Order(shop_id=seat_shop.id, external_id=f"o0-{week}",
+                             customer_external_id="c00", currency="GBP",
+                             created_at=T0 + timedelta(days=7 * week),
+                             source_updated_at=T0 + timedelta(days=7 * week)))
+    db.session.commit()
+    assert _read_orders_again(seat_shop) == 13  # c00's 4 orders: the old channel's
+    db.session.commit()
+    train_shop(seat_shop.id)  # the refit once the backfill has landed (without them)
+    version = active_version(seat_shop.id)
+    model = model_store.get_model(seat_shop.id, version.id, version.artifact_dir)
+    assert model.recommender.data_.user_index("c00") is None  # nothing of theirs taught it
+    owner = customer_headers(seat_shop, "c00")
+    assert "seat" not in ids(seat_api.recs(n=11, headers=owner))
+    assert "seat" not in ids(seat_api.recs("product", product_id="p1", n=8, headers=owner))
+    assert "seat" in ids(seat_api.recs(n=11, headers=customer_headers(seat_shop, "fresh")))
