@@ -20,6 +20,8 @@ from plugin.models.events import SET_ASIDE
 
 REFIT_SECONDS = 6 * 3600.0
 HISTORY_LIMIT = 500
+#: The shopper's own purchases on any channel (the detector's "their taste").
+OWN_KINDS = ("purchase", SET_ASIDE)
 #: Rows that say an item was for a sub-profile: bought (on any channel) or put in the cart.
 EVIDENCE_KINDS = ("purchase", SET_ASIDE, "widget_purchase", "add_to_cart")
 
@@ -55,10 +57,15 @@ def forget(shop_id: str | None = None) -> None:
 
 def own_history(shop_id: str, shopper_id: str, *, exclude_order: str | None = None
                 ) -> list[str]:
-    """The shopper's own verified purchases (no sub-profile rows), newest first."""
+    """The shopper's own verified purchases (no sub-profile rows), newest first.
+
+    Those a Saleor channel switch set aside count: they teach the model nothing now, but
+    they are still what the shopper buys for themselves, and without them a shopper whose
+    history was the old channel's looked new (too short a history: never asked).
+    """
     query = (sa.select(Interaction.product_external_id)
              .where(Interaction.shop_id == shop_id, Interaction.shopper_id == shopper_id,
-                    Interaction.kind == "purchase", Interaction.subprofile_id.is_(None))
+                    Interaction.kind.in_(OWN_KINDS), Interaction.subprofile_id.is_(None))
              .order_by(Interaction.occurred_at.desc()).limit(HISTORY_LIMIT))
     if exclude_order:
         query = query.where(sa.or_(Interaction.order_external_id.is_(None),

@@ -195,6 +195,10 @@ def reassign(shop: Shop, owner: str, subprofile_id: int | None, *,
     that are still the shopper's own: a cart answer names products, and the same product
     bought last week for another sub-profile (or as a one-off gift) stays theirs. Returns
     the rows moved. The shopper's own cached list is recomputed without them at once.
+
+    Lines a Saleor channel switch set aside move and stay set aside: given back to the
+    shopper, they are their own old-channel purchases, as the switch leaves a line nobody
+    else was given (out of training; their durables and their taste still count).
     """
     target = None if subprofile_id is None else get_subprofile(shop, owner, subprofile_id).id
     products = [p for p in product_ids if p]

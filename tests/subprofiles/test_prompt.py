@@ -247,3 +247,48 @@ def test_items_removed_from_a_subprofiles_cart_do_not_pull_the_suggestion(host, 
     answer = _ask(host, BABY[2:])
     assert answer["ask"] is True
     assert answer["suggested_subprofile_id"] == (None if kind == "remove_from_cart" else rex)
+
+
+def _old_channel(store, *order_ids: str) -> None:
+    """Saleor switched channels and these orders were the old one's."""
+    from plugin.admin.channel import _read_orders_again
+    from plugin.models import Order
+
+    for order_id in order_ids:
+        db.session.add(Order(shop_id=store.id, external_id=order_id, customer_external_id=HOST,
+                             currency="GBP", created_at=utcnow(), source_updated_at=utcnow()))
+    db.session.commit()
+    _read_orders_again(store)
+    db.session.commit()
+
+
+def test_a_shopper_whose_purchases_were_the_old_channels_is_still_judged_by_them(store):
+    """After a channel switch the host's own orders teach the model nothing, but they are
+    still the host's taste: a baby basket does not fit it, as before the switch."""
+    from plugin.subprofiles import detection
+
+    assert prompt.should_prompt(store, HOST, BABY[:2])["ask"] is True  # control
+    _old_channel(store, *(f"h-{b}" for b in range(4)))
+    later = prompt.should_prompt(store, HOST, BABY[:2], now=utcnow() + timedelta(days=15))
+    assert (later["ask"], later["reason"]) == (True, "out_of_profile")
+    assert set(detection.own_history(store.id, HOST)) == set(HOST_ITEMS)
+
+
+def test_a_set_aside_order_given_back_to_me_is_my_own_old_channel_purchase(host, store):
+    """"That was for me after all" on an order a channel switch set aside for Maya: its
+    lines stay set aside (the old channel's orders teach nothing) and are the host's own,
+    as the switch leaves a line never given away, not Maya's any more."""
+    from plugin.models.events import SET_ASIDE
+    from plugin.subprofiles import detection, recs, service
+
+    maya = host.create("Maya")
+    add_order(store.id, HOST, "o-baby", BABY[:2], utcnow())
+    host.post("/reassign", {"subprofile_id": maya, "order_id": "o-baby"})
+    _old_channel(store, "o-baby")
+    assert service.reassign(store, HOST, None, order_id="o-baby") == 2
+    rows = set(db.session.execute(sa.select(Interaction.kind, Interaction.subprofile_id).where(
+        Interaction.order_external_id == "o-baby")))
+    assert rows == {(SET_ASIDE, None)}
+    assert set(BABY[:2]) <= set(detection.own_history(store.id, HOST))
+    assert detection.subprofile_histories(store.id, [maya]) == {maya: []}
+    assert recs.bought_before(store.id, maya) == set()
