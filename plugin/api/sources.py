@@ -41,6 +41,8 @@ DEFAULT_VERSION_CACHE = 10.0
 UNLOADABLE_VERSION_RECHECK_SECONDS = 1.0
 #: Untrained shops: popularity over their most recent purchase rows.
 POPULAR_DB_ROWS = 20_000
+#: What a shopper owns: their purchases, and those a Saleor channel switch set aside.
+OWNED_KINDS = ("purchase", SET_ASIDE)
 
 
 def active_version(shop_id: str) -> ModelVersion | None:
@@ -70,11 +72,14 @@ def bought_since(shop_id: str, shopper_ids: Iterable[str],
 def bought_for_others(shop_id: str, shopper_ids: Iterable[str],
                       until: datetime | None) -> dict[str, list[tuple[str, float]]]:
     """Purchases the model was fitted on as each shopper's own that have since been moved to
-    one of their sub-profiles ("that was for Maya"): ``(item, unix time)`` to forget."""
+    one of their sub-profiles ("that was for Maya"): ``(item, unix time)`` to forget.
+
+    Set aside by a Saleor channel switch since, they are still in the served model until
+    the refit, and still Maya's."""
     ids = [str(s) for s in shopper_ids]
     query = sa.select(Interaction.shopper_id, Interaction.product_external_id,
                       Interaction.occurred_at).where(
-        Interaction.shop_id == shop_id, Interaction.kind == "purchase",
+        Interaction.shop_id == shop_id, Interaction.kind.in_(OWNED_KINDS),
         Interaction.subprofile_id.is_not(None), Interaction.shopper_id.in_(ids))
     if until is not None:
         query = query.where(Interaction.occurred_at <= until)
@@ -247,8 +252,6 @@ def _owned_durables(shop_id: str, version: ServedVersion | ModelVersion,
 
 #: Shoppers per query of ``owned_durables_of`` (bound parameters stay well under limits).
 DURABLES_CHUNK = 1000
-#: What a shopper owns: their purchases, and those a Saleor channel switch set aside.
-OWNED_KINDS = ("purchase", SET_ASIDE)
 
 
 def owned_durables_of(shop_id: str, version: ServedVersion | ModelVersion,

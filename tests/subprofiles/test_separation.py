@@ -214,3 +214,35 @@ def test_what_a_channel_switch_set_aside_for_a_subprofile_is_not_recommended_to_
     items = [i["product_id"] for i in body["items"]]
     assert items, body
     assert not set(items) & set(BABY)
+
+
+def test_a_purchase_reassigned_after_training_stays_out_once_a_channel_switch_set_it_aside(
+        client, trained, host):
+    """As above, then the shop moves to another Saleor channel before the next refit: the
+    served model still holds the order as the host's own, and Maya's set-aside lines must
+    stay forgotten in the recomputed cache and online."""
+    from plugin.admin.channel import _read_orders_again
+    from plugin.models import Order
+
+    add_order(trained.id, HOST, "o-baby", BABY[:3], utcnow())
+    db.session.add(Order(shop_id=trained.id, external_id="o-baby", customer_external_id=HOST,
+                         currency="GBP", created_at=utcnow(), source_updated_at=utcnow()))
+    db.session.commit()
+    train_shop(trained.id)
+
+    def leaks(recs):
+        return [(i, r) for i, r in recs
+                if "Baby" in r or (i in BABY[:3] and ("bought this" in r or "reorder" in r))]
+
+    maya = host.create("Maya")
+    service.reassign(trained, HOST, maya, order_id="o-baby")
+    _read_orders_again(trained)  # the switch: o-baby is the old channel's
+    db.session.commit()
+    service.refresh_main(trained.id, HOST)
+    cached = _main_recs(client, trained)
+    assert cached and not leaks(cached)
+    db.session.execute(sa.delete(RecommendationCache).where(
+        RecommendationCache.shop_id == trained.id, RecommendationCache.shopper_id == HOST))
+    db.session.commit()
+    online = _main_recs(client, trained)
+    assert online and not leaks(online)
