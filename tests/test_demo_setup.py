@@ -39,6 +39,7 @@ def test_the_demo_servers_request_log_holds_networks_not_addresses(app, monkeypa
     string (a signed admin link's token) is left out."""
     import http.client
     import logging
+    import re
     import socket
     import threading
 
@@ -66,7 +67,9 @@ def test_the_demo_servers_request_log_holds_networks_not_addresses(app, monkeypa
             # ("Bad request syntax (...)") quoted it whole
             with socket.create_connection(("127.0.0.1", server.server_port), 10) as raw:
                 raw.sendall(b"GET /admin?next=a b&token=s3cret-link-2 HTTP/1.1\r\n\r\n")
-                assert raw.recv(64).startswith(b"HTTP/1.0 400")
+                # 1.0 or 1.1: a threaded werkzeug server made earlier in the process (the
+                # browser tests' live server) sets the handler class's protocol version
+                assert re.match(rb"HTTP/1\.[01] 400 ", raw.recv(64))
             server.shutdown()
             thread.join(10)
     finally:
