@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from plugin import evaluation_cli
 from plugin.engine.baselines import GlobalPopularity, PersonalTopFrequency
-from plugin.engine.evaluate import METRICS
+from plugin.engine.evaluate import METRICS, split
 from plugin.evaluation_cli import (
     MODEL_NAMES,
     dataset_name,
@@ -215,6 +215,31 @@ def test_rows_without_basket_id_group_by_customer_and_time(tmp_path):
     data = load_interactions(_write(tmp_path / "x.csv", text))
     assert len(np.unique(data.basket)) == 3  # c1 twice, c2 once (same time, other customer)
     assert data.quantity.tolist() == [1.0] * 4
+
+
+def test_a_temporal_cut_through_baskets_with_a_time_per_line_holds_them_out_whole(tmp_path):
+    """Till exports stamp each line: a basket's lines are minutes apart, and with the shop
+    opening at 9 the p90 of line times falls inside the last week's baskets. Each goes by
+    its first line: wholly in training or wholly held out, never split between them."""
+    rng = random.Random(3)
+    lines, baskets = [HEADER], []
+    for c in range(30):
+        for b in range(rng.randint(2, 4)):
+            start = datetime(2024, 3, 1 + 7 * b, 9, rng.randint(0, 2), tzinfo=UTC).timestamp()
+            items = [f"i{i}" for i in rng.sample(range(40), rng.randint(2, 5))]
+            baskets.append({(f"c{c}", i, start + 180 * n) for n, i in enumerate(items)})
+            for n, i in enumerate(items):  # one line every 3 minutes
+                when = datetime.fromtimestamp(start + 180 * n, UTC).isoformat()
+                lines.append(f"c{c},{i},{when},o{c}-{b},1,1\n")
+    data = load_interactions(_write(tmp_path / "till.csv", "".join(lines)))
+    train, test = split(data, "temporal")
+    in_train = {(str(data.user_ids[u]), str(data.item_ids[i]), float(t))
+                for u, i, t in zip(train.user, train.item, train.timestamp, strict=True)}
+    assert test
+    for customer, items in test.items():
+        held = [b for b in baskets if {(c, i) for c, i, _ in b} == {(customer, i) for i in items}]
+        assert len(held) == 1, f"{customer}: {items} is not one whole basket"
+        assert not held[0] & in_train
 
 
 def test_basket_ids_reused_across_days_are_warned_about(tmp_path, capsys):

@@ -82,20 +82,49 @@ def _baskets_per_user(data: Interactions) -> np.ndarray:
     return np.bincount(users, minlength=data.n_users)
 
 
+def _basket_start(data: Interactions) -> np.ndarray:
+    """Per event, the time of its basket's first line: the one time a basket is placed by.
+
+    With a time per scanned line, a basket's lines differ in time; splitting by line time
+    could put part of one basket in training and part in test.
+    """
+    start = np.full(int(data.basket.max()) + 1, np.inf)
+    np.minimum.at(start, data.basket, data.timestamp)
+    return start[data.basket]
+
+
+def _pick_basket(data: Interactions, start: np.ndarray, mask: np.ndarray,
+                 *, last: bool) -> np.ndarray:
+    """Per user, the first (or ``last``) of their masked baskets; -1 for users with none.
+
+    Baskets are ordered by (first line's time, basket index) as in ``baskets.basket_pairs``:
+    baskets of one time keep the file's order.
+    """
+    chosen = np.full(data.n_users, -1, np.int64)
+    idx = np.flatnonzero(mask)
+    if not len(idx):
+        return chosen
+    order = idx[np.lexsort((data.basket[idx], start[idx], data.user[idx]))]
+    users = data.user[order]
+    edge = np.flatnonzero(np.diff(users)) + (0 if last else 1)
+    edge = np.r_[edge, len(order) - 1] if last else np.r_[0, edge]
+    chosen[users[edge]] = data.basket[order[edge]]
+    return chosen
+
+
 def last_basket_split(interactions: Interactions) -> tuple[Interactions, HeldOut]:
     """Hold out the last basket of every customer with >= 2 baskets; train on the rest.
 
-    A customer's last basket is the basket of their latest event. Customers with a single
+    A customer's last basket is the one whose first line is latest (baskets of one time in
+    file order), the order the temporal split and the models use. Customers with a single
     basket stay in training as history for others and are never test users.
     """
     data = interactions
     if len(data) == 0:
         return data, HeldOut()
     n_baskets = _baskets_per_user(data)
-    ptr = data.user_ptr
-    last_basket = np.full(data.n_users, -1, np.int64)
-    has = ptr[1:] > ptr[:-1]
-    last_basket[has] = data.basket[ptr[1:][has] - 1]
+    start = _basket_start(data)
+    last_basket = _pick_basket(data, start, np.ones(len(data), bool), last=True)
     test_mask = (n_baskets[data.user] >= 2) & (data.basket == last_basket[data.user])
     train, held = data.subset(~test_mask), _held_out(data, test_mask)
     _after_training(train, held)
@@ -120,27 +149,27 @@ def _after_training(train: Interactions, held: HeldOut) -> None:
 def temporal_split(
     interactions: Interactions, quantile: float = 0.9
 ) -> tuple[Interactions, HeldOut]:
-    """Global cut at the ``quantile`` of event time: train is everything strictly before it.
+    """Global cut at the ``quantile`` of basket time: train is every basket begun before it.
 
-    Test users are customers with a purchase before the cut who buy again at or after it;
-    their test set is the next basket after the cut (the basket of their first later event).
+    A basket's time is its first line's, so a basket is never split across the cut. Test
+    users are customers with a basket before the cut who buy again at or after it; their
+    test set is the next basket after the cut (the earliest one begun after it).
     """
     if not 0 < quantile < 1:
         raise ValueError("quantile must be in (0, 1)")
     data = interactions
     if len(data) == 0:
         return data, HeldOut()
-    cut = float(np.quantile(data.timestamp, quantile))
-    before = data.timestamp < cut
+    start = _basket_start(data)
+    cut = float(np.quantile(start, quantile))
+    before = start < cut
     has_history = np.zeros(data.n_users, bool)
     has_history[data.user[before]] = True
-    after = np.flatnonzero(~before)
-    next_basket = np.full(data.n_users, -1, np.int64)
-    # events are sorted by (user, time): the first later event of each user comes first
-    users_after, first = np.unique(data.user[after], return_index=True)
-    next_basket[users_after] = data.basket[after[first]]
+    next_basket = _pick_basket(data, start, ~before, last=False)
     test_mask = ~before & has_history[data.user] & (data.basket == next_basket[data.user])
-    return data.subset(before), _held_out(data, test_mask)
+    train, held = data.subset(before), _held_out(data, test_mask)
+    _after_training(train, held)  # a basket begun before the cut may end after the next began
+    return train, held
 
 
 SPLITS: dict[str, Callable[[Interactions], tuple[Interactions, HeldOut]]] = {

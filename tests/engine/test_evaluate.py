@@ -9,6 +9,7 @@ import pytest
 
 from plugin.engine.base import BaseRecommender, Recommendation
 from plugin.engine.baselines import PersonalTopFrequency
+from plugin.engine.baskets import hold_out_last_basket
 from plugin.engine.data import Interactions
 from plugin.engine.evaluate import (
     METRICS,
@@ -88,6 +89,35 @@ def test_temporal_split_cuts_at_the_90th_percentile_and_keeps_the_next_basket():
     assert dict(test) == {"A": {"c"}}  # only the next basket, not day 12
     assert test.at == {"A": 10 * DAY}
     assert train.timestamp.max() == 9 * DAY and len(train) == 9
+
+
+def test_temporal_split_keeps_a_basket_with_scan_times_across_the_cut_whole():
+    """Basket A2 has lines at days 10 and 14; the p90 of line times (12.6) falls between
+    them. The basket goes by its first line: wholly in training, not half in each."""
+    rows = [("A", "a", 1, "A1"), ("A", "b", 10, "A2"), ("A", "c", 14, "A2"), ("A", "d", 13, "A3")]
+    rows += [("B", f"x{t}", t, f"B{t}") for t in (2, 3, 4, 5, 6, 7, 8, 9, 11)]
+    data = _data([(u, i, t * DAY, b) for u, i, t, b in rows])
+    assert 10 * DAY < np.quantile(data.timestamp, 0.9) < 14 * DAY
+    train, test = temporal_split(data)
+    assert dict(test) == {"A": {"d"}, "B": {"x11"}}
+    assert {("A", "b", 10 * DAY), ("A", "c", 14 * DAY)} <= _pairs(train)
+    assert ("A", "d", 13 * DAY) not in _pairs(train)
+    assert test.at["A"] > 14 * DAY  # asked after all of its training history, A2's end too
+
+
+def test_last_basket_is_the_one_begun_last_as_the_models_order_baskets():
+    """Baskets by their first line: A2 begins (day 3) after A1 (day 1), although A1 has a
+    line scanned later (day 6). The temporal split and ``basket_pairs`` order them so too."""
+    data = _data([("A", "a", 1 * DAY, "A1"), ("A", "b", 6 * DAY, "A1"),
+                  ("A", "c", 3 * DAY, "A2"), ("B", "x", 1 * DAY, "B1"),
+                  ("B", "y", 2 * DAY, "B2")])
+    train, test = last_basket_split(data)
+    assert dict(test) == {"A": {"c"}, "B": {"y"}}
+    assert {("A", "a", DAY), ("A", "b", 6 * DAY)} <= _pairs(train)
+    assert test.at["A"] > 6 * DAY  # asked after all of its training history
+    _, keys, _ = hold_out_last_basket(data)  # the blend's own validation split
+    assert {(str(data.user_ids[k // data.n_items]), str(data.item_ids[k % data.n_items]))
+            for k in keys} == {(u, i) for u, items in test.items() for i in items}
 
 
 def test_split_by_name_rejects_unknown_names(history):
