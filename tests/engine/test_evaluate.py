@@ -120,6 +120,26 @@ def test_last_basket_is_the_one_begun_last_as_the_models_order_baskets():
             for k in keys} == {(u, i) for u, items in test.items() for i in items}
 
 
+@pytest.mark.parametrize("name", ["last-basket", "temporal"])
+def test_splits_do_not_depend_on_how_ids_sort(name):
+    """Renaming every customer, item and basket (a bijection that reverses their text order)
+    holds out the same baskets: dates for times, so same-day baskets tie and go by file
+    order, never by id."""
+    rng = np.random.default_rng(5)
+    rows = [(f"c{c}", f"i{rng.integers(30)}", (day + line) * DAY, f"o{c}-{b}")
+            for c in range(25) for b, day in enumerate(rng.integers(0, 6, rng.integers(1, 5)))
+            for line in range(int(rng.integers(1, 3)))]  # a second line a day later
+    ids = sorted({x for r in rows for x in (r[0], r[1], r[3])})
+    rename = {old: f"z{len(ids) - k:03d}" for k, old in enumerate(ids)}  # reversed order
+    renamed = [(rename[u], rename[i], t, rename[b]) for u, i, t, b in rows]
+    train, test = split(_data(rows), name)
+    train2, test2 = split(_data(renamed), name)
+    assert test
+    assert dict(test2) == {rename[u]: {rename[i] for i in v} for u, v in test.items()}
+    assert test2.at == {rename[u]: t for u, t in test.at.items()}
+    assert _pairs(train2) == {(rename[u], rename[i], t) for u, i, t in _pairs(train)}
+
+
 def test_split_by_name_rejects_unknown_names(history):
     assert dict(split(history, "last-basket")[1]) == dict(last_basket_split(history)[1])
     with pytest.raises(ValueError, match="unknown split"):
