@@ -132,18 +132,20 @@ class LoadResult:
 
 
 def run_load(call: Callable[[object, int], int], n: int, concurrency: int,
-             duration: float | None = None) -> LoadResult:
+             duration: float | None = None,
+             clock: Callable[[], float] = time.perf_counter) -> LoadResult:
     """``call(session, i)`` for i < n over ``concurrency`` threads, stopping at ``duration``.
 
     Both bounds make a run stop by itself: the count for fast servers, the duration for
     slow ones. ``call`` returns the HTTP status; an exception counts as status 0.
+    ``clock`` (seconds) lets a test drive the duration without a loaded machine's delays.
     """
     import requests
 
     result = LoadResult()
     lock = threading.Lock()
     counter = iter(range(n))
-    started = time.perf_counter()
+    started = clock()
     deadline = None if duration is None else started + duration
 
     def worker() -> None:
@@ -151,14 +153,14 @@ def run_load(call: Callable[[object, int], int], n: int, concurrency: int,
         while True:
             with lock:
                 i = next(counter, None)
-            if i is None or (deadline is not None and time.perf_counter() > deadline):
+            if i is None or (deadline is not None and clock() > deadline):
                 return
-            t0 = time.perf_counter()
+            t0 = clock()
             try:
                 code = call(session, i)
             except requests.RequestException:
                 code = 0
-            ms = (time.perf_counter() - t0) * 1000.0
+            ms = (clock() - t0) * 1000.0
             with lock:
                 result.latencies_ms.append(ms)
                 result.codes[code] += 1
@@ -168,7 +170,7 @@ def run_load(call: Callable[[object, int], int], n: int, concurrency: int,
         t.start()
     for t in threads:
         t.join()
-    result.seconds = time.perf_counter() - started
+    result.seconds = clock() - started
     return result
 
 

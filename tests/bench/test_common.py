@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 
 import pytest
@@ -54,14 +55,18 @@ def test_run_load_stops_at_the_count_and_counts_errors(common):
 
 
 def test_run_load_stops_at_the_duration(common):
+    """On a clock each call moves one second on: a real 0.3 s passed before a loaded
+    machine started the threads at all (no call made, the run still correct)."""
+    now, lock = [0], threading.Lock()
+
     def call(session, i):
-        time.sleep(0.05)
+        with lock:
+            now[0] += 1
         return 200
 
-    started = time.perf_counter()
-    result = common.run_load(call, 10**6, 2, duration=0.3)
-    assert time.perf_counter() - started < 2.0
-    assert 2 <= result.count < 40
+    result = common.run_load(call, 10**6, 2, duration=6, clock=lambda: now[0])
+    # calls start while the clock reads 0..6: 7, or 8 when both threads start one at 6
+    assert 7 <= result.count <= 8 and result.seconds == result.count
 
 
 def test_load_result_summary_rounds_and_keeps_codes(common):
