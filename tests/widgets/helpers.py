@@ -14,6 +14,8 @@ from plugin.extensions import db
 from plugin.models import Interaction, Product
 
 API = "/api/v1/"
+#: 2026-01-01 in ms: where a test that holds the page's clock (``page.clock``) starts it
+PAGE_EPOCH = 1_767_225_600_000
 FOR_YOU = "shopkeeper-for-you"
 READY = '[data-shopkeeper="for-you"][data-shopkeeper-state="ready"]'
 FAILED = '[data-shopkeeper="for-you"][data-shopkeeper-state="error"]'
