@@ -8,8 +8,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager, suppress
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from flask import Flask
 from plugin import lease
 from plugin.db_clock import db_now, db_utcnow
 from plugin.extensions import db
+from plugin.heartbeat import renewing
 from plugin.models import JobRun
 from plugin.models.types import utcnow
 from plugin.webhooks.inbox import BatchResult, process_inbox, worker_name
@@ -297,34 +298,16 @@ def _run_recorded(app: Flask, name: str, fn: Callable[[], object],
     _observe_job(name, run.status, time.perf_counter() - began)
 
 
-@contextmanager
-def _heartbeat(app: Flask, run_id: int) -> Iterator[None]:
-    """Renew the run's heartbeat from a thread (its own session) while the job runs, so a
-    long job is told apart from one whose worker died."""
-    stop = threading.Event()
-
+def _heartbeat(app: Flask, run_id: int) -> AbstractContextManager[None]:
+    """Renew the run's heartbeat while the job runs, so a long job is told apart from one
+    whose worker died."""
     def beat() -> None:
-        with app.app_context():
-            try:
-                while not stop.wait(RUN_HEARTBEAT_SECONDS):
-                    try:
-                        db.session.execute(sa.update(JobRun).where(
-                            JobRun.id == run_id, JobRun.status == "running")
-                            .values(heartbeat_at=db_utcnow()))
-                        db.session.commit()
-                    except Exception:  # the next beat tries again; the job goes on
-                        db.session.rollback()
-                        log.exception("jobs.heartbeat_failed", extra={"run_id": run_id})
-            finally:
-                db.session.remove()
+        db.session.execute(sa.update(JobRun).where(
+            JobRun.id == run_id, JobRun.status == "running").values(heartbeat_at=db_utcnow()))
+        db.session.commit()
 
-    thread = threading.Thread(target=beat, name=f"job-heartbeat-{run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    return renewing(app, RUN_HEARTBEAT_SECONDS, beat, name=f"job-heartbeat-{run_id}",
+                    log=log, event="jobs.heartbeat_failed", extra={"run_id": run_id})
 
 
 def mark_abandoned_runs(name: str) -> int:
@@ -471,35 +454,14 @@ class Worker:
             self._set_leader(held)
             return held
 
-    @contextmanager
-    def _keeping_lease(self) -> Iterator[None]:
-        """Renew the lease from a thread (its own session) every poll interval while a
-        batch runs, and with it the jobs this worker's scheduler runs meanwhile: renewed
-        only between rows, one row slower than the lease (a platform fetch with its
-        retries) let it lapse, and a standby took leadership over."""
-        app, stop = self.app, threading.Event()
-
-        def beat() -> None:
-            with app.app_context():
-                try:
-                    while not stop.wait(app.config["WORKER_POLL_SECONDS"]):
-                        try:
-                            if not self._keep_lease():
-                                return  # the next loop turn tries for it again
-                        except Exception as err:  # the next beat tries again
-                            db.session.rollback()
-                            log.warning("worker.lease_renewal_failed", extra={
-                                "worker": self.name, "error": type(err).__name__})
-                finally:
-                    db.session.remove()
-
-        thread = threading.Thread(target=beat, name="scheduler-lease", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
+    def _keeping_lease(self) -> AbstractContextManager[None]:
+        """Renew the lease every poll interval while a batch runs, and with it the jobs
+        this worker's scheduler runs meanwhile: renewed only between rows, one row slower
+        than the lease (a platform fetch with its retries) let it lapse, and a standby took
+        leadership over. Once lost, the next loop turn tries for it again."""
+        return renewing(self.app, self.app.config["WORKER_POLL_SECONDS"], self._keep_lease,
+                        name="scheduler-lease", log=log, event="worker.lease_renewal_failed",
+                        extra={"worker": self.name})
 
     def _between_rows(self) -> bool:
         """Called by the inbox before each row: True once SIGTERM asked us to stop."""

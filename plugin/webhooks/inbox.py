@@ -13,9 +13,8 @@ import json
 import logging
 import os
 import socket
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +25,7 @@ from connectors import records
 from connectors.base import Connector
 from connectors.errors import RateLimited
 from plugin.extensions import db, insert_or_ignore
+from plugin.heartbeat import renewing
 from plugin.models import Shop, WebhookDelivery
 from plugin.models.types import utcnow
 
@@ -167,36 +167,14 @@ def _renew_claims(ids: list[int], worker: str) -> None:
     db.session.commit()
 
 
-@contextmanager
-def _keeping_claims(ids: list[int], worker: str) -> Iterator[None]:
-    """Renew the batch's claims from a thread (its own session) every quarter of the claim
-    timeout while its rows are handled: renewed only between rows, one slow row (a
-    platform fetch with its retries takes minutes) outlasted the claim, and a second
-    worker applied it beside the first."""
+def _keeping_claims(ids: list[int], worker: str) -> AbstractContextManager[None]:
+    """Renew the batch's claims every quarter of the claim timeout while its rows are
+    handled: renewed only between rows, one slow row (a platform fetch with its retries
+    takes minutes) outlasted the claim, and a second worker applied it beside the first."""
     app = current_app._get_current_object()
-    every = app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] / 4
-    stop = threading.Event()
-
-    def beat() -> None:
-        with app.app_context():
-            try:
-                while not stop.wait(every):
-                    try:
-                        _renew_claims(ids, worker)
-                    except Exception as err:  # the next beat tries again; the rows go on
-                        db.session.rollback()
-                        log.warning("inbox.claim_renewal_failed",
-                                    extra={"worker": worker, "error": type(err).__name__})
-            finally:
-                db.session.remove()
-
-    thread = threading.Thread(target=beat, name="inbox-claims", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    return renewing(app, app.config["INBOX_CLAIM_TIMEOUT_SECONDS"] / 4,
+                    lambda: _renew_claims(ids, worker), name="inbox-claims", log=log,
+                    event="inbox.claim_renewal_failed", extra={"worker": worker})
 
 
 def _held_by(worker: str, attempt: int) -> sa.ColumnElement[bool]:
