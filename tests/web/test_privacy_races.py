@@ -50,6 +50,22 @@ def _waiting_on_a_lock(timeout: float = 10.0) -> bool:
     return False
 
 
+def _in_own_session(app, job: Callable[[], None], failures: list[Exception],
+                    finished: threading.Event, *, commit: bool = False) -> None:
+    """Run ``job`` in a session of its own (a thread's), keeping what it raised for the
+    test to report and setting ``finished`` whatever happened."""
+    with app.app_context():
+        try:
+            job()
+            if commit:
+                db.session.commit()
+        except Exception as err:
+            failures.append(err)
+        finally:
+            finished.set()
+            db.session.remove()
+
+
 def _race(app, first: Callable[[], None], second: Callable[[], None]) -> list[Exception]:
     """Run ``first`` in a session of its own up to its flush, then ``second`` in another;
     once ``second`` waits on a lock, commit ``first``. Returns what either raised."""
@@ -183,14 +199,7 @@ def test_a_saleor_channel_switch_and_an_erasure_at_once_both_finish(app, first):
         channel.choose(db.session.get(Shop, shop_id), "channel-pln")
 
     def run(job: Callable[[], None]) -> None:
-        with app.app_context():  # a session of its own
-            try:
-                job()
-            except Exception as err:  # the test reports what went wrong
-                failures.append(err)
-            finally:
-                paused.set()
-                db.session.remove()
+        _in_own_session(app, job, failures, paused)
 
     # the erasure pauses with its customer's purchases deleted, before the guest order's;
     # the switch with every purchase deleted and orders marked, before its commit
@@ -255,14 +264,7 @@ def test_a_subprofile_deletion_and_its_owners_erasure_at_once_both_finish(app):
         db.session.commit()
 
     def run(job: Callable[[], None]) -> None:
-        with app.app_context():  # a session of its own
-            try:
-                job()
-            except Exception as err:  # the test reports what went wrong
-                failures.append(err)
-            finally:
-                paused.set()
-                db.session.remove()
+        _in_own_session(app, job, failures, paused)
 
     event.listen(db.engine, "before_cursor_execute", pause)
     try:
@@ -305,15 +307,7 @@ def _race_held(app, first: Callable[[], None], second: Callable[[], None],
     failures: list[Exception] = []
 
     def run(job: Callable[[], None]) -> None:
-        with app.app_context():  # a session of its own
-            try:
-                job()
-                db.session.commit()
-            except Exception as err:  # the test reports what went wrong
-                failures.append(err)
-            finally:
-                hold.reached.set()
-                db.session.remove()
+        _in_own_session(app, job, failures, hold.reached, commit=True)
 
     hold.thread = threading.Thread(target=run, args=(first,))
     hold.thread.start()
