@@ -19,6 +19,7 @@ import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -416,6 +417,8 @@ def load_interactions(path: Path, catalog_path: Path | None = None) -> Interacti
         users, items, when, baskets=baskets, quantities=qty, prices=prices, catalog=catalog)
     if bk is not None:
         _warn_long_baskets(path, data)
+    if not clock.day_numbers:
+        _warn_placeholder_dates(path, data)
     return data
 
 
@@ -439,6 +442,32 @@ def _warn_long_baskets(path: Path, data: Interactions) -> None:
         click.echo(f"{path.name}: {long:,} of {len(np.unique(data.basket)):,} baskets hold "
                    "purchases more than a day apart; if basket_id values are reused across "
                    "orders, each still counts as one basket", err=True)
+
+
+#: real purchase dates of a retail export fall between these (1980-01-01 and 2100-01-01)
+_PLAUSIBLE = (315_532_800.0, 4_102_444_800.0)
+
+
+def _warn_placeholder_dates(path: Path, data: Interactions) -> None:
+    """Warn when a minority of rows carry dates no shop sold on (0001-01-01, 1970-01-01,
+    9999-12-31: what systems write for "unknown"). They still count, and a far-future one
+    makes its basket the customer's last, the one held out."""
+    t = data.timestamp
+    odd = (t < _PLAUSIBLE[0]) | (t >= _PLAUSIBLE[1])
+    count = int(np.count_nonzero(odd))
+    if not count or 2 * count >= len(t):  # most rows: a synthetic timeline, not placeholders
+        return
+    examples = sorted({_iso_date(x) for x in np.unique(t[odd])[[0, -1]].tolist()})
+    click.echo(f"{path.name}: {count:,} row(s) dated before 1980 or after 2099 "
+               f"({', '.join(examples)}), unlike the rest of the file: placeholder dates? "
+               "They are used as given (a far-future basket is the one held out)", err=True)
+
+
+def _iso_date(seconds: float) -> str:
+    try:
+        return (datetime(1970, 1, 1) + timedelta(seconds=seconds)).date().isoformat()
+    except OverflowError:  # beyond year 9999: an epoch in the wrong unit
+        return f"{seconds:.0f} s after 1970"
 
 
 # what a spreadsheet shows for a long number (4.71009E+12); a basket key ends in one

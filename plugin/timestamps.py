@@ -60,6 +60,8 @@ class TimestampColumn:
         self._seconds: dict[str, float | str] = {}  # value -> seconds, or its deferred text
         self._pending: dict[str, int] = {}  # value -> first line it was seen on
         self.note = ""
+        #: the column counts days from 1970-01-01 (a ``DAY`` column): early dates are its own
+        self.day_numbers = False
 
     def add(self, value: str, line: int) -> float | str:
         """Seconds for an ISO value; else the stripped value itself, to ``resolve`` later."""
@@ -100,8 +102,12 @@ class TimestampColumn:
                 self.note = ("day numbers: Excel serial dates (day 0 is 1899-12-30)" if excel
                              else "day numbers (day 0 is 1970-01-01)")
                 origin = _EXCEL_DAY_0 if excel else 0.0
+                self.day_numbers = not excel
                 return {v: origin + n * _DAY for v, n in zip(values, numbers, strict=True)}
-            millis = max(abs(n) for n in numbers) > _MILLIS
+            big = [v for v, n in zip(values, numbers, strict=True) if abs(n) > _MILLIS]
+            if big and len(big) < len(values):
+                raise self._mixed_epochs(values, set(big))
+            millis = bool(big)
             self.note = ("unix epoch milliseconds" if millis else "unix epoch seconds")
             return {v: n / 1000.0 if millis else n for v, n in zip(values, numbers, strict=True)}
         by_line = sorted(values, key=self._pending.__getitem__)
@@ -117,6 +123,18 @@ class TimestampColumn:
         bad = _first_bad(by_line)
         raise _Unparsable(bad, self._pending[bad])
 
+
+    def _mixed_epochs(self, values: list[str], big: set[str]) -> _Unparsable:
+        """Epoch seconds next to epoch milliseconds: no single unit reads both right (one
+        large value used to turn the whole column into milliseconds, every other date 1970),
+        so blame the first value of the rarer kind."""
+        odd = big if 2 * len(big) < len(values) else set(values) - big
+        first = min(odd, key=self._pending.__getitem__)
+        unit = "milliseconds" if first in big else "seconds"
+        error = _Unparsable(first, self._pending[first])
+        error.args = (f"timestamp {first!r} reads as epoch {unit}, unlike most of the file's "
+                      "numbers; one unit per file (seconds, or milliseconds above 1e11)",)
+        return error
 
     def _compact(self, values: list[str]) -> dict[str, float] | None:
         """Seconds of a column of ``yyyymmddHHMMSS`` (or ``yyyymmddHHMM``) numbers, else None.

@@ -8,6 +8,7 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -754,3 +755,30 @@ def test_tiny_files_are_scored_not_crashed(tmp_path, rows):
     report = json.loads(result.stdout)
     assert report["users"] >= 1
     assert 0.0 <= report["models"]["shopkeeper"]["ndcg@10"] <= 1.0
+
+
+def test_epoch_seconds_next_to_milliseconds_is_an_error_naming_the_odd_line(tmp_path):
+    # one millisecond value used to turn the whole column into milliseconds: every other
+    # date became January 1970
+    stamps = ["1493740800", "1493827200", "1493913600000", "1494000000"]
+    with pytest.raises(click.BadParameter, match=r"line 4: timestamp '1493913600000' reads "
+                                                 r"as epoch milliseconds"):
+        _times(tmp_path, stamps)
+
+
+@pytest.mark.parametrize("placeholder", ["0001-01-01", "1970-01-01", "9999-12-31 00:00:00"])
+def test_placeholder_dates_among_real_ones_are_warned_about(tmp_path, capsys, placeholder):
+    _times(tmp_path, ["2024-05-01", "2024-05-02", placeholder])
+    err = capsys.readouterr().err
+    assert "1 row(s) dated before 1980 or after 2099" in err
+    assert placeholder[:10] in err
+
+
+@pytest.mark.parametrize("stamps", [
+    ["2024-05-01", "2024-05-02"],  # real dates
+    ["1970-01-03", "1970-01-09", "1970-02-01"],  # a synthetic timeline, all early
+    ["1", "8", "711"],  # a DAY column: its dates are 1970's by construction
+])
+def test_no_placeholder_warning_for_ordinary_or_synthetic_timelines(tmp_path, capsys, stamps):
+    _times(tmp_path, stamps)
+    assert "placeholder" not in capsys.readouterr().err
