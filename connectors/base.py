@@ -89,6 +89,13 @@ class Connector(abc.ABC):
     #: numbers applied in the order's currency sets this False: an amount is then only
     #: exact in a shop selling one currency, which offers read from ``sold_currencies``.
     amounts_keep_currency: ClassVar[bool] = True
+    #: Whether a ``fixed`` value and a ``min_subtotal`` are taken in the shop's own currency
+    #: and converted into the order's currency at checkout, at the rate the platform also
+    #: prices that currency with (Shopify Markets: "fixed-amount discounts are set in the
+    #: currency of your store ... converted to the customer's currency"). A cart in another
+    #: currency can then be offered an amount in the shop's currency, sized on the
+    #: catalogue's prices, without an exchange rate of our own (``plugin.offers.pricing``).
+    converts_amounts: ClassVar[bool] = False
 
     def __init__(
         self, credentials: Credentials, *, session: requests.Session | None = None

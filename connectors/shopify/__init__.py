@@ -103,6 +103,10 @@ class ShopifyConnector(Connector):
         scopes=SCOPES,
         capabilities=frozenset({"webhooks", "backfill", "discounts", "install"}),
     )
+    #: A code's fixed amount and minimum subtotal are in the shop's currency; checkout
+    #: converts them into the customer's (help.shopify.com/en/manual/international/pricing/
+    #: discounts; a manual exchange rate, when the merchant set one, is used instead).
+    converts_amounts = True
 
     def __init__(self, credentials: Credentials, *,
                  session: requests.Session | None = None) -> None:
@@ -424,7 +428,16 @@ class ShopifyConnector(Connector):
 
     # -- discounts ------------------------------------------------------------------------
     def create_discount(self, spec: DiscountSpec) -> DiscountRef:
-        """A single-code discount via ``discountCodeBasicCreate`` (or free shipping)."""
+        """A single-code discount via ``discountCodeBasicCreate`` (or free shipping).
+
+        Its amounts are read in the shop's currency, whatever the spec says: a spec in
+        another currency (an offer quoted before the shop's currency changed) is refused,
+        since Shopify would take its number as that many units of the shop's currency.
+        """
+        shop_currency = self.credentials.extra.get("currency")
+        if spec.currency and shop_currency and spec.currency.upper() != shop_currency.upper():
+            raise InvalidPayload("discount not in the shop's currency",
+                                 {"currency": [f"Shopify takes amounts in {shop_currency}"]})
         free = spec.kind == "free_shipping"
         mutation = discounts.FREE_SHIPPING_MUTATION if free else discounts.BASIC_MUTATION
         root = "discountCodeFreeShippingCreate" if free else "discountCodeBasicCreate"

@@ -51,6 +51,10 @@ class Situation:
     #: candidate is amounts there (a value or shipping cap, and the subtotal as minimum),
     #: so a cart in another currency is offered nothing (``plugin.offers.platform``).
     amount_currencies: frozenset[str] | None = None
+    #: The cart is in another currency than ``currency``, which the platform converts the
+    #: offer's amounts from at checkout (``plugin.offers.pricing``). Its shipping cap is not
+    #: documented to be converted, so free shipping is not offered on such a cart.
+    converted: bool = False
 
     @property
     def subtotal(self) -> Decimal:
@@ -82,6 +86,8 @@ def violations(c: Candidate, s: Situation, rails: Guardrails) -> list[str]:
         out.append("budget")
     if c.discount_kind == "free_shipping" and not s.free_shipping_capped:
         out.append("uncapped_shipping")
+    if c.discount_kind == "free_shipping" and s.converted:
+        out.append("converted_shipping_cap")
     if s.amount_currencies is not None and s.currency.upper() not in s.amount_currencies:
         out.append("amount_currency")
     cats = {ln.product_id: ln.categories for ln in s.lines}

@@ -5,8 +5,26 @@ discount sized on those prices lets one anonymous request claim "a £600 mug" an
 the shop's daily budget. So each line counts at the lower of the reported price and the
 mirrored catalogue price (variant first, then product): a sale price shown in the cart
 still counts as shown, an inflated one does not. A product the catalogue does not know
-(or does not price) counts as nothing, and a cart in another currency than the
-catalogue's gets no offer: its prices cannot be compared.
+(or does not price) counts as nothing.
+
+A cart in another currency than the catalogue's cannot be compared with it (we keep no
+exchange rates, and never guess one). Where the platform takes a discount's amounts in
+the shop's currency and converts them at checkout (``Connector.converts_amounts``:
+Shopify Markets), such a cart is valued at the catalogue's prices alone and the offer is
+made in the catalogue's currency: its amount, minimum subtotal and budget charge are then
+the shop's money, and the guardrails hold as for a cart in that currency. Everywhere else
+it gets ``currency_mismatch``:
+
+- Saleor: a voucher is listed (its value and minimum) in the shop's channel only, and a
+  cart in another currency is in another channel, where that voucher does not apply.
+  Listing it there would take that channel's prices (only the shop's channel is mirrored)
+  and, for the budget in the shop's currency, an exchange rate Saleor does not give.
+- Vendure: amounts are bare numbers in the order's currency (``plugin.offers.platform``).
+- generic: the store applies the signed amount in its own currency; nothing converts it.
+
+Percentages are no way round it: a code for "10% off" costs 10% of whatever the cart
+holds at checkout, so neither the budget nor the approved amount would bound it (every
+offer is a fixed amount: ``plugin.offers.candidates``).
 """
 
 from __future__ import annotations
@@ -26,11 +44,17 @@ if TYPE_CHECKING:
 __all__ = ["trusted_cart"]
 
 
-def trusted_cart(shop_id: str, cart: CartIn) -> tuple[CartIn, str | None]:
+def trusted_cart(shop_id: str, cart: CartIn, *, converts: bool = False
+                 ) -> tuple[CartIn, str | None]:
     """The cart with each line's price capped by the catalogue, or a reason for no offer.
 
-    Reasons: ``"currency_mismatch"`` (the catalogue prices in another currency) and
-    ``"unpriced_cart"`` (no line's product is known to the catalogue with a price).
+    ``converts``: the platform converts amounts in the shop's currency at checkout; a cart
+    in another currency then comes back in the catalogue's, at its prices (the reported
+    ones are in a currency they cannot be compared with).
+
+    Reasons: ``"currency_mismatch"`` (the catalogue prices in another currency, and the
+    platform does not convert or the catalogue is in several) and ``"unpriced_cart"``
+    (no line's product is known to the catalogue with a price).
     """
     product_ids = {str(ln["product_id"]) for ln in cart.lines}
     variant_ids = {str(ln["variant_id"]) for ln in cart.lines if ln.get("variant_id")}
@@ -41,17 +65,21 @@ def trusted_cart(shop_id: str, cart: CartIn) -> tuple[CartIn, str | None]:
         Variant.shop_id == shop_id, Variant.external_id.in_(variant_ids)))} \
         if variant_ids else {}
     currencies = {p.currency.upper() for p in products.values() if p.currency}
+    currency, converted = cart.currency, False
     if currencies and cart.currency.upper() not in currencies:
-        return cart, "currency_mismatch"
+        if not converts or len(currencies) != 1:
+            return cart, "currency_mismatch"
+        currency, converted = next(iter(currencies)), True
     lines, priced = [], 0
     for line in cart.lines:
         listed = _listed_price(line, products, variants)
-        claimed = Decimal(str(line["price"]))
+        claimed = None if converted else Decimal(str(line["price"]))
         priced += listed is not None
-        lines.append({**line, "price": Decimal(0) if listed is None else min(claimed, listed)})
+        lines.append({**line, "price": Decimal(0) if listed is None
+                      else listed if claimed is None else min(claimed, listed)})
     if not priced:
         return cart, "unpriced_cart"
-    return replace(cart, lines=lines), None
+    return replace(cart, currency=currency, lines=lines), None
 
 
 def _listed_price(line: dict, products: dict[str, Product],

@@ -109,7 +109,10 @@ def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = Fals
     if recent is not None:
         return _answer(recent, recent.status, progress)
     # the token binds the cart as reported; its value for the offer is capped by the catalogue
-    cart, refused = trusted_cart(shop.id, cart)
+    # (and, in a currency the platform converts from the shop's, is the catalogue's alone)
+    reported = cart.currency
+    cart, refused = trusted_cart(shop.id, cart,
+                                 converts=connectors.get(shop.platform).converts_amounts)
     if refused is not None:
         log.info("offers.cart_refused", extra={"shop_id": shop.id, "why": refused})
         return _answer(None, refused, progress)
@@ -137,7 +140,8 @@ def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = Fals
         complements=complements_for(shop.id, [ln["product_id"] for ln in cart.lines]),
         features=features, scope_limit=SCOPE_LIMITS.get(shop.platform),
         free_shipping_capped=_caps_free_shipping(shop),
-        amount_currencies=platform.amount_currencies(shop))
+        amount_currencies=platform.amount_currencies(shop),
+        converted=cart.currency != reported)
     decision = choose(situation, rails, model or model_for(shop.id))
     row.p_control, row.p_treated = decision.p_control, decision.p_treated
     offer = decision.offer
