@@ -307,7 +307,10 @@ def _verified_offer(shop: Shop, shopper_id: str, token: str, cart: CartIn,
     offer = db.session.scalar(sa.select(Offer).where(Offer.shop_id == shop.id,
                                                      Offer.public_id == claims.offer_id))
     if offer is None or offer.shopper_id != shopper_id or offer.cart_hash != claims.cart_hash \
-            or offer.amount != claims.amount or offer.kind != claims.kind:
+            or offer.amount != claims.amount or offer.kind != claims.kind \
+            or (offer.currency or "") != claims.currency:
+        # the currency too: an offer on a converted cart is in the shop's currency, not the
+        # cart's, and a token naming another one was not made for this offer
         raise Forbidden("This offer is not valid for this cart.")
     if offer.expires_at is None or offer.expires_at <= now:
         raise Forbidden("This offer has expired.")

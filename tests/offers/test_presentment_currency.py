@@ -157,3 +157,26 @@ def test_shopify_refuses_a_discount_not_in_the_shops_currency(app):
     with pytest.raises(InvalidPayload):
         shopify.create_discount(spec)
     assert len(responses.calls) == 0
+
+
+def _resigned(shop, token: str, **changes) -> str:
+    """``token`` with ``changes`` to its claims, signed again with the shop's own key (a
+    leaked key, or a bug that signs the wrong row): only the row's binding can refuse it."""
+    from plugin.offers import keys
+
+    claims = {**jwt.decode(token, options={"verify_signature": False}), **changes}
+    kid, key = keys.signing_key(shop.id)
+    return jwt.encode(claims, key, algorithm="HS256", headers={"kid": kid})
+
+
+def test_a_token_whose_currency_was_altered_is_refused(client, app):
+    shop = _shop()
+    offer = quote(client, shop, _eur_cart()).get_json()["offer"]
+    head, _, sig = offer["token"].split(".")
+    forged = jwt.encode({**jwt.decode(offer["token"], options={"verify_signature": False}),
+                         "currency": "EUR"}, "x" * 32, algorithm="HS256").split(".")[1]
+    assert accept(client, shop, f"{head}.{forged}.{sig}", _eur_cart()).status_code == 403
+    resigned = _resigned(shop, offer["token"], currency="EUR")
+    assert accept(client, shop, resigned, _eur_cart()).status_code == 403
+    assert _latest().status == "offered"  # nothing was claimed or reserved
+    assert db.session.scalar(sa.select(sa.func.count(OfferLedgerEntry.id))) == 0
