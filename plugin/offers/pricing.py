@@ -41,7 +41,16 @@ from plugin.models import Product, Variant
 if TYPE_CHECKING:
     from plugin.offers.service import CartIn
 
-__all__ = ["trusted_cart"]
+__all__ = ["catalogue_currencies", "trusted_cart"]
+
+
+def catalogue_currencies(shop_id: str, product_ids: set[str]) -> set[str]:
+    """The currencies the catalogue prices these products in (upper case; empty: unknown)."""
+    if not product_ids:
+        return set()
+    return {c.upper() for c in db.session.scalars(sa.select(Product.currency).distinct().where(
+        Product.shop_id == shop_id, Product.external_id.in_(product_ids),
+        Product.deleted_at.is_(None), Product.currency.is_not(None)))}
 
 
 def trusted_cart(shop_id: str, cart: CartIn, *, converts: bool = False

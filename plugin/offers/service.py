@@ -35,7 +35,7 @@ from plugin.offers.candidates import CENT, Line
 from plugin.offers.catalog import categories_of, complements_for
 from plugin.offers.learning import model_for
 from plugin.offers.policy import ConversionModel, Situation, choose
-from plugin.offers.pricing import trusted_cart
+from plugin.offers.pricing import catalogue_currencies, trusted_cart
 from plugin.offers.settings import Guardrails, guardrails_from
 from plugin.offers.tokens import OfferClaims, OfferTokenInvalid, cart_hash, sign_offer, verify_offer
 from plugin.shops import connector_for
@@ -101,7 +101,7 @@ def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = Fals
     """Answer ``POST /offers/quote``: the offer (with its token) or none, and why."""
     now = now or utcnow()
     rails = guardrails_for(shop)
-    progress = _free_shipping_progress(rails, cart)
+    progress = _free_shipping_progress(shop.id, rails, cart)
     if not (shop.settings or {}).get("offers_enabled"):
         return _answer(None, "disabled", progress)
     chash = cart.hash
@@ -340,8 +340,15 @@ def _answer(row: Offer | None, why: str, progress: dict[str, Any] | None) -> dic
     return body
 
 
-def _free_shipping_progress(rails: Guardrails, cart: CartIn) -> dict[str, Any] | None:
+def _free_shipping_progress(shop_id: str, rails: Guardrails, cart: CartIn
+                            ) -> dict[str, Any] | None:
+    """How far the cart is from free shipping; nothing for a cart in another currency than
+    the catalogue's (the threshold is the shop's money: a euro subtotal against a pound
+    threshold, shown in euros, would be a wrong promise)."""
     if rails.free_shipping_threshold is None:
+        return None
+    currencies = catalogue_currencies(shop_id, {str(ln["product_id"]) for ln in cart.lines})
+    if currencies and cart.currency.upper() not in currencies:
         return None
     left = max(rails.free_shipping_threshold - cart.subtotal, Decimal(0)).quantize(CENT)
     return {"threshold": rails.free_shipping_threshold, "remaining": left,

@@ -180,3 +180,14 @@ def test_a_token_whose_currency_was_altered_is_refused(client, app):
     assert accept(client, shop, resigned, _eur_cart()).status_code == 403
     assert _latest().status == "offered"  # nothing was claimed or reserved
     assert db.session.scalar(sa.select(sa.func.count(OfferLedgerEntry.id))) == 0
+
+
+@pytest.mark.parametrize("platform", ["shopify", "saleor"])
+def test_free_shipping_progress_is_not_promised_to_a_cart_in_another_currency(client, app,
+                                                                              platform):
+    # the threshold is the shop's money: "EUR 10 to go" measured against GBP 150 was wrong,
+    # converted (Shopify) or refused (Saleor) alike
+    shop = _shop(platform, f"{platform}-fs.example", free_shipping_threshold="150")
+    assert quote(client, shop, _eur_cart()).get_json()["free_shipping"] is None
+    gbp = {**_eur_cart("60.00"), "currency": "GBP"}
+    assert quote(client, shop, gbp).get_json()["free_shipping"]["remaining"] == "30.00"
