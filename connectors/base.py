@@ -87,7 +87,8 @@ class Connector(abc.ABC):
     #: Whether a discount's amounts (a ``fixed`` value, a ``min_subtotal``) are taken in the
     #: offer's currency whatever else the shop sells. A platform that keeps them as bare
     #: numbers applied in the order's currency sets this False: an amount is then only
-    #: exact in a shop selling one currency, which offers read from ``sold_currencies``.
+    #: exact in a shop selling one currency, which offers read from ``sold_currencies``,
+    #: or where the platform limits the discount to its currency (``pins_order_currency``).
     amounts_keep_currency: ClassVar[bool] = True
     #: Whether a ``fixed`` value and a ``min_subtotal`` are taken in the shop's own currency
     #: and converted into the order's currency at checkout, at the rate the platform also
@@ -128,6 +129,12 @@ class Connector(abc.ABC):
         """The currencies the shop sells in, as the platform reports now (upper-case ISO
         4217); None (the default) when the platform has none to read."""
         return None
+
+    def pins_order_currency(self) -> bool:
+        """Whether a discount made now applies only to orders in its own currency, so a
+        platform without ``amounts_keep_currency`` is exact in every sold currency all the
+        same (False, the default: not known to)."""
+        return False
 
     # -- webhooks -------------------------------------------------------------------------
     @abc.abstractmethod

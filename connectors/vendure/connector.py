@@ -42,6 +42,7 @@ from connectors.vendure.client import AdminClient
 from connectors.vendure.discounts import (
     check_currency,
     default_tax_rate,
+    pins_currency,
     promotion_input,
     sold_currencies,
     validate_spec,
@@ -74,7 +75,8 @@ class VendureConnector(Connector):
     #: costs, and its default conditions cannot look at the shipping price.
     caps_free_shipping = False
     #: ``order_fixed_discount`` and ``minimum_order_amount`` hold bare minor units, taken in
-    #: the order's currency: exact only in a channel selling one currency (``check_currency``).
+    #: the order's currency: exact only in a channel selling one currency (``check_currency``),
+    #: unless the plugin's currency condition limits the promotion (``pins_order_currency``).
     amounts_keep_currency = False
 
     def __init__(
@@ -111,6 +113,12 @@ class VendureConnector(Connector):
         if not isinstance(channel, dict):
             raise InvalidPayload("Vendure named no active channel", {"activeChannel": ["null"]})
         return sold_currencies(channel)
+
+    def pins_order_currency(self) -> bool:
+        """Whether the server has the Shopkeeper plugin's order-currency promotion condition
+        (an older plugin, or none, does not): then every discount is limited to orders in
+        its own currency, and its amounts are exact in any currency the channel sells."""
+        return pins_currency(self.client.execute(queries.PROMOTION_CONDITIONS))
 
     # -- webhooks -------------------------------------------------------------------------
     def verify_webhook(
@@ -289,7 +297,7 @@ class VendureConnector(Connector):
         if existing is not None:
             return DiscountRef(existing, spec.code, spec.expires_at)
         setup = None
-        if spec.kind == "fixed" or spec.min_subtotal is not None:  # an amount: one currency
+        if spec.kind == "fixed" or spec.min_subtotal is not None:  # an amount: its currency
             setup = self.client.execute(queries.TAX_SETUP)
             check_currency(spec, setup)
         variant_ids = self._variant_ids(spec.product_ids) if spec.product_ids else None
@@ -303,6 +311,7 @@ class VendureConnector(Connector):
             customer_group_id=group_id,
             precision=self.options.precision,
             tax_rate=tax_rate,
+            pin_currency=bool(spec.currency) and setup is not None and pins_currency(setup),
         )
         result = self.client.execute(queries.CREATE_PROMOTION, {"input": payload})
         promotion = result["createPromotion"]

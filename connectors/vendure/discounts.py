@@ -3,7 +3,9 @@
 Vendure enforces everything that matters for a one-off offer: the coupon code, the total and
 per-customer usage limits, the end date, a minimum order amount and, through a one-member
 customer group, who may use it. Amounts are integer minor units; arguments are strings
-(JSON for lists), as ``ConfigurableOperationInput`` requires.
+(JSON for lists), as ``ConfigurableOperationInput`` requires. Vendure takes those units in
+whatever currency the order is in; where the Shopkeeper plugin adds its ``ORDER_CURRENCY``
+condition, a promotion carries it and applies only to orders in the offer's currency.
 """
 
 from __future__ import annotations
@@ -17,13 +19,19 @@ from connectors.errors import InvalidPayload
 from connectors.records import DiscountSpec
 
 __all__ = [
+    "ORDER_CURRENCY",
     "check_currency",
     "default_tax_rate",
+    "pins_currency",
     "promotion_input",
     "sold_currencies",
     "to_minor",
     "validate_spec",
 ]
+
+#: The Shopkeeper Vendure plugin's promotion condition: true only for an order in its
+#: ``currencyCode`` (``vendure-plugin/shopkeeper-plugin.js``).
+ORDER_CURRENCY = "shopkeeper_order_currency"
 
 
 def to_minor(amount: Decimal, precision: int = 2) -> int:
@@ -55,16 +63,27 @@ def sold_currencies(channel: dict[str, Any]) -> frozenset[str]:
     return frozenset(sold)
 
 
+def pins_currency(data: dict[str, Any]) -> bool:
+    """Whether the server offers ``ORDER_CURRENCY`` (a ``promotionConditions`` answer):
+    only where the Shopkeeper plugin, in a version that adds it, is installed."""
+    conditions = data.get("promotionConditions") or ()
+    return any(isinstance(c, dict) and c.get("code") == ORDER_CURRENCY for c in conditions)
+
+
 def check_currency(spec: DiscountSpec, setup: dict[str, Any]) -> None:
     """Refuse an amount Vendure could take in a currency other than the offer's.
 
     ``order_fixed_discount`` and ``minimum_order_amount`` hold bare minor units and apply them
     to an order in whatever currency it is in, and an order follows the shopper's currency
-    even after the coupon is on it (``OrderService`` re-prices it). So an amount is only
-    exact in a channel that sells in the offer's currency alone (``TAX_SETUP`` data); a
-    channel naming no currency is refused too, as the offers engine does not quote there.
+    even after the coupon is on it (``OrderService`` re-prices it). With the plugin's
+    ``ORDER_CURRENCY`` condition the promotion applies to orders in the offer's currency
+    only, which the channel must sell; without it an amount is only exact in a channel that
+    sells in the offer's currency alone (``TAX_SETUP`` data). A channel naming no currency
+    is refused too, as the offers engine does not quote there.
     """
     sold = sold_currencies(setup["activeChannel"])
+    if pins_currency(setup) and spec.currency and spec.currency.upper() in sold:
+        return
     offered = {spec.currency.upper()} if spec.currency else sold
     if len(sold) != 1 or offered != sold:
         raise InvalidPayload(
@@ -116,12 +135,15 @@ def promotion_input(
     customer_group_id: str | None = None,
     precision: int = 2,
     tax_rate: Decimal = Decimal(0),
+    pin_currency: bool = False,
 ) -> dict[str, Any]:
     """The ``createPromotion`` input for ``spec`` (variant ids resolved by the caller).
 
     ``startsAt`` is left out so the coupon works at once, whatever the clock skew. A fixed
     amount is gross (what the shopper saves); ``tax_rate`` (percent) turns it into the net
-    amount Vendure expects when the channel's prices exclude tax.
+    amount Vendure expects when the channel's prices exclude tax. ``pin_currency`` adds the
+    plugin's ``ORDER_CURRENCY`` condition for ``spec.currency`` (the caller checked the
+    server has it), so the amounts apply to orders in that currency alone.
     """
     validate_spec(spec)
     if spec.kind == "percent" and variant_ids:
@@ -146,6 +168,10 @@ def promotion_input(
         )
     if customer_group_id is not None:
         conditions.append(_op("customer_group", customerGroupId=customer_group_id))
+    if pin_currency:
+        if not spec.currency:
+            raise InvalidPayload("no currency to limit the offer to", {"currency": ["missing"]})
+        conditions.append(_op(ORDER_CURRENCY, currencyCode=spec.currency.upper()))
     return {
         "enabled": True,
         "endsAt": _iso(spec.expires_at),

@@ -106,11 +106,16 @@ query TaxSetup {
   taxRates(options: { take: 1000 }) {
     items { value enabled zone { id } category { id isDefault } }
   }
+  promotionConditions { code }
 }
 """
 
 CHANNEL_CURRENCIES = """
 query ChannelCurrencies { activeChannel { defaultCurrencyCode availableCurrencyCodes } }
+"""
+
+PROMOTION_CONDITIONS = """
+query PromotionConditions { promotionConditions { code } }
 """
 
 PROMOTIONS_BY_CODE = """

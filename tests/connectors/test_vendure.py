@@ -27,7 +27,7 @@ from connectors.generic import sign_payload
 from connectors.http import make_session
 from connectors.records import Cart, Customer, Deletion, DiscountSpec, Order, Product
 from connectors.vendure import VendureConnector
-from connectors.vendure.discounts import default_tax_rate, promotion_input
+from connectors.vendure.discounts import ORDER_CURRENCY, default_tax_rate, promotion_input
 from connectors.vendure.paging import Cursor, decode_cursor, encode_cursor
 from tests.connectors.contract import ConnectorContract, WebhookSample
 
@@ -482,6 +482,60 @@ class TestVendureConnector(ConnectorContract):
         assert "currency" in info.value.errors
         assert not any(gql("Group")(c.request)[0] or gql("Promotion")(c.request)[0]
                        for c in responses.calls)  # nothing left behind in Vendure
+
+    @pytest.mark.parametrize("currency, pinned", [("EUR", True), ("USD", True),
+                                                  ("EUR", False)])
+    @responses.activate
+    def test_plugin_condition_limits_amounts_to_the_offers_currency(
+        self, currency, pinned
+    ) -> None:
+        """With the plugin's order-currency condition on the server, a fixed offer in any
+        currency the channel sells is made, and applies only to orders in that currency;
+        without it (an older plugin) the multi-currency channel still refuses it."""
+        setup = load("admin_tax_setup.json")
+        setup["data"]["activeChannel"].update({"availableCurrencyCodes": ["USD", "EUR"]})
+        codes = ["minimum_order_amount", "customer_group"] + ([ORDER_CURRENCY] if pinned else [])
+        setup["data"]["promotionConditions"] = [{"code": c} for c in codes]
+        responses.add("POST", API_URL, json=load("admin_promotions_by_code_none.json"),
+                      match=[gql("PromotionsByCode")])
+        responses.add("POST", API_URL, json=setup, match=[gql("TaxSetup")])
+        responses.add("POST", API_URL, json=load("admin_create_promotion.json"),
+                      match=[gql("Promotion")])
+        spec = self.spec(kind="fixed", value=Decimal("5"), min_subtotal=Decimal("30"),
+                         currency=currency.lower())
+        if not pinned:
+            with pytest.raises(InvalidPayload):
+                connector().create_discount(spec)
+            return
+        connector().create_discount(spec)
+        conditions = sent_input("Promotion")["conditions"]
+        assert {"code": ORDER_CURRENCY,
+                "arguments": [{"name": "currencyCode", "value": currency}]} in conditions
+        assert conditions[0]["code"] == "minimum_order_amount"
+
+    @responses.activate
+    def test_currency_not_sold_is_refused_even_with_the_plugin_condition(self) -> None:
+        setup = load("admin_tax_setup.json")
+        setup["data"]["activeChannel"].update({"availableCurrencyCodes": ["USD", "EUR"]})
+        setup["data"]["promotionConditions"] = [{"code": ORDER_CURRENCY}]
+        responses.add("POST", API_URL, json=load("admin_promotions_by_code_none.json"),
+                      match=[gql("PromotionsByCode")])
+        responses.add("POST", API_URL, json=setup, match=[gql("TaxSetup")])
+        with pytest.raises(InvalidPayload) as info:
+            connector().create_discount(self.spec(kind="fixed", currency="GBP"))
+        assert "currency" in info.value.errors
+
+    @pytest.mark.parametrize("codes, pinned", [
+        (["minimum_order_amount", ORDER_CURRENCY], True),
+        (["minimum_order_amount", "customer_group"], False),
+    ])
+    @responses.activate
+    def test_pins_order_currency_only_where_the_plugin_adds_the_condition(
+        self, codes, pinned
+    ) -> None:
+        responses.add("POST", API_URL, match=[gql("PromotionConditions")], json={"data": {
+            "promotionConditions": [{"code": c} for c in codes]}})
+        assert connector().pins_order_currency() is pinned
 
     @responses.activate
     def test_sold_currencies_are_the_channels_default_and_available_ones(self) -> None:

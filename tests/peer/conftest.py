@@ -48,3 +48,12 @@ def receiver(vendure_peer: VendurePeer) -> Iterator[Receiver]:
 def vendure_admin(vendure_peer: VendurePeer) -> vendure_api.GraphQL:
     """One logged-in superadmin Admin API client for the session (logins hash passwords)."""
     return vendure_api.admin(vendure_peer.base_url)
+
+
+@pytest.fixture
+def dollars_and_euros(vendure_admin: vendure_api.GraphQL) -> Iterator[None]:
+    """The channel sells euros besides dollars for one test; the session's other tests
+    expect dollars alone, so it is put back whatever happens."""
+    before = vendure_api.sell_currencies(vendure_admin, ["USD", "EUR"])
+    yield
+    vendure_api.sell_currencies(vendure_admin, ["USD", *[c for c in before if c != "USD"]])

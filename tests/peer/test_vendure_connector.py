@@ -17,6 +17,7 @@ from connectors.base import Credentials
 from connectors.errors import SignatureInvalid
 from connectors.records import Customer, Deletion, DiscountSpec, Order, Product
 from connectors.vendure import VendureConnector, paging
+from connectors.vendure.discounts import ORDER_CURRENCY
 from connectors.vendure.paging import CURSOR_LIMIT
 from tests.peer import vendure_api as api
 from tests.peer.receiver import Delivery
@@ -245,3 +246,39 @@ def test_a_spent_offer_discount_is_deleted_with_its_customer_group(vendure_peer,
     assert found == []
     assert admin(groups, n=f"shopkeeper-offer-{code}")["customerGroups"]["items"] == []
     shop.delete_discount(ref)  # deleted already (by us, or in the Dashboard): done, no error
+
+
+def test_euro_offer_in_a_dollar_and_euro_channel_applies_to_euro_orders_only(
+    vendure_peer, shop, admin, dollars_and_euros
+) -> None:
+    """The plugin's order-currency condition: an offer made for a euro cart carries its
+    amounts in euro cents and applies to an order in euros, never to one in dollars (where
+    Vendure would otherwise take the same numbers as dollar cents)."""
+    assert shop.sold_currencies() == frozenset({"USD", "EUR"})
+    assert shop.pins_order_currency()
+    item = api.create_product(admin, "Currency Mug", 4000)  # 40.00 USD net, 48.00 gross
+    api.price_variant(admin, item["variant_id"], "EUR", 3500)  # 35.00 EUR net, 42.00 gross
+    email = f"euro-{uuid.uuid4().hex[:8]}@example.com"
+    customer_id = api.register_customer(admin, email)
+    code = f"SK-{uuid.uuid4().hex[:10].upper()}"
+    spec = DiscountSpec(code=code, kind="fixed", value=Decimal("6"), currency="EUR",
+                        min_subtotal=Decimal("40"), customer_id=customer_id,
+                        expires_at=datetime.now(UTC) + timedelta(hours=1))
+    ref = shop.create_discount(spec)
+    promo = admin("query($id:ID!){promotion(id:$id){conditions{code args{name value}}}}",
+                  id=ref.platform_id)["promotion"]
+    pinned = [c for c in promo["conditions"] if c["code"] == ORDER_CURRENCY]
+    assert pinned == [{"code": ORDER_CURRENCY,
+                       "args": [{"name": "currencyCode", "value": "EUR"}]}]
+
+    lines = [(item["variant_id"], 1)]
+    base = vendure_peer.base_url
+    full_usd = api.place_order(base, email, lines, currency="USD")
+    # in dollars the coupon is accepted as a code but gives nothing, and is not used up
+    usd = api.place_order(base, email, lines, coupon=code, currency="USD")
+    assert usd["currencyCode"] == "USD" and usd["couponCodes"] == [code]
+    assert usd["discounts"] == [] and usd["totalWithTax"] == full_usd["totalWithTax"]
+    full_eur = api.place_order(base, email, lines, currency="EUR")
+    eur = api.place_order(base, email, lines, coupon=code, currency="EUR")
+    assert eur["currencyCode"] == "EUR" and eur["couponCodes"] == [code]
+    assert abs(full_eur["totalWithTax"] - eur["totalWithTax"] - 600) <= 1  # cent rounding

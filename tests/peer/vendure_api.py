@@ -78,6 +78,30 @@ def create_product(adm: GraphQL, name: str, price_minor: int, stock: int = 50) -
     return {"product_id": product["id"], "variant_id": variant["id"], "slug": slug, "sku": sku}
 
 
+def price_variant(adm: GraphQL, variant_id: str, currency: str, price_minor: int) -> None:
+    """Give a variant a price in another currency (a channel selling it needs one)."""
+    adm(
+        "mutation($in:[UpdateProductVariantInput!]!){updateProductVariants(input:$in){id}}",
+        **{"in": [{"id": variant_id,
+                   "prices": [{"currencyCode": currency, "price": price_minor}]}]},
+    )
+
+
+def sell_currencies(adm: GraphQL, currencies: list[str]) -> list[str]:
+    """Make the default channel sell ``currencies`` (the first its default); returns the
+    currencies it sold before, to restore."""
+    channel = adm("{activeChannel{id availableCurrencyCodes}}")["activeChannel"]
+    result = adm(
+        "mutation($in:UpdateChannelInput!){updateChannel(input:$in)"
+        "{... on Channel{availableCurrencyCodes} ... on ErrorResult{message}}}",
+        **{"in": {"id": channel["id"], "defaultCurrencyCode": currencies[0],
+                  "availableCurrencyCodes": currencies}},
+    )["updateChannel"]
+    if "message" in result:
+        raise AssertionError(f"channel not updated: {result}")
+    return channel["availableCurrencyCodes"]
+
+
 def register_customer(adm: GraphQL, email: str, password: str = "secret123") -> str:
     """Create a verified customer with a password; returns the customer id."""
     data = adm(
@@ -97,9 +121,14 @@ def place_order(
     lines: list[tuple[str, int]],
     password: str = "secret123",
     coupon: str | None = None,
+    currency: str | None = None,
 ) -> dict[str, Any]:
-    """Log in on the Shop API, fill a basket, check out with the dummy payment method."""
-    shop = GraphQL(f"{base_url}/shop-api")
+    """Log in on the Shop API, fill a basket, check out with the dummy payment method.
+
+    ``currency``: the basket's currency (Vendure's ``currencyCode`` query parameter; the
+    channel's default without it)."""
+    query = f"?currencyCode={currency}" if currency else ""
+    shop = GraphQL(f"{base_url}/shop-api{query}")
     shop(
         "mutation($u:String!,$p:String!){login(username:$u,password:$p){... on CurrentUser{id}}}",
         u=email,
@@ -139,6 +168,7 @@ def place_order(
     payment = shop("{eligiblePaymentMethods{code isEligible}}")["eligiblePaymentMethods"][0]["code"]
     return shop(
         "mutation($m:String!){addPaymentToOrder(input:{method:$m,metadata:{}})"
-        "{... on Order{id code state totalWithTax couponCodes} ... on ErrorResult{message}}}",
+        "{... on Order{id code state currencyCode totalWithTax couponCodes"
+        " discounts{amountWithTax}} ... on ErrorResult{message}}}",
         m=payment,
     )["addPaymentToOrder"]

@@ -15,6 +15,11 @@
  * harmless (the fetch always returns the newest state) and keeps personal data out of webhooks.
  * Bursts for one entity (a product update fires Product, Variant and Stock events) are coalesced
  * for `debounceMs` into one delivery.
+ *
+ * It also adds the `shopkeeper_order_currency` promotion condition. Vendure's amounts
+ * (`order_fixed_discount`, `minimum_order_amount`) are bare minor units taken in whatever
+ * currency the order is in; an offer's promotion carries this condition with the currency its
+ * amounts were quoted in, so in a multi-currency channel it applies only to orders in that one.
  */
 const { deliver, sign } = require('./delivery');
 
@@ -34,7 +39,7 @@ const core = loadVendureCore();
 const {
   VendurePlugin, PluginCommonModule, EventBus, TransactionalConnection, Logger, ProductVariant,
   ProductEvent, ProductVariantEvent, StockMovementEvent, CustomerEvent, OrderPlacedEvent,
-  OrderStateTransitionEvent,
+  OrderStateTransitionEvent, PromotionCondition, LanguageCode,
 } = core;
 
 const LOG_CTX = 'ShopkeeperPlugin';
@@ -62,6 +67,27 @@ const TOPICS = [
   'order.placed', 'order.state',
   'app.uninstalled', // sent by disconnect.js, never by the event subscriptions
 ];
+
+/** Code of the condition; the Python connector looks for it before pinning a currency. */
+const ORDER_CURRENCY = 'shopkeeper_order_currency';
+
+/** True only for an order in the promotion's currency (re-checked whenever Vendure re-prices). */
+const orderCurrencyCondition = new PromotionCondition({
+  code: ORDER_CURRENCY,
+  description: [{ languageCode: LanguageCode.en, value: 'If the order is in { currencyCode }' }],
+  args: { currencyCode: { type: 'string' } },
+  check(ctx, order, args) {
+    return String(order.currencyCode).toUpperCase() === String(args.currencyCode).toUpperCase();
+  },
+});
+
+/** Register the condition once, next to the host's own (a plugin listed twice adds nothing). */
+function addOrderCurrencyCondition(config) {
+  const conditions = config.promotionOptions.promotionConditions || [];
+  if (!conditions.some(c => c.code === ORDER_CURRENCY)) conditions.push(orderCurrencyCondition);
+  config.promotionOptions.promotionConditions = conditions;
+  return config;
+}
 
 function iso(date) {
   return (date instanceof Date ? date : new Date()).toISOString();
@@ -185,6 +211,12 @@ ShopkeeperPlugin.options = { ...DEFAULTS };
 
 // Plain JS has no decorators: declare the constructor's DI tokens, then apply @VendurePlugin.
 Reflect.defineMetadata('design:paramtypes', [EventBus, TransactionalConnection], ShopkeeperPlugin);
-VendurePlugin({ imports: [PluginCommonModule], compatibility: '^3.0.0' })(ShopkeeperPlugin);
+VendurePlugin({
+  imports: [PluginCommonModule],
+  compatibility: '^3.0.0',
+  configuration: addOrderCurrencyCondition,
+})(ShopkeeperPlugin);
 
-module.exports = { ShopkeeperPlugin, TOPICS, describe, deliver, sign };
+module.exports = {
+  ShopkeeperPlugin, TOPICS, ORDER_CURRENCY, orderCurrencyCondition, describe, deliver, sign,
+};
