@@ -4,7 +4,9 @@ Every offer becomes amounts on the platform (a fixed value or a shipping cap, an
 subtotal as the minimum: ``service.discount_spec``). Most platforms take them in the offer's
 currency; one that keeps bare numbers applied in the order's currency (Vendure:
 ``Connector.amounts_keep_currency`` False) gives the amount in any currency the shop sells,
-so it is exact only where the shop sells the offer's currency alone. What the shop sells is
+so it is exact only where the shop sells the offer's currency alone, or where the platform
+limits each discount to orders in its own currency (``Connector.pins_order_currency``: the
+Vendure plugin's currency condition), then in every currency the shop sells. Both are
 read from the platform at each sync (at most every ``MAX_AGE``) and kept in
 ``Shop.settings[KEY]``; until it was read, such a shop is quoted nothing (unknown is unsafe).
 The connector checks again when the discount is created, so a stale reading only costs a
@@ -24,7 +26,8 @@ from plugin.models.types import utcnow
 
 log = logging.getLogger("shopkeeper.offers")
 
-#: ``Shop.settings`` key: ``{"sold": [currencies], "read_at": ISO 8601 UTC}``.
+#: ``Shop.settings`` key: ``{"sold": [currencies], "pinned": bool, "read_at": ISO 8601 UTC}``
+#: (``pinned`` absent in readings stored before it was read: False).
 KEY = "sold_currencies"
 #: A reading older than this is read again by the next sync (every 30 min).
 MAX_AGE = timedelta(hours=1)
@@ -33,13 +36,16 @@ MAX_AGE = timedelta(hours=1)
 def amount_currencies(shop: Shop) -> frozenset[str] | None:
     """The currencies an offer's amounts are exact in on the shop's platform.
 
-    None: any (the platform keeps the offer's currency). Otherwise the shop's one sold
-    currency, or nothing when it sells several or was not read yet.
+    None: any (the platform keeps the offer's currency). Otherwise every sold currency
+    where the platform pins a discount to its currency, else the shop's one sold currency;
+    nothing when it sells several unpinned or was not read yet.
     """
     if connectors.get(shop.platform).amounts_keep_currency:
         return None
     sold = _stored(shop)
-    return frozenset(sold) if sold is not None and len(sold) == 1 else frozenset()
+    if sold is None:
+        return frozenset()
+    return frozenset(sold) if len(sold) == 1 or _pinned(shop) else frozenset()
 
 
 def amounts_exact(shop: Shop, currency: str) -> bool | None:
@@ -65,14 +71,16 @@ def refresh(shop: Shop, connector: Connector, *, now: datetime | None = None) ->
         pass  # never read, or unreadable: read it now
     try:
         sold = connector.sold_currencies()
+        # asked only where it matters: one sold currency is exact without it
+        pinned = sold is not None and len(sold) > 1 and connector.pins_order_currency()
     except ConnectorError as err:  # the sync's pages will say what is wrong
         log.warning("offers.currencies_unread", extra={"shop_id": shop.id,
                                                        "error": type(err).__name__})
         return False
     if sold is None:
         return False
-    shop.settings = {**(shop.settings or {}),
-                     KEY: {"sold": sorted(sold), "read_at": now.isoformat()}}
+    shop.settings = {**(shop.settings or {}), KEY: {
+        "sold": sorted(sold), "pinned": bool(pinned), "read_at": now.isoformat()}}
     return True
 
 
@@ -85,13 +93,14 @@ def note(shop: Shop) -> str | None:
     if sold is None:
         return (f"Offers wait for the first sync: {name} takes a discount's amount in the "
                 "order's currency, and the currencies this channel sells were not read yet.")
-    if len(sold) == 1:
-        return None
     if not sold:
         return f"Offers are off: {name} named no currency this channel sells."
+    if len(sold) == 1 or _pinned(shop):
+        return None
     return (f"Offers are off: this channel sells several currencies ({', '.join(sold)}), and "
             f"{name} would take an offer's fixed amount and minimum order in whichever "
-            "the order is in. Sell one currency in this channel to make offers.")
+            "the order is in. Install the current Shopkeeper plugin (it limits each offer "
+            "to orders in its currency) or sell one currency in this channel to make offers.")
 
 
 def _stored(shop: Shop) -> list[str] | None:
@@ -100,3 +109,9 @@ def _stored(shop: Shop) -> list[str] | None:
     if not isinstance(stored, dict) or not isinstance(stored.get("sold"), list):
         return None
     return sorted({str(c).upper() for c in stored["sold"]})
+
+
+def _pinned(shop: Shop) -> bool:
+    """Whether the last reading found discounts limited to their own currency."""
+    stored = (shop.settings or {}).get(KEY)
+    return isinstance(stored, dict) and stored.get("pinned") is True

@@ -61,13 +61,14 @@ def configure(shop, **offers: Any) -> None:
     stock(shop.id)
 
 
-def sells(shop, *currencies: str) -> None:
+def sells(shop, *currencies: str, pinned: bool = False) -> None:
     """The shop's platform was just read selling ``currencies`` (``plugin.offers.platform``):
-    where its amounts follow the order's currency (Vendure), offers need one."""
+    where its amounts follow the order's currency (Vendure), offers need one, or a platform
+    that limits each discount to its currency (``pinned``)."""
     from plugin.offers import platform
 
     shop.settings = {**(shop.settings or {}), platform.KEY: {
-        "sold": list(currencies), "read_at": utcnow().isoformat()}}
+        "sold": list(currencies), "pinned": pinned, "read_at": utcnow().isoformat()}}
     db.session.commit()
 
 

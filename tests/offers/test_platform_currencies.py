@@ -2,9 +2,11 @@
 
 Vendure's ``order_fixed_discount`` and ``minimum_order_amount`` hold bare minor units taken
 in whatever currency the order is in, so a channel selling several currencies cannot honour
-any offer (each is a fixed amount with a minimum subtotal). The sync reads what the channel
-sells (``plugin.offers.platform``); quotes use that reading and ask the platform nothing;
-the connector's own check at accept stays the backstop for a stale reading.
+any offer (each is a fixed amount with a minimum subtotal) unless the Shopkeeper plugin's
+order-currency condition limits each promotion to the offer's currency. The sync reads what
+the channel sells and whether it has that condition (``plugin.offers.platform``); quotes use
+that reading and ask the platform nothing; the connector's own check at accept stays the
+backstop for a stale reading.
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ import responses
 import sqlalchemy as sa
 
 from connectors.base import Credentials
+from connectors.vendure.discounts import ORDER_CURRENCY
 from plugin.extensions import db
 from plugin.ingestion.sync import run_sync
-from plugin.models import Offer, OfferLedgerEntry
+from plugin.models import Offer, OfferLedgerEntry, Product
 from plugin.models.types import utcnow
 from plugin.offers import platform
 from plugin.shops import connector_for, save_credentials
 from tests.admin.conftest import sign_in
 from tests.factories import make_shop
-from tests.offers.conftest import accept, configure, make_idle, quote, sells
+from tests.offers.conftest import accept, cart_body, configure, make_idle, quote, sells
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "vendure"
 
@@ -51,22 +54,29 @@ def _op(name: str):
     return lambda req: (bool(pattern.search(json.loads(req.body)["query"])), name)
 
 
-def _channel_sells(shop, currencies: list[str]) -> None:
+def _channel_sells(shop, currencies: list[str], *, pinned: bool = False) -> None:
+    """The channel's currencies, and its promotion conditions (the plugin's currency
+    condition among them when ``pinned``)."""
     responses.post(_api(shop), match=[_op("ChannelCurrencies")], json={"data": {
         "activeChannel": {"defaultCurrencyCode": currencies[0],
                           "availableCurrencyCodes": currencies}}})
+    codes = ["minimum_order_amount", "customer_group"] + ([ORDER_CURRENCY] if pinned else [])
+    responses.post(_api(shop), match=[_op("PromotionConditions")], json={"data": {
+        "promotionConditions": [{"code": c} for c in codes]}})
 
 
-@pytest.mark.parametrize("sold, quoted", [
-    (["GBP"], True),  # the carts' currency alone: amounts are exact
-    (["GBP", "EUR"], False),  # an order can switch to euros with the coupon on
-    (["EUR"], False),  # one currency, not the cart's
+@pytest.mark.parametrize("sold, pinned, quoted", [
+    (["GBP"], False, True),  # the carts' currency alone: amounts are exact
+    (["GBP", "EUR"], False, False),  # an order can switch to euros with the coupon on
+    (["GBP", "EUR"], True, True),  # the plugin holds the coupon to orders in pounds
+    (["EUR"], False, False),  # one currency, not the cart's
+    (["EUR", "USD"], True, False),  # several, none the cart's
 ])
 @responses.activate
 def test_vendure_shop_is_quoted_only_in_a_currency_its_amounts_are_exact_in(
-        client, app, sold, quoted):
+        client, app, sold, pinned, quoted):
     shop = _vendure()
-    _channel_sells(shop, sold)
+    _channel_sells(shop, sold, pinned=pinned)
     assert platform.refresh(shop, connector_for(shop))
     db.session.commit()
     asked = len(responses.calls)
@@ -75,6 +85,48 @@ def test_vendure_shop_is_quoted_only_in_a_currency_its_amounts_are_exact_in(
     assert (body["offer"] is not None) is quoted, body
     if not quoted:
         assert body["reason_code"] == "no_allowed_candidate"
+    else:
+        assert body["offer"]["currency"] == "GBP"
+
+
+@responses.activate
+def test_each_cart_is_quoted_in_its_own_currency_where_the_plugin_pins_it(client, app):
+    """A pounds-and-euros channel: a euro cart is quoted in euros, against a catalogue that
+    prices in euros (a catalogue in pounds cannot cap a euro cart: ``pricing``)."""
+    shop = _vendure()
+    sells(shop, "EUR", "GBP", pinned=True)
+    body = quote(client, shop, cart_body(currency="EUR")).get_json()
+    assert body["offer"] is None and body["reason_code"] == "currency_mismatch", body
+    db.session.execute(sa.update(Product).where(Product.shop_id == shop.id)
+                       .values(currency="EUR"))
+    db.session.commit()
+    body = quote(client, shop, cart_body(currency="EUR")).get_json()
+    assert body["offer"] is not None and body["offer"]["currency"] == "EUR", body
+
+
+@responses.activate
+def test_a_pinned_offer_becomes_a_promotion_for_orders_in_its_currency(client, app):
+    shop = _vendure()
+    sells(shop, "EUR", "GBP", pinned=True)
+    offer = quote(client, shop).get_json()["offer"]
+    assert offer is not None
+    tax = json.loads((FIXTURES / "admin_tax_setup.json").read_text())
+    tax["data"]["activeChannel"] |= {"defaultCurrencyCode": "GBP",
+                                     "availableCurrencyCodes": ["GBP", "EUR"]}
+    tax["data"]["promotionConditions"] = [{"code": "minimum_order_amount"},
+                                          {"code": ORDER_CURRENCY}]
+    responses.post(_api(shop), json=json.loads(
+        (FIXTURES / "admin_promotions_by_code_none.json").read_text()),
+        match=[_op("PromotionsByCode")])
+    responses.post(_api(shop), json=tax, match=[_op("TaxSetup")])
+    responses.post(_api(shop), json=json.loads(
+        (FIXTURES / "admin_create_promotion.json").read_text()), match=[_op("Promotion")])
+    res = accept(client, shop, offer["token"])
+    assert res.status_code == 200, res.get_json()
+    sent = next(json.loads(c.request.body)["variables"]["input"] for c in responses.calls
+                if "createPromotion" in json.loads(c.request.body)["query"])
+    assert {"code": ORDER_CURRENCY,
+            "arguments": [{"name": "currencyCode", "value": "GBP"}]} in sent["conditions"]
 
 
 @responses.activate
@@ -167,15 +219,16 @@ def test_accept_still_refuses_when_the_reading_is_stale(client, app):
     assert db.session.scalar(sa.select(sa.func.count(OfferLedgerEntry.id))) == 0
 
 
-@pytest.mark.parametrize("sold, shown", [
-    (None, "Offers wait for the first sync"),
-    (["EUR", "GBP"], "this channel sells several currencies (EUR, GBP)"),
-    (["GBP"], None),
+@pytest.mark.parametrize("sold, pinned, shown", [
+    (None, False, "Offers wait for the first sync"),
+    (["EUR", "GBP"], False, "this channel sells several currencies (EUR, GBP)"),
+    (["EUR", "GBP"], True, None),
+    (["GBP"], False, None),
 ])
-def test_settings_page_says_why_offers_are_held_back(app, client, sold, shown):
+def test_settings_page_says_why_offers_are_held_back(app, client, sold, pinned, shown):
     shop = _vendure()
     if sold is not None:
-        sells(shop, *sold)
+        sells(shop, *sold, pinned=pinned)
     sign_in(app, client, shop)
     html = client.get("/admin/settings").get_data(as_text=True)
     if shown is None:

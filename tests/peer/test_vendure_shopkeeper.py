@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from connectors.base import Credentials
+from connectors.vendure.discounts import ORDER_CURRENCY
 from plugin import shops
 from plugin.api.identity import TOKEN_HEADER, mint_customer_token
 from plugin.extensions import db
@@ -259,3 +260,44 @@ def test_accepted_offer_is_a_real_vendure_coupon(
     discounted = api.place_order(vendure_peer.base_url, email, [("2", 1)], coupon=code)
     assert discounted["couponCodes"] == [code]
     assert abs(full["totalWithTax"] - discounted["totalWithTax"] - minor) <= 1  # cent rounding
+
+
+def test_a_two_currency_channel_is_quoted_and_the_coupon_keeps_the_carts_currency(
+    vendure_peer, vendure_admin, shopkeeper_url, vendure_shop, app, dollars_and_euros
+) -> None:
+    """Dollars and euros in one channel: the sync finds the plugin's order-currency
+    condition, so a dollar cart is quoted (before, such a channel got no offer at all) and
+    its coupon is a promotion for orders in dollars alone."""
+    configure(vendure_shop)
+    assert run_sync(vendure_shop.id, "products").finished
+    db.session.refresh(vendure_shop)
+    reading = vendure_shop.settings[offer_platform.KEY]
+    assert (reading["sold"], reading["pinned"]) == (["EUR", "USD"], True)
+    make_idle(vendure_shop.id, SHOPPER)
+    cart = cart_body(price="60.00", quantity=2, product="1", currency="USD")
+    url = f"{shopkeeper_url}/api/v1/offers"
+    params = {"key": vendure_shop.widget_key}
+    shopper = {"X-Shopkeeper-Shopper": SHOPPER}
+    quoted = requests.post(
+        f"{url}/quote", params=params, json={"cart": cart}, headers=shopper, timeout=30
+    )
+    offer = quoted.json()["offer"]
+    assert quoted.status_code == 200 and offer is not None, quoted.text
+    assert offer["currency"] == "USD"
+    accepted = requests.post(f"{url}/accept", params=params,
+                             json={"token": offer["token"], "cart": cart},
+                             headers=shopper, timeout=60)
+    assert accepted.status_code == 200, accepted.text
+    code = accepted.json()["code"]
+    promos = vendure_admin(
+        "query($c:String!){promotions(options:{filter:{couponCode:{eq:$c}}})"
+        "{items{conditions{code args{name value}}}}}", c=code,
+    )["promotions"]["items"]
+    assert {"code": ORDER_CURRENCY, "args": [{"name": "currencyCode", "value": "USD"}]} \
+        in promos[0]["conditions"]
+    email = f"offer-{uuid.uuid4().hex[:8]}@example.com"
+    api.register_customer(vendure_admin, email)
+    full = api.place_order(vendure_peer.base_url, email, [("2", 1)])
+    discounted = api.place_order(vendure_peer.base_url, email, [("2", 1)], coupon=code)
+    minor = int(Decimal(offer["amount"]) * 100)
+    assert abs(full["totalWithTax"] - discounted["totalWithTax"] - minor) <= 1
