@@ -17,7 +17,7 @@ import requests
 
 from connectors import register
 from connectors.base import Connector, ConnectorMeta, header
-from connectors.errors import AuthFailed, InvalidPayload, NotSupported
+from connectors.errors import AuthFailed, InvalidPayload, NotSupported, TransientError
 from connectors.guarded_http import make_guarded_session
 from connectors.parsing import as_object
 from connectors.records import (
@@ -295,7 +295,12 @@ class SaleorConnector(Connector):
 
     # -- discounts ------------------------------------------------------------------------
     def create_discount(self, spec: DiscountSpec) -> DiscountRef:
-        """``voucherCreate`` with one code, then its value in our channel."""
+        """``voucherCreate`` with one code, then its value in our channel.
+
+        Only Saleor's ``errors`` are its refusal (``InvalidPayload``). An answer of another
+        shape (no object, no voucher id) is far likelier a proxy's or gateway's than
+        Saleor's, and a retry adopts a voucher it may have made: ``TransientError``, as
+        Shopify's and Vendure's garbled answers are."""
         channel_id = self.credentials.extra.get("channel_id")
         if not channel_id:
             raise InvalidPayload("no Saleor channel configured", {"channel_id": ["required"]})
@@ -305,8 +310,7 @@ class SaleorConnector(Connector):
             queries.VOUCHER_CREATE_MUTATION, {"input": discounts.voucher_input(spec)},
         ).get("voucherCreate") or {}
         if not isinstance(created, dict):
-            raise InvalidPayload("unexpected voucherCreate answer",
-                                 {"voucherCreate": ["not an object"]})
+            raise TransientError("unexpected voucherCreate answer: not an object")
         errors = created.get("errors") or []
         voucher_id = as_object(created.get("voucher")).get("id")
         if errors and _error_codes(errors) <= CODE_TAKEN:
@@ -318,7 +322,7 @@ class SaleorConnector(Connector):
         elif errors:
             raise refused("voucherCreate", errors)
         if not voucher_id or not isinstance(voucher_id, str):
-            raise InvalidPayload("Saleor returned no voucher", {"voucher": ["missing"]})
+            raise TransientError("Saleor returned no voucher")
         client.mutate(
             queries.VOUCHER_CHANNEL_MUTATION, {"id": voucher_id, "input": listing},
             "voucherChannelListingUpdate",

@@ -314,11 +314,15 @@ class VendureConnector(Connector):
             pin_currency=bool(spec.currency) and setup is not None and pins_currency(setup),
         )
         result = self.client.execute(queries.CREATE_PROMOTION, {"input": payload})
-        promotion = result["createPromotion"]
+        promotion = result.get("createPromotion")
+        if not isinstance(promotion, dict):
+            # a proxy's or gateway's answer, not Vendure's refusal (a string holding
+            # "errorCode" read as one): retried, as Shopify's and Saleor's are
+            raise TransientError("unexpected createPromotion answer: not an object")
         if "errorCode" in promotion:
             raise InvalidPayload(
                 "Vendure refused the promotion",
-                {promotion["errorCode"]: [promotion.get("message", "")]},
+                {str(promotion["errorCode"]): [str(promotion.get("message") or "")]},
             )
         if not promotion.get("id"):
             raise TransientError("Vendure returned no promotion id")

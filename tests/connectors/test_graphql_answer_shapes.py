@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from connectors.errors import ConnectorError, InvalidPayload
+from connectors.errors import ConnectorError, InvalidPayload, TransientError
 from connectors.saleor.client import SaleorGraphQL
 from connectors.shopify.client import ShopifyGraphQL, throttle_delay
 
@@ -228,10 +228,19 @@ def test_a_saleor_voucher_refusal_of_an_unexpected_shape_is_invalid_payload(erro
     [{"data": {"voucherCreate": "created"}}],
     [{"data": {"voucherCreate": {"voucher": "Vm91Y2hlcjox", "errors": []}}}],
     [{"data": {"voucherCreate": {"voucher": {"id": ["Vm91Y2hlcjox"]}, "errors": []}}}],
-    [{"data": {"voucherCreate": {"errors": [{"code": "ALREADY_EXISTS"}]}}},
-     {"data": {"vouchers": {"edges": ["x", {"node": "y"}, {"node": {
-         "id": ["Vm91Y2hlcjox"], "codes": {"edges": [{"node": {"code": "SK-XYZ"}}]}}}]}}}],
 ])
-def test_a_saleor_voucher_answer_of_an_unexpected_shape_is_invalid_payload(answers) -> None:
-    with pytest.raises(InvalidPayload):
+def test_a_saleor_voucher_answer_of_an_unexpected_shape_is_transient(answers) -> None:
+    """No ``errors`` and no readable voucher: a proxy's answer more likely than Saleor's,
+    retried as Shopify's garbled discount answer is, not Saleor's refusal."""
+    with pytest.raises(TransientError):
+        _saleor(*answers).create_discount(_spec())
+
+
+def test_a_saleor_code_taken_by_a_voucher_it_cannot_show_is_refused() -> None:
+    """Saleor's own ``errors`` (the code exists) with no voucher of that code to adopt."""
+    answers = [{"data": {"voucherCreate": {"errors": [{"code": "ALREADY_EXISTS"}]}}},
+               {"data": {"vouchers": {"edges": ["x", {"node": "y"}, {"node": {
+                   "id": ["Vm91Y2hlcjox"], "codes": {"edges": [
+                       {"node": {"code": "SK-XYZ"}}]}}}]}}}]
+    with pytest.raises(InvalidPayload, match="Saleor refused voucherCreate"):
         _saleor(*answers).create_discount(_spec())

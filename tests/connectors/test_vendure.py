@@ -661,6 +661,20 @@ class TestVendureConnector(ConnectorContract):
         sent = promotion_input(self.spec(kind="free_shipping", value=Decimal(0)))
         assert sent["actions"] == [{"code": "free_shipping", "arguments": []}]
 
+    @pytest.mark.parametrize("answer", [
+        {}, {"createPromotion": None}, {"createPromotion": "errorCode: ISE"},
+        {"createPromotion": ["errorCode"]},
+    ])
+    @responses.activate
+    def test_a_promotion_answer_of_an_unexpected_shape_is_transient(self, answer) -> None:
+        """Not Vendure's refusal but likelier a proxy's answer: retried (TransientError), as
+        Shopify's and Saleor's garbled discount answers are. A string or list holding
+        "errorCode" read as a refusal (the offer withdrawn), the others crashed."""
+        responses.add("POST", API_URL, json=load("admin_promotions_by_code_none.json"))
+        responses.add("POST", API_URL, json={"data": answer})
+        with pytest.raises(TransientError):
+            connector().create_discount(self.spec())
+
     @responses.activate
     def test_promotion_error_result_is_invalid_payload(self) -> None:
         responses.add("POST", API_URL, json=load("admin_promotions_by_code_none.json"))

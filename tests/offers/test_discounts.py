@@ -283,3 +283,38 @@ def test_an_accept_waits_seconds_on_a_failing_platform_not_minutes(client, app, 
     assert len(responses.calls) <= 2 and sum(waits) <= 2
     timeouts = {call.request.req_kwargs["timeout"] for call in responses.calls}
     assert all(connect + read <= 15 for connect, read in timeouts), timeouts
+
+
+def _saleor_shop():
+    api = "https://offers.saleor.cloud/graphql/"
+    return api, _shop("saleor", "offers.saleor.cloud", Credentials(
+        "offers.saleor.cloud", access_token="tok", api_url=api,
+        extra={"channel": "default-channel", "channel_id": "Q2hhbm5lbDox"}))
+
+
+@pytest.mark.parametrize("platform, answer", [
+    ("saleor", {"voucherCreate": "created"}),
+    ("saleor", {"voucherCreate": {"voucher": "Vm91Y2hlcjox", "errors": []}}),
+    ("shopify", {"discountCodeBasicCreate": "created"}),
+])
+@responses.activate
+def test_a_garbled_discount_answer_leaves_the_offer_open_on_every_platform(
+        client, app, platform, answer):
+    """A 200 whose create answer has no readable shape is far likelier a proxy's or a
+    gateway's than the platform's refusal: Shopify's left the offer open for a retry
+    (502), Saleor's withdrew it for good as if Saleor had refused the voucher."""
+    if platform == "saleor":
+        api, shop = _saleor_shop()
+    else:
+        domain = "garbled.myshopify.com"
+        api = f"https://{domain}/admin/api/{API_VERSION}/graphql.json"
+        shop = _shop("shopify", domain, Credentials(domain, access_token="shpat_x",
+                                                    webhook_secret="shpss_x"))
+    offer = quote(client, shop).get_json()["offer"]
+    assert offer is not None
+    responses.post(api, json={"data": answer})
+    res = accept(client, shop, offer["token"])
+    assert res.status_code == 502, res.get_json()
+    row = db.session.query(Offer).filter_by(public_id=offer["id"]).one()
+    db.session.refresh(row)
+    assert row.status == "offered"
