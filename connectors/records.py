@@ -46,6 +46,9 @@ NORMALIZED_TOPICS: frozenset[str] = frozenset(
         "orders/upsert",
         "carts/upsert",
         "app/uninstalled",
+        # a sales channel's publication was deleted (Shopify): the storefront may have
+        # sold through it
+        "publications/delete",
         "customers/data_request",
         "customers/redact",
         "shop/redact",
@@ -244,7 +247,7 @@ class Cart:
 
 @dataclass(frozen=True, slots=True)
 class Deletion:
-    kind: Literal["product", "customer", "order"]
+    kind: Literal["product", "customer", "order", "publication"]
     external_id: str
     deleted_at: datetime | None = None
 

@@ -36,6 +36,7 @@ __all__ = [
     "order_from_rest",
     "product_from_gql",
     "product_from_rest",
+    "publication_deletion_from_rest",
     "redaction_from_rest",
 ]
 
@@ -288,6 +289,15 @@ def cart_from_rest(
 def deletion_from_rest(kind: str, data: dict[str, Any], deleted_at: datetime | None) -> Deletion:
     """``*/delete`` bodies carry only the id."""
     return Deletion(kind=kind, external_id=legacy_id(data.get("id")), deleted_at=deleted_at)  # type: ignore[arg-type]
+
+
+def publication_deletion_from_rest(data: dict[str, Any],
+                                   deleted_at: datetime | None) -> Deletion:
+    """``publications/delete`` -> the publication's global id, the form the merchant's
+    choice is kept in (``Publication.id``); the body's ``id`` may be either form."""
+    given = data.get("admin_graphql_api_id") or data.get("id")
+    return Deletion(kind="publication", external_id=gid("Publication", legacy_id(given)),
+                    deleted_at=deleted_at)
 
 
 def redaction_from_rest(topic: str, data: dict[str, Any]) -> Redaction:

@@ -50,6 +50,8 @@ TOPIC_MAP: dict[str, str] = {
     "checkouts/create": "carts/upsert",
     "checkouts/update": "carts/upsert",
     "app/uninstalled": "app/uninstalled",
+    # read_publications: the storefront's chosen publication may be the one deleted
+    "publications/delete": "publications/delete",
     "customers/data_request": "customers/data_request",
     "customers/redact": "customers/redact",
     "shop/redact": "shop/redact",
@@ -60,6 +62,8 @@ COMPLIANCE_TOPICS: tuple[str, ...] = ("customers/data_request", "customers/redac
 #: so a sold-out product could stay recommendable without this topic.
 INVENTORY_TOPIC = "inventory_levels/update"
 PRODUCT_TOPICS = ("products/create", "products/update")
+#: A publication (sales channel) deleted: the storefront's chosen one, perhaps.
+PUBLICATION_DELETE_TOPIC = "publications/delete"
 
 
 def _stock_untold(topic: str, data: Mapping[str, Any]) -> bool:
@@ -153,6 +157,8 @@ def _record(
         return mapping.redaction_from_rest(topic, data)
     if topic == INVENTORY_TOPIC:
         return mapping.inventory_item_from_rest(data, fallback_updated_at=occurred)
+    if topic == PUBLICATION_DELETE_TOPIC:
+        return mapping.publication_deletion_from_rest(data, occurred)
     if normalized.endswith("/delete"):
         return mapping.deletion_from_rest(normalized.split("s/")[0], data, occurred)
     if normalized == "products/upsert":

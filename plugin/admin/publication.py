@@ -17,11 +17,17 @@ Shopify admin, which asks for the missing scope (``install.shopify.needs_oauth``
 
 Availability already mirrored was read for the old choice: the shop's products are marked
 as never read and their sync starts over, as a new Saleor channel does.
+
+A chosen publication the merchant deletes in Shopify (``publications/delete``) is cleared
+as if none had been chosen, rather than left for every products read to fail on (Shopify
+will not read a deleted publication), and the settings page says so until the merchant
+chooses again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from connectors.errors import ConnectorError
 from connectors.shopify import Publication, ShopifyConnector, publications_granted
@@ -32,11 +38,15 @@ from plugin.admin.settings import _forget_api_caches
 from plugin.errors import BadRequest, NotFound
 from plugin.extensions import db
 from plugin.models import Shop
+from plugin.models.types import utcnow
 
-__all__ = ["SETTING", "PublicationChoice", "choice", "choose"]
+__all__ = ["DELETED", "SETTING", "PublicationChoice", "choice", "choose", "forget_deleted"]
 
 #: ``Shop.settings`` key of the chosen publication's global id.
 SETTING = "shopify_publication"
+#: ``Shop.settings`` key: the chosen publication Shopify said was deleted (its id and
+#: when), kept until the merchant chooses again, so the settings page can say why.
+DELETED = "shopify_publication_deleted"
 
 
 @dataclass(frozen=True)
@@ -70,7 +80,11 @@ def choice(shop: Shop) -> PublicationChoice | None:
         return PublicationChoice(chosen, None, "Could not read your publications from "
                                                "Shopify; reload the page to try again.")
     hint = None
-    if not chosen:
+    if not chosen and (shop.settings or {}).get(DELETED):
+        hint = ("The publication you had chosen was deleted in Shopify, so Shopkeeper went "
+                "back to the default: every active product in stock may be recommended. "
+                "Choose your headless storefront's publication.")
+    elif not chosen:
         hint = ("Choose the publication of your headless storefront: until then, products "
                 "not published to it may be recommended.")
     elif all(p.id != chosen for p in found):  # Shopify refuses to read a deleted one
@@ -102,7 +116,7 @@ def choose(shop: Shop, publication_id: str) -> Publication | None:
             raise BadRequest("That is not a publication of this shop.",
                              {SETTING: [f"not a publication here; Shopify has: {known}"]})
     before = (shop.settings or {}).get(SETTING) or None
-    settings = {k: v for k, v in (shop.settings or {}).items() if k != SETTING}
+    settings = {k: v for k, v in (shop.settings or {}).items() if k not in (SETTING, DELETED)}
     shop.settings = {**settings, SETTING: wanted} if wanted else settings
     if before != (wanted or None):
         read_products_again(shop.id)
@@ -115,3 +129,19 @@ def choose(shop: Shop, publication_id: str) -> Publication | None:
 def _publications(connector: object) -> list[Publication]:
     assert isinstance(connector, ShopifyConnector)
     return connector.publications()
+
+
+def forget_deleted(shop: Shop, publication_id: str, *, at: datetime | None = None) -> bool:
+    """Shopify deleted ``publication_id``: when it is the storefront's chosen publication,
+    the choice is cleared (availability is status and stock alone, the default) and the
+    products are read again without it; True when it was. The caller commits."""
+    if shop.platform != "shopify" or not publication_id \
+            or (shop.settings or {}).get(SETTING) != publication_id:
+        return False
+    settings = {k: v for k, v in (shop.settings or {}).items() if k != SETTING}
+    shop.settings = {**settings, DELETED: {"id": publication_id,
+                                           "at": (at or utcnow()).isoformat()}}
+    read_products_again(shop.id)
+    shops.audit(shop.id, "settings.shopify_publication", publication=None,
+                deleted=publication_id)
+    return True

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import connectors
 from connectors.base import Connector, Credentials
-from connectors.records import WebhookEvent
+from connectors.records import Deletion, WebhookEvent
 from plugin import privacy, shops
 from plugin.errors import NotFound
 from plugin.extensions import db
@@ -77,6 +77,16 @@ def _uninstalled(shop: Shop, event: WebhookEvent) -> None:
     shops.mark_uninstalled(shop, at=event.occurred_at)
 
 
+def _publication_deleted(shop: Shop, event: WebhookEvent) -> None:
+    """A deleted sales-channel publication: the storefront's chosen one is cleared."""
+    from plugin.admin.publication import forget_deleted  # the admin setting it clears
+
+    rec = event.record
+    if isinstance(rec, Deletion) and forget_deleted(shop, rec.external_id,
+                                                    at=event.occurred_at):
+        log.info("ingestion.storefront_publication_deleted", extra={"shop_id": shop.id})
+
+
 def _order(shop: Shop, event: WebhookEvent) -> None:
     if event.record is None:  # e.g. a Saleor order of another channel than the shop's
         log.info("ingestion.order_ignored", extra={"shop_id": shop.id})
@@ -131,6 +141,7 @@ _HANDLERS = {
     "orders/upsert": _order,
     "carts/upsert": _cart,
     "app/uninstalled": _uninstalled,
+    "publications/delete": _publication_deleted,
     "customers/redact": _redact,
     "customers/data_request": _redact,
     "shop/redact": _redact,

@@ -173,3 +173,48 @@ def test_a_chosen_publication_shopify_no_longer_has_is_pointed_out(app, client):
         rsps.post(GRAPHQL, json=PUBLICATIONS)
         page = client.get("/admin/settings").get_data(as_text=True)
     assert "no longer in your Shopify store" in page
+
+
+def test_a_deleted_chosen_publication_is_cleared_and_the_page_says_so(app, client):
+    """Shopify's publications/delete for the chosen publication (Shopify will not read a
+    deleted one: every products read with it would fail) clears the choice, so the sync
+    reads availability as with none chosen, and the settings page says why. Another
+    publication's deletion changes nothing."""
+    shop = shops.create_shop("shopify", web.DOMAIN, Credentials(
+        web.DOMAIN, access_token="shpat_test", webhook_secret=web.SECRET,
+        extra={"currency": "USD", "scope": GRANTED}))
+    shop.settings = {**(shop.settings or {}), "shopify_publication": STOREFRONT}
+    db.session.commit()
+    other = {"id": 1}  # the Online Store's
+    assert web.deliver(client, shop, "publications/delete", other).status_code == 200
+    assert web.process_inbox().done == 1
+    db.session.expire_all()
+    assert shops.get_shop(shop.id).settings["shopify_publication"] == STOREFRONT
+
+    body = json.loads(web.fixture("publications_delete.json"))
+    deleted = {**body, "id": int(STOREFRONT.rsplit("/", 1)[1])}
+    assert web.deliver(client, shop, "publications/delete", deleted).status_code == 200
+    assert web.process_inbox().done == 1
+    db.session.expire_all()
+    settings = shops.get_shop(shop.id).settings
+    assert "shopify_publication" not in settings
+    assert settings["shopify_publication_deleted"]["id"] == STOREFRONT
+    assert db.session.scalar(sa.select(AuditLog.detail).where(
+        AuditLog.action == "settings.shopify_publication")) == {"publication": None,
+                                                                "deleted": STOREFRONT}
+
+    def answer(request):  # a products read naming the deleted publication fails
+        if "publishedOnPublication" in json.loads(request.body)["query"]:
+            return 200, {}, json.dumps({"errors": [{"message": "Publication not found"}]})
+        return 200, {}, json.dumps({"data": {"shop": {"currencyCode": "USD"}, "products": {
+            "pageInfo": {"hasNextPage": False, "endCursor": "c1"},
+            "nodes": [product_node("1")]}}})
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, web.GRAPHQL, callback=answer)
+        assert run_sync(shop.id, "products").finished
+    sign_in(app, client, shop)
+    with responses.RequestsMock() as rsps:
+        rsps.post(web.GRAPHQL, json=PUBLICATIONS)
+        page = client.get("/admin/settings").get_data(as_text=True)
+    assert "was deleted in Shopify" in page

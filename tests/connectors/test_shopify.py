@@ -170,6 +170,8 @@ class TestShopifyConnector(ConnectorContract):
             s("checkouts/update", fixture("checkouts_update.json"), "carts/upsert", Cart),
             s("app/uninstalled", for_shop(fixture("app_uninstalled.json")), "app/uninstalled",
               None),
+            s("publications/delete", fixture("publications_delete.json"),
+              "publications/delete", Deletion),
             s("customers/data_request", for_shop(fixture("customers_data_request.json")),
               "customers/data_request", Redaction),
             s("customers/redact", for_shop(fixture("customers_redact.json")),

@@ -16,6 +16,7 @@ from responses.registries import OrderedRegistry
 from connectors.base import Credentials
 from connectors.errors import InvalidPayload
 from connectors.http import make_session
+from connectors.records import Deletion
 from connectors.shopify import STOREFRONT_PUBLICATION, ShopifyConnector, bulk
 from connectors.shopify.client import AccessDenied
 from tests.connectors.test_shopify import (
@@ -180,3 +181,32 @@ def test_listing_publications_without_the_scope_is_access_denied() -> None:
         rsps.post(GRAPHQL, json=denied)
         with pytest.raises(AccessDenied):
             connector(BEFORE, None).publications()
+
+
+@pytest.mark.parametrize("body", [
+    fixture("publications_delete.json"),
+    b'{"id": "gid://shopify/Publication/72156512402"}',
+    b'{"id": 72156512402, "admin_graphql_api_id": "gid://shopify/Publication/72156512402"}',
+])
+def test_a_deleted_publication_is_named_by_its_global_id(body) -> None:
+    """``publications/delete`` names the publication as the merchant's choice is kept (a
+    global id, ``Publication.id``), whichever form of id the body carries. Parsing asks
+    Shopify nothing, publication chosen or not."""
+    with responses.RequestsMock():
+        event = connector().parse_webhook(shopify_headers("publications/delete", body), body)
+    assert event.topic == "publications/delete" and not event.needs_fetch
+    assert event.record == Deletion(kind="publication",
+                                    external_id="gid://shopify/Publication/72156512402",
+                                    deleted_at=event.occurred_at)
+
+
+def test_the_publication_delete_topic_is_subscribed() -> None:
+    """Shopify's enum for it is PUBLICATIONS_DELETE (API 2023-10 on, read_publications)."""
+    answer = {"data": {"webhookSubscriptionCreate": {
+        "webhookSubscription": {"id": "gid://shopify/WebhookSubscription/1"},
+        "userErrors": []}}}
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, json=answer)  # the same answer to every topic
+        connector().subscribe_webhooks("https://sk.example/webhooks/shopify/shp_1")
+        topics = [json.loads(c.request.body)["variables"]["topic"] for c in rsps.calls]
+    assert "PUBLICATIONS_DELETE" in topics
