@@ -13,6 +13,7 @@ from plugin.errors import NotFound
 from plugin.extensions import db
 from plugin.ingestion import mapping
 from plugin.models import Shop, WebhookDelivery
+from plugin.offers.availability import withdraw_off_sale
 
 log = logging.getLogger("shopkeeper.ingestion")
 
@@ -87,6 +88,17 @@ def _publication_deleted(shop: Shop, event: WebhookEvent) -> None:
         log.info("ingestion.storefront_publication_deleted", extra={"shop_id": shop.id})
 
 
+def _product(shop: Shop, event: WebhookEvent) -> None:
+    """A product upsert; one it takes off sale withdraws the offers standing for it."""
+    if mapping.upsert_product(shop.id, event.record) and not mapping.sells(event.record):
+        withdraw_off_sale(shop.id, [event.record.external_id])
+
+
+def _product_deleted(shop: Shop, event: WebhookEvent) -> None:
+    mapping.delete_product(shop.id, event.record)
+    withdraw_off_sale(shop.id, [event.record.external_id])
+
+
 def _order(shop: Shop, event: WebhookEvent) -> None:
     if event.record is None:  # e.g. a Saleor order of another channel than the shop's
         log.info("ingestion.order_ignored", extra={"shop_id": shop.id})
@@ -133,8 +145,8 @@ def _installed_again(shop: Shop) -> bool:
 
 
 _HANDLERS = {
-    "products/upsert": lambda shop, ev: mapping.upsert_product(shop.id, ev.record),
-    "products/delete": lambda shop, ev: mapping.delete_product(shop.id, ev.record),
+    "products/upsert": _product,
+    "products/delete": _product_deleted,
     "customers/upsert": lambda shop, ev: mapping.upsert_customer(shop.id, ev.record),
     "customers/delete": lambda shop, ev: privacy.erase_customer(
         shop.id, ev.record.external_id, deleted_at=ev.record.deleted_at),

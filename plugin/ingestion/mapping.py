@@ -111,6 +111,11 @@ def upsert_product(shop_id: str, p: rec.Product) -> bool:
     return True
 
 
+def sells(p: rec.Product, now: datetime | None = None) -> bool:
+    """Whether the record says the product is on sale at ``now`` (``catalog.on_sale``)."""
+    return p.available and (p.available_from is None or p.available_from <= (now or utcnow()))
+
+
 def delete_product(shop_id: str, d: rec.Deletion) -> None:
     """Tombstone the product (creating the tombstone if we never saw the product)."""
     at = d.deleted_at or utcnow()

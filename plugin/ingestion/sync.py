@@ -46,6 +46,7 @@ from plugin.localtime import adopt_platform_zone
 from plugin.models import Shop, SyncState
 from plugin.models.types import utcnow
 from plugin.offers import platform as offer_platform
+from plugin.offers.availability import withdraw_off_sale
 from plugin.webhooks.inbox import worker_name
 
 log = logging.getLogger("shopkeeper.sync")
@@ -220,6 +221,9 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
                     newest = updated
             if sweeps:
                 mapping.mark_listed(shop_id, [record.external_id for record in page.items])
+                # offers standing for a product this page takes off sale stop standing
+                withdraw_off_sale(shop_id, [record.external_id for record in page.items
+                                            if not mapping.sells(record)])
                 if page.rejected or page.ignored:  # present but unread: cannot tell gone
                     state.pass_started_at = None
             if page.rejected:
@@ -278,6 +282,8 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
         if state.pass_started_at is not None and state.done:
             result.tombstoned = mapping.tombstone_unlisted_products(
                 shop_id, state.pass_started_at)
+            if result.tombstoned:
+                withdraw_off_sale(shop_id, None)
         state.cursor = None
         # platforms give no count up front, so the bar is indeterminate while a pass runs;
         # finished, its count is the whole and the bar is full (it never was, before)

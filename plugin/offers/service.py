@@ -30,7 +30,7 @@ from plugin.errors import Conflict, Forbidden, ShopkeeperError
 from plugin.extensions import db
 from plugin.models import Offer, Shop
 from plugin.models.types import utcnow
-from plugin.offers import budget, funnel, keys, platform, reservation
+from plugin.offers import availability, budget, funnel, keys, platform, reservation
 from plugin.offers.candidates import CENT, Line
 from plugin.offers.catalog import categories_of, complements_for
 from plugin.offers.learning import model_for
@@ -189,6 +189,10 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
     if platform.amounts_exact(shop, offer.currency or "") is False:
         # quoted before the shop's currencies were read as they are now; when they were
         # never read, the connector checks them as it creates the discount
+        _withdraw(offer)
+        raise Conflict("This offer was withdrawn; ask for a new one.")
+    if availability.off_sale(shop.id, offer.product_ids or (), now):
+        # a product it is for was unpublished, sold out or deleted since it was quoted
         _withdraw(offer)
         raise Conflict("This offer was withdrawn; ask for a new one.")
     why = reservation.claim(offer, guardrails_for(shop), now, grace=CHECKOUT_GRACE)
@@ -375,6 +379,8 @@ def _recent_quote(shop_id: str, shopper_id: str, chash: str, now: datetime,
         return None
     if row.status == "offered" and (row.expires_at is None or row.expires_at <= now):
         return None
+    if row.status == "offered" and availability.off_sale(shop_id, row.product_ids or (), now):
+        return None  # for a product no longer on sale: quoted again (and superseded)
     return row
 
 
