@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -99,14 +98,40 @@ def test_a_401_to_a_current_token_is_retried_once_with_a_refreshed_one(app) -> N
     assert stored(shop).access_token == "shpat_new"
 
 
-def test_concurrent_workers_refresh_once_and_share_the_new_token(app) -> None:
+def test_concurrent_workers_refresh_once_and_share_the_new_token(app, monkeypatch) -> None:
+    """The interleaving is forced, not hoped for: whichever worker reaches Shopify first
+    holds its refresh there until the other has entered the renewal (about to take the
+    lock) and then, for up to 2 s, until the other has read the stored credentials. With
+    the lock that read waits for the first worker's commit and sees the new pair; without
+    it the second worker reads the old pair at once and spends the refresh token again."""
+    from plugin import crypto, shopify_tokens
+
     shop = make_shop(app, expires_in=timedelta(minutes=-1))
-    shop_id, refreshes, used, failures = shop.id, [], [], []
+    shop_id, refreshes, used, failures, overlapped = shop.id, [], [], [], []
     start = threading.Barrier(2)
+    names = ("worker-0", "worker-1")
+    entered = {name: threading.Event() for name in names}  # inside the renewal, pre-lock
+    read = {name: threading.Event() for name in names}  # read the stored credentials there
+    renew_locked, decrypt = shopify_tokens._renew_locked, crypto.decrypt_credentials
+
+    def entering(*args, **kwargs):
+        entered[threading.current_thread().name].set()
+        return renew_locked(*args, **kwargs)
+
+    def reading(*args, **kwargs):
+        name = threading.current_thread().name
+        if name in entered and entered[name].is_set():
+            read[name].set()
+        return decrypt(*args, **kwargs)
+
+    monkeypatch.setattr(shopify_tokens, "_renew_locked", entering)
+    monkeypatch.setattr(crypto, "decrypt_credentials", reading)
 
     def token_endpoint(request):
         refreshes.append(request.body)
-        time.sleep(0.5)  # the other worker reaches the lock meanwhile
+        other = next(n for n in names if n != threading.current_thread().name)
+        overlapped.append(entered[other].wait(30))  # the other is renewing meanwhile
+        read[other].wait(2)  # unlocked, it reads now; locked, it waits for our commit
         return 200, {}, json.dumps(refreshed())
 
     def graphql(request):
@@ -127,12 +152,13 @@ def test_concurrent_workers_refresh_once_and_share_the_new_token(app) -> None:
     with responses.RequestsMock() as rsps:
         rsps.add_callback(responses.POST, TOKEN_URL, callback=token_endpoint)
         rsps.add_callback(responses.POST, GRAPHQL, callback=graphql)
-        threads = [threading.Thread(target=worker) for _ in range(2)]
+        threads = [threading.Thread(target=worker, name=name) for name in names]
         for t in threads:
             t.start()
         for t in threads:
             t.join(60)
     assert failures == []
+    assert overlapped and all(overlapped)  # the race did happen
     assert len(refreshes) == 1  # the single-use refresh token was spent once
     assert used == ["shpat_new", "shpat_new"]
     assert stored(shop).extra["refresh_token"] == "shprt_new"
