@@ -84,10 +84,18 @@ def oauth_hmac(params: Mapping[str, str], secret: str) -> str:
 
 
 #: How far a signed query's ``timestamp`` may be from our clock, either way. The ``hmac``
-#: never expires on its own, so without this a URL copied from a log, a proxy or the
-#: browser's history would verify forever. Shopify's own library allows 90 s; a day keeps
-#: a server with a drifting clock working while still retiring old URLs.
-QUERY_MAX_AGE_SECONDS = 24 * 3600
+#: never expires on its own, so without this a URL copied from a log, a proxy, a Referer or
+#: the browser's history would verify forever. Shopify signs each query as it sends the
+#: browser on (one redirect, one iframe load), so a genuine one arrives within seconds;
+#: what else the window must absorb is our clock's drift, seconds on a server without NTP.
+#: Shopify's own library allows 90 s; five minutes tolerates a clock a few minutes off (the
+#: merchant would otherwise be locked out of the install and the admin) while a leaked URL
+#: stops verifying minutes later, not a day later.
+#: Reuse within the window is not refused, on purpose: a launch query only names the store
+#: (it signs no one in; a session token does), and the iframe re-sends it on every reload
+#: of the frame; the OAuth callback is single-use already, bound to the ``state`` nonce this
+#: browser's session gives up at its first use and to Shopify's one-time ``code``.
+QUERY_MAX_AGE_SECONDS = 5 * 60
 _TIMESTAMP = re.compile(r"[0-9]{1,12}\Z")
 
 

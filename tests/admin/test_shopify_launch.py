@@ -94,6 +94,8 @@ def test_forged_or_tampered_launch_is_refused(client, configured, installed) -> 
     assert client.get("/admin/", query_string=bad_domain).status_code == 401
     stale = signed(INSTALLED, at=time.time() - 2 * 86400)  # a launch URL from days ago
     assert client.get("/admin/", query_string=stale).status_code == 401
+    copied = signed(INSTALLED, at=time.time() - 10 * 60)  # e.g. from a log, minutes ago
+    assert client.get("/admin/", query_string=copied).status_code == 401
 
 
 def test_a_launch_alone_never_signs_anyone_in(client, installed) -> None:

@@ -498,7 +498,21 @@ def test_a_signed_query_outside_the_time_window_is_refused(age: int) -> None:
     with pytest.raises(SignatureInvalid, match="timestamp"):
         verify_oauth_callback(VECTOR_1, "hush", expected_state=VECTOR_1["state"],
                               now=VECTOR_1_AT + age)
-    assert verify_signed_query(VECTOR_1, "hush", now=VECTOR_1_AT + 3600) == VECTOR_1["shop"]
+    assert verify_signed_query(VECTOR_1, "hush", now=VECTOR_1_AT + 240) == VECTOR_1["shop"]
+
+
+@pytest.mark.parametrize("age", [10 * 60, 3600, -10 * 60])
+def test_a_signed_query_minutes_old_no_longer_verifies(age: int) -> None:
+    """Shopify signs a query as it sends the browser on, so a genuine one is seconds old:
+    a copied launch or callback URL stops verifying within minutes (it was a day)."""
+    with pytest.raises(SignatureInvalid, match="timestamp"):
+        verify_signed_query(VECTOR_1, "hush", now=VECTOR_1_AT + age)
+
+
+@pytest.mark.parametrize("skew", [-240, -60, 0, 90, 240])
+def test_a_signed_query_verifies_through_a_few_minutes_of_clock_drift(skew: int) -> None:
+    """Our clock a few minutes ahead of Shopify's (or behind it) still lets merchants in."""
+    assert verify_signed_query(VECTOR_1, "hush", now=VECTOR_1_AT + skew) == VECTOR_1["shop"]
 
 
 @pytest.mark.parametrize("timestamp", [None, "", "soon", "1337178173.5"])
