@@ -63,6 +63,12 @@ def current_shop() -> Shop:
     return shop
 
 
+def session_shop() -> Shop | None:
+    """The shop this browser's session names, live or not (for showing, never for access)."""
+    shop_id = session.get(SESSION_KEY)
+    return db.session.get(Shop, shop_id) if shop_id else None
+
+
 def credentials_digest(shop: Shop) -> str:
     """A keyed digest of the shop's admin secret: a session opened under an older secret
     stops working when the secret is rotated."""
@@ -120,6 +126,22 @@ def admin_link(shop: Shop, *, ttl: int = LINK_TTL_SECONDS, now: float | None = N
 
 
 def login_with_link(shop_id: str, exp: str, sig: str, nonce: str) -> Shop:
+    """Follow a sign-in link: claim its single use and open the shop's session."""
+    shop, expires = check_link(shop_id, exp, sig, nonce)
+    if not sessions.claim_link(nonce, shop.id, datetime.fromtimestamp(expires, UTC)):
+        db.session.rollback()
+        raise Unauthorized(_LINK_USED)
+    start_session(shop, "link")  # commits the link's use with the new session
+    return shop
+
+
+_LINK_USED = ("This sign-in link was already used; sign-in links work once. "
+              "Ask for a new one (shopkeeper shops admin-link).")
+
+
+def check_link(shop_id: str, exp: str, sig: str, nonce: str) -> tuple[Shop, int]:
+    """The shop of a genuine, unexpired, unused sign-in link and its expiry; uses nothing
+    (the confirmation page shows a link it may not spend)."""
     shop = _active_shop(shop_id)
     try:
         expires = int(exp)
@@ -134,12 +156,51 @@ def login_with_link(shop_id: str, exp: str, sig: str, nonce: str) -> Shop:
     if not secret or not hmac.compare_digest(_link_sig(secret, shop.id, expires, nonce),
                                              sig or ""):
         raise Unauthorized("Invalid sign-in link.")
-    if not sessions.claim_link(nonce, shop.id, datetime.fromtimestamp(expires, UTC)):
-        db.session.rollback()
-        raise Unauthorized("This sign-in link was already used; sign-in links work once. "
-                           "Ask for a new one (shopkeeper shops admin-link).")
-    start_session(shop, "link")  # commits the link's use with the new session
-    return shop
+    if sessions.link_used(nonce):
+        raise Unauthorized(_LINK_USED)
+    return shop, expires
+
+
+# ---------------------------------------------------------------- sign-in by GET
+# A sign-in that a GET performs (a Shopify session token in the query, a sign-in link) can
+# be aimed at a victim's browser by anyone holding a token or link of their own: a link in
+# a mail, or a page that sends the browser there unseen (a redirect, ``location = …``). The
+# victim is then signed in to the attacker's shop and may type their data into it (login
+# CSRF). Browsers say who started a request in ``Sec-Fetch-Site`` / ``Sec-Fetch-Dest``,
+# which pages cannot set; a request without them (a browser before 2023, a script) passes
+# that check, and the session rule of ``link_needs_confirmation`` still holds for it.
+#: ``Sec-Fetch-Site`` of a request another site made the browser send
+_OTHER_SITE = frozenset({"cross-site", "same-site"})
+#: ``Sec-Fetch-Dest`` of a framed page: its cookie lives in the framing site's partition
+#: (the session cookie is ``Partitioned``), not in the browser's own session for this app
+_FRAMES = frozenset({"iframe", "frame"})
+
+
+def started_by_another_site() -> bool:
+    """Whether another site made the browser send this request (a link, a redirect, a
+    form, a script); False when the browser sends no ``Sec-Fetch-Site``."""
+    return request.headers.get("Sec-Fetch-Site", "").strip().lower() in _OTHER_SITE
+
+
+def query_token_may_sign_in() -> bool:
+    """Whether a Shopify session token in the query may sign this browser in.
+
+    Shopify's admin loads the app in its iframe with the token (cross-site, framed), and
+    the app's own page reloads itself with one (same-origin; in Shopify Mobile's web view a
+    load no page started, ``none``). A top-level navigation, or a hidden request, that
+    another site started is none of these: it is an attempt to switch a victim's session.
+    """
+    framed = request.headers.get("Sec-Fetch-Dest", "").strip().lower() in _FRAMES
+    return framed or not started_by_another_site()
+
+
+def link_needs_confirmation(shop: Shop) -> bool:
+    """Whether a sign-in link must be confirmed by a click (a CSRF-protected POST) before
+    it signs in: when another site sent the browser here, or when it would replace this
+    browser's session for another shop. A merchant's own click from a mail client or the
+    address bar, with no other shop's session, signs in at once."""
+    current = session.get(SESSION_KEY)
+    return started_by_another_site() or bool(current and current != shop.id)
 
 
 def login_with_secret(shop_id: str, secret: str) -> Shop:

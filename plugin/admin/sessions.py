@@ -82,6 +82,12 @@ def claim_link(nonce: str, shop_id: str, expires_at: datetime) -> bool:
     return inserted is not None
 
 
+def link_used(nonce: str) -> bool:
+    """Whether a sign-in link was used already (a read: ``claim_link`` decides a race)."""
+    return db.session.scalar(sa.select(AdminLinkUse.nonce).where(
+        AdminLinkUse.nonce == nonce)) is not None
+
+
 def purge(now: datetime | None = None) -> None:
     """Forget idle sessions and used links past their expiry (they open nothing anymore)."""
     now = now or utcnow()

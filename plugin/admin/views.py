@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -29,7 +31,14 @@ from plugin import crypto, localtime, privacy, shops
 from plugin.admin import auth, channel, charts, forms, publication, stats
 from plugin.admin import settings as settings_service
 from plugin.admin.schemas import RotateCustomerTokenSchema
-from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized, error_response
+from plugin.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    ShopkeeperError,
+    Unauthorized,
+    error_response,
+)
 from plugin.extensions import db
 from plugin.install import shopify as shopify_install
 from plugin.models import Shop
@@ -38,6 +47,7 @@ from plugin.openapi import HTML, doc, is_page
 from plugin.webhooks import inbox
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+log = logging.getLogger("shopkeeper.admin")
 
 #: Session key of a rotated webhook secret waiting to be shown once, sealed: the session
 #: cookie is only signed, and this secret is also the shop's admin secret.
@@ -169,7 +179,14 @@ def _shopify_launch() -> Response | str | None:
     None means "render the dashboard": a session token signed the merchant in, or this
     browser already has a session for that store.
     """
-    token = request.args.get("id_token") or _bearer()
+    token = request.args.get("id_token")
+    if token and not auth.query_token_may_sign_in():
+        log.warning("admin.shopify_token_from_another_site", extra={
+            "sec_fetch_site": request.headers.get("Sec-Fetch-Site"),
+            "sec_fetch_dest": request.headers.get("Sec-Fetch-Dest")})
+        raise Forbidden("Shopkeeper opens with a Shopify session token only inside your "
+                        "store's admin; open it from there.")
+    token = token or _bearer()  # a header no other site can make the browser send
     params = request.args.to_dict(flat=True)
     if not shopify_install.is_launch(params, token):
         return None
@@ -230,8 +247,35 @@ def _bearer() -> str | None:
 def login_link() -> ResponseReturnValue:
     if not request.args.get("sig"):
         return render_template("admin/login.html", csrf_token=generate_csrf())
-    auth.login_with_link(request.args.get("shop", ""), request.args.get("exp", ""),
-                         request.args.get("sig", ""), request.args.get("nonce", ""))
+    link = _link(request.args)
+    shop, _ = auth.check_link(**link)
+    if auth.link_needs_confirmation(shop):
+        # another site sent this browser here, or it holds another shop's session: a
+        # click on this page (same-origin, CSRF token) signs in, never the GET alone
+        g.frame_ancestors = "'none'"  # and no other page may frame the button
+        current = auth.session_shop()
+        return render_template("admin/confirm_sign_in.html", target=shop,
+                               query={k: request.args.get(k, "") for k in _LINK_QUERY},
+                               current=current if current != shop else None,
+                               csrf_token=generate_csrf())
+    auth.login_with_link(**link)
+    return redirect(url_for("admin.dashboard"))
+
+
+_LINK_QUERY = ("shop", "exp", "sig", "nonce")
+
+
+def _link(values: Mapping[str, str]) -> dict[str, str]:
+    """A sign-in link's query (or its confirmation form) as ``auth.login_with_link`` takes it."""
+    return {"shop_id": values.get("shop", ""), "exp": values.get("exp", ""),
+            "sig": values.get("sig", ""), "nonce": values.get("nonce", "")}
+
+
+@bp.post("/login/link")
+@doc(summary="Sign in with a signed admin link, confirmed on its page (CSRF-protected)",
+     tags=["admin"], content_type=HTML, status=302, errors=(400, 401))
+def login_link_confirmed() -> ResponseReturnValue:
+    auth.login_with_link(**_link(request.form))
     return redirect(url_for("admin.dashboard"))
 
 

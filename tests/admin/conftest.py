@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 
@@ -14,13 +15,26 @@ def csrf_of(response) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', response.get_data(as_text=True))[1]
 
 
-def sign_in(app, client, shop) -> str:
-    """Follow a signed admin link; returns a CSRF token for this session."""
+def link_path(app, shop) -> str:
+    """A fresh sign-in link for ``shop``, as a path on this app."""
     with app.test_request_context():
         link = admin_link(shop)
-    r = client.get(link.split("://", 1)[1].split("/", 1)[1] and "/" + link.split("/", 3)[3])
+    return "/" + link.split("/", 3)[3]
+
+
+def sign_in(app, client, shop) -> str:
+    """Follow a signed admin link; returns a CSRF token for this session."""
+    r = client.get(link_path(app, shop))
     assert r.status_code == 302
     return csrf_of(client.get("/admin/settings"))
+
+
+def confirm_sign_in(client, page):
+    """Press the button of a sign-in confirmation page (its form, as the browser posts it)."""
+    html = page.get_data(as_text=True)
+    action = re.search(r'<form method="post" action="([^"]+)"', html)[1]
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
+    return client.post(action, data={k: unescape(v) for k, v in fields.items()})
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from plugin import shops
 from plugin.admin import auth
 from plugin.extensions import db
 from plugin.models import AuditLog
-from tests.admin.conftest import csrf_of, sign_in
+from tests.admin.conftest import confirm_sign_in, csrf_of, link_path, sign_in
 
 API_KEY, API_SECRET = "shopify-client-id", "shopify-client-secret-0123456789abcdef"
 
@@ -190,8 +190,11 @@ def test_a_session_for_one_shop_cannot_touch_another(app, client, shop, other_sh
     db.session.expire_all()
     assert shops.get_shop(shop.id).settings["retention_days"] == 90
     assert "retention_days" not in (shops.get_shop(other_shop.id).settings or {})
-    # signing in to the other shop replaces the session instead of adding to it
-    sign_in(app, client, other_shop)
+    # signing in to the other shop replaces the session instead of adding to it (once
+    # confirmed on the link's page: a GET alone never replaces another shop's session)
+    page = client.get(link_path(app, other_shop))
+    assert page.status_code == 200 and shop.domain.encode() in client.get("/admin/").data
+    assert confirm_sign_in(client, page).status_code == 302
     assert other_shop.domain.encode() in client.get("/admin/").data
     assert shop.domain.encode() not in client.get("/admin/").data
 
