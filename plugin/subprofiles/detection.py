@@ -80,8 +80,9 @@ def subprofile_histories(shop_id: str, subprofile_ids: list[int]) -> dict[int, l
     a Saleor channel switch set aside (``SET_ASIDE``) included: they left training and
     recommendations because the old channel's orders no longer teach the model, but they
     were still bought for that person, and "who is this for?" is about the person, not the
-    channel. Other rows a reassign moved along (views, wishlist, clicks, removals from the
-    cart) do not: a removal says the item was not wanted, and a view says little.
+    channel. Other rows under the sub-profile (views, wishlist, clicks, removals from the
+    cart, which reassigns moved along before they kept to ``service.REASSIGNED_KINDS``) do
+    not: a removal says the item was not wanted, and a view says little.
     """
     if not subprofile_ids:
         return {}

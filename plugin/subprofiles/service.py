@@ -31,6 +31,11 @@ KINDS = ("person", "gift")
 MAX_PER_OWNER = 20
 #: Reassigning by product id looks this far back (an order's lines, a cart's add-to-carts).
 REASSIGN_WINDOW = timedelta(days=30)
+#: Rows a reassign moves: what says an item was bought (on any channel) or put in the cart
+#: for the person. Browsing (views, clicks, wishlist) and removals from the cart stay the
+#: shopper's: looking at a product says little about whom it was for, and a removal says
+#: it was not wanted.
+REASSIGNED_KINDS = ("purchase", SET_ASIDE, "widget_purchase", "add_to_cart")
 #: Only names, not contact details: no e-mail addresses and no long digit runs.
 _NOT_A_NAME = re.compile(r"@|\d{5,}|https?:")
 
@@ -193,8 +198,10 @@ def reassign(shop: Shop, owner: str, subprofile_id: int | None, *,
 
     ``subprofile_id=None`` gives them back to the shopper. ``own_only`` takes only rows
     that are still the shopper's own: a cart answer names products, and the same product
-    bought last week for another sub-profile (or as a one-off gift) stays theirs. Returns
-    the rows moved. The shopper's own cached list is recomputed without them at once.
+    bought last week for another sub-profile (or as a one-off gift) stays theirs. Only
+    purchases and add-to-carts move (``REASSIGNED_KINDS``), never the shopper's browsing of
+    those products. Returns the rows moved. The shopper's own cached list is recomputed
+    without them at once.
 
     Lines a Saleor channel switch set aside move and stay set aside: given back to the
     shopper, they are their own old-channel purchases, as the switch leaves a line nobody
@@ -206,6 +213,7 @@ def reassign(shop: Shop, owner: str, subprofile_id: int | None, *,
         raise Unprocessable("The request is invalid.", {"order_id": [
             "Send an order id or product ids."]})
     where = [Interaction.shop_id == shop.id, Interaction.shopper_id == owner,
+             Interaction.kind.in_(REASSIGNED_KINDS),
              _not_forgotten()]  # a deleted sub-profile's lines stay out of every profile
     if order_id:
         where.append(Interaction.order_external_id == order_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from plugin.extensions import db
@@ -110,6 +112,45 @@ def test_reassign_an_order_and_give_it_back(host, store):
         == {"moved": 2}
     assert db.session.scalars(sa.select(Interaction.subprofile_id).where(
         Interaction.order_external_id == "o-baby")).all() == [None, None]
+
+
+def _events(shop_id: str, product: str, kinds: list[str], at) -> None:
+    for kind in kinds:
+        db.session.add(Interaction(shop_id=shop_id, shopper_id="host", kind=kind,
+                                   product_external_id=product, quantity=1, occurred_at=at,
+                                   context={"via": "widget"}))
+    db.session.commit()
+
+
+def test_reassign_by_products_moves_purchases_and_carts_not_browsing(host, store):
+    """"Those were for Maya": the lines bought and the add-to-carts of the products move;
+    the shopper's own browsing of them (views, clicks, wishlist) and a removal from the
+    cart stay theirs, as does anything outside the window or of another product."""
+    from plugin.models.events import SET_ASIDE
+
+    maya = host.create("Maya")
+    now = utcnow()
+    add_order(store.id, "host", "o-baby", BABY[:2], now)
+    _events(store.id, BABY[0], ["view", "click", "wishlist", "add_to_cart",
+                                "remove_from_cart", "widget_purchase"], now)
+    _events(store.id, BABY[0], [SET_ASIDE], now)  # an old channel's line
+    _events(store.id, BABY[0], ["add_to_cart"], now - timedelta(days=40))
+    moved = host.post("/reassign", {"subprofile_id": maya, "product_ids": [BABY[0]]})
+    assert moved.get_json() == {"moved": 4}
+    rows = db.session.execute(sa.select(Interaction.kind, Interaction.product_external_id,
+                                         Interaction.occurred_at, Interaction.subprofile_id)
+                              .where(Interaction.shop_id == store.id,
+                                     Interaction.shopper_id == "host",
+                                     Interaction.product_external_id.in_(BABY))).all()
+    given = sorted(r.kind for r in rows if r.subprofile_id == maya)
+    assert given == sorted(["purchase", SET_ASIDE, "widget_purchase", "add_to_cart"])
+    assert all(r.product_external_id == BABY[0] for r in rows if r.subprofile_id)
+    kept = sorted(r.kind for r in rows if r.subprofile_id is None and r.product_external_id
+                  == BABY[0])
+    assert kept == sorted(["view", "click", "wishlist", "remove_from_cart", "add_to_cart"])
+    # given back: the same rows return, and nothing else moves
+    back = host.post("/reassign", {"subprofile_id": None, "product_ids": [BABY[0]]})
+    assert back.get_json() == {"moved": 4}
 
 
 def test_reassign_needs_an_order_or_products(host):
