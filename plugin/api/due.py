@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask import g, has_request_context
 
 from plugin.api import model_store
-from plugin.api.sources import ServedVersion
+from plugin.api.sources import OWNED_KINDS, ServedVersion
 from plugin.engine.base import Recommendation
 from plugin.engine.repurchase import RepurchaseModel
 from plugin.extensions import db
@@ -44,8 +44,9 @@ def only_due(shop_id: str, version: ServedVersion | None, customer_id: str,
 
 def not_due(shop_id: str, version: ServedVersion | None, customer_id: str, *,
             now: datetime | None = None) -> set[str]:
-    """Items the customer bought (for themselves) whose repurchase interval has not yet
-    (nearly) elapsed; read once per request."""
+    """Items the customer bought (for themselves, on any channel: lines a Saleor channel
+    switch set aside included) whose repurchase interval has not yet (nearly) elapsed;
+    read once per request."""
     memo = g.setdefault("not_due", {}) if has_request_context() and now is None else {}
     key = (shop_id, version.id if version else None, customer_id)
     if key not in memo:
@@ -58,7 +59,7 @@ def _not_due(shop_id: str, version: ServedVersion | None, customer_id: str,
     rows = db.session.execute(sa.select(Interaction.product_external_id,
                                         Interaction.occurred_at).where(
         Interaction.shop_id == shop_id, Interaction.shopper_id == customer_id,
-        Interaction.kind == "purchase",
+        Interaction.kind.in_(OWNED_KINDS),  # the old channel's milk was bought too
         Interaction.subprofile_id.is_(None))).all()  # bought for someone else: not theirs
     if not rows:
         return set()

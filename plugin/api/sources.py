@@ -55,10 +55,16 @@ def active_version(shop_id: str) -> ModelVersion | None:
 
 def bought_since(shop_id: str, shopper_ids: Iterable[str],
                  since: datetime | None) -> dict[str, set[str]]:
-    """Items each shopper bought after the model's data ends (it cannot know them yet)."""
+    """Items each shopper bought after the model's data ends (it cannot know them yet).
+
+    Lines a Saleor channel switch set aside since count too: the served model was fitted
+    before the switch, and milk bought yesterday on the old channel was bought all the
+    same (the toilet-seat rule counts them as well). Those given to a sub-profile are the
+    sub-profile's (whose list never offers them again), not the shopper's.
+    """
     ids = [str(s) for s in shopper_ids]
     query = sa.select(Interaction.shopper_id, Interaction.product_external_id).where(
-        Interaction.shop_id == shop_id, Interaction.kind == "purchase",
+        Interaction.shop_id == shop_id, Interaction.kind.in_(OWNED_KINDS),
         Interaction.subprofile_id.is_(None),  # bought for someone else: not theirs
         Interaction.shopper_id.in_(ids))
     if since is not None:

@@ -75,3 +75,67 @@ def test_the_shoppers_own_rhythm_decides_once_they_have_one(milk_api, milk_shop)
 
 def test_an_anonymous_shopper_still_gets_the_whole_back_fill(milk_api):
     assert "p1" in ids(milk_api.recs(n=3))
+
+
+def _old_channel(shop, *order_ids: str) -> None:
+    """A Saleor channel switch: these orders were the old channel's (set aside)."""
+    from plugin.admin.channel import _read_orders_again
+    from plugin.models import Order
+
+    for order_id in order_ids:
+        db.session.add(Order(shop_id=shop.id, external_id=order_id, currency="GBP",
+                             created_at=utcnow(), source_updated_at=utcnow()))
+    db.session.commit()
+    _read_orders_again(shop)
+    db.session.commit()
+
+
+def test_milk_bought_yesterday_on_the_old_channel_is_not_back_filled(milk_api, milk_shop):
+    """The channel switch set yesterday's order aside (it teaches the next fit nothing),
+    but the milk was bought all the same: the back-fill waits until it is due."""
+    _bought(milk_shop, "yesterday", 1)
+    _old_channel(milk_shop, "yesterday-0")
+    shown = _shown(milk_api, milk_shop, "yesterday")
+    assert "p1" not in shown and "p2" in shown
+
+
+def test_milk_set_aside_for_a_subprofile_is_not_held_back_from_the_buyer(milk_api, milk_shop):
+    """Bought for Maya, then set aside by the switch: it is Maya's (her list never offers
+    it again), not the buyer's, whose back-fill still offers milk."""
+    from plugin.models import SubProfile
+
+    maya = SubProfile(shop_id=milk_shop.id, owner_id="parent", name="Maya")
+    db.session.add(maya)
+    db.session.commit()
+    add_order(milk_shop.id, "parent", "parent-0", ["p1"], utcnow() - timedelta(days=1),
+              subprofile_id=maya.id)
+    _old_channel(milk_shop, "parent-0")
+    assert "p1" in _shown(milk_api, milk_shop, "parent")
+
+
+def test_milk_bought_after_the_fit_then_set_aside_stays_out_of_the_personal_list(
+        milk_api, milk_shop):
+    """c00 is in the served model, which does not know the milk bought yesterday; a channel
+    switch sets that order aside before the refit: neither the refreshed cache nor the
+    online list offers it again (nor its back-fill)."""
+    import sqlalchemy as sa
+
+    from plugin.models import RecommendationCache
+    from plugin.training import refresh_shoppers
+
+    def cached() -> list[str]:
+        row = db.session.scalar(sa.select(RecommendationCache.items).where(
+            RecommendationCache.shop_id == milk_shop.id,
+            RecommendationCache.shopper_id == "c00"))
+        return [i for i, *_ in row]
+
+    assert "p1" in cached()  # control: due again, months after c00's last order
+    add_order(milk_shop.id, "c00", "c00-new", ["p1"], utcnow() - timedelta(days=1))
+    _old_channel(milk_shop, "c00-new")
+    refresh_shoppers(milk_shop.id, ["c00"])  # e.g. the hourly refresh, a reassign
+    assert "p1" not in cached()
+    assert "p1" not in _shown(milk_api, milk_shop, "c00")
+    db.session.execute(sa.delete(RecommendationCache).where(
+        RecommendationCache.shop_id == milk_shop.id, RecommendationCache.shopper_id == "c00"))
+    db.session.commit()
+    assert "p1" not in _shown(milk_api, milk_shop, "c00")  # online
