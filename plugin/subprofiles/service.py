@@ -36,6 +36,8 @@ REASSIGN_WINDOW = timedelta(days=30)
 #: shopper's: looking at a product says little about whom it was for, and a removal says
 #: it was not wanted.
 REASSIGNED_KINDS = ("purchase", SET_ASIDE, "widget_purchase", "add_to_cart")
+#: Order lines: verified purchases, and those a Saleor channel switch set aside.
+ORDER_KINDS = ("purchase", SET_ASIDE)
 #: Only names, not contact details: no e-mail addresses and no long digit runs.
 _NOT_A_NAME = re.compile(r"@|\d{5,}|https?:")
 
@@ -284,12 +286,17 @@ def _merge_prompt_state(shop: Shop, anonymous_id: str, customer_id: str) -> None
 
 
 def recent_orders(shop: Shop, owner: str, limit: int = 10) -> list[dict[str, Any]]:
-    """The owner's latest orders with who each line is for (to reassign past purchases)."""
+    """The owner's latest orders with who each line is for (to reassign past purchases).
+
+    Orders a Saleor channel switch set aside are listed too, with whom their lines were
+    given to: they were bought all the same, and still say who has what (the durables
+    rule, whom a basket is for), so the shopper can still say whom they were for.
+    """
     latest = sa.func.max(Interaction.occurred_at)
     orders = db.session.execute(
         sa.select(Interaction.order_external_id, latest.label("at"))
         .where(Interaction.shop_id == shop.id, Interaction.shopper_id == owner,
-               Interaction.kind == "purchase", Interaction.order_external_id.is_not(None),
+               Interaction.kind.in_(ORDER_KINDS), Interaction.order_external_id.is_not(None),
                _not_forgotten())
         .group_by(Interaction.order_external_id).order_by(latest.desc()).limit(limit)).all()
     if not orders:
@@ -301,7 +308,7 @@ def recent_orders(shop: Shop, owner: str, limit: int = 10) -> list[dict[str, Any
         .outerjoin(Product, sa.and_(Product.shop_id == Interaction.shop_id,
                                     Product.external_id == Interaction.product_external_id))
         .where(Interaction.shop_id == shop.id, Interaction.shopper_id == owner,
-               Interaction.kind == "purchase", Interaction.order_external_id.in_(ids),
+               Interaction.kind.in_(ORDER_KINDS), Interaction.order_external_id.in_(ids),
                _not_forgotten())
         .order_by(Interaction.id)).all()
     out = {o.order_external_id: {"order_id": o.order_external_id, "at": o.at, "items": [],

@@ -189,6 +189,37 @@ def test_recent_orders_list_who_each_is_for(host, store):
     assert len(orders) == 5  # the host's four orders and this one
 
 
+def test_orders_a_channel_switch_set_aside_are_still_listed_for_whom_they_were(host, store):
+    """A Saleor channel switch sets the stored orders aside (they teach the model nothing
+    now): the shopper's "Past orders" still lists them, each with whom it was for, and
+    saying it was for someone else still works."""
+    from plugin.admin.channel import _read_orders_again
+    from plugin.models import Order
+
+    maya = host.create("Maya")
+    add_order(store.id, "host", "o-baby", BABY[:2], utcnow() - timedelta(hours=1))
+    add_order(store.id, "host", "o-mine", BABY[2:3], utcnow())
+    for order_id in ("o-baby", "o-mine"):
+        db.session.add(Order(shop_id=store.id, external_id=order_id, customer_external_id="host",
+                             currency="GBP", created_at=utcnow(), source_updated_at=utcnow()))
+    db.session.commit()
+    host.post("/reassign", {"subprofile_id": maya, "order_id": "o-baby"})
+    assert _read_orders_again(store) == 3  # the old channel's
+    db.session.commit()
+
+    def listed() -> dict[str, tuple[int | None, list[str]]]:
+        orders = host.get("/orders").get_json()["orders"]
+        return {o["order_id"]: (o["subprofile_id"], [i["product_id"] for i in o["items"]])
+                for o in orders}
+
+    orders = listed()
+    assert orders["o-baby"] == (maya, BABY[:2])
+    assert orders["o-mine"] == (None, BABY[2:3])
+    assert host.post("/reassign", {"subprofile_id": maya, "order_id": "o-mine"}).get_json() \
+        == {"moved": 1}
+    assert listed()["o-mine"] == (maya, BABY[2:3])
+
+
 def test_recent_orders_are_the_callers_only(client, store):
     assert customer(client, store, "nobody").get("/orders").get_json() == {"orders": []}
 
