@@ -151,6 +151,51 @@ def test_prompt_creates_a_subprofile_and_switches_to_it(demo_shop, live, page):
     _clean(page)
 
 
+def test_past_orders_list_an_order_a_channel_switch_set_aside_as_whom_it_was_for(
+        demo_shop, live, page):
+    """The shopper said their latest order was for Maya, then the shop moved to another
+    Saleor channel (its orders set aside): "Past orders" still lists it with Maya chosen,
+    and "Me" still gives it back."""
+    from plugin.models.events import SET_ASIDE
+
+    page.goto(live.url + "/demo/")
+    customer = _customer(page, 1)
+
+    def given_to_maya_then_set_aside() -> tuple[int, str]:
+        demo_shop.settings = {**(demo_shop.settings or {}), "subprofiles_enabled": True}
+        maya = SubProfile(shop_id=demo_shop.id, owner_id=customer, name="Maya", kind="person")
+        db.session.add(maya)
+        db.session.flush()
+        latest = db.session.scalar(sa.select(Interaction.order_external_id).where(
+            Interaction.shop_id == demo_shop.id, Interaction.shopper_id == customer,
+            Interaction.kind == "purchase", Interaction.order_external_id.is_not(None))
+            .order_by(Interaction.occurred_at.desc()).limit(1))
+        db.session.execute(sa.update(Interaction).where(
+            Interaction.shop_id == demo_shop.id, Interaction.order_external_id == latest)
+            .values(subprofile_id=maya.id, kind=SET_ASIDE))
+        db.session.commit()
+        access.forget_shops()
+        return maya.id, latest
+
+    maya, latest = _read(given_to_maya_then_set_aside)
+    page.select_option("#shopper", customer)
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/orders")) as listed:
+        page.locator("shopkeeper-shopping-for summary").click()
+    order = next(o for o in listed.value.json()["orders"] if o["order_id"] == latest)
+    row = page.locator(f'shopkeeper-shopping-for select[data-order-id="{latest}"]')
+    expect(row).to_have_value(str(maya))
+    assert row.evaluate("s => s.selectedOptions[0].textContent") == "Maya"
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/reassign")) as moved:
+        row.select_option(label="Me")
+    assert moved.value.json()["moved"] == len(order["items"]) > 0
+    rows = _read(lambda: set(db.session.execute(sa.select(
+        Interaction.kind, Interaction.subprofile_id).where(
+        Interaction.shop_id == demo_shop.id, Interaction.order_external_id == latest))))
+    assert rows == {(SET_ASIDE, None)}  # the shopper's own, still set aside
+    _clean(page)
+
+
 def _asked_about_a_foreign_product(demo_shop, live, page) -> tuple[str, str]:
     """Customer 2 signed in, adding a product that does not fit their profile: the dialog
     is open. Returns the customer and the product."""
