@@ -234,7 +234,7 @@
         "aria-label": s.who_for_order_for.replace("{date}", date), "data-order-id": order.order_id
       }, [h("option", { value: "" }, [s.who_for_me])].concat(this._people.map(function (p) {
         return h("option", { value: String(p.id), selected: p.id === order.subprofile_id ? "" : null }, [p.name]);
-      })));
+      }), order.gift ? [h("option", { value: String(order.subprofile_id), selected: "" }, [s.who_for_gift])] : []));
       select.addEventListener("change", sk.guard(function () {
         var id = select.value ? parseInt(select.value, 10) : null;
         self.reassign({ order_id: order.order_id }, id).then(sk.guard(function (r) {

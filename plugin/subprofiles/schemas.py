@@ -136,6 +136,7 @@ class OrderSchema(Schema):
     items = fields.List(fields.Nested(OrderItemSchema), required=True)
     subprofile_id = fields.Integer(allow_none=True)
     mixed = fields.Boolean(required=True)
+    gift = fields.Boolean(required=True)  # given to the one-off gift sub-profile
 
 
 class OrdersSchema(Schema):

@@ -286,7 +286,8 @@ def _merge_prompt_state(shop: Shop, anonymous_id: str, customer_id: str) -> None
 
 
 def recent_orders(shop: Shop, owner: str, limit: int = 10) -> list[dict[str, Any]]:
-    """The owner's latest orders with who each line is for (to reassign past purchases).
+    """The owner's latest orders with who each line is for (to reassign past purchases);
+    ``gift`` when it was a one-off gift.
 
     Orders a Saleor channel switch set aside are listed too, with whom their lines were
     given to: they were bought all the same, and still say who has what (the durables
@@ -318,11 +319,20 @@ def recent_orders(shop: Shop, owner: str, limit: int = 10) -> list[dict[str, Any
         entry["items"].append({"product_id": line.product_external_id,
                                "title": line.title or line.product_external_id})
         entry["subprofile_ids"].add(line.subprofile_id)
+    gift = _gift_id(shop, owner)
     for entry in out.values():
         subs = entry.pop("subprofile_ids")
         entry["subprofile_id"] = next(iter(subs)) if len(subs) == 1 else None
         entry["mixed"] = len(subs) > 1
+        entry["gift"] = gift is not None and entry["subprofile_id"] == gift
     return [out[i] for i in ids]
+
+
+def _gift_id(shop: Shop, owner: str) -> int | None:
+    """The owner's one-off gift sub-profile, if any: not among the people listed, so an
+    order given to it says so (else it read as the shopper's own)."""
+    return db.session.scalar(sa.select(SubProfile.id).filter_by(
+        shop_id=shop.id, owner_id=owner, kind="gift"))
 
 
 def describe(row: SubProfile) -> dict[str, Any]:

@@ -220,6 +220,21 @@ def test_orders_a_channel_switch_set_aside_are_still_listed_for_whom_they_were(h
     assert listed()["o-mine"] == (maya, BABY[2:3])
 
 
+def test_an_order_given_to_the_one_off_gift_is_listed_as_a_gift(host, store):
+    """The one-off gift sub-profile is not among the people listed: its order says
+    ``gift``, else the widget showed it as the shopper's own ("Me")."""
+    maya = host.create("Maya")
+    add_order(store.id, "host", "o-gift", BABY[:2], utcnow())
+    add_order(store.id, "host", "o-maya", BABY[2:], utcnow() - timedelta(hours=1))
+    host.post("/reassign", {"subprofile_id": maya, "order_id": "o-maya"})
+    answer = host.post("/prompt/answer", {"choice": "gift", "order_id": "o-gift"}).get_json()
+    orders = {o["order_id"]: o for o in host.get("/orders").get_json()["orders"]}
+    assert (orders["o-gift"]["subprofile_id"], orders["o-gift"]["gift"]) == (
+        answer["subprofile_id"], True)
+    assert (orders["o-maya"]["subprofile_id"], orders["o-maya"]["gift"]) == (maya, False)
+    assert orders["h-3"]["gift"] is False
+
+
 def test_recent_orders_are_the_callers_only(client, store):
     assert customer(client, store, "nobody").get("/orders").get_json() == {"orders": []}
 

@@ -196,6 +196,41 @@ def test_past_orders_list_an_order_a_channel_switch_set_aside_as_whom_it_was_for
     _clean(page)
 
 
+def test_past_orders_show_a_one_off_gift_as_a_gift(demo_shop, live, page):
+    """An order given to the one-off gift sub-profile (not one of the people listed) reads
+    "A one-off gift" in "Past orders", not the shopper's own ("Me")."""
+    page.goto(live.url + "/demo/")
+    customer = _customer(page, 1)
+
+    def given_as_a_gift() -> tuple[int, str]:
+        demo_shop.settings = {**(demo_shop.settings or {}), "subprofiles_enabled": True}
+        db.session.add(SubProfile(shop_id=demo_shop.id, owner_id=customer, name="Maya",
+                                  kind="person"))
+        gift = SubProfile(shop_id=demo_shop.id, owner_id=customer, name="One-off gifts",
+                          kind="gift")
+        db.session.add(gift)
+        db.session.flush()
+        latest = db.session.scalar(sa.select(Interaction.order_external_id).where(
+            Interaction.shop_id == demo_shop.id, Interaction.shopper_id == customer,
+            Interaction.kind == "purchase", Interaction.order_external_id.is_not(None))
+            .order_by(Interaction.occurred_at.desc()).limit(1))
+        db.session.execute(sa.update(Interaction).where(
+            Interaction.shop_id == demo_shop.id, Interaction.order_external_id == latest)
+            .values(subprofile_id=gift.id))
+        db.session.commit()
+        access.forget_shops()
+        return gift.id, latest
+
+    gift, latest = _read(given_as_a_gift)
+    page.select_option("#shopper", customer)
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
+    page.locator("shopkeeper-shopping-for summary").click()
+    row = page.locator(f'shopkeeper-shopping-for select[data-order-id="{latest}"]')
+    expect(row).to_have_value(str(gift))
+    assert row.evaluate("s => s.selectedOptions[0].textContent") == "A one-off gift"
+    _clean(page)
+
+
 def _asked_about_a_foreign_product(demo_shop, live, page) -> tuple[str, str]:
     """Customer 2 signed in, adding a product that does not fit their profile: the dialog
     is open. Returns the customer and the product."""
