@@ -259,9 +259,12 @@ def run_recorded(app: Flask, name: str, fn: Callable[[], object],
 
     With ``holder``, the job runs only while that worker still holds the scheduler lease:
     a worker that lost the lease between two loop turns never runs a job beside the new
-    leader. When the run cannot be recorded (the database went), that is logged once: a
-    run whose start was not recorded did not run, and one whose end was not is recorded
-    as abandoned by the job's next check, once its heartbeat has stopped.
+    leader. The run's ``worker`` is ``holder``, the id ``scheduler_leases`` stores (the
+    process name had no match there when a worker was given another name), so an operator
+    can tell which holder ran what. When the run cannot be recorded (the database went),
+    that is logged once: a run whose start was not recorded did not run, and one whose
+    end was not is recorded as abandoned by the job's next check, once its heartbeat has
+    stopped.
     """
     with app.app_context():
         try:
@@ -279,7 +282,7 @@ def _run_recorded(app: Flask, name: str, fn: Callable[[], object],
         return
     # on the database's clock, like the heartbeat: workers' clocks drift, and one
     # running fast would take a job that ran a minute ago for overdue
-    run = JobRun(job=name, worker=worker_name(), started_at=db_utcnow(),
+    run = JobRun(job=name, worker=holder or worker_name(), started_at=db_utcnow(),
                  status="running", heartbeat_at=db_utcnow())
     began = time.perf_counter()
     db.session.add(run)

@@ -772,3 +772,22 @@ def test_two_workers_of_one_process_do_not_take_each_others_claims(
     assert applied == [("w1", rows[0].id), ("w2", rows[1].id)] and results[0].done == 1
     assert [(r.status, r.attempts, r.claimed_by) for r in rows] == [
         ("done", 1, "w1"), ("done", 1, "w2")]
+
+
+def test_a_job_run_records_the_lease_holder_that_ran_it(app):
+    """``JobRun.worker`` was the process name (host:pid), which the lease table never
+    holds for a worker named otherwise (the demo's ``host:pid:demo``, a test's): an
+    operator could not tell which holder ran what."""
+    from plugin.jobs import LEASE_NAME
+
+    worker = Worker(app, name="shop-7:123:demo")
+    worker.scheduler.start(paused=True)
+    try:
+        worker.tick()
+        job = worker.scheduler.get_job("heartbeat")
+        job.func(*job.args)  # as APScheduler runs it
+    finally:
+        worker.scheduler.shutdown(wait=False)
+    run = db.session.scalar(sa.select(JobRun).where(JobRun.job == "heartbeat"))
+    assert run.status == "ok"
+    assert run.worker == lease.holder_of(LEASE_NAME) == "shop-7:123:demo"
