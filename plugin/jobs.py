@@ -416,15 +416,20 @@ def build_scheduler(app: Flask, holder: str | None = None) -> BackgroundSchedule
 class Worker:
     """Inbox consumer + standby/active scheduler in one process."""
 
-    def __init__(self, app: Flask, *, name: str | None = None) -> None:
+    def __init__(self, app: Flask, *, name: str | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.app = app
         self.name = name or worker_name()
+        self.clock = clock  # the lease's time; None: the database's (tests replay a timeline)
         self.stopping = threading.Event()
         self.scheduler = build_scheduler(app, holder=self.name)
         self.leader = False
         self._lease_lock = threading.Lock()  # the loop and the lease thread change leader
         self._tick_failures = FailureStreak("worker.tick_failed", "worker.tick_still_failing",
                                             "worker.recovered", worker=self.name)
+
+    def _now(self) -> datetime | None:
+        return self.clock() if self.clock else None
 
     def stop(self, *_: object) -> None:
         """Graceful shutdown: finish the row in hand, release claims and the lease."""
@@ -435,7 +440,7 @@ class Worker:
         context, with nothing uncommitted in the session)."""
         with self._lease_lock:
             leader = lease.acquire(LEASE_NAME, self.name,
-                                   self.app.config["SCHEDULER_LEASE_SECONDS"])
+                                   self.app.config["SCHEDULER_LEASE_SECONDS"], now=self._now())
             self._set_leader(leader)
 
     def _set_leader(self, leader: bool) -> None:
@@ -453,7 +458,8 @@ class Worker:
         with self._lease_lock:
             if not self.leader:
                 return False
-            held = lease.renew(LEASE_NAME, self.name, self.app.config["SCHEDULER_LEASE_SECONDS"])
+            held = lease.renew(LEASE_NAME, self.name, self.app.config["SCHEDULER_LEASE_SECONDS"],
+                               now=self._now())
             self._set_leader(held)
             return held
 
@@ -516,12 +522,13 @@ class Worker:
                 if stopper.is_alive() and self.leader:
                     try:
                         self.leader = lease.acquire(LEASE_NAME, self.name,
-                                                    cfg["SCHEDULER_LEASE_SECONDS"])
+                                                    cfg["SCHEDULER_LEASE_SECONDS"],
+                                                    now=self._now())
                     except Exception:
                         db.session.rollback()
                         log.exception("worker.lease_renewal_failed", extra={"worker": self.name})
             if self.leader:
-                lease.release(LEASE_NAME, self.name)
+                lease.release(LEASE_NAME, self.name, now=self._now())
 
 
 def run_worker(app: Flask) -> None:

@@ -50,24 +50,24 @@ def acquire(name: str, holder: str, ttl_seconds: float, *, now: datetime | None 
     return got is not None
 
 
-def renew(name: str, holder: str, ttl_seconds: float) -> bool:
+def renew(name: str, holder: str, ttl_seconds: float, *, now: datetime | None = None) -> bool:
     """Extend a lease ``holder`` still holds by ``ttl_seconds``; False once it lapsed or
     another took it. Unlike ``acquire`` it never takes the lease: a holder's renewing
     thread must not outlive its leadership (taking it back is ``acquire``'s, with the
     scheduler resumed to match)."""
     L = SchedulerLease
     res = db.session.execute(
-        sa.update(L).where(L.name == name, L.holder == holder, L.expires_at >= _clock(None))
-        .values(expires_at=_clock(None, ttl_seconds)))
+        sa.update(L).where(L.name == name, L.holder == holder, L.expires_at >= _clock(now))
+        .values(expires_at=_clock(now, ttl_seconds)))
     db.session.commit()
     return res.rowcount == 1
 
 
-def release(name: str, holder: str) -> None:
+def release(name: str, holder: str, *, now: datetime | None = None) -> None:
     """Give the lease up now (graceful shutdown), so a standby need not wait for expiry."""
     L = SchedulerLease
     db.session.execute(sa.update(L).where(L.name == name, L.holder == holder)
-                       .values(expires_at=_clock(None, -1)))
+                       .values(expires_at=_clock(now, -1)))
     db.session.commit()
 
 

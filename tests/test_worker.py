@@ -35,6 +35,16 @@ def test_lease_is_exclusive_until_it_expires(app):
     assert not lease.acquire("s", "a", 30, now=t0 + timedelta(seconds=52))
 
 
+def test_a_renewal_extends_only_a_live_lease_of_its_holder(app):
+    t0 = utcnow()
+    assert lease.acquire("s", "a", 30, now=t0)
+    assert not lease.renew("s", "b", 30, now=t0 + timedelta(seconds=10))  # not b's
+    assert lease.renew("s", "a", 30, now=t0 + timedelta(seconds=20))
+    assert lease.holder_of("s", now=t0 + timedelta(seconds=49)) == "a"  # to 50 s
+    assert not lease.renew("s", "a", 30, now=t0 + timedelta(seconds=51))  # lapsed: lost
+    assert lease.holder_of("s", now=t0 + timedelta(seconds=51)) is None
+
+
 def test_released_lease_is_free_at_once(app):
     assert lease.acquire("s", "a", 30)
     lease.release("s", "a")
@@ -107,6 +117,62 @@ def _wait(predicate, timeout: float) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+class FakeClock:
+    """The scheduler lease's time, moved by the test: the lease lapses when the test says,
+    not when a loaded machine is slower than a real 3 s lease allows."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float):
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+def _lease_expiry(app):
+    """The scheduler lease's expiry, read in a session of its own (the caller's may hold
+    an older snapshot)."""
+    from plugin.jobs import LEASE_NAME
+    from plugin.models import SchedulerLease
+
+    with app.app_context():
+        try:
+            return db.session.scalar(sa.select(SchedulerLease.expires_at)
+                                     .where(SchedulerLease.name == LEASE_NAME))
+        finally:
+            db.session.remove()
+
+
+def _renewed_at(app, at, ttl: float) -> bool:
+    """Whether the worker's renewing thread renews the lease at ``at`` on the fake clock
+    (a bounded wait for its next beat: the lease itself cannot lapse meanwhile)."""
+    return _wait(lambda: _lease_expiry(app) >= at + timedelta(seconds=ttl), 10)
+
+
+def _holder_at(app, at):
+    from plugin.jobs import LEASE_NAME
+
+    with app.app_context():
+        try:
+            return lease.holder_of(LEASE_NAME, now=at)
+        finally:
+            db.session.remove()
+
+
+def _acquire_at(app, holder: str, ttl: float, at) -> bool:
+    """``holder`` (a standby) tries for the scheduler lease at ``at``."""
+    from plugin.jobs import LEASE_NAME
+
+    with app.app_context():
+        try:
+            return lease.acquire(LEASE_NAME, holder, ttl, now=at)
+        finally:
+            db.session.remove()
 
 
 @pytest.mark.slow
@@ -367,30 +433,27 @@ def test_the_leader_keeps_its_lease_through_a_batch_longer_than_the_lease(
     """The lease was renewed only between batches: a batch of slow rows (platform
     fetch-backs) outlasted it, a standby took over, and the jobs already running here ran
     beside the new leader's."""
-    import time as _time
-
     from plugin.ingestion import apply as apply_mod
-    from plugin.jobs import LEASE_NAME
 
-    # a 3 s lease renewed every 0.2 s: a busy CI machine has 2.8 s of slack, not 0.8 s
-    app.config.update(SCHEDULER_LEASE_SECONDS=3, WORKER_POLL_SECONDS=0.2,
+    app.config.update(SCHEDULER_LEASE_SECONDS=3, WORKER_POLL_SECONDS=0.05,
                       INBOX_BATCH_SIZE=4)
     for i in range(4):
         post_webhook(client, shop.id, shop_secret, "products/upsert", product_body(f"p{i}"))
-    holders = []
+    clock, seen = FakeClock(), []
 
-    def slow_apply(row):
-        _time.sleep(1.0)
-        holders.append(lease.holder_of(LEASE_NAME))
+    def slow_apply(row):  # 1 s a row on the lease's clock: 4 s for one batch, lease 3 s
+        at = clock.advance(1.0)
+        renewed = _renewed_at(app, at, 3)
+        seen.append((renewed, _holder_at(app, at), _acquire_at(app, "standby", 3, at)))
 
     monkeypatch.setattr(apply_mod, "apply_delivery", slow_apply)
-    worker = Worker(app, name="w1")
+    worker = Worker(app, name="w1", clock=clock)
     worker.scheduler.start(paused=True)
     try:
-        assert worker.tick().done == 4  # 4 s for one batch, lease 3 s
+        assert worker.tick().done == 4
     finally:
         worker.scheduler.shutdown(wait=False)
-    assert holders == ["w1"] * 4
+    assert seen == [(True, "w1", False)] * 4
     assert worker.leader
 
 
@@ -495,33 +558,31 @@ def test_sigterm_during_a_job_keeps_the_lease_until_the_job_has_finished(app, mo
 
     from plugin import jobs
 
-    # a 3 s lease renewed every 0.2 s: a busy CI machine has 2.8 s of slack, not 0.8 s
-    app.config.update(SCHEDULER_LEASE_SECONDS=3, WORKER_POLL_SECONDS=0.2)
+    app.config.update(SCHEDULER_LEASE_SECONDS=3, WORKER_POLL_SECONDS=0.05)
     started, release = threading.Event(), threading.Event()
 
     def slow_job():
         started.set()
-        release.wait(10)
+        release.wait(30)
 
     monkeypatch.setattr(jobs, "SCHEDULED_JOBS", {"slow": (slow_job, 1)})
-    worker = Worker(app, name="w1")
+    clock = FakeClock()
+    worker = Worker(app, name="w1", clock=clock)
     runner = threading.Thread(target=worker.run, daemon=True)
     runner.start()
     try:
         assert started.wait(15), "the job never started"
         worker.stop()  # SIGTERM while the job runs
-        holders = []
-        for _ in range(8):  # 6 s: twice the lease
-            time.sleep(0.75)
-            with app.app_context():
-                holders.append(lease.holder_of(jobs.LEASE_NAME))
-                db.session.remove()
-        assert holders == ["w1"] * 8
+        seen = []
+        for _ in range(6):  # 6 s on the lease's clock: twice the lease
+            at = clock.advance(1.0)
+            seen.append((_renewed_at(app, at, 3), _holder_at(app, at)))
+        assert seen == [(True, "w1")] * 6
     finally:
         release.set()
         runner.join(15)
-    with app.app_context():
-        assert lease.holder_of(jobs.LEASE_NAME) is None  # released once the job finished
+    assert not runner.is_alive()
+    assert _holder_at(app, clock()) is None  # released once the job finished
 
 
 def test_sigterm_in_the_middle_of_a_batch_hands_the_rest_back(app, client, shop, shop_secret,
@@ -621,28 +682,25 @@ def test_the_leader_keeps_its_lease_through_one_row_longer_than_the_lease(
     fetch with its retries takes minutes) let it lapse, and a standby took leadership over
     while the leader's jobs still ran."""
     from plugin.ingestion import apply as apply_mod
-    from plugin.jobs import LEASE_NAME
 
-    # a 2 s lease renewed every 0.2 s, one row of 3.5 s
-    app.config.update(SCHEDULER_LEASE_SECONDS=2, WORKER_POLL_SECONDS=0.2)
+    app.config.update(SCHEDULER_LEASE_SECONDS=2, WORKER_POLL_SECONDS=0.05)
     post_webhook(client, shop.id, shop_secret, "products/upsert", product_body("p1"))
-    standby_took_it = []
+    clock, renewed, standby_took_it = FakeClock(), [], []
 
-    def slow_apply(row):
-        time.sleep(3.5)
-        with app.app_context():  # a standby's turn, as the row ends
-            standby_took_it.append(lease.acquire(LEASE_NAME, "standby", 2))
-            db.session.remove()
+    def slow_apply(row):  # one row of 3.5 s on the lease's clock, lease 2 s
+        for _ in range(7):
+            renewed.append(_renewed_at(app, clock.advance(0.5), 2))
+        standby_took_it.append(_acquire_at(app, "standby", 2, clock()))  # as the row ends
 
     monkeypatch.setattr(apply_mod, "apply_delivery", slow_apply)
-    worker = Worker(app, name="w1")
+    worker = Worker(app, name="w1", clock=clock)
     worker.scheduler.start(paused=True)
     try:
         assert worker.tick().done == 1
     finally:
         worker.scheduler.shutdown(wait=False)
-    assert standby_took_it == [False]
-    assert lease.holder_of(LEASE_NAME) == "w1" and worker.leader
+    assert renewed == [True] * 7 and standby_took_it == [False]
+    assert _holder_at(app, clock()) == "w1" and worker.leader
 
 
 def test_a_leader_that_lost_the_lease_mid_row_does_not_renew_it_over_the_new_one(
@@ -653,26 +711,20 @@ def test_a_leader_that_lost_the_lease_mid_row_does_not_renew_it_over_the_new_one
     from apscheduler.schedulers.base import STATE_PAUSED
 
     from plugin.ingestion import apply as apply_mod
-    from plugin.jobs import LEASE_NAME
-    from plugin.models import SchedulerLease
 
-    app.config.update(SCHEDULER_LEASE_SECONDS=2, WORKER_POLL_SECONDS=0.2)
-    holders = []
+    app.config.update(SCHEDULER_LEASE_SECONDS=2, WORKER_POLL_SECONDS=0.05)
+    clock, holders, noticed = FakeClock(), [], []
 
     def slow_apply(row):
-        with app.app_context():  # the lease lapses, a standby takes it
-            db.session.execute(sa.update(SchedulerLease).values(
-                expires_at=utcnow() - timedelta(seconds=1)))
-            db.session.commit()
-            assert lease.acquire(LEASE_NAME, "standby", 2)
-            for _ in range(4):  # the standby renews it; the old leader must not
-                time.sleep(0.5)
-                holders.append(lease.holder_of(LEASE_NAME))
-                assert lease.acquire(LEASE_NAME, "standby", 2)
-            db.session.remove()
+        assert _acquire_at(app, "standby", 2, clock.advance(3))  # the lease lapsed
+        noticed.append(_wait(lambda: not worker.leader, 10))  # the renewing thread's beat
+        for _ in range(4):  # the standby renews it; the old leader must not
+            at = clock.advance(1)
+            holders.append(_holder_at(app, at))
+            assert _acquire_at(app, "standby", 2, at)
 
     monkeypatch.setattr(apply_mod, "apply_delivery", slow_apply)
-    worker = Worker(app, name="w1")
+    worker = Worker(app, name="w1", clock=clock)
     worker.scheduler.start(paused=True)
     try:
         worker.tick()  # the leader, with nothing to do yet
@@ -682,8 +734,9 @@ def test_a_leader_that_lost_the_lease_mid_row_does_not_renew_it_over_the_new_one
         assert (worker.leader, worker.scheduler.state) == (False, STATE_PAUSED)
     finally:
         worker.scheduler.shutdown(wait=False)
+    assert noticed == [True]
     assert holders == ["standby"] * 4
-    assert lease.holder_of(LEASE_NAME) == "standby"
+    assert _holder_at(app, clock()) == "standby"
 
 
 @pytest.mark.parametrize("clock", ["db_utcnow", "db_now"])  # the sweep, the due check
