@@ -20,13 +20,13 @@ from plugin import lease
 from plugin.db_clock import db_now, db_utcnow
 from plugin.extensions import db
 from plugin.heartbeat import renewing
+from plugin.leadership import LEASE_NAME, LeaseLost, checkpoint, watching
 from plugin.models import JobRun
 from plugin.models.types import utcnow
 from plugin.webhooks.inbox import BatchResult, process_inbox, worker_name
 
 log = logging.getLogger("shopkeeper.jobs")
 
-LEASE_NAME = "scheduler"
 #: Matches the admin form's default (plugin/admin/schemas.py PrivacySchema).
 DEFAULT_RETENTION_DAYS = 730
 
@@ -65,6 +65,7 @@ def sync_all_shops() -> int:
         if "backfill" not in connectors.get(platform).meta.capabilities:
             continue
         for resource in RESOURCES:
+            checkpoint()
             try:
                 result = run_sync(shop_id, resource)
             except Exception as err:  # one shop's failure must not starve the others
@@ -93,6 +94,7 @@ def refresh_saleor_webhooks() -> int:
     failed: list[Exception] = []
     for shop in db.session.scalars(sa.select(Shop).where(Shop.status == "active",
                                                           Shop.platform == "saleor")).all():
+        checkpoint()
         try:
             done = refresh_webhooks(shop)
         except Exception as err:  # one unreachable shop must not stop the others
@@ -140,6 +142,7 @@ def apply_subprofile_answers() -> int:
 
     moved = 0
     for shop_id in db.session.scalars(sa.select(Shop.id).where(Shop.status == "active")).all():
+        checkpoint()
         moved += apply_pending(shop_id)
         db.session.commit()
     return moved
@@ -154,6 +157,7 @@ def purge_expired_events() -> int:
 
     purged = 0
     for shop in db.session.scalars(sa.select(Shop).where(Shop.status == "active")).all():
+        checkpoint()
         days = int((shop.settings or {}).get("retention_days", DEFAULT_RETENTION_DAYS))
         purged += purge_expired(shop.id, days)
         db.session.commit()
@@ -254,21 +258,23 @@ class FailureStreak:
 
 
 def run_recorded(app: Flask, name: str, fn: Callable[[], object],
-                 holder: str | None = None) -> None:
+                 holder: str | None = None, *, hold: threading.Event | None = None) -> None:
     """Run one job inside an app context, recording a ``JobRun`` (never raising).
 
     With ``holder``, the job runs only while that worker still holds the scheduler lease:
     a worker that lost the lease between two loop turns never runs a job beside the new
-    leader. The run's ``worker`` is ``holder``, the id ``scheduler_leases`` stores (the
-    process name had no match there when a worker was given another name), so an operator
-    can tell which holder ran what. When the run cannot be recorded (the database went),
-    that is logged once: a run whose start was not recorded did not run, and one whose
-    end was not is recorded as abandoned by the job's next check, once its heartbeat has
-    stopped.
+    leader, and one that loses it while the job runs (``hold``, its worker's signal, is
+    set, or the lease row names another) stops the job at its next ``checkpoint``
+    (recorded as ``lease_lost``, committing nothing more). The run's ``worker`` is
+    ``holder``, the id ``scheduler_leases`` stores (the process name had no match there
+    when a worker was given another name), so an operator can tell which holder ran what.
+    When the run cannot be recorded (the database went), that is logged once: a run whose
+    start was not recorded did not run, and one whose end was not is recorded as abandoned
+    by the job's next check, once its heartbeat has stopped.
     """
     with app.app_context():
         try:
-            _run_recorded(app, name, fn, holder)
+            _run_recorded(app, name, fn, holder, hold)
         except Exception:
             with suppress(Exception):  # the connection may be gone with the database
                 db.session.rollback()
@@ -276,7 +282,7 @@ def run_recorded(app: Flask, name: str, fn: Callable[[], object],
 
 
 def _run_recorded(app: Flask, name: str, fn: Callable[[], object],
-                  holder: str | None) -> None:
+                  holder: str | None, hold: threading.Event | None) -> None:
     if holder is not None and lease.holder_of(LEASE_NAME) != holder:
         log.warning("jobs.skipped_not_leader", extra={"job": name, "worker": holder})
         return
@@ -288,9 +294,14 @@ def _run_recorded(app: Flask, name: str, fn: Callable[[], object],
     db.session.add(run)
     db.session.commit()
     try:
-        with _heartbeat(app, run.id):
+        with _heartbeat(app, run.id), watching(holder, hold):
             fn()
         run.status = "ok"
+    except LeaseLost as err:  # stopped between units: the new leader runs it
+        db.session.rollback()
+        run = db.session.merge(run)
+        run.status, run.error = "lease_lost", str(err)
+        log.warning("jobs.stopped_lease_lost", extra={"job": name, "worker": holder})
     except Exception as err:  # a failing job must not kill the scheduler
         db.session.rollback()
         run = db.session.merge(run)
@@ -379,11 +390,13 @@ def _check_failures(holder: str | None, name: str) -> FailureStreak:
 
 
 def run_if_due(app: Flask, name: str, fn: Callable[[], object], interval: float,
-               holder: str | None = None) -> None:
+               holder: str | None = None, *,
+               hold: Callable[[], threading.Event] | None = None) -> None:
     """The scheduler's entry point (never raising): record the job's dead runs as
     abandoned, then skip when not due, else ``run_recorded``. A check the database fails
     is logged like the worker's polls: raised into APScheduler, every job's check logged
-    a traceback every minute through an outage."""
+    a traceback every minute through an outage. ``hold`` returns the worker's signal for
+    its current hold on the lease, which the run watches (``run_recorded``)."""
     failures = _check_failures(holder, name)
     with app.app_context():
         try:
@@ -398,16 +411,17 @@ def run_if_due(app: Flask, name: str, fn: Callable[[], object], interval: float,
             db.session.remove()
     failures.ok()
     if due:
-        run_recorded(app, name, fn, holder)
+        run_recorded(app, name, fn, holder, hold=hold() if hold else None)
 
 
-def build_scheduler(app: Flask, holder: str | None = None) -> BackgroundScheduler:
+def build_scheduler(app: Flask, holder: str | None = None,
+                    hold: Callable[[], threading.Event] | None = None) -> BackgroundScheduler:
     """In-memory APScheduler whose state that matters (when each job last ran) lives in the
     database, instead of APScheduler's SQLAlchemy job store, which pickles callables."""
     scheduler = BackgroundScheduler(timezone="UTC")
     for name, (fn, interval) in SCHEDULED_JOBS.items():
         scheduler.add_job(run_if_due, "interval", args=(app, name, fn, interval, holder),
-                          id=name, max_instances=1, coalesce=True,
+                          kwargs={"hold": hold}, id=name, max_instances=1, coalesce=True,
                           seconds=min(interval, CHECK_EVERY))
     return scheduler
 
@@ -422,7 +436,10 @@ class Worker:
         self.name = name or worker_name()
         self.clock = clock  # the lease's time; None: the database's (tests replay a timeline)
         self.stopping = threading.Event()
-        self.scheduler = build_scheduler(app, holder=self.name)
+        # set once this hold on the lease ends; a new one each time the lease is taken, so
+        # a job started in an earlier hold stays stopped (the other leader may run it now)
+        self.hold = threading.Event()
+        self.scheduler = build_scheduler(app, holder=self.name, hold=lambda: self.hold)
         self.leader = False
         self._lease_lock = threading.Lock()  # the loop and the lease thread change leader
         self._tick_failures = FailureStreak("worker.tick_failed", "worker.tick_still_failing",
@@ -445,9 +462,11 @@ class Worker:
 
     def _set_leader(self, leader: bool) -> None:
         if leader and not self.leader:
+            self.hold = threading.Event()
             self.scheduler.resume()
             log.info("worker.became_leader", extra={"worker": self.name})
         elif not leader and self.leader:
+            self.hold.set()  # its running jobs stop at their next checkpoint
             self.scheduler.pause()
             log.warning("worker.lost_leadership", extra={"worker": self.name})
         self.leader = leader

@@ -33,9 +33,10 @@ JOB_FAILURES = Counter("shopkeeper_job_failures", "Scheduled job failures", ["jo
 
 
 def observe_job(job: str, seconds: float, status: str) -> None:
-    """Called by the worker after each job run (worker-process view)."""
+    """Called by the worker after each job run (worker-process view); a run stopped because
+    its worker lost the scheduler lease is no failure (the new leader runs the job)."""
     JOB_SECONDS.labels(job).observe(seconds)
-    if status != "ok":
+    if status not in ("ok", "lease_lost"):
         JOB_FAILURES.labels(job).inc()
 
 

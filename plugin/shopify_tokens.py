@@ -27,6 +27,7 @@ from connectors.shopify import MIGRATION_REFUSED_AT, ShopifyConnector, migration
 from connectors.shopify import install as tokens
 from plugin import crypto, shops
 from plugin.extensions import db
+from plugin.leadership import checkpoint
 from plugin.models import Installation, Shop
 from plugin.models.types import utcnow
 
@@ -150,6 +151,7 @@ def migrate_legacy_tokens() -> int:
     failed: list[Exception] = []
     for shop in db.session.scalars(sa.select(Shop).where(
             Shop.status == "active", Shop.platform == "shopify")).all():
+        checkpoint()  # the scheduler lease was lost: the new leader trades the tokens
         try:
             connector = shops.connector_for(shop)
         except Exception:  # no credentials left (uninstalled meanwhile)

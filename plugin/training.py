@@ -31,6 +31,7 @@ from plugin.engine.baselines import ItemKNNBaseline
 from plugin.engine.data import Interactions
 from plugin.extensions import db
 from plugin.ingestion.sync import HISTORY_RESET, orders_backfilled
+from plugin.leadership import checkpoint
 from plugin.models import Customer, Interaction, ModelVersion, Product, RecommendationCache
 from plugin.models.catalog import on_sale
 from plugin.models.types import utcnow
@@ -574,6 +575,7 @@ def retrain_due(now: datetime | None = None) -> int:
     failures = {shop_id: fit_failures(shop_id) for shop_id in shops}
     shops.sort(key=lambda s: failures[s].count if failures[s] else 0)  # stable: healthy first
     for shop_id in shops:
+        checkpoint()  # the scheduler lease was lost: the new leader refits
         failing = failures[shop_id]
         may_fit = failing is None or now >= failing.retry_at
         try:

@@ -844,3 +844,98 @@ def test_a_job_run_records_the_lease_holder_that_ran_it(app):
     run = db.session.scalar(sa.select(JobRun).where(JobRun.job == "heartbeat"))
     assert run.status == "ok"
     assert run.worker == lease.holder_of(LEASE_NAME) == "shop-7:123:demo"
+
+
+@pytest.mark.parametrize("lost", ["lapsed", "taken"])
+def test_a_job_running_when_its_worker_loses_the_lease_stops_and_the_new_leader_runs_it(
+        app, shop, monkeypatch, caplog, lost):
+    """The lease was checked only when a job started: one still running when its worker
+    lost the lease ran on beside the new leader's run of the same job. It now stops at its
+    next unit of work, committing nothing more, recorded as stopped (not failed); the new
+    leader runs it. "lapsed": the old leader's renewal finds it lapsed (nobody has it yet:
+    the lease row alone cannot tell); "taken": the new leader took it before the old one
+    renewed (only the lease row tells)."""
+    from apscheduler.schedulers.base import STATE_PAUSED
+
+    from plugin import jobs
+    from plugin.leadership import checkpoint
+    from plugin.metrics import REGISTRY
+    from plugin.models import AuditLog
+    from plugin.shops import audit
+
+    app.config.update(SCHEDULER_LEASE_SECONDS=30)
+    clock, running = FakeClock(), []
+
+    def lose_the_lease():  # as the old leader's first two units are committed
+        clock.advance(31)  # it stalled past its lease (on the lease's clock)
+        with app.app_context():
+            if lost == "lapsed":
+                assert not first._keep_lease()  # its renewing thread's next beat
+            else:
+                second.tick()
+                assert second.leader
+            db.session.remove()
+
+    def units():  # three units of work, each committed
+        for n in range(3):
+            checkpoint()
+            audit(shop.id, "test.unit", unit=n, by=running[-1])
+            db.session.commit()
+            if running[-1] == "w1" and n == 1:
+                lose_the_lease()
+
+    def run(worker):  # as its scheduler runs the job
+        running.append(worker.name)
+        job = worker.scheduler.get_job("units")
+        job.func(*job.args, **job.kwargs)
+
+    monkeypatch.setattr(jobs, "SCHEDULED_JOBS", {"units": (units, 600)})
+    first, second = Worker(app, name="w1", clock=clock), Worker(app, name="w2", clock=clock)
+    for w in (first, second):
+        w.scheduler.start(paused=True)
+    try:
+        first.tick()
+        second.tick()
+        assert (first.leader, second.leader) == (True, False)
+        run(first)
+        if lost == "lapsed":
+            assert (first.leader, first.scheduler.state) == (False, STATE_PAUSED)
+            second.tick()
+        assert second.leader
+        run(second)
+    finally:
+        for w in (first, second):
+            w.scheduler.shutdown(wait=False)
+    done = [(a.detail["by"], a.detail["unit"]) for a in db.session.scalars(
+        sa.select(AuditLog).where(AuditLog.action == "test.unit").order_by(AuditLog.id))]
+    assert done == [("w1", 0), ("w1", 1), ("w2", 0), ("w2", 1), ("w2", 2)]
+    runs = [(r.worker, r.status, r.error) for r in db.session.scalars(
+        sa.select(JobRun).where(JobRun.job == "units").order_by(JobRun.id))]
+    assert runs == [("w1", "lease_lost", "w1 lost the scheduler lease; stopped between "
+                     "units of work"), ("w2", "ok", None)]
+    assert [r.message for r in caplog.records if r.message.startswith("jobs.")] \
+        == ["jobs.stopped_lease_lost"]  # a warning, no traceback of a failure
+    assert not REGISTRY.get_sample_value("shopkeeper_job_failures_total", {"job": "units"})
+
+
+@pytest.mark.parametrize("job", ["sync_all_shops", "saleor_webhooks", "subprofile_answers",
+                                 "retention_purge", "offers", "retrain_due_shops",
+                                 "shopify_token_migration"])
+def test_each_job_over_shops_stops_between_shops_once_the_lease_is_lost(app, job):
+    """Each job that works shop by shop checks the lease before the next shop: a
+    leader that lost it sends no nudge, trades no token and refits no shop beside the new
+    leader doing the same."""
+    import threading
+
+    from plugin import jobs
+    from plugin.shops import create_shop
+
+    for platform in ("generic", "shopify", "saleor"):
+        create_shop(platform, f"{platform}.example")
+    db.session.commit()
+    assert lease.acquire(jobs.LEASE_NAME, "w1", 60)
+    hold = threading.Event()
+    hold.set()  # w1's renewal found the lease lost since the job started
+    jobs.run_recorded(app, job, jobs.SCHEDULED_JOBS[job][0], "w1", hold=hold)
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(JobRun.status).where(JobRun.job == job)) == "lease_lost"

@@ -33,7 +33,8 @@ class JobRun(db.Model):
     worker: Mapped[str] = mapped_column(String(128))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="running")  # ok|failed|abandoned
+    # running|ok|failed|abandoned|lease_lost (its worker lost the scheduler lease mid-job)
+    status: Mapped[str] = mapped_column(String(16), default="running")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # renewed on the database's clock while the job runs: a run whose worker was killed
     # stops renewing it and is recorded as abandoned (``plugin.jobs.mark_abandoned_runs``)

@@ -14,6 +14,7 @@ import logging
 import sqlalchemy as sa
 
 from plugin.extensions import db
+from plugin.leadership import checkpoint
 from plugin.models import Shop
 from plugin.offers import attribution, cleanup, nudges, reconcile, service
 
@@ -25,6 +26,7 @@ def run_offer_jobs() -> dict[str, dict[str, int]]:
     results: dict[str, dict[str, int]] = {}
     shops = list(db.session.scalars(sa.select(Shop).where(Shop.status == "active")))
     for shop in shops:
+        checkpoint()  # the scheduler lease was lost: the new leader sends the nudges
         if not (shop.settings or {}).get("offers_enabled"):
             continue
         try:
