@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.generic.webhooks import sign_payload
@@ -13,6 +15,42 @@ from plugin.extensions import db
 from plugin.models import Shop
 
 _seq = itertools.count(1)
+
+
+class FakeClock:
+    """A lease's time, moved by the test: a lease lapses when the test says, not when a
+    loaded machine is slower than a real lease of a few seconds allows."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+def wait_until(predicate: Callable[[], object], timeout: float) -> bool:
+    """Whether ``predicate`` came true within ``timeout`` seconds (polled every 0.2 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def fake_lease_clock(monkeypatch: Any) -> FakeClock:
+    """Every lease (``plugin.lease``) read and written on a ``FakeClock`` instead of the
+    database's: for code that takes no clock of its own (a sync's, a fit's lease)."""
+    from plugin import lease
+
+    clock, real = FakeClock(), lease._clock
+    monkeypatch.setattr(lease, "_clock", lambda now, offset_seconds=0.0:
+                        real(now if now is not None else clock(), offset_seconds))
+    return clock
 
 
 def make_shop(platform: str = "generic", domain: str | None = None) -> Shop:

@@ -399,21 +399,38 @@ def test_train_command_skips_a_shop_another_fit_holds_unless_waiting(runner, sto
 
 def test_a_long_fit_keeps_renewing_its_shop_lease(app, store, monkeypatch):
     """A fit longer than the lease time keeps its shop: a thread renews the lease."""
-    import time
+    from datetime import timedelta
 
-    app.config["TRAINING_LEASE_SECONDS"] = 0.6
+    import sqlalchemy as sa
+
+    from plugin.models import SchedulerLease
+    from tests.factories import fake_lease_clock, wait_until
+
+    app.config["TRAINING_LEASE_SECONDS"] = 0.6  # renewed every 0.2 s
     name, real, seen = training.fit_lease_name(store.id), training.new_recommender, []
+    clock = fake_lease_clock(monkeypatch)  # a loaded machine cannot let it lapse
+
+    def renewed_at(at) -> bool:  # the renewing thread's next beat, in a session of our own
+        with app.app_context():
+            try:
+                return db.session.scalar(sa.select(SchedulerLease.expires_at).where(
+                    SchedulerLease.name == name)) >= at + timedelta(seconds=0.6)
+            finally:
+                db.session.remove()
 
     class SlowFit:
         def fit(self, data, **kwargs):
             db.session.commit()  # nothing held open while "fitting"
-            time.sleep(1.5)  # well past the lease time
+            for _ in range(5):  # 1.5 s on the lease's clock: well past the lease time
+                at = clock.advance(0.3)
+                seen.append(wait_until(lambda at=at: renewed_at(at), 10))
             seen.append(lease.holder_of(name))
             return real().fit(data, **kwargs)
 
     monkeypatch.setattr(training, "new_recommender", SlowFit)
     training.train_shop(store.id)
-    assert seen[0] is not None  # still held: a second fit would have been refused
+    assert seen[:5] == [True] * 5
+    assert seen[5] is not None  # still held: a second fit would have been refused
 
 
 def _failed_fits(shop_id: str, n: int, *, hours_ago: float, error: str = "MemoryError"):

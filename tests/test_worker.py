@@ -19,7 +19,7 @@ from plugin.jobs import Worker
 from plugin.models import JobRun, WebhookDelivery
 from plugin.models.types import utcnow
 from plugin.webhooks import inbox
-from tests.factories import post_webhook, product_body
+from tests.factories import FakeClock, post_webhook, product_body, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,30 +110,6 @@ def _spawn_worker(env: dict[str, str], name: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-class FakeClock:
-    """The scheduler lease's time, moved by the test: the lease lapses when the test says,
-    not when a loaded machine is slower than a real 3 s lease allows."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds: float):
-        self.now += timedelta(seconds=seconds)
-        return self.now
-
-
 def _lease_expiry(app):
     """The scheduler lease's expiry, read in a session of its own (the caller's may hold
     an older snapshot)."""
@@ -151,7 +127,7 @@ def _lease_expiry(app):
 def _renewed_at(app, at, ttl: float) -> bool:
     """Whether the worker's renewing thread renews the lease at ``at`` on the fake clock
     (a bounded wait for its next beat: the lease itself cannot lapse meanwhile)."""
-    return _wait(lambda: _lease_expiry(app) >= at + timedelta(seconds=ttl), 10)
+    return wait_until(lambda: _lease_expiry(app) >= at + timedelta(seconds=ttl), 10)
 
 
 def _holder_at(app, at):
@@ -213,18 +189,18 @@ def test_standby_takes_over_after_kill_9(app, database_url, tmp_path):
     a = _spawn_worker(env, "worker-a")
     b = None
     try:
-        assert _wait(lambda: holder() is not None, 90), "no worker became leader"
+        assert wait_until(lambda: holder() is not None, 90), "no worker became leader"
         b = _spawn_worker(env, "worker-b")
         time.sleep(2)
         first = holder()
         active = a if "worker-a" in first else b
         standby_name = "worker-b" if active is a else "worker-a"
-        assert _wait(lambda: heartbeats_by(first) >= 1, 60), "leader ran no job"
+        assert wait_until(lambda: heartbeats_by(first) >= 1, 60), "leader ran no job"
         assert heartbeats_by(standby_name) == 0  # the standby runs no scheduled job
         active.send_signal(signal.SIGKILL)
         active.wait(5)
-        assert _wait(lambda: holder() and standby_name in holder(), 60), "no failover"
-        assert _wait(lambda: heartbeats_by(standby_name) >= 1, 60), "standby ran no job"
+        assert wait_until(lambda: holder() and standby_name in holder(), 60), "no failover"
+        assert wait_until(lambda: heartbeats_by(standby_name) >= 1, 60), "standby ran no job"
         survivor = b if active is a else a
         survivor.send_signal(signal.SIGTERM)  # graceful: gives the lease up at once
         assert survivor.wait(60) == 0
@@ -717,7 +693,7 @@ def test_a_leader_that_lost_the_lease_mid_row_does_not_renew_it_over_the_new_one
 
     def slow_apply(row):
         assert _acquire_at(app, "standby", 2, clock.advance(3))  # the lease lapsed
-        noticed.append(_wait(lambda: not worker.leader, 10))  # the renewing thread's beat
+        noticed.append(wait_until(lambda: not worker.leader, 10))  # the renewing thread's beat
         for _ in range(4):  # the standby renews it; the old leader must not
             at = clock.advance(1)
             holders.append(_holder_at(app, at))

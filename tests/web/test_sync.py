@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from plugin.extensions import db
 from plugin.ingestion.sync import KEEP_REJECTED, run_sync, sync_progress
 from plugin.models import Interaction, SyncState
 from plugin.models import Product as ProductRow
+from tests.factories import fake_lease_clock
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CATALOG = [Product(external_id=f"p{i}", title=f"Item {i}", updated_at=T0 + timedelta(minutes=i),
@@ -271,13 +271,12 @@ def test_a_long_sync_renews_its_short_lease_with_each_page(fake_shop, monkeypatc
     from plugin import lease
     from plugin.ingestion import sync
 
-    # wide margins: the lease runs on the database's clock, and a loaded CI machine took
-    # more than 0.4 s between taking a 0.8 s lease and reaching the first page
     monkeypatch.setattr(sync, "LEASE_SECONDS", 3)
     name, others = sync.lease_name(fake_shop.id, "products"), []
+    clock = fake_lease_clock(monkeypatch)  # no real sleeps a loaded machine overruns
 
     def slow_page(n: int) -> None:
-        time.sleep(1.2)  # three pages: 3.6 s, longer than the lease
+        clock.advance(1.2)  # three pages: 3.6 s on the lease's clock, longer than the lease
         others.append(lease.acquire(name, "other:1", 60))
 
     PagedFakeConnector.before_page = slow_page
@@ -312,9 +311,10 @@ def test_a_page_retried_for_longer_than_the_lease_keeps_it(app, monkeypatch):
         responses.add(responses.GET, "https://platform.example/products", status=status)
     monkeypatch.setattr(sync, "LEASE_SECONDS", 3)
     name, others = sync.lease_name(shop.id, "products"), []
+    clock = fake_lease_clock(monkeypatch)
 
     def wait(delay: float) -> None:  # the back-off, then another run tries its luck
-        time.sleep(1.6)
+        clock.advance(1.6)
         others.append(lease.acquire(name, "other:1", 60))
 
     result = run_sync(shop.id, "products", session=make_session(sleep=wait))
