@@ -40,7 +40,9 @@
     ".sk-img{aspect-ratio:1;display:grid;place-items:center;overflow:hidden;",
     "border-radius:calc(var(--sk-radius,.5rem) * .75);background:var(--sk-img-bg,#f1ede6)}",
     ".sk-img img{width:100%;height:100%;object-fit:cover}",
-    ".sk-ph{font-size:1.6rem;font-weight:700;color:var(--sk-muted,#595959)}",
+    // The initials sit on a fixed light tint, not on the card: --sk-muted, which a dark theme
+    // makes light, would leave them unreadable (1.5:1).
+    ".sk-ph{font-size:1.6rem;font-weight:700;color:var(--sk-img-text,#595959)}",
     ".sk-t1{background:#d6e4d3}.sk-t2{background:#d9dff0}.sk-t3{background:#f2e3b3}",
     ".sk-t4{background:#e9d2dc}.sk-t5{background:#cfe6e6}",
     ".sk-title{font-weight:600;line-height:1.3}",

@@ -109,6 +109,13 @@ COLOURS = """(el, sels) => sels.map(s => {
 DARK_PAGE = """() => { document.documentElement.style.background = '#121212';
     document.body.style.background = '#121212'; document.body.style.color = '#eeeeee'; }"""
 
+#: The widgets' dark theme from widgets/README.md ("Theming"), set on :root (with DARK_PAGE).
+DARK_THEME = """() => { const s = document.documentElement.style;
+    for (const [k, v] of [['--sk-card-bg', '#1e1e1e'], ['--sk-offer-bg', '#16302b'],
+                          ['--sk-color', '#eeeeee'], ['--sk-muted', '#bbbbbb'],
+                          ['--sk-error', '#ff8a80']])
+        s.setProperty(k, v); }"""
+
 
 def contrast(fg: str, bg: str) -> float:
     """WCAG contrast ratio of two opaque ``rgb(...)`` colours as getComputedStyle gives them."""

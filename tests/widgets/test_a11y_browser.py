@@ -9,6 +9,7 @@ import pytest
 from tests.widgets.helpers import (
     API,
     DARK_PAGE,
+    DARK_THEME,
     FOR_YOU,
     READY,
     focused,
@@ -108,6 +109,17 @@ def test_the_carousel_stays_readable_on_a_dark_host_page(demo_shop, live, page):
     page.evaluate(DARK_PAGE)
     assert unreadable(page, FOR_YOU, ["h2", ".sk-next", ".sk-title", ".sk-price",
                                       ".sk-add"]) == []
+
+
+def test_the_initials_of_products_with_no_image_stay_readable_in_a_dark_theme(demo_shop,
+                                                                               live, page):
+    """The initials sit on a light tint whatever the theme: README's dark theme, whose
+    --sk-muted is a light grey, must not colour them (it did: 1.5:1)."""
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(READY)
+    page.evaluate(DARK_PAGE)
+    page.evaluate(DARK_THEME)
+    assert unreadable(page, FOR_YOU, [".sk-ph", ".sk-title", ".sk-price", ".sk-add"]) == []
 
 
 def test_the_carousels_labels_can_be_replaced(demo_shop, live, page):
