@@ -144,3 +144,33 @@ def with_attributes(page, path: str, kind: str, attrs: dict[str, str]) -> None:
                                        f'data-shopkeeper="{kind}"{extra}', 1)
         route.fulfill(response=response, body=body)
     page.route(f"**{path}", handler)
+
+
+#: The impacts that fail an audit (axe-core's four: minor, moderate, serious, critical).
+AXE_FAILING = ("serious", "critical")
+
+
+def axe_violations(page, context: object = None,
+                   impacts: tuple[str, ...] = AXE_FAILING) -> list[dict]:
+    """axe-core's violations of the given impacts on the page as it is now, open shadow
+    roots included (axe.min.js from the axe-playwright-python package, injected by CDP
+    so the demo pages' strict CSP does not block it)."""
+    from axe_playwright_python.base import AXE_SCRIPT
+
+    if not page.evaluate("() => !!window.axe"):
+        page.evaluate(AXE_SCRIPT)
+    found = page.evaluate("""async context => {
+        const r = await axe.run(context || document, {resultTypes: ['violations']});
+        return r.violations; }""", context)
+    return [v for v in found if v["impact"] in impacts]
+
+
+def axe_report(violations: list[dict]) -> str:
+    """One line per failing element: rule, impact, target (shadow hosts first), summary."""
+    lines = []
+    for v in violations:
+        for node in v["nodes"]:
+            lines.append(f"{v['id']} ({v['impact']}) {node['target']}: "
+                         f"{node.get('failureSummary', '')!s}".replace("\n", " ")
+                         + f" | {node['html'][:160]}")
+    return "\n".join(lines)
