@@ -61,12 +61,18 @@ class VendureConnector(Connector):
         key="vendure",
         name="Vendure",
         webhook_topics=TOPICS,
+        # The Admin API permissions the merchant's role grants, each needed (README's table):
+        # reads for sync and webhooks; promotions and one-customer groups for offers, found
+        # by code (retries, reconciliation) and deleted once spent or expired.
         scopes=(
             "ReadCatalog",
             "ReadCustomer",
             "ReadOrder",
+            "ReadPromotion",
             "CreatePromotion",
+            "DeletePromotion",
             "CreateCustomerGroup",
+            "DeleteCustomerGroup",
         ),
         capabilities=frozenset({"webhooks", "backfill", "discounts"}),
     )

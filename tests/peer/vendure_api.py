@@ -172,3 +172,23 @@ def place_order(
         " discounts{amountWithTax}} ... on ErrorResult{message}}}",
         m=payment,
     )["addPaymentToOrder"]
+
+
+def create_limited_admin(adm: GraphQL, permissions: list[str]) -> tuple[str, str]:
+    """A role with exactly ``permissions`` (Vendure adds ``Authenticated``) on the default
+    channel, and an administrator holding only it: what a merchant makes for Shopkeeper.
+    Returns the administrator's username and password."""
+    tag = uuid.uuid4().hex[:8]
+    role = adm(
+        "mutation($in:CreateRoleInput!){createRole(input:$in){id permissions}}",
+        **{"in": {"code": f"shopkeeper-{tag}", "description": "Shopkeeper",
+                  "permissions": permissions}},
+    )["createRole"]
+    assert set(role["permissions"]) == {"Authenticated", *permissions}, role
+    username, password = f"shopkeeper-{tag}@example.com", f"pw-{tag}"
+    adm(
+        "mutation($in:CreateAdministratorInput!){createAdministrator(input:$in){id}}",
+        **{"in": {"firstName": "Shop", "lastName": "Keeper", "emailAddress": username,
+                  "password": password, "roleIds": [role["id"]]}},
+    )
+    return username, password
