@@ -298,7 +298,7 @@ class SaleorConnector(Connector):
         """``voucherCreate`` with one code, then its value in our channel.
 
         Only Saleor's ``errors`` are its refusal (``InvalidPayload``). An answer of another
-        shape (no object, no voucher id) is far likelier a proxy's or gateway's than
+        shape to either call (no object, no voucher id) is far likelier a proxy's or gateway's than
         Saleor's, and a retry adopts a voucher it may have made: ``TransientError``, as
         Shopify's and Vendure's garbled answers are."""
         channel_id = self.credentials.extra.get("channel_id")
@@ -323,10 +323,7 @@ class SaleorConnector(Connector):
             raise refused("voucherCreate", errors)
         if not voucher_id or not isinstance(voucher_id, str):
             raise TransientError("Saleor returned no voucher")
-        client.mutate(
-            queries.VOUCHER_CHANNEL_MUTATION, {"id": voucher_id, "input": listing},
-            "voucherChannelListingUpdate",
-        )
+        _set_value(client, voucher_id, listing)
         return DiscountRef(platform_id=voucher_id, code=spec.code, expires_at=spec.expires_at)
 
     def find_discount(self, code: str) -> str | None:
@@ -349,6 +346,21 @@ class SaleorConnector(Connector):
             if not any("not found" in m.lower() or "couldn't resolve" in m.lower()
                        for messages in err.errors.values() for m in messages):
                 raise
+
+
+def _set_value(client: SaleorGraphQL, voucher_id: str, listing: dict[str, Any]) -> None:
+    """``voucherChannelListingUpdate``: the voucher's value in our channel.
+
+    The voucher exists by now, so an answer of no readable shape (a proxy's) is
+    ``TransientError``: the offer stays open, and its retry finds the code taken, adopts
+    this voucher and sets its value then. Read as Saleor's refusal, it withdrew the offer
+    for good. Only Saleor's own ``errors`` are that (``InvalidPayload``)."""
+    answer = client.execute(queries.VOUCHER_CHANNEL_MUTATION,
+                            {"id": voucher_id, "input": listing}).get("voucherChannelListingUpdate")
+    if not isinstance(answer, dict):
+        raise TransientError("unexpected voucherChannelListingUpdate answer: not an object")
+    if answer.get("errors"):
+        raise refused("voucherChannelListingUpdate", answer["errors"])
 
 
 def _error_codes(errors: Any) -> set[str | None]:

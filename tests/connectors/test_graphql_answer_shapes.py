@@ -236,6 +236,29 @@ def test_a_saleor_voucher_answer_of_an_unexpected_shape_is_transient(answers) ->
         _saleor(*answers).create_discount(_spec())
 
 
+_CREATED = {"data": {"voucherCreate": {"voucher": {"id": "Vm91Y2hlcjox"}, "errors": []}}}
+
+
+@pytest.mark.parametrize("listed", [
+    {"voucherChannelListingUpdate": "updated"},
+    {"voucherChannelListingUpdate": ["updated"]},
+    {"voucherChannelListingUpdate": None},
+    {},
+])
+def test_a_saleor_channel_listing_answer_of_an_unexpected_shape_is_transient(listed) -> None:
+    """The voucher exists once ``voucherCreate`` answered: a second answer of no readable
+    shape is retried (the retry adopts the voucher), not taken for Saleor's refusal."""
+    with pytest.raises(TransientError, match="voucherChannelListingUpdate"):
+        _saleor(_CREATED, {"data": listed}).create_discount(_spec())
+
+
+def test_a_saleor_channel_listing_refusal_is_still_invalid_payload() -> None:
+    refusal = {"data": {"voucherChannelListingUpdate": {"voucher": None, "errors": [
+        {"field": "addChannels", "code": "INVALID", "message": "Not sold here."}]}}}
+    with pytest.raises(InvalidPayload, match="Saleor refused voucherChannelListingUpdate"):
+        _saleor(_CREATED, refusal).create_discount(_spec())
+
+
 def test_a_saleor_code_taken_by_a_voucher_it_cannot_show_is_refused() -> None:
     """Saleor's own ``errors`` (the code exists) with no voucher of that code to adopt."""
     answers = [{"data": {"voucherCreate": {"errors": [{"code": "ALREADY_EXISTS"}]}}},

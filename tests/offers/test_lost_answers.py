@@ -93,6 +93,7 @@ class Shopify(Platform):
 
 class Saleor(Platform):
     ID = "Vm91Y2hlcjo{n}"
+    garble_listing = False
     DOMAIN = "lost.saleor.cloud"
     URL = f"https://{DOMAIN}/graphql/"
     CREDENTIALS = Credentials(DOMAIN, access_token="tok", api_url=URL, extra={
@@ -108,6 +109,9 @@ class Saleor(Platform):
             return {"voucherCreate": {"voucher": {"id": self.created(code, listed=False)},
                                       "errors": []}}
         if "voucherChannelListingUpdate" in query:
+            if self.garble_listing:  # a proxy's answer, once: the voucher exists, unlisted
+                self.garble_listing = False
+                return {"voucherChannelListingUpdate": "updated"}
             if self.refuse:  # the second step: the voucher exists, without its value
                 return {"voucherChannelListingUpdate": {"voucher": None, "errors": [
                     {"field": "addChannels", "code": "INVALID",
@@ -350,3 +354,27 @@ def test_a_discount_the_platform_refuses_withdraws_the_offer_and_releases_its_bu
     assert reconcile.settle_creations(shop, now=row.creating_since + reconcile.SETTLE,
                                       session=_session()) == 1
     assert fake.discounts == {} and _reserved() == 0
+
+
+def test_a_garbled_saleor_listing_answer_leaves_the_offer_open_and_its_retry_adopts(app):
+    """Saleor makes a voucher in two calls. A second answer of no readable shape withdrew
+    the offer for good (read as Saleor's refusal) though the voucher existed; it is
+    transient now, and the retry adopts that voucher (its code is taken) and lists it."""
+    fake = Saleor()
+    shop = _shop("saleor", fake.DOMAIN, fake.CREDENTIALS)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add_callback(responses.POST, fake.URL, callback=fake)
+        offer = _quoted(shop)
+        fake.garble_listing = True
+        with pytest.raises(service.DiscountUnavailable):
+            service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
+        row = _row(offer)
+        assert row.status == "offered" and row.creating_since is not None
+        [(code, voucher)] = fake.discounts.items()
+        assert voucher["listed"] is False  # made, without its value yet
+        out = service.accept(shop, SHOPPER, offer["token"], _cart(), session=_session())
+    assert out["code"] == code and fake.creates == 1  # adopted, not made twice
+    assert fake.discounts == {code: {**voucher, "listed": True}}
+    row = _row(offer)
+    assert (row.status, row.platform_ref) == ("accepted", voucher["id"])
+    assert _reserved() == Decimal(offer["amount"])
