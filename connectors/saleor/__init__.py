@@ -318,7 +318,10 @@ class SaleorConnector(Connector):
             # (and set its value below, in case that attempt got no further).
             voucher_id = self.find_discount(spec.code)
             if not voucher_id:
-                raise refused("voucherCreate", errors)
+                # the search may not show it yet: retried, as Shopify's TAKEN code that
+                # codeDiscountNodeByCode cannot find is, not withdrawn for good
+                raise TransientError("the voucher code is taken, but no voucher with it "
+                                     "was found")
         elif errors:
             raise refused("voucherCreate", errors)
         if not voucher_id or not isinstance(voucher_id, str):

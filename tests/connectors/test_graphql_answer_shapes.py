@@ -259,11 +259,12 @@ def test_a_saleor_channel_listing_refusal_is_still_invalid_payload() -> None:
         _saleor(_CREATED, refusal).create_discount(_spec())
 
 
-def test_a_saleor_code_taken_by_a_voucher_it_cannot_show_is_refused() -> None:
-    """Saleor's own ``errors`` (the code exists) with no voucher of that code to adopt."""
+def test_a_saleor_code_taken_by_a_voucher_it_cannot_show_is_retried() -> None:
+    """Saleor's own ``errors`` (the code exists) with no voucher of that code to adopt:
+    retried, as Shopify's TAKEN code with no discount found is, not refused for good."""
     answers = [{"data": {"voucherCreate": {"errors": [{"code": "ALREADY_EXISTS"}]}}},
                {"data": {"vouchers": {"edges": ["x", {"node": "y"}, {"node": {
                    "id": ["Vm91Y2hlcjox"], "codes": {"edges": [
                        {"node": {"code": "SK-XYZ"}}]}}}]}}}]
-    with pytest.raises(InvalidPayload, match="Saleor refused voucherCreate"):
+    with pytest.raises(TransientError, match="taken, but no voucher"):
         _saleor(*answers).create_discount(_spec())

@@ -469,10 +469,10 @@ class TestSaleorConnector(ConnectorContract):
         spec = DiscountSpec("SK-XYZ", "fixed", Decimal("5"), datetime(2025, 12, 1, tzinfo=UTC))
         with responses.RequestsMock() as rsps:
             rsps.post(API_URL, json={"data": {"voucherCreate": {"voucher": None, "errors": [
-                {"field": "addCodes", "code": "ALREADY_EXISTS", "message": "Code exists."}]}}})
+                {"field": "endDate", "code": "INVALID", "message": "Ends before it starts."}]}}})
             with pytest.raises(InvalidPayload) as info:
                 self.make_connector(self._session(delays)).create_discount(spec)
-        assert info.value.errors == {"addCodes": ["Code exists."]}
+        assert info.value.errors == {"endDate": ["Ends before it starts."]}
 
     def test_subscribe_webhooks_sends_manifest_definitions(self, delays) -> None:
         definitions = webhook_definitions(load_manifest(), "https://sk.example/webhooks/saleor/s1")

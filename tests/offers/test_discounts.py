@@ -318,3 +318,36 @@ def test_a_garbled_discount_answer_leaves_the_offer_open_on_every_platform(
     row = db.session.query(Offer).filter_by(public_id=offer["id"]).one()
     db.session.refresh(row)
     assert row.status == "offered"
+
+
+@pytest.mark.parametrize("platform", ["saleor", "shopify"])
+@responses.activate
+def test_a_code_taken_by_a_discount_the_platform_cannot_find_leaves_the_offer_open(
+        client, app, platform):
+    """The code exists (an earlier attempt's lost answer made it) but the lookup finds no
+    discount with it, e.g. a search that does not show it yet. Shopify left the offer open
+    for a retry (502); Saleor withdrew it for good as if it had refused the voucher."""
+    if platform == "saleor":
+        api, shop = _saleor_shop()
+        taken = {"voucherCreate": {"voucher": None, "errors": [
+            {"field": "addCodes", "code": "ALREADY_EXISTS", "message": "Code exists."}]}}
+        not_found = {"vouchers": {"edges": []}}
+    else:
+        domain = "taken.myshopify.com"
+        api = f"https://{domain}/admin/api/{API_VERSION}/graphql.json"
+        shop = _shop("shopify", domain, Credentials(domain, access_token="shpat_x",
+                                                    webhook_secret="shpss_x"))
+        taken = {"discountCodeBasicCreate": {"codeDiscountNode": None, "userErrors": [
+            {"field": ["basicCodeDiscount", "code"], "code": "TAKEN",
+             "message": "Code must be unique. Please try a different code."}]}}
+        not_found = {"codeDiscountNodeByCode": None}
+    offer = quote(client, shop).get_json()["offer"]
+    assert offer is not None
+    responses.post(api, json={"data": taken})
+    responses.post(api, json={"data": not_found})
+    res = accept(client, shop, offer["token"])
+    assert res.status_code == 502, res.get_json()
+    assert len(responses.calls) == 2  # asked to create, then looked the code up
+    row = db.session.query(Offer).filter_by(public_id=offer["id"]).one()
+    db.session.refresh(row)
+    assert row.status == "offered"
