@@ -109,6 +109,15 @@ def refresh_saleor_webhooks() -> int:
     return changed
 
 
+def reconcile_shopify_webhooks() -> int:
+    """Installed Shopify shops subscribed to the topics a release added (they were
+    subscribed at install only); see ``plugin.install.shopify_webhooks``. Returns the
+    subscriptions created."""
+    from plugin.install.shopify_webhooks import reconcile_due
+
+    return reconcile_due()
+
+
 def migrate_shopify_tokens() -> int:
     """Shopify shops' non-expiring offline tokens traded for expiring ones (Shopify rejects
     the former from 2027-01-01); see ``plugin.shopify_tokens``. Returns the shops migrated."""
@@ -210,6 +219,7 @@ SCHEDULED_JOBS: dict[str, tuple[Callable[[], object], int]] = {
     "retention_purge": (purge_expired_events, 86400),
     "saleor_webhooks": (refresh_saleor_webhooks, 86400),
     "shopify_token_migration": (migrate_shopify_tokens, 3600),
+    "shopify_webhooks": (reconcile_shopify_webhooks, 3600),
     "job_runs_purge": (purge_job_runs, 3600),
     "inbox_purge": (purge_inbox, 3600),
 }

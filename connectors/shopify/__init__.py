@@ -35,7 +35,7 @@ from connectors.shopify import bulk, discounts, install, mapping, webhooks
 from connectors.shopify import client as gql
 
 __all__ = ["MIGRATION_REFUSED_AT", "STOREFRONT_PUBLICATION", "Publication", "ShopifyConnector",
-           "migration_due", "publications_granted"]
+           "WebhookReconcile", "migration_due", "publications_granted"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,17 @@ _TRANSIENT_EXTRA = ("app_secret", STOREFRONT_PUBLICATION)
 #: stocks no variant): a topic ingestion does not act on, so the delivery is just done.
 UNKNOWN_ITEM_TOPIC = "inventory_levels/unknown_item"
 
+#: The scopes the token holds and the shop's webhook subscriptions, a page at a time
+#: (``webhookSubscriptions`` lists only those made through the API: ours, per shop).
+WEBHOOKS_QUERY = """
+query Webhooks($after: String) {
+  currentAppInstallation { accessScopes { handle } }
+  webhookSubscriptions(first: 100, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id topic uri }
+  }
+}"""
+
 SUBSCRIBE_MUTATION = """
 mutation Subscribe($topic: WebhookSubscriptionTopic!, $sub: WebhookSubscriptionInput!) {
   webhookSubscriptionCreate(topic: $topic, webhookSubscription: $sub) {
@@ -71,6 +82,16 @@ def publications_granted(extra: Mapping[str, object]) -> bool:
     its products are read as before, without the publication."""
     granted = {s.strip() for s in str(extra.get("scope") or "").split(",")}
     return bool(granted & {"read_publications", "write_publications"})
+
+
+@dataclass(frozen=True)
+class WebhookReconcile:
+    """What ``ShopifyConnector.reconcile_webhooks`` found and did, by topic."""
+
+    created: list[str]
+    present: list[str]
+    #: topic -> the scope it needs that the shop did not grant (not subscribed)
+    skipped: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -269,21 +290,30 @@ class ShopifyConnector(Connector):
         subscribed here. A topic already subscribed to ``uri`` (a reinstall) is not an error.
         """
         client = self._client()
-        ids = []
-        for topic in self.meta.webhook_topics:
-            if topic in webhooks.COMPLIANCE_TOPICS:
-                continue
-            enum = topic.upper().replace("/", "_")
-            data = client.execute(
-                SUBSCRIBE_MUTATION, {"topic": enum, "sub": {"uri": uri, "format": "JSON"}}
-            )
-            result = as_object(data.get("webhookSubscriptionCreate"))
-            errors = [e.message for e in gql.user_errors(result)]
-            if errors and not all("taken" in message for message in errors):
-                raise ConnectorError(f"Shopify refused the {topic} subscription: {errors}")
-            sub_id = as_object(result.get("webhookSubscription")).get("id")
-            ids.append(sub_id if isinstance(sub_id, str) else "")
-        return ids
+        return [_subscribe(client, topic, uri) for topic in webhooks.SHOP_TOPICS]
+
+    def reconcile_webhooks(self, uri: str) -> WebhookReconcile:
+        """Subscribe ``uri`` to each shop topic it is not subscribed to yet, where the
+        token's scopes allow the topic (``webhooks.TOPIC_SCOPES``).
+
+        Subscriptions are made at install, so a topic a release adds reached shops
+        installed before only at their next OAuth; this brings them up to date. The
+        scopes are the token's own (``currentAppInstallation``), not those recorded at
+        install, which a shop installed before they were recorded does not have.
+        """
+        client = self._client()
+        granted, subscribed = _webhook_state(client)
+        done = WebhookReconcile(created=[], present=[], skipped={})
+        for topic in webhooks.SHOP_TOPICS:
+            scope = webhooks.TOPIC_SCOPES.get(topic)
+            if (_topic_enum(topic), uri) in subscribed:
+                done.present.append(topic)
+            elif scope is not None and scope not in granted:
+                done.skipped[topic] = scope
+            else:
+                _subscribe(client, topic, uri)
+                done.created.append(topic)
+        return done
 
     # -- backfill -------------------------------------------------------------------------
     def still_installed(self) -> bool:
@@ -474,3 +504,59 @@ class ShopifyConnector(Connector):
                               for e in errors for gone in ("not exist",)):
             raise ConnectorError(f"Shopify refused to delete the discount: "
                                  f"{[e.message for e in errors]}")
+
+
+def _topic_enum(topic: str) -> str:
+    """``products/create`` -> ``PRODUCTS_CREATE`` (``WebhookSubscriptionTopic``)."""
+    return topic.upper().replace("/", "_")
+
+
+def _subscribe(client: gql.ShopifyGraphQL, topic: str, uri: str) -> str:
+    """``webhookSubscriptionCreate`` for ``topic`` to ``uri``; its id ("" when none is
+    read). A topic already subscribed to ``uri`` ("taken") is not an error."""
+    data = client.execute(
+        SUBSCRIBE_MUTATION, {"topic": _topic_enum(topic), "sub": {"uri": uri, "format": "JSON"}}
+    )
+    result = as_object(data.get("webhookSubscriptionCreate"))
+    errors = [e.message for e in gql.user_errors(result)]
+    if errors and not all("taken" in message for message in errors):
+        raise ConnectorError(f"Shopify refused the {topic} subscription: {errors}")
+    sub_id = as_object(result.get("webhookSubscription")).get("id")
+    return sub_id if isinstance(sub_id, str) else ""
+
+
+#: Most ``webhookSubscriptions`` pages read (100 each): ours are about twenty.
+_MAX_WEBHOOK_PAGES = 20
+
+
+def _webhook_state(client: gql.ShopifyGraphQL) -> tuple[set[str], set[tuple[str, str]]]:
+    """The token's granted scopes (a ``write_`` one grants its ``read_`` too) and the
+    shop's subscriptions as (topic enum, uri) pairs. An answer without the scopes or the
+    subscriptions is a ``ConnectorError``: read as none, every topic would be skipped or
+    created again."""
+    granted: set[str] | None = None
+    subscribed: set[tuple[str, str]] = set()
+    cursor: str | None = None
+    for _ in range(_MAX_WEBHOOK_PAGES):
+        data = client.execute(WEBHOOKS_QUERY, {"after": cursor})
+        installation = data.get("currentAppInstallation")
+        page = data.get("webhookSubscriptions")
+        scopes = as_object(installation).get("accessScopes")
+        if not isinstance(scopes, list) or not isinstance(page, dict) \
+                or not isinstance(page.get("nodes"), list):
+            raise ConnectorError("unexpected webhookSubscriptions answer")
+        if granted is None:
+            granted = {h for s in scopes if isinstance(h := as_object(s).get("handle"), str)}
+        for node in page["nodes"]:
+            topic, uri = as_object(node).get("topic"), as_object(node).get("uri")
+            if isinstance(topic, str) and isinstance(uri, str):
+                subscribed.add((topic, uri))
+        info = as_object(page.get("pageInfo"))
+        cursor = info.get("endCursor") if info.get("hasNextPage") else None
+        if not isinstance(cursor, str) or not cursor:
+            break
+    else:
+        raise ConnectorError("too many webhookSubscriptions pages")
+    granted = granted or set()
+    return granted | {"read_" + s[len("write_"):] for s in granted
+                      if s.startswith("write_")}, subscribed

@@ -24,7 +24,8 @@ from connectors.records import (
 )
 from connectors.shopify import mapping
 
-__all__ = ["TOPICS", "TOPIC_MAP", "named_shop", "parse_delivery", "sign_body", "verify_hmac"]
+__all__ = ["SHOP_TOPICS", "TOPICS", "TOPIC_MAP", "TOPIC_SCOPES", "named_shop", "parse_delivery",
+           "sign_body", "verify_hmac"]
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 TOPIC_HEADER = "X-Shopify-Topic"
@@ -58,6 +59,30 @@ TOPIC_MAP: dict[str, str] = {
 }
 TOPICS: tuple[str, ...] = tuple(TOPIC_MAP)
 COMPLIANCE_TOPICS: tuple[str, ...] = ("customers/data_request", "customers/redact", "shop/redact")
+#: The access scope Shopify requires to subscribe a shop to each of its topics (None: any
+#: app may): a topic whose scope the merchant has not granted is refused, so the reconcile
+#: job (``plugin.install.shopify_webhooks``) skips it until they approve the scope.
+TOPIC_SCOPES: dict[str, str | None] = {
+    "products/create": "read_products",
+    "products/update": "read_products",
+    "products/delete": "read_products",
+    "inventory_levels/update": "read_inventory",
+    "customers/create": "read_customers",
+    "customers/update": "read_customers",
+    "customers/delete": "read_customers",
+    "orders/create": "read_orders",
+    "orders/updated": "read_orders",
+    "orders/paid": "read_orders",
+    "orders/cancelled": "read_orders",
+    "carts/create": "read_orders",
+    "carts/update": "read_orders",
+    "checkouts/create": "read_orders",
+    "checkouts/update": "read_orders",
+    "app/uninstalled": None,
+    "publications/delete": "read_publications",
+}
+#: The topics a shop is subscribed to through the Admin API (compliance ones are app-wide).
+SHOP_TOPICS: tuple[str, ...] = tuple(t for t in TOPICS if t not in COMPLIANCE_TOPICS)
 #: Stock changes need not come with a ``products/update`` (Shopify documents no such link),
 #: so a sold-out product could stay recommendable without this topic.
 INVENTORY_TOPIC = "inventory_levels/update"

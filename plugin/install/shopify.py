@@ -12,7 +12,6 @@ from flask import current_app
 
 from connectors.base import header
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, SignatureInvalid
-from connectors.manifest import absolute_url, load_manifest
 from connectors.parsing import load_json_object
 from connectors.shopify import SCOPES, ShopifyConnector
 from connectors.shopify.install import (
@@ -25,6 +24,7 @@ from plugin import shops
 from plugin.errors import BadRequest, NotFound, ShopkeeperError, Unauthorized
 from plugin.extensions import db
 from plugin.ingestion.apply import delivery_connector
+from plugin.install import shopify_webhooks
 from plugin.install.records import upsert_installation
 from plugin.localtime import adopt_platform_zone
 from plugin.models import Shop
@@ -171,10 +171,12 @@ def finish_install(params: Mapping[str, str], expected_state: str | None) -> Sho
                             "try again.") from None
     shop, created = upsert_installation("shopify", credentials.shop_domain, credentials)
     adopt_platform_zone(shop, credentials.extra.get("timezone"))  # unless the merchant chose
-    uri = absolute_url(current_app.config["PUBLIC_URL"], load_manifest()["urls"]["webhooks"],
-                       connector="shopify", shop_id=shop.id)
+    # the scopes may have changed: the reconcile job checks this shop's topics again
+    shop.settings = {k: v for k, v in (shop.settings or {}).items()
+                     if k != shopify_webhooks.STATE}
     try:
-        ShopifyConnector(credentials, session=connector.session).subscribe_webhooks(uri)
+        ShopifyConnector(credentials, session=connector.session).subscribe_webhooks(
+            shopify_webhooks.webhook_uri(shop.id))
     except ConnectorError as err:
         db.session.rollback()
         log.warning("install.shopify.subscribe_failed", extra={"error": type(err).__name__})

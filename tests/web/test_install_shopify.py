@@ -179,6 +179,29 @@ def test_reinstall_reactivates_the_same_shop(install_client) -> None:
     assert shops.credentials_for(again).access_token == "shpat_live"
 
 
+def test_oauth_again_has_the_webhook_reconcile_check_the_shop_again(install_client) -> None:
+    """A new OAuth may grant a scope a topic was skipped for: the job's last check is
+    forgotten, so its next run reads the shop's subscriptions again."""
+    from plugin.install import shopify_webhooks
+
+    state = start(install_client)
+    with responses.RequestsMock() as rsps:
+        mock_exchange(rsps)
+        install_client.get("/install/shopify/callback", query_string=callback_params(state))
+    shop = db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP))
+    shop.settings = {**shop.settings, shopify_webhooks.STATE: {
+        "topics": [], "skipped": {"publications/delete": "read_publications"}}}
+    db.session.commit()
+    state = start(install_client)
+    with responses.RequestsMock() as rsps:
+        mock_exchange(rsps)
+        install_client.get("/install/shopify/callback", query_string=callback_params(state))
+    db.session.expire_all()
+    again = db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP))
+    assert shopify_webhooks.STATE not in again.settings
+    assert again.settings["timezone"] == "America/Los_Angeles"  # the rest is kept
+
+
 def test_reinstall_keeps_the_time_zone_the_merchant_chose(install_client) -> None:
     _install(install_client)
     shop = db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP))

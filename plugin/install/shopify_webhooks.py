@@ -1,0 +1,144 @@
+"""Shopify webhook subscriptions brought up to this version's topics for installed shops.
+
+Subscriptions are made at the OAuth callback. A release that adds a topic (the last one
+added ``publications/delete``) reached shops installed before only at their next OAuth,
+which a merchant may never go through again. An hourly job (``plugin.jobs``) subscribes
+each active shop to the topics it misses:
+
+- a shop is asked when this version wants topics its last check did not (a release), and
+  otherwise once a day (a subscription deleted meanwhile comes back);
+- a topic whose scope the merchant has not granted is skipped and logged (and audited):
+  Shopify would refuse it, and the merchant's next launch asks for the scope anyway
+  (``install.shopify.needs_oauth``), whose callback subscribes it;
+- a shop whose check fails is asked again after a back-off that doubles up to a day, so
+  one unreachable shop is not called every hour;
+- a shop whose credentials Shopify refused (``auth_failed``) is left to its next OAuth.
+
+Its state is kept in ``Shop.settings[STATE]``; the OAuth callback clears it, so a shop
+that just granted a scope is checked again at the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+from flask import current_app
+
+from connectors.errors import ConnectorError
+from connectors.manifest import absolute_url, load_manifest
+from connectors.shopify import ShopifyConnector, WebhookReconcile
+from connectors.shopify.webhooks import SHOP_TOPICS
+from plugin import shops
+from plugin.extensions import db
+from plugin.models import Shop
+from plugin.models.types import utcnow
+
+__all__ = ["STATE", "due", "reconcile", "reconcile_due", "webhook_uri"]
+
+log = logging.getLogger("shopkeeper.install")
+
+#: ``Shop.settings`` key: ``{"topics": [...], "checked_at": ISO, "skipped": {topic: scope},
+#: "failures": n, "retry_at": ISO}`` (``topics``: the wanted topics at the last check).
+STATE = "shopify_webhooks"
+#: A shop whose subscriptions matched this version's topics is checked again after this.
+RECHECK = timedelta(days=1)
+#: The first back-off after a failed check, doubled at each failure in a row, up to the last.
+BACKOFF = timedelta(hours=1)
+MAX_BACKOFF = timedelta(days=1)
+
+
+def webhook_uri(shop_id: str) -> str:
+    """Where Shopify delivers the shop's webhooks (the manifest's ``urls.webhooks``)."""
+    return absolute_url(current_app.config["PUBLIC_URL"], load_manifest()["urls"]["webhooks"],
+                        connector="shopify", shop_id=shop_id)
+
+
+def _state(shop: Shop) -> dict[str, Any]:
+    state = (shop.settings or {}).get(STATE)
+    return state if isinstance(state, dict) else {}
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def due(shop: Shop, now: datetime) -> bool:
+    """Whether the shop is to be checked now (see the module's docstring)."""
+    state = _state(shop)
+    retry_at = _time(state.get("retry_at"))
+    if retry_at is not None and now < retry_at:
+        return False
+    if state.get("topics") != sorted(SHOP_TOPICS):
+        return True
+    checked = _time(state.get("checked_at"))
+    return checked is None or now - checked >= RECHECK
+
+
+def reconcile(shop: Shop, *, now: datetime | None = None,
+              session: requests.Session | None = None) -> WebhookReconcile:
+    """Subscribe the shop to the topics it misses and record the check (the caller
+    commits). A failure is recorded with its back-off, then raised."""
+    now = now or utcnow()
+    before = _state(shop)
+    try:
+        connector = shops.connector_for(shop, session=session)
+        assert isinstance(connector, ShopifyConnector)
+        done = connector.reconcile_webhooks(webhook_uri(shop.id))
+    except ConnectorError as err:
+        failures = int(before.get("failures") or 0) + 1
+        wait = min(BACKOFF * 2 ** (failures - 1), MAX_BACKOFF)
+        _store(shop, {**before, "failures": failures, "retry_at": (now + wait).isoformat()})
+        log.warning("install.shopify.webhooks_reconcile_failed", extra={
+            "shop_id": shop.id, "error": type(err).__name__, "failures": failures,
+            "retry_in_seconds": int(wait.total_seconds())})
+        raise
+    _store(shop, {"topics": sorted(SHOP_TOPICS), "checked_at": now.isoformat(),
+                  "skipped": done.skipped})
+    if done.skipped and done.skipped != before.get("skipped"):
+        log.warning("install.shopify.webhooks_scope_missing", extra={
+            "shop_id": shop.id, "skipped": done.skipped})
+    if done.created or (done.skipped and done.skipped != before.get("skipped")):
+        shops.audit(shop.id, "install.webhooks_reconciled", created=done.created,
+                    skipped=done.skipped)
+    if done.created:
+        log.info("install.shopify.webhooks_created", extra={
+            "shop_id": shop.id, "topics": done.created})
+    return done
+
+
+def _store(shop: Shop, state: dict[str, Any]) -> None:
+    shop.settings = {**(shop.settings or {}), STATE: state}
+
+
+def reconcile_due(*, now: datetime | None = None) -> int:
+    """The hourly job: each active Shopify shop that is due, one failing shop not stopping
+    the others (the first failure is raised after them, so the run is recorded failed).
+    Returns the subscriptions created."""
+    now = now or utcnow()
+    created = 0
+    failed: list[Exception] = []
+    for shop in db.session.scalars(sa.select(Shop).where(
+            Shop.status == "active", Shop.platform == "shopify")).all():
+        if shop.installation is None or shop.installation.auth_failed or not due(shop, now):
+            continue
+        try:
+            created += len(reconcile(shop, now=now).created)
+        except ConnectorError as err:
+            failed.append(err)
+        except Exception as err:  # no credentials left, a crash: the other shops go on
+            db.session.rollback()
+            log.exception("install.shopify.webhooks_reconcile_crashed",
+                          extra={"shop_id": shop.id})
+            failed.append(err)
+            continue
+        db.session.commit()  # the check, or the failure and its back-off
+    if failed:
+        raise failed[0]
+    return created
