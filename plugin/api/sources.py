@@ -294,7 +294,9 @@ def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
 
     An item is not due until ``REORDER_DUE_FRACTION`` of the customer's own interval
     between its orders has passed since they last bought it (milk restocked yesterday is
-    not "time to stock up again"); orders less than a day apart tell no interval.
+    not "time to stock up again"); orders less than a day apart tell no interval. Orders
+    a Saleor channel switch set aside were ordered all the same: they count (as for
+    ``bought_since``); lines bought for a sub-profile are its own, not the customer's.
     """
     orders = sa.func.count(sa.distinct(Interaction.order_external_id))
     rows = db.session.execute(
@@ -302,7 +304,7 @@ def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
                   sa.func.min(Interaction.occurred_at).label("first"),
                   sa.func.max(Interaction.occurred_at).label("last"))
         .where(Interaction.shop_id == shop_id, Interaction.shopper_id == customer_id,
-               Interaction.kind == "purchase", Interaction.subprofile_id.is_(None))
+               Interaction.kind.in_(OWNED_KINDS), Interaction.subprofile_id.is_(None))
         .group_by(Interaction.product_external_id)
         .having(orders >= 2)
         .order_by(orders.desc(), sa.func.max(Interaction.occurred_at).desc())).all()

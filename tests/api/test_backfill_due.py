@@ -139,3 +139,25 @@ def test_milk_bought_after_the_fit_then_set_aside_stays_out_of_the_personal_list
         RecommendationCache.shop_id == milk_shop.id, RecommendationCache.shopper_id == "c00"))
     db.session.commit()
     assert "p1" not in _shown(milk_api, milk_shop, "c00")  # online
+
+
+def test_the_usual_counts_the_orders_a_channel_switch_set_aside(milk_api, milk_shop):
+    """"The usual?": bread ordered three times, every ten days, the first two on the old
+    Saleor channel. Set aside, they were ordered all the same: "3 times", due now. Lines
+    bought for Maya stay hers, as for the rest of the owner's rules."""
+    from plugin.models import SubProfile
+
+    for k, days in enumerate((30, 20, 10)):
+        add_order(milk_shop.id, "regular", f"regular-{k}", ["p5"],
+                  utcnow() - timedelta(days=days))
+    maya = SubProfile(shop_id=milk_shop.id, owner_id="regular", name="Maya")
+    db.session.add(maya)
+    db.session.commit()
+    for k, days in enumerate((25, 15)):
+        add_order(milk_shop.id, "regular", f"regular-maya-{k}", ["p6"],
+                  utcnow() - timedelta(days=days), subprofile_id=maya.id)
+    add_order(milk_shop.id, "regular", "regular-own-6", ["p6"], utcnow() - timedelta(days=40))
+    _old_channel(milk_shop, "regular-0", "regular-1", "regular-maya-0", "regular-maya-1")
+    body = milk_api.recs("reorder", headers=customer_headers(milk_shop, "regular")).get_json()
+    assert [(i["product_id"], i["reason"]) for i in body["items"]] == [
+        ("p5", "you have ordered this 3 times")]
