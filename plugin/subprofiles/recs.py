@@ -4,7 +4,8 @@ The shop's item neighbours (trained on main-profile purchases) say what goes wit
 which items to start from comes from the sub-profile alone, so neither the buyer's own
 history nor another sub-profile leaks in. Purchases a Saleor channel switch set aside
 (``SET_ASIDE``) seed nothing, as they teach the model nothing, but they were bought for
-that person all the same: they are never recommended to them again either. Lists are
+that person all the same: like the rest of their whole history (not only the seeds), they
+are never recommended to them again either. Lists are
 cached per process for at most ``TTL_SECONDS`` and dropped at once on delete or reassign,
 so a deleted sub-profile is gone from every process's cache within a minute.
 """
@@ -25,6 +26,9 @@ from plugin.models.events import SET_ASIDE
 TTL_SECONDS = 60.0
 SEED_KINDS = ("purchase", "add_to_cart", "widget_purchase")
 MAX_SEEDS = 50
+#: What was bought for the sub-profile: its purchases (the widget's reports included) and
+#: those a Saleor channel switch set aside
+BOUGHT_KINDS = ("purchase", "widget_purchase", SET_ASIDE)
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, int], tuple[float, str, list[Recommendation]]] = {}
@@ -42,11 +46,15 @@ def seeds(shop_id: str, subprofile_id: int) -> list[str]:
 
 
 def bought_before(shop_id: str, subprofile_id: int) -> set[str]:
-    """Items bought for the sub-profile that a channel switch set aside: not seeds, but
-    theirs already (a durable bought on the old channel must not come back)."""
+    """Every item ever bought for the sub-profile: theirs already, never offered again.
+
+    The whole history, not the ``MAX_SEEDS`` most recent seeds (a cot bought for Maya
+    sixty purchases ago is still hers), and lines a channel switch set aside too (a
+    durable bought on the old channel must not come back): one set of ids, cheap to read.
+    """
     return set(db.session.scalars(sa.select(Interaction.product_external_id).distinct().where(
         Interaction.shop_id == shop_id, Interaction.subprofile_id == subprofile_id,
-        Interaction.kind == SET_ASIDE)))
+        Interaction.kind.in_(BOUGHT_KINDS))))
 
 
 def recommend_for(shop_id: str, owner: str, subprofile_id: int, name: str,
