@@ -106,9 +106,17 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
         now = to_timestamp(at)
         now = self.end_ if now is None else now
         ev = self._events(shopper, at)
-        if not len(ev):
+        return self.due_in(self.data_.item[ev], self.data_.timestamp[ev], now)
+
+    def due_in(self, items: np.ndarray, times: np.ndarray, now: float) -> list[Recommendation]:
+        """``due`` of a history the model was not fitted on (item indices, unix times): a
+        sub-profile's purchases are nobody's in the fit, but milk bought for Maya comes
+        back on Maya's rhythm, or the shop's while she has none."""
+        check_is_fitted(self, "kind_")
+        if not len(items):
             return []
-        owned, count, last, own_iv = own_rhythm(self.data_.item[ev], self.data_.timestamp[ev])
+        owned, count, last, own_iv = own_rhythm(np.asarray(items, np.int64),
+                                                np.asarray(times, np.float64))
         interval = np.where(np.isnan(own_iv), self.interval_days_[owned], own_iv)
         elapsed = (now - last) / DAY
         ratio = elapsed / np.where(interval > 0, interval, np.nan)

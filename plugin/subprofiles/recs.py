@@ -4,10 +4,12 @@ The shop's item neighbours (trained on main-profile purchases) say what goes wit
 which items to start from comes from the sub-profile alone, so neither the buyer's own
 history nor another sub-profile leaks in. Purchases a Saleor channel switch set aside
 (``SET_ASIDE``) seed nothing, as they teach the model nothing, but they were bought for
-that person all the same: like the rest of their whole history (not only the seeds), they
-are never recommended to them again either. Lists are
-cached per process for at most ``TTL_SECONDS`` and dropped at once on delete or reassign,
-so a deleted sub-profile is gone from every process's cache within a minute.
+that person all the same. What was bought for the sub-profile, over its whole history (not
+only the seeds), follows the shop's repurchase rules on its own purchase dates: a durable
+never comes back, a consumable only once it is due ("the usual?" for Maya too), a variety
+item leaves room for its siblings. Lists are cached per process for at most
+``TTL_SECONDS`` and dropped at once on delete or reassign, so a deleted sub-profile is
+gone from every process's cache within a minute.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import sqlalchemy as sa
 
 from plugin.api import model_store, sources
+from plugin.api.model_store import ShopModel
 from plugin.engine.base import Recommendation
 from plugin.extensions import db
 from plugin.models import Interaction
 from plugin.models.events import SET_ASIDE
+from plugin.models.types import utcnow
 
 TTL_SECONDS = 60.0
 SEED_KINDS = ("purchase", "add_to_cart", "widget_purchase")
@@ -45,21 +50,44 @@ def seeds(shop_id: str, subprofile_id: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-def bought_before(shop_id: str, subprofile_id: int) -> set[str]:
-    """Every item ever bought for the sub-profile: theirs already, never offered again.
+def bought_before(shop_id: str, subprofile_id: int) -> dict[str, list[float]]:
+    """Every item ever bought for the sub-profile, with when (unix times): theirs already.
 
     The whole history, not the ``MAX_SEEDS`` most recent seeds (a cot bought for Maya
     sixty purchases ago is still hers), and lines a channel switch set aside too (a
-    durable bought on the old channel must not come back): one set of ids, cheap to read.
+    durable bought on the old channel must not come back; milk bought there was bought).
     """
-    return set(db.session.scalars(sa.select(Interaction.product_external_id).distinct().where(
-        Interaction.shop_id == shop_id, Interaction.subprofile_id == subprofile_id,
-        Interaction.kind.in_(BOUGHT_KINDS))))
+    out: dict[str, list[float]] = {}
+    for item, at in db.session.execute(
+            sa.select(Interaction.product_external_id, Interaction.occurred_at).distinct()
+            .where(Interaction.shop_id == shop_id, Interaction.subprofile_id == subprofile_id,
+                   Interaction.kind.in_(BOUGHT_KINDS))):
+        out.setdefault(item, []).append(at.timestamp())
+    return out
+
+
+def due(model: ShopModel, bought: dict[str, list[float]], now: float) -> list[Recommendation]:
+    """What was bought for the sub-profile that is due again, by the shop's fitted
+    repurchase rules on the sub-profile's own purchase dates: consumables once their
+    interval (nearly) elapsed ("you usually reorder this every ~7 days"). Durables never
+    come back, nor variety items (their siblings do, as neighbours), nor what the model
+    does not know."""
+    repurchase = getattr(model.recommender, "repurchase_", None)
+    if repurchase is None or not hasattr(repurchase, "interval_days_") or not bought:
+        return []
+    index = repurchase.data_.item_index
+    known = [(i, t) for item, times in bought.items()
+             if (i := index(item)) is not None for t in times]
+    if not known:
+        return []
+    items, times = zip(*known, strict=True)
+    return repurchase.due_in(np.array(items, np.int64), np.array(times, np.float64), now)
 
 
 def recommend_for(shop_id: str, owner: str, subprofile_id: int, name: str,
                   n: int) -> list[Recommendation]:
-    """Top ``n`` for one sub-profile: neighbours of its items, never its own items again."""
+    """Top ``n`` for one sub-profile: its consumables that are due, then neighbours of its
+    items; nothing else it already has."""
     key = (shop_id, subprofile_id)
     now = time.monotonic()
     with _lock:
@@ -67,11 +95,13 @@ def recommend_for(shop_id: str, owner: str, subprofile_id: int, name: str,
     if hit is not None and now - hit[0] < TTL_SECONDS and len(hit[2]) >= n:
         return _named(hit[2][:n], name)
     items = seeds(shop_id, subprofile_id)
+    bought = bought_before(shop_id, subprofile_id)
     version = sources.active_version(shop_id)
     model = (model_store.get_model(shop_id, version.id, version.artifact_dir)
-             if version is not None and items else None)
-    found = [] if model is None else model.similar(
-        items, max(n, 20), exclude=set(items) | bought_before(shop_id, subprofile_id))
+             if version is not None and (items or bought) else None)
+    found = [] if model is None else due(model, bought, utcnow().timestamp())
+    if model is not None:
+        found += model.similar(items, max(n, 20), exclude=set(items) | set(bought))
     with _lock:
         _cache[key] = (now, owner, found)
     return _named(found[:n], name)

@@ -291,4 +291,4 @@ def test_a_set_aside_order_given_back_to_me_is_my_own_old_channel_purchase(host,
     assert rows == {(SET_ASIDE, None)}
     assert set(BABY[:2]) <= set(detection.own_history(store.id, HOST))
     assert detection.subprofile_histories(store.id, [maya]) == {maya: []}
-    assert recs.bought_before(store.id, maya) == set()
+    assert recs.bought_before(store.id, maya) == {}

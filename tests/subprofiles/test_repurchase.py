@@ -88,3 +88,76 @@ def test_a_durable_bought_sixty_purchases_ago_never_comes_back(parent, nursery):
     assert shown, "her list has books she has not read yet"
     assert "cot" not in shown
     assert not set(shown) & set(BOOKS[:60])  # nor any book of hers, however long ago
+
+
+def _bought_for(shop, subprofile: int, item: str, *days_ago: float) -> float:
+    """Orders of ``item`` for the sub-profile; returns the unix time of the last one."""
+    at = [utcnow() - timedelta(days=d) for d in days_ago]
+    for k, when in enumerate(at):
+        add_order(shop.id, HOST, f"o-{subprofile}-{item}-{k}", [item], when,
+                  subprofile_id=subprofile)
+    return max(at).timestamp()
+
+
+def test_her_weekly_nappies_come_back_when_due_with_her_rhythm(parent, nursery):
+    """Nappies bought for Maya every week: not three days after the last pack, but a week
+    after it, first, saying her rhythm; her cot and her book stay hers."""
+    from plugin.engine.repurchase import due_date
+
+    maya, leo = parent.create("Maya"), parent.create("Leo")
+    _bought_for(nursery, maya, "nappies", 17, 10, 3)
+    _bought_for(nursery, maya, "cot", 30)
+    _bought_for(nursery, maya, "book00", 30)
+    last = _bought_for(nursery, leo, "nappies", 21, 14, 7)
+    _bought_for(nursery, leo, "cot", 30)
+    _bought_for(nursery, leo, "book00", 30)
+    maya_list = _shown(parent, maya)
+    assert maya_list and "nappies" not in [item for item, _ in maya_list]  # not yet due
+    leo_list = _shown(parent, leo)
+    assert leo_list[0] == (
+        "nappies", f"for Leo: you usually reorder this every ~7 days, due about "
+                   f"{due_date(last, 7)}")
+    for shown in (maya_list, leo_list):
+        assert not {item for item, _ in shown} & {"cot", "book00"}
+        assert all(reason.startswith("for ") for _, reason in shown)
+
+
+def test_nappies_bought_for_her_once_come_back_on_the_shops_rhythm(parent, nursery):
+    """Bought for Sam once, eight days ago: the shop's parents buy them every seven days."""
+    from plugin.engine.repurchase import due_date
+
+    sam, kit = parent.create("Sam"), parent.create("Kit")
+    last = _bought_for(nursery, sam, "nappies", 8)
+    _bought_for(nursery, kit, "nappies", 2)
+    assert _shown(parent, sam)[0] == (
+        "nappies", f"for Sam: shoppers usually reorder this every ~7 days, due about "
+                   f"{due_date(last, 7)}")
+    assert "nappies" not in [item for item, _ in _shown(parent, kit)]
+
+
+def test_nappies_set_aside_by_a_channel_switch_count_for_her_rhythm(parent, nursery):
+    """Her first two packs, 24 and 14 days ago, were the old Saleor channel's: bought all
+    the same, they give her rhythm (every ~10 days: due). A third pack, six days ago, is
+    not due on her rhythm (now every ~9 days), though it would be on the shop's (7)."""
+    from plugin.admin.channel import _read_orders_again
+    from plugin.engine.repurchase import due_date
+    from plugin.models import Order
+    from plugin.subprofiles import recs
+
+    maya = parent.create("Maya")
+    last = _bought_for(nursery, maya, "nappies", 24, 14)
+    for k in range(2):
+        db.session.add(Order(shop_id=nursery.id, external_id=f"o-{maya}-nappies-{k}",
+                             customer_external_id=HOST, currency="GBP", created_at=utcnow(),
+                             source_updated_at=utcnow()))
+    db.session.commit()
+    _read_orders_again(nursery)
+    db.session.commit()
+    _bought_for(nursery, maya, "book00", 5)
+    assert _shown(parent, maya)[0] == (
+        "nappies", f"for Maya: you usually reorder this every ~10 days, due about "
+                   f"{due_date(last, 10)}")
+    add_order(nursery.id, HOST, "o-maya-new", ["nappies"], utcnow() - timedelta(days=6),
+              subprofile_id=maya)
+    recs.forget(nursery.id, maya)
+    assert "nappies" not in [item for item, _ in _shown(parent, maya)]
