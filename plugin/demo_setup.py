@@ -40,7 +40,8 @@ def prepare_demo(*, progress: bool = False, host: str = "127.0.0.1", port: int =
     origins = {f"http://{host}:{port}", f"http://localhost:{port}", f"http://127.0.0.1:{port}"}
     allowed = set((shop.settings or {}).get("allowed_origins", []))
     if not origins <= allowed:
-        shop.settings = {**(shop.settings or {}), "allowed_origins": sorted(allowed | origins)}
+        shops.update_settings(shop.id, lambda settings: {**settings, "allowed_origins": sorted(
+            set(settings.get("allowed_origins", [])) | origins)})
         db.session.commit()
     has_orders = db.session.scalar(sa.select(sa.func.count()).select_from(Order)
                                    .where(Order.shop_id == shop.id))

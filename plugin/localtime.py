@@ -8,8 +8,10 @@ figures and charts, its window) is cut at the shop's local midnight. The zone is
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from plugin import shops
 from plugin.extensions import db
 from plugin.models import Shop
 
@@ -53,9 +55,12 @@ def wall_clock(moment: datetime, zone: ZoneInfo, fmt: str = "%d %b %Y %H:%M") ->
 def adopt_platform_zone(shop: Shop, name: str | None) -> bool:
     """Store the zone the platform reports unless the merchant chose one (or the name is
     not one zoneinfo knows). True when it was stored."""
-    settings = dict(shop.settings or {})
-    if settings.get("timezone") or zone_named(name) is None:
+    if (shop.settings or {}).get("timezone") or zone_named(name) is None:
         return False
-    settings["timezone"] = str(name).strip()
-    shop.settings = settings
-    return True
+    zone = str(name).strip()
+
+    def unless_chosen(settings: dict[str, Any]) -> dict[str, Any]:
+        return settings if settings.get("timezone") else {**settings, "timezone": zone}
+
+    update = shops.update_settings(shop.id, unless_chosen)
+    return update.after != update.before

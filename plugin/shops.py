@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import secrets
 import shutil
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 import connectors
 from connectors.base import Connector, Credentials
@@ -49,6 +54,8 @@ _HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9
                    r"[a-z0-9])?)*(?::\d{1,5})?")
 #: what a shop id may look like before it names a directory to delete
 _SHOP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Writes ``update_settings`` tries before giving up on settings that keep changing under it.
+SETTINGS_ATTEMPTS = 20
 log = logging.getLogger("shopkeeper.shops")
 
 
@@ -89,6 +96,61 @@ def get_shop(shop_id: str, *, active_only: bool = False) -> Shop:
     if shop is None or (active_only and shop.status != "active"):
         raise NotFound("Unknown shop.")
     return shop
+
+
+@dataclass(frozen=True)
+class SettingsUpdate:
+    """A shop's settings as they were in the database just before a write, and after."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+    @property
+    def changed(self) -> list[str]:
+        """The top-level keys the write changed, added or removed (sorted)."""
+        keys = set(self.before) | set(self.after)
+        return sorted(k for k in keys if self.before.get(k) != self.after.get(k))
+
+
+def update_settings(shop_id: str,
+                    change: Callable[[dict[str, Any]], dict[str, Any]]) -> SettingsUpdate:
+    """Store ``change`` applied to the shop's settings as they are now in the database (the
+    caller commits); every writer of ``Shop.settings`` goes through here.
+
+    Writers replace the JSON dict whole, from a copy read earlier: a merchant's save while
+    the worker read the platform's currencies reverted one or the other. Here the dict is
+    read again, changed, and written only where ``settings_rev`` is still the one read
+    (SQLite's deferred transactions and PostgreSQL's READ COMMITTED both read without
+    locking); after another writer's commit ``change`` runs again on its result. So
+    ``change`` gets a copy to edit, must touch only its own keys and may run several times.
+    A ``Shop`` loaded in the session gets the stored dict.
+    """
+    for _ in range(SETTINGS_ATTEMPTS):
+        row = db.session.execute(sa.select(Shop.settings, Shop.settings_rev)
+                                 .where(Shop.id == shop_id)).one_or_none()
+        if row is None:
+            raise NotFound("Unknown shop.")
+        before = dict(row.settings or {})
+        after = change(copy.deepcopy(before))
+        if after == before:  # nothing to write (e.g. a mark another writer cleared)
+            _loaded_settings(shop_id, before, row.settings_rev)
+            return SettingsUpdate(before, before)
+        written = db.session.execute(
+            sa.update(Shop).where(Shop.id == shop_id, Shop.settings_rev == row.settings_rev)
+            .values(settings=after, settings_rev=row.settings_rev + 1)
+            .execution_options(synchronize_session=False)).rowcount
+        if written:
+            _loaded_settings(shop_id, after, row.settings_rev + 1)
+            return SettingsUpdate(before, after)
+    raise Conflict("The shop's settings kept changing while they were saved; try again.")
+
+
+def _loaded_settings(shop_id: str, settings: dict[str, Any], rev: int) -> None:
+    """Show the stored settings to the ``Shop`` the session holds (as loaded, not dirty)."""
+    shop = db.session.identity_map.get(identity_key(Shop, shop_id))
+    if shop is not None:
+        set_committed_value(shop, "settings", copy.deepcopy(settings))
+        set_committed_value(shop, "settings_rev", rev)
 
 
 def credentials_for(shop: Shop) -> Credentials:

@@ -23,12 +23,13 @@ from flask import Flask, current_app
 from tqdm import tqdm
 
 from plugin import cache as redis_cache
-from plugin import lease
+from plugin import lease, shops
 from plugin.api import model_store, sources
 from plugin.api.sources import active_version, bought_since, cache_key
 from plugin.engine.base import BaseRecommender, Recommendation
 from plugin.engine.baselines import ItemKNNBaseline
 from plugin.engine.data import Interactions
+from plugin.errors import NotFound
 from plugin.extensions import db
 from plugin.ingestion.sync import HISTORY_RESET, orders_backfilled
 from plugin.leadership import checkpoint
@@ -628,11 +629,16 @@ def _history_replaced(shop_id: str) -> str | None:
 
 def _forget_history_reset(shop_id: str, marked: str) -> None:
     """Clear the mark the fit answered (a newer one, set meanwhile, stays)."""
-    from plugin.models import Shop
+    def unmarked(settings: dict) -> dict:
+        if settings.get(HISTORY_RESET) != marked:
+            return settings
+        return {k: v for k, v in settings.items() if k != HISTORY_RESET}
 
-    shop = db.session.get(Shop, shop_id)
-    if shop is not None and (shop.settings or {}).get(HISTORY_RESET) == marked:
-        shop.settings = {k: v for k, v in shop.settings.items() if k != HISTORY_RESET}
+    try:
+        cleared = shops.update_settings(shop_id, unmarked).changed
+    except NotFound:  # erased meanwhile
+        return
+    if cleared:
         db.session.commit()
 
 

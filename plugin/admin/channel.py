@@ -90,7 +90,7 @@ def choose(shop: Shop, slug: str) -> Channel:
                          {"saleor_channel": [f"not a channel here; Saleor has: {known}"]})
     creds = connector.credentials
     moved = (creds.extra.get("channel"), creds.extra.get("channel_id")) != (found.slug, found.id)
-    shop.settings = {**(shop.settings or {}), "saleor_channel": found.slug}
+    shops.update_settings(shop.id, lambda settings: {**settings, "saleor_channel": found.slug})
     if moved:
         # the syncs restart first: a sync's page locks its state before it may store what
         # its connector learned with the credentials, so this order cannot deadlock
@@ -129,5 +129,6 @@ def _read_orders_again(shop: Shop) -> int:
         Interaction.shop_id == shop.id, Interaction.kind == "purchase",
         Interaction.order_external_id.in_(orders)).values(kind=SET_ASIDE)).rowcount or 0
     db.session.execute(sa.update(Order).where(*mirrored).values(source_updated_at=NEVER))
-    shop.settings = {**(shop.settings or {}), HISTORY_RESET: utcnow().isoformat()}
+    marked = utcnow().isoformat()
+    shops.update_settings(shop.id, lambda settings: {**settings, HISTORY_RESET: marked})
     return dropped

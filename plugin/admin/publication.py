@@ -115,10 +115,13 @@ def choose(shop: Shop, publication_id: str) -> Publication | None:
             known = ", ".join(p.name for p in listed) or "none"
             raise BadRequest("That is not a publication of this shop.",
                              {SETTING: [f"not a publication here; Shopify has: {known}"]})
-    before = (shop.settings or {}).get(SETTING) or None
-    settings = {k: v for k, v in (shop.settings or {}).items() if k not in (SETTING, DELETED)}
-    shop.settings = {**settings, SETTING: wanted} if wanted else settings
-    if before != (wanted or None):
+
+    def chosen(settings: dict) -> dict:
+        kept = {k: v for k, v in settings.items() if k not in (SETTING, DELETED)}
+        return {**kept, SETTING: wanted} if wanted else kept
+
+    update = shops.update_settings(shop.id, chosen)
+    if (update.before.get(SETTING) or None) != (wanted or None):
         read_products_again(shop.id)
         shops.audit(shop.id, "settings.shopify_publication", publication=wanted or None)
     db.session.commit()
@@ -138,9 +141,16 @@ def forget_deleted(shop: Shop, publication_id: str, *, at: datetime | None = Non
     if shop.platform != "shopify" or not publication_id \
             or (shop.settings or {}).get(SETTING) != publication_id:
         return False
-    settings = {k: v for k, v in (shop.settings or {}).items() if k != SETTING}
-    shop.settings = {**settings, DELETED: {"id": publication_id,
-                                           "at": (at or utcnow()).isoformat()}}
+    deleted = {"id": publication_id, "at": (at or utcnow()).isoformat()}
+
+    def cleared(settings: dict) -> dict:
+        if settings.get(SETTING) != publication_id:  # the merchant chose another meanwhile
+            return settings
+        return {**{k: v for k, v in settings.items() if k != SETTING}, DELETED: deleted}
+
+    update = shops.update_settings(shop.id, cleared)
+    if update.after == update.before:
+        return False
     read_products_again(shop.id)
     shops.audit(shop.id, "settings.shopify_publication", publication=None,
                 deleted=publication_id)

@@ -6,6 +6,7 @@ import copy
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from flask import current_app
@@ -30,6 +31,8 @@ FLAT = {
 }
 NESTED = ("subprofiles", "offers")
 LISTS = ("merchandising", "repurchase_overrides")
+#: a key the form's save removes (``_edits``)
+_REMOVED = object()
 
 
 def current(shop: Shop) -> dict[str, Any]:
@@ -58,7 +61,9 @@ def problems(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, list[str]]:
 def save(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, Any]:
     """Validate every section (raises ``ValidationError`` with dotted field names), then
     store and audit. Sections not submitted stay as they are; keys of other features
-    inside a section (e.g. offer stages) are kept."""
+    inside a section (e.g. offer stages) are kept. Only what the form changed is written,
+    onto the settings as they are now: a key the worker stored since the page read them
+    (the platform's currencies, training's mark) is neither reverted nor dropped."""
     merged = {**current(shop), **_jsonable(dict(submitted))}  # absent sections unchanged
     try:
         data = SettingsSchema().load(merged)
@@ -80,19 +85,48 @@ def save(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, Any]:
     # Serving reads the product exclusions as a plain list.
     after["exclude_products"] = sorted({r["value"] for r in after["merchandising"]
                                         if r["action"] == "exclude" and r["field"] == "product"})
-    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-    shop.settings = after
-    if changed:
-        shops.audit(shop.id, "settings.changed", keys=changed)
+    update = shops.update_settings(shop.id, partial(_apply, _edits(before, after)))
+    if update.changed:
+        shops.audit(shop.id, "settings.changed", keys=update.changed)
     # offers quoted under other guardrails must not become discounts (compared as parsed,
     # so a save that only writes the defaults out withdraws nothing)
-    if _guardrails_changed(before.get("offers"), after.get("offers")):
+    if _guardrails_changed(update.before.get("offers"), update.after.get("offers")):
         withdrawn = withdraw_unaccepted(shop.id)
         if withdrawn:
             shops.audit(shop.id, "offers.withdrawn", count=withdrawn, why="guardrails changed")
     db.session.commit()
     _forget_api_caches()
     return current(shop)
+
+
+def _edits(before: dict[str, Any], after: dict[str, Any]) -> dict[tuple[str, ...], Any]:
+    """What the form changed, by key path (a nested section's own keys one by one, so
+    another feature's key inside it is not written back); ``_REMOVED`` for a key dropped."""
+    edits: dict[tuple[str, ...], Any] = {}
+    for key in set(before) | set(after):
+        old, new = before.get(key, _REMOVED), after.get(key, _REMOVED)
+        if old == new:
+            continue
+        section = {} if old is _REMOVED else old
+        if key in NESTED and isinstance(section, dict) and isinstance(new, dict):
+            edits.update({(key, k): v for k, v in new.items() if section.get(k, _REMOVED) != v})
+        else:
+            edits[(key,)] = new
+    return edits
+
+
+def _apply(edits: dict[tuple[str, ...], Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` as stored now, with the form's ``edits`` made (for ``update_settings``)."""
+    for path, value in edits.items():
+        if len(path) == 2:
+            section = settings.get(path[0])
+            settings[path[0]] = {**(section if isinstance(section, dict) else {}),
+                                 path[1]: value}
+        elif value is _REMOVED:
+            settings.pop(path[0], None)
+        else:
+            settings[path[0]] = value
+    return settings
 
 
 def _keep_zone_unchosen(before: dict[str, Any], after: dict[str, Any]) -> None:

@@ -23,6 +23,9 @@ class Shop(db.Model):
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | uninstalled
     widget_key: Mapped[str] = mapped_column(String(64), unique=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: bumped by every write of ``settings``, which goes through ``shops.update_settings``
+    #: (written only where it is still the revision read: no writer reverts another's keys)
+    settings_rev: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import connectors
 from connectors.base import Connector
 from connectors.errors import ConnectorError
+from plugin import shops
 from plugin.models import Shop
 from plugin.models.types import utcnow
 
@@ -79,8 +80,9 @@ def refresh(shop: Shop, connector: Connector, *, now: datetime | None = None) ->
         return False
     if sold is None:
         return False
-    shop.settings = {**(shop.settings or {}), KEY: {
-        "sold": sorted(sold), "pinned": bool(pinned), "read_at": now.isoformat()}}
+    reading = {"sold": sorted(sold), "pinned": bool(pinned), "read_at": now.isoformat()}
+    # onto the settings as they are now: a merchant may have saved during the round trip
+    shops.update_settings(shop.id, lambda settings: {**settings, KEY: reading})
     return True
 
 
