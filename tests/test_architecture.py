@@ -43,3 +43,26 @@ def test_engine_may_only_import_engine_modules_from_plugin():
         for name in _imports(f):
             if name.split(".")[0] == "plugin":
                 assert name == "plugin.engine" or name.startswith("plugin.engine."), (f, name)
+
+
+def _settings_writes(path: Path) -> list[int]:
+    """Lines assigning to an object's ``settings`` (``shop.settings = ...``)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign)
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(target, ast.Attribute) and target.attr == "settings"]
+
+
+def test_shop_settings_are_written_only_through_update_settings():
+    # a JSON dict replaced whole from an earlier read loses another writer's update
+    # (plugin.shops.update_settings re-reads and writes with the revision it read)
+    offenders = {str(f.relative_to(ROOT)): lines for f in sorted((ROOT / "plugin").rglob("*.py"))
+                 if (lines := _settings_writes(f))}
+    assert offenders == {}
+
+
+def test_the_settings_write_check_sees_an_assignment(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("shop.settings = {}\nshop.settings_rev = 1\nx.settings['a'] = 1\n")
+    assert _settings_writes(probe) == [1]

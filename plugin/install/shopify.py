@@ -172,8 +172,8 @@ def finish_install(params: Mapping[str, str], expected_state: str | None) -> Sho
     shop, created = upsert_installation("shopify", credentials.shop_domain, credentials)
     adopt_platform_zone(shop, credentials.extra.get("timezone"))  # unless the merchant chose
     # the scopes may have changed: the reconcile job checks this shop's topics again
-    shop.settings = {k: v for k, v in (shop.settings or {}).items()
-                     if k != shopify_webhooks.STATE}
+    shops.update_settings(shop.id, lambda settings: {
+        k: v for k, v in settings.items() if k != shopify_webhooks.STATE})
     try:
         ShopifyConnector(credentials, session=connector.session).subscribe_webhooks(
             shopify_webhooks.webhook_uri(shop.id))

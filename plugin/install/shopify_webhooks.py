@@ -114,7 +114,7 @@ def reconcile(shop: Shop, *, now: datetime | None = None,
 
 
 def _store(shop: Shop, state: dict[str, Any]) -> None:
-    shop.settings = {**(shop.settings or {}), STATE: state}
+    shops.update_settings(shop.id, lambda settings: {**settings, STATE: state})
 
 
 def reconcile_due(*, now: datetime | None = None) -> int:
