@@ -183,7 +183,8 @@ def answer_prompt() -> ResponseReturnValue:
 @doc(summary="Recommendations for one sub-profile (\"For Maya\")", tags=_TAGS,
      query=RecsQuery, response=SubRecsSchema, errors=_ERRORS)
 def recommendations(subprofile_id: int) -> ResponseReturnValue:
-    n = RecsQuery().load(request.args)["n"]
+    query = RecsQuery().load(request.args)
+    n = query["n"]
     row = service.get_subprofile(g.api_shop, g.owner, subprofile_id)
     found = [] if row.kind != "person" else recs.recommend_for(
         g.api_shop.id, g.owner, row.id, row.name, 3 * n)
@@ -193,7 +194,7 @@ def recommendations(subprofile_id: int) -> ResponseReturnValue:
              if r.get("action") == "exclude"]
     if rules:
         found = merchandise(g.api_shop.id, {"merchandising": rules}, found)
-    items = apply_live_filters(g.api_shop, found, n)
+    items = apply_live_filters(g.api_shop, found, n, exclude=query["cart"])
     return jsonify(SubRecsSchema().dump({
         "subprofile": service.describe(row), "title": f"For {row.name}",
         "items": [asdict(i) for i in items]}))

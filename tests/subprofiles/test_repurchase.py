@@ -161,3 +161,13 @@ def test_nappies_set_aside_by_a_channel_switch_count_for_her_rhythm(parent, nurs
               subprofile_id=maya)
     recs.forget(nursery.id, maya)
     assert "nappies" not in [item for item, _ in _shown(parent, maya)]
+
+
+def test_her_due_nappies_are_not_offered_when_already_in_the_cart(parent, nursery):
+    """"The usual?" for a pack the parent has just put in the basket would be noise."""
+    maya = parent.create("Maya")
+    _bought_for(nursery, maya, "nappies", 21, 14, 7)
+    assert _shown(parent, maya)[0][0] == "nappies"
+    body = parent.get(f"/{maya}/recommendations", n=20, cart="nappies,book69").get_json()
+    shown = [i["product_id"] for i in body["items"]]
+    assert shown and not {"nappies", "book69"} & set(shown)
