@@ -113,8 +113,15 @@ class SaleorGraphQL:
                 return
 
     def mutate(self, query: str, variables: dict[str, Any], root: str) -> dict[str, Any]:
-        """Run a mutation; its ``errors`` list becomes ``InvalidPayload`` with field errors."""
-        result = self.execute(query, variables).get(root) or {}
+        """Run a mutation; its ``errors`` list becomes ``InvalidPayload`` with field errors.
+
+        A null or missing answer says neither that Saleor did it nor that it refused (a
+        proxy's, a gateway's): ``TransientError``, so the caller tries again later. Read as
+        success, a webhook counted as made was not, and a voucher was forgotten undeleted.
+        """
+        result = self.execute(query, variables).get(root)
+        if result is None:
+            raise TransientError(f"Saleor returned no {root} answer")
         if not isinstance(result, dict):
             raise InvalidPayload(f"unexpected {root} answer", {root: ["not an object"]})
         errors = result.get("errors") or []

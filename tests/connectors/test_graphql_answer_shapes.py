@@ -85,6 +85,16 @@ def test_a_saleor_mutation_answer_of_an_unexpected_shape_is_invalid_payload(resu
         client.mutate("mutation { voucherDelete }", {}, "voucherDelete")
 
 
+@pytest.mark.parametrize("data", [{"voucherDelete": None}, {}, None])
+def test_a_saleor_mutation_with_no_answer_is_transient(data) -> None:
+    """A null or missing mutation answer (or no ``data``) says neither done nor refused:
+    read as ``{}`` it was a success, so a voucher was forgotten undeleted and a webhook
+    counted as made. It is retried instead."""
+    client = SaleorGraphQL(_Session({"data": data}), "https://saleor.example/graphql/", "token")
+    with pytest.raises(TransientError, match="no voucherDelete answer"):
+        client.mutate("mutation { voucherDelete }", {}, "voucherDelete")
+
+
 # -- mutation answers: Shopify's userErrors, Saleor's voucherCreate errors ----------------
 class _Answers(_Session):
     """Answers in order, one per request."""

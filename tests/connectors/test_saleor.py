@@ -485,6 +485,28 @@ class TestSaleorConnector(ConnectorContract):
         assert [d["name"] for d in sent] == list(SUBSCRIPTIONS)
 
 
+    @pytest.mark.parametrize("answer", [{"webhookCreate": None}, {}])
+    def test_a_webhook_create_with_no_answer_is_transient(self, delays, answer) -> None:
+        """Not a webhook made: the install says so and is tried again, not stored with
+        webhooks Saleor may not have."""
+        definitions = webhook_definitions(load_manifest(), "https://sk.example/webhooks/saleor/s1")
+        with responses.RequestsMock() as rsps:
+            rsps.post(API_URL, json={"data": answer})
+            with pytest.raises(TransientError, match="no webhookCreate answer"):
+                self.make_connector(self._session(delays)).subscribe_webhooks(definitions)
+
+    @pytest.mark.parametrize("answer", [{"voucherDelete": None}, {}])
+    def test_a_voucher_delete_with_no_answer_is_transient(self, delays, answer) -> None:
+        """Not a voucher deleted: the offer keeps its reference and the delete is retried."""
+        from connectors.records import DiscountRef
+
+        ref = DiscountRef("Vm91Y2hlcjox", "SK-XYZ", datetime(2025, 12, 1, tzinfo=UTC))
+        with responses.RequestsMock() as rsps:
+            rsps.post(API_URL, json={"data": answer})
+            with pytest.raises(TransientError, match="no voucherDelete answer"):
+                self.make_connector(self._session(delays)).delete_discount(ref)
+
+
 # -- app manifest ---------------------------------------------------------------------------
 def test_app_manifest_renders_from_manifest_yaml() -> None:
     manifest = load_manifest()

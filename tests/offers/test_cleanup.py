@@ -114,3 +114,25 @@ def test_discounts_the_platform_keeps_refusing_do_not_block_newer_ones(app, monk
         assert delete_spent_discounts(shop) == 1
     assert db.session.scalar(sa.select(Offer.platform_ref).where(
         Offer.public_id == "of_3")) is None
+
+
+def test_a_saleor_voucher_delete_with_no_answer_keeps_the_reference(app):
+    """A null ``voucherDelete`` is not a voucher deleted: read as one, the offer forgot
+    its voucher, which stayed on Saleor for good. It is asked again next run."""
+    from connectors.http import make_session
+
+    url = "https://cleanup.saleor.example/graphql/"
+    shop = make_shop("saleor", "cleanup.saleor.example")
+    shops.save_credentials(shop, Credentials("cleanup.saleor.example", access_token="tok",
+                                             api_url=url, extra={"public_only": False}))
+    _offer(shop, 1, "expired", ref="Vm91Y2hlcjox")
+    db.session.commit()
+    with responses.RequestsMock() as rsps:
+        rsps.post(url, json={"data": {"voucherDelete": None}})
+        assert delete_spent_discounts(shop, session=make_session(retries=0)) == 0
+    assert db.session.scalar(sa.select(Offer.platform_ref)) == "Vm91Y2hlcjox"
+    with responses.RequestsMock() as rsps:
+        rsps.post(url, json={"data": {"voucherDelete": {"voucher": {"id": "Vm91Y2hlcjox"},
+                                                        "errors": []}}})
+        assert delete_spent_discounts(shop, session=make_session(retries=0)) == 1
+    assert db.session.scalar(sa.select(Offer.platform_ref)) is None

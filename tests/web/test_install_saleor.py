@@ -7,7 +7,7 @@ import json
 import pytest
 import responses
 
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, TransientError
 from connectors.saleor.queries import SUBSCRIPTIONS
 from plugin import shops
 from plugin.extensions import db
@@ -74,6 +74,20 @@ def test_register_skips_webhooks_that_exist(install_client) -> None:
         rsps.post(API_URL, json=info)
         assert register(install_client).status_code == 200
         assert len(rsps.calls) == 1
+
+
+def test_register_with_no_webhook_create_answer_is_not_an_install(install_client) -> None:
+    """A null ``webhookCreate`` is no webhook made: read as one, the shop was stored
+    without its events. The merchant is asked to install again (which skips those that
+    exist) and nothing is stored."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.post(API_URL, json=APP_INFO)
+        rsps.post(API_URL, json=CREATED)
+        rsps.post(API_URL, json={"data": {"webhookCreate": None}})
+        response = register(install_client)
+    assert response.status_code == 400
+    assert "Could not create our webhooks" in response.get_data(as_text=True)
+    assert db.session.scalar(db.select(shops.Shop).filter_by(platform="saleor")) is None
 
 
 def test_register_from_unlisted_domain_is_403_without_http(install_client) -> None:
@@ -587,6 +601,28 @@ def test_refresh_moves_webhooks_to_a_new_target_and_event_list(install_client) -
         wanted["shopkeeper-orders"]["targetUrl"]
     assert inputs[hooks["shopkeeper-products"]["id"]]["asyncEvents"] == \
         wanted["shopkeeper-products"]["asyncEvents"]
+
+
+@pytest.mark.parametrize("mutation", ["webhookUpdate", "webhookCreate"])
+def test_refresh_with_no_mutation_answer_fails_and_records_nothing(install_client,
+                                                                   mutation) -> None:
+    """A null ``webhookUpdate`` or ``webhookCreate`` is no webhook changed: the refresh
+    fails (the daily job tries again) instead of auditing a change Saleor may not have."""
+    from plugin.install.saleor import refresh_webhooks
+    from plugin.models import AuditLog
+
+    shop = _installed_saleor_shop(install_client)
+    answer = (_saleor_webhooks(shop, old_queries={"shopkeeper-products"})
+              if mutation == "webhookUpdate"
+              else _saleor_webhooks(shop, missing={"shopkeeper-orders"}))
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=answer)
+        rsps.post(API_URL, json={"data": {mutation: None}})
+        with install_client.application.test_request_context(), \
+                pytest.raises(TransientError, match=f"no {mutation} answer"):
+            refresh_webhooks(shop)
+    assert db.session.query(AuditLog).filter_by(
+        shop_id=shop.id, action="install.webhooks_refreshed").count() == 0
 
 
 def test_the_daily_job_refreshes_every_saleor_shop_even_if_one_fails(install_client) -> None:
