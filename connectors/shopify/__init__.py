@@ -20,7 +20,13 @@ import requests
 
 from connectors import register
 from connectors.base import Connector, ConnectorMeta, Credentials
-from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, SignatureInvalid
+from connectors.errors import (
+    AuthFailed,
+    ConnectorError,
+    InvalidPayload,
+    SignatureInvalid,
+    TransientError,
+)
 from connectors.parsing import as_object
 from connectors.records import (
     Customer,
@@ -487,7 +493,9 @@ class ShopifyConnector(Connector):
         else:
             node = as_object(result.get("codeDiscountNode"))
         if not node.get("id") or not isinstance(node["id"], str):
-            raise ConnectorError("Shopify returned no discount id")
+            # no userErrors and no readable id (or TAKEN with no discount found yet): a
+            # proxy's answer or a lagging lookup, not Shopify's refusal; a retry adopts it
+            raise TransientError("Shopify returned no discount id")
         return DiscountRef(platform_id=node["id"], code=spec.code, expires_at=spec.expires_at)
 
     def find_discount(self, code: str) -> str | None:
