@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import requests
 
@@ -73,6 +74,20 @@ query Webhooks($after: String) {
   }
 }"""
 
+#: Moves a subscription to another address (``uri``; its topic and format stay).
+MOVE_MUTATION = """
+mutation Move($id: ID!, $sub: WebhookSubscriptionInput!) {
+  webhookSubscriptionUpdate(id: $id, webhookSubscription: $sub) {
+    webhookSubscription { id uri }
+    userErrors { field message }
+  }
+}"""
+
+UNSUBSCRIBE_MUTATION = """
+mutation Unsubscribe($id: ID!) {
+  webhookSubscriptionDelete(id: $id) { deletedWebhookSubscriptionId userErrors { field message } }
+}"""
+
 SUBSCRIBE_MUTATION = """
 mutation Subscribe($topic: WebhookSubscriptionTopic!, $sub: WebhookSubscriptionInput!) {
   webhookSubscriptionCreate(topic: $topic, webhookSubscription: $sub) {
@@ -98,6 +113,10 @@ class WebhookReconcile:
     present: list[str]
     #: topic -> the scope it needs that the shop did not grant (not subscribed)
     skipped: dict[str, str]
+    #: topics whose subscription to a former address of ours now delivers to ``uri``
+    moved: list[str] = field(default_factory=list)
+    #: topics with a second subscription, to a former address of ours, deleted
+    removed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -298,7 +317,7 @@ class ShopifyConnector(Connector):
         client = self._client()
         return [_subscribe(client, topic, uri) for topic in webhooks.SHOP_TOPICS]
 
-    def reconcile_webhooks(self, uri: str) -> WebhookReconcile:
+    def reconcile_webhooks(self, uri: str, *, path: str | None = None) -> WebhookReconcile:
         """Subscribe ``uri`` to each shop topic it is not subscribed to yet, where the
         token's scopes allow the topic (``webhooks.TOPIC_SCOPES``).
 
@@ -306,19 +325,36 @@ class ShopifyConnector(Connector):
         installed before only at their next OAuth; this brings them up to date. The
         scopes are the token's own (``currentAppInstallation``), not those recorded at
         install, which a shop installed before they were recorded does not have.
+
+        ``path``: the shop's webhook path (``/webhooks/shopify/<shop id>``). Every
+        subscription listed is this app's, so one whose address is another http(s) URL
+        ending in that path is ours at a former public URL: Shopify delivers to both, and
+        the old one may be dead or another host's. It is moved to ``uri``
+        (``webhookSubscriptionUpdate``), or deleted when ``uri`` has the topic already.
+        Any other address (another path, another shop id) is left alone.
         """
         client = self._client()
         granted, subscribed = _webhook_state(client)
         done = WebhookReconcile(created=[], present=[], skipped={})
         for topic in webhooks.SHOP_TOPICS:
+            subs = [s for s in subscribed if s.topic == _topic_enum(topic)]
+            here = any(s.uri == uri for s in subs)
+            former = [s for s in subs if s.uri != uri and _former_address(s.uri, path)]
             scope = webhooks.TOPIC_SCOPES.get(topic)
-            if (_topic_enum(topic), uri) in subscribed:
+            if not here and former:
+                _move(client, former.pop(0), uri)
+                done.moved.append(topic)
+            elif here:
                 done.present.append(topic)
             elif scope is not None and scope not in granted:
                 done.skipped[topic] = scope
             else:
                 _subscribe(client, topic, uri)
                 done.created.append(topic)
+            for extra in former:
+                _unsubscribe(client, extra)
+            if former:
+                done.removed.append(topic)
         return done
 
     # -- backfill -------------------------------------------------------------------------
@@ -533,17 +569,64 @@ def _subscribe(client: gql.ShopifyGraphQL, topic: str, uri: str) -> str:
     return sub_id if isinstance(sub_id, str) else ""
 
 
+@dataclass(frozen=True)
+class _Subscription:
+    """One of the shop's webhook subscriptions, as ``webhookSubscriptions`` lists it."""
+
+    id: str | None
+    topic: str
+    uri: str
+
+
+def _former_address(uri: str, path: str | None) -> bool:
+    """Whether ``uri`` is an http(s) URL whose path is ``path`` under some base URL:
+    this shop's webhook address under an earlier ``PUBLIC_URL``."""
+    if not path:
+        return False
+    parts = urlsplit(uri)
+    return (parts.scheme in ("http", "https") and bool(parts.netloc)
+            and (parts.path == path or parts.path.endswith("/" + path.lstrip("/"))))
+
+
+def _move(client: gql.ShopifyGraphQL, sub: _Subscription, uri: str) -> None:
+    """``webhookSubscriptionUpdate`` of ``sub`` to ``uri``. A refusal is a
+    ``ConnectorError``; an answer with neither errors nor the subscription is
+    ``TransientError`` (a proxy's, not a move Shopify confirmed)."""
+    if not sub.id:
+        raise TransientError(f"the {sub.topic} subscription to move has no id")
+    data = client.execute(MOVE_MUTATION, {"id": sub.id, "sub": {"uri": uri}})
+    result = as_object(data.get("webhookSubscriptionUpdate"))
+    errors = [e.message for e in gql.user_errors(result)]
+    if errors:
+        raise ConnectorError(f"Shopify refused to move the {sub.topic} subscription: {errors}")
+    if not isinstance(as_object(result.get("webhookSubscription")).get("id"), str):
+        raise TransientError("unexpected webhookSubscriptionUpdate answer")
+
+
+def _unsubscribe(client: gql.ShopifyGraphQL, sub: _Subscription) -> None:
+    """``webhookSubscriptionDelete`` of ``sub``, as ``_move`` reads its answer."""
+    if not sub.id:
+        raise TransientError(f"the {sub.topic} subscription to delete has no id")
+    data = client.execute(UNSUBSCRIBE_MUTATION, {"id": sub.id})
+    result = as_object(data.get("webhookSubscriptionDelete"))
+    errors = [e.message for e in gql.user_errors(result)]
+    if errors:
+        raise ConnectorError(f"Shopify refused to delete the {sub.topic} subscription: "
+                             f"{errors}")
+    if not isinstance(result.get("deletedWebhookSubscriptionId"), str):
+        raise TransientError("unexpected webhookSubscriptionDelete answer")
+
+
 #: Most ``webhookSubscriptions`` pages read (100 each): ours are about twenty.
 _MAX_WEBHOOK_PAGES = 20
 
 
-def _webhook_state(client: gql.ShopifyGraphQL) -> tuple[set[str], set[tuple[str, str]]]:
+def _webhook_state(client: gql.ShopifyGraphQL) -> tuple[set[str], list[_Subscription]]:
     """The token's granted scopes (a ``write_`` one grants its ``read_`` too) and the
-    shop's subscriptions as (topic enum, uri) pairs. An answer without the scopes or the
-    subscriptions is a ``ConnectorError``: read as none, every topic would be skipped or
-    created again."""
+    shop's subscriptions. An answer without the scopes or the subscriptions is a
+    ``ConnectorError``: read as none, every topic would be skipped or created again."""
     granted: set[str] | None = None
-    subscribed: set[tuple[str, str]] = set()
+    subscribed: list[_Subscription] = []
     cursor: str | None = None
     for _ in range(_MAX_WEBHOOK_PAGES):
         data = client.execute(WEBHOOKS_QUERY, {"after": cursor})
@@ -556,9 +639,11 @@ def _webhook_state(client: gql.ShopifyGraphQL) -> tuple[set[str], set[tuple[str,
         if granted is None:
             granted = {h for s in scopes if isinstance(h := as_object(s).get("handle"), str)}
         for node in page["nodes"]:
-            topic, uri = as_object(node).get("topic"), as_object(node).get("uri")
+            node = as_object(node)
+            topic, uri, sub_id = node.get("topic"), node.get("uri"), node.get("id")
             if isinstance(topic, str) and isinstance(uri, str):
-                subscribed.add((topic, uri))
+                subscribed.append(_Subscription(
+                    sub_id if isinstance(sub_id, str) and sub_id else None, topic, uri))
         info = as_object(page.get("pageInfo"))
         cursor = info.get("endCursor") if info.get("hasNextPage") else None
         if not isinstance(cursor, str) or not cursor:

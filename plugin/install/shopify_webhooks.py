@@ -12,7 +12,12 @@ each active shop to the topics it misses:
   (``install.shopify.needs_oauth``), whose callback subscribes it;
 - a shop whose check fails is asked again after a back-off that doubles up to a day, so
   one unreachable shop is not called every hour;
-- a shop whose credentials Shopify refused (``auth_failed``) is left to its next OAuth.
+- a shop whose credentials Shopify refused (``auth_failed``) is left to its next OAuth;
+- a subscription to this shop's webhook path under another base URL (``PUBLIC_URL`` was
+  changed) is moved to the current address, or deleted when the current one has its
+  topic: Shopify would deliver to both, and the old host may be dead or someone else's.
+  A shop is asked at the first run after ``PUBLIC_URL`` changes. Subscriptions to other
+  paths (another shop id, another app's route) are left alone.
 
 Its state is kept in ``Shop.settings[STATE]``; the OAuth callback clears it, so a shop
 that just granted a scope is checked again at the next run.
@@ -23,6 +28,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import sqlalchemy as sa
@@ -37,12 +43,13 @@ from plugin.extensions import db
 from plugin.models import Shop
 from plugin.models.types import utcnow
 
-__all__ = ["STATE", "due", "reconcile", "reconcile_due", "webhook_uri"]
+__all__ = ["STATE", "due", "reconcile", "reconcile_due", "webhook_path", "webhook_uri"]
 
 log = logging.getLogger("shopkeeper.install")
 
-#: ``Shop.settings`` key: ``{"topics": [...], "checked_at": ISO, "skipped": {topic: scope},
-#: "failures": n, "retry_at": ISO}`` (``topics``: the wanted topics at the last check).
+#: ``Shop.settings`` key: ``{"topics": [...], "uri": str, "checked_at": ISO,
+#: "skipped": {topic: scope}, "failures": n, "retry_at": ISO}`` (``topics`` and ``uri``:
+#: the wanted topics and the address at the last check).
 STATE = "shopify_webhooks"
 #: A shop whose subscriptions matched this version's topics is checked again after this.
 RECHECK = timedelta(days=1)
@@ -55,6 +62,14 @@ def webhook_uri(shop_id: str) -> str:
     """Where Shopify delivers the shop's webhooks (the manifest's ``urls.webhooks``)."""
     return absolute_url(current_app.config["PUBLIC_URL"], load_manifest()["urls"]["webhooks"],
                         connector="shopify", shop_id=shop_id)
+
+
+def webhook_path(shop_id: str) -> str:
+    """The manifest's path of the shop's webhook address (``/webhooks/shopify/<id>``),
+    without a base URL: under another base (with or without a path of its own) it is
+    this deployment's address under a former ``PUBLIC_URL``."""
+    return urlsplit(absolute_url("http://base", load_manifest()["urls"]["webhooks"],
+                                 connector="shopify", shop_id=shop_id)).path
 
 
 def _state(shop: Shop) -> dict[str, Any]:
@@ -75,8 +90,8 @@ def due(shop: Shop, now: datetime) -> bool:
     retry_at = _time(state.get("retry_at"))
     if retry_at is not None and now < retry_at:
         return False
-    if state.get("topics") != sorted(SHOP_TOPICS):
-        return True
+    if state.get("topics") != sorted(SHOP_TOPICS) or state.get("uri") != webhook_uri(shop.id):
+        return True  # a release's topics, or a new PUBLIC_URL to move subscriptions to
     checked = _time(state.get("checked_at"))
     return checked is None or now - checked >= RECHECK
 
@@ -90,7 +105,8 @@ def reconcile(shop: Shop, *, now: datetime | None = None,
     try:
         connector = shops.connector_for(shop, session=session)
         assert isinstance(connector, ShopifyConnector)
-        done = connector.reconcile_webhooks(webhook_uri(shop.id))
+        uri = webhook_uri(shop.id)
+        done = connector.reconcile_webhooks(uri, path=webhook_path(shop.id))
     except ConnectorError as err:
         failures = int(before.get("failures") or 0) + 1
         wait = min(BACKOFF * 2 ** (failures - 1), MAX_BACKOFF)
@@ -99,17 +115,21 @@ def reconcile(shop: Shop, *, now: datetime | None = None,
             "shop_id": shop.id, "error": type(err).__name__, "failures": failures,
             "retry_in_seconds": int(wait.total_seconds())})
         raise
-    _store(shop, {"topics": sorted(SHOP_TOPICS), "checked_at": now.isoformat(),
+    _store(shop, {"topics": sorted(SHOP_TOPICS), "uri": uri, "checked_at": now.isoformat(),
                   "skipped": done.skipped})
     if done.skipped and done.skipped != before.get("skipped"):
         log.warning("install.shopify.webhooks_scope_missing", extra={
             "shop_id": shop.id, "skipped": done.skipped})
-    if done.created or (done.skipped and done.skipped != before.get("skipped")):
+    changed = done.created or done.moved or done.removed
+    if changed or (done.skipped and done.skipped != before.get("skipped")):
         shops.audit(shop.id, "install.webhooks_reconciled", created=done.created,
-                    skipped=done.skipped)
+                    skipped=done.skipped, moved=done.moved, removed=done.removed)
     if done.created:
         log.info("install.shopify.webhooks_created", extra={
             "shop_id": shop.id, "topics": done.created})
+    if done.moved or done.removed:
+        log.info("install.shopify.webhooks_moved", extra={
+            "shop_id": shop.id, "moved": done.moved, "removed": done.removed})
     return done
 
 
@@ -120,7 +140,7 @@ def _store(shop: Shop, state: dict[str, Any]) -> None:
 def reconcile_due(*, now: datetime | None = None) -> int:
     """The hourly job: each active Shopify shop that is due, one failing shop not stopping
     the others (the first failure is raised after them, so the run is recorded failed).
-    Returns the subscriptions created."""
+    Returns the subscriptions created or moved to the current address."""
     now = now or utcnow()
     created = 0
     failed: list[Exception] = []
@@ -129,7 +149,8 @@ def reconcile_due(*, now: datetime | None = None) -> int:
         if shop.installation is None or shop.installation.auth_failed or not due(shop, now):
             continue
         try:
-            created += len(reconcile(shop, now=now).created)
+            done = reconcile(shop, now=now)
+            created += len(done.created) + len(done.moved)
         except ConnectorError as err:
             failed.append(err)
         except Exception as err:  # no credentials left, a crash: the other shops go on

@@ -2,8 +2,10 @@
 
 Only Shopify's HTTP is mocked (``responses``), with a fake that keeps the shop's
 subscriptions; payloads as documented: ``webhookSubscriptions`` (nodes ``id topic uri``,
-``pageInfo``), ``currentAppInstallation.accessScopes`` (``handle``) and
-``webhookSubscriptionCreate`` (``webhookSubscription { id }``, ``userErrors``).
+``pageInfo``), ``currentAppInstallation.accessScopes`` (``handle``),
+``webhookSubscriptionCreate`` and ``webhookSubscriptionUpdate`` (``webhookSubscription``,
+``userErrors``) and ``webhookSubscriptionDelete`` (``deletedWebhookSubscriptionId``,
+``userErrors``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Shopify:
         self.subs = [{"id": f"gid://shopify/WebhookSubscription/{n}", "topic": _enum(t),
                       "uri": uri} for n, t in enumerate(sorted(subscribed), 1)]
         self.created: list[dict] = []
+        self.updated: list[dict] = []
+        self.deleted: list[str] = []
         self.queries = 0
         self.down = False
 
@@ -52,8 +56,14 @@ class Shopify:
         if self.down:
             return 401, {}, json.dumps({"errors": "[API] Invalid API key or access token"})
         body = json.loads(request.body)
+        if "webhookSubscriptionUpdate" in body["query"]:
+            return self.update(body["variables"])
+        if "webhookSubscriptionDelete" in body["query"]:
+            return self.delete(body["variables"])
         if "webhookSubscriptionCreate" in body["query"]:
             variables = body["variables"]
+            if self.taken(variables["topic"], variables["sub"]["uri"]):
+                return self.refused("webhookSubscriptionCreate", TAKEN)
             self.created.append(variables)
             sub = {"id": f"gid://shopify/WebhookSubscription/{100 + len(self.created)}",
                    "topic": variables["topic"], "uri": variables["sub"]["uri"]}
@@ -71,6 +81,41 @@ class Shopify:
             "webhookSubscriptions": {
                 "pageInfo": {"hasNextPage": more, "endCursor": str(start + 10) if more else None},
                 "nodes": nodes}}})
+
+
+    def taken(self, topic: str, uri: str) -> bool:
+        return any(s["topic"] == topic and s["uri"] == uri for s in self.subs)
+
+    @staticmethod
+    def refused(root: str, message: str):
+        empty = "deletedWebhookSubscriptionId" if root.endswith("Delete") \
+            else "webhookSubscription"
+        return 200, {}, json.dumps({"data": {root: {empty: None, "userErrors": [
+            {"field": ["webhookSubscription"], "message": message}]}}})
+
+    def update(self, variables: dict):
+        """Moves the subscription (its topic stays); the address must be free for it."""
+        self.updated.append(variables)
+        sub = next((s for s in self.subs if s["id"] == variables["id"]), None)
+        if sub is None:
+            return self.refused("webhookSubscriptionUpdate", GONE)
+        if self.taken(sub["topic"], variables["sub"]["uri"]):
+            return self.refused("webhookSubscriptionUpdate", TAKEN)
+        sub["uri"] = variables["sub"]["uri"]
+        return 200, {}, json.dumps({"data": {"webhookSubscriptionUpdate": {
+            "webhookSubscription": {"id": sub["id"], "uri": sub["uri"]}, "userErrors": []}}})
+
+    def delete(self, variables: dict):
+        self.deleted.append(variables["id"])
+        if not any(s["id"] == variables["id"] for s in self.subs):
+            return self.refused("webhookSubscriptionDelete", GONE)
+        self.subs = [s for s in self.subs if s["id"] != variables["id"]]
+        return 200, {}, json.dumps({"data": {"webhookSubscriptionDelete": {
+            "deletedWebhookSubscriptionId": variables["id"], "userErrors": []}}})
+
+
+TAKEN = "Address for this topic has already been taken"
+GONE = "Webhook subscription does not exist"
 
 
 def _shop(app):
@@ -116,7 +161,8 @@ def test_the_job_subscribes_an_installed_shop_to_the_topic_a_release_added(shopi
     assert fake.created == [{"topic": "PUBLICATIONS_DELETE", "sub": {
         "uri": f"http://127.0.0.1:5000/webhooks/shopify/{shop.id}", "format": "JSON"}}]
     assert fake.queries == 2  # both pages of subscriptions were read
-    assert _audits(shop) == [{"created": ["publications/delete"], "skipped": {}}]
+    assert _audits(shop) == [{"created": ["publications/delete"], "skipped": {},
+                              "moved": [], "removed": []}]
     state = _state(shop)
     assert state["topics"] == sorted(SHOP_TOPICS) and state["skipped"] == {}
 
@@ -137,7 +183,98 @@ def test_a_subscription_to_another_address_does_not_count(shopify) -> None:
     shop, fake = shopify
     fake.subs.append({"id": "gid://shopify/WebhookSubscription/98",
                       "topic": "PUBLICATIONS_DELETE", "uri": "https://old.example/hooks"})
-    assert shopify_webhooks.reconcile(shop, now=NOW).created == ["publications/delete"]
+    done = shopify_webhooks.reconcile(shop, now=NOW)
+    assert done.created == ["publications/delete"]
+    assert done.moved == done.removed == [] and fake.updated == fake.deleted == []
+    assert {"id": "gid://shopify/WebhookSubscription/98", "topic": "PUBLICATIONS_DELETE",
+            "uri": "https://old.example/hooks"} in fake.subs  # another path: left alone
+
+
+def _former(shop, base: str = "https://old.example") -> str:
+    """The shop's webhook address under a former PUBLIC_URL."""
+    return f"{base}/webhooks/shopify/{shop.id}"
+
+
+def test_subscriptions_to_a_former_public_url_are_moved_here(shopify, caplog) -> None:
+    """After PUBLIC_URL changes, Shopify would deliver to the old address too (dead, or
+    another host's): each subscription of this shop's webhook path at another base URL
+    is moved to the current address, its topic kept."""
+    shop, fake = shopify
+    here = shopify_webhooks.webhook_uri(shop.id)
+    old = {"https://old.example", "http://10.0.0.5:8000/shopkeeper"}
+    for n, sub in enumerate(fake.subs):  # under two former base URLs, one with a path
+        sub["uri"] = _former(shop, sorted(old)[n % 2])
+    with caplog.at_level(logging.INFO, logger="shopkeeper.install"):
+        assert shopify_webhooks.reconcile_due(now=NOW) == len(SHOP_TOPICS)
+    assert {(s["topic"], s["uri"]) for s in fake.subs} == {(_enum(t), here)
+                                                           for t in SHOP_TOPICS}
+    assert len(fake.subs) == len(SHOP_TOPICS)
+    assert all(u["sub"] == {"uri": here} for u in fake.updated)
+    assert len(fake.updated) == len(SHOP_TOPICS) - 1 and fake.deleted == []
+    [audit] = _audits(shop)
+    assert audit["created"] == ["publications/delete"] and audit["removed"] == []
+    assert sorted(audit["moved"]) == sorted(set(SHOP_TOPICS) - {"publications/delete"})
+    assert any(r.message == "install.shopify.webhooks_moved" for r in caplog.records)
+    # the next check finds them here: nothing moved again
+    assert shopify_webhooks.reconcile(shop, now=NOW + shopify_webhooks.RECHECK).moved == []
+
+
+def test_a_former_address_beside_the_current_one_is_deleted(shopify) -> None:
+    """A topic subscribed both here and at a former address is delivered twice: the
+    former one goes (moving it would be 'taken'). Other paths, another shop id and
+    non-HTTP endpoints are not this shop's address and stay."""
+    shop, fake = shopify
+    others = [{"id": f"gid://shopify/WebhookSubscription/{90 + n}", "topic": "ORDERS_PAID",
+               "uri": uri} for n, uri in enumerate([
+                   "https://old.example/webhooks/shopify/shp_000000000000",
+                   f"https://old.example/webhooks/shopify/{shop.id}/extra",
+                   f"https://old.example/other/shopify/{shop.id}",
+                   "pubsub://project:topic"])]
+    stale = {"id": "gid://shopify/WebhookSubscription/80", "topic": "ORDERS_PAID",
+             "uri": _former(shop)}
+    fake.subs += [*others, stale]
+    done = shopify_webhooks.reconcile(shop, now=NOW)
+    db.session.commit()
+    assert done.removed == ["orders/paid"] and done.moved == []
+    assert fake.deleted == [stale["id"]] and fake.updated == []
+    assert stale not in fake.subs and all(o in fake.subs for o in others)
+    assert _audits(shop)[0]["removed"] == ["orders/paid"]
+
+
+def test_a_new_public_url_makes_the_shop_due_at_once(shopify, app, monkeypatch) -> None:
+    shop, fake = shopify
+    assert shopify_webhooks.reconcile_due(now=NOW) == 1
+    assert not shopify_webhooks.due(shops.get_shop(shop.id), NOW + timedelta(hours=1))
+    old = shopify_webhooks.webhook_uri(shop.id)
+    monkeypatch.setitem(app.config, "PUBLIC_URL", "https://new.example/sk/")
+    assert shopify_webhooks.due(shops.get_shop(shop.id), NOW + timedelta(hours=1))
+    assert shopify_webhooks.reconcile_due(now=NOW + timedelta(hours=1)) == len(SHOP_TOPICS)
+    assert {s["uri"] for s in fake.subs} == {
+        f"https://new.example/sk/webhooks/shopify/{shop.id}"} != {old}
+
+
+@pytest.mark.parametrize("answer", [
+    {"webhookSubscriptionUpdate": {"webhookSubscription": None, "userErrors": [
+        {"field": ["webhookSubscription", "uri"], "message": "Address is invalid"}]}},
+    {"webhookSubscriptionUpdate": None},
+    {"webhookSubscriptionUpdate": {"webhookSubscription": None, "userErrors": []}},
+])
+def test_a_move_shopify_refuses_or_does_not_confirm_backs_off(app, answer) -> None:
+    """Refused, or answered with neither errors nor the subscription (a proxy's): not
+    taken for moved; the check fails and is asked again after the back-off."""
+    shop = _shop(app)
+    listed = {"data": {
+        "currentAppInstallation": {"accessScopes": [{"handle": h} for h in ALL_SCOPES]},
+        "webhookSubscriptions": {"pageInfo": {"hasNextPage": False, "endCursor": None},
+                                 "nodes": [{"id": "gid://shopify/WebhookSubscription/1",
+                                            "topic": "PRODUCTS_CREATE",
+                                            "uri": _former(shop)}]}}}
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, json=listed)
+        rsps.post(GRAPHQL, json={"data": answer})
+        with pytest.raises(ConnectorError, match=r"webhookSubscriptionUpdate|refused to move"):
+            shopify_webhooks.reconcile(shop, now=NOW)
+    assert shop.settings[shopify_webhooks.STATE]["failures"] == 1  # the caller commits
 
 
 def test_a_topic_whose_scope_was_not_granted_is_skipped_and_logged(shopify, caplog) -> None:
@@ -151,7 +288,8 @@ def test_a_topic_whose_scope_was_not_granted_is_skipped_and_logged(shopify, capl
     [record] = [r for r in caplog.records if r.message == "install.shopify.webhooks_scope_missing"]
     assert record.skipped == {"publications/delete": "read_publications"}
     assert _audits(shop) == [{"created": [], "skipped": {"publications/delete":
-                                                         "read_publications"}}]
+                                                         "read_publications"},
+                              "moved": [], "removed": []}]
     assert _state(shop)["skipped"] == {"publications/delete": "read_publications"}
     # said once: the next day's check finds the same and neither logs nor audits it again
     caplog.clear()
