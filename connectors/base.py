@@ -130,6 +130,13 @@ class Connector(abc.ABC):
         4217); None (the default) when the platform has none to read."""
         return None
 
+    def missing_discount_permissions(self) -> tuple[str, ...] | None:
+        """The permissions (scopes) creating and removing discounts needs that the
+        credentials lack now, in the platform's own names, from one cheap query; empty
+        when none is missing, None (the default) when the platform cannot say. Raises
+        ``AuthFailed`` when the credentials themselves are refused."""
+        return None
+
     def pins_order_currency(self) -> bool:
         """Whether a discount made now applies only to orders in its own currency, so a
         platform without ``amounts_keep_currency`` is exact in every sold currency all the

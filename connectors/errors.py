@@ -1,8 +1,10 @@
 """One error tree for every connector, so the plugin maps failures without knowing platforms.
 
 The plugin translates at the boundary: ``SignatureInvalid`` -> 401, ``InvalidPayload`` and
-``UnknownTopic`` -> 400, ``AuthFailed`` -> flag the shop for re-auth, ``RateLimited`` ->
-retry after ``retry_after`` seconds, ``TransientError`` -> retry later with back-off.
+``UnknownTopic`` -> 400, ``AuthFailed`` -> flag the shop for re-auth (``PermissionDenied``
+creating a discount, once the platform confirms the missing permission: hold offers back),
+``RateLimited`` -> retry after ``retry_after`` seconds, ``TransientError`` -> retry later
+with back-off.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ __all__ = [
     "ConnectorError",
     "InvalidPayload",
     "NotSupported",
+    "PermissionDenied",
     "RateLimited",
     "SignatureInvalid",
     "TransientError",
@@ -55,6 +58,20 @@ class AuthFailed(ConnectorError):
     def __init__(self, message: str = "", *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class PermissionDenied(AuthFailed):
+    """The platform refused this call for a permission (scope) it says the credentials lack.
+
+    Vendure and Saleor answer an expired or unknown token the same way, so this alone does
+    not tell a missing permission from dead credentials: ``Connector.missing_permissions``
+    asks. ``permission`` is what the platform named as needed, when it named one.
+    """
+
+    def __init__(self, message: str = "", *, status: int | None = None,
+                 permission: str | None = None) -> None:
+        super().__init__(message, status=status)
+        self.permission = permission
 
 
 class RateLimited(ConnectorError):

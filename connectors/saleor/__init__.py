@@ -43,6 +43,10 @@ PERMISSIONS = ("MANAGE_PRODUCTS", "MANAGE_ORDERS", "MANAGE_USERS", "MANAGE_CHECK
 APP_INFO_QUERY = ("query { app { id identifier webhooks { name } } "
                   "channels { id slug name currencyCode isActive } }")
 APP_ID_QUERY = "query { app { id } }"
+#: The permissions the token's app was granted (any app may read its own).
+APP_PERMISSIONS_QUERY = "query { app { permissions { code } } }"
+#: What creating, finding and deleting vouchers needs.
+DISCOUNT_PERMISSIONS = ("MANAGE_DISCOUNTS",)
 
 #: JWKS fetches (webhook receipt, Dashboard sign-in) answer within Saleor's 20 s limit and
 #: never follow redirects or read more than a key set needs.
@@ -328,6 +332,19 @@ class SaleorConnector(Connector):
             raise TransientError("Saleor returned no voucher")
         _set_value(client, voucher_id, listing)
         return DiscountRef(platform_id=voucher_id, code=spec.code, expires_at=spec.expires_at)
+
+    def missing_discount_permissions(self) -> tuple[str, ...]:
+        """The discount permissions the token's app lacks (``DISCOUNT_PERMISSIONS``).
+        Saleor answers a token it does not know as it answers a missing permission, so
+        that (no app, or the query itself refused) raises ``AuthFailed``."""
+        app = self._client().execute(APP_PERMISSIONS_QUERY).get("app")
+        if not isinstance(app, dict):
+            raise AuthFailed("Saleor knows no app for this token")
+        listed = app.get("permissions")
+        if not isinstance(listed, list):
+            raise TransientError("Saleor named no permissions for the app")
+        granted = {as_object(p).get("code") for p in listed}
+        return tuple(p for p in DISCOUNT_PERMISSIONS if p not in granted)
 
     def find_discount(self, code: str) -> str | None:
         """The id of the voucher with this code (``vouchers`` searched by it), or None."""

@@ -8,7 +8,13 @@ from typing import Any, TypeVar
 
 import requests
 
-from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, TransientError
+from connectors.errors import (
+    AuthFailed,
+    ConnectorError,
+    InvalidPayload,
+    PermissionDenied,
+    TransientError,
+)
 from connectors.pages import convert_nodes
 from connectors.parsing import as_object
 from connectors.records import Page
@@ -17,6 +23,8 @@ __all__ = ["PAGE_SIZE", "SaleorGraphQL", "SchemaLacksField", "refused"]
 
 PAGE_SIZE = 100  # Saleor's GRAPHQL_PAGINATION_LIMIT
 T = TypeVar("T")
+#: Saleor's ``PermissionDenied`` message naming the permissions a field needs
+_NEEDED = re.compile(r"following permissions: ([A-Z_]+)")
 #: graphql-core's validation message (double quotes in Saleor's graphql-core-legacy)
 _UNKNOWN_FIELD = re.compile(r"""Cannot query field ["'](\w+)["'] on type ["'](\w+)["']""")
 
@@ -39,6 +47,16 @@ def error_codes(errors: Any) -> set[str | None]:
                 code := as_object(as_object(as_object(e).get("extensions")).get("exception"))
                 .get("code"), str) else None
             for e in entries}
+
+
+def _required_permission(errors: Any) -> str | None:
+    """The first permission a ``PermissionDenied`` entry names ("To access this path, you
+    need one of the following permissions: MANAGE_DISCOUNTS")."""
+    for entry in errors if isinstance(errors, list) else [errors]:
+        found = _NEEDED.search(str(as_object(entry).get("message") or ""))
+        if found:
+            return found.group(1)
+    return None
 
 
 class SaleorGraphQL:
@@ -80,8 +98,11 @@ class SaleorGraphQL:
             if missing:
                 raise SchemaLacksField(missing)
             codes = error_codes(errors)
-            if codes & {"PermissionDenied", "InvalidTokenError", "ExpiredSignatureError"}:
-                raise AuthFailed("Saleor refused the app token or its permissions")
+            if codes & {"InvalidTokenError", "ExpiredSignatureError"}:
+                raise AuthFailed("Saleor refused the app token")
+            if "PermissionDenied" in codes:  # a missing permission, or a token Saleor lost
+                raise PermissionDenied("Saleor refused the app token or its permissions",
+                                       permission=_required_permission(errors))
             raise ConnectorError(f"Saleor GraphQL errors: {sorted(map(str, codes))}")
         data = body.get("data") or {}
         if not isinstance(data, dict):

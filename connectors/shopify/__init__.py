@@ -534,6 +534,15 @@ class ShopifyConnector(Connector):
             raise TransientError("Shopify returned no discount id")
         return DiscountRef(platform_id=node["id"], code=spec.code, expires_at=spec.expires_at)
 
+    def missing_discount_permissions(self) -> tuple[str, ...]:
+        """The discount scopes the token was not granted (``discounts.SCOPES``)."""
+        data = self._client().execute(discounts.SCOPES_QUERY)
+        scopes = as_object(data.get("currentAppInstallation")).get("accessScopes")
+        if not isinstance(scopes, list):  # no answer to go by: not "everything is missing"
+            raise TransientError("Shopify named no access scopes")
+        granted = {as_object(s).get("handle") for s in scopes}
+        return tuple(s for s in discounts.SCOPES if s not in granted)
+
     def find_discount(self, code: str) -> str | None:
         """``codeDiscountNodeByCode``: the code discount's id, or None."""
         found = self._client().execute(discounts.BY_CODE_QUERY, {"code": code})

@@ -6,19 +6,26 @@ Page sizes keep each query well under Shopify's 1,000-point single-query cost li
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 import requests
 
-from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, TransientError
+from connectors.errors import (
+    AuthFailed,
+    ConnectorError,
+    InvalidPayload,
+    PermissionDenied,
+    TransientError,
+)
 from connectors.pages import convert_nodes
 from connectors.parsing import as_object
 from connectors.records import Page
 
-__all__ = ["API_VERSION", "AccessDenied", "ShopifyGraphQL", "UserError", "throttle_delay",
-           "user_errors"]
+__all__ = ["API_VERSION", "AccessDenied", "ShopifyGraphQL", "UserError", "required_scope",
+           "throttle_delay", "user_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +166,27 @@ query Orders($first: Int!, $after: String, $query: String) {
 SHOP_QUERY = "query { shop { currencyCode ianaTimezone } }"
 
 
-class AccessDenied(AuthFailed):
+class AccessDenied(PermissionDenied):
     """GraphQL ``ACCESS_DENIED``: the token may not run this query (a scope the merchant did
     not grant), or the app may not (bulk operations not allowed in the Partner Dashboard,
     which ``bulk`` tells apart)."""
+
+
+#: The scope an ``ACCESS_DENIED`` names: "Access denied for discountCodeBasicCreate field.
+#: Required access: `write_discounts` access scope." (also in ``extensions.requiredAccess``)
+_REQUIRED_SCOPE = re.compile(r"`?\b((?:read|write)_\w+)`?\s+access scope")
+
+
+def required_scope(errors: Any) -> str | None:
+    """The first access scope an ``ACCESS_DENIED`` entry says the call needs, if any."""
+    for entry in errors if isinstance(errors, list) else [errors]:
+        entry = as_object(entry)
+        for text in (as_object(entry.get("extensions")).get("requiredAccess"),
+                     entry.get("message")):
+            found = _REQUIRED_SCOPE.search(text) if isinstance(text, str) else None
+            if found:
+                return found.group(1)
+    return None
 
 
 def throttle_delay(response: requests.Response) -> float | None:
@@ -247,6 +271,8 @@ class ShopifyGraphQL:
             response = self._post(query, variables)
         except AuthFailed as err:
             fresh = self._renew(True) if self._renew is not None and err.status == 401 else None
+            if fresh is None and err.status == 403:  # authenticated, but not for this
+                raise PermissionDenied(str(err), status=403) from None
             if fresh is None:
                 raise
             self._token = fresh
@@ -265,7 +291,8 @@ class ShopifyGraphQL:
         if errors:
             codes = error_codes(errors)
             if "ACCESS_DENIED" in codes:
-                raise AccessDenied("access denied for this query (ACCESS_DENIED)")
+                raise AccessDenied("access denied for this query (ACCESS_DENIED)",
+                                   permission=required_scope(errors))
             if "THROTTLED" in codes:
                 raise TransientError("still throttled")
             raise ConnectorError(f"Shopify GraphQL errors: {sorted(map(str, codes))}")

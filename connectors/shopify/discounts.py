@@ -9,7 +9,8 @@ from connectors.errors import InvalidPayload
 from connectors.records import DiscountSpec
 from connectors.shopify.mapping import gid
 
-__all__ = ["BASIC_MUTATION", "BY_CODE_QUERY", "FREE_SHIPPING_MUTATION", "discount_input"]
+__all__ = ["BASIC_MUTATION", "BY_CODE_QUERY", "FREE_SHIPPING_MUTATION", "SCOPES", "SCOPES_QUERY",
+           "discount_input"]
 
 BASIC_MUTATION = """
 mutation Create($input: DiscountCodeBasicInput!) {
@@ -30,6 +31,12 @@ mutation Create($input: DiscountCodeFreeShippingInput!) {
 
 BY_CODE_QUERY = """
 query ByCode($code: String!) { codeDiscountNodeByCode(code: $code) { id } }"""
+
+#: The access scope creating, finding and deleting code discounts needs (a write scope
+#: includes its read scope).
+SCOPES = ("write_discounts",)
+#: The scopes the token was granted; needs none itself (``AppInstallation.accessScopes``).
+SCOPES_QUERY = "query { currentAppInstallation { accessScopes { handle } } }"
 
 #: How far back a discount's ``startsAt`` is set: Shopify's clock may be seconds behind
 #: ours, and a code handed out at once would then be refused as not yet active. Only the

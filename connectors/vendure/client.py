@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from connectors.errors import AuthFailed, InvalidPayload, TransientError
+from connectors.errors import AuthFailed, InvalidPayload, PermissionDenied, TransientError
 from connectors.vendure import queries
 
 __all__ = ["AdminClient"]
@@ -105,6 +105,8 @@ class AdminClient:
         errors = [e if isinstance(e, dict) else {"message": str(e)} for e in errors]
         codes = {ext.get("code") for e in errors
                  if isinstance(ext := e.get("extensions"), dict)}
+        if "FORBIDDEN" in codes:  # a permission the role lacks, or an expired session
+            raise PermissionDenied(f"Vendure {operation}: FORBIDDEN")
         if codes & _AUTH_CODES:
             raise AuthFailed(f"Vendure {operation}: {sorted(c for c in codes if c)}")
         if codes & _SERVER_CODES:

@@ -23,7 +23,7 @@ import requests
 
 from connectors import register
 from connectors.base import Connector, ConnectorMeta, Credentials
-from connectors.errors import ConnectorError, InvalidPayload, TransientError
+from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, TransientError
 from connectors.generic.webhooks import verify_signature
 from connectors.pages import RECORD_ERRORS
 from connectors.records import (
@@ -52,6 +52,9 @@ from connectors.vendure.webhooks import TOPICS, parse_delivery
 
 __all__ = ["VendureConnector"]
 
+#: Vendure's ``DEFAULT_CHANNEL_CODE``: the channel a request without a channel token is in.
+DEFAULT_CHANNEL = "__default_channel__"
+
 
 @register
 class VendureConnector(Connector):
@@ -77,6 +80,10 @@ class VendureConnector(Connector):
         capabilities=frozenset({"webhooks", "backfill", "discounts"}),
     )
     page_size: int = 100
+    #: The permissions offers' promotions need (``scopes``): made, found by code, deleted
+    #: with their one-customer groups.
+    discount_permissions = ("ReadPromotion", "CreatePromotion", "DeletePromotion",
+                            "CreateCustomerGroup", "DeleteCustomerGroup")
     #: Vendure's built-in ``free_shipping`` action waives the shipping line whatever it
     #: costs, and its default conditions cannot look at the shipping price.
     caps_free_shipping = False
@@ -119,6 +126,24 @@ class VendureConnector(Connector):
         if not isinstance(channel, dict):
             raise InvalidPayload("Vendure named no active channel", {"activeChannel": ["null"]})
         return sold_currencies(channel)
+
+    def missing_discount_permissions(self) -> tuple[str, ...]:
+        """The ``discount_permissions`` the role lacks on the shop's channel (the one of
+        ``channel_token``, else the default). Vendure answers an expired session as it
+        answers a missing permission, so a refused ``me`` raises ``AuthFailed``."""
+        me = self.client.execute(queries.CURRENT_PERMISSIONS).get("me")
+        if not isinstance(me, dict) or not isinstance(me.get("channels"), list):
+            raise AuthFailed("Vendure named no logged-in user")
+        wanted = self.credentials.extra.get("channel_token")
+        granted: set[str] = set()
+        for channel in me["channels"]:
+            if isinstance(channel, dict) and (
+                    channel.get("token") == wanted if wanted
+                    else channel.get("code") == DEFAULT_CHANNEL):
+                granted.update(str(p) for p in channel.get("permissions") or ())
+        if "SuperAdmin" in granted:
+            return ()
+        return tuple(p for p in self.discount_permissions if p not in granted)
 
     def pins_order_currency(self) -> bool:
         """Whether the server has the Shopkeeper plugin's order-currency promotion condition

@@ -148,3 +148,8 @@ query GroupsByName($name: String!) {
 DELETE_CUSTOMER_GROUP = """
 mutation DeleteGroup($id: ID!) { deleteCustomerGroup(id: $id) { result message } }
 """
+
+#: The logged-in user's permissions per channel (any logged-in user may read its own).
+CURRENT_PERMISSIONS = """
+query CurrentPermissions { me { channels { code token permissions } } }
+"""

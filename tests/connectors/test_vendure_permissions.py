@@ -14,7 +14,7 @@ from connectors.vendure import VendureConnector, queries
 
 README = Path(queries.__file__).with_name("README.md").read_text()
 #: fields any logged-in administrator may call (Vendure's ``Public``/``Authenticated``)
-UNGATED = {"login", "activeChannel"}
+UNGATED = {"login", "activeChannel", "me"}
 
 
 def _step_two() -> list[str]:
