@@ -23,6 +23,7 @@ from plugin.models import (
     Shop,
 )
 from plugin.models.types import utcnow
+from plugin.offers import permissions as offer_permissions
 
 __all__ = ["activity_end", "connector_status", "daily_series", "local_window", "model_summary",
            "offer_cost", "recommendations_ab", "shop_currency", "totals", "window_start"]
@@ -213,4 +214,5 @@ def connector_status(shop: Shop) -> dict[str, Any]:
     progress = sync_progress(shop.id)
     rate_limited = any("RateLimited" in (p["last_error"] or "") for p in progress)
     return {"auth_failing": bool(installation and installation.auth_failed),
-            "rate_limited": rate_limited, "syncs": progress}
+            "rate_limited": rate_limited, "syncs": progress,
+            "offers_blocked": offer_permissions.note(shop)}

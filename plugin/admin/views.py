@@ -42,6 +42,7 @@ from plugin.errors import (
 from plugin.extensions import db
 from plugin.install import shopify as shopify_install
 from plugin.models import Shop
+from plugin.offers import permissions as offer_permissions
 from plugin.offers import platform as offer_platform
 from plugin.openapi import HTML, doc, is_page
 from plugin.webhooks import inbox
@@ -335,7 +336,8 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
                        g.admin_shop.platform in shops.WEBHOOK_SECRET_SIGNS_TOKENS),
                    saleor_channel=channel.current_channel(g.admin_shop),
                    shopify_publication=publication.choice(g.admin_shop),
-                   offer_amounts_note=offer_platform.note(g.admin_shop))
+                   offer_amounts_note=offer_platform.note(g.admin_shop),
+                   offer_permission_note=offer_permissions.note(g.admin_shop))
     return body, code
 
 

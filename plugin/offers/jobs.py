@@ -1,10 +1,11 @@
 """Scheduled offer work, one thin idempotent function for ``plugin.jobs`` to call.
 
-Per active shop with offers enabled: attribute recent orders (codes, clicks), settle quote
-outcomes, expire stale offers (releasing unused budget), send due nudges, settle discount
-creations whose answer was lost and delete the platform discounts of offers that expired
-unused. A failing
-shop is logged and skipped so one bad installation cannot stop the others.
+Per active shop with offers enabled: ask the platform again whether offers held back for a
+missing permission may resume (``permissions``), attribute recent orders (codes, clicks),
+settle quote outcomes, expire stale offers (releasing unused budget), send due nudges,
+settle discount creations whose answer was lost and delete the platform discounts of offers
+that expired unused. A failing shop is logged and skipped so one bad installation cannot
+stop the others.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from plugin.extensions import db
 from plugin.leadership import checkpoint
 from plugin.models import Shop
-from plugin.offers import attribution, cleanup, nudges, reconcile, service
+from plugin.offers import attribution, cleanup, nudges, permissions, reconcile, service
 
 log = logging.getLogger("shopkeeper.offers.jobs")
 
@@ -30,7 +31,10 @@ def run_offer_jobs() -> dict[str, dict[str, int]]:
         if not (shop.settings or {}).get("offers_enabled"):
             continue
         try:
+            unblocked = permissions.recheck(shop)
+            db.session.commit()
             counts = attribution.attribute(shop.id, service.guardrails_for(shop))
+            counts["offers_unblocked"] = int(unblocked)
             counts.update({f"nudges_{k}": v for k, v in nudges.run_nudges(shop).items()})
             counts["discounts_settled"] = reconcile.settle_creations(shop)
             counts["discounts_deleted"] = cleanup.delete_spent_discounts(shop)

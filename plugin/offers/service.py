@@ -16,13 +16,14 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 import requests
 import sqlalchemy as sa
 
 import connectors
-from connectors.errors import ConnectorError, InvalidPayload, NotSupported
+from connectors.base import Connector
+from connectors.errors import ConnectorError, InvalidPayload, NotSupported, PermissionDenied
 from connectors.guarded_http import make_guarded_session
 from connectors.records import DiscountSpec
 from plugin.api.service import in_holdout
@@ -30,7 +31,7 @@ from plugin.errors import Conflict, Forbidden, ShopkeeperError
 from plugin.extensions import db
 from plugin.models import Offer, Shop
 from plugin.models.types import utcnow
-from plugin.offers import availability, budget, funnel, keys, platform, reservation
+from plugin.offers import availability, budget, funnel, keys, permissions, platform, reservation
 from plugin.offers.candidates import CENT, Line
 from plugin.offers.catalog import categories_of, complements_for
 from plugin.offers.learning import model_for
@@ -65,6 +66,10 @@ REFUSALS = {
     "no_stacking": "You already have a discount from an offer; this one was withdrawn.",
     "frequency_cap": "You had a discount from an offer recently; this one was withdrawn.",
 }
+
+
+#: Why an accept is refused while the platform refuses discounts (``permissions``).
+PAUSED = "Offers are paused in this shop; this one was withdrawn."
 
 
 class DiscountUnavailable(ShopkeeperError):
@@ -104,6 +109,8 @@ def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = Fals
     progress = _free_shipping_progress(shop.id, rails, cart)
     if not (shop.settings or {}).get("offers_enabled"):
         return _answer(None, "disabled", progress)
+    if permissions.blocked(shop) is not None:  # every accept would fail: promise nothing
+        return _answer(None, permissions.REASON, progress)
     chash = cart.hash
     recent = _recent_quote(shop.id, shopper_id, chash, now, rails)
     if recent is not None:
@@ -182,6 +189,9 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
     offer = _verified_offer(shop, shopper_id, token, cart, now)
     if not (shop.settings or {}).get("offers_enabled"):
         raise Conflict("Offers are switched off in this shop.")
+    if permissions.blocked(shop) is not None:  # quoted before the platform refused
+        _withdraw(offer)
+        raise Conflict(PAUSED)
     if offer.discount_kind == "free_shipping" and not _caps_free_shipping(shop):
         # quoted before such platforms were excluded: its cost has no bound there
         _withdraw(offer)
@@ -204,8 +214,20 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
         db.session.commit()
         raise Conflict(REFUSALS[why])
     spec = discount_spec(offer, shop.platform, customer_id=customer_id)
+    connector: Connector | None = None
     try:
-        ref = connector_for(shop, session=session or shopper_session(shop)).create_discount(spec)
+        connector = connector_for(shop, session=session or shopper_session(shop))
+        ref = connector.create_discount(spec)
+    except PermissionDenied as err:
+        db.session.rollback()
+        if connector is None or not permissions.confirm(shop, connector, err, now=now):
+            _keep_open(shop, offer, err)
+        # refused for good, as ``REFUSED`` is; ``creating_since`` stays for the reconcile
+        # job, should a step before the refused one have made something
+        _withdraw_refused(offer)
+        withdraw_unaccepted(shop.id)
+        db.session.commit()
+        raise Conflict(PAUSED) from None
     except REFUSED as err:  # asked again, the platform would say the same
         db.session.rollback()
         _withdraw_refused(offer)
@@ -214,24 +236,31 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
         raise Conflict("This offer was withdrawn; ask for a new one.") from None
     except Exception as err:  # an unexpected answer too: never leave it claimed
         db.session.rollback()
-        # ``creating_since`` and the reservation stay: the platform may have made the
-        # discount all the same (a timeout, a reset after sending, a multi-step create that
-        # failed late), and it could be used. A retry asks for the same code, adopts it and
-        # keeps the reservation; else plugin.offers.reconcile deletes it and releases that.
-        offer.status = "offered"
-        db.session.commit()
-        if not isinstance(err, ConnectorError):
-            log.exception("offers.discount_crashed", extra={"shop_id": shop.id,
-                                                            "offer": offer.public_id})
-        log.warning("offers.discount_failed", extra={"shop_id": shop.id, "offer":
-                                                     offer.public_id, "error": type(err).__name__})
-        raise DiscountUnavailable("The shop could not create the discount; try again.") from None
+        _keep_open(shop, offer, err)
     offer.status, offer.code, offer.platform_ref = "accepted", spec.code, ref.platform_id
     offer.accepted_at, offer.creating_since = now, None
     db.session.commit()
     log.info("offers.accepted", extra={"shop_id": shop.id, "offer": offer.public_id})
     return {"offer_id": offer.public_id, "code": spec.code, "expires_at": spec.expires_at,
             "discount_token": ref.platform_id if shop.platform == "generic" else None}
+
+
+def _keep_open(shop: Shop, offer: Offer, err: Exception) -> NoReturn:
+    """A create that failed without a refusal: the offer stays open for a retry (502).
+
+    ``creating_since`` and the reservation stay: the platform may have made the discount
+    all the same (a timeout, a reset after sending, a multi-step create that failed late),
+    and it could be used. A retry asks for the same code, adopts it and keeps the
+    reservation; else plugin.offers.reconcile deletes it and releases that.
+    """
+    offer.status = "offered"
+    db.session.commit()
+    if not isinstance(err, ConnectorError):
+        log.exception("offers.discount_crashed", extra={"shop_id": shop.id,
+                                                        "offer": offer.public_id})
+    log.warning("offers.discount_failed", extra={"shop_id": shop.id, "offer":
+                                                 offer.public_id, "error": type(err).__name__})
+    raise DiscountUnavailable("The shop could not create the discount; try again.") from None
 
 
 def shopper_session(shop: Shop) -> requests.Session:

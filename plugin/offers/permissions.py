@@ -1,0 +1,125 @@
+"""Offers held back while the shop's platform refuses discounts for a missing permission.
+
+A shop whose credentials lack the discount permission (a Shopify token without
+``write_discounts``, a Saleor app without ``MANAGE_DISCOUNTS``, a Vendure role made from the
+old README without ``ReadPromotion``, ``DeletePromotion`` and ``DeleteCustomerGroup``) has
+every accept refused. Quoting on would show shoppers offers that always fail with "try
+again" and churn the budget's reservations, with nothing on the admin page saying why.
+
+A create refused with ``PermissionDenied`` is confirmed by the platform's own listing of the
+credentials' permissions (``Connector.missing_discount_permissions``): Vendure and Saleor
+refuse an expired or unknown token the same way, and that is a credentials problem the
+sync reports, not this. A confirmed refusal is kept in ``Shop.settings[KEY]``; quotes then
+answer ``REASON`` and the admin names what to grant. The offers job asks again at every run
+and lifts the block once nothing is missing. The credentials are never marked failed: the
+sync needs other permissions and goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import requests
+
+import connectors
+from connectors.base import Connector
+from connectors.errors import ConnectorError, PermissionDenied
+from plugin.extensions import db
+from plugin.models import Shop
+from plugin.models.types import utcnow
+from plugin.shops import connector_for
+
+log = logging.getLogger("shopkeeper.offers")
+
+#: ``Shop.settings`` key: ``{"missing": [permission names], "since": ISO 8601, "checked_at":
+#: ISO 8601}`` while the platform refuses to create discounts; absent otherwise.
+KEY = "offers_blocked"
+#: A quote's ``reason_code`` while the shop is blocked.
+REASON = "platform_permission"
+#: Where the merchant grants the missing permissions, per platform.
+WHERE = {
+    "shopify": "approve Shopkeeper's access again (update or reinstall the app from the "
+               "Shopify admin) so its token has {them}",
+    "saleor": "grant {them} to the Shopkeeper app in the Saleor Dashboard (Apps, the app's "
+              "permissions)",
+    "vendure": "add {them} to the role of Shopkeeper's administrator or API key in the "
+               "Vendure dashboard (Settings, Roles)",
+}
+
+
+def blocked(shop: Shop) -> dict[str, Any] | None:
+    """The stored block, when offers are held back for a missing permission."""
+    state = (shop.settings or {}).get(KEY)
+    return state if isinstance(state, dict) else None
+
+
+def confirm(shop: Shop, connector: Connector, err: PermissionDenied, *,
+            now: datetime | None = None) -> bool:
+    """Whether the platform confirms that ``err``, met creating a discount, is a missing
+    permission; if so the block is stored (the caller commits). A check that fails (dead
+    credentials, a timeout) confirms nothing: the accept fails as any other would."""
+    try:
+        missing = connector.missing_discount_permissions()
+    except ConnectorError as probe_err:
+        log.warning("offers.permission_unconfirmed", extra={
+            "shop_id": shop.id, "error": type(probe_err).__name__})
+        return False
+    if missing is None:  # the platform cannot list them: what its refusal named
+        missing = (err.permission,) if err.permission else ()
+    if not missing:
+        return False
+    _store(shop, missing, now or utcnow())
+    log.warning("offers.blocked", extra={"shop_id": shop.id, "missing": list(missing)})
+    return True
+
+
+def recheck(shop: Shop, *, now: datetime | None = None,
+            session: requests.Session | None = None) -> bool:
+    """Ask the platform again for a blocked shop (the caller commits); True when the block
+    was lifted. A failed check keeps it for the next run."""
+    if blocked(shop) is None:
+        return False
+    try:
+        missing = connector_for(shop, session=session).missing_discount_permissions()
+    except ConnectorError as err:
+        log.warning("offers.permission_recheck_failed", extra={
+            "shop_id": shop.id, "error": type(err).__name__})
+        return False
+    if missing:
+        _store(shop, missing, now or utcnow())
+        return False
+    # nothing missing, or a platform that cannot list them: the next create tells again
+    lift(shop)
+    log.info("offers.unblocked", extra={"shop_id": shop.id})
+    return True
+
+
+def lift(shop: Shop) -> None:
+    """Offers may be quoted again (the caller commits)."""
+    db.session.refresh(shop, with_for_update=True)
+    shop.settings = {k: v for k, v in (shop.settings or {}).items() if k != KEY}
+
+
+def note(shop: Shop) -> str | None:
+    """What the admin says while offers are blocked: what was refused and what to grant."""
+    state = blocked(shop)
+    if state is None:
+        return None
+    missing = [str(p) for p in state.get("missing") or ()]
+    name = connectors.get(shop.platform).meta.name
+    which = ("permission " if len(missing) == 1 else "permissions ") + ", ".join(missing)
+    where = WHERE.get(shop.platform, "grant {them} on the platform").format(
+        them="it" if len(missing) == 1 else "them")
+    return (f"Offers are blocked: {name} refused creating discounts: missing {which}. "
+            f"To make offers again, {where}; Shopkeeper checks again every few minutes "
+            "and resumes offers by itself.")
+
+
+def _store(shop: Shop, missing: tuple[str, ...], now: datetime) -> None:
+    """Keep the block, locking the shop's row so a concurrent settings save is not lost."""
+    db.session.refresh(shop, with_for_update=True)
+    since = (blocked(shop) or {}).get("since") or now.isoformat()
+    shop.settings = {**(shop.settings or {}), KEY: {
+        "missing": list(dict.fromkeys(missing)), "since": since, "checked_at": now.isoformat()}}
