@@ -26,7 +26,7 @@ import requests
 import connectors
 from connectors.base import Connector
 from connectors.errors import ConnectorError, PermissionDenied
-from plugin.extensions import db
+from plugin import shops
 from plugin.models import Shop
 from plugin.models.types import utcnow
 from plugin.shops import connector_for
@@ -98,8 +98,8 @@ def recheck(shop: Shop, *, now: datetime | None = None,
 
 def lift(shop: Shop) -> None:
     """Offers may be quoted again (the caller commits)."""
-    db.session.refresh(shop, with_for_update=True)
-    shop.settings = {k: v for k, v in (shop.settings or {}).items() if k != KEY}
+    shops.update_settings(shop.id, lambda settings: {
+        k: v for k, v in settings.items() if k != KEY})
 
 
 def note(shop: Shop) -> str | None:
@@ -118,8 +118,11 @@ def note(shop: Shop) -> str | None:
 
 
 def _store(shop: Shop, missing: tuple[str, ...], now: datetime) -> None:
-    """Keep the block, locking the shop's row so a concurrent settings save is not lost."""
-    db.session.refresh(shop, with_for_update=True)
-    since = (blocked(shop) or {}).get("since") or now.isoformat()
-    shop.settings = {**(shop.settings or {}), KEY: {
-        "missing": list(dict.fromkeys(missing)), "since": since, "checked_at": now.isoformat()}}
+    """Keep the block (through ``update_settings``: a concurrent settings save is kept)."""
+
+    def block(settings: dict) -> dict:
+        since = (settings.get(KEY) or {}).get("since") or now.isoformat()
+        return {**settings, KEY: {"missing": list(dict.fromkeys(missing)), "since": since,
+                                  "checked_at": now.isoformat()}}
+
+    shops.update_settings(shop.id, block)
