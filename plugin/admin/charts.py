@@ -7,7 +7,10 @@ from html import escape
 
 from markupsafe import Markup
 
-PALETTE = ("#1f6feb", "#d97706", "#15803d", "#9333ea")
+#: Series colours live in admin.css (``.sk-s0`` … ``.sk-s3``, one set per colour scheme):
+#: marks are drawn in ``currentColor`` so they follow the scheme, and without the stylesheet
+#: they fall back to the text colour, still told apart by their dashes.
+SERIES_CLASSES = ("sk-s0", "sk-s1", "sk-s2", "sk-s3")
 DASHES = ("", "6 3", "2 2", "8 2 2 2")
 
 
@@ -65,15 +68,16 @@ def line_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[flo
         parts.append(f'<text x="{x(i):.1f}" y="{height - pad_b + 16}" text-anchor="middle" '
                      f'class="sk-axis">{escape(str(labels[i]))}</text>')
     for k, (name, values) in enumerate(series.items()):
-        color, dash = PALETTE[k % len(PALETTE)], DASHES[k % len(DASHES)]
+        tint, dash = SERIES_CLASSES[k % len(SERIES_CLASSES)], DASHES[k % len(DASHES)]
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" '
-                     f'stroke-dasharray="{dash}" points="{points}" class="sk-series">'
+        parts.append(f'<polyline fill="none" stroke="currentColor" stroke-width="2" '
+                     f'stroke-dasharray="{dash}" points="{points}" class="sk-series {tint}">'
                      f"<title>{escape(name)}: {total_label(sum(values))} in total</title>"
                      "</polyline>")
         lx = pad_l + 130 * k
         parts.append(f'<line x1="{lx}" x2="{lx + 18}" y1="{height - 8}" y2="{height - 8}" '
-                     f'stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/>'
+                     f'stroke="currentColor" stroke-width="2" stroke-dasharray="{dash}" '
+                     f'class="sk-key {tint}"/>'
                      f'<text x="{lx + 22}" y="{height - 4}" class="sk-legend">'
                      f"{escape(name)}</text>")
     parts.append("</svg>")
@@ -107,8 +111,9 @@ def interval_chart(title: str, rows: Sequence[tuple[str, float, float, float]], 
         parts.append(
             f'<text x="8" y="{cy + 4:.1f}" class="sk-legend">{escape(label)}</text>'
             f'<line x1="{x(low):.1f}" x2="{x(high):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" '
-            f'stroke="{PALETTE[0]}" stroke-width="2"/>'
-            f'<circle cx="{x(est):.1f}" cy="{cy:.1f}" r="5" fill="{PALETTE[0]}">'
+            f'stroke="currentColor" stroke-width="2" class="sk-interval {SERIES_CLASSES[0]}"/>'
+            f'<circle cx="{x(est):.1f}" cy="{cy:.1f}" r="5" fill="currentColor" '
+            f'class="sk-estimate {SERIES_CLASSES[0]}">'
             f"<title>{escape(label)}: {est:+.3g}{unit} (95% CI {low:+.3g} to "
             f"{high:+.3g})</title></circle>"
             f'<text x="{x(high) + 6:.1f}" y="{cy + 4:.1f}" class="sk-axis">'

@@ -136,6 +136,17 @@ def test_large_figures_read_as_people_write_them():
     assert [charts.axis_label(v) for v in (0, 2500, 0.25)] == ["0", "2,500", "0.25"]
 
 
+def test_charts_take_their_colours_from_the_stylesheet():
+    """No colour is written into the SVG: marks paint in currentColor from a series class
+    that admin.css sets per colour scheme (so the dark scheme reaches them)."""
+    lines = str(charts.line_chart("t", ["a", "b"], {"x": [1, 2], "y": [2, 1]}))
+    uplift = str(charts.interval_chart("u", [("recommendations", 0.1, -0.2, 0.4)]))
+    for svg in (lines, uplift):
+        assert re.findall(r'(?:fill|stroke)="#', svg) == []
+    assert lines.count('class="sk-series sk-s0"') == 1 and 'class="sk-key sk-s1"' in lines
+    assert 'class="sk-estimate sk-s0"' in uplift and 'fill="currentColor"' in uplift
+
+
 def test_interval_chart_without_data_says_so():
     assert "not enough shoppers" in str(charts.interval_chart("u", []))
 

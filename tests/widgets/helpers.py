@@ -117,12 +117,15 @@ DARK_THEME = """() => { const s = document.documentElement.style;
         s.setProperty(k, v); }"""
 
 
+def luminance(css: str) -> float:
+    """WCAG relative luminance of an opaque ``rgb(...)`` colour (0 black, 1 white)."""
+    r, g, b = (float(v) / 255 for v in re.findall(r"[\d.]+", css)[:3])
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
 def contrast(fg: str, bg: str) -> float:
     """WCAG contrast ratio of two opaque ``rgb(...)`` colours as getComputedStyle gives them."""
-    def luminance(css: str) -> float:
-        r, g, b = (float(v) / 255 for v in re.findall(r"[\d.]+", css)[:3])
-        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
-        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
     hi, lo = sorted((luminance(fg), luminance(bg)), reverse=True)
     return (hi + 0.05) / (lo + 0.05)
 

@@ -1,22 +1,50 @@
-"""The admin in real Chromium: sign in, see charts, fail validation, save, screenshot."""
+"""The admin in real Chromium: sign in, see charts, fail validation, save, screenshot; the
+charts' contrast in the light and dark colour schemes."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.widgets.conftest import ARTIFACTS
+from tests.widgets.helpers import contrast, luminance
 
 pytestmark = pytest.mark.browser
 
+#: Every mark of every chart: its tag, class (and text), the colour painting it, the colour
+#: of the first painted box behind the chart, and the contrast WCAG asks: 4.5:1 for text
+#: (1.4.3), 3:1 for series lines, legend keys, intervals, estimates and the zero line
+#: (1.4.11). Gridlines are left out: the tick labels carry the values.
+CHART_MARKS = """() => [...document.querySelectorAll('svg.sk-chart')].flatMap(svg => {
+    let b = svg;
+    while (b && getComputedStyle(b).backgroundColor === 'rgba(0, 0, 0, 0)') b = b.parentElement;
+    const behind = b ? getComputedStyle(b).backgroundColor : null;
+    const marks = 'text, polyline, circle, line:not(.sk-grid)';
+    return [...svg.querySelectorAll(marks)].map(el => {
+        const cs = getComputedStyle(el), text = el.tagName === 'text';
+        return {tag: el.tagName, mark: (el.getAttribute('class') || '')
+                    + (text ? ' ' + el.textContent : ''),
+                colour: text || el.tagName === 'circle' ? cs.fill : cs.stroke,
+                behind, needs: text ? 4.5 : 3};
+    });
+})"""
+#: The page's own text and background colours.
+PAGE_COLOURS = """() => { const s = getComputedStyle(document.body);
+    return [s.color, s.backgroundColor]; }"""
 
-def test_admin_sign_in_change_guardrail_and_dashboard(app, demo_shop, live, page):
+
+def _sign_in(app, shop, live, page) -> None:
+    """Open the dashboard through the shop's sign-in link."""
     from plugin.admin.auth import admin_link
 
     app.config["PUBLIC_URL"] = live.url
     with app.test_request_context():
-        link = admin_link(demo_shop)
+        link = admin_link(shop)
     page.goto(link)
     page.wait_for_selector("h1:has-text('Dashboard')")
+
+
+def test_admin_sign_in_change_guardrail_and_dashboard(app, demo_shop, live, page):
+    _sign_in(app, demo_shop, live, page)
     assert page.locator("svg.sk-chart").count() >= 4
     orders = int(page.inner_text('[data-kpi="orders"]'))
     assert orders > 0  # the seeded shop's real orders fill the window
@@ -43,3 +71,29 @@ def test_admin_sign_in_change_guardrail_and_dashboard(app, demo_shop, live, page
     assert violations == [] and page.watch.page_errors == []
     # The only console error is Chromium's own note of the deliberate 422 answer.
     assert [e for e in page.watch.errors() if "status of 422" not in e] == []
+
+
+def test_admin_charts_keep_their_contrast_in_both_colour_schemes(app, demo_shop, live, page):
+    """The dashboard follows the browser's colour scheme (light on dark when dark), and in
+    each the charts' text and marks keep their contrast with the page behind them; the
+    series take the dark scheme's own colours rather than keeping the light ones."""
+    _sign_in(app, demo_shop, live, page)
+    series = {}
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        fg, bg = page.evaluate(PAGE_COLOURS)
+        assert (luminance(bg) < luminance(fg)) == (scheme == "dark"), (scheme, fg, bg)
+        marks = page.evaluate(CHART_MARKS)
+        kinds = {m["tag"] for m in marks} | {m["mark"].split(" ")[0] for m in marks}
+        assert {"sk-chart-title", "sk-axis", "sk-legend", "polyline", "line"} <= kinds, kinds
+        assert all(m["behind"] for m in marks)
+        ratios = [round(contrast(m["colour"], m["behind"]), 2) for m in marks]
+        poor = [(m["tag"], m["mark"], m["colour"], m["behind"], ratio)
+                for m, ratio in zip(marks, ratios, strict=True) if ratio < m["needs"]]
+        assert poor == [], f"{scheme}: {poor}"
+        series[scheme] = [m["colour"] for m in marks if m["tag"] == "polyline"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "admin-dashboard-dark.png"), full_page=True)
+    assert [light == dark for light, dark in zip(series["light"], series["dark"],
+                                                  strict=True)] == [False] * len(series["light"])
+    assert page.watch.page_errors == [] and page.evaluate("window.__skViolations") == []
