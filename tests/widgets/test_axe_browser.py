@@ -106,11 +106,14 @@ def test_cart_with_the_offer_and_the_carousel(offer_shop, live, page):  # noqa: 
     _audit_themes(page)
 
 
-def test_admin_dashboard_and_settings(app, demo_shop, live, page):
-    """The admin's dashboard (charts, KPIs), its settings page, and the settings page
-    showing a validation error."""
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_admin_dashboard_and_settings(app, demo_shop, live, page, scheme):
+    """The admin's dashboard (charts, KPIs), its settings page, the settings page showing
+    a validation error and then saved, and the privacy page, in the browser's light and
+    dark colour schemes (axe leaves the charts' SVG text to test_admin_browser.py)."""
     from plugin.admin.auth import admin_link
 
+    page.emulate_media(color_scheme=scheme)
     app.config["PUBLIC_URL"] = live.url
     with app.test_request_context():
         link = admin_link(demo_shop)
@@ -123,5 +126,12 @@ def test_admin_dashboard_and_settings(app, demo_shop, live, page):
     page.fill("[name='offers.max_discount_pct']", "95")
     page.click("button:has-text('Save settings')")
     page.wait_for_selector("#err-offers-max_discount_pct")
+    found += axe_violations(page)
+    page.fill("[name='offers.max_discount_pct']", "12")
+    page.click("button:has-text('Save settings')")
+    page.wait_for_selector("text=Settings saved.")
+    found += axe_violations(page)
+    page.click("nav >> text=Privacy")
+    page.wait_for_selector("h1:has-text('Privacy tools')")
     found += axe_violations(page)
     assert found == [], axe_report(found)
