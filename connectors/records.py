@@ -8,9 +8,11 @@ on its way to the database.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Generic, Literal, TypeVar
 
 from connectors.errors import InvalidPayload
@@ -117,6 +119,21 @@ def _currency(record: Any, name: str = "currency", *, optional: bool = True) -> 
         raise InvalidPayload(f"{name} is not a currency code", {name: ["three letters"]})
 
 
+def _prices(record: Any) -> None:
+    """Prices by currency as a read-only mapping: codes in upper case, amounts in range."""
+    value = record.prices
+    if not isinstance(value, Mapping):
+        raise InvalidPayload("prices is not a mapping", {"prices": ["currency -> amount"]})
+    clean = {}
+    for code, amount in value.items():
+        if not isinstance(code, str) or len(code) != 3 or not (code.isascii() and code.isalpha()):
+            raise InvalidPayload("prices has a bad currency code", {"prices": ["three letters"]})
+        if not isinstance(amount, Decimal):
+            raise InvalidPayload("prices has a bad amount", {"prices": ["a Decimal amount"]})
+        clean[code.upper()] = check_amount(amount, "prices")
+    object.__setattr__(record, "prices", MappingProxyType(clean))
+
+
 def _require_aware(**values: datetime | None) -> None:
     """Reject naive datetimes early: comparing them with aware ones fails much later."""
     for name, value in values.items():
@@ -132,12 +149,16 @@ class Variant:
     price: Decimal | None = None
     available: bool = True
     inventory_qty: int | None = None
+    #: the price in each currency the platform lists one in (``price`` is the one in the
+    #: product's ``currency``); empty where it knows one currency only
+    prices: Mapping[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _id(self, "external_id")
         _text(self, "title", 500)
         _text(self, "sku", ID_MAX, optional=True)
         _amount(self, "price")
+        _prices(self)
         qty = self.inventory_qty  # informational: a count the column cannot hold is unknown
         if qty is not None and (isinstance(qty, bool) or not isinstance(qty, int)
                                 or abs(qty) > INT_MAX):
@@ -162,6 +183,8 @@ class Product:
     #: not available before this time (a scheduled launch), whatever ``available`` says:
     #: the platform sends nothing when the time comes, so readers compare it with now
     available_from: datetime | None = None
+    #: the lowest price in each currency the platform lists one in (as ``price``)
+    prices: Mapping[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _require_aware(updated_at=self.updated_at, available_from=self.available_from)
@@ -175,6 +198,7 @@ class Product:
         _texts(self, "tags")
         _amount(self, "price")
         _currency(self)
+        _prices(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,3 +102,40 @@ def test_saleor_products_stored_before_launch_times_are_read_again(app):
             db.metadata.drop_all(conn)
             conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
         db.metadata.create_all(db.engine)
+
+
+def test_vendure_products_stored_before_per_currency_prices_are_read_again(app):
+    """Their prices in the channel's other currencies were never read: 0017 makes the live
+    ones older than any record, so the next products pass writes them with those prices."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+
+    from plugin.models import Product
+    from tests.factories import make_shop
+
+    with db.engine.begin() as conn:
+        db.metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    try:
+        migrate.upgrade()
+        vendure, saleor = make_shop("vendure"), make_shop("saleor")
+        at = datetime(2026, 5, 1, tzinfo=UTC)
+        for shop, pid, deleted in ((vendure, "v1", None), (vendure, "v2", at),
+                                   (saleor, "s1", None)):
+            db.session.add(Product(shop_id=shop.id, external_id=pid, source_updated_at=at,
+                                   deleted_at=deleted))
+        db.session.commit()
+        db.session.remove()
+        cfg = migrate.alembic_config()
+        command.downgrade(cfg, "0016_product_available_from")  # as stored before 0017
+        migrate.upgrade()
+        stamps = dict(db.session.execute(sa.select(Product.external_id,
+                                                   Product.source_updated_at)).all())
+        assert stamps == {"v1": datetime(1970, 1, 1, tzinfo=UTC), "v2": at, "s1": at}
+    finally:
+        db.session.remove()
+        with db.engine.begin() as conn:
+            db.metadata.drop_all(conn)
+            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        db.metadata.create_all(db.engine)

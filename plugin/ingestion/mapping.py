@@ -4,8 +4,9 @@ one, and a tombstone (``deleted_at``) stops a late, older upsert from resurrecti
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -96,6 +97,7 @@ def upsert_product(shop_id: str, p: rec.Product) -> bool:
     row.url, row.image_url, row.vendor = p.url, p.image_url, p.vendor
     row.categories, row.tags = list(p.categories), list(p.tags)
     row.price, row.currency, row.available = p.price, p.currency, p.available
+    row.prices = _prices(p.prices)
     row.available_from = p.available_from
     row.source_updated_at, row.deleted_at = p.updated_at, None
     db.session.flush()
@@ -107,8 +109,13 @@ def upsert_product(shop_id: str, p: rec.Product) -> bool:
     for v in variants.values():
         db.session.add(Variant(shop_id=shop_id, product_id=row.id, external_id=v.external_id,
                                title=v.title, sku=v.sku, price=v.price, available=v.available,
-                               inventory_qty=v.inventory_qty))
+                               inventory_qty=v.inventory_qty, prices=_prices(v.prices)))
     return True
+
+
+def _prices(prices: Mapping[str, Decimal]) -> dict[str, str] | None:
+    """A record's prices by currency as the JSON column holds them (exact decimal text)."""
+    return {code: str(amount) for code, amount in sorted(prices.items())} or None
 
 
 def sells(p: rec.Product, now: datetime | None = None) -> bool:

@@ -30,6 +30,9 @@ class Product(db.Model):
     vendor: Mapped[str | None] = mapped_column(String(255), nullable=True)
     price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    # the lowest price in each currency the platform lists one in ({"EUR": "18.00"}; NULL:
+    # ``currency`` only), so a cart in another sold currency has a price to be capped by
+    prices: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     available: Mapped[bool] = mapped_column(default=True)
     # a scheduled launch: not available before it whatever ``available`` says (the
     # platform sends nothing when it passes), so every reader compares it with now
@@ -45,6 +48,12 @@ class Product(db.Model):
     )
 
     __table_args__ = (UniqueConstraint("shop_id", "external_id", name="uq_products_shop_ext"),)
+
+
+def price_in(prices: dict[str, str] | None, currency: str) -> Decimal | None:
+    """The amount ``prices`` (a ``prices`` column) lists for ``currency``, if any."""
+    amount = (prices or {}).get(currency.upper())
+    return None if amount is None else Decimal(amount)
 
 
 def on_sale(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[bool]:
@@ -65,10 +74,16 @@ class Variant(db.Model):
     title: Mapped[str] = mapped_column(String(500), default="")
     sku: Mapped[str | None] = mapped_column(String(255), nullable=True)
     price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    # its price in each currency the platform lists one in (as ``Product.prices``)
+    prices: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     available: Mapped[bool] = mapped_column(default=True)
     inventory_qty: Mapped[int | None] = mapped_column(nullable=True)
 
     product: Mapped[Product] = relationship(back_populates="variants")
+
+    def price_in(self, currency: str) -> Decimal | None:
+        """Its price in ``currency`` (None: not listed in it)."""
+        return price_in(self.prices, currency)
 
     __table_args__ = (
         UniqueConstraint("shop_id", "external_id", name="uq_variants_shop_ext"),

@@ -36,6 +36,10 @@ def test_descriptive_text_loses_lone_surrogates_but_keeps_whole_characters():
     {"tags": ("ok", 5)},
     {"price": Decimal("1e12")},
     {"currency": "pounds"},
+    {"prices": {"EURO": Decimal(1)}},
+    {"prices": {"EUR": Decimal("1e12")}},
+    {"prices": {"EUR": 1.5}},  # a float loses cents: connectors pass Decimals
+    {"prices": [("EUR", Decimal(1))]},
 ])
 def test_what_cannot_be_stored_faithfully_is_an_invalid_payload(change):
     with pytest.raises(InvalidPayload):
@@ -63,3 +67,12 @@ def test_orders_need_a_currency_code_and_text_discount_codes():
         with pytest.raises(InvalidPayload):
             Order(**{"external_id": "o1", "created_at": AT, "updated_at": AT,
                      "currency": "GBP", "lines": (line,), **bad})
+
+
+def test_prices_by_currency_are_upper_case_and_read_only():
+    v = Variant("v1", prices={"eur": Decimal("18.00")})
+    p = Product("p1", "Tea", AT, prices={"EUR": Decimal("18.00")}, variants=(v,))
+    assert dict(v.prices) == dict(p.prices) == {"EUR": Decimal("18.00")}
+    with pytest.raises(TypeError):
+        p.prices["USD"] = Decimal(1)  # type: ignore[index]
+    assert Product("p2", "Tea", AT).prices == {}

@@ -626,3 +626,27 @@ def test_a_sync_does_not_override_the_time_zone_the_merchant_chose(app):
     shop = _zoneless_shopify_shop({"timezone": "Europe/Paris"})
     assert not any("ianaTimezone" in q for q in _sync_shopify_customers(shop.id))  # not asked
     assert shops.get_shop(shop.id).settings["timezone"] == "Europe/Paris"
+
+
+def test_prices_in_other_currencies_are_stored_with_the_product_and_its_variants(fake_shop):
+    """A channel selling several currencies lists a price in each: kept beside the price in
+    the product's currency, exactly, and dropped again when no longer listed."""
+    from connectors.records import Variant
+    from plugin.ingestion.mapping import upsert_product
+    from plugin.models import Variant as VariantRow
+
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    eur = {"EUR": Decimal("18.05"), "USD": Decimal("19.99")}
+    product = Product("m1", "Mug", at, price=Decimal("19.99"), currency="USD", prices=eur,
+                      variants=(Variant("v1", price=Decimal("19.99"), prices=eur),))
+    assert upsert_product(fake_shop.id, product)
+    db.session.commit()
+    row = db.session.scalar(sa.select(ProductRow).where(ProductRow.external_id == "m1"))
+    variant = db.session.scalar(sa.select(VariantRow).where(VariantRow.external_id == "v1"))
+    assert row.prices == variant.prices == {"EUR": "18.05", "USD": "19.99"}
+    assert variant.price_in("eur") == Decimal("18.05") and variant.price_in("GBP") is None
+    assert upsert_product(fake_shop.id, replace(product, updated_at=at + timedelta(1),
+                                                prices={}, variants=()))
+    db.session.commit()
+    db.session.refresh(row)
+    assert row.prices is None
