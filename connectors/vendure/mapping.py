@@ -2,6 +2,9 @@
 
 Vendure stores money as integers in minor units (its ``DefaultMoneyStrategy`` uses precision 2
 for every currency); prices are taken *with tax*, which is what a shopper sees and pays.
+A channel selling several currencies prices each variant in every one (``prices``, the list
+price as stored: with tax where the channel's prices include it); those are taken with tax
+too, as Vendure computes ``priceWithTax`` (``_gross``).
 Timestamps are the newest of the entity's own ``updatedAt`` and the rows that change with it
 (variants and stock levels for products, placement for orders), because Vendure does not bump
 ``Product.updatedAt`` on a price or stock change and the plugin ignores older ``updated_at``.
@@ -9,6 +12,7 @@ Timestamps are the newest of the entity's own ``updatedAt`` and the rows that ch
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -55,6 +59,30 @@ def _latest(*values: str | None) -> datetime:
     return max(stamps)
 
 
+def _gross(list_price: int, rate: float, includes_tax: bool) -> int:
+    """A list price with tax, rounded as Vendure's ``DefaultMoneyStrategy`` rounds
+    ``ProductVariant.priceWithTax`` (``Math.round`` of ``net + net * rate / 100``)."""
+    if includes_tax:
+        return list_price
+    return math.floor(list_price + list_price * (rate / 100) + 0.5)
+
+
+def _prices(raw: dict[str, Any], opts: MappingOptions) -> dict[str, Decimal]:
+    """The variant's price with tax in each currency it is listed in; none when its own
+    currency's list price does not give back its ``price``/``priceWithTax`` (a custom price
+    calculation, or a tax zone other than the channel's default: not guessed)."""
+    listed = {p["currencyCode"]: p["price"] for p in raw.get("prices") or []}
+    own = listed.get(raw.get("currencyCode"))
+    rate = (raw.get("taxRateApplied") or {}).get("value")
+    if own is None or not isinstance(rate, int | float) or isinstance(rate, bool):
+        return {}
+    for includes_tax, same in ((True, raw["priceWithTax"]), (False, raw["price"])):
+        if own == same and _gross(own, rate, includes_tax) == raw["priceWithTax"]:
+            return {code: opts.money(_gross(price, rate, includes_tax), "prices")
+                    for code, price in listed.items() if isinstance(price, int)}
+    return {}
+
+
 def _variant(raw: dict[str, Any], opts: MappingOptions) -> Variant:
     levels = raw.get("stockLevels") or []
     qty = sum(lv["stockOnHand"] - lv["stockAllocated"] for lv in levels) if levels else None
@@ -66,6 +94,7 @@ def _variant(raw: dict[str, Any], opts: MappingOptions) -> Variant:
         price=opts.money(raw["priceWithTax"], "priceWithTax"),
         available=available,
         inventory_qty=qty,
+        prices=_prices(raw, opts),
     )
 
 
@@ -84,6 +113,10 @@ def to_product(raw: dict[str, Any], opts: MappingOptions) -> Product:
     if opts.product_url_template:
         url = opts.product_url_template.format(slug=raw.get("slug", ""), id=raw["id"])
     currencies = {v.get("currencyCode") for v in raw.get("variants") or []} - {None}
+    by_currency: dict[str, Decimal] = {}
+    for v in for_sale:
+        for code, amount in v.prices.items():
+            by_currency[code] = min(amount, by_currency.get(code, amount))
     return Product(
         external_id=str(raw["id"]),
         title=raw.get("name") or "",
@@ -98,6 +131,7 @@ def to_product(raw: dict[str, Any], opts: MappingOptions) -> Product:
         currency=min(currencies) if currencies else None,
         available=bool(raw.get("enabled", True)) and any(v.available for v in variants),
         variants=variants,
+        prices=by_currency,
     )
 
 

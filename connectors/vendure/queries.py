@@ -23,6 +23,7 @@ fragment ProductFields on Product {
   collections { slug name }
   variants {
     id name sku enabled currencyCode price priceWithTax updatedAt
+    prices { currencyCode price } taxRateApplied { value }
     stockLevel stockLevels { stockOnHand stockAllocated updatedAt }
   }
 }

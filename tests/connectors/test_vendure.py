@@ -690,3 +690,72 @@ class TestVendureConnector(ConnectorContract):
         with pytest.raises(InvalidPayload) as info:
             connector().create_discount(self.spec())
         assert "MISSING_CONDITIONS_ERROR" in info.value.errors
+
+
+# -- prices in each sold currency -------------------------------------------------------------
+def _priced_mug(*, price: int = 1250, with_tax: int = 1500, rate: float = 20,
+                listed: dict[str, int] | None = None) -> dict[str, Any]:
+    raw = copy.deepcopy(load("admin_product.json")["data"]["product"])
+    variant = raw["variants"][0]
+    variant.update(price=price, priceWithTax=with_tax, taxRateApplied={"value": rate},
+                   prices=[{"currencyCode": c, "price": p}
+                           for c, p in (listed or {"USD": price}).items()])
+    return raw
+
+
+def _mapped(raw: dict[str, Any]) -> Product:
+    from connectors.vendure.mapping import MappingOptions, to_product
+
+    return to_product(raw, MappingOptions())
+
+
+def test_other_currencies_are_priced_with_tax_where_the_channel_excludes_it() -> None:
+    """A net list price gets the variant's tax rate, rounded as Vendure rounds priceWithTax:
+    1234 * 1.2 = 1480.8 -> 1481; the default currency's comes out as priceWithTax."""
+    product = _mapped(_priced_mug(listed={"USD": 1250, "EUR": 1234}))
+    assert dict(product.variants[0].prices) == {"USD": Decimal("15.00"),
+                                                "EUR": Decimal("14.81")}
+    assert dict(product.prices) == dict(product.variants[0].prices)
+    assert product.price == Decimal("15.00") and product.currency == "USD"
+
+
+def test_other_currencies_are_taken_as_listed_where_the_channel_includes_tax() -> None:
+    product = _mapped(_priced_mug(listed={"USD": 1500, "EUR": 1300}))
+    assert dict(product.variants[0].prices) == {"USD": Decimal("15.00"),
+                                                "EUR": Decimal("13.00")}
+
+
+def test_a_fractional_tax_rate_rounds_half_up_like_math_round() -> None:
+    # 1000 * 1.075 = 1075 exactly; 999 * 1.075 = 1073.925 -> 1074; 998 * 1.075 = 1072.85
+    product = _mapped(_priced_mug(price=1000, with_tax=1075, rate=7.5,
+                                  listed={"USD": 1000, "EUR": 999, "GBP": 998}))
+    assert dict(product.variants[0].prices) == {"USD": Decimal("10.75"), "EUR": Decimal(
+        "10.74"), "GBP": Decimal("10.73")}
+
+
+@pytest.mark.parametrize("change", [
+    {"listed": {"USD": 1400, "EUR": 1300}},  # own list price gives neither price: not guessed
+    {"with_tax": 1510, "listed": {"USD": 1250, "EUR": 1300}},  # tax not as the rate says
+    {"listed": {"EUR": 1300}},  # not listed in its own currency
+])
+def test_prices_that_do_not_give_back_vendures_own_are_left_out(change) -> None:
+    product = _mapped(_priced_mug(**change))
+    assert product.variants[0].prices == {} and product.prices == {}
+    assert product.price == Decimal(product.variants[0].price)  # the default one still counts
+
+
+def test_a_server_without_per_currency_prices_maps_as_before() -> None:
+    raw = _priced_mug()
+    del raw["variants"][0]["prices"], raw["variants"][0]["taxRateApplied"]
+    assert _mapped(raw).prices == {}
+
+
+def test_a_products_price_in_a_currency_is_its_cheapest_variant_for_sale() -> None:
+    raw = _priced_mug(listed={"USD": 1250, "EUR": 1100})
+    dearer, sold_out = copy.deepcopy(raw["variants"][0]), copy.deepcopy(raw["variants"][0])
+    dearer.update(id="90", prices=[{"currencyCode": "USD", "price": 1250},
+                                   {"currencyCode": "EUR", "price": 1200}])
+    sold_out.update(id="91", stockLevel="OUT_OF_STOCK", prices=[
+        {"currencyCode": "USD", "price": 1250}, {"currencyCode": "EUR", "price": 500}])
+    raw["variants"] = [dearer, raw["variants"][0], sold_out]
+    assert dict(_mapped(raw).prices) == {"USD": Decimal("15.00"), "EUR": Decimal("13.20")}
