@@ -2,6 +2,12 @@
 
 Spend in a period is the sum of entries dated in it; a release carries the date of its
 reservation, so freeing yesterday's unused discount does not inflate today's budget.
+
+Budgets are money in the shop's currency (``plugin.offers.settings``), spent by offers in
+it, and by any in a currency the merchant gave no budget of its own (a converted Shopify
+offer is in the shop's currency anyway). An offer in a currency with its own budget
+(``Guardrails.currency_guardrails``) is charged to that one alone: amounts in two currencies
+are never added up, as that would take an exchange rate.
 """
 
 from __future__ import annotations
@@ -17,15 +23,22 @@ from plugin.models import Offer, OfferLedgerEntry
 from plugin.offers.settings import Guardrails
 
 
-def _spent_since(shop_id: str, since: datetime) -> Decimal:
-    total = db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(OfferLedgerEntry.amount),
-                                                         0)).where(
-        OfferLedgerEntry.shop_id == shop_id, OfferLedgerEntry.at >= since))
-    return Decimal(str(total or 0))
+def _spent_since(shop_id: str, since: datetime, rails: Guardrails) -> Decimal:
+    query = sa.select(sa.func.coalesce(sa.func.sum(OfferLedgerEntry.amount), 0)).where(
+        OfferLedgerEntry.shop_id == shop_id, OfferLedgerEntry.at >= since)
+    own = sorted(rails.currency_guardrails)
+    if rails.budget_currency is not None:
+        query = query.join(Offer, Offer.id == OfferLedgerEntry.offer_id).where(
+            sa.func.upper(Offer.currency) == rails.budget_currency)
+    elif own:
+        query = query.join(Offer, Offer.id == OfferLedgerEntry.offer_id).where(sa.or_(
+            Offer.currency.is_(None), sa.func.upper(Offer.currency).not_in(own)))
+    return Decimal(str(db.session.scalar(query) or 0))
 
 
 def remaining(shop_id: str, rails: Guardrails, now: datetime) -> tuple[Decimal, Decimal]:
-    """Budget left today and this month, never below zero.
+    """Budget left today and this month, never below zero, in the currency of ``rails``
+    (``Guardrails.in_currency``: the shop's unless it took another's).
 
     Days and months are the shop's (its ``timezone`` setting), as on the dashboard: a
     merchant in Los Angeles who sets a daily budget means their day, which UTC would
@@ -35,8 +48,8 @@ def remaining(shop_id: str, rails: Guardrails, now: datetime) -> tuple[Decimal, 
     today = now.astimezone(zone).date()
     day = day_start(today, zone)
     month = day_start(today.replace(day=1), zone)
-    left_day = rails.daily_budget - _spent_since(shop_id, day)
-    left_month = rails.monthly_budget - _spent_since(shop_id, month)
+    left_day = rails.daily_budget - _spent_since(shop_id, day, rails)
+    left_month = rails.monthly_budget - _spent_since(shop_id, month, rails)
     return max(left_day, Decimal(0)), max(left_month, Decimal(0))
 
 

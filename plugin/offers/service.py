@@ -36,7 +36,7 @@ from plugin.offers.candidates import CENT, Line
 from plugin.offers.catalog import categories_of, complements_for
 from plugin.offers.learning import model_for
 from plugin.offers.policy import ConversionModel, Situation, choose
-from plugin.offers.pricing import catalogue_currencies, trusted_cart
+from plugin.offers.pricing import catalogue_currencies, priced_in_other_currency, trusted_cart
 from plugin.offers.settings import Guardrails, guardrails_from
 from plugin.offers.tokens import OfferClaims, OfferTokenInvalid, cart_hash, sign_offer, verify_offer
 from plugin.shops import connector_for
@@ -120,6 +120,8 @@ def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = Fals
     reported = cart.currency
     cart, refused = trusted_cart(shop.id, cart,
                                  converts=connectors.get(shop.platform).converts_amounts)
+    if refused is None:
+        rails, refused = _rails_in(shop.id, rails, cart)
     if refused is not None:
         log.info("offers.cart_refused", extra={"shop_id": shop.id, "why": refused})
         return _answer(None, refused, progress)
@@ -205,7 +207,8 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
         # a product it is for was unpublished, sold out or deleted since it was quoted
         _withdraw(offer)
         raise Conflict("This offer was withdrawn; ask for a new one.")
-    why = reservation.claim(offer, guardrails_for(shop), now, grace=CHECKOUT_GRACE)
+    why = reservation.claim(offer, guardrails_for(shop).in_currency(offer.currency or ""), now,
+                            grace=CHECKOUT_GRACE)
     if why == "used":
         raise Conflict("This offer was already used or withdrawn.")
     if why is not None:
@@ -386,6 +389,25 @@ def _free_shipping_progress(shop_id: str, rails: Guardrails, cart: CartIn
     left = max(rails.free_shipping_threshold - cart.subtotal, Decimal(0)).quantize(CENT)
     return {"threshold": rails.free_shipping_threshold, "remaining": left,
             "reached": left == 0}
+
+
+def _rails_in(shop_id: str, rails: Guardrails, cart: CartIn) -> tuple[Guardrails, str | None]:
+    """The guardrails in the (trusted) cart's currency, or ``currency_mismatch``.
+
+    A cart valued at the catalogue's prices in another currency than the shop's needs the
+    merchant's money guardrails in it, and a cost in it for every product of the cart
+    with a known cost in the shop's currency: else the budget, the minimum or the margin
+    floor could only be applied with an exchange rate (``plugin.offers.settings``).
+    """
+    if not priced_in_other_currency(shop_id, cart):
+        return rails.in_currency(cart.currency), None
+    own = rails.in_currency(cart.currency)
+    if own.budget_currency is None:
+        return rails, "currency_mismatch"
+    costed = {str(ln["product_id"]) for ln in cart.lines} & set(rails.product_costs)
+    if costed - set(own.product_costs):
+        return rails, "currency_mismatch"
+    return own, None
 
 
 def _lines(shop_id: str, cart: CartIn, rails: Guardrails) -> tuple[Line, ...]:

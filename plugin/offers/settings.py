@@ -1,12 +1,16 @@
 """Merchant guardrails from ``Shop.settings["offers"]``; every key states its default.
 
 Pure (no Flask, no database) so the policy and its property tests use the same object.
-Money is ``Decimal`` in the shop's currency; percentages are 0-100.
+Money is ``Decimal`` in the shop's currency (the catalogue's: the platform's default, in
+which the mirrored prices are), budgets and ``product_costs`` included; percentages are
+0-100. A cart in another currency the catalogue prices (a Vendure channel's other sold
+currencies) needs the merchant's own figures in it (``currency_guardrails``): we keep no
+exchange rate, so without them it is offered nothing (``currency_mismatch``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +24,21 @@ DEFAULT_STAGES: dict[str, tuple[str, ...]] = {
     "returning_customer": ("bundle", "cross_sell", "upsell", "free_shipping"),
     "lapsed_customer": ("percent_cart", "fixed_cart"),
 }
+
+
+@dataclass(frozen=True)
+class CurrencyGuardrails:
+    """The money guardrails in one other currency, as the merchant sets them in it."""
+
+    daily_budget: Decimal
+    monthly_budget: Decimal
+    min_cart_value: Decimal
+    #: Known unit costs in this currency; a product with a cost in the shop's currency
+    #: but none here is not offered in it (its margin floor would need an exchange rate).
+    product_costs: dict[str, Decimal] = field(default_factory=dict)
+    #: None: no free-shipping offers in this currency (its cost here is unknown).
+    shipping_cost: Decimal | None = None
+    free_shipping_threshold: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,30 @@ class Guardrails:
     #: Known unit costs ``{product_id: cost}``; others use ``default_margin_pct``.
     product_costs: dict[str, Decimal] = field(default_factory=dict)
     stages: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_STAGES))
+    #: Money guardrails for offers in other currencies than the shop's, by currency code:
+    #: ``{"EUR": {"daily_budget": 90, "monthly_budget": 1300, "min_cart_value": 18,
+    #: "product_costs": {...}, "shipping_cost": 4.5, "free_shipping_threshold": 50}}``
+    #: (the first three required). Each currency's budgets are spent by its offers alone;
+    #: the shop's by offers in every currency not named here.
+    currency_guardrails: dict[str, CurrencyGuardrails] = field(default_factory=dict)
+    #: The currency of the money above, once ``in_currency`` took another's (None: the shop's).
+    budget_currency: str | None = None
+
+    def in_currency(self, currency: str) -> Guardrails:
+        """The guardrails for an offer in ``currency``: the merchant's figures for it where
+        ``currency_guardrails`` names it, else these (the shop's currency)."""
+        code = currency.upper()
+        own = self.currency_guardrails.get(code)
+        if own is None or self.budget_currency == code:
+            return self
+        stages = self.stages if own.shipping_cost is not None else {
+            stage: tuple(k for k in kinds if k != "free_shipping")
+            for stage, kinds in self.stages.items()}
+        return replace(self, daily_budget=own.daily_budget, monthly_budget=own.monthly_budget,
+                       min_cart_value=own.min_cart_value, product_costs=dict(own.product_costs),
+                       shipping_cost=self.shipping_cost if own.shipping_cost is None
+                       else own.shipping_cost, free_shipping_threshold=own
+                       .free_shipping_threshold, stages=stages, budget_currency=code)
 
 
 _DECIMALS = {"max_discount_pct", "margin_floor_pct", "default_margin_pct", "daily_budget",
@@ -74,7 +117,7 @@ _INTS = {"frequency_cap_days", "offer_ttl_minutes", "idle_minutes", "lapsed_days
 def guardrails_from(raw: dict[str, Any] | None) -> Guardrails:
     """Parse the ``offers`` settings dict; unknown keys are ignored, bad values raise."""
     raw = raw or {}
-    known = {f.name for f in fields(Guardrails)}
+    known = {f.name for f in fields(Guardrails)} - {"budget_currency"}  # set by in_currency
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in known or (value is None and key != "free_shipping_threshold"):
@@ -91,6 +134,9 @@ def guardrails_from(raw: dict[str, Any] | None) -> Guardrails:
             values[key] = None if value is None else Decimal(str(value))
         elif key == "product_costs":
             values[key] = {str(k): Decimal(str(v)) for k, v in value.items()}
+        elif key == "currency_guardrails":
+            values[key] = {str(code).upper(): _currency_guardrails(str(code), v)
+                           for code, v in value.items()}
         elif key == "stages":
             values[key] = {**DEFAULT_STAGES, **{str(k): tuple(v) for k, v in value.items()}}
         else:
@@ -98,6 +144,32 @@ def guardrails_from(raw: dict[str, Any] | None) -> Guardrails:
     rails = Guardrails(**values)
     _check(rails)
     return rails
+
+
+def _currency_guardrails(code: str, raw: dict[str, Any]) -> CurrencyGuardrails:
+    """One currency's money guardrails; the budgets and minimum must be given (the shop's
+    would be in another currency)."""
+    if len(code) != 3 or not (code.isascii() and code.isalpha()):
+        raise ValueError(f"currency_guardrails: {code!r} is not a currency code")
+    missing = {"daily_budget", "monthly_budget", "min_cart_value"} - {
+        k for k, v in raw.items() if v is not None}
+    if missing:
+        raise ValueError(f"currency_guardrails.{code} needs {', '.join(sorted(missing))}")
+
+    def money(key: str) -> Decimal | None:
+        return None if raw.get(key) is None else Decimal(str(raw[key]))
+
+    own = CurrencyGuardrails(
+        daily_budget=Decimal(str(raw["daily_budget"])),
+        monthly_budget=Decimal(str(raw["monthly_budget"])),
+        min_cart_value=Decimal(str(raw["min_cart_value"])),
+        product_costs={str(k): Decimal(str(v)) for k, v in (raw.get("product_costs")
+                                                             or {}).items()},
+        shipping_cost=money("shipping_cost"),
+        free_shipping_threshold=money("free_shipping_threshold"))
+    if own.daily_budget < 0 or own.monthly_budget < 0:
+        raise ValueError("budgets cannot be negative")
+    return own
 
 
 def _check(rails: Guardrails) -> None:
