@@ -301,3 +301,56 @@ def test_a_two_currency_channel_is_quoted_and_the_coupon_keeps_the_carts_currenc
     discounted = api.place_order(vendure_peer.base_url, email, [("2", 1)], coupon=code)
     minor = int(Decimal(offer["amount"]) * 100)
     assert abs(full["totalWithTax"] - discounted["totalWithTax"] - minor) <= 1
+
+
+def test_a_euro_cart_in_a_dollar_channel_is_offered_euros_that_apply_to_the_euro_order(
+    vendure_peer, vendure_admin, shopkeeper_url, vendure_shop, app, dollars_and_euros
+) -> None:
+    """Dollars by default, euros besides: the sync mirrors each variant's euro price (with
+    tax, as its dollar one), so a euro cart is valued at it (not at an inflated reported
+    price) and, with the merchant's euro budgets, quoted a euro offer whose coupon takes
+    exactly that off a real order in euros."""
+    from plugin.models import Offer, Variant
+
+    item = api.create_product(vendure_admin, "Euro Mug", 4000)  # 40.00 USD net, 48.00 gross
+    api.price_variant(vendure_admin, item["variant_id"], "EUR", 3500)  # 35.00 net, 42.00 gross
+    configure(vendure_shop, currency_guardrails={"EUR": {
+        "daily_budget": 100, "monthly_budget": 1000, "min_cart_value": 20}})
+    assert run_sync(vendure_shop.id, "products").finished
+    variant = _row(Variant, vendure_shop, item["variant_id"])
+    assert variant.prices == {"EUR": "42.00", "USD": "48.00"} and variant.price == Decimal(48)
+    make_idle(vendure_shop.id, SHOPPER)
+    cart = {"currency": "EUR", "lines": [{"product_id": item["product_id"], "variant_id":
+                                          item["variant_id"], "quantity": 3, "price": "60.00"}]}
+    url = f"{shopkeeper_url}/api/v1/offers"
+    params = {"key": vendure_shop.widget_key}
+    shopper = {"X-Shopkeeper-Shopper": SHOPPER}
+    quoted = requests.post(f"{url}/quote", params=params, json={"cart": cart},
+                           headers=shopper, timeout=30)
+    offer = quoted.json()["offer"]
+    assert quoted.status_code == 200 and offer is not None, quoted.text
+    assert offer["currency"] == "EUR"
+    db.session.expire_all()
+    row = db.session.scalar(sa.select(Offer).where(Offer.public_id == offer["id"]))
+    assert row.cart_value == Decimal("126.00")  # 3 x 42 euros, not the 180 claimed
+    accepted = requests.post(f"{url}/accept", params=params,
+                             json={"token": offer["token"], "cart": cart},
+                             headers=shopper, timeout=60)
+    assert accepted.status_code == 200, accepted.text
+    code = accepted.json()["code"]
+    promos = vendure_admin(
+        "query($c:String!){promotions(options:{filter:{couponCode:{eq:$c}}})"
+        "{items{conditions{code args{name value}}}}}", c=code,
+    )["promotions"]["items"]
+    assert {"code": ORDER_CURRENCY, "args": [{"name": "currencyCode", "value": "EUR"}]} \
+        in promos[0]["conditions"]
+    email = f"euro-offer-{uuid.uuid4().hex[:8]}@example.com"
+    api.register_customer(vendure_admin, email)
+    lines = [(item["variant_id"], 3)]
+    full = api.place_order(vendure_peer.base_url, email, lines, currency="EUR")
+    discounted = api.place_order(vendure_peer.base_url, email, lines, coupon=code,
+                                 currency="EUR")
+    assert full["totalWithTax"] > 12600 and discounted["currencyCode"] == "EUR"
+    assert discounted["couponCodes"] == [code]
+    minor = int(Decimal(offer["amount"]) * 100)
+    assert abs(full["totalWithTax"] - discounted["totalWithTax"] - minor) <= 1  # cent rounding
