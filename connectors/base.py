@@ -97,6 +97,11 @@ class Connector(abc.ABC):
     #: currency can then be offered an amount in the shop's currency, sized on the
     #: catalogue's prices, without an exchange rate of our own (``plugin.offers.pricing``).
     converts_amounts: ClassVar[bool] = False
+    #: Whether a permission the credentials lack is granted by authorising the app again
+    #: (Shopify's OAuth re-grants its scopes): a refusal then flags the installation for
+    #: re-authorisation. Elsewhere the merchant grants it on the platform, the credentials
+    #: stay good, and only what needs that permission stops.
+    reauthorising_grants_permissions: ClassVar[bool] = False
 
     def __init__(
         self, credentials: Credentials, *, session: requests.Session | None = None
@@ -135,6 +140,13 @@ class Connector(abc.ABC):
         credentials lack now, in the platform's own names, from one cheap query; empty
         when none is missing, None (the default) when the platform cannot say. Raises
         ``AuthFailed`` when the credentials themselves are refused."""
+        return None
+
+    def missing_read_permissions(self, resource: str) -> tuple[str, ...] | None:
+        """The permissions backfilling ``resource`` (products, customers, orders) needs that
+        the credentials lack now, as ``missing_discount_permissions`` says it: a sync refused
+        with ``PermissionDenied`` asks, since a dead token is refused the same way on some
+        platforms. None (the default) when the platform cannot say."""
         return None
 
     def pins_order_currency(self) -> bool:

@@ -47,6 +47,9 @@ APP_ID_QUERY = "query { app { id } }"
 APP_PERMISSIONS_QUERY = "query { app { permissions { code } } }"
 #: What creating, finding and deleting vouchers needs.
 DISCOUNT_PERMISSIONS = ("MANAGE_DISCOUNTS",)
+#: What backfilling each resource needs (unpublished products, customers, orders).
+READ_PERMISSIONS = {"products": ("MANAGE_PRODUCTS",), "customers": ("MANAGE_USERS",),
+                    "orders": ("MANAGE_ORDERS",)}
 
 #: JWKS fetches (webhook receipt, Dashboard sign-in) answer within Saleor's 20 s limit and
 #: never follow redirects or read more than a key set needs.
@@ -334,17 +337,26 @@ class SaleorConnector(Connector):
         return DiscountRef(platform_id=voucher_id, code=spec.code, expires_at=spec.expires_at)
 
     def missing_discount_permissions(self) -> tuple[str, ...]:
-        """The discount permissions the token's app lacks (``DISCOUNT_PERMISSIONS``).
-        Saleor answers a token it does not know as it answers a missing permission, so
-        that (no app, or the query itself refused) raises ``AuthFailed``."""
+        """The discount permissions the token's app lacks (``DISCOUNT_PERMISSIONS``)."""
+        granted = self._granted_permissions()
+        return tuple(p for p in DISCOUNT_PERMISSIONS if p not in granted)
+
+    def missing_read_permissions(self, resource: str) -> tuple[str, ...]:
+        """The ``READ_PERMISSIONS`` of ``resource`` the token's app lacks."""
+        granted = self._granted_permissions()
+        return tuple(p for p in READ_PERMISSIONS.get(resource, ()) if p not in granted)
+
+    def _granted_permissions(self) -> set[str]:
+        """The permissions of the token's app. Saleor answers a token it does not know as
+        it answers a missing permission, so that (no app, or the query itself refused)
+        raises ``AuthFailed``."""
         app = self._client().execute(APP_PERMISSIONS_QUERY).get("app")
         if not isinstance(app, dict):
             raise AuthFailed("Saleor knows no app for this token")
         listed = app.get("permissions")
         if not isinstance(listed, list):
             raise TransientError("Saleor named no permissions for the app")
-        granted = {as_object(p).get("code") for p in listed}
-        return tuple(p for p in DISCOUNT_PERMISSIONS if p not in granted)
+        return {str(as_object(p).get("code")) for p in listed}
 
     def find_discount(self, code: str) -> str | None:
         """The id of the voucher with this code (``vouchers`` searched by it), or None."""

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 #: whether a product is published on the storefront's publication (``publishedOnPublication``).
 SCOPES = ("read_products", "read_customers", "read_orders", "read_inventory", "write_discounts",
           "read_publications")
+#: The scope backfilling each resource needs.
+READ_SCOPES = {"products": ("read_products",), "customers": ("read_customers",),
+               "orders": ("read_orders",)}
 #: ``Credentials.extra``: the publication the shop's storefront sells through (a global id,
 #: from the merchant's setting, added by the plugin and never stored with the credentials).
 STOREFRONT_PUBLICATION = "storefront_publication"
@@ -153,6 +156,8 @@ class ShopifyConnector(Connector):
     #: converts them into the customer's (help.shopify.com/en/manual/international/pricing/
     #: discounts; a manual exchange rate, when the merchant set one, is used instead).
     converts_amounts = True
+    #: A scope the token lacks is granted by approving the app's access again (OAuth).
+    reauthorising_grants_permissions = True
 
     def __init__(self, credentials: Credentials, *,
                  session: requests.Session | None = None) -> None:
@@ -536,12 +541,23 @@ class ShopifyConnector(Connector):
 
     def missing_discount_permissions(self) -> tuple[str, ...]:
         """The discount scopes the token was not granted (``discounts.SCOPES``)."""
+        granted = self._granted_scopes()
+        return tuple(s for s in discounts.SCOPES if s not in granted)
+
+    def missing_read_permissions(self, resource: str) -> tuple[str, ...]:
+        """The ``READ_SCOPES`` of ``resource`` the token was not granted (``write_x``
+        includes ``read_x``)."""
+        granted = self._granted_scopes()
+        return tuple(s for s in READ_SCOPES.get(resource, ())
+                     if s not in granted and s.replace("read_", "write_", 1) not in granted)
+
+    def _granted_scopes(self) -> set[str]:
+        """The token's own scopes (``currentAppInstallation.accessScopes``)."""
         data = self._client().execute(discounts.SCOPES_QUERY)
         scopes = as_object(data.get("currentAppInstallation")).get("accessScopes")
         if not isinstance(scopes, list):  # no answer to go by: not "everything is missing"
             raise TransientError("Shopify named no access scopes")
-        granted = {as_object(s).get("handle") for s in scopes}
-        return tuple(s for s in discounts.SCOPES if s not in granted)
+        return {str(as_object(s).get("handle")) for s in scopes}
 
     def find_discount(self, code: str) -> str | None:
         """``codeDiscountNodeByCode``: the code discount's id, or None."""

@@ -84,6 +84,9 @@ class VendureConnector(Connector):
     #: with their one-customer groups.
     discount_permissions = ("ReadPromotion", "CreatePromotion", "DeletePromotion",
                             "CreateCustomerGroup", "DeleteCustomerGroup")
+    #: What backfilling each resource needs (the README's permission table).
+    read_permissions = {"products": ("ReadCatalog",), "customers": ("ReadCustomer",),
+                        "orders": ("ReadOrder",)}
     #: Vendure's built-in ``free_shipping`` action waives the shipping line whatever it
     #: costs, and its default conditions cannot look at the shipping price.
     caps_free_shipping = False
@@ -128,22 +131,30 @@ class VendureConnector(Connector):
         return sold_currencies(channel)
 
     def missing_discount_permissions(self) -> tuple[str, ...]:
-        """The ``discount_permissions`` the role lacks on the shop's channel (the one of
+        """The ``discount_permissions`` the role lacks on the shop's channel."""
+        return self._missing(self.discount_permissions)
+
+    def missing_read_permissions(self, resource: str) -> tuple[str, ...]:
+        """The ``read_permissions`` of ``resource`` the role lacks on the shop's channel."""
+        return self._missing(self.read_permissions.get(resource, ()))
+
+    def _missing(self, wanted: tuple[str, ...]) -> tuple[str, ...]:
+        """Those of ``wanted`` the role lacks on the shop's channel (the one of
         ``channel_token``, else the default). Vendure answers an expired session as it
         answers a missing permission, so a refused ``me`` raises ``AuthFailed``."""
         me = self.client.execute(queries.CURRENT_PERMISSIONS).get("me")
         if not isinstance(me, dict) or not isinstance(me.get("channels"), list):
             raise AuthFailed("Vendure named no logged-in user")
-        wanted = self.credentials.extra.get("channel_token")
+        token = self.credentials.extra.get("channel_token")
         granted: set[str] = set()
         for channel in me["channels"]:
             if isinstance(channel, dict) and (
-                    channel.get("token") == wanted if wanted
+                    channel.get("token") == token if token
                     else channel.get("code") == DEFAULT_CHANNEL):
                 granted.update(str(p) for p in channel.get("permissions") or ())
         if "SuperAdmin" in granted:
             return ()
-        return tuple(p for p in self.discount_permissions if p not in granted)
+        return tuple(p for p in wanted if p not in granted)
 
     def pins_order_currency(self) -> bool:
         """Whether the server has the Shopkeeper plugin's order-currency promotion condition

@@ -20,6 +20,12 @@ A record the connector cannot read (``Page.rejected``) is counted and named on t
 state, and the backfill goes on: one malformed product must not hold back the other
 9,999. A page on which nothing could be read still fails the sync (see
 ``connectors.pages``), since that means the platform changed, not one bad record.
+
+A resource the credentials may not read (``PermissionDenied``, confirmed by the platform's
+listing of their permissions: Saleor and Vendure refuse a dead token the same way) stops
+that resource only: its state says ``refused`` and what to grant, until a page is read
+again; the credentials are not marked failed, unless authorising again is what grants the
+permission (Shopify's scopes: the merchant's next launch goes through OAuth).
 """
 
 from __future__ import annotations
@@ -35,7 +41,13 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from connectors.base import Connector
-from connectors.errors import AuthFailed, ConnectorError, NotSupported, RateLimited
+from connectors.errors import (
+    AuthFailed,
+    ConnectorError,
+    NotSupported,
+    PermissionDenied,
+    RateLimited,
+)
 from connectors.http import RetrySession
 from connectors.records import Rejected
 from plugin import lease, shops
@@ -47,6 +59,7 @@ from plugin.models import Shop, SyncState
 from plugin.models.types import utcnow
 from plugin.offers import platform as offer_platform
 from plugin.offers.availability import withdraw_off_sale
+from plugin.offers.permissions import where_to_grant
 from plugin.webhooks.inbox import worker_name
 
 log = logging.getLogger("shopkeeper.sync")
@@ -80,6 +93,8 @@ KEEP_REJECTED = 20
 #: renews it before writing each page and at each poll of a Shopify bulk export (an hour
 #: of polls before its first page), so a crashed run frees its shop within minutes.
 LEASE_SECONDS = 5 * 60
+#: A sync state's status while the platform refuses the credentials reading the resource.
+REFUSED = "refused"
 
 
 class _LeaseLost(Exception):
@@ -200,7 +215,8 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
     if state.cursor is None:  # a fresh pass (first backfill or an incremental run)
         state.done, state.skipped, state.rejected, state.total = 0, 0, [], None
         state.pass_started_at = db_utcnow() if sweeps else None
-    state.status, state.last_error = "running", None
+    if state.status != REFUSED:  # a refusal stays shown until a page is read again
+        state.status, state.last_error = "running", None
     db.session.commit()
     result = SyncResult(resource)
     started = utcnow()
@@ -236,6 +252,8 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
             _store_learned(shop, connector)
             state.cursor = page.next_cursor
             state.done += len(page.items)
+            if state.status == REFUSED:  # read again: the permission was granted
+                state.status, state.last_error = "running", None
             db.session.commit()  # rows + cursor together
             result.records += len(page.items)
             result.pages += 1
@@ -255,19 +273,26 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
     except ConnectorError as err:
         db.session.rollback()
         try:
+            # asked before renewing: a retried question waits, renewing, and may lose it
+            missing = _refused_permissions(connector, resource, err)
             renew()  # the state is the run's that holds the lease now, if another does
         except _LeaseLost:
             result.error = "lost the sync lease to another run"
             log.warning("sync.lease_lost", extra={"shop_id": shop_id, "resource": resource})
             return result
-        result.error = _failed(shop_id, resource, err).last_error
+        if missing is not None:
+            result.error = _refused(shop, connector, resource, missing).last_error
+        else:
+            result.error = _failed(shop_id, resource, err).last_error
         if isinstance(err, RateLimited):
             result.retry_after = err.retry_after
-        if isinstance(err, AuthFailed) and shop.installation is not None:
+        if isinstance(err, AuthFailed) and shop.installation is not None and (
+                missing is None or connector.reauthorising_grants_permissions):
             shop.installation.auth_failed = True
         db.session.commit()
         log.warning("sync.failed", extra={"shop_id": shop_id, "resource": resource,
-                                          "error_type": type(err).__name__})
+                                          "error_type": type(err).__name__,
+                                          "missing": list(missing or ())})
         return result
     except Exception as err:  # a bug or the database: say so on the state, then raise
         _failed(shop_id, resource, err)
@@ -289,9 +314,9 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
         # finished, its count is the whole and the bar is full (it never was, before)
         state.total = state.done
         state.watermark = newest or started
-        state.status = "idle"
+        state.status, state.last_error = "idle", None
     else:
-        state.status = "paused"
+        state.status, state.last_error = "paused", None
     db.session.commit()
     log.info("sync.page_run", extra={"shop_id": shop_id, "resource": resource,
                                      "records": result.records, "ignored": result.ignored,
@@ -347,6 +372,38 @@ def _failed(shop_id: str, resource: str, err: Exception) -> SyncState:
     db.session.rollback()
     state = sync_state(shop_id, resource)
     state.status, state.last_error = "failed", f"{type(err).__name__}: {err}"[:1000]
+    return state
+
+
+def _refused_permissions(connector: Connector, resource: str,
+                         err: ConnectorError) -> tuple[str, ...] | None:
+    """The permissions reading ``resource`` needs that the platform confirms the credentials
+    lack, when ``err`` is a ``PermissionDenied``; None when it is not, or is not confirmed
+    (the credentials refused, or the question failed): the error is then handled as any."""
+    if not isinstance(err, PermissionDenied):
+        return None
+    try:
+        missing = connector.missing_read_permissions(resource)
+    except ConnectorError as probe_err:
+        log.warning("sync.permission_unconfirmed", extra={
+            "resource": resource, "error_type": type(probe_err).__name__})
+        return None
+    if missing is None:  # the platform cannot list them: what its refusal named
+        missing = (err.permission,) if err.permission else ()
+    return tuple(missing) or None
+
+
+def _refused(shop: Shop, connector: Connector, resource: str,
+             missing: tuple[str, ...]) -> SyncState:
+    """Roll the page back and mark the state refused, naming what to grant (caller commits)."""
+    db.session.rollback()
+    state = sync_state(shop.id, resource)
+    them = ", ".join(missing)
+    state.status = REFUSED
+    state.last_error = (f"{connector.meta.name} refused reading {resource}: missing "
+                        f"{'permission' if len(missing) == 1 else 'permissions'} {them}. "
+                        f"To sync {resource}, {where_to_grant(shop.platform, them)}; the "
+                        "next sync resumes by itself.")[:1000]
     return state
 
 

@@ -62,7 +62,8 @@ class SyncState(db.Model):
     resource: Mapped[str] = mapped_column(String(32))  # products | customers | orders
     cursor: Mapped[str | None] = mapped_column(String(512), nullable=True)
     watermark: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="idle")  # idle | running | failed
+    # idle | running | paused | failed | refused (the credentials may not read it)
+    status: Mapped[str] = mapped_column(String(16), default="idle")
     done: Mapped[int] = mapped_column(default=0)
     total: Mapped[int | None] = mapped_column(nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(1000), nullable=True)

@@ -110,11 +110,15 @@ def note(shop: Shop) -> str | None:
     missing = [str(p) for p in state.get("missing") or ()]
     name = connectors.get(shop.platform).meta.name
     which = ("permission " if len(missing) == 1 else "permissions ") + ", ".join(missing)
-    where = WHERE.get(shop.platform, "grant {them} on the platform").format(
-        them="it" if len(missing) == 1 else "them")
+    where = where_to_grant(shop.platform, "it" if len(missing) == 1 else "them")
     return (f"Offers are blocked: {name} refused creating discounts: missing {which}. "
             f"To make offers again, {where}; Shopkeeper checks again every few minutes "
             "and resumes offers by itself.")
+
+
+def where_to_grant(platform: str, them: str) -> str:
+    """How the merchant grants ``them`` (permission names, or "it"/"them") on ``platform``."""
+    return WHERE.get(platform, "grant {them} on the platform").format(them=them)
 
 
 def _store(shop: Shop, missing: tuple[str, ...], now: datetime) -> None:
