@@ -18,7 +18,7 @@ from decimal import Decimal
 import pytest
 
 from connectors.base import Credentials
-from connectors.errors import AuthFailed
+from connectors.errors import AuthFailed, PermissionDenied
 from connectors.generic.webhooks import DELIVERY_ID_HEADER, TOPIC_HEADER
 from connectors.records import Customer, DiscountSpec, Order, Product
 from connectors.vendure import VendureConnector
@@ -127,3 +127,18 @@ def test_each_documented_permission_is_needed(vendure_peer, vendure_admin, shopp
     shop = _connector(vendure_peer, vendure_admin, [s for s in SCOPES if s != missing])
     with pytest.raises(AuthFailed, match="FORBIDDEN"):
         _every_call(shop, vendure_admin, shopper, tag)
+
+
+@pytest.mark.parametrize("resource", sorted(VendureConnector.read_permissions))
+def test_a_refused_backfill_is_told_from_dead_credentials(vendure_peer, vendure_admin,
+                                                          resource: str) -> None:
+    """A role without a resource's read permission is refused its backfill, and the role's
+    own listing names that permission (the sync then stops that resource only); with the
+    permission granted, nothing is missing."""
+    needed = VendureConnector.read_permissions[resource]
+    shop = _connector(vendure_peer, vendure_admin, [s for s in SCOPES if s not in needed])
+    with pytest.raises(PermissionDenied):
+        next(iter(getattr(shop, f"iter_{resource}")()))
+    assert shop.missing_read_permissions(resource) == needed
+    assert _connector(vendure_peer, vendure_admin, SCOPES).missing_read_permissions(
+        resource) == ()
