@@ -102,6 +102,9 @@ class Connector(abc.ABC):
     #: re-authorisation. Elsewhere the merchant grants it on the platform, the credentials
     #: stay good, and only what needs that permission stops.
     reauthorising_grants_permissions: ClassVar[bool] = False
+    #: Those of the discount permissions (``missing_discount_permissions``) only removing
+    #: discounts needs: without them discounts are still made, and spent ones stay.
+    discount_cleanup_permissions: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, credentials: Credentials, *, session: requests.Session | None = None

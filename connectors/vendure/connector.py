@@ -84,6 +84,7 @@ class VendureConnector(Connector):
     #: with their one-customer groups.
     discount_permissions = ("ReadPromotion", "CreatePromotion", "DeletePromotion",
                             "CreateCustomerGroup", "DeleteCustomerGroup")
+    discount_cleanup_permissions = ("DeletePromotion", "DeleteCustomerGroup")
     #: What backfilling each resource needs (the README's permission table).
     read_permissions = {"products": ("ReadCatalog",), "customers": ("ReadCustomer",),
                         "orders": ("ReadOrder",)}

@@ -337,7 +337,8 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
                    saleor_channel=channel.current_channel(g.admin_shop),
                    shopify_publication=publication.choice(g.admin_shop),
                    offer_amounts_note=offer_platform.note(g.admin_shop),
-                   offer_permission_note=offer_permissions.note(g.admin_shop))
+                   offer_permission_note=offer_permissions.note(g.admin_shop),
+                   offer_cleanup_note=offer_permissions.cleanup_note(g.admin_shop))
     return body, code
 
 

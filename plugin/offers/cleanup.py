@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 import requests
 import sqlalchemy as sa
 
-from connectors.errors import ConnectorError, RateLimited
+from connectors.errors import ConnectorError, PermissionDenied, RateLimited
 from connectors.records import DiscountRef
 from plugin.extensions import db
 from plugin.models import Offer, Shop
 from plugin.models.types import utcnow
+from plugin.offers import permissions
 from plugin.shops import connector_for
 
 log = logging.getLogger("shopkeeper.offers.cleanup")
@@ -35,7 +36,9 @@ def delete_spent_discounts(shop: Shop, *, now: datetime | None = None,
     """Delete the platform discounts of the shop's expired, unused offers; returns how many.
 
     A deleted discount's offer forgets its platform reference, so each is deleted once.
-    One the platform refuses stays for the next run; a rate limit ends this run.
+    One the platform refuses stays for the next run; a rate limit ends this run, and so
+    does a permission refusal, after noting for the merchant what the credentials lack
+    (``permissions.check_cleanup``): every further delete would be refused too.
     """
     now = now or utcnow()
     offers = db.session.scalars(sa.select(Offer).where(
@@ -53,6 +56,9 @@ def delete_spent_discounts(shop: Shop, *, now: datetime | None = None,
             connector.delete_discount(DiscountRef(offer.platform_ref or "", offer.code or "",
                                                   offer.expires_at or now))
         except RateLimited:
+            break
+        except PermissionDenied:
+            permissions.check_cleanup(shop, connector, now=now)
             break
         except ConnectorError as err:
             log.warning("offers.discount_delete_failed", extra={

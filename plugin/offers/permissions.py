@@ -11,8 +11,14 @@ credentials' permissions (``Connector.missing_discount_permissions``): Vendure a
 refuse an expired or unknown token the same way, and that is a credentials problem the
 sync reports, not this. A confirmed refusal is kept in ``Shop.settings[KEY]``; quotes then
 answer ``REASON`` and the admin names what to grant. The offers job asks again at every run
-and lifts the block once nothing is missing. The credentials are never marked failed: the
-sync needs other permissions and goes on.
+and lifts the block once nothing creating discounts needs is missing. The credentials are
+never marked failed: the sync needs other permissions and goes on.
+
+Permissions only removing discounts needs (``Connector.discount_cleanup_permissions``:
+Vendure's ``DeletePromotion``, ``DeleteCustomerGroup``) block nothing, since offers are
+still made; lacking them, spent offers' discounts stay on the platform. That is kept in
+``Shop.settings[CLEANUP_KEY]`` when a listing shows it (a refused create, a refused delete,
+the job's recheck) and the settings page says what to grant, until a listing shows them.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ log = logging.getLogger("shopkeeper.offers")
 #: ``Shop.settings`` key: ``{"missing": [permission names], "since": ISO 8601, "checked_at":
 #: ISO 8601}`` while the platform refuses to create discounts; absent otherwise.
 KEY = "offers_blocked"
+#: ``Shop.settings`` key: ``{"missing": [permission names], "checked_at": ISO 8601}`` while
+#: the credentials lack permissions only removing spent discounts needs; absent otherwise.
+CLEANUP_KEY = "offers_cleanup_refused"
 #: A quote's ``reason_code`` while the shop is blocked.
 REASON = "platform_permission"
 #: Where the merchant grants the missing permissions, per platform.
@@ -55,6 +64,12 @@ def blocked(shop: Shop) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
+def cleanup_refused(shop: Shop) -> dict[str, Any] | None:
+    """The stored note, when the credentials may not remove spent discounts."""
+    state = (shop.settings or {}).get(CLEANUP_KEY)
+    return state if isinstance(state, dict) else None
+
+
 def confirm(shop: Shop, connector: Connector, err: PermissionDenied, *,
             now: datetime | None = None) -> bool:
     """Whether the platform confirms that ``err``, met creating a discount, is a missing
@@ -68,27 +83,48 @@ def confirm(shop: Shop, connector: Connector, err: PermissionDenied, *,
         return False
     if missing is None:  # the platform cannot list them: what its refusal named
         missing = (err.permission,) if err.permission else ()
-    if not missing:
+    now = now or utcnow()
+    create, cleanup = _split(connector, missing)
+    _note_cleanup(shop, cleanup, now)
+    if not create:  # creating is allowed: the refusal was something else
         return False
-    _store(shop, missing, now or utcnow())
-    log.warning("offers.blocked", extra={"shop_id": shop.id, "missing": list(missing)})
+    _store(shop, create, now)
+    log.warning("offers.blocked", extra={"shop_id": shop.id, "missing": list(create)})
     return True
+
+
+def check_cleanup(shop: Shop, connector: Connector, *, now: datetime | None = None) -> None:
+    """Note what the credentials lack for removing discounts after a refused delete (the
+    caller commits); a check that fails notes nothing."""
+    try:
+        missing = connector.missing_discount_permissions()
+    except ConnectorError as err:
+        log.warning("offers.cleanup_permission_unconfirmed", extra={
+            "shop_id": shop.id, "error": type(err).__name__})
+        return
+    _note_cleanup(shop, _split(connector, missing or ())[1], now or utcnow())
 
 
 def recheck(shop: Shop, *, now: datetime | None = None,
             session: requests.Session | None = None) -> bool:
     """Ask the platform again for a blocked shop (the caller commits); True when the block
     was lifted. A failed check keeps it for the next run."""
-    if blocked(shop) is None:
+    if blocked(shop) is None and cleanup_refused(shop) is None:
         return False
+    connector = connector_for(shop, session=session)
     try:
-        missing = connector_for(shop, session=session).missing_discount_permissions()
+        missing = connector.missing_discount_permissions()
     except ConnectorError as err:
         log.warning("offers.permission_recheck_failed", extra={
             "shop_id": shop.id, "error": type(err).__name__})
         return False
-    if missing:
-        _store(shop, missing, now or utcnow())
+    now = now or utcnow()
+    create, cleanup = _split(connector, missing or ())
+    _note_cleanup(shop, cleanup, now)
+    if blocked(shop) is None:
+        return False
+    if create:
+        _store(shop, create, now)
         return False
     # nothing missing, or a platform that cannot list them: the next create tells again
     lift(shop)
@@ -116,9 +152,45 @@ def note(shop: Shop) -> str | None:
             "and resumes offers by itself.")
 
 
+def cleanup_note(shop: Shop) -> str | None:
+    """What the settings page says while spent discounts cannot be removed (not a block)."""
+    state = cleanup_refused(shop)
+    if state is None:
+        return None
+    missing = [str(p) for p in state.get("missing") or ()]
+    name = connectors.get(shop.platform).meta.name
+    which = ("permission " if len(missing) == 1 else "permissions ") + ", ".join(missing)
+    where = where_to_grant(shop.platform, "it" if len(missing) == 1 else "them")
+    return (f"Spent offers stay on {name}: its credentials may not remove discounts "
+            f"(missing {which}). Offers are still made; to have Shopkeeper remove expired "
+            f"ones, {where}.")
+
+
 def where_to_grant(platform: str, them: str) -> str:
     """How the merchant grants ``them`` (permission names, or "it"/"them") on ``platform``."""
     return WHERE.get(platform, "grant {them} on the platform").format(them=them)
+
+
+def _split(connector: Connector, missing: tuple[str, ...] | list[str]
+           ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``missing`` as (what creating discounts needs, what only removing them needs)."""
+    cleanup = set(connector.discount_cleanup_permissions)
+    return (tuple(p for p in missing if p not in cleanup),
+            tuple(p for p in missing if p in cleanup))
+
+
+def _note_cleanup(shop: Shop, missing: tuple[str, ...], now: datetime) -> None:
+    """Keep (or clear, when nothing is missing) the note on removing discounts."""
+
+    def note_it(settings: dict) -> dict:
+        rest = {k: v for k, v in settings.items() if k != CLEANUP_KEY}
+        if not missing:
+            return rest
+        return {**rest, CLEANUP_KEY: {"missing": list(dict.fromkeys(missing)),
+                                      "checked_at": now.isoformat()}}
+
+    if missing or cleanup_refused(shop) is not None:
+        shops.update_settings(shop.id, note_it)
 
 
 def _store(shop: Shop, missing: tuple[str, ...], now: datetime) -> None:

@@ -13,6 +13,7 @@ asked (Shopify ``currentAppInstallation.accessScopes``, Saleor ``app.permissions
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -52,12 +53,16 @@ class Platform:
 
     GRANTED: tuple[str, ...] = ()
     NEEDED: tuple[str, ...] = ()
+    GRANT: tuple[str, ...] = ()
+    #: what the block names: what creating discounts needs of ``GRANT``
+    BLOCKING: tuple[str, ...] | None = None
 
     def __init__(self) -> None:
         self.granted = set(self.GRANTED)
         self.dead = False
         self.failure: str | None = None
         self.created = 0
+        self.deleted = 0
         self.calls = 0
 
     def __call__(self, request: requests.PreparedRequest):
@@ -147,6 +152,7 @@ class Vendure(Platform):
                "CreateCustomerGroup")
     NEEDED = ("ReadPromotion", "CreatePromotion")
     GRANT = ("ReadPromotion", "DeletePromotion", "DeleteCustomerGroup")
+    BLOCKING = ("ReadPromotion",)  # the deletes only clean up: noted, not blocking
 
     def forbidden(self, path: str) -> dict:
         return {"errors": [_gql_error("You are not currently authorized to perform this action",
@@ -171,6 +177,13 @@ class Vendure(Platform):
         if "createPromotion" in query:
             self.created += 1
             return _fixture("admin_create_promotion.json")
+        if "deletePromotion" in query:
+            if "DeletePromotion" not in self.granted:
+                return self.forbidden("deletePromotion")
+            self.deleted += 1
+            return {"data": {"deletePromotion": {"result": "DELETED", "message": None}}}
+        if "customerGroups(" in query:
+            return {"data": {"customerGroups": {"items": []}}}
         raise AssertionError(query)
 
 
@@ -221,7 +234,7 @@ def test_a_documented_permission_refusal_blocks_offers_and_tells_the_merchant(
     shop, fake = platform
     offer = _refused(client, shop)
     db.session.refresh(shop)
-    assert permissions.blocked(shop)["missing"] == list(fake.GRANT)
+    assert permissions.blocked(shop)["missing"] == list(fake.BLOCKING or fake.GRANT)
     # the offer was withdrawn and its reservation released: no "try again" churn
     assert _row(offer).status == "superseded" and _reserved() == 0
     assert fake.created == 0
@@ -232,10 +245,10 @@ def test_a_documented_permission_refusal_blocks_offers_and_tells_the_merchant(
     assert db.session.get(Installation, shop.id).auth_failed is False
     # the merchant sees what to grant, on the settings page and the dashboard
     sign_in(app, client, shop)
-    for page in ("/admin/settings", "/admin/"):
+    for page, names in (("/admin/settings", fake.GRANT), ("/admin/", fake.BLOCKING or fake.GRANT)):
         html = client.get(page).get_data(as_text=True)
         assert "refused creating discounts: missing permission" in html, page
-        for name in fake.GRANT:
+        for name in names:
             assert name in html, (page, name)
 
 
@@ -307,3 +320,62 @@ def test_a_block_stays_through_a_failed_recheck(platform):
     assert permissions.blocked(shop) is not None
     fake.failure = None
     assert permissions.recheck(shop, session=_session()) is True
+
+
+@pytest.fixture
+def vendure(app):
+    """(shop, fake Vendure) whose role may create promotions (the old README's plus
+    ReadPromotion) but not delete them or their customer groups."""
+    fake = Vendure()
+    fake.granted.add("ReadPromotion")
+    shop = _shop("vendure", fake.DOMAIN, fake.CREDENTIALS)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add_callback(responses.POST, fake.URL, callback=fake)
+        yield shop, fake
+
+
+def _expire(offer: dict) -> Offer:
+    row = _row(offer)
+    row.status, row.expires_at = "expired", row.expires_at - timedelta(days=1)
+    db.session.commit()
+    return row
+
+
+def test_a_role_missing_only_the_delete_permissions_is_told_and_not_blocked(app, client,
+                                                                             vendure):
+    shop, fake = vendure
+    offer = quote(client, shop).get_json()["offer"]
+    assert accept(client, shop, offer["token"]).status_code == 200  # creates work
+    _expire(offer)
+    run_offer_jobs()  # its cleanup is refused: the merchant is told what is missing
+    db.session.refresh(shop)
+    assert permissions.blocked(shop) is None
+    assert permissions.cleanup_refused(shop)["missing"] == ["DeletePromotion",
+                                                            "DeleteCustomerGroup"]
+    sign_in(app, client, shop)
+    html = client.get("/admin/settings").get_data(as_text=True)
+    assert 'id="offer-cleanup-note"' in html
+    assert "Spent offers stay on Vendure" in html and "DeleteCustomerGroup" in html
+    assert "Offers are blocked" not in html
+    assert quote(client, shop, cart_body(quantity=3)).get_json()["offer"] is not None
+    fake.granted |= {"DeletePromotion", "DeleteCustomerGroup"}
+    run_offer_jobs()  # granted: the note goes and the spent discount is removed
+    db.session.refresh(shop)
+    assert permissions.cleanup_refused(shop) is None and permissions.cleanup_note(shop) is None
+    assert fake.deleted == 1 and _row(offer).platform_ref is None
+
+
+def test_the_block_lifts_once_creating_is_granted_while_cleanup_stays_noted(client, vendure):
+    shop, fake = vendure
+    fake.granted.discard("ReadPromotion")  # the old README's role
+    _refused(client, shop)
+    db.session.refresh(shop)
+    assert permissions.blocked(shop)["missing"] == ["ReadPromotion"]
+    fake.granted.add("ReadPromotion")  # what creating needs, not the deletes
+    run_offer_jobs()
+    db.session.refresh(shop)
+    assert permissions.blocked(shop) is None
+    assert permissions.cleanup_refused(shop)["missing"] == ["DeletePromotion",
+                                                            "DeleteCustomerGroup"]
+    offer = quote(client, shop, cart_body(quantity=4)).get_json()["offer"]
+    assert accept(client, shop, offer["token"], cart_body(quantity=4)).status_code == 200
