@@ -64,7 +64,7 @@ class PermissionDenied(AuthFailed):
     """The platform refused this call for a permission (scope) it says the credentials lack.
 
     Vendure and Saleor answer an expired or unknown token the same way, so this alone does
-    not tell a missing permission from dead credentials: ``Connector.missing_permissions``
+    not tell a missing permission from dead credentials: ``Connector.missing_discount_permissions``
     asks. ``permission`` is what the platform named as needed, when it named one.
     """
 
