@@ -31,6 +31,36 @@ SECTIONS = {
 }
 BOOLEANS = {"for_you_enabled", "subprofiles_enabled", "offers_enabled", "prompt_enabled",
             "consent_required"}
+#: how the page names each field (in messages about it)
+LABELS = {
+    "shop.timezone": "Time zone",
+    "widgets.for_you_enabled": "“For you” recommendations",
+    "widgets.subprofiles_enabled": "“Who are you shopping for?” widget",
+    "widgets.offers_enabled": "Cart offers",
+    "widgets.placements": "Placements",
+    "recommendations.sources": "Sources",
+    "recommendations.diversity": "Diversity",
+    "recommendations.holdout_share": "Control group share",
+    "merchandising": "Merchandising rules",
+    "repurchase_overrides": "Repurchase overrides",
+    "subprofiles.prompt_enabled": "Asking after an out-of-profile purchase",
+    "subprofiles.threshold": "Detection threshold",
+    "subprofiles.cooldown_days": "Days between asks",
+    "offers.max_discount_pct": "Max discount",
+    "offers.margin_floor_pct": "Margin floor",
+    "offers.default_margin_pct": "Margin when a product's cost is unknown",
+    "offers.daily_budget": "Daily budget",
+    "offers.monthly_budget": "Monthly budget",
+    "offers.frequency_cap_days": "Days between offers to a shopper",
+    "offers.min_cart_value": "Minimum cart value",
+    "offers.free_shipping_threshold": "Free shipping from",
+    "offers.excluded_products": "Excluded products",
+    "offers.excluded_categories": "Excluded collections / categories",
+    "privacy.consent_required": "Shopper consent",
+    "privacy.retention_days": "Retention days",
+    "origins.allowed_origins": "Allowed storefront origins",
+    "origins.admin_origin": "Admin origin",
+}
 LIST_FIELDS = {"placements", "sources", "excluded_products", "excluded_categories",
                "allowed_origins"}
 

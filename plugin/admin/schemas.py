@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Any
 
@@ -226,3 +227,40 @@ class RotateCustomerTokenSchema(Schema):
         unknown = EXCLUDE
 
     revoke_old = fields.Boolean(load_default=False)
+
+
+class _Fingerprints(fields.Field):
+    """The page's field fingerprints, posted as one JSON object of short hex digests."""
+
+    default_error_messages = {"invalid": "Not the settings page's field fingerprints."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        try:
+            seen = json.loads(value) if isinstance(value, str) and len(value) < 20_000 else None
+        except ValueError:
+            seen = None
+        if not isinstance(seen, dict) or len(seen) > 100 or not all(
+                isinstance(k, str) and isinstance(v, str) and _DIGEST.fullmatch(v)
+                for k, v in seen.items()):
+            raise self.make_error("invalid")
+        return seen
+
+
+_DIGEST = re.compile(r"[0-9a-f]{1,64}")
+
+
+class ShownSchema(Schema):
+    """The settings page's hidden fields: the revision it was rendered at and what each
+    field showed. A page without them (cached before they existed) saves as before."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    settings_rev = fields.Integer(load_default=None, allow_none=True,
+                                  validate=validate.Range(min=0))
+    settings_seen = _Fingerprints(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _both(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data["settings_rev"] is None) != (data["settings_seen"] is None):
+            raise ValidationError("The page's revision and its fingerprints go together.")

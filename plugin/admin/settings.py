@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
-from dataclasses import replace
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -13,8 +15,9 @@ from flask import current_app
 from marshmallow import ValidationError
 
 from plugin import crypto, shops
-from plugin.admin.schemas import SettingsSchema, normalise_origin
-from plugin.errors import BadRequest, NotFound
+from plugin.admin.forms import LABELS
+from plugin.admin.schemas import SettingsSchema, ShownSchema, normalise_origin, safe_origin
+from plugin.errors import BadRequest, Conflict, NotFound
 from plugin.extensions import db
 from plugin.localtime import DEFAULT_TIMEZONE
 from plugin.models import Shop
@@ -35,9 +38,59 @@ LISTS = ("merchandising", "repurchase_overrides")
 _REMOVED = object()
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What the settings page showed: the revision (``Shop.settings_rev``) it was rendered
+    at and a fingerprint of each field's value. Revisions' contents are not kept, so the
+    fingerprints are what tells a field changed since from one left alone."""
+
+    rev: int
+    seen: dict[str, str]
+
+    @property
+    def seen_text(self) -> str:
+        """``seen`` for the page's hidden field."""
+        return json.dumps(self.seen, sort_keys=True, separators=(",", ":"))
+
+
+class EditConflict(Conflict):
+    """Fields the merchant changed that another tab or the worker also changed since the
+    page was shown; nothing was saved. ``kept``: the merchant's other edits, to show again."""
+
+    def __init__(self, stored: dict[str, Any], kept: dict[str, Any]):
+        changes = [_change_text(name, value) for name, value in stored.items()]
+        super().__init__(f"{_joined(changes)} while you were editing; nothing was saved: "
+                         "check and save again.",
+                         {name: [f"Changed to {_value_text(name, value)} while you were "
+                                 "editing."] for name, value in stored.items()})
+        self.stored, self.kept = stored, kept
+
+
 def current(shop: Shop) -> dict[str, Any]:
     """The settings as form sections, defaults filled in."""
-    stored = shop.settings or {}
+    return _sections(shop.settings or {})
+
+
+def shown(shop: Shop) -> Shown:
+    """The page's revision and field fingerprints for the settings as stored now."""
+    return Shown(shop.settings_rev or 0,
+                 {name: _fingerprint(v) for name, v in _fields(current(shop)).items()})
+
+
+def shown_in(form: Mapping[str, Any]) -> Shown | None:
+    """What a submitted page showed (None: a page rendered before it carried that, which
+    saves as it always did). A damaged value is a ``BadRequest``."""
+    try:
+        loaded = ShownSchema().load({k: form[k] for k in ShownSchema().fields if k in form})
+    except ValidationError as err:
+        raise BadRequest("The form is damaged; reload the page.", err.messages) from None
+    if loaded["settings_rev"] is None:
+        return None
+    return Shown(loaded["settings_rev"], loaded["settings_seen"])
+
+
+def _sections(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """``stored`` settings as form sections, defaults filled in."""
     raw: dict[str, Any] = {}
     for section, keys in FLAT.items():
         raw[section] = {k: stored[k] for k in keys if k in stored}
@@ -58,12 +111,18 @@ def problems(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, list[str]]:
     return {}
 
 
-def save(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, Any]:
+def save(shop: Shop, submitted: Mapping[str, Any],
+         page: Shown | None = None) -> dict[str, Any]:
     """Validate every section (raises ``ValidationError`` with dotted field names), then
     store and audit. Sections not submitted stay as they are; keys of other features
     inside a section (e.g. offer stages) are kept. Only what the form changed is written,
     onto the settings as they are now: a key the worker stored since the page read them
-    (the platform's currencies, training's mark) is neither reverted nor dropped."""
+    (the platform's currencies, training's mark) is neither reverted nor dropped.
+
+    With ``page`` (what the page showed) a field the merchant left as shown is not written
+    at all, so a value another tab or the worker stored meanwhile stays; one they changed
+    that was also changed meanwhile raises ``EditConflict`` and nothing is stored (a field
+    the page has no fingerprint of is written as without ``page``)."""
     merged = {**current(shop), **_jsonable(dict(submitted))}  # absent sections unchanged
     try:
         data = SettingsSchema().load(merged)
@@ -85,7 +144,17 @@ def save(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, Any]:
     # Serving reads the product exclusions as a plain list.
     after["exclude_products"] = sorted({r["value"] for r in after["merchandising"]
                                         if r["action"] == "exclude" and r["field"] == "product"})
-    update = shops.update_settings(shop.id, partial(_apply, _edits(before, after)))
+    edits = _edits(before, after)
+    change = partial(_apply, edits)
+    if page is not None:
+        mine = _fields(SettingsSchema().dump(data))
+        touched = {name for name in mine if name.partition(".")[0] in submitted
+                   and _fingerprint(mine[name]) != page.seen.get(name)}
+        edits = {path: v for path, v in edits.items() if _field_of(path) in touched}
+        unchanged = before if shop.settings_rev == page.rev else None
+        change = partial(_apply_unless_changed, edits,
+                         partial(_check_conflicts, page, touched, mine, unchanged))
+    update = shops.update_settings(shop.id, change)
     if update.changed:
         shops.audit(shop.id, "settings.changed", keys=update.changed)
     # offers quoted under other guardrails must not become discounts (compared as parsed,
@@ -127,6 +196,83 @@ def _apply(edits: dict[tuple[str, ...], Any], settings: dict[str, Any]) -> dict[
         else:
             settings[path[0]] = value
     return settings
+
+
+def _apply_unless_changed(edits: dict[tuple[str, ...], Any],
+                          check: Callable[[dict[str, Any]], None],
+                          settings: dict[str, Any]) -> dict[str, Any]:
+    """``_apply`` after ``check`` found no field changed both here and meanwhile (it runs
+    on the settings as they are when written, so a write in between is seen too)."""
+    check(settings)
+    return _apply(edits, settings)
+
+
+def _check_conflicts(page: Shown, touched: set[str], mine: dict[str, Any],
+                     unchanged: dict[str, Any] | None, settings: dict[str, Any]) -> None:
+    """Raise ``EditConflict`` for the fields the merchant changed whose stored value is
+    no longer the one the page showed (and not what the merchant typed either)."""
+    if settings == unchanged:  # still the revision the page was rendered at
+        return
+    now = _fields(_sections(settings))
+    stored = {name: now[name] for name in sorted(touched) if name in page.seen
+              and now[name] != mine[name] and _fingerprint(now[name]) != page.seen[name]}
+    if stored:
+        raise EditConflict(stored, {name: mine[name] for name in touched
+                                    if name not in stored})
+
+
+def _fields(sections: Mapping[str, Any]) -> dict[str, Any]:
+    """Form sections (as ``current`` gives them) by form field name, origins normalised
+    as ``save`` stores them."""
+    out = {f"{section}.{k}": v for section in (*FLAT, *NESTED)
+           for k, v in (sections.get(section) or {}).items()}
+    out.update({name: sections.get(name) for name in LISTS})
+    out["origins.allowed_origins"] = [safe_origin(o) or o
+                                      for o in out.get("origins.allowed_origins") or []]
+    admin_origin = out.get("origins.admin_origin")
+    out["origins.admin_origin"] = safe_origin(admin_origin) or admin_origin
+    return out
+
+
+#: the form field each stored top-level key comes from (nested keys: ``section.key``)
+_FIELD_OF_KEY = {**{k: f"{section}.{k}" for section, keys in FLAT.items() for k in keys},
+                 **{name: name for name in LISTS}, "exclude_products": "merchandising"}
+
+
+def _field_of(path: tuple[str, ...]) -> str | None:
+    return ".".join(path) if len(path) == 2 else _FIELD_OF_KEY.get(path[0])
+
+
+def _fingerprint(value: Any) -> str:
+    """A short digest of a field's value as the form shows it."""
+    text = json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _value_text(name: str, value: Any) -> str:
+    """A stored value as the merchant reads it in a message."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None or value == []:
+        return "nothing"
+    if name in LISTS:
+        return f"{len(value)} line{'s' if len(value) != 1 else ''}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    text = str(value)
+    if name.endswith("_pct"):
+        return text.removesuffix(".00") + " %"
+    return text
+
+
+def _change_text(name: str, value: Any) -> str:
+    if name in LISTS:
+        return f"{LABELS.get(name, name)} were changed (now {_value_text(name, value)})"
+    return f"{LABELS.get(name, name)} was changed to {_value_text(name, value)}"
+
+
+def _joined(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _keep_zone_unchosen(before: dict[str, Any], after: dict[str, Any]) -> None:

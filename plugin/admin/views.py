@@ -319,11 +319,20 @@ def _revealed_secret() -> str | None:
     return crypto.unseal(sealed, ttl=REVEAL_TTL_SECONDS) if isinstance(sealed, str) else None
 
 
+#: ``_settings_page``'s default page revision: the settings as stored now
+_STORED = object()
+
+
 def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: int = 200,
-                   typed: dict[str, str] | None = None, revealed: str | None = None):
+                   typed: dict[str, str] | None = None, revealed: str | None = None,
+                   page: Any = _STORED, notice: str | None = None):
+    """The settings page; ``page``: the revision its form carries (``Shown``, None for
+    none: a refused form carries on what it was shown), ``notice``: why it is shown again."""
     typed = typed or {}
+    if page is _STORED:
+        page = settings_service.shown(g.admin_shop)
     body = _render("admin/settings.html", values=values, errors=errors,
-                   new_webhook_secret=revealed,
+                   new_webhook_secret=revealed, page=page, notice=notice,
                    rules_text=typed.get("merchandising")
                    or forms.rules_text(values.get("merchandising", [])),
                    overrides_text=typed.get("repurchase_overrides")
@@ -343,10 +352,12 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
 
 
 @bp.post("/settings")
-@doc(summary="Save settings (validated; field errors answer 422)", tags=["admin"],
-     content_type=HTML, status=302, errors=(400, 401, 422))
+@doc(summary="Save settings (validated; field errors answer 422, a field also changed since "
+     "the page was shown 409)", tags=["admin"],
+     content_type=HTML, status=302, errors=(400, 401, 409, 422))
 def settings_save() -> ResponseReturnValue:
     shop = _shop()
+    page = settings_service.shown_in(request.form)
     submitted, errors = forms.parse_form(request.form, request.form.getlist)
     # every section's problems in one answer: the textareas' lines were checked as they
     # were read (with their real line numbers), the rest by the schema
@@ -355,9 +366,12 @@ def settings_save() -> ResponseReturnValue:
             errors.setdefault(key, []).extend(messages)
     if not errors:
         try:
-            settings_service.save(shop, submitted)
+            settings_service.save(shop, submitted, page)
         except ValidationError as err:  # a rule across sections (e.g. budgets)
             errors = err.messages
+        except settings_service.EditConflict as conflict:
+            db.session.rollback()
+            return _conflict_page(conflict)
     if errors:
         db.session.rollback()
         shown = settings_service.current(shop)
@@ -366,9 +380,24 @@ def settings_save() -> ResponseReturnValue:
                 shown[section] = {**shown.get(section, {}), **values}
         typed = {k: request.form[k] for k in ("merchandising", "repurchase_overrides")
                  if k in request.form}
-        return _settings_page(shown, errors, 422, typed)
+        return _settings_page(shown, errors, 422, typed, page=page)
     flash("Settings saved.", "ok")
     return redirect(url_for("admin.settings_page"))
+
+
+def _conflict_page(conflict: settings_service.EditConflict) -> ResponseReturnValue:
+    """The stored settings, the merchant's other edits kept, the clashing fields marked;
+    its form carries the revision stored now, so saving again writes those edits."""
+    if _wants_json():
+        raise conflict
+    values = settings_service.current(g.admin_shop)
+    for name, value in conflict.kept.items():
+        section, _, field = name.partition(".")
+        if field:
+            values[section] = {**values.get(section, {}), field: value}
+        else:
+            values[section] = value
+    return _settings_page(values, conflict.errors, 409, notice=conflict.message)
 
 
 @bp.post("/settings/saleor-channel")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.widgets.conftest import ARTIFACTS
+from tests.widgets.conftest import ARTIFACTS, WATCH_SCRIPT
 from tests.widgets.helpers import contrast, luminance
 
 pytestmark = pytest.mark.browser
@@ -97,3 +97,39 @@ def test_admin_charts_keep_their_contrast_in_both_colour_schemes(app, demo_shop,
     assert [light == dark for light, dark in zip(series["light"], series["dark"],
                                                   strict=True)] == [False] * len(series["light"])
     assert page.watch.page_errors == [] and page.evaluate("window.__skViolations") == []
+
+
+def test_admin_two_tabs_the_second_saving_the_same_field_is_told_and_keeps_its_edits(
+        app, demo_shop, live, page):
+    from plugin.admin.auth import admin_link
+
+    app.config["PUBLIC_URL"] = live.url
+    with app.test_request_context():
+        link = admin_link(demo_shop)
+    page.goto(link)
+    page.wait_for_selector("h1:has-text('Dashboard')")
+    first = page
+    first.goto(f"{live.url}/admin/settings")
+    second = page.context.new_page()  # another tab of the same browser (same session)
+    second.add_init_script(WATCH_SCRIPT)
+    second.goto(f"{live.url}/admin/settings")
+
+    first.fill("[name='offers.max_discount_pct']", "12")
+    first.click("button:has-text('Save settings')")
+    first.wait_for_selector("text=Settings saved.")
+
+    second.fill("[name='offers.max_discount_pct']", "10")
+    second.fill("[name='privacy.retention_days']", "400")
+    second.click("button:has-text('Save settings')")
+    notice = second.wait_for_selector("#settings-conflict")
+    assert "Max discount was changed to 12 % while you were editing" in notice.inner_text()
+    assert second.input_value("[name='offers.max_discount_pct']") == "12.00"
+    assert second.get_attribute("[name='offers.max_discount_pct']", "aria-invalid") == "true"
+    assert second.input_value("[name='privacy.retention_days']") == "400"  # kept
+
+    second.click("button:has-text('Save settings')")
+    second.wait_for_selector("text=Settings saved.")
+    assert second.input_value("[name='offers.max_discount_pct']") == "12.00"
+    assert second.input_value("[name='privacy.retention_days']") == "400"
+    assert first.evaluate("window.__skViolations") == [] and first.watch.page_errors == []
+    assert second.evaluate("window.__skViolations") == []
