@@ -136,15 +136,18 @@ class SaleorGraphQL:
     def mutate(self, query: str, variables: dict[str, Any], root: str) -> dict[str, Any]:
         """Run a mutation; its ``errors`` list becomes ``InvalidPayload`` with field errors.
 
-        A null or missing answer says neither that Saleor did it nor that it refused (a
-        proxy's, a gateway's): ``TransientError``, so the caller tries again later. Read as
-        success, a webhook counted as made was not, and a voucher was forgotten undeleted.
+        Only that list is Saleor's refusal. A null, missing or non-object answer says
+        neither that Saleor did it nor that it refused (a proxy's, a gateway's):
+        ``TransientError``, so the caller tries again later, as ``create_discount`` does
+        with such a ``voucherCreate`` answer. Read as success, a webhook counted as made
+        was not, and a voucher was forgotten undeleted; read as a refusal, an install was
+        told Saleor refused our webhooks.
         """
         result = self.execute(query, variables).get(root)
         if result is None:
             raise TransientError(f"Saleor returned no {root} answer")
         if not isinstance(result, dict):
-            raise InvalidPayload(f"unexpected {root} answer", {root: ["not an object"]})
+            raise TransientError(f"unexpected {root} answer: not an object")
         errors = result.get("errors") or []
         if errors:
             raise refused(root, errors)

@@ -77,11 +77,24 @@ def test_a_saleor_answer_of_an_unexpected_shape_is_a_connector_error(body) -> No
         client.execute("query { shop { name } }")
 
 
-@pytest.mark.parametrize("result", ["refused", {"errors": ["boom"]}, {"errors": "boom"}])
-def test_a_saleor_mutation_answer_of_an_unexpected_shape_is_invalid_payload(result) -> None:
+@pytest.mark.parametrize("result", [{"errors": ["boom"]}, {"errors": "boom"}])
+def test_a_saleor_mutation_refusal_of_an_unexpected_shape_is_invalid_payload(result) -> None:
+    """Saleor's own ``errors`` list, whatever its entries: its refusal."""
     client = SaleorGraphQL(_Session({"data": {"voucherDelete": result}}),
                            "https://saleor.example/graphql/", "token")
     with pytest.raises(InvalidPayload):
+        client.mutate("mutation { voucherDelete }", {}, "voucherDelete")
+
+
+@pytest.mark.parametrize("result", ["refused", ["deleted"], 3, True])
+def test_a_saleor_mutation_answer_that_is_no_object_is_transient(result) -> None:
+    """An answer that is no object holds no ``errors`` list: a proxy's or gateway's body,
+    not Saleor refusing. It was InvalidPayload here while ``voucherCreate`` read the same
+    body as transient; one rule now (the install says "install again", not "Saleor
+    refused our webhooks", and a delete is retried)."""
+    client = SaleorGraphQL(_Session({"data": {"voucherDelete": result}}),
+                           "https://saleor.example/graphql/", "token")
+    with pytest.raises(TransientError, match="unexpected voucherDelete answer"):
         client.mutate("mutation { voucherDelete }", {}, "voucherDelete")
 
 

@@ -76,14 +76,17 @@ def test_register_skips_webhooks_that_exist(install_client) -> None:
         assert len(rsps.calls) == 1
 
 
-def test_register_with_no_webhook_create_answer_is_not_an_install(install_client) -> None:
+@pytest.mark.parametrize("answer", [None, "refused"])
+def test_register_with_no_webhook_create_answer_is_not_an_install(install_client,
+                                                                  answer) -> None:
     """A null ``webhookCreate`` is no webhook made: read as one, the shop was stored
     without its events. The merchant is asked to install again (which skips those that
-    exist) and nothing is stored."""
+    exist) and nothing is stored. An answer that is no object is no more Saleor's
+    refusal than null is: it told the merchant "Saleor refused our webhooks"."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.post(API_URL, json=APP_INFO)
         rsps.post(API_URL, json=CREATED)
-        rsps.post(API_URL, json={"data": {"webhookCreate": None}})
+        rsps.post(API_URL, json={"data": {"webhookCreate": answer}})
         response = register(install_client)
     assert response.status_code == 400
     assert "Could not create our webhooks" in response.get_data(as_text=True)
