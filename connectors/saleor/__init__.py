@@ -31,7 +31,7 @@ from connectors.records import (
 )
 from connectors.saleor import discounts, jwks, mapping, queries, webhooks
 from connectors.saleor.channels import CHANNELS_QUERY, Channel, parse_channels
-from connectors.saleor.client import SaleorGraphQL, refused
+from connectors.saleor.client import SaleorGraphQL, confirmed_id, refused
 
 __all__ = ["SaleorConnector"]
 
@@ -190,13 +190,14 @@ class SaleorConnector(Connector):
         return str(app["id"]) if isinstance(app, dict) and app.get("id") else None
 
     def subscribe_webhooks(self, definitions: list[dict[str, Any]]) -> list[str]:
-        """Create our webhooks with the app token (marketplace installs); returns their ids."""
+        """Create our webhooks with the app token (marketplace installs); returns their ids.
+
+        An answer naming no webhook made is ``TransientError``: the install is refused
+        and tried again (it skips the webhooks that exist), not stored without them."""
         client = self._client()
-        ids = []
-        for definition in definitions:
-            result = client.mutate(WEBHOOK_CREATE, {"input": definition}, "webhookCreate")
-            ids.append((result.get("webhook") or {}).get("id", ""))
-        return ids
+        return [confirmed_id(client.mutate(WEBHOOK_CREATE, {"input": definition},
+                                           "webhookCreate", confirms="webhook")["webhook"])
+                for definition in definitions]
 
     def refresh_webhooks(self, definitions: list[dict[str, Any]]) -> dict[str, list[str]]:
         """Bring our webhooks on Saleor up to ``definitions``: create the missing, update
@@ -216,13 +217,14 @@ class SaleorConnector(Connector):
         for definition in definitions:
             have = current.get(definition["name"])
             if have is None:
-                client.mutate(WEBHOOK_CREATE, {"input": definition}, "webhookCreate")
+                client.mutate(WEBHOOK_CREATE, {"input": definition}, "webhookCreate",
+                              confirms="webhook")
                 done["created"].append(definition["name"])
             elif _webhook_differs(have, definition):
                 update = {k: definition[k] for k in ("query", "asyncEvents", "targetUrl",
                                                       "isActive") if k in definition}
                 client.mutate(WEBHOOK_UPDATE, {"id": have["id"], "input": update},
-                              "webhookUpdate")
+                              "webhookUpdate", confirms="webhook")
                 done["updated"].append(definition["name"])
                 if _deactivated(have) and update.get("isActive"):
                     done["reactivated"].append(definition["name"])
@@ -370,10 +372,14 @@ class SaleorConnector(Connector):
         return None
 
     def delete_discount(self, ref: DiscountRef) -> None:
-        """``voucherDelete``; a voucher deleted already (``NOT_FOUND``) counts as done."""
+        """``voucherDelete``; a voucher deleted already (``NOT_FOUND``) counts as done.
+
+        Saleor's answer to a deletion names the voucher deleted: one that names none is
+        ``TransientError``, so the offer keeps its reference and the delete is retried
+        (read as done, the voucher stayed on Saleor for good)."""
         try:
             self._client().mutate(queries.VOUCHER_DELETE_MUTATION, {"id": ref.platform_id},
-                                  "voucherDelete")
+                                  "voucherDelete", confirms="voucher")
         except InvalidPayload as err:
             if not any("not found" in m.lower() or "couldn't resolve" in m.lower()
                        for messages in err.errors.values() for m in messages):

@@ -19,7 +19,7 @@ from connectors.pages import convert_nodes
 from connectors.parsing import as_object
 from connectors.records import Page
 
-__all__ = ["PAGE_SIZE", "SaleorGraphQL", "SchemaLacksField", "refused"]
+__all__ = ["PAGE_SIZE", "SaleorGraphQL", "SchemaLacksField", "confirmed_id", "refused"]
 
 PAGE_SIZE = 100  # Saleor's GRAPHQL_PAGINATION_LIMIT
 T = TypeVar("T")
@@ -133,7 +133,8 @@ class SaleorGraphQL:
             if cursor is None:
                 return
 
-    def mutate(self, query: str, variables: dict[str, Any], root: str) -> dict[str, Any]:
+    def mutate(self, query: str, variables: dict[str, Any], root: str, *,
+               confirms: str | None = None) -> dict[str, Any]:
         """Run a mutation; its ``errors`` list becomes ``InvalidPayload`` with field errors.
 
         Only that list is Saleor's refusal. A null, missing or non-object answer says
@@ -142,6 +143,10 @@ class SaleorGraphQL:
         with such a ``voucherCreate`` answer. Read as success, a webhook counted as made
         was not, and a voucher was forgotten undeleted; read as a refusal, an install was
         told Saleor refused our webhooks.
+
+        ``confirms``: the field naming the object done (``webhook``, ``voucher``), which
+        Saleor's answer to a success carries with its id (a deleted object's too). Without
+        it there is no confirmation either: ``TransientError``.
         """
         result = self.execute(query, variables).get(root)
         if result is None:
@@ -151,7 +156,15 @@ class SaleorGraphQL:
         errors = result.get("errors") or []
         if errors:
             raise refused(root, errors)
+        if confirms is not None and not confirmed_id(result.get(confirms)):
+            raise TransientError(f"Saleor confirmed no {confirms} in its {root} answer")
         return result
+
+
+def confirmed_id(value: Any) -> str:
+    """The id of the object a mutation answer names, "" when it names none readable."""
+    found = as_object(value).get("id")
+    return found if isinstance(found, str) else ""
 
 
 def refused(root: str, errors: Any) -> InvalidPayload:

@@ -485,17 +485,32 @@ class TestSaleorConnector(ConnectorContract):
         assert [d["name"] for d in sent] == list(SUBSCRIPTIONS)
 
 
-    @pytest.mark.parametrize("answer", [{"webhookCreate": None}, {}])
+    @pytest.mark.parametrize("answer", [
+        {"webhookCreate": None}, {},
+        # no errors and no webhook: no more a webhook made than a null answer is (it
+        # returned an empty id and the install was stored without its events)
+        {"webhookCreate": {"webhook": None, "errors": []}},
+        {"webhookCreate": {"errors": []}},
+        {"webhookCreate": {"webhook": {"id": None}, "errors": []}},
+        {"webhookCreate": {"webhook": "V2ViaG9vazox", "errors": []}},
+    ])
     def test_a_webhook_create_with_no_answer_is_transient(self, delays, answer) -> None:
         """Not a webhook made: the install says so and is tried again, not stored with
         webhooks Saleor may not have."""
         definitions = webhook_definitions(load_manifest(), "https://sk.example/webhooks/saleor/s1")
         with responses.RequestsMock() as rsps:
             rsps.post(API_URL, json={"data": answer})
-            with pytest.raises(TransientError, match="no webhookCreate answer"):
+            with pytest.raises(TransientError, match="webhookCreate answer"):
                 self.make_connector(self._session(delays)).subscribe_webhooks(definitions)
 
-    @pytest.mark.parametrize("answer", [{"voucherDelete": None}, {}])
+    @pytest.mark.parametrize("answer", [
+        {"voucherDelete": None}, {},
+        # no errors and no voucher: Saleor names the voucher it deleted, so this is no
+        # confirmation (it counted as deleted and the offer forgot the voucher)
+        {"voucherDelete": {"voucher": None, "errors": []}},
+        {"voucherDelete": {}},
+        {"voucherDelete": {"voucher": {"id": ["Vm91Y2hlcjox"]}, "errors": []}},
+    ])
     def test_a_voucher_delete_with_no_answer_is_transient(self, delays, answer) -> None:
         """Not a voucher deleted: the offer keeps its reference and the delete is retried."""
         from connectors.records import DiscountRef
@@ -503,7 +518,7 @@ class TestSaleorConnector(ConnectorContract):
         ref = DiscountRef("Vm91Y2hlcjox", "SK-XYZ", datetime(2025, 12, 1, tzinfo=UTC))
         with responses.RequestsMock() as rsps:
             rsps.post(API_URL, json={"data": answer})
-            with pytest.raises(TransientError, match="no voucherDelete answer"):
+            with pytest.raises(TransientError, match="voucherDelete answer"):
                 self.make_connector(self._session(delays)).delete_discount(ref)
 
 

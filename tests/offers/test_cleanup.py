@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 import responses
 import sqlalchemy as sa
 
@@ -116,9 +117,11 @@ def test_discounts_the_platform_keeps_refusing_do_not_block_newer_ones(app, monk
         Offer.public_id == "of_3")) is None
 
 
-def test_a_saleor_voucher_delete_with_no_answer_keeps_the_reference(app):
-    """A null ``voucherDelete`` is not a voucher deleted: read as one, the offer forgot
-    its voucher, which stayed on Saleor for good. It is asked again next run."""
+@pytest.mark.parametrize("answer", [None, {"voucher": None, "errors": []}])
+def test_a_saleor_voucher_delete_with_no_answer_keeps_the_reference(app, answer):
+    """A null ``voucherDelete``, or one naming no voucher, is not a voucher deleted: read
+    as one, the offer forgot its voucher, which stayed on Saleor for good. It is asked
+    again next run."""
     from connectors.http import make_session
 
     url = "https://cleanup.saleor.example/graphql/"
@@ -128,7 +131,7 @@ def test_a_saleor_voucher_delete_with_no_answer_keeps_the_reference(app):
     _offer(shop, 1, "expired", ref="Vm91Y2hlcjox")
     db.session.commit()
     with responses.RequestsMock() as rsps:
-        rsps.post(url, json={"data": {"voucherDelete": None}})
+        rsps.post(url, json={"data": {"voucherDelete": answer}})
         assert delete_spent_discounts(shop, session=make_session(retries=0)) == 0
     assert db.session.scalar(sa.select(Offer.platform_ref)) == "Vm91Y2hlcjox"
     with responses.RequestsMock() as rsps:

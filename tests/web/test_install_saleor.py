@@ -76,13 +76,14 @@ def test_register_skips_webhooks_that_exist(install_client) -> None:
         assert len(rsps.calls) == 1
 
 
-@pytest.mark.parametrize("answer", [None, "refused"])
+@pytest.mark.parametrize("answer", [None, "refused", {"webhook": None, "errors": []}])
 def test_register_with_no_webhook_create_answer_is_not_an_install(install_client,
                                                                   answer) -> None:
-    """A null ``webhookCreate`` is no webhook made: read as one, the shop was stored
-    without its events. The merchant is asked to install again (which skips those that
-    exist) and nothing is stored. An answer that is no object is no more Saleor's
-    refusal than null is: it told the merchant "Saleor refused our webhooks"."""
+    """A null ``webhookCreate``, or one naming no webhook, is no webhook made: read as
+    one, the shop was stored without its events. The merchant is asked to install again
+    (which skips those that exist) and nothing is stored. An answer that is no object is
+    no more Saleor's refusal than null is: it told the merchant "Saleor refused our
+    webhooks"."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.post(API_URL, json=APP_INFO)
         rsps.post(API_URL, json=CREATED)
@@ -606,11 +607,13 @@ def test_refresh_moves_webhooks_to_a_new_target_and_event_list(install_client) -
         wanted["shopkeeper-products"]["asyncEvents"]
 
 
+@pytest.mark.parametrize("result", [None, {"webhook": None, "errors": []}])
 @pytest.mark.parametrize("mutation", ["webhookUpdate", "webhookCreate"])
 def test_refresh_with_no_mutation_answer_fails_and_records_nothing(install_client,
-                                                                   mutation) -> None:
-    """A null ``webhookUpdate`` or ``webhookCreate`` is no webhook changed: the refresh
-    fails (the daily job tries again) instead of auditing a change Saleor may not have."""
+                                                                   mutation, result) -> None:
+    """A null ``webhookUpdate`` or ``webhookCreate``, or one naming no webhook, is no
+    webhook changed: the refresh fails (the daily job tries again) instead of auditing a
+    change Saleor may not have."""
     from plugin.install.saleor import refresh_webhooks
     from plugin.models import AuditLog
 
@@ -620,9 +623,9 @@ def test_refresh_with_no_mutation_answer_fails_and_records_nothing(install_clien
               else _saleor_webhooks(shop, missing={"shopkeeper-orders"}))
     with responses.RequestsMock() as rsps:
         rsps.post(API_URL, json=answer)
-        rsps.post(API_URL, json={"data": {mutation: None}})
+        rsps.post(API_URL, json={"data": {mutation: result}})
         with install_client.application.test_request_context(), \
-                pytest.raises(TransientError, match=f"no {mutation} answer"):
+                pytest.raises(TransientError, match=f"{mutation} answer"):
             refresh_webhooks(shop)
     assert db.session.query(AuditLog).filter_by(
         shop_id=shop.id, action="install.webhooks_refreshed").count() == 0
