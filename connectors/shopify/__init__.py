@@ -566,13 +566,21 @@ class ShopifyConnector(Connector):
         return found_id if isinstance(found_id, str) and found_id else None
 
     def delete_discount(self, ref: DiscountRef) -> None:
-        """``discountCodeDelete``; a discount the merchant deleted already counts as done."""
+        """``discountCodeDelete``; a discount the merchant deleted already counts as done.
+
+        Shopify names the discount it deleted (``deletedCodeDiscountId``). An answer with
+        neither that nor userErrors (null, a proxy's body) is ``TransientError``: the offer
+        keeps its reference and the delete is retried (read as done, the code stayed on
+        Shopify for good); a retry of a delete that did happen reads "does not exist"."""
         data = self._client().execute(discounts.DELETE_MUTATION, {"id": ref.platform_id})
-        errors = gql.user_errors(data.get("discountCodeDelete"))
+        result = data.get("discountCodeDelete")
+        errors = gql.user_errors(result)
         if errors and not all(gone in e.message.lower()
                               for e in errors for gone in ("not exist",)):
             raise ConnectorError(f"Shopify refused to delete the discount: "
                                  f"{[e.message for e in errors]}")
+        if not errors and not isinstance(as_object(result).get("deletedCodeDiscountId"), str):
+            raise TransientError("Shopify confirmed no discountCodeDelete")
 
 
 def _topic_enum(topic: str) -> str:

@@ -189,11 +189,32 @@ def test_shopify_discount_deletion_reads_user_errors_of_any_shape() -> None:
                       datetime(2030, 1, 1, tzinfo=UTC))
     gone = {"data": {"discountCodeDelete": {"userErrors": ["Discount does not exist"]}}}
     refused = {"data": {"discountCodeDelete": {"userErrors": [3, {"message": None}]}}}
-    shop = _shopify(gone, refused, {"data": {"discountCodeDelete": "deleted"}})
+    shop = _shopify(gone, refused)
     shop.delete_discount(ref)  # gone already: done
     with pytest.raises(ConnectorError, match="refused to delete"):
         shop.delete_discount(ref)
-    shop.delete_discount(ref)  # no userErrors to read
+
+
+@pytest.mark.parametrize("answer", [
+    "deleted",
+    None,
+    {"userErrors": []},
+    {"deletedCodeDiscountId": None, "userErrors": []},
+    {"deletedCodeDiscountId": ["gid://shopify/DiscountCodeNode/77"]},
+])
+def test_a_shopify_discount_deletion_nobody_confirmed_is_transient(answer) -> None:
+    """No userErrors and no ``deletedCodeDiscountId``: not a deletion Shopify confirmed.
+    Read as done (the test above once required it of "deleted"), the offer forgot its
+    platform_ref and the code stayed on Shopify; retried, a delete that happened reads
+    "does not exist" and counts as done then."""
+    from datetime import UTC, datetime
+
+    from connectors.records import DiscountRef
+
+    ref = DiscountRef("gid://shopify/DiscountCodeNode/77", "SK-XYZ",
+                      datetime(2030, 1, 1, tzinfo=UTC))
+    with pytest.raises(TransientError, match="confirmed no discountCodeDelete"):
+        _shopify({"data": {"discountCodeDelete": answer}}).delete_discount(ref)
 
 
 @pytest.mark.parametrize("user_errors, refused", [

@@ -139,3 +139,21 @@ def test_a_saleor_voucher_delete_with_no_answer_keeps_the_reference(app, answer)
                                                         "errors": []}}})
         assert delete_spent_discounts(shop, session=make_session(retries=0)) == 1
     assert db.session.scalar(sa.select(Offer.platform_ref)) is None
+
+
+def test_a_shopify_discount_delete_nobody_confirmed_keeps_the_reference(app):
+    """A null ``discountCodeDelete`` is not a discount deleted: read as one, the offer
+    forgot its discount, which stayed on Shopify for good. It is asked again next run."""
+    from connectors.http import make_session
+
+    shop = _shopify_shop()
+    _offer(shop, 1, "expired")
+    db.session.commit()
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, json={"data": {"discountCodeDelete": None}})
+        assert delete_spent_discounts(shop, session=make_session(retries=0)) == 0
+    assert db.session.scalar(sa.select(Offer.platform_ref)) == "gid://shopify/DiscountCodeNode/1"
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, json=DELETED)
+        assert delete_spent_discounts(shop, session=make_session(retries=0)) == 1
+    assert db.session.scalar(sa.select(Offer.platform_ref)) is None
