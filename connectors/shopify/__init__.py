@@ -589,8 +589,11 @@ def _topic_enum(topic: str) -> str:
 
 
 def _subscribe(client: gql.ShopifyGraphQL, topic: str, uri: str) -> str:
-    """``webhookSubscriptionCreate`` for ``topic`` to ``uri``; its id ("" when none is
-    read). A topic already subscribed to ``uri`` ("taken") is not an error."""
+    """``webhookSubscriptionCreate`` for ``topic`` to ``uri``; its id, "" for a topic
+    already subscribed to ``uri`` ("taken"), which is not an error. An answer with
+    neither errors nor the subscription is ``TransientError``, as ``_move`` reads one:
+    counted as subscribed, an install was stored (and a reconcile recorded the topic
+    made) with no subscription; asked again, one that was made answers "taken"."""
     data = client.execute(
         SUBSCRIBE_MUTATION, {"topic": _topic_enum(topic), "sub": {"uri": uri, "format": "JSON"}}
     )
@@ -599,7 +602,11 @@ def _subscribe(client: gql.ShopifyGraphQL, topic: str, uri: str) -> str:
     if errors and not all("taken" in message for message in errors):
         raise ConnectorError(f"Shopify refused the {topic} subscription: {errors}")
     sub_id = as_object(result.get("webhookSubscription")).get("id")
-    return sub_id if isinstance(sub_id, str) else ""
+    if isinstance(sub_id, str) and sub_id:
+        return sub_id
+    if errors:  # taken
+        return ""
+    raise TransientError(f"Shopify confirmed no {topic} subscription")
 
 
 @dataclass(frozen=True)

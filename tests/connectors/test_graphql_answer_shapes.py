@@ -238,6 +238,23 @@ def test_shopify_webhook_subscription_reads_user_errors_of_any_shape(
             == {""}
 
 
+@pytest.mark.parametrize("answer", [
+    None,
+    "created",
+    {"webhookSubscription": None, "userErrors": []},
+    {"webhookSubscription": {"id": ["gid://x"]}},
+])
+def test_a_shopify_webhook_subscription_nobody_confirmed_is_transient(answer) -> None:
+    """Neither userErrors nor a subscription id: not a subscription Shopify confirmed.
+    It returned "" as if subscribed; a retry of one that was made answers "taken"."""
+    from connectors.shopify import ShopifyConnector
+
+    shop = _shopify(*[{"data": {"webhookSubscriptionCreate": answer}}]
+                    * len(ShopifyConnector.meta.webhook_topics))
+    with pytest.raises(TransientError, match=r"confirmed no \w+/?\w* subscription"):
+        shop.subscribe_webhooks("https://sk.example/webhooks/shopify/shp_1")
+
+
 @pytest.mark.parametrize("run", [
     {"bulkOperation": None, "userErrors": "Bulk operations limit reached"},
     {"bulkOperation": None, "userErrors": []},

@@ -87,10 +87,16 @@ def test_install_creates_shop_with_credentials(install_client, app) -> None:
     assert "CUSTOMERS_REDACT" not in topics  # compliance topics are app-wide (toml) only
 
 
-def test_refused_subscriptions_fail_the_install(install_client) -> None:
+@pytest.mark.parametrize("answer", [
+    {"webhookSubscription": None, "userErrors": [{"message": "Invalid"}]},
+    # neither errors nor a subscription: it counted as subscribed, and the shop was
+    # stored without its webhooks (a retried install answers "taken" for those made)
+    {"webhookSubscription": None, "userErrors": []},
+    None,
+])
+def test_refused_subscriptions_fail_the_install(install_client, answer) -> None:
     state = start(install_client)
-    refused = {"data": {"webhookSubscriptionCreate": {"webhookSubscription": None,
-                                                      "userErrors": [{"message": "Invalid"}]}}}
+    refused = {"data": {"webhookSubscriptionCreate": answer}}
     with responses.RequestsMock() as rsps:
         rsps.post(TOKEN_URL, json={"access_token": "shpat_live", "scope": "read_products"})
         rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "EUR",

@@ -277,6 +277,27 @@ def test_a_move_shopify_refuses_or_does_not_confirm_backs_off(app, answer) -> No
     assert shop.settings[shopify_webhooks.STATE]["failures"] == 1  # the caller commits
 
 
+@pytest.mark.parametrize("answer", [
+    {"webhookSubscriptionCreate": None},
+    {"webhookSubscriptionCreate": {"webhookSubscription": None, "userErrors": []}},
+])
+def test_a_create_shopify_does_not_confirm_backs_off(app, answer) -> None:
+    """Neither errors nor the subscription (a proxy's answer): it counted as created and
+    the shop was checked for a day with the topic unsubscribed. Now the check fails and
+    is asked again after the back-off (a subscription that was made answers "taken")."""
+    shop = _shop(app)
+    listed = {"data": {
+        "currentAppInstallation": {"accessScopes": [{"handle": h} for h in ALL_SCOPES]},
+        "webhookSubscriptions": {"pageInfo": {"hasNextPage": False, "endCursor": None},
+                                 "nodes": []}}}
+    with responses.RequestsMock() as rsps:
+        rsps.post(GRAPHQL, json=listed)
+        rsps.post(GRAPHQL, json={"data": answer})
+        with pytest.raises(ConnectorError, match=r"confirmed no \w+/?\w* subscription"):
+            shopify_webhooks.reconcile(shop, now=NOW)
+    assert shop.settings[shopify_webhooks.STATE]["failures"] == 1  # the caller commits
+
+
 def test_a_topic_whose_scope_was_not_granted_is_skipped_and_logged(shopify, caplog) -> None:
     shop, fake = shopify
     fake.scopes = [s for s in ALL_SCOPES if s != "read_publications"]
