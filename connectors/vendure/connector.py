@@ -26,6 +26,7 @@ from connectors.base import Connector, ConnectorMeta, Credentials
 from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, TransientError
 from connectors.generic.webhooks import verify_signature
 from connectors.pages import RECORD_ERRORS
+from connectors.parsing import as_object
 from connectors.records import (
     Cart,
     Customer,
@@ -284,6 +285,11 @@ class VendureConnector(Connector):
         Vendure weighs every promotion on every order change, so thousands of spent
         offers would slow checkout. A promotion deleted already counts as done
         (``deletePromotion`` soft-deletes; a second call is harmless).
+
+        Vendure answers a deletion with its ``result``: an answer without one (null, a
+        proxy's body) is ``TransientError``, so the offer keeps its reference and the
+        delete is retried (read as done, the promotion stayed for good; a body of
+        another shape crashed the cleanup run).
         """
         try:
             result = self.client.execute(queries.DELETE_PROMOTION, {"id": ref.platform_id})
@@ -291,10 +297,12 @@ class VendureConnector(Connector):
             if not any("could be found" in m or "not found" in m.lower()
                        for messages in err.errors.values() for m in messages):
                 raise
-            result = {}
-        answer = result.get("deletePromotion") or {}
-        if answer.get("result") not in ("DELETED", None):
-            raise ConnectorError(f"Vendure kept the promotion: {answer.get('message')}")
+        else:
+            answer = as_object(result.get("deletePromotion"))
+            if answer.get("result") == "NOT_DELETED":
+                raise ConnectorError(f"Vendure kept the promotion: {answer.get('message')}")
+            if answer.get("result") != "DELETED":
+                raise TransientError("Vendure confirmed no deletePromotion")
         groups = self.client.execute(queries.CUSTOMER_GROUPS_BY_NAME,
                                      {"name": _group_name(ref.code)})
         for group in (groups.get("customerGroups") or {}).get("items") or ():

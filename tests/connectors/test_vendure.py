@@ -759,3 +759,52 @@ def test_a_products_price_in_a_currency_is_its_cheapest_variant_for_sale() -> No
         {"currencyCode": "USD", "price": 1250}, {"currencyCode": "EUR", "price": 500}])
     raw["variants"] = [dearer, raw["variants"][0], sold_out]
     assert dict(_mapped(raw).prices) == {"USD": Decimal("15.00"), "EUR": Decimal("13.20")}
+
+
+def _ref():
+    from connectors.records import DiscountRef
+
+    return DiscountRef("12", "SK-XYZ", datetime(2030, 1, 1, tzinfo=UTC))
+
+
+@responses.activate
+def test_delete_discount_deletes_the_promotion_and_its_group_and_tolerates_one_gone() -> None:
+    responses.add("POST", API_URL, match=[gql("DeletePromotion")], json={"data": {
+        "deletePromotion": {"result": "DELETED", "message": None}}})
+    responses.add("POST", API_URL, match=[gql("DeletePromotion")], json={"errors": [
+        {"message": 'No Promotion with the id "12" could be found',
+         "extensions": {"code": "ENTITY_NOT_FOUND"}}], "data": None})
+    responses.add("POST", API_URL, match=[gql("GroupsByName")], json={"data": {
+        "customerGroups": {"items": [{"id": "4", "name": "shopkeeper-offer-SK-XYZ"}]}}})
+    responses.add("POST", API_URL, match=[gql("DeleteGroup")], json={"data": {
+        "deleteCustomerGroup": {"result": "DELETED", "message": None}}})
+    shop = connector()
+    shop.delete_discount(_ref())
+    shop.delete_discount(_ref())  # deleted already: done
+    assert sum(gql("DeleteGroup")(c.request)[0] for c in responses.calls) == 2
+
+
+@pytest.mark.parametrize("answer", [
+    None,
+    "deleted",
+    {"result": None, "message": None},
+    {},
+])
+@responses.activate
+def test_a_promotion_deletion_nobody_confirmed_is_transient(answer) -> None:
+    """No ``result`` (null, a proxy's body): not a deletion Vendure confirmed. Read as
+    done, the offer forgot a promotion Vendure still weighs on every order change (and
+    a string answer raised AttributeError, which crashed the cleanup run)."""
+    responses.add("POST", API_URL, match=[gql("DeletePromotion")],
+                  json={"data": {"deletePromotion": answer}})
+    with pytest.raises(TransientError, match="confirmed no deletePromotion"):
+        connector().delete_discount(_ref())
+    assert len(responses.calls) == 1  # the group stays with its promotion, for the retry
+
+
+@responses.activate
+def test_a_promotion_vendure_kept_is_a_connector_error() -> None:
+    responses.add("POST", API_URL, match=[gql("DeletePromotion")], json={"data": {
+        "deletePromotion": {"result": "NOT_DELETED", "message": "in use"}}})
+    with pytest.raises(ConnectorError, match="kept the promotion: in use"):
+        connector().delete_discount(_ref())
