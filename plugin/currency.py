@@ -14,7 +14,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from plugin.extensions import db
-from plugin.models import Order, Shop
+from plugin.models import Order, Product, Shop
 
 CENT = Decimal("0.01")
 
@@ -32,6 +32,23 @@ def shop_currency(shop_id: str) -> str | None:
         sa.select(Order.currency).where(Order.shop_id == shop_id, Order.cancelled.is_(False),
                                         Order.currency.is_not(None), Order.currency != "")
         .group_by(Order.currency).order_by(n.desc(), Order.currency).limit(1))
+
+
+def catalogue_currency(shop_id: str) -> str | None:
+    """The currency the offers' money guardrails are in (``plugin.offers.settings``): the
+    shop's setting, else its catalogue's most common one (the platform's default, in which
+    prices are mirrored), else its orders'. A Vendure channel's orders may be mostly in
+    another currency it sells: its catalogue still says which is its own."""
+    shop = db.session.get(Shop, shop_id)
+    configured = (shop.settings or {}).get("currency") if shop else None
+    if configured:
+        return str(configured).upper()
+    code = sa.func.upper(Product.currency)
+    listed = db.session.scalar(
+        sa.select(code).where(Product.shop_id == shop_id, Product.deleted_at.is_(None),
+                              Product.currency.is_not(None), Product.currency != "")
+        .group_by(code).order_by(sa.func.count(Product.id).desc(), code).limit(1))
+    return listed or shop_currency(shop_id)
 
 
 def same_currency(column: sa.ColumnElement, currency: str | None) -> sa.ColumnElement[bool]:

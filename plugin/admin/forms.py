@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import Schema
 
 from plugin.admin.schemas import (
+    CURRENCY_FIGURES,
     OffersSchema,
     OriginsSchema,
     PrivacySchema,
@@ -61,6 +62,9 @@ LABELS = {
     "origins.allowed_origins": "Allowed storefront origins",
     "origins.admin_origin": "Admin origin",
 }
+
+#: The offers section's table of figures per other currency (``_currency_rows``).
+CURRENCY_ROWS = "offers.currency_guardrails"
 LIST_FIELDS = {"placements", "sources", "excluded_products", "excluded_categories",
                "allowed_origins"}
 
@@ -85,7 +89,11 @@ def parse_form(form: Mapping[str, str], getlist: Callable[[str], list[str]],
         values: dict[str, Any] = {}
         for name in schema().fields:
             key = f"{section}.{name}"
-            if name in BOOLEANS:
+            if key == CURRENCY_ROWS:
+                rows = _currency_rows(form)
+                if rows is not None:  # no row on the page: the stored figures stay
+                    values[name] = rows
+            elif name in BOOLEANS:
                 values[name] = form.get(key) in ("on", "true", "1")
             elif name in ("placements", "sources"):
                 values[name] = getlist(key)
@@ -101,6 +109,24 @@ def parse_form(form: Mapping[str, str], getlist: Callable[[str], list[str]],
     if "repurchase_overrides" in form:
         doc["repurchase_overrides"] = _overrides(form.get("repurchase_overrides", ""), errors)
     return doc, errors
+
+
+def _currency_rows(form: Mapping[str, str]) -> dict[str, dict[str, str]] | None:
+    """The "Other currencies" table: ``offers.currency_guardrails.EUR.daily_budget`` ...,
+    one row a currency. A row left empty removes that currency's figures; None when the
+    page had no row at all."""
+    prefix = CURRENCY_ROWS + "."
+    codes = sorted({key[len(prefix):].partition(".")[0] for key in form
+                    if key.startswith(prefix)})
+    if not codes:
+        return None
+    rows = {}
+    for code in codes:
+        row = {name: form.get(f"{prefix}{code}.{name}", "").strip()
+               for name in CURRENCY_FIGURES}
+        if any(row.values()):
+            rows[code] = {name: value for name, value in row.items() if value}
+    return rows
 
 
 def _is_number(word: str) -> bool:

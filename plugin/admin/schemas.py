@@ -87,6 +87,79 @@ def _amount(default: int | None, low: int, high: int) -> BoundedDecimal:
                           as_string=True, minimum=low, maximum=high)
 
 
+#: The figures a currency row of the offers section takes on the page (``product_costs``
+#: has no field there: it is set in the settings JSON, and a save keeps it).
+CURRENCY_FIGURES = ("daily_budget", "monthly_budget", "min_cart_value", "shipping_cost",
+                    "free_shipping_threshold")
+#: The figures an offer in another currency cannot do without (``offers.settings``).
+CURRENCY_REQUIRED = ("daily_budget", "monthly_budget", "min_cart_value")
+
+
+class CurrencyGuardrailsSchema(_Section):
+    """One other currency's money guardrails, in that currency (we keep no exchange rate)."""
+
+    daily_budget = _amount(None, 0, 10**7)
+    monthly_budget = _amount(None, 0, 10**8)
+    min_cart_value = _amount(None, 0, 10**6)
+    shipping_cost = _amount(None, 0, 10**6)
+    free_shipping_threshold = _amount(None, 0, 10**6)
+    product_costs = fields.Dict(keys=fields.String(validate=TEXT),
+                                values=BoundedDecimal(places=2, as_string=True, minimum=0,
+                                                      maximum=10**7))
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _figures(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:
+        """Each missing figure of the three gets its own message (a row has three inputs),
+        beside any other figure's error."""
+        missing = {k: ["Needed for offers in this currency (or empty the whole row)."]
+                   for k in CURRENCY_REQUIRED if original.get(k) in (None, "")}
+        if missing:
+            raise ValidationError(missing)
+        if data.get("monthly_budget") is not None and data.get("daily_budget") is not None \
+                and data["monthly_budget"] < data["daily_budget"]:
+            raise ValidationError("The monthly budget cannot be below the daily budget.",
+                                  "monthly_budget")
+
+
+class CurrencyGuardrailsField(fields.Field):
+    """``{ISO 4217 code: figures}``: codes upper-cased, errors by code then figure, so the
+    page puts each next to its input (``offers.currency_guardrails.EUR.daily_budget``)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any,
+                     **kwargs: Any) -> dict[str, dict[str, Any]]:
+        if not isinstance(value, dict):
+            raise ValidationError("Not a mapping of currency codes to figures.")
+        out: dict[str, dict[str, Any]] = {}
+        errors: dict[str, Any] = {}
+        for raw_code, row in value.items():
+            code = str(raw_code).strip().upper()
+            if not _CURRENCY.fullmatch(code):
+                errors[str(raw_code)] = [f"{raw_code!r} is not a currency code (ISO 4217: "
+                                         "three letters, such as EUR)."]
+            elif code in out:
+                errors[code] = [f"{code} is given twice."]
+            elif not isinstance(row, dict):
+                errors[code] = ["Not a mapping of figures."]
+            else:
+                try:  # an input left empty is a figure not given
+                    out[code] = CurrencyGuardrailsSchema().load(
+                        {k: v for k, v in row.items() if v not in (None, "")})
+                except ValidationError as err:
+                    errors[code] = err.messages
+        if errors:
+            raise ValidationError(errors)
+        return out
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any,
+                   **kwargs: Any) -> dict[str, dict[str, Any]] | None:
+        if value is None:
+            return None
+        return {code: CurrencyGuardrailsSchema().dump(row) for code, row in value.items()}
+
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
 class OffersSchema(_Section):
     max_discount_pct = _amount(15, 0, 90)
     margin_floor_pct = _amount(20, 0, 95)
@@ -98,6 +171,7 @@ class OffersSchema(_Section):
     free_shipping_threshold = _amount(None, 0, 10**6)
     excluded_products = fields.List(fields.String(validate=TEXT), load_default=list)
     excluded_categories = fields.List(fields.String(validate=TEXT), load_default=list)
+    currency_guardrails = CurrencyGuardrailsField(load_default=dict)
 
     @validates_schema
     def _budgets(self, data: dict[str, Any], **kwargs: Any) -> None:

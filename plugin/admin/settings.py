@@ -17,10 +17,12 @@ from marshmallow import ValidationError
 from plugin import crypto, shops
 from plugin.admin.forms import LABELS
 from plugin.admin.schemas import SettingsSchema, ShownSchema, normalise_origin, safe_origin
+from plugin.currency import catalogue_currency
 from plugin.errors import BadRequest, Conflict, NotFound
 from plugin.extensions import db
 from plugin.localtime import DEFAULT_TIMEZONE
 from plugin.models import Shop
+from plugin.offers import platform as offer_platform
 from plugin.offers.service import withdraw_unaccepted
 from plugin.offers.settings import guardrails_from
 
@@ -101,9 +103,19 @@ def _sections(stored: Mapping[str, Any]) -> dict[str, Any]:
     return SettingsSchema().dump(SettingsSchema().load(_jsonable(raw)))
 
 
+def other_currencies(shop: Shop, values: Mapping[str, Any]) -> list[str]:
+    """The rows of the offers' "Other currencies" table: each currency the platform sells
+    besides the shop's own, and each one with figures in ``values`` (stored, or typed
+    in a refused save), so none is hidden."""
+    own = catalogue_currency(shop.id)
+    rows = (values.get("offers") or {}).get("currency_guardrails") or {}
+    return sorted({c for c in offer_platform.sold(shop) if c != own}
+                  | {str(c).upper() for c in rows})
+
+
 def problems(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, list[str]]:
     """What ``save`` would refuse, by dotted field name, without storing anything."""
-    merged = {**current(shop), **_jsonable(dict(submitted))}
+    merged = _merged(current(shop), submitted)
     try:
         SettingsSchema().load(merged)
     except ValidationError as err:
@@ -123,7 +135,7 @@ def save(shop: Shop, submitted: Mapping[str, Any],
     at all, so a value another tab or the worker stored meanwhile stays; one they changed
     that was also changed meanwhile raises ``EditConflict`` and nothing is stored (a field
     the page has no fingerprint of is written as without ``page``)."""
-    merged = {**current(shop), **_jsonable(dict(submitted))}  # absent sections unchanged
+    merged = _merged(current(shop), submitted)  # absent sections unchanged
     try:
         data = SettingsSchema().load(merged)
     except ValidationError as err:
@@ -166,6 +178,33 @@ def save(shop: Shop, submitted: Mapping[str, Any],
     db.session.commit()
     _forget_api_caches()
     return current(shop)
+
+
+def _merged(shown: dict[str, Any], submitted: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings the form's save means: ``submitted`` sections over the ``shown`` ones.
+
+    An offers section without the "Other currencies" table (no row on the page) keeps the
+    stored figures, and a currency row keeps that currency's product costs: the page has
+    no input for them (they are set in the JSON)."""
+    merged = {**shown, **_jsonable(dict(submitted))}
+    offers = merged.get("offers")
+    if "offers" in submitted and isinstance(offers, dict):
+        stored = (shown.get("offers") or {}).get("currency_guardrails") or {}
+        merged["offers"] = {**offers, "currency_guardrails": _with_stored_costs(
+            offers.get("currency_guardrails", stored), stored)}
+    return merged
+
+
+def _with_stored_costs(rows: Any, stored: dict[str, Any]) -> Any:
+    """Each currency row with the product costs stored for it, unless it gives its own."""
+    if not isinstance(rows, dict):
+        return rows  # the schema says what is wrong with it
+    out = {}
+    for code, row in rows.items():
+        costs = (stored.get(str(code).strip().upper()) or {}).get("product_costs")
+        out[code] = {"product_costs": costs, **row} if isinstance(row, dict) and costs \
+            else row
+    return out
 
 
 def _edits(before: dict[str, Any], after: dict[str, Any]) -> dict[tuple[str, ...], Any]:

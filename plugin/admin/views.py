@@ -31,6 +31,7 @@ from plugin import crypto, localtime, privacy, shops
 from plugin.admin import auth, channel, charts, forms, publication, stats
 from plugin.admin import settings as settings_service
 from plugin.admin.schemas import RotateCustomerTokenSchema
+from plugin.currency import catalogue_currency
 from plugin.errors import (
     BadRequest,
     Forbidden,
@@ -346,6 +347,8 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
                    saleor_channel=channel.current_channel(g.admin_shop),
                    shopify_publication=publication.choice(g.admin_shop),
                    offer_amounts_note=offer_platform.note(g.admin_shop),
+                   other_currencies=settings_service.other_currencies(g.admin_shop, values),
+                   own_currency=catalogue_currency(g.admin_shop.id),
                    offer_permission_note=offer_permissions.note(g.admin_shop),
                    offer_cleanup_note=offer_permissions.cleanup_note(g.admin_shop))
     return body, code

@@ -105,6 +105,12 @@ def note(shop: Shop) -> str | None:
             "to orders in its currency) or sell one currency in this channel to make offers.")
 
 
+def sold(shop: Shop) -> list[str]:
+    """The currencies the platform sold in at its last reading (none: not read, or a
+    platform that keeps each amount's currency and is not asked)."""
+    return _stored(shop) or []
+
+
 def _stored(shop: Shop) -> list[str] | None:
     """The sold currencies as last read (None: never read)."""
     stored = (shop.settings or {}).get(KEY)

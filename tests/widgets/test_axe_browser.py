@@ -112,9 +112,16 @@ def test_admin_dashboard_and_settings(app, demo_shop, live, page, scheme):
     a validation error and then saved, and the privacy page, in the browser's light and
     dark colour schemes (axe leaves the charts' SVG text to test_admin_browser.py)."""
     from plugin.admin.auth import admin_link
+    from plugin.offers import platform
 
     page.emulate_media(color_scheme=scheme)
     app.config["PUBLIC_URL"] = live.url
+    # the offers section's table of other currencies, one of them configured
+    demo_shop.settings = {**demo_shop.settings, platform.KEY: {
+        "sold": ["EUR", "GBP", "JPY", "USD"], "pinned": True, "read_at": "2026-11-25T00:00:00"},
+        "offers": {**(demo_shop.settings.get("offers") or {}), "currency_guardrails": {
+            "EUR": {"daily_budget": 90, "monthly_budget": 1300, "min_cart_value": 18}}}}
+    db.session.commit()
     with app.test_request_context():
         link = admin_link(demo_shop)
     page.goto(link)
@@ -124,10 +131,13 @@ def test_admin_dashboard_and_settings(app, demo_shop, live, page, scheme):
     page.wait_for_selector("h1:has-text('Settings')")
     found += axe_violations(page)
     page.fill("[name='offers.max_discount_pct']", "95")
+    page.fill("[name='offers.currency_guardrails.JPY.daily_budget']", "-1")
     page.click("button:has-text('Save settings')")
     page.wait_for_selector("#err-offers-max_discount_pct")
+    page.wait_for_selector("#err-offers-currency_guardrails-JPY-min_cart_value")
     found += axe_violations(page)
     page.fill("[name='offers.max_discount_pct']", "12")
+    page.fill("[name='offers.currency_guardrails.JPY.daily_budget']", "")
     page.click("button:has-text('Save settings')")
     page.wait_for_selector("text=Settings saved.")
     found += axe_violations(page)
