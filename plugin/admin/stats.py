@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from plugin.currency import same_currency, shop_currency
+from plugin.currency import catalogue_currency, same_currency, shop_currency, split
 from plugin.extensions import db
 from plugin.localtime import day_start, shop_zone
 from plugin.models import (
@@ -18,15 +18,18 @@ from plugin.models import (
     Installation,
     Interaction,
     ModelVersion,
+    Offer,
     OfferLedgerEntry,
     Order,
     Shop,
 )
 from plugin.models.types import utcnow
 from plugin.offers import permissions as offer_permissions
+from plugin.offers.settings import Guardrails
 
 __all__ = ["activity_end", "connector_status", "daily_series", "local_window", "model_summary",
-           "offer_cost", "recommendations_ab", "shop_currency", "totals", "window_start"]
+           "offer_budgets", "offer_cost", "offer_costs", "recommendations_ab", "shop_currency",
+           "totals", "window_start"]
 
 
 #: Rows are summed per quarter hour of UTC in SQL, then each quarter hour is put on its
@@ -186,12 +189,68 @@ def window_start(shop_id: str, days: int = 30, *, now: datetime | None = None) -
 
 
 def offer_cost(shop_id: str, days: int = 30, *, now: datetime | None = None) -> Decimal:
-    """Offer discounts reserved (less those released) over the last ``days`` local days."""
-    since = window_start(shop_id, days, now=now)
-    value = db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(OfferLedgerEntry.amount), 0))
-                              .where(OfferLedgerEntry.shop_id == shop_id,
-                                     OfferLedgerEntry.at >= since))
-    return Decimal(str(value or 0))
+    """Offer discounts reserved (less those released) over the last ``days`` local days,
+    in the shop's currency (``offer_costs`` has the others)."""
+    return offer_costs(shop_id, days, now=now)[0]
+
+
+def offer_costs(shop_id: str, days: int = 30, *, now: datetime | None = None
+                ) -> tuple[Decimal, dict[str, Decimal]]:
+    """``offer_cost`` and ``{other currency: cost}``: a discount is money in its offer's
+    currency, never added to another's."""
+    spent = _offer_spend(shop_id, window_start(shop_id, days, now=now))
+    # the orders' currency names the dashboard's money; before any order, the catalogue's
+    return split(spent.items(), shop_currency(shop_id) or catalogue_currency(shop_id))
+
+
+def _offer_spend(shop_id: str, since: datetime) -> dict[str, Decimal]:
+    """Ledger amounts dated from ``since``, by their offer's currency ("": none recorded)."""
+    # literal SQL: PostgreSQL must see one expression in SELECT and GROUP BY
+    code = sa.func.upper(sa.func.coalesce(Offer.currency, sa.literal_column("''")))
+    rows = db.session.execute(
+        sa.select(code, sa.func.sum(OfferLedgerEntry.amount))
+        .select_from(OfferLedgerEntry).outerjoin(Offer, Offer.id == OfferLedgerEntry.offer_id)
+        .where(OfferLedgerEntry.shop_id == shop_id, OfferLedgerEntry.at >= since)
+        .group_by(code))
+    return {str(c or ""): Decimal(str(total or 0)) for c, total in rows}
+
+
+def offer_budgets(shop_id: str, rails: Guardrails, *, now: datetime | None = None
+                  ) -> list[dict[str, Any]]:
+    """Each offer budget's spend today and this month (the shop's days) and what is left,
+    each in its own currency: the shop's budget (``currency`` its catalogue's, None when
+    unknown), then one per currency with figures of its own (``currency_guardrails``).
+
+    ``left_*`` is what the guardrails still allow (``budget.remaining``). A currency spent
+    in without a budget of its own (figures removed since) comes last with its spend
+    alone (``own_budget`` False): the guardrails count it against the shop's budget, so
+    there ``left`` is less than budget minus spent."""
+    from plugin.offers import budget
+
+    now = now or utcnow()
+    zone = shop_zone(shop_id)
+    today = now.astimezone(zone).date()
+    day = _offer_spend(shop_id, day_start(today, zone))
+    month = _offer_spend(shop_id, day_start(today.replace(day=1), zone))
+    own, configured = catalogue_currency(shop_id), sorted(rails.currency_guardrails)
+
+    def row(code: str | None, keys: set[str], figures: Guardrails | None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "currency": code, "own_budget": figures is not None,
+            "spent_day": sum((day.get(k, Decimal(0)) for k in keys), Decimal(0)),
+            "spent_month": sum((month.get(k, Decimal(0)) for k in keys), Decimal(0))}
+        if figures is not None:
+            left_day, left_month = budget.remaining(shop_id, figures, now)
+            out.update(daily_budget=figures.daily_budget, monthly_budget=figures.monthly_budget,
+                       left_day=left_day, left_month=left_month)
+        return out
+
+    shops_own = {""} | ({own} if own and own not in configured else set())
+    rows = [row(own, shops_own, rails)]
+    rows += [row(code, {code}, rails.in_currency(code)) for code in configured]
+    rows += [row(code, {code}, None) for code in sorted(set(day) | set(month))
+             if code not in shops_own and code not in configured]
+    return rows
 
 
 def model_summary(shop_id: str, *, now: datetime | None = None) -> dict[str, Any] | None:

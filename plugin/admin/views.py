@@ -158,7 +158,8 @@ def dashboard() -> ResponseReturnValue:
         "admin/dashboard.html",
         totals=stats.totals(series), ab=ab, window_end=series["end"],
         timezone=series["timezone"], offers=offers,
-        offer_cost=stats.offer_cost(shop.id), model=stats.model_summary(shop.id),
+        offer_costs=stats.offer_costs(shop.id), budgets=_offer_budgets(shop),
+        model=stats.model_summary(shop.id),
         fit_failures=_fit_failures(shop.id),
         engagement_chart=charts.line_chart(
             "Impressions, clicks and add-to-carts per day", labels,
@@ -236,6 +237,21 @@ def _offer_report(shop: Shop, *, now: datetime | None = None) -> dict[str, Any] 
     except ValueError:
         return None
     return uplift_report(shop.id, rails, stats.window_start(shop.id, 30, now=now), now)
+
+
+def _offer_budgets(shop: Shop) -> list[dict[str, Any]] | None:
+    """The budgets table: while offers are on, or anything was spent or configured (None:
+    unreadable guardrails, as the offers report)."""
+    from plugin.offers.settings import guardrails_from
+
+    try:
+        rails = guardrails_from((shop.settings or {}).get("offers"))
+    except ValueError:
+        return None
+    rows = stats.offer_budgets(shop.id, rails)
+    shown = (shop.settings or {}).get("offers_enabled") or len(rows) > 1 \
+        or rows[0]["spent_month"]
+    return rows if shown else None
 
 
 def _bearer() -> str | None:
