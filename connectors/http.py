@@ -22,11 +22,20 @@ import requests
 from connectors.errors import AuthFailed, RateLimited, TransientError
 
 __all__ = ["RETRY_STATUSES", "RetrySession", "describe_request", "failure_reason",
-           "make_session", "parse_retry_after"]
+           "make_session", "parse_retry_after", "server_trouble"]
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+
+def server_trouble(status: int) -> bool:
+    """True for a status saying the server or a gateway failed, not that it refused us.
+
+    The session retries only ``RETRY_STATUSES``; any other 5xx (501, 505, a CDN's 520-530)
+    and a 408 reach the client, which must call them transient too: read as a refusal,
+    an accept withdrew its offer, a delete was given up."""
+    return status >= 500 or status in (408, 429)
+
 
 #: Failures of the connection, before or during the answer: retried like a 5xx. A body cut
 #: mid-read (the peer reset or closed the connection: ``ChunkedEncodingError``, also for a

@@ -15,6 +15,7 @@ from connectors.errors import (
     PermissionDenied,
     TransientError,
 )
+from connectors.http import server_trouble
 from connectors.pages import convert_nodes
 from connectors.parsing import as_object
 from connectors.records import Page
@@ -79,6 +80,8 @@ class SaleorGraphQL:
             body = response.json()
         except ValueError:
             body = None
+        if server_trouble(status):
+            raise TransientError(f"Saleor GraphQL HTTP {status}")
         # A query the schema rejects (e.g. a field this Saleor version lacks) is a 400 whose
         # body still lists the errors: read them. Any other failure status is just that.
         if status >= 400 and not (status == 400 and isinstance(body, dict)

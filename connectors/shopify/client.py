@@ -20,6 +20,7 @@ from connectors.errors import (
     PermissionDenied,
     TransientError,
 )
+from connectors.http import server_trouble
 from connectors.pages import convert_nodes
 from connectors.parsing import as_object
 from connectors.records import Page
@@ -279,6 +280,8 @@ class ShopifyGraphQL:
             response = self._post(query, variables)
         if response.status_code == 402:  # shop frozen / unpaid
             raise AuthFailed("shop is not accessible (HTTP 402)")
+        if server_trouble(response.status_code):
+            raise TransientError(f"Shopify GraphQL HTTP {response.status_code}")
         if response.status_code >= 400:
             raise ConnectorError(f"Shopify GraphQL HTTP {response.status_code}")
         try:

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from connectors.errors import AuthFailed, InvalidPayload, PermissionDenied, TransientError
+from connectors.http import server_trouble
 from connectors.vendure import queries
 
 __all__ = ["AdminClient"]
@@ -68,7 +69,7 @@ class AdminClient:
         response = self.session.post(
             self.api_url, json={"query": document, "variables": variables}, headers=self._headers()
         )
-        if response.status_code >= 500:
+        if server_trouble(response.status_code):
             raise TransientError(f"Vendure Admin API: HTTP {response.status_code}")
         token = response.headers.get(AUTH_TOKEN_HEADER)
         if token:
