@@ -117,7 +117,10 @@ class AdminClient:
                 f"HTTP {response.status_code}"
             ]
             raise InvalidPayload(f"Vendure {operation} failed", {operation: messages})
-        return body.get("data") or {}
+        data = body.get("data") or {}
+        if not isinstance(data, dict):  # callers read it with ``.get``: a crash, not an error
+            raise TransientError(f"Vendure {operation}: unexpected answer")
+        return data
 
     def execute(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one query or mutation; logs in first (and once more on expiry) if needed."""

@@ -330,3 +330,24 @@ def test_a_saleor_code_taken_by_a_voucher_it_cannot_show_is_retried() -> None:
                        {"node": {"code": "SK-XYZ"}}]}}}]}}}]
     with pytest.raises(TransientError, match="taken, but no voucher"):
         _saleor(*answers).create_discount(_spec())
+
+
+# -- Vendure ------------------------------------------------------------------------------
+@pytest.mark.parametrize("data", [["shop"], "shop", 3, True])
+def test_a_vendure_answer_whose_data_is_no_object_is_transient(data) -> None:
+    """Callers read ``data`` with ``.get``: a list (a proxy's, a broken server's) raised
+    AttributeError, a crash instead of a connector error."""
+    from connectors.vendure.client import AdminClient
+
+    client = AdminClient(_Session({"data": data}), "https://vendure.example/admin-api",
+                         token="t")
+    with pytest.raises(TransientError, match="unexpected answer"):
+        client.execute("query Shop { shop { id } }")
+
+
+def test_a_vendure_answer_without_data_is_still_read_as_empty() -> None:
+    from connectors.vendure.client import AdminClient
+
+    client = AdminClient(_Session({"data": None}), "https://vendure.example/admin-api",
+                         token="t")
+    assert client.execute("query Shop { shop { id } }") == {}
