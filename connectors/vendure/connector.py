@@ -294,19 +294,32 @@ class VendureConnector(Connector):
         try:
             result = self.client.execute(queries.DELETE_PROMOTION, {"id": ref.platform_id})
         except InvalidPayload as err:  # ENTITY_NOT_FOUND: deleted in the Dashboard already
-            if not any("could be found" in m or "not found" in m.lower()
-                       for messages in err.errors.values() for m in messages):
+            if not _not_found(err):
                 raise
         else:
-            answer = as_object(result.get("deletePromotion"))
-            if answer.get("result") == "NOT_DELETED":
-                raise ConnectorError(f"Vendure kept the promotion: {answer.get('message')}")
-            if answer.get("result") != "DELETED":
-                raise TransientError("Vendure confirmed no deletePromotion")
-        groups = self.client.execute(queries.CUSTOMER_GROUPS_BY_NAME,
-                                     {"name": _group_name(ref.code)})
-        for group in (groups.get("customerGroups") or {}).get("items") or ():
-            self.client.execute(queries.DELETE_CUSTOMER_GROUP, {"id": group["id"]})
+            _confirm_deleted(result, "deletePromotion", "promotion")
+        self._delete_groups(ref.code)
+
+    def _delete_groups(self, code: str) -> None:
+        """Delete the customer groups made for ``code``. A listing or a group of another
+        shape, or a deletion Vendure did not confirm, is ``TransientError``: the delete is
+        tried again (a garbled answer raised KeyError/TypeError, a crash; an unconfirmed
+        deletion read as done left the group for good)."""
+        found = self.client.execute(queries.CUSTOMER_GROUPS_BY_NAME, {"name": _group_name(code)})
+        groups = as_object(found.get("customerGroups")).get("items")
+        if not isinstance(groups, list):
+            raise TransientError("Vendure listed no customerGroups")
+        for group in groups:
+            group_id = as_object(group).get("id")
+            if not isinstance(group_id, str) or not group_id:
+                raise TransientError("Vendure listed a customer group without an id")
+            try:
+                result = self.client.execute(queries.DELETE_CUSTOMER_GROUP, {"id": group_id})
+            except InvalidPayload as err:  # deleted meanwhile (another cleanup run)
+                if not _not_found(err):
+                    raise
+            else:
+                _confirm_deleted(result, "deleteCustomerGroup", "customer group")
 
     def _customer_group(self, spec: DiscountSpec) -> str:
         group = {"name": _group_name(spec.code), "customerIds": [spec.customer_id]}
@@ -381,6 +394,22 @@ class VendureConnector(Connector):
         return DiscountRef(
             platform_id=str(promotion["id"]), code=spec.code, expires_at=spec.expires_at
         )
+
+
+def _not_found(err: InvalidPayload) -> bool:
+    """Vendure's ENTITY_NOT_FOUND refusal: the object is gone already."""
+    return any("could be found" in m or "not found" in m.lower()
+               for messages in err.errors.values() for m in messages)
+
+
+def _confirm_deleted(data: dict[str, Any], root: str, what: str) -> None:
+    """Vendure's ``DeletionResponse`` under ``root``: ``NOT_DELETED`` is its refusal,
+    anything but ``DELETED`` (null, a proxy's body) confirms nothing: ``TransientError``."""
+    answer = as_object(data.get(root))
+    if answer.get("result") == "NOT_DELETED":
+        raise ConnectorError(f"Vendure kept the {what}: {answer.get('message')}")
+    if answer.get("result") != "DELETED":
+        raise TransientError(f"Vendure confirmed no {root}")
 
 
 def _group_name(code: str) -> str:

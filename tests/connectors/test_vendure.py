@@ -808,3 +808,72 @@ def test_a_promotion_vendure_kept_is_a_connector_error() -> None:
         "deletePromotion": {"result": "NOT_DELETED", "message": "in use"}}})
     with pytest.raises(ConnectorError, match="kept the promotion: in use"):
         connector().delete_discount(_ref())
+
+
+def _promotion_deleted_then_groups(groups: Any) -> None:
+    responses.add("POST", API_URL, match=[gql("DeletePromotion")], json={"data": {
+        "deletePromotion": {"result": "DELETED", "message": None}}})
+    responses.add("POST", API_URL, match=[gql("GroupsByName")], json={"data": groups})
+
+
+@pytest.mark.parametrize("groups", [
+    None,
+    {"customerGroups": None},
+    {"customerGroups": ["4"]},
+    {"customerGroups": {"items": None}},
+    {"customerGroups": {"items": {"id": "4"}}},
+    {"customerGroups": {"items": ["4"]}},
+    {"customerGroups": {"items": [{"name": "shopkeeper-offer-SK-XYZ"}]}},
+    {"customerGroups": {"items": [{"id": None}]}},
+    {"customerGroups": {"items": [{"id": ["4"]}]}},
+])
+@responses.activate
+def test_a_customer_group_listing_of_an_unexpected_shape_is_transient(groups) -> None:
+    """A garbled listing raised KeyError/TypeError/AttributeError (a crash), or (no items)
+    was read as no group to delete: the group stayed for good. It is retried instead."""
+    _promotion_deleted_then_groups(groups)
+    with pytest.raises(TransientError, match=r"customerGroups|customer group without an id"):
+        connector().delete_discount(_ref())
+    assert not any(gql("DeleteGroup")(c.request)[0] for c in responses.calls)
+
+
+def test_an_empty_customer_group_listing_is_nothing_to_delete() -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.add("POST", API_URL, match=[gql("DeletePromotion")], json={"data": {
+            "deletePromotion": {"result": "DELETED", "message": None}}})
+        rsps.add("POST", API_URL, match=[gql("GroupsByName")], json={"data": {
+            "customerGroups": {"items": []}}})
+        connector().delete_discount(_ref())
+        assert len(rsps.calls) == 2
+
+
+@pytest.mark.parametrize("answer", [None, "deleted", {"result": None}, {}])
+@responses.activate
+def test_a_customer_group_deletion_nobody_confirmed_is_transient(answer) -> None:
+    _promotion_deleted_then_groups({"customerGroups": {"items": [{"id": "4"}]}})
+    responses.add("POST", API_URL, match=[gql("DeleteGroup")],
+                  json={"data": {"deleteCustomerGroup": answer}})
+    with pytest.raises(TransientError, match="confirmed no deleteCustomerGroup"):
+        connector().delete_discount(_ref())
+
+
+@responses.activate
+def test_a_customer_group_vendure_kept_is_a_connector_error() -> None:
+    _promotion_deleted_then_groups({"customerGroups": {"items": [{"id": "4"}]}})
+    responses.add("POST", API_URL, match=[gql("DeleteGroup")], json={"data": {
+        "deleteCustomerGroup": {"result": "NOT_DELETED", "message": "in use"}}})
+    with pytest.raises(ConnectorError, match="kept the customer group: in use") as caught:
+        connector().delete_discount(_ref())
+    assert not isinstance(caught.value, TransientError)
+
+
+@responses.activate
+def test_a_customer_group_deleted_meanwhile_counts_as_deleted() -> None:
+    _promotion_deleted_then_groups({"customerGroups": {"items": [{"id": "4"}, {"id": "5"}]}})
+    responses.add("POST", API_URL, match=[gql("DeleteGroup")], json={"errors": [
+        {"message": 'No CustomerGroup with the id "4" could be found',
+         "extensions": {"code": "ENTITY_NOT_FOUND"}}], "data": None})
+    responses.add("POST", API_URL, match=[gql("DeleteGroup")], json={"data": {
+        "deleteCustomerGroup": {"result": "DELETED", "message": None}}})
+    connector().delete_discount(_ref())
+    assert sum(gql("DeleteGroup")(c.request)[0] for c in responses.calls) == 2
