@@ -209,10 +209,14 @@ class SaleorConnector(Connector):
         stays so and its events are lost, so it is switched back on with the same
         ``webhookUpdate``. Returns the names ``created``, ``updated`` and, among the
         updated, ``reactivated``.
+
+        A listing Saleor did not give in full (no ``app``, no ``webhooks`` list, an entry
+        that is no object, a webhook to update without its id) is ``TransientError``: read
+        as "none there", every webhook was created again beside the old; ``have["id"]``
+        raised KeyError, a crash instead of a connector error.
         """
         client = self._client()
-        app = client.execute(APP_WEBHOOKS_QUERY).get("app") or {}
-        current = {w.get("name"): w for w in app.get("webhooks") or () if isinstance(w, dict)}
+        current = _webhooks_by_name(client.execute(APP_WEBHOOKS_QUERY))
         done: dict[str, list[str]] = {"created": [], "updated": [], "reactivated": []}
         for definition in definitions:
             have = current.get(definition["name"])
@@ -223,7 +227,11 @@ class SaleorConnector(Connector):
             elif _webhook_differs(have, definition):
                 update = {k: definition[k] for k in ("query", "asyncEvents", "targetUrl",
                                                       "isActive") if k in definition}
-                client.mutate(WEBHOOK_UPDATE, {"id": have["id"], "input": update},
+                hook_id = confirmed_id(have)
+                if not hook_id:
+                    raise TransientError(f"Saleor listed webhook {definition['name']} "
+                                         "without its id")
+                client.mutate(WEBHOOK_UPDATE, {"id": hook_id, "input": update},
                               "webhookUpdate", confirms="webhook")
                 done["updated"].append(definition["name"])
                 if _deactivated(have) and update.get("isActive"):
@@ -411,6 +419,14 @@ def _error_codes(errors: Any) -> set[str | None]:
 def _list(value: Any) -> list[Any]:
     """``value`` when it is a list, a lone value as a list of it, nothing as none."""
     return value if isinstance(value, list) else [value] if value else []
+
+
+def _webhooks_by_name(data: Mapping[str, Any]) -> dict[Any, dict[str, Any]]:
+    """The app's webhooks in an ``APP_WEBHOOKS_QUERY`` answer, by name."""
+    listed = as_object(data.get("app")).get("webhooks")
+    if not isinstance(listed, list) or not all(isinstance(w, dict) for w in listed):
+        raise TransientError("Saleor listed no webhooks of the app")
+    return {w.get("name"): w for w in listed}
 
 
 def _deactivated(have: Mapping[str, Any]) -> bool:

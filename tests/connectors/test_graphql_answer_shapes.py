@@ -351,3 +351,46 @@ def test_a_vendure_answer_without_data_is_still_read_as_empty() -> None:
     client = AdminClient(_Session({"data": None}), "https://vendure.example/admin-api",
                          token="t")
     assert client.execute("query Shop { shop { id } }") == {}
+
+
+# -- Saleor webhook refresh ---------------------------------------------------------------
+HOOK = {"name": "shopkeeper-orders", "targetUrl": "https://sk.example/webhooks/saleor/1",
+        "query": "subscription { event { ... on OrderCreated { order { id } } } }",
+        "asyncEvents": ["ORDER_CREATED"], "isActive": True}
+
+
+@pytest.mark.parametrize("app", [
+    None,
+    ["webhooks"],
+    {},
+    {"webhooks": None},
+    {"webhooks": "shopkeeper-orders"},
+    {"webhooks": {"name": "shopkeeper-orders"}},
+    {"webhooks": ["shopkeeper-orders"]},
+])
+def test_a_saleor_webhook_listing_of_an_unexpected_shape_is_transient(app) -> None:
+    """Read as "no webhooks there", every webhook was created again beside the old one
+    (events then came twice); a list ``app`` raised AttributeError."""
+    shop = _saleor({"data": {"app": app}})
+    with pytest.raises(TransientError, match="listed no webhooks"):
+        shop.refresh_webhooks([HOOK])
+    assert shop.session.bodies == []  # the listing only: nothing created
+
+
+@pytest.mark.parametrize("hook_id", [None, "", ["V2ViaG9vazox"], 3])
+def test_a_saleor_webhook_to_update_listed_without_its_id_is_transient(hook_id) -> None:
+    """``have["id"]`` raised KeyError (a crash), or sent a null id to ``webhookUpdate``."""
+    listed = {"name": HOOK["name"], "targetUrl": "https://old.example/", "isActive": True,
+              "subscriptionQuery": HOOK["query"],
+              "asyncEvents": [{"eventType": "ORDER_CREATED"}]}
+    if hook_id is not None:
+        listed["id"] = hook_id
+    shop = _saleor({"data": {"app": {"webhooks": [listed]}}})
+    with pytest.raises(TransientError, match="without its id"):
+        shop.refresh_webhooks([HOOK])
+
+
+def test_a_saleor_webhook_listing_that_is_empty_creates_the_webhooks() -> None:
+    created = {"data": {"webhookCreate": {"webhook": {"id": "V2ViaG9vazox"}, "errors": []}}}
+    shop = _saleor({"data": {"app": {"webhooks": []}}}, created)
+    assert shop.refresh_webhooks([HOOK])["created"] == ["shopkeeper-orders"]
