@@ -11,7 +11,13 @@ import sqlalchemy as sa
 from flask import current_app
 
 from connectors.base import Credentials
-from connectors.errors import AuthFailed, ConnectorError, InvalidPayload
+from connectors.errors import (
+    AuthFailed,
+    ConnectorError,
+    InvalidPayload,
+    RateLimited,
+    TransientError,
+)
 from connectors.guarded_http import (
     ResolutionTimedOut,
     make_guarded_session,
@@ -125,6 +131,15 @@ def _same_api(stored: str | None, given: str) -> bool:
         return key(stored) == key(given)
     except ValueError:
         return False
+
+
+def _webhooks_failure(err: ConnectorError) -> str:
+    """What the merchant reads when creating our webhooks failed other than by Saleor's
+    refusal: an outage or an answer that confirmed nothing is worth another try now."""
+    if isinstance(err, TransientError | RateLimited):
+        return ("Could not create our webhooks on Saleor: it could not be reached or "
+                "answered unexpectedly; try the install again.")
+    return "Could not create our webhooks on Saleor; install again."
 
 
 def _confirmed_app(connector: SaleorConnector) -> tuple[dict[str, Any], list[Channel]]:
@@ -283,7 +298,7 @@ def register_app(api_url: str | None, auth_token: str | None) -> Shop:
             db.session.rollback()
             log.warning("install.saleor.webhooks_failed",
                         extra={"reason": f"{type(err).__name__}: {err}"})
-            raise BadRequest("Could not create our webhooks on Saleor; install again.") from None
+            raise BadRequest(_webhooks_failure(err)) from None
     db.session.commit()
     log.info("install.saleor.registered",
              extra={"shop_id": shop.id, "new_shop": created, "webhooks": len(missing)})

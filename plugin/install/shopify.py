@@ -11,7 +11,14 @@ from urllib.parse import urlsplit
 from flask import current_app
 
 from connectors.base import header
-from connectors.errors import AuthFailed, ConnectorError, InvalidPayload, SignatureInvalid
+from connectors.errors import (
+    AuthFailed,
+    ConnectorError,
+    InvalidPayload,
+    RateLimited,
+    SignatureInvalid,
+    TransientError,
+)
 from connectors.parsing import load_json_object
 from connectors.shopify import SCOPES, ShopifyConnector
 from connectors.shopify.install import (
@@ -180,10 +187,20 @@ def finish_install(params: Mapping[str, str], expected_state: str | None) -> Sho
     except ConnectorError as err:
         db.session.rollback()
         log.warning("install.shopify.subscribe_failed", extra={"error": type(err).__name__})
-        raise UpstreamError("Shopify refused the webhook subscriptions.") from None
+        raise UpstreamError(_subscribe_failure(err)) from None
     db.session.commit()
     log.info("install.shopify.completed", extra={"shop_id": shop.id, "new_shop": created})
     return shop
+
+
+def _subscribe_failure(err: ConnectorError) -> str:
+    """What the merchant reads when subscribing failed: a refusal is not worth a retry,
+    an outage or an answer that confirmed nothing (``TransientError``, ``RateLimited``)
+    is, and must not read as Shopify saying no."""
+    if isinstance(err, TransientError | RateLimited):
+        return ("Shopify could not be reached or answered unexpectedly while subscribing "
+                "to its webhooks; try again.")
+    return "Shopify refused the webhook subscriptions."
 
 
 def receive_app_webhook(headers: Mapping[str, str], raw_body: bytes) -> str:

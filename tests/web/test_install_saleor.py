@@ -90,8 +90,29 @@ def test_register_with_no_webhook_create_answer_is_not_an_install(install_client
         rsps.post(API_URL, json={"data": {"webhookCreate": answer}})
         response = register(install_client)
     assert response.status_code == 400
-    assert "Could not create our webhooks" in response.get_data(as_text=True)
+    text = response.get_json()["message"]
+    assert "Could not create our webhooks" in text
+    assert "could not be reached or answered unexpectedly; try the install again" in text
     assert db.session.scalar(db.select(shops.Shop).filter_by(platform="saleor")) is None
+
+
+@pytest.mark.parametrize("answer, message", [
+    ({"data": {"webhookCreate": {"webhook": None,
+                                 "errors": [{"field": "targetUrl", "message": "bad"}]}}},
+     "Saleor refused our webhooks."),
+    ({"errors": [{"message": "You need one of the following permissions: MANAGE_APPS",
+                  "extensions": {"exception": {"code": "PermissionDenied"}}}],
+      "data": {"webhookCreate": None}},
+     "Could not create our webhooks on Saleor; install again."),
+])
+def test_register_tells_a_refusal_from_trouble_reaching_saleor(install_client, answer,
+                                                              message) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.post(API_URL, json=APP_INFO)
+        rsps.post(API_URL, json=answer)
+        response = register(install_client)
+    assert response.status_code == 400
+    assert response.get_json()["message"] == message
 
 
 def test_register_from_unlisted_domain_is_403_without_http(install_client) -> None:

@@ -87,24 +87,33 @@ def test_install_creates_shop_with_credentials(install_client, app) -> None:
     assert "CUSTOMERS_REDACT" not in topics  # compliance topics are app-wide (toml) only
 
 
-@pytest.mark.parametrize("answer", [
-    {"webhookSubscription": None, "userErrors": [{"message": "Invalid"}]},
+REFUSED = "Shopify refused the webhook subscriptions."
+#: an outage, or an answer that confirmed nothing: not Shopify saying no
+UNREACHED = "could not be reached or answered unexpectedly"
+
+
+@pytest.mark.parametrize("answer, status, message", [
+    ({"webhookSubscription": None, "userErrors": [{"message": "Invalid"}]}, 200, REFUSED),
     # neither errors nor a subscription: it counted as subscribed, and the shop was
     # stored without its webhooks (a retried install answers "taken" for those made)
-    {"webhookSubscription": None, "userErrors": []},
-    None,
+    ({"webhookSubscription": None, "userErrors": []}, 200, UNREACHED),
+    (None, 200, UNREACHED),
+    ({}, 520, UNREACHED),  # a CDN's error page, which the session does not retry
 ])
-def test_refused_subscriptions_fail_the_install(install_client, answer) -> None:
+def test_refused_subscriptions_fail_the_install(install_client, answer, status,
+                                                message) -> None:
     state = start(install_client)
     refused = {"data": {"webhookSubscriptionCreate": answer}}
     with responses.RequestsMock() as rsps:
         rsps.post(TOKEN_URL, json={"access_token": "shpat_live", "scope": "read_products"})
         rsps.post(GRAPHQL, json={"data": {"shop": {"currencyCode": "EUR",
                                                    "ianaTimezone": "Europe/Berlin"}}})
-        rsps.post(GRAPHQL, json=refused)
+        rsps.post(GRAPHQL, json=refused, status=status)
         response = install_client.get("/install/shopify/callback",
                                       query_string=callback_params(state))
     assert response.status_code == 502
+    assert message in response.get_json()["message"]
+    assert (REFUSED in response.get_json()["message"]) == (message == REFUSED)
     assert db.session.scalar(db.select(shops.Shop).filter_by(domain=SHOP)) is None
 
 
