@@ -140,13 +140,10 @@ def lift(shop: Shop) -> None:
 
 def note(shop: Shop) -> str | None:
     """What the admin says while offers are blocked: what was refused and what to grant."""
-    state = blocked(shop)
-    if state is None:
+    said = _missing(shop, blocked(shop))
+    if said is None:
         return None
-    missing = [str(p) for p in state.get("missing") or ()]
-    name = connectors.get(shop.platform).meta.name
-    which = ("permission " if len(missing) == 1 else "permissions ") + ", ".join(missing)
-    where = where_to_grant(shop.platform, "it" if len(missing) == 1 else "them")
+    name, which, where = said
     return (f"Offers are blocked: {name} refused creating discounts: missing {which}. "
             f"To make offers again, {where}; Shopkeeper checks again every few minutes "
             "and resumes offers by itself.")
@@ -154,16 +151,23 @@ def note(shop: Shop) -> str | None:
 
 def cleanup_note(shop: Shop) -> str | None:
     """What the settings page says while spent discounts cannot be removed (not a block)."""
-    state = cleanup_refused(shop)
-    if state is None:
+    said = _missing(shop, cleanup_refused(shop))
+    if said is None:
         return None
-    missing = [str(p) for p in state.get("missing") or ()]
-    name = connectors.get(shop.platform).meta.name
-    which = ("permission " if len(missing) == 1 else "permissions ") + ", ".join(missing)
-    where = where_to_grant(shop.platform, "it" if len(missing) == 1 else "them")
+    name, which, where = said
     return (f"Spent offers stay on {name}: its credentials may not remove discounts "
             f"(missing {which}). Offers are still made; to have Shopkeeper remove expired "
             f"ones, {where}.")
+
+
+def _missing(shop: Shop, state: dict[str, Any] | None) -> tuple[str, str, str] | None:
+    """The platform's name, "permission(s) X, Y" and where to grant them, for a stored state."""
+    if state is None:
+        return None
+    missing = [str(p) for p in state.get("missing") or ()]
+    which = ("permission " if len(missing) == 1 else "permissions ") + ", ".join(missing)
+    return (connectors.get(shop.platform).meta.name, which,
+            where_to_grant(shop.platform, "it" if len(missing) == 1 else "them"))
 
 
 def where_to_grant(platform: str, them: str) -> str:
