@@ -95,6 +95,23 @@ CURRENCY_FIGURES = ("daily_budget", "monthly_budget", "min_cart_value", "shippin
 CURRENCY_REQUIRED = ("daily_budget", "monthly_budget", "min_cart_value")
 
 
+class _Costs(fields.Dict):
+    """``{product id: cost}`` whose errors are keyed by the product alone
+    (``...product_costs.p1``), not by marshmallow's ``key``/``value`` of the pair."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any,
+                     **kwargs: Any) -> dict[str, Any]:
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as err:
+            if not isinstance(err.messages, dict):
+                raise
+            raise ValidationError({
+                product: [*parts.get("key", []), *parts.get("value", [])]
+                if isinstance(parts, dict) else parts
+                for product, parts in err.messages.items()}) from None
+
+
 class CurrencyGuardrailsSchema(_Section):
     """One other currency's money guardrails, in that currency (we keep no exchange rate)."""
 
@@ -103,9 +120,9 @@ class CurrencyGuardrailsSchema(_Section):
     min_cart_value = _amount(None, 0, 10**6)
     shipping_cost = _amount(None, 0, 10**6)
     free_shipping_threshold = _amount(None, 0, 10**6)
-    product_costs = fields.Dict(keys=fields.String(validate=TEXT),
-                                values=BoundedDecimal(places=2, as_string=True, minimum=0,
-                                                      maximum=10**7))
+    product_costs = _Costs(keys=fields.String(validate=TEXT),
+                           values=BoundedDecimal(places=2, as_string=True, minimum=0,
+                                                 maximum=10**7))
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _figures(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:

@@ -167,9 +167,10 @@ def test_the_settings_document_takes_the_figures_with_product_costs(app, shop):
     _selling(shop, "USD", "EUR")
     problems = settings_service.problems(shop, {"offers": {"currency_guardrails": {
         "eur": {**EUR, "product_costs": {"p1": "-3"}}, "1AB": EUR}}})
+    # keyed by the product, not by marshmallow's "value" of the pair
     assert sorted(problems) == ["offers.currency_guardrails.1AB",
-                                "offers.currency_guardrails.EUR.product_costs.p1.value"]
-    assert problems["offers.currency_guardrails.EUR.product_costs.p1.value"] == [
+                                "offers.currency_guardrails.EUR.product_costs.p1"]
+    assert problems["offers.currency_guardrails.EUR.product_costs.p1"] == [
         "Must be between 0 and 10000000."]
     settings_service.save(shop, {"offers": {"currency_guardrails": {
         "eur": {**EUR, "product_costs": {"p1": 3}}}}})
