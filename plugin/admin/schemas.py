@@ -19,6 +19,7 @@ from marshmallow import (
 
 from plugin.fields import BoundedDecimal
 from plugin.localtime import DEFAULT_TIMEZONE, zone_named
+from plugin.offers.settings import currency_problems
 
 PLACEMENTS = ("for_you", "product", "cart", "reorder")
 SOURCES = ("repurchase", "personal", "itemknn", "collaborative", "content", "segments",
@@ -132,10 +133,9 @@ class CurrencyGuardrailsSchema(_Section):
                    for k in CURRENCY_REQUIRED if original.get(k) in (None, "")}
         if missing:
             raise ValidationError(missing)
-        if data.get("monthly_budget") is not None and data.get("daily_budget") is not None \
-                and data["monthly_budget"] < data["daily_budget"]:
-            raise ValidationError("The monthly budget cannot be below the daily budget.",
-                                  "monthly_budget")
+        problems = currency_problems(data)
+        if problems:
+            raise ValidationError({k: [text] for k, text in problems.items()})
 
 
 class CurrencyGuardrailsField(fields.Field):

@@ -10,6 +10,7 @@ exchange rate, so without them it is offered nothing (``currency_mismatch``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any
@@ -106,6 +107,21 @@ class Guardrails:
                        shipping_cost=self.shipping_cost if own.shipping_cost is None
                        else own.shipping_cost, free_shipping_threshold=own
                        .free_shipping_threshold, stages=stages, budget_currency=code)
+
+
+def currency_problems(figures: Mapping[str, Decimal | None]) -> dict[str, str]:
+    """What is wrong across one other currency's figures, by figure: the admin schema
+    shows each at its input, and the same rules hold wherever the figures are read."""
+    problems = {}
+    daily, monthly = figures.get("daily_budget"), figures.get("monthly_budget")
+    if daily is not None and monthly is not None and monthly < daily:
+        problems["monthly_budget"] = "The monthly budget cannot be below the daily budget."
+    if figures.get("free_shipping_threshold") is not None \
+            and figures.get("shipping_cost") is None:  # in_currency offers no free shipping
+        problems["free_shipping_threshold"] = (
+            "Free shipping in this currency needs its shipping cost: give the shipping "
+            "cost, or empty this (without it no free shipping is offered in it).")
+    return problems
 
 
 _DECIMALS = {"max_discount_pct", "margin_floor_pct", "default_margin_pct", "daily_budget",

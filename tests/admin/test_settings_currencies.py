@@ -131,6 +131,9 @@ ROW_ERRORS = [
      "Must be between 0 and 1000000."),
     ({**EUR, "monthly_budget": "80"}, "monthly_budget",
      "The monthly budget cannot be below the daily budget."),
+    # the offer engine makes no free-shipping offer without a shipping cost in it
+    ({**EUR, "free_shipping_threshold": "50"}, "free_shipping_threshold",
+     "Free shipping in this currency needs its shipping cost"),
 ]
 
 
