@@ -19,7 +19,7 @@ from marshmallow import (
 
 from plugin.fields import BoundedDecimal
 from plugin.localtime import DEFAULT_TIMEZONE, zone_named
-from plugin.offers.settings import currency_problems
+from plugin.offers.settings import CURRENCY_LIMITS, PRODUCT_COST_LIMIT, currency_problems
 
 PLACEMENTS = ("for_you", "product", "cart", "reorder")
 SOURCES = ("repurchase", "personal", "itemknn", "collaborative", "content", "segments",
@@ -116,14 +116,14 @@ class _Costs(fields.Dict):
 class CurrencyGuardrailsSchema(_Section):
     """One other currency's money guardrails, in that currency (we keep no exchange rate)."""
 
-    daily_budget = _amount(None, 0, 10**7)
-    monthly_budget = _amount(None, 0, 10**8)
-    min_cart_value = _amount(None, 0, 10**6)
-    shipping_cost = _amount(None, 0, 10**6)
-    free_shipping_threshold = _amount(None, 0, 10**6)
+    daily_budget = _amount(None, 0, CURRENCY_LIMITS["daily_budget"])
+    monthly_budget = _amount(None, 0, CURRENCY_LIMITS["monthly_budget"])
+    min_cart_value = _amount(None, 0, CURRENCY_LIMITS["min_cart_value"])
+    shipping_cost = _amount(None, 0, CURRENCY_LIMITS["shipping_cost"])
+    free_shipping_threshold = _amount(None, 0, CURRENCY_LIMITS["free_shipping_threshold"])
     product_costs = _Costs(keys=fields.String(validate=TEXT),
                            values=BoundedDecimal(places=2, as_string=True, minimum=0,
-                                                 maximum=10**7))
+                                                 maximum=PRODUCT_COST_LIMIT))
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _figures(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:

@@ -91,8 +91,28 @@ def shown_in(form: Mapping[str, Any]) -> Shown | None:
     return Shown(loaded["settings_rev"], loaded["settings_seen"])
 
 
+def stored_problems(shop: Shop) -> dict[str, list[str]]:
+    """What the schema refuses in the settings as stored (saved before a rule existed, or
+    written around the page), by dotted field name: the page shows each at its field."""
+    return _read(shop.settings or {})[1]
+
+
 def _sections(stored: Mapping[str, Any]) -> dict[str, Any]:
-    """``stored`` settings as form sections, defaults filled in."""
+    """``stored`` settings as form sections, defaults filled in (a refused value as
+    stored, so the page shows it with its error instead of failing)."""
+    return _read(stored)[0]
+
+
+#: Loads of a stored document ``_read`` tries, taking out what was refused each time.
+_READ_ROUNDS = 4
+
+
+def _read(stored: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """``stored`` as form sections, and the schema's errors in it by dotted field name.
+
+    A refused field (a refused line of a list) is taken out and the rest loaded again,
+    then the field is put back as stored for display; fields refused only once others
+    were taken out (a rule across them) keep the first error said about them."""
     raw: dict[str, Any] = {}
     for section, keys in FLAT.items():
         raw[section] = {k: stored[k] for k in keys if k in stored}
@@ -100,7 +120,38 @@ def _sections(stored: Mapping[str, Any]) -> dict[str, Any]:
         raw[section] = dict(stored.get(section) or {})
     for section in LISTS:
         raw[section] = list(stored.get(section) or [])
-    return SettingsSchema().dump(SettingsSchema().load(_jsonable(raw)))
+    raw = _jsonable(raw)
+    errors: dict[str, list[str]] = {}
+    taken: dict[str, dict[str, Any]] = {}
+    for _ in range(_READ_ROUNDS):
+        try:
+            values = SettingsSchema().dump(SettingsSchema().load(raw))
+            break
+        except ValidationError as err:
+            for name, texts in _flatten(err.messages).items():
+                errors.setdefault(name, texts)
+            _take_out(raw, err.messages, taken)
+    else:
+        values = SettingsSchema().dump(SettingsSchema().load({}))
+    for section, fields in taken.items():
+        values[section] = {**values.get(section, {}), **fields}
+    return values, errors
+
+
+def _take_out(raw: dict[str, Any], messages: Any, taken: dict[str, dict[str, Any]]) -> None:
+    """Remove what ``messages`` refuses from ``raw``: a section's refused fields (kept in
+    ``taken`` to show), a list's refused lines, else the whole section (its defaults)."""
+    for section, sub in (messages.items() if isinstance(messages, dict) else ()):
+        value = raw.get(section)
+        refused = set(sub) if isinstance(sub, dict) else set()
+        if isinstance(value, dict) and refused and refused <= set(value):
+            taken.setdefault(section, {}).update({k: value.pop(k) for k in refused})
+        elif isinstance(value, list) and refused and all(isinstance(i, int) for i in refused):
+            raw[section] = [line for i, line in enumerate(value) if i not in refused]
+        elif section in raw:
+            gone = raw.pop(section)
+            if isinstance(gone, dict):
+                taken.setdefault(section, {}).update(gone)
 
 
 def other_currencies(shop: Shop, values: Mapping[str, Any]) -> list[str]:
@@ -108,7 +159,8 @@ def other_currencies(shop: Shop, values: Mapping[str, Any]) -> list[str]:
     besides the shop's own, and each one with figures in ``values`` (stored, or typed
     in a refused save), so none is hidden."""
     own = catalogue_currency(shop.id)
-    rows = (values.get("offers") or {}).get("currency_guardrails") or {}
+    rows = (values.get("offers") or {}).get("currency_guardrails")
+    rows = rows if isinstance(rows, dict) else {}  # a stored non-mapping: its error shows
     return sorted({c for c in offer_platform.sold(shop) if c != own}
                   | {str(c).upper() for c in rows})
 

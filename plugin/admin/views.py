@@ -233,7 +233,7 @@ def _offer_report(shop: Shop, *, now: datetime | None = None) -> dict[str, Any] 
 
     now = now or utcnow()
     try:
-        rails = guardrails_from((shop.settings or {}).get("offers"))
+        rails = guardrails_from((shop.settings or {}).get("offers"), drop_refused=True)
     except ValueError:
         return None
     return uplift_report(shop.id, rails, stats.window_start(shop.id, 30, now=now), now)
@@ -245,7 +245,7 @@ def _offer_budgets(shop: Shop) -> list[dict[str, Any]] | None:
     from plugin.offers.settings import guardrails_from
 
     try:
-        rails = guardrails_from((shop.settings or {}).get("offers"))
+        rails = guardrails_from((shop.settings or {}).get("offers"), drop_refused=True)
     except ValueError:
         return None
     rows = stats.offer_budgets(shop.id, rails)
@@ -327,7 +327,8 @@ def logout() -> ResponseReturnValue:
 @doc(summary="Settings page", tags=["admin"], content_type=HTML, errors=(401,))
 def settings_page() -> ResponseReturnValue:
     shop = _shop()
-    return _settings_page(settings_service.current(shop), {}, revealed=_revealed_secret())
+    return _settings_page(settings_service.current(shop),
+                          settings_service.stored_problems(shop), revealed=_revealed_secret())
 
 
 def _revealed_secret() -> str | None:

@@ -37,7 +37,8 @@ def training_rows(shop_id: str) -> tuple[list[dict], list[float], list[bool]]:
         Offer.shop_id == shop_id, Offer.converted.is_not(None)).order_by(
         Offer.id.desc()).limit(MAX_ROWS)).all()
     shop = db.session.get(Shop, shop_id)
-    rails = guardrails_from((shop.settings or {}).get("offers") if shop else None)
+    rails = guardrails_from((shop.settings or {}).get("offers") if shop else None,
+                            drop_refused=True)
     undone = cancelled_conversions(shop_id, [(q, sid, at) for q, sid, at, *_, converted
                                              in rows if converted],
                                    timedelta(days=rails.attribution_window_days))

@@ -97,7 +97,9 @@ class CartIn:
 
 
 def guardrails_for(shop: Shop) -> Guardrails:
-    return guardrails_from((shop.settings or {}).get("offers"))
+    """The shop's guardrails as serving applies them: a currency's figures the settings
+    page would refuse are left out (no offers in it), not a failure of every offer."""
+    return guardrails_from((shop.settings or {}).get("offers"), drop_refused=True)
 
 
 def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = False,

@@ -10,10 +10,13 @@ exchange rate, so without them it is offered nothing (``currency_mismatch``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: Which candidate offers each funnel stage may receive (override per shop: ``stages``).
 DEFAULT_STAGES: dict[str, tuple[str, ...]] = {
@@ -109,6 +112,14 @@ class Guardrails:
                        .free_shipping_threshold, stages=stages, budget_currency=code)
 
 
+#: The largest of each figure in another currency (the admin schema's ranges; none below 0).
+CURRENCY_LIMITS: dict[str, int] = {
+    "daily_budget": 10**7, "monthly_budget": 10**8, "min_cart_value": 10**6,
+    "shipping_cost": 10**6, "free_shipping_threshold": 10**6}
+#: The largest unit cost in ``product_costs`` of another currency.
+PRODUCT_COST_LIMIT = 10**7
+
+
 def currency_problems(figures: Mapping[str, Decimal | None]) -> dict[str, str]:
     """What is wrong across one other currency's figures, by figure: the admin schema
     shows each at its input, and the same rules hold wherever the figures are read."""
@@ -130,8 +141,13 @@ _INTS = {"frequency_cap_days", "offer_ttl_minutes", "idle_minutes", "lapsed_days
          "nudge_period_days", "attribution_window_days"}
 
 
-def guardrails_from(raw: dict[str, Any] | None) -> Guardrails:
-    """Parse the ``offers`` settings dict; unknown keys are ignored, bad values raise."""
+def guardrails_from(raw: dict[str, Any] | None, *, drop_refused: bool = False
+                    ) -> Guardrails:
+    """Parse the ``offers`` settings dict; unknown keys are ignored, bad values raise.
+
+    ``drop_refused`` (serving): a currency's figures the settings page would refuse are
+    left out instead, so that currency is offered nothing (``currency_mismatch``) while
+    the shop's own keeps its offers."""
     raw = raw or {}
     known = {f.name for f in fields(Guardrails)} - {"budget_currency"}  # set by in_currency
     values: dict[str, Any] = {}
@@ -151,8 +167,7 @@ def guardrails_from(raw: dict[str, Any] | None) -> Guardrails:
         elif key == "product_costs":
             values[key] = {str(k): Decimal(str(v)) for k, v in value.items()}
         elif key == "currency_guardrails":
-            values[key] = {str(code).upper(): _currency_guardrails(str(code), v)
-                           for code, v in value.items()}
+            values[key] = _currencies(value, drop_refused)
         elif key == "stages":
             values[key] = {**DEFAULT_STAGES, **{str(k): tuple(v) for k, v in value.items()}}
         else:
@@ -162,30 +177,77 @@ def guardrails_from(raw: dict[str, Any] | None) -> Guardrails:
     return rails
 
 
+def _currencies(raw: Any, drop_refused: bool) -> dict[str, CurrencyGuardrails]:
+    """``currency_guardrails`` by upper-case code; what the admin schema refuses raises,
+    or with ``drop_refused`` is left out (logged)."""
+    if not isinstance(raw, dict):
+        return _refused("currency_guardrails", "not a mapping", drop_refused) or {}
+    out: dict[str, CurrencyGuardrails] = {}
+    twice: set[str] = set()
+    for code, figures in raw.items():
+        key = str(code).upper()
+        try:
+            if key in out or key in twice:
+                twice.add(key)
+                raise ValueError("given twice")
+            out[key] = _currency_guardrails(str(code), figures)
+        except (TypeError, ValueError, AttributeError, ArithmeticError) as err:
+            _refused(f"currency_guardrails.{code}", str(err), drop_refused)
+    return {k: v for k, v in out.items() if k not in twice}
+
+
+def _refused(where: str, why: str, drop_refused: bool) -> None:
+    if not drop_refused:
+        raise ValueError(f"{where}: {why}")
+    log.warning("offers.%s left out: %s", where, why)
+
+
 def _currency_guardrails(code: str, raw: dict[str, Any]) -> CurrencyGuardrails:
     """One currency's money guardrails; the budgets and minimum must be given (the shop's
     would be in another currency)."""
     if len(code) != 3 or not (code.isascii() and code.isalpha()):
         raise ValueError(f"currency_guardrails: {code!r} is not a currency code")
+    if not isinstance(raw, dict):
+        raise ValueError("not a mapping of figures")
     missing = {"daily_budget", "monthly_budget", "min_cart_value"} - {
         k for k, v in raw.items() if v is not None}
     if missing:
         raise ValueError(f"currency_guardrails.{code} needs {', '.join(sorted(missing))}")
 
-    def money(key: str) -> Decimal | None:
-        return None if raw.get(key) is None else Decimal(str(raw[key]))
+    def money(key: str, value: Any) -> Decimal:
+        try:
+            return Decimal(str(value))
+        except ArithmeticError:
+            raise ValueError(f"{key}: {value!r} is not a number") from None
 
+    costs = raw.get("product_costs") or {}
+    if not isinstance(costs, dict):
+        raise ValueError("product_costs is not a mapping")
     own = CurrencyGuardrails(
-        daily_budget=Decimal(str(raw["daily_budget"])),
-        monthly_budget=Decimal(str(raw["monthly_budget"])),
-        min_cart_value=Decimal(str(raw["min_cart_value"])),
-        product_costs={str(k): Decimal(str(v)) for k, v in (raw.get("product_costs")
-                                                             or {}).items()},
-        shipping_cost=money("shipping_cost"),
-        free_shipping_threshold=money("free_shipping_threshold"))
-    if own.daily_budget < 0 or own.monthly_budget < 0:
-        raise ValueError("budgets cannot be negative")
+        daily_budget=money("daily_budget", raw["daily_budget"]),
+        monthly_budget=money("monthly_budget", raw["monthly_budget"]),
+        min_cart_value=money("min_cart_value", raw["min_cart_value"]),
+        product_costs={str(k): money(f"product_costs.{k}", v) for k, v in costs.items()},
+        shipping_cost=None if raw.get("shipping_cost") is None
+        else money("shipping_cost", raw["shipping_cost"]),
+        free_shipping_threshold=None if raw.get("free_shipping_threshold") is None
+        else money("free_shipping_threshold", raw["free_shipping_threshold"]))
+    for key, limit in CURRENCY_LIMITS.items():
+        _check_amount(key, getattr(own, key), limit)
+    for product, cost in own.product_costs.items():
+        if not 1 <= len(product) <= 255:
+            raise ValueError(f"product_costs: {product!r} is no product id")
+        _check_amount(f"product_costs.{product}", cost, PRODUCT_COST_LIMIT)
+    problems = currency_problems({k: getattr(own, k) for k in CURRENCY_LIMITS})
+    if problems:
+        raise ValueError("; ".join(f"{k}: {text}" for k, text in problems.items()))
     return own
+
+
+def _check_amount(key: str, value: Decimal | None, limit: int) -> None:
+    """The admin schema's range, so serving takes no figure the settings page refuses."""
+    if value is not None and not (value.is_finite() and 0 <= value <= limit):
+        raise ValueError(f"{key} must be between 0 and {limit}")
 
 
 def _check(rails: Guardrails) -> None:

@@ -179,3 +179,38 @@ def test_the_settings_document_takes_the_figures_with_product_costs(app, shop):
         "eur": {**EUR, "product_costs": {"p1": 3}}}}})
     rails = guardrails_from(_stored(shop)["offers"]).in_currency("EUR")
     assert rails.product_costs == {"p1": 3} and rails.min_cart_value == 18
+
+
+def test_a_stored_figure_the_schema_refuses_is_shown_at_its_input_and_can_be_fixed(admin,
+                                                                                     shop):
+    """Stored before a rule existed, or written around the page: the page loads, shows
+    the stored value with its error, and saving the row fixed stores it."""
+    client, token = admin
+    _selling(shop, "USD", "EUR", offers={"max_discount_pct": "12", "currency_guardrails": {
+        "EUR": {**EUR, "min_cart_value": "-5", "free_shipping_threshold": "50"}}})
+    r = client.get("/admin/settings")
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    for field, message in (("min_cart_value", "Must be between 0 and 1000000."),
+                           ("free_shipping_threshold", "needs its shipping cost")):
+        slot = re.search(rf'id="err-offers-currency_guardrails-EUR-{field}" role="alert">'
+                         r"([^<]*)<", html)
+        assert slot and message in slot[1], field
+    assert f'name="{ROW}.EUR.min_cart_value" inputmode="decimal" value="-5"' in html
+    assert 'name="offers.max_discount_pct"' in html and 'value="12.00"' in html
+    r = _post(client, token, **_row("EUR", **EUR, shipping_cost="4", free_shipping_threshold="50"))
+    assert r.status_code == 302
+    assert _stored(shop)["offers"]["currency_guardrails"]["EUR"]["min_cart_value"] == "18.00"
+    assert client.get("/admin/settings").status_code == 200
+
+
+def test_a_stored_list_line_or_section_the_schema_refuses_does_not_fail_the_page(admin, shop):
+    client, _ = admin
+    _selling(shop, "USD", offers={"daily_budget": "500", "monthly_budget": "lots"},
+             merchandising=[{"action": "pin", "field": "tag", "value": "tea"},
+                            {"action": "melt", "field": "tag", "value": "x"}])
+    r = client.get("/admin/settings")
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert re.search(r'id="err-offers-monthly_budget" role="alert">Not a valid number', html)
+    assert "line 2: action: Must be one of" in html and "pin tag tea" in html

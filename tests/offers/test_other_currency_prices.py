@@ -181,3 +181,43 @@ def test_the_budget_currency_cannot_be_set_from_the_settings():
     assert rails.in_currency("USD") is rails
     assert "free_shipping" not in {k for kinds in rails.in_currency("EUR").stages.values()
                                    for k in kinds}  # no euro shipping cost given
+
+
+#: Figures the settings page refuses (tests/admin/test_settings_currencies.py): serving
+#: must not take them either.
+REFUSED_ROWS = [
+    {**EUR, "min_cart_value": -5},
+    {**EUR, "shipping_cost": -1},
+    {**EUR, "free_shipping_threshold": "1e30", "shipping_cost": 4},
+    {**EUR, "monthly_budget": 50},  # below the daily budget
+    {**EUR, "free_shipping_threshold": 50},  # no shipping cost: it would do nothing
+    {**EUR, "product_costs": {"p1": -3}},
+    {**EUR, "product_costs": {"p1": "lots"}},
+    "90 a day",
+]
+
+
+@pytest.mark.parametrize("row", REFUSED_ROWS)
+def test_the_parser_refuses_what_the_settings_schema_refuses(row):
+    from marshmallow import ValidationError
+
+    from plugin.admin.schemas import OffersSchema
+
+    with pytest.raises(ValidationError):
+        OffersSchema().load({"currency_guardrails": {"EUR": row}})
+    with pytest.raises(ValueError):
+        guardrails_from({"currency_guardrails": {"EUR": row}})
+    # serving leaves that currency out (offered nothing) and keeps the others'
+    rails = guardrails_from({"min_cart_value": 25, "currency_guardrails": {
+        "EUR": row, "GBP": EUR}}, drop_refused=True)
+    assert sorted(rails.currency_guardrails) == ["GBP"] and rails.min_cart_value == 25
+
+
+def test_a_stored_euro_figure_the_page_refuses_offers_nothing_in_euros_not_an_error(
+        client, app):
+    shop = _vendure(currency_guardrails={"EUR": {**EUR, "min_cart_value": -5}})
+    res = quote(client, shop, cart_body(currency="EUR", price="90.00"))
+    assert res.status_code == 200
+    assert res.get_json()["reason_code"] == "currency_mismatch"
+    body = quote(client, shop, cart_body(currency="USD", price="60.00")).get_json()
+    assert body["offer"] is not None, body  # the shop's own currency is not affected
