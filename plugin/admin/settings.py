@@ -94,7 +94,8 @@ def shown_in(form: Mapping[str, Any]) -> Shown | None:
 def stored_problems(shop: Shop) -> dict[str, list[str]]:
     """What the schema refuses in the settings as stored (saved before a rule existed, or
     written around the page), by dotted field name: the page shows each at its field."""
-    return _read(shop.settings or {})[1]
+    stored = shop.settings or {}
+    return {**_own_currency_problems(shop, stored), **_read(stored)[1]}
 
 
 def _sections(stored: Mapping[str, Any]) -> dict[str, Any]:
@@ -171,8 +172,20 @@ def problems(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, list[str]]:
     try:
         SettingsSchema().load(merged)
     except ValidationError as err:
-        return _flatten(err.messages)
-    return {}
+        return {**_own_currency_problems(shop, merged), **_flatten(err.messages)}
+    return _own_currency_problems(shop, merged)
+
+
+def _own_currency_problems(shop: Shop, doc: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Figures in ``offers.currency_guardrails`` under the shop's own currency would
+    replace its own for carts in it: refused (the figures above are in it)."""
+    own = catalogue_currency(shop.id)
+    rows = (doc.get("offers") or {}).get("currency_guardrails")
+    if not own or not isinstance(rows, dict):
+        return {}
+    return {f"offers.currency_guardrails.{own}": [
+        f"{own} is the shop's own currency: its figures are the ones above (empty this "
+        "row)."] for code in rows if str(code).strip().upper() == own}
 
 
 def save(shop: Shop, submitted: Mapping[str, Any],
@@ -192,6 +205,9 @@ def save(shop: Shop, submitted: Mapping[str, Any],
         data = SettingsSchema().load(merged)
     except ValidationError as err:
         raise ValidationError(_flatten(err.messages)) from None
+    own = _own_currency_problems(shop, merged)
+    if own:
+        raise ValidationError(own)
     before = copy.deepcopy(shop.settings or {})
     after = copy.deepcopy(before)
     for section, keys in FLAT.items():

@@ -229,11 +229,11 @@ def _offer_report(shop: Shop, *, now: datetime | None = None) -> dict[str, Any] 
     """The offers report over the last 30 of the shop's local days (as the charts)."""
     from plugin.models.types import utcnow
     from plugin.offers.attribution import uplift_report
-    from plugin.offers.settings import guardrails_from
+    from plugin.offers.service import guardrails_for
 
     now = now or utcnow()
     try:
-        rails = guardrails_from((shop.settings or {}).get("offers"), drop_refused=True)
+        rails = guardrails_for(shop)
     except ValueError:
         return None
     return uplift_report(shop.id, rails, stats.window_start(shop.id, 30, now=now), now)
@@ -242,10 +242,10 @@ def _offer_report(shop: Shop, *, now: datetime | None = None) -> dict[str, Any] 
 def _offer_budgets(shop: Shop) -> list[dict[str, Any]] | None:
     """The budgets table: while offers are on, or anything was spent or configured (None:
     unreadable guardrails, as the offers report)."""
-    from plugin.offers.settings import guardrails_from
+    from plugin.offers.service import guardrails_for
 
     try:
-        rails = guardrails_from((shop.settings or {}).get("offers"), drop_refused=True)
+        rails = guardrails_for(shop)
     except ValueError:
         return None
     rows = stats.offer_budgets(shop.id, rails)

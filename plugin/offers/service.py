@@ -27,6 +27,7 @@ from connectors.errors import ConnectorError, InvalidPayload, NotSupported, Perm
 from connectors.guarded_http import make_guarded_session
 from connectors.records import DiscountSpec
 from plugin.api.service import in_holdout
+from plugin.currency import catalogue_currency
 from plugin.errors import Conflict, Forbidden, ShopkeeperError
 from plugin.extensions import db
 from plugin.models import Offer, Shop
@@ -98,8 +99,10 @@ class CartIn:
 
 def guardrails_for(shop: Shop) -> Guardrails:
     """The shop's guardrails as serving applies them: a currency's figures the settings
-    page would refuse are left out (no offers in it), not a failure of every offer."""
-    return guardrails_from((shop.settings or {}).get("offers"), drop_refused=True)
+    page would refuse are left out (no offers in it), not a failure of every offer, and
+    figures under the shop's own currency never replace its own."""
+    return guardrails_from((shop.settings or {}).get("offers"), drop_refused=True,
+                           own_currency=catalogue_currency(shop.id))
 
 
 def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = False,

@@ -141,13 +141,14 @@ _INTS = {"frequency_cap_days", "offer_ttl_minutes", "idle_minutes", "lapsed_days
          "nudge_period_days", "attribution_window_days"}
 
 
-def guardrails_from(raw: dict[str, Any] | None, *, drop_refused: bool = False
-                    ) -> Guardrails:
+def guardrails_from(raw: dict[str, Any] | None, *, drop_refused: bool = False,
+                    own_currency: str | None = None) -> Guardrails:
     """Parse the ``offers`` settings dict; unknown keys are ignored, bad values raise.
 
     ``drop_refused`` (serving): a currency's figures the settings page would refuse are
     left out instead, so that currency is offered nothing (``currency_mismatch``) while
-    the shop's own keeps its offers."""
+    the shop's own keeps its offers. ``own_currency``: the shop's, whose figures are the
+    ones above; an entry for it in ``currency_guardrails`` (refused on save) is ignored."""
     raw = raw or {}
     known = {f.name for f in fields(Guardrails)} - {"budget_currency"}  # set by in_currency
     values: dict[str, Any] = {}
@@ -168,6 +169,9 @@ def guardrails_from(raw: dict[str, Any] | None, *, drop_refused: bool = False
             values[key] = {str(k): Decimal(str(v)) for k, v in value.items()}
         elif key == "currency_guardrails":
             values[key] = _currencies(value, drop_refused)
+            if own_currency and values[key].pop(own_currency.upper(), None) is not None:
+                log.warning("offers.currency_guardrails.%s ignored: the shop's own currency",
+                            own_currency.upper())
         elif key == "stages":
             values[key] = {**DEFAULT_STAGES, **{str(k): tuple(v) for k, v in value.items()}}
         else:

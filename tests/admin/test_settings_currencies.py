@@ -7,6 +7,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
+from marshmallow import ValidationError
 
 from plugin import shops
 from plugin.admin import settings as settings_service
@@ -214,3 +215,25 @@ def test_a_stored_list_line_or_section_the_schema_refuses_does_not_fail_the_page
     html = r.get_data(as_text=True)
     assert re.search(r'id="err-offers-monthly_budget" role="alert">Not a valid number', html)
     assert "line 2: action: Must be one of" in html and "pin tag tea" in html
+
+
+def test_figures_under_the_shops_own_currency_are_refused_on_save_and_marked_on_the_page(
+        admin, shop):
+    """They would replace the shop's own figures for carts in it."""
+    client, _ = admin
+    _selling(shop, "USD", "EUR")
+    problems = settings_service.problems(shop, {"offers": {"currency_guardrails": {
+        "usd": EUR, "EUR": EUR}}})
+    assert problems == {f"{ROW}.USD": [
+        "USD is the shop's own currency: its figures are the ones above (empty this row)."]}
+    before = _stored(shop)
+    with pytest.raises(ValidationError) as refused:
+        settings_service.save(shop, {"offers": {"currency_guardrails": {"USD": EUR}}})
+    assert list(refused.value.messages) == [f"{ROW}.USD"]
+    assert _stored(shop) == before
+    # stored around the page: shown with its error on the row, which can be emptied
+    shop.settings = {**shop.settings, "offers": {"currency_guardrails": {"USD": EUR}}}
+    db.session.commit()
+    html = client.get("/admin/settings").get_data(as_text=True)
+    assert re.search(r'id="err-offers-currency_guardrails-USD" role="alert">USD is the '
+                     r"shop&#39;s own currency", html)

@@ -221,3 +221,12 @@ def test_a_stored_euro_figure_the_page_refuses_offers_nothing_in_euros_not_an_er
     assert res.get_json()["reason_code"] == "currency_mismatch"
     body = quote(client, shop, cart_body(currency="USD", price="60.00")).get_json()
     assert body["offer"] is not None, body  # the shop's own currency is not affected
+
+
+def test_figures_under_the_shops_own_currency_never_replace_its_own(client, app):
+    """A dollar cart in a dollar shop keeps the shop's minimum (20), budgets and costs."""
+    shop = _vendure(currency_guardrails={"USD": {**EUR, "min_cart_value": 500}, "EUR": EUR})
+    body = quote(client, shop, cart_body(currency="USD", price="60.00")).get_json()
+    assert body["offer"] is not None and body["offer"]["currency"] == "USD", body
+    rails = service.guardrails_for(shop)
+    assert sorted(rails.currency_guardrails) == ["EUR"] and rails.min_cart_value == 20
