@@ -101,8 +101,12 @@ def guardrails_for(shop: Shop) -> Guardrails:
     """The shop's guardrails as serving applies them: a currency's figures the settings
     page would refuse are left out (no offers in it), not a failure of every offer, and
     figures under the shop's own currency never replace its own."""
-    return guardrails_from((shop.settings or {}).get("offers"), drop_refused=True,
-                           own_currency=catalogue_currency(shop.id))
+    offers = (shop.settings or {}).get("offers")
+    # the shop's currency is a group-by over its catalogue: only asked when there are
+    # other currencies' figures to check against it (most shops have none)
+    others = isinstance(offers, dict) and offers.get("currency_guardrails")
+    return guardrails_from(offers, drop_refused=True,
+                           own_currency=catalogue_currency(shop.id) if others else None)
 
 
 def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = False,
