@@ -54,3 +54,8 @@ def seeds():
 @pytest.fixture(scope="session")
 def large():
     return load_script("large")
+
+
+@pytest.fixture(scope="session")
+def inner_splits():
+    return load_script("inner_splits")
