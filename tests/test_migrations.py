@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -38,8 +39,6 @@ def test_concurrent_upgrades_on_postgresql_all_succeed(tmp_path):
     import uuid
     from pathlib import Path
 
-    import pytest
-
     pg = os.environ.get("SHOPKEEPER_TEST_POSTGRES_URL", "")
     if not pg:
         if os.environ.get("CI"):  # .ci/run starts PostgreSQL: a missing one is a CI failure
@@ -67,9 +66,16 @@ def test_concurrent_upgrades_on_postgresql_all_succeed(tmp_path):
         admin.dispose()
 
 
-def test_saleor_products_stored_before_launch_times_are_read_again(app):
-    """Their launch time (``available_from``) was never read: 0016 makes the live ones older
-    than any record, so the next products pass overwrites them; other platforms' are kept."""
+@pytest.mark.parametrize(("platform", "before"), [
+    # 0016: the launch time (``available_from``) of Saleor's products was never read
+    ("saleor", "0014_sync_pass_generation"),
+    # 0017: Vendure's prices in the channel's other currencies were never read
+    ("vendure", "0016_product_available_from"),
+])
+def test_products_stored_before_a_new_field_are_read_again(app, platform, before):
+    """The migration makes the platform's live products older than any record, so the
+    next products pass writes them with the new field; deleted ones and other platforms'
+    are kept."""
     from datetime import UTC, datetime
 
     from alembic import command
@@ -77,62 +83,25 @@ def test_saleor_products_stored_before_launch_times_are_read_again(app):
     from plugin.models import Product
     from tests.factories import make_shop
 
+    other_platform = "generic" if platform == "saleor" else "saleor"
     with db.engine.begin() as conn:
         db.metadata.drop_all(conn)
         conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
     try:
         migrate.upgrade()
-        saleor, generic = make_shop("saleor"), make_shop("generic")
+        shop, other = make_shop(platform), make_shop(other_platform)
         at = datetime(2026, 5, 1, tzinfo=UTC)
-        for shop, pid, deleted in ((saleor, "s1", None), (saleor, "s2", at),
-                                   (generic, "g1", None)):
-            db.session.add(Product(shop_id=shop.id, external_id=pid, source_updated_at=at,
+        for owner, pid, deleted in ((shop, "live", None), (shop, "gone", at),
+                                    (other, "other", None)):
+            db.session.add(Product(shop_id=owner.id, external_id=pid, source_updated_at=at,
                                    deleted_at=deleted))
         db.session.commit()
         db.session.remove()
-        cfg = migrate.alembic_config()
-        command.downgrade(cfg, "0014_sync_pass_generation")  # as stored before 0016
+        command.downgrade(migrate.alembic_config(), before)  # as stored before the field
         migrate.upgrade()
         stamps = dict(db.session.execute(sa.select(Product.external_id,
                                                    Product.source_updated_at)).all())
-        assert stamps == {"s1": datetime(1970, 1, 1, tzinfo=UTC), "s2": at, "g1": at}
-    finally:
-        db.session.remove()
-        with db.engine.begin() as conn:
-            db.metadata.drop_all(conn)
-            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-        db.metadata.create_all(db.engine)
-
-
-def test_vendure_products_stored_before_per_currency_prices_are_read_again(app):
-    """Their prices in the channel's other currencies were never read: 0017 makes the live
-    ones older than any record, so the next products pass writes them with those prices."""
-    from datetime import UTC, datetime
-
-    from alembic import command
-
-    from plugin.models import Product
-    from tests.factories import make_shop
-
-    with db.engine.begin() as conn:
-        db.metadata.drop_all(conn)
-        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-    try:
-        migrate.upgrade()
-        vendure, saleor = make_shop("vendure"), make_shop("saleor")
-        at = datetime(2026, 5, 1, tzinfo=UTC)
-        for shop, pid, deleted in ((vendure, "v1", None), (vendure, "v2", at),
-                                   (saleor, "s1", None)):
-            db.session.add(Product(shop_id=shop.id, external_id=pid, source_updated_at=at,
-                                   deleted_at=deleted))
-        db.session.commit()
-        db.session.remove()
-        cfg = migrate.alembic_config()
-        command.downgrade(cfg, "0016_product_available_from")  # as stored before 0017
-        migrate.upgrade()
-        stamps = dict(db.session.execute(sa.select(Product.external_id,
-                                                   Product.source_updated_at)).all())
-        assert stamps == {"v1": datetime(1970, 1, 1, tzinfo=UTC), "v2": at, "s1": at}
+        assert stamps == {"live": datetime(1970, 1, 1, tzinfo=UTC), "gone": at, "other": at}
     finally:
         db.session.remove()
         with db.engine.begin() as conn:
