@@ -135,7 +135,12 @@ class Connector(abc.ABC):
 
     def sold_currencies(self) -> frozenset[str] | None:
         """The currencies the shop sells in, as the platform reports now (upper-case ISO
-        4217); None (the default) when the platform has none to read."""
+        4217); None (the default) when the platform has none to read.
+
+        Each sync reads it at most hourly (``plugin.offers.platform``): the settings page
+        lists money guardrails for each, and without ``amounts_keep_currency`` offers
+        follow it. An answer of no readable shape raises ``TransientError`` rather than
+        naming none, so the reading before it is kept."""
         return None
 
     def missing_discount_permissions(self) -> tuple[str, ...] | None:

@@ -12,8 +12,8 @@ from marshmallow import ValidationError, validate
 from connectors.errors import InvalidPayload
 
 __all__ = ["MAX_AMOUNT", "MAX_JSON_DEPTH", "FullMatch", "as_object", "check_amount",
-           "decode_json", "holds_nul", "load_json_object", "parse_datetime", "scan_json",
-           "to_decimal", "too_deep", "unstorable", "utc_from_timestamp"]
+           "currency_codes", "decode_json", "holds_nul", "load_json_object", "parse_datetime",
+           "scan_json", "to_decimal", "too_deep", "unstorable", "utc_from_timestamp"]
 
 
 class FullMatch(validate.Regexp):
@@ -35,6 +35,17 @@ def as_object(value: Any) -> dict[str, Any]:
     schema shapes (a GraphQL answer's ``errors`` entries and ``extensions``), which a proxy
     or a broken server may fill with anything."""
     return value if isinstance(value, dict) else {}
+
+
+def currency_codes(values: Any) -> frozenset[str] | None:
+    """The upper-case currency codes in a platform's list of them; None when ``values`` is
+    no list of strings (a garbled answer, which must not read as "sells nothing"). An
+    entry that is no three-letter code (a platform's own non-ISO one) is left out: the
+    settings keep no figures under it."""
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        return None
+    return frozenset(v.upper() for v in values
+                     if len(v) == 3 and v.isascii() and v.isalpha())
 
 
 #: The largest amount a record may carry. The database's money columns (numeric(14,4))

@@ -16,7 +16,8 @@ __all__ = ["GenericConnector", "sign_payload", "verify_discount"]
 
 @register
 class GenericConnector(Connector):
-    """Stores push signed JSON to us; there is no API to pull from, so no backfill."""
+    """Stores push signed JSON to us; there is no API to pull from, so no backfill, and
+    no sold currencies to read (``sold_currencies`` stays None: PROTOCOL.md)."""
 
     meta = ConnectorMeta(
         key="generic",

@@ -19,7 +19,7 @@ from connectors import register
 from connectors.base import Connector, ConnectorMeta, header
 from connectors.errors import AuthFailed, InvalidPayload, NotSupported, TransientError
 from connectors.guarded_http import make_guarded_session
-from connectors.parsing import as_object
+from connectors.parsing import as_object, currency_codes
 from connectors.records import (
     Customer,
     DiscountRef,
@@ -30,7 +30,7 @@ from connectors.records import (
     WebhookEvent,
 )
 from connectors.saleor import discounts, jwks, mapping, queries, webhooks
-from connectors.saleor.channels import CHANNELS_QUERY, Channel, parse_channels
+from connectors.saleor.channels import CHANNELS_QUERY, Channel, parse_channels, shop_channel
 from connectors.saleor.client import SaleorGraphQL, confirmed_id, refused
 
 __all__ = ["SaleorConnector"]
@@ -180,6 +180,28 @@ class SaleorConnector(Connector):
     def channels(self) -> list[Channel]:
         """The shop's channels now (the merchant's choice is checked against them)."""
         return parse_channels(self._client().execute(CHANNELS_QUERY).get("channels"))
+
+    def sold_currencies(self) -> frozenset[str]:
+        """The currency of the shop's channel (``channels``: any app token may list them).
+
+        The shop is that one channel: its prices are mirrored and its vouchers listed
+        there, and a cart in another channel's currency gets no offer (no voucher applies
+        there: ``plugin.offers.pricing``), so the merchant sets no figures for the other
+        channels, active or not. A channel Saleor no longer has sells nothing; an answer
+        without the channel list, or the channel without its currency, is
+        ``TransientError`` (read as "sells nothing" it would replace a good reading)."""
+        listed = self._client().execute(CHANNELS_QUERY).get("channels")
+        channels = parse_channels(listed)
+        if not isinstance(listed, list) or len(channels) != len(listed):
+            raise TransientError("Saleor listed no channels, or one without its id or slug")
+        extra = self.credentials.extra
+        ours = shop_channel(channels, extra.get("channel_id"), extra.get("channel"))
+        if ours is None:
+            return frozenset()
+        sold = currency_codes([ours.currency])
+        if not sold:
+            raise TransientError(f"Saleor named no currency for channel {ours.slug}")
+        return sold
 
     def token_app_id(self) -> str | None:
         """The id of the app the token belongs to; None when Saleor knows no such app.

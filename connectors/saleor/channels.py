@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CHANNELS_QUERY", "DEFAULT_SLUG", "Channel", "choose_channel", "parse_channels"]
+__all__ = ["CHANNELS_QUERY", "DEFAULT_SLUG", "Channel", "choose_channel", "parse_channels",
+           "shop_channel"]
 
 CHANNELS_QUERY = "query Channels { channels { id slug name currencyCode isActive } }"
 #: The slug Saleor gives the channel it creates itself (new instances, ``populatedb``).
@@ -58,3 +59,15 @@ def choose_channel(channels: Iterable[Channel], preferred: str | None = None
         if found is not None:
             return found
     return None
+
+
+def shop_channel(channels: Iterable[Channel], channel_id: str | None = None,
+                 slug: str | None = None) -> Channel | None:
+    """The channel the shop's credentials name: by id (vouchers), else by slug (prices);
+    with neither, the one ``choose_channel`` would pick; None when Saleor no longer has
+    the one named (not another in its place: that one is another storefront)."""
+    channels = list(channels)
+    if not channel_id and not slug:
+        return choose_channel(channels)
+    return next((c for c in channels if channel_id and c.id == channel_id), None) \
+        or next((c for c in channels if slug and c.slug == slug), None)

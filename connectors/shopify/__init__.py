@@ -28,7 +28,7 @@ from connectors.errors import (
     SignatureInvalid,
     TransientError,
 )
-from connectors.parsing import as_object
+from connectors.parsing import as_object, currency_codes
 from connectors.records import (
     Customer,
     DiscountRef,
@@ -428,6 +428,19 @@ class ShopifyConnector(Connector):
     def shop_timezone(self) -> str | None:
         """``shop.ianaTimezone``, for a shop installed before install read it."""
         return self._about_shop(self._client()).get("timezone")
+
+    def sold_currencies(self) -> frozenset[str]:
+        """The shop's currency and its enabled presentment currencies (Markets).
+
+        An answer without both (a proxy's, more likely than Shopify's, which types them
+        non-null) is ``TransientError``: read as "sells nothing" it would replace a good
+        reading."""
+        shop = as_object(self._client().execute(gql.SOLD_CURRENCIES_QUERY).get("shop"))
+        own = currency_codes([shop.get("currencyCode")])
+        presented = currency_codes(shop.get("enabledPresentmentCurrencies"))
+        if not own or presented is None:
+            raise TransientError("Shopify named no currencies for the shop")
+        return own | presented
 
     def iter_products(self, cursor: str | None = None) -> Iterator[Page[Product]]:
         """Products with the shop currency: 50-item cursor pages, or a bulk export.

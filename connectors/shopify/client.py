@@ -165,6 +165,10 @@ query Orders($first: Int!, $after: String, $query: String) {
 }""" + LINE_FIELDS
 
 SHOP_QUERY = "query { shop { currencyCode ianaTimezone } }"
+#: The shop's currency and the presentment currencies its Markets sell in (``shop`` needs
+#: no access scope: any token of the shop may read it).
+SOLD_CURRENCIES_QUERY = ("query SoldCurrencies { shop { currencyCode "
+                         "enabledPresentmentCurrencies } }")
 
 
 class AccessDenied(PermissionDenied):
