@@ -11,6 +11,11 @@ read from the platform at each sync (at most every ``MAX_AGE``) and kept in
 ``Shop.settings[KEY]``; until it was read, such a shop is quoted nothing (unknown is unsafe).
 The connector checks again when the discount is created, so a stale reading only costs a
 refused accept.
+
+The sold currencies are read for every platform that can name them (Shopify's presentment
+currencies, the Saleor channel's): the settings page lists a row of money guardrails for
+each (``plugin.admin.settings.other_currencies``). Where amounts keep their currency the
+reading changes no offer.
 """
 
 from __future__ import annotations
@@ -60,9 +65,8 @@ def amounts_exact(shop: Shop, currency: str) -> bool | None:
 
 def refresh(shop: Shop, connector: Connector, *, now: datetime | None = None) -> bool:
     """Read what the shop sells when the stored reading is missing or old (the caller
-    commits). A platform error keeps the old reading; True when a new one was stored."""
-    if connector.amounts_keep_currency:
-        return False
+    commits). A platform error (a permission the credentials lack too) keeps the old
+    reading and the sync goes on; True when a new one was stored."""
     now = now or utcnow()
     stored = (shop.settings or {}).get(KEY) or {}
     try:
@@ -72,8 +76,10 @@ def refresh(shop: Shop, connector: Connector, *, now: datetime | None = None) ->
         pass  # never read, or unreadable: read it now
     try:
         sold = connector.sold_currencies()
-        # asked only where it matters: one sold currency is exact without it
-        pinned = sold is not None and len(sold) > 1 and connector.pins_order_currency()
+        # asked only where it matters: one sold currency is exact without it, and an
+        # amount that keeps its currency is exact anyway
+        pinned = (sold is not None and len(sold) > 1 and not connector.amounts_keep_currency
+                  and connector.pins_order_currency())
     except ConnectorError as err:  # the sync's pages will say what is wrong
         log.warning("offers.currencies_unread", extra={"shop_id": shop.id,
                                                        "error": type(err).__name__})
@@ -106,8 +112,8 @@ def note(shop: Shop) -> str | None:
 
 
 def sold(shop: Shop) -> list[str]:
-    """The currencies the platform sold in at its last reading (none: not read, or a
-    platform that keeps each amount's currency and is not asked)."""
+    """The currencies the platform sold in at its last reading (none: not read yet, or a
+    platform that cannot name them: the generic store)."""
     return _stored(shop) or []
 
 
