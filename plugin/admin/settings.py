@@ -14,6 +14,7 @@ from typing import Any
 from flask import current_app
 from marshmallow import ValidationError
 
+import connectors
 from plugin import crypto, shops
 from plugin.admin.forms import LABELS
 from plugin.admin.schemas import SettingsSchema, ShownSchema, normalise_origin, safe_origin
@@ -158,12 +159,25 @@ def _take_out(raw: dict[str, Any], messages: Any, taken: dict[str, dict[str, Any
 def other_currencies(shop: Shop, values: Mapping[str, Any]) -> list[str]:
     """The rows of the offers' "Other currencies" table: each currency the platform sells
     besides the shop's own, and each one with figures in ``values`` (stored, or typed
-    in a refused save), so none is hidden."""
+    in a refused save), so none is hidden. None where the platform converts the shop's
+    amounts itself: a cart in another currency is then offered under the shop's own
+    figures, and a row's figures would never apply (``converted_currencies`` says so)."""
+    if connectors.get(shop.platform).converts_amounts:
+        return []
     own = catalogue_currency(shop.id)
     rows = (values.get("offers") or {}).get("currency_guardrails")
     rows = rows if isinstance(rows, dict) else {}  # a stored non-mapping: its error shows
     return sorted({c for c in offer_platform.sold(shop) if c != own}
                   | {str(c).upper() for c in rows})
+
+
+def converted_currencies(shop: Shop) -> list[str]:
+    """The other currencies a platform that converts the shop's amounts sells in: the
+    page names them under the figures that also apply to them."""
+    if not connectors.get(shop.platform).converts_amounts:
+        return []
+    own = catalogue_currency(shop.id)
+    return [c for c in offer_platform.sold(shop) if c != own]
 
 
 def problems(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, list[str]]:
