@@ -9,6 +9,8 @@ with back-off.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AuthFailed",
     "ConnectorError",
@@ -52,12 +54,17 @@ class AuthFailed(ConnectorError):
     """The platform refused our credentials (401/403): the shop must re-authorize.
 
     ``status`` is the HTTP status when there was one: a 401 to an expiring access token
-    may only mean it expired (renew it and ask again), a 403 never does.
+    may only mean it expired (renew it and ask again), a 403 never does. ``response`` is
+    the answer when the retrying session raised this for its status alone: a platform
+    that refuses in the body instead (Vendure) reads it to tell a proxy's 401/403 from
+    its own refusal.
     """
 
-    def __init__(self, message: str = "", *, status: int | None = None) -> None:
+    def __init__(self, message: str = "", *, status: int | None = None,
+                 response: Any = None) -> None:
         super().__init__(message)
         self.status = status
+        self.response = response
 
 
 class PermissionDenied(AuthFailed):

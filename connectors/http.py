@@ -144,7 +144,7 @@ class RetrySession(requests.Session):
 
             status = response.status_code
             if status in (401, 403):
-                raise AuthFailed(f"{target}: HTTP {status}", status=status)
+                raise AuthFailed(f"{target}: HTTP {status}", status=status, response=response)
             hinted: float | None = None
             if status in RETRY_STATUSES:
                 hinted = parse_retry_after(response.headers.get("Retry-After"))

@@ -66,9 +66,17 @@ class AdminClient:
         return headers
 
     def _post(self, document: str, variables: dict[str, Any]) -> requests.Response:
-        response = self.session.post(
-            self.api_url, json={"query": document, "variables": variables}, headers=self._headers()
-        )
+        """One POST. A 401/403 the retrying session raised for its status alone is read
+        like any answer (``_data``): Vendure refuses in the body (``FORBIDDEN``), so one
+        without that is a proxy's answer, not Vendure refusing our credentials."""
+        try:
+            response = self.session.post(
+                self.api_url, json={"query": document, "variables": variables},
+                headers=self._headers())
+        except AuthFailed as err:
+            if not isinstance(err.response, requests.Response):
+                raise
+            response = err.response
         if server_trouble(response.status_code):
             raise TransientError(f"Vendure Admin API: HTTP {response.status_code}")
         token = response.headers.get(AUTH_TOKEN_HEADER)
@@ -91,13 +99,19 @@ class AdminClient:
 
     @staticmethod
     def _data(response: requests.Response, operation: str) -> dict[str, Any]:
-        """The ``data`` of a GraphQL response, or the matching connector error."""
-        if response.status_code in (401, 403):
-            raise AuthFailed(f"Vendure {operation}: HTTP {response.status_code}")
+        """The ``data`` of a GraphQL response, or the matching connector error.
+
+        Only Vendure's ``errors`` list is a refusal, whatever the status (``FORBIDDEN``
+        comes with 200; a query the schema rejects with 400). A failure status without one
+        (a proxy's 404 page, a WAF's 403) is no Vendure answer: ``TransientError``, as a
+        body of another shape is. Read as a refusal, an accept withdrew its offer and a
+        shop was flagged for re-authorisation.
+        """
+        status = response.status_code
         try:
             body = response.json()
         except ValueError:
-            raise TransientError(f"Vendure {operation}: non-JSON answer") from None
+            raise TransientError(f"Vendure {operation}: HTTP {status}, non-JSON answer") from None
         if not isinstance(body, dict):  # a proxy's or a broken server's answer
             raise TransientError(f"Vendure {operation}: unexpected answer")
         errors = body.get("errors") or []
@@ -112,10 +126,10 @@ class AdminClient:
             raise AuthFailed(f"Vendure {operation}: {sorted(c for c in codes if c)}")
         if codes & _SERVER_CODES:
             raise TransientError(f"Vendure {operation}: internal server error")
-        if errors or response.status_code >= 400:
-            messages = [str(e.get("message", e)) for e in errors] or [
-                f"HTTP {response.status_code}"
-            ]
+        if not errors and status >= 400:
+            raise TransientError(f"Vendure {operation}: HTTP {status} without GraphQL errors")
+        if errors:
+            messages = [str(e.get("message", e)) for e in errors]
             raise InvalidPayload(f"Vendure {operation} failed", {operation: messages})
         data = body.get("data") or {}
         if not isinstance(data, dict):  # callers read it with ``.get``: a crash, not an error

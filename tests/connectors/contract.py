@@ -142,6 +142,10 @@ class ConnectorContract:
     def api_endpoint(self) -> tuple[str, str]:
         raise NotImplementedError
 
+    def auth_refusal(self) -> dict[str, Any]:
+        """``responses`` arguments of the platform refusing our credentials."""
+        return {"status": 401}
+
     def add_product_page(
         self, rsps: responses.RequestsMock, index: int, ids: list[str], last: bool,
         broken: frozenset[str] = frozenset(),
@@ -355,7 +359,7 @@ class ConnectorContract:
             method, url = self.api_endpoint()
             with responses.RequestsMock(registry=OrderedRegistry) as rsps:
                 rsps.add(method, url, status=429, headers={"Retry-After": "1"})
-                rsps.add(method, url, status=401)
+                rsps.add(method, url, **self.auth_refusal())
                 with pytest.raises(AuthFailed) as info:
                     list(connector.iter_products())
             assert self.ACCESS_TOKEN not in str(info.value)
