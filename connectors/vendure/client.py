@@ -92,8 +92,14 @@ class AdminClient:
         data = self._data(
             self._post(queries.LOGIN, {"username": username, "password": password}), "login"
         )
-        if "errorCode" in (data.get("login") or {}):
-            raise AuthFailed(f"Vendure login refused: {data['login']['errorCode']}")
+        login = data.get("login")
+        refused = login.get("errorCode") if isinstance(login, dict) else None
+        if isinstance(refused, str) and refused:  # Vendure's ErrorResult
+            raise AuthFailed(f"Vendure login refused: {refused}")
+        if not isinstance(login, dict) or "errorCode" in login or not login.get("id"):
+            # neither the user nor Vendure's refusal: a proxy's answer, tried again later
+            self._token = None
+            raise TransientError("Vendure confirmed no login")
         if not self._token:
             raise AuthFailed("Vendure login returned no token (is 'bearer' a tokenMethod?)")
 

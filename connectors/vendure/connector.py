@@ -272,9 +272,11 @@ class VendureConnector(Connector):
 
     # -- discounts ------------------------------------------------------------------------
     def _variant_ids(self, product_ids: tuple[str, ...]) -> list[str]:
+        """The products' variant ids; none is Vendure's answer that they have none (or do
+        not exist): ``InvalidPayload``. A listing of another shape is ``TransientError``."""
         options = {"take": 1000, "filter": {"productId": {"in": list(product_ids)}}}
         data = self.client.execute(queries.PRODUCT_VARIANT_IDS, {"options": options})
-        ids = [item["id"] for item in data["productVariants"]["items"]]
+        ids = _listed_ids(data, "productVariants")
         if not ids:
             raise InvalidPayload("no variants for these products", {"product_ids": ["unknown"]})
         return ids
@@ -322,13 +324,34 @@ class VendureConnector(Connector):
                 _confirm_deleted(result, "deleteCustomerGroup", "customer group")
 
     def _customer_group(self, spec: DiscountSpec) -> str:
+        """The id of a new one-customer group for ``spec``. Vendure answers the group or an
+        ``errors`` list (its refusal); an answer naming no group id is ``TransientError``:
+        it raised KeyError/TypeError, or limited the promotion to a group "None"."""
         group = {"name": _group_name(spec.code), "customerIds": [spec.customer_id]}
         data = self.client.execute(queries.CREATE_CUSTOMER_GROUP, {"input": group})
-        return str(data["createCustomerGroup"]["id"])
+        group_id = as_object(data.get("createCustomerGroup")).get("id")
+        if not isinstance(group_id, str) or not group_id:
+            raise TransientError("Vendure confirmed no createCustomerGroup")
+        return group_id
 
     def _promotion_ids(self, code: str) -> list[str]:
+        """The ids of the promotions with coupon ``code``. A listing of another shape is
+        ``TransientError``: read as none, a retried create minted a second discount."""
         found = self.client.execute(queries.PROMOTIONS_BY_CODE, {"code": code})
-        return [str(p["id"]) for p in found["promotions"]["items"] if p["couponCode"] == code]
+        items = _listed(found, "promotions")
+        return [p["id"] for p in items if p.get("couponCode") == code]
+
+    def _tax_setup(self, spec: DiscountSpec) -> tuple[dict[str, Any], Decimal]:
+        """The channel's ``TAX_SETUP`` with ``spec``'s currency checked against it, and the
+        tax rate a fixed amount is net of. A setup of another shape is ``TransientError``
+        (it raised KeyError/TypeError); ``check_currency``'s refusal stays one."""
+        setup = self.client.execute(queries.TAX_SETUP)
+        try:
+            check_currency(spec, setup)
+            rate = default_tax_rate(setup) if spec.kind == "fixed" else Decimal(0)
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            raise TransientError(f"unexpected TaxSetup answer: {type(exc).__name__}") from None
+        return setup, rate
 
     def find_discount(self, code: str) -> str | None:
         """The id of the promotion with this coupon code, or None."""
@@ -360,15 +383,11 @@ class VendureConnector(Connector):
         existing = self._only_promotion(spec.code)
         if existing is not None:
             return DiscountRef(existing, spec.code, spec.expires_at)
-        setup = None
+        setup, tax_rate = None, Decimal(0)
         if spec.kind == "fixed" or spec.min_subtotal is not None:  # an amount: its currency
-            setup = self.client.execute(queries.TAX_SETUP)
-            check_currency(spec, setup)
+            setup, tax_rate = self._tax_setup(spec)
         variant_ids = self._variant_ids(spec.product_ids) if spec.product_ids else None
         group_id = self._customer_group(spec) if spec.customer_id else None
-        tax_rate = Decimal(0)
-        if spec.kind == "fixed" and setup is not None:
-            tax_rate = default_tax_rate(setup)
         payload = promotion_input(
             spec,
             variant_ids=variant_ids,
@@ -394,6 +413,22 @@ class VendureConnector(Connector):
         return DiscountRef(
             platform_id=str(promotion["id"]), code=spec.code, expires_at=spec.expires_at
         )
+
+
+def _listed(data: dict[str, Any], root: str) -> list[dict[str, Any]]:
+    """The ``items`` of a list query's answer under ``root``, each an object with an id;
+    else ``TransientError`` (a proxy's or a broken server's answer, not "none")."""
+    items = as_object(data.get(root)).get("items")
+    if not isinstance(items, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]
+            for item in items):
+        raise TransientError(f"unexpected {root} answer")
+    return items
+
+
+def _listed_ids(data: dict[str, Any], root: str) -> list[str]:
+    """The ids ``_listed`` checked."""
+    return [item["id"] for item in _listed(data, root)]
 
 
 def _not_found(err: InvalidPayload) -> bool:
