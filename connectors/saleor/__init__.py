@@ -33,7 +33,7 @@ from connectors.saleor import discounts, jwks, mapping, queries, webhooks
 from connectors.saleor.channels import CHANNELS_QUERY, Channel, parse_channels, shop_channel
 from connectors.saleor.client import SaleorGraphQL, confirmed_id, refused
 
-__all__ = ["SaleorConnector"]
+__all__ = ["SaleorConnector", "app_webhook_names"]
 
 PERMISSIONS = ("MANAGE_PRODUCTS", "MANAGE_ORDERS", "MANAGE_USERS", "MANAGE_CHECKOUTS",
                "MANAGE_DISCOUNTS")
@@ -441,6 +441,13 @@ def _error_codes(errors: Any) -> set[str | None]:
 def _list(value: Any) -> list[Any]:
     """``value`` when it is a list, a lone value as a list of it, nothing as none."""
     return value if isinstance(value, list) else [value] if value else []
+
+
+def app_webhook_names(app: Mapping[str, Any]) -> set[str]:
+    """The names of the app's webhooks in an ``APP_INFO_QUERY`` answer's ``app``. A
+    listing Saleor did not give in full is ``TransientError``, as for
+    ``refresh_webhooks``: read as none, every webhook was created again beside the old."""
+    return {name for name in _webhooks_by_name({"app": app}) if isinstance(name, str)}
 
 
 def _webhooks_by_name(data: Mapping[str, Any]) -> dict[Any, dict[str, Any]]:

@@ -24,7 +24,7 @@ from connectors.guarded_http import (
     public_addresses,
 )
 from connectors.manifest import absolute_url, load_manifest
-from connectors.saleor import SaleorConnector
+from connectors.saleor import SaleorConnector, app_webhook_names
 from connectors.saleor.app_manifest import render_app_manifest, webhook_definitions
 from connectors.saleor.channels import Channel, choose_channel, parse_channels
 from connectors.saleor.client import SchemaLacksField
@@ -267,6 +267,17 @@ def _report_reactivated(shop_id: str, names: list[str]) -> None:
                 extra={"shop_id": shop_id, "webhooks": names})
 
 
+def _existing_webhooks(app: dict[str, Any]) -> set[str]:
+    """The names of the webhooks Saleor lists for the app. A listing of another shape
+    says nothing (read as none, each webhook was made twice): the install is refused
+    with the answer that asks for another try, before anything is stored."""
+    try:
+        return app_webhook_names(app)
+    except TransientError as err:
+        log.warning("install.saleor.webhooks_unlisted", extra={"reason": str(err)})
+        raise BadRequest(_webhooks_failure(err)) from None
+
+
 def register_app(api_url: str | None, auth_token: str | None) -> Shop:
     """Check the domain and the token (by calling Saleor back), then store the install."""
     api_url, host, listed, addresses = _allowed_host(api_url)
@@ -284,8 +295,8 @@ def register_app(api_url: str | None, auth_token: str | None) -> Shop:
         credentials.extra.update(channel=channel.slug, channel_id=channel.id)
     credentials.extra["app_id"] = app["id"]
     credentials.extra["public_only"] = not listed  # later calls check each peer too
+    existing = _existing_webhooks(app)
     shop, created = upsert_installation("saleor", host, credentials)
-    existing = {w.get("name") for w in app.get("webhooks") or () if isinstance(w, dict)}
     wanted = our_webhooks(shop.id)
     missing = [d for d in wanted if d["name"] not in existing]
     if missing:

@@ -808,3 +808,44 @@ def test_the_registration_connects_to_the_pre_checked_addresses(install_client, 
     assert asked == ["shop.saleor.cloud"]  # the pre-check only
     assert connected and set(connected) == {("93.184.215.14", 443),
                                             ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", 443)}
+
+
+@pytest.mark.parametrize("listed", [
+    None, "none", {"name": "shopkeeper-products"}, ["shopkeeper-products"], [None], "missing",
+], ids=["null", "text", "object", "names-as-text", "entry-null", "missing"])
+def test_a_garbled_webhook_listing_creates_nothing_and_asks_to_install_again(
+        install_client, listed) -> None:
+    """``app.webhooks`` is the list of the app's webhooks (``[Webhook!]!``, here by
+    name). Anything else was read as "none there", so every webhook was created again
+    beside the ones Saleor has: each event delivered twice. It says nothing, so the
+    install is refused with the retryable answer and nothing is created or stored."""
+    info = json.loads(json.dumps(APP_INFO))
+    if listed == "missing":
+        del info["data"]["app"]["webhooks"]
+    else:
+        info["data"]["app"]["webhooks"] = listed
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.post(API_URL, json=info)
+        rsps.post(API_URL, json=CREATED)
+        response = register(install_client)
+        assert len(rsps.calls) == 1  # no webhookCreate
+    assert response.status_code == 400
+    assert "try the install again" in response.get_json()["message"]
+    assert db.session.scalar(db.select(shops.Shop).filter_by(platform="saleor")) is None
+
+
+def test_only_the_webhooks_saleor_lists_are_skipped(install_client) -> None:
+    """Saleor's own listing, entries of other apps' names or without one among ours:
+    the missing webhooks are created, those listed are not."""
+    info = json.loads(json.dumps(APP_INFO))
+    have, *missing = SUBSCRIPTIONS
+    info["data"]["app"]["webhooks"] = [{"name": have}, {"name": None}, {"name": "other"}]
+    with responses.RequestsMock() as rsps:
+        rsps.post(API_URL, json=info)
+        for _ in missing:
+            rsps.post(API_URL, json=CREATED)
+        response = register(install_client)
+        made = [json.loads(c.request.body)["variables"]["input"]["name"]
+                for c in rsps.calls[1:]]
+    assert response.status_code == 200
+    assert sorted(made) == sorted(missing)
