@@ -120,6 +120,9 @@ class WebhookReconcile:
     moved: list[str] = field(default_factory=list)
     #: topics with a second subscription, to a former address of ours, deleted
     removed: list[str] = field(default_factory=list)
+    #: Shopify's topic names (``ORDERS_FULFILLED``) whose subscription to an address of
+    #: ours was deleted because this version no longer handles them
+    dropped: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -337,6 +340,10 @@ class ShopifyConnector(Connector):
         the old one may be dead or another host's. It is moved to ``uri``
         (``webhookSubscriptionUpdate``), or deleted when ``uri`` has the topic already.
         Any other address (another path, another shop id) is left alone.
+
+        A subscription at ``uri`` or such a former address whose topic this version does
+        not handle (a release dropped it) is deleted: Shopify would keep delivering it.
+        The same topic at any other address is someone else's and stays.
         """
         client = self._client()
         granted, subscribed = _webhook_state(client)
@@ -360,6 +367,11 @@ class ShopifyConnector(Connector):
                 _unsubscribe(client, extra)
             if former:
                 done.removed.append(topic)
+        handled = {_topic_enum(topic) for topic in webhooks.TOPICS}
+        for sub in subscribed:
+            if sub.topic not in handled and (sub.uri == uri or _former_address(sub.uri, path)):
+                _unsubscribe(client, sub)
+                done.dropped.append(sub.topic)
         return done
 
     # -- backfill -------------------------------------------------------------------------

@@ -17,7 +17,10 @@ each active shop to the topics it misses:
   changed) is moved to the current address, or deleted when the current one has its
   topic: Shopify would deliver to both, and the old host may be dead or someone else's.
   A shop is asked at the first run after ``PUBLIC_URL`` changes. Subscriptions to other
-  paths (another shop id, another app's route) are left alone.
+  paths (another shop id, another app's route) are left alone;
+- a subscription at the shop's address (current or former) to a topic this version no
+  longer handles (a release dropped it) is deleted; a delete that fails is tried again
+  after the back-off (an hour at first). Other addresses' subscriptions are not touched.
 
 Its state is kept in ``Shop.settings[STATE]``; the OAuth callback clears it, so a shop
 that just granted a scope is checked again at the next run.
@@ -120,16 +123,20 @@ def reconcile(shop: Shop, *, now: datetime | None = None,
     if done.skipped and done.skipped != before.get("skipped"):
         log.warning("install.shopify.webhooks_scope_missing", extra={
             "shop_id": shop.id, "skipped": done.skipped})
-    changed = done.created or done.moved or done.removed
+    changed = done.created or done.moved or done.removed or done.dropped
     if changed or (done.skipped and done.skipped != before.get("skipped")):
         shops.audit(shop.id, "install.webhooks_reconciled", created=done.created,
-                    skipped=done.skipped, moved=done.moved, removed=done.removed)
+                    skipped=done.skipped, moved=done.moved, removed=done.removed,
+                    dropped=done.dropped)
     if done.created:
         log.info("install.shopify.webhooks_created", extra={
             "shop_id": shop.id, "topics": done.created})
     if done.moved or done.removed:
         log.info("install.shopify.webhooks_moved", extra={
             "shop_id": shop.id, "moved": done.moved, "removed": done.removed})
+    if done.dropped:
+        log.info("install.shopify.webhooks_dropped", extra={
+            "shop_id": shop.id, "topics": done.dropped})
     return done
 
 

@@ -162,7 +162,7 @@ def test_the_job_subscribes_an_installed_shop_to_the_topic_a_release_added(shopi
         "uri": f"http://127.0.0.1:5000/webhooks/shopify/{shop.id}", "format": "JSON"}}]
     assert fake.queries == 2  # both pages of subscriptions were read
     assert _audits(shop) == [{"created": ["publications/delete"], "skipped": {},
-                              "moved": [], "removed": []}]
+                              "moved": [], "removed": [], "dropped": []}]
     state = _state(shop)
     assert state["topics"] == sorted(SHOP_TOPICS) and state["skipped"] == {}
 
@@ -310,7 +310,7 @@ def test_a_topic_whose_scope_was_not_granted_is_skipped_and_logged(shopify, capl
     assert record.skipped == {"publications/delete": "read_publications"}
     assert _audits(shop) == [{"created": [], "skipped": {"publications/delete":
                                                          "read_publications"},
-                              "moved": [], "removed": []}]
+                              "moved": [], "removed": [], "dropped": []}]
     assert _state(shop)["skipped"] == {"publications/delete": "read_publications"}
     # said once: the next day's check finds the same and neither logs nor audits it again
     caplog.clear()
@@ -397,3 +397,101 @@ def test_an_unreadable_subscriptions_answer_creates_nothing(app, answer) -> None
         with pytest.raises(ConnectorError, match="webhookSubscriptions"):
             shopify_webhooks.reconcile(shop, now=NOW)
         assert len(rsps.calls) == 1
+
+
+# -- topics a release dropped -----------------------------------------------------------------
+def _dropped(shop, fake) -> dict[str, dict]:
+    """Subscriptions to topics this version no longer wants: two at the shop's address
+    (now and under a former PUBLIC_URL), and the same topic at addresses that are not
+    ours (another app's, another shop's path), which must stay."""
+    here = shopify_webhooks.webhook_uri(shop.id)
+    subs = {
+        "here": {"id": "gid://shopify/WebhookSubscription/70", "topic": "ORDERS_FULFILLED",
+                 "uri": here},
+        "former": {"id": "gid://shopify/WebhookSubscription/71", "topic": "ORDERS_EDITED",
+                   "uri": _former(shop)},
+        "theirs": {"id": "gid://shopify/WebhookSubscription/72", "topic": "ORDERS_FULFILLED",
+                   "uri": "https://erp.example/shopify/orders"},
+        "other-shop": {"id": "gid://shopify/WebhookSubscription/73",
+                       "topic": "ORDERS_FULFILLED",
+                       "uri": "https://old.example/webhooks/shopify/shp_000000000000"},
+        "pubsub": {"id": "gid://shopify/WebhookSubscription/74", "topic": "ORDERS_EDITED",
+                   "uri": "pubsub://project:topic"},
+    }
+    fake.subs += list(subs.values())
+    return subs
+
+
+def test_subscriptions_to_topics_a_release_dropped_are_deleted_at_our_address_only(
+        shopify, caplog) -> None:
+    """A release that stops handling a topic left its subscription in place: Shopify kept
+    delivering it (each one answered, counted, and a failing one dropping the rest). The
+    job deletes those at this shop's address, now or under a former PUBLIC_URL; the same
+    topic at any other address belongs to someone else and stays."""
+    shop, fake = shopify
+    subs = _dropped(shop, fake)
+    with caplog.at_level(logging.INFO, logger="shopkeeper.install"):
+        done = shopify_webhooks.reconcile(shop, now=NOW)
+    db.session.commit()
+    assert sorted(fake.deleted) == sorted([subs["here"]["id"], subs["former"]["id"]])
+    assert sorted(done.dropped) == ["ORDERS_EDITED", "ORDERS_FULFILLED"]
+    assert all(subs[k] in fake.subs for k in ("theirs", "other-shop", "pubsub"))
+    wanted = {_enum(t) for t in SHOP_TOPICS}
+    assert {s["topic"] for s in fake.subs if s["uri"] == subs["here"]["uri"]} == wanted
+    [audit] = _audits(shop)
+    assert sorted(audit["dropped"]) == ["ORDERS_EDITED", "ORDERS_FULFILLED"]
+    assert any(r.message == "install.shopify.webhooks_dropped" for r in caplog.records)
+    # the next check finds nothing more to delete
+    assert shopify_webhooks.reconcile(shop, now=NOW + shopify_webhooks.RECHECK).dropped == []
+    assert len(fake.deleted) == 2
+
+
+def test_compliance_topics_are_never_dropped(shopify) -> None:
+    """Shopify's mandatory topics are not subscribed by the job, but are still ours."""
+    shop, fake = shopify
+    here = shopify_webhooks.webhook_uri(shop.id)
+    fake.subs.append({"id": "gid://shopify/WebhookSubscription/75", "topic": "SHOP_REDACT",
+                      "uri": here})
+    assert shopify_webhooks.reconcile(shop, now=NOW).dropped == []
+    assert fake.deleted == []
+
+
+@pytest.mark.parametrize("answer", [
+    {"webhookSubscriptionDelete": None},
+    {"webhookSubscriptionDelete": "deleted"},
+    {"webhookSubscriptionDelete": {"deletedWebhookSubscriptionId": None, "userErrors": []}},
+], ids=["null", "text", "no-id"])
+def test_a_drop_shopify_does_not_confirm_is_retried_next_hour(shopify, answer) -> None:
+    """``webhookSubscriptionDelete`` answers the deleted id or its ``userErrors``; neither
+    (a proxy's answer) is no deletion: the check fails as transient, and the next hourly
+    run after the back-off deletes it."""
+    from connectors.errors import TransientError
+
+    shop, fake = shopify
+    subs = _dropped(shop, fake)
+    confirmed = fake.delete
+    fake.delete = lambda variables: (200, {}, json.dumps({"data": answer}))
+    with pytest.raises(TransientError, match="webhookSubscriptionDelete"):
+        shopify_webhooks.reconcile_due(now=NOW)
+    state = _state(shop)
+    assert state["failures"] == 1
+    assert datetime.fromisoformat(state["retry_at"]) == NOW + timedelta(hours=1)
+    assert subs["here"] in fake.subs
+    fake.delete = confirmed
+    assert shopify_webhooks.reconcile_due(now=NOW + timedelta(minutes=59)) == 0
+    shopify_webhooks.reconcile_due(now=NOW + timedelta(hours=1))
+    assert subs["here"] not in fake.subs and subs["theirs"] in fake.subs
+    assert "failures" not in _state(shop)
+
+
+def test_a_drop_shopify_refuses_is_a_refusal_and_backs_off(shopify) -> None:
+    shop, fake = shopify
+    _dropped(shop, fake)
+    fake.delete = lambda variables: Shopify.refused("webhookSubscriptionDelete",
+                                                    "Access denied")
+    with pytest.raises(ConnectorError, match="refused to delete") as caught:
+        shopify_webhooks.reconcile_due(now=NOW)
+    from connectors.errors import TransientError
+
+    assert not isinstance(caught.value, TransientError)
+    assert _state(shop)["failures"] == 1
