@@ -689,7 +689,8 @@ _MAX_WEBHOOK_PAGES = 20
 def _webhook_state(client: gql.ShopifyGraphQL) -> tuple[set[str], list[_Subscription]]:
     """The token's granted scopes (a ``write_`` one grants its ``read_`` too) and the
     shop's subscriptions. An answer without the scopes or the subscriptions is a
-    ``ConnectorError``: read as none, every topic would be skipped or created again."""
+    ``TransientError``: read as none, every topic would be skipped or created again, and
+    it is no refusal either (Shopify's are its ``errors``)."""
     granted: set[str] | None = None
     subscribed: list[_Subscription] = []
     cursor: str | None = None
@@ -700,7 +701,7 @@ def _webhook_state(client: gql.ShopifyGraphQL) -> tuple[set[str], list[_Subscrip
         scopes = as_object(installation).get("accessScopes")
         if not isinstance(scopes, list) or not isinstance(page, dict) \
                 or not isinstance(page.get("nodes"), list):
-            raise ConnectorError("unexpected webhookSubscriptions answer")
+            raise TransientError("unexpected webhookSubscriptions answer")
         if granted is None:
             granted = {h for s in scopes if isinstance(h := as_object(s).get("handle"), str)}
         for node in page["nodes"]:

@@ -387,14 +387,21 @@ def test_a_shop_whose_credentials_shopify_refused_is_left_to_its_oauth(shopify) 
     {"data": {"webhookSubscriptions": {"nodes": []}}},  # no scopes read
     {"data": {"currentAppInstallation": {"accessScopes": []},
               "webhookSubscriptions": "none"}},
+    {"data": {"currentAppInstallation": {"accessScopes": "read_products"},
+              "webhookSubscriptions": {"nodes": []}}},
+    {"data": {"currentAppInstallation": {"accessScopes": []},
+              "webhookSubscriptions": {"nodes": None}}},
 ])
 def test_an_unreadable_subscriptions_answer_creates_nothing(app, answer) -> None:
     """Read as "no subscriptions" or "no scopes", every topic would be created again or
-    skipped: it is a connector error, retried after the back-off."""
+    skipped. It is no refusal either (Shopify's own are its ``errors``): a transient
+    error, retried after the back-off."""
+    from connectors.errors import TransientError
+
     shop = _shop(app)
     with responses.RequestsMock() as rsps:
         rsps.post(GRAPHQL, json=answer)
-        with pytest.raises(ConnectorError, match="webhookSubscriptions"):
+        with pytest.raises(TransientError, match="webhookSubscriptions"):
             shopify_webhooks.reconcile(shop, now=NOW)
         assert len(rsps.calls) == 1
 
