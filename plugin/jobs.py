@@ -275,7 +275,9 @@ def run_recorded(app: Flask, name: str, fn: Callable[[], object],
     a worker that lost the lease between two loop turns never runs a job beside the new
     leader, and one that loses it while the job runs (``hold``, its worker's signal, is
     set, or the lease row names another) stops the job at its next ``checkpoint``
-    (recorded as ``lease_lost``, committing nothing more). The run's ``worker`` is
+    (recorded as ``lease_lost``, committing nothing more); the unit running then commits
+    nothing either, its commit being fenced by the lease's generation the job started
+    under (``plugin.leadership``). The run's ``worker`` is
     ``holder``, the id ``scheduler_leases`` stores (the process name had no match there
     when a worker was given another name), so an operator can tell which holder ran what.
     When the run cannot be recorded (the database went), that is logged once: a run whose
@@ -293,7 +295,8 @@ def run_recorded(app: Flask, name: str, fn: Callable[[], object],
 
 def _run_recorded(app: Flask, name: str, fn: Callable[[], object],
                   holder: str | None, hold: threading.Event | None) -> None:
-    if holder is not None and lease.holder_of(LEASE_NAME) != holder:
+    held = lease.hold_of(LEASE_NAME) if holder is not None else None
+    if holder is not None and (held is None or held[0] != holder):
         log.warning("jobs.skipped_not_leader", extra={"job": name, "worker": holder})
         return
     # on the database's clock, like the heartbeat: workers' clocks drift, and one
@@ -304,7 +307,7 @@ def _run_recorded(app: Flask, name: str, fn: Callable[[], object],
     db.session.add(run)
     db.session.commit()
     try:
-        with _heartbeat(app, run.id), watching(holder, hold):
+        with _heartbeat(app, run.id), watching(holder, hold, held and held[1]):
             fn()
         run.status = "ok"
     except LeaseLost as err:  # stopped between units: the new leader runs it

@@ -7,6 +7,12 @@ lease (an Event per hold, set when a renewal finds the lease lapsed or taken), a
 jobs call ``checkpoint`` between units of work (a shop, a resource): it raises
 ``LeaseLost`` there, so the job stops and commits nothing more, and its run is recorded
 as stopped by the lost lease, not as failed.
+
+A checkpoint comes before a unit, and a unit running when the lease was lost still
+committed beside the new leader's run. So every commit made by a job (in its thread, on
+its session) is fenced too: its transaction first checks that the lease still has the
+holder and generation the job started under (``lease.fence``), and the commit raises
+``LeaseLost`` with nothing committed when it has not.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+
+from flask.globals import app_ctx
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from plugin import lease
 from plugin.extensions import db
@@ -32,18 +42,23 @@ class LeaseLost(Exception):
         self.holder = holder
 
 
-#: (holder, the signal its worker sets once its hold on the lease ends) of the scheduled
-#: job running in this thread
-_WATCHED: ContextVar[tuple[str, threading.Event | None] | None] = ContextVar(
-    "scheduler_hold", default=None)
+#: (holder, the signal its worker sets once its hold on the lease ends, the lease's
+#: generation the job started under, the app context whose session the job commits on) of
+#: the scheduled job running in this thread
+_WATCHED: ContextVar[tuple[str, threading.Event | None, int | None, object] | None] = \
+    ContextVar("scheduler_hold", default=None)
 
 
 @contextmanager
-def watching(holder: str | None, lost: threading.Event | None = None) -> Iterator[None]:
+def watching(holder: str | None, lost: threading.Event | None = None,
+             generation: int | None = None) -> Iterator[None]:
     """Make ``checkpoint`` in the job run in this block (this thread) stop it once
     ``holder`` no longer holds the lease, or ``lost`` (its worker's signal for the hold the
-    job started in) is set; with no holder (the command line), it never stops."""
-    token = _WATCHED.set((holder, lost) if holder is not None else None)
+    job started in) is set; with ``generation`` (the lease's when the job started), each
+    commit in this thread is fenced by it too. With no holder (the command line), it never
+    stops."""
+    watched = None if holder is None else (holder, lost, generation, _app_context())
+    token = _WATCHED.set(watched)
     try:
         yield
     finally:
@@ -61,9 +76,30 @@ def checkpoint() -> None:
     watched = _WATCHED.get()
     if watched is None:
         return
-    holder, lost = watched
+    holder, lost, generation, _ = watched
     if lost is not None and lost.is_set():
         raise LeaseLost(holder)
     with db.session.no_autoflush:
-        if lease.holder_of(LEASE_NAME) != holder:
-            raise LeaseLost(holder)
+        held = lease.hold_of(LEASE_NAME)
+    if held is None or held[0] != holder or generation not in (None, held[1]):
+        raise LeaseLost(holder)
+
+
+def _app_context() -> object:
+    """The app context this thread runs in (its session's scope), or None."""
+    return app_ctx._get_current_object() if app_ctx else None
+
+
+@event.listens_for(Session, "before_commit")
+def _fence(session: Session) -> None:
+    """A scheduled job's commit goes through only while its worker still holds the lease
+    it started under: checked in the committing transaction (``lease.fence``), so a lease
+    taken over between the job's checkpoint and its commit makes the commit raise
+    ``LeaseLost``, committing nothing (the caller rolls back)."""
+    watched = _WATCHED.get()
+    if watched is None or watched[2] is None or watched[3] is not _app_context() \
+            or session is not db.session():
+        return  # not a job's, or another app context's session (the job's worker's own)
+    holder, _, generation, _ = watched
+    if not lease.fence(LEASE_NAME, holder, generation):
+        raise LeaseLost(holder)

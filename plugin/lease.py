@@ -36,6 +36,8 @@ def acquire(name: str, holder: str, ttl_seconds: float, *, now: datetime | None 
         sa.update(L)
         .where(L.name == name, sa.or_(L.holder == holder, L.expires_at < _clock(now)))
         .values(acquired_at=sa.case((L.holder == holder, L.acquired_at), else_=_clock(now)),
+                generation=sa.case((L.holder == holder, L.generation),
+                                   else_=L.generation + 1),
                 holder=holder, expires_at=_clock(now, ttl_seconds))
     )
     if res.rowcount == 1:
@@ -43,7 +45,8 @@ def acquire(name: str, holder: str, ttl_seconds: float, *, now: datetime | None 
         return True
     got = db.session.execute(
         insert_or_ignore(L, ["name"], name=name, holder=holder,
-                         expires_at=_clock(now, ttl_seconds), acquired_at=_clock(now))
+                         expires_at=_clock(now, ttl_seconds), acquired_at=_clock(now),
+                         generation=1)
         .returning(L.name)
     ).scalar()
     db.session.commit()
@@ -63,6 +66,23 @@ def renew(name: str, holder: str, ttl_seconds: float, *, now: datetime | None = 
     return res.rowcount == 1
 
 
+def fence(name: str, holder: str, generation: int) -> bool:
+    """Whether ``holder`` still holds the lease it took as ``generation``, checked in the
+    session's transaction and not committed: a unit of work commits only with this True.
+
+    An UPDATE, not a SELECT: on PostgreSQL it locks the row until that commit, so a
+    standby's takeover waits for it (SQLite's single writer does the same), and a unit
+    cannot commit after another worker took the lease over.
+    """
+    L = SchedulerLease
+    res = db.session.execute(
+        sa.update(L).where(L.name == name, L.holder == holder, L.generation == generation,
+                           L.expires_at >= _clock(None))
+        .values(generation=L.generation)
+        .execution_options(synchronize_session=False))
+    return res.rowcount == 1
+
+
 def release(name: str, holder: str, *, now: datetime | None = None) -> None:
     """Give the lease up now (graceful shutdown), so a standby need not wait for expiry."""
     L = SchedulerLease
@@ -73,6 +93,13 @@ def release(name: str, holder: str, *, now: datetime | None = None) -> None:
 
 def holder_of(name: str, *, now: datetime | None = None) -> str | None:
     """The current, unexpired holder (for /readyz, metrics and the admin page)."""
+    held = hold_of(name, now=now)
+    return None if held is None else held[0]
+
+
+def hold_of(name: str, *, now: datetime | None = None) -> tuple[str, int] | None:
+    """The current, unexpired holder and its generation (the token ``fence`` checks)."""
     L = SchedulerLease
-    return db.session.scalar(sa.select(L.holder).where(L.name == name,
-                                                       L.expires_at >= _clock(now)))
+    row = db.session.execute(sa.select(L.holder, L.generation).where(
+        L.name == name, L.expires_at >= _clock(now))).first()
+    return None if row is None else (row.holder, row.generation)

@@ -915,3 +915,100 @@ def test_each_job_over_shops_stops_between_shops_once_the_lease_is_lost(app, job
     jobs.run_recorded(app, job, jobs.SCHEDULED_JOBS[job][0], "w1", hold=hold)
     db.session.expire_all()
     assert db.session.scalar(sa.select(JobRun.status).where(JobRun.job == job)) == "lease_lost"
+
+
+def test_a_unit_running_when_its_lease_is_taken_over_commits_nothing(app, shop, monkeypatch):
+    """A job stopped at its next ``checkpoint`` once its worker lost the lease, but the
+    unit running then still committed beside the new leader's run of the same job. Its
+    commit is now fenced by the lease's generation: taken over between the unit's
+    checkpoint and its commit, the unit commits nothing and the run stops as lease_lost."""
+    from plugin import jobs
+    from plugin.leadership import checkpoint
+    from plugin.models import AuditLog
+    from plugin.shops import audit
+
+    app.config.update(SCHEDULER_LEASE_SECONDS=30)
+    clock, running = FakeClock(), []
+
+    def units():
+        for n in range(3):
+            checkpoint()
+            audit(shop.id, "test.unit", unit=n, by=running[-1])
+            if running[-1] == "w1" and n == 1:  # w1 stalls mid-unit; w2 takes over
+                clock.advance(31)
+                with app.app_context():
+                    second.tick()
+                    assert second.leader
+                    db.session.remove()
+            db.session.commit()
+
+    def run(worker):
+        running.append(worker.name)
+        job = worker.scheduler.get_job("units")
+        job.func(*job.args, **job.kwargs)
+
+    monkeypatch.setattr(jobs, "SCHEDULED_JOBS", {"units": (units, 600)})
+    first, second = Worker(app, name="w1", clock=clock), Worker(app, name="w2", clock=clock)
+    for w in (first, second):
+        w.scheduler.start(paused=True)
+    try:
+        first.tick()
+        run(first)
+        run(second)
+    finally:
+        for w in (first, second):
+            w.scheduler.shutdown(wait=False)
+    done = [(a.detail["by"], a.detail["unit"]) for a in db.session.scalars(
+        sa.select(AuditLog).where(AuditLog.action == "test.unit").order_by(AuditLog.id))]
+    assert done == [("w1", 0), ("w2", 0), ("w2", 1), ("w2", 2)]
+    runs = [(r.worker, r.status) for r in db.session.scalars(
+        sa.select(JobRun).where(JobRun.job == "units").order_by(JobRun.id))]
+    assert runs == [("w1", "lease_lost"), ("w2", "ok")]
+
+
+def test_the_lease_generation_changes_with_its_holder_and_fences_the_old_one(app):
+    """The fencing token: a renewal keeps it, a takeover changes it, and the old holder's
+    (or an old hold's) token no longer passes, even once that holder has the lease back."""
+    t0 = utcnow()
+    assert lease.acquire("scheduler", "a", 30, now=t0)
+    first = lease.hold_of("scheduler", now=t0)
+    assert lease.acquire("scheduler", "a", 30, now=t0 + timedelta(seconds=10))  # renewal
+    assert lease.renew("scheduler", "a", 30, now=t0 + timedelta(seconds=20))
+    assert lease.hold_of("scheduler", now=t0 + timedelta(seconds=20)) == first
+    assert lease.fence("scheduler", "a", first[1])
+    db.session.rollback()
+    assert lease.acquire("scheduler", "b", 30, now=t0 + timedelta(seconds=51))  # taken over
+    assert not lease.fence("scheduler", "a", first[1])
+    db.session.rollback()
+    assert lease.acquire("scheduler", "a", 30, now=t0 + timedelta(seconds=82))  # a again
+    again = lease.hold_of("scheduler", now=t0 + timedelta(seconds=82))
+    assert again[0] == "a" and again[1] > first[1] + 1
+    assert not lease.fence("scheduler", "a", first[1])
+    db.session.rollback()
+
+
+def test_a_takeover_waits_for_the_commit_its_fence_let_through(app):
+    """The fence is checked in the unit's transaction and holds the lease row until the
+    unit commits: a standby taking the lease over meanwhile waits for that commit, so it
+    cannot start the job's work before the old leader's last unit is in."""
+    import threading
+
+    t0 = utcnow()
+    assert lease.acquire("scheduler", "w1", 30)
+    generation = lease.hold_of("scheduler")[1]
+    assert lease.fence("scheduler", "w1", generation)  # the unit's transaction, open
+    took = []
+
+    def take_over():  # the lease lapsed, on the standby's (fake) clock
+        with app.app_context():
+            took.append(lease.acquire("scheduler", "w2", 30, now=t0 + timedelta(minutes=5)))
+            db.session.remove()
+
+    standby = threading.Thread(target=take_over)
+    standby.start()
+    standby.join(1.0)
+    assert standby.is_alive() and not took  # waiting for the unit's commit
+    db.session.commit()
+    standby.join(10)
+    assert took == [True]
+    assert lease.hold_of("scheduler", now=t0 + timedelta(minutes=5)) == ("w2", generation + 1)

@@ -20,6 +20,9 @@ class SchedulerLease(db.Model):
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # one more each time the lease changes holder: the fencing token a job's commits check
+    # (``lease.fence``), so a worker that lost the lease mid-unit commits nothing
+    generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class JobRun(db.Model):
