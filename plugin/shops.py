@@ -441,17 +441,36 @@ def _remove_shop_dir(directory: Path, shop_id: str) -> None:
 
 def purge_uninstalled(now: datetime | None = None) -> list[str]:
     """Erase shops uninstalled longer ago than ``UNINSTALL_RETENTION_HOURS`` (an hourly
-    job), then sweep the folders erased shops left behind (``sweep_erased_shop_files``)."""
+    job), then sweep the folders erased shops left behind (``sweep_erased_shop_files``).
+
+    Shop by shop, each erasure its own transaction with a lease checkpoint before it: all
+    in one, a lost lease or a crash on the last shop undid every erasure before it, and a
+    shop whose erasure fails does not keep the others. Returns the shops erased.
+    """
+    from plugin.leadership import checkpoint
+
     hours = current_app.config["UNINSTALL_RETENTION_HOURS"]
     cutoff = (now or utcnow()) - timedelta(hours=hours)
     ids = list(db.session.scalars(
         sa.select(Shop.id).where(Shop.status == "uninstalled", Shop.uninstalled_at <= cutoff)
-    ))
+        .order_by(Shop.id)))
+    erased: list[str] = []
+    failed: list[Exception] = []
     for shop_id in ids:
-        erase_shop(shop_id)
-    db.session.commit()
+        checkpoint()  # the scheduler lease was lost: the new leader erases the rest
+        try:
+            erase_shop(shop_id)
+            db.session.commit()
+        except Exception as err:  # the next run tries it again
+            db.session.rollback()
+            log.exception("shop.purge_failed", extra={"shop_id": shop_id})
+            failed.append(err)
+            continue
+        erased.append(shop_id)
     sweep_erased_shop_files()
-    return ids
+    if failed:  # the job is recorded as failed, with the first error
+        raise failed[0]
+    return erased
 
 
 def audit(shop_id: str, action: str, **detail: object) -> None:

@@ -1012,3 +1012,50 @@ def test_a_takeover_waits_for_the_commit_its_fence_let_through(app):
     standby.join(10)
     assert took == [True]
     assert lease.hold_of("scheduler", now=t0 + timedelta(minutes=5)) == ("w2", generation + 1)
+
+
+def _uninstalled_shops(n: int) -> list[str]:
+    """``n`` shops uninstalled past the retention period, in the order they are purged."""
+    from plugin.models import Shop
+    from plugin.shops import mark_uninstalled
+    from tests.factories import make_shop
+
+    shops = [make_shop() for _ in range(n)]
+    for s in shops:
+        mark_uninstalled(s, at=utcnow() - timedelta(days=30))
+    db.session.commit()
+    ids = sorted(s.id for s in shops)
+    assert len(db.session.scalars(sa.select(Shop.id)).all()) == n
+    return ids
+
+
+@pytest.mark.parametrize("stop", ["lease_lost", "failed"])
+def test_the_uninstall_purge_erases_shop_by_shop(app, monkeypatch, stop):
+    """The purge erased every due shop in one transaction with no checkpoint: a lost lease
+    ran it on beside the new leader's, and one shop failing (or a crash) undid every
+    erasure before it. Each shop is now its own transaction, with a checkpoint before it:
+    the shops done stay erased, the rest are left for the next run."""
+    import threading
+
+    from plugin import jobs, shops
+    from plugin.models import Shop
+
+    ids = _uninstalled_shops(3)
+    erase, hold = shops.erase_shop, threading.Event()
+
+    def erase_shop(shop_id):
+        if stop == "failed" and shop_id == ids[1]:
+            erase(shop_id)  # half done, then it fails
+            raise RuntimeError("the database went")
+        erase(shop_id)
+        if stop == "lease_lost":
+            hold.set()  # w1's renewal finds the lease lost during the first erasure
+
+    monkeypatch.setattr(shops, "erase_shop", erase_shop)
+    assert lease.acquire(jobs.LEASE_NAME, "w1", 60)
+    jobs.run_recorded(app, "purge_uninstalled", jobs.purge_uninstalled_shops, "w1", hold=hold)
+    db.session.expire_all()
+    left = sorted(db.session.scalars(sa.select(Shop.id)).all())
+    assert left == (ids[1:] if stop == "lease_lost" else [ids[1]])
+    run = db.session.scalars(sa.select(JobRun).where(JobRun.job == "purge_uninstalled")).one()
+    assert run.status == stop
