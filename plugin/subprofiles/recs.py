@@ -9,7 +9,10 @@ only the seeds), follows the shop's repurchase rules on its own purchase dates: 
 never comes back, a consumable only once it is due ("the usual?" for Maya too), a variety
 item leaves room for its siblings. Lists are cached per process for at most
 ``TTL_SECONDS`` and dropped at once on delete or reassign, so a deleted sub-profile is
-gone from every process's cache within a minute.
+gone from every process's cache within a minute. A cached list is used only while the
+sub-profile's purchases and seeds are still those it was computed from (``_stamp``): an
+order for it, or one reassigned to or from it, usually lands in another process (the
+worker), and the item just bought was offered again for up to the TTL.
 """
 
 from __future__ import annotations
@@ -36,7 +39,10 @@ MAX_SEEDS = 50
 BOUGHT_KINDS = ("purchase", "widget_purchase", SET_ASIDE)
 
 _lock = threading.Lock()
-_cache: dict[tuple[str, int], tuple[float, str, list[Recommendation]]] = {}
+#: (shop, sub-profile) -> (when, owner, its rows' ``_stamp`` then, the list)
+_cache: dict[tuple[str, int], tuple[float, str, tuple[int, int], list[Recommendation]]] = {}
+#: The rows a list is computed from (its seeds and what was bought for the sub-profile)
+STAMPED_KINDS = tuple(sorted(set(SEED_KINDS) | set(BOUGHT_KINDS)))
 
 
 def seeds(shop_id: str, subprofile_id: int) -> list[str]:
@@ -90,10 +96,12 @@ def recommend_for(shop_id: str, owner: str, subprofile_id: int, name: str,
     items; nothing else it already has."""
     key = (shop_id, subprofile_id)
     now = time.monotonic()
+    stamp = _stamp(shop_id, owner, subprofile_id)
     with _lock:
         hit = _cache.get(key)
-    if hit is not None and now - hit[0] < TTL_SECONDS and len(hit[2]) >= n:
-        return _named(hit[2][:n], name)
+    if hit is not None and now - hit[0] < TTL_SECONDS and hit[1:3] == (owner, stamp) \
+            and len(hit[3]) >= n:
+        return _named(hit[3][:n], name)
     items = seeds(shop_id, subprofile_id)
     bought = bought_before(shop_id, subprofile_id)
     version = sources.active_version(shop_id)
@@ -103,8 +111,21 @@ def recommend_for(shop_id: str, owner: str, subprofile_id: int, name: str,
     if model is not None:
         found += model.similar(items, max(n, 20), exclude=set(items) | set(bought))
     with _lock:
-        _cache[key] = (now, owner, found)
+        _cache[key] = (now, owner, stamp, found)
     return _named(found[:n], name)
+
+
+def _stamp(shop_id: str, owner: str, subprofile_id: int) -> tuple[int, int]:
+    """How many of the sub-profile's rows a list is computed from there are, and the newest
+    one's id: an order line given to it, or a purchase reassigned to or from it (in any
+    process), changes one or the other. Read through the owner's index: a sub-profile's
+    rows are its owner's."""
+    count, newest = db.session.execute(
+        sa.select(sa.func.count(), sa.func.max(Interaction.id)).where(
+            Interaction.shop_id == shop_id, Interaction.shopper_id == owner,
+            Interaction.subprofile_id == subprofile_id,
+            Interaction.kind.in_(STAMPED_KINDS))).one()
+    return int(count), int(newest or 0)
 
 
 def _named(found: list[Recommendation], name: str) -> list[Recommendation]:

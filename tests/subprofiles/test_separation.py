@@ -3,6 +3,7 @@ only Maya's; one-off gifts feed nobody; deleting a sub-profile reaches training 
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from plugin.api import catalog
@@ -79,16 +80,54 @@ def test_deleting_a_subprofile_reaches_interactions_and_caches(trained, host):
 
 
 def test_cached_subprofile_list_expires_within_a_minute(trained, host, monkeypatch):
-    """Another process deleting the sub-profile is seen here after the TTL at most."""
+    """What the list's rows do not tell (here the shop's model, withdrawn in another
+    process) is seen here after the TTL at most."""
+    from plugin.models import ModelVersion
+
     maya = host.create("Maya")
     add_order(trained.id, HOST, "o-maya", BABY[:2], utcnow(), subprofile_id=maya)
     first = recs.recommend_for(trained.id, HOST, maya, "Maya", 5)
-    db.session.execute(sa.delete(Interaction).where(Interaction.subprofile_id == maya))
+    assert first
+    db.session.execute(sa.update(ModelVersion).where(ModelVersion.shop_id == trained.id)
+                       .values(status="failed"))
     db.session.commit()
     assert recs.recommend_for(trained.id, HOST, maya, "Maya", 5) == first  # still cached
     assert recs.TTL_SECONDS <= 60
     clock = recs.time.monotonic() + recs.TTL_SECONDS + 1
     monkeypatch.setattr(recs.time, "monotonic", lambda: clock)
+    assert recs.recommend_for(trained.id, HOST, maya, "Maya", 5) == []
+
+
+@pytest.mark.parametrize("how", ["order", "reassigned"])
+def test_an_order_for_a_subprofile_reaches_its_cached_list_at_once(trained, host, how):
+    """Her cached list (a minute) was not dropped when an order for her arrived: the worker
+    applies orders and answers in its own process, and the item just bought for her was
+    offered again for up to a minute. A list is now used only while her rows are those it
+    was computed from. "order": a line given to her lands (an updated order keeps its
+    lines' sub-profile); "reassigned": the worker moves a line to her (her answer)."""
+    maya = host.create("Maya")
+    add_order(trained.id, HOST, "o-maya", BABY[:1], utcnow(), subprofile_id=maya)
+    first = [r.item for r in recs.recommend_for(trained.id, HOST, maya, "Maya", 5)]
+    bought = next(i for i in first if i in BABY)
+    if how == "order":
+        add_order(trained.id, HOST, "o-maya-2", [bought], utcnow(), subprofile_id=maya)
+    else:
+        add_order(trained.id, HOST, "o-maya-2", [bought], utcnow())
+        db.session.execute(sa.update(Interaction).where(
+            Interaction.order_external_id == "o-maya-2").values(subprofile_id=maya))
+        db.session.commit()
+    again = [r.item for r in recs.recommend_for(trained.id, HOST, maya, "Maya", 5)]
+    assert again and bought not in again
+
+
+def test_a_purchase_moved_away_from_a_subprofile_reaches_its_cached_list(trained, host):
+    """"That was not for Maya" said in another process: her list no longer starts from it."""
+    maya = host.create("Maya")
+    add_order(trained.id, HOST, "o-maya", BABY[:2], utcnow(), subprofile_id=maya)
+    assert recs.recommend_for(trained.id, HOST, maya, "Maya", 5)
+    db.session.execute(sa.update(Interaction).where(Interaction.subprofile_id == maya)
+                       .values(subprofile_id=None))
+    db.session.commit()
     assert recs.recommend_for(trained.id, HOST, maya, "Maya", 5) == []
 
 
