@@ -25,18 +25,22 @@ import sqlalchemy as sa
 
 from plugin.api import model_store, sources
 from plugin.api.model_store import ShopModel
+from plugin.api.sources import OWNED_KINDS
 from plugin.engine.base import Recommendation
 from plugin.extensions import db
 from plugin.models import Interaction
-from plugin.models.events import SET_ASIDE
 from plugin.models.types import utcnow
 
 TTL_SECONDS = 60.0
 SEED_KINDS = ("purchase", "add_to_cart", "widget_purchase")
 MAX_SEEDS = 50
-#: What was bought for the sub-profile: its purchases (the widget's reports included) and
-#: those a Saleor channel switch set aside
-BOUGHT_KINDS = ("purchase", "widget_purchase", SET_ASIDE)
+#: What was bought for the sub-profile, as for its owner (``sources.OWNED_KINDS``): the
+#: platform's orders, those a Saleor channel switch set aside included. A purchase the
+#: widget reported is no sale until its order arrives (training and the owner's rhythm
+#: ignore it): counted here, one never confirmed (a payment refused) moved her nappies'
+#: due date, and one reported the day before its order counted the purchase twice. It
+#: still seeds her list (``SEED_KINDS``), which leaves the item out.
+BOUGHT_KINDS = OWNED_KINDS
 
 _lock = threading.Lock()
 #: (shop, sub-profile) -> (when, owner, its rows' ``_stamp`` then, the list)

@@ -171,3 +171,35 @@ def test_her_due_nappies_are_not_offered_when_already_in_the_cart(parent, nurser
     body = parent.get(f"/{maya}/recommendations", n=20, cart="nappies,book69").get_json()
     shown = [i["product_id"] for i in body["items"]]
     assert shown and not {"nappies", "book69"} & set(shown)
+
+
+@pytest.mark.parametrize("reported", ["unconfirmed", "then_ordered"])
+def test_a_widget_reported_purchase_counts_for_her_rhythm_as_for_her_owners(
+        parent, nursery, reported):
+    """One rule for the owner and the sub-profile: the platform's order is the purchase.
+    Her rhythm counted the widget's report of a purchase (the owner's never did): one the
+    platform never confirmed (a refused payment) made her weekly nappies not due for a
+    week more, and a report the day before its order counted one pack twice. Unconfirmed
+    it counts for neither; once its order arrives, for both."""
+    from plugin.api.due import not_due
+    from plugin.api.sources import served_version
+    from plugin.models import Interaction
+
+    maya = parent.create("Maya")
+    _bought_for(nursery, maya, "nappies", 21, 14, 7)
+    for days in (21, 14, 7):  # the owner's own packs, on the same days
+        add_order(nursery.id, HOST, f"o-host-{days}", ["nappies"],
+                  utcnow() - timedelta(days=days))
+    for subprofile in (maya, None):  # the storefront reports yesterday's pack, for each
+        db.session.add(Interaction(
+            shop_id=nursery.id, shopper_id=HOST, kind="widget_purchase", quantity=1,
+            product_external_id="nappies", subprofile_id=subprofile, context={},
+            occurred_at=utcnow() - timedelta(days=1)))
+    db.session.commit()
+    if reported == "then_ordered":  # the platform's orders, today
+        _bought_for(nursery, maya, "nappies", 0)
+        add_order(nursery.id, HOST, "o-host-0", ["nappies"], utcnow())
+    owner_due = "nappies" not in not_due(nursery.id, served_version(nursery.id), HOST)
+    her_due = "nappies" in [item for item, _ in _shown(parent, maya)]
+    assert (owner_due, her_due) == ((True, True) if reported == "unconfirmed"
+                                    else (False, False))
