@@ -19,7 +19,13 @@ from marshmallow import (
 
 from plugin.fields import BoundedDecimal
 from plugin.localtime import DEFAULT_TIMEZONE, zone_named
-from plugin.offers.settings import CURRENCY_LIMITS, PRODUCT_COST_LIMIT, currency_problems
+from plugin.offers.settings import (
+    CURRENCY_LIMITS,
+    LIMITS,
+    PRODUCT_COST_LIMIT,
+    TEXT_LIMIT,
+    currency_problems,
+)
 
 PLACEMENTS = ("for_you", "product", "cart", "reorder")
 SOURCES = ("repurchase", "personal", "itemknn", "collaborative", "content", "segments",
@@ -30,7 +36,7 @@ RULE_FIELDS = ("product", "tag", "category", "vendor")
 
 #: One free-text entry (a rule's value, an excluded id): not empty, fits the column.
 TEXT = [validate.Length(min=1, error="Empty."),
-        validate.Length(max=255, error="Longer than {max} characters.")]
+        validate.Length(max=TEXT_LIMIT, error="Longer than {max} characters.")]
 
 
 class _Section(Schema):
@@ -178,14 +184,17 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 class OffersSchema(_Section):
-    max_discount_pct = _amount(15, 0, 90)
-    margin_floor_pct = _amount(20, 0, 95)
-    default_margin_pct = _amount(40, 1, 100)
-    daily_budget = _amount(100, 0, 10**7)
-    monthly_budget = _amount(1500, 0, 10**8)
-    frequency_cap_days = fields.Integer(load_default=7, validate=validate.Range(0, 365))
-    min_cart_value = _amount(20, 0, 10**6)
-    free_shipping_threshold = _amount(None, 0, 10**6)
+    """The offer guardrails; their ranges are serving's too (``LIMITS``)."""
+
+    max_discount_pct = _amount(15, *LIMITS["max_discount_pct"])
+    margin_floor_pct = _amount(20, *LIMITS["margin_floor_pct"])
+    default_margin_pct = _amount(40, *LIMITS["default_margin_pct"])
+    daily_budget = _amount(100, *LIMITS["daily_budget"])
+    monthly_budget = _amount(1500, *LIMITS["monthly_budget"])
+    frequency_cap_days = fields.Integer(load_default=7,
+                                        validate=validate.Range(*LIMITS["frequency_cap_days"]))
+    min_cart_value = _amount(20, *LIMITS["min_cart_value"])
+    free_shipping_threshold = _amount(None, *LIMITS["free_shipping_threshold"])
     excluded_products = fields.List(fields.String(validate=TEXT), load_default=list)
     excluded_categories = fields.List(fields.String(validate=TEXT), load_default=list)
     currency_guardrails = CurrencyGuardrailsField(load_default=dict)

@@ -99,6 +99,23 @@ def stored_problems(shop: Shop) -> dict[str, list[str]]:
     return {**_own_currency_problems(shop, stored), **_read(stored)[1]}
 
 
+def offers_paused_note(shop: Shop) -> str | None:
+    """What the admin says while offers are on but serving refuses a stored guardrail
+    (``Guardrails.refused``: it makes no offer rather than apply it): which, and where."""
+    from plugin.offers.service import guardrails_for
+
+    if not (shop.settings or {}).get("offers_enabled"):
+        return None
+    refused = guardrails_for(shop).refused
+    if not refused:
+        return None
+    names = [LABELS.get(f"offers.{key}") or f"offers.{key} (set in the settings JSON)"
+             for key in refused]
+    return (f"Offers are paused: the stored {_joined(names)} "
+            f"{'is' if len(names) == 1 else 'are'} outside what these settings allow. "
+            "Correct it in the offer guardrails and save to make offers again.")
+
+
 def _sections(stored: Mapping[str, Any]) -> dict[str, Any]:
     """``stored`` settings as form sections, defaults filled in (a refused value as
     stored, so the page shows it with its error instead of failing)."""

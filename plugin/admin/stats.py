@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from plugin.admin import settings as settings_service
 from plugin.currency import catalogue_currency, same_currency, shop_currency, split
 from plugin.extensions import db
 from plugin.localtime import day_start, shop_zone
@@ -274,4 +275,5 @@ def connector_status(shop: Shop) -> dict[str, Any]:
     rate_limited = any("RateLimited" in (p["last_error"] or "") for p in progress)
     return {"auth_failing": bool(installation and installation.auth_failed),
             "rate_limited": rate_limited, "syncs": progress,
-            "offers_blocked": offer_permissions.note(shop)}
+            "offers_blocked": offer_permissions.note(shop)
+            or settings_service.offers_paused_note(shop)}

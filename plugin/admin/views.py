@@ -367,7 +367,8 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
                    other_currencies=settings_service.other_currencies(g.admin_shop, values),
                    converted_currencies=settings_service.converted_currencies(g.admin_shop),
                    own_currency=catalogue_currency(g.admin_shop.id),
-                   offer_permission_note=offer_permissions.note(g.admin_shop),
+                   offer_permission_note=offer_permissions.note(g.admin_shop)
+                   or settings_service.offers_paused_note(g.admin_shop),
                    offer_cleanup_note=offer_permissions.cleanup_note(g.admin_shop))
     return body, code
 

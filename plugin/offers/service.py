@@ -71,6 +71,9 @@ REFUSALS = {
 
 #: Why an accept is refused while the platform refuses discounts (``permissions``).
 PAUSED = "Offers are paused in this shop; this one was withdrawn."
+#: Why no offer is made while a stored guardrail is one the settings page refuses
+#: (``Guardrails.refused``): applying it could break a limit, guessing another could too.
+SETTINGS_REFUSED = "settings_refused"
 
 
 class DiscountUnavailable(ShopkeeperError):
@@ -120,6 +123,10 @@ def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = Fals
         return _answer(None, "disabled", progress)
     if permissions.blocked(shop) is not None:  # every accept would fail: promise nothing
         return _answer(None, permissions.REASON, progress)
+    if rails.refused:
+        log.warning("offers.settings_refused", extra={"shop_id": shop.id,
+                                                      "keys": list(rails.refused)})
+        return _answer(None, SETTINGS_REFUSED, progress)
     chash = cart.hash
     recent = _recent_quote(shop.id, shopper_id, chash, now, rails)
     if recent is not None:
@@ -216,7 +223,11 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
         # a product it is for was unpublished, sold out or deleted since it was quoted
         _withdraw(offer)
         raise Conflict("This offer was withdrawn; ask for a new one.")
-    why = reservation.claim(offer, guardrails_for(shop).in_currency(offer.currency or ""), now,
+    rails = guardrails_for(shop)
+    if rails.refused:  # quoted before a refused figure was stored
+        _withdraw(offer)
+        raise Conflict(PAUSED)
+    why = reservation.claim(offer, rails.in_currency(offer.currency or ""), now,
                             grace=CHECKOUT_GRACE)
     if why == "used":
         raise Conflict("This offer was already used or withdrawn.")

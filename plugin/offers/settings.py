@@ -94,6 +94,9 @@ class Guardrails:
     currency_guardrails: dict[str, CurrencyGuardrails] = field(default_factory=dict)
     #: The currency of the money above, once ``in_currency`` took another's (None: the shop's).
     budget_currency: str | None = None
+    #: Keys whose stored value the settings page refuses, left out (``drop_refused``):
+    #: serving makes no offer while any is (``settings_refused``).
+    refused: tuple[str, ...] = ()
 
     def in_currency(self, currency: str) -> Guardrails:
         """The guardrails for an offer in ``currency``: the merchant's figures for it where
@@ -112,10 +115,24 @@ class Guardrails:
                        .free_shipping_threshold, stages=stages, budget_currency=code)
 
 
+#: Each figure's allowed range (inclusive), one table for the settings page's schema
+#: (``plugin.admin.schemas``) and for serving: a figure stored outside it (by an older
+#: release, or written around the page) is refused here as it is there. Those without an
+#: input on the page are set in the settings JSON; their ranges keep serving sane.
+LIMITS: dict[str, tuple[int, int]] = {
+    "max_discount_pct": (0, 90), "margin_floor_pct": (0, 95), "default_margin_pct": (1, 100),
+    "daily_budget": (0, 10**7), "monthly_budget": (0, 10**8), "frequency_cap_days": (0, 365),
+    "min_cart_value": (0, 10**6), "free_shipping_threshold": (0, 10**6),
+    "shipping_cost": (0, 10**6), "discount_levels_pct": (1, 90),
+    "offer_ttl_minutes": (1, 1440), "idle_minutes": (1, 10080), "lapsed_days": (1, 3650),
+    "nudge_period_days": (1, 365), "attribution_window_days": (1, 365)}
+#: The longest excluded product or category id (the page's).
+TEXT_LIMIT = 255
+
 #: The largest of each figure in another currency (the admin schema's ranges; none below 0).
-CURRENCY_LIMITS: dict[str, int] = {
-    "daily_budget": 10**7, "monthly_budget": 10**8, "min_cart_value": 10**6,
-    "shipping_cost": 10**6, "free_shipping_threshold": 10**6}
+CURRENCY_LIMITS: dict[str, int] = {key: LIMITS[key][1] for key in (
+    "daily_budget", "monthly_budget", "min_cart_value", "shipping_cost",
+    "free_shipping_threshold")}
 #: The largest unit cost in ``product_costs`` of another currency.
 PRODUCT_COST_LIMIT = 10**7
 
@@ -143,42 +160,86 @@ _INTS = {"frequency_cap_days", "offer_ttl_minutes", "idle_minutes", "lapsed_days
 
 def guardrails_from(raw: dict[str, Any] | None, *, drop_refused: bool = False,
                     own_currency: str | None = None) -> Guardrails:
-    """Parse the ``offers`` settings dict; unknown keys are ignored, bad values raise.
+    """Parse the ``offers`` settings dict; unknown keys are ignored, what the settings page
+    would refuse raises.
 
-    ``drop_refused`` (serving): a currency's figures the settings page would refuse are
-    left out instead, so that currency is offered nothing (``currency_mismatch``) while
-    the shop's own keeps its offers. ``own_currency``: the shop's, whose figures are the
-    ones above; an entry for it in ``currency_guardrails`` (refused on save) is ignored."""
-    raw = raw or {}
-    known = {f.name for f in fields(Guardrails)} - {"budget_currency"}  # set by in_currency
+    ``drop_refused`` (serving): a refused figure is left out instead (logged), its default
+    taken and its key named in ``refused``, so serving makes no offer (``settings_refused``)
+    rather than failing or applying it; a currency's refused figures leave that currency
+    out, so it is offered nothing (``currency_mismatch``) while the shop's own keeps its
+    offers. ``own_currency``: the shop's, whose figures are the ones above; an entry for it
+    in ``currency_guardrails`` (refused on save) is ignored."""
+    raw = raw if isinstance(raw, dict) else {}
+    known = {f.name for f in fields(Guardrails)} - {"budget_currency", "refused"}
     values: dict[str, Any] = {}
+    refused: list[str] = []
     for key, value in raw.items():
         if key not in known or (value is None and key != "free_shipping_threshold"):
             continue
-        if key in _DECIMALS:
-            values[key] = Decimal(str(value))
-        elif key in _INTS:
-            values[key] = int(value)
-        elif key in ("excluded_products", "excluded_categories"):
-            values[key] = frozenset(str(v) for v in value)
-        elif key == "discount_levels_pct":
-            values[key] = tuple(sorted(Decimal(str(v)) for v in value))
-        elif key == "free_shipping_threshold":
-            values[key] = None if value is None else Decimal(str(value))
-        elif key == "product_costs":
-            values[key] = {str(k): Decimal(str(v)) for k, v in value.items()}
-        elif key == "currency_guardrails":
-            values[key] = _currencies(value, drop_refused)
-            if own_currency and values[key].pop(own_currency.upper(), None) is not None:
-                log.warning("offers.currency_guardrails.%s ignored: the shop's own currency",
-                            own_currency.upper())
-        elif key == "stages":
-            values[key] = {**DEFAULT_STAGES, **{str(k): tuple(v) for k, v in value.items()}}
-        else:
-            values[key] = value
-    rails = Guardrails(**values)
-    _check(rails)
-    return rails
+        try:
+            values[key] = _value(key, value, drop_refused)
+        except (TypeError, ValueError, AttributeError, ArithmeticError) as err:
+            _refused(key, str(err), drop_refused)
+            refused.append(key)
+    if own_currency and values.get("currency_guardrails", {}).pop(
+            own_currency.upper(), None) is not None:
+        log.warning("offers.currency_guardrails.%s ignored: the shop's own currency",
+                    own_currency.upper())
+    daily, monthly = values.get("daily_budget"), values.get("monthly_budget")
+    if daily is not None and monthly is not None and monthly < daily:  # the page's rule
+        _refused("monthly_budget", "below the daily budget", drop_refused)
+        del values["monthly_budget"]
+        refused.append("monthly_budget")
+    return Guardrails(**values, refused=tuple(sorted(refused)))
+
+
+def _value(key: str, value: Any, drop_refused: bool) -> Any:
+    """One stored figure as ``Guardrails`` holds it; raises what the page would refuse."""
+    if key in _DECIMALS or key == "free_shipping_threshold":
+        return None if value is None else _bounded(key, _number(value), LIMITS[key])
+    if key in _INTS:
+        number = _number(value)
+        if number != number.to_integral_value():
+            raise ValueError(f"{key}: {value!r} is not a whole number")
+        return int(_bounded(key, number, LIMITS[key]))
+    if key in ("excluded_products", "excluded_categories"):
+        ids = frozenset(str(v) for v in _listed(value))
+        if not all(1 <= len(i) <= TEXT_LIMIT for i in ids):
+            raise ValueError(f"{key}: an id is empty or longer than {TEXT_LIMIT} characters")
+        return ids
+    if key == "discount_levels_pct":
+        return tuple(sorted(_bounded(key, _number(v), LIMITS[key]) for v in _listed(value)))
+    if key == "product_costs":
+        return {str(k): _bounded(f"product_costs.{k}", _number(v), (0, PRODUCT_COST_LIMIT))
+                for k, v in value.items()}
+    if key == "currency_guardrails":
+        return _currencies(value, drop_refused)
+    if key == "stages":
+        return {**DEFAULT_STAGES, **{str(k): tuple(v) for k, v in value.items()}}
+    return value
+
+
+def _number(value: Any) -> Decimal:
+    if isinstance(value, bool):  # JSON true is no figure
+        raise ValueError(f"{value!r} is not a number")
+    number = Decimal(str(value))
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a number")
+    return number
+
+
+def _listed(value: Any) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise ValueError("not a list")
+    return list(value)
+
+
+def _bounded(key: str, value: Decimal, limits: tuple[int, int]) -> Decimal:
+    """``value`` within the page's range, else the page's message about it."""
+    low, high = limits
+    if not low <= value <= high:
+        raise ValueError(f"{key} must be between {low} and {high}")
+    return value
 
 
 def _currencies(raw: Any, drop_refused: bool) -> dict[str, CurrencyGuardrails]:
@@ -253,11 +314,3 @@ def _check_amount(key: str, value: Decimal | None, limit: int) -> None:
     if value is not None and not (value.is_finite() and 0 <= value <= limit):
         raise ValueError(f"{key} must be between 0 and {limit}")
 
-
-def _check(rails: Guardrails) -> None:
-    if not 0 <= rails.max_discount_pct <= 100:
-        raise ValueError("max_discount_pct must be within 0..100")
-    if not 0 <= rails.margin_floor_pct < 100 or not 0 < rails.default_margin_pct <= 100:
-        raise ValueError("margin percentages must be within 0..100")
-    if rails.daily_budget < 0 or rails.monthly_budget < 0:
-        raise ValueError("budgets cannot be negative")
