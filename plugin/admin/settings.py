@@ -140,6 +140,9 @@ def _read(stored: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list[str
     for section in LISTS:
         raw[section] = list(stored.get(section) or [])
     raw = _jsonable(raw)
+    rows = raw["offers"].get("currency_guardrails")
+    if isinstance(rows, dict):
+        raw["offers"]["currency_guardrails"] = upper_codes(rows)
     errors: dict[str, list[str]] = {}
     taken: dict[str, dict[str, Any]] = {}
     for _ in range(_READ_ROUNDS):
@@ -171,6 +174,14 @@ def _take_out(raw: dict[str, Any], messages: Any, taken: dict[str, dict[str, Any
             gone = raw.pop(section)
             if isinstance(gone, dict):
                 taken.setdefault(section, {}).update(gone)
+
+
+def upper_codes(rows: dict[str, Any]) -> dict[str, Any]:
+    """Currency rows keyed by upper-case code (``eur`` stored by an API write or an older
+    release is the page's ``EUR`` row); codes given twice that way stay as stored, for
+    the schema to say so."""
+    upper = {str(code).strip().upper(): row for code, row in rows.items()}
+    return upper if len(upper) == len(rows) else rows
 
 
 def other_currencies(shop: Shop, values: Mapping[str, Any]) -> list[str]:

@@ -237,3 +237,32 @@ def test_figures_under_the_shops_own_currency_are_refused_on_save_and_marked_on_
     html = client.get("/admin/settings").get_data(as_text=True)
     assert re.search(r'id="err-offers-currency_guardrails-USD" role="alert">USD is the '
                      r"shop&#39;s own currency", html)
+
+
+def test_a_lower_case_code_stored_shows_its_figures_and_a_save_stores_it_once(admin, shop):
+    """``eur`` from an API write or an older release: its row shows its figures (also
+    while another row is refused), and saving the page stores ``EUR`` alone, with the
+    product costs it had."""
+    client, token = admin
+    _selling(shop, "USD", "EUR", "GBP", offers={"currency_guardrails": {
+        "eur": {**EUR, "product_costs": {"p1": "3"}}, "GBP": {**EUR, "min_cart_value": "-1"}}})
+    html = client.get("/admin/settings").get_data(as_text=True)
+    assert f'name="{ROW}.EUR.daily_budget" inputmode="decimal" value="90"' in html
+    assert re.search(r'id="err-offers-currency_guardrails-GBP-min_cart_value" role="alert">'
+                     r"Must be between 0 and", html)
+    r = _post(client, token, **_row("EUR", **EUR), **_row("GBP", **EUR))
+    assert r.status_code == 302
+    rows = _stored(shop)["offers"]["currency_guardrails"]
+    assert sorted(rows) == ["EUR", "GBP"]
+    assert rows["EUR"]["daily_budget"] == "90.00" and rows["EUR"]["product_costs"] == {
+        "p1": "3.00"}
+
+
+def test_a_lower_case_code_stored_with_a_refused_figure_shows_it_at_its_input(admin, shop):
+    client, _ = admin
+    _selling(shop, "USD", "EUR", offers={"currency_guardrails": {
+        "eur": {**EUR, "min_cart_value": "-5"}}})
+    html = client.get("/admin/settings").get_data(as_text=True)
+    assert f'name="{ROW}.EUR.min_cart_value" inputmode="decimal" value="-5"' in html
+    assert f'name="{ROW}.EUR.daily_budget" inputmode="decimal" value="90"' in html
+    assert re.findall(r'<tr><th scope="row">([A-Z]{3})', html) == ["EUR"]
