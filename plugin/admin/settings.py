@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 
 import connectors
 from plugin import crypto, shops
-from plugin.admin.forms import LABELS
+from plugin.admin.forms import CURRENCY_ROWS, LABELS
 from plugin.admin.schemas import SettingsSchema, ShownSchema, normalise_origin, safe_origin
 from plugin.currency import catalogue_currency
 from plugin.errors import BadRequest, Conflict, NotFound
@@ -116,6 +116,23 @@ def offers_paused_note(shop: Shop) -> str | None:
             "Correct it in the offer guardrails and save to make offers again.")
 
 
+def still_refused(shop: Shop) -> str | None:
+    """After a save: the stored values it left as they were though the schema refuses
+    them (``_left_as_stored``), named for the merchant, who corrects them on the page."""
+    names = sorted({_unit(name) for name in stored_problems(shop)})
+    if not names:
+        return None
+    labels = [LABELS.get(name) or _row_label(name) for name in names]
+    return (f"{_joined(labels)} {'is' if len(labels) == 1 else 'are'} still as stored before, "
+            "which these settings no longer allow: correct the fields marked below.")
+
+
+def _row_label(name: str) -> str:
+    """A currency row (``offers.currency_guardrails.EUR``) as the page names it."""
+    code = name.removeprefix(f"{CURRENCY_ROWS}.")
+    return f"The {code} row of Other currencies" if code != name else name
+
+
 def _sections(stored: Mapping[str, Any]) -> dict[str, Any]:
     """``stored`` settings as form sections, defaults filled in (a refused value as
     stored, so the page shows it with its error instead of failing)."""
@@ -210,12 +227,90 @@ def converted_currencies(shop: Shop) -> list[str]:
 
 def problems(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, list[str]]:
     """What ``save`` would refuse, by dotted field name, without storing anything."""
-    merged = _merged(current(shop), submitted)
+    return _checked(shop, submitted)[2]
+
+
+def _checked(shop: Shop, submitted: Mapping[str, Any],
+             ) -> tuple[dict[str, Any] | None, set[str], dict[str, list[str]]]:
+    """The schema's load of the settings ``submitted`` means, the stored refused values
+    it leaves as they were (``_left_as_stored``: kept, not loaded), and its problems."""
+    shown = current(shop)
+    merged = _merged(shown, submitted)
+    kept = _left_as_stored(shop, shown, merged)
+    merged = _without(merged, kept)
     try:
-        SettingsSchema().load(merged)
+        data, errors = SettingsSchema().load(merged), {}
     except ValidationError as err:
-        return {**_own_currency_problems(shop, merged), **_flatten(err.messages)}
-    return _own_currency_problems(shop, merged)
+        data, errors = None, _flatten(err.messages)
+    return data, kept, {**_own_currency_problems(shop, merged), **errors}
+
+
+def _left_as_stored(shop: Shop, shown: dict[str, Any], merged: dict[str, Any]) -> set[str]:
+    """The stored values the schema refuses (``stored_problems``) that ``merged`` has as
+    the page showed them, by field or currency row: a save leaves them as stored (still
+    flagged) instead of failing over a value the merchant did not touch. A list's refused
+    line is not among them: the page shows the list without it."""
+    units = {_unit(name) for name in stored_problems(shop)}
+    return {unit for unit in units if unit.partition(".")[0] not in LISTS
+            and _at(shown, unit) is not _REMOVED
+            and _as_typed(_at(shown, unit)) == _as_typed(_at(merged, unit))}
+
+
+def _unit(name: str) -> str:
+    """What a problem's dotted field name is kept as: a field, or a whole currency row."""
+    parts = name.split(".")
+    return ".".join(parts[:3]) if parts[:2] == ["offers", "currency_guardrails"] else name
+
+
+def _at(doc: Mapping[str, Any], name: str) -> Any:
+    """The value at a dotted field name of form sections (``_REMOVED``: none)."""
+    value: Any = doc
+    for part in name.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return _REMOVED
+        value = value[part]
+    return value
+
+
+def _as_typed(value: Any) -> Any:
+    """A value as the page shows it and its form posts it back (text; empty: none)."""
+    if isinstance(value, Mapping):
+        return {str(k): _as_typed(v) for k, v in value.items() if _as_typed(v) != ""}
+    if isinstance(value, list | tuple):
+        return [_as_typed(v) for v in value]
+    if value is None or value is _REMOVED:
+        return ""
+    return value if isinstance(value, bool) else str(value).strip()
+
+
+def _without(doc: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    """``doc`` with the values at ``names`` taken out (the schema loads the rest)."""
+    doc = copy.deepcopy(doc)
+    for name in names:
+        *path, last = name.split(".")
+        parent = _at(doc, ".".join(path))
+        if isinstance(parent, dict):
+            parent.pop(last, None)
+    return doc
+
+
+def _keep_stored(before: dict[str, Any], after: dict[str, Any], names: set[str]) -> None:
+    """Put the values ``_left_as_stored`` kept back into ``after`` as ``before`` has them."""
+    for name in names:
+        section, _, rest = name.partition(".")
+        if section in FLAT:
+            source, target, key = before, after, rest
+        else:
+            source, target = before.get(section), after.setdefault(section, {})
+            key, _, code = rest.partition(".")
+            if code:  # one currency row of the stored mapping (written upper-case)
+                rows = source.get(key) if isinstance(source, dict) else None
+                source = upper_codes(rows) if isinstance(rows, dict) else {}
+                target, key = target.setdefault(key, {}), code
+        if isinstance(source, dict) and key in source:
+            target[key] = copy.deepcopy(source[key])
+        else:
+            target.pop(key, None)
 
 
 def _own_currency_problems(shop: Shop, doc: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -242,14 +337,9 @@ def save(shop: Shop, submitted: Mapping[str, Any],
     at all, so a value another tab or the worker stored meanwhile stays; one they changed
     that was also changed meanwhile raises ``EditConflict`` and nothing is stored (a field
     the page has no fingerprint of is written as without ``page``)."""
-    merged = _merged(current(shop), submitted)  # absent sections unchanged
-    try:
-        data = SettingsSchema().load(merged)
-    except ValidationError as err:
-        raise ValidationError(_flatten(err.messages)) from None
-    own = _own_currency_problems(shop, merged)
-    if own:
-        raise ValidationError(own)
+    data, kept, errors = _checked(shop, submitted)  # absent sections unchanged
+    if errors or data is None:
+        raise ValidationError(errors)
     before = copy.deepcopy(shop.settings or {})
     after = copy.deepcopy(before)
     for section, keys in FLAT.items():
@@ -263,6 +353,7 @@ def save(shop: Shop, submitted: Mapping[str, Any],
         after[section] = {**(before.get(section) or {}), **_jsonable(data[section])}
     for section in LISTS:
         after[section] = _jsonable(data[section])
+    _keep_stored(before, after, kept)
     # Serving reads the product exclusions as a plain list.
     after["exclude_products"] = sorted({r["value"] for r in after["merchandising"]
                                         if r["action"] == "exclude" and r["field"] == "product"})
@@ -271,7 +362,7 @@ def save(shop: Shop, submitted: Mapping[str, Any],
     if page is not None:
         mine = _fields(SettingsSchema().dump(data))
         touched = {name for name in mine if name.partition(".")[0] in submitted
-                   and _fingerprint(mine[name]) != page.seen.get(name)}
+                   and name not in kept and _fingerprint(mine[name]) != page.seen.get(name)}
         edits = {path: v for path, v in edits.items() if _field_of(path) in touched}
         unchanged = before if shop.settings_rev == page.rev else None
         change = partial(_apply_unless_changed, edits,

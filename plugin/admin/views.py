@@ -403,7 +403,8 @@ def settings_save() -> ResponseReturnValue:
         typed = {k: request.form[k] for k in ("merchandising", "repurchase_overrides")
                  if k in request.form}
         return _settings_page(shown, errors, 422, typed, page=page)
-    flash("Settings saved.", "ok")
+    left = settings_service.still_refused(shop)
+    flash(f"Settings saved. {left}" if left else "Settings saved.", "error" if left else "ok")
     return redirect(url_for("admin.settings_page"))
 
 

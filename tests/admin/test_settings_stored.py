@@ -1,0 +1,106 @@
+"""A value stored before a rule tightened (or written around the page) does not lock the
+settings page: it shows with its error, the merchant's other edits save around it (it
+stays as stored, still flagged), and it is corrected from the page like any field."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from marshmallow import ValidationError
+
+from plugin import shops
+from plugin.admin import settings as settings_service
+from plugin.extensions import db
+from tests.admin.test_settings_conflicts import Tab
+from tests.admin.test_settings_currencies import EUR, ROW, _selling
+
+FLAGGED = r'id="err-offers-max_discount_pct" role="alert">Must be between 0 and 90'
+
+
+def _stored(shop) -> dict:
+    db.session.expire_all()
+    return shops.get_shop(shop.id).settings
+
+
+def _older_release(shop, **offers) -> None:
+    """Settings an older release stored: a max discount the page now refuses."""
+    shop.settings = {**(shop.settings or {}), "retention_days": 730,
+                     "offers": {"max_discount_pct": "95", "daily_budget": "100", **offers}}
+    db.session.commit()
+
+
+@pytest.mark.parametrize("revision", [True, False], ids=["page", "cached-page"])
+def test_other_edits_save_around_a_stored_refused_value_which_stays_flagged(admin, shop,
+                                                                             revision):
+    client, _ = admin
+    _older_release(shop)
+    tab = Tab(client)
+    assert tab.value("offers.max_discount_pct") == "95"
+    tab.edit("privacy.retention_days", "90").edit("offers.daily_budget", "120")
+    if not revision:  # a page cached before it carried its revision
+        tab.without("settings_rev", "settings_seen")
+    r = tab.save()
+    assert r.status_code == 302, r.get_data(as_text=True)
+    stored = _stored(shop)
+    assert stored["retention_days"] == 90 and stored["offers"]["daily_budget"] == "120.00"
+    assert stored["offers"]["max_discount_pct"] == "95"  # neither applied nor replaced
+    html = client.get("/admin/settings").get_data(as_text=True)
+    assert re.search(FLAGGED, html)
+    assert "Settings saved. Max discount is still as stored before, which these settings " \
+        "no longer allow: correct the fields marked below." in html
+
+
+def test_the_stored_refused_value_is_corrected_from_the_page(admin, shop):
+    client, _ = admin
+    _older_release(shop)
+    assert Tab(client).edit("offers.max_discount_pct", "12").save().status_code == 302
+    assert _stored(shop)["offers"]["max_discount_pct"] == "12.00"
+    html = client.get("/admin/settings").get_data(as_text=True)
+    assert not re.search(FLAGGED, html) and "Offers are paused" not in html
+
+
+def test_changing_it_to_another_refused_value_is_refused_at_its_field(admin, shop):
+    client, _ = admin
+    _older_release(shop)
+    r = Tab(client).edit("offers.max_discount_pct", "96").edit("privacy.retention_days",
+                                                                "90").save()
+    assert r.status_code == 422
+    assert re.search(FLAGGED, r.get_data(as_text=True))
+    assert _stored(shop)["offers"]["max_discount_pct"] == "95"
+    assert _stored(shop)["retention_days"] == 730
+
+
+def test_a_stored_refused_currency_row_left_as_shown_stays_and_the_rest_saves(admin, shop):
+    client, _ = admin
+    _selling(shop, "USD", "EUR", "GBP", offers={"currency_guardrails": {
+        "EUR": {**EUR, "min_cart_value": "-5", "product_costs": {"p1": "3"}}}})
+    tab = Tab(client).edit(f"{ROW}.GBP.daily_budget", "80").edit(
+        f"{ROW}.GBP.monthly_budget", "900").edit(f"{ROW}.GBP.min_cart_value", "15")
+    r = tab.edit("privacy.retention_days", "90").save()
+    assert r.status_code == 302, r.get_data(as_text=True)
+    rows = _stored(shop)["offers"]["currency_guardrails"]
+    assert rows["EUR"] == {**EUR, "min_cart_value": "-5", "product_costs": {"p1": "3"}}
+    assert rows["GBP"]["daily_budget"] == "80.00"
+    assert "The EUR row of Other currencies is still as stored before" in client.get(
+        "/admin/settings").get_data(as_text=True)
+    assert _stored(shop)["retention_days"] == 90
+    # a row changed but still refused is refused, at its input
+    r = Tab(client).edit(f"{ROW}.EUR.daily_budget", "95").save()
+    assert r.status_code == 422
+    assert re.search(r'id="err-offers-currency_guardrails-EUR-min_cart_value" role="alert">',
+                     r.get_data(as_text=True))
+
+
+def test_the_settings_document_saves_other_sections_around_it_too(app, shop):
+    """``save`` as an API calls it: a section without the refused value saves; one that
+    sets it to another refused value is refused naming the field."""
+    _older_release(shop)
+    settings_service.save(shop, {"privacy": {"consent_required": True,
+                                             "retention_days": 90}})
+    assert _stored(shop)["retention_days"] == 90
+    assert _stored(shop)["offers"]["max_discount_pct"] == "95"
+    with pytest.raises(ValidationError) as refused:
+        settings_service.save(shop, {"offers": {"max_discount_pct": "96"}})
+    assert list(refused.value.messages) == ["offers.max_discount_pct"]
+    assert settings_service.problems(shop, {"privacy": {"retention_days": 90}}) == {}
