@@ -32,7 +32,8 @@ SECTIONS = {
 }
 BOOLEANS = {"for_you_enabled", "subprofiles_enabled", "offers_enabled", "prompt_enabled",
             "consent_required"}
-#: how the page names each field (in messages about it)
+#: How the page names each field: its label there begins with this, and messages about
+#: the field (a conflict, a value still refused) name it so.
 LABELS = {
     "shop.timezone": "Time zone",
     "widgets.for_you_enabled": "“For you” recommendations",
@@ -57,10 +58,39 @@ LABELS = {
     "offers.free_shipping_threshold": "Free shipping from",
     "offers.excluded_products": "Excluded products",
     "offers.excluded_categories": "Excluded collections / categories",
+    "offers.currency_guardrails": "Other currencies",
     "privacy.consent_required": "Shopper consent",
     "privacy.retention_days": "Retention days",
     "origins.allowed_origins": "Allowed storefront origins",
     "origins.admin_origin": "Admin origin",
+}
+#: What the page's label says after the name (plain text; the template adds markup).
+DETAILS = {
+    "shop.timezone": " (an IANA name such as America/Los_Angeles or Europe/Paris): the "
+                     "dashboard's days start at midnight here",
+    "widgets.subprofiles_enabled": " (sub-profiles for shoppers; its asking is set under "
+                                   "Sub-profiles)",
+    "recommendations.sources": ", tried in this order:",
+    "widgets.placements": ":",
+    "recommendations.diversity": " (0 = most relevant only, 1 = most varied)",
+    "recommendations.holdout_share": " (0\u20130.5), drawn separately for recommendations and "
+                                     "for offers",
+    "subprofiles.prompt_enabled": " (only while the “Who are you shopping for?” widget "
+                                  "is on)",
+    "subprofiles.threshold": " (higher asks less often)",
+    "subprofiles.cooldown_days": ": a shopper is asked at most once in this many days",
+    "offers.max_discount_pct": " (%)",
+    "offers.margin_floor_pct": " (%)",
+    "offers.default_margin_pct": " (%)",
+    "offers.frequency_cap_days": ": at most one offer per shopper in this many days",
+    "offers.free_shipping_threshold": " (empty: none)",
+    "offers.excluded_products": " (one id a line)",
+    "offers.excluded_categories": " (one a line)",
+    "privacy.consent_required": ": required before storing events or personalizing",
+    "privacy.retention_days": ": shopper events, carts and offer reminders are kept this "
+                              "many days",
+    "origins.allowed_origins": " (one a line, e.g. https://shop.example)",
+    "origins.admin_origin": ": your admin's origin (may frame this page)",
 }
 
 #: The offers section's table of figures per other currency (``_currency_rows``).

@@ -497,6 +497,8 @@ def _value_text(name: str, value: Any) -> str:
         return "nothing"
     if name in LISTS:
         return f"{len(value)} line{'s' if len(value) != 1 else ''}"
+    if isinstance(value, dict):  # currency rows: their codes
+        return ", ".join(sorted(str(code) for code in value)) or "nothing"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     text = str(value)
@@ -506,7 +508,7 @@ def _value_text(name: str, value: Any) -> str:
 
 
 def _change_text(name: str, value: Any) -> str:
-    if name in LISTS:
+    if name in LISTS or isinstance(value, dict):
         return f"{LABELS.get(name, name)} were changed (now {_value_text(name, value)})"
     return f"{LABELS.get(name, name)} was changed to {_value_text(name, value)}"
 

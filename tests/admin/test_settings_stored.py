@@ -5,11 +5,13 @@ stays as stored, still flagged), and it is corrected from the page like any fiel
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 from marshmallow import ValidationError
 
 from plugin import shops
+from plugin.admin import forms
 from plugin.admin import settings as settings_service
 from plugin.extensions import db
 from tests.admin.test_settings_conflicts import Tab
@@ -104,3 +106,48 @@ def test_the_settings_document_saves_other_sections_around_it_too(app, shop):
         settings_service.save(shop, {"offers": {"max_discount_pct": "96"}})
     assert list(refused.value.messages) == ["offers.max_discount_pct"]
     assert settings_service.problems(shop, {"privacy": {"retention_days": 90}}) == {}
+
+
+def _label_texts(html: str) -> dict[str, str]:
+    """Each settings field's label on the page, by field name (tags dropped)."""
+    out = {}
+    for name, text in re.findall(r'<label for="([^"]+)">(.*?)</label>', html, re.S):
+        out[name] = text
+    for text_before, name, text in re.findall(
+            r'<label class="sk-check">()<input type="checkbox" name="([^"]+)"[^>]*>(.*?)'
+            r"</label>", html, re.S):
+        out.setdefault(name, text_before + text)
+    for name, text in re.findall(r'<(?:p|legend) id="label-([^"]+)">(.*?)</(?:p|legend)>',
+                                 html, re.S):
+        out[name] = text
+    return {name: unescape(re.sub(r"<[^>]+>", "", text)).strip()
+            for name, text in out.items()}
+
+
+def test_the_page_labels_each_field_as_its_messages_name_it(admin, shop):
+    """One source for both: a conflict or refusal names a field as its label reads."""
+    client, _ = admin
+    _selling(shop, "USD", "EUR")  # the currency table shows
+    html = client.get("/admin/settings").get_data(as_text=True)
+    labels = _label_texts(html)
+    for name, label in forms.LABELS.items():
+        if name == forms.CURRENCY_ROWS:
+            continue  # a table, named by its caption
+        assert name in labels, name
+        assert labels[name].startswith(label), (name, labels[name])
+    assert f"<caption>{forms.LABELS[forms.CURRENCY_ROWS]}</caption>" in html
+    page_fields = set(re.findall(r'name="((?:shop|widgets|recommendations|subprofiles|offers|'
+                                 r'privacy|origins)\.[a-z_]+)"', html))
+    assert page_fields <= set(forms.LABELS) | {"offers.currency_guardrails"}
+
+
+def test_a_conflict_on_the_currency_rows_names_them_as_the_page_does(admin, shop):
+    client, _ = admin
+    _selling(shop, "USD", "EUR")
+    tab = Tab(client)
+    settings_service.save(shop, {"offers": {"currency_guardrails": {"EUR": EUR}}})
+    r = tab.edit(f"{ROW}.EUR.daily_budget", "80").edit(f"{ROW}.EUR.monthly_budget", "900") \
+        .edit(f"{ROW}.EUR.min_cart_value", "15").save()
+    assert r.status_code == 409
+    assert "Other currencies were changed (now EUR) while you were editing" in unescape(
+        r.get_data(as_text=True))
