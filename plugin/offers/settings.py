@@ -220,10 +220,12 @@ def _value(key: str, value: Any, drop_refused: bool) -> Any:
 
 
 def _number(value: Any) -> Decimal:
-    if isinstance(value, bool):  # JSON true is no figure
-        raise ValueError(f"{value!r} is not a number")
-    number = Decimal(str(value))
-    if not number.is_finite():
+    """A stored figure as a finite ``Decimal`` (JSON ``true`` is no figure)."""
+    try:
+        number = None if isinstance(value, bool) else Decimal(str(value))
+    except ArithmeticError:
+        number = None
+    if number is None or not number.is_finite():
         raise ValueError(f"{value!r} is not a number")
     return number
 
