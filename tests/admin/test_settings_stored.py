@@ -151,3 +151,17 @@ def test_a_conflict_on_the_currency_rows_names_them_as_the_page_does(admin, shop
     assert r.status_code == 409
     assert "Other currencies were changed (now EUR) while you were editing" in unescape(
         r.get_data(as_text=True))
+
+
+def test_a_refused_value_of_a_top_level_setting_is_kept_the_same_way(admin, shop):
+    """``retention_days`` is stored at the top of the settings, not in a section."""
+    client, _ = admin
+    shop.settings = {**(shop.settings or {}), "retention_days": 5}
+    db.session.commit()
+    r = Tab(client).edit("offers.max_discount_pct", "12").save()
+    assert r.status_code == 302
+    assert _stored(shop)["retention_days"] == 5
+    assert _stored(shop)["offers"]["max_discount_pct"] == "12.00"
+    html = client.get("/admin/settings").get_data(as_text=True)
+    assert re.search(r'id="err-privacy-retention_days" role="alert">Must be', html)
+    assert "Retention days is still as stored before" in html
