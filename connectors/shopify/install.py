@@ -112,13 +112,17 @@ def verify_signed_query(
     offered = params.get("hmac") or ""
     if not hmac.compare_digest(offered.encode(), oauth_hmac(params, secret).encode()):
         raise SignatureInvalid("Shopify request hmac mismatch")
-    timestamp = params.get("timestamp") or ""
+    _check_timestamp(params.get("timestamp") or "", now, what="Shopify request")
+    return shop
+
+
+def _check_timestamp(timestamp: str, now: float | None, *, what: str) -> None:
+    """Refuse a signed ``timestamp`` that is missing or outside ``QUERY_MAX_AGE_SECONDS``."""
     if not _TIMESTAMP.fullmatch(timestamp):
-        raise SignatureInvalid("Shopify request without a timestamp")
+        raise SignatureInvalid(f"{what} without a timestamp")
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > QUERY_MAX_AGE_SECONDS:
-        raise SignatureInvalid("Shopify request timestamp outside the accepted window")
-    return shop
+        raise SignatureInvalid(f"{what} timestamp outside the accepted window")
 
 
 def verify_oauth_callback(
@@ -257,11 +261,16 @@ def verify_session_token(token: str, api_key: str, api_secret: str) -> dict[str,
     return claims
 
 
-def verify_app_proxy(query_string: str, secret: str) -> dict[str, str]:
+def verify_app_proxy(
+    query_string: str, secret: str, *, now: float | None = None
+) -> dict[str, str]:
     """Check an app-proxy request's ``signature``; return the (comma-joined) parameters.
 
     Canonical form: params except ``signature``, multi-values joined by ``,``, sorted,
-    ``k=v`` concatenated with no separator, hex HMAC-SHA256 with the app secret.
+    ``k=v`` concatenated with no separator, hex HMAC-SHA256 with the app secret. Shopify
+    signs a ``timestamp`` into every proxied request; one outside ``QUERY_MAX_AGE_SECONDS``
+    is refused as a signed query's is, or a captured storefront URL (it names the
+    ``logged_in_customer_id``) would verify forever.
     """
     grouped: dict[str, list[str]] = {}
     for key, value in parse_qsl(query_string, keep_blank_values=True):
@@ -272,4 +281,5 @@ def verify_app_proxy(query_string: str, secret: str) -> dict[str, str]:
     expected = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
     if not offered or not hmac.compare_digest(offered.encode(), expected.encode()):
         raise SignatureInvalid("app proxy signature mismatch")
+    _check_timestamp(joined.get("timestamp", ""), now, what="app proxy request")
     return joined

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -655,15 +657,17 @@ def test_session_token_rejections(overrides: dict) -> None:
 
 PROXY = ("extra=1&extra=2&shop=shop-name.myshopify.com&logged_in_customer_id={cid}"
          "&path_prefix=%2Fapps%2Fawesome_reviews&timestamp=1317327555&signature={sig}")
+#: when Shopify signed the documented app proxy vectors (their ``timestamp``)
+PROXY_AT = 1317327555
+PROXY_LOGGED_IN = PROXY.format(
+    cid="1", sig="4c68c8624d737112c91818c11017d24d334b524cb5c2b8ba08daa056f7395ddb")
 
 
 def test_app_proxy_documented_vectors() -> None:
-    logged_in = PROXY.format(
-        cid="1", sig="4c68c8624d737112c91818c11017d24d334b524cb5c2b8ba08daa056f7395ddb")
     anonymous = PROXY.format(
         cid="", sig="e072b6d7e6622d85912a5214b860d3100dc1e73d9bc29f43796ac8c9ff8093cb")
-    assert verify_app_proxy(logged_in, "hush")["extra"] == "1,2"
-    assert verify_app_proxy(anonymous, "hush")["logged_in_customer_id"] == ""
+    assert verify_app_proxy(PROXY_LOGGED_IN, "hush", now=PROXY_AT)["extra"] == "1,2"
+    assert verify_app_proxy(anonymous, "hush", now=PROXY_AT)["logged_in_customer_id"] == ""
 
 
 @pytest.mark.parametrize("query", [
@@ -673,7 +677,25 @@ def test_app_proxy_documented_vectors() -> None:
 ])
 def test_app_proxy_rejections(query: str) -> None:
     with pytest.raises(SignatureInvalid):
-        verify_app_proxy(query, "hush")
+        verify_app_proxy(query, "hush", now=PROXY_AT)
+
+
+@pytest.mark.parametrize("age", [QUERY_MAX_AGE_SECONDS + 1, -QUERY_MAX_AGE_SECONDS - 1, 86400])
+def test_an_app_proxy_url_outside_the_time_window_is_refused(age: int) -> None:
+    """The signature never expires by itself: a proxied storefront URL copied from a log or
+    the browser's history (it names the logged-in customer) must not verify for ever."""
+    with pytest.raises(SignatureInvalid, match="timestamp"):
+        verify_app_proxy(PROXY_LOGGED_IN, "hush", now=PROXY_AT + age)
+    assert verify_app_proxy(PROXY_LOGGED_IN, "hush", now=PROXY_AT + 240)["shop"] \
+        == "shop-name.myshopify.com"
+
+
+def test_an_app_proxy_query_signed_without_a_timestamp_is_refused() -> None:
+    query = "shop=shop-name.myshopify.com&logged_in_customer_id=1"
+    signature = hmac.new(b"hush", b"logged_in_customer_id=1shop=shop-name.myshopify.com",
+                         hashlib.sha256).hexdigest()
+    with pytest.raises(SignatureInvalid, match="timestamp"):
+        verify_app_proxy(f"{query}&signature={signature}", "hush", now=PROXY_AT)
 
 
 def test_expired_discount_dates_are_iso() -> None:
