@@ -168,7 +168,8 @@ def check_link(shop_id: str, exp: str, sig: str, nonce: str) -> tuple[Shop, int]
 # victim is then signed in to the attacker's shop and may type their data into it (login
 # CSRF). Browsers say who started a request in ``Sec-Fetch-Site`` / ``Sec-Fetch-Dest``,
 # which pages cannot set; a request without them (a browser before 2023, a script) passes
-# that check, and the session rule of ``link_needs_confirmation`` still holds for it.
+# that check. A mail app opening a link, like the address bar, sends ``none``: that says
+# nothing about whose link it is, so ``link_needs_confirmation`` asks then too.
 #: ``Sec-Fetch-Site`` of a request another site made the browser send
 _OTHER_SITE = frozenset({"cross-site", "same-site"})
 #: ``Sec-Fetch-Dest`` of a framed page: its cookie lives in the framing site's partition
@@ -195,12 +196,27 @@ def query_token_may_sign_in() -> bool:
 
 
 def link_needs_confirmation(shop: Shop) -> bool:
-    """Whether a sign-in link must be confirmed by a click (a CSRF-protected POST) before
-    it signs in: when another site sent the browser here, or when it would replace this
-    browser's session for another shop. A merchant's own click from a mail client or the
-    address bar, with no other shop's session, signs in at once."""
+    """Whether a sign-in link must be confirmed by a click (a CSRF-protected POST) on a
+    page naming its shop before it signs in.
+
+    A link signs in at once only where it cannot switch whose admin this browser shows:
+    it renews this browser's session of the same shop, or one of this app's own pages led
+    here. Anything else asks: another site sent the browser here, it would replace another
+    shop's session, or nothing says whose link it is. A link opened from a mail app or
+    pasted in the address bar (``Sec-Fetch-Site: none``, or no header at all) may be one
+    someone mailed to a victim, who would otherwise land in the sender's shop unawares.
+    """
+    if started_by_another_site():
+        return True
     current = session.get(SESSION_KEY)
-    return started_by_another_site() or bool(current and current != shop.id)
+    if current:
+        return current != shop.id
+    return not _from_this_app()
+
+
+def _from_this_app() -> bool:
+    """Whether one of this app's own pages made the browser send this request."""
+    return request.headers.get("Sec-Fetch-Site", "").strip().lower() == "same-origin"
 
 
 def login_with_secret(shop_id: str, secret: str) -> Shop:

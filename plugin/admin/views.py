@@ -268,8 +268,9 @@ def login_link() -> ResponseReturnValue:
     link = _link(request.args)
     shop, _ = auth.check_link(**link)
     if auth.link_needs_confirmation(shop):
-        # another site sent this browser here, or it holds another shop's session: a
-        # click on this page (same-origin, CSRF token) signs in, never the GET alone
+        # not a renewal of this browser's session of the shop (a mail app, another site,
+        # another shop's session): a click on this page naming the shop (same-origin,
+        # CSRF token) signs in, never the GET alone
         g.frame_ancestors = "'none'"  # and no other page may frame the button
         current = auth.session_shop()
         return render_template("admin/confirm_sign_in.html", target=shop,

@@ -6,6 +6,7 @@ import re
 from html import unescape
 
 import pytest
+from flask import g
 
 from plugin.admin.auth import admin_link
 from tests.factories import make_shop
@@ -23,10 +24,18 @@ def link_path(app, shop) -> str:
 
 
 def sign_in(app, client, shop) -> str:
-    """Follow a signed admin link; returns a CSRF token for this session."""
-    r = client.get(link_path(app, shop))
+    """Follow a signed admin link, pressing its confirmation button when it asks (it does
+    unless it renews this browser's session of the shop); returns a CSRF token."""
+    r = follow_link(client, link_path(app, shop))
     assert r.status_code == 302
     return csrf_of(client.get("/admin/settings"))
+
+
+def follow_link(client, link: str, **kwargs):
+    """Open a sign-in link as a merchant does: confirm on its page if it asks."""
+    g.pop("csrf_token", None)  # this client's own token on the page, not another's
+    r = client.get(link, **kwargs)
+    return confirm_sign_in(client, r) if r.status_code == 200 else r
 
 
 def confirm_sign_in(client, page):
@@ -34,7 +43,11 @@ def confirm_sign_in(client, page):
     html = page.get_data(as_text=True)
     action = re.search(r'<form method="post" action="([^"]+)"', html)[1]
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
-    return client.post(action, data={k: unescape(v) for k, v in fields.items()})
+    answer = client.post(action, data={k: unescape(v) for k, v in fields.items()})
+    # a sign-in starts a new session without the page's CSRF token, and the test's app
+    # context (so ``g``, where Flask-WTF keeps it) outlives each request
+    g.pop("csrf_token", None)
+    return answer
 
 
 @pytest.fixture

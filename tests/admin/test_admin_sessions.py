@@ -12,7 +12,7 @@ from plugin.admin import auth
 from plugin.extensions import db
 from plugin.models import AdminLinkUse, AdminSession
 from plugin.models.types import utcnow
-from tests.admin.conftest import csrf_of, sign_in
+from tests.admin.conftest import csrf_of, follow_link, sign_in
 
 
 def _link(app, shop) -> str:
@@ -30,7 +30,7 @@ def _copy_of(app, client):
 
 def test_a_sign_in_link_works_once(app, client, shop):
     link = _link(app, shop)
-    assert client.get(link).status_code == 302
+    assert follow_link(client, link).status_code == 302
     again = app.test_client().get(link)
     assert again.status_code == 401 and b"already used" in again.data
     as_json = app.test_client().get(link, headers={"Accept": "application/json"})

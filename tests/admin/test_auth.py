@@ -15,7 +15,7 @@ from plugin import shops
 from plugin.admin import auth
 from plugin.extensions import db
 from plugin.models import AuditLog
-from tests.admin.conftest import confirm_sign_in, csrf_of, link_path, sign_in
+from tests.admin.conftest import confirm_sign_in, csrf_of, follow_link, link_path, sign_in
 
 API_KEY, API_SECRET = "shopify-client-id", "shopify-client-secret-0123456789abcdef"
 
@@ -272,7 +272,7 @@ def test_an_admin_session_cookie_lasts_an_hour_not_flasks_31_days(app, client, s
     assert create_app().permanent_session_lifetime == timedelta(hours=1)
     with app.test_request_context():
         link = auth.admin_link(shop)
-    r = client.get("/admin/login?" + link.split("?", 1)[1])
+    r = follow_link(client, "/admin/login?" + link.split("?", 1)[1])
     cookie = next(v for k, v in r.headers.items()
                   if k == "Set-Cookie" and v.startswith("session="))
     expires = datetime.strptime(cookie.split("Expires=", 1)[1].split(";")[0],

@@ -17,7 +17,7 @@ from connectors.base import Credentials
 from plugin import shops
 from plugin.extensions import db
 from plugin.models import AuditLog
-from tests.admin.conftest import confirm_sign_in, link_path, sign_in
+from tests.admin.conftest import confirm_sign_in, follow_link, link_path, sign_in
 from tests.admin.test_shopify_launch import (
     API_KEY,
     API_SECRET,
@@ -153,17 +153,45 @@ def test_a_link_another_site_sent_asks_before_signing_in(app, client, shop) -> N
     assert shop.domain.encode() in _signed_in_store(client)
 
 
+#: a link opened from a mail app (or pasted in the address bar): no site started it
+FROM_A_MAIL_APP = {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate",
+                   "Sec-Fetch-Dest": "document", "Sec-Fetch-User": "?1"}
+
+
+@pytest.mark.parametrize("headers", [FROM_A_MAIL_APP, {}], ids=["mail app", "no headers"])
+def test_a_link_mailed_to_a_browser_without_a_session_asks_whose_shop(app, client, shop,
+                                                                      headers) -> None:
+    """Login CSRF by mail: anyone with a shop here can mail their own link to a merchant;
+    opened from the mail app (``none``, as the address bar) it signed the merchant in to
+    the sender's shop at once. Now the page names the shop, and only its button signs in."""
+    page = client.get(link_path(app, shop), headers=headers)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f"Sign in to {shop.domain}?" in html and f"<code>{shop.id}</code>" in html
+    assert "You are signed in" not in html
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert _signed_in_store(client) == 401 and _logins(shop.id) == 0
+    assert confirm_sign_in(client, page).status_code == 302
+    assert shop.domain.encode() in _signed_in_store(client)
+
+
 @pytest.mark.parametrize("headers", [
-    {**FROM_ANOTHER_SITE, "Sec-Fetch-Site": "none"},  # a mail app, the address bar
-    {**FROM_ANOTHER_SITE, "Sec-Fetch-Site": "same-origin"},
-    {},
-], ids=["user opened", "same-origin", "no headers"])
-def test_a_merchants_own_click_signs_in_at_once(app, client, shop, headers) -> None:
+    FROM_A_MAIL_APP, {**FROM_A_MAIL_APP, "Sec-Fetch-Site": "same-origin"}, {},
+], ids=["mail app", "same-origin", "no headers"])
+def test_a_new_link_renewing_this_browsers_session_signs_in_at_once(app, client, shop,
+                                                                   headers) -> None:
+    sign_in(app, client, shop)
     r = client.get(link_path(app, shop), headers=headers)
     assert r.status_code == 302 and r.headers["Location"].endswith("/admin/")
     assert shop.domain.encode() in _signed_in_store(client)
-    # a new link of the same shop renews the session without asking
-    assert client.get(link_path(app, shop), headers=headers).status_code == 302
+    assert _logins(shop.id) == 2
+
+
+def test_a_link_one_of_this_apps_pages_led_to_signs_in_at_once(app, client, shop) -> None:
+    r = client.get(link_path(app, shop), headers={**FROM_A_MAIL_APP,
+                                                  "Sec-Fetch-Site": "same-origin"})
+    assert r.status_code == 302
+    assert shop.domain.encode() in _signed_in_store(client)
 
 
 def test_the_confirmation_needs_the_pages_csrf_token(app, client, shop, other_shop) -> None:
@@ -186,7 +214,7 @@ def test_a_used_or_forged_link_gets_no_confirmation_page(app, client, shop,
     page = client.get(link)
     assert page.status_code == 200
     # another browser uses the link meanwhile: the page kept open signs no one in
-    assert app.test_client().get(link).status_code == 302
+    assert follow_link(app.test_client(), link).status_code == 302
     late = confirm_sign_in(client, page)
     assert late.status_code == 401 and b"already used" in late.data
     again = client.get(link, headers=FROM_ANOTHER_SITE)

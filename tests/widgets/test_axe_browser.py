@@ -108,9 +108,10 @@ def test_cart_with_the_offer_and_the_carousel(offer_shop, live, page):  # noqa: 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_admin_dashboard_and_settings(app, demo_shop, live, page, scheme):
-    """The admin's dashboard (charts, KPIs), its settings page, the settings page showing
-    a validation error and then saved, and the privacy page, in the browser's light and
-    dark colour schemes (axe leaves the charts' SVG text to test_admin_browser.py)."""
+    """The admin's sign-in confirmation, its dashboard (charts, KPIs), its settings page,
+    the settings page showing a validation error and then saved, and the privacy page, in
+    the browser's light and dark colour schemes (axe leaves the charts' SVG text to
+    test_admin_browser.py)."""
     from plugin.admin.auth import admin_link
     from plugin.offers import platform
 
@@ -124,9 +125,12 @@ def test_admin_dashboard_and_settings(app, demo_shop, live, page, scheme):
     db.session.commit()
     with app.test_request_context():
         link = admin_link(demo_shop)
-    page.goto(link)
-    page.wait_for_selector("h1:has-text('Dashboard')")
+    page.goto(link)  # from outside any page: it asks whose shop it opens first
+    page.wait_for_selector(f"h1:has-text('Sign in to {demo_shop.domain}?')")
     found = axe_violations(page)
+    page.click(f"button:has-text('Sign in to {demo_shop.domain}')")
+    page.wait_for_selector("h1:has-text('Dashboard')")
+    found += axe_violations(page)
     page.click("nav >> text=Settings")
     page.wait_for_selector("h1:has-text('Settings')")
     found += axe_violations(page)

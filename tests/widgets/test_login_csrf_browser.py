@@ -88,3 +88,24 @@ def test_a_link_another_site_sends_the_tab_to_asks_first(app, demo_shop, site, l
     page.wait_for_selector("h1:has-text('Dashboard')")
     assert demo_shop.domain in page.inner_text("header")
     assert page.evaluate("window.__skViolations") == []
+
+
+def test_a_link_opened_from_a_mail_app_asks_whose_shop_first(app, demo_shop, live,
+                                                             page) -> None:
+    """A link opened from outside any page (a mail app, the address bar: Chromium sends
+    ``Sec-Fetch-Site: none``) may be one someone else mailed: it names the shop and signs
+    in only by its button; a second link of that shop then renews the session at once."""
+    from plugin.admin.auth import admin_link
+
+    app.config["PUBLIC_URL"] = live.url
+    with app.test_request_context():
+        first, second = admin_link(demo_shop), admin_link(demo_shop)
+    page.goto(first)
+    page.wait_for_selector(f"h1:has-text('Sign in to {demo_shop.domain}?')")
+    assert demo_shop.id in page.inner_text("main")
+    assert page.request.get(f"{live.url}/admin/settings").status == 401  # not yet
+    page.click(f"button:has-text('Sign in to {demo_shop.domain}')")
+    page.wait_for_selector("h1:has-text('Dashboard')")
+    page.goto(second)
+    page.wait_for_selector("h1:has-text('Dashboard')")
+    assert page.evaluate("window.__skViolations") == []
