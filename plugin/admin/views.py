@@ -86,6 +86,23 @@ def _headers(response: Response) -> Response:
     return response
 
 
+#: the colour schemes the Saleor Dashboard names (App Bridge ``theme``)
+DASHBOARD_THEMES = frozenset({"light", "dark"})
+#: the Dashboard's last theme, kept by theme.js (a cookie partitioned to the Dashboard's frame)
+THEME_COOKIE = "sk_saleor_theme"
+
+
+@bp.context_processor
+def _dashboard_theme() -> dict[str, str | None]:
+    """The Saleor Dashboard's theme, so a page in its frame is drawn in it from the first
+    paint: its iframe URL's ``theme`` (beside ``saleorApiUrl``), else the last one it posted
+    (theme.js follows its ``theme`` messages and keeps them in ``THEME_COOKIE``)."""
+    args = request.args
+    theme = args.get("theme") if args.get("saleorApiUrl") or args.get("domain") else None
+    theme = theme or request.cookies.get(THEME_COOKIE)
+    return {"dashboard_theme": theme if theme in DASHBOARD_THEMES else None}
+
+
 @bp.errorhandler(CSRFError)
 def _csrf_failed(err: CSRFError):
     return _page_error(400, "The form expired or did not come from this page; reload it.")
