@@ -74,7 +74,7 @@ def test_a_re_render_keeps_keyboard_focus_in_the_carousel(demo_shop, live, page)
     page.locator(f"{FOR_YOU} .sk-add").nth(1).focus()
     with page.expect_response(lambda r: f"{API}recommendations" in r.url):
         page.keyboard.press("Enter")
-    page.wait_for_function(f"document.querySelector('{FOR_YOU}').shadowRoot.firstChild "
+    page.wait_for_function(f"() => document.querySelector('{FOR_YOU}').shadowRoot.firstChild "
                            "!== window.__old")
     page.wait_for_selector(READY)
     assert page.text_content("#cart-count") == "2"

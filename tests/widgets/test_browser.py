@@ -262,7 +262,7 @@ def test_lazy_until_scrolled_into_view(demo_shop, live, browser):
     page.on("request", lambda r: asked.append(r.url) if "recommendations" in r.url else None)
     try:
         page.goto(live.url + "/demo/product/22086")
-        page.wait_for_function("window.Shopkeeper && window.Shopkeeper.api")
+        page.wait_for_function("() => window.Shopkeeper && window.Shopkeeper.api")
         page.wait_for_timeout(500)
         assert asked == []
         page.locator('[data-shopkeeper="for-you"]').scroll_into_view_if_needed()

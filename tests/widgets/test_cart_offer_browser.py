@@ -301,7 +301,7 @@ MORE_OF_THE_FIRST_LINE = """() => {
     window.__old = document.querySelector('shopkeeper-cart-offer').shadowRoot.firstChild;
     Shopkeeper.build();
 }"""
-RE_RENDERED = ("document.querySelector('shopkeeper-cart-offer').shadowRoot.firstChild "
+RE_RENDERED = ("() => document.querySelector('shopkeeper-cart-offer').shadowRoot.firstChild "
                "!== window.__old")
 INNER_FOCUS = """() => { const host = document.activeElement;
     const el = host && host.shadowRoot && host.shadowRoot.activeElement;

@@ -148,8 +148,8 @@ def test_a_placeholder_moved_before_it_was_seen_still_loads(demo_shop, live, bro
     page.on("pageerror", lambda e: errors.append(e))
     try:
         page.goto(live.url + "/demo/product/22086")
-        page.wait_for_function("window.Shopkeeper && window.Shopkeeper.api")
-        page.wait_for_function("!!customElements.get('shopkeeper-for-you')")
+        page.wait_for_function("() => window.Shopkeeper && window.Shopkeeper.api")
+        page.wait_for_function("() => !!customElements.get('shopkeeper-for-you')")
         page.evaluate("""() => {
             const slot = document.querySelector('[data-shopkeeper="for-you"]');
             document.querySelector('footer').before(slot);

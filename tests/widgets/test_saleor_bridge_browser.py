@@ -170,7 +170,7 @@ def test_the_admin_follows_the_dashboards_theme_messages(saleor_shop, dashboard,
     assert _framed_background(page) == BACKGROUND["light"]  # the system's, until told
     page.evaluate(f"post({json.dumps(THEME_DARK)})")
     frame = page.locator("#app").element_handle().content_frame()
-    frame.wait_for_function("document.documentElement.dataset.skTheme === 'dark'")
+    frame.wait_for_function("() => document.documentElement.dataset.skTheme === 'dark'")
     assert _framed_background(page) == BACKGROUND["dark"]
     # the next page in the frame is drawn dark at once (the server reads the frame's
     # partitioned cookie), before the Dashboard's message on its load, which this stand-in
@@ -180,10 +180,10 @@ def test_the_admin_follows_the_dashboards_theme_messages(saleor_shop, dashboard,
     assert _framed_background(page) == BACKGROUND["dark"]
     page.evaluate(f"post({json.dumps(THEME_LIGHT)})")
     frame = page.locator("#app").element_handle().content_frame()
-    frame.wait_for_function("document.documentElement.dataset.skTheme === 'light'")
+    frame.wait_for_function("() => document.documentElement.dataset.skTheme === 'light'")
     assert _framed_background(page) == BACKGROUND["light"]
     page.evaluate(f"post({json.dumps(THEME_DARK)})")
-    frame.wait_for_function("document.documentElement.dataset.skTheme === 'dark'")
+    frame.wait_for_function("() => document.documentElement.dataset.skTheme === 'dark'")
     # the admin opened on its own, outside the Dashboard, keeps the system's scheme
     page.goto(f"{live.url}/admin/login")
     page.wait_for_selector("h1:has-text('Sign in to Shopkeeper')")

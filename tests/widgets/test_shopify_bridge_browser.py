@@ -49,7 +49,7 @@ def shopify_app(app, live):
 def test_embedded_install_leaves_the_iframe_for_the_grant(shopify_app, live, page) -> None:
     _stub_app_bridge(page)
     page.goto(f"{live.url}/admin/?{urlencode(signed(NEW, embedded='1'))}")
-    page.wait_for_function("window.__opened.length > 0")
+    page.wait_for_function("() => window.__opened.length > 0")
     assert page.evaluate("window.__opened") == [
         [f"{live.url}/install/shopify?shop={NEW}", "_top"]]
     assert page.evaluate("window.__skViolations") == []
