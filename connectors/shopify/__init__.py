@@ -669,12 +669,17 @@ def _move(client: gql.ShopifyGraphQL, sub: _Subscription, uri: str) -> None:
 
 
 def _unsubscribe(client: gql.ShopifyGraphQL, sub: _Subscription) -> None:
-    """``webhookSubscriptionDelete`` of ``sub``, as ``_move`` reads its answer."""
+    """``webhookSubscriptionDelete`` of ``sub``, as ``_move`` reads its answer, except
+    that "Webhook subscription does not exist" is done, not refused: the subscription is
+    gone (deleted since the listing, or by a run whose answer was lost), which is what
+    deleting it was for; backing off would only ask again for the same answer."""
     if not sub.id:
         raise TransientError(f"the {sub.topic} subscription to delete has no id")
     data = client.execute(UNSUBSCRIBE_MUTATION, {"id": sub.id})
     result = as_object(data.get("webhookSubscriptionDelete"))
     errors = [e.message for e in gql.user_errors(result)]
+    if errors and all("does not exist" in message.lower() for message in errors):
+        return
     if errors:
         raise ConnectorError(f"Shopify refused to delete the {sub.topic} subscription: "
                              f"{errors}")

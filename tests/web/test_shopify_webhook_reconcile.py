@@ -90,8 +90,9 @@ class Shopify:
     def refused(root: str, message: str):
         empty = "deletedWebhookSubscriptionId" if root.endswith("Delete") \
             else "webhookSubscription"
+        field = ["id"] if message == GONE else ["webhookSubscription"]  # as Shopify says
         return 200, {}, json.dumps({"data": {root: {empty: None, "userErrors": [
-            {"field": ["webhookSubscription"], "message": message}]}}})
+            {"field": field, "message": message}]}}})
 
     def update(self, variables: dict):
         """Moves the subscription (its topic stays); the address must be free for it."""
@@ -502,3 +503,28 @@ def test_a_drop_shopify_refuses_is_a_refusal_and_backs_off(shopify) -> None:
 
     assert not isinstance(caught.value, TransientError)
     assert _state(shop)["failures"] == 1
+
+
+def test_a_subscription_already_gone_when_deleted_counts_as_deleted(shopify) -> None:
+    """Deleted between the listing and the delete (by the merchant, another run, or a run
+    whose answer was lost), Shopify answers "Webhook subscription does not exist": the
+    outcome wanted, not a refusal to back off from (asked again, it answers the same)."""
+    shop, fake = shopify
+    subs = _dropped(shop, fake)
+    stale = {"id": "gid://shopify/WebhookSubscription/80", "topic": "ORDERS_PAID",
+             "uri": _former(shop)}
+    fake.subs.append(stale)
+    delete = fake.delete
+
+    def gone_meanwhile(variables: dict):
+        fake.subs = [s for s in fake.subs if s["id"] != variables["id"]]
+        return delete(variables)
+
+    fake.delete = gone_meanwhile
+    assert shopify_webhooks.reconcile_due(now=NOW) == 1
+    assert sorted(fake.deleted) == sorted([subs["here"]["id"], subs["former"]["id"],
+                                           stale["id"]])
+    assert "failures" not in _state(shop) and "retry_at" not in _state(shop)
+    [audit] = _audits(shop)
+    assert audit["removed"] == ["orders/paid"]
+    assert sorted(audit["dropped"]) == ["ORDERS_EDITED", "ORDERS_FULFILLED"]
