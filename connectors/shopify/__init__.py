@@ -687,6 +687,18 @@ def _unsubscribe(client: gql.ShopifyGraphQL, sub: _Subscription) -> None:
         raise TransientError("unexpected webhookSubscriptionDelete answer")
 
 
+def _listed(node: object) -> _Subscription:
+    """One ``webhookSubscriptions`` entry. One that is no object or lacks its topic or
+    address makes the listing a garbled answer (``TransientError``), not one to skip:
+    acting on the rest would subscribe again a topic the entry held, or leave one it held
+    at a former address or of a dropped topic delivering."""
+    entry = as_object(node)
+    topic, uri, sub_id = entry.get("topic"), entry.get("uri"), entry.get("id")
+    if not isinstance(topic, str) or not isinstance(uri, str):
+        raise TransientError("unexpected webhookSubscriptions entry")
+    return _Subscription(sub_id if isinstance(sub_id, str) and sub_id else None, topic, uri)
+
+
 #: Most ``webhookSubscriptions`` pages read (100 each): ours are about twenty.
 _MAX_WEBHOOK_PAGES = 20
 
@@ -695,7 +707,8 @@ def _webhook_state(client: gql.ShopifyGraphQL) -> tuple[set[str], list[_Subscrip
     """The token's granted scopes (a ``write_`` one grants its ``read_`` too) and the
     shop's subscriptions. An answer without the scopes or the subscriptions is a
     ``TransientError``: read as none, every topic would be skipped or created again, and
-    it is no refusal either (Shopify's are its ``errors``)."""
+    it is no refusal either (Shopify's are its ``errors``). So is a listing with an entry
+    that is not a subscription (``_listed``)."""
     granted: set[str] | None = None
     subscribed: list[_Subscription] = []
     cursor: str | None = None
@@ -709,12 +722,7 @@ def _webhook_state(client: gql.ShopifyGraphQL) -> tuple[set[str], list[_Subscrip
             raise TransientError("unexpected webhookSubscriptions answer")
         if granted is None:
             granted = {h for s in scopes if isinstance(h := as_object(s).get("handle"), str)}
-        for node in page["nodes"]:
-            node = as_object(node)
-            topic, uri, sub_id = node.get("topic"), node.get("uri"), node.get("id")
-            if isinstance(topic, str) and isinstance(uri, str):
-                subscribed.append(_Subscription(
-                    sub_id if isinstance(sub_id, str) and sub_id else None, topic, uri))
+        subscribed += [_listed(node) for node in page["nodes"]]
         info = as_object(page.get("pageInfo"))
         cursor = info.get("endCursor") if info.get("hasNextPage") else None
         if not isinstance(cursor, str) or not cursor:

@@ -392,11 +392,20 @@ def test_a_shop_whose_credentials_shopify_refused_is_left_to_its_oauth(shopify) 
               "webhookSubscriptions": {"nodes": []}}},
     {"data": {"currentAppInstallation": {"accessScopes": []},
               "webhookSubscriptions": {"nodes": None}}},
+    *({"data": {"currentAppInstallation": {"accessScopes": [{"handle": h} for h in ALL_SCOPES]},
+                "webhookSubscriptions": {"nodes": [node]}}} for node in (
+        "gid://shopify/WebhookSubscription/1", None,
+        {"id": "gid://shopify/WebhookSubscription/1", "topic": "PRODUCTS_CREATE"},
+        {"id": "gid://shopify/WebhookSubscription/1", "uri": "https://old.example/hooks"},
+        {"id": "gid://shopify/WebhookSubscription/1", "topic": ["PRODUCTS_CREATE"],
+         "uri": "https://old.example/hooks"})),
 ])
 def test_an_unreadable_subscriptions_answer_creates_nothing(app, answer) -> None:
     """Read as "no subscriptions" or "no scopes", every topic would be created again or
     skipped. It is no refusal either (Shopify's own are its ``errors``): a transient
-    error, retried after the back-off."""
+    error, retried after the back-off. So is a listing with an entry that is no
+    subscription (no object, no topic or address): acting on the rest, a topic it held
+    would be subscribed again, or one at a former address or of a dropped topic kept."""
     from connectors.errors import TransientError
 
     shop = _shop(app)
