@@ -189,7 +189,10 @@ class SaleorConnector(Connector):
         there: ``plugin.offers.pricing``), so the merchant sets no figures for the other
         channels, active or not. A channel Saleor no longer has sells nothing; an answer
         without the channel list, or the channel without its currency, is
-        ``TransientError`` (read as "sells nothing" it would replace a good reading)."""
+        ``TransientError`` (read as "sells nothing" it would replace a good reading).
+
+        A shop stored with its channel's slug only has the id it was found by kept, as
+        ``_channel_id`` does: the sync's orders would otherwise list the channels again."""
         listed = self._client().execute(CHANNELS_QUERY).get("channels")
         channels = parse_channels(listed)
         if not isinstance(listed, list) or len(channels) != len(listed):
@@ -198,6 +201,8 @@ class SaleorConnector(Connector):
         ours = shop_channel(channels, extra.get("channel_id"), extra.get("channel"))
         if ours is None:
             return frozenset()
+        if not extra.get("channel_id") and extra.get("channel") == ours.slug:
+            self._learn_channel_id(ours.id)
         sold = currency_codes([ours.currency])
         if not sold:
             raise TransientError(f"Saleor named no currency for channel {ours.slug}")
@@ -328,9 +333,15 @@ class SaleorConnector(Connector):
         found = next((c for c in self.channels() if c.slug == extra["channel"]), None)
         if found is None:
             return None
-        self.credentials = replace(self.credentials, extra={**extra, "channel_id": found.id})
-        self.learned["channel_id"] = found.id
+        self._learn_channel_id(found.id)
         return found.id
+
+    def _learn_channel_id(self, channel_id: str) -> None:
+        """Use the channel id looked up for a shop stored by slug from now on, and put it
+        in ``learned`` for the caller to store."""
+        self.credentials = replace(self.credentials, extra={**self.credentials.extra,
+                                                            "channel_id": channel_id})
+        self.learned["channel_id"] = channel_id
 
     # -- discounts ------------------------------------------------------------------------
     def create_discount(self, spec: DiscountSpec) -> DiscountRef:

@@ -112,6 +112,24 @@ def test_saleor_sells_the_currency_of_the_shops_channel_alone(extra, sold) -> No
     assert "channels" in sent and "currencyCode" in sent
 
 
+@pytest.mark.parametrize("extra, learned", [
+    ({"channel": "channel-pln"}, {"channel_id": "Q2hhbm5lbDoy"}),  # stored by slug only
+    ({"channel": "channel-pln", "channel_id": "Q2hhbm5lbDoy"}, {}),
+    ({}, {}),  # none chosen: the default is no choice to store
+    ({"channel": "gone"}, {}),
+])
+@responses.activate
+def test_saleor_keeps_the_id_of_a_channel_it_found_by_slug(extra, learned) -> None:
+    """The sync reads the currencies first: the id it found there is not looked up again
+    for the orders (``_channel_id``), and is stored with the credentials."""
+    responses.post(SALEOR, json=CHANNELS)
+    connector = _saleor(**extra)
+    connector.sold_currencies()
+    assert connector.learned == learned
+    assert connector.credentials.extra.get("channel_id") == (
+        learned.get("channel_id") or extra.get("channel_id"))
+
+
 @pytest.mark.parametrize("answer", [
     {"data": {"channels": None}},
     {"data": {}},
