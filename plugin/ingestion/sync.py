@@ -165,8 +165,8 @@ def run_sync(
         http.on_wait = renew
     try:
         _read_shop_zone(shop, connector)
-        if offer_platform.refresh(shop, connector):
-            db.session.commit()
+        offer_platform.refresh(shop, connector)
+        db.session.commit()  # a new reading, or a failed attempt to wait after
         return _run_pass(shop, connector, resource, progress=progress, max_pages=max_pages,
                          renew=renew)
     finally:

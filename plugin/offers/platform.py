@@ -32,10 +32,13 @@ from plugin.models.types import utcnow
 
 log = logging.getLogger("shopkeeper.offers")
 
-#: ``Shop.settings`` key: ``{"sold": [currencies], "pinned": bool, "read_at": ISO 8601 UTC}``
-#: (``pinned`` absent in readings stored before it was read: False).
+#: ``Shop.settings`` key: ``{"sold": [currencies], "pinned": bool, "read_at": ISO 8601 UTC,
+#: "tried_at": ISO 8601 UTC}`` (``pinned`` absent in readings stored before it was read:
+#: False; ``tried_at``: the last attempt that failed, kept beside the reading before it,
+#: or alone when there was none).
 KEY = "sold_currencies"
-#: A reading older than this is read again by the next sync (every 30 min).
+#: A reading older than this is read again by the next sync (every 30 min); a failed
+#: attempt waits as long before the next.
 MAX_AGE = timedelta(hours=1)
 
 
@@ -66,14 +69,12 @@ def amounts_exact(shop: Shop, currency: str) -> bool | None:
 def refresh(shop: Shop, connector: Connector, *, now: datetime | None = None) -> bool:
     """Read what the shop sells when the stored reading is missing or old (the caller
     commits). A platform error (a permission the credentials lack too) keeps the old
-    reading and the sync goes on; True when a new one was stored."""
+    reading, noting the attempt so that a failing platform too is asked at most every
+    ``MAX_AGE``, and the sync goes on; True when a new reading was stored."""
     now = now or utcnow()
-    stored = (shop.settings or {}).get(KEY) or {}
-    try:
-        if now - datetime.fromisoformat(stored["read_at"]) < MAX_AGE:
-            return False
-    except (KeyError, TypeError, ValueError):
-        pass  # never read, or unreadable: read it now
+    stored = (shop.settings or {}).get(KEY)
+    if not _due(stored if isinstance(stored, dict) else {}, now):
+        return False
     try:
         sold = connector.sold_currencies()
         # asked only where it matters: one sold currency is exact without it, and an
@@ -83,6 +84,8 @@ def refresh(shop: Shop, connector: Connector, *, now: datetime | None = None) ->
     except ConnectorError as err:  # the sync's pages will say what is wrong
         log.warning("offers.currencies_unread", extra={"shop_id": shop.id,
                                                        "error": type(err).__name__})
+        shops.update_settings(shop.id, lambda settings: {**settings, KEY: {
+            **_reading(settings), "tried_at": now.isoformat()}})
         return False
     if sold is None:
         return False
@@ -90,6 +93,24 @@ def refresh(shop: Shop, connector: Connector, *, now: datetime | None = None) ->
     # onto the settings as they are now: a merchant may have saved during the round trip
     shops.update_settings(shop.id, lambda settings: {**settings, KEY: reading})
     return True
+
+
+def _due(stored: dict, now: datetime) -> bool:
+    """Whether neither the reading nor a failed attempt since is under ``MAX_AGE`` old
+    (one never made, or unreadable, is not)."""
+    for key in ("read_at", "tried_at"):
+        try:
+            if now - datetime.fromisoformat(stored[key]) < MAX_AGE:
+                return False
+        except (KeyError, TypeError, ValueError):
+            pass
+    return True
+
+
+def _reading(settings: dict) -> dict:
+    """The stored reading as an object (an empty one when there is none)."""
+    stored = settings.get(KEY)
+    return stored if isinstance(stored, dict) else {}
 
 
 def note(shop: Shop) -> str | None:

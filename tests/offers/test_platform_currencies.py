@@ -180,6 +180,42 @@ def test_an_unreadable_channel_keeps_the_last_reading(client, app):
 
 
 @responses.activate
+def test_a_failed_reading_is_asked_again_at_most_hourly_and_the_old_one_still_shown(
+        client, app):
+    """Nothing was stored for a failed attempt, so every sync (every 30 min) asked a
+    failing platform again; the attempt is noted beside the old reading, which the
+    settings page still shows and quotes still use."""
+    shop = _vendure()
+    sells(shop, "GBP", "EUR")
+    read_at = shop.settings[platform.KEY]["read_at"]
+    forbidden = json.loads((FIXTURES / "admin_forbidden.json").read_text())
+    responses.post(_api(shop), json=forbidden)
+    failed = utcnow() + platform.MAX_AGE
+    assert not platform.refresh(shop, connector_for(shop), now=failed)
+    db.session.commit()
+    asked = len(responses.calls)
+    assert asked >= 1
+    for minutes in (30, 59):  # the next syncs within the hour ask nothing
+        later = failed + timedelta(minutes=minutes)
+        assert not platform.refresh(shop, connector_for(shop), now=later)
+        assert len(responses.calls) == asked
+    stored = shop.settings[platform.KEY]
+    assert stored["read_at"] == read_at and stored["tried_at"] == failed.isoformat()
+    assert platform.sold(shop) == ["EUR", "GBP"]
+    sign_in(app, client, shop)
+    html = client.get("/admin/settings").get_data(as_text=True)
+    assert "this channel sells several currencies (EUR, GBP)" in html
+    # an hour after the failure it is asked again, and a reading replaces the note
+    responses.reset()  # Vendure answers again
+    _channel_sells(shop, ["GBP"])
+    again = failed + platform.MAX_AGE
+    assert platform.refresh(shop, connector_for(shop), now=again)
+    db.session.commit()
+    assert shop.settings[platform.KEY] == {"sold": ["GBP"], "pinned": False,
+                                           "read_at": again.isoformat()}
+
+
+@responses.activate
 def test_offer_quoted_before_a_second_currency_was_read_is_withdrawn_at_accept(client, app):
     shop = _vendure()
     sells(shop, "GBP")

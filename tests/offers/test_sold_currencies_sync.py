@@ -129,15 +129,22 @@ def test_a_refused_or_garbled_answer_keeps_the_old_reading_and_the_sync_goes_on(
     sent = _sync_shopify(shop.id, answer)  # finished: the customers page was read
     assert any("enabledPresentmentCurrencies" in q for q in sent)
     assert any("customers" in q for q in sent)
-    assert shops.get_shop(shop.id).settings[platform.KEY] == stale
+    kept = dict(shops.get_shop(shop.id).settings[platform.KEY])
+    assert kept.pop("tried_at") and kept == stale
+    # the failed attempt is remembered: the next sync (30 min on) does not ask again
+    sent = _sync_shopify(shop.id, answer)
+    assert any("customers" in q for q in sent)
+    assert not any("enabledPresentmentCurrencies" in q for q in sent)
 
 
 def test_a_shop_never_read_that_shopify_refuses_stays_unread(app):
     shop = _shopify_shop()
     assert any("enabledPresentmentCurrencies" in q for q in _sync_shopify(shop.id,
                                                                            ACCESS_DENIED))
-    assert platform.KEY not in shops.get_shop(shop.id).settings
+    assert set(shops.get_shop(shop.id).settings[platform.KEY]) == {"tried_at"}
     assert platform.sold(shops.get_shop(shop.id)) == []
+    assert not any("enabledPresentmentCurrencies" in q for q in _sync_shopify(shop.id,
+                                                                               ACCESS_DENIED))
 
 
 @responses.activate
@@ -170,4 +177,5 @@ def test_a_saleor_refusal_keeps_the_old_reading(app):
         shop, session=make_session(sleep=lambda s: 0)), now=later)
     assert len(responses.calls) == 1
     db.session.expire_all()
-    assert shops.get_shop(shop.id).settings[platform.KEY] == stored
+    kept = dict(shops.get_shop(shop.id).settings[platform.KEY])
+    assert kept.pop("tried_at") == later.isoformat() and kept == stored
