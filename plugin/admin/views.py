@@ -286,8 +286,8 @@ def login_link() -> ResponseReturnValue:
     shop, _ = auth.check_link(**link)
     if auth.link_needs_confirmation(shop):
         # not a renewal of this browser's session of the shop (a mail app, another site,
-        # another shop's session): a click on this page naming the shop (same-origin,
-        # CSRF token) signs in, never the GET alone
+        # a link injected into one of ours, another shop's session): a click on this page
+        # naming the shop (same-origin, CSRF token) signs in, never the GET alone
         g.frame_ancestors = "'none'"  # and no other page may frame the button
         current = auth.session_shop()
         return render_template("admin/confirm_sign_in.html", target=shop,

@@ -187,10 +187,23 @@ def test_a_new_link_renewing_this_browsers_session_signs_in_at_once(app, client,
     assert _logins(shop.id) == 2
 
 
-def test_a_link_one_of_this_apps_pages_led_to_signs_in_at_once(app, client, shop) -> None:
-    r = client.get(link_path(app, shop), headers={**FROM_A_MAIL_APP,
-                                                  "Sec-Fetch-Site": "same-origin"})
-    assert r.status_code == 302
+#: a navigation a page of this app started (a link clicked there, a script's redirect)
+FROM_THIS_APP = {**FROM_A_MAIL_APP, "Sec-Fetch-Site": "same-origin"}
+
+
+def test_a_link_one_of_this_apps_pages_led_to_asks_like_any_other(app, client, shop,
+                                                                  other_shop) -> None:
+    """No page of this app links to a sign-in link: one that sends the browser to one is
+    something injected into it (a stored link or script), as able as another site to sign
+    a victim in to the sender's shop. So ``same-origin`` asks too, session or none."""
+    page = client.get(link_path(app, shop), headers=FROM_THIS_APP)
+    assert page.status_code == 200 and f"Sign in to {shop.domain}?" in page.text
+    assert _signed_in_store(client) == 401 and _logins(shop.id) == 0
+    sign_in(app, client, other_shop)
+    page = client.get(link_path(app, shop), headers=FROM_THIS_APP)
+    assert page.status_code == 200 and "You are signed in" in page.text
+    assert other_shop.domain.encode() in _signed_in_store(client)
+    assert confirm_sign_in(client, page).status_code == 302
     assert shop.domain.encode() in _signed_in_store(client)
 
 

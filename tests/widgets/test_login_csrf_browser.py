@@ -3,7 +3,8 @@
 Another site is stood in for by a page a second local server serves at
 ``http://localhost:PORT``, another site than the admin's ``127.0.0.1``: it either frames the
 app (as Shopify's admin does) or sends the whole tab to it with a script (as an attacker's
-page would, unseen).
+page would, unseen). A link injected into one of the app's own pages is added to its
+sign-in page by the test (the browser then sends ``same-origin``).
 """
 
 from __future__ import annotations
@@ -107,5 +108,28 @@ def test_a_link_opened_from_a_mail_app_asks_whose_shop_first(app, demo_shop, liv
     page.click(f"button:has-text('Sign in to {demo_shop.domain}')")
     page.wait_for_selector("h1:has-text('Dashboard')")
     page.goto(second)
+    page.wait_for_selector("h1:has-text('Dashboard')")
+    assert page.evaluate("window.__skViolations") == []
+
+
+def test_a_link_clicked_on_one_of_the_apps_own_pages_asks_first(app, demo_shop, live,
+                                                                  page) -> None:
+    """No page of the app links to a sign-in link: one clicked there (Chromium sends
+    ``Sec-Fetch-Site: same-origin``) was injected, and names the shop before signing in."""
+    from plugin.admin.auth import admin_link
+
+    app.config["PUBLIC_URL"] = live.url
+    with app.test_request_context():
+        link = admin_link(demo_shop)
+    page.goto(f"{live.url}/admin/login")
+    page.evaluate("""url => {
+        const a = document.createElement("a");
+        a.id = "injected"; a.href = url; a.textContent = "Open";
+        document.body.append(a);
+    }""", link)
+    page.click("#injected")
+    page.wait_for_selector(f"h1:has-text('Sign in to {demo_shop.domain}?')")
+    assert page.request.get(f"{live.url}/admin/settings").status == 401  # not yet
+    page.click(f"button:has-text('Sign in to {demo_shop.domain}')")
     page.wait_for_selector("h1:has-text('Dashboard')")
     assert page.evaluate("window.__skViolations") == []
