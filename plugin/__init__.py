@@ -119,6 +119,7 @@ def check_production_secrets(config: dict[str, Any]) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from plugin import demo, health, openapi
+    from plugin.api.app_proxy import bp as app_proxy_bp
     from plugin.api.views import bp as api_bp
     from plugin.install.views import bp as install_bp
     from plugin.offers.views import bp as offers_bp
@@ -133,6 +134,7 @@ def _register_blueprints(app: Flask) -> None:
 
     init_admin(app)
     app.register_blueprint(api_bp)
+    app.register_blueprint(app_proxy_bp)
     app.register_blueprint(offers_bp)
     app.register_blueprint(subprofiles_bp)
     app.register_blueprint(install_bp)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import lru_cache, wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
@@ -125,6 +125,10 @@ def _key() -> str:
 #: Decorators applied to every shopper-facing view (each view counts separately).
 per_key = _limited("API_RATE_LIMIT_PER_KEY", DEFAULT_PER_KEY, _key)
 per_client = _limited("API_RATE_LIMIT_PER_CLIENT", DEFAULT_PER_CLIENT, _client)
+#: Shopify's app proxy: every shopper arrives from Shopify's addresses, so there the shop
+#: (``g.api_shop``, resolved from the signed query) takes the widget key's limit, and no
+#: per-client limit applies (it would be one bucket for every Shopify store's shoppers).
+per_shop = _limited("API_RATE_LIMIT_PER_KEY", DEFAULT_PER_KEY, lambda: "shop:" + g.api_shop.id)
 #: Accepting an offer creates a real discount and spends budget: anonymous ids cost nothing
 #: to invent, so one client address may only accept a few an hour.
 DEFAULT_OFFER_ACCEPTS = "20 per hour"

@@ -145,3 +145,24 @@ class KeyQuery(Schema):
 
     key = fields.String()
     shopper = fields.String(metadata={"description": "anonymous id, for sendBeacon only"})
+
+
+class ProxyQuery(Schema):
+    """What Shopify's app proxy appends to every forwarded request (signed together)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    shop = fields.String(required=True, metadata={"description": "<name>.myshopify.com"})
+    logged_in_customer_id = fields.String(
+        required=True, metadata={"description": "the signed-in customer; empty when none"})
+    path_prefix = fields.String(required=True)
+    timestamp = fields.String(required=True)
+    signature = fields.String(required=True, metadata={
+        "description": "hex HMAC-SHA256 with the app's client secret over the sorted "
+                       "parameters"})
+    shopper = fields.String(metadata={"description": "anonymous id, for sendBeacon only"})
+
+
+class ProxyRecommendationsQuery(RecommendationsQuery, ProxyQuery):
+    """``GET /recommendations`` through the app proxy."""

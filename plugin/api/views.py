@@ -54,7 +54,7 @@ def _identity(*, required: bool = False) -> ShopperIdentity:
     return identity
 
 
-def _json_body() -> object:
+def json_body() -> object:
     """JSON, also when ``sendBeacon`` sends it as ``text/plain`` (no preflight)."""
     body = request.get_json(force=True, silent=True)
     if body is None:
@@ -88,7 +88,7 @@ def get_recommendations() -> ResponseReturnValue:
 @doc(summary="Store a batch of widget events (max 50)", tags=["shopper api"], query=KeyQuery,
      request=EventsRequest, response=StoredSchema, errors=_ERRORS, status=202)
 def post_events() -> ResponseReturnValue:
-    batch = _EVENTS.load(_json_body())
+    batch = _EVENTS.load(json_body())
     stored = events.store_events(g.api_shop, _identity(required=True), batch["events"])
     return jsonify(_STORED.dump({"stored": stored})), 202
 
@@ -99,6 +99,6 @@ def post_events() -> ResponseReturnValue:
 @doc(summary="Record the shopper's consent answer", tags=["shopper api"], query=KeyQuery,
      request=ConsentSchema, response=ConsentSchema, errors=_ERRORS)
 def post_consent() -> ResponseReturnValue:
-    answer = _CONSENT.load(_json_body())
+    answer = _CONSENT.load(json_body())
     granted = consent.record_consent(g.api_shop, _identity(required=True), answer["granted"])
     return jsonify(_CONSENT.dump({"granted": granted}))

@@ -1,0 +1,104 @@
+"""The shopper API behind Shopify's app proxy (thin views; see ``shopify_proxy``).
+
+A theme points the widget loader at ``data-api="/apps/shopkeeper"``: its calls then stay
+on the storefront's own origin (no CORS), and Shopify forwards them here signed, naming
+the shop and the signed-in customer. The answers are the shopper API's, from the same
+domain code (consent, holdout, impressions), for the same paths.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from plugin.api import consent, events, service
+from plugin.api.identity import SHOPPER_HEADER, ShopperIdentity
+from plugin.api.limits import per_shop
+from plugin.api.schemas import (
+    ConfigSchema,
+    ConsentSchema,
+    EventsRequest,
+    ProxyQuery,
+    ProxyRecommendationsQuery,
+    RecommendationsQuery,
+    RecommendationsSchema,
+    StoredSchema,
+)
+from plugin.api.shopify_proxy import PROXY_URL, proxy_identity, proxy_shop, verified_params
+from plugin.api.views import json_body
+from plugin.errors import Forbidden, Unprocessable
+from plugin.openapi import doc
+
+bp = Blueprint("app_proxy", __name__, url_prefix=PROXY_URL)
+
+_ERRORS = (401, 403, 404, 422, 429)
+_QUERY, _CONFIG = RecommendationsQuery(), ConfigSchema()
+_EVENTS, _STORED, _CONSENT = EventsRequest(), StoredSchema(), ConsentSchema()
+
+
+@bp.before_request
+def _verify() -> None:
+    """Shopify's signature and timestamp first (401), then the shop it names (404)."""
+    g.api_shop = None
+    g.proxy_params = verified_params(request.query_string.decode("utf-8", "replace"),
+                                     current_app.config.get("SHOPIFY_API_SECRET"))
+    if request.method == "POST" and request.headers.get("Sec-Fetch-Site") == "cross-site":
+        # another site's page posting through the storefront (a beacon needs no preflight)
+        raise Forbidden("Another site may not write through this shop's app proxy.")
+    g.api_shop = proxy_shop(g.proxy_params)
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    """Answers name a shopper: neither Shopify nor a browser may keep or share them."""
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _identity(*, required: bool = False) -> ShopperIdentity:
+    anonymous = request.headers.get(SHOPPER_HEADER) or request.args.get("shopper")
+    identity = proxy_identity(g.proxy_params, anonymous)
+    if required and not identity.key:
+        raise Unprocessable("The request is invalid.", {SHOPPER_HEADER: [
+            "Send an anonymous id (anon_ + 22 urlsafe characters) or sign in."]})
+    return identity
+
+
+@bp.get("/config")
+@per_shop
+@doc(summary="Widget configuration, through Shopify's app proxy", tags=["shopify app proxy"],
+     query=ProxyQuery, response=ConfigSchema, errors=_ERRORS)
+def get_config() -> ResponseReturnValue:
+    return jsonify(_CONFIG.dump(service.shop_config(g.api_shop)))
+
+
+@bp.get("/recommendations")
+@per_shop
+@doc(summary="Recommendations for a placement, through Shopify's app proxy",
+     tags=["shopify app proxy"], query=ProxyRecommendationsQuery,
+     response=RecommendationsSchema, errors=_ERRORS)
+def get_recommendations() -> ResponseReturnValue:
+    params = _QUERY.load(request.args)
+    return jsonify(service.recommend(g.api_shop, _identity(), service.RecsQuery(**params)))
+
+
+@bp.post("/events")
+@per_shop
+@doc(summary="Store a batch of widget events, through Shopify's app proxy",
+     tags=["shopify app proxy"], query=ProxyQuery, request=EventsRequest,
+     response=StoredSchema, errors=_ERRORS, status=202)
+def post_events() -> ResponseReturnValue:
+    batch = _EVENTS.load(json_body())
+    stored = events.store_events(g.api_shop, _identity(required=True), batch["events"])
+    return jsonify(_STORED.dump({"stored": stored})), 202
+
+
+@bp.post("/consent")
+@per_shop
+@doc(summary="Record the shopper's consent answer, through Shopify's app proxy",
+     tags=["shopify app proxy"], query=ProxyQuery, request=ConsentSchema,
+     response=ConsentSchema, errors=_ERRORS)
+def post_consent() -> ResponseReturnValue:
+    answer = _CONSENT.load(json_body())
+    granted = consent.record_consent(g.api_shop, _identity(required=True), answer["granted"])
+    return jsonify(_CONSENT.dump({"granted": granted}))
