@@ -56,7 +56,8 @@
   }
 
   function url(path, key, params) {
-    var u = new URL(S.api + path);
+    // data-api may be relative, e.g. "/apps/shopkeeper" (a Shopify app proxy: same origin)
+    var u = new URL(S.api + path, w.location.href);
     u.searchParams.set("key", key);
     for (var k in params || {}) {
       var v = params[k];

@@ -1,0 +1,89 @@
+"""A Shopify theme pointing the loader at its app proxy (``data-api="/apps/shopkeeper"``):
+the widgets call the storefront's own origin, and "Shopify" (a route here, signing as
+Shopify does) forwards the calls to ``PROXY_URL`` with the signed-in customer."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+
+from plugin.api.shopify_proxy import PROXY_URL
+from tests.widgets.helpers import READY, assert_clean, interactions
+
+pytestmark = pytest.mark.browser
+
+SECRET = "hush"
+DOMAIN = "demo-shop.myshopify.com"
+PREFIX = "/apps/shopkeeper"
+CUSTOMER = "15100"  # the seeded sample's first customer
+
+
+def _as_shopify_shop(shop, app) -> None:
+    from plugin.api.access import forget_shops
+    from plugin.extensions import db
+
+    shop.platform, shop.domain = "shopify", DOMAIN
+    db.session.commit()
+    forget_shops()
+    app.config["SHOPIFY_API_SECRET"] = SECRET
+
+
+def _shopify_proxy(live, customer: str, forwarded: list):
+    """Shopify's side: the query plus ``shop``, ``logged_in_customer_id``, ``path_prefix``,
+    ``timestamp`` and the ``signature`` over them all, sent on to the proxy URL."""
+
+    def handler(route):
+        url = urlsplit(route.request.url)
+        pairs = [*parse_qsl(url.query, keep_blank_values=True), ("shop", DOMAIN),
+                 ("logged_in_customer_id", customer), ("path_prefix", PREFIX),
+                 ("timestamp", str(int(time.time())))]
+        grouped: dict[str, list[str]] = {}
+        for key, value in pairs:
+            grouped.setdefault(key, []).append(value)
+        message = "".join(f"{k}={','.join(v)}" for k, v in sorted(grouped.items()))
+        signature = hmac.new(SECRET.encode(), message.encode(), hashlib.sha256).hexdigest()
+        target = (f"{live.url}{PROXY_URL}{url.path.removeprefix(PREFIX)}?"
+                  f"{urlencode([*pairs, ('signature', signature)])}")
+        forwarded.append(route.request)
+        route.fulfill(response=route.fetch(url=target))
+
+    return handler
+
+
+def _loader_through_the_proxy(route):
+    response = route.fetch()
+    tag = '<script async src="/widgets/loader.js"'
+    body = response.text().replace(tag, f'{tag} data-api="{PREFIX}"', 1)
+    assert f'data-api="{PREFIX}"' in body
+    route.fulfill(response=response, body=body)
+
+
+def test_the_widgets_work_through_the_app_proxy_with_shopifys_customer(demo_shop, live, page,
+                                                                        app):
+    _as_shopify_shop(demo_shop, app)
+    forwarded: list = []
+    page.route(f"{live.url}/demo/", _loader_through_the_proxy)
+    page.route(f"**{PREFIX}/**", _shopify_proxy(live, CUSTOMER, forwarded))
+    direct = []
+    page.on("request", lambda r: direct.append(r.url) if "/api/v1/" in r.url else None)
+
+    with page.expect_response(lambda r: f"{PREFIX}/recommendations" in r.url) as answer:
+        page.goto(live.url + "/demo/")
+    page.wait_for_selector(READY)
+    body = answer.value.json()
+    assert body["personalized"] is True and body["items"]  # the customer Shopify named
+    assert answer.value.headers["cache-control"] == "private, no-store"
+    assert direct == []
+    assert {urlsplit(r.url).netloc for r in forwarded} == {urlsplit(live.url).netloc}
+
+    with page.expect_response(lambda r: f"{PREFIX}/events" in r.url) as stored:
+        page.locator("shopkeeper-for-you .sk-add").first.click()
+    assert stored.value.status == 202 and stored.value.json() == {"stored": 1}
+    assert [r.product_external_id for r in interactions(
+        demo_shop.id, shopper_id=CUSTOMER, kind="add_to_cart")] == [
+        body["items"][0]["product_id"]]
+    assert_clean(page)
