@@ -48,8 +48,10 @@ log = logging.getLogger(__name__)
 
 #: read_inventory: the ``inventory_levels/update`` subscription needs it. read_publications:
 #: whether a product is published on the storefront's publication (``publishedOnPublication``).
+#: write_app_proxy: Shopify configures the app proxy (``/apps/shopkeeper``) only for an app
+#: granted it ("Configuring an app proxy requires the write_app_proxy access scope").
 SCOPES = ("read_products", "read_customers", "read_orders", "read_inventory", "write_discounts",
-          "read_publications")
+          "read_publications", "write_app_proxy")
 #: The scope backfilling each resource needs.
 READ_SCOPES = {"products": ("read_products",), "customers": ("read_customers",),
                "orders": ("read_orders",)}

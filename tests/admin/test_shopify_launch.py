@@ -176,10 +176,11 @@ def test_a_store_missing_a_scope_this_release_needs_is_asked_again(client, insta
 
 
 @pytest.mark.parametrize("scope", [
-    "read_products,read_customers,read_orders,read_inventory,write_discounts,read_publications",
+    "read_products,read_customers,read_orders,read_inventory,write_discounts,read_publications,"
+    "write_app_proxy",
     # Shopify lists write_x alone when both were asked for: it includes read_x
     "write_products, read_customers,read_orders,write_inventory,write_discounts,"
-    "write_publications",
+    "write_publications,write_app_proxy",
 ])
 def test_a_store_with_every_scope_opens_as_before(client, installed, scope) -> None:
     _granted(installed, scope)
@@ -193,7 +194,7 @@ def test_a_store_whose_refresh_shopify_refused_is_asked_again(client, installed)
     installation is marked ``auth_failed`` and the next launch goes through OAuth, whose
     callback stores a new token pair."""
     _granted(installed, "read_products,read_customers,read_orders,read_inventory,"
-                        "write_discounts,read_publications")
+                        "write_discounts,read_publications,write_app_proxy")
     installed.installation.auth_failed = True
     db.session.commit()
     _assert_sent_to_the_grant(client)

@@ -26,7 +26,7 @@ DOMAIN = "pubs.myshopify.com"
 GRAPHQL = f"https://{DOMAIN}/admin/api/{API_VERSION}/graphql.json"
 STOREFRONT = "gid://shopify/Publication/98765"
 GRANTED = "read_products,read_customers,read_orders,read_inventory,write_discounts," \
-          "read_publications"
+          "read_publications,write_app_proxy"
 PUBLICATIONS = {"data": {"publications": {
     "pageInfo": {"hasNextPage": False, "endCursor": "p2"},
     "nodes": [{"id": "gid://shopify/Publication/1", "catalog": {"title": "Online Store"}},

@@ -562,7 +562,7 @@ def test_install_url_carries_scopes_state_and_redirect() -> None:
     assert query == {"client_id": [API_KEY], "state": ["n0nce"],
                      "redirect_uri": ["https://app.example/cb"],
                      "scope": ["read_products,read_customers,read_orders,read_inventory,"
-                               "write_discounts,read_publications"]}
+                               "write_discounts,read_publications,write_app_proxy"]}
 
 
 def _signed_callback(shop: str = "my-shop.myshopify.com", state: str = "n0nce") -> dict:

@@ -31,7 +31,7 @@ from plugin.models import AuditLog
 DOMAIN = "reconcile.myshopify.com"
 GRAPHQL = f"https://{DOMAIN}/admin/api/{API_VERSION}/graphql.json"
 ALL_SCOPES = ["read_products", "read_customers", "read_orders", "read_inventory",
-              "write_discounts", "read_publications"]
+              "write_discounts", "read_publications", "write_app_proxy"]
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
 
