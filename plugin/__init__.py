@@ -123,7 +123,9 @@ def _register_blueprints(app: Flask) -> None:
     from plugin.api.views import bp as api_bp
     from plugin.install.views import bp as install_bp
     from plugin.offers.views import bp as offers_bp
+    from plugin.offers.views import proxy_bp as offers_proxy_bp
     from plugin.subprofiles.views import bp as subprofiles_bp
+    from plugin.subprofiles.views import proxy_bp as subprofiles_proxy_bp
     from plugin.webhooks.views import bp as webhooks_bp
 
     app.register_blueprint(webhooks_bp)
@@ -137,6 +139,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(app_proxy_bp)
     app.register_blueprint(offers_bp)
     app.register_blueprint(subprofiles_bp)
+    app.register_blueprint(offers_proxy_bp)
+    app.register_blueprint(subprofiles_proxy_bp)
     app.register_blueprint(install_bp)
     if app.config.get("BENCH_BARE_ENDPOINT"):
         from plugin.bench_bare import bp as bench_bp

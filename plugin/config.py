@@ -99,6 +99,8 @@ class Config:
     PROXY_HOPS = 0
     # Offers one client address may accept (each creates a discount and spends budget).
     OFFER_ACCEPTS_PER_CLIENT = "20 per hour"
+    # ...and through Shopify's app proxy (no shopper's address known there), per shop.
+    OFFER_ACCEPTS_PER_PROXIED_SHOP = "300 per hour"
     # Saleor app registrations (/api/register) one client address may attempt: each makes
     # this server call the Saleor-Api-Url it names and wait up to 15 s for the answer.
     SALEOR_REGISTER_PER_CLIENT = "10 per minute"

@@ -3,7 +3,9 @@
 A theme points the widget loader at ``data-api="/apps/shopkeeper"``: its calls then stay
 on the storefront's own origin (no CORS), and Shopify forwards them here signed, naming
 the shop and the signed-in customer. The answers are the shopper API's, from the same
-domain code (consent, holdout, impressions), for the same paths.
+domain code (consent, holdout, impressions), for the same paths; the cart offer's and the
+sub-profiles' calls are served the same way beside their API views (``proxy_bp`` in
+``plugin.offers.views`` and ``plugin.subprofiles.views``), behind ``open_gate``.
 """
 
 from __future__ import annotations
@@ -36,26 +38,36 @@ _QUERY, _CONFIG = RecommendationsQuery(), ConfigSchema()
 _EVENTS, _STORED, _CONSENT = EventsRequest(), StoredSchema(), ConsentSchema()
 
 
-@bp.before_request
-def _verify() -> None:
-    """Shopify's signature and timestamp first (401), then the shop it names (404)."""
+#: what a write through the proxy may be (the sub-profile calls patch and delete too)
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def open_gate(*, cached: bool = True) -> None:
+    """``before_request`` of every blueprint behind the proxy (this one, offers,
+    sub-profiles): Shopify's signature and timestamp first (401), then the shop it names
+    (404). ``cached`` as in ``proxy_shop``."""
     g.api_shop = None
     g.proxy_params = verified_params(request.query_string.decode("utf-8", "replace"),
                                      current_app.config.get("SHOPIFY_API_SECRET"))
-    if request.method == "POST" and request.headers.get("Sec-Fetch-Site") == "cross-site":
+    if request.method in _WRITES and request.headers.get("Sec-Fetch-Site") == "cross-site":
         # another site's page posting through the storefront (a beacon needs no preflight)
         raise Forbidden("Another site may not write through this shop's app proxy.")
-    g.api_shop = proxy_shop(g.proxy_params)
+    g.api_shop = proxy_shop(g.proxy_params, cached=cached)
 
 
-@bp.after_request
-def _private(response: Response) -> Response:
+def close_gate(response: Response) -> Response:
     """Answers name a shopper: neither Shopify nor a browser may keep or share them."""
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
-def _identity(*, required: bool = False) -> ShopperIdentity:
+bp.before_request(open_gate)
+bp.after_request(close_gate)
+
+
+def shopper(*, required: bool = False) -> ShopperIdentity:
+    """Shopify's signed-in customer and the browser's anonymous id (``proxy_identity``);
+    ``required``: one of them, else 422 as on the API."""
     anonymous = request.headers.get(SHOPPER_HEADER) or request.args.get("shopper")
     identity = proxy_identity(g.proxy_params, anonymous)
     if required and not identity.key:
@@ -79,7 +91,7 @@ def get_config() -> ResponseReturnValue:
      response=RecommendationsSchema, errors=_ERRORS)
 def get_recommendations() -> ResponseReturnValue:
     params = _QUERY.load(request.args)
-    return jsonify(service.recommend(g.api_shop, _identity(), service.RecsQuery(**params)))
+    return jsonify(service.recommend(g.api_shop, shopper(), service.RecsQuery(**params)))
 
 
 @bp.post("/events")
@@ -89,7 +101,7 @@ def get_recommendations() -> ResponseReturnValue:
      response=StoredSchema, errors=_ERRORS, status=202)
 def post_events() -> ResponseReturnValue:
     batch = _EVENTS.load(json_body())
-    stored = events.store_events(g.api_shop, _identity(required=True), batch["events"])
+    stored = events.store_events(g.api_shop, shopper(required=True), batch["events"])
     return jsonify(_STORED.dump({"stored": stored})), 202
 
 
@@ -100,5 +112,5 @@ def post_events() -> ResponseReturnValue:
      response=ConsentSchema, errors=_ERRORS)
 def post_consent() -> ResponseReturnValue:
     answer = _CONSENT.load(json_body())
-    granted = consent.record_consent(g.api_shop, _identity(required=True), answer["granted"])
+    granted = consent.record_consent(g.api_shop, shopper(required=True), answer["granted"])
     return jsonify(_CONSENT.dump({"granted": granted}))

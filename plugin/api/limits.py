@@ -134,6 +134,11 @@ per_shop = _limited("API_RATE_LIMIT_PER_KEY", DEFAULT_PER_KEY, lambda: "shop:" +
 DEFAULT_OFFER_ACCEPTS = "20 per hour"
 offer_accepts = _limited("OFFER_ACCEPTS_PER_CLIENT", DEFAULT_OFFER_ACCEPTS,
                          lambda: "accepts:" + _client())
+#: ... and through Shopify's app proxy, where no shopper's address is known, one shop may
+#: accept this many an hour (the offers' daily and monthly budgets bound the spend too)
+DEFAULT_PROXIED_OFFER_ACCEPTS = "300 per hour"
+proxied_offer_accepts = _limited("OFFER_ACCEPTS_PER_PROXIED_SHOP", DEFAULT_PROXIED_OFFER_ACCEPTS,
+                                 lambda: "accepts:shop:" + g.api_shop.id)
 #: Saleor's /api/register is unauthenticated and calls out to the URL it is given (up to
 #: 15 s): one client address may not tie up the workers' threads with it.
 DEFAULT_SALEOR_REGISTER = "10 per minute"

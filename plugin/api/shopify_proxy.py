@@ -58,11 +58,21 @@ def verified_params(query_string: str, secret: str | None, *,
     return params
 
 
-def proxy_shop(params: dict[str, str]) -> ApiShop:
-    """The active Shopify shop the signed ``shop`` names; anything else is 404."""
+def proxy_shop(params: dict[str, str], *, cached: bool = True) -> ApiShop | Shop:
+    """The active Shopify shop the signed ``shop`` names; anything else is 404.
+
+    ``cached``: the shopper API's per-process snapshot (``ApiShop``); offers and
+    sub-profiles read the row itself, as on the API (``access.open_gate(cached=False)``).
+    """
     domain = (params.get("shop") or "").strip().lower()
-    found = db.session.execute(sa.select(Shop.widget_key, Shop.status).where(
-        Shop.platform == "shopify", Shop.domain == domain)).first() if domain else None
+    where = (Shop.platform == "shopify", Shop.domain == domain)
+    if not cached:
+        shop = db.session.scalar(sa.select(Shop).where(*where)) if domain else None
+        if shop is None or shop.status != "active":
+            raise NotFound("Unknown shop.")
+        return shop
+    found = db.session.execute(sa.select(Shop.widget_key, Shop.status).where(*where)
+                               ).first() if domain else None
     if found is None or found.status != "active":
         raise NotFound("Unknown shop.")
     return cached_shop_for_key(found.widget_key)  # the shopper API's snapshot of the shop

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from plugin.api.schemas import CommaList
+from plugin.api.schemas import CommaList, ProxyQuery
 from plugin.models.types import MAX_ROW_ID
 from plugin.subprofiles.prompt import CHOICES
 from plugin.subprofiles.service import AGE_BANDS
@@ -109,6 +109,10 @@ class RecsQuery(Schema):
     n = fields.Integer(load_default=8, validate=validate.Range(min=1, max=50))
     #: product ids in the cart (``p1,p2``), left out as on ``GET /recommendations``
     cart = CommaList(load_default=list)
+
+
+class ProxyRecsQuery(RecsQuery, ProxyQuery):
+    """``GET /<id>/recommendations`` through Shopify's app proxy (its signed query too)."""
 
 
 class SubRecItemSchema(Schema):

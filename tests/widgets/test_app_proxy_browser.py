@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import re
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -86,4 +88,70 @@ def test_the_widgets_work_through_the_app_proxy_with_shopifys_customer(demo_shop
     assert [r.product_external_id for r in interactions(
         demo_shop.id, shopper_id=CUSTOMER, kind="add_to_cart")] == [
         body["items"][0]["product_id"]]
+    assert_clean(page)
+
+
+def test_the_cart_offer_works_through_the_app_proxy_for_shopifys_customer(demo_shop, live,
+                                                                         page, app):
+    """Quote and accept through ``/apps/shopkeeper/offers/...``: the offer is quoted for the
+    customer Shopify signs in, and the discount created on Shopify is held to them."""
+    import math
+    from datetime import timedelta
+
+    import responses
+    import sqlalchemy as sa
+
+    from connectors.base import Credentials
+    from connectors.shopify.client import API_VERSION
+    from plugin.extensions import db
+    from plugin.models import Interaction, Offer, Product
+    from plugin.models.types import utcnow
+    from plugin.shops import save_credentials
+    from tests.offers.conftest import sells
+
+    _as_shopify_shop(demo_shop, app)
+    save_credentials(demo_shop, Credentials(DOMAIN, access_token="shpat_x", webhook_secret="x"))
+    demo_shop.settings = {**demo_shop.settings, "offers_enabled": True,
+                          "offers": {"stages": {"idle_cart": ["percent_cart"]}}}
+    db.session.commit()
+    sells(demo_shop, "GBP")
+    product = db.session.scalars(sa.select(Product).where(
+        Product.shop_id == demo_shop.id, Product.price > 1).order_by(Product.external_id)
+    ).first()
+    db.session.add(Interaction(shop_id=demo_shop.id, shopper_id=CUSTOMER,  # an idle cart
+                               product_external_id=product.external_id, kind="add_to_cart",
+                               occurred_at=utcnow() - timedelta(hours=2), context={}))
+    db.session.commit()
+    basket = [{"id": product.external_id, "title": product.title,
+               "price": float(product.price), "qty": math.ceil(40 / float(product.price))}]
+
+    forwarded: list = []
+    page.route(f"{live.url}/demo/cart", _loader_through_the_proxy)
+    page.route(f"**{PREFIX}/**", _shopify_proxy(live, CUSTOMER, forwarded))
+    direct = []
+    page.on("request", lambda r: direct.append(r.url) if "/api/v1/" in r.url else None)
+    shopify = responses.RequestsMock(assert_all_requests_are_fired=False)
+    shopify.post(f"https://{DOMAIN}/admin/api/{API_VERSION}/graphql.json", json={"data": {
+        "discountCodeBasicCreate": {"codeDiscountNode": {
+            "id": "gid://shopify/DiscountCodeNode/9"}, "userErrors": []}}})
+    with shopify:
+        page.add_init_script(f"localStorage.setItem('demo:cart', {json.dumps(json.dumps(basket))})")
+        with page.expect_response(lambda r: f"{PREFIX}/offers/quote" in r.url) as quoted:
+            page.goto(live.url + "/demo/cart")
+        slot = '[data-shopkeeper="cart-offer"]'
+        page.wait_for_selector(f'{slot}[data-shopkeeper-state="ready"]', state="attached")
+        assert quoted.value.headers["cache-control"] == "private, no-store"
+        with page.expect_response(lambda r: f"{PREFIX}/offers/accept" in r.url) as accepted:
+            page.get_by_role("button", name=re.compile(r"^Apply ")).click()
+        page.wait_for_selector(f'{slot}[data-shopkeeper-state="accepted"]', state="attached")
+        page.wait_for_selector("#cart-discount:not([hidden])")
+        sent = json.loads(shopify.calls[-1].request.body)["variables"]["input"]
+    code = page.text_content("#cart-discount-code")
+    assert accepted.value.status == 200 and accepted.value.json()["code"] == code
+    assert sent["code"] == code
+    assert sent["context"] == {"customers": {"add": [f"gid://shopify/Customer/{CUSTOMER}"]}}
+    assert db.session.execute(sa.select(Offer.shopper_id, Offer.status)).all() == [
+        (CUSTOMER, "accepted")]
+    db.session.rollback()
+    assert direct == [] and forwarded
     assert_clean(page)
