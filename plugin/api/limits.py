@@ -134,11 +134,31 @@ per_shop = _limited("API_RATE_LIMIT_PER_KEY", DEFAULT_PER_KEY, lambda: "shop:" +
 DEFAULT_OFFER_ACCEPTS = "20 per hour"
 offer_accepts = _limited("OFFER_ACCEPTS_PER_CLIENT", DEFAULT_OFFER_ACCEPTS,
                          lambda: "accepts:" + _client())
-#: ... and through Shopify's app proxy, where no shopper's address is known, one shop may
-#: accept this many an hour (the offers' daily and monthly budgets bound the spend too)
+#: ... and through Shopify's app proxy, where no shopper's address is known: a customer
+#: Shopify signed in for is counted alone, with the per-address figure (their id cannot be
+#: invented), while anonymous shoppers, whose ids can, share one bucket per shop, so that
+#: one of them cannot use up the signed-in customers' accepts (the offers' daily and
+#: monthly budgets bound the spend too).
 DEFAULT_PROXIED_OFFER_ACCEPTS = "300 per hour"
-proxied_offer_accepts = _limited("OFFER_ACCEPTS_PER_PROXIED_SHOP", DEFAULT_PROXIED_OFFER_ACCEPTS,
-                                 lambda: "accepts:shop:" + g.api_shop.id)
+
+
+def proxied_offer_accepts(view: View) -> View:
+    @wraps(view)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        customer = (g.proxy_params.get("logged_in_customer_id") or "").strip()
+        if customer:
+            spec = str(current_app.config.get("OFFER_ACCEPTS_PER_CLIENT", DEFAULT_OFFER_ACCEPTS))
+            key = f"accepts:shop:{g.api_shop.id}:customer:{customer}"
+        else:
+            spec = str(current_app.config.get("OFFER_ACCEPTS_PER_PROXIED_SHOP",
+                                              DEFAULT_PROXIED_OFFER_ACCEPTS))
+            key = f"accepts:shop:{g.api_shop.id}:anonymous"
+        check(spec, request.endpoint or view.__name__, key)
+        return view(*args, **kwargs)
+
+    return limited  # type: ignore[return-value]
+
+
 #: Saleor's /api/register is unauthenticated and calls out to the URL it is given (up to
 #: 15 s): one client address may not tie up the workers' threads with it.
 DEFAULT_SALEOR_REGISTER = "10 per minute"

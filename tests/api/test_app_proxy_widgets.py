@@ -197,22 +197,33 @@ def test_an_anonymous_browser_gets_the_apis_anonymous_offer(client, app):
 
 
 @responses.activate
-def test_accepts_through_the_proxy_are_limited_per_shop_not_per_address(client, app):
-    """Every shopper arrives from Shopify's addresses: the per-address accept limit would be
-    one bucket for every Shopify shop's shoppers; the proxy counts per shop."""
+def test_accepts_through_the_proxy_are_counted_per_customer_and_per_shop_for_anonymous(
+        client, app):
+    """Every shopper arrives from Shopify's addresses, so the per-address accept limit would
+    be one bucket for every Shopify shop's shoppers. Through the proxy a signed-in customer
+    has a bucket of their own (the per-address figure), and anonymous shoppers, whose ids
+    cost nothing to invent, share one per shop, which cannot starve the customers'."""
     shop = _offer_shop()
     _offer_shop(OTHER_DOMAIN)
-    make_idle(shop.id, CAROL)
     app.config.update(OFFER_ACCEPTS_PER_CLIENT="1 per hour",
                       OFFER_ACCEPTS_PER_PROXIED_SHOP="2 per hour")
+    strangers = [anon_id() for _ in range(3)]
+    for stranger in strangers:
+        make_idle(shop.id, stranger)
+    first, second, third = (Door(client, headers={"X-Shopkeeper-Shopper": s})
+                            for s in strangers)
+    assert first.accept(first.offer()["token"]).status_code == 200
+    assert second.accept(second.offer()["token"]).status_code == 200
+    assert _refused(third.accept(third.offer()["token"]), 429)["message"].startswith(
+        "Too many requests")  # the shop's anonymous bucket is spent ...
     alice, bob = Door(client, ALICE), Door(client, BOB)
-    assert alice.accept(alice.offer()["token"]).status_code == 200
+    alices = alice.offer()["token"]
+    assert alice.accept(alices).status_code == 200  # ... not the customers'
     assert bob.accept(bob.offer()["token"]).status_code == 200
-    third = Door(client, ALICE, shop=OTHER_DOMAIN)
-    assert third.accept(third.offer()["token"]).status_code == 200  # another shop's bucket
-    carol = Door(client, CAROL)
-    limited = _refused(carol.accept(carol.offer()["token"]), 429)
-    assert limited["message"].startswith("Too many requests")
+    elsewhere = Door(client, ALICE, shop=OTHER_DOMAIN)
+    assert elsewhere.accept(elsewhere.offer()["token"]).status_code == 200  # another shop
+    again = _refused(alice.accept(alices), 429)  # counted before the offer is looked at
+    assert again["message"].startswith("Too many requests")  # Alice's own bucket is spent
 
 
 # --- "Who are you shopping for?" ---------------------------------------------------------
