@@ -126,13 +126,18 @@ def _unauthorized(err: Unauthorized):
 @bp.errorhandler(ShopkeeperError)
 def _failed(err: ShopkeeperError):
     """A merchant who submits an empty form gets the page saying so, not a JSON body."""
-    if _wants_json():
-        return error_response(err.code, err.message, err.errors)
     return _page_error(err.code, err.message, err.errors)
 
 
 def _page_error(code: int, message: str, errors: dict | None = None):
+    """The error page, or the app's JSON error where JSON is asked for (``_wants_json``)."""
+    if _wants_json():
+        return error_response(code, message, errors)
     return render_template("admin/error.html", message=message, errors=errors or {}), code
+
+
+#: What a settings form refused says as JSON (its ``errors``: by dotted field name).
+SETTINGS_REFUSED = "Nothing was saved: correct the fields named in errors."
 
 
 def _shop():
@@ -364,6 +369,8 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
                    page: Any = _STORED, notice: str | None = None):
     """The settings page; ``page``: the revision its form carries (``Shown``, None for
     none: a refused form carries on what it was shown), ``notice``: why it is shown again."""
+    if code >= 400 and _wants_json():  # a refused form asked for JSON: the app's JSON error
+        return error_response(code, notice or SETTINGS_REFUSED, errors)
     typed = typed or {}
     if page is _STORED:
         page = settings_service.shown(g.admin_shop)
