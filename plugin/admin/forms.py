@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from marshmallow import Schema
@@ -104,11 +106,15 @@ def _lines(text: str) -> list[str]:
 
 
 def parse_form(form: Mapping[str, str], getlist: Callable[[str], list[str]],
+               stored_lines: Mapping[str, Iterable[Any]] | None = None,
                ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Form -> settings document plus parse errors (validation itself is the schema's).
 
     Each fieldset posts a hidden ``_section`` marker; only marked sections are read, so an
     unchecked box means "off" there and an absent section means "unchanged".
+    ``stored_lines``: the text boxes' stored lines the schema refuses (shown in them): a
+    line posted as the page shows one is that line as stored, not parsed (a save keeps it,
+    still flagged, instead of refusing the form over a line the merchant left alone).
     """
     doc: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
@@ -134,11 +140,32 @@ def parse_form(form: Mapping[str, str], getlist: Callable[[str], list[str]],
                 values[name] = None if raw == "" and name in (
                     "free_shipping_threshold", "admin_origin") else raw
         doc[section] = values
+    stored = stored_lines or {}
     if "merchandising" in form:
-        doc["merchandising"] = _rules(form.get("merchandising", ""), errors)
+        doc["merchandising"] = _rules(form.get("merchandising", ""), errors,
+                                      _as_shown(stored.get("merchandising", ()), rule_line))
     if "repurchase_overrides" in form:
-        doc["repurchase_overrides"] = _overrides(form.get("repurchase_overrides", ""), errors)
+        doc["repurchase_overrides"] = _overrides(
+            form.get("repurchase_overrides", ""), errors,
+            _as_shown(stored.get("repurchase_overrides", ()), override_line))
     return doc, errors
+
+
+def _as_shown(lines: Iterable[Any], text: Callable[[Any], str]) -> dict[str, list[Any]]:
+    """Stored lines by their text in the box (a text shown twice: each in turn)."""
+    out: dict[str, list[Any]] = {}
+    for line in lines:
+        out.setdefault(text(line), []).append(line)
+    return out
+
+
+_NOT_STORED = object()
+
+
+def _stored_line(words: list[str], shown: dict[str, list[Any]]) -> Any:
+    """The stored line the page showed as ``words``, once (``_NOT_STORED``: none)."""
+    same = shown.get(" ".join(words))
+    return copy.deepcopy(same.pop(0)) if same else _NOT_STORED
 
 
 def _currency_rows(form: Mapping[str, str]) -> dict[str, dict[str, str]] | None:
@@ -175,13 +202,18 @@ def _check(schema: Schema, row: dict[str, Any], key: str, n: int,
         errors.setdefault(key, []).extend(f"line {n}: {label}{m}" for m in messages)
 
 
-def _rules(text: str, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
+def _rules(text: str, errors: dict[str, list[str]],
+           shown: dict[str, list[Any]]) -> list[Any]:
     """``ACTION FIELD VALUE [WEIGHT]``: the last word is a boost's weight only if it is a
     number, so a multi-word value ("boost category Home Decor") is read whole."""
-    rules: list[dict[str, Any]] = []
+    rules: list[Any] = []
     for n, line in enumerate(text.splitlines(), start=1):
         words = line.split()
         if not words:
+            continue
+        stored = _stored_line(words, shown)
+        if stored is not _NOT_STORED:
+            rules.append(stored)
             continue
         if len(words) < 3:
             errors.setdefault("merchandising", []).append(
@@ -195,11 +227,16 @@ def _rules(text: str, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
     return rules
 
 
-def _overrides(text: str, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _overrides(text: str, errors: dict[str, list[str]],
+               shown: dict[str, list[Any]]) -> list[Any]:
+    rows: list[Any] = []
     for n, line in enumerate(text.splitlines(), start=1):
         words = line.split()
         if not words:
+            continue
+        stored = _stored_line(words, shown)
+        if stored is not _NOT_STORED:
+            rows.append(stored)
             continue
         if len(words) < 3 or (words[-1] not in ("durable", "consumable") and len(words) < 4):
             errors.setdefault("repurchase_overrides", []).append(
@@ -216,14 +253,41 @@ def _overrides(text: str, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
     return rows
 
 
-def rules_text(rules: list[dict[str, Any]]) -> str:
-    out = []
-    for r in rules:
-        weight = f" {r['weight']:g}" if r["action"] == "boost" else ""
-        out.append(f"{r['action']} {r['field']} {r['value']}{weight}")
-    return "\n".join(out)
+def rules_text(rules: list[Any]) -> str:
+    return "\n".join(rule_line(r) for r in rules)
 
 
-def overrides_text(rows: list[dict[str, Any]]) -> str:
-    return "\n".join(f"{r['field']} {r['value']} {r['kind']}"
-                     + (f" {r['cycle_days']}" if r["kind"] == "consumable" else "") for r in rows)
+def overrides_text(rows: list[Any]) -> str:
+    return "\n".join(override_line(r) for r in rows)
+
+
+def rule_line(rule: Any) -> str:
+    """A merchandising rule as its line in the text box; a stored one the schema refuses
+    too, as near its grammar as it goes (one line, never empty), so the merchant sees it
+    with its error and fixes or deletes it."""
+    if not isinstance(rule, Mapping):
+        return _line([], rule)
+    words = [rule.get("action"), rule.get("field"), rule.get("value")]
+    if rule.get("action") == "boost" and rule.get("weight") is not None:
+        words.append(rule["weight"])
+    return _line(words, rule)
+
+
+def override_line(row: Any) -> str:
+    """A repurchase override as its line in the text box (a refused one as ``rule_line``)."""
+    if not isinstance(row, Mapping):
+        return _line([], row)
+    words = [row.get("field"), row.get("value"), row.get("kind")]
+    if row.get("kind") == "consumable":
+        words.append(row.get("cycle_days"))
+    return _line(words, row)
+
+
+def _line(words: list[Any], raw: Any) -> str:
+    """``words`` as one line of text (numbers as typed: 2, not 2.0); JSON of ``raw`` when
+    they say nothing, so no stored line is shown empty, and lost by the next save."""
+    text = " ".join(f"{w:g}" if isinstance(w, float) else str(w) for w in words
+                    if w is not None and str(w).strip())
+    if not text.split():
+        text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
+    return " ".join(text.split()) or json.dumps(raw)

@@ -99,6 +99,13 @@ def stored_problems(shop: Shop) -> dict[str, list[str]]:
     return {**_own_currency_problems(shop, stored), **_read(stored)[1]}
 
 
+def refused_lines(shop: Shop) -> dict[str, list[Any]]:
+    """The stored lines of each text-box list (merchandising rules, repurchase overrides)
+    the schema refuses, as stored: the page shows them in their boxes, and a line posted
+    back as shown is one of these, kept as stored (``forms.parse_form``)."""
+    return {name: list(lines.values()) for name, lines in _read(shop.settings or {})[2].items()}
+
+
 def offers_paused_note(shop: Shop) -> str | None:
     """What the admin says while offers are on but serving refuses a stored guardrail
     (``Guardrails.refused``: it makes no offer rather than apply it): which, and where."""
@@ -122,8 +129,10 @@ def still_refused(shop: Shop) -> str | None:
     names = sorted({_unit(name) for name in stored_problems(shop)})
     if not names:
         return None
-    labels = [LABELS.get(name) or _row_label(name) for name in names]
-    return (f"{_joined(labels)} {'is' if len(labels) == 1 else 'are'} still as stored before, "
+    labels = [f"Lines of {LABELS[name]}" if name in LISTS else LABELS.get(name)
+              or _row_label(name) for name in names]
+    one = len(labels) == 1 and names[0] not in LISTS
+    return (f"{_joined(labels)} {'is' if one else 'are'} still as stored before, "
             "which these settings no longer allow: correct the fields marked below.")
 
 
@@ -135,7 +144,8 @@ def _row_label(name: str) -> str:
 
 def _sections(stored: Mapping[str, Any]) -> dict[str, Any]:
     """``stored`` settings as form sections, defaults filled in (a refused value as
-    stored, so the page shows it with its error instead of failing)."""
+    stored, so the page shows it with its error instead of failing; a list's refused
+    line at its place in the list)."""
     return _read(stored)[0]
 
 
@@ -143,12 +153,15 @@ def _sections(stored: Mapping[str, Any]) -> dict[str, Any]:
 _READ_ROUNDS = 4
 
 
-def _read(stored: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """``stored`` as form sections, and the schema's errors in it by dotted field name.
+def _read(stored: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]],
+                                              dict[str, dict[int, Any]]]:
+    """``stored`` as form sections, the schema's errors in it by dotted field name, and
+    each list's refused lines by their place in the stored list.
 
     A refused field (a refused line of a list) is taken out and the rest loaded again,
-    then the field is put back as stored for display; fields refused only once others
-    were taken out (a rule across them) keep the first error said about them."""
+    then the field (the line, at its place) is put back as stored for display, so a save
+    of the page loses none of them; fields refused only once others were taken out (a
+    rule across them) keep the first error said about them."""
     raw: dict[str, Any] = {}
     for section, keys in FLAT.items():
         raw[section] = {k: stored[k] for k in keys if k in stored}
@@ -162,6 +175,7 @@ def _read(stored: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list[str
         raw["offers"]["currency_guardrails"] = upper_codes(rows)
     errors: dict[str, list[str]] = {}
     taken: dict[str, dict[str, Any]] = {}
+    lines: dict[str, dict[int, Any]] = {}
     for _ in range(_READ_ROUNDS):
         try:
             values = SettingsSchema().dump(SettingsSchema().load(raw))
@@ -169,17 +183,21 @@ def _read(stored: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list[str
         except ValidationError as err:
             for name, texts in _flatten(err.messages).items():
                 errors.setdefault(name, texts)
-            _take_out(raw, err.messages, taken)
+            _take_out(raw, err.messages, taken, lines)
     else:
         values = SettingsSchema().dump(SettingsSchema().load({}))
     for section, fields in taken.items():
         values[section] = {**values.get(section, {}), **fields}
-    return values, errors
+    for section, refused in lines.items():
+        values[section] = _with_lines(values.get(section) or [], refused)
+    return values, errors, lines
 
 
-def _take_out(raw: dict[str, Any], messages: Any, taken: dict[str, dict[str, Any]]) -> None:
+def _take_out(raw: dict[str, Any], messages: Any, taken: dict[str, dict[str, Any]],
+              lines: dict[str, dict[int, Any]]) -> None:
     """Remove what ``messages`` refuses from ``raw``: a section's refused fields (kept in
-    ``taken`` to show), a list's refused lines, else the whole section (its defaults)."""
+    ``taken`` to show), a list's refused lines (in ``lines``, by their stored place; a
+    list refused whole, every line), else the whole section (its defaults)."""
     for section, sub in (messages.items() if isinstance(messages, dict) else ()):
         value = raw.get(section)
         refused = set(sub) if isinstance(sub, dict) else set()
@@ -187,10 +205,29 @@ def _take_out(raw: dict[str, Any], messages: Any, taken: dict[str, dict[str, Any
             taken.setdefault(section, {}).update({k: value.pop(k) for k in refused})
         elif isinstance(value, list) and refused and all(isinstance(i, int) for i in refused):
             raw[section] = [line for i, line in enumerate(value) if i not in refused]
+            _set_aside(lines, section, {i: value[i] for i in refused if i < len(value)})
         elif section in raw:
             gone = raw.pop(section)
             if isinstance(gone, dict):
                 taken.setdefault(section, {}).update(gone)
+            elif isinstance(gone, list):
+                _set_aside(lines, section, dict(enumerate(gone)))
+
+
+def _set_aside(lines: dict[str, dict[int, Any]], section: str, refused: dict[int, Any]) -> None:
+    """Note ``refused`` (lines by their place in what is left of the list) by their place
+    in the stored list, which the lines set aside before are still part of."""
+    aside = lines.setdefault(section, {})
+    if refused:
+        left = [i for i in range(len(aside) + max(refused) + 1) if i not in aside]
+        aside.update({left[i]: line for i, line in refused.items()})
+
+
+def _with_lines(valid: list[Any], refused: Mapping[int, Any]) -> list[Any]:
+    """``valid`` lines with the ``refused`` ones put back at their places."""
+    rest = iter(valid)
+    return [refused[i] if i in refused else next(rest)
+            for i in range(len(valid) + len(refused))]
 
 
 def upper_codes(rows: dict[str, Any]) -> dict[str, Any]:
@@ -227,22 +264,53 @@ def converted_currencies(shop: Shop) -> list[str]:
 
 def problems(shop: Shop, submitted: Mapping[str, Any]) -> dict[str, list[str]]:
     """What ``save`` would refuse, by dotted field name, without storing anything."""
-    return _checked(shop, submitted)[2]
+    return _checked(shop, submitted).errors
 
 
-def _checked(shop: Shop, submitted: Mapping[str, Any],
-             ) -> tuple[dict[str, Any] | None, set[str], dict[str, list[str]]]:
-    """The schema's load of the settings ``submitted`` means, the stored refused values
-    it leaves as they were (``_left_as_stored``: kept, not loaded), and its problems."""
+@dataclass(frozen=True)
+class _Checked:
+    """``_checked``'s answer."""
+
+    #: the schema's load (None: refused)
+    data: dict[str, Any] | None
+    #: the stored refused values left as they were (``_left_as_stored``: kept, not loaded)
+    kept: set[str]
+    #: each list's stored refused lines left as they were, by place (``_kept_lines``)
+    lines: dict[str, dict[int, Any]]
+    errors: dict[str, list[str]]
+
+
+def _checked(shop: Shop, submitted: Mapping[str, Any]) -> _Checked:
+    """The schema's load of the settings ``submitted`` means, what it leaves as stored,
+    and its problems."""
     shown = current(shop)
     merged = _merged(shown, submitted)
     kept = _left_as_stored(shop, shown, merged)
+    lines = _kept_lines(shop, merged)
     merged = _without(merged, kept)
+    for section, refused in lines.items():
+        merged[section] = [line for i, line in enumerate(merged[section]) if i not in refused]
     try:
         data, errors = SettingsSchema().load(merged), {}
     except ValidationError as err:
         data, errors = None, _flatten(err.messages)
-    return data, kept, {**_own_currency_problems(shop, merged), **errors}
+    return _Checked(data, kept, lines, {**_own_currency_problems(shop, merged), **errors})
+
+
+def _kept_lines(shop: Shop, merged: Mapping[str, Any]) -> dict[str, dict[int, Any]]:
+    """The lines of ``merged``'s lists that are stored lines the schema refuses, as the
+    page showed them, by place: a save keeps them as stored (still flagged), as it does a
+    field's refused value; a line the merchant changed is checked like any other."""
+    out: dict[str, dict[int, Any]] = {}
+    for section, stored in _read(shop.settings or {})[2].items():
+        left = list(stored.values())
+        given = merged.get(section)
+        for i, line in enumerate(given if isinstance(given, list) else ()):
+            same = next((j for j, old in enumerate(left)
+                         if _as_typed(old) == _as_typed(line)), None)
+            if same is not None:
+                out.setdefault(section, {})[i] = left.pop(same)
+    return out
 
 
 def _left_as_stored(shop: Shop, shown: dict[str, Any], merged: dict[str, Any]) -> set[str]:
@@ -337,9 +405,10 @@ def save(shop: Shop, submitted: Mapping[str, Any],
     at all, so a value another tab or the worker stored meanwhile stays; one they changed
     that was also changed meanwhile raises ``EditConflict`` and nothing is stored (a field
     the page has no fingerprint of is written as without ``page``)."""
-    data, kept, errors = _checked(shop, submitted)  # absent sections unchanged
-    if errors or data is None:
-        raise ValidationError(errors)
+    checked = _checked(shop, submitted)  # absent sections unchanged
+    data, kept, lines = checked.data, checked.kept, checked.lines
+    if checked.errors or data is None:
+        raise ValidationError(checked.errors)
     before = copy.deepcopy(shop.settings or {})
     after = copy.deepcopy(before)
     for section, keys in FLAT.items():
@@ -352,15 +421,17 @@ def save(shop: Shop, submitted: Mapping[str, Any],
     for section in NESTED:
         after[section] = {**(before.get(section) or {}), **_jsonable(data[section])}
     for section in LISTS:
-        after[section] = _jsonable(data[section])
+        after[section] = _with_lines(_jsonable(data[section]), lines.get(section, {}))
     _keep_stored(before, after, kept)
-    # Serving reads the product exclusions as a plain list.
-    after["exclude_products"] = sorted({r["value"] for r in after["merchandising"]
+    # Serving reads the product exclusions as a plain list (of the rules it may apply).
+    after["exclude_products"] = sorted({r["value"] for r in data["merchandising"]
                                         if r["action"] == "exclude" and r["field"] == "product"})
     edits = _edits(before, after)
     change = partial(_apply, edits)
     if page is not None:
         mine = _fields(SettingsSchema().dump(data))
+        mine.update({section: _with_lines(mine[section], lines.get(section, {}))
+                     for section in LISTS})
         touched = {name for name in mine if name.partition(".")[0] in submitted
                    and name not in kept and _fingerprint(mine[name]) != page.seen.get(name)}
         edits = {path: v for path, v in edits.items() if _field_of(path) in touched}

@@ -406,7 +406,8 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
 def settings_save() -> ResponseReturnValue:
     shop = _shop()
     page = settings_service.shown_in(request.form)
-    submitted, errors = forms.parse_form(request.form, request.form.getlist)
+    submitted, errors = forms.parse_form(request.form, request.form.getlist,
+                                         settings_service.refused_lines(shop))
     # every section's problems in one answer: the textareas' lines were checked as they
     # were read (with their real line numbers), the rest by the schema
     for key, messages in settings_service.problems(shop, submitted).items():

@@ -165,3 +165,120 @@ def test_a_refused_value_of_a_top_level_setting_is_kept_the_same_way(admin, shop
     html = client.get("/admin/settings").get_data(as_text=True)
     assert re.search(r'id="err-privacy-retention_days" role="alert">Must be', html)
     assert "Retention days is still as stored before" in html
+
+
+#: Text-box lists an older release stored, each with a line the page now refuses
+RULES = [{"action": "pin", "field": "product", "value": "p1", "weight": 1.0},
+         {"action": "boost", "field": "tag", "value": "sale", "weight": 50},
+         {"action": "exclude", "field": "product", "value": "x" * 300, "weight": 1.0},
+         {"action": "exclude", "field": "product", "value": "p9", "weight": 1.0}]
+OVERRIDES = [{"field": "category", "value": "Coffee", "kind": "consumable", "cycle_days": 0},
+             {"field": "product", "value": "p2", "kind": "durable", "cycle_days": None}]
+
+
+def _older_lists(shop, rules=RULES, overrides=OVERRIDES) -> None:
+    shop.settings = {**(shop.settings or {}), "merchandising": rules,
+                     "repurchase_overrides": overrides}
+    db.session.commit()
+
+
+def test_a_refused_line_shows_in_its_text_box_at_its_place_with_its_error(admin, shop):
+    client, _ = admin
+    _older_lists(shop)
+    tab = Tab(client)
+    assert tab.value("merchandising").splitlines() == [
+        "pin product p1", "boost tag sale 50", f"exclude product {'x' * 300}",
+        "exclude product p9"]
+    assert tab.value("repurchase_overrides").splitlines() == [
+        "category Coffee consumable 0", "product p2 durable"]
+    html = client.get("/admin/settings").get_data(as_text=True)
+    assert re.search(r'id="err-merchandising" role="alert">line 2: weight: Must be .*'
+                     r"<br>line 3: value: Longer than 255 characters.</span>", html)
+    assert re.search(r'id="err-repurchase_overrides" role="alert">line 1: cycle_days: ', html)
+
+
+def test_a_refused_line_left_as_shown_is_kept_as_stored_and_still_flagged(admin, shop):
+    client, _ = admin
+    _older_lists(shop)
+    r = Tab(client).edit("privacy.retention_days", "90").save()
+    assert r.status_code == 302, r.get_data(as_text=True)
+    stored = _stored(shop)
+    assert stored["retention_days"] == 90
+    assert stored["merchandising"] == RULES and stored["repurchase_overrides"] == OVERRIDES
+    assert stored.get("exclude_products", ["p9"]) == ["p9"]  # the refused one never applies
+    html = client.get("/admin/settings").get_data(as_text=True)
+    assert "err-merchandising" in html and "err-repurchase_overrides" in html
+    assert "Lines of Merchandising rules and Lines of Repurchase overrides are still as " \
+        "stored before" in html
+
+
+def test_other_lines_change_around_a_refused_line(admin, shop):
+    client, _ = admin
+    _older_lists(shop)
+    tab = Tab(client)
+    text = tab.value("merchandising").replace("pin product p1", "pin product p7")
+    assert tab.edit("merchandising", text + "\nboost vendor Acme 2").save().status_code == 302
+    assert _stored(shop)["merchandising"] == [
+        {"action": "pin", "field": "product", "value": "p7", "weight": 1.0}, *RULES[1:],
+        {"action": "boost", "field": "vendor", "value": "Acme", "weight": 2.0}]
+    assert _stored(shop)["exclude_products"] == ["p9"]
+
+
+def test_a_refused_line_is_corrected_or_deleted_from_its_box(admin, shop):
+    client, _ = admin
+    _older_lists(shop)
+    tab = Tab(client)
+    rules = tab.value("merchandising").replace("boost tag sale 50", "boost tag sale 5")
+    rules = "\n".join(line for line in rules.splitlines() if "xxx" not in line)
+    overrides = tab.value("repurchase_overrides").replace("consumable 0", "consumable 30")
+    r = tab.edit("merchandising", rules).edit("repurchase_overrides", overrides).save()
+    assert r.status_code == 302, r.get_data(as_text=True)
+    stored = _stored(shop)
+    assert stored["merchandising"] == [RULES[0], {**RULES[1], "weight": 5.0}, RULES[3]]
+    assert stored["repurchase_overrides"][0]["cycle_days"] == 30
+    assert "still as stored" not in client.get("/admin/settings").get_data(as_text=True)
+
+
+def test_a_refused_line_changed_to_another_refused_one_is_refused_at_its_line(admin, shop):
+    client, _ = admin
+    _older_lists(shop)
+    tab = Tab(client)
+    rules = tab.value("merchandising").replace("boost tag sale 50", "boost tag sale 60")
+    r = tab.edit("merchandising", rules).edit("privacy.retention_days", "90").save()
+    assert r.status_code == 422
+    assert re.search(r'id="err-merchandising" role="alert">line 2: weight: ',
+                     r.get_data(as_text=True))
+    assert _stored(shop)["merchandising"] == RULES and "retention_days" not in _stored(shop)
+
+
+@pytest.mark.parametrize("line", ["pin product", {"action": "pin"}, {}, "", None, 7],
+                         ids=["words", "no-field", "empty-rule", "empty", "null", "number"])
+def test_a_stored_line_of_any_shape_is_shown_and_kept(admin, shop, line):
+    """Not even a rule: its own line still (never an empty one, which a save would drop)."""
+    client, _ = admin
+    _older_lists(shop, rules=[RULES[0], line, RULES[3]], overrides=[])
+    tab = Tab(client)
+    assert len(tab.value("merchandising").splitlines()) == 3
+    assert tab.edit("privacy.retention_days", "90").save().status_code == 302
+    assert _stored(shop)["merchandising"] == [RULES[0], line, RULES[3]]
+
+
+def test_a_list_refused_whole_is_shown_whole_and_kept(admin, shop):
+    """Longer than the schema allows (500 lines): every line shows, none is lost."""
+    client, _ = admin
+    rules = [{"action": "pin", "field": "product", "value": f"p{i}", "weight": 1.0}
+             for i in range(501)]
+    _older_lists(shop, rules=rules, overrides=[])
+    tab = Tab(client)
+    assert len(tab.value("merchandising").splitlines()) == 501
+    assert tab.edit("privacy.retention_days", "90").save().status_code == 302
+    assert _stored(shop)["merchandising"] == rules and _stored(shop)["retention_days"] == 90
+
+
+def test_the_settings_document_keeps_a_refused_line_sent_back_as_stored(app, shop):
+    _older_lists(shop)
+    settings_service.save(shop, {"merchandising": [*RULES, RULES[0]]})
+    assert _stored(shop)["merchandising"] == [*RULES, RULES[0]]
+    with pytest.raises(ValidationError) as refused:
+        settings_service.save(shop, {"merchandising": [{**RULES[1], "weight": 60}]})
+    assert list(refused.value.messages) == ["merchandising"]
