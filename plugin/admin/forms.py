@@ -95,6 +95,15 @@ DETAILS = {
     "origins.admin_origin": ": your admin's origin (may frame this page)",
 }
 
+#: Keys set in the settings JSON only (no input on the page), which the page flags when
+#: the stored value is refused: how it names each, and what serving does meanwhile.
+JSON_ONLY = {
+    "offers.stages": ("Offer kinds by funnel stage", "no offer is made until it is corrected"),
+    "offers.cart_url": ("Cart URL of nudges' offer links",
+                        "no nudge is sent until it is corrected"),
+    "offers.nudge_webhook_url": ("Nudge webhook URL", "no nudge is sent until it is corrected"),
+}
+
 #: The offers section's table of figures per other currency (``_currency_rows``).
 CURRENCY_ROWS = "offers.currency_guardrails"
 LIST_FIELDS = {"placements", "sources", "excluded_products", "excluded_categories",

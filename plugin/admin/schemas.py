@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from typing import Any
@@ -25,7 +24,9 @@ from plugin.offers.settings import (
     PRODUCT_COST_LIMIT,
     TEXT_LIMIT,
     currency_problems,
+    served_problem,
 )
+from plugin.urls import host_ascii
 
 PLACEMENTS = ("for_you", "product", "cart", "reorder")
 SOURCES = ("repurchase", "personal", "itemknn", "collaborative", "content", "segments",
@@ -183,6 +184,18 @@ class CurrencyGuardrailsField(fields.Field):
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
+class _Served(fields.Field):
+    """A key of the offers settings set in the settings JSON only (no input on the page),
+    checked by serving's own rule (``offers.settings.served_problem``): a document the page
+    saves cannot hold one serving refuses, and a stored one is flagged on the page."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        problem = served_problem(attr or "", value)
+        if problem:
+            raise ValidationError(problem)
+        return value
+
+
 class OffersSchema(_Section):
     """The offer guardrails; their ranges are serving's too (``LIMITS``)."""
 
@@ -198,6 +211,10 @@ class OffersSchema(_Section):
     excluded_products = fields.List(fields.String(validate=TEXT), load_default=list)
     excluded_categories = fields.List(fields.String(validate=TEXT), load_default=list)
     currency_guardrails = CurrencyGuardrailsField(load_default=dict)
+    # set in the settings JSON only; absent, they stay absent (serving's defaults)
+    stages = _Served(allow_none=True)
+    cart_url = _Served(allow_none=True)
+    nudge_webhook_url = _Served(allow_none=True)
 
     @validates_schema
     def _budgets(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -215,8 +232,6 @@ class PrivacySchema(_Section):
 #: an optional port, then at most a "/"; nothing else (no user, path, query, spaces).
 _ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\[\]/:@?#\s]+)"
                      r"(?::(?P<port>\d{1,5}))?/?", re.IGNORECASE)
-#: A host name once in ASCII (IDNA): letters, digits and inner hyphens per label.
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 def _origin(value: str) -> str:
@@ -226,7 +241,7 @@ def _origin(value: str) -> str:
     and in CORS answers, so a host with ``;`` or a space (another CSP directive) or
     anything beyond scheme, host and port is refused."""
     match = _ORIGIN.fullmatch(value.strip())
-    host = _host(match["host"]) if match else None
+    host = host_ascii(match["host"]) if match else None
     port = int(match["port"]) if match and match["port"] else None
     if match is None or host is None or port == 0 or (port or 0) > 65535:
         raise ValidationError(f"{value!r} is not an origin like https://shop.example "
@@ -234,23 +249,6 @@ def _origin(value: str) -> str:
     scheme = match["scheme"].lower()
     default = {"http": 80, "https": 443}[scheme]
     return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
-
-
-def _host(host: str) -> str | None:
-    """The host in ASCII, lower case, or None when it is not a host name or address."""
-    if host.startswith("["):
-        try:
-            return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
-        except ValueError:
-            return None
-    try:
-        ascii_host = host.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return None
-    labels = ascii_host.removesuffix(".").split(".")
-    if len(ascii_host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
-        return None
-    return ascii_host
 
 
 def safe_origin(value: object) -> str | None:

@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 
 import connectors
 from plugin import crypto, shops
-from plugin.admin.forms import CURRENCY_ROWS, LABELS
+from plugin.admin.forms import CURRENCY_ROWS, JSON_ONLY, LABELS
 from plugin.admin.schemas import SettingsSchema, ShownSchema, normalise_origin, safe_origin
 from plugin.currency import catalogue_currency
 from plugin.errors import BadRequest, Conflict, NotFound
@@ -116,8 +116,8 @@ def offers_paused_note(shop: Shop) -> str | None:
     refused = guardrails_for(shop).refused
     if not refused:
         return None
-    names = [LABELS.get(f"offers.{key}") or f"offers.{key} (set in the settings JSON)"
-             for key in refused]
+    names = [LABELS.get(f"offers.{key}") or _json_label(f"offers.{key}")
+             or f"offers.{key} (set in the settings JSON)" for key in refused]
     return (f"Offers are paused: the stored {_joined(names)} "
             f"{'is' if len(names) == 1 else 'are'} outside what these settings allow. "
             "Correct it in the offer guardrails and save to make offers again.")
@@ -130,10 +130,15 @@ def still_refused(shop: Shop) -> str | None:
     if not names:
         return None
     labels = [f"Lines of {LABELS[name]}" if name in LISTS else LABELS.get(name)
-              or _row_label(name) for name in names]
+              or _json_label(name) or _row_label(name) for name in names]
     one = len(labels) == 1 and names[0] not in LISTS
     return (f"{_joined(labels)} {'is' if one else 'are'} still as stored before, "
             "which these settings no longer allow: correct the fields marked below.")
+
+
+def _json_label(name: str) -> str | None:
+    """A key set in the settings JSON only (``JSON_ONLY``) as the page names it."""
+    return f"{JSON_ONLY[name][0]} (set in the settings JSON)" if name in JSON_ONLY else None
 
 
 def _row_label(name: str) -> str:

@@ -375,7 +375,7 @@ def _settings_page(values: dict[str, Any], errors: dict[str, list[str]], code: i
     if page is _STORED:
         page = settings_service.shown(g.admin_shop)
     body = _render("admin/settings.html", values=values, errors=errors,
-                   labels=forms.LABELS, details=forms.DETAILS,
+                   labels=forms.LABELS, details=forms.DETAILS, json_only=forms.JSON_ONLY,
                    new_webhook_secret=revealed, page=page, notice=notice,
                    rules_text=typed.get("merchandising")
                    or forms.rules_text(values.get("merchandising", [])),

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 
-from plugin.offers.settings import Guardrails
+from plugin.offers.settings import OFFER_KINDS, Guardrails
 
 CENT = Decimal("0.01")
-KINDS = ("percent_cart", "fixed_cart", "percent_item", "free_shipping", "bundle",
-         "cross_sell", "upsell")
+KINDS = OFFER_KINDS
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ quote; when the policy makes an offer, the payload carries it and a link
 ``nudge_period_days``; holdout shoppers get none (their idle cart is quoted, which stores
 the control observation, and a ``holdout`` row keeps the same period), nor, when the
 shop requires consent, customers who have not given it. Only known customers are nudged
-(anonymous ids cannot be messaged).
+(anonymous ids cannot be messaged). None is sent while the stored webhook URL or cart URL
+is one the settings page refuses (``Guardrails.nudge_refused``, logged).
 """
 
 from __future__ import annotations
@@ -86,7 +87,13 @@ def run_nudges(shop: Shop, *, now: datetime | None = None,
     now = now or utcnow()
     rails = service.guardrails_for(shop)
     counts = {"sent": 0, "failed": 0, "skipped": 0}
-    if not (shop.settings or {}).get("offers_enabled") or not rails.nudge_webhook_url:
+    if not (shop.settings or {}).get("offers_enabled"):
+        return counts
+    if rails.nudge_refused:  # an address or link the settings page refuses: never used
+        log.warning("offers.nudges_refused", extra={"shop_id": shop.id,
+                                                    "keys": list(rails.nudge_refused)})
+        return counts
+    if not rails.nudge_webhook_url:
         return counts
     secret = credentials_for(shop).webhook_secret or ""
     http = session or requests.Session()

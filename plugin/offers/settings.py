@@ -16,7 +16,13 @@ from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any
 
+from plugin.urls import web_url_problem
+
 log = logging.getLogger(__name__)
+
+#: Every kind of candidate offer (``candidates``), which a stage may be given.
+OFFER_KINDS = ("percent_cart", "fixed_cart", "percent_item", "free_shipping", "bundle",
+               "cross_sell", "upsell")
 
 #: Which candidate offers each funnel stage may receive (override per shop: ``stages``).
 DEFAULT_STAGES: dict[str, tuple[str, ...]] = {
@@ -97,6 +103,9 @@ class Guardrails:
     #: Keys whose stored value the settings page refuses, left out (``drop_refused``):
     #: serving makes no offer while any is (``settings_refused``).
     refused: tuple[str, ...] = ()
+    #: The same of the keys only nudges read (``NUDGE_KEYS``): no nudge is sent while
+    #: any is (quotes go on: they read neither).
+    nudge_refused: tuple[str, ...] = ()
 
     def in_currency(self, currency: str) -> Guardrails:
         """The guardrails for an offer in ``currency``: the merchant's figures for it where
@@ -152,6 +161,40 @@ def currency_problems(figures: Mapping[str, Decimal | None]) -> dict[str, str]:
     return problems
 
 
+#: Keys only nudges read: a refused one stops the nudges, not the offers.
+NUDGE_KEYS = frozenset({"nudge_webhook_url", "cart_url"})
+
+
+def served_problem(key: str, value: Any) -> str | None:
+    """What is wrong with a stored ``stages``, ``cart_url`` or ``nudge_webhook_url`` (None:
+    nothing): serving's rule, which the admin schema applies too (they have no input on the
+    settings page; they are set in the settings JSON)."""
+    if value is None:
+        return None
+    if key in NUDGE_KEYS:
+        return web_url_problem(value)
+    if key == "stages":
+        return _stages_problem(value)
+    return None
+
+
+def _stages_problem(value: Any) -> str | None:
+    """A ``stages`` override names funnel stages (``DEFAULT_STAGES``), each with a list of
+    offer kinds (``OFFER_KINDS``)."""
+    if not isinstance(value, Mapping):
+        return "not a mapping of funnel stages to offer kinds"
+    for stage, kinds in value.items():
+        if stage not in DEFAULT_STAGES:
+            return f"{stage!r} is no funnel stage (they are {', '.join(DEFAULT_STAGES)})"
+        if not isinstance(kinds, list | tuple):
+            return f"{stage}: not a list of offer kinds"
+        unknown = [k for k in kinds if k not in OFFER_KINDS]
+        if unknown:
+            return (f"{stage}: {unknown[0]!r} is no kind of offer (they are "
+                    f"{', '.join(OFFER_KINDS)})")
+    return None
+
+
 _DECIMALS = {"max_discount_pct", "margin_floor_pct", "default_margin_pct", "daily_budget",
              "monthly_budget", "min_cart_value", "shipping_cost"}
 _INTS = {"frequency_cap_days", "offer_ttl_minutes", "idle_minutes", "lapsed_days",
@@ -170,9 +213,11 @@ def guardrails_from(raw: dict[str, Any] | None, *, drop_refused: bool = False,
     offers. ``own_currency``: the shop's, whose figures are the ones above; an entry for it
     in ``currency_guardrails`` (refused on save) is ignored."""
     raw = raw if isinstance(raw, dict) else {}
-    known = {f.name for f in fields(Guardrails)} - {"budget_currency", "refused"}
+    known = {f.name for f in fields(Guardrails)} - {"budget_currency", "refused",
+                                                     "nudge_refused"}
     values: dict[str, Any] = {}
     refused: list[str] = []
+    nudge_refused: list[str] = []
     for key, value in raw.items():
         if key not in known or (value is None and key != "free_shipping_threshold"):
             continue
@@ -180,7 +225,7 @@ def guardrails_from(raw: dict[str, Any] | None, *, drop_refused: bool = False,
             values[key] = _value(key, value, drop_refused)
         except (TypeError, ValueError, AttributeError, ArithmeticError) as err:
             _refused(key, str(err), drop_refused)
-            refused.append(key)
+            (nudge_refused if key in NUDGE_KEYS else refused).append(key)
     if own_currency and values.get("currency_guardrails", {}).pop(
             own_currency.upper(), None) is not None:
         log.warning("offers.currency_guardrails.%s ignored: the shop's own currency",
@@ -190,7 +235,8 @@ def guardrails_from(raw: dict[str, Any] | None, *, drop_refused: bool = False,
         _refused("monthly_budget", "below the daily budget", drop_refused)
         del values["monthly_budget"]
         refused.append("monthly_budget")
-    return Guardrails(**values, refused=tuple(sorted(refused)))
+    return Guardrails(**values, refused=tuple(sorted(refused)),
+                      nudge_refused=tuple(sorted(nudge_refused)))
 
 
 def _value(key: str, value: Any, drop_refused: bool) -> Any:
@@ -214,6 +260,9 @@ def _value(key: str, value: Any, drop_refused: bool) -> Any:
                 for k, v in value.items()}
     if key == "currency_guardrails":
         return _currencies(value, drop_refused)
+    problem = served_problem(key, value)
+    if problem:
+        raise ValueError(f"{key}: {problem}")
     if key == "stages":
         return {**DEFAULT_STAGES, **{str(k): tuple(v) for k, v in value.items()}}
     return value
