@@ -117,11 +117,15 @@ def test_admin_dashboard_and_settings(app, demo_shop, live, page, scheme):
 
     page.emulate_media(color_scheme=scheme)
     app.config["PUBLIC_URL"] = live.url
-    # the offers section's table of other currencies, one of them configured
+    # the offers section's table of other currencies, one of them configured; a stored
+    # rule and a cart URL the page refuses (flagged in their box and in the offers section)
     demo_shop.settings = {**demo_shop.settings, platform.KEY: {
         "sold": ["EUR", "GBP", "JPY", "USD"], "pinned": True, "read_at": "2026-11-25T00:00:00"},
+        "merchandising": [*(demo_shop.settings.get("merchandising") or []),
+                          {"action": "boost", "field": "tag", "value": "sale", "weight": 50}],
         "offers": {**(demo_shop.settings.get("offers") or {}), "currency_guardrails": {
-            "EUR": {"daily_budget": 90, "monthly_budget": 1300, "min_cart_value": 18}}}}
+            "EUR": {"daily_budget": 90, "monthly_budget": 1300, "min_cart_value": 18}},
+            "cart_url": "javascript:alert(1)"}}
     db.session.commit()
     with app.test_request_context():
         link = admin_link(demo_shop)
@@ -133,6 +137,8 @@ def test_admin_dashboard_and_settings(app, demo_shop, live, page, scheme):
     found += axe_violations(page)
     page.click("nav >> text=Settings")
     page.wait_for_selector("h1:has-text('Settings')")
+    page.wait_for_selector("#err-merchandising")
+    page.wait_for_selector("#stored-offers-cart_url #err-offers-cart_url")
     found += axe_violations(page)
     page.fill("[name='offers.max_discount_pct']", "95")
     page.fill("[name='offers.currency_guardrails.JPY.daily_budget']", "-1")
