@@ -5,18 +5,29 @@ Rules come from the settings page (``Shop.settings["merchandising"]``): each is
 "value": str, "weight": float}``. Exclusions win over everything; pinned products are put
 first even when no model proposed them (live filters still drop unavailable ones); boosts
 re-rank by position so sources with different score scales blend fairly.
+
+The settings page keeps a stored line it refuses (flagged, for the merchant to fix), so
+serving checks each line with the page's own rule (``RuleSchema``) and applies only the
+ones it accepts (``valid_rules``): a refused line is skipped and logged, never applied as
+is nor let fail the list.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
+from marshmallow import ValidationError
 
+from plugin.admin.schemas import RuleSchema
 from plugin.engine.base import Recommendation
 from plugin.extensions import db
 from plugin.models import Product
+
+log = logging.getLogger("shopkeeper.merchandising")
 
 PIN_REASON = "picked for you by the shop"
 
@@ -42,9 +53,30 @@ def _matches(rule: dict, item: str, meta: ProductMeta | None) -> bool:
     return field == "vendor" and meta.vendor == value
 
 
+def valid_rules(shop_id: str, stored: Any) -> list[dict[str, Any]]:
+    """The stored rules the settings page accepts, as its schema loads them (a boost's
+    weight a float, 1 by default); each refused line is left out and logged."""
+    if not stored:
+        return []
+    if not isinstance(stored, list):
+        log.warning("merchandising.rules_refused", extra={
+            "shop_id": shop_id, "errors": "not a list of rules"})
+        return []
+    schema = RuleSchema()
+    rules: list[dict[str, Any]] = []
+    for line, rule in enumerate(stored, start=1):
+        try:
+            rules.append(schema.load(rule))
+        except ValidationError as err:
+            log.warning("merchandising.rule_refused", extra={
+                "shop_id": shop_id, "line": line, "errors": err.messages})
+    return rules
+
+
 def apply_rules(candidates: Sequence[Recommendation], rules: Iterable[dict],
                 meta: dict[str, ProductMeta]) -> list[Recommendation]:
-    """Pure: exclude, then boost by rank, then pins first (in rule order)."""
+    """Pure: exclude, then boost by rank, then pins first (in rule order); ``rules`` as
+    ``valid_rules`` returns them."""
     rules = list(rules)
     excludes = [r for r in rules if r["action"] == "exclude"]
     boosts = [r for r in rules if r["action"] == "boost"]
@@ -91,8 +123,9 @@ def load_meta(shop_id: str, items: Iterable[str]) -> dict[str, ProductMeta]:
 
 def merchandise(shop_id: str, settings: dict, candidates: Sequence[Recommendation]
                 ) -> list[Recommendation]:
-    """Apply the shop's rules to ``candidates`` (a no-op without rules)."""
-    rules = settings.get("merchandising") or []
+    """Apply the shop's rules the settings page accepts to ``candidates`` (a no-op
+    without any)."""
+    rules = valid_rules(shop_id, settings.get("merchandising"))
     if not rules:
         return list(candidates)
     needs_meta = any(r["field"] != "product" for r in rules)

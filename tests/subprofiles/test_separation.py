@@ -188,6 +188,29 @@ def test_merchants_exclusion_rules_reach_the_subprofile_list(trained, host):
     assert not set(shown) & set(BABY)
 
 
+@pytest.mark.parametrize("refused", ["exclude category Baby Foods", {"action": "exclude"},
+                                     {"action": "exclude", "field": "category",
+                                      "value": "Baby Foods", "weight": 50}])
+def test_a_refused_stored_rule_is_skipped_on_the_subprofile_list(trained, host, refused):
+    """A line the settings page refuses neither fails "For Maya" nor applies; the valid
+    exclusions beside it still do."""
+    maya = host.create("Maya")
+    add_order(trained.id, HOST, "o-maya", BABY[:2], utcnow(), subprofile_id=maya)
+    shown = [i["product_id"] for i in host.get(f"/{maya}/recommendations", n=5).get_json()[
+        "items"]]
+    assert len(set(shown) & set(BABY[2:])) == 2
+    trained.settings = {**trained.settings, "merchandising": [
+        refused, {"action": "exclude", "field": "product", "value": BABY[2]}]}
+    db.session.commit()
+    from plugin.api import access
+
+    access.forget_shops()
+    r = host.get(f"/{maya}/recommendations", n=5)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    shown = [i["product_id"] for i in r.get_json()["items"]]
+    assert BABY[2] not in shown and BABY[3] in shown
+
+
 def test_subprofile_list_shows_one_item_per_title(trained, host):
     maya = host.create("Maya")
     add_order(trained.id, HOST, "o-maya", BABY[:2], utcnow(), subprofile_id=maya)
