@@ -85,6 +85,11 @@ class Config:
     # Seconds /api/register waits for the Saleor-Api-Url host name to resolve (the public-
     # address check, without an allow-list) before answering 503.
     SALEOR_REGISTER_DNS_TIMEOUT_SECONDS = 3
+    # Host names the offers' nudge webhook (offers.nudge_webhook_url) may reach at non-public
+    # addresses (comma-separated; development, or the operator's own messaging service);
+    # empty = every nudge goes to public addresses only (checked when it is sent). An IP
+    # literal that is not public is refused when saved, listed or not.
+    NUDGE_PRIVATE_HOSTS = ""
     # Shopify app client id (Partner dashboard).
     SHOPIFY_API_KEY = ""
     # Shopify app client secret: verifies OAuth callbacks, webhooks and session tokens.

@@ -1,12 +1,19 @@
 """Which hosts and web URLs a setting may hold: one rule for the settings page's schema
 (``plugin.admin.schemas``) and for serving (``plugin.offers.settings``), which reads the
-settings as stored, so neither takes what the other refuses. Pure (no Flask)."""
+settings as stored, so neither takes what the other refuses. And which hosts we may
+connect to (``public_addresses``): a URL a merchant or a caller chose must not reach our
+own network (loopback, private ranges, the cloud metadata service at 169.254.169.254).
+No Flask; only ``public_addresses`` resolves names."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from urllib.parse import urlsplit
+
+from connectors.guarded_http import is_public_address
+from connectors.guarded_http import public_addresses as _public_name_addresses
 
 #: A host name once in ASCII (IDNA): letters, digits and inner hyphens per label.
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -56,3 +63,53 @@ def web_url_problem(value: object) -> str | None:
         return f"{value!r} has no valid host (a name or address, an optional port, no " \
             "user name or password)"
     return None
+
+
+def url_host(value: str) -> tuple[str, int]:
+    """The host (as ``host_ascii`` gives it) and port of a URL ``web_url_problem`` passes."""
+    parts = urlsplit(value)
+    match = _AUTHORITY.fullmatch(parts.netloc)
+    host = host_ascii(match["host"]) if match else None
+    if match is None or host is None:
+        raise ValueError(f"{value!r} has no valid host")
+    default = 443 if parts.scheme.lower() == "https" else 80
+    return host, int(match["port"]) if match["port"] else default
+
+
+def literal_address(host: str) -> str | None:
+    """The IP address ``host`` spells, in any form a resolver reads as one (``[::1]``,
+    ``127.1``, ``0x7f.0.0.1``, ``2130706433``), else None (a name)."""
+    bare = host[1:-1] if host.startswith("[") else host
+    try:
+        return ipaddress.ip_address(bare).compressed
+    except ValueError:
+        pass
+    try:
+        return socket.inet_ntoa(socket.inet_aton(bare))
+    except (OSError, ValueError):
+        return None
+
+
+def address_problem(value: str) -> str | None:
+    """Why we may not post to the web URL ``value`` (one ``web_url_problem`` passes) for its
+    host alone: an address that is not public. A name is checked when it is resolved, at
+    each send (``public_addresses``): what it resolves to can change after a save."""
+    address = literal_address(url_host(value)[0])
+    if address is not None and not is_public_address(address):
+        return f"{value!r} names a loopback, private, link-local or reserved address; " \
+            "only public hosts are reached"
+    return None
+
+
+def public_addresses(host: str, port: int, *, timeout: float,
+                     literals: bool = False) -> list[str]:
+    """The addresses to connect to for ``host`` when all of them are public, else none.
+
+    A name is resolved now, within ``timeout`` seconds (else ``ResolutionTimedOut``), and
+    every address it has must be public; the caller connects to these (pinned, see
+    ``connectors.guarded_http``), not to a later DNS answer that could name our own network.
+    An IP literal is refused, unless ``literals``: then it is its own address, if public."""
+    address = literal_address(host)
+    if address is not None:
+        return [address] if literals and is_public_address(address) else []
+    return _public_name_addresses(host, port, timeout=timeout)

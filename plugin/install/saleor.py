@@ -18,11 +18,7 @@ from connectors.errors import (
     RateLimited,
     TransientError,
 )
-from connectors.guarded_http import (
-    ResolutionTimedOut,
-    make_guarded_session,
-    public_addresses,
-)
+from connectors.guarded_http import ResolutionTimedOut, make_guarded_session
 from connectors.manifest import absolute_url, load_manifest
 from connectors.saleor import SaleorConnector, app_webhook_names
 from connectors.saleor.app_manifest import render_app_manifest, webhook_definitions
@@ -40,6 +36,7 @@ from plugin.errors import (
 from plugin.extensions import db
 from plugin.install.records import upsert_installation
 from plugin.models import Shop
+from plugin.urls import public_addresses
 
 __all__ = ["app_manifest", "register_app"]
 
@@ -104,8 +101,9 @@ def _allowed_host(api_url: str | None) -> tuple[str, str, bool, list[str]]:
 
 
 def _public_host(host: str, port: int) -> list[str]:
-    """The DNS pre-check, bounded by ``SALEOR_REGISTER_DNS_TIMEOUT_SECONDS``: a name whose
-    resolver answers slowly (anyone can make one) must not hold a web worker."""
+    """The public-address rule (``plugin.urls.public_addresses``: no IP literals) bounded
+    by ``SALEOR_REGISTER_DNS_TIMEOUT_SECONDS``: a name whose resolver answers slowly
+    (anyone can make one) must not hold a web worker."""
     timeout = float(current_app.config["SALEOR_REGISTER_DNS_TIMEOUT_SECONDS"])
     try:
         return public_addresses(host, port, timeout=timeout)

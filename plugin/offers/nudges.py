@@ -11,6 +11,13 @@ the control observation, and a ``holdout`` row keeps the same period), nor, when
 shop requires consent, customers who have not given it. Only known customers are nudged
 (anonymous ids cannot be messaged). None is sent while the stored webhook URL or cart URL
 is one the settings page refuses (``Guardrails.nudge_refused``, logged).
+
+The webhook URL is the merchant's, and the worker posts to it from inside our network: a
+run sends only when its host resolves, now, to public addresses alone (no loopback,
+private range or cloud metadata service; ``NUDGE_PRIVATE_HOSTS`` lists exceptions), and
+connects to those addresses (no second lookup a rebinding DNS could answer differently),
+checking the connected peer again and following no redirect; else it sends none (logged
+``offers.nudge_host_refused``).
 """
 
 from __future__ import annotations
@@ -25,8 +32,12 @@ from urllib.parse import urlencode
 
 import requests
 import sqlalchemy as sa
+from flask import current_app
 
+from connectors.errors import ConnectorError, TransientError
 from connectors.generic.webhooks import sign_payload
+from connectors.guarded_http import GuardedSession, ResolutionTimedOut
+from connectors.http import CONNECTION_FAILURES, RetrySession, failure_reason
 from plugin.api.consent import has_consent
 from plugin.api.identity import ANON_ID, ShopperIdentity
 from plugin.api.service import in_holdout
@@ -34,7 +45,9 @@ from plugin.extensions import db
 from plugin.models import Cart, Interaction, Nudge, Offer, Order, Shop
 from plugin.models.types import utcnow
 from plugin.offers import service
+from plugin.offers.settings import Guardrails
 from plugin.shops import credentials_for
+from plugin.urls import public_addresses, url_host
 
 log = logging.getLogger("shopkeeper.offers.nudges")
 
@@ -42,6 +55,10 @@ TOPIC = "nudges/create"
 CART_MAX_AGE = timedelta(days=2)
 WISHLIST_MAX_AGE = timedelta(days=30)
 TIMEOUT_SECONDS = 10
+#: Seconds the webhook's host may take to resolve; slower, the run sends nothing.
+DNS_TIMEOUT_SECONDS = 5
+#: The most of the receiver's answer we read (only its status is kept).
+MAX_ANSWER_BYTES = 64 * 1024
 #: status of the row that stands for a nudge not sent because the shopper is in the holdout
 HOLDOUT = "holdout"
 
@@ -81,8 +98,52 @@ def _recently_nudged(shop_id: str, shopper: str, period: timedelta, now: datetim
         Nudge.created_at > now - period)) > 0
 
 
-def run_nudges(shop: Shop, *, now: datetime | None = None,
-               session: requests.Session | None = None) -> dict[str, int]:
+class _OneTry(RetrySession):
+    """Each status answered as is (the nudge keeps the receiver's code) and no retry: a
+    failed nudge is sent again by a later run."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        try:
+            return self._attempt(request, kwargs)
+        except CONNECTION_FAILURES as exc:
+            raise TransientError(failure_reason(exc)) from None
+
+
+class _WebhookSession(GuardedSession, _OneTry):
+    """A ``GuardedSession`` (deadline, no redirect, bounded answer, addresses checked)
+    whose tries are ``_OneTry``'s."""
+
+
+def private_hosts() -> set[str]:
+    """``NUDGE_PRIVATE_HOSTS``: webhook hosts the operator lets reach non-public addresses."""
+    return {h.strip().lower().rstrip(".") for h in
+            current_app.config.get("NUDGE_PRIVATE_HOSTS", "").split(",") if h.strip()}
+
+
+def webhook_session(shop: Shop, url: str) -> requests.Session | None:
+    """A session that posts to ``url`` at the public addresses its host has now, or None
+    (logged) when it has none, a private one among them, or did not resolve in time."""
+    host, port = url_host(url)
+    name = host.rstrip(".")
+    session_for = {"deadline": TIMEOUT_SECONDS, "max_body": MAX_ANSWER_BYTES, "retries": 0,
+                   "timeout": (min(5, TIMEOUT_SECONDS), TIMEOUT_SECONDS)}
+    if name in private_hosts():
+        return _WebhookSession(**session_for)
+    try:
+        addresses = public_addresses(host, port, timeout=DNS_TIMEOUT_SECONDS, literals=True)
+        why = "not all its addresses are public (or it did not resolve)"
+    except ResolutionTimedOut:
+        addresses, why = [], f"it did not resolve within {DNS_TIMEOUT_SECONDS} s"
+    if not addresses:
+        log.warning("offers.nudge_host_refused", extra={"shop_id": shop.id, "host": name,
+                                                        "reason": why})
+        return None
+    return _WebhookSession(public_only=True, pinned={name: addresses}, **session_for)
+
+
+def run_nudges(shop: Shop, *, now: datetime | None = None) -> dict[str, int]:
     """Send the due nudges of one shop; returns counts by outcome."""
     now = now or utcnow()
     rails = service.guardrails_for(shop)
@@ -95,10 +156,23 @@ def run_nudges(shop: Shop, *, now: datetime | None = None,
         return counts
     if not rails.nudge_webhook_url:
         return counts
+    targets = due_targets(shop, now)
+    if targets:  # the host is checked when there is something to send
+        http = webhook_session(shop, rails.nudge_webhook_url)
+        if http is None:  # refused now: no nudge, no quote, no holdout row this run
+            return counts
+        with http:
+            _send(shop, rails, targets, http, now, counts)
+    log.info("offers.nudges_run", extra={"shop_id": shop.id, **counts})
+    return counts
+
+
+def _send(shop: Shop, rails: Guardrails, targets: list[dict[str, Any]],
+          http: requests.Session, now: datetime, counts: dict[str, int]) -> None:
+    """Nudge each target through ``http``, counting the outcomes in ``counts``."""
     secret = credentials_for(shop).webhook_secret or ""
-    http = session or requests.Session()
     period = timedelta(days=rails.nudge_period_days)
-    for target in due_targets(shop, now):
+    for target in targets:
         shopper = target["shopper_id"]
         if not has_consent(shop, ShopperIdentity(customer_id=shopper)) \
                 or _recently_nudged(shop.id, shopper, period, now):
@@ -124,17 +198,16 @@ def run_nudges(shop: Shop, *, now: datetime | None = None,
         headers = {**sign_payload(secret, body, topic=TOPIC, delivery_id=nudge.delivery_id),
                    "Content-Type": "application/json"}
         try:
-            resp = http.post(rails.nudge_webhook_url, data=body, headers=headers,
-                             timeout=TIMEOUT_SECONDS)
+            resp = http.post(rails.nudge_webhook_url, data=body, headers=headers)
             nudge.response_code = resp.status_code
             nudge.status = "sent" if 200 <= resp.status_code < 300 else "failed"
-        except requests.RequestException:
+        except (requests.RequestException, ConnectorError) as err:
+            log.warning("offers.nudge_failed", extra={"shop_id": shop.id,
+                                                      "error": type(err).__name__})
             nudge.status = "failed"
         counts[nudge.status] += 1
         db.session.add(nudge)
         db.session.commit()
-    log.info("offers.nudges_run", extra={"shop_id": shop.id, **counts})
-    return counts
 
 
 def _payload(shop: Shop, target: dict[str, Any], cart_url: str | None,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any
 
-from plugin.urls import web_url_problem
+from plugin.urls import address_problem, web_url_problem
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,11 @@ def served_problem(key: str, value: Any) -> str | None:
     settings page; they are set in the settings JSON)."""
     if value is None:
         return None
-    if key in NUDGE_KEYS:
-        return web_url_problem(value)
+    if key in NUDGE_KEYS:  # the webhook is posted to by us: not at our own network
+        problem = web_url_problem(value)
+        if problem is None and key == "nudge_webhook_url":
+            problem = address_problem(value)
+        return problem
     if key == "stages":
         return _stages_problem(value)
     return None

@@ -13,6 +13,9 @@ from plugin.extensions import db
 from plugin.models import Interaction
 from plugin.models.types import utcnow
 
+#: A public address the fake resolver gives the test hosts (``fake_dns``).
+PUBLIC_ADDRESS = "93.184.215.14"
+
 SHOPPER = "anon_" + "A" * 22
 OTHER_SHOPPER = "anon_" + "B" * 22
 
@@ -95,3 +98,28 @@ def accept(client, shop, token: str, cart: dict[str, Any] | None = None,
 
 
 D = Decimal
+
+
+def fake_dns(monkeypatch, *answers: list[str]) -> list[str]:
+    """``socket.getaddrinfo`` giving the first answer to the first lookup and so on, the
+    last one thereafter (none: the name does not resolve); returns the names asked."""
+    import socket
+
+    asked: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        asked.append(host)
+        addresses = answers[min(len(asked), len(answers)) - 1] if answers else []
+        if not addresses:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
+                 (a, port)) for a in addresses]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+@pytest.fixture
+def public_dns(monkeypatch) -> list[str]:
+    """Every host name resolves to ``PUBLIC_ADDRESS`` (nudges post only to public ones)."""
+    return fake_dns(monkeypatch, [PUBLIC_ADDRESS])

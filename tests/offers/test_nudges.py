@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 import responses
 
 from connectors.generic.webhooks import verify_signature
@@ -15,6 +16,8 @@ from plugin.offers.nudges import run_nudges
 from tests.offers.conftest import configure
 
 HOOK = "https://crm.example/hooks/shopkeeper"
+
+pytestmark = pytest.mark.usefixtures("public_dns")
 
 
 def _idle_cart(shop_id, customer="c1", minutes=90):
