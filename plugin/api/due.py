@@ -7,6 +7,10 @@ interval has elapsed since their last purchase: their own interval once they bou
 two or more days, else the shop's typical one (the served repurchase model's median over
 repeat buyers), as ``RepurchaseModel.due`` measures it. An item with no known interval
 (nobody buys it again) is left to the durable rule (``sources.owned_durables``).
+
+The merchant's repurchase overrides (``overrides``) replace the model's verdict for the
+items they name: a durable is held back for good, a consumable until its cycle has fully
+elapsed since the last purchase; ``without_overridden`` applies that to every source.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import g, has_request_context
 
-from plugin.api import model_store
+from plugin.api import model_store, overrides
 from plugin.api.sources import OWNED_KINDS, ServedVersion
 from plugin.engine.base import Recommendation
 from plugin.engine.repurchase import RepurchaseModel
@@ -73,7 +77,37 @@ def _not_due(shop_id: str, version: ServedVersion | None, customer_id: str,
         interval = _interval(stamps, repurchase, item)
         if interval > 0 and (now - max(stamps)) / DAY < fraction * interval:
             held.add(item)
-    return held
+    # the merchant's word replaces the model's for the items it names
+    ruled = overrides.resolve(shop_id, times)
+    last = {item: max(stamps) for item, stamps in times.items()}
+    return (held - set(ruled)) | overrides.held(ruled, last, now)
+
+
+def without_overridden(shop_id: str, customer_id: str,
+                       recs: Iterable[Recommendation]) -> Iterator[Recommendation]:
+    """``recs`` minus what the merchant's overrides hold back from this customer (a durable
+    they bought, a consumable not yet a cycle old), whichever source proposed it: the
+    model's own list too, which knows only its learned verdicts. Free without overrides."""
+    if not overrides.rules_of(shop_id):
+        yield from recs
+        return
+    held: set[str] | None = None
+    for rec in recs:
+        if held is None:
+            held = overridden(shop_id, customer_id)
+        if rec.item not in held:
+            yield rec
+
+
+def overridden(shop_id: str, customer_id: str, *, now: datetime | None = None) -> set[str]:
+    """Items the customer bought for themselves that an override holds back now."""
+    last = {item: at.timestamp() for item, at in db.session.execute(
+        sa.select(Interaction.product_external_id, sa.func.max(Interaction.occurred_at))
+        .where(Interaction.shop_id == shop_id, Interaction.shopper_id == customer_id,
+               Interaction.kind.in_(OWNED_KINDS), Interaction.subprofile_id.is_(None))
+        .group_by(Interaction.product_external_id))}
+    return overrides.held(overrides.resolve(shop_id, last), last,
+                          (now or utcnow()).timestamp())
 
 
 def _interval(stamps: list[float], repurchase: RepurchaseModel | None, item: str) -> float:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from plugin.api import impressions, sources
 from plugin.api.access import AnyShop, settings_of
 from plugin.api.consent import consent_required, has_consent
-from plugin.api.due import only_due
+from plugin.api.due import only_due, without_overridden
 from plugin.api.filters import Servable, apply_live_filters
 from plugin.api.identity import ShopperIdentity
 from plugin.engine.base import Recommendation
@@ -90,6 +90,8 @@ def recommend(shop: AnyShop, identity: ShopperIdentity, query: RecsQuery) -> dic
         chain = merchandise(shop.id, settings_of(shop), list(chain))
     if customer is not None:
         chain = _without_owned_durables(shop.id, version, customer, chain, personal)
+        # the merchant's repurchase overrides hold for every source, the model's list too
+        chain = without_overridden(shop.id, customer, chain)
     items = apply_live_filters(shop, chain, query.n, exclude=exclude)
     personalized = about_shopper and any(i.source not in sources.NON_PERSONAL
                                          for i in items)

@@ -15,8 +15,9 @@ from flask import current_app, g, has_request_context
 
 from plugin import cache as redis_cache
 from plugin import hot_reads
-from plugin.api import model_store
+from plugin.api import model_store, overrides
 from plugin.engine.base import BaseRecommender, Recommendation
+from plugin.engine.repurchase import RepurchaseModel
 from plugin.extensions import db
 from plugin.models import Customer, Interaction, ModelVersion, RecommendationCache
 from plugin.models.events import SET_ASIDE
@@ -263,13 +264,15 @@ DURABLES_CHUNK = 1000
 def owned_durables_of(shop_id: str, version: ServedVersion | ModelVersion,
                       customer_ids: Iterable[str]) -> dict[str, set[str]]:
     """``owned_durables`` of many customers in one query per ``DURABLES_CHUNK`` of them
-    (the refresh of shoppers with new orders ran one query per shopper)."""
+    (the refresh of shoppers with new orders ran one query per shopper).
+
+    The merchant's overrides (``overrides``) have the last word: a line's durable is one
+    whatever the model learned, a line's consumable is none (it comes back when due)."""
     model = model_store.get_model(shop_id, version.id, version.artifact_dir)
     repurchase = getattr(model.recommender, "repurchase_", None) if model is not None else None
     ids = sorted({str(c) for c in customer_ids})
-    if repurchase is None or not ids:
+    if (repurchase is None and not overrides.rules_of(shop_id)) or not ids:
         return {}
-    data = repurchase.data_
     out: dict[str, set[str]] = {}
     for start in range(0, len(ids), DURABLES_CHUNK):
         rows = db.session.execute(
@@ -278,15 +281,27 @@ def owned_durables_of(shop_id: str, version: ServedVersion | ModelVersion,
                    Interaction.shopper_id.in_(ids[start:start + DURABLES_CHUNK]),
                    Interaction.kind.in_(OWNED_KINDS),  # the old channel's durable too
                    Interaction.subprofile_id.is_(None))).all()  # bought for someone else
-        known = [(shopper, item, data.item_index(item)) for shopper, item in rows]
-        known = [(shopper, item, i) for shopper, item, i in known if i is not None]
-        if not known:
-            continue
-        durable = repurchase.is_durable(np.array([i for _, _, i in known], np.int64))
-        for (shopper, item, _), d in zip(known, durable, strict=True):
-            if d:
+        ruled = overrides.resolve(shop_id, {item for _, item in rows})
+        for shopper, item in rows:
+            if item in ruled and ruled[item].kind == "durable":
                 out.setdefault(shopper, set()).add(item)
+        rows = [(shopper, item) for shopper, item in rows if item not in ruled]
+        for shopper, item in _learned_durables(repurchase, rows):
+            out.setdefault(shopper, set()).add(item)
     return out
+
+
+def _learned_durables(repurchase: RepurchaseModel | None,
+                      rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (shopper, item) rows whose item the fitted repurchase model calls durable."""
+    if repurchase is None:
+        return []
+    known = [(shopper, item, repurchase.data_.item_index(item)) for shopper, item in rows]
+    known = [(shopper, item, i) for shopper, item, i in known if i is not None]
+    if not known:
+        return []
+    durable = repurchase.is_durable(np.array([i for _, _, i in known], np.int64))
+    return [(shopper, item) for (shopper, item, _), d in zip(known, durable, strict=True) if d]
 
 
 def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
@@ -297,25 +312,40 @@ def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
     not "time to stock up again"); orders less than a day apart tell no interval. Orders
     a Saleor channel switch set aside were ordered all the same: they count (as for
     ``bought_since``); lines bought for a sub-profile are its own, not the customer's.
+    A merchant's override decides for the items it names (``overrides``): a durable never
+    comes back, a consumable does once its cycle has elapsed, bought once or more often.
     """
+    rules = overrides.rules_of(shop_id)
     orders = sa.func.count(sa.distinct(Interaction.order_external_id))
-    rows = db.session.execute(
+    query = (
         sa.select(Interaction.product_external_id, orders.label("orders"),
                   sa.func.min(Interaction.occurred_at).label("first"),
                   sa.func.max(Interaction.occurred_at).label("last"))
         .where(Interaction.shop_id == shop_id, Interaction.shopper_id == customer_id,
                Interaction.kind.in_(OWNED_KINDS), Interaction.subprofile_id.is_(None))
         .group_by(Interaction.product_external_id)
-        .having(orders >= 2)
-        .order_by(orders.desc(), sa.func.max(Interaction.occurred_at).desc())).all()
+        .order_by(orders.desc(), sa.func.max(Interaction.occurred_at).desc()))
+    if not rules.any_consumable:  # else an item ordered once may be a merchant's consumable
+        query = query.having(orders >= 2)
+    rows = db.session.execute(query).all()
+    ruled = overrides.resolve(shop_id, [r.product_external_id for r in rows]) if rules else {}
     now = utcnow()
     out = []
     for r in rows:
-        interval = (r.last - r.first).total_seconds() / (r.orders - 1)
-        if interval >= 86400 and (now - r.last).total_seconds() < REORDER_DUE_FRACTION * interval:
+        rule = ruled.get(r.product_external_id)
+        if rule is not None:
+            if not rule.due(r.last.timestamp(), now.timestamp()):
+                continue
+            reason = rule.reason
+        elif r.orders < 2:
             continue
-        out.append(Recommendation(r.product_external_id, float(r.orders), "reorder",
-                                  f"you have ordered this {r.orders} times"))
+        else:
+            interval = (r.last - r.first).total_seconds() / (r.orders - 1)
+            if interval >= 86400 and \
+                    (now - r.last).total_seconds() < REORDER_DUE_FRACTION * interval:
+                continue
+            reason = f"you have ordered this {r.orders} times"
+        out.append(Recommendation(r.product_external_id, float(r.orders), "reorder", reason))
         if len(out) == n:
             break
     return out

@@ -1,0 +1,184 @@
+"""The merchant's repurchase overrides (Settings → Repurchase overrides) change what
+shoppers are shown, at once and on every path, whatever the model learned.
+
+Thirty shoppers buy milk (``p1``, category "Dairy") and bread every week and a toilet seat
+(``seat``) once: the model calls milk a consumable due every seven days and the seat a
+durable. The merchant knows better for their shop.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from plugin.api import access, model_store
+from plugin.api.sources import active_version
+from plugin.extensions import db
+from plugin.models import Product, RecommendationCache
+from plugin.models.types import utcnow
+from tests.api.conftest import (
+    PRODUCTS,
+    T0,
+    Api,
+    add_order,
+    add_products,
+    customer_headers,
+    ids,
+)
+
+EVERY_WEEK = "you usually reorder this every ~7 days"
+
+
+@pytest.fixture
+def grocer(shop):
+    from plugin.training import train_shop
+
+    shop.settings = {"allowed_origins": ["https://store.example"], "holdout_share": 0}
+    db.session.commit()
+    add_products(shop.id, [*PRODUCTS, "seat"])
+    for pid, category in (("p1", "Dairy"), ("seat", "Bathroom")):
+        db.session.query(Product).filter_by(shop_id=shop.id, external_id=pid).update(
+            {"categories": [category]})
+    db.session.commit()
+    for c in range(30):
+        for week in range(4):
+            items = ["p1", "p2", "p3" if week % 2 else "p4"] + (["seat"] if week == 1 else [])
+            add_order(shop.id, f"c{c:02d}", f"o{c}-{week}", items,
+                      T0 + timedelta(days=7 * week, hours=c))
+    train_shop(shop.id)
+    version = active_version(shop.id)
+    repurchase = model_store.get_model(shop.id, version.id,
+                                       version.artifact_dir).recommender.repurchase_
+    kind = {pid: repurchase.kind_[repurchase.data_.item_index(pid)] for pid in ("p1", "seat")}
+    assert kind == {"p1": "consumable", "seat": "durable"}
+    return shop
+
+
+@pytest.fixture
+def grocer_api(client, grocer) -> Api:
+    return Api(client, grocer)
+
+
+def _override(shop, *lines) -> None:
+    """What a save on the settings page stores (the API forgets its copy at once)."""
+    shop.settings = {**shop.settings, "repurchase_overrides": list(lines)}
+    db.session.commit()
+    access.forget_shops()
+
+
+def _line(field: str, value: str, kind: str, cycle_days: int | None = None) -> dict:
+    return {"field": field, "value": value, "kind": kind, "cycle_days": cycle_days}
+
+
+def _bought(shop, customer: str, item: str, *days_ago: float) -> None:
+    for days in days_ago:
+        add_order(shop.id, customer, f"{customer}-{item}-{days}", [item],
+                  utcnow() - timedelta(days=days))
+
+
+def _twins(shop, name: str, item: str, *days_ago: float) -> tuple[str, str]:
+    """Two shoppers with one history: one asked before the save, one after (each is read
+    once per request, and the test client's requests share their ``g``)."""
+    for who in (f"{name}-before", f"{name}-after"):
+        _bought(shop, who, item, *days_ago)
+    return f"{name}-before", f"{name}-after"
+
+
+def _for_you(api, shop, customer: str) -> list[str]:
+    return ids(api.recs(n=11, headers=customer_headers(shop, customer)))
+
+
+def _usual(api, shop, customer: str) -> list[tuple[str, str]]:
+    body = api.recs("reorder", n=8, headers=customer_headers(shop, customer)).get_json()
+    return [(i["product_id"], i["reason"]) for i in body["items"]]
+
+
+def _cached(shop, customer: str) -> list[str]:
+    row = db.session.scalar(sa.select(RecommendationCache.items).where(
+        RecommendationCache.shop_id == shop.id, RecommendationCache.shopper_id == customer))
+    return [i for i, *_ in row]
+
+
+@pytest.mark.parametrize("line", [_line("product", "p1", "durable"),
+                                  _line("category", "dAIRY", "durable")],
+                         ids=["product", "category"])
+def test_a_durable_override_hides_a_bought_item_the_model_thinks_consumable(
+        grocer_api, grocer, line):
+    """Milk bought a month ago is due by the model: in the cached list of a shopper it was
+    fitted on, the back-fill of one it was not, and "the usual?"; declared durable, it is
+    in none of them for whoever bought it, and still offered to a shopper who never did."""
+    before, after = _twins(grocer, "monthly", "p1", 50, 40, 30)
+    assert "p1" in _cached(grocer, "c00") and "p1" in _cached(grocer, "c01")
+    assert "p1" in _for_you(grocer_api, grocer, "c00")  # controls: the model brings milk back
+    assert "p1" in _for_you(grocer_api, grocer, before)
+    assert ("p1", "you have ordered this 3 times") in _usual(grocer_api, grocer, before)
+    _override(grocer, line)
+    assert "p1" not in _for_you(grocer_api, grocer, "c01")
+    assert "p1" not in _for_you(grocer_api, grocer, after)
+    assert "p1" not in [item for item, _ in _usual(grocer_api, grocer, after)]
+    assert "p1" in _for_you(grocer_api, grocer, "stranger")
+
+
+def test_a_consumable_override_holds_back_until_its_cycle_then_is_the_usual(
+        grocer_api, grocer):
+    """Every 7 days, says the merchant: milk this shopper buys every three days is not
+    offered three days after the last pack (their own rhythm would), and a seat bought
+    eight days ago (a durable to the model) is due again, with the merchant's rhythm."""
+    three = _twins(grocer, "three-days", "p1", 9, 6, 3)
+    eight = _twins(grocer, "eight-days", "seat", 8)
+    _twins(grocer, "eight-days", "p1", 8)
+    assert "p1" in _for_you(grocer_api, grocer, three[0])  # controls: the model's say
+    assert "p1" in [item for item, _ in _usual(grocer_api, grocer, three[0])]
+    assert "seat" not in _for_you(grocer_api, grocer, eight[0])
+    assert _usual(grocer_api, grocer, eight[0]) == []
+    _override(grocer, _line("product", "p1", "consumable", 7),
+              _line("category", "bathroom", "consumable", 7))
+    assert "p1" not in _for_you(grocer_api, grocer, three[1])
+    assert "p1" not in [item for item, _ in _usual(grocer_api, grocer, three[1])]
+    usual = _usual(grocer_api, grocer, eight[1])
+    assert sorted(usual) == [("p1", EVERY_WEEK), ("seat", EVERY_WEEK)]
+    assert "seat" in _for_you(grocer_api, grocer, eight[1])
+
+
+def test_a_product_line_wins_over_its_category_line(grocer_api, grocer):
+    _bought(grocer, "eight-days", "p1", 8)
+    _override(grocer, _line("category", "Dairy", "durable"),
+              _line("product", "p1", "consumable", 7))
+    assert _usual(grocer_api, grocer, "eight-days") == [("p1", EVERY_WEEK)]
+
+
+def test_a_refused_stored_line_is_skipped_and_logged_not_a_500(grocer_api, grocer, caplog):
+    """Lines the settings page would refuse (a consumable without a cycle, an unknown
+    field, not a line at all) are skipped; the valid one still applies."""
+    _bought(grocer, "monthly", "p1", 30)
+    _override(grocer, _line("category", "Dairy", "consumable"),
+              _line("shelf", "p1", "consumable", 7), "product p1 consumable 7",
+              _line("product", "p1", "durable"))
+    with caplog.at_level(logging.WARNING, logger="shopkeeper.api.overrides"):
+        response = grocer_api.recs(n=11, headers=customer_headers(grocer, "monthly"))
+        assert response.status_code == 200
+        assert "p1" not in ids(response) and ids(response)
+        usual = grocer_api.recs("reorder", headers=customer_headers(grocer, "monthly"))
+        assert usual.status_code == 200
+    skipped = [r for r in caplog.records if r.getMessage() == "api.repurchase_override_skipped"]
+    assert [r.line for r in skipped] == [1, 2, 3]
+
+
+def test_one_shops_overrides_do_not_touch_another_shop(grocer_api, grocer, client):
+    """Shop B sells a "p1" too (untrained: its popular list is its recent sales)."""
+    from tests.factories import make_shop
+
+    other = make_shop()
+    other.settings = {"allowed_origins": ["https://store.example"], "holdout_share": 0}
+    db.session.commit()
+    add_products(other.id, PRODUCTS)
+    for c in range(5):
+        add_order(other.id, f"b{c}", f"b{c}", ["p1", "p2"], utcnow() - timedelta(days=40))
+    _bought(other, "monthly", "p1", 30)
+    _bought(grocer, "monthly", "p1", 30)
+    _override(grocer, _line("product", "p1", "durable"))
+    assert "p1" not in _for_you(grocer_api, grocer, "monthly")
+    assert "p1" in _for_you(Api(client, other), other, "monthly")
