@@ -7,12 +7,14 @@ history nor another sub-profile leaks in. Purchases a Saleor channel switch set 
 that person all the same. What was bought for the sub-profile, over its whole history (not
 only the seeds), follows the shop's repurchase rules on its own purchase dates: a durable
 never comes back, a consumable only once it is due ("the usual?" for Maya too), a variety
-item leaves room for its siblings. Lists are cached per process for at most
-``TTL_SECONDS`` and dropped at once on delete or reassign, so a deleted sub-profile is
+item leaves room for its siblings; the merchant's repurchase overrides (``api.overrides``)
+decide for the items they name, as for the owner's lists. Lists are cached per process for
+at most ``TTL_SECONDS`` and dropped at once on delete or reassign, so a deleted sub-profile is
 gone from every process's cache within a minute. A cached list is used only while the
 sub-profile's purchases and seeds are still those it was computed from (``_stamp``): an
 order for it, or one reassigned to or from it, usually lands in another process (the
-worker), and the item just bought was offered again for up to the TTL.
+worker), and the item just bought was offered again for up to the TTL; nor once the
+merchant has changed the overrides (a save takes effect at once).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 import numpy as np
 import sqlalchemy as sa
 
-from plugin.api import model_store, sources
+from plugin.api import model_store, overrides, sources
 from plugin.api.model_store import ShopModel
 from plugin.api.sources import OWNED_KINDS
 from plugin.engine.base import Recommendation
@@ -44,7 +46,8 @@ BOUGHT_KINDS = OWNED_KINDS
 
 _lock = threading.Lock()
 #: (shop, sub-profile) -> (when, owner, its rows' ``_stamp`` then, the list)
-_cache: dict[tuple[str, int], tuple[float, str, tuple[int, int], list[Recommendation]]] = {}
+_cache: dict[tuple[str, int],
+             tuple[float, str, tuple[int, int, str], list[Recommendation]]] = {}
 #: The rows a list is computed from (its seeds and what was bought for the sub-profile)
 STAMPED_KINDS = tuple(sorted(set(SEED_KINDS) | set(BOUGHT_KINDS)))
 
@@ -94,6 +97,23 @@ def due(model: ShopModel, bought: dict[str, list[float]], now: float) -> list[Re
     return repurchase.due_in(np.array(items, np.int64), np.array(times, np.float64), now)
 
 
+def with_overrides(shop_id: str, found: list[Recommendation], bought: dict[str, list[float]],
+                   now: float) -> list[Recommendation]:
+    """``found`` (what the model says is due) with the merchant's word for the items an
+    override names: a durable or a consumable within its cycle is dropped, a consumable
+    whose cycle has elapsed since its last purchase for the sub-profile is due."""
+    ruled = overrides.resolve(shop_id, bought)
+    if not ruled:
+        return found
+    last = {item: max(times) for item, times in bought.items()}
+    held = overrides.held(ruled, last, now)
+    kept = [r for r in found if r.item not in ruled]
+    extra = [Recommendation(item, 1.0, "repurchase_due", rule.reason)
+             for item, rule in sorted(ruled.items(), key=lambda kv: last[kv[0]])
+             if item not in held]
+    return extra + kept
+
+
 def recommend_for(shop_id: str, owner: str, subprofile_id: int, name: str,
                   n: int) -> list[Recommendation]:
     """Top ``n`` for one sub-profile: its consumables that are due, then neighbours of its
@@ -111,7 +131,8 @@ def recommend_for(shop_id: str, owner: str, subprofile_id: int, name: str,
     version = sources.active_version(shop_id)
     model = (model_store.get_model(shop_id, version.id, version.artifact_dir)
              if version is not None and (items or bought) else None)
-    found = [] if model is None else due(model, bought, utcnow().timestamp())
+    at = utcnow().timestamp()
+    found = with_overrides(shop_id, [] if model is None else due(model, bought, at), bought, at)
     if model is not None:
         found += model.similar(items, max(n, 20), exclude=set(items) | set(bought))
     with _lock:
@@ -119,17 +140,17 @@ def recommend_for(shop_id: str, owner: str, subprofile_id: int, name: str,
     return _named(found[:n], name)
 
 
-def _stamp(shop_id: str, owner: str, subprofile_id: int) -> tuple[int, int]:
+def _stamp(shop_id: str, owner: str, subprofile_id: int) -> tuple[int, int, str]:
     """How many of the sub-profile's rows a list is computed from there are, and the newest
     one's id: an order line given to it, or a purchase reassigned to or from it (in any
     process), changes one or the other. Read through the owner's index: a sub-profile's
-    rows are its owner's."""
+    rows are its owner's. The shop's override lines count too (a save changes them)."""
     count, newest = db.session.execute(
         sa.select(sa.func.count(), sa.func.max(Interaction.id)).where(
             Interaction.shop_id == shop_id, Interaction.shopper_id == owner,
             Interaction.subprofile_id == subprofile_id,
             Interaction.kind.in_(STAMPED_KINDS))).one()
-    return int(count), int(newest or 0)
+    return int(count), int(newest or 0), overrides.rules_of(shop_id).key
 
 
 def _named(found: list[Recommendation], name: str) -> list[Recommendation]:
