@@ -896,7 +896,7 @@ def test_a_job_running_when_its_worker_loses_the_lease_stops_and_the_new_leader_
 
 @pytest.mark.parametrize("job", ["sync_all_shops", "saleor_webhooks", "subprofile_answers",
                                  "retention_purge", "offers", "retrain_due_shops",
-                                 "shopify_token_migration"])
+                                 "shopify_token_migration", "shopify_webhooks"])
 def test_each_job_over_shops_stops_between_shops_once_the_lease_is_lost(app, job):
     """Each job that works shop by shop checks the lease before the next shop: a
     leader that lost it sends no nudge, trades no token and refits no shop beside the new

@@ -43,6 +43,7 @@ from connectors.shopify import ShopifyConnector, WebhookReconcile
 from connectors.shopify.webhooks import SHOP_TOPICS
 from plugin import shops
 from plugin.extensions import db
+from plugin.leadership import checkpoint
 from plugin.models import Shop
 from plugin.models.types import utcnow
 
@@ -155,6 +156,7 @@ def reconcile_due(*, now: datetime | None = None) -> int:
             Shop.status == "active", Shop.platform == "shopify")).all():
         if shop.installation is None or shop.installation.auth_failed or not due(shop, now):
             continue
+        checkpoint()  # the scheduler lease was lost: the new leader reconciles the rest
         try:
             done = reconcile(shop, now=now)
             created += len(done.created) + len(done.moved)
