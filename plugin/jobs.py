@@ -20,7 +20,7 @@ from plugin import lease
 from plugin.db_clock import db_now, db_utcnow
 from plugin.extensions import db
 from plugin.heartbeat import renewing
-from plugin.leadership import LEASE_NAME, LeaseLost, checkpoint, watching
+from plugin.leadership import LEASE_NAME, LeaseLost, checkpoint, stop_if_lease_lost, watching
 from plugin.models import JobRun
 from plugin.models.types import utcnow
 from plugin.webhooks.inbox import BatchResult, process_inbox, worker_name
@@ -69,6 +69,7 @@ def sync_all_shops() -> int:
             try:
                 result = run_sync(shop_id, resource)
             except Exception as err:  # one shop's failure must not starve the others
+                stop_if_lease_lost(err)
                 db.session.rollback()
                 log.exception("jobs.sync_failed", extra={"shop_id": shop_id,
                                                          "resource": resource})
@@ -98,6 +99,7 @@ def refresh_saleor_webhooks() -> int:
         try:
             done = refresh_webhooks(shop)
         except Exception as err:  # one unreachable shop must not stop the others
+            stop_if_lease_lost(err)
             db.session.rollback()
             log.warning("jobs.webhook_refresh_failed", extra={
                 "shop_id": shop.id, "error": type(err).__name__})

@@ -12,7 +12,9 @@ A checkpoint comes before a unit, and a unit running when the lease was lost sti
 committed beside the new leader's run. So every commit made by a job (in its thread, on
 its session) is fenced too: its transaction first checks that the lease still has the
 holder and generation the job started under (``lease.fence``), and the commit raises
-``LeaseLost`` with nothing committed when it has not.
+``LeaseLost`` with nothing committed when it has not. A job's per-unit ``except
+Exception`` (one shop's failure must not stop the others) lets it through
+(``stop_if_lease_lost``), so the job stops there too.
 """
 
 from __future__ import annotations
@@ -83,6 +85,15 @@ def checkpoint() -> None:
         held = lease.hold_of(LEASE_NAME)
     if held is None or held[0] != holder or generation not in (None, held[1]):
         raise LeaseLost(holder)
+
+
+def stop_if_lease_lost(err: Exception) -> None:
+    """Re-raise ``err`` when it is a lost lease: call first in a job's per-unit
+    ``except Exception``. One unit's failure must not stop the others, but a fenced commit
+    raises ``LeaseLost`` mid-unit, and caught there it was logged as that shop's failure
+    and, in the last unit, left the run recorded ``failed`` or ``ok``, not ``lease_lost``."""
+    if isinstance(err, LeaseLost):
+        raise err
 
 
 def _app_context() -> object:

@@ -27,7 +27,7 @@ from connectors.shopify import MIGRATION_REFUSED_AT, ShopifyConnector, migration
 from connectors.shopify import install as tokens
 from plugin import crypto, shops
 from plugin.extensions import db
-from plugin.leadership import checkpoint
+from plugin.leadership import checkpoint, stop_if_lease_lost
 from plugin.models import Installation, Shop
 from plugin.models.types import utcnow
 
@@ -154,7 +154,8 @@ def migrate_legacy_tokens() -> int:
         checkpoint()  # the scheduler lease was lost: the new leader trades the tokens
         try:
             connector = shops.connector_for(shop)
-        except Exception:  # no credentials left (uninstalled meanwhile)
+        except Exception as err:  # no credentials left (uninstalled meanwhile)
+            stop_if_lease_lost(err)
             db.session.rollback()
             continue
         if not isinstance(connector, ShopifyConnector) or not connector.migration_due():

@@ -447,7 +447,7 @@ def purge_uninstalled(now: datetime | None = None) -> list[str]:
     in one, a lost lease or a crash on the last shop undid every erasure before it, and a
     shop whose erasure fails does not keep the others. Returns the shops erased.
     """
-    from plugin.leadership import checkpoint
+    from plugin.leadership import checkpoint, stop_if_lease_lost
 
     hours = current_app.config["UNINSTALL_RETENTION_HOURS"]
     cutoff = (now or utcnow()) - timedelta(hours=hours)
@@ -462,6 +462,7 @@ def purge_uninstalled(now: datetime | None = None) -> list[str]:
             erase_shop(shop_id)
             db.session.commit()
         except Exception as err:  # the next run tries it again
+            stop_if_lease_lost(err)
             db.session.rollback()
             log.exception("shop.purge_failed", extra={"shop_id": shop_id})
             failed.append(err)

@@ -32,7 +32,7 @@ from plugin.engine.data import Interactions
 from plugin.errors import NotFound
 from plugin.extensions import db
 from plugin.ingestion.sync import HISTORY_RESET, orders_backfilled
-from plugin.leadership import checkpoint
+from plugin.leadership import checkpoint, stop_if_lease_lost
 from plugin.models import Customer, Interaction, ModelVersion, Product, RecommendationCache
 from plugin.models.catalog import on_sale
 from plugin.models.types import utcnow
@@ -582,6 +582,7 @@ def retrain_due(now: datetime | None = None) -> int:
         try:
             refitted += _retrain_or_refresh(shop_id, now, may_fit=may_fit, failing=failing)
         except Exception as err:
+            stop_if_lease_lost(err)
             db.session.rollback()
             log.warning("training.shop_failed", extra={"shop_id": shop_id,
                                                        "error_type": type(err).__name__})

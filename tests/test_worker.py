@@ -1059,3 +1059,98 @@ def test_the_uninstall_purge_erases_shop_by_shop(app, monkeypatch, stop):
     assert left == (ids[1:] if stop == "lease_lost" else [ids[1]])
     run = db.session.scalars(sa.select(JobRun).where(JobRun.job == "purge_uninstalled")).one()
     assert run.status == stop
+
+
+def _job_units(job: str) -> tuple[str, str, object, int]:
+    """(module, function) a job calls once per unit of work, what it returns, and the
+    units of its run over the shops made here (the last one is where the lease goes)."""
+    from connectors.base import Credentials
+    from plugin.ingestion.sync import RESOURCES, SyncResult
+    from plugin.shops import create_shop
+
+    def shop(platform: str, n: int, **settings: object) -> None:
+        made = create_shop(platform, f"{platform}{n}.example", Credentials(
+            f"{platform}{n}.example", access_token=f"{platform}-{n}"))
+        made.settings = {**(made.settings or {}), **settings}
+
+    if job == "purge_uninstalled":
+        return "plugin.shops", "erase_shop", None, len(_uninstalled_shops(2))
+    for n in range(2):
+        shop("shopify", n, offers_enabled=True)
+        shop("saleor", n)
+    db.session.commit()
+    return {
+        "sync_all_shops": ("plugin.ingestion.sync", "run_sync", SyncResult("products"),
+                           4 * len(RESOURCES)),
+        "saleor_webhooks": ("plugin.install.saleor", "refresh_webhooks",
+                            {"created": [], "updated": []}, 2),
+        "offers": ("plugin.offers.permissions", "recheck", False, 2),
+        "retrain_due_shops": ("plugin.training", "_retrain_or_refresh", 0, 4),
+        "shopify_token_migration": ("plugin.shops", "connector_for", None, 2),
+        "shopify_webhooks": ("plugin.install.shopify_webhooks", "reconcile", None, 2),
+        "subprofile_answers": ("plugin.subprofiles.prompt", "apply_pending", 0, 4),
+        "retention_purge": ("plugin.privacy", "purge_expired", 0, 4),
+    }[job]
+
+
+@pytest.mark.parametrize("job", ["sync_all_shops", "saleor_webhooks", "purge_uninstalled",
+                                 "offers", "retrain_due_shops", "shopify_token_migration",
+                                 "shopify_webhooks", "subprofile_answers", "retention_purge"])
+def test_a_lease_taken_over_in_a_jobs_last_unit_stops_the_run_and_fails_no_shop(
+        app, monkeypatch, caplog, job):
+    """A fenced commit raises ``LeaseLost`` in the middle of a unit, inside the job's
+    per-shop ``except Exception``: it was logged as that shop's failure (a traceback for
+    offers) and, the last unit having no checkpoint after it, the run was recorded failed
+    (or ok) instead of lease_lost. It now passes through: the run is lease_lost, and no
+    shop is logged as failed."""
+    import importlib
+    import logging
+    import types
+
+    from plugin.metrics import REGISTRY
+    from plugin.models import SchedulerLease
+
+    app.config.update(SCHEDULER_LEASE_SECONDS=30)
+    module, name, result, units = _job_units(job)
+    clock, done = FakeClock(), []
+    first, second = Worker(app, name="w1", clock=clock), Worker(app, name="w2", clock=clock)
+    real = getattr(importlib.import_module(module), name)
+
+    def unit(*args, **kwargs):  # the job's unit of work, which commits
+        done.append(args)
+        if len(done) == units:  # w1 stalls in its last unit; w2 takes the lease over
+            clock.advance(31)
+            with app.app_context():
+                second.tick()
+                assert second.leader
+                db.session.remove()
+        if name == "erase_shop":
+            real(*args)
+        else:
+            assert lease.acquire(f"unit:{len(done)}", "w1", 60)  # a commit
+        return types.SimpleNamespace(created=[], moved=[]) if name == "reconcile" else result
+
+    monkeypatch.setattr(importlib.import_module(module), name, unit)
+    failures = REGISTRY.get_sample_value("shopkeeper_job_failures_total", {"job": job}) or 0
+    for w in (first, second):
+        w.scheduler.start(paused=True)
+    try:
+        first.tick()
+        scheduled = first.scheduler.get_job(job)
+        with caplog.at_level(logging.INFO):
+            scheduled.func(*scheduled.args, **scheduled.kwargs)
+    finally:
+        for w in (first, second):
+            w.scheduler.shutdown(wait=False)
+    assert len(done) == units  # the lease went in the last unit
+    db.session.expire_all()
+    run = db.session.scalars(sa.select(JobRun).where(JobRun.job == job)).one()
+    assert (run.worker, run.status) == ("w1", "lease_lost")
+    if name != "erase_shop":  # the units before the last committed; the last, nothing
+        assert len(db.session.scalars(sa.select(SchedulerLease.name).where(
+            SchedulerLease.name.like("unit:%"))).all()) == units - 1
+    assert [(r.levelname, r.message) for r in caplog.records
+            if r.levelno >= logging.WARNING or r.exc_info] \
+        == [("WARNING", "jobs.stopped_lease_lost")]  # no shop failed, no traceback
+    assert (REGISTRY.get_sample_value("shopkeeper_job_failures_total", {"job": job})
+            or 0) == failures  # an earlier test's failures of the job may be counted there

@@ -43,7 +43,7 @@ from connectors.shopify import ShopifyConnector, WebhookReconcile
 from connectors.shopify.webhooks import SHOP_TOPICS
 from plugin import shops
 from plugin.extensions import db
-from plugin.leadership import checkpoint
+from plugin.leadership import checkpoint, stop_if_lease_lost
 from plugin.models import Shop
 from plugin.models.types import utcnow
 
@@ -163,6 +163,7 @@ def reconcile_due(*, now: datetime | None = None) -> int:
         except ConnectorError as err:
             failed.append(err)
         except Exception as err:  # no credentials left, a crash: the other shops go on
+            stop_if_lease_lost(err)
             db.session.rollback()
             log.exception("install.shopify.webhooks_reconcile_crashed",
                           extra={"shop_id": shop.id})

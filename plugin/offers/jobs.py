@@ -15,7 +15,7 @@ import logging
 import sqlalchemy as sa
 
 from plugin.extensions import db
-from plugin.leadership import checkpoint
+from plugin.leadership import checkpoint, stop_if_lease_lost
 from plugin.models import Shop
 from plugin.offers import attribution, cleanup, nudges, permissions, reconcile, service
 
@@ -39,7 +39,8 @@ def run_offer_jobs() -> dict[str, dict[str, int]]:
             counts["discounts_settled"] = reconcile.settle_creations(shop)
             counts["discounts_deleted"] = cleanup.delete_spent_discounts(shop)
             results[shop.id] = counts
-        except Exception:  # one shop's failure must not stop the rest
+        except Exception as err:  # one shop's failure must not stop the rest
+            stop_if_lease_lost(err)
             db.session.rollback()
             log.exception("offers.job_failed", extra={"shop_id": shop.id})
     return results
