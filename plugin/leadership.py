@@ -96,6 +96,21 @@ def stop_if_lease_lost(err: Exception) -> None:
         raise err
 
 
+@contextmanager
+def unfenced() -> Iterator[None]:
+    """Commit, outside the fence, what a job gives up of its own whether or not its worker
+    still holds the scheduler lease: a fit's or a sync's lease, which a fenced release left
+    held until it lapsed (the new leader waiting that long to refit or sync the shop), and
+    the record of the fit it stopped. The job's transaction is rolled back first, so none
+    of the unit's work commits with it."""
+    db.session.rollback()
+    token = _WATCHED.set(None)
+    try:
+        yield
+    finally:
+        _WATCHED.reset(token)
+
+
 def _app_context() -> object:
     """The app context this thread runs in (its session's scope), or None."""
     return app_ctx._get_current_object() if app_ctx else None

@@ -32,7 +32,7 @@ from plugin.engine.data import Interactions
 from plugin.errors import NotFound
 from plugin.extensions import db
 from plugin.ingestion.sync import HISTORY_RESET, orders_backfilled
-from plugin.leadership import checkpoint, stop_if_lease_lost
+from plugin.leadership import LeaseLost, checkpoint, stop_if_lease_lost, unfenced
 from plugin.models import Customer, Interaction, ModelVersion, Product, RecommendationCache
 from plugin.models.catalog import on_sale
 from plugin.models.types import utcnow
@@ -188,9 +188,9 @@ def train_shop(shop_id: str, *, show_progress: bool = False, wait: bool = False,
         return _fit(shop_id, show_progress)
     finally:
         keeper.stop()
-        try:
-            db.session.rollback()  # nothing is pending after a fit; after a failure, its rest
-            lease.release(name, holder)
+        try:  # nothing is pending after a fit; after a failure, its rest is rolled back
+            with unfenced():  # ours to give up, with or without the scheduler lease
+                lease.release(name, holder)
         except Exception:  # it expires by itself
             db.session.rollback()
             log.exception("training.lease_not_released", extra={"shop_id": shop_id})
@@ -237,6 +237,12 @@ def _fit(shop_id: str, show_progress: bool) -> ModelVersion:
     db.session.commit()
     try:
         _train(version, show_progress)
+    except LeaseLost:  # its worker lost the scheduler lease: the new leader refits
+        db.session.rollback()
+        if version.status != "ready":
+            with unfenced():
+                _record_failure(version, STOPPED)
+        raise
     except Exception as err:
         db.session.rollback()
         if version.status == "ready":  # a step after it serves (cleanup) does not unserve it
@@ -251,9 +257,15 @@ def _fit(shop_id: str, show_progress: bool) -> ModelVersion:
     return version
 
 
-def _record_failure(version: ModelVersion, err: Exception) -> None:
+#: The error of a fit stopped because its worker lost the scheduler lease: no failure of
+#: the shop's (``fit_failures`` skips it), since the new leader refits it at once.
+STOPPED = LeaseLost.__name__
+
+
+def _record_failure(version: ModelVersion, err: Exception | str) -> None:
     version.status = "failed"
-    version.metrics = {**(version.metrics or {}), "error": type(err).__name__}
+    version.metrics = {**(version.metrics or {}),
+                       "error": err if isinstance(err, str) else type(err).__name__}
     version.finished_at = utcnow()
     # rows it had already written replaced the served version's: never served
     db.session.execute(sa.delete(RecommendationCache).where(
@@ -536,6 +548,8 @@ def fit_failures(shop_id: str) -> FitFailures | None:
     for row in rows:
         if row.status == "ready":
             break
+        if row.status == "failed" and (row.metrics or {}).get("error") == STOPPED:
+            continue  # its worker lost the scheduler lease: not the shop's failure
         if row.status == "training":
             if fitting is None:
                 fitting = lease.holder_of(fit_lease_name(shop_id)) is not None

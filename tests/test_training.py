@@ -561,3 +561,61 @@ def test_load_interactions_does_not_hold_every_row_as_python_objects(app, shop, 
         tracemalloc.stop()
     assert len(data) == n
     assert peak / n < 400  # bytes per row: about 700 when every row was kept in Python
+
+
+def test_a_fit_stopped_by_a_lost_scheduler_lease_lets_the_new_leader_refit_at_once(
+        app, store, monkeypatch, caplog):
+    """A fit whose worker lost the scheduler lease stops (its commits are fenced), but its
+    release of the shop's fit lease was fenced too: the lease stayed held until it lapsed
+    (TRAINING_LEASE_SECONDS), and the new leader skipped the shop as being fitted, then
+    took the fit left "training" for one killed mid-way and backed off an hour. The fit
+    lease is given up outside the fence, with the fit recorded as stopped, not failed:
+    the new leader refits the shop in the same hour."""
+    import logging
+
+    import sqlalchemy as sa
+
+    from plugin.jobs import Worker
+    from plugin.models import JobRun
+    from tests.factories import FakeClock
+
+    app.config.update(SCHEDULER_LEASE_SECONDS=30)
+    clock, running, real = FakeClock(), [], training.new_recommender
+    first, second = Worker(app, name="w1", clock=clock), Worker(app, name="w2", clock=clock)
+
+    class StalledFit:  # w1 stalls in the fit; w2 takes the scheduler lease over
+        def fit(self, data, **kwargs):
+            if running[-1] == "w1":
+                clock.advance(31)
+                with app.app_context():
+                    second.tick()
+                    assert second.leader
+                    db.session.remove()
+            return real().fit(data, **kwargs)
+
+    def run(worker):  # as its scheduler runs the hourly job
+        running.append(worker.name)
+        job = worker.scheduler.get_job("retrain_due_shops")
+        job.func(*job.args, **job.kwargs)
+
+    monkeypatch.setattr(training, "new_recommender", StalledFit)
+    for w in (first, second):
+        w.scheduler.start(paused=True)
+    try:
+        first.tick()
+        with caplog.at_level(logging.INFO):
+            run(first)
+            assert lease.holder_of(training.fit_lease_name(store.id)) is None  # given up
+            run(second)
+    finally:
+        for w in (first, second):
+            w.scheduler.shutdown(wait=False)
+    runs = [(r.worker, r.status) for r in db.session.scalars(
+        sa.select(JobRun).where(JobRun.job == "retrain_due_shops").order_by(JobRun.id))]
+    assert runs == [("w1", "lease_lost"), ("w2", "ok")]
+    fits = [(v.status, (v.metrics or {}).get("error")) for v in db.session.scalars(
+        sa.select(ModelVersion).order_by(ModelVersion.id))]
+    assert fits == [("failed", "LeaseLost"), ("ready", None)]  # w2 refitted it at once
+    assert training.fit_failures(store.id) is None
+    assert not [r.message for r in caplog.records if r.levelno >= logging.WARNING
+                and r.message.startswith("training.")]  # no failed fit, lease released
