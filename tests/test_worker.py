@@ -1154,3 +1154,31 @@ def test_a_lease_taken_over_in_a_jobs_last_unit_stops_the_run_and_fails_no_shop(
         == [("WARNING", "jobs.stopped_lease_lost")]  # no shop failed, no traceback
     assert (REGISTRY.get_sample_value("shopkeeper_job_failures_total", {"job": job})
             or 0) == failures  # an earlier test's failures of the job may be counted there
+
+
+def test_an_unfenced_release_commits_nothing_of_the_unit_in_hand(app, shop):
+    """A job gives up a lease of its own outside the fence once its worker lost the
+    scheduler lease, but only that: the unit's pending work is rolled back, not committed
+    with the release beside the new leader's run."""
+    import threading
+
+    from plugin import jobs
+    from plugin.leadership import unfenced
+    from plugin.models import AuditLog
+    from plugin.shops import audit
+
+    t0 = utcnow()
+
+    def unit():
+        assert lease.acquire("train:x", "w1:fit", 300)  # a lease of the job's own
+        audit(shop.id, "test.unit")  # the unit's work, pending...
+        assert _acquire_at(app, "w2", 30, t0 + timedelta(minutes=5))
+        with unfenced():  # ...when the lease was taken over
+            lease.release("train:x", "w1:fit")
+
+    assert lease.acquire(jobs.LEASE_NAME, "w1", 30, now=t0)
+    jobs.run_recorded(app, "unit", unit, "w1", hold=threading.Event())
+    db.session.expire_all()
+    assert lease.holder_of("train:x") is None
+    assert not db.session.scalars(sa.select(AuditLog).where(AuditLog.action == "test.unit")).all()
+    assert db.session.scalar(sa.select(JobRun.status)) == "ok"

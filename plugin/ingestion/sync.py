@@ -54,6 +54,7 @@ from plugin import lease, shops
 from plugin.db_clock import db_utcnow
 from plugin.extensions import db
 from plugin.ingestion import mapping
+from plugin.leadership import unfenced
 from plugin.localtime import adopt_platform_zone
 from plugin.models import Shop, SyncState
 from plugin.models.types import utcnow
@@ -172,8 +173,9 @@ def run_sync(
     finally:
         if retrying:
             http.on_wait = waited
-        try:
-            lease.release(name, holder)
+        try:  # every outcome is committed by now; a lost scheduler lease's is rolled back
+            with unfenced():  # ours to give up, with or without the scheduler lease
+                lease.release(name, holder)
         except Exception:  # the database is down: the lease expires on its own
             db.session.rollback()
             log.exception("sync.lease_release_failed", extra={"shop_id": shop_id})

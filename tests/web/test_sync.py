@@ -650,3 +650,58 @@ def test_prices_in_other_currencies_are_stored_with_the_product_and_its_variants
     db.session.commit()
     db.session.refresh(row)
     assert row.prices is None
+
+
+def test_a_sync_stopped_by_a_lost_scheduler_lease_gives_its_sync_lease_up(
+        app, fake_shop, monkeypatch, caplog):
+    """A scheduled sync whose worker lost the scheduler lease stops at its next commit
+    (fenced), but the release of its own sync lease was fenced too: it stayed held for
+    LEASE_SECONDS, and the new leader's run found "another sync of products is running"
+    and left the shop to the next run, half an hour later. Given up outside the fence (and
+    nothing of the page in hand with it), the new leader's run resumes the sync at once."""
+    import logging
+
+    from plugin import jobs, lease
+    from plugin.ingestion import sync
+    from plugin.jobs import Worker
+    from plugin.models import JobRun
+    from tests.factories import FakeClock
+
+    app.config.update(SCHEDULER_LEASE_SECONDS=30)
+    clock, running, results = FakeClock(), [], []
+
+    def stall(page: int) -> None:  # w1 stalls before its second page; w2 takes over
+        if running[-1] == "w1" and page == 1:
+            clock.advance(31)
+            with app.app_context():
+                second.tick()
+                assert second.leader
+                db.session.remove()
+
+    def run(worker):
+        running.append(worker.name)
+        job = worker.scheduler.get_job("sync")
+        job.func(*job.args, **job.kwargs)
+
+    PagedFakeConnector.before_page = stall
+    monkeypatch.setattr(jobs, "SCHEDULED_JOBS", {"sync": (
+        lambda: results.append(run_sync(fake_shop.id, "products")), 600)})
+    first, second = Worker(app, name="w1", clock=clock), Worker(app, name="w2", clock=clock)
+    for w in (first, second):
+        w.scheduler.start(paused=True)
+    try:
+        first.tick()
+        with caplog.at_level(logging.INFO):
+            run(first)
+            assert lease.holder_of(sync.lease_name(fake_shop.id, "products")) is None
+            assert _count(ProductRow) == 10  # w1's first page; its second, nothing
+            run(second)
+    finally:
+        for w in (first, second):
+            w.scheduler.shutdown(wait=False)
+    runs = [(r.worker, r.status) for r in db.session.scalars(
+        sa.select(JobRun).where(JobRun.job == "sync").order_by(JobRun.id))]
+    assert runs == [("w1", "lease_lost"), ("w2", "ok")]
+    assert [(r.records, r.finished, r.error) for r in results] == [(15, True, None)]
+    assert _count(ProductRow) == 25
+    assert "sync.lease_release_failed" not in [r.message for r in caplog.records]
