@@ -84,6 +84,8 @@ class Interaction(db.Model):
         Index("ix_interactions_shop_shopper", "shop_id", "shopper_id"),
         Index("ix_interactions_shop_time", "shop_id", "occurred_at"),
         Index("ix_interactions_shop_order", "shop_id", "order_external_id"),
+        # a sub-profile's rows (its seeds, what was bought for it), not the shop's all
+        Index("ix_interactions_shop_subprofile", "shop_id", "subprofile_id"),
     )
 
 
