@@ -416,7 +416,8 @@ def _write_cache(version: ModelVersion, recommender: BaseRecommender | None,
         for start in range(0, len(shoppers), CHUNK):
             chunk = [str(s) for s in shoppers[start:start + CHUNK]]
             chunk = _without_erased(version.shop_id, _without_newer_rows(version, chunk))
-            rows = _cache_rows(version, recommender, chunk, size)
+            rows = _cache_rows(version, recommender, chunk, size,
+                               exclude=_reported(version.shop_id, recommender, chunk))
             db.session.execute(sa.delete(RecommendationCache).where(
                 RecommendationCache.shop_id == version.shop_id,
                 RecommendationCache.shopper_id.in_(chunk)))
@@ -435,6 +436,17 @@ def _write_cache(version: ModelVersion, recommender: BaseRecommender | None,
         RecommendationCache.model_version_id == version.id,
         RecommendationCache.shopper_id.in_(_erased_customers(version.shop_id))))
     return written
+
+
+def _reported(shop_id: str, recommender: BaseRecommender,
+              shoppers: list[str]) -> dict[str, set[str]]:
+    """What the shoppers reported bought (``sources.REPORTED``) that the fit cannot know
+    (it learns from orders): durables, and anything just reported, its order not in yet."""
+    out = sources.reported_since(shop_id, shoppers)
+    for shopper, durables in sources.durables_of(shop_id, recommender, shoppers,
+                                                 (sources.REPORTED,)).items():
+        out.setdefault(shopper, set()).update(durables)
+    return out
 
 
 def _newer_versions(version: ModelVersion) -> sa.Select:

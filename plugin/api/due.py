@@ -16,13 +16,13 @@ elapsed since the last purchase; ``without_overridden`` applies that to every so
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask import g, has_request_context
 
 from plugin.api import model_store, overrides
-from plugin.api.sources import OWNED_KINDS, ServedVersion
+from plugin.api.sources import OWNED_KINDS, ServedVersion, reported_since
 from plugin.engine.base import Recommendation
 from plugin.engine.repurchase import RepurchaseModel
 from plugin.extensions import db
@@ -49,7 +49,8 @@ def only_due(shop_id: str, version: ServedVersion | None, customer_id: str,
 def not_due(shop_id: str, version: ServedVersion | None, customer_id: str, *,
             now: datetime | None = None) -> set[str]:
     """Items the customer bought (for themselves, on any channel: lines a Saleor channel
-    switch set aside included) whose repurchase interval has not yet (nearly) elapsed;
+    switch set aside included) whose repurchase interval has not yet (nearly) elapsed, and
+    those just reported bought (``sources.reported_since``: the order may not be in yet);
     read once per request."""
     memo = g.setdefault("not_due", {}) if has_request_context() and now is None else {}
     key = (shop_id, version.id if version else None, customer_id)
@@ -65,15 +66,17 @@ def _not_due(shop_id: str, version: ServedVersion | None, customer_id: str,
         Interaction.shop_id == shop_id, Interaction.shopper_id == customer_id,
         Interaction.kind.in_(OWNED_KINDS),  # the old channel's milk was bought too
         Interaction.subprofile_id.is_(None))).all()  # bought for someone else: not theirs
+    # just reported bought: its order, which then counts, may not be in yet
+    held = reported_since(shop_id, [customer_id], datetime.fromtimestamp(now, UTC)).get(
+        customer_id, set())
     if not rows:
-        return set()
+        return held
     times: dict[str, list[float]] = {}
     for item, at in rows:
         times.setdefault(item, []).append(at.timestamp())
     repurchase = _repurchase_model(shop_id, version)
     fraction = getattr(repurchase, "due_fraction", DEFAULT_DUE_FRACTION)
-    held = set()
-    for item, stamps in times.items():
+    for item, stamps in times.items():  # the rhythm is the orders' alone
         interval = _interval(stamps, repurchase, item)
         if interval > 0 and (now - max(stamps)) / DAY < fraction * interval:
             held.add(item)

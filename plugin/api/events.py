@@ -13,6 +13,7 @@ from plugin.api.consent import has_consent
 from plugin.api.identity import ShopperIdentity
 from plugin.api.impressions import rec_id_valid
 from plugin.extensions import db
+from plugin.ingestion.mapping import forget_cached_recommendations
 from plugin.models import Interaction
 from plugin.models.types import utcnow
 
@@ -50,5 +51,8 @@ def store_events(shop: AnyShop, identity: ShopperIdentity, events: list[dict[str
                          order_external_id=None, occurred_at=at,
                          context=context))
     db.session.execute(sa.insert(Interaction), rows)
+    if identity.customer_id and any(r["kind"] in KINDS.values() for r in rows):
+        # its list was computed before: serving recomputes it without what was just bought
+        forget_cached_recommendations(shop.id, identity.customer_id)
     db.session.commit()
     return len(rows)

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import sqlalchemy as sa
@@ -44,6 +44,18 @@ UNLOADABLE_VERSION_RECHECK_SECONDS = 1.0
 POPULAR_DB_ROWS = 20_000
 #: What a shopper owns: their purchases, and those a Saleor channel switch set aside.
 OWNED_KINDS = ("purchase", SET_ASIDE)
+#: A purchase the storefront reported (``plugin.api.events``): a signal, not a sale, so
+#: training and the repurchase rhythm take only orders. But the shopper has just bought it,
+#: and its order comes later (a webhook, the reconcile sync): the owner's lists leave it
+#: out meanwhile, a durable for good (``owned_durables``), anything else as just bought
+#: for ``REPORTED_PENDING_HOURS`` (``reported_since``).
+REPORTED = "widget_purchase"
+#: What the toilet-seat rule leaves out: durables owned, or reported bought.
+DURABLE_KINDS = (*OWNED_KINDS, REPORTED)
+#: Hours a reported purchase counts as just bought (not due): its order, which then
+#: counts, arrives within minutes or the next reconcile; one that never does (a refused
+#: payment) holds a weekly item back for hours, not for a week.
+REPORTED_PENDING_HOURS = 12.0
 
 
 def active_version(shop_id: str) -> ModelVersion | None:
@@ -72,6 +84,23 @@ def bought_since(shop_id: str, shopper_ids: Iterable[str],
         query = query.where(Interaction.occurred_at > since)
     out: dict[str, set[str]] = {}
     for shopper, item in db.session.execute(query):
+        out.setdefault(shopper, set()).add(item)
+    return out
+
+
+def reported_since(shop_id: str, shopper_ids: Iterable[str],
+                   now: datetime | None = None) -> dict[str, set[str]]:
+    """Items each shopper reported bought (``REPORTED``) in the last
+    ``REPORTED_PENDING_HOURS``: just bought, their order may not be in yet. Not those
+    reported for a sub-profile (its own list has them)."""
+    since = (now or utcnow()) - timedelta(hours=REPORTED_PENDING_HOURS)
+    out: dict[str, set[str]] = {}
+    for shopper, item in db.session.execute(
+            sa.select(Interaction.shopper_id, Interaction.product_external_id).distinct()
+            .where(Interaction.shop_id == shop_id, Interaction.kind == REPORTED,
+                   Interaction.subprofile_id.is_(None),
+                   Interaction.shopper_id.in_([str(s) for s in shopper_ids]),
+                   Interaction.occurred_at > since)):
         out.setdefault(shopper, set()).add(item)
     return out
 
@@ -200,6 +229,7 @@ def online(shop_id: str, customer_id: str, version: ServedVersion, n: int,
     if model is None or model.recommender is None or erased(shop_id, customer_id):
         return [], False
     recent = bought_since(shop_id, [customer_id], version.trained_until).get(customer_id, set())
+    recent |= reported_since(shop_id, [customer_id]).get(customer_id, set())  # order to come
     # an order dated inside the fitted period may have arrived after the fit (a retried
     # webhook, the reconcile sync): the model cannot know its durables
     recent |= owned_durables(shop_id, version, customer_id)
@@ -237,7 +267,8 @@ def neighbours(shop_id: str, version: ServedVersion | None, items: list[str], n:
 
 def owned_durables(shop_id: str, version: ServedVersion | ModelVersion | None,
                    customer_id: str) -> set[str]:
-    """Durables (as the served model classifies them) the customer already bought.
+    """Durables (as the served model classifies them) the customer already bought, or
+    reported bought (``REPORTED``: its order may not be in yet).
 
     Every placement drops them, not only the model's own list: the product page's and the
     cart's neighbours, the popular back-fill and a merchant's pin know nothing of the shopper.
@@ -269,7 +300,16 @@ def owned_durables_of(shop_id: str, version: ServedVersion | ModelVersion,
     The merchant's overrides (``overrides``) have the last word: a line's durable is one
     whatever the model learned, a line's consumable is none (it comes back when due)."""
     model = model_store.get_model(shop_id, version.id, version.artifact_dir)
-    repurchase = getattr(model.recommender, "repurchase_", None) if model is not None else None
+    return durables_of(shop_id, model.recommender if model is not None else None,
+                       customer_ids)
+
+
+def durables_of(shop_id: str, recommender: BaseRecommender | None,
+                customer_ids: Iterable[str],
+                kinds: Sequence[str] = DURABLE_KINDS) -> dict[str, set[str]]:
+    """The customers' items of ``kinds`` that ``recommender`` classifies as durables (a
+    fit's own, before its version serves)."""
+    repurchase = getattr(recommender, "repurchase_", None)
     ids = sorted({str(c) for c in customer_ids})
     if (repurchase is None and not overrides.rules_of(shop_id)) or not ids:
         return {}
@@ -279,7 +319,7 @@ def owned_durables_of(shop_id: str, version: ServedVersion | ModelVersion,
             sa.select(Interaction.shopper_id, Interaction.product_external_id).distinct()
             .where(Interaction.shop_id == shop_id,
                    Interaction.shopper_id.in_(ids[start:start + DURABLES_CHUNK]),
-                   Interaction.kind.in_(OWNED_KINDS),  # the old channel's durable too
+                   Interaction.kind.in_(kinds),  # the old channel's durable too
                    Interaction.subprofile_id.is_(None))).all()  # bought for someone else
         ruled = overrides.resolve(shop_id, {item for _, item in rows})
         for shopper, item in rows:
@@ -314,6 +354,7 @@ def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
     ``bought_since``); lines bought for a sub-profile are its own, not the customer's.
     A merchant's override decides for the items it names (``overrides``): a durable never
     comes back, a consumable does once its cycle has elapsed, bought once or more often.
+    One just reported bought (``reported_since``) is not due either, its order not in yet.
     """
     rules = overrides.rules_of(shop_id)
     orders = sa.func.count(sa.distinct(Interaction.order_external_id))
@@ -330,8 +371,11 @@ def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
     rows = db.session.execute(query).all()
     ruled = overrides.resolve(shop_id, [r.product_external_id for r in rows]) if rules else {}
     now = utcnow()
+    just = reported_since(shop_id, [customer_id], now).get(customer_id, set())
     out = []
     for r in rows:
+        if r.product_external_id in just:  # reported bought: its order is to come
+            continue
         rule = ruled.get(r.product_external_id)
         if rule is not None:
             if not rule.due(r.last.timestamp(), now.timestamp()):

@@ -161,3 +161,40 @@ def test_the_usual_counts_the_orders_a_channel_switch_set_aside(milk_api, milk_s
     body = milk_api.recs("reorder", headers=customer_headers(milk_shop, "regular")).get_json()
     assert [(i["product_id"], i["reason"]) for i in body["items"]] == [
         ("p5", "you have ordered this 3 times")]
+
+
+def test_milk_reported_bought_is_not_offered_again_until_its_order_says_when(
+        app, milk_api, milk_shop):
+    """The storefront reports the purchase at once; the platform's order comes later.
+    Meanwhile c00's cached list, "the usual?" and a new shopper's back-fill offered the
+    milk just bought. Reported, it counts as just bought at once; its order then decides
+    when it is due, as before. A report alone makes no rhythm: with no order a day later
+    (a refused payment), the milk is offered again."""
+    import sqlalchemy as sa
+
+    from plugin.models import Interaction
+
+    def offered(customer: str) -> list[list[str]]:  # each request its own ``g``
+        shown = []
+        for placement in ("for_you", "reorder"):
+            with app.app_context():
+                shown.append(ids(milk_api.recs(placement, n=6,
+                                               headers=customer_headers(milk_shop, customer))))
+        return shown
+
+    _bought(milk_shop, "stranger", 30)  # a shopper the model does not know: the back-fill
+    assert all("p1" in shown for shown in offered("c00"))  # control: due, months after
+    assert "p1" in offered("stranger")[0]
+    for customer in ("c00", "stranger"):
+        milk_api.events([{"type": "purchase", "product_id": "p1"}],
+                        headers=customer_headers(milk_shop, customer))
+    db.session.expire_all()
+    assert all("p1" not in shown for shown in offered("c00") + offered("stranger"))
+    db.session.execute(sa.update(Interaction).where(Interaction.kind == "widget_purchase")
+                       .values(occurred_at=utcnow() - timedelta(days=1)))
+    db.session.commit()  # a day later, no order: the orders say it is due
+    assert all("p1" in shown for shown in offered("c00"))
+    assert "p1" in offered("stranger")[0]
+    add_order(milk_shop.id, "c00", "c00-new", ["p1"], utcnow() - timedelta(days=1))
+    assert all("p1" not in shown for shown in offered("c00"))  # its order: bought, not due
+

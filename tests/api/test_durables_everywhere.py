@@ -176,3 +176,49 @@ def test_a_durable_bought_before_a_channel_switch_is_not_resold(seat_api, seat_s
     assert "seat" not in ids(seat_api.recs(n=11, headers=owner))
     assert "seat" not in ids(seat_api.recs("product", product_id="p1", n=8, headers=owner))
     assert "seat" in ids(seat_api.recs(n=11, headers=customer_headers(seat_shop, "fresh")))
+
+
+def _cached(shop_id: str, shopper: str) -> list[str] | None:
+    from plugin.models import RecommendationCache
+
+    row = db.session.query(RecommendationCache).filter_by(shop_id=shop_id,
+                                                          shopper_id=shopper).one_or_none()
+    return None if row is None else [i for i, *_ in row.items]
+
+
+def test_a_durable_reported_bought_is_left_out_before_its_order_arrives(app, seat_api,
+                                                                       seat_shop):
+    """The storefront reports the purchase at once (a widget ``purchase`` event); the
+    platform's order comes later (its webhook, the 30-minute reconcile). Meanwhile the
+    owner's list, cached at the fit, offered the seat just bought, and so did the product
+    page and the cart. A reported durable is left out at once and stays out, of the next
+    fit's cached list too (that fit learns from orders only, so it cannot know it)."""
+    import sqlalchemy as sa
+
+    from plugin.models import Interaction
+    from plugin.models.types import utcnow
+    from plugin.training import train_shop
+
+    fresh = customer_headers(seat_shop, "fresh")
+
+    def offered() -> list[list[str]]:  # each request its own app context (and ``g``)
+        shown = []
+        for placement, params in (("for_you", {}), ("product", {"product_id": "p1"}),
+                                  ("cart", {"cart": "p1,p2"})):
+            with app.app_context():
+                shown.append(ids(seat_api.recs(placement, n=11, headers=fresh, **params)))
+        return shown
+
+    assert "seat" in _cached(seat_shop.id, "fresh")  # control: the model's own list has it
+    assert all("seat" in shown for shown in offered())
+    reported = seat_api.events([{"type": "purchase", "product_id": "seat"}], headers=fresh)
+    assert reported.get_json() == {"stored": 1}
+    db.session.expire_all()
+    assert all("seat" not in shown for shown in offered())
+    db.session.execute(sa.update(Interaction).where(Interaction.kind == "widget_purchase")
+                       .values(occurred_at=utcnow() - timedelta(days=3)))
+    db.session.commit()  # days later, with no order: a durable stays left out
+    assert all("seat" not in shown for shown in offered())
+    train_shop(seat_shop.id)  # a refit, which learns from orders only
+    assert "seat" not in _cached(seat_shop.id, "fresh")
+    assert all("seat" not in shown for shown in offered())
