@@ -50,6 +50,9 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
 
         app.wsgi_app = ProxyFix(_plain_client_address(app.wsgi_app),  # type: ignore[method-assign]
                                 x_for=hops, x_proto=hops)
+    from plugin.api.proxy_methods import method_override
+
+    app.wsgi_app = method_override(app.wsgi_app)  # type: ignore[method-assign]
     logs.init_app(app)
     db.init_app(app)
     errors.init_app(app)

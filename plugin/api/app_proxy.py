@@ -50,7 +50,9 @@ def open_gate(*, cached: bool = True) -> None:
     g.proxy_params = verified_params(request.query_string.decode("utf-8", "replace"),
                                      current_app.config.get("SHOPIFY_API_SECRET"))
     if request.method in _WRITES and request.headers.get("Sec-Fetch-Site") == "cross-site":
-        # another site's page posting through the storefront (a beacon needs no preflight)
+        # another site's page posting through the storefront (a beacon needs no preflight).
+        # Best effort only: Shopify documents no forwarding of Sec-Fetch-Site or Origin
+        # ("other headers are also stripped"), so behind the real proxy this may never fire.
         raise Forbidden("Another site may not write through this shop's app proxy.")
     g.api_shop = proxy_shop(g.proxy_params, cached=cached)
 
