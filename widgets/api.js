@@ -1,5 +1,8 @@
 /*! Shopkeeper api.js: talks to /api/v1 for every widget. Never throws, never rejects:
  * a failed, slow (timeout) or refused call resolves to null and the caller hides itself.
+ * Through Shopify's app proxy (a relative data-api) only what Shopify documents it forwards
+ * is used: the method of a GET or POST, the query and the body (+ Content-Type); the
+ * shopper id goes in the query, and other methods as POST ?_method=.
  */
 (function (w) {
   "use strict";
@@ -55,6 +58,12 @@
     return el ? el.getAttribute("data-key") : "";
   }
 
+  // data-api "/apps/shopkeeper": Shopify's app proxy, which documents forwarding the method,
+  // query and body but strips headers it does not name (shopify.dev, "Authenticate app
+  // proxies"): no X-Shopkeeper-* header would arrive.
+  var PROXY = /^\/(?!\/)/.test(S.api);
+  var PROXY_METHODS = { GET: 1, POST: 1 };
+
   function url(path, key, params) {
     // data-api may be relative, e.g. "/apps/shopkeeper" (a Shopify app proxy: same origin)
     var u = new URL(S.api + path, w.location.href);
@@ -66,8 +75,17 @@
     return u.toString();
   }
 
+  /** Through the app proxy the shopper id rides in the query (the customer is Shopify's). */
+  function identified(params, identify) {
+    if (!PROXY || !(identify || allowed())) return params;
+    var p = { shopper: shopper };
+    for (var k in params || {}) p[k] = params[k];
+    return p;
+  }
+
   function headers(json, identify) {
     var h = {};
+    if (PROXY) return json ? { "Content-Type": "application/json" } : h;
     if (identify || allowed()) h["X-Shopkeeper-Shopper"] = shopper;
     if (sk.customerToken) h["X-Shopkeeper-Customer-Token"] = sk.customerToken;
     if (json) h["Content-Type"] = "application/json";
@@ -95,6 +113,13 @@
     var ctl = w.AbortController ? new w.AbortController() : null;
     var timedOut = false;
     var timer = ctl ? w.setTimeout(function () { timedOut = true; ctl.abort(); }, S.timeout) : 0;
+    params = identified(params, identify);
+    if (PROXY && !PROXY_METHODS[method]) { // PATCH, DELETE, PUT: POST ?_method=
+      var override = { _method: method };
+      for (var k in params || {}) override[k] = params[k];
+      params = override;
+      method = "POST";
+    }
     var init = {
       method: method, headers: headers(!!body, identify), mode: "cors", credentials: "omit",
       signal: ctl ? ctl.signal : undefined

@@ -34,11 +34,26 @@ def _as_shopify_shop(shop, app) -> None:
     app.config["SHOPIFY_API_SECRET"] = SECRET
 
 
+#: what Shopify is documented to forward: "Both the request method and request body are
+#: forwarded" (form submissions and AJAX), the Cookie header and "other headers" stripped,
+#: X-Forwarded-For/-Host added (shopify.dev/docs/apps/build/online-store/app-proxies/
+#: authenticate-app-proxies). Its examples are GETs and POSTs; Content-Type goes with a
+#: form's body (its multipart boundary is in it). Nothing else is relied on: no other
+#: method, no X-Shopkeeper-* header, no Sec-Fetch-Site or Origin.
+FORWARDED_METHODS = frozenset({"GET", "POST"})
+FORWARDED_HEADERS = frozenset({"content-type"})
+
+
 def _shopify_proxy(live, customer: str, forwarded: list):
     """Shopify's side: the query plus ``shop``, ``logged_in_customer_id``, ``path_prefix``,
-    ``timestamp`` and the ``signature`` over them all, sent on to the proxy URL."""
+    ``timestamp`` and the ``signature`` over them all, sent on to the proxy URL with only
+    what Shopify documents it forwards (a method it would not forward is a 405 here)."""
 
     def handler(route):
+        if route.request.method not in FORWARDED_METHODS:
+            forwarded.append(route.request)
+            route.fulfill(status=405, json={"refused": route.request.method})
+            return
         url = urlsplit(route.request.url)
         pairs = [*parse_qsl(url.query, keep_blank_values=True), ("shop", DOMAIN),
                  ("logged_in_customer_id", customer), ("path_prefix", PREFIX),
@@ -51,7 +66,10 @@ def _shopify_proxy(live, customer: str, forwarded: list):
         target = (f"{live.url}{PROXY_URL}{url.path.removeprefix(PREFIX)}?"
                   f"{urlencode([*pairs, ('signature', signature)])}")
         forwarded.append(route.request)
-        route.fulfill(response=route.fetch(url=target))
+        headers = {k: v for k, v in route.request.headers.items()
+                   if k.lower() in FORWARDED_HEADERS}
+        headers |= {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Host": DOMAIN}
+        route.fulfill(response=route.fetch(url=target, headers=headers))
 
     return handler
 
@@ -155,3 +173,43 @@ def test_the_cart_offer_works_through_the_app_proxy_for_shopifys_customer(demo_s
     db.session.rollback()
     assert direct == [] and forwarded
     assert_clean(page)
+
+
+def test_an_anonymous_shopper_is_known_through_the_app_proxy_without_any_header(
+        demo_shop, live, page, app):
+    """Nobody signed in: Shopify forwards no X-Shopkeeper-Shopper header, so the widgets
+    name the browser's id in the query, and its events are stored under that id."""
+    _as_shopify_shop(demo_shop, app)
+    forwarded: list = []
+    page.route(f"{live.url}/demo/", _loader_through_the_proxy)
+    page.route(f"**{PREFIX}/**", _shopify_proxy(live, "", forwarded))
+
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(READY)
+    shopper = page.evaluate("window.Shopkeeper.shopper")
+    with page.expect_response(lambda r: f"{PREFIX}/events" in r.url) as stored:
+        page.locator("shopkeeper-for-you .sk-add").first.click()
+    assert stored.value.status == 202 and stored.value.json() == {"stored": 1}
+    assert [r.kind for r in interactions(demo_shop.id, shopper_id=shopper,
+                                         kind="add_to_cart")] == ["add_to_cart"]
+    assert all(r.method in FORWARDED_METHODS for r in forwarded)
+    assert all("x-shopkeeper-shopper" not in r.headers for r in forwarded)
+    assert_clean(page)
+
+
+def test_a_delete_through_the_app_proxy_is_a_post_naming_the_method(demo_shop, live, page,
+                                                                      app):
+    """A sub-profile DELETE (or PATCH) goes out as ``POST ...?_method=DELETE``: it reaches
+    the view (404 for no such sub-profile), not the proxy's refusal of the method."""
+    _as_shopify_shop(demo_shop, app)
+    forwarded: list = []
+    page.route(f"{live.url}/demo/", _loader_through_the_proxy)
+    page.route(f"**{PREFIX}/**", _shopify_proxy(live, CUSTOMER, forwarded))
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(READY)
+
+    with page.expect_response(lambda r: f"{PREFIX}/subprofiles/987654" in r.url) as gone:
+        page.evaluate("window.Shopkeeper.api.request('DELETE', '/subprofiles/987654')")
+    assert gone.value.status == 404
+    assert gone.value.request.method == "POST"
+    assert dict(parse_qsl(urlsplit(gone.value.url).query))["_method"] == "DELETE"
