@@ -4,8 +4,10 @@ The learned repurchase model can be wrong about an item (a kettle bought by two 
 twice looks consumable; a tea bought by new shoppers only looks durable). A merchant's
 line fixes the verdict for a product, or for every product of a category: ``durable``
 (bought once, never offered again to whoever bought it) or ``consumable`` every N days
-(held back until N days after the last purchase, then due: "the usual?"). Read when
-serving, not when fitting, so a save takes effect at once without a refit.
+(held back until N days after the last purchase, then due: "the usual?", and back in the
+shopper's For you list, until ``LAPSED_AFTER`` cycles have passed, as a learned
+consumable's interval: a shopper who stopped buying it months ago is not reminded of it).
+Read when serving, not when fitting, so a save takes effect at once without a refit.
 
 A product's own line wins over a category line; a category line matches the product's
 categories in the catalogue case-insensitively, the merchant's first matching line
@@ -27,7 +29,7 @@ from flask import g, has_request_context
 from marshmallow import ValidationError
 
 from plugin.admin.schemas import RepurchaseOverrideSchema
-from plugin.engine.repurchase import every
+from plugin.engine.repurchase import LAPSED_AFTER, every
 from plugin.extensions import db
 from plugin.models import Product, Shop
 
@@ -45,9 +47,18 @@ class Override:
     kind: str  # "durable" | "consumable"
     cycle_days: int | None = None
 
+    def holds(self, last: float, now: float) -> bool:
+        """Whether an item last bought at ``last`` (unix s) is kept out at ``now``: a
+        durable for good, a consumable until its cycle has fully elapsed."""
+        return self.kind != "consumable" or now - last < (self.cycle_days or 0) * DAY
+
     def due(self, last: float, now: float) -> bool:
-        """Whether an item last bought at ``last`` (unix s) may be offered again at ``now``."""
-        return self.kind == "consumable" and now - last >= (self.cycle_days or 0) * DAY
+        """Whether an item last bought at ``last`` (unix s) is due at ``now`` (offered as
+        "the usual?"): its cycle has elapsed, and not yet ``LAPSED_AFTER`` cycles, the
+        window of a learned consumable (``RepurchaseModel.due_in``). Past it the item is
+        no longer held back, only no longer pushed as due."""
+        cycle = (self.cycle_days or 0) * DAY
+        return self.kind == "consumable" and cycle <= now - last <= LAPSED_AFTER * cycle
 
     @property
     def reason(self) -> str:
@@ -152,7 +163,7 @@ def held(overrides: Mapping[str, Override], last: Mapping[str, float],
          now: float) -> set[str]:
     """Bought items (``last`` purchase, unix s) an override keeps out at ``now``."""
     return {item for item, at in last.items()
-            if item in overrides and not overrides[item].due(at, now)}
+            if item in overrides and overrides[item].holds(at, now)}
 
 
 def forget() -> None:

@@ -353,7 +353,8 @@ def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
     a Saleor channel switch set aside were ordered all the same: they count (as for
     ``bought_since``); lines bought for a sub-profile are its own, not the customer's.
     A merchant's override decides for the items it names (``overrides``): a durable never
-    comes back, a consumable does once its cycle has elapsed, bought once or more often.
+    comes back, a consumable does once its cycle has elapsed, bought once or more often,
+    until it lapses (``Override.due``: as a learned consumable's due window ends).
     One just reported bought (``reported_since``) is not due either, its order not in yet.
     """
     rules = overrides.rules_of(shop_id)

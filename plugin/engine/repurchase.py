@@ -20,9 +20,14 @@ from plugin.engine.data import Interactions, to_timestamp
 from plugin.engine.history import HistoryMixin
 from plugin.engine.pairs import PairStats, pair_stats
 
-__all__ = ["KINDS", "RepurchaseModel", "every", "own_rhythm"]
+__all__ = ["KINDS", "LAPSED_AFTER", "RepurchaseModel", "every", "own_rhythm"]
 
 KINDS = ("durable", "consumable", "variety", "unknown")
+#: A consumable stops being due once this many of its intervals have passed since the last
+#: purchase: the shopper has stopped buying it (or buys it elsewhere), and "the usual?"
+#: about milk last bought months ago is no reminder. The merchant's consumables
+#: (``plugin.api.overrides``) follow the same window.
+LAPSED_AFTER = 3.0
 
 
 class RepurchaseModel(HistoryMixin, BaseRecommender):
@@ -120,7 +125,8 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
         interval = np.where(np.isnan(own_iv), self.interval_days_[owned], own_iv)
         elapsed = (now - last) / DAY
         ratio = elapsed / np.where(interval > 0, interval, np.nan)
-        ok = (self.kind_[owned] == "consumable") & (ratio >= self.due_fraction) & (ratio <= 3.0)
+        ok = (self.kind_[owned] == "consumable") & (ratio >= self.due_fraction) \
+            & (ratio <= LAPSED_AFTER)
         score = np.exp(-np.abs(np.log(np.where(ok, ratio, 1.0))))
         out = []
         for j in np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")]:

@@ -101,16 +101,16 @@ def with_overrides(shop_id: str, found: list[Recommendation], bought: dict[str, 
                    now: float) -> list[Recommendation]:
     """``found`` (what the model says is due) with the merchant's word for the items an
     override names: a durable or a consumable within its cycle is dropped, a consumable
-    whose cycle has elapsed since its last purchase for the sub-profile is due."""
+    whose cycle has elapsed since its last purchase for the sub-profile is due, until it
+    lapses (``Override.due``: the learned consumables' window, as in ``found``)."""
     ruled = overrides.resolve(shop_id, bought)
     if not ruled:
         return found
     last = {item: max(times) for item, times in bought.items()}
-    held = overrides.held(ruled, last, now)
     kept = [r for r in found if r.item not in ruled]
     extra = [Recommendation(item, 1.0, "repurchase_due", rule.reason)
              for item, rule in sorted(ruled.items(), key=lambda kv: last[kv[0]])
-             if item not in held]
+             if rule.due(last[item], now)]
     return extra + kept
 
 

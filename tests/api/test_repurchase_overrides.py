@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from plugin.api import access, model_store
+from plugin.api.overrides import DAY, Override
 from plugin.api.sources import active_version
 from plugin.extensions import db
 from plugin.models import Product, RecommendationCache
@@ -182,3 +183,29 @@ def test_one_shops_overrides_do_not_touch_another_shop(grocer_api, grocer, clien
     _override(grocer, _line("product", "p1", "durable"))
     assert "p1" not in _for_you(grocer_api, grocer, "monthly")
     assert "p1" in _for_you(Api(client, other), other, "monthly")
+
+
+def test_an_overridden_consumable_is_due_from_its_cycle_until_it_lapses():
+    """Every 7 days: held back for the first seven, then due ("the usual?") until three
+    cycles have passed, the window of a learned consumable (``RepurchaseModel.due_in``);
+    after that no longer due (the shopper stopped buying it), nor held back."""
+    weekly, last = Override("consumable", 7), 1_000_000.0
+    days = (0, 6.99, 7, 14, 21, 21.01, 90)
+    assert [weekly.due(last, last + d * DAY) for d in days] == \
+        [False, False, True, True, True, False, False]
+    assert [weekly.holds(last, last + d * DAY) for d in days] == \
+        [True, True, False, False, False, False, False]
+    durable = Override("durable")
+    assert not any(durable.due(last, last + d * DAY) for d in days)
+    assert all(durable.holds(last, last + d * DAY) for d in days)
+
+
+def test_an_overridden_consumable_stops_being_the_usual_once_it_lapses(grocer_api, grocer):
+    """Every 7 days, says the merchant: a seat last bought 30 days ago is no longer "the
+    usual?" (it stayed due for ever), as a learned consumable is not once three intervals
+    passed; bought again 8 days ago, it is due again."""
+    _bought(grocer, "lapsed", "seat", 30)
+    _bought(grocer, "again", "seat", 30, 8)
+    _override(grocer, _line("category", "bathroom", "consumable", 7))
+    assert _usual(grocer_api, grocer, "lapsed") == []
+    assert _usual(grocer_api, grocer, "again") == [("seat", EVERY_WEEK)]

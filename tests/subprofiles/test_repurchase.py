@@ -226,3 +226,21 @@ def test_the_merchants_repurchase_overrides_hold_for_her_too(parent, nursery):
     assert "nappies" not in [item for item, _ in _shown(parent, leo)]
     assert _shown(parent, maya)[0] == ("cot", "for Maya: you usually reorder this every ~7 days")
     assert "cot" not in [item for item, _ in _shown(parent, kit)]
+
+
+def test_the_merchants_consumable_lapses_for_her_as_a_learned_one_does(parent, nursery):
+    """Cots every 7 days, says the merchant: the cot bought for Maya 30 days ago (over
+    three cycles, past a learned consumable's due window) is no longer offered as due to
+    her; bought for Leo 30 days ago and again 8 days ago, his is due (a purchase restarts
+    the cycle)."""
+    from plugin.api import access
+
+    maya, leo = parent.create("Maya"), parent.create("Leo")
+    _bought_for(nursery, maya, "cot", 30)
+    _bought_for(nursery, leo, "cot", 30, 8)
+    nursery.settings = {**nursery.settings, "repurchase_overrides": [
+        {"field": "product", "value": "cot", "kind": "consumable", "cycle_days": 7}]}
+    db.session.commit()
+    access.forget_shops()
+    assert "cot" not in [item for item, _ in _shown(parent, maya)]
+    assert _shown(parent, leo)[0] == ("cot", "for Leo: you usually reorder this every ~7 days")
