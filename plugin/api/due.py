@@ -10,7 +10,11 @@ repeat buyers), as ``RepurchaseModel.due`` measures it. An item with no known in
 
 The merchant's repurchase overrides (``overrides``) replace the model's verdict for the
 items they name: a durable is held back for good, a consumable until its cycle has fully
-elapsed since the last purchase; ``without_overridden`` applies that to every source.
+elapsed since the last purchase; ``without_overridden`` applies that to every source. The
+model's own For you list never holds a consumable it learned durable (bought once, never
+shown again: the precomputed list left it out at the fit); ``due_by_override`` puts one the
+merchant calls consumable back at its head while it is due, as the model would a learned
+consumable, read at serving time so a save needs no refit.
 """
 
 from __future__ import annotations
@@ -104,13 +108,44 @@ def without_overridden(shop_id: str, customer_id: str,
 
 def overridden(shop_id: str, customer_id: str, *, now: datetime | None = None) -> set[str]:
     """Items the customer bought for themselves that an override holds back now."""
-    last = {item: at.timestamp() for item, at in db.session.execute(
-        sa.select(Interaction.product_external_id, sa.func.max(Interaction.occurred_at))
-        .where(Interaction.shop_id == shop_id, Interaction.shopper_id == customer_id,
-               Interaction.kind.in_(OWNED_KINDS), Interaction.subprofile_id.is_(None))
-        .group_by(Interaction.product_external_id))}
+    last = last_bought(shop_id, customer_id, fresh=now is not None)
     return overrides.held(overrides.resolve(shop_id, last), last,
                           (now or utcnow()).timestamp())
+
+
+def due_by_override(shop_id: str, customer_id: str, *,
+                    now: datetime | None = None) -> list[Recommendation]:
+    """Items the customer bought for themselves that a merchant's consumable line makes
+    due now (``Override.due``: from one cycle after the last purchase until it lapses),
+    longest bought first, with the line's reason ("you usually reorder this every ~7
+    days"); not one just reported bought (``sources.reported_since``: its order is to
+    come). Nothing to read for a shop without a consumable line."""
+    if not overrides.rules_of(shop_id).any_consumable:
+        return []
+    last = last_bought(shop_id, customer_id, fresh=now is not None)
+    at = now or utcnow()
+    ruled = overrides.resolve(shop_id, last)
+    due = sorted((last[item], item, rule) for item, rule in ruled.items()
+                 if rule.due(last[item], at.timestamp()))
+    if not due:
+        return []
+    just = reported_since(shop_id, [customer_id], at).get(customer_id, set())
+    return [Recommendation(item, 1.0, "repurchase_due", rule.reason)
+            for _, item, rule in due if item not in just]
+
+
+def last_bought(shop_id: str, customer_id: str, *, fresh: bool = False) -> dict[str, float]:
+    """When the customer last bought each item for themselves (unix s; on any channel, not
+    for a sub-profile); read once per request (``fresh``: read now, not remembered)."""
+    memo = g.setdefault("last_bought", {}) if has_request_context() and not fresh else {}
+    key = (shop_id, customer_id)
+    if key not in memo:
+        memo[key] = {item: at.timestamp() for item, at in db.session.execute(
+            sa.select(Interaction.product_external_id, sa.func.max(Interaction.occurred_at))
+            .where(Interaction.shop_id == shop_id, Interaction.shopper_id == customer_id,
+                   Interaction.kind.in_(OWNED_KINDS), Interaction.subprofile_id.is_(None))
+            .group_by(Interaction.product_external_id))}
+    return dict(memo[key])
 
 
 def _interval(stamps: list[float], repurchase: RepurchaseModel | None, item: str) -> float:

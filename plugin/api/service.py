@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from plugin.api import impressions, sources
 from plugin.api.access import AnyShop, settings_of
 from plugin.api.consent import consent_required, has_consent
-from plugin.api.due import only_due, without_overridden
+from plugin.api.due import due_by_override, only_due, without_overridden
 from plugin.api.filters import Servable, apply_live_filters
 from plugin.api.identity import ShopperIdentity
 from plugin.engine.base import Recommendation
@@ -80,6 +80,11 @@ def recommend(shop: AnyShop, identity: ShopperIdentity, query: RecsQuery) -> dic
     if not holdout:
         recs, about_shopper = _personal_or_contextual(shop, version, customer, query, want,
                                                       exclude)
+        if query.placement == "for_you" and customer is not None:
+            # the merchant's due consumables the model's list cannot hold (learned durable)
+            due = due_by_override(shop.id, customer)
+            if due:
+                recs, about_shopper = itertools.chain(due, recs), True
         chain = _remember(recs, personal, query.placement)
     if query.placement != "reorder":  # "the usual?" makes no sense with popular items
         fill: Iterable[Recommendation] = sources.popular(shop.id, version)

@@ -209,3 +209,61 @@ def test_an_overridden_consumable_stops_being_the_usual_once_it_lapses(grocer_ap
     _override(grocer, _line("category", "bathroom", "consumable", 7))
     assert _usual(grocer_api, grocer, "lapsed") == []
     assert _usual(grocer_api, grocer, "again") == [("seat", EVERY_WEEK)]
+
+
+def _listed(api, shop, customer: str, n: int) -> list[tuple[str, str, str]]:
+    body = api.recs(n=n, headers=customer_headers(shop, customer)).get_json()
+    return [(i["product_id"], i["source"], i["reason"]) for i in body["items"]]
+
+
+SEAT_DUE = ("seat", "repurchase_due", EVERY_WEEK)
+
+
+def test_a_consumable_override_brings_a_learned_durable_back_into_for_you_once_due(
+        grocer_api, grocer):
+    """The model calls the seat a durable: bought once, never offered again, so neither
+    the lists the fit precomputed nor its online list can hold it. Every 7 days, says the
+    merchant: a shopper who bought one 8 days ago finds it in their own For you list, a full
+    one (the popular back-fill behind it, where it turned up by chance, is not reached),
+    with the merchant's rhythm, as the model shows a learned consumable that is due. Bought
+    3 days ago it is not offered yet; 30 days ago it has lapsed (not offered as due); 30 and
+    8 days ago it is due (the last purchase counts). Milk, declared durable, never comes
+    back (the reverse)."""
+    for fitted in ("c00", "c01", "c04"):
+        _bought(grocer, fitted, "seat", 8)
+    _bought(grocer, "c02", "seat", 3)
+    _bought(grocer, "c03", "seat", 30)
+    _bought(grocer, "c05", "seat", 30, 8)
+    _bought(grocer, "unfitted", "seat", 8)  # the model does not know them: its online list
+    control = _listed(grocer_api, grocer, "c00", 3)
+    assert len(control) == 3 and "seat" not in [item for item, *_ in control]
+    _override(grocer, _line("category", "Bathroom", "consumable", 7),
+              _line("product", "p1", "durable"))
+    for due in ("c01", "c05", "unfitted"):
+        listed = _listed(grocer_api, grocer, due, 3)
+        assert listed[0] == SEAT_DUE and len(listed) == 3, due
+    assert "p1" not in [item for item, *_ in _listed(grocer_api, grocer, "c04", 11)]
+    assert "seat" not in [item for item, *_ in _listed(grocer_api, grocer, "c02", 11)]
+    assert "repurchase_due" not in [src for item, src, _ in
+                                    _listed(grocer_api, grocer, "c03", 11) if item == "seat"]
+    assert "seat" not in _cached(grocer, "c01")  # served so, with no refit
+
+
+def test_due_by_override_from_its_cycle_until_it_lapses_a_purchase_restarting_it(shop):
+    """A hand-made history: the seat bought once at ``t0``, weekly by the merchant's line."""
+    from plugin.api.due import due_by_override
+
+    shop.settings = {"repurchase_overrides": [_line("product", "seat", "consumable", 7)]}
+    db.session.commit()
+    t0 = utcnow() - timedelta(days=400)
+    add_order(shop.id, "hand", "o-1", ["seat", "p2"], t0)
+
+    def due_after(days: float) -> list[tuple[str, str]]:
+        return [(r.item, r.reason) for r in due_by_override(shop.id, "hand",
+                                                            now=t0 + timedelta(days=days))]
+
+    assert [due_after(d) for d in (6.99, 7, 21, 21.01)] == \
+        [[], [("seat", EVERY_WEEK)], [("seat", EVERY_WEEK)], []]
+    add_order(shop.id, "hand", "o-2", ["seat"], t0 + timedelta(days=40))
+    assert [due_after(d) for d in (46.99, 47, 61, 61.01)] == \
+        [[], [("seat", EVERY_WEEK)], [("seat", EVERY_WEEK)], []]
