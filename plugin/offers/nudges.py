@@ -17,7 +17,9 @@ run sends only when its host resolves, now, to public addresses alone (no loopba
 private range or cloud metadata service; ``NUDGE_PRIVATE_HOSTS`` lists exceptions), and
 connects to those addresses (no second lookup a rebinding DNS could answer differently),
 checking the connected peer again and following no redirect; else it sends none (logged
-``offers.nudge_host_refused``).
+``offers.nudge_host_refused``). It connects directly: ``HTTPS_PROXY``/``HTTP_PROXY`` are
+not used for it (a proxy resolves the name itself), except for ``NUDGE_PRIVATE_HOSTS``,
+which the operator lets through as the environment says.
 """
 
 from __future__ import annotations
@@ -140,7 +142,14 @@ def webhook_session(shop: Shop, url: str) -> requests.Session | None:
         log.warning("offers.nudge_host_refused", extra={"shop_id": shop.id, "host": name,
                                                         "reason": why})
         return None
-    return _WebhookSession(public_only=True, pinned={name: addresses}, **session_for)
+    session = _WebhookSession(public_only=True, pinned={name: addresses}, **session_for)
+    # Straight to the checked addresses, whatever the environment says: through the proxy
+    # HTTP(S)_PROXY names, the proxy would resolve the name again and reach whatever it
+    # answers (our network included), unchecked and unpinned. Nor is ~/.netrc read (no
+    # credentials of ours for the merchant's host) or REQUESTS_CA_BUNDLE (public hosts:
+    # the default CAs).
+    session.trust_env = False
+    return session
 
 
 def run_nudges(shop: Shop, *, now: datetime | None = None) -> dict[str, int]:
