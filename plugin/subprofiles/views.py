@@ -21,7 +21,7 @@ from plugin.api.limits import per_client, per_key, per_shop
 from plugin.api.schemas import ProxyQuery
 from plugin.api.shopify_proxy import PROXY_URL
 from plugin.errors import BadRequest, Unauthorized
-from plugin.merchandising import merchandise, valid_rules
+from plugin.merchandising import merchandise
 from plugin.openapi import doc
 from plugin.subprofiles import prompt, recs, service
 from plugin.subprofiles.schemas import (
@@ -159,11 +159,8 @@ def _recommendations(subprofile_id: int) -> ResponseReturnValue:
         g.api_shop.id, g.owner, row.id, row.name, 3 * n)
     # the merchant's exclusions hold here too (their pins and boosts are for the shop's
     # own lists, not for what suits one person)
-    rules = [r for r in valid_rules(g.api_shop.id,
-                                    access.settings_of(g.api_shop).get("merchandising"))
-             if r["action"] == "exclude"]
-    if rules:
-        found = merchandise(g.api_shop.id, {"merchandising": rules}, found)
+    found = merchandise(g.api_shop.id, access.settings_of(g.api_shop), found,
+                        excludes_only=True)
     items = apply_live_filters(g.api_shop, found, n, exclude=query["cart"])
     return jsonify(SubRecsSchema().dump({
         "subprofile": service.describe(row), "title": f"For {row.name}",

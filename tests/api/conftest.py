@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from plugin import merchandising
 from plugin.api import access, catalog, model_store, sources
 from plugin.api.identity import mint_customer_token
 from plugin.extensions import db
@@ -69,6 +70,7 @@ def _fresh_process_state(app):
     model_store.LOADED.clear()
     sources.forget_versions()
     access.forget_shops()
+    merchandising.forget_rules()
     yield
     model_store.LOADED.clear()
 

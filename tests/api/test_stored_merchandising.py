@@ -73,3 +73,47 @@ def test_stored_rules_that_are_no_list_are_skipped(api, trained, caplog):
     with caplog.at_level(logging.WARNING, logger="shopkeeper.merchandising"):
         assert _recs(api) == before
     assert "merchandising.rules_refused" in caplog.text
+
+
+def test_a_long_rule_list_is_checked_once_per_version_not_on_each_request(api, trained,
+                                                                         caplog, monkeypatch):
+    """Serving checked each of up to 500 stored lines with the page's schema on every
+    request; now once per version of the stored list (whoever wrote it)."""
+    from plugin import merchandising
+    from plugin.admin.schemas import RuleSchema
+    from plugin.shops import update_settings
+
+    loads: list[object] = []
+
+    class Counting(RuleSchema):
+        def load(self, data, **kwargs):
+            loads.append(data)
+            return super().load(data, **kwargs)
+
+    monkeypatch.setattr(merchandising, "RuleSchema", Counting)
+    before = _recs(api)
+    filler = [{"action": "boost" if k % 2 else "exclude", "field": "tag",
+               "value": f"tag{k}", "weight": 2} for k in range(497)]
+    rules = [{"action": "exclude", "field": "product", "value": before[0]},
+             {"action": "pin"}, *filler, {"action": "pin", "field": "product", "value": "p8"}]
+    assert len(rules) == 500  # the most the settings page stores
+    _rules(trained, rules)
+    with caplog.at_level(logging.WARNING, logger="shopkeeper.merchandising"):
+        for _ in range(5):
+            forget_shops()  # the shop read afresh: a new settings dict each time
+            shown = _recs(api)
+            assert shown[0] == "p8" and before[0] not in shown
+    assert len(loads) == 500  # each line once, for five requests
+    assert [(r.message, r.line) for r in caplog.records] == [
+        ("merchandising.rule_refused", 2)]
+
+    def unpin(settings):
+        settings["merchandising"] = settings["merchandising"][:-1]
+        return settings
+
+    update_settings(trained.id, unpin)
+    db.session.commit()
+    forget_shops()
+    assert _recs(api)[0] != "p8" and len(loads) == 999  # the new version, checked once
+    _recs(api)
+    assert len(loads) == 999
