@@ -120,8 +120,11 @@
       params = override;
       method = "POST";
     }
+    // Through the app proxy the storefront's own session cookie must go (same origin):
+    // Shopify names the signed-in customer from it, and strips it before forwarding.
     var init = {
-      method: method, headers: headers(!!body, identify), mode: "cors", credentials: "omit",
+      method: method, headers: headers(!!body, identify), mode: "cors",
+      credentials: PROXY ? "same-origin" : "omit",
       signal: ctl ? ctl.signal : undefined
     };
     if (body) { init.body = JSON.stringify(body); init.keepalive = true; }

@@ -44,19 +44,36 @@ FORWARDED_METHODS = frozenset({"GET", "POST"})
 FORWARDED_HEADERS = frozenset({"content-type"})
 
 
-def _shopify_proxy(live, customer: str, forwarded: list):
+#: the storefront's customer session cookie of this imitation (Shopify's own is opaque)
+SESSION_COOKIE = "storefront_customer"
+
+
+def _sign_in(page, live, customer: str) -> None:
+    """The shopper signs in to the storefront: a session cookie on its origin, from which
+    "Shopify" tells ``logged_in_customer_id``, as the real one does from its own."""
+    page.context.add_cookies([{"name": SESSION_COOKIE, "value": customer, "url": live.url}])
+
+
+def _shopify_proxy(live, forwarded: list):
     """Shopify's side: the query plus ``shop``, ``logged_in_customer_id``, ``path_prefix``,
     ``timestamp`` and the ``signature`` over them all, sent on to the proxy URL with only
-    what Shopify documents it forwards (a method it would not forward is a 405 here)."""
+    what Shopify documents it forwards (a method it would not forward is a 405 here).
+
+    The customer is the one the request's storefront session cookie names, not one taken
+    on trust: a widget call sent without the page's cookies (``credentials: "omit"``)
+    reaches the app as nobody's, as it does on a real storefront."""
 
     def handler(route):
         if route.request.method not in FORWARDED_METHODS:
             forwarded.append(route.request)
             route.fulfill(status=405, json={"refused": route.request.method})
             return
+        cookies = dict(c.strip().split("=", 1) for c in
+                       (route.request.header_value("cookie") or "").split(";") if "=" in c)
+        signed_in = cookies.get(SESSION_COOKIE, "")
         url = urlsplit(route.request.url)
         pairs = [*parse_qsl(url.query, keep_blank_values=True), ("shop", DOMAIN),
-                 ("logged_in_customer_id", customer), ("path_prefix", PREFIX),
+                 ("logged_in_customer_id", signed_in), ("path_prefix", PREFIX),
                  ("timestamp", str(int(time.time())))]
         grouped: dict[str, list[str]] = {}
         for key, value in pairs:
@@ -87,7 +104,8 @@ def test_the_widgets_work_through_the_app_proxy_with_shopifys_customer(demo_shop
     _as_shopify_shop(demo_shop, app)
     forwarded: list = []
     page.route(f"{live.url}/demo/", _loader_through_the_proxy)
-    page.route(f"**{PREFIX}/**", _shopify_proxy(live, CUSTOMER, forwarded))
+    page.route(f"**{PREFIX}/**", _shopify_proxy(live, forwarded))
+    _sign_in(page, live, CUSTOMER)
     direct = []
     page.on("request", lambda r: direct.append(r.url) if "/api/v1/" in r.url else None)
 
@@ -145,7 +163,8 @@ def test_the_cart_offer_works_through_the_app_proxy_for_shopifys_customer(demo_s
 
     forwarded: list = []
     page.route(f"{live.url}/demo/cart", _loader_through_the_proxy)
-    page.route(f"**{PREFIX}/**", _shopify_proxy(live, CUSTOMER, forwarded))
+    page.route(f"**{PREFIX}/**", _shopify_proxy(live, forwarded))
+    _sign_in(page, live, CUSTOMER)
     direct = []
     page.on("request", lambda r: direct.append(r.url) if "/api/v1/" in r.url else None)
     shopify = responses.RequestsMock(assert_all_requests_are_fired=False)
@@ -182,7 +201,7 @@ def test_an_anonymous_shopper_is_known_through_the_app_proxy_without_any_header(
     _as_shopify_shop(demo_shop, app)
     forwarded: list = []
     page.route(f"{live.url}/demo/", _loader_through_the_proxy)
-    page.route(f"**{PREFIX}/**", _shopify_proxy(live, "", forwarded))
+    page.route(f"**{PREFIX}/**", _shopify_proxy(live, forwarded))
 
     page.goto(live.url + "/demo/")
     page.wait_for_selector(READY)
@@ -204,7 +223,8 @@ def test_a_delete_through_the_app_proxy_is_a_post_naming_the_method(demo_shop, l
     _as_shopify_shop(demo_shop, app)
     forwarded: list = []
     page.route(f"{live.url}/demo/", _loader_through_the_proxy)
-    page.route(f"**{PREFIX}/**", _shopify_proxy(live, CUSTOMER, forwarded))
+    page.route(f"**{PREFIX}/**", _shopify_proxy(live, forwarded))
+    _sign_in(page, live, CUSTOMER)
     page.goto(live.url + "/demo/")
     page.wait_for_selector(READY)
 
