@@ -21,8 +21,8 @@ class FakeClock:
     """A lease's time, moved by the test: a lease lapses when the test says, not when a
     loaded machine is slower than a real lease of a few seconds allows."""
 
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -42,12 +42,21 @@ def wait_until(predicate: Callable[[], object], timeout: float) -> bool:
     return False
 
 
-def fake_lease_clock(monkeypatch: Any) -> FakeClock:
+#: Where ``fake_lease_clock(..., off_real=True)`` starts: far from the real clock, so a lease
+#: read still made on the database's clock sees every lease of the test lapsed (or not yet
+#: due) at once, every run, instead of only when a loaded machine stalls past the lease.
+OFF_REAL_CLOCK = timedelta(hours=-6)
+
+
+def fake_lease_clock(monkeypatch: Any, *, off_real: bool = False) -> FakeClock:
     """Every lease (``plugin.lease``) read and written on a ``FakeClock`` instead of the
-    database's: for code that takes no clock of its own (a sync's, a fit's lease)."""
+    database's: for code that takes no clock of its own (a sync's, a fit's lease; the
+    fence, ``checkpoint`` and a job run's check of the scheduler lease). With
+    ``off_real``, the clock starts ``OFF_REAL_CLOCK`` away from the real one."""
     from plugin import lease
 
-    clock, real = FakeClock(), lease._clock
+    start = datetime.now(UTC) + OFF_REAL_CLOCK if off_real else None
+    clock, real = FakeClock(start), lease._clock
     monkeypatch.setattr(lease, "_clock", lambda now, offset_seconds=0.0:
                         real(now if now is not None else clock(), offset_seconds))
     return clock

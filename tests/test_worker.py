@@ -19,7 +19,7 @@ from plugin.jobs import Worker
 from plugin.models import JobRun, WebhookDelivery
 from plugin.models.types import utcnow
 from plugin.webhooks import inbox
-from tests.factories import FakeClock, post_webhook, product_body, wait_until
+from tests.factories import FakeClock, fake_lease_clock, post_webhook, product_body, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -840,7 +840,9 @@ def test_a_job_running_when_its_worker_loses_the_lease_stops_and_the_new_leader_
     from plugin.shops import audit
 
     app.config.update(SCHEDULER_LEASE_SECONDS=30)
-    clock, running = FakeClock(), []
+    # the fence, checkpoints and the run's lease check too: on the database's clock, a
+    # loaded machine's 30 s stall let w1's lease lapse before the test took it over
+    clock, running = fake_lease_clock(monkeypatch, off_real=True), []
 
     def lose_the_lease():  # as the old leader's first two units are committed
         clock.advance(31)  # it stalled past its lease (on the lease's clock)
@@ -928,7 +930,11 @@ def test_a_unit_running_when_its_lease_is_taken_over_commits_nothing(app, shop, 
     from plugin.shops import audit
 
     app.config.update(SCHEDULER_LEASE_SECONDS=30)
-    clock, running = FakeClock(), []
+    # every lease read on the test's clock, the fence, checkpoints and the run's lease
+    # check included: they read the database's, and w1's lease lapsed in real time
+    # whenever the run took 30 s (it then committed none of its units); started far from
+    # the real clock, a read left on it fails this test every run
+    clock, running = fake_lease_clock(monkeypatch, off_real=True), []
 
     def units():
         for n in range(3):
@@ -1112,7 +1118,7 @@ def test_a_lease_taken_over_in_a_jobs_last_unit_stops_the_run_and_fails_no_shop(
 
     app.config.update(SCHEDULER_LEASE_SECONDS=30)
     module, name, result, units = _job_units(job)
-    clock, done = FakeClock(), []
+    clock, done = fake_lease_clock(monkeypatch, off_real=True), []  # no real-clock reads
     first, second = Worker(app, name="w1", clock=clock), Worker(app, name="w2", clock=clock)
     real = getattr(importlib.import_module(module), name)
 
