@@ -8,6 +8,10 @@ Every test that uses ``app`` runs once per backend and is marked ``db``.
 from __future__ import annotations
 
 import os
+import sys
+import threading
+import time
+import traceback
 
 import pytest
 import sqlalchemy as sa
@@ -113,3 +117,36 @@ def shop_secret(shop) -> str:
     from plugin.shops import credentials_for
 
     return credentials_for(shop).webhook_secret
+
+
+#: Threads of the scheduler and worker machinery (plugin.jobs, plugin.heartbeat,
+#: plugin.training and APScheduler's): none may outlive the test that started it.
+JOB_THREADS = ("APScheduler", "ThreadPoolExecutor-", "job-heartbeat-", "scheduler-lease",
+               "scheduler-shutdown", "shopkeeper-worker", "lease-")
+
+
+@pytest.fixture(autouse=True)
+def _no_job_thread_or_watch_left_behind():
+    """A test of the worker that failed half-way left its scheduler's jobs, renewing
+    threads or the job's lease watch (``plugin.leadership._WATCHED``) behind, to act in
+    later tests: a job thread committing into the next test's PostgreSQL tables, a watch
+    fencing its commits. Each test now ends with none of them (after a bounded wait for
+    threads told to stop); the watch is cleared either way."""
+    from plugin import leadership
+
+    before = set(threading.enumerate())
+    yield
+    watched = leadership._WATCHED.get()
+    leadership._WATCHED.set(None)
+    deadline = time.monotonic() + 10
+    left = []
+    for thread in set(threading.enumerate()) - before:
+        if thread.name.startswith(JOB_THREADS):
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                left.append(thread)
+    frames = sys._current_frames()
+    stacks = "\n".join(f"--- {t.name}\n" + "".join(traceback.format_stack(frames[t.ident]))
+                        for t in left if t.ident in frames)
+    assert not left, f"threads left running by the test:\n{stacks}"
+    assert watched is None, f"the test left a scheduled job's lease watch set: {watched}"

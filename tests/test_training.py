@@ -609,7 +609,7 @@ def test_a_fit_stopped_by_a_lost_scheduler_lease_lets_the_new_leader_refit_at_on
             run(second)
     finally:
         for w in (first, second):
-            w.scheduler.shutdown(wait=False)
+            w.scheduler.shutdown(wait=True)
     runs = [(r.worker, r.status) for r in db.session.scalars(
         sa.select(JobRun).where(JobRun.job == "retrain_due_shops").order_by(JobRun.id))]
     assert runs == [("w1", "lease_lost"), ("w2", "ok")]

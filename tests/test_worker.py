@@ -61,7 +61,7 @@ def test_only_the_leader_resumes_its_scheduler(app):
         assert (first.leader, second.leader) == (True, False)
     finally:
         for w in (first, second):
-            w.scheduler.shutdown(wait=False)
+            w.scheduler.shutdown(wait=True)
 
 
 def test_graceful_stop_releases_unstarted_claims(app, client, shop, shop_secret):
@@ -315,7 +315,7 @@ def test_one_tick_processes_one_batch_so_the_lease_is_renewed_often(app, client,
         assert db.session.scalar(sa.select(sa.text("expires_at FROM scheduler_leases"))) \
             >= renewed
     finally:
-        worker.scheduler.shutdown(wait=False)
+        worker.scheduler.shutdown(wait=True)
 
 
 def test_schedule_state_survives_a_new_leader(app):
@@ -428,7 +428,7 @@ def test_the_leader_keeps_its_lease_through_a_batch_longer_than_the_lease(
     try:
         assert worker.tick().done == 4
     finally:
-        worker.scheduler.shutdown(wait=False)
+        worker.scheduler.shutdown(wait=True)
     assert seen == [(True, "w1", False)] * 4
     assert worker.leader
 
@@ -583,7 +583,7 @@ def test_sigterm_in_the_middle_of_a_batch_hands_the_rest_back(app, client, shop,
     try:
         assert worker.tick().done == 1
     finally:
-        worker.scheduler.shutdown(wait=False)
+        worker.scheduler.shutdown(wait=True)
     assert len(applied) == 1
     db.session.expire_all()
     rows = db.session.scalars(sa.select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
@@ -674,7 +674,7 @@ def test_the_leader_keeps_its_lease_through_one_row_longer_than_the_lease(
     try:
         assert worker.tick().done == 1
     finally:
-        worker.scheduler.shutdown(wait=False)
+        worker.scheduler.shutdown(wait=True)
     assert renewed == [True] * 7 and standby_took_it == [False]
     assert _holder_at(app, clock()) == "w1" and worker.leader
 
@@ -709,7 +709,7 @@ def test_a_leader_that_lost_the_lease_mid_row_does_not_renew_it_over_the_new_one
         assert worker.tick().done == 1
         assert (worker.leader, worker.scheduler.state) == (False, STATE_PAUSED)
     finally:
-        worker.scheduler.shutdown(wait=False)
+        worker.scheduler.shutdown(wait=True)
     assert noticed == [True]
     assert holders == ["standby"] * 4
     assert _holder_at(app, clock()) == "standby"
@@ -795,7 +795,7 @@ def test_two_workers_of_one_process_do_not_take_each_others_claims(
         release.set()
         loop.join(15)
         for w in (first, second):
-            w.scheduler.shutdown(wait=False)
+            w.scheduler.shutdown(wait=True)
     db.session.expire_all()
     rows = db.session.scalars(sa.select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
     assert applied == [("w1", rows[0].id), ("w2", rows[1].id)] and results[0].done == 1
@@ -816,7 +816,7 @@ def test_a_job_run_records_the_lease_holder_that_ran_it(app):
         job = worker.scheduler.get_job("heartbeat")
         job.func(*job.args)  # as APScheduler runs it
     finally:
-        worker.scheduler.shutdown(wait=False)
+        worker.scheduler.shutdown(wait=True)
     run = db.session.scalar(sa.select(JobRun).where(JobRun.job == "heartbeat"))
     assert run.status == "ok"
     assert run.worker == lease.holder_of(LEASE_NAME) == "shop-7:123:demo"
@@ -883,7 +883,7 @@ def test_a_job_running_when_its_worker_loses_the_lease_stops_and_the_new_leader_
         run(second)
     finally:
         for w in (first, second):
-            w.scheduler.shutdown(wait=False)
+            w.scheduler.shutdown(wait=True)
     done = [(a.detail["by"], a.detail["unit"]) for a in db.session.scalars(
         sa.select(AuditLog).where(AuditLog.action == "test.unit").order_by(AuditLog.id))]
     assert done == [("w1", 0), ("w1", 1), ("w2", 0), ("w2", 1), ("w2", 2)]
@@ -963,7 +963,7 @@ def test_a_unit_running_when_its_lease_is_taken_over_commits_nothing(app, shop, 
         run(second)
     finally:
         for w in (first, second):
-            w.scheduler.shutdown(wait=False)
+            w.scheduler.shutdown(wait=True)
     done = [(a.detail["by"], a.detail["unit"]) for a in db.session.scalars(
         sa.select(AuditLog).where(AuditLog.action == "test.unit").order_by(AuditLog.id))]
     assert done == [("w1", 0), ("w2", 0), ("w2", 1), ("w2", 2)]
@@ -1147,7 +1147,7 @@ def test_a_lease_taken_over_in_a_jobs_last_unit_stops_the_run_and_fails_no_shop(
             scheduled.func(*scheduled.args, **scheduled.kwargs)
     finally:
         for w in (first, second):
-            w.scheduler.shutdown(wait=False)
+            w.scheduler.shutdown(wait=True)
     assert len(done) == units  # the lease went in the last unit
     db.session.expire_all()
     run = db.session.scalars(sa.select(JobRun).where(JobRun.job == job)).one()

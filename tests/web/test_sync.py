@@ -698,7 +698,7 @@ def test_a_sync_stopped_by_a_lost_scheduler_lease_gives_its_sync_lease_up(
             run(second)
     finally:
         for w in (first, second):
-            w.scheduler.shutdown(wait=False)
+            w.scheduler.shutdown(wait=True)
     runs = [(r.worker, r.status) for r in db.session.scalars(
         sa.select(JobRun).where(JobRun.job == "sync").order_by(JobRun.id))]
     assert runs == [("w1", "lease_lost"), ("w2", "ok")]
