@@ -577,10 +577,13 @@ def test_a_fit_stopped_by_a_lost_scheduler_lease_lets_the_new_leader_refit_at_on
 
     from plugin.jobs import Worker
     from plugin.models import JobRun
-    from tests.factories import FakeClock
+    from tests.factories import fake_lease_clock
 
     app.config.update(SCHEDULER_LEASE_SECONDS=30)
-    clock, running, real = FakeClock(), [], training.new_recommender
+    # every lease on the test's clock (the fence, checkpoints, the fit's own lease too),
+    # hours off the real one: see tests/test_worker.py's fencing tests
+    clock, running, real = fake_lease_clock(monkeypatch, off_real=True), [], \
+        training.new_recommender
     first, second = Worker(app, name="w1", clock=clock), Worker(app, name="w2", clock=clock)
 
     class StalledFit:  # w1 stalls in the fit; w2 takes the scheduler lease over

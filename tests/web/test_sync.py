@@ -665,10 +665,11 @@ def test_a_sync_stopped_by_a_lost_scheduler_lease_gives_its_sync_lease_up(
     from plugin.ingestion import sync
     from plugin.jobs import Worker
     from plugin.models import JobRun
-    from tests.factories import FakeClock
 
     app.config.update(SCHEDULER_LEASE_SECONDS=30)
-    clock, running, results = FakeClock(), [], []
+    # every lease on the test's clock (the fence, checkpoints, the sync's own lease too),
+    # hours off the real one: see tests/test_worker.py's fencing tests
+    clock, running, results = fake_lease_clock(monkeypatch, off_real=True), [], []
 
     def stall(page: int) -> None:  # w1 stalls before its second page; w2 takes over
         if running[-1] == "w1" and page == 1:
