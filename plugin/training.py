@@ -209,8 +209,16 @@ class _LeaseKeeper:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop renewing; a renewal in progress (waiting on a lock, a database gone quiet)
+        is waited for at most ``heartbeat.STOP_WAIT_SECONDS``, then logged and left to end
+        on its own: the join was unbounded, and the fit's end hung with it."""
+        from plugin import heartbeat
+
         self._stop.set()
-        self._thread.join()
+        self._thread.join(heartbeat.STOP_WAIT_SECONDS)
+        if self._thread.is_alive():
+            log.warning("training.lease_renewal_stuck", extra={
+                "lease": self.name, "waited_seconds": heartbeat.STOP_WAIT_SECONDS})
 
     def _run(self) -> None:
         with self.app.app_context():

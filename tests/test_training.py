@@ -433,6 +433,48 @@ def test_a_long_fit_keeps_renewing_its_shop_lease(app, store, monkeypatch):
     assert seen[5] is not None  # still held: a second fit would have been refused
 
 
+def test_a_fit_lease_renewal_stuck_on_a_lock_does_not_hang_the_fit(app, store, monkeypatch,
+                                                                    caplog):
+    """The fit's end joined its lease-renewing thread without a bound: a renewal waiting
+    on a lock (a row lock on PostgreSQL has no timeout) hung the finished fit, and the
+    job running it, forever. It now waits ``STOP_WAIT_SECONDS``, logs the stuck renewal
+    and goes on."""
+    import logging
+    import threading
+    import time
+
+    from plugin import heartbeat
+
+    app.config["TRAINING_LEASE_SECONDS"] = 0.3  # renewed every 0.1 s
+    monkeypatch.setattr(heartbeat, "STOP_WAIT_SECONDS", 0.5, raising=False)
+    entered, release, real_acquire, real_fit = (threading.Event(), threading.Event(),
+                                                lease.acquire, training.new_recommender)
+
+    def acquire(name, holder, ttl, **kwargs):  # the renewing thread's renewal waits on a lock
+        if threading.current_thread().name.startswith("lease-"):
+            entered.set()
+            release.wait(120)
+        return real_acquire(name, holder, ttl, **kwargs)
+
+    class Fit:
+        def fit(self, data, **kwargs):
+            assert entered.wait(10)
+            return real_fit().fit(data, **kwargs)
+
+    monkeypatch.setattr(lease, "acquire", acquire)
+    monkeypatch.setattr(training, "new_recommender", Fit)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="shopkeeper"):
+        version = training.train_shop(store.id)
+    assert time.monotonic() - started < 60 and version.status == "ready"  # not the 120 s
+    assert "training.lease_renewal_stuck" in [r.message for r in caplog.records]
+    release.set()
+    keeper = [t for t in threading.enumerate() if t.name.startswith("lease-train:")]
+    for t in keeper:
+        t.join(10)
+    assert not any(t.is_alive() for t in keeper)
+
+
 def _failed_fits(shop_id: str, n: int, *, hours_ago: float, error: str = "MemoryError"):
     from datetime import timedelta
 
