@@ -28,7 +28,7 @@ from plugin.api.schemas import (
 )
 from plugin.api.shopify_proxy import PROXY_URL, proxy_identity, proxy_shop, verified_params
 from plugin.api.views import json_body
-from plugin.errors import Forbidden, Unprocessable
+from plugin.errors import BadRequest, Forbidden, Unprocessable
 from plugin.openapi import doc
 
 bp = Blueprint("app_proxy", __name__, url_prefix=PROXY_URL)
@@ -78,6 +78,18 @@ def shopper(*, required: bool = False) -> ShopperIdentity:
     return identity
 
 
+def _json_only() -> object:
+    """A JSON body sent as JSON. Events may come as a ``text/plain`` beacon, but consent is
+    a fetch the widgets always send as ``application/json``: only that makes another site's
+    form or beacon through the storefront (which Shopify would sign for whoever's storefront
+    cookies went with it) unable to answer for the shopper, since a cross-site JSON post
+    needs a preflight the proxy never grants."""
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest("The body must be a JSON object sent as application/json.")
+    return body
+
+
 @bp.get("/config")
 @per_shop
 @doc(summary="Widget configuration, through Shopify's app proxy", tags=["shopify app proxy"],
@@ -113,6 +125,6 @@ def post_events() -> ResponseReturnValue:
      tags=["shopify app proxy"], query=ProxyQuery, request=ConsentSchema,
      response=ConsentSchema, errors=_ERRORS)
 def post_consent() -> ResponseReturnValue:
-    answer = _CONSENT.load(json_body())
+    answer = _CONSENT.load(_json_only())
     granted = consent.record_consent(g.api_shop, shopper(required=True), answer["granted"])
     return jsonify(_CONSENT.dump({"granted": granted}))

@@ -271,6 +271,19 @@ def test_consent_is_asked_and_kept_as_on_the_api(proxy, trained):
         shop_id=trained.id, kind="click").one() == (C1,)
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_consent_through_the_proxy_is_json_only(proxy, trained, content_type):
+    """Another site's form or beacon can reach the proxy through the storefront, signed by
+    Shopify for whoever's storefront cookies went with it, and needs no preflight only
+    with these types: it cannot answer for the shopper. The widgets send JSON."""
+    trained.settings = {**trained.settings, "consent_required": True}
+    db.session.commit()
+    refused = proxy.client.post(f"{PROXY_URL}/consent?{proxied({}, customer=C1)}",
+                                data='{"granted": true}', content_type=content_type)
+    assert _refused(refused, 400)["message"].endswith("application/json.")
+    assert proxy.recs(customer=C1).get_json()["personalized"] is False
+
+
 def test_events_need_a_shopper_and_refuse_another_sites_page(proxy, trained):
     event = {"events": [{"type": "view", "product_id": "p1"}]}
     _refused(proxy.post("events", event), 422)
