@@ -3,6 +3,8 @@
 The plugin translates at the boundary: ``SignatureInvalid`` -> 401, ``InvalidPayload`` and
 ``UnknownTopic`` -> 400, ``AuthFailed`` -> flag the shop for re-auth (``PermissionDenied``
 creating a discount, once the platform confirms the missing permission: hold offers back),
+``ShopUnavailable`` -> the platform holds the shop itself back (Shopify: frozen or locked):
+keep the credentials, pause its syncs and offers for a long while, no re-auth,
 ``RateLimited`` -> retry after ``retry_after`` seconds, ``TransientError`` -> retry later
 with back-off.
 """
@@ -18,6 +20,7 @@ __all__ = [
     "NotSupported",
     "PermissionDenied",
     "RateLimited",
+    "ShopUnavailable",
     "SignatureInvalid",
     "TransientError",
     "UnknownConnector",
@@ -87,6 +90,21 @@ class RateLimited(ConnectorError):
     def __init__(self, retry_after: float, message: str = "rate limited") -> None:
         super().__init__(f"{message} (retry after {retry_after:g}s)")
         self.retry_after = float(retry_after)
+
+
+class ShopUnavailable(ConnectorError):
+    """The platform holds the shop itself back for now: Shopify answers 402 for a store
+    frozen over an unpaid bill and 423 for one it locked. The credentials are fine, so
+    authorizing again changes nothing; the shop comes back on its own once paid or
+    unlocked, so callers stop asking for a long while (not seconds) and then ask again.
+    ``status`` is the HTTP status, ``reason`` a word for it ("frozen", "locked").
+    """
+
+    def __init__(self, message: str = "", *, status: int | None = None,
+                 reason: str = "unavailable") -> None:
+        super().__init__(message or f"the shop is {reason} (HTTP {status})")
+        self.status = status
+        self.reason = reason
 
 
 class TransientError(ConnectorError):

@@ -55,6 +55,7 @@ def sync_all_shops() -> int:
     import sqlalchemy as sa
 
     import connectors
+    from plugin import shop_unavailable
     from plugin.ingestion.sync import RESOURCES, run_sync
     from plugin.models import Shop
 
@@ -63,6 +64,11 @@ def sync_all_shops() -> int:
     for shop_id, platform in db.session.execute(
             sa.select(Shop.id, Shop.platform).where(Shop.status == "active")).all():
         if "backfill" not in connectors.get(platform).meta.capabilities:
+            continue
+        shop = db.session.get(Shop, shop_id)
+        if shop is not None and shop_unavailable.wait_left(shop) is not None:
+            # frozen or locked on its platform: asked again once the hour is over
+            log.info("jobs.sync_held_back", extra={"shop_id": shop_id})
             continue
         for resource in RESOURCES:
             checkpoint()
@@ -76,8 +82,8 @@ def sync_all_shops() -> int:
                 failed.append(err)
                 continue
             runs += 1
-            if result.retry_after is not None:  # rate-limited: its other resources would
-                break  # only be refused too; the next run resumes from the cursors
+            if result.retry_after is not None:  # rate-limited or held back: its other
+                break  # resources would only be refused too; the next run resumes from the cursors
     if failed:  # the job is recorded as failed, with the first error
         raise failed[0]
     return runs

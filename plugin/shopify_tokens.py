@@ -22,10 +22,10 @@ import sqlalchemy as sa
 from flask import current_app
 
 from connectors.base import Credentials
-from connectors.errors import AuthFailed, ConnectorError
+from connectors.errors import AuthFailed, ConnectorError, ShopUnavailable
 from connectors.shopify import MIGRATION_REFUSED_AT, ShopifyConnector, migration_due
 from connectors.shopify import install as tokens
-from plugin import crypto, shops
+from plugin import crypto, shop_unavailable, shops
 from plugin.extensions import db
 from plugin.leadership import checkpoint, stop_if_lease_lost
 from plugin.models import Installation, Shop
@@ -68,6 +68,7 @@ def renew_credentials(shop_id: str, connector: ShopifyConnector, held: Credentia
     token expired or was revoked) marks the installation ``auth_failed``, so the merchant's
     next admin launch goes through OAuth again, and raises ``AuthFailed``. A refused
     migration keeps the non-expiring token (good until 2027) and is asked again a day later.
+    A frozen or locked store (``ShopUnavailable``) marks nothing: its grant is not at fault.
     """
     with current_app.app_context():  # a session (and transaction) of its own
         try:
@@ -162,6 +163,10 @@ def migrate_legacy_tokens() -> int:
             continue
         try:
             fresh = renew_credentials(shop.id, connector, connector.credentials)
+        except ShopUnavailable as err:  # frozen or locked: the token stays, asked next run
+            shop_unavailable.record(shop, err)
+            db.session.commit()
+            continue
         except ConnectorError as err:  # unreachable now: the next run asks again
             log.warning("jobs.token_migration_failed", extra={
                 "shop_id": shop.id, "error": type(err).__name__})

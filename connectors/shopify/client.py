@@ -18,6 +18,7 @@ from connectors.errors import (
     ConnectorError,
     InvalidPayload,
     PermissionDenied,
+    ShopUnavailable,
     TransientError,
 )
 from connectors.http import server_trouble
@@ -26,7 +27,7 @@ from connectors.parsing import as_object
 from connectors.records import Page
 
 __all__ = ["API_VERSION", "AccessDenied", "ShopifyGraphQL", "UserError", "required_scope",
-           "throttle_delay", "user_errors"]
+           "throttle_delay", "unavailable", "user_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,22 @@ SOLD_CURRENCIES_QUERY = ("query SoldCurrencies { shop { currencyCode "
                          "enabledPresentmentCurrencies } }")
 
 
+#: Statuses Shopify answers for a store it holds back, whatever the endpoint (Admin API,
+#: token endpoint): 402 "Payment Required: the requested shop is currently frozen" (an
+#: unpaid bill) and 423 "Locked" (e.g. a detected compromise or fraud risk). See
+#: https://shopify.dev/docs/api/usage/response-codes
+UNAVAILABLE_STATUSES: dict[int, str] = {402: "frozen", 423: "locked"}
+
+
+def unavailable(status: int, what: str = "Shopify") -> ShopUnavailable | None:
+    """The error for a status saying the store is frozen or locked, None for any other."""
+    reason = UNAVAILABLE_STATUSES.get(status)
+    if reason is None:
+        return None
+    return ShopUnavailable(f"{what}: the store is {reason} (HTTP {status})", status=status,
+                           reason=reason)
+
+
 class AccessDenied(PermissionDenied):
     """GraphQL ``ACCESS_DENIED``: the token may not run this query (a scope the merchant did
     not grant), or the app may not (bulk operations not allowed in the Partner Dashboard,
@@ -282,8 +299,9 @@ class ShopifyGraphQL:
                 raise
             self._token = fresh
             response = self._post(query, variables)
-        if response.status_code == 402:  # shop frozen / unpaid
-            raise AuthFailed("shop is not accessible (HTTP 402)")
+        held_back = unavailable(response.status_code, "Shopify GraphQL")
+        if held_back is not None:  # not our credentials: re-authorizing changes nothing
+            raise held_back
         if server_trouble(response.status_code):
             raise TransientError(f"Shopify GraphQL HTTP {response.status_code}")
         if response.status_code >= 400:

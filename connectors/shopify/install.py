@@ -20,6 +20,7 @@ import jwt
 import requests
 
 from connectors.errors import AuthFailed, InvalidPayload, SignatureInvalid
+from connectors.shopify.client import unavailable
 
 __all__ = [
     "ACCESS_EXPIRES_AT",
@@ -193,9 +194,13 @@ def migrate_to_expiring_token(
 
 def _token_request(session: requests.Session, shop: str, body: dict[str, str], *, what: str,
                    now: datetime | None) -> dict[str, str]:
-    """POST to the shop's token endpoint; a refusal (4xx) is ``AuthFailed``."""
+    """POST to the shop's token endpoint; a refusal (4xx) is ``AuthFailed``, except a
+    frozen or locked store's 402/423 (``ShopUnavailable``: the grant is not at fault)."""
     response = session.post(
         f"https://{validate_shop_domain(shop)}/admin/oauth/access_token", json=body)
+    held_back = unavailable(response.status_code, what)
+    if held_back is not None:
+        raise held_back
     if response.status_code >= 400:
         raise AuthFailed(f"{what} refused (HTTP {response.status_code})",
                          status=response.status_code)

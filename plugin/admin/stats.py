@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from plugin import shop_unavailable
 from plugin.admin import settings as settings_service
 from plugin.currency import catalogue_currency, same_currency, shop_currency, split
 from plugin.extensions import db
@@ -274,6 +275,8 @@ def connector_status(shop: Shop) -> dict[str, Any]:
     progress = sync_progress(shop.id)
     rate_limited = any("RateLimited" in (p["last_error"] or "") for p in progress)
     return {"auth_failing": bool(installation and installation.auth_failed),
+            # the platform holds the shop back (frozen, locked): said instead of "reinstall"
+            "unavailable": shop_unavailable.note(shop),
             "rate_limited": rate_limited, "syncs": progress,
             "offers_blocked": offer_permissions.note(shop)
             or settings_service.offers_paused_note(shop)}

@@ -546,6 +546,7 @@ def progress() -> ResponseReturnValue:
     status = stats.connector_status(shop)
     model = stats.model_summary(shop.id)
     return jsonify(syncs=status["syncs"], auth_failing=status["auth_failing"],
+                   unavailable=status["unavailable"],
                    rate_limited=status["rate_limited"], inbox=inbox.inbox_counts(shop.id),
                    model=None if model is None else {"version": model["version"],
                                                      "age_hours": model["age_hours"]})

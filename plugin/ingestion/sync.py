@@ -26,6 +26,11 @@ listing of their permissions: Saleor and Vendure refuse a dead token the same wa
 that resource only: its state says ``refused`` and what to grant, until a page is read
 again; the credentials are not marked failed, unless authorising again is what grants the
 permission (Shopify's scopes: the merchant's next launch goes through OAuth).
+
+A shop the platform holds back (``ShopUnavailable``: a frozen or locked Shopify store) is no
+failure of the credentials either: the sync stops "paused" with its cursor as it was, the
+shop is marked held back (``plugin.shop_unavailable``) and the scheduled syncs leave it for
+an hour; the next page read clears the mark.
 """
 
 from __future__ import annotations
@@ -47,10 +52,11 @@ from connectors.errors import (
     NotSupported,
     PermissionDenied,
     RateLimited,
+    ShopUnavailable,
 )
 from connectors.http import RetrySession
 from connectors.records import Rejected
-from plugin import lease, shops
+from plugin import lease, shop_unavailable, shops
 from plugin.db_clock import db_utcnow
 from plugin.extensions import db
 from plugin.ingestion import mapping
@@ -256,6 +262,7 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
             state.done += len(page.items)
             if state.status == REFUSED:  # read again: the permission was granted
                 state.status, state.last_error = "running", None
+            shop_unavailable.clear(shop)  # the platform answers again
             db.session.commit()  # rows + cursor together
             result.records += len(page.items)
             result.pages += 1
@@ -282,7 +289,10 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
             result.error = "lost the sync lease to another run"
             log.warning("sync.lease_lost", extra={"shop_id": shop_id, "resource": resource})
             return result
-        if missing is not None:
+        if isinstance(err, ShopUnavailable):
+            result.error = _held_back(shop, resource, err).last_error
+            result.retry_after = shop_unavailable.RETRY_AFTER.total_seconds()
+        elif missing is not None:
             result.error = _refused(shop, connector, resource, missing).last_error
         else:
             result.error = _failed(shop_id, resource, err).last_error
@@ -406,6 +416,16 @@ def _refused(shop: Shop, connector: Connector, resource: str,
                         f"{'permission' if len(missing) == 1 else 'permissions'} {them}. "
                         f"To sync {resource}, {where_to_grant(shop.platform, them)}; the "
                         "next sync resumes by itself.")[:1000]
+    return state
+
+
+def _held_back(shop: Shop, resource: str, err: ShopUnavailable) -> SyncState:
+    """Roll the page back, keep the cursor and mark the state paused while the platform
+    holds the shop back, and the shop as held back (caller commits)."""
+    db.session.rollback()
+    shop_unavailable.record(shop, err)
+    state = sync_state(shop.id, resource)
+    state.status, state.last_error = "paused", shop_unavailable.note(shop)
     return state
 
 

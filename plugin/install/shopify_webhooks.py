@@ -13,6 +13,8 @@ each active shop to the topics it misses:
 - a shop whose check fails is asked again after a back-off that doubles up to a day, so
   one unreachable shop is not called every hour;
 - a shop whose credentials Shopify refused (``auth_failed``) is left to its next OAuth;
+- a shop Shopify holds back (frozen or locked, ``plugin.shop_unavailable``) is asked again
+  after that module's hour, which counts as no failure: nothing here can help it;
 - a subscription to this shop's webhook path under another base URL (``PUBLIC_URL`` was
   changed) is moved to the current address, or deleted when the current one has its
   topic: Shopify would deliver to both, and the old host may be dead or someone else's.
@@ -37,11 +39,11 @@ import requests
 import sqlalchemy as sa
 from flask import current_app
 
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, ShopUnavailable
 from connectors.manifest import absolute_url, load_manifest
 from connectors.shopify import ShopifyConnector, WebhookReconcile
 from connectors.shopify.webhooks import SHOP_TOPICS
-from plugin import shops
+from plugin import shop_unavailable, shops
 from plugin.extensions import db
 from plugin.leadership import checkpoint, stop_if_lease_lost
 from plugin.models import Shop
@@ -111,6 +113,12 @@ def reconcile(shop: Shop, *, now: datetime | None = None,
         assert isinstance(connector, ShopifyConnector)
         uri = webhook_uri(shop.id)
         done = connector.reconcile_webhooks(uri, path=webhook_path(shop.id))
+    except ShopUnavailable as err:  # frozen or locked: asked again when the others ask
+        shop_unavailable.record(shop, err, now=now)
+        _store(shop, {**before, "retry_at": (now + shop_unavailable.RETRY_AFTER).isoformat()})
+        log.info("install.shopify.webhooks_shop_unavailable", extra={
+            "shop_id": shop.id, "status": err.status})
+        raise
     except ConnectorError as err:
         failures = int(before.get("failures") or 0) + 1
         wait = min(BACKOFF * 2 ** (failures - 1), MAX_BACKOFF)
@@ -121,6 +129,7 @@ def reconcile(shop: Shop, *, now: datetime | None = None,
         raise
     _store(shop, {"topics": sorted(SHOP_TOPICS), "uri": uri, "checked_at": now.isoformat(),
                   "skipped": done.skipped})
+    shop_unavailable.clear(shop)  # Shopify answered
     if done.skipped and done.skipped != before.get("skipped"):
         log.warning("install.shopify.webhooks_scope_missing", extra={
             "shop_id": shop.id, "skipped": done.skipped})
@@ -154,12 +163,15 @@ def reconcile_due(*, now: datetime | None = None) -> int:
     failed: list[Exception] = []
     for shop in db.session.scalars(sa.select(Shop).where(
             Shop.status == "active", Shop.platform == "shopify")).all():
-        if shop.installation is None or shop.installation.auth_failed or not due(shop, now):
+        if shop.installation is None or shop.installation.auth_failed or not due(shop, now) \
+                or shop_unavailable.wait_left(shop, now=now) is not None:
             continue
         checkpoint()  # the scheduler lease was lost: the new leader reconciles the rest
         try:
             done = reconcile(shop, now=now)
             created += len(done.created) + len(done.moved)
+        except ShopUnavailable:  # recorded, with the hour it waits: no failure of the job
+            pass
         except ConnectorError as err:
             failed.append(err)
         except Exception as err:  # no credentials left, a crash: the other shops go on

@@ -23,9 +23,16 @@ import sqlalchemy as sa
 
 import connectors
 from connectors.base import Connector
-from connectors.errors import ConnectorError, InvalidPayload, NotSupported, PermissionDenied
+from connectors.errors import (
+    ConnectorError,
+    InvalidPayload,
+    NotSupported,
+    PermissionDenied,
+    ShopUnavailable,
+)
 from connectors.guarded_http import make_guarded_session
 from connectors.records import DiscountSpec
+from plugin import shop_unavailable
 from plugin.api.service import in_holdout
 from plugin.currency import catalogue_currency
 from plugin.errors import Conflict, Forbidden, ShopkeeperError
@@ -123,6 +130,8 @@ def quote(shop: Shop, shopper_id: str, cart: CartIn, *, is_customer: bool = Fals
         return _answer(None, "disabled", progress)
     if permissions.blocked(shop) is not None:  # every accept would fail: promise nothing
         return _answer(None, permissions.REASON, progress)
+    if shop_unavailable.state(shop) is not None:  # frozen or locked: promise nothing
+        return _answer(None, shop_unavailable.REASON, progress)
     if rails.refused:
         log.warning("offers.settings_refused", extra={"shop_id": shop.id,
                                                       "keys": list(rails.refused)})
@@ -207,8 +216,8 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
     offer = _verified_offer(shop, shopper_id, token, cart, now)
     if not (shop.settings or {}).get("offers_enabled"):
         raise Conflict("Offers are switched off in this shop.")
-    if permissions.blocked(shop) is not None:  # quoted before the platform refused
-        _withdraw(offer)
+    if permissions.blocked(shop) is not None or shop_unavailable.state(shop) is not None:
+        _withdraw(offer)  # quoted before the platform refused, or held the shop back
         raise Conflict(PAUSED)
     if offer.discount_kind == "free_shipping" and not _caps_free_shipping(shop):
         # quoted before such platforms were excluded: its cost has no bound there
@@ -250,6 +259,14 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
         _withdraw_refused(offer)
         withdraw_unaccepted(shop.id)
         db.session.commit()
+        raise Conflict(PAUSED) from None
+    except ShopUnavailable as err:  # frozen or locked: no offers until it is back
+        db.session.rollback()
+        shop_unavailable.record(shop, err, now=now)
+        _withdraw_refused(offer)
+        withdraw_unaccepted(shop.id)
+        db.session.commit()
+        log.warning("offers.shop_unavailable", extra={"shop_id": shop.id, "status": err.status})
         raise Conflict(PAUSED) from None
     except REFUSED as err:  # asked again, the platform would say the same
         db.session.rollback()
