@@ -119,6 +119,67 @@ def shop_secret(shop) -> str:
     return credentials_for(shop).webhook_secret
 
 
+class LeaseTakeover:
+    """Two workers, w1 and w2, on one app and one lease clock (``fake_lease_clock``, hours
+    off the real one), for tests of a scheduler lease lost while a job runs: their
+    schedulers start paused (a ``tick`` makes the leader), ``run`` runs a job as the
+    worker's scheduler would, and ``take_over``, called from inside w1's job, lets w2 take
+    the lease from a w1 stalled past it. The ``lease_takeover`` fixture shuts both
+    schedulers down, waiting for their threads, whatever the test did."""
+
+    def __init__(self, app, monkeypatch, lease_seconds: float = 30) -> None:
+        from plugin.jobs import Worker
+        from tests.factories import fake_lease_clock
+
+        app.config.update(SCHEDULER_LEASE_SECONDS=lease_seconds)
+        self.app = app
+        self.clock = fake_lease_clock(monkeypatch, off_real=True)
+        self.first = Worker(app, name="w1", clock=self.clock)
+        self.second = Worker(app, name="w2", clock=self.clock)
+        self.running: list[str] = []  # the workers that ran a job, in order
+        for worker in (self.first, self.second):
+            worker.scheduler.start(paused=True)
+
+    def run(self, worker, job: str) -> None:
+        """Run ``job`` now, on this thread, as ``worker``'s scheduler would."""
+        self.running.append(worker.name)
+        scheduled = worker.scheduler.get_job(job)
+        scheduled.func(*scheduled.args, **scheduled.kwargs)
+
+    def stall(self) -> None:
+        """w1 stalls past its lease (on the lease's clock), with nothing renewing it."""
+        self.clock.advance(self.app.config["SCHEDULER_LEASE_SECONDS"] + 1)
+
+    def take_over(self) -> None:
+        """w1 stalls past its lease and w2's next loop turn takes it over."""
+        self.stall()
+        with self.app.app_context():
+            self.second.tick()
+            assert self.second.leader
+            _db.session.remove()
+
+    def shutdown(self) -> None:
+        for worker in (self.first, self.second):
+            worker.scheduler.shutdown(wait=True)
+
+
+@pytest.fixture
+def lease_takeover(app, monkeypatch):
+    """Makes the ``LeaseTakeover`` pair, once the test has set the jobs the workers'
+    schedulers are built with (``plugin.jobs.SCHEDULED_JOBS``)."""
+    made: list[LeaseTakeover] = []
+
+    def make() -> LeaseTakeover:
+        made.append(LeaseTakeover(app, monkeypatch))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for two in made:
+            two.shutdown()
+
+
 #: Threads of the scheduler and worker machinery (plugin.jobs, plugin.heartbeat,
 #: plugin.training and APScheduler's): none may outlive the test that started it.
 JOB_THREADS = ("APScheduler", "ThreadPoolExecutor-", "job-heartbeat-", "scheduler-lease",

@@ -606,7 +606,7 @@ def test_load_interactions_does_not_hold_every_row_as_python_objects(app, shop, 
 
 
 def test_a_fit_stopped_by_a_lost_scheduler_lease_lets_the_new_leader_refit_at_once(
-        app, store, monkeypatch, caplog):
+        app, store, monkeypatch, caplog, lease_takeover):
     """A fit whose worker lost the scheduler lease stops (its commits are fenced), but its
     release of the shop's fit lease was fenced too: the lease stayed held until it lapsed
     (TRAINING_LEASE_SECONDS), and the new leader skipped the shop as being fitted, then
@@ -617,44 +617,24 @@ def test_a_fit_stopped_by_a_lost_scheduler_lease_lets_the_new_leader_refit_at_on
 
     import sqlalchemy as sa
 
-    from plugin.jobs import Worker
     from plugin.models import JobRun
-    from tests.factories import fake_lease_clock
 
-    app.config.update(SCHEDULER_LEASE_SECONDS=30)
-    # every lease on the test's clock (the fence, checkpoints, the fit's own lease too),
+    # every lease on the pair's clock (the fence, checkpoints, the fit's own lease too),
     # hours off the real one: see tests/test_worker.py's fencing tests
-    clock, running, real = fake_lease_clock(monkeypatch, off_real=True), [], \
-        training.new_recommender
-    first, second = Worker(app, name="w1", clock=clock), Worker(app, name="w2", clock=clock)
+    two, real = lease_takeover(), training.new_recommender
 
     class StalledFit:  # w1 stalls in the fit; w2 takes the scheduler lease over
         def fit(self, data, **kwargs):
-            if running[-1] == "w1":
-                clock.advance(31)
-                with app.app_context():
-                    second.tick()
-                    assert second.leader
-                    db.session.remove()
+            if two.running[-1] == "w1":
+                two.take_over()
             return real().fit(data, **kwargs)
 
-    def run(worker):  # as its scheduler runs the hourly job
-        running.append(worker.name)
-        job = worker.scheduler.get_job("retrain_due_shops")
-        job.func(*job.args, **job.kwargs)
-
     monkeypatch.setattr(training, "new_recommender", StalledFit)
-    for w in (first, second):
-        w.scheduler.start(paused=True)
-    try:
-        first.tick()
-        with caplog.at_level(logging.INFO):
-            run(first)
-            assert lease.holder_of(training.fit_lease_name(store.id)) is None  # given up
-            run(second)
-    finally:
-        for w in (first, second):
-            w.scheduler.shutdown(wait=True)
+    two.first.tick()
+    with caplog.at_level(logging.INFO):
+        two.run(two.first, "retrain_due_shops")
+        assert lease.holder_of(training.fit_lease_name(store.id)) is None  # given up
+        two.run(two.second, "retrain_due_shops")
     runs = [(r.worker, r.status) for r in db.session.scalars(
         sa.select(JobRun).where(JobRun.job == "retrain_due_shops").order_by(JobRun.id))]
     assert runs == [("w1", "lease_lost"), ("w2", "ok")]

@@ -19,7 +19,7 @@ from plugin.jobs import Worker
 from plugin.models import JobRun, WebhookDelivery
 from plugin.models.types import utcnow
 from plugin.webhooks import inbox
-from tests.factories import FakeClock, fake_lease_clock, post_webhook, product_body, wait_until
+from tests.factories import FakeClock, post_webhook, product_body, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -824,7 +824,7 @@ def test_a_job_run_records_the_lease_holder_that_ran_it(app):
 
 @pytest.mark.parametrize("lost", ["lapsed", "taken"])
 def test_a_job_running_when_its_worker_loses_the_lease_stops_and_the_new_leader_runs_it(
-        app, shop, monkeypatch, caplog, lost):
+        app, shop, monkeypatch, caplog, lease_takeover, lost):
     """The lease was checked only when a job started: one still running when its worker
     lost the lease ran on beside the new leader's run of the same job. It now stops at its
     next unit of work, committing nothing more, recorded as stopped (not failed); the new
@@ -839,51 +839,35 @@ def test_a_job_running_when_its_worker_loses_the_lease_stops_and_the_new_leader_
     from plugin.models import AuditLog
     from plugin.shops import audit
 
-    app.config.update(SCHEDULER_LEASE_SECONDS=30)
-    # the fence, checkpoints and the run's lease check too: on the database's clock, a
-    # loaded machine's 30 s stall let w1's lease lapse before the test took it over
-    clock, running = fake_lease_clock(monkeypatch, off_real=True), []
-
     def lose_the_lease():  # as the old leader's first two units are committed
-        clock.advance(31)  # it stalled past its lease (on the lease's clock)
-        with app.app_context():
-            if lost == "lapsed":
+        if lost == "lapsed":
+            two.stall()
+            with app.app_context():
                 assert not first._keep_lease()  # its renewing thread's next beat
-            else:
-                second.tick()
-                assert second.leader
-            db.session.remove()
+                db.session.remove()
+        else:
+            two.take_over()
 
     def units():  # three units of work, each committed
         for n in range(3):
             checkpoint()
-            audit(shop.id, "test.unit", unit=n, by=running[-1])
+            audit(shop.id, "test.unit", unit=n, by=two.running[-1])
             db.session.commit()
-            if running[-1] == "w1" and n == 1:
+            if two.running[-1] == "w1" and n == 1:
                 lose_the_lease()
 
-    def run(worker):  # as its scheduler runs the job
-        running.append(worker.name)
-        job = worker.scheduler.get_job("units")
-        job.func(*job.args, **job.kwargs)
-
     monkeypatch.setattr(jobs, "SCHEDULED_JOBS", {"units": (units, 600)})
-    first, second = Worker(app, name="w1", clock=clock), Worker(app, name="w2", clock=clock)
-    for w in (first, second):
-        w.scheduler.start(paused=True)
-    try:
-        first.tick()
+    two = lease_takeover()  # every lease read on its clock, hours off the real one
+    first, second = two.first, two.second
+    first.tick()
+    second.tick()
+    assert (first.leader, second.leader) == (True, False)
+    two.run(first, "units")
+    if lost == "lapsed":
+        assert (first.leader, first.scheduler.state) == (False, STATE_PAUSED)
         second.tick()
-        assert (first.leader, second.leader) == (True, False)
-        run(first)
-        if lost == "lapsed":
-            assert (first.leader, first.scheduler.state) == (False, STATE_PAUSED)
-            second.tick()
-        assert second.leader
-        run(second)
-    finally:
-        for w in (first, second):
-            w.scheduler.shutdown(wait=True)
+    assert second.leader
+    two.run(second, "units")
     done = [(a.detail["by"], a.detail["unit"]) for a in db.session.scalars(
         sa.select(AuditLog).where(AuditLog.action == "test.unit").order_by(AuditLog.id))]
     assert done == [("w1", 0), ("w1", 1), ("w2", 0), ("w2", 1), ("w2", 2)]
@@ -919,7 +903,8 @@ def test_each_job_over_shops_stops_between_shops_once_the_lease_is_lost(app, job
     assert db.session.scalar(sa.select(JobRun.status).where(JobRun.job == job)) == "lease_lost"
 
 
-def test_a_unit_running_when_its_lease_is_taken_over_commits_nothing(app, shop, monkeypatch):
+def test_a_unit_running_when_its_lease_is_taken_over_commits_nothing(app, shop, monkeypatch,
+                                                                   lease_takeover):
     """A job stopped at its next ``checkpoint`` once its worker lost the lease, but the
     unit running then still committed beside the new leader's run of the same job. Its
     commit is now fenced by the lease's generation: taken over between the unit's
@@ -929,41 +914,23 @@ def test_a_unit_running_when_its_lease_is_taken_over_commits_nothing(app, shop, 
     from plugin.models import AuditLog
     from plugin.shops import audit
 
-    app.config.update(SCHEDULER_LEASE_SECONDS=30)
-    # every lease read on the test's clock, the fence, checkpoints and the run's lease
+    # every lease read on the pair's clock, the fence, checkpoints and the run's lease
     # check included: they read the database's, and w1's lease lapsed in real time
     # whenever the run took 30 s (it then committed none of its units); started far from
     # the real clock, a read left on it fails this test every run
-    clock, running = fake_lease_clock(monkeypatch, off_real=True), []
-
     def units():
         for n in range(3):
             checkpoint()
-            audit(shop.id, "test.unit", unit=n, by=running[-1])
-            if running[-1] == "w1" and n == 1:  # w1 stalls mid-unit; w2 takes over
-                clock.advance(31)
-                with app.app_context():
-                    second.tick()
-                    assert second.leader
-                    db.session.remove()
+            audit(shop.id, "test.unit", unit=n, by=two.running[-1])
+            if two.running[-1] == "w1" and n == 1:  # w1 stalls mid-unit; w2 takes over
+                two.take_over()
             db.session.commit()
 
-    def run(worker):
-        running.append(worker.name)
-        job = worker.scheduler.get_job("units")
-        job.func(*job.args, **job.kwargs)
-
     monkeypatch.setattr(jobs, "SCHEDULED_JOBS", {"units": (units, 600)})
-    first, second = Worker(app, name="w1", clock=clock), Worker(app, name="w2", clock=clock)
-    for w in (first, second):
-        w.scheduler.start(paused=True)
-    try:
-        first.tick()
-        run(first)
-        run(second)
-    finally:
-        for w in (first, second):
-            w.scheduler.shutdown(wait=True)
+    two = lease_takeover()
+    two.first.tick()
+    two.run(two.first, "units")
+    two.run(two.second, "units")
     done = [(a.detail["by"], a.detail["unit"]) for a in db.session.scalars(
         sa.select(AuditLog).where(AuditLog.action == "test.unit").order_by(AuditLog.id))]
     assert done == [("w1", 0), ("w2", 0), ("w2", 1), ("w2", 2)]
@@ -1103,7 +1070,7 @@ def _job_units(job: str) -> tuple[str, str, object, int]:
                                  "offers", "retrain_due_shops", "shopify_token_migration",
                                  "shopify_webhooks", "subprofile_answers", "retention_purge"])
 def test_a_lease_taken_over_in_a_jobs_last_unit_stops_the_run_and_fails_no_shop(
-        app, monkeypatch, caplog, job):
+        app, monkeypatch, caplog, lease_takeover, job):
     """A fenced commit raises ``LeaseLost`` in the middle of a unit, inside the job's
     per-shop ``except Exception``: it was logged as that shop's failure (a traceback for
     offers) and, the last unit having no checkpoint after it, the run was recorded failed
@@ -1116,20 +1083,14 @@ def test_a_lease_taken_over_in_a_jobs_last_unit_stops_the_run_and_fails_no_shop(
     from plugin.metrics import REGISTRY
     from plugin.models import SchedulerLease
 
-    app.config.update(SCHEDULER_LEASE_SECONDS=30)
     module, name, result, units = _job_units(job)
-    clock, done = fake_lease_clock(monkeypatch, off_real=True), []  # no real-clock reads
-    first, second = Worker(app, name="w1", clock=clock), Worker(app, name="w2", clock=clock)
+    two, done = lease_takeover(), []  # every lease on its clock: no real-clock reads
     real = getattr(importlib.import_module(module), name)
 
     def unit(*args, **kwargs):  # the job's unit of work, which commits
         done.append(args)
         if len(done) == units:  # w1 stalls in its last unit; w2 takes the lease over
-            clock.advance(31)
-            with app.app_context():
-                second.tick()
-                assert second.leader
-                db.session.remove()
+            two.take_over()
         if name == "erase_shop":
             real(*args)
         else:
@@ -1138,16 +1099,9 @@ def test_a_lease_taken_over_in_a_jobs_last_unit_stops_the_run_and_fails_no_shop(
 
     monkeypatch.setattr(importlib.import_module(module), name, unit)
     failures = REGISTRY.get_sample_value("shopkeeper_job_failures_total", {"job": job}) or 0
-    for w in (first, second):
-        w.scheduler.start(paused=True)
-    try:
-        first.tick()
-        scheduled = first.scheduler.get_job(job)
-        with caplog.at_level(logging.INFO):
-            scheduled.func(*scheduled.args, **scheduled.kwargs)
-    finally:
-        for w in (first, second):
-            w.scheduler.shutdown(wait=True)
+    two.first.tick()
+    with caplog.at_level(logging.INFO):
+        two.run(two.first, job)
     assert len(done) == units  # the lease went in the last unit
     db.session.expire_all()
     run = db.session.scalars(sa.select(JobRun).where(JobRun.job == job)).one()

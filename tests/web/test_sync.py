@@ -653,7 +653,7 @@ def test_prices_in_other_currencies_are_stored_with_the_product_and_its_variants
 
 
 def test_a_sync_stopped_by_a_lost_scheduler_lease_gives_its_sync_lease_up(
-        app, fake_shop, monkeypatch, caplog):
+        app, fake_shop, monkeypatch, caplog, lease_takeover):
     """A scheduled sync whose worker lost the scheduler lease stops at its next commit
     (fenced), but the release of its own sync lease was fenced too: it stayed held for
     LEASE_SECONDS, and the new leader's run found "another sync of products is running"
@@ -663,43 +663,26 @@ def test_a_sync_stopped_by_a_lost_scheduler_lease_gives_its_sync_lease_up(
 
     from plugin import jobs, lease
     from plugin.ingestion import sync
-    from plugin.jobs import Worker
     from plugin.models import JobRun
 
-    app.config.update(SCHEDULER_LEASE_SECONDS=30)
-    # every lease on the test's clock (the fence, checkpoints, the sync's own lease too),
+    # every lease on the pair's clock (the fence, checkpoints, the sync's own lease too),
     # hours off the real one: see tests/test_worker.py's fencing tests
-    clock, running, results = fake_lease_clock(monkeypatch, off_real=True), [], []
+    results = []
 
     def stall(page: int) -> None:  # w1 stalls before its second page; w2 takes over
-        if running[-1] == "w1" and page == 1:
-            clock.advance(31)
-            with app.app_context():
-                second.tick()
-                assert second.leader
-                db.session.remove()
-
-    def run(worker):
-        running.append(worker.name)
-        job = worker.scheduler.get_job("sync")
-        job.func(*job.args, **job.kwargs)
+        if two.running[-1] == "w1" and page == 1:
+            two.take_over()
 
     PagedFakeConnector.before_page = stall
     monkeypatch.setattr(jobs, "SCHEDULED_JOBS", {"sync": (
         lambda: results.append(run_sync(fake_shop.id, "products")), 600)})
-    first, second = Worker(app, name="w1", clock=clock), Worker(app, name="w2", clock=clock)
-    for w in (first, second):
-        w.scheduler.start(paused=True)
-    try:
-        first.tick()
-        with caplog.at_level(logging.INFO):
-            run(first)
-            assert lease.holder_of(sync.lease_name(fake_shop.id, "products")) is None
-            assert _count(ProductRow) == 10  # w1's first page; its second, nothing
-            run(second)
-    finally:
-        for w in (first, second):
-            w.scheduler.shutdown(wait=True)
+    two = lease_takeover()
+    two.first.tick()
+    with caplog.at_level(logging.INFO):
+        two.run(two.first, "sync")
+        assert lease.holder_of(sync.lease_name(fake_shop.id, "products")) is None
+        assert _count(ProductRow) == 10  # w1's first page; its second, nothing
+        two.run(two.second, "sync")
     runs = [(r.worker, r.status) for r in db.session.scalars(
         sa.select(JobRun).where(JobRun.job == "sync").order_by(JobRun.id))]
     assert runs == [("w1", "lease_lost"), ("w2", "ok")]
