@@ -11,6 +11,8 @@ left alone here: they are verified over the raw bytes first, and
 
 from __future__ import annotations
 
+import json
+
 from flask import Flask, current_app, request
 
 from connectors.parsing import MAX_JSON_DEPTH, scan_json
@@ -22,6 +24,20 @@ _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 #: their bodies are judged after the signature too, so an unsigned one gets its 401.
 RAW_BODY_ENDPOINTS = frozenset({"install.shopify_app_webhook"})
 _BODY_REFUSAL = "NUL characters and lone surrogates (\\ud800-\\udfff unpaired) are not allowed."
+
+
+def _parsed_body() -> object:
+    """The body parsed as JSON whatever its type, or None, without ``get_json(force=True)``:
+    Werkzeug keeps that parse and answers a view's later ``get_json(silent=True)`` from it,
+    so a text/plain post (another site's form or beacon, no preflight) passed as JSON in
+    views that require JSON. The raw body stays cached for the view."""
+    raw = request.get_data(cache=True)
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def refuse_nul() -> None:
@@ -39,7 +55,7 @@ def refuse_nul() -> None:
                 where.append("form")
         else:
             try:
-                deep, nul = scan_json(request.get_json(force=True, silent=True))
+                deep, nul = scan_json(_parsed_body())
             except RecursionError:
                 deep, nul = True, False
             if deep:

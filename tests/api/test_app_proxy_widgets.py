@@ -115,6 +115,27 @@ def test_a_signed_in_customer_gets_and_accepts_an_offer_for_themselves(client, a
 
 
 @responses.activate
+def test_another_sites_text_plain_post_through_the_proxy_accepts_and_creates_nothing(
+        client, app):
+    """A form or beacon of another site reaches the proxy through the storefront with no
+    preflight only as text/plain (or a form), signed by Shopify for the customer whose
+    storefront cookies went with it. The request guard's NUL scan parsed every body as
+    JSON and Werkzeug kept that parse, so these views, which ask for JSON, took it."""
+    _offer_shop()
+    alice = Door(client, ALICE)
+    offer = alice.offer()
+    for path, body in [("/offers/accept", {"token": offer["token"], "cart": cart_body()}),
+                       ("/subprofiles", {"name": "Forged"})]:
+        signed = proxied({}, customer=ALICE)
+        forged = client.post(f"{PROXY_URL}{path}?{signed}", data=json.dumps(body),
+                             content_type="text/plain")
+        assert _refused(forged, 400)["message"] == "The body must be a JSON object."
+    assert _offer_rows() == [(ALICE, "offered")]
+    assert alice.names() == []
+    assert [c for c in responses.calls if "graphql" in c.request.url] == []
+
+
+@responses.activate
 def test_an_offer_quoted_for_one_customer_is_refused_for_another(client, app):
     _offer_shop()
     offer = Door(client, ALICE).offer()
