@@ -416,3 +416,25 @@ def test_redacting_orders_renews_the_data_request_exports_holding_them(app, shop
             renewed[export["customer_id"]] = sorted(o["id"] for o in export["orders"])
             assert "4343" not in path.read_text()
     assert renewed == {"c1": ["4444"], None: ["4242"]}
+
+
+def test_an_exports_deletion_is_shown_on_the_shops_clock(app, client, shop, monkeypatch):
+    """Requested at 20:00 in Los Angeles on 24 Nov (04:00 UTC on the 25th), the export goes
+    at 20:00 on 24 Dec there: the page must not promise the merchant UTC's 25 December."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from plugin import privacy
+    from tests.admin.conftest import sign_in
+
+    shop.settings = {**(shop.settings or {}), "timezone": "America/Los_Angeles"}
+    db.session.commit()
+    asked = datetime(2026, 11, 24, 20, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
+    monkeypatch.setattr(privacy, "utcnow", lambda: asked.astimezone(UTC))
+    record_data_request(shop.id, "cust-la")
+    db.session.commit()
+    sign_in(app, client, shop)
+    page = client.get("/admin/privacy").get_data(as_text=True)
+    assert "2026-11-24 20:00 PST" in page  # requested
+    assert "2026-12-24 20:00 PST" in page  # deleted after
+    assert "2026-12-25" not in page
