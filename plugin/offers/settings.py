@@ -61,7 +61,8 @@ class Guardrails:
     margin_floor_pct: Decimal = Decimal(20)
     #: Margin assumed for products without a known cost (``product_costs``).
     default_margin_pct: Decimal = Decimal(40)
-    #: Discount money that may be committed per UTC day / calendar month.
+    #: Discount money that may be committed per day / calendar month of the shop's time
+    #: zone (``budget.remaining``), as on the dashboard.
     daily_budget: Decimal = Decimal(100)
     monthly_budget: Decimal = Decimal(1500)
     #: Days after an accepted offer before the same shopper can get another.
