@@ -70,9 +70,12 @@ def test_the_offer_cost_counts_the_shops_currency_and_lists_the_others(app, shop
     assert stats.offer_cost(shop.id, now=NOW) == Decimal(26)
 
 
-def test_the_dashboard_shows_each_budget_in_its_currency(app, client, shop):
+def test_the_dashboard_shows_each_budget_in_its_currency(app, client, shop, monkeypatch):
+    # the page's "today" pinned to the spend's: spent at 23:59:59.9, read just after
+    # midnight, it was yesterday's and "spent today" said 0.00
+    monkeypatch.setattr(stats, "utcnow", lambda: NOW)
     _dollar_shop(shop)
-    now = utcnow()
+    now = NOW
     _spend(shop, [("USD", "5", now), ("EUR", "7", now), ("GBP", "2", now)])
     sign_in(app, client, shop)
     html = client.get("/admin/").get_data(as_text=True)
