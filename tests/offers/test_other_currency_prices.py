@@ -118,8 +118,8 @@ def test_the_euro_minimum_cart_value_applies_to_a_euro_cart(client, app):
     assert body["offer"] is None and body["reason_code"] == "below_min_cart_value"
 
 
-def _spend(shop, currency: str, amount: str) -> None:
-    now = utcnow()
+def _spend(shop, currency: str, amount: str, at=None) -> None:
+    now = at or utcnow()
     offer = Offer(public_id=f"of_{currency}_{amount}", shop_id=shop.id, shopper_id="s",
                   cart_hash="h", stage="idle_cart", currency=currency, status="accepted",
                   amount=Decimal(amount), created_at=now, accepted_at=now,
@@ -134,9 +134,9 @@ def test_each_currency_spends_its_own_budget(app):
     """Dollars and euros are never added up: each is spent against its own figures."""
     shop = _vendure(currency_guardrails={"EUR": EUR})
     rails = service.guardrails_for(shop)
-    _spend(shop, "EUR", "30.00")
-    _spend(shop, "USD", "10.00")
-    now = utcnow()
+    now = utcnow()  # one moment: spent at 23:59:59.9 and read after midnight, the day's
+    _spend(shop, "EUR", "30.00", now)  # spend was yesterday's and the day's budget whole
+    _spend(shop, "USD", "10.00", now)
     assert budget.remaining(shop.id, rails, now) == (Decimal(90), Decimal(990))
     assert budget.remaining(shop.id, rails.in_currency("eur"), now) == (Decimal(50),
                                                                         Decimal(870))
