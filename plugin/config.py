@@ -45,6 +45,9 @@ class Config:
     INBOX_BATCH_SIZE = 100
     # Inbox: attempts before a delivery is marked dead (its last error kept).
     INBOX_MAX_ATTEMPTS = 8
+    # Demo storefront: the loader's data-timeout (ms the widgets wait for the API). None:
+    # the loader's own default (3000), what a merchant's page gets without the attribute.
+    DEMO_WIDGET_TIMEOUT_MS: int | None = None
     # Inbox: first retry delay in seconds; doubles per attempt.
     INBOX_RETRY_BASE_SECONDS = 5
     # Inbox: a claimed row whose worker stopped renewing its claim (every quarter of this)

@@ -130,7 +130,7 @@ def _page(template: str, **context: Any) -> Response:
         shop=shop, widget_key=shop.widget_key, version=widget_version(),
         customer=customer, shoppers=shoppers, path=request.path,
         customer_token=customer_token(shop, customer) if customer else None,
-        **context)
+        widget_timeout=current_app.config.get("DEMO_WIDGET_TIMEOUT_MS"), **context)
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = DEMO_CSP
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -215,3 +215,14 @@ def test_modules_are_gzipped_for_clients_that_accept_it(client, path):
     cached = client.get(path, headers={"Accept-Encoding": "gzip",
                                        "If-None-Match": packed.headers["ETag"]})
     assert cached.status_code == 304
+
+
+def test_the_demo_embed_sets_a_timeout_only_when_configured(app, client, seeded):
+    """A merchant's page gets the loader's own 3 s default; the setting is for slow hosts."""
+    def loader_tag() -> str:
+        return re.search(r"<script[^>]*loader\.js[^>]*>",
+                         client.get("/demo/").get_data(as_text=True)).group(0)
+
+    assert "data-timeout" not in loader_tag()
+    app.config["DEMO_WIDGET_TIMEOUT_MS"] = 8000
+    assert 'data-timeout="8000"' in loader_tag()

@@ -156,6 +156,7 @@ def _api_hangs(route):
     pass  # never answered: the widget's own timeout (3 s) must give up
 
 
+@pytest.mark.widget_default_timeout
 @pytest.mark.parametrize("failure,gives_up_ms", [(_api_down, 0), (_api_error, 0),
                                                  (_api_hangs, 3000)],
                          ids=["down", "erroring", "slow"])

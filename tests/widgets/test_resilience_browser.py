@@ -196,6 +196,7 @@ def test_carousels_of_pages_left_behind_are_not_refreshed(demo_shop, live, page)
     assert_clean(page)
 
 
+@pytest.mark.widget_default_timeout
 def test_a_module_that_hangs_does_not_keep_the_slot_pending(demo_shop, live, page):
     """Marked failed by the loader's own timer, 9 s (three API timeouts) on the page's clock,
     held still and moved by the test: a stopwatch around the page load (< 12 s) was
