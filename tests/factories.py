@@ -5,9 +5,12 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import sqlalchemy as sa
 
 from connectors.generic.webhooks import sign_payload
 from plugin import shops
@@ -60,6 +63,25 @@ def fake_lease_clock(monkeypatch: Any, *, off_real: bool = False) -> FakeClock:
     monkeypatch.setattr(lease, "_clock", lambda now, offset_seconds=0.0:
                         real(now if now is not None else clock(), offset_seconds))
     return clock
+
+
+@contextmanager
+def empty_schema() -> Iterator[None]:
+    """The app's database with no table at all, for a test that runs the migrations itself
+    (``drop_all`` alone leaves ``alembic_version``, and an upgrade would then do nothing);
+    afterwards the models' schema again, as the ``app`` fixture made it: on PostgreSQL
+    that schema is made once per process and the next tests expect it."""
+    with db.engine.begin() as conn:
+        db.metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    try:
+        yield
+    finally:
+        db.session.remove()
+        with db.engine.begin() as conn:
+            db.metadata.drop_all(conn)
+            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        db.metadata.create_all(db.engine)
 
 
 def make_shop(platform: str = "generic", domain: str | None = None) -> Shop:

@@ -9,13 +9,11 @@ from alembic.migration import MigrationContext
 
 from plugin import migrate
 from plugin.extensions import db
+from tests.factories import empty_schema
 
 
 def test_migrations_match_models(app):
-    with db.engine.begin() as conn:  # start from nothing, even on a shared PostgreSQL
-        db.metadata.drop_all(conn)
-        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-    try:
+    with empty_schema():  # start from nothing, even on a shared PostgreSQL
         migrate.upgrade()
         with db.engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -23,11 +21,6 @@ def test_migrations_match_models(app):
         assert diff == []
         version = db.session.scalar(sa.text("SELECT version_num FROM alembic_version"))
         assert version
-    finally:
-        db.session.remove()
-        with db.engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-        db.metadata.create_all(db.engine)
 
 
 def test_concurrent_upgrades_on_postgresql_all_succeed(tmp_path):
@@ -84,10 +77,7 @@ def test_products_stored_before_a_new_field_are_read_again(app, platform, before
     from tests.factories import make_shop
 
     other_platform = "generic" if platform == "saleor" else "saleor"
-    with db.engine.begin() as conn:
-        db.metadata.drop_all(conn)
-        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-    try:
+    with empty_schema():
         migrate.upgrade()
         shop, other = make_shop(platform), make_shop(other_platform)
         at = datetime(2026, 5, 1, tzinfo=UTC)
@@ -102,9 +92,3 @@ def test_products_stored_before_a_new_field_are_read_again(app, platform, before
         stamps = dict(db.session.execute(sa.select(Product.external_id,
                                                    Product.source_updated_at)).all())
         assert stamps == {"live": datetime(1970, 1, 1, tzinfo=UTC), "gone": at, "other": at}
-    finally:
-        db.session.remove()
-        with db.engine.begin() as conn:
-            db.metadata.drop_all(conn)
-            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-        db.metadata.create_all(db.engine)

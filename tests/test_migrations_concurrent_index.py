@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from plugin import migrate
 from plugin.extensions import db
 from plugin.models import Interaction
-from tests.factories import make_shop
+from tests.factories import empty_schema, make_shop
 
 REVISION = "0019_interactions_subprofile"
 INDEX = "ix_interactions_shop_subprofile"
@@ -26,12 +26,9 @@ INDEX = "ix_interactions_shop_subprofile"
 @pytest.fixture
 def before_0019(app):
     """The schema at every head but 0019's, with a shop's interactions in it."""
-    with db.engine.begin() as conn:
-        db.metadata.drop_all(conn)
-        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
     heads = ScriptDirectory.from_config(migrate.alembic_config()).get_heads()
     assert REVISION in heads
-    try:
+    with empty_schema():
         for head in heads:
             if head != REVISION:
                 migrate.upgrade(head)
@@ -43,12 +40,6 @@ def before_0019(app):
         db.session.commit()
         db.session.remove()  # no transaction of ours left open: the build would wait for it
         yield app
-    finally:
-        db.session.remove()
-        with db.engine.begin() as conn:
-            db.metadata.drop_all(conn)
-            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-        db.metadata.create_all(db.engine)
 
 
 def _index_ddl(run) -> list[str]:

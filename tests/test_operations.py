@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from plugin import migrate
 from plugin.extensions import db
 from plugin.logs import JsonFormatter, RedactingFilter
-from tests.factories import post_webhook, product_body
+from tests.factories import empty_schema, post_webhook, product_body
 
 
 def test_healthz_answers_without_the_database(client):
@@ -22,16 +22,10 @@ def test_healthz_answers_without_the_database(client):
 def test_readyz_fails_until_migrations_are_applied(app, client):
     r = client.get("/readyz")  # tables exist (create_all) but no alembic revision recorded
     assert r.status_code == 503 and "migrations" in r.get_json()["errors"]
-    with db.engine.begin() as conn:
-        db.metadata.drop_all(conn)
-        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-    migrate.upgrade()
-    try:
+    with empty_schema():
+        migrate.upgrade()
         r = client.get("/readyz")
         assert r.status_code == 200 and r.get_json()["status"] == "ready"
-    finally:
-        with db.engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
 
 
 def test_readyz_reads_the_migration_scripts_once_per_process(app, client, monkeypatch):
