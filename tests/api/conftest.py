@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -54,6 +55,39 @@ def load_history(shop_id: str, orders: dict[str, list[list[str]]] = ORDERS) -> N
         for k, items in enumerate(baskets):
             add_order(shop_id, customer, f"{shop_id}-{customer}-{k}", items,
                       T0 + timedelta(days=7 * k + len(customer)))
+
+
+def weekly_grocer(shop: Shop, *, seat: bool = False,
+                  categories: dict[str, str] | None = None) -> None:
+    """The grocer the repurchase-rule tests share, before its fit: thirty shoppers (``c00``
+    to ``c29``) buy milk (``p1``), bread (``p2``) and ``p3`` or ``p4`` every week for four
+    weeks, so milk is a consumable due every seven days and tops the popular list; with
+    ``seat``, each also buys a toilet seat once, in the second week (a durable).
+    ``categories`` sets one category on a product. No holdout, one allowed origin."""
+    shop.settings = {"allowed_origins": ["https://store.example"], "holdout_share": 0}
+    db.session.commit()
+    add_products(shop.id, [*PRODUCTS, "seat"] if seat else PRODUCTS)
+    for pid, category in (categories or {}).items():
+        db.session.query(Product).filter_by(shop_id=shop.id, external_id=pid).update(
+            {"categories": [category]})
+    db.session.commit()
+    for c in range(30):
+        for week in range(4):
+            items = ["p1", "p2", "p3" if week % 2 else "p4"]
+            if seat and week == 1:
+                items.append("seat")
+            add_order(shop.id, f"c{c:02d}", f"o{c}-{week}", items,
+                      T0 + timedelta(days=7 * week, hours=c))
+
+
+def fitted_recommender(shop: Shop) -> Any:
+    """Trains the shop and returns the recommender the API now serves from (a shopkeeper
+    model), for a fixture to check what it learned before its tests rely on it."""
+    from plugin.training import train_shop
+
+    train_shop(shop.id)
+    version = sources.active_version(shop.id)
+    return model_store.get_model(shop.id, version.id, version.artifact_dir).recommender
 
 
 def token_for(shop: Shop, customer: str, **kwargs) -> str:

@@ -12,29 +12,15 @@ from datetime import timedelta
 
 import pytest
 
-from plugin.api import model_store
-from plugin.api.sources import active_version
 from plugin.extensions import db
 from plugin.models.types import utcnow
-from tests.api.conftest import PRODUCTS, T0, add_order, add_products, customer_headers, ids
+from tests.api.conftest import add_order, customer_headers, fitted_recommender, ids, weekly_grocer
 
 
 @pytest.fixture
 def milk_shop(shop):
-    from plugin.training import train_shop
-
-    shop.settings = {"allowed_origins": ["https://store.example"], "holdout_share": 0}
-    db.session.commit()
-    add_products(shop.id, PRODUCTS)
-    for c in range(30):
-        for week in range(4):
-            items = ["p1", "p2", "p3" if week % 2 else "p4"]
-            add_order(shop.id, f"c{c:02d}", f"o{c}-{week}", items,
-                      T0 + timedelta(days=7 * week, hours=c))
-    train_shop(shop.id)
-    version = active_version(shop.id)
-    repurchase = model_store.get_model(shop.id, version.id,
-                                       version.artifact_dir).recommender.repurchase_
+    weekly_grocer(shop)
+    repurchase = fitted_recommender(shop).repurchase_
     milk = repurchase.data_.item_index("p1")
     assert repurchase.kind_[milk] == "consumable"
     assert repurchase.interval_days_[milk] == pytest.approx(7, abs=0.1)

@@ -15,31 +15,23 @@ import pytest
 from plugin.api import model_store
 from plugin.api.sources import active_version
 from plugin.extensions import db
-from plugin.models import Product
-from tests.api.conftest import PRODUCTS, T0, add_order, add_products, customer_headers, ids
+from tests.api.conftest import (
+    T0,
+    add_order,
+    customer_headers,
+    fitted_recommender,
+    ids,
+    weekly_grocer,
+)
 
 
 @pytest.fixture
 def seat_shop(shop):
-    from plugin.training import train_shop
-
-    shop.settings = {"allowed_origins": ["https://store.example"], "holdout_share": 0}
-    db.session.commit()
-    add_products(shop.id, [*PRODUCTS, "seat"])
-    db.session.query(Product).filter_by(shop_id=shop.id, external_id="seat").update(
-        {"categories": ["bathroom"]})
-    db.session.commit()
-    for c in range(30):
-        for week in range(4):
-            items = ["p1", "p2", "p3" if week % 2 else "p4"] + (["seat"] if week == 1 else [])
-            add_order(shop.id, f"c{c:02d}", f"o{c}-{week}", items,
-                      T0 + timedelta(days=7 * week, hours=c))
+    weekly_grocer(shop, seat=True, categories={"seat": "bathroom"})
     add_order(shop.id, "fresh", "o-fresh", ["p5"], T0)  # never bought the seat
-    train_shop(shop.id)
-    version = active_version(shop.id)
-    model = model_store.get_model(shop.id, version.id, version.artifact_dir)
-    seat = model.recommender.data_.item_index("seat")
-    assert model.recommender.repurchase_.kind_[seat] == "durable"
+    recommender = fitted_recommender(shop)
+    seat = recommender.data_.item_index("seat")
+    assert recommender.repurchase_.kind_[seat] == "durable"
     return shop
 
 

@@ -14,20 +14,20 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from plugin.api import access, model_store
+from plugin.api import access
 from plugin.api.overrides import DAY, Override
-from plugin.api.sources import active_version
 from plugin.extensions import db
-from plugin.models import Product, RecommendationCache
+from plugin.models import RecommendationCache
 from plugin.models.types import utcnow
 from tests.api.conftest import (
     PRODUCTS,
-    T0,
     Api,
     add_order,
     add_products,
     customer_headers,
+    fitted_recommender,
     ids,
+    weekly_grocer,
 )
 
 EVERY_WEEK = "you usually reorder this every ~7 days"
@@ -35,24 +35,8 @@ EVERY_WEEK = "you usually reorder this every ~7 days"
 
 @pytest.fixture
 def grocer(shop):
-    from plugin.training import train_shop
-
-    shop.settings = {"allowed_origins": ["https://store.example"], "holdout_share": 0}
-    db.session.commit()
-    add_products(shop.id, [*PRODUCTS, "seat"])
-    for pid, category in (("p1", "Dairy"), ("seat", "Bathroom")):
-        db.session.query(Product).filter_by(shop_id=shop.id, external_id=pid).update(
-            {"categories": [category]})
-    db.session.commit()
-    for c in range(30):
-        for week in range(4):
-            items = ["p1", "p2", "p3" if week % 2 else "p4"] + (["seat"] if week == 1 else [])
-            add_order(shop.id, f"c{c:02d}", f"o{c}-{week}", items,
-                      T0 + timedelta(days=7 * week, hours=c))
-    train_shop(shop.id)
-    version = active_version(shop.id)
-    repurchase = model_store.get_model(shop.id, version.id,
-                                       version.artifact_dir).recommender.repurchase_
+    weekly_grocer(shop, seat=True, categories={"p1": "Dairy", "seat": "Bathroom"})
+    repurchase = fitted_recommender(shop).repurchase_
     kind = {pid: repurchase.kind_[repurchase.data_.item_index(pid)] for pid in ("p1", "seat")}
     assert kind == {"p1": "consumable", "seat": "durable"}
     return shop
