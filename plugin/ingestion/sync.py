@@ -30,12 +30,16 @@ permission (Shopify's scopes: the merchant's next launch goes through OAuth).
 A shop the platform holds back (``ShopUnavailable``: a frozen or locked Shopify store) is no
 failure of the credentials either: the sync stops "paused" with its cursor as it was, the
 shop is marked held back (``plugin.shop_unavailable``) and the scheduled syncs leave it for
-an hour; the next page read clears the mark.
+an hour; the next page read clears the mark. Releases before that one called the store's
+402 ``AuthFailed`` and marked the installation ``auth_failed``, which only a new OAuth
+cleared; such a flag, told apart by the error its sync states kept, is lifted by the next
+page read too (``_flagged_by_a_freeze``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -102,6 +106,12 @@ KEEP_REJECTED = 20
 LEASE_SECONDS = 5 * 60
 #: A sync state's status while the platform refuses the credentials reading the resource.
 REFUSED = "refused"
+#: A sync state's error after a frozen (402) or locked (423) Shopify store's answer, as
+#: releases before ``ShopUnavailable`` wrote it (the Admin API's 402, the token endpoint's
+#: 402 and 423, all ``AuthFailed``) when they marked the installation ``auth_failed``. No
+#: release writes it now: those statuses are ``ShopUnavailable``.
+LEGACY_FREEZE_ERROR = re.compile(r"AuthFailed: (shop is not accessible|token (exchange|refresh"
+                                 r"|migration) refused) \(HTTP (402|423)\)")
 
 
 class _LeaseLost(Exception):
@@ -223,6 +233,7 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
     if state.cursor is None:  # a fresh pass (first backfill or an incremental run)
         state.done, state.skipped, state.rejected, state.total = 0, 0, [], None
         state.pass_started_at = db_utcnow() if sweeps else None
+    freeze_flag = _flagged_by_a_freeze(shop)  # asked before this state's error is cleared
     if state.status != REFUSED:  # a refusal stays shown until a page is read again
         state.status, state.last_error = "running", None
     db.session.commit()
@@ -263,6 +274,9 @@ def _run_pass(shop: Shop, connector: Connector, resource: str, *, progress: bool
             if state.status == REFUSED:  # read again: the permission was granted
                 state.status, state.last_error = "running", None
             shop_unavailable.clear(shop)  # the platform answers again
+            if freeze_flag:
+                _lift_freeze_flag(shop)
+                freeze_flag = False
             db.session.commit()  # rows + cursor together
             result.records += len(page.items)
             result.pages += 1
@@ -427,6 +441,29 @@ def _held_back(shop: Shop, resource: str, err: ShopUnavailable) -> SyncState:
     state = sync_state(shop.id, resource)
     state.status, state.last_error = "paused", shop_unavailable.note(shop)
     return state
+
+
+def _flagged_by_a_freeze(shop: Shop) -> bool:
+    """Whether the installation's ``auth_failed`` flag came from a frozen or locked store,
+    as an earlier release flagged it: a sync state of the shop still says so, and none is
+    refused a permission (on Shopify a missing scope flags the installation too, and only
+    authorising again grants it). A page read then proves the credentials good."""
+    installation = shop.installation
+    if installation is None or not installation.auth_failed:
+        return False
+    states = db.session.execute(sa.select(SyncState.status, SyncState.last_error)
+                                .where(SyncState.shop_id == shop.id)).all()
+    return not any(status == REFUSED for status, _ in states) and any(
+        LEGACY_FREEZE_ERROR.fullmatch(error or "") for _, error in states)
+
+
+def _lift_freeze_flag(shop: Shop) -> None:
+    """The platform answered the credentials a frozen store's 402 had flagged: the shop
+    works again without the merchant's OAuth (the caller commits)."""
+    assert shop.installation is not None
+    shop.installation.auth_failed = False
+    shops.audit(shop.id, "credentials.freeze_flag_lifted")
+    log.info("sync.freeze_flag_lifted", extra={"shop_id": shop.id})
 
 
 def _note_rejected(state: SyncState, rejected: Sequence[Rejected]) -> None:

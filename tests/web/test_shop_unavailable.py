@@ -174,3 +174,55 @@ def test_a_held_back_stores_token_refresh_marks_nothing_for_reauth(app, status):
     db.session.expire_all()
     assert shops.get_shop(shop.id).installation.auth_failed is False  # no OAuth again
     assert tokens.stored(shop).extra["refresh_token"] == "shprt_old"  # kept for later
+
+
+#: What a sync state kept when an earlier release met a frozen store (``AuthFailed``).
+LEGACY = {"graphql": "AuthFailed: shop is not accessible (HTTP 402)",
+          "token": "AuthFailed: token refresh refused (HTTP 402)"}
+
+
+def _flagged_earlier(shop_id: str, errors: dict[str, tuple[str, str]]) -> None:
+    """The installation flagged ``auth_failed`` and each resource's state (status, error)
+    as an earlier release left them."""
+    db.session.get(Installation, shop_id).auth_failed = True
+    for resource, (status, error) in errors.items():
+        state = SyncState(shop_id=shop_id, resource=resource)
+        state.status, state.last_error = status, error
+        db.session.add(state)
+    db.session.commit()
+
+
+def _auth_failed(shop_id: str) -> bool:
+    db.session.expire_all()
+    return db.session.get(Installation, shop_id).auth_failed
+
+
+@pytest.mark.parametrize("kept", ["graphql", "token"])
+def test_a_shop_an_earlier_release_flagged_for_a_402_recovers_on_its_next_page(
+        shopify, frozen_shop, kept):
+    """Before ShopUnavailable, a frozen store's 402 marked the installation auth_failed,
+    which only an OAuth cleared: the dashboard said "reinstall" and the webhook reconcile
+    left the shop out long after the bill was paid. The sync states' errors still tell
+    that 402; the next page read lifts the flag, no OAuth needed."""
+    _flagged_earlier(frozen_shop.id, {r: ("failed", LEGACY[kept])
+                                      for r in ("products", "customers", "orders")})
+    shopify.held_back = 402  # still frozen: the flag waits for an answer
+    _sync(frozen_shop.id)
+    assert _auth_failed(frozen_shop.id)
+    shopify.held_back = None  # paid; the products state's own error is gone by now
+    assert _sync(frozen_shop.id).records == 2
+    assert not _auth_failed(frozen_shop.id)
+    assert shop_unavailable.state(shops.get_shop(frozen_shop.id)) is None
+
+
+@pytest.mark.parametrize("errors", [
+    # flagged for another reason (a refused token refresh), though the pages read
+    {"orders": ("failed", "AuthFailed: token refresh refused (HTTP 401)")},
+    # a 402 met, but also a scope only authorising again grants (Shopify flags both)
+    {"customers": ("failed", LEGACY["graphql"]),
+     "orders": ("refused", "Shopify refused reading orders: grant read_orders")},
+], ids=["not-a-402", "a-scope-missing-too"])
+def test_a_flag_no_402_explains_stays_for_the_merchants_oauth(shopify, frozen_shop, errors):
+    _flagged_earlier(frozen_shop.id, errors)
+    assert _sync(frozen_shop.id).records == 2
+    assert _auth_failed(frozen_shop.id)
