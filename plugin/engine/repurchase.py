@@ -20,7 +20,7 @@ from plugin.engine.data import Interactions, to_timestamp
 from plugin.engine.history import HistoryMixin
 from plugin.engine.pairs import PairStats, pair_stats
 
-__all__ = ["KINDS", "LAPSED_AFTER", "RepurchaseModel", "every", "own_rhythm"]
+__all__ = ["KINDS", "LAPSED_AFTER", "RepurchaseModel", "every", "lapsed", "own_rhythm"]
 
 KINDS = ("durable", "consumable", "variety", "unknown")
 #: A consumable stops being due once this many of its intervals have passed since the last
@@ -155,6 +155,13 @@ def own_rhythm(items: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, ...]:
     count = np.bincount(days.astype(np.int64), minlength=len(owned))
     interval = np.where(count > 1, (last - first) / DAY / np.maximum(count - 1, 1), np.nan)
     return owned, count, last, interval
+
+
+def lapsed(last: float, now: float, interval_days: float) -> bool:
+    """Whether a shopper's rhythm for an item no longer holds at ``now`` (unix s): more than
+    ``LAPSED_AFTER`` intervals since its ``last`` purchase, where ``due`` stops offering it.
+    Milk bought weekly, last two months ago, is not "usually every ~7 days" any more."""
+    return float(now) - float(last) > LAPSED_AFTER * float(interval_days) * DAY
 
 
 def _due_reason(interval_days: float, own: bool = True, last: float | None = None) -> str:

@@ -35,7 +35,7 @@ from plugin.engine.ranker import (
     list_metrics,
     validation_rows,
 )
-from plugin.engine.repurchase import RepurchaseModel, due_date, every, own_rhythm
+from plugin.engine.repurchase import RepurchaseModel, due_date, every, lapsed, own_rhythm
 from plugin.engine.sources import make_source
 
 __all__ = ["ShopkeeperRecommender"]
@@ -314,7 +314,8 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             interval = dict(zip(owned.tolist(), rhythm.tolist(), strict=True))
             for j, b in zip(pick, because, strict=True):
                 out.append(self._explain(c_items[j], float(scores[j]), X[j], last[j], b,
-                                         interval.get(int(c_items[j]), np.nan)))
+                                         interval.get(int(c_items[j]), np.nan),
+                                         now=to_timestamp(at)))
         if len(out) < n:
             out += self._fill(shopper, n - len(out), banned | {self.data_.item_index(r.item)
                                                              for r in out}, at)
@@ -392,13 +393,19 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         return out
 
     def _explain(self, i: int, score: float, x: np.ndarray, last: float,
-                 because: int, interval: float = np.nan) -> Recommendation:
+                 because: int, interval: float = np.nan, *,
+                 now: float | None = None) -> Recommendation:
+        """The item's reason as of ``now`` (unix s; None: the fitted data's end, the latest
+        moment the model knows of, as ``RepurchaseModel.due`` measures from)."""
         item = str(self.data_.item_ids[i])
         if not np.isnan(last):
             times = round(float(np.expm1(x[_CNT])))
+            now = self.repurchase_.end_ if now is None else now
             # the shopper's own rhythm (``interval``: their days between purchases on
-            # distinct days, nan when bought on one day only: no "you usually" then)
-            if self.repurchase_.kind_[i] == "consumable" and times >= 2 and interval >= 0.5:
+            # distinct days, nan when bought on one day only: no "you usually" then), while
+            # it holds: milk last bought months ago is no longer "usually every ~7 days"
+            if self.repurchase_.kind_[i] == "consumable" and times >= 2 and interval >= 0.5 \
+                    and not lapsed(last, now, interval):
                 return Recommendation(item, score, "repurchase_due",
                                       f"you usually reorder this {every(interval)}, "
                                       f"due about {due_date(last, interval)}")

@@ -80,7 +80,7 @@ def test_a_daily_rhythm_reads_every_day(model):
     row[FEATURES.index("log_count")] = np.log1p(5)
     milk = x.item_index("milk")
     # last bought at T0 (14 Nov 2023, 22:13 UTC), every 1.2 days: due on the 16th
-    assert model._explain(milk, 0.5, row, T0, -1, 1.2).reason == \
+    assert model._explain(milk, 0.5, row, T0, -1, 1.2, now=T0 + DAY).reason == \
         "you usually reorder this every day, due about 16 Nov"
     new = np.zeros(len(FEATURES))
     new[FEATURES.index("cat_log_baskets")] = np.log1p(6)
@@ -93,7 +93,9 @@ def test_a_daily_rhythm_reads_every_day(model):
 def test_every_recommendation_carries_a_readable_reason(model):
     reasons = [r.reason for r in model.recommend("s01", 10)]
     assert len(reasons) == 10 and all(reasons)
-    assert any(r.startswith("you usually reorder this every ~7") for r in reasons)
+    # milk, weekly but for one skipped week (it said "~7" of snack-5 until its rhythm
+    # lapsed: bought twice a week apart, five weeks before the data's end)
+    assert any(r.startswith("you usually reorder this every ~8") for r in reasons)
 
 
 def test_cart_items_and_merchant_exclusions_are_left_out():
@@ -396,3 +398,46 @@ def test_reorder_reason_counts_days_not_orders():
     assert reasons["milk"] == "you usually reorder this every ~14 days, due about 13 Dec"
     early = {r.item: r.reason for r in model.recommend("split", 10, at=T0 + 2 * DAY)}
     assert "usually" not in early.get("milk", "")
+
+
+# the lapse tests' shop: its data ends on 22 Feb 2024 (T0 + 100 days); "regular" bought
+# milk and bread weekly until 2 days before, "gone" the same until 60 days before
+LAPSE_END = T0 + 100 * DAY
+
+
+@pytest.fixture(scope="module")
+def lapse_model():
+    rows = weekly_rows(seed=3)
+    for who, last in (("regular", LAPSE_END - 2 * DAY), ("gone", LAPSE_END - 60 * DAY)):
+        for k in range(4):
+            t = last - 7 * k * DAY
+            rows += [(who, "milk", t, f"{who}-{k}"), (who, "bread", t, f"{who}-{k}")]
+    rows.append(("clock", "snack-0", LAPSE_END, "clock-0"))  # the data's last moment
+    return ShopkeeperRecommender().fit(build(rows))
+
+
+def _milk(model, shopper, at=None):
+    return next((r.source, r.reason) for r in model.recommend(shopper, 10, at=at)
+                if r.item == "milk")
+
+
+def test_the_shoppers_rhythm_lapses_after_three_missed_cycles(lapse_model):
+    """Weekly milk last bought 2 days before the data's end is "usually every ~7 days";
+    last bought 60 days before (more than ``LAPSED_AFTER`` cycles), it is not: still
+    offered on its score, as something they bought before."""
+    assert _milk(lapse_model, "regular") == (
+        "repurchase_due", "you usually reorder this every ~7 days, due about 27 Feb")
+    assert _milk(lapse_model, "gone") == ("repeat", "you have bought this 4 times")
+
+
+def test_a_rhythm_lapses_as_of_the_moment_asked(lapse_model):
+    """``at=``: the same milk (last bought 24 Dec 2023) 2 days on is due, 60 days on it
+    has lapsed; the edge is ``LAPSED_AFTER`` weeks after the last purchase."""
+    last = LAPSE_END - 60 * DAY
+    usual = ("repurchase_due", "you usually reorder this every ~7 days, due about 31 Dec")
+    assert _milk(lapse_model, "gone", at=last + 2 * DAY) == usual
+    assert _milk(lapse_model, "gone", at=last + 21 * DAY) == usual
+    assert _milk(lapse_model, "gone", at=last + 22 * DAY) == ("repeat",
+                                                              "you have bought this 4 times")
+    assert _milk(lapse_model, "gone", at=last + 60 * DAY) == ("repeat",
+                                                              "you have bought this 4 times")
