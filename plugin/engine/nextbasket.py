@@ -20,16 +20,25 @@ from plugin.engine.collaborative import ease_weights
 from plugin.engine.content import item_texts
 from plugin.engine.data import Interactions
 from plugin.engine.itemknn import top_k_per_row
-from plugin.engine.pairs import FEATURES, PairStats, item_stats, pair_stats
+from plugin.engine.pairs import (
+    COL,
+    DECAYS,
+    FEATURES,
+    PairStats,
+    feature_matrix,
+    item_stats,
+    pair_stats,
+)
 
-__all__ = ["TIME_FEATURES", "Candidates", "CategoryStats", "NextBasketState", "Personal",
-           "category_index", "refresh_time"]
+__all__ = ["SCORE_FEATURES", "TIME_FEATURES", "Candidates", "CategoryStats", "NextBasketState",
+           "Personal", "category_index", "refresh_time"]
 
-# columns that depend on "now" and are recomputed at serving time
-TIME_FEATURES = (FEATURES.index("log_days_since"), FEATURES.index("due_ratio"),
-                 FEATURES.index("log_days_since_visit"), FEATURES.index("cat_log_days_since"),
-                 FEATURES.index("cat_due_ratio"))
-_CAT_BASKETS = FEATURES.index("cat_log_baskets")
+# columns that depend on "now" and are recomputed at serving time (``time_features``)
+TIME_FEATURES = ("log_days_since", "due_ratio", "log_days_since_visit", "cat_log_days_since",
+                 "cat_due_ratio")
+# columns scored per batch of shoppers from their neighbours, co-purchases, look-alikes,
+# EASE and category shares (``NextBasketState._batch`` passes them to ``features``)
+SCORE_FEATURES = ("neighbour", "itemknn", "content", "ease", "category_share")
 #: shoppers per call up to which EASE multiplies in float32: one shopper served "as of" a
 #: time (a float64 product first copies the 3,000² weights: 8 ms a call). A fit's batches
 #: hold 256; a last batch this small also takes float32, a rounding difference only.
@@ -135,22 +144,33 @@ def category_index(x: Interactions) -> np.ndarray:
         np.zeros(0, np.int64)
 
 
+def time_features(last_time: np.ndarray, interval: np.ndarray, cat_last: np.ndarray,
+                  cat_gap: np.ndarray, u_last: np.ndarray,
+                  now: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``TIME_FEATURES`` columns for ``now`` (per row; the other arguments as in
+    ``Candidates``, ``u_last`` the shopper's last basket)."""
+    rep = ~np.isnan(last_time)
+    days = np.where(rep, np.maximum(now - np.nan_to_num(last_time), 0) / DAY, 365.0)
+    ok = rep & ~np.isnan(interval)
+    seen = ~np.isnan(cat_last)
+    cat_days = np.where(seen, np.maximum(now - np.nan_to_num(cat_last), 0) / DAY, 365.0)
+    due = ~np.isnan(cat_gap)
+    return {
+        "log_days_since": np.log1p(days),
+        "due_ratio": np.where(ok, np.log1p(days) - np.log1p(np.nan_to_num(interval)), 0.0),
+        "log_days_since_visit": np.log1p(np.maximum(now - u_last, 0) / DAY),
+        "cat_log_days_since": np.log1p(cat_days),
+        "cat_due_ratio": np.where(
+            due, np.log1p(cat_days) - np.log1p(np.nan_to_num(cat_gap)), 0.0),
+    }
+
+
 def refresh_time(c: Candidates, u_last: np.ndarray, now: np.ndarray) -> np.ndarray:
     """Features of ``c`` with the time-dependent columns recomputed for ``now`` (per row)."""
     X = c.X.astype(np.float64)  # a copy; the served pool is stored in float32
-    rep = ~np.isnan(c.last_time)
-    days = np.where(rep, np.maximum(now - np.nan_to_num(c.last_time), 0) / DAY, 365.0)
-    X[:, TIME_FEATURES[0]] = np.log1p(days)
-    ok = rep & ~np.isnan(c.interval)
-    X[:, TIME_FEATURES[1]] = np.where(
-        ok, np.log1p(days) - np.log1p(np.nan_to_num(c.interval)), 0.0)
-    X[:, TIME_FEATURES[2]] = np.log1p(np.maximum(now - u_last, 0) / DAY)
-    seen = ~np.isnan(c.cat_last)
-    cat_days = np.where(seen, np.maximum(now - np.nan_to_num(c.cat_last), 0) / DAY, 365.0)
-    X[:, TIME_FEATURES[3]] = np.log1p(cat_days)
-    due = ~np.isnan(c.cat_gap)
-    X[:, TIME_FEATURES[4]] = np.where(
-        due, np.log1p(cat_days) - np.log1p(np.nan_to_num(c.cat_gap)), 0.0)
+    for name, values in time_features(c.last_time, c.interval, c.cat_last, c.cat_gap,
+                                      u_last, now).items():
+        X[:, COL[name]] = values
     return X
 
 
@@ -344,20 +364,19 @@ class NextBasketState:
         local = np.repeat(np.arange(len(users)), [len(c) for c in ci])
         items = np.concatenate(ci) if ci else np.zeros(0, np.int64)
         pos = self.vote_pos[items]
-        vote = np.where(pos >= 0, nbr[local, np.maximum(pos, 0)], 0.0)
-        c = self.features(p, users[local], items, vote, now[local])
-        c.X[:, FEATURES.index("itemknn")] = np.where(pos >= 0, knn[local, np.maximum(pos, 0)], 0.0)
         share = (p.V[users] @ self.category).toarray()
-        c.X[:, FEATURES.index("category_share")] = share[local, self.category.indices[items]]
         # look-alike score: read from the dense vote-item block, sparse rows only for the rest
         look = np.where(pos >= 0, content[local, np.maximum(pos, 0)], 0.0)
         rest = np.flatnonzero(pos < 0)
         if len(rest):
             look[rest] = np.asarray(self.content[items[rest]].multiply(
                 profile[local[rest]]).sum(axis=1)).ravel()
-        c.X[:, FEATURES.index("content")] = look
-        c.X[:, FEATURES.index("ease")] = np.where(pos >= 0, ease[local, np.maximum(pos, 0)], 0.0)
-        return c
+        scores = {"neighbour": np.where(pos >= 0, nbr[local, np.maximum(pos, 0)], 0.0),
+                  "itemknn": np.where(pos >= 0, knn[local, np.maximum(pos, 0)], 0.0),
+                  "content": look,
+                  "ease": np.where(pos >= 0, ease[local, np.maximum(pos, 0)], 0.0),
+                  "category_share": share[local, self.category.indices[items]]}
+        return self.features(p, users[local], items, now[local], scores)
 
     def ease_scores(self, users: np.ndarray, p: Personal) -> np.ndarray:
         """Dense (len(users), len(vote_items)): EASE scores from everything each shopper bought."""
@@ -370,49 +389,56 @@ class NextBasketState:
             out[:, self.ease_vote_pos] = bought @ self.ease_w
         return out
 
-    def features(self, p: Personal, users: np.ndarray, items: np.ndarray,
-                 neighbour: np.ndarray, now: np.ndarray) -> Candidates:
-        """Candidate rows with features in ``FEATURES`` order for the given pairs."""
+    def features(self, p: Personal, users: np.ndarray, items: np.ndarray, now: np.ndarray,
+                 scores: dict[str, np.ndarray]) -> Candidates:
+        """Candidate rows with every feature for the given pairs.
+
+        ``scores`` holds the ``SCORE_FEATURES`` columns, scored by the caller for these
+        rows; the rest are computed here. Every column is named once (``feature_matrix``).
+        """
         ps, it = p.ps, self.items
         pos = ps.lookup(users, items)
         rep = pos >= 0
         q = np.where(rep, pos, 0)
         nb = p.bp.n_baskets[users].astype(np.float64)
-        X = np.zeros((len(users), len(FEATURES)))
-        X[:, 0:3] = np.where(rep[:, None], ps.decayed[q] if len(ps.key) else 0.0, 0.0)
+        decayed = np.where(rep[:, None], ps.decayed[q] if len(ps.key) else 0.0,
+                           np.zeros((1, len(DECAYS))))
         count = np.where(rep, ps.count[q] if len(ps.key) else 0.0, 0.0)
-        X[:, 3] = count / np.maximum(nb, 1)
-        X[:, 4] = np.log1p(count)
         last_rank = ps.last_rank[q] if len(ps.key) else 0
-        X[:, 5] = np.log1p(np.where(rep, nb - 1 - last_rank, nb + 1))
         last_time = np.where(rep, ps.last_time[q] if len(ps.key) else np.nan, np.nan)
         first_time = np.where(rep, ps.first_time[q] if len(ps.key) else np.nan, np.nan)
         own_iv = np.where(count > 1, (last_time - first_time) / DAY / np.maximum(count - 1, 1),
                           np.nan)
         interval = np.where(np.isnan(own_iv), it["interval"][items], own_iv)
-        X[:, 8] = np.log1p(it["pop"][items])
-        X[:, 9] = it["repeat"][items]
-        X[:, 10] = np.log1p(nb)
-        X[:, 11] = p.user_repeat[users]
-        X[:, 12] = rep
-        X[:, 13] = neighbour
-        X[:, 15] = np.log1p(self.trending[items])
+        own = {f"dec_{r}": decayed[:, k] for k, r in enumerate(DECAYS)} | {
+            "freq": count / np.maximum(nb, 1),
+            "log_count": np.log1p(count),
+            "log_gap_baskets": np.log1p(np.where(rep, nb - 1 - last_rank, nb + 1)),
+            "item_log_pop": np.log1p(it["pop"][items]),
+            "item_repeat": it["repeat"][items],
+            "user_log_baskets": np.log1p(nb),
+            "user_repeat_share": p.user_repeat[users],
+            "is_repeat": rep,
+            "trending": np.log1p(self.trending[items]),
+        }
         if self.category_of is not None:
             cs = p.cats
             crow = cs.lookup(users, self.category_of[items])
             hit = crow >= 0
             cq = np.where(hit, crow, 0)
             n = np.where(hit, cs.baskets[cq] if len(cs.key) else 0.0, 0.0)
-            X[:, _CAT_BASKETS] = np.log1p(n)
+            own["cat_log_baskets"] = np.log1p(n)
             cat_last = np.where(hit, cs.last[cq] if len(cs.key) else np.nan, np.nan)
             cat_gap = np.where(n > 1, (cs.last[cq] - cs.first[cq]) / DAY / np.maximum(n - 1, 1)
                                if len(cs.key) else np.nan, np.nan)
         else:  # constant columns: nothing to learn from
+            own["cat_log_baskets"] = 0.0
             cat_last = np.full(len(users), np.nan)
             cat_gap = np.full(len(users), np.nan)
-        c = Candidates(users, items, X, last_time, interval, cat_last, cat_gap)
-        X[:] = refresh_time(c, p.bp.last_time[users], now)
-        return c
+        timed = time_features(last_time, interval, cat_last, cat_gap, p.bp.last_time[users],
+                              now)
+        X = feature_matrix(len(users), own, timed, scores)
+        return Candidates(users, items, X, last_time, interval, cat_last, cat_gap)
 
 
 def content_matrix(x: Interactions) -> sp.csr_matrix:

@@ -6,22 +6,52 @@ the time of the basket being predicted, so validation rows and serving rows mean
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
 from plugin.engine.arrays import lookup
 from plugin.engine.baskets import DAY, BasketPairs
 
-__all__ = ["FEATURES", "PairStats", "item_stats", "pair_stats"]
+__all__ = ["COL", "FEATURES", "PairStats", "feature_matrix", "item_stats", "pair_stats"]
 
 DECAYS = (0.5, 0.8, 0.95)
+#: The ranker's feature columns, in matrix order. Code writes and reads them by name
+#: (``COL``), so a new feature may go anywhere. The order is still a contract with saved
+#: models: their trees and ``LinearScorer.columns`` hold column numbers, so reordering,
+#: inserting or removing a feature needs ``persist.VERSION`` bumped (old artifacts refused).
 FEATURES = (
     "dec_0.5", "dec_0.8", "dec_0.95", "freq", "log_count", "log_gap_baskets", "log_days_since",
     "due_ratio", "item_log_pop", "item_repeat", "user_log_baskets", "user_repeat_share",
     "is_repeat", "neighbour", "log_days_since_visit", "trending", "itemknn", "content",
     "category_share", "cat_log_days_since", "cat_due_ratio", "cat_log_baskets", "ease",
 )
+#: Column of each feature: ``X[:, COL["is_repeat"]]``.
+COL: Mapping[str, int] = MappingProxyType({name: i for i, name in enumerate(FEATURES)})
+
+
+def feature_matrix(n_rows: int, *parts: Mapping[str, np.ndarray | float]) -> np.ndarray:
+    """The ``(n_rows, len(FEATURES))`` matrix of named columns, each given exactly once.
+
+    A feature named in two parts, or in none, or not in ``FEATURES`` is a ``ValueError``:
+    a column written twice or left unset would otherwise be scored silently.
+    """
+    X = np.full((n_rows, len(FEATURES)), np.nan)
+    written: set[str] = set()
+    for part in parts:
+        for name, values in part.items():
+            if name not in COL:
+                raise ValueError(f"unknown feature {name!r}")
+            if name in written:
+                raise ValueError(f"feature {name!r} written twice")
+            X[:, COL[name]] = values
+            written.add(name)
+    missing = [f for f in FEATURES if f not in written]
+    if missing:
+        raise ValueError(f"features never written: {', '.join(missing)}")
+    return X
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,10 @@ from plugin.engine.baselines import pruned_similarity
 from plugin.engine.baskets import hold_out_last_basket
 from plugin.engine.data import Interactions
 from plugin.engine.nextbasket import Candidates, NextBasketState
-from plugin.engine.pairs import FEATURES
+from plugin.engine.pairs import COL
 
 __all__ = ["EXPLORE_FEATURES", "BlendedRanker", "LinearScorer", "ValidationSet", "fit_ranker",
            "itemknn_explore_hits", "list_metrics", "validation_rows"]
-
-_REP = FEATURES.index("is_repeat")
 
 
 @dataclass(frozen=True)
@@ -158,7 +156,7 @@ def list_metrics(v: ValidationSet, scores: np.ndarray, boost: float | Sequence[f
     """
     rows = np.arange(len(v.y)) if rows is None else rows
     g, y = v.group[rows], v.y[rows]
-    new = v.X[rows, _REP] == 0
+    new = v.X[rows, COL["is_repeat"]] == 0
     # only the best k repeats and the best k new items of a basket can make its list:
     # ranking just those once is exact and makes a grid of boosts cheap
     head = _top_in_group(g * 2 + new, scores, k)
@@ -327,7 +325,7 @@ class LinearScorer:
         """``None`` when there are no positives and negatives to learn from."""
         if len(y) == 0 or y.all() or not y.any():
             return None
-        columns = np.array([FEATURES.index(f) for f in features], np.int64)
+        columns = np.array([COL[f] for f in features], np.int64)
         Z = np.nan_to_num(X[:, columns])
         mean, scale = Z.mean(axis=0), Z.std(axis=0)
         scale[scale == 0] = 1.0

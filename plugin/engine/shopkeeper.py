@@ -25,7 +25,7 @@ from plugin.engine.nextbasket import (
     content_matrix,
     refresh_time,
 )
-from plugin.engine.pairs import FEATURES
+from plugin.engine.pairs import COL, FEATURES
 from plugin.engine.ranker import (
     BlendedRanker,
     LinearScorer,
@@ -40,10 +40,6 @@ from plugin.engine.sources import make_source
 
 __all__ = ["ShopkeeperRecommender"]
 
-_DEC, _NBR = FEATURES.index("dec_0.8"), FEATURES.index("neighbour")
-_CNT, _REP = FEATURES.index("log_count"), FEATURES.index("is_repeat")
-_CAT_DAYS, _CAT_DUE = FEATURES.index("cat_log_days_since"), FEATURES.index("cat_due_ratio")
-_CAT_BASKETS = FEATURES.index("cat_log_baskets")
 # validation baskets (up to 1,000 per round, latest round first) on which item-kNN's
 # discovery is measured: it finds a new item in about one basket of a hundred, so fewer
 # leave the bar to chance
@@ -192,7 +188,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         if self.ranker_ is not None:  # flatten the trees now, not on the first request
             self.ranker_.predict(np.zeros((1, len(FEATURES))))
         # never-bought items get the mean of the trees' and a linear model's odds
-        new = v.X[:, _REP] == 0 if len(v.y) else np.zeros(0, bool)
+        new = v.X[:, COL["is_repeat"]] == 0 if len(v.y) else np.zeros(0, bool)
         self.explore_scorer_ = LinearScorer.fit(v.X[new], v.y[new])
         self.repurchase_ = RepurchaseModel().fit(x)
         self.state_ = NextBasketState(x, content=content, **self._state_params())
@@ -227,7 +223,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         learn from or to score).
         """
         side = fold[v.user[v.group]]
-        new = v.X[:, _REP] == 0
+        new = v.X[:, COL["is_repeat"]] == 0
         scores = np.zeros(len(v.y))
         models = []
         for f in (True, False):
@@ -271,10 +267,10 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
     def score(self, X: np.ndarray) -> np.ndarray:
         """Learned score of feature rows (a TIFU-like fixed blend when nothing was learned)."""
         if self.ranker_ is None:
-            return X[:, _DEC] + 0.5 * X[:, _NBR]
+            return X[:, COL["dec_0.8"]] + 0.5 * X[:, COL["neighbour"]]
         scores = self.ranker_.predict(X)
         if self.explore_scorer_ is not None:
-            new = X[:, _REP] == 0
+            new = X[:, COL["is_repeat"]] == 0
             scores[new] = _new_item_odds(scores[new], self.explore_scorer_.predict(X[new]))
         return scores
 
@@ -399,7 +395,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
         moment the model knows of, as ``RepurchaseModel.due`` measures from)."""
         item = str(self.data_.item_ids[i])
         if not np.isnan(last):
-            times = round(float(np.expm1(x[_CNT])))
+            times = round(float(np.expm1(x[COL["log_count"]])))
             now = self.repurchase_.end_ if now is None else now
             # the shopper's own rhythm (``interval``: their days between purchases on
             # distinct days, nan when bought on one day only: no "you usually" then), while
@@ -413,8 +409,9 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                                   else f"you have bought this {times} times")
         category = self.data_.catalog.primary_category(i)
         # a category the shopper buys regularly and is due for: something new in it
-        if category and x[_CAT_BASKETS] >= np.log1p(3) and x[_CAT_DUE] >= 0:
-            gap = float(np.expm1(x[_CAT_DAYS] - x[_CAT_DUE]))
+        if category and x[COL["cat_log_baskets"]] >= np.log1p(3) \
+                and x[COL["cat_due_ratio"]] >= 0:
+            gap = float(np.expm1(x[COL["cat_log_days_since"]] - x[COL["cat_due_ratio"]]))
             return Recommendation(item, score, "variety", f"something new in {category}, "
                                   f"which you buy {every(gap)}")
         if because >= 0:

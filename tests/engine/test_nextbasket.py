@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plugin.engine.nextbasket import NextBasketState, refresh_time
-from plugin.engine.pairs import FEATURES
+from plugin.engine.nextbasket import SCORE_FEATURES, NextBasketState, refresh_time
+from plugin.engine.pairs import COL
 from tests.engine.synthetic import CATALOG, DAY, T0, build
 
-DAYS, DUE, BASKETS = (FEATURES.index(f) for f in
-                      ("cat_log_days_since", "cat_due_ratio", "cat_log_baskets"))
+DAYS, DUE, BASKETS = COL["cat_log_days_since"], COL["cat_due_ratio"], COL["cat_log_baskets"]
 
 
 def _rotating_tea():
@@ -27,7 +26,8 @@ def _features(state, x, shopper, items, now):
     u = x.user_index(shopper)
     idx = np.array([x.item_index(i) for i in items])
     users = np.full(len(idx), u)
-    return state.features(state.personal, users, idx, np.zeros(len(idx)), np.full(len(idx), now))
+    scores = {f: np.zeros(len(idx)) for f in SCORE_FEATURES}
+    return state.features(state.personal, users, idx, np.full(len(idx), now), scores)
 
 
 def test_category_due_ness_known_answer():
@@ -97,7 +97,7 @@ def test_ease_proposes_what_shoppers_with_the_same_basket_buy_and_scores_it():
     rows += [("new", "pasta", T0, "n1"), ("new", "pasta", T0 + 7 * DAY, "n2")]
     x = build(rows)
     shopper = np.array([x.user_index("new")])
-    ease = FEATURES.index("ease")
+    ease = COL["ease"]
 
     def pool(**kw):
         c = NextBasketState(x, n_explore=0, **kw).candidates(shopper)
