@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from plugin.engine.base import BaseRecommender
+from plugin.engine.pairs import FEATURES
 
 __all__ = ["FORMAT", "VERSION", "load_model", "save_model"]
 
@@ -33,7 +34,7 @@ def save_model(model: BaseRecommender, path: str | Path) -> tuple[Path, Path]:
     arrays: dict[str, np.ndarray] = {}
     root = _Encoder(arrays).encode(model)
     meta = {"format": FORMAT, "version": VERSION, "class": _class_path(type(model)),
-            "root": root}
+            "features": list(FEATURES), "root": root}
     npz, js = base.with_suffix(".npz"), base.with_suffix(".json")
     np.savez_compressed(npz, **arrays)
     js.write_text(json.dumps(meta))
@@ -46,6 +47,13 @@ def load_model(path: str | Path) -> BaseRecommender:
     meta = json.loads(base.with_suffix(".json").read_text())
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise ValueError(f"unsupported model artifact: {meta.get('format')} v{meta.get('version')}")
+    # Trees and linear scorers hold column numbers: a feature list changed without a
+    # VERSION bump would score every row with the wrong columns, silently. Artifacts
+    # written before the list was stored carry version 2's list, which is this one.
+    features = meta.get("features", list(FEATURES))
+    if features != list(FEATURES):
+        raise ValueError("unsupported model artifact: fitted on other ranker features "
+                         f"({len(features)} columns, this engine has {len(FEATURES)})")
     with np.load(base.with_suffix(".npz"), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     return _Decoder(arrays).decode(meta["root"])

@@ -42,6 +42,21 @@ def test_other_format_versions_are_refused(tmp_path):
         load_model(tmp_path / "m")
 
 
+def test_an_artifact_fitted_on_other_features_is_refused_and_one_without_the_list_loads(
+        tmp_path):
+    """A column added or moved without a VERSION bump must not score rows silently wrong."""
+    model = ShopkeeperRecommender().fit(weekly_history())
+    save_model(model, tmp_path / "m")
+    meta = json.loads((tmp_path / "m.json").read_text())
+    older = {**meta, "features": [f for f in meta["features"] if f != "ease"]}
+    (tmp_path / "m.json").write_text(json.dumps(older))
+    with pytest.raises(ValueError, match="other ranker features"):
+        load_model(tmp_path / "m")
+    del meta["features"]  # written before the list was stored: version 2's list
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    assert load_model(tmp_path / "m").recommend("s00", 5) == model.recommend("s00", 5)
+
+
 def test_learned_discovery_survives_a_round_trip(tmp_path):
     model = ShopkeeperRecommender().fit(weekly_history())
     assert model.explore_scorer_ is not None  # there is something to save
