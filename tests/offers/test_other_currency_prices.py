@@ -153,13 +153,17 @@ def test_a_spent_euro_budget_stops_euro_offers_but_not_dollar_ones(client, app):
     assert body["offer"] is not None and body["offer"]["currency"] == "USD", body
 
 
-def test_accept_checks_the_budget_of_the_offers_currency(client, app):
+def test_accept_checks_the_budget_of_the_offers_currency(client, app, monkeypatch):
     from tests.offers.conftest import accept
 
+    # one moment for the spend and the accept's budget read: spent at 23:59:59.99 and
+    # accepted just after midnight, the spend was yesterday's and the euro day whole
+    now = utcnow()
+    monkeypatch.setattr(service, "utcnow", lambda: now)
     shop = _vendure(currency_guardrails={"EUR": EUR})
     body = quote(client, shop, cart_body(currency="EUR", price="90.00")).get_json()
     assert body["offer"] is not None
-    _spend(shop, "EUR", "79.00")  # the euro day's budget is nearly gone; the dollar one not
+    _spend(shop, "EUR", "79.00", now)  # the euro day's budget is nearly gone; the dollar one not
     res = accept(client, shop, body["offer"]["token"], cart_body(currency="EUR", price="90.00"))
     assert res.status_code == 409 and "budget" in res.get_json()["message"]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(OfferLedgerEntry)) == 1
