@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -29,7 +29,8 @@ from plugin.models.types import utcnow
 from plugin.offers import permissions as offer_permissions
 from plugin.offers.settings import Guardrails
 
-__all__ = ["activity_end", "connector_status", "daily_series", "local_window", "model_summary",
+__all__ = ["Window", "activity_end", "connector_status", "daily_series", "dashboard_window",
+           "local_window", "model_summary",
            "offer_budgets", "offer_cost", "offer_costs", "recommendations_ab", "shop_currency",
            "totals", "window_start"]
 
@@ -77,13 +78,43 @@ def local_window(now: datetime, days: int, zone: ZoneInfo) -> tuple[list[date], 
     return days_list, day_start(days_list[0], zone)
 
 
-def daily_series(shop_id: str, days: int = 30, *, now: datetime | None = None
-                 ) -> dict[str, Any]:
+class Window(NamedTuple):
+    """Whole local days of the shop: ``start`` (the first one's midnight) up to ``end`` (the
+    midnight after the last), both aware UTC."""
+
+    days: list[date]
+    start: datetime
+    end: datetime
+    zone: ZoneInfo
+
+    @property
+    def label(self) -> str:
+        """The days as a merchant reads them: "27 Oct \u2013 25 Nov 2026" (an en dash)."""
+        first, last = self.days[0], self.days[-1]
+        head = first.strftime("%d %b") if first.year == last.year \
+            else first.strftime("%d %b %Y")
+        return f"{head} \u2013 {last.strftime('%d %b %Y')}"
+
+
+def _window(now: datetime, days: int, zone: ZoneInfo) -> Window:
+    days_list, start = local_window(now, days, zone)
+    return Window(days_list, start, day_start(days_list[-1] + timedelta(days=1), zone), zone)
+
+
+def dashboard_window(shop_id: str, *, now: datetime | None = None, days: int = 30) -> Window:
+    """The one window of the dashboard, for its charts, KPIs and A/B box alike: the last
+    ``days`` local days up to the day of ``activity_end`` (today, unless nothing at all
+    happened in the last ``days``: then up to the latest order's day)."""
+    return _window(activity_end(shop_id, now=now, days=days), days, shop_zone(shop_id))
+
+
+def daily_series(shop_id: str, days: int = 30, *, now: datetime | None = None,
+                 window: Window | None = None) -> dict[str, Any]:
     """Per local day (the shop's time zone): impressions, clicks, add-to-carts, orders and
-    revenue for the charts."""
+    revenue for the charts, over ``window`` (else the ``days`` local days up to ``now``'s)."""
     now = now or utcnow()
-    zone = shop_zone(shop_id)
-    days_list, since = local_window(now, days, zone)
+    window = window or _window(now, days, shop_zone(shop_id))
+    zone, days_list, since, end = window.zone, window.days, window.start, window.end
     Imp, X, Ord = Impression, Interaction, Order
     end = now + timedelta(seconds=1)
     currency = shop_currency(shop_id)
@@ -111,7 +142,8 @@ def daily_series(shop_id: str, days: int = 30, *, now: datetime | None = None
             Ord.shop_id == shop_id, Ord.cancelled.is_(False), Ord.created_at >= since,
             Ord.created_at < end, ~same_money)
         .group_by(sa.func.upper(Ord.currency)).order_by(sa.func.upper(Ord.currency))).all()
-    return {"days": days_list, "end": now.astimezone(zone), "timezone": zone.key,
+    last = min(now, end - timedelta(microseconds=1))  # a moment on the window's last day
+    return {"days": days_list, "end": last.astimezone(zone), "timezone": zone.key,
             "currency": currency,
             "other_revenue": {code: Decimal(str(total or 0)).quantize(Decimal("0.01"))
                               for code, total in other},
@@ -142,9 +174,11 @@ def totals(series: dict[str, Any]) -> dict[str, Any]:
             "other_revenue": dict(series.get("other_revenue") or {})}
 
 
-def recommendations_ab(shop_id: str, days: int = 30, *, now: datetime | None = None
-                       ) -> dict[str, Any]:
+def recommendations_ab(shop_id: str, days: int = 30, *, now: datetime | None = None,
+                       window: Window | None = None) -> dict[str, Any]:
     """Shoppers shown recommendations, by arm: did they order within the window after?
+    The window is the charts' (``dashboard_window``) unless one is given, so the box and
+    the charts count the same days.
     ``uplift`` is None until both arms have ``min_arm`` shoppers (too few to say anything).
     A shopper seen in both arms (the holdout share changed) counts once, in the arm of
     their first impression. "The usual?" (``reorder``) lists do not count as exposure: the
@@ -152,14 +186,15 @@ def recommendations_ab(shop_id: str, days: int = 30, *, now: datetime | None = N
     more anyway, in the treatment arm only."""
     from plugin.offers.stats import MIN_ARM, diff_proportions
 
-    now = now or utcnow()
-    since = now - timedelta(days=days)
+    window = window or dashboard_window(shop_id, now=now, days=days)
+    since, until = window.start, window.end
     first_seen: dict[str, tuple[bool, datetime]] = {}
     for shopper, holdout, at in db.session.execute(
             sa.select(Impression.shopper_id, Impression.holdout,
                       sa.func.min(Impression.created_at))
             .where(Impression.shop_id == shop_id, Impression.shopper_id.is_not(None),
-                   Impression.placement != "reorder", Impression.created_at >= since)
+                   Impression.placement != "reorder", Impression.created_at >= since,
+                   Impression.created_at < until)
             .group_by(Impression.shopper_id, Impression.holdout)):
         if shopper not in first_seen or at < first_seen[shopper][1]:
             first_seen[shopper] = (bool(holdout), at)
@@ -168,7 +203,7 @@ def recommendations_ab(shop_id: str, days: int = 30, *, now: datetime | None = N
         for customer, at in db.session.execute(
                 sa.select(Order.customer_external_id, sa.func.max(Order.created_at))
                 .where(Order.shop_id == shop_id, Order.cancelled.is_(False),
-                       Order.created_at >= since,
+                       Order.created_at >= since, Order.created_at < until,
                        Order.customer_external_id.in_(list(first_seen)))
                 .group_by(Order.customer_external_id)):
             buyers[customer] = at
@@ -196,23 +231,27 @@ def offer_cost(shop_id: str, days: int = 30, *, now: datetime | None = None) -> 
     return offer_costs(shop_id, days, now=now)[0]
 
 
-def offer_costs(shop_id: str, days: int = 30, *, now: datetime | None = None
-                ) -> tuple[Decimal, dict[str, Decimal]]:
+def offer_costs(shop_id: str, days: int = 30, *, now: datetime | None = None,
+                window: Window | None = None) -> tuple[Decimal, dict[str, Decimal]]:
     """``offer_cost`` and ``{other currency: cost}``: a discount is money in its offer's
-    currency, never added to another's."""
-    spent = _offer_spend(shop_id, window_start(shop_id, days, now=now))
+    currency, never added to another's. Over ``window`` when given (the dashboard's)."""
+    spent = _offer_spend(shop_id, window.start, window.end) if window is not None \
+        else _offer_spend(shop_id, window_start(shop_id, days, now=now))
     # the orders' currency names the dashboard's money; before any order, the catalogue's
     return split(spent.items(), shop_currency(shop_id) or catalogue_currency(shop_id))
 
 
-def _offer_spend(shop_id: str, since: datetime) -> dict[str, Decimal]:
-    """Ledger amounts dated from ``since``, by their offer's currency ("": none recorded)."""
+def _offer_spend(shop_id: str, since: datetime, until: datetime | None = None
+                 ) -> dict[str, Decimal]:
+    """Ledger amounts dated from ``since`` (to ``until``), by their offer's currency ("":
+    none recorded)."""
     # literal SQL: PostgreSQL must see one expression in SELECT and GROUP BY
     code = sa.func.upper(sa.func.coalesce(Offer.currency, sa.literal_column("''")))
     rows = db.session.execute(
         sa.select(code, sa.func.sum(OfferLedgerEntry.amount))
         .select_from(OfferLedgerEntry).outerjoin(Offer, Offer.id == OfferLedgerEntry.offer_id)
-        .where(OfferLedgerEntry.shop_id == shop_id, OfferLedgerEntry.at >= since)
+        .where(OfferLedgerEntry.shop_id == shop_id, OfferLedgerEntry.at >= since,
+               sa.true() if until is None else OfferLedgerEntry.at < until)
         .group_by(code))
     return {str(c or ""): Decimal(str(total or 0)) for c, total in rows}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -161,16 +160,16 @@ def dashboard() -> ResponseReturnValue:
     if answer is not None:
         return answer
     shop = _shop()
-    end = stats.activity_end(shop.id)
-    series = stats.daily_series(shop.id, now=end)
+    window = stats.dashboard_window(shop.id)  # one window for charts, KPIs and A/B box
+    series = stats.daily_series(shop.id, window=window)
     labels = [d.strftime("%d %b") for d in series["days"]]
-    ab = stats.recommendations_ab(shop.id)
+    ab = stats.recommendations_ab(shop.id, window=window)
     uplift_rows = []
     if ab["uplift"]:
         u = ab["uplift"]
         uplift_rows.append(("Recommendations: conversion", u["estimate"] * 100,
                             u["low"] * 100, u["high"] * 100))
-    offers = _offer_report(shop)
+    offers = _offer_report(shop, window)
     if offers and offers.get("conversion_uplift"):
         u = offers["conversion_uplift"]
         uplift_rows.append(("Offers: conversion", u["estimate"] * 100, u["low"] * 100,
@@ -178,9 +177,9 @@ def dashboard() -> ResponseReturnValue:
     status = stats.connector_status(shop)
     return _render(
         "admin/dashboard.html",
-        totals=stats.totals(series), ab=ab, window_end=series["end"],
+        totals=stats.totals(series), ab=ab, window_end=series["end"], window=window,
         timezone=series["timezone"], offers=offers,
-        offer_costs=stats.offer_costs(shop.id), budgets=_offer_budgets(shop),
+        offer_costs=stats.offer_costs(shop.id, window=window), budgets=_offer_budgets(shop),
         model=stats.model_summary(shop.id),
         fit_failures=_fit_failures(shop.id),
         engagement_chart=charts.line_chart(
@@ -247,18 +246,17 @@ def _shopify_bridge(domain: str, mode: str, target: str) -> str:
                            api_key=current_app.config["SHOPIFY_API_KEY"])
 
 
-def _offer_report(shop: Shop, *, now: datetime | None = None) -> dict[str, Any] | None:
-    """The offers report over the last 30 of the shop's local days (as the charts)."""
-    from plugin.models.types import utcnow
+def _offer_report(shop: Shop, window: stats.Window) -> dict[str, Any] | None:
+    """The offers report over the dashboard's window (``stats.dashboard_window``): the A/B
+    box shows it beside the recommendations' arms, which count the same days."""
     from plugin.offers.attribution import uplift_report
     from plugin.offers.service import guardrails_for
 
-    now = now or utcnow()
     try:
         rails = guardrails_for(shop)
     except ValueError:
         return None
-    return uplift_report(shop.id, rails, stats.window_start(shop.id, 30, now=now), now)
+    return uplift_report(shop.id, rails, window.start, window.end)
 
 
 def _offer_budgets(shop: Shop) -> list[dict[str, Any]] | None:

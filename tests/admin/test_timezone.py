@@ -200,6 +200,6 @@ def test_the_30_day_offer_figures_are_local_days_not_720_hours(shop):
                                         amount=Decimal("5.00"), at=at))
     db.session.commit()
     assert stats.offer_cost(shop.id, now=now) == Decimal("5.00")
-    report = views._offer_report(shop, now=now)
+    report = views._offer_report(shop, stats.dashboard_window(shop.id, now=now))
     assert report is not None and report["since"] == datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
     assert report["arms"]["treatment"]["shoppers"] == 1
