@@ -151,7 +151,11 @@ def test_cart_discount_code_blocks_stacking(client, offer_shop):
     assert body["offer"] is None and body["reason_code"] == "no_stacking"
 
 
-def test_daily_budget_caps_offers_and_is_rechecked_on_accept(client, offer_shop):
+def test_daily_budget_caps_offers_and_is_rechecked_on_accept(client, offer_shop, monkeypatch):
+    # one day for both accepts: the first spent at 23:59:59.9 and the second checked just
+    # after midnight, the first was yesterday's spend and the second fit a whole day's budget
+    now = utcnow()
+    monkeypatch.setattr(service, "utcnow", lambda: now)
     configure(offer_shop, daily_budget=20)
     first = _offer(client, offer_shop)
     second = _offer(client, offer_shop, shopper=OTHER_SHOPPER)
