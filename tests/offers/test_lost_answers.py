@@ -253,7 +253,12 @@ def test_a_secret_key_rotation_cannot_change_the_code_a_lost_answer_left(app, pl
     assert fake.discounts == {}  # found under the stored code, not left live
 
 
-def test_a_lost_answers_reservation_counts_against_others_but_not_its_own_retry(platform):
+def test_a_lost_answers_reservation_counts_against_others_but_not_its_own_retry(
+        platform, monkeypatch):
+    # one day for every accept: the lost one's reservation at 23:59:59.9 was yesterday's
+    # for another accepted just after midnight, which then fit a whole day's budget
+    now = service.utcnow()
+    monkeypatch.setattr(service, "utcnow", lambda: now)
     shop, fake = platform
     first = _quoted(shop)
     configure(shop, daily_budget=float(first["amount"]))  # room for one discount only

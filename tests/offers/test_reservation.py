@@ -76,7 +76,12 @@ def test_a_shopper_with_two_standing_offers_gets_one_discount(client, offer_shop
     assert _reserved(offer_shop.id) == Decimal(first["amount"])
 
 
-def test_concurrent_accepts_never_pass_the_budget_nor_refuse_one_that_fits(app, offer_shop):
+def test_concurrent_accepts_never_pass_the_budget_nor_refuse_one_that_fits(app, offer_shop,
+                                                                           monkeypatch):
+    # one day for every accept: across the shop's midnight the early ones' spend would be
+    # yesterday's and a fourth would fit
+    now = service.utcnow()
+    monkeypatch.setattr(service, "utcnow", lambda: now)
     shoppers = [f"anon_{i:022d}" for i in range(8)]
     offers = []
     for shopper in shoppers:
