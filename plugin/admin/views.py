@@ -177,7 +177,7 @@ def dashboard() -> ResponseReturnValue:
     status = stats.connector_status(shop)
     return _render(
         "admin/dashboard.html",
-        totals=stats.totals(series), ab=ab, window_end=series["end"], window=window,
+        totals=stats.totals(series), ab=ab, window=window,
         timezone=series["timezone"], offers=offers,
         offer_costs=stats.offer_costs(shop.id, window=window), budgets=_offer_budgets(shop),
         model=stats.model_summary(shop.id),

@@ -114,7 +114,8 @@ def test_the_dashboard_chart_puts_the_order_on_the_local_day(app, client, shop, 
     db.session.commit()
     sign_in(app, client, shop)
     html = client.get("/admin/").get_data(as_text=True)
-    assert "30 days up to 11 Jun 2026 (America/Los_Angeles days)" in html
+    assert "30 days, <span data-window>13 May \u2013 11 Jun 2026</span> " \
+        "(America/Los_Angeles time)" in html
     chart = html[html.index('aria-label="Orders per day"'):]
     points = re.search(r'<polyline[^>]*points="([^"]+)"', chart)[1].split()
     heights = [float(p.split(",")[1]) for p in points]
