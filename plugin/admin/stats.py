@@ -116,7 +116,6 @@ def daily_series(shop_id: str, days: int = 30, *, now: datetime | None = None,
     window = window or _window(now, days, shop_zone(shop_id))
     zone, days_list, since, end = window.zone, window.days, window.start, window.end
     Imp, X, Ord = Impression, Interaction, Order
-    end = now + timedelta(seconds=1)
     currency = shop_currency(shop_id)
     # money in another currency is not added to the shop's: it is reported beside it
     same_money = same_currency(Ord.currency, currency)
