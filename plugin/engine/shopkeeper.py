@@ -16,6 +16,7 @@ import numpy as np
 
 from plugin.engine.arrays import isin
 from plugin.engine.base import BaseRecommender, Recommendation, check_is_fitted
+from plugin.engine.baskets import DAY
 from plugin.engine.data import Interactions, to_timestamp
 from plugin.engine.diversity import co_purchase_vectors, mmr
 from plugin.engine.history import HistoryMixin
@@ -299,6 +300,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             c, X = pool
             keep = self._allowed(c, banned, to_timestamp(at))
             c_items, X, last = c.item[keep], X[keep], c.last_time[keep]
+            cat_last = c.cat_last[keep]
             scores = self.score(X)
             boosted = scores + self.explore_boost_ * np.isnan(last)
             order = _reserve_explore(np.argsort(-boosted, kind="stable"), np.isnan(last), n,
@@ -311,7 +313,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             for j, b in zip(pick, because, strict=True):
                 out.append(self._explain(c_items[j], float(scores[j]), X[j], last[j], b,
                                          interval.get(int(c_items[j]), np.nan),
-                                         now=to_timestamp(at)))
+                                         now=to_timestamp(at), cat_last=cat_last[j]))
         if len(out) < n:
             out += self._fill(shopper, n - len(out), banned | {self.data_.item_index(r.item)
                                                              for r in out}, at)
@@ -390,13 +392,14 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
 
     def _explain(self, i: int, score: float, x: np.ndarray, last: float,
                  because: int, interval: float = np.nan, *,
-                 now: float | None = None) -> Recommendation:
+                 now: float | None = None, cat_last: float = np.nan) -> Recommendation:
         """The item's reason as of ``now`` (unix s; None: the fitted data's end, the latest
-        moment the model knows of, as ``RepurchaseModel.due`` measures from)."""
+        moment the model knows of, as ``RepurchaseModel.due`` measures from). ``cat_last``:
+        the shopper's last purchase in the item's category (nan: unknown)."""
         item = str(self.data_.item_ids[i])
+        now = self.repurchase_.end_ if now is None else now
         if not np.isnan(last):
             times = round(float(np.expm1(x[COL["log_count"]])))
-            now = self.repurchase_.end_ if now is None else now
             # the shopper's own rhythm (``interval``: their days between purchases on
             # distinct days, nan when bought on one day only: no "you usually" then), while
             # it holds: milk last bought months ago is no longer "usually every ~7 days"
@@ -408,12 +411,14 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
             return Recommendation(item, score, "repeat", "you bought this before" if times < 2
                                   else f"you have bought this {times} times")
         category = self.data_.catalog.primary_category(i)
-        # a category the shopper buys regularly and is due for: something new in it
-        if category and x[COL["cat_log_baskets"]] >= np.log1p(3) \
-                and x[COL["cat_due_ratio"]] >= 0:
+        # a category the shopper buys regularly and is due for: something new in it, while
+        # that rhythm holds (tea weekly two years ago and never since is no "which you buy
+        # every ~7 days"); lapsed, the item gets the reason any other new item would
+        if category and x[COL["cat_log_baskets"]] >= np.log1p(3) and x[COL["cat_due_ratio"]] >= 0:
             gap = float(np.expm1(x[COL["cat_log_days_since"]] - x[COL["cat_due_ratio"]]))
-            return Recommendation(item, score, "variety", f"something new in {category}, "
-                                  f"which you buy {every(gap)}")
+            if not _category_lapsed(x, cat_last, now, gap):
+                return Recommendation(item, score, "variety", f"something new in {category}, "
+                                      f"which you buy {every(gap)}")
         if because >= 0:
             return Recommendation(item, score, "neighbours",
                                   f"because you bought {self._title(because)}")
@@ -432,6 +437,16 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                     out.append(r)
                     names.add(r.item)
         return out
+
+
+def _category_lapsed(x: np.ndarray, cat_last: float, now: float, gap: float) -> bool:
+    """Whether the shopper's rhythm in an item's category (every ``gap`` days) no longer
+    holds at ``now``, by the rule of an item's own (``repurchase.lapsed``). Measured from
+    their last purchase in it, ``cat_last``; when that is unknown (a feature row alone),
+    from the row's own days since it, as of the moment the features were made for."""
+    if np.isnan(cat_last):
+        return lapsed(0.0, float(np.expm1(x[COL["cat_log_days_since"]])) * DAY, gap)
+    return lapsed(cat_last, now, gap)
 
 
 def _new_item_odds(trees: np.ndarray, linear: np.ndarray) -> np.ndarray:
