@@ -20,7 +20,8 @@ from plugin.engine.data import Interactions, to_timestamp
 from plugin.engine.history import HistoryMixin
 from plugin.engine.pairs import PairStats, pair_stats
 
-__all__ = ["KINDS", "LAPSED_AFTER", "RepurchaseModel", "every", "lapsed", "own_rhythm"]
+__all__ = ["KINDS", "LAPSED_AFTER", "RepurchaseModel", "every", "lapsed", "own_rhythm",
+           "when_due"]
 
 KINDS = ("durable", "consumable", "variety", "unknown")
 #: A consumable stops being due once this many of its intervals have passed since the last
@@ -133,7 +134,7 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
             out.append(Recommendation(str(self.data_.item_ids[owned[j]]), float(score[j]),
                                       self.source_name,
                                       _due_reason(interval[j], own=count[j] > 1,
-                                                  last=float(last[j]))))
+                                                  last=float(last[j]), now=now)))
         return out
 
     def recommend(self, shopper: str, n: int = 10, *, exclude: Iterable[str] | None = None,
@@ -164,12 +165,23 @@ def lapsed(last: float, now: float, interval_days: float) -> bool:
     return float(now) - float(last) > LAPSED_AFTER * float(interval_days) * DAY
 
 
-def _due_reason(interval_days: float, own: bool = True, last: float | None = None) -> str:
+def _due_reason(interval_days: float, own: bool = True, last: float | None = None,
+                now: float | None = None) -> str:
     """The shopper's own rhythm, or (bought once) the usual one of everyone who reorders it,
-    with the date it comes due (``last`` purchase, unix s, plus the interval)."""
+    with when it comes due (``last`` purchase, unix s, plus the interval) as of ``now``."""
     who = "you" if own else "shoppers"
     reason = f"{who} usually reorder this {every(interval_days)}"
-    return reason if last is None else f"{reason}, due about {due_date(last, interval_days)}"
+    return reason if last is None else f"{reason}, {when_due(last, interval_days, now)}"
+
+
+def when_due(last: float, interval_days: float, now: float | None = None) -> str:
+    """"due about 26 Nov" (``due_date``), or "due now" once that day is past at ``now``
+    (unix s; None: the date as it is): an overdue item read "due about 12 Nov" on 20 Nov.
+    Still true on a card shown hours later, as the date is."""
+    due = float(last) + float(interval_days) * DAY
+    if now is not None and np.floor(due / DAY) < np.floor(float(now) / DAY):
+        return "due now"
+    return f"due about {due_date(last, interval_days)}"
 
 
 def due_date(last: float, interval_days: float) -> str:

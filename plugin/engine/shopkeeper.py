@@ -36,7 +36,7 @@ from plugin.engine.ranker import (
     list_metrics,
     validation_rows,
 )
-from plugin.engine.repurchase import RepurchaseModel, due_date, every, lapsed, own_rhythm
+from plugin.engine.repurchase import RepurchaseModel, every, lapsed, own_rhythm, when_due
 from plugin.engine.sources import make_source
 
 __all__ = ["ShopkeeperRecommender"]
@@ -407,7 +407,7 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                     and not lapsed(last, now, interval):
                 return Recommendation(item, score, "repurchase_due",
                                       f"you usually reorder this {every(interval)}, "
-                                      f"due about {due_date(last, interval)}")
+                                      f"{when_due(last, interval, now)}")
             return Recommendation(item, score, "repeat", "you bought this before" if times < 2
                                   else f"you have bought this {times} times")
         category = self.data_.catalog.primary_category(i)

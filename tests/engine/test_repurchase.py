@@ -47,8 +47,12 @@ def test_weekly_consumable_is_due_after_about_seven_days(model):
     last = T0 + (7 * 7 + 1) * DAY
     due = model.due("u0", at=last + 7.2 * DAY)
     assert [r.item for r in due] == ["milk"]
-    # the last milk was on 3 Jan 2024 (T0 is 14 Nov 2023, plus 50 days): due a week on
-    assert due[0].reason == "you usually reorder this every ~7 days, due about 10 Jan"
+    # the last milk was on 3 Jan 2024 (T0 is 14 Nov 2023, plus 50 days): due a week on,
+    # 10 Jan; read on the 11th that date is past
+    assert due[0].reason == "you usually reorder this every ~7 days, due now"
+    early = model.due("u0", at=last + 6 * DAY)
+    assert [r.reason for r in early] == ["you usually reorder this every ~7 days, "
+                                         "due about 10 Jan"]
 
 
 def test_consumable_is_not_due_two_days_after_buying(model):

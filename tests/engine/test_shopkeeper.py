@@ -393,9 +393,12 @@ def test_reorder_reason_counts_days_not_orders():
     for t in (T0 + DAY, T0 + DAY + 3600, T0 + 15 * DAY, T0 + 15 * DAY + 1800):
         rows.append(("split", "milk", t, f"split-{t}"))
     model = ShopkeeperRecommender().fit(build(rows))
-    reasons = {r.item: r.reason for r in model.recommend("split", 10)}
+    reasons = {r.item: r.reason for r in model.recommend("split", 10, at=T0 + 20 * DAY)}
     # last bought on 29 Nov 2023 (T0 + 15 days): two weeks on is 13 Dec
     assert reasons["milk"] == "you usually reorder this every ~14 days, due about 13 Dec"
+    # as of the data's end (4 Jan) that date is past
+    late = {r.item: r.reason for r in model.recommend("split", 10)}
+    assert late["milk"] == "you usually reorder this every ~14 days, due now"
     early = {r.item: r.reason for r in model.recommend("split", 10, at=T0 + 2 * DAY)}
     assert "usually" not in early.get("milk", "")
 
@@ -440,9 +443,10 @@ def test_a_rhythm_lapses_as_of_the_moment_asked(lapse_model):
     """``at=``: the same milk (last bought 24 Dec 2023) 2 days on is due, 60 days on it
     has lapsed; the edge is ``LAPSED_AFTER`` weeks after the last purchase."""
     last = LAPSE_END - 60 * DAY
-    usual = ("repurchase_due", "you usually reorder this every ~7 days, due about 31 Dec")
-    assert _milk(lapse_model, "gone", at=last + 2 * DAY) == usual
-    assert _milk(lapse_model, "gone", at=last + 21 * DAY) == usual
+    usual = "repurchase_due", "you usually reorder this every ~7 days"
+    assert _milk(lapse_model, "gone", at=last + 2 * DAY) == (usual[0],
+                                                             f"{usual[1]}, due about 31 Dec")
+    assert _milk(lapse_model, "gone", at=last + 21 * DAY) == (usual[0], f"{usual[1]}, due now")
     assert _milk(lapse_model, "gone", at=last + 22 * DAY) == ("repeat",
                                                               "you have bought this 4 times")
     assert _milk(lapse_model, "gone", at=last + 60 * DAY) == ("repeat",
@@ -481,3 +485,15 @@ def test_a_lapsed_category_rhythm_by_the_features_alone(model):
         row[FEATURES.index("cat_due_ratio")] = np.log1p(days) - np.log1p(7)
         reasons[days] = model._explain(tea, 0.5, row, np.nan, -1).source
     assert reasons == {20: "variety", 23: "neighbours"}
+
+
+def test_an_overdue_item_reads_due_now_not_a_past_date(lapse_model):
+    """Milk bought weekly, last on 24 Dec 2023: due about 31 Dec. Read on the 31st it is
+    still that date; from 1 Jan (not yet lapsed) the date is past and it is "due now"."""
+    last = LAPSE_END - 60 * DAY
+    reason = "you usually reorder this every ~7 days, due "
+    assert _milk(lapse_model, "gone", at=last + 7 * DAY) == ("repurchase_due",
+                                                             reason + "about 31 Dec")
+    for days in (8, 12):
+        assert _milk(lapse_model, "gone", at=last + days * DAY) == ("repurchase_due",
+                                                                    reason + "now")
