@@ -29,7 +29,7 @@ from flask import g, has_request_context
 from marshmallow import ValidationError
 
 from plugin.admin.schemas import RepurchaseOverrideSchema
-from plugin.engine.repurchase import LAPSED_AFTER, every
+from plugin.engine.repurchase import every, lapsed
 from plugin.extensions import db
 from plugin.models import Product, Shop
 
@@ -57,8 +57,9 @@ class Override:
         "the usual?"): its cycle has elapsed, and not yet ``LAPSED_AFTER`` cycles, the
         window of a learned consumable (``RepurchaseModel.due_in``). Past it the item is
         no longer held back, only no longer pushed as due."""
-        cycle = (self.cycle_days or 0) * DAY
-        return self.kind == "consumable" and cycle <= now - last <= LAPSED_AFTER * cycle
+        cycle = self.cycle_days or 0
+        return self.kind == "consumable" and cycle * DAY <= now - last \
+            and not lapsed(last, now, cycle)
 
     @property
     def reason(self) -> str:

@@ -127,7 +127,7 @@ class RepurchaseModel(HistoryMixin, BaseRecommender):
         elapsed = (now - last) / DAY
         ratio = elapsed / np.where(interval > 0, interval, np.nan)
         ok = (self.kind_[owned] == "consumable") & (ratio >= self.due_fraction) \
-            & (ratio <= LAPSED_AFTER)
+            & ~lapsed(last, now, interval)
         score = np.exp(-np.abs(np.log(np.where(ok, ratio, 1.0))))
         out = []
         for j in np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")]:
@@ -158,11 +158,18 @@ def own_rhythm(items: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, ...]:
     return owned, count, last, interval
 
 
-def lapsed(last: float, now: float, interval_days: float) -> bool:
+def lapsed(last: float | np.ndarray, now: float | np.ndarray,
+           interval_days: float | np.ndarray) -> bool | np.ndarray:
     """Whether a shopper's rhythm for an item no longer holds at ``now`` (unix s): more than
     ``LAPSED_AFTER`` intervals since its ``last`` purchase, where ``due`` stops offering it.
-    Milk bought weekly, last two months ago, is not "usually every ~7 days" any more."""
-    return float(now) - float(last) > LAPSED_AFTER * float(interval_days) * DAY
+    Milk bought weekly, last two months ago, is not "usually every ~7 days" any more.
+
+    The one place the rule lives (``due_in``, the reasons, the merchant's ``Override.due``);
+    elementwise over arrays (a bool array), a bool for scalars. An unknown (nan) interval
+    never lapses: whether there is a rhythm at all is the caller's question."""
+    since = np.asarray(now, np.float64) - np.asarray(last, np.float64)
+    out = since > LAPSED_AFTER * np.asarray(interval_days, np.float64) * DAY
+    return bool(out) if out.ndim == 0 else out
 
 
 def _due_reason(interval_days: float, own: bool = True, last: float | None = None,
