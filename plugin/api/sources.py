@@ -17,7 +17,7 @@ from plugin import cache as redis_cache
 from plugin import hot_reads
 from plugin.api import model_store, overrides
 from plugin.engine.base import BaseRecommender, Recommendation
-from plugin.engine.repurchase import RepurchaseModel
+from plugin.engine.repurchase import RepurchaseModel, lapsed
 from plugin.extensions import db
 from plugin.models import Customer, Interaction, ModelVersion, RecommendationCache
 from plugin.models.events import SET_ASIDE
@@ -356,6 +356,8 @@ def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
     comes back, a consumable does once its cycle has elapsed, bought once or more often,
     until it lapses (``Override.due``: as a learned consumable's due window ends).
     One just reported bought (``reported_since``) is not due either, its order not in yet.
+    Items whose own rhythm lapsed (``repurchase.lapsed``: weekly tea, last bought a year
+    ago) still count as bought again, but come after every item still in its rhythm.
     """
     rules = overrides.rules_of(shop_id)
     orders = sa.func.count(sa.distinct(Interaction.order_external_id))
@@ -373,7 +375,8 @@ def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
     ruled = overrides.resolve(shop_id, [r.product_external_id for r in rows]) if rules else {}
     now = utcnow()
     just = reported_since(shop_id, [customer_id], now).get(customer_id, set())
-    out = []
+    out: list[Recommendation] = []
+    lapsed_ones: list[Recommendation] = []  # "ordered 5 times", but two years ago: after
     for r in rows:
         if r.product_external_id in just:  # reported bought: its order is to come
             continue
@@ -390,10 +393,15 @@ def reorder(shop_id: str, customer_id: str, n: int) -> list[Recommendation]:
                     (now - r.last).total_seconds() < REORDER_DUE_FRACTION * interval:
                 continue
             reason = f"you have ordered this {r.orders} times"
+            if interval >= 86400 and lapsed(r.last.timestamp(), now.timestamp(),
+                                            interval / 86400):
+                lapsed_ones.append(Recommendation(r.product_external_id, float(r.orders),
+                                                  "reorder", reason))
+                continue
         out.append(Recommendation(r.product_external_id, float(r.orders), "reorder", reason))
         if len(out) == n:
             break
-    return out
+    return (out + lapsed_ones)[:n]
 
 
 def popular(shop_id: str, version: ServedVersion | None) -> Sequence[Recommendation]:

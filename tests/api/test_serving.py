@@ -171,6 +171,19 @@ def test_reorder_does_not_offer_what_was_just_restocked(api, trained):
     assert ids(api.recs("reorder", headers=customer_headers(trained, "c7"))) == ["p2"]
 
 
+def test_reorder_puts_a_lapsed_rhythm_after_the_current_ones(api, trained):
+    """Tea ordered five times weekly a year ago is no longer "the usual": coffee, ordered
+    twice a fortnight apart and due, comes first although tea has more orders."""
+    now = utcnow()
+    for k in range(5):
+        add_order(trained.id, "c6", f"c6-tea-{k}", ["p2"], now - timedelta(days=365 + 7 * k))
+    for k in range(2):
+        add_order(trained.id, "c6", f"c6-coffee-{k}", ["p3"], now - timedelta(days=14 + 14 * k))
+    items = api.recs("reorder", headers=customer_headers(trained, "c6")).get_json()["items"]
+    assert [i["product_id"] for i in items][:2] == ["p3", "p2"]
+    assert items[1]["reason"] == "you have ordered this 5 times"
+
+
 def test_holdout_arm_gets_popular_items_and_is_flagged(api, trained):
     trained.settings = {**trained.settings, "holdout_share": 1.0}
     db.session.commit()
