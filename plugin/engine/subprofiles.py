@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable, Mapping, Sequence
+from types import MappingProxyType
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,7 +26,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from plugin.engine.data import Interactions
 
-__all__ = ["AUDIENCES", "FEATURES", "OutOfProfileDetector", "audiences_of"]
+__all__ = ["AUDIENCES", "COL", "FEATURES", "OutOfProfileDetector", "audiences_of",
+           "feature_row"]
 
 AUDIENCES = ("baby", "kids", "women", "men", "pet", "gift")
 _WORDS = {
@@ -43,12 +45,49 @@ _WORDS = {
 _NOT_AUDIENCE = re.compile(r"\b(hot|corn)\s*dogs?\b|\bcat\s*fish\b|\bcatfish\b")
 _TOKEN = re.compile(r"[a-z0-9]+")
 
-#: Features of a (history, basket) pair, in the calibrator's column order.
+#: Features of a (history, basket) pair, in the calibrator's column order. Code writes and
+#: reads them by name (``COL``, ``feature_row``). No saved artifact holds these column
+#: numbers (the detector is refitted in each process, never persisted), so the order is
+#: free; it is kept as it was because the logistic fit's rounding follows the column order,
+#: and this order is the one bench/subprofiles.py's precision/recall were measured with.
 FEATURES = ("new_item", "new_group", "group_lift", "similarity", "audience_new",
             "audience_new_max", "audience_seen", "min_similarity", "log_history",
             "log_basket")
-#: Used when a shop has too little data to calibrate (hand-set, conservative).
-_DEFAULT_COEF = np.array([1.0, 1.5, -0.6, -2.0, 2.5, 1.0, -1.0, -1.0, 0.0, 0.0])
+#: Column of each feature: ``detector.coef_[COL["new_group"]]``.
+COL: Mapping[str, int] = MappingProxyType({name: i for i, name in enumerate(FEATURES)})
+
+
+def feature_row(*parts: Mapping[str, float]) -> np.ndarray:
+    """The ``len(FEATURES)`` vector of named values, each feature given exactly once.
+
+    A feature named in two parts, or in none, or not in ``FEATURES`` is a ``ValueError``:
+    a value left at its default or landing in a neighbour's column would otherwise be
+    calibrated and scored silently.
+    """
+    row = np.full(len(FEATURES), np.nan)
+    written: set[str] = set()
+    for part in parts:
+        for name, value in part.items():
+            if name not in COL:
+                raise ValueError(f"unknown feature {name!r}")
+            if name in written:
+                raise ValueError(f"feature {name!r} written twice")
+            row[COL[name]] = value
+            written.add(name)
+    missing = [f for f in FEATURES if f not in written]
+    if missing:
+        raise ValueError(f"features never written: {', '.join(missing)}")
+    return row
+
+
+#: Used when a shop has too little data to calibrate (hand-set, conservative): a new
+#: category or an audience the shopper never bought for raises the score, a basket close
+#: to the shopper's category mix lowers it, the sizes alone say nothing.
+_DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType({
+    "new_item": 1.0, "new_group": 1.5, "group_lift": -0.6, "similarity": -2.0,
+    "audience_new": 2.5, "audience_new_max": 1.0, "audience_seen": -1.0,
+    "min_similarity": -1.0, "log_history": 0.0, "log_basket": 0.0})
+_DEFAULT_COEF = feature_row(_DEFAULT_WEIGHTS)
 _DEFAULT_INTERCEPT = -1.5
 
 
@@ -168,6 +207,7 @@ class OutOfProfileDetector(BaseEstimator):
             self.item_audience_[history].any(axis=0)
 
     def _features(self, history: np.ndarray, basket: np.ndarray) -> np.ndarray:
+        """The ``FEATURES`` row of a basket (item indices) against a history (same)."""
         counts, centroid, seen_aud = self._profile(history)
         groups = self.item_group_[basket]
         n = max(len(history), 1)
@@ -177,11 +217,18 @@ class OutOfProfileDetector(BaseEstimator):
         sim = self.group_vectors_[groups] @ centroid
         aud = self.item_audience_[basket]
         aud_new = (aud & ~seen_aud).any(axis=1)
-        return np.array([
-            (~np.isin(basket, history)).mean(), (counts[groups] == 0).mean(),
-            lift.mean(), sim.mean(), aud_new.mean(), float(aud_new.any()),
-            (aud & seen_aud).any(axis=1).mean(), sim.min(), np.log1p(len(history)),
-            np.log1p(len(basket))])
+        return feature_row({
+            "new_item": (~np.isin(basket, history)).mean(),
+            "new_group": (counts[groups] == 0).mean(),
+            "group_lift": lift.mean(),
+            "similarity": sim.mean(),
+            "min_similarity": sim.min(),
+            "audience_new": aud_new.mean(),
+            "audience_new_max": float(aud_new.any()),
+            "audience_seen": (aud & seen_aud).any(axis=1).mean(),
+            "log_history": np.log1p(len(history)),
+            "log_basket": np.log1p(len(basket)),
+        })
 
     # ------------------------------------------------------------------ answers
     def score(self, history: Sequence[str], basket: Sequence[str]) -> float:
