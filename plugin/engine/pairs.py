@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import numpy as np
 
 from plugin.engine.arrays import lookup
 from plugin.engine.baskets import DAY, BasketPairs
+from plugin.engine.columns import column_index, named_columns
 
 __all__ = ["COL", "FEATURES", "PairStats", "feature_matrix", "item_stats", "pair_stats"]
 
@@ -29,29 +29,13 @@ FEATURES = (
     "category_share", "cat_log_days_since", "cat_due_ratio", "cat_log_baskets", "ease",
 )
 #: Column of each feature: ``X[:, COL["is_repeat"]]``.
-COL: Mapping[str, int] = MappingProxyType({name: i for i, name in enumerate(FEATURES)})
+COL: Mapping[str, int] = column_index(FEATURES)
 
 
 def feature_matrix(n_rows: int, *parts: Mapping[str, np.ndarray | float]) -> np.ndarray:
-    """The ``(n_rows, len(FEATURES))`` matrix of named columns, each given exactly once.
-
-    A feature named in two parts, or in none, or not in ``FEATURES`` is a ``ValueError``:
-    a column written twice or left unset would otherwise be scored silently.
-    """
-    X = np.full((n_rows, len(FEATURES)), np.nan)
-    written: set[str] = set()
-    for part in parts:
-        for name, values in part.items():
-            if name not in COL:
-                raise ValueError(f"unknown feature {name!r}")
-            if name in written:
-                raise ValueError(f"feature {name!r} written twice")
-            X[:, COL[name]] = values
-            written.add(name)
-    missing = [f for f in FEATURES if f not in written]
-    if missing:
-        raise ValueError(f"features never written: {', '.join(missing)}")
-    return X
+    """The ``(n_rows, len(FEATURES))`` matrix of named columns, each given exactly once
+    (``columns.named_columns``: a column written twice or never is a ``ValueError``)."""
+    return named_columns((n_rows,), FEATURES, COL, *parts)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
+from plugin.engine.columns import column_index, named_columns
 from plugin.engine.data import Interactions
 
 __all__ = ["AUDIENCES", "COL", "FEATURES", "OutOfProfileDetector", "audiences_of",
@@ -54,30 +55,14 @@ FEATURES = ("new_item", "new_group", "group_lift", "similarity", "audience_new",
             "audience_new_max", "audience_seen", "min_similarity", "log_history",
             "log_basket")
 #: Column of each feature: ``detector.coef_[COL["new_group"]]``.
-COL: Mapping[str, int] = MappingProxyType({name: i for i, name in enumerate(FEATURES)})
+COL: Mapping[str, int] = column_index(FEATURES)
 
 
 def feature_row(*parts: Mapping[str, float]) -> np.ndarray:
-    """The ``len(FEATURES)`` vector of named values, each feature given exactly once.
-
-    A feature named in two parts, or in none, or not in ``FEATURES`` is a ``ValueError``:
-    a value left at its default or landing in a neighbour's column would otherwise be
-    calibrated and scored silently.
-    """
-    row = np.full(len(FEATURES), np.nan)
-    written: set[str] = set()
-    for part in parts:
-        for name, value in part.items():
-            if name not in COL:
-                raise ValueError(f"unknown feature {name!r}")
-            if name in written:
-                raise ValueError(f"feature {name!r} written twice")
-            row[COL[name]] = value
-            written.add(name)
-    missing = [f for f in FEATURES if f not in written]
-    if missing:
-        raise ValueError(f"features never written: {', '.join(missing)}")
-    return row
+    """The ``len(FEATURES)`` vector of named values, each feature given exactly once
+    (``columns.named_columns``: a value left at its default or landing in a neighbour's
+    column would otherwise be calibrated and scored silently)."""
+    return named_columns((), FEATURES, COL, *parts)
 
 
 #: Used when a shop has too little data to calibrate (hand-set, conservative): a new
