@@ -38,35 +38,32 @@ def _shopper(shop_id: str, who: str, seen: datetime, ordered: datetime | None = 
                              cancelled=False, created_at=ordered, source_updated_at=ordered))
 
 
-def _active_shop(shop_id: str) -> str:
-    """Activity up to this week, and one shopper on 26 October's afternoon: inside the old
-    box's 720 hours, outside the charts' first local day."""
-    _shopper(shop_id, "early", datetime(2026, 10, 26, 15, tzinfo=LA),
-             datetime(2026, 10, 26, 16, tzinfo=LA))
-    _shopper(shop_id, "a", datetime(2026, 11, 10, 9, tzinfo=LA),
-             datetime(2026, 11, 11, 9, tzinfo=LA))
-    _shopper(shop_id, "b", datetime(2026, 11, 20, 9, tzinfo=LA))
-    _shopper(shop_id, "h", datetime(2026, 11, 12, 9, tzinfo=LA),
-             datetime(2026, 11, 13, 9, tzinfo=LA), holdout=True)
-    return "27 Oct \u2013 25 Nov 2026"
+def _at(month: int, day: int, hour: int) -> datetime:
+    return datetime(2026, month, day, hour, tzinfo=LA)
 
 
-def _quiet_shop(shop_id: str) -> str:
-    """Nothing in the last 30 days: the charts follow the latest order back to September,
-    where the old box, still on the last 720 hours, found nobody."""
-    _shopper(shop_id, "a", datetime(2026, 9, 1, 9, tzinfo=LA),
-             datetime(2026, 9, 2, 9, tzinfo=LA))
-    _shopper(shop_id, "b", datetime(2026, 9, 3, 9, tzinfo=LA))
-    _shopper(shop_id, "h", datetime(2026, 9, 4, 9, tzinfo=LA),
-             datetime(2026, 9, 5, 9, tzinfo=LA), holdout=True)
-    return "07 Aug \u2013 05 Sep 2026"
+#: Activity up to this week, and one shopper on 26 October's afternoon: inside the old
+#: box's 720 hours, outside the charts' first local day.
+ACTIVE = ([("early", _at(10, 26, 15), _at(10, 26, 16), False),
+           ("a", _at(11, 10, 9), _at(11, 11, 9), False),
+           ("b", _at(11, 20, 9), None, False),
+           ("h", _at(11, 12, 9), _at(11, 13, 9), True)],
+          "27 Oct \u2013 25 Nov 2026")
+#: Nothing in the last 30 days: the charts follow the latest order back to September,
+#: where the old box, still on the last 720 hours, found nobody.
+QUIET = ([("a", _at(9, 1, 9), _at(9, 2, 9), False),
+          ("b", _at(9, 3, 9), None, False),
+          ("h", _at(9, 4, 9), _at(9, 5, 9), True)],
+         "07 Aug \u2013 05 Sep 2026")
 
 
-@pytest.mark.parametrize("seed", [_active_shop, _quiet_shop])
-def test_the_ab_box_counts_the_charts_days(app, client, shop, monkeypatch, seed):
+@pytest.mark.parametrize("history", [ACTIVE, QUIET], ids=["active", "quiet"])
+def test_the_ab_box_counts_the_charts_days(app, client, shop, monkeypatch, history):
     shop.settings = {**(shop.settings or {}), "timezone": "America/Los_Angeles"}
     monkeypatch.setattr(stats, "utcnow", lambda: NOW.astimezone(UTC))
-    label = seed(shop.id)
+    shoppers, label = history
+    for who, seen, ordered, holdout in shoppers:
+        _shopper(shop.id, who, seen, ordered, holdout=holdout)
     db.session.commit()
     sign_in(app, client, shop)
     html = client.get("/admin/").get_data(as_text=True)
