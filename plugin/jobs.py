@@ -16,13 +16,14 @@ import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from plugin import lease
+from plugin import lease, row_lock
 from plugin.db_clock import db_now, db_utcnow
 from plugin.extensions import db
 from plugin.heartbeat import renewing
 from plugin.leadership import LEASE_NAME, LeaseLost, checkpoint, stop_if_lease_lost, watching
 from plugin.models import JobRun
 from plugin.models.types import utcnow
+from plugin.row_lock import RowLocked
 from plugin.webhooks.inbox import BatchResult, process_inbox, worker_name
 
 log = logging.getLogger("shopkeeper.jobs")
@@ -335,10 +336,20 @@ def _run_recorded(app: Flask, name: str, fn: Callable[[], object],
 
 def _heartbeat(app: Flask, run_id: int) -> AbstractContextManager[None]:
     """Renew the run's heartbeat while the job runs, so a long job is told apart from one
-    whose worker died."""
+    whose worker died.
+
+    On PostgreSQL a beat waits at most ``row_lock.LOCK_TIMEOUT_SECONDS`` for the run's row
+    (another transaction on it: a check marking runs abandoned, an operator's statement):
+    it waited with no end, the renewing thread left behind stuck by the block's end. A row
+    still locked then skips this beat (logged ``jobs.heartbeat_lock_timeout``); the next
+    comes ``RUN_HEARTBEAT_SECONDS`` later, ten of them before the run counts as abandoned.
+    """
     def beat() -> None:
-        db.session.execute(sa.update(JobRun).where(
-            JobRun.id == run_id, JobRun.status == "running").values(heartbeat_at=db_utcnow()))
+        with suppress(RowLocked):
+            row_lock.bounded(lambda: db.session.execute(sa.update(JobRun).where(
+                JobRun.id == run_id, JobRun.status == "running").values(
+                heartbeat_at=db_utcnow())), what=f"job run {run_id}", log=log,
+                event="jobs.heartbeat_lock_timeout", extra={"run_id": run_id})
         db.session.commit()
 
     return renewing(app, RUN_HEARTBEAT_SECONDS, beat, name=f"job-heartbeat-{run_id}",

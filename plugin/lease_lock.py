@@ -8,6 +8,8 @@ with no end. The Python-side bounds (``heartbeat.STOP_WAIT_SECONDS``) only stopp
 for them. Each lease statement now runs under a short ``SET LOCAL lock_timeout`` in a
 savepoint: past it, the savepoint is rolled back (the caller's transaction goes on, as it
 was before the lease statement) and the lease operation decides what a busy row means.
+The mechanism is ``plugin.row_lock``'s (shared with the job run's heartbeat); this module
+keeps the lease's bound and its log line.
 
 SQLite has no row locks (its ``busy_timeout`` covers the file lock): there the statements
 run as they are.
@@ -19,9 +21,10 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-import sqlalchemy as sa
+from plugin import row_lock
+from plugin.row_lock import LOCK_NOT_AVAILABLE, RowLocked
 
-from plugin.extensions import db
+__all__ = ["LOCK_NOT_AVAILABLE", "LOCK_TIMEOUT_SECONDS", "RowLocked", "bounded"]
 
 log = logging.getLogger("shopkeeper.lease")
 
@@ -33,44 +36,14 @@ log = logging.getLogger("shopkeeper.lease")
 #: renewed every 2 s (``WORKER_POLL_SECONDS``) still gets four tries before it lapses.
 LOCK_TIMEOUT_SECONDS = 5.0
 
-#: SQLSTATE lock_not_available: ``lock_timeout`` ran out (psycopg's ``LockNotAvailable``)
-LOCK_NOT_AVAILABLE = "55P03"
-
 T = TypeVar("T")
-
-
-class RowLocked(Exception):
-    """The lease row stayed locked past ``LOCK_TIMEOUT_SECONDS``; the statements were
-    rolled back to their savepoint, the transaction is usable."""
 
 
 def bounded(operation: str, name: str, holder: str, statements: Callable[[], T]) -> T:
     """Run ``statements`` (on ``db.session``) waiting at most ``LOCK_TIMEOUT_SECONDS`` for
     a row lock on PostgreSQL, and raise ``RowLocked`` (logged as ``lease.lock_timeout``)
-    when that ran out. The transaction's own ``lock_timeout`` is back once they ran: a
-    fence runs in a job's commit, whose flush follows it and must not get this bound."""
-    if db.session.get_bind().dialect.name != "postgresql":
-        return statements()
-    conn = db.session.connection()
-    before = conn.scalar(sa.select(sa.func.current_setting("lock_timeout")))
-    savepoint = conn.begin_nested()
-    try:
-        _set_lock_timeout(conn, f"{round(LOCK_TIMEOUT_SECONDS * 1000)}ms")
-        result = statements()
-    except sa.exc.OperationalError as err:
-        if getattr(err.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
-            raise
-        savepoint.rollback()  # undoes the SET LOCAL too
-        log.warning("lease.lock_timeout", extra={
-            "operation": operation, "lease": name, "holder": holder,
-            "waited_seconds": LOCK_TIMEOUT_SECONDS})
-        raise RowLocked(f"lease {name!r}: its row stayed locked past "
-                        f"{LOCK_TIMEOUT_SECONDS} s ({operation})") from err
-    savepoint.commit()
-    _set_lock_timeout(conn, before)
-    return result
-
-
-def _set_lock_timeout(conn: sa.Connection, value: str) -> None:
-    """``SET LOCAL lock_timeout``, as a function taking a bound value."""
-    conn.execute(sa.select(sa.func.set_config("lock_timeout", value, True)))
+    when that ran out (``row_lock.bounded``, with the lease's bound and log line)."""
+    return row_lock.bounded(statements, what=f"lease {name!r} ({operation})", log=log,
+                            event="lease.lock_timeout",
+                            extra={"operation": operation, "lease": name, "holder": holder},
+                            seconds=LOCK_TIMEOUT_SECONDS)
