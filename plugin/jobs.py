@@ -20,7 +20,14 @@ from plugin import lease, row_lock
 from plugin.db_clock import db_now, db_utcnow
 from plugin.extensions import db
 from plugin.heartbeat import renewing
-from plugin.leadership import LEASE_NAME, LeaseLost, checkpoint, stop_if_lease_lost, watching
+from plugin.leadership import (
+    LEASE_NAME,
+    LeaseBusy,
+    LeaseLost,
+    checkpoint,
+    stop_if_lease_lost,
+    watching,
+)
 from plugin.models import JobRun
 from plugin.models.types import utcnow
 from plugin.row_lock import RowLocked
@@ -286,7 +293,8 @@ def run_recorded(app: Flask, name: str, fn: Callable[[], object],
     set, or the lease row names another) stops the job at its next ``checkpoint``
     (recorded as ``lease_lost``, committing nothing more); the unit running then commits
     nothing either, its commit being fenced by the lease's generation the job started
-    under (``plugin.leadership``). The run's ``worker`` is
+    under (``plugin.leadership``). A fence that found the lease row too busy to check
+    stops the run the same way, recorded as ``lease_busy``. The run's ``worker`` is
     ``holder``, the id ``scheduler_leases`` stores (the process name had no match there
     when a worker was given another name), so an operator can tell which holder ran what.
     When the run cannot be recorded (the database went), that is logged once: a run whose
@@ -320,10 +328,12 @@ def _run_recorded(app: Flask, name: str, fn: Callable[[], object],
             fn()
         run.status = "ok"
     except LeaseLost as err:  # stopped between units: the new leader runs it
+        # (or, its lease row too busy for a commit's fence, this leader at its next check)
         db.session.rollback()
         run = db.session.merge(run)
-        run.status, run.error = "lease_lost", str(err)
-        log.warning("jobs.stopped_lease_lost", extra={"job": name, "worker": holder})
+        stopped = "lease_busy" if isinstance(err, LeaseBusy) else "lease_lost"
+        run.status, run.error = stopped, str(err)
+        log.warning(f"jobs.stopped_{stopped}", extra={"job": name, "worker": holder})
     except Exception as err:  # a failing job must not kill the scheduler
         db.session.rollback()
         run = db.session.merge(run)

@@ -28,7 +28,7 @@ from flask.globals import app_ctx
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from plugin import lease
+from plugin import lease, lease_lock
 from plugin.extensions import db
 
 #: The lease whose holder runs the scheduled jobs (``scheduler_leases.name``).
@@ -41,6 +41,22 @@ class LeaseLost(Exception):
 
     def __init__(self, holder: str) -> None:
         super().__init__(f"{holder} lost the scheduler lease; stopped between units of work")
+        self.holder = holder
+
+
+class LeaseBusy(LeaseLost):
+    """A commit's fence found the lease row locked past ``lease_lock.LOCK_TIMEOUT_SECONDS``
+    (PostgreSQL): the hold was not confirmed, so nothing was committed and the job stops
+    as for a lost lease (a ``LeaseLost``, for every ``except`` and ``stop_if_lease_lost``
+    that lets it through), but the lease need not be lost: the run is recorded
+    ``lease_busy`` with this message, not as a lost lease, and the job runs again at its
+    next check if this worker still leads."""
+
+    def __init__(self, holder: str) -> None:
+        Exception.__init__(self, (
+            f"the scheduler lease row stayed locked past {lease_lock.LOCK_TIMEOUT_SECONDS} s "
+            f"at a commit (another transaction held it): {holder}'s hold not confirmed, "
+            "nothing committed; stopped, to run again at the next check"))
         self.holder = holder
 
 
@@ -121,11 +137,16 @@ def _fence(session: Session) -> None:
     """A scheduled job's commit goes through only while its worker still holds the lease
     it started under: checked in the committing transaction (``lease.fence``), so a lease
     taken over between the job's checkpoint and its commit makes the commit raise
-    ``LeaseLost``, committing nothing (the caller rolls back)."""
+    ``LeaseLost``, committing nothing (the caller rolls back). A lease row too busy to
+    check (``RowLocked``) raises ``LeaseBusy``, committing nothing likewise."""
     watched = _WATCHED.get()
     if watched is None or watched[2] is None or watched[3] is not _app_context() \
             or session is not db.session():
         return  # not a job's, or another app context's session (the job's worker's own)
     holder, _, generation, _ = watched
-    if not lease.fence(LEASE_NAME, holder, generation):
+    try:
+        held = lease.fence(LEASE_NAME, holder, generation)
+    except lease_lock.RowLocked as err:
+        raise LeaseBusy(holder) from err
+    if not held:
         raise LeaseLost(holder)

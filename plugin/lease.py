@@ -98,19 +98,17 @@ def fence(name: str, holder: str, generation: int) -> bool:
     standby's takeover waits for it (SQLite's single writer does the same), and a unit
     cannot commit after another worker took the lease over.
 
-    The row locked past ``LOCK_TIMEOUT_SECONDS`` (PostgreSQL), the hold is not confirmed:
-    False, the transaction left as it was before the check (usable, for the caller to
-    roll back).
+    The row locked past ``LOCK_TIMEOUT_SECONDS`` (PostgreSQL), the hold is neither
+    confirmed nor found lost: ``RowLocked`` is raised, the transaction left as it was
+    before the check (usable, for the caller to roll back). It returned False, and a busy
+    row was recorded as a lost lease.
     """
     L = SchedulerLease
-    try:
-        return bounded("fence", name, holder, lambda: db.session.execute(
-            sa.update(L).where(L.name == name, L.holder == holder, L.generation == generation,
-                               L.expires_at >= _clock(None))
-            .values(generation=L.generation)
-            .execution_options(synchronize_session=False)).rowcount == 1)
-    except RowLocked:
-        return False
+    return bounded("fence", name, holder, lambda: db.session.execute(
+        sa.update(L).where(L.name == name, L.holder == holder, L.generation == generation,
+                           L.expires_at >= _clock(None))
+        .values(generation=L.generation)
+        .execution_options(synchronize_session=False)).rowcount == 1)
 
 
 def release(name: str, holder: str, *, now: datetime | None = None) -> None:

@@ -34,9 +34,11 @@ JOB_FAILURES = Counter("shopkeeper_job_failures", "Scheduled job failures", ["jo
 
 def observe_job(job: str, seconds: float, status: str) -> None:
     """Called by the worker after each job run (worker-process view); a run stopped because
-    its worker lost the scheduler lease is no failure (the new leader runs the job)."""
+    its worker lost the scheduler lease is no failure (the new leader runs the job), nor
+    one stopped at a fence that found the lease row busy (``lease_busy``: it is logged as
+    ``lease.lock_timeout``, and the job runs again at its next check)."""
     JOB_SECONDS.labels(job).observe(seconds)
-    if status not in ("ok", "lease_lost"):
+    if status not in ("ok", "lease_lost", "lease_busy"):
         JOB_FAILURES.labels(job).inc()
 
 

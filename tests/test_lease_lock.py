@@ -22,7 +22,7 @@ from plugin import jobs, lease, lease_lock
 from plugin.extensions import db
 from plugin.jobs import Worker
 from plugin.leadership import LeaseLost, watching
-from plugin.models import SchedulerLease
+from plugin.models import JobRun, SchedulerLease
 from plugin.models.types import utcnow
 
 #: Seconds past the lock timeout a call may take before the test takes it for blocked
@@ -153,9 +153,10 @@ def test_a_leader_renewing_on_a_locked_lease_row_keeps_it_until_it_lapses(
 
 def test_a_fenced_commit_on_a_locked_lease_row_commits_nothing(app, lock_timeout, caplog):
     """A job's commit waited in its fence as long as another transaction held the lease
-    row; now the fence gives up, the commit raises ``LeaseLost`` with nothing committed,
-    and the job's session is left usable. A fence that passes leaves the transaction's
-    own lock_timeout as it was (the job's flush after it is not bounded by the lease's)."""
+    row; now the fence gives up, the commit raises ``LeaseBusy`` (a ``LeaseLost``, so the
+    job stops as before) with nothing committed, and the job's session is left usable. A
+    fence that passes leaves the transaction's own lock_timeout as it was (the job's flush
+    after it is not bounded by the lease's)."""
     assert lease.acquire("scheduler", "w1", 30)
     _, generation, _ = _row("scheduler")
 
@@ -164,21 +165,22 @@ def test_a_fenced_commit_on_a_locked_lease_row_commits_nothing(app, lock_timeout
             db.session.add(SchedulerLease(name="unit", holder="u", expires_at=utcnow()))
             try:
                 db.session.commit()
-            except LeaseLost:
+            except LeaseLost as err:
                 usable = db.session.scalar(sa.select(sa.func.count(SchedulerLease.name)))
                 db.session.rollback()
-                return f"lease_lost ({usable} leases)"
+                return f"{type(err).__name__} ({usable} leases)"
             return "committed"
 
     with caplog.at_level(logging.WARNING, logger="shopkeeper.lease"):
         outcome, _ = _while_row_held(app, "scheduler", unit)
     db.session.expire_all()
     if _postgres():
-        assert outcome == "lease_lost (1 leases)"
+        assert outcome == "LeaseBusy (1 leases)"
         assert db.session.get(SchedulerLease, "unit") is None
         assert _timeouts(caplog) == [("fence", "w1")]
         db.session.execute(sa.select(sa.func.set_config("lock_timeout", "42s", True)))
         assert lease.fence("scheduler", "w1", generation)
+        assert not lease.fence("scheduler", "w1", generation + 1)  # lost: False, as before
         assert db.session.scalar(sa.text("SHOW lock_timeout")) == "42s"
         db.session.rollback()
     else:
@@ -206,3 +208,41 @@ def test_a_release_on_a_locked_lease_row_leaves_the_lease_to_lapse(app, lock_tim
         assert _timeouts(caplog) == []
     lease.release("scheduler", "w1")
     assert lease.holder_of("scheduler") is None
+
+
+def test_a_job_stopped_by_a_busy_lease_row_is_recorded_lease_busy_not_lease_lost(
+        app, lock_timeout, caplog):
+    """A run whose commit's fence timed out on the busy lease row was recorded
+    ``lease_lost``, "w1 lost the scheduler lease", while w1 still held it. It is now
+    ``lease_busy`` with a message saying so; it still commits nothing, counts as no job
+    failure, the worker keeps the lease and the job is due again at its next check, as
+    before."""
+    from plugin.metrics import REGISTRY
+
+    def failures() -> float:
+        return REGISTRY.get_sample_value("shopkeeper_job_failures_total", {"job": "probe"}) or 0
+
+    assert lease.acquire("scheduler", "w1", 30)
+    failed_before = failures()
+
+    def job():
+        db.session.add(SchedulerLease(name="unit", holder="u", expires_at=utcnow()))
+        db.session.commit()
+
+    with caplog.at_level(logging.WARNING, logger="shopkeeper.jobs"):
+        _while_row_held(app, "scheduler", lambda: jobs.run_recorded(app, "probe", job, "w1"))
+    db.session.expire_all()
+    run = db.session.scalar(sa.select(JobRun).where(JobRun.job == "probe"))
+    stopped = [r.message for r in caplog.records if r.message.startswith("jobs.stopped_")]
+    if _postgres():
+        assert (run.worker, run.status) == ("w1", "lease_busy")
+        assert run.error.startswith("the scheduler lease row stayed locked past 1.0 s at a "
+                                    "commit") and "lost" not in run.error
+        assert stopped == ["jobs.stopped_lease_busy"]
+        assert db.session.get(SchedulerLease, "unit") is None
+        assert lease.holder_of("scheduler") == "w1"
+        assert jobs.job_is_due("probe", 3600)
+        assert failures() == failed_before
+    else:  # no row lock: the fence passes, as before
+        assert run.status == "ok" and stopped == []
+        assert db.session.get(SchedulerLease, "unit") is not None

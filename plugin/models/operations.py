@@ -37,6 +37,7 @@ class JobRun(db.Model):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # running|ok|failed|abandoned|lease_lost (its worker lost the scheduler lease mid-job)
+    # |lease_busy (a commit's fence found the lease row locked too long: stopped, rerun)
     status: Mapped[str] = mapped_column(String(16), default="running")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # renewed on the database's clock while the job runs: a run whose worker was killed
