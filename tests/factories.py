@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -117,6 +118,39 @@ def post_webhook(client, shop_id: str, secret: str, topic: str, body: Any, *,
                            delivery_id=delivery_id or f"d-{next(_seq)}")
     headers["Content-Type"] = "application/json"
     return client.post(f"/webhooks/{connector}/{shop_id}", data=data, headers=headers)
+
+
+def while_rows_held(app: Any, rows: Any, call: Callable[[], object], *,
+                    bound: float) -> tuple[object, float]:
+    """``call()`` in a thread (its own app context and session) while a second connection
+    holds ``rows`` (a select) with ``SELECT ... FOR UPDATE``: its result and the seconds it
+    took. Fails, instead of hanging, when it still waits ``bound`` seconds on (the rows are
+    let go then, so it ends)."""
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        with app.app_context():
+            started = time.monotonic()
+            try:
+                out["result"] = call()
+            except Exception as err:
+                out["error"] = err
+            finally:
+                out["seconds"] = time.monotonic() - started
+                db.session.remove()
+
+    with db.engine.connect() as other:
+        assert other.execute(rows.with_for_update()).all()
+        thread = threading.Thread(target=run, name="call-under-row-lock", daemon=True)
+        thread.start()
+        thread.join(bound)
+        blocked = thread.is_alive()
+        other.rollback()
+    thread.join(30)
+    assert not blocked, f"still waiting on the locked row after {bound} s"
+    if "error" in out:
+        raise out["error"]
+    return out["result"], out["seconds"]
 
 
 class FakeRedis:

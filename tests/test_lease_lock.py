@@ -10,8 +10,6 @@ there): the same calls run as before, unblocked, with their ordinary outcome.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -24,6 +22,7 @@ from plugin.jobs import Worker
 from plugin.leadership import LeaseLost, watching
 from plugin.models import JobRun, SchedulerLease
 from plugin.models.types import utcnow
+from tests.factories import while_rows_held
 
 #: Seconds past the lock timeout a call may take before the test takes it for blocked
 #: (threads on a loaded 2-core machine)
@@ -46,37 +45,9 @@ def _postgres() -> bool:
 
 
 def _while_row_held(app, name: str, call: Callable[[], object]) -> tuple[object, float]:
-    """``call()`` in a thread (its own app context and session) while a second connection
-    holds the lease row ``name`` with ``SELECT ... FOR UPDATE``: its result and the
-    seconds it took. Fails, instead of hanging, when it still waits
-    ``LOCK_TIMEOUT_SECONDS + SLACK`` seconds on (the row is let go then, so it ends)."""
-    out: dict[str, object] = {}
-
-    def run() -> None:
-        with app.app_context():
-            started = time.monotonic()
-            try:
-                out["result"] = call()
-            except Exception as err:
-                out["error"] = err
-            finally:
-                out["seconds"] = time.monotonic() - started
-                db.session.remove()
-
-    bound = lease_lock.LOCK_TIMEOUT_SECONDS + SLACK
-    with db.engine.connect() as other:
-        other.execute(sa.select(SchedulerLease.name).where(SchedulerLease.name == name)
-                      .with_for_update())
-        thread = threading.Thread(target=run, name="lease-under-lock", daemon=True)
-        thread.start()
-        thread.join(bound)
-        blocked = thread.is_alive()
-        other.rollback()
-    thread.join(30)
-    assert not blocked, f"still waiting on the locked lease row after {bound} s"
-    if "error" in out:
-        raise out["error"]
-    return out["result"], out["seconds"]
+    """``while_rows_held`` on the lease row ``name``, bounded by the lease's timeout."""
+    return while_rows_held(app, sa.select(SchedulerLease.name).where(SchedulerLease.name == name),
+                           call, bound=lease_lock.LOCK_TIMEOUT_SECONDS + SLACK)
 
 
 def _row(name: str) -> tuple[str, int, object]:

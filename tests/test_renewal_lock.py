@@ -11,8 +11,6 @@ run as before, unblocked.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import timedelta
@@ -25,7 +23,7 @@ from plugin.extensions import db
 from plugin.models import JobRun, WebhookDelivery
 from plugin.models.types import utcnow
 from plugin.webhooks import inbox
-from tests.factories import post_webhook, product_body
+from tests.factories import post_webhook, product_body, while_rows_held
 
 #: Seconds past the lock timeout a call may take before the test takes it for blocked
 #: (threads on a loaded 2-core machine)
@@ -43,36 +41,8 @@ def _postgres() -> bool:
 
 
 def _while_rows_held(app, rows: sa.Select, call: Callable[[], object]) -> tuple[object, float]:
-    """``call()`` in a thread (its own app context and session) while a second connection
-    holds ``rows`` with ``SELECT ... FOR UPDATE``: its result and the seconds it took.
-    Fails, instead of hanging, when it still waits ``LOCK_TIMEOUT_SECONDS + SLACK``
-    seconds on (the rows are let go then, so it ends)."""
-    out: dict[str, object] = {}
-
-    def run() -> None:
-        with app.app_context():
-            started = time.monotonic()
-            try:
-                out["result"] = call()
-            except Exception as err:
-                out["error"] = err
-            finally:
-                out["seconds"] = time.monotonic() - started
-                db.session.remove()
-
-    bound = row_lock.LOCK_TIMEOUT_SECONDS + SLACK
-    with db.engine.connect() as other:
-        assert other.execute(rows.with_for_update()).all()
-        thread = threading.Thread(target=run, name="renewal-under-lock", daemon=True)
-        thread.start()
-        thread.join(bound)
-        blocked = thread.is_alive()
-        other.rollback()
-    thread.join(30)
-    assert not blocked, f"still waiting on the locked row after {bound} s"
-    if "error" in out:
-        raise out["error"]
-    return out["result"], out["seconds"]
+    """``while_rows_held`` bounded by the renewal's timeout."""
+    return while_rows_held(app, rows, call, bound=row_lock.LOCK_TIMEOUT_SECONDS + SLACK)
 
 
 def _beat_of(app, monkeypatch, run_id: int) -> Callable[[], object]:
