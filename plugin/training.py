@@ -32,7 +32,7 @@ from plugin.engine.data import Interactions
 from plugin.errors import NotFound
 from plugin.extensions import db
 from plugin.ingestion.sync import HISTORY_RESET, orders_backfilled
-from plugin.leadership import LeaseLost, checkpoint, stop_if_lease_lost, unfenced
+from plugin.leadership import LeaseBusy, LeaseLost, checkpoint, stop_if_lease_lost, unfenced
 from plugin.models import Customer, Interaction, ModelVersion, Product, RecommendationCache
 from plugin.models.catalog import on_sale
 from plugin.models.types import utcnow
@@ -245,11 +245,11 @@ def _fit(shop_id: str, show_progress: bool) -> ModelVersion:
     db.session.commit()
     try:
         _train(version, show_progress)
-    except LeaseLost:  # its worker lost the scheduler lease: the new leader refits
+    except LeaseLost as err:  # its worker lost the scheduler lease: the new leader refits
         db.session.rollback()
         if version.status != "ready":
             with unfenced():
-                _record_failure(version, STOPPED)
+                _record_failure(version, type(err).__name__)  # LeaseLost or LeaseBusy
         raise
     except Exception as err:
         db.session.rollback()
@@ -265,9 +265,10 @@ def _fit(shop_id: str, show_progress: bool) -> ModelVersion:
     return version
 
 
-#: The error of a fit stopped because its worker lost the scheduler lease: no failure of
-#: the shop's (``fit_failures`` skips it), since the new leader refits it at once.
-STOPPED = LeaseLost.__name__
+#: The errors of a fit stopped because its worker lost the scheduler lease, or could not
+#: confirm it on a busy lease row: no failure of the shop's (``fit_failures`` skips them),
+#: since the leader refits it at once.
+STOPPED = (LeaseLost.__name__, LeaseBusy.__name__)
 
 
 def _record_failure(version: ModelVersion, err: Exception | str) -> None:
@@ -568,7 +569,7 @@ def fit_failures(shop_id: str) -> FitFailures | None:
     for row in rows:
         if row.status == "ready":
             break
-        if row.status == "failed" and (row.metrics or {}).get("error") == STOPPED:
+        if row.status == "failed" and (row.metrics or {}).get("error") in STOPPED:
             continue  # its worker lost the scheduler lease: not the shop's failure
         if row.status == "training":
             if fitting is None:

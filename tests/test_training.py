@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from plugin import lease, training
 from plugin.api import model_store
@@ -517,6 +518,25 @@ def test_a_shop_whose_fits_keep_failing_backs_off_and_comes_last(app, store, mon
     fitted.clear()
     assert training.retrain_due(utcnow() + timedelta(days=2)) == 2
     assert fitted == [second, first]
+
+
+@pytest.mark.parametrize("stop", ["LeaseLost", "LeaseBusy"])
+def test_a_fit_stopped_on_the_lease_says_why_and_is_no_failure_of_the_shops(
+        app, store, monkeypatch, stop):
+    """A fit whose fence found the lease lost, or its row too busy to confirm it, records
+    which, and neither counts towards the shop's failing fits (the leader refits it)."""
+    from plugin import leadership
+
+    def stopped(version, show_progress):
+        raise getattr(leadership, stop)("w:other")
+
+    monkeypatch.setattr(training, "_train", stopped)
+    with pytest.raises(leadership.LeaseLost):
+        training.train_shop(store.id)
+    fit = db.session.scalars(sa.select(ModelVersion).where(ModelVersion.shop_id == store.id)
+                             .order_by(ModelVersion.id.desc())).first()
+    assert (fit.status, fit.metrics["error"]) == ("failed", stop)
+    assert training.fit_failures(store.id) is None
 
 
 def test_a_fit_running_elsewhere_is_not_counted_as_abandoned(app, store):
