@@ -25,8 +25,15 @@ from plugin.engine.data import Interactions
 from plugin.engine.nextbasket import Candidates, NextBasketState
 from plugin.engine.pairs import COL
 
-__all__ = ["EXPLORE_FEATURES", "BlendedRanker", "LinearScorer", "ValidationSet", "fit_ranker",
-           "itemknn_explore_hits", "list_metrics", "validation_rows"]
+__all__ = ["EXPLORE_FEATURES", "REFERENCE_SHARED_ROUNDS", "BlendedRanker", "ItemSimilarity",
+           "LinearScorer", "ValidationSet", "fit_ranker", "itemknn_explore_hits", "list_metrics",
+           "validation_rows"]
+
+#: Successive validation rounds whose item-kNN bar shares one similarity, fitted on the
+#: data before the deepest of them: each slice's similarity is most of the bar's cost
+#: (Complete Journey: 3 rounds, about 40 s of a worker thread -> 10 s, the fit 12 s
+#: shorter), and a similarity up to two baskets per shopper older barely moves the bar.
+REFERENCE_SHARED_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ def validation_rows(
     enough_users: int | None = None, rng: np.random.Generator | None = None,
     reference_baskets: int = 0,
     reference_per_round: int = 1000, k: int = 10,
+    shared_rounds: int | None = None,
     content: sp.csr_matrix | None = None,
 ) -> ValidationSet:
     """Feature rows and labels from up to ``n_baskets`` successive held-out last baskets.
@@ -61,15 +69,21 @@ def validation_rows(
     rounds stop once ``enough_users`` shopper-baskets were featurised, so small shops dig
     deeper into history and large ones stay fast. For up to ``reference_baskets`` baskets,
     at most ``reference_per_round`` from each round (latest first), the new items
-    item-kNN's top ``k`` finds are counted.
+    item-kNN's top ``k`` finds are counted. Up to ``shared_rounds`` successive measured
+    rounds share one item-kNN similarity, fitted on the data before the deepest of them
+    (``REFERENCE_SHARED_ROUNDS``).
     ``content`` is the catalogue's TF-IDF matrix (computed once by the caller).
     """
+    shared_rounds = max(1, REFERENCE_SHARED_ROUNDS if shared_rounds is None else shared_rounds)
     parts: list[tuple] = []
     current = x
     done = measured = 0
     # item-kNN runs in a second thread (scipy's sparse products release the GIL) while the
-    # next rounds are featurised
+    # next rounds are featurised; the worker takes its jobs in order, so a round's count
+    # finds its similarity computed
     pending: list[tuple[np.ndarray, np.ndarray, Future]] = []
+    similarity: Future | None = None
+    group_left = 0
     with ThreadPoolExecutor(max_workers=1) as pool:
         for _ in range(n_baskets):
             if enough_users is not None and done >= enough_users:
@@ -97,7 +111,12 @@ def validation_rows(
                 if len(sel) > wanted:
                     sel = np.sort((rng or np.random.default_rng(0)).choice(sel, wanted, False))
                 measured += len(sel)
-                pending.append((ref, sel, pool.submit(itemknn_explore_hits, train, users[sel],
+                if group_left == 0:  # a new group: fit item-kNN on the data before its last round
+                    similarity = pool.submit(ItemSimilarity.fit,
+                                             _held_out(train, shared_rounds - 1))
+                    group_left = shared_rounds
+                group_left -= 1
+                pending.append((ref, sel, pool.submit(_hits, similarity, train, users[sel],
                                                       keys, k)))
             group = done + np.searchsorted(users, c.user)
             done += len(users)
@@ -121,28 +140,70 @@ def itemknn_explore_hits(train: Interactions, users: np.ndarray, keys: np.ndarra
     As the ItemKNN baseline ranks the whole catalogue: cosine between items on the binary
     shoppers x items matrix, the ``n_neighbors`` strongest per item, score = summed
     similarity to everything the shopper bought (owned items included), ties by popularity.
-    Only the similarity rows of items these shoppers own are computed.
     """
-    m = train.to_csr("binary").astype(np.float32)
-    pop = np.asarray(m.sum(axis=0)).ravel()
-    inv = np.divide(1.0, np.sqrt(pop), out=np.zeros_like(pop), where=pop > 0)
-    mn = (m @ sp.diags(inv)).tocsr()
-    own = m[users]
-    items = unique_values(own.indices)
-    sim = pruned_similarity(mn, n_neighbors, items, chunk)
-    own_rows = sp.csr_matrix((own.data, np.searchsorted(items, own.indices), own.indptr),
-                             shape=(len(users), len(items)))
-    tie = 1e-6 * pop / max(float(pop.max(initial=0)), 1.0)
-    coo = own.tocoo()
-    owned_keys = unique_values(users[coo.row].astype(np.int64) * train.n_items + coo.col)
-    hits = np.zeros(len(users))
-    for s in range(0, len(users), 256):  # dense scores a few hundred shoppers at a time
-        score = (own_rows[s : s + 256] @ sim).toarray() + tie
-        kk = min(k, score.shape[1])
-        top = np.argpartition(-score, kk - 1, axis=1)[:, :kk]
-        key = users[s : s + 256, None].astype(np.int64) * train.n_items + top
-        hits[s : s + 256] = (isin(key, keys) & ~isin(key, owned_keys)).sum(axis=1)
-    return hits
+    similarity = ItemSimilarity.fit(train, n_neighbors, chunk)
+    return similarity.explore_hits(train, users, keys, k)
+
+
+@dataclass(frozen=True)
+class ItemSimilarity:
+    """The ItemKNN baseline's pruned item-item cosine, fitted on one history slice.
+
+    Several validation rounds may share one (``REFERENCE_SHARED_ROUNDS``): the shopper's
+    history comes from their own round, the similarity from up to two baskets per shopper
+    earlier, as a deployed item-kNN refitted now and then would serve. Computing it is
+    most of the bar's cost (Complete Journey: about 10 s per slice on two cores).
+    """
+
+    sim: sp.csr_matrix  # items x items, the ``n_neighbors`` strongest per row
+    pop: np.ndarray  # shoppers per item, for ties
+
+    @classmethod
+    def fit(cls, x: Interactions, n_neighbors: int = 200, chunk: int = 2048) -> ItemSimilarity:
+        m = x.to_csr("binary").astype(np.float32)
+        pop = np.asarray(m.sum(axis=0)).ravel()
+        inv = np.divide(1.0, np.sqrt(pop), out=np.zeros_like(pop), where=pop > 0)
+        mn = (m @ sp.diags(inv)).tocsr()
+        rows = np.flatnonzero(pop > 0)
+        pruned = pruned_similarity(mn, n_neighbors, rows, chunk)
+        # back to one row per item (unbought items: empty rows)
+        counts = np.zeros(x.n_items + 1, np.int64)
+        counts[rows + 1] = np.diff(pruned.indptr)
+        sim = sp.csr_matrix((pruned.data, pruned.indices, np.cumsum(counts)),
+                            shape=(x.n_items, x.n_items))
+        return cls(sim, pop)
+
+    def explore_hits(self, train: Interactions, users: np.ndarray, keys: np.ndarray,
+                     k: int) -> np.ndarray:
+        """Per shopper of ``users`` (histories from ``train``): how many of item-kNN's top
+        ``k`` are held-out ``keys`` (user * n_items + item) they had never bought."""
+        own = train.to_csr("binary").astype(np.float32)[users]
+        tie = 1e-6 * self.pop / max(float(self.pop.max(initial=0)), 1.0)
+        coo = own.tocoo()
+        owned_keys = unique_values(users[coo.row].astype(np.int64) * train.n_items + coo.col)
+        hits = np.zeros(len(users))
+        for s in range(0, len(users), 256):  # dense scores a few hundred shoppers at a time
+            score = (own[s : s + 256] @ self.sim).toarray() + tie
+            kk = min(k, score.shape[1])
+            top = np.argpartition(-score, kk - 1, axis=1)[:, :kk]
+            key = users[s : s + 256, None].astype(np.int64) * train.n_items + top
+            hits[s : s + 256] = (isin(key, keys) & ~isin(key, owned_keys)).sum(axis=1)
+        return hits
+
+
+def _hits(similarity: Future, train: Interactions, users: np.ndarray, keys: np.ndarray,
+          k: int) -> np.ndarray:
+    """``ItemSimilarity.explore_hits`` once the shared similarity is computed (the worker
+    runs its jobs in order, so it already is)."""
+    return similarity.result().explore_hits(train, users, keys, k)
+
+
+def _held_out(x: Interactions, rounds: int) -> Interactions:
+    """``x`` without each shopper's last ``rounds`` baskets (as many validation rounds
+    would leave it; a shopper keeps their first basket)."""
+    for _ in range(rounds):
+        x = hold_out_last_basket(x)[0]
+    return x
 
 
 def list_metrics(v: ValidationSet, scores: np.ndarray, boost: float | Sequence[float],

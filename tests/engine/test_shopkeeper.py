@@ -12,6 +12,7 @@ from plugin.engine.baskets import hold_out_last_basket
 from plugin.engine.blend import ShopkeeperRecommender
 from plugin.engine.pairs import FEATURES
 from plugin.engine.ranker import (
+    ItemSimilarity,
     LinearScorer,
     TreeEnsemble,
     ValidationSet,
@@ -262,22 +263,76 @@ def test_itemknn_reference_counts_what_the_itemknn_baseline_finds(neighbours):
     assert sum(expected) > 0  # the check has something to compare
 
 
+def _rounds(v):
+    """Per-basket slices of a ValidationSet, one per round (shoppers sort within a round)."""
+    starts = np.r_[0, np.flatnonzero(np.diff(v.user) < 0) + 1, len(v.user)]
+    return [slice(a, b) for a, b in pairwise(starts)]
+
+
+def _round_data(x, depth):
+    """The training slice and held-out keys of validation round ``depth`` (0 = latest)."""
+    for _ in range(depth + 1):
+        x, keys, _ = hold_out_last_basket(x)
+    return x, keys
+
+
+def _measured(v, r):
+    hits = v.reference_hits[r]
+    return v.user[r][~np.isnan(hits)], hits[~np.isnan(hits)]
+
+
 def test_reference_is_spread_over_rounds_and_matches_a_direct_count():
     x = weekly_history(seed=3)
     params = ShopkeeperRecommender()._state_params()
     v = validation_rows(x, 3, params, reference_baskets=10, reference_per_round=4,
-                        rng=np.random.default_rng(0))
-    # per-basket arrays, round after round; shoppers are sorted within a round
-    starts = np.r_[0, np.flatnonzero(np.diff(v.user) < 0) + 1, len(v.user)]
-    rounds = [slice(a, b) for a, b in pairwise(starts)]
+                        shared_rounds=1, rng=np.random.default_rng(0))
+    rounds = _rounds(v)
     measured = [int((~np.isnan(v.reference_hits[r])).sum()) for r in rounds]
     assert measured == [4, 4, 2]  # at most 4 per round until the budget of 10 is spent
-    # the count made in the worker thread is item-kNN's count for those shoppers
-    train, keys, _ = hold_out_last_basket(x)
-    hits = v.reference_hits[rounds[0]]
-    users = v.user[rounds[0]][~np.isnan(hits)]
-    np.testing.assert_array_equal(hits[~np.isnan(hits)],
-                                  itemknn_explore_hits(train, users, keys, k=10))
+    # the count made in the worker thread is item-kNN's count for those shoppers, item-kNN
+    # fitted on the round's own training slice
+    for depth, r in enumerate(rounds):
+        train, keys = _round_data(x, depth)
+        users, hits = _measured(v, r)
+        np.testing.assert_array_equal(hits, itemknn_explore_hits(train, users, keys, k=10))
+
+
+def _browsing_history(n_shoppers: int = 30, n_items: int = 60, baskets: int = 12):
+    """Baskets drawn from a long tail of items, so item-kNN's lists (and what they find)
+    depend on which slice its similarity was fitted on."""
+    rng = np.random.default_rng(7)
+    p = 1.0 / np.arange(1, n_items + 1)
+    rows = []
+    for s in range(n_shoppers):
+        taste = rng.dirichlet(np.ones(n_items) * 0.3) * 0.5 + p / p.sum() * 0.5
+        for b in range(baskets):
+            t = T0 + (7 * b + rng.uniform(0, 2)) * DAY
+            for i in dict.fromkeys(rng.choice(n_items, 5, p=taste)):
+                rows.append((f"u{s:02d}", f"i{i:02d}", t, f"u{s:02d}-{b}"))
+    return build(rows)
+
+
+def test_rounds_sharing_a_similarity_fit_it_before_the_deepest_of_them():
+    """Three rounds share item-kNN fitted on the data before the third one's basket: no
+    round's held-out basket is in it, and each shopper's history is still their round's."""
+    x = _browsing_history()
+    params = ShopkeeperRecommender()._state_params()
+    kw = {"reference_baskets": 100, "reference_per_round": 20, "rng": np.random.default_rng(0)}
+    v = validation_rows(x, 5, params, shared_rounds=3, **kw)
+    rounds = _rounds(v)
+    assert [int((~np.isnan(v.reference_hits[r])).sum()) for r in rounds] == [20] * 5
+    # round -> the round whose training slice its similarity is fitted on: the deepest of
+    # its group, as deep as a full group even when the rounds stop before (3 and 4)
+    groups = {0: 2, 1: 2, 2: 2, 3: 5, 4: 5}
+    own = shared = 0
+    for depth, r in enumerate(rounds):
+        train, keys = _round_data(x, depth)
+        users, hits = _measured(v, r)
+        similarity = ItemSimilarity.fit(_round_data(x, groups[depth])[0])
+        np.testing.assert_array_equal(hits, similarity.explore_hits(train, users, keys, 10))
+        own += itemknn_explore_hits(train, users, keys, k=10).sum()
+        shared += hits.sum()
+    assert own != shared  # the check can tell a shared similarity from a round's own
 
 
 def test_explore_boost_is_learned_within_the_accuracy_budget():
