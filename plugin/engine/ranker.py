@@ -103,8 +103,8 @@ def validation_rows(
             new = np.bincount(held_user, weights=~owned, minlength=x.n_users)[users]
             ref = np.full(len(users), np.nan)
             # spread over rounds: one basket depth alone is a biased bar (Complete Journey's
-            # training data alternates 0.011 / 0.008 / 0.010 by depth), and each round
-            # costs one item-item similarity
+            # training data alternates 0.011 / 0.008 / 0.010 by depth); three rounds share
+            # one item-item similarity, the bar's main cost
             wanted = min(reference_baskets - measured, reference_per_round)
             if wanted > 0:
                 sel = np.arange(len(users))
