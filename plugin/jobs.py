@@ -368,15 +368,23 @@ def _heartbeat(app: Flask, run_id: int) -> AbstractContextManager[None]:
 
 def mark_abandoned_runs(name: str) -> int:
     """Record the job's "running" runs whose heartbeat stopped as abandoned (finished at
-    their last heartbeat): their worker is gone and they would show as running forever."""
+    their last heartbeat): their worker is gone and they would show as running forever.
+
+    On PostgreSQL the UPDATE waits at most ``row_lock.LOCK_TIMEOUT_SECONDS`` for such a
+    run's row (another transaction on it: an operator's statement, another worker's sweep
+    or a late end): it waited with no end, the job's check stuck and, one instance at a
+    time, the job with it. Past the bound ``RowLocked`` is raised (logged
+    ``jobs.abandoned_lock_timeout``), nothing marked, for the caller to skip this check.
+    """
     last_alive = sa.func.coalesce(JobRun.heartbeat_at, JobRun.started_at)
-    n = db.session.execute(
+    n = row_lock.bounded(lambda: db.session.execute(
         sa.update(JobRun)
         .where(JobRun.job == name, JobRun.status == "running",
                last_alive < db_utcnow(-RUN_ABANDONED_SECONDS))
         .values(status="abandoned", finished_at=last_alive,
                 error=f"no heartbeat for {RUN_ABANDONED_SECONDS} s: its worker stopped")
-    ).rowcount
+    ).rowcount, what=f"{name!r}'s abandoned runs", log=log, event="jobs.abandoned_lock_timeout",
+        extra={"job": name})
     db.session.commit()
     if n:
         log.warning("jobs.runs_abandoned", extra={"job": name, "runs": n})
@@ -438,12 +446,20 @@ def run_if_due(app: Flask, name: str, fn: Callable[[], object], interval: float,
     abandoned, then skip when not due, else ``run_recorded``. A check the database fails
     is logged like the worker's polls: raised into APScheduler, every job's check logged
     a traceback every minute through an outage. ``hold`` returns the worker's signal for
-    its current hold on the lease, which the run watches (``run_recorded``)."""
+    its current hold on the lease, which the run watches (``run_recorded``).
+
+    A run's row locked past the bound while its check marks it abandoned skips this check
+    (logged; neither a run nor a check failure): the next, ``CHECK_EVERY`` later, marks it.
+    Going on would decide with a dead run unseen, and an abandoned run is what holds back
+    a job that kills its worker (``job_is_due``)."""
     failures = _check_failures(holder, name)
     with app.app_context():
         try:
             mark_abandoned_runs(name)
             due = job_is_due(name, interval)
+        except RowLocked:
+            db.session.rollback()
+            return
         except Exception as err:
             with suppress(Exception):  # the connection may be gone with the database
                 db.session.rollback()
