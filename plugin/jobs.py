@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from plugin import lease, row_lock
+from plugin import lease, row_lock, run_end
 from plugin.db_clock import db_now, db_utcnow
 from plugin.extensions import db
 from plugin.heartbeat import renewing
@@ -299,7 +299,10 @@ def run_recorded(app: Flask, name: str, fn: Callable[[], object],
     when a worker was given another name), so an operator can tell which holder ran what.
     When the run cannot be recorded (the database went), that is logged once: a run whose
     start was not recorded did not run, and one whose end was not is recorded as abandoned
-    by the job's next check, once its heartbeat has stopped.
+    by the job's next check, once its heartbeat has stopped. An end whose row another
+    transaction holds past ``row_lock.LOCK_TIMEOUT_SECONDS`` (PostgreSQL) is logged and
+    recorded by the job's next check instead (``plugin.run_end``): a job that finished is
+    not recorded failed or abandoned for a busy row, nor does its thread wait on it.
     """
     with app.app_context():
         try:
@@ -323,25 +326,24 @@ def _run_recorded(app: Flask, name: str, fn: Callable[[], object],
     began = time.perf_counter()
     db.session.add(run)
     db.session.commit()
+    run_id, error = run.id, None
     try:
-        with _heartbeat(app, run.id), watching(holder, hold, held and held[1]):
+        with _heartbeat(app, run_id), watching(holder, hold, held and held[1]):
             fn()
-        run.status = "ok"
+        status = "ok"
     except LeaseLost as err:  # stopped between units: the new leader runs it
         # (or, its lease row too busy for a commit's fence, this leader at its next check)
         db.session.rollback()
-        run = db.session.merge(run)
-        stopped = "lease_busy" if isinstance(err, LeaseBusy) else "lease_lost"
-        run.status, run.error = stopped, str(err)
-        log.warning(f"jobs.stopped_{stopped}", extra={"job": name, "worker": holder})
+        status = "lease_busy" if isinstance(err, LeaseBusy) else "lease_lost"
+        error = str(err)
+        log.warning(f"jobs.stopped_{status}", extra={"job": name, "worker": holder})
     except Exception as err:  # a failing job must not kill the scheduler
         db.session.rollback()
-        run = db.session.merge(run)
-        run.status, run.error = "failed", f"{type(err).__name__}: {err}"[:2000]
+        status, error = "failed", f"{type(err).__name__}: {err}"[:2000]
         log.exception("jobs.failed", extra={"job": name})
-    run.finished_at = db_utcnow()
-    db.session.commit()
-    _observe_job(name, run.status, time.perf_counter() - began)
+    # its row locked past the bound: deferred to the job's next check (plugin.run_end)
+    run_end.record(name, run_id, status, error, db_utcnow())
+    _observe_job(name, status, time.perf_counter() - began)
 
 
 def _heartbeat(app: Flask, run_id: int) -> AbstractContextManager[None]:
@@ -448,13 +450,16 @@ def run_if_due(app: Flask, name: str, fn: Callable[[], object], interval: float,
     a traceback every minute through an outage. ``hold`` returns the worker's signal for
     its current hold on the lease, which the run watches (``run_recorded``).
 
-    A run's row locked past the bound while its check marks it abandoned skips this check
-    (logged; neither a run nor a check failure): the next, ``CHECK_EVERY`` later, marks it.
-    Going on would decide with a dead run unseen, and an abandoned run is what holds back
-    a job that kills its worker (``job_is_due``)."""
+    First it records the ends of the job's runs that found their row locked
+    (``plugin.run_end``). A run's row locked past the bound then, or while the check marks
+    it abandoned, skips this check (logged; neither a run nor a check failure): the next,
+    ``CHECK_EVERY`` later, tries again. Going on would decide with a run's end unseen (a
+    daily job that just ran would run again) or a dead run unseen (an abandoned run is
+    what holds back a job that kills its worker, ``job_is_due``)."""
     failures = _check_failures(holder, name)
     with app.app_context():
         try:
+            run_end.record_deferred(name)
             mark_abandoned_runs(name)
             due = job_is_due(name, interval)
         except RowLocked:
