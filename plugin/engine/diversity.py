@@ -16,16 +16,18 @@ def co_purchase_vectors(x: Interactions) -> sp.csr_matrix:
     return normalize(x.to_csr("binary").T.tocsr()).tocsr()
 
 
-def mmr(relevance: np.ndarray, vectors: sp.csr_matrix | np.ndarray, n: int,
+def mmr(relevance: np.ndarray, vectors: sp.csr_matrix | np.ndarray | None, n: int,
         diversity: float) -> np.ndarray:
     """Order of the first ``n`` picks by ``(1 - diversity) * rel - diversity * max_sim``.
 
     ``relevance`` is rescaled to [0, 1]; ``vectors`` are unit rows (one per candidate).
-    ``diversity=0`` keeps the relevance order.
+    ``diversity=0`` keeps the relevance order (and needs no ``vectors``).
     """
     k = min(n, len(relevance))
     if diversity <= 0 or k <= 1:
         return np.argsort(-relevance, kind="stable")[:k]
+    if vectors is None:
+        raise ValueError("mmr with diversity > 0 needs the candidates' vectors")
     rel = np.asarray(relevance, np.float64)
     span = rel.max() - rel.min()
     rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)

@@ -152,8 +152,9 @@ def own_rhythm(items: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, ...]:
     np.maximum.at(last, inv, times)
     first = np.full(len(owned), np.inf)
     np.minimum.at(first, inv, times)
-    days = np.unique(np.stack([inv, np.floor(times / DAY)]), axis=1)[0]
-    count = np.bincount(days.astype(np.int64), minlength=len(owned))
+    day = np.floor(np.asarray(times, np.float64) / DAY).astype(np.int64)
+    bought, _ = unique_pairs(inv, day - day.min(initial=0))  # distinct (item, day) pairs
+    count = np.bincount(bought, minlength=len(owned))
     interval = np.where(count > 1, (last - first) / DAY / np.maximum(count - 1, 1), np.nan)
     return owned, count, last, interval
 

@@ -307,7 +307,9 @@ class ShopkeeperRecommender(HistoryMixin, BaseRecommender):
                                      self.explore_slots)
             # shown by plain score: a boosted new item does not push sure repeats down
             order = order[np.argsort(-scores[order], kind="stable")]
-            pick = order[mmr(scores[order], self.vectors_[c_items[order]], n, self.diversity)]
+            # look-alike vectors only when diversity asks for them (a sparse row gather)
+            vectors = self.vectors_[c_items[order]] if self.diversity > 0 else None
+            pick = order[mmr(scores[order], vectors, n, self.diversity)]
             because = self._because(c_items[pick], last[pick], owned)
             interval = dict(zip(owned.tolist(), rhythm.tolist(), strict=True))
             for j, b in zip(pick, because, strict=True):

@@ -105,6 +105,21 @@ def test_cart_items_and_merchant_exclusions_are_left_out():
     assert not shown & {"milk", "bread"}
 
 
+def test_diversity_reorders_the_list_by_look_alikes():
+    """The MMR path (vectors gathered only when diversity asks for them) still runs and
+    still trades relevance for variety: same items offered, other order or picks."""
+    x = _browsing_history()
+    plain = ShopkeeperRecommender(explore_boost=1.0).fit(x)
+    diverse = ShopkeeperRecommender(explore_boost=1.0, diversity=0.9).fit(x)
+    changed = 0
+    for shopper in ("u00", "u01", "u02", "u03", "u04"):
+        a = [r.item for r in plain.recommend(shopper, 5)]
+        b = [r.item for r in diverse.recommend(shopper, 5)]
+        assert len(a) == len(b) == 5 and len(set(b)) == 5
+        changed += a != b
+    assert changed
+
+
 def test_unknown_shopper_gets_the_fallback_chain(model):
     recs = model.recommend("someone-new", 5)
     assert len(recs) == 5
