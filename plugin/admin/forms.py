@@ -108,10 +108,15 @@ JSON_ONLY = {
 CURRENCY_ROWS = "offers.currency_guardrails"
 LIST_FIELDS = {"placements", "sources", "excluded_products", "excluded_categories",
                "allowed_origins"}
+#: Text boxes whose entries are names that may hold a comma ("Bags, Purses & Wallets"):
+#: one entry a line, as their label says; the others (ids, origins) also split on commas.
+ONE_A_LINE = {"excluded_categories"}
 
 
-def _lines(text: str) -> list[str]:
-    return [ln.strip() for ln in (text or "").replace(",", "\n").splitlines() if ln.strip()]
+def _lines(text: str, *, commas: bool = True) -> list[str]:
+    """A text box's entries: one a line (and, with ``commas``, comma-separated too)."""
+    text = (text or "").replace(",", "\n") if commas else (text or "")
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
 def parse_form(form: Mapping[str, str], getlist: Callable[[str], list[str]],
@@ -143,7 +148,7 @@ def parse_form(form: Mapping[str, str], getlist: Callable[[str], list[str]],
             elif name in ("placements", "sources"):
                 values[name] = getlist(key)
             elif name in LIST_FIELDS:
-                values[name] = _lines(form.get(key, ""))
+                values[name] = _lines(form.get(key, ""), commas=name not in ONE_A_LINE)
             elif key in form:
                 raw = form.get(key, "").strip()
                 values[name] = None if raw == "" and name in (

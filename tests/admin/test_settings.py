@@ -324,3 +324,19 @@ def test_a_bad_rule_line_and_a_bad_section_field_are_reported_together(admin, sh
     assert re.search(r'id="err-merchandising" role="alert">line 1: write', html)
     assert re.search(r'id="err-offers-max_discount_pct" role="alert">Must be between 0 and 90',
                      html)
+
+
+def test_an_excluded_category_with_a_comma_is_kept_whole(admin, shop):
+    """The box says "one a line": a category named with a comma is one category (it was
+    split in two at the comma, so neither half excluded anything)."""
+    client, token = admin
+    r = _post(client, token, _section="offers", **{
+        "offers.excluded_categories": "Bags, Purses & Wallets\nHome Decor",
+        "offers.excluded_products": "p1, p2\np3"})
+    assert r.status_code == 302
+    db.session.expire_all()
+    offers = shops.get_shop(shop.id).settings["offers"]
+    assert offers["excluded_categories"] == ["Bags, Purses & Wallets", "Home Decor"]
+    assert offers["excluded_products"] == ["p1", "p2", "p3"]  # ids hold no comma
+    page = client.get("/admin/settings").get_data(as_text=True)
+    assert "Bags, Purses &amp; Wallets\nHome Decor</textarea>" in page
