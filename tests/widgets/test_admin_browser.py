@@ -129,3 +129,41 @@ def test_admin_two_tabs_the_second_saving_the_same_field_is_told_and_keeps_its_e
     assert second.input_value("[name='privacy.retention_days']") == "400"
     assert first.evaluate("window.__skViolations") == [] and first.watch.page_errors == []
     assert second.evaluate("window.__skViolations") == []
+
+
+#: What sticks out of the viewport's right edge (WCAG 1.4.10 reflow: nothing at 320 px).
+STICKING_OUT = """() => [...document.querySelectorAll('main *')]
+    .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
+            && !e.closest('.sk-scroll'))
+    .map(e => e.tagName + (e.id ? '#' + e.id : '')).slice(0, 5)"""
+
+
+def test_admin_pages_fit_a_phone_and_their_tables_scroll_in_place(app, demo_shop, live, page):
+    """At 320 px wide no page scrolls sideways: a table too wide for it (the data-health
+    table's five columns did, pushing the whole dashboard 140 px past the edge) scrolls
+    inside its own box, which the keyboard can focus to scroll it."""
+    from plugin.extensions import db
+    from plugin.shops import update_settings
+
+    update_settings(demo_shop.id, lambda s: {**s, "offers": {**s.get("offers", {}), (
+        "currency_guardrails"): {"EUR": {"daily_budget": "90", "monthly_budget": "900",
+                                        "min_cart_value": "25"}}}})
+    db.session.commit()  # the settings page's five-column "Other currencies" table too
+    page.set_viewport_size({"width": 320, "height": 800})
+    _sign_in(app, demo_shop, live, page)
+    for path in ("/admin/", "/admin/settings", "/admin/privacy"):
+        page.goto(f"{live.url}{path}")
+        assert page.evaluate(STICKING_OUT) == [], path
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320, path
+    page.goto(f"{live.url}/admin/settings")
+    assert page.locator(".sk-scroll table.sk-currencies").count() == 1
+    page.goto(f"{live.url}/admin/")
+    box = page.locator(".sk-scroll:has(#sk-syncs)")
+    assert box.evaluate("b => b.scrollWidth > b.clientWidth")  # it does scroll, in place
+    assert box.get_attribute("tabindex") == "0" and box.get_attribute("aria-label")
+    # each scrolling box is a region named apart from its section (axe: landmark-unique)
+    names = page.evaluate("""() => [...document.querySelectorAll('[role=region], section')]
+        .map(e => e.getAttribute('aria-label')
+             || document.getElementById(e.getAttribute('aria-labelledby')).textContent)""")
+    assert "Sync progress table" in names and len(names) == len(set(names))
+    assert page.evaluate("window.__skViolations") == [] and page.watch.page_errors == []
