@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -216,6 +217,11 @@ def _check(schema: Schema, row: dict[str, Any], key: str, n: int,
         errors.setdefault(key, []).extend(f"line {n}: {label}{m}" for m in messages)
 
 
+#: A boost's last word written with a decimal comma ("1,5"): not a number to Python, so it
+#: was read as the end of the value, and the rule saved with weight 1 under another value.
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+
+
 def _rules(text: str, errors: dict[str, list[str]],
            shown: dict[str, list[Any]]) -> list[Any]:
     """``ACTION FIELD VALUE [WEIGHT]``: the last word is a boost's weight only if it is a
@@ -232,6 +238,12 @@ def _rules(text: str, errors: dict[str, list[str]],
         if len(words) < 3:
             errors.setdefault("merchandising", []).append(
                 f"line {n}: write 'pin|boost|exclude product|tag|category|vendor VALUE [WEIGHT]'")
+            continue
+        if words[0] == "boost" and len(words) > 3 and _DECIMAL_COMMA.fullmatch(words[-1]):
+            errors.setdefault("merchandising", []).append(
+                f"line {n}: weight: write {words[-1]} with a decimal point "
+                f"({words[-1].replace(',', '.')}); if it is part of the value, end the "
+                "line with a weight (1)")
             continue
         rule = {"action": words[0], "field": words[1], "value": " ".join(words[2:])}
         if words[0] == "boost" and len(words) > 3 and _is_number(words[-1]):

@@ -340,3 +340,23 @@ def test_an_excluded_category_with_a_comma_is_kept_whole(admin, shop):
     assert offers["excluded_products"] == ["p1", "p2", "p3"]  # ids hold no comma
     page = client.get("/admin/settings").get_data(as_text=True)
     assert "Bags, Purses &amp; Wallets\nHome Decor</textarea>" in page
+
+
+def test_a_boost_weight_with_a_decimal_comma_is_refused_not_read_into_the_value(admin, shop):
+    """"boost tag Summer 1,5" was saved as a boost of the tag "Summer 1,5" at weight 1
+    (the comma made the weight no number, so it was read as the end of the value)."""
+    client, token = admin
+    r = _post(client, token, merchandising="boost tag Summer 1,5\nboost tag size 42,5 1\n"
+                                           "pin tag 2,5")
+    assert r.status_code == 422
+    html = html_lib.unescape(r.get_data(as_text=True))
+    assert "line 1: weight: write 1,5 with a decimal point (1.5)" in html
+    assert "line 2" not in html and "line 3" not in html  # a weight after it; no boost
+    assert "settings.changed" not in {e.action for e in db.session.scalars(
+        sa.select(AuditLog).filter_by(shop_id=shop.id))}
+    r = _post(client, token, merchandising="boost tag Summer 1.5\nboost tag size 42,5 1")
+    assert r.status_code == 302
+    db.session.expire_all()
+    assert shops.get_shop(shop.id).settings["merchandising"] == [
+        {"action": "boost", "field": "tag", "value": "Summer", "weight": 1.5},
+        {"action": "boost", "field": "tag", "value": "size 42,5", "weight": 1.0}]
