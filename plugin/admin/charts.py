@@ -40,6 +40,28 @@ def total_label(value: float) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def _line_summary(labels: Sequence[str], series: dict[str, Sequence[float]]) -> str:
+    """What a line chart shows, in words (its ``<desc>``, the accessible description): a
+    chart is ``role="img"``, so a screen reader reads none of the marks or their titles."""
+    if not labels:
+        return "No days to show."
+    parts = []
+    for name, values in series.items():
+        values = list(values)
+        top = max(values, default=0)
+        peak = f", most {total_label(top)} on {labels[values.index(top)]}" if top > 0 else ""
+        parts.append(f"{name}: {total_label(sum(values))} in total{peak}")
+    return f"{labels[0]} to {labels[-1]}. " + "; ".join(parts) + "."
+
+
+def _interval_summary(rows: Sequence[tuple[str, float, float, float]], unit: str) -> str:
+    """An interval chart's estimates in words (its ``<desc>``, as ``_line_summary``)."""
+    if not rows:
+        return "Not enough shoppers in both arms yet."
+    return "; ".join(f"{label}: {est:+.3g}{unit} (95% CI {low:+.3g} to {high:+.3g})"
+                     for label, est, low, high in rows) + "."
+
+
 def line_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[float]], *,
                width: int = 640, height: int = 220) -> Markup:
     """Several series over the same x labels, with axis, gridlines and a legend."""
@@ -57,6 +79,7 @@ def line_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[flo
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
              f'role="img" aria-label="{escape(title)}" class="sk-chart">',
              f"<title>{escape(title)}</title>",
+             f"<desc>{escape(_line_summary(labels, series))}</desc>",
              f'<text x="{pad_l}" y="16" class="sk-chart-title">{escape(title)}</text>']
     for k in range(5):
         v = top * k / 4
@@ -100,6 +123,7 @@ def interval_chart(title: str, rows: Sequence[tuple[str, float, float, float]], 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
              f'role="img" aria-label="{escape(title)}" class="sk-chart">',
              f"<title>{escape(title)}</title>",
+             f"<desc>{escape(_interval_summary(rows, unit))}</desc>",
              f'<text x="8" y="16" class="sk-chart-title">{escape(title)}</text>',
              f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{pad_t - 6}" y2="{height - 14}" '
              f'class="sk-zero"/>']

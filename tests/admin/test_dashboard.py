@@ -339,3 +339,17 @@ def test_revenue_in_the_shops_currency_counts_whatever_the_case_of_its_code(shop
     totals = stats.totals(stats.daily_series(shop.id))
     assert totals["revenue"] == Decimal("15.50")
     assert totals["other_revenue"] == {}
+
+
+def test_charts_say_what_they_show_to_a_screen_reader():
+    """A chart is role="img": a screen reader reads its name and description, never its
+    marks, so the figures (and the uplift, the A/B box's answer) are said in its <desc>."""
+    lines = str(charts.line_chart("Orders per day", ["01 Nov", "02 Nov", "03 Nov"],
+                                  {"orders": [2, 31, 0], "returns": [0, 0, 0]}))
+    assert "<desc>01 Nov to 03 Nov. orders: 33 in total, most 31 on 02 Nov; " \
+        "returns: 0 in total.</desc>" in lines
+    uplift = str(charts.interval_chart("Uplift", [("Recommendations: conversion", 2.5, -1.25,
+                                                   6.0)], unit=" pp"))
+    assert "<desc>Recommendations: conversion: +2.5 pp (95% CI -1.25 to +6).</desc>" in uplift
+    assert "<desc>Not enough shoppers in both arms yet.</desc>" in str(
+        charts.interval_chart("Uplift", []))
