@@ -296,16 +296,23 @@ class ShopSchema(_Section):
                                   "as America/Los_Angeles, Europe/Paris or UTC.")
 
 
+#: A text box's list past its number of lines (a line is one rule or override; a blank
+#: one is skipped).
+_TOO_MANY_LINES = "At most {max} lines: one entry a line, blank lines not counted."
+
+
 class SettingsSchema(_Section):
     """The whole settings document stored in ``Shop.settings`` (section keys flattened
     where serving code already reads them)."""
 
     widgets = fields.Nested(WidgetsSchema, load_default=dict)
     recommendations = fields.Nested(RecommendationsSchema, load_default=dict)
+    # counted in lines: marshmallow's "Longer than maximum length 500." read as characters
     merchandising = fields.List(fields.Nested(RuleSchema), load_default=list,
-                                validate=validate.Length(max=500))
+                                validate=validate.Length(max=500, error=_TOO_MANY_LINES))
     repurchase_overrides = fields.List(fields.Nested(RepurchaseOverrideSchema),
-                                       load_default=list, validate=validate.Length(max=500))
+                                       load_default=list,
+                                       validate=validate.Length(max=500, error=_TOO_MANY_LINES))
     subprofiles = fields.Nested(SubprofilesSchema, load_default=dict)
     offers = fields.Nested(OffersSchema, load_default=dict)
     privacy = fields.Nested(PrivacySchema, load_default=dict)

@@ -360,3 +360,17 @@ def test_a_boost_weight_with_a_decimal_comma_is_refused_not_read_into_the_value(
     assert shops.get_shop(shop.id).settings["merchandising"] == [
         {"action": "boost", "field": "tag", "value": "Summer", "weight": 1.5},
         {"action": "boost", "field": "tag", "value": "size 42,5", "weight": 1.0}]
+
+
+def test_too_many_rule_lines_are_counted_in_lines_not_characters(admin, shop):
+    """501 rules said "Longer than maximum length 500." next to the box: a merchant cut
+    the text to 500 characters. It counts lines."""
+    client, token = admin
+    r = _post(client, token, merchandising="\n".join(f"pin product p{i}" for i in range(501)),
+              repurchase_overrides="\n".join(f"product p{i} durable" for i in range(501)))
+    assert r.status_code == 422
+    html = r.get_data(as_text=True)
+    assert re.search(r'id="err-merchandising" role="alert">At most 500 lines: one entry a '
+                     r"line, blank lines not counted\.</span>", html)
+    assert 'id="err-repurchase_overrides" role="alert">At most 500 lines' in html
+    assert "maximum length" not in html
