@@ -167,3 +167,33 @@ def test_admin_pages_fit_a_phone_and_their_tables_scroll_in_place(app, demo_shop
              || document.getElementById(e.getAttribute('aria-labelledby')).textContent)""")
     assert "Sync progress table" in names and len(names) == len(set(names))
     assert page.evaluate("window.__skViolations") == [] and page.watch.page_errors == []
+
+
+def test_the_sync_table_refresh_moves_each_count_and_keeps_an_unknown_total_open(
+        app, demo_shop, live, page):
+    """While a sync is under way the page reads ``progress.json`` every 3 s: the count
+    beside each bar moves with the bar (it stayed at the page's first figure), and a bar
+    whose total is unknown stays indeterminate (a value without a max drew it full, as if
+    that sync had finished)."""
+    from plugin.extensions import db
+    from plugin.models import SyncState
+    from tests.factories import wait_until
+
+    db.session.add_all([
+        SyncState(shop_id=demo_shop.id, resource="orders", status="paused", done=5, total=100),
+        SyncState(shop_id=demo_shop.id, resource="products", status="paused", done=10)])
+    db.session.commit()
+    _sign_in(app, demo_shop, live, page)
+    orders, products = ("#sk-syncs tr[data-resource='orders']",
+                        "#sk-syncs tr[data-resource='products']")
+    assert page.inner_text(f"{orders} .sk-count") == "5/100"
+    for state in db.session.scalars(db.select(SyncState).filter_by(shop_id=demo_shop.id)):
+        state.done += 50
+    db.session.commit()
+    bar = page.locator(f"{orders} progress")
+    assert wait_until(lambda: bar.evaluate("b => b.value") == 55, timeout=10)
+    page.wait_for_timeout(200)  # the same refresh wrote the rest of both rows
+    assert page.inner_text(f"{orders} .sk-count") == "55/100"
+    assert page.inner_text(f"{products} .sk-count") == "60"
+    assert page.locator(f"{products} progress").evaluate("b => b.position") == -1
+    assert page.evaluate("window.__skViolations") == [] and page.watch.page_errors == []

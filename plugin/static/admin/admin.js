@@ -9,7 +9,9 @@
     if (question && !window.confirm(question)) event.preventDefault();
   });
 
-  // Refresh the sync table while a sync is running.
+  // Refresh the sync table while a sync is running: each row by its resource (not its
+  // place), its count beside the bar too, and a bar whose total is unknown stays
+  // indeterminate (a value without a max filled it, as if the sync were done).
   var table = document.getElementById("sk-syncs");
   if (table && /running|paused/.test(table.textContent)) {
     setInterval(function () {
@@ -17,12 +19,24 @@
         return r.ok ? r.json() : null;
       }).then(function (data) {
         if (!data) return;
-        var rows = table.tBodies[0].rows;
-        data.syncs.forEach(function (s, i) {
-          if (!rows[i]) return;
-          rows[i].cells[1].textContent = s.status;
-          var bar = rows[i].cells[2].querySelector("progress");
-          if (bar) { bar.value = s.done; if (s.total) bar.max = s.total; }
+        data.syncs.forEach(function (s) {
+          var row = null;
+          Array.prototype.forEach.call(table.tBodies[0].rows, function (r) {
+            if (r.getAttribute("data-resource") === s.resource) row = r;
+          });
+          if (!row) return;
+          row.cells[1].textContent = s.status;
+          var bar = row.cells[2].querySelector("progress");
+          if (bar && s.total) {
+            bar.max = s.total;
+            bar.value = Math.min(s.done, s.total);
+            bar.textContent = s.done + "/" + s.total;
+          } else if (bar) {
+            bar.removeAttribute("value");
+            bar.textContent = s.done + " so far";
+          }
+          var count = row.cells[2].querySelector(".sk-count");
+          if (count) count.textContent = s.done + (s.total ? "/" + s.total : "");
         });
       }).catch(function () {});
     }, 3000);
