@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -327,6 +328,32 @@ def test_the_storefront_fits_a_phone_without_sideways_scrolling(demo_shop, live,
                 "document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"{path} is {overflow}px wider than a {width}px screen"
             box = phone.locator(".switcher button").bounding_box()
+            assert box is not None and box["x"] + box["width"] <= width
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [320, 360])
+def test_a_basket_with_products_fits_a_phone(demo_shop, live, browser, width):
+    """The basket table (product, quantity, price, remove) once it has lines, and a discount
+    row, stays within a phone's width: its Remove buttons were off screen to the right."""
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    try:
+        phone = context.new_page()
+        phone.goto(live.url + "/demo/")
+        phone.evaluate("""() => {
+            localStorage.setItem('demo:cart', JSON.stringify([
+                {id: '85123A', title: 'White Hanging Heart T-Light Holder', price: 2.95, qty: 12},
+                {id: '85099B', title: 'Jumbo Bag Red Retrospot', price: 2.08, qty: 3}]));
+            localStorage.setItem('demo:discount', JSON.stringify({code: 'SK-7QX2', amount: 1.5,
+                min_subtotal: '1', expires_at: null, cart: ''}));
+        }""")
+        phone.goto(live.url + "/demo/cart")
+        phone.wait_for_selector("#cart-discount:not([hidden])")
+        overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the basket is {overflow}px wider than a {width}px screen"
+        for remove in phone.get_by_role("button", name=re.compile("^Remove ")).all():
+            box = remove.bounding_box()
             assert box is not None and box["x"] + box["width"] <= width
     finally:
         context.close()
