@@ -33,7 +33,7 @@
     ".sk-card{scroll-snap-align:start;display:flex;flex-direction:column;gap:.35rem;",
     "background:var(--sk-card-bg,#fff);color:var(--sk-color,#1a1a1a);",
     "border:1px solid var(--sk-border,#e2e2e2);",
-    "border-radius:var(--sk-radius,.5rem);padding:.75rem}",
+    "border-radius:var(--sk-radius,.5rem);padding:.75rem;overflow-wrap:anywhere}", // SKU-like titles wrap
     ".sk-link{color:inherit;text-decoration:none;display:flex;flex-direction:column;gap:.5rem;",
     "border-radius:calc(var(--sk-radius,.5rem) * .75)}",
     ".sk-link:hover .sk-title{text-decoration:underline}",

@@ -139,6 +139,28 @@ def test_junk_next_to_products_is_skipped(demo_shop, live, page):
     assert_clean(page)
 
 
+def test_a_long_unbroken_title_or_reason_stays_inside_its_card(demo_shop, live, page):
+    """Catalog titles like SKU strings or URLs have no space to wrap at: they must wrap
+    inside the card, not run over the next card's text."""
+    long_title = {**GOOD, "title": "Paperchainkit" * 8}
+    long_reason = {**GOOD, "product_id": "22087", "rec_id": "r2",
+                   "reason": "becauseyouboughtit" * 8}
+    body = json.dumps({"personalized": False, "items": [long_title, long_reason, GOOD]})
+    page.route(f"**{API}recommendations**", _answer(body))
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(READY)
+    spill = page.eval_on_selector(FOR_YOU, """el => [...el.shadowRoot.querySelectorAll(
+        '.sk-card')].flatMap((card, i) => {
+            const edge = card.getBoundingClientRect().right;
+            return [...card.querySelectorAll('.sk-title, .sk-reason')]
+                .filter(t => { const r = document.createRange(); r.selectNodeContents(t);
+                               return r.getBoundingClientRect().right > edge + 0.5; })
+                .map(t => `card ${i + 1} ${t.className}`);
+        })""")
+    assert spill == []
+    assert_clean(page)
+
+
 def test_a_placeholder_moved_before_it_was_seen_still_loads(demo_shop, live, browser):
     """Frameworks move DOM nodes (keyed lists, portals, layout swaps): a carousel moved
     while still off-screen must load once it is scrolled into view."""
