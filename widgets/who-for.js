@@ -17,7 +17,8 @@
     ":host([hidden]){display:none}",
     ".sk-bar{display:flex;align-items:center;gap:.5rem;flex-wrap:wrap;margin:var(--sk-margin,1rem 0)}",
     "select,input,button{font:inherit;border-radius:var(--sk-radius,.5rem)}",
-    "select,input{padding:.35rem .5rem;border:1px solid var(--sk-border,#8a8a8a);",
+    // A select is as wide as its longest option (a 40-character name): never wider than the line.
+    "select,input{max-width:100%;padding:.35rem .5rem;border:1px solid var(--sk-border,#8a8a8a);",
     "background:var(--sk-card-bg,#fff);color:var(--sk-color,#1a1a1a)}",
     "button{cursor:pointer;padding:.45rem .8rem;border:1px solid var(--sk-border,#8a8a8a);",
     "background:var(--sk-card-bg,#fff);color:var(--sk-color,#1a1a1a)}",

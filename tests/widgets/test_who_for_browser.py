@@ -430,3 +430,34 @@ def test_saved_is_announced_to_a_shopper_with_no_people(demo_shop, live, page, c
     assert page.eval_on_selector("shopkeeper-shopping-for",  # shown, yet takes no space
                                  "el => el.getBoundingClientRect().height") == 0
     _clean(page)
+
+
+@pytest.mark.parametrize("width", [320, 360])
+def test_a_long_name_keeps_the_switcher_on_a_phone_screen(demo_shop, live, page, width):
+    """Names may be 40 characters: the "Shopping for" select (its width is its longest
+    option's) must shrink to the screen, not push the page sideways."""
+    def enable():
+        demo_shop.settings = {**demo_shop.settings, "subprofiles_enabled": True}
+        db.session.commit()
+        access.forget_shops()
+    _read(enable)
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto(live.url + "/demo/")
+    shopper = page.wait_for_function("() => window.Shopkeeper && window.Shopkeeper.shopper"
+                                     ).json_value()
+    name = "Great-grandmother Annabel-Rose Whitfield"  # 40 characters, the most allowed
+
+    def add_person():
+        db.session.add(SubProfile(shop_id=demo_shop.id, owner_id=shopper, name=name,
+                                  kind="person"))
+        db.session.commit()
+    _read(add_person)
+    page.reload()
+    switch = page.get_by_label("Shopping for")
+    switch.wait_for(state="visible")
+    page.locator("shopkeeper-shopping-for summary").click()  # "Past orders"
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page is {overflow}px wider than a {width}px screen"
+    box = switch.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    _clean(page)
