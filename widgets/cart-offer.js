@@ -112,7 +112,10 @@
 
   class CartOffer extends HTMLElement {
     connectedCallback() {
-      if (this._started) return;
+      if (this._started) { // re-inserted (a single-page route away and back): tick again
+        if (this._offerEl && this._offer && !this.hidden) this._tick(this._offer);
+        return;
+      }
       this._started = true;
       this._id = "sk-co-" + (++uid);
       this.refresh();
@@ -231,6 +234,8 @@
     /** Update the visible countdown each second (each minute under prefers-reduced-motion);
      * at zero the offer is gone. */
     _tick(offer) {
+      this._stop();
+      this._offer = offer; // kept to restart the clock when the element is put back
       var self = this, until = new Date(offer.expires_at).getTime();
       var minutes = !!(w.matchMedia && w.matchMedia("(prefers-reduced-motion: reduce)").matches) &&
         this._t("minutes");

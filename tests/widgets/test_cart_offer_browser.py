@@ -169,6 +169,28 @@ def test_countdown_runs_out_and_the_offer_disappears(offer_shop, live, page):
     assert "expired" in page.locator("shopkeeper-cart-offer [role=status]").text_content()
 
 
+def test_a_re_inserted_offer_keeps_counting_down(offer_shop, live, page):
+    """A single-page storefront routes away from the basket and back, re-inserting the same
+    placeholder (the widget keeps its state, no new quote): the clock must run again, and
+    the offer still expire, not stay frozen with its Apply button after its end."""
+    _idle_basket(page, live, offer_shop)
+    page.clock.install()
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
+    clock = page.locator("shopkeeper-cart-offer .sk-clock")
+    page.evaluate("""() => { const slot = document.querySelector('[data-shopkeeper="cart-offer"]');
+        window.__away = [slot, slot.parentNode, slot.nextSibling]; slot.remove(); }""")
+    page.clock.run_for("00:02")
+    page.evaluate("() => { const [slot, parent, next] = window.__away; "
+                  "parent.insertBefore(slot, next); }")
+    before = clock.text_content()
+    page.clock.run_for("01:05")
+    assert clock.text_content() != before
+    page.clock.fast_forward("31:00")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="expired"]', state="attached")
+    assert page.locator("shopkeeper-cart-offer section.sk-offer").count() == 0
+
+
 def test_countdown_ticks_once_a_minute_under_reduced_motion(offer_shop, live, page):
     """Seconds ticking next to the basket are the kind of motion a shopper who asked for
     less does not want: the clock shows whole minutes, and changes once a minute."""
