@@ -62,7 +62,8 @@
     who_for_saved: "Saved.",
     who_for_orders: "Past orders",
     who_for_order_for: "Who was the order of {date} for?",
-    who_for_name_needed: "Please enter a name or relationship."
+    who_for_name_needed: "Please enter a name or relationship.",
+    who_for_not_saved: "Sorry, that did not save. Please try again."
   };
   var BATCH_MS = 300; // purchase lines tracked one by one form one question
 
@@ -338,7 +339,10 @@
           body.name = typed;
           if (age.value) body.age_band = age.value;
         }
-        self._answer(body, close);
+        self._answer(body, close, function () { // not saved: the dialog and the typing stay
+          error.textContent = s.who_for_not_saved;
+          error.hidden = false;
+        });
       }));
       function dismiss() {
         self._answer({ choice: "dismiss", product_ids: [], dont_ask_again: never.checked }, close);
@@ -358,9 +362,11 @@
       if (first) first.focus();
     }
 
-    _answer(body, close) {
+    /** Send the answer; ``failed`` (a Save) runs instead of closing when it did not save. */
+    _answer(body, close, failed) {
       var self = this;
       this._call("POST", "/prompt/answer", body).then(sk.guard(function (r) {
+        if (!r && failed) return failed();
         close(body.choice);
         instances.forEach(function (el) { // other switchers show a new person too
           if (el !== self && el._on) sk.guard(el._load).call(el);

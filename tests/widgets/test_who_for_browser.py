@@ -461,3 +461,30 @@ def test_a_long_name_keeps_the_switcher_on_a_phone_screen(demo_shop, live, page,
     box = switch.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
     _clean(page)
+
+
+def test_an_answer_that_did_not_save_keeps_the_dialog_and_says_so(demo_shop, live, page):
+    """The API failing on Save (5xx, offline) closed the dialog as if saved: the typed
+    name was lost without a word. The dialog stays, says so, and Save works again."""
+    customer, _ = _asked_about_a_foreign_product(demo_shop, live, page)
+    answer = f"**{API}subprofiles/prompt/answer**"
+    page.route(answer, lambda route: route.fulfill(status=503, body="busy"))
+    page.get_by_label("Someone new").check()
+    page.get_by_label("Name or relationship").fill("Maya")
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/prompt/answer")):
+        page.get_by_role("button", name="Save").click()
+    alert = page.locator(f"{DIALOG} [role=alert]")
+    expect(alert).to_be_visible()
+    assert alert.text_content().strip()
+    expect(page.locator(DIALOG)).to_be_visible()
+    assert page.get_by_label("Name or relationship").input_value() == "Maya"
+
+    page.unroute(answer)
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("/prompt/answer")):
+        page.get_by_role("button", name="Save").click()
+    page.get_by_label("Shopping for").wait_for(state="visible")
+    expect(page.locator(DIALOG)).to_have_count(0)
+    assert _read(lambda: [p.name for p in db.session.scalars(sa.select(SubProfile).filter_by(
+        shop_id=demo_shop.id, owner_id=customer, kind="person"))]) == ["Maya"]
+    assert page.watch.page_errors == []
+    assert page.watch.errors(ignore_network_to=live.url + API + "subprofiles/prompt/answer") == []
