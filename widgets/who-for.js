@@ -302,7 +302,9 @@
       var dialog = h("dialog", {
         "class": "sk-dialog", "aria-labelledby": title.id, "aria-describedby": this._id + "-intro"
       }, [form]);
-      form.addEventListener("change", sk.guard(function () {
+      form.addEventListener("change", sk.guard(function (e) {
+        // Only a radio picked: a change of the name, age or checkbox must leave focus there.
+        if (!e.target || e.target.name !== name) return;
         var picked = form.querySelector("input[name='" + name + "']:checked");
         more.hidden = !(picked && picked.value === "new");
         if (!more.hidden) nameInput.focus();

@@ -488,3 +488,29 @@ def test_an_answer_that_did_not_save_keeps_the_dialog_and_says_so(demo_shop, liv
         shop_id=demo_shop.id, owner_id=customer, kind="person"))]) == ["Maya"]
     assert page.watch.page_errors == []
     assert page.watch.errors(ignore_network_to=live.url + API + "subprofiles/prompt/answer") == []
+
+
+def _deep_focus(page) -> str:
+    return page.evaluate("""() => { let a = document.activeElement;
+        while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
+        return a.tagName + (a.name ? '[' + a.name + ']' : ''); }""")
+
+
+def test_the_keyboard_moves_on_from_the_typed_name(demo_shop, live, page):
+    """Any change in the form (the name field left after typing, an age picked with the
+    arrow keys) sent focus back to the name field: the first Tab out of it, and every age
+    change, landed there again. Only picking "Someone new" moves focus to the name."""
+    _asked_about_a_foreign_product(demo_shop, live, page)
+    page.get_by_label("Someone new").focus()
+    page.keyboard.press("Space")
+    assert _deep_focus(page) == "INPUT[name]"
+    page.keyboard.type("Maya")
+    page.keyboard.press("Tab")
+    assert _deep_focus(page) == "SELECT[age_band]"
+    page.keyboard.press("ArrowDown")  # a closed select changes its value
+    assert page.get_by_label("Age (optional)").input_value() != ""
+    assert _deep_focus(page) == "SELECT[age_band]"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")  # "Don't ask me again"
+    assert _deep_focus(page) == "INPUT[never]"
+    _clean(page)
