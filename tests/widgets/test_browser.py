@@ -359,6 +359,24 @@ def test_a_basket_with_products_fits_a_phone(demo_shop, live, browser, width):
         context.close()
 
 
+def test_a_basket_open_in_another_tab_follows_what_this_tab_adds(demo_shop, live, page):
+    """Two tabs of the shop: the basket tab showed "Basket (0)", no lines, and quoted the
+    cart offer for the old basket until reloaded; its Place order then bought lines it
+    never showed."""
+    basket = page.context.new_page()
+    basket.goto(live.url + "/demo/cart")
+    expect(basket.locator("#cart-empty")).to_be_visible()
+    open_page(page, live.url + "/demo/")
+    first = page.locator("main .grid [data-add-to-cart-id]").first
+    product = first.get_attribute("data-add-to-cart-id")
+    first.click()
+    expect(basket.locator("#cart-count")).to_have_text("1")
+    expect(basket.locator("#cart-lines tr")).to_have_count(1)
+    expect(basket.locator("#cart-empty")).to_be_hidden()
+    assert product in basket.locator('[data-shopkeeper="cart-offer"]').get_attribute("data-cart")
+    assert_clean(page)
+
+
 def test_re_rendering_does_not_pile_up_window_listeners(demo_shop, live, page):
     open_page(page, live.url + "/demo/")
     cdp = page.context.new_cdp_session(page)

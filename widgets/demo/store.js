@@ -145,6 +145,12 @@
     add(e.detail.product_id, e.detail.title, e.detail.price);
   });
 
+  // The same basket in another tab (added there, ordered there): show it here too, so
+  // this tab's lines, its offer and its Place order are for the basket as it is.
+  window.addEventListener("storage", function (e) {
+    if (e.key === KEY || e.key === DISCOUNT || e.key === null) render();
+  });
+
   d.addEventListener("DOMContentLoaded", function () {
     render();
     var select = d.getElementById("shopper");
