@@ -234,15 +234,21 @@
       var title = String(it.title || it.product_id);
       var href = safeUrl(it.url) ||
         (p.productUrl ? safeUrl(p.productUrl.replace("{id}", encodeURIComponent(it.product_id))) : null);
-      var img = safeUrl(it.image_url);
-      var pic = img ? h("img", { src: img, alt: "", loading: "lazy", decoding: "async" })
-        : h("span", { "class": "sk-ph", "aria-hidden": "true" }, [title.replace(/[^A-Za-z0-9 ]/g, "")
+      var img = safeUrl(it.image_url), tinted = "sk-img sk-t" + tint(it.product_id);
+      function initials() {
+        return h("span", { "class": "sk-ph", "aria-hidden": "true" }, [title.replace(/[^A-Za-z0-9 ]/g, "")
           .split(/\s+/).filter(Boolean).slice(0, 2).map(function (s) { return s[0]; }).join("").toUpperCase()]);
+      }
+      var pic = img ? h("img", { src: img, alt: "", loading: "lazy", decoding: "async" }) : initials();
       var why = it.reason ? this._id + "-why-" + i : null; // read out when the link is focused
       var link = h(href ? "a" : "span", { // no page: text, not a focusable dead end
         "class": "sk-link", href: href, "data-i": String(i), "aria-describedby": why
-      }, [h("span", { "class": "sk-img" + (img ? "" : " sk-t" + tint(it.product_id)) }, [pic]),
+      }, [h("span", { "class": img ? "sk-img" : tinted }, [pic]),
         h("span", { "class": "sk-title" }, [title])]);
+      if (img) pic.addEventListener("error", sk.guard(function () { // gone (404): as if it had none
+        pic.parentNode.className = tinted;
+        pic.replaceWith(initials());
+      }));
       var kids = [link, h("span", { "class": "sk-price" }, [money(it.price, it.currency || cfg.currency)])];
       if (it.reason) kids.push(h("p", { "class": "sk-reason", id: why }, [String(it.reason)]));
       if (p.addToCart !== null) { // present, even empty, means "show the button"

@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.widgets.helpers import (
     API,
@@ -159,6 +160,20 @@ def test_a_long_unbroken_title_or_reason_stays_inside_its_card(demo_shop, live, 
         })""")
     assert spill == []
     assert_clean(page)
+
+
+def test_an_image_that_does_not_load_shows_the_initials_instead(demo_shop, live, page):
+    """A product image the shop deleted (404) showed the browser's broken-image icon in
+    an empty tile; it gets the initials tile products without an image have."""
+    gone = {**GOOD, "image_url": live.url + "/widgets/demo/no-such-image.png"}
+    page.route(f"**{API}recommendations**", _answer(json.dumps({"items": [gone]})))
+    page.goto(live.url + "/demo/")
+    page.wait_for_selector(READY)
+    card = page.locator(f"{FOR_YOU} .sk-card").first
+    expect(card.locator(".sk-ph")).to_have_text("PC")
+    assert card.locator("img").count() == 0
+    assert "sk-t" in card.locator(".sk-img").get_attribute("class")
+    assert_clean(page, ignore_network_to=live.url + "/widgets/demo/no-such-image.png")
 
 
 def test_a_placeholder_moved_before_it_was_seen_still_loads(demo_shop, live, browser):
