@@ -377,6 +377,32 @@ def test_a_basket_open_in_another_tab_follows_what_this_tab_adds(demo_shop, live
     assert_clean(page)
 
 
+def test_removing_a_line_with_the_keyboard_keeps_focus_in_the_basket(demo_shop, live, page):
+    """Remove and Place order take their own button away: keyboard focus fell to the page,
+    and the next Tab started again from the top. It goes to the next line's Remove, then
+    to the basket's "empty" note."""
+    def active() -> str:
+        return page.evaluate("() => (document.activeElement.getAttribute('aria-label') || "
+                             "document.activeElement.id || document.activeElement.tagName)")
+    page.goto(live.url + "/demo/")
+    page.evaluate("""() => localStorage.setItem('demo:cart', JSON.stringify([
+        {id: '85123A', title: 'White Hanging Heart', price: 2.95, qty: 1},
+        {id: '85099B', title: 'Jumbo Bag Red Retrospot', price: 2.08, qty: 3}]))""")
+    page.goto(live.url + "/demo/cart")
+    page.get_by_role("button", name="Remove White Hanging Heart").focus()
+    page.keyboard.press("Enter")
+    assert active() == "Remove Jumbo Bag Red Retrospot"
+    page.keyboard.press("Enter")
+    assert active() == "cart-empty"
+    page.evaluate("""() => { localStorage.setItem('demo:cart', JSON.stringify([
+        {id: '85123A', title: 'White Hanging Heart', price: 2.95, qty: 1}]));
+        dispatchEvent(new StorageEvent('storage', {key: 'demo:cart'})); }""")
+    page.get_by_role("button", name="Place order").focus()
+    page.keyboard.press("Enter")
+    assert active() == "cart-empty"
+    assert_clean(page)
+
+
 def test_re_rendering_does_not_pile_up_window_listeners(demo_shop, live, page):
     open_page(page, live.url + "/demo/")
     cdp = page.context.new_cdp_session(page)

@@ -100,6 +100,17 @@
     if (slot || offer) shopkeeper(["build"]);
   }
 
+  /** Remove and Place order take their own button away (a re-rendered row, a hidden
+   * button): focus the Remove now at ``at`` (or the last one), else the "empty" note, so
+   * keyboard focus stays in the basket instead of falling to the top of the page. */
+  function refocus(at) {
+    var left = d.querySelectorAll("[data-remove-id]");
+    var to = left[Math.min(at, left.length - 1)] || d.getElementById("cart-empty");
+    if (!to) return;
+    if (!to.matches("button")) to.setAttribute("tabindex", "-1");
+    to.focus();
+  }
+
   d.addEventListener("click", function (e) {
     var b = e.target.closest("[data-add-to-cart-id]");
     if (b) {
@@ -111,7 +122,9 @@
     var r = e.target.closest("[data-remove-id]");
     if (r) {
       var rid = r.getAttribute("data-remove-id");
+      var at = [].indexOf.call(d.querySelectorAll("[data-remove-id]"), r);
       save(load().filter(function (l) { return l.id !== rid; }));
+      refocus(at);
       shopkeeper(["track", "remove_from_cart", { product_id: rid }]);
       say("Removed from your basket.");
       return;
@@ -121,6 +134,7 @@
         shopkeeper(["track", "purchase", { product_id: l.id, quantity: l.qty }]);
       });
       save([]);
+      refocus(0);
       say("Thank you! Your order is placed.");
     }
   });
