@@ -152,13 +152,14 @@
       var self = this, seq = (this._seq = (this._seq || 0) + 1);
       if (!cart) { this._stop(); this._hide(); }
       sk.api.config(key).then(function (cfg) {
-        if (!cfg || !cfg.widgets || !cfg.widgets.cart_offer) return "off";
+        if (!cfg) return null; // no answer: "error", not "off"
+        if (!cfg.widgets || !cfg.widgets.cart_offer) return "off";
         if (!cart) return "empty";
         return sk.api.request("POST", "/offers/quote", key, null, { cart: cart });
       }).then(sk.guard(function (answer) {
         if (seq !== self._seq) return; // a newer cart won
         if (answer === "off" || answer === "empty") { self._hide(); return self._state(answer); }
-        if (!answer) { self._hide(); return self._state("error"); }
+        if (!answer) { self._sig = null; self._hide(); return self._state("error"); } // asked again on build()
         self._render(key, cart, answer);
       }));
     }

@@ -145,16 +145,24 @@
       var self = this;
       sk.api.config(p.key).then(sk.guard(function (cfg) {
         self._on = !!(cfg && cfg.widgets && cfg.widgets.shopping_for);
+        if (!cfg) return self._failed(); // not "off": the shop did not say so
         if (!self._on) { self.hidden = true; return self._state("off"); }
         self._strings = Object.assign({}, STRINGS, (cfg && cfg.strings) || {});
         return self._load();
       }));
     }
 
+    /** The API did not answer: hidden as "error", and the next build() asks again. */
+    _failed() {
+      this.hidden = true;
+      this._sig = null;
+      this._state("error");
+    }
+
     _load() {
       var self = this;
       return this._call("GET", "").then(sk.guard(function (r) {
-        if (!r) { self.hidden = true; return self._state("error"); }
+        if (!r) return self._failed();
         self._people = r.subprofiles || [];
         self._ages = r.age_bands || [];
         self._active = r.active_subprofile_id === undefined ? null : r.active_subprofile_id;

@@ -257,6 +257,34 @@ def test_features_the_shop_has_not_enabled_stay_hidden(demo_shop, live, page):
     assert_clean(page)
 
 
+def test_a_failed_config_is_an_error_not_off_and_is_asked_again(demo_shop, live, page):
+    """/config failing (503) said "off" on the who-for and cart-offer placeholders, as if
+    the shop had them off, and they never asked again: the switcher stayed away for the
+    page's life. It is "error", and the next build() asks again."""
+    from plugin.api.access import forget_shops
+    from plugin.extensions import db
+
+    demo_shop.settings = {**demo_shop.settings, "subprofiles_enabled": True,
+                          "offers_enabled": True}
+    db.session.commit()
+    forget_shops()
+    down = [True]
+    page.route(f"**{API}config**", lambda route: route.fulfill(
+        status=503, content_type="application/json", body="{}") if down[0]
+        else route.continue_())
+    for path, kind, back in (("/demo/", "shopping-for", {"idle", "ready"}),
+                             ("/demo/cart", "cart-offer", {"empty", "ready"})):
+        down[0] = True
+        page.goto(live.url + path)
+        def state(kind=kind) -> str | None:
+            return page.get_attribute(f'[data-shopkeeper="{kind}"]', "data-shopkeeper-state")
+        wait_until(lambda: state() == "error", timeout=5)
+        down[0] = False
+        page.evaluate("Shopkeeper.build()")
+        wait_until(lambda back=back: state() in back, timeout=5)
+    assert_clean(page, ignore_network_to=live.url + API)
+
+
 def test_lazy_until_scrolled_into_view(demo_shop, live, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 300})
     page = context.new_page()
