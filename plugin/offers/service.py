@@ -5,7 +5,9 @@ are idempotent per shopper and cart. Accepting checks the signed token, claims t
 row and reserves its budget in one locked transaction (so a replay finds it used, and
 concurrent accepts cannot pass the budget or the shopper's caps together: ``reservation``),
 and only then asks the platform for a discount with the offer's own unique code, usage
-limit 1 and an expiry. The platform enforces the price, so a forged or altered token
+limit 1 and an expiry. An accepted offer asked for again by its shopper, with its token
+and cart, gets the same answer: accepting is idempotent, as a retry after a lost answer
+needs. The platform enforces the price, so a forged or altered token
 changes nothing.
 """
 
@@ -214,6 +216,12 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
     if customer_id is not None and customer_id != shopper_id:
         raise Forbidden("This offer is not valid for this cart.")
     offer = _verified_offer(shop, shopper_id, token, cart, now)
+    if offer.status == "accepted" and offer.code and offer.platform_ref:
+        # the same shopper, token and cart again: the first answer was lost on its way (a
+        # timeout, a dropped connection) after the discount was made. The same discount,
+        # not a second one and not a refusal that would lose the shopper their code.
+        log.info("offers.accept_repeated", extra={"shop_id": shop.id, "offer": offer.public_id})
+        return _accepted(shop, offer)
     if not (shop.settings or {}).get("offers_enabled"):
         raise Conflict("Offers are switched off in this shop.")
     if permissions.blocked(shop) is not None or shop_unavailable.state(shop) is not None:
@@ -281,8 +289,14 @@ def accept(shop: Shop, shopper_id: str, token: str, cart: CartIn, *,
     offer.accepted_at, offer.creating_since = now, None
     db.session.commit()
     log.info("offers.accepted", extra={"shop_id": shop.id, "offer": offer.public_id})
-    return {"offer_id": offer.public_id, "code": spec.code, "expires_at": spec.expires_at,
-            "discount_token": ref.platform_id if shop.platform == "generic" else None}
+    return _accepted(shop, offer)
+
+
+def _accepted(shop: Shop, offer: Offer) -> dict[str, Any]:
+    """The answer to an accepted offer (the same each time it is asked for)."""
+    return {"offer_id": offer.public_id, "code": offer.code,
+            "expires_at": (offer.expires_at or utcnow()) + CHECKOUT_GRACE,
+            "discount_token": offer.platform_ref if shop.platform == "generic" else None}
 
 
 def _keep_open(shop: Shop, offer: Offer, err: Exception) -> NoReturn:

@@ -55,9 +55,28 @@ def test_accept_creates_signed_single_use_discount(client, offer_shop, shop_secr
     assert Decimal(ledger) == Decimal("15")
 
 
-def test_replay_is_refused(client, offer_shop):
+def test_a_repeated_accept_gets_the_same_discount_not_a_second(client, offer_shop):
+    """The shopper's first answer can be lost on its way (a timeout, a dropped connection)
+    after the discount was made; asking again must neither make a second discount nor
+    refuse and lose them the code they were given."""
+    offer = _offer(client, offer_shop)
+    first = accept(client, offer_shop, offer["token"])
+    assert first.status_code == 200
+    again = accept(client, offer_shop, offer["token"])
+    assert again.status_code == 200
+    assert again.get_json() == first.get_json()
+    assert db.session.scalar(sa.select(sa.func.count(OfferLedgerEntry.id))) == 1
+    assert [o.status for o in db.session.scalars(sa.select(Offer))] == ["accepted"]
+    # still bound to its shopper: another one is refused and never sees the code
+    other = accept(client, offer_shop, offer["token"], shopper=OTHER_SHOPPER)
+    assert other.status_code == 403 and first.get_json()["code"] not in other.get_data(True)
+
+
+def test_a_used_offer_is_not_accepted_again(client, offer_shop):
     offer = _offer(client, offer_shop)
     assert accept(client, offer_shop, offer["token"]).status_code == 200
+    db.session.execute(sa.update(Offer).values(status="redeemed"))
+    db.session.commit()
     again = accept(client, offer_shop, offer["token"])
     assert again.status_code == 409
     assert db.session.scalar(sa.select(sa.func.count(OfferLedgerEntry.id))) == 1
