@@ -272,7 +272,8 @@
 
   sk.shopper = shopper;
   sk.api = {
-    request: request, config: config, recommendations: recommendations, consent: consent,
+    request: request, call: call, config: config, recommendations: recommendations,
+    consent: consent,
     schedule: schedule, flush: flush, remember: remember, shopKey: shopKey
   };
   sk._apiReady();

@@ -52,6 +52,7 @@
     applied: "Discount {code} applied to your basket.",
     appliesLater: "Discount {code} saved: it applies once your basket reaches {amount}.",
     unavailable: "Sorry, this offer is no longer available.", expired: "This offer has expired.",
+    retry: "That did not go through. Please try again.",
     dismissed: "Offer dismissed.", shippingReached: "You get free shipping.",
     shippingMore: "Add {amount} more for free shipping."
   };
@@ -276,8 +277,18 @@
     _accept(key, cart, offer, accept, dismiss) {
       var self = this, refocus = this._hasFocus(); // disabling the buttons drops focus
       accept.disabled = dismiss.disabled = true;
-      sk.api.request("POST", "/offers/accept", key, null, { token: offer.token, cart: cart })
-        .then(sk.guard(function (res) {
+      sk.api.call("POST", "/offers/accept", key, null, { token: offer.token, cart: cart })
+        .then(sk.guard(function (answer) {
+          var res = answer.body;
+          if ((!res || !res.code) && (answer.status <= 0 || answer.status === 429 ||
+                                      answer.status >= 500)) {
+            // no answer, busy or failed: the offer still stands (accepting it again gets
+            // the same discount if this one was made), so it stays, ready to try again
+            accept.disabled = dismiss.disabled = false;
+            if (self._live) self._live.textContent = self._t("retry");
+            if (refocus) accept.focus();
+            return;
+          }
           self._stop();
           if (!res || !res.code) {
             return self._removeOffer(self._t("unavailable"), "error", refocus);

@@ -95,6 +95,47 @@ def test_accept_applies_the_discount_in_the_cart(offer_shop, live, page):
     assert page.watch.errors() == [] and page.watch.page_errors == []
 
 
+@pytest.mark.parametrize("failure", ["network", "502", "answer-lost"])
+def test_an_accept_that_gets_no_answer_can_be_tried_again(offer_shop, live, page, failure):
+    """A dropped connection or a failed create is no reason to lose the offer: it stays,
+    says to try again, and the next press applies it. When the first attempt did make the
+    discount and only its answer was lost, the second gets that same discount."""
+    _idle_basket(page, live, offer_shop)
+    page.goto(live.url + "/demo/cart")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="ready"]', state="attached")
+    tries = []
+
+    def fail(route):
+        tries.append(route.request.url)
+        if failure == "answer-lost":
+            route.fetch()  # the server accepts and makes the discount...
+            route.abort()  # ...and its answer never arrives
+        elif failure == "network":
+            route.abort()
+        else:
+            route.fulfill(status=502, json={"code": "platform_error", "status": 502,
+                                            "message": "Try again.", "errors": {}})
+
+    page.route("**/offers/accept**", fail)
+    accept = page.get_by_role("button", name=re.compile(r"^Apply "))
+    accept.focus()
+    page.keyboard.press("Enter")
+    note = page.locator("shopkeeper-cart-offer [role=status]")
+    expect(note).to_have_text("That did not go through. Please try again.")
+    assert len(tries) == 1
+    expect(accept).to_be_enabled()
+    assert page.get_attribute(SLOT, "data-shopkeeper-state") == "ready"
+    assert page.evaluate("document.activeElement.shadowRoot.activeElement.textContent"
+                         ).startswith("Apply ")  # focus stays on the button to press again
+    page.unroute("**/offers/accept**")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f'{SLOT}[data-shopkeeper-state="accepted"]', state="attached")
+    code = page.text_content("#cart-discount-code")
+    assert re.fullmatch(r"SK-[0-9A-F]{10}", code)
+    assert wait_until(lambda: ("accepted", code) in _offers())
+    assert [s for s, _ in _offers()].count("accepted") == 1  # one discount, not two
+
+
 def test_dismiss_hides_the_offer_for_this_basket(offer_shop, live, page):
     _idle_basket(page, live, offer_shop)
     page.goto(live.url + "/demo/cart")
